@@ -1,0 +1,108 @@
+# logpipe -- composable Unix filters that move JSON log events through
+# Redis Streams. Plain make; see README.md.
+
+VERSION = 0.1.0
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+DESTDIR ?=
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+OPT ?= -O2 -g
+# Diagnostics are snprintf'd into fixed buffers on purpose: a cut message
+# is better than an allocation, so -Wformat-truncation is noise here.
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+       -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+CFLAGS ?= $(OPT)
+LP_CFLAGS = -std=c11 -D_GNU_SOURCE -DLP_VERSION='"$(VERSION)"' $(WARN) \
+            -Ilib $(shell $(PKG_CONFIG) --cflags hiredis zlib 2>/dev/null)
+LP_LIBS = $(shell $(PKG_CONFIG) --libs hiredis zlib 2>/dev/null || \
+                  echo -lhiredis -lz) -ljq -lm
+
+# SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer
+ifeq ($(SAN),1)
+OPT = -O1 -g -fno-omit-frame-pointer
+LP_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+TOOLS = $(patsubst cmd/%.c,cmd/%,$(wildcard cmd/logpipe-*.c))
+LIB_SRC = $(wildcard lib/lp_*.c)
+LIB_OBJ = $(LIB_SRC:.c=.o)
+LIB_HDR = $(wildcard lib/lp_*.h)
+UNIT = $(patsubst tests/%.c,tests/%,$(wildcard tests/unit-*.c))
+BENCH = $(patsubst tests/%.c,tests/%,$(wildcard tests/bench-*.c))
+MAN1 = $(wildcard man/logpipe-*.1)
+MAN7 = man/logpipe.7
+
+all: $(TOOLS) $(UNIT) $(BENCH)
+
+lib/%.o: lib/%.c $(LIB_HDR)
+	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+lib/liblogpipe.a: $(LIB_OBJ)
+	$(AR) rcs $@ $(LIB_OBJ)
+
+cmd/logpipe-%: cmd/logpipe-%.c lib/liblogpipe.a $(LIB_HDR)
+	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    lib/liblogpipe.a $(LP_LIBS)
+
+tests/unit-% tests/bench-%: tests/%.c
+
+tests/unit-%: tests/unit-%.c tests/tap.h lib/liblogpipe.a $(LIB_HDR)
+	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    lib/liblogpipe.a $(LP_LIBS)
+
+tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR)
+	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    lib/liblogpipe.a $(LP_LIBS)
+
+# Debian packages the build, the tests and the demo need.
+DEPS = build-essential pkg-config libhiredis-dev libjq-dev zlib1g-dev \
+       redis-server redis-tools jq mandoc perl gzip procps zsh \
+       bash-completion
+
+deps:
+	@sh tests/deps.sh $(DEPS)
+
+check: deps all
+	@prove -j2 -e '' tests/t[0-9]*.sh
+
+# long fault-injection and soak runs, not part of check
+stress: deps all
+	@LP_STRESS=1 prove -e '' tests/t[0-9]*.sh tests/s[0-9]*.sh
+
+demo: deps all
+	@sh examples/demo.sh
+
+bench: deps all
+	@sh tests/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BASHCOMPDIR) \
+	    $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+	install -m 644 completions/logpipe.bash \
+	    $(DESTDIR)$(BASHCOMPDIR)/logpipe
+	for t in $(notdir $(TOOLS)); do \
+	    ln -sf logpipe $(DESTDIR)$(BASHCOMPDIR)/$$t; done
+	install -m 644 completions/_logpipe $(DESTDIR)$(ZSHCOMPDIR)/_logpipe
+
+uninstall:
+	for t in $(notdir $(TOOLS)); do \
+	    rm -f $(DESTDIR)$(BINDIR)/$$t $(DESTDIR)$(MANDIR)/man1/$$t.1 \
+	        $(DESTDIR)$(BASHCOMPDIR)/$$t; done
+	rm -f $(DESTDIR)$(MANDIR)/man7/logpipe.7 \
+	    $(DESTDIR)$(BASHCOMPDIR)/logpipe $(DESTDIR)$(ZSHCOMPDIR)/_logpipe
+
+clean:
+	rm -f lib/*.o lib/liblogpipe.a $(TOOLS) $(UNIT) $(BENCH)
+
+.PHONY: all deps check stress demo bench install uninstall clean
+.SUFFIXES:

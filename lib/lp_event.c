@@ -1,0 +1,45 @@
+/* lp_event.c -- the event time, shared by send and drain */
+#include <math.h>
+#include <stdio.h>
+
+#include "lp_event.h"
+#include "lp_parse.h"
+#include "lp_time.h"
+
+int lp_event_time(const char *s, const struct lp_jval *v, int64_t *ms,
+                  char *err)
+{
+    char tmp[64];
+    double d;
+    long n;
+
+    switch (v->type) {
+    case LP_JNONE:
+    case LP_JNULL:
+        return 0;
+    case LP_JNUMBER:
+        if (lp_json_number(s, v, &d) < 0 || d * 1000 < LP_TIME_MIN ||
+            d * 1000 > LP_TIME_MAX)
+            goto bad;
+        *ms = (int64_t)llround(d * 1000);
+        return 1;
+    case LP_JSTRING:
+        if (v->esc) {
+            if ((n = lp_json_unescape(s, v, tmp, sizeof tmp)) < 0 ||
+                lp_rfc3339_parse(tmp, (size_t)n, ms) < 0)
+                goto bad;
+        } else if (lp_rfc3339_parse(s + v->off + 1, v->len - 2, ms) < 0) {
+            goto bad;
+        }
+        if (*ms < LP_TIME_MIN || *ms > LP_TIME_MAX)
+            goto bad;
+        return 1;
+    default:
+        break;
+    }
+bad:
+    snprintf(err, LP_ERRLEN, "time member is not epoch seconds or an "
+             "RFC 3339 date-time: %.*s", v->len > 60 ? 60 : (int)v->len,
+             s + v->off);
+    return -1;
+}

@@ -1,0 +1,175 @@
+/* lp_fs.c -- files below a directory descriptor, never outside it */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_fs.h"
+#include "lp_parse.h"
+
+int lp_fs_root(const char *path, int create, char *err)
+{
+    char tmp[4096];
+    int fd;
+
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 || errno != ENOENT || !create)
+        goto out;
+    /* mkdir -p */
+    if (strlen(path) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        goto out;
+    }
+    strcpy(tmp, path);
+    for (char *p = tmp + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(tmp, LP_DIR_MODE) < 0 && errno != EEXIST)
+                goto out;
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+out:
+    if (fd < 0)
+        snprintf(err, LP_ERRLEN, "%s: %s", path, strerror(errno));
+    return fd;
+}
+
+int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
+               int *created, char *err)
+{
+    char comp[256];
+    const char *p = rel, *slash;
+    int dfd = dirfd, fd = -1, made;
+
+    *created = 0;
+    while ((slash = strchr(p, '/')) != NULL) {
+        size_t n = (size_t)(slash - p);
+        int next;
+        if (n == 0 || n >= sizeof comp || (n <= 2 && p[0] == '.' &&
+                                           (n == 1 || p[1] == '.'))) {
+            snprintf(err, LP_ERRLEN, "%s: unsafe path", rel);
+            errno = EINVAL;
+            goto fail;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        made = 0;
+        for (;;) {
+            next = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                          O_CLOEXEC);
+            if (next >= 0 || errno != ENOENT)
+                break;
+            if (mkdirat(dfd, comp, LP_DIR_MODE) < 0 && errno != EEXIST)
+                break;
+            made = 1;
+        }
+        if (next < 0) {
+            snprintf(err, LP_ERRLEN, "%.*s: %s", (int)(slash - rel), rel,
+                     errno == ELOOP || errno == ENOTDIR ?
+                     "not a directory (symlinks are refused)" :
+                     strerror(errno));
+            goto fail;
+        }
+        if (made && fsync(dfd) < 0) {
+            snprintf(err, LP_ERRLEN, "fsync of the directory of %.*s: %s",
+                     (int)(slash - rel), rel, strerror(errno));
+            close(next);
+            goto fail;
+        }
+        if (dfd != dirfd)
+            close(dfd);
+        dfd = next;
+        p = slash + 1;
+    }
+    if (*p == '\0' || strcmp(p, ".") == 0 || strcmp(p, "..") == 0) {
+        snprintf(err, LP_ERRLEN, "%s: unsafe path", rel);
+        errno = EINVAL;
+        goto fail;
+    }
+    flags |= O_NOFOLLOW | O_CLOEXEC;
+    if (flags & O_CREAT) {
+        /* tell a new file from an existing one: its directory entry must
+         * be made durable */
+        for (;;) {
+            fd = openat(dfd, p, flags | O_EXCL, mode);
+            if (fd >= 0) {
+                *created = 1;
+                break;
+            }
+            if (errno != EEXIST)
+                break;
+            fd = openat(dfd, p, flags & ~O_CREAT, mode);
+            if (fd >= 0 || errno != ENOENT)
+                break;
+            /* unlinked in between (rotation): try again */
+        }
+    } else {
+        fd = openat(dfd, p, flags, mode);
+    }
+    if (fd < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", rel, errno == ELOOP ?
+                 "is a symlink (refused)" : strerror(errno));
+        goto fail;
+    }
+    if (*created && fsync(dfd) < 0) {
+        snprintf(err, LP_ERRLEN, "fsync of the directory of %s: %s", rel,
+                 strerror(errno));
+        close(fd);
+        fd = -1;
+        goto fail;
+    }
+    if (dfd != dirfd)
+        close(dfd);
+    return fd;
+fail:
+    if (dfd != dirfd) {
+        int e = errno;
+        close(dfd);
+        errno = e;
+    }
+    return -1;
+}
+
+int lp_fs_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int lp_fs_sync_dir(int dirfd, const char *rel, char *err)
+{
+    int fd, rc;
+
+    if (rel == NULL || *rel == '\0' || strcmp(rel, ".") == 0)
+        fd = dirfd;
+    else if ((fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                          O_CLOEXEC)) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", rel, strerror(errno));
+        return -1;
+    }
+    rc = fsync(fd);
+    if (rc < 0)
+        snprintf(err, LP_ERRLEN, "fsync of directory %s: %s",
+                 rel && *rel ? rel : ".", strerror(errno));
+    if (fd != dirfd)
+        close(fd);
+    return rc;
+}

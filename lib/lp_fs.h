@@ -1,0 +1,32 @@
+/* lp_fs.h -- files below a directory descriptor, never outside it */
+#ifndef LP_FS_H
+#define LP_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define LP_DIR_MODE 0750
+#define LP_FILE_MODE 0640
+
+/* Opens (and with create, makes, mode 0750, parents too) the root
+ * directory of a tree. Returns a descriptor or -1 with err. */
+int lp_fs_root(const char *path, int create, char *err);
+
+/*
+ * Opens rel, a relative path of safe components, below dirfd: every
+ * directory is walked with openat(O_NOFOLLOW|O_DIRECTORY) and made (0750)
+ * when missing, so neither "..", an absolute path nor a symlink planted in
+ * the tree can lead outside it. flags are ORed with O_NOFOLLOW|O_CLOEXEC.
+ * When the file or a directory is created, its parent is fsynced before
+ * returning and *created is set. Returns a descriptor or -1 with err.
+ */
+int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
+               int *created, char *err);
+
+/* write(2) until all of p is written; -1 with errno on failure. */
+int lp_fs_write_all(int fd, const void *p, size_t n);
+
+/* fsync of a directory below dirfd ("" or "." for dirfd itself). */
+int lp_fs_sync_dir(int dirfd, const char *rel, char *err);
+
+#endif

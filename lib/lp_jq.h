@@ -1,0 +1,31 @@
+/* lp_jq.h -- user-supplied jq 1.6 programs (--where), compiled once */
+#ifndef LP_JQ_H
+#define LP_JQ_H
+
+#include <stddef.h>
+
+struct lp_jq;
+
+/* Compiles prog. Returns 0, or -1 with err (LP_ERRLEN) holding jq's
+ * message: the caller exits 78. */
+int lp_jq_new(const char *prog, struct lp_jq **out, char *err);
+void lp_jq_free(struct lp_jq *q);
+
+/*
+ * Runs the program on one event (JSON text s[0..n)). Returns 1 when its
+ * first output is neither false nor null, 0 when it is or there is none,
+ * -1 with err on a runtime error. jq parses the event only to evaluate the
+ * program; the event's bytes are never re-serialized.
+ */
+int lp_jq_match(struct lp_jq *q, const char *s, size_t n, char *err);
+
+/*
+ * Runs the program and writes its first output as text into out[0..cap):
+ * a string as is, anything else as compact JSON. Returns the length, 0
+ * when there is no output or it is null, -1 with err on a runtime error or
+ * when it does not fit.
+ */
+long lp_jq_string(struct lp_jq *q, const char *s, size_t n, char *out,
+                  size_t cap, char *err);
+
+#endif

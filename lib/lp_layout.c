@@ -1,0 +1,301 @@
+/* lp_layout.c -- archive path templates */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lp_layout.h"
+#include "lp_parse.h"
+#include "lp_time.h"
+
+enum { PART_LIT, PART_TIME, PART_FIELD };
+
+struct part {
+    int kind;
+    char conv;                  /* PART_TIME */
+    int field;                  /* PART_FIELD: index into fields */
+    size_t off, len;            /* PART_LIT: in text */
+};
+
+struct lp_layout {
+    char *text;                 /* the template, for literal parts */
+    int nparts;
+    struct part part[128];
+    int nfields;
+    char *field[LP_LAYOUT_MAXFIELDS];
+};
+
+static int safe_char(int c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+int lp_safe_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!safe_char((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+void lp_layout_free(struct lp_layout *l)
+{
+    if (l == NULL)
+        return;
+    for (int i = 0; i < l->nfields; i++)
+        free(l->field[i]);
+    free(l->text);
+    free(l);
+}
+
+static int add_part(struct lp_layout *l, struct part p, char *err)
+{
+    if (l->nparts >= (int)(sizeof l->part / sizeof l->part[0])) {
+        snprintf(err, LP_ERRLEN, "layout: template too complex");
+        return -1;
+    }
+    l->part[l->nparts++] = p;
+    return 0;
+}
+
+int lp_layout_new(const char *tmpl, struct lp_layout **out, char *err)
+{
+    struct lp_layout *l = calloc(1, sizeof *l);
+    const char *t, *last_slash;
+    int comp_start = 1, has_y = 0, has_m = 0, has_d = 0, has_f = 0;
+    size_t n = strlen(tmpl);
+
+    *out = NULL;
+    if (l == NULL || (l->text = strdup(tmpl)) == NULL) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        goto fail;
+    }
+    if (n == 0 || tmpl[0] == '/') {
+        snprintf(err, LP_ERRLEN, "layout '%s': must be a relative path", tmpl);
+        goto fail;
+    }
+    last_slash = strrchr(tmpl, '/');
+    for (t = tmpl; *t; ) {
+        struct part p = { 0 };
+        int in_name = t > last_slash || last_slash == NULL;
+        if (*t == '%') {
+            char c = t[1];
+            if (strchr("YymdHMSjF", c) == NULL || c == '\0') {
+                snprintf(err, LP_ERRLEN, "layout '%s': unsupported conversion "
+                         "'%%%c' (use %%Y %%y %%m %%d %%H %%M %%S %%j %%F)",
+                         tmpl, c ? c : ' ');
+                goto fail;
+            }
+            if (in_name) {
+                has_y |= c == 'Y';
+                has_m |= c == 'm';
+                has_d |= c == 'd';
+                has_f |= c == 'F';
+            }
+            p.kind = PART_TIME;
+            p.conv = c;
+            t += 2;
+            comp_start = 0;
+        } else if (*t == '{') {
+            const char *close = strchr(t, '}');
+            size_t fl;
+            int i;
+            if (close == NULL || close == t + 1) {
+                snprintf(err, LP_ERRLEN, "layout '%s': '{' without a field "
+                         "name and '}'", tmpl);
+                goto fail;
+            }
+            fl = (size_t)(close - t - 1);
+            if (memchr(t + 1, '{', fl)) {
+                snprintf(err, LP_ERRLEN, "layout '%s': nested '{'", tmpl);
+                goto fail;
+            }
+            for (i = 0; i < l->nfields; i++)
+                if (strlen(l->field[i]) == fl &&
+                    memcmp(l->field[i], t + 1, fl) == 0)
+                    break;
+            if (i == l->nfields) {
+                if (l->nfields >= LP_LAYOUT_MAXFIELDS) {
+                    snprintf(err, LP_ERRLEN, "layout '%s': more than %d "
+                             "fields", tmpl, LP_LAYOUT_MAXFIELDS);
+                    goto fail;
+                }
+                if ((l->field[i] = strndup(t + 1, fl)) == NULL) {
+                    snprintf(err, LP_ERRLEN, "out of memory");
+                    goto fail;
+                }
+                l->nfields++;
+            }
+            p.kind = PART_FIELD;
+            p.field = i;
+            t = close + 1;
+            comp_start = 0;
+        } else {
+            const char *s = t;
+            while (*t && *t != '%' && *t != '{') {
+                if (*t == '/') {
+                    if (comp_start) {
+                        snprintf(err, LP_ERRLEN, "layout '%s': empty path "
+                                 "component", tmpl);
+                        goto fail;
+                    }
+                    comp_start = 1;
+                } else if (!safe_char((unsigned char)*t)) {
+                    snprintf(err, LP_ERRLEN, "layout '%s': character '%c' is "
+                             "not allowed (only A-Z a-z 0-9 . _ - /)", tmpl,
+                             *t);
+                    goto fail;
+                } else {
+                    if (comp_start && *t == '.') {
+                        snprintf(err, LP_ERRLEN, "layout '%s': a path "
+                                 "component may not start with '.'", tmpl);
+                        goto fail;
+                    }
+                    comp_start = 0;
+                }
+                t++;
+            }
+            p.kind = PART_LIT;
+            p.off = (size_t)(s - tmpl);
+            p.len = (size_t)(t - s);
+        }
+        if (add_part(l, p, err) < 0)
+            goto fail;
+    }
+    if (comp_start) {
+        snprintf(err, LP_ERRLEN, "layout '%s': ends with '/'", tmpl);
+        goto fail;
+    }
+    if (n < 6 || strcmp(tmpl + n - 6, ".jsonl") != 0) {
+        snprintf(err, LP_ERRLEN, "layout '%s': the file name must end in "
+                 ".jsonl", tmpl);
+        goto fail;
+    }
+    if (!has_f && !(has_y && has_m && has_d)) {
+        snprintf(err, LP_ERRLEN, "layout '%s': the file name must hold the "
+                 "day (%%F, or %%Y, %%m and %%d) for logpipe-rotate", tmpl);
+        goto fail;
+    }
+    *out = l;
+    return 0;
+fail:
+    lp_layout_free(l);
+    return -1;
+}
+
+int lp_layout_nfields(const struct lp_layout *l)
+{
+    return l->nfields;
+}
+
+const char *lp_layout_field(const struct lp_layout *l, int i)
+{
+    return l->field[i];
+}
+
+static size_t put_num(char *o, int v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        o[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return (size_t)width;
+}
+
+long lp_layout_expand(const struct lp_layout *l, int64_t ms, const char *s,
+                      const struct lp_jevent *ev, const int *keyidx,
+                      char *out, size_t cap, char *err)
+{
+    struct lp_tm tm;
+    size_t o = 0;
+    int have_tm = 0;
+
+    for (int i = 0; i < l->nparts; i++) {
+        const struct part *p = &l->part[i];
+        char tmp[80];
+        const char *v = tmp;
+        size_t vn = 0;
+
+        switch (p->kind) {
+        case PART_LIT:
+            v = l->text + p->off;
+            vn = p->len;
+            break;
+        case PART_TIME:
+            if (!have_tm) {
+                lp_time_tm(ms, &tm);
+                if (tm.year < 0 || tm.year > 9999) {
+                    snprintf(err, LP_ERRLEN, "event time is outside years "
+                             "0000..9999");
+                    return -1;
+                }
+                have_tm = 1;
+            }
+            switch (p->conv) {
+            case 'Y': vn = put_num(tmp, tm.year, 4); break;
+            case 'y': vn = put_num(tmp, tm.year % 100, 2); break;
+            case 'm': vn = put_num(tmp, tm.mon, 2); break;
+            case 'd': vn = put_num(tmp, tm.mday, 2); break;
+            case 'H': vn = put_num(tmp, tm.hour, 2); break;
+            case 'M': vn = put_num(tmp, tm.min, 2); break;
+            case 'S': vn = put_num(tmp, tm.sec, 2); break;
+            case 'j': vn = put_num(tmp, tm.yday, 3); break;
+            case 'F':
+                put_num(tmp, tm.year, 4);
+                tmp[4] = '-';
+                put_num(tmp + 5, tm.mon, 2);
+                tmp[7] = '-';
+                put_num(tmp + 8, tm.mday, 2);
+                vn = 10;
+                break;
+            }
+            break;
+        case PART_FIELD: {
+            const struct lp_jval *jv = &ev->val[keyidx[p->field]];
+            long r;
+            switch (jv->type) {
+            case LP_JNONE: case LP_JNULL:
+                v = "_none";
+                vn = 5;
+                break;
+            case LP_JSTRING:
+                if (jv->esc) {
+                    r = lp_json_unescape(s, jv, tmp, 65);
+                    vn = r < 0 ? 65 : (size_t)r;
+                } else {
+                    v = s + jv->off + 1;
+                    vn = jv->len - 2;
+                }
+                break;
+            case LP_JNUMBER:
+                v = s + jv->off;
+                vn = jv->len;
+                if (vn > 0 && (memchr(v, '.', vn) || memchr(v, 'e', vn) ||
+                               memchr(v, 'E', vn)))
+                    vn = 0;     /* not an integer: refused below */
+                break;
+            default:
+                vn = 0;
+            }
+            if (!lp_safe_name(v, vn)) {
+                snprintf(err, LP_ERRLEN, "member \"%s\" is not a safe name: "
+                         "%.*s", l->field[p->field],
+                         jv->len > 80 ? 80 : (int)jv->len,
+                         jv->type == LP_JNONE ? "" : s + jv->off);
+                return -1;
+            }
+            break;
+        }
+        }
+        if (cap - o <= vn) {
+            snprintf(err, LP_ERRLEN, "path longer than %zu bytes", cap - 1);
+            return -1;
+        }
+        memcpy(out + o, v, vn);
+        o += vn;
+    }
+    out[o] = '\0';
+    return (long)o;
+}

@@ -1,0 +1,42 @@
+/* lp_layout.h -- archive path templates: "{service}/%Y-%m-%d.jsonl" */
+#ifndef LP_LAYOUT_H
+#define LP_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lp_json.h"
+
+#define LP_LAYOUT_MAXFIELDS 8
+#define LP_LAYOUT_PATHMAX 1024
+
+struct lp_layout;
+
+/*
+ * Compiles a template: literal text of [A-Za-z0-9._-] and '/', strftime
+ * conversions %Y %y %m %d %H %M %S %j %F on the event time (UTC), and
+ * {field} for a top-level member. The result must be a relative path with
+ * no empty, "." or ".." component and no component starting with '.', and
+ * its file name must end in ".jsonl" and hold the day (%F, or %Y %m %d),
+ * which logpipe-rotate reads. Returns 0, or -1 with err (LP_ERRLEN).
+ */
+int lp_layout_new(const char *tmpl, struct lp_layout **out, char *err);
+void lp_layout_free(struct lp_layout *l);
+
+int lp_layout_nfields(const struct lp_layout *l);
+const char *lp_layout_field(const struct lp_layout *l, int i);
+
+/* Is s[0..n) a safe name: [A-Za-z0-9_][A-Za-z0-9._-]{0,63}? */
+int lp_safe_name(const char *s, size_t n);
+
+/*
+ * Expands the template for an event s (scanned into ev) with time ms.
+ * keyidx[i] is the lp_jkeys index of field i. A missing or null member
+ * becomes "_none"; a string or integer must be a safe name. Returns the
+ * path length, or -1 with err naming the field and value (unsafe-path).
+ */
+long lp_layout_expand(const struct lp_layout *l, int64_t ms, const char *s,
+                      const struct lp_jevent *ev, const int *keyidx,
+                      char *out, size_t cap, char *err);
+
+#endif

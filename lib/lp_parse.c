@@ -1,0 +1,151 @@
+/* lp_parse.c -- numbers, durations, sizes and lists from the command line */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lp_parse.h"
+
+int lp_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+                  char *err)
+{
+    char *end;
+    unsigned long long v;
+
+    if (*s < '0' || *s > '9') {
+        snprintf(err, LP_ERRLEN, "'%s' is not a number", s);
+        return -1;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*end != '\0') {
+        snprintf(err, LP_ERRLEN, "'%s' is not a number", s);
+        return -1;
+    }
+    if (errno == ERANGE || v < min || v > max) {
+        snprintf(err, LP_ERRLEN, "'%s' is out of range (%llu..%llu)", s,
+                 (unsigned long long)min, (unsigned long long)max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_number(const char *s, double *v, const char **rest)
+{
+    char *end;
+
+    if ((*s < '0' || *s > '9') && *s != '.')
+        return -1;
+    errno = 0;
+    *v = strtod(s, &end);
+    if (end == s || errno == ERANGE || !isfinite(*v) || *v < 0)
+        return -1;
+    /* strtod takes hex and exponents; we want plain decimals */
+    for (const char *p = s; p < end; p++)
+        if ((*p < '0' || *p > '9') && *p != '.')
+            return -1;
+    *rest = end;
+    return 0;
+}
+
+int lp_parse_duration(const char *s, const char *defunit, int64_t *ms,
+                      char *err)
+{
+    static const struct { const char *u; double ms; } units[] = {
+        { "ms", 1 }, { "s", 1e3 }, { "m", 60e3 }, { "h", 3600e3 },
+        { "d", 86400e3 }, { "w", 7 * 86400e3 },
+    };
+    const char *unit;
+    double v, mult = -1;
+
+    if (parse_number(s, &v, &unit) < 0)
+        goto bad;
+    if (*unit == '\0')
+        unit = defunit;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(unit, units[i].u) == 0)
+            mult = units[i].ms;
+    if (mult < 0)
+        goto bad;
+    v *= mult;
+    if (v > 9.2e15)
+        goto bad;
+    *ms = (int64_t)llround(v);
+    return 0;
+bad:
+    snprintf(err, LP_ERRLEN,
+             "'%s' is not a duration (like 500ms, 30s, 5m, 24h, 7d)", s);
+    return -1;
+}
+
+int lp_parse_size(const char *s, uint64_t *out, char *err)
+{
+    static const struct { const char *u; double mult; } units[] = {
+        { "", 1 }, { "B", 1 },
+        { "K", 1024.0 }, { "KB", 1024.0 }, { "KiB", 1024.0 }, { "k", 1024.0 },
+        { "M", 1048576.0 }, { "MB", 1048576.0 }, { "MiB", 1048576.0 },
+        { "G", 1073741824.0 }, { "GB", 1073741824.0 }, { "GiB", 1073741824.0 },
+        { "T", 1099511627776.0 }, { "TB", 1099511627776.0 },
+        { "TiB", 1099511627776.0 },
+    };
+    const char *unit;
+    double v;
+
+    if (parse_number(s, &v, &unit) < 0)
+        goto bad;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(unit, units[i].u) == 0) {
+            v *= units[i].mult;
+            if (v >= 1.8e19)
+                goto bad;
+            *out = (uint64_t)llround(v);
+            return 0;
+        }
+    }
+bad:
+    snprintf(err, LP_ERRLEN, "'%s' is not a size (like 512, 64K, 10M, 1G)",
+             s);
+    return -1;
+}
+
+int lp_parse_list(char *s, char **item, int max, char *err)
+{
+    int n = 0;
+    char *p = s;
+
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        if (*p == '\0') {
+            snprintf(err, LP_ERRLEN, "empty item in list");
+            return -1;
+        }
+        if (n >= max) {
+            snprintf(err, LP_ERRLEN, "more than %d items in list", max);
+            return -1;
+        }
+        item[n++] = p;
+        if (comma == NULL)
+            return n;
+        p = comma + 1;
+    }
+}
+
+void lp_format_duration(int64_t ms, char *buf, size_t cap)
+{
+    if (ms == 0)
+        snprintf(buf, cap, "0");
+    else if (ms % 86400000 == 0 && ms > 86400000)
+        snprintf(buf, cap, "%lldd", (long long)(ms / 86400000));
+    else if (ms % 3600000 == 0)
+        snprintf(buf, cap, "%lldh", (long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        snprintf(buf, cap, "%lldm", (long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(buf, cap, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(buf, cap, "%lldms", (long long)ms);
+}

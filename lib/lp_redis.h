@@ -1,0 +1,132 @@
+/* lp_redis.h -- Redis connection, pipelining, and reply walking */
+#ifndef LP_REDIS_H
+#define LP_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lp_url.h"
+
+struct lp_redis;
+struct lp_reply;                /* opaque: a reply as hiredis parsed it */
+
+enum {
+    LP_REPLY_STRING = 1, LP_REPLY_ARRAY, LP_REPLY_INTEGER, LP_REPLY_NIL,
+    LP_REPLY_STATUS, LP_REPLY_ERROR
+};
+
+/* lp_redis_connect results besides 0 */
+enum {
+    LP_REDIS_ETEMP = -1,        /* refused, timed out, LOADING: retry */
+    LP_REDIS_EAUTH = -2         /* wrong password, NOPERM, bad db: stop */
+};
+
+/* Copies u and password (may be NULL). Returns NULL when out of memory. */
+struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password);
+void lp_redis_free(struct lp_redis *r);
+
+/*
+ * Connects (closing any previous connection), authenticates, selects the
+ * database, sets the socket timeout and checks the server answers.
+ * Returns 0, LP_REDIS_ETEMP or LP_REDIS_EAUTH with err (LP_ERRLEN) filled.
+ */
+int lp_redis_connect(struct lp_redis *r, char *err);
+void lp_redis_disconnect(struct lp_redis *r);
+int lp_redis_connected(const struct lp_redis *r);
+
+/* Read/write timeout of the socket, kept across reconnects (0: none).
+ * hiredis reports an expired timeout as an I/O error. */
+void lp_redis_set_timeout(struct lp_redis *r, int64_t ms);
+
+/* "host:port" or "unix:/path", never the password. */
+const char *lp_redis_name(const struct lp_redis *r);
+int lp_redis_fd(const struct lp_redis *r);
+
+/* Queue a command; nothing is sent yet. Binary safe; copies the args.
+ * Returns 0 or -1 (out of memory, or not connected). */
+int lp_redis_append(struct lp_redis *r, int argc, const char **argv,
+                    const size_t *lens);
+/* Queue bytes already in RESP form (one or many commands). */
+int lp_redis_append_raw(struct lp_redis *r, const char *cmd, size_t len);
+/* Bytes queued and not yet written. */
+size_t lp_redis_pending_out(const struct lp_redis *r);
+
+/* Writes everything queued (blocks, up to the timeout). 0 or -1 + err;
+ * after -1 the connection is closed. */
+int lp_redis_flush(struct lp_redis *r, char *err);
+
+/* One read() from the socket into the reply parser (blocks until data or
+ * timeout). 0 or -1 + err; after -1 the connection is closed. */
+int lp_redis_read(struct lp_redis *r, char *err);
+
+/* A reply already received, without blocking: 1 and *rep set, 0 when none
+ * is complete yet, -1 + err on a protocol error (connection closed). */
+int lp_redis_next(struct lp_redis *r, struct lp_reply **rep, char *err);
+
+/* Flushes, then waits for the next reply. 0 or -1 + err (I/O error or
+ * timeout; the connection is closed and replies in flight are lost). */
+int lp_redis_reply(struct lp_redis *r, struct lp_reply **rep, char *err);
+
+/*
+ * One command, blocking: args are NUL-terminated strings ending with NULL.
+ * Returns the reply (which may be of type LP_REPLY_ERROR), or NULL with err
+ * on an I/O error. Caller frees with lp_reply_free.
+ */
+struct lp_reply *lp_redis_cmd(struct lp_redis *r, char *err, ...)
+    __attribute__((sentinel));
+struct lp_reply *lp_redis_cmdv(struct lp_redis *r, char *err, int argc,
+                               const char **argv, const size_t *lens);
+
+/* Accepts NULL. */
+void lp_reply_free(struct lp_reply *rep);
+
+int lp_reply_type(const struct lp_reply *rep);
+/* String, status or error text; len may be NULL. */
+const char *lp_reply_str(const struct lp_reply *rep, size_t *len);
+long long lp_reply_int(const struct lp_reply *rep);
+size_t lp_reply_len(const struct lp_reply *rep);     /* array elements */
+const struct lp_reply *lp_reply_at(const struct lp_reply *rep, size_t i);
+/* An error reply whose text starts with code ("NOGROUP", "BUSYGROUP")? */
+int lp_reply_is_error(const struct lp_reply *rep, const char *code);
+/* Copies a string/status/error/integer reply as text into buf (cut to
+ * cap-1 bytes, controls kept). Returns buf. */
+const char *lp_reply_text(const struct lp_reply *rep, char *buf, size_t cap);
+
+/* One stream entry inside a reply, borrowed from it. */
+struct lp_entry {
+    const char *id;
+    size_t idlen;
+    const struct lp_reply *fields;  /* NULL: data deleted (trimmed) */
+    size_t nfields;                 /* field/value pairs */
+};
+
+/*
+ * The entries array of an XREADGROUP/XREAD reply for one stream (NULL
+ * when the reply is nil or holds no entries), or of an XRANGE reply
+ * (xrange = 1). Returns 0, or -1 with err when the reply has an
+ * unexpected shape.
+ */
+int lp_reply_entries(const struct lp_reply *rep, int xrange,
+                     const struct lp_reply **entries, char *err);
+
+/* Entry i of an entries array, shape checked. 0 or -1 with err. */
+int lp_entry_get(const struct lp_reply *entries, size_t i,
+                 struct lp_entry *e, char *err);
+
+/* Field pair k of an entry. */
+void lp_entry_pair(const struct lp_entry *e, size_t k, const char **f,
+                   size_t *flen, const char **v, size_t *vlen);
+
+/* The value of field name, or NULL. */
+const char *lp_entry_field(const struct lp_entry *e, const char *name,
+                           size_t nlen, size_t *vlen);
+
+/* Parses a stream ID "ms-seq"; 0 or -1. */
+int lp_stream_id_parse(const char *s, size_t n, uint64_t *ms, uint64_t *seq);
+
+/* Parses RESP bytes with hiredis' reader, for tests and fuzzing: 1 and
+ * *rep when a whole reply is there, 0 when more bytes are needed, -1 on a
+ * protocol error. */
+int lp_reply_parse(const char *buf, size_t len, struct lp_reply **rep);
+
+#endif

@@ -1,0 +1,43 @@
+/* lp_time.h -- UTC civil dates, RFC 3339, clocks */
+#ifndef LP_TIME_H
+#define LP_TIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Broken-down UTC time; no time zone, no locale, no libc state. */
+struct lp_tm {
+    int year;                   /* e.g. 2026; 0..9999 for formatting */
+    int mon;                    /* 1..12 */
+    int mday;                   /* 1..31 */
+    int hour, min, sec;
+    int yday;                   /* 1..366 */
+    int wday;                   /* 0 = Sunday */
+    int ms;                     /* 0..999 */
+};
+
+int64_t lp_now_ms(void);        /* CLOCK_REALTIME */
+int64_t lp_mono_ms(void);       /* CLOCK_MONOTONIC */
+int64_t lp_mono_us(void);
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+int64_t lp_days_from_civil(int64_t y, int m, int d);
+
+/* Fills tm from milliseconds since the epoch. */
+void lp_time_tm(int64_t ms, struct lp_tm *tm);
+
+/*
+ * Parses an RFC 3339 date-time ("2026-11-21T10:00:00.5Z", offset "+02:00";
+ * 't', 'z' and a space for 'T' are accepted as RFC 3339 5.6 allows) into
+ * milliseconds since the epoch. Returns 0 or -1.
+ */
+int lp_rfc3339_parse(const char *s, size_t n, int64_t *ms);
+
+/* Formats ms as "2026-11-21T10:00:00.123Z" into buf (at least 32 bytes).
+ * Returns the length. */
+size_t lp_time_format(int64_t ms, char *buf);
+
+/* Formats the day of ms as "2026-11-21" into buf (at least 16 bytes). */
+size_t lp_day_format(int64_t ms, char *buf);
+
+#endif

@@ -1,0 +1,231 @@
+# lib.sh -- TAP helpers for the integration tests, git style
+#
+#   . "$(dirname "$0")/lib.sh"
+#   start_redis
+#   test_expect_success 'title' '
+#       commands that must all succeed
+#   '
+#   test_done
+#
+# Every test gets a private temp dir ($TMP, also the working directory) and,
+# when it asks, a private redis-server on a free port, stopped by pid at
+# exit. Nothing is shared between test files, so prove may run them in
+# parallel.
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+PATH="$TOP/cmd:$PATH"
+export PATH TOP
+unset LOGPIPE_REDIS_URL LOGPIPE_STREAM LOGPIPE_GROUP LOGPIPE_DLQ LOGPIPE_DIR \
+      LOGPIPE_REDIS_PASSWORD REDISCLI_AUTH
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/logpipe-test.XXXXXX") || exit 1
+cd "$TMP" || exit 1
+test_count=0
+test_failed=0
+REDIS_PIDS=""
+
+cleanup() {
+    for p in $REDIS_PIDS; do
+        kill -CONT "$p" 2>/dev/null
+        kill "$p" 2>/dev/null
+    done
+    for p in $REDIS_PIDS; do
+        # wait for the pid without relying on it being our child
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
+            sleep 0.1; i=$((i + 1))
+        done
+        kill -9 "$p" 2>/dev/null
+    done
+    cd /
+    if [ -n "$LP_KEEP_TMP" ]; then
+        echo "# kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '# %s\n' "$*"; }
+
+# test_expect_success TITLE BODY: BODY runs in a subshell with set -e;
+# its output is shown as TAP comments when it fails.
+test_expect_success() {
+    test_count=$((test_count + 1))
+    if ( set -e; eval "$2" ) >"$TMP/.out" 2>&1; then
+        echo "ok $test_count - $1"
+    else
+        test_failed=$((test_failed + 1))
+        echo "not ok $test_count - $1"
+        sed -e 's/^/#   /' "$TMP/.out" | tail -n 60
+    fi
+}
+
+# test_skip TITLE REASON
+test_skip() {
+    test_count=$((test_count + 1))
+    echo "ok $test_count - $1 # SKIP $2"
+}
+
+test_done() {
+    echo "1..$test_count"
+    [ "$test_failed" -eq 0 ]
+    exit $?
+}
+
+# test_cmp EXPECTED ACTUAL: files must be equal (diff shown otherwise)
+test_cmp() {
+    diff -u "$1" "$2"
+}
+
+# expect_exit CODE COMMAND...: runs COMMAND, its status must be CODE
+expect_exit() {
+    want=$1; shift
+    set +e
+    "$@"
+    got=$?
+    set -e
+    if [ "$got" -ne "$want" ]; then
+        echo "exit status $got, expected $want: $*" >&2
+        return 1
+    fi
+}
+
+# grep_q PATTERN FILE: like grep -q, but shows FILE when it fails
+grep_q() {
+    if ! grep -q -e "$1" "$2"; then
+        echo "'$1' not found in $2:" >&2
+        sed -e 's/^/    /' "$2" | head -n 30 >&2
+        return 1
+    fi
+}
+
+random_port() {
+    echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
+}
+
+# start_redis [NAME [redis-server options...]]: starts redis-server on a
+# free port in $TMP/NAME (default "redis") and sets REDIS_PORT, REDIS_PID,
+# REDIS_DIR and LOGPIPE_REDIS_URL. A port already taken makes redis-server
+# exit at once: we try another.
+start_redis() {
+    name=${1:-redis}
+    [ $# -gt 0 ] && shift
+    dir="$TMP/$name"
+    mkdir -p "$dir"
+    tries=0
+    while :; do
+        tries=$((tries + 1))
+        if [ $tries -gt 20 ]; then
+            echo "Bail out! cannot start redis-server"
+            exit 1
+        fi
+        port=$(random_port)
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
+            --save '' --appendonly no --logfile "$dir/redis.log" \
+            --daemonize no "$@" >/dev/null 2>&1 &
+        pid=$!
+        i=0
+        while [ $i -lt 100 ]; do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                break
+            fi
+            if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
+                REDIS_PORT=$port
+                REDIS_PID=$pid
+                REDIS_DIR=$dir
+                REDIS_ARGS="$*"
+                REDIS_PIDS="$REDIS_PIDS $pid"
+                LOGPIPE_REDIS_URL="redis://127.0.0.1:$port/0"
+                export LOGPIPE_REDIS_URL REDIS_PORT
+                return 0
+            fi
+            sleep 0.05
+            i=$((i + 1))
+        done
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+}
+
+# stop_redis [SIGNAL]: stops the last started redis-server and waits
+stop_redis() {
+    kill -CONT "$REDIS_PID" 2>/dev/null
+    kill "-${1:-TERM}" "$REDIS_PID" 2>/dev/null
+    wait "$REDIS_PID" 2>/dev/null
+    while kill -0 "$REDIS_PID" 2>/dev/null; do sleep 0.05; done
+}
+
+# restart_redis: starts redis-server again on the same port and directory
+# (so an AOF written before is loaded)
+restart_redis() {
+    i=0
+    while :; do
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+            --dir "$REDIS_DIR" --save '' --appendonly no \
+            --logfile "$REDIS_DIR/redis.log" --daemonize no \
+            $REDIS_ARGS >/dev/null 2>&1 &
+        REDIS_PID=$!
+        REDIS_PIDS="$REDIS_PIDS $REDIS_PID"
+        j=0
+        while [ $j -lt 200 ]; do
+            if redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG
+            then
+                return 0
+            fi
+            kill -0 "$REDIS_PID" 2>/dev/null || break
+            sleep 0.05
+            j=$((j + 1))
+        done
+        i=$((i + 1))
+        # the port may still be in TIME_WAIT use: try again
+        [ $i -lt 20 ] || { echo "cannot restart redis" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+rcli() {
+    redis-cli -p "$REDIS_PORT" "$@"
+}
+
+# gen_events N [SERVICES] [T0]: N events, one per line, with a seq member
+# 1..N, services cycling through SERVICES (default "api db web"), and
+# timestamps starting at T0 (epoch seconds, default now - 60) one second
+# apart modulo 50 seconds, as RFC 3339.
+gen_events() {
+    awk -v n="$1" -v svcs="${2:-api db web}" -v t0="${3:-$(($(date +%s) - 60))}" '
+    BEGIN {
+        ns = split(svcs, s, " ")
+        for (i = 1; i <= n; i++) {
+            t = t0 + (i % 50)
+            printf "{\"timestamp\":\"%s\",\"service\":\"%s\",\"level\":\"%s\",\"seq\":%d,\"msg\":\"event %d caf\303\251 \\\"q\\\"\"}\n",
+                strftime("%Y-%m-%dT%H:%M:%SZ", t, 1), s[(i - 1) % ns + 1],
+                (i % 7 == 0) ? "error" : "info", i, i
+        }
+    }'
+}
+
+# archive_events DIR: every archive line under DIR without its _id,
+# sorted (what went in, as a multiset)
+archive_events() {
+    find "$1" -name '*.jsonl' -type f -exec cat {} + |
+        sed -e 's/^{"_id":"[0-9]*-[0-9]*",/{/' -e 's/^{"_id":"[0-9]*-[0-9]*"}/{}/' |
+        LC_ALL=C sort
+}
+
+# seqs FILE...: the seq numbers in archive or NDJSON lines, sorted
+seqs() {
+    cat "$@" | sed -n 's/.*"seq":\([0-9]*\).*/\1/p' | sort -n
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND until it succeeds
+wait_for() {
+    limit=$(( $1 * 10 )); shift
+    i=0
+    while ! "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt $limit ] || return 1
+        sleep 0.1
+    done
+}
