@@ -40,23 +40,26 @@ MAN7 = man/logpipe.7
 
 all: $(TOOLS) $(UNIT) $(BENCH)
 
-lib/%.o: lib/%.c $(LIB_HDR)
+# a change of flags (SAN=1, CFLAGS=...) rebuilds everything
+FLAGS = $(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) $(LP_LIBS)
+lib/.flags: FORCE
+	@echo '$(FLAGS)' | cmp -s - $@ || echo '$(FLAGS)' >$@
+
+lib/%.o: lib/%.c $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 lib/liblogpipe.a: $(LIB_OBJ)
 	$(AR) rcs $@ $(LIB_OBJ)
 
-cmd/logpipe-%: cmd/logpipe-%.c lib/liblogpipe.a $(LIB_HDR)
+cmd/logpipe-%: cmd/logpipe-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    lib/liblogpipe.a $(LP_LIBS)
 
-tests/unit-% tests/bench-%: tests/%.c
-
-tests/unit-%: tests/unit-%.c tests/tap.h lib/liblogpipe.a $(LIB_HDR)
+tests/unit-%: tests/unit-%.c tests/tap.h lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    lib/liblogpipe.a $(LP_LIBS)
 
-tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR)
+tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    lib/liblogpipe.a $(LP_LIBS)
 
@@ -82,6 +85,10 @@ bench: deps all
 	@sh tests/bench.sh
 
 install: all
+	@$(MAKE) -s install-files
+
+# copies only: the tests use it, so a test run never rebuilds under itself
+install-files:
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BASHCOMPDIR) \
 	    $(DESTDIR)$(ZSHCOMPDIR)
@@ -102,7 +109,8 @@ uninstall:
 	    $(DESTDIR)$(BASHCOMPDIR)/logpipe $(DESTDIR)$(ZSHCOMPDIR)/_logpipe
 
 clean:
-	rm -f lib/*.o lib/liblogpipe.a $(TOOLS) $(UNIT) $(BENCH)
+	rm -f lib/*.o lib/liblogpipe.a lib/.flags $(TOOLS) $(UNIT) $(BENCH)
 
-.PHONY: all deps check stress demo bench install uninstall clean
+.PHONY: all deps check stress demo bench install install-files uninstall \
+        clean FORCE
 .SUFFIXES:

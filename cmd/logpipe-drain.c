@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,7 +30,7 @@
  * appended to its file's buffer, write each touched file once, fdatasync
  * it, and only then XACK, in the same round trip as the next read.
  * Entries that can never be archived (bad JSON, unsafe path) go to the
- * DLQ and are acknowledged in one MULTI/EXEC each. After every (re)start
+ * DLQ and are acknowledged in one script each (XADD, then XACK). After every (re)start
  * the consumer first reads its own pending entries (ID 0), since a reply
  * lost in transit leaves entries pending with nobody looking at them.
  */
@@ -112,7 +113,8 @@ static void usage(void)
 "  -V, --version            version\n"
 "\n"
 "Exit: 0 ok (also after SIGTERM), 64 usage, 69 Redis unreachable,\n"
-"73 cannot create output, 74 write or fsync failed, 78 bad configuration.\n"
+"70 internal error, 73 cannot create output, 74 write or fsync failed,\n"
+"78 bad configuration.\n"
 "See logpipe-drain(1).\n");
 }
 
@@ -206,50 +208,79 @@ static void evict_one(void)
         close_out(victim);
 }
 
-/*
- * Opens path for appending. A crash (or a full disk) can leave a partial
- * last line: it is cut off, since its entry was not acknowledged and will
- * be written again whole. Returns the fd or -1 with errno and err.
- */
+/* Opens path for appending (made, with its directories, when missing).
+ * Returns the fd or -1 with errno and err. */
 static int open_append(const char *path, char *err)
 {
-    int created, fd;
-    struct stat st;
+    int created;
 
-    fd = lp_fs_open(S.dirfd, path, O_RDWR | O_APPEND | O_CREAT,
-                    LP_FILE_MODE, &created, err);
-    if (fd < 0 || created)
-        return fd;
-    if (fstat(fd, &st) == 0 && st.st_size > 0) {
-        char c;
-        if (pread(fd, &c, 1, st.st_size - 1) == 1 && c != '\n') {
-            /* find the end of the last whole line */
-            char buf[4096];
-            off_t end = st.st_size, cut = 0;
-            while (end > 0) {
-                off_t from = end > (off_t)sizeof buf ? end - (off_t)sizeof buf
-                                                     : 0;
-                ssize_t n = pread(fd, buf, (size_t)(end - from), from);
-                if (n <= 0)
-                    break;
-                char *nl = memrchr(buf, '\n', (size_t)n);
-                if (nl) {
-                    cut = from + (nl - buf) + 1;
-                    break;
-                }
-                end = from;
-            }
-            lp_warn("%s: cutting a partial last line (%lld bytes) left by "
-                    "an interrupted write", path,
-                    (long long)(st.st_size - cut));
-            if (ftruncate(fd, cut) < 0 || fdatasync(fd) < 0) {
-                snprintf(err, LP_ERRLEN, "%s: %s", path, strerror(errno));
-                close(fd);
-                return -1;
-            }
+    return lp_fs_open(S.dirfd, path, O_RDWR | O_APPEND | O_CREAT,
+                      LP_FILE_MODE, &created, err);
+}
+
+/*
+ * Cuts a partial last line. Called with the file locked: every writer
+ * appends under the lock, so a tail without its newline was left by a
+ * writer that died mid-write (or a full disk). Its entry was not
+ * acknowledged and will be written again whole.
+ */
+static int cut_partial(struct out *o, off_t size, char *err)
+{
+    char buf[4096], c;
+    off_t end = size, cut = 0;
+
+    if (size == 0 || pread(o->fd, &c, 1, size - 1) != 1 || c == '\n')
+        return 0;
+    while (end > 0) {
+        off_t from = end > (off_t)sizeof buf ? end - (off_t)sizeof buf : 0;
+        ssize_t n = pread(o->fd, buf, (size_t)(end - from), from);
+        if (n <= 0)
+            break;
+        char *nl = memrchr(buf, '\n', (size_t)n);
+        if (nl) {
+            cut = from + (nl - buf) + 1;
+            break;
         }
+        end = from;
     }
-    return fd;
+    lp_warn("%s: cutting a partial last line (%lld bytes) left by an "
+            "interrupted write", o->path, (long long)(size - cut));
+    if (ftruncate(o->fd, cut) < 0 || fdatasync(o->fd) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", o->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Locks o's file for appending (flock, the lock logpipe-rotate takes too)
+ * and makes it ready: reopened when rotation unlinked or replaced it, its
+ * partial last line cut. Returns 0 with the lock held, or -1 with err.
+ */
+static int lock_for_append(struct out *o, char *err)
+{
+    struct stat st, cur;
+
+    for (;;) {
+        if (flock(o->fd, LOCK_EX) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: lock: %s", o->path,
+                     strerror(errno));
+            return -1;
+        }
+        if (fstat(o->fd, &st) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: %s", o->path, strerror(errno));
+            return -1;
+        }
+        if (st.st_nlink > 0 &&
+            fstatat(S.dirfd, o->path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+            cur.st_ino == st.st_ino && cur.st_dev == st.st_dev)
+            return cut_partial(o, st.st_size, err);
+        /* rotated away: the next file by that name is ours */
+        lp_info("%s was rotated: reopening", o->path);
+        close(o->fd);
+        if ((o->fd = open_append(o->path, err)) < 0)
+            return -1;
+    }
 }
 
 /* The open file for path, opened on first use. NULL with errno/err. */
@@ -291,25 +322,6 @@ static struct out *get_out(const char *path, size_t n, char *err)
     return S.last = o;
 }
 
-/* Reopens o when rotation replaced or unlinked its file. */
-static int check_rotated(struct out *o, char *err)
-{
-    struct stat st, cur;
-
-    if (fstat(o->fd, &st) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: %s", o->path, strerror(errno));
-        return -1;
-    }
-    if (st.st_nlink > 0 &&
-        fstatat(S.dirfd, o->path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
-        cur.st_ino == st.st_ino && cur.st_dev == st.st_dev)
-        return 0;
-    lp_info("%s was rotated: reopening", o->path);
-    close(o->fd);
-    o->fd = open_append(o->path, err);
-    return o->fd < 0 ? -1 : 0;
-}
-
 static int fatal_errno(int e)
 {
     return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS ||
@@ -324,7 +336,7 @@ static void sync_files(void)
 
     for (size_t i = 0; i < S.ntouched; i++) {
         struct out *o = S.touched[i];
-        if (check_rotated(o, err) < 0) {
+        if (lock_for_append(o, err) < 0) {
             lp_error("%s", err);
             exit(fatal_errno(errno));
         }
@@ -332,6 +344,7 @@ static void sync_files(void)
             lp_error("%s: write: %s", o->path, strerror(errno));
             exit(fatal_errno(errno));
         }
+        flock(o->fd, LOCK_UN);
     }
     /* all writes first, then the syncs: the kernel can start writeback of
      * every file before we wait on the first */
@@ -362,7 +375,7 @@ static size_t scratch_add(const void *p, size_t n)
 }
 
 /* Queues e for the DLQ. Not for the plain XACK: the move carries its own
- * XACK in the same MULTI/EXEC, so a failed move leaves it pending. */
+ * XACK in the same script, so a failed move leaves it pending. */
 static void to_dlq(const struct lp_entry *e, const char *data, size_t dlen,
                    const char *code, const char *detail)
 {
@@ -549,11 +562,22 @@ static void one_entry(const struct lp_entry *e)
     ack_later(e);
 }
 
-/* Moves the batch's DLQ items, each with its XACK in one MULTI/EXEC. */
+/*
+ * XADD to the DLQ, then XACK, as one script: redis.call raises on an error,
+ * so when the XADD fails (WRONGTYPE, OOM) the XACK never runs and the entry
+ * stays pending. MULTI/EXEC would not do: it runs the XACK even when the
+ * XADD inside it fails at run time.
+ * KEYS: stream, dlq. ARGV: group, id, then the DLQ entry's field/values.
+ */
+static const char dlq_script[] =
+    "local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
+    "return id\n";
+
+/* Moves the batch's DLQ items, each with its XACK, atomically. */
 static int send_dlq(char *err)
 {
     char ms[32], deliveries[8] = "1";
-    size_t nrep = 0;
 
     if (S.ndlq == 0)
         return 0;
@@ -561,8 +585,9 @@ static int send_dlq(char *err)
     for (size_t i = 0; i < S.ndlq; i++) {
         const struct dlq_item *d = &S.dlq[i];
         const char *id = S.scratch.p + d->id_off;
-        const char *argv[21] = {
-            "XADD", opt.com.dlq, "*",
+        const char *argv[25] = {
+            "EVAL", dlq_script, "2", opt.com.stream, opt.com.dlq,
+            opt.com.group, id,
             "data", S.scratch.p + d->data_off,
             "error", d->code,
             "detail", S.scratch.p + d->detail_off,
@@ -573,40 +598,34 @@ static int send_dlq(char *err)
             "consumer", opt.consumer,
             "failed_at", ms,
         };
-        size_t lens[21];
-        for (int k = 0; k < 21; k++)
-            lens[k] = strlen(argv[k]);
-        lens[4] = d->data_len;
-        lens[8] = d->detail_len;
-        lens[14] = d->id_len;
-        const char *ackv[4] = { "XACK", opt.com.stream, opt.com.group, id };
-        size_t ackl[4] = { 4, strlen(opt.com.stream), strlen(opt.com.group),
-                           d->id_len };
-        const char *multi = "MULTI", *exec = "EXEC";
-        size_t ml = 5, el = 4;
-        if (lp_redis_append(S.r, 1, &multi, &ml) < 0 ||
-            lp_redis_append(S.r, 21, argv, lens) < 0 ||
-            lp_redis_append(S.r, 4, ackv, ackl) < 0 ||
-            lp_redis_append(S.r, 1, &exec, &el) < 0) {
-            snprintf(err, LP_ERRLEN, "out of memory");
+        size_t lens[25];
+        for (int k = 0; k < 25; k++) {
+            /* id, data and detail live in the scratch buffer, unterminated */
+            if (k == 6 || k == 18)
+                lens[k] = d->id_len;
+            else if (k == 8)
+                lens[k] = d->data_len;
+            else if (k == 12)
+                lens[k] = d->detail_len;
+            else
+                lens[k] = strlen(argv[k]);
+        }
+        if (lp_redis_append(S.r, 25, argv, lens) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
             return -1;
         }
-        nrep += 4;
     }
-    for (size_t i = 0; i < nrep; i++) {
+    for (size_t i = 0; i < S.ndlq; i++) {
         struct lp_reply *rep;
         if (lp_redis_reply(S.r, &rep, err) < 0)
             return -1;
-        if (i % 4 == 3) {
-            if (lp_reply_type(rep) == LP_REPLY_ARRAY)
-                S.n_dlq++;
-            else {
-                char t[200];
-                lp_warn("DLQ move of %.*s failed: %s (it stays pending)",
-                        (int)S.dlq[i / 4].id_len,
-                        S.scratch.p + S.dlq[i / 4].id_off,
-                        lp_reply_text(rep, t, sizeof t));
-            }
+        if (lp_reply_type(rep) == LP_REPLY_STRING) {
+            S.n_dlq++;
+        } else {
+            char t[300];
+            lp_error("DLQ move of %.*s failed: %s (it stays pending)",
+                     (int)S.dlq[i].id_len, S.scratch.p + S.dlq[i].id_off,
+                     lp_reply_text(rep, t, sizeof t));
         }
         lp_reply_free(rep);
     }
@@ -759,6 +778,7 @@ static int receive(struct lp_reply **rep, char *err)
         if (lp_redis_reply(S.r, &a, err) < 0)
             return -1;
         take_ack_reply(a);
+        S.nack = 0;
     }
     /* a stop signal during a blocking read shuts the socket: entries the
      * server delivered meanwhile stay pending for the next start */
@@ -819,6 +839,11 @@ static void parse_args(int argc, char **argv)
         case 'b':
             if (lp_parse_duration(optarg, "ms", &opt.block, err) < 0)
                 goto badopt;
+            if (opt.block < 1 || opt.block > 3600000) {
+                snprintf(err, sizeof err, "'%s' is out of range (1ms..1h)",
+                         optarg);
+                goto badopt;
+            }
             break;
         case 't':
             if (lp_parse_duration(optarg, "s", &opt.timeout, err) < 0)
@@ -885,14 +910,14 @@ static void setup(void)
         lp_error("--where: %s", err);
         exit(LP_EX_CONFIG);
     }
+    if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
+        lp_error("--layout: %s", err);
+        exit(LP_EX_CONFIG);
+    }
     if (opt.to_stdout) {
         S.stdout_is_file = fstat(STDOUT_FILENO, &st) == 0 &&
                            S_ISREG(st.st_mode);
     } else {
-        if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
-            lp_error("--layout: %s", err);
-            exit(LP_EX_CONFIG);
-        }
         for (int i = 0; i < lp_layout_nfields(S.layout); i++) {
             S.field_idx[i] = lp_jkeys_add(&S.keys,
                                           lp_layout_field(S.layout, i));
@@ -943,17 +968,47 @@ static int finish_batch(char *err)
     return send_dlq(err);
 }
 
-/* Stopping: acknowledge the batch in hand without reading more. */
+/* Frees what setup() made, so leak checkers see a clean exit. */
+static void teardown(void)
+{
+    for (size_t b = 0; b < LP_HASH; b++)
+        while (S.bucket[b])
+            close_out(S.bucket[b]);
+    if (S.dirfd > 0)
+        close(S.dirfd);
+    lp_redis_free(S.r);
+    lp_jq_free(S.where);
+    lp_layout_free(S.layout);
+    lp_buf_free(&S.scratch);
+    lp_buf_free(&S.obj);
+    lp_buf_free(&S.line);
+    free(S.dlq);
+    free(S.touched);
+    free(S.ack);
+    free(S.acklen);
+}
+
+/*
+ * Stopping: acknowledge the batch in hand without reading more. A stop
+ * signal during a blocking read shuts the socket down, possibly just after
+ * the reply of that read arrived: connect again rather than leave a
+ * written batch pending (it would be written twice at the next start).
+ */
 static void final_ack(void)
 {
     char err[LP_ERRLEN];
     struct lp_reply *a;
 
-    if (S.nack == 0 || !lp_redis_connected(S.r))
+    if (S.nack == 0)
         return;
+    if (!lp_redis_connected(S.r) && lp_redis_connect(S.r, err) < 0) {
+        lp_warn("%s (the last batch stays pending and is delivered again "
+                "at the next start)", err);
+        return;
+    }
     if (queue_ack(err) < 0 || lp_redis_reply(S.r, &a, err) < 0) {
-        lp_warn("%s (the last batch stays pending and is not written "
-                "twice: its IDs are already in the archive)", err);
+        lp_warn("%s (the last batch stays pending and is delivered again "
+                "at the next start)", err);
         return;
     }
     take_ack_reply(a);
@@ -989,13 +1044,8 @@ int main(int argc, char **argv)
                     close_out(S.bucket[b]);
         }
         if (request(err) < 0 || receive(&rep, err) < 0) {
-            if (lp_stop && !lp_redis_connected(S.r)) {
-                /* the XACK may or may not have arrived: what did not stays
-                 * pending, and is recognised as written when redelivered */
-                break;
-            }
             if (lp_stop) {
-                final_ack();
+                final_ack();    /* S.nack is 0 if its XACK was answered */
                 break;
             }
             lp_warn("%s", err);
@@ -1081,6 +1131,6 @@ int main(int argc, char **argv)
     lp_info("%" PRIu64 " entries read, %" PRIu64 " archived, %" PRIu64
             " to the DLQ, %" PRIu64 " filtered out, %" PRIu64 " deleted",
             S.n_read, S.n_written, S.n_dlq, S.n_filtered, S.n_deleted);
-    lp_redis_free(S.r);
+    teardown();
     return LP_EX_OK;
 }

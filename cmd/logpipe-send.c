@@ -115,7 +115,8 @@ static void usage(void)
 "  -V, --version            version\n"
 "\n"
 "Exit: 0 ok, 64 usage, 65 some lines rejected, 66 input missing,\n"
-"74 I/O error, 75 Redis failed longer than --timeout, 78 bad configuration.\n"
+"70 internal error, 73 cannot create --rejects, 74 I/O error,\n"
+"75 Redis failed longer than --timeout, 78 bad configuration.\n"
 "See logpipe-send(1).\n");
 }
 
@@ -157,7 +158,10 @@ static struct {
     int warned;
     int stdout_gone;
     int exit_code;
-    uint64_t n_lines, n_events, n_sent, n_rejected, n_dlq, n_maybe;
+    uint64_t n_lines, n_events, n_sent, n_rejected, n_dlq;
+    uint64_t n_maybe;           /* sent again after a lost reply */
+    uint64_t n_ahead;           /* acknowledged, but after an event that
+                                   was not: a resume sends them twice */
 } S;
 
 static struct batch *filling(void)
@@ -263,6 +267,8 @@ static int retire(void)
         release_head();
         S.fail_since = 0;
         S.backoff = 0;
+        if (S.count == 0)
+            S.n_ahead = 0;      /* nothing unacknowledged before them */
         if (S.warned) {
             lp_warn("%s answers again", lp_redis_name(S.r));
             S.warned = 0;
@@ -343,22 +349,31 @@ static void give_up(const char *why, int code)
                  ", none of the files after it" : "", off + 1, name);
     else
         lp_error("sent %" PRIu64 " bytes of input; resume with: "
-                 "tail -c +%" PRIu64 " | logpipe-send", off, off + 1);
+                 "tail -c +%" PRIu64 " <the same input> | logpipe-send",
+                 off, off + 1);
     if (S.n_maybe)
         lp_warn("%" PRIu64 " events may have reached Redis although no "
                 "reply came (possible duplicates)", S.n_maybe);
+    if (S.n_ahead)
+        lp_warn("%" PRIu64 " events after the resume point are already in "
+                "Redis (a resume sends them twice)", S.n_ahead);
     exit(code);
 }
 
-/* Keeps only the commands of b without a success reply, in order. */
-static void compact(struct batch *b)
+/* Keeps only the commands of b without a success reply, in order.
+ * *behind: an earlier event is not acknowledged (in ring order). */
+static void compact(struct batch *b, int *behind)
 {
     size_t keep = 0, pos = 0;
 
     for (size_t k = 0; k < b->n; k++) {
         struct ev e = b->ev[k];
-        if (e.done)
+        if (e.done) {
+            if (*behind && e.kind == K_EVENT)
+                S.n_ahead++;
             continue;
+        }
+        *behind = 1;
         if (k >= b->replied && b->flushed)
             S.n_maybe++;        /* written, no reply: maybe applied */
         if (e.cmd != pos)
@@ -416,19 +431,22 @@ static void recover(const char *why)
         if (last_permanent && lp_redis_connected(S.r)) {
             give_up(msg, LP_EX_CONFIG);
         }
+        int behind = 0;
         for (int i = 0; i < S.count; i++)
-            compact(&S.ring[(S.head + i) % LP_NBATCH]);
+            compact(&S.ring[(S.head + i) % LP_NBATCH], &behind);
         while (S.count > 0 && S.ring[S.head].n == 0)
             release_head();
         if (S.count == 0) {
             S.fail_since = 0;
+            S.n_ahead = 0;
             return;
         }
 
         now = lp_mono_ms();
         if (!S.warned) {
-            lp_warn("%s; retrying for up to %llds", msg,
-                    (long long)(opt.timeout / 1000));
+            char d[32];
+            lp_format_duration(opt.timeout, d, sizeof d);
+            lp_warn("%s; retrying for up to %s", msg, d);
             S.warned = 1;
         }
         if (now - S.fail_since >= opt.timeout) {
@@ -547,6 +565,8 @@ static void add_dlq(const char *line, size_t len, uint64_t line_start, const cha
         dispatch();
 }
 
+/* Reports a rejected event; line[0..len) is what --rejects and the DLQ
+ * get: the whole line as read, or the rejected element of an array. */
 static void reject(const char *line, size_t len, uint64_t lineno,
                    uint64_t line_start, const char *code, const char *what)
 {
@@ -554,7 +574,7 @@ static void reject(const char *line, size_t len, uint64_t lineno,
 
     S.n_rejected++;
     where(at, sizeof at, lineno);
-    lp_warn("%s: %s", at, what);
+    lp_error("%s: %s", at, what);
     if (S.rejects_fd >= 0 && len > 0) {
         if (lp_fs_write_all(S.rejects_fd, line, len) < 0 ||
             lp_fs_write_all(S.rejects_fd, "\n", 1) < 0) {
@@ -609,9 +629,10 @@ static void add_event(const char *s, size_t n, const struct lp_jevent *ev,
 
 /* One event (a line, or an element of an array line). label is NULL for
  * a whole line, else "element N". Returns 0 or -1 (rejected). */
-static void one_event(const char *s, size_t n, uint64_t lineno,
-                      uint64_t line_start, const char *label)
+static void one_event(const char *s, size_t n, const struct lp_line *ln,
+                      const char *label)
 {
+    uint64_t lineno = ln->lineno, line_start = ln->start;
     struct lp_jevent ev;
     struct lp_jerr je;
     char what[LP_ERRLEN + 64], err[LP_ERRLEN];
@@ -658,7 +679,10 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
     add_event(s, n, &ev, line_start);
     return;
 rejected:
-    reject(s, n, lineno, line_start, code, what);
+    if (label == NULL)
+        reject(ln->p, ln->len, lineno, line_start, code, what);
+    else
+        reject(s, n, lineno, line_start, code, what);
 #undef REJECT
 }
 
@@ -683,14 +707,14 @@ static void one_line(const struct lp_line *ln)
     if (n == 0)
         return;
     if (*s != '[') {
-        one_event(s, n, ln->lineno, ln->start, NULL);
+        one_event(s, n, ln, NULL);
         return;
     }
     /* an array of events: valid as a whole, then element by element */
     if (lp_json_valid(s, n, &S.lim, &je) < 0) {
         char what[LP_ERRLEN];
         snprintf(what, sizeof what, "invalid JSON: %s", je.msg);
-        reject(s, n, ln->lineno, ln->start, "invalid-json", what);
+        reject(ln->p, ln->len, ln->lineno, ln->start, "invalid-json", what);
         return;
     }
     size_t pos = 0, off, len;
@@ -704,7 +728,7 @@ static void one_line(const struct lp_line *ln)
             reject(s + off, len, ln->lineno, ln->start, "not-object", what);
             continue;
         }
-        one_event(s + off, len, ln->lineno, ln->start, label);
+        one_event(s + off, len, ln, label);
     }
 }
 
@@ -715,8 +739,8 @@ static void long_line(const struct lp_line *ln)
         S.n_lines++;
         S.n_rejected++;
         where(at, sizeof at, ln->lineno);
-        lp_warn("%s: longer than --max-line (%" PRIu64 " bytes)", at,
-                opt.max_line);
+        lp_error("%s: longer than --max-line (%" PRIu64 " bytes)", at,
+                 opt.max_line);
     }
     if (S.rejects_fd >= 0) {
         if (lp_fs_write_all(S.rejects_fd, ln->p, ln->len) < 0 ||
@@ -919,8 +943,13 @@ int main(int argc, char **argv)
     /* what we look for in each event */
     S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
                                    : -1;
-    for (int i = 0; i < opt.nrequire; i++)
-        S.req_idx[i] = lp_jkeys_add(&S.keys, opt.require[i]);
+    for (int i = 0; i < opt.nrequire; i++) {
+        if ((S.req_idx[i] = lp_jkeys_add(&S.keys, opt.require[i])) < 0) {
+            lp_error("--require: too many members (at most %d)",
+                     LP_JSON_MAXKEYS - 1);
+            return LP_EX_USAGE;
+        }
+    }
     S.lim.depth = (int)opt.max_depth;
 
     {
@@ -964,8 +993,9 @@ int main(int argc, char **argv)
     if (rc < 0) {
         /* nothing in flight: recover() retries until --timeout */
         S.fail_since = lp_mono_ms();
-        lp_warn("%s; retrying for up to %llds", err,
-                (long long)(opt.timeout / 1000));
+        char d[32];
+        lp_format_duration(opt.timeout, d, sizeof d);
+        lp_warn("%s; retrying for up to %s", err, d);
         S.warned = 1;
         for (;;) {
             int64_t now = lp_mono_ms();
@@ -1026,19 +1056,30 @@ int main(int argc, char **argv)
     }
     flush_ids();
     if (lp_stop && !S.stdout_gone)
-        lp_warn("interrupted: %" PRIu64 " events sent, input read up to "
-                "byte %" PRIu64, S.n_sent, lp_lines_offset(&S.lines));
+        lp_warn("interrupted: %" PRIu64 " events sent, %s read up to byte "
+                "%" PRIu64, S.n_sent, S.name ? S.name : "input",
+                lp_lines_offset(&S.lines));
     if (S.n_maybe)
         lp_warn("%" PRIu64 " events may have reached Redis twice (a reply "
                 "was lost and they were sent again)", S.n_maybe);
     lp_info("%" PRIu64 " lines, %" PRIu64 " events sent, %" PRIu64
             " rejected", S.n_lines, S.n_sent, S.n_rejected);
     if (S.n_rejected) {
-        lp_error("%" PRIu64 " invalid events in %" PRIu64 " lines",
-                 S.n_rejected, S.n_lines);
+        lp_error("%" PRIu64 " invalid event%s in %" PRIu64 " line%s",
+                 S.n_rejected, S.n_rejected == 1 ? "" : "s", S.n_lines,
+                 S.n_lines == 1 ? "" : "s");
         if (S.exit_code == 0)
             S.exit_code = LP_EX_DATAERR;
     }
     lp_redis_free(S.r);
+    for (int i = 0; i < LP_NBATCH; i++) {
+        free(S.ring[i].ev);
+        lp_buf_free(&S.ring[i].blob);
+    }
+    lp_lines_free(&S.lines);
+    lp_buf_free(&S.prefix);
+    lp_buf_free(&S.out);
+    if (S.rejects_fd >= 0)
+        close(S.rejects_fd);
     return S.exit_code;
 }

@@ -369,8 +369,8 @@ int lp_jkeys_add(struct lp_jkeys *k, const char *name)
         return -1;
     k->name[k->n] = name;
     k->len[k->n] = len;
-    if (len < 64)
-        k->lens |= (uint64_t)1 << len;
+    /* bit 63 stands for every length from 63 up */
+    k->lens |= (uint64_t)1 << (len < 63 ? len : 63);
     return k->n++;
 }
 
@@ -395,7 +395,7 @@ int lp_json_event(const char *s, size_t n, const struct lp_jkeys *k,
 {
     static const struct lp_jkeys none;
     struct ctx c;
-    ptr p, end, ks, ke, v, mstart;
+    ptr p, end, ks, ke, v, mstart, kept_end;
     char kbuf[256];
     uint32_t nm = 0;
     int esc, vesc, type;
@@ -424,7 +424,7 @@ int lp_json_event(const char *s, size_t n, const struct lp_jkeys *k,
         return -1;
     }
     p++;
-    mstart = p;
+    mstart = kept_end = p;
     p = skip_ws(p, end);
     if (p < end && *p == '}') {
         p++;
@@ -472,24 +472,36 @@ int lp_json_event(const char *s, size_t n, const struct lp_jkeys *k,
                 klen = r < 0 ? sizeof kbuf + 1 : (size_t)r;
                 key = kbuf;
             }
-            if (klen < 64 && ((k->lens >> klen) & 1))
+            if ((k->lens >> (klen < 63 ? klen : 63)) & 1)
                 note_member(k, ev, key, klen, c.base, v, p, type, vesc);
             if (klen == 3 && memcmp(key, "_id", 3) == 0) {
                 ptr sep = skip_ws(p, end);
+                uint32_t from;
+                if (sep < end && *sep == ',') {
+                    /* the member and its comma */
+                    from = (uint32_t)(mstart - c.base);
+                } else {
+                    /* the last member: cut from the end of the last member
+                     * kept, so the comma before a run of trailing "_id"
+                     * members goes too; the run's own cuts merge into it */
+                    from = (uint32_t)(kept_end - c.base);
+                    while (ev->ncuts > 0 && ev->cut[ev->ncuts - 1].from >= from)
+                        ev->ncuts--;
+                }
+                if (ev->ncuts > 0 && ev->cut[ev->ncuts - 1].to == from) {
+                    from = ev->cut[ev->ncuts - 1].from;     /* adjacent */
+                    ev->ncuts--;
+                }
                 if (ev->ncuts >= LP_JSON_MAXCUTS) {
                     fail(&c, ks, "too many \"_id\" members");
                     return -1;
                 }
-                if (sep < end && *sep == ',') {
-                    ev->cut[ev->ncuts].from = (uint32_t)(mstart - c.base);
-                    ev->cut[ev->ncuts].to = (uint32_t)(sep + 1 - c.base);
-                } else {
-                    /* last member: take the comma before it, if any */
-                    ev->cut[ev->ncuts].from =
-                        (uint32_t)(mstart - c.base) - (nm > 1);
-                    ev->cut[ev->ncuts].to = (uint32_t)(sep - c.base);
-                }
+                ev->cut[ev->ncuts].from = from;
+                ev->cut[ev->ncuts].to = (uint32_t)((sep < end && *sep == ','
+                                                    ? sep + 1 : sep) - c.base);
                 ev->ncuts++;
+            } else {
+                kept_end = p;
             }
         }
 

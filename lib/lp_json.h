@@ -28,7 +28,7 @@ struct lp_jkeys {
     int n;
     const char *name[LP_JSON_MAXKEYS];
     size_t len[LP_JSON_MAXKEYS];
-    uint64_t lens;              /* bit k set: some name has length k (< 64) */
+    uint64_t lens;              /* bit k: a name of length k (63: >= 63) */
 };
 
 /* Limits, checked while scanning (SPEC 2; 0 = no limit for members). */

@@ -76,7 +76,18 @@ int lp_layout_new(const char *tmpl, struct lp_layout **out, char *err)
         snprintf(err, LP_ERRLEN, "layout '%s': must be a relative path", tmpl);
         goto fail;
     }
-    last_slash = strrchr(tmpl, '/');
+    /* the file name starts after the last '/' outside {field} */
+    last_slash = NULL;
+    for (t = tmpl; *t; t++) {
+        if (*t == '{') {
+            const char *close = strchr(t, '}');
+            if (close == NULL)
+                break;          /* reported below */
+            t = close;
+        } else if (*t == '/') {
+            last_slash = t;
+        }
+    }
     for (t = tmpl; *t; ) {
         struct part p = { 0 };
         int in_name = t > last_slash || last_slash == NULL;

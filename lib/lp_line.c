@@ -73,9 +73,10 @@ int lp_lines_next(struct lp_lines *l, struct lp_line *out)
 again:
     avail = l->end - l->start;
     if (l->fresh) {
+        /* a BOM may arrive split across reads */
         if (avail < 3 && !l->eof &&
             memcmp(l->buf + l->start, "\xef\xbb\xbf", avail) == 0)
-            return avail == 0 && l->eof ? LP_LINE_EOF : LP_LINE_AGAIN;
+            return LP_LINE_AGAIN;
         l->fresh = 0;
         if (avail >= 3 && memcmp(l->buf + l->start, "\xef\xbb\xbf", 3) == 0) {
             take(l, 3);
@@ -85,8 +86,19 @@ again:
     nl = memchr(l->buf + l->start + l->scanned, '\n', avail - l->scanned);
 
     if (l->skipping) {
+        if (avail == 0 && l->eof) {
+            /* the long line was the last, without LF: say it ended */
+            out->p = l->buf + l->start;
+            out->len = 0;
+            out->lineno = l->lineno;
+            out->start = out->end = l->off;
+            out->first = 0;
+            out->last = 1;
+            l->skipping = 0;
+            return LP_LINE_LONG;
+        }
         if (avail == 0)
-            return l->eof ? LP_LINE_EOF : LP_LINE_AGAIN;
+            return LP_LINE_AGAIN;
         len = nl ? (size_t)(nl - (l->buf + l->start)) : avail;
         out->p = l->buf + l->start;
         out->len = len;
@@ -103,7 +115,9 @@ again:
 
     if (nl == NULL) {
         l->scanned = avail;
-        if (avail > l->max_line) {
+        /* too long even if a CR before the coming LF is dropped? */
+        if (avail > l->max_line + 1 ||
+            (avail == l->max_line + 1 && l->buf[l->end - 1] != '\r')) {
             /* too long and no end in sight: hand it out in chunks */
             l->lineno++;
             out->p = l->buf + l->start;

@@ -82,27 +82,41 @@ bad:
 
 int lp_parse_size(const char *s, uint64_t *out, char *err)
 {
-    static const struct { const char *u; double mult; } units[] = {
+    static const struct { const char *u; uint64_t mult; } units[] = {
         { "", 1 }, { "B", 1 },
-        { "K", 1024.0 }, { "KB", 1024.0 }, { "KiB", 1024.0 }, { "k", 1024.0 },
-        { "M", 1048576.0 }, { "MB", 1048576.0 }, { "MiB", 1048576.0 },
-        { "G", 1073741824.0 }, { "GB", 1073741824.0 }, { "GiB", 1073741824.0 },
-        { "T", 1099511627776.0 }, { "TB", 1099511627776.0 },
-        { "TiB", 1099511627776.0 },
+        { "K", 1ULL << 10 }, { "KB", 1ULL << 10 }, { "KiB", 1ULL << 10 },
+        { "k", 1ULL << 10 },
+        { "M", 1ULL << 20 }, { "MB", 1ULL << 20 }, { "MiB", 1ULL << 20 },
+        { "G", 1ULL << 30 }, { "GB", 1ULL << 30 }, { "GiB", 1ULL << 30 },
+        { "T", 1ULL << 40 }, { "TB", 1ULL << 40 }, { "TiB", 1ULL << 40 },
     };
-    const char *unit;
-    double v;
+    const char *p = s;
+    uint64_t ip = 0, v;
+    double frac = 0;
 
-    if (parse_number(s, &v, &unit) < 0)
+    /* integers exactly; a fraction only adds below one unit */
+    if (*p < '0' || *p > '9')
         goto bad;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(ip, 10, &ip) ||
+            __builtin_add_overflow(ip, (uint64_t)(*p - '0'), &ip))
+            goto bad;
+    if (*p == '.') {
+        double scale = 0.1;
+        if (p[1] < '0' || p[1] > '9')
+            goto bad;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += (*p - '0') * scale;
+    }
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(unit, units[i].u) == 0) {
-            v *= units[i].mult;
-            if (v >= 1.8e19)
-                goto bad;
-            *out = (uint64_t)llround(v);
-            return 0;
-        }
+        if (strcmp(p, units[i].u) != 0)
+            continue;
+        if (__builtin_mul_overflow(ip, units[i].mult, &v) ||
+            __builtin_add_overflow(v, (uint64_t)(frac * (double)units[i].mult),
+                                   &v))
+            goto bad;
+        *out = v;
+        return 0;
     }
 bad:
     snprintf(err, LP_ERRLEN, "'%s' is not a size (like 512, 64K, 10M, 1G)",
@@ -146,6 +160,9 @@ void lp_format_duration(int64_t ms, char *buf, size_t cap)
         snprintf(buf, cap, "%lldm", (long long)(ms / 60000));
     else if (ms % 1000 == 0)
         snprintf(buf, cap, "%llds", (long long)(ms / 1000));
+    else if (ms > 1000 && ms % 100 == 0)
+        snprintf(buf, cap, "%lld.%llds", (long long)(ms / 1000),
+                 (long long)(ms % 1000 / 100));
     else
         snprintf(buf, cap, "%lldms", (long long)ms);
 }

@@ -24,7 +24,11 @@ test_count=0
 test_failed=0
 REDIS_PIDS=""
 
+# every server started is recorded in $TMP/.pids (also from subshells), so
+# that cleanup stops it whatever happened
 cleanup() {
+    set +e
+    REDIS_PIDS="$REDIS_PIDS $(cat "$TMP/.pids" 2>/dev/null)"
     for p in $REDIS_PIDS; do
         kill -CONT "$p" 2>/dev/null
         kill "$p" 2>/dev/null
@@ -38,7 +42,7 @@ cleanup() {
         kill -9 "$p" 2>/dev/null
     done
     cd /
-    if [ -n "$LP_KEEP_TMP" ]; then
+    if [ -n "${LP_KEEP_TMP:-}" ]; then
         echo "# kept $TMP"
     else
         rm -rf "$TMP"
@@ -105,7 +109,8 @@ random_port() {
     echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
 }
 
-# start_redis [NAME [redis-server options...]]: starts redis-server on a
+# start_redis [NAME [redis-server options...]]: call it outside test bodies
+# (they run in a subshell). Starts redis-server on a
 # free port in $TMP/NAME (default "redis") and sets REDIS_PORT, REDIS_PID,
 # REDIS_DIR and LOGPIPE_REDIS_URL. A port already taken makes redis-server
 # exit at once: we try another.
@@ -126,17 +131,17 @@ start_redis() {
             --save '' --appendonly no --logfile "$dir/redis.log" \
             --daemonize no "$@" >/dev/null 2>&1 &
         pid=$!
+        echo "$pid" >>"$TMP/.pids"
         i=0
         while [ $i -lt 100 ]; do
             if ! kill -0 "$pid" 2>/dev/null; then
                 break
             fi
-            if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
+            if redis-cli -p "$port" ping 2>&1 | grep -qE "PONG|NOAUTH"; then
                 REDIS_PORT=$port
                 REDIS_PID=$pid
                 REDIS_DIR=$dir
                 REDIS_ARGS="$*"
-                REDIS_PIDS="$REDIS_PIDS $pid"
                 LOGPIPE_REDIS_URL="redis://127.0.0.1:$port/0"
                 export LOGPIPE_REDIS_URL REDIS_PORT
                 return 0
@@ -167,10 +172,10 @@ restart_redis() {
             --logfile "$REDIS_DIR/redis.log" --daemonize no \
             $REDIS_ARGS >/dev/null 2>&1 &
         REDIS_PID=$!
-        REDIS_PIDS="$REDIS_PIDS $REDIS_PID"
+        echo "$REDIS_PID" >>"$TMP/.pids"
         j=0
         while [ $j -lt 200 ]; do
-            if redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG
+            if redis-cli -p "$REDIS_PORT" ping 2>&1 | grep -qE "PONG|NOAUTH"
             then
                 return 0
             fi
@@ -219,13 +224,19 @@ seqs() {
     cat "$@" | sed -n 's/.*"seq":\([0-9]*\).*/\1/p' | sort -n
 }
 
-# wait_for SECONDS COMMAND...: polls COMMAND until it succeeds
+# wait_for SECONDS COMMAND...: polls COMMAND (eval'd each time, so use
+# helpers like test_xlen rather than $(...)) until it succeeds
 wait_for() {
     limit=$(( $1 * 10 )); shift
     i=0
-    while ! "$@" >/dev/null 2>&1; do
+    while ! eval "$*" >/dev/null 2>&1; do
         i=$((i + 1))
-        [ $i -lt $limit ] || return 1
+        [ $i -lt $limit ] || { echo "timed out waiting for: $*" >&2; return 1; }
         sleep 0.1
     done
+}
+
+# test_xlen OP N [KEY]: the length of stream KEY (logs:stream) compares
+test_xlen() {
+    test "$(rcli XLEN "${3:-logs:stream}")" "$1" "$2"
 }

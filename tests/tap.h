@@ -29,6 +29,11 @@ static void tap_ok(int pass, const char *file, int line, const char *fmt, ...)
 /* ok(condition, "description %d", ...) */
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
+/* ok_fixed(cond, bug, "description"): an assertion that once failed;
+ * bug says what was wrong, for whoever breaks it again */
+#define ok_fixed(cond, bug, ...) \
+    ((void)(bug), tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__))
+
 /* is_str(got, want, "description") */
 #define is_str(got, want, ...) do { \
         const char *g_ = (got), *w_ = (want); \

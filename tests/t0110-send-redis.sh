@@ -1,0 +1,115 @@
+#!/bin/sh
+# t0110-send-redis.sh -- logpipe-send when Redis is slow, away or dies
+. "$(dirname "$0")/lib.sh"
+
+start_redis
+test_expect_success 'a trickle leaves within the linger time' '
+    mkfifo fifo
+    logpipe-send --linger 20ms <fifo 2>err &
+    pid=$!
+    exec 3>fifo &&
+    echo "{\"n\":1}" >&3 &&
+    wait_for 10 test_xlen -eq 1 &&
+    echo "{\"n\":2}" >&3 &&
+    wait_for 10 test_xlen -eq 2 &&
+    exec 3>&- &&
+    wait $pid
+'
+
+test_expect_success 'Redis not running at start: exit 75 after --timeout, 0 bytes sent' '
+    port=$(random_port) &&
+    gen_events 10 >in &&
+    expect_exit 75 logpipe-send -r redis://127.0.0.1:$port --timeout 1s <in 2>err &&
+    grep_q "giving up after" err &&
+    grep_q "sent 0 bytes of input; resume with: tail -c +1 " err
+'
+
+test_expect_success 'Redis starting late within --timeout: everything is sent' '
+    port=$(random_port)
+    gen_events 100 >in
+    logpipe-send -r redis://127.0.0.1:$port --timeout 20s <in 2>err &
+    pid=$!
+    sleep 1
+    mkdir -p late
+    redis-server --port $port --bind 127.0.0.1 --dir "$TMP/late" --save "" \
+        --logfile "$TMP/late/log" --daemonize yes --pidfile "$TMP/late/pid"
+    wait_for 5 test -s late/pid
+    cat late/pid >>"$TMP/.pids"
+    wait $pid &&
+    test "$(redis-cli -p $port XLEN logs:stream)" -eq 100 &&
+    grep_q "answers again" err
+'
+
+start_redis aof --appendonly yes --appendfsync always
+test_expect_success 'Redis killed mid-send: exit 75, exact resume, nothing lost' '
+    gen_events 200000 >in
+    logpipe-send --timeout 2s <in 2>err &
+    pid=$!
+    wait_for 60 test_xlen -gt 20000
+    kill -9 $REDIS_PID
+    expect_exit 75 wait $pid &&
+    grep_q "resume with: tail -c +" err &&
+    from=$(sed -n "s/.*resume with: tail -c +\([0-9]*\).*/\1/p" err) &&
+    restart_redis &&
+    before=$(rcli XLEN logs:stream) &&
+    say "resuming at byte $from with $before events in the stream" &&
+    tail -c +$from in | logpipe-send &&
+    rcli --raw XRANGE logs:stream - + | seqs - >got &&
+    sort -un got >uniq &&
+    seq 1 200000 >want &&
+    test_cmp want uniq &&
+    dups=$(( $(wc -l <got) - $(wc -l <uniq) )) &&
+    maybe=$(sed -n "s/^logpipe-send: \([0-9]*\) events may have reached.*/\1/p" err) &&
+    say "duplicates: $dups, reported as possible: ${maybe:-0}" &&
+    test "$dups" -le "${maybe:-0}"
+'
+
+start_redis paused
+test_expect_success 'Redis paused longer than --timeout: exit 75' '
+    gen_events 50 >in &&
+    kill -STOP $REDIS_PID &&
+    expect_exit 75 logpipe-send --timeout 1s <in 2>err &&
+    kill -CONT $REDIS_PID &&
+    grep_q "giving up after" err &&
+    grep_q "resume with: tail -c +1 " err
+'
+
+start_redis auth --requirepass s3cret
+test_expect_success 'a wrong password is a configuration error (78), not retried' '
+    echo "{\"a\":1}" >in &&
+    LOGPIPE_REDIS_PASSWORD=wrong expect_exit 78 logpipe-send <in 2>err &&
+    grep_q "WRONGPASS\|invalid password" err &&
+    ! grep -q wrong err &&
+    expect_exit 78 logpipe-send <in 2>err &&
+    grep_q "NOAUTH" err &&
+    LOGPIPE_REDIS_PASSWORD=s3cret logpipe-send <in &&
+    printf "s3cret\n" >pw &&
+    logpipe-send --password-file pw <in &&
+    REDISCLI_AUTH=s3cret logpipe-send <in &&
+    test "$(rcli -a s3cret --no-auth-warning XLEN logs:stream)" -eq 3
+'
+
+start_redis wrongtype
+test_expect_success 'a key of the wrong type: exit 78 with the resume point' '
+    rcli SET logs:stream x >/dev/null &&
+    echo "{\"a\":1}" >in &&
+    expect_exit 78 logpipe-send <in 2>err &&
+    grep_q "WRONGTYPE" err &&
+    grep_q "sent 0 bytes" err
+'
+
+start_redis oom --maxmemory 2mb --maxmemory-policy noeviction
+test_expect_success 'OOM replies are retried until Redis has room again' '
+    gen_events 40000 >in
+    logpipe-send --timeout 30s <in 2>err &
+    pid=$!
+    wait_for 30 grep -q "retrying" err
+    rcli CONFIG SET maxmemory 0 >/dev/null
+    wait $pid &&
+    grep_q "OOM" err &&
+    rcli --raw XRANGE logs:stream - + | seqs - >got &&
+    seq 1 40000 >want &&
+    test_cmp want got
+'
+
+test_done
