@@ -4,13 +4,14 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lp_archive.h"
 #include "lp_buf.h"
 #include "lp_event.h"
 #include "lp_exit.h"
@@ -26,36 +27,45 @@
 #include "lp_time.h"
 
 /*
- * One batch at a time: XREADGROUP, turn each entry into an archive line
- * appended to its file's buffer, write each touched file once, fdatasync
- * it, and only then XACK, in the same round trip as the next read.
- * Entries that can never be archived (bad JSON, unsafe path) go to the
- * DLQ and are acknowledged in one script each (XADD, then XACK). After every (re)start
- * the consumer first reads its own pending entries (ID 0), since a reply
- * lost in transit leaves entries pending with nobody looking at them.
+ * One batch at a time: read, turn each entry into an archive line appended
+ * to its file's buffer, write each touched file once under its lock,
+ * fdatasync, and only then XACK, in the same round trip as the next read.
+ *
+ * Where entries come from, in this order after every (re)connect:
+ *   PENDING  our own pending entries (XREADGROUP ... 0): a reply lost in
+ *            transit, or a crash, leaves entries pending with nobody
+ *            looking at them;
+ *   CLAIM    entries other consumers left idle longer than --claim-idle
+ *            (XAUTOCLAIM JUSTID, looping over its cursor), again every
+ *            half --claim-idle; they become our pending entries, read as
+ *            in PENDING;
+ *   NEW      new entries (XREADGROUP ... >, BLOCK --block).
+ * Pending entries were delivered before: their delivery counts come from
+ * XPENDING (--max-deliveries), and their IDs are looked for in their
+ * files before writing (at most one copy in the archive). An entry's last
+ * allowed delivery is read alone, so that a poison entry, which crashes
+ * every attempt, reaches the DLQ without taking its batch-mates along.
+ *
+ * Entries that can never be archived (bad JSON, unsafe path) or that were
+ * delivered too often go to the DLQ, each with its XACK in one script.
+ * Acknowledged entries are trimmed (XTRIM MINID, computed in a script from
+ * every group's needs), never past an entry any group still needs.
  */
 
-#define LP_HASH 1024
-
-struct out {
-    struct out *next;           /* hash chain */
-    char *path;                 /* relative to --dir */
-    int fd;
-    struct lp_buf pend;         /* lines of this batch */
-    int touched;                /* in the current batch */
-    uint64_t used;              /* batch number of last use (LRU) */
-};
+enum { M_PENDING, M_CLAIM, M_NEW };
 
 struct dlq_item {
     size_t id_off, id_len;      /* in the batch's scratch */
     size_t data_off, data_len;
     const char *code;
     size_t detail_off, detail_len;
+    unsigned deliveries;
 };
 
 enum {
     OPT_LAYOUT = LP_OPT_TOOL, OPT_STDOUT, OPT_ONCE, OPT_FIELD,
-    OPT_TIME_FIELD, OPT_WHERE, OPT_MAX_DEPTH, OPT_MAX_OPEN
+    OPT_TIME_FIELD, OPT_WHERE, OPT_MAX_DEPTH, OPT_MAX_OPEN, OPT_CLAIM_IDLE,
+    OPT_MAX_DELIVERIES, OPT_KEEP
 };
 
 static const struct option longopts[] = {
@@ -71,6 +81,9 @@ static const struct option longopts[] = {
     { "field", required_argument, NULL, OPT_FIELD },
     { "time-field", required_argument, NULL, OPT_TIME_FIELD },
     { "where", required_argument, NULL, OPT_WHERE },
+    { "claim-idle", required_argument, NULL, OPT_CLAIM_IDLE },
+    { "max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES },
+    { "keep", required_argument, NULL, OPT_KEEP },
     { "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
     { "max-open", required_argument, NULL, OPT_MAX_OPEN },
     LP_LONG_LOG,
@@ -104,6 +117,9 @@ static void usage(void)
 "      --field NAME         entry field holding the event (data)\n"
 "      --time-field NAME    member holding the event time (timestamp)\n"
 "      --where JQ           archive only events for which JQ is true\n"
+"      --claim-idle DUR     take over entries idle this long (60s)\n"
+"      --max-deliveries N   DLQ an entry delivered more often (5)\n"
+"      --keep DUR           keep acknowledged entries this long (0)\n"
 "      --max-depth N        deepest nesting accepted (64)\n"
 "      --max-open N         day files kept open (256)\n"
 "  -v, --verbose            more messages (-vv: per batch)\n"
@@ -122,7 +138,8 @@ static struct {
     struct lp_common com;
     const char *consumer;
     uint64_t count;
-    int64_t block, timeout;
+    int64_t block, timeout, claim_idle, keep;
+    uint64_t max_deliveries;
     const char *layout;
     int to_stdout, once;
     const char *field;
@@ -141,224 +158,65 @@ static struct {
     int field_idx[LP_LAYOUT_MAXFIELDS];
     struct lp_jlimits lim;
     int dirfd;
+    struct lp_archive *arch;
     char host[256];
-    /* files */
-    struct out *bucket[LP_HASH];
-    struct out **touched;
-    size_t ntouched, nopen;
-    uint64_t batchno;
-    struct out *last;           /* one-entry cache: runs of one file */
     /* the batch in hand */
     struct lp_buf scratch;      /* ids, DLQ data and details */
     struct lp_buf obj;          /* an event built from field pairs */
     struct lp_buf line;         /* stdout sink */
     struct dlq_item *dlq;
     size_t ndlq, dlq_cap;
-    const char **ack;           /* XACK argv: ids once the batch is durable */
+    const char **ack;           /* XACK argv: 3 + the batch's ids */
     size_t *acklen;
-    size_t nack;
-    int ack_queued;             /* an XACK went out with the last read */
+    size_t nack, capack;
+    unsigned *deliveries;       /* per entry of a PENDING/CLAIM batch */
+    int check;                  /* entries may be in the archive already */
+    int ack_queued, trim_queued;
     int stdout_is_file;
     /* reading */
-    int pending;                /* reading our own pending entries */
-    char after[64];             /* pending: last ID read */
-    int64_t fail_since;
+    int mode;
+    char after[64];             /* PENDING: last ID read */
+    char cursor[64];            /* CLAIM: XAUTOCLAIM's cursor */
+    int claiming;               /* PENDING reads claimed entries: CLAIM
+                                   resumes at cursor when they are done */
+    int64_t next_claim;         /* monotonic ms */
+    int64_t last_trim;
+    int trim_due;
+    uint64_t recreated_ms;      /* group recreated: older entries checked */
+    int64_t read_at;            /* monotonic ms the batch in hand was asked
+                                   for: delivered no earlier than that */
+    int64_t asked_at;
+    struct lp_sid *drop;        /* entries of the batch no longer ours */
+    size_t ndrop;
+    const char *crash;          /* LOGPIPE_TEST_CRASH */
     uint64_t n_read, n_written, n_dlq, n_deleted, n_filtered, n_badtime;
+    uint64_t n_dups, n_claimed, n_trimmed;
 } S;
 
-/* ---- file sink ---------------------------------------------------------- */
-
-static uint32_t hash_path(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
-static void close_out(struct out *o)
-{
-    struct out **pp = &S.bucket[hash_path(o->path, strlen(o->path)) %
-                                LP_HASH];
-
-    while (*pp != o)
-        pp = &(*pp)->next;
-    *pp = o->next;
-    if (o->fd >= 0)
-        close(o->fd);
-    if (S.last == o)
-        S.last = NULL;
-    lp_buf_free(&o->pend);
-    free(o->path);
-    free(o);
-    S.nopen--;
-}
-
-/* Closes the least recently used file not touched in this batch. */
-static void evict_one(void)
-{
-    struct out *victim = NULL;
-
-    for (size_t b = 0; b < LP_HASH; b++)
-        for (struct out *o = S.bucket[b]; o; o = o->next)
-            if (!o->touched && (victim == NULL || o->used < victim->used))
-                victim = o;
-    if (victim)
-        close_out(victim);
-}
-
-/* Opens path for appending (made, with its directories, when missing).
- * Returns the fd or -1 with errno and err. */
-static int open_append(const char *path, char *err)
-{
-    int created;
-
-    return lp_fs_open(S.dirfd, path, O_RDWR | O_APPEND | O_CREAT,
-                      LP_FILE_MODE, &created, err);
-}
-
 /*
- * Cuts a partial last line. Called with the file locked: every writer
- * appends under the lock, so a tail without its newline was left by a
- * writer that died mid-write (or a full disk). Its entry was not
- * acknowledged and will be written again whole.
+ * Test-only (LOGPIPE_TEST_CRASH): SIGKILL ourselves at an exact point of
+ * the batch cycle ("after-write"), or stop ourselves there once
+ * ("stop:after-read"), as a stalled process would be.
  */
-static int cut_partial(struct out *o, off_t size, char *err)
+static void crash_point(const char *where)
 {
-    char buf[4096], c;
-    off_t end = size, cut = 0;
+    static int stopped;
 
-    if (size == 0 || pread(o->fd, &c, 1, size - 1) != 1 || c == '\n')
-        return 0;
-    while (end > 0) {
-        off_t from = end > (off_t)sizeof buf ? end - (off_t)sizeof buf : 0;
-        ssize_t n = pread(o->fd, buf, (size_t)(end - from), from);
-        if (n <= 0)
-            break;
-        char *nl = memrchr(buf, '\n', (size_t)n);
-        if (nl) {
-            cut = from + (nl - buf) + 1;
-            break;
-        }
-        end = from;
-    }
-    lp_warn("%s: cutting a partial last line (%lld bytes) left by an "
-            "interrupted write", o->path, (long long)(size - cut));
-    if (ftruncate(o->fd, cut) < 0 || fdatasync(o->fd) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: %s", o->path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * Locks o's file for appending (flock, the lock logpipe-rotate takes too)
- * and makes it ready: reopened when rotation unlinked or replaced it, its
- * partial last line cut. Returns 0 with the lock held, or -1 with err.
- */
-static int lock_for_append(struct out *o, char *err)
-{
-    struct stat st, cur;
-
-    for (;;) {
-        if (flock(o->fd, LOCK_EX) < 0) {
-            snprintf(err, LP_ERRLEN, "%s: lock: %s", o->path,
-                     strerror(errno));
-            return -1;
-        }
-        if (fstat(o->fd, &st) < 0) {
-            snprintf(err, LP_ERRLEN, "%s: %s", o->path, strerror(errno));
-            return -1;
-        }
-        if (st.st_nlink > 0 &&
-            fstatat(S.dirfd, o->path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
-            cur.st_ino == st.st_ino && cur.st_dev == st.st_dev)
-            return cut_partial(o, st.st_size, err);
-        /* rotated away: the next file by that name is ours */
-        lp_info("%s was rotated: reopening", o->path);
-        close(o->fd);
-        if ((o->fd = open_append(o->path, err)) < 0)
-            return -1;
+    if (S.crash == NULL)
+        return;
+    if (strcmp(S.crash, where) == 0)
+        kill(getpid(), SIGKILL);
+    if (!stopped && strncmp(S.crash, "stop:", 5) == 0 &&
+        strcmp(S.crash + 5, where) == 0) {
+        stopped = 1;
+        raise(SIGSTOP);
     }
 }
 
-/* The open file for path, opened on first use. NULL with errno/err. */
-static struct out *get_out(const char *path, size_t n, char *err)
+static void fatal_oom(void)
 {
-    uint32_t h;
-    struct out *o;
-
-    if (S.last && strcmp(S.last->path, path) == 0)
-        return S.last;
-    h = hash_path(path, n) % LP_HASH;
-    for (o = S.bucket[h]; o; o = o->next)
-        if (strcmp(o->path, path) == 0)
-            return S.last = o;
-    if (S.nopen >= opt.max_open)
-        evict_one();
-    if ((o = calloc(1, sizeof *o)) == NULL ||
-        (o->path = strdup(path)) == NULL) {
-        free(o);
-        snprintf(err, LP_ERRLEN, "out of memory");
-        errno = ENOMEM;
-        return NULL;
-    }
-    o->fd = open_append(path, err);
-    if (o->fd < 0 && (errno == EMFILE || errno == ENFILE) && S.nopen > 0) {
-        evict_one();
-        o->fd = open_append(path, err);
-    }
-    if (o->fd < 0) {
-        int e = errno;
-        free(o->path);
-        free(o);
-        errno = e;
-        return NULL;
-    }
-    o->next = S.bucket[h];
-    S.bucket[h] = o;
-    S.nopen++;
-    return S.last = o;
-}
-
-static int fatal_errno(int e)
-{
-    return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS ||
-           e == EFBIG ? LP_EX_IOERR : LP_EX_CANTCREAT;
-}
-
-/* Writes and fdatasyncs every file touched by the batch. On failure the
- * batch is not acknowledged: we exit and redelivery recovers. */
-static void sync_files(void)
-{
-    char err[LP_ERRLEN];
-
-    for (size_t i = 0; i < S.ntouched; i++) {
-        struct out *o = S.touched[i];
-        if (lock_for_append(o, err) < 0) {
-            lp_error("%s", err);
-            exit(fatal_errno(errno));
-        }
-        if (lp_fs_write_all(o->fd, o->pend.p, o->pend.len) < 0) {
-            lp_error("%s: write: %s", o->path, strerror(errno));
-            exit(fatal_errno(errno));
-        }
-        flock(o->fd, LOCK_UN);
-    }
-    /* all writes first, then the syncs: the kernel can start writeback of
-     * every file before we wait on the first */
-    for (size_t i = 0; i < S.ntouched; i++) {
-        struct out *o = S.touched[i];
-        if (fdatasync(o->fd) < 0) {
-            /* never retry an fsync and trust it: the pages may be gone */
-            lp_error("%s: fsync: %s", o->path, strerror(errno));
-            exit(LP_EX_IOERR);
-        }
-        o->pend.len = 0;
-        o->touched = 0;
-    }
-    S.ntouched = 0;
+    lp_error("out of memory");
+    exit(LP_EX_SOFTWARE);
 }
 
 /* ---- the batch ---------------------------------------------------------- */
@@ -367,27 +225,24 @@ static size_t scratch_add(const void *p, size_t n)
 {
     size_t off = S.scratch.len;
 
-    if (lp_buf_add(&S.scratch, p, n) < 0) {
-        lp_error("out of memory");
-        exit(LP_EX_SOFTWARE);
-    }
+    if (lp_buf_add(&S.scratch, p, n) < 0)
+        fatal_oom();
     return off;
 }
 
 /* Queues e for the DLQ. Not for the plain XACK: the move carries its own
  * XACK in the same script, so a failed move leaves it pending. */
-static void to_dlq(const struct lp_entry *e, const char *data, size_t dlen,
-                   const char *code, const char *detail)
+static void to_dlq(const struct lp_entry *e, unsigned deliveries,
+                   const char *data, size_t dlen, const char *code,
+                   const char *detail)
 {
     struct dlq_item *d;
 
     if (S.ndlq == S.dlq_cap) {
         size_t cap = S.dlq_cap ? S.dlq_cap * 2 : 16;
         struct dlq_item *p = realloc(S.dlq, cap * sizeof *p);
-        if (p == NULL) {
-            lp_error("out of memory");
-            exit(LP_EX_SOFTWARE);
-        }
+        if (p == NULL)
+            fatal_oom();
         S.dlq = p;
         S.dlq_cap = cap;
     }
@@ -399,15 +254,27 @@ static void to_dlq(const struct lp_entry *e, const char *data, size_t dlen,
     d->code = code;
     d->detail_len = strlen(detail);
     d->detail_off = scratch_add(detail, d->detail_len);
+    d->deliveries = deliveries;
     lp_warn("entry %.*s to the DLQ: %s: %s", (int)e->idlen, e->id, code,
             detail);
 }
 
-static void ack_later(const struct lp_entry *e)
+static void ack_later(const char *id, size_t idlen)
 {
+    if (S.nack + 3 >= S.capack) {
+        size_t cap = S.capack * 2;
+        const char **a = realloc(S.ack, cap * sizeof *a);
+        size_t *l = a ? realloc(S.acklen, cap * sizeof *l) : NULL;
+        if (a)
+            S.ack = a;
+        if (a == NULL || l == NULL)
+            fatal_oom();
+        S.acklen = l;
+        S.capack = cap;
+    }
     /* borrowed from the reply, which is kept until the XACK is sent */
-    S.ack[3 + S.nack] = e->id;
-    S.acklen[3 + S.nack] = e->idlen;
+    S.ack[3 + S.nack] = id;
+    S.acklen[3 + S.nack] = idlen;
     S.nack++;
 }
 
@@ -437,14 +304,49 @@ static int json_ws(int c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static void one_entry(const struct lp_entry *e)
+static int fatal_errno(int e)
+{
+    return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS ||
+           e == EFBIG ? LP_EX_IOERR : LP_EX_CANTCREAT;
+}
+
+/* Appends the archive line of e (event s[0..n), scanned in ev) to dst. */
+static void add_line(struct lp_buf *dst, const struct lp_entry *e,
+                     const char *s, size_t n, const struct lp_jevent *ev)
+{
+    size_t body = ev->ncuts ? lp_json_cut_len(ev, n) : n;
+    char *w;
+
+    if (lp_buf_reserve(dst, body + e->idlen + 16) < 0)
+        fatal_oom();
+    w = dst->p + dst->len;
+    memcpy(w, "{\"_id\":\"", 8);
+    w += 8;
+    memcpy(w, e->id, e->idlen);
+    w += e->idlen;
+    *w++ = '"';
+    /* s starts with '{'; the members follow, or only '}' when none */
+    if (ev->nmembers > ev->nids)
+        *w++ = ',';
+    if (ev->ncuts) {
+        lp_json_cut_copy(ev, s, n, w);
+        memmove(w, w + 1, body - 1);
+    } else {
+        memcpy(w, s + 1, n - 1);
+    }
+    w += body - 1;
+    *w++ = '\n';
+    dst->len = (size_t)(w - dst->p);
+}
+
+static void one_entry(const struct lp_entry *e, unsigned deliveries)
 {
     const char *s;
     size_t n;
     struct lp_jevent ev;
     struct lp_jerr je;
     char err[LP_ERRLEN], path[LP_LAYOUT_PATHMAX];
-    uint64_t id_ms, id_seq;
+    uint64_t id_ms = 0, id_seq;
     int64_t t;
     long plen;
 
@@ -454,19 +356,31 @@ static void one_entry(const struct lp_entry *e)
         S.n_deleted++;
         lp_warn("entry %.*s was deleted from the stream before it was "
                 "archived: acknowledging it", (int)e->idlen, e->id);
-        ack_later(e);
+        ack_later(e->id, e->idlen);
         return;
     }
     s = lp_entry_field(e, opt.field, strlen(opt.field), &n);
     if (s == NULL) {
         if (pairs_object(e) < 0) {
-            to_dlq(e, S.obj.p, S.obj.len, "invalid-utf8",
+            to_dlq(e, deliveries, S.obj.p, S.obj.len, "invalid-utf8",
                    "a field or value is not valid UTF-8");
             return;
         }
         s = S.obj.p;
         n = S.obj.len;
     }
+    if (deliveries > opt.max_deliveries) {
+        /* it was handed out that often and never acknowledged: something
+         * about it breaks every attempt */
+        char detail[128];
+        snprintf(detail, sizeof detail, "delivered %u times without being "
+                 "archived", deliveries - 1);
+        to_dlq(e, deliveries - 1, s, n, "max-deliveries", detail);
+        return;
+    }
+    if (S.crash && strncmp(S.crash, "on-data:", 8) == 0 &&
+        memmem(s, n, S.crash + 8, strlen(S.crash + 8)))
+        kill(getpid(), SIGKILL);        /* test-only: a poison entry */
     while (n > 0 && json_ws((unsigned char)*s)) {
         s++;
         n--;
@@ -474,19 +388,19 @@ static void one_entry(const struct lp_entry *e)
     while (n > 0 && json_ws((unsigned char)s[n - 1]))
         n--;
     if (lp_json_event(s, n, &S.keys, &S.lim, &ev, &je) < 0) {
-        to_dlq(e, s, n, je.not_object ? "not-object" : "invalid-json",
-               je.msg);
+        to_dlq(e, deliveries, s, n,
+               je.not_object ? "not-object" : "invalid-json", je.msg);
         return;
     }
     if (S.where) {
         int m = lp_jq_match(S.where, s, n, err);
         if (m < 0) {
-            to_dlq(e, s, n, "where-error", err);
+            to_dlq(e, deliveries, s, n, "where-error", err);
             return;
         }
         if (m == 0) {
             S.n_filtered++;
-            ack_later(e);
+            ack_later(e->id, e->idlen);
             return;
         }
     }
@@ -506,60 +420,31 @@ static void one_entry(const struct lp_entry *e)
         }
     }
 
-    /* the archive line: {"_id":"<id>", then the event's members */
-    struct lp_buf *dst;
-    struct out *o = NULL;
     if (opt.to_stdout) {
-        dst = &S.line;
+        add_line(&S.line, e, s, n, &ev);
     } else {
+        struct lp_afile *f;
         plen = lp_layout_expand(S.layout, t, s, &ev, S.field_idx, path,
                                 sizeof path, err);
         if (plen < 0) {
-            to_dlq(e, s, n, "unsafe-path", err);
+            to_dlq(e, deliveries, s, n, "unsafe-path", err);
             return;
         }
-        o = get_out(path, (size_t)plen, err);
-        if (o == NULL) {
+        if ((f = lp_archive_get(S.arch, path, (size_t)plen, err)) == NULL) {
             if (errno == ELOOP || errno == ENOTDIR || errno == EINVAL) {
-                to_dlq(e, s, n, "unsafe-path", err);
+                to_dlq(e, deliveries, s, n, "unsafe-path", err);
                 return;
             }
             lp_error("%s", err);
             exit(fatal_errno(errno));
         }
-        if (!o->touched) {
-            o->touched = 1;
-            S.touched[S.ntouched++] = o;
-        }
-        o->used = S.batchno;
-        dst = &o->pend;
+        if ((S.check || id_ms < S.recreated_ms) &&
+            lp_afile_check(f, e->id, e->idlen) < 0)
+            fatal_oom();
+        add_line(lp_afile_buf(f), e, s, n, &ev);
     }
-    size_t body = ev.ncuts ? lp_json_cut_len(&ev, n) : n;
-    if (lp_buf_reserve(dst, body + e->idlen + 16) < 0) {
-        lp_error("out of memory");
-        exit(LP_EX_SOFTWARE);
-    }
-    char *w = dst->p + dst->len;
-    memcpy(w, "{\"_id\":\"", 8);
-    w += 8;
-    memcpy(w, e->id, e->idlen);
-    w += e->idlen;
-    *w++ = '"';
-    /* s starts with '{'; the members follow, or only '}' when empty */
-    if (ev.nmembers > (uint32_t)ev.ncuts)
-        *w++ = ',';
-    if (ev.ncuts) {
-        char *tmp = w;
-        lp_json_cut_copy(&ev, s, n, tmp);
-        memmove(w, tmp + 1, body - 1);
-    } else {
-        memcpy(w, s + 1, n - 1);
-    }
-    w += body - 1;
-    *w++ = '\n';
-    dst->len = (size_t)(w - dst->p);
     S.n_written++;
-    ack_later(e);
+    ack_later(e->id, e->idlen);
 }
 
 /*
@@ -577,7 +462,7 @@ static const char dlq_script[] =
 /* Moves the batch's DLQ items, each with its XACK, atomically. */
 static int send_dlq(char *err)
 {
-    char ms[32], deliveries[8] = "1";
+    char ms[32];
 
     if (S.ndlq == 0)
         return 0;
@@ -585,6 +470,8 @@ static int send_dlq(char *err)
     for (size_t i = 0; i < S.ndlq; i++) {
         const struct dlq_item *d = &S.dlq[i];
         const char *id = S.scratch.p + d->id_off;
+        char deliveries[16];
+        snprintf(deliveries, sizeof deliveries, "%u", d->deliveries);
         const char *argv[25] = {
             "EVAL", dlq_script, "2", opt.com.stream, opt.com.dlq,
             opt.com.group, id,
@@ -634,7 +521,81 @@ static int send_dlq(char *err)
 
 /* ---- Redis -------------------------------------------------------------- */
 
-/* Creates the group at the start of the stream (and the stream). */
+/*
+ * XTRIM MINID to the oldest entry any group still needs: its oldest
+ * pending entry, or the one after its last delivered. Computed and applied
+ * in one script, so no group can move back in between. No group: no trim.
+ * KEYS: stream. ARGV: the --keep floor ID, or "".
+ */
+static const char trim_script[] =
+    "local function parse(id)\n"
+    "  local ms, seq = string.match(id, '^(%d+)-(%d+)$')\n"
+    "  return ms, seq\n"
+    "end\n"
+    "local function less(a, b)\n"
+    "  local am, as = parse(a)\n"
+    "  local bm, bs = parse(b)\n"
+    "  if #am ~= #bm then return #am < #bm end\n"
+    "  if am ~= bm then return am < bm end\n"
+    "  if #as ~= #bs then return #as < #bs end\n"
+    "  return as < bs\n"
+    "end\n"
+    "local groups = redis.call('XINFO', 'GROUPS', KEYS[1])\n"
+    "if #groups == 0 then return -1 end\n"
+    "local need\n"
+    "for _, g in ipairs(groups) do\n"
+    "  local f = {}\n"
+    "  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
+    "  local cand\n"
+    "  if tonumber(f['pending']) > 0 then\n"
+    "    cand = redis.call('XPENDING', KEYS[1], f['name'])[2]\n"
+    "  else\n"
+    "    local ms, seq = parse(f['last-delivered-id'])\n"
+    "    cand = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)\n"
+    "  end\n"
+    "  if need == nil or less(cand, need) then need = cand end\n"
+    "end\n"
+    "if ARGV[1] ~= '' and less(ARGV[1], need) then need = ARGV[1] end\n"
+    "return redis.call('XTRIM', KEYS[1], 'MINID', need)\n";
+
+static int queue_trim(char *err)
+{
+    char floor[32] = "";
+    const char *argv[5] = { "EVAL", trim_script, "1", opt.com.stream, floor };
+    size_t lens[5];
+
+    S.trim_queued = 0;
+    if (opt.keep > 0)
+        snprintf(floor, sizeof floor, "%lld-0",
+                 (long long)(lp_now_ms() - opt.keep));
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    if (lp_redis_append(S.r, 5, argv, lens) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+        return -1;
+    }
+    S.trim_queued = 1;
+    S.trim_due = 0;
+    S.last_trim = lp_mono_ms();
+    return 0;
+}
+
+static void take_trim_reply(struct lp_reply *t)
+{
+    if (lp_reply_type(t) == LP_REPLY_INTEGER) {
+        if (lp_reply_int(t) > 0)
+            S.n_trimmed += (uint64_t)lp_reply_int(t);
+    } else {
+        char m[300];
+        lp_warn("trimming %s failed: %s", opt.com.stream,
+                lp_reply_text(t, m, sizeof m));
+    }
+    lp_reply_free(t);
+    S.trim_queued = 0;
+}
+
+/* Creates the group at the start of the stream (and the stream). Returns
+ * 1 when it was created, 0 when it existed, -1/-2 (config) on errors. */
 static int ensure_group(char *err)
 {
     struct lp_reply *rep = lp_redis_cmd(S.r, err, "XGROUP", "CREATE",
@@ -653,6 +614,7 @@ static int ensure_group(char *err)
              lp_reply_is_error(rep, "NOPERM") ? -2 : -1;
     } else if (lp_reply_type(rep) != LP_REPLY_ERROR) {
         lp_info("created group %s on %s", opt.com.group, opt.com.stream);
+        rc = 1;
     }
     lp_reply_free(rep);
     return rc;
@@ -678,11 +640,12 @@ static void connect_redis(void)
             lp_error("%s", err);
             exit(LP_EX_CONFIG);
         }
-        if (rc == 0)
+        if (rc >= 0)
             break;
         if (!warned) {
-            lp_warn("%s; retrying for up to %llds", err,
-                    (long long)(opt.timeout / 1000));
+            char d[32];
+            lp_format_duration(opt.timeout, d, sizeof d);
+            lp_warn("%s; retrying for up to %s", err, d);
             warned = 1;
         }
         if (lp_stop)
@@ -698,10 +661,16 @@ static void connect_redis(void)
     }
     if (warned)
         lp_warn("%s answers again", lp_redis_name(S.r));
+    if (rc == 1 && S.n_read > 0) {
+        /* made again while we ran (NOGROUP): the entries it hands out
+         * again may be in the archive already */
+        S.recreated_ms = (uint64_t)lp_now_ms();
+    }
     /* after every (re)connect, our own pending entries come first */
-    S.pending = 1;
+    S.mode = M_PENDING;
     strcpy(S.after, "0");
-    S.ack_queued = 0;
+    S.claiming = 0;
+    S.ack_queued = S.trim_queued = 0;
 }
 
 /* Queues XACK of the batch in hand (if any); S.ack[0..2] are reserved
@@ -725,64 +694,144 @@ static int queue_ack(char *err)
     return 0;
 }
 
-/* Queues XACK for the batch in hand and the next read; sends both. */
-static int request(char *err)
-{
-    char count[24], block[24];
-    const char *argv[12];
-    size_t lens[12];
-    int n = 0;
-
-    if (queue_ack(err) < 0)
-        return -1;
-    snprintf(count, sizeof count, "%" PRIu64, opt.count);
-    argv[n++] = "XREADGROUP";
-    argv[n++] = "GROUP";
-    argv[n++] = opt.com.group;
-    argv[n++] = opt.consumer;
-    argv[n++] = "COUNT";
-    argv[n++] = count;
-    if (!S.pending && !opt.once) {
-        snprintf(block, sizeof block, "%lld", (long long)opt.block);
-        argv[n++] = "BLOCK";
-        argv[n++] = block;
-    }
-    argv[n++] = "STREAMS";
-    argv[n++] = opt.com.stream;
-    argv[n++] = S.pending ? S.after : ">";
-    for (int i = 0; i < n; i++)
-        lens[i] = strlen(argv[i]);
-    if (lp_redis_append(S.r, n, argv, lens) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
-        return -1;
-    }
-    return lp_redis_flush(S.r, err);
-}
-
 static void take_ack_reply(struct lp_reply *a)
 {
     if (lp_reply_type(a) != LP_REPLY_INTEGER) {
         char t[200];
         lp_warn("XACK failed: %s (the entries stay pending and are "
                 "delivered again)", lp_reply_text(a, t, sizeof t));
+    } else {
+        S.trim_due = 1;
+        crash_point("after-ack");
     }
     lp_reply_free(a);
     S.ack_queued = 0;
 }
 
-/* Reads the XACK reply (if one was sent) and the read's reply. */
+/*
+ * How many of our next pending entries to read at once: those that, read
+ * now, are not at their last allowed delivery; or just the first. XPENDING
+ * does not count as a delivery. Returns the count, or -1 with err.
+ */
+static long pending_count(char *err)
+{
+    char start[70], count[24];
+    struct lp_reply *rep;
+    long k = (long)opt.count;
+
+    if (strcmp(S.after, "0") == 0)
+        strcpy(start, "-");
+    else
+        snprintf(start, sizeof start, "(%s", S.after);
+    snprintf(count, sizeof count, "%" PRIu64, opt.count);
+    rep = lp_redis_cmd(S.r, err, "XPENDING", opt.com.stream, opt.com.group,
+                       start, "+", count, opt.consumer, NULL);
+    if (rep == NULL)
+        return -1;
+    for (size_t i = 0; i < lp_reply_len(rep); i++) {
+        const struct lp_reply *d = lp_reply_at(lp_reply_at(rep, i), 3);
+        if (d && (uint64_t)lp_reply_int(d) + 1 >= opt.max_deliveries) {
+            k = i ? (long)i : 1;
+            break;
+        }
+    }
+    lp_reply_free(rep);
+    return k;
+}
+
+/* Queues the XACK of the batch in hand, a trim when one is due, and the
+ * next read; sends them in one write. Reading our pending entries takes
+ * a round trip more: the XACK first, then XPENDING, then the read. */
+static int request(char *err)
+{
+    char count[24], block[24], idle[24];
+    const char *argv[14];
+    size_t lens[14];
+    int n = 0;
+    long k = (long)opt.count;
+
+    if (queue_ack(err) < 0)
+        return -1;
+    if (S.mode == M_PENDING) {
+        struct lp_reply *a;
+        if (S.ack_queued) {
+            if (lp_redis_reply(S.r, &a, err) < 0)
+                return -1;
+            take_ack_reply(a);
+            S.nack = 0;
+        }
+        if ((k = pending_count(err)) < 0)
+            return -1;
+    }
+    if (S.trim_due && lp_mono_ms() - S.last_trim >= 1000 &&
+        queue_trim(err) < 0)
+        return -1;
+    snprintf(count, sizeof count, "%ld", k);
+    if (S.mode == M_CLAIM) {
+        /* JUSTID: ownership moves, the delivery count does not; the
+         * entries are then read as our pending ones */
+        snprintf(idle, sizeof idle, "%lld", (long long)opt.claim_idle);
+        argv[n++] = "XAUTOCLAIM";
+        argv[n++] = opt.com.stream;
+        argv[n++] = opt.com.group;
+        argv[n++] = opt.consumer;
+        argv[n++] = idle;
+        argv[n++] = S.cursor;
+        argv[n++] = "COUNT";
+        argv[n++] = count;
+        argv[n++] = "JUSTID";
+    } else {
+        argv[n++] = "XREADGROUP";
+        argv[n++] = "GROUP";
+        argv[n++] = opt.com.group;
+        argv[n++] = opt.consumer;
+        argv[n++] = "COUNT";
+        argv[n++] = count;
+        if (S.mode == M_NEW && !opt.once) {
+            snprintf(block, sizeof block, "%lld", (long long)opt.block);
+            argv[n++] = "BLOCK";
+            argv[n++] = block;
+        }
+        argv[n++] = "STREAMS";
+        argv[n++] = opt.com.stream;
+        argv[n++] = S.mode == M_PENDING ? S.after : ">";
+    }
+    for (int i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    if (lp_redis_append(S.r, n, argv, lens) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+        return -1;
+    }
+    /* the entries are delivered (their idle time starts) after this */
+    S.asked_at = lp_mono_ms();
+    if (lp_redis_flush(S.r, err) < 0)
+        return -1;
+    if (S.mode == M_NEW)
+        crash_point("after-request");
+    return 0;
+}
+
+
+/* Reads the XACK and trim replies (if sent) and the read's reply. */
 static int receive(struct lp_reply **rep, char *err)
 {
+    struct lp_reply *a;
+    int blocking = S.mode == M_NEW && !opt.once, rc;
+
     if (S.ack_queued) {
-        struct lp_reply *a;
         if (lp_redis_reply(S.r, &a, err) < 0)
             return -1;
         take_ack_reply(a);
         S.nack = 0;
     }
+    if (S.trim_queued) {
+        if (lp_redis_reply(S.r, &a, err) < 0)
+            return -1;
+        take_trim_reply(a);
+    }
     /* a stop signal during a blocking read shuts the socket: entries the
      * server delivered meanwhile stay pending for the next start */
-    if (!S.pending && !opt.once) {
+    if (blocking) {
         lp_sig_shutdown_fd(lp_redis_fd(S.r));
         if (lp_stop) {
             lp_sig_shutdown_fd(-1);
@@ -790,9 +839,78 @@ static int receive(struct lp_reply **rep, char *err)
             return -1;
         }
     }
-    int rc = lp_redis_reply(S.r, rep, err);
-    lp_sig_shutdown_fd(-1);
+    rc = lp_redis_reply(S.r, rep, err);
+    if (blocking)
+        lp_sig_shutdown_fd(-1);
     return rc;
+}
+
+/* Compares two stream IDs. */
+static int id_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    uint64_t am = 0, as = 0, bm = 0, bs = 0;
+
+    lp_stream_id_parse(a, an, &am, &as);
+    lp_stream_id_parse(b, bn, &bm, &bs);
+    if (am != bm)
+        return am < bm ? -1 : 1;
+    return as < bs ? -1 : as > bs;
+}
+
+/* XPENDING of our entries over the ID range of a batch: [id, consumer,
+ * idle, deliveries] each, in ID order. Returns the reply (caller frees),
+ * or NULL with err. */
+static struct lp_reply *batch_pending(const struct lp_reply *entries,
+                                      size_t n, char *err)
+{
+    struct lp_entry first, last;
+    char a[64], b[64], count[24];
+
+    if (lp_entry_get(entries, 0, &first, err) < 0 ||
+        lp_entry_get(entries, n - 1, &last, err) < 0)
+        return NULL;
+    snprintf(a, sizeof a, "%.*s", (int)first.idlen, first.id);
+    snprintf(b, sizeof b, "%.*s", (int)last.idlen, last.id);
+    snprintf(count, sizeof count, "%zu", n + 16);
+    return lp_redis_cmd(S.r, err, "XPENDING", opt.com.stream, opt.com.group,
+                        a, b, count, opt.consumer, NULL);
+}
+
+/*
+ * Delivery counts of a batch of entries already delivered before (ours
+ * now), from XPENDING over the batch's ID range, into S.deliveries.
+ * Returns 0, or -1 with err on an I/O error.
+ */
+static int delivery_counts(const struct lp_reply *entries, size_t n,
+                           char *err)
+{
+    struct lp_entry e;
+    struct lp_reply *rep;
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        S.deliveries[i] = 1;
+    if ((rep = batch_pending(entries, n, err)) == NULL)
+        return -1;
+    /* both lists in ID order: walk them together */
+    for (size_t j = 0; j < lp_reply_len(rep) && k < n; j++) {
+        const struct lp_reply *p = lp_reply_at(rep, j);
+        const struct lp_reply *pid = lp_reply_at(p, 0);
+        const struct lp_reply *cnt = lp_reply_at(p, 3);
+        size_t pl;
+        const char *ps;
+        if (pid == NULL || cnt == NULL || (ps = lp_reply_str(pid, &pl)) ==
+            NULL)
+            continue;
+        while (k < n && lp_entry_get(entries, k, &e, err) == 0 &&
+               id_cmp(e.id, e.idlen, ps, pl) < 0)
+            k++;
+        if (k < n && lp_entry_get(entries, k, &e, err) == 0 &&
+            id_cmp(e.id, e.idlen, ps, pl) == 0)
+            S.deliveries[k++] = (unsigned)lp_reply_int(cnt);
+    }
+    lp_reply_free(rep);
+    return 0;
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -806,6 +924,8 @@ static void parse_args(int argc, char **argv)
     opt.count = 1000;
     opt.block = 2000;
     opt.timeout = 30000;
+    opt.claim_idle = 60000;
+    opt.max_deliveries = 5;
     opt.layout = "{service}/%Y-%m-%d.jsonl";
     opt.field = "data";
     opt.time_field = "timestamp";
@@ -867,6 +987,23 @@ static void parse_args(int argc, char **argv)
         case OPT_WHERE:
             opt.where = optarg;
             break;
+        case OPT_CLAIM_IDLE:
+            if (lp_parse_duration(optarg, "s", &opt.claim_idle, err) < 0)
+                goto badopt;
+            if (opt.claim_idle < 1) {
+                snprintf(err, sizeof err, "must be more than 0");
+                goto badopt;
+            }
+            break;
+        case OPT_MAX_DELIVERIES:
+            if (lp_parse_uint(optarg, 1, 1000000, &opt.max_deliveries,
+                              err) < 0)
+                goto badopt;
+            break;
+        case OPT_KEEP:
+            if (lp_parse_duration(optarg, "s", &opt.keep, err) < 0)
+                goto badopt;
+            break;
         case OPT_MAX_DEPTH:
             if (lp_parse_uint(optarg, 1, 10000, &opt.max_depth, err) < 0)
                 goto badopt;
@@ -903,6 +1040,7 @@ static void setup(void)
         strcpy(S.host, "logpipe-drain");
     if (opt.consumer == NULL)
         opt.consumer = S.host;
+    S.crash = getenv("LOGPIPE_TEST_CRASH");
     S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
                                    : -1;
     S.lim.depth = (int)opt.max_depth;
@@ -914,31 +1052,30 @@ static void setup(void)
         lp_error("--layout: %s", err);
         exit(LP_EX_CONFIG);
     }
+    for (int i = 0; i < lp_layout_nfields(S.layout); i++) {
+        S.field_idx[i] = lp_jkeys_add(&S.keys, lp_layout_field(S.layout, i));
+        if (S.field_idx[i] < 0) {
+            lp_error("--layout: too many fields");
+            exit(LP_EX_CONFIG);
+        }
+    }
     if (opt.to_stdout) {
         S.stdout_is_file = fstat(STDOUT_FILENO, &st) == 0 &&
                            S_ISREG(st.st_mode);
     } else {
-        for (int i = 0; i < lp_layout_nfields(S.layout); i++) {
-            S.field_idx[i] = lp_jkeys_add(&S.keys,
-                                          lp_layout_field(S.layout, i));
-            if (S.field_idx[i] < 0) {
-                lp_error("--layout: too many fields");
-                exit(LP_EX_CONFIG);
-            }
-        }
         if ((S.dirfd = lp_fs_root(opt.com.dir, 1, err)) < 0) {
             lp_error("--dir: %s", err);
             exit(LP_EX_CANTCREAT);
         }
-        S.touched = calloc(opt.count, sizeof *S.touched);
+        if ((S.arch = lp_archive_new(S.dirfd, opt.max_open)) == NULL)
+            fatal_oom();
     }
-    S.ack = calloc(opt.count + 3, sizeof *S.ack);
-    S.acklen = calloc(opt.count + 3, sizeof *S.acklen);
-    if (S.ack == NULL || S.acklen == NULL ||
-        (!opt.to_stdout && S.touched == NULL)) {
-        lp_error("out of memory");
-        exit(LP_EX_SOFTWARE);
-    }
+    S.capack = opt.count + 64;
+    S.ack = calloc(S.capack, sizeof *S.ack);
+    S.acklen = calloc(S.capack, sizeof *S.acklen);
+    S.deliveries = calloc(opt.count, sizeof *S.deliveries);
+    if (S.ack == NULL || S.acklen == NULL || S.deliveries == NULL)
+        fatal_oom();
     if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         exit(LP_EX_CONFIG);
@@ -947,33 +1084,136 @@ static void setup(void)
     lp_redis_set_timeout(S.r, opt.block + 10000);
 }
 
+/*
+ * Which entries of the batch are still ours? A batch held for half of
+ * --claim-idle or more (a stop signal, a stall) may have been claimed by
+ * another consumer meanwhile, who then archives it: we must not write it
+ * too. Called with the batch's files locked, so a claim after this check
+ * waits for our write, and the claimer's duplicate check finds it.
+ * Fills S.drop with the entries not in our pending list, and takes them
+ * off the XACK and DLQ lists. Returns 0 or -1 with err.
+ */
+static int not_ours(const struct lp_reply *entries, size_t n, char *err)
+{
+    struct lp_entry e;
+    struct lp_reply *rep;
+    struct lp_sid *mine;
+    size_t nmine = 0;
+
+    S.ndrop = 0;
+    if (n == 0 || lp_mono_ms() - S.read_at < opt.claim_idle / 2)
+        return 0;
+    if ((rep = batch_pending(entries, n, err)) == NULL)
+        return -1;
+    mine = calloc(lp_reply_len(rep) + 1, sizeof *mine);
+    S.drop = realloc(S.drop, (n + 1) * sizeof *S.drop);
+    if (mine == NULL || S.drop == NULL)
+        fatal_oom();
+    for (size_t j = 0; j < lp_reply_len(rep); j++) {
+        size_t l;
+        const char *id = lp_reply_str(lp_reply_at(lp_reply_at(rep, j), 0),
+                                      &l);
+        if (id && lp_stream_id_parse(id, l, &mine[nmine].ms,
+                                     &mine[nmine].seq) == 0)
+            nmine++;
+    }
+    lp_reply_free(rep);
+    for (size_t i = 0; i < n; i++) {
+        struct lp_sid id;
+        if (lp_entry_get(entries, i, &e, err) < 0 ||
+            lp_stream_id_parse(e.id, e.idlen, &id.ms, &id.seq) < 0)
+            continue;
+        if (!bsearch(&id, mine, nmine, sizeof id, lp_sid_cmp))
+            S.drop[S.ndrop++] = id;
+    }
+    free(mine);
+    if (S.ndrop == 0)
+        return 0;
+    lp_warn("%zu entries of the batch were taken over by another consumer "
+            "while this one stalled: leaving them to it", S.ndrop);
+    /* S.drop is in entry order, which is ID order */
+    size_t k = 0;
+    for (size_t i = 0; i < S.nack; i++) {
+        struct lp_sid id;
+        if (lp_stream_id_parse(S.ack[3 + i], S.acklen[3 + i], &id.ms,
+                               &id.seq) == 0 &&
+            bsearch(&id, S.drop, S.ndrop, sizeof id, lp_sid_cmp))
+            continue;
+        S.ack[3 + k] = S.ack[3 + i];
+        S.acklen[3 + k] = S.acklen[3 + i];
+        k++;
+    }
+    S.nack = k;
+    k = 0;
+    for (size_t i = 0; i < S.ndlq; i++) {
+        struct lp_sid id;
+        if (lp_stream_id_parse(S.scratch.p + S.dlq[i].id_off,
+                               S.dlq[i].id_len, &id.ms, &id.seq) == 0 &&
+            bsearch(&id, S.drop, S.ndrop, sizeof id, lp_sid_cmp))
+            continue;
+        S.dlq[k++] = S.dlq[i];
+    }
+    S.ndlq = k;
+    return 0;
+}
+
 /* Makes the batch durable: files or stdout, then the DLQ moves. */
-static int finish_batch(char *err)
+static int finish_batch(const struct lp_reply *entries, size_t n, char *err)
 {
     if (opt.to_stdout) {
+        if (not_ours(entries, n, err) < 0)
+            return -1;
+        if (S.ndrop)
+            lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
         if (lp_fs_write_all(STDOUT_FILENO, S.line.p, S.line.len) < 0) {
-            if (errno == EPIPE)
-                exit(LP_EX_OK);         /* reader gone: like head(1) */
-            lp_error("stdout: %s", strerror(errno));
+            if (errno != EPIPE) {
+                lp_error("stdout: %s", strerror(errno));
+                exit(LP_EX_IOERR);
+            }
+            /* the reader went away (| head): nothing of this batch is
+             * acknowledged; leave as a filter killed by SIGPIPE does */
+            signal(SIGPIPE, SIG_DFL);
+            raise(SIGPIPE);
             exit(LP_EX_IOERR);
         }
+        crash_point("after-write");
         if (S.stdout_is_file && S.line.len && fdatasync(STDOUT_FILENO) < 0) {
             lp_error("stdout: fsync: %s", strerror(errno));
             exit(LP_EX_IOERR);
         }
         S.line.len = 0;
-    } else {
-        sync_files();
+    } else if (lp_archive_touched(S.arch)) {
+        /* the files stay locked from the ownership check to the write */
+        if (lp_archive_lock(S.arch, err) < 0) {
+            lp_error("%s", err);
+            exit(fatal_errno(errno));
+        }
+        if (not_ours(entries, n, err) < 0) {
+            lp_archive_discard_locked(S.arch);
+            return -1;
+        }
+        if (lp_archive_write(S.arch, S.drop, S.ndrop, &S.n_dups, err) < 0) {
+            lp_error("%s", err);
+            exit(fatal_errno(errno));
+        }
+        crash_point("after-write");
+        if (lp_archive_sync(S.arch, err) < 0) {
+            /* never retry an fsync and trust it: the pages may be gone;
+             * the entries stay pending and are delivered again */
+            lp_error("%s", err);
+            exit(LP_EX_IOERR);
+        }
+    } else if (S.ndlq && not_ours(entries, n, err) < 0) {
+        return -1;
     }
+    crash_point("after-fsync");
     return send_dlq(err);
 }
 
 /* Frees what setup() made, so leak checkers see a clean exit. */
 static void teardown(void)
 {
-    for (size_t b = 0; b < LP_HASH; b++)
-        while (S.bucket[b])
-            close_out(S.bucket[b]);
+    lp_archive_free(S.arch);
     if (S.dirfd > 0)
         close(S.dirfd);
     lp_redis_free(S.r);
@@ -983,36 +1223,112 @@ static void teardown(void)
     lp_buf_free(&S.obj);
     lp_buf_free(&S.line);
     free(S.dlq);
-    free(S.touched);
     free(S.ack);
     free(S.acklen);
+    free(S.deliveries);
+    free(S.drop);
 }
 
 /*
- * Stopping: acknowledge the batch in hand without reading more. A stop
- * signal during a blocking read shuts the socket down, possibly just after
- * the reply of that read arrived: connect again rather than leave a
- * written batch pending (it would be written twice at the next start).
+ * Stopping: acknowledge the batch in hand without reading more, and trim.
+ * A stop signal during a blocking read shuts the socket down, possibly just
+ * after the reply of that read arrived: connect again rather than leave a
+ * written batch pending (it would be checked against the archive at the
+ * next start, but that costs a scan).
  */
 static void final_ack(void)
 {
     char err[LP_ERRLEN];
     struct lp_reply *a;
 
-    if (S.nack == 0)
+    if (S.nack == 0 && !S.trim_due)
         return;
     if (!lp_redis_connected(S.r) && lp_redis_connect(S.r, err) < 0) {
         lp_warn("%s (the last batch stays pending and is delivered again "
                 "at the next start)", err);
         return;
     }
-    if (queue_ack(err) < 0 || lp_redis_reply(S.r, &a, err) < 0) {
+    if (queue_ack(err) < 0 || (S.ack_queued &&
+                               lp_redis_reply(S.r, &a, err) < 0)) {
         lp_warn("%s (the last batch stays pending and is delivered again "
                 "at the next start)", err);
         return;
     }
-    take_ack_reply(a);
+    if (S.ack_queued)
+        take_ack_reply(a);
     S.nack = 0;
+    if (S.trim_due && queue_trim(err) == 0 &&
+        lp_redis_reply(S.r, &a, err) == 0)
+        take_trim_reply(a);
+}
+
+/* Reads the reply of the mode's request into entries (NULL: none). For
+ * CLAIM, acknowledges the deleted IDs and advances the cursor. Returns 0,
+ * or -1 when the reply was an error that was dealt with. */
+static int take_read_reply(struct lp_reply *rep,
+                           const struct lp_reply **entries)
+{
+    char err[LP_ERRLEN];
+
+    *entries = NULL;
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[300];
+        lp_reply_text(rep, t, sizeof t);
+        if (strncmp(t, "NOGROUP", 7) == 0) {
+            lp_warn("group %s is gone (Redis restarted without "
+                    "persistence, or the key was deleted): creating it "
+                    "again at the start of the stream", opt.com.group);
+            poll(NULL, 0, 500);     /* NOGROUP comes back at once */
+            connect_redis();
+            return -1;
+        }
+        lp_error("%s: %s", S.mode == M_CLAIM ? "XAUTOCLAIM" : "XREADGROUP",
+                 t);
+        if (strncmp(t, "WRONGTYPE", 9) == 0 || strncmp(t, "NOPERM", 6) == 0 ||
+            strncmp(t, "ERR unknown command", 19) == 0)
+            exit(LP_EX_CONFIG);
+        poll(NULL, 0, 1000);
+        return -1;
+    }
+    if (S.mode == M_CLAIM) {
+        const struct lp_reply *cur = lp_reply_at(rep, 0);
+        const struct lp_reply *ids = lp_reply_at(rep, 1);
+        const struct lp_reply *del = lp_reply_at(rep, 2);
+        size_t cl;
+        const char *c = cur ? lp_reply_str(cur, &cl) : NULL;
+        if (c == NULL || ids == NULL || cl >= sizeof S.cursor) {
+            lp_error("XAUTOCLAIM: unexpected reply shape");
+            exit(LP_EX_SOFTWARE);
+        }
+        memcpy(S.cursor, c, cl);
+        S.cursor[cl] = '\0';
+        for (size_t i = 0; del && i < lp_reply_len(del); i++) {
+            size_t dl;
+            const char *d = lp_reply_str(lp_reply_at(del, i), &dl);
+            if (d) {
+                S.n_deleted++;
+                lp_warn("entry %.*s was deleted from the stream before it "
+                        "was archived: acknowledging it", (int)dl, d);
+                ack_later(d, dl);
+            }
+        }
+        if (lp_reply_len(ids) > 0) {
+            /* ours now: read them as our pending entries, then claim on */
+            S.n_claimed += lp_reply_len(ids);
+            S.mode = M_PENDING;
+            strcpy(S.after, "0");
+            S.claiming = 1;
+        } else if (strcmp(S.cursor, "0-0") == 0) {
+            S.mode = M_NEW;
+            S.next_claim = lp_mono_ms() + opt.claim_idle / 2;
+        }
+        return 0;
+    }
+    if (lp_reply_entries(rep, 0, entries, err) < 0) {
+        lp_error("%s", err);
+        exit(LP_EX_SOFTWARE);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -1031,6 +1347,7 @@ int main(int argc, char **argv)
         const struct lp_reply *entries;
         size_t n;
         int64_t t0;
+        int mode;
 
         if (lp_stop) {
             final_ack();
@@ -1038,11 +1355,14 @@ int main(int argc, char **argv)
         }
         if (lp_hup) {
             lp_hup = 0;
-            /* reopen every file on its next write */
-            for (size_t b = 0; b < LP_HASH; b++)
-                while (S.bucket[b])
-                    close_out(S.bucket[b]);
+            if (S.arch)
+                lp_archive_close_all(S.arch);   /* reopened on next use */
         }
+        if (S.mode == M_NEW && lp_mono_ms() >= S.next_claim) {
+            S.mode = M_CLAIM;
+            strcpy(S.cursor, "0-0");
+        }
+        mode = S.mode;
         if (request(err) < 0 || receive(&rep, err) < 0) {
             if (lp_stop) {
                 final_ack();    /* S.nack is 0 if its XACK was answered */
@@ -1061,53 +1381,54 @@ int main(int argc, char **argv)
         S.ndlq = 0;
         S.scratch.len = 0;
 
-        if (lp_reply_type(rep) == LP_REPLY_ERROR) {
-            char t[300];
-            lp_reply_text(rep, t, sizeof t);
+        if (take_read_reply(rep, &entries) < 0) {
             lp_reply_free(rep);
-            if (strncmp(t, "NOGROUP", 7) == 0) {
-                lp_warn("group %s is gone (Redis restarted without "
-                        "persistence, or the key was deleted): creating it "
-                        "again at the start of the stream", opt.com.group);
-                poll(NULL, 0, 500);     /* NOGROUP comes back at once */
-                connect_redis();
-                continue;
-            }
-            lp_error("XREADGROUP: %s", t);
-            if (strncmp(t, "WRONGTYPE", 9) == 0 ||
-                strncmp(t, "NOPERM", 6) == 0)
-                exit(LP_EX_CONFIG);
-            poll(NULL, 0, 1000);
             continue;
         }
-        if (lp_reply_entries(rep, 0, &entries, err) < 0) {
-            lp_error("%s", err);
-            exit(LP_EX_SOFTWARE);
-        }
         if (entries == NULL) {
-            lp_reply_free(rep);
-            if (S.pending) {
-                S.pending = 0;          /* our backlog is done: new ones */
-                continue;
-            }
-            if (opt.once)
+            if (mode == M_PENDING) {
+                /* our backlog is done: claim (on, after claimed ones) */
+                S.mode = S.claiming && strcmp(S.cursor, "0-0") == 0 ? M_NEW
+                                                                    : M_CLAIM;
+                if (!S.claiming)
+                    strcpy(S.cursor, "0-0");
+                if (S.mode == M_NEW)
+                    S.next_claim = lp_mono_ms() + opt.claim_idle / 2;
+                S.claiming = 0;
+            } else if (mode == M_NEW && opt.once) {
+                lp_reply_free(rep);
+                final_ack();
                 break;
+            }
+            held = rep;         /* CLAIM: deleted IDs borrowed by S.ack */
             continue;
         }
         t0 = lp_mono_us();
-        S.batchno++;
+        S.read_at = S.asked_at;
+        crash_point("after-read");
         n = lp_reply_len(entries);
+        S.check = mode != M_NEW;
+        if (n > opt.count)
+            n = opt.count;      /* cannot happen: COUNT bounds replies */
+        if (S.check) {
+            if (delivery_counts(entries, n, err) < 0) {
+                lp_warn("%s", err);
+                lp_reply_free(rep);
+                connect_redis();
+                continue;
+            }
+        }
         for (size_t i = 0; i < n; i++) {
             struct lp_entry e;
             if (lp_entry_get(entries, i, &e, err) < 0) {
                 lp_error("%s", err);
                 exit(LP_EX_SOFTWARE);
             }
-            one_entry(&e);
-            if (S.pending && i == n - 1)
+            one_entry(&e, S.check ? S.deliveries[i] : 1);
+            if (mode == M_PENDING && i == n - 1)
                 snprintf(S.after, sizeof S.after, "%.*s", (int)e.idlen, e.id);
         }
-        if (finish_batch(err) < 0) {
+        if (finish_batch(entries, n, err) < 0) {
             /* the DLQ moves failed midway: what was not moved stays
              * pending; the files are durable, so acknowledge nothing and
              * let redelivery sort it out */
@@ -1121,16 +1442,20 @@ int main(int argc, char **argv)
             struct lp_entry a, b;
             lp_entry_get(entries, 0, &a, err);
             lp_entry_get(entries, n - 1, &b, err);
-            lp_debug("batch %.*s..%.*s: %zu entries, %zu to the DLQ, in "
-                     "%.1fms", (int)a.idlen, a.id, (int)b.idlen, b.id, n,
-                     S.ndlq, (double)(lp_mono_us() - t0) / 1000.0);
+            lp_debug("batch %.*s..%.*s: %zu entries (%s), %zu to the DLQ, "
+                     "in %.1fms", (int)a.idlen, a.id, (int)b.idlen, b.id, n,
+                     mode == M_NEW ? "new" : mode == M_PENDING ? "pending"
+                     : "claimed", S.ndlq,
+                     (double)(lp_mono_us() - t0) / 1000.0);
         }
         held = rep;             /* acknowledged with the next request */
     }
     lp_reply_free(held);
     lp_info("%" PRIu64 " entries read, %" PRIu64 " archived, %" PRIu64
-            " to the DLQ, %" PRIu64 " filtered out, %" PRIu64 " deleted",
-            S.n_read, S.n_written, S.n_dlq, S.n_filtered, S.n_deleted);
+            " already archived, %" PRIu64 " to the DLQ, %" PRIu64
+            " filtered out, %" PRIu64 " deleted, %" PRIu64 " claimed, %"
+            PRIu64 " trimmed", S.n_read, S.n_written - S.n_dups, S.n_dups,
+            S.n_dlq, S.n_filtered, S.n_deleted, S.n_claimed, S.n_trimmed);
     teardown();
     return LP_EX_OK;
 }

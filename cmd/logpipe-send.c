@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lp_buf.h"
@@ -21,33 +24,40 @@
 #include "lp_redis.h"
 #include "lp_sig.h"
 #include "lp_time.h"
+#include "lp_wal.h"
 
 /*
  * The loop: read lines, validate each event in one pass, append its XADD
- * (already in RESP form) to the filling batch; when the batch is full, the
+ * (already in RESP form) to the input batch; when the batch is full, the
  * linger time has passed or input ends, hand it to hiredis in one append
  * and write it out, while up to LP_INFLIGHT earlier batches wait for their
- * replies. One round trip per batch, not per event; the socket never idles
- * while we parse.
+ * replies. One round trip per batch, not per event.
  *
  * Every event keeps the input offset of its line, so that when Redis stays
  * away longer than --timeout we can say exactly how much of the input is
  * in Redis: everything before the first unacknowledged event's line.
+ *
+ * With --wal, a failure does not wait: every command not acknowledged
+ * goes to the WAL, in order, synced, and from then on ("WAL mode") new
+ * batches go there too, behind it, while the WAL's oldest segment is
+ * re-sent through the same pipeline whenever Redis answers. When the WAL
+ * is empty again, batches go straight to Redis.
  */
 
 #define LP_INFLIGHT 3
-#define LP_NBATCH (LP_INFLIGHT + 1)
 #define LP_MAXREQ 32
 
-enum { K_EVENT, K_DLQ };
+enum { K_EVENT, K_DLQ };        /* what a command is */
+enum { B_INPUT, B_REPLAY };     /* where a batch's commands come from */
 
 struct ev {
     uint32_t cmd;               /* offset of its command in the blob */
     uint32_t cmdlen;
     uint32_t file;              /* index of the input */
     uint8_t kind;
-    uint8_t done;
+    uint8_t done;               /* acknowledged (or safe in the WAL) */
     uint64_t line_start;        /* input offset of its line */
+    uint64_t wend;              /* B_REPLAY: segment offset after it */
 };
 
 struct batch {
@@ -57,17 +67,20 @@ struct batch {
     size_t replied;             /* replies received: ev[0..replied) */
     size_t failed;              /* error replies among them */
     int flushed;                /* written to the socket whole */
+    int source;                 /* B_INPUT or B_REPLAY */
     int64_t opened_ms;          /* monotonic time of its first event */
 };
 
 enum {
     OPT_BATCH = LP_OPT_TOOL, OPT_LINGER, OPT_TIMEOUT, OPT_TIME_FIELD,
     OPT_MAX_AGE, OPT_MAX_SKEW, OPT_MAX_LINE, OPT_MAX_DEPTH, OPT_REQUIRE,
-    OPT_REJECTS, OPT_REJECTS_TO_DLQ, OPT_IDS
+    OPT_REJECTS, OPT_REJECTS_TO_DLQ, OPT_IDS, OPT_WAL, OPT_WAL_MAX,
+    OPT_FLUSH_WAL, OPT_MAX_BACKLOG
 };
 
 static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_PASSWORD_FILE,
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
+    LP_LONG_PASSWORD_FILE,
     { "batch", required_argument, NULL, 'b' },
     { "linger", required_argument, NULL, 'l' },
     { "timeout", required_argument, NULL, 't' },
@@ -80,11 +93,15 @@ static const struct option longopts[] = {
     { "rejects", required_argument, NULL, OPT_REJECTS },
     { "rejects-to-dlq", no_argument, NULL, OPT_REJECTS_TO_DLQ },
     { "ids", no_argument, NULL, OPT_IDS },
+    { "wal", required_argument, NULL, OPT_WAL },
+    { "wal-max", required_argument, NULL, OPT_WAL_MAX },
+    { "flush-wal", no_argument, NULL, OPT_FLUSH_WAL },
+    { "max-backlog", required_argument, NULL, OPT_MAX_BACKLOG },
     LP_LONG_LOG,
     { NULL, 0, NULL, 0 }
 };
 
-static const char shortopts[] = "r:s:b:l:t:vqhV";
+static const char shortopts[] = "r:s:g:b:l:t:vqhV";
 
 static void usage(void)
 {
@@ -94,11 +111,16 @@ static void usage(void)
 "\n"
 "  -r, --redis URL          Redis URL (redis://127.0.0.1:6379/0)\n"
 "  -s, --stream KEY         stream key (logs:stream)\n"
+"  -g, --group NAME         group whose lag --max-backlog watches\n"
 "      --dlq KEY            dead letter stream (logs:dlq)\n"
 "      --password-file FILE read the Redis password from FILE\n"
 "  -b, --batch N            events per batch (1000)\n"
 "  -l, --linger DUR         send a partial batch after DUR (20ms; bare = ms)\n"
-"  -t, --timeout DUR        retry a failing Redis this long, then exit 75 (30s)\n"
+"  -t, --timeout DUR        retry a failing Redis this long (30s)\n"
+"      --wal DIR            keep what Redis cannot take in a write-ahead log\n"
+"      --wal-max SIZE       exit 75 rather than let the WAL pass SIZE\n"
+"      --flush-wal          send what the WAL holds, then exit\n"
+"      --max-backlog N      wait while the group lag exceeds N\n"
 "      --time-field NAME    member holding the event time (timestamp)\n"
 "      --max-age DUR        reject events older than DUR (24h; 0 = off)\n"
 "      --max-skew DUR       reject events more than DUR ahead (5m; 0 = off)\n"
@@ -133,8 +155,14 @@ static struct {
     const char *rejects;
     int rejects_to_dlq;
     int ids;
+    const char *wal;
+    uint64_t wal_max;
+    int flush_wal;
+    uint64_t max_backlog;
     char **files;
     int nfiles;
+    char **args;                /* the options as given, for the resume hint */
+    int nargs;
 } opt;
 
 static struct {
@@ -144,7 +172,8 @@ static struct {
     int time_idx;
     int req_idx[LP_MAXREQ];
     struct lp_jlimits lim;
-    struct batch ring[LP_NBATCH];
+    struct batch in;            /* the batch being filled from input */
+    struct batch ring[LP_INFLIGHT];
     int head, count;            /* in flight: ring[head .. head+count) */
     int rejects_fd;
     struct lp_buf prefix;       /* RESP of XADD <stream> * data $ */
@@ -158,15 +187,28 @@ static struct {
     int warned;
     int stdout_gone;
     int exit_code;
+    /* WAL */
+    struct lp_wal *wal;
+    int walmode;                /* new batches go to the WAL */
+    struct lp_wal_seg *rseg;    /* the segment being re-sent */
+    int rseg_eof;               /* all its records are in flight */
+    int64_t replay_at;          /* monotonic ms: next replay attempt */
+    /* --max-backlog */
+    int64_t backlog_at;
+    int batches_since_backlog;
+    char last_error[LP_ERRLEN];
+    int last_permanent;
     uint64_t n_lines, n_events, n_sent, n_rejected, n_dlq;
     uint64_t n_maybe;           /* sent again after a lost reply */
     uint64_t n_ahead;           /* acknowledged, but after an event that
                                    was not: a resume sends them twice */
+    uint64_t n_wal, n_replayed;
 } S;
 
-static struct batch *filling(void)
+static void fatal_oom(void)
 {
-    return &S.ring[(S.head + S.count) % LP_NBATCH];
+    lp_error("out of memory");
+    exit(LP_EX_SOFTWARE);
 }
 
 static void where(char *buf, size_t cap, uint64_t lineno)
@@ -177,16 +219,24 @@ static void where(char *buf, size_t cap, uint64_t lineno)
         snprintf(buf, cap, "line %" PRIu64, lineno);
 }
 
+static const char *plural(uint64_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+static void reset_batch(struct batch *b)
+{
+    b->n = b->replied = b->failed = 0;
+    b->blob.len = 0;
+    b->flushed = 0;
+}
+
 /* ---- replies ---------------------------------------------------------- */
 
 static void release_head(void)
 {
-    struct batch *b = &S.ring[S.head];
-
-    b->n = b->replied = b->failed = 0;
-    b->blob.len = 0;
-    b->flushed = 0;
-    S.head = (S.head + 1) % LP_NBATCH;
+    reset_batch(&S.ring[S.head]);
+    S.head = (S.head + 1) % LP_INFLIGHT;
     S.count--;
 }
 
@@ -206,21 +256,19 @@ static void flush_ids(void)
                                           S.out.len) < 0) {
         if (errno != EPIPE)
             lp_error("stdout: %s", strerror(errno));
-        /* like head(1) expects: stop reading, finish what is in flight */
+        /* stop reading, finish what is in flight, then leave as a filter
+         * killed by SIGPIPE would (see main) */
         S.stdout_gone = 1;
         lp_stop = 1;
     }
     S.out.len = 0;
 }
 
-static char last_error[LP_ERRLEN];
-static int last_permanent;
-
 /* The oldest batch in flight still waiting for replies, or NULL. */
 static struct batch *unanswered(void)
 {
     for (int i = 0; i < S.count; i++) {
-        struct batch *b = &S.ring[(S.head + i) % LP_NBATCH];
+        struct batch *b = &S.ring[(S.head + i) % LP_INFLIGHT];
         if (b->replied < b->n)
             return b;
     }
@@ -233,13 +281,18 @@ static void take_reply(struct batch *b, struct lp_reply *rep)
     struct ev *e = &b->ev[b->replied++];
 
     if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[LP_ERRLEN - 100];
         b->failed++;
-        lp_reply_text(rep, last_error, sizeof last_error);
-        last_permanent |= permanent_error(rep);
+        snprintf(S.last_error, sizeof S.last_error, "XADD %s: %s",
+                 e->kind == K_EVENT ? opt.com.stream : opt.com.dlq,
+                 lp_reply_text(rep, t, sizeof t));
+        S.last_permanent |= permanent_error(rep);
     } else {
         e->done = 1;
         if (e->kind == K_EVENT) {
             S.n_sent++;
+            if (b->source == B_REPLAY)
+                S.n_replayed++;
             if (opt.ids && !S.stdout_gone) {
                 size_t n;
                 const char *id = lp_reply_str(rep, &n);
@@ -255,15 +308,28 @@ static void take_reply(struct batch *b, struct lp_reply *rep)
     lp_reply_free(rep);
 }
 
+static void wal_error(const char *err)
+{
+    /* events the WAL cannot keep: stop, without acknowledging anything
+     * that is not in Redis or in the WAL */
+    lp_error("%s", err);
+    exit(LP_EX_IOERR);
+}
+
 /* Releases answered batches at the head; -1 when the head had errors. */
 static int retire(void)
 {
+    char err[LP_ERRLEN];
+
     while (S.count > 0) {
         struct batch *b = &S.ring[S.head];
         if (b->replied < b->n)
             break;
         if (b->failed)
             return -1;
+        if (b->source == B_REPLAY && b->n &&
+            lp_wal_seg_ack(S.wal, S.rseg, b->ev[b->n - 1].wend, err) < 0)
+            wal_error(err);
         release_head();
         S.fail_since = 0;
         S.backoff = 0;
@@ -274,16 +340,19 @@ static int retire(void)
             S.warned = 0;
         }
     }
+    /* a segment all sent and all acknowledged is done */
+    if (S.rseg && S.rseg_eof && S.count == 0) {
+        if (lp_wal_seg_done(S.wal, S.rseg, err) < 0)
+            wal_error(err);
+        S.rseg = NULL;
+        S.rseg_eof = 0;
+    }
     flush_ids();
     return 0;
 }
 
-/*
- * Takes the replies that have arrived; with block, waits for at least
- * one. all: keep taking until every command in flight is answered (used
- * after a failure, without retiring). Returns 0, or -1 with err on an I/O
- * error or when a batch got an error reply.
- */
+/* Takes the replies that have arrived; with block, waits for at least
+ * one. Returns 0, or -1 with err on an I/O error or an error reply. */
 static int pump(int block, char *err)
 {
     struct lp_reply *rep;
@@ -304,8 +373,7 @@ static int pump(int block, char *err)
         if (rc < 0)
             return -1;
         if (retire() < 0) {
-            snprintf(err, LP_ERRLEN, "%s: %s", lp_redis_name(S.r),
-                     last_error);
+            snprintf(err, LP_ERRLEN, "%s", S.last_error);
             return -1;
         }
         if (got || !block || S.count == 0)
@@ -319,9 +387,11 @@ static int pump(int block, char *err)
 
 static uint64_t unsent_offset(int *file)
 {
-    /* the line of the oldest event not yet acknowledged, else all read */
-    for (int i = 0; i <= S.count; i++) {
-        struct batch *b = &S.ring[(S.head + i) % LP_NBATCH];
+    /* the line of the oldest input event not acknowledged, else all read */
+    for (int i = 0; i < S.count; i++) {
+        struct batch *b = &S.ring[(S.head + i) % LP_INFLIGHT];
+        if (b->source != B_INPUT)
+            continue;
         for (size_t k = 0; k < b->n; k++) {
             if (!b->ev[k].done) {
                 *file = (int)b->ev[k].file;
@@ -329,34 +399,89 @@ static uint64_t unsent_offset(int *file)
             }
         }
     }
+    for (size_t k = 0; k < S.in.n; k++) {
+        if (!S.in.ev[k].done) {
+            *file = (int)S.in.ev[k].file;
+            return S.in.ev[k].line_start;
+        }
+    }
     *file = S.file;
     return lp_lines_offset(&S.lines);
 }
 
+/* Appends a's words to b, quoted for a POSIX shell. A password in a Redis
+ * URL is masked. */
+static void add_quoted(struct lp_buf *b, const char *a)
+{
+    const char *at = strchr(a, '@'), *sch = strstr(a, "://");
+    int plain = *a != '\0';
+
+    for (const char *p = a; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || strchr("-_./:=,+%@", *p)))
+            plain = 0;
+    lp_buf_addc(b, ' ');
+    if (!plain)
+        lp_buf_addc(b, '\'');
+    for (const char *p = a; *p; p++) {
+        if (sch && at && p > sch + 2 && p < at && *p == ':') {
+            lp_buf_adds(b, ":***");     /* the password stays out of logs */
+            p = at - 1;
+            continue;
+        }
+        if (*p == '\'')
+            lp_buf_adds(b, "'\\''");
+        else
+            lp_buf_addc(b, *p);
+    }
+    if (!plain)
+        lp_buf_addc(b, '\'');
+}
+
+/* Exits with code after saying how much of the input went to Redis, and
+ * the command that sends the rest. */
 static void give_up(const char *why, int code)
 {
+    struct lp_buf cmd = { 0 };
     int file;
     uint64_t off = unsent_offset(&file);
     const char *name = opt.nfiles ? opt.files[file] : NULL;
+    char from[32];
 
     if (name && strcmp(name, "-") == 0)
         name = NULL;
     lp_error("%s", why);
+    snprintf(from, sizeof from, "+%" PRIu64, off + 1);
+    lp_buf_adds(&cmd, "tail -c");
+    add_quoted(&cmd, from);
     if (name)
-        lp_error("sent %" PRIu64 " bytes of %s%s; resume with: "
-                 "tail -c +%" PRIu64 " %s | logpipe-send",
-                 off, name, file + 1 < opt.nfiles ?
-                 ", none of the files after it" : "", off + 1, name);
+        add_quoted(&cmd, name);
+    lp_buf_adds(&cmd, " | logpipe-send");
+    for (int i = 0; i < opt.nargs; i++)
+        add_quoted(&cmd, opt.args[i]);
+    if (name && file + 1 < opt.nfiles) {
+        lp_buf_adds(&cmd, " -");
+        for (int i = file + 1; i < opt.nfiles; i++)
+            add_quoted(&cmd, opt.files[i]);
+    }
+    lp_buf_addc(&cmd, '\0');
+    if (name)
+        lp_error("sent %" PRIu64 " bytes of %s%s; resume with: %s", off,
+                 name, file + 1 < opt.nfiles ? ", none of the files after it"
+                 : "", cmd.p);
     else
-        lp_error("sent %" PRIu64 " bytes of input; resume with: "
-                 "tail -c +%" PRIu64 " <the same input> | logpipe-send",
-                 off, off + 1);
+        lp_error("sent %" PRIu64 " bytes of the input; resume with: %s "
+                 "(fed the same input)", off, cmd.p);
     if (S.n_maybe)
-        lp_warn("%" PRIu64 " events may have reached Redis although no "
-                "reply came (possible duplicates)", S.n_maybe);
+        lp_warn("%" PRIu64 " %s may have reached Redis although no reply "
+                "came (possible duplicates)", S.n_maybe,
+                plural(S.n_maybe, "event", "events"));
     if (S.n_ahead)
-        lp_warn("%" PRIu64 " events after the resume point are already in "
-                "Redis (a resume sends them twice)", S.n_ahead);
+        lp_warn("%" PRIu64 " %s after the resume point %s already in Redis "
+                "(a resume sends them twice)", S.n_ahead,
+                plural(S.n_ahead, "event", "events"),
+                plural(S.n_ahead, "is", "are"));
+    lp_buf_free(&cmd);
     exit(code);
 }
 
@@ -400,40 +525,163 @@ static int send_batch(struct batch *b, char *err)
     return 0;
 }
 
+/* Collects the replies still coming on a live connection after a failure,
+ * without retiring anything. */
+static void collect_replies(void)
+{
+    char err[LP_ERRLEN];
+
+    while (lp_redis_connected(S.r)) {
+        struct lp_reply *rep;
+        struct batch *b = unanswered();
+        int rc;
+        if (b == NULL)
+            break;
+        if ((rc = lp_redis_next(S.r, &rep, err)) == 1)
+            take_reply(b, rep);
+        else if (rc < 0 || lp_redis_read(S.r, err) < 0)
+            break;
+    }
+    flush_ids();
+}
+
+/* Appends the not-yet-done commands of b to the WAL and marks them done.
+ * Does not sync. Exits 75 at --wal-max. */
+static void batch_to_wal(struct batch *b)
+{
+    char err[LP_ERRLEN];
+
+    for (size_t k = 0; k < b->n; k++) {
+        struct ev *e = &b->ev[k];
+        int rc;
+        if (e->done)
+            continue;
+        rc = lp_wal_append(S.wal, b->blob.p + e->cmd, e->cmdlen, err);
+        if (rc == -2) {
+            lp_wal_sync(S.wal, err);
+            give_up(err, LP_EX_TEMPFAIL);
+        }
+        if (rc < 0)
+            wal_error(err);
+        e->done = 1;
+        if (e->kind == K_EVENT)
+            S.n_wal++;
+    }
+}
+
+static void sync_wal(void)
+{
+    char err[LP_ERRLEN];
+
+    if (lp_wal_sync(S.wal, err) < 0)
+        wal_error(err);
+}
+
+/* Redis failed with batches of input in flight: everything not
+ * acknowledged goes to the WAL, in order, and we are in WAL mode. */
+static void spill(const char *why)
+{
+    int behind = 0;
+
+    collect_replies();
+    for (int i = 0; i < S.count; i++)
+        compact(&S.ring[(S.head + i) % LP_INFLIGHT], &behind);
+    for (int i = 0; i < S.count; i++)
+        batch_to_wal(&S.ring[(S.head + i) % LP_INFLIGHT]);
+    batch_to_wal(&S.in);
+    sync_wal();
+    while (S.count > 0)
+        release_head();
+    reset_batch(&S.in);
+    S.n_ahead = 0;              /* a WAL has no resume point */
+    if (!S.walmode)
+        lp_warn("%s: keeping events in the WAL %s until Redis answers",
+                why, opt.wal);
+    S.walmode = 1;
+    S.replay_at = lp_mono_ms() + 100;
+}
+
+/* Re-sending from the WAL failed: acknowledge the records that made it
+ * in order, forget the batches in flight, and try again later. */
+static void replay_failed(const char *why)
+{
+    char err[LP_ERRLEN];
+    uint64_t acked = 0;
+    int broken = 0;
+
+    collect_replies();
+    for (int i = 0; i < S.count; i++) {
+        struct batch *b = &S.ring[(S.head + i) % LP_INFLIGHT];
+        for (size_t k = 0; k < b->n; k++) {
+            struct ev *e = &b->ev[k];
+            if (!broken && e->done)
+                acked = e->wend;
+            else if (!broken)
+                broken = 1;
+            else if (e->done && e->kind == K_EVENT)
+                S.n_maybe++;    /* in Redis, and will be sent again */
+            if (broken && !e->done && k >= b->replied && b->flushed)
+                S.n_maybe++;
+        }
+    }
+    if (acked && lp_wal_seg_ack(S.wal, S.rseg, acked, err) < 0)
+        wal_error(err);
+    while (S.count > 0)
+        release_head();
+    if (S.rseg) {
+        lp_wal_seg_rewind(S.rseg);
+        S.rseg_eof = 0;
+    }
+    if (S.last_permanent && lp_redis_connected(S.r)) {
+        lp_error("%s", why);
+        lp_error("the events stay in the WAL %s", opt.wal);
+        exit(LP_EX_CONFIG);
+    }
+    S.backoff = S.backoff ? S.backoff * 2 : 100;
+    if (S.backoff > 2000)
+        S.backoff = 2000;
+    S.replay_at = lp_mono_ms() + S.backoff;
+    if (S.fail_since == 0)
+        S.fail_since = lp_mono_ms();
+    if (!S.warned) {
+        lp_warn("%s; the WAL %s is sent again when Redis answers", why,
+                opt.wal);
+        S.warned = 1;
+    }
+    S.last_permanent = 0;
+}
+
 /*
  * Something failed: an I/O error (connection gone, replies in flight
- * lost) or an error reply (OOM, READONLY, LOADING, ...). Collect the
- * replies still coming, keep what was not acknowledged, and send it again
- * in order once Redis answers, for at most --timeout.
+ * lost) or an error reply (OOM, READONLY, LOADING, ...). With a WAL, what
+ * is not acknowledged goes there. Without, collect the replies still
+ * coming, keep what was not acknowledged, and send it again in order once
+ * Redis answers, for at most --timeout.
  */
 static void recover(const char *why)
 {
-    char err[LP_ERRLEN], msg[LP_ERRLEN + 64];
+    char err[LP_ERRLEN], msg[LP_ERRLEN + 64], d[32];
     int64_t now = lp_mono_ms();
 
+    if (S.walmode) {
+        replay_failed(why);
+        return;
+    }
+    if (S.wal && !S.last_permanent) {
+        spill(why);
+        return;
+    }
     snprintf(msg, sizeof msg, "%s", why);
+    lp_format_duration(opt.timeout, d, sizeof d);
     if (S.fail_since == 0)
         S.fail_since = now;
     for (;;) {
-        /* the connection may still carry replies for later commands */
-        while (lp_redis_connected(S.r)) {
-            struct lp_reply *rep;
-            struct batch *b = unanswered();
-            int rc;
-            if (b == NULL)
-                break;
-            if ((rc = lp_redis_next(S.r, &rep, err)) == 1)
-                take_reply(b, rep);
-            else if (rc < 0 || lp_redis_read(S.r, err) < 0)
-                break;
-        }
-        flush_ids();
-        if (last_permanent && lp_redis_connected(S.r)) {
-            give_up(msg, LP_EX_CONFIG);
-        }
         int behind = 0;
+        collect_replies();
+        if (S.last_permanent && lp_redis_connected(S.r))
+            give_up(msg, LP_EX_CONFIG);
         for (int i = 0; i < S.count; i++)
-            compact(&S.ring[(S.head + i) % LP_NBATCH], &behind);
+            compact(&S.ring[(S.head + i) % LP_INFLIGHT], &behind);
         while (S.count > 0 && S.ring[S.head].n == 0)
             release_head();
         if (S.count == 0) {
@@ -443,16 +691,13 @@ static void recover(const char *why)
         }
 
         now = lp_mono_ms();
-        if (!S.warned) {
-            char d[32];
-            lp_format_duration(opt.timeout, d, sizeof d);
+        if (!S.warned && opt.timeout > 0) {
             lp_warn("%s; retrying for up to %s", msg, d);
             S.warned = 1;
         }
         if (now - S.fail_since >= opt.timeout) {
             char m2[LP_ERRLEN + 128];
-            snprintf(m2, sizeof m2, "giving up after %llds: %s",
-                     (long long)((now - S.fail_since) / 1000), msg);
+            snprintf(m2, sizeof m2, "giving up (--timeout %s): %s", d, msg);
             give_up(m2, LP_EX_TEMPFAIL);
         }
         if (lp_stop) {
@@ -476,10 +721,10 @@ static void recover(const char *why)
                 continue;
             }
         }
-        last_permanent = 0;
+        S.last_permanent = 0;
         int ok = 1;
         for (int i = 0; i < S.count && ok; i++)
-            if (send_batch(&S.ring[(S.head + i) % LP_NBATCH], err) < 0) {
+            if (send_batch(&S.ring[(S.head + i) % LP_INFLIGHT], err) < 0) {
                 snprintf(msg, sizeof msg, "%s", err);
                 ok = 0;
             }
@@ -488,81 +733,259 @@ static void recover(const char *why)
     }
 }
 
-/* Hands the filling batch to Redis, waiting for room in flight. */
+/* Connects when not connected. Returns 0, or -1 with err (EAUTH exits). */
+static int ensure_connected(char *err)
+{
+    int rc;
+
+    if (lp_redis_connected(S.r))
+        return 0;
+    rc = lp_redis_connect(S.r, err);
+    if (rc == LP_REDIS_EAUTH) {
+        lp_error("%s", err);
+        if (S.walmode)
+            lp_error("the events stay in the WAL %s", opt.wal);
+        exit(LP_EX_CONFIG);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- --max-backlog ------------------------------------------------------ */
+
+/* The largest group lag (XINFO GROUPS), or the stream length when there
+ * is no group or Redis does not know a lag. -1 with err on I/O errors. */
+static long long backlog(char *err)
+{
+    struct lp_reply *rep = lp_redis_cmd(S.r, err, "XINFO", "GROUPS",
+                                        opt.com.stream, NULL);
+    long long worst = -1;
+
+    if (rep == NULL)
+        return -1;
+    for (size_t i = 0; i < lp_reply_len(rep); i++) {
+        const struct lp_reply *g = lp_reply_at(rep, i);
+        long long lag = -1;
+        for (size_t k = 0; k + 1 < lp_reply_len(g); k += 2) {
+            const char *f = lp_reply_str(lp_reply_at(g, k), NULL);
+            const struct lp_reply *v = lp_reply_at(g, k + 1);
+            if (f && strcmp(f, "lag") == 0 && lp_reply_type(v) ==
+                LP_REPLY_INTEGER)
+                lag = lp_reply_int(v);
+        }
+        if (lag < 0) {
+            worst = LLONG_MAX;  /* unknown (after deletions): XLEN below */
+            break;
+        }
+        if (lag > worst)
+            worst = lag;
+    }
+    lp_reply_free(rep);
+    if (worst == -1 || worst == LLONG_MAX) {
+        rep = lp_redis_cmd(S.r, err, "XLEN", opt.com.stream, NULL);
+        if (rep == NULL)
+            return -1;
+        worst = lp_reply_int(rep);
+        lp_reply_free(rep);
+    }
+    return worst;
+}
+
+/* Every 100ms and 4 batches at most: waits while the backlog is above
+ * --max-backlog, so that the pipe pushes back on the writer. */
+static void check_backlog(void)
+{
+    char err[LP_ERRLEN];
+    int64_t wait = 100;
+    int waited = 0;
+
+    if (!opt.max_backlog || ++S.batches_since_backlog < 4 ||
+        lp_mono_ms() < S.backlog_at)
+        return;
+    S.batches_since_backlog = 0;
+    S.backlog_at = lp_mono_ms() + 100;
+    /* a command with batches in flight would need its reply sorted out of
+     * theirs: let them land first */
+    while (S.count > 0)
+        if (pump(1, err) < 0) {
+            recover(err);
+            return;
+        }
+    for (;;) {
+        long long n;
+        if (ensure_connected(err) < 0 || (n = backlog(err)) < 0)
+            return;             /* the next send notices and recovers */
+        if (n <= (long long)opt.max_backlog || lp_stop)
+            break;
+        if (!waited)
+            lp_info("backlog %lld over --max-backlog %" PRIu64 ": waiting",
+                    n, opt.max_backlog);
+        waited = 1;
+        poll(NULL, 0, (int)wait);
+        wait = wait < 1000 ? wait * 2 : 1000;
+    }
+    if (waited)
+        lp_info("backlog under --max-backlog again");
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* The oldest WAL records go into a free slot, as a batch in flight. */
+static void replay_step(void)
+{
+    char err[LP_ERRLEN];
+    struct batch *b;
+    const char *rec;
+    size_t len;
+    uint64_t end;
+
+    if (S.rseg && S.rseg_eof && S.count == 0)
+        retire();               /* finishes the segment */
+    if (!S.walmode || S.count >= LP_INFLIGHT || lp_mono_ms() < S.replay_at ||
+        (S.rseg && S.rseg_eof))
+        return;
+    if (ensure_connected(err) < 0) {
+        replay_failed(err);
+        return;
+    }
+    if (S.rseg == NULL) {
+        int rc;
+        /* input waiting for the WAL goes first, behind what is there */
+        if (S.in.n) {
+            batch_to_wal(&S.in);
+            sync_wal();
+            reset_batch(&S.in);
+        }
+        rc = lp_wal_take(S.wal, &S.rseg, err);
+        if (rc < 0)
+            wal_error(err);
+        if (rc == 0) {
+            if (S.count == 0) {
+                S.walmode = 0;  /* all sent: straight to Redis again */
+                lp_info("the WAL %s is empty again", opt.wal);
+            }
+            return;
+        }
+        S.rseg_eof = 0;
+    }
+    b = &S.ring[(S.head + S.count) % LP_INFLIGHT];
+    reset_batch(b);
+    b->source = B_REPLAY;
+    while (b->n < opt.batch && b->blob.len < opt.batch_bytes) {
+        if (!lp_wal_seg_next(S.rseg, &rec, &len, &end)) {
+            S.rseg_eof = 1;
+            break;
+        }
+        if (lp_buf_add(&b->blob, rec, len) < 0)
+            fatal_oom();
+        struct ev *e = &b->ev[b->n++];
+        const char *key, *data;
+        size_t keylen, datalen;
+        e->cmd = (uint32_t)(b->blob.len - len);
+        e->cmdlen = (uint32_t)len;
+        /* an event for a stream, or a dead letter (counted apart) */
+        e->kind = lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
+                  keylen == strlen(opt.com.dlq) &&
+                  memcmp(key, opt.com.dlq, keylen) == 0 ? K_DLQ : K_EVENT;
+        e->done = 0;
+        e->wend = end;
+        e->file = 0;
+        e->line_start = 0;
+    }
+    if (b->n == 0) {
+        retire();               /* an empty remainder: the segment is done */
+        return;
+    }
+    S.count++;
+    if (lp_log_verbosity() >= 2)
+        lp_debug("re-sending %zu commands of %s", b->n,
+                 lp_wal_seg_name(S.rseg));
+    if (send_batch(b, err) < 0)
+        recover(err);
+}
+
+/* Hands the input batch to Redis (or to the WAL in WAL mode). */
 static void dispatch(void)
 {
-    struct batch *b = filling();
     char err[LP_ERRLEN] = "";
+    struct batch *b;
 
-    if (b->n == 0)
+    if (S.in.n == 0)
         return;
-    while (S.count >= LP_INFLIGHT) {
-        if (pump(1, err) < 0)
-            recover(err);
+    if (S.walmode) {
+        batch_to_wal(&S.in);
+        sync_wal();
+        reset_batch(&S.in);
+        replay_step();
+        return;
     }
-    b = filling();
+    check_backlog();
+    if (S.walmode) {            /* the check failed over to the WAL */
+        dispatch();
+        return;
+    }
+    while (S.count >= LP_INFLIGHT) {
+        if (pump(1, err) < 0) {
+            recover(err);
+            if (S.walmode) {
+                dispatch();
+                return;
+            }
+        }
+    }
+    /* the input batch becomes the free slot, the slot the input batch */
+    b = &S.ring[(S.head + S.count) % LP_INFLIGHT];
+    struct batch tmp = *b;
+    *b = S.in;
+    S.in = tmp;
+    reset_batch(&S.in);
+    b->source = B_INPUT;
     S.count++;
     if (lp_log_verbosity() >= 2)
         lp_debug("batch of %zu events, %zu bytes", b->n, b->blob.len);
-    if (!lp_redis_connected(S.r) || send_batch(b, err) < 0) {
-        if (!lp_redis_connected(S.r) && err[0] == '\0')
-            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+    if (ensure_connected(err) < 0 || send_batch(b, err) < 0)
         recover(err);
-    }
 }
 
 /* ---- events ----------------------------------------------------------- */
 
-static void add_dlq(const char *line, size_t len, uint64_t line_start, const char *code, const char *msg)
+static void add_command(size_t start, uint64_t line_start, int kind)
 {
-    struct batch *b = filling();
-    char ms[32];
-    const char *argv[19];
-    size_t lens[19];
-    int n = 0;
-    size_t start = b->blob.len;
+    struct batch *b = &S.in;
 
-#define ARG(s, l) (argv[n] = (s), lens[n++] = (l))
-    snprintf(ms, sizeof ms, "%lld", (long long)S.now);
-    ARG("XADD", 4);
-    ARG(opt.com.dlq, strlen(opt.com.dlq));
-    ARG("*", 1);
-    ARG("data", 4); ARG(line, len);
-    ARG("error", 5); ARG(code, strlen(code));
-    ARG("detail", 6); ARG(msg, strlen(msg));
-    ARG("stage", 5); ARG("send", 4);
-    ARG("source_stream", 13); ARG(opt.com.stream, strlen(opt.com.stream));
-    ARG("source_id", 9); ARG("", 0);
-#undef ARG
-    /* deliveries, consumer and failed_at follow, as for drain's entries */
-    {
-        const char *tail[6] = { "deliveries", "0", "consumer", S.host,
-                                "failed_at", ms };
-        size_t tl[6];
-        for (int i = 0; i < 6; i++)
-            tl[i] = strlen(tail[i]);
-        const char *all[25];
-        size_t al[25];
-        memcpy(all, argv, sizeof(char *) * (size_t)n);
-        memcpy(al, lens, sizeof(size_t) * (size_t)n);
-        memcpy(all + n, tail, sizeof tail);
-        memcpy(al + n, tl, sizeof tl);
-        if (lp_buf_add_resp(&b->blob, n + 6, all, al) < 0) {
-            lp_error("out of memory");
-            exit(LP_EX_SOFTWARE);
-        }
-    }
     if (b->n == 0)
         b->opened_ms = lp_mono_ms();
     b->ev[b->n].cmd = (uint32_t)start;
     b->ev[b->n].cmdlen = (uint32_t)(b->blob.len - start);
     b->ev[b->n].file = (uint32_t)S.file;
-    b->ev[b->n].kind = K_DLQ;
+    b->ev[b->n].kind = (uint8_t)kind;
     b->ev[b->n].done = 0;
     b->ev[b->n].line_start = line_start;
     b->n++;
     if (b->n >= opt.batch || b->blob.len >= opt.batch_bytes)
         dispatch();
+}
+
+static void add_dlq(const char *line, size_t len, uint64_t line_start,
+                    const char *code, const char *msg)
+{
+    char ms[32];
+    const char *argv[19] = {
+        "XADD", opt.com.dlq, "*", "data", line, "error", code,
+        "detail", msg, "stage", "send", "source_stream", opt.com.stream,
+        "source_id", "", "deliveries", "0", "consumer", S.host,
+    };
+    const char *all[21];
+    size_t lens[21], start = S.in.blob.len;
+
+    snprintf(ms, sizeof ms, "%lld", (long long)S.now);
+    memcpy(all, argv, sizeof argv);
+    all[19] = "failed_at";
+    all[20] = ms;
+    for (int i = 0; i < 21; i++)
+        lens[i] = i == 4 ? len : strlen(all[i]);
+    if (lp_buf_add_resp(&S.in.blob, 21, all, lens) < 0)
+        fatal_oom();
+    add_command(start, line_start, K_DLQ);
 }
 
 /* Reports a rejected event; line[0..len) is what --rejects and the DLQ
@@ -589,19 +1012,17 @@ static void reject(const char *line, size_t len, uint64_t lineno,
 static void add_event(const char *s, size_t n, const struct lp_jevent *ev,
                       uint64_t line_start)
 {
-    struct batch *b = filling();
+    struct lp_buf *blob = &S.in.blob;
     size_t len = ev->ncuts ? lp_json_cut_len(ev, n) : n;
-    size_t start = b->blob.len;
+    size_t start = blob->len;
     char *o;
 
-    if (lp_buf_reserve(&b->blob, S.prefix.len + 24 + len + 2) < 0) {
-        lp_error("out of memory");
-        exit(LP_EX_SOFTWARE);
-    }
-    memcpy(b->blob.p + b->blob.len, S.prefix.p, S.prefix.len);
-    b->blob.len += S.prefix.len;
-    lp_buf_addu(&b->blob, len);
-    o = b->blob.p + b->blob.len;
+    if (lp_buf_reserve(blob, S.prefix.len + 24 + len + 2) < 0)
+        fatal_oom();
+    memcpy(blob->p + blob->len, S.prefix.p, S.prefix.len);
+    blob->len += S.prefix.len;
+    lp_buf_addu(blob, len);
+    o = blob->p + blob->len;
     *o++ = '\r';
     *o++ = '\n';
     if (ev->ncuts)
@@ -611,24 +1032,13 @@ static void add_event(const char *s, size_t n, const struct lp_jevent *ev,
     o += len;
     *o++ = '\r';
     *o++ = '\n';
-    b->blob.len = (size_t)(o - b->blob.p);
-
-    if (b->n == 0)
-        b->opened_ms = lp_mono_ms();
-    b->ev[b->n].cmd = (uint32_t)start;
-    b->ev[b->n].cmdlen = (uint32_t)(b->blob.len - start);
-    b->ev[b->n].file = (uint32_t)S.file;
-    b->ev[b->n].kind = K_EVENT;
-    b->ev[b->n].done = 0;
-    b->ev[b->n].line_start = line_start;
-    b->n++;
+    blob->len = (size_t)(o - blob->p);
     S.n_events++;
-    if (b->n >= opt.batch || b->blob.len >= opt.batch_bytes)
-        dispatch();
+    add_command(start, line_start, K_EVENT);
 }
 
 /* One event (a line, or an element of an array line). label is NULL for
- * a whole line, else "element N". Returns 0 or -1 (rejected). */
+ * a whole line, else "element N". */
 static void one_event(const char *s, size_t n, const struct lp_line *ln,
                       const char *label)
 {
@@ -751,44 +1161,59 @@ static void long_line(const struct lp_line *ln)
     }
 }
 
-/* ---- input loop --------------------------------------------------------- */
+/* ---- the loop ----------------------------------------------------------- */
 
-/* Waits for input or replies, at most until the filling batch's linger
- * time is over. Returns 1 when input is readable, 0 otherwise. */
+/*
+ * Waits for input (fd >= 0) or replies, at most until the input batch's
+ * linger time is over or the next WAL attempt is due. Returns 1 when input
+ * is readable.
+ */
 static int wait_input(int fd)
 {
-    struct batch *b = filling();
     struct pollfd p[2];
-    int np = 1, timeout = -1, rc;
+    int np = 0, timeout = -1, rc, rfd = -1;
     char err[LP_ERRLEN];
+    int64_t now = lp_mono_ms();
 
-    p[0].fd = fd;
-    p[0].events = POLLIN;
-    p[0].revents = 0;
-    if (S.count > 0 && lp_redis_connected(S.r)) {
-        p[1].fd = lp_redis_fd(S.r);
-        p[1].events = POLLIN;
-        p[1].revents = 0;
-        np = 2;
+    if (fd >= 0) {
+        p[np].fd = fd;
+        p[np].events = POLLIN;
+        p[np].revents = 0;
+        np++;
     }
-    if (b->n > 0) {
-        int64_t left = b->opened_ms + opt.linger - lp_mono_ms();
+    if (S.count > 0 && lp_redis_connected(S.r)) {
+        rfd = np;
+        p[np].fd = lp_redis_fd(S.r);
+        p[np].events = POLLIN;
+        p[np].revents = 0;
+        np++;
+    }
+    if (S.in.n > 0) {
+        int64_t left = S.in.opened_ms + opt.linger - now;
         if (left <= 0) {
             dispatch();
             return 0;
         }
         timeout = (int)left;
     }
+    if (S.walmode && S.count < LP_INFLIGHT && !(S.rseg && S.rseg_eof)) {
+        int64_t left = S.replay_at - now;
+        if (left <= 0)
+            left = 0;
+        if (timeout < 0 || left < timeout)
+            timeout = (int)left;
+    }
     rc = poll(p, (nfds_t)np, timeout);
     if (rc < 0)
         return 0;               /* EINTR: the caller checks lp_stop */
-    if (np == 2 && p[1].revents) {
+    if (rfd >= 0 && p[rfd].revents) {
         if (lp_redis_read(S.r, err) < 0 || pump(0, err) < 0)
             recover(err);
     }
-    if (rc == 0 && b->n > 0)
+    if (S.in.n > 0 && lp_mono_ms() >= S.in.opened_ms + opt.linger)
         dispatch();
-    return (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    replay_step();
+    return fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
 
 static void drain_input(int fd)
@@ -826,9 +1251,52 @@ static void drain_input(int fd)
         S.now = lp_now_ms();
         if (got < 0 && errno != EAGAIN && errno != EINTR) {
             lp_error("%s: %s", S.name ? S.name : "stdin", strerror(errno));
-            S.exit_code = LP_EX_IOERR;
+            S.exit_code = errno == EISDIR ? LP_EX_NOINPUT : LP_EX_IOERR;
             return;
         }
+    }
+}
+
+/* Input is over: waits for the batches in flight; in WAL mode, re-sends
+ * the WAL while Redis takes it. Every event is in Redis or in the WAL by
+ * then, so a failure ends the run (exit 0) rather than holding the
+ * writer's pipe; only --flush-wal keeps trying, for --timeout. */
+static void finish(void)
+{
+    char err[LP_ERRLEN], d[32];
+
+    dispatch();
+    while (!S.walmode && S.count > 0) {
+        if (pump(1, err) < 0)
+            recover(err);
+    }
+    lp_format_duration(opt.timeout, d, sizeof d);
+    while (S.walmode) {
+        if (S.fail_since && (!opt.flush_wal ||
+                             lp_mono_ms() - S.fail_since >= opt.timeout))
+            break;
+        if (lp_stop && S.count == 0)
+            break;
+        if (!lp_stop)
+            replay_step();
+        if (S.count > 0) {
+            if (pump(1, err) < 0)
+                recover(err);
+        } else if (S.walmode) {
+            wait_input(-1);
+        }
+    }
+    flush_ids();
+    if (S.walmode) {
+        uint64_t left = lp_wal_bytes(S.wal);
+        if (opt.flush_wal) {
+            lp_error("giving up (--timeout %s): the WAL %s still holds %"
+                     PRIu64 " bytes", d, opt.wal, left);
+            exit(LP_EX_TEMPFAIL);
+        }
+        lp_warn("the WAL %s holds %" PRIu64 " bytes of events not in Redis "
+                "yet; the next logpipe-send --wal %s sends them", opt.wal,
+                left, opt.wal);
     }
 }
 
@@ -913,6 +1381,25 @@ static void parse_args(int argc, char **argv)
         case OPT_IDS:
             opt.ids = 1;
             break;
+        case OPT_WAL:
+            opt.wal = optarg;
+            if (*optarg == '\0') {
+                snprintf(err, sizeof err, "must not be empty");
+                goto badopt;
+            }
+            break;
+        case OPT_WAL_MAX:
+            if (lp_parse_size(optarg, &opt.wal_max, err) < 0)
+                goto badopt;
+            break;
+        case OPT_FLUSH_WAL:
+            opt.flush_wal = 1;
+            break;
+        case OPT_MAX_BACKLOG:
+            if (lp_parse_uint(optarg, 1, UINT64_MAX / 2, &opt.max_backlog,
+                              err) < 0)
+                goto badopt;
+            break;
         default:
             exit(lp_usage_hint("logpipe-send"));
         }
@@ -925,21 +1412,51 @@ bad:
         fprintf(stderr, "logpipe-send: %s\n", err);
         exit(LP_EX_USAGE);
     }
+    /* getopt_long moved the options before the files */
+    opt.args = argv + 1;
+    opt.nargs = optind - 1;
     opt.files = argv + optind;
     opt.nfiles = argc - optind;
+    if (opt.flush_wal && (opt.wal == NULL || opt.nfiles)) {
+        fprintf(stderr, "logpipe-send: --flush-wal needs --wal DIR and no "
+                "FILE\n");
+        exit(LP_EX_USAGE);
+    }
+    if ((opt.wal_max) && opt.wal == NULL) {
+        fprintf(stderr, "logpipe-send: --wal-max needs --wal DIR\n");
+        exit(LP_EX_USAGE);
+    }
 }
 
-int main(int argc, char **argv)
+/* Opens input i; returns the fd, or -1 after saying why (exit 66). */
+static int open_input(int i)
+{
+    struct stat st;
+    int fd;
+
+    if (strcmp(opt.files[i], "-") == 0) {
+        S.name = NULL;
+        return STDIN_FILENO;
+    }
+    S.name = opt.files[i];
+    if ((fd = open(opt.files[i], O_RDONLY | O_CLOEXEC)) < 0 ||
+        fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+        lp_error("%s: %s", opt.files[i],
+                 fd < 0 ? strerror(errno) : "is a directory");
+        if (fd >= 0)
+            close(fd);
+        S.exit_code = LP_EX_NOINPUT;
+        return -1;
+    }
+    return fd;
+}
+
+static void setup(void)
 {
     char err[LP_ERRLEN];
-    int rc;
 
-    parse_args(argc, argv);
-    lp_log_init("logpipe-send", opt.com.log_format, opt.com.verbosity);
-    lp_sig_init(0);
     if (gethostname(S.host, sizeof S.host - 1) < 0)
         strcpy(S.host, "unknown");
-
     /* what we look for in each event */
     S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
                                    : -1;
@@ -947,132 +1464,67 @@ int main(int argc, char **argv)
         if ((S.req_idx[i] = lp_jkeys_add(&S.keys, opt.require[i])) < 0) {
             lp_error("--require: too many members (at most %d)",
                      LP_JSON_MAXKEYS - 1);
-            return LP_EX_USAGE;
+            exit(LP_EX_USAGE);
         }
     }
     S.lim.depth = (int)opt.max_depth;
-
     {
         const char *argv2[5] = { "XADD", opt.com.stream, "*", "data", "" };
         size_t lens[5] = { 4, strlen(opt.com.stream), 1, 4, 0 };
         lp_buf_add_resp(&S.prefix, 5, argv2, lens);
         S.prefix.len -= 5;      /* drop "0\r\n\r\n": "$" ends the prefix */
     }
-    for (int i = 0; i < LP_NBATCH; i++) {
-        S.ring[i].ev = calloc(opt.batch, sizeof(struct ev));
-        if (S.ring[i].ev == NULL) {
-            lp_error("out of memory");
-            return LP_EX_SOFTWARE;
-        }
-    }
-    if (lp_lines_init(&S.lines, STDIN_FILENO, opt.max_line) < 0) {
-        lp_error("out of memory");
-        return LP_EX_SOFTWARE;
-    }
+    if ((S.in.ev = calloc(opt.batch, sizeof(struct ev))) == NULL)
+        fatal_oom();
+    for (int i = 0; i < LP_INFLIGHT; i++)
+        if ((S.ring[i].ev = calloc(opt.batch, sizeof(struct ev))) == NULL)
+            fatal_oom();
+    if (lp_lines_init(&S.lines, STDIN_FILENO, opt.max_line) < 0)
+        fatal_oom();
     S.rejects_fd = -1;
     if (opt.rejects) {
         S.rejects_fd = open(opt.rejects, O_WRONLY | O_APPEND | O_CREAT |
                             O_CLOEXEC, 0640);
         if (S.rejects_fd < 0) {
             lp_error("--rejects %s: %s", opt.rejects, strerror(errno));
-            return LP_EX_CANTCREAT;
+            exit(LP_EX_CANTCREAT);
         }
     }
     if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
-        return LP_EX_CONFIG;
+        exit(LP_EX_CONFIG);
     }
     lp_redis_set_timeout(S.r, opt.timeout < 10000 ? (opt.timeout > 1000 ?
                                                      opt.timeout : 1000)
                                                   : 10000);
-    rc = lp_redis_connect(S.r, err);
-    if (rc == LP_REDIS_EAUTH) {
-        lp_error("%s", err);
-        return LP_EX_CONFIG;
-    }
-    if (rc < 0) {
-        /* nothing in flight: recover() retries until --timeout */
-        S.fail_since = lp_mono_ms();
-        char d[32];
-        lp_format_duration(opt.timeout, d, sizeof d);
-        lp_warn("%s; retrying for up to %s", err, d);
-        S.warned = 1;
-        for (;;) {
-            int64_t now = lp_mono_ms();
-            if (now - S.fail_since >= opt.timeout || lp_stop) {
-                char m[LP_ERRLEN + 64];
-                snprintf(m, sizeof m, "giving up after %llds: %s",
-                         (long long)((now - S.fail_since) / 1000), err);
-                give_up(m, LP_EX_TEMPFAIL);
-            }
-            S.backoff = S.backoff ? S.backoff * 2 : 100;
-            if (S.backoff > 2000)
-                S.backoff = 2000;
-            poll(NULL, 0, (int)S.backoff);
-            rc = lp_redis_connect(S.r, err);
-            if (rc == LP_REDIS_EAUTH) {
-                lp_error("%s", err);
-                return LP_EX_CONFIG;
-            }
-            if (rc == 0)
-                break;
+    if (opt.wal) {
+        if ((S.wal = lp_wal_open(opt.wal, opt.wal_max, err)) == NULL) {
+            lp_error("%s", err);
+            exit(LP_EX_CANTCREAT);
         }
-        lp_warn("%s answers again", lp_redis_name(S.r));
-        S.warned = 0;
-        S.fail_since = 0;
-        S.backoff = 0;
+        int rc = lp_wal_pending(S.wal, err);
+        if (rc < 0) {
+            lp_error("%s", err);
+            exit(LP_EX_IOERR);
+        }
+        if (rc > 0) {
+            /* an earlier run's events: they go first */
+            S.walmode = 1;
+            lp_info("the WAL %s holds %" PRIu64 " bytes from an earlier "
+                    "run: sending them first", opt.wal, lp_wal_bytes(S.wal));
+        }
     }
-    S.now = lp_now_ms();
+}
 
-    if (opt.nfiles == 0) {
-        S.name = NULL;
-        drain_input(STDIN_FILENO);
-    }
-    for (int i = 0; i < opt.nfiles && !lp_stop; i++) {
-        int fd;
-        S.file = i;
-        if (strcmp(opt.files[i], "-") == 0) {
-            fd = STDIN_FILENO;
-            S.name = NULL;
-        } else if ((fd = open(opt.files[i], O_RDONLY | O_CLOEXEC)) < 0) {
-            lp_error("%s: %s", opt.files[i], strerror(errno));
-            S.exit_code = LP_EX_NOINPUT;
-            continue;
-        } else {
-            S.name = opt.files[i];
-        }
-        lp_lines_reset(&S.lines, fd);
-        drain_input(fd);
-        /* the last events of this file must not be counted against the
-         * next one's offsets: send them now */
-        dispatch();
-        if (fd != STDIN_FILENO)
-            close(fd);
-    }
-    dispatch();
-    while (S.count > 0) {
-        if (pump(1, err) < 0)
-            recover(err);
-    }
-    flush_ids();
-    if (lp_stop && !S.stdout_gone)
-        lp_warn("interrupted: %" PRIu64 " events sent, %s read up to byte "
-                "%" PRIu64, S.n_sent, S.name ? S.name : "input",
-                lp_lines_offset(&S.lines));
-    if (S.n_maybe)
-        lp_warn("%" PRIu64 " events may have reached Redis twice (a reply "
-                "was lost and they were sent again)", S.n_maybe);
-    lp_info("%" PRIu64 " lines, %" PRIu64 " events sent, %" PRIu64
-            " rejected", S.n_lines, S.n_sent, S.n_rejected);
-    if (S.n_rejected) {
-        lp_error("%" PRIu64 " invalid event%s in %" PRIu64 " line%s",
-                 S.n_rejected, S.n_rejected == 1 ? "" : "s", S.n_lines,
-                 S.n_lines == 1 ? "" : "s");
-        if (S.exit_code == 0)
-            S.exit_code = LP_EX_DATAERR;
-    }
+static void teardown(void)
+{
+    if (S.rseg)
+        lp_wal_seg_release(S.wal, S.rseg);
+    lp_wal_close(S.wal);
     lp_redis_free(S.r);
-    for (int i = 0; i < LP_NBATCH; i++) {
+    free(S.in.ev);
+    lp_buf_free(&S.in.blob);
+    for (int i = 0; i < LP_INFLIGHT; i++) {
         free(S.ring[i].ev);
         lp_buf_free(&S.ring[i].blob);
     }
@@ -1081,5 +1533,60 @@ int main(int argc, char **argv)
     lp_buf_free(&S.out);
     if (S.rejects_fd >= 0)
         close(S.rejects_fd);
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    lp_log_init("logpipe-send", opt.com.log_format, opt.com.verbosity);
+    lp_sig_init(0);
+    setup();
+    S.now = lp_now_ms();
+
+    if (!opt.flush_wal) {
+        if (opt.nfiles == 0)
+            drain_input(STDIN_FILENO);
+        for (int i = 0; i < opt.nfiles && !lp_stop; i++) {
+            int fd;
+            S.file = i;
+            if ((fd = open_input(i)) < 0)
+                continue;
+            lp_lines_reset(&S.lines, fd);
+            drain_input(fd);
+            /* the last events of this file must not be counted against the
+             * next one's offsets: send them now */
+            dispatch();
+            if (fd != STDIN_FILENO)
+                close(fd);
+        }
+    }
+    finish();
+    if (lp_stop && !S.stdout_gone)
+        lp_warn("interrupted: %" PRIu64 " %s sent, %s read up to byte %"
+                PRIu64, S.n_sent, plural(S.n_sent, "event", "events"),
+                S.name ? S.name : "input", lp_lines_offset(&S.lines));
+    if (S.n_maybe)
+        lp_warn("%" PRIu64 " %s may have reached Redis twice (a reply was "
+                "lost and they were sent again)", S.n_maybe,
+                plural(S.n_maybe, "event", "events"));
+    lp_info("%" PRIu64 " %s, %" PRIu64 " %s sent%s", S.n_lines,
+            plural(S.n_lines, "line", "lines"), S.n_sent,
+            plural(S.n_sent, "event", "events"),
+            S.n_wal ? " (some through the WAL)" : "");
+    if (S.n_rejected) {
+        lp_error("%" PRIu64 " invalid %s in %" PRIu64 " %s", S.n_rejected,
+                 plural(S.n_rejected, "event", "events"), S.n_lines,
+                 plural(S.n_lines, "line", "lines"));
+        if (S.exit_code == 0)
+            S.exit_code = LP_EX_DATAERR;
+    }
+    teardown();
+    if (S.stdout_gone) {
+        /* stdout went away (| head): leave as a filter killed by SIGPIPE
+         * does, so the shell sees 141 and pipefail notices; what was read
+         * was sent first */
+        signal(SIGPIPE, SIG_DFL);
+        raise(SIGPIPE);
+    }
     return S.exit_code;
 }

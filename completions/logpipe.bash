@@ -13,13 +13,15 @@ _logpipe_opts()
         -r -s -v -q -h -V'
     case $1 in
     logpipe-send)
-        echo "$common --batch --linger --timeout --time-field --max-age
+        echo "$common --group --batch --linger --timeout --wal --wal-max
+            --flush-wal --max-backlog --time-field --max-age
             --max-skew --max-line --max-depth --require --rejects
-            --rejects-to-dlq --ids -b -l -t"
+            --rejects-to-dlq --ids -g -b -l -t"
         ;;
     logpipe-drain)
         echo "$common --group --dir --consumer --count --block --timeout
             --layout --stdout --once --field --time-field --where
+            --claim-idle --max-deliveries --keep
             --max-depth --max-open -g -d -c -n -b -t"
         ;;
     *)
@@ -37,7 +39,8 @@ _logpipe_takes_arg()
     --redis|--stream|--dlq|--password-file|--log-format|--group|--dir|\
     --batch|--linger|--timeout|--time-field|--max-age|--max-skew|\
     --max-line|--max-depth|--require|--rejects|--consumer|--count|\
-    --block|--layout|--field|--where|--max-open|\
+    --block|--layout|--field|--where|--max-open|--claim-idle|\
+    --max-deliveries|--keep|--wal|--wal-max|--max-backlog|\
     -r|-s|-g|-d|-b|-l|-t|-c|-n)
         return 0 ;;
     esac
@@ -93,7 +96,7 @@ _logpipe()
         --password-file|--rejects)
             _logpipe_files
             return ;;
-        -d|--dir)
+        -d|--dir|--wal)
             _logpipe_files -d
             return ;;
         --log-format)

@@ -412,6 +412,7 @@ int lp_json_event(const char *s, size_t n, const struct lp_jkeys *k,
     for (int i = 0; i < k->n; i++)
         ev->val[i].type = LP_JNONE;
     ev->ncuts = 0;
+    ev->nids = 0;
 
     e->not_object = 0;
     p = skip_ws(c.base, end);
@@ -477,6 +478,7 @@ int lp_json_event(const char *s, size_t n, const struct lp_jkeys *k,
             if (klen == 3 && memcmp(key, "_id", 3) == 0) {
                 ptr sep = skip_ws(p, end);
                 uint32_t from;
+                ev->nids++;
                 if (sep < end && *sep == ',') {
                     /* the member and its comma */
                     from = (uint32_t)(mstart - c.base);

@@ -41,6 +41,7 @@ struct lp_jlimits {
 struct lp_jevent {
     struct lp_jval val[LP_JSON_MAXKEYS];    /* indexed like lp_jkeys */
     uint32_t nmembers;
+    uint32_t nids;              /* of them, "_id" members (all cut) */
     int ncuts;                  /* byte ranges that drop every "_id" */
     struct { uint32_t from, to; } cut[LP_JSON_MAXCUTS];
 };

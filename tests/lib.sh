@@ -138,6 +138,7 @@ start_redis() {
                 break
             fi
             if redis-cli -p "$port" ping 2>&1 | grep -qE "PONG|NOAUTH"; then
+                echo "$pid" >"$dir/pid"
                 REDIS_PORT=$port
                 REDIS_PID=$pid
                 REDIS_DIR=$dir
@@ -154,12 +155,19 @@ start_redis() {
     done
 }
 
+# redis_pid: the pid of the last started redis-server, also after a
+# restart_redis in a test body (a subshell)
+redis_pid() {
+    cat "$REDIS_DIR/pid"
+}
+
 # stop_redis [SIGNAL]: stops the last started redis-server and waits
 stop_redis() {
-    kill -CONT "$REDIS_PID" 2>/dev/null
-    kill "-${1:-TERM}" "$REDIS_PID" 2>/dev/null
-    wait "$REDIS_PID" 2>/dev/null
-    while kill -0 "$REDIS_PID" 2>/dev/null; do sleep 0.05; done
+    _p=$(redis_pid)
+    kill -CONT "$_p" 2>/dev/null
+    kill "-${1:-TERM}" "$_p" 2>/dev/null
+    wait "$_p" 2>/dev/null
+    while kill -0 "$_p" 2>/dev/null; do sleep 0.05; done
 }
 
 # restart_redis: starts redis-server again on the same port and directory
@@ -173,6 +181,7 @@ restart_redis() {
             $REDIS_ARGS >/dev/null 2>&1 &
         REDIS_PID=$!
         echo "$REDIS_PID" >>"$TMP/.pids"
+        echo "$REDIS_PID" >"$REDIS_DIR/pid"
         j=0
         while [ $j -lt 200 ]; do
             if redis-cli -p "$REDIS_PORT" ping 2>&1 | grep -qE "PONG|NOAUTH"

@@ -20,8 +20,8 @@ test_expect_success 'Redis not running at start: exit 75 after --timeout, 0 byte
     port=$(random_port) &&
     gen_events 10 >in &&
     expect_exit 75 logpipe-send -r redis://127.0.0.1:$port --timeout 1s <in 2>err &&
-    grep_q "giving up after" err &&
-    grep_q "sent 0 bytes of input; resume with: tail -c +1 " err
+    grep_q "giving up (--timeout" err &&
+    grep_q "sent 0 bytes of the input; resume with: tail -c +1 | logpipe-send -r redis://127.0.0.1:$port --timeout 1s (fed the same input)" err
 '
 
 test_expect_success 'Redis starting late within --timeout: everything is sent' '
@@ -46,7 +46,7 @@ test_expect_success 'Redis killed mid-send: exit 75, exact resume, nothing lost'
     logpipe-send --timeout 2s <in 2>err &
     pid=$!
     wait_for 60 test_xlen -gt 20000
-    kill -9 $REDIS_PID
+    kill -9 $(redis_pid)
     expect_exit 75 wait $pid &&
     grep_q "resume with: tail -c +" err &&
     from=$(sed -n "s/.*resume with: tail -c +\([0-9]*\).*/\1/p" err) &&
@@ -67,10 +67,10 @@ test_expect_success 'Redis killed mid-send: exit 75, exact resume, nothing lost'
 start_redis paused
 test_expect_success 'Redis paused longer than --timeout: exit 75' '
     gen_events 50 >in &&
-    kill -STOP $REDIS_PID &&
+    kill -STOP $(redis_pid) &&
     expect_exit 75 logpipe-send --timeout 1s <in 2>err &&
-    kill -CONT $REDIS_PID &&
-    grep_q "giving up after" err &&
+    kill -CONT $(redis_pid) &&
+    grep_q "giving up (--timeout" err &&
     grep_q "resume with: tail -c +1 " err
 '
 

@@ -1,0 +1,557 @@
+/* lp_archive.c -- the archive tree: day files appended under a lock */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_archive.h"
+#include "lp_fs.h"
+#include "lp_log.h"
+#include "lp_parse.h"
+
+#define LP_HASH 1024
+
+struct check {
+    uint64_t ms, seq;
+    int found;
+};
+
+struct lp_afile {
+    struct lp_afile *next;      /* hash chain */
+    char *path;
+    int fd;
+    struct lp_buf pend;         /* the batch's lines */
+    struct check *checks;       /* redelivered entries to look for */
+    size_t nchecks, capchecks;
+    int touched;
+    uint64_t used;              /* batch number of last use */
+    off_t size;                 /* when locked for the batch */
+};
+
+struct lp_archive {
+    int dirfd;
+    size_t max_open, nopen;
+    struct lp_afile *bucket[LP_HASH];
+    struct lp_afile *last;      /* runs of one file skip the hash */
+    struct lp_afile **touched;
+    size_t ntouched, captouched;
+    uint64_t batchno;
+    char *scan;                 /* buffer of the duplicate check */
+};
+
+static uint32_t hash_path(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h % LP_HASH;
+}
+
+struct lp_archive *lp_archive_new(int dirfd, size_t max_open)
+{
+    struct lp_archive *a = calloc(1, sizeof *a);
+
+    if (a == NULL)
+        return NULL;
+    a->dirfd = dirfd;
+    a->max_open = max_open ? max_open : 1;
+    return a;
+}
+
+static void close_file(struct lp_archive *a, struct lp_afile *f)
+{
+    struct lp_afile **pp = &a->bucket[hash_path(f->path, strlen(f->path))];
+
+    while (*pp != f)
+        pp = &(*pp)->next;
+    *pp = f->next;
+    if (f->fd >= 0)
+        close(f->fd);
+    if (a->last == f)
+        a->last = NULL;
+    lp_buf_free(&f->pend);
+    free(f->checks);
+    free(f->path);
+    free(f);
+    a->nopen--;
+}
+
+void lp_archive_close_all(struct lp_archive *a)
+{
+    for (size_t b = 0; b < LP_HASH; b++)
+        while (a->bucket[b])
+            close_file(a, a->bucket[b]);
+    a->ntouched = 0;
+}
+
+void lp_archive_free(struct lp_archive *a)
+{
+    if (a == NULL)
+        return;
+    lp_archive_close_all(a);
+    free(a->touched);
+    free(a->scan);
+    free(a);
+}
+
+/* Closes the least recently used file that the batch has not touched. */
+static void evict_one(struct lp_archive *a)
+{
+    struct lp_afile *victim = NULL;
+
+    for (size_t b = 0; b < LP_HASH; b++)
+        for (struct lp_afile *f = a->bucket[b]; f; f = f->next)
+            if (!f->touched && (victim == NULL || f->used < victim->used))
+                victim = f;
+    if (victim)
+        close_file(a, victim);
+}
+
+static int open_append(struct lp_archive *a, const char *path, char *err)
+{
+    int created;
+
+    return lp_fs_open(a->dirfd, path, O_RDWR | O_APPEND | O_CREAT,
+                      LP_FILE_MODE, &created, err);
+}
+
+struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
+                                size_t n, char *err)
+{
+    struct lp_afile *f = a->last;
+    uint32_t h;
+
+    if (f == NULL || strcmp(f->path, path) != 0) {
+        h = hash_path(path, n);
+        for (f = a->bucket[h]; f; f = f->next)
+            if (strcmp(f->path, path) == 0)
+                break;
+        if (f == NULL) {
+            if (a->nopen >= a->max_open)
+                evict_one(a);
+            if ((f = calloc(1, sizeof *f)) == NULL ||
+                (f->path = strdup(path)) == NULL) {
+                free(f);
+                snprintf(err, LP_ERRLEN, "out of memory");
+                errno = ENOMEM;
+                return NULL;
+            }
+            f->fd = open_append(a, path, err);
+            if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+                a->nopen > 0) {
+                evict_one(a);
+                f->fd = open_append(a, path, err);
+            }
+            if (f->fd < 0) {
+                int e = errno;
+                free(f->path);
+                free(f);
+                errno = e;
+                return NULL;
+            }
+            f->next = a->bucket[h];
+            a->bucket[h] = f;
+            a->nopen++;
+        }
+        a->last = f;
+    }
+    if (!f->touched) {
+        if (a->ntouched == a->captouched) {
+            size_t cap = a->captouched ? a->captouched * 2 : 64;
+            struct lp_afile **t = realloc(a->touched, cap * sizeof *t);
+            if (t == NULL) {
+                snprintf(err, LP_ERRLEN, "out of memory");
+                errno = ENOMEM;
+                return NULL;
+            }
+            a->touched = t;
+            a->captouched = cap;
+        }
+        f->touched = 1;
+        a->touched[a->ntouched++] = f;
+    }
+    f->used = a->batchno;
+    return f;
+}
+
+struct lp_buf *lp_afile_buf(struct lp_afile *f)
+{
+    return &f->pend;
+}
+
+size_t lp_archive_touched(const struct lp_archive *a)
+{
+    return a->ntouched;
+}
+
+int lp_archive_line_id(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
+{
+    const char *q;
+    uint64_t a = 0, b = 0;
+
+    if (n < 12 || memcmp(s, "{\"_id\":\"", 8) != 0)
+        return -1;
+    s += 8;
+    n -= 8;
+    q = memchr(s, '"', n);
+    if (q == NULL)
+        return -1;
+    /* ms-seq, digits only */
+    const char *p = s;
+    if (p == q || *p < '0' || *p > '9')
+        return -1;
+    for (; p < q && *p >= '0' && *p <= '9'; p++)
+        a = a * 10 + (uint64_t)(*p - '0');
+    if (p >= q || *p != '-')
+        return -1;
+    for (p++; p < q && *p >= '0' && *p <= '9'; p++)
+        b = b * 10 + (uint64_t)(*p - '0');
+    if (p != q)
+        return -1;
+    *ms = a;
+    *seq = b;
+    return 0;
+}
+
+static int cmp_check(const void *x, const void *y)
+{
+    const struct check *a = x, *b = y;
+
+    if (a->ms != b->ms)
+        return a->ms < b->ms ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+int lp_afile_check(struct lp_afile *f, const char *id, size_t idlen)
+{
+    struct check c = { 0, 0, 0 };
+    char line[96];
+
+    if (idlen + 10 > sizeof line)
+        return 0;
+    memcpy(line, "{\"_id\":\"", 8);
+    memcpy(line + 8, id, idlen);
+    line[8 + idlen] = '"';
+    if (lp_archive_line_id(line, idlen + 9, &c.ms, &c.seq) < 0)
+        return 0;
+    if (f->nchecks == f->capchecks) {
+        size_t cap = f->capchecks ? f->capchecks * 2 : 16;
+        struct check *p = realloc(f->checks, cap * sizeof *p);
+        if (p == NULL)
+            return -1;
+        f->checks = p;
+        f->capchecks = cap;
+    }
+    f->checks[f->nchecks++] = c;
+    return 0;
+}
+
+static struct check *find_check(struct lp_afile *f, uint64_t ms, uint64_t seq)
+{
+    struct check key = { ms, seq, 0 };
+
+    return bsearch(&key, f->checks, f->nchecks, sizeof key, cmp_check);
+}
+
+#define SCAN_CHUNK (1 << 20)
+#define SCAN_BUF (4 * SCAN_CHUNK)
+
+/* One archive line seen by the scan; returns 1 when the scan can stop. */
+static int scan_line(struct lp_afile *f, const char *s, size_t n,
+                     uint64_t floor, size_t *left, size_t *run)
+{
+    uint64_t ms, seq;
+    struct check *c;
+
+    if (lp_archive_line_id(s, n, &ms, &seq) < 0)
+        return 0;
+    if ((c = find_check(f, ms, seq)) != NULL && !c->found) {
+        c->found = 1;
+        (*left)--;
+    }
+    *run = ms < floor ? *run + 1 : 0;
+    return *left == 0 || *run >= LP_DEDUP_RUN;
+}
+
+/*
+ * Looks, backwards from the end of f (size bytes), for the entries in
+ * f->checks (sorted), marking those found. Stops when all are found, at the
+ * start of the file, or after LP_DEDUP_RUN consecutive lines older than the
+ * oldest one checked by more than LP_DEDUP_SLACK_MS: the copy of an entry is
+ * written after its first delivery, and lines are appended roughly in ID
+ * order, give or take concurrent batches and late claims of older entries.
+ *
+ * The buffer holds [a chunk of the file][carry], where carry is the start
+ * of the earliest line seen so far, whose beginning is in the chunk.
+ */
+static int scan_for_copies(struct lp_archive *a, struct lp_afile *f,
+                           off_t size, char *err)
+{
+    uint64_t oldest = f->checks[0].ms;
+    uint64_t floor = oldest > LP_DEDUP_SLACK_MS ? oldest - LP_DEDUP_SLACK_MS
+                                                : 0;
+    size_t left = f->nchecks, run = 0, carry = 0;
+    off_t pos = size;           /* the file before pos is not read yet */
+
+    if (a->scan == NULL && (a->scan = malloc(SCAN_BUF)) == NULL) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        return -1;
+    }
+    while (pos > 0) {
+        char *buf = a->scan;
+        size_t want = pos > SCAN_CHUNK ? SCAN_CHUNK : (size_t)pos;
+        size_t e;
+        ssize_t got;
+
+        if (carry > SCAN_BUF - SCAN_CHUNK)
+            carry = 0;          /* a line over 3 MiB: not one of ours */
+        memmove(buf + want, buf, carry);
+        got = pread(f->fd, buf, want, pos - (off_t)want);
+        if (got != (ssize_t)want) {
+            snprintf(err, LP_ERRLEN, "%s: read: %s", f->path,
+                     got < 0 ? strerror(errno) : "short read");
+            return -1;
+        }
+        pos -= (off_t)want;
+        e = want + carry;       /* the lines of buf[0..e), last to first */
+        for (;;) {
+            size_t lim = e > 0 && buf[e - 1] == '\n' ? e - 1 : e;
+            char *nl = lim ? memrchr(buf, '\n', lim) : NULL;
+            if (nl == NULL) {
+                if (pos == 0) { /* the first line of the file */
+                    if (e)
+                        scan_line(f, buf, e, floor, &left, &run);
+                    return 0;
+                }
+                carry = e;      /* it starts in an earlier chunk */
+                break;
+            }
+            size_t ls = (size_t)(nl - buf) + 1;
+            if (scan_line(f, buf + ls, e - ls, floor, &left, &run))
+                return 0;
+            e = ls;
+        }
+    }
+    return 0;
+}
+
+/* Drops from f's buffer the lines whose entries the scan found. */
+static uint64_t drop_found(struct lp_afile *f)
+{
+    char *r = f->pend.p, *w = f->pend.p, *end = f->pend.p + f->pend.len;
+    uint64_t dropped = 0, ms, seq;
+
+    while (r < end) {
+        char *nl = memchr(r, '\n', (size_t)(end - r));
+        size_t n = (size_t)(nl ? nl + 1 - r : end - r);
+        struct check *c;
+        if (lp_archive_line_id(r, n, &ms, &seq) == 0 &&
+            (c = find_check(f, ms, seq)) != NULL && c->found) {
+            dropped++;
+        } else {
+            if (w != r)
+                memmove(w, r, n);
+            w += n;
+        }
+        r += n;
+    }
+    f->pend.len = (size_t)(w - f->pend.p);
+    return dropped;
+}
+
+/* Cuts a partial last line: under the lock, a tail without its newline
+ * was left by a writer that died mid-write (or a full disk); its entry was
+ * not acknowledged and is written again whole. */
+static int cut_partial(struct lp_afile *f, off_t size, char *err)
+{
+    char buf[4096], c;
+    off_t end = size, cut = 0;
+
+    if (size == 0 || pread(f->fd, &c, 1, size - 1) != 1 || c == '\n')
+        return 0;
+    while (end > 0) {
+        off_t from = end > (off_t)sizeof buf ? end - (off_t)sizeof buf : 0;
+        ssize_t n = pread(f->fd, buf, (size_t)(end - from), from);
+        if (n <= 0)
+            break;
+        char *nl = memrchr(buf, '\n', (size_t)n);
+        if (nl) {
+            cut = from + (nl - buf) + 1;
+            break;
+        }
+        end = from;
+    }
+    lp_warn("%s: cutting a partial last line (%lld bytes) left by an "
+            "interrupted write", f->path, (long long)(size - cut));
+    if (ftruncate(f->fd, cut) < 0 || fdatasync(f->fd) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", f->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Locks f for appending and makes it ready: reopened when rotation
+ * unlinked or replaced it, its partial last line cut. *size: its size. */
+static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
+                           off_t *size, char *err)
+{
+    struct stat st, cur;
+
+    for (;;) {
+        if (flock(f->fd, LOCK_EX) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: lock: %s", f->path,
+                     strerror(errno));
+            return -1;
+        }
+        if (fstat(f->fd, &st) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: %s", f->path, strerror(errno));
+            return -1;
+        }
+        if (st.st_nlink > 0 &&
+            fstatat(a->dirfd, f->path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+            cur.st_ino == st.st_ino && cur.st_dev == st.st_dev) {
+            if (cut_partial(f, st.st_size, err) < 0)
+                return -1;
+            *size = st.st_size;
+            if (fstat(f->fd, &st) == 0)
+                *size = st.st_size;
+            return 0;
+        }
+        /* rotated away: the next file by that name is ours */
+        lp_info("%s was rotated: reopening", f->path);
+        close(f->fd);
+        if ((f->fd = open_append(a, f->path, err)) < 0)
+            return -1;
+    }
+}
+
+static int by_path(const void *x, const void *y)
+{
+    const struct lp_afile *a = *(struct lp_afile *const *)x;
+    const struct lp_afile *b = *(struct lp_afile *const *)y;
+
+    return strcmp(a->path, b->path);
+}
+
+static void unlock_all(struct lp_archive *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        flock(a->touched[i]->fd, LOCK_UN);
+}
+
+int lp_archive_lock(struct lp_archive *a, char *err)
+{
+    qsort(a->touched, a->ntouched, sizeof *a->touched, by_path);
+    for (size_t i = 0; i < a->ntouched; i++) {
+        struct lp_afile *f = a->touched[i];
+        if (lock_for_append(a, f, &f->size, err) < 0) {
+            int e = errno;
+            unlock_all(a, i);
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int lp_sid_cmp(const void *x, const void *y)
+{
+    const struct lp_sid *a = x, *b = y;
+
+    if (a->ms != b->ms)
+        return a->ms < b->ms ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+void lp_archive_drop_lines(struct lp_buf *b, const struct lp_sid *drop,
+                           size_t ndrop)
+{
+    char *r = b->p, *w = b->p, *end = b->p + b->len;
+    struct lp_sid id;
+
+    while (r < end) {
+        char *nl = memchr(r, '\n', (size_t)(end - r));
+        size_t n = (size_t)(nl ? nl + 1 - r : end - r);
+        if (lp_archive_line_id(r, n, &id.ms, &id.seq) == 0 &&
+            bsearch(&id, drop, ndrop, sizeof id, lp_sid_cmp)) {
+            /* not ours any more: left out */
+        } else {
+            if (w != r)
+                memmove(w, r, n);
+            w += n;
+        }
+        r += n;
+    }
+    b->len = (size_t)(w - b->p);
+}
+
+int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
+                     size_t ndrop, uint64_t *dups, char *err)
+{
+    for (size_t i = 0; i < a->ntouched; i++) {
+        struct lp_afile *f = a->touched[i];
+        if (ndrop)
+            lp_archive_drop_lines(&f->pend, drop, ndrop);
+        if (f->nchecks) {
+            qsort(f->checks, f->nchecks, sizeof *f->checks, cmp_check);
+            if (scan_for_copies(a, f, f->size, err) < 0)
+                goto fail;
+            *dups += drop_found(f);
+            f->nchecks = 0;
+        }
+        if (f->pend.len && lp_fs_write_all(f->fd, f->pend.p, f->pend.len) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: write: %s", f->path,
+                     strerror(errno));
+            goto fail;
+        }
+    }
+    unlock_all(a, a->ntouched);
+    return 0;
+fail:
+    {
+        int e = errno;
+        unlock_all(a, a->ntouched);
+        errno = e;
+    }
+    return -1;
+}
+
+int lp_archive_sync(struct lp_archive *a, char *err)
+{
+    /* all writes came first: writeback of every file could start before
+     * we wait on the first */
+    for (size_t i = 0; i < a->ntouched; i++) {
+        struct lp_afile *f = a->touched[i];
+        if (fdatasync(f->fd) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: fsync: %s", f->path,
+                     strerror(errno));
+            return -1;
+        }
+        f->pend.len = 0;
+        f->touched = 0;
+    }
+    a->ntouched = 0;
+    a->batchno++;
+    return 0;
+}
+
+void lp_archive_discard_locked(struct lp_archive *a)
+{
+    unlock_all(a, a->ntouched);
+    lp_archive_discard(a);
+}
+
+void lp_archive_discard(struct lp_archive *a)
+{
+    for (size_t i = 0; i < a->ntouched; i++) {
+        a->touched[i]->pend.len = 0;
+        a->touched[i]->nchecks = 0;
+        a->touched[i]->touched = 0;
+    }
+    a->ntouched = 0;
+}

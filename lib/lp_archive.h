@@ -1,0 +1,97 @@
+/* lp_archive.h -- the archive tree: day files appended under a lock */
+#ifndef LP_ARCHIVE_H
+#define LP_ARCHIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lp_buf.h"
+
+/*
+ * Files below a --dir descriptor, kept open (least recently used closed
+ * first), each with a buffer for the lines of the batch in hand. Every
+ * writer appends under flock(LOCK_EX) on the file, the lock logpipe-rotate
+ * takes too, so under the lock: a file rotated away is reopened, a partial
+ * last line (a writer died mid-write) is cut, and redelivered entries
+ * already in the file are dropped. Archive lines start {"_id":"<id>".
+ */
+struct lp_archive;
+struct lp_afile;
+
+/* How far back the duplicate check looks: it stops after this many
+ * consecutive lines older than the oldest entry checked by more than
+ * LP_DEDUP_SLACK_MS (or at the start of the file). */
+#define LP_DEDUP_RUN 4096
+#define LP_DEDUP_SLACK_MS (10 * 60 * 1000)
+
+/* Borrows dirfd. Returns NULL when out of memory. */
+struct lp_archive *lp_archive_new(int dirfd, size_t max_open);
+/* Closes every file; accepts NULL. */
+void lp_archive_free(struct lp_archive *a);
+
+/* Closes every file (SIGHUP): each is reopened on its next use. */
+void lp_archive_close_all(struct lp_archive *a);
+
+/*
+ * The file at path (relative, made safe by the caller's layout), opened,
+ * with its directories made, on first use, and marked touched by the batch
+ * in hand. Returns NULL with err and errno set (ELOOP/ENOTDIR/EINVAL: the
+ * path is unsafe; ENOSPC, EIO...: the disk).
+ */
+struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
+                                size_t n, char *err);
+
+/* The buffer the batch's lines for f go to. */
+struct lp_buf *lp_afile_buf(struct lp_afile *f);
+
+/* Entry id (a redelivered one) may already be in f: check before writing.
+ * Returns 0 or -1 (out of memory). */
+int lp_afile_check(struct lp_afile *f, const char *id, size_t idlen);
+
+/* A stream entry ID, as numbers. */
+struct lp_sid {
+    uint64_t ms, seq;
+};
+
+/*
+ * Locks every file the batch touched (flock, in path order, so that two
+ * writers cannot deadlock), reopening those rotated away and cutting
+ * partial last lines. Returns 0, or -1 with err and errno (the locks taken
+ * are released).
+ */
+int lp_archive_lock(struct lp_archive *a, char *err);
+
+/*
+ * Writes the batch into the locked files, then unlocks them: lines of the
+ * entries in drop (sorted; may be NULL) are left out, and so are lines
+ * whose entry is already in the file (counted in *dups). Returns 0, or -1
+ * with err and errno: nothing of the batch may be acknowledged then.
+ */
+int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
+                     size_t ndrop, uint64_t *dups, char *err);
+
+/* fdatasyncs every file the batch wrote. Returns 0, or -1 with err and
+ * errno: never retry it and trust the result, the pages may be gone. */
+int lp_archive_sync(struct lp_archive *a, char *err);
+
+/* Removes from b the archive lines of the entries in drop (sorted). */
+void lp_archive_drop_lines(struct lp_buf *b, const struct lp_sid *drop,
+                           size_t ndrop);
+
+/* Orders IDs, for qsort and bsearch. */
+int lp_sid_cmp(const void *a, const void *b);
+
+/* Unlocks the locked files and drops the batch's lines. */
+void lp_archive_discard_locked(struct lp_archive *a);
+
+/* Drops the batch's lines without writing them. */
+void lp_archive_discard(struct lp_archive *a);
+
+/* Number of files touched by the batch in hand. */
+size_t lp_archive_touched(const struct lp_archive *a);
+
+/* Parses the "_id" of an archive line s[0..n): 0 with ms/seq, or -1. */
+int lp_archive_line_id(const char *s, size_t n, uint64_t *ms,
+                       uint64_t *seq);
+
+#endif

@@ -1,0 +1,109 @@
+/* lp_wal.h -- write-ahead log for logpipe-send */
+#ifndef LP_WAL_H
+#define LP_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A directory of segments "wal-<microseconds>-<pid>.log". A segment is an
+ * 8-byte header "LPWAL01\n" and records: u32le length, u32le CRC-32 of the
+ * length bytes and the payload, then the payload: one Redis command in RESP
+ * form (an XADD of an event, or of a dead letter), sent again as it is.
+ *
+ * Each sender appends to its own active segment, which it holds locked
+ * (flock); a segment is re-sent only by whoever takes its lock without
+ * waiting, so two senders on one directory never read or cut the other's
+ * segment. Progress within a segment is kept in "<segment>.ack" (offset
+ * and CRC, rewritten in place); a segment is deleted, and the directory
+ * synced, only when all its records are acknowledged.
+ */
+
+#define LP_WAL_MAGIC "LPWAL01\n"
+#define LP_WAL_HDR 8
+#define LP_WAL_REC 8                    /* record header */
+#define LP_WAL_MAXREC (1u << 30)
+#define LP_WAL_SEGMENT (64u << 20)      /* a new segment past this */
+
+struct lp_wal;
+struct lp_wal_seg;
+
+/*
+ * Opens (making it, mode 0750) the directory, and recovers it: in every
+ * segment no one holds, a torn tail (a record cut short or failing its
+ * CRC) is cut off, with a warning. max_bytes: 0 for no limit. Returns NULL
+ * with err.
+ */
+struct lp_wal *lp_wal_open(const char *dir, uint64_t max_bytes, char *err);
+void lp_wal_close(struct lp_wal *w);
+
+/* Bytes of records waiting, in every segment seen. */
+uint64_t lp_wal_bytes(const struct lp_wal *w);
+
+/* Does the directory hold records to send (ours or no one's)? Rescans. */
+int lp_wal_pending(struct lp_wal *w, char *err);
+
+/*
+ * Appends one record to our active segment (made and locked on first use,
+ * a new one past LP_WAL_SEGMENT). Not synced: see lp_wal_sync. Returns 0,
+ * -1 with err and errno on a write error, -2 when --wal-max would be
+ * passed (nothing written).
+ */
+int lp_wal_append(struct lp_wal *w, const char *rec, size_t len, char *err);
+
+/* fdatasyncs the active segment (and its directory when it is new). */
+int lp_wal_sync(struct lp_wal *w, char *err);
+
+/*
+ * Takes the oldest segment with records to send that no one else holds:
+ * our active one too, which is then closed (new records go to a new one).
+ * Returns 1 with *seg, 0 when there is none, -1 with err.
+ */
+int lp_wal_take(struct lp_wal *w, struct lp_wal_seg **seg, char *err);
+
+/*
+ * The next record of seg after those read so far: 1 with rec[0..len) valid
+ * until the next call and *end the offset after it, 0 at the end.
+ */
+int lp_wal_seg_next(struct lp_wal_seg *s, const char **rec, size_t *len,
+                    uint64_t *end);
+
+/* Records up to offset end are acknowledged: kept in the .ack file,
+ * synced. Returns 0 or -1 with err. */
+int lp_wal_seg_ack(struct lp_wal *w, struct lp_wal_seg *s, uint64_t end,
+                   char *err);
+
+/* Reading starts again after the last acknowledged record. */
+void lp_wal_seg_rewind(struct lp_wal_seg *s);
+
+/* Every record was acknowledged: deletes the segment and its .ack file,
+ * syncs the directory. Returns 0 or -1 with err. */
+int lp_wal_seg_done(struct lp_wal *w, struct lp_wal_seg *s, char *err);
+
+/* Lets go of seg (unlocks, frees) without deleting it. */
+void lp_wal_seg_release(struct lp_wal *w, struct lp_wal_seg *s);
+
+/* The segment's file name, for messages. */
+const char *lp_wal_seg_name(const struct lp_wal_seg *s);
+
+/*
+ * Decodes the record at buf[*pos..len): 1 with rec/rlen and *pos moved
+ * past it, 0 at a clean end, -1 when the rest is not a whole valid record
+ * (a torn tail, or damage). *pos = 0 skips the segment header, which must
+ * be there. Pure: for tests, fuzzing and logpipe-replay.
+ */
+int lp_wal_decode(const char *buf, size_t len, size_t *pos,
+                  const char **rec, size_t *rlen);
+
+/* Encodes the header of a record of rlen bytes into hdr[LP_WAL_REC]. */
+void lp_wal_encode(char *hdr, const char *rec, size_t rlen);
+
+/*
+ * The event in a record: the key and the value of "data" of an XADD.
+ * Returns 1 with key/keylen and ev/evlen (pointing into rec), 0 when the
+ * record is another command. Pure.
+ */
+int lp_wal_event(const char *rec, size_t rlen, const char **key,
+                 size_t *keylen, const char **ev, size_t *evlen);
+
+#endif

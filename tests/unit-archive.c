@@ -1,0 +1,297 @@
+/* unit-archive.c -- lp_archive: duplicate check across chunk boundaries,
+ * partial lines, rotation, modes */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_archive.h"
+#include "lp_fs.h"
+#include "lp_parse.h"
+#include "tap.h"
+
+static char root[] = "/tmp/unit-archive.XXXXXX";
+static int dirfd;
+
+static char *slurp(const char *rel, size_t *n)
+{
+    char path[512];
+    FILE *f;
+    char *buf;
+    long len;
+
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    if ((f = fopen(path, "rb")) == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)len + 1);
+    *n = fread(buf, 1, (size_t)len, f);
+    buf[*n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static size_t count_lines(const char *s, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        k += s[i] == '\n';
+    return k;
+}
+
+/* Locks and writes the batch in hand: 0 or -1. */
+static int write_batch(struct lp_archive *a, uint64_t *dups, char *err)
+{
+    if (lp_archive_lock(a, err) < 0)
+        return -1;
+    return lp_archive_write(a, NULL, 0, dups, err);
+}
+
+/* Appends "{"_id":"ms-seq","pad":"xxx..."}\n" with pad bytes of padding. */
+static void line(struct lp_buf *b, uint64_t ms, uint64_t seq, size_t pad)
+{
+    char head[96];
+
+    snprintf(head, sizeof head, "{\"_id\":\"%llu-%llu\",\"pad\":\"",
+             (unsigned long long)ms, (unsigned long long)seq);
+    lp_buf_adds(b, head);
+    for (size_t i = 0; i < pad; i++)
+        lp_buf_addc(b, 'x');
+    lp_buf_adds(b, "\"}\n");
+}
+
+static void write_file(const char *rel, const struct lp_buf *b)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    f = fopen(path, "wb");
+    fwrite(b->p, 1, b->len, f);
+    fclose(f);
+}
+
+/*
+ * A file of n lines with IDs base+i, padded so lines vary in length and
+ * cross the scanner's 1 MiB chunks at many places; then a batch that
+ * re-sends some of them (which must be dropped) and new ones (kept).
+ */
+static void dedup_case(const char *name, size_t n, size_t pad_mod,
+                       const size_t *present, size_t npresent)
+{
+    struct lp_archive *a = lp_archive_new(dirfd, 16);
+    struct lp_buf file = { 0 };
+    struct lp_afile *f;
+    char err[LP_ERRLEN], id[64];
+    uint64_t base = 1700000000000ULL, dups = 0;
+    size_t before, after;
+    char *got;
+
+    for (size_t i = 0; i < n; i++)
+        line(&file, base + i, i % 3, (i * 7919) % pad_mod);
+    write_file(name, &file);
+    before = file.len;
+
+    f = lp_archive_get(a, name, strlen(name), err);
+    ok(f != NULL, "%s: opened", name);
+    /* the redelivered ones */
+    for (size_t k = 0; k < npresent; k++) {
+        size_t i = present[k];
+        snprintf(id, sizeof id, "%llu-%zu", (unsigned long long)(base + i),
+                 i % 3);
+        lp_afile_check(f, id, strlen(id));
+        line(lp_afile_buf(f), base + i, i % 3, 5);
+    }
+    /* two that were never written: a later one and a hole */
+    snprintf(id, sizeof id, "%llu-0", (unsigned long long)(base + n + 5));
+    lp_afile_check(f, id, strlen(id));
+    line(lp_afile_buf(f), base + n + 5, 0, 5);
+    snprintf(id, sizeof id, "%llu-9", (unsigned long long)(base + 1));
+    lp_afile_check(f, id, strlen(id));
+    line(lp_afile_buf(f), base + 1, 9, 5);
+    /* and a fresh one, not checked */
+    line(lp_afile_buf(f), base + n + 9, 0, 5);
+
+    is_int(write_batch(a, &dups, err), 0, "%s: written", name);
+    is_int(lp_archive_sync(a, err), 0, "%s: synced", name);
+    is_int(dups, npresent, "%s: %zu copies recognised", name, npresent);
+    got = slurp(name, &after);
+    is_int(count_lines(got, after), n + 3, "%s: 3 lines added", name);
+    ok(after > before && memcmp(got, file.p, before) == 0,
+       "%s: the old lines are untouched", name);
+    free(got);
+    lp_buf_free(&file);
+    lp_archive_free(a);
+}
+
+static void test_dedup(void)
+{
+    size_t tail[] = { 999 };
+    size_t spread[] = { 0, 1, 500, 4000, 9000, 12345, 19999 };
+    size_t all[50];
+
+    for (size_t i = 0; i < 50; i++)
+        all[i] = 19950 + i;
+    dedup_case("small.jsonl", 1000, 40, tail, 1);
+    /* ~6 MiB: lines from the first to the last chunk */
+    dedup_case("big.jsonl", 20000, 600, spread, 7);
+    dedup_case("tail.jsonl", 20000, 600, all, 50);
+}
+
+/* Lines more than 10 minutes older than what is looked for, in a long run,
+ * stop the search; a shorter run of old lines (a late claim) does not. */
+static void test_stop_rule(void)
+{
+    struct lp_archive *a = lp_archive_new(dirfd, 16);
+    struct lp_buf file = { 0 };
+    struct lp_afile *f;
+    char err[LP_ERRLEN], id[64];
+    uint64_t t = 1700000000000ULL, dups = 0;
+
+    /* X at t, then 100 lines of an hour earlier (late claims), then
+     * newer ones: X must still be found behind the old run */
+    line(&file, t, 0, 10);
+    for (int i = 0; i < 100; i++)
+        line(&file, t - 3600000 + (uint64_t)i, 0, 10);
+    for (int i = 1; i < 50; i++)
+        line(&file, t + (uint64_t)i, 0, 10);
+    write_file("claims.jsonl", &file);
+    f = lp_archive_get(a, "claims.jsonl", 12, err);
+    snprintf(id, sizeof id, "%llu-0", (unsigned long long)t);
+    lp_afile_check(f, id, strlen(id));
+    line(lp_afile_buf(f), t, 0, 10);
+    if (write_batch(a, &dups, err) < 0)
+        printf("# write: %s\n", err);
+    lp_archive_sync(a, err);
+    is_int(dups, 1, "a copy behind a short run of old lines is found");
+
+    /* X behind LP_DEDUP_RUN old lines: the search stops before it (the
+     * documented bound) */
+    file.len = 0;
+    line(&file, t, 1, 10);
+    for (int i = 0; i < LP_DEDUP_RUN + 10; i++)
+        line(&file, t - 3600000 + (uint64_t)i, 0, 10);
+    write_file("history.jsonl", &file);
+    f = lp_archive_get(a, "history.jsonl", 13, err);
+    snprintf(id, sizeof id, "%llu-1", (unsigned long long)t);
+    lp_afile_check(f, id, strlen(id));
+    line(lp_afile_buf(f), t, 1, 10);
+    dups = 0;
+    if (write_batch(a, &dups, err) < 0)
+        printf("# write: %s\n", err);
+    lp_archive_sync(a, err);
+    is_int(dups, 0, "the search stops after %d old lines in a row",
+           LP_DEDUP_RUN);
+    lp_buf_free(&file);
+    lp_archive_free(a);
+}
+
+static void test_partial_and_rotation(void)
+{
+    struct lp_archive *a = lp_archive_new(dirfd, 2);
+    struct lp_afile *f;
+    struct lp_buf b = { 0 };
+    char err[LP_ERRLEN], path[512], *got;
+    uint64_t dups = 0;
+    size_t n;
+    struct stat st;
+
+    lp_buf_adds(&b, "{\"_id\":\"1-1\"}\n{\"_id\":\"1-2\",\"cut");
+    write_file("partial.jsonl", &b);
+    f = lp_archive_get(a, "partial.jsonl", 13, err);
+    lp_buf_adds(lp_afile_buf(f), "{\"_id\":\"1-3\"}\n");
+    if (write_batch(a, &dups, err) < 0)
+        printf("# write: %s\n", err);
+    lp_archive_sync(a, err);
+    got = slurp("partial.jsonl", &n);
+    is_str(got, "{\"_id\":\"1-1\"}\n{\"_id\":\"1-3\"}\n",
+           "a partial last line is cut before appending");
+    free(got);
+
+    /* rotation: the file is renamed away while we hold it open */
+    snprintf(path, sizeof path, "%s/partial.jsonl", root);
+    char moved[600];
+    snprintf(moved, sizeof moved, "%s/partial.jsonl.old", root);
+    rename(path, moved);
+    f = lp_archive_get(a, "partial.jsonl", 13, err);
+    lp_buf_adds(lp_afile_buf(f), "{\"_id\":\"1-4\"}\n");
+    if (write_batch(a, &dups, err) < 0)
+        printf("# write: %s\n", err);
+    lp_archive_sync(a, err);
+    got = slurp("partial.jsonl", &n);
+    is_str(got, "{\"_id\":\"1-4\"}\n", "a rotated file is reopened");
+    free(got);
+    got = slurp("partial.jsonl.old", &n);
+    is_str(got, "{\"_id\":\"1-1\"}\n{\"_id\":\"1-3\"}\n",
+           "the rotated file is left alone");
+    free(got);
+
+    /* directories and modes; more files than max_open */
+    umask(022);
+    for (int i = 0; i < 5; i++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "d%d/sub/f.jsonl", i);
+        f = lp_archive_get(a, rel, strlen(rel), err);
+        ok(f != NULL, "%s opened with max_open 2", rel);
+        lp_buf_adds(lp_afile_buf(f), "{\"_id\":\"2-0\"}\n");
+    }
+    is_int(write_batch(a, &dups, err), 0, "5 files written");
+    lp_archive_sync(a, err);
+    snprintf(path, sizeof path, "%s/d4/sub/f.jsonl", root);
+    ok(stat(path, &st) == 0 && (st.st_mode & 0777) == 0640, "file 0640");
+    snprintf(path, sizeof path, "%s/d4/sub", root);
+    ok(stat(path, &st) == 0 && (st.st_mode & 0777) == 0750, "dir 0750");
+
+    /* unsafe paths */
+    ok(lp_archive_get(a, "../x.jsonl", 10, err) == NULL && errno == EINVAL,
+       "../ refused (%s)", err);
+    symlink("/tmp", path);      /* d4/sub exists: make d5 a link */
+    snprintf(path, sizeof path, "%s/d5", root);
+    symlink("/tmp", path);
+    ok(lp_archive_get(a, "d5/x.jsonl", 10, err) == NULL &&
+       (errno == ELOOP || errno == ENOTDIR), "symlinked dir refused (%s)",
+       err);
+    lp_buf_free(&b);
+    lp_archive_free(a);
+}
+
+static void test_line_id(void)
+{
+    uint64_t ms, seq;
+
+    ok(lp_archive_line_id("{\"_id\":\"12-3\",\"a\":1}", 20, &ms, &seq) == 0 &&
+       ms == 12 && seq == 3, "line id parsed");
+    ok(lp_archive_line_id("{\"_id\":\"12\",\"a\":1}", 18, &ms, &seq) < 0,
+       "an id without seq refused");
+    ok(lp_archive_line_id("{\"a\":1}", 7, &ms, &seq) < 0, "no _id refused");
+    ok(lp_archive_line_id("{\"_id\":\"1-2", 11, &ms, &seq) < 0,
+       "unterminated refused");
+}
+
+int main(void)
+{
+    char err[LP_ERRLEN];
+
+    if (mkdtemp(root) == NULL || (dirfd = lp_fs_root(root, 0, err)) < 0) {
+        printf("Bail out! %s\n", root);
+        return 1;
+    }
+    test_line_id();
+    test_dedup();
+    test_stop_rule();
+    test_partial_and_rotation();
+    {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+        if (system(cmd) != 0)
+            printf("# could not remove %s\n", root);
+    }
+    close(dirfd);
+    return tap_done();
+}

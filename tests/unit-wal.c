@@ -1,0 +1,302 @@
+/* unit-wal.c -- lp_wal: records, torn tails at every offset, progress,
+ * locks */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_buf.h"
+#include "lp_log.h"
+#include "lp_parse.h"
+#include "lp_wal.h"
+#include "tap.h"
+
+static char root[] = "/tmp/unit-wal.XXXXXX";
+
+static void rmrf(const char *dir)
+{
+    char cmd[600];
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+}
+
+/* RESP of XADD key * data <ev> */
+static void xadd(struct lp_buf *b, const char *key, const char *ev)
+{
+    const char *argv[5] = { "XADD", key, "*", "data", ev };
+    size_t lens[5];
+
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    lp_buf_add_resp(b, 5, argv, lens);
+}
+
+/* The one segment in dir, or "" */
+static void segment_name(const char *dir, char *out, size_t cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    out[0] = '\0';
+    while (d && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n > 8 && strncmp(de->d_name, "wal-", 4) == 0 &&
+            strcmp(de->d_name + n - 4, ".log") == 0)
+            snprintf(out, cap, "%s", de->d_name);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Reads every record the WAL in dir hands out; returns their count and
+ * checks each is one of ours ("{"n":<i>}" in order). */
+static int drain_all(const char *dir, int *in_order, int ack)
+{
+    char err[LP_ERRLEN];
+    struct lp_wal *w = lp_wal_open(dir, 0, err);
+    struct lp_wal_seg *s;
+    int count = 0;
+
+    *in_order = 1;
+    if (w == NULL) {
+        printf("# open: %s\n", err);
+        return -1;
+    }
+    while (lp_wal_take(w, &s, err) == 1) {
+        const char *rec, *key, *ev;
+        size_t len, kl, el;
+        uint64_t end = 0;
+        while (lp_wal_seg_next(s, &rec, &len, &end)) {
+            char want[32];
+            snprintf(want, sizeof want, "{\"n\":%d}", count);
+            if (!lp_wal_event(rec, len, &key, &kl, &ev, &el) ||
+                el != strlen(want) || memcmp(ev, want, el) != 0)
+                *in_order = 0;
+            count++;
+        }
+        if (ack) {
+            lp_wal_seg_ack(w, s, end, err);
+            lp_wal_seg_done(w, s, err);
+        } else {
+            lp_wal_seg_release(w, s);
+            break;
+        }
+    }
+    lp_wal_close(w);
+    return count;
+}
+
+static void test_codec(void)
+{
+    struct lp_buf b = { 0 }, seg = { 0 };
+    char hdr[LP_WAL_REC];
+    const char *rec, *key, *ev;
+    size_t pos = 0, len, kl, el;
+
+    xadd(&b, "logs:stream", "{\"a\":1}");
+    lp_buf_add(&seg, LP_WAL_MAGIC, LP_WAL_HDR);
+    lp_wal_encode(hdr, b.p, b.len);
+    lp_buf_add(&seg, hdr, sizeof hdr);
+    lp_buf_add(&seg, b.p, b.len);
+    is_int(lp_wal_decode(seg.p, seg.len, &pos, &rec, &len), 1, "decode");
+    ok(len == b.len && memcmp(rec, b.p, len) == 0, "record round trip");
+    is_int(lp_wal_decode(seg.p, seg.len, &pos, &rec, &len), 0, "clean end");
+    ok(lp_wal_event(rec, len, &key, &kl, &ev, &el) == 1 &&
+       kl == 11 && memcmp(key, "logs:stream", 11) == 0 &&
+       el == 7 && memcmp(ev, "{\"a\":1}", 7) == 0, "event and key found");
+    seg.p[LP_WAL_HDR + LP_WAL_REC + 3] ^= 1;
+    pos = 0;
+    is_int(lp_wal_decode(seg.p, seg.len, &pos, &rec, &len), -1,
+           "a flipped bit fails the CRC");
+    pos = 0;
+    is_int(lp_wal_decode("NOTAWAL!", 8, &pos, &rec, &len), -1,
+           "a wrong header is refused");
+    {
+        const char *argv[3] = { "PING", "a", "b" };
+        size_t lens[3] = { 4, 1, 1 };
+        b.len = 0;
+        lp_buf_add_resp(&b, 3, argv, lens);
+        is_int(lp_wal_event(b.p, b.len, &key, &kl, &ev, &el), 0,
+               "not an XADD: no event");
+        is_int(lp_wal_event("*5\r\n$4\r\nXADD", 12, &key, &kl, &ev, &el), 0,
+               "a cut command: no event, no crash");
+    }
+    lp_buf_free(&b);
+    lp_buf_free(&seg);
+}
+
+/* Writes n records with lp_wal into dir; returns the segment's size. */
+static off_t write_records(const char *dir, int n, char *name, size_t cap)
+{
+    char err[LP_ERRLEN], path[600];
+    struct lp_wal *w = lp_wal_open(dir, 0, err);
+    struct lp_buf b = { 0 };
+    struct stat st;
+
+    for (int i = 0; i < n; i++) {
+        char ev[32];
+        snprintf(ev, sizeof ev, "{\"n\":%d}", i);
+        b.len = 0;
+        xadd(&b, "logs:stream", ev);
+        lp_wal_append(w, b.p, b.len, err);
+    }
+    lp_wal_sync(w, err);
+    lp_wal_close(w);
+    lp_buf_free(&b);
+    segment_name(dir, name, cap);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    stat(path, &st);
+    return st.st_size;
+}
+
+/* Cut the segment at every byte offset: every complete record before the
+ * cut comes back, in order, and nothing else. */
+static void test_torn_everywhere(void)
+{
+    char dir[600], name[128], path[800], tmpl[700];
+    int n = 6, bad = 0;
+    off_t size, rec_end[16];
+    int k = 0;
+
+    snprintf(dir, sizeof dir, "%s/torn", root);
+    size = write_records(dir, n, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmpl, sizeof tmpl, "%s/segment.copy", root);
+    {
+        /* record boundaries, from the file itself */
+        FILE *f = fopen(path, "rb");
+        char *buf = malloc((size_t)size);
+        size_t pos = 0, len;
+        const char *rec;
+        if (fread(buf, 1, (size_t)size, f) != (size_t)size)
+            bad = 1;
+        fclose(f);
+        while (lp_wal_decode(buf, (size_t)size, &pos, &rec, &len) == 1)
+            rec_end[k++] = (off_t)pos;
+        /* keep a copy to cut from */
+        f = fopen(tmpl, "wb");
+        fwrite(buf, 1, (size_t)size, f);
+        fclose(f);
+        free(buf);
+    }
+    is_int(k, n, "%d records written", n);
+    for (off_t cut = 0; cut <= size; cut++) {
+        int complete = 0, in_order, got;
+        char cmd[2000];
+        for (int i = 0; i < k; i++)
+            complete += rec_end[i] <= cut;
+        snprintf(cmd, sizeof cmd, "head -c %lld '%s' > '%s'",
+                 (long long)cut, tmpl, path);
+        if (system(cmd) != 0)
+            bad = 1;
+        got = drain_all(dir, &in_order, 0);
+        if (got != complete || !in_order) {
+            printf("# cut at %lld: got %d records, want %d%s\n",
+                   (long long)cut, got, complete,
+                   in_order ? "" : " (out of order)");
+            bad++;
+        }
+    }
+    ok(bad == 0, "cut at each of %lld offsets: every complete record "
+       "recovered, in order", (long long)size + 1);
+    rmrf(dir);
+}
+
+static void test_progress_and_locks(void)
+{
+    char dir[600], name[128], path[800], err[LP_ERRLEN];
+    struct lp_wal *w;
+    struct lp_wal_seg *s;
+    const char *rec;
+    size_t len;
+    uint64_t end = 0;
+    int in_order, fd;
+
+    snprintf(dir, sizeof dir, "%s/progress", root);
+    write_records(dir, 10, name, sizeof name);
+    w = lp_wal_open(dir, 0, err);
+    is_int(lp_wal_take(w, &s, err), 1, "a segment to send");
+    for (int i = 0; i < 4; i++)
+        lp_wal_seg_next(s, &rec, &len, &end);
+    is_int(lp_wal_seg_ack(w, s, end, err), 0, "4 records acknowledged");
+    lp_wal_seg_release(w, s);
+    lp_wal_close(w);
+    /* a new process sees only the 6 left */
+    {
+        struct lp_wal *w2 = lp_wal_open(dir, 0, err);
+        struct lp_wal_seg *s2;
+        int left = 0;
+        lp_wal_take(w2, &s2, err);
+        while (lp_wal_seg_next(s2, &rec, &len, &end))
+            left++;
+        is_int(left, 6, "after a restart, the 6 not acknowledged");
+        lp_wal_seg_release(w2, s2);
+        lp_wal_close(w2);
+    }
+    /* a damaged .ack: everything again (duplicates, never loss) */
+    snprintf(path, sizeof path, "%s/%s.ack", dir, name);
+    fd = open(path, O_WRONLY);
+    if (fd >= 0) {
+        if (pwrite(fd, "garbage", 7, 0) != 7)
+            printf("# pwrite failed\n");
+        close(fd);
+    }
+    is_int(drain_all(dir, &in_order, 0), 10,
+           "a damaged .ack: all 10 records sent again");
+
+    /* a segment someone else holds is not taken, not cut */
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fd = open(path, O_RDWR);
+    flock(fd, LOCK_EX);
+    w = lp_wal_open(dir, 0, err);
+    is_int(lp_wal_take(w, &s, err), 0, "a locked segment is left alone");
+    lp_wal_close(w);
+    close(fd);
+    is_int(drain_all(dir, &in_order, 1), 10, "free again: taken, all 10");
+    segment_name(dir, name, sizeof name);
+    is_str(name, "", "done: the segment is deleted");
+    rmrf(dir);
+}
+
+static void test_limits(void)
+{
+    char dir[600], err[LP_ERRLEN];
+    struct lp_wal *w;
+    struct lp_buf b = { 0 };
+    int rc = 0, i;
+
+    snprintf(dir, sizeof dir, "%s/limit", root);
+    w = lp_wal_open(dir, 1000, err);
+    xadd(&b, "logs:stream", "{\"n\":1,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}");
+    for (i = 0; i < 100 && (rc = lp_wal_append(w, b.p, b.len, err)) == 0; i++)
+        ;
+    is_int(rc, -2, "--wal-max: refused past the limit (%s)", err);
+    ok(lp_wal_bytes(w) <= 1000, "the WAL stays under its limit (%llu)",
+       (unsigned long long)lp_wal_bytes(w));
+    ok(i > 5, "%d records fitted", i);
+    lp_wal_close(w);
+    lp_buf_free(&b);
+    rmrf(dir);
+}
+
+int main(void)
+{
+    if (mkdtemp(root) == NULL) {
+        printf("Bail out! mkdtemp\n");
+        return 1;
+    }
+    lp_log_init("unit-wal", LP_LOG_TEXT, -2);  /* the cuts warn: quiet */
+    test_codec();
+    test_torn_everywhere();
+    test_progress_and_locks();
+    test_limits();
+    rmrf(root);
+    return tap_done();
+}
