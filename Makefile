@@ -78,7 +78,8 @@ check: deps all
 stress: deps all
 	@LP_STRESS=1 prove -e '' tests/t[0-9]*.sh tests/s[0-9]*.sh
 
-demo: deps all
+demo: deps
+	@$(MAKE) -s all
 	@sh examples/demo.sh
 
 bench: deps all

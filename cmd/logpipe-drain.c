@@ -65,7 +65,7 @@ struct dlq_item {
 enum {
     OPT_LAYOUT = LP_OPT_TOOL, OPT_STDOUT, OPT_ONCE, OPT_FIELD,
     OPT_TIME_FIELD, OPT_WHERE, OPT_MAX_DEPTH, OPT_MAX_OPEN, OPT_CLAIM_IDLE,
-    OPT_MAX_DELIVERIES, OPT_KEEP
+    OPT_MAX_DELIVERIES, OPT_KEEP, OPT_BLOCK
 };
 
 static const struct option longopts[] = {
@@ -73,7 +73,7 @@ static const struct option longopts[] = {
     LP_LONG_PASSWORD_FILE,
     { "consumer", required_argument, NULL, 'c' },
     { "count", required_argument, NULL, 'n' },
-    { "block", required_argument, NULL, 'b' },
+    { "block", required_argument, NULL, OPT_BLOCK },
     { "timeout", required_argument, NULL, 't' },
     { "layout", required_argument, NULL, OPT_LAYOUT },
     { "stdout", no_argument, NULL, OPT_STDOUT },
@@ -90,7 +90,7 @@ static const struct option longopts[] = {
     { NULL, 0, NULL, 0 }
 };
 
-static const char shortopts[] = "r:s:g:d:c:n:b:t:vqhV";
+static const char shortopts[] = "r:s:g:d:c:n:t:vqhV";
 
 static void usage(void)
 {
@@ -108,7 +108,7 @@ static void usage(void)
 "      --password-file FILE read the Redis password from FILE\n"
 "  -c, --consumer NAME      consumer name (the host name)\n"
 "  -n, --count N            entries per read (1000)\n"
-"  -b, --block DUR          wait this long for new entries (2s; bare = ms)\n"
+"      --block DUR          wait this long for new entries (2s; bare = ms)\n"
 "  -t, --timeout DUR        give up when Redis fails this long (30s)\n"
 "      --layout TEMPLATE    file path below --dir\n"
 "                           ({service}/%%Y-%%m-%%d.jsonl)\n"
@@ -191,6 +191,7 @@ static struct {
     const char *crash;          /* LOGPIPE_TEST_CRASH */
     uint64_t n_read, n_written, n_dlq, n_deleted, n_filtered, n_badtime;
     uint64_t n_dups, n_claimed, n_trimmed;
+    int config_error;           /* a DLQ move was refused for good */
 } S;
 
 /*
@@ -314,29 +315,8 @@ static int fatal_errno(int e)
 static void add_line(struct lp_buf *dst, const struct lp_entry *e,
                      const char *s, size_t n, const struct lp_jevent *ev)
 {
-    size_t body = ev->ncuts ? lp_json_cut_len(ev, n) : n;
-    char *w;
-
-    if (lp_buf_reserve(dst, body + e->idlen + 16) < 0)
+    if (lp_archive_format(dst, e->id, e->idlen, s, n, ev) < 0)
         fatal_oom();
-    w = dst->p + dst->len;
-    memcpy(w, "{\"_id\":\"", 8);
-    w += 8;
-    memcpy(w, e->id, e->idlen);
-    w += e->idlen;
-    *w++ = '"';
-    /* s starts with '{'; the members follow, or only '}' when none */
-    if (ev->nmembers > ev->nids)
-        *w++ = ',';
-    if (ev->ncuts) {
-        lp_json_cut_copy(ev, s, n, w);
-        memmove(w, w + 1, body - 1);
-    } else {
-        memcpy(w, s + 1, n - 1);
-    }
-    w += body - 1;
-    *w++ = '\n';
-    dst->len = (size_t)(w - dst->p);
 }
 
 static void one_entry(const struct lp_entry *e, unsigned deliveries)
@@ -373,8 +353,8 @@ static void one_entry(const struct lp_entry *e, unsigned deliveries)
         /* it was handed out that often and never acknowledged: something
          * about it breaks every attempt */
         char detail[128];
-        snprintf(detail, sizeof detail, "delivered %u times without being "
-                 "archived", deliveries - 1);
+        snprintf(detail, sizeof detail, "delivered %u time%s without being "
+                 "archived", deliveries - 1, deliveries - 1 == 1 ? "" : "s");
         to_dlq(e, deliveries - 1, s, n, "max-deliveries", detail);
         return;
     }
@@ -435,7 +415,7 @@ static void one_entry(const struct lp_entry *e, unsigned deliveries)
                 to_dlq(e, deliveries, s, n, "unsafe-path", err);
                 return;
             }
-            lp_error("%s", err);
+            lp_error("cannot open %s/%s: %s", opt.com.dir, path, err);
             exit(fatal_errno(errno));
         }
         if ((S.check || id_ms < S.recreated_ms) &&
@@ -509,10 +489,16 @@ static int send_dlq(char *err)
         if (lp_reply_type(rep) == LP_REPLY_STRING) {
             S.n_dlq++;
         } else {
-            char t[300];
-            lp_error("DLQ move of %.*s failed: %s (it stays pending)",
-                     (int)S.dlq[i].id_len, S.scratch.p + S.dlq[i].id_off,
-                     lp_reply_text(rep, t, sizeof t));
+            char t[300], *cut;
+            lp_reply_text(rep, t, sizeof t);
+            /* Redis wraps errors inside scripts: keep the first words */
+            if ((cut = strstr(t, " script:")) != NULL)
+                *cut = '\0';
+            lp_error("moving %.*s to the DLQ %s failed: %s (it stays "
+                     "pending)", (int)S.dlq[i].id_len,
+                     S.scratch.p + S.dlq[i].id_off, opt.com.dlq, t);
+            if (strstr(t, "WRONGTYPE") || strstr(t, "NOPERM"))
+                S.config_error = 1;
         }
         lp_reply_free(rep);
     }
@@ -605,6 +591,31 @@ static int ensure_group(char *err)
 
     if (rep == NULL)
         return -1;
+    if (lp_reply_is_error(rep, "OOM")) {
+        /* at maxmemory Redis refuses XGROUP CREATE even for a group that
+         * exists; reads, acks and trims still work: look */
+        struct lp_reply *g = lp_redis_cmd(S.r, err, "XINFO", "GROUPS",
+                                          opt.com.stream, NULL);
+        int found = 0;
+        for (size_t i = 0; g && i < lp_reply_len(g); i++) {
+            const struct lp_reply *grp = lp_reply_at(g, i);
+            for (size_t k = 0; k + 1 < lp_reply_len(grp); k += 2) {
+                const char *f = lp_reply_str(lp_reply_at(grp, k), NULL);
+                const char *v = lp_reply_str(lp_reply_at(grp, k + 1), NULL);
+                if (f && v && strcmp(f, "name") == 0 &&
+                    strcmp(v, opt.com.group) == 0)
+                    found = 1;
+            }
+        }
+        lp_reply_free(g);
+        if (found) {
+            lp_warn("%s is out of memory (OOM): the group exists, going on "
+                    "(acknowledging and trimming free memory)",
+                    lp_redis_name(S.r));
+            lp_reply_free(rep);
+            return 0;
+        }
+    }
     if (lp_reply_type(rep) == LP_REPLY_ERROR &&
         !lp_reply_is_error(rep, "BUSYGROUP")) {
         char t[300];
@@ -956,7 +967,7 @@ static void parse_args(int argc, char **argv)
             if (lp_parse_uint(optarg, 1, 100000, &opt.count, err) < 0)
                 goto badopt;
             break;
-        case 'b':
+        case OPT_BLOCK:
             if (lp_parse_duration(optarg, "ms", &opt.block, err) < 0)
                 goto badopt;
             if (opt.block < 1 || opt.block > 3600000) {
@@ -980,6 +991,10 @@ static void parse_args(int argc, char **argv)
             break;
         case OPT_FIELD:
             opt.field = optarg;
+            if (*optarg == '\0') {
+                snprintf(err, sizeof err, "must not be empty");
+                goto badopt;
+            }
             break;
         case OPT_TIME_FIELD:
             opt.time_field = optarg;
@@ -1131,6 +1146,7 @@ static int not_ours(const struct lp_reply *entries, size_t n, char *err)
         return 0;
     lp_warn("%zu entries of the batch were taken over by another consumer "
             "while this one stalled: leaving them to it", S.ndrop);
+    S.n_written -= S.ndrop < S.n_written ? S.ndrop : S.n_written;
     /* S.drop is in entry order, which is ID order */
     size_t k = 0;
     for (size_t i = 0; i < S.nack; i++) {
@@ -1449,6 +1465,16 @@ int main(int argc, char **argv)
                      (double)(lp_mono_us() - t0) / 1000.0);
         }
         held = rep;             /* acknowledged with the next request */
+        if (S.config_error) {
+            /* the DLQ cannot take entries: stop rather than leave them
+             * stuck while exiting 0 */
+            final_ack();
+            lp_error("--dlq %s cannot take dead letters: fix it, or give "
+                     "another --dlq", opt.com.dlq);
+            lp_reply_free(held);
+            teardown();
+            return LP_EX_CONFIG;
+        }
     }
     lp_reply_free(held);
     lp_info("%" PRIu64 " entries read, %" PRIu64 " archived, %" PRIu64

@@ -111,7 +111,7 @@ static void usage(void)
 "\n"
 "  -r, --redis URL          Redis URL (redis://127.0.0.1:6379/0)\n"
 "  -s, --stream KEY         stream key (logs:stream)\n"
-"  -g, --group NAME         group whose lag --max-backlog watches\n"
+"  -g, --group NAME         group whose lag --max-backlog watches (logpipe)\n"
 "      --dlq KEY            dead letter stream (logs:dlq)\n"
 "      --password-file FILE read the Redis password from FILE\n"
 "  -b, --batch N            events per batch (1000)\n"
@@ -185,7 +185,8 @@ static struct {
     int64_t fail_since;         /* monotonic ms, 0 = not failing */
     int64_t backoff;
     int warned;
-    int stdout_gone;
+    int stdout_gone;            /* EPIPE: end as SIGPIPE would */
+    int ids_off;                /* stdout failed: no more --ids */
     int exit_code;
     /* WAL */
     struct lp_wal *wal;
@@ -252,13 +253,17 @@ static void flush_ids(void)
 {
     if (S.out.len == 0)
         return;
-    if (!S.stdout_gone && lp_fs_write_all(STDOUT_FILENO, S.out.p,
+    if (!S.ids_off && lp_fs_write_all(STDOUT_FILENO, S.out.p,
                                           S.out.len) < 0) {
-        if (errno != EPIPE)
+        /* stop reading and finish what is in flight; then a closed pipe
+         * ends us as SIGPIPE would (see main), other errors with 74 */
+        if (errno != EPIPE) {
             lp_error("stdout: %s", strerror(errno));
-        /* stop reading, finish what is in flight, then leave as a filter
-         * killed by SIGPIPE would (see main) */
-        S.stdout_gone = 1;
+            S.exit_code = LP_EX_IOERR;
+        } else {
+            S.stdout_gone = 1;
+        }
+        S.ids_off = 1;
         lp_stop = 1;
     }
     S.out.len = 0;
@@ -293,7 +298,7 @@ static void take_reply(struct batch *b, struct lp_reply *rep)
             S.n_sent++;
             if (b->source == B_REPLAY)
                 S.n_replayed++;
-            if (opt.ids && !S.stdout_gone) {
+            if (opt.ids && !S.ids_off) {
                 size_t n;
                 const char *id = lp_reply_str(rep, &n);
                 if (id) {
@@ -308,12 +313,13 @@ static void take_reply(struct batch *b, struct lp_reply *rep)
     lp_reply_free(rep);
 }
 
+static void give_up(const char *why, int code);
+
 static void wal_error(const char *err)
 {
-    /* events the WAL cannot keep: stop, without acknowledging anything
-     * that is not in Redis or in the WAL */
-    lp_error("%s", err);
-    exit(LP_EX_IOERR);
+    /* events the WAL cannot keep: stop, and say where the input is not
+     * in Redis nor in the WAL */
+    give_up(err, LP_EX_IOERR);
 }
 
 /* Releases answered batches at the head; -1 when the head had errors. */
@@ -409,33 +415,40 @@ static uint64_t unsent_offset(int *file)
     return lp_lines_offset(&S.lines);
 }
 
-/* Appends a's words to b, quoted for a POSIX shell. A password in a Redis
- * URL is masked. */
+/* Appends a as one word to b, quoted for a POSIX shell when needed; a
+ * password in a Redis URL is masked first. */
 static void add_quoted(struct lp_buf *b, const char *a)
 {
     const char *at = strchr(a, '@'), *sch = strstr(a, "://");
-    int plain = *a != '\0';
+    struct lp_buf w = { 0 };
+    int plain = 1;
 
-    for (const char *p = a; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9') || strchr("-_./:=,+%@", *p)))
-            plain = 0;
-    lp_buf_addc(b, ' ');
-    if (!plain)
-        lp_buf_addc(b, '\'');
     for (const char *p = a; *p; p++) {
         if (sch && at && p > sch + 2 && p < at && *p == ':') {
-            lp_buf_adds(b, ":***");     /* the password stays out of logs */
+            lp_buf_adds(&w, ":***");    /* the password stays out of logs */
             p = at - 1;
             continue;
         }
-        if (*p == '\'')
+        lp_buf_addc(&w, *p);
+    }
+    for (size_t i = 0; i < w.len; i++) {
+        char c = w.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || strchr("-_./:=,+%@", c)))
+            plain = 0;
+    }
+    lp_buf_addc(b, ' ');
+    if (w.len == 0 || !plain)
+        lp_buf_addc(b, '\'');
+    for (size_t i = 0; i < w.len; i++) {
+        if (w.p[i] == '\'')
             lp_buf_adds(b, "'\\''");
         else
-            lp_buf_addc(b, *p);
+            lp_buf_addc(b, w.p[i]);
     }
-    if (!plain)
+    if (w.len == 0 || !plain)
         lp_buf_addc(b, '\'');
+    lp_buf_free(&w);
 }
 
 /* Exits with code after saying how much of the input went to Redis, and
@@ -459,7 +472,7 @@ static void give_up(const char *why, int code)
     lp_buf_adds(&cmd, " | logpipe-send");
     for (int i = 0; i < opt.nargs; i++)
         add_quoted(&cmd, opt.args[i]);
-    if (name && file + 1 < opt.nfiles) {
+    if (opt.nfiles && file + 1 < opt.nfiles) {
         lp_buf_adds(&cmd, " -");
         for (int i = file + 1; i < opt.nfiles; i++)
             add_quoted(&cmd, opt.files[i]);
@@ -752,42 +765,42 @@ static int ensure_connected(char *err)
 
 /* ---- --max-backlog ------------------------------------------------------ */
 
-/* The largest group lag (XINFO GROUPS), or the stream length when there
- * is no group or Redis does not know a lag. -1 with err on I/O errors. */
+/* The lag of --group (XINFO GROUPS), or the stream length when that
+ * group does not exist or Redis cannot tell its lag (after deletions).
+ * -1 with err on an I/O error. */
 static long long backlog(char *err)
 {
     struct lp_reply *rep = lp_redis_cmd(S.r, err, "XINFO", "GROUPS",
                                         opt.com.stream, NULL);
-    long long worst = -1;
+    long long lag = -1;
 
     if (rep == NULL)
         return -1;
     for (size_t i = 0; i < lp_reply_len(rep); i++) {
         const struct lp_reply *g = lp_reply_at(rep, i);
-        long long lag = -1;
+        const char *name = NULL;
+        long long l = -1;
         for (size_t k = 0; k + 1 < lp_reply_len(g); k += 2) {
             const char *f = lp_reply_str(lp_reply_at(g, k), NULL);
             const struct lp_reply *v = lp_reply_at(g, k + 1);
-            if (f && strcmp(f, "lag") == 0 && lp_reply_type(v) ==
-                LP_REPLY_INTEGER)
-                lag = lp_reply_int(v);
+            if (f && strcmp(f, "name") == 0)
+                name = lp_reply_str(v, NULL);
+            else if (f && strcmp(f, "lag") == 0 &&
+                     lp_reply_type(v) == LP_REPLY_INTEGER)
+                l = lp_reply_int(v);
         }
-        if (lag < 0) {
-            worst = LLONG_MAX;  /* unknown (after deletions): XLEN below */
-            break;
-        }
-        if (lag > worst)
-            worst = lag;
+        if (name && strcmp(name, opt.com.group) == 0)
+            lag = l;
     }
     lp_reply_free(rep);
-    if (worst == -1 || worst == LLONG_MAX) {
+    if (lag < 0) {
         rep = lp_redis_cmd(S.r, err, "XLEN", opt.com.stream, NULL);
         if (rep == NULL)
             return -1;
-        worst = lp_reply_int(rep);
+        lag = lp_reply_int(rep);
         lp_reply_free(rep);
     }
-    return worst;
+    return lag;
 }
 
 /* Every 100ms and 4 batches at most: waits while the backlog is above

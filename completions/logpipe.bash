@@ -8,9 +8,8 @@
 # _logpipe_opts TOOL: the long options of TOOL, then its short ones
 _logpipe_opts()
 {
-    local common='--redis --stream --dlq --password-file
-        --verbose --quiet --log-format --help --version
-        -r -s -v -q -h -V'
+    local base='--verbose --quiet --log-format --help --version -v -q -h -V'
+    local common="$base --redis --stream --dlq --password-file -r -s"
     case $1 in
     logpipe-send)
         echo "$common --group --batch --linger --timeout --wal --wal-max
@@ -19,10 +18,19 @@ _logpipe_opts()
             --rejects-to-dlq --ids -g -b -l -t"
         ;;
     logpipe-drain)
+        # --block has no short form
         echo "$common --group --dir --consumer --count --block --timeout
             --layout --stdout --once --field --time-field --where
             --claim-idle --max-deliveries --keep
-            --max-depth --max-open -g -d -c -n -b -t"
+            --max-depth --max-open -g -d -c -n -t"
+        ;;
+    logpipe-rotate)
+        echo "$base --dir --layout --grace --level --retain --max-size
+            --jobs --dry-run -d -j -n"
+        ;;
+    logpipe-replay)
+        echo "$common --dir --layout --since --until --time-field --where
+            --strip-id --dedup --sort --from-redis --field --max-line -d"
         ;;
     *)
         # a tool newer than this file: ask it
@@ -32,17 +40,52 @@ _logpipe_opts()
     esac
 }
 
-# _logpipe_takes_arg TOOL OPTION: does OPTION take an argument?
+# _logpipe_takes_arg TOOL OPTION: does OPTION of TOOL take an argument?
 _logpipe_takes_arg()
 {
     case $2 in
-    --redis|--stream|--dlq|--password-file|--log-format|--group|--dir|\
-    --batch|--linger|--timeout|--time-field|--max-age|--max-skew|\
-    --max-line|--max-depth|--require|--rejects|--consumer|--count|\
-    --block|--layout|--field|--where|--max-open|--claim-idle|\
-    --max-deliveries|--keep|--wal|--wal-max|--max-backlog|\
-    -r|-s|-g|-d|-b|-l|-t|-c|-n)
+    --log-format)
         return 0 ;;
+    esac
+    case $1 in
+    logpipe-rotate)
+        case $2 in
+        --dir|--layout|--grace|--level|--retain|--max-size|--jobs|-d|-j)
+            return 0 ;;
+        esac
+        return 1 ;;
+    esac
+    case $2 in
+    --redis|--stream|--dlq|--password-file|-r|-s)
+        return 0 ;;
+    esac
+    case $1 in
+    logpipe-send)
+        case $2 in
+        --group|--batch|--linger|--timeout|--wal|--wal-max|--max-backlog|\
+        --time-field|--max-age|--max-skew|--max-line|--max-depth|\
+        --require|--rejects|-g|-b|-l|-t)
+            return 0 ;;
+        esac ;;
+    logpipe-drain)
+        case $2 in
+        --group|--dir|--consumer|--count|--block|--timeout|--layout|\
+        --field|--time-field|--where|--claim-idle|--max-deliveries|--keep|\
+        --max-depth|--max-open|-g|-d|-c|-n|-t)
+            return 0 ;;
+        esac ;;
+    logpipe-replay)
+        case $2 in
+        --dir|--layout|--since|--until|--time-field|--where|--field|\
+        --max-line|-d)
+            return 0 ;;
+        esac ;;
+    *)
+        # a tool newer than this file: as in either tool
+        if _logpipe_takes_arg logpipe-send "$2" ||
+            _logpipe_takes_arg logpipe-drain "$2"; then
+            return 0
+        fi ;;
     esac
     return 1
 }
@@ -102,6 +145,9 @@ _logpipe()
         --log-format)
             COMPREPLY=($(compgen -W 'text json' -- "$cur"))
             return ;;
+        --level)
+            COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9' -- "$cur"))
+            return ;;
         -r|--redis)
             COMPREPLY=($(compgen -W 'redis://127.0.0.1:6379/0 unix:///' \
                 -- "$cur"))
@@ -123,18 +169,19 @@ _logpipe()
         return
     fi
 
-    # operands: logpipe-send reads files; logpipe-drain takes none
+    # operands: send reads files, replay files and directories; drain and
+    # rotate take none
     case $tool in
-    logpipe-send)
+    logpipe-send|logpipe-replay)
         _logpipe_files ;;
-    logpipe-drain)
+    logpipe-drain|logpipe-rotate)
         COMPREPLY=() ;;
     *)
         _logpipe_files ;;
     esac
 }
 
-complete -F _logpipe logpipe-send logpipe-drain
+complete -F _logpipe logpipe-send logpipe-drain logpipe-rotate logpipe-replay
 # sourced through a symlink named after a tool unknown to this file
 case ${BASH_SOURCE[0]##*/} in
 logpipe-*) complete -F _logpipe "${BASH_SOURCE[0]##*/}" ;;

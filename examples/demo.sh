@@ -15,6 +15,8 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+# | head closes our stdout: the EXIT trap must still stop the server
+trap 'exit 141' PIPE
 trap 'exit 130' INT TERM
 
 # a free port: redis-server exits at once when the port is taken
@@ -55,7 +57,8 @@ fi
 
 say "logpipe-send --rejects rejects.ndjson < events.ndjson"
 (cd "$tmp" && logpipe-send --rejects rejects.ndjson <events.ndjson)
-echo "(exit status $?: 65 means some lines were rejected, the rest was sent)"
+echo "(exit status $?: 65 means some lines were rejected, the rest was sent;"
+echo " the array line holds two events, so 7 lines make 7 events)"
 
 say "redis-cli XLEN logs:stream"
 redis-cli -p "$port" XLEN logs:stream

@@ -10,6 +10,7 @@
 
 #include "lp_archive.h"
 #include "lp_fs.h"
+#include "lp_json.h"
 #include "lp_log.h"
 #include "lp_parse.h"
 
@@ -189,6 +190,35 @@ size_t lp_archive_touched(const struct lp_archive *a)
     return a->ntouched;
 }
 
+int lp_archive_format(struct lp_buf *dst, const char *id, size_t idlen,
+                      const char *s, size_t n, const struct lp_jevent *ev)
+{
+    size_t body = ev->ncuts ? lp_json_cut_len(ev, n) : n;
+    char *w;
+
+    if (lp_buf_reserve(dst, body + idlen + 16) < 0)
+        return -1;
+    w = dst->p + dst->len;
+    memcpy(w, "{\"_id\":\"", 8);
+    w += 8;
+    memcpy(w, id, idlen);
+    w += idlen;
+    *w++ = '"';
+    /* s starts with '{'; the members follow, or only '}' when none */
+    if (ev->nmembers > ev->nids)
+        *w++ = ',';
+    if (ev->ncuts) {
+        lp_json_cut_copy(ev, s, n, w);
+        memmove(w, w + 1, body - 1);
+    } else {
+        memcpy(w, s + 1, n - 1);
+    }
+    w += body - 1;
+    *w++ = '\n';
+    dst->len = (size_t)(w - dst->p);
+    return 0;
+}
+
 int lp_archive_line_id(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
 {
     const char *q;
@@ -364,13 +394,19 @@ static uint64_t drop_found(struct lp_afile *f)
     return dropped;
 }
 
-/* Cuts a partial last line: under the lock, a tail without its newline
- * was left by a writer that died mid-write (or a full disk); its entry was
- * not acknowledged and is written again whole. */
+/*
+ * Mends the end of f when it lacks its last newline. Under the lock, such
+ * a tail was left by a writer that died mid-write (or a full disk): its
+ * entry was not acknowledged and is written again whole, so a tail that
+ * is not a whole JSON value is cut off. One that is (a file edited by
+ * hand, a write cut just before its newline) gets its newline back.
+ */
 static int cut_partial(struct lp_afile *f, off_t size, char *err)
 {
-    char buf[4096], c;
+    char buf[4096], c, *tail;
     off_t end = size, cut = 0;
+    struct lp_jerr je;
+    int whole;
 
     if (size == 0 || pread(f->fd, &c, 1, size - 1) != 1 || c == '\n')
         return 0;
@@ -386,13 +422,25 @@ static int cut_partial(struct lp_afile *f, off_t size, char *err)
         }
         end = from;
     }
+    tail = size - cut < (1 << 26) ? malloc((size_t)(size - cut)) : NULL;
+    whole = tail && pread(f->fd, tail, (size_t)(size - cut), cut) ==
+                    (ssize_t)(size - cut) &&
+            lp_json_valid(tail, (size_t)(size - cut), NULL, &je) == 0;
+    free(tail);
+    if (whole) {
+        lp_warn("%s: the last line lacked its newline: adding it", f->path);
+        if (lp_fs_write_all(f->fd, "\n", 1) < 0 || fdatasync(f->fd) < 0)
+            goto fail;
+        return 0;
+    }
     lp_warn("%s: cutting a partial last line (%lld bytes) left by an "
             "interrupted write", f->path, (long long)(size - cut));
-    if (ftruncate(f->fd, cut) < 0 || fdatasync(f->fd) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: %s", f->path, strerror(errno));
-        return -1;
-    }
+    if (ftruncate(f->fd, cut) < 0 || fdatasync(f->fd) < 0)
+        goto fail;
     return 0;
+fail:
+    snprintf(err, LP_ERRLEN, "%s: %s", f->path, strerror(errno));
+    return -1;
 }
 
 /* Locks f for appending and makes it ready: reopened when rotation

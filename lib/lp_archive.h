@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "lp_buf.h"
+#include "lp_json.h"
 
 /*
  * Files below a --dir descriptor, kept open (least recently used closed
@@ -89,6 +90,15 @@ void lp_archive_discard(struct lp_archive *a);
 
 /* Number of files touched by the batch in hand. */
 size_t lp_archive_touched(const struct lp_archive *a);
+
+/*
+ * Appends the archive line of stream entry id for the event s[0..n)
+ * (scanned into ev, starting with '{'): {"_id":"<id>", then the event's
+ * members without any "_id" of its own, then a newline. Returns 0, or -1
+ * when out of memory.
+ */
+int lp_archive_format(struct lp_buf *dst, const char *id, size_t idlen,
+                      const char *s, size_t n, const struct lp_jevent *ev);
 
 /* Parses the "_id" of an archive line s[0..n): 0 with ms/seq, or -1. */
 int lp_archive_line_id(const char *s, size_t n, uint64_t *ms,

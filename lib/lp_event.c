@@ -18,9 +18,15 @@ int lp_event_time(const char *s, const struct lp_jval *v, int64_t *ms,
     case LP_JNULL:
         return 0;
     case LP_JNUMBER:
-        if (lp_json_number(s, v, &d) < 0 || d * 1000 < LP_TIME_MIN ||
-            d * 1000 > LP_TIME_MAX)
+        if (lp_json_number(s, v, &d) < 0)
             goto bad;
+        if (d * 1000 < LP_TIME_MIN || d * 1000 > LP_TIME_MAX) {
+            snprintf(err, LP_ERRLEN, "time member %.*s is outside years "
+                     "0000..9999%s", v->len > 40 ? 40 : (int)v->len,
+                     s + v->off, d >= 1e12 && d < 1e15 ?
+                     " (milliseconds? it must be epoch seconds)" : "");
+            return -1;
+        }
         *ms = (int64_t)llround(d * 1000);
         return 1;
     case LP_JSTRING:

@@ -173,3 +173,33 @@ int lp_fs_sync_dir(int dirfd, const char *rel, char *err)
         close(fd);
     return rc;
 }
+
+int lp_fs_opendir(int dirfd, const char *rel, char *err)
+{
+    char comp[256];
+    const char *p = rel;
+    int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    while (dfd >= 0 && *p) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        int next;
+        if (n == 0 || n >= sizeof comp || (n <= 2 && p[0] == '.' &&
+                                           (n == 1 || p[1] == '.'))) {
+            close(dfd);
+            errno = EINVAL;
+            snprintf(err, LP_ERRLEN, "%s: unsafe path", rel);
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        next = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                      O_CLOEXEC);
+        close(dfd);
+        dfd = next;
+        p += n + (slash != NULL);
+    }
+    if (dfd < 0)
+        snprintf(err, LP_ERRLEN, "%s: %s", rel, strerror(errno));
+    return dfd;
+}

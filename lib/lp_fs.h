@@ -23,6 +23,11 @@ int lp_fs_root(const char *path, int create, char *err);
 int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
                int *created, char *err);
 
+/* Opens the directory rel below dirfd, walking each component without
+ * following symbolic links; makes nothing. Returns a descriptor or -1
+ * with err and errno. */
+int lp_fs_opendir(int dirfd, const char *rel, char *err);
+
 /* write(2) until all of p is written; -1 with errno on failure. */
 int lp_fs_write_all(int fd, const void *p, size_t n);
 

@@ -26,9 +26,14 @@ static void on_error(void *data, jv msg)
     struct lp_jq *q = data;
     size_t used = strlen(q->cerr);
 
-    if (jv_get_kind(msg) == JV_KIND_STRING && used + 2 < sizeof q->cerr)
+    if (jv_get_kind(msg) == JV_KIND_STRING && used + 2 < sizeof q->cerr) {
         snprintf(q->cerr + used, sizeof q->cerr - used, "%s%s",
                  used ? "; " : "", jv_string_value(msg));
+        /* jq's messages span lines: one line for ours */
+        for (char *c = q->cerr + used; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+    }
     jv_free(msg);
 }
 

@@ -56,7 +56,9 @@ static ptr unexpected(struct ctx *c, ptr p, const char *expected)
 
     if (p >= c->end)
         return fail(c, p, expected ? expected : "unexpected end of input");
-    if (*p >= 0x21 && *p < 0x7f)
+    if (*p == '\'')
+        snprintf(what, sizeof what, "unexpected \"'\"");
+    else if (*p >= 0x21 && *p < 0x7f)
         snprintf(what, sizeof what, "unexpected '%c'", *p);
     else
         snprintf(what, sizeof what, "unexpected byte 0x%02X", *p);

@@ -310,3 +310,100 @@ long lp_layout_expand(const struct lp_layout *l, int64_t ms, const char *s,
     out[o] = '\0';
     return (long)o;
 }
+
+struct match {
+    int y, m, d, j;
+};
+
+static int digits_at(const char *s, size_t n, size_t at, int k, int *v)
+{
+    int x = 0;
+
+    if (at + (size_t)k > n)
+        return -1;
+    for (int i = 0; i < k; i++) {
+        char c = s[at + (size_t)i];
+        if (c < '0' || c > '9')
+            return -1;
+        x = x * 10 + (c - '0');
+    }
+    *v = x;
+    return 0;
+}
+
+/* Matches parts [i..] of l against s[at..n); backtracks over fields. */
+static int match_from(const struct lp_layout *l, int i, const char *s,
+                      size_t n, size_t at, struct match *m)
+{
+    if (i == l->nparts)
+        return at == n;
+    const struct part *p = &l->part[i];
+    int v, v2, v3;
+
+    switch (p->kind) {
+    case PART_LIT:
+        if (at + p->len > n || memcmp(s + at, l->text + p->off, p->len) != 0)
+            return 0;
+        return match_from(l, i + 1, s, n, at + p->len, m);
+    case PART_TIME:
+        switch (p->conv) {
+        case 'F':
+            if (digits_at(s, n, at, 4, &v) < 0 || at + 10 > n ||
+                s[at + 4] != '-' || digits_at(s, n, at + 5, 2, &v2) < 0 ||
+                s[at + 7] != '-' || digits_at(s, n, at + 8, 2, &v3) < 0)
+                return 0;
+            m->y = v;
+            m->m = v2;
+            m->d = v3;
+            return match_from(l, i + 1, s, n, at + 10, m);
+        case 'Y':
+            if (digits_at(s, n, at, 4, &v) < 0)
+                return 0;
+            m->y = v;
+            return match_from(l, i + 1, s, n, at + 4, m);
+        case 'j':
+            if (digits_at(s, n, at, 3, &v) < 0)
+                return 0;
+            m->j = v;
+            return match_from(l, i + 1, s, n, at + 3, m);
+        default:
+            if (digits_at(s, n, at, 2, &v) < 0)
+                return 0;
+            if (p->conv == 'm')
+                m->m = v;
+            else if (p->conv == 'd')
+                m->d = v;
+            return match_from(l, i + 1, s, n, at + 2, m);
+        }
+    case PART_FIELD:
+        /* a safe name, or _none: try every length, longest first */
+        for (size_t k = 64; k >= 1; k--) {
+            if (at + k > n || !lp_safe_name(s + at, k))
+                continue;
+            struct match saved = *m;
+            if (match_from(l, i + 1, s, n, at + k, m))
+                return 1;
+            *m = saved;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+int lp_layout_match(const struct lp_layout *l, const char *rel, size_t n,
+                    int64_t *day)
+{
+    struct match m = { -1, -1, -1, -1 };
+
+    if (!match_from(l, 0, rel, n, 0, &m) || m.y < 0)
+        return 0;
+    if (m.m >= 1 && m.m <= 12 && m.d >= 1 && m.d <= 31) {
+        *day = lp_days_from_civil(m.y, m.m, m.d);
+        return 1;
+    }
+    if (m.j >= 1 && m.j <= 366) {
+        *day = lp_days_from_civil(m.y, 1, 1) + m.j - 1;
+        return 1;
+    }
+    return 0;
+}

@@ -39,4 +39,13 @@ long lp_layout_expand(const struct lp_layout *l, int64_t ms, const char *s,
                       const struct lp_jevent *ev, const int *keyidx,
                       char *out, size_t cap, char *err);
 
+/*
+ * Does the relative path rel (without a ".gz" suffix) match the template?
+ * Fields match safe names, conversions their digits. Returns 1 with *day
+ * (days since 1970-01-01, from %Y %m %d, %F, or %Y %j) when it does, 0
+ * when not.
+ */
+int lp_layout_match(const struct lp_layout *l, const char *rel, size_t n,
+                    int64_t *day);
+
 #endif

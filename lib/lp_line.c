@@ -6,17 +6,90 @@
 
 #include "lp_line.h"
 
-#define LP_READ (1024 * 1024)   /* bytes asked of one read(2) */
+#define LP_READ (1024 * 1024)   /* default bytes asked of one read(2) */
 
 int lp_lines_init(struct lp_lines *l, int fd, size_t max_line)
 {
     memset(l, 0, sizeof *l);
     l->max_line = max_line;
-    l->cap = max_line + 1 + LP_READ;
+    l->rsize = LP_READ;
+    l->cap = 2 * LP_READ;
     if ((l->buf = malloc(l->cap)) == NULL)
         return -1;
     lp_lines_reset(l, fd);
     return 0;
+}
+
+void lp_lines_read_size(struct lp_lines *l, size_t n)
+{
+    char *p;
+
+    l->rsize = n < 4096 ? 4096 : n;
+    if (l->end == 0 && l->cap > 2 * l->rsize &&
+        (p = realloc(l->buf, 2 * l->rsize)) != NULL) {
+        l->buf = p;
+        l->cap = 2 * l->rsize;
+    }
+}
+
+/* Makes room for one read after the unconsumed bytes: moves them to the
+ * front, and grows the buffer while a line can still fit (max_line). */
+static int make_room(struct lp_lines *l)
+{
+    size_t want = l->rsize / 4;
+
+    if (l->cap - l->end >= want)
+        return 0;
+    if (l->start > 0) {
+        memmove(l->buf, l->buf + l->start, l->end - l->start);
+        l->end -= l->start;
+        l->scanned = l->scanned;        /* relative to start: unchanged */
+        l->start = 0;
+    }
+    if (l->cap - l->end < want) {
+        size_t cap = l->cap * 2, limit = l->max_line + 1 + l->rsize;
+        char *p;
+        if (cap > limit)
+            cap = limit;
+        if (cap <= l->cap)
+            return 0;           /* full size: the line is too long */
+        if ((p = realloc(l->buf, cap)) == NULL)
+            return -1;
+        l->buf = p;
+        l->cap = cap;
+    }
+    return 0;
+}
+
+int lp_lines_space(struct lp_lines *l, char **p, size_t *cap)
+{
+    if (make_room(l) < 0)
+        return -1;
+    *p = l->buf + l->end;
+    *cap = l->cap - l->end;
+    return 0;
+}
+
+void lp_lines_commit(struct lp_lines *l, size_t n)
+{
+    l->end += n;
+}
+
+void lp_lines_eof(struct lp_lines *l)
+{
+    l->eof = 1;
+}
+
+size_t lp_lines_drop_partial(struct lp_lines *l)
+{
+    size_t n = l->end - l->start;
+
+    if (n && !l->skipping)
+        l->lineno++;
+    l->off += n;
+    l->start = l->end = l->scanned = 0;
+    l->skipping = 0;
+    return n;
 }
 
 void lp_lines_reset(struct lp_lines *l, int fd)
@@ -39,15 +112,16 @@ void lp_lines_free(struct lp_lines *l)
 long lp_lines_fill(struct lp_lines *l)
 {
     ssize_t n;
+    size_t want;
 
     if (l->eof)
         return 0;
-    if (l->cap - l->end < LP_READ / 4 && l->start > 0) {
-        memmove(l->buf, l->buf + l->start, l->end - l->start);
-        l->end -= l->start;
-        l->start = 0;
-    }
-    n = read(l->fd, l->buf + l->end, l->cap - l->end);
+    if (make_room(l) < 0)
+        return -1;
+    want = l->cap - l->end;
+    if (want > l->rsize)
+        want = l->rsize;
+    n = read(l->fd, l->buf + l->end, want);
     if (n < 0)
         return -1;
     if (n == 0) {

@@ -17,6 +17,7 @@ struct lp_lines {
     char *buf;
     size_t cap, start, end, scanned;
     size_t max_line;
+    size_t rsize;               /* bytes asked of one read(2) */
     uint64_t lineno;            /* lines seen so far in this input */
     uint64_t off;               /* input offset of buf[start] */
     int eof, fresh, skipping;
@@ -39,8 +40,24 @@ enum {
     LP_LINE_LONG = 2            /* a chunk of a line over max_line */
 };
 
-/* Returns 0, or -1 when out of memory. */
+/* Returns 0, or -1 when out of memory. The buffer starts small and grows
+ * to max_line + one read when a line needs it. */
 int lp_lines_init(struct lp_lines *l, int fd, size_t max_line);
+
+/* Sets the size of one read (default 1 MiB; smaller for many readers). */
+void lp_lines_read_size(struct lp_lines *l, size_t n);
+
+/* For input that does not come from read(2) (a gzip stream): room for
+ * more bytes at *p, at most *cap; then lp_lines_commit the bytes written
+ * there. Returns -1 when out of memory. */
+int lp_lines_space(struct lp_lines *l, char **p, size_t *cap);
+void lp_lines_commit(struct lp_lines *l, size_t n);
+/* No more input: the last line may lack its LF. */
+void lp_lines_eof(struct lp_lines *l);
+
+/* Drops the bytes of an unfinished line (input was cut off mid-line).
+ * Returns how many; that line still counts in lineno. */
+size_t lp_lines_drop_partial(struct lp_lines *l);
 /* Starts a new input on fd, keeping the buffer. */
 void lp_lines_reset(struct lp_lines *l, int fd);
 void lp_lines_free(struct lp_lines *l);

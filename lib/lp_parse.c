@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lp_parse.h"
+#include "lp_time.h"
 
 int lp_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
                   char *err)
@@ -165,4 +166,38 @@ void lp_format_duration(int64_t ms, char *buf, size_t cap)
                  (long long)(ms % 1000 / 100));
     else
         snprintf(buf, cap, "%lldms", (long long)ms);
+}
+
+int lp_parse_when(const char *s, int64_t now_ms, int64_t *ms, char *err)
+{
+    size_t n = strlen(s);
+    int y, m, d;
+    int64_t dur;
+    char tail;
+
+    if (n == 10 && sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) == 3 &&
+        s[4] == '-' && s[7] == '-') {
+        char full[32];
+        snprintf(full, sizeof full, "%sT00:00:00Z", s);
+        if (lp_rfc3339_parse(full, strlen(full), ms) == 0)
+            return 0;
+    }
+    if (n >= 20 && lp_rfc3339_parse(s, n, ms) == 0)
+        return 0;
+    if (n > 0 && strspn(s, "0123456789.") == n) {
+        char *end;
+        double v = strtod(s, &end);
+        if (*end == '\0' && v < 253402300800.0) {
+            *ms = (int64_t)(v * 1000);
+            return 0;
+        }
+    }
+    if (n > 1 && strspn(s, "0123456789.") < n &&
+        lp_parse_duration(s, "s", &dur, err) == 0) {
+        *ms = now_ms - dur;
+        return 0;
+    }
+    snprintf(err, LP_ERRLEN, "'%s' is not a time (like 2026-11-21, "
+             "2026-11-21T10:00:00Z, 1763683200, or 2h ago as 2h)", s);
+    return -1;
 }

@@ -30,6 +30,14 @@ int lp_parse_size(const char *s, uint64_t *out, char *err);
  */
 int lp_parse_list(char *s, char **item, int max, char *err);
 
+/*
+ * A point in time for --since/--until: "2026-11-21" (its midnight UTC), an
+ * RFC 3339 date-time, epoch seconds ("1763683200", fraction allowed), or a
+ * duration ago ("2h", "7d", "90m"). Result in ms since the epoch.
+ * Returns 0, or -1 with err.
+ */
+int lp_parse_when(const char *s, int64_t now_ms, int64_t *ms, char *err);
+
 /* Formats a duration in ms as "1.5s", "30s", "5m", "24h", "7d". */
 void lp_format_duration(int64_t ms, char *buf, size_t cap);
 

@@ -180,7 +180,7 @@ badport:
 void lp_url_describe(const struct lp_url *u, char *buf, size_t cap)
 {
     if (u->is_unix)
-        snprintf(buf, cap, "unix:%s", u->path);
+        snprintf(buf, cap, "unix://%s", u->path);
     else if (strchr(u->host, ':'))
         snprintf(buf, cap, "[%s]:%d", u->host, u->port);
     else

@@ -49,6 +49,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+trap 'exit 141' PIPE
 trap 'exit 130' INT TERM
 
 say() { printf '# %s\n' "$*"; }
@@ -57,7 +58,10 @@ say() { printf '# %s\n' "$*"; }
 # its output is shown as TAP comments when it fails.
 test_expect_success() {
     test_count=$((test_count + 1))
-    if ( set -e; eval "$2" ) >"$TMP/.out" 2>&1; then
+    # dash runs the EXIT trap in a subshell that set -e ends: clear it,
+    # or one failing test would stop the servers of all the others
+    if ( trap - EXIT PIPE INT TERM; set -e; eval "$2" ) >"$TMP/.out" 2>&1
+    then
         echo "ok $test_count - $1"
     else
         test_failed=$((test_failed + 1))

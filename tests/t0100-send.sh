@@ -86,6 +86,28 @@ test_expect_success '--rejects holds the rejected lines verbatim' '
     test_cmp want.s rej.s
 '
 
+test_expect_success '--ids into a closed pipe: ends as SIGPIPE would, after sending' '
+    rcli DEL logs:stream >/dev/null &&
+    gen_events 3000 >in &&
+    { logpipe-send --ids -b 100 <in 2>err; echo $? >rc; } | head -n 1 >first &&
+    test "$(cat rc)" -eq 141 &&
+    test ! -s err &&
+    test "$(wc -l <first)" -eq 1 &&
+    test_xlen -ge 100
+'
+
+test_expect_success 'a directory as input: exit 66, named' '
+    mkdir -p adir &&
+    expect_exit 66 logpipe-send adir 2>err &&
+    grep_q "adir: is a directory" err
+'
+
+test_expect_success 'millisecond timestamps are named as such' '
+    printf "{\"timestamp\":1795328438751}\n" >ms &&
+    expect_exit 65 logpipe-send <ms 2>err &&
+    grep_q "outside years 0000..9999 (milliseconds? it must be epoch seconds)" err
+'
+
 test_expect_success 'files as arguments: messages name the file' '
     printf "{\"a\":1}\nbad\n" >f1 &&
     expect_exit 65 logpipe-send f1 2>err &&

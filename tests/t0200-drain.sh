@@ -109,12 +109,13 @@ test_expect_success 'bad JSON goes to the DLQ with its reason, all fields set' '
     test "$(rcli XPENDING logs:stream logpipe | head -1)" -eq 0
 '
 
-test_expect_success 'a DLQ that cannot take an entry leaves it pending, not lost' '
+test_expect_success 'a DLQ that cannot take entries: exit 78, the entry stays pending' '
     rcli DEL logs:stream logs:dlq >/dev/null &&
     rcli SET notastream x >/dev/null &&
     id=$(rcli XADD logs:stream "*" data "{bad") &&
-    logpipe-drain --once -d out --dlq notastream 2>err &&
-    grep_q "DLQ move of $id failed: WRONGTYPE" err &&
+    expect_exit 78 logpipe-drain --once -d out --dlq notastream 2>err &&
+    grep_q "moving $id to the DLQ notastream failed: WRONGTYPE" err &&
+    ! grep -q "script" err &&
     test "$(rcli XPENDING logs:stream logpipe | head -1)" -eq 1 &&
     logpipe-drain --once -d out 2>err &&
     test "$(rcli XPENDING logs:stream logpipe | head -1)" -eq 0 &&
@@ -213,6 +214,9 @@ test_expect_success 'Redis unreachable: exit 69 after --timeout' '
 '
 
 test_expect_success 'usage errors exit 64' '
+    expect_exit 64 logpipe-drain --field "" 2>err &&
+    expect_exit 64 logpipe-drain -b 1000 2>err &&
+    expect_exit 64 logpipe-drain --block 0 2>err &&
     expect_exit 64 logpipe-drain --count x 2>err &&
     grep_q "^logpipe-drain: -n/--count:" err &&
     expect_exit 64 logpipe-drain extra 2>err &&

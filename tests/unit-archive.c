@@ -214,6 +214,20 @@ static void test_partial_and_rotation(void)
            "a partial last line is cut before appending");
     free(got);
 
+    /* a whole line without its newline gets it back */
+    b.len = 0;
+    lp_buf_adds(&b, "{\"_id\":\"1-1\"}\n{\"_id\":\"1-2\",\"ok\":1}");
+    write_file("whole.jsonl", &b);
+    f = lp_archive_get(a, "whole.jsonl", 11, err);
+    lp_buf_adds(lp_afile_buf(f), "{\"_id\":\"1-3\"}\n");
+    if (write_batch(a, &dups, err) < 0)
+        printf("# write: %s\n", err);
+    lp_archive_sync(a, err);
+    got = slurp("whole.jsonl", &n);
+    is_str(got, "{\"_id\":\"1-1\"}\n{\"_id\":\"1-2\",\"ok\":1}\n"
+           "{\"_id\":\"1-3\"}\n", "a whole last line without newline is kept");
+    free(got);
+
     /* rotation: the file is renamed away while we hold it open */
     snprintf(path, sizeof path, "%s/partial.jsonl", root);
     char moved[600];

@@ -336,7 +336,7 @@ static void test_errors(void)
              "unterminated object at byte 7", 6);
     BAD("unterminated array", "[1", "unterminated array at byte 3",
              2);
-    BAD("single quotes", "{'a':1}", "unexpected ''' at byte 2", 1);
+    BAD("single quotes", "{'a':1}", "unexpected \"'\" at byte 2", 1);
 
     /* valid corner cases */
     is_int(valid("-0", &e), 0, "-0 is valid");

@@ -341,9 +341,9 @@ static void test_url(void)
     url_is("redis://10.0.0.1:7000/0", 0, "10.0.0.1", 7000, NULL, 0, "", "",
            "10.0.0.1:7000");
     url_is("unix:///run/redis.sock?db=4", 1, NULL, 0, "/run/redis.sock", 4,
-           "", "", "unix:/run/redis.sock");
+           "", "", "unix:///run/redis.sock");
     url_is("unix:///run/redis.sock", 1, NULL, 0, "/run/redis.sock", 0, "",
-           "", "unix:/run/redis.sock");
+           "", "unix:///run/redis.sock");
 
     url_bad("rediss://h", "rediss:// (TLS) is not supported by hiredis 0.14; "
             "use a unix socket or a tunnel, see logpipe(7)");
@@ -793,9 +793,11 @@ static void evt_is(const char *json, int want_r, int64_t want_ms)
     if (want_r == -1) {
         static const char pfx[] = "time member is not epoch seconds or "
                                   "an RFC 3339 date-time: ";
-        ok(strncmp(err, pfx, sizeof pfx - 1) == 0 &&
-           strlen(err) > sizeof pfx - 1, "event time %s: message (%s)",
-           json, err);
+        ok((strncmp(err, pfx, sizeof pfx - 1) == 0 &&
+            strlen(err) > sizeof pfx - 1) ||
+           (strncmp(err, "time member ", 12) == 0 &&
+            strstr(err, " is outside years 0000..9999") != NULL),
+           "event time %s: message (%s)", json, err);
     }
 }
 

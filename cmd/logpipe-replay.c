@@ -1,0 +1,1010 @@
+/* logpipe-replay.c -- archives (and the stream) back to NDJSON */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_archive.h"
+#include "lp_buf.h"
+#include "lp_event.h"
+#include "lp_exit.h"
+#include "lp_fs.h"
+#include "lp_gz.h"
+#include "lp_jq.h"
+#include "lp_json.h"
+#include "lp_layout.h"
+#include "lp_line.h"
+#include "lp_log.h"
+#include "lp_opt.h"
+#include "lp_parse.h"
+#include "lp_redis.h"
+#include "lp_sig.h"
+#include "lp_time.h"
+#include "lp_tree.h"
+#include "lp_wal.h"
+
+/*
+ * Sources: plain NDJSON (.jsonl, stdin), gzip files (every member, past
+ * damage), WAL segments, or the stream itself (--from-redis, XRANGE pages).
+ * Each line is checked (strict JSON, one pass), its time taken from the
+ * time member or its _id, filtered (--since/--until, --where, --dedup) and
+ * printed as it is, or without its _id (--strip-id).
+ *
+ * Directories are walked in day order (the day read from file names), and
+ * whole files are skipped by their day when --since/--until allow. --sort
+ * merges the files of a day by event time (each file's own order kept).
+ */
+
+enum { K_PLAIN, K_GZ, K_WAL, K_REDIS };
+
+struct src {
+    int kind;
+    char *name;                 /* for messages */
+    int64_t day;                /* -1: unknown */
+    int fd;
+    int open;
+    struct lp_lines lines;
+    struct lp_gzr *gz;
+    int gz_end;
+    char *map;                  /* WAL: the whole segment */
+    size_t maplen, pos;
+    uint64_t recno;
+    struct lp_buf page;         /* K_REDIS: lines of an XRANGE page */
+    size_t page_pos;
+    char next_id[64];
+    int redis_done;
+    uint64_t bad;               /* damaged lines, named up to 10 */
+    int listed;                 /* found in a directory walk */
+    int gz_listed;              /* ... and its .gz too */
+    struct lp_buf cur;          /* --sort: the line waiting its turn */
+    int64_t cur_t;
+    int has;
+    int done;
+};
+
+enum {
+    OPT_LAYOUT = LP_OPT_TOOL, OPT_SINCE, OPT_UNTIL, OPT_TIME_FIELD,
+    OPT_WHERE, OPT_STRIP_ID, OPT_DEDUP, OPT_SORT, OPT_FROM_REDIS,
+    OPT_MAX_LINE, OPT_FIELD
+};
+
+static const struct option longopts[] = {
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_DIR,
+    LP_LONG_PASSWORD_FILE,
+    { "layout", required_argument, NULL, OPT_LAYOUT },
+    { "since", required_argument, NULL, OPT_SINCE },
+    { "until", required_argument, NULL, OPT_UNTIL },
+    { "time-field", required_argument, NULL, OPT_TIME_FIELD },
+    { "where", required_argument, NULL, OPT_WHERE },
+    { "strip-id", no_argument, NULL, OPT_STRIP_ID },
+    { "dedup", no_argument, NULL, OPT_DEDUP },
+    { "sort", no_argument, NULL, OPT_SORT },
+    { "from-redis", no_argument, NULL, OPT_FROM_REDIS },
+    { "field", required_argument, NULL, OPT_FIELD },
+    { "max-line", required_argument, NULL, OPT_MAX_LINE },
+    LP_LONG_LOG,
+    { NULL, 0, NULL, 0 }
+};
+
+static const char shortopts[] = "r:s:d:vqhV";
+
+static void usage(void)
+{
+    printf(
+"usage: logpipe-replay [options] [PATH...]\n"
+"Print the events of archives (.jsonl, .jsonl.gz, WAL segments, '-' for\n"
+"stdin; directories walked in day order, default --dir) or of the stream\n"
+"(--from-redis) as NDJSON.\n"
+"\n"
+"  -d, --dir DIR            archive root when no PATH is given (./logs)\n"
+"      --layout TEMPLATE    the drains' layout, to read days from names\n"
+"      --since WHEN         events at or after WHEN (2026-11-21,\n"
+"                           RFC 3339, epoch seconds, or 2h ago as 2h)\n"
+"      --until WHEN         events before WHEN\n"
+"      --time-field NAME    member holding the event time (timestamp)\n"
+"      --where JQ           only events for which JQ is true\n"
+"      --strip-id           print events without their _id\n"
+"      --dedup              drop an _id seen before\n"
+"      --sort               merge the files of each day by event time\n"
+"      --from-redis         read the stream (XRANGE), not files\n"
+"  -r, --redis URL          Redis URL, for --from-redis\n"
+"  -s, --stream KEY         stream key (logs:stream)\n"
+"      --dlq KEY            WAL records for this key are not events\n"
+"      --password-file FILE read the Redis password from FILE\n"
+"      --field NAME         --from-redis: entry field holding the event\n"
+"      --max-line SIZE      longest line accepted (16M)\n"
+"  -v, --verbose            more messages\n"
+"  -q, --quiet              only errors\n"
+"      --log-format FMT     text or json (text)\n"
+"  -h, --help               this help\n"
+"  -V, --version            version\n"
+"\n"
+"Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed), 66 a PATH\n"
+"cannot be opened, 69 Redis unreachable, 74 I/O error, 78 bad --where.\n"
+"See logpipe-replay(1).\n");
+}
+
+static struct {
+    struct lp_common com;
+    const char *layout;
+    const char *time_field;
+    const char *where;
+    const char *field;
+    int64_t since, until;
+    int has_since, has_until;
+    int strip_id, dedup, sort, from_redis;
+    uint64_t max_line;
+    char **paths;
+    int npaths;
+} opt;
+
+static struct {
+    struct lp_layout *layout;
+    struct lp_jq *where;
+    struct lp_jkeys keys;
+    int time_idx, id_idx;
+    struct lp_jlimits lim;
+    struct lp_buf out;
+    struct lp_redis *r;
+    struct src *v;
+    size_t n, cap;
+    int exit_code;
+    /* --dedup: two generations of ID sets; a set is retired when full */
+    uint64_t *gen[2];
+    size_t gen_n[2];
+    uint64_t n_lines, n_out, n_bad;
+} S;
+
+#define DEDUP_SLOTS (1u << 20)          /* per generation */
+#define DEDUP_FILL (DEDUP_SLOTS / 2)
+
+#define LP_NAMED 10             /* damaged lines named per file */
+
+/* Counts a damaged line of s; returns 1 while it should be named. */
+static int damaged_in(struct src *s)
+{
+    S.n_bad++;
+    if (S.exit_code == 0)
+        S.exit_code = LP_EX_DATAERR;
+    return ++s->bad <= LP_NAMED;
+}
+
+static void flush_out(void)
+{
+    if (S.out.len == 0)
+        return;
+    if (lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
+        if (errno == EPIPE) {
+            /* the reader has what it wanted (| head): leave quietly */
+            signal(SIGPIPE, SIG_DFL);
+            raise(SIGPIPE);
+        }
+        lp_error("stdout: %s", strerror(errno));
+        exit(LP_EX_IOERR);
+    }
+    S.out.len = 0;
+}
+
+/* ---- --dedup ------------------------------------------------------------ */
+
+static uint64_t id_key(uint64_t ms, uint64_t seq)
+{
+    uint64_t k = ms * 0x9e3779b97f4a7c15ULL ^ (seq + 0x632be59bd9b4e019ULL);
+
+    k ^= k >> 31;
+    return k ? k : 1;           /* 0 marks an empty slot */
+}
+
+static int in_gen(int g, uint64_t k)
+{
+    uint64_t *t = S.gen[g];
+
+    if (t == NULL)
+        return 0;
+    for (size_t i = k & (DEDUP_SLOTS - 1); t[i]; i = (i + 1) &
+                                                  (DEDUP_SLOTS - 1))
+        if (t[i] == k)
+            return 1;
+    return 0;
+}
+
+/* Has this ID been seen among the last ~half a million to a million? */
+static int seen(uint64_t ms, uint64_t seq)
+{
+    uint64_t k = id_key(ms, seq);
+    size_t i;
+
+    if (in_gen(0, k) || in_gen(1, k))
+        return 1;
+    if (S.gen[0] == NULL || S.gen_n[0] >= DEDUP_FILL) {
+        free(S.gen[1]);
+        S.gen[1] = S.gen[0];
+        S.gen_n[1] = S.gen_n[0];
+        if ((S.gen[0] = calloc(DEDUP_SLOTS, sizeof *S.gen[0])) == NULL) {
+            lp_error("out of memory");
+            exit(LP_EX_SOFTWARE);
+        }
+        S.gen_n[0] = 0;
+    }
+    for (i = k & (DEDUP_SLOTS - 1); S.gen[0][i]; i = (i + 1) &
+                                                   (DEDUP_SLOTS - 1))
+        ;
+    S.gen[0][i] = k;
+    S.gen_n[0]++;
+    return 0;
+}
+
+/* ---- one line ----------------------------------------------------------- */
+
+static int json_ws(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * Checks and filters one line of src; when it passes, appends it (with a
+ * newline) to dst and sets *t to its time. Returns 1 when it passed.
+ */
+static int take_line(struct src *src, uint64_t lineno, const char *s,
+                     size_t n, struct lp_buf *dst, int64_t *t)
+{
+    struct lp_jevent ev;
+    struct lp_jerr je;
+    char err[LP_ERRLEN];
+    uint64_t ms = 0, seq = 0;
+    int has_t = 0, has_id = 0;
+
+    while (n > 0 && json_ws((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    while (n > 0 && json_ws((unsigned char)s[n - 1]))
+        n--;
+    if (n == 0)
+        return 0;
+    S.n_lines++;
+    if (lp_json_event(s, n, &S.keys, &S.lim, &ev, &je) < 0) {
+        if (damaged_in(src))
+            lp_error("%s: line %" PRIu64 ": %s%s", src->name, lineno,
+                     je.not_object ? "" : "invalid JSON: ", je.msg);
+        return 0;
+    }
+    {
+        const struct lp_jval *v = &ev.val[S.id_idx];
+        if (v->type == LP_JSTRING && !v->esc &&
+            lp_stream_id_parse(s + v->off + 1, v->len - 2, &ms, &seq) == 0)
+            has_id = 1;
+    }
+    if (S.time_idx >= 0) {
+        int rc = lp_event_time(s, &ev.val[S.time_idx], t, err);
+        has_t = rc > 0;
+    }
+    if (!has_t && has_id) {
+        *t = (int64_t)ms;
+        has_t = 1;
+    }
+    /* from the stream, XRANGE already chose by arrival (the entry IDs) */
+    if ((opt.has_since || opt.has_until) && src->kind != K_REDIS) {
+        if (!has_t || (opt.has_since && *t < opt.since) ||
+            (opt.has_until && *t >= opt.until))
+            return 0;
+    }
+    if (!has_t)
+        *t = INT64_MAX;
+    if (S.where) {
+        int m = lp_jq_match(S.where, s, n, err);
+        if (m < 0) {
+            lp_warn("%s: line %" PRIu64 ": --where: %s", src->name, lineno,
+                    err);
+            return 0;
+        }
+        if (m == 0)
+            return 0;
+    }
+    if (opt.dedup && has_id && seen(ms, seq))
+        return 0;
+    if (opt.strip_id && ev.nids) {
+        size_t len = lp_json_cut_len(&ev, n);
+        if (lp_buf_reserve(dst, len + 1) < 0) {
+            lp_error("out of memory");
+            exit(LP_EX_SOFTWARE);
+        }
+        lp_json_cut_copy(&ev, s, n, dst->p + dst->len);
+        dst->len += len;
+    } else {
+        lp_buf_add(dst, s, n);
+    }
+    lp_buf_addc(dst, '\n');
+    S.n_out++;
+    return 1;
+}
+
+/* ---- sources ------------------------------------------------------------ */
+
+static void add_src(int kind, const char *name, int64_t day)
+{
+    struct src *s;
+
+    if (S.n == S.cap) {
+        size_t cap = S.cap ? S.cap * 2 : 16;
+        struct src *p = realloc(S.v, cap * sizeof *p);
+        if (p == NULL) {
+            lp_error("out of memory");
+            exit(LP_EX_SOFTWARE);
+        }
+        S.v = p;
+        S.cap = cap;
+    }
+    s = &S.v[S.n++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->name = strdup(name);
+    s->day = day;
+    s->fd = -1;
+}
+
+/* Opens src for reading. Returns 0, or -1 after saying why (exit 66). */
+static int src_open(struct src *s)
+{
+    struct stat st;
+
+    s->open = 1;
+    if (s->kind == K_REDIS)
+        return 0;
+    if (strcmp(s->name, "-") == 0) {
+        s->fd = STDIN_FILENO;
+    } else if ((s->fd = open(s->name, O_RDONLY | O_CLOEXEC)) < 0) {
+        size_t n = strlen(s->name);
+        if (errno == ENOENT && s->listed && n > 6 &&
+            strcmp(s->name + n - 6, ".jsonl") == 0) {
+            /* compressed by a rotate since we listed the tree: its events
+             * are in the .gz now (read already when it was listed) */
+            char gz[8200];
+            snprintf(gz, sizeof gz, "%s.gz", s->name);
+            if (!s->gz_listed && (s->fd = open(gz, O_RDONLY | O_CLOEXEC)) >= 0) {
+                s->kind = K_GZ;
+            } else {
+                lp_warn("%s was rotated away while reading the tree: its "
+                        "events may be missing; run again", s->name);
+                s->done = 1;
+                return -1;
+            }
+        } else {
+            lp_error("%s: %s", s->name, strerror(errno));
+            S.exit_code = LP_EX_NOINPUT;
+            s->done = 1;
+            return -1;
+        }
+    }
+    if (s->kind == K_WAL) {
+        if (fstat(s->fd, &st) < 0 || st.st_size == 0 ||
+            (s->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+                           s->fd, 0)) == MAP_FAILED) {
+            s->map = NULL;
+            if (st.st_size) {
+                lp_error("%s: %s", s->name, strerror(errno));
+                S.exit_code = LP_EX_IOERR;
+            }
+            s->done = 1;
+            return 0;
+        }
+        s->maplen = (size_t)st.st_size;
+        return 0;
+    }
+    if (lp_lines_init(&s->lines, s->fd, opt.max_line) < 0) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
+    if (opt.sort)
+        lp_lines_read_size(&s->lines, 64 * 1024);
+    if (s->kind == K_GZ && (s->gz = lp_gzr_new(s->fd)) == NULL) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
+    return 0;
+}
+
+static void src_close(struct src *s)
+{
+    if (s->bad > LP_NAMED)
+        lp_error("%s: %" PRIu64 " more damaged lines", s->name,
+                 s->bad - LP_NAMED);
+    s->bad = 0;
+    if (s->gz)
+        lp_gzr_free(s->gz);
+    s->gz = NULL;
+    if (s->map)
+        munmap(s->map, s->maplen);
+    s->map = NULL;
+    if (s->kind == K_PLAIN || s->kind == K_GZ)
+        lp_lines_free(&s->lines);
+    if (s->fd > STDIN_FILENO)
+        close(s->fd);
+    s->fd = -1;
+    lp_buf_free(&s->cur);
+    lp_buf_free(&s->page);
+    s->done = 1;
+}
+
+/* Fills the line buffer of a gzip source. Returns 0, or -1 at the end. */
+static int gz_fill(struct src *s)
+{
+    char msg[300], *p;
+    size_t cap, got;
+    int rc;
+
+    if (s->gz_end)
+        return -1;
+    if (lp_lines_space(&s->lines, &p, &cap) < 0) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
+    rc = lp_gzr_read(s->gz, p, cap, &got, msg, sizeof msg);
+    if (rc == LP_GZ_DATA) {
+        lp_lines_commit(&s->lines, got);
+        return 0;
+    }
+    if (rc == LP_GZ_DAMAGE) {
+        /* the bytes before it may end in half a line: name that line */
+        size_t cut = lp_lines_drop_partial(&s->lines);
+        /* named whatever the count: it says where the damage is */
+        damaged_in(s);
+        if (cut)
+            lp_error("%s: line %" PRIu64 ": damaged gzip (%zu bytes "
+                     "dropped): %s", s->name, s->lines.lineno, cut, msg);
+        else
+            lp_error("%s: after line %" PRIu64 ": damaged gzip: %s",
+                     s->name, s->lines.lineno, msg);
+        return 0;
+    }
+    if (rc == LP_GZ_ERR) {
+        lp_error("%s: read: %s", s->name, strerror(errno));
+        S.exit_code = LP_EX_IOERR;
+    }
+    s->gz_end = 1;
+    lp_lines_eof(&s->lines);
+    return 0;
+}
+
+/* One XRANGE page of the stream into s->page, as archive lines. */
+static int redis_page(struct src *s)
+{
+    char err[LP_ERRLEN], start[80], end[40];
+    struct lp_reply *rep;
+    const struct lp_reply *entries;
+    struct lp_buf obj = { 0 };
+
+    if (s->redis_done)
+        return -1;
+    if (s->next_id[0] == '\0') {
+        if (opt.has_since)
+            snprintf(start, sizeof start, "%lld", (long long)opt.since);
+        else
+            strcpy(start, "-");
+    } else {
+        snprintf(start, sizeof start, "(%s", s->next_id);
+    }
+    if (opt.has_until)
+        snprintf(end, sizeof end, "%lld", (long long)(opt.until - 1));
+    else
+        strcpy(end, "+");
+    rep = lp_redis_cmd(S.r, err, "XRANGE", opt.com.stream, start, end,
+                       "COUNT", "1000", NULL);
+    if (rep == NULL) {
+        flush_out();            /* what was chosen so far is printed */
+        lp_error("XRANGE: %s", err);
+        exit(LP_EX_UNAVAILABLE);
+    }
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[300];
+        lp_error("XRANGE %s: %s", opt.com.stream,
+                 lp_reply_text(rep, t, sizeof t));
+        exit(LP_EX_CONFIG);
+    }
+    s->page.len = 0;
+    s->page_pos = 0;
+    if (lp_reply_entries(rep, 1, &entries, err) < 0 || entries == NULL ||
+        lp_reply_len(entries) == 0) {
+        lp_reply_free(rep);
+        s->redis_done = 1;
+        return -1;
+    }
+    for (size_t i = 0; i < lp_reply_len(entries); i++) {
+        struct lp_entry e;
+        struct lp_jevent ev;
+        struct lp_jerr je;
+        const char *d;
+        size_t n;
+        if (lp_entry_get(entries, i, &e, err) < 0 || e.fields == NULL)
+            continue;
+        snprintf(s->next_id, sizeof s->next_id, "%.*s", (int)e.idlen, e.id);
+        d = lp_entry_field(&e, opt.field, strlen(opt.field), &n);
+        if (d == NULL) {
+            /* another producer's entry: the object of its pairs */
+            const char *f, *v;
+            size_t fl, vl;
+            long bad = 0;
+            obj.len = 0;
+            lp_buf_addc(&obj, '{');
+            for (size_t k = 0; k < e.nfields; k++) {
+                lp_entry_pair(&e, k, &f, &fl, &v, &vl);
+                if (k)
+                    lp_buf_addc(&obj, ',');
+                bad += lp_buf_add_jstr(&obj, f, fl);
+                lp_buf_addc(&obj, ':');
+                bad += lp_buf_add_jstr(&obj, v, vl);
+            }
+            lp_buf_addc(&obj, '}');
+            if (bad) {
+                if (damaged_in(s))
+                    lp_error("%s: entry %.*s: a field or value is not valid "
+                             "UTF-8", s->name, (int)e.idlen, e.id);
+                continue;
+            }
+            d = obj.p;
+            n = obj.len;
+        }
+        while (n > 0 && json_ws((unsigned char)*d)) {
+            d++;
+            n--;
+        }
+        while (n > 0 && json_ws((unsigned char)d[n - 1]))
+            n--;
+        /* the line drain would have written: its _id first, no other */
+        if (lp_json_event(d, n, NULL, &S.lim, &ev, &je) < 0) {
+            if (damaged_in(s))
+                lp_error("%s: entry %.*s: %s%s", s->name, (int)e.idlen,
+                         e.id, je.not_object ? "" : "invalid JSON: ",
+                         je.msg);
+            continue;
+        }
+        if (lp_archive_format(&s->page, e.id, e.idlen, d, n, &ev) < 0) {
+            lp_error("out of memory");
+            exit(LP_EX_SOFTWARE);
+        }
+    }
+    lp_buf_free(&obj);
+    lp_reply_free(rep);
+    return 0;
+}
+
+/*
+ * The next line of s: 1 with line/len/lineno, 0 at the end (the source is
+ * then closed).
+ */
+static int src_next(struct src *s, const char **line, size_t *len,
+                    uint64_t *lineno)
+{
+    struct lp_line ln;
+    int rc;
+
+    if (!s->open && src_open(s) < 0)
+        return 0;
+    if (s->done)
+        return 0;
+    for (;;) {
+        if (s->kind == K_WAL) {
+            const char *rec, *key, *ev;
+            size_t rl, kl, el;
+            size_t before = s->pos;
+            rc = lp_wal_decode(s->map, s->maplen, &s->pos, &rec, &rl);
+            if (rc < 0) {
+                damaged_in(s);
+                lp_error("%s: record %" PRIu64 " at byte %zu: damaged or "
+                         "cut short", s->name, s->recno + 1, before);
+            }
+            if (rc <= 0) {
+                src_close(s);
+                return 0;
+            }
+            s->recno++;
+            if (!lp_wal_event(rec, rl, &key, &kl, &ev, &el) ||
+                (kl == strlen(opt.com.dlq) &&
+                 memcmp(key, opt.com.dlq, kl) == 0))
+                continue;       /* a dead letter, not an event */
+            *line = ev;
+            *len = el;
+            *lineno = s->recno;
+            return 1;
+        }
+        if (s->kind == K_REDIS) {
+            while (s->page_pos >= s->page.len) {
+                if (lp_stop || redis_page(s) < 0) {
+                    src_close(s);
+                    return 0;
+                }
+            }
+            char *start = s->page.p + s->page_pos;
+            char *nl = memchr(start, '\n', s->page.len - s->page_pos);
+            *line = start;
+            *len = (size_t)(nl - start);
+            s->page_pos += *len + 1;
+            *lineno = ++s->recno;
+            return 1;
+        }
+        rc = lp_lines_next(&s->lines, &ln);
+        if (rc == LP_LINE_OK) {
+            *line = ln.p;
+            *len = ln.len;
+            *lineno = ln.lineno;
+            return 1;
+        }
+        if (rc == LP_LINE_LONG) {
+            if (ln.first && damaged_in(s))
+                lp_error("%s: line %" PRIu64 ": longer than --max-line "
+                         "(%" PRIu64 " bytes)", s->name, ln.lineno,
+                         opt.max_line);
+            continue;
+        }
+        if (rc == LP_LINE_EOF) {
+            src_close(s);
+            return 0;
+        }
+        /* more input */
+        if (s->kind == K_GZ) {
+            gz_fill(s);
+            continue;
+        }
+        long got = lp_lines_fill(&s->lines);
+        if (got < 0 && errno == EINTR && lp_stop) {
+            src_close(s);
+            return 0;
+        }
+        if (got < 0 && errno != EINTR && errno != EAGAIN) {
+            lp_error("%s: read: %s", s->name, strerror(errno));
+            S.exit_code = LP_EX_IOERR;
+            src_close(s);
+            return 0;
+        }
+    }
+}
+
+/* ---- output orders ------------------------------------------------------ */
+
+static void run_plain(struct src *s)
+{
+    const char *line;
+    size_t len;
+    uint64_t lineno;
+    int64_t t;
+
+    while (!lp_stop && src_next(s, &line, &len, &lineno)) {
+        take_line(s, lineno, line, len, &S.out, &t);
+        if (S.out.len >= 256 * 1024)
+            flush_out();
+    }
+    if (!s->done)
+        src_close(s);
+}
+
+/* Loads the next passing line of s into s->cur; 0 when none is left. */
+static int prime(struct src *s)
+{
+    const char *line;
+    size_t len;
+    uint64_t lineno;
+
+    s->cur.len = 0;
+    s->has = 0;
+    while (src_next(s, &line, &len, &lineno))
+        if (take_line(s, lineno, line, len, &s->cur, &s->cur_t))
+            return s->has = 1;
+    return 0;
+}
+
+/* The k-way merge of v[from..to) by event time (ties: file order). */
+static void run_merge(size_t from, size_t to)
+{
+    size_t k = to - from, *heap = malloc(k * sizeof *heap), hn = 0;
+
+#define LESS(a, b) (S.v[a].cur_t < S.v[b].cur_t || \
+                    (S.v[a].cur_t == S.v[b].cur_t && (a) < (b)))
+    if (heap == NULL) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
+    for (size_t i = from; i < to; i++) {
+        if (!prime(&S.v[i]))
+            continue;
+        /* sift up */
+        size_t c = hn++;
+        heap[c] = i;
+        while (c > 0 && LESS(heap[c], heap[(c - 1) / 2])) {
+            size_t t = heap[c];
+            heap[c] = heap[(c - 1) / 2];
+            heap[(c - 1) / 2] = t;
+            c = (c - 1) / 2;
+        }
+    }
+    while (hn > 0 && !lp_stop) {
+        struct src *s = &S.v[heap[0]];
+        lp_buf_add(&S.out, s->cur.p, s->cur.len);
+        if (S.out.len >= 256 * 1024)
+            flush_out();
+        if (!prime(s))
+            heap[0] = heap[--hn];
+        /* sift down */
+        size_t c = 0;
+        for (;;) {
+            size_t l = 2 * c + 1, r = l + 1, m = c;
+            if (l < hn && LESS(heap[l], heap[m]))
+                m = l;
+            if (r < hn && LESS(heap[r], heap[m]))
+                m = r;
+            if (m == c)
+                break;
+            size_t t = heap[c];
+            heap[c] = heap[m];
+            heap[m] = t;
+            c = m;
+        }
+    }
+#undef LESS
+    free(heap);
+}
+
+/* ---- inputs ------------------------------------------------------------- */
+
+/* Should a file of day be read at all? */
+static int day_wanted(int64_t day)
+{
+    if (day < 0)
+        return 1;
+    if (opt.has_since && (day + 1) * 86400000LL <= opt.since)
+        return 0;
+    if (opt.has_until && day * 86400000LL >= opt.until)
+        return 0;
+    return 1;
+}
+
+static int kind_of_file(const char *name)
+{
+    const char *base = strrchr(name, '/');
+    size_t n = strlen(name);
+
+    base = base ? base + 1 : name;
+    if (n > 3 && strcmp(name + n - 3, ".gz") == 0)
+        return K_GZ;
+    if (strncmp(base, "wal-", 4) == 0 && n > 4 &&
+        strcmp(name + n - 4, ".log") == 0)
+        return K_WAL;
+    return K_PLAIN;
+}
+
+/* Adds the inputs of one PATH: a file, '-', or a directory's files in
+ * day order. */
+static void add_path(const char *path)
+{
+    char err[LP_ERRLEN];
+    struct stat st;
+
+    if (strcmp(path, "-") == 0) {
+        add_src(K_PLAIN, "-", -1);
+        return;
+    }
+    if (stat(path, &st) < 0) {
+        lp_error("%s: %s", path, strerror(errno));
+        S.exit_code = LP_EX_NOINPUT;
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        int64_t day = lp_tree_name_day(path);
+        if (day_wanted(day))
+            add_src(kind_of_file(path), path, day);
+        return;
+    }
+    int dfd = lp_fs_root(path, 0, err);
+    struct lp_tfile *v;
+    size_t n;
+    if (dfd < 0 || lp_tree_walk(dfd, S.layout, &v, &n, err) < 0) {
+        lp_error("%s: %s", path, err);
+        S.exit_code = LP_EX_NOINPUT;
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    close(dfd);
+    qsort(v, n, sizeof *v, lp_tfile_cmp);
+    /* archives in day order, then WAL segments (newest events) by name */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            char full[8192];
+            int kind = v[i].kind == LP_T_JSONL ? K_PLAIN :
+                       v[i].kind == LP_T_GZ ? K_GZ :
+                       v[i].kind == LP_T_WAL ? K_WAL : -1;
+            if (kind < 0 || (pass == 0) == (kind == K_WAL) ||
+                !day_wanted(v[i].day))
+                continue;
+            snprintf(full, sizeof full, "%s/%s", path, v[i].rel);
+            add_src(kind, full, v[i].day);
+            S.v[S.n - 1].listed = 1;
+            if (kind == K_PLAIN) {
+                /* was its .gz listed too? (then it comes just before) */
+                size_t rl = strlen(v[i].rel);
+                S.v[S.n - 1].gz_listed = i > 0 && v[i - 1].kind == LP_T_GZ &&
+                    strlen(v[i - 1].rel) == rl + 3 &&
+                    strncmp(v[i - 1].rel, v[i].rel, rl) == 0;
+            }
+        }
+    }
+    lp_tree_free(v, n);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void parse_args(int argc, char **argv)
+{
+    char err[LP_ERRLEN];
+    int64_t now = lp_now_ms();
+    int c;
+
+    lp_common_init(&opt.com);
+    opt.layout = "{service}/%Y-%m-%d.jsonl";
+    opt.time_field = "timestamp";
+    opt.field = "data";
+    opt.max_line = 16 << 20;
+
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        int rc = lp_common_opt(&opt.com, c, optarg, err);
+        if (rc < 0)
+            goto bad;
+        if (rc > 0)
+            continue;
+        switch (c) {
+        case 'h':
+            usage();
+            exit(0);
+        case 'V':
+            printf("logpipe-replay %s\n", LP_VERSION);
+            exit(0);
+        case OPT_LAYOUT:
+            opt.layout = optarg;
+            break;
+        case OPT_SINCE:
+            if (lp_parse_when(optarg, now, &opt.since, err) < 0)
+                goto badopt;
+            opt.has_since = 1;
+            break;
+        case OPT_UNTIL:
+            if (lp_parse_when(optarg, now, &opt.until, err) < 0)
+                goto badopt;
+            opt.has_until = 1;
+            break;
+        case OPT_TIME_FIELD:
+            opt.time_field = optarg;
+            break;
+        case OPT_WHERE:
+            opt.where = optarg;
+            break;
+        case OPT_STRIP_ID:
+            opt.strip_id = 1;
+            break;
+        case OPT_DEDUP:
+            opt.dedup = 1;
+            break;
+        case OPT_SORT:
+            opt.sort = 1;
+            break;
+        case OPT_FROM_REDIS:
+            opt.from_redis = 1;
+            break;
+        case OPT_FIELD:
+            opt.field = optarg;
+            if (*optarg == '\0') {
+                snprintf(err, sizeof err, "must not be empty");
+                goto badopt;
+            }
+            break;
+        case OPT_MAX_LINE:
+            if (lp_parse_size(optarg, &opt.max_line, err) < 0)
+                goto badopt;
+            if (opt.max_line < 2 || opt.max_line > (1u << 30)) {
+                snprintf(err, sizeof err, "'%s' is out of range (2..1G)",
+                         optarg);
+                goto badopt;
+            }
+            break;
+        default:
+            exit(lp_usage_hint("logpipe-replay"));
+        }
+        continue;
+badopt:
+        fprintf(stderr, "logpipe-replay: %s: %s\n", lp_optname(longopts, c),
+                err);
+        exit(LP_EX_USAGE);
+bad:
+        fprintf(stderr, "logpipe-replay: %s\n", err);
+        exit(LP_EX_USAGE);
+    }
+    opt.paths = argv + optind;
+    opt.npaths = argc - optind;
+    if (opt.from_redis && opt.npaths) {
+        fprintf(stderr, "logpipe-replay: --from-redis reads the stream, not "
+                "PATHs\n");
+        exit(LP_EX_USAGE);
+    }
+    if (opt.has_since && opt.has_until && opt.until <= opt.since) {
+        fprintf(stderr, "logpipe-replay: --until is not after --since\n");
+        exit(LP_EX_USAGE);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char err[LP_ERRLEN];
+
+    parse_args(argc, argv);
+    lp_log_init("logpipe-replay", opt.com.log_format, opt.com.verbosity);
+    lp_sig_init(0);
+    if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
+        lp_error("--layout: %s", err);
+        return LP_EX_CONFIG;
+    }
+    if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
+        lp_error("--where: %s", err);
+        return LP_EX_CONFIG;
+    }
+    S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
+                                   : -1;
+    S.id_idx = lp_jkeys_add(&S.keys, "_id");
+    S.lim.depth = 10000;        /* reading back: take what was archived */
+
+    if (opt.from_redis) {
+        if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+            lp_error("%s", err);
+            return LP_EX_CONFIG;
+        }
+        int rc = lp_redis_connect(S.r, err);
+        if (rc < 0) {
+            lp_error("%s", err);
+            return rc == LP_REDIS_EAUTH ? LP_EX_CONFIG : LP_EX_UNAVAILABLE;
+        }
+        add_src(K_REDIS, opt.com.stream, -1);
+    } else if (opt.npaths == 0) {
+        add_path(opt.com.dir);
+    } else {
+        for (int i = 0; i < opt.npaths; i++)
+            add_path(opt.paths[i]);
+    }
+
+    if (!opt.sort) {
+        for (size_t i = 0; i < S.n && !lp_stop; i++)
+            run_plain(&S.v[i]);
+    } else {
+        /* merge the files of each day (unknown days: together, last) */
+        size_t i = 0;
+        while (i < S.n && !lp_stop) {
+            size_t j = i + 1;
+            while (j < S.n && S.v[j].day == S.v[i].day)
+                j++;
+            run_merge(i, j);
+            for (size_t k = i; k < j; k++)
+                if (!S.v[k].done)
+                    src_close(&S.v[k]);
+            i = j;
+        }
+    }
+    flush_out();
+    lp_info("%" PRIu64 " lines read, %" PRIu64 " printed, %" PRIu64
+            " damaged", S.n_lines, S.n_out, S.n_bad);
+    for (size_t i = 0; i < S.n; i++) {
+        if (!S.v[i].done && S.v[i].open)
+            src_close(&S.v[i]);
+        free(S.v[i].name);
+    }
+    free(S.v);
+    free(S.gen[0]);
+    free(S.gen[1]);
+    lp_buf_free(&S.out);
+    lp_jq_free(S.where);
+    lp_layout_free(S.layout);
+    lp_redis_free(S.r);
+    return S.exit_code;
+}

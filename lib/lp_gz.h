@@ -1,0 +1,45 @@
+/* lp_gz.h -- gzip members: compress, verify, and read damaged files */
+#ifndef LP_GZ_H
+#define LP_GZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Compresses in_fd from its current offset to its end into one gzip member
+ * appended to out_fd, at level (1..9). Returns 0 with the CRC-32 and length
+ * of the input and the member's size, or -1 with err and errno.
+ */
+int lp_gz_compress(int in_fd, int out_fd, int level, uint32_t *crc,
+                   uint64_t *len, uint64_t *zlen, char *err);
+
+/* Decompresses the member at fd[off .. off+zlen) and checks that it holds
+ * len bytes of CRC-32 crc. Returns 0, or -1 with err. */
+int lp_gz_verify(int fd, off_t off, uint64_t zlen, uint32_t crc,
+                 uint64_t len, char *err);
+
+/* A reader of every member of a gzip file, going past damage. */
+struct lp_gzr;
+
+enum {
+    LP_GZ_ERR = -1,             /* read error: errno */
+    LP_GZ_END = 0,
+    LP_GZ_DATA = 1,
+    LP_GZ_DAMAGE = 2            /* a discontinuity: msg says where */
+};
+
+/* Borrows fd. NULL when out of memory. */
+struct lp_gzr *lp_gzr_new(int fd);
+void lp_gzr_free(struct lp_gzr *r);
+
+/*
+ * Reads decompressed bytes into buf[0..cap): LP_GZ_DATA with *got > 0,
+ * LP_GZ_END, LP_GZ_ERR, or LP_GZ_DAMAGE with msg filled: a member was cut
+ * short or failed its check; the bytes given before it may end in a
+ * partial line, and reading goes on at the next member found.
+ */
+int lp_gzr_read(struct lp_gzr *r, char *buf, size_t cap, size_t *got,
+                char *msg, size_t msgcap);
+
+#endif

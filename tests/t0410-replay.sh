@@ -1,0 +1,159 @@
+#!/bin/sh
+# t0410-replay.sh -- logpipe-replay: archives back to NDJSON, filters,
+# damage, WAL, the stream
+. "$(dirname "$0")/lib.sh"
+start_redis
+
+now=$(date +%s)
+t0=$((now - 3 * 86400))
+d2=$(date -u -d '-2 days' +%F)
+
+# 3 days of events, 4 services, every 30 seconds, with a seq
+awk -v n=8000 -v t0="$t0" 'BEGIN {
+    split("api db web mail", s, " ")
+    for (i = 1; i <= n; i++)
+        printf "{\"timestamp\":\"%s\",\"service\":\"%s\",\"level\":\"%s\",\"seq\":%d,\"msg\":\"caf\303\251 %d\"}\n",
+            strftime("%Y-%m-%dT%H:%M:%SZ", t0 + i * 30, 1), s[i % 4 + 1],
+            (i % 10 == 0) ? "error" : "info", i, i
+}' >in
+LC_ALL=C sort in >in.sorted
+
+test_expect_success 'send -> drain -> rotate -> replay --strip-id gives back the input' '
+    logpipe-send --max-age 4d <in &&
+    logpipe-drain --once -d arch &&
+    logpipe-rotate -d arch --grace 0 >/dev/null &&
+    test -n "$(find arch -name "*.jsonl.gz")" &&
+    logpipe-replay --strip-id arch | LC_ALL=C sort >got &&
+    test_cmp in.sorted got
+'
+
+test_expect_success 'lines keep their _id first, byte for byte otherwise' '
+    logpipe-replay arch | head -n 1 | grep -q "^{\"_id\":\"[0-9]*-[0-9]*\",\"timestamp\":" &&
+    logpipe-replay -d arch | wc -l | grep -qx 8000
+'
+
+test_expect_success 'days come out in order' '
+    logpipe-replay arch | sed -n "s/.*\"timestamp\":\"\([0-9-]*\)T.*/\1/p" >days &&
+    sort -c days
+'
+
+test_expect_success '--since and --until, in every form' '
+    a=$((t0 + 1000 * 30)) && b=$((t0 + 2000 * 30)) &&
+    logpipe-replay arch --since $a --until $b | seqs - >got &&
+    seq 1000 1999 >want &&
+    test_cmp want got &&
+    ra=$(date -u -d @$a +%Y-%m-%dT%H:%M:%SZ) && rb=$(date -u -d @$b +%Y-%m-%dT%H:%M:%SZ) &&
+    logpipe-replay arch --since "$ra" --until "$rb" | seqs - >got2 &&
+    test_cmp want got2 &&
+    logpipe-replay arch --since "$d2" --until "$d2" 2>err; test $? -eq 64 &&
+    logpipe-replay arch --since "$d2" | seqs - | head -n 1 >first &&
+    first=$(cat first) &&
+    test "$(date -u -d @$((t0 + first * 30)) +%F)" = "$d2" &&
+    test "$(date -u -d @$((t0 + (first - 1) * 30)) +%F)" != "$d2" &&
+    logpipe-replay arch --since 1h | seqs - >recent &&
+    test "$(wc -l <recent)" -le 121
+'
+
+test_expect_success '--where filters with jq' '
+    logpipe-replay arch --where ".level == \"error\" and .service == \"api\"" >err.out &&
+    test "$(wc -l <err.out)" -eq 400 &&
+    ! grep -v "\"level\":\"error\"" err.out
+'
+
+test_expect_success '--dedup drops repeated _id' '
+    logpipe-replay arch >all &&
+    cat all all | logpipe-replay --dedup - >dd &&
+    test_cmp all dd
+'
+
+test_expect_success '--sort merges the files of a day by event time' '
+    logpipe-replay --sort --strip-id arch >sorted &&
+    sed -n "s/.*\"timestamp\":\"\([^\"]*\)\".*/\1/p" sorted >ts &&
+    sort -c ts &&
+    LC_ALL=C sort sorted >s2 && test_cmp in.sorted s2
+'
+
+test_expect_success 'a truncated .gz: the readable part, the file and line named, exit 65' '
+    f=$(find arch -name "*.jsonl.gz" | head -n 1) &&
+    zcat "$f" >whole &&
+    cp "$f" trunc.jsonl.gz &&
+    truncate -s $(( $(stat -c %s "$f") * 2 / 3 )) trunc.jsonl.gz &&
+    expect_exit 65 logpipe-replay trunc.jsonl.gz >part 2>err &&
+    grep_q "^logpipe-replay: trunc.jsonl.gz: line [0-9]*: damaged gzip" err &&
+    test "$(wc -l <part)" -gt 0 &&
+    head -n "$(wc -l <part)" whole >prefix &&
+    test_cmp prefix part
+'
+
+test_expect_success 'a bit-flipped .gz: later members still read, damage named' '
+    f=$(find arch -name "*.jsonl.gz" | head -n 1) &&
+    zcat "$f" >m1 &&
+    head -n 20 in | gzip >m2 &&
+    cat "$f" m2 >two.jsonl.gz &&
+    printf "\377\377\377\377" | dd of=two.jsonl.gz bs=1 seek=300 conv=notrunc 2>/dev/null &&
+    expect_exit 65 logpipe-replay two.jsonl.gz >out 2>err &&
+    grep_q "two.jsonl.gz: .*member 1 is damaged.*resuming at the next member" err &&
+    tail -n 20 out >last &&
+    head -n 20 in >want20 &&
+    test_cmp want20 last &&
+    test "$(wc -l <err)" -le 13
+'
+
+test_expect_success 'a bad line in a .jsonl is named; the rest is printed' '
+    printf "{\"_id\":\"1-1\",\"a\":1}\nnot json\n{\"_id\":\"1-2\",\"a\":2}\n" >bad.jsonl &&
+    expect_exit 65 logpipe-replay bad.jsonl >out 2>err &&
+    grep_q "^logpipe-replay: bad.jsonl: line 2: invalid JSON" err &&
+    test "$(wc -l <out)" -eq 2
+'
+
+test_expect_success 'a compressed day and its late events: the .gz first' '
+    mkdir -p late/api &&
+    printf "{\"_id\":\"1-1\",\"n\":1}\n" | gzip >late/api/$d2.jsonl.gz &&
+    printf "{\"_id\":\"1-2\",\"n\":2}\n" >late/api/$d2.jsonl &&
+    logpipe-replay late | sed -n "s/.*\"n\":\([0-9]\).*/\1/p" | tr -d "\n" >order &&
+    test "$(cat order)" = 12
+'
+
+test_expect_success '--from-redis names an entry that is not an object' '
+    rcli DEL other >/dev/null &&
+    rcli XADD other "*" data "[1,2]" >/dev/null &&
+    rcli XADD other "*" data "{\"_id\":\"mine\",\"ok\":1}" >/dev/null &&
+    expect_exit 65 logpipe-replay --from-redis -s other >out 2>err &&
+    grep_q "entry [0-9]*-0: not a JSON object" err &&
+    grep -q "^{\"_id\":\"[0-9]*-0\",\"ok\":1}$" out
+'
+
+test_expect_success 'WAL segments are replayed, dead letters left out' '
+    printf "{\"a\":1}\nbroken\n{\"a\":2}\n" |
+        logpipe-send -r redis://127.0.0.1:$(random_port) --wal w \
+            --rejects-to-dlq 2>/dev/null; test $? -eq 65 &&
+    logpipe-replay w >out &&
+    printf "{\"a\":1}\n{\"a\":2}\n" >want &&
+    test_cmp want out
+'
+
+test_expect_success '--from-redis reads the stream between two times' '
+    rcli DEL logs:stream >/dev/null &&
+    logpipe-send --max-age 4d <in &&
+    logpipe-replay --from-redis --strip-id | LC_ALL=C sort >got &&
+    test_cmp in.sorted got &&
+    logpipe-replay --from-redis --since 1h | wc -l | grep -qx 8000 &&
+    test "$(logpipe-replay --from-redis --until 2000-01-01 | wc -l)" -eq 0
+'
+
+test_expect_success 'stdin, and a closed pipe ends quietly' '
+    head -n 3 in | logpipe-replay - >out &&
+    head -n 3 in >want && test_cmp want out &&
+    { logpipe-replay arch 2>err; echo $? >rc; } | head -n 1 >/dev/null &&
+    test "$(cat rc)" -eq 141 && test ! -s err
+'
+
+test_expect_success 'usage and input errors' '
+    expect_exit 66 logpipe-replay nosuch 2>err &&
+    grep_q "nosuch: No such file" err &&
+    expect_exit 64 logpipe-replay --since yesterday 2>err &&
+    expect_exit 64 logpipe-replay --from-redis arch 2>err &&
+    expect_exit 78 logpipe-replay --where ".a ==" arch 2>err
+'
+
+test_done
