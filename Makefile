@@ -7,6 +7,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+EXAMPLEDIR ?= $(PREFIX)/share/doc/logpipe/examples
 DESTDIR ?=
 
 CC ?= cc
@@ -92,7 +93,7 @@ install: all
 install-files:
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BASHCOMPDIR) \
-	    $(DESTDIR)$(ZSHCOMPDIR)
+	    $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(EXAMPLEDIR)
 	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
@@ -101,6 +102,7 @@ install-files:
 	for t in $(notdir $(TOOLS)); do \
 	    ln -sf logpipe $(DESTDIR)$(BASHCOMPDIR)/$$t; done
 	install -m 644 completions/_logpipe $(DESTDIR)$(ZSHCOMPDIR)/_logpipe
+	install -m 644 examples/* $(DESTDIR)$(EXAMPLEDIR)/
 
 uninstall:
 	for t in $(notdir $(TOOLS)); do \
@@ -108,6 +110,9 @@ uninstall:
 	        $(DESTDIR)$(BASHCOMPDIR)/$$t; done
 	rm -f $(DESTDIR)$(MANDIR)/man7/logpipe.7 \
 	    $(DESTDIR)$(BASHCOMPDIR)/logpipe $(DESTDIR)$(ZSHCOMPDIR)/_logpipe
+	for f in $(notdir $(wildcard examples/*)); do \
+	    rm -f $(DESTDIR)$(EXAMPLEDIR)/$$f; done
+	-rmdir $(DESTDIR)$(EXAMPLEDIR) $(dir $(DESTDIR)$(EXAMPLEDIR)) 2>/dev/null
 
 clean:
 	rm -f lib/*.o lib/liblogpipe.a lib/.flags $(TOOLS) $(UNIT) $(BENCH)

@@ -20,6 +20,7 @@
 #include "lp_json.h"
 #include "lp_layout.h"
 #include "lp_log.h"
+#include "lp_metrics.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
@@ -86,6 +87,7 @@ static const struct option longopts[] = {
     { "keep", required_argument, NULL, OPT_KEEP },
     { "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
     { "max-open", required_argument, NULL, OPT_MAX_OPEN },
+    LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL, 0, NULL, 0 }
 };
@@ -122,7 +124,9 @@ static void usage(void)
 "      --keep DUR           keep acknowledged entries this long (0)\n"
 "      --max-depth N        deepest nesting accepted (64)\n"
 "      --max-open N         day files kept open (256)\n"
-"  -v, --verbose            more messages (-vv: per batch)\n"
+"      --metrics FILE       write Prometheus metrics to FILE (at exit, and\n"
+"      --metrics-interval DUR  every DUR while running: 15s)\n"
+"  -v, --verbose            more messages, one line per batch\n"
 "  -q, --quiet              only errors\n"
 "      --log-format FMT     text or json (text)\n"
 "  -h, --help               this help\n"
@@ -192,6 +196,7 @@ static struct {
     uint64_t n_read, n_written, n_dlq, n_deleted, n_filtered, n_badtime;
     uint64_t n_dups, n_claimed, n_trimmed;
     int config_error;           /* a DLQ move was refused for good */
+    int64_t batch_t0;
 } S;
 
 /*
@@ -199,6 +204,85 @@ static struct {
  * the batch cycle ("after-write"), or stop ourselves there once
  * ("stop:after-read"), as a stalled process would be.
  */
+/* --metrics: counters mirror the totals in S, set before each write */
+static struct {
+    struct lp_metrics *m;
+    struct lp_metric *archived, *dups, *dlq, *filtered, *deleted, *claimed;
+    struct lp_metric *trimmed, *batches, *batch_s, *write_s, *fsync_s;
+    struct lp_metric *errors, *reconnects, *lag;
+    uint64_t n_batches, n_errors, n_reconnects;
+    int64_t newest_ms;          /* time of the newest entry acknowledged */
+} M;
+
+static void metrics_init(void)
+{
+    if (opt.com.metrics == NULL)
+        return;
+    M.m = lp_metrics_new();
+    M.archived = lp_counter(M.m, "logpipe_drain_entries_total",
+                            "result=\"archived\"",
+                            "Entries by what became of them.");
+    M.dups = lp_counter(M.m, "logpipe_drain_entries_total",
+                        "result=\"duplicate\"", "");
+    M.dlq = lp_counter(M.m, "logpipe_drain_entries_total",
+                       "result=\"dlq\"", "");
+    M.filtered = lp_counter(M.m, "logpipe_drain_entries_total",
+                            "result=\"filtered\"", "");
+    M.deleted = lp_counter(M.m, "logpipe_drain_entries_total",
+                           "result=\"deleted\"", "");
+    M.claimed = lp_counter(M.m, "logpipe_drain_claimed_total", "",
+                           "Entries taken over from other consumers.");
+    M.trimmed = lp_counter(M.m, "logpipe_drain_trimmed_total", "",
+                           "Entries trimmed from the stream.");
+    M.batches = lp_counter(M.m, "logpipe_drain_batches_total", "",
+                           "Batches made durable.");
+    M.batch_s = lp_histogram(M.m, "logpipe_drain_batch_seconds", "",
+                             "From a batch's reply to its files synced.",
+                             lp_seconds_buckets, lp_seconds_nbuckets);
+    M.write_s = lp_histogram(M.m, "logpipe_drain_write_seconds", "",
+                             "Locking and writing a batch's files.",
+                             lp_seconds_buckets, lp_seconds_nbuckets);
+    M.fsync_s = lp_histogram(M.m, "logpipe_drain_fsync_seconds", "",
+                             "Syncing a batch's files.",
+                             lp_seconds_buckets, lp_seconds_nbuckets);
+    M.errors = lp_counter(M.m, "logpipe_drain_redis_errors_total", "",
+                          "Failures of Redis: I/O errors and error replies.");
+    M.reconnects = lp_counter(M.m, "logpipe_drain_reconnects_total", "",
+                              "Connections made again after a failure.");
+    M.lag = lp_gauge(M.m, "logpipe_drain_lag_seconds", "",
+                     "Now minus the time of the newest entry acknowledged.");
+    if (M.m == NULL) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
+}
+
+static void metrics_tick(int force)
+{
+    char err[LP_ERRLEN];
+    static int warned;
+
+    if (M.m == NULL)
+        return;
+    lp_metric_set(M.archived, (double)(S.n_written - S.n_dups));
+    lp_metric_set(M.dups, (double)S.n_dups);
+    lp_metric_set(M.dlq, (double)S.n_dlq);
+    lp_metric_set(M.filtered, (double)S.n_filtered);
+    lp_metric_set(M.deleted, (double)S.n_deleted);
+    lp_metric_set(M.claimed, (double)S.n_claimed);
+    lp_metric_set(M.trimmed, (double)S.n_trimmed);
+    lp_metric_set(M.batches, (double)M.n_batches);
+    lp_metric_set(M.errors, (double)M.n_errors);
+    lp_metric_set(M.reconnects, (double)M.n_reconnects);
+    if (M.newest_ms)
+        lp_metric_set(M.lag, (double)(lp_now_ms() - M.newest_ms) / 1000.0);
+    if (lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval,
+                        force, err) < 0 && !warned) {
+        lp_warn("%s", err);
+        warned = 1;
+    }
+}
+
 static void crash_point(const char *where)
 {
     static int stopped;
@@ -670,6 +754,8 @@ static void connect_redis(void)
             backoff = 2000;
         poll(NULL, 0, (int)backoff);
     }
+    if (warned || S.n_read)
+        M.n_reconnects += S.n_read > 0 || warned;
     if (warned)
         lp_warn("%s answers again", lp_redis_name(S.r));
     if (rc == 1 && S.n_read > 0) {
@@ -1200,6 +1286,7 @@ static int finish_batch(const struct lp_reply *entries, size_t n, char *err)
         S.line.len = 0;
     } else if (lp_archive_touched(S.arch)) {
         /* the files stay locked from the ownership check to the write */
+        S.batch_t0 = lp_mono_us();
         if (lp_archive_lock(S.arch, err) < 0) {
             lp_error("%s", err);
             exit(fatal_errno(errno));
@@ -1213,12 +1300,15 @@ static int finish_batch(const struct lp_reply *entries, size_t n, char *err)
             exit(fatal_errno(errno));
         }
         crash_point("after-write");
+        int64_t t1 = lp_mono_us();
+        lp_metric_observe(M.write_s, (double)(t1 - S.batch_t0) / 1e6);
         if (lp_archive_sync(S.arch, err) < 0) {
             /* never retry an fsync and trust it: the pages may be gone;
              * the entries stay pending and are delivered again */
             lp_error("%s", err);
             exit(LP_EX_IOERR);
         }
+        lp_metric_observe(M.fsync_s, (double)(lp_mono_us() - t1) / 1e6);
     } else if (S.ndlq && not_ours(entries, n, err) < 0) {
         return -1;
     }
@@ -1356,6 +1446,7 @@ int main(int argc, char **argv)
     lp_log_init("logpipe-drain", opt.com.log_format, opt.com.verbosity);
     lp_sig_init(1);
     setup();
+    metrics_init();
     connect_redis();
 
     for (;;) {
@@ -1374,6 +1465,7 @@ int main(int argc, char **argv)
             if (S.arch)
                 lp_archive_close_all(S.arch);   /* reopened on next use */
         }
+        metrics_tick(0);        /* an idle drain comes by every --block */
         if (S.mode == M_NEW && lp_mono_ms() >= S.next_claim) {
             S.mode = M_CLAIM;
             strcpy(S.cursor, "0-0");
@@ -1385,6 +1477,7 @@ int main(int argc, char **argv)
                 break;
             }
             lp_warn("%s", err);
+            M.n_errors++;
             S.nack = 0;
             lp_reply_free(held);
             held = NULL;
@@ -1454,15 +1547,26 @@ int main(int argc, char **argv)
             connect_redis();
             continue;
         }
-        if (lp_log_verbosity() >= 2) {
+        {
             struct lp_entry a, b;
+            double ms = (double)(lp_mono_us() - t0) / 1000.0;
+            uint64_t bms = 0, bseq;
             lp_entry_get(entries, 0, &a, err);
             lp_entry_get(entries, n - 1, &b, err);
-            lp_debug("batch %.*s..%.*s: %zu entries (%s), %zu to the DLQ, "
-                     "in %.1fms", (int)a.idlen, a.id, (int)b.idlen, b.id, n,
-                     mode == M_NEW ? "new" : mode == M_PENDING ? "pending"
-                     : "claimed", S.ndlq,
-                     (double)(lp_mono_us() - t0) / 1000.0);
+            M.n_batches++;
+            lp_metric_observe(M.batch_s, ms / 1000.0);
+            if (lp_stream_id_parse(b.id, b.idlen, &bms, &bseq) == 0 &&
+                (int64_t)bms > M.newest_ms)
+                M.newest_ms = (int64_t)bms;
+            if (lp_log_verbosity() >= 1) {
+                char kv[256];
+                snprintf(kv, sizeof kv, "first=%.*s last=%.*s count=%zu "
+                         "dlq=%zu ms=%.1f%s", (int)a.idlen, a.id,
+                         (int)b.idlen, b.id, n, S.ndlq, ms,
+                         mode == M_NEW ? "" : " redelivered=1");
+                lp_trace("batch", kv);
+            }
+            metrics_tick(0);
         }
         held = rep;             /* acknowledged with the next request */
         if (S.config_error) {
@@ -1482,6 +1586,8 @@ int main(int argc, char **argv)
             " filtered out, %" PRIu64 " deleted, %" PRIu64 " claimed, %"
             PRIu64 " trimmed", S.n_read, S.n_written - S.n_dups, S.n_dups,
             S.n_dlq, S.n_filtered, S.n_deleted, S.n_claimed, S.n_trimmed);
+    metrics_tick(1);
+    lp_metrics_free(M.m);
     teardown();
     return LP_EX_OK;
 }

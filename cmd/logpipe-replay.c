@@ -22,6 +22,7 @@
 #include "lp_layout.h"
 #include "lp_line.h"
 #include "lp_log.h"
+#include "lp_metrics.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
@@ -89,6 +90,7 @@ static const struct option longopts[] = {
     { "from-redis", no_argument, NULL, OPT_FROM_REDIS },
     { "field", required_argument, NULL, OPT_FIELD },
     { "max-line", required_argument, NULL, OPT_MAX_LINE },
+    LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL, 0, NULL, 0 }
 };
@@ -120,6 +122,8 @@ static void usage(void)
 "      --password-file FILE read the Redis password from FILE\n"
 "      --field NAME         --from-redis: entry field holding the event\n"
 "      --max-line SIZE      longest line accepted (16M)\n"
+"      --metrics FILE       write Prometheus metrics to FILE at exit\n"
+"      --metrics-interval DUR  (accepted for uniformity)\n"
 "  -v, --verbose            more messages\n"
 "  -q, --quiet              only errors\n"
 "      --log-format FMT     text or json (text)\n"
@@ -994,6 +998,28 @@ int main(int argc, char **argv)
     flush_out();
     lp_info("%" PRIu64 " lines read, %" PRIu64 " printed, %" PRIu64
             " damaged", S.n_lines, S.n_out, S.n_bad);
+    if (opt.com.metrics) {
+        struct lp_metrics *m = lp_metrics_new();
+        lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
+                                 "result=\"printed\"",
+                                 "Lines read, by what became of them."),
+                      (double)S.n_out);
+        lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
+                                 "result=\"damaged\"", ""),
+                      (double)S.n_bad);
+        lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
+                                 "result=\"filtered\"", ""),
+                      (double)(S.n_lines > S.n_out + S.n_bad ?
+                               S.n_lines - S.n_out - S.n_bad : 0));
+        lp_metric_set(lp_counter(m, "logpipe_replay_files_total", "",
+                                 "Inputs read."), (double)S.n);
+        if (lp_metrics_write(m, opt.com.metrics, err) < 0) {
+            lp_error("%s", err);
+            if (S.exit_code == 0)
+                S.exit_code = LP_EX_CANTCREAT;
+        }
+        lp_metrics_free(m);
+    }
     for (size_t i = 0; i < S.n; i++) {
         if (!S.v[i].done && S.v[i].open)
             src_close(&S.v[i]);

@@ -19,6 +19,7 @@
 #include "lp_gz.h"
 #include "lp_layout.h"
 #include "lp_log.h"
+#include "lp_metrics.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
 #include "lp_sig.h"
@@ -59,6 +60,7 @@ static const struct option longopts[] = {
     { "max-size", required_argument, NULL, OPT_MAX_SIZE },
     { "jobs", required_argument, NULL, 'j' },
     { "dry-run", no_argument, NULL, 'n' },
+    LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL, 0, NULL, 0 }
 };
@@ -81,6 +83,8 @@ static void usage(void)
 "      --max-size SIZE      delete the oldest days while the tree is larger\n"
 "  -j, --jobs N             compress N files at once (1)\n"
 "  -n, --dry-run            print the actions, do nothing\n"
+"      --metrics FILE       write Prometheus metrics to FILE at exit\n"
+"      --metrics-interval DUR  (accepted for uniformity)\n"
 "  -v, --verbose            more messages\n"
 "  -q, --quiet              only errors\n"
 "      --log-format FMT     text or json (text)\n"
@@ -100,11 +104,21 @@ static struct {
     int dry_run;
 } opt;
 
+/* What a run did, for --metrics; workers send theirs up a pipe. */
+struct tally {
+    uint64_t act[6];            /* by action, as in action_names */
+    uint64_t bytes_in, bytes_out, errors;
+};
+
+static const char *action_names[] = { "compress", "append", "unlink",
+                                      "delete", "cleanup", "rmdir" };
+
 static struct {
     int dirfd;
     struct lp_layout *layout;
     int64_t now, today;
     int exit_code;
+    struct tally t;
 } S;
 
 /* ---- output ------------------------------------------------------------- */
@@ -140,6 +154,13 @@ static void action(const char *what, const char *path, int64_t in,
     if (opt.dry_run)
         lp_buf_adds(&b, ",\"dry_run\":true");
     lp_buf_adds(&b, "}\n");
+    for (int i = 0; i < 6; i++)
+        if (strcmp(what, action_names[i]) == 0)
+            S.t.act[i]++;
+    if (in > 0 && out >= 0)
+        S.t.bytes_in += (uint64_t)in;
+    if (out > 0)
+        S.t.bytes_out += (uint64_t)out;
     if (b.p && lp_fs_write_all(STDOUT_FILENO, b.p, b.len) < 0 &&
         errno == EPIPE) {
         signal(SIGPIPE, SIG_DFL);
@@ -159,6 +180,7 @@ static void crash_point(const char *where)
 
 static void failed(int code)
 {
+    S.t.errors++;
     if (S.exit_code == 0 || code == LP_EX_IOERR)
         S.exit_code = code;
 }
@@ -442,7 +464,9 @@ static void compress_all(char **rels, size_t n)
         }
         return;
     }
-    if (pipe(p) < 0 || (kids = calloc(jobs, sizeof *kids)) == NULL) {
+    int tp[2];
+    if (pipe(p) < 0 || pipe(tp) < 0 ||
+        (kids = calloc(jobs, sizeof *kids)) == NULL) {
         lp_error("cannot start workers: %s", strerror(errno));
         failed(LP_EX_SOFTWARE);
         return;
@@ -454,16 +478,24 @@ static void compress_all(char **rels, size_t n)
             int code = 0;
             close(p[1]);
             /* writes of 4 bytes to a pipe are atomic: one index each */
+            close(tp[0]);
+            memset(&S.t, 0, sizeof S.t);
             while (!lp_stop && read(p[0], &i, sizeof i) == sizeof i) {
                 int rc = compress_one(rels[i]);
                 if (rc && (code == 0 || rc == LP_EX_IOERR))
                     code = rc;
+                if (rc)
+                    S.t.errors++;
             }
+            /* one write under PIPE_BUF: arrives whole */
+            if (write(tp[1], &S.t, sizeof S.t) < 0)
+                code = code ? code : LP_EX_SOFTWARE;
             _exit(code);
         }
         kids[k] = pid;
     }
     close(p[0]);
+    close(tp[1]);
     for (uint32_t i = 0; i < n && !lp_stop; i++)
         if (lp_fs_write_all(p[1], &i, sizeof i) < 0)
             break;
@@ -490,6 +522,17 @@ static void compress_all(char **rels, size_t n)
             failed(LP_EX_SOFTWARE);
     }
     free(kids);
+    {
+        struct tally t;
+        while (read(tp[0], &t, sizeof t) == sizeof t) {
+            for (int i = 0; i < 6; i++)
+                S.t.act[i] += t.act[i];
+            S.t.bytes_in += t.bytes_in;
+            S.t.bytes_out += t.bytes_out;
+            S.t.errors += t.errors;
+        }
+        close(tp[0]);
+    }
     if (piped) {
         /* our reader left (| head): leave as it expects */
         signal(SIGPIPE, SIG_DFL);
@@ -707,6 +750,34 @@ int main(int argc, char **argv)
     S.now = lp_now_ms();
     S.today = S.now / 86400000LL;
     rc = run();
+    if (opt.com.metrics) {
+        struct lp_metrics *m = lp_metrics_new();
+        for (int i = 0; i < 6; i++) {
+            char l[48];
+            snprintf(l, sizeof l, "action=\"%s\"", action_names[i]);
+            lp_metric_set(lp_counter(m, "logpipe_rotate_actions_total", l,
+                                     "Actions taken on the tree."),
+                          (double)S.t.act[i]);
+        }
+        lp_metric_set(lp_counter(m, "logpipe_rotate_bytes_in_total", "",
+                                 "Bytes compressed."),
+                      (double)S.t.bytes_in);
+        lp_metric_set(lp_counter(m, "logpipe_rotate_bytes_out_total", "",
+                                 "Bytes of gzip written."),
+                      (double)S.t.bytes_out);
+        lp_metric_set(lp_counter(m, "logpipe_rotate_errors_total", "",
+                                 "Files that could not be handled."),
+                      (double)S.t.errors);
+        lp_metric_set(lp_gauge(m, "logpipe_rotate_seconds", "",
+                               "How long the run took."),
+                      (double)(lp_now_ms() - S.now) / 1000.0);
+        if (lp_metrics_write(m, opt.com.metrics, err) < 0) {
+            lp_error("%s", err);
+            if (rc == 0)
+                rc = LP_EX_CANTCREAT;
+        }
+        lp_metrics_free(m);
+    }
     close(lock);
     close(S.dirfd);
     lp_layout_free(S.layout);

@@ -19,6 +19,7 @@
 #include "lp_json.h"
 #include "lp_line.h"
 #include "lp_log.h"
+#include "lp_metrics.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
@@ -69,6 +70,8 @@ struct batch {
     int flushed;                /* written to the socket whole */
     int source;                 /* B_INPUT or B_REPLAY */
     int64_t opened_ms;          /* monotonic time of its first event */
+    int64_t sent_us;            /* monotonic time it was written */
+    char first[48], last[48];   /* stream IDs of its first and last event */
 };
 
 enum {
@@ -97,6 +100,7 @@ static const struct option longopts[] = {
     { "wal-max", required_argument, NULL, OPT_WAL_MAX },
     { "flush-wal", no_argument, NULL, OPT_FLUSH_WAL },
     { "max-backlog", required_argument, NULL, OPT_MAX_BACKLOG },
+    LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL, 0, NULL, 0 }
 };
@@ -130,7 +134,9 @@ static void usage(void)
 "      --rejects FILE       append rejected lines to FILE, verbatim\n"
 "      --rejects-to-dlq     also add rejected lines to the DLQ\n"
 "      --ids                print the stream ID of each event sent\n"
-"  -v, --verbose            more messages (-vv: per batch)\n"
+"      --metrics FILE       write Prometheus metrics to FILE (at exit, and\n"
+"      --metrics-interval DUR  every DUR while running: 15s)\n"
+"  -v, --verbose            more messages, one line per batch\n"
 "  -q, --quiet              only errors\n"
 "      --log-format FMT     text or json (text)\n"
 "  -h, --help               this help\n"
@@ -206,6 +212,15 @@ static struct {
     uint64_t n_wal, n_replayed;
 } S;
 
+/* --metrics: counters mirror the totals in S, set before each write */
+static struct {
+    struct lp_metrics *m;
+    struct lp_metric *lines, *sent, *rejected, *wal, *replayed, *dlq;
+    struct lp_metric *maybe, *batches, *batch_s, *errors, *reconnects;
+    struct lp_metric *wal_bytes;
+    uint64_t n_batches, n_errors, n_reconnects;
+} M;
+
 static void fatal_oom(void)
 {
     lp_error("out of memory");
@@ -230,6 +245,67 @@ static void reset_batch(struct batch *b)
     b->n = b->replied = b->failed = 0;
     b->blob.len = 0;
     b->flushed = 0;
+    b->first[0] = b->last[0] = '\0';
+}
+
+static void metrics_init(void)
+{
+    if (opt.com.metrics == NULL)
+        return;
+    M.m = lp_metrics_new();
+    M.lines = lp_counter(M.m, "logpipe_send_lines_total", "",
+                         "Input lines read.");
+    M.sent = lp_counter(M.m, "logpipe_send_events_total", "result=\"sent\"",
+                        "Events by what became of them.");
+    M.rejected = lp_counter(M.m, "logpipe_send_events_total",
+                            "result=\"rejected\"", "");
+    M.wal = lp_counter(M.m, "logpipe_send_events_total", "result=\"wal\"",
+                       "");
+    M.replayed = lp_counter(M.m, "logpipe_send_wal_replayed_total", "",
+                            "Events sent again from the WAL.");
+    M.dlq = lp_counter(M.m, "logpipe_send_dlq_total", "",
+                       "Rejected lines added to the DLQ.");
+    M.maybe = lp_counter(M.m, "logpipe_send_possible_duplicates_total", "",
+                         "Events sent again after a reply was lost.");
+    M.batches = lp_counter(M.m, "logpipe_send_batches_total", "",
+                           "Batches acknowledged.");
+    M.batch_s = lp_histogram(M.m, "logpipe_send_batch_seconds", "",
+                             "From writing a batch to its last reply.",
+                             lp_seconds_buckets, lp_seconds_nbuckets);
+    M.errors = lp_counter(M.m, "logpipe_send_redis_errors_total", "",
+                          "Failures of Redis: I/O errors and error replies.");
+    M.reconnects = lp_counter(M.m, "logpipe_send_reconnects_total", "",
+                              "Connections made again after a failure.");
+    M.wal_bytes = lp_gauge(M.m, "logpipe_send_wal_bytes", "",
+                           "Bytes of records waiting in the WAL.");
+    if (M.m == NULL)
+        fatal_oom();
+}
+
+/* Writes the metrics file when due (or now, with force). */
+static void metrics_tick(int force)
+{
+    char err[LP_ERRLEN];
+    static int warned;
+
+    if (M.m == NULL)
+        return;
+    lp_metric_set(M.lines, (double)S.n_lines);
+    lp_metric_set(M.sent, (double)S.n_sent);
+    lp_metric_set(M.rejected, (double)S.n_rejected);
+    lp_metric_set(M.wal, (double)S.n_wal);
+    lp_metric_set(M.replayed, (double)S.n_replayed);
+    lp_metric_set(M.dlq, (double)S.n_dlq);
+    lp_metric_set(M.maybe, (double)S.n_maybe);
+    lp_metric_set(M.batches, (double)M.n_batches);
+    lp_metric_set(M.errors, (double)M.n_errors);
+    lp_metric_set(M.reconnects, (double)M.n_reconnects);
+    lp_metric_set(M.wal_bytes, S.wal ? (double)lp_wal_bytes(S.wal) : 0);
+    if (lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval,
+                        force, err) < 0 && !warned) {
+        lp_warn("%s", err);
+        warned = 1;
+    }
 }
 
 /* ---- replies ---------------------------------------------------------- */
@@ -295,16 +371,20 @@ static void take_reply(struct batch *b, struct lp_reply *rep)
     } else {
         e->done = 1;
         if (e->kind == K_EVENT) {
+            size_t idn;
+            const char *id = lp_reply_str(rep, &idn);
+            if (id && idn < sizeof b->last) {
+                memcpy(b->last, id, idn);
+                b->last[idn] = '\0';
+                if (b->first[0] == '\0')
+                    memcpy(b->first, b->last, idn + 1);
+            }
             S.n_sent++;
             if (b->source == B_REPLAY)
                 S.n_replayed++;
-            if (opt.ids && !S.ids_off) {
-                size_t n;
-                const char *id = lp_reply_str(rep, &n);
-                if (id) {
-                    lp_buf_add(&S.out, id, n);
-                    lp_buf_addc(&S.out, '\n');
-                }
+            if (opt.ids && !S.ids_off && id) {
+                lp_buf_add(&S.out, id, idn);
+                lp_buf_addc(&S.out, '\n');
             }
         } else {
             S.n_dlq++;
@@ -336,6 +416,19 @@ static int retire(void)
         if (b->source == B_REPLAY && b->n &&
             lp_wal_seg_ack(S.wal, S.rseg, b->ev[b->n - 1].wend, err) < 0)
             wal_error(err);
+        {
+            double ms = (double)(lp_mono_us() - b->sent_us) / 1000.0;
+            M.n_batches++;
+            lp_metric_observe(M.batch_s, ms / 1000.0);
+            if (lp_log_verbosity() >= 1) {
+                char kv[200];
+                snprintf(kv, sizeof kv, "first=%s last=%s count=%zu ms=%.1f"
+                         "%s", b->first[0] ? b->first : "-",
+                         b->last[0] ? b->last : "-", b->n, ms,
+                         b->source == B_REPLAY ? " from=wal" : "");
+                lp_trace("batch", kv);
+            }
+        }
         release_head();
         S.fail_since = 0;
         S.backoff = 0;
@@ -532,6 +625,7 @@ static int send_batch(struct batch *b, char *err)
         snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
         return -1;
     }
+    b->sent_us = lp_mono_us();
     if (lp_redis_flush(S.r, err) < 0)
         return -1;
     b->flushed = 1;
@@ -619,6 +713,8 @@ static void spill(const char *why)
 static void replay_failed(const char *why)
 {
     char err[LP_ERRLEN];
+
+    M.n_errors++;
     uint64_t acked = 0;
     int broken = 0;
 
@@ -676,6 +772,7 @@ static void recover(const char *why)
     char err[LP_ERRLEN], msg[LP_ERRLEN + 64], d[32];
     int64_t now = lp_mono_ms();
 
+    M.n_errors++;
     if (S.walmode) {
         replay_failed(why);
         return;
@@ -733,6 +830,7 @@ static void recover(const char *why)
                 snprintf(msg, sizeof msg, "%s", err);
                 continue;
             }
+            M.n_reconnects++;
         }
         S.last_permanent = 0;
         int ok = 1;
@@ -760,6 +858,8 @@ static int ensure_connected(char *err)
             lp_error("the events stay in the WAL %s", opt.wal);
         exit(LP_EX_CONFIG);
     }
+    if (rc == 0 && (S.fail_since || M.n_errors))
+        M.n_reconnects++;
     return rc < 0 ? -1 : 0;
 }
 
@@ -953,10 +1053,9 @@ static void dispatch(void)
     reset_batch(&S.in);
     b->source = B_INPUT;
     S.count++;
-    if (lp_log_verbosity() >= 2)
-        lp_debug("batch of %zu events, %zu bytes", b->n, b->blob.len);
     if (ensure_connected(err) < 0 || send_batch(b, err) < 0)
         recover(err);
+    metrics_tick(0);
 }
 
 /* ---- events ----------------------------------------------------------- */
@@ -1216,7 +1315,10 @@ static int wait_input(int fd)
         if (timeout < 0 || left < timeout)
             timeout = (int)left;
     }
+    if (M.m && (timeout < 0 || timeout > opt.com.metrics_interval))
+        timeout = (int)opt.com.metrics_interval;
     rc = poll(p, (nfds_t)np, timeout);
+    metrics_tick(0);
     if (rc < 0)
         return 0;               /* EINTR: the caller checks lp_stop */
     if (rfd >= 0 && p[rfd].revents) {
@@ -1554,6 +1656,7 @@ int main(int argc, char **argv)
     lp_log_init("logpipe-send", opt.com.log_format, opt.com.verbosity);
     lp_sig_init(0);
     setup();
+    metrics_init();
     S.now = lp_now_ms();
 
     if (!opt.flush_wal) {
@@ -1593,6 +1696,8 @@ int main(int argc, char **argv)
         if (S.exit_code == 0)
             S.exit_code = LP_EX_DATAERR;
     }
+    metrics_tick(1);
+    lp_metrics_free(M.m);
     teardown();
     if (S.stdout_gone) {
         /* stdout went away (| head): leave as a filter killed by SIGPIPE

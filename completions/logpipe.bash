@@ -8,7 +8,8 @@
 # _logpipe_opts TOOL: the long options of TOOL, then its short ones
 _logpipe_opts()
 {
-    local base='--verbose --quiet --log-format --help --version -v -q -h -V'
+    local base='--verbose --quiet --log-format --metrics --metrics-interval
+        --help --version -v -q -h -V'
     local common="$base --redis --stream --dlq --password-file -r -s"
     case $1 in
     logpipe-send)
@@ -32,6 +33,14 @@ _logpipe_opts()
         echo "$common --dir --layout --since --until --time-field --where
             --strip-id --dedup --sort --from-redis --field --max-line -d"
         ;;
+    logpipe-dlq)
+        echo "$common --limit --where --all --older-than --dry-run --timeout
+            -n -t"
+        ;;
+    logpipe-stat)
+        echo "$common --group --dir --wal --timeout --prom --check --max-lag
+            --max-pending --max-pending-age --max-dlq -g -d -t"
+        ;;
     *)
         # a tool newer than this file: ask it
         "$1" --help 2>/dev/null |
@@ -44,7 +53,7 @@ _logpipe_opts()
 _logpipe_takes_arg()
 {
     case $2 in
-    --log-format)
+    --log-format|--metrics|--metrics-interval)
         return 0 ;;
     esac
     case $1 in
@@ -78,6 +87,17 @@ _logpipe_takes_arg()
         case $2 in
         --dir|--layout|--since|--until|--time-field|--where|--field|\
         --max-line|-d)
+            return 0 ;;
+        esac ;;
+    logpipe-dlq)
+        case $2 in
+        --limit|--where|--older-than|--timeout|-t)
+            return 0 ;;
+        esac ;;
+    logpipe-stat)
+        case $2 in
+        --group|--dir|--wal|--timeout|--max-lag|--max-pending|\
+        --max-pending-age|--max-dlq|-g|-d|-t)
             return 0 ;;
         esac ;;
     *)
@@ -136,7 +156,7 @@ _logpipe()
 
     if [[ $split == true ]] || _logpipe_takes_arg "$tool" "$prev"; then
         case $prev in
-        --password-file|--rejects)
+        --password-file|--rejects|--metrics)
             _logpipe_files
             return ;;
         -d|--dir|--wal)
@@ -169,12 +189,22 @@ _logpipe()
         return
     fi
 
-    # operands: send reads files, replay files and directories; drain and
-    # rotate take none
+    # operands: send reads files, replay files and directories; dlq a
+    # command, then stream IDs; drain, rotate and stat take none
     case $tool in
     logpipe-send|logpipe-replay)
         _logpipe_files ;;
-    logpipe-drain|logpipe-rotate)
+    logpipe-dlq)
+        COMPREPLY=()
+        for ((i = 1; i < cword; i++)); do
+            case ${words[i]} in
+            list|show|stats|retry|purge|export)
+                return ;;
+            esac
+        done
+        COMPREPLY=($(compgen -W 'list show stats retry purge export' \
+            -- "$cur")) ;;
+    logpipe-drain|logpipe-rotate|logpipe-stat)
         COMPREPLY=() ;;
     *)
         _logpipe_files ;;
@@ -182,6 +212,7 @@ _logpipe()
 }
 
 complete -F _logpipe logpipe-send logpipe-drain logpipe-rotate logpipe-replay
+complete -F _logpipe logpipe-dlq logpipe-stat
 # sourced through a symlink named after a tool unknown to this file
 case ${BASH_SOURCE[0]##*/} in
 logpipe-*) complete -F _logpipe "${BASH_SOURCE[0]##*/}" ;;

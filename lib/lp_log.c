@@ -1,5 +1,6 @@
 /* lp_log.c -- diagnostics on stderr, as text or one JSON object per line */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -106,3 +107,57 @@ LP_LOG_FN(lp_error, "error", -1)
 LP_LOG_FN(lp_warn, "warning", 0)
 LP_LOG_FN(lp_info, "info", 1)
 LP_LOG_FN(lp_debug, "debug", 2)
+
+void lp_trace(const char *msg, const char *kv)
+{
+    char out[4096];
+    size_t o;
+
+    if (log_verbosity < 1)
+        return;
+    if (log_format != LP_LOG_JSON) {
+        o = (size_t)snprintf(out, sizeof out, "%s: %s %s\n", log_prog, msg,
+                             kv);
+        if (o >= sizeof out)
+            o = sizeof out - 1;
+    } else {
+        char ts[40];
+        struct lp_buf b = { out, 0, sizeof out };
+        lp_time_format(lp_now_ms(), ts);
+        b.len = (size_t)snprintf(out, sizeof out, "{\"ts\":\"%s\",\"prog\":"
+                                 "\"%s\",\"level\":\"info\",\"msg\":\"%s\"",
+                                 ts, log_prog, msg);
+        for (const char *p = kv; *p; ) {
+            const char *eq = strchr(p, '='), *end = strchr(p, ' ');
+            if (end == NULL)
+                end = p + strlen(p);
+            if (eq == NULL || eq > end || b.len + (size_t)(end - p) * 6 + 16
+                > sizeof out)
+                break;
+            const char *v = eq + 1;
+            char *num_end;
+            size_t vl = (size_t)(end - v);
+            char tmp[64];
+            int is_num = vl > 0 && vl < sizeof tmp &&
+                         ((*v >= '0' && *v <= '9') || *v == '-');
+            if (is_num) {
+                memcpy(tmp, v, vl);
+                tmp[vl] = '\0';
+                strtod(tmp, &num_end);
+                is_num = *num_end == '\0';
+            }
+            lp_buf_adds(&b, ",\"");
+            lp_buf_add(&b, p, (size_t)(eq - p));
+            lp_buf_adds(&b, "\":");
+            if (is_num)
+                lp_buf_add(&b, v, vl);
+            else
+                lp_buf_add_jstr(&b, v, vl);
+            p = *end ? end + 1 : end;
+        }
+        lp_buf_adds(&b, "}\n");
+        o = b.len;
+    }
+    if (write(STDERR_FILENO, out, o) < 0)
+        return;
+}

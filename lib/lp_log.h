@@ -24,4 +24,11 @@ void lp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * An info line (shown with -v) with fields: kv is "key=value key=value",
+ * values without spaces. Text: "prog: msg key=value ..."; JSON: the
+ * fields as members, numbers as numbers.
+ */
+void lp_trace(const char *msg, const char *kv);
+
 #endif

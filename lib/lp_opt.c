@@ -26,6 +26,9 @@ void lp_common_init(struct lp_common *c)
     c->group = env_or("LOGPIPE_GROUP", "logpipe");
     c->dlq = env_or("LOGPIPE_DLQ", "logs:dlq");
     c->dir = env_or("LOGPIPE_DIR", "./logs");
+    c->dir_set = getenv("LOGPIPE_DIR") && *getenv("LOGPIPE_DIR");
+    c->group_set = getenv("LOGPIPE_GROUP") && *getenv("LOGPIPE_GROUP");
+    c->metrics_interval = 15000;
     c->log_format = LP_LOG_TEXT;
 }
 
@@ -49,13 +52,26 @@ int lp_common_opt(struct lp_common *c, int opt, const char *arg, char *err)
         return nonempty("--stream", arg, err);
     case 'g':
         c->group = arg;
+        c->group_set = 1;
         return nonempty("--group", arg, err);
     case LP_OPT_DLQ:
         c->dlq = arg;
         return nonempty("--dlq", arg, err);
     case 'd':
         c->dir = arg;
+        c->dir_set = 1;
         return nonempty("--dir", arg, err);
+    case LP_OPT_METRICS:
+        c->metrics = arg;
+        return nonempty("--metrics", arg, err);
+    case LP_OPT_METRICS_INTERVAL:
+        if (lp_parse_duration(arg, "s", &c->metrics_interval, err) < 0)
+            return -1;
+        if (c->metrics_interval < 100) {
+            snprintf(err, LP_ERRLEN, "--metrics-interval: at least 100ms");
+            return -1;
+        }
+        return 1;
     case LP_OPT_PASSWORD_FILE:
         c->password_file = arg;
         return nonempty("--password-file", arg, err);

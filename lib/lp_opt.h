@@ -3,6 +3,7 @@
 #define LP_OPT_H
 
 #include <getopt.h>
+#include <stdint.h>
 
 #include "lp_redis.h"
 
@@ -16,6 +17,7 @@ enum {
     LP_OPT_LOG_FORMAT,
     LP_OPT_PASSWORD_FILE,
     LP_OPT_METRICS,
+    LP_OPT_METRICS_INTERVAL,
     LP_OPT_TOOL = 0x200         /* first code free for a tool's own options */
 };
 
@@ -27,6 +29,9 @@ enum {
 #define LP_LONG_DIR { "dir", required_argument, NULL, 'd' }
 #define LP_LONG_PASSWORD_FILE \
     { "password-file", required_argument, NULL, LP_OPT_PASSWORD_FILE }
+#define LP_LONG_METRICS \
+    { "metrics", required_argument, NULL, LP_OPT_METRICS }, \
+    { "metrics-interval", required_argument, NULL, LP_OPT_METRICS_INTERVAL }
 #define LP_LONG_LOG \
     { "verbose", no_argument, NULL, 'v' }, \
     { "quiet", no_argument, NULL, 'q' }, \
@@ -41,6 +46,10 @@ struct lp_common {
     const char *dlq;            /* LOGPIPE_DLQ */
     const char *dir;            /* LOGPIPE_DIR */
     const char *password_file;
+    const char *metrics;        /* --metrics FILE */
+    int64_t metrics_interval;   /* ms, for long runs */
+    int dir_set;                /* --dir or LOGPIPE_DIR given */
+    int group_set;              /* --group or LOGPIPE_GROUP given */
     int verbosity;              /* -q: -1, -v: +1 each */
     int log_format;             /* LP_LOG_TEXT / LP_LOG_JSON */
 };

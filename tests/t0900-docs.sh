@@ -251,6 +251,23 @@ test_expect_success 'bash: --log-format offers text and json' '
     test_cmp "$TMP/expect" "$TMP/c"
 '
 
+test_expect_success 'bash: logpipe-dlq completes its commands, then no more' '
+    complete_bash 0 logpipe-dlq r >"$TMP/c" &&
+    printf "retry\n" >"$TMP/expect" &&
+    test_cmp "$TMP/expect" "$TMP/c" &&
+    complete_bash 0 logpipe-dlq -v "" | sort >"$TMP/c" &&
+    printf "export\nlist\npurge\nretry\nshow\nstats\n" >"$TMP/expect" &&
+    test_cmp "$TMP/expect" "$TMP/c" &&
+    complete_bash 0 logpipe-dlq retry "" >"$TMP/c" &&
+    ! grep -q . "$TMP/c"
+'
+
+test_expect_success 'bash: --metrics takes a file name' '
+    touch "$TMP/m.prom" &&
+    complete_bash 0 logpipe-stat --metrics "$TMP/m." >"$TMP/c" &&
+    grep_q "m.prom" "$TMP/c"
+'
+
 test_expect_success 'bash: sourced as one tool, it completes the others' '
     mkdir -p "$TMP/bc" &&
     ln -sf "$BASHCOMP" "$TMP/bc/logpipe-send" &&

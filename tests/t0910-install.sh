@@ -14,6 +14,8 @@ test_expect_success 'make install PREFIX=/usr DESTDIR=...' '
     test -f root/usr/share/man/man7/logpipe.7 &&
     test -f root/usr/share/bash-completion/completions/logpipe &&
     test -f root/usr/share/zsh/site-functions/_logpipe &&
+    test -f root/usr/share/doc/logpipe/examples/logpipe-drain.service &&
+    test -f root/usr/share/doc/logpipe/examples/users.acl &&
     root/usr/bin/logpipe-send --version | grep -q "^logpipe-send "
 '
 

@@ -1,0 +1,818 @@
+/* logpipe-dlq.c -- the operator's view of the dead letter stream */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lp_buf.h"
+#include "lp_exit.h"
+#include "lp_fs.h"
+#include "lp_jq.h"
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_metrics.h"
+#include "lp_opt.h"
+#include "lp_parse.h"
+#include "lp_redis.h"
+#include "lp_sig.h"
+#include "lp_time.h"
+
+/*
+ * list, show, stats, retry, purge, export: all NDJSON on stdout, all
+ * paging through XRANGE (1000 entries a page), so a DLQ of a million
+ * entries is never held at once. An entry is shown as one JSON object:
+ * its ID, its fields, and its event as JSON when it parses ("event"),
+ * else as a string ("data"); --where runs on that object.
+ *
+ * retry and purge act on each entry atomically: retry is one script that
+ * reads the entry, XADDs its data to its source stream and XDELs it, so
+ * running it twice (or two operators at once) sends nothing twice; purge
+ * is one XDEL per entry.
+ */
+
+enum { C_LIST, C_SHOW, C_STATS, C_RETRY, C_PURGE, C_EXPORT };
+
+enum {
+    OPT_LIMIT = LP_OPT_TOOL, OPT_WHERE, OPT_ALL, OPT_OLDER_THAN, OPT_DRY_RUN
+};
+
+static const struct option longopts[] = {
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_PASSWORD_FILE,
+    { "limit", required_argument, NULL, OPT_LIMIT },
+    { "where", required_argument, NULL, OPT_WHERE },
+    { "all", no_argument, NULL, OPT_ALL },
+    { "older-than", required_argument, NULL, OPT_OLDER_THAN },
+    { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+    { "timeout", required_argument, NULL, 't' },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL, 0, NULL, 0 }
+};
+
+static const char shortopts[] = "+r:s:t:nvqhV";
+
+static void usage(void)
+{
+    printf(
+"usage: logpipe-dlq [options] COMMAND [ID...]\n"
+"Inspect and repair the dead letter stream. Commands:\n"
+"  list [--limit N] [--where JQ]    the entries, one JSON object a line\n"
+"  show ID...                       these entries\n"
+"  stats                            counts per error and stage, oldest, newest\n"
+"  retry ID...|--all [--where JQ]   back to their source stream, atomically\n"
+"                                   removed from the DLQ\n"
+"  purge ID...|--all|--older-than DUR [--where JQ] [--dry-run]\n"
+"  export [--limit N] [--where JQ]  the bare events, for | logpipe-send\n"
+"\n"
+"  -r, --redis URL          Redis URL (redis://127.0.0.1:6379/0)\n"
+"  -s, --stream KEY         retry's target when an entry names none\n"
+"                           (logs:stream)\n"
+"      --dlq KEY            dead letter stream (logs:dlq)\n"
+"      --password-file FILE read the Redis password from FILE\n"
+"      --limit N            at most N entries (list, export)\n"
+"      --where JQ           only entries for which JQ is true\n"
+"      --all                every entry (retry, purge)\n"
+"      --older-than DUR     entries that failed longer ago (purge)\n"
+"  -n, --dry-run            say what retry or purge would do\n"
+"  -t, --timeout DUR        give up on Redis after DUR (10s)\n"
+"      --metrics FILE       write Prometheus metrics to FILE at exit\n"
+"      --metrics-interval DUR  (accepted for uniformity)\n"
+"  -v, --verbose            more messages\n"
+"  -q, --quiet              only errors\n"
+"      --log-format FMT     text or json (text)\n"
+"  -h, --help               this help\n"
+"  -V, --version            version\n"
+"\n"
+"Exit: 0 ok, 64 usage, 65 an ID not in the DLQ (show), not an ID, or an\n"
+"entry that cannot be retried, 69 Redis unreachable, 70 internal error,\n"
+"74 output error, 78 bad configuration or permission refused.\n"
+"See logpipe-dlq(1).\n");
+}
+
+static struct {
+    struct lp_common com;
+    int cmd;
+    uint64_t limit;
+    const char *where;
+    int all, dry_run;
+    int64_t older_than;
+    int has_older;
+    int64_t timeout;
+    char **ids;
+    int nids;
+} opt;
+
+static struct {
+    struct lp_redis *r;
+    struct lp_jq *where;
+    struct lp_buf out;
+    struct lp_buf obj;
+    int exit_code;
+    uint64_t n_seen, n_done, n_missing;
+} S;
+
+/*
+ * Reads entry ARGV[1] of the DLQ KEYS[1]; XADDs its data to KEYS[2], its
+ * source_stream (or -s when it names none, as the caller read it from the
+ * page: entries never change, and IDs are never reused), and XDELs it, in
+ * one script. Both keys are declared, as Redis asks of scripts. Returns
+ * {stream, new id}, or false when the entry is gone already.
+ */
+static const char retry_script[] =
+    "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
+    "if #e == 0 then return false end\n"
+    "local f, data, src = e[1][2]\n"
+    "for i = 1, #f, 2 do\n"
+    "  if f[i] == 'data' then data = f[i + 1]\n"
+    "  elseif f[i] == 'source_stream' then src = f[i + 1] end\n"
+    "end\n"
+    "if data == nil then return redis.error_reply('ERR no data field') end\n"
+    "if src == nil or src == '' then src = ARGV[2] end\n"
+    "if src ~= KEYS[2] then\n"
+    "  return redis.error_reply('ERR source_stream is not ' .. KEYS[2])\n"
+    "end\n"
+    "local id = redis.call('XADD', src, '*', 'data', data)\n"
+    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "return {src, id}\n";
+
+static void flush_out(void)
+{
+    if (S.out.len && lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
+        if (errno == EPIPE) {
+            signal(SIGPIPE, SIG_DFL);
+            raise(SIGPIPE);
+        }
+        lp_error("stdout: %s", strerror(errno));
+        exit(LP_EX_IOERR);
+    }
+    S.out.len = 0;
+}
+
+/* An error reply that no retry cures: a refused permission (also inside a
+ * script, where Redis 7.0 words it differently) or a key of the wrong
+ * type. */
+static int config_error(const struct lp_reply *rep)
+{
+    char t[300];
+
+    if (lp_reply_is_error(rep, "NOPERM") ||
+        lp_reply_is_error(rep, "WRONGTYPE"))
+        return 1;
+    lp_reply_text(rep, t, sizeof t);
+    return strstr(t, "The user executing the script can't") != NULL ||
+           strstr(t, "NOPERM") != NULL || strstr(t, "WRONGTYPE") != NULL;
+}
+
+static struct lp_reply *redis_or_die(const char *what, struct lp_reply *rep,
+                                     const char *err)
+{
+    if (rep == NULL) {
+        flush_out();
+        lp_error("%s: %s", what, err);
+        exit(LP_EX_UNAVAILABLE);
+    }
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[300];
+        flush_out();
+        lp_error("%s %s: %s", what, opt.com.dlq,
+                 lp_reply_text(rep, t, sizeof t));
+        exit(config_error(rep) ? LP_EX_CONFIG : LP_EX_UNAVAILABLE);
+    }
+    return rep;
+}
+
+/* The JSON object of a DLQ entry into S.obj: {"id":..., fields..., and
+ * "event" (the data, when valid JSON) or "data" (a string)}. */
+static void entry_object(const struct lp_entry *e)
+{
+    struct lp_buf *b = &S.obj;
+
+    b->len = 0;
+    lp_buf_adds(b, "{\"id\":");
+    lp_buf_add_jstr(b, e->id, e->idlen);
+    for (size_t k = 0; k < e->nfields; k++) {
+        const char *f, *v;
+        size_t fl, vl;
+        struct lp_jerr je;
+        lp_entry_pair(e, k, &f, &fl, &v, &vl);
+        if (fl == 4 && memcmp(f, "data", 4) == 0) {
+            if (lp_json_valid(v, vl, NULL, &je) == 0) {
+                lp_buf_adds(b, ",\"event\":");
+                /* as it is: its bytes are the event's */
+                while (vl && (*v == ' ' || *v == '\t' || *v == '\r' ||
+                              *v == '\n')) {
+                    v++;
+                    vl--;
+                }
+                lp_buf_add(b, v, vl);
+                while (b->len && (b->p[b->len - 1] == ' ' ||
+                                  b->p[b->len - 1] == '\n' ||
+                                  b->p[b->len - 1] == '\r' ||
+                                  b->p[b->len - 1] == '\t'))
+                    b->len--;
+            } else {
+                lp_buf_adds(b, ",\"data\":");
+                lp_buf_add_jstr(b, v, vl);
+            }
+            continue;
+        }
+        lp_buf_addc(b, ',');
+        lp_buf_add_jstr(b, f, fl);
+        lp_buf_addc(b, ':');
+        if ((fl == 10 && memcmp(f, "deliveries", 10) == 0 && vl > 0 &&
+             vl < 12 && strspn(v, "0123456789") >= vl)) {
+            lp_buf_add(b, v, vl);
+        } else if (fl == 9 && memcmp(f, "failed_at", 9) == 0 && vl > 0 &&
+                   vl < 16 && strspn(v, "0123456789") >= vl) {
+            char ts[40];
+            lp_time_format(strtoll(v, NULL, 10), ts);
+            lp_buf_add_jstr(b, ts, strlen(ts));
+        } else {
+            lp_buf_add_jstr(b, v, vl);
+        }
+    }
+    lp_buf_addc(b, '}');
+}
+
+/* Does the entry pass --where? (and not too old/new for --older-than) */
+static int selected(const struct lp_entry *e)
+{
+    char err[LP_ERRLEN];
+    uint64_t ms, seq;
+
+    if (opt.has_older) {
+        /* the entry's ID is when it was moved to the DLQ */
+        if (lp_stream_id_parse(e->id, e->idlen, &ms, &seq) < 0 ||
+            (int64_t)ms >= lp_now_ms() - opt.older_than)
+            return 0;
+    }
+    if (S.where == NULL)
+        return 1;
+    entry_object(e);
+    int m = lp_jq_match(S.where, S.obj.p, S.obj.len, err);
+    if (m < 0) {
+        lp_warn("entry %.*s: --where: %s", (int)e->idlen, e->id, err);
+        return 0;
+    }
+    return m;
+}
+
+static void add_line(const char *s, size_t n)
+{
+    lp_buf_add(&S.out, s, n);
+    lp_buf_addc(&S.out, '\n');
+    if (S.out.len >= 256 * 1024)
+        flush_out();
+}
+
+/* ---- the commands, entry by entry ---------------------------------------- */
+
+struct stats {
+    uint64_t total;
+    struct { char *key; uint64_t n; } err[256], stage[16];
+    int nerr, nstage;
+    char oldest[64], newest[64];
+    int64_t oldest_ms, newest_ms;
+};
+
+static void count_in(struct lp_buf *tmp, void *slots, int *n, int max,
+                     const char *v, size_t vl)
+{
+    struct { char *key; uint64_t n; } *s = slots;
+    int i;
+
+    for (i = 0; i < *n; i++)
+        if (strlen(s[i].key) == vl && memcmp(s[i].key, v, vl) == 0)
+            break;
+    if (i == *n) {
+        /* bounded: the last slot is "(other)", for all the rest */
+        if (*n == max - 1) {
+            v = "(other)";
+            vl = 7;
+        } else if (*n == max) {
+            i = max - 1;
+            goto count;
+        }
+        s[i].key = strndup(v, vl);
+        s[i].n = 0;
+        if (s[i].key == NULL) {
+            lp_error("out of memory");
+            exit(LP_EX_SOFTWARE);
+        }
+        (*n)++;
+    }
+count:
+    (void)tmp;
+    s[i].n++;
+}
+
+static void one(const struct lp_entry *e, struct stats *st,
+                struct lp_buf *acts)
+{
+    char err[LP_ERRLEN];
+
+    S.n_seen++;
+    switch (opt.cmd) {
+    case C_LIST:
+    case C_SHOW:
+        entry_object(e);
+        add_line(S.obj.p, S.obj.len);
+        S.n_done++;
+        break;
+    case C_EXPORT: {
+        size_t n;
+        const char *d = lp_entry_field(e, "data", 4, &n);
+        if (d == NULL || memchr(d, '\n', n)) {
+            lp_warn("entry %.*s: %s: not exported", (int)e->idlen, e->id,
+                    d ? "its data holds a newline" : "no data field");
+            break;
+        }
+        add_line(d, n);
+        S.n_done++;
+        break;
+    }
+    case C_STATS: {
+        const char *v;
+        size_t vl;
+        uint64_t ms = 0, seq;
+        st->total++;
+        S.n_done++;
+        v = lp_entry_field(e, "error", 5, &vl);
+        count_in(NULL, st->err, &st->nerr, 256, v ? v : "(none)",
+                 v ? vl : 6);
+        v = lp_entry_field(e, "stage", 5, &vl);
+        count_in(NULL, st->stage, &st->nstage, 16, v ? v : "(none)",
+                 v ? vl : 6);
+        lp_stream_id_parse(e->id, e->idlen, &ms, &seq);
+        if (st->oldest[0] == '\0') {
+            snprintf(st->oldest, sizeof st->oldest, "%.*s", (int)e->idlen,
+                     e->id);
+            st->oldest_ms = (int64_t)ms;
+        }
+        snprintf(st->newest, sizeof st->newest, "%.*s", (int)e->idlen,
+                 e->id);
+        st->newest_ms = (int64_t)ms;
+        break;
+    }
+    case C_RETRY:
+    case C_PURGE: {
+        /* queued as "ID\0TARGET\0": sent per page, one command each */
+        const char *t = NULL;
+        size_t tl = 0;
+        lp_buf_add(acts, e->id, e->idlen);
+        lp_buf_addc(acts, '\0');
+        if (opt.cmd == C_RETRY)
+            t = lp_entry_field(e, "source_stream", 13, &tl);
+        if (t == NULL || tl == 0 || memchr(t, '\0', tl)) {
+            t = opt.com.stream;
+            tl = strlen(t);
+        }
+        lp_buf_add(acts, t, tl);
+        lp_buf_addc(acts, '\0');
+        break;
+    }
+    }
+    (void)err;
+}
+
+/* Runs the queued retries or purges of a page, one command per entry,
+ * pipelined; one NDJSON line per entry. */
+static void act(struct lp_buf *acts)
+{
+    char err[LP_ERRLEN], line[512];
+    size_t n = 0;
+    int fatal = 0;
+
+    for (size_t p = 0; p < acts->len; ) {
+        const char *id = acts->p + p;
+        const char *target = id + strlen(id) + 1;
+        p = (size_t)(target - acts->p) + strlen(target) + 1;
+        if (opt.dry_run) {
+            snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":\"%s\","
+                     "\"dry_run\":true}", id, opt.cmd == C_RETRY ? "retry"
+                                                                  : "purge");
+            add_line(line, strlen(line));
+            S.n_done++;
+            continue;
+        }
+        if (opt.cmd == C_RETRY) {
+            const char *argv[7] = { "EVAL", retry_script, "2", opt.com.dlq,
+                                    target, id, opt.com.stream };
+            size_t lens[7];
+            for (int i = 0; i < 7; i++)
+                lens[i] = strlen(argv[i]);
+            lp_redis_append(S.r, 7, argv, lens);
+        } else {
+            const char *argv[3] = { "XDEL", opt.com.dlq, id };
+            size_t lens[3] = { 4, strlen(opt.com.dlq), strlen(id) };
+            lp_redis_append(S.r, 3, argv, lens);
+        }
+        n++;
+    }
+    size_t p = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct lp_reply *rep;
+        const char *id = acts->p + p;
+        p += strlen(id) + 1;
+        p += strlen(acts->p + p) + 1;
+        if (lp_redis_reply(S.r, &rep, err) < 0) {
+            flush_out();
+            lp_error("%s", err);
+            exit(LP_EX_UNAVAILABLE);
+        }
+        if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+            char t[300], *cut;
+            lp_reply_text(rep, t, sizeof t);
+            if ((cut = strstr(t, " script:")) != NULL)
+                *cut = '\0';
+            lp_error("entry %s: %s", id, t);
+            /* the worst status wins; a refusal that will refuse every
+             * entry ends the run after this page */
+            if (config_error(rep)) {
+                fatal = 1;
+                S.exit_code = LP_EX_CONFIG;
+            } else if (S.exit_code == LP_EX_OK) {
+                S.exit_code = LP_EX_DATAERR;
+            }
+        } else if (opt.cmd == C_RETRY && lp_reply_type(rep) ==
+                   LP_REPLY_ARRAY) {
+            struct lp_buf b = { 0 };
+            size_t sl, il;
+            const char *stream = lp_reply_str(lp_reply_at(rep, 0), &sl);
+            const char *nid = lp_reply_str(lp_reply_at(rep, 1), &il);
+            lp_buf_adds(&b, "{\"id\":\"");
+            lp_buf_adds(&b, id);
+            lp_buf_adds(&b, "\",\"action\":\"retried\",\"stream\":");
+            lp_buf_add_jstr(&b, stream ? stream : "", stream ? sl : 0);
+            lp_buf_adds(&b, ",\"new_id\":");
+            lp_buf_add_jstr(&b, nid ? nid : "", nid ? il : 0);
+            lp_buf_addc(&b, '}');
+            add_line(b.p, b.len);
+            lp_buf_free(&b);
+            S.n_done++;
+        } else if (opt.cmd == C_PURGE && lp_reply_int(rep) == 1) {
+            snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":"
+                     "\"purged\"}", id);
+            add_line(line, strlen(line));
+            S.n_done++;
+        } else {
+            /* retried or purged already, by an earlier run or someone else */
+            S.n_missing++;
+            lp_info("entry %s is not in %s (done already)", id, opt.com.dlq);
+        }
+        lp_reply_free(rep);
+    }
+    acts->len = 0;
+    if (fatal) {
+        flush_out();
+        lp_error("stopped: Redis refuses the %s of %s entries (see "
+                 "Permissions in logpipe-dlq(1))", opt.cmd == C_RETRY ?
+                 "retry" : "purge", opt.com.dlq);
+        exit(LP_EX_CONFIG);
+    }
+}
+
+/* Pages through the whole DLQ (or from the given IDs). */
+static void walk(struct stats *st)
+{
+    char err[LP_ERRLEN], start[80] = "-", end[80];
+    struct lp_buf acts = { 0 };
+    struct lp_reply *rep;
+
+    /*
+     * Only the entries there when the run starts: a retried entry that a
+     * running drain fails again comes back with a new ID, and must not be
+     * retried again by the same run (nor purged, nor listed twice).
+     */
+    rep = redis_or_die("XREVRANGE", lp_redis_cmd(S.r, err, "XREVRANGE",
+                       opt.com.dlq, "+", "-", "COUNT", "1", NULL), err);
+    if (lp_reply_len(rep) == 0) {
+        lp_reply_free(rep);
+        return;
+    }
+    {
+        size_t l;
+        const char *id = lp_reply_str(lp_reply_at(lp_reply_at(rep, 0), 0),
+                                      &l);
+        if (id == NULL || l >= sizeof end) {
+            lp_error("XREVRANGE %s: unexpected reply", opt.com.dlq);
+            exit(LP_EX_SOFTWARE);
+        }
+        memcpy(end, id, l);
+        end[l] = '\0';
+    }
+    lp_reply_free(rep);
+    if (opt.has_older) {
+        /* IDs are the times entries came in: stop at the cut-off */
+        int64_t cut = lp_now_ms() - opt.older_than;
+        uint64_t ms, seq;
+        if (cut <= 0)
+            return;
+        if (lp_stream_id_parse(end, strlen(end), &ms, &seq) == 0 &&
+            (int64_t)ms >= cut)
+            snprintf(end, sizeof end, "%" PRId64, cut - 1);
+    }
+
+    for (;;) {
+        const struct lp_reply *entries;
+        size_t n;
+
+        rep = redis_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
+                           opt.com.dlq, start, end, "COUNT", "1000", NULL),
+                           err);
+        if (lp_reply_entries(rep, 1, &entries, err) < 0 || entries == NULL ||
+            (n = lp_reply_len(entries)) == 0) {
+            lp_reply_free(rep);
+            break;
+        }
+        for (size_t i = 0; i < n && !lp_stop; i++) {
+            struct lp_entry e;
+            if (lp_entry_get(entries, i, &e, err) < 0) {
+                flush_out();
+                lp_error("XRANGE %s: %s", opt.com.dlq, err);
+                exit(LP_EX_SOFTWARE);
+            }
+            snprintf(start, sizeof start, "(%.*s", (int)e.idlen, e.id);
+            if (e.fields == NULL)
+                continue;
+            if (!selected(&e))
+                continue;
+            one(&e, st, &acts);
+            if (opt.limit && S.n_done >= opt.limit &&
+                (opt.cmd == C_LIST || opt.cmd == C_EXPORT))
+                break;
+        }
+        lp_reply_free(rep);
+        if (acts.len)
+            act(&acts);
+        flush_out();
+        if (lp_stop || (opt.limit && S.n_done >= opt.limit &&
+                        (opt.cmd == C_LIST || opt.cmd == C_EXPORT)))
+            break;
+    }
+    lp_buf_free(&acts);
+}
+
+/* The entries named on the command line, in that order. */
+static void by_id(struct stats *st)
+{
+    char err[LP_ERRLEN];
+    struct lp_buf acts = { 0 };
+
+    for (int i = 0; i < opt.nids && !lp_stop; i++) {
+        uint64_t ms, seq;
+        struct lp_reply *rep;
+        const struct lp_reply *entries;
+        const char *id = opt.ids[i];
+
+        if (lp_stream_id_parse(id, strlen(id), &ms, &seq) < 0 ||
+            strchr(id, '-') == NULL) {
+            lp_error("'%s' is not a stream entry ID (like 1700000000000-0)",
+                     id);
+            S.exit_code = LP_EX_DATAERR;
+            continue;
+        }
+        rep = redis_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
+                           opt.com.dlq, id, id, NULL), err);
+        if (lp_reply_entries(rep, 1, &entries, err) < 0 || entries == NULL ||
+            lp_reply_len(entries) == 0) {
+            lp_reply_free(rep);
+            S.n_missing++;
+            if (opt.cmd == C_SHOW) {
+                lp_error("entry %s is not in %s", id, opt.com.dlq);
+                S.exit_code = LP_EX_DATAERR;
+            } else {
+                lp_info("entry %s is not in %s (done already)", id,
+                        opt.com.dlq);
+            }
+            continue;
+        }
+        struct lp_entry e;
+        if (lp_entry_get(entries, 0, &e, err) == 0 && e.fields &&
+            (opt.cmd == C_SHOW || selected(&e)))
+            one(&e, st, &acts);
+        lp_reply_free(rep);
+        if (acts.len)
+            act(&acts);
+    }
+    flush_out();
+    lp_buf_free(&acts);
+}
+
+static void print_stats(struct stats *st)
+{
+    struct lp_buf b = { 0 };
+    char ts[40];
+
+    lp_buf_adds(&b, "{\"key\":");
+    lp_buf_add_jstr(&b, opt.com.dlq, strlen(opt.com.dlq));
+    lp_buf_adds(&b, ",\"total\":");
+    lp_buf_addu(&b, st->total);
+    lp_buf_adds(&b, ",\"by_error\":{");
+    for (int i = 0; i < st->nerr; i++) {
+        if (i)
+            lp_buf_addc(&b, ',');
+        lp_buf_add_jstr(&b, st->err[i].key, strlen(st->err[i].key));
+        lp_buf_addc(&b, ':');
+        lp_buf_addu(&b, st->err[i].n);
+        free(st->err[i].key);
+    }
+    lp_buf_adds(&b, "},\"by_stage\":{");
+    for (int i = 0; i < st->nstage; i++) {
+        if (i)
+            lp_buf_addc(&b, ',');
+        lp_buf_add_jstr(&b, st->stage[i].key, strlen(st->stage[i].key));
+        lp_buf_addc(&b, ':');
+        lp_buf_addu(&b, st->stage[i].n);
+        free(st->stage[i].key);
+    }
+    lp_buf_addc(&b, '}');
+    if (st->total) {
+        lp_buf_adds(&b, ",\"oldest\":{\"id\":\"");
+        lp_buf_adds(&b, st->oldest);
+        lp_time_format(st->oldest_ms, ts);
+        lp_buf_adds(&b, "\",\"time\":\"");
+        lp_buf_adds(&b, ts);
+        lp_buf_adds(&b, "\"},\"newest\":{\"id\":\"");
+        lp_buf_adds(&b, st->newest);
+        lp_time_format(st->newest_ms, ts);
+        lp_buf_adds(&b, "\",\"time\":\"");
+        lp_buf_adds(&b, ts);
+        lp_buf_adds(&b, "\"}");
+    }
+    lp_buf_addc(&b, '}');
+    add_line(b.p, b.len);
+    lp_buf_free(&b);
+    flush_out();
+}
+
+static void parse_args(int argc, char **argv)
+{
+    static const char *cmds[] = { "list", "show", "stats", "retry", "purge",
+                                  "export" };
+    char err[LP_ERRLEN];
+    int c;
+
+    lp_common_init(&opt.com);
+    opt.timeout = 10000;
+    opt.cmd = -1;
+    /* options may come before and after the command */
+    for (;;) {
+        while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) !=
+               -1) {
+            int rc = lp_common_opt(&opt.com, c, optarg, err);
+            if (rc < 0)
+                goto bad;
+            if (rc > 0)
+                continue;
+            switch (c) {
+            case 'h':
+                usage();
+                exit(0);
+            case 'V':
+                printf("logpipe-dlq %s\n", LP_VERSION);
+                exit(0);
+            case OPT_LIMIT:
+                if (lp_parse_uint(optarg, 1, UINT64_MAX / 2, &opt.limit,
+                                  err) < 0)
+                    goto badopt;
+                break;
+            case OPT_WHERE:
+                opt.where = optarg;
+                break;
+            case OPT_ALL:
+                opt.all = 1;
+                break;
+            case OPT_OLDER_THAN:
+                if (lp_parse_duration(optarg, "s", &opt.older_than, err) < 0)
+                    goto badopt;
+                opt.has_older = 1;
+                break;
+            case 'n':
+            case OPT_DRY_RUN:
+                opt.dry_run = 1;
+                break;
+            case 't':
+                if (lp_parse_duration(optarg, "s", &opt.timeout, err) < 0)
+                    goto badopt;
+                break;
+            default:
+                exit(lp_usage_hint("logpipe-dlq"));
+            }
+            continue;
+badopt:
+            fprintf(stderr, "logpipe-dlq: %s: %s\n",
+                    lp_optname(longopts, c), err);
+            exit(LP_EX_USAGE);
+bad:
+            fprintf(stderr, "logpipe-dlq: %s\n", err);
+            exit(LP_EX_USAGE);
+        }
+        if (optind >= argc)
+            break;
+        /* a word: the command first, then IDs */
+        if (opt.cmd < 0) {
+            for (int i = 0; i < 6; i++)
+                if (strcmp(argv[optind], cmds[i]) == 0)
+                    opt.cmd = i;
+            if (opt.cmd < 0) {
+                fprintf(stderr, "logpipe-dlq: unknown command '%s' (list, "
+                        "show, stats, retry, purge, export)\n", argv[optind]);
+                exit(LP_EX_USAGE);
+            }
+        } else {
+            if (opt.ids == NULL)
+                opt.ids = calloc((size_t)argc, sizeof *opt.ids);
+            opt.ids[opt.nids++] = argv[optind];
+        }
+        optind++;
+    }
+    if (opt.cmd < 0) {
+        fprintf(stderr, "logpipe-dlq: a command is needed (list, show, "
+                "stats, retry, purge, export)\n");
+        exit(lp_usage_hint("logpipe-dlq"));
+    }
+    int wants_ids = opt.cmd == C_SHOW || opt.cmd == C_RETRY ||
+                    opt.cmd == C_PURGE;
+    int picks = (opt.nids > 0) + opt.all + (opt.has_older &&
+                                            opt.cmd == C_PURGE);
+    if (opt.cmd == C_SHOW && opt.nids == 0) {
+        fprintf(stderr, "logpipe-dlq: show needs IDs\n");
+        exit(LP_EX_USAGE);
+    }
+    if ((opt.cmd == C_RETRY || opt.cmd == C_PURGE) && picks != 1) {
+        fprintf(stderr, "logpipe-dlq: %s needs IDs, or --all%s (one of "
+                "them)\n", cmds[opt.cmd], opt.cmd == C_PURGE ?
+                ", or --older-than" : "");
+        exit(LP_EX_USAGE);
+    }
+    if (!wants_ids && opt.nids) {
+        fprintf(stderr, "logpipe-dlq: %s takes no IDs\n", cmds[opt.cmd]);
+        exit(LP_EX_USAGE);
+    }
+    if (opt.has_older && opt.cmd != C_PURGE) {
+        fprintf(stderr, "logpipe-dlq: --older-than is for purge\n");
+        exit(LP_EX_USAGE);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char err[LP_ERRLEN];
+    struct stats st;
+    int rc;
+
+    memset(&st, 0, sizeof st);
+    parse_args(argc, argv);
+    lp_log_init("logpipe-dlq", opt.com.log_format, opt.com.verbosity);
+    lp_sig_init(0);
+    if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
+        lp_error("--where: %s", err);
+        return LP_EX_CONFIG;
+    }
+    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+        lp_error("%s", err);
+        return LP_EX_CONFIG;
+    }
+    lp_redis_set_timeout(S.r, opt.timeout);
+    if ((rc = lp_redis_connect(S.r, err)) < 0) {
+        lp_error("%s", err);
+        return rc == LP_REDIS_EAUTH ? LP_EX_CONFIG : LP_EX_UNAVAILABLE;
+    }
+    if (opt.nids)
+        by_id(&st);
+    else
+        walk(&st);
+    if (opt.cmd == C_STATS)
+        print_stats(&st);
+    if (opt.cmd == C_RETRY || opt.cmd == C_PURGE)
+        lp_info("%" PRIu64 " entries %s%s, %" PRIu64 " gone already",
+                S.n_done, opt.cmd == C_RETRY ? "retried" : "purged",
+                opt.dry_run ? " (dry run)" : "", S.n_missing);
+    if (opt.com.metrics) {
+        struct lp_metrics *m = lp_metrics_new();
+        static const char *names[] = { "list", "show", "stats", "retry",
+                                       "purge", "export" };
+        char l[64];
+        snprintf(l, sizeof l, "command=\"%s\"", names[opt.cmd]);
+        lp_metric_set(lp_counter(m, "logpipe_dlq_entries_total", l,
+                                 "Entries the command acted on."),
+                      (double)S.n_done);
+        lp_metric_set(lp_counter(m, "logpipe_dlq_missing_total", l,
+                                 "Entries named that were gone already."),
+                      (double)S.n_missing);
+        if (lp_metrics_write(m, opt.com.metrics, err) < 0)
+            lp_error("%s", err);
+        lp_metrics_free(m);
+    }
+    free(opt.ids);
+    lp_buf_free(&S.out);
+    lp_buf_free(&S.obj);
+    lp_jq_free(S.where);
+    lp_redis_free(S.r);
+    return S.exit_code;
+}

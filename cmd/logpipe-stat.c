@@ -1,0 +1,660 @@
+/* logpipe-stat.c -- the state of the pipeline in one look */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_buf.h"
+#include "lp_exit.h"
+#include "lp_fs.h"
+#include "lp_log.h"
+#include "lp_metrics.h"
+#include "lp_opt.h"
+#include "lp_parse.h"
+#include "lp_redis.h"
+#include "lp_time.h"
+#include "lp_tree.h"
+
+/*
+ * Read-only: XLEN, XINFO GROUPS, XPENDING (summary) per group, XLEN of the
+ * DLQ; the sizes of the WAL directory and of the archive tree when named.
+ * Printed as one NDJSON object, or as Prometheus text (--prom) for
+ * node_exporter's textfile collector. --check compares with the thresholds
+ * given and exits 1 when one is crossed, saying which on stderr.
+ */
+
+enum {
+    OPT_PROM = LP_OPT_TOOL, OPT_CHECK, OPT_MAX_LAG, OPT_MAX_PENDING_AGE,
+    OPT_MAX_DLQ, OPT_WAL, OPT_MAX_PENDING
+};
+
+static const struct option longopts[] = {
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
+    LP_LONG_PASSWORD_FILE,
+    { "wal", required_argument, NULL, OPT_WAL },
+    { "prom", no_argument, NULL, OPT_PROM },
+    { "check", no_argument, NULL, OPT_CHECK },
+    { "max-lag", required_argument, NULL, OPT_MAX_LAG },
+    { "max-pending", required_argument, NULL, OPT_MAX_PENDING },
+    { "max-pending-age", required_argument, NULL, OPT_MAX_PENDING_AGE },
+    { "max-dlq", required_argument, NULL, OPT_MAX_DLQ },
+    { "timeout", required_argument, NULL, 't' },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL, 0, NULL, 0 }
+};
+
+static const char shortopts[] = "r:s:g:d:t:vqhV";
+
+static void usage(void)
+{
+    printf(
+"usage: logpipe-stat [options]\n"
+"The state of the pipeline: stream length, each group's consumers,\n"
+"pending entries, lag and oldest pending age, DLQ length, WAL and archive\n"
+"sizes. One NDJSON object, or Prometheus text with --prom.\n"
+"\n"
+"  -r, --redis URL          Redis URL (redis://127.0.0.1:6379/0)\n"
+"  -s, --stream KEY         stream key (logs:stream)\n"
+"  -g, --group NAME         the group --check looks at (every group)\n"
+"      --dlq KEY            dead letter stream (logs:dlq)\n"
+"  -d, --dir DIR            also the size of this archive tree\n"
+"      --wal DIR            also the size of this logpipe-send WAL\n"
+"      --password-file FILE read the Redis password from FILE\n"
+"  -t, --timeout DUR        give up on Redis after DUR (10s)\n"
+"      --prom               Prometheus text format\n"
+"      --check              exit 1 when a threshold below is crossed\n"
+"      --max-lag N          entries not yet delivered to a group\n"
+"      --max-pending N      entries delivered, not acknowledged\n"
+"      --max-pending-age DUR  age of the oldest pending entry\n"
+"      --max-dlq N          entries in the DLQ\n"
+"      --metrics FILE       also write the Prometheus text to FILE\n"
+"      --metrics-interval DUR  (accepted for uniformity; stat runs once)\n"
+"  -v, --verbose            more messages\n"
+"  -q, --quiet              only errors\n"
+"      --log-format FMT     text or json (text)\n"
+"  -h, --help               this help\n"
+"  -V, --version            version\n"
+"\n"
+"Exit: 0 ok, 1 a --check threshold crossed, 64 usage, 69 Redis\n"
+"unreachable, 70 internal error, 73 --metrics file not written, 74 output\n"
+"error, 78 bad configuration or permission refused.\n"
+"See logpipe-stat(1).\n");
+}
+
+static struct {
+    struct lp_common com;
+    const char *wal;
+    int prom, check;
+    int64_t timeout;
+    uint64_t max_lag, max_pending, max_dlq;
+    int64_t max_pending_age;
+    int has_lag, has_pending, has_age, has_dlq;
+} opt;
+
+struct group {
+    char name[256];
+    long long consumers, pending, lag;      /* lag -1: unknown */
+    char last_delivered[64];
+    int64_t oldest_age_ms;                  /* -1: nothing pending */
+    char oldest_id[64];
+};
+
+static struct {
+    struct lp_redis *r;
+    long long length;
+    char first_id[64], last_id[64];
+    struct group *g;
+    size_t ng;
+    long long dlq;
+    uint64_t wal_bytes, wal_segments;
+    uint64_t dir_bytes, dir_files;
+    int have_wal, have_dir;
+    int64_t now;
+} S;
+
+static struct lp_reply *cmd_or_die(const char *what, struct lp_reply *rep,
+                                   const char *err)
+{
+    if (rep == NULL) {
+        lp_error("%s: %s", what, err);
+        exit(LP_EX_UNAVAILABLE);
+    }
+    if (lp_reply_type(rep) == LP_REPLY_ERROR &&
+        !lp_reply_is_error(rep, "ERR")) {
+        char t[300];
+        lp_error("%s: %s", what, lp_reply_text(rep, t, sizeof t));
+        exit(lp_reply_is_error(rep, "NOPERM") ||
+             lp_reply_is_error(rep, "WRONGTYPE") ? LP_EX_CONFIG
+                                                 : LP_EX_UNAVAILABLE);
+    }
+    return rep;
+}
+
+static void copy_str(char *dst, size_t cap, const struct lp_reply *r)
+{
+    size_t n;
+    const char *s = r ? lp_reply_str(r, &n) : NULL;
+
+    if (s == NULL || n >= cap)
+        n = 0;
+    if (s)
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+static int64_t id_age(const char *id)
+{
+    uint64_t ms, seq;
+
+    if (lp_stream_id_parse(id, strlen(id), &ms, &seq) < 0)
+        return -1;
+    return S.now - (int64_t)ms;
+}
+
+static void gather_redis(void)
+{
+    char err[LP_ERRLEN];
+    struct lp_reply *rep;
+
+    rep = cmd_or_die("XLEN", lp_redis_cmd(S.r, err, "XLEN", opt.com.stream,
+                                          NULL), err);
+    S.length = lp_reply_int(rep);
+    lp_reply_free(rep);
+    if (S.length > 0) {
+        rep = cmd_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
+                         opt.com.stream, "-", "+", "COUNT", "1", NULL), err);
+        copy_str(S.first_id, sizeof S.first_id,
+                 lp_reply_at(lp_reply_at(rep, 0), 0));
+        lp_reply_free(rep);
+        rep = cmd_or_die("XREVRANGE", lp_redis_cmd(S.r, err, "XREVRANGE",
+                         opt.com.stream, "+", "-", "COUNT", "1", NULL), err);
+        copy_str(S.last_id, sizeof S.last_id,
+                 lp_reply_at(lp_reply_at(rep, 0), 0));
+        lp_reply_free(rep);
+    }
+    /* a stream that does not exist has no groups: XINFO says ERR */
+    rep = cmd_or_die("XINFO GROUPS", lp_redis_cmd(S.r, err, "XINFO", "GROUPS",
+                     opt.com.stream, NULL), err);
+    S.ng = lp_reply_len(rep);
+    S.g = calloc(S.ng + 1, sizeof *S.g);
+    if (S.g == NULL) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
+    for (size_t i = 0; i < S.ng; i++) {
+        const struct lp_reply *g = lp_reply_at(rep, i);
+        struct group *x = &S.g[i];
+        x->lag = -1;
+        x->oldest_age_ms = -1;
+        for (size_t k = 0; k + 1 < lp_reply_len(g); k += 2) {
+            const char *f = lp_reply_str(lp_reply_at(g, k), NULL);
+            const struct lp_reply *v = lp_reply_at(g, k + 1);
+            if (f == NULL)
+                continue;
+            if (strcmp(f, "name") == 0)
+                copy_str(x->name, sizeof x->name, v);
+            else if (strcmp(f, "consumers") == 0)
+                x->consumers = lp_reply_int(v);
+            else if (strcmp(f, "pending") == 0)
+                x->pending = lp_reply_int(v);
+            else if (strcmp(f, "lag") == 0 &&
+                     lp_reply_type(v) == LP_REPLY_INTEGER)
+                x->lag = lp_reply_int(v);
+            else if (strcmp(f, "last-delivered-id") == 0)
+                copy_str(x->last_delivered, sizeof x->last_delivered, v);
+        }
+    }
+    lp_reply_free(rep);
+    for (size_t i = 0; i < S.ng; i++) {
+        struct group *x = &S.g[i];
+        if (x->pending == 0)
+            continue;
+        /* summary form: [count, smallest id, greatest id, consumers] */
+        rep = cmd_or_die("XPENDING", lp_redis_cmd(S.r, err, "XPENDING",
+                         opt.com.stream, x->name, NULL), err);
+        copy_str(x->oldest_id, sizeof x->oldest_id, lp_reply_at(rep, 1));
+        x->oldest_age_ms = id_age(x->oldest_id);
+        lp_reply_free(rep);
+    }
+    rep = cmd_or_die("XLEN", lp_redis_cmd(S.r, err, "XLEN", opt.com.dlq,
+                                          NULL), err);
+    S.dlq = lp_reply_int(rep);
+    lp_reply_free(rep);
+}
+
+static void gather_files(void)
+{
+    char err[LP_ERRLEN];
+    struct lp_tfile *v;
+    size_t n;
+    int fd;
+
+    if (opt.wal) {
+        if ((fd = lp_fs_root(opt.wal, 0, err)) < 0) {
+            lp_warn("--wal %s", err);
+        } else if (lp_tree_walk(fd, NULL, &v, &n, err) < 0) {
+            lp_warn("--wal %s: %s", opt.wal, err);
+        } else {
+            S.have_wal = 1;
+            for (size_t i = 0; i < n; i++)
+                if (v[i].kind == LP_T_WAL) {
+                    S.wal_bytes += v[i].size;
+                    S.wal_segments++;
+                }
+            lp_tree_free(v, n);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (opt.com.dir_set) {
+        if ((fd = lp_fs_root(opt.com.dir, 0, err)) < 0) {
+            lp_warn("--dir %s", err);
+        } else if (lp_tree_walk(fd, NULL, &v, &n, err) < 0) {
+            lp_warn("--dir %s: %s", opt.com.dir, err);
+        } else {
+            S.have_dir = 1;
+            for (size_t i = 0; i < n; i++)
+                if (v[i].kind == LP_T_JSONL || v[i].kind == LP_T_GZ) {
+                    S.dir_bytes += v[i].size;
+                    S.dir_files++;
+                }
+            lp_tree_free(v, n);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+static void jstr(struct lp_buf *b, const char *s)
+{
+    lp_buf_add_jstr(b, s, strlen(s));
+}
+
+static void jnum(struct lp_buf *b, long long v)
+{
+    char t[32];
+
+    snprintf(t, sizeof t, "%lld", v);
+    lp_buf_adds(b, t);
+}
+
+static char *render_json(void)
+{
+    struct lp_buf b = { 0 };
+    char ts[40];
+
+    lp_time_format(S.now, ts);
+    lp_buf_adds(&b, "{\"time\":\"");
+    lp_buf_adds(&b, ts);
+    lp_buf_adds(&b, "\",\"stream\":");
+    jstr(&b, opt.com.stream);
+    lp_buf_adds(&b, ",\"length\":");
+    jnum(&b, S.length);
+    if (S.first_id[0]) {
+        lp_buf_adds(&b, ",\"first_id\":");
+        jstr(&b, S.first_id);
+        lp_buf_adds(&b, ",\"last_id\":");
+        jstr(&b, S.last_id);
+    }
+    lp_buf_adds(&b, ",\"groups\":[");
+    for (size_t i = 0; i < S.ng; i++) {
+        struct group *x = &S.g[i];
+        if (i)
+            lp_buf_addc(&b, ',');
+        lp_buf_adds(&b, "{\"name\":");
+        jstr(&b, x->name);
+        lp_buf_adds(&b, ",\"consumers\":");
+        jnum(&b, x->consumers);
+        lp_buf_adds(&b, ",\"pending\":");
+        jnum(&b, x->pending);
+        lp_buf_adds(&b, ",\"lag\":");
+        if (x->lag >= 0)
+            jnum(&b, x->lag);
+        else
+            lp_buf_adds(&b, "null");
+        lp_buf_adds(&b, ",\"last_delivered_id\":");
+        jstr(&b, x->last_delivered);
+        lp_buf_adds(&b, ",\"oldest_pending_id\":");
+        if (x->oldest_id[0])
+            jstr(&b, x->oldest_id);
+        else
+            lp_buf_adds(&b, "null");
+        lp_buf_adds(&b, ",\"oldest_pending_age_seconds\":");
+        if (x->oldest_age_ms >= 0) {
+            char t[32];
+            snprintf(t, sizeof t, "%.3f", (double)x->oldest_age_ms / 1000.0);
+            lp_buf_adds(&b, t);
+        } else {
+            lp_buf_adds(&b, "null");
+        }
+        lp_buf_addc(&b, '}');
+    }
+    lp_buf_adds(&b, "],\"dlq\":{\"key\":");
+    jstr(&b, opt.com.dlq);
+    lp_buf_adds(&b, ",\"length\":");
+    jnum(&b, S.dlq);
+    lp_buf_addc(&b, '}');
+    if (S.have_wal) {
+        lp_buf_adds(&b, ",\"wal\":{\"dir\":");
+        jstr(&b, opt.wal);
+        lp_buf_adds(&b, ",\"bytes\":");
+        jnum(&b, (long long)S.wal_bytes);
+        lp_buf_adds(&b, ",\"segments\":");
+        jnum(&b, (long long)S.wal_segments);
+        lp_buf_addc(&b, '}');
+    }
+    if (S.have_dir) {
+        lp_buf_adds(&b, ",\"archive\":{\"dir\":");
+        jstr(&b, opt.com.dir);
+        lp_buf_adds(&b, ",\"bytes\":");
+        jnum(&b, (long long)S.dir_bytes);
+        lp_buf_adds(&b, ",\"files\":");
+        jnum(&b, (long long)S.dir_files);
+        lp_buf_addc(&b, '}');
+    }
+    lp_buf_adds(&b, "}\n");
+    lp_buf_addc(&b, '\0');
+    return b.p;
+}
+
+/* A label value in Prometheus text: backslash, quote and newline escaped. */
+static void lbl(char *out, size_t cap, const char *k, const char *v)
+{
+    size_t o = (size_t)snprintf(out, cap, "%s=\"", k);
+
+    for (; *v && o + 4 < cap; v++) {
+        if (*v == '\\' || *v == '"') {
+            out[o++] = '\\';
+            out[o++] = *v;
+        } else if (*v == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *v;
+        }
+    }
+    snprintf(out + o, cap - o, "\"");
+}
+
+static struct lp_metrics *to_metrics(void)
+{
+    struct lp_metrics *m = lp_metrics_new();
+    char s[600], g[600], both[1300];
+
+    lbl(s, sizeof s, "stream", opt.com.stream);
+    lp_metric_set(lp_gauge(m, "logpipe_stream_length", s,
+                           "Entries in the stream."), (double)S.length);
+    for (size_t i = 0; i < S.ng; i++) {
+        struct group *x = &S.g[i];
+        lbl(g, sizeof g, "group", x->name);
+        snprintf(both, sizeof both, "%s,%s", s, g);
+        lp_metric_set(lp_gauge(m, "logpipe_group_consumers", both,
+                               "Consumers of the group."),
+                      (double)x->consumers);
+        lp_metric_set(lp_gauge(m, "logpipe_group_pending", both,
+                               "Entries delivered, not acknowledged."),
+                      (double)x->pending);
+        if (x->lag >= 0)
+            lp_metric_set(lp_gauge(m, "logpipe_group_lag", both,
+                                   "Entries not yet delivered to the group."),
+                          (double)x->lag);
+        lp_metric_set(lp_gauge(m, "logpipe_group_oldest_pending_age_seconds",
+                               both, "Age of the oldest pending entry."),
+                      x->oldest_age_ms >= 0 ?
+                      (double)x->oldest_age_ms / 1000.0 : 0);
+    }
+    lbl(s, sizeof s, "key", opt.com.dlq);
+    lp_metric_set(lp_gauge(m, "logpipe_dlq_length", s,
+                           "Entries in the dead letter stream."),
+                  (double)S.dlq);
+    if (S.have_wal) {
+        lbl(s, sizeof s, "dir", opt.wal);
+        lp_metric_set(lp_gauge(m, "logpipe_wal_bytes", s,
+                               "Bytes of logpipe-send WAL segments."),
+                      (double)S.wal_bytes);
+        lp_metric_set(lp_gauge(m, "logpipe_wal_segments", s,
+                               "Segment files of the logpipe-send WAL."),
+                      (double)S.wal_segments);
+    }
+    if (S.have_dir) {
+        lbl(s, sizeof s, "dir", opt.com.dir);
+        lp_metric_set(lp_gauge(m, "logpipe_archive_bytes", s,
+                               "Bytes of the archive tree's day files."),
+                      (double)S.dir_bytes);
+        lp_metric_set(lp_gauge(m, "logpipe_archive_files", s,
+                               "Day files of the archive tree."),
+                      (double)S.dir_files);
+    }
+    lp_metric_set(lp_gauge(m, "logpipe_stat_time_seconds", "",
+                           "When this was measured (Unix time)."),
+                  (double)S.now / 1000.0);
+    return m;
+}
+
+/*
+ * Redis cannot always say a group's lag (XINFO GROUPS gives null after an
+ * XDEL of an entry it has not read yet): count the entries after its last
+ * delivered one, in pages, but only up to limit + 1, which is all --check
+ * needs to know. Returns the count (at most limit + 1).
+ */
+static uint64_t count_after(const char *last, uint64_t limit)
+{
+    char err[LP_ERRLEN], start[80], count[24], id[64];
+    uint64_t n = 0;
+
+    snprintf(start, sizeof start, "(%s", last[0] ? last : "0-0");
+    while (n <= limit) {
+        uint64_t want = limit + 1 - n;
+        struct lp_reply *rep;
+        size_t got;
+        snprintf(count, sizeof count, "%" PRIu64, want < 10000 ? want : 10000);
+        rep = cmd_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
+                         opt.com.stream, start, "+", "COUNT", count, NULL),
+                         err);
+        got = lp_reply_len(rep);
+        id[0] = '\0';
+        if (got > 0)
+            copy_str(id, sizeof id, lp_reply_at(lp_reply_at(rep, got - 1),
+                                                0));
+        lp_reply_free(rep);
+        n += got;
+        if (id[0] == '\0')
+            break;
+        snprintf(start, sizeof start, "(%s", id);
+    }
+    return n;
+}
+
+/* Compares with the thresholds; says which were crossed. 1 if any. */
+static int check(void)
+{
+    int crossed = 0, found = 0;
+
+    for (size_t i = 0; i < S.ng; i++) {
+        struct group *x = &S.g[i];
+        if (opt.com.group_set && strcmp(x->name, opt.com.group) != 0)
+            continue;
+        found = 1;
+        if (opt.has_lag && x->lag < 0) {
+            uint64_t n = count_after(x->last_delivered, opt.max_lag);
+            if (n > opt.max_lag) {
+                lp_error("group %s: more than %" PRIu64 " entries after its "
+                         "last delivered one %s, over --max-lag (Redis "
+                         "gives no lag)", x->name, opt.max_lag,
+                         x->last_delivered);
+                crossed = 1;
+            }
+        } else if (opt.has_lag && (uint64_t)x->lag > opt.max_lag) {
+            lp_error("group %s: lag %lld is over --max-lag %" PRIu64,
+                     x->name, x->lag, opt.max_lag);
+            crossed = 1;
+        }
+        if (opt.has_pending && (uint64_t)x->pending > opt.max_pending) {
+            lp_error("group %s: %lld pending, over --max-pending %" PRIu64,
+                     x->name, x->pending, opt.max_pending);
+            crossed = 1;
+        }
+        if (opt.has_age && x->oldest_age_ms > opt.max_pending_age) {
+            char d[32];
+            lp_format_duration(opt.max_pending_age, d, sizeof d);
+            lp_error("group %s: oldest pending entry %s is %.1fs old, over "
+                     "--max-pending-age %s", x->name, x->oldest_id,
+                     (double)x->oldest_age_ms / 1000.0, d);
+            crossed = 1;
+        }
+    }
+    if (opt.com.group_set && !found &&
+        (opt.has_lag || opt.has_pending || opt.has_age)) {
+        /* a drain that never started, or a typo: nothing is archived */
+        lp_error("group %s: no such group on %s", opt.com.group,
+                 opt.com.stream);
+        crossed = 1;
+    }
+    if (opt.has_dlq && (uint64_t)S.dlq > opt.max_dlq) {
+        lp_error("%s holds %lld %s, over --max-dlq %" PRIu64,
+                 opt.com.dlq, S.dlq, S.dlq == 1 ? "entry" : "entries",
+                 opt.max_dlq);
+        crossed = 1;
+    }
+    return crossed;
+}
+
+static void parse_args(int argc, char **argv)
+{
+    char err[LP_ERRLEN];
+    int c;
+
+    lp_common_init(&opt.com);
+    /* measuring a tree and narrowing the check are asked for on the
+     * command line: LOGPIPE_DIR and LOGPIPE_GROUP, set for the other
+     * tools, do not turn them on */
+    opt.com.dir_set = 0;
+    opt.com.group_set = 0;
+    opt.timeout = 10000;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        int rc = lp_common_opt(&opt.com, c, optarg, err);
+        if (rc < 0)
+            goto bad;
+        if (rc > 0)
+            continue;
+        switch (c) {
+        case 'h':
+            usage();
+            exit(0);
+        case 'V':
+            printf("logpipe-stat %s\n", LP_VERSION);
+            exit(0);
+        case OPT_WAL:
+            opt.wal = optarg;
+            break;
+        case OPT_PROM:
+            opt.prom = 1;
+            break;
+        case OPT_CHECK:
+            opt.check = 1;
+            break;
+        case 't':
+            if (lp_parse_duration(optarg, "s", &opt.timeout, err) < 0)
+                goto badopt;
+            break;
+        case OPT_MAX_LAG:
+            if (lp_parse_uint(optarg, 0, UINT64_MAX / 2, &opt.max_lag,
+                              err) < 0)
+                goto badopt;
+            opt.has_lag = 1;
+            break;
+        case OPT_MAX_PENDING:
+            if (lp_parse_uint(optarg, 0, UINT64_MAX / 2, &opt.max_pending,
+                              err) < 0)
+                goto badopt;
+            opt.has_pending = 1;
+            break;
+        case OPT_MAX_PENDING_AGE:
+            if (lp_parse_duration(optarg, "s", &opt.max_pending_age,
+                                  err) < 0)
+                goto badopt;
+            opt.has_age = 1;
+            break;
+        case OPT_MAX_DLQ:
+            if (lp_parse_uint(optarg, 0, UINT64_MAX / 2, &opt.max_dlq,
+                              err) < 0)
+                goto badopt;
+            opt.has_dlq = 1;
+            break;
+        default:
+            exit(lp_usage_hint("logpipe-stat"));
+        }
+        continue;
+badopt:
+        fprintf(stderr, "logpipe-stat: %s: %s\n", lp_optname(longopts, c),
+                err);
+        exit(LP_EX_USAGE);
+bad:
+        fprintf(stderr, "logpipe-stat: %s\n", err);
+        exit(LP_EX_USAGE);
+    }
+    if (optind < argc) {
+        fprintf(stderr, "logpipe-stat: unexpected argument '%s'\n",
+                argv[optind]);
+        exit(lp_usage_hint("logpipe-stat"));
+    }
+    if (opt.check && !opt.has_lag && !opt.has_pending && !opt.has_age &&
+        !opt.has_dlq) {
+        fprintf(stderr, "logpipe-stat: --check needs a threshold "
+                "(--max-lag, --max-pending, --max-pending-age, --max-dlq)\n");
+        exit(LP_EX_USAGE);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char err[LP_ERRLEN], *out;
+    struct lp_metrics *m;
+    int rc, code = LP_EX_OK;
+
+    parse_args(argc, argv);
+    lp_log_init("logpipe-stat", opt.com.log_format, opt.com.verbosity);
+    /* one short run: SIGINT and SIGTERM end it as they do by default */
+    signal(SIGPIPE, SIG_IGN);
+    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+        lp_error("%s", err);
+        return LP_EX_CONFIG;
+    }
+    lp_redis_set_timeout(S.r, opt.timeout);
+    if ((rc = lp_redis_connect(S.r, err)) < 0) {
+        lp_error("%s", err);
+        return rc == LP_REDIS_EAUTH ? LP_EX_CONFIG : LP_EX_UNAVAILABLE;
+    }
+    S.now = lp_now_ms();
+    gather_redis();
+    gather_files();
+    m = to_metrics();
+    out = opt.prom ? lp_metrics_render(m) : render_json();
+    if (out == NULL || lp_fs_write_all(STDOUT_FILENO, out, strlen(out)) < 0) {
+        if (out && errno == EPIPE) {
+            signal(SIGPIPE, SIG_DFL);
+            raise(SIGPIPE);
+        }
+        lp_error("stdout: %s", out ? strerror(errno) : "out of memory");
+        code = LP_EX_IOERR;
+    }
+    if (opt.com.metrics && lp_metrics_write(m, opt.com.metrics, err) < 0) {
+        lp_error("%s", err);
+        code = LP_EX_CANTCREAT;
+    }
+    if (opt.check && check() && code == LP_EX_OK)
+        code = LP_EX_CHECK;
+    free(out);
+    lp_metrics_free(m);
+    free(S.g);
+    lp_redis_free(S.r);
+    return code;
+}

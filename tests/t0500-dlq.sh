@@ -1,0 +1,159 @@
+#!/bin/sh
+# t0500-dlq.sh -- logpipe-dlq: dead letters from send and drain, listed,
+# counted, retried, purged, exported into send again
+. "$(dirname "$0")/lib.sh"
+start_redis
+
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+test_expect_success 'dead letters from send (rejects) and from drain (poison)' '
+    {
+        echo "{\"timestamp\":\"$now\",\"service\":\"ok\",\"n\":1}"
+        echo "not json at all"
+        echo "{\"timestamp\":\"$now\",\"service\":\"../etc\",\"trace_id\":\"t-42\"}"
+        echo "{\"timestamp\":\"$now\",\"service\":\"ok\",\"n\":2}"
+    } >in &&
+    expect_exit 65 logpipe-send --rejects-to-dlq <in 2>/dev/null &&
+    rcli XADD logs:stream "*" data "{\"n\":" >/dev/null &&
+    logpipe-drain --once -d arch 2>/dev/null &&
+    test_xlen -eq 3 logs:dlq
+'
+
+test_expect_success 'list: one JSON object per entry, the event as JSON' '
+    logpipe-dlq list >l &&
+    test "$(wc -l <l)" -eq 3 &&
+    jq -e -s "length == 3 and (map(.id) | all(test(\"^[0-9]+-[0-9]+\$\")))" l >/dev/null &&
+    jq -e -s "map(select(.error == \"unsafe-path\"))[0].event.trace_id == \"t-42\"" l >/dev/null &&
+    jq -e -s "map(select(.stage == \"send\"))[0].data == \"not json at all\"" l >/dev/null &&
+    jq -e -s "map(select(.stage == \"drain\"))[0] | .deliveries == 1 and (.failed_at | test(\"Z\$\"))" l >/dev/null
+'
+
+test_expect_success 'list --where follows one event; --limit' '
+    logpipe-dlq list --where ".event.trace_id == \"t-42\"" >w &&
+    test "$(wc -l <w)" -eq 1 &&
+    test "$(logpipe-dlq list --limit 2 | wc -l)" -eq 2
+'
+
+test_expect_success 'show IDs, and a missing ID: exit 65' '
+    id=$(jq -r -s ".[0].id" l) &&
+    logpipe-dlq show "$id" >s &&
+    test "$(jq -r .id s)" = "$id" &&
+    expect_exit 65 logpipe-dlq show 1-1 2>err &&
+    grep_q "entry 1-1 is not in logs:dlq" err &&
+    expect_exit 65 logpipe-dlq show nonsense 2>err
+'
+
+test_expect_success 'stats: counts per error and stage, oldest and newest' '
+    logpipe-dlq stats >st &&
+    jq -e ".total == 3 and .by_error[\"invalid-json\"] == 2 and .by_error[\"unsafe-path\"] == 1 and .by_stage.send == 1 and .by_stage.drain == 2" st >/dev/null &&
+    jq -e ".oldest.id < .newest.id or .oldest.id == .newest.id" st >/dev/null
+'
+
+test_expect_success 'retry: back to the source stream, gone from the DLQ; twice is safe' '
+    id=$(jq -r -s "map(select(.error == \"unsafe-path\"))[0].id" l) &&
+    logpipe-dlq retry "$id" >r &&
+    jq -e ".action == \"retried\" and .stream == \"logs:stream\"" r >/dev/null &&
+    newid=$(jq -r .new_id r) &&
+    rcli --raw XRANGE logs:stream "$newid" "$newid" | grep -q "t-42" &&
+    test_xlen -eq 2 logs:dlq &&
+    logpipe-dlq retry "$id" >r2 &&
+    test ! -s r2 &&
+    test_xlen -eq 2 logs:dlq
+'
+
+test_expect_success 'retry --all --where, and --dry-run changes nothing' '
+    logpipe-dlq retry --all --where ".stage == \"drain\"" --dry-run >d &&
+    jq -e "select(.dry_run == true)" d >/dev/null &&
+    test_xlen -eq 2 logs:dlq &&
+    logpipe-dlq retry --all --where ".stage == \"drain\"" >r &&
+    test "$(wc -l <r)" -eq 1 &&
+    test_xlen -eq 1 logs:dlq
+'
+
+test_expect_success 'export: bare events, fixed and sent again' '
+    rcli DEL logs:dlq >/dev/null &&
+    printf "{\"a\":1,\"timestamp\":1}\n{\"b\":2,\"timestamp\":2}\n" >old &&
+    expect_exit 65 logpipe-send --rejects-to-dlq <old 2>/dev/null &&
+    logpipe-dlq export >ex &&
+    test_cmp old ex &&
+    rcli DEL logs:stream >/dev/null &&
+    logpipe-send --max-age 0 <ex &&
+    test_xlen -eq 2
+'
+
+test_expect_success 'purge: by ID, --older-than, --all; atomic per entry' '
+    rcli DEL logs:dlq >/dev/null &&
+    for i in 1 2 3 4 5; do rcli XADD logs:dlq "*" data "{}" error x stage drain >/dev/null; done &&
+    first=$(rcli --raw XRANGE logs:dlq - + COUNT 1 | head -1) &&
+    logpipe-dlq purge "$first" >p &&
+    jq -e ".action == \"purged\"" p >/dev/null &&
+    test_xlen -eq 4 logs:dlq &&
+    logpipe-dlq purge --older-than 1h >p &&
+    test_xlen -eq 4 logs:dlq &&
+    sleep 1.1 &&
+    logpipe-dlq purge --older-than 1s >p &&
+    test "$(wc -l <p)" -eq 4 &&
+    test_xlen -eq 0 logs:dlq &&
+    rcli XADD logs:dlq "*" data "{}" >/dev/null &&
+    logpipe-dlq purge --all >p &&
+    test_xlen -eq 0 logs:dlq
+'
+
+test_expect_success 'a DLQ of 5000 entries is paged: list, stats, purge' '
+    awk "BEGIN { for (i = 0; i < 5000; i++) printf \"XADD logs:dlq * data %c{\\\"i\\\":%d}%c error invalid-json stage drain\\n\", 39, i, 39 }" |
+        rcli >/dev/null &&
+    test "$(logpipe-dlq list | wc -l)" -eq 5000 &&
+    test "$(logpipe-dlq stats | jq .total)" -eq 5000 &&
+    logpipe-dlq purge --all --where ".event.i % 2 == 0" | wc -l | grep -qx 2500 &&
+    test_xlen -eq 2500 logs:dlq
+'
+
+test_expect_success 'a run acts on the entries there when it started' '
+    rcli DEL logs:dlq >/dev/null &&
+    for i in 1 2 3; do
+        rcli XADD logs:dlq "*" data "{\"i\":$i}" source_stream logs:dlq >/dev/null
+    done &&
+    # each retry adds the entry back to the DLQ itself, as a drain that
+    # fails it again would: one pass, not an endless loop
+    timeout 20 logpipe-dlq retry --all >r &&
+    test "$(wc -l <r)" -eq 3 &&
+    test_xlen -eq 3 logs:dlq &&
+    timeout 20 logpipe-dlq retry --all --where ".event.i == 2" >r &&
+    test "$(wc -l <r)" -eq 1
+'
+
+test_expect_success 'stats: past 255 kinds of error, the rest is "(other)"' '
+    rcli DEL logs:dlq >/dev/null &&
+    awk "BEGIN { for (i = 0; i < 300; i++) printf \"XADD logs:dlq * data x error e%d stage drain\\n\", i }" |
+        rcli >/dev/null &&
+    logpipe-dlq stats >st &&
+    jq -e ".total == 300 and (.by_error | length) == 256 and .by_error[\"(other)\"] == 45 and .by_error[\"e254\"] == 1" st >/dev/null
+'
+
+test_expect_success 'a permission refused inside the retry script: 78, at once' '
+    rcli DEL logs:dlq logs:stream >/dev/null &&
+    for i in 1 2 3 4 5; do rcli XADD logs:dlq "*" data "{}" >/dev/null; done &&
+    rcli ACL SETUSER noadd on ">pw" "~*" "+@all" "-xadd" >/dev/null &&
+    LOGPIPE_REDIS_PASSWORD=pw expect_exit 78 logpipe-dlq \
+        -r redis://noadd@127.0.0.1:$REDIS_PORT/0 retry --all >r 2>err &&
+    grep_q "stopped: Redis refuses the retry" err &&
+    test "$(grep -c "^logpipe-dlq: entry" err)" -le 5 &&
+    test_xlen -eq 5 logs:dlq &&
+    rcli ACL SETUSER nodel on ">pw" "~*" "+@all" "-xdel" >/dev/null &&
+    LOGPIPE_REDIS_PASSWORD=pw expect_exit 78 logpipe-dlq \
+        -r redis://nodel@127.0.0.1:$REDIS_PORT/0 purge --all >r 2>err &&
+    test_xlen -eq 5 logs:dlq &&
+    test_xlen -eq 0 logs:stream
+'
+
+test_expect_success 'usage errors exit 64' '
+    expect_exit 64 logpipe-dlq 2>err &&
+    expect_exit 64 logpipe-dlq frobnicate 2>err &&
+    expect_exit 64 logpipe-dlq retry 2>err &&
+    expect_exit 64 logpipe-dlq retry --all 1-1 2>err &&
+    expect_exit 64 logpipe-dlq show 2>err &&
+    expect_exit 64 logpipe-dlq list 1-1 2>err &&
+    expect_exit 78 logpipe-dlq list --where ".[" 2>err
+'
+
+test_done

@@ -1,0 +1,91 @@
+#!/bin/sh
+# t0510-stat.sh -- logpipe-stat against a live pipeline with known numbers
+. "$(dirname "$0")/lib.sh"
+start_redis
+
+test_expect_success 'a pipeline in a known state' '
+    gen_events 1000 >in &&
+    logpipe-send <in &&
+    rcli XGROUP CREATE logs:stream logpipe 0 >/dev/null &&
+    rcli XREADGROUP GROUP logpipe c1 COUNT 300 STREAMS logs:stream ">" >/dev/null &&
+    rcli XGROUP CREATE logs:stream other 0 >/dev/null &&
+    for i in 1 2 3; do rcli XADD logs:dlq "*" data x >/dev/null; done &&
+    mkdir -p arch/api && gen_events 10 >arch/api/2026-11-20.jsonl &&
+    gzip -k arch/api/2026-11-20.jsonl && mv arch/api/2026-11-20.jsonl.gz arch/api/2026-11-19.jsonl.gz &&
+    gen_events 5 | logpipe-send -r redis://127.0.0.1:$(random_port) --wal w 2>/dev/null
+'
+
+test_expect_success 'NDJSON: length, groups, pending, lag, oldest age, DLQ, sizes' '
+    logpipe-stat --dir arch --wal w >s &&
+    jq -e ".length == 1000 and .dlq.length == 3 and .dlq.key == \"logs:dlq\"" s >/dev/null &&
+    jq -e ".groups | length == 2" s >/dev/null &&
+    jq -e ".groups[] | select(.name == \"logpipe\") | .consumers == 1 and .pending == 300 and .lag == 700 and .oldest_pending_age_seconds >= 0" s >/dev/null &&
+    jq -e ".groups[] | select(.name == \"other\") | .pending == 0 and .lag == 1000 and .oldest_pending_age_seconds == null" s >/dev/null &&
+    jq -e ".archive.files == 2 and .archive.bytes > 0 and .wal.segments == 1 and .wal.bytes > 0" s >/dev/null
+'
+
+test_expect_success '--prom is Prometheus text with the same numbers' '
+    logpipe-stat --prom --dir arch >p &&
+    awk -f "$TOP/tests/promcheck.awk" p &&
+    grep_q "^logpipe_stream_length{stream=\"logs:stream\"} 1000$" p &&
+    grep_q "^logpipe_group_pending{stream=\"logs:stream\",group=\"logpipe\"} 300$" p &&
+    grep_q "^logpipe_group_lag{stream=\"logs:stream\",group=\"other\"} 1000$" p &&
+    grep_q "^logpipe_dlq_length{key=\"logs:dlq\"} 3$" p
+'
+
+test_expect_success '--check: exit 1 when a threshold is crossed, naming it' '
+    logpipe-stat --check --max-dlq 3 --max-lag 1000 >/dev/null &&
+    expect_exit 1 logpipe-stat --check --max-dlq 2 >/dev/null 2>err &&
+    grep_q "logs:dlq holds 3 entries, over --max-dlq 2" err &&
+    expect_exit 1 logpipe-stat --check --max-lag 999 >/dev/null 2>err &&
+    grep_q "group other: lag 1000 is over --max-lag 999" err &&
+    logpipe-stat --check -g logpipe --max-lag 999 >/dev/null &&
+    expect_exit 1 logpipe-stat --check --max-pending 299 >/dev/null 2>err &&
+    sleep 1.1 &&
+    expect_exit 1 logpipe-stat --check --max-pending-age 1s >/dev/null 2>err &&
+    grep_q "oldest pending entry .* over --max-pending-age 1s" err
+'
+
+test_expect_success 'a stream that does not exist: zero, no groups' '
+    logpipe-stat -s nothing-here >s &&
+    jq -e ".length == 0 and (.groups | length) == 0" s >/dev/null
+'
+
+test_expect_success '--check -g GROUP that does not exist: exit 1' '
+    expect_exit 1 logpipe-stat --check -g nosuch --max-lag 10 >/dev/null 2>err &&
+    grep_q "group nosuch: no such group on logs:stream" err
+'
+
+test_expect_success 'LOGPIPE_DIR and LOGPIPE_GROUP do not turn on --dir and -g' '
+    LOGPIPE_DIR=arch LOGPIPE_GROUP=nosuch logpipe-stat --check --max-dlq 3 >s &&
+    jq -e "has(\"archive\") | not" s >/dev/null
+'
+
+test_expect_success 'a lag Redis cannot give (null after an XDEL) is counted' '
+    rcli XADD lagless "*" a 1 >/dev/null &&
+    rcli XGROUP CREATE lagless g 0 >/dev/null &&
+    rcli XREADGROUP GROUP g c STREAMS lagless ">" >/dev/null &&
+    for i in 1 2 3 4 5; do rcli XADD lagless "*" a 1 >/dev/null; done &&
+    id=$(rcli --raw XRANGE lagless - + | sed -n 4p) &&
+    rcli XDEL lagless "$id" >/dev/null &&
+    logpipe-stat -s lagless >s &&
+    jq -e ".groups[0].lag == null" s >/dev/null &&
+    logpipe-stat -s lagless --check --max-lag 4 >/dev/null &&
+    expect_exit 1 logpipe-stat -s lagless --check --max-lag 3 >/dev/null 2>err &&
+    grep_q "more than 3 entries after its last delivered one" err
+'
+
+test_expect_success 'the time of the measure keeps its fraction in --prom' '
+    logpipe-stat --prom >p &&
+    t=$(awk "\$1 == \"logpipe_stat_time_seconds\" { print \$2 }" p) &&
+    now=$(date +%s) &&
+    awk -v t="$t" -v now="$now" "BEGIN { exit !(t > now - 5 && t < now + 5) }"
+'
+
+test_expect_success 'Redis unreachable: 69; usage: 64' '
+    expect_exit 69 logpipe-stat -r redis://127.0.0.1:$(random_port) 2>err &&
+    expect_exit 64 logpipe-stat --check 2>err &&
+    expect_exit 64 logpipe-stat --max-lag x 2>err
+'
+
+test_done
