@@ -16,7 +16,7 @@ OPT ?= -O2 -g
 # Diagnostics are snprintf'd into fixed buffers on purpose: a cut message
 # is better than an allocation, so -Wformat-truncation is noise here.
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-       -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+       -Wformat=2 -Wno-format-truncation
 CFLAGS ?= $(OPT)
 LP_CFLAGS = -std=c11 -D_GNU_SOURCE -DLP_VERSION='"$(VERSION)"' $(WARN) \
             -Ilib $(shell $(PKG_CONFIG) --cflags hiredis zlib 2>/dev/null)
@@ -67,7 +67,7 @@ tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 # Debian packages the build, the tests and the demo need.
 DEPS = build-essential pkg-config libhiredis-dev libjq-dev zlib1g-dev \
        redis-server redis-tools jq mandoc perl gzip procps zsh \
-       bash-completion
+       bash-completion systemd strace time
 
 deps:
 	@sh tests/deps.sh $(DEPS)
@@ -102,7 +102,11 @@ install-files:
 	for t in $(notdir $(TOOLS)); do \
 	    ln -sf logpipe $(DESTDIR)$(BASHCOMPDIR)/$$t; done
 	install -m 644 completions/_logpipe $(DESTDIR)$(ZSHCOMPDIR)/_logpipe
-	install -m 644 examples/* $(DESTDIR)$(EXAMPLEDIR)/
+	for f in examples/*; do \
+	    sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
+	        -e 's|/usr/local/share/doc/logpipe|$(PREFIX)/share/doc/logpipe|g' \
+	        "$$f" >$(DESTDIR)$(EXAMPLEDIR)/$${f#examples/} && \
+	    chmod 644 $(DESTDIR)$(EXAMPLEDIR)/$${f#examples/} || exit 1; done
 
 uninstall:
 	for t in $(notdir $(TOOLS)); do \

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_event.h"
 #include "lp_exit.h"
 #include "lp_fs.h"
 #include "lp_jq.h"
@@ -23,8 +24,8 @@
 
 /*
  * list, show, stats, retry, purge, export: all NDJSON on stdout, all
- * paging through XRANGE (1000 entries a page), so a DLQ of a million
- * entries is never held at once. An entry is shown as one JSON object:
+ * paging through XRANGE (10 to 1000 entries a page, about 64 MB at most),
+ * so a DLQ of a million entries is never held at once. An entry is shown as one JSON object:
  * its ID, its fields, and its event as JSON when it parses ("event"),
  * else as a string ("data"); --where runs on that object.
  *
@@ -73,7 +74,8 @@ static void usage(void)
 "                           (logs:stream)\n"
 "      --dlq KEY            dead letter stream (logs:dlq)\n"
 "      --password-file FILE read the Redis password from FILE\n"
-"      --limit N            at most N entries (list, export)\n"
+"      --limit N            at most N entries (printed, counted, retried\n"
+"                           or purged)\n"
 "      --where JQ           only entries for which JQ is true\n"
 "      --all                every entry (retry, purge)\n"
 "      --older-than DUR     entries that failed longer ago (purge)\n"
@@ -113,6 +115,7 @@ static struct {
     struct lp_buf obj;
     int exit_code;
     uint64_t n_seen, n_done, n_missing;
+    uint64_t n_queued;          /* retry, purge: entries selected */
 } S;
 
 /*
@@ -125,12 +128,17 @@ static struct {
 static const char retry_script[] =
     "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
     "if #e == 0 then return false end\n"
-    "local f, data, src = e[1][2]\n"
+    "local f, data, src, cut = e[1][2]\n"
     "for i = 1, #f, 2 do\n"
-    "  if f[i] == 'data' then data = f[i + 1]\n"
-    "  elseif f[i] == 'source_stream' then src = f[i + 1] end\n"
+    "  if f[i] == 'data' then data = data or f[i + 1]\n"
+    "  elseif f[i] == 'source_stream' then src = f[i + 1]\n"
+    "  elseif f[i] == 'truncated' then cut = f[i + 1] end\n"
     "end\n"
     "if data == nil then return redis.error_reply('ERR no data field') end\n"
+    "if cut ~= nil then\n"
+    "  return redis.error_reply('ERR its data was cut from ' .. cut ..\n"
+    "    ' bytes (truncated): not the whole event')\n"
+    "end\n"
     "if src == nil or src == '' then src = ARGV[2] end\n"
     "if src ~= KEYS[2] then\n"
     "  return redis.error_reply('ERR source_stream is not ' .. KEYS[2])\n"
@@ -143,8 +151,7 @@ static void flush_out(void)
 {
     if (S.out.len && lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
         if (errno == EPIPE) {
-            signal(SIGPIPE, SIG_DFL);
-            raise(SIGPIPE);
+            lp_sigpipe_exit();
         }
         lp_error("stdout: %s", strerror(errno));
         exit(LP_EX_IOERR);
@@ -167,6 +174,16 @@ static int config_error(const struct lp_reply *rep)
            strstr(t, "NOPERM") != NULL || strstr(t, "WRONGTYPE") != NULL;
 }
 
+/* A refused command (not a refused key): every entry meets it. */
+static int command_refused(const struct lp_reply *rep)
+{
+    char t[300];
+
+    lp_reply_text(rep, t, sizeof t);
+    return strstr(t, "permissions to run") != NULL ||
+           strstr(t, "can't run this command") != NULL;
+}
+
 static struct lp_reply *redis_or_die(const char *what, struct lp_reply *rep,
                                      const char *err)
 {
@@ -185,11 +202,23 @@ static struct lp_reply *redis_or_die(const char *what, struct lp_reply *rep,
     return rep;
 }
 
-/* The JSON object of a DLQ entry into S.obj: {"id":..., fields..., and
- * "event" (the data, when valid JSON) or "data" (a string)}. */
+/* A decimal number JSON takes as it is: digits, no leading zero. */
+static int json_uint(const char *v, size_t vl)
+{
+    return vl > 0 && vl < 16 && strspn(v, "0123456789") >= vl &&
+           (v[0] != '0' || vl == 1);
+}
+
+/*
+ * The JSON object of a DLQ entry into S.obj: {"id":..., fields..., and
+ * "event" (the data, when valid JSON) or "data" (a string)}. A field of
+ * its own named id, event or data (past the first data) comes out as
+ * "field:NAME", so that it can never stand for the entry's ID or event.
+ */
 static void entry_object(const struct lp_entry *e)
 {
     struct lp_buf *b = &S.obj;
+    int seen_data = 0;
 
     b->len = 0;
     lp_buf_adds(b, "{\"id\":");
@@ -199,7 +228,8 @@ static void entry_object(const struct lp_entry *e)
         size_t fl, vl;
         struct lp_jerr je;
         lp_entry_pair(e, k, &f, &fl, &v, &vl);
-        if (fl == 4 && memcmp(f, "data", 4) == 0) {
+        if (fl == 4 && memcmp(f, "data", 4) == 0 && !seen_data) {
+            seen_data = 1;
             if (lp_json_valid(v, vl, NULL, &je) == 0) {
                 lp_buf_adds(b, ",\"event\":");
                 /* as it is: its bytes are the event's */
@@ -221,13 +251,22 @@ static void entry_object(const struct lp_entry *e)
             continue;
         }
         lp_buf_addc(b, ',');
-        lp_buf_add_jstr(b, f, fl);
+        if ((fl == 2 && memcmp(f, "id", 2) == 0) ||
+            (fl == 5 && memcmp(f, "event", 5) == 0) ||
+            (fl == 4 && memcmp(f, "data", 4) == 0)) {
+            char k2[16];
+            snprintf(k2, sizeof k2, "field:%.*s", (int)fl, f);
+            lp_buf_add_jstr(b, k2, strlen(k2));
+        } else {
+            lp_buf_add_jstr(b, f, fl);
+        }
         lp_buf_addc(b, ':');
-        if ((fl == 10 && memcmp(f, "deliveries", 10) == 0 && vl > 0 &&
-             vl < 12 && strspn(v, "0123456789") >= vl)) {
+        if (fl == 10 && memcmp(f, "deliveries", 10) == 0 &&
+            json_uint(v, vl)) {
             lp_buf_add(b, v, vl);
-        } else if (fl == 9 && memcmp(f, "failed_at", 9) == 0 && vl > 0 &&
-                   vl < 16 && strspn(v, "0123456789") >= vl) {
+        } else if (fl == 9 && memcmp(f, "failed_at", 9) == 0 &&
+                   json_uint(v, vl) &&
+                   strtoll(v, NULL, 10) <= LP_TIME_MAX) {
             char ts[40];
             lp_time_format(strtoll(v, NULL, 10), ts);
             lp_buf_add_jstr(b, ts, strlen(ts));
@@ -271,22 +310,28 @@ static void add_line(const char *s, size_t n)
 
 /* ---- the commands, entry by entry ---------------------------------------- */
 
+struct slot {
+    char *key;
+    size_t len;
+    uint64_t n;
+};
+
 struct stats {
     uint64_t total;
-    struct { char *key; uint64_t n; } err[256], stage[16];
+    struct slot err[256], stage[16];
     int nerr, nstage;
     char oldest[64], newest[64];
     int64_t oldest_ms, newest_ms;
 };
 
-static void count_in(struct lp_buf *tmp, void *slots, int *n, int max,
-                     const char *v, size_t vl)
+/* Counts value v[0..vl) (any bytes) in slots s[0..*n), at most max. */
+static void count_in(struct slot *s, int *n, int max, const char *v,
+                     size_t vl)
 {
-    struct { char *key; uint64_t n; } *s = slots;
     int i;
 
     for (i = 0; i < *n; i++)
-        if (strlen(s[i].key) == vl && memcmp(s[i].key, v, vl) == 0)
+        if (s[i].len == vl && memcmp(s[i].key, v, vl) == 0)
             break;
     if (i == *n) {
         /* bounded: the last slot is "(other)", for all the rest */
@@ -297,16 +342,17 @@ static void count_in(struct lp_buf *tmp, void *slots, int *n, int max,
             i = max - 1;
             goto count;
         }
-        s[i].key = strndup(v, vl);
-        s[i].n = 0;
+        s[i].key = malloc(vl + 1);
         if (s[i].key == NULL) {
             lp_error("out of memory");
             exit(LP_EX_SOFTWARE);
         }
+        memcpy(s[i].key, v, vl);
+        s[i].len = vl;
+        s[i].n = 0;
         (*n)++;
     }
 count:
-    (void)tmp;
     s[i].n++;
 }
 
@@ -342,11 +388,9 @@ static void one(const struct lp_entry *e, struct stats *st,
         st->total++;
         S.n_done++;
         v = lp_entry_field(e, "error", 5, &vl);
-        count_in(NULL, st->err, &st->nerr, 256, v ? v : "(none)",
-                 v ? vl : 6);
+        count_in(st->err, &st->nerr, 256, v ? v : "(none)", v ? vl : 6);
         v = lp_entry_field(e, "stage", 5, &vl);
-        count_in(NULL, st->stage, &st->nstage, 16, v ? v : "(none)",
-                 v ? vl : 6);
+        count_in(st->stage, &st->nstage, 16, v ? v : "(none)", v ? vl : 6);
         lp_stream_id_parse(e->id, e->idlen, &ms, &seq);
         if (st->oldest[0] == '\0') {
             snprintf(st->oldest, sizeof st->oldest, "%.*s", (int)e->idlen,
@@ -367,10 +411,20 @@ static void one(const struct lp_entry *e, struct stats *st,
         lp_buf_addc(acts, '\0');
         if (opt.cmd == C_RETRY)
             t = lp_entry_field(e, "source_stream", 13, &tl);
-        if (t == NULL || tl == 0 || memchr(t, '\0', tl)) {
+        if (t && memchr(t, '\0', tl)) {
+            /* the queue holds C strings: a NUL cannot be passed on */
+            lp_error("entry %.*s: its source_stream holds a NUL byte: not "
+                     "retried", (int)e->idlen, e->id);
+            if (S.exit_code == LP_EX_OK)
+                S.exit_code = LP_EX_DATAERR;
+            acts->len -= e->idlen + 1;
+            break;
+        }
+        if (t == NULL || tl == 0) {
             t = opt.com.stream;
             tl = strlen(t);
         }
+        S.n_queued++;
         lp_buf_add(acts, t, tl);
         lp_buf_addc(acts, '\0');
         break;
@@ -417,8 +471,9 @@ static void act(struct lp_buf *acts)
     for (size_t i = 0; i < n; i++) {
         struct lp_reply *rep;
         const char *id = acts->p + p;
+        const char *target = id + strlen(id) + 1;
         p += strlen(id) + 1;
-        p += strlen(acts->p + p) + 1;
+        p += strlen(target) + 1;
         if (lp_redis_reply(S.r, &rep, err) < 0) {
             flush_out();
             lp_error("%s", err);
@@ -429,11 +484,16 @@ static void act(struct lp_buf *acts)
             lp_reply_text(rep, t, sizeof t);
             if ((cut = strstr(t, " script:")) != NULL)
                 *cut = '\0';
-            lp_error("entry %s: %s", id, t);
-            /* the worst status wins; a refusal that will refuse every
-             * entry ends the run after this page */
+            if (opt.cmd == C_RETRY)
+                lp_error("entry %s: to %s: %s", id, target, t);
+            else
+                lp_error("entry %s: %s", id, t);
+            /* the worst status wins; a refused command, which will refuse
+             * every entry, ends the run after this page; a refused or
+             * wrong key is the entry's own */
             if (config_error(rep)) {
-                fatal = 1;
+                /* purge's key is always the DLQ: a refusal meets them all */
+                fatal |= command_refused(rep) || opt.cmd == C_PURGE;
                 S.exit_code = LP_EX_CONFIG;
             } else if (S.exit_code == LP_EX_OK) {
                 S.exit_code = LP_EX_DATAERR;
@@ -474,6 +534,14 @@ static void act(struct lp_buf *acts)
                  "retry" : "purge", opt.com.dlq);
         exit(LP_EX_CONFIG);
     }
+}
+
+/* --limit: entries printed, counted, or selected to retry or purge */
+static int limit_reached(void)
+{
+    uint64_t n = opt.cmd == C_RETRY || opt.cmd == C_PURGE ? S.n_queued
+                                                          : S.n_done;
+    return opt.limit && n >= opt.limit;
 }
 
 /* Pages through the whole DLQ (or from the given IDs). */
@@ -517,12 +585,17 @@ static void walk(struct stats *st)
             snprintf(end, sizeof end, "%" PRId64, cut - 1);
     }
 
+    /* pages of 10 entries at first, growing to 1000 while they stay
+     * small: a page holds at most about 64 MB of the largest entries */
+    size_t page = 10;
     for (;;) {
         const struct lp_reply *entries;
-        size_t n;
+        size_t n, biggest = 1;
+        char count[24];
 
+        snprintf(count, sizeof count, "%zu", page);
         rep = redis_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
-                           opt.com.dlq, start, end, "COUNT", "1000", NULL),
+                           opt.com.dlq, start, end, "COUNT", count, NULL),
                            err);
         if (lp_reply_entries(rep, 1, &entries, err) < 0 || entries == NULL ||
             (n = lp_reply_len(entries)) == 0) {
@@ -539,20 +612,32 @@ static void walk(struct stats *st)
             snprintf(start, sizeof start, "(%.*s", (int)e.idlen, e.id);
             if (e.fields == NULL)
                 continue;
+            for (size_t k = 0; k < e.nfields; k++) {
+                const char *f, *v;
+                size_t fl, vl;
+                lp_entry_pair(&e, k, &f, &fl, &v, &vl);
+                if (vl > biggest)
+                    biggest = vl;
+            }
             if (!selected(&e))
                 continue;
             one(&e, st, &acts);
-            if (opt.limit && S.n_done >= opt.limit &&
-                (opt.cmd == C_LIST || opt.cmd == C_EXPORT))
+            if (limit_reached())
                 break;
         }
         lp_reply_free(rep);
         if (acts.len)
             act(&acts);
         flush_out();
-        if (lp_stop || (opt.limit && S.n_done >= opt.limit &&
-                        (opt.cmd == C_LIST || opt.cmd == C_EXPORT)))
+        page = (64u << 20) / biggest;
+        if (page > 1000)
+            page = 1000;
+        if (page < 10)
+            page = 10;
+        if (lp_stop || limit_reached())
             break;
+        if (strcmp(start + 1, end) == 0)
+            break;              /* the last entry: "(" past it is no ID */
     }
     lp_buf_free(&acts);
 }
@@ -563,7 +648,7 @@ static void by_id(struct stats *st)
     char err[LP_ERRLEN];
     struct lp_buf acts = { 0 };
 
-    for (int i = 0; i < opt.nids && !lp_stop; i++) {
+    for (int i = 0; i < opt.nids && !lp_stop && !limit_reached(); i++) {
         uint64_t ms, seq;
         struct lp_reply *rep;
         const struct lp_reply *entries;
@@ -616,7 +701,7 @@ static void print_stats(struct stats *st)
     for (int i = 0; i < st->nerr; i++) {
         if (i)
             lp_buf_addc(&b, ',');
-        lp_buf_add_jstr(&b, st->err[i].key, strlen(st->err[i].key));
+        lp_buf_add_jstr(&b, st->err[i].key, st->err[i].len);
         lp_buf_addc(&b, ':');
         lp_buf_addu(&b, st->err[i].n);
         free(st->err[i].key);
@@ -625,7 +710,7 @@ static void print_stats(struct stats *st)
     for (int i = 0; i < st->nstage; i++) {
         if (i)
             lp_buf_addc(&b, ',');
-        lp_buf_add_jstr(&b, st->stage[i].key, strlen(st->stage[i].key));
+        lp_buf_add_jstr(&b, st->stage[i].key, st->stage[i].len);
         lp_buf_addc(&b, ':');
         lp_buf_addu(&b, st->stage[i].n);
         free(st->stage[i].key);
@@ -650,11 +735,36 @@ static void print_stats(struct stats *st)
     flush_out();
 }
 
+static const char *cmds[] = { "list", "show", "stats", "retry", "purge",
+                              "export" };
+
+/* A word of the command line: the command first, then IDs. */
+static void take_word(char *w, int argc)
+{
+    if (opt.cmd < 0) {
+        for (int i = 0; i < 6; i++)
+            if (strcmp(w, cmds[i]) == 0)
+                opt.cmd = i;
+        if (opt.cmd < 0) {
+            fprintf(stderr, "logpipe-dlq: unknown command '%s' (list, show, "
+                    "stats, retry, purge, export)\n", w);
+            exit(LP_EX_USAGE);
+        }
+        return;
+    }
+    if (opt.ids == NULL && (opt.ids = calloc((size_t)argc,
+                                             sizeof *opt.ids)) == NULL) {
+        fprintf(stderr, "logpipe-dlq: out of memory\n");
+        exit(LP_EX_SOFTWARE);
+    }
+    if (opt.nids < argc)
+        opt.ids[opt.nids++] = w;
+}
+
 static void parse_args(int argc, char **argv)
 {
-    static const char *cmds[] = { "list", "show", "stats", "retry", "purge",
-                                  "export" };
     char err[LP_ERRLEN];
+    const char *last_optarg = NULL;
     int c;
 
     lp_common_init(&opt.com);
@@ -664,6 +774,7 @@ static void parse_args(int argc, char **argv)
     for (;;) {
         while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) !=
                -1) {
+            last_optarg = optarg;
             int rc = lp_common_opt(&opt.com, c, optarg, err);
             if (rc < 0)
                 goto bad;
@@ -714,22 +825,16 @@ bad:
         }
         if (optind >= argc)
             break;
-        /* a word: the command first, then IDs */
-        if (opt.cmd < 0) {
-            for (int i = 0; i < 6; i++)
-                if (strcmp(argv[optind], cmds[i]) == 0)
-                    opt.cmd = i;
-            if (opt.cmd < 0) {
-                fprintf(stderr, "logpipe-dlq: unknown command '%s' (list, "
-                        "show, stats, retry, purge, export)\n", argv[optind]);
-                exit(LP_EX_USAGE);
-            }
-        } else {
-            if (opt.ids == NULL)
-                opt.ids = calloc((size_t)argc, sizeof *opt.ids);
-            opt.ids[opt.nids++] = argv[optind];
-        }
-        optind++;
+        /* after "--", every word is an operand: take them all, and do not
+         * call getopt again (it would start over) */
+        int rest = optind > 1 && strcmp(argv[optind - 1], "--") == 0 &&
+                   argv[optind - 1] != last_optarg;     /* -s -- is a key */
+        do {
+            take_word(argv[optind], argc);
+            optind++;
+        } while (rest && optind < argc);
+        if (rest)
+            break;
     }
     if (opt.cmd < 0) {
         fprintf(stderr, "logpipe-dlq: a command is needed (list, show, "
@@ -760,6 +865,28 @@ bad:
     }
 }
 
+/* --metrics, at every exit (SIGPIPE's among them); a file that cannot be
+ * written is said and changes nothing else. */
+static void write_metrics(void)
+{
+    char err[LP_ERRLEN], l[64];
+    struct lp_metrics *m;
+
+    if (opt.com.metrics == NULL || opt.cmd < 0)
+        return;
+    m = lp_metrics_new();
+    snprintf(l, sizeof l, "command=\"%s\"", cmds[opt.cmd]);
+    lp_metric_set(lp_counter(m, "logpipe_dlq_entries_total", l,
+                             "Entries the command acted on."),
+                  (double)S.n_done);
+    lp_metric_set(lp_counter(m, "logpipe_dlq_missing_total", l,
+                             "Entries named that were gone already."),
+                  (double)S.n_missing);
+    if (lp_metrics_write(m, opt.com.metrics, err) < 0)
+        lp_warn("%s", err);
+    lp_metrics_free(m);
+}
+
 int main(int argc, char **argv)
 {
     char err[LP_ERRLEN];
@@ -770,6 +897,7 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     lp_log_init("logpipe-dlq", opt.com.log_format, opt.com.verbosity);
     lp_sig_init(0);
+    lp_sig_at_exit(write_metrics);
     if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
         lp_error("--where: %s", err);
         return LP_EX_CONFIG;
@@ -793,22 +921,6 @@ int main(int argc, char **argv)
         lp_info("%" PRIu64 " entries %s%s, %" PRIu64 " gone already",
                 S.n_done, opt.cmd == C_RETRY ? "retried" : "purged",
                 opt.dry_run ? " (dry run)" : "", S.n_missing);
-    if (opt.com.metrics) {
-        struct lp_metrics *m = lp_metrics_new();
-        static const char *names[] = { "list", "show", "stats", "retry",
-                                       "purge", "export" };
-        char l[64];
-        snprintf(l, sizeof l, "command=\"%s\"", names[opt.cmd]);
-        lp_metric_set(lp_counter(m, "logpipe_dlq_entries_total", l,
-                                 "Entries the command acted on."),
-                      (double)S.n_done);
-        lp_metric_set(lp_counter(m, "logpipe_dlq_missing_total", l,
-                                 "Entries named that were gone already."),
-                      (double)S.n_missing);
-        if (lp_metrics_write(m, opt.com.metrics, err) < 0)
-            lp_error("%s", err);
-        lp_metrics_free(m);
-    }
     free(opt.ids);
     lp_buf_free(&S.out);
     lp_buf_free(&S.obj);

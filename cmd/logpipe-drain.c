@@ -61,13 +61,18 @@ struct dlq_item {
     const char *code;
     size_t detail_off, detail_len;
     unsigned deliveries;
+    size_t full_len;            /* > data_len: cut to --max-dlq-size */
 };
 
 enum {
     OPT_LAYOUT = LP_OPT_TOOL, OPT_STDOUT, OPT_ONCE, OPT_FIELD,
     OPT_TIME_FIELD, OPT_WHERE, OPT_MAX_DEPTH, OPT_MAX_OPEN, OPT_CLAIM_IDLE,
-    OPT_MAX_DELIVERIES, OPT_KEEP, OPT_BLOCK
+    OPT_MAX_DELIVERIES, OPT_KEEP, OPT_BLOCK, OPT_MAX_LINE, OPT_MAX_MEMBERS,
+    OPT_MAX_FILES, OPT_MAX_DLQ_SIZE
 };
+
+/* one_entry: the entry needs a day file past --max-files: a new batch */
+#define SPLIT 1
 
 static const struct option longopts[] = {
     LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
@@ -87,6 +92,10 @@ static const struct option longopts[] = {
     { "keep", required_argument, NULL, OPT_KEEP },
     { "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
     { "max-open", required_argument, NULL, OPT_MAX_OPEN },
+    { "max-line", required_argument, NULL, OPT_MAX_LINE },
+    { "max-members", required_argument, NULL, OPT_MAX_MEMBERS },
+    { "max-files", required_argument, NULL, OPT_MAX_FILES },
+    { "max-dlq-size", required_argument, NULL, OPT_MAX_DLQ_SIZE },
     LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL, 0, NULL, 0 }
@@ -124,6 +133,12 @@ static void usage(void)
 "      --keep DUR           keep acknowledged entries this long (0)\n"
 "      --max-depth N        deepest nesting accepted (64)\n"
 "      --max-open N         day files kept open (256)\n"
+"      --max-files N        day files one batch writes; more: a new batch\n"
+"                           (--max-open)\n"
+"      --max-line SIZE      longest event archived; longer: DLQ (1M)\n"
+"      --max-members N      most members of one object or array (10000)\n"
+"      --max-dlq-size SIZE  most bytes of an event kept in the DLQ\n"
+"                           (--max-line)\n"
 "      --metrics FILE       write Prometheus metrics to FILE (at exit, and\n"
 "      --metrics-interval DUR  every DUR while running: 15s)\n"
 "  -v, --verbose            more messages, one line per batch\n"
@@ -151,6 +166,7 @@ static struct {
     const char *where;
     uint64_t max_depth;
     uint64_t max_open;
+    uint64_t max_files, max_line, max_members, max_dlq_size;
 } opt;
 
 static struct {
@@ -212,6 +228,7 @@ static struct {
     struct lp_metric *errors, *reconnects, *lag;
     uint64_t n_batches, n_errors, n_reconnects;
     int64_t newest_ms;          /* time of the newest entry acknowledged */
+    int caught_up;              /* the last read found nothing new */
 } M;
 
 static void metrics_init(void)
@@ -274,7 +291,9 @@ static void metrics_tick(int force)
     lp_metric_set(M.batches, (double)M.n_batches);
     lp_metric_set(M.errors, (double)M.n_errors);
     lp_metric_set(M.reconnects, (double)M.n_reconnects);
-    if (M.newest_ms)
+    if (M.caught_up)
+        lp_metric_set(M.lag, 0);    /* nothing waits: no lag */
+    else if (M.newest_ms)
         lp_metric_set(M.lag, (double)(lp_now_ms() - M.newest_ms) / 1000.0);
     if (lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval,
                         force, err) < 0 && !warned) {
@@ -334,6 +353,9 @@ static void to_dlq(const struct lp_entry *e, unsigned deliveries,
     d = &S.dlq[S.ndlq++];
     d->id_off = scratch_add(e->id, e->idlen);
     d->id_len = e->idlen;
+    d->full_len = dlen;
+    if (dlen > opt.max_dlq_size)
+        dlen = opt.max_dlq_size;    /* the DLQ is not a second archive */
     d->data_off = scratch_add(data, dlen);
     d->data_len = dlen;
     d->code = code;
@@ -403,7 +425,10 @@ static void add_line(struct lp_buf *dst, const struct lp_entry *e,
         fatal_oom();
 }
 
-static void one_entry(const struct lp_entry *e, unsigned deliveries)
+/* Files entry e, or queues it for the DLQ or the XACK. Returns 0, or
+ * SPLIT (nothing done) when it needs a day file past --max-files: it
+ * starts the next batch. */
+static int one_entry(const struct lp_entry *e, unsigned deliveries)
 {
     const char *s;
     size_t n;
@@ -421,17 +446,24 @@ static void one_entry(const struct lp_entry *e, unsigned deliveries)
         lp_warn("entry %.*s was deleted from the stream before it was "
                 "archived: acknowledging it", (int)e->idlen, e->id);
         ack_later(e->id, e->idlen);
-        return;
+        return 0;
     }
     s = lp_entry_field(e, opt.field, strlen(opt.field), &n);
     if (s == NULL) {
         if (pairs_object(e) < 0) {
             to_dlq(e, deliveries, S.obj.p, S.obj.len, "invalid-utf8",
                    "a field or value is not valid UTF-8");
-            return;
+            return 0;
         }
         s = S.obj.p;
         n = S.obj.len;
+    }
+    if (n > opt.max_line) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "%zu bytes, longer than --max-line "
+                 "(%" PRIu64 ")", n, opt.max_line);
+        to_dlq(e, deliveries, s, n, "too-long", detail);
+        return 0;
     }
     if (deliveries > opt.max_deliveries) {
         /* it was handed out that often and never acknowledged: something
@@ -440,7 +472,7 @@ static void one_entry(const struct lp_entry *e, unsigned deliveries)
         snprintf(detail, sizeof detail, "delivered %u time%s without being "
                  "archived", deliveries - 1, deliveries - 1 == 1 ? "" : "s");
         to_dlq(e, deliveries - 1, s, n, "max-deliveries", detail);
-        return;
+        return 0;
     }
     if (S.crash && strncmp(S.crash, "on-data:", 8) == 0 &&
         memmem(s, n, S.crash + 8, strlen(S.crash + 8)))
@@ -454,18 +486,18 @@ static void one_entry(const struct lp_entry *e, unsigned deliveries)
     if (lp_json_event(s, n, &S.keys, &S.lim, &ev, &je) < 0) {
         to_dlq(e, deliveries, s, n,
                je.not_object ? "not-object" : "invalid-json", je.msg);
-        return;
+        return 0;
     }
     if (S.where) {
         int m = lp_jq_match(S.where, s, n, err);
         if (m < 0) {
             to_dlq(e, deliveries, s, n, "where-error", err);
-            return;
+            return 0;
         }
         if (m == 0) {
             S.n_filtered++;
             ack_later(e->id, e->idlen);
-            return;
+            return 0;
         }
     }
     if (lp_stream_id_parse(e->id, e->idlen, &id_ms, &id_seq) < 0)
@@ -492,12 +524,17 @@ static void one_entry(const struct lp_entry *e, unsigned deliveries)
                                 sizeof path, err);
         if (plen < 0) {
             to_dlq(e, deliveries, s, n, "unsafe-path", err);
-            return;
+            return 0;
+        }
+        if (lp_archive_touched(S.arch) >= opt.max_files &&
+            !lp_archive_touches(S.arch, path, (size_t)plen)) {
+            S.n_read--;         /* read again as the next batch's first */
+            return SPLIT;
         }
         if ((f = lp_archive_get(S.arch, path, (size_t)plen, err)) == NULL) {
             if (errno == ELOOP || errno == ENOTDIR || errno == EINVAL) {
                 to_dlq(e, deliveries, s, n, "unsafe-path", err);
-                return;
+                return 0;
             }
             lp_error("cannot open %s/%s: %s", opt.com.dir, path, err);
             exit(fatal_errno(errno));
@@ -509,6 +546,7 @@ static void one_entry(const struct lp_entry *e, unsigned deliveries)
     }
     S.n_written++;
     ack_later(e->id, e->idlen);
+    return 0;
 }
 
 /*
@@ -534,9 +572,10 @@ static int send_dlq(char *err)
     for (size_t i = 0; i < S.ndlq; i++) {
         const struct dlq_item *d = &S.dlq[i];
         const char *id = S.scratch.p + d->id_off;
-        char deliveries[16];
+        char deliveries[16], full[24];
         snprintf(deliveries, sizeof deliveries, "%u", d->deliveries);
-        const char *argv[25] = {
+        snprintf(full, sizeof full, "%zu", d->full_len);
+        const char *argv[27] = {
             "EVAL", dlq_script, "2", opt.com.stream, opt.com.dlq,
             opt.com.group, id,
             "data", S.scratch.p + d->data_off,
@@ -548,9 +587,12 @@ static int send_dlq(char *err)
             "deliveries", deliveries,
             "consumer", opt.consumer,
             "failed_at", ms,
+            "truncated", full,
         };
-        size_t lens[25];
-        for (int k = 0; k < 25; k++) {
+        /* a cut event says how long it was; retry refuses it */
+        int argc = d->full_len > d->data_len ? 27 : 25;
+        size_t lens[27];
+        for (int k = 0; k < argc; k++) {
             /* id, data and detail live in the scratch buffer, unterminated */
             if (k == 6 || k == 18)
                 lens[k] = d->id_len;
@@ -561,7 +603,7 @@ static int send_dlq(char *err)
             else
                 lens[k] = strlen(argv[k]);
         }
-        if (lp_redis_append(S.r, 25, argv, lens) < 0) {
+        if (lp_redis_append(S.r, argc, argv, lens) < 0) {
             snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
             return -1;
         }
@@ -572,6 +614,7 @@ static int send_dlq(char *err)
             return -1;
         if (lp_reply_type(rep) == LP_REPLY_STRING) {
             S.n_dlq++;
+            S.trim_due = 1;     /* the move acknowledged it */
         } else {
             char t[300], *cut;
             lp_reply_text(rep, t, sizeof t);
@@ -737,6 +780,7 @@ static void connect_redis(void)
         }
         if (rc >= 0)
             break;
+        M.n_errors++;
         if (!warned) {
             char d[32];
             lp_format_duration(opt.timeout, d, sizeof d);
@@ -885,7 +929,11 @@ static int request(char *err)
         argv[n++] = "COUNT";
         argv[n++] = count;
         if (S.mode == M_NEW && !opt.once) {
-            snprintf(block, sizeof block, "%lld", (long long)opt.block);
+            /* an idle drain still rewrites --metrics on time */
+            int64_t b = opt.block;
+            if (M.m && b > opt.com.metrics_interval)
+                b = opt.com.metrics_interval;
+            snprintf(block, sizeof block, "%lld", (long long)b);
             argv[n++] = "BLOCK";
             argv[n++] = block;
         }
@@ -958,17 +1006,17 @@ static int id_cmp(const char *a, size_t an, const char *b, size_t bn)
  * idle, deliveries] each, in ID order. Returns the reply (caller frees),
  * or NULL with err. */
 static struct lp_reply *batch_pending(const struct lp_reply *entries,
-                                      size_t n, char *err)
+                                      size_t from, size_t to, char *err)
 {
     struct lp_entry first, last;
     char a[64], b[64], count[24];
 
-    if (lp_entry_get(entries, 0, &first, err) < 0 ||
-        lp_entry_get(entries, n - 1, &last, err) < 0)
+    if (lp_entry_get(entries, from, &first, err) < 0 ||
+        lp_entry_get(entries, to - 1, &last, err) < 0)
         return NULL;
     snprintf(a, sizeof a, "%.*s", (int)first.idlen, first.id);
     snprintf(b, sizeof b, "%.*s", (int)last.idlen, last.id);
-    snprintf(count, sizeof count, "%zu", n + 16);
+    snprintf(count, sizeof count, "%zu", to - from + 16);
     return lp_redis_cmd(S.r, err, "XPENDING", opt.com.stream, opt.com.group,
                         a, b, count, opt.consumer, NULL);
 }
@@ -987,7 +1035,7 @@ static int delivery_counts(const struct lp_reply *entries, size_t n,
 
     for (size_t i = 0; i < n; i++)
         S.deliveries[i] = 1;
-    if ((rep = batch_pending(entries, n, err)) == NULL)
+    if ((rep = batch_pending(entries, 0, n, err)) == NULL)
         return -1;
     /* both lists in ID order: walk them together */
     for (size_t j = 0; j < lp_reply_len(rep) && k < n; j++) {
@@ -1028,6 +1076,8 @@ static void parse_args(int argc, char **argv)
     opt.time_field = "timestamp";
     opt.max_depth = LP_JSON_DEPTH;
     opt.max_open = 256;
+    opt.max_line = 1 << 20;
+    opt.max_members = 10000;
 
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         int rc = lp_common_opt(&opt.com, c, optarg, err);
@@ -1113,6 +1163,23 @@ static void parse_args(int argc, char **argv)
             if (lp_parse_uint(optarg, 1, 100000, &opt.max_open, err) < 0)
                 goto badopt;
             break;
+        case OPT_MAX_FILES:
+            if (lp_parse_uint(optarg, 1, 100000, &opt.max_files, err) < 0)
+                goto badopt;
+            break;
+        case OPT_MAX_LINE:
+            if (lp_parse_size_max1g(optarg, 2, &opt.max_line, err) < 0)
+                goto badopt;
+            break;
+        case OPT_MAX_MEMBERS:
+            if (lp_parse_uint(optarg, 1, UINT32_MAX, &opt.max_members,
+                              err) < 0)
+                goto badopt;
+            break;
+        case OPT_MAX_DLQ_SIZE:
+            if (lp_parse_size_max1g(optarg, 1, &opt.max_dlq_size, err) < 0)
+                goto badopt;
+            break;
         default:
             exit(lp_usage_hint("logpipe-drain"));
         }
@@ -1130,6 +1197,17 @@ bad:
                 argv[optind]);
         exit(lp_usage_hint("logpipe-drain"));
     }
+    if (opt.max_files == 0)
+        opt.max_files = opt.max_open;
+    if (opt.max_files > opt.max_open) {
+        /* the files of a batch stay open until it is synced */
+        fprintf(stderr, "logpipe-drain: --max-files %" PRIu64 " is more "
+                "than --max-open %" PRIu64 "\n", opt.max_files,
+                opt.max_open);
+        exit(LP_EX_USAGE);
+    }
+    if (opt.max_dlq_size == 0)
+        opt.max_dlq_size = opt.max_line;
 }
 
 static void setup(void)
@@ -1145,6 +1223,7 @@ static void setup(void)
     S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
                                    : -1;
     S.lim.depth = (int)opt.max_depth;
+    S.lim.members = (uint32_t)opt.max_members;
     if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
         lp_error("--where: %s", err);
         exit(LP_EX_CONFIG);
@@ -1194,7 +1273,8 @@ static void setup(void)
  * Fills S.drop with the entries not in our pending list, and takes them
  * off the XACK and DLQ lists. Returns 0 or -1 with err.
  */
-static int not_ours(const struct lp_reply *entries, size_t n, char *err)
+static int not_ours(const struct lp_reply *entries, size_t from, size_t to,
+                    char *err)
 {
     struct lp_entry e;
     struct lp_reply *rep;
@@ -1202,12 +1282,12 @@ static int not_ours(const struct lp_reply *entries, size_t n, char *err)
     size_t nmine = 0;
 
     S.ndrop = 0;
-    if (n == 0 || lp_mono_ms() - S.read_at < opt.claim_idle / 2)
+    if (to <= from || lp_mono_ms() - S.read_at < opt.claim_idle / 2)
         return 0;
-    if ((rep = batch_pending(entries, n, err)) == NULL)
+    if ((rep = batch_pending(entries, from, to, err)) == NULL)
         return -1;
     mine = calloc(lp_reply_len(rep) + 1, sizeof *mine);
-    S.drop = realloc(S.drop, (n + 1) * sizeof *S.drop);
+    S.drop = realloc(S.drop, (to - from + 1) * sizeof *S.drop);
     if (mine == NULL || S.drop == NULL)
         fatal_oom();
     for (size_t j = 0; j < lp_reply_len(rep); j++) {
@@ -1219,7 +1299,7 @@ static int not_ours(const struct lp_reply *entries, size_t n, char *err)
             nmine++;
     }
     lp_reply_free(rep);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < to; i++) {
         struct lp_sid id;
         if (lp_entry_get(entries, i, &e, err) < 0 ||
             lp_stream_id_parse(e.id, e.idlen, &id.ms, &id.seq) < 0)
@@ -1260,10 +1340,11 @@ static int not_ours(const struct lp_reply *entries, size_t n, char *err)
 }
 
 /* Makes the batch durable: files or stdout, then the DLQ moves. */
-static int finish_batch(const struct lp_reply *entries, size_t n, char *err)
+static int finish_batch(const struct lp_reply *entries, size_t from,
+                        size_t to, char *err)
 {
     if (opt.to_stdout) {
-        if (not_ours(entries, n, err) < 0)
+        if (not_ours(entries, from, to, err) < 0)
             return -1;
         if (S.ndrop)
             lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
@@ -1274,8 +1355,7 @@ static int finish_batch(const struct lp_reply *entries, size_t n, char *err)
             }
             /* the reader went away (| head): nothing of this batch is
              * acknowledged; leave as a filter killed by SIGPIPE does */
-            signal(SIGPIPE, SIG_DFL);
-            raise(SIGPIPE);
+            lp_sigpipe_exit();
             exit(LP_EX_IOERR);
         }
         crash_point("after-write");
@@ -1291,7 +1371,7 @@ static int finish_batch(const struct lp_reply *entries, size_t n, char *err)
             lp_error("%s", err);
             exit(fatal_errno(errno));
         }
-        if (not_ours(entries, n, err) < 0) {
+        if (not_ours(entries, from, to, err) < 0) {
             lp_archive_discard_locked(S.arch);
             return -1;
         }
@@ -1309,7 +1389,7 @@ static int finish_batch(const struct lp_reply *entries, size_t n, char *err)
             exit(LP_EX_IOERR);
         }
         lp_metric_observe(M.fsync_s, (double)(lp_mono_us() - t1) / 1e6);
-    } else if (S.ndlq && not_ours(entries, n, err) < 0) {
+    } else if (S.ndlq && not_ours(entries, from, to, err) < 0) {
         return -1;
     }
     crash_point("after-fsync");
@@ -1437,6 +1517,43 @@ static int take_read_reply(struct lp_reply *rep,
     return 0;
 }
 
+/* A batch (or part of one) is durable: metrics and its -v line. */
+static void batch_done(const struct lp_reply *entries, size_t from,
+                       size_t to, int64_t t0, int mode)
+{
+    char err[LP_ERRLEN];
+    struct lp_entry a, b;
+    double ms = (double)(lp_mono_us() - t0) / 1000.0;
+    uint64_t bms = 0, bseq;
+
+    if (lp_entry_get(entries, from, &a, err) < 0 ||
+        lp_entry_get(entries, to - 1, &b, err) < 0)
+        return;
+    M.n_batches++;
+    lp_metric_observe(M.batch_s, ms / 1000.0);
+    if (lp_stream_id_parse(b.id, b.idlen, &bms, &bseq) == 0 &&
+        (int64_t)bms > M.newest_ms)
+        M.newest_ms = (int64_t)bms;
+    if (lp_log_verbosity() >= 1) {
+        char kv[256];
+        snprintf(kv, sizeof kv, "first=%.*s last=%.*s count=%zu dlq=%zu "
+                 "ms=%.1f%s", (int)a.idlen, a.id, (int)b.idlen, b.id,
+                 to - from, S.ndlq, ms, mode == M_NEW ? "" : " redelivered=1");
+        lp_trace("batch", kv);
+    }
+    metrics_tick(0);
+}
+
+/* Every exit writes the metrics last (69, 74, 78 among them). */
+static void metrics_at_exit(void)
+{
+    if (M.m == NULL)
+        return;
+    metrics_tick(1);
+    lp_metrics_free(M.m);
+    M.m = NULL;
+}
+
 int main(int argc, char **argv)
 {
     char err[LP_ERRLEN];
@@ -1445,8 +1562,9 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     lp_log_init("logpipe-drain", opt.com.log_format, opt.com.verbosity);
     lp_sig_init(1);
-    setup();
     metrics_init();
+    lp_sig_at_exit(metrics_at_exit);     /* also when setup fails */
+    setup();
     connect_redis();
 
     for (;;) {
@@ -1494,6 +1612,7 @@ int main(int argc, char **argv)
             lp_reply_free(rep);
             continue;
         }
+        M.caught_up = entries == NULL && mode == M_NEW;
         if (entries == NULL) {
             if (mode == M_PENDING) {
                 /* our backlog is done: claim (on, after claimed ones) */
@@ -1527,46 +1646,57 @@ int main(int argc, char **argv)
                 continue;
             }
         }
-        for (size_t i = 0; i < n; i++) {
-            struct lp_entry e;
-            if (lp_entry_get(entries, i, &e, err) < 0) {
-                lp_error("%s", err);
-                exit(LP_EX_SOFTWARE);
+        /* one batch, or several when it writes more than --max-files day
+         * files: each part is made durable and acknowledged before the
+         * next part opens its files */
+        size_t from = 0, to = 0;
+        int failed = 0;
+        while (from < n && !failed) {
+            for (to = from; to < n; to++) {
+                struct lp_entry e;
+                if (lp_entry_get(entries, to, &e, err) < 0) {
+                    lp_error("%s", err);
+                    exit(LP_EX_SOFTWARE);
+                }
+                if (one_entry(&e, S.check ? S.deliveries[to] : 1) == SPLIT &&
+                    to > from)
+                    break;
+                if (mode == M_PENDING && to == n - 1)
+                    snprintf(S.after, sizeof S.after, "%.*s", (int)e.idlen,
+                             e.id);
             }
-            one_entry(&e, S.check ? S.deliveries[i] : 1);
-            if (mode == M_PENDING && i == n - 1)
-                snprintf(S.after, sizeof S.after, "%.*s", (int)e.idlen, e.id);
+            if (finish_batch(entries, from, to, err) < 0) {
+                /* the DLQ moves failed midway: what was not moved stays
+                 * pending; the files are durable, so acknowledge nothing
+                 * and let redelivery sort it out */
+                lp_warn("%s", err);
+                failed = 1;
+                break;
+            }
+            batch_done(entries, from, to, t0, mode);
+            if (to < n) {
+                /* acknowledge this part now: its files are done */
+                struct lp_reply *a;
+                if (queue_ack(err) < 0 || (S.ack_queued &&
+                                           lp_redis_reply(S.r, &a, err) < 0)) {
+                    lp_warn("%s", err);
+                    failed = 1;
+                    break;
+                }
+                if (S.ack_queued)
+                    take_ack_reply(a);
+                S.nack = 0;
+                S.ndlq = 0;
+                S.scratch.len = 0;
+                t0 = lp_mono_us();
+            }
+            from = to;
         }
-        if (finish_batch(entries, n, err) < 0) {
-            /* the DLQ moves failed midway: what was not moved stays
-             * pending; the files are durable, so acknowledge nothing and
-             * let redelivery sort it out */
-            lp_warn("%s", err);
+        if (failed) {
             lp_reply_free(rep);
             S.nack = 0;
             connect_redis();
             continue;
-        }
-        {
-            struct lp_entry a, b;
-            double ms = (double)(lp_mono_us() - t0) / 1000.0;
-            uint64_t bms = 0, bseq;
-            lp_entry_get(entries, 0, &a, err);
-            lp_entry_get(entries, n - 1, &b, err);
-            M.n_batches++;
-            lp_metric_observe(M.batch_s, ms / 1000.0);
-            if (lp_stream_id_parse(b.id, b.idlen, &bms, &bseq) == 0 &&
-                (int64_t)bms > M.newest_ms)
-                M.newest_ms = (int64_t)bms;
-            if (lp_log_verbosity() >= 1) {
-                char kv[256];
-                snprintf(kv, sizeof kv, "first=%.*s last=%.*s count=%zu "
-                         "dlq=%zu ms=%.1f%s", (int)a.idlen, a.id,
-                         (int)b.idlen, b.id, n, S.ndlq, ms,
-                         mode == M_NEW ? "" : " redelivered=1");
-                lp_trace("batch", kv);
-            }
-            metrics_tick(0);
         }
         held = rep;             /* acknowledged with the next request */
         if (S.config_error) {
@@ -1586,8 +1716,7 @@ int main(int argc, char **argv)
             " filtered out, %" PRIu64 " deleted, %" PRIu64 " claimed, %"
             PRIu64 " trimmed", S.n_read, S.n_written - S.n_dups, S.n_dups,
             S.n_dlq, S.n_filtered, S.n_deleted, S.n_claimed, S.n_trimmed);
-    metrics_tick(1);
-    lp_metrics_free(M.m);
+    metrics_at_exit();
     teardown();
     return LP_EX_OK;
 }

@@ -187,8 +187,7 @@ static void flush_out(void)
     if (lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
         if (errno == EPIPE) {
             /* the reader has what it wanted (| head): leave quietly */
-            signal(SIGPIPE, SIG_DFL);
-            raise(SIGPIPE);
+            lp_sigpipe_exit();
         }
         lp_error("stdout: %s", strerror(errno));
         exit(LP_EX_IOERR);
@@ -815,7 +814,8 @@ static void add_path(const char *path)
         return;
     }
     close(dfd);
-    qsort(v, n, sizeof *v, lp_tfile_cmp);
+    if (n > 1)
+        qsort(v, n, sizeof *v, lp_tfile_cmp);
     /* archives in day order, then WAL segments (newest events) by name */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
@@ -907,13 +907,8 @@ static void parse_args(int argc, char **argv)
             }
             break;
         case OPT_MAX_LINE:
-            if (lp_parse_size(optarg, &opt.max_line, err) < 0)
+            if (lp_parse_size_max1g(optarg, 2, &opt.max_line, err) < 0)
                 goto badopt;
-            if (opt.max_line < 2 || opt.max_line > (1u << 30)) {
-                snprintf(err, sizeof err, "'%s' is out of range (2..1G)",
-                         optarg);
-                goto badopt;
-            }
             break;
         default:
             exit(lp_usage_hint("logpipe-replay"));
@@ -940,6 +935,33 @@ bad:
     }
 }
 
+/* --metrics, at exit whatever the status; a file that cannot be written
+ * is said and changes nothing else. */
+static void write_metrics(void)
+{
+    char err[LP_ERRLEN];
+    struct lp_metrics *m;
+
+    if (opt.com.metrics == NULL)
+        return;
+    m = lp_metrics_new();
+    lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
+                             "result=\"printed\"",
+                             "Lines read, by what became of them."),
+                  (double)S.n_out);
+    lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
+                             "result=\"damaged\"", ""), (double)S.n_bad);
+    lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
+                             "result=\"filtered\"", ""),
+                  (double)(S.n_lines > S.n_out + S.n_bad ?
+                           S.n_lines - S.n_out - S.n_bad : 0));
+    lp_metric_set(lp_counter(m, "logpipe_replay_files_total", "",
+                             "Inputs read."), (double)S.n);
+    if (lp_metrics_write(m, opt.com.metrics, err) < 0)
+        lp_warn("%s", err);
+    lp_metrics_free(m);
+}
+
 int main(int argc, char **argv)
 {
     char err[LP_ERRLEN];
@@ -947,6 +969,7 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     lp_log_init("logpipe-replay", opt.com.log_format, opt.com.verbosity);
     lp_sig_init(0);
+    lp_sig_at_exit(write_metrics);
     if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
         lp_error("--layout: %s", err);
         return LP_EX_CONFIG;
@@ -998,28 +1021,6 @@ int main(int argc, char **argv)
     flush_out();
     lp_info("%" PRIu64 " lines read, %" PRIu64 " printed, %" PRIu64
             " damaged", S.n_lines, S.n_out, S.n_bad);
-    if (opt.com.metrics) {
-        struct lp_metrics *m = lp_metrics_new();
-        lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
-                                 "result=\"printed\"",
-                                 "Lines read, by what became of them."),
-                      (double)S.n_out);
-        lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
-                                 "result=\"damaged\"", ""),
-                      (double)S.n_bad);
-        lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
-                                 "result=\"filtered\"", ""),
-                      (double)(S.n_lines > S.n_out + S.n_bad ?
-                               S.n_lines - S.n_out - S.n_bad : 0));
-        lp_metric_set(lp_counter(m, "logpipe_replay_files_total", "",
-                                 "Inputs read."), (double)S.n);
-        if (lp_metrics_write(m, opt.com.metrics, err) < 0) {
-            lp_error("%s", err);
-            if (S.exit_code == 0)
-                S.exit_code = LP_EX_CANTCREAT;
-        }
-        lp_metrics_free(m);
-    }
     for (size_t i = 0; i < S.n; i++) {
         if (!S.v[i].done && S.v[i].open)
             src_close(&S.v[i]);

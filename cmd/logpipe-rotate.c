@@ -163,8 +163,7 @@ static void action(const char *what, const char *path, int64_t in,
         S.t.bytes_out += (uint64_t)out;
     if (b.p && lp_fs_write_all(STDOUT_FILENO, b.p, b.len) < 0 &&
         errno == EPIPE) {
-        signal(SIGPIPE, SIG_DFL);
-        raise(SIGPIPE);
+        lp_sigpipe_exit();
     }
     lp_buf_free(&b);
 }
@@ -535,8 +534,7 @@ static void compress_all(char **rels, size_t n)
     }
     if (piped) {
         /* our reader left (| head): leave as it expects */
-        signal(SIGPIPE, SIG_DFL);
-        raise(SIGPIPE);
+        lp_sigpipe_exit();
     }
 }
 
@@ -562,7 +560,8 @@ static int run(void)
         lp_error("--dir %s: %s", opt.com.dir, err);
         return LP_EX_IOERR;
     }
-    qsort(v, n, sizeof *v, lp_tfile_cmp);
+    if (n > 1)
+        qsort(v, n, sizeof *v, lp_tfile_cmp);
     if ((cand = calloc(n + 1, sizeof *cand)) == NULL) {
         lp_tree_free(v, n);
         return LP_EX_SOFTWARE;
@@ -619,7 +618,8 @@ static int run(void)
                 lp_error("--dir %s: %s", opt.com.dir, err);
                 return LP_EX_IOERR;
             }
-            qsort(v, n, sizeof *v, lp_tfile_cmp);
+            if (n > 1)
+                qsort(v, n, sizeof *v, lp_tfile_cmp);
         }
         for (size_t i = 0; i < n; i++)
             if (v[i].kind == LP_T_JSONL || v[i].kind == LP_T_GZ)
@@ -719,6 +719,42 @@ bad:
     }
 }
 
+/* --metrics, at exit whatever the status (also 66, 75, 78): a monitor
+ * sees the failed runs too. A file that cannot be written is said once
+ * and changes nothing else. */
+static pid_t metrics_pid;
+
+static void write_metrics(void)
+{
+    char err[LP_ERRLEN];
+    struct lp_metrics *m;
+
+    if (opt.com.metrics == NULL || getpid() != metrics_pid)
+        return;
+    m = lp_metrics_new();
+    for (int i = 0; i < 6; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "action=\"%s\"", action_names[i]);
+        lp_metric_set(lp_counter(m, "logpipe_rotate_actions_total", l,
+                                 "Actions taken on the tree."),
+                      (double)S.t.act[i]);
+    }
+    lp_metric_set(lp_counter(m, "logpipe_rotate_bytes_in_total", "",
+                             "Bytes compressed."), (double)S.t.bytes_in);
+    lp_metric_set(lp_counter(m, "logpipe_rotate_bytes_out_total", "",
+                             "Bytes of gzip written."),
+                  (double)S.t.bytes_out);
+    lp_metric_set(lp_counter(m, "logpipe_rotate_errors_total", "",
+                             "Files that could not be handled."),
+                  (double)S.t.errors);
+    lp_metric_set(lp_gauge(m, "logpipe_rotate_seconds", "",
+                           "How long the run took."),
+                  (double)(lp_now_ms() - S.now) / 1000.0);
+    if (lp_metrics_write(m, opt.com.metrics, err) < 0)
+        lp_warn("%s", err);
+    lp_metrics_free(m);
+}
+
 int main(int argc, char **argv)
 {
     char err[LP_ERRLEN];
@@ -727,6 +763,9 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     lp_log_init("logpipe-rotate", opt.com.log_format, opt.com.verbosity);
     lp_sig_init(0);
+    S.now = lp_now_ms();
+    metrics_pid = getpid();
+    lp_sig_at_exit(write_metrics);
     if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
         lp_error("--layout: %s", err);
         return LP_EX_CONFIG;
@@ -750,34 +789,6 @@ int main(int argc, char **argv)
     S.now = lp_now_ms();
     S.today = S.now / 86400000LL;
     rc = run();
-    if (opt.com.metrics) {
-        struct lp_metrics *m = lp_metrics_new();
-        for (int i = 0; i < 6; i++) {
-            char l[48];
-            snprintf(l, sizeof l, "action=\"%s\"", action_names[i]);
-            lp_metric_set(lp_counter(m, "logpipe_rotate_actions_total", l,
-                                     "Actions taken on the tree."),
-                          (double)S.t.act[i]);
-        }
-        lp_metric_set(lp_counter(m, "logpipe_rotate_bytes_in_total", "",
-                                 "Bytes compressed."),
-                      (double)S.t.bytes_in);
-        lp_metric_set(lp_counter(m, "logpipe_rotate_bytes_out_total", "",
-                                 "Bytes of gzip written."),
-                      (double)S.t.bytes_out);
-        lp_metric_set(lp_counter(m, "logpipe_rotate_errors_total", "",
-                                 "Files that could not be handled."),
-                      (double)S.t.errors);
-        lp_metric_set(lp_gauge(m, "logpipe_rotate_seconds", "",
-                               "How long the run took."),
-                      (double)(lp_now_ms() - S.now) / 1000.0);
-        if (lp_metrics_write(m, opt.com.metrics, err) < 0) {
-            lp_error("%s", err);
-            if (rc == 0)
-                rc = LP_EX_CANTCREAT;
-        }
-        lp_metrics_free(m);
-    }
     close(lock);
     close(S.dirfd);
     lp_layout_free(S.layout);

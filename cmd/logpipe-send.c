@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +22,9 @@
 #include "lp_log.h"
 #include "lp_metrics.h"
 #include "lp_opt.h"
+#include "lp_jq.h"
 #include "lp_parse.h"
+#include "lp_rate.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
 #include "lp_time.h"
@@ -78,8 +81,11 @@ enum {
     OPT_BATCH = LP_OPT_TOOL, OPT_LINGER, OPT_TIMEOUT, OPT_TIME_FIELD,
     OPT_MAX_AGE, OPT_MAX_SKEW, OPT_MAX_LINE, OPT_MAX_DEPTH, OPT_REQUIRE,
     OPT_REJECTS, OPT_REJECTS_TO_DLQ, OPT_IDS, OPT_WAL, OPT_WAL_MAX,
-    OPT_FLUSH_WAL, OPT_MAX_BACKLOG
+    OPT_FLUSH_WAL, OPT_MAX_BACKLOG, OPT_MAX_MEMBERS, OPT_RATE, OPT_BURST,
+    OPT_RATE_KEY, OPT_ON_LIMIT, OPT_SHARED_RATE, OPT_MAX_KEYS
 };
+
+enum { ON_BLOCK, ON_REJECT, ON_DLQ };   /* --on-limit */
 
 static const struct option longopts[] = {
     LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
@@ -92,6 +98,7 @@ static const struct option longopts[] = {
     { "max-skew", required_argument, NULL, OPT_MAX_SKEW },
     { "max-line", required_argument, NULL, OPT_MAX_LINE },
     { "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
+    { "max-members", required_argument, NULL, OPT_MAX_MEMBERS },
     { "require", required_argument, NULL, OPT_REQUIRE },
     { "rejects", required_argument, NULL, OPT_REJECTS },
     { "rejects-to-dlq", no_argument, NULL, OPT_REJECTS_TO_DLQ },
@@ -100,6 +107,12 @@ static const struct option longopts[] = {
     { "wal-max", required_argument, NULL, OPT_WAL_MAX },
     { "flush-wal", no_argument, NULL, OPT_FLUSH_WAL },
     { "max-backlog", required_argument, NULL, OPT_MAX_BACKLOG },
+    { "rate", required_argument, NULL, OPT_RATE },
+    { "burst", required_argument, NULL, OPT_BURST },
+    { "rate-key", required_argument, NULL, OPT_RATE_KEY },
+    { "on-limit", required_argument, NULL, OPT_ON_LIMIT },
+    { "shared-rate", no_argument, NULL, OPT_SHARED_RATE },
+    { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
     LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL, 0, NULL, 0 }
@@ -125,11 +138,19 @@ static void usage(void)
 "      --wal-max SIZE       exit 75 rather than let the WAL pass SIZE\n"
 "      --flush-wal          send what the WAL holds, then exit\n"
 "      --max-backlog N      wait while the group lag exceeds N\n"
+"      --rate N/s|N/m|N/h   at most this many events (per key)\n"
+"      --burst N            events let through at once (a second's worth)\n"
+"      --rate-key JQ        one limit per value of JQ, e.g. .app (one in all)\n"
+"      --on-limit WHAT      block (wait: the pipe pushes back), reject (65),\n"
+"                           or dlq (rejected into the DLQ) (block)\n"
+"      --shared-rate        keep the limit in Redis, shared by all senders\n"
+"      --max-keys N         new rate keys a minute; later ones share (10000)\n"
 "      --time-field NAME    member holding the event time (timestamp)\n"
 "      --max-age DUR        reject events older than DUR (24h; 0 = off)\n"
 "      --max-skew DUR       reject events more than DUR ahead (5m; 0 = off)\n"
 "      --max-line SIZE      longest line accepted (1M)\n"
 "      --max-depth N        deepest nesting accepted (64)\n"
+"      --max-members N      most members of one object or array (10000)\n"
 "      --require LIST       reject events missing any of these members\n"
 "      --rejects FILE       append rejected lines to FILE, verbatim\n"
 "      --rejects-to-dlq     also add rejected lines to the DLQ\n"
@@ -142,8 +163,9 @@ static void usage(void)
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
 "\n"
-"Exit: 0 ok, 64 usage, 65 some lines rejected, 66 input missing,\n"
-"70 internal error, 73 cannot create --rejects, 74 I/O error,\n"
+"Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited), 66 input\n"
+"missing,"
+" 70 internal error, 73 cannot create --rejects, 74 I/O error,\n"
 "75 Redis failed longer than --timeout, 78 bad configuration.\n"
 "See logpipe-send(1).\n");
 }
@@ -165,6 +187,13 @@ static struct {
     uint64_t wal_max;
     int flush_wal;
     uint64_t max_backlog;
+    uint64_t max_members;
+    double rate;                /* tokens a ms, 0: no --rate */
+    uint64_t burst;
+    const char *rate_key;
+    int on_limit;
+    int shared_rate;
+    uint64_t max_keys;
     char **files;
     int nfiles;
     char **args;                /* the options as given, for the resume hint */
@@ -210,6 +239,17 @@ static struct {
     uint64_t n_ahead;           /* acknowledged, but after an event that
                                    was not: a resume sends them twice */
     uint64_t n_wal, n_replayed;
+    /* --rate */
+    struct lp_rate *rate;
+    int rkey_idx;               /* --rate-key .name: its member, else -1 */
+    struct lp_jq *rkey_jq;      /* any other --rate-key program */
+    struct lp_redis *rr;        /* --shared-rate: its own connection */
+    struct lp_buf rkey_buf;     /* the Redis key of a bucket */
+    int64_t rr_retry_at;        /* mono ms: try Redis again after this */
+    int rr_local;               /* Redis failed: limiting here for now */
+    uint64_t n_limited, n_limit_errors, n_past_limit;
+    uint64_t n_overflow;        /* events whose key was over --max-keys */
+    int64_t wait_ms;            /* blocked by the limit, in all */
 } S;
 
 /* --metrics: counters mirror the totals in S, set before each write */
@@ -217,7 +257,8 @@ static struct {
     struct lp_metrics *m;
     struct lp_metric *lines, *sent, *rejected, *wal, *replayed, *dlq;
     struct lp_metric *maybe, *batches, *batch_s, *errors, *reconnects;
-    struct lp_metric *wal_bytes;
+    struct lp_metric *wal_bytes, *limited, *rate_wait, *rate_keys;
+    struct lp_metric *rate_overflow;
     uint64_t n_batches, n_errors, n_reconnects;
 } M;
 
@@ -261,6 +302,8 @@ static void metrics_init(void)
                             "result=\"rejected\"", "");
     M.wal = lp_counter(M.m, "logpipe_send_events_total", "result=\"wal\"",
                        "");
+    M.limited = lp_counter(M.m, "logpipe_send_events_total",
+                           "result=\"limited\"", "");
     M.replayed = lp_counter(M.m, "logpipe_send_wal_replayed_total", "",
                             "Events sent again from the WAL.");
     M.dlq = lp_counter(M.m, "logpipe_send_dlq_total", "",
@@ -278,6 +321,15 @@ static void metrics_init(void)
                               "Connections made again after a failure.");
     M.wal_bytes = lp_gauge(M.m, "logpipe_send_wal_bytes", "",
                            "Bytes of records waiting in the WAL.");
+    if (opt.rate > 0) {
+        M.rate_wait = lp_counter(M.m, "logpipe_send_rate_wait_seconds_total",
+                                 "", "Time spent waiting for --rate.");
+        M.rate_keys = lp_gauge(M.m, "logpipe_send_rate_keys", "",
+                               "Rate keys with a bucket of their own.");
+        M.rate_overflow = lp_counter(M.m, "logpipe_send_rate_overflow_total",
+                                     "", "Events whose key was new past "
+                                     "--max-keys: they share one bucket.");
+    }
     if (M.m == NULL)
         fatal_oom();
 }
@@ -301,11 +353,27 @@ static void metrics_tick(int force)
     lp_metric_set(M.errors, (double)M.n_errors);
     lp_metric_set(M.reconnects, (double)M.n_reconnects);
     lp_metric_set(M.wal_bytes, S.wal ? (double)lp_wal_bytes(S.wal) : 0);
+    lp_metric_set(M.limited, (double)S.n_limited);
+    if (S.rate) {
+        lp_metric_set(M.rate_wait, (double)S.wait_ms / 1000.0);
+        lp_metric_set(M.rate_keys, (double)lp_rate_nkeys(S.rate));
+        lp_metric_set(M.rate_overflow, (double)S.n_overflow);
+    }
     if (lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval,
                         force, err) < 0 && !warned) {
         lp_warn("%s", err);
         warned = 1;
     }
+}
+
+/* Every exit writes the metrics last (give_up's 75 among them). */
+static void metrics_at_exit(void)
+{
+    if (M.m == NULL)
+        return;
+    metrics_tick(1);
+    lp_metrics_free(M.m);
+    M.m = NULL;
 }
 
 /* ---- replies ---------------------------------------------------------- */
@@ -421,10 +489,17 @@ static int retire(void)
             M.n_batches++;
             lp_metric_observe(M.batch_s, ms / 1000.0);
             if (lp_log_verbosity() >= 1) {
-                char kv[200];
-                snprintf(kv, sizeof kv, "first=%s last=%s count=%zu ms=%.1f"
-                         "%s", b->first[0] ? b->first : "-",
-                         b->last[0] ? b->last : "-", b->n, ms,
+                /* count: events into the stream; dlq: rejected lines
+                 * into the DLQ; no first and last without events */
+                char kv[200], ids[120] = "";
+                size_t nd = 0;
+                for (size_t i = 0; i < b->n; i++)
+                    nd += b->ev[i].kind == K_DLQ;
+                if (b->first[0])
+                    snprintf(ids, sizeof ids, "first=%s last=%s ", b->first,
+                             b->last);
+                snprintf(kv, sizeof kv, "%scount=%zu dlq=%zu ms=%.1f%s", ids,
+                         b->n - nd, nd, ms,
                          b->source == B_REPLAY ? " from=wal" : "");
                 lp_trace("batch", kv);
             }
@@ -1117,8 +1192,243 @@ static void reject(const char *line, size_t len, uint64_t lineno,
             exit(LP_EX_IOERR);
         }
     }
-    if (opt.rejects_to_dlq && len > 0)
+    if ((opt.rejects_to_dlq || (opt.on_limit == ON_DLQ &&
+                                strcmp(code, "rate-limited") == 0)) &&
+        len > 0)
         add_dlq(line, len, line_start, code, what);
+}
+
+
+/* ---- --rate ------------------------------------------------------------- */
+
+/*
+ * Token bucket in Redis, for --shared-rate: refills KEYS[1] (a hash of
+ * t, the time in ms, and n, the tokens) by ARGV[1] tokens a ms up to
+ * ARGV[2], takes up to ARGV[3], and returns {taken, ms until the next
+ * token when none was}. Redis's clock, so senders on many hosts agree.
+ */
+static const char rate_script[] =
+    "local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), "
+    "tonumber(ARGV[3])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local b = redis.call('HMGET', KEYS[1], 't', 'n')\n"
+    "local at, n = tonumber(b[1]), tonumber(b[2])\n"
+    "if at == nil or n == nil then at, n = now, burst end\n"
+    "if now > at then n = math.min(burst, n + (now - at) * rate) end\n"
+    "local got = math.min(want, math.floor(n))\n"
+    "n = n - got\n"
+    "redis.call('HSET', KEYS[1], 't', now, 'n', string.format('%.6f', n))\n"
+    "redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)\n"
+    "local wait = 0\n"
+    "if got == 0 then wait = math.ceil((1 - n) / rate) end\n"
+    "return {got, wait}\n";
+
+/* The rate key of an event into buf; its length (0: the global bucket). */
+static size_t rate_key(const char *s, size_t n, const struct lp_jevent *ev,
+                       char *buf, size_t cap)
+{
+    char err[LP_ERRLEN];
+    long len;
+
+    if (S.rkey_idx >= 0) {
+        const struct lp_jval *v = &ev->val[S.rkey_idx];
+        switch (v->type) {
+        case LP_JNONE:
+        case LP_JNULL:
+            return 0;
+        case LP_JSTRING:
+            len = lp_json_unescape(s, v, buf, cap);
+            if (len >= 0)
+                return (size_t)len;
+            /* longer than cap: its first bytes, as the text is */
+            len = (long)(v->len - 2 < cap ? v->len - 2 : cap);
+            memcpy(buf, s + v->off + 1, (size_t)len);
+            return (size_t)len;
+        default:
+            len = (long)(v->len < cap ? v->len : cap);
+            memcpy(buf, s + v->off, (size_t)len);
+            return (size_t)len;
+        }
+    }
+    if (S.rkey_jq == NULL)
+        return 0;
+    len = lp_jq_string(S.rkey_jq, s, n, buf, cap, err);
+    if (len < 0) {
+        /* the global bucket; said once, counted always */
+        if (S.n_limit_errors++ == 0)
+            lp_warn("--rate-key: %s (such events share the limit of "
+                    "events without a key)", err);
+        return 0;
+    }
+    return (size_t)len;
+}
+
+/* --shared-rate: asks Redis for up to want tokens of bucket b. Returns
+ * 0 with the lease set, or -1 when Redis failed (b untouched). */
+static int rate_ask(struct lp_bucket *b, int64_t now)
+{
+    char err[LP_ERRLEN], a1[40], a2[32], a3[32];
+    struct lp_reply *rep;
+    uint64_t want;
+    int rc;
+
+    if (S.rr_local && lp_mono_ms() < S.rr_retry_at)
+        return -1;
+    if (!lp_redis_connected(S.rr) &&
+        (rc = lp_redis_connect(S.rr, err)) < 0)
+        goto failed;
+    /* a twentieth of a second's worth, so that every sender gets its
+     * share and little is left unused when one stops */
+    want = (uint64_t)(opt.rate * 50.0);
+    if (want < 1)
+        want = 1;
+    if (want > opt.burst)
+        want = opt.burst;
+    /* <stream>:rate:<key>, the key's bytes as they are */
+    S.rkey_buf.len = 0;
+    if (lp_buf_adds(&S.rkey_buf, opt.com.stream) < 0 ||
+        lp_buf_adds(&S.rkey_buf, ":rate:") < 0 ||
+        lp_buf_add(&S.rkey_buf, b->key, b->klen) < 0)
+        fatal_oom();
+    snprintf(a1, sizeof a1, "%.12g", opt.rate);
+    snprintf(a2, sizeof a2, "%" PRIu64, opt.burst);
+    snprintf(a3, sizeof a3, "%" PRIu64, want);
+    {
+        const char *argv[7] = { "EVAL", rate_script, "1", S.rkey_buf.p, a1,
+                                a2, a3 };
+        size_t lens[7];
+        for (int i = 0; i < 7; i++)
+            lens[i] = i == 3 ? S.rkey_buf.len : strlen(argv[i]);
+        rep = lp_redis_cmdv(S.rr, err, 7, argv, lens);
+    }
+    if (rep == NULL)
+        goto failed;
+    if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2) {
+        lp_reply_text(rep, err, LP_ERRLEN);
+        lp_reply_free(rep);
+        goto failed;
+    }
+    lp_bucket_lease_set(b, (uint64_t)lp_reply_int(lp_reply_at(rep, 0)),
+                        lp_reply_int(lp_reply_at(rep, 1)), now);
+    lp_reply_free(rep);
+    if (S.rr_local) {
+        S.rr_local = 0;
+        lp_info("--shared-rate: Redis answers again: the limit is shared "
+                "again");
+    }
+    return 0;
+failed:
+    if (!S.rr_local)
+        lp_warn("--shared-rate: %s: limiting in this sender alone until "
+                "Redis answers", err);
+    S.rr_local = 1;
+    S.rr_retry_at = lp_mono_ms() + 5000;
+    lp_redis_disconnect(S.rr);
+    return -1;
+}
+
+/* Takes a token of bucket b: 0, or the ms until one is there. */
+static int64_t rate_take(struct lp_bucket *b)
+{
+    int64_t now = lp_mono_ms();
+
+    if (opt.shared_rate) {
+        for (int tries = 0; tries < 2; tries++) {
+            int64_t rc = lp_bucket_lease_take(b, now);
+            if (rc > 0)
+                return 0;
+            if (rc < 0)
+                return -rc;
+            if (rate_ask(b, now) < 0)
+                break;          /* Redis away: the local bucket */
+        }
+        if (!S.rr_local)
+            return 1;
+    }
+    return lp_bucket_take(S.rate, b, now);
+}
+
+/*
+ * Waits ms for the limit, sending the events admitted so far once their
+ * linger time is over, and taking replies and WAL re-sends meanwhile.
+ */
+static void rate_pause(int64_t ms)
+{
+    char err[LP_ERRLEN];
+    int64_t start = lp_mono_ms(), until = start + ms;
+
+    for (;;) {
+        int64_t now = lp_mono_ms(), left = until - now;
+        struct pollfd p = { -1, POLLIN, 0 };
+        if (left <= 0 || lp_stop)
+            break;
+        if (S.in.n > 0) {
+            int64_t linger = S.in.opened_ms + opt.linger - now;
+            if (linger <= 0) {
+                dispatch();
+                continue;
+            }
+            if (linger < left)
+                left = linger;
+        }
+        if (S.count > 0 && lp_redis_connected(S.r))
+            p.fd = lp_redis_fd(S.r);
+        if (M.m && left > opt.com.metrics_interval)
+            left = opt.com.metrics_interval;
+        if (poll(&p, 1, (int)left) > 0 && p.revents) {
+            if (lp_redis_read(S.r, err) < 0 || pump(0, err) < 0)
+                recover(err);
+        }
+        replay_step();
+        metrics_tick(0);
+    }
+    S.wait_ms += lp_mono_ms() - start;
+}
+
+/*
+ * Applies --rate to one valid event: 1 when it may go, 0 when it is over
+ * the limit (--on-limit reject or dlq; what says why). With block, waits
+ * for its token; a stop signal ends the wait and lets it go: it was read
+ * from the input already, and losing it would be worse than passing the
+ * limit by what the read buffer holds.
+ */
+static int rate_admit(const char *s, size_t n, const struct lp_jevent *ev,
+                      char *what, size_t cap)
+{
+    char key[1024];             /* longer keys: cut (then hashed) */
+    size_t klen = rate_key(s, n, ev, key, sizeof key);
+    int over;
+    struct lp_bucket *b = lp_rate_bucket(S.rate, key, klen, lp_mono_ms(),
+                                         &over);
+    int64_t wait;
+
+    if (b == NULL)
+        fatal_oom();
+    if (over && S.n_overflow++ == 0)
+        lp_warn("--max-keys %" PRIu64 ": more new rate keys this minute "
+                "share the limit of \"%s\"", opt.max_keys,
+                LP_RATE_OVERFLOW);
+    while ((wait = rate_take(b)) > 0) {
+        if (opt.on_limit != ON_BLOCK) {
+            if (klen)
+                snprintf(what, cap, "over --rate for key \"%.*s\"",
+                         (int)(b->klen < 64 ? b->klen : 64), b->key);
+            else
+                snprintf(what, cap, "over --rate");
+            return 0;
+        }
+        if (lp_stop) {
+            S.n_past_limit++;
+            return 1;
+        }
+        rate_pause(wait);
+        /* the pause may have moved the table: look the key up again */
+        b = lp_rate_bucket(S.rate, key, klen, lp_mono_ms(), &over);
+        if (b == NULL)
+            fatal_oom();
+    }
+    return 1;
 }
 
 static void add_event(const char *s, size_t n, const struct lp_jevent *ev,
@@ -1198,6 +1508,11 @@ static void one_event(const char *s, size_t n, const struct lp_line *ln,
         if (ev.val[S.req_idx[i]].type == LP_JNONE)
             REJECT("missing-member", "required member \"%s\" is missing",
                    opt.require[i]);
+    if (S.rate && !rate_admit(s, n, &ev, err, sizeof err)) {
+        S.n_limited++;
+        S.n_rejected--;         /* counted apart, reported the same way */
+        REJECT("rate-limited", "%s", err);
+    }
     add_event(s, n, &ev, line_start);
     return;
 rejected:
@@ -1420,6 +1735,7 @@ static void finish(void)
 static void parse_args(int argc, char **argv)
 {
     char err[LP_ERRLEN];
+    const char *needs_rate = NULL;  /* an option that means nothing alone */
     int c;
 
     lp_common_init(&opt.com);
@@ -1431,6 +1747,8 @@ static void parse_args(int argc, char **argv)
     opt.max_skew = 5 * 60 * 1000LL;
     opt.max_line = 1 << 20;
     opt.max_depth = LP_JSON_DEPTH;
+    opt.max_members = 10000;
+    opt.max_keys = 10000;
     opt.time_field = "timestamp";
 
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
@@ -1470,13 +1788,8 @@ static void parse_args(int argc, char **argv)
                 goto badopt;
             break;
         case OPT_MAX_LINE:
-            if (lp_parse_size(optarg, &opt.max_line, err) < 0)
+            if (lp_parse_size_max1g(optarg, 2, &opt.max_line, err) < 0)
                 goto badopt;
-            if (opt.max_line < 2 || opt.max_line > (1u << 30)) {
-                snprintf(err, sizeof err, "'%s' is out of range (2..1G)",
-                         optarg);
-                goto badopt;
-            }
             break;
         case OPT_MAX_DEPTH:
             if (lp_parse_uint(optarg, 1, 10000, &opt.max_depth, err) < 0)
@@ -1515,6 +1828,52 @@ static void parse_args(int argc, char **argv)
                               err) < 0)
                 goto badopt;
             break;
+        case OPT_MAX_MEMBERS:
+            if (lp_parse_uint(optarg, 1, UINT32_MAX, &opt.max_members,
+                              err) < 0)
+                goto badopt;
+            break;
+        case OPT_RATE:
+            if (lp_rate_parse(optarg, &opt.rate, err) < 0)
+                goto badopt;
+            if (opt.rate > 1e6) {
+                snprintf(err, sizeof err, "'%s' is more than 1000000000/s",
+                         optarg);
+                goto badopt;
+            }
+            break;
+        case OPT_BURST:
+            if (lp_parse_uint(optarg, 1, 1000000000, &opt.burst, err) < 0)
+                goto badopt;
+            needs_rate = "--burst";
+            break;
+        case OPT_RATE_KEY:
+            opt.rate_key = optarg;
+            needs_rate = "--rate-key";
+            break;
+        case OPT_ON_LIMIT:
+            needs_rate = "--on-limit";
+            if (strcmp(optarg, "block") == 0)
+                opt.on_limit = ON_BLOCK;
+            else if (strcmp(optarg, "reject") == 0)
+                opt.on_limit = ON_REJECT;
+            else if (strcmp(optarg, "dlq") == 0)
+                opt.on_limit = ON_DLQ;
+            else {
+                snprintf(err, sizeof err, "'%s' is not block, reject or "
+                         "dlq", optarg);
+                goto badopt;
+            }
+            break;
+        case OPT_SHARED_RATE:
+            opt.shared_rate = 1;
+            needs_rate = "--shared-rate";
+            break;
+        case OPT_MAX_KEYS:
+            if (lp_parse_uint(optarg, 1, 1000000, &opt.max_keys, err) < 0)
+                goto badopt;
+            needs_rate = "--max-keys";
+            break;
         default:
             exit(lp_usage_hint("logpipe-send"));
         }
@@ -1540,6 +1899,15 @@ bad:
     if ((opt.wal_max) && opt.wal == NULL) {
         fprintf(stderr, "logpipe-send: --wal-max needs --wal DIR\n");
         exit(LP_EX_USAGE);
+    }
+    if (opt.rate == 0 && needs_rate) {
+        fprintf(stderr, "logpipe-send: %s needs --rate\n", needs_rate);
+        exit(LP_EX_USAGE);
+    }
+    if (opt.rate > 0 && opt.burst == 0) {
+        /* a second's worth, at least one */
+        double b = ceil(opt.rate * 1000.0);
+        opt.burst = b < 1 ? 1 : (uint64_t)b;
     }
 }
 
@@ -1583,6 +1951,29 @@ static void setup(void)
         }
     }
     S.lim.depth = (int)opt.max_depth;
+    S.lim.members = (uint32_t)opt.max_members;
+    S.rkey_idx = -1;
+    if (opt.rate > 0) {
+        if ((S.rate = lp_rate_new(opt.rate, (double)opt.burst,
+                                  opt.max_keys)) == NULL)
+            fatal_oom();
+        /* a plain ".name" is read by the scanner; jq only for the rest */
+        if (opt.rate_key && opt.rate_key[0] == '.' &&
+            opt.rate_key[1] != '\0' &&
+            strspn(opt.rate_key + 1, "abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+            strlen(opt.rate_key + 1) &&
+            !(opt.rate_key[1] >= '0' && opt.rate_key[1] <= '9')) {
+            if ((S.rkey_idx = lp_jkeys_add(&S.keys, opt.rate_key + 1)) < 0) {
+                lp_error("--rate-key: too many members asked for");
+                exit(LP_EX_USAGE);
+            }
+        } else if (opt.rate_key &&
+                   lp_jq_new(opt.rate_key, &S.rkey_jq, err) < 0) {
+            lp_error("--rate-key: %s", err);
+            exit(LP_EX_CONFIG);
+        }
+    }
     {
         const char *argv2[5] = { "XADD", opt.com.stream, "*", "data", "" };
         size_t lens[5] = { 4, strlen(opt.com.stream), 1, 4, 0 };
@@ -1608,6 +1999,14 @@ static void setup(void)
     if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         exit(LP_EX_CONFIG);
+    }
+    if (opt.shared_rate) {
+        if ((S.rr = lp_common_redis(&opt.com, err)) == NULL) {
+            lp_error("%s", err);
+            exit(LP_EX_CONFIG);
+        }
+        /* a Redis that hangs must not hold the limit up long */
+        lp_redis_set_timeout(S.rr, 500);
     }
     lp_redis_set_timeout(S.r, opt.timeout < 10000 ? (opt.timeout > 1000 ?
                                                      opt.timeout : 1000)
@@ -1637,6 +2036,10 @@ static void teardown(void)
         lp_wal_seg_release(S.wal, S.rseg);
     lp_wal_close(S.wal);
     lp_redis_free(S.r);
+    lp_redis_free(S.rr);
+    lp_rate_free(S.rate);
+    lp_jq_free(S.rkey_jq);
+    lp_buf_free(&S.rkey_buf);
     free(S.in.ev);
     lp_buf_free(&S.in.blob);
     for (int i = 0; i < LP_INFLIGHT; i++) {
@@ -1655,8 +2058,9 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     lp_log_init("logpipe-send", opt.com.log_format, opt.com.verbosity);
     lp_sig_init(0);
-    setup();
     metrics_init();
+    lp_sig_at_exit(metrics_at_exit);     /* also when setup fails */
+    setup();
     S.now = lp_now_ms();
 
     if (!opt.flush_wal) {
@@ -1689,6 +2093,10 @@ int main(int argc, char **argv)
             plural(S.n_lines, "line", "lines"), S.n_sent,
             plural(S.n_sent, "event", "events"),
             S.n_wal ? " (some through the WAL)" : "");
+    if (S.n_past_limit)
+        lp_warn("%" PRIu64 " %s sent past --rate when stopped: they had been "
+                "read from the input", S.n_past_limit,
+                plural(S.n_past_limit, "event was", "events were"));
     if (S.n_rejected) {
         lp_error("%" PRIu64 " invalid %s in %" PRIu64 " %s", S.n_rejected,
                  plural(S.n_rejected, "event", "events"), S.n_lines,
@@ -1696,15 +2104,20 @@ int main(int argc, char **argv)
         if (S.exit_code == 0)
             S.exit_code = LP_EX_DATAERR;
     }
-    metrics_tick(1);
-    lp_metrics_free(M.m);
+    if (S.n_limited) {
+        lp_error("%" PRIu64 " %s over --rate %s", S.n_limited,
+                 plural(S.n_limited, "event", "events"),
+                 opt.on_limit == ON_DLQ ? "went to the DLQ" : "rejected");
+        if (S.exit_code == 0)
+            S.exit_code = LP_EX_DATAERR;
+    }
+    metrics_at_exit();
     teardown();
     if (S.stdout_gone) {
         /* stdout went away (| head): leave as a filter killed by SIGPIPE
          * does, so the shell sees 141 and pipefail notices; what was read
          * was sent first */
-        signal(SIGPIPE, SIG_DFL);
-        raise(SIGPIPE);
+        lp_sigpipe_exit();
     }
     return S.exit_code;
 }

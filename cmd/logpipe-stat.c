@@ -19,7 +19,9 @@
 #include "lp_opt.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
+#include "lp_sig.h"
 #include "lp_time.h"
+#include "lp_utf8.h"
 #include "lp_tree.h"
 
 /*
@@ -100,7 +102,8 @@ static struct {
 } opt;
 
 struct group {
-    char name[256];
+    char *name;                             /* any bytes; malloc'd */
+    size_t namelen;
     long long consumers, pending, lag;      /* lag -1: unknown */
     char last_delivered[64];
     int64_t oldest_age_ms;                  /* -1: nothing pending */
@@ -120,6 +123,7 @@ static struct {
     int64_t now;
 } S;
 
+/* what: the command and its key, for the message */
 static struct lp_reply *cmd_or_die(const char *what, struct lp_reply *rep,
                                    const char *err)
 {
@@ -150,39 +154,40 @@ static void copy_str(char *dst, size_t cap, const struct lp_reply *r)
     dst[n] = '\0';
 }
 
-static int64_t id_age(const char *id)
+/* "XLEN logs:stream": a command and its key, for messages */
+static const char *what(const char *cmd, const char *key)
 {
-    uint64_t ms, seq;
+    static char w[300];
 
-    if (lp_stream_id_parse(id, strlen(id), &ms, &seq) < 0)
-        return -1;
-    return S.now - (int64_t)ms;
+    snprintf(w, sizeof w, "%s %s", cmd, key);
+    return w;
 }
 
 static void gather_redis(void)
 {
     char err[LP_ERRLEN];
     struct lp_reply *rep;
+    const char *st = opt.com.stream;
 
-    rep = cmd_or_die("XLEN", lp_redis_cmd(S.r, err, "XLEN", opt.com.stream,
-                                          NULL), err);
+    rep = cmd_or_die(what("XLEN", st), lp_redis_cmd(S.r, err, "XLEN", st,
+                                                    NULL), err);
     S.length = lp_reply_int(rep);
     lp_reply_free(rep);
     if (S.length > 0) {
-        rep = cmd_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
-                         opt.com.stream, "-", "+", "COUNT", "1", NULL), err);
+        rep = cmd_or_die(what("XRANGE", st), lp_redis_cmd(S.r, err, "XRANGE",
+                         st, "-", "+", "COUNT", "1", NULL), err);
         copy_str(S.first_id, sizeof S.first_id,
                  lp_reply_at(lp_reply_at(rep, 0), 0));
         lp_reply_free(rep);
-        rep = cmd_or_die("XREVRANGE", lp_redis_cmd(S.r, err, "XREVRANGE",
-                         opt.com.stream, "+", "-", "COUNT", "1", NULL), err);
+        rep = cmd_or_die(what("XREVRANGE", st), lp_redis_cmd(S.r, err,
+                         "XREVRANGE", st, "+", "-", "COUNT", "1", NULL), err);
         copy_str(S.last_id, sizeof S.last_id,
                  lp_reply_at(lp_reply_at(rep, 0), 0));
         lp_reply_free(rep);
     }
     /* a stream that does not exist has no groups: XINFO says ERR */
-    rep = cmd_or_die("XINFO GROUPS", lp_redis_cmd(S.r, err, "XINFO", "GROUPS",
-                     opt.com.stream, NULL), err);
+    rep = cmd_or_die(what("XINFO GROUPS", st), lp_redis_cmd(S.r, err,
+                     "XINFO", "GROUPS", st, NULL), err);
     S.ng = lp_reply_len(rep);
     S.g = calloc(S.ng + 1, sizeof *S.g);
     if (S.g == NULL) {
@@ -199,33 +204,53 @@ static void gather_redis(void)
             const struct lp_reply *v = lp_reply_at(g, k + 1);
             if (f == NULL)
                 continue;
-            if (strcmp(f, "name") == 0)
-                copy_str(x->name, sizeof x->name, v);
-            else if (strcmp(f, "consumers") == 0)
+            if (strcmp(f, "name") == 0) {
+                /* any bytes, any length: copied whole */
+                size_t l;
+                const char *nm = lp_reply_str(v, &l);
+                if (nm && x->name == NULL &&
+                    (x->name = malloc(l + 1)) != NULL) {
+                    memcpy(x->name, nm, l);
+                    x->name[l] = '\0';
+                    x->namelen = l;
+                }
+            } else if (strcmp(f, "consumers") == 0) {
                 x->consumers = lp_reply_int(v);
-            else if (strcmp(f, "pending") == 0)
+            } else if (strcmp(f, "pending") == 0) {
                 x->pending = lp_reply_int(v);
-            else if (strcmp(f, "lag") == 0 &&
-                     lp_reply_type(v) == LP_REPLY_INTEGER)
+            } else if (strcmp(f, "lag") == 0 &&
+                       lp_reply_type(v) == LP_REPLY_INTEGER) {
                 x->lag = lp_reply_int(v);
-            else if (strcmp(f, "last-delivered-id") == 0)
+            } else if (strcmp(f, "last-delivered-id") == 0) {
                 copy_str(x->last_delivered, sizeof x->last_delivered, v);
+            }
+        }
+        if (x->name == NULL && (x->name = strdup("")) == NULL) {
+            lp_error("out of memory");
+            exit(LP_EX_SOFTWARE);
         }
     }
     lp_reply_free(rep);
     for (size_t i = 0; i < S.ng; i++) {
         struct group *x = &S.g[i];
+        const char *argv[3] = { "XPENDING", st, x->name };
+        size_t lens[3] = { 8, strlen(st), x->namelen };
+        uint64_t ms, seq;
         if (x->pending == 0)
             continue;
         /* summary form: [count, smallest id, greatest id, consumers] */
-        rep = cmd_or_die("XPENDING", lp_redis_cmd(S.r, err, "XPENDING",
-                         opt.com.stream, x->name, NULL), err);
+        rep = cmd_or_die(what("XPENDING", st), lp_redis_cmdv(S.r, err, 3,
+                         argv, lens), err);
         copy_str(x->oldest_id, sizeof x->oldest_id, lp_reply_at(rep, 1));
-        x->oldest_age_ms = id_age(x->oldest_id);
         lp_reply_free(rep);
+        if (lp_stream_id_parse(x->oldest_id, strlen(x->oldest_id), &ms,
+                               &seq) == 0)
+            /* an ID ahead of this clock: pending, and new */
+            x->oldest_age_ms = (int64_t)ms < S.now ? S.now - (int64_t)ms
+                                                   : 0;
     }
-    rep = cmd_or_die("XLEN", lp_redis_cmd(S.r, err, "XLEN", opt.com.dlq,
-                                          NULL), err);
+    rep = cmd_or_die(what("XLEN", opt.com.dlq), lp_redis_cmd(S.r, err,
+                     "XLEN", opt.com.dlq, NULL), err);
     S.dlq = lp_reply_int(rep);
     lp_reply_free(rep);
 }
@@ -310,7 +335,7 @@ static char *render_json(void)
         if (i)
             lp_buf_addc(&b, ',');
         lp_buf_adds(&b, "{\"name\":");
-        jstr(&b, x->name);
+        lp_buf_add_jstr(&b, x->name, x->namelen);
         lp_buf_adds(&b, ",\"consumers\":");
         jnum(&b, x->consumers);
         lp_buf_adds(&b, ",\"pending\":");
@@ -365,77 +390,99 @@ static char *render_json(void)
     return b.p;
 }
 
-/* A label value in Prometheus text: backslash, quote and newline escaped. */
-static void lbl(char *out, size_t cap, const char *k, const char *v)
+/*
+ * Appends k="v" to b, v[0..n) escaped as the Prometheus text format asks
+ * (backslash, quote, newline) and made valid UTF-8 (other bytes become
+ * U+FFFD, as a label value must be UTF-8).
+ */
+static void lbl(struct lp_buf *b, const char *k, const char *v, size_t n)
 {
-    size_t o = (size_t)snprintf(out, cap, "%s=\"", k);
-
-    for (; *v && o + 4 < cap; v++) {
-        if (*v == '\\' || *v == '"') {
-            out[o++] = '\\';
-            out[o++] = *v;
-        } else if (*v == '\n') {
-            out[o++] = '\\';
-            out[o++] = 'n';
-        } else {
-            out[o++] = *v;
+    lp_buf_adds(b, k);
+    lp_buf_adds(b, "=\"");
+    for (size_t i = 0; i < n; ) {
+        size_t l = lp_utf8_seq((const unsigned char *)v + i, n - i);
+        if (l == 0 || v[i] == '\0') {
+            lp_buf_adds(b, "\xef\xbf\xbd");
+            i++;
+            continue;
         }
+        if (v[i] == '\\' || v[i] == '"')
+            lp_buf_addc(b, '\\');
+        if (v[i] == '\n')
+            lp_buf_adds(b, "\\n");
+        else
+            lp_buf_add(b, v + i, l);
+        i += l;
     }
-    snprintf(out + o, cap - o, "\"");
+    lp_buf_addc(b, '"');
+    lp_buf_addc(b, '\0');
+    b->len--;
 }
 
 static struct lp_metrics *to_metrics(void)
 {
     struct lp_metrics *m = lp_metrics_new();
-    char s[600], g[600], both[1300];
+    struct lp_buf s = { 0 }, both = { 0 };
+    const char *st = opt.com.stream;
 
-    lbl(s, sizeof s, "stream", opt.com.stream);
-    lp_metric_set(lp_gauge(m, "logpipe_stream_length", s,
+    lbl(&s, "stream", st, strlen(st));
+    lp_metric_set(lp_gauge(m, "logpipe_stream_length", s.p,
                            "Entries in the stream."), (double)S.length);
     for (size_t i = 0; i < S.ng; i++) {
         struct group *x = &S.g[i];
-        lbl(g, sizeof g, "group", x->name);
-        snprintf(both, sizeof both, "%s,%s", s, g);
-        lp_metric_set(lp_gauge(m, "logpipe_group_consumers", both,
+        both.len = 0;
+        lbl(&both, "stream", st, strlen(st));
+        lp_buf_addc(&both, ',');
+        lbl(&both, "group", x->name, x->namelen);
+        lp_metric_set(lp_gauge(m, "logpipe_group_consumers", both.p,
                                "Consumers of the group."),
                       (double)x->consumers);
-        lp_metric_set(lp_gauge(m, "logpipe_group_pending", both,
+        lp_metric_set(lp_gauge(m, "logpipe_group_pending", both.p,
                                "Entries delivered, not acknowledged."),
                       (double)x->pending);
         if (x->lag >= 0)
-            lp_metric_set(lp_gauge(m, "logpipe_group_lag", both,
+            lp_metric_set(lp_gauge(m, "logpipe_group_lag", both.p,
                                    "Entries not yet delivered to the group."),
                           (double)x->lag);
         lp_metric_set(lp_gauge(m, "logpipe_group_oldest_pending_age_seconds",
-                               both, "Age of the oldest pending entry."),
+                               both.p, "Age of the oldest pending entry."),
                       x->oldest_age_ms >= 0 ?
                       (double)x->oldest_age_ms / 1000.0 : 0);
     }
-    lbl(s, sizeof s, "key", opt.com.dlq);
-    lp_metric_set(lp_gauge(m, "logpipe_dlq_length", s,
+    s.len = 0;
+    lbl(&s, "key", opt.com.dlq, strlen(opt.com.dlq));
+    lp_metric_set(lp_gauge(m, "logpipe_dlq_length", s.p,
                            "Entries in the dead letter stream."),
                   (double)S.dlq);
     if (S.have_wal) {
-        lbl(s, sizeof s, "dir", opt.wal);
-        lp_metric_set(lp_gauge(m, "logpipe_wal_bytes", s,
+        s.len = 0;
+        lbl(&s, "dir", opt.wal, strlen(opt.wal));
+        lp_metric_set(lp_gauge(m, "logpipe_wal_bytes", s.p,
                                "Bytes of logpipe-send WAL segments."),
                       (double)S.wal_bytes);
-        lp_metric_set(lp_gauge(m, "logpipe_wal_segments", s,
+        lp_metric_set(lp_gauge(m, "logpipe_wal_segments", s.p,
                                "Segment files of the logpipe-send WAL."),
                       (double)S.wal_segments);
     }
     if (S.have_dir) {
-        lbl(s, sizeof s, "dir", opt.com.dir);
-        lp_metric_set(lp_gauge(m, "logpipe_archive_bytes", s,
+        s.len = 0;
+        lbl(&s, "dir", opt.com.dir, strlen(opt.com.dir));
+        lp_metric_set(lp_gauge(m, "logpipe_archive_bytes", s.p,
                                "Bytes of the archive tree's day files."),
                       (double)S.dir_bytes);
-        lp_metric_set(lp_gauge(m, "logpipe_archive_files", s,
+        lp_metric_set(lp_gauge(m, "logpipe_archive_files", s.p,
                                "Day files of the archive tree."),
                       (double)S.dir_files);
     }
     lp_metric_set(lp_gauge(m, "logpipe_stat_time_seconds", "",
                            "When this was measured (Unix time)."),
                   (double)S.now / 1000.0);
+    lp_buf_free(&s);
+    lp_buf_free(&both);
+    if (m == NULL) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
     return m;
 }
 
@@ -480,7 +527,9 @@ static int check(void)
 
     for (size_t i = 0; i < S.ng; i++) {
         struct group *x = &S.g[i];
-        if (opt.com.group_set && strcmp(x->name, opt.com.group) != 0)
+        if (opt.com.group_set && (x->namelen != strlen(opt.com.group) ||
+                                  memcmp(x->name, opt.com.group,
+                                         x->namelen) != 0))
             continue;
         found = 1;
         if (opt.has_lag && x->lag < 0) {
@@ -637,23 +686,24 @@ int main(int argc, char **argv)
     gather_redis();
     gather_files();
     m = to_metrics();
-    out = opt.prom ? lp_metrics_render(m) : render_json();
-    if (out == NULL || lp_fs_write_all(STDOUT_FILENO, out, strlen(out)) < 0) {
-        if (out && errno == EPIPE) {
-            signal(SIGPIPE, SIG_DFL);
-            raise(SIGPIPE);
-        }
-        lp_error("stdout: %s", out ? strerror(errno) : "out of memory");
-        code = LP_EX_IOERR;
-    }
+    /* the file first: a reader of stdout that goes away must not cost it */
     if (opt.com.metrics && lp_metrics_write(m, opt.com.metrics, err) < 0) {
         lp_error("%s", err);
         code = LP_EX_CANTCREAT;
+    }
+    out = opt.prom ? lp_metrics_render(m) : render_json();
+    if (out == NULL || lp_fs_write_all(STDOUT_FILENO, out, strlen(out)) < 0) {
+        if (out && errno == EPIPE)
+            lp_sigpipe_exit();
+        lp_error("stdout: %s", out ? strerror(errno) : "out of memory");
+        code = LP_EX_IOERR;
     }
     if (opt.check && check() && code == LP_EX_OK)
         code = LP_EX_CHECK;
     free(out);
     lp_metrics_free(m);
+    for (size_t i = 0; i < S.ng; i++)
+        free(S.g[i].name);
     free(S.g);
     lp_redis_free(S.r);
     return code;

@@ -14,16 +14,18 @@ _logpipe_opts()
     case $1 in
     logpipe-send)
         echo "$common --group --batch --linger --timeout --wal --wal-max
-            --flush-wal --max-backlog --time-field --max-age
-            --max-skew --max-line --max-depth --require --rejects
-            --rejects-to-dlq --ids -g -b -l -t"
+            --flush-wal --max-backlog --rate --burst --rate-key --on-limit
+            --shared-rate --max-keys --time-field --max-age
+            --max-skew --max-line --max-depth --max-members --require
+            --rejects --rejects-to-dlq --ids -g -b -l -t"
         ;;
     logpipe-drain)
         # --block has no short form
         echo "$common --group --dir --consumer --count --block --timeout
             --layout --stdout --once --field --time-field --where
             --claim-idle --max-deliveries --keep
-            --max-depth --max-open -g -d -c -n -t"
+            --max-depth --max-open --max-files --max-line --max-members
+            --max-dlq-size -g -d -c -n -t"
         ;;
     logpipe-rotate)
         echo "$base --dir --layout --grace --level --retain --max-size
@@ -72,15 +74,17 @@ _logpipe_takes_arg()
     logpipe-send)
         case $2 in
         --group|--batch|--linger|--timeout|--wal|--wal-max|--max-backlog|\
+        --rate|--burst|--rate-key|--on-limit|--max-keys|\
         --time-field|--max-age|--max-skew|--max-line|--max-depth|\
-        --require|--rejects|-g|-b|-l|-t)
+        --max-members|--require|--rejects|-g|-b|-l|-t)
             return 0 ;;
         esac ;;
     logpipe-drain)
         case $2 in
         --group|--dir|--consumer|--count|--block|--timeout|--layout|\
         --field|--time-field|--where|--claim-idle|--max-deliveries|--keep|\
-        --max-depth|--max-open|-g|-d|-c|-n|-t)
+        --max-depth|--max-open|--max-files|--max-line|--max-members|\
+        --max-dlq-size|-g|-d|-c|-n|-t)
             return 0 ;;
         esac ;;
     logpipe-replay)
@@ -164,6 +168,9 @@ _logpipe()
             return ;;
         --log-format)
             COMPREPLY=($(compgen -W 'text json' -- "$cur"))
+            return ;;
+        --on-limit)
+            COMPREPLY=($(compgen -W 'block reject dlq' -- "$cur"))
             return ;;
         --level)
             COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9' -- "$cur"))

@@ -180,6 +180,19 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
     return f;
 }
 
+int lp_archive_touches(const struct lp_archive *a, const char *path,
+                       size_t n)
+{
+    const struct lp_afile *f = a->last;
+
+    if (f && strcmp(f->path, path) == 0)
+        return f->touched;
+    for (f = a->bucket[hash_path(path, n)]; f; f = f->next)
+        if (strcmp(f->path, path) == 0)
+            return f->touched;
+    return 0;
+}
+
 struct lp_buf *lp_afile_buf(struct lp_afile *f)
 {
     return &f->pend;
@@ -285,6 +298,8 @@ static struct check *find_check(struct lp_afile *f, uint64_t ms, uint64_t seq)
 {
     struct check key = { ms, seq, 0 };
 
+    if (f->nchecks == 0)
+        return NULL;
     return bsearch(&key, f->checks, f->nchecks, sizeof key, cmp_check);
 }
 
@@ -525,7 +540,7 @@ void lp_archive_drop_lines(struct lp_buf *b, const struct lp_sid *drop,
     while (r < end) {
         char *nl = memchr(r, '\n', (size_t)(end - r));
         size_t n = (size_t)(nl ? nl + 1 - r : end - r);
-        if (lp_archive_line_id(r, n, &id.ms, &id.seq) == 0 &&
+        if (ndrop && lp_archive_line_id(r, n, &id.ms, &id.seq) == 0 &&
             bsearch(&id, drop, ndrop, sizeof id, lp_sid_cmp)) {
             /* not ours any more: left out */
         } else {

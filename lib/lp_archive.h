@@ -42,6 +42,10 @@ void lp_archive_close_all(struct lp_archive *a);
 struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                                 size_t n, char *err);
 
+/* Does the batch in hand write to path already? */
+int lp_archive_touches(const struct lp_archive *a, const char *path,
+                       size_t n);
+
 /* The buffer the batch's lines for f go to. */
 struct lp_buf *lp_afile_buf(struct lp_afile *f);
 

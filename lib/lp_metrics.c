@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lp_buf.h"
@@ -170,9 +171,11 @@ static void num(struct lp_buf *b, double v)
     else {
         /* the shortest of 15 or 17 digits that reads back the same: a
          * Unix time in seconds keeps its milliseconds */
-        snprintf(t, sizeof t, "%.15g", v);
-        if (strtod(t, NULL) != v)
-            snprintf(t, sizeof t, "%.17g", v);
+        for (int digits = 15; digits <= 17; digits++) {
+            snprintf(t, sizeof t, "%.*g", digits, v);
+            if (strtod(t, NULL) == v)
+                break;
+        }
     }
     lp_buf_adds(b, t);
 }
@@ -267,7 +270,13 @@ int lp_metrics_write(struct lp_metrics *m, const char *path, char *err)
         return -1;
     }
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* a fresh file (never through a link left there), readable by the
+     * collector whatever the umask: metrics hold counts, not events */
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0644);
+    if (fd >= 0)
+        fchmod(fd, 0644);
     if (fd < 0) {
         snprintf(err, LP_ERRLEN, "--metrics %s: %s", tmp, strerror(errno));
         free(text);

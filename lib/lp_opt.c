@@ -44,9 +44,28 @@ static int nonempty(const char *what, const char *arg, char *err)
 int lp_common_opt(struct lp_common *c, int opt, const char *arg, char *err)
 {
     switch (opt) {
-    case 'r':
+    case 'r': {
+        /* a password in the URL: keep a copy, and blank it in argv, so
+         * that ps shows it no longer than it takes to get here */
+        const char *sch = strstr(arg, "://"), *at, *colon;
         c->redis_url = arg;
+        if (sch && (at = strchr(sch + 3, '@')) != NULL &&
+            (colon = memchr(sch + 3, ':', (size_t)(at - sch - 3))) != NULL &&
+            at > colon + 1) {
+            char *copy = strdup(arg);
+            if (copy == NULL) {
+                snprintf(err, LP_ERRLEN, "out of memory");
+                return -1;
+            }
+            free(c->url_copy);
+            c->url_copy = copy;
+            c->redis_url = copy;
+            /* optarg points into argv, which is ours to write */
+            memset((char *)colon + 1, 'x', (size_t)(at - colon - 1));
+            c->password_on_argv = 1;
+        }
         return nonempty("--redis", arg, err);
+    }
     case 's':
         c->stream = arg;
         return nonempty("--stream", arg, err);
@@ -133,6 +152,10 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, char *err)
         password = pw;
     } else if (u.password[0]) {
         password = u.password;
+        if (c->password_on_argv)
+            lp_warn("the password in the --redis URL was visible to other "
+                    "users (ps); use --password-file or "
+                    "LOGPIPE_REDIS_PASSWORD");
     } else {
         password = getenv("LOGPIPE_REDIS_PASSWORD");
         if (password == NULL || *password == '\0')

@@ -52,6 +52,8 @@ struct lp_common {
     int group_set;              /* --group or LOGPIPE_GROUP given */
     int verbosity;              /* -q: -1, -v: +1 each */
     int log_format;             /* LP_LOG_TEXT / LP_LOG_JSON */
+    int password_on_argv;       /* -r URL held a password (now blanked) */
+    char *url_copy;             /* that URL, whole */
 };
 
 /* Defaults, then the environment (flags are applied after, and win). */

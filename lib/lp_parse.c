@@ -201,3 +201,16 @@ int lp_parse_when(const char *s, int64_t now_ms, int64_t *ms, char *err)
              "2026-11-21T10:00:00Z, 1763683200, or 2h ago as 2h)", s);
     return -1;
 }
+
+int lp_parse_size_max1g(const char *s, uint64_t lo, uint64_t *out,
+                        char *err)
+{
+    if (lp_parse_size(s, out, err) < 0)
+        return -1;
+    if (*out < lo || *out > (1u << 30)) {
+        snprintf(err, LP_ERRLEN, "'%s' is out of range (%llu..1G)", s,
+                 (unsigned long long)lo);
+        return -1;
+    }
+    return 0;
+}

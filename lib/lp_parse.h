@@ -24,6 +24,11 @@ int lp_parse_duration(const char *s, const char *defunit, int64_t *ms,
  * accepted; B alone is bytes). Returns 0, or -1 with err filled. */
 int lp_parse_size(const char *s, uint64_t *out, char *err);
 
+/* A size from 1 byte to 1G: the limits on lines and DLQ entries. Returns
+ * 0, or -1 with err ("'X' is out of range (LO..1G)"). */
+int lp_parse_size_max1g(const char *s, uint64_t lo, uint64_t *out,
+                        char *err);
+
 /*
  * Splits a comma-separated list in place: s is modified, item[] borrow
  * from it. Empty items are refused. Returns the count, or -1 with err.

@@ -478,6 +478,18 @@ const char *lp_entry_field(const struct lp_entry *e, const char *name,
     return NULL;
 }
 
+/* Appends decimal digit d to *v; -1 when it would pass UINT64_MAX. */
+static int add_digit(uint64_t *v, char d)
+{
+    uint64_t k = (uint64_t)(d - '0');
+
+    if (*v > UINT64_MAX / 10 || (*v == UINT64_MAX / 10 &&
+                                 k > UINT64_MAX % 10))
+        return -1;
+    *v = *v * 10 + k;
+    return 0;
+}
+
 int lp_stream_id_parse(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
 {
     uint64_t a = 0, b = 0;
@@ -485,19 +497,15 @@ int lp_stream_id_parse(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
 
     if (n == 0 || s[0] < '0' || s[0] > '9')
         return -1;
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-        if (a > (UINT64_MAX - 9) / 10)
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        if (add_digit(&a, s[i]) < 0)
             return -1;
-        a = a * 10 + (uint64_t)(s[i] - '0');
-    }
     if (i < n) {
         if (s[i] != '-' || i + 1 >= n)
             return -1;
-        for (i++; i < n; i++) {
-            if (s[i] < '0' || s[i] > '9' || b > (UINT64_MAX - 9) / 10)
+        for (i++; i < n; i++)
+            if (s[i] < '0' || s[i] > '9' || add_digit(&b, s[i]) < 0)
                 return -1;
-            b = b * 10 + (uint64_t)(s[i] - '0');
-        }
     }
     *ms = a;
     *seq = b;

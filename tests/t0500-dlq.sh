@@ -146,6 +146,69 @@ test_expect_success 'a permission refused inside the retry script: 78, at once' 
     test_xlen -eq 0 logs:stream
 '
 
+test_expect_success 'fields named id, event, data: shown as field:NAME; first data wins' '
+    rcli DEL logs:dlq >/dev/null &&
+    b=$(rcli XADD logs:dlq "*" data "{\"important\":\"B\"}" error x) &&
+    a=$(rcli XADD logs:dlq "*" data "{\"msg\":\"A\"}" error y id "$b" event ev data "{\"second\":1}") &&
+    logpipe-dlq list --where ".error == \"y\"" >l &&
+    jq -e --arg a "$a" --arg b "$b" ".id == \$a and .[\"field:id\"] == \$b and .[\"field:event\"] == \"ev\" and .[\"field:data\"] == \"{\\\"second\\\":1}\" and .event.msg == \"A\"" l >/dev/null &&
+    logpipe-dlq export --where ".error == \"y\"" >x &&
+    grep -qx "{\"msg\":\"A\"}" x &&
+    logpipe-dlq retry "$a" >r &&
+    rcli --raw XRANGE logs:stream - + | tail -n 1 | grep -qx "{\"msg\":\"A\"}"
+'
+
+test_expect_success 'hostile numbers and times stay strings; stats keeps NUL bytes apart' '
+    rcli DEL logs:dlq >/dev/null &&
+    rcli XADD logs:dlq "*" data "{}" deliveries 007 failed_at 999999999999999 >/dev/null &&
+    logpipe-dlq list >l &&
+    grep_q "\"deliveries\":\"007\"" l &&
+    grep_q "\"failed_at\":\"999999999999999\"" l &&
+    rcli DEL logs:dlq >/dev/null &&
+    for i in 1 2; do printf "x\000y" | rcli -x XADD logs:dlq "*" data x stage s error >/dev/null; done &&
+    printf "x" | rcli -x XADD logs:dlq "*" data x stage s error >/dev/null &&
+    logpipe-dlq stats >st &&
+    jq -e ".by_error[\"x\\u0000y\"] == 2 and .by_error.x == 1" st >/dev/null
+'
+
+test_expect_success 'an entry at the largest ID ends the walk cleanly' '
+    rcli DEL logs:dlq >/dev/null &&
+    rcli XADD logs:dlq 1-1 data "{}" >/dev/null &&
+    rcli XADD logs:dlq 18446744073709551615-18446744073709551615 data "{}" >/dev/null &&
+    logpipe-dlq list >l && test "$(wc -l <l)" -eq 2 &&
+    logpipe-dlq show 18446744073709551615-18446744073709551615 >l &&
+    test "$(wc -l <l)" -eq 1 &&
+    logpipe-dlq purge --all >/dev/null && test_xlen -eq 0 logs:dlq &&
+    rcli DEL logs:dlq >/dev/null
+'
+
+test_expect_success '--limit bounds retry and purge too' '
+    for i in 1 2 3 4 5 6; do rcli XADD logs:dlq "*" data "{\"i\":$i}" >/dev/null; done &&
+    logpipe-dlq retry --all --limit 3 >r &&
+    test "$(wc -l <r)" -eq 3 && test_xlen -eq 3 logs:dlq &&
+    logpipe-dlq purge --all --limit 2 >r &&
+    test "$(wc -l <r)" -eq 2 && test_xlen -eq 1 logs:dlq &&
+    logpipe-dlq purge --all >/dev/null
+'
+
+test_expect_success 'one entry with a bad source_stream does not stop the others' '
+    rcli SET notastream x >/dev/null &&
+    rcli XADD logs:dlq "*" data "{\"n\":1}" source_stream notastream >/dev/null &&
+    for i in 2 3 4; do rcli XADD logs:dlq "*" data "{\"n\":$i}" source_stream back >/dev/null; done &&
+    expect_exit 78 logpipe-dlq retry --all >r 2>err &&
+    grep_q "to notastream: WRONGTYPE" err &&
+    test "$(wc -l <r)" -eq 3 && test_xlen -eq 3 back && test_xlen -eq 1 logs:dlq &&
+    logpipe-dlq purge --all >/dev/null
+'
+
+test_expect_success '-- ends the options: IDs after it' '
+    id=$(rcli XADD logs:dlq "*" data "{}") &&
+    logpipe-dlq show -- "$id" >l && test "$(wc -l <l)" -eq 1 &&
+    logpipe-dlq -- show "$id" >l && test "$(wc -l <l)" -eq 1 &&
+    expect_exit 64 logpipe-dlq stats -- x 2>err &&
+    logpipe-dlq purge -- "$id" >/dev/null && test_xlen -eq 0 logs:dlq
+'
+
 test_expect_success 'usage errors exit 64' '
     expect_exit 64 logpipe-dlq 2>err &&
     expect_exit 64 logpipe-dlq frobnicate 2>err &&

@@ -82,6 +82,31 @@ test_expect_success 'the time of the measure keeps its fraction in --prom' '
     awk -v t="$t" -v now="$now" "BEGIN { exit !(t > now - 5 && t < now + 5) }"
 '
 
+test_expect_success 'group names of any length; a pending ID ahead of the clock' '
+    rcli XADD longg "*" a 1 >/dev/null &&
+    long=$(printf "g%.0s" $(seq 300)) &&
+    rcli XGROUP CREATE longg "$long" 0 >/dev/null &&
+    rcli XGROUP CREATE longg "${long}2" 0 >/dev/null &&
+    rcli XREADGROUP GROUP "$long" c COUNT 1 STREAMS longg ">" >/dev/null &&
+    logpipe-stat -s longg --prom >p &&
+    awk -f "$TOP/tests/promcheck.awk" p &&
+    test "$(grep -c "^logpipe_group_pending{" p)" -eq 2 &&
+    logpipe-stat -s longg -g "$long" --check --max-pending 1 >s &&
+    jq -e --arg g "$long" ".groups[] | select(.name == \$g) | .pending == 1" s >/dev/null &&
+    future=$(( $(date +%s) * 1000 + 60000 )) &&
+    rcli XADD ahead "$future-0" a 1 >/dev/null &&
+    rcli XGROUP CREATE ahead g 0 >/dev/null &&
+    rcli XREADGROUP GROUP g c STREAMS ahead ">" >/dev/null &&
+    logpipe-stat -s ahead >s &&
+    jq -e ".groups[0].oldest_pending_age_seconds == 0" s >/dev/null
+'
+
+test_expect_success 'a key of the wrong type is named' '
+    rcli SET strkey x >/dev/null &&
+    expect_exit 78 logpipe-stat --dlq strkey 2>err &&
+    grep_q "XLEN strkey: WRONGTYPE" err
+'
+
 test_expect_success 'Redis unreachable: 69; usage: 64' '
     expect_exit 69 logpipe-stat -r redis://127.0.0.1:$(random_port) 2>err &&
     expect_exit 64 logpipe-stat --check 2>err &&

@@ -58,12 +58,74 @@ test_expect_success 'rotate, replay, dlq, stat write metrics too' '
     grep_q "^logpipe_dlq_length" stat.prom
 '
 
+test_expect_success 'metrics at every exit: send 75, drain 69; 0644 under any umask' '
+    gen_events 10 >in &&
+    (umask 077; expect_exit 75 logpipe-send -r redis://127.0.0.1:$(random_port)/0 \
+        -t 1s --metrics s75.prom <in 2>/dev/null) &&
+    check s75.prom &&
+    test "$(stat -c %a s75.prom)" = 644 &&
+    test "$(value s75.prom logpipe_send_redis_errors_total)" -ge 1 &&
+    expect_exit 69 logpipe-drain -r redis://127.0.0.1:$(random_port)/0 -t 1s \
+        --once --metrics d69.prom 2>/dev/null &&
+    check d69.prom &&
+    test "$(value d69.prom logpipe_drain_redis_errors_total)" -ge 1
+'
+
+test_expect_success 'rotate and replay: an unwritable --metrics is a warning, not a failure' '
+    mkdir -p t2 &&
+    logpipe-rotate -d t2 --metrics /nonexistent/r.prom >/dev/null 2>err &&
+    grep_q "nonexistent" err &&
+    logpipe-replay t2 --metrics /nonexistent/r.prom >/dev/null 2>err &&
+    expect_exit 66 logpipe-rotate -d nosuchdir --metrics r66.prom 2>/dev/null &&
+    check r66.prom
+'
+
+test_expect_success 'a reader that goes away (| head) does not cost the metrics' '
+    rcli DEL logs:dlq >/dev/null &&
+    seq 3000 | sed "s/.*/XADD logs:dlq * data x&/" | rcli >/dev/null &&
+    test_xlen -eq 3000 logs:dlq &&
+    { logpipe-dlq list --metrics hd.prom; echo "rc=$?" >rc; } | head -n 1 >/dev/null &&
+    grep -qx "rc=141" rc && check hd.prom &&
+    mkdir -p big/x &&
+    gen_events 3000 | awk "{ sub(/^[{]/, \"{\\\"_id\\\":\\\"\" NR \"-0\\\",\"); print }" >big/x/2026-01-01.jsonl &&
+    { logpipe-replay big --metrics hr.prom; echo "rc=$?" >rc; } | head -n 1 >/dev/null &&
+    grep -qx "rc=141" rc && check hr.prom &&
+    rcli DEL logs:dlq >/dev/null
+'
+
+test_expect_success 'an idle drain: metrics on time whatever --block; lag 0 caught up' '
+    rm -f idle.prom &&
+    logpipe-drain -d arch --metrics idle.prom --metrics-interval 200ms --block 1h &
+    pid=$!
+    wait_for 10 test -s idle.prom &&
+    t1=$(stat -c %Y.%y idle.prom) &&
+    sleep 1 &&
+    t2=$(stat -c %Y.%y idle.prom) &&
+    kill -TERM $pid && wait $pid &&
+    test "$t1" != "$t2" &&
+    test "$(value idle.prom logpipe_drain_lag_seconds)" = 0
+'
+
+test_expect_success 'entries that only went to the DLQ are trimmed too' '
+    for i in 1 2 3; do rcli XADD dlqonly "*" data "not json" >/dev/null; done &&
+    logpipe-drain -s dlqonly --once -d arch 2>/dev/null &&
+    test_xlen -eq 0 dlqonly
+'
+
 test_expect_success '-v: one line per batch, with stream IDs, count and time' '
     gen_events 1500 | logpipe-send -v -b 1000 2>err &&
-    grep -E -c "^logpipe-send: batch first=[0-9]+-[0-9]+ last=[0-9]+-[0-9]+ count=[0-9]+ ms=[0-9.]+$" err | grep -qx 2 &&
+    grep -E -c "^logpipe-send: batch first=[0-9]+-[0-9]+ last=[0-9]+-[0-9]+ count=[0-9]+ dlq=0 ms=[0-9.]+$" err | grep -qx 2 &&
     logpipe-drain --once -d arch -v 2>err &&
     grep_q "^logpipe-drain: batch first=[0-9]*-[0-9]* last=[0-9]*-[0-9]* count=1000 dlq=0 ms=" err &&
     grep_q "^logpipe-drain: batch first=[0-9]*-[0-9]* last=[0-9]*-[0-9]* count=500 dlq=0 ms=" err
+'
+
+test_expect_success '-v: a batch of rejected lines only: dlq counted, no IDs' '
+    printf "bad1\nbad2\n{\"a\":1}\n" |
+        expect_exit 65 logpipe-send -v --rejects-to-dlq -s vdlq 2>err &&
+    grep_q "^logpipe-send: batch first=[0-9]*-[0-9]* last=[0-9]*-[0-9]* count=1 dlq=2 ms=" err &&
+    printf "bad1\n" | expect_exit 65 logpipe-send -v --rejects-to-dlq -s vdlq 2>err &&
+    grep_q "^logpipe-send: batch count=0 dlq=1 ms=" err
 '
 
 test_expect_success '--log-format json: batch lines are JSON with typed fields' '

@@ -28,7 +28,7 @@ url() {
     echo "redis://logpipe-$1@127.0.0.1:$REDIS_PORT/0"
 }
 admin() {
-    redis-cli -p "$REDIS_PORT" --user logpipe-stat --pass pw-stat --no-auth-warning "$@"
+    redis-cli -p "$REDIS_PORT" --user admin --pass pw-admin --no-auth-warning "$@"
 }
 
 test_expect_success 'the ACL file loaded: no password-less default user' '
@@ -40,7 +40,10 @@ test_expect_success 'each tool works as its least-privilege user' '
     gen_events 50 >in &&
     echo broken >>in &&
     LOGPIPE_REDIS_PASSWORD=pw-send expect_exit 65 logpipe-send -r $(url send) \
-        --rejects-to-dlq --max-backlog 1000000 <in 2>err &&
+        --rejects-to-dlq --max-backlog 1000000 --rate 1000/s --shared-rate \
+        --rate-key .service <in 2>err &&
+    ! grep -q "limiting in this sender alone" err &&
+    test "$(admin --scan --pattern "logs:stream:rate:*" | wc -l)" -ge 1 &&
     LOGPIPE_REDIS_PASSWORD=pw-drain logpipe-drain -r $(url drain) --once \
         -d arch --keep 1h 2>err &&
     test "$(cat arch/*/*.jsonl | wc -l)" -eq 50 &&

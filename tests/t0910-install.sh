@@ -16,6 +16,8 @@ test_expect_success 'make install PREFIX=/usr DESTDIR=...' '
     test -f root/usr/share/zsh/site-functions/_logpipe &&
     test -f root/usr/share/doc/logpipe/examples/logpipe-drain.service &&
     test -f root/usr/share/doc/logpipe/examples/users.acl &&
+    grep -q "^ExecStart=/usr/bin/logpipe-drain " root/usr/share/doc/logpipe/examples/logpipe-drain.service &&
+    ! grep -q /usr/local root/usr/share/doc/logpipe/examples/*.service &&
     root/usr/bin/logpipe-send --version | grep -q "^logpipe-send "
 '
 

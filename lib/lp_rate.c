@@ -1,0 +1,247 @@
+/* lp_rate.c -- token buckets per key, for logpipe-send --rate */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lp_parse.h"
+#include "lp_rate.h"
+
+#define LEASE_MS 1000               /* a lease older than this is stale */
+#define MIN_SLOTS 64
+
+struct lp_rate {
+    double per_ms, burst;
+    uint64_t max_keys;
+    struct lp_bucket *slot;         /* open addressing, klen 0: free */
+    size_t nslots, used, max_slots;
+    struct lp_bucket overflow;
+    struct lp_bucket global;        /* the key "" */
+    int64_t minute_at;              /* start of the current minute */
+    uint64_t new_this_minute;
+};
+
+static uint64_t hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+struct lp_rate *lp_rate_new(double per_ms, double burst, uint64_t max_keys)
+{
+    struct lp_rate *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return NULL;
+    r->per_ms = per_ms;
+    r->burst = burst;
+    r->max_keys = max_keys ? max_keys : 1;
+    /* room for every key of a minute at half load, twice over */
+    r->max_slots = MIN_SLOTS;
+    while (r->max_slots < 4 * r->max_keys && r->max_slots < (1u << 24))
+        r->max_slots *= 2;
+    r->overflow.tokens = burst;
+    r->overflow.at = -1;
+    r->overflow.klen = strlen(LP_RATE_OVERFLOW);
+    memcpy(r->overflow.key, LP_RATE_OVERFLOW, r->overflow.klen);
+    r->global.tokens = burst;
+    r->global.at = -1;
+    r->minute_at = -1;
+    return r;
+}
+
+void lp_rate_free(struct lp_rate *r)
+{
+    if (r == NULL)
+        return;
+    free(r->slot);
+    free(r);
+}
+
+size_t lp_rate_nkeys(const struct lp_rate *r)
+{
+    return r->used;
+}
+
+
+/* A bucket that holds nothing a new one would not: full again (local),
+ * or no lease and no refusal in force (shared). */
+static int idle(const struct lp_rate *r, const struct lp_bucket *b,
+                int64_t now)
+{
+    if (b->lease && now - b->lease_at < LEASE_MS)
+        return 0;
+    if (b->denied_until > now)
+        return 0;
+    return b->at < 0 ||
+           b->tokens + (double)(now - b->at) * r->per_ms >= r->burst;
+}
+
+static struct lp_bucket *find(struct lp_bucket *slot, size_t nslots,
+                              const char *key, size_t klen)
+{
+    size_t i = (size_t)hash(key, klen) & (nslots - 1);
+
+    for (;;) {
+        struct lp_bucket *b = &slot[i];
+        if (b->klen == 0 ||
+            (b->klen == klen && memcmp(b->key, key, klen) == 0))
+            return b;
+        i = (i + 1) & (nslots - 1);
+    }
+}
+
+/* Moves the buckets into a table of n slots, leaving out idle ones when
+ * sweep. Returns 0, or -1 when out of memory (r unchanged). */
+static int rebuild(struct lp_rate *r, size_t n, int sweep, int64_t now)
+{
+    struct lp_bucket *slot = calloc(n, sizeof *slot);
+    size_t used = 0;
+
+    if (slot == NULL)
+        return -1;
+    for (size_t i = 0; i < r->nslots; i++) {
+        struct lp_bucket *b = &r->slot[i];
+        if (b->klen == 0 || (sweep && idle(r, b, now)))
+            continue;
+        *find(slot, n, b->key, b->klen) = *b;
+        used++;
+    }
+    free(r->slot);
+    r->slot = slot;
+    r->nslots = n;
+    r->used = used;
+    return 0;
+}
+
+struct lp_bucket *lp_rate_bucket(struct lp_rate *r, const char *key,
+                                 size_t klen, int64_t now, int *overflow)
+{
+    char k[LP_RATE_KEYMAX + 1];
+    struct lp_bucket *b;
+
+    *overflow = 0;
+    if (klen == 0)
+        return &r->global;
+    if (klen > LP_RATE_KEYMAX) {
+        /* a prefix that still reads, and a hash that keeps keys apart */
+        int w = snprintf(k, sizeof k, "~%016llx",
+                         (unsigned long long)hash(key, klen));
+        size_t pre = LP_RATE_KEYMAX - (size_t)w;
+        memmove(k + pre, k, (size_t)w + 1);
+        memcpy(k, key, pre);
+        key = k;
+        klen = LP_RATE_KEYMAX;
+    }
+    if (r->slot == NULL && rebuild(r, MIN_SLOTS, 0, now) < 0)
+        return NULL;
+    b = find(r->slot, r->nslots, key, klen);
+    if (b->klen)
+        return b;
+    /* a new key */
+    if (r->minute_at < 0 || now - r->minute_at >= 60000) {
+        r->minute_at = now;
+        r->new_this_minute = 0;
+    }
+    if (r->new_this_minute >= r->max_keys)
+        goto over;
+    if (2 * (r->used + 1) > r->nslots) {
+        if (r->nslots < r->max_slots) {
+            if (rebuild(r, r->nslots * 2, 0, now) < 0)
+                return NULL;
+        } else if (rebuild(r, r->nslots, 1, now) < 0) {
+            return NULL;
+        }
+        if (2 * (r->used + 1) > r->nslots)
+            goto over;          /* every bucket busy: share one */
+        b = find(r->slot, r->nslots, key, klen);
+    }
+    memset(b, 0, sizeof *b);
+    memcpy(b->key, key, klen);
+    b->klen = klen;
+    b->tokens = r->burst;
+    b->at = now;
+    r->used++;
+    r->new_this_minute++;
+    return b;
+over:
+    *overflow = 1;
+    return &r->overflow;
+}
+
+int64_t lp_bucket_take(struct lp_rate *r, struct lp_bucket *b, int64_t now)
+{
+    double t = b->tokens;
+
+    if (b->at >= 0 && now > b->at)
+        t += (double)(now - b->at) * r->per_ms;
+    if (t > r->burst)
+        t = r->burst;
+    b->at = now;
+    if (t >= 1.0) {
+        b->tokens = t - 1.0;
+        return 0;
+    }
+    b->tokens = t;
+    return (int64_t)ceil((1.0 - t) / r->per_ms);
+}
+
+int64_t lp_bucket_lease_take(struct lp_bucket *b, int64_t now)
+{
+    if (b->lease && now - b->lease_at >= LEASE_MS)
+        b->lease = 0;
+    if (b->lease) {
+        b->lease--;
+        return 1;
+    }
+    if (b->denied_until > now)
+        return -(b->denied_until - now);
+    return 0;
+}
+
+void lp_bucket_lease_set(struct lp_bucket *b, uint64_t got, int64_t wait,
+                         int64_t now)
+{
+    b->lease = got;
+    b->lease_at = now;
+    b->denied_until = got ? 0 : now + (wait > 0 ? wait : 1);
+}
+
+int lp_rate_parse(const char *s, double *per_ms, char *err)
+{
+    char *e;
+    const char *end;
+    double n, unit = 1000.0;
+
+    n = strtod(s, &e);
+    end = e;
+    if (end == s || !(n > 0) || !isfinite(n)) {
+        snprintf(err, LP_ERRLEN, "'%s' is not a rate like 100/s, 20/m, "
+                 "5/h", s);
+        return -1;
+    }
+    if (*end == '/') {
+        if (strcmp(end + 1, "s") == 0)
+            unit = 1000.0;
+        else if (strcmp(end + 1, "m") == 0)
+            unit = 60000.0;
+        else if (strcmp(end + 1, "h") == 0)
+            unit = 3600000.0;
+        else
+            end = "?";
+        if (*end == '/')
+            end += 2;
+    }
+    if (*end != '\0') {
+        snprintf(err, LP_ERRLEN, "'%s' is not a rate like 100/s, 20/m, "
+                 "5/h", s);
+        return -1;
+    }
+    *per_ms = n / unit;
+    return 0;
+}
