@@ -21,7 +21,7 @@ CFLAGS ?= $(OPT)
 LP_CFLAGS = -std=c11 -D_GNU_SOURCE -DLP_VERSION='"$(VERSION)"' $(WARN) \
             -Ilib $(shell $(PKG_CONFIG) --cflags hiredis zlib 2>/dev/null)
 LP_LIBS = $(shell $(PKG_CONFIG) --libs hiredis zlib 2>/dev/null || \
-                  echo -lhiredis -lz) -ljq -lm
+                  echo -lhiredis -lz) -ljq -lm -lpthread
 
 # SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer
 ifeq ($(SAN),1)
@@ -67,13 +67,19 @@ tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 # Debian packages the build, the tests and the demo need.
 DEPS = build-essential pkg-config libhiredis-dev libjq-dev zlib1g-dev \
        redis-server redis-tools jq mandoc perl gzip procps zsh \
-       bash-completion systemd strace time
+       bash-completion systemd strace time valgrind
 
 deps:
 	@sh tests/deps.sh $(DEPS)
 
 check: deps all
 	@prove -j2 -e '' tests/t[0-9]*.sh
+
+# the unit tests under valgrind: no invalid access, no leak
+VALGRIND = valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+           --errors-for-leak-kinds=definite,indirect --error-exitcode=99
+valgrind: deps all
+	@LP_VALGRIND="$(VALGRIND)" prove -j2 -e '' tests/t00[0-9]*.sh
 
 # long fault-injection and soak runs, not part of check
 stress: deps all
@@ -121,6 +127,6 @@ uninstall:
 clean:
 	rm -f lib/*.o lib/liblogpipe.a lib/.flags $(TOOLS) $(UNIT) $(BENCH)
 
-.PHONY: all deps check stress demo bench install install-files uninstall \
+.PHONY: all deps check valgrind stress demo bench install install-files uninstall \
         clean FORCE
 .SUFFIXES:

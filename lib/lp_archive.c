@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lp_archive.h"
+#include "lp_sync.h"
 #include "lp_fs.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -40,6 +41,8 @@ struct lp_archive {
     struct lp_afile *last;      /* runs of one file skip the hash */
     struct lp_afile **touched;
     size_t ntouched, captouched;
+    int *fds;                   /* the touched files' descriptors, to sync */
+    size_t capfds;
     uint64_t batchno;
     char *scan;                 /* buffer of the duplicate check */
 };
@@ -96,6 +99,7 @@ void lp_archive_free(struct lp_archive *a)
         return;
     lp_archive_close_all(a);
     free(a->touched);
+    free(a->fds);
     free(a->scan);
     free(a);
 }
@@ -586,17 +590,32 @@ fail:
 
 int lp_archive_sync(struct lp_archive *a, char *err)
 {
-    /* all writes came first: writeback of every file could start before
-     * we wait on the first */
-    for (size_t i = 0; i < a->ntouched; i++) {
-        struct lp_afile *f = a->touched[i];
-        if (fdatasync(f->fd) < 0) {
-            snprintf(err, LP_ERRLEN, "%s: fsync: %s", f->path,
-                     strerror(errno));
+    size_t bad;
+
+    /* all writes came first; then every file at once: the file system
+     * commits concurrent syncs together */
+    if (a->ntouched > a->capfds) {
+        int *p = realloc(a->fds, a->ntouched * sizeof *p);
+        if (p == NULL) {
+            snprintf(err, LP_ERRLEN, "out of memory");
+            errno = ENOMEM;
             return -1;
         }
-        f->pend.len = 0;
-        f->touched = 0;
+        a->fds = p;
+        a->capfds = a->ntouched;
+    }
+    for (size_t i = 0; i < a->ntouched; i++)
+        a->fds[i] = a->touched[i]->fd;
+    if (lp_sync_all(a->fds, a->ntouched, &bad) < 0) {
+        int e = errno;
+        snprintf(err, LP_ERRLEN, "%s: fsync: %s", a->touched[bad]->path,
+                 strerror(e));
+        errno = e;
+        return -1;
+    }
+    for (size_t i = 0; i < a->ntouched; i++) {
+        a->touched[i]->pend.len = 0;
+        a->touched[i]->touched = 0;
     }
     a->ntouched = 0;
     a->batchno++;

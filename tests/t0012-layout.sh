@@ -1,2 +1,2 @@
 #!/bin/sh
-exec "$(dirname "$0")/unit-layout" "$(dirname "$0")/jsontestsuite"
+exec ${LP_VALGRIND:-} "$(dirname "$0")/unit-layout" "$(dirname "$0")/jsontestsuite"

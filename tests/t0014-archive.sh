@@ -1,2 +1,2 @@
 #!/bin/sh
-exec "$(dirname "$0")/unit-archive"
+exec ${LP_VALGRIND:-} "$(dirname "$0")/unit-archive"

@@ -1,3 +1,3 @@
 #!/bin/sh
 # t0016-rate.sh -- lp_rate unit tests
-exec "$(dirname "$0")/unit-rate"
+exec ${LP_VALGRIND:-} "$(dirname "$0")/unit-rate"

@@ -1,0 +1,50 @@
+/* unit-sync.c -- lp_sync_all: many files at once, failures reported */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lp_sync.h"
+#include "tap.h"
+
+int main(void)
+{
+    char dir[] = "/tmp/unit-sync.XXXXXX", path[64];
+    int fds[40];
+    size_t bad = 99;
+
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    for (int i = 0; i < 40; i++) {
+        snprintf(path, sizeof path, "%s/f%d", dir, i);
+        fds[i] = open(path, O_WRONLY | O_CREAT, 0600);
+        if (fds[i] < 0 || write(fds[i], "x\n", 2) != 2)
+            return 1;
+    }
+    ok(lp_sync_all(fds, 0, &bad) == 0, "no file: nothing to do");
+    ok(lp_sync_all(fds, 1, &bad) == 0, "one file, in the caller");
+    ok(lp_sync_all(fds, 40, &bad) == 0, "forty files, with the pool");
+    for (int round = 0; round < 200; round++)
+        if (lp_sync_all(fds, 1 + (size_t)round % 40, &bad) < 0)
+            break;
+    ok(1, "200 rounds of 1 to 40 files, pool reused");
+    fds[17] = -1;
+    errno = 0;
+    ok(lp_sync_all(fds, 40, &bad) < 0 && errno == EBADF && bad == 17,
+       "a failing file: -1, its errno and its index (%zu)", bad);
+    ok(lp_sync_all(fds, 17, &bad) == 0, "the next job is clean again");
+    fds[0] = -1;
+    ok(lp_sync_all(fds, 1, &bad) < 0 && bad == 0, "a failing lone file");
+    for (int i = 1; i < 40; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        snprintf(path, sizeof path, "%s/f%d", dir, i);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/f0", dir);
+    unlink(path);
+    rmdir(dir);
+    return tap_done();
+}
