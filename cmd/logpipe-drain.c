@@ -14,6 +14,7 @@
 #include "lp_archive.h"
 #include "lp_buf.h"
 #include "lp_event.h"
+#include "lp_exec.h"
 #include "lp_exit.h"
 #include "lp_fs.h"
 #include "lp_jq.h"
@@ -25,6 +26,7 @@
 #include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
+#include "lp_sql.h"
 #include "lp_time.h"
 
 /*
@@ -55,6 +57,12 @@
 
 enum { M_PENDING, M_CLAIM, M_NEW };
 
+/* --sql: one entry's statement in the batch text */
+struct lp_rec {
+    struct lp_sid id;
+    size_t off;
+};
+
 struct dlq_item {
     size_t id_off, id_len;      /* in the batch's scratch */
     size_t data_off, data_len;
@@ -68,8 +76,11 @@ enum {
     OPT_LAYOUT = LP_OPT_TOOL, OPT_STDOUT, OPT_ONCE, OPT_FIELD,
     OPT_TIME_FIELD, OPT_WHERE, OPT_MAX_DEPTH, OPT_MAX_OPEN, OPT_CLAIM_IDLE,
     OPT_MAX_DELIVERIES, OPT_KEEP, OPT_BLOCK, OPT_MAX_LINE, OPT_MAX_MEMBERS,
-    OPT_MAX_FILES, OPT_MAX_DLQ_SIZE
+    OPT_MAX_FILES, OPT_MAX_DLQ_SIZE, OPT_EXEC, OPT_EXEC_TIMEOUT, OPT_SQL
 };
+
+/* finish_batch: --exec failed; the batch stays pending */
+#define EXEC_FAILED (-2)
 
 /* one_entry: the entry needs a day file past --max-files: a new batch */
 #define SPLIT 1
@@ -83,6 +94,9 @@ static const struct option longopts[] = {
     { "timeout", required_argument, NULL, 't' },
     { "layout", required_argument, NULL, OPT_LAYOUT },
     { "stdout", no_argument, NULL, OPT_STDOUT },
+    { "exec", required_argument, NULL, OPT_EXEC },
+    { "exec-timeout", required_argument, NULL, OPT_EXEC_TIMEOUT },
+    { "sql", required_argument, NULL, OPT_SQL },
     { "once", no_argument, NULL, OPT_ONCE },
     { "field", required_argument, NULL, OPT_FIELD },
     { "time-field", required_argument, NULL, OPT_TIME_FIELD },
@@ -124,6 +138,11 @@ static void usage(void)
 "      --layout TEMPLATE    file path below --dir\n"
 "                           ({service}/%%Y-%%m-%%d.jsonl)\n"
 "      --stdout             write archive lines to stdout instead\n"
+"      --exec CMD           pipe each batch to sh -c CMD instead; acknowledge\n"
+"                           when it exits 0\n"
+"      --exec-timeout DUR   kill CMD after this long (60s)\n"
+"      --sql TABLE          --stdout or --exec batches as idempotent SQL\n"
+"                           INSERTs into TABLE (sqlite3, psql)\n"
 "      --once               drain what is there, then exit\n"
 "      --field NAME         entry field holding the event (data)\n"
 "      --time-field NAME    member holding the event time (timestamp)\n"
@@ -149,7 +168,7 @@ static void usage(void)
 "\n"
 "Exit: 0 ok (also after SIGTERM), 64 usage, 69 Redis unreachable,\n"
 "70 internal error, 73 cannot create output, 74 write or fsync failed,\n"
-"78 bad configuration.\n"
+"78 bad configuration (also: --exec CMD cannot be run).\n"
 "See logpipe-drain(1).\n");
 }
 
@@ -161,6 +180,9 @@ static struct {
     uint64_t max_deliveries;
     const char *layout;
     int to_stdout, once;
+    const char *exec;
+    int64_t exec_timeout;
+    const char *sql;
     const char *field;
     const char *time_field;
     const char *where;
@@ -183,7 +205,15 @@ static struct {
     /* the batch in hand */
     struct lp_buf scratch;      /* ids, DLQ data and details */
     struct lp_buf obj;          /* an event built from field pairs */
-    struct lp_buf line;         /* stdout sink */
+    struct lp_buf line;         /* stdout and --exec sinks */
+    struct lp_buf tmp;          /* --sql: decoding, the event without _id */
+    struct lp_rec *recs;        /* --sql: where each entry's INSERT starts */
+    size_t nrecs, caprecs;
+    int sql_idx[4];             /* --sql: service, level, app, message */
+    int sql_created;            /* --stdout --sql: CREATE TABLE given */
+    unsigned exec_fails;        /* --exec: failures in a row */
+    char exec_err[LP_ERRLEN];   /* --exec: the last failure */
+    int exec_unread_warned;
     struct dlq_item *dlq;
     size_t ndlq, dlq_cap;
     const char **ack;           /* XACK argv: 3 + the batch's ids */
@@ -225,8 +255,8 @@ static struct {
     struct lp_metrics *m;
     struct lp_metric *archived, *dups, *dlq, *filtered, *deleted, *claimed;
     struct lp_metric *trimmed, *batches, *batch_s, *write_s, *fsync_s;
-    struct lp_metric *errors, *reconnects, *lag;
-    uint64_t n_batches, n_errors, n_reconnects;
+    struct lp_metric *errors, *reconnects, *lag, *exec_fail, *exec_s;
+    uint64_t n_batches, n_errors, n_reconnects, n_exec_fail;
     int64_t newest_ms;          /* time of the newest entry acknowledged */
     int caught_up;              /* the last read found nothing new */
 } M;
@@ -268,6 +298,13 @@ static void metrics_init(void)
                               "Connections made again after a failure.");
     M.lag = lp_gauge(M.m, "logpipe_drain_lag_seconds", "",
                      "Now minus the time of the newest entry acknowledged.");
+    if (opt.exec) {
+        M.exec_fail = lp_counter(M.m, "logpipe_drain_exec_failures_total",
+                                 "", "Runs of --exec that did not exit 0.");
+        M.exec_s = lp_histogram(M.m, "logpipe_drain_exec_seconds", "",
+                                "Runs of --exec, start to exit.",
+                                lp_seconds_buckets, lp_seconds_nbuckets);
+    }
     if (M.m == NULL) {
         lp_error("out of memory");
         exit(LP_EX_SOFTWARE);
@@ -291,6 +328,7 @@ static void metrics_tick(int force)
     lp_metric_set(M.batches, (double)M.n_batches);
     lp_metric_set(M.errors, (double)M.n_errors);
     lp_metric_set(M.reconnects, (double)M.n_reconnects);
+    lp_metric_set(M.exec_fail, (double)M.n_exec_fail);
     if (M.caught_up)
         lp_metric_set(M.lag, 0);    /* nothing waits: no lag */
     else if (M.newest_ms)
@@ -425,6 +463,102 @@ static void add_line(struct lp_buf *dst, const struct lp_entry *e,
         fatal_oom();
 }
 
+/* The table's shape: what lp_sql writes into it, portable to SQLite and
+ * PostgreSQL (a table made beforehand with TIMESTAMPTZ and JSONB takes
+ * these text literals too: see examples/analytics.sql). */
+static void sql_create(struct lp_buf *b)
+{
+    char q[512];
+
+    snprintf(q, sizeof q, "CREATE TABLE IF NOT EXISTS %s (id TEXT PRIMARY "
+             "KEY, ts TEXT, service TEXT, level TEXT, app TEXT, message "
+             "TEXT, event TEXT);\n", opt.sql);
+    if (lp_buf_adds(b, q) < 0)
+        fatal_oom();
+}
+
+/* Appends the INSERT of entry e (event s[0..n), scanned in ev, time t) to
+ * S.line, a transaction per batch; recorded in S.recs so that entries
+ * another consumer took over can be left out. */
+static void add_sql(const struct lp_entry *e, const char *s, size_t n,
+                    const struct lp_jevent *ev, int64_t t)
+{
+    struct lp_buf *b = &S.line;
+    char ts[40];
+    struct lp_rec *r;
+    int bad = 0;
+
+    if (b->len == 0) {
+        if (opt.exec || !S.sql_created)
+            sql_create(b);
+        S.sql_created = 1;
+        if (lp_buf_adds(b, "BEGIN;\n") < 0)
+            fatal_oom();
+    }
+    if (S.nrecs == S.caprecs) {
+        size_t cap = S.caprecs ? S.caprecs * 2 : 256;
+        struct lp_rec *p = realloc(S.recs, cap * sizeof *p);
+        if (p == NULL)
+            fatal_oom();
+        S.recs = p;
+        S.caprecs = cap;
+    }
+    r = &S.recs[S.nrecs++];
+    r->off = b->len;
+    if (lp_stream_id_parse(e->id, e->idlen, &r->id.ms, &r->id.seq) < 0)
+        r->id.ms = r->id.seq = 0;
+    bad |= lp_buf_adds(b, "INSERT INTO ");
+    bad |= lp_buf_adds(b, opt.sql);
+    bad |= lp_buf_adds(b, " (id, ts, service, level, app, message, event) "
+                          "VALUES (");
+    bad |= lp_sql_add_str(b, e->id, e->idlen);
+    bad |= lp_buf_add(b, ", ", 2);
+    bad |= lp_sql_add_str(b, ts, lp_time_format(t, ts));
+    for (int i = 0; i < 4; i++) {
+        bad |= lp_buf_add(b, ", ", 2);
+        bad |= lp_sql_add_jval(b, &S.tmp, s, &ev->val[S.sql_idx[i]]);
+    }
+    bad |= lp_buf_add(b, ", ", 2);
+    if (ev->ncuts) {
+        /* the event as archived: without its "_id" members */
+        size_t cl = lp_json_cut_len(ev, n);
+        S.tmp.len = 0;
+        if (lp_buf_reserve(&S.tmp, cl) < 0)
+            fatal_oom();
+        lp_json_cut_copy(ev, s, n, S.tmp.p);
+        bad |= lp_sql_add_str(b, S.tmp.p, cl);
+    } else {
+        bad |= lp_sql_add_str(b, s, n);
+    }
+    bad |= lp_buf_adds(b, ") ON CONFLICT (id) DO NOTHING;\n");
+    if (bad)
+        fatal_oom();
+}
+
+/* --sql: leaves out the INSERTs of the entries in S.drop. */
+static void sql_drop(void)
+{
+    struct lp_buf *b = &S.line;
+    size_t w, k = 0;
+
+    if (S.nrecs == 0)
+        return;
+    w = S.recs[0].off;
+    for (size_t i = 0; i < S.nrecs; i++) {
+        size_t end = i + 1 < S.nrecs ? S.recs[i + 1].off : b->len;
+        size_t len = end - S.recs[i].off;
+        if (bsearch(&S.recs[i].id, S.drop, S.ndrop, sizeof *S.drop,
+                    lp_sid_cmp))
+            continue;
+        memmove(b->p + w, b->p + S.recs[i].off, len);
+        S.recs[k].id = S.recs[i].id;
+        S.recs[k++].off = w;
+        w += len;
+    }
+    b->len = w;
+    S.nrecs = k;
+}
+
 /* Files entry e, or queues it for the DLQ or the XACK. Returns 0, or
  * SPLIT (nothing done) when it needs a day file past --max-files: it
  * starts the next batch. */
@@ -468,9 +602,12 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
     if (deliveries > opt.max_deliveries) {
         /* it was handed out that often and never acknowledged: something
          * about it breaks every attempt */
-        char detail[128];
+        char detail[LP_ERRLEN + 128];
         snprintf(detail, sizeof detail, "delivered %u time%s without being "
-                 "archived", deliveries - 1, deliveries - 1 == 1 ? "" : "s");
+                 "archived%s%s", deliveries - 1,
+                 deliveries - 1 == 1 ? "" : "s",
+                 S.exec_err[0] ? "; last --exec failure: " : "",
+                 S.exec_err);
         to_dlq(e, deliveries - 1, s, n, "max-deliveries", detail);
         return 0;
     }
@@ -516,7 +653,9 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
         }
     }
 
-    if (opt.to_stdout) {
+    if (opt.sql) {
+        add_sql(e, s, n, &ev, t);
+    } else if (opt.to_stdout || opt.exec) {
         add_line(&S.line, e, s, n, &ev);
     } else {
         struct lp_afile *f;
@@ -1078,6 +1217,7 @@ static void parse_args(int argc, char **argv)
     opt.max_open = 256;
     opt.max_line = 1 << 20;
     opt.max_members = 10000;
+    opt.exec_timeout = 60000;
 
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         int rc = lp_common_opt(&opt.com, c, optarg, err);
@@ -1124,6 +1264,30 @@ static void parse_args(int argc, char **argv)
             break;
         case OPT_ONCE:
             opt.once = 1;
+            break;
+        case OPT_EXEC:
+            opt.exec = optarg;
+            if (*optarg == '\0') {
+                snprintf(err, sizeof err, "must not be empty");
+                goto badopt;
+            }
+            break;
+        case OPT_EXEC_TIMEOUT:
+            if (lp_parse_duration(optarg, "s", &opt.exec_timeout, err) < 0)
+                goto badopt;
+            if (opt.exec_timeout < 1) {
+                snprintf(err, sizeof err, "must be more than 0");
+                goto badopt;
+            }
+            break;
+        case OPT_SQL:
+            opt.sql = optarg;
+            if (!lp_sql_ident_ok(optarg)) {
+                snprintf(err, sizeof err, "'%s' is not a plain table name "
+                         "([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)",
+                         optarg);
+                goto badopt;
+            }
             break;
         case OPT_FIELD:
             opt.field = optarg;
@@ -1208,6 +1372,15 @@ bad:
     }
     if (opt.max_dlq_size == 0)
         opt.max_dlq_size = opt.max_line;
+    if (opt.exec && opt.to_stdout) {
+        fprintf(stderr, "logpipe-drain: --exec and --stdout exclude each "
+                "other\n");
+        exit(LP_EX_USAGE);
+    }
+    if (opt.sql && !opt.exec && !opt.to_stdout) {
+        fprintf(stderr, "logpipe-drain: --sql needs --exec or --stdout\n");
+        exit(LP_EX_USAGE);
+    }
 }
 
 static void setup(void)
@@ -1239,10 +1412,19 @@ static void setup(void)
             exit(LP_EX_CONFIG);
         }
     }
+    if (opt.sql) {
+        static const char *const col[4] = { "service", "level", "app",
+                                            "message" };
+        for (int i = 0; i < 4; i++)
+            if ((S.sql_idx[i] = lp_jkeys_add(&S.keys, col[i])) < 0) {
+                lp_error("--sql: too many members wanted");
+                exit(LP_EX_CONFIG);
+            }
+    }
     if (opt.to_stdout) {
         S.stdout_is_file = fstat(STDOUT_FILENO, &st) == 0 &&
                            S_ISREG(st.st_mode);
-    } else {
+    } else if (!opt.exec) {
         if ((S.dirfd = lp_fs_root(opt.com.dir, 1, err)) < 0) {
             lp_error("--dir: %s", err);
             exit(LP_EX_CANTCREAT);
@@ -1339,15 +1521,94 @@ static int not_ours(const struct lp_reply *entries, size_t from, size_t to,
     return 0;
 }
 
-/* Makes the batch durable: files or stdout, then the DLQ moves. */
+/* --exec: the batch in S.line to the command. Returns 0 when it exited 0,
+ * -1 with S.exec_err when it failed; exits when it cannot be run at all
+ * (sh's 126 and 127: a typo would otherwise fill the DLQ). */
+static int run_exec(void)
+{
+    char err[LP_ERRLEN];
+    size_t unread;
+    int64_t t0 = lp_mono_us();
+    int rc;
+
+    rc = lp_exec_run(opt.exec, S.line.p, S.line.len, opt.exec_timeout,
+                     &unread, err);
+    lp_metric_observe(M.exec_s, (double)(lp_mono_us() - t0) / 1e6);
+    if (rc == LP_EXEC_NOTRUN) {
+        lp_error("--exec: %s: the command cannot be run (the batch stays "
+                 "pending)", err);
+        exit(LP_EX_CONFIG);
+    }
+    if (rc < 0) {
+        M.n_exec_fail++;
+        S.exec_fails++;
+        snprintf(S.exec_err, sizeof S.exec_err, "%s", err);
+        return -1;
+    }
+    S.exec_fails = 0;
+    if (unread && !S.exec_unread_warned) {
+        lp_warn("--exec: the command exited 0 without reading all of its "
+                "input (%zu of %zu bytes unread): acknowledged, as it said",
+                unread, S.line.len);
+        S.exec_unread_warned = 1;
+    }
+    return 0;
+}
+
+/* --exec failed: wait before the batch is delivered again, longer after
+ * each failure in a row (1s, 2s, 4s ... 30s); a stop signal ends it. */
+static void exec_backoff(size_t n)
+{
+    char d[32];
+    unsigned k = S.exec_fails > 6 ? 5 : S.exec_fails - 1;
+    int64_t ms = 1000LL << k, end;
+
+    if (ms > 30000)
+        ms = 30000;
+    lp_format_duration(ms, d, sizeof d);
+    lp_warn("--exec: %s: %zu entries stay pending; trying again in %s",
+            S.exec_err, n, d);
+    end = lp_mono_ms() + ms;
+    while (!lp_stop && lp_mono_ms() < end) {
+        int64_t left = end - lp_mono_ms();
+        poll(NULL, 0, left > 1000 ? 1000 : (int)left);
+    }
+}
+
+/* Makes the batch durable: files, stdout or --exec, then the DLQ moves.
+ * Returns 0, -1 with err, or EXEC_FAILED. */
 static int finish_batch(const struct lp_reply *entries, size_t from,
                         size_t to, char *err)
 {
-    if (opt.to_stdout) {
+    if (opt.exec) {
+        int rc = 0;
+        if (not_ours(entries, from, to, err) < 0)
+            rc = -1;
+        else if (S.ndrop)
+            opt.sql ? sql_drop()
+                    : lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
+        if (rc == 0 && opt.sql && S.nrecs && lp_buf_adds(&S.line,
+                                                         "COMMIT;\n") < 0)
+            fatal_oom();
+        if (rc == 0 && S.line.len && (!opt.sql || S.nrecs) &&
+            run_exec() < 0)
+            rc = EXEC_FAILED;
+        S.line.len = 0;
+        S.nrecs = 0;
+        if (rc < 0)
+            return rc;
+        crash_point("after-write");
+    } else if (opt.to_stdout) {
         if (not_ours(entries, from, to, err) < 0)
             return -1;
         if (S.ndrop)
-            lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
+            opt.sql ? sql_drop()
+                    : lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
+        if (opt.sql && S.nrecs && lp_buf_adds(&S.line, "COMMIT;\n") < 0)
+            fatal_oom();
+        if (opt.sql && S.nrecs == 0)
+            S.line.len = 0;
+        S.nrecs = 0;
         if (lp_fs_write_all(STDOUT_FILENO, S.line.p, S.line.len) < 0) {
             if (errno != EPIPE) {
                 lp_error("stdout: %s", strerror(errno));
@@ -1408,6 +1669,8 @@ static void teardown(void)
     lp_buf_free(&S.scratch);
     lp_buf_free(&S.obj);
     lp_buf_free(&S.line);
+    lp_buf_free(&S.tmp);
+    free(S.recs);
     free(S.dlq);
     free(S.ack);
     free(S.acklen);
@@ -1650,7 +1913,7 @@ int main(int argc, char **argv)
          * files: each part is made durable and acknowledged before the
          * next part opens its files */
         size_t from = 0, to = 0;
-        int failed = 0;
+        int failed = 0, rc;
         while (from < n && !failed) {
             for (to = from; to < n; to++) {
                 struct lp_entry e;
@@ -1665,7 +1928,11 @@ int main(int argc, char **argv)
                     snprintf(S.after, sizeof S.after, "%.*s", (int)e.idlen,
                              e.id);
             }
-            if (finish_batch(entries, from, to, err) < 0) {
+            if ((rc = finish_batch(entries, from, to, err)) == EXEC_FAILED) {
+                failed = 2;
+                break;
+            }
+            if (rc < 0) {
                 /* the DLQ moves failed midway: what was not moved stays
                  * pending; the files are durable, so acknowledge nothing
                  * and let redelivery sort it out */
@@ -1691,6 +1958,18 @@ int main(int argc, char **argv)
                 t0 = lp_mono_us();
             }
             from = to;
+        }
+        if (failed == 2) {
+            /* read it again as our pending entries, which counts toward
+             * --max-deliveries and isolates a poison entry at the last */
+            lp_reply_free(rep);
+            S.nack = 0;
+            S.ndlq = 0;
+            exec_backoff(n);
+            S.mode = M_PENDING;
+            strcpy(S.after, "0");
+            S.claiming = 0;
+            continue;
         }
         if (failed) {
             lp_reply_free(rep);

@@ -22,8 +22,8 @@ _logpipe_opts()
     logpipe-drain)
         # --block has no short form
         echo "$common --group --dir --consumer --count --block --timeout
-            --layout --stdout --once --field --time-field --where
-            --claim-idle --max-deliveries --keep
+            --layout --stdout --exec --exec-timeout --sql --once --field
+            --time-field --where --claim-idle --max-deliveries --keep
             --max-depth --max-open --max-files --max-line --max-members
             --max-dlq-size -g -d -c -n -t"
         ;;
