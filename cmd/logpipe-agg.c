@@ -1275,7 +1275,7 @@ int main(int argc, char **argv)
     close_until(INT64_MAX);
     flush_out();
 
-    if (S.n_late || S.n_bad || S.n_folded || lp_log_verbosity() > 0) {
+    {
         char kv[256];
         snprintf(kv, sizeof kv, "events=%" PRIu64 " bad=%" PRIu64
                  " late=%" PRIu64 " folded=%" PRIu64 " groups=%" PRIu64
