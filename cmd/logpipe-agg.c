@@ -873,6 +873,13 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
                 label ? ": " : "", ts);
         return;
     }
+    if (!S.seen || t > S.newest) {
+        /* first the buckets this event closes (never its own), so that
+         * their groups no longer count against --max-groups */
+        S.newest = t;
+        S.seen = 1;
+        close_until(t - opt.lateness);
+    }
 
     S.key.len = 0;
     for (int i = 0; i < opt.nby; i++)
@@ -914,11 +921,6 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
             if (num_value(s, &ev.val[S.max_idx[i]], &d) &&
                 (isnan(a[opt.nsum + i]) || d > a[opt.nsum + i]))
                 a[opt.nsum + i] = d;
-    }
-    if (!S.seen || t > S.newest) {
-        S.newest = t;
-        S.seen = 1;
-        close_until(t - opt.lateness);
     }
 }
 
