@@ -233,7 +233,9 @@ static void out_ident(const char *prefix, const char *name)
  * a NUL or a byte that is not UTF-8 becomes U+FFFD. Backslashes are
  * ordinary characters in SQLite and, with standard_conforming_strings (on
  * since PostgreSQL 9.1), in PostgreSQL; newlines are taken as they are
- * inside a literal by both shells.
+ * inside a literal by both shells, but the sqlite3 shell drops a CR at
+ * the end of a line, so a CR before a LF ends the literal and the rest is
+ * concatenated ('a\r' || '\nb'), which both databases read the same.
  */
 static void out_sqlstr(const char *s, size_t n)
 {
@@ -255,6 +257,11 @@ static void out_sqlstr(const char *s, size_t n)
         memcpy(S.out.p + S.out.len, p + i, k);
         S.out.len += k;
         i += k;
+        if (p[i - 1] == '\r' && i < n && p[i] == '\n') {
+            if (lp_buf_add(&S.out, "' || '", 6) < 0 ||
+                lp_buf_reserve(&S.out, (n - i) * 3 + 2) < 0)
+                oom();
+        }
     }
     S.out.p[S.out.len++] = '\'';
 }
