@@ -261,6 +261,28 @@ test_xlen() {
     test "$(rcli XLEN "${3:-logs:stream}")" "$1" "$2"
 }
 
+# Memory figures mean nothing under AddressSanitizer (its shadow memory)
+SAN=0
+ldd "$TOP/cmd/logpipe-send" 2>/dev/null | grep -q libasan && SAN=1
+
+# rss_under KB STATUS CMD...: runs CMD, which must exit with STATUS and
+# whose peak RSS must stay under KB (not checked under SAN=1)
+rss_under() {
+    limit=$1 want=$2; shift 2
+    /usr/bin/time -f %M -o rss.out "$@"
+    rc=$?
+    kb=$(tail -n 1 rss.out)
+    echo "# peak RSS of $1: $kb KB" >&2
+    if [ "$SAN" = 0 ] && [ "$kb" -gt "$limit" ]; then
+        echo "$1: peak RSS $kb KB, over $limit KB" >&2
+        return 1
+    fi
+    if [ "$rc" -ne "$want" ]; then
+        echo "$1: exit status $rc, expected $want" >&2
+        return 1
+    fi
+}
+
 # pg_bindir: the directory of PostgreSQL's server programs (initdb,
 # pg_ctl), from pg_config or the newest /usr/lib/postgresql/*/bin
 pg_bindir() {
