@@ -69,20 +69,28 @@ test_expect_success 'the file has both sections and four queries in each' '
     test "$(wc -l <raw.sql)" -eq 700
 '
 
-test_expect_success 'sqlite3: the tables, the rows, every query' '
-    sqlite3 -bail db <SQLite.schema &&
-    sqlite3 -bail db <SQLite.schema &&
-    sqlite3 -bail db <raw.sql &&
-    sqlite3 -bail db <agg.sql &&
+# load_and_query NAME RUN: loads the tables of section NAME (twice: they
+# are IF NOT EXISTS), the raw rows and logpipe-agg's SQL with RUN (a
+# command reading SQL on stdin), runs each query into NAME.out1..4 and
+# checks the results
+load_and_query() {
+    name=$1 run=$2
+    $run <$name.schema && $run <$name.schema 2>/dev/null &&
+    $run <raw.sql && $run <agg.sql 2>/dev/null || return 1
     for i in 1 2 3 4; do
-        sqlite3 -bail db <SQLite.q$i >SQLite.out$i || exit 1
-        test -s SQLite.out$i || { echo "query $i: no rows" >&2; exit 1; }
-    done &&
-    test_cmp SQLite.out1 SQLite.out2 &&
-    test "$(awk -F"|" "{ n += \$4 } END { print n }" SQLite.out1)" -eq 700 &&
-    head -n 1 SQLite.out3 >top &&
+        $run <$name.q$i >$name.out$i || return 1
+        test -s $name.out$i || { echo "query $i: no rows" >&2; return 1; }
+    done
+    # the error rates from the raw events and from the counts agree
+    test_cmp $name.out1 $name.out2 &&
+    test "$(awk -F"|" "{ n += \$4 } END { print n }" $name.out1)" -eq 700 &&
+    head -n 1 $name.out3 >top &&
     test_cmp top.expect top &&
-    grep_q "^$today|shop|$(cat shop.expect)\$" SQLite.out4
+    grep_q "^$today|shop|$(cat shop.expect)\$" $name.out4
+}
+
+test_expect_success 'sqlite3: the tables, the rows, every query' '
+    load_and_query SQLite "sqlite3 -bail db"
 '
 
 test_expect_success 'sqlite3: events_per_minute is the table logpipe-agg makes' '
@@ -95,19 +103,7 @@ test_expect_success 'sqlite3: events_per_minute is the table logpipe-agg makes' 
 if r=$(have_postgres); then
     start_postgres
     test_expect_success 'PostgreSQL: the tables, the rows, every query' '
-        $PSQL -f PostgreSQL.schema &&
-        $PSQL -f PostgreSQL.schema 2>/dev/null &&
-        $PSQL -f raw.sql &&
-        $PSQL -f agg.sql 2>/dev/null &&
-        for i in 1 2 3 4; do
-            $PSQL -At -f PostgreSQL.q$i >PostgreSQL.out$i || exit 1
-            test -s PostgreSQL.out$i || { echo "query $i: no rows" >&2; exit 1; }
-        done &&
-        test_cmp PostgreSQL.out1 PostgreSQL.out2 &&
-        test "$(awk -F"|" "{ n += \$4 } END { print n }" PostgreSQL.out1)" -eq 700 &&
-        head -n 1 PostgreSQL.out3 >top &&
-        test_cmp top.expect top &&
-        grep_q "^$today|shop|$(cat shop.expect)\$" PostgreSQL.out4 &&
+        load_and_query PostgreSQL "$PSQL -At -f -" &&
         cut -d"|" -f1-4 SQLite.out1 >s && cut -d"|" -f1-4 PostgreSQL.out1 >p &&
         test_cmp s p
     '
