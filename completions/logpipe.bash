@@ -43,6 +43,11 @@ _logpipe_opts()
         echo "$common --group --dir --wal --timeout --prom --check --max-lag
             --max-pending --max-pending-age --max-dlq -g -d -t"
         ;;
+    logpipe-agg)
+        # reads stdin, talks to no Redis
+        echo "$base --bucket --by --sum --max --lateness --threshold --sql
+            --max-groups --time-field --max-line"
+        ;;
     *)
         # a tool newer than this file: ask it
         "$1" --help 2>/dev/null |
@@ -62,6 +67,13 @@ _logpipe_takes_arg()
     logpipe-rotate)
         case $2 in
         --dir|--layout|--grace|--level|--retain|--max-size|--jobs|-d|-j)
+            return 0 ;;
+        esac
+        return 1 ;;
+    logpipe-agg)
+        case $2 in
+        --bucket|--by|--sum|--max|--lateness|--threshold|--sql|\
+        --max-groups|--time-field|--max-line)
             return 0 ;;
         esac
         return 1 ;;
@@ -175,6 +187,9 @@ _logpipe()
         --level)
             COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9' -- "$cur"))
             return ;;
+        --bucket)
+            COMPREPLY=($(compgen -W '10s 1m 5m 15m 1h 1d' -- "$cur"))
+            return ;;
         -r|--redis)
             COMPREPLY=($(compgen -W 'redis://127.0.0.1:6379/0 unix:///' \
                 -- "$cur"))
@@ -197,7 +212,7 @@ _logpipe()
     fi
 
     # operands: send reads files, replay files and directories; dlq a
-    # command, then stream IDs; drain, rotate and stat take none
+    # command, then stream IDs; drain, rotate, stat and agg take none
     case $tool in
     logpipe-send|logpipe-replay)
         _logpipe_files ;;
@@ -211,7 +226,7 @@ _logpipe()
         done
         COMPREPLY=($(compgen -W 'list show stats retry purge export' \
             -- "$cur")) ;;
-    logpipe-drain|logpipe-rotate|logpipe-stat)
+    logpipe-drain|logpipe-rotate|logpipe-stat|logpipe-agg)
         COMPREPLY=() ;;
     *)
         _logpipe_files ;;
@@ -219,7 +234,7 @@ _logpipe()
 }
 
 complete -F _logpipe logpipe-send logpipe-drain logpipe-rotate logpipe-replay
-complete -F _logpipe logpipe-dlq logpipe-stat
+complete -F _logpipe logpipe-dlq logpipe-stat logpipe-agg
 # sourced through a symlink named after a tool unknown to this file
 case ${BASH_SOURCE[0]##*/} in
 logpipe-*) complete -F _logpipe "${BASH_SOURCE[0]##*/}" ;;

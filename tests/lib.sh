@@ -17,6 +17,9 @@ PATH="$TOP/cmd:$PATH"
 export PATH TOP
 unset LOGPIPE_REDIS_URL LOGPIPE_STREAM LOGPIPE_GROUP LOGPIPE_DLQ LOGPIPE_DIR \
       LOGPIPE_REDIS_PASSWORD REDISCLI_AUTH
+# the tests' own PostgreSQL (start_postgres), never the user's
+unset PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE \
+      PGSERVICEFILE PGOPTIONS PGSSLMODE
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/logpipe-test.XXXXXX") || exit 1
 cd "$TMP" || exit 1
@@ -28,6 +31,10 @@ REDIS_PIDS=""
 # that cleanup stops it whatever happened
 cleanup() {
     set +e
+    # PostgreSQL: SIGINT is its fast shutdown (TERM waits for clients)
+    for p in $(cat "$TMP/.pgpids" 2>/dev/null); do
+        kill -INT "$p" 2>/dev/null
+    done
     REDIS_PIDS="$REDIS_PIDS $(cat "$TMP/.pids" 2>/dev/null)"
     for p in $REDIS_PIDS; do
         kill -CONT "$p" 2>/dev/null
@@ -252,4 +259,144 @@ wait_for() {
 # test_xlen OP N [KEY]: the length of stream KEY (logs:stream) compares
 test_xlen() {
     test "$(rcli XLEN "${3:-logs:stream}")" "$1" "$2"
+}
+
+# Memory figures mean nothing under AddressSanitizer (its shadow memory)
+SAN=0
+ldd "$TOP/cmd/logpipe-send" 2>/dev/null | grep -q libasan && SAN=1
+
+# rss_under KB STATUS CMD...: runs CMD, which must exit with STATUS and
+# whose peak RSS must stay under KB (not checked under SAN=1)
+rss_under() {
+    limit=$1 want=$2; shift 2
+    /usr/bin/time -f %M -o rss.out "$@"
+    rc=$?
+    kb=$(tail -n 1 rss.out)
+    echo "# peak RSS of $1: $kb KB" >&2
+    if [ "$SAN" = 0 ] && [ "$kb" -gt "$limit" ]; then
+        echo "$1: peak RSS $kb KB, over $limit KB" >&2
+        return 1
+    fi
+    if [ "$rc" -ne "$want" ]; then
+        echo "$1: exit status $rc, expected $want" >&2
+        return 1
+    fi
+}
+
+# pg_bindir: the directory of PostgreSQL's server programs (initdb,
+# pg_ctl), from pg_config or the newest /usr/lib/postgresql/*/bin
+pg_bindir() {
+    _d=$(pg_config --bindir 2>/dev/null)
+    if [ -n "$_d" ] && [ -x "$_d/pg_ctl" ] && [ -x "$_d/initdb" ]; then
+        echo "$_d"
+        return 0
+    fi
+    for _d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [ -x "$_d/pg_ctl" ] && [ -x "$_d/initdb" ]; then
+            echo "$_d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# have_postgres: can start_postgres work here? If not, says why on stdout
+# (for a test_skip) and fails.
+have_postgres() {
+    if ! pg_bindir >/dev/null; then
+        echo "no PostgreSQL server binaries (apt-get install postgresql)"
+        return 1
+    fi
+    if ! command -v psql >/dev/null 2>&1; then
+        echo "no psql (apt-get install postgresql-client)"
+        return 1
+    fi
+    if [ "$(id -u)" -eq 0 ]; then
+        if ! id postgres >/dev/null 2>&1; then
+            echo "running as root and there is no postgres user to run it as"
+            return 1
+        fi
+        if ! command -v runuser >/dev/null 2>&1 &&
+            ! command -v setpriv >/dev/null 2>&1; then
+            echo "running as root and neither runuser nor setpriv is there"
+            return 1
+        fi
+    fi
+    return 0
+}
+
+# as_pg COMMAND...: runs COMMAND as the user the server runs as (postgres
+# when we are root: PostgreSQL refuses to run as root; ourselves otherwise)
+as_pg() {
+    if [ "$(id -u)" -ne 0 ]; then
+        "$@"
+    elif command -v runuser >/dev/null 2>&1; then
+        runuser -u postgres -- "$@"
+    else
+        setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+    fi
+}
+
+# start_postgres [NAME]: call it outside test bodies. Makes a cluster in
+# $TMP/NAME (default "pg"; initdb, trust authentication, UTF-8, C locale),
+# starts it listening on 127.0.0.1 and on a socket in that directory, on a
+# free port, with fsync off, and exports PGHOST (the socket directory),
+# PGPORT, PGUSER, PGDATABASE, so that plain `psql` reaches it; also
+# PG_DIR, PG_PID and PG_URL (TCP). It is stopped by pid at exit, whatever
+# happens; stop_postgres stops it earlier. Check have_postgres first.
+start_postgres() {
+    PG_BIN=$(pg_bindir) || { echo "Bail out! no PostgreSQL"; exit 1; }
+    PG_DIR="$TMP/${1:-pg}"
+    mkdir -p "$PG_DIR"
+    if [ "$(id -u)" -eq 0 ]; then
+        # the server's user must reach its directory: x, not r, on $TMP
+        chmod 711 "$TMP"
+        chown postgres "$PG_DIR"
+    fi
+    if ! as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust \
+        -E UTF8 --locale=C --no-sync >"$PG_DIR/initdb.log" 2>&1; then
+        sed -e 's/^/# /' "$PG_DIR/initdb.log" | tail -n 20
+        echo "Bail out! initdb failed"
+        exit 1
+    fi
+    tries=0
+    while :; do
+        tries=$((tries + 1))
+        if [ $tries -gt 20 ]; then
+            sed -e 's/^/# /' "$PG_DIR/pg.log" | tail -n 20
+            echo "Bail out! cannot start PostgreSQL"
+            exit 1
+        fi
+        port=$(random_port)
+        if as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" \
+            -w -t 60 -o "-c listen_addresses=127.0.0.1 -c port=$port \
+                -c unix_socket_directories=$PG_DIR -c fsync=off \
+                -c synchronous_commit=off -c full_page_writes=off \
+                -c max_connections=20 -c shared_buffers=16MB" \
+            start >/dev/null 2>&1; then
+            PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+            echo "$PG_PID" >>"$TMP/.pgpids"
+            echo "$PG_PID" >>"$TMP/.pids"
+            break
+        fi
+        # a port taken: the server exits at once; pg_ctl says so
+        _p=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null)
+        [ -n "$_p" ] && kill -INT "$_p" 2>/dev/null
+        sleep 0.2
+    done
+    PGHOST=$PG_DIR
+    PGPORT=$port
+    PGUSER=postgres
+    PGDATABASE=postgres
+    PG_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+    # what psql reads and sends: no ~/.psqlrc, UTF-8 whatever the locale
+    PSQLRC=/dev/null
+    PGCLIENTENCODING=UTF8
+    export PGHOST PGPORT PGUSER PGDATABASE PG_URL PSQLRC PGCLIENTENCODING
+}
+
+# stop_postgres: stops the server start_postgres started, and waits
+stop_postgres() {
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1
+    while kill -0 "$PG_PID" 2>/dev/null; do sleep 0.05; done
 }

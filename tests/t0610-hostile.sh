@@ -6,28 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis
 
-# Memory figures mean nothing under AddressSanitizer (its shadow memory)
-SAN=0
-ldd "$TOP/cmd/logpipe-send" 2>/dev/null | grep -q libasan && SAN=1
-
-# rss_under KB STATUS CMD...: runs CMD, which must exit with STATUS and
-# whose peak RSS must stay under KB
-rss_under() {
-    limit=$1 want=$2; shift 2
-    /usr/bin/time -f %M -o rss.out "$@"
-    rc=$?
-    kb=$(tail -n 1 rss.out)
-    echo "# peak RSS of $1: $kb KB" >&2
-    if [ "$SAN" = 0 ] && [ "$kb" -gt "$limit" ]; then
-        echo "$1: peak RSS $kb KB, over $limit KB" >&2
-        return 1
-    fi
-    if [ "$rc" -ne "$want" ]; then
-        echo "$1: exit status $rc, expected $want" >&2
-        return 1
-    fi
-}
-
 # stream_data KEY: the data fields of a stream, one per line
 stream_data() {
     rcli --raw XRANGE "$1" - + | awk 'f { print; f = 0; next } $0 == "data" { f = 1 }'
