@@ -22,8 +22,8 @@
 #include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
+#include "lp_sql.h"
 #include "lp_time.h"
-#include "lp_utf8.h"
 
 /*
  * Events are counted into groups: a bucket (floor of the event time by
@@ -228,42 +228,11 @@ static void out_ident(const char *prefix, const char *name)
     out_adds("\"");
 }
 
-/*
- * A SQL string literal that no value can break out of: quotes doubled;
- * a NUL or a byte that is not UTF-8 becomes U+FFFD. Backslashes are
- * ordinary characters in SQLite and, with standard_conforming_strings (on
- * since PostgreSQL 9.1), in PostgreSQL; newlines are taken as they are
- * inside a literal by both shells, but the sqlite3 shell drops a CR at
- * the end of a line, so a CR before a LF ends the literal and the rest is
- * concatenated ('a\r' || '\nb'), which both databases read the same.
- */
+/* A SQL string literal that no value can break out of (lp_sql.h). */
 static void out_sqlstr(const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
-
-    if (lp_buf_reserve(&S.out, n * 3 + 2) < 0)
+    if (lp_sql_add_str(&S.out, s, n) < 0)
         oom();
-    S.out.p[S.out.len++] = '\'';
-    for (size_t i = 0; i < n; ) {
-        size_t k = p[i] ? lp_utf8_seq(p + i, n - i) : 0;
-        if (k == 0) {
-            memcpy(S.out.p + S.out.len, "\xef\xbf\xbd", 3);
-            S.out.len += 3;
-            i++;
-            continue;
-        }
-        if (p[i] == '\'')
-            S.out.p[S.out.len++] = '\'';
-        memcpy(S.out.p + S.out.len, p + i, k);
-        S.out.len += k;
-        i += k;
-        if (p[i - 1] == '\r' && i < n && p[i] == '\n') {
-            if (lp_buf_add(&S.out, "' || '", 6) < 0 ||
-                lp_buf_reserve(&S.out, (n - i) * 3 + 2) < 0)
-                oom();
-        }
-    }
-    S.out.p[S.out.len++] = '\'';
 }
 
 /* "2026-11-22T10:00:00Z" */

@@ -207,6 +207,7 @@ static struct {
     struct lp_buf obj;          /* an event built from field pairs */
     struct lp_buf line;         /* stdout and --exec sinks */
     struct lp_buf tmp;          /* --sql: decoding, the event without _id */
+    struct lp_buf tmp2;         /* --sql: the event without \u0000 */
     struct lp_rec *recs;        /* --sql: where each entry's INSERT starts */
     size_t nrecs, caprecs;
     int sql_idx[4];             /* --sql: service, level, app, message */
@@ -526,9 +527,10 @@ static void add_sql(const struct lp_entry *e, const char *s, size_t n,
         if (lp_buf_reserve(&S.tmp, cl) < 0)
             fatal_oom();
         lp_json_cut_copy(ev, s, n, S.tmp.p);
-        bad |= lp_sql_add_str(b, S.tmp.p, cl);
+        S.tmp.len = cl;
+        bad |= lp_sql_add_json(b, &S.tmp2, S.tmp.p, cl);
     } else {
-        bad |= lp_sql_add_str(b, s, n);
+        bad |= lp_sql_add_json(b, &S.tmp2, s, n);
     }
     bad |= lp_buf_adds(b, ") ON CONFLICT (id) DO NOTHING;\n");
     if (bad)
@@ -1670,6 +1672,7 @@ static void teardown(void)
     lp_buf_free(&S.obj);
     lp_buf_free(&S.line);
     lp_buf_free(&S.tmp);
+    lp_buf_free(&S.tmp2);
     free(S.recs);
     free(S.dlq);
     free(S.ack);

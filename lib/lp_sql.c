@@ -25,8 +25,8 @@ int lp_sql_add_str(struct lp_buf *b, const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     const unsigned char *run = p;
 
-    /* worst case: every byte a quote (2) or a U+FFFD (3) */
-    if (lp_buf_reserve(b, 3 * n + 2) < 0)
+    /* worst case: CR LF pairs, 2 bytes as 8 ('\r' || '\n') */
+    if (lp_buf_reserve(b, 4 * n + 2) < 0)
         return -1;
     b->p[b->len++] = '\'';
     while (p < end) {
@@ -35,9 +35,20 @@ int lp_sql_add_str(struct lp_buf *b, const char *s, size_t n)
             p++;
             continue;
         }
+        if (*p == '\r' && p + 1 < end && p[1] == '\n') {
+            /* the sqlite3 shell drops a CR at the end of a line, even in
+             * a literal: end the literal after it and concatenate */
+            p++;
+            memcpy(b->p + b->len, run, (size_t)(p - run));
+            b->len += (size_t)(p - run);
+            memcpy(b->p + b->len, "' || '", 6);
+            b->len += 6;
+            run = p;
+            continue;
+        }
         k = *p == '\0' ? 0 : lp_utf8_seq(p, (size_t)(end - p));
         if (k > 1 || (k == 1 && *p != '\'')) {
-            p += k;             /* valid: control characters stay */
+            p += k;             /* valid: other control characters stay */
             continue;
         }
         memcpy(b->p + b->len, run, (size_t)(p - run));
@@ -76,4 +87,32 @@ int lp_sql_add_jval(struct lp_buf *b, struct lp_buf *tmp, const char *s,
     if (n < 0)
         return lp_sql_add_str(b, s + v->off + 1, v->len - 2);
     return lp_sql_add_str(b, tmp->p, (size_t)n);
+}
+
+int lp_sql_add_json(struct lp_buf *b, struct lp_buf *tmp, const char *s,
+                    size_t n)
+{
+    const char *p = s, *end = s + n;
+
+    if (memmem(s, n, "\\u0000", 6) == NULL)
+        return lp_sql_add_str(b, s, n);
+    tmp->len = 0;
+    if (lp_buf_reserve(tmp, n) < 0)
+        return -1;
+    while (p < end) {
+        const char *bs = memchr(p, '\\', (size_t)(end - p));
+        if (bs == NULL || end - bs < 2) {
+            lp_buf_add(tmp, p, (size_t)(end - p));
+            break;
+        }
+        lp_buf_add(tmp, p, (size_t)(bs - p));
+        if (end - bs >= 6 && memcmp(bs, "\\u0000", 6) == 0) {
+            lp_buf_add(tmp, "\\ufffd", 6);
+            p = bs + 6;
+        } else {
+            lp_buf_add(tmp, bs, 2);     /* an escape, \\ among them */
+            p = bs + 2;
+        }
+    }
+    return lp_sql_add_str(b, tmp->p, tmp->len);
 }

@@ -16,7 +16,9 @@ int lp_sql_ident_ok(const char *name);
  * database refuses in text made harmless: NUL bytes and bytes that are not
  * valid UTF-8 (lone surrogates among them) become U+FFFD. Backslashes are
  * plain characters in both dialects (standard_conforming_strings is on
- * since PostgreSQL 9.1). Returns 0 or -1 (out of memory).
+ * since PostgreSQL 9.1). A CR before a LF ends the literal, which goes on
+ * concatenated ('a\r' || '\nb'): the sqlite3 shell drops a CR at the end
+ * of a line, even inside a literal. Returns 0 or -1 (out of memory).
  */
 int lp_sql_add_str(struct lp_buf *b, const char *s, size_t n);
 
@@ -28,5 +30,14 @@ int lp_sql_add_str(struct lp_buf *b, const char *s, size_t n);
  */
 int lp_sql_add_jval(struct lp_buf *b, struct lp_buf *tmp, const char *s,
                     const struct lp_jval *v);
+
+/*
+ * Appends the JSON text s[0..n) as a literal, with the escape \u0000
+ * written \ufffd: PostgreSQL's JSONB refuses \u0000, and a batch it
+ * refuses would be tried again forever. tmp is scratch space. Returns 0
+ * or -1 (out of memory).
+ */
+int lp_sql_add_json(struct lp_buf *b, struct lp_buf *tmp, const char *s,
+                    size_t n);
 
 #endif

@@ -55,6 +55,9 @@ int main(void)
        "an injection attempt stays inside the literal");
     ok(lit("a\\'b", 4, "'a\\''b'"), "a backslash is a plain character");
     ok(lit("a\nb\tc\r", 6, "'a\nb\tc\r'"), "control characters kept");
+    ok(lit("a\r\nb\r", 5, "'a\r' || '\nb\r'"),
+       "CR LF: the literal ends after the CR (the sqlite3 shell)");
+    ok(lit("\r\n\r\n", 4, "'\r' || '\n\r' || '\n'"), "CR LF twice");
     ok(lit("a\0b", 3, "'a\xef\xbf\xbd" "b'"), "NUL becomes U+FFFD");
     ok(lit("caf\xc3\xa9 \xf0\x9f\x98\x80", 10, "'caf\xc3\xa9 \xf0\x9f\x98\x80'"),
        "valid UTF-8 kept");
@@ -79,6 +82,17 @@ int main(void)
     ok(jval("{\"k\":null}", "NULL"), "null is NULL");
     ok(jval("{\"j\":1}", "NULL"), "an absent member is NULL");
 
+    {
+        struct lp_buf b = { 0 }, tmp = { 0 };
+        const char *j = "{\"a\":\"x\\u0000y\\\\u0000z\\u00001\"}";
+        const char *w = "'{\"a\":\"x\\ufffdy\\\\u0000z\\ufffd1\"}'";
+        ok(lp_sql_add_json(&b, &tmp, j, strlen(j)) == 0 &&
+           b.len == strlen(w) && memcmp(b.p, w, b.len) == 0,
+           "JSON text: \\u0000 written \\ufffd, an escaped backslash "
+           "before u0000 left alone");
+        lp_buf_free(&b);
+        lp_buf_free(&tmp);
+    }
     ok(lp_sql_ident_ok("events") && lp_sql_ident_ok("_T1"),
        "plain identifiers");
     ok(!lp_sql_ident_ok("") && !lp_sql_ident_ok("1t") &&
