@@ -223,6 +223,15 @@ static struct {
     unsigned *deliveries;       /* per entry of a PENDING/CLAIM batch */
     int check;                  /* entries may be in the archive already */
     int ack_queued, trim_queued;
+    int ack_late;               /* the XACK was sent after the read */
+    int syncing;                /* the batch's files sync in the pool */
+    int64_t sync_t0;
+    struct {                    /* batch_done's arguments, once synced */
+        const struct lp_reply *entries;
+        size_t from, to;
+        int64_t t0;
+        int mode;
+    } synced;
     int stdout_is_file;
     /* reading */
     int mode;
@@ -1024,6 +1033,31 @@ static long pending_count(char *err)
 /* Queues the XACK of the batch in hand, a trim when one is due, and the
  * next read; sends them in one write. Reading our pending entries takes
  * a round trip more: the XACK first, then XPENDING, then the read. */
+static void batch_done(const struct lp_reply *entries, size_t from,
+                       size_t to, int64_t t0, int mode);
+
+/*
+ * Waits for the files of the batch in hand to be synced, when that runs
+ * in the background (see main); exits 74 when it failed. Nothing may be
+ * acknowledged before.
+ */
+static void sync_finish(void)
+{
+    char err[LP_ERRLEN];
+
+    if (!S.syncing)
+        return;
+    S.syncing = 0;
+    if (lp_archive_sync_finish(S.arch, err) < 0) {
+        lp_error("%s", err);
+        exit(LP_EX_IOERR);
+    }
+    lp_metric_observe(M.fsync_s, (double)(lp_mono_us() - S.sync_t0) / 1e6);
+    crash_point("after-fsync");
+    batch_done(S.synced.entries, S.synced.from, S.synced.to, S.synced.t0,
+               S.synced.mode);
+}
+
 static int request(char *err)
 {
     char count[24], block[24], idle[24];
@@ -1032,7 +1066,9 @@ static int request(char *err)
     int n = 0;
     long k = (long)opt.count;
 
-    if (queue_ack(err) < 0)
+    /* while the batch in hand syncs, its XACK must wait: it follows the
+     * read, below */
+    if (!S.syncing && queue_ack(err) < 0)
         return -1;
     if (S.mode == M_PENDING) {
         struct lp_reply *a;
@@ -1094,6 +1130,17 @@ static int request(char *err)
         return -1;
     if (S.mode == M_NEW)
         crash_point("after-request");
+    if (S.syncing) {
+        /* Redis works on the read while the files sync: now the XACK */
+        sync_finish();
+        if (queue_ack(err) < 0)
+            return -1;
+        if (S.ack_queued) {
+            S.ack_late = 1;
+            if (lp_redis_flush(S.r, err) < 0)
+                return -1;
+        }
+    }
     return 0;
 }
 
@@ -1104,7 +1151,7 @@ static int receive(struct lp_reply **rep, char *err)
     struct lp_reply *a;
     int blocking = S.mode == M_NEW && !opt.once, rc;
 
-    if (S.ack_queued) {
+    if (S.ack_queued && !S.ack_late) {
         if (lp_redis_reply(S.r, &a, err) < 0)
             return -1;
         take_ack_reply(a);
@@ -1128,6 +1175,17 @@ static int receive(struct lp_reply **rep, char *err)
     rc = lp_redis_reply(S.r, rep, err);
     if (blocking)
         lp_sig_shutdown_fd(-1);
+    if (rc == 0 && S.ack_queued && S.ack_late) {
+        S.ack_late = 0;
+        if (lp_redis_reply(S.r, &a, err) < 0) {
+            lp_reply_free(*rep);
+            *rep = NULL;
+            return -1;
+        }
+        take_ack_reply(a);
+        S.nack = 0;
+    }
+    S.ack_late = 0;
     return rc;
 }
 
@@ -1578,9 +1636,11 @@ static void exec_backoff(size_t n)
 }
 
 /* Makes the batch durable: files, stdout or --exec, then the DLQ moves.
- * Returns 0, -1 with err, or EXEC_FAILED. */
+ * async: the files may sync in the background (no DLQ moves then), while
+ * the next read goes out; sync_finish waits. Returns 0, -1 with err, or
+ * EXEC_FAILED. */
 static int finish_batch(const struct lp_reply *entries, size_t from,
-                        size_t to, char *err)
+                        size_t to, int async, char *err)
 {
     if (opt.exec) {
         int rc = 0;
@@ -1645,6 +1705,15 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
         crash_point("after-write");
         int64_t t1 = lp_mono_us();
         lp_metric_observe(M.write_s, (double)(t1 - S.batch_t0) / 1e6);
+        if (async && S.ndlq == 0) {
+            if (lp_archive_sync_start(S.arch, err) < 0) {
+                lp_error("%s", err);
+                exit(LP_EX_SOFTWARE);
+            }
+            S.syncing = 1;
+            S.sync_t0 = t1;
+            return 0;
+        }
         if (lp_archive_sync(S.arch, err) < 0) {
             /* never retry an fsync and trust it: the pages may be gone;
              * the entries stay pending and are delivered again */
@@ -1841,10 +1910,12 @@ int main(int argc, char **argv)
         int mode;
 
         if (lp_stop) {
+            sync_finish();
             final_ack();
             break;
         }
         if (lp_hup) {
+            sync_finish();
             lp_hup = 0;
             if (S.arch)
                 lp_archive_close_all(S.arch);   /* reopened on next use */
@@ -1854,8 +1925,11 @@ int main(int argc, char **argv)
             S.mode = M_CLAIM;
             strcpy(S.cursor, "0-0");
         }
+        if (S.mode != M_NEW)
+            sync_finish();      /* those requests wait for replies */
         mode = S.mode;
         if (request(err) < 0 || receive(&rep, err) < 0) {
+            sync_finish();
             if (lp_stop) {
                 final_ack();    /* S.nack is 0 if its XACK was answered */
                 break;
@@ -1931,7 +2005,12 @@ int main(int argc, char **argv)
                     snprintf(S.after, sizeof S.after, "%.*s", (int)e.idlen,
                              e.id);
             }
-            if ((rc = finish_batch(entries, from, to, err)) == EXEC_FAILED) {
+            /* a full batch of new entries: more are likely waiting, so
+             * the next read goes out while this one's files sync */
+            int async = mode == M_NEW && from == 0 && to == n &&
+                        n == opt.count;
+            if ((rc = finish_batch(entries, from, to, async, err)) ==
+                EXEC_FAILED) {
                 failed = 2;
                 break;
             }
@@ -1943,7 +2022,15 @@ int main(int argc, char **argv)
                 failed = 1;
                 break;
             }
-            batch_done(entries, from, to, t0, mode);
+            if (S.syncing) {
+                S.synced.entries = entries;
+                S.synced.from = from;
+                S.synced.to = to;
+                S.synced.t0 = t0;
+                S.synced.mode = mode;
+            } else {
+                batch_done(entries, from, to, t0, mode);
+            }
             if (to < n) {
                 /* acknowledge this part now: its files are done */
                 struct lp_reply *a;

@@ -588,12 +588,9 @@ fail:
     return -1;
 }
 
-int lp_archive_sync(struct lp_archive *a, char *err)
+/* The touched files' descriptors into a->fds. Returns 0 or -1 (ENOMEM). */
+static int sync_fds(struct lp_archive *a, char *err)
 {
-    size_t bad;
-
-    /* all writes came first; then every file at once: the file system
-     * commits concurrent syncs together */
     if (a->ntouched > a->capfds) {
         int *p = realloc(a->fds, a->ntouched * sizeof *p);
         if (p == NULL) {
@@ -606,7 +603,13 @@ int lp_archive_sync(struct lp_archive *a, char *err)
     }
     for (size_t i = 0; i < a->ntouched; i++)
         a->fds[i] = a->touched[i]->fd;
-    if (lp_sync_all(a->fds, a->ntouched, &bad) < 0) {
+    return 0;
+}
+
+/* After the sync of the batch: rc from lp_sync_*, bad its index. */
+static int sync_done(struct lp_archive *a, int rc, size_t bad, char *err)
+{
+    if (rc < 0) {
         int e = errno;
         snprintf(err, LP_ERRLEN, "%s: fsync: %s", a->touched[bad]->path,
                  strerror(e));
@@ -620,6 +623,35 @@ int lp_archive_sync(struct lp_archive *a, char *err)
     a->ntouched = 0;
     a->batchno++;
     return 0;
+}
+
+int lp_archive_sync(struct lp_archive *a, char *err)
+{
+    size_t bad = 0;
+    int rc;
+
+    /* all writes came first; then every file at once: the file system
+     * commits concurrent syncs together */
+    if (sync_fds(a, err) < 0)
+        return -1;
+    rc = lp_sync_all(a->fds, a->ntouched, &bad);
+    return sync_done(a, rc, bad, err);
+}
+
+int lp_archive_sync_start(struct lp_archive *a, char *err)
+{
+    if (sync_fds(a, err) < 0)
+        return -1;
+    lp_sync_start(a->fds, a->ntouched);
+    return 0;
+}
+
+int lp_archive_sync_finish(struct lp_archive *a, char *err)
+{
+    size_t bad = 0;
+    int rc = lp_sync_wait(&bad);
+
+    return sync_done(a, rc, bad, err);
 }
 
 void lp_archive_discard_locked(struct lp_archive *a)

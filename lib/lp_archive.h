@@ -79,6 +79,13 @@ int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
  * errno: never retry it and trust the result, the pages may be gone. */
 int lp_archive_sync(struct lp_archive *a, char *err);
 
+/* The same in two halves, the files synced in the background meanwhile:
+ * nothing may use a until lp_archive_sync_finish, which returns as
+ * lp_archive_sync does. start returns -1 with err only when out of
+ * memory (nothing started then). */
+int lp_archive_sync_start(struct lp_archive *a, char *err);
+int lp_archive_sync_finish(struct lp_archive *a, char *err);
+
 /* Removes from b the archive lines of the entries in drop (sorted). */
 void lp_archive_drop_lines(struct lp_buf *b, const struct lp_sid *drop,
                            size_t ndrop);

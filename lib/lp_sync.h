@@ -15,4 +15,13 @@
  */
 int lp_sync_all(const int *fds, size_t n, size_t *bad);
 
+/*
+ * The same in two halves, so that the caller works meanwhile: start
+ * syncing fds[0..n) in the pool and return at once (fds must stay valid
+ * until the wait); lp_sync_wait waits for the job to end and returns as
+ * lp_sync_all does. One job at a time.
+ */
+void lp_sync_start(const int *fds, size_t n);
+int lp_sync_wait(size_t *bad);
+
 #endif

@@ -23,6 +23,11 @@ int main(void)
         if (fds[i] < 0 || write(fds[i], "x\n", 2) != 2)
             return 1;
     }
+    /* first use in the background: the workers made for this job must
+     * take it even when they first run after it was posted (they used to
+     * wait for the next one, and this hung) */
+    lp_sync_start(fds, 40);
+    ok(lp_sync_wait(&bad) == 0, "first job in the background, fresh pool");
     ok(lp_sync_all(fds, 0, &bad) == 0, "no file: nothing to do");
     ok(lp_sync_all(fds, 1, &bad) == 0, "one file, in the caller");
     ok(lp_sync_all(fds, 40, &bad) == 0, "forty files, with the pool");
@@ -30,7 +35,21 @@ int main(void)
         if (lp_sync_all(fds, 1 + (size_t)round % 40, &bad) < 0)
             break;
     ok(1, "200 rounds of 1 to 40 files, pool reused");
+    lp_sync_start(fds, 40);
+    ok(lp_sync_wait(&bad) == 0, "forty files in the background, waited for");
+    lp_sync_start(fds, 1);
+    ok(lp_sync_wait(&bad) == 0, "one file in the background");
+    for (int round = 0; round < 100; round++) {
+        lp_sync_start(fds, 1 + (size_t)round % 40);
+        if (lp_sync_wait(&bad) < 0)
+            break;
+    }
+    ok(1, "100 background rounds of 1 to 40 files");
     fds[17] = -1;
+    lp_sync_start(fds, 40);
+    errno = 0;
+    ok(lp_sync_wait(&bad) < 0 && errno == EBADF && bad == 17,
+       "in the background: a failing file reported (%zu)", bad);
     errno = 0;
     ok(lp_sync_all(fds, 40, &bad) < 0 && errno == EBADF && bad == 17,
        "a failing file: -1, its errno and its index (%zu)", bad);
