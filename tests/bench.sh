@@ -1,38 +1,280 @@
 #!/bin/sh
-# bench.sh -- `make bench`: throughput figures, each next to its ceiling,
-# measured in the same run on a private redis-server (appendonly no).
-# QUICK=1 makes it short. Timing lives here, never in the tests.
+# bench.sh -- `make bench`: each figure measured side by side with its
+# ceiling, in the same run, on private redis-servers; printed as a table of
+# ratios and written to tests/bench-results.md. QUICK=1 makes it short.
+# Timing lives here, never in the tests.
 set -eu
 . "$(dirname "$0")/lib.sh"
-N=${N:-$([ -n "${QUICK:-}" ] && echo 100000 || echo 500000)}
+
+QUICK=${QUICK:-}
+N=${N:-$([ -n "$QUICK" ] && echo 50000 || echo 500000)}
+BIG=${BIG:-$([ -n "$QUICK" ] && echo 500000 || echo 10000000)}
+LAT_SECONDS=$([ -n "$QUICK" ] && echo 2 || echo 10)
+OUT=${BENCH_OUT:-$TOP/tests/bench-results.md}
 
 start_redis bench
-rate() { awk -v n="$1" -v t="$2" 'BEGIN { printf "%.0f", n / t }'; }
+FAST=$REDIS_PORT
+start_redis durable --appendonly yes --appendfsync always
+DURABLE=$REDIS_PORT
+REDIS_PORT=$FAST
+LOGPIPE_REDIS_URL="redis://127.0.0.1:$FAST/0"
+export LOGPIPE_REDIS_URL
+
+now() { date +%s.%N; }
+# secs CMD...: wall seconds CMD takes
 secs() {
-    s=$(date +%s.%N); "$@"; e=$(date +%s.%N)
-    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", e - s }'
+    s=$(now); "$@"; e=$(now)
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.4f", e - s }'
+}
+div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+per() { awk -v n="$1" -v t="$2" 'BEGIN { printf "%.0f", n / t }'; }
+mb() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.1f", b / 1048576 / t }'; }
+# wait_len PORT KEY N [CMD]: until KEY holds N entries (or list items)
+wait_len() {
+    while [ "$(redis-cli -p "$1" "${4:-XLEN}" "$2")" -lt "$3" ]; do
+        sleep 0.02
+    done
+}
+# wait_read PORT STREAM GROUP N: until GROUP has read and acknowledged N
+wait_read() {
+    while :; do
+        redis-cli -p "$1" XINFO GROUPS "$2" >g 2>/dev/null || :
+        r=$(awk -v grp="$3" 'p == "name" { n = $0 } p == "entries-read" && n == grp { print } { p = $0 }' g)
+        pend=$(awk -v grp="$3" 'p == "name" { n = $0 } p == "pending" && n == grp { print } { p = $0 }' g)
+        [ "${r:-0}" -ge "$4" ] && [ "${pend:-1}" -eq 0 ] && return 0
+        sleep 0.02
+    done
 }
 
-echo "# logpipe benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, N=$N"
-"$TOP/tests/bench-json" | sed 's/^/# /'
+ROWS=""
+# row FIGURE VALUE UNIT CEILING-NAME CEILING RATIO TARGET OK
+row() {
+    printf '%-44s %12s %-8s %12s %6s %8s %s\n' "$1" "$2" "$3" "$5" "$6" "$7" "$8"
+    ROWS="$ROWS| $1 | $2 $3 | $4: $5 | $6 | $7 | $8 |
+"
+}
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "ok" : "MISSED" }'; }
 
-awk -v n="$N" -v t0="$(date +%s)" 'BEGIN {
-    for (i = 1; i <= n; i++)
-        printf "{\"timestamp\":%d,\"service\":\"svc-%02d\",\"app\":\"app%d\",\"level\":\"info\",\"user_id\":%d,\"msg\":\"request completed in %d ms \303\251t\303\251\",\"meta\":{\"path\":\"/v1/items/%d\",\"status\":200}}\n",
-            t0 - 60, i % 20, i % 5, i % 1000, i % 500, i
-}' >events
+echo "# logpipe benchmarks, $(date -u +%Y-%m-%d), N=$N${QUICK:+ (QUICK)}"
+printf '%-44s %12s %-8s %12s %6s %8s\n' figure value unit ceiling ratio target
+
+# ---- JSON validation, on one core: the target is 500 MB/s
+"$TOP/tests/bench-json" >json.out
+j=$(awk '/lp_json_event/ { print $2 }' json.out)
+q=$(awk '/jq jv_parse/ { print $3 }' json.out)
+r=$(div "$j" 500)
+row "JSON validation MB/s, one core" "$j" MB/s "target" 500 "$r" "≥ 1.0" "$(verdict "$r" 1.0)"
+say "jq 1.6's parser on the same events: $q MB/s"
+
+# ---- the corpus: ~200-byte events, 20 services, 5 apps, 1,000 users,
+# nested metadata, non-ASCII text
+corpus() {
+    awk -v n="$1" -v t0="$(date +%s)" 'BEGIN {
+        split("GET POST PUT DELETE", m, " ")
+        for (i = 1; i <= n; i++)
+            printf "{\"timestamp\":%d,\"service\":\"svc-%02d\",\"app\":\"app%d\",\"level\":\"%s\",\"user\":{\"id\":%d,\"locale\":\"fr-FR\"},\"http\":{\"method\":\"%s\",\"path\":\"/v1/items/%d\",\"status\":%d},\"msg\":\"requête traitée en %d ms — ok\"}\n",
+                t0 - 60, i % 20, i % 5, (i % 50 ? "info" : "error"), i % 1000,
+                m[i % 4 + 1], i, (i % 50 ? 200 : 500), i % 500
+    }'
+}
+corpus "$N" >events
+BYTES=$(wc -c <events)
+say "corpus: $N events, $(awk -v b="$BYTES" -v n="$N" 'BEGIN { printf "%.0f", b / n }') bytes each"
 # the same XADD commands in RESP, for redis-cli --pipe
-LC_ALL=C awk '{ printf "*5\r\n$4\r\nXADD\r\n$11\r\nlogs:stream\r\n$1\r\n*\r\n$4\r\ndata\r\n$%d\r\n%s\r\n", length($0), $0 }' \
-    events >events.resp
+resp() {
+    LC_ALL=C awk -v k="$1" '{ printf "*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$4\r\ndata\r\n$%d\r\n%s\r\n", length(k), k, length($0), $0 }' events
+}
+resp ceil >events.resp
+resp together >together.resp
 
-t_pipe=$(secs sh -c "redis-cli -p $REDIS_PORT --pipe <events.resp >/dev/null")
-rcli DEL logs:stream >/dev/null
-t_send=$(secs sh -c "logpipe-send <events")
-test_xlen -eq "$N" || { echo "send lost events" >&2; exit 1; }
-t_drain=$(secs sh -c "logpipe-drain --once -d arch")
+# ---- send vs redis-cli --pipe
+t_pipe=$(secs sh -c "redis-cli -p $FAST --pipe <events.resp >/dev/null")
+t_send=$(secs sh -c "logpipe-send -s sent <events")
+test_xlen -eq "$N" sent || { echo "send lost events" >&2; exit 1; }
+p=$(per "$N" "$t_pipe"); s=$(per "$N" "$t_send"); r=$(div "$s" "$p")
+row "send events/s" "$s" ev/s "redis-cli --pipe" "$p" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
 
-p=$(rate "$N" "$t_pipe"); s=$(rate "$N" "$t_send"); d=$(rate "$N" "$t_drain")
-printf '%-34s %10s %10s %7s\n' figure events/s ceiling ratio
-printf '%-34s %10s %10s %7.2f\n' "send (vs redis-cli --pipe)" "$s" "$p" \
-    "$(awk -v a="$s" -v b="$p" 'BEGIN { print a / b }')"
-printf '%-34s %10s %10s %7s\n' "drain into files, fsync per batch" "$d" - -
+# ---- drain vs a minimal hiredis consumer
+t_ceil=$(secs "$TOP/tests/bench-drainloop" "$FAST" ceil ceilgroup ceil.out "$N")
+t_drain=$(secs logpipe-drain -s sent --once -d arch)
+test "$(cat arch/*/*.jsonl | wc -l)" -eq "$N" || { echo "drain lost events" >&2; exit 1; }
+c=$(per "$N" "$t_ceil"); d=$(per "$N" "$t_drain"); r=$(div "$d" "$c")
+row "drain events/s, 20 files (--layout {service}/%F), fsync per batch" "$d" ev/s "hiredis loop, 1 file" "$c" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
+# the same work as the loop: one file
+rcli DEL sent1 >/dev/null
+logpipe-send -s sent1 <events
+t_drain1=$(secs logpipe-drain -s sent1 --once -d arch1 --layout 'all/%Y-%m-%d.jsonl')
+test "$(cat arch1/all/*.jsonl | wc -l)" -eq "$N" || { echo "drain lost events" >&2; exit 1; }
+d=$(per "$N" "$t_drain1"); r=$(div "$d" "$c")
+row "drain events/s, 1 file, fsync per batch" "$d" ev/s "hiredis loop, 1 file" "$c" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
+rm -rf arch1
+rcli DEL sent1 >/dev/null
+
+# ---- both at once, against both ceilings at once
+rcli DEL ceil together >/dev/null
+s0=$(now)
+redis-cli -p "$FAST" --pipe <together.resp >/dev/null &
+ppid=$!
+"$TOP/tests/bench-drainloop" "$FAST" together g2 together.out "$N"
+wait $ppid    # not a bare wait: the redis-servers are our children too
+t_ceil2=$(awk -v s="$s0" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }')
+rcli DEL together >/dev/null
+rm -rf arch2
+s0=$(now)
+logpipe-drain -s both -d arch2 --block 100 --layout 'all/%Y-%m-%d.jsonl' &
+dpid=$!
+logpipe-send -s both <events
+wait_read "$FAST" both logpipe "$N"
+t_both=$(awk -v s="$s0" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }')
+kill -TERM $dpid; wait $dpid
+c=$(per "$N" "$t_ceil2"); b=$(per "$N" "$t_both"); r=$(div "$b" "$c")
+row "send and drain together (1 file), events/s" "$b" ev/s "both loops" "$c" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
+rm -rf arch2
+
+# ---- with appendonly yes, appendfsync always
+REDIS_PORT=$DURABLE
+resp sent >durable.resp
+t_pipe=$(secs sh -c "redis-cli -p $DURABLE --pipe <durable.resp >/dev/null")
+rcli DEL sent >/dev/null
+t_send=$(secs sh -c "logpipe-send -r redis://127.0.0.1:$DURABLE/0 -s sent <events")
+p=$(per "$N" "$t_pipe"); s=$(per "$N" "$t_send"); r=$(div "$s" "$p")
+row "send events/s, appendfsync always" "$s" ev/s "redis-cli --pipe" "$p" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
+t_ceil=$(secs "$TOP/tests/bench-drainloop" "$DURABLE" sent ceilgroup ceil.out "$N")
+t_drain=$(secs logpipe-drain -r "redis://127.0.0.1:$DURABLE/0" -s sent --once -d arch3 --layout 'all/%Y-%m-%d.jsonl')
+c=$(per "$N" "$t_ceil"); d=$(per "$N" "$t_drain"); r=$(div "$d" "$c")
+row "drain events/s (1 file), appendfsync always" "$d" ev/s "hiredis loop" "$c" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
+rm -rf arch3
+redis-cli -p "$DURABLE" FLUSHALL >/dev/null
+REDIS_PORT=$FAST
+
+# ---- rotate vs gzip -6, on closed days: the archive, dated in the past
+mkdir -p plain
+for d in arch/*/; do
+    svc=$(basename "$d")
+    mkdir -p "plain/$svc"
+    cat "$d"*.jsonl >"plain/$svc/2026-01-01.jsonl"
+done
+touch -d '1 day ago' plain/*/*.jsonl
+PLAIN=$(cat plain/*/*.jsonl | wc -c)
+cp -a plain ceilgz
+t_gzip=$(secs sh -c 'for f in ceilgz/*/*.jsonl; do gzip -6 -c "$f" >"$f.gz"; done')
+for jobs in 1 2; do
+    rm -rf rot && cp -a plain rot
+    t_rot=$(secs sh -c "logpipe-rotate -d rot --jobs $jobs >/dev/null")
+    test -z "$(find rot -name "*.jsonl")" || { echo "rotate left files" >&2; exit 1; }
+    g=$(mb "$PLAIN" "$t_gzip"); m=$(mb "$PLAIN" "$t_rot"); r=$(div "$m" "$g")
+    want=$([ $jobs = 1 ] && echo 1.0 || echo 1.8)
+    row "rotate MB/s, --jobs $jobs" "$m" MB/s "gzip -6" "$g" "$r" "≥ $want" "$(verdict "$r" "$want")"
+done
+
+# ---- replay of .gz vs zcat; replay --since on plain files vs cat
+t_zcat=$(secs sh -c 'zcat rot/*/*.gz >/dev/null')
+t_rep=$(secs sh -c 'logpipe-replay rot >/dev/null')
+z=$(mb "$PLAIN" "$t_zcat"); m=$(mb "$PLAIN" "$t_rep"); r=$(div "$m" "$z")
+row "replay MB/s of .gz" "$m" MB/s zcat "$z" "$r" "≥ 1.0" "$(verdict "$r" 1.0)"
+# "limited by the disk": both read from the disk, the page cache dropped
+# before each (root only); then both again from the page cache, where
+# parsing every line (replay checks each) is what limits it
+cold() { sync; echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null
+if cold; then
+    t_cat=$(cold; secs sh -c 'cat plain/*/*.jsonl >/dev/null')
+    t_rep=$(cold; secs sh -c 'logpipe-replay --since 2025-12-31 plain >/dev/null')
+    c=$(mb "$PLAIN" "$t_cat"); m=$(mb "$PLAIN" "$t_rep"); r=$(div "$m" "$c")
+    row "replay --since MB/s, plain files, from the disk" "$m" MB/s "cat" "$c" "$r" "≥ 0.5" "$(verdict "$r" 0.5)"
+else
+    say "not root: cannot drop the page cache; only the cached figure"
+fi
+t_cat=$(secs sh -c 'cat plain/*/*.jsonl | cat >/dev/null')
+t_rep=$(secs sh -c 'logpipe-replay --since 2025-12-31 plain | cat >/dev/null')
+c=$(mb "$PLAIN" "$t_cat"); m=$(mb "$PLAIN" "$t_rep"); r=$(div "$m" "$c")
+row "replay --since MB/s, plain files, page cache, into a pipe" "$m" MB/s "cat" "$c" "$r" "-" "-"
+rm -rf rot ceilgz plain arch
+
+# ---- peak RSS, small run against big run
+rss() { /usr/bin/time -f %M -o rss.out "$@" >/dev/null; tail -n 1 rss.out; }
+rss_of() {
+    rcli DEL rss >/dev/null
+    corpus "$1" >rss.in
+    s=$(rss logpipe-send -s rss rss.in)
+    d=$(rss logpipe-drain -s rss --once -d rssarch)
+    rm -rf rssarch rss.in
+    rcli DEL rss >/dev/null
+    echo "$s $d"
+}
+set -- $(rss_of "$N"); s_small=$1 d_small=$2
+set -- $(rss_of "$BIG"); s_big=$1 d_big=$2
+for t in send:$s_small:$s_big drain:$d_small:$d_big; do
+    IFS=: read -r tool small big <<EOF
+$t
+EOF
+    r=$(div "$big" "$small")
+    ok=$(awk -v r="$r" -v b="$big" 'BEGIN { print (r <= 1.2 && b < 32768) ? "ok" : "MISSED" }')
+    row "peak RSS of $tool, $BIG vs $N events" "$big" KB "$N events" "$small" "$r" "≤ 1.2, < 32 MB" "$ok"
+done
+
+# ---- latency from a line read to its fsync, at 10,000 events/s
+rm -rf lat
+logpipe-drain -s lat -d lat --block 100 -v --log-format json 2>&1 >/dev/null |
+    "$TOP/tests/bench-latency" measure "lat/lat/$(date -u +%F).jsonl" >lat.out &
+lpid=$!
+sleep 0.3
+"$TOP/tests/bench-latency" gen 10000 "$LAT_SECONDS" |
+    logpipe-send -s lat --linger 10ms --max-age 0
+sleep 0.5
+pkill -TERM -f "logpipe-drain -s lat -d lat" || :
+wait $lpid
+p99=$(awk '{ print $8 }' lat.out)
+say "latency: $(cat lat.out)"
+ok=$(awk -v p="$p99" 'BEGIN { print (p < 100) ? "ok" : "MISSED" }')
+row "latency p99, 10k ev/s, --linger 10ms" "$p99" ms "" - - "< 100 ms" "$ok"
+
+# ---- the incumbent: rsyslog's omhiredis (queue mode: LPUSH), from a file
+RSYSLOG=""
+if command -v rsyslogd >/dev/null 2>&1 &&
+   [ -f /usr/lib/x86_64-linux-gnu/rsyslog/omhiredis.so ]; then
+    mkdir -p rs
+    cat >rs.conf <<EOF
+global(workDirectory="$TMP/rs" maxMessageSize="64k")
+module(load="imfile")
+module(load="omhiredis")
+template(name="raw" type="string" string="%msg%")
+ruleset(name="r") {
+  action(type="omhiredis" server="127.0.0.1" serverport="$FAST" mode="queue" key="rsyslog" template="raw")
+}
+input(type="imfile" File="$TMP/events" Tag="bench" ruleset="r")
+EOF
+    s0=$(now)
+    rsyslogd -n -f rs.conf -i "$TMP/rs/pid" 2>/dev/null &
+    rpid=$!
+    wait_len "$FAST" rsyslog "$N" LLEN
+    t_rs=$(awk -v s="$s0" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }')
+    kill $rpid; wait $rpid 2>/dev/null || :
+    rcli DEL sent >/dev/null
+    t_send=$(secs sh -c "logpipe-send -s sent <events")
+    x=$(per "$N" "$t_rs"); s=$(per "$N" "$t_send"); r=$(div "$s" "$x")
+    RSYSLOG="rsyslog $(rsyslogd -v | sed -n '1s/^rsyslogd \([^ ,]*\).*/\1/p') omhiredis (LPUSH queue mode) from imfile: $x events/s; logpipe-send (XADD, validated) in the same run: $s events/s, $r times as many."
+    row "send events/s vs rsyslog omhiredis" "$s" ev/s "rsyslog" "$x" "$r" "-" "-"
+else
+    say "rsyslog-hiredis is not installed: no comparison with rsyslog"
+fi
+
+# ---- the results file
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+{
+    echo "# logpipe benchmark results"
+    echo
+    echo "Measured by \`make bench${QUICK:+ QUICK=1}\` on $(date -u '+%Y-%m-%d %H:%M UTC'):"
+    echo "$(nproc) cores ($cpu), $(free -g | awk '/^Mem/ { print $2 }') GiB,"
+    echo "Linux $(uname -r), redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'),"
+    echo "file system $(df -T . | awk 'NR == 2 { print $2 }'), N = $N events of $(awk -v b="$BYTES" -v n="$N" 'BEGIN { printf "%.0f", b / n }') bytes."
+    echo "Each ceiling was measured in the same run, next to its figure."
+    echo
+    echo "| figure | logpipe | ceiling | ratio | target | |"
+    echo "|---|---|---|---|---|---|"
+    printf '%s' "$ROWS"
+    if [ -n "$RSYSLOG" ]; then
+        echo
+        echo "$RSYSLOG"
+    fi
+} >"$OUT"
+echo "# written to $OUT"

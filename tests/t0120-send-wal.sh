@@ -110,9 +110,11 @@ test_expect_success 'two senders on one WAL directory: nothing lost or doubled' 
     gen_events 4000 >in &&
     head -n 2000 in >a && tail -n 2000 in >b &&
     port=$(random_port)
-    logpipe-send -r redis://127.0.0.1:$port --wal w7 -b 50 <a 2>/dev/null &
+    # both alive at once (a slow machine could otherwise finish the first
+    # before the second starts, which then takes over its segment)
+    { cat a; sleep 1; } | logpipe-send -r redis://127.0.0.1:$port --wal w7 -b 50 2>/dev/null &
     p1=$!
-    logpipe-send -r redis://127.0.0.1:$port --wal w7 -b 50 <b 2>/dev/null &
+    { cat b; sleep 1; } | logpipe-send -r redis://127.0.0.1:$port --wal w7 -b 50 2>/dev/null &
     p2=$!
     wait $p1 && wait $p2 &&
     test "$(segments w7)" -ge 2 &&
