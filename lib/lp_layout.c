@@ -236,12 +236,12 @@ long lp_layout_expand(const struct lp_layout *l, int64_t ms, const char *s,
             break;
         case PART_TIME:
             if (!have_tm) {
-                lp_time_tm(ms, &tm);
-                if (tm.year < 0 || tm.year > 9999) {
+                if (ms < LP_TIME_MIN || ms > LP_TIME_MAX) {
                     snprintf(err, LP_ERRLEN, "event time is outside years "
                              "0000..9999");
                     return -1;
                 }
+                lp_time_tm(ms, &tm);
                 have_tm = 1;
             }
             switch (p->conv) {

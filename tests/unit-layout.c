@@ -327,6 +327,13 @@ static void test_expand(void)
     is_str(err, "event time is outside years 0000..9999", "year -1: message");
     r = expand(tm, "{}", INT64_MAX / 2, out, sizeof out, err);
     is_int(r, -1, "far future refused");
+    /* fuzz finding layout-2: lp_time_tm overflowed on these (UB) */
+    r = expand(tm, "{}", INT64_MIN, out, sizeof out, err);
+    ok(r == -1 && strcmp(err, "event time is outside years 0000..9999") == 0,
+       "INT64_MIN refused");
+    r = expand(tm, "{}", INT64_MAX, out, sizeof out, err);
+    ok(r == -1 && strcmp(err, "event time is outside years 0000..9999") == 0,
+       "INT64_MAX refused");
 
     /* the output buffer */
     r = expand("{service}/%F.jsonl", "{\"service\":\"api\"}", T2026, out, 21,
