@@ -4,28 +4,30 @@
 #   sh tests/fuzz.sh [NAME...]           fuzz each harness FUZZ_SECONDS (60)
 #   sh tests/fuzz.sh --seeds [NAME...]   run each harness once over its seeds
 #                                        (regression, a few seconds)
-#   sh tests/fuzz.sh --crashes [NAME...] run the reproducers kept in
-#                                        tests/fuzz/crashes-found/ (they fail
-#                                        until their bug is fixed)
+#   sh tests/fuzz.sh --crashes [NAME...] run the reproducers of findings
+#                                        not fixed yet, kept in
+#                                        tests/fuzz/crashes-found/NAME-*
+#                                        (they fail until fixed; once fixed,
+#                                        they move to seeds/NAME/)
 #   sh tests/fuzz.sh --build [NAME...]   build only
 #
 # NAME is json, layout, wal, reply or gz (default: all). Environment:
-# FUZZ_SECONDS, FUZZ_JOBS (harnesses run at once, default 1), FUZZ_STRICT=1
-# (also check the findings not fixed yet; see the KNOWN notes in the
-# harnesses), CC (default clang). Binaries, working corpora, logs and
-# crash artifacts go to tests/fuzz/build/ only: lib/ and cmd/ are not
-# touched. Exit status: 0 when every harness ran clean, 1 when one found
-# something (crash, leak, timeout, out of memory), 2 on a build error.
+# FUZZ_SECONDS, FUZZ_JOBS (harnesses run at once, default 1), FUZZ_CC
+# (default clang; it needs libFuzzer: libclang-rt-14-dev). Binaries,
+# working corpora, logs and crash artifacts go to tests/fuzz/build/ only:
+# lib/ and cmd/ are not touched. `make fuzz` runs this. Exit status: 0
+# when every harness ran clean, 1 when one found something (crash, leak,
+# timeout, out of memory), 2 on a build error.
 set -u
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP" || exit 2
 FZ=tests/fuzz
 B=$FZ/build
-CC=${CC:-clang}
+# not $CC: that is often gcc, which has no libFuzzer
+CC=${FUZZ_CC:-clang}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-1}
-FUZZ_STRICT=${FUZZ_STRICT:-0}
 ALL="json layout wal reply gz"
 
 # name: lib sources, -max_len, extra read-only corpus dirs
@@ -70,7 +72,7 @@ case ${1:-} in
 --seeds) mode=seeds; shift ;;
 --crashes) mode=crashes; shift ;;
 --build) mode=build; shift ;;
--h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 -*) echo "fuzz.sh: unknown option '$1'" >&2; exit 64 ;;
 esac
 names=${*:-$ALL}
@@ -82,7 +84,7 @@ for n in $names; do
 done
 
 if ! command -v "$CC" >/dev/null 2>&1; then
-    echo "fuzz.sh: $CC not found (make deps, or apt-get install clang" \
+    echo "fuzz.sh: $CC not found (make fuzz installs it: clang" \
          "libclang-rt-14-dev)" >&2
     exit 2
 fi
@@ -93,10 +95,9 @@ LIBS="$($PKG_CONFIG --libs hiredis zlib 2>/dev/null || echo -lhiredis -lz) -ljq 
 CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
     -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE
     -DLP_VERSION=\"fuzz\" -Wall -Wextra -Wno-unused-parameter -Ilib"
-[ "$FUZZ_STRICT" = 1 ] && CFLAGS="$CFLAGS -DFUZZ_STRICT"
 
-# Builds $B/fuzz-NAME when a source, a header, this script or the
-# strictness changed.
+# Builds $B/fuzz-NAME when a source, a header, this script or the flags
+# changed. The temporary name is per process: two runs may build at once.
 build() {
     n=$1
     bin=$B/fuzz-$n
@@ -109,14 +110,15 @@ build() {
         return 0
     fi
     # shellcheck disable=SC2086
-    if ! $CC $CFLAGS $ZCFLAGS -o "$bin.tmp" "$FZ/fuzz-$n.c" $(srcs "$n") \
-            $(ldflags "$n") $LIBS >"$B/build-$n.log" 2>&1; then
-        cat "$B/build-$n.log" >&2
+    if ! $CC $CFLAGS $ZCFLAGS -o "$bin.tmp$$" "$FZ/fuzz-$n.c" $(srcs "$n") \
+            $(ldflags "$n") $LIBS >"$B/build-$n.log$$" 2>&1; then
+        cat "$B/build-$n.log$$" >&2
         echo "fuzz-$n: build failed" >&2
-        rm -f "$bin.tmp"
+        rm -f "$bin.tmp$$" "$B/build-$n.log$$"
         return 2
     fi
-    mv "$bin.tmp" "$bin" && echo "$stamp" >"$bin.flags"
+    mv "$B/build-$n.log$$" "$B/build-$n.log"
+    mv "$bin.tmp$$" "$bin" && echo "$stamp" >"$bin.flags"
 }
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=1}"
