@@ -69,8 +69,14 @@ DEPS = build-essential pkg-config libhiredis-dev libjq-dev zlib1g-dev \
        redis-server redis-tools jq mandoc perl gzip procps zsh \
        bash-completion systemd strace time valgrind postgresql sqlite3
 
+# and for make fuzz: clang with libFuzzer and the sanitizers' runtimes
+FUZZ_DEPS = clang libclang-rt-14-dev
+
 deps:
 	@sh tests/deps.sh $(DEPS)
+
+fuzz-deps: deps
+	@sh tests/deps.sh $(FUZZ_DEPS)
 
 check: deps all
 	@prove -j2 -e '' tests/t[0-9]*.sh
@@ -84,6 +90,14 @@ valgrind: deps all
 # long fault-injection and soak runs, not part of check
 stress: deps all
 	@LP_STRESS=1 prove -e '' tests/t[0-9]*.sh tests/s[0-9]*.sh
+
+# the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each, one at a time;
+# FUZZ=NAME for one (json layout wal reply gz). Not part of check, which
+# only runs them over their seeds (t0019).
+FUZZ ?=
+FUZZ_SECONDS ?= 60
+fuzz: fuzz-deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz.sh $(FUZZ)
 
 demo: deps
 	@$(MAKE) -s all
@@ -127,6 +141,6 @@ uninstall:
 clean:
 	rm -f lib/*.o lib/liblogpipe.a lib/.flags $(TOOLS) $(UNIT) $(BENCH)
 
-.PHONY: all deps check valgrind stress demo bench install install-files uninstall \
-        clean FORCE
+.PHONY: all deps fuzz-deps check valgrind stress fuzz demo bench install \
+        install-files uninstall clean FORCE
 .SUFFIXES:

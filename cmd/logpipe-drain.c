@@ -581,7 +581,7 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
     struct lp_jerr je;
     char err[LP_ERRLEN], path[LP_LAYOUT_PATHMAX];
     uint64_t id_ms = 0, id_seq;
-    int64_t t;
+    int64_t t, id_time;
     long plen;
 
     S.n_read++;
@@ -650,7 +650,10 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
     }
     if (lp_stream_id_parse(e->id, e->idlen, &id_ms, &id_seq) < 0)
         id_ms = (uint64_t)lp_now_ms();
-    t = (int64_t)id_ms;
+    /* an ID set by hand may be past 2^63: saturate, so that it is out of
+     * range (unsafe-path) rather than wrapped to a date before 1970 */
+    id_time = id_ms > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)id_ms;
+    t = id_time;
     if (S.time_idx >= 0) {
         int rc = lp_event_time(s, &ev.val[S.time_idx], &t, err);
         if (rc < 0) {
@@ -658,9 +661,9 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
             S.n_badtime++;
             lp_info("entry %.*s: %s: filed by its stream ID time",
                     (int)e->idlen, e->id, err);
-            t = (int64_t)id_ms;
+            t = id_time;
         } else if (rc == 0) {
-            t = (int64_t)id_ms;
+            t = id_time;
         }
     }
 

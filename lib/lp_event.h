@@ -5,10 +5,7 @@
 #include <stdint.h>
 
 #include "lp_json.h"
-
-/* Years 0000..9999 in ms since the epoch: the range of a day file name. */
-#define LP_TIME_MIN (-62167219200000LL)
-#define LP_TIME_MAX (253402300799999LL)
+#include "lp_time.h"           /* LP_TIME_MIN, LP_TIME_MAX */
 
 /*
  * The time of an event from its time member v (SPEC 2): a number of epoch

@@ -131,6 +131,7 @@ struct lp_gzr {
     unsigned char *in;
     size_t inlen;               /* bytes in in[], z.next_in points inside */
     uint64_t inoff;             /* file offset of in[0] */
+    uint64_t mstart;            /* file offset of the member being read */
     int eof, in_member, members, done;
     int started;
     char damage[256];           /* reported at the next call */
@@ -191,15 +192,44 @@ static uint64_t in_pos(const struct lp_gzr *r)
 }
 
 /*
- * After damage: looks for the next gzip header (1f 8b 08) from the current
- * position on, skipping the byte there (where we failed). Returns 1 with
- * inflate reset at the header, 0 at the end of the file.
+ * Puts the input back at file offset off (offsets count from where reading
+ * began), behind the current position: in the buffer when it still holds
+ * it, else by seeking (the fd is at inoff + inlen). Returns 0, or -1 when
+ * the fd cannot seek (a pipe).
  */
-static int resync(struct lp_gzr *r)
+static int rewind_to(struct lp_gzr *r, uint64_t off)
+{
+    if (off >= r->inoff && off <= r->inoff + r->inlen) {
+        r->z.next_in = r->in + (off - r->inoff);
+        r->z.avail_in = (uInt)(r->inoff + r->inlen - off);
+        return 0;
+    }
+    if (off > r->inoff ||
+        lseek(r->fd, -(off_t)(r->inoff + r->inlen - off), SEEK_CUR) < 0)
+        return -1;
+    r->inoff = off;
+    r->inlen = 0;
+    r->z.next_in = r->in;
+    r->z.avail_in = 0;
+    r->eof = 0;
+    return 0;
+}
+
+/*
+ * After damage: looks for the next gzip header (1f 8b 08). Inside a
+ * damaged member (member set), inflate may have taken the members after
+ * it for its own data before it failed or met the end of the file (a cut
+ * stored block swallows any number of them), so the search starts at the
+ * byte after the member's first. Between members, or when the fd cannot
+ * seek back that far (a pipe), it starts at the byte after the current
+ * one. Each member start found is past the one before, so reading ends.
+ * Returns 1 with inflate reset at the header, 0 at the end of the file.
+ */
+static int resync(struct lp_gzr *r, int member)
 {
     inflateReset(&r->z);
     r->in_member = 0;
-    if (r->z.avail_in > 0) {
+    if ((!member || rewind_to(r, r->mstart + 1) < 0) && r->z.avail_in > 0) {
         r->z.next_in++;
         r->z.avail_in--;
     }
@@ -241,13 +271,18 @@ int lp_gzr_read(struct lp_gzr *r, char *buf, size_t cap, size_t *got,
             if (rc < 0)
                 return LP_GZ_ERR;
             if (rc == 0 && r->z.avail_in == 0) {
-                r->done = 1;
                 if (r->in_member) {
+                    /* cut short, or it swallowed the members after it */
+                    uint64_t at = in_pos(r);
+                    int n = r->members, found = resync(r, 1);
+                    r->done = !found;
                     snprintf(msg, msgcap, "member %d is cut short at byte "
-                             "%llu (a truncated file)", r->members,
-                             (unsigned long long)in_pos(r));
+                             "%llu%s", n, (unsigned long long)at,
+                             found ? ", resuming at the next member" :
+                             " (a truncated file)");
                     return LP_GZ_DAMAGE;
                 }
+                r->done = 1;
                 if (!r->started) {
                     snprintf(msg, msgcap, "empty file, not gzip");
                     return LP_GZ_DAMAGE;
@@ -267,9 +302,10 @@ int lp_gzr_read(struct lp_gzr *r, char *buf, size_t cap, size_t *got,
                 r->in_member = 1;
                 r->started = 1;
                 r->members++;
+                r->mstart = in_pos(r);
             } else {
                 uint64_t at = in_pos(r);
-                int found = resync(r);
+                int found = resync(r, 0);
                 r->started = 1;
                 snprintf(msg, msgcap, "%s at byte %llu%s",
                          r->members ? "garbage after a member" :
@@ -305,7 +341,7 @@ damaged:
             int n = r->members, found;
             snprintf(m, sizeof m, "%s", r->z.msg ? r->z.msg : "inflate "
                      "failed");
-            found = resync(r);
+            found = resync(r, 1);
             snprintf(r->damage, sizeof r->damage, "member %d is damaged at "
                      "byte %llu (%s)%s", n, (unsigned long long)at, m,
                      found ? ", resuming at the next member" : "");

@@ -37,7 +37,13 @@ void lp_gzr_free(struct lp_gzr *r);
  * Reads decompressed bytes into buf[0..cap): LP_GZ_DATA with *got > 0,
  * LP_GZ_END, LP_GZ_ERR, or LP_GZ_DAMAGE with msg filled: a member was cut
  * short or failed its check; the bytes given before it may end in a
- * partial line, and reading goes on at the next member found.
+ * partial line or garbage, and reading goes on at the next member found
+ * after the damaged member's start, so that a damaged member loses no
+ * intact member after it (on a pipe, which cannot seek back, the search
+ * starts where the damage was seen). A damaged member's bytes are read
+ * twice, the second time only to look for a header. The garbage may hold
+ * copies of what follows: a cut stored block gives the bytes after it as
+ * its own, and a member stored at level 0 after it then comes out twice.
  */
 int lp_gzr_read(struct lp_gzr *r, char *buf, size_t cap, size_t *got,
                 char *msg, size_t msgcap);

@@ -377,12 +377,21 @@ int lp_jkeys_add(struct lp_jkeys *k, const char *name)
 }
 
 /* Records a wanted key's value, and a cut for "_id". key/klen decoded. */
+static int key_equals(ptr ks, ptr ke, const char *name, size_t len);
+
+/*
+ * Records v as the value of every wanted key named key[0..klen). key NULL:
+ * the key at ks..ke (quotes included) decodes to more than klen bytes,
+ * and is compared in place with the longer wanted names.
+ */
 static void note_member(const struct lp_jkeys *k, struct lp_jevent *ev,
-                        const char *key, size_t klen, ptr base, ptr v,
-                        ptr vend, int type, int esc)
+                        const char *key, size_t klen, ptr ks, ptr ke,
+                        ptr base, ptr v, ptr vend, int type, int esc)
 {
     for (int i = 0; i < k->n; i++) {
-        if (k->len[i] == klen && memcmp(k->name[i], key, klen) == 0) {
+        if (key ? k->len[i] == klen && memcmp(k->name[i], key, klen) == 0
+                : k->len[i] > klen &&
+                  key_equals(ks, ke, k->name[i], k->len[i])) {
             ev->val[i].off = (uint32_t)(v - base);
             ev->val[i].len = (uint32_t)(vend - v);
             ev->val[i].type = (uint8_t)type;
@@ -464,7 +473,8 @@ int lp_json_event(const char *s, size_t n, const struct lp_jkeys *k,
         if (p == NULL)
             return -1;
 
-        /* the key, without quotes, decoded when it has escapes */
+        /* the key, without quotes, decoded when it has escapes; one
+         * that does not fit kbuf is compared in place (key NULL) */
         {
             const char *key = (const char *)ks + 1;
             size_t klen = (size_t)(ke - ks) - 2;
@@ -472,12 +482,13 @@ int lp_json_event(const char *s, size_t n, const struct lp_jkeys *k,
                 struct lp_jval kv = { (uint32_t)(ks - c.base),
                                       (uint32_t)(ke - ks), LP_JSTRING, 1 };
                 long r = lp_json_unescape(s, &kv, kbuf, sizeof kbuf);
-                klen = r < 0 ? sizeof kbuf + 1 : (size_t)r;
-                key = kbuf;
+                klen = r < 0 ? sizeof kbuf : (size_t)r;
+                key = r < 0 ? NULL : kbuf;
             }
             if ((k->lens >> (klen < 63 ? klen : 63)) & 1)
-                note_member(k, ev, key, klen, c.base, v, p, type, vesc);
-            if (klen == 3 && memcmp(key, "_id", 3) == 0) {
+                note_member(k, ev, key, klen, ks, ke, c.base, v, p, type,
+                            vesc);
+            if (key && klen == 3 && memcmp(key, "_id", 3) == 0) {
                 ptr sep = skip_ws(p, end);
                 uint32_t from;
                 ev->nids++;
@@ -622,6 +633,41 @@ static size_t put_utf8(char *o, unsigned u)
     return 4;
 }
 
+/*
+ * Decodes the escape at *pp (a backslash; a surrogate pair is one) of a
+ * string the scanner accepted into tmp; moves *pp past it. Returns the
+ * length, 1 to 4, or 0 on a bad \u escape.
+ */
+static size_t unescape_one(ptr *pp, char tmp[4])
+{
+    ptr p = *pp;
+    unsigned u, u2;
+    size_t k;
+
+    switch (p[1]) {
+    case 'b': tmp[0] = '\b'; k = 1; break;
+    case 'f': tmp[0] = '\f'; k = 1; break;
+    case 'n': tmp[0] = '\n'; k = 1; break;
+    case 'r': tmp[0] = '\r'; k = 1; break;
+    case 't': tmp[0] = '\t'; k = 1; break;
+    case 'u':
+        if (hex4(p + 2, &u) < 0)
+            return 0;
+        if (u >= 0xd800 && u <= 0xdbff) {
+            if (hex4(p + 8, &u2) < 0)
+                return 0;
+            u = 0x10000 + ((u - 0xd800) << 10) + (u2 - 0xdc00);
+            p += 6;
+        }
+        k = put_utf8(tmp, u);
+        p += 4;
+        break;
+    default: tmp[0] = (char)p[1]; k = 1; break;
+    }
+    *pp = p + 2;
+    return k;
+}
+
 long lp_json_unescape(const char *s, const struct lp_jval *v, char *out,
                       size_t cap)
 {
@@ -629,7 +675,6 @@ long lp_json_unescape(const char *s, const struct lp_jval *v, char *out,
     size_t o = 0;
 
     while (p < end) {
-        unsigned u, u2;
         char tmp[4];
         size_t k;
 
@@ -639,28 +684,7 @@ long lp_json_unescape(const char *s, const struct lp_jval *v, char *out,
             out[o++] = (char)*p++;
             continue;
         }
-        switch (p[1]) {
-        case 'b': tmp[0] = '\b'; k = 1; break;
-        case 'f': tmp[0] = '\f'; k = 1; break;
-        case 'n': tmp[0] = '\n'; k = 1; break;
-        case 'r': tmp[0] = '\r'; k = 1; break;
-        case 't': tmp[0] = '\t'; k = 1; break;
-        case 'u':
-            if (hex4(p + 2, &u) < 0)
-                return -1;
-            if (u >= 0xd800 && u <= 0xdbff) {
-                if (hex4(p + 8, &u2) < 0)
-                    return -1;
-                u = 0x10000 + ((u - 0xd800) << 10) + (u2 - 0xdc00);
-                p += 6;
-            }
-            k = put_utf8(tmp, u);
-            p += 4;
-            break;
-        default: tmp[0] = (char)p[1]; k = 1; break;
-        }
-        p += 2;
-        if (cap - o < k)
+        if ((k = unescape_one(&p, tmp)) == 0 || cap - o < k)
             return -1;
         memcpy(out + o, tmp, k);
         o += k;
@@ -668,21 +692,51 @@ long lp_json_unescape(const char *s, const struct lp_jval *v, char *out,
     return (long)o;
 }
 
+/* Does the string at ks..ke (quotes included, escapes allowed) decode to
+ * exactly name[0..len)? Allocates nothing, whatever the length. */
+static int key_equals(ptr ks, ptr ke, const char *name, size_t len)
+{
+    ptr p = ks + 1, end = ke - 1;
+    size_t o = 0;
+
+    while (p < end) {
+        char tmp[4];
+        size_t k = 1;
+
+        if (*p != '\\')
+            tmp[0] = (char)*p++;
+        else if ((k = unescape_one(&p, tmp)) == 0)
+            return 0;
+        if (len - o < k || memcmp(name + o, tmp, k) != 0)
+            return 0;
+        o += k;
+    }
+    return o == len;
+}
+
 int lp_json_number(const char *s, const struct lp_jval *v, double *out)
 {
-    char tmp[64], *end;
+    char tmp[64], *buf = tmp, *end;
     double d;
+    int rc = -1;
 
-    if (v->len == 0 || v->len >= sizeof tmp)
+    if (v->len == 0)
         return -1;
-    memcpy(tmp, s + v->off, v->len);
-    tmp[v->len] = '\0';
+    /* JSON puts no limit on digits, and strtod rounds them all correctly
+     * (cutting them would not): a rare long number gets its own copy */
+    if (v->len >= sizeof tmp && (buf = malloc((size_t)v->len + 1)) == NULL)
+        return -1;
+    memcpy(buf, s + v->off, v->len);
+    buf[v->len] = '\0';
     errno = 0;
-    d = strtod(tmp, &end);
-    if (*end != '\0' || errno == ERANGE || !isfinite(d))
-        return -1;
-    *out = d;
-    return 0;
+    d = strtod(buf, &end);
+    if (*end == '\0' && errno != ERANGE && isfinite(d)) {
+        *out = d;
+        rc = 0;
+    }
+    if (buf != tmp)
+        free(buf);
+    return rc;
 }
 
 int lp_json_first(const char *s, size_t n)

@@ -92,7 +92,9 @@ int lp_json_array_next(const char *s, size_t n, size_t *pos, size_t *off,
 long lp_json_unescape(const char *s, const struct lp_jval *v, char *out,
                       size_t cap);
 
-/* The number value v as a double; returns 0, or -1 when out of range. */
+/* The number value v as a double, correctly rounded whatever its length;
+ * returns 0, or -1 when out of range (or out of memory: a number of 64
+ * bytes or more is copied to the heap). */
 int lp_json_number(const char *s, const struct lp_jval *v, double *out);
 
 /* The first non-whitespace byte of s[0..n), or 0 when there is none. */

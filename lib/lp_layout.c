@@ -60,11 +60,45 @@ static int add_part(struct lp_layout *l, struct part p, char *err)
     return 0;
 }
 
+/*
+ * Fields match any safe name, and a safe name may hold digits and '-', so
+ * a path only tells where a conversion's digits are when no field stands
+ * between it and an end of its path component: everything else has a
+ * fixed width. logpipe-rotate reads the day from the file name: a day
+ * conversion there with a field on both sides ("{a}-%F-{b}.jsonl") could
+ * be read from the wrong digits ("x-2001-01-01-2024-01-01-1.jsonl" is
+ * a = x, b = 2024-01-01-1 as well as a = x-2001-01-01, b = 1). Returns
+ * that conversion, or 0 when the file name has none.
+ */
+static char day_between_fields(const struct lp_layout *l)
+{
+    int start = 0, field_before = 0;
+    char pending = 0;
+
+    for (int i = 0; i < l->nparts; i++)
+        if (l->part[i].kind == PART_LIT &&
+            memchr(l->text + l->part[i].off, '/', l->part[i].len))
+            start = i + 1;
+    for (int i = start; i < l->nparts; i++) {
+        const struct part *p = &l->part[i];
+        if (p->kind == PART_FIELD) {
+            if (pending)
+                return pending;
+            field_before = 1;
+        } else if (p->kind == PART_TIME && strchr("YmdF", p->conv) &&
+                   field_before && !pending) {
+            pending = p->conv;
+        }
+    }
+    return 0;
+}
+
 int lp_layout_new(const char *tmpl, struct lp_layout **out, char *err)
 {
     struct lp_layout *l = calloc(1, sizeof *l);
     const char *t, *last_slash;
     int comp_start = 1, has_y = 0, has_m = 0, has_d = 0, has_f = 0;
+    char c;
     size_t n = strlen(tmpl);
 
     *out = NULL;
@@ -92,7 +126,7 @@ int lp_layout_new(const char *tmpl, struct lp_layout **out, char *err)
         struct part p = { 0 };
         int in_name = t > last_slash || last_slash == NULL;
         if (*t == '%') {
-            char c = t[1];
+            c = t[1];
             if (strchr("YymdHMSjF", c) == NULL || c == '\0') {
                 snprintf(err, LP_ERRLEN, "layout '%s': unsupported conversion "
                          "'%%%c' (use %%Y %%y %%m %%d %%H %%M %%S %%j %%F)",
@@ -189,6 +223,13 @@ int lp_layout_new(const char *tmpl, struct lp_layout **out, char *err)
                  "day (%%F, or %%Y, %%m and %%d) for logpipe-rotate", tmpl);
         goto fail;
     }
+    if ((c = day_between_fields(l)) != 0) {
+        snprintf(err, LP_ERRLEN, "layout '%s': %%%c sits between two fields "
+                 "in the file name, so the day cannot be read back (a value "
+                 "may hold digits): keep the fields on one side of the day",
+                 tmpl, c);
+        goto fail;
+    }
     *out = l;
     return 0;
 fail:
@@ -236,12 +277,12 @@ long lp_layout_expand(const struct lp_layout *l, int64_t ms, const char *s,
             break;
         case PART_TIME:
             if (!have_tm) {
-                lp_time_tm(ms, &tm);
-                if (tm.year < 0 || tm.year > 9999) {
+                if (ms < LP_TIME_MIN || ms > LP_TIME_MAX) {
                     snprintf(err, LP_ERRLEN, "event time is outside years "
                              "0000..9999");
                     return -1;
                 }
+                lp_time_tm(ms, &tm);
                 have_tm = 1;
             }
             switch (p->conv) {
@@ -331,10 +372,31 @@ static int digits_at(const char *s, size_t n, size_t at, int k, int *v)
     return 0;
 }
 
-/* Matches parts [i..] of l against s[at..n); backtracks over fields. */
-static int match_from(const struct lp_layout *l, int i, const char *s,
-                      size_t n, size_t at, struct match *m)
+/*
+ * Matching state. Whether parts [i..] match s[at..n) does not depend on
+ * what was captured before, so a failure at a field part is remembered
+ * and never tried again: each (field part, offset) is tried once, with at
+ * most 64 lengths, each walking the template up to the next field part.
+ * That is O(n * 64 * template length) at worst, where plain backtracking
+ * took 64^k tries for k fields in a row.
+ */
+struct matcher {
+    const struct lp_layout *l;
+    const char *s;
+    size_t n;
+    int fpart[128];             /* part -> its index among field parts */
+    uint64_t failed[128 * LP_LAYOUT_PATHMAX / 64];  /* (field part, at) */
+    struct match m;
+};
+
+/* Matches parts [i..] against s[at..n); tries the longest field first. */
+static int match_from(struct matcher *x, int i, size_t at)
 {
+    const struct lp_layout *l = x->l;
+    const char *s = x->s;
+    size_t n = x->n;
+    struct match *m = &x->m;
+
     if (i == l->nparts)
         return at == n;
     const struct part *p = &l->part[i];
@@ -344,7 +406,7 @@ static int match_from(const struct lp_layout *l, int i, const char *s,
     case PART_LIT:
         if (at + p->len > n || memcmp(s + at, l->text + p->off, p->len) != 0)
             return 0;
-        return match_from(l, i + 1, s, n, at + p->len, m);
+        return match_from(x, i + 1, at + p->len);
     case PART_TIME:
         switch (p->conv) {
         case 'F':
@@ -355,17 +417,17 @@ static int match_from(const struct lp_layout *l, int i, const char *s,
             m->y = v;
             m->m = v2;
             m->d = v3;
-            return match_from(l, i + 1, s, n, at + 10, m);
+            return match_from(x, i + 1, at + 10);
         case 'Y':
             if (digits_at(s, n, at, 4, &v) < 0)
                 return 0;
             m->y = v;
-            return match_from(l, i + 1, s, n, at + 4, m);
+            return match_from(x, i + 1, at + 4);
         case 'j':
             if (digits_at(s, n, at, 3, &v) < 0)
                 return 0;
             m->j = v;
-            return match_from(l, i + 1, s, n, at + 3, m);
+            return match_from(x, i + 1, at + 3);
         default:
             if (digits_at(s, n, at, 2, &v) < 0)
                 return 0;
@@ -373,19 +435,26 @@ static int match_from(const struct lp_layout *l, int i, const char *s,
                 m->m = v;
             else if (p->conv == 'd')
                 m->d = v;
-            return match_from(l, i + 1, s, n, at + 2, m);
+            return match_from(x, i + 1, at + 2);
         }
-    case PART_FIELD:
-        /* a safe name, or _none: try every length, longest first */
-        for (size_t k = 64; k >= 1; k--) {
-            if (at + k > n || !lp_safe_name(s + at, k))
-                continue;
+    case PART_FIELD: {
+        /* a safe name (or _none): s[at..at+k) for k = run down to 1 */
+        size_t bit = (size_t)x->fpart[i] * (n + 1) + at, run = 0;
+        if ((x->failed[bit / 64] >> (bit % 64)) & 1)
+            return 0;
+        if (at < n && s[at] != '.' && s[at] != '-')
+            while (run < 64 && at + run < n &&
+                   safe_char((unsigned char)s[at + run]))
+                run++;
+        for (size_t k = run; k >= 1; k--) {
             struct match saved = *m;
-            if (match_from(l, i + 1, s, n, at + k, m))
+            if (match_from(x, i + 1, at + k))
                 return 1;
             *m = saved;
         }
+        x->failed[bit / 64] |= (uint64_t)1 << (bit % 64);
         return 0;
+    }
     }
     return 0;
 }
@@ -393,10 +462,23 @@ static int match_from(const struct lp_layout *l, int i, const char *s,
 int lp_layout_match(const struct lp_layout *l, const char *rel, size_t n,
                     int64_t *day)
 {
-    struct match m = { -1, -1, -1, -1 };
+    struct matcher x;
+    struct match m;
+    int nf = 0;
 
-    if (!match_from(l, 0, rel, n, 0, &m) || m.y < 0)
+    /* lp_layout_expand makes nothing longer */
+    if (n >= LP_LAYOUT_PATHMAX)
         return 0;
+    x.l = l;
+    x.s = rel;
+    x.n = n;
+    x.m = (struct match){ -1, -1, -1, -1 };
+    for (int i = 0; i < l->nparts; i++)
+        x.fpart[i] = l->part[i].kind == PART_FIELD ? nf++ : -1;
+    memset(x.failed, 0, ((size_t)nf * (n + 1) + 63) / 64 * sizeof x.failed[0]);
+    if (!match_from(&x, 0, 0) || x.m.y < 0)
+        return 0;
+    m = x.m;
     if (m.m >= 1 && m.m <= 12 && m.d >= 1 && m.d <= 31) {
         *day = lp_days_from_civil(m.y, m.m, m.d);
         return 1;

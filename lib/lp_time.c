@@ -47,15 +47,32 @@ static int is_leap(int64_t y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
+/*
+ * Floor division and its remainder, without the overflow of the usual
+ * (a - (b - 1)) / b: exact for every int64_t a, b > 0.
+ */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b < 0);
+}
+
+static int64_t floor_mod(int64_t a, int64_t b)
+{
+    return a % b + (a % b < 0 ? b : 0);
+}
+
+/* Every int64_t ms is a date: years -292277022..292278994 fit an int, and
+ * no step below overflows (|z| < 2^37). Which years a caller accepts is
+ * its own business (file names: LP_TIME_MIN..LP_TIME_MAX). */
 void lp_time_tm(int64_t ms, struct lp_tm *tm)
 {
-    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
-    int64_t z = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-    int64_t sod = secs - z * 86400;
+    int64_t secs = floor_div(ms, 1000);
+    int64_t z = floor_div(secs, 86400);
+    int64_t sod = floor_mod(secs, 86400);
     int64_t era, doe, yoe, y, doy, mp;
     int d, m;
 
-    tm->ms = (int)(ms - secs * 1000);
+    tm->ms = (int)floor_mod(ms, 1000);
     tm->hour = (int)(sod / 3600);
     tm->min = (int)(sod / 60 % 60);
     tm->sec = (int)(sod % 60);

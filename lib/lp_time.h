@@ -5,9 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Years 0000..9999 in ms since the epoch: the range of a day file name,
+ * and of the event times logpipe accepts. */
+#define LP_TIME_MIN (-62167219200000LL)
+#define LP_TIME_MAX (253402300799999LL)
+
 /* Broken-down UTC time; no time zone, no locale, no libc state. */
 struct lp_tm {
-    int year;                   /* e.g. 2026; 0..9999 for formatting */
+    int year;                   /* e.g. 2026; 0..9999 in file names */
     int mon;                    /* 1..12 */
     int mday;                   /* 1..31 */
     int hour, min, sec;
@@ -23,7 +28,8 @@ int64_t lp_mono_us(void);
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 int64_t lp_days_from_civil(int64_t y, int m, int d);
 
-/* Fills tm from milliseconds since the epoch. */
+/* Fills tm from milliseconds since the epoch; exact for every int64_t
+ * (proleptic Gregorian, years beyond 0000..9999 included). */
 void lp_time_tm(int64_t ms, struct lp_tm *tm);
 
 /*

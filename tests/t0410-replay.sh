@@ -85,6 +85,19 @@ test_expect_success 'a truncated .gz: the readable part, the file and line named
     test_cmp prefix part
 '
 
+test_expect_success 'a .gz member cut short before others: every member after it read, exit 65' '
+    head -n 200 in | gzip -1 >c1 &&
+    sed -n "201,210p" in | gzip >c2 &&
+    sed -n "211,230p" in | gzip >c3 &&
+    head -c $(( $(stat -c %s c1) / 2 )) c1 >cut.jsonl.gz &&
+    cat c2 c3 >>cut.jsonl.gz &&
+    expect_exit 65 logpipe-replay cut.jsonl.gz >out 2>err &&
+    grep_q "cut.jsonl.gz: .*member 1 is .*resuming at the next member" err &&
+    tail -n 30 out >last &&
+    sed -n "201,230p" in >want30 &&
+    test_cmp want30 last
+'
+
 test_expect_success 'a bit-flipped .gz: later members still read, damage named' '
     f=$(find arch -name "*.jsonl.gz" | head -n 1) &&
     zcat "$f" >m1 &&

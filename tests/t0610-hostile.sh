@@ -102,6 +102,18 @@ test_expect_success 'far dates: year 9999 and 0000 filed, beyond them rejected' 
     test -f out/y/9999-12-31.jsonl && test -f out/y/0000-01-01.jsonl
 '
 
+test_expect_success 'stream IDs past year 9999 (set by hand): DLQ, not a wrong day' '
+    rcli DEL logs:dlq >/dev/null &&
+    rcli XADD s8 253402300800000-0 data "{\"service\":\"z\"}" >/dev/null &&
+    rcli XADD s8 9223372036854775808-0 data "{\"service\":\"z\"}" >/dev/null &&
+    rcli XADD s8 18446744073709551615-0 data "{\"service\":\"z\"}" >/dev/null &&
+    logpipe-drain -s s8 --once -d out 2>err &&
+    test "$(rcli XLEN logs:dlq)" -eq 3 &&
+    test "$(grep -c "unsafe-path.*event time is outside years 0000..9999" err)" -eq 3 &&
+    test ! -e out/z &&
+    test "$(rcli XPENDING s8 logpipe | head -n 1)" -eq 0
+'
+
 days=10000
 [ -n "${LP_STRESS:-}" ] && days=100000
 test_expect_success "$days distinct days: open files and memory bounded" '

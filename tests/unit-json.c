@@ -970,6 +970,81 @@ static void test_number(void)
        "20-digit integer as a double");
     v.off = 49; v.len = 3;
     ok(lp_json_number(s, &v, &d) == 0 && d == 100.0, "1E2");
+
+    /* fuzz finding json-2: 64 bytes or more were refused */
+    {
+        static const struct { const char *s; double d; } longs[] = {
+            { "1.0000000000000000000000000000000000000000000000000000000000"
+              "0000000000001", 1.0 },
+            { "1234567890123456789012345678901234567890123456789012345678901"
+              "234", 1.2345678901234568e63 },
+            { "-0.00000000000000000000000000000000000000000000000000000000"
+              "000000000000000000000000000000000000000000000025", -2.5e-103 },
+            /* 2^53 + 1 and a tail: rounds up only when every digit counts */
+            { "9007199254740993.0000000000000000000000000000000000000000000"
+              "00000000000000000000000000001", 9007199254740994.0 },
+            { "9007199254740993.0000000000000000000000000000000000000000000"
+              "00000000000000000000000000000", 9007199254740992.0 },
+        };
+        for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+            v.off = 0;
+            v.len = (uint32_t)strlen(longs[i].s);
+            d = 0;
+            ok(v.len >= 64 && lp_json_number(longs[i].s, &v, &d) == 0 &&
+               d == longs[i].d, "a number of %u bytes: %.17g", v.len,
+               longs[i].d);
+        }
+        v.off = 0;
+        v.len = (uint32_t)strlen("1e400000000000000000000000000000000000000"
+                                 "00000000000000000000000000");
+        is_int(lp_json_number("1e40000000000000000000000000000000000000000"
+                              "000000000000000000000000", &v, &d), -1,
+               "a long number out of range: -1");
+    }
+}
+
+/*
+ * Fuzz finding json-1: an escaped key that decodes to more than 256 bytes
+ * was compared as 257 bytes of a 256-byte buffer (a stack over-read when
+ * a wanted name had 257 bytes) and never matched a longer wanted name.
+ */
+static void test_long_escaped_keys(void)
+{
+    static const size_t lens[] = { 255, 256, 257, 300, 1000 };
+    static char names[5][1001];
+    struct lp_jkeys k;
+    struct lp_jevent ev;
+    struct lp_jerr e;
+    char *s = malloc(8000);
+
+    memset(&k, 0, sizeof k);
+    for (int i = 0; i < 5; i++) {
+        memset(names[i], 'k', lens[i]);
+        names[i][lens[i]] = '\0';
+        lp_jkeys_add(&k, names[i]);
+    }
+    lp_jkeys_add(&k, "a");
+    for (int i = 0; i < 5; i++) {
+        /* the key, its first 'k' escaped; value i; then an escaped key one
+         * byte longer than every name, and one that differs at the end */
+        int n = sprintf(s, "{\"\\u006b%s\":%d,\"\\u006b%sk\":-1,"
+                        "\"\\u006b%.*sx\":-2,\"a\":0}", names[i] + 1, i,
+                        names[4], (int)lens[i] - 2, names[i] + 1);
+        int good = lp_json_event(s, (size_t)n, &k, NULL, &ev, &e) == 0;
+        for (int j = 0; j < 5; j++) {
+            if (j == i)
+                good &= ev.val[j].type == LP_JNUMBER &&
+                        ev.val[j].len == 1 && s[ev.val[j].off] == '0' + i;
+            else
+                good &= ev.val[j].type == LP_JNONE;
+        }
+        good &= ev.val[5].type == LP_JNUMBER;
+        ok_fixed(good, "lp_json_event: a decoded key longer than its "
+                 "256-byte buffer was compared as 257 bytes",
+                 "an escaped key of %zu bytes matches exactly the name of "
+                 "%zu bytes", lens[i], lens[i]);
+    }
+    free(s);
 }
 
 static void test_first(void)
@@ -995,6 +1070,7 @@ int main(int argc, char **argv)
     test_array();
     test_unescape();
     test_number();
+    test_long_escaped_keys();
     test_first();
     return tap_done();
 }

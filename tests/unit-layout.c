@@ -1,7 +1,9 @@
-/* unit-layout.c -- lp_layout: templates, safe names, path expansion */
+/* unit-layout.c -- lp_layout: templates, safe names, expansion, matching */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lp_event.h"
 #include "lp_json.h"
@@ -99,6 +101,24 @@ static void test_new(void)
     tmpl_bad("%F{x.jsonl", "'{' without a field name and '}'");
     tmpl_bad("{a{b}/%F.jsonl", "nested '{'");
     tmpl_bad("{a}{b}{c}{d}{e}{f}{g}{h}{i}/%F.jsonl", "more than 8 fields");
+    /* fuzz finding layout-1: values may hold digits, so a day between two
+     * fields has no fixed place and was read from the wrong digits */
+    tmpl_bad("{a}%Y%m%d{b}.jsonl", "%Y sits between two fields in the file "
+             "name, so the day cannot be read back (a value may hold "
+             "digits): keep the fields on one side of the day");
+    tmpl_bad("x/{a}-%F-{b}.jsonl", "%F sits between two fields in the file "
+             "name, so the day cannot be read back (a value may hold "
+             "digits): keep the fields on one side of the day");
+    tmpl_bad("%Y{a}%m{b}%d.jsonl", "%m sits between two fields in the file "
+             "name, so the day cannot be read back (a value may hold "
+             "digits): keep the fields on one side of the day");
+    tmpl_ok("{a}/%F-{b}.jsonl", 2);
+    tmpl_ok("{a}-{b}-%F.jsonl", 2);
+    tmpl_ok("%F-{a}-{b}.jsonl", 2);
+    tmpl_ok("%Y{a}%m%d.jsonl", 1);
+    tmpl_ok("{a}/%Y/{b}/%F.jsonl", 2);
+    tmpl_ok("{a}%j{b}%F.jsonl", 2);     /* %j is not read when %F is there */
+    tmpl_ok("{a}%H{b}-%F.jsonl", 2);
 
     tmpl_ok("{service}/%Y-%m-%d.jsonl", 1);
     tmpl_ok("%F.jsonl", 0);
@@ -327,6 +347,13 @@ static void test_expand(void)
     is_str(err, "event time is outside years 0000..9999", "year -1: message");
     r = expand(tm, "{}", INT64_MAX / 2, out, sizeof out, err);
     is_int(r, -1, "far future refused");
+    /* fuzz finding layout-2: lp_time_tm overflowed on these (UB) */
+    r = expand(tm, "{}", INT64_MIN, out, sizeof out, err);
+    ok(r == -1 && strcmp(err, "event time is outside years 0000..9999") == 0,
+       "INT64_MIN refused");
+    r = expand(tm, "{}", INT64_MAX, out, sizeof out, err);
+    ok(r == -1 && strcmp(err, "event time is outside years 0000..9999") == 0,
+       "INT64_MAX refused");
 
     /* the output buffer */
     r = expand("{service}/%F.jsonl", "{\"service\":\"api\"}", T2026, out, 21,
@@ -342,10 +369,123 @@ static void test_expand(void)
     is_int(r, -1, "cap 4: refused");
 }
 
+/* ---- lp_layout_match --------------------------------------------------- */
+
+/* Expands tmpl for json at ms, then matches the path: 1 when it matches
+ * with the day of ms. */
+static int round_trip(const char *tmpl, const char *json, int64_t ms)
+{
+    char out[LP_LAYOUT_PATHMAX], err[LP_ERRLEN];
+    struct lp_layout *l = NULL;
+    long r = expand(tmpl, json, ms, out, sizeof out, err);
+    int64_t day = INT64_MIN, want = ms / 86400000 - (ms % 86400000 < 0);
+    int m;
+
+    if (r < 0 || lp_layout_new(tmpl, &l, err) < 0) {
+        printf("#   %s: %s\n", tmpl, err);
+        return 0;
+    }
+    m = lp_layout_match(l, out, (size_t)r, &day);
+    lp_layout_free(l);
+    if (m != 1 || day != want)
+        printf("#   %s: match %d, day %lld, want %lld\n", out, m,
+               (long long)day, (long long)want);
+    return m == 1 && day == want;
+}
+
+static int match_day(const char *tmpl, const char *path, int64_t *day)
+{
+    struct lp_layout *l = NULL;
+    char err[LP_ERRLEN];
+    int m;
+
+    if (lp_layout_new(tmpl, &l, err) < 0) {
+        printf("#   %s\n", err);
+        return -1;
+    }
+    *day = INT64_MIN;
+    m = lp_layout_match(l, path, strlen(path), day);
+    lp_layout_free(l);
+    return m;
+}
+
+static void watchdog(int sig)
+{
+    static const char msg[] = "not ok - lp_layout_match ends within 60 s "
+                              "(exponential backtracking?)\n";
+    (void)sig;
+    if (write(1, msg, sizeof msg - 1) < 0)
+        _exit(2);
+    _exit(1);
+}
+
+static void test_match(void)
+{
+    char path[LP_LAYOUT_PATHMAX + 8];
+    int64_t day;
+
+    ok(match_day("{service}/%F.jsonl", "api/2026-11-21.jsonl", &day) == 1 &&
+       day == 20778, "api/2026-11-21.jsonl: day 20778");
+    ok(match_day("%Y/%m/%d/{s}-%F.jsonl", "2026/11/21/x-2026-11-21.jsonl",
+                 &day) == 1 && day == 20778, "the file name's day");
+    ok(match_day("%Y%m%d.jsonl", "20261121.jsonl", &day) == 1 &&
+       day == 20778, "%%Y%%m%%d");
+    is_int(match_day("{service}/%F.jsonl", "api/2026-13-21.jsonl", &day), 0,
+           "month 13: no match");
+    is_int(match_day("{service}/%F.jsonl", ".x/2026-11-21.jsonl", &day), 0,
+           "unsafe field value: no match");
+    is_int(match_day("{service}/%F.jsonl", "a/b/2026-11-21.jsonl", &day), 0,
+           "a '/' in a field value: no match");
+    is_int(match_day("{service}/%F.jsonl", "api/2026-11-21.jsonl.gz", &day),
+           0, "a suffix: no match");
+
+    /* fuzz finding layout-1: fields whose values hold digits next to the
+     * day; the templates that made it ambiguous are refused, these are not */
+    ok(round_trip("{a}-%F.jsonl", "{\"a\":\"x-2001-01-01\"}", T2026),
+       "{a}-%%F with a = x-2001-01-01: the right day");
+    ok(round_trip("%F-{a}.jsonl", "{\"a\":\"2001-01-01-1\"}", T2026),
+       "%%F-{a} with a = 2001-01-01-1: the right day");
+    ok(round_trip("%Y{a}%m%d.jsonl", "{\"a\":\"1231\"}", T0305),
+       "%%Y{a}%%m%%d with a = 1231: the right day");
+    ok(round_trip("{a}{b}%Y%m%d.jsonl", "{\"a\":\"1\",\"b\":\"2\"}", T0305),
+       "{a}{b}%%Y%%m%%d: the right day");
+    ok(round_trip("{a}/{b}{c}/%F-{b}{c}.jsonl",
+                  "{\"a\":\"9\",\"b\":\"2024\",\"c\":\"01\"}", -1),
+       "fields in a directory and after the day: the right day");
+    ok(round_trip("%Y/%m/%d/%F.jsonl", "{}", LP_TIME_MIN),
+       "year 0000 round trip");
+    ok(round_trip("%Y/%m/%d/%F.jsonl", "{}", LP_TIME_MAX),
+       "year 9999 round trip");
+
+    /* fuzz finding layout-3: 64^k tries for k fields in a row that cannot
+     * match; a watchdog, as the old code took years, not seconds */
+    signal(SIGALRM, watchdog);
+    alarm(60);
+    memset(path, 'a', 300);
+    strcpy(path + 300, "/2026-11-21.jsonl");
+    is_int(match_day("{a}{b}{c}{d}{e}{f}{g}{h}-%F.jsonl", path, &day), 0,
+           "8 fields in a row, no match: ends");
+    is_int(match_day("{a}{b}{c}{d}{e}{f}{g}{h}{a}{b}{c}{d}{e}{f}{g}{h}/"
+                     "%F.jsonl", path, &day), 1,
+           "16 fields in a row, 300 bytes, then the day: matches");
+    memset(path, '7', 1000);
+    strcpy(path + 1000, "!");
+    is_int(match_day("{a}{b}{c}{d}{e}{f}{g}{h}{a}{b}{c}{d}{e}{f}{g}{h}"
+                     "%F.jsonl", path, &day), 0,
+           "16 fields in a row against 1000 digits: ends");
+    memset(path, 'a', LP_LAYOUT_PATHMAX);
+    strcpy(path + LP_LAYOUT_PATHMAX - 17, "/2026-11-21.jsonl");
+    is_int(match_day("{a}{b}{c}{d}{e}{f}{g}{h}{a}{b}{c}{d}{e}{f}{g}{h}/"
+                     "%F.jsonl", path, &day), 0,
+           "a path of LP_LAYOUT_PATHMAX bytes never matches");
+    alarm(0);
+}
+
 int main(void)
 {
     test_new();
     test_safe_name();
     test_expand();
+    test_match();
     return tap_done();
 }

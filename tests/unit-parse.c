@@ -589,6 +589,41 @@ static void test_civil(void)
        "2024-12-31 is day 366");
 
     test_calendar_walk();
+
+    /* fuzz finding layout-2: the floor divisions overflowed near
+     * INT64_MIN (undefined behaviour; in practice a date 292 million
+     * years off). Every int64_t is a date: check it back exactly. */
+    {
+        static const int64_t far[] = {
+            INT64_MIN, INT64_MIN + 1, INT64_MIN + 999, INT64_MIN + 1000,
+            INT64_MIN / 2, -1, 0, INT64_MAX / 2, INT64_MAX - 1, INT64_MAX,
+        };
+        int good = 1;
+        for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+            __int128 back;
+            lp_time_tm(far[i], &tm);
+            back = (__int128)lp_days_from_civil(tm.year, tm.mon, tm.mday) *
+                   86400000 + (__int128)tm.hour * 3600000 +
+                   tm.min * 60000 + tm.sec * 1000 + tm.ms;
+            if (back != far[i] || tm.mon < 1 || tm.mon > 12 ||
+                tm.mday < 1 || tm.mday > 31 || tm.hour < 0 || tm.hour > 23 ||
+                tm.min < 0 || tm.min > 59 || tm.sec < 0 || tm.sec > 59 ||
+                tm.ms < 0 || tm.ms > 999 || tm.wday < 0 || tm.wday > 6 ||
+                tm.yday < 1 || tm.yday > 366) {
+                good = 0;
+                printf("#   %lld: %d-%02d-%02d %02d:%02d:%02d.%03d\n",
+                       (long long)far[i], tm.year, tm.mon, tm.mday, tm.hour,
+                       tm.min, tm.sec, tm.ms);
+            }
+        }
+        ok(good, "lp_time_tm is exact from INT64_MIN to INT64_MAX ms");
+        lp_time_tm(INT64_MIN, &tm);
+        ok(tm.year == -292275055 && tm.ms == 192,
+           "INT64_MIN ms is in year -292275055, .192");
+        lp_time_tm(INT64_MAX, &tm);
+        ok(tm.year == 292278994 && tm.mon == 8 && tm.mday == 17 &&
+           tm.ms == 807, "INT64_MAX ms is 292278994-08-17, .807");
+    }
 }
 
 /* ---- RFC 3339 ---------------------------------------------------------- */
