@@ -116,8 +116,10 @@ grep_q() {
     fi
 }
 
+# random_port: below the kernel's ephemeral range (32768 and up), which
+# client sockets take by the thousand during a run
 random_port() {
-    echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
+    echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000 + 20000 ))
 }
 
 # start_redis [NAME [redis-server options...]]: call it outside test bodies
@@ -138,6 +140,7 @@ start_redis() {
             exit 1
         fi
         port=$(random_port)
+        : >"$dir/redis.log"
         redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
             --save '' --appendonly no --logfile "$dir/redis.log" \
             --daemonize no "$@" >/dev/null 2>&1 &
@@ -148,7 +151,9 @@ start_redis() {
             if ! kill -0 "$pid" 2>/dev/null; then
                 break
             fi
-            if redis-cli -p "$port" ping 2>&1 | grep -qE "PONG|NOAUTH"; then
+            # ours, not another test's server on a port we also tried
+            if grep -q "Ready to accept connections" "$dir/redis.log" &&
+               redis-cli -p "$port" ping 2>&1 | grep -qE "PONG|NOAUTH"; then
                 echo "$pid" >"$dir/pid"
                 REDIS_PORT=$port
                 REDIS_PID=$pid
