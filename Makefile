@@ -103,7 +103,10 @@ demo: deps
 	@$(MAKE) -s all
 	@sh examples/demo.sh
 
+# the incumbent the README compares with: rsyslog's omhiredis
+BENCH_DEPS = rsyslog rsyslog-hiredis
 bench: deps all
+	@sh tests/deps.sh $(BENCH_DEPS)
 	@sh tests/bench.sh
 
 install: all

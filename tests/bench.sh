@@ -252,7 +252,7 @@ EOF
     rcli DEL sent >/dev/null
     t_send=$(secs sh -c "logpipe-send -s sent <events")
     x=$(per "$N" "$t_rs"); s=$(per "$N" "$t_send"); r=$(div "$s" "$x")
-    RSYSLOG="rsyslog $(rsyslogd -v | sed -n '1s/^rsyslogd \([^ ,]*\).*/\1/p') omhiredis (LPUSH queue mode) from imfile: $x events/s; logpipe-send (XADD, validated) in the same run: $s events/s, $r times as many."
+    RSYSLOG="rsyslog $(rsyslogd -v | sed -n '1s/^rsyslogd *\([^ ,]*\).*/\1/p') omhiredis (LPUSH queue mode) from imfile: $x events/s; logpipe-send (XADD, validated) in the same run: $s events/s, $r times as many."
     row "send events/s vs rsyslog omhiredis" "$s" ev/s "rsyslog" "$x" "$r" "-" "-"
 else
     say "rsyslog-hiredis is not installed: no comparison with rsyslog"
