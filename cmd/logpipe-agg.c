@@ -790,13 +790,6 @@ static int num_value(const char *s, const struct lp_jval *v, double *d)
     return *end == '\0' && errno != ERANGE && isfinite(*d);
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* One event, s[0..n) an object (or not: then it is a bad line). */
 static void one_event(const char *s, size_t n, uint64_t lineno,
                       const char *label)
@@ -839,7 +832,7 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
         }
         t = (int64_t)ms;
     }
-    start = floor_div(t, opt.bucket) * opt.bucket;
+    start = lp_floor_div(t, opt.bucket) * opt.bucket;
     if (S.seen && start + opt.bucket <= S.newest - opt.lateness) {
         char ts[40];
         S.n_late++;
@@ -900,11 +893,6 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
     }
 }
 
-static int json_ws(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* One line: an event, or an array of events (SPEC 2). */
 static void one_line(const char *s, size_t n, uint64_t lineno)
 {
@@ -912,12 +900,7 @@ static void one_line(const char *s, size_t n, uint64_t lineno)
     size_t pos = 0, off, len;
     int type, k = 0;
 
-    while (n > 0 && json_ws((unsigned char)*s)) {
-        s++;
-        n--;
-    }
-    while (n > 0 && json_ws((unsigned char)s[n - 1]))
-        n--;
+    lp_json_trim(&s, &n);
     if (n == 0)
         return;
     if (*s != '[') {

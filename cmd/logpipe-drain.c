@@ -454,11 +454,6 @@ static int pairs_object(const struct lp_entry *e)
     return bad ? -1 : 0;
 }
 
-static int json_ws(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 static int fatal_errno(int e)
 {
     return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS ||
@@ -625,12 +620,7 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
     if (S.crash && strncmp(S.crash, "on-data:", 8) == 0 &&
         memmem(s, n, S.crash + 8, strlen(S.crash + 8)))
         kill(getpid(), SIGKILL);        /* test-only: a poison entry */
-    while (n > 0 && json_ws((unsigned char)*s)) {
-        s++;
-        n--;
-    }
-    while (n > 0 && json_ws((unsigned char)s[n - 1]))
-        n--;
+    lp_json_trim(&s, &n);
     if (lp_json_event(s, n, &S.keys, &S.lim, &ev, &je) < 0) {
         to_dlq(e, deliveries, s, n,
                je.not_object ? "not-object" : "invalid-json", je.msg);

@@ -246,11 +246,6 @@ static int seen(uint64_t ms, uint64_t seq)
 
 /* ---- one line ----------------------------------------------------------- */
 
-static int json_ws(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /*
  * Checks and filters one line of src; when it passes, appends it (with a
  * newline) to dst and sets *t to its time. Returns 1 when it passed.
@@ -264,12 +259,7 @@ static int take_line(struct src *src, uint64_t lineno, const char *s,
     uint64_t ms = 0, seq = 0;
     int has_t = 0, has_id = 0;
 
-    while (n > 0 && json_ws((unsigned char)*s)) {
-        s++;
-        n--;
-    }
-    while (n > 0 && json_ws((unsigned char)s[n - 1]))
-        n--;
+    lp_json_trim(&s, &n);
     if (n == 0)
         return 0;
     S.n_lines++;
@@ -554,12 +544,7 @@ static int redis_page(struct src *s)
             d = obj.p;
             n = obj.len;
         }
-        while (n > 0 && json_ws((unsigned char)*d)) {
-            d++;
-            n--;
-        }
-        while (n > 0 && json_ws((unsigned char)d[n - 1]))
-            n--;
+        lp_json_trim(&d, &n);
         /* the line drain would have written: its _id first, no other */
         if (lp_json_event(d, n, NULL, &S.lim, &ev, &je) < 0) {
             if (damaged_in(s))

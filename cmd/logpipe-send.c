@@ -1523,11 +1523,6 @@ rejected:
 #undef REJECT
 }
 
-static int json_ws(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 static void one_line(const struct lp_line *ln)
 {
     const char *s = ln->p;
@@ -1535,12 +1530,7 @@ static void one_line(const struct lp_line *ln)
     struct lp_jerr je;
 
     S.n_lines++;
-    while (n > 0 && json_ws((unsigned char)*s)) {
-        s++;
-        n--;
-    }
-    while (n > 0 && json_ws((unsigned char)s[n - 1]))
-        n--;
+    lp_json_trim(&s, &n);
     if (n == 0)
         return;
     if (*s != '[') {

@@ -745,3 +745,14 @@ int lp_json_first(const char *s, size_t n)
 
     return p < (ptr)s + n ? *p : 0;
 }
+
+void lp_json_trim(const char **s, size_t *n)
+{
+    ptr end = (ptr)*s + *n, p = skip_ws((ptr)*s, end);
+
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' ||
+                       end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    *s = (const char *)p;
+    *n = (size_t)(end - p);
+}

@@ -97,6 +97,10 @@ long lp_json_unescape(const char *s, const struct lp_jval *v, char *out,
  * bytes or more is copied to the heap). */
 int lp_json_number(const char *s, const struct lp_jval *v, double *out);
 
+/* Narrows s[0..*n) to what lies between leading and trailing JSON
+ * whitespace (space, tab, CR, LF); *n becomes 0 for a blank line. */
+void lp_json_trim(const char **s, size_t *n);
+
 /* The first non-whitespace byte of s[0..n), or 0 when there is none. */
 int lp_json_first(const char *s, size_t n);
 

@@ -51,7 +51,7 @@ static int is_leap(int64_t y)
  * Floor division and its remainder, without the overflow of the usual
  * (a - (b - 1)) / b: exact for every int64_t a, b > 0.
  */
-static int64_t floor_div(int64_t a, int64_t b)
+int64_t lp_floor_div(int64_t a, int64_t b)
 {
     return a / b - (a % b < 0);
 }
@@ -66,8 +66,8 @@ static int64_t floor_mod(int64_t a, int64_t b)
  * its own business (file names: LP_TIME_MIN..LP_TIME_MAX). */
 void lp_time_tm(int64_t ms, struct lp_tm *tm)
 {
-    int64_t secs = floor_div(ms, 1000);
-    int64_t z = floor_div(secs, 86400);
+    int64_t secs = lp_floor_div(ms, 1000);
+    int64_t z = lp_floor_div(secs, 86400);
     int64_t sod = floor_mod(secs, 86400);
     int64_t era, doe, yoe, y, doy, mp;
     int d, m;

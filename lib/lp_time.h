@@ -26,6 +26,9 @@ int64_t lp_mono_ms(void);       /* CLOCK_MONOTONIC */
 int64_t lp_mono_us(void);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
+/* a / b rounded toward minus infinity, for b > 0; exact for every a. */
+int64_t lp_floor_div(int64_t a, int64_t b);
+
 int64_t lp_days_from_civil(int64_t y, int m, int d);
 
 /* Fills tm from milliseconds since the epoch; exact for every int64_t

@@ -1052,6 +1052,21 @@ static void test_first(void)
     is_int(lp_json_first("  \t\n\r{\"a\":1}", 11), '{', "first: '{'");
     is_int(lp_json_first("[1]", 3), '[', "first: '['");
     is_int(lp_json_first("", 0), 0, "first of empty: 0");
+    {
+        const char *t = " \t{\"a\": 1} \r\n";
+        size_t tn = strlen(t);
+        lp_json_trim(&t, &tn);
+        ok(tn == 8 && memcmp(t, "{\"a\": 1}", 8) == 0,
+           "trim: JSON whitespace off both ends, inner space kept");
+        t = " \r\n\t";
+        tn = 4;
+        lp_json_trim(&t, &tn);
+        ok(tn == 0, "trim of a blank line: empty");
+        t = "\v1\f";
+        tn = 3;
+        lp_json_trim(&t, &tn);
+        ok(tn == 3, "trim: \\v and \\f are not JSON whitespace");
+    }
     is_int(lp_json_first(" \n\t\r ", 5), 0, "first of whitespace: 0");
     is_int(lp_json_first("  x", 2), 0, "first looks at s[0..n) only");
     is_int(lp_json_first("\xef\xbb\xbf{", 4), 0xef,
