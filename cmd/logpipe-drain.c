@@ -57,12 +57,6 @@
 
 enum { M_PENDING, M_CLAIM, M_NEW };
 
-/* --sql: one entry's statement in the batch text */
-struct lp_rec {
-    struct lp_sid id;
-    size_t off;
-};
-
 struct dlq_item {
     size_t id_off, id_len;      /* in the batch's scratch */
     size_t data_off, data_len;
@@ -208,8 +202,10 @@ static struct {
     struct lp_buf line;         /* stdout and --exec sinks */
     struct lp_buf tmp;          /* --sql: decoding, the event without _id */
     struct lp_buf tmp2;         /* --sql: the event without \u0000 */
-    struct lp_rec *recs;        /* --sql: where each entry's INSERT starts */
+    size_t *recs;               /* --sql: where each entry's INSERT starts */
     size_t nrecs, caprecs;
+    char sql_head[160];         /* --sql: "INSERT INTO t (...) VALUES (" */
+    size_t sql_headlen;
     int sql_idx[4];             /* --sql: service, level, app, message */
     int sql_created;            /* --stdout --sql: CREATE TABLE given */
     unsigned exec_fails;        /* --exec: failures in a row */
@@ -483,14 +479,13 @@ static void sql_create(struct lp_buf *b)
 }
 
 /* Appends the INSERT of entry e (event s[0..n), scanned in ev, time t) to
- * S.line, a transaction per batch; recorded in S.recs so that entries
- * another consumer took over can be left out. */
+ * S.line, a transaction per batch; its offset goes to S.recs so that the
+ * entries another consumer took over can be left out (sql_drop). */
 static void add_sql(const struct lp_entry *e, const char *s, size_t n,
                     const struct lp_jevent *ev, int64_t t)
 {
     struct lp_buf *b = &S.line;
     char ts[40];
-    struct lp_rec *r;
     int bad = 0;
 
     if (b->len == 0) {
@@ -502,20 +497,14 @@ static void add_sql(const struct lp_entry *e, const char *s, size_t n,
     }
     if (S.nrecs == S.caprecs) {
         size_t cap = S.caprecs ? S.caprecs * 2 : 256;
-        struct lp_rec *p = realloc(S.recs, cap * sizeof *p);
+        size_t *p = realloc(S.recs, cap * sizeof *p);
         if (p == NULL)
             fatal_oom();
         S.recs = p;
         S.caprecs = cap;
     }
-    r = &S.recs[S.nrecs++];
-    r->off = b->len;
-    if (lp_stream_id_parse(e->id, e->idlen, &r->id.ms, &r->id.seq) < 0)
-        r->id.ms = r->id.seq = 0;
-    bad |= lp_buf_adds(b, "INSERT INTO ");
-    bad |= lp_buf_adds(b, opt.sql);
-    bad |= lp_buf_adds(b, " (id, ts, service, level, app, message, event) "
-                          "VALUES (");
+    S.recs[S.nrecs++] = b->len;
+    bad |= lp_buf_add(b, S.sql_head, S.sql_headlen);
     bad |= lp_sql_add_str(b, e->id, e->idlen);
     bad |= lp_buf_add(b, ", ", 2);
     bad |= lp_sql_add_str(b, ts, lp_time_format(t, ts));
@@ -541,7 +530,8 @@ static void add_sql(const struct lp_entry *e, const char *s, size_t n,
         fatal_oom();
 }
 
-/* --sql: leaves out the INSERTs of the entries in S.drop. */
+/* --sql: leaves out the INSERTs of the entries in S.drop (rare: read
+ * their IDs back from the text rather than keep one per entry). */
 static void sql_drop(void)
 {
     struct lp_buf *b = &S.line;
@@ -549,16 +539,20 @@ static void sql_drop(void)
 
     if (S.nrecs == 0)
         return;
-    w = S.recs[0].off;
+    w = S.recs[0];
     for (size_t i = 0; i < S.nrecs; i++) {
-        size_t end = i + 1 < S.nrecs ? S.recs[i + 1].off : b->len;
-        size_t len = end - S.recs[i].off;
-        if (bsearch(&S.recs[i].id, S.drop, S.ndrop, sizeof *S.drop,
-                    lp_sid_cmp))
+        size_t end = i + 1 < S.nrecs ? S.recs[i + 1] : b->len;
+        size_t len = end - S.recs[i];
+        /* the ID: digits and '-', quoted right after the head */
+        const char *id = b->p + S.recs[i] + S.sql_headlen + 1;
+        const char *q = memchr(id, '\'', len - S.sql_headlen - 1);
+        struct lp_sid sid;
+        if (q && lp_stream_id_parse(id, (size_t)(q - id), &sid.ms,
+                                    &sid.seq) == 0 &&
+            bsearch(&sid, S.drop, S.ndrop, sizeof *S.drop, lp_sid_cmp))
             continue;
-        memmove(b->p + w, b->p + S.recs[i].off, len);
-        S.recs[k].id = S.recs[i].id;
-        S.recs[k++].off = w;
+        memmove(b->p + w, b->p + S.recs[i], len);
+        S.recs[k++] = w;
         w += len;
     }
     b->len = w;
@@ -1468,6 +1462,10 @@ static void setup(void)
     if (opt.sql) {
         static const char *const col[4] = { "service", "level", "app",
                                             "message" };
+        S.sql_headlen = (size_t)snprintf(S.sql_head, sizeof S.sql_head,
+                                         "INSERT INTO %s (id, ts, service, "
+                                         "level, app, message, event) "
+                                         "VALUES (", opt.sql);
         for (int i = 0; i < 4; i++)
             if ((S.sql_idx[i] = lp_jkeys_add(&S.keys, col[i])) < 0) {
                 lp_error("--sql: too many members wanted");
@@ -1574,6 +1572,28 @@ static int not_ours(const struct lp_reply *entries, size_t from, size_t to,
     return 0;
 }
 
+/* stdout and --exec: the batch's text in S.line without the entries
+ * another consumer took over, its transaction closed (--sql; none at
+ * all when no INSERT is left). Returns 0, or -1 with err. */
+static int line_batch(const struct lp_reply *entries, size_t from,
+                      size_t to, char *err)
+{
+    if (not_ours(entries, from, to, err) < 0)
+        return -1;
+    if (S.ndrop && opt.sql)
+        sql_drop();
+    else if (S.ndrop)
+        lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
+    if (opt.sql && S.nrecs == 0) {
+        S.line.len = 0;
+        S.sql_created = 0;      /* if it was in there, it went too */
+    } else if (opt.sql && lp_buf_adds(&S.line, "COMMIT;\n") < 0) {
+        fatal_oom();
+    }
+    S.nrecs = 0;
+    return 0;
+}
+
 /* --exec: the batch in S.line to the command. Returns 0 when it exited 0,
  * -1 with S.exec_err when it failed; exits when it cannot be run at all
  * (sh's 126 and 127: a typo would otherwise fill the DLQ). */
@@ -1636,34 +1656,16 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
                         size_t to, int async, char *err)
 {
     if (opt.exec) {
-        int rc = 0;
-        if (not_ours(entries, from, to, err) < 0)
-            rc = -1;
-        else if (S.ndrop)
-            opt.sql ? sql_drop()
-                    : lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
-        if (rc == 0 && opt.sql && S.nrecs && lp_buf_adds(&S.line,
-                                                         "COMMIT;\n") < 0)
-            fatal_oom();
-        if (rc == 0 && S.line.len && (!opt.sql || S.nrecs) &&
-            run_exec() < 0)
+        int rc = line_batch(entries, from, to, err);
+        if (rc == 0 && S.line.len && run_exec() < 0)
             rc = EXEC_FAILED;
         S.line.len = 0;
-        S.nrecs = 0;
         if (rc < 0)
             return rc;
         crash_point("after-write");
     } else if (opt.to_stdout) {
-        if (not_ours(entries, from, to, err) < 0)
+        if (line_batch(entries, from, to, err) < 0)
             return -1;
-        if (S.ndrop)
-            opt.sql ? sql_drop()
-                    : lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
-        if (opt.sql && S.nrecs && lp_buf_adds(&S.line, "COMMIT;\n") < 0)
-            fatal_oom();
-        if (opt.sql && S.nrecs == 0)
-            S.line.len = 0;
-        S.nrecs = 0;
         if (lp_fs_write_all(STDOUT_FILENO, S.line.p, S.line.len) < 0) {
             if (errno != EPIPE) {
                 lp_error("stdout: %s", strerror(errno));

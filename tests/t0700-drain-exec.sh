@@ -178,6 +178,28 @@ test_expect_success '--sql: a redelivered batch adds no row' '
     echo "1000|1000" >want && test_cmp want got
 '
 
+test_expect_success '--sql: a batch taken over while stalled is not sent again' '
+    fresh &&
+    gen_events 2000 >in &&
+    logpipe-send <in &&
+    LOGPIPE_TEST_CRASH=stop:after-read logpipe-drain -c slow -n 500 \
+        --block 50 --claim-idle 1s --sql events \
+        --exec "tee -a sql.out | sqlite3 -bail db.sqlite" 2>slow.err &
+    slow=$!
+    wait_for 10 "test \"\$(cut -d\" \" -f3 /proc/$slow/stat)\" = T" &&
+    sleep 1.2 &&
+    logpipe-drain --once -c quick -n 500 --claim-idle 1s --sql events \
+        --exec "tee -a sql.out | sqlite3 -bail db.sqlite" 2>quick.err &&
+    kill -CONT $slow &&
+    sleep 0.5 &&
+    kill -TERM $slow &&
+    wait $slow &&
+    grep_q "taken over by another consumer" slow.err &&
+    test "$(pending)" -eq 0 &&
+    test "$(grep -c "^INSERT INTO events " sql.out)" -eq 2000 &&
+    test "$(sqlite3 db.sqlite "SELECT count(*) FROM events")" -eq 2000
+'
+
 test_expect_success '--sql: hostile strings round-trip into sqlite3 exactly' '
     fresh &&
     now=$(date +%s) &&
