@@ -83,19 +83,25 @@ static void spawn_locked(size_t want)
     }
 }
 
-void lp_sync_start(const int *fds, size_t n)
+/* Posts fds[0..n) as the job, with workers enough for `workers` of the
+ * files. With mu held. */
+static void post_locked(const int *fds, size_t n, size_t workers)
 {
-    pthread_mutex_lock(&mu);
-    spawn_locked(n);
+    spawn_locked(workers);
     job_fds = fds;
     job_n = n;
     job_next = job_done = 0;
     job_errno = 0;
     gen++;
+    pthread_cond_broadcast(&go);
+}
+
+void lp_sync_start(const int *fds, size_t n)
+{
+    pthread_mutex_lock(&mu);
+    post_locked(fds, n, n);
     if (nthreads == 0)
         run_locked();           /* no thread to be had: in the caller */
-    else
-        pthread_cond_broadcast(&go);
     pthread_mutex_unlock(&mu);
 }
 
@@ -128,13 +134,7 @@ int lp_sync_all(const int *fds, size_t n, size_t *bad)
         return 0;
     }
     pthread_mutex_lock(&mu);
-    spawn_locked(n - 1);
-    job_fds = fds;
-    job_n = n;
-    job_next = job_done = 0;
-    job_errno = 0;
-    gen++;
-    pthread_cond_broadcast(&go);
+    post_locked(fds, n, n - 1);
     run_locked();               /* the caller takes files too */
     pthread_mutex_unlock(&mu);
     return lp_sync_wait(bad);
