@@ -773,21 +773,7 @@ static void key_add(const char *s, const struct lp_jval *v, uint64_t lineno)
 /* A number member as a double; 0 when it is not a finite number. */
 static int num_value(const char *s, const struct lp_jval *v, double *d)
 {
-    char *end;
-
-    if (v->type != LP_JNUMBER)
-        return 0;
-    if (v->len < 64)
-        return lp_json_number(s, v, d) == 0;
-    /* a long one (many digits): strtod takes it too */
-    S.tmp.len = 0;
-    if (lp_buf_reserve(&S.tmp, v->len + 1) < 0)
-        oom();
-    memcpy(S.tmp.p, s + v->off, v->len);
-    S.tmp.p[v->len] = '\0';
-    errno = 0;
-    *d = strtod(S.tmp.p, &end);
-    return *end == '\0' && errno != ERANGE && isfinite(*d);
+    return v->type == LP_JNUMBER && lp_json_number(s, v, d) == 0;
 }
 
 /* One event, s[0..n) an object (or not: then it is a bad line). */
