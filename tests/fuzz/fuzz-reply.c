@@ -270,13 +270,16 @@ static void walk(const struct lp_reply *r, int depth)
  * hiredis 0.14.1 allocates an array's element pointers when it reads the
  * header, before the elements come: "*2147483647\r\n" is a 16 GiB calloc,
  * which libFuzzer's malloc limit reports as out-of-memory. Not ours (see
- * the report); such inputs are skipped.
+ * the report); such inputs are skipped. Any '*' counts, not only one at
+ * the start of a line: hiredis skips the two bytes after a bulk string
+ * without looking at them, so "$2\r\nabcd*1709551616\r\n" is a header
+ * too (finding reply-1, a 13 GiB calloc).
  */
 static int huge_array(const uint8_t *d, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
-        if (d[i] != '*' || (i > 0 && d[i - 1] != '\n'))
+        if (d[i] != '*')
             continue;
         while (i + 1 + k < n && d[i + 1 + k] >= '0' && d[i + 1 + k] <= '9')
             k++;
