@@ -490,22 +490,41 @@ static int add_digit(uint64_t *v, char d)
     return 0;
 }
 
+/* The decimal number s[0..n), n >= 1 digits; -1 past UINT64_MAX. Up to 19
+ * digits cannot overflow (10^19 - 1 < 2^64): no check per digit there. */
+static int id_part(const char *s, size_t n, uint64_t *v)
+{
+    uint64_t a = 0;
+    size_t i;
+
+    if (n <= 19) {
+        for (i = 0; i < n; i++)
+            a = a * 10 + (uint64_t)(s[i] - '0');
+    } else {
+        for (i = 0; i < n; i++)
+            if (add_digit(&a, s[i]) < 0)
+                return -1;
+    }
+    *v = a;
+    return 0;
+}
+
 int lp_stream_id_parse(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
 {
-    uint64_t a = 0, b = 0;
-    size_t i = 0;
+    uint64_t a, b = 0;
+    size_t i = 0, j;
 
-    if (n == 0 || s[0] < '0' || s[0] > '9')
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i == 0 || id_part(s, i, &a) < 0)
         return -1;
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-        if (add_digit(&a, s[i]) < 0)
-            return -1;
     if (i < n) {
         if (s[i] != '-' || i + 1 >= n)
             return -1;
-        for (i++; i < n; i++)
-            if (s[i] < '0' || s[i] > '9' || add_digit(&b, s[i]) < 0)
-                return -1;
+        for (j = i + 1; j < n && s[j] >= '0' && s[j] <= '9'; j++)
+            ;
+        if (j < n || id_part(s + i + 1, n - i - 1, &b) < 0)
+            return -1;
     }
     *ms = a;
     *seq = b;

@@ -1,11 +1,14 @@
 /* unit-parse.c -- durations, sizes, lists, Redis URLs, RFC 3339, event time */
+#include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lp_event.h"
 #include "lp_json.h"
 #include "lp_parse.h"
+#include "lp_redis.h"
 #include "lp_time.h"
 #include "lp_url.h"
 #include "tap.h"
@@ -895,6 +898,110 @@ static void test_event_time(void)
     }
 }
 
+/*
+ * Seconds with up to 3 decimals and 12 digits are read in integers (the
+ * fast path); everything else through strtod. Both must give what
+ * llround(strtod(s) * 1000) gives, over the whole range of years.
+ */
+static void test_event_time_exact(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    int bad = 0, n = 0;
+
+    for (int i = 0; i < 200000; i++) {
+        char json[96], num[64], err[LP_ERRLEN];
+        int64_t ms = 0, sec, want;
+        int dec, r;
+        double d;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sec = (int64_t)(x % 315569520000ULL) - 62167219200LL;
+        dec = (int)((x >> 40) % 7);          /* 0..6 decimals */
+        if (i % 3 == 0)
+            sec %= 2000000000;               /* the usual epoch seconds */
+        if (dec == 0)
+            snprintf(num, sizeof num, "%lld", (long long)sec);
+        else
+            snprintf(num, sizeof num, "%s%lld.%0*llu", sec < 0 ? "-" : "",
+                     (long long)llabs(sec), dec,
+                     (unsigned long long)((x >> 8) % 1000000) %
+                     (unsigned long long)pow(10, dec));
+        snprintf(json, sizeof json, "{\"timestamp\":%s}", num);
+        d = strtod(num, NULL);
+        if (d * 1000 < LP_TIME_MIN || d * 1000 > LP_TIME_MAX)
+            continue;
+        want = (int64_t)llround(d * 1000);
+        r = ev_time(json, &ms, err);
+        n++;
+        if (r != 1 || ms != want) {
+            if (bad++ < 5)
+                printf("#   %s: r %d, ms %lld, want %lld (%s)\n", num, r,
+                       (long long)ms, (long long)want, err);
+        }
+    }
+    ok(bad == 0 && n > 190000, "event time: %d numbers, integer reading "
+       "agrees with strtod", n);
+    evt_is("{\"timestamp\":-0}", 1, 0);
+    evt_is("{\"timestamp\":-0.001}", 1, -1);
+    evt_is("{\"timestamp\":999999999999}", -1, 0);
+    evt_is("{\"timestamp\":1795255200.1234}", 1, T2026 + 123);
+    evt_is("{\"timestamp\":1795255200.0005}", 1, T2026 + 1);
+    evt_is("{\"timestamp\":1795255200000}", -1, 0);
+    {
+        char err[LP_ERRLEN];
+        int64_t ms;
+        ev_time("{\"timestamp\":1795255200000}", &ms, err);
+        ok(strstr(err, "(milliseconds? it must be epoch seconds)") != NULL,
+           "milliseconds hinted: %s", err);
+        ev_time("{\"timestamp\":253402300800}", &ms, err);
+        ok(strstr(err, "outside years 0000..9999") != NULL &&
+           strstr(err, "milliseconds") == NULL, "seconds past 9999: %s",
+           err);
+    }
+}
+
+/* ---- stream IDs -------------------------------------------------------- */
+
+static void sid_is(const char *s, int want_r, uint64_t want_ms,
+                   uint64_t want_seq)
+{
+    uint64_t ms = 7, seq = 7;
+    int r = lp_stream_id_parse(s, strlen(s), &ms, &seq);
+
+    if (want_r == 0)
+        ok(r == 0 && ms == want_ms && seq == want_seq, "stream ID '%s'", s);
+    else
+        ok(r == -1 && ms == 7 && seq == 7, "stream ID '%s' refused", s);
+}
+
+static void test_stream_id(void)
+{
+    sid_is("0", 0, 0, 0);
+    sid_is("0-0", 0, 0, 0);
+    sid_is("1763799940000-20", 0, 1763799940000ULL, 20);
+    sid_is("9999999999999999999-9999999999999999999", 0,
+           9999999999999999999ULL, 9999999999999999999ULL);
+    sid_is("18446744073709551615-18446744073709551615", 0, UINT64_MAX,
+           UINT64_MAX);
+    sid_is("000000000000000000000001-00000000000000000000002", 0, 1, 2);
+    sid_is("", -1, 0, 0);
+    sid_is("-", -1, 0, 0);
+    sid_is("-1", -1, 0, 0);
+    sid_is("1-", -1, 0, 0);
+    sid_is("1-a", -1, 0, 0);
+    sid_is("1a", -1, 0, 0);
+    sid_is("1--2", -1, 0, 0);
+    sid_is("1-2-3", -1, 0, 0);
+    sid_is("1-2 ", -1, 0, 0);
+    sid_is(" 1-2", -1, 0, 0);
+    sid_is("18446744073709551616-0", -1, 0, 0);
+    sid_is("0-18446744073709551616", -1, 0, 0);
+    sid_is("99999999999999999999", -1, 0, 0);
+    sid_is("1-99999999999999999999", -1, 0, 0);
+}
+
 int main(void)
 {
     test_duration();
@@ -907,5 +1014,7 @@ int main(void)
     test_rfc3339();
     test_time_format();
     test_event_time();
+    test_event_time_exact();
+    test_stream_id();
     return tap_done();
 }
