@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,7 @@ struct src {
     char next_id[64];
     int redis_done;
     uint64_t bad;               /* damaged lines, named up to 10 */
+    off_t off, ahead;           /* K_PLAIN: bytes read, asked for */
     int listed;                 /* found in a directory walk */
     int gz_listed;              /* ... and its .gz too */
     struct lp_buf cur;          /* --sort: the line waiting its turn */
@@ -246,6 +249,60 @@ static int seen(uint64_t ms, uint64_t seq)
 
 /* ---- one line ----------------------------------------------------------- */
 
+enum { L_EMPTY, L_BAD, L_OUT, L_IN };
+
+/*
+ * The part of a line's fate that needs nothing but the line: trims *s, *n;
+ * L_EMPTY (blank), L_BAD (not a JSON object: je says why), L_OUT (outside
+ * --since/--until) or L_IN, with *t its time (INT64_MAX when it has none)
+ * and, with --dedup, *has_id and the stream ID. Touches no shared state,
+ * so a second thread can judge lines (see "checking on a second core").
+ */
+static int judge(const struct src *src, const char **s, size_t *n,
+                 struct lp_jevent *ev, struct lp_jerr *je, int64_t *t,
+                 int *has_id, uint64_t *ms, uint64_t *seq)
+{
+    char err[LP_ERRLEN];
+    int has_t = 0;
+
+    *has_id = 0;
+    lp_json_trim(s, n);
+    if (*n == 0)
+        return L_EMPTY;
+    if (lp_json_event(*s, *n, &S.keys, &S.lim, ev, je) < 0)
+        return L_BAD;
+    if (S.time_idx >= 0)
+        has_t = lp_event_time(*s, &ev->val[S.time_idx], t, err) > 0;
+    /* the ID: the time when the event has none, and --dedup's key */
+    if (!has_t || opt.dedup) {
+        const struct lp_jval *v = &ev->val[S.id_idx];
+        if (v->type == LP_JSTRING && !v->esc &&
+            lp_stream_id_parse(*s + v->off + 1, v->len - 2, ms, seq) == 0)
+            *has_id = 1;
+    }
+    if (!has_t && *has_id) {
+        *t = (int64_t)*ms;
+        has_t = 1;
+    }
+    /* from the stream, XRANGE already chose by arrival (the entry IDs) */
+    if ((opt.has_since || opt.has_until) && src->kind != K_REDIS) {
+        if (!has_t || (opt.has_since && *t < opt.since) ||
+            (opt.has_until && *t >= opt.until))
+            return L_OUT;
+    }
+    if (!has_t)
+        *t = INT64_MAX;
+    return L_IN;
+}
+
+static void report_bad(struct src *src, uint64_t lineno,
+                       const struct lp_jerr *je)
+{
+    if (damaged_in(src))
+        lp_error("%s: line %" PRIu64 ": %s%s", src->name, lineno,
+                 je->not_object ? "" : "invalid JSON: ", je->msg);
+}
+
 /*
  * Checks and filters one line of src; when it passes, appends it (with a
  * newline) to dst and sets *t to its time. Returns 1 when it passed.
@@ -257,40 +314,18 @@ static int take_line(struct src *src, uint64_t lineno, const char *s,
     struct lp_jerr je;
     char err[LP_ERRLEN];
     uint64_t ms = 0, seq = 0;
-    int has_t = 0, has_id = 0;
+    int has_id, r;
 
-    lp_json_trim(&s, &n);
-    if (n == 0)
+    r = judge(src, &s, &n, &ev, &je, t, &has_id, &ms, &seq);
+    if (r == L_EMPTY)
         return 0;
     S.n_lines++;
-    if (lp_json_event(s, n, &S.keys, &S.lim, &ev, &je) < 0) {
-        if (damaged_in(src))
-            lp_error("%s: line %" PRIu64 ": %s%s", src->name, lineno,
-                     je.not_object ? "" : "invalid JSON: ", je.msg);
+    if (r == L_BAD) {
+        report_bad(src, lineno, &je);
         return 0;
     }
-    {
-        const struct lp_jval *v = &ev.val[S.id_idx];
-        if (v->type == LP_JSTRING && !v->esc &&
-            lp_stream_id_parse(s + v->off + 1, v->len - 2, &ms, &seq) == 0)
-            has_id = 1;
-    }
-    if (S.time_idx >= 0) {
-        int rc = lp_event_time(s, &ev.val[S.time_idx], t, err);
-        has_t = rc > 0;
-    }
-    if (!has_t && has_id) {
-        *t = (int64_t)ms;
-        has_t = 1;
-    }
-    /* from the stream, XRANGE already chose by arrival (the entry IDs) */
-    if ((opt.has_since || opt.has_until) && src->kind != K_REDIS) {
-        if (!has_t || (opt.has_since && *t < opt.since) ||
-            (opt.has_until && *t >= opt.until))
-            return 0;
-    }
-    if (!has_t)
-        *t = INT64_MAX;
+    if (r == L_OUT)
+        return 0;
     if (S.where) {
         int m = lp_jq_match(S.where, s, n, err);
         if (m < 0) {
@@ -344,6 +379,42 @@ static void add_src(int kind, const char *name, int64_t day)
 }
 
 /* Opens src for reading. Returns 0, or -1 after saying why (exit 66). */
+/*
+ * A plain file is asked of the disk PREFETCH ahead of the reading, so the
+ * disk works while the lines are checked: the kernel's own read-ahead
+ * (128 KiB) stalls the reader at every window, and a replay from a cold
+ * cache took the disk's time plus the parsing time instead of the larger
+ * of the two. Advice only: a pipe or a failure changes nothing.
+ */
+#define PREFETCH (16 << 20)
+#define PREFETCH_STEP (4 << 20)
+
+static void prefetch(struct src *s)
+{
+    while (s->ahead >= 0 && s->ahead < s->off + PREFETCH) {
+        if (posix_fadvise(s->fd, s->ahead, PREFETCH_STEP,
+                          POSIX_FADV_WILLNEED) != 0) {
+            s->ahead = -1;      /* not a file: stop asking */
+            return;
+        }
+        s->ahead += PREFETCH_STEP;
+    }
+}
+
+/* ... and the start of the next file, so that it is there when this one
+ * ends: twenty files of a day each began with a wait for the disk. */
+static void prefetch_next(const struct src *s)
+{
+    const struct src *n = s + 1;
+    int fd;
+
+    if (n >= S.v + S.n || n->kind != K_PLAIN || strcmp(n->name, "-") == 0 ||
+        (fd = open(n->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+        return;
+    posix_fadvise(fd, 0, PREFETCH_STEP, POSIX_FADV_WILLNEED);
+    close(fd);
+}
+
 static int src_open(struct src *s)
 {
     struct stat st;
@@ -397,6 +468,13 @@ static int src_open(struct src *s)
     }
     if (opt.sort)
         lp_lines_read_size(&s->lines, 64 * 1024);
+    if (s->kind == K_PLAIN) {
+        s->off = s->ahead = 0;
+        if (s->fd == STDIN_FILENO ||
+            posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL) != 0)
+            s->ahead = -1;
+        prefetch_next(s);
+    }
     if (s->kind == K_GZ && (s->gz = lp_gzr_new(s->fd)) == NULL) {
         lp_error("out of memory");
         exit(LP_EX_SOFTWARE);
@@ -404,12 +482,18 @@ static int src_open(struct src *s)
     return 0;
 }
 
-static void src_close(struct src *s)
+/* After the last line of s is out: how many damaged lines went unnamed.
+ * Not at src_close: the lines of s may still be on their way (run_par). */
+static void src_summary(struct src *s)
 {
     if (s->bad > LP_NAMED)
         lp_error("%s: %" PRIu64 " more damaged lines", s->name,
                  s->bad - LP_NAMED);
     s->bad = 0;
+}
+
+static void src_close(struct src *s)
+{
     if (s->gz)
         lp_gzr_free(s->gz);
     s->gz = NULL;
@@ -567,6 +651,17 @@ static int redis_page(struct src *s)
  * The next line of s: 1 with line/len/lineno, 0 at the end (the source is
  * then closed).
  */
+static void report_long(struct src *s, uint64_t lineno)
+{
+    if (damaged_in(s))
+        lp_error("%s: line %" PRIu64 ": longer than --max-line (%" PRIu64
+                 " bytes)", s->name, lineno, opt.max_line);
+}
+
+/*
+ * The next line of s: 1 with it, 2 for a line over --max-line (*line NULL,
+ * *lineno its number: report_long when its turn comes), 0 at the end.
+ */
 static int src_next(struct src *s, const char **line, size_t *len,
                     uint64_t *lineno)
 {
@@ -625,11 +720,12 @@ static int src_next(struct src *s, const char **line, size_t *len,
             return 1;
         }
         if (rc == LP_LINE_LONG) {
-            if (ln.first && damaged_in(s))
-                lp_error("%s: line %" PRIu64 ": longer than --max-line "
-                         "(%" PRIu64 " bytes)", s->name, ln.lineno,
-                         opt.max_line);
-            continue;
+            if (!ln.first)
+                continue;
+            *line = NULL;       /* the caller reports it: report_long */
+            *len = 0;
+            *lineno = ln.lineno;
+            return 2;
         }
         if (rc == LP_LINE_EOF) {
             src_close(s);
@@ -640,7 +736,10 @@ static int src_next(struct src *s, const char **line, size_t *len,
             gz_fill(s);
             continue;
         }
+        prefetch(s);
         long got = lp_lines_fill(&s->lines);
+        if (got > 0)
+            s->off += got;
         if (got < 0 && errno == EINTR && lp_stop) {
             src_close(s);
             return 0;
@@ -662,14 +761,238 @@ static void run_plain(struct src *s)
     size_t len;
     uint64_t lineno;
     int64_t t;
+    int rc;
 
-    while (!lp_stop && src_next(s, &line, &len, &lineno)) {
-        take_line(s, lineno, line, len, &S.out, &t);
+    while (!lp_stop && (rc = src_next(s, &line, &len, &lineno)) != 0) {
+        if (rc == 2)
+            report_long(s, lineno);
+        else
+            take_line(s, lineno, line, len, &S.out, &t);
         if (S.out.len >= 256 * 1024)
             flush_out();
     }
     if (!s->done)
         src_close(s);
+    src_summary(s);
+}
+
+/* ---- checking on a second core ----------------------------------------- */
+
+/*
+ * Without --where, --dedup, --strip-id and --sort a line's fate is judge()'s
+ * alone, and judging (JSON validation: two thirds of a replay's time) is
+ * shared with a second thread. While the worker judges batch k, the main
+ * thread reads batch k+1, then judges what is left of batch k with it (the
+ * two take PAR_CHUNK lines at a time), hands over batch k+1, and writes
+ * out batch k. Output and messages keep the input's order: the main thread
+ * writes both, from the fate noted for each line; the message of a bad
+ * line is found again then (bad lines are rare).
+ */
+#define PAR_BYTES (1u << 20)    /* a batch: about this much text ... */
+#define PAR_LINES 8192          /* ... or this many lines */
+#define PAR_CHUNK 128           /* lines taken at a time */
+
+enum { L_LONG = L_IN + 1 };     /* over --max-line: not in the text */
+
+struct pline {
+    size_t off, len;            /* in the batch's text; judge() trims */
+    uint64_t lineno;
+    int fate;
+};
+
+struct pbatch {
+    struct lp_buf text;
+    struct pline line[PAR_LINES];
+    size_t n;
+    atomic_size_t next;         /* the first line nobody took yet */
+    struct src *src;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct pbatch *job;         /* the worker's, until it sets it NULL */
+    struct pbatch *b[2];
+    int up;                     /* 1: the worker runs; -1: it cannot */
+} P = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL,
+        { NULL, NULL }, 0 };
+
+/* Judges chunks of b until none is left to take. */
+static void judge_batch(struct pbatch *b)
+{
+    struct lp_jevent ev;
+    struct lp_jerr je;
+    uint64_t ms, seq;
+    int64_t t;
+    int has_id;
+    size_t i, end;
+
+    while ((i = atomic_fetch_add(&b->next, PAR_CHUNK)) < b->n) {
+        end = i + PAR_CHUNK < b->n ? i + PAR_CHUNK : b->n;
+        for (; i < end; i++) {
+            struct pline *l = &b->line[i];
+            const char *s = b->text.p + l->off;
+            size_t n = l->len;
+            if (l->fate == L_LONG)
+                continue;
+            l->fate = judge(b->src, &s, &n, &ev, &je, &t, &has_id, &ms,
+                            &seq);
+            l->off = (size_t)(s - b->text.p);
+            l->len = n;
+        }
+    }
+}
+
+static void *par_worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&P.mu);
+    for (;;) {
+        while (P.job == NULL)
+            pthread_cond_wait(&P.cv, &P.mu);
+        struct pbatch *b = P.job;
+        pthread_mutex_unlock(&P.mu);
+        judge_batch(b);
+        pthread_mutex_lock(&P.mu);
+        P.job = NULL;
+        pthread_cond_broadcast(&P.cv);
+    }
+    return NULL;
+}
+
+/* Starts the worker, once; 0, or -1 when it cannot run (then one thread
+ * does it all, as with --where). Signals stay with the main thread. */
+static int par_up(void)
+{
+    sigset_t all, old;
+    pthread_t t;
+    int rc;
+
+    if (P.up)
+        return P.up > 0 ? 0 : -1;
+    P.up = -1;
+    if ((P.b[0] = calloc(1, sizeof *P.b[0])) == NULL ||
+        (P.b[1] = calloc(1, sizeof *P.b[1])) == NULL)
+        return -1;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = pthread_create(&t, NULL, par_worker, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        lp_debug("no second thread (%s): judging lines on one",
+                 strerror(rc));
+        return -1;
+    }
+    pthread_detach(t);
+    P.up = 1;
+    return 0;
+}
+
+static void par_give(struct pbatch *b)
+{
+    atomic_store(&b->next, 0);
+    pthread_mutex_lock(&P.mu);
+    P.job = b;
+    pthread_cond_broadcast(&P.cv);
+    pthread_mutex_unlock(&P.mu);
+}
+
+static void par_wait(void)
+{
+    pthread_mutex_lock(&P.mu);
+    while (P.job != NULL)
+        pthread_cond_wait(&P.cv, &P.mu);
+    pthread_mutex_unlock(&P.mu);
+}
+
+/* Copies the next lines of s into b (none at the end of s). */
+static void par_fill(struct src *s, struct pbatch *b)
+{
+    const char *line;
+    size_t len;
+    uint64_t lineno;
+    int rc;
+
+    b->text.len = 0;
+    b->n = 0;
+    b->src = s;
+    while (b->n < PAR_LINES && b->text.len < PAR_BYTES && !lp_stop &&
+           (rc = src_next(s, &line, &len, &lineno)) != 0) {
+        struct pline *l = &b->line[b->n++];
+        l->lineno = lineno;
+        l->off = b->text.len;
+        l->len = len;
+        l->fate = rc == 2 ? L_LONG : L_EMPTY;
+        if (rc == 1 && lp_buf_add(&b->text, line, len) < 0) {
+            lp_error("out of memory");
+            exit(LP_EX_SOFTWARE);
+        }
+    }
+}
+
+/* Writes out b as take_line would have, line by line. */
+static void par_emit(struct pbatch *b)
+{
+    struct lp_jevent ev;
+    struct lp_jerr je;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const struct pline *l = &b->line[i];
+        const char *s = b->text.p + l->off;
+        switch (l->fate) {
+        case L_LONG:
+            report_long(b->src, l->lineno);
+            break;
+        case L_EMPTY:
+            break;
+        case L_BAD:
+            S.n_lines++;
+            lp_json_event(s, l->len, &S.keys, &S.lim, &ev, &je);
+            report_bad(b->src, l->lineno, &je);
+            break;
+        case L_OUT:
+            S.n_lines++;
+            break;
+        default:
+            S.n_lines++;
+            S.n_out++;
+            lp_buf_add(&S.out, s, l->len);
+            lp_buf_addc(&S.out, '\n');
+            if (S.out.len >= 256 * 1024)
+                flush_out();
+        }
+    }
+}
+
+/* run_plain with the lines judged on two threads */
+static void run_par(struct src *s)
+{
+    struct pbatch *cur = P.b[0], *judged = NULL;
+
+    for (;;) {
+        par_fill(s, cur);       /* while the worker judges the last */
+        if (judged) {
+            judge_batch(judged);        /* what the worker has not taken */
+            par_wait();
+        }
+        if (cur->n > 0)
+            par_give(cur);
+        if (judged)
+            par_emit(judged);
+        if (cur->n == 0)
+            break;
+        judged = cur;
+        cur = cur == P.b[0] ? P.b[1] : P.b[0];
+        if (s->done || lp_stop) {
+            judge_batch(judged);
+            par_wait();
+            par_emit(judged);
+            break;
+        }
+    }
+    if (!s->done)
+        src_close(s);
+    src_summary(s);
 }
 
 /* Loads the next passing line of s into s->cur; 0 when none is left. */
@@ -678,12 +1001,16 @@ static int prime(struct src *s)
     const char *line;
     size_t len;
     uint64_t lineno;
+    int rc;
 
     s->cur.len = 0;
     s->has = 0;
-    while (src_next(s, &line, &len, &lineno))
-        if (take_line(s, lineno, line, len, &s->cur, &s->cur_t))
+    while ((rc = src_next(s, &line, &len, &lineno)) != 0) {
+        if (rc == 2)
+            report_long(s, lineno);
+        else if (take_line(s, lineno, line, len, &s->cur, &s->cur_t))
             return s->has = 1;
+    }
     return 0;
 }
 
@@ -987,8 +1314,13 @@ int main(int argc, char **argv)
     }
 
     if (!opt.sort) {
-        for (size_t i = 0; i < S.n && !lp_stop; i++)
-            run_plain(&S.v[i]);
+        int par = !S.where && !opt.dedup && !opt.strip_id;
+        for (size_t i = 0; i < S.n && !lp_stop; i++) {
+            if (par && S.v[i].kind == K_PLAIN && par_up() == 0)
+                run_par(&S.v[i]);
+            else
+                run_plain(&S.v[i]);
+        }
     } else {
         /* merge the files of each day (unknown days: together, last) */
         size_t i = 0;
@@ -997,9 +1329,11 @@ int main(int argc, char **argv)
             while (j < S.n && S.v[j].day == S.v[i].day)
                 j++;
             run_merge(i, j);
-            for (size_t k = i; k < j; k++)
+            for (size_t k = i; k < j; k++) {
                 if (!S.v[k].done)
                     src_close(&S.v[k]);
+                src_summary(&S.v[k]);
+            }
             i = j;
         }
     }

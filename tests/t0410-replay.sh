@@ -18,6 +18,38 @@ awk -v n=8000 -v t0="$t0" 'BEGIN {
 }' >in
 LC_ALL=C sort in >in.sorted
 
+# 30,000 lines over two files, more than three batches of the second
+# thread each: good events in and out of the window, blank lines, lines
+# padded with blanks, broken JSON, non-objects, lines over --max-line;
+# mixed OFF NAME writes NAME.jsonl, NAME.want (what replay --since t0
+# gives) and NAME.bad (the numbers of the damaged lines)
+mixed() {
+    awk -v n=30000 -v t0="$t0" -v off="$1" -v name="$2" 'BEGIN {
+        want = name ".want"; bad = name ".bad"; f = name ".jsonl"
+        for (i = 1; i <= n; i++) {
+            k = (i * 7 + off) % 97
+            in_ = sprintf("{\"seq\":%d,\"timestamp\":%d}", i, t0 + 86400)
+            if (k == 1) print "" >f
+            else if (k == 2) { printf "  %s\t\n", in_ >f; print in_ >want }
+            else if (k == 3) { printf "{\"seq\":%d,\"timestamp\":%d\n", i, t0 >f; print i >bad }
+            else if (k == 4) { printf "[%d]\n", i >f; print i >bad }
+            else if (k == 5) {
+                printf "{\"seq\":%d,\"pad\":\"", i >f
+                for (j = 0; j < 300; j++) printf "x" >f
+                print "\"}" >f; print i >bad
+            }
+            else if (k == 6) printf "{\"seq\":%d,\"timestamp\":%d}\n", i, t0 - 86400 >f
+            else {
+                line = sprintf("{\"seq\":%d,\"timestamp\":%d,\"msg\":\"caf\303\251\"}", i, t0 + 86400)
+                print line >f; print line >want
+            }
+        }
+    }'
+}
+mkdir -p mixed
+mixed 0 mixed/a
+mixed 5 mixed/b
+
 test_expect_success 'send -> drain -> rotate -> replay --strip-id gives back the input' '
     logpipe-send --max-age 4d <in &&
     logpipe-drain --once -d arch &&
@@ -159,6 +191,28 @@ test_expect_success 'stdin, and a closed pipe ends quietly' '
     head -n 3 in >want && test_cmp want out &&
     { logpipe-replay arch 2>err; echo $? >rc; } | head -n 1 >/dev/null &&
     test "$(cat rc)" -eq 141 && test ! -s err
+'
+
+test_expect_success 'lines judged on two threads: output and messages in order' '
+    since=$(date -u -d @$t0 +%FT%TZ) &&
+    expect_exit 65 logpipe-replay --max-line 200 --since "$since" mixed/a.jsonl mixed/b.jsonl >par.out 2>par.err &&
+    cat mixed/a.want mixed/b.want >want &&
+    test_cmp want par.out &&
+    for f in a b; do
+        head -n 10 mixed/$f.bad >want.$f &&
+        sed -n "s|^logpipe-replay: mixed/$f.jsonl: line \([0-9]*\): .*|\1|p" par.err >got.$f &&
+        test_cmp want.$f got.$f &&
+        grep_q "mixed/$f.jsonl: $(($(wc -l <mixed/$f.bad) - 10)) more damaged lines" par.err || return 1
+    done &&
+    grep_q "line [0-9]*: longer than --max-line (200 bytes)" par.err &&
+    grep_q "line [0-9]*: not a JSON object" par.err &&
+    grep_q "line [0-9]*: invalid JSON: " par.err
+'
+
+test_expect_success '... the same as on one thread (--where true)' '
+    expect_exit 65 logpipe-replay --max-line 200 --since "$(date -u -d @$t0 +%FT%TZ)" --where true mixed/a.jsonl mixed/b.jsonl >one.out 2>one.err &&
+    test_cmp par.out one.out &&
+    test_cmp par.err one.err
 '
 
 test_expect_success 'usage and input errors' '
