@@ -183,11 +183,9 @@ static int damaged_in(struct src *s)
     return ++s->bad <= LP_NAMED;
 }
 
-static void flush_out(void)
+static void write_out(const char *p, size_t n)
 {
-    if (S.out.len == 0)
-        return;
-    if (lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
+    if (lp_fs_write_all(STDOUT_FILENO, p, n) < 0) {
         if (errno == EPIPE) {
             /* the reader has what it wanted (| head): leave quietly */
             lp_sigpipe_exit();
@@ -195,7 +193,28 @@ static void flush_out(void)
         lp_error("stdout: %s", strerror(errno));
         exit(LP_EX_IOERR);
     }
+}
+
+static void flush_out(void)
+{
+    if (S.out.len == 0)
+        return;
+    write_out(S.out.p, S.out.len);
     S.out.len = 0;
+}
+
+/* Lines that are already in order with their newlines: a long run is
+ * written from where it is, a short one joins the output buffer. */
+static void out_span(const char *p, size_t n)
+{
+    if (n >= 64 * 1024) {
+        flush_out();
+        write_out(p, n);
+        return;
+    }
+    lp_buf_add(&S.out, p, n);
+    if (S.out.len >= 256 * 1024)
+        flush_out();
 }
 
 /* ---- --dedup ------------------------------------------------------------ */
@@ -784,24 +803,25 @@ static void run_plain(struct src *s)
  * shared with a second thread. While the worker judges batch k, the main
  * thread reads batch k+1, then judges what is left of batch k with it (the
  * two take PAR_CHUNK lines at a time), hands over batch k+1, and writes
- * out batch k. Output and messages keep the input's order: the main thread
- * writes both, from the fate noted for each line; the message of a bad
- * line is found again then (bad lines are rare).
+ * out batch k. A batch is the lines of one read, left where they were
+ * read (lp_lines_swap). Output and messages keep the input's order: the
+ * main thread writes both, from the fate noted for each line; the message
+ * of a bad line is found again then (bad lines are rare).
  */
-#define PAR_BYTES (1u << 20)    /* a batch: about this much text ... */
-#define PAR_LINES 8192          /* ... or this many lines */
+#define PAR_LINES 8192          /* a batch: one read's lines, at most */
 #define PAR_CHUNK 128           /* lines taken at a time */
 
-enum { L_LONG = L_IN + 1 };     /* over --max-line: not in the text */
+enum { L_LONG = L_IN + 1 };     /* over --max-line: not in the buffer */
 
 struct pline {
-    size_t off, len;            /* in the batch's text; judge() trims */
+    size_t off, len;            /* in the batch's buf; judge() trims */
     uint64_t lineno;
     int fate;
 };
 
 struct pbatch {
-    struct lp_buf text;
+    char *buf;                  /* the line reader's, see lp_lines_swap */
+    size_t cap, used;
     struct pline line[PAR_LINES];
     size_t n;
     atomic_size_t next;         /* the first line nobody took yet */
@@ -831,13 +851,13 @@ static void judge_batch(struct pbatch *b)
         end = i + PAR_CHUNK < b->n ? i + PAR_CHUNK : b->n;
         for (; i < end; i++) {
             struct pline *l = &b->line[i];
-            const char *s = b->text.p + l->off;
+            const char *s = b->buf + l->off;
             size_t n = l->len;
             if (l->fate == L_LONG)
                 continue;
             l->fate = judge(b->src, &s, &n, &ev, &je, &t, &has_id, &ms,
                             &seq);
-            l->off = (size_t)(s - b->text.p);
+            l->off = (size_t)(s - b->buf);
             l->len = n;
         }
     }
@@ -905,40 +925,77 @@ static void par_wait(void)
     pthread_mutex_unlock(&P.mu);
 }
 
-/* Copies the next lines of s into b (none at the end of s). */
-static void par_fill(struct src *s, struct pbatch *b)
+/* The lines read so far become b's, where they are: no copy. */
+static void par_keep(struct src *s, struct pbatch *b)
 {
-    const char *line;
-    size_t len;
-    uint64_t lineno;
-    int rc;
-
-    b->text.len = 0;
-    b->n = 0;
-    b->src = s;
-    while (b->n < PAR_LINES && b->text.len < PAR_BYTES && !lp_stop &&
-           (rc = src_next(s, &line, &len, &lineno)) != 0) {
-        struct pline *l = &b->line[b->n++];
-        l->lineno = lineno;
-        l->off = b->text.len;
-        l->len = len;
-        l->fate = rc == 2 ? L_LONG : L_EMPTY;
-        if (rc == 1 && lp_buf_add(&b->text, line, len) < 0) {
-            lp_error("out of memory");
-            exit(LP_EX_SOFTWARE);
-        }
+    if (lp_lines_swap(&s->lines, &b->buf, &b->cap, &b->used) < 0) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
     }
 }
 
-/* Writes out b as take_line would have, line by line. */
+/* The next lines of the plain file s into b: those of one read, as a rule
+ * (none at the end of s). src_next's reading, without its copying. */
+static void par_fill(struct src *s, struct pbatch *b)
+{
+    struct lp_line ln;
+    int rc;
+
+    b->n = 0;
+    b->used = 0;
+    b->src = s;
+    if (s->done)
+        return;
+    while (!lp_stop && b->n < PAR_LINES) {
+        rc = lp_lines_next(&s->lines, &ln);
+        if (rc == LP_LINE_OK || (rc == LP_LINE_LONG && ln.first)) {
+            struct pline *l = &b->line[b->n++];
+            l->lineno = ln.lineno;
+            l->off = (size_t)(ln.p - s->lines.buf);
+            l->len = ln.len;
+            l->fate = rc == LP_LINE_OK ? L_EMPTY : L_LONG;
+            continue;
+        }
+        if (rc == LP_LINE_LONG)
+            continue;
+        if (rc == LP_LINE_EOF) {
+            par_keep(s, b);
+            src_close(s);
+            return;
+        }
+        if (b->n > 0)
+            break;              /* a read's lines: a batch */
+        prefetch(s);
+        long got = lp_lines_fill(&s->lines);
+        if (got > 0)
+            s->off += got;
+        if (got < 0 && errno == EINTR && lp_stop)
+            break;
+        if (got < 0 && errno != EINTR && errno != EAGAIN) {
+            lp_error("%s: read: %s", s->name, strerror(errno));
+            S.exit_code = LP_EX_IOERR;
+            src_close(s);
+            return;
+        }
+    }
+    par_keep(s, b);
+}
+
+/*
+ * Writes out b as take_line would have, line by line. The buffer holds the
+ * lines as they were read, so a run of lines that pass whole is one span
+ * of it: a batch where every line passes goes out without a copy.
+ */
 static void par_emit(struct pbatch *b)
 {
     struct lp_jevent ev;
     struct lp_jerr je;
+    const char *span = NULL;
+    size_t span_n = 0;
 
     for (size_t i = 0; i < b->n; i++) {
         const struct pline *l = &b->line[i];
-        const char *s = b->text.p + l->off;
+        const char *s = b->buf + l->off;
         switch (l->fate) {
         case L_LONG:
             report_long(b->src, l->lineno);
@@ -956,18 +1013,42 @@ static void par_emit(struct pbatch *b)
         default:
             S.n_lines++;
             S.n_out++;
+            if (l->off + l->len < b->used && s[l->len] == '\n') {
+                /* not trimmed at its end, and its LF follows */
+                if (span != NULL && span + span_n == s) {
+                    span_n += l->len + 1;
+                    break;
+                }
+                if (span != NULL)
+                    out_span(span, span_n);
+                span = s;
+                span_n = l->len + 1;
+                break;
+            }
+            if (span != NULL)
+                out_span(span, span_n);
+            span = NULL;
             lp_buf_add(&S.out, s, l->len);
             lp_buf_addc(&S.out, '\n');
             if (S.out.len >= 256 * 1024)
                 flush_out();
         }
     }
+    if (span != NULL)
+        out_span(span, span_n);
 }
 
 /* run_plain with the lines judged on two threads */
 static void run_par(struct src *s)
 {
     struct pbatch *cur = P.b[0], *judged = NULL;
+
+    if (!s->open)
+        src_open(s);
+    if (s->kind != K_PLAIN) {   /* compressed since it was listed */
+        run_plain(s);
+        return;
+    }
 
     for (;;) {
         par_fill(s, cur);       /* while the worker judges the last */

@@ -92,6 +92,27 @@ size_t lp_lines_drop_partial(struct lp_lines *l)
     return n;
 }
 
+int lp_lines_swap(struct lp_lines *l, char **buf, size_t *cap, size_t *used)
+{
+    size_t keep = l->end - l->start, ncap = *cap;
+    char *nb = *buf;
+
+    if (nb == NULL || ncap < l->cap) {
+        if ((nb = realloc(nb, l->cap)) == NULL)
+            return -1;
+        ncap = l->cap;
+    }
+    memcpy(nb, l->buf + l->start, keep);
+    *used = l->start;
+    *buf = l->buf;
+    *cap = l->cap;
+    l->buf = nb;
+    l->cap = ncap;
+    l->end = keep;
+    l->start = 0;               /* scanned is relative to start: kept */
+    return 0;
+}
+
 void lp_lines_reset(struct lp_lines *l, int fd)
 {
     l->fd = fd;

@@ -58,6 +58,18 @@ void lp_lines_eof(struct lp_lines *l);
 /* Drops the bytes of an unfinished line (input was cut off mid-line).
  * Returns how many; that line still counts in lineno. */
 size_t lp_lines_drop_partial(struct lp_lines *l);
+/*
+ * Hands the buffer, and in it every line returned so far, to the caller,
+ * in exchange for *buf (*cap bytes, malloc'd; NULL and 0 for a new one):
+ * the bytes not yet consumed move to the start of that one, which grows
+ * as needed. Afterwards *buf and *cap are the old buffer, whose first
+ * *used bytes hold the lines returned (each where it was returned); the
+ * caller owns it until it gives it back in the next exchange or frees it.
+ * Lets a reader keep a batch of lines without copying them. Returns 0,
+ * or -1 when out of memory (nothing changed).
+ */
+int lp_lines_swap(struct lp_lines *l, char **buf, size_t *cap, size_t *used);
+
 /* Starts a new input on fd, keeping the buffer. */
 void lp_lines_reset(struct lp_lines *l, int fd);
 void lp_lines_free(struct lp_lines *l);

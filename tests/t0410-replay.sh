@@ -31,6 +31,8 @@ mixed() {
             in_ = sprintf("{\"seq\":%d,\"timestamp\":%d}", i, t0 + 86400)
             if (k == 1) print "" >f
             else if (k == 2) { printf "  %s\t\n", in_ >f; print in_ >want }
+            else if (k == 7) { printf "  %s\n", in_ >f; print in_ >want }
+            else if (k == 8) { printf "%s \n", in_ >f; print in_ >want }
             else if (k == 3) { printf "{\"seq\":%d,\"timestamp\":%d\n", i, t0 >f; print i >bad }
             else if (k == 4) { printf "[%d]\n", i >f; print i >bad }
             else if (k == 5) {

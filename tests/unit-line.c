@@ -661,6 +661,102 @@ static void test_huge_line(void)
     free(in);
 }
 
+/*
+ * lp_lines_swap, as logpipe-replay uses it: the lines returned since the
+ * last exchange are kept in the buffer handed out, and checked there right
+ * after the exchange and again after the next one, while reading goes on
+ * in the other buffers (three in turn); every line of the big input, with
+ * its CRLFs, long lines and 4 KiB reads, comes through.
+ */
+struct kept {
+    size_t off, len, i;
+};
+
+static int kept_bad(const char *b, size_t used, const struct kept *k,
+                    size_t n)
+{
+    int bad = 0;
+
+    for (size_t x = 0; x < n; x++) {
+        if (k[x].off + k[x].len > used || k[x].len != big_len(k[x].i))
+            bad++;
+        else
+            for (size_t j = 0; j < k[x].len; j++)
+                if (b[k[x].off + j] != big_byte(k[x].i, j)) {
+                    bad++;
+                    break;
+                }
+    }
+    return bad;
+}
+
+static void test_swap(void)
+{
+    const size_t nlines = 66000;
+    size_t total, used = 0, prev_used = 0, cap[3] = { 0, 0, 0 };
+    size_t nkept = 0, nprev = 0, seen = 0;
+    char *in = big_input(nlines, &total), *buf[3] = { NULL, NULL, NULL };
+    struct kept *kept = malloc(nlines * sizeof *kept);
+    struct kept *prev = malloc(nlines * sizeof *prev);
+    struct lp_lines l;
+    struct lp_line ln;
+    int fd = file_with(in, total), rc, bad = 0, swaps = 0, k = 0, pk = -1;
+
+    lp_lines_init(&l, fd, 100);
+    lp_lines_read_size(&l, 4096);
+    for (;;) {
+        rc = lp_lines_next(&l, &ln);
+        if (rc == LP_LINE_OK) {
+            kept[nkept].off = (size_t)(ln.p - l.buf);
+            kept[nkept].len = ln.len;
+            kept[nkept].i = ln.lineno - 1;
+            nkept++;
+            continue;
+        }
+        if (rc == LP_LINE_LONG) {
+            seen += ln.first;
+            continue;
+        }
+        if (rc != LP_LINE_AGAIN && rc != LP_LINE_EOF) {
+            bad++;
+            break;
+        }
+        if (nkept > 0) {
+            if (lp_lines_swap(&l, &buf[k], &cap[k], &used) < 0) {
+                bad++;
+                break;
+            }
+            swaps++;
+            bad += kept_bad(buf[k], used, kept, nkept);
+            if (pk >= 0)        /* the batch before: untouched */
+                bad += kept_bad(buf[pk], prev_used, prev, nprev);
+            seen += nkept;
+            memcpy(prev, kept, nkept * sizeof *kept);
+            nprev = nkept;
+            prev_used = used;
+            pk = k;
+            k = (k + 1) % 3;
+            nkept = 0;
+        }
+        if (rc == LP_LINE_EOF)
+            break;
+        if (lp_lines_fill(&l) < 0) {
+            bad++;
+            break;
+        }
+    }
+    ok(bad == 0 && seen == nlines, "swap: %zu lines of %zu, each intact in "
+       "the buffer it was handed out in", seen, nlines);
+    ok(swaps > 100, "swap: %d exchanges", swaps);
+    close(fd);
+    lp_lines_free(&l);
+    for (int i = 0; i < 3; i++)
+        free(buf[i]);
+    free(kept);
+    free(prev);
+    free(in);
+}
+
 int main(void)
 {
     test_basic();
@@ -669,5 +765,6 @@ int main(void)
     test_long();
     test_big();
     test_huge_line();
+    test_swap();
     return tap_done();
 }
