@@ -64,7 +64,6 @@ struct src {
     char next_id[64];
     int redis_done;
     uint64_t bad;               /* damaged lines, named up to 10 */
-    off_t off, ahead;           /* K_PLAIN: bytes read, asked for */
     int listed;                 /* found in a directory walk */
     int gz_listed;              /* ... and its .gz too */
     struct lp_buf cur;          /* --sort: the line waiting its turn */
@@ -397,43 +396,90 @@ static void add_src(int kind, const char *name, int64_t day)
     s->fd = -1;
 }
 
-/* Opens src for reading. Returns 0, or -1 after saying why (exit 66). */
 /*
- * A plain file is asked of the disk PREFETCH ahead of the reading, so the
- * disk works while the lines are checked: the kernel's own read-ahead
- * (128 KiB) stalls the reader at every window, and a replay from a cold
- * cache took the disk's time plus the parsing time instead of the larger
- * of the two. Advice only: a pipe or a failure changes nothing.
+ * Read-ahead on a thread of its own: the plain files, in the order they
+ * are read, are asked of the disk (posix_fadvise WILLNEED) up to RA_AHEAD
+ * bytes past what the reader has read, so the disk works while the lines
+ * are checked. The kernel's own read-ahead (128 KiB windows) made a replay
+ * from a cold cache take the disk's time plus the parsing time; asking
+ * from the reading thread itself did not help much, as the advice call
+ * waits while the device queue is full. Advice only: nothing depends on it.
  */
-#define PREFETCH (16 << 20)
-#define PREFETCH_STEP (4 << 20)
+#define RA_AHEAD (16 << 20)
+#define RA_STEP (4 << 20)
 
-static void prefetch(struct src *s)
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t read;              /* bytes read from plain files so far */
+    char **names;               /* the plain files, in order */
+    size_t n;
+    int up;
+} RA = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, 0,
+         0 };
+
+static void *ra_thread(void *arg)
 {
-    while (s->ahead >= 0 && s->ahead < s->off + PREFETCH) {
-        if (posix_fadvise(s->fd, s->ahead, PREFETCH_STEP,
-                          POSIX_FADV_WILLNEED) != 0) {
-            s->ahead = -1;      /* not a file: stop asking */
-            return;
+    uint64_t asked = 0;
+
+    (void)arg;
+    for (size_t i = 0; i < RA.n; i++) {
+        struct stat st;
+        int fd = open(RA.names[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            continue;
         }
-        s->ahead += PREFETCH_STEP;
+        for (off_t off = 0; off < st.st_size; off += RA_STEP) {
+            pthread_mutex_lock(&RA.mu);
+            while (asked >= RA.read + RA_AHEAD)
+                pthread_cond_wait(&RA.cv, &RA.mu);
+            pthread_mutex_unlock(&RA.mu);
+            posix_fadvise(fd, off, RA_STEP, POSIX_FADV_WILLNEED);
+            asked += (uint64_t)(st.st_size - off < RA_STEP ?
+                                st.st_size - off : RA_STEP);
+        }
+        close(fd);
     }
+    return NULL;
 }
 
-/* ... and the start of the next file, so that it is there when this one
- * ends: twenty files of a day each began with a wait for the disk. */
-static void prefetch_next(const struct src *s)
+/* Starts the read-ahead over the plain files of v[0..n), read in order. */
+static void ra_start(void)
 {
-    const struct src *n = s + 1;
-    int fd;
+    sigset_t all, old;
+    pthread_t t;
 
-    if (n >= S.v + S.n || n->kind != K_PLAIN || strcmp(n->name, "-") == 0 ||
-        (fd = open(n->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+    if ((RA.names = calloc(S.n ? S.n : 1, sizeof *RA.names)) == NULL)
         return;
-    posix_fadvise(fd, 0, PREFETCH_STEP, POSIX_FADV_WILLNEED);
-    close(fd);
+    for (size_t i = 0; i < S.n; i++)
+        if (S.v[i].kind == K_PLAIN && strcmp(S.v[i].name, "-") != 0)
+            RA.names[RA.n++] = S.v[i].name;
+    if (RA.n == 0)
+        return;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    if (pthread_create(&t, NULL, ra_thread, NULL) == 0) {
+        pthread_detach(t);
+        RA.up = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* n more bytes read from a plain file */
+static void ra_read(const struct src *s, long n)
+{
+    if (!RA.up || n <= 0 || s->fd == STDIN_FILENO)
+        return;
+    pthread_mutex_lock(&RA.mu);
+    RA.read += (uint64_t)n;
+    pthread_cond_signal(&RA.cv);
+    pthread_mutex_unlock(&RA.mu);
+}
+
+/* Opens src for reading. Returns 0, or -1 after saying why (exit 66). */
 static int src_open(struct src *s)
 {
     struct stat st;
@@ -487,13 +533,8 @@ static int src_open(struct src *s)
     }
     if (opt.sort)
         lp_lines_read_size(&s->lines, 64 * 1024);
-    if (s->kind == K_PLAIN) {
-        s->off = s->ahead = 0;
-        if (s->fd == STDIN_FILENO ||
-            posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL) != 0)
-            s->ahead = -1;
-        prefetch_next(s);
-    }
+    if (s->kind == K_PLAIN && s->fd != STDIN_FILENO)
+        posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     if (s->kind == K_GZ && (s->gz = lp_gzr_new(s->fd)) == NULL) {
         lp_error("out of memory");
         exit(LP_EX_SOFTWARE);
@@ -755,10 +796,9 @@ static int src_next(struct src *s, const char **line, size_t *len,
             gz_fill(s);
             continue;
         }
-        prefetch(s);
         long got = lp_lines_fill(&s->lines);
-        if (got > 0)
-            s->off += got;
+        if (s->kind == K_PLAIN)
+            ra_read(s, got);
         if (got < 0 && errno == EINTR && lp_stop) {
             src_close(s);
             return 0;
@@ -965,10 +1005,9 @@ static void par_fill(struct src *s, struct pbatch *b)
         }
         if (b->n > 0)
             break;              /* a read's lines: a batch */
-        prefetch(s);
         long got = lp_lines_fill(&s->lines);
-        if (got > 0)
-            s->off += got;
+        if (s->kind == K_PLAIN)
+            ra_read(s, got);
         if (got < 0 && errno == EINTR && lp_stop)
             break;
         if (got < 0 && errno != EINTR && errno != EAGAIN) {
@@ -1396,6 +1435,7 @@ int main(int argc, char **argv)
 
     if (!opt.sort) {
         int par = !S.where && !opt.dedup && !opt.strip_id;
+        ra_start();
         for (size_t i = 0; i < S.n && !lp_stop; i++) {
             if (par && S.v[i].kind == K_PLAIN && par_up() == 0)
                 run_par(&S.v[i]);
