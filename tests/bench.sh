@@ -10,7 +10,9 @@ QUICK=${QUICK:-}
 N=${N:-$([ -n "$QUICK" ] && echo 50000 || echo 500000)}
 BIG=${BIG:-$([ -n "$QUICK" ] && echo 500000 || echo 10000000)}
 LAT_SECONDS=$([ -n "$QUICK" ] && echo 2 || echo 10)
-OUT=${BENCH_OUT:-$TOP/tests/bench-results.md}
+# a quick run does not replace the results of a full one (its file is
+# ignored by git)
+OUT=${BENCH_OUT:-$TOP/tests/bench-results$([ -n "$QUICK" ] && echo -quick).md}
 
 start_redis bench
 FAST=$REDIS_PORT
