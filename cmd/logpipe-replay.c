@@ -425,8 +425,12 @@ static void *ra_thread(void *arg)
     (void)arg;
     for (size_t i = 0; i < RA.n; i++) {
         struct stat st;
-        int fd = open(RA.names[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0)
+        int fd;
+        /* regular files only, and looked at before opened: opening a
+         * FIFO lets its writer write and go, and the close then drops
+         * what it wrote before the reading opens it */
+        if (stat(RA.names[i], &st) < 0 || !S_ISREG(st.st_mode) ||
+            (fd = open(RA.names[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
             continue;
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
             close(fd);
@@ -455,8 +459,11 @@ static void ra_start(void)
     if ((RA.names = calloc(S.n ? S.n : 1, sizeof *RA.names)) == NULL)
         return;
     for (size_t i = 0; i < S.n; i++)
-        if (S.v[i].kind == K_PLAIN && strcmp(S.v[i].name, "-") != 0)
-            RA.names[RA.n++] = S.v[i].name;
+        /* copies, never freed: the thread is not waited for, and may
+         * still be looking at them after main has freed S.v */
+        if (S.v[i].kind == K_PLAIN && strcmp(S.v[i].name, "-") != 0 &&
+            (RA.names[RA.n] = strdup(S.v[i].name)) != NULL)
+            RA.n++;
     if (RA.n == 0)
         return;
     sigfillset(&all);

@@ -217,6 +217,14 @@ test_expect_success '... the same as on one thread (--where true)' '
     test_cmp par.err one.err
 '
 
+test_expect_success 'a FIFO after a file: the read-ahead leaves it alone' '
+    rm -f fifo && mkfifo fifo &&
+    head -n 2 in >first.jsonl &&
+    { sed -n 3p in >fifo & } &&
+    timeout 10 logpipe-replay first.jsonl fifo >out &&
+    head -n 3 in >want && test_cmp want out
+'
+
 test_expect_success 'usage and input errors' '
     expect_exit 66 logpipe-replay nosuch 2>err &&
     grep_q "nosuch: No such file" err &&
