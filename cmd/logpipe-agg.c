@@ -1156,12 +1156,9 @@ static void parse_args(int argc, char **argv)
         }
         continue;
 badopt:
-        fprintf(stderr, "logpipe-agg: %s: %s\n", lp_optname(longopts, c),
-                err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-agg", longopts, c, err);
 bad:
-        fprintf(stderr, "logpipe-agg: %s\n", err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-agg", NULL, 0, err);
     }
     if (optind < argc) {
         fprintf(stderr, "logpipe-agg: unexpected argument '%s' (events are "

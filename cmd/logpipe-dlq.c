@@ -816,12 +816,9 @@ static void parse_args(int argc, char **argv)
             }
             continue;
 badopt:
-            fprintf(stderr, "logpipe-dlq: %s: %s\n",
-                    lp_optname(longopts, c), err);
-            exit(LP_EX_USAGE);
+            lp_opt_fail("logpipe-dlq", longopts, c, err);
 bad:
-            fprintf(stderr, "logpipe-dlq: %s\n", err);
-            exit(LP_EX_USAGE);
+            lp_opt_fail("logpipe-dlq", NULL, 0, err);
         }
         if (optind >= argc)
             break;

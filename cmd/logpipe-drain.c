@@ -1396,12 +1396,9 @@ static void parse_args(int argc, char **argv)
         }
         continue;
 badopt:
-        fprintf(stderr, "logpipe-drain: %s: %s\n", lp_optname(longopts, c),
-                err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-drain", longopts, c, err);
 bad:
-        fprintf(stderr, "logpipe-drain: %s\n", err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-drain", NULL, 0, err);
     }
     if (optind < argc) {
         fprintf(stderr, "logpipe-drain: unexpected argument '%s'\n",

@@ -1354,12 +1354,9 @@ static void parse_args(int argc, char **argv)
         }
         continue;
 badopt:
-        fprintf(stderr, "logpipe-replay: %s: %s\n", lp_optname(longopts, c),
-                err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-replay", longopts, c, err);
 bad:
-        fprintf(stderr, "logpipe-replay: %s\n", err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-replay", NULL, 0, err);
     }
     opt.paths = argv + optind;
     opt.npaths = argc - optind;

@@ -705,12 +705,9 @@ static void parse_args(int argc, char **argv)
         }
         continue;
 badopt:
-        fprintf(stderr, "logpipe-rotate: %s: %s\n", lp_optname(longopts, c),
-                err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-rotate", longopts, c, err);
 bad:
-        fprintf(stderr, "logpipe-rotate: %s\n", err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-rotate", NULL, 0, err);
     }
     if (optind < argc) {
         fprintf(stderr, "logpipe-rotate: unexpected argument '%s'\n",

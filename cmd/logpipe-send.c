@@ -1869,12 +1869,9 @@ static void parse_args(int argc, char **argv)
         }
         continue;
 badopt:
-        fprintf(stderr, "logpipe-send: %s: %s\n",
-                lp_optname(longopts, c), err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-send", longopts, c, err);
 bad:
-        fprintf(stderr, "logpipe-send: %s\n", err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-send", NULL, 0, err);
     }
     /* getopt_long moved the options before the files */
     opt.args = argv + 1;

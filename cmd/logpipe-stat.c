@@ -643,12 +643,9 @@ static void parse_args(int argc, char **argv)
         }
         continue;
 badopt:
-        fprintf(stderr, "logpipe-stat: %s: %s\n", lp_optname(longopts, c),
-                err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-stat", longopts, c, err);
 bad:
-        fprintf(stderr, "logpipe-stat: %s\n", err);
-        exit(LP_EX_USAGE);
+        lp_opt_fail("logpipe-stat", NULL, 0, err);
     }
     if (optind < argc) {
         fprintf(stderr, "logpipe-stat: unexpected argument '%s'\n",

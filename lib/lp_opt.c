@@ -169,6 +169,16 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, char *err)
     return r;
 }
 
+void lp_opt_fail(const char *prog, const struct option *tab, int c,
+                 const char *err)
+{
+    if (tab != NULL)
+        fprintf(stderr, "%s: %s: %s\n", prog, lp_optname(tab, c), err);
+    else
+        fprintf(stderr, "%s: %s\n", prog, err);
+    exit(LP_EX_USAGE);
+}
+
 int lp_usage_hint(const char *prog)
 {
     fprintf(stderr, "Try '%s --help' for more information.\n", prog);

@@ -76,6 +76,13 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, char *err);
 /* "-b/--batch" or "--max-age" for option code c of table tab. */
 const char *lp_optname(const struct option *tab, int c);
 
+/* Exits 64 after "PROG: -x/--name: err" on stderr for the option c of
+ * tab, or "PROG: err" when tab is NULL (options that do not go together):
+ * the one way every tool refuses its command line. */
+__attribute__((noreturn))
+void lp_opt_fail(const char *prog, const struct option *tab, int c,
+                 const char *err);
+
 /* Prints "usage hint" line for an unknown option and returns 64. */
 int lp_usage_hint(const char *prog);
 
