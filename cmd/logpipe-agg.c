@@ -932,9 +932,6 @@ static void metrics_init(void)
 
 static void metrics_tick(int force)
 {
-    char err[LP_ERRLEN];
-    static int warned;
-
     if (S.m == NULL)
         return;
     lp_metric_set(S.m_ok, (double)S.n_ok);
@@ -944,11 +941,7 @@ static void metrics_tick(int force)
     lp_metric_set(S.m_emitted, (double)S.n_emitted);
     lp_metric_set(S.m_buckets, (double)S.n_buckets);
     lp_metric_set(S.m_open, (double)S.nlive);
-    if (lp_metrics_tick(S.m, opt.com.metrics, opt.com.metrics_interval,
-                        force, err) < 0 && !warned) {
-        lp_warn("%s", err);
-        warned = 1;
-    }
+    lp_metrics_tick(S.m, opt.com.metrics, opt.com.metrics_interval, force);
 }
 
 static void metrics_at_exit(void)

@@ -319,9 +319,6 @@ static void metrics_init(void)
 
 static void metrics_tick(int force)
 {
-    char err[LP_ERRLEN];
-    static int warned;
-
     if (M.m == NULL)
         return;
     lp_metric_set(M.archived, (double)(S.n_written - S.n_dups));
@@ -339,11 +336,7 @@ static void metrics_tick(int force)
         lp_metric_set(M.lag, 0);    /* nothing waits: no lag */
     else if (M.newest_ms)
         lp_metric_set(M.lag, (double)(lp_now_ms() - M.newest_ms) / 1000.0);
-    if (lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval,
-                        force, err) < 0 && !warned) {
-        lp_warn("%s", err);
-        warned = 1;
-    }
+    lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval, force);
 }
 
 static void crash_point(const char *where)

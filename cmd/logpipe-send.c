@@ -337,9 +337,6 @@ static void metrics_init(void)
 /* Writes the metrics file when due (or now, with force). */
 static void metrics_tick(int force)
 {
-    char err[LP_ERRLEN];
-    static int warned;
-
     if (M.m == NULL)
         return;
     lp_metric_set(M.lines, (double)S.n_lines);
@@ -359,11 +356,7 @@ static void metrics_tick(int force)
         lp_metric_set(M.rate_keys, (double)lp_rate_nkeys(S.rate));
         lp_metric_set(M.rate_overflow, (double)S.n_overflow);
     }
-    if (lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval,
-                        force, err) < 0 && !warned) {
-        lp_warn("%s", err);
-        warned = 1;
-    }
+    lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval, force);
 }
 
 /* Every exit writes the metrics last (give_up's 75 among them). */

@@ -10,6 +10,7 @@
 
 #include "lp_buf.h"
 #include "lp_fs.h"
+#include "lp_log.h"
 #include "lp_metrics.h"
 #include "lp_parse.h"
 #include "lp_time.h"
@@ -30,6 +31,7 @@ struct lp_metrics {
     struct lp_metric **v;
     int n, cap;
     int64_t next;               /* monotonic ms of the next periodic write */
+    int warned;                 /* a failed write was said */
 };
 
 const double lp_seconds_buckets[] = {
@@ -298,16 +300,20 @@ int lp_metrics_write(struct lp_metrics *m, const char *path, char *err)
     return 0;
 }
 
-int lp_metrics_tick(struct lp_metrics *m, const char *path,
-                    int64_t interval_ms, int force, char *err)
+void lp_metrics_tick(struct lp_metrics *m, const char *path,
+                     int64_t interval_ms, int force)
 {
+    char err[LP_ERRLEN];
     int64_t now;
 
     if (m == NULL || path == NULL)
-        return 0;
+        return;
     now = lp_mono_ms();
     if (!force && now < m->next)
-        return 0;
+        return;
     m->next = now + interval_ms;
-    return lp_metrics_write(m, path, err);
+    if (lp_metrics_write(m, path, err) < 0 && !m->warned) {
+        lp_warn("%s", err);
+        m->warned = 1;
+    }
 }

@@ -45,10 +45,11 @@ double lp_metric_value(const struct lp_metric *c);
 /* Writes every metric to path atomically. Returns 0 or -1 with err. */
 int lp_metrics_write(struct lp_metrics *m, const char *path, char *err);
 
-/* Writes m when interval_ms passed since the last write, or when force.
- * Returns 0, or -1 with err (the caller says it once). */
-int lp_metrics_tick(struct lp_metrics *m, const char *path,
-                    int64_t interval_ms, int force, char *err);
+/* Writes m when interval_ms passed since the last write, or when force;
+ * a failure is warned of once per m (the tool goes on: metrics are not
+ * worth stopping a pipeline for). Nothing without m or path. */
+void lp_metrics_tick(struct lp_metrics *m, const char *path,
+                     int64_t interval_ms, int force);
 
 /* Renders every metric into a malloc'd NUL-terminated string; caller
  * frees. NULL when out of memory. */

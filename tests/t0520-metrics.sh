@@ -80,6 +80,18 @@ test_expect_success 'rotate and replay: an unwritable --metrics is a warning, no
     check r66.prom
 '
 
+test_expect_success 'long runs: an unwritable --metrics is warned of once, the events still go' '
+    { for i in 1 2 3 4 5 6; do echo "{\"n\":$i}"; sleep 0.1; done; } |
+        logpipe-send -s w1 --linger 10ms --metrics /nonexistent/s.prom \
+            --metrics-interval 100ms 2>err &&
+    test "$(grep -c "/nonexistent/" err)" -eq 1 &&
+    test_xlen -eq 6 w1 &&
+    { for i in 1 2 3 4 5 6; do echo "{\"n\":$i,\"timestamp\":$(date +%s)}"; sleep 0.1; done; } |
+        logpipe-agg --bucket 1m --metrics /nonexistent/a.prom \
+            --metrics-interval 100ms >out 2>err &&
+    test "$(grep -c "/nonexistent/" err)" -eq 1
+'
+
 test_expect_success 'a reader that goes away (| head) does not cost the metrics' '
     rcli DEL logs:dlq >/dev/null &&
     seq 3000 | sed "s/.*/XADD logs:dlq * data x&/" | rcli >/dev/null &&
