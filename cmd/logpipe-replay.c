@@ -714,15 +714,34 @@ static int redis_page(struct src *s)
     return 0;
 }
 
-/*
- * The next line of s: 1 with line/len/lineno, 0 at the end (the source is
- * then closed).
- */
 static void report_long(struct src *s, uint64_t lineno)
 {
     if (damaged_in(s))
         lp_error("%s: line %" PRIu64 ": longer than --max-line (%" PRIu64
                  " bytes)", s->name, lineno, opt.max_line);
+}
+
+/*
+ * One read(2) more into the lines of the plain file s (ahead: the read-ahead
+ * is told). Returns 1, or 0 when the reading of s ends here: stopped by a
+ * signal, or a read error said (exit 74); s is closed then.
+ */
+static int fill_plain(struct src *s)
+{
+    long got = lp_lines_fill(&s->lines);
+
+    ra_read(s, got);
+    if (got < 0 && errno == EINTR && lp_stop) {
+        src_close(s);
+        return 0;
+    }
+    if (got < 0 && errno != EINTR && errno != EAGAIN) {
+        lp_error("%s: read: %s", s->name, strerror(errno));
+        S.exit_code = LP_EX_IOERR;
+        src_close(s);
+        return 0;
+    }
+    return 1;
 }
 
 /*
@@ -803,19 +822,8 @@ static int src_next(struct src *s, const char **line, size_t *len,
             gz_fill(s);
             continue;
         }
-        long got = lp_lines_fill(&s->lines);
-        if (s->kind == K_PLAIN)
-            ra_read(s, got);
-        if (got < 0 && errno == EINTR && lp_stop) {
-            src_close(s);
+        if (!fill_plain(s))
             return 0;
-        }
-        if (got < 0 && errno != EINTR && errno != EAGAIN) {
-            lp_error("%s: read: %s", s->name, strerror(errno));
-            S.exit_code = LP_EX_IOERR;
-            src_close(s);
-            return 0;
-        }
     }
 }
 
@@ -1012,17 +1020,8 @@ static void par_fill(struct src *s, struct pbatch *b)
         }
         if (b->n > 0)
             break;              /* a read's lines: a batch */
-        long got = lp_lines_fill(&s->lines);
-        if (s->kind == K_PLAIN)
-            ra_read(s, got);
-        if (got < 0 && errno == EINTR && lp_stop)
-            break;
-        if (got < 0 && errno != EINTR && errno != EAGAIN) {
-            lp_error("%s: read: %s", s->name, strerror(errno));
-            S.exit_code = LP_EX_IOERR;
-            src_close(s);
-            return;
-        }
+        if (!fill_plain(s))
+            return;             /* with no line in b */
     }
     par_keep(s, b);
 }
@@ -1074,10 +1073,8 @@ static void par_emit(struct pbatch *b)
             if (span != NULL)
                 out_span(span, span_n);
             span = NULL;
-            lp_buf_add(&S.out, s, l->len);
-            lp_buf_addc(&S.out, '\n');
-            if (S.out.len >= 256 * 1024)
-                flush_out();
+            out_span(s, l->len);        /* trimmed: its own newline */
+            out_span("\n", 1);
         }
     }
     if (span != NULL)
