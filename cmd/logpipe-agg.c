@@ -91,8 +91,8 @@ static void usage(void)
 "      --max-line SIZE      longest line accepted (1M)\n"
 "      --metrics FILE       write Prometheus metrics to FILE\n"
 "      --metrics-interval DUR  rewrite them this often (15s)\n"
-"  -v, --verbose            more messages (a summary at the end)\n"
-"  -q, --quiet              only errors\n"
+"  -v, --verbose            more messages: every bad line, a summary\n"
+"  -q, --quiet              only errors; of bad lines only their count\n"
 "      --log-format FMT     text or json (text)\n"
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
@@ -165,6 +165,8 @@ static struct {
     struct lp_metrics *m;
     struct lp_metric *m_ok, *m_bad, *m_late, *m_folded, *m_emitted,
                      *m_buckets, *m_open;
+    /* per-line messages: a few said, the rest counted (lp_log.h) */
+    struct lp_budget say_bad, say_late;
 } S;
 
 static void oom(void)
@@ -689,11 +691,13 @@ static void bad_line(uint64_t lineno, const char *label, const char *fmt,
     char msg[LP_ERRLEN];
     va_list ap;
 
+    S.n_bad++;
+    S.exit_code = LP_EX_DATAERR;
+    if (!lp_budget_take(&S.say_bad))
+        return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    S.n_bad++;
-    S.exit_code = LP_EX_DATAERR;
     lp_error("line %" PRIu64 ": %s%s%s", lineno, label ? label : "",
              label ? ": " : "", msg);
 }
@@ -822,10 +826,12 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
     if (S.seen && start + opt.bucket <= S.newest - opt.lateness) {
         char ts[40];
         S.n_late++;
-        lp_time_format(t, ts);
-        lp_warn("line %" PRIu64 ": %s%sevent time %s is late: its bucket "
-                "was emitted; dropped", lineno, label ? label : "",
-                label ? ": " : "", ts);
+        if (lp_budget_take(&S.say_late)) {
+            lp_time_format(t, ts);
+            lp_warn("line %" PRIu64 ": %s%sevent time %s is late: its "
+                    "bucket was emitted; dropped", lineno,
+                    label ? label : "", label ? ": " : "", ts);
+        }
         return;
     }
     if (!S.seen || t > S.newest) {
@@ -955,16 +961,24 @@ static void metrics_at_exit(void)
 
 /* ---- the loop ----------------------------------------------------------- */
 
-/* Waits for input, at most until the metrics are due. */
+/* Waits for input, at most until the metrics or the line saying what
+ * per-line messages were held back are due. */
 static void wait_input(void)
 {
     struct pollfd p = { STDIN_FILENO, POLLIN, 0 };
 
-    if (S.m == NULL)
-        return;                 /* read(2) blocks */
-    while (!lp_stop && poll(&p, 1, (int)(opt.com.metrics_interval < 1000 ?
-                                         opt.com.metrics_interval : 1000)) == 0)
+    while (!lp_stop) {
+        int64_t t = -1, due = lp_log_due();
+        if (S.m)
+            t = opt.com.metrics_interval < 1000 ? opt.com.metrics_interval
+                                                : 1000;
+        if (due >= 0 && (t < 0 || due < t))
+            t = due;
+        if (t < 0 || poll(&p, 1, (int)t) != 0)
+            return;             /* read(2) blocks */
         metrics_tick(0);
+        lp_log_tick();
+    }
 }
 
 static void run(void)
@@ -978,6 +992,7 @@ static void run(void)
             one_line(ln.p, ln.len, ln.lineno);
             if (++since_tick >= 4096) {
                 metrics_tick(0);
+                lp_log_tick();
                 since_tick = 0;
             }
             continue;
@@ -1187,6 +1202,8 @@ int main(int argc, char **argv)
 {
     parse_args(argc, argv);
     lp_log_init("logpipe-agg", opt.com.log_format, opt.com.verbosity);
+    lp_budget_init(&S.say_bad, LP_LEVEL_ERROR, "bad events");
+    lp_budget_init(&S.say_late, LP_LEVEL_WARN, "late events");
     lp_sig_init(0);
     metrics_init();
     lp_sig_at_exit(metrics_at_exit);
@@ -1211,6 +1228,14 @@ int main(int argc, char **argv)
     run();
     close_until(INT64_MAX);
     flush_out();
+    lp_log_end();
+    if (S.n_late)
+        lp_warn("%" PRIu64 " late %s dropped", S.n_late,
+                S.n_late == 1 ? "event" : "events");
+    if (S.n_bad)
+        lp_error("%" PRIu64 " bad %s in %" PRIu64 " %s", S.n_bad,
+                 S.n_bad == 1 ? "event" : "events", S.lines.lineno,
+                 S.lines.lineno == 1 ? "line" : "lines");
 
     {
         char kv[256];

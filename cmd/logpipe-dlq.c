@@ -83,8 +83,8 @@ static void usage(void)
 "  -t, --timeout DUR        give up on Redis after DUR (10s)\n"
 "      --metrics FILE       write Prometheus metrics to FILE at exit\n"
 "      --metrics-interval DUR  (accepted for uniformity)\n"
-"  -v, --verbose            more messages\n"
-"  -q, --quiet              only errors\n"
+"  -v, --verbose            more messages: every entry that failed\n"
+"  -q, --quiet              only errors; of failed entries only their count\n"
 "      --log-format FMT     text or json (text)\n"
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
@@ -116,6 +116,8 @@ static struct {
     int exit_code;
     uint64_t n_seen, n_done, n_missing;
     uint64_t n_queued;          /* retry, purge: entries selected */
+    /* per-entry messages: a few said, the rest counted (lp_log.h) */
+    struct lp_budget say_skipped, say_failed, say_unknown;
 } S;
 
 /*
@@ -373,8 +375,9 @@ static void one(const struct lp_entry *e, struct stats *st,
         size_t n;
         const char *d = lp_entry_field(e, "data", 4, &n);
         if (d == NULL || memchr(d, '\n', n)) {
-            lp_warn("entry %.*s: %s: not exported", (int)e->idlen, e->id,
-                    d ? "its data holds a newline" : "no data field");
+            lp_budget_say(&S.say_skipped, "entry %.*s: %s: not exported",
+                          (int)e->idlen, e->id, d ? "its data holds a newline"
+                                                  : "no data field");
             break;
         }
         add_line(d, n);
@@ -413,8 +416,9 @@ static void one(const struct lp_entry *e, struct stats *st,
             t = lp_entry_field(e, "source_stream", 13, &tl);
         if (t && memchr(t, '\0', tl)) {
             /* the queue holds C strings: a NUL cannot be passed on */
-            lp_error("entry %.*s: its source_stream holds a NUL byte: not "
-                     "retried", (int)e->idlen, e->id);
+            lp_budget_say(&S.say_failed, "entry %.*s: its source_stream "
+                          "holds a NUL byte: not retried", (int)e->idlen,
+                          e->id);
             if (S.exit_code == LP_EX_OK)
                 S.exit_code = LP_EX_DATAERR;
             acts->len -= e->idlen + 1;
@@ -485,9 +489,10 @@ static void act(struct lp_buf *acts)
             if ((cut = strstr(t, " script:")) != NULL)
                 *cut = '\0';
             if (opt.cmd == C_RETRY)
-                lp_error("entry %s: to %s: %s", id, target, t);
+                lp_budget_say(&S.say_failed, "entry %s: to %s: %s", id,
+                              target, t);
             else
-                lp_error("entry %s: %s", id, t);
+                lp_budget_say(&S.say_failed, "entry %s: %s", id, t);
             /* the worst status wins; a refused command, which will refuse
              * every entry, ends the run after this page; a refused or
              * wrong key is the entry's own */
@@ -656,8 +661,8 @@ static void by_id(struct stats *st)
 
         if (lp_stream_id_parse(id, strlen(id), &ms, &seq) < 0 ||
             strchr(id, '-') == NULL) {
-            lp_error("'%s' is not a stream entry ID (like 1700000000000-0)",
-                     id);
+            lp_budget_say(&S.say_unknown, "'%s' is not a stream entry ID "
+                          "(like 1700000000000-0)", id);
             S.exit_code = LP_EX_DATAERR;
             continue;
         }
@@ -668,7 +673,8 @@ static void by_id(struct stats *st)
             lp_reply_free(rep);
             S.n_missing++;
             if (opt.cmd == C_SHOW) {
-                lp_error("entry %s is not in %s", id, opt.com.dlq);
+                lp_budget_say(&S.say_unknown, "entry %s is not in %s", id,
+                              opt.com.dlq);
                 S.exit_code = LP_EX_DATAERR;
             } else {
                 lp_info("entry %s is not in %s (done already)", id,
@@ -893,6 +899,10 @@ int main(int argc, char **argv)
     memset(&st, 0, sizeof st);
     parse_args(argc, argv);
     lp_log_init("logpipe-dlq", opt.com.log_format, opt.com.verbosity);
+    lp_budget_init(&S.say_skipped, LP_LEVEL_WARN, "entries not exported");
+    lp_budget_init(&S.say_failed, LP_LEVEL_ERROR, opt.cmd == C_RETRY ?
+                   "entries not retried" : "entries not purged");
+    lp_budget_init(&S.say_unknown, LP_LEVEL_ERROR, "unknown IDs");
     lp_sig_init(0);
     lp_sig_at_exit(write_metrics);
     if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
@@ -914,6 +924,17 @@ int main(int argc, char **argv)
         walk(&st);
     if (opt.cmd == C_STATS)
         print_stats(&st);
+    lp_log_end();
+    if (S.say_skipped.total)
+        lp_warn("%" PRIu64 " %s not exported", S.say_skipped.total,
+                S.say_skipped.total == 1 ? "entry" : "entries");
+    if (S.say_failed.total)
+        lp_error("%" PRIu64 " %s not %s", S.say_failed.total,
+                 S.say_failed.total == 1 ? "entry" : "entries",
+                 opt.cmd == C_RETRY ? "retried" : "purged");
+    if (S.say_unknown.total)
+        lp_error("%" PRIu64 " unknown %s", S.say_unknown.total,
+                 S.say_unknown.total == 1 ? "ID" : "IDs");
     if (opt.cmd == C_RETRY || opt.cmd == C_PURGE)
         lp_info("%" PRIu64 " entries %s%s, %" PRIu64 " gone already",
                 S.n_done, opt.cmd == C_RETRY ? "retried" : "purged",

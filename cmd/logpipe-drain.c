@@ -154,8 +154,8 @@ static void usage(void)
 "                           (--max-line)\n"
 "      --metrics FILE       write Prometheus metrics to FILE (at exit, and\n"
 "      --metrics-interval DUR  every DUR while running: 15s)\n"
-"  -v, --verbose            more messages, one line per batch\n"
-"  -q, --quiet              only errors\n"
+"  -v, --verbose            more messages: every DLQ move, a line per batch\n"
+"  -q, --quiet              only errors, none about single entries\n"
 "      --log-format FMT     text or json (text)\n"
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
@@ -249,6 +249,8 @@ static struct {
     uint64_t n_dups, n_claimed, n_trimmed;
     int config_error;           /* a DLQ move was refused for good */
     int64_t batch_t0;
+    /* per-line messages: a few said, the rest counted (lp_log.h) */
+    struct lp_budget say_dlq, say_deleted, say_dlq_failed;
 } S;
 
 /*
@@ -399,8 +401,8 @@ static void to_dlq(const struct lp_entry *e, unsigned deliveries,
     d->detail_len = strlen(detail);
     d->detail_off = scratch_add(detail, d->detail_len);
     d->deliveries = deliveries;
-    lp_warn("entry %.*s to the DLQ: %s: %s", (int)e->idlen, e->id, code,
-            detail);
+    lp_budget_say(&S.say_dlq, "entry %.*s to the DLQ: %s: %s", (int)e->idlen,
+                  e->id, code, detail);
 }
 
 static void ack_later(const char *id, size_t idlen)
@@ -570,8 +572,9 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
     if (e->fields == NULL) {
         /* pending, but its data was trimmed or deleted */
         S.n_deleted++;
-        lp_warn("entry %.*s was deleted from the stream before it was "
-                "archived: acknowledging it", (int)e->idlen, e->id);
+        lp_budget_say(&S.say_deleted, "entry %.*s was deleted from the "
+                      "stream before it was archived: acknowledging it",
+                      (int)e->idlen, e->id);
         ack_later(e->id, e->idlen);
         return 0;
     }
@@ -751,9 +754,10 @@ static int send_dlq(char *err)
             /* Redis wraps errors inside scripts: keep the first words */
             if ((cut = strstr(t, " script:")) != NULL)
                 *cut = '\0';
-            lp_error("moving %.*s to the DLQ %s failed: %s (it stays "
-                     "pending)", (int)S.dlq[i].id_len,
-                     S.scratch.p + S.dlq[i].id_off, opt.com.dlq, t);
+            lp_budget_say(&S.say_dlq_failed, "moving %.*s to the DLQ %s "
+                          "failed: %s (it stays pending)",
+                          (int)S.dlq[i].id_len,
+                          S.scratch.p + S.dlq[i].id_off, opt.com.dlq, t);
             if (strstr(t, "WRONGTYPE") || strstr(t, "NOPERM"))
                 S.config_error = 1;
         }
@@ -1088,8 +1092,11 @@ static int request(char *err)
         if (S.mode == M_NEW && !opt.once) {
             /* an idle drain still rewrites --metrics on time */
             int64_t b = opt.block;
+            int64_t due = lp_log_due();
             if (M.m && b > opt.com.metrics_interval)
                 b = opt.com.metrics_interval;
+            if (due >= 0 && due < b)
+                b = due > 0 ? due : 1;  /* and says what it held back */
             snprintf(block, sizeof block, "%lld", (long long)b);
             argv[n++] = "BLOCK";
             argv[n++] = block;
@@ -1813,8 +1820,9 @@ static int take_read_reply(struct lp_reply *rep,
             const char *d = lp_reply_str(lp_reply_at(del, i), &dl);
             if (d) {
                 S.n_deleted++;
-                lp_warn("entry %.*s was deleted from the stream before it "
-                        "was archived: acknowledging it", (int)dl, d);
+                lp_budget_say(&S.say_deleted, "entry %.*s was deleted from "
+                              "the stream before it was archived: "
+                              "acknowledging it", (int)dl, d);
                 ack_later(d, dl);
             }
         }
@@ -1881,6 +1889,11 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv);
     lp_log_init("logpipe-drain", opt.com.log_format, opt.com.verbosity);
+    lp_budget_init(&S.say_dlq, LP_LEVEL_WARN, "entries to the DLQ");
+    lp_budget_init(&S.say_deleted, LP_LEVEL_WARN, "entries deleted before "
+                   "they were archived");
+    lp_budget_init(&S.say_dlq_failed, LP_LEVEL_ERROR, "failed moves to the "
+                   "DLQ");
     lp_sig_init(1);
     metrics_init();
     lp_sig_at_exit(metrics_at_exit);     /* also when setup fails */
@@ -1906,6 +1919,7 @@ int main(int argc, char **argv)
                 lp_archive_close_all(S.arch);   /* reopened on next use */
         }
         metrics_tick(0);        /* an idle drain comes by every --block */
+        lp_log_tick();
         if (S.mode == M_NEW && lp_mono_ms() >= S.next_claim) {
             S.mode = M_CLAIM;
             strcpy(S.cursor, "0-0");
@@ -2057,6 +2071,7 @@ int main(int argc, char **argv)
             /* the DLQ cannot take entries: stop rather than leave them
              * stuck while exiting 0 */
             final_ack();
+            lp_log_end();
             lp_error("--dlq %s cannot take dead letters: fix it, or give "
                      "another --dlq", opt.com.dlq);
             lp_reply_free(held);
@@ -2065,6 +2080,14 @@ int main(int argc, char **argv)
         }
     }
     lp_reply_free(held);
+    lp_log_end();
+    if (S.n_dlq)
+        lp_warn("%" PRIu64 " %s to the DLQ", S.n_dlq,
+                S.n_dlq == 1 ? "entry moved" : "entries moved");
+    if (S.n_deleted)
+        lp_warn("%" PRIu64 " %s deleted from the stream before %s archived",
+                S.n_deleted, S.n_deleted == 1 ? "entry was" : "entries were",
+                S.n_deleted == 1 ? "it was" : "they were");
     lp_info("%" PRIu64 " entries read, %" PRIu64 " archived, %" PRIu64
             " already archived, %" PRIu64 " to the DLQ, %" PRIu64
             " filtered out, %" PRIu64 " deleted, %" PRIu64 " claimed, %"

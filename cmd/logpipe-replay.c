@@ -63,7 +63,7 @@ struct src {
     size_t page_pos;
     char next_id[64];
     int redis_done;
-    uint64_t bad;               /* damaged lines, named up to 10 */
+    uint64_t bad;               /* damaged lines */
     int listed;                 /* found in a directory walk */
     int gz_listed;              /* ... and its .gz too */
     struct lp_buf cur;          /* --sort: the line waiting its turn */
@@ -126,8 +126,8 @@ static void usage(void)
 "      --max-line SIZE      longest line accepted (16M)\n"
 "      --metrics FILE       write Prometheus metrics to FILE at exit\n"
 "      --metrics-interval DUR  (accepted for uniformity)\n"
-"  -v, --verbose            more messages\n"
-"  -q, --quiet              only errors\n"
+"  -v, --verbose            more messages: every damaged line\n"
+"  -q, --quiet              only errors; of damaged lines only their count\n"
 "      --log-format FMT     text or json (text)\n"
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
@@ -165,21 +165,28 @@ static struct {
     /* --dedup: two generations of ID sets; a set is retired when full */
     uint64_t *gen[2];
     size_t gen_n[2];
-    uint64_t n_lines, n_out, n_bad;
+    uint64_t n_lines, n_out, n_bad, n_bad_files;
+    /* per-line messages: a few said, the rest counted (lp_log.h) */
+    struct lp_budget say_bad, say_gz;
 } S;
 
 #define DEDUP_SLOTS (1u << 20)          /* per generation */
 #define DEDUP_FILL (DEDUP_SLOTS / 2)
 
-#define LP_NAMED 10             /* damaged lines named per file */
-
-/* Counts a damaged line of s; returns 1 while it should be named. */
-static int damaged_in(struct src *s)
+/* Counts a damage in s; returns 1 when budget b lets it be named. */
+static int damage(struct src *s, struct lp_budget *b)
 {
     S.n_bad++;
+    s->bad++;
     if (S.exit_code == 0)
         S.exit_code = LP_EX_DATAERR;
-    return ++s->bad <= LP_NAMED;
+    return lp_budget_take(b);
+}
+
+/* Counts a damaged line of s; returns 1 when it is to be named. */
+static int damaged_in(struct src *s)
+{
+    return damage(s, &S.say_bad);
 }
 
 static void write_out(const char *p, size_t n)
@@ -549,13 +556,12 @@ static int src_open(struct src *s)
     return 0;
 }
 
-/* After the last line of s is out: how many damaged lines went unnamed.
- * Not at src_close: the lines of s may still be on their way (run_par). */
+/* After the last line of s is out: was it damaged? Not at src_close:
+ * the lines of s may still be on their way (run_par). */
 static void src_summary(struct src *s)
 {
-    if (s->bad > LP_NAMED)
-        lp_error("%s: %" PRIu64 " more damaged lines", s->name,
-                 s->bad - LP_NAMED);
+    if (s->bad)
+        S.n_bad_files++;
     s->bad = 0;
 }
 
@@ -598,14 +604,15 @@ static int gz_fill(struct src *s)
     if (rc == LP_GZ_DAMAGE) {
         /* the bytes before it may end in half a line: name that line */
         size_t cut = lp_lines_drop_partial(&s->lines);
-        /* named whatever the count: it says where the damage is */
-        damaged_in(s);
-        if (cut)
-            lp_error("%s: line %" PRIu64 ": damaged gzip (%zu bytes "
-                     "dropped): %s", s->name, s->lines.lineno, cut, msg);
-        else
-            lp_error("%s: after line %" PRIu64 ": damaged gzip: %s",
-                     s->name, s->lines.lineno, msg);
+        /* a budget of its own: damaged lines cannot hide where */
+        if (damage(s, &S.say_gz)) {
+            if (cut)
+                lp_error("%s: line %" PRIu64 ": damaged gzip (%zu bytes "
+                         "dropped): %s", s->name, s->lines.lineno, cut, msg);
+            else
+                lp_error("%s: after line %" PRIu64 ": damaged gzip: %s",
+                         s->name, s->lines.lineno, msg);
+        }
         return 0;
     }
     if (rc == LP_GZ_ERR) {
@@ -764,8 +771,7 @@ static int src_next(struct src *s, const char **line, size_t *len,
             size_t rl, kl, el;
             size_t before = s->pos;
             rc = lp_wal_decode(s->map, s->maplen, &s->pos, &rec, &rl);
-            if (rc < 0) {
-                damaged_in(s);
+            if (rc < 0 && damaged_in(s)) {
                 lp_error("%s: record %" PRIu64 " at byte %zu: damaged or "
                          "cut short", s->name, s->recno + 1, before);
             }
@@ -1401,6 +1407,8 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv);
     lp_log_init("logpipe-replay", opt.com.log_format, opt.com.verbosity);
+    lp_budget_init(&S.say_bad, LP_LEVEL_ERROR, "damaged lines");
+    lp_budget_init(&S.say_gz, LP_LEVEL_ERROR, "damaged gzip members");
     lp_sig_init(0);
     lp_sig_at_exit(write_metrics);
     if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
@@ -1460,6 +1468,11 @@ int main(int argc, char **argv)
         }
     }
     flush_out();
+    lp_log_end();
+    if (S.n_bad)
+        lp_error("%" PRIu64 " damaged %s in %" PRIu64 " %s", S.n_bad,
+                 S.n_bad == 1 ? "line" : "lines", S.n_bad_files,
+                 S.n_bad_files == 1 ? "file" : "files");
     lp_info("%" PRIu64 " lines read, %" PRIu64 " printed, %" PRIu64
             " damaged", S.n_lines, S.n_out, S.n_bad);
     for (size_t i = 0; i < S.n; i++) {

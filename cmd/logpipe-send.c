@@ -157,8 +157,8 @@ static void usage(void)
 "      --ids                print the stream ID of each event sent\n"
 "      --metrics FILE       write Prometheus metrics to FILE (at exit, and\n"
 "      --metrics-interval DUR  every DUR while running: 15s)\n"
-"  -v, --verbose            more messages, one line per batch\n"
-"  -q, --quiet              only errors\n"
+"  -v, --verbose            more messages: every bad line, a line per batch\n"
+"  -q, --quiet              only errors; of bad lines only their count\n"
 "      --log-format FMT     text or json (text)\n"
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
@@ -250,6 +250,8 @@ static struct {
     uint64_t n_limited, n_limit_errors, n_past_limit;
     uint64_t n_overflow;        /* events whose key was over --max-keys */
     int64_t wait_ms;            /* blocked by the limit, in all */
+    /* per-line messages: a few said, the rest counted (lp_log.h) */
+    struct lp_budget say_bad, say_limited;
 } S;
 
 /* --metrics: counters mirror the totals in S, set before each write */
@@ -1176,8 +1178,11 @@ static void reject(const char *line, size_t len, uint64_t lineno,
     char at[PATH_MAX + 64];
 
     S.n_rejected++;
-    where(at, sizeof at, lineno);
-    lp_error("%s: %s", at, what);
+    if (lp_budget_take(strcmp(code, "rate-limited") == 0 ? &S.say_limited
+                                                        : &S.say_bad)) {
+        where(at, sizeof at, lineno);
+        lp_error("%s: %s", at, what);
+    }
     if (S.rejects_fd >= 0 && len > 0) {
         if (lp_fs_write_all(S.rejects_fd, line, len) < 0 ||
             lp_fs_write_all(S.rejects_fd, "\n", 1) < 0) {
@@ -1369,12 +1374,16 @@ static void rate_pause(int64_t ms)
             p.fd = lp_redis_fd(S.r);
         if (M.m && left > opt.com.metrics_interval)
             left = opt.com.metrics_interval;
+        int64_t due = lp_log_due();
+        if (due >= 0 && due < left)
+            left = due;
         if (poll(&p, 1, (int)left) > 0 && p.revents) {
             if (lp_redis_read(S.r, err) < 0 || pump(0, err) < 0)
                 recover(err);
         }
         replay_step();
         metrics_tick(0);
+        lp_log_tick();
     }
     S.wait_ms += lp_mono_ms() - start;
 }
@@ -1558,9 +1567,11 @@ static void long_line(const struct lp_line *ln)
         char at[PATH_MAX + 64];
         S.n_lines++;
         S.n_rejected++;
-        where(at, sizeof at, ln->lineno);
-        lp_error("%s: longer than --max-line (%" PRIu64 " bytes)", at,
-                 opt.max_line);
+        if (lp_budget_take(&S.say_bad)) {
+            where(at, sizeof at, ln->lineno);
+            lp_error("%s: longer than --max-line (%" PRIu64 " bytes)", at,
+                     opt.max_line);
+        }
     }
     if (S.rejects_fd >= 0) {
         if (lp_fs_write_all(S.rejects_fd, ln->p, ln->len) < 0 ||
@@ -1583,7 +1594,7 @@ static int wait_input(int fd)
     struct pollfd p[2];
     int np = 0, timeout = -1, rc, rfd = -1;
     char err[LP_ERRLEN];
-    int64_t now = lp_mono_ms();
+    int64_t now = lp_mono_ms(), left;
 
     if (fd >= 0) {
         p[np].fd = fd;
@@ -1599,7 +1610,7 @@ static int wait_input(int fd)
         np++;
     }
     if (S.in.n > 0) {
-        int64_t left = S.in.opened_ms + opt.linger - now;
+        left = S.in.opened_ms + opt.linger - now;
         if (left <= 0) {
             dispatch();
             return 0;
@@ -1607,7 +1618,7 @@ static int wait_input(int fd)
         timeout = (int)left;
     }
     if (S.walmode && S.count < LP_INFLIGHT && !(S.rseg && S.rseg_eof)) {
-        int64_t left = S.replay_at - now;
+        left = S.replay_at - now;
         if (left <= 0)
             left = 0;
         if (timeout < 0 || left < timeout)
@@ -1615,8 +1626,11 @@ static int wait_input(int fd)
     }
     if (M.m && (timeout < 0 || timeout > opt.com.metrics_interval))
         timeout = (int)opt.com.metrics_interval;
+    if ((left = lp_log_due()) >= 0 && (timeout < 0 || left < timeout))
+        timeout = (int)left;
     rc = poll(p, (nfds_t)np, timeout);
     metrics_tick(0);
+    lp_log_tick();
     if (rc < 0)
         return 0;               /* EINTR: the caller checks lp_stop */
     if (rfd >= 0 && p[rfd].revents) {
@@ -2037,6 +2051,8 @@ int main(int argc, char **argv)
 {
     parse_args(argc, argv);
     lp_log_init("logpipe-send", opt.com.log_format, opt.com.verbosity);
+    lp_budget_init(&S.say_bad, LP_LEVEL_ERROR, "invalid events");
+    lp_budget_init(&S.say_limited, LP_LEVEL_ERROR, "events over --rate");
     lp_sig_init(0);
     metrics_init();
     lp_sig_at_exit(metrics_at_exit);     /* also when setup fails */
@@ -2077,6 +2093,7 @@ int main(int argc, char **argv)
         lp_warn("%" PRIu64 " %s sent past --rate when stopped: they had been "
                 "read from the input", S.n_past_limit,
                 plural(S.n_past_limit, "event was", "events were"));
+    lp_log_end();
     if (S.n_rejected) {
         lp_error("%" PRIu64 " invalid %s in %" PRIu64 " %s", S.n_rejected,
                  plural(S.n_rejected, "event", "events"), S.n_lines,

@@ -1,4 +1,5 @@
 /* lp_log.c -- diagnostics on stderr, as text or one JSON object per line */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -160,4 +161,118 @@ void lp_trace(const char *msg, const char *kv)
     }
     if (write(STDERR_FILENO, out, o) < 0)
         return;
+}
+
+/* ---- per-line budgets --------------------------------------------------- */
+
+static struct lp_budget *budgets;       /* in the order registered */
+
+static void say(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void say(int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    emit(level == LP_LEVEL_ERROR ? "error" : "warning", fmt, ap);
+    va_end(ap);
+}
+
+void lp_budget_init(struct lp_budget *b, int level, const char *what)
+{
+    struct lp_budget **p = &budgets;
+
+    b->what = what;
+    b->level = level;
+    b->since = 0;
+    b->shown = b->held = b->total = 0;
+    while (*p != NULL && *p != b)
+        p = &(*p)->next;
+    if (*p == NULL) {
+        b->next = NULL;
+        *p = b;
+    }
+}
+
+/* Ends b's period when it is over (at the end of the run: whatever its
+ * age), saying how many of its messages were held back. */
+static void roll(struct lp_budget *b, int64_t now, int end)
+{
+    if (b->since == 0 || (!end && now - b->since < LP_BUDGET_PERIOD))
+        return;
+    if (b->held)
+        say(b->level, "%" PRIu64 " more %s%s", b->held, b->what,
+            end ? "" : " in the last minute");
+    b->since = 0;
+    b->shown = b->held = 0;
+}
+
+int lp_budget_take(struct lp_budget *b)
+{
+    int64_t now;
+
+    b->total++;
+    if (log_verbosity < 0)
+        return 0;               /* -q: only what ends the run */
+    if (log_verbosity > 0)
+        return 1;               /* -v: every one */
+    now = lp_mono_ms();
+    roll(b, now, 0);
+    if (b->since == 0)
+        b->since = now > 0 ? now : 1;
+    if (b->shown < LP_BUDGET_SHOWN) {
+        b->shown++;
+        return 1;
+    }
+    b->held++;
+    return 0;
+}
+
+void lp_budget_say(struct lp_budget *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!lp_budget_take(b))
+        return;
+    va_start(ap, fmt);
+    emit(b->level == LP_LEVEL_ERROR ? "error" : "warning", fmt, ap);
+    va_end(ap);
+}
+
+void lp_log_tick(void)
+{
+    int64_t now = 0;
+
+    for (struct lp_budget *b = budgets; b != NULL; b = b->next) {
+        if (b->since == 0)
+            continue;
+        if (now == 0)
+            now = lp_mono_ms();
+        roll(b, now, 0);
+    }
+}
+
+int64_t lp_log_due(void)
+{
+    int64_t now = 0, due = -1;
+
+    for (struct lp_budget *b = budgets; b != NULL; b = b->next) {
+        if (b->held == 0)
+            continue;
+        if (now == 0)
+            now = lp_mono_ms();
+        int64_t left = b->since + LP_BUDGET_PERIOD - now;
+        if (left < 0)
+            left = 0;
+        if (due < 0 || left < due)
+            due = left;
+    }
+    return due;
+}
+
+void lp_log_end(void)
+{
+    for (struct lp_budget *b = budgets; b != NULL; b = b->next)
+        roll(b, 0, 1);
 }

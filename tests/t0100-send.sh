@@ -53,9 +53,9 @@ printf '{"a":"\300\200"}\n' >>bad.ndjson
 printf '{"a":"\355\240\200"}\n' >>bad.ndjson
 printf '{"timestamp":"%s","service":"ok3"}\n' "$now" >>bad.ndjson
 
-test_expect_success 'each bad line is named with its reason, the rest is sent' '
+test_expect_success 'each bad line is named with its reason (-v: all), the rest is sent' '
     rcli DEL logs:stream >/dev/null &&
-    expect_exit 65 logpipe-send --rejects rej <bad.ndjson 2>err &&
+    expect_exit 65 logpipe-send -v --rejects rej <bad.ndjson 2>err &&
     grep_q "^logpipe-send: line 2: invalid JSON: unexpected .N. at byte 6" err &&
     grep_q "^logpipe-send: line 3: invalid JSON: leading zero in number at byte 7" err &&
     grep_q "^logpipe-send: line 4: invalid JSON: invalid escape" err &&

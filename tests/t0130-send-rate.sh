@@ -45,12 +45,14 @@ test_expect_success 'three senders share one --shared-rate within 5% over 10 s' 
     ! grep -q . err1 err2 err3
 '
 
-test_expect_success '--on-limit reject: each line over the limit named; 65' '
+test_expect_success '--on-limit reject: lines over the limit named (10), counted; 65' '
     events 30 | expect_exit 65 logpipe-send -s rej --rate 1/h --burst 10 \
         --on-limit reject --rejects rej.ndjson 2>err &&
     test_xlen -eq 10 rej &&
-    test "$(grep -c "over --rate\$" err)" -eq 20 &&
+    test "$(grep -c "line [0-9]*: over --rate\$" err)" -eq 10 &&
     grep_q "^logpipe-send: line 11: over --rate\$" err &&
+    grep_q "^logpipe-send: line 20: over --rate\$" err &&
+    grep_q "^logpipe-send: 10 more events over --rate\$" err &&
     grep_q "20 events over --rate rejected" err &&
     test "$(wc -l <rej.ndjson)" -eq 20 &&
     sed -n 1p rej.ndjson | grep -q "\"seq\":11}"

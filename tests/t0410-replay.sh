@@ -197,22 +197,31 @@ test_expect_success 'stdin, and a closed pipe ends quietly' '
 
 test_expect_success 'lines judged on two threads: output and messages in order' '
     since=$(date -u -d @$t0 +%FT%TZ) &&
-    expect_exit 65 logpipe-replay --max-line 200 --since "$since" mixed/a.jsonl mixed/b.jsonl >par.out 2>par.err &&
+    expect_exit 65 logpipe-replay -v --max-line 200 --since "$since" mixed/a.jsonl mixed/b.jsonl >par.out 2>par.err &&
     cat mixed/a.want mixed/b.want >want &&
     test_cmp want par.out &&
     for f in a b; do
-        head -n 10 mixed/$f.bad >want.$f &&
         sed -n "s|^logpipe-replay: mixed/$f.jsonl: line \([0-9]*\): .*|\1|p" par.err >got.$f &&
-        test_cmp want.$f got.$f &&
-        grep_q "mixed/$f.jsonl: $(($(wc -l <mixed/$f.bad) - 10)) more damaged lines" par.err || return 1
+        test_cmp mixed/$f.bad got.$f || return 1
     done &&
+    nbad=$(cat mixed/a.bad mixed/b.bad | wc -l) &&
+    grep_q "^logpipe-replay: $nbad damaged lines in 2 files\$" par.err &&
     grep_q "line [0-9]*: longer than --max-line (200 bytes)" par.err &&
     grep_q "line [0-9]*: not a JSON object" par.err &&
-    grep_q "line [0-9]*: invalid JSON: " par.err
+    grep_q "line [0-9]*: invalid JSON: " par.err &&
+    : without -v, the first 10 of the run, then how many more &&
+    expect_exit 65 logpipe-replay --max-line 200 --since "$since" mixed/a.jsonl mixed/b.jsonl >out 2>err &&
+    test_cmp want out &&
+    head -n 10 mixed/a.bad | sed "s|^|mixed/a.jsonl: line |" >want.named &&
+    head -n 10 err | sed "s|^logpipe-replay: \(mixed/a.jsonl: line [0-9]*\): .*|\1|" >got.named &&
+    test_cmp want.named got.named &&
+    printf "logpipe-replay: %d more damaged lines\nlogpipe-replay: %d damaged lines in 2 files\n" $((nbad - 10)) $nbad >want.end &&
+    tail -n +11 err >got.end &&
+    test_cmp want.end got.end
 '
 
 test_expect_success '... the same as on one thread (--where true)' '
-    expect_exit 65 logpipe-replay --max-line 200 --since "$(date -u -d @$t0 +%FT%TZ)" --where true mixed/a.jsonl mixed/b.jsonl >one.out 2>one.err &&
+    expect_exit 65 logpipe-replay -v --max-line 200 --since "$(date -u -d @$t0 +%FT%TZ)" --where true mixed/a.jsonl mixed/b.jsonl >one.out 2>one.err &&
     test_cmp par.out one.out &&
     test_cmp par.err one.err
 '

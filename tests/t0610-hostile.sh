@@ -78,7 +78,7 @@ test_expect_success 'path tricks in layout fields: DLQ, nothing outside --dir' '
         printf "{\"app\":\"%s\",\"service\":\"s\"}\n" "$v"
     done >paths &&
     logpipe-send -s s6 --max-age 0 <paths 2>/dev/null;
-    logpipe-drain -s s6 --once -d out --layout "{app}/{service}/%F.jsonl" 2>err &&
+    logpipe-drain -v -s s6 --once -d out --layout "{app}/{service}/%F.jsonl" 2>err &&
     test "$(rcli XLEN logs:dlq)" -ge 9 &&
     test "$(rcli XLEN logs:dlq)" -eq "$(grep -c "unsafe-path" err)" &&
     after=$(cd .. && find . -path ./jail -prune -o -print | sort | md5sum) &&

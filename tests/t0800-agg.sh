@@ -220,7 +220,8 @@ test_expect_success 'bad lines: named with their number and reason, skipped, exi
     grep_q "^logpipe-agg: line 7: time member 1e300 is outside years 0000..9999" err &&
     grep_q "^logpipe-agg: line 9: invalid JSON: " err &&
     grep_q "^logpipe-agg: line 10: element 2: not a JSON object$" err &&
-    test "$(wc -l <err)" -eq 9 &&
+    grep_q "^logpipe-agg: 9 bad events in 11 lines$" err &&
+    test "$(wc -l <err)" -eq 10 &&
     test "$(value bad.prom "logpipe_agg_events_total{result=\"bad\"}")" = 9 &&
     test "$(value bad.prom "logpipe_agg_events_total{result=\"ok\"}")" = 3
 '
