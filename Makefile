@@ -99,6 +99,12 @@ FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz.sh $(FUZZ)
 
+# what CI runs: every harness over its seeds, then a fixed-seed run of a
+# fixed number of inputs (FUZZ_SEED, FUZZ_RUNS_SCALE): the same commit
+# gives the same result, so CI turns red only on what the commit did
+fuzz-ci: fuzz-deps
+	@sh tests/fuzz.sh --ci $(FUZZ)
+
 demo: deps
 	@$(MAKE) -s all
 	@sh examples/demo.sh
@@ -144,6 +150,6 @@ uninstall:
 clean:
 	rm -f lib/*.o lib/liblogpipe.a lib/.flags $(TOOLS) $(UNIT) $(BENCH)
 
-.PHONY: all deps fuzz-deps check valgrind stress fuzz demo bench install \
+.PHONY: all deps fuzz-deps check valgrind stress fuzz fuzz-ci demo bench install \
         install-files uninstall clean FORCE
 .SUFFIXES:

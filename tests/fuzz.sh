@@ -9,10 +9,16 @@
 #                                        tests/fuzz/crashes-found/NAME-*
 #                                        (they fail until fixed; once fixed,
 #                                        they move to seeds/NAME/)
+#   sh tests/fuzz.sh --ci [NAME...]      the seeds, then a fixed-seed run of
+#                                        a fixed number of inputs from an empty
+#                                        corpus (what CI runs): the same
+#                                        commit gives the same result
 #   sh tests/fuzz.sh --build [NAME...]   build only
 #
 # NAME is json, layout, wal, reply or gz (default: all). Environment:
-# FUZZ_SECONDS, FUZZ_JOBS (harnesses run at once, default 1), FUZZ_CC
+# FUZZ_SECONDS, FUZZ_JOBS (harnesses run at once, default 1), FUZZ_SEED
+# (--ci's libFuzzer -seed, default 1), FUZZ_RUNS_SCALE (--ci's inputs per
+# harness are multiplied by it, default 1), FUZZ_CC
 # (default clang; it needs libFuzzer: libclang-rt-14-dev). Binaries,
 # working corpora, logs and crash artifacts go to tests/fuzz/build/ only:
 # lib/ and cmd/ are not touched. `make fuzz` runs this. Exit status: 0
@@ -60,6 +66,13 @@ ldflags() {
     gz) echo -Wl,--wrap=read ;;
     esac
 }
+# inputs of one --ci run: about 30 s each on this 2-core machine
+ci_runs() {
+    case $1 in
+    json) echo 600000 ;; layout) echo 1000000 ;; wal) echo 50000 ;;
+    reply) echo 1500000 ;; gz) echo 5000 ;;
+    esac
+}
 extra_dirs() {
     case $1 in
     json) [ -d tests/jsontestsuite/test_parsing ] &&
@@ -71,8 +84,9 @@ mode=fuzz
 case ${1:-} in
 --seeds) mode=seeds; shift ;;
 --crashes) mode=crashes; shift ;;
+--ci) mode=ci; shift ;;
 --build) mode=build; shift ;;
--h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
 -*) echo "fuzz.sh: unknown option '$1'" >&2; exit 64 ;;
 esac
 names=${*:-$ALL}
@@ -172,6 +186,37 @@ run_fuzz() {
     return $rc
 }
 
+# A fuzzing run that gives the same result every time: a fixed -seed, a
+# fixed number of inputs (-runs, not -max_total_time), an empty working
+# corpus, no reload of it, and no address-space randomisation (libFuzzer
+# keys its table of compared values by the code address of the compare, so
+# with ASLR which values it keeps, and so what it finds, varies).
+run_ci() {
+    n=$1
+    bin=$B/fuzz-$n
+    corpus=$B/ci-corpus/$n
+    art=$B/artifacts/ci-$n-
+    log=$B/ci-$n.log
+    dict=""
+    rm -rf "$corpus" && mkdir -p "$corpus" || return 2
+    [ -f "$FZ/fuzz-$n.dict" ] && dict="-dict=$FZ/fuzz-$n.dict"
+    runs=$(( $(ci_runs "$n") * ${FUZZ_RUNS_SCALE:-1} ))
+    # shellcheck disable=SC2046,SC2086
+    $NOASLR "$bin" -rss_limit_mb=2048 -timeout=120 -print_final_stats=1 \
+        -reload=0 -seed="${FUZZ_SEED:-1}" -runs="$runs" $(flags "$n") \
+        $dict -max_len="$(maxlen "$n")" -artifact_prefix="$art" \
+        "$corpus" "$FZ/seeds/$n" $(extra_dirs "$n") >"$log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        echo "fuzz-$n: ok: seed ${FUZZ_SEED:-1}: $(summary "$log")"
+    else
+        echo "fuzz-$n: FAILED (exit $rc): seed ${FUZZ_SEED:-1}: $(verdict "$log")"
+        echo "fuzz-$n:   $(summary "$log"); log: $log"
+        echo "fuzz-$n:   replay: $bin <reproducer>"
+    fi
+    return $rc
+}
+
 run_seeds() {
     n=$1
     bin=$B/fuzz-$n
@@ -229,9 +274,20 @@ for p in $pids; do wait "$p" || status=2; done
 [ "$mode" = build ] && exit 0
 mkdir -p "$B/artifacts"
 
+NOASLR=""
+if [ "$mode" = ci ]; then
+    if setarch -R true 2>/dev/null; then
+        NOASLR="setarch -R"
+    else
+        echo "fuzz.sh: setarch -R refused: address-space randomisation" \
+             "stays on, and --ci results may vary from run to run" >&2
+    fi
+fi
+
 run_one() {
     case $mode in
     fuzz) run_fuzz "$1" ;;
+    ci) run_seeds "$1" && run_ci "$1" ;;
     *) run_seeds "$1" ;;
     esac
 }
