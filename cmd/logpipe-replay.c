@@ -132,8 +132,9 @@ static void usage(void)
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
 "\n"
-"Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed), 66 a PATH\n"
-"cannot be opened, 69 Redis unreachable, 74 I/O error, 78 bad --where.\n"
+"Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed) or --where\n"
+"failed on some events, 66 a PATH cannot be opened, 69 Redis unreachable,\n"
+"74 I/O error, 78 bad --where (or one that failed on every event).\n"
 "See logpipe-replay(1).\n");
 }
 
@@ -347,8 +348,10 @@ static int take_line(struct src *src, uint64_t lineno, const char *s,
     if (S.where) {
         int m = lp_jq_match(S.where, s, n, err);
         if (m < 0) {
-            lp_warn("%s: line %" PRIu64 ": --where: %s", src->name, lineno,
-                    err);
+            /* a failed run (lp_jq_outcome at the end): not printed */
+            if (lp_jq_name_it(S.where))
+                lp_error("%s: line %" PRIu64 ": --where: %s", src->name,
+                         lineno, err);
             return 0;
         }
         if (m == 0)
@@ -1368,6 +1371,20 @@ bad:
     }
 }
 
+/* --where failed at run time: the count, and 65, or 78 when it failed
+ * on every event it ran on; a worse status (66, 69, 74) stays. */
+static void where_outcome(void)
+{
+    char msg[LP_ERRLEN];
+    int st = lp_jq_outcome(S.where, msg);
+
+    if (st == 0)
+        return;
+    lp_error("--where %s: they were not printed", msg);
+    if (S.exit_code == LP_EX_OK || S.exit_code == LP_EX_DATAERR)
+        S.exit_code = st == LP_EX_CONFIG ? st : LP_EX_DATAERR;
+}
+
 /* --metrics, at exit whatever the status; a file that cannot be written
  * is said and changes nothing else. */
 static void write_metrics(void)
@@ -1460,6 +1477,7 @@ int main(int argc, char **argv)
         }
     }
     flush_out();
+    where_outcome();
     lp_info("%" PRIu64 " lines read, %" PRIu64 " printed, %" PRIu64
             " damaged", S.n_lines, S.n_out, S.n_bad);
     for (size_t i = 0; i < S.n; i++) {
