@@ -11,7 +11,9 @@
 --                      creates the table itself when missing; the
 --                      statement here is the same):
 --
---   logpipe-replay --sort /var/log/logpipe | logpipe-agg --lateness end --by service,level --sql events_per_minute | sqlite3 stats.db
+--   logpipe-replay --sort /var/log/logpipe |
+--       logpipe-agg --lateness end --by service,level --sql events_per_minute |
+--       sqlite3 stats.db
 --
 -- The file has two sections, one per database; each is whole (tables,
 -- then queries) and runs as it is:
