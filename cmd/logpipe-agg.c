@@ -35,7 +35,11 @@
  * Time is the events' own: the watermark is the newest event time seen
  * minus --lateness, and a bucket is emitted (sorted by key, deterministic)
  * once the watermark reaches its end. An event for an emitted bucket is
- * late: dropped and counted. At end of input every open bucket is emitted.
+ * late: dropped, counted, and the exit status is 65. At end of input every
+ * open bucket is emitted. With --lateness end (a finite input, in any
+ * order: replay's, file by file) buckets wait for the end of input, and
+ * only --max-groups makes the oldest go before: an event older than the
+ * end of the newest bucket emitted so is late.
  *
  * Output is NDJSON, or SQL (--sql) that sqlite3 and psql both apply as it
  * is: upserts of absolute values, so applying it twice changes nothing.
@@ -82,7 +86,8 @@ static void usage(void)
 "      --by A,B,...         group by these top-level members (at most 16)\n"
 "      --sum M              also the sum of numeric member M (sum_M)\n"
 "      --max M              also the maximum of numeric member M (max_M)\n"
-"      --lateness DUR       wait this long for late events (0)\n"
+"      --lateness DUR|end   wait this long for late events (0); end: until\n"
+"                           the end of input (for logpipe-replay | agg)\n"
 "      --threshold N        print only groups counted at least N times\n"
 "      --sql TABLE          SQL for sqlite3 and psql, not NDJSON\n"
 "      --max-groups N       open groups before new ones become \"(other)\"\n"
@@ -97,14 +102,15 @@ static void usage(void)
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
 "\n"
-"Exit: 0 ok, 64 usage, 65 bad input lines (the rest was counted), 70\n"
-"internal error, 74 output error.\n"
+"Exit: 0 ok, 64 usage, 65 bad input lines or late events (the rest was\n"
+"counted), 70 internal error, 74 output error.\n"
 "See logpipe-agg(1).\n");
 }
 
 static struct {
     struct lp_common com;
     int64_t bucket, lateness;
+    int at_end;                 /* --lateness end */
     const char *time_field;
     const char *sql;
     char *by[MAX_BY];
@@ -157,8 +163,10 @@ static struct {
     struct bucket *last;
     int64_t newest;             /* newest event time seen */
     int seen;
+    int64_t closed;             /* --lateness end: the end of the newest */
+    int early;                  /* bucket emitted before the end, if any */
     struct bucket *sorting;     /* for the qsort of a bucket's groups */
-    int warned_fold, warned_cut;
+    int warned_fold, warned_cut, warned_early;
     int exit_code;
     /* counters */
     uint64_t n_ok, n_bad, n_late, n_folded, n_emitted, n_buckets;
@@ -780,6 +788,61 @@ static int num_value(const char *s, const struct lp_jval *v, double *d)
     return v->type == LP_JNUMBER && lp_json_number(s, v, d) == 0;
 }
 
+/* Is an event of the bucket that starts at start late, that bucket (or a
+ * later one) printed already? */
+static int is_late(int64_t start)
+{
+    if (opt.at_end)
+        return S.early && start < S.closed;
+    return S.seen && start + opt.bucket <= S.newest - opt.lateness;
+}
+
+/* Drops a late event: said, counted, and the status is 65 (main). */
+static void late(int64_t t, uint64_t lineno, const char *label)
+{
+    char ts[40];
+
+    S.n_late++;
+    if (!lp_budget_take(&S.say_late))
+        return;
+    lp_time_format(t, ts);
+    lp_warn("line %" PRIu64 ": %s%sevent time %s is late: its bucket "
+            "was emitted; dropped", lineno, label ? label : "",
+            label ? ": " : "", ts);
+}
+
+/*
+ * --lateness end, --max-groups groups open and a new one wanted: the
+ * oldest buckets but that of start are emitted until there is room. Their
+ * events from now on are late, as are those of any bucket before them.
+ */
+static void make_room(int64_t start, uint64_t lineno)
+{
+    size_t n = 0;
+
+    while (S.nlive >= opt.max_groups && n < S.nopen &&
+           S.open[n]->start != start) {
+        S.closed = S.open[n]->start + opt.bucket;
+        S.early = 1;
+        emit_bucket(S.open[n++]);
+    }
+    if (n == 0)
+        return;
+    memmove(S.open, S.open + n, (S.nopen - n) * sizeof *S.open);
+    S.nopen -= n;
+    if (!S.warned_early) {
+        char ts[40];
+        lp_time_format(S.closed, ts);
+        lp_warn("line %" PRIu64 ": more than --max-groups %" PRIu64
+                " groups open: the buckets before %s are printed before "
+                "the end of the input, and their events from here on are "
+                "late (said once; give input in time order, such as "
+                "logpipe-replay --sort's, or a larger --max-groups)",
+                lineno, opt.max_groups, ts);
+        S.warned_early = 1;
+    }
+}
+
 /* One event, s[0..n) an object (or not: then it is a bad line). */
 static void one_event(const char *s, size_t n, uint64_t lineno,
                       const char *label)
@@ -823,18 +886,11 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
         t = (int64_t)ms;
     }
     start = lp_floor_div(t, opt.bucket) * opt.bucket;
-    if (S.seen && start + opt.bucket <= S.newest - opt.lateness) {
-        char ts[40];
-        S.n_late++;
-        if (lp_budget_take(&S.say_late)) {
-            lp_time_format(t, ts);
-            lp_warn("line %" PRIu64 ": %s%sevent time %s is late: its "
-                    "bucket was emitted; dropped", lineno,
-                    label ? label : "", label ? ": " : "", ts);
-        }
+    if (is_late(start)) {
+        late(t, lineno, label);
         return;
     }
-    if (!S.seen || t > S.newest) {
+    if (!opt.at_end && (!S.seen || t > S.newest)) {
         /* first the buckets this event closes (never its own), so that
          * their groups no longer count against --max-groups */
         S.newest = t;
@@ -848,6 +904,13 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
     h = hash_key(start, (const unsigned char *)S.key.p, S.key.len);
     gi = find_group(start, S.key.p, S.key.len, h);
     if (gi < 0) {
+        if (opt.at_end && S.nlive >= opt.max_groups) {
+            make_room(start, lineno);
+            if (is_late(start)) {
+                late(t, lineno, label);
+                return;
+            }
+        }
         b = get_bucket(start);
         if (S.nlive >= opt.max_groups) {
             /* full: the bucket's new groups share one */
@@ -1118,8 +1181,13 @@ static void parse_args(int argc, char **argv)
             }
             break;
         case OPT_LATENESS:
-            if (lp_parse_duration(optarg, "s", &opt.lateness, err) < 0)
+            opt.at_end = strcmp(optarg, "end") == 0;
+            if (!opt.at_end &&
+                lp_parse_duration(optarg, "s", &opt.lateness, err) < 0) {
+                snprintf(err, LP_ERRLEN, "'%s' is not a duration (like 30s, "
+                         "5m) nor end", optarg);
                 goto badopt;
+            }
             break;
         case OPT_BY:
             if (add_names(optarg, opt.by, &opt.nby, MAX_BY, err) < 0)
@@ -1229,9 +1297,18 @@ int main(int argc, char **argv)
     close_until(INT64_MAX);
     flush_out();
     lp_log_end();
-    if (S.n_late)
-        lp_warn("%" PRIu64 " late %s dropped", S.n_late,
-                S.n_late == 1 ? "event" : "events");
+    if (S.n_late) {
+        /* events not counted: never a success */
+        lp_error("%" PRIu64 " late event%s dropped, not counted: %s",
+                 S.n_late, S.n_late == 1 ? "" : "s", opt.at_end ?
+                 "their buckets were printed before the end of the input, "
+                 "to stay within --max-groups" :
+                 "their buckets were printed already (see --lateness; "
+                 "for a finite input, such as logpipe-replay's, give "
+                 "--lateness end)");
+        if (S.exit_code == 0)
+            S.exit_code = LP_EX_DATAERR;
+    }
     if (S.n_bad)
         lp_error("%" PRIu64 " bad %s in %" PRIu64 " %s", S.n_bad,
                  S.n_bad == 1 ? "event" : "events", S.lines.lineno,

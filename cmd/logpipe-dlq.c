@@ -89,9 +89,10 @@ static void usage(void)
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
 "\n"
-"Exit: 0 ok, 64 usage, 65 an ID not in the DLQ (show), not an ID, or an\n"
-"entry that cannot be retried, 69 Redis unreachable, 70 internal error,\n"
-"74 output error, 78 bad configuration or permission refused.\n"
+"Exit: 0 ok, 64 usage, 65 an ID not in the DLQ (show), not an ID, an\n"
+"entry that cannot be retried, or --where failed on some entries, 69 Redis\n"
+"unreachable, 70 internal error, 74 output error, 78 bad configuration\n"
+"(--where failing on every entry too) or permission refused.\n"
 "See logpipe-dlq(1).\n");
 }
 
@@ -296,7 +297,9 @@ static int selected(const struct lp_entry *e)
     entry_object(e);
     int m = lp_jq_match(S.where, S.obj.p, S.obj.len, err);
     if (m < 0) {
-        lp_warn("entry %.*s: --where: %s", (int)e->idlen, e->id, err);
+        /* a failed run (lp_jq_outcome at the end): not selected */
+        if (lp_jq_name_it(S.where) && lp_log_verbosity() >= 0)
+            lp_error("entry %.*s: --where: %s", (int)e->idlen, e->id, err);
         return 0;
     }
     return m;
@@ -935,6 +938,13 @@ int main(int argc, char **argv)
     if (S.say_unknown.total)
         lp_error("%" PRIu64 " unknown %s", S.say_unknown.total,
                  S.say_unknown.total == 1 ? "ID" : "IDs");
+    if ((rc = lp_jq_outcome(S.where, err)) != 0) {
+        /* 65, or 78 when it failed on every entry it ran on; a worse
+         * status stays */
+        lp_error("--where %s: they were not selected", err);
+        if (S.exit_code == LP_EX_OK || S.exit_code == LP_EX_DATAERR)
+            S.exit_code = rc;
+    }
     if (opt.cmd == C_RETRY || opt.cmd == C_PURGE)
         lp_info("%" PRIu64 " entries %s%s, %" PRIu64 " gone already",
                 S.n_done, opt.cmd == C_RETRY ? "retried" : "purged",

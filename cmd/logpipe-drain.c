@@ -160,9 +160,10 @@ static void usage(void)
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
 "\n"
-"Exit: 0 ok (also after SIGTERM), 64 usage, 69 Redis unreachable,\n"
-"70 internal error, 73 cannot create output, 74 write or fsync failed,\n"
-"78 bad configuration (also: --exec CMD cannot be run).\n"
+"Exit: 0 ok (also after SIGTERM), 64 usage, 65 --where failed on some\n"
+"events (in the DLQ), 69 Redis unreachable, 70 internal error, 73 cannot\n"
+"create output, 74 write or fsync failed, 78 bad configuration (also:\n"
+"--exec CMD cannot be run, --where failed on every event).\n"
 "See logpipe-drain(1).\n");
 }
 
@@ -248,6 +249,7 @@ static struct {
     uint64_t n_read, n_written, n_dlq, n_deleted, n_filtered, n_badtime;
     uint64_t n_dups, n_claimed, n_trimmed;
     int config_error;           /* a DLQ move was refused for good */
+    int dlq_quiet;              /* to_dlq: not said (counted elsewhere) */
     int64_t batch_t0;
     /* per-line messages: a few said, the rest counted (lp_log.h) */
     struct lp_budget say_dlq, say_deleted, say_dlq_failed;
@@ -401,8 +403,9 @@ static void to_dlq(const struct lp_entry *e, unsigned deliveries,
     d->detail_len = strlen(detail);
     d->detail_off = scratch_add(detail, d->detail_len);
     d->deliveries = deliveries;
-    lp_budget_say(&S.say_dlq, "entry %.*s to the DLQ: %s: %s", (int)e->idlen,
-                  e->id, code, detail);
+    if (!S.dlq_quiet)           /* a --where error: said by lp_jq */
+        lp_budget_say(&S.say_dlq, "entry %.*s to the DLQ: %s: %s",
+                      (int)e->idlen, e->id, code, detail);
 }
 
 static void ack_later(const char *id, size_t idlen)
@@ -619,7 +622,10 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
     if (S.where) {
         int m = lp_jq_match(S.where, s, n, err);
         if (m < 0) {
+            /* the first few said; all counted, in the exit status too */
+            S.dlq_quiet = !lp_jq_name_it(S.where);
             to_dlq(e, deliveries, s, n, "where-error", err);
+            S.dlq_quiet = 0;
             return 0;
         }
         if (m == 0) {
@@ -2093,7 +2099,15 @@ int main(int argc, char **argv)
             " filtered out, %" PRIu64 " deleted, %" PRIu64 " claimed, %"
             PRIu64 " trimmed", S.n_read, S.n_written - S.n_dups, S.n_dups,
             S.n_dlq, S.n_filtered, S.n_deleted, S.n_claimed, S.n_trimmed);
-    metrics_at_exit();
-    teardown();
-    return LP_EX_OK;
+    {
+        /* --where failed at run time: a failed run, 65, or 78 when it
+         * failed on every event it ran on (the entries are in the DLQ) */
+        char msg[LP_ERRLEN];
+        int st = lp_jq_outcome(S.where, msg);
+        if (st)
+            lp_error("--where %s: moved to the DLQ as where-error", msg);
+        metrics_at_exit();
+        teardown();
+        return st ? st : LP_EX_OK;
+    }
 }

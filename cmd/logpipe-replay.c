@@ -132,8 +132,9 @@ static void usage(void)
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
 "\n"
-"Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed), 66 a PATH\n"
-"cannot be opened, 69 Redis unreachable, 74 I/O error, 78 bad --where.\n"
+"Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed) or --where\n"
+"failed on some events, 66 a PATH cannot be opened, 69 Redis unreachable,\n"
+"74 I/O error, 78 bad --where (or one that failed on every event).\n"
 "See logpipe-replay(1).\n");
 }
 
@@ -354,8 +355,10 @@ static int take_line(struct src *src, uint64_t lineno, const char *s,
     if (S.where) {
         int m = lp_jq_match(S.where, s, n, err);
         if (m < 0) {
-            lp_warn("%s: line %" PRIu64 ": --where: %s", src->name, lineno,
-                    err);
+            /* a failed run (lp_jq_outcome at the end): not printed */
+            if (lp_jq_name_it(S.where) && lp_log_verbosity() >= 0)
+                lp_error("%s: line %" PRIu64 ": --where: %s", src->name,
+                         lineno, err);
             return 0;
         }
         if (m == 0)
@@ -1374,6 +1377,20 @@ bad:
     }
 }
 
+/* --where failed at run time: the count, and 65, or 78 when it failed
+ * on every event it ran on; a worse status (66, 69, 74) stays. */
+static void where_outcome(void)
+{
+    char msg[LP_ERRLEN];
+    int st = lp_jq_outcome(S.where, msg);
+
+    if (st == 0)
+        return;
+    lp_error("--where %s: they were not printed", msg);
+    if (S.exit_code == LP_EX_OK || S.exit_code == LP_EX_DATAERR)
+        S.exit_code = st == LP_EX_CONFIG ? st : LP_EX_DATAERR;
+}
+
 /* --metrics, at exit whatever the status; a file that cannot be written
  * is said and changes nothing else. */
 static void write_metrics(void)
@@ -1473,6 +1490,7 @@ int main(int argc, char **argv)
         lp_error("%" PRIu64 " damaged %s in %" PRIu64 " %s", S.n_bad,
                  S.n_bad == 1 ? "line" : "lines", S.n_bad_files,
                  S.n_bad_files == 1 ? "file" : "files");
+    where_outcome();
     lp_info("%" PRIu64 " lines read, %" PRIu64 " printed, %" PRIu64
             " damaged", S.n_lines, S.n_out, S.n_bad);
     for (size_t i = 0; i < S.n; i++) {

@@ -163,10 +163,11 @@ static void usage(void)
 "  -h, --help               this help\n"
 "  -V, --version            version\n"
 "\n"
-"Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited), 66 input\n"
-"missing,"
-" 70 internal error, 73 cannot create --rejects, 74 I/O error,\n"
-"75 Redis failed longer than --timeout, 78 bad configuration.\n"
+"Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited, or\n"
+"--rate-key failed on some), 66 input missing,"
+" 70 internal error, 73 cannot\n"
+"create --rejects, 74 I/O error, 75 Redis failed longer than --timeout,\n"
+"78 bad configuration (--rate-key failing on every event too).\n"
 "See logpipe-send(1).\n");
 }
 
@@ -247,7 +248,7 @@ static struct {
     struct lp_buf rkey_buf;     /* the Redis key of a bucket */
     int64_t rr_retry_at;        /* mono ms: try Redis again after this */
     int rr_local;               /* Redis failed: limiting here for now */
-    uint64_t n_limited, n_limit_errors, n_past_limit;
+    uint64_t n_limited, n_past_limit;
     uint64_t n_overflow;        /* events whose key was over --max-keys */
     int64_t wait_ms;            /* blocked by the limit, in all */
     /* per-line messages: a few said, the rest counted (lp_log.h) */
@@ -1253,10 +1254,11 @@ static size_t rate_key(const char *s, size_t n, const struct lp_jevent *ev,
         return 0;
     len = lp_jq_string(S.rkey_jq, s, n, buf, cap, err);
     if (len < 0) {
-        /* the global bucket; said once, counted always */
-        if (S.n_limit_errors++ == 0)
-            lp_warn("--rate-key: %s (such events share the limit of "
-                    "events without a key)", err);
+        /* the keyless bucket; the first few said, all counted: a failed
+         * run (lp_jq_outcome at the end) */
+        if (lp_jq_name_it(S.rkey_jq) && lp_log_verbosity() >= 0)
+            lp_error("--rate-key: %s (such events share the limit of "
+                     "events without a key)", err);
         return 0;
     }
     return (size_t)len;
@@ -2107,6 +2109,18 @@ int main(int argc, char **argv)
                  opt.on_limit == ON_DLQ ? "went to the DLQ" : "rejected");
         if (S.exit_code == 0)
             S.exit_code = LP_EX_DATAERR;
+    }
+    {
+        /* --rate-key failed at run time: 65, or 78 when it failed on
+         * every event it ran on; a worse status (66, 74, 75) stays */
+        char msg[LP_ERRLEN];
+        int st = lp_jq_outcome(S.rkey_jq, msg);
+        if (st) {
+            lp_error("--rate-key %s: they shared the limit of events "
+                     "without a key", msg);
+            if (S.exit_code == 0 || S.exit_code == LP_EX_DATAERR)
+                S.exit_code = st;
+        }
     }
     metrics_at_exit();
     teardown();

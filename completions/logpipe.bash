@@ -190,6 +190,9 @@ _logpipe()
         --bucket)
             COMPREPLY=($(compgen -W '10s 1m 5m 15m 1h 1d' -- "$cur"))
             return ;;
+        --lateness)
+            COMPREPLY=($(compgen -W 'end 0 10s 1m' -- "$cur"))
+            return ;;
         -r|--redis)
             COMPREPLY=($(compgen -W 'redis://127.0.0.1:6379/0 unix:///' \
                 -- "$cur"))

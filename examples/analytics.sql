@@ -7,9 +7,13 @@
 --                      the stream ID, so a batch delivered twice leaves
 --                      one row per event.
 --   events_per_minute  counts per minute, service and level, as
---                      `logpipe-agg --by service,level --sql events_per_minute`
---                      writes them (it creates the table itself when
---                      missing; the statement here is the same).
+--                      logpipe-agg writes them from the archive (it
+--                      creates the table itself when missing; the
+--                      statement here is the same):
+--
+--   logpipe-replay --sort /var/log/logpipe |
+--       logpipe-agg --lateness end --by service,level --sql events_per_minute |
+--       sqlite3 stats.db
 --
 -- The file has two sections, one per database; each is whole (tables,
 -- then queries) and runs as it is:

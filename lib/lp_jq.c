@@ -1,11 +1,14 @@
 /* lp_jq.c -- user-supplied jq 1.6 programs, compiled once */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jq.h>
 
+#include "lp_exit.h"
 #include "lp_jq.h"
+#include "lp_log.h"
 #include "lp_parse.h"
 
 /*
@@ -19,6 +22,7 @@ struct lp_jq {
     jq_state *jq;
     char *prog;
     char cerr[LP_ERRLEN];
+    uint64_t runs, failed;      /* lp_jq_outcome */
 };
 
 static void on_error(void *data, jv msg)
@@ -90,7 +94,9 @@ static jv first_output(struct lp_jq *q, const char *s, size_t n, int *rc,
     jv in, out;
 
     *rc = 0;
+    q->runs++;
     if (q->jq == NULL && compile(q, err) < 0) {
+        q->failed++;
         *rc = -1;
         return jv_invalid();
     }
@@ -101,6 +107,7 @@ static jv first_output(struct lp_jq *q, const char *s, size_t n, int *rc,
                  jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg)
                                                     : "invalid JSON");
         jv_free(msg);
+        q->failed++;
         *rc = -1;
         return jv_invalid();
     }
@@ -116,6 +123,7 @@ static jv first_output(struct lp_jq *q, const char *s, size_t n, int *rc,
                 snprintf(err, LP_ERRLEN, "jq: %s", jv_string_value(d));
                 jv_free(d);
             }
+            q->failed++;
             *rc = -1;
         }
         jv_free(msg);
@@ -160,6 +168,7 @@ long lp_jq_string(struct lp_jq *q, const char *s, size_t n, char *out,
     len = (size_t)jv_string_length_bytes(jv_copy(v));
     if (len >= cap) {
         snprintf(err, LP_ERRLEN, "jq output longer than %zu bytes", cap - 1);
+        q->failed++;
         ret = -1;
     } else {
         memcpy(out, str, len);
@@ -168,4 +177,20 @@ long lp_jq_string(struct lp_jq *q, const char *s, size_t n, char *out,
     }
     jv_free(v);
     return ret;
+}
+
+int lp_jq_name_it(const struct lp_jq *q)
+{
+    return q->failed <= LP_JQ_NAMED;
+}
+
+int lp_jq_outcome(const struct lp_jq *q, char *msg)
+{
+    if (q == NULL || q->failed == 0)
+        return 0;
+    snprintf(msg, LP_ERRLEN, "failed at run time on %" PRIu64 " of %" PRIu64
+             " event%s%s", q->failed, q->runs, q->runs == 1 ? "" : "s",
+             q->failed > LP_JQ_NAMED && lp_log_verbosity() >= 0 ?
+             " (the first " LP_JQ_NAMED_S " named above)" : "");
+    return q->failed == q->runs ? LP_EX_CONFIG : LP_EX_DATAERR;
 }

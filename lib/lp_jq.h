@@ -3,6 +3,7 @@
 #define LP_JQ_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct lp_jq;
 
@@ -27,5 +28,27 @@ int lp_jq_match(struct lp_jq *q, const char *s, size_t n, char *err);
  */
 long lp_jq_string(struct lp_jq *q, const char *s, size_t n, char *out,
                   size_t cap, char *err);
+
+/*
+ * A runtime error fails the run, in every tool alike: the first
+ * LP_JQ_NAMED are said one by one, the rest counted, and at the end
+ * lp_jq_outcome() tells the status.
+ */
+#define LP_JQ_NAMED 10
+#define LP_JQ_NAMED_S "10"
+
+/* After lp_jq_match or lp_jq_string returned -1: 1 while that error is
+ * one of the first LP_JQ_NAMED (say it), 0 past them (count it only). */
+int lp_jq_name_it(const struct lp_jq *q);
+
+/*
+ * After the runs of q: 0 when none ended in a runtime error (or q is
+ * NULL). Otherwise msg (LP_ERRLEN) says "failed at run time on N of M
+ * events" (and that the first ones were named, when not all were), and
+ * the return is LP_EX_CONFIG (78) when every run failed (the program
+ * cannot work on these events: a configuration to fix), LP_EX_DATAERR (65)
+ * when some did.
+ */
+int lp_jq_outcome(const struct lp_jq *q, char *msg);
 
 #endif

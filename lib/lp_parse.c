@@ -184,14 +184,10 @@ int lp_parse_when(const char *s, int64_t now_ms, int64_t *ms, char *err)
     }
     if (n >= 20 && lp_rfc3339_parse(s, n, ms) == 0)
         return 0;
-    if (n > 0 && strspn(s, "0123456789.") == n) {
-        char *end;
-        double v = strtod(s, &end);
-        if (*end == '\0' && v < 253402300800.0) {
-            *ms = (int64_t)(v * 1000);
-            return 0;
-        }
-    }
+    /* epoch seconds, cut to the millisecond as event times are */
+    if (n > 0 && strspn(s, "0123456789.") == n &&
+        lp_epoch_ms_parse(s, n, ms) == 0)
+        return 0;
     if (n > 1 && strspn(s, "0123456789.") < n &&
         lp_parse_duration(s, "s", &dur, err) == 0) {
         *ms = now_ms - dur;

@@ -162,6 +162,68 @@ int lp_rfc3339_parse(const char *s, size_t n, int64_t *ms)
     return 0;
 }
 
+int lp_epoch_ms_parse(const char *s, size_t n, int64_t *ms)
+{
+    const char *p = s, *end = s + n, *i0, *i1, *f0 = NULL, *f1 = NULL;
+    int neg = 0, rest = 0;
+    int64_t exp = 0, keep, k = 0, v;
+    uint64_t acc = 0;
+    /* past LP_TIME_MAX and -LP_TIME_MIN, with room for one more digit */
+    const uint64_t big = 1000000000000000ULL;
+
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    for (i0 = p; p < end && *p >= '0' && *p <= '9'; p++)
+        ;
+    i1 = p;
+    if (p < end && *p == '.') {
+        for (f0 = ++p; p < end && *p >= '0' && *p <= '9'; p++)
+            ;
+        f1 = p;
+    }
+    if (i1 == i0 && f1 == f0)
+        return -1;              /* no digit: "", "-", "." */
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        int eneg = 0;
+        const char *e0;
+        if (++p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        for (e0 = p; p < end && *p >= '0' && *p <= '9'; p++)
+            if (exp < 100000)   /* saturated: far past any year */
+                exp = exp * 10 + (*p - '0');
+        if (p == e0)
+            return -1;
+        if (eneg)
+            exp = -exp;
+    }
+    if (p != end)
+        return -1;
+    /* the digits that make whole milliseconds: those before the point,
+     * moved by the exponent, and 3 more; the others are cut */
+    keep = (i1 - i0) + exp + 3;
+    for (p = i0; p < (f1 ? f1 : i1); p++) {
+        if (p == i1)
+            continue;           /* the point */
+        if (k++ < keep) {
+            if (acc < big)
+                acc = acc * 10 + (uint64_t)(*p - '0');
+        } else if (*p != '0') {
+            rest = 1;
+        }
+    }
+    for (; k < keep && acc != 0 && acc < big; k++)
+        acc *= 10;
+    if (acc >= big)
+        return -1;
+    v = neg ? -(int64_t)acc - rest : (int64_t)acc;  /* toward -inf */
+    if (v < LP_TIME_MIN || v > LP_TIME_MAX)
+        return -1;
+    *ms = v;
+    return 0;
+}
+
 size_t lp_time_format(int64_t ms, char *buf)
 {
     struct lp_tm tm;

@@ -42,6 +42,18 @@ void lp_time_tm(int64_t ms, struct lp_tm *tm);
  */
 int lp_rfc3339_parse(const char *s, size_t n, int64_t *ms);
 
+/*
+ * Parses epoch seconds written as a decimal number, JSON's grammar with
+ * leading zeros and a bare point allowed ("1796515199.9995", "-1.5",
+ * "1.7965152e9", ".5"), into milliseconds since the epoch, exactly and
+ * rounded toward minus infinity: the digits past the millisecond are cut,
+ * as they are from an RFC 3339 fraction, so 1796515199.9995 is
+ * 23:59:59.999 of its day and -0.0005 is 1969-12-31T23:59:59.999. No
+ * floating point (a double holds 1.001 as 1.000999...). Returns 0, or -1
+ * when s[0..n) is not such a number or is outside years 0000..9999.
+ */
+int lp_epoch_ms_parse(const char *s, size_t n, int64_t *ms);
+
 /* Formats ms as "2026-11-21T10:00:00.123Z" into buf (at least 32 bytes).
  * Returns the length. */
 size_t lp_time_format(int64_t ms, char *buf);

@@ -84,7 +84,8 @@ test_expect_success '--rate-key JQ: any program; errors share the keyless bucket
         --rate-key ".app | ascii_upcase" --on-limit reject 2>err &&
     test_xlen -eq 8 jqkey &&
     grep_q "over --rate for key \"A1\"" err &&
-    test "$(grep -c "rate-key: jq: .* (such events share the limit of events without a key)" err)" -eq 1
+    test "$(grep -c "rate-key: jq: .* (such events share the limit of events without a key)" err)" -eq 2 &&
+    grep_q "rate-key failed at run time on 2 of 11 events: they shared the limit of events without a key" err
 '
 
 test_expect_success '--max-keys: new keys past it share one bucket' '

@@ -136,12 +136,12 @@ test_expect_success 'the watermark emits a bucket before the end of input' '
     test_cmp expect live
 '
 
-test_expect_success 'a late event: dropped, warned with its line, counted; status 0' '
+test_expect_success 'a late event: dropped, warned with its line, counted; status 65' '
     printf "%s\n" "{\"timestamp\":\"2026-11-22T10:00:10Z\"}" \
         "{\"timestamp\":\"2026-11-22T10:01:05Z\"}" \
         "{\"timestamp\":\"2026-11-22T10:00:50Z\"}" \
         "{\"timestamp\":\"2026-11-22T10:01:06Z\"}" >late &&
-    logpipe-agg -v --metrics late.prom <late >out 2>err &&
+    expect_exit 65 logpipe-agg -v --metrics late.prom <late >out 2>err &&
     printf "%s\n" "{\"bucket\":\"2026-11-22T10:00:00Z\",\"count\":1}" \
         "{\"bucket\":\"2026-11-22T10:01:00Z\",\"count\":2}" >expect &&
     test_cmp expect out &&
@@ -151,8 +151,10 @@ test_expect_success 'a late event: dropped, warned with its line, counted; statu
     test "$(value late.prom "logpipe_agg_events_total{result=\"late\"}")" = 1 &&
     test "$(value late.prom "logpipe_agg_events_total{result=\"ok\"}")" = 3 &&
     test "$(value late.prom logpipe_agg_groups_emitted_total)" = 2 &&
-    logpipe-agg -q <late >out 2>err &&
-    test ! -s err
+    grep_q "^logpipe-agg: 1 late event dropped, not counted: their buckets were printed already (see --lateness; for a finite input, such as logpipe-replay.s, give --lateness end)$" err &&
+    expect_exit 65 logpipe-agg -q <late >out 2>err &&
+    echo "logpipe-agg: 1 late event dropped, not counted: their buckets were printed already (see --lateness; for a finite input, such as logpipe-replay'"'"'s, give --lateness end)" >expect.err &&
+    test_cmp expect.err err
 '
 
 test_expect_success '--lateness keeps a bucket open for events that come late' '
@@ -160,8 +162,79 @@ test_expect_success '--lateness keeps a bucket open for events that come late' '
     printf "%s\n" "{\"bucket\":\"2026-11-22T10:00:00Z\",\"count\":2}" \
         "{\"bucket\":\"2026-11-22T10:01:00Z\",\"count\":2}" >expect &&
     test_cmp expect out &&
-    logpipe-agg --lateness 4s <late >out 2>err &&
+    expect_exit 65 logpipe-agg --lateness 4s <late >out 2>err &&
     grep_q "line 3: .* is late" err
+'
+
+# the input of several files, one after the other, as logpipe-replay
+# prints a directory: each service's 40 minutes, then the next's
+for s in api db web mail; do grep "\"service\":\"$s\"" gen; done >byfile
+
+test_expect_success '--lateness end: input file by file gives the counts of the input in order' '
+    logpipe-agg --by service,level --sum bytes --max bytes <gen >ordered &&
+    ! cmp -s gen byfile &&
+    expect_exit 65 logpipe-agg --by service,level <byfile >out 2>err &&
+    grep_q "late events dropped, not counted" err &&
+    logpipe-agg --lateness end --by service,level --sum bytes --max bytes <byfile >out 2>err &&
+    test ! -s err &&
+    test_cmp ordered out &&
+    logpipe-agg --lateness end --sql t --by service <byfile >end.sql &&
+    logpipe-agg --sql t --by service <gen >ordered.sql &&
+    test_cmp ordered.sql end.sql &&
+    LC_ALL=C sort -R byfile | logpipe-agg --lateness end --by service,level --sum bytes --max bytes >out &&
+    test_cmp ordered out
+'
+
+test_expect_success '--lateness end: no bucket before the end of input, then all, in order' '
+    rm -f fifo && mkfifo fifo && : >end.live
+    { logpipe-agg --lateness end --by k --metrics end.live.prom \
+        --metrics-interval 100ms <fifo >>end.live 2>end.err; echo $? >end.rc; } &
+    exec 3>fifo &&
+    for m in 0 1 2 3; do
+        echo "{\"timestamp\":\"2026-11-22T10:0$m:10Z\",\"k\":\"a\"}" >&3 || exit 1
+    done &&
+    echo "{\"timestamp\":\"2026-11-22T10:00:30Z\",\"k\":\"b\"}" >&3 &&
+    # all 5 read (the metrics say so while it waits), none printed
+    wait_for 20 "test \"\$(value end.live.prom \"logpipe_agg_events_total{result=\\\"ok\\\"}\")\" = 5" &&
+    test ! -s end.live &&
+    test ! -f end.rc &&
+    exec 3>&- &&
+    wait_for 10 test -f end.rc &&
+    test "$(cat end.rc)" = 0 &&
+    mv end.live live &&
+    printf "%s\n" "{\"bucket\":\"2026-11-22T10:00:00Z\",\"k\":\"a\",\"count\":1}" \
+        "{\"bucket\":\"2026-11-22T10:00:00Z\",\"k\":\"b\",\"count\":1}" \
+        "{\"bucket\":\"2026-11-22T10:01:00Z\",\"k\":\"a\",\"count\":1}" \
+        "{\"bucket\":\"2026-11-22T10:02:00Z\",\"k\":\"a\",\"count\":1}" \
+        "{\"bucket\":\"2026-11-22T10:03:00Z\",\"k\":\"a\",\"count\":1}" >expect &&
+    test_cmp expect live
+'
+
+test_expect_success '--lateness end within --max-groups: the oldest buckets go first; in order, nothing lost' '
+    logpipe-agg --by service,level --bucket 10s <gen >ordered &&
+    test "$(wc -l <ordered)" -gt 2000 &&
+    logpipe-agg --lateness end --max-groups 100 --by service,level --bucket 10s <gen >out 2>err &&
+    test_cmp ordered out &&
+    test "$(grep -c "more than --max-groups 100 groups open: the buckets before" err)" -eq 1
+'
+
+test_expect_success '--lateness end past --max-groups, out of order: late events counted, exit 65, memory bounded' '
+    expect_exit 65 logpipe-agg -v --lateness end --max-groups 100 --by service,level --bucket 10s --metrics end.prom <byfile >out 2>err &&
+    grep_q "more than --max-groups 100 groups open" err &&
+    late=$(value end.prom "logpipe_agg_events_total{result=\"late\"}") &&
+    ok=$(value end.prom "logpipe_agg_events_total{result=\"ok\"}") &&
+    test "$late" -gt 10000 &&
+    test $((late + ok)) -eq 20000 &&
+    test "$(jq -s "map(.count) | add" out)" -eq "$ok" &&
+    grep_q "^logpipe-agg: $late late events dropped, not counted: their buckets were printed before the end of the input, to stay within --max-groups$" err &&
+    grep_q "^logpipe-agg: done events=$ok bad=0 late=$late " err &&
+    test "$(jq -r .bucket out | uniq | LC_ALL=C sort -c && echo sorted)" = sorted
+'
+
+test_expect_success '--lateness: a value neither a duration nor end exits 64' '
+    expect_exit 64 logpipe-agg --lateness forever </dev/null 2>err &&
+    grep_q "forever" err &&
+    grep_q "nor end" err
 '
 
 test_expect_success 'shuffled input within --lateness: the same output as in order' '

@@ -899,55 +899,121 @@ static void test_event_time(void)
 }
 
 /*
- * Seconds with up to 3 decimals and 12 digits are read in integers (the
- * fast path); everything else through strtod. Both must give what
- * llround(strtod(s) * 1000) gives, over the whole range of years.
+ * Epoch-second numbers are cut to the millisecond toward minus infinity,
+ * exactly, as an RFC 3339 fraction is: the expected value is built from
+ * the digits themselves (whole seconds, three decimals, the digits past
+ * them), never from a double. Each number is also written with an
+ * exponent, and when it is not negative as an RFC 3339 string: all three
+ * must agree, over the whole range of years.
  */
 static void test_event_time_exact(void)
 {
     uint64_t x = 0x9e3779b97f4a7c15ULL;
-    int bad = 0, n = 0;
+    int bad = 0, n = 0, out = 0;
 
     for (int i = 0; i < 200000; i++) {
-        char json[96], num[64], err[LP_ERRLEN];
-        int64_t ms = 0, sec, want;
-        int dec, r;
-        double d;
+        char json[3][128], digs[64], frac[16], err[LP_ERRLEN];
+        int64_t sec, mag, want, ms = 0;
+        uint64_t f7;
+        int dec, neg, rest, nf = 2, r;
 
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        sec = (int64_t)(x % 315569520000ULL) - 62167219200LL;
-        dec = (int)((x >> 40) % 7);          /* 0..6 decimals */
+        sec = (int64_t)(x % 320000000000ULL) - 64000000000LL;
         if (i % 3 == 0)
             sec %= 2000000000;               /* the usual epoch seconds */
-        if (dec == 0)
-            snprintf(num, sizeof num, "%lld", (long long)sec);
-        else
-            snprintf(num, sizeof num, "%s%lld.%0*llu", sec < 0 ? "-" : "",
-                     (long long)llabs(sec), dec,
-                     (unsigned long long)((x >> 8) % 1000000) %
-                     (unsigned long long)pow(10, dec));
-        snprintf(json, sizeof json, "{\"timestamp\":%s}", num);
-        d = strtod(num, NULL);
-        if (d * 1000 < LP_TIME_MIN || d * 1000 > LP_TIME_MAX)
-            continue;
-        want = (int64_t)llround(d * 1000);
-        r = ev_time(json, &ms, err);
-        n++;
-        if (r != 1 || ms != want) {
+        if (i % 7 == 0)
+            sec = sec % 1000;                /* around 1970 */
+        neg = sec < 0 || (sec == 0 && (x >> 63));
+        dec = (int)((x >> 40) % 8);          /* 0..7 decimals */
+        f7 = (x >> 8) % 10000000;            /* 7 digits of fraction */
+        if (i % 5 == 0)
+            f7 = (x >> 8) % 2 ? 9999999 : 0; /* at the edges */
+        snprintf(frac, sizeof frac, "%07llu", (unsigned long long)f7);
+        frac[dec] = '\0';
+        /* the expected value, from the digits */
+        mag = (int64_t)llabs(sec) * 1000;
+        rest = 0;
+        for (int k = 0; k < dec; k++) {
+            if (k < 3)
+                mag += (frac[k] - '0') * (k == 0 ? 100 : k == 1 ? 10 : 1);
+            else if (frac[k] != '0')
+                rest = 1;
+        }
+        want = neg ? -mag - rest : mag;
+        /* plain, then d.ddde+N, then RFC 3339 */
+        snprintf(json[0], sizeof json[0], "{\"timestamp\":%s%lld%s%s}",
+                 neg ? "-" : "", (long long)llabs(sec), dec ? "." : "",
+                 frac);
+        snprintf(digs, sizeof digs, "%lld%s", (long long)llabs(sec), frac);
+        {
+            int nint = (int)strlen(digs) - dec;
+            snprintf(json[1], sizeof json[1], "{\"timestamp\":%s%c%s%s%s%d}",
+                     neg ? "-" : "", digs[0], digs[1] ? "." : "",
+                     digs + 1, (i & 1) ? "e" : "E+", nint - 1);
+        }
+        if (!neg && want <= LP_TIME_MAX) {
+            char ts[40];
+            lp_time_format(sec * 1000, ts);
+            ts[19] = '\0';
+            snprintf(json[2], sizeof json[2], "{\"timestamp\":\"%s%s%sZ\"}",
+                     ts, dec ? "." : "", frac);
+            nf = 3;
+        }
+        for (int j = 0; j < nf; j++) {
+            r = ev_time(json[j], &ms, err);
+            n++;
+            if (want < LP_TIME_MIN || want > LP_TIME_MAX) {
+                out++;
+                if (r == -1)
+                    continue;
+            } else if (r == 1 && ms == want) {
+                continue;
+            }
             if (bad++ < 5)
-                printf("#   %s: r %d, ms %lld, want %lld (%s)\n", num, r,
-                       (long long)ms, (long long)want, err);
+                printf("#   %s: r %d, ms %lld, want %lld (%s)\n", json[j],
+                       r, (long long)ms, (long long)want, err);
         }
     }
-    ok(bad == 0 && n > 190000, "event time: %d numbers, integer reading "
-       "agrees with strtod", n);
-    evt_is("{\"timestamp\":-0}", 1, 0);
+    ok(bad == 0 && n > 450000 && out > 1000, "event time: %d numbers, "
+       "plain, with an exponent and as RFC 3339, cut to the millisecond "
+       "(%d outside the years refused)", n, out);
+
+    /* the day boundary: cut, never rounded into the next day */
+    evt_is("{\"timestamp\":1796515199.9995}", 1, 1796515199999LL);
+    evt_is("{\"timestamp\":1796515199.99999999999999999999}", 1,
+           1796515199999LL);
+    evt_is("{\"timestamp\":\"2026-12-05T23:59:59.9995Z\"}", 1,
+           1796515199999LL);
+    evt_is("{\"timestamp\":1796515200}", 1, 1796515200000LL);
+    evt_is("{\"timestamp\":1.7965151999995e9}", 1, 1796515199999LL);
+    evt_is("{\"timestamp\":17965151999995e-4}", 1, 1796515199999LL);
+    evt_is("{\"timestamp\":0.0017965151999995E+12}", 1, 1796515199999LL);
+    /* before 1970: toward minus infinity, as the day files count */
+    evt_is("{\"timestamp\":-0.0005}", 1, -1);
+    evt_is("{\"timestamp\":-0.0000000001}", 1, -1);
     evt_is("{\"timestamp\":-0.001}", 1, -1);
-    evt_is("{\"timestamp\":999999999999}", -1, 0);
+    evt_is("{\"timestamp\":-0.0010001}", 1, -2);
+    evt_is("{\"timestamp\":-0}", 1, 0);
+    evt_is("{\"timestamp\":-0.0}", 1, 0);
+    evt_is("{\"timestamp\":-0.000e5}", 1, 0);
+    evt_is("{\"timestamp\":-86400.0005}", 1, -86400001);
+    evt_is("{\"timestamp\":0.0005}", 1, 0);
+    evt_is("{\"timestamp\":1.001}", 1, 1001);
+    evt_is("{\"timestamp\":1.0010}", 1, 1001);
+    evt_is("{\"timestamp\":1e-400}", 1, 0);
+    evt_is("{\"timestamp\":-1e-400}", 1, -1);
+    evt_is("{\"timestamp\":0e400}", 1, 0);
     evt_is("{\"timestamp\":1795255200.1234}", 1, T2026 + 123);
-    evt_is("{\"timestamp\":1795255200.0005}", 1, T2026 + 1);
+    evt_is("{\"timestamp\":1795255200.0005}", 1, T2026);
+    evt_is("{\"timestamp\":253402300799.9999}", 1, LP_TIME_MAX);
+    evt_is("{\"timestamp\":-62167219200}", 1, LP_TIME_MIN);
+    evt_is("{\"timestamp\":-62167219200.0001}", -1, 0);
+    evt_is("{\"timestamp\":253402300800}", -1, 0);
+    evt_is("{\"timestamp\":1e400}", -1, 0);
+    evt_is("{\"timestamp\":1e99999999999999999999}", -1, 0);
+    evt_is("{\"timestamp\":999999999999}", -1, 0);
     evt_is("{\"timestamp\":1795255200000}", -1, 0);
     {
         char err[LP_ERRLEN];
@@ -959,6 +1025,58 @@ static void test_event_time_exact(void)
         ok(strstr(err, "outside years 0000..9999") != NULL &&
            strstr(err, "milliseconds") == NULL, "seconds past 9999: %s",
            err);
+    }
+}
+
+/* lp_epoch_ms_parse alone, and lp_parse_when's epoch seconds through it */
+static void test_epoch_ms(void)
+{
+    static const struct { const char *s; int r; int64_t ms; } t[] = {
+        { "1796515199.9995", 0, 1796515199999LL },
+        { "1796515199.999", 0, 1796515199999LL },
+        { "1796515200", 0, 1796515200000LL },
+        { "0001796515200", 0, 1796515200000LL },
+        { ".5", 0, 500 },
+        { "5.", 0, 5000 },
+        { "-.0005", 0, -1 },
+        { "1.5e3", 0, 1500000 },
+        { "1.5E-3", 0, 1 },
+        { "-1.5e-3", 0, -2 },
+        { "", -1, 0 },
+        { "-", -1, 0 },
+        { ".", -1, 0 },
+        { "1e", -1, 0 },
+        { "1e+", -1, 0 },
+        { "e5", -1, 0 },
+        { "1.2.3", -1, 0 },
+        { "1 ", -1, 0 },
+        { "+1", -1, 0 },
+        { "0x10", -1, 0 },
+        { "nan", -1, 0 },
+        { "253402300800", -1, 0 },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int64_t ms = -12345;
+        int r = lp_epoch_ms_parse(t[i].s, strlen(t[i].s), &ms);
+        ok(r == t[i].r && (r < 0 ? ms == -12345 : ms == t[i].ms),
+           "epoch seconds '%s': %d, %lld", t[i].s, t[i].r,
+           (long long)t[i].ms);
+        if (r != t[i].r || (r == 0 && ms != t[i].ms))
+            printf("#   r %d, ms %lld\n", r, (long long)ms);
+    }
+    {
+        char err[LP_ERRLEN];
+        int64_t a = 0, b = 0, c = 0;
+        ok_fixed(lp_parse_when("1796515199.9995", 0, &a, err) == 0 &&
+                 lp_parse_when("2026-12-05T23:59:59.9995Z", 0, &b, err) == 0 &&
+                 a == 1796515199999LL && b == a,
+                 "--since took epoch seconds through a double",
+                 "--since 1796515199.9995 is the RFC 3339 time, cut");
+        ok_fixed(lp_parse_when("1.001", 0, &c, err) == 0 && c == 1001,
+                 "(int64_t)(1.001 * 1000) was 1000",
+                 "--since 1.001 is 1001 ms");
+        ok(lp_parse_when("253402300800", 0, &c, err) == -1,
+           "--since past 9999 refused");
     }
 }
 
@@ -1015,6 +1133,7 @@ int main(void)
     test_time_format();
     test_event_time();
     test_event_time_exact();
+    test_epoch_ms();
     test_stream_id();
     return tap_done();
 }
