@@ -111,10 +111,14 @@ test_expect_success 'SIGTERM while the command runs: the batch is finished' '
     fresh &&
     gen_events 50 >in &&
     logpipe-send <in &&
-    logpipe-drain --exec "sleep 1; cat >>out" 2>err &
+    rm -f started gate && mkfifo gate &&
+    # the command says it started, then waits at the gate until the
+    # drain has had its SIGTERM
+    logpipe-drain --exec ": >started; cat gate >/dev/null; cat >>out" 2>err &
     pid=$!
-    wait_for 10 "pgrep -f \"sleep 1; cat\"" &&
+    wait_for 60 "test -e started" &&
     kill -TERM $pid &&
+    timeout 60 sh -c "echo >gate" &&
     wait $pid &&
     test "$(pending)" -eq 0 &&
     seqs out >got && seq 1 50 >want && test_cmp want got
