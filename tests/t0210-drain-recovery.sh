@@ -93,7 +93,7 @@ test_expect_success 'SIGTERM while blocked in XREADGROUP ends at once' '
     pid=$!
     sleep 0.5 &&
     kill -TERM $pid &&
-    wait_for 5 "! kill -0 $pid" &&
+    wait_for 30 "! kill -0 $pid" &&
     wait $pid
 '
 
