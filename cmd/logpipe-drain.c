@@ -1430,6 +1430,8 @@ static void setup(void)
     if (opt.consumer == NULL)
         opt.consumer = S.host;
     S.crash = getenv("LOGPIPE_TEST_CRASH");
+    if (S.crash)
+        lp_fs_test_hook = crash_point;
     S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
                                    : -1;
     S.lim.depth = (int)opt.max_depth;
