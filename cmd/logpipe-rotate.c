@@ -592,7 +592,7 @@ static int run(void)
     /* retention: whole days that ended longer ago than --retain */
     for (size_t i = 0; opt.retain > 0 && i < n; i++) {
         if ((v[i].kind != LP_T_JSONL && v[i].kind != LP_T_GZ) ||
-            v[i].day < 0 || day_end_ms(v[i].day) > S.now - opt.retain)
+            !v[i].has_day || day_end_ms(v[i].day) > S.now - opt.retain)
             continue;
         int rc = delete_one(&v[i], "retain");
         if (rc)
@@ -602,7 +602,7 @@ static int run(void)
 
     /* the closed days, not written for --grace */
     for (size_t i = 0; i < n; i++)
-        if (v[i].kind == LP_T_JSONL && v[i].day >= 0 && v[i].day < S.today &&
+        if (v[i].kind == LP_T_JSONL && v[i].has_day && v[i].day < S.today &&
             v[i].mtime_ms <= S.now - opt.grace)
             cand[nc++] = v[i].rel;
     compress_all(cand, nc);
@@ -626,10 +626,10 @@ static int run(void)
                 total += v[i].size;
         for (size_t i = 0; i < n && total > opt.max_size; ) {
             int64_t day = v[i].day;
-            if (day < 0 || day >= S.today)
+            if (!v[i].has_day || day >= S.today)
                 break;
             /* the whole day goes */
-            for (; i < n && v[i].day == day; i++) {
+            for (; i < n && v[i].has_day && v[i].day == day; i++) {
                 if (v[i].kind != LP_T_JSONL && v[i].kind != LP_T_GZ)
                     continue;
                 int rc = delete_one(&v[i], "max-size");
