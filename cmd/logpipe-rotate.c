@@ -37,7 +37,8 @@
  *   append    the same for a .jsonl whose day is compressed already (late
  *             events): the temp file gets the old members, then a new one;
  *   delete    days past --retain, and the oldest days while the tree is
- *             larger than --max-size;
+ *             larger than --max-size; an empty .jsonl instead of
+ *             compressing it, under its lock;
  *   rmdir     directories left empty;
  *   cleanup   temp files of a rotate that was killed.
  *
@@ -312,6 +313,19 @@ static int compress_one(const char *rel)
     if (st.st_nlink == 0 ||
         (int64_t)st.st_mtim.tv_sec * 1000 > S.now - opt.grace) {
         rc = 0;                 /* replaced, or written meanwhile */
+        goto out;
+    }
+    if (st.st_size == 0) {
+        /* a drain made it and wrote nothing (its batch failed, or held
+         * only entries already there): nothing to compress, an empty
+         * member would only be noise; gone, as under the lock a drain
+         * finds it gone and makes a new one */
+        if (!opt.dry_run && (unlinkat(dfd, base, 0) < 0 || fsync(dfd) < 0)) {
+            lp_error("%s: %s", rel, strerror(errno));
+            goto out;
+        }
+        action("delete", rel, 0, -1, -1, "empty");
+        rc = 0;
         goto out;
     }
     gzfd = openat(dfd, gzname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

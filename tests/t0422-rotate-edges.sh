@@ -1,0 +1,47 @@
+#!/bin/sh
+# t0422-rotate-edges.sh -- rough edges of rotate and of the messages about
+# the tree: empty day files
+. "$(dirname "$0")/lib.sh"
+
+today=$(date -u +%F)
+d1=$(date -u -d '-1 day' +%F)
+d2=$(date -u -d '-2 days' +%F)
+d3=$(date -u -d '-3 days' +%F)
+
+# old FILE...: last modified an hour ago
+old() {
+    touch -d '1 hour ago' "$@"
+}
+
+test_expect_success 'an empty .jsonl of a closed day is deleted, not compressed' '
+    mkdir -p e/api e/db e/web &&
+    : >e/api/$d2.jsonl && : >e/db/$d1.jsonl && : >e/web/$today.jsonl &&
+    echo "{\"_id\":\"1-1\"}" | gzip >e/db/$d1.jsonl.gz &&
+    cp e/db/$d1.jsonl.gz saved.gz &&
+    old e/api/$d2.jsonl e/db/$d1.jsonl e/web/$today.jsonl &&
+    logpipe-rotate -d e >out &&
+    jq -c "select(.action != \"rmdir\")" out | sort >got &&
+    {
+        echo "{\"action\":\"delete\",\"path\":\"api/$d2.jsonl\",\"bytes_in\":0,\"reason\":\"empty\"}"
+        echo "{\"action\":\"delete\",\"path\":\"db/$d1.jsonl\",\"bytes_in\":0,\"reason\":\"empty\"}"
+    } | sort >want &&
+    test_cmp want got &&
+    grep_q "{\"action\":\"rmdir\",\"path\":\"api\"}" out &&
+    test ! -e e/api &&
+    test ! -e e/db/$d1.jsonl && cmp saved.gz e/db/$d1.jsonl.gz &&
+    test -f e/web/$today.jsonl &&
+    test -z "$(find e -name ".*.tmp")"
+'
+
+test_expect_success 'an empty .jsonl within --grace stays; --dry-run only says it' '
+    mkdir -p g/api &&
+    : >g/api/$d2.jsonl && : >g/api/$d3.jsonl && old g/api/$d3.jsonl &&
+    logpipe-rotate -d g >out &&
+    test -f g/api/$d2.jsonl && test ! -e g/api/$d3.jsonl &&
+    old g/api/$d2.jsonl &&
+    logpipe-rotate -d g --dry-run >out &&
+    test "$(cat out)" = "{\"action\":\"delete\",\"path\":\"api/$d2.jsonl\",\"bytes_in\":0,\"reason\":\"empty\",\"dry_run\":true}" &&
+    test -f g/api/$d2.jsonl
+'
+
+test_done
