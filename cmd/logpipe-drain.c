@@ -666,7 +666,9 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
                 to_dlq(e, deliveries, s, n, "unsafe-path", err);
                 return 0;
             }
-            lp_error("cannot open %s/%s: %s", opt.com.dir, path, err);
+            /* err starts with the part of path that failed: the file
+             * or one of its directories */
+            lp_error("cannot open %s/%s", opt.com.dir, err);
             exit(fatal_errno(errno));
         }
         if ((S.check || id_ms < S.recreated_ms) &&

@@ -188,7 +188,7 @@ static void failed(int code)
 /* ---- one file ----------------------------------------------------------- */
 
 /* Splits rel into its directory (opened) and base name. Returns the
- * directory fd or -1. */
+ * directory fd, or -1 with err ("DIR: why", DIR that directory). */
 static int open_parent(const char *rel, const char **base, char *err)
 {
     char dir[4096];
@@ -200,7 +200,7 @@ static int open_parent(const char *rel, const char **base, char *err)
     }
     *base = slash + 1;
     if ((size_t)(slash - rel) >= sizeof dir) {
-        snprintf(err, LP_ERRLEN, "path too long");
+        snprintf(err, LP_ERRLEN, "%s: path too long", rel);
         return -1;
     }
     memcpy(dir, rel, (size_t)(slash - rel));
@@ -285,7 +285,7 @@ static int compress_one(const char *rel)
     off_t old = 0;
 
     if ((dfd = open_parent(rel, &base, err)) < 0) {
-        lp_error("%s: %s", rel, err);
+        lp_error("%s", err);
         return LP_EX_IOERR;
     }
     snprintf(gzname, sizeof gzname, "%s.gz", base);
@@ -293,8 +293,8 @@ static int compress_one(const char *rel)
     fd = lp_fs_open(dfd, base, O_RDWR, 0, &created, err);
     if (fd < 0) {
         rc = errno == ENOENT ? 0 : LP_EX_IOERR;   /* gone: rotated already */
-        if (rc)
-            lp_error("%s: %s", rel, err);
+        if (rc)                 /* err: "BASE: why" */
+            lp_error("%.*s%s", (int)(base - rel), rel, err);
         goto out;
     }
     /* the drains' lock: no one appends while we read and unlink */
@@ -426,7 +426,7 @@ static int delete_one(const struct lp_tfile *f, const char *reason)
     int dfd = open_parent(f->rel, &base, err), fd = -1, created;
 
     if (dfd < 0) {
-        lp_error("%s: %s", f->rel, err);
+        lp_error("%s", err);
         return LP_EX_IOERR;
     }
     if (!opt.dry_run) {

@@ -104,7 +104,7 @@ walk:
             goto fail;
         }
         if (made && fsync(dfd) < 0) {
-            snprintf(err, LP_ERRLEN, "fsync of the directory of %.*s: %s",
+            snprintf(err, LP_ERRLEN, "%.*s: fsync of its parent: %s",
                      (int)(slash - rel), rel, strerror(errno));
             close(next);
             goto fail;
@@ -153,7 +153,7 @@ walk:
         goto fail;
     }
     if (*created && fsync(dfd) < 0) {
-        snprintf(err, LP_ERRLEN, "fsync of the directory of %s: %s", rel,
+        snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s", rel,
                  strerror(errno));
         close(fd);
         fd = -1;

@@ -22,7 +22,8 @@ int lp_fs_root(const char *path, int create, char *err);
  * the path is walked (logpipe-rotate removes empty ones, between our
  * opening a directory and our creating inside it) makes the walk start
  * again from dirfd: the writer gets its file, rotate needs no lock for
- * that. Returns a descriptor or -1 with err and errno.
+ * that. Returns a descriptor, or -1 with errno and err: "PATH: why", PATH
+ * the part of rel that failed (rel itself, or one of its directories).
  */
 int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
                int *created, char *err);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # t0422-rotate-edges.sh -- rough edges of rotate and of the messages about
-# the tree: empty day files
+# the tree: empty day files, a path component said once
 . "$(dirname "$0")/lib.sh"
 
 today=$(date -u +%F)
@@ -42,6 +42,38 @@ test_expect_success 'an empty .jsonl within --grace stays; --dry-run only says i
     logpipe-rotate -d g --dry-run >out &&
     test "$(cat out)" = "{\"action\":\"delete\",\"path\":\"api/$d2.jsonl\",\"bytes_in\":0,\"reason\":\"empty\",\"dry_run\":true}" &&
     test -f g/api/$d2.jsonl
+'
+
+start_redis
+
+# denied CMD...: runs CMD where the tree's permissions apply: as nobody
+# when we are root (root passes every permission check)
+denied() {
+    if [ "$(id -u)" -eq 0 ]; then
+        setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+[ "$(id -u)" -eq 0 ] && chmod 711 "$TMP"
+
+test_expect_success 'a directory the drain cannot open is named once, as the path that failed' '
+    rcli DEL logs:stream >/dev/null &&
+    echo "{\"timestamp\":\"${d1}T12:00:00Z\",\"service\":\"api\"}" |
+        logpipe-send --max-age 0 &&
+    mkdir -p p/api && chmod 755 p && chmod 700 p/api &&
+    if [ "$(id -u)" -ne 0 ]; then chmod 000 p/api; fi &&
+    expect_exit 73 denied logpipe-drain --once -d p 2>err &&
+    echo "logpipe-drain: cannot open p/api: Permission denied" >want &&
+    test_cmp want err
+'
+
+test_expect_success 'a day file the drain cannot create is named once' '
+    chmod 755 p/api &&
+    if [ "$(id -u)" -ne 0 ]; then chmod 555 p/api; fi &&
+    expect_exit 73 denied logpipe-drain --once -d p 2>err &&
+    echo "logpipe-drain: cannot open p/api/$d1.jsonl: Permission denied" >want &&
+    test_cmp want err
 '
 
 test_done
