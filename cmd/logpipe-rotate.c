@@ -255,6 +255,7 @@ static uint64_t absorbed(int gzfd, int fd, uint64_t size)
     return glen;
 }
 
+/* Copies from to to: 0, -1 when reading failed, -2 when writing did. */
 static int copy_all(int from, int to)
 {
     static char buf[1 << 16];
@@ -263,7 +264,7 @@ static int copy_all(int from, int to)
 
     while ((got = pread(from, buf, sizeof buf, off)) > 0) {
         if (lp_fs_write_all(to, buf, (size_t)got) < 0)
-            return -1;
+            return -2;
         off += got;
     }
     return got < 0 ? -1 : 0;
@@ -275,9 +276,9 @@ static int copy_all(int from, int to)
  */
 static int compress_one(const char *rel)
 {
-    char err[LP_ERRLEN], gzname[300], tmp[320];
+    char err[LP_ERRLEN], gzname[300], tmp[320], tmprel[4096];
     const char *base;
-    int dfd, fd = -1, gzfd = -1, tfd = -1, created, rc = LP_EX_IOERR;
+    int dfd, fd = -1, gzfd = -1, tfd = -1, created, rc = LP_EX_IOERR, r;
     struct stat st;
     int64_t t0 = lp_mono_ms();
     uint32_t crc;
@@ -290,6 +291,8 @@ static int compress_one(const char *rel)
     }
     snprintf(gzname, sizeof gzname, "%s.gz", base);
     snprintf(tmp, sizeof tmp, ".%s.gz.%d.tmp", base, (int)getpid());
+    /* for messages: the temp file's path, as rel is, from --dir */
+    snprintf(tmprel, sizeof tmprel, "%.*s%s", (int)(base - rel), rel, tmp);
     fd = lp_fs_open(dfd, base, O_RDWR, 0, &created, err);
     if (fd < 0) {
         rc = errno == ENOENT ? 0 : LP_EX_IOERR;   /* gone: rotated already */
@@ -358,20 +361,29 @@ static int compress_one(const char *rel)
     tfd = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
                  O_NOFOLLOW, LP_FILE_MODE);
     if (tfd < 0) {
-        lp_error("%s: cannot create %s: %s", rel, tmp, strerror(errno));
+        lp_error("cannot create %s: %s", tmprel, strerror(errno));
         goto out;
     }
+    /* an error names the file it happened to: writing is to the temp
+     * file (a full disk is its), reading from the .gz or the .jsonl */
     if (gzfd >= 0) {
         /* late events: the members so far, then a new one */
-        if (copy_all(gzfd, tfd) < 0) {
-            lp_error("%s.gz: copy: %s", rel, strerror(errno));
+        if ((r = copy_all(gzfd, tfd)) < 0) {
+            if (r == -2)
+                lp_error("%s: write: %s", tmprel, strerror(errno));
+            else
+                lp_error("%s.gz: read: %s", rel, strerror(errno));
             goto fail;
         }
         old = lseek(tfd, 0, SEEK_END);
     }
-    if (lseek(fd, (off_t)done, SEEK_SET) < 0 ||
-        lp_gz_compress(fd, tfd, (int)opt.level, &crc, &len, &zlen, err) < 0) {
-        lp_error("%s: %s", rel, err);
+    if (lseek(fd, (off_t)done, SEEK_SET) < 0) {
+        lp_error("%s: %s", rel, strerror(errno));
+        goto fail;
+    }
+    if ((r = lp_gz_compress(fd, tfd, (int)opt.level, &crc, &len, &zlen,
+                            err)) < 0) {
+        lp_error("%s: %s", r == LP_GZ_EWRITE ? tmprel : rel, err);
         goto fail;
     }
     if (len != (uint64_t)st.st_size - done) {
@@ -382,11 +394,11 @@ static int compress_one(const char *rel)
         goto fail;
     }
     if (lp_gz_verify(tfd, old, zlen, crc, len, err) < 0) {
-        lp_error("%s: %s: left alone", rel, err);
+        lp_error("%s: %s: %s left alone", tmprel, err, rel);
         goto fail;
     }
     if (fsync(tfd) < 0) {
-        lp_error("%s: fsync: %s", tmp, strerror(errno));
+        lp_error("%s: fsync: %s", tmprel, strerror(errno));
         goto fail;
     }
     crash_point("after-temp");

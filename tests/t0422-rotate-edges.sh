@@ -1,6 +1,7 @@
 #!/bin/sh
 # t0422-rotate-edges.sh -- rough edges of rotate and of the messages about
-# the tree: empty day files, a path component said once
+# the tree: empty day files, a full disk named where it is, a path
+# component said once
 . "$(dirname "$0")/lib.sh"
 
 today=$(date -u +%F)
@@ -43,6 +44,54 @@ test_expect_success 'an empty .jsonl within --grace stays; --dry-run only says i
     test "$(cat out)" = "{\"action\":\"delete\",\"path\":\"api/$d2.jsonl\",\"bytes_in\":0,\"reason\":\"empty\",\"dry_run\":true}" &&
     test -f g/api/$d2.jsonl
 '
+
+# random_lines N: about N bytes of archive lines that gzip cannot shrink
+# much
+random_lines() {
+    head -c "$1" /dev/urandom | base64 -w 60 |
+        awk "{ printf \"{\\\"_id\\\":\\\"1-%d\\\",\\\"r\\\":\\\"%s\\\"}\\n\", NR, \$0 }"
+}
+
+# fill DIR: the file system of DIR full but for 8 KiB
+fill() {
+    dd if=/dev/zero of="$1/filler" bs=64k 2>/dev/null || :
+    truncate -s -8K "$1/filler"
+}
+
+mkdir -p small
+if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=400k tmpfs small 2>/dev/null
+then
+    test_expect_success 'disk full while compressing: the message names the temporary .gz, the .jsonl stays' '
+        rm -rf small/t small/filler && mkdir -p small/t/api &&
+        random_lines 45000 >small/t/api/$d2.jsonl &&
+        cp small/t/api/$d2.jsonl saved && old small/t/api/$d2.jsonl &&
+        fill small &&
+        expect_exit 74 logpipe-rotate -d small/t >out 2>err &&
+        grep_q "^logpipe-rotate: api/\.$d2\.jsonl\.gz\.[0-9]*\.tmp: write: No space left on device$" err &&
+        ! grep "api/$d2\.jsonl:" err &&
+        cmp saved small/t/api/$d2.jsonl &&
+        test ! -e small/t/api/$d2.jsonl.gz &&
+        test -z "$(find small -name ".*.tmp")"
+    '
+
+    test_expect_success 'disk full while copying the members of a late day: the temporary .gz named, not the .gz' '
+        rm -rf small/t small/filler && mkdir -p small/t/api &&
+        random_lines 45000 | gzip -1 >small/t/api/$d3.jsonl.gz &&
+        cp small/t/api/$d3.jsonl.gz saved.gz &&
+        random_lines 100 >small/t/api/$d3.jsonl && old small/t/api/$d3.jsonl &&
+        fill small &&
+        expect_exit 74 logpipe-rotate -d small/t >out 2>err &&
+        grep_q "^logpipe-rotate: api/\.$d3\.jsonl\.gz\.[0-9]*\.tmp: write: No space left on device$" err &&
+        ! grep "api/$d3\.jsonl\.gz:" err &&
+        cmp saved.gz small/t/api/$d3.jsonl.gz &&
+        test -f small/t/api/$d3.jsonl &&
+        test -z "$(find small -name ".*.tmp")"
+    '
+    umount small
+else
+    test_skip 'disk full while compressing' 'needs root to mount a tmpfs'
+    test_skip 'disk full while copying the members' 'needs root to mount a tmpfs'
+fi
 
 start_redis
 
