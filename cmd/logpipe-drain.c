@@ -675,7 +675,9 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
                 to_dlq(e, deliveries, s, n, "unsafe-path", err);
                 return 0;
             }
-            lp_error("cannot open %s/%s: %s", opt.com.dir, path, err);
+            /* err starts with the part of path that failed: the file
+             * or one of its directories */
+            lp_error("cannot open %s/%s", opt.com.dir, err);
             exit(fatal_errno(errno));
         }
         if ((S.check || id_ms < S.recreated_ms) &&
@@ -1443,6 +1445,8 @@ static void setup(void)
     if (opt.consumer == NULL)
         opt.consumer = S.host;
     S.crash = getenv("LOGPIPE_TEST_CRASH");
+    if (S.crash)
+        lp_fs_test_hook = crash_point;
     S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
                                    : -1;
     S.lim.depth = (int)opt.max_depth;

@@ -50,7 +50,8 @@ enum { K_PLAIN, K_GZ, K_WAL, K_REDIS };
 struct src {
     int kind;
     char *name;                 /* for messages */
-    int64_t day;                /* -1: unknown */
+    int has_day;                /* 0: its name has no day */
+    int64_t day;
     int fd;
     int open;
     struct lp_lines lines;
@@ -384,7 +385,7 @@ static int take_line(struct src *src, uint64_t lineno, const char *s,
 
 /* ---- sources ------------------------------------------------------------ */
 
-static void add_src(int kind, const char *name, int64_t day)
+static void add_src(int kind, const char *name, int has_day, int64_t day)
 {
     struct src *s;
 
@@ -402,6 +403,7 @@ static void add_src(int kind, const char *name, int64_t day)
     memset(s, 0, sizeof *s);
     s->kind = kind;
     s->name = strdup(name);
+    s->has_day = has_day;
     s->day = day;
     s->fd = -1;
 }
@@ -1201,9 +1203,9 @@ static void run_merge(size_t from, size_t to)
 /* ---- inputs ------------------------------------------------------------- */
 
 /* Should a file of day be read at all? */
-static int day_wanted(int64_t day)
+static int day_wanted(int has_day, int64_t day)
 {
-    if (day < 0)
+    if (!has_day)
         return 1;
     if (opt.has_since && (day + 1) * 86400000LL <= opt.since)
         return 0;
@@ -1234,7 +1236,7 @@ static void add_path(const char *path)
     struct stat st;
 
     if (strcmp(path, "-") == 0) {
-        add_src(K_PLAIN, "-", -1);
+        add_src(K_PLAIN, "-", 0, 0);
         return;
     }
     if (stat(path, &st) < 0) {
@@ -1243,9 +1245,10 @@ static void add_path(const char *path)
         return;
     }
     if (!S_ISDIR(st.st_mode)) {
-        int64_t day = lp_tree_name_day(path);
-        if (day_wanted(day))
-            add_src(kind_of_file(path), path, day);
+        int64_t day = 0;
+        int has_day = lp_tree_name_day(path, &day);
+        if (day_wanted(has_day, day))
+            add_src(kind_of_file(path), path, has_day, day);
         return;
     }
     int dfd = lp_fs_root(path, 0, err);
@@ -1269,10 +1272,10 @@ static void add_path(const char *path)
                        v[i].kind == LP_T_GZ ? K_GZ :
                        v[i].kind == LP_T_WAL ? K_WAL : -1;
             if (kind < 0 || (pass == 0) == (kind == K_WAL) ||
-                !day_wanted(v[i].day))
+                !day_wanted(v[i].has_day, v[i].day))
                 continue;
             snprintf(full, sizeof full, "%s/%s", path, v[i].rel);
-            add_src(kind, full, v[i].day);
+            add_src(kind, full, v[i].has_day, v[i].day);
             S.v[S.n - 1].listed = 1;
             if (kind == K_PLAIN) {
                 /* was its .gz listed too? (then it comes just before) */
@@ -1451,7 +1454,7 @@ int main(int argc, char **argv)
             lp_error("%s", err);
             return rc == LP_REDIS_EAUTH ? LP_EX_CONFIG : LP_EX_UNAVAILABLE;
         }
-        add_src(K_REDIS, opt.com.stream, -1);
+        add_src(K_REDIS, opt.com.stream, 0, 0);
     } else if (opt.npaths == 0) {
         add_path(opt.com.dir);
     } else {
@@ -1473,7 +1476,8 @@ int main(int argc, char **argv)
         size_t i = 0;
         while (i < S.n && !lp_stop) {
             size_t j = i + 1;
-            while (j < S.n && S.v[j].day == S.v[i].day)
+            while (j < S.n && S.v[j].has_day == S.v[i].has_day &&
+                   (!S.v[i].has_day || S.v[j].day == S.v[i].day))
                 j++;
             run_merge(i, j);
             for (size_t k = i; k < j; k++) {

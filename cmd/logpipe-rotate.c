@@ -37,7 +37,8 @@
  *   append    the same for a .jsonl whose day is compressed already (late
  *             events): the temp file gets the old members, then a new one;
  *   delete    days past --retain, and the oldest days while the tree is
- *             larger than --max-size;
+ *             larger than --max-size; an empty .jsonl instead of
+ *             compressing it, under its lock;
  *   rmdir     directories left empty;
  *   cleanup   temp files of a rotate that was killed.
  *
@@ -187,7 +188,7 @@ static void failed(int code)
 /* ---- one file ----------------------------------------------------------- */
 
 /* Splits rel into its directory (opened) and base name. Returns the
- * directory fd or -1. */
+ * directory fd, or -1 with err ("DIR: why", DIR that directory). */
 static int open_parent(const char *rel, const char **base, char *err)
 {
     char dir[4096];
@@ -199,7 +200,7 @@ static int open_parent(const char *rel, const char **base, char *err)
     }
     *base = slash + 1;
     if ((size_t)(slash - rel) >= sizeof dir) {
-        snprintf(err, LP_ERRLEN, "path too long");
+        snprintf(err, LP_ERRLEN, "%s: path too long", rel);
         return -1;
     }
     memcpy(dir, rel, (size_t)(slash - rel));
@@ -254,6 +255,7 @@ static uint64_t absorbed(int gzfd, int fd, uint64_t size)
     return glen;
 }
 
+/* Copies from to to: 0, -1 when reading failed, -2 when writing did. */
 static int copy_all(int from, int to)
 {
     static char buf[1 << 16];
@@ -262,7 +264,7 @@ static int copy_all(int from, int to)
 
     while ((got = pread(from, buf, sizeof buf, off)) > 0) {
         if (lp_fs_write_all(to, buf, (size_t)got) < 0)
-            return -1;
+            return -2;
         off += got;
     }
     return got < 0 ? -1 : 0;
@@ -274,9 +276,9 @@ static int copy_all(int from, int to)
  */
 static int compress_one(const char *rel)
 {
-    char err[LP_ERRLEN], gzname[300], tmp[320];
+    char err[LP_ERRLEN], gzname[300], tmp[320], tmprel[4096];
     const char *base;
-    int dfd, fd = -1, gzfd = -1, tfd = -1, created, rc = LP_EX_IOERR;
+    int dfd, fd = -1, gzfd = -1, tfd = -1, created, rc = LP_EX_IOERR, r;
     struct stat st;
     int64_t t0 = lp_mono_ms();
     uint32_t crc;
@@ -284,16 +286,18 @@ static int compress_one(const char *rel)
     off_t old = 0;
 
     if ((dfd = open_parent(rel, &base, err)) < 0) {
-        lp_error("%s: %s", rel, err);
+        lp_error("%s", err);
         return LP_EX_IOERR;
     }
     snprintf(gzname, sizeof gzname, "%s.gz", base);
     snprintf(tmp, sizeof tmp, ".%s.gz.%d.tmp", base, (int)getpid());
+    /* for messages: the temp file's path, as rel is, from --dir */
+    snprintf(tmprel, sizeof tmprel, "%.*s%s", (int)(base - rel), rel, tmp);
     fd = lp_fs_open(dfd, base, O_RDWR, 0, &created, err);
     if (fd < 0) {
         rc = errno == ENOENT ? 0 : LP_EX_IOERR;   /* gone: rotated already */
-        if (rc)
-            lp_error("%s: %s", rel, err);
+        if (rc)                 /* err: "BASE: why" */
+            lp_error("%.*s%s", (int)(base - rel), rel, err);
         goto out;
     }
     /* the drains' lock: no one appends while we read and unlink */
@@ -312,6 +316,19 @@ static int compress_one(const char *rel)
     if (st.st_nlink == 0 ||
         (int64_t)st.st_mtim.tv_sec * 1000 > S.now - opt.grace) {
         rc = 0;                 /* replaced, or written meanwhile */
+        goto out;
+    }
+    if (st.st_size == 0) {
+        /* a drain made it and wrote nothing (its batch failed, or held
+         * only entries already there): nothing to compress, an empty
+         * member would only be noise; gone, as under the lock a drain
+         * finds it gone and makes a new one */
+        if (!opt.dry_run && (unlinkat(dfd, base, 0) < 0 || fsync(dfd) < 0)) {
+            lp_error("%s: %s", rel, strerror(errno));
+            goto out;
+        }
+        action("delete", rel, 0, -1, -1, "empty");
+        rc = 0;
         goto out;
     }
     gzfd = openat(dfd, gzname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -344,20 +361,29 @@ static int compress_one(const char *rel)
     tfd = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
                  O_NOFOLLOW, LP_FILE_MODE);
     if (tfd < 0) {
-        lp_error("%s: cannot create %s: %s", rel, tmp, strerror(errno));
+        lp_error("cannot create %s: %s", tmprel, strerror(errno));
         goto out;
     }
+    /* an error names the file it happened to: writing is to the temp
+     * file (a full disk is its), reading from the .gz or the .jsonl */
     if (gzfd >= 0) {
         /* late events: the members so far, then a new one */
-        if (copy_all(gzfd, tfd) < 0) {
-            lp_error("%s.gz: copy: %s", rel, strerror(errno));
+        if ((r = copy_all(gzfd, tfd)) < 0) {
+            if (r == -2)
+                lp_error("%s: write: %s", tmprel, strerror(errno));
+            else
+                lp_error("%s.gz: read: %s", rel, strerror(errno));
             goto fail;
         }
         old = lseek(tfd, 0, SEEK_END);
     }
-    if (lseek(fd, (off_t)done, SEEK_SET) < 0 ||
-        lp_gz_compress(fd, tfd, (int)opt.level, &crc, &len, &zlen, err) < 0) {
-        lp_error("%s: %s", rel, err);
+    if (lseek(fd, (off_t)done, SEEK_SET) < 0) {
+        lp_error("%s: %s", rel, strerror(errno));
+        goto fail;
+    }
+    if ((r = lp_gz_compress(fd, tfd, (int)opt.level, &crc, &len, &zlen,
+                            err)) < 0) {
+        lp_error("%s: %s", r == LP_GZ_EWRITE ? tmprel : rel, err);
         goto fail;
     }
     if (len != (uint64_t)st.st_size - done) {
@@ -368,11 +394,11 @@ static int compress_one(const char *rel)
         goto fail;
     }
     if (lp_gz_verify(tfd, old, zlen, crc, len, err) < 0) {
-        lp_error("%s: %s: left alone", rel, err);
+        lp_error("%s: %s: %s left alone", tmprel, err, rel);
         goto fail;
     }
     if (fsync(tfd) < 0) {
-        lp_error("%s: fsync: %s", tmp, strerror(errno));
+        lp_error("%s: fsync: %s", tmprel, strerror(errno));
         goto fail;
     }
     crash_point("after-temp");
@@ -412,7 +438,7 @@ static int delete_one(const struct lp_tfile *f, const char *reason)
     int dfd = open_parent(f->rel, &base, err), fd = -1, created;
 
     if (dfd < 0) {
-        lp_error("%s: %s", f->rel, err);
+        lp_error("%s", err);
         return LP_EX_IOERR;
     }
     if (!opt.dry_run) {
@@ -592,7 +618,7 @@ static int run(void)
     /* retention: whole days that ended longer ago than --retain */
     for (size_t i = 0; opt.retain > 0 && i < n; i++) {
         if ((v[i].kind != LP_T_JSONL && v[i].kind != LP_T_GZ) ||
-            v[i].day < 0 || day_end_ms(v[i].day) > S.now - opt.retain)
+            !v[i].has_day || day_end_ms(v[i].day) > S.now - opt.retain)
             continue;
         int rc = delete_one(&v[i], "retain");
         if (rc)
@@ -602,7 +628,7 @@ static int run(void)
 
     /* the closed days, not written for --grace */
     for (size_t i = 0; i < n; i++)
-        if (v[i].kind == LP_T_JSONL && v[i].day >= 0 && v[i].day < S.today &&
+        if (v[i].kind == LP_T_JSONL && v[i].has_day && v[i].day < S.today &&
             v[i].mtime_ms <= S.now - opt.grace)
             cand[nc++] = v[i].rel;
     compress_all(cand, nc);
@@ -626,10 +652,10 @@ static int run(void)
                 total += v[i].size;
         for (size_t i = 0; i < n && total > opt.max_size; ) {
             int64_t day = v[i].day;
-            if (day < 0 || day >= S.today)
+            if (!v[i].has_day || day >= S.today)
                 break;
             /* the whole day goes */
-            for (; i < n && v[i].day == day; i++) {
+            for (; i < n && v[i].has_day && v[i].day == day; i++) {
                 if (v[i].kind != LP_T_JSONL && v[i].kind != LP_T_GZ)
                     continue;
                 int rc = delete_one(&v[i], "max-size");

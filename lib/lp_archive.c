@@ -142,7 +142,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
             if ((f = calloc(1, sizeof *f)) == NULL ||
                 (f->path = strdup(path)) == NULL) {
                 free(f);
-                snprintf(err, LP_ERRLEN, "out of memory");
+                snprintf(err, LP_ERRLEN, "%s: out of memory", path);
                 errno = ENOMEM;
                 return NULL;
             }
@@ -170,7 +170,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
             size_t cap = a->captouched ? a->captouched * 2 : 64;
             struct lp_afile **t = realloc(a->touched, cap * sizeof *t);
             if (t == NULL) {
-                snprintf(err, LP_ERRLEN, "out of memory");
+                snprintf(err, LP_ERRLEN, "%s: out of memory", path);
                 errno = ENOMEM;
                 return NULL;
             }

@@ -36,8 +36,9 @@ void lp_archive_close_all(struct lp_archive *a);
 /*
  * The file at path (relative, made safe by the caller's layout), opened,
  * with its directories made, on first use, and marked touched by the batch
- * in hand. Returns NULL with err and errno set (ELOOP/ENOTDIR/EINVAL: the
- * path is unsafe; ENOSPC, EIO...: the disk).
+ * in hand. Returns NULL with err ("PATH: why", PATH the part of path that
+ * failed) and errno set (ELOOP/ENOTDIR/EINVAL: the path is unsafe; ENOSPC,
+ * EIO...: the disk).
  */
 struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                                 size_t n, char *err);

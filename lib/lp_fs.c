@@ -41,14 +41,34 @@ out:
     return fd;
 }
 
+void (*lp_fs_test_hook)(const char *point);
+
+/* How many times lp_fs_open walks a path: each walk after the first takes
+ * a directory it opened being removed (rotate prunes empty ones) in that
+ * very moment, so this bound is only a safety against a livelock. */
+#define WALKS 100
+
+/* Was the directory dfd removed? Keeps errno. */
+static int removed(int dfd)
+{
+    struct stat st;
+    int e = errno, r = fstat(dfd, &st) == 0 && st.st_nlink == 0;
+
+    errno = e;
+    return r;
+}
+
 int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
                int *created, char *err)
 {
     char comp[256];
-    const char *p = rel, *slash;
-    int dfd = dirfd, fd = -1, made;
+    const char *p, *slash;
+    int dfd, fd = -1, made, walks = 0;
 
     *created = 0;
+walk:
+    p = rel;
+    dfd = dirfd;
     while ((slash = strchr(p, '/')) != NULL) {
         size_t n = (size_t)(slash - p);
         int next;
@@ -70,6 +90,12 @@ int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
                 break;
             made = 1;
         }
+        if (next < 0 && errno == ENOENT && (flags & O_CREAT) &&
+            dfd != dirfd && removed(dfd) && ++walks < WALKS) {
+            /* dfd was removed since we opened it: from the top again */
+            close(dfd);
+            goto walk;
+        }
         if (next < 0) {
             snprintf(err, LP_ERRLEN, "%.*s: %s", (int)(slash - rel), rel,
                      errno == ELOOP || errno == ENOTDIR ?
@@ -78,7 +104,7 @@ int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
             goto fail;
         }
         if (made && fsync(dfd) < 0) {
-            snprintf(err, LP_ERRLEN, "fsync of the directory of %.*s: %s",
+            snprintf(err, LP_ERRLEN, "%.*s: fsync of its parent: %s",
                      (int)(slash - rel), rel, strerror(errno));
             close(next);
             goto fail;
@@ -87,6 +113,8 @@ int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
             close(dfd);
         dfd = next;
         p = slash + 1;
+        if (lp_fs_test_hook)
+            lp_fs_test_hook("opened-dir");
     }
     if (*p == '\0' || strcmp(p, ".") == 0 || strcmp(p, "..") == 0) {
         snprintf(err, LP_ERRLEN, "%s: unsafe path", rel);
@@ -110,6 +138,12 @@ int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
                 break;
             /* unlinked in between (rotation): try again */
         }
+        if (fd < 0 && errno == ENOENT && dfd != dirfd && removed(dfd) &&
+            ++walks < WALKS) {
+            /* its directory was removed since we opened it */
+            close(dfd);
+            goto walk;
+        }
     } else {
         fd = openat(dfd, p, flags, mode);
     }
@@ -119,7 +153,7 @@ int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
         goto fail;
     }
     if (*created && fsync(dfd) < 0) {
-        snprintf(err, LP_ERRLEN, "fsync of the directory of %s: %s", rel,
+        snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s", rel,
                  strerror(errno));
         close(fd);
         fd = -1;

@@ -18,10 +18,20 @@ int lp_fs_root(const char *path, int create, char *err);
  * when missing, so neither "..", an absolute path nor a symlink planted in
  * the tree can lead outside it. flags are ORed with O_NOFOLLOW|O_CLOEXEC.
  * When the file or a directory is created, its parent is fsynced before
- * returning and *created is set. Returns a descriptor or -1 with err.
+ * returning and *created is set. With O_CREAT, a directory removed while
+ * the path is walked (logpipe-rotate removes empty ones, between our
+ * opening a directory and our creating inside it) makes the walk start
+ * again from dirfd: the writer gets its file, rotate needs no lock for
+ * that. Returns a descriptor, or -1 with errno and err: "PATH: why", PATH
+ * the part of rel that failed (rel itself, or one of its directories).
  */
 int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
                int *created, char *err);
+
+/* Test-only: when set, lp_fs_open calls it with "opened-dir" after it
+ * opened each directory of a path, where a directory may vanish under
+ * it; the tests stop the process there (LOGPIPE_TEST_CRASH). */
+extern void (*lp_fs_test_hook)(const char *point);
 
 /* Opens the directory rel below dirfd, walking each component without
  * following symbolic links; makes nothing. Returns a descriptor or -1

@@ -55,6 +55,7 @@ int lp_gz_compress(int in_fd, int out_fd, int level, uint32_t *crc,
             size_t have = OUT_BUF - z.avail_out;
             if (have && lp_fs_write_all(out_fd, out, have) < 0) {
                 snprintf(err, LP_ERRLEN, "write: %s", strerror(errno));
+                rc = LP_GZ_EWRITE;
                 goto out;
             }
             *zlen += have;

@@ -9,8 +9,12 @@
 /*
  * Compresses in_fd from its current offset to its end into one gzip member
  * appended to out_fd, at level (1..9). Returns 0 with the CRC-32 and length
- * of the input and the member's size, or -1 with err and errno.
+ * of the input and the member's size, or with err and errno: LP_GZ_EWRITE
+ * when writing to out_fd failed (a full disk is out_fd's), -1 otherwise
+ * (reading in_fd, out of memory).
  */
+#define LP_GZ_EWRITE (-2)
+
 int lp_gz_compress(int in_fd, int out_fd, int level, uint32_t *crc,
                    uint64_t *len, uint64_t *zlen, char *err);
 

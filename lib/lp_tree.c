@@ -28,7 +28,7 @@ static int ends(const char *s, size_t n, const char *suffix)
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-int64_t lp_tree_name_day(const char *name)
+int lp_tree_name_day(const char *name, int64_t *day)
 {
     const char *s = strrchr(name, '/');
 
@@ -37,10 +37,12 @@ int64_t lp_tree_name_day(const char *name)
         int y, m, d;
         if (strlen(s) >= 10 && sscanf(s, "%4d-%2d-%2d", &y, &m, &d) == 3 &&
             s[4] == '-' && s[7] == '-' && m >= 1 && m <= 12 && d >= 1 &&
-            d <= 31 && s[0] >= '0' && s[0] <= '9')
-            return lp_days_from_civil(y, m, d);
+            d <= 31 && s[0] >= '0' && s[0] <= '9') {
+            *day = lp_days_from_civil(y, m, d);
+            return 1;
+        }
     }
-    return -1;
+    return 0;
 }
 
 static int kind_of(const char *name, size_t n)
@@ -77,12 +79,13 @@ static int add(struct walk *w, const char *rel, int kind,
     f->size = (uint64_t)st->st_size;
     f->mtime_ms = (int64_t)st->st_mtim.tv_sec * 1000 +
                   st->st_mtim.tv_nsec / 1000000;
-    f->day = -1;
+    f->has_day = 0;
+    f->day = 0;
     if (kind == LP_T_JSONL || kind == LP_T_GZ) {
         size_t base = kind == LP_T_GZ ? rn - 3 : rn;
-        if (w->layout == NULL || !lp_layout_match(w->layout, rel, base,
-                                                  &f->day))
-            f->day = lp_tree_name_day(rel);
+        f->has_day = (w->layout && lp_layout_match(w->layout, rel, base,
+                                                   &f->day)) ||
+                     lp_tree_name_day(rel, &f->day);
     }
     w->n++;
     return 0;
@@ -160,13 +163,13 @@ void lp_tree_free(struct lp_tfile *v, size_t n)
 int lp_tfile_cmp(const void *a, const void *b)
 {
     const struct lp_tfile *x = a, *y = b;
-    int64_t dx = x->day < 0 ? INT64_MAX : x->day;
-    int64_t dy = y->day < 0 ? INT64_MAX : y->day;
     size_t nx = strlen(x->rel), ny = strlen(y->rel);
     int c;
 
-    if (dx != dy)
-        return dx < dy ? -1 : 1;
+    if (x->has_day != y->has_day)
+        return x->has_day ? -1 : 1;
+    if (x->has_day && x->day != y->day)
+        return x->day < y->day ? -1 : 1;
     /* a day's .jsonl.gz comes before its .jsonl: the .jsonl holds what
      * arrived after the .gz was made */
     if (x->kind == LP_T_GZ)

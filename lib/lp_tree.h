@@ -17,7 +17,9 @@ enum {
 struct lp_tfile {
     char *rel;                  /* path relative to the root */
     int kind;
-    int64_t day;                /* days since 1970-01-01, -1: unknown */
+    int has_day;                /* 0: no day in its name */
+    int64_t day;                /* days since 1970-01-01 (negative before),
+                                   when has_day */
     uint64_t size;
     int64_t mtime_ms;
 };
@@ -33,10 +35,12 @@ int lp_tree_walk(int dirfd, const struct lp_layout *layout,
                  struct lp_tfile **out, size_t *n, char *err);
 void lp_tree_free(struct lp_tfile *v, size_t n);
 
-/* The day of a file name from its YYYY-MM-DD, or -1. */
-int64_t lp_tree_name_day(const char *name);
+/* The day of a file name from its YYYY-MM-DD: returns 1 with *day, or 0
+ * when it has none. Every day number is a day (1969-12-31 is -1): "no
+ * day" is the return value, never a day number. */
+int lp_tree_name_day(const char *name, int64_t *day);
 
-/* Orders files by day (unknown last), then path. */
+/* Orders files by day (those without a day last), then path. */
 int lp_tfile_cmp(const void *a, const void *b);
 
 /* Removes the empty directories below dirfd (not dirfd itself); calls

@@ -132,13 +132,18 @@ test_expect_success '--dry-run prints the actions and changes nothing' '
 
 test_expect_success 'a second rotate on the same tree: exit 75, nothing done' '
     rm -rf l && day_file l api "$d2" 10 &&
-    logpipe-rotate -d l --dry-run >/dev/null &&
-    flock l/.logpipe-rotate.lock sleep 3 &
-    sleep 0.3
-    expect_exit 75 logpipe-rotate -d l 2>err &&
+    logpipe-rotate -d l --dry-run >/dev/null
+    # the lock held until we say so, whatever the load
+    flock l/.logpipe-rotate.lock sh -c \
+        ": >held; while test ! -e release; do sleep 0.05; done" &
+    holder=$!
+    rc=0
+    { wait_for 60 "test -e held" &&
+      expect_exit 75 logpipe-rotate -d l 2>err; } || rc=1
+    : >release && wait $holder &&
+    test $rc -eq 0 &&
     grep_q "another logpipe-rotate" err &&
-    test -e l/api/$d2.jsonl &&
-    wait
+    test -e l/api/$d2.jsonl
 '
 
 test_expect_success '--jobs 2 gives the same tree' '
@@ -165,13 +170,25 @@ test_expect_success 'rotate while a drain writes late events under load: none lo
             (i % 2 ? a : b), i % 24, i % 4, i }" >late
     logpipe-drain -d live -n 200 --block 50 2>derr &
     drain=$!
+    trap "kill $drain 2>/dev/null || :" EXIT
     split -l 2000 late part.
+    n=0
     for p in part.*; do
-        logpipe-send --max-age 3d <$p
-        logpipe-rotate -d live --grace 0 >>rot.out 2>>rot.err || :
+        logpipe-send --max-age 4d <$p
+        n=$((n + 2000))
+        if [ $n -eq 30000 ]; then
+            # once: the drain idle with all sent so far written, so this
+            # rotate compresses every file, and the second half comes
+            # late for compressed days (the appends checked below)
+            wait_for 300 "test \"\$(logpipe-replay live | wc -l)\" -ge $n"
+            logpipe-rotate -d live --grace 0 >>rot.out 2>>rot.err
+            test -z "$(find live -name "*.jsonl")"
+        else
+            logpipe-rotate -d live --grace 0 >>rot.out 2>>rot.err || :
+        fi
     done
-    wait_for 30 "test \"\$(logpipe-replay live | wc -l)\" -ge 60000"
-    kill -TERM $drain && wait $drain &&
+    wait_for 300 "test \"\$(logpipe-replay live | wc -l)\" -ge 60000"
+    kill -TERM $drain && { wait $drain || { cat derr; false; }; } &&
     logpipe-rotate -d live --grace 0 >>rot.out &&
     logpipe-replay live | seqs - >got &&
     seq 1 60000 >want &&
