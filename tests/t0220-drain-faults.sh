@@ -90,9 +90,14 @@ test_expect_success 'two drains, one SIGSTOPped at a random moment: 0 lost, 0 du
     sleep 0.0$(( $(od -An -N1 -tu1 /dev/urandom) % 9 + 1 ))
     kill -STOP $slow
     sleep 1.5
-    logpipe-drain --once -d out -c quick -n 500 --claim-idle 1s 2>quick.err &&
+    # slow may be stopped holding the lock of a day file that quick needs:
+    # quick runs beside it, and slow goes on a moment after quick started,
+    # whatever quick did meanwhile (else quick could wait for it forever)
+    logpipe-drain --once -d out -c quick -n 500 --claim-idle 1s 2>quick.err &
+    quick=$!
+    sleep 0.5
     kill -CONT $slow &&
-    sleep 1 &&
+    wait $quick &&
     kill -TERM $slow &&
     wait $slow &&
     logpipe-drain --once -d out -c slow 2>>slow.err &&
