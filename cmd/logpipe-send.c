@@ -777,31 +777,39 @@ static void spill(const char *why)
 }
 
 /* Re-sending from the WAL failed: acknowledge the records that made it
- * in order, forget the batches in flight, and try again later. */
+ * in order, mark those that made it after one that did not (an error
+ * reply in the middle: Redis goes on with the next commands), forget the
+ * batches in flight, and try again later with the rest. */
 static void replay_failed(const char *why)
 {
     char err[LP_ERRLEN];
 
     M.n_errors++;
     uint64_t acked = 0;
-    int broken = 0;
+    int broken = 0, marked = 0;
 
     collect_replies();
     for (int i = 0; i < S.count; i++) {
         struct batch *b = &S.ring[(S.head + i) % LP_INFLIGHT];
         for (size_t k = 0; k < b->n; k++) {
             struct ev *e = &b->ev[k];
-            if (!broken && e->done)
+            if (!broken && e->done) {
                 acked = e->wend;
-            else if (!broken)
+            } else if (e->done) {
+                /* it has its stream ID: never send it again */
+                if (lp_wal_seg_mark(S.wal, S.rseg, e->wend, e->cmdlen,
+                                    err) < 0)
+                    wal_error(err);
+                marked = 1;
+            } else {
                 broken = 1;
-            else if (e->done && e->kind == K_EVENT)
-                S.n_maybe++;    /* in Redis, and will be sent again */
-            if (broken && !e->done && k >= b->replied && b->flushed)
-                S.n_maybe++;
+                if (k >= b->replied && b->flushed)
+                    S.n_maybe++;    /* written, no reply: maybe applied */
+            }
         }
     }
-    if (acked && lp_wal_seg_ack(S.wal, S.rseg, acked, err) < 0)
+    if ((acked || marked) &&
+        lp_wal_seg_ack(S.wal, S.rseg, acked, err) < 0)
         wal_error(err);
     while (S.count > 0)
         release_head();
