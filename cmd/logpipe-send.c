@@ -1693,12 +1693,16 @@ static void finish(void)
     }
     lp_format_duration(opt.timeout, d, sizeof d);
     while (S.walmode) {
-        if (S.fail_since && (!opt.flush_wal ||
-                             lp_mono_ms() - S.fail_since >= opt.timeout))
+        /* stopping: no more re-sends, but the replies to those in flight
+         * are waited for, so that what Redis stored is acknowledged in
+         * the WAL and never sent again by the next run */
+        int stop = lp_stop ||
+                   (S.fail_since && (!opt.flush_wal ||
+                                     lp_mono_ms() - S.fail_since >=
+                                     opt.timeout));
+        if (stop && S.count == 0)
             break;
-        if (lp_stop && S.count == 0)
-            break;
-        if (!lp_stop)
+        if (!stop)
             replay_step();
         if (S.count > 0) {
             if (pump(1, err) < 0)

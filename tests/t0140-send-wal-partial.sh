@@ -104,4 +104,35 @@ test_expect_success '... nor by a later run: the WAL keeps that they are in Redi
     test "$(segments w3)" -eq 0
 '
 
+# The end of the input while a batch of the WAL is in flight and the last
+# attempt had failed: send waits for its replies before it exits, or the
+# next run sends again what Redis stored.
+test_expect_success 'input ends with WAL records in flight: their replies are waited for' '
+    rcli DEL logs:stream >/dev/null &&
+    gen_events 3000 >in
+    mkfifo fifo
+    logpipe-send -v --wal w5 <fifo 2>err &
+    pid=$!
+    exec 3>fifo
+    stop_redis
+    cat in >&3
+    # all of the input in the WAL, and every attempt to re-send it fails
+    # now (Redis is away) ...
+    wait_for 60 "test \$(logpipe-replay w5 | wc -l) -eq 3000"
+    wait_for 60 grep -q "the WAL w5 is sent again when Redis answers" err
+    kill -STOP $pid
+    restart_redis 3>&- &&
+    exec 3>&-
+    # ... and the next one is due when send runs again: the back-off is
+    # at most 2 s, so 2.5 s of the clock pass it however loaded we are
+    sleep 2.5
+    kill -CONT $pid
+    wait $pid &&
+    logpipe-send --wal w5 --flush-wal 2>>err &&
+    stream_seqs >got &&
+    seq 1 3000 >want &&
+    test_cmp want got &&
+    test "$(segments w5)" -eq 0
+'
+
 test_done
