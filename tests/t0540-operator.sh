@@ -29,4 +29,42 @@ test_expect_success 'drain: a --dir or LOGPIPE_DIR given is made, with its paren
     test "$(cat made/by/env/db/*.jsonl | wc -l)" -eq 1
 '
 
+# a WAL and an archive to measure
+gen_events 20 | logpipe-send -r redis://127.0.0.1:$(random_port) --wal wal \
+    2>/dev/null
+mkdir -p arch/api
+gen_events 3 >arch/api/2026-01-01.jsonl
+wal_bytes=$(cat wal/wal-*.log | wc -c)
+
+test_expect_success 'stat, Redis away: the WAL and archive sizes, Redis unknown, 69' '
+    expect_exit 69 logpipe-stat -r redis://127.0.0.1:$(random_port) \
+        --wal wal -d arch >out 2>err &&
+    grep_q "^logpipe-stat: cannot connect to 127.0.0.1:[0-9]*: Connection refused$" err &&
+    jq -c "{length, groups, dlq, redis_error: (.redis_error | test(\"^cannot connect\")), wal, archive}" out >got &&
+    echo "{\"length\":null,\"groups\":null,\"dlq\":{\"key\":\"logs:dlq\",\"length\":null},\"redis_error\":true,\"wal\":{\"dir\":\"wal\",\"bytes\":$wal_bytes,\"segments\":1},\"archive\":{\"dir\":\"arch\",\"bytes\":$(wc -c <arch/api/2026-01-01.jsonl),\"files\":1}}" >want &&
+    test_cmp want got
+'
+
+test_expect_success 'stat --prom, Redis away: logpipe_redis_up 0, the WAL size, 69' '
+    expect_exit 69 logpipe-stat -r redis://127.0.0.1:$(random_port) \
+        --wal wal --prom --metrics m.prom >p 2>/dev/null &&
+    awk -f "$TOP/tests/promcheck.awk" p &&
+    test_cmp p m.prom &&
+    grep_q "^logpipe_redis_up 0$" p &&
+    grep_q "^logpipe_wal_bytes{dir=\"wal\"} $wal_bytes$" p &&
+    ! grep -q "^logpipe_stream_length\|^logpipe_dlq_length" p
+'
+
+test_expect_success 'stat --check, Redis away: nothing checked, said so, 69' '
+    expect_exit 69 logpipe-stat -r redis://127.0.0.1:$(random_port) \
+        --check --max-lag 10 >/dev/null 2>err &&
+    grep_q "^logpipe-stat: --check: nothing checked: Redis did not answer$" err
+'
+
+test_expect_success 'stat, Redis up: logpipe_redis_up 1' '
+    logpipe-stat --prom >p &&
+    grep_q "^logpipe_redis_up 1$" p &&
+    grep_q "^logpipe_stream_length{stream=\"logs:stream\"} $(rcli XLEN logs:stream)$" p
+'
+
 test_done
