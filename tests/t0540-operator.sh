@@ -67,4 +67,24 @@ test_expect_success 'stat, Redis up: logpipe_redis_up 1' '
     grep_q "^logpipe_stream_length{stream=\"logs:stream\"} $(rcli XLEN logs:stream)$" p
 '
 
+test_expect_success 'send: a WAL that cannot be written: 74, the offset in Redis or the WAL, resumed exactly' '
+    rcli DEL logs:stream >/dev/null &&
+    gen_events 3000 >in &&
+    # writes past 100 KiB or so fail with EFBIG: the WAL cannot keep more
+    (trap "" XFSZ; ulimit -f 200 &&
+     expect_exit 74 logpipe-send -r redis://127.0.0.1:$(random_port) \
+         --wal w2 <in 2>err) &&
+    grep_q "^logpipe-send: --wal w2/wal-[0-9a-f]*-[0-9]*.log: write: File too large$" err &&
+    grep_q "^logpipe-send: [0-9]* bytes of the input are in Redis or in the WAL w2; resume with: tail -c +[0-9]* | logpipe-send -r redis://127.0.0.1:[0-9]* --wal w2 (fed the same input)$" err &&
+    off=$(sed -n "s/.* \([0-9]*\) bytes of the input are in Redis or in the WAL.*/\1/p" err) &&
+    test "$off" -gt 0 && test "$off" -lt "$(wc -c <in)" &&
+    # the offset ends a line
+    test "$(head -c "$off" in | tail -c 1 | od -An -c | tr -d " ")" = "\\n" &&
+    logpipe-send --wal w2 --flush-wal 2>/dev/null &&
+    tail -c +$((off + 1)) in | logpipe-send &&
+    rcli --raw XRANGE logs:stream - + | seqs - >got &&
+    seq 1 3000 >want &&
+    test_cmp want got
+'
+
 test_done
