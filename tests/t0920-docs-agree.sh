@@ -57,4 +57,44 @@ test_expect_success "every tool says it is version $VERSION" '
     done
 '
 
+test_expect_success 'logpipe(7) ENVIRONMENT names the tools each variable is for' '
+    for v in LOGPIPE_REDIS_URL:redis LOGPIPE_STREAM:stream \
+             LOGPIPE_DLQ:dlq LOGPIPE_REDIS_PASSWORD:password-file \
+             REDISCLI_AUTH:password-file; do
+        want=$(takers "${v#*:}") &&
+        got=$(env_tools "${v%%:*}") &&
+        test "$got" = "$want" ||
+            { echo "${v%%:*}: logpipe(7) says ($got), the tools ($want)"; exit 1; }
+    done &&
+    # stat takes --group and --dir from its command line only
+    test "$(env_tools LOGPIPE_GROUP)" = "$(takers group stat)" &&
+    test "$(env_tools LOGPIPE_DIR)" = "$(takers dir stat)" &&
+    test "$(takers redis)" = "dlq, drain, replay, send, stat"
+'
+
+test_expect_success 'the README names the tools that do not take -r' '
+    without=$(for t in $TOOLS; do has $t redis || echo "logpipe-$t"; done |
+              sort | sed "1!s/^/and /" | paste -s -d" " -) &&
+    test "$without" = "logpipe-agg and logpipe-rotate" &&
+    tr "\n" " " <"$TOP/README.md" | tr -s " " |
+        grep -q "Every tool that talks to Redis (all but logpipe-rotate and logpipe-agg) takes \`-r" &&
+    ! grep -qi "every tool takes .-r" "$TOP/README.md"
+'
+
+test_expect_success 'the README names every logpipe-dlq command as it is' '
+    logpipe-dlq --help | sed -n "/^Inspect/,/^\$/p" |
+        sed -n "s/^  \([a-z][a-z]*\) .*/\1/p" >cmds &&
+    test "$(wc -l <cmds)" -ge 6 &&
+    awk "/^- \*\*logpipe-dlq\*\*/ { on = 1; print; next }
+         on && (/^\$/ || /^- /) { on = 0 } on" \
+        "$TOP/README.md" | tr "\n" " " >bullet &&
+    while read -r c; do
+        grep -q "\`$c\`" bullet || { echo "README: no \`$c\` in: $(cat bullet)"; exit 1; }
+    done <cmds &&
+    # and no command that does not exist, such as "counts"
+    grep -o "\`[a-z]*\`" bullet | tr -d "\`" | sort -u >named &&
+    sort -u cmds | comm -13 - named >extra &&
+    test ! -s extra
+'
+
 test_done
