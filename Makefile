@@ -67,7 +67,8 @@ tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 # Debian packages the build, the tests and the demo need.
 DEPS = build-essential pkg-config libhiredis-dev libjq-dev zlib1g-dev \
        redis-server redis-tools jq mandoc perl gzip procps zsh \
-       bash-completion systemd strace time valgrind postgresql sqlite3
+       bash-completion systemd strace time valgrind postgresql sqlite3 \
+       systemd-journal-remote
 
 # and for make fuzz: clang with libFuzzer and the sanitizers' runtimes
 FUZZ_DEPS = clang libclang-rt-14-dev

@@ -123,7 +123,8 @@ static void usage(void)
 "  -s, --stream KEY         stream key (logs:stream)\n"
 "  -g, --group NAME         consumer group (logpipe)\n"
 "      --dlq KEY            dead letter stream (logs:dlq)\n"
-"  -d, --dir DIR            archive root (./logs)\n"
+"  -d, --dir DIR            archive root, made if missing (./logs, which\n"
+"                           must exist)\n"
 "      --password-file FILE read the Redis password from FILE\n"
 "  -c, --consumer NAME      consumer name (the host name)\n"
 "  -n, --count N            entries per read (1000)\n"
@@ -1483,8 +1484,15 @@ static void setup(void)
         S.stdout_is_file = fstat(STDOUT_FILENO, &st) == 0 &&
                            S_ISREG(st.st_mode);
     } else if (!opt.exec) {
-        if ((S.dirfd = lp_fs_root(opt.com.dir, 1, err)) < 0) {
-            lp_error("--dir: %s", err);
+        /* made when named (-d, LOGPIPE_DIR), not the default: a drain
+         * started in the wrong directory would archive there unnoticed */
+        if ((S.dirfd = lp_fs_root(opt.com.dir, opt.com.dir_set, err)) < 0) {
+            if (!opt.com.dir_set && errno == ENOENT)
+                lp_error("--dir %s (the default) does not exist: create it, "
+                         "or name the archive with -d DIR or LOGPIPE_DIR",
+                         opt.com.dir);
+            else
+                lp_error("--dir: %s", err);
             exit(LP_EX_CANTCREAT);
         }
         if ((S.arch = lp_archive_new(S.dirfd, opt.max_open)) == NULL)

@@ -59,7 +59,8 @@ struct ev {
     uint32_t cmdlen;
     uint32_t file;              /* index of the input */
     uint8_t kind;
-    uint8_t done;               /* acknowledged (or safe in the WAL) */
+    uint8_t done;               /* 1: acknowledged, or synced in the WAL;
+                                   2: written to the WAL, not synced yet */
     uint64_t line_start;        /* input offset of its line */
     uint64_t wend;              /* B_REPLAY: segment offset after it */
 };
@@ -227,6 +228,7 @@ static struct {
     /* WAL */
     struct lp_wal *wal;
     int walmode;                /* new batches go to the WAL */
+    int wal_sync_failed;        /* never to be tried again */
     struct lp_wal_seg *rseg;    /* the segment being re-sent */
     int rseg_eof;               /* all its records are in flight */
     int64_t replay_at;          /* monotonic ms: next replay attempt */
@@ -459,10 +461,43 @@ static void take_reply(struct batch *b, struct lp_reply *rep)
 
 static void give_up(const char *why, int code);
 
+/* The WAL was synced: what was written to it is safe (done 2 -> 1). */
+static void wal_synced(void)
+{
+    for (int i = 0; i < S.count; i++) {
+        struct batch *b = &S.ring[(S.head + i) % LP_INFLIGHT];
+        for (size_t k = 0; k < b->n; k++)
+            if (b->ev[k].done == 2)
+                b->ev[k].done = 1;
+    }
+    for (size_t k = 0; k < S.in.n; k++)
+        if (S.in.ev[k].done == 2)
+            S.in.ev[k].done = 1;
+}
+
+/* Syncs the WAL; a failure is remembered (a sync is never tried again:
+ * its pages may be gone while a second one succeeds). 0 or -1 with err. */
+static int wal_sync(char *err)
+{
+    if (S.wal_sync_failed || lp_wal_sync(S.wal, err) < 0) {
+        if (!S.wal_sync_failed)
+            S.wal_sync_failed = 1;
+        else
+            snprintf(err, LP_ERRLEN, "--wal %s: not synced", opt.wal);
+        return -1;
+    }
+    wal_synced();
+    return 0;
+}
+
 static void wal_error(const char *err)
 {
+    char e2[LP_ERRLEN];
+
     /* events the WAL cannot keep: stop, and say where the input is not
-     * in Redis nor in the WAL */
+     * in Redis nor in the WAL; what was written before the failure is
+     * in the WAL once synced */
+    wal_sync(e2);
     give_up(err, LP_EX_IOERR);
 }
 
@@ -563,14 +598,14 @@ static uint64_t unsent_offset(int *file)
         if (b->source != B_INPUT)
             continue;
         for (size_t k = 0; k < b->n; k++) {
-            if (!b->ev[k].done) {
+            if (b->ev[k].done != 1) {
                 *file = (int)b->ev[k].file;
                 return b->ev[k].line_start;
             }
         }
     }
     for (size_t k = 0; k < S.in.n; k++) {
-        if (!S.in.ev[k].done) {
+        if (S.in.ev[k].done != 1) {
             *file = (int)S.in.ev[k].file;
             return S.in.ev[k].line_start;
         }
@@ -642,13 +677,40 @@ static void give_up(const char *why, int code)
             add_quoted(&cmd, opt.files[i]);
     }
     lp_buf_addc(&cmd, '\0');
-    if (name)
+    if (opt.wal) {
+        /* what is before the offset may be in the WAL rather than in
+         * Redis: the resumed run sends the WAL first, as any run does */
+        char in[PATH_MAX + 64];
+        if (name)
+            snprintf(in, sizeof in, "%s%s", name, file + 1 < opt.nfiles ?
+                     " (none of the files after it)" : "");
+        else
+            snprintf(in, sizeof in, "the input");
+        lp_error("%" PRIu64 " bytes of %s are in Redis or in the WAL %s; "
+                 "resume with: %s%s", off, in, opt.wal, cmd.p,
+                 name ? "" : " (fed the same input)");
+    } else if (name) {
         lp_error("sent %" PRIu64 " bytes of %s%s; resume with: %s", off,
                  name, file + 1 < opt.nfiles ? ", none of the files after it"
                  : "", cmd.p);
-    else
+    } else {
         lp_error("sent %" PRIu64 " bytes of the input; resume with: %s "
                  "(fed the same input)", off, cmd.p);
+    }
+    if (S.wal_sync_failed) {
+        uint64_t n = 0;
+        for (int i = 0; i < S.count; i++) {
+            struct batch *b = &S.ring[(S.head + i) % LP_INFLIGHT];
+            for (size_t k = 0; k < b->n; k++)
+                n += b->ev[k].done == 2 && b->ev[k].kind == K_EVENT;
+        }
+        for (size_t k = 0; k < S.in.n; k++)
+            n += S.in.ev[k].done == 2 && S.in.ev[k].kind == K_EVENT;
+        if (n)
+            lp_warn("%" PRIu64 " %s after the resume point may be in the "
+                    "WAL %s as well, not synced (a resume may send them "
+                    "twice)", n, plural(n, "event", "events"), opt.wal);
+    }
     if (S.n_maybe)
         lp_warn("%" PRIu64 " %s may have reached Redis although no reply "
                 "came (possible duplicates)", S.n_maybe,
@@ -736,12 +798,14 @@ static void batch_to_wal(struct batch *b)
             continue;
         rc = lp_wal_append(S.wal, b->blob.p + e->cmd, e->cmdlen, err);
         if (rc == -2) {
-            lp_wal_sync(S.wal, err);
+            char e2[LP_ERRLEN];
+            if (wal_sync(e2) < 0)
+                wal_error(e2);
             give_up(err, LP_EX_TEMPFAIL);
         }
         if (rc < 0)
             wal_error(err);
-        e->done = 1;
+        e->done = 2;
         if (e->kind == K_EVENT)
             S.n_wal++;
     }
@@ -751,7 +815,7 @@ static void sync_wal(void)
 {
     char err[LP_ERRLEN];
 
-    if (lp_wal_sync(S.wal, err) < 0)
+    if (wal_sync(err) < 0)
         wal_error(err);
 }
 
@@ -780,31 +844,39 @@ static void spill(const char *why)
 }
 
 /* Re-sending from the WAL failed: acknowledge the records that made it
- * in order, forget the batches in flight, and try again later. */
+ * in order, mark those that made it after one that did not (an error
+ * reply in the middle: Redis goes on with the next commands), forget the
+ * batches in flight, and try again later with the rest. */
 static void replay_failed(const char *why)
 {
     char err[LP_ERRLEN];
 
     M.n_errors++;
     uint64_t acked = 0;
-    int broken = 0;
+    int broken = 0, marked = 0;
 
     collect_replies();
     for (int i = 0; i < S.count; i++) {
         struct batch *b = &S.ring[(S.head + i) % LP_INFLIGHT];
         for (size_t k = 0; k < b->n; k++) {
             struct ev *e = &b->ev[k];
-            if (!broken && e->done)
+            if (!broken && e->done) {
                 acked = e->wend;
-            else if (!broken)
+            } else if (e->done) {
+                /* it has its stream ID: never send it again */
+                if (lp_wal_seg_mark(S.wal, S.rseg, e->wend, e->cmdlen,
+                                    err) < 0)
+                    wal_error(err);
+                marked = 1;
+            } else {
                 broken = 1;
-            else if (e->done && e->kind == K_EVENT)
-                S.n_maybe++;    /* in Redis, and will be sent again */
-            if (broken && !e->done && k >= b->replied && b->flushed)
-                S.n_maybe++;
+                if (k >= b->replied && b->flushed)
+                    S.n_maybe++;    /* written, no reply: maybe applied */
+            }
         }
     }
-    if (acked && lp_wal_seg_ack(S.wal, S.rseg, acked, err) < 0)
+    if ((acked || marked) &&
+        lp_wal_seg_ack(S.wal, S.rseg, acked, err) < 0)
         wal_error(err);
     while (S.count > 0)
         release_head();
@@ -1701,12 +1773,16 @@ static void finish(void)
     }
     lp_format_duration(opt.timeout, d, sizeof d);
     while (S.walmode) {
-        if (S.fail_since && (!opt.flush_wal ||
-                             lp_mono_ms() - S.fail_since >= opt.timeout))
+        /* stopping: no more re-sends, but the replies to those in flight
+         * are waited for, so that what Redis stored is acknowledged in
+         * the WAL and never sent again by the next run */
+        int stop = lp_stop ||
+                   (S.fail_since && (!opt.flush_wal ||
+                                     lp_mono_ms() - S.fail_since >=
+                                     opt.timeout));
+        if (stop && S.count == 0)
             break;
-        if (lp_stop && S.count == 0)
-            break;
-        if (!lp_stop)
+        if (!stop)
             replay_step();
         if (S.count > 0) {
             if (pump(1, err) < 0)

@@ -30,6 +30,10 @@
  * Printed as one NDJSON object, or as Prometheus text (--prom) for
  * node_exporter's textfile collector. --check compares with the thresholds
  * given and exits 1 when one is crossed, saying which on stderr.
+ *
+ * When Redis fails, the rest is still printed, with the Redis part marked
+ * unknown: a WAL that grows while Redis is away is what an operator looks
+ * for then.
  */
 
 enum {
@@ -86,8 +90,9 @@ static void usage(void)
 "  -V, --version            version\n"
 "\n"
 "Exit: 0 ok, 1 a --check threshold crossed, 64 usage, 69 Redis\n"
-"unreachable, 70 internal error, 73 --metrics file not written, 74 output\n"
-"error, 78 bad configuration or permission refused.\n"
+"unreachable (the WAL and archive sizes are printed all the same), 70\n"
+"internal error, 73 --metrics file not written, 74 output error, 78 bad\n"
+"configuration or permission refused.\n"
 "See logpipe-stat(1).\n");
 }
 
@@ -121,23 +126,43 @@ static struct {
     uint64_t dir_bytes, dir_files;
     int have_wal, have_dir;
     int64_t now;
+    int redis_code;                 /* Redis failed: the exit status */
+    char redis_err[LP_ERRLEN];      /* and why */
 } S;
 
-/* what: the command and its key, for the message */
-static struct lp_reply *cmd_or_die(const char *what, struct lp_reply *rep,
-                                   const char *err)
+/* Redis failed: says why (the first failure only) and keeps the status. */
+static void redis_failed(const char *why, int code)
 {
+    if (S.redis_code)
+        return;
+    lp_error("%s", why);
+    snprintf(S.redis_err, sizeof S.redis_err, "%s", why);
+    S.redis_code = code;
+}
+
+/* The reply, or NULL when the command failed (Redis is then marked as
+ * failed). what: the command and its key, for the message. */
+static struct lp_reply *cmd_ok(const char *what, struct lp_reply *rep,
+                               const char *err)
+{
+    char m[LP_ERRLEN];
+
     if (rep == NULL) {
-        lp_error("%s: %s", what, err);
-        exit(LP_EX_UNAVAILABLE);
+        snprintf(m, sizeof m, "%s: %s", what, err);
+        redis_failed(m, LP_EX_UNAVAILABLE);
+        return NULL;
     }
     if (lp_reply_type(rep) == LP_REPLY_ERROR &&
         !lp_reply_is_error(rep, "ERR")) {
         char t[300];
-        lp_error("%s: %s", what, lp_reply_text(rep, t, sizeof t));
-        exit(lp_reply_is_error(rep, "NOPERM") ||
-             lp_reply_is_error(rep, "WRONGTYPE") ? LP_EX_CONFIG
-                                                 : LP_EX_UNAVAILABLE);
+        int code = lp_reply_is_error(rep, "NOPERM") ||
+                   lp_reply_is_error(rep, "WRONGTYPE") ? LP_EX_CONFIG
+                                                       : LP_EX_UNAVAILABLE;
+        snprintf(m, sizeof m, "%s: %s", what,
+                 lp_reply_text(rep, t, sizeof t));
+        lp_reply_free(rep);
+        redis_failed(m, code);
+        return NULL;
     }
     return rep;
 }
@@ -169,25 +194,33 @@ static void gather_redis(void)
     struct lp_reply *rep;
     const char *st = opt.com.stream;
 
-    rep = cmd_or_die(what("XLEN", st), lp_redis_cmd(S.r, err, "XLEN", st,
-                                                    NULL), err);
+    rep = cmd_ok(what("XLEN", st), lp_redis_cmd(S.r, err, "XLEN", st, NULL),
+                 err);
+    if (rep == NULL)
+        return;
     S.length = lp_reply_int(rep);
     lp_reply_free(rep);
     if (S.length > 0) {
-        rep = cmd_or_die(what("XRANGE", st), lp_redis_cmd(S.r, err, "XRANGE",
-                         st, "-", "+", "COUNT", "1", NULL), err);
+        rep = cmd_ok(what("XRANGE", st), lp_redis_cmd(S.r, err, "XRANGE",
+                     st, "-", "+", "COUNT", "1", NULL), err);
+        if (rep == NULL)
+            return;
         copy_str(S.first_id, sizeof S.first_id,
                  lp_reply_at(lp_reply_at(rep, 0), 0));
         lp_reply_free(rep);
-        rep = cmd_or_die(what("XREVRANGE", st), lp_redis_cmd(S.r, err,
-                         "XREVRANGE", st, "+", "-", "COUNT", "1", NULL), err);
+        rep = cmd_ok(what("XREVRANGE", st), lp_redis_cmd(S.r, err,
+                     "XREVRANGE", st, "+", "-", "COUNT", "1", NULL), err);
+        if (rep == NULL)
+            return;
         copy_str(S.last_id, sizeof S.last_id,
                  lp_reply_at(lp_reply_at(rep, 0), 0));
         lp_reply_free(rep);
     }
     /* a stream that does not exist has no groups: XINFO says ERR */
-    rep = cmd_or_die(what("XINFO GROUPS", st), lp_redis_cmd(S.r, err,
-                     "XINFO", "GROUPS", st, NULL), err);
+    rep = cmd_ok(what("XINFO GROUPS", st), lp_redis_cmd(S.r, err,
+                 "XINFO", "GROUPS", st, NULL), err);
+    if (rep == NULL)
+        return;
     S.ng = lp_reply_len(rep);
     S.g = calloc(S.ng + 1, sizeof *S.g);
     if (S.g == NULL) {
@@ -239,8 +272,10 @@ static void gather_redis(void)
         if (x->pending == 0)
             continue;
         /* summary form: [count, smallest id, greatest id, consumers] */
-        rep = cmd_or_die(what("XPENDING", st), lp_redis_cmdv(S.r, err, 3,
-                         argv, lens), err);
+        rep = cmd_ok(what("XPENDING", st), lp_redis_cmdv(S.r, err, 3,
+                     argv, lens), err);
+        if (rep == NULL)
+            return;
         copy_str(x->oldest_id, sizeof x->oldest_id, lp_reply_at(rep, 1));
         lp_reply_free(rep);
         if (lp_stream_id_parse(x->oldest_id, strlen(x->oldest_id), &ms,
@@ -249,8 +284,10 @@ static void gather_redis(void)
             x->oldest_age_ms = (int64_t)ms < S.now ? S.now - (int64_t)ms
                                                    : 0;
     }
-    rep = cmd_or_die(what("XLEN", opt.com.dlq), lp_redis_cmd(S.r, err,
-                     "XLEN", opt.com.dlq, NULL), err);
+    rep = cmd_ok(what("XLEN", opt.com.dlq), lp_redis_cmd(S.r, err,
+                 "XLEN", opt.com.dlq, NULL), err);
+    if (rep == NULL)
+        return;
     S.dlq = lp_reply_int(rep);
     lp_reply_free(rep);
 }
@@ -321,6 +358,15 @@ static char *render_json(void)
     lp_buf_adds(&b, ts);
     lp_buf_adds(&b, "\",\"stream\":");
     jstr(&b, opt.com.stream);
+    if (S.redis_code) {
+        /* nothing of Redis is known: rather null than a half picture */
+        lp_buf_adds(&b, ",\"length\":null,\"groups\":null,"
+                    "\"dlq\":{\"key\":");
+        jstr(&b, opt.com.dlq);
+        lp_buf_adds(&b, ",\"length\":null},\"redis_error\":");
+        jstr(&b, S.redis_err);
+        goto files;
+    }
     lp_buf_adds(&b, ",\"length\":");
     jnum(&b, S.length);
     if (S.first_id[0]) {
@@ -367,6 +413,7 @@ static char *render_json(void)
     lp_buf_adds(&b, ",\"length\":");
     jnum(&b, S.dlq);
     lp_buf_addc(&b, '}');
+files:
     if (S.have_wal) {
         lp_buf_adds(&b, ",\"wal\":{\"dir\":");
         jstr(&b, opt.wal);
@@ -425,6 +472,8 @@ static struct lp_metrics *to_metrics(void)
     struct lp_buf s = { 0 }, both = { 0 };
     const char *st = opt.com.stream;
 
+    if (S.redis_code)
+        goto files;
     lbl(&s, "stream", st, strlen(st));
     lp_metric_set(lp_gauge(m, "logpipe_stream_length", s.p,
                            "Entries in the stream."), (double)S.length);
@@ -454,6 +503,7 @@ static struct lp_metrics *to_metrics(void)
     lp_metric_set(lp_gauge(m, "logpipe_dlq_length", s.p,
                            "Entries in the dead letter stream."),
                   (double)S.dlq);
+files:
     if (S.have_wal) {
         s.len = 0;
         lbl(&s, "dir", opt.wal, strlen(opt.wal));
@@ -474,6 +524,10 @@ static struct lp_metrics *to_metrics(void)
                                "Day files of the archive tree."),
                       (double)S.dir_files);
     }
+    lp_metric_set(lp_gauge(m, "logpipe_redis_up", "",
+                           "1 when Redis answered every command, 0 when "
+                           "not: its figures are then missing."),
+                  S.redis_code ? 0 : 1);
     lp_metric_set(lp_gauge(m, "logpipe_stat_time_seconds", "",
                            "When this was measured (Unix time)."),
                   (double)S.now / 1000.0);
@@ -503,9 +557,10 @@ static uint64_t count_after(const char *last, uint64_t limit)
         struct lp_reply *rep;
         size_t got;
         snprintf(count, sizeof count, "%" PRIu64, want < 10000 ? want : 10000);
-        rep = cmd_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
-                         opt.com.stream, start, "+", "COUNT", count, NULL),
-                         err);
+        rep = cmd_ok("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
+                     opt.com.stream, start, "+", "COUNT", count, NULL), err);
+        if (rep == NULL)
+            break;
         got = lp_reply_len(rep);
         id[0] = '\0';
         if (got > 0)
@@ -675,12 +730,12 @@ int main(int argc, char **argv)
         return LP_EX_CONFIG;
     }
     lp_redis_set_timeout(S.r, opt.timeout);
-    if ((rc = lp_redis_connect(S.r, err)) < 0) {
-        lp_error("%s", err);
-        return rc == LP_REDIS_EAUTH ? LP_EX_CONFIG : LP_EX_UNAVAILABLE;
-    }
     S.now = lp_now_ms();
-    gather_redis();
+    if ((rc = lp_redis_connect(S.r, err)) < 0)
+        redis_failed(err, rc == LP_REDIS_EAUTH ? LP_EX_CONFIG
+                                              : LP_EX_UNAVAILABLE);
+    else
+        gather_redis();
     gather_files();
     m = to_metrics();
     /* the file first: a reader of stdout that goes away must not cost it */
@@ -695,8 +750,12 @@ int main(int argc, char **argv)
         lp_error("stdout: %s", out ? strerror(errno) : "out of memory");
         code = LP_EX_IOERR;
     }
-    if (opt.check && check() && code == LP_EX_OK)
+    if (opt.check && S.redis_code)
+        lp_error("--check: nothing checked: Redis did not answer");
+    else if (opt.check && check() && code == LP_EX_OK)
         code = LP_EX_CHECK;
+    if (S.redis_code)
+        code = S.redis_code;    /* count_after in check() may fail too */
     free(out);
     lp_metrics_free(m);
     for (size_t i = 0; i < S.ng; i++)

@@ -30,6 +30,9 @@ struct lp_wal_seg {
     size_t buflen, bufcap;
     uint64_t bufoff;
     int ackfd;
+    int v2;                     /* header LPWAL02: may hold marks */
+    uint64_t nmarks;            /* marked records after acked */
+    int mdirty;                 /* marked since the last sync */
 };
 
 struct lp_wal {
@@ -73,6 +76,39 @@ static uint32_t rec_crc(const unsigned char *lenbytes, const char *rec,
     return (uint32_t)c;
 }
 
+/* The CRC of a record of n payload bytes: of the length without the
+ * LP_WAL_DONE mark, so that marking keeps it valid. */
+static uint32_t rec_crc_n(uint32_t n, const char *rec)
+{
+    unsigned char lb[4];
+
+    put32(lb, n);
+    return rec_crc(lb, rec, n);
+}
+
+/* The payload length in a record's length word v; *done: it is marked.
+ * Both mark bits, or neither: a single flipped bit is damage (a length
+ * past LP_WAL_MAXREC, or a CRC that fails), never a mark. */
+static uint32_t rec_len(uint32_t v, int *done)
+{
+    *done = (v & LP_WAL_DONE) == LP_WAL_DONE;
+    return *done ? v & ~LP_WAL_DONE : v;
+}
+
+int lp_wal_magic(const char *buf, size_t len)
+{
+    return len >= LP_WAL_HDR && (memcmp(buf, LP_WAL_MAGIC, LP_WAL_HDR) == 0 ||
+                                 memcmp(buf, LP_WAL_MAGIC2, LP_WAL_HDR) == 0);
+}
+
+int lp_wal_rec_done(const char *rec)
+{
+    int done;
+
+    rec_len(get32((const unsigned char *)rec - LP_WAL_REC), &done);
+    return done;
+}
+
 void lp_wal_encode(char *hdr, const char *rec, size_t rlen)
 {
     unsigned char *h = (unsigned char *)hdr;
@@ -86,9 +122,10 @@ int lp_wal_decode(const char *buf, size_t len, size_t *pos, const char **rec,
 {
     const unsigned char *h;
     uint32_t n;
+    int done;
 
     if (*pos == 0) {
-        if (len < LP_WAL_HDR || memcmp(buf, LP_WAL_MAGIC, LP_WAL_HDR) != 0)
+        if (!lp_wal_magic(buf, len))
             return -1;
         *pos = LP_WAL_HDR;
     }
@@ -97,9 +134,9 @@ int lp_wal_decode(const char *buf, size_t len, size_t *pos, const char **rec,
     if (len - *pos < LP_WAL_REC)
         return -1;
     h = (const unsigned char *)buf + *pos;
-    n = get32(h);
+    n = rec_len(get32(h), &done);
     if (n > LP_WAL_MAXREC || len - *pos - LP_WAL_REC < n ||
-        rec_crc(h, buf + *pos + LP_WAL_REC, n) != get32(h + 4))
+        rec_crc_n(n, buf + *pos + LP_WAL_REC) != get32(h + 4))
         return -1;
     *rec = buf + *pos + LP_WAL_REC;
     *rlen = n;
@@ -292,16 +329,18 @@ static size_t seg_fill(struct lp_wal_seg *s, uint64_t off, size_t need)
 }
 
 /*
- * Reads the record at s->off: 1 with rec/len, 0 at the end of the valid
- * records (*torn set when bytes follow that are not a whole record).
+ * Reads the record at s->off: 1 with rec/len (*done: it is marked), 0 at
+ * the end of the valid records (*torn set when bytes follow that are not
+ * a whole record).
  */
 static int seg_read(struct lp_wal_seg *s, const char **rec, size_t *len,
-                    int *torn)
+                    int *done, int *torn)
 {
     size_t have;
     uint32_t n;
 
     *torn = 0;
+    *done = 0;
     if (s->off >= s->size)
         return 0;
     have = seg_fill(s, s->off, LP_WAL_REC);
@@ -310,6 +349,7 @@ static int seg_read(struct lp_wal_seg *s, const char **rec, size_t *len,
         return 0;
     }
     n = get32((const unsigned char *)s->buf);
+    n = rec_len(n, done);
     if (n > LP_WAL_MAXREC) {
         *torn = 1;
         return 0;
@@ -321,7 +361,7 @@ static int seg_read(struct lp_wal_seg *s, const char **rec, size_t *len,
     }
     {
         const unsigned char *h = (const unsigned char *)s->buf;
-        if (rec_crc(h, s->buf + LP_WAL_REC, n) != get32(h + 4)) {
+        if (rec_crc_n(n, s->buf + LP_WAL_REC) != get32(h + 4)) {
             *torn = 1;
             return 0;
         }
@@ -378,12 +418,13 @@ static int seg_open(struct lp_wal *w, const char *name,
         return 1;
     }
     if (pread(s->fd, hdr, LP_WAL_HDR, 0) != LP_WAL_HDR ||
-        memcmp(hdr, LP_WAL_MAGIC, LP_WAL_HDR) != 0) {
+        !lp_wal_magic(hdr, LP_WAL_HDR)) {
         lp_warn("--wal %s/%s: not a logpipe WAL segment: left alone", w->dir,
                 name);
         seg_free(s);
         return 0;
     }
+    s->v2 = memcmp(hdr, LP_WAL_MAGIC2, LP_WAL_HDR) == 0;
     s->acked = read_ack(w, name);
     if (s->acked < LP_WAL_HDR || s->acked > s->size)
         s->acked = LP_WAL_HDR;
@@ -392,17 +433,25 @@ static int seg_open(struct lp_wal *w, const char *name,
     return 1;
 }
 
-/* Walks the records after the acknowledged ones, cutting a torn tail.
- * Returns the bytes of records waiting, or -1 with err. */
+/* Walks the records after the acknowledged ones, cutting a torn tail and
+ * counting the marked ones. Returns the bytes of records waiting (marked
+ * ones are not), or -1 with err. */
 static int64_t seg_check(struct lp_wal *w, struct lp_wal_seg *s, char *err)
 {
     const char *rec;
     size_t len;
-    int torn;
+    int done, torn;
+    uint64_t marked = 0;
 
     s->off = s->acked;
-    while (seg_read(s, &rec, &len, &torn) == 1)
+    s->nmarks = 0;
+    while (seg_read(s, &rec, &len, &done, &torn) == 1) {
         s->off += LP_WAL_REC + len;
+        if (done) {
+            s->nmarks++;
+            marked += LP_WAL_REC + len;
+        }
+    }
     if (torn) {
         lp_warn("--wal %s/%s: cutting a torn tail of %llu bytes (a record "
                 "cut short or damaged)", w->dir, s->name,
@@ -416,7 +465,35 @@ static int64_t seg_check(struct lp_wal *w, struct lp_wal_seg *s, char *err)
     }
     s->off = s->acked;
     s->buflen = 0;
-    return (int64_t)(s->size - s->acked);
+    return (int64_t)(s->size - s->acked - marked);
+}
+
+/* The bytes of the records in [from, to) that are not marked, and the
+ * number of marked ones, from their headers (a segment with marks only;
+ * the records were checked by seg_check). Returns 0, or -1 with errno. */
+static int seg_span(struct lp_wal_seg *s, uint64_t from, uint64_t to,
+                    uint64_t *bytes, uint64_t *marks)
+{
+    unsigned char h[LP_WAL_REC];
+
+    *bytes = *marks = 0;
+    while (from < to) {
+        uint32_t n;
+        int done;
+        errno = 0;
+        if (pread(s->fd, h, sizeof h, (off_t)from) != (ssize_t)sizeof h) {
+            if (errno == 0)
+                errno = EIO;
+            return -1;
+        }
+        n = rec_len(get32(h), &done);
+        if (done)
+            (*marks)++;
+        else
+            *bytes += LP_WAL_REC + n;
+        from += LP_WAL_REC + n;
+    }
+    return 0;
 }
 
 struct lp_wal *lp_wal_open(const char *dir, uint64_t max_bytes, char *err)
@@ -681,11 +758,13 @@ int lp_wal_take(struct lp_wal *w, struct lp_wal_seg **seg, char *err)
 int lp_wal_seg_next(struct lp_wal_seg *s, const char **rec, size_t *len,
                     uint64_t *end)
 {
-    int torn;
+    int done, torn;
 
-    if (seg_read(s, rec, len, &torn) != 1)
-        return 0;
-    s->off += LP_WAL_REC + *len;
+    do {
+        if (seg_read(s, rec, len, &done, &torn) != 1)
+            return 0;
+        s->off += LP_WAL_REC + *len;
+    } while (done);             /* in Redis already: never again */
     *end = s->off;
     return 1;
 }
@@ -694,9 +773,25 @@ int lp_wal_seg_ack(struct lp_wal *w, struct lp_wal_seg *s, uint64_t end,
                    char *err)
 {
     unsigned char b[16];
+    uint64_t gone = end - s->acked, marks = 0;
 
+    /* the marks first: an .ack past a record whose mark is lost is
+     * harmless, a mark lost before it is not */
+    if (s->mdirty) {
+        if (fdatasync(s->fd) < 0) {
+            snprintf(err, LP_ERRLEN, "--wal %s/%s: fsync: %s", w->dir,
+                     s->name, strerror(errno));
+            return -1;
+        }
+        s->mdirty = 0;
+    }
     if (end <= s->acked)
         return 0;
+    if (s->nmarks && seg_span(s, s->acked, end, &gone, &marks) < 0) {
+        snprintf(err, LP_ERRLEN, "--wal %s/%s: read: %s", w->dir, s->name,
+                 strerror(errno));
+        return -1;
+    }
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(end >> (8 * i));
     put32(b + 8, (uint32_t)crc32(0L, b, 8));
@@ -722,9 +817,61 @@ int lp_wal_seg_ack(struct lp_wal *w, struct lp_wal_seg *s, uint64_t end,
                  strerror(errno));
         return -1;
     }
-    w->bytes -= w->bytes < end - s->acked ? w->bytes : end - s->acked;
+    w->bytes -= w->bytes < gone ? w->bytes : gone;
+    s->nmarks -= marks;
     s->acked = end;
     return 0;
+}
+
+int lp_wal_seg_mark(struct lp_wal *w, struct lp_wal_seg *s, uint64_t end,
+                    size_t len, char *err)
+{
+    unsigned char h[4];
+    uint64_t start = end - LP_WAL_REC - len;
+    uint32_t v;
+    int done;
+
+    if (len > LP_WAL_MAXREC || end < LP_WAL_HDR + LP_WAL_REC + len ||
+        start < s->acked || end > s->size) {
+        snprintf(err, LP_ERRLEN, "--wal %s/%s: no record of %zu bytes ends "
+                 "at %llu", w->dir, s->name, len, (unsigned long long)end);
+        return -1;
+    }
+    if (len > ~LP_WAL_DONE)
+        return 0;               /* a GiB: the mark does not fit its length */
+    /* the header first, synced: a reader that does not know marks must
+     * leave the segment alone, not cut it at the first one */
+    errno = 0;
+    if (!s->v2 && (pwrite(s->fd, LP_WAL_MAGIC2, LP_WAL_HDR, 0) != LP_WAL_HDR
+                   || fdatasync(s->fd) < 0))
+        goto failed;
+    s->v2 = 1;
+    errno = 0;
+    if (pread(s->fd, h, sizeof h, (off_t)start) != (ssize_t)sizeof h)
+        goto failed;
+    if ((v = rec_len(get32(h), &done)) != len) {
+        snprintf(err, LP_ERRLEN, "--wal %s/%s: no record of %zu bytes ends "
+                 "at %llu", w->dir, s->name, len, (unsigned long long)end);
+        return -1;
+    }
+    if (done)
+        return 0;
+    /* one byte, the top one of the length: written whole or not at all */
+    h[3] |= (unsigned char)(LP_WAL_DONE >> 24);
+    if (pwrite(s->fd, h + 3, 1, (off_t)start + 3) != 1)
+        goto failed;
+    if (start + 3 >= s->bufoff && start + 3 < s->bufoff + s->buflen)
+        s->buf[start + 3 - s->bufoff] = (char)h[3];
+    s->mdirty = 1;
+    s->nmarks++;
+    w->bytes -= w->bytes < LP_WAL_REC + len ? w->bytes : LP_WAL_REC + len;
+    return 0;
+failed:
+    if (errno == 0)
+        errno = EIO;
+    snprintf(err, LP_ERRLEN, "--wal %s/%s: %s", w->dir, s->name,
+             strerror(errno));
+    return -1;
 }
 
 void lp_wal_seg_rewind(struct lp_wal_seg *s)
@@ -736,9 +883,12 @@ void lp_wal_seg_rewind(struct lp_wal_seg *s)
 int lp_wal_seg_done(struct lp_wal *w, struct lp_wal_seg *s, char *err)
 {
     char an[96];
+    uint64_t gone = s->size - s->acked, marks;
 
     snprintf(an, sizeof an, "%s.ack", s->name);
-    w->bytes -= w->bytes < s->size - s->acked ? w->bytes : s->size - s->acked;
+    if (s->nmarks && seg_span(s, s->acked, s->size, &gone, &marks) < 0)
+        gone = 0;               /* counted at most once: better too many */
+    w->bytes -= w->bytes < gone ? w->bytes : gone;
     s->acked = s->size;
     if (unlinkat(w->dirfd, s->name, 0) < 0 && errno != ENOENT) {
         snprintf(err, LP_ERRLEN, "--wal %s/%s: %s", w->dir, s->name,

@@ -11,6 +11,13 @@
  * length bytes and the payload, then the payload: one Redis command in RESP
  * form (an XADD of an event, or of a dead letter), sent again as it is.
  *
+ * The two top bits of a record's length, both set (LP_WAL_DONE; the CRC is
+ * of the length without them), mark a record Redis acknowledged while
+ * records before it were not (an error reply in the middle of a batch): it
+ * is never sent again. One flipped bit is damage, not a mark. A segment
+ * with marks has the header "LPWAL02\n", which older readers leave alone
+ * rather than cut at the first mark.
+ *
  * Each sender appends to its own active segment, which it holds locked
  * (flock); a segment is re-sent only by whoever takes its lock without
  * waiting, so two senders on one directory never read or cut the other's
@@ -20,9 +27,11 @@
  */
 
 #define LP_WAL_MAGIC "LPWAL01\n"
+#define LP_WAL_MAGIC2 "LPWAL02\n"       /* the same, with LP_WAL_DONE marks */
 #define LP_WAL_HDR 8
 #define LP_WAL_REC 8                    /* record header */
 #define LP_WAL_MAXREC (1u << 30)
+#define LP_WAL_DONE 0xc0000000u         /* in the length: acknowledged */
 #define LP_WAL_SEGMENT (64u << 20)      /* a new segment past this */
 
 struct lp_wal;
@@ -62,16 +71,28 @@ int lp_wal_sync(struct lp_wal *w, char *err);
 int lp_wal_take(struct lp_wal *w, struct lp_wal_seg **seg, char *err);
 
 /*
- * The next record of seg after those read so far: 1 with rec[0..len) valid
- * until the next call and *end the offset after it, 0 at the end.
+ * The next record of seg after those read so far, skipping records marked
+ * with lp_wal_seg_mark: 1 with rec[0..len) valid until the next call and
+ * *end the offset after it, 0 at the end.
  */
 int lp_wal_seg_next(struct lp_wal_seg *s, const char **rec, size_t *len,
                     uint64_t *end);
 
 /* Records up to offset end are acknowledged: kept in the .ack file,
- * synced. Returns 0 or -1 with err. */
+ * synced, after the marks made since the last call (end may then be at or
+ * before what is acknowledged already). Returns 0 or -1 with err. */
 int lp_wal_seg_ack(struct lp_wal *w, struct lp_wal_seg *s, uint64_t end,
                    char *err);
+
+/*
+ * The record of len payload bytes that ends at offset end (as handed out
+ * by lp_wal_seg_next) was acknowledged, but a record before it was not:
+ * marks it in the segment, so that neither a rewind nor a later process
+ * sends it again (a record of 1 GiB or more cannot be marked, and is).
+ * Synced by the next lp_wal_seg_ack. Returns 0 or -1 with err.
+ */
+int lp_wal_seg_mark(struct lp_wal *w, struct lp_wal_seg *s, uint64_t end,
+                    size_t len, char *err);
 
 /* Reading starts again after the last acknowledged record. */
 void lp_wal_seg_rewind(struct lp_wal_seg *s);
@@ -90,10 +111,18 @@ const char *lp_wal_seg_name(const struct lp_wal_seg *s);
  * Decodes the record at buf[*pos..len): 1 with rec/rlen and *pos moved
  * past it, 0 at a clean end, -1 when the rest is not a whole valid record
  * (a torn tail, or damage). *pos = 0 skips the segment header, which must
- * be there. Pure: for tests, fuzzing and logpipe-replay.
+ * be there. Marked records are records too (see lp_wal_rec_done). Pure:
+ * for tests, fuzzing and logpipe-replay.
  */
 int lp_wal_decode(const char *buf, size_t len, size_t *pos,
                   const char **rec, size_t *rlen);
+
+/* Is the record whose payload lp_wal_decode gave as rec marked as
+ * acknowledged (lp_wal_seg_mark)? Pure. */
+int lp_wal_rec_done(const char *rec);
+
+/* Is buf[0..len) a segment header, of either version? Pure. */
+int lp_wal_magic(const char *buf, size_t len);
 
 /* Encodes the header of a record of rlen bytes into hdr[LP_WAL_REC]. */
 void lp_wal_encode(char *hdr, const char *rec, size_t rlen);

@@ -66,7 +66,7 @@ test_expect_success 'metrics at every exit: send 75, drain 69; 0644 under any um
     test "$(stat -c %a s75.prom)" = 644 &&
     test "$(value s75.prom logpipe_send_redis_errors_total)" -ge 1 &&
     expect_exit 69 logpipe-drain -r redis://127.0.0.1:$(random_port)/0 -t 1s \
-        --once --metrics d69.prom 2>/dev/null &&
+        -d d69 --once --metrics d69.prom 2>/dev/null &&
     check d69.prom &&
     test "$(value d69.prom logpipe_drain_redis_errors_total)" -ge 1
 '

@@ -265,6 +265,141 @@ static void test_progress_and_locks(void)
     rmrf(dir);
 }
 
+/* Reads the records seg hands out from where it is; their "n" numbers
+ * go to got[] (at most cap), their ends to ends[]. Returns the count. */
+static int read_ns(struct lp_wal_seg *s, int *got, uint64_t *ends, int cap)
+{
+    const char *rec, *key, *ev;
+    size_t len, kl, el;
+    uint64_t end;
+    int k = 0;
+
+    while (k < cap && lp_wal_seg_next(s, &rec, &len, &end)) {
+        got[k] = -1;
+        if (lp_wal_event(rec, len, &key, &kl, &ev, &el) && el > 5)
+            got[k] = atoi(ev + 5);
+        ends[k++] = end;
+    }
+    return k;
+}
+
+/* Records acknowledged out of order (an error reply in the middle of a
+ * batch) are marked: skipped after a rewind and by a later process, not
+ * counted as waiting, and the segment stays whole for every reader. */
+static void test_marks(void)
+{
+    char dir[600], name[128], path[800], err[LP_ERRLEN], hdr[LP_WAL_HDR];
+    struct lp_wal *w;
+    struct lp_wal_seg *s;
+    struct lp_buf b = { 0 };
+    int got[16], n, fd;
+    uint64_t ends[16], bytes0, rec_bytes;
+
+    snprintf(dir, sizeof dir, "%s/marks", root);
+    write_records(dir, 6, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    w = lp_wal_open(dir, 0, err);
+    bytes0 = lp_wal_bytes(w);
+    rec_bytes = bytes0 / 6;             /* all six are the same size */
+    lp_wal_take(w, &s, err);
+    n = read_ns(s, got, ends, 16);
+    is_int(n, 6, "6 records handed out");
+    /* Redis stored 0 and 1, refused 2, stored 3 and 5, refused 4 */
+    is_int(lp_wal_seg_mark(w, s, ends[3], (size_t)(ends[3] - ends[2]) -
+                           LP_WAL_REC, err), 0, "record 3 marked");
+    is_int(lp_wal_seg_mark(w, s, ends[5], (size_t)(ends[5] - ends[4]) -
+                           LP_WAL_REC, err), 0, "record 5 marked");
+    is_int(lp_wal_seg_mark(w, s, ends[5], (size_t)(ends[5] - ends[4]) -
+                           LP_WAL_REC, err), 0, "marking twice is harmless");
+    ok(lp_wal_seg_mark(w, s, ends[5] - 1, 10, err) < 0,
+       "no record there: refused (%s)", err);
+    is_int(lp_wal_seg_ack(w, s, ends[1], err), 0, "0 and 1 acknowledged");
+    ok(lp_wal_bytes(w) == bytes0 - 4 * rec_bytes,
+       "waiting: the 2 refused only (%llu bytes)",
+       (unsigned long long)lp_wal_bytes(w));
+    lp_wal_seg_rewind(s);
+    n = read_ns(s, got, ends, 16);
+    ok(n == 2 && got[0] == 2 && got[1] == 4,
+       "after a rewind: the refused 2 and 4, and nothing else");
+    lp_wal_seg_release(w, s);
+    lp_wal_close(w);
+
+    fd = open(path, O_RDONLY);
+    ok(fd >= 0 && pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr &&
+       memcmp(hdr, LP_WAL_MAGIC2, LP_WAL_HDR) == 0,
+       "a segment with marks says so in its header");
+    if (fd >= 0)
+        close(fd);
+    {
+        /* every record is still a valid record, the marked ones say so */
+        FILE *f = fopen(path, "rb");
+        char buf[4096];
+        size_t size = f ? fread(buf, 1, sizeof buf, f) : 0, pos = 0, len;
+        const char *rec;
+        int k = 0, marked = 0, rc;
+        if (f)
+            fclose(f);
+        while ((rc = lp_wal_decode(buf, size, &pos, &rec, &len)) == 1) {
+            if (lp_wal_rec_done(rec))
+                marked |= 1 << k;
+            k++;
+        }
+        ok(rc == 0 && k == 6 && marked == (1 << 3 | 1 << 5),
+           "decoded whole: 6 records, 3 and 5 marked");
+        /* one flipped bit of a mark is damage, not another mark; ends[0]
+         * is where the marked record 3 starts (read after the rewind) */
+        buf[(size_t)ends[0] + 3] ^= 0x80;
+        pos = 0;
+        k = 0;
+        while ((rc = lp_wal_decode(buf, size, &pos, &rec, &len)) == 1)
+            k++;
+        ok(rc == -1 && k == 3, "half a mark is damage: 3 records, then -1");
+    }
+
+    w = lp_wal_open(dir, 0, err);
+    ok(lp_wal_bytes(w) == 2 * rec_bytes,
+       "a later process counts the 2 waiting (%llu bytes)",
+       (unsigned long long)lp_wal_bytes(w));
+    lp_wal_take(w, &s, err);
+    n = read_ns(s, got, ends, 16);
+    ok(n == 2 && got[0] == 2 && got[1] == 4, "and is handed 2 and 4 only");
+    /* 2 stored now, 4 refused again: 4 is all that is left */
+    is_int(lp_wal_seg_ack(w, s, ends[0], err), 0, "2 acknowledged");
+    ok(lp_wal_bytes(w) == rec_bytes, "1 record waiting (%llu bytes)",
+       (unsigned long long)lp_wal_bytes(w));
+    lp_wal_seg_rewind(s);
+    n = read_ns(s, got, ends, 16);
+    ok(n == 1 && got[0] == 4, "after a rewind: 4");
+    is_int(lp_wal_seg_ack(w, s, ends[0], err), 0, "4 acknowledged");
+    ok(lp_wal_bytes(w) == 0, "nothing waiting (%llu)",
+       (unsigned long long)lp_wal_bytes(w));
+    n = read_ns(s, got, ends, 16);
+    is_int(n, 0, "the marked 5 at the end is not handed out");
+    is_int(lp_wal_seg_done(w, s, err), 0, "the segment is done");
+    is_int(lp_wal_pending(w, err), 0, "nothing pending");
+    lp_wal_close(w);
+
+    /* a segment whose records left are all marked is deleted when taken */
+    write_records(dir, 3, name, sizeof name);
+    w = lp_wal_open(dir, 0, err);
+    lp_wal_take(w, &s, err);
+    n = read_ns(s, got, ends, 16);
+    lp_wal_seg_mark(w, s, ends[1], (size_t)(ends[1] - ends[0]) - LP_WAL_REC,
+                    err);
+    lp_wal_seg_mark(w, s, ends[2], (size_t)(ends[2] - ends[1]) - LP_WAL_REC,
+                    err);
+    lp_wal_seg_ack(w, s, ends[0], err);
+    lp_wal_seg_release(w, s);
+    lp_wal_close(w);
+    w = lp_wal_open(dir, 0, err);
+    segment_name(dir, name, sizeof name);
+    ok(name[0] == '\0' && lp_wal_bytes(w) == 0,
+       "all marked or acknowledged: deleted at the next open");
+    lp_wal_close(w);
+    lp_buf_free(&b);
+    rmrf(dir);
+}
+
 static void test_limits(void)
 {
     char dir[600], err[LP_ERRLEN];
@@ -296,6 +431,7 @@ int main(void)
     test_codec();
     test_torn_everywhere();
     test_progress_and_locks();
+    test_marks();
     test_limits();
     rmrf(root);
     return tap_done();

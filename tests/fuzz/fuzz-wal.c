@@ -24,20 +24,25 @@
  *             3: the same, each payload wrapped in an XADD command
  *   bit 2     also write the segment to a file and recover it with
  *             lp_wal_open / lp_wal_take / lp_wal_seg_next
- * Modes 2 and 3: data[1] damage (0 none, 1 cut, 2 flip a byte, 3 append
- * garbage), data[2..3] where (mod the length), data[4] the xor byte or
- * the garbage, data[5] extra XADD fields; payloads from data[6] on.
+ * Modes 2 and 3: data[1] bits 0-1 damage (0 none, 1 cut, 2 flip a byte,
+ * 3 append garbage), bit 2 the header "LPWAL02", bits 3-7 a mask of the
+ * records marked acknowledged (record i by bit i mod 5), data[2..3] where
+ * (mod the length), data[4] the xor byte or the garbage, data[5] extra
+ * XADD fields; payloads from data[6] on. Flipping both mark bits of a
+ * record, or the header's version between 1 and 2, is no damage: it
+ * makes another valid segment.
  *
  * Checks (abort() on failure):
  *  1. lp_wal_decode walks whole records only, moves forward, ends with 0
  *     exactly at the end of the buffer, and gives back exactly what
  *     lp_wal_encode encoded, up to the damage: records before it come back
- *     intact, the damaged one is refused.
+ *     intact, with their marks, the damaged one is refused.
  *  2. lp_wal_event finds the key and the "data" value of an XADD, as an
  *     independent RESP reader does, and the payload of every XADD built.
  *  3. Recovery from a file (mode bit 2) keeps exactly the records that
- *     lp_wal_decode accepts, cuts the rest, reads them back in order with
- *     lp_wal_seg_next, and deletes a segment without records.
+ *     lp_wal_decode accepts, cuts the rest, reads back in order with
+ *     lp_wal_seg_next those not marked, counts only them as waiting, and
+ *     deletes a segment without such records.
  */
 
 static const uint8_t *cur;
@@ -180,6 +185,7 @@ static void check_event(const char *rec, size_t n)
 
 struct rec {
     size_t off, len;            /* payload in the segment */
+    int done;                   /* marked acknowledged */
 };
 
 /* Decodes every record of seg; returns the last lp_wal_decode result and
@@ -203,6 +209,7 @@ static int decode_all(const char *seg, size_t n, struct rec **out,
             *out = realloc(*out, (cap = cap * 2 + 8) * sizeof **out);
         (*out)[*nrec].off = (size_t)(r - seg);
         (*out)[*nrec].len = rl;
+        (*out)[*nrec].done = lp_wal_rec_done(r);
         (*nrec)++;
         last = pos;
         check_event(r, rl);
@@ -212,8 +219,7 @@ static int decode_all(const char *seg, size_t n, struct rec **out,
     else
         CHECK(rc == -1, "lp_wal_decode returns %d", rc);
     *end = last ? last : (rc == 0 ? n : 0);
-    if (last == 0 && rc == -1 && n >= LP_WAL_HDR &&
-        memcmp(seg, LP_WAL_MAGIC, LP_WAL_HDR) == 0)
+    if (last == 0 && rc == -1 && lp_wal_magic(seg, n))
         *end = LP_WAL_HDR;
     return rc;
 }
@@ -265,8 +271,15 @@ static void check_recovery(const char *seg, size_t n, const struct rec *rs,
     struct lp_wal *w;
     struct lp_wal_seg *s;
     struct stat st;
-    int fd, rc, magic = n >= LP_WAL_HDR &&
-                        memcmp(seg, LP_WAL_MAGIC, LP_WAL_HDR) == 0;
+    int fd, rc, magic = lp_wal_magic(seg, n);
+    size_t live = 0, live_bytes = 0;
+
+    for (size_t i = 0; i < nrec; i++) {
+        if (!rs[i].done) {
+            live++;
+            live_bytes += LP_WAL_REC + rs[i].len;
+        }
+    }
 
     snprintf(path, sizeof path, "%s/wal-0000000000000001-1.log", dir);
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -275,8 +288,8 @@ static void check_recovery(const char *seg, size_t n, const struct rec *rs,
     w = lp_wal_open(dir, 0, err);
     CHECK(w != NULL, "lp_wal_open: %s", err);
 
-    if (n < LP_WAL_HDR || (magic && nrec == 0)) {
-        /* no record: deleted at recovery */
+    if (n < LP_WAL_HDR || (magic && live == 0)) {
+        /* no record to send: deleted at recovery */
         CHECK(stat(path, &st) < 0 && errno == ENOENT,
               "a segment without records survives recovery");
         CHECK(lp_wal_bytes(w) == 0, "lp_wal_bytes %llu, want 0",
@@ -289,25 +302,27 @@ static void check_recovery(const char *seg, size_t n, const struct rec *rs,
         CHECK(stat(path, &st) == 0 && (size_t)st.st_size == end,
               "recovery leaves %lld bytes, want %zu (the valid records)",
               (long long)st.st_size, end);
-        CHECK(lp_wal_bytes(w) == end - LP_WAL_HDR,
+        CHECK(lp_wal_bytes(w) == live_bytes,
               "lp_wal_bytes %llu, want %zu",
-              (unsigned long long)lp_wal_bytes(w), end - LP_WAL_HDR);
+              (unsigned long long)lp_wal_bytes(w), live_bytes);
         CHECK(lp_wal_pending(w, err) == 1, "lp_wal_pending: not pending");
         rc = lp_wal_take(w, &s, err);
         CHECK(rc == 1, "lp_wal_take gives %d: %s", rc, err);
-        for (size_t i = 0; ; i++) {
+        for (size_t i = 0, k = 0; ; i++, k++) {
             const char *r;
             size_t rl;
             uint64_t e;
+            while (k < nrec && rs[k].done)
+                k++;            /* marked: never handed out */
             if (lp_wal_seg_next(s, &r, &rl, &e) != 1) {
-                CHECK(i == nrec, "lp_wal_seg_next gives %zu records, "
-                      "lp_wal_decode %zu", i, nrec);
+                CHECK(i == live, "lp_wal_seg_next gives %zu records, "
+                      "lp_wal_decode %zu not marked", i, live);
                 break;
             }
-            CHECK(i < nrec, "lp_wal_seg_next gives more records than "
-                  "lp_wal_decode (%zu)", nrec);
-            CHECK(rl == rs[i].len && memcmp(r, seg + rs[i].off, rl) == 0 &&
-                  e == rs[i].off + rl, "record %zu differs", i);
+            CHECK(k < nrec, "lp_wal_seg_next gives more records than "
+                  "lp_wal_decode (%zu not marked)", live);
+            CHECK(rl == rs[k].len && memcmp(r, seg + rs[k].off, rl) == 0 &&
+                  e == rs[k].off + rl, "record %zu differs", k);
         }
         CHECK(lp_wal_seg_done(w, s, err) == 0, "lp_wal_seg_done: %s", err);
         CHECK(stat(path, &st) < 0 && errno == ENOENT,
@@ -329,9 +344,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t nrec, end, nparts = 0, bounds[512];
     const char *payload[512];
     size_t plen[512];
-    int mode, damage = 0, rc;
+    int mode, damage = 0, rc, marks = 0;
     size_t where = 0, cutat = 0;
     uint8_t x = 0, extra = 0;
+    unsigned char mark[512] = { 0 };
 
     if (!inited) {
         init();
@@ -353,6 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (size < 6)
             return 0;
         damage = data[1] & 3;
+        marks = data[1] >> 3;
         where = (size_t)data[2] | (size_t)data[3] << 8;
         x = data[4] ? data[4] : 1;
         extra = data[5];
@@ -366,7 +383,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             plen[nparts++] = (size_t)(q - p);
             p = q + 1;
         }
-        add(&seg, LP_WAL_MAGIC, LP_WAL_HDR);
+        add(&seg, (data[1] & 4) ? LP_WAL_MAGIC2 : LP_WAL_MAGIC, LP_WAL_HDR);
         for (size_t i = 0; i < nparts; i++) {
             struct buf cmd = { 0 };
             char hdr[LP_WAL_REC], h[32];
@@ -402,6 +419,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             }
             lp_wal_encode(hdr, rp, rl);
+            if (marks & (1 << (i % 5))) {
+                hdr[3] |= (char)(LP_WAL_DONE >> 24);
+                mark[i] = 1;
+            }
             add(&seg, hdr, LP_WAL_REC);
             add(&seg, rp, rl);
             bounds[i] = seg.n;
@@ -413,6 +434,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(cmd.p);
         }
         where %= seg.n;
+        if (damage == 2 && x == 3 && where == 6) {
+            damage = 0;         /* LPWAL01 <-> LPWAL02: valid too */
+            seg.p[where] ^= (char)x;
+        } else if (damage == 2 && x == (LP_WAL_DONE >> 24)) {
+            /* both mark bits of a record's length: marked <-> not */
+            for (size_t i = 0; i < nparts; i++) {
+                size_t at = (i ? bounds[i - 1] : LP_WAL_HDR) + 3;
+                if (at == where) {
+                    damage = 0;
+                    mark[i] = !mark[i];
+                    seg.p[where] ^= (char)x;
+                }
+            }
+        }
         if (damage == 1) {
             cutat = where;
             seg.n = cutat;
@@ -453,6 +488,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t want = i ? bounds[i - 1] : start;
             CHECK(rs[i].off == want + LP_WAL_REC && rs[i].len == plen[i],
                   "record %zu: offset or length differs", i);
+            CHECK(rs[i].done == mark[i], "record %zu: mark %d, want %d", i,
+                  rs[i].done, mark[i]);
             if (payload[i])
                 CHECK(memcmp(seg.p + rs[i].off, payload[i], plen[i]) == 0,
                       "record %zu: payload differs", i);
