@@ -23,6 +23,7 @@
 #include "lp_log.h"
 #include "lp_metrics.h"
 #include "lp_opt.h"
+#include "lp_owner.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
@@ -70,7 +71,8 @@ enum {
     OPT_LAYOUT = LP_OPT_TOOL, OPT_STDOUT, OPT_ONCE, OPT_FIELD,
     OPT_TIME_FIELD, OPT_WHERE, OPT_MAX_DEPTH, OPT_MAX_OPEN, OPT_CLAIM_IDLE,
     OPT_MAX_DELIVERIES, OPT_KEEP, OPT_BLOCK, OPT_MAX_LINE, OPT_MAX_MEMBERS,
-    OPT_MAX_FILES, OPT_MAX_DLQ_SIZE, OPT_EXEC, OPT_EXEC_TIMEOUT, OPT_SQL
+    OPT_MAX_FILES, OPT_MAX_DLQ_SIZE, OPT_EXEC, OPT_EXEC_TIMEOUT, OPT_SQL,
+    OPT_SHARED_DIR
 };
 
 /* finish_batch: --exec failed; the batch stays pending */
@@ -104,6 +106,7 @@ static const struct option longopts[] = {
     { "max-members", required_argument, NULL, OPT_MAX_MEMBERS },
     { "max-files", required_argument, NULL, OPT_MAX_FILES },
     { "max-dlq-size", required_argument, NULL, OPT_MAX_DLQ_SIZE },
+    { "shared-dir", no_argument, NULL, OPT_SHARED_DIR },
     LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL, 0, NULL, 0 }
@@ -125,12 +128,15 @@ static void usage(void)
 "      --dlq KEY            dead letter stream (logs:dlq)\n"
 "  -d, --dir DIR            archive root (./logs)\n"
 "      --password-file FILE read the Redis password from FILE\n"
-"  -c, --consumer NAME      consumer name (the host name)\n"
+"  -c, --consumer NAME      consumer name (the host name); a live drain\n"
+"                           under the same name makes this one exit 75\n"
 "  -n, --count N            entries per read (1000)\n"
 "      --block DUR          wait this long for new entries (2s; bare = ms)\n"
 "  -t, --timeout DUR        give up when Redis fails this long (30s)\n"
 "      --layout TEMPLATE    file path below --dir\n"
 "                           ({service}/%%Y-%%m-%%d.jsonl)\n"
+"      --shared-dir         write into a --dir that drains of another group\n"
+"                           or stream write into too (else: exit 78)\n"
 "      --stdout             write archive lines to stdout instead\n"
 "      --exec CMD           pipe each batch to sh -c CMD instead; acknowledge\n"
 "                           when it exits 0\n"
@@ -164,8 +170,10 @@ static void usage(void)
 "\n"
 "Exit: 0 ok (also after SIGTERM), 64 usage, 69 Redis unreachable,\n"
 "70 internal error, 73 cannot create output, 74 write or fsync failed,\n"
-"75 --once --exec: the command fails whatever the entry,\n"
-"78 bad configuration (also: --exec CMD cannot be run).\n"
+"75 a live drain runs under this consumer name, or --once --exec: the\n"
+"command fails whatever the entry,\n"
+"78 bad configuration (also: --exec CMD cannot be run, --dir used by\n"
+"another group).\n"
 "See logpipe-drain(1).\n");
 }
 
@@ -186,6 +194,7 @@ static struct {
     uint64_t max_depth;
     uint64_t max_open;
     uint64_t max_files, max_line, max_members, max_dlq_size;
+    int shared_dir;
 } opt;
 
 static struct {
@@ -269,6 +278,12 @@ static struct {
     char sus_err[LP_ERRLEN];
     struct lp_buf sus_data;     /* its event, cut to --max-dlq-size */
     size_t sus_full;
+    /* one live drain per consumer name (lp_owner.h) */
+    struct lp_owner *owner;
+    int64_t beat_ttl, beat_ms;  /* the heartbeat's TTL, refreshed every */
+    int64_t next_beat;          /* monotonic ms */
+    int beat_queued;
+    int nobeat;                 /* Redis refused it: flock only */
 } S;
 
 /*
@@ -916,6 +931,50 @@ static int ensure_group(char *err)
     return rc;
 }
 
+/* Takes our consumer name's heartbeat: 0, or -1 with err on an I/O
+ * error; exits 75 when a live drain has the name. */
+static int claim_name(char *err)
+{
+    int rc;
+
+    if (S.nobeat)
+        return 0;
+    rc = lp_owner_claim(S.owner, S.r, S.beat_ttl, err);
+    if (rc == LP_OWNER_TWIN) {
+        lp_error("%s: give each drain its own --consumer", err);
+        exit(LP_EX_TEMPFAIL);
+    }
+    if (rc == LP_OWNER_NOBEAT) {
+        lp_warn("%s: going on without a heartbeat (a drain under this "
+                "consumer name on another host goes unnoticed)", err);
+        S.nobeat = 1;
+        return 0;
+    }
+    if (rc < 0)
+        return -1;
+    S.next_beat = lp_mono_ms() + S.beat_ms;
+    return 0;
+}
+
+/* The reply to a heartbeat refresh: exits 75 when another drain holds
+ * our name now (ours expired while this one stalled). */
+static void take_beat_reply(struct lp_reply *a)
+{
+    char err[LP_ERRLEN];
+    int rc = lp_owner_beat_reply(S.owner, a, err);
+
+    S.beat_queued = 0;
+    if (rc == LP_OWNER_TWIN) {
+        lp_error("%s: this drain stalled past its heartbeat and another "
+                 "took the name over; stopping", err);
+        exit(LP_EX_TEMPFAIL);
+    }
+    if (rc == LP_OWNER_NOBEAT && !S.nobeat) {
+        lp_warn("%s: going on without a heartbeat", err);
+        S.nobeat = 1;
+    }
+}
+
 /* (Re)connects and joins the group, retrying for --timeout. */
 static void connect_redis(void)
 {
@@ -932,6 +991,8 @@ static void connect_redis(void)
                 exit(LP_EX_CONFIG);
             }
         }
+        if (rc >= 0 && claim_name(err) < 0)
+            rc = -1;
         if (rc == LP_REDIS_EAUTH) {
             lp_error("%s", err);
             exit(LP_EX_CONFIG);
@@ -969,7 +1030,7 @@ static void connect_redis(void)
     S.mode = M_PENDING;
     strcpy(S.after, "0");
     S.claiming = 0;
-    S.ack_queued = S.trim_queued = 0;
+    S.ack_queued = S.trim_queued = S.beat_queued = 0;
 }
 
 /* Queues XACK of the batch in hand (if any); S.ack[0..2] are reserved
@@ -1094,6 +1155,14 @@ static int request(char *err)
     if (S.trim_due && lp_mono_ms() - S.last_trim >= 1000 &&
         queue_trim(err) < 0)
         return -1;
+    if (!S.nobeat && lp_mono_ms() >= S.next_beat) {
+        if (lp_owner_queue_beat(S.owner, S.r, S.beat_ttl) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+            return -1;
+        }
+        S.beat_queued = 1;
+        S.next_beat = lp_mono_ms() + S.beat_ms;
+    }
     if (S.mode == M_NEW && S.suspect)
         k = 1;                  /* --exec: the entry that judges it */
     snprintf(count, sizeof count, "%ld", k);
@@ -1122,6 +1191,8 @@ static int request(char *err)
             int64_t b = opt.block;
             if (M.m && b > opt.com.metrics_interval)
                 b = opt.com.metrics_interval;
+            if (!S.nobeat && b > S.beat_ms)
+                b = S.beat_ms;  /* and refreshes its heartbeat */
             snprintf(block, sizeof block, "%lld", (long long)b);
             argv[n++] = "BLOCK";
             argv[n++] = block;
@@ -1175,6 +1246,11 @@ static int receive(struct lp_reply **rep, char *err)
         if (lp_redis_reply(S.r, &a, err) < 0)
             return -1;
         take_trim_reply(a);
+    }
+    if (S.beat_queued) {
+        if (lp_redis_reply(S.r, &a, err) < 0)
+            return -1;
+        take_beat_reply(a);
     }
     /* a stop signal during a blocking read shuts the socket: entries the
      * server delivered meanwhile stay pending for the next start */
@@ -1426,6 +1502,12 @@ static void give_back_sent(void)
             return;
         take_trim_reply(rep);
     }
+    if (S.beat_queued) {
+        if (lp_redis_reply(S.r, &rep, err) < 0)
+            return;
+        S.beat_queued = 0;
+        lp_reply_free(rep);
+    }
     if (lp_redis_reply(S.r, &rep, err) < 0)
         return;
     if (mode == M_NEW && lp_reply_type(rep) == LP_REPLY_ARRAY &&
@@ -1610,6 +1692,9 @@ static void parse_args(int argc, char **argv)
             if (lp_parse_size_max1g(optarg, 1, &opt.max_dlq_size, err) < 0)
                 goto badopt;
             break;
+        case OPT_SHARED_DIR:
+            opt.shared_dir = 1;
+            break;
         default:
             exit(lp_usage_hint("logpipe-drain"));
         }
@@ -1655,6 +1740,13 @@ static void setup(void)
         strcpy(S.host, "logpipe-drain");
     if (opt.consumer == NULL)
         opt.consumer = S.host;
+    if ((S.owner = lp_owner_new(opt.com.stream, opt.com.group, opt.consumer,
+                                S.host)) == NULL)
+        fatal_oom();
+    /* a drain silent for --claim-idle is dead to the group: its entries
+     * are claimed, and its name may be taken */
+    S.beat_ttl = opt.claim_idle < 1000 ? 1000 : opt.claim_idle;
+    S.beat_ms = S.beat_ttl / 3;
     S.crash = getenv("LOGPIPE_TEST_CRASH");
     S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
                                    : -1;
@@ -1696,6 +1788,21 @@ static void setup(void)
             lp_error("--dir: %s", err);
             exit(LP_EX_CANTCREAT);
         }
+        int rc = lp_owner_lock_dir(S.owner, S.dirfd, opt.shared_dir, err);
+        if (rc == LP_OWNER_TWIN) {
+            lp_error("%s: give each drain its own --consumer", err);
+            exit(LP_EX_TEMPFAIL);
+        }
+        if (rc == LP_OWNER_SHARED) {
+            lp_error("--dir %s: %s; give each group its own --dir, or "
+                     "--shared-dir if that is what you want", opt.com.dir,
+                     err);
+            exit(LP_EX_CONFIG);
+        }
+        if (rc < 0) {
+            lp_error("--dir %s: %s", opt.com.dir, err);
+            exit(LP_EX_CANTCREAT);
+        }
         if ((S.arch = lp_archive_new(S.dirfd, opt.max_open)) == NULL)
             fatal_oom();
     }
@@ -1733,6 +1840,10 @@ static int not_ours(const struct lp_reply *entries, size_t from, size_t to,
     S.ndrop = 0;
     if (to <= from || lp_mono_ms() - S.read_at < opt.claim_idle / 2)
         return 0;
+    /* our name too may have been taken meanwhile, by a drain that then
+     * reads this batch as its own pending entries: exits 75 if so */
+    if (claim_name(err) < 0)
+        return -1;
     if ((rep = batch_pending(entries, from, to, err)) == NULL)
         return -1;
     mine = calloc(lp_reply_len(rep) + 1, sizeof *mine);
@@ -2067,6 +2178,9 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
 /* Frees what setup() made, so leak checkers see a clean exit. */
 static void teardown(void)
 {
+    if (S.owner && S.r)
+        lp_owner_release(S.owner, S.r);     /* a clean exit: free at once */
+    lp_owner_free(S.owner);
     lp_archive_free(S.arch);
     if (S.dirfd > 0)
         close(S.dirfd);
