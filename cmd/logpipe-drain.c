@@ -2178,8 +2178,13 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
 /* Frees what setup() made, so leak checkers see a clean exit. */
 static void teardown(void)
 {
-    if (S.owner && S.r)
-        lp_owner_release(S.owner, S.r);     /* a clean exit: free at once */
+    char err[LP_ERRLEN];
+
+    /* a clean exit frees the name at once (a stop during a blocking read
+     * shut the connection: connect again, as final_ack does) */
+    if (S.owner && S.r && !S.nobeat &&
+        (lp_redis_connected(S.r) || lp_redis_connect(S.r, err) == 0))
+        lp_owner_release(S.owner, S.r);
     lp_owner_free(S.owner);
     lp_archive_free(S.arch);
     if (S.dirfd > 0)
