@@ -1539,9 +1539,23 @@ static void give_back_all(void)
                 "count against entries", k);
 }
 
+/* An exit that is not a twin's frees our name at once, so that a drain
+ * started elsewhere under it need not wait for the heartbeat's TTL (a
+ * stop during a blocking read shut the connection: connect again, as
+ * final_ack does). */
+static void release_name(void)
+{
+    char err[LP_ERRLEN];
+
+    if (S.owner && S.r && !S.nobeat &&
+        (lp_redis_connected(S.r) || lp_redis_connect(S.r, err) == 0))
+        lp_owner_release(S.owner, S.r);
+}
+
 static void env_exit(int status)
 {
     give_back_all();
+    release_name();
     exit(status);
 }
 
@@ -2083,6 +2097,7 @@ static int exec_failed(const struct lp_reply *entries, size_t from,
         if (opt.once) {
             lp_error("--exec: the command fails whatever the entry (%s): "
                      "the entries stay pending", S.exec_err);
+            release_name();
             exit(LP_EX_TEMPFAIL);
         }
     }
@@ -2178,13 +2193,7 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
 /* Frees what setup() made, so leak checkers see a clean exit. */
 static void teardown(void)
 {
-    char err[LP_ERRLEN];
-
-    /* a clean exit frees the name at once (a stop during a blocking read
-     * shut the connection: connect again, as final_ack does) */
-    if (S.owner && S.r && !S.nobeat &&
-        (lp_redis_connected(S.r) || lp_redis_connect(S.r, err) == 0))
-        lp_owner_release(S.owner, S.r);
+    release_name();
     lp_owner_free(S.owner);
     lp_archive_free(S.arch);
     if (S.dirfd > 0)

@@ -62,8 +62,8 @@ int lp_owner_queue_beat(struct lp_owner *o, struct lp_redis *r,
 int lp_owner_beat_reply(struct lp_owner *o, struct lp_reply *rep,
                         char *err);
 
-/* Deletes the heartbeat when it is still ours (a clean exit, so that a
- * drain started elsewhere under the name need not wait for the TTL). */
+/* Deletes the heartbeat when it is still ours (at exit, so that a drain
+ * started elsewhere under the name need not wait for the TTL). */
 void lp_owner_release(struct lp_owner *o, struct lp_redis *r);
 
 /* The heartbeat's key (for messages). */

@@ -47,8 +47,11 @@ stopped() {
     test "$(cut -d" " -f3 "/proc/$1/stat")" = T
 }
 
-# (background drains are recorded in $TMP/.pids: whatever fails, the
-# harness stops them at the end)
+# Background drains are recorded in $TMP/.pids: whatever fails, the
+# harness stops them at the end. A background start never ends an &&
+# list, which would run the whole list in the background; and set -e does
+# not hold in a test body (it runs as the condition of an if), so what
+# stands outside an && list ends with || exit 1.
 
 # beating PID: the heartbeat holds PID
 beating() {
@@ -56,7 +59,7 @@ beating() {
 }
 
 test_expect_success 'a live twin is refused with exit 75, naming it; nothing twice' '
-    fresh 3000 &&
+    fresh 3000 || exit 1
     LOGPIPE_TEST_CRASH=stop:after-read logpipe-drain -c same -d out -n 500 \
         --block 50 2>a.err &
     a=$!
@@ -73,7 +76,7 @@ test_expect_success 'a live twin is refused with exit 75, naming it; nothing twi
 '
 
 test_expect_success 'a live twin with another sink is refused by the heartbeat' '
-    fresh 1000 &&
+    fresh 1000 || exit 1
     LOGPIPE_TEST_CRASH=stop:after-read logpipe-drain -c same -d out -n 500 \
         --block 50 2>a.err &
     a=$!
@@ -90,26 +93,35 @@ test_expect_success 'a live twin with another sink is refused by the heartbeat' 
 '
 
 test_expect_success 'a drain SIGKILLed and restarted at once is accepted (files, then stdout)' '
-    fresh 2000 &&
+    fresh 2000 || exit 1
     logpipe-drain -c same -d out -n 100 --block 50 2>a.err &
     a=$!
     echo $a >>"$TMP/.pids"
     wait_for 20 beating $a &&
-    kill -9 $a &&
-    { wait $a || :; } &&
+    kill -9 $a || exit 1
+    wait $a || :
     logpipe-drain --once -c same -d out 2>b.err &&
     test "$(pending)" -eq 0 &&
-    exactly 2000 out &&
-    fresh 2000 &&
+    exactly 2000 out || exit 1
+    fresh 2000 || exit 1
     logpipe-drain -c same --stdout -n 100 --block 50 >a.out 2>a.err &
     a=$!
     echo $a >>"$TMP/.pids"
     wait_for 20 beating $a &&
-    kill -9 $a &&
-    { wait $a || :; } &&
+    kill -9 $a || exit 1
+    wait $a || :
     logpipe-drain --once -c same --stdout >b.out 2>b.err &&
     test "$(pending)" -eq 0 &&
     whole a.out b.out >got && seq 1 2000 >want && test_cmp want got
+'
+
+test_expect_success 'a drain that exits frees its name: after 74 and 75, the heartbeat is gone' '
+    fresh 100 &&
+    expect_exit 74 logpipe-drain --once -c same --stdout >/dev/full 2>b.err &&
+    test "$(rcli EXISTS $KEY)" -eq 0 &&
+    expect_exit 75 logpipe-drain --once -c same --max-deliveries 1 \
+        --exec "cat >/dev/null; exit 1" 2>b.err &&
+    test "$(rcli EXISTS $KEY)" -eq 0
 '
 
 if unshare --kill-child -pf --mount-proc true 2>/dev/null; then
@@ -118,7 +130,7 @@ if unshare --kill-child -pf --mount-proc true 2>/dev/null; then
     # --claim-idle, 10s, refreshed every 3.3s: no stall of a loaded
     # machine lets it lapse while the twin is alive
     test_expect_success 'a twin out of sight is refused until its heartbeat expires' '
-        fresh 500 &&
+        fresh 500 || exit 1
         unshare --kill-child -pf --mount-proc logpipe-drain -c same \
             --stdout --block 50 --claim-idle 10s >a.out 2>a.err &
         a=$!
@@ -126,8 +138,8 @@ if unshare --kill-child -pf --mount-proc true 2>/dev/null; then
         wait_for 20 "test \"\$(rcli EXISTS $KEY)\" -eq 1" &&
         expect_exit 75 logpipe-drain --once -c same --stdout >b.out 2>b.err &&
         grep_q "in use by pid 1 on host $(hostname), running since .* (heartbeat $KEY, which expires in [0-9.]*s unless that drain refreshes it)" b.err &&
-        kill -9 $a &&
-        { wait $a || :; } &&
+        kill -9 $a || exit 1
+        wait $a || :
         wait_for 30 "test \"\$(rcli EXISTS $KEY)\" -eq 0" &&
         logpipe-drain --once -c same --stdout >b.out 2>b.err &&
         test "$(pending)" -eq 0 &&
@@ -142,13 +154,13 @@ fi
 # while it is stopped; the other's lasts the default 60s, which no stall
 # of a loaded machine lets lapse
 test_expect_success 'a drain that stalled past its heartbeat, its name taken, stops without writing' '
-    fresh 2000 &&
+    fresh 2000 || exit 1
     LOGPIPE_TEST_CRASH=stop:after-read logpipe-drain -c same -d out -n 500 \
         --block 50 --claim-idle 1s 2>stall-a.err &
     a=$!
     echo $a >>"$TMP/.pids"
     wait_for 20 stopped $a &&
-    wait_for 20 "test \"\$(rcli EXISTS $KEY)\" -eq 0" &&
+    wait_for 20 "test \"\$(rcli EXISTS $KEY)\" -eq 0" || exit 1
     logpipe-drain -c same --stdout --block 50 >stall.out 2>stall-b.err &
     b=$!
     echo $b >>"$TMP/.pids"
@@ -164,7 +176,7 @@ test_expect_success 'a drain that stalled past its heartbeat, its name taken, st
 '
 
 test_expect_success 'a second group on the same --dir is refused with exit 78, unless --shared-dir' '
-    fresh 1000 &&
+    fresh 1000 || exit 1
     LOGPIPE_TEST_CRASH=stop:after-read logpipe-drain -g g1 -d out -n 500 \
         --block 50 2>a.err &
     a=$!
@@ -202,7 +214,8 @@ test_expect_success 'the kill-and-restart scenario of the issue: every event exa
     r=0
     while [ $r -lt 5 ]; do
         r=$((r + 1))
-        sed -n "$((r * 2000 - 1999)),$((r * 2000))p" all | logpipe-send &&
+        sed -n "$((r * 2000 - 1999)),$((r * 2000))p" all | logpipe-send ||
+            exit 1
         LOGPIPE_TEST_CRASH=stop:after-read logpipe-drain -c same -d out \
             -n 300 --block 50 2>>a.err &
         a=$!
@@ -211,9 +224,9 @@ test_expect_success 'the kill-and-restart scenario of the issue: every event exa
         expect_exit 75 logpipe-drain --once -c same -d out -n 300 2>>b.err &&
         kill -CONT $a &&
         wait_for 20 "test \$(archived) -ge $((r * 2000 - 1000))" &&
-        kill -9 $a &&
-        { wait $a || :; }
-    done &&
+        kill -9 $a || exit 1
+        wait $a || :
+    done
     test "$(grep -c "give each drain its own --consumer" b.err)" -eq 5 &&
     logpipe-drain --once -c same -d out 2>c.err &&
     test "$(pending)" -eq 0 &&
