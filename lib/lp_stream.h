@@ -12,7 +12,7 @@
  * The Redis commands and scripts of the tools live here, each behind a
  * function named for what it does, over a connection of lp_redis.h (which
  * owns the socket, the pipelining and the reading of replies). Today:
- * those of logpipe-stat. A
+ * those of logpipe-stat and logpipe-replay --from-redis. A
  * tool never spells a command: routing a key to its cluster node, or TLS,
  * will change this file and lp_redis.c, not the tools.
  *
