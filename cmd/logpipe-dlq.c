@@ -20,6 +20,7 @@
 #include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
+#include "lp_stream.h"
 #include "lp_time.h"
 
 /*
@@ -121,35 +122,6 @@ static struct {
     struct lp_budget say_skipped, say_failed, say_unknown;
 } S;
 
-/*
- * Reads entry ARGV[1] of the DLQ KEYS[1]; XADDs its data to KEYS[2], its
- * source_stream (or -s when it names none, as the caller read it from the
- * page: entries never change, and IDs are never reused), and XDELs it, in
- * one script. Both keys are declared, as Redis asks of scripts. Returns
- * {stream, new id}, or false when the entry is gone already.
- */
-static const char retry_script[] =
-    "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
-    "if #e == 0 then return false end\n"
-    "local f, data, src, cut = e[1][2]\n"
-    "for i = 1, #f, 2 do\n"
-    "  if f[i] == 'data' then data = data or f[i + 1]\n"
-    "  elseif f[i] == 'source_stream' then src = f[i + 1]\n"
-    "  elseif f[i] == 'truncated' then cut = f[i + 1] end\n"
-    "end\n"
-    "if data == nil then return redis.error_reply('ERR no data field') end\n"
-    "if cut ~= nil then\n"
-    "  return redis.error_reply('ERR its data was cut from ' .. cut ..\n"
-    "    ' bytes (truncated): not the whole event')\n"
-    "end\n"
-    "if src == nil or src == '' then src = ARGV[2] end\n"
-    "if src ~= KEYS[2] then\n"
-    "  return redis.error_reply('ERR source_stream is not ' .. KEYS[2])\n"
-    "end\n"
-    "local id = redis.call('XADD', src, '*', 'data', data)\n"
-    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
-    "return {src, id}\n";
-
 static void flush_out(void)
 {
     if (S.out.len && lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
@@ -162,47 +134,23 @@ static void flush_out(void)
     S.out.len = 0;
 }
 
-/* An error reply that no retry cures: a refused permission (also inside a
- * script, where Redis 7.0 words it differently) or a key of the wrong
- * type. */
-static int config_error(const struct lp_reply *rep)
+/* An error reply that no retry cures: a refused permission or a key of
+ * the wrong type. */
+static int config_error(const struct lp_stream_err *e)
 {
-    char t[300];
-
-    if (lp_reply_is_error(rep, "NOPERM") ||
-        lp_reply_is_error(rep, "WRONGTYPE"))
-        return 1;
-    lp_reply_text(rep, t, sizeof t);
-    return strstr(t, "The user executing the script can't") != NULL ||
-           strstr(t, "NOPERM") != NULL || strstr(t, "WRONGTYPE") != NULL;
+    return e->code == LP_RERR_KEY || e->code == LP_RERR_COMMAND;
 }
 
-/* A refused command (not a refused key): every entry meets it. */
-static int command_refused(const struct lp_reply *rep)
+/* Redis failed on a read of the DLQ: says so and exits. */
+static void redis_die(const struct lp_stream_err *e)
 {
-    char t[300];
-
-    lp_reply_text(rep, t, sizeof t);
-    return strstr(t, "permissions to run") != NULL ||
-           strstr(t, "can't run this command") != NULL;
-}
-
-static struct lp_reply *redis_or_die(const char *what, struct lp_reply *rep,
-                                     const char *err)
-{
-    if (rep == NULL) {
-        flush_out();
-        lp_error("%s: %s", what, err);
+    flush_out();
+    if (e->code == LP_STREAM_EIO) {
+        lp_error("%s: %s", e->cmd, e->msg);
         exit(LP_EX_UNAVAILABLE);
     }
-    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
-        char t[300];
-        flush_out();
-        lp_error("%s %s: %s", what, opt.com.dlq,
-                 lp_reply_text(rep, t, sizeof t));
-        exit(config_error(rep) ? LP_EX_CONFIG : LP_EX_UNAVAILABLE);
-    }
-    return rep;
+    lp_error("%s %s: %s", e->cmd, opt.com.dlq, e->msg);
+    exit(config_error(e) ? LP_EX_CONFIG : LP_EX_UNAVAILABLE);
 }
 
 /* A decimal number JSON takes as it is: digits, no leading zero. */
@@ -444,7 +392,7 @@ static void one(const struct lp_entry *e, struct stats *st,
  * pipelined; one NDJSON line per entry. */
 static void act(struct lp_buf *acts)
 {
-    char err[LP_ERRLEN], line[512];
+    char line[512];
     size_t n = 0;
     int fatal = 0;
 
@@ -460,69 +408,59 @@ static void act(struct lp_buf *acts)
             S.n_done++;
             continue;
         }
-        if (opt.cmd == C_RETRY) {
-            const char *argv[7] = { "EVAL", retry_script, "2", opt.com.dlq,
-                                    target, id, opt.com.stream };
-            size_t lens[7];
-            for (int i = 0; i < 7; i++)
-                lens[i] = strlen(argv[i]);
-            lp_redis_append(S.r, 7, argv, lens);
-        } else {
-            const char *argv[3] = { "XDEL", opt.com.dlq, id };
-            size_t lens[3] = { 4, strlen(opt.com.dlq), strlen(id) };
-            lp_redis_append(S.r, 3, argv, lens);
-        }
+        /* a failed queueing fails its reply below */
+        if (opt.cmd == C_RETRY)
+            lp_stream_dlq_retry_append(S.r, opt.com.dlq, id, target,
+                                       opt.com.stream);
+        else
+            lp_stream_dlq_purge_append(S.r, opt.com.dlq, id);
         n++;
     }
     size_t p = 0;
     for (size_t i = 0; i < n; i++) {
-        struct lp_reply *rep;
+        struct lp_stream_err e;
+        char nid[LP_STREAM_IDLEN];
         const char *id = acts->p + p;
         const char *target = id + strlen(id) + 1;
+        int rc;
         p += strlen(id) + 1;
         p += strlen(target) + 1;
-        if (lp_redis_reply(S.r, &rep, err) < 0) {
+        rc = opt.cmd == C_RETRY ? lp_stream_dlq_retry_reply(S.r, nid, &e)
+                                : lp_stream_dlq_purge_reply(S.r, &e);
+        if (rc < 0 && e.code == LP_STREAM_EIO) {
             flush_out();
-            lp_error("%s", err);
+            lp_error("%s", e.msg);
             exit(LP_EX_UNAVAILABLE);
         }
-        if (lp_reply_type(rep) == LP_REPLY_ERROR) {
-            char t[300], *cut;
-            lp_reply_text(rep, t, sizeof t);
-            if ((cut = strstr(t, " script:")) != NULL)
-                *cut = '\0';
+        if (rc < 0) {
             if (opt.cmd == C_RETRY)
                 lp_budget_say(&S.say_failed, "entry %s: to %s: %s", id,
-                              target, t);
+                              target, e.msg);
             else
-                lp_budget_say(&S.say_failed, "entry %s: %s", id, t);
+                lp_budget_say(&S.say_failed, "entry %s: %s", id, e.msg);
             /* the worst status wins; a refused command, which will refuse
              * every entry, ends the run after this page; a refused or
              * wrong key is the entry's own */
-            if (config_error(rep)) {
+            if (config_error(&e)) {
                 /* purge's key is always the DLQ: a refusal meets them all */
-                fatal |= command_refused(rep) || opt.cmd == C_PURGE;
+                fatal |= e.code == LP_RERR_COMMAND || opt.cmd == C_PURGE;
                 S.exit_code = LP_EX_CONFIG;
             } else if (S.exit_code == LP_EX_OK) {
                 S.exit_code = LP_EX_DATAERR;
             }
-        } else if (opt.cmd == C_RETRY && lp_reply_type(rep) ==
-                   LP_REPLY_ARRAY) {
+        } else if (opt.cmd == C_RETRY && rc == 1) {
             struct lp_buf b = { 0 };
-            size_t sl, il;
-            const char *stream = lp_reply_str(lp_reply_at(rep, 0), &sl);
-            const char *nid = lp_reply_str(lp_reply_at(rep, 1), &il);
             lp_buf_adds(&b, "{\"id\":\"");
             lp_buf_adds(&b, id);
             lp_buf_adds(&b, "\",\"action\":\"retried\",\"stream\":");
-            lp_buf_add_jstr(&b, stream ? stream : "", stream ? sl : 0);
+            lp_buf_add_jstr(&b, target, strlen(target));
             lp_buf_adds(&b, ",\"new_id\":");
-            lp_buf_add_jstr(&b, nid ? nid : "", nid ? il : 0);
+            lp_buf_add_jstr(&b, nid, strlen(nid));
             lp_buf_addc(&b, '}');
             add_line(b.p, b.len);
             lp_buf_free(&b);
             S.n_done++;
-        } else if (opt.cmd == C_PURGE && lp_reply_int(rep) == 1) {
+        } else if (opt.cmd == C_PURGE && rc == 1) {
             snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":"
                      "\"purged\"}", id);
             add_line(line, strlen(line));
@@ -532,7 +470,6 @@ static void act(struct lp_buf *acts)
             S.n_missing++;
             lp_info("entry %s is not in %s (done already)", id, opt.com.dlq);
         }
-        lp_reply_free(rep);
     }
     acts->len = 0;
     if (fatal) {
@@ -555,33 +492,23 @@ static int limit_reached(void)
 /* Pages through the whole DLQ (or from the given IDs). */
 static void walk(struct stats *st)
 {
-    char err[LP_ERRLEN], start[80] = "-", end[80];
+    char err[LP_ERRLEN], last[80] = "", end[LP_STREAM_IDLEN];
     struct lp_buf acts = { 0 };
-    struct lp_reply *rep;
+    struct lp_stream_err re;
 
     /*
      * Only the entries there when the run starts: a retried entry that a
      * running drain fails again comes back with a new ID, and must not be
      * retried again by the same run (nor purged, nor listed twice).
      */
-    rep = redis_or_die("XREVRANGE", lp_redis_cmd(S.r, err, "XREVRANGE",
-                       opt.com.dlq, "+", "-", "COUNT", "1", NULL), err);
-    if (lp_reply_len(rep) == 0) {
-        lp_reply_free(rep);
+    if (lp_stream_last_id(S.r, opt.com.dlq, end, &re) < 0) {
+        if (re.code != LP_STREAM_ESHAPE)
+            redis_die(&re);
+        lp_error("%s %s: %s", re.cmd, opt.com.dlq, re.msg);
+        exit(LP_EX_SOFTWARE);
+    }
+    if (end[0] == '\0')
         return;
-    }
-    {
-        size_t l;
-        const char *id = lp_reply_str(lp_reply_at(lp_reply_at(rep, 0), 0),
-                                      &l);
-        if (id == NULL || l >= sizeof end) {
-            lp_error("XREVRANGE %s: unexpected reply", opt.com.dlq);
-            exit(LP_EX_SOFTWARE);
-        }
-        memcpy(end, id, l);
-        end[l] = '\0';
-    }
-    lp_reply_free(rep);
     if (opt.has_older) {
         /* IDs are the times entries came in: stop at the cut-off */
         int64_t cut = lp_now_ms() - opt.older_than;
@@ -597,27 +524,25 @@ static void walk(struct stats *st)
      * small: a page holds at most about 64 MB of the largest entries */
     size_t page = 10;
     for (;;) {
-        const struct lp_reply *entries;
-        size_t n, biggest = 1;
-        char count[24];
+        struct lp_page pg;
+        size_t biggest = 1;
 
-        snprintf(count, sizeof count, "%zu", page);
-        rep = redis_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
-                           opt.com.dlq, start, end, "COUNT", count, NULL),
-                           err);
-        if (lp_reply_entries(rep, 1, &entries, err) < 0 || entries == NULL ||
-            (n = lp_reply_len(entries)) == 0) {
-            lp_reply_free(rep);
+        /* from the first entry, then past the last one seen */
+        if (lp_stream_range(S.r, opt.com.dlq, last[0] ? last : NULL, 1, end,
+                            page, &pg, &re) < 0)
+            redis_die(&re);
+        if (pg.n == 0) {
+            lp_page_free(&pg);
             break;
         }
-        for (size_t i = 0; i < n && !lp_stop; i++) {
+        for (size_t i = 0; i < pg.n && !lp_stop; i++) {
             struct lp_entry e;
-            if (lp_entry_get(entries, i, &e, err) < 0) {
+            if (lp_entry_get(pg.entries, i, &e, err) < 0) {
                 flush_out();
-                lp_error("XRANGE %s: %s", opt.com.dlq, err);
+                lp_error("%s %s: %s", re.cmd, opt.com.dlq, err);
                 exit(LP_EX_SOFTWARE);
             }
-            snprintf(start, sizeof start, "(%.*s", (int)e.idlen, e.id);
+            snprintf(last, sizeof last, "%.*s", (int)e.idlen, e.id);
             if (e.fields == NULL)
                 continue;
             for (size_t k = 0; k < e.nfields; k++) {
@@ -633,7 +558,7 @@ static void walk(struct stats *st)
             if (limit_reached())
                 break;
         }
-        lp_reply_free(rep);
+        lp_page_free(&pg);
         if (acts.len)
             act(&acts);
         flush_out();
@@ -644,8 +569,8 @@ static void walk(struct stats *st)
             page = 10;
         if (lp_stop || limit_reached())
             break;
-        if (strcmp(start + 1, end) == 0)
-            break;              /* the last entry: "(" past it is no ID */
+        if (strcmp(last, end) == 0)
+            break;              /* the last entry: past it is no ID */
     }
     lp_buf_free(&acts);
 }
@@ -658,8 +583,8 @@ static void by_id(struct stats *st)
 
     for (int i = 0; i < opt.nids && !lp_stop && !limit_reached(); i++) {
         uint64_t ms, seq;
-        struct lp_reply *rep;
-        const struct lp_reply *entries;
+        struct lp_stream_err re;
+        struct lp_page pg;
         const char *id = opt.ids[i];
 
         if (lp_stream_id_parse(id, strlen(id), &ms, &seq) < 0 ||
@@ -669,11 +594,10 @@ static void by_id(struct stats *st)
             S.exit_code = LP_EX_DATAERR;
             continue;
         }
-        rep = redis_or_die("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
-                           opt.com.dlq, id, id, NULL), err);
-        if (lp_reply_entries(rep, 1, &entries, err) < 0 || entries == NULL ||
-            lp_reply_len(entries) == 0) {
-            lp_reply_free(rep);
+        if (lp_stream_range(S.r, opt.com.dlq, id, 0, id, 0, &pg, &re) < 0)
+            redis_die(&re);
+        if (pg.n == 0) {
+            lp_page_free(&pg);
             S.n_missing++;
             if (opt.cmd == C_SHOW) {
                 lp_budget_say(&S.say_unknown, "entry %s is not in %s", id,
@@ -686,10 +610,10 @@ static void by_id(struct stats *st)
             continue;
         }
         struct lp_entry e;
-        if (lp_entry_get(entries, 0, &e, err) == 0 && e.fields &&
+        if (lp_entry_get(pg.entries, 0, &e, err) == 0 && e.fields &&
             (opt.cmd == C_SHOW || selected(&e)))
             one(&e, st, &acts);
-        lp_reply_free(rep);
+        lp_page_free(&pg);
         if (acts.len)
             act(&acts);
     }

@@ -29,6 +29,7 @@
 #include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
+#include "lp_stream.h"
 #include "lp_time.h"
 #include "lp_tree.h"
 #include "lp_wal.h"
@@ -632,53 +633,48 @@ static int gz_fill(struct src *s)
 /* One XRANGE page of the stream into s->page, as archive lines. */
 static int redis_page(struct src *s)
 {
-    char err[LP_ERRLEN], start[80], end[40];
-    struct lp_reply *rep;
-    const struct lp_reply *entries;
+    char err[LP_ERRLEN], since[24], until[24];
+    const char *from = NULL, *to = NULL;
+    struct lp_stream_err re;
+    struct lp_page pg;
     struct lp_buf obj = { 0 };
 
     if (s->redis_done)
         return -1;
-    if (s->next_id[0] == '\0') {
-        if (opt.has_since)
-            snprintf(start, sizeof start, "%lld", (long long)opt.since);
-        else
-            strcpy(start, "-");
-    } else {
-        snprintf(start, sizeof start, "(%s", s->next_id);
+    if (s->next_id[0] != '\0') {
+        from = s->next_id;      /* past it */
+    } else if (opt.has_since) {
+        snprintf(since, sizeof since, "%lld", (long long)opt.since);
+        from = since;
     }
-    if (opt.has_until)
-        snprintf(end, sizeof end, "%lld", (long long)(opt.until - 1));
-    else
-        strcpy(end, "+");
-    rep = lp_redis_cmd(S.r, err, "XRANGE", opt.com.stream, start, end,
-                       "COUNT", "1000", NULL);
-    if (rep == NULL) {
-        flush_out();            /* what was chosen so far is printed */
-        lp_error("XRANGE: %s", err);
-        exit(LP_EX_UNAVAILABLE);
+    if (opt.has_until) {
+        snprintf(until, sizeof until, "%lld", (long long)(opt.until - 1));
+        to = until;
     }
-    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
-        char t[300];
-        lp_error("XRANGE %s: %s", opt.com.stream,
-                 lp_reply_text(rep, t, sizeof t));
+    if (lp_stream_range(S.r, opt.com.stream, from, s->next_id[0] != '\0', to,
+                        1000, &pg, &re) < 0) {
+        if (re.code == LP_STREAM_EIO) {
+            flush_out();        /* what was chosen so far is printed */
+            lp_error("%s: %s", re.cmd, re.msg);
+            exit(LP_EX_UNAVAILABLE);
+        }
+        lp_error("%s %s: %s", re.cmd, opt.com.stream, re.msg);
         exit(LP_EX_CONFIG);
     }
     s->page.len = 0;
     s->page_pos = 0;
-    if (lp_reply_entries(rep, 1, &entries, err) < 0 || entries == NULL ||
-        lp_reply_len(entries) == 0) {
-        lp_reply_free(rep);
+    if (pg.n == 0) {
+        lp_page_free(&pg);
         s->redis_done = 1;
         return -1;
     }
-    for (size_t i = 0; i < lp_reply_len(entries); i++) {
+    for (size_t i = 0; i < pg.n; i++) {
         struct lp_entry e;
         struct lp_jevent ev;
         struct lp_jerr je;
         const char *d;
         size_t n;
-        if (lp_entry_get(entries, i, &e, err) < 0 || e.fields == NULL)
+        if (lp_entry_get(pg.entries, i, &e, err) < 0 || e.fields == NULL)
             continue;
         snprintf(s->next_id, sizeof s->next_id, "%.*s", (int)e.idlen, e.id);
         d = lp_entry_field(&e, opt.field, strlen(opt.field), &n);
@@ -722,7 +718,7 @@ static int redis_page(struct src *s)
         }
     }
     lp_buf_free(&obj);
-    lp_reply_free(rep);
+    lp_page_free(&pg);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
+#include "lp_stream.h"
 #include "lp_time.h"
 #include "lp_utf8.h"
 #include "lp_tree.h"
@@ -106,20 +107,18 @@ static struct {
     int has_lag, has_pending, has_age, has_dlq;
 } opt;
 
-struct group {
-    char *name;                             /* any bytes; malloc'd */
-    size_t namelen;
-    long long consumers, pending, lag;      /* lag -1: unknown */
-    char last_delivered[64];
-    int64_t oldest_age_ms;                  /* -1: nothing pending */
-    char oldest_id[64];
+/* beside each group: its oldest pending entry */
+struct oldest {
+    int64_t age_ms;                         /* -1: nothing pending */
+    char id[LP_STREAM_IDLEN];
 };
 
 static struct {
     struct lp_redis *r;
     long long length;
-    char first_id[64], last_id[64];
-    struct group *g;
+    char first_id[LP_STREAM_IDLEN], last_id[LP_STREAM_IDLEN];
+    struct lp_group_info *g;
+    struct oldest *old;
     size_t ng;
     long long dlq;
     uint64_t wal_bytes, wal_segments;
@@ -140,45 +139,6 @@ static void redis_failed(const char *why, int code)
     S.redis_code = code;
 }
 
-/* The reply, or NULL when the command failed (Redis is then marked as
- * failed). what: the command and its key, for the message. */
-static struct lp_reply *cmd_ok(const char *what, struct lp_reply *rep,
-                               const char *err)
-{
-    char m[LP_ERRLEN];
-
-    if (rep == NULL) {
-        snprintf(m, sizeof m, "%s: %s", what, err);
-        redis_failed(m, LP_EX_UNAVAILABLE);
-        return NULL;
-    }
-    if (lp_reply_type(rep) == LP_REPLY_ERROR &&
-        !lp_reply_is_error(rep, "ERR")) {
-        char t[300];
-        int code = lp_reply_is_error(rep, "NOPERM") ||
-                   lp_reply_is_error(rep, "WRONGTYPE") ? LP_EX_CONFIG
-                                                       : LP_EX_UNAVAILABLE;
-        snprintf(m, sizeof m, "%s: %s", what,
-                 lp_reply_text(rep, t, sizeof t));
-        lp_reply_free(rep);
-        redis_failed(m, code);
-        return NULL;
-    }
-    return rep;
-}
-
-static void copy_str(char *dst, size_t cap, const struct lp_reply *r)
-{
-    size_t n;
-    const char *s = r ? lp_reply_str(r, &n) : NULL;
-
-    if (s == NULL || n >= cap)
-        n = 0;
-    if (s)
-        memcpy(dst, s, n);
-    dst[n] = '\0';
-}
-
 /* "XLEN logs:stream": a command and its key, for messages */
 static const char *what(const char *cmd, const char *key)
 {
@@ -188,108 +148,65 @@ static const char *what(const char *cmd, const char *key)
     return w;
 }
 
-static void gather_redis(void)
+/*
+ * Did Redis answer rc = lp_stream_...(..., e)? Else it is marked as failed
+ * (said once; 78 when no retry cures it, 69 when one may) and 0 returned.
+ * An ERR, or an answer of no known shape, reads as nothing there: XINFO
+ * GROUPS says ERR for a stream that does not exist, XRANGE for an
+ * exclusive start before Redis 6.2. key: named in the message, or NULL.
+ */
+static int answered(int rc, const char *key, const struct lp_stream_err *e)
 {
-    char err[LP_ERRLEN];
-    struct lp_reply *rep;
-    const char *st = opt.com.stream;
+    char m[LP_ERRLEN];
 
-    rep = cmd_ok(what("XLEN", st), lp_redis_cmd(S.r, err, "XLEN", st, NULL),
-                 err);
-    if (rep == NULL)
-        return;
-    S.length = lp_reply_int(rep);
-    lp_reply_free(rep);
-    if (S.length > 0) {
-        rep = cmd_ok(what("XRANGE", st), lp_redis_cmd(S.r, err, "XRANGE",
-                     st, "-", "+", "COUNT", "1", NULL), err);
-        if (rep == NULL)
-            return;
-        copy_str(S.first_id, sizeof S.first_id,
-                 lp_reply_at(lp_reply_at(rep, 0), 0));
-        lp_reply_free(rep);
-        rep = cmd_ok(what("XREVRANGE", st), lp_redis_cmd(S.r, err,
-                     "XREVRANGE", st, "+", "-", "COUNT", "1", NULL), err);
-        if (rep == NULL)
-            return;
-        copy_str(S.last_id, sizeof S.last_id,
-                 lp_reply_at(lp_reply_at(rep, 0), 0));
-        lp_reply_free(rep);
-    }
-    /* a stream that does not exist has no groups: XINFO says ERR */
-    rep = cmd_ok(what("XINFO GROUPS", st), lp_redis_cmd(S.r, err,
-                 "XINFO", "GROUPS", st, NULL), err);
-    if (rep == NULL)
-        return;
-    S.ng = lp_reply_len(rep);
-    S.g = calloc(S.ng + 1, sizeof *S.g);
-    if (S.g == NULL) {
+    if (rc == 0 || e->code == LP_RERR_REQUEST || e->code == LP_STREAM_ESHAPE)
+        return 1;
+    if (e->code == LP_STREAM_ENOMEM) {
         lp_error("out of memory");
         exit(LP_EX_SOFTWARE);
     }
-    for (size_t i = 0; i < S.ng; i++) {
-        const struct lp_reply *g = lp_reply_at(rep, i);
-        struct group *x = &S.g[i];
-        x->lag = -1;
-        x->oldest_age_ms = -1;
-        for (size_t k = 0; k + 1 < lp_reply_len(g); k += 2) {
-            const char *f = lp_reply_str(lp_reply_at(g, k), NULL);
-            const struct lp_reply *v = lp_reply_at(g, k + 1);
-            if (f == NULL)
-                continue;
-            if (strcmp(f, "name") == 0) {
-                /* any bytes, any length: copied whole */
-                size_t l;
-                const char *nm = lp_reply_str(v, &l);
-                if (nm && x->name == NULL &&
-                    (x->name = malloc(l + 1)) != NULL) {
-                    memcpy(x->name, nm, l);
-                    x->name[l] = '\0';
-                    x->namelen = l;
-                }
-            } else if (strcmp(f, "consumers") == 0) {
-                x->consumers = lp_reply_int(v);
-            } else if (strcmp(f, "pending") == 0) {
-                x->pending = lp_reply_int(v);
-            } else if (strcmp(f, "lag") == 0 &&
-                       lp_reply_type(v) == LP_REPLY_INTEGER) {
-                x->lag = lp_reply_int(v);
-            } else if (strcmp(f, "last-delivered-id") == 0) {
-                copy_str(x->last_delivered, sizeof x->last_delivered, v);
-            }
-        }
-        if (x->name == NULL && (x->name = strdup("")) == NULL) {
-            lp_error("out of memory");
-            exit(LP_EX_SOFTWARE);
-        }
-    }
-    lp_reply_free(rep);
-    for (size_t i = 0; i < S.ng; i++) {
-        struct group *x = &S.g[i];
-        const char *argv[3] = { "XPENDING", st, x->name };
-        size_t lens[3] = { 8, strlen(st), x->namelen };
-        uint64_t ms, seq;
-        if (x->pending == 0)
-            continue;
-        /* summary form: [count, smallest id, greatest id, consumers] */
-        rep = cmd_ok(what("XPENDING", st), lp_redis_cmdv(S.r, err, 3,
-                     argv, lens), err);
-        if (rep == NULL)
-            return;
-        copy_str(x->oldest_id, sizeof x->oldest_id, lp_reply_at(rep, 1));
-        lp_reply_free(rep);
-        if (lp_stream_id_parse(x->oldest_id, strlen(x->oldest_id), &ms,
-                               &seq) == 0)
-            /* an ID ahead of this clock: pending, and new */
-            x->oldest_age_ms = (int64_t)ms < S.now ? S.now - (int64_t)ms
-                                                   : 0;
-    }
-    rep = cmd_ok(what("XLEN", opt.com.dlq), lp_redis_cmd(S.r, err,
-                 "XLEN", opt.com.dlq, NULL), err);
-    if (rep == NULL)
+    snprintf(m, sizeof m, "%s: %s", key ? what(e->cmd, key) : e->cmd,
+             e->msg);
+    redis_failed(m, e->code == LP_RERR_KEY || e->code == LP_RERR_COMMAND ?
+                    LP_EX_CONFIG : LP_EX_UNAVAILABLE);
+    return 0;
+}
+
+static void gather_redis(void)
+{
+    struct lp_stream_err e;
+    const char *st = opt.com.stream;
+
+    if (!answered(lp_stream_len(S.r, st, &S.length, &e), st, &e))
         return;
-    S.dlq = lp_reply_int(rep);
-    lp_reply_free(rep);
+    if (S.length > 0 &&
+        (!answered(lp_stream_first_id(S.r, st, S.first_id, &e), st, &e) ||
+         !answered(lp_stream_last_id(S.r, st, S.last_id, &e), st, &e)))
+        return;
+    /* a stream that does not exist has no groups: XINFO says ERR */
+    if (!answered(lp_stream_groups(S.r, st, &S.g, &S.ng, &e), st, &e))
+        return;
+    S.old = calloc(S.ng + 1, sizeof *S.old);
+    if (S.old == NULL) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
+    for (size_t i = 0; i < S.ng; i++)
+        S.old[i].age_ms = -1;
+    for (size_t i = 0; i < S.ng; i++) {
+        struct oldest *o = &S.old[i];
+        uint64_t ms, seq;
+        if (S.g[i].pending == 0)
+            continue;
+        if (!answered(lp_stream_pending_oldest(S.r, st, S.g[i].name,
+                                               S.g[i].namelen, o->id, &e),
+                      st, &e))
+            return;
+        if (lp_stream_id_parse(o->id, strlen(o->id), &ms, &seq) == 0)
+            /* an ID ahead of this clock: pending, and new */
+            o->age_ms = (int64_t)ms < S.now ? S.now - (int64_t)ms : 0;
+    }
+    answered(lp_stream_len(S.r, opt.com.dlq, &S.dlq, &e), opt.com.dlq, &e);
 }
 
 static void gather_files(void)
@@ -377,7 +294,8 @@ static char *render_json(void)
     }
     lp_buf_adds(&b, ",\"groups\":[");
     for (size_t i = 0; i < S.ng; i++) {
-        struct group *x = &S.g[i];
+        const struct lp_group_info *x = &S.g[i];
+        const struct oldest *o = &S.old[i];
         if (i)
             lp_buf_addc(&b, ',');
         lp_buf_adds(&b, "{\"name\":");
@@ -394,14 +312,14 @@ static char *render_json(void)
         lp_buf_adds(&b, ",\"last_delivered_id\":");
         jstr(&b, x->last_delivered);
         lp_buf_adds(&b, ",\"oldest_pending_id\":");
-        if (x->oldest_id[0])
-            jstr(&b, x->oldest_id);
+        if (o->id[0])
+            jstr(&b, o->id);
         else
             lp_buf_adds(&b, "null");
         lp_buf_adds(&b, ",\"oldest_pending_age_seconds\":");
-        if (x->oldest_age_ms >= 0) {
+        if (o->age_ms >= 0) {
             char t[32];
-            snprintf(t, sizeof t, "%.3f", (double)x->oldest_age_ms / 1000.0);
+            snprintf(t, sizeof t, "%.3f", (double)o->age_ms / 1000.0);
             lp_buf_adds(&b, t);
         } else {
             lp_buf_adds(&b, "null");
@@ -478,7 +396,8 @@ static struct lp_metrics *to_metrics(void)
     lp_metric_set(lp_gauge(m, "logpipe_stream_length", s.p,
                            "Entries in the stream."), (double)S.length);
     for (size_t i = 0; i < S.ng; i++) {
-        struct group *x = &S.g[i];
+        const struct lp_group_info *x = &S.g[i];
+        const struct oldest *o = &S.old[i];
         both.len = 0;
         lbl(&both, "stream", st, strlen(st));
         lp_buf_addc(&both, ',');
@@ -495,8 +414,8 @@ static struct lp_metrics *to_metrics(void)
                           (double)x->lag);
         lp_metric_set(lp_gauge(m, "logpipe_group_oldest_pending_age_seconds",
                                both.p, "Age of the oldest pending entry."),
-                      x->oldest_age_ms >= 0 ?
-                      (double)x->oldest_age_ms / 1000.0 : 0);
+                      o->age_ms >= 0 ?
+                      (double)o->age_ms / 1000.0 : 0);
     }
     s.len = 0;
     lbl(&s, "key", opt.com.dlq, strlen(opt.com.dlq));
@@ -548,29 +467,31 @@ files:
  */
 static uint64_t count_after(const char *last, uint64_t limit)
 {
-    char err[LP_ERRLEN], start[80], count[24], id[64];
+    char err[LP_ERRLEN], from[LP_STREAM_IDLEN];
     uint64_t n = 0;
 
-    snprintf(start, sizeof start, "(%s", last[0] ? last : "0-0");
+    snprintf(from, sizeof from, "%s", last[0] ? last : "0-0");
     while (n <= limit) {
         uint64_t want = limit + 1 - n;
-        struct lp_reply *rep;
+        struct lp_stream_err e;
+        struct lp_page p;
+        struct lp_entry en;
         size_t got;
-        snprintf(count, sizeof count, "%" PRIu64, want < 10000 ? want : 10000);
-        rep = cmd_ok("XRANGE", lp_redis_cmd(S.r, err, "XRANGE",
-                     opt.com.stream, start, "+", "COUNT", count, NULL), err);
-        if (rep == NULL)
+        if (!answered(lp_stream_range(S.r, opt.com.stream, from, 1, NULL,
+                                      want < 10000 ? want : 10000, &p, &e),
+                      NULL, &e))
             break;
-        got = lp_reply_len(rep);
-        id[0] = '\0';
-        if (got > 0)
-            copy_str(id, sizeof id, lp_reply_at(lp_reply_at(rep, got - 1),
-                                                0));
-        lp_reply_free(rep);
+        got = p.n;
+        from[0] = '\0';
+        if (got > 0 && lp_entry_get(p.entries, got - 1, &en, err) == 0 &&
+            en.idlen < sizeof from) {
+            memcpy(from, en.id, en.idlen);
+            from[en.idlen] = '\0';
+        }
+        lp_page_free(&p);
         n += got;
-        if (id[0] == '\0')
+        if (from[0] == '\0')
             break;
-        snprintf(start, sizeof start, "(%s", id);
     }
     return n;
 }
@@ -581,7 +502,8 @@ static int check(void)
     int crossed = 0, found = 0;
 
     for (size_t i = 0; i < S.ng; i++) {
-        struct group *x = &S.g[i];
+        const struct lp_group_info *x = &S.g[i];
+        const struct oldest *o = &S.old[i];
         if (opt.com.group_set && (x->namelen != strlen(opt.com.group) ||
                                   memcmp(x->name, opt.com.group,
                                          x->namelen) != 0))
@@ -606,12 +528,12 @@ static int check(void)
                      x->name, x->pending, opt.max_pending);
             crossed = 1;
         }
-        if (opt.has_age && x->oldest_age_ms > opt.max_pending_age) {
+        if (opt.has_age && o->age_ms > opt.max_pending_age) {
             char d[32];
             lp_format_duration(opt.max_pending_age, d, sizeof d);
             lp_error("group %s: oldest pending entry %s is %.1fs old, over "
-                     "--max-pending-age %s", x->name, x->oldest_id,
-                     (double)x->oldest_age_ms / 1000.0, d);
+                     "--max-pending-age %s", x->name, o->id,
+                     (double)o->age_ms / 1000.0, d);
             crossed = 1;
         }
     }
@@ -758,9 +680,8 @@ int main(int argc, char **argv)
         code = S.redis_code;    /* count_after in check() may fail too */
     free(out);
     lp_metrics_free(m);
-    for (size_t i = 0; i < S.ng; i++)
-        free(S.g[i].name);
-    free(S.g);
+    lp_group_info_free(S.g, S.ng);
+    free(S.old);
     lp_redis_free(S.r);
     return code;
 }

@@ -391,6 +391,28 @@ const char *lp_reply_text(const struct lp_reply *rep, char *buf, size_t cap)
     return buf;
 }
 
+int lp_reply_error_class(const struct lp_reply *rep)
+{
+    char t[300];
+
+    if (R(rep)->type != REDIS_REPLY_ERROR)
+        return 0;
+    /* the codes may stand inside the text: a script's error carries the
+     * error of the command it ran */
+    lp_reply_text(rep, t, sizeof t);
+    if (strstr(t, "NOPERM") != NULL || strstr(t, "WRONGTYPE") != NULL ||
+        strstr(t, "The user executing the script can't") != NULL)
+        return strstr(t, "permissions to run") != NULL ||
+               strstr(t, "can't run this command") != NULL ?
+               LP_RERR_COMMAND : LP_RERR_KEY;
+    if (lp_reply_is_error(rep, "NOAUTH") ||
+        lp_reply_is_error(rep, "WRONGPASS"))
+        return LP_RERR_AUTH;
+    if (lp_reply_is_error(rep, "ERR"))
+        return LP_RERR_REQUEST;
+    return LP_RERR_TEMP;
+}
+
 int lp_reply_entries(const struct lp_reply *rep, int xrange,
                      const struct lp_reply **entries, char *err)
 {

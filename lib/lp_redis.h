@@ -92,6 +92,29 @@ int lp_reply_is_error(const struct lp_reply *rep, const char *code);
  * cap-1 bytes, controls kept). Returns buf. */
 const char *lp_reply_text(const struct lp_reply *rep, char *buf, size_t cap);
 
+/* What an error reply means: the classes of lp_reply_error_class */
+enum {
+    LP_RERR_TEMP = 1,   /* may pass by itself: LOADING, BUSY, OOM, READONLY,
+                         * MASTERDOWN, and any code not known here */
+    LP_RERR_REQUEST,    /* ERR: Redis refused this request (no such key, an
+                         * ID it cannot read, a script's own error) */
+    LP_RERR_KEY,        /* never passes for this key: WRONGTYPE, NOPERM on
+                         * a key */
+    LP_RERR_COMMAND,    /* never passes for any key: NOPERM to run the
+                         * command itself */
+    LP_RERR_AUTH        /* the credentials no longer hold: NOAUTH,
+                         * WRONGPASS */
+};
+
+/*
+ * The class of an error reply (LP_RERR_*), 0 for a reply that is none.
+ * The one place that tells an error worth retrying from one that no retry
+ * cures; each tool decides what a class means for it. Refusals inside a
+ * script count as the command's own (Redis 7.0 words them "The user
+ * executing the script can't ...", Redis 6 wraps them in ERR).
+ */
+int lp_reply_error_class(const struct lp_reply *rep);
+
 /* One stream entry inside a reply, borrowed from it. */
 struct lp_entry {
     const char *id;

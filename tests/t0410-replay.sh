@@ -234,6 +234,13 @@ test_expect_success 'a FIFO after a file: the read-ahead leaves it alone' '
     head -n 3 in >want && test_cmp want out
 '
 
+test_expect_success '--from-redis: a key of the wrong type, 78 and named' '
+    rcli SET strkey x >/dev/null &&
+    expect_exit 78 logpipe-replay --from-redis -s strkey >out 2>err &&
+    test "$(wc -l <err)" -eq 1 && test ! -s out &&
+    grep_q "^logpipe-replay: XRANGE strkey: WRONGTYPE " err
+'
+
 test_expect_success 'usage and input errors' '
     expect_exit 66 logpipe-replay nosuch 2>err &&
     grep_q "nosuch: No such file" err &&

@@ -209,6 +209,40 @@ test_expect_success '-- ends the options: IDs after it' '
     logpipe-dlq purge -- "$id" >/dev/null && test_xlen -eq 0 logs:dlq
 '
 
+test_expect_success 'a DLQ key of the wrong type: 78, the command and key named' '
+    rcli SET strkey x >/dev/null &&
+    expect_exit 78 logpipe-dlq --dlq strkey list >out 2>err &&
+    test "$(wc -l <err)" -eq 1 && test ! -s out &&
+    grep_q "^logpipe-dlq: XREVRANGE strkey: WRONGTYPE " err &&
+    expect_exit 78 logpipe-dlq --dlq strkey show 1-1 >out 2>err &&
+    test "$(wc -l <err)" -eq 1 && test ! -s out &&
+    grep_q "^logpipe-dlq: XRANGE strkey: WRONGTYPE " err
+'
+
+test_expect_success 'retry: an entry without data is named, 65; the others go on' '
+    rcli DEL logs:dlq logs:stream >/dev/null &&
+    bad=$(rcli XADD logs:dlq "*" error x) &&
+    rcli XADD logs:dlq "*" data "{\"ok\":1}" >/dev/null &&
+    expect_exit 65 logpipe-dlq retry --all >r 2>err &&
+    grep -qx "logpipe-dlq: entry $bad: to logs:stream: ERR no data field" err &&
+    test "$(wc -l <r)" -eq 1 && test_xlen -eq 1 logs:stream &&
+    test_xlen -eq 1 logs:dlq &&
+    logpipe-dlq purge --all >/dev/null && rcli DEL logs:stream >/dev/null
+'
+
+test_expect_success 'Redis stops answering a purge or a retry: 69, said' '
+    rcli XADD logs:dlq "*" data "{}" >/dev/null &&
+    for c in purge retry; do
+        rcli CLIENT PAUSE 10000 WRITE >/dev/null &&
+        { logpipe-dlq -t 500ms $c --all >r 2>err; echo $? >rc; } &&
+        rcli CLIENT UNPAUSE >/dev/null &&
+        test "$(cat rc)" -eq 69 &&
+        grep -qx "logpipe-dlq: 127.0.0.1:$REDIS_PORT: timed out after 500ms" err &&
+        test ! -s r || return 1
+    done &&
+    logpipe-dlq purge --all >/dev/null && test_xlen -eq 0 logs:dlq
+'
+
 test_expect_success 'usage errors exit 64' '
     expect_exit 64 logpipe-dlq 2>err &&
     expect_exit 64 logpipe-dlq frobnicate 2>err &&

@@ -107,6 +107,20 @@ test_expect_success 'a key of the wrong type is named' '
     grep_q "XLEN strkey: WRONGTYPE" err
 '
 
+test_expect_success 'a command refused: 78, named; the files still printed' '
+    rcli ACL SETUSER noinfo on ">pw" "~*" "+@all" "-xinfo" >/dev/null &&
+    rcli ACL SETUSER nopend on ">pw" "~*" "+@all" "-xpending" >/dev/null &&
+    LOGPIPE_REDIS_PASSWORD=pw expect_exit 78 logpipe-stat --wal w \
+        -r redis://noinfo@127.0.0.1:$REDIS_PORT/0 >s 2>err &&
+    grep -qx "logpipe-stat: XINFO GROUPS logs:stream: NOPERM .*xinfo|groups.*" err &&
+    jq -e ".length == null and .groups == null and .wal.segments == 1" s >/dev/null &&
+    jq -e ".redis_error | startswith(\"XINFO GROUPS logs:stream: NOPERM \")" s >/dev/null &&
+    LOGPIPE_REDIS_PASSWORD=pw expect_exit 78 logpipe-stat --prom \
+        -r redis://nopend@127.0.0.1:$REDIS_PORT/0 >p 2>err &&
+    grep -qx "logpipe-stat: XPENDING logs:stream: NOPERM .*xpending.*" err &&
+    grep -qx "logpipe_redis_up 0" p
+'
+
 test_expect_success 'Redis unreachable: 69; usage: 64' '
     expect_exit 69 logpipe-stat -r redis://127.0.0.1:$(random_port) 2>err &&
     expect_exit 64 logpipe-stat --check 2>err &&
