@@ -982,7 +982,7 @@ static void metrics_init(void)
 
     if (opt.com.metrics == NULL)
         return;
-    if ((S.m = m = lp_metrics_new()) == NULL)
+    if ((S.m = m = lp_metrics_new(&lp_log_notify)) == NULL)
         oom();
     S.m_ok = lp_counter(m, ev, "result=\"ok\"",
                         "Events read, by what became of them.");

@@ -880,7 +880,7 @@ static void write_metrics(void)
 
     if (opt.com.metrics == NULL || opt.cmd < 0)
         return;
-    m = lp_metrics_new();
+    m = lp_metrics_new(&lp_log_notify);
     snprintf(l, sizeof l, "command=\"%s\"", cmds[opt.cmd]);
     lp_metric_set(lp_counter(m, "logpipe_dlq_entries_total", l,
                              "Entries the command acted on."),

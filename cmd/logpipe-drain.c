@@ -276,7 +276,7 @@ static void metrics_init(void)
 {
     if (opt.com.metrics == NULL)
         return;
-    M.m = lp_metrics_new();
+    M.m = lp_metrics_new(&lp_log_notify);
     M.archived = lp_counter(M.m, "logpipe_drain_entries_total",
                             "result=\"archived\"",
                             "Entries by what became of them.");
@@ -1495,7 +1495,8 @@ static void setup(void)
                 lp_error("--dir: %s", err);
             exit(LP_EX_CANTCREAT);
         }
-        if ((S.arch = lp_archive_new(S.dirfd, opt.max_open)) == NULL)
+        if ((S.arch = lp_archive_new(S.dirfd, opt.max_open,
+                                     &lp_log_notify)) == NULL)
             fatal_oom();
     }
     S.capack = opt.count + 64;

@@ -1403,7 +1403,7 @@ static void write_metrics(void)
 
     if (opt.com.metrics == NULL)
         return;
-    m = lp_metrics_new();
+    m = lp_metrics_new(&lp_log_notify);
     lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
                              "result=\"printed\"",
                              "Lines read, by what became of them."),

@@ -754,7 +754,7 @@ static void write_metrics(void)
 
     if (opt.com.metrics == NULL || getpid() != metrics_pid)
         return;
-    m = lp_metrics_new();
+    m = lp_metrics_new(&lp_log_notify);
     for (int i = 0; i < 6; i++) {
         char l[48];
         snprintf(l, sizeof l, "action=\"%s\"", action_names[i]);

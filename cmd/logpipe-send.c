@@ -298,7 +298,7 @@ static void metrics_init(void)
 {
     if (opt.com.metrics == NULL)
         return;
-    M.m = lp_metrics_new();
+    M.m = lp_metrics_new(&lp_log_notify);
     M.lines = lp_counter(M.m, "logpipe_send_lines_total", "",
                          "Input lines read.");
     M.sent = lp_counter(M.m, "logpipe_send_events_total", "result=\"sent\"",
@@ -2084,7 +2084,8 @@ static void setup(void)
                                                      opt.timeout : 1000)
                                                   : 10000);
     if (opt.wal) {
-        if ((S.wal = lp_wal_open(opt.wal, opt.wal_max, err)) == NULL) {
+        if ((S.wal = lp_wal_open(opt.wal, opt.wal_max, &lp_log_notify,
+                                  err)) == NULL) {
             lp_error("%s", err);
             exit(LP_EX_CANTCREAT);
         }

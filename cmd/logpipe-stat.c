@@ -468,7 +468,7 @@ static void lbl(struct lp_buf *b, const char *k, const char *v, size_t n)
 
 static struct lp_metrics *to_metrics(void)
 {
-    struct lp_metrics *m = lp_metrics_new();
+    struct lp_metrics *m = lp_metrics_new(&lp_log_notify);
     struct lp_buf s = { 0 }, both = { 0 };
     const char *st = opt.com.stream;
 
