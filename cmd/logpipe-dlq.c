@@ -22,6 +22,8 @@
 #include "lp_sig.h"
 #include "lp_time.h"
 
+#include "tool_msg.h"
+
 /*
  * list, show, stats, retry, purge, export: all NDJSON on stdout, all
  * paging through XRANGE (10 to 1000 entries a page, about 64 MB at most),
@@ -154,7 +156,7 @@ static void flush_out(void)
 {
     if (S.out.len && lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
         if (errno == EPIPE) {
-            lp_sigpipe_exit();
+            tool_sigpipe_exit();
         }
         lp_error("stdout: %s", strerror(errno));
         exit(LP_EX_IOERR);
@@ -907,7 +909,7 @@ int main(int argc, char **argv)
                    "entries not retried" : "entries not purged");
     lp_budget_init(&S.say_unknown, LP_LEVEL_ERROR, "unknown IDs");
     lp_sig_init(0);
-    lp_sig_at_exit(write_metrics);
+    tool_at_exit(write_metrics);
     if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
         lp_error("--where: %s", err);
         return LP_EX_CONFIG;

@@ -29,6 +29,8 @@
 #include "lp_sql.h"
 #include "lp_time.h"
 
+#include "tool_msg.h"
+
 /*
  * One batch at a time: read, turn each entry into an archive line appended
  * to its file's buffer, write each touched file once under its lock,
@@ -1689,7 +1691,7 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
             }
             /* the reader went away (| head): nothing of this batch is
              * acknowledged; leave as a filter killed by SIGPIPE does */
-            lp_sigpipe_exit();
+            tool_sigpipe_exit();
             exit(LP_EX_IOERR);
         }
         crash_point("after-write");
@@ -1915,7 +1917,7 @@ int main(int argc, char **argv)
                    "DLQ");
     lp_sig_init(1);
     metrics_init();
-    lp_sig_at_exit(metrics_at_exit);     /* also when setup fails */
+    tool_at_exit(metrics_at_exit);     /* also when setup fails */
     setup();
     connect_redis();
 

@@ -33,6 +33,8 @@
 #include "lp_tree.h"
 #include "lp_wal.h"
 
+#include "tool_msg.h"
+
 /*
  * Sources: plain NDJSON (.jsonl, stdin), gzip files (every member, past
  * damage), WAL segments, or the stream itself (--from-redis, XRANGE pages).
@@ -196,7 +198,7 @@ static void write_out(const char *p, size_t n)
     if (lp_fs_write_all(STDOUT_FILENO, p, n) < 0) {
         if (errno == EPIPE) {
             /* the reader has what it wanted (| head): leave quietly */
-            lp_sigpipe_exit();
+            tool_sigpipe_exit();
         }
         lp_error("stdout: %s", strerror(errno));
         exit(LP_EX_IOERR);
@@ -1430,7 +1432,7 @@ int main(int argc, char **argv)
     lp_budget_init(&S.say_bad, LP_LEVEL_ERROR, "damaged lines");
     lp_budget_init(&S.say_gz, LP_LEVEL_ERROR, "damaged gzip members");
     lp_sig_init(0);
-    lp_sig_at_exit(write_metrics);
+    tool_at_exit(write_metrics);
     if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
         lp_error("--layout: %s", err);
         return LP_EX_CONFIG;

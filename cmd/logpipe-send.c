@@ -30,6 +30,8 @@
 #include "lp_time.h"
 #include "lp_wal.h"
 
+#include "tool_msg.h"
+
 /*
  * The loop: read lines, validate each event in one pass, append its XADD
  * (already in RESP form) to the input batch; when the batch is full, the
@@ -2134,7 +2136,7 @@ int main(int argc, char **argv)
     lp_budget_init(&S.say_limited, LP_LEVEL_ERROR, "events over --rate");
     lp_sig_init(0);
     metrics_init();
-    lp_sig_at_exit(metrics_at_exit);     /* also when setup fails */
+    tool_at_exit(metrics_at_exit);     /* also when setup fails */
     setup();
     S.now = lp_now_ms();
 
@@ -2205,7 +2207,7 @@ int main(int argc, char **argv)
         /* stdout went away (| head): leave as a filter killed by SIGPIPE
          * does, so the shell sees 141 and pipefail notices; what was read
          * was sent first */
-        lp_sigpipe_exit();
+        tool_sigpipe_exit();
     }
     return S.exit_code;
 }

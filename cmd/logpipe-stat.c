@@ -24,6 +24,8 @@
 #include "lp_utf8.h"
 #include "lp_tree.h"
 
+#include "tool_msg.h"
+
 /*
  * Read-only: XLEN, XINFO GROUPS, XPENDING (summary) per group, XLEN of the
  * DLQ; the sizes of the WAL directory and of the archive tree when named.
@@ -746,7 +748,7 @@ int main(int argc, char **argv)
     out = opt.prom ? lp_metrics_render(m) : render_json();
     if (out == NULL || lp_fs_write_all(STDOUT_FILENO, out, strlen(out)) < 0) {
         if (out && errno == EPIPE)
-            lp_sigpipe_exit();
+            tool_sigpipe_exit();
         lp_error("stdout: %s", out ? strerror(errno) : "out of memory");
         code = LP_EX_IOERR;
     }
