@@ -25,6 +25,8 @@
 #include "lp_sql.h"
 #include "lp_time.h"
 
+#include "tool_msg.h"
+
 /*
  * Events are counted into groups: a bucket (floor of the event time by
  * --bucket, UTC) and the values of the --by members. A group lives in a
@@ -191,7 +193,7 @@ static void flush_out(void)
         return;
     if (lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
         if (errno == EPIPE)
-            lp_sigpipe_exit();      /* the reader has what it wanted */
+            tool_sigpipe_exit();      /* the reader has what it wanted */
         lp_error("stdout: %s", strerror(errno));
         exit(LP_EX_IOERR);
     }
@@ -982,7 +984,7 @@ static void metrics_init(void)
 
     if (opt.com.metrics == NULL)
         return;
-    if ((S.m = m = lp_metrics_new()) == NULL)
+    if ((S.m = m = lp_metrics_new(&lp_log_notify)) == NULL)
         oom();
     S.m_ok = lp_counter(m, ev, "result=\"ok\"",
                         "Events read, by what became of them.");
@@ -1274,7 +1276,7 @@ int main(int argc, char **argv)
     lp_budget_init(&S.say_late, LP_LEVEL_WARN, "late events");
     lp_sig_init(0);
     metrics_init();
-    lp_sig_at_exit(metrics_at_exit);
+    tool_at_exit(metrics_at_exit);
     want_members();
     S.nagg = opt.nsum + opt.nmax;
     /* archived events passed the ingest limits already: take them */

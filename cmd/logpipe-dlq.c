@@ -23,6 +23,8 @@
 #include "lp_stream.h"
 #include "lp_time.h"
 
+#include "tool_msg.h"
+
 /*
  * list, show, stats, retry, purge, export: all NDJSON on stdout, all
  * paging through XRANGE (10 to 1000 entries a page, about 64 MB at most),
@@ -126,7 +128,7 @@ static void flush_out(void)
 {
     if (S.out.len && lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
         if (errno == EPIPE) {
-            lp_sigpipe_exit();
+            tool_sigpipe_exit();
         }
         lp_error("stdout: %s", strerror(errno));
         exit(LP_EX_IOERR);
@@ -804,7 +806,7 @@ static void write_metrics(void)
 
     if (opt.com.metrics == NULL || opt.cmd < 0)
         return;
-    m = lp_metrics_new();
+    m = lp_metrics_new(&lp_log_notify);
     snprintf(l, sizeof l, "command=\"%s\"", cmds[opt.cmd]);
     lp_metric_set(lp_counter(m, "logpipe_dlq_entries_total", l,
                              "Entries the command acted on."),
@@ -831,7 +833,7 @@ int main(int argc, char **argv)
                    "entries not retried" : "entries not purged");
     lp_budget_init(&S.say_unknown, LP_LEVEL_ERROR, "unknown IDs");
     lp_sig_init(0);
-    lp_sig_at_exit(write_metrics);
+    tool_at_exit(write_metrics);
     if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
         lp_error("--where: %s", err);
         return LP_EX_CONFIG;

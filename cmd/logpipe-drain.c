@@ -30,6 +30,8 @@
 #include "lp_sql.h"
 #include "lp_time.h"
 
+#include "tool_msg.h"
+
 /*
  * One batch at a time: read, turn each entry into an archive line appended
  * to its file's buffer, write each touched file once under its lock,
@@ -310,7 +312,7 @@ static void metrics_init(void)
 {
     if (opt.com.metrics == NULL)
         return;
-    M.m = lp_metrics_new();
+    M.m = lp_metrics_new(&lp_log_notify);
     M.archived = lp_counter(M.m, "logpipe_drain_entries_total",
                             "result=\"archived\"",
                             "Entries by what became of them.");
@@ -1841,7 +1843,8 @@ static void setup(void)
             lp_error("--dir %s: %s", opt.com.dir, err);
             exit(LP_EX_CANTCREAT);
         }
-        if ((S.arch = lp_archive_new(S.dirfd, opt.max_open)) == NULL)
+        if ((S.arch = lp_archive_new(S.dirfd, opt.max_open,
+                                     &lp_log_notify)) == NULL)
             fatal_oom();
     }
     S.capack = opt.count + 64;
@@ -2162,7 +2165,7 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
             /* the reader went away (| head): nothing of this batch is
              * acknowledged; leave as a filter killed by SIGPIPE does */
             give_back_all();
-            lp_sigpipe_exit();
+            tool_sigpipe_exit();
             exit(LP_EX_IOERR);
         }
         crash_point("after-write");
@@ -2393,7 +2396,7 @@ int main(int argc, char **argv)
                    "DLQ");
     lp_sig_init(1);
     metrics_init();
-    lp_sig_at_exit(metrics_at_exit);     /* also when setup fails */
+    tool_at_exit(metrics_at_exit);     /* also when setup fails */
     setup();
     connect_redis();
 

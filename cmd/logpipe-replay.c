@@ -34,6 +34,8 @@
 #include "lp_tree.h"
 #include "lp_wal.h"
 
+#include "tool_msg.h"
+
 /*
  * Sources: plain NDJSON (.jsonl, stdin), gzip files (every member, past
  * damage), WAL segments, or the stream itself (--from-redis, XRANGE pages).
@@ -197,7 +199,7 @@ static void write_out(const char *p, size_t n)
     if (lp_fs_write_all(STDOUT_FILENO, p, n) < 0) {
         if (errno == EPIPE) {
             /* the reader has what it wanted (| head): leave quietly */
-            lp_sigpipe_exit();
+            tool_sigpipe_exit();
         }
         lp_error("stdout: %s", strerror(errno));
         exit(LP_EX_IOERR);
@@ -1399,7 +1401,7 @@ static void write_metrics(void)
 
     if (opt.com.metrics == NULL)
         return;
-    m = lp_metrics_new();
+    m = lp_metrics_new(&lp_log_notify);
     lp_metric_set(lp_counter(m, "logpipe_replay_lines_total",
                              "result=\"printed\"",
                              "Lines read, by what became of them."),
@@ -1426,7 +1428,7 @@ int main(int argc, char **argv)
     lp_budget_init(&S.say_bad, LP_LEVEL_ERROR, "damaged lines");
     lp_budget_init(&S.say_gz, LP_LEVEL_ERROR, "damaged gzip members");
     lp_sig_init(0);
-    lp_sig_at_exit(write_metrics);
+    tool_at_exit(write_metrics);
     if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
         lp_error("--layout: %s", err);
         return LP_EX_CONFIG;

@@ -26,6 +26,8 @@
 #include "lp_time.h"
 #include "lp_tree.h"
 
+#include "tool_msg.h"
+
 /*
  * Housekeeping of the archive tree, safe while drains write and from cron:
  *
@@ -164,7 +166,7 @@ static void action(const char *what, const char *path, int64_t in,
         S.t.bytes_out += (uint64_t)out;
     if (b.p && lp_fs_write_all(STDOUT_FILENO, b.p, b.len) < 0 &&
         errno == EPIPE) {
-        lp_sigpipe_exit();
+        tool_sigpipe_exit();
     }
     lp_buf_free(&b);
 }
@@ -560,7 +562,7 @@ static void compress_all(char **rels, size_t n)
     }
     if (piped) {
         /* our reader left (| head): leave as it expects */
-        lp_sigpipe_exit();
+        tool_sigpipe_exit();
     }
 }
 
@@ -754,7 +756,7 @@ static void write_metrics(void)
 
     if (opt.com.metrics == NULL || getpid() != metrics_pid)
         return;
-    m = lp_metrics_new();
+    m = lp_metrics_new(&lp_log_notify);
     for (int i = 0; i < 6; i++) {
         char l[48];
         snprintf(l, sizeof l, "action=\"%s\"", action_names[i]);
@@ -788,7 +790,7 @@ int main(int argc, char **argv)
     lp_sig_init(0);
     S.now = lp_now_ms();
     metrics_pid = getpid();
-    lp_sig_at_exit(write_metrics);
+    tool_at_exit(write_metrics);
     if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
         lp_error("--layout: %s", err);
         return LP_EX_CONFIG;

@@ -30,6 +30,8 @@
 #include "lp_time.h"
 #include "lp_wal.h"
 
+#include "tool_msg.h"
+
 /*
  * The loop: read lines, validate each event in one pass, append its XADD
  * (already in RESP form) to the input batch; when the batch is full, the
@@ -298,7 +300,7 @@ static void metrics_init(void)
 {
     if (opt.com.metrics == NULL)
         return;
-    M.m = lp_metrics_new();
+    M.m = lp_metrics_new(&lp_log_notify);
     M.lines = lp_counter(M.m, "logpipe_send_lines_total", "",
                          "Input lines read.");
     M.sent = lp_counter(M.m, "logpipe_send_events_total", "result=\"sent\"",
@@ -2084,7 +2086,8 @@ static void setup(void)
                                                      opt.timeout : 1000)
                                                   : 10000);
     if (opt.wal) {
-        if ((S.wal = lp_wal_open(opt.wal, opt.wal_max, err)) == NULL) {
+        if ((S.wal = lp_wal_open(opt.wal, opt.wal_max, &lp_log_notify,
+                                  err)) == NULL) {
             lp_error("%s", err);
             exit(LP_EX_CANTCREAT);
         }
@@ -2133,7 +2136,7 @@ int main(int argc, char **argv)
     lp_budget_init(&S.say_limited, LP_LEVEL_ERROR, "events over --rate");
     lp_sig_init(0);
     metrics_init();
-    lp_sig_at_exit(metrics_at_exit);     /* also when setup fails */
+    tool_at_exit(metrics_at_exit);     /* also when setup fails */
     setup();
     S.now = lp_now_ms();
 
@@ -2204,7 +2207,7 @@ int main(int argc, char **argv)
         /* stdout went away (| head): leave as a filter killed by SIGPIPE
          * does, so the shell sees 141 and pipefail notices; what was read
          * was sent first */
-        lp_sigpipe_exit();
+        tool_sigpipe_exit();
     }
     return S.exit_code;
 }

@@ -25,6 +25,8 @@
 #include "lp_utf8.h"
 #include "lp_tree.h"
 
+#include "tool_msg.h"
+
 /*
  * Read-only: XLEN, XINFO GROUPS, XPENDING (summary) per group, XLEN of the
  * DLQ; the sizes of the WAL directory and of the archive tree when named.
@@ -386,7 +388,7 @@ static void lbl(struct lp_buf *b, const char *k, const char *v, size_t n)
 
 static struct lp_metrics *to_metrics(void)
 {
-    struct lp_metrics *m = lp_metrics_new();
+    struct lp_metrics *m = lp_metrics_new(&lp_log_notify);
     struct lp_buf s = { 0 }, both = { 0 };
     const char *st = opt.com.stream;
 
@@ -668,7 +670,7 @@ int main(int argc, char **argv)
     out = opt.prom ? lp_metrics_render(m) : render_json();
     if (out == NULL || lp_fs_write_all(STDOUT_FILENO, out, strlen(out)) < 0) {
         if (out && errno == EPIPE)
-            lp_sigpipe_exit();
+            tool_sigpipe_exit();
         lp_error("stdout: %s", out ? strerror(errno) : "out of memory");
         code = LP_EX_IOERR;
     }

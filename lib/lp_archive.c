@@ -12,7 +12,7 @@
 #include "lp_sync.h"
 #include "lp_fs.h"
 #include "lp_json.h"
-#include "lp_log.h"
+#include "lp_notice.h"
 #include "lp_parse.h"
 
 #define LP_HASH 1024
@@ -45,6 +45,7 @@ struct lp_archive {
     size_t capfds;
     uint64_t batchno;
     char *scan;                 /* buffer of the duplicate check */
+    struct lp_notify nt;        /* files mended or reopened are said here */
 };
 
 static uint32_t hash_path(const char *s, size_t n)
@@ -56,7 +57,8 @@ static uint32_t hash_path(const char *s, size_t n)
     return h % LP_HASH;
 }
 
-struct lp_archive *lp_archive_new(int dirfd, size_t max_open)
+struct lp_archive *lp_archive_new(int dirfd, size_t max_open,
+                                  const struct lp_notify *nt)
 {
     struct lp_archive *a = calloc(1, sizeof *a);
 
@@ -64,6 +66,8 @@ struct lp_archive *lp_archive_new(int dirfd, size_t max_open)
         return NULL;
     a->dirfd = dirfd;
     a->max_open = max_open ? max_open : 1;
+    if (nt)
+        a->nt = *nt;
     return a;
 }
 
@@ -420,7 +424,8 @@ static uint64_t drop_found(struct lp_afile *f)
  * is not a whole JSON value is cut off. One that is (a file edited by
  * hand, a write cut just before its newline) gets its newline back.
  */
-static int cut_partial(struct lp_afile *f, off_t size, char *err)
+static int cut_partial(struct lp_archive *a, struct lp_afile *f, off_t size,
+                       char *err)
 {
     char buf[4096], c, *tail;
     off_t end = size, cut = 0;
@@ -447,13 +452,15 @@ static int cut_partial(struct lp_afile *f, off_t size, char *err)
             lp_json_valid(tail, (size_t)(size - cut), NULL, &je) == 0;
     free(tail);
     if (whole) {
-        lp_warn("%s: the last line lacked its newline: adding it", f->path);
+        lp_notice(&a->nt, LP_NOTICE_WARN,
+                  "%s: the last line lacked its newline: adding it", f->path);
         if (lp_fs_write_all(f->fd, "\n", 1) < 0 || fdatasync(f->fd) < 0)
             goto fail;
         return 0;
     }
-    lp_warn("%s: cutting a partial last line (%lld bytes) left by an "
-            "interrupted write", f->path, (long long)(size - cut));
+    lp_notice(&a->nt, LP_NOTICE_WARN, "%s: cutting a partial last line "
+              "(%lld bytes) left by an interrupted write", f->path,
+              (long long)(size - cut));
     if (ftruncate(f->fd, cut) < 0 || fdatasync(f->fd) < 0)
         goto fail;
     return 0;
@@ -482,7 +489,7 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
         if (st.st_nlink > 0 &&
             fstatat(a->dirfd, f->path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
             cur.st_ino == st.st_ino && cur.st_dev == st.st_dev) {
-            if (cut_partial(f, st.st_size, err) < 0)
+            if (cut_partial(a, f, st.st_size, err) < 0)
                 return -1;
             *size = st.st_size;
             if (fstat(f->fd, &st) == 0)
@@ -490,7 +497,8 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
             return 0;
         }
         /* rotated away: the next file by that name is ours */
-        lp_info("%s was rotated: reopening", f->path);
+        lp_notice(&a->nt, LP_NOTICE_INFO, "%s was rotated: reopening",
+                  f->path);
         close(f->fd);
         if ((f->fd = open_append(a, f->path, err)) < 0)
             return -1;

@@ -7,6 +7,7 @@
 
 #include "lp_buf.h"
 #include "lp_json.h"
+#include "lp_notice.h"
 
 /*
  * Files below a --dir descriptor, kept open (least recently used closed
@@ -25,8 +26,10 @@ struct lp_afile;
 #define LP_DEDUP_RUN 4096
 #define LP_DEDUP_SLACK_MS (10 * 60 * 1000)
 
-/* Borrows dirfd. Returns NULL when out of memory. */
-struct lp_archive *lp_archive_new(int dirfd, size_t max_open);
+/* Borrows dirfd. nt (copied; NULL: silent) hears of files mended and
+ * reopened by lp_archive_lock. Returns NULL when out of memory. */
+struct lp_archive *lp_archive_new(int dirfd, size_t max_open,
+                                  const struct lp_notify *nt);
 /* Closes every file; accepts NULL. */
 void lp_archive_free(struct lp_archive *a);
 
@@ -61,9 +64,9 @@ struct lp_sid {
 
 /*
  * Locks every file the batch touched (flock, in path order, so that two
- * writers cannot deadlock), reopening those rotated away and cutting
- * partial last lines. Returns 0, or -1 with err and errno (the locks taken
- * are released).
+ * writers cannot deadlock), reopening those rotated away (an info notice)
+ * and cutting partial last lines (a warning notice), as they happen.
+ * Returns 0, or -1 with err and errno (the locks taken are released).
  */
 int lp_archive_lock(struct lp_archive *a, char *err);
 

@@ -25,7 +25,15 @@ static int pid_fd(pid_t pid)
 #endif
 }
 
-/* In the child, between fork and exec: async-signal-safe calls only. */
+/*
+ * In the child, between fork and exec: async-signal-safe calls only. The
+ * _exit calls here are not lib ending the tool: they end the child, a
+ * copy of the tool that must never return into the caller's code (it
+ * would run the drain loop, flush stdio and run the atexit work a second
+ * time), and their status is how the child tells lp_exec_run that sh
+ * could not be started: 126 and 127, as sh itself says it, which come
+ * back as LP_EXEC_NOTRUN.
+ */
 static void child(const char *cmd, int rfd)
 {
     struct sigaction sa;

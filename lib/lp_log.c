@@ -109,6 +109,17 @@ LP_LOG_FN(lp_warn, "warning", 0)
 LP_LOG_FN(lp_info, "info", 1)
 LP_LOG_FN(lp_debug, "debug", 2)
 
+static void say_notice(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    if (level == LP_NOTICE_INFO)
+        lp_info("%s", msg);
+    else
+        lp_warn("%s", msg);
+}
+
+const struct lp_notify lp_log_notify = { say_notice, NULL };
+
 void lp_trace(const char *msg, const char *kv)
 {
     char out[4096];

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "lp_notice.h"
+
 enum { LP_LOG_TEXT, LP_LOG_JSON };
 
 /* prog is borrowed for the life of the process. verbosity: -1 quiet
@@ -25,6 +27,10 @@ void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The tools' notify for lib objects (lp_notice.h): a notice is said as
+ * lp_warn or lp_info would say its text, at its level. */
+extern const struct lp_notify lp_log_notify;
 
 /*
  * An info line (shown with -v) with fields: kv is "key=value key=value",

@@ -10,8 +10,8 @@
 
 #include "lp_buf.h"
 #include "lp_fs.h"
-#include "lp_log.h"
 #include "lp_metrics.h"
+#include "lp_notice.h"
 #include "lp_parse.h"
 #include "lp_time.h"
 
@@ -32,6 +32,7 @@ struct lp_metrics {
     int n, cap;
     int64_t next;               /* monotonic ms of the next periodic write */
     int warned;                 /* a failed write was said */
+    struct lp_notify nt;        /* where it is said */
 };
 
 const double lp_seconds_buckets[] = {
@@ -41,9 +42,13 @@ const double lp_seconds_buckets[] = {
 const int lp_seconds_nbuckets = (int)(sizeof lp_seconds_buckets /
                                       sizeof lp_seconds_buckets[0]);
 
-struct lp_metrics *lp_metrics_new(void)
+struct lp_metrics *lp_metrics_new(const struct lp_notify *nt)
 {
-    return calloc(1, sizeof(struct lp_metrics));
+    struct lp_metrics *m = calloc(1, sizeof *m);
+
+    if (m && nt)
+        m->nt = *nt;
+    return m;
 }
 
 void lp_metrics_free(struct lp_metrics *m)
@@ -313,7 +318,7 @@ void lp_metrics_tick(struct lp_metrics *m, const char *path,
         return;
     m->next = now + interval_ms;
     if (lp_metrics_write(m, path, err) < 0 && !m->warned) {
-        lp_warn("%s", err);
+        lp_notice(&m->nt, LP_NOTICE_WARN, "%s", err);
         m->warned = 1;
     }
 }

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "lp_notice.h"
+
 /*
  * A tool registers its metrics at start and updates them per batch (not
  * per event); lp_metrics_write renders every metric into FILE.tmp.PID and
@@ -14,8 +16,9 @@
 struct lp_metrics;
 struct lp_metric;
 
-/* NULL when out of memory. */
-struct lp_metrics *lp_metrics_new(void);
+/* nt (copied; NULL: silent) hears of a failed periodic write, see
+ * lp_metrics_tick. NULL when out of memory. */
+struct lp_metrics *lp_metrics_new(const struct lp_notify *nt);
 void lp_metrics_free(struct lp_metrics *m);
 
 /*
@@ -46,8 +49,9 @@ double lp_metric_value(const struct lp_metric *c);
 int lp_metrics_write(struct lp_metrics *m, const char *path, char *err);
 
 /* Writes m when interval_ms passed since the last write, or when force;
- * a failure is warned of once per m (the tool goes on: metrics are not
- * worth stopping a pipeline for). Nothing without m or path. */
+ * a failure is said once per m, as a warning notice with the err of
+ * lp_metrics_write (the tool goes on: metrics are not worth stopping a
+ * pipeline for). Nothing without m or path. */
 void lp_metrics_tick(struct lp_metrics *m, const char *path,
                      int64_t interval_ms, int force);
 

@@ -1,8 +1,6 @@
 /* lp_sig.c -- SIGINT/SIGTERM set a flag; SIGPIPE is ignored */
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "lp_sig.h"
 
@@ -41,21 +39,4 @@ void lp_sig_init(int hup_reopens)
 void lp_sig_shutdown_fd(int fd)
 {
     shut_fd = fd;
-}
-
-static void (*at_exit_fn)(void);
-
-void lp_sig_at_exit(void (*fn)(void))
-{
-    at_exit_fn = fn;
-    atexit(fn);
-}
-
-void lp_sigpipe_exit(void)
-{
-    if (at_exit_fn)
-        at_exit_fn();
-    signal(SIGPIPE, SIG_DFL);
-    raise(SIGPIPE);
-    _exit(128 + SIGPIPE);
 }

@@ -17,16 +17,6 @@ extern volatile sig_atomic_t lp_hup;
  */
 void lp_sig_init(int hup_reopens);
 
-/*
- * The tool's last work (writing its metrics): registered with atexit, and
- * run by lp_sigpipe_exit too, which leaves no other way.
- */
-void lp_sig_at_exit(void (*fn)(void));
-
-/* Ends the tool as a filter killed by SIGPIPE (the shell sees 141), after
- * the lp_sig_at_exit work: for a reader of stdout that went away. */
-void lp_sigpipe_exit(void) __attribute__((noreturn));
-
 /* A descriptor to shut down (shutdown(2), async-signal-safe) when a stop
  * signal arrives while the tool blocks on it; -1 for none. */
 void lp_sig_shutdown_fd(int fd);

@@ -13,7 +13,7 @@
 #include <zlib.h>
 
 #include "lp_fs.h"
-#include "lp_log.h"
+#include "lp_notice.h"
 #include "lp_parse.h"
 #include "lp_wal.h"
 
@@ -45,6 +45,7 @@ struct lp_wal {
     uint64_t asize;
     int anew;                   /* made since the last directory sync */
     int dirty;                  /* appended since the last sync */
+    struct lp_notify nt;        /* segments cut or passed over: said here */
 };
 
 static uint32_t get32(const unsigned char *p)
@@ -419,8 +420,9 @@ static int seg_open(struct lp_wal *w, const char *name,
     }
     if (pread(s->fd, hdr, LP_WAL_HDR, 0) != LP_WAL_HDR ||
         !lp_wal_magic(hdr, LP_WAL_HDR)) {
-        lp_warn("--wal %s/%s: not a logpipe WAL segment: left alone", w->dir,
-                name);
+        lp_notice(&w->nt, LP_NOTICE_WARN,
+                  "--wal %s/%s: not a logpipe WAL segment: left alone",
+                  w->dir, name);
         seg_free(s);
         return 0;
     }
@@ -453,9 +455,9 @@ static int64_t seg_check(struct lp_wal *w, struct lp_wal_seg *s, char *err)
         }
     }
     if (torn) {
-        lp_warn("--wal %s/%s: cutting a torn tail of %llu bytes (a record "
-                "cut short or damaged)", w->dir, s->name,
-                (unsigned long long)(s->size - s->off));
+        lp_notice(&w->nt, LP_NOTICE_WARN, "--wal %s/%s: cutting a torn "
+                  "tail of %llu bytes (a record cut short or damaged)",
+                  w->dir, s->name, (unsigned long long)(s->size - s->off));
         if (ftruncate(s->fd, (off_t)s->off) < 0 || fdatasync(s->fd) < 0) {
             snprintf(err, LP_ERRLEN, "--wal %s/%s: %s", w->dir, s->name,
                      strerror(errno));
@@ -496,7 +498,8 @@ static int seg_span(struct lp_wal_seg *s, uint64_t from, uint64_t to,
     return 0;
 }
 
-struct lp_wal *lp_wal_open(const char *dir, uint64_t max_bytes, char *err)
+struct lp_wal *lp_wal_open(const char *dir, uint64_t max_bytes,
+                           const struct lp_notify *nt, char *err)
 {
     struct lp_wal *w = calloc(1, sizeof *w);
     char **names;
@@ -509,6 +512,8 @@ struct lp_wal *lp_wal_open(const char *dir, uint64_t max_bytes, char *err)
     }
     w->afd = -1;
     w->max_bytes = max_bytes;
+    if (nt)
+        w->nt = *nt;
     if ((w->dirfd = lp_fs_root(dir, 1, err)) < 0) {
         free(w->dir);
         free(w);

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lp_notice.h"
+
 /*
  * A directory of segments "wal-<microseconds>-<pid>.log". A segment is an
  * 8-byte header "LPWAL01\n" and records: u32le length, u32le CRC-32 of the
@@ -40,10 +42,13 @@ struct lp_wal_seg;
 /*
  * Opens (making it, mode 0750) the directory, and recovers it: in every
  * segment no one holds, a torn tail (a record cut short or failing its
- * CRC) is cut off, with a warning. max_bytes: 0 for no limit. Returns NULL
+ * CRC) is cut off. nt (copied; NULL: silent) is told, as a warning, of
+ * each tail cut and each file that is not a segment, here and by
+ * lp_wal_pending and lp_wal_take. max_bytes: 0 for no limit. Returns NULL
  * with err.
  */
-struct lp_wal *lp_wal_open(const char *dir, uint64_t max_bytes, char *err);
+struct lp_wal *lp_wal_open(const char *dir, uint64_t max_bytes,
+                           const struct lp_notify *nt, char *err);
 void lp_wal_close(struct lp_wal *w);
 
 /* Bytes of records waiting, in every segment seen. */

@@ -41,8 +41,8 @@ srcs() {
     case $1 in
     json) echo lib/lp_json.c ;;
     layout) echo lib/lp_layout.c lib/lp_json.c lib/lp_time.c ;;
-    wal) echo lib/lp_wal.c lib/lp_fs.c lib/lp_log.c lib/lp_buf.c \
-             lib/lp_time.c lib/lp_parse.c ;;
+    wal) echo lib/lp_wal.c lib/lp_fs.c lib/lp_notice.c lib/lp_time.c \
+             lib/lp_parse.c ;;
     reply) echo lib/lp_redis.c lib/lp_url.c lib/lp_parse.c lib/lp_time.c ;;
     gz) echo lib/lp_gz.c lib/lp_fs.c lib/lp_parse.c lib/lp_time.c ;;
     esac

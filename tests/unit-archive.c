@@ -85,7 +85,7 @@ static void write_file(const char *rel, const struct lp_buf *b)
 static void dedup_case(const char *name, size_t n, size_t pad_mod,
                        const size_t *present, size_t npresent)
 {
-    struct lp_archive *a = lp_archive_new(dirfd, 16);
+    struct lp_archive *a = lp_archive_new(dirfd, 16, NULL);
     struct lp_buf file = { 0 };
     struct lp_afile *f;
     char err[LP_ERRLEN], id[64];
@@ -148,7 +148,7 @@ static void test_dedup(void)
  * stop the search; a shorter run of old lines (a late claim) does not. */
 static void test_stop_rule(void)
 {
-    struct lp_archive *a = lp_archive_new(dirfd, 16);
+    struct lp_archive *a = lp_archive_new(dirfd, 16, NULL);
     struct lp_buf file = { 0 };
     struct lp_afile *f;
     char err[LP_ERRLEN], id[64];
@@ -192,9 +192,26 @@ static void test_stop_rule(void)
     lp_archive_free(a);
 }
 
+/* The notices lp_archive says (lp_notice.h), kept for the test. */
+struct heard {
+    char msg[LP_NOTICELEN];     /* the last one */
+    int level, n;
+};
+
+static void hear(void *ctx, int level, const char *msg)
+{
+    struct heard *h = ctx;
+
+    snprintf(h->msg, sizeof h->msg, "%s", msg);
+    h->level = level;
+    h->n++;
+}
+
 static void test_partial_and_rotation(void)
 {
-    struct lp_archive *a = lp_archive_new(dirfd, 2);
+    struct heard h = { .n = 0 };
+    struct lp_notify nt = { hear, &h };
+    struct lp_archive *a = lp_archive_new(dirfd, 2, &nt);
     struct lp_afile *f;
     struct lp_buf b = { 0 };
     char err[LP_ERRLEN], path[512], *got;
@@ -213,6 +230,10 @@ static void test_partial_and_rotation(void)
     is_str(got, "{\"_id\":\"1-1\"}\n{\"_id\":\"1-3\"}\n",
            "a partial last line is cut before appending");
     free(got);
+    is_int(h.n, 1, "and said, once");
+    is_str(h.msg, "partial.jsonl: cutting a partial last line (17 bytes) "
+           "left by an interrupted write", "in these words");
+    is_int(h.level, LP_NOTICE_WARN, "as a warning");
 
     /* a whole line without its newline gets it back */
     b.len = 0;
@@ -227,6 +248,10 @@ static void test_partial_and_rotation(void)
     is_str(got, "{\"_id\":\"1-1\"}\n{\"_id\":\"1-2\",\"ok\":1}\n"
            "{\"_id\":\"1-3\"}\n", "a whole last line without newline is kept");
     free(got);
+    is_int(h.n, 2, "and said");
+    is_str(h.msg, "whole.jsonl: the last line lacked its newline: adding it",
+           "in these words");
+    is_int(h.level, LP_NOTICE_WARN, "as a warning");
 
     /* rotation: the file is renamed away while we hold it open */
     snprintf(path, sizeof path, "%s/partial.jsonl", root);
@@ -241,6 +266,9 @@ static void test_partial_and_rotation(void)
     got = slurp("partial.jsonl", &n);
     is_str(got, "{\"_id\":\"1-4\"}\n", "a rotated file is reopened");
     free(got);
+    is_int(h.n, 3, "and said");
+    is_str(h.msg, "partial.jsonl was rotated: reopening", "in these words");
+    is_int(h.level, LP_NOTICE_INFO, "as an info");
     got = slurp("partial.jsonl.old", &n);
     is_str(got, "{\"_id\":\"1-1\"}\n{\"_id\":\"1-3\"}\n",
            "the rotated file is left alone");

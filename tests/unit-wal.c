@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
-#include "lp_log.h"
 #include "lp_parse.h"
 #include "lp_wal.h"
 #include "tap.h"
@@ -60,7 +59,7 @@ static void segment_name(const char *dir, char *out, size_t cap)
 static int drain_all(const char *dir, int *in_order, int ack)
 {
     char err[LP_ERRLEN];
-    struct lp_wal *w = lp_wal_open(dir, 0, err);
+    struct lp_wal *w = lp_wal_open(dir, 0, NULL, err);
     struct lp_wal_seg *s;
     int count = 0;
 
@@ -136,7 +135,7 @@ static void test_codec(void)
 static off_t write_records(const char *dir, int n, char *name, size_t cap)
 {
     char err[LP_ERRLEN], path[600];
-    struct lp_wal *w = lp_wal_open(dir, 0, err);
+    struct lp_wal *w = lp_wal_open(dir, 0, NULL, err);
     struct lp_buf b = { 0 };
     struct stat st;
 
@@ -221,7 +220,7 @@ static void test_progress_and_locks(void)
 
     snprintf(dir, sizeof dir, "%s/progress", root);
     write_records(dir, 10, name, sizeof name);
-    w = lp_wal_open(dir, 0, err);
+    w = lp_wal_open(dir, 0, NULL, err);
     is_int(lp_wal_take(w, &s, err), 1, "a segment to send");
     for (int i = 0; i < 4; i++)
         lp_wal_seg_next(s, &rec, &len, &end);
@@ -230,7 +229,7 @@ static void test_progress_and_locks(void)
     lp_wal_close(w);
     /* a new process sees only the 6 left */
     {
-        struct lp_wal *w2 = lp_wal_open(dir, 0, err);
+        struct lp_wal *w2 = lp_wal_open(dir, 0, NULL, err);
         struct lp_wal_seg *s2;
         int left = 0;
         lp_wal_take(w2, &s2, err);
@@ -255,7 +254,7 @@ static void test_progress_and_locks(void)
     snprintf(path, sizeof path, "%s/%s", dir, name);
     fd = open(path, O_RDWR);
     flock(fd, LOCK_EX);
-    w = lp_wal_open(dir, 0, err);
+    w = lp_wal_open(dir, 0, NULL, err);
     is_int(lp_wal_take(w, &s, err), 0, "a locked segment is left alone");
     lp_wal_close(w);
     close(fd);
@@ -298,7 +297,7 @@ static void test_marks(void)
     snprintf(dir, sizeof dir, "%s/marks", root);
     write_records(dir, 6, name, sizeof name);
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    w = lp_wal_open(dir, 0, err);
+    w = lp_wal_open(dir, 0, NULL, err);
     bytes0 = lp_wal_bytes(w);
     rec_bytes = bytes0 / 6;             /* all six are the same size */
     lp_wal_take(w, &s, err);
@@ -356,7 +355,7 @@ static void test_marks(void)
         ok(rc == -1 && k == 3, "half a mark is damage: 3 records, then -1");
     }
 
-    w = lp_wal_open(dir, 0, err);
+    w = lp_wal_open(dir, 0, NULL, err);
     ok(lp_wal_bytes(w) == 2 * rec_bytes,
        "a later process counts the 2 waiting (%llu bytes)",
        (unsigned long long)lp_wal_bytes(w));
@@ -381,7 +380,7 @@ static void test_marks(void)
 
     /* a segment whose records left are all marked is deleted when taken */
     write_records(dir, 3, name, sizeof name);
-    w = lp_wal_open(dir, 0, err);
+    w = lp_wal_open(dir, 0, NULL, err);
     lp_wal_take(w, &s, err);
     n = read_ns(s, got, ends, 16);
     lp_wal_seg_mark(w, s, ends[1], (size_t)(ends[1] - ends[0]) - LP_WAL_REC,
@@ -391,12 +390,76 @@ static void test_marks(void)
     lp_wal_seg_ack(w, s, ends[0], err);
     lp_wal_seg_release(w, s);
     lp_wal_close(w);
-    w = lp_wal_open(dir, 0, err);
+    w = lp_wal_open(dir, 0, NULL, err);
     segment_name(dir, name, sizeof name);
     ok(name[0] == '\0' && lp_wal_bytes(w) == 0,
        "all marked or acknowledged: deleted at the next open");
     lp_wal_close(w);
     lp_buf_free(&b);
+    rmrf(dir);
+}
+
+/* The notices lp_wal says (lp_notice.h), kept for the test to look at. */
+struct heard {
+    char msg[4][LP_NOTICELEN];
+    int level[4], n;
+};
+
+static void hear(void *ctx, int level, const char *msg)
+{
+    struct heard *h = ctx;
+
+    if (h->n < 4) {
+        snprintf(h->msg[h->n], sizeof h->msg[0], "%s", msg);
+        h->level[h->n] = level;
+    }
+    h->n++;
+}
+
+/* lib does not print: a torn tail cut and a file that is not a segment
+ * are said through the notify the WAL was opened with, in its words. */
+static void test_notices(void)
+{
+    char dir[600], name[128], path[800], err[LP_ERRLEN], want[1200];
+    struct heard h = { .n = 0 };
+    struct lp_notify nt = { hear, &h };
+    struct lp_wal *w;
+    struct lp_wal_seg *s;
+    off_t size;
+    FILE *f;
+
+    snprintf(dir, sizeof dir, "%s/notices", root);
+    size = write_records(dir, 3, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (truncate(path, size - 5) < 0)
+        printf("# truncate failed\n");
+    snprintf(path, sizeof path, "%s/wal-0-0.log", dir);
+    if ((f = fopen(path, "wb")) != NULL) {
+        fputs("not a segment at all\n", f);
+        fclose(f);
+    }
+    w = lp_wal_open(dir, 0, &nt, err);
+    ok(w != NULL, "opened (%s)", w ? "" : err);
+    is_int(h.n, 2, "two notices at open");
+    snprintf(want, sizeof want, "--wal %s/wal-0-0.log: not a logpipe WAL "
+             "segment: left alone", dir);
+    is_str(h.msg[0], want, "a foreign file: said, in these words");
+    is_int(h.level[0], LP_NOTICE_WARN, "as a warning");
+    snprintf(want, sizeof want, "--wal %s/%s: cutting a torn tail of %lld "
+             "bytes (a record cut short or damaged)", dir, name,
+             (long long)(size - 5 - (size - LP_WAL_HDR) / 3 * 2 -
+                         LP_WAL_HDR));
+    is_str(h.msg[1], want, "a torn tail: said, in these words");
+    is_int(h.level[1], LP_NOTICE_WARN, "as a warning");
+    h.n = 0;
+    is_int(lp_wal_take(w, &s, err), 1, "the mended segment is taken");
+    is_int(h.n, 1, "the foreign file is said again when passed over");
+    lp_wal_seg_release(w, s);
+    lp_wal_close(w);
+    h.n = 0;
+    w = lp_wal_open(dir, 0, NULL, err);
+    is_int(h.n, 0, "a NULL notify is allowed: nothing said");
+    lp_wal_close(w);
     rmrf(dir);
 }
 
@@ -408,7 +471,7 @@ static void test_limits(void)
     int rc = 0, i;
 
     snprintf(dir, sizeof dir, "%s/limit", root);
-    w = lp_wal_open(dir, 1000, err);
+    w = lp_wal_open(dir, 1000, NULL, err);
     xadd(&b, "logs:stream", "{\"n\":1,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}");
     for (i = 0; i < 100 && (rc = lp_wal_append(w, b.p, b.len, err)) == 0; i++)
         ;
@@ -427,11 +490,11 @@ int main(void)
         printf("Bail out! mkdtemp\n");
         return 1;
     }
-    lp_log_init("unit-wal", LP_LOG_TEXT, -2);  /* the cuts warn: quiet */
     test_codec();
     test_torn_everywhere();
     test_progress_and_locks();
     test_marks();
+    test_notices();
     test_limits();
     rmrf(root);
     return tap_done();

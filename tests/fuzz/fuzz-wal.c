@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lp_log.h"
 #include "lp_parse.h"
 #include "lp_wal.h"
 
@@ -255,7 +254,6 @@ static void init(void)
 {
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
-    lp_log_init("fuzz-wal", LP_LOG_TEXT, -1);   /* quiet: torn tails */
     snprintf(dir, sizeof dir, "%s/fuzz-wal-XXXXXX", base);
     if (mkdtemp(dir) == NULL) {
         perror("fuzz-wal: mkdtemp");
@@ -285,7 +283,7 @@ static void check_recovery(const char *seg, size_t n, const struct rec *rs,
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     CHECK(fd >= 0 && write(fd, seg, n) == (ssize_t)n && close(fd) == 0,
           "cannot write %s: %s", path, strerror(errno));
-    w = lp_wal_open(dir, 0, err);
+    w = lp_wal_open(dir, 0, NULL, err);
     CHECK(w != NULL, "lp_wal_open: %s", err);
 
     if (n < LP_WAL_HDR || (magic && live == 0)) {
