@@ -34,6 +34,10 @@ TOOLS = $(patsubst cmd/%.c,cmd/%,$(wildcard cmd/logpipe-*.c))
 LIB_SRC = $(wildcard lib/lp_*.c)
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB_HDR = $(wildcard lib/lp_*.h)
+# what the tools share that prints and exits (not the library's business)
+TOOL_SRC = $(wildcard cmd/tool_*.c)
+TOOL_OBJ = $(TOOL_SRC:.c=.o)
+TOOL_HDR = $(wildcard cmd/tool_*.h)
 UNIT = $(patsubst tests/%.c,tests/%,$(wildcard tests/unit-*.c))
 BENCH = $(patsubst tests/%.c,tests/%,$(wildcard tests/bench-*.c))
 MAN1 = $(wildcard man/logpipe-*.1)
@@ -52,13 +56,20 @@ lib/%.o: lib/%.c $(LIB_HDR) lib/.flags
 lib/liblogpipe.a: $(LIB_OBJ)
 	$(AR) rcs $@ $(LIB_OBJ)
 
-cmd/logpipe-%: cmd/logpipe-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
-	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
-	    lib/liblogpipe.a $(LP_LIBS)
+cmd/tool_%.o: cmd/tool_%.c $(TOOL_HDR) $(LIB_HDR) lib/.flags
+	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) -c -o $@ $<
 
+cmd/logpipe-%: cmd/logpipe-%.c $(TOOL_OBJ) lib/liblogpipe.a $(TOOL_HDR) \
+               $(LIB_HDR) lib/.flags
+	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    $(TOOL_OBJ) lib/liblogpipe.a $(LP_LIBS)
+
+# a unit test links the tools' objects it lists below
 tests/unit-%: tests/unit-%.c tests/tap.h lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
-	    lib/liblogpipe.a $(LP_LIBS)
+	    $(filter cmd/%.o,$^) lib/liblogpipe.a $(LP_LIBS)
+
+tests/unit-opt: cmd/tool_opt.o $(TOOL_HDR)
 
 tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
@@ -149,7 +160,8 @@ uninstall:
 	-rmdir $(DESTDIR)$(EXAMPLEDIR) $(dir $(DESTDIR)$(EXAMPLEDIR)) 2>/dev/null
 
 clean:
-	rm -f lib/*.o lib/liblogpipe.a lib/.flags $(TOOLS) $(UNIT) $(BENCH)
+	rm -f lib/*.o lib/liblogpipe.a lib/.flags cmd/*.o $(TOOLS) $(UNIT) \
+	    $(BENCH)
 
 .PHONY: all deps fuzz-deps check valgrind stress fuzz fuzz-ci demo bench install \
         install-files uninstall clean FORCE

@@ -67,8 +67,8 @@ static const struct option longopts[] = {
     { "max-groups", required_argument, NULL, OPT_MAX_GROUPS },
     { "time-field", required_argument, NULL, OPT_TIME_FIELD },
     { "max-line", required_argument, NULL, OPT_MAX_LINE },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
+    LP_LONG_GETOPT_METRICS,
+    LP_LONG_GETOPT_LOG,
     { NULL, 0, NULL, 0 }
 };
 
@@ -1151,7 +1151,7 @@ static void parse_args(int argc, char **argv)
     char err[LP_ERRLEN];
     int c;
 
-    lp_common_init(&opt.com);
+    lp_common_init_env(&opt.com);
     opt.bucket = 60000;
     opt.time_field = "timestamp";
     opt.max_groups = 100000;

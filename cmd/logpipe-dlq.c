@@ -42,15 +42,16 @@ enum {
 };
 
 static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_PASSWORD_FILE,
+    LP_LONG_GETOPT_REDIS, LP_LONG_GETOPT_STREAM, LP_LONG_GETOPT_DLQ,
+    LP_LONG_GETOPT_PASSWORD_FILE,
     { "limit", required_argument, NULL, OPT_LIMIT },
     { "where", required_argument, NULL, OPT_WHERE },
     { "all", no_argument, NULL, OPT_ALL },
     { "older-than", required_argument, NULL, OPT_OLDER_THAN },
     { "dry-run", no_argument, NULL, OPT_DRY_RUN },
     { "timeout", required_argument, NULL, 't' },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
+    LP_LONG_GETOPT_METRICS,
+    LP_LONG_GETOPT_LOG,
     { NULL, 0, NULL, 0 }
 };
 
@@ -776,7 +777,7 @@ static void parse_args(int argc, char **argv)
     const char *last_optarg = NULL;
     int c;
 
-    lp_common_init(&opt.com);
+    lp_common_init_env(&opt.com);
     opt.timeout = 10000;
     opt.cmd = -1;
     /* options may come before and after the command */

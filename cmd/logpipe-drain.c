@@ -80,8 +80,9 @@ enum {
 #define SPLIT 1
 
 static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
-    LP_LONG_PASSWORD_FILE,
+    LP_LONG_GETOPT_REDIS, LP_LONG_GETOPT_STREAM, LP_LONG_GETOPT_GROUP,
+    LP_LONG_GETOPT_DLQ, LP_LONG_GETOPT_DIR,
+    LP_LONG_GETOPT_PASSWORD_FILE,
     { "consumer", required_argument, NULL, 'c' },
     { "count", required_argument, NULL, 'n' },
     { "block", required_argument, NULL, OPT_BLOCK },
@@ -104,8 +105,8 @@ static const struct option longopts[] = {
     { "max-members", required_argument, NULL, OPT_MAX_MEMBERS },
     { "max-files", required_argument, NULL, OPT_MAX_FILES },
     { "max-dlq-size", required_argument, NULL, OPT_MAX_DLQ_SIZE },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
+    LP_LONG_GETOPT_METRICS,
+    LP_LONG_GETOPT_LOG,
     { NULL, 0, NULL, 0 }
 };
 
@@ -1260,7 +1261,7 @@ static void parse_args(int argc, char **argv)
     char err[LP_ERRLEN];
     int c;
 
-    lp_common_init(&opt.com);
+    lp_common_init_env(&opt.com);
     opt.count = 1000;
     opt.block = 2000;
     opt.timeout = 30000;
@@ -1486,7 +1487,7 @@ static void setup(void)
     } else if (!opt.exec) {
         /* made when named (-d, LOGPIPE_DIR), not the default: a drain
          * started in the wrong directory would archive there unnoticed */
-        if ((S.dirfd = lp_fs_root(opt.com.dir, opt.com.dir_set, err)) < 0) {
+        if ((S.dirfd = lp_fs_root(opt.com.dir, opt.com.dir_set != NULL, err)) < 0) {
             if (!opt.com.dir_set && errno == ENOENT)
                 lp_error("--dir %s (the default) does not exist: create it, "
                          "or name the archive with -d DIR or LOGPIPE_DIR",

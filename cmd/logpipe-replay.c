@@ -80,8 +80,9 @@ enum {
 };
 
 static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_DIR,
-    LP_LONG_PASSWORD_FILE,
+    LP_LONG_GETOPT_REDIS, LP_LONG_GETOPT_STREAM, LP_LONG_GETOPT_DLQ,
+    LP_LONG_GETOPT_DIR,
+    LP_LONG_GETOPT_PASSWORD_FILE,
     { "layout", required_argument, NULL, OPT_LAYOUT },
     { "since", required_argument, NULL, OPT_SINCE },
     { "until", required_argument, NULL, OPT_UNTIL },
@@ -93,8 +94,8 @@ static const struct option longopts[] = {
     { "from-redis", no_argument, NULL, OPT_FROM_REDIS },
     { "field", required_argument, NULL, OPT_FIELD },
     { "max-line", required_argument, NULL, OPT_MAX_LINE },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
+    LP_LONG_GETOPT_METRICS,
+    LP_LONG_GETOPT_LOG,
     { NULL, 0, NULL, 0 }
 };
 
@@ -1297,7 +1298,7 @@ static void parse_args(int argc, char **argv)
     int64_t now = lp_now_ms();
     int c;
 
-    lp_common_init(&opt.com);
+    lp_common_init_env(&opt.com);
     opt.layout = "{service}/%Y-%m-%d.jsonl";
     opt.time_field = "timestamp";
     opt.field = "data";

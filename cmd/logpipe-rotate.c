@@ -53,7 +53,7 @@ enum {
 };
 
 static const struct option longopts[] = {
-    LP_LONG_DIR,
+    LP_LONG_GETOPT_DIR,
     { "layout", required_argument, NULL, OPT_LAYOUT },
     { "grace", required_argument, NULL, OPT_GRACE },
     { "level", required_argument, NULL, OPT_LEVEL },
@@ -61,8 +61,8 @@ static const struct option longopts[] = {
     { "max-size", required_argument, NULL, OPT_MAX_SIZE },
     { "jobs", required_argument, NULL, 'j' },
     { "dry-run", no_argument, NULL, 'n' },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
+    LP_LONG_GETOPT_METRICS,
+    LP_LONG_GETOPT_LOG,
     { NULL, 0, NULL, 0 }
 };
 
@@ -681,7 +681,7 @@ static void parse_args(int argc, char **argv)
     char err[LP_ERRLEN];
     int c;
 
-    lp_common_init(&opt.com);
+    lp_common_init_env(&opt.com);
     opt.layout = "{service}/%Y-%m-%d.jsonl";
     opt.grace = 15 * 60 * 1000;
     opt.level = 6;

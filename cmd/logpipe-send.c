@@ -89,8 +89,9 @@ enum {
 enum { ON_BLOCK, ON_REJECT, ON_DLQ };   /* --on-limit */
 
 static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
-    LP_LONG_PASSWORD_FILE,
+    LP_LONG_GETOPT_REDIS, LP_LONG_GETOPT_STREAM, LP_LONG_GETOPT_GROUP,
+    LP_LONG_GETOPT_DLQ,
+    LP_LONG_GETOPT_PASSWORD_FILE,
     { "batch", required_argument, NULL, 'b' },
     { "linger", required_argument, NULL, 'l' },
     { "timeout", required_argument, NULL, 't' },
@@ -114,8 +115,8 @@ static const struct option longopts[] = {
     { "on-limit", required_argument, NULL, OPT_ON_LIMIT },
     { "shared-rate", no_argument, NULL, OPT_SHARED_RATE },
     { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
+    LP_LONG_GETOPT_METRICS,
+    LP_LONG_GETOPT_LOG,
     { NULL, 0, NULL, 0 }
 };
 
@@ -1813,7 +1814,7 @@ static void parse_args(int argc, char **argv)
     const char *needs_rate = NULL;  /* an option that means nothing alone */
     int c;
 
-    lp_common_init(&opt.com);
+    lp_common_init_env(&opt.com);
     opt.batch = 1000;
     opt.batch_bytes = 8 << 20;
     opt.linger = 20;

@@ -42,8 +42,9 @@ enum {
 };
 
 static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
-    LP_LONG_PASSWORD_FILE,
+    LP_LONG_GETOPT_REDIS, LP_LONG_GETOPT_STREAM, LP_LONG_GETOPT_GROUP,
+    LP_LONG_GETOPT_DLQ, LP_LONG_GETOPT_DIR,
+    LP_LONG_GETOPT_PASSWORD_FILE,
     { "wal", required_argument, NULL, OPT_WAL },
     { "prom", no_argument, NULL, OPT_PROM },
     { "check", no_argument, NULL, OPT_CHECK },
@@ -52,8 +53,8 @@ static const struct option longopts[] = {
     { "max-pending-age", required_argument, NULL, OPT_MAX_PENDING_AGE },
     { "max-dlq", required_argument, NULL, OPT_MAX_DLQ },
     { "timeout", required_argument, NULL, 't' },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
+    LP_LONG_GETOPT_METRICS,
+    LP_LONG_GETOPT_LOG,
     { NULL, 0, NULL, 0 }
 };
 
@@ -636,7 +637,7 @@ static void parse_args(int argc, char **argv)
     char err[LP_ERRLEN];
     int c;
 
-    lp_common_init(&opt.com);
+    lp_common_init_env(&opt.com);
     /* measuring a tree and narrowing the check are asked for on the
      * command line: LOGPIPE_DIR and LOGPIPE_GROUP, set for the other
      * tools, do not turn them on */
