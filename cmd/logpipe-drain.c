@@ -23,6 +23,7 @@
 #include "lp_log.h"
 #include "lp_metrics.h"
 #include "lp_opt.h"
+#include "lp_owner.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
@@ -70,7 +71,8 @@ enum {
     OPT_LAYOUT = LP_OPT_TOOL, OPT_STDOUT, OPT_ONCE, OPT_FIELD,
     OPT_TIME_FIELD, OPT_WHERE, OPT_MAX_DEPTH, OPT_MAX_OPEN, OPT_CLAIM_IDLE,
     OPT_MAX_DELIVERIES, OPT_KEEP, OPT_BLOCK, OPT_MAX_LINE, OPT_MAX_MEMBERS,
-    OPT_MAX_FILES, OPT_MAX_DLQ_SIZE, OPT_EXEC, OPT_EXEC_TIMEOUT, OPT_SQL
+    OPT_MAX_FILES, OPT_MAX_DLQ_SIZE, OPT_EXEC, OPT_EXEC_TIMEOUT, OPT_SQL,
+    OPT_SHARED_DIR
 };
 
 /* finish_batch: --exec failed; the batch stays pending */
@@ -105,6 +107,7 @@ static const struct option longopts[] = {
     { "max-members", required_argument, NULL, OPT_MAX_MEMBERS },
     { "max-files", required_argument, NULL, OPT_MAX_FILES },
     { "max-dlq-size", required_argument, NULL, OPT_MAX_DLQ_SIZE },
+    { "shared-dir", no_argument, NULL, OPT_SHARED_DIR },
     LP_LONG_GETOPT_METRICS,
     LP_LONG_GETOPT_LOG,
     { NULL, 0, NULL, 0 }
@@ -127,12 +130,15 @@ static void usage(void)
 "  -d, --dir DIR            archive root, made if missing (./logs, which\n"
 "                           must exist)\n"
 "      --password-file FILE read the Redis password from FILE\n"
-"  -c, --consumer NAME      consumer name (the host name)\n"
+"  -c, --consumer NAME      consumer name (the host name); a live drain\n"
+"                           under the same name makes this one exit 75\n"
 "  -n, --count N            entries per read (1000)\n"
 "      --block DUR          wait this long for new entries (2s; bare = ms)\n"
 "  -t, --timeout DUR        give up when Redis fails this long (30s)\n"
 "      --layout TEMPLATE    file path below --dir\n"
 "                           ({service}/%%Y-%%m-%%d.jsonl)\n"
+"      --shared-dir         write into a --dir that drains of another group\n"
+"                           or stream write into too (else: exit 78)\n"
 "      --stdout             write archive lines to stdout instead\n"
 "      --exec CMD           pipe each batch to sh -c CMD instead; acknowledge\n"
 "                           when it exits 0\n"
@@ -144,7 +150,9 @@ static void usage(void)
 "      --time-field NAME    member holding the event time (timestamp)\n"
 "      --where JQ           archive only events for which JQ is true\n"
 "      --claim-idle DUR     take over entries idle this long (60s)\n"
-"      --max-deliveries N   DLQ an entry delivered more often (5)\n"
+"      --max-deliveries N   DLQ an entry delivered more often to drains\n"
+"                           that did not finish (5); failures of ours\n"
+"                           (full disk, failing --exec) do not count\n"
 "      --keep DUR           keep acknowledged entries this long (0)\n"
 "      --max-depth N        deepest nesting accepted (64)\n"
 "      --max-open N         day files kept open (256)\n"
@@ -164,8 +172,10 @@ static void usage(void)
 "\n"
 "Exit: 0 ok (also after SIGTERM), 64 usage, 65 --where failed on some\n"
 "events (in the DLQ), 69 Redis unreachable, 70 internal error, 73 cannot\n"
-"create output, 74 write or fsync failed, 78 bad configuration (also:\n"
-"--exec CMD cannot be run, --where failed on every event).\n"
+"create output, 74 write or fsync failed, 75 a live drain runs under this\n"
+"consumer name, or --once --exec: the command fails whatever the entry,\n"
+"78 bad configuration (also: --exec CMD cannot be run, --where failed on\n"
+"every event, --dir used by another group).\n"
 "See logpipe-drain(1).\n");
 }
 
@@ -186,6 +196,7 @@ static struct {
     uint64_t max_depth;
     uint64_t max_open;
     uint64_t max_files, max_line, max_members, max_dlq_size;
+    int shared_dir;
 } opt;
 
 static struct {
@@ -255,6 +266,29 @@ static struct {
     int64_t batch_t0;
     /* per-line messages: a few said, the rest counted (lp_log.h) */
     struct lp_budget say_dlq, say_deleted, say_dlq_failed;
+    /* the read in hand, whose deliveries a failure of ours gives back */
+    const struct lp_reply *cur; /* its entries (borrowed), or NULL */
+    size_t ncur;
+    int cur_new;                /* M_NEW: each at its first delivery */
+    int read_sent;              /* request() sent a read while a batch
+                                   synced: its reply is still to come */
+    /* --exec: telling an entry the command refuses from a command that
+     * fails (see exec_failed) */
+    int isolate;                /* read one entry at a time */
+    int suspect;                /* an entry failed alone: the next run
+                                   tells whether it or the command */
+    char sus_id[64];
+    size_t sus_idlen;
+    unsigned sus_deliveries;    /* its count with the failed delivery */
+    char sus_err[LP_ERRLEN];
+    struct lp_buf sus_data;     /* its event, cut to --max-dlq-size */
+    size_t sus_full;
+    /* one live drain per consumer name (lp_owner.h) */
+    struct lp_owner *owner;
+    int64_t beat_ttl, beat_ms;  /* the heartbeat's TTL, refreshed every */
+    int64_t next_beat;          /* monotonic ms */
+    int beat_queued;
+    int nobeat;                 /* Redis refused it: flock only */
 } S;
 
 /*
@@ -365,6 +399,10 @@ static void fatal_oom(void)
     lp_error("out of memory");
     exit(LP_EX_SOFTWARE);
 }
+
+/* A failure of ours, not of the entries in hand: gives their delivery
+ * back (see give_back), then exits with status. */
+static void env_exit(int status) __attribute__((noreturn));
 
 /* ---- the batch ---------------------------------------------------------- */
 
@@ -601,14 +639,17 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
         return 0;
     }
     if (deliveries > opt.max_deliveries) {
-        /* it was handed out that often and never acknowledged: something
-         * about it breaks every attempt */
-        char detail[LP_ERRLEN + 128];
+        /* it was handed out that often and never acknowledged, and not
+         * because of a failure of ours (those give their delivery back,
+         * see give_back): a drain holding it never came back, the last
+         * time holding it alone (pending_count) */
+        char detail[256];
         snprintf(detail, sizeof detail, "delivered %u time%s without being "
-                 "archived%s%s", deliveries - 1,
-                 deliveries - 1 == 1 ? "" : "s",
-                 S.exec_err[0] ? "; last --exec failure: " : "",
-                 S.exec_err);
+                 "archived: each time, the drain holding it did not finish "
+                 "(it crashed, was killed, stalled or lost Redis)%s",
+                 deliveries - 1, deliveries - 1 == 1 ? "" : "s",
+                 opt.max_deliveries > 1 ? ", the last time with this entry "
+                                          "alone" : "");
         to_dlq(e, deliveries - 1, s, n, "max-deliveries", detail);
         return 0;
     }
@@ -679,8 +720,9 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
             }
             /* err starts with the part of path that failed: the file
              * or one of its directories */
+            int st = fatal_errno(errno);
             lp_error("cannot open %s/%s", opt.com.dir, err);
-            exit(fatal_errno(errno));
+            env_exit(st);
         }
         if ((S.check || id_ms < S.recreated_ms) &&
             lp_afile_check(f, e->id, e->idlen) < 0)
@@ -902,6 +944,50 @@ static int ensure_group(char *err)
     return rc;
 }
 
+/* Takes our consumer name's heartbeat: 0, or -1 with err on an I/O
+ * error; exits 75 when a live drain has the name. */
+static int claim_name(char *err)
+{
+    int rc;
+
+    if (S.nobeat)
+        return 0;
+    rc = lp_owner_claim(S.owner, S.r, S.beat_ttl, err);
+    if (rc == LP_OWNER_TWIN) {
+        lp_error("%s: give each drain its own --consumer", err);
+        exit(LP_EX_TEMPFAIL);
+    }
+    if (rc == LP_OWNER_NOBEAT) {
+        lp_warn("%s: going on without a heartbeat (a drain under this "
+                "consumer name on another host goes unnoticed)", err);
+        S.nobeat = 1;
+        return 0;
+    }
+    if (rc < 0)
+        return -1;
+    S.next_beat = lp_mono_ms() + S.beat_ms;
+    return 0;
+}
+
+/* The reply to a heartbeat refresh: exits 75 when another drain holds
+ * our name now (ours expired while this one stalled). */
+static void take_beat_reply(struct lp_reply *a)
+{
+    char err[LP_ERRLEN];
+    int rc = lp_owner_beat_reply(S.owner, a, err);
+
+    S.beat_queued = 0;
+    if (rc == LP_OWNER_TWIN) {
+        lp_error("%s: this drain stalled past its heartbeat and another "
+                 "took the name over; stopping", err);
+        exit(LP_EX_TEMPFAIL);
+    }
+    if (rc == LP_OWNER_NOBEAT && !S.nobeat) {
+        lp_warn("%s: going on without a heartbeat", err);
+        S.nobeat = 1;
+    }
+}
+
 /* (Re)connects and joins the group, retrying for --timeout. */
 static void connect_redis(void)
 {
@@ -918,6 +1004,8 @@ static void connect_redis(void)
                 exit(LP_EX_CONFIG);
             }
         }
+        if (rc >= 0 && claim_name(err) < 0)
+            rc = -1;
         if (rc == LP_REDIS_EAUTH) {
             lp_error("%s", err);
             exit(LP_EX_CONFIG);
@@ -955,7 +1043,7 @@ static void connect_redis(void)
     S.mode = M_PENDING;
     strcpy(S.after, "0");
     S.claiming = 0;
-    S.ack_queued = S.trim_queued = 0;
+    S.ack_queued = S.trim_queued = S.beat_queued = 0;
 }
 
 /* Queues XACK of the batch in hand (if any); S.ack[0..2] are reserved
@@ -1004,6 +1092,8 @@ static long pending_count(char *err)
     struct lp_reply *rep;
     long k = (long)opt.count;
 
+    if (S.isolate || S.suspect)
+        return 1;               /* --exec: see exec_failed */
     if (strcmp(S.after, "0") == 0)
         strcpy(start, "-");
     else
@@ -1044,7 +1134,7 @@ static void sync_finish(void)
     S.syncing = 0;
     if (lp_archive_sync_finish(S.arch, err) < 0) {
         lp_error("%s", err);
-        exit(LP_EX_IOERR);
+        env_exit(LP_EX_IOERR);
     }
     lp_metric_observe(M.fsync_s, (double)(lp_mono_us() - S.sync_t0) / 1e6);
     crash_point("after-fsync");
@@ -1078,6 +1168,16 @@ static int request(char *err)
     if (S.trim_due && lp_mono_ms() - S.last_trim >= 1000 &&
         queue_trim(err) < 0)
         return -1;
+    if (!S.nobeat && lp_mono_ms() >= S.next_beat) {
+        if (lp_owner_queue_beat(S.owner, S.r, S.beat_ttl) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+            return -1;
+        }
+        S.beat_queued = 1;
+        S.next_beat = lp_mono_ms() + S.beat_ms;
+    }
+    if (S.mode == M_NEW && S.suspect)
+        k = 1;                  /* --exec: the entry that judges it */
     snprintf(count, sizeof count, "%ld", k);
     if (S.mode == M_CLAIM) {
         /* JUSTID: ownership moves, the delivery count does not; the
@@ -1107,6 +1207,8 @@ static int request(char *err)
                 b = opt.com.metrics_interval;
             if (due >= 0 && due < b)
                 b = due > 0 ? due : 1;  /* and says what it held back */
+            if (!S.nobeat && b > S.beat_ms)
+                b = S.beat_ms;  /* and refreshes its heartbeat */
             snprintf(block, sizeof block, "%lld", (long long)b);
             argv[n++] = "BLOCK";
             argv[n++] = block;
@@ -1129,7 +1231,9 @@ static int request(char *err)
         crash_point("after-request");
     if (S.syncing) {
         /* Redis works on the read while the files sync: now the XACK */
+        S.read_sent = 1;
         sync_finish();
+        S.read_sent = 0;
         if (queue_ack(err) < 0)
             return -1;
         if (S.ack_queued) {
@@ -1158,6 +1262,11 @@ static int receive(struct lp_reply **rep, char *err)
         if (lp_redis_reply(S.r, &a, err) < 0)
             return -1;
         take_trim_reply(a);
+    }
+    if (S.beat_queued) {
+        if (lp_redis_reply(S.r, &a, err) < 0)
+            return -1;
+        take_beat_reply(a);
     }
     /* a stop signal during a blocking read shuts the socket: entries the
      * server delivered meanwhile stay pending for the next start */
@@ -1252,6 +1361,218 @@ static int delivery_counts(const struct lp_reply *entries, size_t n,
     }
     lp_reply_free(rep);
     return 0;
+}
+
+/* ---- failures of ours ---------------------------------------------------- */
+
+/*
+ * A failure of our own environment (a full disk, a quota, an I/O error, a
+ * failed fsync, a read-only file system, a standard output that fails, an
+ * --exec command that cannot run or fails) says nothing about the entries
+ * in hand: their delivery must not count toward --max-deliveries, which is
+ * there for entries that break the drain. So it is given back: each entry
+ * still pending for us gets the delivery count it had before this read
+ * (XCLAIM ... RETRYCOUNT, JUSTID so that it is not a delivery, its idle
+ * time kept). Entries acknowledged, taken over by another consumer, or
+ * deleted from the stream meanwhile are left alone (XCLAIM would drop a
+ * deleted one from the pending list, and the drain reports those).
+ * KEYS: stream. ARGV: group, consumer, then ID, count pairs.
+ */
+static const char giveback_script[] =
+    "local n = 0\n"
+    "for i = 3, #ARGV, 2 do\n"
+    "  local id = ARGV[i]\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1,\n"
+    "                       ARGV[2])\n"
+    "  if #p == 1 and p[1][4] > tonumber(ARGV[i + 1]) and\n"
+    "     #redis.call('XRANGE', KEYS[1], id, id) == 1 then\n"
+    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE',\n"
+    "               p[1][3], 'RETRYCOUNT', ARGV[i + 1], 'JUSTID')\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
+/*
+ * Gives back this delivery of entries[from..to): deliv[i] is entry i's
+ * count with it (NULL: new entries, at their first). Connects once when
+ * the connection is gone. Returns how many were given back, or -1 with
+ * err (then they count).
+ */
+static long give_back(const struct lp_reply *entries, size_t from,
+                      size_t to, const unsigned *deliv, char *err)
+{
+    enum { CHUNK = 500 };       /* entries per script: Redis stays free */
+    const char **argv = malloc((6 + 2 * CHUNK) * sizeof *argv);
+    size_t *lens = malloc((6 + 2 * CHUNK) * sizeof *lens);
+    char (*cnt)[12] = malloc(CHUNK * sizeof *cnt);
+    long given = 0;
+
+    if (argv == NULL || lens == NULL || cnt == NULL) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        given = -1;
+        goto out;
+    }
+    if (!lp_redis_connected(S.r) && lp_redis_connect(S.r, err) != 0) {
+        given = -1;
+        goto out;
+    }
+    argv[0] = "EVAL";
+    argv[1] = giveback_script;
+    argv[2] = "1";
+    argv[3] = opt.com.stream;
+    argv[4] = opt.com.group;
+    argv[5] = opt.consumer;
+    for (int k = 0; k < 6; k++)
+        lens[k] = strlen(argv[k]);
+    while (from < to) {
+        int argc = 6;
+        struct lp_reply *rep;
+        for (size_t k = 0; k < CHUNK && from < to; k++, from++) {
+            struct lp_entry e;
+            unsigned d = deliv ? deliv[from] : 1;
+            if (lp_entry_get(entries, from, &e, err) < 0) {
+                given = -1;
+                goto out;
+            }
+            snprintf(cnt[k], sizeof cnt[k], "%u", d ? d - 1 : 0);
+            argv[argc] = e.id;
+            lens[argc++] = e.idlen;
+            argv[argc] = cnt[k];
+            lens[argc++] = strlen(cnt[k]);
+        }
+        if ((rep = lp_redis_cmdv(S.r, err, argc, argv, lens)) == NULL) {
+            given = -1;
+            goto out;
+        }
+        if (lp_reply_type(rep) != LP_REPLY_INTEGER) {
+            lp_reply_text(rep, err, LP_ERRLEN);
+            lp_reply_free(rep);
+            given = -1;
+            goto out;
+        }
+        given += lp_reply_int(rep);
+        lp_reply_free(rep);
+    }
+out:
+    free(argv);
+    free(lens);
+    free(cnt);
+    return given;
+}
+
+/* Gives back the delivery of one entry: its count becomes prev. */
+static int give_back_one(const char *id, size_t idlen, unsigned prev,
+                         char *err)
+{
+    char cnt[12];
+    const char *argv[8] = { "EVAL", giveback_script, "1", opt.com.stream,
+                            opt.com.group, opt.consumer, id, cnt };
+    size_t lens[8];
+    struct lp_reply *rep;
+    int rc = 0;
+
+    snprintf(cnt, sizeof cnt, "%u", prev);
+    for (int k = 0; k < 8; k++)
+        lens[k] = strlen(argv[k]);
+    lens[6] = idlen;
+    if (!lp_redis_connected(S.r) && lp_redis_connect(S.r, err) != 0)
+        return -1;
+    if ((rep = lp_redis_cmdv(S.r, err, 8, argv, lens)) == NULL)
+        return -1;
+    if (lp_reply_type(rep) != LP_REPLY_INTEGER) {
+        lp_reply_text(rep, err, LP_ERRLEN);
+        rc = -1;
+    }
+    lp_reply_free(rep);
+    return rc;
+}
+
+/* --exec: the suspect is not judged (the command failed on the next entry
+ * too, or nothing came, or we stop): its deliveries are given back. */
+static void suspect_release(void)
+{
+    char err[LP_ERRLEN];
+
+    if (!S.suspect)
+        return;
+    S.suspect = 0;
+    if (give_back_one(S.sus_id, S.sus_idlen, S.sus_deliveries - 1, err) < 0)
+        lp_warn("giving back the deliveries of %.*s failed: %s (they count "
+                "toward --max-deliveries)", (int)S.sus_idlen, S.sus_id, err);
+}
+
+/* The read sent while a batch synced, whose sync then failed: its reply
+ * (after those of the trim and the heartbeat queued before it) holds new
+ * entries, delivered to us; give those back too. */
+static void give_back_sent(void)
+{
+    char err[LP_ERRLEN];
+    struct lp_reply *rep;
+    const struct lp_reply *entries = NULL;
+    int mode = S.mode;
+
+    S.read_sent = 0;
+    if (S.trim_queued) {
+        if (lp_redis_reply(S.r, &rep, err) < 0)
+            return;
+        take_trim_reply(rep);
+    }
+    if (S.beat_queued) {
+        if (lp_redis_reply(S.r, &rep, err) < 0)
+            return;
+        S.beat_queued = 0;
+        lp_reply_free(rep);
+    }
+    if (lp_redis_reply(S.r, &rep, err) < 0)
+        return;
+    if (mode == M_NEW && lp_reply_type(rep) == LP_REPLY_ARRAY &&
+        lp_reply_entries(rep, 0, &entries, err) == 0 && entries &&
+        give_back(entries, 0, lp_reply_len(entries), NULL, err) < 0)
+        lp_warn("giving back the deliveries of the entries read meanwhile "
+                "failed: %s (they count toward --max-deliveries)", err);
+    lp_reply_free(rep);
+}
+
+/* The read in hand (and one sent meanwhile) failed because of us: give
+ * its deliveries back. */
+static void give_back_all(void)
+{
+    char err[LP_ERRLEN];
+    long k;
+
+    if (S.read_sent)
+        give_back_sent();
+    suspect_release();
+    if (S.cur == NULL || S.ncur == 0)
+        return;
+    k = give_back(S.cur, 0, S.ncur, S.cur_new ? NULL : S.deliveries, err);
+    if (k < 0)
+        lp_warn("giving back the deliveries of the batch failed: %s (they "
+                "count toward --max-deliveries)", err);
+    else if (k > 0)
+        lp_info("%ld deliveries given back: a failure of ours does not "
+                "count against entries", k);
+}
+
+/* An exit that is not a twin's frees our name at once, so that a drain
+ * started elsewhere under it need not wait for the heartbeat's TTL (a
+ * stop during a blocking read shut the connection: connect again, as
+ * final_ack does). */
+static void release_name(void)
+{
+    char err[LP_ERRLEN];
+
+    if (S.owner && S.r && !S.nobeat &&
+        (lp_redis_connected(S.r) || lp_redis_connect(S.r, err) == 0))
+        lp_owner_release(S.owner, S.r);
+}
+
+static void env_exit(int status)
+{
+    give_back_all();
+    release_name();
+    exit(status);
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -1401,6 +1722,9 @@ static void parse_args(int argc, char **argv)
             if (lp_parse_size_max1g(optarg, 1, &opt.max_dlq_size, err) < 0)
                 goto badopt;
             break;
+        case OPT_SHARED_DIR:
+            opt.shared_dir = 1;
+            break;
         default:
             exit(lp_usage_hint("logpipe-drain"));
         }
@@ -1446,6 +1770,13 @@ static void setup(void)
         strcpy(S.host, "logpipe-drain");
     if (opt.consumer == NULL)
         opt.consumer = S.host;
+    if ((S.owner = lp_owner_new(opt.com.stream, opt.com.group, opt.consumer,
+                                S.host)) == NULL)
+        fatal_oom();
+    /* a drain silent for --claim-idle is dead to the group: its entries
+     * are claimed, and its name may be taken */
+    S.beat_ttl = opt.claim_idle < 1000 ? 1000 : opt.claim_idle;
+    S.beat_ms = S.beat_ttl / 3;
     S.crash = getenv("LOGPIPE_TEST_CRASH");
     if (S.crash)
         lp_fs_test_hook = crash_point;
@@ -1496,6 +1827,21 @@ static void setup(void)
                 lp_error("--dir: %s", err);
             exit(LP_EX_CANTCREAT);
         }
+        int rc = lp_owner_lock_dir(S.owner, S.dirfd, opt.shared_dir, err);
+        if (rc == LP_OWNER_TWIN) {
+            lp_error("%s: give each drain its own --consumer", err);
+            exit(LP_EX_TEMPFAIL);
+        }
+        if (rc == LP_OWNER_SHARED) {
+            lp_error("--dir %s: %s; give each group its own --dir, or "
+                     "--shared-dir if that is what you want", opt.com.dir,
+                     err);
+            exit(LP_EX_CONFIG);
+        }
+        if (rc < 0) {
+            lp_error("--dir %s: %s", opt.com.dir, err);
+            exit(LP_EX_CANTCREAT);
+        }
         if ((S.arch = lp_archive_new(S.dirfd, opt.max_open)) == NULL)
             fatal_oom();
     }
@@ -1533,6 +1879,10 @@ static int not_ours(const struct lp_reply *entries, size_t from, size_t to,
     S.ndrop = 0;
     if (to <= from || lp_mono_ms() - S.read_at < opt.claim_idle / 2)
         return 0;
+    /* our name too may have been taken meanwhile, by a drain that then
+     * reads this batch as its own pending entries: exits 75 if so */
+    if (claim_name(err) < 0)
+        return -1;
     if ((rep = batch_pending(entries, from, to, err)) == NULL)
         return -1;
     mine = calloc(lp_reply_len(rep) + 1, sizeof *mine);
@@ -1626,7 +1976,7 @@ static int run_exec(void)
     if (rc == LP_EXEC_NOTRUN) {
         lp_error("--exec: %s: the command cannot be run (the batch stays "
                  "pending)", err);
-        exit(LP_EX_CONFIG);
+        env_exit(LP_EX_CONFIG);
     }
     if (rc < 0) {
         M.n_exec_fail++;
@@ -1664,6 +2014,127 @@ static void exec_backoff(size_t n)
     }
 }
 
+/*
+ * --exec: which entry, if any, does the command refuse? Its exit status
+ * does not say, so a failure counts against no entry: the deliveries are
+ * given back and the entries read again after a pause. After
+ * --max-deliveries - 1 failures in a row (at least one), our pending
+ * entries are read one at a time. An entry the command fails on alone is
+ * the suspect, and the next entry, read alone at once, judges it: when the
+ * command takes that one, it works, and the suspect goes to the DLQ
+ * (exec-failed); when it fails too, the command is failing, not the
+ * entries, and the suspect is cleared. Until judged, the suspect stays
+ * pending and is skipped when read again.
+ */
+static void suspect_set(const struct lp_entry *e, unsigned deliveries)
+{
+    const char *s;
+    size_t n;
+
+    S.suspect = 1;
+    S.sus_idlen = e->idlen < sizeof S.sus_id ? e->idlen
+                                             : sizeof S.sus_id - 1;
+    memcpy(S.sus_id, e->id, S.sus_idlen);
+    S.sus_deliveries = deliveries ? deliveries : 1;
+    snprintf(S.sus_err, sizeof S.sus_err, "%s", S.exec_err);
+    S.sus_data.len = 0;
+    S.sus_full = 0;
+    if (e->fields == NULL)
+        return;
+    if ((s = lp_entry_field(e, opt.field, strlen(opt.field), &n)) == NULL) {
+        pairs_object(e);
+        s = S.obj.p;
+        n = S.obj.len;
+    } else {
+        lp_json_trim(&s, &n);
+    }
+    S.sus_full = n;
+    if (lp_buf_add(&S.sus_data, s, n < opt.max_dlq_size ? n
+                                                       : opt.max_dlq_size) < 0)
+        fatal_oom();
+}
+
+static int is_suspect(const struct lp_entry *e)
+{
+    return S.suspect && e->idlen == S.sus_idlen &&
+           memcmp(e->id, S.sus_id, e->idlen) == 0;
+}
+
+/* The command took an entry read after the suspect: the suspect goes to
+ * the DLQ with this batch's dead letters, if it is still ours. */
+static void suspect_guilty(void)
+{
+    char err[LP_ERRLEN], id[64], detail[LP_ERRLEN + 96];
+    struct lp_reply *rep;
+    struct lp_entry e = { 0 };
+
+    S.suspect = 0;
+    snprintf(id, sizeof id, "%.*s", (int)S.sus_idlen, S.sus_id);
+    rep = lp_redis_cmd(S.r, err, "XPENDING", opt.com.stream, opt.com.group,
+                       id, id, "1", opt.consumer, NULL);
+    if (rep == NULL || lp_reply_type(rep) != LP_REPLY_ARRAY ||
+        lp_reply_len(rep) != 1) {
+        /* taken over meanwhile, or Redis failed: it is judged again */
+        lp_reply_free(rep);
+        return;
+    }
+    lp_reply_free(rep);
+    e.id = S.sus_id;
+    e.idlen = S.sus_idlen;
+    snprintf(detail, sizeof detail, "the command failed on this entry "
+             "alone (%s), then took the next entry", S.sus_err);
+    to_dlq(&e, S.sus_deliveries, S.sus_data.p ? S.sus_data.p : "",
+           S.sus_data.len, "exec-failed", detail);
+    S.dlq[S.ndlq - 1].full_len = S.sus_full;
+}
+
+/*
+ * --exec failed on entries[from..to) of a read of n: gives the read back.
+ * Returns 1 when the next read follows at once (a suspect to judge), 0
+ * when it follows a pause; exits 75 with --once when the command is
+ * failing, whatever the entry.
+ */
+static int exec_failed(const struct lp_reply *entries, size_t from,
+                       size_t to, size_t n, int mode)
+{
+    char err[LP_ERRLEN];
+    struct lp_entry e;
+    int alone = (S.isolate || S.suspect) && to - from == 1;
+    unsigned threshold = opt.max_deliveries > 1
+                             ? (unsigned)(opt.max_deliveries - 1) : 1;
+
+    if (give_back(entries, 0, n, mode == M_NEW ? NULL : S.deliveries,
+                  err) < 0)
+        lp_warn("giving back the deliveries of the batch failed: %s (they "
+                "count toward --max-deliveries)", err);
+    if (alone && !S.suspect && lp_entry_get(entries, from, &e, err) == 0) {
+        suspect_set(&e, mode == M_NEW ? 1 : S.deliveries[from]);
+        lp_warn("--exec: %s on entry %.*s alone: reading the next entry "
+                "to tell whether the entry or the command fails",
+                S.exec_err, (int)e.idlen, e.id);
+        return 1;
+    }
+    if (S.suspect) {
+        lp_warn("--exec: %s on entry %.*s alone, then %s on the next one: "
+                "the command is failing, not the entries", S.sus_err,
+                (int)S.sus_idlen, S.sus_id, S.exec_err);
+        suspect_release();
+        if (opt.once) {
+            lp_error("--exec: the command fails whatever the entry (%s): "
+                     "the entries stay pending", S.exec_err);
+            release_name();
+            exit(LP_EX_TEMPFAIL);
+        }
+    }
+    if (S.exec_fails >= threshold && !S.isolate) {
+        S.isolate = 1;
+        lp_warn("--exec: %u failures in a row: reading the entries one at "
+                "a time, to find one the command refuses", S.exec_fails);
+    }
+    exec_backoff(n);
+    return 0;
+}
+
 /* Makes the batch durable: files, stdout or --exec, then the DLQ moves.
  * async: the files may sync in the background (no DLQ moves then), while
  * the next read goes out; sync_finish waits. Returns 0, -1 with err, or
@@ -1675,6 +2146,8 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
         int rc = line_batch(entries, from, to, err);
         if (rc == 0 && S.line.len && run_exec() < 0)
             rc = EXEC_FAILED;
+        else if (rc == 0 && S.line.len && S.suspect)
+            suspect_guilty();   /* the command works: the entry is bad */
         S.line.len = 0;
         if (rc < 0)
             return rc;
@@ -1685,33 +2158,36 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
         if (lp_fs_write_all(STDOUT_FILENO, S.line.p, S.line.len) < 0) {
             if (errno != EPIPE) {
                 lp_error("stdout: %s", strerror(errno));
-                exit(LP_EX_IOERR);
+                env_exit(LP_EX_IOERR);
             }
             /* the reader went away (| head): nothing of this batch is
              * acknowledged; leave as a filter killed by SIGPIPE does */
+            give_back_all();
             lp_sigpipe_exit();
             exit(LP_EX_IOERR);
         }
         crash_point("after-write");
         if (S.stdout_is_file && S.line.len && fdatasync(STDOUT_FILENO) < 0) {
             lp_error("stdout: fsync: %s", strerror(errno));
-            exit(LP_EX_IOERR);
+            env_exit(LP_EX_IOERR);
         }
         S.line.len = 0;
     } else if (lp_archive_touched(S.arch)) {
         /* the files stay locked from the ownership check to the write */
         S.batch_t0 = lp_mono_us();
         if (lp_archive_lock(S.arch, err) < 0) {
+            int st = fatal_errno(errno);
             lp_error("%s", err);
-            exit(fatal_errno(errno));
+            env_exit(st);
         }
         if (not_ours(entries, from, to, err) < 0) {
             lp_archive_discard_locked(S.arch);
             return -1;
         }
         if (lp_archive_write(S.arch, S.drop, S.ndrop, &S.n_dups, err) < 0) {
+            int st = fatal_errno(errno);
             lp_error("%s", err);
-            exit(fatal_errno(errno));
+            env_exit(st);
         }
         crash_point("after-write");
         int64_t t1 = lp_mono_us();
@@ -1729,7 +2205,7 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
             /* never retry an fsync and trust it: the pages may be gone;
              * the entries stay pending and are delivered again */
             lp_error("%s", err);
-            exit(LP_EX_IOERR);
+            env_exit(LP_EX_IOERR);
         }
         lp_metric_observe(M.fsync_s, (double)(lp_mono_us() - t1) / 1e6);
     } else if (S.ndlq && not_ours(entries, from, to, err) < 0) {
@@ -1742,6 +2218,8 @@ static int finish_batch(const struct lp_reply *entries, size_t from,
 /* Frees what setup() made, so leak checkers see a clean exit. */
 static void teardown(void)
 {
+    release_name();
+    lp_owner_free(S.owner);
     lp_archive_free(S.arch);
     if (S.dirfd > 0)
         close(S.dirfd);
@@ -1753,6 +2231,7 @@ static void teardown(void)
     lp_buf_free(&S.line);
     lp_buf_free(&S.tmp);
     lp_buf_free(&S.tmp2);
+    lp_buf_free(&S.sus_data);
     free(S.recs);
     free(S.dlq);
     free(S.ack);
@@ -1955,12 +2434,14 @@ int main(int argc, char **argv)
             lp_warn("%s", err);
             M.n_errors++;
             S.nack = 0;
+            S.cur = NULL;
             lp_reply_free(held);
             held = NULL;
             connect_redis();
             continue;
         }
         S.nack = 0;
+        S.cur = NULL;
         lp_reply_free(held);
         held = NULL;
         S.ndlq = 0;
@@ -1974,6 +2455,7 @@ int main(int argc, char **argv)
         if (entries == NULL) {
             if (mode == M_PENDING) {
                 /* our backlog is done: claim (on, after claimed ones) */
+                S.isolate = 0;
                 S.mode = S.claiming && strcmp(S.cursor, "0-0") == 0 ? M_NEW
                                                                     : M_CLAIM;
                 if (!S.claiming)
@@ -1984,6 +2466,15 @@ int main(int argc, char **argv)
             } else if (mode == M_NEW && opt.once) {
                 lp_reply_free(rep);
                 final_ack();
+                if (S.suspect) {
+                    lp_error("--exec: %s on entry %.*s alone, and no other "
+                             "entry came to tell whether the entry or the "
+                             "command fails: it stays pending", S.sus_err,
+                             (int)S.sus_idlen, S.sus_id);
+                    suspect_release();
+                    teardown();
+                    return LP_EX_TEMPFAIL;
+                }
                 break;
             }
             held = rep;         /* CLAIM: deleted IDs borrowed by S.ack */
@@ -1996,9 +2487,13 @@ int main(int argc, char **argv)
         S.check = mode != M_NEW;
         if (n > opt.count)
             n = opt.count;      /* cannot happen: COUNT bounds replies */
+        S.cur = entries;
+        S.ncur = n;
+        S.cur_new = mode == M_NEW;
         if (S.check) {
             if (delivery_counts(entries, n, err) < 0) {
                 lp_warn("%s", err);
+                S.cur = NULL;
                 lp_reply_free(rep);
                 connect_redis();
                 continue;
@@ -2016,7 +2511,9 @@ int main(int argc, char **argv)
                     lp_error("%s", err);
                     exit(LP_EX_SOFTWARE);
                 }
-                if (one_entry(&e, S.check ? S.deliveries[to] : 1) == SPLIT &&
+                /* --exec: a suspect read again waits for its verdict */
+                if (!is_suspect(&e) &&
+                    one_entry(&e, S.check ? S.deliveries[to] : 1) == SPLIT &&
                     to > from)
                     break;
                 if (mode == M_PENDING && to == n - 1)
@@ -2068,18 +2565,22 @@ int main(int argc, char **argv)
             from = to;
         }
         if (failed == 2) {
-            /* read it again as our pending entries, which counts toward
-             * --max-deliveries and isolates a poison entry at the last */
+            /* read it again as our pending entries, given back: see
+             * exec_failed */
+            int next = exec_failed(entries, from, to, n, mode);
+            S.cur = NULL;
             lp_reply_free(rep);
             S.nack = 0;
             S.ndlq = 0;
-            exec_backoff(n);
+            if (next)
+                continue;       /* the entry after the suspect, at once */
             S.mode = M_PENDING;
             strcpy(S.after, "0");
             S.claiming = 0;
             continue;
         }
         if (failed) {
+            S.cur = NULL;
             lp_reply_free(rep);
             S.nack = 0;
             connect_redis();
@@ -2099,6 +2600,7 @@ int main(int argc, char **argv)
         }
     }
     lp_reply_free(held);
+    suspect_release();          /* stopped before its verdict */
     lp_log_end();
     if (S.n_dlq)
         lp_warn("%" PRIu64 " %s to the DLQ", S.n_dlq,
