@@ -833,7 +833,7 @@ int main(int argc, char **argv)
         lp_error("--where: %s", err);
         return LP_EX_CONFIG;
     }
-    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         return LP_EX_CONFIG;
     }

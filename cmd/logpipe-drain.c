@@ -1709,7 +1709,7 @@ static void setup(void)
     S.deliveries = calloc(opt.count, sizeof *S.deliveries);
     if (S.ack == NULL || S.acklen == NULL || S.deliveries == NULL)
         fatal_oom();
-    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         exit(LP_EX_CONFIG);
     }

@@ -1385,7 +1385,7 @@ int main(int argc, char **argv)
     S.lim.depth = 10000;        /* reading back: take what was archived */
 
     if (opt.from_redis) {
-        if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+        if ((S.r = tool_redis(&opt.com, err)) == NULL) {
             lp_error("%s", err);
             return LP_EX_CONFIG;
         }

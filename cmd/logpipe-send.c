@@ -1946,12 +1946,12 @@ static void setup(void)
             exit(LP_EX_CANTCREAT);
         }
     }
-    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         exit(LP_EX_CONFIG);
     }
     if (opt.shared_rate) {
-        if ((S.rr = lp_common_redis(&opt.com, err)) == NULL) {
+        if ((S.rr = tool_redis(&opt.com, err)) == NULL) {
             lp_error("%s", err);
             exit(LP_EX_CONFIG);
         }

@@ -642,7 +642,7 @@ int main(int argc, char **argv)
     lp_log_init("logpipe-stat", opt.com.log_format, opt.com.verbosity);
     /* one short run: SIGINT and SIGTERM end it as they do by default */
     signal(SIGPIPE, SIG_IGN);
-    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         return LP_EX_CONFIG;
     }

@@ -1,10 +1,12 @@
 /* tool_opt.c -- the tools' command line: one table of typed options */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lp_exit.h"
+#include "lp_log.h"
 #include "lp_parse.h"
 #include "tool_opt.h"
 
@@ -158,4 +160,15 @@ int tool_opt_parse(const struct tool_cmd *cmd, int argc, char **argv,
         tool_opt_error_hint(cmd, "unexpected argument '%s'%s", argv[optind],
                             cmd->stray ? cmd->stray : "");
     return optind;
+}
+
+struct lp_redis *tool_redis(const struct lp_common *c, char *err)
+{
+    int shown = 0;
+    struct lp_redis *r = lp_common_redis(c, &shown, err);
+
+    if (shown)
+        lp_warn("the password in the --redis URL was visible to other "
+                "users (ps); use --password-file or LOGPIPE_REDIS_PASSWORD");
+    return r;
 }

@@ -57,4 +57,8 @@ void tool_opt_error(const struct tool_cmd *cmd, const char *fmt, ...);
 __attribute__((noreturn, format(printf, 2, 3)))
 void tool_opt_error_hint(const struct tool_cmd *cmd, const char *fmt, ...);
 
+/* lp_common_redis, and the warning when the password is the one -r
+ * showed to ps. Returns NULL with err. */
+struct lp_redis *tool_redis(const struct lp_common *c, char *err);
+
 #endif

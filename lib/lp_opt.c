@@ -6,7 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lp_exit.h"
 #include "lp_log.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
@@ -258,7 +257,8 @@ static int read_password(const char *path, char *buf, size_t cap, char *err)
     return 0;
 }
 
-struct lp_redis *lp_common_redis(const struct lp_common *c, char *err)
+struct lp_redis *lp_common_redis(const struct lp_common *c, int *shown,
+                                 char *err)
 {
     struct lp_url u;
     struct lp_redis *r;
@@ -274,9 +274,7 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, char *err)
     } else if (u.password[0]) {
         password = u.password;
         if (c->password_on_argv)
-            lp_warn("the password in the --redis URL was visible to other "
-                    "users (ps); use --password-file or "
-                    "LOGPIPE_REDIS_PASSWORD");
+            *shown = 1;
     } else {
         password = getenv("LOGPIPE_REDIS_PASSWORD");
         if (password == NULL || *password == '\0')
@@ -288,111 +286,4 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, char *err)
     if (r == NULL)
         snprintf(err, LP_ERRLEN, "out of memory");
     return r;
-}
-
-/* ---- the getopt ladders, until the last tool has its table ------------ */
-
-static const struct lp_optdef ladder_rows[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
-    { NULL }
-};
-
-void lp_common_init_env(struct lp_common *c)
-{
-    lp_common_init(c);
-    for (const struct lp_optdef *o = ladder_rows; o->name; o++)
-        lp_opt_env(o, c);
-}
-
-static int nonempty(const char *what, const char *arg, char *err)
-{
-    if (*arg == '\0') {
-        snprintf(err, LP_ERRLEN, "%s must not be empty", what);
-        return -1;
-    }
-    return 1;
-}
-
-int lp_common_opt(struct lp_common *c, int opt, const char *arg, char *err)
-{
-    switch (opt) {
-    case 'r':
-        if (lp_common_url(ladder_rows, c, (char *)arg, err) < 0)
-            return -1;
-        return nonempty("--redis", arg, err);
-    case 's':
-        c->stream = arg;
-        return nonempty("--stream", arg, err);
-    case 'g':
-        c->group = arg;
-        c->group_set = &ladder_rows[2];
-        return nonempty("--group", arg, err);
-    case LP_OPT_DLQ:
-        c->dlq = arg;
-        return nonempty("--dlq", arg, err);
-    case 'd':
-        c->dir = arg;
-        c->dir_set = &ladder_rows[4];
-        return nonempty("--dir", arg, err);
-    case LP_OPT_METRICS:
-        c->metrics = arg;
-        return nonempty("--metrics", arg, err);
-    case LP_OPT_METRICS_INTERVAL:
-        if (lp_parse_duration(arg, "s", &c->metrics_interval, err) < 0)
-            return -1;
-        if (c->metrics_interval < 100) {
-            snprintf(err, LP_ERRLEN, "--metrics-interval: at least 100ms");
-            return -1;
-        }
-        return 1;
-    case LP_OPT_PASSWORD_FILE:
-        c->password_file = arg;
-        return nonempty("--password-file", arg, err);
-    case 'v':
-        c->verbosity = c->verbosity < 0 ? 1 : c->verbosity + 1;
-        return 1;
-    case 'q':
-        c->verbosity = -1;
-        return 1;
-    case LP_OPT_LOG_FORMAT:
-        if ((c->log_format = lp_log_format(arg)) < 0) {
-            snprintf(err, LP_ERRLEN, "--log-format: '%s' is not text or json",
-                     arg);
-            return -1;
-        }
-        return 1;
-    }
-    return 0;
-}
-
-void lp_opt_fail(const char *prog, const struct option *tab, int c,
-                 const char *err)
-{
-    if (tab != NULL)
-        fprintf(stderr, "%s: %s: %s\n", prog, lp_optname(tab, c), err);
-    else
-        fprintf(stderr, "%s: %s\n", prog, err);
-    exit(LP_EX_USAGE);
-}
-
-int lp_usage_hint(const char *prog)
-{
-    fprintf(stderr, "Try '%s --help' for more information.\n", prog);
-    return LP_EX_USAGE;
-}
-
-const char *lp_optname(const struct option *tab, int c)
-{
-    static char buf[80];
-
-    for (; tab->name; tab++) {
-        if (tab->val != c)
-            continue;
-        if (c < 0x100)
-            snprintf(buf, sizeof buf, "-%c/--%s", c, tab->name);
-        else
-            snprintf(buf, sizeof buf, "--%s", tab->name);
-        return buf;
-    }
-    return "option";
 }

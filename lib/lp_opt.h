@@ -2,7 +2,6 @@
 #ifndef LP_OPT_H
 #define LP_OPT_H
 
-#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -117,7 +116,7 @@ struct lp_common {
     char *url_copy;             /* that URL, whole */
 };
 
-/* -r URL: keeps a password in it from ps (lp_common_opt) */
+/* -r URL: keeps a password in it from ps (LP_LONG_REDIS's callback) */
 int lp_common_url(const struct lp_optdef *o, void *base, char *arg,
                   char *err);
 
@@ -191,61 +190,11 @@ const char *lp_opt_name(const struct lp_optdef *o, char *buf, size_t cap);
 /*
  * Makes a Redis handle from the URL and the password, which comes from
  * --password-file, else the URL, else LOGPIPE_REDIS_PASSWORD, else
- * REDISCLI_AUTH. Does not connect. Returns NULL with err.
+ * REDISCLI_AUTH. Does not connect. Sets *shown when the password used is
+ * the one a -r URL showed to ps (the caller warns), else leaves it.
+ * Returns NULL with err.
  */
-struct lp_redis *lp_common_redis(const struct lp_common *c, char *err);
-
-/* ---- the getopt ladders, until the last tool has its table ---------- */
-
-/* Long-only options get codes above any character. */
-enum {
-    LP_OPT_DLQ = 0x100,
-    LP_OPT_LOG_FORMAT,
-    LP_OPT_PASSWORD_FILE,
-    LP_OPT_METRICS,
-    LP_OPT_METRICS_INTERVAL,
-    LP_OPT_TOOL = 0x200         /* first code free for a tool's own options */
-};
-
-/* Rows for a tool's struct option table; take those that apply. */
-#define LP_LONG_GETOPT_REDIS { "redis", required_argument, NULL, 'r' }
-#define LP_LONG_GETOPT_STREAM { "stream", required_argument, NULL, 's' }
-#define LP_LONG_GETOPT_GROUP { "group", required_argument, NULL, 'g' }
-#define LP_LONG_GETOPT_DLQ { "dlq", required_argument, NULL, LP_OPT_DLQ }
-#define LP_LONG_GETOPT_DIR { "dir", required_argument, NULL, 'd' }
-#define LP_LONG_GETOPT_PASSWORD_FILE \
-    { "password-file", required_argument, NULL, LP_OPT_PASSWORD_FILE }
-#define LP_LONG_GETOPT_METRICS \
-    { "metrics", required_argument, NULL, LP_OPT_METRICS }, \
-    { "metrics-interval", required_argument, NULL, LP_OPT_METRICS_INTERVAL }
-#define LP_LONG_GETOPT_LOG \
-    { "verbose", no_argument, NULL, 'v' }, \
-    { "quiet", no_argument, NULL, 'q' }, \
-    { "log-format", required_argument, NULL, LP_OPT_LOG_FORMAT }, \
-    { "help", no_argument, NULL, 'h' }, \
-    { "version", no_argument, NULL, 'V' }
-
-/* lp_common_init, then the environment. */
-void lp_common_init_env(struct lp_common *c);
-
-/*
- * Applies a common option. Returns 1 when opt was one (handled), 0 when it
- * is not common, -1 with err on a bad value. -h and -V are not handled
- * here: each tool prints its own usage.
- */
-int lp_common_opt(struct lp_common *c, int opt, const char *arg, char *err);
-
-/* "-b/--batch" or "--max-age" for option code c of table tab. */
-const char *lp_optname(const struct option *tab, int c);
-
-/* Exits 64 after "PROG: -x/--name: err" on stderr for the option c of
- * tab, or "PROG: err" when tab is NULL (options that do not go together):
- * the one way every tool refuses its command line. */
-__attribute__((noreturn))
-void lp_opt_fail(const char *prog, const struct option *tab, int c,
-                 const char *err);
-
-/* Prints "usage hint" line for an unknown option and returns 64. */
-int lp_usage_hint(const char *prog);
+struct lp_redis *lp_common_redis(const struct lp_common *c, int *shown,
+                                 char *err);
 
 #endif

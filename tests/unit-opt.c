@@ -10,6 +10,7 @@
 #include "lp_log.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
+#include "lp_redis.h"
 #include "tap.h"
 #include "../cmd/tool_opt.h"
 
@@ -238,6 +239,32 @@ static void kinds(void)
     is_str(argbuf, "redis://u:xxxxxx@h:1/0", "-r: the password blanked");
     is_str(com.redis_url, "redis://u:secret@h:1/0", "-r: a copy kept");
     is_int(com.password_on_argv, 1, "-r: said to have been on argv");
+    {
+        struct lp_redis *r;
+        int shown = 0;
+
+        r = lp_common_redis(&com, &shown, err);
+        ok(r != NULL && shown == 1, "the URL's password is used: shown, "
+           "for the caller to warn");
+        lp_redis_free(r);
+        shown = 0;
+        com.password_file = "/nonexistent/pw";
+        r = lp_common_redis(&com, &shown, err);
+        ok(r == NULL && shown == 0, "--password-file first: not shown");
+        is_str(err, "--password-file /nonexistent/pw: No such file or "
+               "directory", "--password-file: the error");
+        com.password_file = NULL;
+    }
+    free(com.url_copy);
+    lp_common_init(&com);
+    is_int(set("redis", "unix:///run/a:b@c.sock"), 0, "-r unix:// with @");
+    {
+        int shown = 0;
+        struct lp_redis *r = lp_common_redis(&com, &shown, err);
+
+        ok(r != NULL && shown == 0, "unix:// has no password: not shown");
+        lp_redis_free(r);
+    }
     free(com.url_copy);
 }
 
