@@ -183,8 +183,7 @@ static const struct lp_optdef longopts[] = {
 
 static const struct tool_note notes[] = {
     { "dir", "archive root, made if missing (./logs, which\nmust exist)", 0 },
-    { "metrics", "write Prometheus metrics to FILE (at exit, and", 0 },
-    { "metrics-interval", "every DUR while running: 15s)", 0 },
+    TOOL_NOTE_METRICS_LIVE,
     { "verbose", "more messages: every DLQ move, a line per batch", 0 },
     { "quiet", "only errors, none about single entries", 0 },
     { NULL, NULL, 0 }

@@ -194,8 +194,7 @@ static const struct lp_optdef longopts[] = {
 
 static const struct tool_note notes[] = {
     { "group", "group whose lag --max-backlog watches (logpipe)", 0 },
-    { "metrics", "write Prometheus metrics to FILE (at exit, and", 0 },
-    { "metrics-interval", "every DUR while running: 15s)", 0 },
+    TOOL_NOTE_METRICS_LIVE,
     { "verbose", "more messages: every bad line, a line per batch", 0 },
     { "quiet", "only errors; of bad lines only their count", 0 },
     { NULL, NULL, 0 }

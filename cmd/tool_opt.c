@@ -54,13 +54,6 @@ void tool_opt_usage(const struct tool_cmd *cmd)
     fputs(cmd->epilog, stdout);
 }
 
-static void vsay(const struct tool_cmd *cmd, const char *fmt, va_list ap)
-{
-    fprintf(stderr, "%s: ", cmd->name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
 __attribute__((noreturn))
 static void hint(const struct tool_cmd *cmd)
 {
@@ -72,19 +65,17 @@ void tool_opt_error(const struct tool_cmd *cmd, const char *fmt, ...)
 {
     va_list ap;
 
+    fprintf(stderr, "%s: ", cmd->name);
     va_start(ap, fmt);
-    vsay(cmd, fmt, ap);
+    vfprintf(stderr, fmt, ap);
     va_end(ap);
+    fputc('\n', stderr);
     exit(LP_EX_USAGE);
 }
 
-void tool_opt_error_hint(const struct tool_cmd *cmd, const char *fmt, ...)
+void tool_opt_error_hint(const struct tool_cmd *cmd, const char *msg)
 {
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsay(cmd, fmt, ap);
-    va_end(ap);
+    fprintf(stderr, "%s: %s\n", cmd->name, msg);
     hint(cmd);
 }
 
@@ -156,9 +147,11 @@ int tool_opt_parse(const struct tool_cmd *cmd, int argc, char **argv,
             cmd->operand(opt, argv[optind], argc);
         return argc;
     }
-    if (!cmd->operands && optind < argc)
-        tool_opt_error_hint(cmd, "unexpected argument '%s'%s", argv[optind],
-                            cmd->stray ? cmd->stray : "");
+    if (!cmd->operands && optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'%s\n", cmd->name,
+                argv[optind], cmd->stray ? cmd->stray : "");
+        hint(cmd);
+    }
     return optind;
 }
 

@@ -24,6 +24,11 @@ struct tool_note {
     unsigned flags;             /* TOOL_* */
 };
 
+/* --metrics as the long-running tools (send, drain) mean it */
+#define TOOL_NOTE_METRICS_LIVE \
+    { "metrics", "write Prometheus metrics to FILE (at exit, and", 0 }, \
+    { "metrics-interval", "every DUR while running: 15s)", 0 }
+
 struct tool_cmd {
     const char *name;           /* "logpipe-rotate": messages, --version */
     const char *synopsis;       /* --help above the options, "\n\n" last */
@@ -51,11 +56,14 @@ int tool_opt_parse(const struct tool_cmd *cmd, int argc, char **argv,
 void tool_opt_usage(const struct tool_cmd *cmd);
 
 /* Exits 64 after "PROG: MESSAGE" on stderr: options that do not go
- * together; _hint adds the line that points at --help. */
+ * together. */
 __attribute__((noreturn, format(printf, 2, 3)))
 void tool_opt_error(const struct tool_cmd *cmd, const char *fmt, ...);
-__attribute__((noreturn, format(printf, 2, 3)))
-void tool_opt_error_hint(const struct tool_cmd *cmd, const char *fmt, ...);
+
+/* The same for msg, then the line that points at --help: a command line
+ * that is not even the shape of one. */
+__attribute__((noreturn))
+void tool_opt_error_hint(const struct tool_cmd *cmd, const char *msg);
 
 /* lp_common_redis, and the warning when the password is the one -r
  * showed to ps. Returns NULL with err. */
