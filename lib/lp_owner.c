@@ -241,8 +241,11 @@ static int open_lock(int dirfd, const char *name, char *err)
     int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
                     0640);
 
-    if (fd < 0 && errno == EACCES)
+    if (fd < 0 && errno == EACCES) {
         fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 && errno == ENOENT)
+            errno = EACCES;     /* not there, and we may not make it */
+    }
     if (fd < 0)
         snprintf(err, LP_ERRLEN, "cannot open the lock file %s: %s", name,
                  strerror(errno));

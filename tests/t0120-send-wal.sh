@@ -111,11 +111,17 @@ test_expect_success 'two senders on one WAL directory: nothing lost or doubled' 
     head -n 2000 in >a && tail -n 2000 in >b &&
     port=$(random_port)
     # both alive at once (a slow machine could otherwise finish the first
-    # before the second starts, which then takes over its segment)
-    { cat a; sleep 1; } | logpipe-send -r redis://127.0.0.1:$port --wal w7 -b 50 2>/dev/null &
+    # before the second starts, which then takes over its segment): each
+    # reads a fifo, and the opens for writing return only when both
+    # senders have opened theirs; neither ends before both are closed
+    rm -f f1 f2 && mkfifo f1 f2 &&
+    logpipe-send -r redis://127.0.0.1:$port --wal w7 -b 50 <f1 2>/dev/null &
     p1=$!
-    { cat b; sleep 1; } | logpipe-send -r redis://127.0.0.1:$port --wal w7 -b 50 2>/dev/null &
+    logpipe-send -r redis://127.0.0.1:$port --wal w7 -b 50 <f2 2>/dev/null &
     p2=$!
+    exec 3>f1 4>f2 &&
+    cat a >&3 && cat b >&4 &&
+    exec 3>&- 4>&- &&
     wait $p1 && wait $p2 &&
     test "$(segments w7)" -ge 2 &&
     logpipe-send --wal w7 --flush-wal &&
