@@ -34,7 +34,7 @@ TOOLS = $(patsubst cmd/%.c,cmd/%,$(wildcard cmd/logpipe-*.c))
 LIB_SRC = $(wildcard lib/lp_*.c)
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB_HDR = $(wildcard lib/lp_*.h)
-# what the tools share that is theirs, not lib's (printing, exiting)
+# what the tools share that prints and exits (not the library's business)
 TOOL_SRC = $(wildcard cmd/tool_*.c)
 TOOL_OBJ = $(TOOL_SRC:.c=.o)
 TOOL_HDR = $(wildcard cmd/tool_*.h)
@@ -56,7 +56,7 @@ lib/%.o: lib/%.c $(LIB_HDR) lib/.flags
 lib/liblogpipe.a: $(LIB_OBJ)
 	$(AR) rcs $@ $(LIB_OBJ)
 
-$(TOOL_OBJ): cmd/%.o: cmd/%.c $(TOOL_HDR) $(LIB_HDR) lib/.flags
+cmd/tool_%.o: cmd/tool_%.c $(TOOL_HDR) $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 cmd/logpipe-%: cmd/logpipe-%.c $(TOOL_OBJ) lib/liblogpipe.a $(TOOL_HDR) \
@@ -64,9 +64,12 @@ cmd/logpipe-%: cmd/logpipe-%.c $(TOOL_OBJ) lib/liblogpipe.a $(TOOL_HDR) \
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    $(TOOL_OBJ) lib/liblogpipe.a $(LP_LIBS)
 
+# a unit test links the tools' objects it lists below
 tests/unit-%: tests/unit-%.c tests/tap.h lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
-	    lib/liblogpipe.a $(LP_LIBS)
+	    $(filter cmd/%.o,$^) lib/liblogpipe.a $(LP_LIBS)
+
+tests/unit-opt: cmd/tool_opt.o $(TOOL_HDR)
 
 tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \

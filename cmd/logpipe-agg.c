@@ -1,7 +1,6 @@
 /* logpipe-agg.c -- time-bucketed counts, sums and maxima from NDJSON */
 #include <errno.h>
 #include <stdarg.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -24,6 +23,7 @@
 #include "lp_sig.h"
 #include "lp_sql.h"
 #include "lp_time.h"
+#include "tool_opt.h"
 
 #include "tool_msg.h"
 
@@ -53,76 +53,89 @@
 #define SQL_ROWS 500            /* rows per INSERT statement */
 #define OTHER "(other)"
 
-enum {
-    OPT_BUCKET = LP_OPT_TOOL, OPT_BY, OPT_SUM, OPT_MAX, OPT_LATENESS,
-    OPT_THRESHOLD, OPT_SQL, OPT_MAX_GROUPS, OPT_TIME_FIELD, OPT_MAX_LINE
-};
-
-static const struct option longopts[] = {
-    { "bucket", required_argument, NULL, OPT_BUCKET },
-    { "by", required_argument, NULL, OPT_BY },
-    { "sum", required_argument, NULL, OPT_SUM },
-    { "max", required_argument, NULL, OPT_MAX },
-    { "lateness", required_argument, NULL, OPT_LATENESS },
-    { "threshold", required_argument, NULL, OPT_THRESHOLD },
-    { "sql", required_argument, NULL, OPT_SQL },
-    { "max-groups", required_argument, NULL, OPT_MAX_GROUPS },
-    { "time-field", required_argument, NULL, OPT_TIME_FIELD },
-    { "max-line", required_argument, NULL, OPT_MAX_LINE },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
-    { NULL, 0, NULL, 0 }
-};
-
-static const char shortopts[] = "vqhV";
-
-static void usage(void)
-{
-    printf(
-"usage: logpipe-agg [options] <NDJSON\n"
-"Count events per time bucket and group (--by), with sums and maxima of\n"
-"numeric members; print each bucket when it closes, as NDJSON or as SQL\n"
-"upserts (--sql) for sqlite3 or psql.\n"
-"\n"
-"      --bucket DUR         bucket length, whole seconds (1m)\n"
-"      --by A,B,...         group by these top-level members (at most 16)\n"
-"      --sum M              also the sum of numeric member M (sum_M)\n"
-"      --max M              also the maximum of numeric member M (max_M)\n"
-"      --lateness DUR|end   wait this long for late events (0); end: until\n"
-"                           the end of input (for logpipe-replay | agg)\n"
-"      --threshold N        print only groups counted at least N times\n"
-"      --sql TABLE          SQL for sqlite3 and psql, not NDJSON\n"
-"      --max-groups N       open groups before new ones become \"(other)\"\n"
-"                           (100000)\n"
-"      --time-field NAME    member holding the event time (timestamp)\n"
-"      --max-line SIZE      longest line accepted (1M)\n"
-"      --metrics FILE       write Prometheus metrics to FILE\n"
-"      --metrics-interval DUR  rewrite them this often (15s)\n"
-"  -v, --verbose            more messages: every bad line, a summary\n"
-"  -q, --quiet              only errors; of bad lines only their count\n"
-"      --log-format FMT     text or json (text)\n"
-"  -h, --help               this help\n"
-"  -V, --version            version\n"
-"\n"
-"Exit: 0 ok, 64 usage, 65 bad input lines or late events (the rest was\n"
-"counted), 70 internal error, 74 output error.\n"
-"See logpipe-agg(1).\n");
-}
-
-static struct {
+struct agg_opt {
     struct lp_common com;
     int64_t bucket, lateness;
     int at_end;                 /* --lateness end */
     const char *time_field;
     const char *sql;
-    char *by[MAX_BY];
-    int nby;
-    char *sum[MAX_AGG], *max[MAX_AGG];
-    int nsum, nmax;
+    struct lp_list by;          /* at most MAX_BY */
+    struct lp_list sum, max;    /* at most MAX_AGG each */
     uint64_t threshold;
     uint64_t max_groups;
     uint64_t max_line;
-} opt;
+};
+
+static struct agg_opt opt = {
+    .bucket = 60000,
+    .time_field = "timestamp",
+    .max_groups = 100000,
+    .max_line = 1 << 20,
+};
+
+static int bucket_opt(const struct lp_optdef *o, void *base, char *arg,
+                      char *err);
+static int lateness_opt(const struct lp_optdef *o, void *base, char *arg,
+                        char *err);
+static int names_opt(const struct lp_optdef *o, void *base, char *arg,
+                     char *err);
+static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
+                   char *err);
+
+#define OPT struct agg_opt
+static const struct lp_optdef longopts[] = {
+    { "bucket", 0, LP_CALL(OPT, bucket, bucket_opt), "DUR",
+      "bucket length, whole seconds (1m)" },
+    { "by", 0, LP_CALL(OPT, by, names_opt), "A,B,...",
+      "group by these top-level members (at most 16)", .max = MAX_BY },
+    { "sum", 0, LP_CALL(OPT, sum, names_opt), "M",
+      "also the sum of numeric member M (sum_M)", .max = MAX_AGG },
+    { "max", 0, LP_CALL(OPT, max, names_opt), "M",
+      "also the maximum of numeric member M (max_M)", .max = MAX_AGG },
+    { "lateness", 0, LP_CALL(OPT, lateness, lateness_opt), "DUR|end",
+      "wait this long for late events (0); end: until\n"
+      "the end of input (for logpipe-replay | agg)" },
+    { "threshold", 0, LP_UINT(OPT, threshold), "N",
+      "print only groups counted at least N times", .min = 1 },
+    { "sql", 0, LP_CALL(OPT, sql, sql_opt), "TABLE",
+      "SQL for sqlite3 and psql, not NDJSON" },
+    { "max-groups", 0, LP_UINT(OPT, max_groups), "N",
+      "open groups before new ones become \"(other)\"\n(100000)",
+      .min = 1, .max = 100000000 },
+    { "time-field", 0, LP_STR(OPT, time_field), "NAME",
+      "member holding the event time (timestamp)" },
+    { "max-line", 0, LP_SIZE(OPT, max_line), "SIZE",
+      "longest line accepted (1M)", .min = 2, .max = 1 << 30 },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL }
+};
+#undef OPT
+
+static const struct tool_note notes[] = {
+    { "metrics", "write Prometheus metrics to FILE", 0 },
+    { "metrics-interval", "rewrite them this often (15s)", 0 },
+    { "verbose", "more messages: every bad line, a summary", 0 },
+    { "quiet", "only errors; of bad lines only their count", 0 },
+    { NULL, NULL, 0 }
+};
+
+static const struct tool_cmd cli = {
+    .name = "logpipe-agg",
+    .synopsis =
+"usage: logpipe-agg [options] <NDJSON\n"
+"Count events per time bucket and group (--by), with sums and maxima of\n"
+"numeric members; print each bucket when it closes, as NDJSON or as SQL\n"
+"upserts (--sql) for sqlite3 or psql.\n"
+"\n",
+    .epilog =
+"Exit: 0 ok, 64 usage, 65 bad input lines or late events (the rest was\n"
+"counted), 70 internal error, 74 output error.\n"
+"See logpipe-agg(1).\n",
+    .opts = longopts,
+    .notes = notes,
+    .stray = " (events are read from stdin)",
+};
 
 struct bucket {
     int64_t start;              /* ms since the epoch, UTC */
@@ -264,21 +277,21 @@ static void out_bucket(int64_t start, int quote)
 static void out_columns(int keys_only)
 {
     out_ident("", "bucket");
-    for (int i = 0; i < opt.nby; i++) {
+    for (int i = 0; i < opt.by.n; i++) {
         out_adds(", ");
-        out_ident("", opt.by[i]);
+        out_ident("", opt.by.item[i]);
     }
     if (keys_only)
         return;
     out_adds(", ");
     out_ident("", "count");
-    for (int i = 0; i < opt.nsum; i++) {
+    for (int i = 0; i < opt.sum.n; i++) {
         out_adds(", ");
-        out_ident("sum_", opt.sum[i]);
+        out_ident("sum_", opt.sum.item[i]);
     }
-    for (int i = 0; i < opt.nmax; i++) {
+    for (int i = 0; i < opt.max.n; i++) {
         out_adds(", ");
-        out_ident("max_", opt.max[i]);
+        out_ident("max_", opt.max.item[i]);
     }
 }
 
@@ -287,20 +300,20 @@ static void sql_create(void)
     out_adds("CREATE TABLE IF NOT EXISTS ");
     out_ident("", opt.sql);
     out_adds(" (\"bucket\" TEXT NOT NULL");
-    for (int i = 0; i < opt.nby; i++) {
+    for (int i = 0; i < opt.by.n; i++) {
         out_adds(", ");
-        out_ident("", opt.by[i]);
+        out_ident("", opt.by.item[i]);
         out_adds(" TEXT NOT NULL DEFAULT ''");
     }
     out_adds(", \"count\" BIGINT NOT NULL");
-    for (int i = 0; i < opt.nsum; i++) {
+    for (int i = 0; i < opt.sum.n; i++) {
         out_adds(", ");
-        out_ident("sum_", opt.sum[i]);
+        out_ident("sum_", opt.sum.item[i]);
         out_adds(" DOUBLE PRECISION");
     }
-    for (int i = 0; i < opt.nmax; i++) {
+    for (int i = 0; i < opt.max.n; i++) {
         out_adds(", ");
-        out_ident("max_", opt.max[i]);
+        out_ident("max_", opt.max.item[i]);
         out_adds(" DOUBLE PRECISION");
     }
     out_adds(", PRIMARY KEY (");
@@ -322,17 +335,17 @@ static void sql_insert_tail(void)
     out_adds("\nON CONFLICT (");
     out_columns(1);
     out_adds(") DO UPDATE SET \"count\" = excluded.\"count\"");
-    for (int i = 0; i < opt.nsum; i++) {
+    for (int i = 0; i < opt.sum.n; i++) {
         out_adds(", ");
-        out_ident("sum_", opt.sum[i]);
+        out_ident("sum_", opt.sum.item[i]);
         out_adds(" = excluded.");
-        out_ident("sum_", opt.sum[i]);
+        out_ident("sum_", opt.sum.item[i]);
     }
-    for (int i = 0; i < opt.nmax; i++) {
+    for (int i = 0; i < opt.max.n; i++) {
         out_adds(", ");
-        out_ident("max_", opt.max[i]);
+        out_ident("max_", opt.max.item[i]);
         out_adds(" = excluded.");
-        out_ident("max_", opt.max[i]);
+        out_ident("max_", opt.max.item[i]);
     }
     out_adds(";\n");
 }
@@ -385,7 +398,7 @@ static void out_group(const struct group *g, uint32_t gi)
     out_bucket(g->b->start, '"');
     while (key_next(&p, end, &v, &n)) {
         out_adds(",\"");
-        out_adds(opt.by[i++]);
+        out_adds(opt.by.item[i++]);
         out_adds("\":");
         if (v == NULL)
             out_adds("null");
@@ -395,8 +408,8 @@ static void out_group(const struct group *g, uint32_t gi)
     out_adds(",\"count\":");
     out_u64(g->count);
     for (i = 0; i < S.nagg; i++) {
-        out_adds(i < opt.nsum ? ",\"sum_" : ",\"max_");
-        out_adds(i < opt.nsum ? opt.sum[i] : opt.max[i - opt.nsum]);
+        out_adds(i < opt.sum.n ? ",\"sum_" : ",\"max_");
+        out_adds(i < opt.sum.n ? opt.sum.item[i] : opt.max.item[i - opt.sum.n]);
         out_adds("\":");
         out_num(a[i], "null");
     }
@@ -584,7 +597,7 @@ static uint32_t new_group(struct bucket *b, const char *key, size_t klen,
         oom();
     for (int i = 0; i < S.nagg; i++)
         S.agg[(size_t)gi * (size_t)S.nagg + (size_t)i] =
-            i < opt.nsum ? 0 : NAN;     /* a max of no value: null */
+            i < opt.sum.n ? 0 : NAN;     /* a max of no value: null */
     b->gi[b->ng++] = gi;
     S.nlive++;
     hash_put(gi);
@@ -901,7 +914,7 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
     }
 
     S.key.len = 0;
-    for (int i = 0; i < opt.nby; i++)
+    for (int i = 0; i < opt.by.n; i++)
         key_add(s, &ev.val[S.by_idx[i]], lineno);
     h = hash_key(start, (const unsigned char *)S.key.p, S.key.len);
     gi = find_group(start, S.key.p, S.key.len, h);
@@ -918,7 +931,7 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
             /* full: the bucket's new groups share one */
             char ts[40];
             S.key.len = 0;
-            for (int i = 0; i < opt.nby; i++)
+            for (int i = 0; i < opt.by.n; i++)
                 if (lp_buf_add(&S.key, "s\x07\x00" OTHER, 3 + 7) < 0)
                     oom();
             h = hash_key(start, (const unsigned char *)S.key.p, S.key.len);
@@ -940,13 +953,13 @@ static void one_event(const char *s, size_t n, uint64_t lineno,
     S.n_ok++;
     if (S.nagg) {
         double *a = S.agg + (size_t)gi * (size_t)S.nagg, d;
-        for (int i = 0; i < opt.nsum; i++)
+        for (int i = 0; i < opt.sum.n; i++)
             if (num_value(s, &ev.val[S.sum_idx[i]], &d))
                 a[i] += d;
-        for (int i = 0; i < opt.nmax; i++)
+        for (int i = 0; i < opt.max.n; i++)
             if (num_value(s, &ev.val[S.max_idx[i]], &d) &&
-                (isnan(a[opt.nsum + i]) || d > a[opt.nsum + i]))
-                a[opt.nsum + i] = d;
+                (isnan(a[opt.sum.n + i]) || d > a[opt.sum.n + i]))
+                a[opt.sum.n + i] = d;
     }
 }
 
@@ -1095,9 +1108,12 @@ static int is_ident(const char *s)
     return 1;
 }
 
-/* Adds the comma-separated names of arg to v[*n..max). */
-static int add_names(char *arg, char **v, int *n, int max, char *err)
+/* --by, --sum, --max: the comma-separated names of arg join the list
+ * (at most o->max) */
+static int names_opt(const struct lp_optdef *o, void *base, char *arg,
+                     char *err)
 {
+    struct lp_list *l = (struct lp_list *)((char *)base + o->off);
     char *item[MAX_BY + 1];
     int k = lp_parse_list(arg, item, MAX_BY + 1, err);
 
@@ -1110,17 +1126,61 @@ static int add_names(char *arg, char **v, int *n, int max, char *err)
                      item[i]);
             return -1;
         }
-        for (int j = 0; j < *n; j++)
-            if (strcmp(v[j], item[i]) == 0) {
+        for (int j = 0; j < l->n; j++)
+            if (strcmp(l->item[j], item[i]) == 0) {
                 snprintf(err, LP_ERRLEN, "'%s' is given twice", item[i]);
                 return -1;
             }
-        if (*n >= max) {
-            snprintf(err, LP_ERRLEN, "at most %d members", max);
+        if (l->n >= o->max) {
+            snprintf(err, LP_ERRLEN, "at most %d members", (int)o->max);
             return -1;
         }
-        v[(*n)++] = item[i];
+        l->item[l->n++] = item[i];
     }
+    return 0;
+}
+
+static int bucket_opt(const struct lp_optdef *o, void *base, char *arg,
+                      char *err)
+{
+    struct agg_opt *a = base;
+
+    (void)o;
+    if (lp_parse_duration(arg, "s", &a->bucket, err) < 0)
+        return -1;
+    if (a->bucket < 1000 || a->bucket % 1000) {
+        snprintf(err, LP_ERRLEN, "'%s' is not a whole number of seconds "
+                 "(1s or more)", arg);
+        return -1;
+    }
+    return 0;
+}
+
+static int lateness_opt(const struct lp_optdef *o, void *base, char *arg,
+                        char *err)
+{
+    struct agg_opt *a = base;
+
+    (void)o;
+    a->at_end = strcmp(arg, "end") == 0;
+    if (!a->at_end && lp_parse_duration(arg, "s", &a->lateness, err) < 0) {
+        snprintf(err, LP_ERRLEN, "'%s' is not a duration (like 30s, 5m) "
+                 "nor end", arg);
+        return -1;
+    }
+    return 0;
+}
+
+static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
+                   char *err)
+{
+    (void)o;
+    if (!is_ident(arg) || strlen(arg) > 63) {
+        snprintf(err, LP_ERRLEN, "'%s' is not a table name of letters, "
+                 "digits and _ (not starting with a digit, at most 63)", arg);
+        return -1;
+    }
+    ((struct agg_opt *)base)->sql = arg;
     return 0;
 }
 
@@ -1133,117 +1193,18 @@ static void check_columns(void)
 
     snprintf(names[n++], 64, "bucket");
     snprintf(names[n++], 64, "count");
-    for (int i = 0; i < opt.nby; i++)
-        snprintf(names[n++], 64, "%s", opt.by[i]);
-    for (int i = 0; i < opt.nsum; i++)
-        snprintf(names[n++], 64, "sum_%s", opt.sum[i]);
-    for (int i = 0; i < opt.nmax; i++)
-        snprintf(names[n++], 64, "max_%s", opt.max[i]);
+    for (int i = 0; i < opt.by.n; i++)
+        snprintf(names[n++], 64, "%s", opt.by.item[i]);
+    for (int i = 0; i < opt.sum.n; i++)
+        snprintf(names[n++], 64, "sum_%s", opt.sum.item[i]);
+    for (int i = 0; i < opt.max.n; i++)
+        snprintf(names[n++], 64, "max_%s", opt.max.item[i]);
     for (int i = 0; i < n; i++)
         for (int j = i + 1; j < n; j++)
             if (strcmp(names[i], names[j]) == 0) {
-                fprintf(stderr, "logpipe-agg: the output would have two "
-                        "members (columns) named '%s'\n", names[i]);
-                exit(LP_EX_USAGE);
+                tool_opt_error(&cli, "the output would have two members "
+                               "(columns) named '%s'", names[i]);
             }
-}
-
-static void parse_args(int argc, char **argv)
-{
-    char err[LP_ERRLEN];
-    int c;
-
-    lp_common_init(&opt.com);
-    opt.bucket = 60000;
-    opt.time_field = "timestamp";
-    opt.max_groups = 100000;
-    opt.max_line = 1 << 20;
-    opt.threshold = 0;
-
-    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-        int rc = lp_common_opt(&opt.com, c, optarg, err);
-        if (rc < 0)
-            goto bad;
-        if (rc > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            usage();
-            exit(0);
-        case 'V':
-            printf("logpipe-agg %s\n", LP_VERSION);
-            exit(0);
-        case OPT_BUCKET:
-            if (lp_parse_duration(optarg, "s", &opt.bucket, err) < 0)
-                goto badopt;
-            if (opt.bucket < 1000 || opt.bucket % 1000) {
-                snprintf(err, LP_ERRLEN, "'%s' is not a whole number of "
-                         "seconds (1s or more)", optarg);
-                goto badopt;
-            }
-            break;
-        case OPT_LATENESS:
-            opt.at_end = strcmp(optarg, "end") == 0;
-            if (!opt.at_end &&
-                lp_parse_duration(optarg, "s", &opt.lateness, err) < 0) {
-                snprintf(err, LP_ERRLEN, "'%s' is not a duration (like 30s, "
-                         "5m) nor end", optarg);
-                goto badopt;
-            }
-            break;
-        case OPT_BY:
-            if (add_names(optarg, opt.by, &opt.nby, MAX_BY, err) < 0)
-                goto badopt;
-            break;
-        case OPT_SUM:
-            if (add_names(optarg, opt.sum, &opt.nsum, MAX_AGG, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX:
-            if (add_names(optarg, opt.max, &opt.nmax, MAX_AGG, err) < 0)
-                goto badopt;
-            break;
-        case OPT_THRESHOLD:
-            if (lp_parse_uint(optarg, 1, UINT64_MAX / 2, &opt.threshold,
-                              err) < 0)
-                goto badopt;
-            break;
-        case OPT_SQL:
-            if (!is_ident(optarg) || strlen(optarg) > 63) {
-                snprintf(err, LP_ERRLEN, "'%s' is not a table name of "
-                         "letters, digits and _ (not starting with a digit, "
-                         "at most 63)", optarg);
-                goto badopt;
-            }
-            opt.sql = optarg;
-            break;
-        case OPT_MAX_GROUPS:
-            if (lp_parse_uint(optarg, 1, 100000000, &opt.max_groups,
-                              err) < 0)
-                goto badopt;
-            break;
-        case OPT_TIME_FIELD:
-            opt.time_field = optarg;
-            break;
-        case OPT_MAX_LINE:
-            if (lp_parse_size_max1g(optarg, 2, &opt.max_line, err) < 0)
-                goto badopt;
-            break;
-        default:
-            exit(lp_usage_hint("logpipe-agg"));
-        }
-        continue;
-badopt:
-        lp_opt_fail("logpipe-agg", longopts, c, err);
-bad:
-        lp_opt_fail("logpipe-agg", NULL, 0, err);
-    }
-    if (optind < argc) {
-        fprintf(stderr, "logpipe-agg: unexpected argument '%s' (events are "
-                "read from stdin)\n", argv[optind]);
-        exit(lp_usage_hint("logpipe-agg"));
-    }
-    check_columns();
 }
 
 /* The members the scan must find. */
@@ -1255,22 +1216,21 @@ static void want_members(void)
                                    : -1;
     S.id_idx = lp_jkeys_add(&S.keys, "_id");
     ok = S.id_idx >= 0;
-    for (int i = 0; i < opt.nby; i++)
-        ok &= (S.by_idx[i] = lp_jkeys_add(&S.keys, opt.by[i])) >= 0;
-    for (int i = 0; i < opt.nsum; i++)
-        ok &= (S.sum_idx[i] = lp_jkeys_add(&S.keys, opt.sum[i])) >= 0;
-    for (int i = 0; i < opt.nmax; i++)
-        ok &= (S.max_idx[i] = lp_jkeys_add(&S.keys, opt.max[i])) >= 0;
-    if (!ok) {
-        fprintf(stderr, "logpipe-agg: too many members asked for (--by, "
-                "--sum, --max: %d distinct at most)\n", LP_JSON_MAXKEYS - 2);
-        exit(LP_EX_USAGE);
-    }
+    for (int i = 0; i < opt.by.n; i++)
+        ok &= (S.by_idx[i] = lp_jkeys_add(&S.keys, opt.by.item[i])) >= 0;
+    for (int i = 0; i < opt.sum.n; i++)
+        ok &= (S.sum_idx[i] = lp_jkeys_add(&S.keys, opt.sum.item[i])) >= 0;
+    for (int i = 0; i < opt.max.n; i++)
+        ok &= (S.max_idx[i] = lp_jkeys_add(&S.keys, opt.max.item[i])) >= 0;
+    if (!ok)
+        tool_opt_error(&cli, "too many members asked for (--by, --sum, "
+                       "--max: %d distinct at most)", LP_JSON_MAXKEYS - 2);
 }
 
 int main(int argc, char **argv)
 {
-    parse_args(argc, argv);
+    tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
+    check_columns();
     lp_log_init("logpipe-agg", opt.com.log_format, opt.com.verbosity);
     lp_budget_init(&S.say_bad, LP_LEVEL_ERROR, "bad events");
     lp_budget_init(&S.say_late, LP_LEVEL_WARN, "late events");
@@ -1278,7 +1238,7 @@ int main(int argc, char **argv)
     metrics_init();
     tool_at_exit(metrics_at_exit);
     want_members();
-    S.nagg = opt.nsum + opt.nmax;
+    S.nagg = opt.sum.n + opt.max.n;
     /* archived events passed the ingest limits already: take them */
     S.lim.depth = 10000;
     S.seed = mix((uint64_t)lp_now_ms() ^ ((uint64_t)getpid() << 32));

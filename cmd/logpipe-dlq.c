@@ -1,6 +1,5 @@
 /* logpipe-dlq.c -- the operator's view of the dead letter stream */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "lp_sig.h"
 #include "lp_stream.h"
 #include "lp_time.h"
+#include "tool_opt.h"
 
 #include "tool_msg.h"
 
@@ -40,28 +40,55 @@
 
 enum { C_LIST, C_SHOW, C_STATS, C_RETRY, C_PURGE, C_EXPORT };
 
-enum {
-    OPT_LIMIT = LP_OPT_TOOL, OPT_WHERE, OPT_ALL, OPT_OLDER_THAN, OPT_DRY_RUN
+struct dlq_opt {
+    struct lp_common com;
+    int cmd;                    /* C_*, -1 before the command word */
+    uint64_t limit;
+    const char *where;
+    int all, dry_run;
+    int64_t older_than;
+    const struct lp_optdef *has_older;
+    int64_t timeout;
+    char **ids;
+    int nids;
 };
 
-static const struct option longopts[] = {
+static struct dlq_opt opt = { .cmd = -1, .timeout = 10000 };
+
+#define OPT struct dlq_opt
+static const struct lp_optdef longopts[] = {
     LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_PASSWORD_FILE,
-    { "limit", required_argument, NULL, OPT_LIMIT },
-    { "where", required_argument, NULL, OPT_WHERE },
-    { "all", no_argument, NULL, OPT_ALL },
-    { "older-than", required_argument, NULL, OPT_OLDER_THAN },
-    { "dry-run", no_argument, NULL, OPT_DRY_RUN },
-    { "timeout", required_argument, NULL, 't' },
+    { "limit", 0, LP_UINT(OPT, limit), "N",
+      "at most N entries (printed, counted, retried\nor purged)",
+      .min = 1 },
+    { "where", 0, LP_STR(OPT, where), "JQ",
+      "only entries for which JQ is true" },
+    { "all", 0, LP_FLAG(OPT, all), NULL, "every entry (retry, purge)" },
+    { "older-than", 0, LP_DURATION(OPT, older_than), "DUR",
+      "entries that failed longer ago (purge)", LP_GIVEN(OPT, has_older) },
+    { "dry-run", 'n', LP_FLAG(OPT, dry_run), NULL,
+      "say what retry or purge would do" },
+    { "timeout", 't', LP_DURATION(OPT, timeout), "DUR",
+      "give up on Redis after DUR (10s)" },
     LP_LONG_METRICS,
     LP_LONG_LOG,
-    { NULL, 0, NULL, 0 }
+    { NULL }
+};
+#undef OPT
+
+static const struct tool_note notes[] = {
+    { "stream", "retry's target when an entry names none\n(logs:stream)",
+      0 },
+    { "verbose", "more messages: every entry that failed", 0 },
+    { "quiet", "only errors; of failed entries only their count", 0 },
+    { NULL, NULL, 0 }
 };
 
-static const char shortopts[] = "+r:s:t:nvqhV";
+static void take_word(void *o, char *w, int argc);
 
-static void usage(void)
-{
-    printf(
+static const struct tool_cmd cli = {
+    .name = "logpipe-dlq",
+    .synopsis =
 "usage: logpipe-dlq [options] COMMAND [ID...]\n"
 "Inspect and repair the dead letter stream. Commands:\n"
 "  list [--limit N] [--where JQ]    the entries, one JSON object a line\n"
@@ -71,46 +98,18 @@ static void usage(void)
 "                                   removed from the DLQ\n"
 "  purge ID...|--all|--older-than DUR [--where JQ] [--dry-run]\n"
 "  export [--limit N] [--where JQ]  the bare events, for | logpipe-send\n"
-"\n"
-"  -r, --redis URL          Redis URL (redis://127.0.0.1:6379/0)\n"
-"  -s, --stream KEY         retry's target when an entry names none\n"
-"                           (logs:stream)\n"
-"      --dlq KEY            dead letter stream (logs:dlq)\n"
-"      --password-file FILE read the Redis password from FILE\n"
-"      --limit N            at most N entries (printed, counted, retried\n"
-"                           or purged)\n"
-"      --where JQ           only entries for which JQ is true\n"
-"      --all                every entry (retry, purge)\n"
-"      --older-than DUR     entries that failed longer ago (purge)\n"
-"  -n, --dry-run            say what retry or purge would do\n"
-"  -t, --timeout DUR        give up on Redis after DUR (10s)\n"
-"      --metrics FILE       write Prometheus metrics to FILE at exit\n"
-"      --metrics-interval DUR  (accepted for uniformity)\n"
-"  -v, --verbose            more messages: every entry that failed\n"
-"  -q, --quiet              only errors; of failed entries only their count\n"
-"      --log-format FMT     text or json (text)\n"
-"  -h, --help               this help\n"
-"  -V, --version            version\n"
-"\n"
+"\n",
+    .epilog =
 "Exit: 0 ok, 64 usage, 65 an ID not in the DLQ (show), not an ID, an\n"
 "entry that cannot be retried, or --where failed on some entries, 69 Redis\n"
 "unreachable, 70 internal error, 74 output error, 78 bad configuration\n"
 "(--where failing on every entry too) or permission refused.\n"
-"See logpipe-dlq(1).\n");
-}
-
-static struct {
-    struct lp_common com;
-    int cmd;
-    uint64_t limit;
-    const char *where;
-    int all, dry_run;
-    int64_t older_than;
-    int has_older;
-    int64_t timeout;
-    char **ids;
-    int nids;
-} opt;
+"See logpipe-dlq(1).\n",
+    .opts = longopts,
+    .notes = notes,
+    /* options may come before and after the command and its IDs */
+    .operand = take_word,
+};
 
 static struct {
     struct lp_redis *r;
@@ -674,127 +673,48 @@ static const char *cmds[] = { "list", "show", "stats", "retry", "purge",
                               "export" };
 
 /* A word of the command line: the command first, then IDs. */
-static void take_word(char *w, int argc)
+static void take_word(void *o, char *w, int argc)
 {
-    if (opt.cmd < 0) {
+    struct dlq_opt *d = o;
+
+    if (d->cmd < 0) {
         for (int i = 0; i < 6; i++)
             if (strcmp(w, cmds[i]) == 0)
-                opt.cmd = i;
-        if (opt.cmd < 0) {
-            fprintf(stderr, "logpipe-dlq: unknown command '%s' (list, show, "
-                    "stats, retry, purge, export)\n", w);
-            exit(LP_EX_USAGE);
-        }
+                d->cmd = i;
+        if (d->cmd < 0)
+            tool_opt_error(&cli, "unknown command '%s' (list, show, stats, "
+                           "retry, purge, export)", w);
         return;
     }
-    if (opt.ids == NULL && (opt.ids = calloc((size_t)argc,
-                                             sizeof *opt.ids)) == NULL) {
+    if (d->ids == NULL && (d->ids = calloc((size_t)argc,
+                                           sizeof *d->ids)) == NULL) {
         fprintf(stderr, "logpipe-dlq: out of memory\n");
         exit(LP_EX_SOFTWARE);
     }
-    if (opt.nids < argc)
-        opt.ids[opt.nids++] = w;
+    if (d->nids < argc)
+        d->ids[d->nids++] = w;
 }
 
-static void parse_args(int argc, char **argv)
+/* What the command needs, and what it does not take. */
+static void check_command(void)
 {
-    char err[LP_ERRLEN];
-    const char *last_optarg = NULL;
-    int c;
-
-    lp_common_init(&opt.com);
-    opt.timeout = 10000;
-    opt.cmd = -1;
-    /* options may come before and after the command */
-    for (;;) {
-        while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) !=
-               -1) {
-            last_optarg = optarg;
-            int rc = lp_common_opt(&opt.com, c, optarg, err);
-            if (rc < 0)
-                goto bad;
-            if (rc > 0)
-                continue;
-            switch (c) {
-            case 'h':
-                usage();
-                exit(0);
-            case 'V':
-                printf("logpipe-dlq %s\n", LP_VERSION);
-                exit(0);
-            case OPT_LIMIT:
-                if (lp_parse_uint(optarg, 1, UINT64_MAX / 2, &opt.limit,
-                                  err) < 0)
-                    goto badopt;
-                break;
-            case OPT_WHERE:
-                opt.where = optarg;
-                break;
-            case OPT_ALL:
-                opt.all = 1;
-                break;
-            case OPT_OLDER_THAN:
-                if (lp_parse_duration(optarg, "s", &opt.older_than, err) < 0)
-                    goto badopt;
-                opt.has_older = 1;
-                break;
-            case 'n':
-            case OPT_DRY_RUN:
-                opt.dry_run = 1;
-                break;
-            case 't':
-                if (lp_parse_duration(optarg, "s", &opt.timeout, err) < 0)
-                    goto badopt;
-                break;
-            default:
-                exit(lp_usage_hint("logpipe-dlq"));
-            }
-            continue;
-badopt:
-            lp_opt_fail("logpipe-dlq", longopts, c, err);
-bad:
-            lp_opt_fail("logpipe-dlq", NULL, 0, err);
-        }
-        if (optind >= argc)
-            break;
-        /* after "--", every word is an operand: take them all, and do not
-         * call getopt again (it would start over) */
-        int rest = optind > 1 && strcmp(argv[optind - 1], "--") == 0 &&
-                   argv[optind - 1] != last_optarg;     /* -s -- is a key */
-        do {
-            take_word(argv[optind], argc);
-            optind++;
-        } while (rest && optind < argc);
-        if (rest)
-            break;
-    }
-    if (opt.cmd < 0) {
-        fprintf(stderr, "logpipe-dlq: a command is needed (list, show, "
-                "stats, retry, purge, export)\n");
-        exit(lp_usage_hint("logpipe-dlq"));
-    }
+    if (opt.cmd < 0)
+        tool_opt_error_hint(&cli, "a command is needed (list, show, stats, "
+                            "retry, purge, export)");
     int wants_ids = opt.cmd == C_SHOW || opt.cmd == C_RETRY ||
                     opt.cmd == C_PURGE;
     int picks = (opt.nids > 0) + opt.all + (opt.has_older &&
                                             opt.cmd == C_PURGE);
-    if (opt.cmd == C_SHOW && opt.nids == 0) {
-        fprintf(stderr, "logpipe-dlq: show needs IDs\n");
-        exit(LP_EX_USAGE);
-    }
-    if ((opt.cmd == C_RETRY || opt.cmd == C_PURGE) && picks != 1) {
-        fprintf(stderr, "logpipe-dlq: %s needs IDs, or --all%s (one of "
-                "them)\n", cmds[opt.cmd], opt.cmd == C_PURGE ?
-                ", or --older-than" : "");
-        exit(LP_EX_USAGE);
-    }
-    if (!wants_ids && opt.nids) {
-        fprintf(stderr, "logpipe-dlq: %s takes no IDs\n", cmds[opt.cmd]);
-        exit(LP_EX_USAGE);
-    }
-    if (opt.has_older && opt.cmd != C_PURGE) {
-        fprintf(stderr, "logpipe-dlq: --older-than is for purge\n");
-        exit(LP_EX_USAGE);
-    }
+    if (opt.cmd == C_SHOW && opt.nids == 0)
+        tool_opt_error(&cli, "show needs IDs");
+    if ((opt.cmd == C_RETRY || opt.cmd == C_PURGE) && picks != 1)
+        tool_opt_error(&cli, "%s needs IDs, or --all%s (one of them)",
+                       cmds[opt.cmd], opt.cmd == C_PURGE ?
+                       ", or --older-than" : "");
+    if (!wants_ids && opt.nids)
+        tool_opt_error(&cli, "%s takes no IDs", cmds[opt.cmd]);
+    if (opt.has_older && opt.cmd != C_PURGE)
+        tool_opt_error(&cli, "--older-than is for purge");
 }
 
 /* --metrics, at every exit (SIGPIPE's among them); a file that cannot be
@@ -826,7 +746,8 @@ int main(int argc, char **argv)
     int rc;
 
     memset(&st, 0, sizeof st);
-    parse_args(argc, argv);
+    tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
+    check_command();
     lp_log_init("logpipe-dlq", opt.com.log_format, opt.com.verbosity);
     lp_budget_init(&S.say_skipped, LP_LEVEL_WARN, "entries not exported");
     lp_budget_init(&S.say_failed, LP_LEVEL_ERROR, opt.cmd == C_RETRY ?
@@ -838,7 +759,7 @@ int main(int argc, char **argv)
         lp_error("--where: %s", err);
         return LP_EX_CONFIG;
     }
-    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         return LP_EX_CONFIG;
     }

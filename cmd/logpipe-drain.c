@@ -1,7 +1,6 @@
 /* logpipe-drain.c -- a consumer group into per-key, per-day JSONL files */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -29,6 +28,7 @@
 #include "lp_sig.h"
 #include "lp_sql.h"
 #include "lp_time.h"
+#include "tool_opt.h"
 
 #include "tool_msg.h"
 
@@ -69,118 +69,13 @@ struct dlq_item {
     size_t full_len;            /* > data_len: cut to --max-dlq-size */
 };
 
-enum {
-    OPT_LAYOUT = LP_OPT_TOOL, OPT_STDOUT, OPT_ONCE, OPT_FIELD,
-    OPT_TIME_FIELD, OPT_WHERE, OPT_MAX_DEPTH, OPT_MAX_OPEN, OPT_CLAIM_IDLE,
-    OPT_MAX_DELIVERIES, OPT_KEEP, OPT_BLOCK, OPT_MAX_LINE, OPT_MAX_MEMBERS,
-    OPT_MAX_FILES, OPT_MAX_DLQ_SIZE, OPT_EXEC, OPT_EXEC_TIMEOUT, OPT_SQL,
-    OPT_SHARED_DIR
-};
-
 /* finish_batch: --exec failed; the batch stays pending */
 #define EXEC_FAILED (-2)
 
 /* one_entry: the entry needs a day file past --max-files: a new batch */
 #define SPLIT 1
 
-static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
-    LP_LONG_PASSWORD_FILE,
-    { "consumer", required_argument, NULL, 'c' },
-    { "count", required_argument, NULL, 'n' },
-    { "block", required_argument, NULL, OPT_BLOCK },
-    { "timeout", required_argument, NULL, 't' },
-    { "layout", required_argument, NULL, OPT_LAYOUT },
-    { "stdout", no_argument, NULL, OPT_STDOUT },
-    { "exec", required_argument, NULL, OPT_EXEC },
-    { "exec-timeout", required_argument, NULL, OPT_EXEC_TIMEOUT },
-    { "sql", required_argument, NULL, OPT_SQL },
-    { "once", no_argument, NULL, OPT_ONCE },
-    { "field", required_argument, NULL, OPT_FIELD },
-    { "time-field", required_argument, NULL, OPT_TIME_FIELD },
-    { "where", required_argument, NULL, OPT_WHERE },
-    { "claim-idle", required_argument, NULL, OPT_CLAIM_IDLE },
-    { "max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES },
-    { "keep", required_argument, NULL, OPT_KEEP },
-    { "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
-    { "max-open", required_argument, NULL, OPT_MAX_OPEN },
-    { "max-line", required_argument, NULL, OPT_MAX_LINE },
-    { "max-members", required_argument, NULL, OPT_MAX_MEMBERS },
-    { "max-files", required_argument, NULL, OPT_MAX_FILES },
-    { "max-dlq-size", required_argument, NULL, OPT_MAX_DLQ_SIZE },
-    { "shared-dir", no_argument, NULL, OPT_SHARED_DIR },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
-    { NULL, 0, NULL, 0 }
-};
-
-static const char shortopts[] = "r:s:g:d:c:n:t:vqhV";
-
-static void usage(void)
-{
-    printf(
-"usage: logpipe-drain [options]\n"
-"Read a Redis stream as a consumer group member and archive each event in\n"
-"per-key, per-day JSONL files (or on stdout); acknowledge only what is on\n"
-"disk.\n"
-"\n"
-"  -r, --redis URL          Redis URL (redis://127.0.0.1:6379/0)\n"
-"  -s, --stream KEY         stream key (logs:stream)\n"
-"  -g, --group NAME         consumer group (logpipe)\n"
-"      --dlq KEY            dead letter stream (logs:dlq)\n"
-"  -d, --dir DIR            archive root, made if missing (./logs, which\n"
-"                           must exist)\n"
-"      --password-file FILE read the Redis password from FILE\n"
-"  -c, --consumer NAME      consumer name (the host name); a live drain\n"
-"                           under the same name makes this one exit 75\n"
-"  -n, --count N            entries per read (1000)\n"
-"      --block DUR          wait this long for new entries (2s; bare = ms)\n"
-"  -t, --timeout DUR        give up when Redis fails this long (30s)\n"
-"      --layout TEMPLATE    file path below --dir\n"
-"                           ({service}/%%Y-%%m-%%d.jsonl)\n"
-"      --shared-dir         write into a --dir that drains of another group\n"
-"                           or stream write into too (else: exit 78)\n"
-"      --stdout             write archive lines to stdout instead\n"
-"      --exec CMD           pipe each batch to sh -c CMD instead; acknowledge\n"
-"                           when it exits 0\n"
-"      --exec-timeout DUR   kill CMD after this long (60s)\n"
-"      --sql TABLE          --stdout or --exec batches as idempotent SQL\n"
-"                           INSERTs into TABLE (sqlite3, psql)\n"
-"      --once               drain what is there, then exit\n"
-"      --field NAME         entry field holding the event (data)\n"
-"      --time-field NAME    member holding the event time (timestamp)\n"
-"      --where JQ           archive only events for which JQ is true\n"
-"      --claim-idle DUR     take over entries idle this long (60s)\n"
-"      --max-deliveries N   DLQ an entry delivered more often to drains\n"
-"                           that did not finish (5); failures of ours\n"
-"                           (full disk, failing --exec) do not count\n"
-"      --keep DUR           keep acknowledged entries this long (0)\n"
-"      --max-depth N        deepest nesting accepted (64)\n"
-"      --max-open N         day files kept open (256)\n"
-"      --max-files N        day files one batch writes; more: a new batch\n"
-"                           (--max-open)\n"
-"      --max-line SIZE      longest event archived; longer: DLQ (1M)\n"
-"      --max-members N      most members of one object or array (10000)\n"
-"      --max-dlq-size SIZE  most bytes of an event kept in the DLQ\n"
-"                           (--max-line)\n"
-"      --metrics FILE       write Prometheus metrics to FILE (at exit, and\n"
-"      --metrics-interval DUR  every DUR while running: 15s)\n"
-"  -v, --verbose            more messages: every DLQ move, a line per batch\n"
-"  -q, --quiet              only errors, none about single entries\n"
-"      --log-format FMT     text or json (text)\n"
-"  -h, --help               this help\n"
-"  -V, --version            version\n"
-"\n"
-"Exit: 0 ok (also after SIGTERM), 64 usage, 65 --where failed on some\n"
-"events (in the DLQ), 69 Redis unreachable, 70 internal error, 73 cannot\n"
-"create output, 74 write or fsync failed, 75 a live drain runs under this\n"
-"consumer name, or --once --exec: the command fails whatever the entry,\n"
-"78 bad configuration (also: --exec CMD cannot be run, --where failed on\n"
-"every event, --dir used by another group).\n"
-"See logpipe-drain(1).\n");
-}
-
-static struct {
+struct drain_opt {
     struct lp_common com;
     const char *consumer;
     uint64_t count;
@@ -198,7 +93,123 @@ static struct {
     uint64_t max_open;
     uint64_t max_files, max_line, max_members, max_dlq_size;
     int shared_dir;
-} opt;
+};
+
+static struct drain_opt opt = {
+    .count = 1000,
+    .block = 2000,
+    .timeout = 30000,
+    .claim_idle = 60000,
+    .max_deliveries = 5,
+    .layout = "{service}/%Y-%m-%d.jsonl",
+    .field = "data",
+    .time_field = "timestamp",
+    .max_depth = LP_JSON_DEPTH,
+    .max_open = 256,
+    .max_line = 1 << 20,
+    .max_members = 10000,
+    .exec_timeout = 60000,
+};
+
+static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
+                   char *err);
+
+#define OPT struct drain_opt
+static const struct lp_optdef longopts[] = {
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
+    LP_LONG_PASSWORD_FILE,
+    { "consumer", 'c', LP_STR(OPT, consumer), "NAME",
+      "consumer name (the host name); a live drain\n"
+      "under the same name makes this one exit 75",
+      .flags = LP_OF_NONEMPTY },
+    { "count", 'n', LP_UINT(OPT, count), "N", "entries per read (1000)",
+      .min = 1, .max = 100000 },
+    { "block", 0, LP_DURATION(OPT, block), "DUR",
+      "wait this long for new entries (2s; bare = ms)", .unit = "ms",
+      .min = 1, .max = 3600000 },
+    { "timeout", 't', LP_DURATION(OPT, timeout), "DUR",
+      "give up when Redis fails this long (30s)" },
+    { "layout", 0, LP_STR(OPT, layout), "TEMPLATE",
+      "file path below --dir\n({service}/%Y-%m-%d.jsonl)" },
+    { "shared-dir", 0, LP_FLAG(OPT, shared_dir), NULL,
+      "write into a --dir that drains of another group\n"
+      "or stream write into too (else: exit 78)" },
+    { "stdout", 0, LP_FLAG(OPT, to_stdout), NULL,
+      "write archive lines to stdout instead" },
+    { "exec", 0, LP_STR(OPT, exec), "CMD",
+      "pipe each batch to sh -c CMD instead; acknowledge\n"
+      "when it exits 0", .flags = LP_OF_NONEMPTY },
+    { "exec-timeout", 0, LP_DURATION(OPT, exec_timeout), "DUR",
+      "kill CMD after this long (60s)", .min = 1 },
+    { "sql", 0, LP_CALL(OPT, sql, sql_opt), "TABLE",
+      "--stdout or --exec batches as idempotent SQL\n"
+      "INSERTs into TABLE (sqlite3, psql)" },
+    { "once", 0, LP_FLAG(OPT, once), NULL,
+      "drain what is there, then exit" },
+    { "field", 0, LP_STR(OPT, field), "NAME",
+      "entry field holding the event (data)", .flags = LP_OF_NONEMPTY },
+    { "time-field", 0, LP_STR(OPT, time_field), "NAME",
+      "member holding the event time (timestamp)" },
+    { "where", 0, LP_STR(OPT, where), "JQ",
+      "archive only events for which JQ is true" },
+    { "claim-idle", 0, LP_DURATION(OPT, claim_idle), "DUR",
+      "take over entries idle this long (60s)", .min = 1 },
+    { "max-deliveries", 0, LP_UINT(OPT, max_deliveries), "N",
+      "DLQ an entry delivered more often to drains\n"
+      "that did not finish (5); failures of ours\n"
+      "(full disk, failing --exec) do not count", .min = 1,
+      .max = 1000000 },
+    { "keep", 0, LP_DURATION(OPT, keep), "DUR",
+      "keep acknowledged entries this long (0)" },
+    { "max-depth", 0, LP_UINT(OPT, max_depth), "N",
+      "deepest nesting accepted (64)", .min = 1, .max = 10000 },
+    { "max-open", 0, LP_UINT(OPT, max_open), "N",
+      "day files kept open (256)", .min = 1, .max = 100000 },
+    { "max-files", 0, LP_UINT(OPT, max_files), "N",
+      "day files one batch writes; more: a new batch\n(--max-open)",
+      .min = 1, .max = 100000 },
+    { "max-line", 0, LP_SIZE(OPT, max_line), "SIZE",
+      "longest event archived; longer: DLQ (1M)", .min = 2,
+      .max = 1 << 30 },
+    { "max-members", 0, LP_UINT(OPT, max_members), "N",
+      "most members of one object or array (10000)", .min = 1,
+      .max = UINT32_MAX },
+    { "max-dlq-size", 0, LP_SIZE(OPT, max_dlq_size), "SIZE",
+      "most bytes of an event kept in the DLQ\n(--max-line)", .min = 1,
+      .max = 1 << 30 },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL }
+};
+#undef OPT
+
+static const struct tool_note notes[] = {
+    { "dir", "archive root, made if missing (./logs, which\nmust exist)", 0 },
+    TOOL_NOTE_METRICS_LIVE,
+    { "verbose", "more messages: every DLQ move, a line per batch", 0 },
+    { "quiet", "only errors, none about single entries", 0 },
+    { NULL, NULL, 0 }
+};
+
+static const struct tool_cmd cli = {
+    .name = "logpipe-drain",
+    .synopsis =
+"usage: logpipe-drain [options]\n"
+"Read a Redis stream as a consumer group member and archive each event in\n"
+"per-key, per-day JSONL files (or on stdout); acknowledge only what is on\n"
+"disk.\n"
+"\n",
+    .epilog =
+"Exit: 0 ok (also after SIGTERM), 64 usage, 65 --where failed on some\n"
+"events (in the DLQ), 69 Redis unreachable, 70 internal error, 73 cannot\n"
+"create output, 74 write or fsync failed, 75 a live drain runs under this\n"
+"consumer name, or --once --exec: the command fails whatever the entry,\n"
+"78 bad configuration (also: --exec CMD cannot be run, --where failed on\n"
+"every event, --dir used by another group).\n"
+"See logpipe-drain(1).\n",
+    .opts = longopts,
+    .notes = notes,
+};
 
 static struct {
     struct lp_redis *r;
@@ -1578,188 +1589,35 @@ static void env_exit(int status)
 
 /* ---- main --------------------------------------------------------------- */
 
+static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
+                   char *err)
+{
+    (void)o;
+    ((struct drain_opt *)base)->sql = arg;
+    if (!lp_sql_ident_ok(arg)) {
+        snprintf(err, LP_ERRLEN, "'%s' is not a plain table name "
+                 "([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)", arg);
+        return -1;
+    }
+    return 0;
+}
+
 static void parse_args(int argc, char **argv)
 {
-    char err[LP_ERRLEN];
-    int c;
-
-    lp_common_init(&opt.com);
-    opt.count = 1000;
-    opt.block = 2000;
-    opt.timeout = 30000;
-    opt.claim_idle = 60000;
-    opt.max_deliveries = 5;
-    opt.layout = "{service}/%Y-%m-%d.jsonl";
-    opt.field = "data";
-    opt.time_field = "timestamp";
-    opt.max_depth = LP_JSON_DEPTH;
-    opt.max_open = 256;
-    opt.max_line = 1 << 20;
-    opt.max_members = 10000;
-    opt.exec_timeout = 60000;
-
-    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-        int rc = lp_common_opt(&opt.com, c, optarg, err);
-        if (rc < 0)
-            goto bad;
-        if (rc > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            usage();
-            exit(0);
-        case 'V':
-            printf("logpipe-drain %s\n", LP_VERSION);
-            exit(0);
-        case 'c':
-            opt.consumer = optarg;
-            if (*optarg == '\0') {
-                snprintf(err, sizeof err, "must not be empty");
-                goto badopt;
-            }
-            break;
-        case 'n':
-            if (lp_parse_uint(optarg, 1, 100000, &opt.count, err) < 0)
-                goto badopt;
-            break;
-        case OPT_BLOCK:
-            if (lp_parse_duration(optarg, "ms", &opt.block, err) < 0)
-                goto badopt;
-            if (opt.block < 1 || opt.block > 3600000) {
-                snprintf(err, sizeof err, "'%s' is out of range (1ms..1h)",
-                         optarg);
-                goto badopt;
-            }
-            break;
-        case 't':
-            if (lp_parse_duration(optarg, "s", &opt.timeout, err) < 0)
-                goto badopt;
-            break;
-        case OPT_LAYOUT:
-            opt.layout = optarg;
-            break;
-        case OPT_STDOUT:
-            opt.to_stdout = 1;
-            break;
-        case OPT_ONCE:
-            opt.once = 1;
-            break;
-        case OPT_EXEC:
-            opt.exec = optarg;
-            if (*optarg == '\0') {
-                snprintf(err, sizeof err, "must not be empty");
-                goto badopt;
-            }
-            break;
-        case OPT_EXEC_TIMEOUT:
-            if (lp_parse_duration(optarg, "s", &opt.exec_timeout, err) < 0)
-                goto badopt;
-            if (opt.exec_timeout < 1) {
-                snprintf(err, sizeof err, "must be more than 0");
-                goto badopt;
-            }
-            break;
-        case OPT_SQL:
-            opt.sql = optarg;
-            if (!lp_sql_ident_ok(optarg)) {
-                snprintf(err, sizeof err, "'%s' is not a plain table name "
-                         "([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)",
-                         optarg);
-                goto badopt;
-            }
-            break;
-        case OPT_FIELD:
-            opt.field = optarg;
-            if (*optarg == '\0') {
-                snprintf(err, sizeof err, "must not be empty");
-                goto badopt;
-            }
-            break;
-        case OPT_TIME_FIELD:
-            opt.time_field = optarg;
-            break;
-        case OPT_WHERE:
-            opt.where = optarg;
-            break;
-        case OPT_CLAIM_IDLE:
-            if (lp_parse_duration(optarg, "s", &opt.claim_idle, err) < 0)
-                goto badopt;
-            if (opt.claim_idle < 1) {
-                snprintf(err, sizeof err, "must be more than 0");
-                goto badopt;
-            }
-            break;
-        case OPT_MAX_DELIVERIES:
-            if (lp_parse_uint(optarg, 1, 1000000, &opt.max_deliveries,
-                              err) < 0)
-                goto badopt;
-            break;
-        case OPT_KEEP:
-            if (lp_parse_duration(optarg, "s", &opt.keep, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_DEPTH:
-            if (lp_parse_uint(optarg, 1, 10000, &opt.max_depth, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_OPEN:
-            if (lp_parse_uint(optarg, 1, 100000, &opt.max_open, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_FILES:
-            if (lp_parse_uint(optarg, 1, 100000, &opt.max_files, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_LINE:
-            if (lp_parse_size_max1g(optarg, 2, &opt.max_line, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_MEMBERS:
-            if (lp_parse_uint(optarg, 1, UINT32_MAX, &opt.max_members,
-                              err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_DLQ_SIZE:
-            if (lp_parse_size_max1g(optarg, 1, &opt.max_dlq_size, err) < 0)
-                goto badopt;
-            break;
-        case OPT_SHARED_DIR:
-            opt.shared_dir = 1;
-            break;
-        default:
-            exit(lp_usage_hint("logpipe-drain"));
-        }
-        continue;
-badopt:
-        lp_opt_fail("logpipe-drain", longopts, c, err);
-bad:
-        lp_opt_fail("logpipe-drain", NULL, 0, err);
-    }
-    if (optind < argc) {
-        fprintf(stderr, "logpipe-drain: unexpected argument '%s'\n",
-                argv[optind]);
-        exit(lp_usage_hint("logpipe-drain"));
-    }
+    tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
     if (opt.max_files == 0)
         opt.max_files = opt.max_open;
     if (opt.max_files > opt.max_open) {
         /* the files of a batch stay open until it is synced */
-        fprintf(stderr, "logpipe-drain: --max-files %" PRIu64 " is more "
-                "than --max-open %" PRIu64 "\n", opt.max_files,
-                opt.max_open);
-        exit(LP_EX_USAGE);
+        tool_opt_error(&cli, "--max-files %" PRIu64 " is more than "
+                       "--max-open %" PRIu64, opt.max_files, opt.max_open);
     }
     if (opt.max_dlq_size == 0)
         opt.max_dlq_size = opt.max_line;
-    if (opt.exec && opt.to_stdout) {
-        fprintf(stderr, "logpipe-drain: --exec and --stdout exclude each "
-                "other\n");
-        exit(LP_EX_USAGE);
-    }
-    if (opt.sql && !opt.exec && !opt.to_stdout) {
-        fprintf(stderr, "logpipe-drain: --sql needs --exec or --stdout\n");
-        exit(LP_EX_USAGE);
-    }
+    if (opt.exec && opt.to_stdout)
+        tool_opt_error(&cli, "--exec and --stdout exclude each other");
+    if (opt.sql && !opt.exec && !opt.to_stdout)
+        tool_opt_error(&cli, "--sql needs --exec or --stdout");
 }
 
 static void setup(void)
@@ -1819,7 +1677,7 @@ static void setup(void)
     } else if (!opt.exec) {
         /* made when named (-d, LOGPIPE_DIR), not the default: a drain
          * started in the wrong directory would archive there unnoticed */
-        if ((S.dirfd = lp_fs_root(opt.com.dir, opt.com.dir_set, err)) < 0) {
+        if ((S.dirfd = lp_fs_root(opt.com.dir, opt.com.dir_set != NULL, err)) < 0) {
             if (!opt.com.dir_set && errno == ENOENT)
                 lp_error("--dir %s (the default) does not exist: create it, "
                          "or name the archive with -d DIR or LOGPIPE_DIR",
@@ -1853,7 +1711,7 @@ static void setup(void)
     S.deliveries = calloc(opt.count, sizeof *S.deliveries);
     if (S.ack == NULL || S.acklen == NULL || S.deliveries == NULL)
         fatal_oom();
-    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         exit(LP_EX_CONFIG);
     }

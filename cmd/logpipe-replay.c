@@ -1,7 +1,6 @@
 /* logpipe-replay.c -- archives (and the stream) back to NDJSON */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,6 +32,7 @@
 #include "lp_time.h"
 #include "lp_tree.h"
 #include "lp_wal.h"
+#include "tool_opt.h"
 
 #include "tool_msg.h"
 
@@ -76,85 +76,91 @@ struct src {
     int done;
 };
 
-enum {
-    OPT_LAYOUT = LP_OPT_TOOL, OPT_SINCE, OPT_UNTIL, OPT_TIME_FIELD,
-    OPT_WHERE, OPT_STRIP_ID, OPT_DEDUP, OPT_SORT, OPT_FROM_REDIS,
-    OPT_MAX_LINE, OPT_FIELD
-};
-
-static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_DIR,
-    LP_LONG_PASSWORD_FILE,
-    { "layout", required_argument, NULL, OPT_LAYOUT },
-    { "since", required_argument, NULL, OPT_SINCE },
-    { "until", required_argument, NULL, OPT_UNTIL },
-    { "time-field", required_argument, NULL, OPT_TIME_FIELD },
-    { "where", required_argument, NULL, OPT_WHERE },
-    { "strip-id", no_argument, NULL, OPT_STRIP_ID },
-    { "dedup", no_argument, NULL, OPT_DEDUP },
-    { "sort", no_argument, NULL, OPT_SORT },
-    { "from-redis", no_argument, NULL, OPT_FROM_REDIS },
-    { "field", required_argument, NULL, OPT_FIELD },
-    { "max-line", required_argument, NULL, OPT_MAX_LINE },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
-    { NULL, 0, NULL, 0 }
-};
-
-static const char shortopts[] = "r:s:d:vqhV";
-
-static void usage(void)
-{
-    printf(
-"usage: logpipe-replay [options] [PATH...]\n"
-"Print the events of archives (.jsonl, .jsonl.gz, WAL segments, '-' for\n"
-"stdin; directories walked in day order, default --dir) or of the stream\n"
-"(--from-redis) as NDJSON.\n"
-"\n"
-"  -d, --dir DIR            archive root when no PATH is given (./logs)\n"
-"      --layout TEMPLATE    the drains' layout, to read days from names\n"
-"      --since WHEN         events at or after WHEN (2026-11-21,\n"
-"                           RFC 3339, epoch seconds, or 2h ago as 2h)\n"
-"      --until WHEN         events before WHEN\n"
-"      --time-field NAME    member holding the event time (timestamp)\n"
-"      --where JQ           only events for which JQ is true\n"
-"      --strip-id           print events without their _id\n"
-"      --dedup              drop an _id seen before\n"
-"      --sort               merge the files of each day by event time\n"
-"      --from-redis         read the stream (XRANGE), not files\n"
-"  -r, --redis URL          Redis URL, for --from-redis\n"
-"  -s, --stream KEY         stream key (logs:stream)\n"
-"      --dlq KEY            WAL records for this key are not events\n"
-"      --password-file FILE read the Redis password from FILE\n"
-"      --field NAME         --from-redis: entry field holding the event\n"
-"      --max-line SIZE      longest line accepted (16M)\n"
-"      --metrics FILE       write Prometheus metrics to FILE at exit\n"
-"      --metrics-interval DUR  (accepted for uniformity)\n"
-"  -v, --verbose            more messages: every damaged line\n"
-"  -q, --quiet              only errors; of damaged lines only their count\n"
-"      --log-format FMT     text or json (text)\n"
-"  -h, --help               this help\n"
-"  -V, --version            version\n"
-"\n"
-"Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed) or --where\n"
-"failed on some events, 66 a PATH cannot be opened, 69 Redis unreachable,\n"
-"74 I/O error, 78 bad --where (or one that failed on every event).\n"
-"See logpipe-replay(1).\n");
-}
-
-static struct {
+struct replay_opt {
     struct lp_common com;
     const char *layout;
     const char *time_field;
     const char *where;
     const char *field;
     int64_t since, until;
-    int has_since, has_until;
+    const struct lp_optdef *has_since, *has_until;
+    int64_t now;                /* of --since and --until: one for both */
     int strip_id, dedup, sort, from_redis;
     uint64_t max_line;
     char **paths;
     int npaths;
-} opt;
+};
+
+static struct replay_opt opt = {
+    .layout = "{service}/%Y-%m-%d.jsonl",
+    .time_field = "timestamp",
+    .field = "data",
+    .max_line = 16 << 20,
+};
+
+static int when_opt(const struct lp_optdef *o, void *base, char *arg,
+                    char *err);
+
+#define OPT struct replay_opt
+static const struct lp_optdef longopts[] = {
+    LP_LONG_DIR,
+    { "layout", 0, LP_STR(OPT, layout), "TEMPLATE",
+      "the drains' layout, to read days from names" },
+    { "since", 0, LP_CALL(OPT, since, when_opt), "WHEN",
+      "events at or after WHEN (2026-11-21,\n"
+      "RFC 3339, epoch seconds, or 2h ago as 2h)",
+      LP_GIVEN(OPT, has_since) },
+    { "until", 0, LP_CALL(OPT, until, when_opt), "WHEN",
+      "events before WHEN", LP_GIVEN(OPT, has_until) },
+    { "time-field", 0, LP_STR(OPT, time_field), "NAME",
+      "member holding the event time (timestamp)" },
+    { "where", 0, LP_STR(OPT, where), "JQ",
+      "only events for which JQ is true" },
+    { "strip-id", 0, LP_FLAG(OPT, strip_id), NULL,
+      "print events without their _id" },
+    { "dedup", 0, LP_FLAG(OPT, dedup), NULL, "drop an _id seen before" },
+    { "sort", 0, LP_FLAG(OPT, sort), NULL,
+      "merge the files of each day by event time" },
+    { "from-redis", 0, LP_FLAG(OPT, from_redis), NULL,
+      "read the stream (XRANGE), not files" },
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_PASSWORD_FILE,
+    { "field", 0, LP_STR(OPT, field), "NAME",
+      "--from-redis: entry field holding the event",
+      .flags = LP_OF_NONEMPTY },
+    { "max-line", 0, LP_SIZE(OPT, max_line), "SIZE",
+      "longest line accepted (16M)", .min = 2, .max = 1 << 30 },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL }
+};
+#undef OPT
+
+static const struct tool_note notes[] = {
+    { "dir", "archive root when no PATH is given (./logs)", 0 },
+    { "redis", "Redis URL, for --from-redis", 0 },
+    { "dlq", "WAL records for this key are not events", 0 },
+    { "verbose", "more messages: every damaged line", 0 },
+    { "quiet", "only errors; of damaged lines only their count", 0 },
+    { NULL, NULL, 0 }
+};
+
+static const struct tool_cmd cli = {
+    .name = "logpipe-replay",
+    .synopsis =
+"usage: logpipe-replay [options] [PATH...]\n"
+"Print the events of archives (.jsonl, .jsonl.gz, WAL segments, '-' for\n"
+"stdin; directories walked in day order, default --dir) or of the stream\n"
+"(--from-redis) as NDJSON.\n"
+"\n",
+    .epilog =
+"Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed) or --where\n"
+"failed on some events, 66 a PATH cannot be opened, 69 Redis unreachable,\n"
+"74 I/O error, 78 bad --where (or one that failed on every event).\n"
+"See logpipe-replay(1).\n",
+    .opts = longopts,
+    .notes = notes,
+    .operands = 1,
+};
 
 static struct {
     struct lp_layout *layout;
@@ -1289,93 +1295,27 @@ static void add_path(const char *path)
 
 /* ---- main --------------------------------------------------------------- */
 
+static int when_opt(const struct lp_optdef *o, void *base, char *arg,
+                    char *err)
+{
+    struct replay_opt *r = base;
+
+    if (r->now == 0)
+        r->now = lp_now_ms();
+    return lp_parse_when(arg, r->now, (int64_t *)((char *)base + o->off),
+                         err);
+}
+
 static void parse_args(int argc, char **argv)
 {
-    char err[LP_ERRLEN];
-    int64_t now = lp_now_ms();
-    int c;
+    int i = tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
 
-    lp_common_init(&opt.com);
-    opt.layout = "{service}/%Y-%m-%d.jsonl";
-    opt.time_field = "timestamp";
-    opt.field = "data";
-    opt.max_line = 16 << 20;
-
-    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-        int rc = lp_common_opt(&opt.com, c, optarg, err);
-        if (rc < 0)
-            goto bad;
-        if (rc > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            usage();
-            exit(0);
-        case 'V':
-            printf("logpipe-replay %s\n", LP_VERSION);
-            exit(0);
-        case OPT_LAYOUT:
-            opt.layout = optarg;
-            break;
-        case OPT_SINCE:
-            if (lp_parse_when(optarg, now, &opt.since, err) < 0)
-                goto badopt;
-            opt.has_since = 1;
-            break;
-        case OPT_UNTIL:
-            if (lp_parse_when(optarg, now, &opt.until, err) < 0)
-                goto badopt;
-            opt.has_until = 1;
-            break;
-        case OPT_TIME_FIELD:
-            opt.time_field = optarg;
-            break;
-        case OPT_WHERE:
-            opt.where = optarg;
-            break;
-        case OPT_STRIP_ID:
-            opt.strip_id = 1;
-            break;
-        case OPT_DEDUP:
-            opt.dedup = 1;
-            break;
-        case OPT_SORT:
-            opt.sort = 1;
-            break;
-        case OPT_FROM_REDIS:
-            opt.from_redis = 1;
-            break;
-        case OPT_FIELD:
-            opt.field = optarg;
-            if (*optarg == '\0') {
-                snprintf(err, sizeof err, "must not be empty");
-                goto badopt;
-            }
-            break;
-        case OPT_MAX_LINE:
-            if (lp_parse_size_max1g(optarg, 2, &opt.max_line, err) < 0)
-                goto badopt;
-            break;
-        default:
-            exit(lp_usage_hint("logpipe-replay"));
-        }
-        continue;
-badopt:
-        lp_opt_fail("logpipe-replay", longopts, c, err);
-bad:
-        lp_opt_fail("logpipe-replay", NULL, 0, err);
-    }
-    opt.paths = argv + optind;
-    opt.npaths = argc - optind;
-    if (opt.from_redis && opt.npaths) {
-        fprintf(stderr, "logpipe-replay: --from-redis reads the stream, not "
-                "PATHs\n");
-        exit(LP_EX_USAGE);
-    }
-    if (opt.has_since && opt.has_until && opt.until <= opt.since) {
-        fprintf(stderr, "logpipe-replay: --until is not after --since\n");
-        exit(LP_EX_USAGE);
-    }
+    opt.paths = argv + i;
+    opt.npaths = argc - i;
+    if (opt.from_redis && opt.npaths)
+        tool_opt_error(&cli, "--from-redis reads the stream, not PATHs");
+    if (opt.has_since && opt.has_until && opt.until <= opt.since)
+        tool_opt_error(&cli, "--until is not after --since");
 }
 
 /* --where failed at run time: the count, and 65, or 78 when it failed
@@ -1443,7 +1383,7 @@ int main(int argc, char **argv)
     S.lim.depth = 10000;        /* reading back: take what was archived */
 
     if (opt.from_redis) {
-        if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+        if ((S.r = tool_redis(&opt.com, err)) == NULL) {
             lp_error("%s", err);
             return LP_EX_CONFIG;
         }

@@ -1,7 +1,6 @@
 /* logpipe-rotate.c -- compress closed days, apply retention */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "lp_sig.h"
 #include "lp_time.h"
 #include "lp_tree.h"
+#include "tool_opt.h"
 
 #include "tool_msg.h"
 
@@ -50,62 +50,58 @@
  * One rotate at a time per tree: .logpipe-rotate.lock at its root.
  */
 
-enum {
-    OPT_LAYOUT = LP_OPT_TOOL, OPT_GRACE, OPT_LEVEL, OPT_RETAIN, OPT_MAX_SIZE
-};
-
-static const struct option longopts[] = {
-    LP_LONG_DIR,
-    { "layout", required_argument, NULL, OPT_LAYOUT },
-    { "grace", required_argument, NULL, OPT_GRACE },
-    { "level", required_argument, NULL, OPT_LEVEL },
-    { "retain", required_argument, NULL, OPT_RETAIN },
-    { "max-size", required_argument, NULL, OPT_MAX_SIZE },
-    { "jobs", required_argument, NULL, 'j' },
-    { "dry-run", no_argument, NULL, 'n' },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
-    { NULL, 0, NULL, 0 }
-};
-
-static const char shortopts[] = "d:j:nvqhV";
-
-static void usage(void)
-{
-    printf(
-"usage: logpipe-rotate [options]\n"
-"Compress the closed days of an archive tree into .jsonl.gz, delete old\n"
-"days; one NDJSON line per action on stdout.\n"
-"\n"
-"  -d, --dir DIR            archive root (./logs)\n"
-"      --layout TEMPLATE    the drains' layout, to read days from names\n"
-"                           ({service}/%%Y-%%m-%%d.jsonl)\n"
-"      --grace DUR          leave files written this recently (15m)\n"
-"      --level N            gzip level, 1 to 9 (6)\n"
-"      --retain DUR         delete days that ended longer ago than DUR\n"
-"      --max-size SIZE      delete the oldest days while the tree is larger\n"
-"  -j, --jobs N             compress N files at once (1)\n"
-"  -n, --dry-run            print the actions, do nothing\n"
-"      --metrics FILE       write Prometheus metrics to FILE at exit\n"
-"      --metrics-interval DUR  (accepted for uniformity)\n"
-"  -v, --verbose            more messages\n"
-"  -q, --quiet              only errors\n"
-"      --log-format FMT     text or json (text)\n"
-"  -h, --help               this help\n"
-"  -V, --version            version\n"
-"\n"
-"Exit: 0 ok, 64 usage, 66 no such --dir, 70 internal error, 74 I/O error\n"
-"(disk full), 75 another rotate runs on the tree, 78 bad --layout.\n"
-"See logpipe-rotate(1).\n");
-}
-
-static struct {
+struct rotate_opt {
     struct lp_common com;
     const char *layout;
     int64_t grace, retain;
     uint64_t level, max_size, jobs;
     int dry_run;
-} opt;
+};
+
+static struct rotate_opt opt = {
+    .layout = "{service}/%Y-%m-%d.jsonl",
+    .grace = 15 * 60 * 1000,
+    .level = 6,
+    .jobs = 1,
+};
+
+#define OPT struct rotate_opt
+static const struct lp_optdef longopts[] = {
+    LP_LONG_DIR,
+    { "layout", 0, LP_STR(OPT, layout), "TEMPLATE",
+      "the drains' layout, to read days from names\n"
+      "({service}/%Y-%m-%d.jsonl)" },
+    { "grace", 0, LP_DURATION(OPT, grace), "DUR",
+      "leave files written this recently (15m)" },
+    { "level", 0, LP_UINT(OPT, level), "N", "gzip level, 1 to 9 (6)",
+      .min = 1, .max = 9 },
+    { "retain", 0, LP_DURATION(OPT, retain), "DUR",
+      "delete days that ended longer ago than DUR" },
+    { "max-size", 0, LP_SIZE(OPT, max_size), "SIZE",
+      "delete the oldest days while the tree is larger" },
+    { "jobs", 'j', LP_UINT(OPT, jobs), "N", "compress N files at once (1)",
+      .min = 1, .max = 64 },
+    { "dry-run", 'n', LP_FLAG(OPT, dry_run), NULL,
+      "print the actions, do nothing" },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL }
+};
+#undef OPT
+
+static const struct tool_cmd cli = {
+    .name = "logpipe-rotate",
+    .synopsis =
+"usage: logpipe-rotate [options]\n"
+"Compress the closed days of an archive tree into .jsonl.gz, delete old\n"
+"days; one NDJSON line per action on stdout.\n"
+"\n",
+    .epilog =
+"Exit: 0 ok, 64 usage, 66 no such --dir, 70 internal error, 74 I/O error\n"
+"(disk full), 75 another rotate runs on the tree, 78 bad --layout.\n"
+"See logpipe-rotate(1).\n",
+    .opts = longopts,
+};
 
 /* What a run did, for --metrics; workers send theirs up a pipe. */
 struct tally {
@@ -678,72 +674,6 @@ static int run(void)
 
 /* ---- main --------------------------------------------------------------- */
 
-static void parse_args(int argc, char **argv)
-{
-    char err[LP_ERRLEN];
-    int c;
-
-    lp_common_init(&opt.com);
-    opt.layout = "{service}/%Y-%m-%d.jsonl";
-    opt.grace = 15 * 60 * 1000;
-    opt.level = 6;
-    opt.jobs = 1;
-
-    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-        int rc = lp_common_opt(&opt.com, c, optarg, err);
-        if (rc < 0)
-            goto bad;
-        if (rc > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            usage();
-            exit(0);
-        case 'V':
-            printf("logpipe-rotate %s\n", LP_VERSION);
-            exit(0);
-        case OPT_LAYOUT:
-            opt.layout = optarg;
-            break;
-        case OPT_GRACE:
-            if (lp_parse_duration(optarg, "s", &opt.grace, err) < 0)
-                goto badopt;
-            break;
-        case OPT_LEVEL:
-            if (lp_parse_uint(optarg, 1, 9, &opt.level, err) < 0)
-                goto badopt;
-            break;
-        case OPT_RETAIN:
-            if (lp_parse_duration(optarg, "s", &opt.retain, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_SIZE:
-            if (lp_parse_size(optarg, &opt.max_size, err) < 0)
-                goto badopt;
-            break;
-        case 'j':
-            if (lp_parse_uint(optarg, 1, 64, &opt.jobs, err) < 0)
-                goto badopt;
-            break;
-        case 'n':
-            opt.dry_run = 1;
-            break;
-        default:
-            exit(lp_usage_hint("logpipe-rotate"));
-        }
-        continue;
-badopt:
-        lp_opt_fail("logpipe-rotate", longopts, c, err);
-bad:
-        lp_opt_fail("logpipe-rotate", NULL, 0, err);
-    }
-    if (optind < argc) {
-        fprintf(stderr, "logpipe-rotate: unexpected argument '%s'\n",
-                argv[optind]);
-        exit(lp_usage_hint("logpipe-rotate"));
-    }
-}
-
 /* --metrics, at exit whatever the status (also 66, 75, 78): a monitor
  * sees the failed runs too. A file that cannot be written is said once
  * and changes nothing else. */
@@ -785,7 +715,7 @@ int main(int argc, char **argv)
     char err[LP_ERRLEN];
     int lock, rc;
 
-    parse_args(argc, argv);
+    tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
     lp_log_init("logpipe-rotate", opt.com.log_format, opt.com.verbosity);
     lp_sig_init(0);
     S.now = lp_now_ms();

@@ -1,7 +1,6 @@
 /* logpipe-send.c -- NDJSON on stdin (or files) into a Redis stream */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -29,6 +28,7 @@
 #include "lp_sig.h"
 #include "lp_time.h"
 #include "lp_wal.h"
+#include "tool_opt.h"
 
 #include "tool_msg.h"
 
@@ -80,101 +80,9 @@ struct batch {
     char first[48], last[48];   /* stream IDs of its first and last event */
 };
 
-enum {
-    OPT_BATCH = LP_OPT_TOOL, OPT_LINGER, OPT_TIMEOUT, OPT_TIME_FIELD,
-    OPT_MAX_AGE, OPT_MAX_SKEW, OPT_MAX_LINE, OPT_MAX_DEPTH, OPT_REQUIRE,
-    OPT_REJECTS, OPT_REJECTS_TO_DLQ, OPT_IDS, OPT_WAL, OPT_WAL_MAX,
-    OPT_FLUSH_WAL, OPT_MAX_BACKLOG, OPT_MAX_MEMBERS, OPT_RATE, OPT_BURST,
-    OPT_RATE_KEY, OPT_ON_LIMIT, OPT_SHARED_RATE, OPT_MAX_KEYS
-};
-
 enum { ON_BLOCK, ON_REJECT, ON_DLQ };   /* --on-limit */
 
-static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
-    LP_LONG_PASSWORD_FILE,
-    { "batch", required_argument, NULL, 'b' },
-    { "linger", required_argument, NULL, 'l' },
-    { "timeout", required_argument, NULL, 't' },
-    { "time-field", required_argument, NULL, OPT_TIME_FIELD },
-    { "max-age", required_argument, NULL, OPT_MAX_AGE },
-    { "max-skew", required_argument, NULL, OPT_MAX_SKEW },
-    { "max-line", required_argument, NULL, OPT_MAX_LINE },
-    { "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
-    { "max-members", required_argument, NULL, OPT_MAX_MEMBERS },
-    { "require", required_argument, NULL, OPT_REQUIRE },
-    { "rejects", required_argument, NULL, OPT_REJECTS },
-    { "rejects-to-dlq", no_argument, NULL, OPT_REJECTS_TO_DLQ },
-    { "ids", no_argument, NULL, OPT_IDS },
-    { "wal", required_argument, NULL, OPT_WAL },
-    { "wal-max", required_argument, NULL, OPT_WAL_MAX },
-    { "flush-wal", no_argument, NULL, OPT_FLUSH_WAL },
-    { "max-backlog", required_argument, NULL, OPT_MAX_BACKLOG },
-    { "rate", required_argument, NULL, OPT_RATE },
-    { "burst", required_argument, NULL, OPT_BURST },
-    { "rate-key", required_argument, NULL, OPT_RATE_KEY },
-    { "on-limit", required_argument, NULL, OPT_ON_LIMIT },
-    { "shared-rate", no_argument, NULL, OPT_SHARED_RATE },
-    { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
-    { NULL, 0, NULL, 0 }
-};
-
-static const char shortopts[] = "r:s:g:b:l:t:vqhV";
-
-static void usage(void)
-{
-    printf(
-"usage: logpipe-send [options] [FILE...]\n"
-"Send NDJSON events from FILEs (or stdin, or '-') to a Redis stream.\n"
-"\n"
-"  -r, --redis URL          Redis URL (redis://127.0.0.1:6379/0)\n"
-"  -s, --stream KEY         stream key (logs:stream)\n"
-"  -g, --group NAME         group whose lag --max-backlog watches (logpipe)\n"
-"      --dlq KEY            dead letter stream (logs:dlq)\n"
-"      --password-file FILE read the Redis password from FILE\n"
-"  -b, --batch N            events per batch (1000)\n"
-"  -l, --linger DUR         send a partial batch after DUR (20ms; bare = ms)\n"
-"  -t, --timeout DUR        retry a failing Redis this long (30s)\n"
-"      --wal DIR            keep what Redis cannot take in a write-ahead log\n"
-"      --wal-max SIZE       exit 75 rather than let the WAL pass SIZE\n"
-"      --flush-wal          send what the WAL holds, then exit\n"
-"      --max-backlog N      wait while the group lag exceeds N\n"
-"      --rate N/s|N/m|N/h   at most this many events (per key)\n"
-"      --burst N            events let through at once (a second's worth)\n"
-"      --rate-key JQ        one limit per value of JQ, e.g. .app (one in all)\n"
-"      --on-limit WHAT      block (wait: the pipe pushes back), reject (65),\n"
-"                           or dlq (rejected into the DLQ) (block)\n"
-"      --shared-rate        keep the limit in Redis, shared by all senders\n"
-"      --max-keys N         new rate keys a minute; later ones share (10000)\n"
-"      --time-field NAME    member holding the event time (timestamp)\n"
-"      --max-age DUR        reject events older than DUR (24h; 0 = off)\n"
-"      --max-skew DUR       reject events more than DUR ahead (5m; 0 = off)\n"
-"      --max-line SIZE      longest line accepted (1M)\n"
-"      --max-depth N        deepest nesting accepted (64)\n"
-"      --max-members N      most members of one object or array (10000)\n"
-"      --require LIST       reject events missing any of these members\n"
-"      --rejects FILE       append rejected lines to FILE, verbatim\n"
-"      --rejects-to-dlq     also add rejected lines to the DLQ\n"
-"      --ids                print the stream ID of each event sent\n"
-"      --metrics FILE       write Prometheus metrics to FILE (at exit, and\n"
-"      --metrics-interval DUR  every DUR while running: 15s)\n"
-"  -v, --verbose            more messages: every bad line, a line per batch\n"
-"  -q, --quiet              only errors; of bad lines only their count\n"
-"      --log-format FMT     text or json (text)\n"
-"  -h, --help               this help\n"
-"  -V, --version            version\n"
-"\n"
-"Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited, or\n"
-"--rate-key failed on some), 66 input missing,"
-" 70 internal error, 73 cannot\n"
-"create --rejects, 74 I/O error, 75 Redis failed longer than --timeout,\n"
-"78 bad configuration (--rate-key failing on every event too).\n"
-"See logpipe-send(1).\n");
-}
-
-static struct {
+struct send_opt {
     struct lp_common com;
     uint64_t batch;
     uint64_t batch_bytes;
@@ -182,8 +90,7 @@ static struct {
     uint64_t max_line;
     uint64_t max_depth;
     const char *time_field;
-    char *require[LP_MAXREQ];
-    int nrequire;
+    struct lp_list require;     /* at most LP_MAXREQ */
     const char *rejects;
     int rejects_to_dlq;
     int ids;
@@ -198,11 +105,120 @@ static struct {
     int on_limit;
     int shared_rate;
     uint64_t max_keys;
+    const struct lp_optdef *needs_rate;  /* the last option that means
+                                            nothing without --rate */
     char **files;
     int nfiles;
     char **args;                /* the options as given, for the resume hint */
     int nargs;
-} opt;
+};
+
+static struct send_opt opt = {
+    .batch = 1000,
+    .batch_bytes = 8 << 20,
+    .linger = 20,
+    .timeout = 30000,
+    .max_age = 24 * 3600 * 1000LL,
+    .max_skew = 5 * 60 * 1000LL,
+    .max_line = 1 << 20,
+    .max_depth = LP_JSON_DEPTH,
+    .max_members = 10000,
+    .max_keys = 10000,
+    .time_field = "timestamp",
+};
+
+static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
+                    char *err);
+
+#define OPT struct send_opt
+static const struct lp_optdef longopts[] = {
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
+    LP_LONG_PASSWORD_FILE,
+    { "batch", 'b', LP_UINT(OPT, batch), "N", "events per batch (1000)",
+      .min = 1, .max = 1000000 },
+    { "linger", 'l', LP_DURATION(OPT, linger), "DUR",
+      "send a partial batch after DUR (20ms; bare = ms)", .unit = "ms" },
+    { "timeout", 't', LP_DURATION(OPT, timeout), "DUR",
+      "retry a failing Redis this long (30s)" },
+    { "wal", 0, LP_STR(OPT, wal), "DIR",
+      "keep what Redis cannot take in a write-ahead log",
+      .flags = LP_OF_NONEMPTY },
+    { "wal-max", 0, LP_SIZE(OPT, wal_max), "SIZE",
+      "exit 75 rather than let the WAL pass SIZE" },
+    { "flush-wal", 0, LP_FLAG(OPT, flush_wal), NULL,
+      "send what the WAL holds, then exit" },
+    { "max-backlog", 0, LP_UINT(OPT, max_backlog), "N",
+      "wait while the group lag exceeds N", .min = 1 },
+    { "rate", 0, LP_CALL(OPT, rate, rate_opt), "N/s|N/m|N/h",
+      "at most this many events (per key)" },
+    { "burst", 0, LP_UINT(OPT, burst), "N",
+      "events let through at once (a second's worth)", .min = 1,
+      .max = 1000000000, LP_GIVEN(OPT, needs_rate) },
+    { "rate-key", 0, LP_STR(OPT, rate_key), "JQ",
+      "one limit per value of JQ, e.g. .app (one in all)",
+      LP_GIVEN(OPT, needs_rate) },
+    { "on-limit", 0, LP_ENUM(OPT, on_limit), "WHAT",
+      "block (wait: the pipe pushes back), reject (65),\n"
+      "or dlq (rejected into the DLQ) (block)",
+      .words = "block|reject|dlq", LP_GIVEN(OPT, needs_rate) },
+    { "shared-rate", 0, LP_FLAG(OPT, shared_rate), NULL,
+      "keep the limit in Redis, shared by all senders",
+      LP_GIVEN(OPT, needs_rate) },
+    { "max-keys", 0, LP_UINT(OPT, max_keys), "N",
+      "new rate keys a minute; later ones share (10000)", .min = 1,
+      .max = 1000000, LP_GIVEN(OPT, needs_rate) },
+    { "time-field", 0, LP_STR(OPT, time_field), "NAME",
+      "member holding the event time (timestamp)" },
+    { "max-age", 0, LP_DURATION(OPT, max_age), "DUR",
+      "reject events older than DUR (24h; 0 = off)" },
+    { "max-skew", 0, LP_DURATION(OPT, max_skew), "DUR",
+      "reject events more than DUR ahead (5m; 0 = off)" },
+    { "max-line", 0, LP_SIZE(OPT, max_line), "SIZE",
+      "longest line accepted (1M)", .min = 2, .max = 1 << 30 },
+    { "max-depth", 0, LP_UINT(OPT, max_depth), "N",
+      "deepest nesting accepted (64)", .min = 1, .max = 10000 },
+    { "max-members", 0, LP_UINT(OPT, max_members), "N",
+      "most members of one object or array (10000)", .min = 1,
+      .max = UINT32_MAX },
+    { "require", 0, LP_LIST(OPT, require), "LIST",
+      "reject events missing any of these members", .max = LP_MAXREQ },
+    { "rejects", 0, LP_STR(OPT, rejects), "FILE",
+      "append rejected lines to FILE, verbatim" },
+    { "rejects-to-dlq", 0, LP_FLAG(OPT, rejects_to_dlq), NULL,
+      "also add rejected lines to the DLQ" },
+    { "ids", 0, LP_FLAG(OPT, ids), NULL,
+      "print the stream ID of each event sent" },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL }
+};
+#undef OPT
+
+static const struct tool_note notes[] = {
+    { "group", "group whose lag --max-backlog watches (logpipe)", 0 },
+    TOOL_NOTE_METRICS_LIVE,
+    { "verbose", "more messages: every bad line, a line per batch", 0 },
+    { "quiet", "only errors; of bad lines only their count", 0 },
+    { NULL, NULL, 0 }
+};
+
+static const struct tool_cmd cli = {
+    .name = "logpipe-send",
+    .synopsis =
+"usage: logpipe-send [options] [FILE...]\n"
+"Send NDJSON events from FILEs (or stdin, or '-') to a Redis stream.\n"
+"\n",
+    .epilog =
+"Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited, or\n"
+"--rate-key failed on some), 66 input missing,"
+" 70 internal error, 73 cannot\n"
+"create --rejects, 74 I/O error, 75 Redis failed longer than --timeout,\n"
+"78 bad configuration (--rate-key failing on every event too).\n"
+"See logpipe-send(1).\n",
+    .opts = longopts,
+    .notes = notes,
+    .operands = 1,
+};
 
 static struct {
     struct lp_redis *r;
@@ -1582,10 +1598,10 @@ static void one_event(const char *s, size_t n, const struct lp_line *ln,
             }
         }
     }
-    for (int i = 0; i < opt.nrequire; i++)
+    for (int i = 0; i < opt.require.n; i++)
         if (ev.val[S.req_idx[i]].type == LP_JNONE)
             REJECT("missing-member", "required member \"%s\" is missing",
-                   opt.require[i]);
+                   opt.require.item[i]);
     if (S.rate && !rate_admit(s, n, &ev, err, sizeof err)) {
         S.n_limited++;
         S.n_rejected--;         /* counted apart, reported the same way */
@@ -1809,175 +1825,36 @@ static void finish(void)
 
 /* ---- main --------------------------------------------------------------- */
 
+static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
+                    char *err)
+{
+    struct send_opt *so = base;
+
+    (void)o;
+    if (lp_rate_parse(arg, &so->rate, err) < 0)
+        return -1;
+    if (so->rate > 1e6) {
+        snprintf(err, LP_ERRLEN, "'%s' is more than 1000000000/s", arg);
+        return -1;
+    }
+    return 0;
+}
+
 static void parse_args(int argc, char **argv)
 {
-    char err[LP_ERRLEN];
-    const char *needs_rate = NULL;  /* an option that means nothing alone */
-    int c;
+    int i = tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
 
-    lp_common_init(&opt.com);
-    opt.batch = 1000;
-    opt.batch_bytes = 8 << 20;
-    opt.linger = 20;
-    opt.timeout = 30000;
-    opt.max_age = 24 * 3600 * 1000LL;
-    opt.max_skew = 5 * 60 * 1000LL;
-    opt.max_line = 1 << 20;
-    opt.max_depth = LP_JSON_DEPTH;
-    opt.max_members = 10000;
-    opt.max_keys = 10000;
-    opt.time_field = "timestamp";
-
-    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-        int rc = lp_common_opt(&opt.com, c, optarg, err);
-        if (rc < 0)
-            goto bad;
-        if (rc > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            usage();
-            exit(0);
-        case 'V':
-            printf("logpipe-send %s\n", LP_VERSION);
-            exit(0);
-        case 'b':
-            if (lp_parse_uint(optarg, 1, 1000000, &opt.batch, err) < 0)
-                goto badopt;
-            break;
-        case 'l':
-            if (lp_parse_duration(optarg, "ms", &opt.linger, err) < 0)
-                goto badopt;
-            break;
-        case 't':
-            if (lp_parse_duration(optarg, "s", &opt.timeout, err) < 0)
-                goto badopt;
-            break;
-        case OPT_TIME_FIELD:
-            opt.time_field = optarg;
-            break;
-        case OPT_MAX_AGE:
-            if (lp_parse_duration(optarg, "s", &opt.max_age, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_SKEW:
-            if (lp_parse_duration(optarg, "s", &opt.max_skew, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_LINE:
-            if (lp_parse_size_max1g(optarg, 2, &opt.max_line, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_DEPTH:
-            if (lp_parse_uint(optarg, 1, 10000, &opt.max_depth, err) < 0)
-                goto badopt;
-            break;
-        case OPT_REQUIRE:
-            if ((opt.nrequire = lp_parse_list(optarg, opt.require, LP_MAXREQ,
-                                              err)) < 0)
-                goto badopt;
-            break;
-        case OPT_REJECTS:
-            opt.rejects = optarg;
-            break;
-        case OPT_REJECTS_TO_DLQ:
-            opt.rejects_to_dlq = 1;
-            break;
-        case OPT_IDS:
-            opt.ids = 1;
-            break;
-        case OPT_WAL:
-            opt.wal = optarg;
-            if (*optarg == '\0') {
-                snprintf(err, sizeof err, "must not be empty");
-                goto badopt;
-            }
-            break;
-        case OPT_WAL_MAX:
-            if (lp_parse_size(optarg, &opt.wal_max, err) < 0)
-                goto badopt;
-            break;
-        case OPT_FLUSH_WAL:
-            opt.flush_wal = 1;
-            break;
-        case OPT_MAX_BACKLOG:
-            if (lp_parse_uint(optarg, 1, UINT64_MAX / 2, &opt.max_backlog,
-                              err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_MEMBERS:
-            if (lp_parse_uint(optarg, 1, UINT32_MAX, &opt.max_members,
-                              err) < 0)
-                goto badopt;
-            break;
-        case OPT_RATE:
-            if (lp_rate_parse(optarg, &opt.rate, err) < 0)
-                goto badopt;
-            if (opt.rate > 1e6) {
-                snprintf(err, sizeof err, "'%s' is more than 1000000000/s",
-                         optarg);
-                goto badopt;
-            }
-            break;
-        case OPT_BURST:
-            if (lp_parse_uint(optarg, 1, 1000000000, &opt.burst, err) < 0)
-                goto badopt;
-            needs_rate = "--burst";
-            break;
-        case OPT_RATE_KEY:
-            opt.rate_key = optarg;
-            needs_rate = "--rate-key";
-            break;
-        case OPT_ON_LIMIT:
-            needs_rate = "--on-limit";
-            if (strcmp(optarg, "block") == 0)
-                opt.on_limit = ON_BLOCK;
-            else if (strcmp(optarg, "reject") == 0)
-                opt.on_limit = ON_REJECT;
-            else if (strcmp(optarg, "dlq") == 0)
-                opt.on_limit = ON_DLQ;
-            else {
-                snprintf(err, sizeof err, "'%s' is not block, reject or "
-                         "dlq", optarg);
-                goto badopt;
-            }
-            break;
-        case OPT_SHARED_RATE:
-            opt.shared_rate = 1;
-            needs_rate = "--shared-rate";
-            break;
-        case OPT_MAX_KEYS:
-            if (lp_parse_uint(optarg, 1, 1000000, &opt.max_keys, err) < 0)
-                goto badopt;
-            needs_rate = "--max-keys";
-            break;
-        default:
-            exit(lp_usage_hint("logpipe-send"));
-        }
-        continue;
-badopt:
-        lp_opt_fail("logpipe-send", longopts, c, err);
-bad:
-        lp_opt_fail("logpipe-send", NULL, 0, err);
-    }
     /* getopt_long moved the options before the files */
     opt.args = argv + 1;
-    opt.nargs = optind - 1;
-    opt.files = argv + optind;
-    opt.nfiles = argc - optind;
-    if (opt.flush_wal && (opt.wal == NULL || opt.nfiles)) {
-        fprintf(stderr, "logpipe-send: --flush-wal needs --wal DIR and no "
-                "FILE\n");
-        exit(LP_EX_USAGE);
-    }
-    if ((opt.wal_max) && opt.wal == NULL) {
-        fprintf(stderr, "logpipe-send: --wal-max needs --wal DIR\n");
-        exit(LP_EX_USAGE);
-    }
-    if (opt.rate == 0 && needs_rate) {
-        fprintf(stderr, "logpipe-send: %s needs --rate\n", needs_rate);
-        exit(LP_EX_USAGE);
-    }
+    opt.nargs = i - 1;
+    opt.files = argv + i;
+    opt.nfiles = argc - i;
+    if (opt.flush_wal && (opt.wal == NULL || opt.nfiles))
+        tool_opt_error(&cli, "--flush-wal needs --wal DIR and no FILE");
+    if ((opt.wal_max) && opt.wal == NULL)
+        tool_opt_error(&cli, "--wal-max needs --wal DIR");
+    if (opt.rate == 0 && opt.needs_rate)
+        tool_opt_error(&cli, "--%s needs --rate", opt.needs_rate->name);
     if (opt.rate > 0 && opt.burst == 0) {
         /* a second's worth, at least one */
         double b = ceil(opt.rate * 1000.0);
@@ -2017,8 +1894,8 @@ static void setup(void)
     /* what we look for in each event */
     S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
                                    : -1;
-    for (int i = 0; i < opt.nrequire; i++) {
-        if ((S.req_idx[i] = lp_jkeys_add(&S.keys, opt.require[i])) < 0) {
+    for (int i = 0; i < opt.require.n; i++) {
+        if ((S.req_idx[i] = lp_jkeys_add(&S.keys, opt.require.item[i])) < 0) {
             lp_error("--require: too many members (at most %d)",
                      LP_JSON_MAXKEYS - 1);
             exit(LP_EX_USAGE);
@@ -2070,12 +1947,12 @@ static void setup(void)
             exit(LP_EX_CANTCREAT);
         }
     }
-    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         exit(LP_EX_CONFIG);
     }
     if (opt.shared_rate) {
-        if ((S.rr = lp_common_redis(&opt.com, err)) == NULL) {
+        if ((S.rr = tool_redis(&opt.com, err)) == NULL) {
             lp_error("%s", err);
             exit(LP_EX_CONFIG);
         }

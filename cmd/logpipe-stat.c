@@ -2,7 +2,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "lp_time.h"
 #include "lp_utf8.h"
 #include "lp_tree.h"
+#include "tool_opt.h"
 
 #include "tool_msg.h"
 
@@ -39,75 +39,72 @@
  * for then.
  */
 
-enum {
-    OPT_PROM = LP_OPT_TOOL, OPT_CHECK, OPT_MAX_LAG, OPT_MAX_PENDING_AGE,
-    OPT_MAX_DLQ, OPT_WAL, OPT_MAX_PENDING
-};
-
-static const struct option longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
-    LP_LONG_PASSWORD_FILE,
-    { "wal", required_argument, NULL, OPT_WAL },
-    { "prom", no_argument, NULL, OPT_PROM },
-    { "check", no_argument, NULL, OPT_CHECK },
-    { "max-lag", required_argument, NULL, OPT_MAX_LAG },
-    { "max-pending", required_argument, NULL, OPT_MAX_PENDING },
-    { "max-pending-age", required_argument, NULL, OPT_MAX_PENDING_AGE },
-    { "max-dlq", required_argument, NULL, OPT_MAX_DLQ },
-    { "timeout", required_argument, NULL, 't' },
-    LP_LONG_METRICS,
-    LP_LONG_LOG,
-    { NULL, 0, NULL, 0 }
-};
-
-static const char shortopts[] = "r:s:g:d:t:vqhV";
-
-static void usage(void)
-{
-    printf(
-"usage: logpipe-stat [options]\n"
-"The state of the pipeline: stream length, each group's consumers,\n"
-"pending entries, lag and oldest pending age, DLQ length, WAL and archive\n"
-"sizes. One NDJSON object, or Prometheus text with --prom.\n"
-"\n"
-"  -r, --redis URL          Redis URL (redis://127.0.0.1:6379/0)\n"
-"  -s, --stream KEY         stream key (logs:stream)\n"
-"  -g, --group NAME         the group --check looks at (every group)\n"
-"      --dlq KEY            dead letter stream (logs:dlq)\n"
-"  -d, --dir DIR            also the size of this archive tree\n"
-"      --wal DIR            also the size of this logpipe-send WAL\n"
-"      --password-file FILE read the Redis password from FILE\n"
-"  -t, --timeout DUR        give up on Redis after DUR (10s)\n"
-"      --prom               Prometheus text format\n"
-"      --check              exit 1 when a threshold below is crossed\n"
-"      --max-lag N          entries not yet delivered to a group\n"
-"      --max-pending N      entries delivered, not acknowledged\n"
-"      --max-pending-age DUR  age of the oldest pending entry\n"
-"      --max-dlq N          entries in the DLQ\n"
-"      --metrics FILE       also write the Prometheus text to FILE\n"
-"      --metrics-interval DUR  (accepted for uniformity; stat runs once)\n"
-"  -v, --verbose            more messages\n"
-"  -q, --quiet              only errors\n"
-"      --log-format FMT     text or json (text)\n"
-"  -h, --help               this help\n"
-"  -V, --version            version\n"
-"\n"
-"Exit: 0 ok, 1 a --check threshold crossed, 64 usage, 69 Redis\n"
-"unreachable (the WAL and archive sizes are printed all the same), 70\n"
-"internal error, 73 --metrics file not written, 74 output error, 78 bad\n"
-"configuration or permission refused.\n"
-"See logpipe-stat(1).\n");
-}
-
-static struct {
+struct stat_opt {
     struct lp_common com;
     const char *wal;
     int prom, check;
     int64_t timeout;
     uint64_t max_lag, max_pending, max_dlq;
     int64_t max_pending_age;
-    int has_lag, has_pending, has_age, has_dlq;
-} opt;
+    /* the thresholds given */
+    const struct lp_optdef *has_lag, *has_pending, *has_age, *has_dlq;
+};
+
+static struct stat_opt opt = { .timeout = 10000 };
+
+#define OPT struct stat_opt
+static const struct lp_optdef longopts[] = {
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
+    { "wal", 0, LP_STR(OPT, wal), "DIR",
+      "also the size of this logpipe-send WAL" },
+    LP_LONG_PASSWORD_FILE,
+    { "timeout", 't', LP_DURATION(OPT, timeout), "DUR",
+      "give up on Redis after DUR (10s)" },
+    { "prom", 0, LP_FLAG(OPT, prom), NULL, "Prometheus text format" },
+    { "check", 0, LP_FLAG(OPT, check), NULL,
+      "exit 1 when a threshold below is crossed" },
+    { "max-lag", 0, LP_UINT(OPT, max_lag), "N",
+      "entries not yet delivered to a group", LP_GIVEN(OPT, has_lag) },
+    { "max-pending", 0, LP_UINT(OPT, max_pending), "N",
+      "entries delivered, not acknowledged", LP_GIVEN(OPT, has_pending) },
+    { "max-pending-age", 0, LP_DURATION(OPT, max_pending_age), "DUR",
+      "age of the oldest pending entry", LP_GIVEN(OPT, has_age) },
+    { "max-dlq", 0, LP_UINT(OPT, max_dlq), "N", "entries in the DLQ",
+      LP_GIVEN(OPT, has_dlq) },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL }
+};
+#undef OPT
+
+/* measuring a tree and narrowing the check are asked for on the command
+ * line: LOGPIPE_DIR and LOGPIPE_GROUP, set for the other tools, do not
+ * turn them on */
+static const struct tool_note notes[] = {
+    { "group", "the group --check looks at (every group)", TOOL_NOENV },
+    { "dir", "also the size of this archive tree", TOOL_NOENV },
+    { "metrics", "also write the Prometheus text to FILE", 0 },
+    { "metrics-interval", "(accepted for uniformity; stat runs once)", 0 },
+    { NULL, NULL, 0 }
+};
+
+static const struct tool_cmd cli = {
+    .name = "logpipe-stat",
+    .synopsis =
+"usage: logpipe-stat [options]\n"
+"The state of the pipeline: stream length, each group's consumers,\n"
+"pending entries, lag and oldest pending age, DLQ length, WAL and archive\n"
+"sizes. One NDJSON object, or Prometheus text with --prom.\n"
+"\n",
+    .epilog =
+"Exit: 0 ok, 1 a --check threshold crossed, 64 usage, 69 Redis\n"
+"unreachable (the WAL and archive sizes are printed all the same), 70\n"
+"internal error, 73 --metrics file not written, 74 output error, 78 bad\n"
+"configuration or permission refused.\n"
+"See logpipe-stat(1).\n",
+    .opts = longopts,
+    .notes = notes,
+};
 
 /* beside each group: its oldest pending entry */
 struct oldest {
@@ -555,101 +552,21 @@ static int check(void)
     return crossed;
 }
 
-static void parse_args(int argc, char **argv)
-{
-    char err[LP_ERRLEN];
-    int c;
-
-    lp_common_init(&opt.com);
-    /* measuring a tree and narrowing the check are asked for on the
-     * command line: LOGPIPE_DIR and LOGPIPE_GROUP, set for the other
-     * tools, do not turn them on */
-    opt.com.dir_set = 0;
-    opt.com.group_set = 0;
-    opt.timeout = 10000;
-    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-        int rc = lp_common_opt(&opt.com, c, optarg, err);
-        if (rc < 0)
-            goto bad;
-        if (rc > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            usage();
-            exit(0);
-        case 'V':
-            printf("logpipe-stat %s\n", LP_VERSION);
-            exit(0);
-        case OPT_WAL:
-            opt.wal = optarg;
-            break;
-        case OPT_PROM:
-            opt.prom = 1;
-            break;
-        case OPT_CHECK:
-            opt.check = 1;
-            break;
-        case 't':
-            if (lp_parse_duration(optarg, "s", &opt.timeout, err) < 0)
-                goto badopt;
-            break;
-        case OPT_MAX_LAG:
-            if (lp_parse_uint(optarg, 0, UINT64_MAX / 2, &opt.max_lag,
-                              err) < 0)
-                goto badopt;
-            opt.has_lag = 1;
-            break;
-        case OPT_MAX_PENDING:
-            if (lp_parse_uint(optarg, 0, UINT64_MAX / 2, &opt.max_pending,
-                              err) < 0)
-                goto badopt;
-            opt.has_pending = 1;
-            break;
-        case OPT_MAX_PENDING_AGE:
-            if (lp_parse_duration(optarg, "s", &opt.max_pending_age,
-                                  err) < 0)
-                goto badopt;
-            opt.has_age = 1;
-            break;
-        case OPT_MAX_DLQ:
-            if (lp_parse_uint(optarg, 0, UINT64_MAX / 2, &opt.max_dlq,
-                              err) < 0)
-                goto badopt;
-            opt.has_dlq = 1;
-            break;
-        default:
-            exit(lp_usage_hint("logpipe-stat"));
-        }
-        continue;
-badopt:
-        lp_opt_fail("logpipe-stat", longopts, c, err);
-bad:
-        lp_opt_fail("logpipe-stat", NULL, 0, err);
-    }
-    if (optind < argc) {
-        fprintf(stderr, "logpipe-stat: unexpected argument '%s'\n",
-                argv[optind]);
-        exit(lp_usage_hint("logpipe-stat"));
-    }
-    if (opt.check && !opt.has_lag && !opt.has_pending && !opt.has_age &&
-        !opt.has_dlq) {
-        fprintf(stderr, "logpipe-stat: --check needs a threshold "
-                "(--max-lag, --max-pending, --max-pending-age, --max-dlq)\n");
-        exit(LP_EX_USAGE);
-    }
-}
-
 int main(int argc, char **argv)
 {
     char err[LP_ERRLEN], *out;
     struct lp_metrics *m;
     int rc, code = LP_EX_OK;
 
-    parse_args(argc, argv);
+    tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
+    if (opt.check && !opt.has_lag && !opt.has_pending && !opt.has_age &&
+        !opt.has_dlq)
+        tool_opt_error(&cli, "--check needs a threshold (--max-lag, "
+                       "--max-pending, --max-pending-age, --max-dlq)");
     lp_log_init("logpipe-stat", opt.com.log_format, opt.com.verbosity);
     /* one short run: SIGINT and SIGTERM end it as they do by default */
     signal(SIGPIPE, SIG_IGN);
-    if ((S.r = lp_common_redis(&opt.com, err)) == NULL) {
+    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         return LP_EX_CONFIG;
     }

@@ -6,109 +6,229 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lp_exit.h"
 #include "lp_log.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
 
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-
-    return v && *v ? v : def;
-}
-
 void lp_common_init(struct lp_common *c)
 {
     memset(c, 0, sizeof *c);
-    c->redis_url = env_or("LOGPIPE_REDIS_URL", "redis://127.0.0.1:6379/0");
-    c->stream = env_or("LOGPIPE_STREAM", "logs:stream");
-    c->group = env_or("LOGPIPE_GROUP", "logpipe");
-    c->dlq = env_or("LOGPIPE_DLQ", "logs:dlq");
-    c->dir = env_or("LOGPIPE_DIR", "./logs");
-    c->dir_set = getenv("LOGPIPE_DIR") && *getenv("LOGPIPE_DIR");
-    c->group_set = getenv("LOGPIPE_GROUP") && *getenv("LOGPIPE_GROUP");
+    c->redis_url = "redis://127.0.0.1:6379/0";
+    c->stream = "logs:stream";
+    c->group = "logpipe";
+    c->dlq = "logs:dlq";
+    c->dir = "./logs";
     c->metrics_interval = 15000;
     c->log_format = LP_LOG_TEXT;
 }
 
-static int nonempty(const char *what, const char *arg, char *err)
+int lp_common_url(const struct lp_optdef *o, void *base, char *arg,
+                  char *err)
 {
-    if (*arg == '\0') {
-        snprintf(err, LP_ERRLEN, "%s must not be empty", what);
-        return -1;
-    }
-    return 1;
-}
+    struct lp_common *c = base;
+    /* a password in the URL: keep a copy, and blank it in argv, so that
+     * ps shows it no longer than it takes to get here */
+    const char *sch = strstr(arg, "://"), *at, *colon;
 
-int lp_common_opt(struct lp_common *c, int opt, const char *arg, char *err)
-{
-    switch (opt) {
-    case 'r': {
-        /* a password in the URL: keep a copy, and blank it in argv, so
-         * that ps shows it no longer than it takes to get here */
-        const char *sch = strstr(arg, "://"), *at, *colon;
-        c->redis_url = arg;
-        if (sch && (at = strchr(sch + 3, '@')) != NULL &&
-            (colon = memchr(sch + 3, ':', (size_t)(at - sch - 3))) != NULL &&
-            at > colon + 1) {
-            char *copy = strdup(arg);
-            if (copy == NULL) {
-                snprintf(err, LP_ERRLEN, "out of memory");
-                return -1;
-            }
-            free(c->url_copy);
-            c->url_copy = copy;
-            c->redis_url = copy;
-            /* optarg points into argv, which is ours to write */
-            memset((char *)colon + 1, 'x', (size_t)(at - colon - 1));
-            c->password_on_argv = 1;
-        }
-        return nonempty("--redis", arg, err);
-    }
-    case 's':
-        c->stream = arg;
-        return nonempty("--stream", arg, err);
-    case 'g':
-        c->group = arg;
-        c->group_set = 1;
-        return nonempty("--group", arg, err);
-    case LP_OPT_DLQ:
-        c->dlq = arg;
-        return nonempty("--dlq", arg, err);
-    case 'd':
-        c->dir = arg;
-        c->dir_set = 1;
-        return nonempty("--dir", arg, err);
-    case LP_OPT_METRICS:
-        c->metrics = arg;
-        return nonempty("--metrics", arg, err);
-    case LP_OPT_METRICS_INTERVAL:
-        if (lp_parse_duration(arg, "s", &c->metrics_interval, err) < 0)
-            return -1;
-        if (c->metrics_interval < 100) {
-            snprintf(err, LP_ERRLEN, "--metrics-interval: at least 100ms");
+    (void)o;
+    c->redis_url = arg;
+    if (sch && (at = strchr(sch + 3, '@')) != NULL &&
+        (colon = memchr(sch + 3, ':', (size_t)(at - sch - 3))) != NULL &&
+        at > colon + 1) {
+        char *copy = strdup(arg);
+        if (copy == NULL) {
+            snprintf(err, LP_ERRLEN, "out of memory");
             return -1;
         }
-        return 1;
-    case LP_OPT_PASSWORD_FILE:
-        c->password_file = arg;
-        return nonempty("--password-file", arg, err);
-    case 'v':
-        c->verbosity = c->verbosity < 0 ? 1 : c->verbosity + 1;
-        return 1;
-    case 'q':
-        c->verbosity = -1;
-        return 1;
-    case LP_OPT_LOG_FORMAT:
-        if ((c->log_format = lp_log_format(arg)) < 0) {
-            snprintf(err, LP_ERRLEN, "--log-format: '%s' is not text or json",
-                     arg);
-            return -1;
-        }
-        return 1;
+        free(c->url_copy);
+        c->url_copy = copy;
+        c->redis_url = copy;
+        /* arg points into argv, which is ours to write */
+        memset((char *)colon + 1, 'x', (size_t)(at - colon - 1));
+        c->password_on_argv = 1;
     }
     return 0;
+}
+
+const char *lp_opt_name(const struct lp_optdef *o, char *buf, size_t cap)
+{
+    if (o->letter)
+        snprintf(buf, cap, "-%c/--%s", o->letter, o->name);
+    else
+        snprintf(buf, cap, "--%s", o->name);
+    return buf;
+}
+
+/* "'X' is out of range (LO..HI)" for sizes: HI as 1G, 64K when it is */
+static void size_range(const char *arg, int64_t lo, int64_t hi, char *err)
+{
+    static const char sfx[] = "KMGT";
+    char h[32];
+    int i = -1;
+
+    while (i < 3 && hi >= 1024 && hi % 1024 == 0) {
+        hi /= 1024;
+        i++;
+    }
+    snprintf(h, sizeof h, "%lld%.*s", (long long)hi, i >= 0,
+             i >= 0 ? sfx + i : "");
+    snprintf(err, LP_ERRLEN, "'%s' is out of range (%lld..%s)", arg,
+             (long long)lo, h);
+}
+
+/* A duration outside o's bounds, said as drain and the metrics have it. */
+static void duration_range(const struct lp_optdef *o, const char *arg,
+                           char *err)
+{
+    char lo[32], hi[32];
+
+    lp_format_duration(o->min, lo, sizeof lo);
+    lp_format_duration(o->max, hi, sizeof hi);
+    if (o->max > 0)
+        snprintf(err, LP_ERRLEN, "'%s' is out of range (%s..%s)", arg, lo,
+                 hi);
+    else if (o->min == 1)
+        snprintf(err, LP_ERRLEN, "must be more than 0");
+    else
+        snprintf(err, LP_ERRLEN, "at least %s", lo);
+}
+
+/* "'x' is not block, reject or dlq" */
+static void not_a_word(const char *words, const char *arg, char *err)
+{
+    size_t n = (size_t)snprintf(err, LP_ERRLEN, "'%s' is not ", arg);
+
+    for (const char *w = words; *w && n < LP_ERRLEN; ) {
+        size_t len = strcspn(w, "|");
+        const char *sep = w[len] == '\0' ? "" :
+                          strchr(w + len + 1, '|') ? ", " : " or ";
+        n += (size_t)snprintf(err + n, LP_ERRLEN - n, "%.*s%s", (int)len, w,
+                              sep);
+        w += len + (w[len] != '\0');
+    }
+}
+
+static int word_index(const char *words, const char *arg)
+{
+    size_t alen = strlen(arg);
+    int i = 0;
+
+    for (const char *w = words; *w; i++) {
+        size_t len = strcspn(w, "|");
+        if (len == alen && memcmp(w, arg, len) == 0)
+            return i;
+        w += len + (w[len] != '\0');
+    }
+    return -1;
+}
+
+/*
+ * The message for a bad value of o: "NAME: why". The common options have
+ * always said theirs in their own way, kept: a value that does not parse
+ * bare, an empty one "--NAME must not be empty", the rest "--NAME: why".
+ */
+enum { BAD_PARSE, BAD_VALUE, BAD_EMPTY };
+
+static int bad(const struct lp_optdef *o, int how, char *err)
+{
+    char why[LP_ERRLEN], name[128];
+
+    if ((o->flags & LP_OF_COMMON) && how == BAD_PARSE)
+        return -1;
+    memcpy(why, err, LP_ERRLEN);
+    if (o->flags & LP_OF_COMMON)
+        snprintf(err, LP_ERRLEN, "--%s%s%s", o->name,
+                 how == BAD_EMPTY ? " " : ": ", why);
+    else
+        snprintf(err, LP_ERRLEN, "%s: %s",
+                 lp_opt_name(o, name, sizeof name), why);
+    return -1;
+}
+
+int lp_opt_set(const struct lp_optdef *o, void *base, char *arg, char *err)
+{
+    char *field = (char *)base + o->off;
+    uint64_t u;
+    int64_t ms;
+    int i;
+
+    if ((o->flags & LP_OF_NONEMPTY) && arg && *arg == '\0') {
+        snprintf(err, LP_ERRLEN, "must not be empty");
+        return bad(o, BAD_EMPTY, err);
+    }
+    switch (o->kind) {
+    case LP_ARG_FLAG:
+        *(int *)field = o->val ? o->val : 1;
+        break;
+    case LP_ARG_COUNT:
+        *(int *)field = *(int *)field < 0 ? 1 : *(int *)field + 1;
+        break;
+    case LP_ARG_STR:
+        *(const char **)field = arg;
+        break;
+    case LP_ARG_DURATION:
+        if (lp_parse_duration(arg, o->unit ? o->unit : "s", &ms, err) < 0)
+            return bad(o, BAD_PARSE, err);
+        if (ms < o->min || (o->max > 0 && ms > o->max)) {
+            duration_range(o, arg, err);
+            return bad(o, BAD_VALUE, err);
+        }
+        *(int64_t *)field = ms;
+        break;
+    case LP_ARG_SIZE:
+        if (lp_parse_size(arg, &u, err) < 0)
+            return bad(o, BAD_PARSE, err);
+        if (u < (uint64_t)o->min || (o->max > 0 && u > (uint64_t)o->max)) {
+            size_range(arg, o->min, o->max, err);
+            return bad(o, BAD_VALUE, err);
+        }
+        *(uint64_t *)field = u;
+        break;
+    case LP_ARG_UINT:
+        if (lp_parse_uint(arg, (uint64_t)o->min, o->max > 0 ?
+                          (uint64_t)o->max : UINT64_MAX / 2, &u, err) < 0)
+            return bad(o, BAD_PARSE, err);
+        *(uint64_t *)field = u;
+        break;
+    case LP_ARG_ENUM:
+        if ((i = word_index(o->words, arg)) < 0) {
+            not_a_word(o->words, arg, err);
+            return bad(o, BAD_VALUE, err);
+        }
+        *(int *)field = i;
+        break;
+    case LP_ARG_LIST: {
+        struct lp_list *l = (struct lp_list *)field;
+        int max = o->max > 0 && o->max < LP_LIST_MAX ? (int)o->max
+                                                     : LP_LIST_MAX;
+        if ((i = lp_parse_list(arg, l->item, max, err)) < 0)
+            return bad(o, BAD_PARSE, err);
+        l->n = i;
+        break;
+    }
+    case LP_ARG_CALL:
+        if (o->call(o, base, arg, err) < 0)
+            return bad(o, BAD_PARSE, err);
+        break;
+    case LP_ARG_HELP:
+    case LP_ARG_VERSION:
+        return 0;
+    }
+    if (o->given)
+        *(const struct lp_optdef **)((char *)base + o->given - 1) = o;
+    return 0;
+}
+
+int lp_opt_env(const struct lp_optdef *o, void *base)
+{
+    const char *v = o->env ? getenv(o->env) : NULL;
+
+    if (v == NULL || *v == '\0')
+        return 0;
+    *(const char **)((char *)base + o->off) = v;
+    if (o->given)
+        *(const struct lp_optdef **)((char *)base + o->given - 1) = o;
+    return 1;
 }
 
 static int read_password(const char *path, char *buf, size_t cap, char *err)
@@ -137,7 +257,8 @@ static int read_password(const char *path, char *buf, size_t cap, char *err)
     return 0;
 }
 
-struct lp_redis *lp_common_redis(const struct lp_common *c, char *err)
+struct lp_redis *lp_common_redis(const struct lp_common *c, int *shown,
+                                 char *err)
 {
     struct lp_url u;
     struct lp_redis *r;
@@ -153,9 +274,7 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, char *err)
     } else if (u.password[0]) {
         password = u.password;
         if (c->password_on_argv)
-            lp_warn("the password in the --redis URL was visible to other "
-                    "users (ps); use --password-file or "
-                    "LOGPIPE_REDIS_PASSWORD");
+            *shown = 1;
     } else {
         password = getenv("LOGPIPE_REDIS_PASSWORD");
         if (password == NULL || *password == '\0')
@@ -167,36 +286,4 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, char *err)
     if (r == NULL)
         snprintf(err, LP_ERRLEN, "out of memory");
     return r;
-}
-
-void lp_opt_fail(const char *prog, const struct option *tab, int c,
-                 const char *err)
-{
-    if (tab != NULL)
-        fprintf(stderr, "%s: %s: %s\n", prog, lp_optname(tab, c), err);
-    else
-        fprintf(stderr, "%s: %s\n", prog, err);
-    exit(LP_EX_USAGE);
-}
-
-int lp_usage_hint(const char *prog)
-{
-    fprintf(stderr, "Try '%s --help' for more information.\n", prog);
-    return LP_EX_USAGE;
-}
-
-const char *lp_optname(const struct option *tab, int c)
-{
-    static char buf[80];
-
-    for (; tab->name; tab++) {
-        if (tab->val != c)
-            continue;
-        if (c < 0x100)
-            snprintf(buf, sizeof buf, "-%c/--%s", c, tab->name);
-        else
-            snprintf(buf, sizeof buf, "--%s", tab->name);
-        return buf;
-    }
-    return "option";
 }

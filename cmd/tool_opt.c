@@ -1,0 +1,167 @@
+/* tool_opt.c -- the tools' command line: one table of typed options */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lp_exit.h"
+#include "lp_log.h"
+#include "lp_parse.h"
+#include "tool_opt.h"
+
+#define HELP_COL 27             /* where the help of an option starts */
+
+static const struct tool_note *note_of(const struct tool_cmd *cmd,
+                                       const struct lp_optdef *o)
+{
+    for (const struct tool_note *n = cmd->notes; n && n->name; n++)
+        if (strcmp(n->name, o->name) == 0)
+            return n;
+    return NULL;
+}
+
+static void *base_of(const struct lp_optdef *o, void *opt,
+                     struct lp_common *com)
+{
+    return o->flags & LP_OF_COMMON ? (void *)com : opt;
+}
+
+void tool_opt_usage(const struct tool_cmd *cmd)
+{
+    fputs(cmd->synopsis, stdout);
+    for (const struct lp_optdef *o = cmd->opts; o->name; o++) {
+        const struct tool_note *n = note_of(cmd, o);
+        const char *help = n && n->help ? n->help : o->help;
+        int w;
+
+        if (o->letter)
+            w = printf("  -%c, --%s", o->letter, o->name);
+        else
+            w = printf("      --%s", o->name);
+        if (o->meta)
+            w += printf(" %s", o->meta);
+        printf("%*s", w < HELP_COL ? HELP_COL - w : 2, "");
+        for (const char *p = help; *p; ) {
+            size_t len = strcspn(p, "\n");
+            printf("%.*s\n", (int)len, p);
+            p += len;
+            if (*p == '\n' && *++p)
+                printf("%*s", HELP_COL, "");
+        }
+    }
+    fputs("\n", stdout);
+    fputs(cmd->epilog, stdout);
+}
+
+__attribute__((noreturn))
+static void hint(const struct tool_cmd *cmd)
+{
+    fprintf(stderr, "Try '%s --help' for more information.\n", cmd->name);
+    exit(LP_EX_USAGE);
+}
+
+void tool_opt_error(const struct tool_cmd *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(LP_EX_USAGE);
+}
+
+void tool_opt_error_hint(const struct tool_cmd *cmd, const char *msg)
+{
+    fprintf(stderr, "%s: %s\n", cmd->name, msg);
+    hint(cmd);
+}
+
+int tool_opt_parse(const struct tool_cmd *cmd, int argc, char **argv,
+                   void *opt, struct lp_common *com)
+{
+    struct option lo[TOOL_MAXOPT + 1];
+    char so[3 * TOOL_MAXOPT + 2], err[LP_ERRLEN];
+    const struct lp_optdef *o;
+    int n = 0, k = 0, c;
+
+    lp_common_init(com);
+    /* operands in order come as code 1 */
+    if (cmd->operand)
+        so[k++] = '-';
+    for (o = cmd->opts; o->name; o++, n++) {
+        const struct tool_note *note = note_of(cmd, o);
+        int has_arg = o->kind == LP_ARG_FLAG || o->kind == LP_ARG_COUNT ||
+                      o->kind == LP_ARG_HELP || o->kind == LP_ARG_VERSION ?
+                      no_argument : required_argument;
+        if (n == TOOL_MAXOPT) {
+            fprintf(stderr, "%s: more than %d options\n", cmd->name,
+                    TOOL_MAXOPT);
+            exit(LP_EX_SOFTWARE);
+        }
+        /* a short option returns its letter, a long-only one its row */
+        lo[n] = (struct option){ o->name, has_arg, NULL,
+                                 o->letter ? o->letter : 0x100 + n };
+        if (o->letter) {
+            so[k++] = (char)o->letter;
+            if (has_arg == required_argument)
+                so[k++] = ':';
+        }
+        if (!(note && (note->flags & TOOL_NOENV)))
+            lp_opt_env(o, base_of(o, opt, com));
+    }
+    memset(&lo[n], 0, sizeof lo[n]);
+    so[k] = '\0';
+
+    optind = 0;                 /* glibc: start afresh */
+    while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
+        if (c == 1) {
+            cmd->operand(opt, optarg, argc);
+            continue;
+        }
+        if (c >= 0x100 && c < 0x100 + n) {
+            o = &cmd->opts[c - 0x100];
+        } else {
+            for (o = cmd->opts; o->name && o->letter != c; o++)
+                ;
+            if (o->name == NULL || c == '?' || c == ':')
+                hint(cmd);      /* getopt said what */
+        }
+        switch (o->kind) {
+        case LP_ARG_HELP:
+            tool_opt_usage(cmd);
+            exit(LP_EX_OK);
+        case LP_ARG_VERSION:
+            printf("%s %s\n", cmd->name, LP_VERSION);
+            exit(LP_EX_OK);
+        default:
+            if (lp_opt_set(o, base_of(o, opt, com), optarg, err) < 0)
+                tool_opt_error(cmd, "%s", err);
+        }
+    }
+    if (cmd->operand) {
+        /* after "--": every word is one */
+        for (; optind < argc; optind++)
+            cmd->operand(opt, argv[optind], argc);
+        return argc;
+    }
+    if (!cmd->operands && optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'%s\n", cmd->name,
+                argv[optind], cmd->stray ? cmd->stray : "");
+        hint(cmd);
+    }
+    return optind;
+}
+
+struct lp_redis *tool_redis(const struct lp_common *c, char *err)
+{
+    int shown = 0;
+    struct lp_redis *r = lp_common_redis(c, &shown, err);
+
+    if (shown)
+        lp_warn("the password in the --redis URL was visible to other "
+                "users (ps); use --password-file or LOGPIPE_REDIS_PASSWORD");
+    return r;
+}

@@ -1,0 +1,72 @@
+/* tool_opt.h -- the tools' command line: one table of typed options */
+#ifndef TOOL_OPT_H
+#define TOOL_OPT_H
+
+#include "lp_opt.h"
+
+/*
+ * A tool describes its command line once (struct tool_cmd: its rows of
+ * struct lp_optdef, see lp_opt.h, and the text around them) and
+ * tool_opt_parse does the rest: defaults, then the environment, then the
+ * flags in order; --help generated from the rows, --version; a bad value
+ * refused with "PROG: -x/--name: why" and status 64, an unknown option
+ * with getopt's words and a hint. This is the one place that prints and
+ * exits for the command line.
+ */
+
+#define TOOL_MAXOPT 64          /* rows of one table at most */
+
+/* A common option (LP_LONG_*) as one tool means it. */
+#define TOOL_NOENV 1u           /* from the command line only */
+struct tool_note {
+    const char *name;           /* the row's; NULL ends the list */
+    const char *help;           /* this tool's help; NULL: the row's */
+    unsigned flags;             /* TOOL_* */
+};
+
+/* --metrics as the long-running tools (send, drain) mean it */
+#define TOOL_NOTE_METRICS_LIVE \
+    { "metrics", "write Prometheus metrics to FILE (at exit, and", 0 }, \
+    { "metrics-interval", "every DUR while running: 15s)", 0 }
+
+struct tool_cmd {
+    const char *name;           /* "logpipe-rotate": messages, --version */
+    const char *synopsis;       /* --help above the options, "\n\n" last */
+    const char *epilog;         /* --help below them */
+    const struct lp_optdef *opts;       /* ended by a NULL name */
+    const struct tool_note *notes;      /* NULL: none */
+    /* operands: none (refused, stray said after the word), all after
+     * the options (operands: tool_opt_parse returns the first), or each
+     * given to operand() in order, between the options */
+    int operands;
+    const char *stray;          /* " (events are read from stdin)" */
+    void (*operand)(void *opt, char *word, int argc);
+};
+
+/*
+ * Parses argv by cmd into opt (the tool's struct, defaults in place) and
+ * com: the common defaults, the environment, then the flags. Prints and
+ * exits 0 for --help and --version, 64 for a bad command line. Returns
+ * the index of the first operand (argc when there is none left).
+ */
+int tool_opt_parse(const struct tool_cmd *cmd, int argc, char **argv,
+                   void *opt, struct lp_common *com);
+
+/* Prints cmd's --help on stdout. */
+void tool_opt_usage(const struct tool_cmd *cmd);
+
+/* Exits 64 after "PROG: MESSAGE" on stderr: options that do not go
+ * together. */
+__attribute__((noreturn, format(printf, 2, 3)))
+void tool_opt_error(const struct tool_cmd *cmd, const char *fmt, ...);
+
+/* The same for msg, then the line that points at --help: a command line
+ * that is not even the shape of one. */
+__attribute__((noreturn))
+void tool_opt_error_hint(const struct tool_cmd *cmd, const char *msg);
+
+/* lp_common_redis, and the warning when the password is the one -r
+ * showed to ps. Returns NULL with err. */
+struct lp_redis *tool_redis(const struct lp_common *c, char *err);
+
+#endif
