@@ -115,6 +115,28 @@ enum {
  */
 int lp_reply_error_class(const struct lp_reply *rep);
 
+/*
+ * The one backoff between attempts to reach Redis, for every tool: the
+ * first wait is 100 ms, each next one doubles, none is longer than 2 s.
+ * A zeroed struct starts over; lp_backoff_reset after a success.
+ */
+#define LP_BACKOFF_FIRST_MS 100
+#define LP_BACKOFF_MAX_MS 2000
+struct lp_backoff {
+    int64_t ms;                 /* the last wait, 0 before the first */
+};
+static inline int64_t lp_backoff_next(struct lp_backoff *b)
+{
+    b->ms = b->ms ? b->ms * 2 : LP_BACKOFF_FIRST_MS;
+    if (b->ms > LP_BACKOFF_MAX_MS)
+        b->ms = LP_BACKOFF_MAX_MS;
+    return b->ms;
+}
+static inline void lp_backoff_reset(struct lp_backoff *b)
+{
+    b->ms = 0;
+}
+
 /* One stream entry inside a reply, borrowed from it. */
 struct lp_entry {
     const char *id;
