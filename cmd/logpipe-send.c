@@ -25,6 +25,7 @@
 #include "lp_parse.h"
 #include "lp_rate.h"
 #include "lp_redis.h"
+#include "lp_resp.h"
 #include "lp_sig.h"
 #include "lp_time.h"
 #include "lp_wal.h"
@@ -1256,7 +1257,7 @@ static void add_dlq(const char *line, size_t len, uint64_t line_start,
     all[20] = ms;
     for (int i = 0; i < 21; i++)
         lens[i] = i == 4 ? len : strlen(all[i]);
-    if (lp_buf_add_resp(&S.in.blob, 21, all, lens) < 0)
+    if (lp_resp_command(&S.in.blob, 21, all, lens) < 0)
         fatal_oom();
     add_command(start, line_start, K_DLQ);
 }
@@ -1928,7 +1929,7 @@ static void setup(void)
     {
         const char *argv2[5] = { "XADD", opt.com.stream, "*", "data", "" };
         size_t lens[5] = { 4, strlen(opt.com.stream), 1, 4, 0 };
-        lp_buf_add_resp(&S.prefix, 5, argv2, lens);
+        lp_resp_command(&S.prefix, 5, argv2, lens);
         S.prefix.len -= 5;      /* drop "0\r\n\r\n": "$" ends the prefix */
     }
     if ((S.in.ev = calloc(opt.batch, sizeof(struct ev))) == NULL)

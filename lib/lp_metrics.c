@@ -21,6 +21,8 @@ struct lp_metric {
     int kind;
     char *name, *labels, *help;
     double value;               /* counter, gauge; histogram: sum */
+    const uint64_t *src;        /* lp_metric_bind: the value is *src */
+    double div;                 /* divided by this */
     double *bounds;
     uint64_t *counts;           /* per bucket, then +Inf */
     int nbounds;
@@ -147,9 +149,19 @@ void lp_metric_set(struct lp_metric *g, double v)
         g->value = v;
 }
 
+void lp_metric_bind(struct lp_metric *c, const uint64_t *src, double div)
+{
+    if (c && c->kind != M_HISTOGRAM) {
+        c->src = src;
+        c->div = div;
+    }
+}
+
 double lp_metric_value(const struct lp_metric *c)
 {
-    return c ? c->value : 0;
+    if (c == NULL)
+        return 0;
+    return c->src ? (double)*c->src / c->div : c->value;
 }
 
 void lp_metric_observe(struct lp_metric *h, double v)
@@ -234,7 +246,7 @@ char *lp_metrics_render(struct lp_metrics *m)
                     continue;
                 if (y->kind != M_HISTOGRAM) {
                     series(&b, y->name, "", y->labels, NULL);
-                    num(&b, y->value);
+                    num(&b, lp_metric_value(y));
                     lp_buf_addc(&b, '\n');
                     continue;
                 }
