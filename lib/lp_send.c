@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +20,9 @@
 #include "lp_metrics.h"
 #include "lp_rate.h"
 #include "lp_redis.h"
-#include "lp_resp.h"
 #include "lp_send.h"
+#include "lp_send_int.h"
 #include "lp_sig.h"
-#include "lp_stream.h"
 #include "lp_time.h"
 #include "lp_wal.h"
 
@@ -45,116 +43,21 @@
  * re-sent through the same pipeline whenever Redis answers. When the WAL
  * is empty again, batches go straight to Redis.
  *
- * A failure that ends the run (Redis away for --timeout, the WAL failing,
- * out of memory), deep in the loop, is said where it happens, and then
- * give_up jumps back to lp_send_run, which returns it: the engine's
- * buffers and connections are all in struct lp_send, so nothing on the
- * way back holds anything, and nothing more happens after it, as when the
- * tool exited there.
+ * The engine's files and how they share struct lp_send: lp_send_int.h.
  */
-
-#define LP_INFLIGHT 3
-
-enum { K_EVENT, K_DLQ };        /* what a command is */
-enum { B_INPUT, B_REPLAY };     /* where a batch's commands come from */
-
-struct ev {
-    uint32_t cmd;               /* offset of its command in the blob */
-    uint32_t cmdlen;
-    uint32_t file;              /* index of the input */
-    uint8_t kind;
-    uint8_t done;               /* 1: acknowledged, or synced in the WAL;
-                                   2: written to the WAL, not synced yet */
-    uint64_t line_start;        /* input offset of its line */
-    uint64_t wend;              /* B_REPLAY: segment offset after it */
-};
-
-struct batch {
-    struct lp_buf blob;         /* RESP commands, back to back */
-    struct ev *ev;
-    size_t n;
-    size_t replied;             /* replies received: ev[0..replied) */
-    size_t failed;              /* error replies among them */
-    int flushed;                /* written to the socket whole */
-    int source;                 /* B_INPUT or B_REPLAY */
-    int64_t opened_ms;          /* monotonic time of its first event */
-    int64_t sent_us;            /* monotonic time it was written */
-    char first[48], last[48];   /* stream IDs of its first and last event */
-};
-
-struct lp_send {
-    struct lp_send_conf c;
-    struct lp_notify nt;
-    jmp_buf out;                /* give_up: back to lp_send_run */
-    int running;                /* out is set */
-    int stop;                   /* stop as a signal would */
-    struct lp_redis *r;
-    struct lp_lines lines;
-    struct lp_jkeys keys;
-    int time_idx;
-    int req_idx[LP_SEND_MAXREQ];
-    struct lp_jlimits lim;
-    struct batch in;            /* the batch being filled from input */
-    struct batch ring[LP_INFLIGHT];
-    int head, count;            /* in flight: ring[head .. head+count) */
-    int rejects_fd;
-    struct lp_buf prefix;       /* RESP of XADD <stream> * data */
-    struct lp_buf out_ids;      /* --ids output */
-    char host[256];
-    int file;                   /* current input */
-    const char *name;           /* its name for messages, NULL = stdin */
-    int64_t now;                /* wall clock, refreshed per read */
-    int64_t fail_since;         /* monotonic ms, 0 = not failing */
-    struct lp_backoff backoff;
-    int warned;
-    int stdout_gone;            /* EPIPE: end as SIGPIPE would */
-    int ids_off;                /* stdout failed: no more --ids */
-    int exit_code;
-    /* WAL */
-    struct lp_wal *wal;
-    int walmode;                /* new batches go to the WAL */
-    int wal_sync_failed;        /* never to be tried again */
-    struct lp_wal_seg *rseg;    /* the segment being re-sent */
-    int rseg_eof;               /* all its records are in flight */
-    int64_t replay_at;          /* monotonic ms: next replay attempt */
-    /* --max-backlog */
-    int64_t backlog_at;
-    int batches_since_backlog;
-    char last_error[LP_ERRLEN];
-    int last_permanent;
-    uint64_t n_ahead;           /* acknowledged, but after an event that
-                                   was not: a resume sends them twice */
-    struct lp_send_counts n;    /* what the metrics read, and the caller */
-    /* --rate */
-    struct lp_rate *rate;
-    int rkey_idx;               /* --rate-key .name: its member, else -1 */
-    struct lp_jq *rkey_jq;      /* any other --rate-key program */
-    struct lp_redis *rr;        /* --shared-rate: its own connection */
-    struct lp_buf rkey_buf;     /* the Redis key of a bucket */
-    int64_t rr_retry_at;        /* mono ms: try Redis again after this */
-    int rr_local;               /* Redis failed: limiting here for now */
-    /* --metrics: the counters read s->n; the rest is set per tick */
-    struct lp_metrics *m;
-    struct lp_metric *batch_s, *wal_bytes, *rate_keys;
-};
-
-#define say(s, level, ...) lp_notice(&(s)->nt, (level), __VA_ARGS__)
 
 /* Ends the run with status code: back to lp_send_run, which returns
  * it. What is to be said was said. */
-static _Noreturn void end_run(struct lp_send *s, int code)
+_Noreturn void lp_send_end_run(struct lp_send *s, int code)
 {
     s->exit_code = code;
     longjmp(s->out, 1);
 }
 
-static _Noreturn void give_up(struct lp_send *s, const char *why,
-                              int code);
-
-static _Noreturn void fatal_oom(struct lp_send *s)
+_Noreturn void lp_send_oom(struct lp_send *s)
 {
     say(s, LP_SEND_ERROR, "out of memory");
-    end_run(s, LP_EX_SOFTWARE);
+    lp_send_end_run(s, LP_EX_SOFTWARE);
 }
 
 static void where(struct lp_send *s, char *buf, size_t cap, uint64_t lineno)
@@ -165,18 +68,7 @@ static void where(struct lp_send *s, char *buf, size_t cap, uint64_t lineno)
         snprintf(buf, cap, "line %" PRIu64, lineno);
 }
 
-static const char *plural(uint64_t n, const char *one, const char *many)
-{
-    return n == 1 ? one : many;
-}
-
-static void reset_batch(struct batch *b)
-{
-    b->n = b->replied = b->failed = 0;
-    b->blob.len = 0;
-    b->flushed = 0;
-    b->first[0] = b->last[0] = '\0';
-}
+/* ---- metrics ------------------------------------------------------------ */
 
 /* The metrics; the counters are s->n's own. 0, or -1 out of memory. */
 static int metrics_init(struct lp_send *s)
@@ -247,22 +139,6 @@ static void metrics_tick(struct lp_send *s, int force)
     lp_metrics_tick(s->m, s->c.metrics, s->c.metrics_interval, force);
 }
 
-/* ---- replies ---------------------------------------------------------- */
-
-static void release_head(struct lp_send *s)
-{
-    reset_batch(&s->ring[s->head]);
-    s->head = (s->head + 1) % LP_INFLIGHT;
-    s->count--;
-}
-
-/* An error reply no retry cures: the stream's type, the rights, the
- * credentials. */
-static int permanent_error(const struct lp_reply *rep)
-{
-    return lp_reply_error_class(rep) >= LP_RERR_KEY;
-}
-
 /* The caller's periodic work (its held-back messages): ms until due, -1
  * none; and doing it. */
 static int64_t idle_due(const struct lp_send *s)
@@ -276,519 +152,7 @@ static void idle_tick(const struct lp_send *s)
         s->c.tick(s->c.ctx);
 }
 
-/* A stop signal came, or the engine stopped itself (--ids lost stdout). */
-static int stopping(const struct lp_send *s)
-{
-    return lp_stop || s->stop;
-}
-
-static void flush_ids(struct lp_send *s)
-{
-    if (s->out_ids.len == 0)
-        return;
-    if (!s->ids_off && lp_fs_write_all(s->c.ids_fd, s->out_ids.p,
-                                      s->out_ids.len) < 0) {
-        /* stop reading and finish what is in flight; then a closed pipe
-         * ends us as SIGPIPE would (see main), other errors with 74 */
-        if (errno != EPIPE) {
-            say(s, LP_SEND_ERROR, "stdout: %s", strerror(errno));
-            s->exit_code = LP_EX_IOERR;
-        } else {
-            s->stdout_gone = 1;
-        }
-        s->ids_off = 1;
-        s->stop = 1;
-    }
-    s->out_ids.len = 0;
-}
-
-/* The oldest batch in flight still waiting for replies, or NULL. */
-static struct batch *unanswered(struct lp_send *s)
-{
-    for (int i = 0; i < s->count; i++) {
-        struct batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (b->replied < b->n)
-            return b;
-    }
-    return NULL;
-}
-
-/* Takes one reply, for the oldest unanswered command (in b). */
-static void take_reply(struct lp_send *s, struct batch *b,
-                       struct lp_reply *rep)
-{
-    struct ev *e = &b->ev[b->replied++];
-
-    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
-        char t[LP_ERRLEN - 100];
-        b->failed++;
-        snprintf(s->last_error, sizeof s->last_error, "XADD %s: %s",
-                 e->kind == K_EVENT ? s->c.stream : s->c.dlq,
-                 lp_reply_text(rep, t, sizeof t));
-        s->last_permanent |= permanent_error(rep);
-    } else {
-        e->done = 1;
-        if (e->kind == K_EVENT) {
-            size_t idn;
-            const char *id = lp_reply_str(rep, &idn);
-            if (id && idn < sizeof b->last) {
-                memcpy(b->last, id, idn);
-                b->last[idn] = '\0';
-                if (b->first[0] == '\0')
-                    memcpy(b->first, b->last, idn + 1);
-            }
-            s->n.sent++;
-            if (b->source == B_REPLAY)
-                s->n.replayed++;
-            if (s->c.ids && !s->ids_off && id) {
-                lp_buf_add(&s->out_ids, id, idn);
-                lp_buf_addc(&s->out_ids, '\n');
-            }
-        } else {
-            s->n.dlq++;
-        }
-    }
-    lp_reply_free(rep);
-}
-
-/* The WAL was synced: what was written to it is safe (done 2 -> 1). */
-static void wal_synced(struct lp_send *s)
-{
-    for (int i = 0; i < s->count; i++) {
-        struct batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        for (size_t k = 0; k < b->n; k++)
-            if (b->ev[k].done == 2)
-                b->ev[k].done = 1;
-    }
-    for (size_t k = 0; k < s->in.n; k++)
-        if (s->in.ev[k].done == 2)
-            s->in.ev[k].done = 1;
-}
-
-/* Syncs the WAL; a failure is remembered (a sync is never tried again:
- * its pages may be gone while a second one succeeds). 0 or -1 with err. */
-static int wal_sync(struct lp_send *s, char *err)
-{
-    if (s->wal_sync_failed || lp_wal_sync(s->wal, err) < 0) {
-        if (!s->wal_sync_failed)
-            s->wal_sync_failed = 1;
-        else
-            snprintf(err, LP_ERRLEN, "--wal %s: not synced", s->c.wal);
-        return -1;
-    }
-    wal_synced(s);
-    return 0;
-}
-
-static _Noreturn void wal_error(struct lp_send *s, const char *err)
-{
-    char e2[LP_ERRLEN];
-
-    /* events the WAL cannot keep: stop, and say where the input is not
-     * in Redis nor in the WAL; what was written before the failure is
-     * in the WAL once synced */
-    wal_sync(s, e2);
-    give_up(s, err, LP_EX_IOERR);
-}
-
-/* Releases answered batches at the head; -1 when the head had errors. */
-static int retire(struct lp_send *s)
-{
-    char err[LP_ERRLEN];
-
-    while (s->count > 0) {
-        struct batch *b = &s->ring[s->head];
-        if (b->replied < b->n)
-            break;
-        if (b->failed)
-            return -1;
-        if (b->source == B_REPLAY && b->n &&
-            lp_wal_seg_ack(s->wal, s->rseg, b->ev[b->n - 1].wend, err) < 0)
-            wal_error(s, err);
-        {
-            double ms = (double)(lp_mono_us() - b->sent_us) / 1000.0;
-            s->n.batches++;
-            lp_metric_observe(s->batch_s, ms / 1000.0);
-            if (s->c.verbosity >= 1) {
-                /* count: events into the stream; dlq: rejected lines
-                 * into the DLQ; no first and last without events */
-                char kv[200], ids[120] = "";
-                size_t nd = 0;
-                for (size_t i = 0; i < b->n; i++)
-                    nd += b->ev[i].kind == K_DLQ;
-                if (b->first[0])
-                    snprintf(ids, sizeof ids, "first=%s last=%s ", b->first,
-                             b->last);
-                snprintf(kv, sizeof kv, "%scount=%zu dlq=%zu ms=%.1f%s", ids,
-                         b->n - nd, nd, ms,
-                         b->source == B_REPLAY ? " from=wal" : "");
-                say(s, LP_SEND_TRACE, "%s", kv);
-            }
-        }
-        release_head(s);
-        s->fail_since = 0;
-        lp_backoff_reset(&s->backoff);
-        if (s->count == 0)
-            s->n_ahead = 0;      /* nothing unacknowledged before them */
-        if (s->warned) {
-            say(s, LP_NOTICE_WARN, "%s answers again", lp_redis_name(s->r));
-            s->warned = 0;
-        }
-    }
-    /* a segment all sent and all acknowledged is done */
-    if (s->rseg && s->rseg_eof && s->count == 0) {
-        if (lp_wal_seg_done(s->wal, s->rseg, err) < 0)
-            wal_error(s, err);
-        s->rseg = NULL;
-        s->rseg_eof = 0;
-    }
-    flush_ids(s);
-    return 0;
-}
-
-/* Takes the replies that have arrived; with block, waits for at least
- * one. Returns 0, or -1 with err on an I/O error or an error reply. */
-static int pump(struct lp_send *s, int block, char *err)
-{
-    struct lp_reply *rep;
-    struct batch *b;
-    int got = 0, rc;
-
-    for (;;) {
-        while ((rc = lp_redis_next(s->r, &rep, err)) == 1) {
-            if ((b = unanswered(s)) == NULL) {
-                lp_reply_free(rep);     /* cannot happen: no command out */
-                snprintf(err, LP_ERRLEN, "reply without a command");
-                lp_redis_disconnect(s->r);
-                return -1;
-            }
-            take_reply(s, b, rep);
-            got = 1;
-        }
-        if (rc < 0)
-            return -1;
-        if (retire(s) < 0) {
-            snprintf(err, LP_ERRLEN, "%s", s->last_error);
-            return -1;
-        }
-        if (got || !block || s->count == 0)
-            return 0;
-        if (lp_redis_read(s->r, err) < 0)
-            return -1;
-    }
-}
-
-/* ---- failure handling --------------------------------------------------- */
-
-static uint64_t unsent_offset(struct lp_send *s, int *file)
-{
-    /* the line of the oldest input event not acknowledged, else all read */
-    for (int i = 0; i < s->count; i++) {
-        struct batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (b->source != B_INPUT)
-            continue;
-        for (size_t k = 0; k < b->n; k++) {
-            if (b->ev[k].done != 1) {
-                *file = (int)b->ev[k].file;
-                return b->ev[k].line_start;
-            }
-        }
-    }
-    for (size_t k = 0; k < s->in.n; k++) {
-        if (s->in.ev[k].done != 1) {
-            *file = (int)s->in.ev[k].file;
-            return s->in.ev[k].line_start;
-        }
-    }
-    *file = s->file;
-    return lp_lines_offset(&s->lines);
-}
-
-/* Appends a as one word to b, quoted for a POSIX shell when needed; a
- * password in a Redis URL is masked first. */
-static void add_quoted(struct lp_buf *b, const char *a)
-{
-    const char *at = strchr(a, '@'), *sch = strstr(a, "://");
-    struct lp_buf w = { 0 };
-    int plain = 1;
-
-    for (const char *p = a; *p; p++) {
-        if (sch && at && p > sch + 2 && p < at && *p == ':') {
-            lp_buf_adds(&w, ":***");    /* the password stays out of logs */
-            p = at - 1;
-            continue;
-        }
-        lp_buf_addc(&w, *p);
-    }
-    for (size_t i = 0; i < w.len; i++) {
-        char c = w.p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || strchr("-_./:=,+%@", c)))
-            plain = 0;
-    }
-    lp_buf_addc(b, ' ');
-    if (w.len == 0 || !plain)
-        lp_buf_addc(b, '\'');
-    for (size_t i = 0; i < w.len; i++) {
-        if (w.p[i] == '\'')
-            lp_buf_adds(b, "'\\''");
-        else
-            lp_buf_addc(b, w.p[i]);
-    }
-    if (w.len == 0 || !plain)
-        lp_buf_addc(b, '\'');
-    lp_buf_free(&w);
-}
-
-/* Ends the run with code after saying how much of the input went to
- * Redis, and the command that sends the rest. */
-static _Noreturn void give_up(struct lp_send *s, const char *why, int code)
-{
-    struct lp_buf cmd = { 0 };
-    int file;
-    uint64_t off = unsent_offset(s, &file);
-    const char *name = s->c.nfiles ? s->c.files[file] : NULL;
-    char from[32];
-
-    if (name && strcmp(name, "-") == 0)
-        name = NULL;
-    say(s, LP_SEND_ERROR, "%s", why);
-    snprintf(from, sizeof from, "+%" PRIu64, off + 1);
-    lp_buf_adds(&cmd, "tail -c");
-    add_quoted(&cmd, from);
-    if (name)
-        add_quoted(&cmd, name);
-    lp_buf_adds(&cmd, " | logpipe-send");
-    for (int i = 0; i < s->c.nargs; i++)
-        add_quoted(&cmd, s->c.args[i]);
-    if (s->c.nfiles && file + 1 < s->c.nfiles) {
-        lp_buf_adds(&cmd, " -");
-        for (int i = file + 1; i < s->c.nfiles; i++)
-            add_quoted(&cmd, s->c.files[i]);
-    }
-    lp_buf_addc(&cmd, '\0');
-    if (s->c.wal) {
-        /* what is before the offset may be in the WAL rather than in
-         * Redis: the resumed run sends the WAL first, as any run does */
-        char in[PATH_MAX + 64];
-        if (name)
-            snprintf(in, sizeof in, "%s%s", name, file + 1 < s->c.nfiles ?
-                     " (none of the files after it)" : "");
-        else
-            snprintf(in, sizeof in, "the input");
-        say(s, LP_SEND_ERROR, "%" PRIu64 " bytes of %s are in Redis or in "
-            "the WAL %s; resume with: %s%s", off, in, s->c.wal, cmd.p,
-            name ? "" : " (fed the same input)");
-    } else if (name) {
-        say(s, LP_SEND_ERROR, "sent %" PRIu64 " bytes of %s%s; resume with: "
-            "%s", off, name, file + 1 < s->c.nfiles ?
-            ", none of the files after it" : "", cmd.p);
-    } else {
-        say(s, LP_SEND_ERROR, "sent %" PRIu64 " bytes of the input; resume "
-            "with: %s (fed the same input)", off, cmd.p);
-    }
-    if (s->wal_sync_failed) {
-        uint64_t n = 0;
-        for (int i = 0; i < s->count; i++) {
-            struct batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-            for (size_t k = 0; k < b->n; k++)
-                n += b->ev[k].done == 2 && b->ev[k].kind == K_EVENT;
-        }
-        for (size_t k = 0; k < s->in.n; k++)
-            n += s->in.ev[k].done == 2 && s->in.ev[k].kind == K_EVENT;
-        if (n)
-            say(s, LP_NOTICE_WARN, "%" PRIu64 " %s after the resume point "
-                "may be in the WAL %s as well, not synced (a resume may send "
-                "them twice)", n, plural(n, "event", "events"), s->c.wal);
-    }
-    if (s->n.maybe)
-        say(s, LP_NOTICE_WARN, "%" PRIu64 " %s may have reached Redis "
-            "although no reply came (possible duplicates)", s->n.maybe,
-            plural(s->n.maybe, "event", "events"));
-    if (s->n_ahead)
-        say(s, LP_NOTICE_WARN, "%" PRIu64 " %s after the resume point %s "
-            "already in Redis (a resume sends them twice)", s->n_ahead,
-            plural(s->n_ahead, "event", "events"),
-            plural(s->n_ahead, "is", "are"));
-    lp_buf_free(&cmd);
-    end_run(s, code);
-}
-
-/* Keeps only the commands of b without a success reply, in order.
- * *behind: an earlier event is not acknowledged (in ring order). */
-static void compact(struct lp_send *s, struct batch *b, int *behind)
-{
-    size_t keep = 0, pos = 0;
-
-    for (size_t k = 0; k < b->n; k++) {
-        struct ev e = b->ev[k];
-        if (e.done) {
-            if (*behind && e.kind == K_EVENT)
-                s->n_ahead++;
-            continue;
-        }
-        *behind = 1;
-        if (k >= b->replied && b->flushed)
-            s->n.maybe++;        /* written, no reply: maybe applied */
-        if (e.cmd != pos)
-            memmove(b->blob.p + pos, b->blob.p + e.cmd, e.cmdlen);
-        e.cmd = (uint32_t)pos;
-        pos += e.cmdlen;
-        b->ev[keep++] = e;
-    }
-    b->n = keep;
-    b->blob.len = pos;
-    b->replied = b->failed = 0;
-    b->flushed = 0;
-}
-
-static int send_batch(struct lp_send *s, struct batch *b, char *err)
-{
-    if (lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(s->r));
-        return -1;
-    }
-    b->sent_us = lp_mono_us();
-    if (lp_redis_flush(s->r, err) < 0)
-        return -1;
-    b->flushed = 1;
-    return 0;
-}
-
-/* Collects the replies still coming on a live connection after a failure,
- * without retiring anything. */
-static void collect_replies(struct lp_send *s)
-{
-    char err[LP_ERRLEN];
-
-    while (lp_redis_connected(s->r)) {
-        struct lp_reply *rep;
-        struct batch *b = unanswered(s);
-        int rc;
-        if (b == NULL)
-            break;
-        if ((rc = lp_redis_next(s->r, &rep, err)) == 1)
-            take_reply(s, b, rep);
-        else if (rc < 0 || lp_redis_read(s->r, err) < 0)
-            break;
-    }
-    flush_ids(s);
-}
-
-/* Appends the not-yet-done commands of b to the WAL and marks them done.
- * Does not sync. Exits 75 at --wal-max. */
-static void batch_to_wal(struct lp_send *s, struct batch *b)
-{
-    char err[LP_ERRLEN];
-
-    for (size_t k = 0; k < b->n; k++) {
-        struct ev *e = &b->ev[k];
-        int rc;
-        if (e->done)
-            continue;
-        rc = lp_wal_append(s->wal, b->blob.p + e->cmd, e->cmdlen, err);
-        if (rc == -2) {
-            char e2[LP_ERRLEN];
-            if (wal_sync(s, e2) < 0)
-                wal_error(s, e2);
-            give_up(s, err, LP_EX_TEMPFAIL);
-        }
-        if (rc < 0)
-            wal_error(s, err);
-        e->done = 2;
-        if (e->kind == K_EVENT)
-            s->n.wal++;
-    }
-}
-
-static void sync_wal(struct lp_send *s)
-{
-    char err[LP_ERRLEN];
-
-    if (wal_sync(s, err) < 0)
-        wal_error(s, err);
-}
-
-/* Redis failed with batches of input in flight: everything not
- * acknowledged goes to the WAL, in order, and we are in WAL mode. */
-static void spill(struct lp_send *s, const char *why)
-{
-    int behind = 0;
-
-    collect_replies(s);
-    for (int i = 0; i < s->count; i++)
-        compact(s, &s->ring[(s->head + i) % LP_INFLIGHT], &behind);
-    for (int i = 0; i < s->count; i++)
-        batch_to_wal(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
-    batch_to_wal(s, &s->in);
-    sync_wal(s);
-    while (s->count > 0)
-        release_head(s);
-    reset_batch(&s->in);
-    s->n_ahead = 0;              /* a WAL has no resume point */
-    if (!s->walmode)
-        say(s, LP_NOTICE_WARN, "%s: keeping events in the WAL %s until Redis "
-            "answers", why, s->c.wal);
-    s->walmode = 1;
-    s->replay_at = lp_mono_ms() + 100;
-}
-
-/* Re-sending from the WAL failed: acknowledge the records that made it
- * in order, mark those that made it after one that did not (an error
- * reply in the middle: Redis goes on with the next commands), forget the
- * batches in flight, and try again later with the rest. */
-static void replay_failed(struct lp_send *s, const char *why)
-{
-    char err[LP_ERRLEN];
-
-    s->n.errors++;
-    uint64_t acked = 0;
-    int broken = 0, marked = 0;
-
-    collect_replies(s);
-    for (int i = 0; i < s->count; i++) {
-        struct batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        for (size_t k = 0; k < b->n; k++) {
-            struct ev *e = &b->ev[k];
-            if (!broken && e->done) {
-                acked = e->wend;
-            } else if (e->done) {
-                /* it has its stream ID: never send it again */
-                if (lp_wal_seg_mark(s->wal, s->rseg, e->wend, e->cmdlen,
-                                    err) < 0)
-                    wal_error(s, err);
-                marked = 1;
-            } else {
-                broken = 1;
-                if (k >= b->replied && b->flushed)
-                    s->n.maybe++;    /* written, no reply: maybe applied */
-            }
-        }
-    }
-    if ((acked || marked) &&
-        lp_wal_seg_ack(s->wal, s->rseg, acked, err) < 0)
-        wal_error(s, err);
-    while (s->count > 0)
-        release_head(s);
-    if (s->rseg) {
-        lp_wal_seg_rewind(s->rseg);
-        s->rseg_eof = 0;
-    }
-    if (s->last_permanent && lp_redis_connected(s->r)) {
-        say(s, LP_SEND_ERROR, "%s", why);
-        say(s, LP_SEND_ERROR, "the events stay in the WAL %s", s->c.wal);
-        end_run(s, LP_EX_CONFIG);
-    }
-    s->replay_at = lp_mono_ms() + lp_backoff_next(&s->backoff);
-    if (s->fail_since == 0)
-        s->fail_since = lp_mono_ms();
-    if (!s->warned) {
-        say(s, LP_NOTICE_WARN, "%s; the WAL %s is sent again when Redis "
-            "answers", why, s->c.wal);
-        s->warned = 1;
-    }
-    s->last_permanent = 0;
-}
+/* ---- Redis failing ------------------------------------------------------ */
 
 /*
  * Something failed: an I/O error (connection gone, replies in flight
@@ -797,18 +161,18 @@ static void replay_failed(struct lp_send *s, const char *why)
  * coming, keep what was not acknowledged, and send it again in order once
  * Redis answers, for at most --timeout.
  */
-static void recover(struct lp_send *s, const char *why)
+void lp_send_recover(struct lp_send *s, const char *why)
 {
     char err[LP_ERRLEN], msg[LP_ERRLEN + 64], d[32];
     int64_t now = lp_mono_ms(), wait;
 
     s->n.errors++;
     if (s->walmode) {
-        replay_failed(s, why);
+        lp_spool_replay_failed(s, why);
         return;
     }
     if (s->wal && !s->last_permanent) {
-        spill(s, why);
+        lp_spool_spill(s, why);
         return;
     }
     snprintf(msg, sizeof msg, "%s", why);
@@ -817,13 +181,14 @@ static void recover(struct lp_send *s, const char *why)
         s->fail_since = now;
     for (;;) {
         int behind = 0;
-        collect_replies(s);
+        lp_pipeline_collect(s);
         if (s->last_permanent && lp_redis_connected(s->r))
-            give_up(s, msg, LP_EX_CONFIG);
+            lp_spool_give_up(s, msg, LP_EX_CONFIG);
         for (int i = 0; i < s->count; i++)
-            compact(s, &s->ring[(s->head + i) % LP_INFLIGHT], &behind);
+            lp_pipeline_compact(s, &s->ring[(s->head + i) % LP_INFLIGHT],
+                                &behind);
         while (s->count > 0 && s->ring[s->head].n == 0)
-            release_head(s);
+            lp_pipeline_release(s);
         if (s->count == 0) {
             s->fail_since = 0;
             s->n_ahead = 0;
@@ -838,12 +203,12 @@ static void recover(struct lp_send *s, const char *why)
         if (now - s->fail_since >= s->c.timeout) {
             char m2[LP_ERRLEN + 128];
             snprintf(m2, sizeof m2, "giving up (--timeout %s): %s", d, msg);
-            give_up(s, m2, LP_EX_TEMPFAIL);
+            lp_spool_give_up(s, m2, LP_EX_TEMPFAIL);
         }
-        if (stopping(s)) {
+        if (lp_send_stopping(s)) {
             char m2[LP_ERRLEN + 64];
             snprintf(m2, sizeof m2, "interrupted while Redis fails: %s", msg);
-            give_up(s, m2, LP_EX_TEMPFAIL);
+            lp_spool_give_up(s, m2, LP_EX_TEMPFAIL);
         }
         wait = lp_backoff_next(&s->backoff);
         if (wait > s->c.timeout - (now - s->fail_since))
@@ -853,7 +218,7 @@ static void recover(struct lp_send *s, const char *why)
         if (!lp_redis_connected(s->r)) {
             int rc = lp_redis_connect(s->r, err);
             if (rc == LP_REDIS_EAUTH)
-                give_up(s, err, LP_EX_CONFIG);
+                lp_spool_give_up(s, err, LP_EX_CONFIG);
             if (rc < 0) {
                 snprintf(msg, sizeof msg, "%s", err);
                 continue;
@@ -863,8 +228,8 @@ static void recover(struct lp_send *s, const char *why)
         s->last_permanent = 0;
         int ok = 1;
         for (int i = 0; i < s->count && ok; i++)
-            if (send_batch(s, &s->ring[(s->head + i) % LP_INFLIGHT],
-                           err) < 0) {
+            if (lp_pipeline_send(s, &s->ring[(s->head + i) % LP_INFLIGHT],
+                                 err) < 0) {
                 snprintf(msg, sizeof msg, "%s", err);
                 ok = 0;
             }
@@ -873,196 +238,31 @@ static void recover(struct lp_send *s, const char *why)
     }
 }
 
-/* Connects when not connected. Returns 0, or -1 with err (EAUTH ends
- * the run). */
-static int ensure_connected(struct lp_send *s, char *err)
-{
-    int rc;
-
-    if (lp_redis_connected(s->r))
-        return 0;
-    rc = lp_redis_connect(s->r, err);
-    if (rc == LP_REDIS_EAUTH) {
-        say(s, LP_SEND_ERROR, "%s", err);
-        if (s->walmode)
-            say(s, LP_SEND_ERROR, "the events stay in the WAL %s", s->c.wal);
-        end_run(s, LP_EX_CONFIG);
-    }
-    if (rc == 0 && (s->fail_since || s->n.errors))
-        s->n.reconnects++;
-    return rc < 0 ? -1 : 0;
-}
-
-/* ---- --max-backlog ------------------------------------------------------ */
-
-/* The lag of --group (XINFO GROUPS), or the stream length when that
- * group does not exist or Redis cannot tell its lag (after deletions).
- * -1 with err on an I/O error. */
-static long long backlog(struct lp_send *s, char *err)
-{
-    struct lp_stream_err e;
-    struct lp_group_info *g;
-    size_t ng;
-    long long lag = -1;
-
-    if (lp_stream_groups(s->r, s->c.stream, &g, &ng, &e) < 0) {
-        /* an error reply (no such stream): the length then */
-        if (e.code == LP_STREAM_EIO) {
-            snprintf(err, LP_ERRLEN, "%s", e.msg);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < ng; i++)
-        if (strcmp(g[i].name, s->c.group) == 0)
-            lag = g[i].lag;
-    lp_group_info_free(g, ng);
-    if (lag < 0) {
-        /* an error reply counts as empty, as it always did */
-        if (lp_stream_len(s->r, s->c.stream, &lag, &e) < 0 &&
-            e.code == LP_STREAM_EIO) {
-            snprintf(err, LP_ERRLEN, "%s", e.msg);
-            return -1;
-        }
-    }
-    return lag;
-}
-
-/* Every 100ms and 4 batches at most: waits while the backlog is above
- * --max-backlog, so that the pipe pushes back on the writer. */
-static void check_backlog(struct lp_send *s)
-{
-    char err[LP_ERRLEN];
-    int64_t wait = 100;
-    int waited = 0;
-
-    if (!s->c.max_backlog || ++s->batches_since_backlog < 4 ||
-        lp_mono_ms() < s->backlog_at)
-        return;
-    s->batches_since_backlog = 0;
-    s->backlog_at = lp_mono_ms() + 100;
-    /* a command with batches in flight would need its reply sorted out of
-     * theirs: let them land first */
-    while (s->count > 0)
-        if (pump(s, 1, err) < 0) {
-            recover(s, err);
-            return;
-        }
-    for (;;) {
-        long long n;
-        if (ensure_connected(s, err) < 0 || (n = backlog(s, err)) < 0)
-            return;             /* the next send notices and recovers */
-        if (n <= (long long)s->c.max_backlog || stopping(s))
-            break;
-        if (!waited)
-            say(s, LP_NOTICE_INFO, "backlog %lld over --max-backlog %" PRIu64
-                ": waiting", n, s->c.max_backlog);
-        waited = 1;
-        poll(NULL, 0, (int)wait);
-        wait = wait < 1000 ? wait * 2 : 1000;
-    }
-    if (waited)
-        say(s, LP_NOTICE_INFO, "backlog under --max-backlog again");
-}
-
-/* ---- sending ------------------------------------------------------------ */
-
-/* The oldest WAL records go into a free slot, as a batch in flight. */
-static void replay_step(struct lp_send *s)
-{
-    char err[LP_ERRLEN];
-    struct batch *b;
-    const char *rec;
-    size_t len;
-    uint64_t end;
-
-    if (s->rseg && s->rseg_eof && s->count == 0)
-        retire(s);               /* finishes the segment */
-    if (!s->walmode || s->count >= LP_INFLIGHT ||
-        lp_mono_ms() < s->replay_at || (s->rseg && s->rseg_eof))
-        return;
-    if (ensure_connected(s, err) < 0) {
-        replay_failed(s, err);
-        return;
-    }
-    if (s->rseg == NULL) {
-        int rc;
-        /* input waiting for the WAL goes first, behind what is there */
-        if (s->in.n) {
-            batch_to_wal(s, &s->in);
-            sync_wal(s);
-            reset_batch(&s->in);
-        }
-        rc = lp_wal_take(s->wal, &s->rseg, err);
-        if (rc < 0)
-            wal_error(s, err);
-        if (rc == 0) {
-            if (s->count == 0) {
-                s->walmode = 0;  /* all sent: straight to Redis again */
-                say(s, LP_NOTICE_INFO, "the WAL %s is empty again", s->c.wal);
-            }
-            return;
-        }
-        s->rseg_eof = 0;
-    }
-    b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
-    reset_batch(b);
-    b->source = B_REPLAY;
-    while (b->n < s->c.batch && b->blob.len < s->c.batch_bytes) {
-        if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
-            s->rseg_eof = 1;
-            break;
-        }
-        if (lp_buf_add(&b->blob, rec, len) < 0)
-            fatal_oom(s);
-        struct ev *e = &b->ev[b->n++];
-        const char *key, *data;
-        size_t keylen, datalen;
-        e->cmd = (uint32_t)(b->blob.len - len);
-        e->cmdlen = (uint32_t)len;
-        /* an event for a stream, or a dead letter (counted apart) */
-        e->kind = lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
-                  keylen == strlen(s->c.dlq) &&
-                  memcmp(key, s->c.dlq, keylen) == 0 ? K_DLQ : K_EVENT;
-        e->done = 0;
-        e->wend = end;
-        e->file = 0;
-        e->line_start = 0;
-    }
-    if (b->n == 0) {
-        retire(s);               /* an empty remainder: the segment is done */
-        return;
-    }
-    s->count++;
-    if (s->c.verbosity >= 2)
-        say(s, LP_SEND_DEBUG, "re-sending %zu commands of %s", b->n,
-            lp_wal_seg_name(s->rseg));
-    if (send_batch(s, b, err) < 0)
-        recover(s, err);
-}
+/* ---- the input batch ---------------------------------------------------- */
 
 /* Hands the input batch to Redis (or to the WAL in WAL mode). */
 static void dispatch(struct lp_send *s)
 {
     char err[LP_ERRLEN] = "";
-    struct batch *b;
+    struct lp_batch *b;
 
     if (s->in.n == 0)
         return;
     if (s->walmode) {
-        batch_to_wal(s, &s->in);
-        sync_wal(s);
-        reset_batch(&s->in);
-        replay_step(s);
+        lp_spool_batch(s, &s->in);
+        lp_spool_sync(s);
+        lp_batch_reset(&s->in);
+        lp_spool_replay(s);
         return;
     }
-    check_backlog(s);
+    lp_pipeline_check_backlog(s);
     if (s->walmode) {            /* the check failed over to the WAL */
         dispatch(s);
         return;
     }
     while (s->count >= LP_INFLIGHT) {
-        if (pump(s, 1, err) < 0) {
-            recover(s, err);
+        if (lp_pipeline_pump(s, 1, err) < 0) {
+            lp_send_recover(s, err);
             if (s->walmode) {
                 dispatch(s);
                 return;
@@ -1071,23 +271,23 @@ static void dispatch(struct lp_send *s)
     }
     /* the input batch becomes the free slot, the slot the input batch */
     b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
-    struct batch tmp = *b;
+    struct lp_batch tmp = *b;
     *b = s->in;
     s->in = tmp;
-    reset_batch(&s->in);
-    b->source = B_INPUT;
+    lp_batch_reset(&s->in);
+    b->source = LP_BATCH_INPUT;
     s->count++;
-    if (ensure_connected(s, err) < 0 || send_batch(s, b, err) < 0)
-        recover(s, err);
+    if (lp_pipeline_connect(s, err) < 0 || lp_pipeline_send(s, b, err) < 0)
+        lp_send_recover(s, err);
     metrics_tick(s, 0);
 }
 
-/* ---- events ----------------------------------------------------------- */
+/* ---- events ------------------------------------------------------------- */
 
 static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
                         int kind)
 {
-    struct batch *b = &s->in;
+    struct lp_batch *b = &s->in;
 
     if (b->n == 0)
         b->opened_ms = lp_mono_ms();
@@ -1117,7 +317,7 @@ static void add_dlq(struct lp_send *s, const char *line, size_t len,
         "source_id", "", "deliveries", "0", "consumer", s->host,
     };
     const char *all[21];
-    size_t lens[21], start = s->in.blob.len;
+    size_t lens[21], start;
 
     snprintf(ms, sizeof ms, "%lld", (long long)s->now);
     memcpy(all, argv, sizeof argv);
@@ -1125,16 +325,15 @@ static void add_dlq(struct lp_send *s, const char *line, size_t len,
     all[20] = ms;
     for (int i = 0; i < 21; i++)
         lens[i] = i == 4 ? len : strlen(all[i]);
-    if (lp_resp_command(&s->in.blob, 21, all, lens) < 0)
-        fatal_oom(s);
-    add_command(s, start, line_start, K_DLQ);
+    start = lp_pipeline_xadd(s, 21, all, lens);
+    add_command(s, start, line_start, LP_CMD_DLQ);
 }
 
 /* --rejects cannot be written: the run ends (74). */
 static _Noreturn void rejects_failed(struct lp_send *s)
 {
     say(s, LP_SEND_ERROR, "--rejects %s: %s", s->c.rejects, strerror(errno));
-    end_run(s, LP_EX_IOERR);
+    lp_send_end_run(s, LP_EX_IOERR);
 }
 
 /* Reports a rejected event; line[0..len) is what --rejects and the DLQ
@@ -1159,7 +358,6 @@ static void reject(struct lp_send *s, const char *line, size_t len,
         len > 0)
         add_dlq(s, line, len, line_start, code, what);
 }
-
 
 /* ---- --rate ------------------------------------------------------------- */
 
@@ -1228,7 +426,7 @@ static int rate_ask(struct lp_send *s, struct lp_bucket *b, int64_t now)
     if (lp_buf_adds(&s->rkey_buf, s->c.stream) < 0 ||
         lp_buf_adds(&s->rkey_buf, ":rate:") < 0 ||
         lp_buf_add(&s->rkey_buf, b->key, b->klen) < 0)
-        fatal_oom(s);
+        lp_send_oom(s);
     if (lp_rate_shared_take(s->rr, s->rkey_buf.p, s->rkey_buf.len,
                             s->c.rate, s->c.burst, want, &got, &wait,
                             err) < 0)
@@ -1283,7 +481,7 @@ static void rate_pause(struct lp_send *s, int64_t ms)
     for (;;) {
         int64_t now = lp_mono_ms(), left = until - now;
         struct pollfd p = { -1, POLLIN, 0 };
-        if (left <= 0 || stopping(s))
+        if (left <= 0 || lp_send_stopping(s))
             break;
         if (s->in.n > 0) {
             int64_t linger = s->in.opened_ms + s->c.linger - now;
@@ -1302,10 +500,11 @@ static void rate_pause(struct lp_send *s, int64_t ms)
         if (due >= 0 && due < left)
             left = due;
         if (poll(&p, 1, (int)left) > 0 && p.revents) {
-            if (lp_redis_read(s->r, err) < 0 || pump(s, 0, err) < 0)
-                recover(s, err);
+            if (lp_redis_read(s->r, err) < 0 ||
+                lp_pipeline_pump(s, 0, err) < 0)
+                lp_send_recover(s, err);
         }
-        replay_step(s);
+        lp_spool_replay(s);
         metrics_tick(s, 0);
         idle_tick(s);
     }
@@ -1330,7 +529,7 @@ static int rate_admit(struct lp_send *s, const char *txt, size_t n,
     int64_t wait;
 
     if (b == NULL)
-        fatal_oom(s);
+        lp_send_oom(s);
     if (over && s->n.overflow++ == 0)
         say(s, LP_NOTICE_WARN, "--max-keys %" PRIu64 ": more new rate keys "
             "this minute share the limit of \"%s\"", s->c.max_keys,
@@ -1344,7 +543,7 @@ static int rate_admit(struct lp_send *s, const char *txt, size_t n,
                 snprintf(what, cap, "over --rate");
             return 0;
         }
-        if (stopping(s)) {
+        if (lp_send_stopping(s)) {
             s->n.past_limit++;
             return 1;
         }
@@ -1352,7 +551,7 @@ static int rate_admit(struct lp_send *s, const char *txt, size_t n,
         /* the pause may have moved the table: look the key up again */
         b = lp_rate_bucket(s->rate, key, klen, lp_mono_ms(), &over);
         if (b == NULL)
-            fatal_oom(s);
+            lp_send_oom(s);
     }
     return 1;
 }
@@ -1360,21 +559,10 @@ static int rate_admit(struct lp_send *s, const char *txt, size_t n,
 static void add_event(struct lp_send *s, const char *txt, size_t n,
                       const struct lp_jevent *ev, uint64_t line_start)
 {
-    struct lp_buf *blob = &s->in.blob;
-    size_t len = ev->ncuts ? lp_json_cut_len(ev, n) : n;
-    size_t start = blob->len;
-    char *o;
+    size_t start = lp_pipeline_xadd_event(s, txt, n, ev);
 
-    /* XADD <stream> * data, then the event as the last argument */
-    if (lp_buf_add(blob, s->prefix.p, s->prefix.len) < 0 ||
-        (o = lp_resp_bulk_space(blob, len)) == NULL)
-        fatal_oom(s);
-    if (ev->ncuts)
-        lp_json_cut_copy(ev, txt, n, o);
-    else
-        memcpy(o, txt, n);
     s->n.events++;
-    add_command(s, start, line_start, K_EVENT);
+    add_command(s, start, line_start, LP_CMD_EVENT);
 }
 
 /* One event (a line, or an element of an array line). label is NULL for
@@ -1548,12 +736,12 @@ static int wait_input(struct lp_send *s, int fd)
     if (rc < 0)
         return 0;               /* EINTR: the caller checks for a stop */
     if (rfd >= 0 && p[rfd].revents) {
-        if (lp_redis_read(s->r, err) < 0 || pump(s, 0, err) < 0)
-            recover(s, err);
+        if (lp_redis_read(s->r, err) < 0 || lp_pipeline_pump(s, 0, err) < 0)
+            lp_send_recover(s, err);
     }
     if (s->in.n > 0 && lp_mono_ms() >= s->in.opened_ms + s->c.linger)
         dispatch(s);
-    replay_step(s);
+    lp_spool_replay(s);
     return fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
 
@@ -1563,7 +751,7 @@ static void drain_input(struct lp_send *s, int fd)
     int rc;
 
     for (;;) {
-        if (stopping(s)) {
+        if (lp_send_stopping(s)) {
             /* finish the complete lines already read: they left the pipe */
             while ((rc = lp_lines_next(&s->lines, &ln)) == LP_LINE_OK ||
                    rc == LP_LINE_LONG) {
@@ -1609,36 +797,36 @@ static void finish(struct lp_send *s)
 
     dispatch(s);
     while (!s->walmode && s->count > 0) {
-        if (pump(s, 1, err) < 0)
-            recover(s, err);
+        if (lp_pipeline_pump(s, 1, err) < 0)
+            lp_send_recover(s, err);
     }
     lp_format_duration(s->c.timeout, d, sizeof d);
     while (s->walmode) {
         /* stopping: no more re-sends, but the replies to those in flight
          * are waited for, so that what Redis stored is acknowledged in
          * the WAL and never sent again by the next run */
-        int stop = stopping(s) ||
+        int stop = lp_send_stopping(s) ||
                    (s->fail_since && (!s->c.flush_wal ||
                                      lp_mono_ms() - s->fail_since >=
                                      s->c.timeout));
         if (stop && s->count == 0)
             break;
         if (!stop)
-            replay_step(s);
+            lp_spool_replay(s);
         if (s->count > 0) {
-            if (pump(s, 1, err) < 0)
-                recover(s, err);
+            if (lp_pipeline_pump(s, 1, err) < 0)
+                lp_send_recover(s, err);
         } else if (s->walmode) {
             wait_input(s, -1);
         }
     }
-    flush_ids(s);
+    lp_pipeline_flush_ids(s);
     if (s->walmode) {
         uint64_t left = lp_wal_bytes(s->wal);
         if (s->c.flush_wal) {
             say(s, LP_SEND_ERROR, "giving up (--timeout %s): the WAL %s "
                 "still holds %" PRIu64 " bytes", d, s->c.wal, left);
-            end_run(s, LP_EX_TEMPFAIL);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
         }
         say(s, LP_NOTICE_WARN, "the WAL %s holds %" PRIu64 " bytes of events "
             "not in Redis yet; the next logpipe-send --wal %s sends them",
@@ -1704,9 +892,6 @@ static int plain_member(const char *k)
 
 int lp_send_open(struct lp_send *s, char *err)
 {
-    const char *xadd[4] = { "XADD", s->c.stream, "*", "data" };
-    size_t lens[4] = { 4, strlen(s->c.stream), 1, 4 };
-
     if (gethostname(s->host, sizeof s->host - 1) < 0)
         strcpy(s->host, "unknown");
     /* what we look for in each event */
@@ -1741,17 +926,8 @@ int lp_send_open(struct lp_send *s, char *err)
             }
         }
     }
-    /* XADD <stream> * data: every event's command up to its data */
-    if (lp_resp_head(&s->prefix, 5) < 0)
+    if (lp_pipeline_init(s) < 0)
         goto oom;
-    for (int i = 0; i < 4; i++)
-        if (lp_resp_bulk(&s->prefix, xadd[i], lens[i]) < 0)
-            goto oom;
-    if ((s->in.ev = calloc(s->c.batch, sizeof(struct ev))) == NULL)
-        goto oom;
-    for (int i = 0; i < LP_INFLIGHT; i++)
-        if ((s->ring[i].ev = calloc(s->c.batch, sizeof(struct ev))) == NULL)
-            goto oom;
     if (lp_lines_init(&s->lines, STDIN_FILENO, s->c.max_line) < 0)
         goto oom;
     if (s->c.rejects) {
@@ -1800,7 +976,7 @@ static void read_inputs(struct lp_send *s)
 {
     if (s->c.nfiles == 0)
         drain_input(s, STDIN_FILENO);
-    for (int i = 0; i < s->c.nfiles && !stopping(s); i++) {
+    for (int i = 0; i < s->c.nfiles && !lp_send_stopping(s); i++) {
         int fd;
         s->file = i;
         if ((fd = open_input(s, i)) < 0)
@@ -1844,7 +1020,7 @@ const char *lp_send_input(const struct lp_send *s, uint64_t *offset)
 
 int lp_send_stopped(const struct lp_send *s)
 {
-    return stopping(s);
+    return lp_send_stopping(s);
 }
 
 int lp_send_stdout_gone(const struct lp_send *s)

@@ -28,6 +28,11 @@
  * (lp_send_run). A front door that is handed bodies instead (HTTP) would
  * come in beside lp_send_run as lp_send_feed(s, buf, len) and
  * lp_send_flush(s), over the same line splitter, batches and WAL.
+ *
+ * Files: lp_send.c the loop and the checks, lp_pipeline.c the batches in
+ * flight and the commands they carry, lp_spool.c the WAL failover and the
+ * resume hint (lp_send_int.h: how they share the struct); lp_rate.c the
+ * limits.
  */
 
 /* Levels of the engine's notices besides LP_NOTICE_WARN and _INFO */
