@@ -15,7 +15,6 @@
 #include "lp_parse.h"
 #include "lp_sig.h"
 #include "lp_sql.h"
-#include "lp_time.h"
 #include "tool_msg.h"
 #include "tool_opt.h"
 
@@ -182,20 +181,19 @@ static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
 
 /* What main holds for a run; the budgets are registered with lp_log and
  * used until lp_log_end, which main calls before it returns. */
-struct run {
+struct agg_run {
     const struct agg_opt *opt;
     struct lp_agg *a;
     struct lp_lines lines;
     struct lp_budget say_bad, say_late;
-    struct lp_metrics *m;
-    struct lp_metric *m_ok, *m_bad, *m_late, *m_folded, *m_emitted,
-                     *m_buckets, *m_open;
+    struct lp_metrics *m;       /* --metrics */
+    struct lp_agg_series series;
 };
 
 /* The engine's messages: a bad or late event on its budget. */
 static int take(void *ctx, int kind)
 {
-    struct run *r = ctx;
+    struct agg_run *r = ctx;
 
     return lp_budget_take(kind == LP_AGG_SAY_BAD ? &r->say_bad
                                                  : &r->say_late);
@@ -210,52 +208,20 @@ static void say(void *ctx, int kind, const char *msg)
         lp_warn("%s", msg);
 }
 
-/* 0, or -1 when out of memory. */
-static int metrics_init(struct run *r)
-{
-    struct lp_metrics *m;
-    const char *ev = "logpipe_agg_events_total";
-
-    if (r->opt->com.metrics == NULL)
-        return 0;
-    if ((r->m = m = lp_metrics_new(&lp_log_notify)) == NULL)
-        return -1;
-    r->m_ok = lp_counter(m, ev, "result=\"ok\"",
-                         "Events read, by what became of them.");
-    r->m_bad = lp_counter(m, ev, "result=\"bad\"", "");
-    r->m_late = lp_counter(m, ev, "result=\"late\"", "");
-    r->m_folded = lp_counter(m, "logpipe_agg_events_folded_total", "",
-                             "Events counted as \"(other)\" past "
-                             "--max-groups.");
-    r->m_emitted = lp_counter(m, "logpipe_agg_groups_emitted_total", "",
-                              "Groups printed (bucket and key).");
-    r->m_buckets = lp_counter(m, "logpipe_agg_buckets_emitted_total", "",
-                              "Buckets printed (with at least one group).");
-    r->m_open = lp_gauge(m, "logpipe_agg_groups_open", "",
-                         "Groups of buckets not yet closed.");
-    return 0;
-}
-
-static void metrics_tick(struct run *r, int force)
+/* --metrics: the engine's counts, written when due (force: now). */
+static void metrics_tick(struct agg_run *r, int force)
 {
     static const struct lp_agg_stats none;
-    const struct lp_agg_stats *st = r->a ? lp_agg_stats(r->a) : &none;
 
     if (r->m == NULL)
         return;
-    lp_metric_set(r->m_ok, (double)st->ok);
-    lp_metric_set(r->m_bad, (double)st->bad);
-    lp_metric_set(r->m_late, (double)st->late);
-    lp_metric_set(r->m_folded, (double)st->folded);
-    lp_metric_set(r->m_emitted, (double)st->emitted);
-    lp_metric_set(r->m_buckets, (double)st->buckets);
-    lp_metric_set(r->m_open, (double)st->open);
+    lp_agg_series_set(&r->series, r->a ? lp_agg_stats(r->a) : &none);
     lp_metrics_tick(r->m, r->opt->com.metrics, r->opt->com.metrics_interval,
                     force);
 }
 
 /* The metrics once more at the end of the run, however it ends. */
-static void metrics_end(struct run *r)
+static void metrics_end(struct agg_run *r)
 {
     if (r->m == NULL)
         return;
@@ -266,7 +232,7 @@ static void metrics_end(struct run *r)
 
 /* Waits for input, at most until the metrics or the line saying what
  * per-line messages were held back are due. */
-static void wait_input(struct run *r)
+static void wait_input(struct agg_run *r)
 {
     struct pollfd p = { STDIN_FILENO, POLLIN, 0 };
     int64_t iv = r->opt->com.metrics_interval;
@@ -286,7 +252,7 @@ static void wait_input(struct run *r)
 
 /* stdin into the engine, to its end or a stop signal. Returns LP_AGG_OK
  * (*status 74 when stdin failed, said) or the engine's failure with err. */
-static int run(struct run *r, int *status, char *err)
+static int run(struct agg_run *r, int *status, char *err)
 {
     struct lp_line ln;
     uint64_t since_tick = 0;
@@ -330,7 +296,7 @@ static int run(struct run *r, int *status, char *err)
 
 /* The engine failed: leave as a filter does when its reader went away,
  * else say why; the exit status. */
-static int failed(struct run *r, int rc, const char *err)
+static int failed(struct agg_run *r, int rc, const char *err)
 {
     if (rc == LP_AGG_EPIPE) {
         metrics_end(r);
@@ -342,7 +308,7 @@ static int failed(struct run *r, int rc, const char *err)
 }
 
 /* What the user must read at the end; the exit status. */
-static int summary(struct run *r, int status)
+static int summary(struct agg_run *r, int status)
 {
     const struct lp_agg_stats *st = lp_agg_stats(r->a);
     uint64_t lines = r->lines.lineno;
@@ -384,7 +350,7 @@ int main(int argc, char **argv)
         },
         .max_line = 1 << 20,
     };
-    struct run r = { .opt = &opt };
+    struct agg_run r = { .opt = &opt };
     const struct lp_agg_notify notify = { take, say, &r };
     char err[LP_ERRLEN];
     int rc, status = 0;
@@ -396,9 +362,12 @@ int main(int argc, char **argv)
     lp_budget_init(&r.say_bad, LP_LEVEL_ERROR, "bad events");
     lp_budget_init(&r.say_late, LP_LEVEL_WARN, "late events");
     lp_sig_init(0);
-    if (metrics_init(&r) < 0) {
-        lp_error("out of memory");
-        return LP_EX_SOFTWARE;
+    if (opt.com.metrics) {
+        if ((r.m = lp_metrics_new(&lp_log_notify)) == NULL) {
+            lp_error("out of memory");
+            return LP_EX_SOFTWARE;
+        }
+        lp_agg_series_add(&r.series, r.m);
     }
     rc = lp_agg_new(&r.a, &opt.conf, &notify, err);
     if (rc == LP_AGG_MEMBERS) {

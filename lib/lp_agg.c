@@ -12,6 +12,7 @@
 #include "lp_buf.h"
 #include "lp_event.h"
 #include "lp_json.h"
+#include "lp_metrics.h"
 #include "lp_notice.h"          /* LP_NOTICELEN */
 #include "lp_parse.h"           /* LP_ERRLEN */
 #include "lp_redis.h"           /* lp_stream_id_parse */
@@ -785,6 +786,37 @@ int lp_agg_start(struct lp_agg *a, char *err)
 const struct lp_agg_stats *lp_agg_stats(const struct lp_agg *a)
 {
     return &a->st;
+}
+
+void lp_agg_series_add(struct lp_agg_series *s, struct lp_metrics *m)
+{
+    const char *ev = "logpipe_agg_events_total";
+
+    s->ok = lp_counter(m, ev, "result=\"ok\"",
+                       "Events read, by what became of them.");
+    s->bad = lp_counter(m, ev, "result=\"bad\"", "");
+    s->late = lp_counter(m, ev, "result=\"late\"", "");
+    s->folded = lp_counter(m, "logpipe_agg_events_folded_total", "",
+                           "Events counted as \"(other)\" past "
+                           "--max-groups.");
+    s->emitted = lp_counter(m, "logpipe_agg_groups_emitted_total", "",
+                            "Groups printed (bucket and key).");
+    s->buckets = lp_counter(m, "logpipe_agg_buckets_emitted_total", "",
+                            "Buckets printed (with at least one group).");
+    s->open = lp_gauge(m, "logpipe_agg_groups_open", "",
+                       "Groups of buckets not yet closed.");
+}
+
+void lp_agg_series_set(const struct lp_agg_series *s,
+                       const struct lp_agg_stats *st)
+{
+    lp_metric_set(s->ok, (double)st->ok);
+    lp_metric_set(s->bad, (double)st->bad);
+    lp_metric_set(s->late, (double)st->late);
+    lp_metric_set(s->folded, (double)st->folded);
+    lp_metric_set(s->emitted, (double)st->emitted);
+    lp_metric_set(s->buckets, (double)st->buckets);
+    lp_metric_set(s->open, (double)st->open);
 }
 
 int lp_agg_conf_check(const struct lp_agg_conf *c, char *err)

@@ -89,7 +89,13 @@ struct lp_agg_stats {
     uint64_t open;              /* groups of buckets not yet closed */
 };
 
+/* The counts as Prometheus series (lp_metrics.h), for --metrics. */
+struct lp_agg_series {
+    struct lp_metric *ok, *bad, *late, *folded, *emitted, *buckets, *open;
+};
+
 struct lp_agg;
+struct lp_metrics;
 
 /*
  * 0, or -1 with err when two output columns (members) would have one
@@ -129,6 +135,17 @@ int lp_agg_finish(struct lp_agg *a, char *err);
 
 /* The counts so far, inside a (valid until lp_agg_free). */
 const struct lp_agg_stats *lp_agg_stats(const struct lp_agg *a);
+
+/*
+ * Adds the series of the counts to m (logpipe_agg_events_total by result,
+ * logpipe_agg_events_folded_total, logpipe_agg_groups_emitted_total,
+ * logpipe_agg_buckets_emitted_total, logpipe_agg_groups_open) into *s,
+ * which borrows them from m. lp_agg_series_set gives them the values of
+ * st before m is written.
+ */
+void lp_agg_series_add(struct lp_agg_series *s, struct lp_metrics *m);
+void lp_agg_series_set(const struct lp_agg_series *s,
+                       const struct lp_agg_stats *st);
 
 /* Frees a and all it holds; NULL is nothing. */
 void lp_agg_free(struct lp_agg *a);
