@@ -85,19 +85,24 @@ static void nomem(struct lp_agg *a)
 
 /* ---- messages ----------------------------------------------------------- */
 
+/* 1 when a message of kind is to be said: the caller's budget allows it
+ * (and counts it); a message said once in a run needs no budget. */
+static int may_say(const struct lp_agg *a, int kind)
+{
+    return a->say.say && (kind == LP_AGG_SAY_ONCE || a->say.take == NULL ||
+                          a->say.take(a->say.ctx, kind));
+}
+
 static void say(struct lp_agg *a, int kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Says a message of kind, if the caller's budget lets it. */
+/* Says a message of kind; for _BAD and _LATE, after may_say. */
 static void say(struct lp_agg *a, int kind, const char *fmt, ...)
 {
     char msg[LP_NOTICELEN];
     va_list ap;
 
     if (a->say.say == NULL)
-        return;
-    if (kind != LP_AGG_SAY_ONCE && a->say.take &&
-        !a->say.take(a->say.ctx, kind))
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -117,19 +122,13 @@ static void bad_line(struct lp_agg *a, uint64_t lineno, const char *label,
     va_list ap;
 
     a->st.bad++;
-    if (a->say.say == NULL ||
-        (a->say.take && !a->say.take(a->say.ctx, LP_AGG_SAY_BAD)))
+    if (!may_say(a, LP_AGG_SAY_BAD))
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    /* the budget is taken: said as it is */
-    {
-        char line[LP_NOTICELEN];
-        snprintf(line, sizeof line, "line %" PRIu64 ": %s%s%s", lineno,
-                 label ? label : "", label ? ": " : "", msg);
-        a->say.say(a->say.ctx, LP_AGG_SAY_BAD, line);
-    }
+    say(a, LP_AGG_SAY_BAD, "line %" PRIu64 ": %s%s%s", lineno,
+        label ? label : "", label ? ": " : "", msg);
 }
 
 void lp_agg_bad_line(struct lp_agg *a, uint64_t lineno, const char *why)
@@ -144,17 +143,12 @@ static void late(struct lp_agg *a, int64_t t, uint64_t lineno,
     char ts[40];
 
     a->st.late++;
-    if (a->say.say == NULL ||
-        (a->say.take && !a->say.take(a->say.ctx, LP_AGG_SAY_LATE)))
+    if (!may_say(a, LP_AGG_SAY_LATE))
         return;
     lp_time_format(t, ts);
-    {
-        char line[LP_NOTICELEN];
-        snprintf(line, sizeof line, "line %" PRIu64 ": %s%sevent time %s "
-                 "is late: its bucket was emitted; dropped", lineno,
-                 label ? label : "", label ? ": " : "", ts);
-        a->say.say(a->say.ctx, LP_AGG_SAY_LATE, line);
-    }
+    say(a, LP_AGG_SAY_LATE, "line %" PRIu64 ": %s%sevent time %s is late: "
+        "its bucket was emitted; dropped", lineno, label ? label : "",
+        label ? ": " : "", ts);
 }
 
 /* ---- keys --------------------------------------------------------------- */

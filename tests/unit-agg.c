@@ -33,8 +33,13 @@ static void say(void *ctx, int kind, const char *msg)
     snprintf(s->last[kind], sizeof s->last[kind], "%s", msg);
 }
 
-static void conf_init(struct lp_agg_conf *c, int fd)
+/* A conf of the tool's defaults; s (if any) empty, every message said. */
+static void conf_init(struct lp_agg_conf *c, int fd, struct said *s)
 {
+    if (s) {
+        memset(s, 0, sizeof *s);
+        s->budget = -1;
+    }
     memset(c, 0, sizeof *c);
     c->bucket = 60000;
     c->time_field = "timestamp";
@@ -107,7 +112,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
 
     /* the names of the output */
-    conf_init(&c, -1);
+    conf_init(&c, -1, NULL);
     list(&c.by, "service", "level");
     list(&c.sum, "bytes", NULL);
     list(&c.max, "bytes", NULL);
@@ -120,7 +125,7 @@ int main(void)
     ok(lp_agg_conf_check(&c, err) < 0, "a --by named count is refused");
 
     /* too many members for one scan */
-    conf_init(&c, -1);
+    conf_init(&c, -1, NULL);
     {
         static const char *names[] = { "a", "b", "c", "d", "e", "f", "g",
             "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s",
@@ -150,12 +155,10 @@ int main(void)
             "[{\"timestamp\":1795341660,\"k\":\"a\"},{\"timestamp\":"
             "\"2026-11-22T10:01:30Z\",\"k\":\"a\",\"n\":-1}]",
             NULL };
-        conf_init(&c, -1);
+        conf_init(&c, -1, &s);
         list(&c.by, "k", NULL);
         list(&c.sum, "n", NULL);
         list(&c.max, "n", NULL);
-        memset(&s, 0, sizeof s);
-        s.budget = -1;
         out = agg(&c, &s, in, &st);
         is_str(out,
                "{\"bucket\":\"2026-11-22T10:00:00Z\",\"k\":null,\"count\":1,"
@@ -185,8 +188,7 @@ int main(void)
             "[{\"timestamp\":\"2026-11-22T10:00:51Z\"},7]",
             "{\"k\":1}",
             NULL };
-        conf_init(&c, -1);
-        memset(&s, 0, sizeof s);
+        conf_init(&c, -1, &s);
         s.budget = 1;
         out = agg(&c, &s, in, &st);
         is_str(out, "{\"bucket\":\"2026-11-22T10:00:00Z\",\"count\":1}\n"
@@ -213,12 +215,10 @@ int main(void)
             "{\"timestamp\":1795341720,\"k\":\"c\"}",
             "{\"timestamp\":1795341600,\"k\":\"d\"}",
             NULL };
-        conf_init(&c, -1);
+        conf_init(&c, -1, &s);
         list(&c.by, "k", NULL);
         c.at_end = 1;
         c.max_groups = 2;
-        memset(&s, 0, sizeof s);
-        s.budget = -1;
         out = agg(&c, &s, in, &st);
         ok(out && strncmp(out, "{\"bucket\":\"2026-11-22T10:00:00Z\",\"k\":"
            "\"a\",\"count\":1}\n", 51) == 0, "the oldest bucket first");
@@ -238,12 +238,10 @@ int main(void)
             "{\"timestamp\":1795341600,\"k\":\"\\u0000\"}",
             "{\"timestamp\":1795341600,\"k\":\"\\ufffd\"}",
             NULL };
-        conf_init(&c, -1);
+        conf_init(&c, -1, &s);
         list(&c.by, "k", NULL);
         c.sql = "t";
         c.threshold = 2;
-        memset(&s, 0, sizeof s);
-        s.budget = -1;
         out = agg(&c, &s, in, &st);
         ok(out && strstr(out, "('2026-11-22T10:00:00Z', '', 2)") &&
            strstr(out, "('2026-11-22T10:00:00Z', '\xef\xbf\xbd', 2)"),
@@ -258,7 +256,7 @@ int main(void)
     {
         int p[2];
         const char *line = "{\"timestamp\":1795341600}";
-        conf_init(&c, -1);
+        conf_init(&c, -1, NULL);
         if (pipe(p) < 0)
             return 1;
         close(p[0]);
@@ -282,9 +280,7 @@ int main(void)
     }
 
     /* a line the caller could not read */
-    conf_init(&c, -1);
-    memset(&s, 0, sizeof s);
-    s.budget = -1;
+    conf_init(&c, -1, &s);
     {
         const struct lp_agg_notify n = { NULL, say, &s };
         ok(lp_agg_new(&a, &c, &n, err) == LP_AGG_OK, "made");
