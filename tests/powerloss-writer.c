@@ -15,6 +15,7 @@
  *   ftruncate N         fsync  fdatasync  close
  *   dirsync DIR         fsync(2) of DIR
  *   mkdir DIR           rename FROM TO   unlink PATH   syncfs   sync
+ *   sync_file_range     of the whole file, written and waited for
  *   threads N M PATH    N threads, each with its own O_APPEND descriptor
  *                       of PATH (made if missing), append M lines
  *                       "tI J", each followed by an fdatasync
@@ -197,6 +198,12 @@ int main(int argc, char **argv)
                     die(op, NULL);
                 close(d);
             }
+            i++;
+        } else if (strcmp(op, "sync_file_range") == 0) {
+            if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE |
+                                SYNC_FILE_RANGE_WRITE |
+                                SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+                die(op, NULL);
             i++;
         } else if (strcmp(op, "sync") == 0) {
             sync();
