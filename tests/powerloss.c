@@ -449,9 +449,13 @@ static struct pl_file *touch(int fd, const struct stat *st)
     return start(st->st_dev, st->st_ino, path, 'f', st->st_size, 0);
 }
 
-/* A change of f beginning at offset off. */
-static void changed_at(struct pl_file *f, int64_t off)
+/* A change of f beginning at offset off, its size being size: only a
+ * change of bytes that are there (off < size) can touch a durable prefix
+ * or the part a sync in flight covers; appends never do. */
+static void changed_at(struct pl_file *f, int64_t off, int64_t size)
 {
+    if (off >= size)
+        return;
     if (off < f->low)
         f->low = off;
     if (off < f->d) {
@@ -491,7 +495,7 @@ static void before_write(int fd, int64_t off, size_t len)
         if (fl >= 0 && (fl & O_APPEND))
             off = st.st_size;
         if (off >= 0)
-            changed_at(f, off);
+            changed_at(f, off, st.st_size);
     }
     unlock(old);
 out:
@@ -511,7 +515,7 @@ static void before_truncate(int fd, int64_t len)
     count_op();
     old = lock();
     if (fstat(fd, &st) == 0 && (f = touch(fd, &st)) != NULL)
-        changed_at(f, len < st.st_size ? len : st.st_size);
+        changed_at(f, len, st.st_size);
     unlock(old);
 out:
     errno = e;
@@ -539,7 +543,7 @@ static void after_open(int fd, int created, int flags)
         fd_path(fd, path, sizeof path);
         start(st.st_dev, st.st_ino, path, 'f', 0, created);
     } else {
-        changed_at(f, 0);
+        changed_at(f, 0, INT64_MAX);        /* O_TRUNC: it was cut to 0 */
     }
     unlock(old);
 out:
@@ -635,8 +639,9 @@ static int sync_tracked(int fd, int (*sync)(int))
                f->ino == (uint64_t)st.st_ino) {
         f->nsync--;
         if (rc == 0) {
+            /* a sync that began earlier may end later: never lower */
             int64_t d = size < f->low ? size : f->low;
-            if (d != f->d) {
+            if (d > f->d) {
                 f->d = d;
                 emit_l(f);
             }
@@ -697,7 +702,7 @@ static int syncfs_tracked(int fd, int all)
         f->nsync--;
         if (rc == 0) {
             int64_t d = f->sync_size < f->low ? f->sync_size : f->low;
-            if (d != f->d) {
+            if (d > f->d) {
                 f->d = d;
                 emit_l(f);
             }
