@@ -58,8 +58,13 @@
  *   X text               something the shim could not follow: the cut fails
  *
  * LOGPIPE_POWERLOSS_KILL=N: the process SIGKILLs itself just before the
- * Nth change or sync it makes (counted from 1, over all threads): a kill
- * point that needs no timing luck.
+ * Nth change or sync it makes (counted from 1, over all threads: a write,
+ * ftruncate or fsync/fdatasync of a followed file, an fsync of any
+ * directory, a create, mkdir, rename, unlink, syncfs, sync): a kill point
+ * that needs no timing luck.
+ *
+ * LOGPIPE_POWERLOSS_UNDER=DIR: follow only files below DIR (a real path,
+ * as /proc/self/fd shows it), so that a redirected stderr is not cut.
  *
  * Threads: every update of the table and the record written for it happen
  * under one mutex, with every signal blocked while it is held, so a signal
@@ -193,8 +198,21 @@ static void init(void)
     }
 }
 
+/* a fork while another thread holds mu must not leave it held in the
+ * child */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&mu);
+}
+
+static void fork_done(void)
+{
+    pthread_mutex_unlock(&mu);
+}
+
 __attribute__((constructor)) static void pl_init(void)
 {
+    pthread_atfork(fork_prepare, fork_done, fork_done);
     init();
     resolve_all();
 }
@@ -483,7 +501,6 @@ static void before_write(int fd, int64_t off, size_t len)
     init();
     if (active != 1 || len == 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         goto out;
-    count_op();
     fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && (fl & O_APPEND))
         off = st.st_size;       /* Linux appends even for pwrite */
@@ -492,6 +509,7 @@ static void before_write(int fd, int64_t off, size_t len)
     old = lock();
     /* the size again, under the lock: another thread may have appended */
     if (fstat(fd, &st) == 0 && (f = touch(fd, &st)) != NULL) {
+        count_op();
         if (fl >= 0 && (fl & O_APPEND))
             off = st.st_size;
         if (off >= 0)
@@ -512,10 +530,11 @@ static void before_truncate(int fd, int64_t len)
     init();
     if (active != 1 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         goto out;
-    count_op();
     old = lock();
-    if (fstat(fd, &st) == 0 && (f = touch(fd, &st)) != NULL)
+    if (fstat(fd, &st) == 0 && (f = touch(fd, &st)) != NULL) {
+        count_op();
         changed_at(f, len, st.st_size);
+    }
     unlock(old);
 out:
     errno = e;
@@ -604,10 +623,10 @@ static int sync_tracked(int fd, int (*sync)(int))
     if (active != 1 || fstat(fd, &st) < 0 ||
         !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
         return sync(fd);
-    count_op();
     isdir = S_ISDIR(st.st_mode);
     old = lock();
     if (isdir) {
+        count_op();
         struct rec r = { .n = 0 };
         id = atomic_fetch_add(&sync_ids, 1) + 1;
         put_s(&r, "S");
@@ -617,6 +636,7 @@ static int sync_tracked(int fd, int (*sync)(int))
         f = NULL;
     } else if ((f = find(st.st_dev, st.st_ino)) != NULL &&
                fstat(fd, &st) == 0) {
+        count_op();
         if (f->nsync++ == 0)
             f->low = INT64_MAX;
         size = st.st_size;
