@@ -272,6 +272,15 @@ int main(int argc, char **argv)
                     e->since = n;
             }
             break;
+        case 'P':
+            if (sscanf(line, "P %" SCNu64 " %" SCNu64 " %n", &dev, &ino,
+                       &off) != 2 || off == 0)
+                bad(n, line);
+            if ((e = get(dev, ino, 0)) != NULL && !e->gone) {
+                free(e->path);
+                e->path = strdup(line + off);
+            }
+            break;
         case 'U':
             if (sscanf(line, "U %" SCNu64 " %" SCNu64, &dev, &ino) != 2)
                 bad(n, line);

@@ -35,9 +35,9 @@
  *
  * What it does not see: writes through stdio (glibc calls its internal
  * write, not the interposed symbol), mmap, fallocate, copy_file_range,
- * sendfile, link/symlink, a directory renamed with tracked files under it
- * (their paths in the log go stale: the cut reports them and leaves them),
- * and files changed by processes not under the shim.
+ * sendfile, link/symlink, renames by processes not under the shim (the
+ * paths in the log go stale: the cut reports them and leaves them), and
+ * files changed by such processes.
  *
  * The log: one line per record, each appended with a single write() to a
  * descriptor opened O_APPEND for that record, so that a SIGKILL at any
@@ -50,6 +50,8 @@
  *             its parent directory
  *   L dev ino D          the durable prefix is now D
  *   R dev ino pdev pino path   renamed to path in directory pdev:pino
+ *   P dev ino path       its path is now path (a directory above it was
+ *                        renamed; its own name is unchanged)
  *   U dev ino            unlinked
  *   S id                 a directory fsync, syncfs or sync begins
  *   Y id dev ino         directory dev:ino fsynced since S id: names created
@@ -810,6 +812,39 @@ static int unlink_tracked(int dirfd, const char *path, int flags)
     return rc;
 }
 
+/* A directory moved from `from` to ndir/npath: the files followed below
+ * it have new paths, their names unchanged (P records). With mu held. */
+static void moved_below(const char *from, int ndir, const char *npath)
+{
+    char to[PL_PATH];
+    size_t lf = strlen(from), lt, i;
+
+    abs_path(ndir, npath, to, sizeof to);
+    lt = strlen(to);
+    for (i = 0; i < PL_FILES; i++) {
+        struct pl_file *f = &files[i];
+        struct rec r = { .n = 0 };
+        size_t rest;
+        if (f->used != 1 || strncmp(f->path, from, lf) != 0 ||
+            f->path[lf] != '/')
+            continue;
+        rest = strlen(f->path + lf);
+        if (lt == 0 || lt + rest >= sizeof f->path) {
+            emit_x("a file below a renamed directory: its new path is "
+                   "unknown or too long");
+            continue;
+        }
+        memmove(f->path + lt, f->path + lf, rest + 1);
+        memcpy(f->path, to, lt);
+        put_s(&r, "P");
+        put_u(&r, f->dev);
+        put_u(&r, f->ino);
+        put_s(&r, " ");
+        put_s(&r, f->path);
+        emit(&r);
+    }
+}
+
 static int rename_tracked(int odir, const char *opath, int ndir,
                           const char *npath, unsigned flags, int plain)
 {
@@ -817,12 +852,14 @@ static int rename_tracked(int odir, const char *opath, int ndir,
     struct pl_file *f;
     sigset_t old;
     int rc, e;
+    char from[PL_PATH];
 
     init();
     if (active != 1)
         return plain ? REAL(renameat)(odir, opath, ndir, npath) :
             REAL(renameat2)(odir, opath, ndir, npath, flags);
     count_op();
+    abs_path(odir, opath, from, sizeof from);
     who(ndir, npath, &was);
     rc = plain ? REAL(renameat)(odir, opath, ndir, npath) :
         REAL(renameat2)(odir, opath, ndir, npath, flags);
@@ -850,6 +887,8 @@ static int rename_tracked(int odir, const char *opath, int ndir,
         put_s(&r, f->path);
         emit(&r);
     }
+    if (moved.st_ino && S_ISDIR(moved.st_mode) && from[0])
+        moved_below(from, ndir, npath);
     if (flags & RENAME_EXCHANGE)
         emit_x("renameat2 RENAME_EXCHANGE is not followed");
     unlock(old);

@@ -130,6 +130,30 @@ test_expect_success 'syncfs makes data and names durable; sync_file_range is not
     printf "a\n" >want && test_cmp want f15
 '
 
+test_expect_success 'O_TRUNC of an old file: empty until synced, then what was synced' '
+    printf "old\n" >f21 && printf "old\n" >f22 &&
+    plw log22 open $D/f21 wt write "new\n" open $D/f22 wt write "new\n" \
+        fdatasync write "more\n" &&
+    "$CUT" log22 &&
+    test -f f21 && ! test -s f21 &&
+    printf "new\n" >want && test_cmp want f22
+'
+
+test_expect_success 'sync(2) makes data and names durable' '
+    plw log23 mkdir $D/nd3 open $D/nd3/f wc write "a\n" sync write "b\n" &&
+    "$CUT" log23 &&
+    printf "a\n" >want && test_cmp want nd3/f
+'
+
+test_expect_success 'a directory renamed: the files below are cut at their new paths' '
+    mkdir -p old/sub &&
+    plw log24 open $D/old/sub/f wc dirsync $D/old/sub write "a\n" fsync \
+        write "b\n" close rename $D/old $D/new &&
+    "$CUT" log24 >out 2>err &&
+    echo "truncate $D/new/sub/f 4 2" >want && test_cmp want out &&
+    ! test -s err && printf "a\n" >want && test_cmp want new/sub/f
+'
+
 test_expect_success 'an unlinked file is left alone' '
     plw log16 open $D/f16 wc write "x\n" unlink $D/f16 &&
     "$CUT" log16 >out 2>err &&
