@@ -31,7 +31,20 @@
  *    directory is fsynced; a durable one stays durable. Renames and unlinks
  *    themselves count as durable when they return: the cut cannot bring
  *    back a replaced or unlinked file.
- *  - sync_file_range and close make nothing durable.
+ *  - sync_file_range and close make nothing durable. close is not even
+ *    interposed: every call names its file by fstat(2) of the descriptor,
+ *    so no descriptor table has to be kept (nor go stale when stdio's
+ *    fclose closes one behind our back).
+ *  - Threads and processes. A sync's D is the size when it began, taken
+ *    under the lock, and a sync that ends after a later one never lowers
+ *    D. Appends never touch what a sync covers; an in-place change while
+ *    syncs of the file are in flight holds D at or below its offset until
+ *    none is (conservative). A process that first changes a file another
+ *    one (sharing the log) changed never raises its D: the cut keeps the
+ *    smaller.
+ *  - Creation is told by trying O_EXCL first, as lp_fs_open does; its F
+ *    record follows the create, so a directory fsync racing with it from
+ *    another thread may be missed (conservative: the file counts absent).
  *
  * What it does not see: writes through stdio (glibc calls its internal
  * write, not the interposed symbol), mmap, fallocate, copy_file_range,
@@ -53,10 +66,11 @@
  *   P dev ino path       its path is now path (a directory above it was
  *                        renamed; its own name is unchanged)
  *   U dev ino            unlinked
- *   S id                 a directory fsync, syncfs or sync begins
- *   Y id dev ino         directory dev:ino fsynced since S id: names created
- *                        in it before S id are durable
- *   A id dev             syncfs of file system dev (0: sync, all) since S id
+ *   S pid n              a directory fsync, syncfs or sync begins
+ *   Y pid n dev ino      directory dev:ino fsynced since S pid n: names
+ *                        created in it before that S are durable
+ *   A pid n dev          syncfs of file system dev (0: sync, all) since S
+ *                        pid n: names created before that S are durable
  *   X text               something the shim could not follow: the cut fails
  *
  * LOGPIPE_POWERLOSS_KILL=N: the process SIGKILLs itself just before the
