@@ -154,6 +154,15 @@ test_expect_success 'a directory renamed: the files below are cut at their new p
     ! test -s err && printf "a\n" >want && test_cmp want new/sub/f
 '
 
+test_expect_success 'two processes on one log: what the first never synced stays volatile' '
+    plw log25 open $D/f25 wc dirsync $D write "a\n" &&
+    plw log25 open $D/f25 wa write "b\n" &&
+    "$CUT" log25 && test -f f25 && ! test -s f25 &&
+    plw log26 open $D/f26 wc dirsync $D write "a\n" &&
+    plw log26 open $D/f26 wa write "b\n" fdatasync write "c\n" &&
+    "$CUT" log26 && printf "a\nb\n" >want && test_cmp want f26
+'
+
 test_expect_success 'an unlinked file is left alone' '
     plw log16 open $D/f16 wc write "x\n" unlink $D/f16 &&
     "$CUT" log16 >out 2>err &&
