@@ -200,19 +200,6 @@ test_expect_success 'the cut: same log, same actions; a torn last record is igno
     expect_exit 2 "$CUT" log21 2>err && grep_q "malformed" err
 '
 
-# test_expect_todo TITLE REASON BODY: a known breakage, TAP's TODO: prove
-# passes it either way and says so when it starts to pass
-test_expect_todo() {
-    test_count=$((test_count + 1))
-    if ( trap - EXIT PIPE INT TERM; set -e; eval "$3" ) >"$TMP/.out" 2>&1
-    then
-        echo "ok $test_count - $1 # TODO $2"
-    else
-        echo "not ok $test_count - $1 # TODO $2"
-        sed -e 's/^/#   /' "$TMP/.out" | tail -n 10
-    fi
-}
-
 # drain --once exits only when all it acknowledged is synced: a power cut
 # right after it exits loses nothing
 once_then_cut() {
@@ -230,8 +217,7 @@ if pl_drain_ok; then
     test_expect_success 'drain --once, then a power cut: every event is there' '
         mkdir once1 && once_then_cut once1
     '
-    test_expect_todo 'drain --once making --dir itself, then a power cut' \
-        "lp_fs_root makes --dir without syncing its parent" '
+    test_expect_success 'drain --once making --dir itself, then a power cut' '
         once_then_cut once2
     '
     pl_events 3000 20
