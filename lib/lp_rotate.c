@@ -58,12 +58,18 @@ static void crash_point(struct lp_rotate *r, const char *where)
         r->c.test_hook(where);
 }
 
-/* A file could not be handled: an I/O error wins over the others. */
+/* The run's result: an I/O error wins over the others. */
+static void result(struct lp_rotate *r, int res)
+{
+    if (r->result == LP_ROTATE_OK || res == LP_ROTATE_EIO)
+        r->result = res;
+}
+
+/* A file could not be handled. */
 static void failed(struct lp_rotate *r, int res)
 {
     r->t.errors++;
-    if (r->result == LP_ROTATE_OK || res == LP_ROTATE_EIO)
-        r->result = res;
+    result(r, res);
 }
 
 /* ---- one file ----------------------------------------------------------- */
@@ -434,8 +440,9 @@ static int compress_all(struct lp_rotate *r, char **rels, size_t n)
         }
         if (w < 0)
             continue;
+        /* the worker counted its failed files in the counts it sent */
         if (WIFEXITED(st) && WEXITSTATUS(st))
-            failed(r, WEXITSTATUS(st));
+            result(r, WEXITSTATUS(st));
         else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE)
             piped = 1;
         else if (WIFSIGNALED(st))
