@@ -132,9 +132,6 @@ static void say(void *ctx, int level, const char *msg)
     struct talk *t = ctx;
 
     switch (level) {
-    case LP_SEND_ERROR:
-        lp_error("%s", msg);
-        break;
     case LP_SEND_BAD:
     case LP_SEND_LIMITED:
         if (lp_budget_take(level == LP_SEND_BAD ? &t->bad : &t->limited))

@@ -101,7 +101,7 @@ void lp_pipeline_flush_ids(struct lp_send *s)
         /* stop reading and finish what is in flight; then a closed pipe
          * ends us as SIGPIPE would (see main), other errors with 74 */
         if (errno != EPIPE) {
-            say(s, LP_SEND_ERROR, "stdout: %s", strerror(errno));
+            say(s, LP_NOTICE_ERROR, "stdout: %s", strerror(errno));
             s->exit_code = LP_EX_IOERR;
         } else {
             s->stdout_gone = 1;
@@ -319,9 +319,9 @@ int lp_pipeline_connect(struct lp_send *s, char *err)
         return 0;
     rc = lp_redis_connect(s->r, err);
     if (rc == LP_REDIS_EAUTH) {
-        say(s, LP_SEND_ERROR, "%s", err);
+        say(s, LP_NOTICE_ERROR, "%s", err);
         if (s->walmode)
-            say(s, LP_SEND_ERROR, "the events stay in the WAL %s", s->c.wal);
+            say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s", s->c.wal);
         lp_send_end_run(s, LP_EX_CONFIG);
     }
     if (rc == 0 && (s->fail_since || s->n.errors))

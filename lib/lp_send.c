@@ -56,7 +56,7 @@ _Noreturn void lp_send_end_run(struct lp_send *s, int code)
 
 _Noreturn void lp_send_oom(struct lp_send *s)
 {
-    say(s, LP_SEND_ERROR, "out of memory");
+    say(s, LP_NOTICE_ERROR, "out of memory");
     lp_send_end_run(s, LP_EX_SOFTWARE);
 }
 
@@ -332,7 +332,7 @@ static void add_dlq(struct lp_send *s, const char *line, size_t len,
 /* --rejects cannot be written: the run ends (74). */
 static _Noreturn void rejects_failed(struct lp_send *s)
 {
-    say(s, LP_SEND_ERROR, "--rejects %s: %s", s->c.rejects, strerror(errno));
+    say(s, LP_NOTICE_ERROR, "--rejects %s: %s", s->c.rejects, strerror(errno));
     lp_send_end_run(s, LP_EX_IOERR);
 }
 
@@ -395,7 +395,7 @@ static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
         /* the keyless bucket; the first few said, all counted: a failed
          * run (lp_jq_outcome at the end) */
         if (lp_jq_name_it(s->rkey_jq) && s->c.verbosity >= 0)
-            say(s, LP_SEND_ERROR, "--rate-key: %s (such events share the "
+            say(s, LP_NOTICE_ERROR, "--rate-key: %s (such events share the "
                 "limit of events without a key)", err);
         return 0;
     }
@@ -779,7 +779,7 @@ static void drain_input(struct lp_send *s, int fd)
         long got = lp_lines_fill(&s->lines);
         s->now = lp_now_ms();
         if (got < 0 && errno != EAGAIN && errno != EINTR) {
-            say(s, LP_SEND_ERROR, "%s: %s", s->name ? s->name : "stdin",
+            say(s, LP_NOTICE_ERROR, "%s: %s", s->name ? s->name : "stdin",
                 strerror(errno));
             s->exit_code = errno == EISDIR ? LP_EX_NOINPUT : LP_EX_IOERR;
             return;
@@ -824,7 +824,7 @@ static void finish(struct lp_send *s)
     if (s->walmode) {
         uint64_t left = lp_wal_bytes(s->wal);
         if (s->c.flush_wal) {
-            say(s, LP_SEND_ERROR, "giving up (--timeout %s): the WAL %s "
+            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): the WAL %s "
                 "still holds %" PRIu64 " bytes", d, s->c.wal, left);
             lp_send_end_run(s, LP_EX_TEMPFAIL);
         }
@@ -849,7 +849,7 @@ static int open_input(struct lp_send *s, int i)
     s->name = s->c.files[i];
     if ((fd = open(s->c.files[i], O_RDONLY | O_CLOEXEC)) < 0 ||
         fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-        say(s, LP_SEND_ERROR, "%s: %s", s->c.files[i],
+        say(s, LP_NOTICE_ERROR, "%s: %s", s->c.files[i],
             fd < 0 ? strerror(errno) : "is a directory");
         if (fd >= 0)
             close(fd);

@@ -21,8 +21,8 @@
  * meet, except in what lib/README lists as the process's (the stop flag
  * of lp_sig.h, which ends a run as a signal does). The engine never
  * prints and never exits: it talks through the struct lp_notify it is
- * made with (its own levels below beside LP_NOTICE_WARN and _INFO, in
- * the order things happen) and returns an exit status (lp_exit.h).
+ * made with (its own levels below beside LP_NOTICE_*, in the order
+ * things happen) and returns an exit status (lp_exit.h).
  *
  * The input is files or descriptors the engine reads itself today
  * (lp_send_run). A front door that is handed bodies instead (HTTP) would
@@ -35,10 +35,10 @@
  * limits.
  */
 
-/* Levels of the engine's notices besides LP_NOTICE_WARN and _INFO */
+/* Levels of the engine's notices besides LP_NOTICE_WARN, _INFO and
+ * _ERROR (an error: always said) */
 enum {
-    LP_SEND_ERROR = 16,         /* an error: always said */
-    LP_SEND_BAD,                /* a rejected line or event ("FILE: line
+    LP_SEND_BAD = 16,           /* a rejected line or event ("FILE: line
                                  * N: what"): one of many, for a budget */
     LP_SEND_LIMITED,            /* an event over --rate: likewise */
     LP_SEND_DEBUG,              /* with -vv */

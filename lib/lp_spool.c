@@ -132,7 +132,7 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
 
     if (name && strcmp(name, "-") == 0)
         name = NULL;
-    say(s, LP_SEND_ERROR, "%s", why);
+    say(s, LP_NOTICE_ERROR, "%s", why);
     snprintf(from, sizeof from, "+%" PRIu64, off + 1);
     lp_buf_adds(&cmd, "tail -c");
     add_quoted(&cmd, from);
@@ -156,15 +156,15 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
                      " (none of the files after it)" : "");
         else
             snprintf(in, sizeof in, "the input");
-        say(s, LP_SEND_ERROR, "%" PRIu64 " bytes of %s are in Redis or in "
+        say(s, LP_NOTICE_ERROR, "%" PRIu64 " bytes of %s are in Redis or in "
             "the WAL %s; resume with: %s%s", off, in, s->c.wal, cmd.p,
             name ? "" : " (fed the same input)");
     } else if (name) {
-        say(s, LP_SEND_ERROR, "sent %" PRIu64 " bytes of %s%s; resume with: "
+        say(s, LP_NOTICE_ERROR, "sent %" PRIu64 " bytes of %s%s; resume with: "
             "%s", off, name, file + 1 < s->c.nfiles ?
             ", none of the files after it" : "", cmd.p);
     } else {
-        say(s, LP_SEND_ERROR, "sent %" PRIu64 " bytes of the input; resume "
+        say(s, LP_NOTICE_ERROR, "sent %" PRIu64 " bytes of the input; resume "
             "with: %s (fed the same input)", off, cmd.p);
     }
     if (s->wal_sync_failed) {
@@ -294,8 +294,8 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
         s->rseg_eof = 0;
     }
     if (s->last_permanent && lp_redis_connected(s->r)) {
-        say(s, LP_SEND_ERROR, "%s", why);
-        say(s, LP_SEND_ERROR, "the events stay in the WAL %s", s->c.wal);
+        say(s, LP_NOTICE_ERROR, "%s", why);
+        say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s", s->c.wal);
         lp_send_end_run(s, LP_EX_CONFIG);
     }
     s->replay_at = lp_mono_ms() + lp_backoff_next(&s->backoff);

@@ -180,10 +180,10 @@ static void test_engine(const char *dir)
     is_int(lp_send_run(s), -1, "the run gives up");
     is_int(lp_send_status(s), LP_EX_TEMPFAIL, "with 75");
     snprintf(msg, sizeof msg, "%d giving up (--timeout 200ms): ",
-             LP_SEND_ERROR);
+             LP_NOTICE_ERROR);
     ok(said.p && strstr(said.p, msg) != NULL, "having said why");
     snprintf(msg, sizeof msg, "%d sent 0 bytes of %s; resume with: tail -c "
-             "+1 %s | logpipe-send\n", LP_SEND_ERROR, path, path);
+             "+1 %s | logpipe-send\n", LP_NOTICE_ERROR, path, path);
     ok(said.p && strstr(said.p, msg) != NULL, "and where to resume");
     lp_send_free(s);
 
