@@ -40,20 +40,28 @@ int lp_resp_bulk(struct lp_buf *b, const void *p, size_t n);
  */
 static inline char *lp_resp_bulk_space(struct lp_buf *b, size_t n)
 {
-    char *o;
+    char digits[20], *o;
+    int k = 0;
+    size_t v = n;
 
-    /* "$" + at most 20 digits + "\r\n", the bytes, "\r\n" */
-    if (lp_buf_reserve(b, 23 + n + 2) < 0)
+    /* "$", at most 20 digits, "\r\n", the bytes, "\r\n": per event on
+     * send's path, so no call but when the buffer grows */
+    if (b->cap - b->len < 25 + n && lp_buf_reserve(b, 25 + n) < 0)
         return NULL;
-    b->p[b->len++] = '$';
-    lp_buf_addu(b, n);          /* room reserved: cannot fail */
+    do {
+        digits[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
     o = b->p + b->len;
-    o[0] = '\r';
-    o[1] = '\n';
-    o[2 + n] = '\r';
-    o[2 + n + 1] = '\n';
-    b->len += 2 + n + 2;
-    return o + 2;
+    *o++ = '$';
+    while (k)
+        *o++ = digits[--k];
+    *o++ = '\r';
+    *o++ = '\n';
+    o[n] = '\r';
+    o[n + 1] = '\n';
+    b->len = (size_t)(o - b->p) + n + 2;
+    return o;
 }
 
 #endif
