@@ -26,6 +26,7 @@
 #include "lp_metrics.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
+#include "lp_readahead.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
 #include "lp_stream.h"
@@ -179,6 +180,7 @@ static struct {
     uint64_t n_lines, n_out, n_bad, n_bad_files;
     /* per-line messages: a few said, the rest counted (lp_log.h) */
     struct lp_budget say_bad, say_gz;
+    struct lp_readahead *ra;
 } S;
 
 #define DEDUP_SLOTS (1u << 20)          /* per generation */
@@ -417,94 +419,27 @@ static void add_src(int kind, const char *name, int has_day, int64_t day)
     s->fd = -1;
 }
 
-/*
- * Read-ahead on a thread of its own: the plain files, in the order they
- * are read, are asked of the disk (posix_fadvise WILLNEED) up to RA_AHEAD
- * bytes past what the reader has read, so the disk works while the lines
- * are checked. The kernel's own read-ahead (128 KiB windows) made a replay
- * from a cold cache take the disk's time plus the parsing time; asking
- * from the reading thread itself did not help much, as the advice call
- * waits while the device queue is full. Advice only: nothing depends on it.
- */
-#define RA_AHEAD (16 << 20)
-#define RA_STEP (4 << 20)
-
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t read;              /* bytes read from plain files so far */
-    char **names;               /* the plain files, in order */
-    size_t n;
-    int up;
-} RA = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, 0,
-         0 };
-
-static void *ra_thread(void *arg)
-{
-    uint64_t asked = 0;
-
-    (void)arg;
-    for (size_t i = 0; i < RA.n; i++) {
-        struct stat st;
-        int fd;
-        /* regular files only, and looked at before opened: opening a
-         * FIFO lets its writer write and go, and the close then drops
-         * what it wrote before the reading opens it */
-        if (stat(RA.names[i], &st) < 0 || !S_ISREG(st.st_mode) ||
-            (fd = open(RA.names[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
-            continue;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-            close(fd);
-            continue;
-        }
-        for (off_t off = 0; off < st.st_size; off += RA_STEP) {
-            pthread_mutex_lock(&RA.mu);
-            while (asked >= RA.read + RA_AHEAD)
-                pthread_cond_wait(&RA.cv, &RA.mu);
-            pthread_mutex_unlock(&RA.mu);
-            posix_fadvise(fd, off, RA_STEP, POSIX_FADV_WILLNEED);
-            asked += (uint64_t)(st.st_size - off < RA_STEP ?
-                                st.st_size - off : RA_STEP);
-        }
-        close(fd);
-    }
-    return NULL;
-}
-
-/* Starts the read-ahead over the plain files of v[0..n), read in order. */
+/* Starts the read-ahead (lp_readahead.h) over the plain files, in the
+ * order they are read (advice only: nothing happens when it cannot). */
 static void ra_start(void)
 {
-    sigset_t all, old;
-    pthread_t t;
+    const char **names;
+    size_t n = 0;
 
-    if ((RA.names = calloc(S.n ? S.n : 1, sizeof *RA.names)) == NULL)
+    if ((names = calloc(S.n ? S.n : 1, sizeof *names)) == NULL)
         return;
     for (size_t i = 0; i < S.n; i++)
-        /* copies, never freed: the thread is not waited for, and may
-         * still be looking at them after main has freed S.v */
-        if (S.v[i].kind == K_PLAIN && strcmp(S.v[i].name, "-") != 0 &&
-            (RA.names[RA.n] = strdup(S.v[i].name)) != NULL)
-            RA.n++;
-    if (RA.n == 0)
-        return;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    if (pthread_create(&t, NULL, ra_thread, NULL) == 0) {
-        pthread_detach(t);
-        RA.up = 1;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (S.v[i].kind == K_PLAIN && strcmp(S.v[i].name, "-") != 0)
+            names[n++] = S.v[i].name;
+    S.ra = lp_readahead_start(names, n);
+    free(names);
 }
 
 /* n more bytes read from a plain file */
 static void ra_read(const struct src *s, long n)
 {
-    if (!RA.up || n <= 0 || s->fd == STDIN_FILENO)
-        return;
-    pthread_mutex_lock(&RA.mu);
-    RA.read += (uint64_t)n;
-    pthread_cond_signal(&RA.cv);
-    pthread_mutex_unlock(&RA.mu);
+    if (s->fd != STDIN_FILENO)
+        lp_readahead_read(S.ra, n);
 }
 
 /* Opens src for reading. Returns 0, or -1 after saying why (exit 66). */
@@ -1440,6 +1375,7 @@ int main(int argc, char **argv)
             src_close(&S.v[i]);
         free(S.v[i].name);
     }
+    lp_readahead_free(S.ra);
     free(S.v);
     free(S.gen[0]);
     free(S.gen[1]);
