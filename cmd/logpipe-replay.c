@@ -125,7 +125,9 @@ static void parse_args(struct replay_opt *opt, int argc, char **argv)
         tool_opt_error(&cli, "--until is not after --since");
 }
 
-/* The per-line messages, rationed: a few said, the rest counted (lp_log.h) */
+/* The per-line messages, rationed: a few said, the rest counted (lp_log.h).
+ * In main's frame, which outlives every use: lp_log_end is called before
+ * main returns, and nothing at exit looks at the budgets. */
 struct budgets {
     struct lp_budget bad, gz;
 };

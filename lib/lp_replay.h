@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "lp_notice.h"
+#include "lp_parse.h"           /* LP_ERRLEN */
 #include "lp_redis.h"
 
 /*
