@@ -12,7 +12,7 @@ BIG=${BIG:-$([ -n "$QUICK" ] && echo 500000 || echo 10000000)}
 LAT_SECONDS=$([ -n "$QUICK" ] && echo 2 || echo 10)
 # a quick run does not replace the results of a full one (its file is
 # ignored by git)
-OUT=${BENCH_OUT:-$TOP/tests/bench-results$([ -n "$QUICK" ] && echo -quick).md}
+OUT=${BENCH_OUT:-$TOP/tests/bench-results$([ -n "$QUICK" ] && echo -quick || :).md}
 
 start_redis bench
 FAST=$REDIS_PORT
