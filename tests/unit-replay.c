@@ -1,4 +1,4 @@
-/* unit-replay.c -- lp_replay: inputs, order, filters, what it says, how it ends */
+/* unit-replay.c -- lp_replay: inputs, order, filters, notices, endings */
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
