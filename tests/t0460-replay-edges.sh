@@ -5,6 +5,9 @@
 start_redis
 
 printf '{"a":1}\n{"a":2}\n{"a":3}\n' >f.jsonl
+# 3 pages of XRANGE, each more than a pipe holds
+awk 'BEGIN { for (k = 0; k < 3000; k++)
+    printf "{\"n\":%d,\"pad\":\"%0500d\"}\n", k, 0 }' >big.jsonl
 
 test_expect_success 'stdout cannot be written: 74, said once, after the damage' '
     printf "{\"a\":1}\nbroken\n" >bad.jsonl &&
@@ -81,6 +84,21 @@ test_expect_success '--sort with --dedup and --strip-id, damage in the merge' '
         "{\"timestamp\":4}" >want &&
     test_cmp want out &&
     grep_q "^logpipe-replay: s/api/2026-01-01.jsonl: line 2: invalid JSON" err
+'
+
+test_expect_success '--from-redis: Redis gone between pages: the pages read printed, 69' '
+    logpipe-send -s big <big.jsonl &&
+    rm -f dead &&
+    { { logpipe-replay --from-redis -s big 2>err || echo $? >rc; } |
+      { while [ ! -e dead ]; do sleep 0.05; done; wc -l >n; }; } &
+    : the first page read, its lines wait for the reader &&
+    { wait_for 20 "rcli CLIENT LIST | grep -q cmd=xrange" && ready=0 ||
+      ready=1; } &&
+    stop_redis && touch dead && wait &&
+    test $ready -eq 0 &&
+    test "$(cat rc)" -eq 69 && test "$(cat n)" -eq 1000 &&
+    test "$(wc -l <err)" -eq 1 &&
+    grep_q "^logpipe-replay: XRANGE: 127.0.0.1:$REDIS_PORT: connection closed by server$" err
 '
 
 test_done
