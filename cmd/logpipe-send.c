@@ -122,7 +122,9 @@ static const struct tool_cmd cli = {
     .operands = 1,
 };
 
-/* What the engine says, said: per-line messages within their budgets. */
+/* What the engine says, said: per-line messages within their budgets,
+ * which live in main's frame (registered with lp_log, they outlive every
+ * use: nothing at exit looks at them). */
 struct talk {
     struct lp_budget bad, limited;
 };
