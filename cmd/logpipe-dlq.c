@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_dlq.h"
 #include "lp_event.h"
 #include "lp_exit.h"
 #include "lp_fs.h"
@@ -154,79 +155,11 @@ static void redis_die(const struct lp_stream_err *e)
     exit(config_error(e) ? LP_EX_CONFIG : LP_EX_UNAVAILABLE);
 }
 
-/* A decimal number JSON takes as it is: digits, no leading zero. */
-static int json_uint(const char *v, size_t vl)
-{
-    return vl > 0 && vl < 16 && strspn(v, "0123456789") >= vl &&
-           (v[0] != '0' || vl == 1);
-}
-
-/*
- * The JSON object of a DLQ entry into S.obj: {"id":..., fields..., and
- * "event" (the data, when valid JSON) or "data" (a string)}. A field of
- * its own named id, event or data (past the first data) comes out as
- * "field:NAME", so that it can never stand for the entry's ID or event.
- */
+/* The JSON object of a DLQ entry into S.obj (lp_dlq_json). */
 static void entry_object(const struct lp_entry *e)
 {
-    struct lp_buf *b = &S.obj;
-    int seen_data = 0;
-
-    b->len = 0;
-    lp_buf_adds(b, "{\"id\":");
-    lp_buf_add_jstr(b, e->id, e->idlen);
-    for (size_t k = 0; k < e->nfields; k++) {
-        const char *f, *v;
-        size_t fl, vl;
-        struct lp_jerr je;
-        lp_entry_pair(e, k, &f, &fl, &v, &vl);
-        if (fl == 4 && memcmp(f, "data", 4) == 0 && !seen_data) {
-            seen_data = 1;
-            if (lp_json_valid(v, vl, NULL, &je) == 0) {
-                lp_buf_adds(b, ",\"event\":");
-                /* as it is: its bytes are the event's */
-                while (vl && (*v == ' ' || *v == '\t' || *v == '\r' ||
-                              *v == '\n')) {
-                    v++;
-                    vl--;
-                }
-                lp_buf_add(b, v, vl);
-                while (b->len && (b->p[b->len - 1] == ' ' ||
-                                  b->p[b->len - 1] == '\n' ||
-                                  b->p[b->len - 1] == '\r' ||
-                                  b->p[b->len - 1] == '\t'))
-                    b->len--;
-            } else {
-                lp_buf_adds(b, ",\"data\":");
-                lp_buf_add_jstr(b, v, vl);
-            }
-            continue;
-        }
-        lp_buf_addc(b, ',');
-        if ((fl == 2 && memcmp(f, "id", 2) == 0) ||
-            (fl == 5 && memcmp(f, "event", 5) == 0) ||
-            (fl == 4 && memcmp(f, "data", 4) == 0)) {
-            char k2[16];
-            snprintf(k2, sizeof k2, "field:%.*s", (int)fl, f);
-            lp_buf_add_jstr(b, k2, strlen(k2));
-        } else {
-            lp_buf_add_jstr(b, f, fl);
-        }
-        lp_buf_addc(b, ':');
-        if (fl == 10 && memcmp(f, "deliveries", 10) == 0 &&
-            json_uint(v, vl)) {
-            lp_buf_add(b, v, vl);
-        } else if (fl == 9 && memcmp(f, "failed_at", 9) == 0 &&
-                   json_uint(v, vl) &&
-                   strtoll(v, NULL, 10) <= LP_TIME_MAX) {
-            char ts[40];
-            lp_time_format(strtoll(v, NULL, 10), ts);
-            lp_buf_add_jstr(b, ts, strlen(ts));
-        } else {
-            lp_buf_add_jstr(b, v, vl);
-        }
-    }
-    lp_buf_addc(b, '}');
+    S.obj.len = 0;
+    lp_dlq_json(e, &S.obj);
 }
 
 /* Does the entry pass --where? (and not too old/new for --older-than) */
@@ -313,8 +246,9 @@ count:
 static void one(const struct lp_entry *e, struct stats *st,
                 struct lp_buf *acts)
 {
-    char err[LP_ERRLEN];
+    struct lp_dlq_rec rec;
 
+    lp_dlq_decode(e, &rec);
     S.n_seen++;
     switch (opt.cmd) {
     case C_LIST:
@@ -324,8 +258,8 @@ static void one(const struct lp_entry *e, struct stats *st,
         S.n_done++;
         break;
     case C_EXPORT: {
-        size_t n;
-        const char *d = lp_entry_field(e, "data", 4, &n);
+        size_t n = rec.data.len;
+        const char *d = rec.data.p;
         if (d == NULL || memchr(d, '\n', n)) {
             lp_budget_say(&S.say_skipped, "entry %.*s: %s: not exported",
                           (int)e->idlen, e->id, d ? "its data holds a newline"
@@ -337,15 +271,14 @@ static void one(const struct lp_entry *e, struct stats *st,
         break;
     }
     case C_STATS: {
-        const char *v;
-        size_t vl;
+        const struct lp_dlq_str none = { "(none)", 6 };
         uint64_t ms = 0, seq;
         st->total++;
         S.n_done++;
-        v = lp_entry_field(e, "error", 5, &vl);
-        count_in(st->err, &st->nerr, 256, v ? v : "(none)", v ? vl : 6);
-        v = lp_entry_field(e, "stage", 5, &vl);
-        count_in(st->stage, &st->nstage, 16, v ? v : "(none)", v ? vl : 6);
+        struct lp_dlq_str v = rec.error.p ? rec.error : none;
+        count_in(st->err, &st->nerr, 256, v.p, v.len);
+        v = rec.stage.p ? rec.stage : none;
+        count_in(st->stage, &st->nstage, 16, v.p, v.len);
         lp_stream_id_parse(e->id, e->idlen, &ms, &seq);
         if (st->oldest[0] == '\0') {
             snprintf(st->oldest, sizeof st->oldest, "%.*s", (int)e->idlen,
@@ -364,8 +297,10 @@ static void one(const struct lp_entry *e, struct stats *st,
         size_t tl = 0;
         lp_buf_add(acts, e->id, e->idlen);
         lp_buf_addc(acts, '\0');
-        if (opt.cmd == C_RETRY)
-            t = lp_entry_field(e, "source_stream", 13, &tl);
+        if (opt.cmd == C_RETRY) {
+            t = rec.source_stream.p;
+            tl = rec.source_stream.len;
+        }
         if (t && memchr(t, '\0', tl)) {
             /* the queue holds C strings: a NUL cannot be passed on */
             lp_budget_say(&S.say_failed, "entry %.*s: its source_stream "
@@ -386,7 +321,6 @@ static void one(const struct lp_entry *e, struct stats *st,
         break;
     }
     }
-    (void)err;
 }
 
 /* Runs the queued retries or purges of a page, one command per entry,
@@ -411,10 +345,10 @@ static void act(struct lp_buf *acts)
         }
         /* a failed queueing fails its reply below */
         if (opt.cmd == C_RETRY)
-            lp_stream_dlq_retry_append(S.r, opt.com.dlq, id, target,
+            lp_dlq_retry_append(S.r, opt.com.dlq, id, target,
                                        opt.com.stream);
         else
-            lp_stream_dlq_purge_append(S.r, opt.com.dlq, id);
+            lp_dlq_purge_append(S.r, opt.com.dlq, id);
         n++;
     }
     size_t p = 0;
@@ -426,8 +360,8 @@ static void act(struct lp_buf *acts)
         int rc;
         p += strlen(id) + 1;
         p += strlen(target) + 1;
-        rc = opt.cmd == C_RETRY ? lp_stream_dlq_retry_reply(S.r, nid, &e)
-                                : lp_stream_dlq_purge_reply(S.r, &e);
+        rc = opt.cmd == C_RETRY ? lp_dlq_retry_reply(S.r, nid, &e)
+                                : lp_dlq_purge_reply(S.r, &e);
         if (rc < 0 && e.code == LP_STREAM_EIO) {
             flush_out();
             lp_error("%s", e.msg);
