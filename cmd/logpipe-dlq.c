@@ -124,19 +124,17 @@ static void check_command(const struct dlq_opt *o)
     if (o->cmd < 0)
         tool_opt_error_hint(&cli, "a command is needed (list, show, stats, "
                             "retry, purge, export)");
-    int wants_ids = o->cmd == LP_DLQTOOL_SHOW || o->cmd == LP_DLQTOOL_RETRY ||
-                    o->cmd == LP_DLQTOOL_PURGE;
-    int picks = (o->nids > 0) + o->all + (o->has_older &&
-                                            o->cmd == LP_DLQTOOL_PURGE);
+    int ret = o->cmd == LP_DLQTOOL_RETRY, pur = o->cmd == LP_DLQTOOL_PURGE;
+    int wants_ids = o->cmd == LP_DLQTOOL_SHOW || ret || pur;
+    int picks = (o->nids > 0) + o->all + (o->has_older && pur);
     if (o->cmd == LP_DLQTOOL_SHOW && o->nids == 0)
         tool_opt_error(&cli, "show needs IDs");
-    if ((o->cmd == LP_DLQTOOL_RETRY || o->cmd == LP_DLQTOOL_PURGE) && picks != 1)
+    if ((ret || pur) && picks != 1)
         tool_opt_error(&cli, "%s needs IDs, or --all%s (one of them)",
-                       cmds[o->cmd], o->cmd == LP_DLQTOOL_PURGE ?
-                       ", or --older-than" : "");
+                       cmds[o->cmd], pur ? ", or --older-than" : "");
     if (!wants_ids && o->nids)
         tool_opt_error(&cli, "%s takes no IDs", cmds[o->cmd]);
-    if (o->has_older && o->cmd != LP_DLQTOOL_PURGE)
+    if (o->has_older && !pur)
         tool_opt_error(&cli, "--older-than is for purge");
 }
 
