@@ -9,6 +9,7 @@
 
 #include "lp_buf.h"
 #include "lp_dlq.h"
+#include "lp_url.h"
 #include "tap.h"
 
 /* What logpipe-send wrote for a rejected line before lp_dlq (its add_dlq):
@@ -462,11 +463,164 @@ static void test_hostile(void)
     lp_buf_free(&json);
 }
 
+/* A command's reply as an integer (-1 when it failed). */
+static long long cmd_int(struct lp_redis *r, const char *a, const char *b,
+                         const char *c)
+{
+    char err[LP_ERRLEN];
+    struct lp_reply *rep = lp_redis_cmd(r, err, a, b, c, NULL);
+    long long n = rep && lp_reply_type(rep) == LP_REPLY_INTEGER ?
+                  lp_reply_int(rep) : -1;
+
+    lp_reply_free(rep);
+    return n;
+}
+
+/* The pending count of group g of logs:s (XPENDING's summary). */
+static long long pending(struct lp_redis *r)
+{
+    char err[LP_ERRLEN];
+    struct lp_reply *rep = lp_redis_cmd(r, err, "XPENDING", "logs:s", "g",
+                                        NULL);
+    long long n = rep ? lp_reply_int(lp_reply_at(rep, 0)) : -1;
+
+    lp_reply_free(rep);
+    return n;
+}
+
+/* One new entry of logs:s delivered to group g, its ID into id. */
+static int delivered(struct lp_redis *r, char id[LP_STREAM_IDLEN])
+{
+    char err[LP_ERRLEN];
+    struct lp_reply *rep;
+    size_t n;
+    const char *s;
+
+    rep = lp_redis_cmd(r, err, "XADD", "logs:s", "*", "data", "{\"n\":1}",
+                       NULL);
+    s = rep ? lp_reply_str(rep, &n) : NULL;
+    if (s == NULL || n >= LP_STREAM_IDLEN) {
+        lp_reply_free(rep);
+        return -1;
+    }
+    memcpy(id, s, n);
+    id[n] = '\0';
+    lp_reply_free(rep);
+    rep = lp_redis_cmd(r, err, "XREADGROUP", "GROUP", "g", "c", "COUNT",
+                       "1", "STREAMS", "logs:s", ">", NULL);
+    lp_reply_free(rep);
+    return rep ? 0 : -1;
+}
+
+/* Against a real Redis (LOGPIPE_REDIS_URL, set by t0025): the move of
+ * drain, retry and purge of logpipe-dlq, and a record through Redis. */
+static void test_redis(const char *url)
+{
+    char err[LP_ERRLEN], id[LP_STREAM_IDLEN], dlq_id[LP_STREAM_IDLEN];
+    char nid[LP_STREAM_IDLEN];
+    struct lp_url u;
+    struct lp_redis *r;
+    struct lp_stream_err e;
+    struct lp_buf scratch = { 0 };
+    struct lp_page pg;
+    struct lp_entry en;
+    struct lp_dlq_rec out;
+    static const char data[] = "{\"bin\":\"\0\xff\"}";
+    struct lp_dlq_rec rec = {
+        .data = { data, sizeof data - 1 },
+        .error = lp_dlq_cstr("unsafe-path"),
+        .detail = lp_dlq_cstr("service \"..\""),
+        .stage = lp_dlq_cstr("drain"),
+        .source_stream = lp_dlq_cstr("logs:s"),
+        .deliveries = 2,
+        .consumer = lp_dlq_cstr("c"),
+        .failed_at = 1763800000000LL,
+        .truncated = 4096,
+    };
+
+    if (lp_url_parse(url, &u, err) < 0 || (r = lp_redis_new(&u, NULL)) ==
+        NULL || lp_redis_connect(r, err) < 0) {
+        ok(0, "redis: connected (%s)", err);
+        return;
+    }
+    lp_reply_free(lp_redis_cmd(r, err, "DEL", "logs:s", "logs:d", "str",
+                               NULL));
+    lp_reply_free(lp_redis_cmd(r, err, "XGROUP", "CREATE", "logs:s", "g",
+                               "0", "MKSTREAM", NULL));
+    ok(delivered(r, id) == 0 && pending(r) == 1, "redis: an entry pending");
+    rec.source_id = lp_dlq_cstr(id);
+
+    /* a refused move: the entry stays pending */
+    lp_reply_free(lp_redis_cmd(r, err, "SET", "str", "x", NULL));
+    is_int(lp_dlq_move_append(r, &rec, "str", "g", &scratch), 0,
+           "move to a string key: queued");
+    is_int(lp_dlq_move_reply(r, dlq_id, &e), -1, "move to a string: -1");
+    is_int(e.code, LP_RERR_KEY, "move to a string: the key's error");
+    ok(strncmp(e.msg, "WRONGTYPE", 9) == 0 && !strstr(e.msg, "script:"),
+       "move to a string: Redis' words, not the script's place (%s)",
+       e.msg);
+    is_int(pending(r), 1, "move refused: still pending");
+
+    /* the move: XADD and XACK at once, twice pipelined */
+    char id2[LP_STREAM_IDLEN];
+    delivered(r, id2);
+    struct lp_dlq_rec rec2 = rec;
+    rec2.source_id = lp_dlq_cstr(id2);
+    rec2.truncated = 0;
+    rec2.data = lp_dlq_cstr("{\"n\":1}");
+    ok(lp_dlq_move_append(r, &rec, "logs:d", "g", &scratch) == 0 &&
+       lp_dlq_move_append(r, &rec2, "logs:d", "g", &scratch) == 0,
+       "move: two queued");
+    ok(lp_dlq_move_reply(r, dlq_id, &e) == 0 && dlq_id[0],
+       "move: the dead letter's ID (%s)", dlq_id);
+    ok(lp_dlq_move_reply(r, nid, &e) == 0 && strcmp(nid, dlq_id) > 0,
+       "move: the second's, later");
+    is_int(pending(r), 0, "move: acknowledged");
+    is_int(cmd_int(r, "XLEN", "logs:d", NULL), 2, "move: in the DLQ");
+
+    /* read back: the record as it went in */
+    ok(lp_stream_range(r, "logs:d", dlq_id, 0, dlq_id, 0, &pg, &e) == 0 &&
+       pg.n == 1 && lp_entry_get(pg.entries, 0, &en, err) == 0 &&
+       lp_dlq_decode(&en, &out) == 0, "through Redis: decoded");
+    ok(str_is(out.data, data, sizeof data - 1) &&
+       str_is(out.source_id, id, strlen(id)) && out.deliveries == 2 &&
+       out.failed_at == 1763800000000LL && out.truncated == 4096 &&
+       out.has == 0x3ff, "through Redis: the same record");
+    lp_page_free(&pg);
+
+    /* retry: a cut event refused; a whole one back to its stream, once */
+    ok(lp_dlq_retry_append(r, "logs:d", dlq_id, "logs:s", "logs:s") == 0 &&
+       lp_dlq_retry_reply(r, nid, &e) == -1 && e.code == LP_RERR_REQUEST &&
+       strcmp(e.msg, "ERR its data was cut from 4096 bytes (truncated): "
+              "not the whole event") == 0, "retry: a cut event refused");
+    lp_stream_last_id(r, "logs:d", id2, &e);
+    is_int(lp_dlq_retry_append(r, "logs:d", id2, "logs:s", "logs:s"), 0,
+           "retry: queued");
+    ok(lp_dlq_retry_reply(r, nid, &e) == 1 && nid[0], "retry: new ID %s",
+       nid);
+    lp_dlq_retry_append(r, "logs:d", id2, "logs:s", "logs:s");
+    is_int(lp_dlq_retry_reply(r, nid, &e), 0, "retry again: gone already");
+
+    /* purge: once */
+    lp_dlq_purge_append(r, "logs:d", dlq_id);
+    lp_dlq_purge_append(r, "logs:d", dlq_id);
+    is_int(lp_dlq_purge_reply(r, &e), 1, "purge: purged");
+    is_int(lp_dlq_purge_reply(r, &e), 0, "purge again: gone already");
+    is_int(cmd_int(r, "XLEN", "logs:d", NULL), 0, "the DLQ is empty");
+
+    lp_buf_free(&scratch);
+    lp_redis_free(r);
+}
+
 int main(void)
 {
+    const char *url = getenv("LOGPIPE_REDIS_URL");
+
     test_send_bytes();
     test_drain_bytes();
     test_round_trip();
     test_hostile();
+    if (url)
+        test_redis(url);
     return tap_done();
 }
