@@ -258,9 +258,8 @@ int main(int argc, char **argv)
         .say = say,
         .ctx = &says,
     };
-    if ((t = lp_dlqtool_new(&conf, err)) == NULL) {
+    if ((status = lp_dlqtool_new(&conf, &t, err)) != 0) {
         lp_error("%s", err);
-        status = LP_EX_CONFIG;
         goto out;
     }
     if ((r = tool_redis(&opt.com, err)) == NULL) {

@@ -77,23 +77,23 @@ static int stop(struct lp_dlqtool *t, int status, const char *fmt, ...)
     return -1;
 }
 
-struct lp_dlqtool *lp_dlqtool_new(const struct lp_dlqtool_conf *conf,
-                                  char *err)
+int lp_dlqtool_new(const struct lp_dlqtool_conf *conf, struct lp_dlqtool **t,
+                   char *err)
 {
-    struct lp_dlqtool *t = calloc(1, sizeof *t);
     char jerr[LP_ERRLEN];
 
-    if (t == NULL) {
+    if ((*t = calloc(1, sizeof **t)) == NULL) {
         snprintf(err, LP_ERRLEN, "out of memory");
-        return NULL;
+        return LP_EX_SOFTWARE;
     }
-    t->conf = *conf;
-    if (conf->where && lp_jq_new(conf->where, &t->where, jerr) < 0) {
+    (*t)->conf = *conf;
+    if (conf->where && lp_jq_new(conf->where, &(*t)->where, jerr) < 0) {
         snprintf(err, LP_ERRLEN, "--where: %s", jerr);
-        free(t);
-        return NULL;
+        free(*t);
+        *t = NULL;
+        return LP_EX_CONFIG;
     }
-    return t;
+    return 0;
 }
 
 void lp_dlqtool_free(struct lp_dlqtool *t)

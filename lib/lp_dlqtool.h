@@ -84,12 +84,13 @@ struct lp_dlqtool_result {
 struct lp_dlqtool;
 
 /*
- * A run of one command as conf says (copied; its strings borrowed for the
- * engine's life). Compiles conf->where. Returns the engine (lp_dlqtool_free),
- * or NULL with err ("--where: ...", or out of memory).
+ * An engine for one run of the command conf says (copied; its strings
+ * borrowed for the engine's life), into *t (lp_dlqtool_free). Compiles
+ * conf->where. 0, or the exit status it cannot start with and err:
+ * LP_EX_CONFIG ("--where: ..."), LP_EX_SOFTWARE (out of memory).
  */
-struct lp_dlqtool *lp_dlqtool_new(const struct lp_dlqtool_conf *conf,
-                                  char *err);
+int lp_dlqtool_new(const struct lp_dlqtool_conf *conf, struct lp_dlqtool **t,
+                   char *err);
 
 /* Frees the engine. Accepts NULL. */
 void lp_dlqtool_free(struct lp_dlqtool *t);
