@@ -578,6 +578,22 @@ static int by_id(struct lp_dlqtool *t)
     return flush_out(t);
 }
 
+/* {"key":count,...} of slots s[0..n); -1 when out of memory */
+static int add_counts(struct lp_buf *b, const struct slot *s, int n)
+{
+    int rc = lp_buf_addc(b, '{');
+
+    for (int i = 0; i < n; i++) {
+        if (i)
+            rc |= lp_buf_addc(b, ',');
+        rc |= lp_buf_add_jstr(b, s[i].key, s[i].len) < 0;
+        rc |= lp_buf_addc(b, ':');
+        rc |= lp_buf_addu(b, s[i].n);
+    }
+    rc |= lp_buf_addc(b, '}');
+    return rc ? -1 : 0;
+}
+
 static int print_stats(struct lp_dlqtool *t)
 {
     struct stats *st = &t->st;
@@ -590,23 +606,10 @@ static int print_stats(struct lp_dlqtool *t)
     rc |= lp_buf_add_jstr(b, t->conf.dlq, strlen(t->conf.dlq)) < 0;
     rc |= lp_buf_adds(b, ",\"total\":");
     rc |= lp_buf_addu(b, st->total);
-    rc |= lp_buf_adds(b, ",\"by_error\":{");
-    for (int i = 0; i < st->nerr; i++) {
-        if (i)
-            rc |= lp_buf_addc(b, ',');
-        rc |= lp_buf_add_jstr(b, st->err[i].key, st->err[i].len) < 0;
-        rc |= lp_buf_addc(b, ':');
-        rc |= lp_buf_addu(b, st->err[i].n);
-    }
-    rc |= lp_buf_adds(b, "},\"by_stage\":{");
-    for (int i = 0; i < st->nstage; i++) {
-        if (i)
-            rc |= lp_buf_addc(b, ',');
-        rc |= lp_buf_add_jstr(b, st->stage[i].key, st->stage[i].len) < 0;
-        rc |= lp_buf_addc(b, ':');
-        rc |= lp_buf_addu(b, st->stage[i].n);
-    }
-    rc |= lp_buf_addc(b, '}');
+    rc |= lp_buf_adds(b, ",\"by_error\":");
+    rc |= add_counts(b, st->err, st->nerr);
+    rc |= lp_buf_adds(b, ",\"by_stage\":");
+    rc |= add_counts(b, st->stage, st->nstage);
     if (st->total) {
         rc |= lp_buf_adds(b, ",\"oldest\":{\"id\":\"");
         rc |= lp_buf_adds(b, st->oldest);
