@@ -125,7 +125,8 @@ static int as_entry(const char *id, const char *fields, size_t flen,
         lp_buf_addc(&b, '*');
         lp_buf_addu(&b, (unsigned)nstr);
         lp_buf_adds(&b, "\r\n");
-        lp_buf_add(&b, fields, flen);
+        if (flen)
+            lp_buf_add(&b, fields, flen);
     }
     if (lp_reply_parse(b.p, b.len, rep) == 1 &&
         lp_reply_entries(*rep, 1, &entries, err) == 0 && entries &&
