@@ -9,6 +9,9 @@
 
 #include "lp_buf.h"
 #include "lp_dlq.h"
+#include "lp_dlqtool.h"
+#include "lp_exit.h"
+#include "lp_notice.h"
 #include "lp_url.h"
 #include "tap.h"
 
@@ -513,6 +516,102 @@ static int delivered(struct lp_redis *r, char id[LP_STREAM_IDLEN])
     return rep ? 0 : -1;
 }
 
+/* What lp_dlqtool said, by kind, and the last message. */
+struct heard {
+    int n[5];
+    char last[LP_NOTICELEN];
+};
+
+static void hear(void *ctx, enum lp_dlqtool_say what, const char *msg)
+{
+    struct heard *h = ctx;
+
+    h->n[what]++;
+    snprintf(h->last, sizeof h->last, "%s", msg);
+}
+
+/* One run of lp_dlqtool over logs:t; its output into out (NUL ended). */
+static int run_tool(struct lp_redis *r, struct lp_dlqtool_conf *c,
+                    struct heard *h, char *out, size_t cap,
+                    struct lp_dlqtool_result *res, char *err)
+{
+    struct lp_dlqtool *t;
+    FILE *f = tmpfile();
+    int rc;
+
+    memset(h, 0, sizeof *h);
+    c->dlq = "logs:t";
+    c->stream = "logs:s";
+    c->out_fd = fileno(f);
+    c->out_name = "out";
+    c->say = hear;
+    c->ctx = h;
+    if ((rc = lp_dlqtool_new(c, &t, err)) != 0) {
+        fclose(f);
+        return rc;
+    }
+    rc = lp_dlqtool_run(t, r, err);
+    *res = *lp_dlqtool_result(t);
+    lp_dlqtool_free(t);
+    rewind(f);
+    out[fread(out, 1, cap - 1, f)] = '\0';
+    fclose(f);
+    return rc;
+}
+
+/* lp_dlqtool's API: output, what it says, its result, its stops. */
+static void test_tool(struct lp_redis *r)
+{
+    char err[LP_ERRLEN], out[4096];
+    struct heard h;
+    struct lp_dlqtool_result res;
+    char *ids[] = { "5-1", "9-9", "nonsense" };
+
+    lp_reply_free(lp_redis_cmd(r, err, "DEL", "logs:t", NULL));
+    lp_reply_free(lp_redis_cmd(r, err, "XADD", "logs:t", "5-1", "data",
+                               "{\"a\":1}", "error", "x", NULL));
+    lp_reply_free(lp_redis_cmd(r, err, "XADD", "logs:t", "5-2", "error",
+                               "y", NULL));
+
+    struct lp_dlqtool_conf c = { .cmd = LP_DLQTOOL_EXPORT };
+    is_int(run_tool(r, &c, &h, out, sizeof out, &res, err), 0,
+           "tool export: ran");
+    is_str(out, "{\"a\":1}\n", "tool export: the data");
+    ok(h.n[LP_DLQTOOL_SKIPPED] == 1 &&
+       strcmp(h.last, "entry 5-2: no data field: not exported") == 0,
+       "tool export: the entry without data said (%s)", h.last);
+    ok(res.seen == 2 && res.done == 1 && res.status == LP_EX_OK,
+       "tool export: counted");
+
+    c = (struct lp_dlqtool_conf){ .cmd = LP_DLQTOOL_SHOW, .ids = ids,
+                                  .nids = 3 };
+    is_int(run_tool(r, &c, &h, out, sizeof out, &res, err), 0,
+           "tool show: ran");
+    is_str(out, "{\"id\":\"5-1\",\"event\":{\"a\":1},\"error\":\"x\"}\n",
+       "tool show: the entry named");
+    ok(h.n[LP_DLQTOOL_UNKNOWN] == 2 && res.missing == 1 &&
+       res.status == LP_EX_DATAERR, "tool show: two unknown, 65");
+
+    c = (struct lp_dlqtool_conf){ .cmd = LP_DLQTOOL_LIST,
+                                  .where = ".data | test(\"a\")" };
+    is_int(run_tool(r, &c, &h, out, sizeof out, &res, err), 0,
+           "tool list --where: ran");
+    ok(h.n[LP_DLQTOOL_WHERE] == 2 && out[0] == '\0',
+       "tool list --where: failed on both, said");
+    c = (struct lp_dlqtool_conf){ .cmd = LP_DLQTOOL_LIST, .where = ".[" };
+    is_int(run_tool(r, &c, &h, out, sizeof out, &res, err), LP_EX_CONFIG,
+           "tool: a --where that does not compile: 78");
+    ok(strncmp(err, "--where: ", 9) == 0, "tool: --where said (%s)", err);
+
+    lp_reply_free(lp_redis_cmd(r, err, "SET", "logs:t", "x", NULL));
+    c = (struct lp_dlqtool_conf){ .cmd = LP_DLQTOOL_STATS };
+    is_int(run_tool(r, &c, &h, out, sizeof out, &res, err), LP_EX_CONFIG,
+           "tool on a string key: 78");
+    ok(strncmp(err, "XREVRANGE logs:t: WRONGTYPE", 27) == 0,
+       "tool on a string key: the command and key said (%s)", err);
+    lp_reply_free(lp_redis_cmd(r, err, "DEL", "logs:t", NULL));
+}
+
 /* Against a real Redis (LOGPIPE_REDIS_URL, set by t0025): the move of
  * drain, retry and purge of logpipe-dlq, and a record through Redis. */
 static void test_redis(const char *url)
@@ -610,6 +709,7 @@ static void test_redis(const char *url)
     is_int(cmd_int(r, "XLEN", "logs:d", NULL), 0, "the DLQ is empty");
 
     lp_buf_free(&scratch);
+    test_tool(r);
     lp_redis_free(r);
 }
 
