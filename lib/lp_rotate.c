@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "lp_fs.h"
+#include "lp_journal.h"
 #include "lp_gz.h"
 #include "lp_layout.h"
 #include "lp_parse.h"
@@ -31,6 +32,8 @@ struct lp_rotate {
     int64_t now, today;
     int result;                 /* of the files so far: LP_ROTATE_* */
     struct lp_rotate_counts t;
+    /* which files drains' journals still hold lines of (lp_journal.h) */
+    struct lp_journal_reader *journals;
     /* reading for the CRC of a file and copying the old members */
     unsigned char buf[1 << 16];
 };
@@ -205,6 +208,27 @@ static int compress_one(struct lp_rotate *r, const char *rel)
         (int64_t)st.st_mtim.tv_sec * 1000 > r->now - r->c.grace) {
         rc = LP_ROTATE_OK;      /* replaced, or written meanwhile */
         goto out;
+    }
+    /* lines a drain acknowledged with its journal and has not synced into
+     * the file yet: compressed now, a power cut would have the drain write
+     * them again from its journal, next to the .gz that holds them. The
+     * drain adds them to its journal under this lock, so asking under it
+     * is enough; it syncs and cuts within a second or so. */
+    if (r->journals) {
+        char who[600];
+        g = lp_journal_reader_covers(r->journals, rel, strlen(rel), who,
+                                     sizeof who, err);
+        if (g < 0) {
+            SAY_ERR(r, "%s", err);
+            goto out;
+        }
+        if (g > 0) {
+            lp_notice(&r->c.notify, LP_NOTICE_INFO,
+                      "%s: left for the next run: lines of it are still "
+                      "only in the drain journal %s", rel, who);
+            rc = LP_ROTATE_OK;
+            goto out;
+        }
     }
     if (st.st_size == 0) {
         /* a drain made it and wrote nothing (its batch failed, or held
@@ -646,6 +670,11 @@ int lp_rotate_new(const struct lp_rotate_conf *c, struct lp_rotate **out,
         res = LP_ROTATE_EIO;
         goto fail;
     }
+    if ((r->journals = lp_journal_reader_new(r->dirfd)) == NULL) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        res = LP_ROTATE_EINTERNAL;
+        goto fail;
+    }
     r->now = lp_now_ms();
     r->today = r->now / 86400000LL;
     *out = r;
@@ -673,6 +702,7 @@ void lp_rotate_free(struct lp_rotate *r)
         close(r->lock);
     if (r->dirfd >= 0)
         close(r->dirfd);
+    lp_journal_reader_free(r->journals);
     lp_layout_free(r->layout);
     free(r);
 }

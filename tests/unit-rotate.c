@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lp_journal.h"
 #include "lp_parse.h"
 #include "lp_rotate.h"
 #include "tap.h"
@@ -214,6 +215,45 @@ static void test_run(void)
     lp_rotate_free(r);
 }
 
+/* A day file whose lines a drain's journal still holds is left for the
+ * next run (said with -v), then compressed once the journal is cut */
+static void test_journal(void)
+{
+    struct heard h;
+    struct lp_rotate_conf c = conf(&h);
+    struct lp_rotate *r;
+    struct lp_journal *j;
+    char err[LP_ERRLEN], want[1024];
+    const char *rel = at("jr", 2, ".jsonl");
+    int dirfd = open(root, O_RDONLY | O_DIRECTORY);
+
+    put(rel, "{\"_id\":\"1-9\"}\n");
+    j = lp_journal_open(dirfd, "d1", NULL, err);
+    ok(j != NULL, "a drain's journal");
+    lp_journal_add(j, rel, strlen(rel), "{\"_id\":\"1-9\"}\n", 14);
+    is_int(lp_journal_commit(j, err), 0, "holds a line of %s", rel);
+    lp_rotate_new(&c, &r, err);
+    is_int(lp_rotate_run(r, err), LP_ROTATE_OK, "rotate: OK");
+    ok(exists(rel) && !exists(at("jr", 2, ".jsonl.gz")),
+       "the file is left as it is");
+    snprintf(want, sizeof want, "%s: left for the next run: lines of it are "
+             "still only in the drain journal .logpipe-journal/d1/", rel);
+    ok(strstr(h.warnings, want) != NULL, "said, naming the journal: %s",
+       h.warnings);
+    lp_rotate_free(r);
+
+    is_int(lp_journal_cut(j, lp_journal_seal(j), err), 0,
+           "the drain synced the file and cut its journal");
+    c = conf(&h);
+    lp_rotate_new(&c, &r, err);
+    is_int(lp_rotate_run(r, err), LP_ROTATE_OK, "rotate again: OK");
+    ok(!exists(rel) && exists(at("jr", 2, ".jsonl.gz")), "now compressed");
+    lp_rotate_free(r);
+    lp_journal_remove(j, err);
+    lp_journal_close(j);
+    close(dirfd);
+}
+
 static void test_jobs(void)
 {
     struct heard h;
@@ -247,6 +287,7 @@ int main(void)
     }
     test_new();
     test_run();
+    test_journal();
     test_jobs();
     if (chdir("/") == 0) {
         char cmd[600];
