@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lp_dlq.h"
 #include "lp_exit.h"
 #include "lp_fs.h"
 #include "lp_resp.h"
@@ -60,12 +61,11 @@ size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
     return start;
 }
 
-size_t lp_pipeline_xadd(struct lp_send *s, int argc, const char **argv,
-                        const size_t *lens)
+size_t lp_pipeline_xadd_dlq(struct lp_send *s, const struct lp_dlq_rec *rec)
 {
     size_t start = s->in.blob.len;
 
-    if (lp_resp_command(&s->in.blob, argc, argv, lens) < 0)
+    if (lp_dlq_encode_xadd(rec, s->c.dlq, &s->in.blob) < 0)
         lp_send_oom(s);
     return start;
 }

@@ -15,7 +15,8 @@ int lp_resp_bulk(struct lp_buf *b, const void *p, size_t n)
 
     if (o == NULL)
         return -1;
-    memcpy(o, p, n);
+    if (n)
+        memcpy(o, p, n);        /* p may be NULL when n is 0 */
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_dlq.h"
 #include "lp_event.h"
 #include "lp_exit.h"
 #include "lp_fs.h"
@@ -303,30 +304,25 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
 }
 
 /*
- * The dead letter of a rejected line: its XADD to the DLQ, in the input
- * batch, in order with the events. The one place that builds send's DLQ
- * entry (the fields drain and logpipe-dlq read back).
+ * The dead letter of a rejected line (lp_dlq.h's record, stage "send"):
+ * its XADD to the DLQ, in the input batch, in order with the events.
  */
 static void add_dlq(struct lp_send *s, const char *line, size_t len,
                     uint64_t line_start, const char *code, const char *msg)
 {
-    char ms[32];
-    const char *argv[19] = {
-        "XADD", s->c.dlq, "*", "data", line, "error", code,
-        "detail", msg, "stage", "send", "source_stream", s->c.stream,
-        "source_id", "", "deliveries", "0", "consumer", s->host,
+    struct lp_dlq_rec rec = {
+        .data = { line, len },
+        .error = { code, strlen(code) },
+        .detail = { msg, strlen(msg) },
+        .stage = { "send", 4 },
+        .source_stream = { s->c.stream, strlen(s->c.stream) },
+        .source_id = { "", 0 },
+        .consumer = { s->host, strlen(s->host) },
+        .deliveries = 0,
+        .failed_at = s->now,
     };
-    const char *all[21];
-    size_t lens[21], start;
 
-    snprintf(ms, sizeof ms, "%lld", (long long)s->now);
-    memcpy(all, argv, sizeof argv);
-    all[19] = "failed_at";
-    all[20] = ms;
-    for (int i = 0; i < 21; i++)
-        lens[i] = i == 4 ? len : strlen(all[i]);
-    start = lp_pipeline_xadd(s, 21, all, lens);
-    add_command(s, start, line_start, LP_CMD_DLQ);
+    add_command(s, lp_pipeline_xadd_dlq(s, &rec), line_start, LP_CMD_DLQ);
 }
 
 /* --rejects cannot be written: the run ends (74). */

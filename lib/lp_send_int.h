@@ -169,10 +169,10 @@ int lp_pipeline_init(struct lp_send *s);
 size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
                               const struct lp_jevent *ev);
 
-/* Appends any command to the input batch (a dead letter's XADD); returns
- * where it starts. */
-size_t lp_pipeline_xadd(struct lp_send *s, int argc, const char **argv,
-                        const size_t *lens);
+/* Appends the XADD of dead letter rec to the DLQ to the input batch;
+ * returns where it starts. */
+struct lp_dlq_rec;
+size_t lp_pipeline_xadd_dlq(struct lp_send *s, const struct lp_dlq_rec *rec);
 
 /* Empties b for reuse (keeps its storage). */
 void lp_batch_reset(struct lp_batch *b);
