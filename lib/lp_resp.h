@@ -10,8 +10,8 @@
  * Every command logpipe writes in RESP form itself, rather than through
  * hiredis' own formatting, is encoded here: the XADDs logpipe-send builds
  * for its batches (pre-encoded, so that a batch is one append and one
- * write, and a WAL record is the command as it is), its dead letters, and
- * the test and fuzz commands. A command is an array of bulk strings:
+ * write, and a WAL record is the command as it is), the dead letters and
+ * drain's move script of lp_dlq.c, and the tests' commands. A command is an array of bulk strings:
  *   *<argc>\r\n  then per argument  $<len>\r\n<bytes>\r\n
  * Decoding is hiredis' (lp_redis.h); lp_wal_event reads the one field of
  * an XADD record it needs.
