@@ -167,13 +167,16 @@ test_expect_success '--sql: a redelivered batch adds no row' '
     fresh &&
     gen_events 1000 >in &&
     logpipe-send <in &&
-    kills=0
-    while [ $kills -lt 3 ]; do
-        LOGPIPE_TEST_CRASH=after-write logpipe-drain --once -n 400 \
-            --sql events --exec "sqlite3 -bail db.sqlite" 2>>err
-        kills=$((kills + 1))
-    done
+    : killed three times after the batch is written, before its XACK: &&
+    : the same 400 entries are written each time &&
+    for kill in 1 2 3; do
+        LOGPIPE_TEST_CRASH=after-write expect_exit 137 logpipe-drain \
+            --once -n 400 --sql events --exec "sqlite3 -bail db.sqlite" \
+            2>>err || exit 1
+    done &&
     test "$(pending)" -eq 400 &&
+    sqlite3 db.sqlite "SELECT count(*), count(DISTINCT id) FROM events" >got &&
+    echo "400|400" >want && test_cmp want got &&
     logpipe-drain --once -n 400 --sql events \
         --exec "sqlite3 -bail db.sqlite" 2>>err &&
     test "$(pending)" -eq 0 &&
