@@ -47,10 +47,18 @@ test_expect_success 'a later run sends the WAL first: order is kept' '
 test_expect_success 'Redis killed mid-send, restarted, WAL flushed: nothing lost' '
     rcli DEL logs:stream >/dev/null &&
     gen_events 200000 >in
-    logpipe-send --wal w3 --timeout 20s <in 2>err &
+    # the second half of the input is written only after the kill, so the
+    # sender cannot have sent everything before it, however fast it is
+    head -n 100000 in >in.1 && tail -n +100001 in >in.2 &&
+    rm -f fifo && mkfifo fifo
+    logpipe-send --wal w3 --timeout 20s <fifo 2>err &
     pid=$!
-    wait_for 60 test_xlen -gt 20000
-    stop_redis KILL
+    exec 3>fifo &&
+    cat in.1 >&3 &&
+    wait_for 60 test_xlen -gt 20000 &&
+    stop_redis KILL &&
+    cat in.2 >&3 &&
+    exec 3>&- &&
     sleep 1
     restart_redis &&
     wait $pid &&
