@@ -24,6 +24,15 @@ pending() {
     rcli XPENDING logs:stream logpipe | head -n 1
 }
 
+# idle_over MS CONSUMER: CONSUMER holds pending entries, each delivered
+# more than MS ms ago by Redis's clock (the one XAUTOCLAIM --claim-idle
+# goes by); XPENDING --raw gives ID, consumer, idle ms, deliveries
+idle_over() {
+    rcli --raw XPENDING logs:stream logpipe - + 1000000 "$2" |
+        awk -v ms="$1" 'NR % 4 == 3 { n++; if ($1 + 0 <= ms) bad = 1 }
+            END { exit !(n > 0 && !bad) }'
+}
+
 fresh() {
     rcli DEL logs:stream logs:dlq >/dev/null
     rm -rf out
@@ -72,7 +81,11 @@ for point in after-request after-read after-write after-fsync; do
             --block 50 --claim-idle 1s 2>slow.err &
         slow=$!
         wait_for 10 "test \"\$(cut -d\" \" -f3 /proc/$slow/stat)\" = T" &&
-        sleep 1.2 &&
+        # what slow holds idle past --claim-idle by Redis: stopped right
+        # after its request (after-request), slow may be seen stopped before
+        # Redis has delivered the entries, and a sleep of 1.2 s could end
+        # less than 1 s after that on a loaded machine
+        wait_for 30 idle_over 1100 slow &&
         logpipe-drain --once -d out -c quick -n 500 --claim-idle 1s 2>quick.err &&
         kill -CONT $slow &&
         sleep 0.5 &&
