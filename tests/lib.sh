@@ -61,13 +61,26 @@ trap 'exit 130' INT TERM
 
 say() { printf '# %s\n' "$*"; }
 
-# test_expect_success TITLE BODY: BODY runs in a subshell with set -e;
-# its output is shown as TAP comments when it fails.
+# test_expect_success TITLE BODY: BODY runs in a subshell with set -e, so
+# any failing command fails the test: one meant to fail must say so,
+# `cmd || :` or expect_exit N cmd. A check that cmd fails, `! cmd`, counts
+# only in an && chain or as the body's last command (set -e ignores a
+# pipeline that starts with !). Its output is shown as TAP comments when
+# it fails. LP_TRACE=1 runs bodies under set -x too, to see which command
+# failed (the trace also goes where a body sends stderr, so a test that
+# compares its stderr fails in such a run: read it, do not trust it).
 test_expect_success() {
     test_count=$((test_count + 1))
     # dash runs the EXIT trap in a subshell that set -e ends: clear it,
     # or one failing test would stop the servers of all the others
-    if ( trap - EXIT PIPE INT TERM; set -e; eval "$2" ) >"$TMP/.out" 2>&1
+    # set -e is ignored in a subshell that is the condition of an if (or
+    # any command of && || lists but the last): run it as a plain command
+    case $- in *e*) _e=1; set +e ;; *) _e= ;; esac
+    ( trap - EXIT PIPE INT TERM; set -e; [ -z "${LP_TRACE:-}" ] || set -x
+      eval "$2" ) >"$TMP/.out" 2>&1
+    _rc=$?
+    [ -z "$_e" ] || set -e
+    if [ "$_rc" -eq 0 ]
     then
         echo "ok $test_count - $1"
     else
