@@ -21,14 +21,16 @@ redis_ms() {
 # bucket of RATE/s and BURST, full at T0 (ms, Redis's clock, taken before
 # the senders started), could have given it: the k-th entry, whose ID is
 # the time Redis added it, after its token was taken, has k <= BURST +
-# RATE * (its ms - T0) / 1000, + 1 for the bucket's rounding. An upper
-# bound that holds however slow the machine is; how close to RATE a run
-# comes depends on the machine and is measured by make bench, not here.
+# RATE * (its ms - T0) / 1000, + 2 for the rounding of times to the ms
+# (up to 2 ms of a sender's own clock against Redis's, one token at
+# 500/s) and of the bucket's count. An upper bound that holds however
+# slow the machine is; how close to RATE a run comes depends on the
+# machine and is measured by make bench, not here.
 never_over() {
     rcli --raw XRANGE "$1" - + | grep -E '^[0-9]+-[0-9]+$' |
         awk -v r="$2" -v b="$3" -v t0="$4" -F- '
         { k = NR; ms = $1 - t0
-          if (k * 1000 > b * 1000 + r * ms + 1000) {
+          if (k * 1000 > b * 1000 + r * ms + 2000) {
               printf "entry %d at %d ms: more than %d + %d/s x %d ms\n", k, ms, b, r, ms
               bad = 1; exit } }
         END { if (!bad) printf "# %d entries in %d ms, never over %d/s + %d\n", k, ms, r, b
