@@ -48,7 +48,7 @@ test_expect_success 'Redis killed mid-send: exit 75, exact resume, nothing lost'
     # the second half of the input is written only after the kill, so the
     # sender cannot have sent everything before it, however fast it is
     head -n 100000 in >in.1 && tail -n +100001 in >in.2 &&
-    rm -f fifo && mkfifo fifo
+    rm -f fifo && mkfifo fifo || exit 1
     logpipe-send --timeout 2s <fifo 2>err &
     pid=$!
     exec 3>fifo &&

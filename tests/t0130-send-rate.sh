@@ -153,7 +153,7 @@ test_expect_success 'SIGTERM while blocked: what was read is still sent' '
     # not have written every line before the signal. At 1/h the sender
     # blocks after its burst of 5 for 12 minutes a token: the signal comes
     # while it waits, however slow the machine
-    events 300 >in300 &&
+    events 300 >in300
     logpipe-send -s stop --rate 1/h --burst 5 <in300 2>err &
     pid=$!
     wait_for 60 test_xlen -ge 5 stop &&

@@ -47,7 +47,7 @@ test_expect_success 'drain SIGKILLed mid-run, then restarted: nothing lost' '
     rm -rf out &&
     gen_events 60000 "a b c d e f g h" >in &&
     logpipe-send <in &&
-    kills=0
+    kills=0 || exit 1
     while [ $kills -lt 5 ]; do
         logpipe-drain -d out -c k -n 500 --block 100 2>>err &
         pid=$!

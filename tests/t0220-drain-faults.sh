@@ -56,7 +56,7 @@ done
 # crashing it (--max-deliveries): here only loss and duplicates matter
 test_expect_success "drain SIGKILLed at random $KILLS times: 0 lost, 0 duplicates" '
     fresh 100000 &&
-    k=0
+    k=0 || exit 1
     while [ $k -lt '$KILLS' ]; do
         logpipe-drain -d out -n 300 --block 50 --max-deliveries 1000 2>>err &
         pid=$!
@@ -145,7 +145,7 @@ test_expect_success 'XAUTOCLAIM: claimed entries deleted meanwhile are acknowled
 test_expect_success 'a poison entry reaches the DLQ after exactly --max-deliveries' '
     fresh 20 &&
     echo "{\"service\":\"a\",\"seq\":21,\"POISON\":1}" | logpipe-send &&
-    crashes=0
+    crashes=0 || exit 1
     while LOGPIPE_TEST_CRASH=on-data:POISON logpipe-drain --once -d out \
             --max-deliveries 3 2>>err; [ $? -eq 137 ]; do
         crashes=$((crashes + 1))

@@ -112,7 +112,7 @@ test_expect_success 'SIGTERM while the command runs: the batch is finished' '
     fresh &&
     gen_events 50 >in &&
     logpipe-send <in &&
-    rm -f started gate && mkfifo gate &&
+    rm -f started gate && mkfifo gate || exit 1
     # the command says it started, then waits at the gate until the
     # drain has had its SIGTERM
     logpipe-drain --exec ": >started; cat gate >/dev/null; cat >>out" 2>err &

@@ -190,7 +190,7 @@ test_expect_success '--lateness end: input file by file gives the counts of the 
 '
 
 test_expect_success '--lateness end: no bucket before the end of input, then all, in order' '
-    rm -f fifo && mkfifo fifo && : >end.live
+    rm -f fifo && mkfifo fifo && : >end.live || exit 1
     { logpipe-agg --lateness end --by k --metrics end.live.prom \
         --metrics-interval 100ms <fifo >>end.live 2>end.err; echo $? >end.rc; } &
     exec 3>fifo &&
@@ -260,7 +260,7 @@ test_expect_success '--threshold: only groups at or above N, each once, flushed 
         "{\"bucket\":\"2026-11-22T10:02:00Z\",\"s\":\"hot\",\"count\":9}" >expect &&
     test_cmp expect out &&
     logpipe-agg --by s --threshold 100 <th >out && test ! -s out &&
-    rm -f fifo && mkfifo fifo
+    rm -f fifo && mkfifo fifo || exit 1
     { logpipe-agg --by s --threshold 6 <fifo | while read -r l; do echo "$l" >>alerts; done; } &
     exec 3>fifo &&
     head -n 20 th >&3 &&
