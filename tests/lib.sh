@@ -62,13 +62,16 @@ trap 'exit 130' INT TERM
 say() { printf '# %s\n' "$*"; }
 
 # test_expect_success TITLE BODY: BODY runs in a subshell with set -e, so
-# any failing command fails the test: one meant to fail must say so,
-# `cmd || :` or expect_exit N cmd. A check that cmd fails, `! cmd`, counts
-# only in an && chain or as the body's last command (set -e ignores a
-# pipeline that starts with !). Its output is shown as TAP comments when
-# it fails. LP_TRACE=1 runs bodies under set -x too, to see which command
-# failed (the trace also goes where a body sends stderr, so a test that
-# compares its stderr fails in such a run: read it, do not trust it).
+# a failing command fails the test: one meant to fail must say so,
+# `cmd || :` or expect_exit N cmd. set -e ignores what POSIX says it
+# ignores: every command of an && list but its last, and `! cmd`. So a
+# body is either one && chain to its end, or each list that ends before
+# the body does ends `|| exit 1` (a && b || exit 1), or checks stand on
+# lines of their own; `! cmd` only inside a chain or last. Its output is
+# shown as TAP comments when it fails. LP_TRACE=1 runs bodies under
+# set -x too, to see which command failed (the trace also goes where a
+# body sends stderr, so a test that compares its stderr fails in such a
+# run: read it, do not trust it).
 test_expect_success() {
     test_count=$((test_count + 1))
     # dash runs the EXIT trap in a subshell that set -e ends: clear it,
