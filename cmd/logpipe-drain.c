@@ -75,7 +75,7 @@ struct dlq_item {
 /* one_entry: the entry needs a day file past --max-files: a new batch */
 #define SPLIT 1
 
-struct drain_opt {
+struct lp_drain_conf {
     struct lp_common com;
     const char *consumer;
     uint64_t count;
@@ -95,7 +95,7 @@ struct drain_opt {
     int shared_dir;
 };
 
-static struct drain_opt opt = {
+static struct lp_drain_conf opt = {
     .count = 1000,
     .block = 2000,
     .timeout = 30000,
@@ -114,7 +114,7 @@ static struct drain_opt opt = {
 static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
                    char *err);
 
-#define OPT struct drain_opt
+#define OPT struct lp_drain_conf
 static const struct lp_optdef longopts[] = {
     LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
     LP_LONG_PASSWORD_FILE,
@@ -211,7 +211,19 @@ static const struct tool_cmd cli = {
     .notes = notes,
 };
 
-static struct {
+/* --metrics: counters mirror the totals in S, set before each write */
+struct drain_metrics {
+    struct lp_metrics *m;
+    struct lp_metric *archived, *dups, *dlq, *filtered, *deleted, *claimed;
+    struct lp_metric *trimmed, *batches, *batch_s, *write_s, *fsync_s;
+    struct lp_metric *errors, *reconnects, *lag, *exec_fail, *exec_s;
+    uint64_t n_batches, n_errors, n_reconnects, n_exec_fail;
+    int64_t newest_ms;          /* time of the newest entry acknowledged */
+    int caught_up;              /* the last read found nothing new */
+};
+
+struct lp_drain {
+    struct lp_drain_conf conf;  /* the options, a copy */
     struct lp_redis *r;
     struct lp_layout *layout;
     struct lp_jq *where;
@@ -301,109 +313,110 @@ static struct {
     int64_t next_beat;          /* monotonic ms */
     int beat_queued;
     int nobeat;                 /* Redis refused it: flock only */
-} S;
+    struct drain_metrics m;
+};
+
+static void metrics_init(struct lp_drain *d)
+{
+    if (d->conf.com.metrics == NULL)
+        return;
+    d->m.m = lp_metrics_new(&lp_log_notify);
+    d->m.archived = lp_counter(d->m.m, "logpipe_drain_entries_total",
+                            "result=\"archived\"",
+                            "Entries by what became of them.");
+    d->m.dups = lp_counter(d->m.m, "logpipe_drain_entries_total",
+                        "result=\"duplicate\"", "");
+    d->m.dlq = lp_counter(d->m.m, "logpipe_drain_entries_total",
+                       "result=\"dlq\"", "");
+    d->m.filtered = lp_counter(d->m.m, "logpipe_drain_entries_total",
+                            "result=\"filtered\"", "");
+    d->m.deleted = lp_counter(d->m.m, "logpipe_drain_entries_total",
+                           "result=\"deleted\"", "");
+    d->m.claimed = lp_counter(d->m.m, "logpipe_drain_claimed_total", "",
+                           "Entries taken over from other consumers.");
+    d->m.trimmed = lp_counter(d->m.m, "logpipe_drain_trimmed_total", "",
+                           "Entries trimmed from the stream.");
+    d->m.batches = lp_counter(d->m.m, "logpipe_drain_batches_total", "",
+                           "Batches made durable.");
+    d->m.batch_s = lp_histogram(d->m.m, "logpipe_drain_batch_seconds", "",
+                             "From a batch's reply to its files synced.",
+                             lp_seconds_buckets, lp_seconds_nbuckets);
+    d->m.write_s = lp_histogram(d->m.m, "logpipe_drain_write_seconds", "",
+                             "Locking and writing a batch's files.",
+                             lp_seconds_buckets, lp_seconds_nbuckets);
+    d->m.fsync_s = lp_histogram(d->m.m, "logpipe_drain_fsync_seconds", "",
+                             "Syncing a batch's files.",
+                             lp_seconds_buckets, lp_seconds_nbuckets);
+    d->m.errors = lp_counter(d->m.m, "logpipe_drain_redis_errors_total", "",
+                          "Failures of Redis: I/O errors and error replies.");
+    d->m.reconnects = lp_counter(d->m.m, "logpipe_drain_reconnects_total", "",
+                              "Connections made again after a failure.");
+    d->m.lag = lp_gauge(d->m.m, "logpipe_drain_lag_seconds", "",
+                     "Now minus the time of the newest entry acknowledged.");
+    if (d->conf.exec) {
+        d->m.exec_fail = lp_counter(d->m.m, "logpipe_drain_exec_failures_total",
+                                 "", "Runs of --exec that did not exit 0.");
+        d->m.exec_s = lp_histogram(d->m.m, "logpipe_drain_exec_seconds", "",
+                                "Runs of --exec, start to exit.",
+                                lp_seconds_buckets, lp_seconds_nbuckets);
+    }
+    if (d->m.m == NULL) {
+        lp_error("out of memory");
+        exit(LP_EX_SOFTWARE);
+    }
+}
+
+static void metrics_tick(struct lp_drain *d, int force)
+{
+    if (d->m.m == NULL)
+        return;
+    lp_metric_set(d->m.archived, (double)(d->n_written - d->n_dups));
+    lp_metric_set(d->m.dups, (double)d->n_dups);
+    lp_metric_set(d->m.dlq, (double)d->n_dlq);
+    lp_metric_set(d->m.filtered, (double)d->n_filtered);
+    lp_metric_set(d->m.deleted, (double)d->n_deleted);
+    lp_metric_set(d->m.claimed, (double)d->n_claimed);
+    lp_metric_set(d->m.trimmed, (double)d->n_trimmed);
+    lp_metric_set(d->m.batches, (double)d->m.n_batches);
+    lp_metric_set(d->m.errors, (double)d->m.n_errors);
+    lp_metric_set(d->m.reconnects, (double)d->m.n_reconnects);
+    lp_metric_set(d->m.exec_fail, (double)d->m.n_exec_fail);
+    if (d->m.caught_up)
+        lp_metric_set(d->m.lag, 0);    /* nothing waits: no lag */
+    else if (d->m.newest_ms)
+        lp_metric_set(d->m.lag, (double)(lp_now_ms() - d->m.newest_ms) / 1000.0);
+    lp_metrics_tick(d->m.m, d->conf.com.metrics, d->conf.com.metrics_interval, force);
+}
 
 /*
  * Test-only (LOGPIPE_TEST_CRASH): SIGKILL ourselves at an exact point of
  * the batch cycle ("after-write"), or stop ourselves there once
  * ("stop:after-read"), as a stalled process would be.
  */
-/* --metrics: counters mirror the totals in S, set before each write */
-static struct {
-    struct lp_metrics *m;
-    struct lp_metric *archived, *dups, *dlq, *filtered, *deleted, *claimed;
-    struct lp_metric *trimmed, *batches, *batch_s, *write_s, *fsync_s;
-    struct lp_metric *errors, *reconnects, *lag, *exec_fail, *exec_s;
-    uint64_t n_batches, n_errors, n_reconnects, n_exec_fail;
-    int64_t newest_ms;          /* time of the newest entry acknowledged */
-    int caught_up;              /* the last read found nothing new */
-} M;
-
-static void metrics_init(void)
+static void test_crash(const char *crash, const char *where)
 {
-    if (opt.com.metrics == NULL)
-        return;
-    M.m = lp_metrics_new(&lp_log_notify);
-    M.archived = lp_counter(M.m, "logpipe_drain_entries_total",
-                            "result=\"archived\"",
-                            "Entries by what became of them.");
-    M.dups = lp_counter(M.m, "logpipe_drain_entries_total",
-                        "result=\"duplicate\"", "");
-    M.dlq = lp_counter(M.m, "logpipe_drain_entries_total",
-                       "result=\"dlq\"", "");
-    M.filtered = lp_counter(M.m, "logpipe_drain_entries_total",
-                            "result=\"filtered\"", "");
-    M.deleted = lp_counter(M.m, "logpipe_drain_entries_total",
-                           "result=\"deleted\"", "");
-    M.claimed = lp_counter(M.m, "logpipe_drain_claimed_total", "",
-                           "Entries taken over from other consumers.");
-    M.trimmed = lp_counter(M.m, "logpipe_drain_trimmed_total", "",
-                           "Entries trimmed from the stream.");
-    M.batches = lp_counter(M.m, "logpipe_drain_batches_total", "",
-                           "Batches made durable.");
-    M.batch_s = lp_histogram(M.m, "logpipe_drain_batch_seconds", "",
-                             "From a batch's reply to its files synced.",
-                             lp_seconds_buckets, lp_seconds_nbuckets);
-    M.write_s = lp_histogram(M.m, "logpipe_drain_write_seconds", "",
-                             "Locking and writing a batch's files.",
-                             lp_seconds_buckets, lp_seconds_nbuckets);
-    M.fsync_s = lp_histogram(M.m, "logpipe_drain_fsync_seconds", "",
-                             "Syncing a batch's files.",
-                             lp_seconds_buckets, lp_seconds_nbuckets);
-    M.errors = lp_counter(M.m, "logpipe_drain_redis_errors_total", "",
-                          "Failures of Redis: I/O errors and error replies.");
-    M.reconnects = lp_counter(M.m, "logpipe_drain_reconnects_total", "",
-                              "Connections made again after a failure.");
-    M.lag = lp_gauge(M.m, "logpipe_drain_lag_seconds", "",
-                     "Now minus the time of the newest entry acknowledged.");
-    if (opt.exec) {
-        M.exec_fail = lp_counter(M.m, "logpipe_drain_exec_failures_total",
-                                 "", "Runs of --exec that did not exit 0.");
-        M.exec_s = lp_histogram(M.m, "logpipe_drain_exec_seconds", "",
-                                "Runs of --exec, start to exit.",
-                                lp_seconds_buckets, lp_seconds_nbuckets);
-    }
-    if (M.m == NULL) {
-        lp_error("out of memory");
-        exit(LP_EX_SOFTWARE);
-    }
-}
+    static int stopped;         /* once per process: it is the process */
 
-static void metrics_tick(int force)
-{
-    if (M.m == NULL)
+    if (crash == NULL)
         return;
-    lp_metric_set(M.archived, (double)(S.n_written - S.n_dups));
-    lp_metric_set(M.dups, (double)S.n_dups);
-    lp_metric_set(M.dlq, (double)S.n_dlq);
-    lp_metric_set(M.filtered, (double)S.n_filtered);
-    lp_metric_set(M.deleted, (double)S.n_deleted);
-    lp_metric_set(M.claimed, (double)S.n_claimed);
-    lp_metric_set(M.trimmed, (double)S.n_trimmed);
-    lp_metric_set(M.batches, (double)M.n_batches);
-    lp_metric_set(M.errors, (double)M.n_errors);
-    lp_metric_set(M.reconnects, (double)M.n_reconnects);
-    lp_metric_set(M.exec_fail, (double)M.n_exec_fail);
-    if (M.caught_up)
-        lp_metric_set(M.lag, 0);    /* nothing waits: no lag */
-    else if (M.newest_ms)
-        lp_metric_set(M.lag, (double)(lp_now_ms() - M.newest_ms) / 1000.0);
-    lp_metrics_tick(M.m, opt.com.metrics, opt.com.metrics_interval, force);
-}
-
-static void crash_point(const char *where)
-{
-    static int stopped;
-
-    if (S.crash == NULL)
-        return;
-    if (strcmp(S.crash, where) == 0)
+    if (strcmp(crash, where) == 0)
         kill(getpid(), SIGKILL);
-    if (!stopped && strncmp(S.crash, "stop:", 5) == 0 &&
-        strcmp(S.crash + 5, where) == 0) {
+    if (!stopped && strncmp(crash, "stop:", 5) == 0 &&
+        strcmp(crash + 5, where) == 0) {
         stopped = 1;
         raise(SIGSTOP);
     }
+}
+
+/* lp_fs_test_hook: lp_fs's points ("opened-dir") */
+static void fs_crash(const char *where)
+{
+    test_crash(getenv("LOGPIPE_TEST_CRASH"), where);
+}
+
+static void crash_point(struct lp_drain *d, const char *where)
+{
+    test_crash(d->crash, where);
 }
 
 static void fatal_oom(void)
@@ -414,89 +427,89 @@ static void fatal_oom(void)
 
 /* A failure of ours, not of the entries in hand: gives their delivery
  * back (see give_back), then exits with status. */
-static void env_exit(int status) __attribute__((noreturn));
+static void env_exit(struct lp_drain *d, int status) __attribute__((noreturn));
 
 /* ---- the batch ---------------------------------------------------------- */
 
-static size_t scratch_add(const void *p, size_t n)
+static size_t scratch_add(struct lp_drain *d, const void *p, size_t n)
 {
-    size_t off = S.scratch.len;
+    size_t off = d->scratch.len;
 
-    if (lp_buf_add(&S.scratch, p, n) < 0)
+    if (lp_buf_add(&d->scratch, p, n) < 0)
         fatal_oom();
     return off;
 }
 
 /* Queues e for the DLQ. Not for the plain XACK: the move carries its own
  * XACK in the same script, so a failed move leaves it pending. */
-static void to_dlq(const struct lp_entry *e, unsigned deliveries,
+static void to_dlq(struct lp_drain *d, const struct lp_entry *e, unsigned deliveries,
                    const char *data, size_t dlen, const char *code,
                    const char *detail)
 {
-    struct dlq_item *d;
+    struct dlq_item *it;
 
-    if (S.ndlq == S.dlq_cap) {
-        size_t cap = S.dlq_cap ? S.dlq_cap * 2 : 16;
-        struct dlq_item *p = realloc(S.dlq, cap * sizeof *p);
+    if (d->ndlq == d->dlq_cap) {
+        size_t cap = d->dlq_cap ? d->dlq_cap * 2 : 16;
+        struct dlq_item *p = realloc(d->dlq, cap * sizeof *p);
         if (p == NULL)
             fatal_oom();
-        S.dlq = p;
-        S.dlq_cap = cap;
+        d->dlq = p;
+        d->dlq_cap = cap;
     }
-    d = &S.dlq[S.ndlq++];
-    d->id_off = scratch_add(e->id, e->idlen);
-    d->id_len = e->idlen;
-    d->full_len = dlen;
-    if (dlen > opt.max_dlq_size)
-        dlen = opt.max_dlq_size;    /* the DLQ is not a second archive */
-    d->data_off = scratch_add(data, dlen);
-    d->data_len = dlen;
-    d->code = code;
-    d->detail_len = strlen(detail);
-    d->detail_off = scratch_add(detail, d->detail_len);
-    d->deliveries = deliveries;
-    if (!S.dlq_quiet)           /* a --where error: said by lp_jq */
-        lp_budget_say(&S.say_dlq, "entry %.*s to the DLQ: %s: %s",
+    it = &d->dlq[d->ndlq++];
+    it->id_off = scratch_add(d, e->id, e->idlen);
+    it->id_len = e->idlen;
+    it->full_len = dlen;
+    if (dlen > d->conf.max_dlq_size)
+        dlen = d->conf.max_dlq_size;    /* the DLQ is not a second archive */
+    it->data_off = scratch_add(d, data, dlen);
+    it->data_len = dlen;
+    it->code = code;
+    it->detail_len = strlen(detail);
+    it->detail_off = scratch_add(d, detail, it->detail_len);
+    it->deliveries = deliveries;
+    if (!d->dlq_quiet)           /* a --where error: said by lp_jq */
+        lp_budget_say(&d->say_dlq, "entry %.*s to the DLQ: %s: %s",
                       (int)e->idlen, e->id, code, detail);
 }
 
-static void ack_later(const char *id, size_t idlen)
+static void ack_later(struct lp_drain *d, const char *id, size_t idlen)
 {
-    if (S.nack + 3 >= S.capack) {
-        size_t cap = S.capack * 2;
-        const char **a = realloc(S.ack, cap * sizeof *a);
-        size_t *l = a ? realloc(S.acklen, cap * sizeof *l) : NULL;
+    if (d->nack + 3 >= d->capack) {
+        size_t cap = d->capack * 2;
+        const char **a = realloc(d->ack, cap * sizeof *a);
+        size_t *l = a ? realloc(d->acklen, cap * sizeof *l) : NULL;
         if (a)
-            S.ack = a;
+            d->ack = a;
         if (a == NULL || l == NULL)
             fatal_oom();
-        S.acklen = l;
-        S.capack = cap;
+        d->acklen = l;
+        d->capack = cap;
     }
     /* borrowed from the reply, which is kept until the XACK is sent */
-    S.ack[3 + S.nack] = id;
-    S.acklen[3 + S.nack] = idlen;
-    S.nack++;
+    d->ack[3 + d->nack] = id;
+    d->acklen[3 + d->nack] = idlen;
+    d->nack++;
 }
 
 /* The event of an entry without our field: the object of its pairs. */
-static int pairs_object(const struct lp_entry *e)
+static int pairs_object(struct lp_drain *d, const struct lp_entry *e)
 {
     const char *f, *v;
     size_t fl, vl;
     long bad = 0;
 
-    S.obj.len = 0;
-    lp_buf_addc(&S.obj, '{');
+    d->obj.len = 0;
+    lp_buf_addc(&d->obj, '{');
     for (size_t k = 0; k < e->nfields; k++) {
         lp_entry_pair(e, k, &f, &fl, &v, &vl);
         if (k)
-            lp_buf_addc(&S.obj, ',');
-        bad += lp_buf_add_jstr(&S.obj, f, fl);
-        lp_buf_addc(&S.obj, ':');
-        bad += lp_buf_add_jstr(&S.obj, v, vl);
+            lp_buf_addc(&d->obj, ',');
+        bad += lp_buf_add_jstr(&d->obj, f, fl);
+        lp_buf_addc(&d->obj, ':');
+        bad += lp_buf_add_jstr(&d->obj, v, vl);
     }
-    lp_buf_addc(&S.obj, '}');
+    lp_buf_addc(&d->obj, '}');
     return bad ? -1 : 0;
 }
 
@@ -517,102 +530,102 @@ static void add_line(struct lp_buf *dst, const struct lp_entry *e,
 /* The table's shape: what lp_sql writes into it, portable to SQLite and
  * PostgreSQL (a table made beforehand with TIMESTAMPTZ and JSONB takes
  * these text literals too: see examples/analytics.sql). */
-static void sql_create(struct lp_buf *b)
+static void sql_create(struct lp_drain *d, struct lp_buf *b)
 {
     char q[512];
 
     snprintf(q, sizeof q, "CREATE TABLE IF NOT EXISTS %s (id TEXT PRIMARY "
              "KEY, ts TEXT, service TEXT, level TEXT, app TEXT, message "
-             "TEXT, event TEXT);\n", opt.sql);
+             "TEXT, event TEXT);\n", d->conf.sql);
     if (lp_buf_adds(b, q) < 0)
         fatal_oom();
 }
 
 /* Appends the INSERT of entry e (event s[0..n), scanned in ev, time t) to
- * S.line, a transaction per batch; its offset goes to S.recs so that the
+ * d->line, a transaction per batch; its offset goes to d->recs so that the
  * entries another consumer took over can be left out (sql_drop). */
-static void add_sql(const struct lp_entry *e, const char *s, size_t n,
+static void add_sql(struct lp_drain *d, const struct lp_entry *e, const char *s, size_t n,
                     const struct lp_jevent *ev, int64_t t)
 {
-    struct lp_buf *b = &S.line;
+    struct lp_buf *b = &d->line;
     char ts[40];
     int bad = 0;
 
     if (b->len == 0) {
-        if (opt.exec || !S.sql_created)
-            sql_create(b);
-        S.sql_created = 1;
+        if (d->conf.exec || !d->sql_created)
+            sql_create(d, b);
+        d->sql_created = 1;
         if (lp_buf_adds(b, "BEGIN;\n") < 0)
             fatal_oom();
     }
-    if (S.nrecs == S.caprecs) {
-        size_t cap = S.caprecs ? S.caprecs * 2 : 256;
-        size_t *p = realloc(S.recs, cap * sizeof *p);
+    if (d->nrecs == d->caprecs) {
+        size_t cap = d->caprecs ? d->caprecs * 2 : 256;
+        size_t *p = realloc(d->recs, cap * sizeof *p);
         if (p == NULL)
             fatal_oom();
-        S.recs = p;
-        S.caprecs = cap;
+        d->recs = p;
+        d->caprecs = cap;
     }
-    S.recs[S.nrecs++] = b->len;
-    bad |= lp_buf_add(b, S.sql_head, S.sql_headlen);
+    d->recs[d->nrecs++] = b->len;
+    bad |= lp_buf_add(b, d->sql_head, d->sql_headlen);
     bad |= lp_sql_add_str(b, e->id, e->idlen);
     bad |= lp_buf_add(b, ", ", 2);
     bad |= lp_sql_add_str(b, ts, lp_time_format(t, ts));
     for (int i = 0; i < 4; i++) {
         bad |= lp_buf_add(b, ", ", 2);
-        bad |= lp_sql_add_jval(b, &S.tmp, s, &ev->val[S.sql_idx[i]]);
+        bad |= lp_sql_add_jval(b, &d->tmp, s, &ev->val[d->sql_idx[i]]);
     }
     bad |= lp_buf_add(b, ", ", 2);
     if (ev->ncuts) {
         /* the event as archived: without its "_id" members */
         size_t cl = lp_json_cut_len(ev, n);
-        S.tmp.len = 0;
-        if (lp_buf_reserve(&S.tmp, cl) < 0)
+        d->tmp.len = 0;
+        if (lp_buf_reserve(&d->tmp, cl) < 0)
             fatal_oom();
-        lp_json_cut_copy(ev, s, n, S.tmp.p);
-        S.tmp.len = cl;
-        bad |= lp_sql_add_json(b, &S.tmp2, S.tmp.p, cl);
+        lp_json_cut_copy(ev, s, n, d->tmp.p);
+        d->tmp.len = cl;
+        bad |= lp_sql_add_json(b, &d->tmp2, d->tmp.p, cl);
     } else {
-        bad |= lp_sql_add_json(b, &S.tmp2, s, n);
+        bad |= lp_sql_add_json(b, &d->tmp2, s, n);
     }
     bad |= lp_buf_adds(b, ") ON CONFLICT (id) DO NOTHING;\n");
     if (bad)
         fatal_oom();
 }
 
-/* --sql: leaves out the INSERTs of the entries in S.drop (rare: read
+/* --sql: leaves out the INSERTs of the entries in d->drop (rare: read
  * their IDs back from the text rather than keep one per entry). */
-static void sql_drop(void)
+static void sql_drop(struct lp_drain *d)
 {
-    struct lp_buf *b = &S.line;
+    struct lp_buf *b = &d->line;
     size_t w, k = 0;
 
-    if (S.nrecs == 0)
+    if (d->nrecs == 0)
         return;
-    w = S.recs[0];
-    for (size_t i = 0; i < S.nrecs; i++) {
-        size_t end = i + 1 < S.nrecs ? S.recs[i + 1] : b->len;
-        size_t len = end - S.recs[i];
+    w = d->recs[0];
+    for (size_t i = 0; i < d->nrecs; i++) {
+        size_t end = i + 1 < d->nrecs ? d->recs[i + 1] : b->len;
+        size_t len = end - d->recs[i];
         /* the ID: digits and '-', quoted right after the head */
-        const char *id = b->p + S.recs[i] + S.sql_headlen + 1;
-        const char *q = memchr(id, '\'', len - S.sql_headlen - 1);
+        const char *id = b->p + d->recs[i] + d->sql_headlen + 1;
+        const char *q = memchr(id, '\'', len - d->sql_headlen - 1);
         struct lp_sid sid;
         if (q && lp_stream_id_parse(id, (size_t)(q - id), &sid.ms,
                                     &sid.seq) == 0 &&
-            bsearch(&sid, S.drop, S.ndrop, sizeof *S.drop, lp_sid_cmp))
+            bsearch(&sid, d->drop, d->ndrop, sizeof *d->drop, lp_sid_cmp))
             continue;
-        memmove(b->p + w, b->p + S.recs[i], len);
-        S.recs[k++] = w;
+        memmove(b->p + w, b->p + d->recs[i], len);
+        d->recs[k++] = w;
         w += len;
     }
     b->len = w;
-    S.nrecs = k;
+    d->nrecs = k;
 }
 
 /* Files entry e, or queues it for the DLQ or the XACK. Returns 0, or
  * SPLIT (nothing done) when it needs a day file past --max-files: it
  * starts the next batch. */
-static int one_entry(const struct lp_entry *e, unsigned deliveries)
+static int one_entry(struct lp_drain *d, const struct lp_entry *e, unsigned deliveries)
 {
     const char *s;
     size_t n;
@@ -623,34 +636,34 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
     int64_t t, id_time;
     long plen;
 
-    S.n_read++;
+    d->n_read++;
     if (e->fields == NULL) {
         /* pending, but its data was trimmed or deleted */
-        S.n_deleted++;
-        lp_budget_say(&S.say_deleted, "entry %.*s was deleted from the "
+        d->n_deleted++;
+        lp_budget_say(&d->say_deleted, "entry %.*s was deleted from the "
                       "stream before it was archived: acknowledging it",
                       (int)e->idlen, e->id);
-        ack_later(e->id, e->idlen);
+        ack_later(d, e->id, e->idlen);
         return 0;
     }
-    s = lp_entry_field(e, opt.field, strlen(opt.field), &n);
+    s = lp_entry_field(e, d->conf.field, strlen(d->conf.field), &n);
     if (s == NULL) {
-        if (pairs_object(e) < 0) {
-            to_dlq(e, deliveries, S.obj.p, S.obj.len, "invalid-utf8",
+        if (pairs_object(d, e) < 0) {
+            to_dlq(d, e, deliveries, d->obj.p, d->obj.len, "invalid-utf8",
                    "a field or value is not valid UTF-8");
             return 0;
         }
-        s = S.obj.p;
-        n = S.obj.len;
+        s = d->obj.p;
+        n = d->obj.len;
     }
-    if (n > opt.max_line) {
+    if (n > d->conf.max_line) {
         char detail[96];
         snprintf(detail, sizeof detail, "%zu bytes, longer than --max-line "
-                 "(%" PRIu64 ")", n, opt.max_line);
-        to_dlq(e, deliveries, s, n, "too-long", detail);
+                 "(%" PRIu64 ")", n, d->conf.max_line);
+        to_dlq(d, e, deliveries, s, n, "too-long", detail);
         return 0;
     }
-    if (deliveries > opt.max_deliveries) {
+    if (deliveries > d->conf.max_deliveries) {
         /* it was handed out that often and never acknowledged, and not
          * because of a failure of ours (those give their delivery back,
          * see give_back): a drain holding it never came back, the last
@@ -660,32 +673,32 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
                  "archived: each time, the drain holding it did not finish "
                  "(it crashed, was killed, stalled or lost Redis)%s",
                  deliveries - 1, deliveries - 1 == 1 ? "" : "s",
-                 opt.max_deliveries > 1 ? ", the last time with this entry "
+                 d->conf.max_deliveries > 1 ? ", the last time with this entry "
                                           "alone" : "");
-        to_dlq(e, deliveries - 1, s, n, "max-deliveries", detail);
+        to_dlq(d, e, deliveries - 1, s, n, "max-deliveries", detail);
         return 0;
     }
-    if (S.crash && strncmp(S.crash, "on-data:", 8) == 0 &&
-        memmem(s, n, S.crash + 8, strlen(S.crash + 8)))
+    if (d->crash && strncmp(d->crash, "on-data:", 8) == 0 &&
+        memmem(s, n, d->crash + 8, strlen(d->crash + 8)))
         kill(getpid(), SIGKILL);        /* test-only: a poison entry */
     lp_json_trim(&s, &n);
-    if (lp_json_event(s, n, &S.keys, &S.lim, &ev, &je) < 0) {
-        to_dlq(e, deliveries, s, n,
+    if (lp_json_event(s, n, &d->keys, &d->lim, &ev, &je) < 0) {
+        to_dlq(d, e, deliveries, s, n,
                je.not_object ? "not-object" : "invalid-json", je.msg);
         return 0;
     }
-    if (S.where) {
-        int m = lp_jq_match(S.where, s, n, err);
+    if (d->where) {
+        int m = lp_jq_match(d->where, s, n, err);
         if (m < 0) {
             /* the first few said; all counted, in the exit status too */
-            S.dlq_quiet = !lp_jq_name_it(S.where);
-            to_dlq(e, deliveries, s, n, "where-error", err);
-            S.dlq_quiet = 0;
+            d->dlq_quiet = !lp_jq_name_it(d->where);
+            to_dlq(d, e, deliveries, s, n, "where-error", err);
+            d->dlq_quiet = 0;
             return 0;
         }
         if (m == 0) {
-            S.n_filtered++;
-            ack_later(e->id, e->idlen);
+            d->n_filtered++;
+            ack_later(d, e->id, e->idlen);
             return 0;
         }
     }
@@ -695,11 +708,11 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
      * range (unsafe-path) rather than wrapped to a date before 1970 */
     id_time = id_ms > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)id_ms;
     t = id_time;
-    if (S.time_idx >= 0) {
-        int rc = lp_event_time(s, &ev.val[S.time_idx], &t, err);
+    if (d->time_idx >= 0) {
+        int rc = lp_event_time(s, &ev.val[d->time_idx], &t, err);
         if (rc < 0) {
             /* another producer's idea of a time: file it by arrival */
-            S.n_badtime++;
+            d->n_badtime++;
             lp_info("entry %.*s: %s: filed by its stream ID time",
                     (int)e->idlen, e->id, err);
             t = id_time;
@@ -708,41 +721,41 @@ static int one_entry(const struct lp_entry *e, unsigned deliveries)
         }
     }
 
-    if (opt.sql) {
-        add_sql(e, s, n, &ev, t);
-    } else if (opt.to_stdout || opt.exec) {
-        add_line(&S.line, e, s, n, &ev);
+    if (d->conf.sql) {
+        add_sql(d, e, s, n, &ev, t);
+    } else if (d->conf.to_stdout || d->conf.exec) {
+        add_line(&d->line, e, s, n, &ev);
     } else {
         struct lp_afile *f;
-        plen = lp_layout_expand(S.layout, t, s, &ev, S.field_idx, path,
+        plen = lp_layout_expand(d->layout, t, s, &ev, d->field_idx, path,
                                 sizeof path, err);
         if (plen < 0) {
-            to_dlq(e, deliveries, s, n, "unsafe-path", err);
+            to_dlq(d, e, deliveries, s, n, "unsafe-path", err);
             return 0;
         }
-        if (lp_archive_touched(S.arch) >= opt.max_files &&
-            !lp_archive_touches(S.arch, path, (size_t)plen)) {
-            S.n_read--;         /* read again as the next batch's first */
+        if (lp_archive_touched(d->arch) >= d->conf.max_files &&
+            !lp_archive_touches(d->arch, path, (size_t)plen)) {
+            d->n_read--;         /* read again as the next batch's first */
             return SPLIT;
         }
-        if ((f = lp_archive_get(S.arch, path, (size_t)plen, err)) == NULL) {
+        if ((f = lp_archive_get(d->arch, path, (size_t)plen, err)) == NULL) {
             if (errno == ELOOP || errno == ENOTDIR || errno == EINVAL) {
-                to_dlq(e, deliveries, s, n, "unsafe-path", err);
+                to_dlq(d, e, deliveries, s, n, "unsafe-path", err);
                 return 0;
             }
             /* err starts with the part of path that failed: the file
              * or one of its directories */
             int st = fatal_errno(errno);
-            lp_error("cannot open %s/%s", opt.com.dir, err);
-            env_exit(st);
+            lp_error("cannot open %s/%s", d->conf.com.dir, err);
+            env_exit(d, st);
         }
-        if ((S.check || id_ms < S.recreated_ms) &&
+        if ((d->check || id_ms < d->recreated_ms) &&
             lp_afile_check(f, e->id, e->idlen) < 0)
             fatal_oom();
         add_line(lp_afile_buf(f), e, s, n, &ev);
     }
-    S.n_written++;
-    ack_later(e->id, e->idlen);
+    d->n_written++;
+    ack_later(d, e->id, e->idlen);
     return 0;
 }
 
@@ -759,71 +772,71 @@ static const char dlq_script[] =
     "return id\n";
 
 /* Moves the batch's DLQ items, each with its XACK, atomically. */
-static int send_dlq(char *err)
+static int send_dlq(struct lp_drain *d, char *err)
 {
     char ms[32];
 
-    if (S.ndlq == 0)
+    if (d->ndlq == 0)
         return 0;
     snprintf(ms, sizeof ms, "%lld", (long long)lp_now_ms());
-    for (size_t i = 0; i < S.ndlq; i++) {
-        const struct dlq_item *d = &S.dlq[i];
-        const char *id = S.scratch.p + d->id_off;
+    for (size_t i = 0; i < d->ndlq; i++) {
+        const struct dlq_item *it = &d->dlq[i];
+        const char *id = d->scratch.p + it->id_off;
         char deliveries[16], full[24];
-        snprintf(deliveries, sizeof deliveries, "%u", d->deliveries);
-        snprintf(full, sizeof full, "%zu", d->full_len);
+        snprintf(deliveries, sizeof deliveries, "%u", it->deliveries);
+        snprintf(full, sizeof full, "%zu", it->full_len);
         const char *argv[27] = {
-            "EVAL", dlq_script, "2", opt.com.stream, opt.com.dlq,
-            opt.com.group, id,
-            "data", S.scratch.p + d->data_off,
-            "error", d->code,
-            "detail", S.scratch.p + d->detail_off,
+            "EVAL", dlq_script, "2", d->conf.com.stream, d->conf.com.dlq,
+            d->conf.com.group, id,
+            "data", d->scratch.p + it->data_off,
+            "error", it->code,
+            "detail", d->scratch.p + it->detail_off,
             "stage", "drain",
-            "source_stream", opt.com.stream,
+            "source_stream", d->conf.com.stream,
             "source_id", id,
             "deliveries", deliveries,
-            "consumer", opt.consumer,
+            "consumer", d->conf.consumer,
             "failed_at", ms,
             "truncated", full,
         };
         /* a cut event says how long it was; retry refuses it */
-        int argc = d->full_len > d->data_len ? 27 : 25;
+        int argc = it->full_len > it->data_len ? 27 : 25;
         size_t lens[27];
         for (int k = 0; k < argc; k++) {
             /* id, data and detail live in the scratch buffer, unterminated */
             if (k == 6 || k == 18)
-                lens[k] = d->id_len;
+                lens[k] = it->id_len;
             else if (k == 8)
-                lens[k] = d->data_len;
+                lens[k] = it->data_len;
             else if (k == 12)
-                lens[k] = d->detail_len;
+                lens[k] = it->detail_len;
             else
                 lens[k] = strlen(argv[k]);
         }
-        if (lp_redis_append(S.r, argc, argv, lens) < 0) {
-            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+        if (lp_redis_append(d->r, argc, argv, lens) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
             return -1;
         }
     }
-    for (size_t i = 0; i < S.ndlq; i++) {
+    for (size_t i = 0; i < d->ndlq; i++) {
         struct lp_reply *rep;
-        if (lp_redis_reply(S.r, &rep, err) < 0)
+        if (lp_redis_reply(d->r, &rep, err) < 0)
             return -1;
         if (lp_reply_type(rep) == LP_REPLY_STRING) {
-            S.n_dlq++;
-            S.trim_due = 1;     /* the move acknowledged it */
+            d->n_dlq++;
+            d->trim_due = 1;     /* the move acknowledged it */
         } else {
             char t[300], *cut;
             lp_reply_text(rep, t, sizeof t);
             /* Redis wraps errors inside scripts: keep the first words */
             if ((cut = strstr(t, " script:")) != NULL)
                 *cut = '\0';
-            lp_budget_say(&S.say_dlq_failed, "moving %.*s to the DLQ %s "
+            lp_budget_say(&d->say_dlq_failed, "moving %.*s to the DLQ %s "
                           "failed: %s (it stays pending)",
-                          (int)S.dlq[i].id_len,
-                          S.scratch.p + S.dlq[i].id_off, opt.com.dlq, t);
+                          (int)d->dlq[i].id_len,
+                          d->scratch.p + d->dlq[i].id_off, d->conf.com.dlq, t);
             if (strstr(t, "WRONGTYPE") || strstr(t, "NOPERM"))
-                S.config_error = 1;
+                d->config_error = 1;
         }
         lp_reply_free(rep);
     }
@@ -869,48 +882,48 @@ static const char trim_script[] =
     "if ARGV[1] ~= '' and less(ARGV[1], need) then need = ARGV[1] end\n"
     "return redis.call('XTRIM', KEYS[1], 'MINID', need)\n";
 
-static int queue_trim(char *err)
+static int queue_trim(struct lp_drain *d, char *err)
 {
     char floor[32] = "";
-    const char *argv[5] = { "EVAL", trim_script, "1", opt.com.stream, floor };
+    const char *argv[5] = { "EVAL", trim_script, "1", d->conf.com.stream, floor };
     size_t lens[5];
 
-    S.trim_queued = 0;
-    if (opt.keep > 0)
+    d->trim_queued = 0;
+    if (d->conf.keep > 0)
         snprintf(floor, sizeof floor, "%lld-0",
-                 (long long)(lp_now_ms() - opt.keep));
+                 (long long)(lp_now_ms() - d->conf.keep));
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
-    if (lp_redis_append(S.r, 5, argv, lens) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+    if (lp_redis_append(d->r, 5, argv, lens) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
         return -1;
     }
-    S.trim_queued = 1;
-    S.trim_due = 0;
-    S.last_trim = lp_mono_ms();
+    d->trim_queued = 1;
+    d->trim_due = 0;
+    d->last_trim = lp_mono_ms();
     return 0;
 }
 
-static void take_trim_reply(struct lp_reply *t)
+static void take_trim_reply(struct lp_drain *d, struct lp_reply *t)
 {
     if (lp_reply_type(t) == LP_REPLY_INTEGER) {
         if (lp_reply_int(t) > 0)
-            S.n_trimmed += (uint64_t)lp_reply_int(t);
+            d->n_trimmed += (uint64_t)lp_reply_int(t);
     } else {
         char m[300];
-        lp_warn("trimming %s failed: %s", opt.com.stream,
+        lp_warn("trimming %s failed: %s", d->conf.com.stream,
                 lp_reply_text(t, m, sizeof m));
     }
     lp_reply_free(t);
-    S.trim_queued = 0;
+    d->trim_queued = 0;
 }
 
 /* Creates the group at the start of the stream (and the stream). Returns
  * 1 when it was created, 0 when it existed, -1/-2 (config) on errors. */
-static int ensure_group(char *err)
+static int ensure_group(struct lp_drain *d, char *err)
 {
-    struct lp_reply *rep = lp_redis_cmd(S.r, err, "XGROUP", "CREATE",
-                                        opt.com.stream, opt.com.group, "0",
+    struct lp_reply *rep = lp_redis_cmd(d->r, err, "XGROUP", "CREATE",
+                                        d->conf.com.stream, d->conf.com.group, "0",
                                         "MKSTREAM", NULL);
     int rc = 0;
 
@@ -919,8 +932,8 @@ static int ensure_group(char *err)
     if (lp_reply_is_error(rep, "OOM")) {
         /* at maxmemory Redis refuses XGROUP CREATE even for a group that
          * exists; reads, acks and trims still work: look */
-        struct lp_reply *g = lp_redis_cmd(S.r, err, "XINFO", "GROUPS",
-                                          opt.com.stream, NULL);
+        struct lp_reply *g = lp_redis_cmd(d->r, err, "XINFO", "GROUPS",
+                                          d->conf.com.stream, NULL);
         int found = 0;
         for (size_t i = 0; g && i < lp_reply_len(g); i++) {
             const struct lp_reply *grp = lp_reply_at(g, i);
@@ -928,7 +941,7 @@ static int ensure_group(char *err)
                 const char *f = lp_reply_str(lp_reply_at(grp, k), NULL);
                 const char *v = lp_reply_str(lp_reply_at(grp, k + 1), NULL);
                 if (f && v && strcmp(f, "name") == 0 &&
-                    strcmp(v, opt.com.group) == 0)
+                    strcmp(v, d->conf.com.group) == 0)
                     found = 1;
             }
         }
@@ -936,7 +949,7 @@ static int ensure_group(char *err)
         if (found) {
             lp_warn("%s is out of memory (OOM): the group exists, going on "
                     "(acknowledging and trimming free memory)",
-                    lp_redis_name(S.r));
+                    lp_redis_name(d->r));
             lp_reply_free(rep);
             return 0;
         }
@@ -944,12 +957,12 @@ static int ensure_group(char *err)
     if (lp_reply_type(rep) == LP_REPLY_ERROR &&
         !lp_reply_is_error(rep, "BUSYGROUP")) {
         char t[300];
-        snprintf(err, LP_ERRLEN, "XGROUP CREATE %s %s: %s", opt.com.stream,
-                 opt.com.group, lp_reply_text(rep, t, sizeof t));
+        snprintf(err, LP_ERRLEN, "XGROUP CREATE %s %s: %s", d->conf.com.stream,
+                 d->conf.com.group, lp_reply_text(rep, t, sizeof t));
         rc = lp_reply_is_error(rep, "WRONGTYPE") ||
              lp_reply_is_error(rep, "NOPERM") ? -2 : -1;
     } else if (lp_reply_type(rep) != LP_REPLY_ERROR) {
-        lp_info("created group %s on %s", opt.com.group, opt.com.stream);
+        lp_info("created group %s on %s", d->conf.com.group, d->conf.com.stream);
         rc = 1;
     }
     lp_reply_free(rep);
@@ -958,13 +971,13 @@ static int ensure_group(char *err)
 
 /* Takes our consumer name's heartbeat: 0, or -1 with err on an I/O
  * error; exits 75 when a live drain has the name. */
-static int claim_name(char *err)
+static int claim_name(struct lp_drain *d, char *err)
 {
     int rc;
 
-    if (S.nobeat)
+    if (d->nobeat)
         return 0;
-    rc = lp_owner_claim(S.owner, S.r, S.beat_ttl, err);
+    rc = lp_owner_claim(d->owner, d->r, d->beat_ttl, err);
     if (rc == LP_OWNER_TWIN) {
         lp_error("%s: give each drain its own --consumer", err);
         exit(LP_EX_TEMPFAIL);
@@ -972,51 +985,51 @@ static int claim_name(char *err)
     if (rc == LP_OWNER_NOBEAT) {
         lp_warn("%s: going on without a heartbeat (a drain under this "
                 "consumer name on another host goes unnoticed)", err);
-        S.nobeat = 1;
+        d->nobeat = 1;
         return 0;
     }
     if (rc < 0)
         return -1;
-    S.next_beat = lp_mono_ms() + S.beat_ms;
+    d->next_beat = lp_mono_ms() + d->beat_ms;
     return 0;
 }
 
 /* The reply to a heartbeat refresh: exits 75 when another drain holds
  * our name now (ours expired while this one stalled). */
-static void take_beat_reply(struct lp_reply *a)
+static void take_beat_reply(struct lp_drain *d, struct lp_reply *a)
 {
     char err[LP_ERRLEN];
-    int rc = lp_owner_beat_reply(S.owner, a, err);
+    int rc = lp_owner_beat_reply(d->owner, a, err);
 
-    S.beat_queued = 0;
+    d->beat_queued = 0;
     if (rc == LP_OWNER_TWIN) {
         lp_error("%s: this drain stalled past its heartbeat and another "
                  "took the name over; stopping", err);
         exit(LP_EX_TEMPFAIL);
     }
-    if (rc == LP_OWNER_NOBEAT && !S.nobeat) {
+    if (rc == LP_OWNER_NOBEAT && !d->nobeat) {
         lp_warn("%s: going on without a heartbeat", err);
-        S.nobeat = 1;
+        d->nobeat = 1;
     }
 }
 
 /* (Re)connects and joins the group, retrying for --timeout. */
-static void connect_redis(void)
+static void connect_redis(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
     int64_t backoff = 0, start = lp_mono_ms();
     int warned = 0, rc;
 
     for (;;) {
-        rc = lp_redis_connect(S.r, err);
+        rc = lp_redis_connect(d->r, err);
         if (rc == 0) {
-            rc = ensure_group(err);
+            rc = ensure_group(d, err);
             if (rc == -2) {
                 lp_error("%s", err);
                 exit(LP_EX_CONFIG);
             }
         }
-        if (rc >= 0 && claim_name(err) < 0)
+        if (rc >= 0 && claim_name(d, err) < 0)
             rc = -1;
         if (rc == LP_REDIS_EAUTH) {
             lp_error("%s", err);
@@ -1024,16 +1037,16 @@ static void connect_redis(void)
         }
         if (rc >= 0)
             break;
-        M.n_errors++;
+        d->m.n_errors++;
         if (!warned) {
-            char d[32];
-            lp_format_duration(opt.timeout, d, sizeof d);
-            lp_warn("%s; retrying for up to %s", err, d);
+            char dur[32];
+            lp_format_duration(d->conf.timeout, dur, sizeof dur);
+            lp_warn("%s; retrying for up to %s", err, dur);
             warned = 1;
         }
         if (lp_stop)
             exit(LP_EX_OK);     /* nothing in hand */
-        if (lp_mono_ms() - start >= opt.timeout) {
+        if (lp_mono_ms() - start >= d->conf.timeout) {
             lp_error("giving up: %s", err);
             exit(LP_EX_UNAVAILABLE);
         }
@@ -1042,55 +1055,55 @@ static void connect_redis(void)
             backoff = 2000;
         poll(NULL, 0, (int)backoff);
     }
-    if (warned || S.n_read)
-        M.n_reconnects += S.n_read > 0 || warned;
+    if (warned || d->n_read)
+        d->m.n_reconnects += d->n_read > 0 || warned;
     if (warned)
-        lp_warn("%s answers again", lp_redis_name(S.r));
-    if (rc == 1 && S.n_read > 0) {
+        lp_warn("%s answers again", lp_redis_name(d->r));
+    if (rc == 1 && d->n_read > 0) {
         /* made again while we ran (NOGROUP): the entries it hands out
          * again may be in the archive already */
-        S.recreated_ms = (uint64_t)lp_now_ms();
+        d->recreated_ms = (uint64_t)lp_now_ms();
     }
     /* after every (re)connect, our own pending entries come first */
-    S.mode = M_PENDING;
-    strcpy(S.after, "0");
-    S.claiming = 0;
-    S.ack_queued = S.trim_queued = S.beat_queued = 0;
+    d->mode = M_PENDING;
+    strcpy(d->after, "0");
+    d->claiming = 0;
+    d->ack_queued = d->trim_queued = d->beat_queued = 0;
 }
 
-/* Queues XACK of the batch in hand (if any); S.ack[0..2] are reserved
+/* Queues XACK of the batch in hand (if any); d->ack[0..2] are reserved
  * for "XACK <stream> <group>", the IDs follow. */
-static int queue_ack(char *err)
+static int queue_ack(struct lp_drain *d, char *err)
 {
-    S.ack_queued = 0;
-    if (S.nack == 0)
+    d->ack_queued = 0;
+    if (d->nack == 0)
         return 0;
-    S.ack[0] = "XACK";
-    S.acklen[0] = 4;
-    S.ack[1] = opt.com.stream;
-    S.acklen[1] = strlen(opt.com.stream);
-    S.ack[2] = opt.com.group;
-    S.acklen[2] = strlen(opt.com.group);
-    if (lp_redis_append(S.r, (int)S.nack + 3, S.ack, S.acklen) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+    d->ack[0] = "XACK";
+    d->acklen[0] = 4;
+    d->ack[1] = d->conf.com.stream;
+    d->acklen[1] = strlen(d->conf.com.stream);
+    d->ack[2] = d->conf.com.group;
+    d->acklen[2] = strlen(d->conf.com.group);
+    if (lp_redis_append(d->r, (int)d->nack + 3, d->ack, d->acklen) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
         return -1;
     }
-    S.ack_queued = 1;
+    d->ack_queued = 1;
     return 0;
 }
 
-static void take_ack_reply(struct lp_reply *a)
+static void take_ack_reply(struct lp_drain *d, struct lp_reply *a)
 {
     if (lp_reply_type(a) != LP_REPLY_INTEGER) {
         char t[200];
         lp_warn("XACK failed: %s (the entries stay pending and are "
                 "delivered again)", lp_reply_text(a, t, sizeof t));
     } else {
-        S.trim_due = 1;
-        crash_point("after-ack");
+        d->trim_due = 1;
+        crash_point(d, "after-ack");
     }
     lp_reply_free(a);
-    S.ack_queued = 0;
+    d->ack_queued = 0;
 }
 
 /*
@@ -1098,26 +1111,26 @@ static void take_ack_reply(struct lp_reply *a)
  * now, are not at their last allowed delivery; or just the first. XPENDING
  * does not count as a delivery. Returns the count, or -1 with err.
  */
-static long pending_count(char *err)
+static long pending_count(struct lp_drain *d, char *err)
 {
     char start[70], count[24];
     struct lp_reply *rep;
-    long k = (long)opt.count;
+    long k = (long)d->conf.count;
 
-    if (S.isolate || S.suspect)
+    if (d->isolate || d->suspect)
         return 1;               /* --exec: see exec_failed */
-    if (strcmp(S.after, "0") == 0)
+    if (strcmp(d->after, "0") == 0)
         strcpy(start, "-");
     else
-        snprintf(start, sizeof start, "(%s", S.after);
-    snprintf(count, sizeof count, "%" PRIu64, opt.count);
-    rep = lp_redis_cmd(S.r, err, "XPENDING", opt.com.stream, opt.com.group,
-                       start, "+", count, opt.consumer, NULL);
+        snprintf(start, sizeof start, "(%s", d->after);
+    snprintf(count, sizeof count, "%" PRIu64, d->conf.count);
+    rep = lp_redis_cmd(d->r, err, "XPENDING", d->conf.com.stream, d->conf.com.group,
+                       start, "+", count, d->conf.consumer, NULL);
     if (rep == NULL)
         return -1;
     for (size_t i = 0; i < lp_reply_len(rep); i++) {
-        const struct lp_reply *d = lp_reply_at(lp_reply_at(rep, i), 3);
-        if (d && (uint64_t)lp_reply_int(d) + 1 >= opt.max_deliveries) {
+        const struct lp_reply *dc = lp_reply_at(lp_reply_at(rep, i), 3);
+        if (dc && (uint64_t)lp_reply_int(dc) + 1 >= d->conf.max_deliveries) {
             k = i ? (long)i : 1;
             break;
         }
@@ -1129,7 +1142,7 @@ static long pending_count(char *err)
 /* Queues the XACK of the batch in hand, a trim when one is due, and the
  * next read; sends them in one write. Reading our pending entries takes
  * a round trip more: the XACK first, then XPENDING, then the read. */
-static void batch_done(const struct lp_reply *entries, size_t from,
+static void batch_done(struct lp_drain *d, const struct lp_reply *entries, size_t from,
                        size_t to, int64_t t0, int mode);
 
 /*
@@ -1137,120 +1150,120 @@ static void batch_done(const struct lp_reply *entries, size_t from,
  * in the background (see main); exits 74 when it failed. Nothing may be
  * acknowledged before.
  */
-static void sync_finish(void)
+static void sync_finish(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
 
-    if (!S.syncing)
+    if (!d->syncing)
         return;
-    S.syncing = 0;
-    if (lp_archive_sync_finish(S.arch, err) < 0) {
+    d->syncing = 0;
+    if (lp_archive_sync_finish(d->arch, err) < 0) {
         lp_error("%s", err);
-        env_exit(LP_EX_IOERR);
+        env_exit(d, LP_EX_IOERR);
     }
-    lp_metric_observe(M.fsync_s, (double)(lp_mono_us() - S.sync_t0) / 1e6);
-    crash_point("after-fsync");
-    batch_done(S.synced.entries, S.synced.from, S.synced.to, S.synced.t0,
-               S.synced.mode);
+    lp_metric_observe(d->m.fsync_s, (double)(lp_mono_us() - d->sync_t0) / 1e6);
+    crash_point(d, "after-fsync");
+    batch_done(d, d->synced.entries, d->synced.from, d->synced.to, d->synced.t0,
+               d->synced.mode);
 }
 
-static int request(char *err)
+static int request(struct lp_drain *d, char *err)
 {
     char count[24], block[24], idle[24];
     const char *argv[14];
     size_t lens[14];
     int n = 0;
-    long k = (long)opt.count;
+    long k = (long)d->conf.count;
 
     /* while the batch in hand syncs, its XACK must wait: it follows the
      * read, below */
-    if (!S.syncing && queue_ack(err) < 0)
+    if (!d->syncing && queue_ack(d, err) < 0)
         return -1;
-    if (S.mode == M_PENDING) {
+    if (d->mode == M_PENDING) {
         struct lp_reply *a;
-        if (S.ack_queued) {
-            if (lp_redis_reply(S.r, &a, err) < 0)
+        if (d->ack_queued) {
+            if (lp_redis_reply(d->r, &a, err) < 0)
                 return -1;
-            take_ack_reply(a);
-            S.nack = 0;
+            take_ack_reply(d, a);
+            d->nack = 0;
         }
-        if ((k = pending_count(err)) < 0)
+        if ((k = pending_count(d, err)) < 0)
             return -1;
     }
-    if (S.trim_due && lp_mono_ms() - S.last_trim >= 1000 &&
-        queue_trim(err) < 0)
+    if (d->trim_due && lp_mono_ms() - d->last_trim >= 1000 &&
+        queue_trim(d, err) < 0)
         return -1;
-    if (!S.nobeat && lp_mono_ms() >= S.next_beat) {
-        if (lp_owner_queue_beat(S.owner, S.r, S.beat_ttl) < 0) {
-            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+    if (!d->nobeat && lp_mono_ms() >= d->next_beat) {
+        if (lp_owner_queue_beat(d->owner, d->r, d->beat_ttl) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
             return -1;
         }
-        S.beat_queued = 1;
-        S.next_beat = lp_mono_ms() + S.beat_ms;
+        d->beat_queued = 1;
+        d->next_beat = lp_mono_ms() + d->beat_ms;
     }
-    if (S.mode == M_NEW && S.suspect)
+    if (d->mode == M_NEW && d->suspect)
         k = 1;                  /* --exec: the entry that judges it */
     snprintf(count, sizeof count, "%ld", k);
-    if (S.mode == M_CLAIM) {
+    if (d->mode == M_CLAIM) {
         /* JUSTID: ownership moves, the delivery count does not; the
          * entries are then read as our pending ones */
-        snprintf(idle, sizeof idle, "%lld", (long long)opt.claim_idle);
+        snprintf(idle, sizeof idle, "%lld", (long long)d->conf.claim_idle);
         argv[n++] = "XAUTOCLAIM";
-        argv[n++] = opt.com.stream;
-        argv[n++] = opt.com.group;
-        argv[n++] = opt.consumer;
+        argv[n++] = d->conf.com.stream;
+        argv[n++] = d->conf.com.group;
+        argv[n++] = d->conf.consumer;
         argv[n++] = idle;
-        argv[n++] = S.cursor;
+        argv[n++] = d->cursor;
         argv[n++] = "COUNT";
         argv[n++] = count;
         argv[n++] = "JUSTID";
     } else {
         argv[n++] = "XREADGROUP";
         argv[n++] = "GROUP";
-        argv[n++] = opt.com.group;
-        argv[n++] = opt.consumer;
+        argv[n++] = d->conf.com.group;
+        argv[n++] = d->conf.consumer;
         argv[n++] = "COUNT";
         argv[n++] = count;
-        if (S.mode == M_NEW && !opt.once) {
+        if (d->mode == M_NEW && !d->conf.once) {
             /* an idle drain still rewrites --metrics on time */
-            int64_t b = opt.block;
+            int64_t b = d->conf.block;
             int64_t due = lp_log_due();
-            if (M.m && b > opt.com.metrics_interval)
-                b = opt.com.metrics_interval;
+            if (d->m.m && b > d->conf.com.metrics_interval)
+                b = d->conf.com.metrics_interval;
             if (due >= 0 && due < b)
                 b = due > 0 ? due : 1;  /* and says what it held back */
-            if (!S.nobeat && b > S.beat_ms)
-                b = S.beat_ms;  /* and refreshes its heartbeat */
+            if (!d->nobeat && b > d->beat_ms)
+                b = d->beat_ms;  /* and refreshes its heartbeat */
             snprintf(block, sizeof block, "%lld", (long long)b);
             argv[n++] = "BLOCK";
             argv[n++] = block;
         }
         argv[n++] = "STREAMS";
-        argv[n++] = opt.com.stream;
-        argv[n++] = S.mode == M_PENDING ? S.after : ">";
+        argv[n++] = d->conf.com.stream;
+        argv[n++] = d->mode == M_PENDING ? d->after : ">";
     }
     for (int i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
-    if (lp_redis_append(S.r, n, argv, lens) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(S.r));
+    if (lp_redis_append(d->r, n, argv, lens) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
         return -1;
     }
     /* the entries are delivered (their idle time starts) after this */
-    S.asked_at = lp_mono_ms();
-    if (lp_redis_flush(S.r, err) < 0)
+    d->asked_at = lp_mono_ms();
+    if (lp_redis_flush(d->r, err) < 0)
         return -1;
-    if (S.mode == M_NEW)
-        crash_point("after-request");
-    if (S.syncing) {
+    if (d->mode == M_NEW)
+        crash_point(d, "after-request");
+    if (d->syncing) {
         /* Redis works on the read while the files sync: now the XACK */
-        S.read_sent = 1;
-        sync_finish();
-        S.read_sent = 0;
-        if (queue_ack(err) < 0)
+        d->read_sent = 1;
+        sync_finish(d);
+        d->read_sent = 0;
+        if (queue_ack(d, err) < 0)
             return -1;
-        if (S.ack_queued) {
-            S.ack_late = 1;
-            if (lp_redis_flush(S.r, err) < 0)
+        if (d->ack_queued) {
+            d->ack_late = 1;
+            if (lp_redis_flush(d->r, err) < 0)
                 return -1;
         }
     }
@@ -1259,51 +1272,51 @@ static int request(char *err)
 
 
 /* Reads the XACK and trim replies (if sent) and the read's reply. */
-static int receive(struct lp_reply **rep, char *err)
+static int receive(struct lp_drain *d, struct lp_reply **rep, char *err)
 {
     struct lp_reply *a;
-    int blocking = S.mode == M_NEW && !opt.once, rc;
+    int blocking = d->mode == M_NEW && !d->conf.once, rc;
 
-    if (S.ack_queued && !S.ack_late) {
-        if (lp_redis_reply(S.r, &a, err) < 0)
+    if (d->ack_queued && !d->ack_late) {
+        if (lp_redis_reply(d->r, &a, err) < 0)
             return -1;
-        take_ack_reply(a);
-        S.nack = 0;
+        take_ack_reply(d, a);
+        d->nack = 0;
     }
-    if (S.trim_queued) {
-        if (lp_redis_reply(S.r, &a, err) < 0)
+    if (d->trim_queued) {
+        if (lp_redis_reply(d->r, &a, err) < 0)
             return -1;
-        take_trim_reply(a);
+        take_trim_reply(d, a);
     }
-    if (S.beat_queued) {
-        if (lp_redis_reply(S.r, &a, err) < 0)
+    if (d->beat_queued) {
+        if (lp_redis_reply(d->r, &a, err) < 0)
             return -1;
-        take_beat_reply(a);
+        take_beat_reply(d, a);
     }
     /* a stop signal during a blocking read shuts the socket: entries the
      * server delivered meanwhile stay pending for the next start */
     if (blocking) {
-        lp_sig_shutdown_fd(lp_redis_fd(S.r));
+        lp_sig_shutdown_fd(lp_redis_fd(d->r));
         if (lp_stop) {
             lp_sig_shutdown_fd(-1);
             snprintf(err, LP_ERRLEN, "stopped");
             return -1;
         }
     }
-    rc = lp_redis_reply(S.r, rep, err);
+    rc = lp_redis_reply(d->r, rep, err);
     if (blocking)
         lp_sig_shutdown_fd(-1);
-    if (rc == 0 && S.ack_queued && S.ack_late) {
-        S.ack_late = 0;
-        if (lp_redis_reply(S.r, &a, err) < 0) {
+    if (rc == 0 && d->ack_queued && d->ack_late) {
+        d->ack_late = 0;
+        if (lp_redis_reply(d->r, &a, err) < 0) {
             lp_reply_free(*rep);
             *rep = NULL;
             return -1;
         }
-        take_ack_reply(a);
-        S.nack = 0;
+        take_ack_reply(d, a);
+        d->nack = 0;
     }
-    S.ack_late = 0;
+    d->ack_late = 0;
     return rc;
 }
 
@@ -1322,7 +1335,7 @@ static int id_cmp(const char *a, size_t an, const char *b, size_t bn)
 /* XPENDING of our entries over the ID range of a batch: [id, consumer,
  * idle, deliveries] each, in ID order. Returns the reply (caller frees),
  * or NULL with err. */
-static struct lp_reply *batch_pending(const struct lp_reply *entries,
+static struct lp_reply *batch_pending(struct lp_drain *d, const struct lp_reply *entries,
                                       size_t from, size_t to, char *err)
 {
     struct lp_entry first, last;
@@ -1334,16 +1347,16 @@ static struct lp_reply *batch_pending(const struct lp_reply *entries,
     snprintf(a, sizeof a, "%.*s", (int)first.idlen, first.id);
     snprintf(b, sizeof b, "%.*s", (int)last.idlen, last.id);
     snprintf(count, sizeof count, "%zu", to - from + 16);
-    return lp_redis_cmd(S.r, err, "XPENDING", opt.com.stream, opt.com.group,
-                        a, b, count, opt.consumer, NULL);
+    return lp_redis_cmd(d->r, err, "XPENDING", d->conf.com.stream, d->conf.com.group,
+                        a, b, count, d->conf.consumer, NULL);
 }
 
 /*
  * Delivery counts of a batch of entries already delivered before (ours
- * now), from XPENDING over the batch's ID range, into S.deliveries.
+ * now), from XPENDING over the batch's ID range, into d->deliveries.
  * Returns 0, or -1 with err on an I/O error.
  */
-static int delivery_counts(const struct lp_reply *entries, size_t n,
+static int delivery_counts(struct lp_drain *d, const struct lp_reply *entries, size_t n,
                            char *err)
 {
     struct lp_entry e;
@@ -1351,8 +1364,8 @@ static int delivery_counts(const struct lp_reply *entries, size_t n,
     size_t k = 0;
 
     for (size_t i = 0; i < n; i++)
-        S.deliveries[i] = 1;
-    if ((rep = batch_pending(entries, 0, n, err)) == NULL)
+        d->deliveries[i] = 1;
+    if ((rep = batch_pending(d, entries, 0, n, err)) == NULL)
         return -1;
     /* both lists in ID order: walk them together */
     for (size_t j = 0; j < lp_reply_len(rep) && k < n; j++) {
@@ -1369,7 +1382,7 @@ static int delivery_counts(const struct lp_reply *entries, size_t n,
             k++;
         if (k < n && lp_entry_get(entries, k, &e, err) == 0 &&
             id_cmp(e.id, e.idlen, ps, pl) == 0)
-            S.deliveries[k++] = (unsigned)lp_reply_int(cnt);
+            d->deliveries[k++] = (unsigned)lp_reply_int(cnt);
     }
     lp_reply_free(rep);
     return 0;
@@ -1411,7 +1424,7 @@ static const char giveback_script[] =
  * the connection is gone. Returns how many were given back, or -1 with
  * err (then they count).
  */
-static long give_back(const struct lp_reply *entries, size_t from,
+static long give_back(struct lp_drain *d, const struct lp_reply *entries, size_t from,
                       size_t to, const unsigned *deliv, char *err)
 {
     enum { CHUNK = 500 };       /* entries per script: Redis stays free */
@@ -1425,16 +1438,16 @@ static long give_back(const struct lp_reply *entries, size_t from,
         given = -1;
         goto out;
     }
-    if (!lp_redis_connected(S.r) && lp_redis_connect(S.r, err) != 0) {
+    if (!lp_redis_connected(d->r) && lp_redis_connect(d->r, err) != 0) {
         given = -1;
         goto out;
     }
     argv[0] = "EVAL";
     argv[1] = giveback_script;
     argv[2] = "1";
-    argv[3] = opt.com.stream;
-    argv[4] = opt.com.group;
-    argv[5] = opt.consumer;
+    argv[3] = d->conf.com.stream;
+    argv[4] = d->conf.com.group;
+    argv[5] = d->conf.consumer;
     for (int k = 0; k < 6; k++)
         lens[k] = strlen(argv[k]);
     while (from < to) {
@@ -1442,18 +1455,18 @@ static long give_back(const struct lp_reply *entries, size_t from,
         struct lp_reply *rep;
         for (size_t k = 0; k < CHUNK && from < to; k++, from++) {
             struct lp_entry e;
-            unsigned d = deliv ? deliv[from] : 1;
+            unsigned dv = deliv ? deliv[from] : 1;
             if (lp_entry_get(entries, from, &e, err) < 0) {
                 given = -1;
                 goto out;
             }
-            snprintf(cnt[k], sizeof cnt[k], "%u", d ? d - 1 : 0);
+            snprintf(cnt[k], sizeof cnt[k], "%u", dv ? dv - 1 : 0);
             argv[argc] = e.id;
             lens[argc++] = e.idlen;
             argv[argc] = cnt[k];
             lens[argc++] = strlen(cnt[k]);
         }
-        if ((rep = lp_redis_cmdv(S.r, err, argc, argv, lens)) == NULL) {
+        if ((rep = lp_redis_cmdv(d->r, err, argc, argv, lens)) == NULL) {
             given = -1;
             goto out;
         }
@@ -1474,12 +1487,12 @@ out:
 }
 
 /* Gives back the delivery of one entry: its count becomes prev. */
-static int give_back_one(const char *id, size_t idlen, unsigned prev,
+static int give_back_one(struct lp_drain *d, const char *id, size_t idlen, unsigned prev,
                          char *err)
 {
     char cnt[12];
-    const char *argv[8] = { "EVAL", giveback_script, "1", opt.com.stream,
-                            opt.com.group, opt.consumer, id, cnt };
+    const char *argv[8] = { "EVAL", giveback_script, "1", d->conf.com.stream,
+                            d->conf.com.group, d->conf.consumer, id, cnt };
     size_t lens[8];
     struct lp_reply *rep;
     int rc = 0;
@@ -1488,9 +1501,9 @@ static int give_back_one(const char *id, size_t idlen, unsigned prev,
     for (int k = 0; k < 8; k++)
         lens[k] = strlen(argv[k]);
     lens[6] = idlen;
-    if (!lp_redis_connected(S.r) && lp_redis_connect(S.r, err) != 0)
+    if (!lp_redis_connected(d->r) && lp_redis_connect(d->r, err) != 0)
         return -1;
-    if ((rep = lp_redis_cmdv(S.r, err, 8, argv, lens)) == NULL)
+    if ((rep = lp_redis_cmdv(d->r, err, 8, argv, lens)) == NULL)
         return -1;
     if (lp_reply_type(rep) != LP_REPLY_INTEGER) {
         lp_reply_text(rep, err, LP_ERRLEN);
@@ -1502,45 +1515,45 @@ static int give_back_one(const char *id, size_t idlen, unsigned prev,
 
 /* --exec: the suspect is not judged (the command failed on the next entry
  * too, or nothing came, or we stop): its deliveries are given back. */
-static void suspect_release(void)
+static void suspect_release(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
 
-    if (!S.suspect)
+    if (!d->suspect)
         return;
-    S.suspect = 0;
-    if (give_back_one(S.sus_id, S.sus_idlen, S.sus_deliveries - 1, err) < 0)
+    d->suspect = 0;
+    if (give_back_one(d, d->sus_id, d->sus_idlen, d->sus_deliveries - 1, err) < 0)
         lp_warn("giving back the deliveries of %.*s failed: %s (they count "
-                "toward --max-deliveries)", (int)S.sus_idlen, S.sus_id, err);
+                "toward --max-deliveries)", (int)d->sus_idlen, d->sus_id, err);
 }
 
 /* The read sent while a batch synced, whose sync then failed: its reply
  * (after those of the trim and the heartbeat queued before it) holds new
  * entries, delivered to us; give those back too. */
-static void give_back_sent(void)
+static void give_back_sent(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
     struct lp_reply *rep;
     const struct lp_reply *entries = NULL;
-    int mode = S.mode;
+    int mode = d->mode;
 
-    S.read_sent = 0;
-    if (S.trim_queued) {
-        if (lp_redis_reply(S.r, &rep, err) < 0)
+    d->read_sent = 0;
+    if (d->trim_queued) {
+        if (lp_redis_reply(d->r, &rep, err) < 0)
             return;
-        take_trim_reply(rep);
+        take_trim_reply(d, rep);
     }
-    if (S.beat_queued) {
-        if (lp_redis_reply(S.r, &rep, err) < 0)
+    if (d->beat_queued) {
+        if (lp_redis_reply(d->r, &rep, err) < 0)
             return;
-        S.beat_queued = 0;
+        d->beat_queued = 0;
         lp_reply_free(rep);
     }
-    if (lp_redis_reply(S.r, &rep, err) < 0)
+    if (lp_redis_reply(d->r, &rep, err) < 0)
         return;
     if (mode == M_NEW && lp_reply_type(rep) == LP_REPLY_ARRAY &&
         lp_reply_entries(rep, 0, &entries, err) == 0 && entries &&
-        give_back(entries, 0, lp_reply_len(entries), NULL, err) < 0)
+        give_back(d, entries, 0, lp_reply_len(entries), NULL, err) < 0)
         lp_warn("giving back the deliveries of the entries read meanwhile "
                 "failed: %s (they count toward --max-deliveries)", err);
     lp_reply_free(rep);
@@ -1548,17 +1561,17 @@ static void give_back_sent(void)
 
 /* The read in hand (and one sent meanwhile) failed because of us: give
  * its deliveries back. */
-static void give_back_all(void)
+static void give_back_all(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
     long k;
 
-    if (S.read_sent)
-        give_back_sent();
-    suspect_release();
-    if (S.cur == NULL || S.ncur == 0)
+    if (d->read_sent)
+        give_back_sent(d);
+    suspect_release(d);
+    if (d->cur == NULL || d->ncur == 0)
         return;
-    k = give_back(S.cur, 0, S.ncur, S.cur_new ? NULL : S.deliveries, err);
+    k = give_back(d, d->cur, 0, d->ncur, d->cur_new ? NULL : d->deliveries, err);
     if (k < 0)
         lp_warn("giving back the deliveries of the batch failed: %s (they "
                 "count toward --max-deliveries)", err);
@@ -1571,19 +1584,19 @@ static void give_back_all(void)
  * started elsewhere under it need not wait for the heartbeat's TTL (a
  * stop during a blocking read shut the connection: connect again, as
  * final_ack does). */
-static void release_name(void)
+static void release_name(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
 
-    if (S.owner && S.r && !S.nobeat &&
-        (lp_redis_connected(S.r) || lp_redis_connect(S.r, err) == 0))
-        lp_owner_release(S.owner, S.r);
+    if (d->owner && d->r && !d->nobeat &&
+        (lp_redis_connected(d->r) || lp_redis_connect(d->r, err) == 0))
+        lp_owner_release(d->owner, d->r);
 }
 
-static void env_exit(int status)
+static void env_exit(struct lp_drain *d, int status)
 {
-    give_back_all();
-    release_name();
+    give_back_all(d);
+    release_name(d);
     exit(status);
 }
 
@@ -1593,7 +1606,7 @@ static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
                    char *err)
 {
     (void)o;
-    ((struct drain_opt *)base)->sql = arg;
+    ((struct lp_drain_conf *)base)->sql = arg;
     if (!lp_sql_ident_ok(arg)) {
         snprintf(err, LP_ERRLEN, "'%s' is not a plain table name "
                  "([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)", arg);
@@ -1620,103 +1633,103 @@ static void parse_args(int argc, char **argv)
         tool_opt_error(&cli, "--sql needs --exec or --stdout");
 }
 
-static void setup(void)
+static void setup(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
     struct stat st;
 
-    if (gethostname(S.host, sizeof S.host - 1) < 0 || S.host[0] == '\0')
-        strcpy(S.host, "logpipe-drain");
-    if (opt.consumer == NULL)
-        opt.consumer = S.host;
-    if ((S.owner = lp_owner_new(opt.com.stream, opt.com.group, opt.consumer,
-                                S.host)) == NULL)
+    if (gethostname(d->host, sizeof d->host - 1) < 0 || d->host[0] == '\0')
+        strcpy(d->host, "logpipe-drain");
+    if (d->conf.consumer == NULL)
+        d->conf.consumer = d->host;
+    if ((d->owner = lp_owner_new(d->conf.com.stream, d->conf.com.group, d->conf.consumer,
+                                d->host)) == NULL)
         fatal_oom();
     /* a drain silent for --claim-idle is dead to the group: its entries
      * are claimed, and its name may be taken */
-    S.beat_ttl = opt.claim_idle < 1000 ? 1000 : opt.claim_idle;
-    S.beat_ms = S.beat_ttl / 3;
-    S.crash = getenv("LOGPIPE_TEST_CRASH");
-    if (S.crash)
-        lp_fs_test_hook = crash_point;
-    S.time_idx = opt.time_field[0] ? lp_jkeys_add(&S.keys, opt.time_field)
+    d->beat_ttl = d->conf.claim_idle < 1000 ? 1000 : d->conf.claim_idle;
+    d->beat_ms = d->beat_ttl / 3;
+    d->crash = getenv("LOGPIPE_TEST_CRASH");
+    if (d->crash)
+        lp_fs_test_hook = fs_crash;
+    d->time_idx = d->conf.time_field[0] ? lp_jkeys_add(&d->keys, d->conf.time_field)
                                    : -1;
-    S.lim.depth = (int)opt.max_depth;
-    S.lim.members = (uint32_t)opt.max_members;
-    if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
+    d->lim.depth = (int)d->conf.max_depth;
+    d->lim.members = (uint32_t)d->conf.max_members;
+    if (d->conf.where && lp_jq_new(d->conf.where, &d->where, err) < 0) {
         lp_error("--where: %s", err);
         exit(LP_EX_CONFIG);
     }
-    if (lp_layout_new(opt.layout, &S.layout, err) < 0) {
+    if (lp_layout_new(d->conf.layout, &d->layout, err) < 0) {
         lp_error("--layout: %s", err);
         exit(LP_EX_CONFIG);
     }
-    for (int i = 0; i < lp_layout_nfields(S.layout); i++) {
-        S.field_idx[i] = lp_jkeys_add(&S.keys, lp_layout_field(S.layout, i));
-        if (S.field_idx[i] < 0) {
+    for (int i = 0; i < lp_layout_nfields(d->layout); i++) {
+        d->field_idx[i] = lp_jkeys_add(&d->keys, lp_layout_field(d->layout, i));
+        if (d->field_idx[i] < 0) {
             lp_error("--layout: too many fields");
             exit(LP_EX_CONFIG);
         }
     }
-    if (opt.sql) {
+    if (d->conf.sql) {
         static const char *const col[4] = { "service", "level", "app",
                                             "message" };
-        S.sql_headlen = (size_t)snprintf(S.sql_head, sizeof S.sql_head,
+        d->sql_headlen = (size_t)snprintf(d->sql_head, sizeof d->sql_head,
                                          "INSERT INTO %s (id, ts, service, "
                                          "level, app, message, event) "
-                                         "VALUES (", opt.sql);
+                                         "VALUES (", d->conf.sql);
         for (int i = 0; i < 4; i++)
-            if ((S.sql_idx[i] = lp_jkeys_add(&S.keys, col[i])) < 0) {
+            if ((d->sql_idx[i] = lp_jkeys_add(&d->keys, col[i])) < 0) {
                 lp_error("--sql: too many members wanted");
                 exit(LP_EX_CONFIG);
             }
     }
-    if (opt.to_stdout) {
-        S.stdout_is_file = fstat(STDOUT_FILENO, &st) == 0 &&
+    if (d->conf.to_stdout) {
+        d->stdout_is_file = fstat(STDOUT_FILENO, &st) == 0 &&
                            S_ISREG(st.st_mode);
-    } else if (!opt.exec) {
+    } else if (!d->conf.exec) {
         /* made when named (-d, LOGPIPE_DIR), not the default: a drain
          * started in the wrong directory would archive there unnoticed */
-        if ((S.dirfd = lp_fs_root(opt.com.dir, opt.com.dir_set != NULL, err)) < 0) {
-            if (!opt.com.dir_set && errno == ENOENT)
+        if ((d->dirfd = lp_fs_root(d->conf.com.dir, d->conf.com.dir_set != NULL, err)) < 0) {
+            if (!d->conf.com.dir_set && errno == ENOENT)
                 lp_error("--dir %s (the default) does not exist: create it, "
                          "or name the archive with -d DIR or LOGPIPE_DIR",
-                         opt.com.dir);
+                         d->conf.com.dir);
             else
                 lp_error("--dir: %s", err);
             exit(LP_EX_CANTCREAT);
         }
-        int rc = lp_owner_lock_dir(S.owner, S.dirfd, opt.shared_dir, err);
+        int rc = lp_owner_lock_dir(d->owner, d->dirfd, d->conf.shared_dir, err);
         if (rc == LP_OWNER_TWIN) {
             lp_error("%s: give each drain its own --consumer", err);
             exit(LP_EX_TEMPFAIL);
         }
         if (rc == LP_OWNER_SHARED) {
             lp_error("--dir %s: %s; give each group its own --dir, or "
-                     "--shared-dir if that is what you want", opt.com.dir,
+                     "--shared-dir if that is what you want", d->conf.com.dir,
                      err);
             exit(LP_EX_CONFIG);
         }
         if (rc < 0) {
-            lp_error("--dir %s: %s", opt.com.dir, err);
+            lp_error("--dir %s: %s", d->conf.com.dir, err);
             exit(LP_EX_CANTCREAT);
         }
-        if ((S.arch = lp_archive_new(S.dirfd, opt.max_open,
+        if ((d->arch = lp_archive_new(d->dirfd, d->conf.max_open,
                                      &lp_log_notify)) == NULL)
             fatal_oom();
     }
-    S.capack = opt.count + 64;
-    S.ack = calloc(S.capack, sizeof *S.ack);
-    S.acklen = calloc(S.capack, sizeof *S.acklen);
-    S.deliveries = calloc(opt.count, sizeof *S.deliveries);
-    if (S.ack == NULL || S.acklen == NULL || S.deliveries == NULL)
+    d->capack = d->conf.count + 64;
+    d->ack = calloc(d->capack, sizeof *d->ack);
+    d->acklen = calloc(d->capack, sizeof *d->acklen);
+    d->deliveries = calloc(d->conf.count, sizeof *d->deliveries);
+    if (d->ack == NULL || d->acklen == NULL || d->deliveries == NULL)
         fatal_oom();
-    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
+    if ((d->r = tool_redis(&d->conf.com, err)) == NULL) {
         lp_error("%s", err);
         exit(LP_EX_CONFIG);
     }
     /* the socket timeout must outlast BLOCK */
-    lp_redis_set_timeout(S.r, opt.block + 10000);
+    lp_redis_set_timeout(d->r, d->conf.block + 10000);
 }
 
 /*
@@ -1725,10 +1738,10 @@ static void setup(void)
  * another consumer meanwhile, who then archives it: we must not write it
  * too. Called with the batch's files locked, so a claim after this check
  * waits for our write, and the claimer's duplicate check finds it.
- * Fills S.drop with the entries not in our pending list, and takes them
+ * Fills d->drop with the entries not in our pending list, and takes them
  * off the XACK and DLQ lists. Returns 0 or -1 with err.
  */
-static int not_ours(const struct lp_reply *entries, size_t from, size_t to,
+static int not_ours(struct lp_drain *d, const struct lp_reply *entries, size_t from, size_t to,
                     char *err)
 {
     struct lp_entry e;
@@ -1736,18 +1749,18 @@ static int not_ours(const struct lp_reply *entries, size_t from, size_t to,
     struct lp_sid *mine;
     size_t nmine = 0;
 
-    S.ndrop = 0;
-    if (to <= from || lp_mono_ms() - S.read_at < opt.claim_idle / 2)
+    d->ndrop = 0;
+    if (to <= from || lp_mono_ms() - d->read_at < d->conf.claim_idle / 2)
         return 0;
     /* our name too may have been taken meanwhile, by a drain that then
      * reads this batch as its own pending entries: exits 75 if so */
-    if (claim_name(err) < 0)
+    if (claim_name(d, err) < 0)
         return -1;
-    if ((rep = batch_pending(entries, from, to, err)) == NULL)
+    if ((rep = batch_pending(d, entries, from, to, err)) == NULL)
         return -1;
     mine = calloc(lp_reply_len(rep) + 1, sizeof *mine);
-    S.drop = realloc(S.drop, (to - from + 1) * sizeof *S.drop);
-    if (mine == NULL || S.drop == NULL)
+    d->drop = realloc(d->drop, (to - from + 1) * sizeof *d->drop);
+    if (mine == NULL || d->drop == NULL)
         fatal_oom();
     for (size_t j = 0; j < lp_reply_len(rep); j++) {
         size_t l;
@@ -1764,109 +1777,109 @@ static int not_ours(const struct lp_reply *entries, size_t from, size_t to,
             lp_stream_id_parse(e.id, e.idlen, &id.ms, &id.seq) < 0)
             continue;
         if (!bsearch(&id, mine, nmine, sizeof id, lp_sid_cmp))
-            S.drop[S.ndrop++] = id;
+            d->drop[d->ndrop++] = id;
     }
     free(mine);
-    if (S.ndrop == 0)
+    if (d->ndrop == 0)
         return 0;
     lp_warn("%zu entries of the batch were taken over by another consumer "
-            "while this one stalled: leaving them to it", S.ndrop);
-    S.n_written -= S.ndrop < S.n_written ? S.ndrop : S.n_written;
-    /* S.drop is in entry order, which is ID order */
+            "while this one stalled: leaving them to it", d->ndrop);
+    d->n_written -= d->ndrop < d->n_written ? d->ndrop : d->n_written;
+    /* d->drop is in entry order, which is ID order */
     size_t k = 0;
-    for (size_t i = 0; i < S.nack; i++) {
+    for (size_t i = 0; i < d->nack; i++) {
         struct lp_sid id;
-        if (lp_stream_id_parse(S.ack[3 + i], S.acklen[3 + i], &id.ms,
+        if (lp_stream_id_parse(d->ack[3 + i], d->acklen[3 + i], &id.ms,
                                &id.seq) == 0 &&
-            bsearch(&id, S.drop, S.ndrop, sizeof id, lp_sid_cmp))
+            bsearch(&id, d->drop, d->ndrop, sizeof id, lp_sid_cmp))
             continue;
-        S.ack[3 + k] = S.ack[3 + i];
-        S.acklen[3 + k] = S.acklen[3 + i];
+        d->ack[3 + k] = d->ack[3 + i];
+        d->acklen[3 + k] = d->acklen[3 + i];
         k++;
     }
-    S.nack = k;
+    d->nack = k;
     k = 0;
-    for (size_t i = 0; i < S.ndlq; i++) {
+    for (size_t i = 0; i < d->ndlq; i++) {
         struct lp_sid id;
-        if (lp_stream_id_parse(S.scratch.p + S.dlq[i].id_off,
-                               S.dlq[i].id_len, &id.ms, &id.seq) == 0 &&
-            bsearch(&id, S.drop, S.ndrop, sizeof id, lp_sid_cmp))
+        if (lp_stream_id_parse(d->scratch.p + d->dlq[i].id_off,
+                               d->dlq[i].id_len, &id.ms, &id.seq) == 0 &&
+            bsearch(&id, d->drop, d->ndrop, sizeof id, lp_sid_cmp))
             continue;
-        S.dlq[k++] = S.dlq[i];
+        d->dlq[k++] = d->dlq[i];
     }
-    S.ndlq = k;
+    d->ndlq = k;
     return 0;
 }
 
-/* stdout and --exec: the batch's text in S.line without the entries
+/* stdout and --exec: the batch's text in d->line without the entries
  * another consumer took over, its transaction closed (--sql; none at
  * all when no INSERT is left). Returns 0, or -1 with err. */
-static int line_batch(const struct lp_reply *entries, size_t from,
+static int line_batch(struct lp_drain *d, const struct lp_reply *entries, size_t from,
                       size_t to, char *err)
 {
-    if (not_ours(entries, from, to, err) < 0)
+    if (not_ours(d, entries, from, to, err) < 0)
         return -1;
-    if (S.ndrop && opt.sql)
-        sql_drop();
-    else if (S.ndrop)
-        lp_archive_drop_lines(&S.line, S.drop, S.ndrop);
-    if (opt.sql && S.nrecs == 0) {
-        S.line.len = 0;
-        S.sql_created = 0;      /* if it was in there, it went too */
-    } else if (opt.sql && lp_buf_adds(&S.line, "COMMIT;\n") < 0) {
+    if (d->ndrop && d->conf.sql)
+        sql_drop(d);
+    else if (d->ndrop)
+        lp_archive_drop_lines(&d->line, d->drop, d->ndrop);
+    if (d->conf.sql && d->nrecs == 0) {
+        d->line.len = 0;
+        d->sql_created = 0;      /* if it was in there, it went too */
+    } else if (d->conf.sql && lp_buf_adds(&d->line, "COMMIT;\n") < 0) {
         fatal_oom();
     }
-    S.nrecs = 0;
+    d->nrecs = 0;
     return 0;
 }
 
-/* --exec: the batch in S.line to the command. Returns 0 when it exited 0,
- * -1 with S.exec_err when it failed; exits when it cannot be run at all
+/* --exec: the batch in d->line to the command. Returns 0 when it exited 0,
+ * -1 with d->exec_err when it failed; exits when it cannot be run at all
  * (sh's 126 and 127: a typo would otherwise fill the DLQ). */
-static int run_exec(void)
+static int run_exec(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
     size_t unread;
     int64_t t0 = lp_mono_us();
     int rc;
 
-    rc = lp_exec_run(opt.exec, S.line.p, S.line.len, opt.exec_timeout,
+    rc = lp_exec_run(d->conf.exec, d->line.p, d->line.len, d->conf.exec_timeout,
                      &unread, err);
-    lp_metric_observe(M.exec_s, (double)(lp_mono_us() - t0) / 1e6);
+    lp_metric_observe(d->m.exec_s, (double)(lp_mono_us() - t0) / 1e6);
     if (rc == LP_EXEC_NOTRUN) {
         lp_error("--exec: %s: the command cannot be run (the batch stays "
                  "pending)", err);
-        env_exit(LP_EX_CONFIG);
+        env_exit(d, LP_EX_CONFIG);
     }
     if (rc < 0) {
-        M.n_exec_fail++;
-        S.exec_fails++;
-        snprintf(S.exec_err, sizeof S.exec_err, "%s", err);
+        d->m.n_exec_fail++;
+        d->exec_fails++;
+        snprintf(d->exec_err, sizeof d->exec_err, "%s", err);
         return -1;
     }
-    S.exec_fails = 0;
-    if (unread && !S.exec_unread_warned) {
+    d->exec_fails = 0;
+    if (unread && !d->exec_unread_warned) {
         lp_warn("--exec: the command exited 0 without reading all of its "
                 "input (%zu of %zu bytes unread): acknowledged, as it said",
-                unread, S.line.len);
-        S.exec_unread_warned = 1;
+                unread, d->line.len);
+        d->exec_unread_warned = 1;
     }
     return 0;
 }
 
 /* --exec failed: wait before the batch is delivered again, longer after
  * each failure in a row (1s, 2s, 4s ... 30s); a stop signal ends it. */
-static void exec_backoff(size_t n)
+static void exec_backoff(struct lp_drain *d, size_t n)
 {
-    char d[32];
-    unsigned k = S.exec_fails > 6 ? 5 : S.exec_fails - 1;
+    char dur[32];
+    unsigned k = d->exec_fails > 6 ? 5 : d->exec_fails - 1;
     int64_t ms = 1000LL << k, end;
 
     if (ms > 30000)
         ms = 30000;
-    lp_format_duration(ms, d, sizeof d);
+    lp_format_duration(ms, dur, sizeof dur);
     lp_warn("--exec: %s: %zu entries stay pending; trying again in %s",
-            S.exec_err, n, d);
+            d->exec_err, n, dur);
     end = lp_mono_ms() + ms;
     while (!lp_stop && lp_mono_ms() < end) {
         int64_t left = end - lp_mono_ms();
@@ -1886,52 +1899,52 @@ static void exec_backoff(size_t n)
  * entries, and the suspect is cleared. Until judged, the suspect stays
  * pending and is skipped when read again.
  */
-static void suspect_set(const struct lp_entry *e, unsigned deliveries)
+static void suspect_set(struct lp_drain *d, const struct lp_entry *e, unsigned deliveries)
 {
     const char *s;
     size_t n;
 
-    S.suspect = 1;
-    S.sus_idlen = e->idlen < sizeof S.sus_id ? e->idlen
-                                             : sizeof S.sus_id - 1;
-    memcpy(S.sus_id, e->id, S.sus_idlen);
-    S.sus_deliveries = deliveries ? deliveries : 1;
-    snprintf(S.sus_err, sizeof S.sus_err, "%s", S.exec_err);
-    S.sus_data.len = 0;
-    S.sus_full = 0;
+    d->suspect = 1;
+    d->sus_idlen = e->idlen < sizeof d->sus_id ? e->idlen
+                                             : sizeof d->sus_id - 1;
+    memcpy(d->sus_id, e->id, d->sus_idlen);
+    d->sus_deliveries = deliveries ? deliveries : 1;
+    snprintf(d->sus_err, sizeof d->sus_err, "%s", d->exec_err);
+    d->sus_data.len = 0;
+    d->sus_full = 0;
     if (e->fields == NULL)
         return;
-    if ((s = lp_entry_field(e, opt.field, strlen(opt.field), &n)) == NULL) {
-        pairs_object(e);
-        s = S.obj.p;
-        n = S.obj.len;
+    if ((s = lp_entry_field(e, d->conf.field, strlen(d->conf.field), &n)) == NULL) {
+        pairs_object(d, e);
+        s = d->obj.p;
+        n = d->obj.len;
     } else {
         lp_json_trim(&s, &n);
     }
-    S.sus_full = n;
-    if (lp_buf_add(&S.sus_data, s, n < opt.max_dlq_size ? n
-                                                       : opt.max_dlq_size) < 0)
+    d->sus_full = n;
+    if (lp_buf_add(&d->sus_data, s, n < d->conf.max_dlq_size ? n
+                                                       : d->conf.max_dlq_size) < 0)
         fatal_oom();
 }
 
-static int is_suspect(const struct lp_entry *e)
+static int is_suspect(struct lp_drain *d, const struct lp_entry *e)
 {
-    return S.suspect && e->idlen == S.sus_idlen &&
-           memcmp(e->id, S.sus_id, e->idlen) == 0;
+    return d->suspect && e->idlen == d->sus_idlen &&
+           memcmp(e->id, d->sus_id, e->idlen) == 0;
 }
 
 /* The command took an entry read after the suspect: the suspect goes to
  * the DLQ with this batch's dead letters, if it is still ours. */
-static void suspect_guilty(void)
+static void suspect_guilty(struct lp_drain *d)
 {
     char err[LP_ERRLEN], id[64], detail[LP_ERRLEN + 96];
     struct lp_reply *rep;
     struct lp_entry e = { 0 };
 
-    S.suspect = 0;
-    snprintf(id, sizeof id, "%.*s", (int)S.sus_idlen, S.sus_id);
-    rep = lp_redis_cmd(S.r, err, "XPENDING", opt.com.stream, opt.com.group,
-                       id, id, "1", opt.consumer, NULL);
+    d->suspect = 0;
+    snprintf(id, sizeof id, "%.*s", (int)d->sus_idlen, d->sus_id);
+    rep = lp_redis_cmd(d->r, err, "XPENDING", d->conf.com.stream, d->conf.com.group,
+                       id, id, "1", d->conf.consumer, NULL);
     if (rep == NULL || lp_reply_type(rep) != LP_REPLY_ARRAY ||
         lp_reply_len(rep) != 1) {
         /* taken over meanwhile, or Redis failed: it is judged again */
@@ -1939,13 +1952,13 @@ static void suspect_guilty(void)
         return;
     }
     lp_reply_free(rep);
-    e.id = S.sus_id;
-    e.idlen = S.sus_idlen;
+    e.id = d->sus_id;
+    e.idlen = d->sus_idlen;
     snprintf(detail, sizeof detail, "the command failed on this entry "
-             "alone (%s), then took the next entry", S.sus_err);
-    to_dlq(&e, S.sus_deliveries, S.sus_data.p ? S.sus_data.p : "",
-           S.sus_data.len, "exec-failed", detail);
-    S.dlq[S.ndlq - 1].full_len = S.sus_full;
+             "alone (%s), then took the next entry", d->sus_err);
+    to_dlq(d, &e, d->sus_deliveries, d->sus_data.p ? d->sus_data.p : "",
+           d->sus_data.len, "exec-failed", detail);
+    d->dlq[d->ndlq - 1].full_len = d->sus_full;
 }
 
 /*
@@ -1954,44 +1967,44 @@ static void suspect_guilty(void)
  * when it follows a pause; exits 75 with --once when the command is
  * failing, whatever the entry.
  */
-static int exec_failed(const struct lp_reply *entries, size_t from,
+static int exec_failed(struct lp_drain *d, const struct lp_reply *entries, size_t from,
                        size_t to, size_t n, int mode)
 {
     char err[LP_ERRLEN];
     struct lp_entry e;
-    int alone = (S.isolate || S.suspect) && to - from == 1;
-    unsigned threshold = opt.max_deliveries > 1
-                             ? (unsigned)(opt.max_deliveries - 1) : 1;
+    int alone = (d->isolate || d->suspect) && to - from == 1;
+    unsigned threshold = d->conf.max_deliveries > 1
+                             ? (unsigned)(d->conf.max_deliveries - 1) : 1;
 
-    if (give_back(entries, 0, n, mode == M_NEW ? NULL : S.deliveries,
+    if (give_back(d, entries, 0, n, mode == M_NEW ? NULL : d->deliveries,
                   err) < 0)
         lp_warn("giving back the deliveries of the batch failed: %s (they "
                 "count toward --max-deliveries)", err);
-    if (alone && !S.suspect && lp_entry_get(entries, from, &e, err) == 0) {
-        suspect_set(&e, mode == M_NEW ? 1 : S.deliveries[from]);
+    if (alone && !d->suspect && lp_entry_get(entries, from, &e, err) == 0) {
+        suspect_set(d, &e, mode == M_NEW ? 1 : d->deliveries[from]);
         lp_warn("--exec: %s on entry %.*s alone: reading the next entry "
                 "to tell whether the entry or the command fails",
-                S.exec_err, (int)e.idlen, e.id);
+                d->exec_err, (int)e.idlen, e.id);
         return 1;
     }
-    if (S.suspect) {
+    if (d->suspect) {
         lp_warn("--exec: %s on entry %.*s alone, then %s on the next one: "
-                "the command is failing, not the entries", S.sus_err,
-                (int)S.sus_idlen, S.sus_id, S.exec_err);
-        suspect_release();
-        if (opt.once) {
+                "the command is failing, not the entries", d->sus_err,
+                (int)d->sus_idlen, d->sus_id, d->exec_err);
+        suspect_release(d);
+        if (d->conf.once) {
             lp_error("--exec: the command fails whatever the entry (%s): "
-                     "the entries stay pending", S.exec_err);
-            release_name();
+                     "the entries stay pending", d->exec_err);
+            release_name(d);
             exit(LP_EX_TEMPFAIL);
         }
     }
-    if (S.exec_fails >= threshold && !S.isolate) {
-        S.isolate = 1;
+    if (d->exec_fails >= threshold && !d->isolate) {
+        d->isolate = 1;
         lp_warn("--exec: %u failures in a row: reading the entries one at "
-                "a time, to find one the command refuses", S.exec_fails);
+                "a time, to find one the command refuses", d->exec_fails);
     }
-    exec_backoff(n);
+    exec_backoff(d, n);
     return 0;
 }
 
@@ -1999,105 +2012,105 @@ static int exec_failed(const struct lp_reply *entries, size_t from,
  * async: the files may sync in the background (no DLQ moves then), while
  * the next read goes out; sync_finish waits. Returns 0, -1 with err, or
  * EXEC_FAILED. */
-static int finish_batch(const struct lp_reply *entries, size_t from,
+static int finish_batch(struct lp_drain *d, const struct lp_reply *entries, size_t from,
                         size_t to, int async, char *err)
 {
-    if (opt.exec) {
-        int rc = line_batch(entries, from, to, err);
-        if (rc == 0 && S.line.len && run_exec() < 0)
+    if (d->conf.exec) {
+        int rc = line_batch(d, entries, from, to, err);
+        if (rc == 0 && d->line.len && run_exec(d) < 0)
             rc = EXEC_FAILED;
-        else if (rc == 0 && S.line.len && S.suspect)
-            suspect_guilty();   /* the command works: the entry is bad */
-        S.line.len = 0;
+        else if (rc == 0 && d->line.len && d->suspect)
+            suspect_guilty(d);   /* the command works: the entry is bad */
+        d->line.len = 0;
         if (rc < 0)
             return rc;
-        crash_point("after-write");
-    } else if (opt.to_stdout) {
-        if (line_batch(entries, from, to, err) < 0)
+        crash_point(d, "after-write");
+    } else if (d->conf.to_stdout) {
+        if (line_batch(d, entries, from, to, err) < 0)
             return -1;
-        if (lp_fs_write_all(STDOUT_FILENO, S.line.p, S.line.len) < 0) {
+        if (lp_fs_write_all(STDOUT_FILENO, d->line.p, d->line.len) < 0) {
             if (errno != EPIPE) {
                 lp_error("stdout: %s", strerror(errno));
-                env_exit(LP_EX_IOERR);
+                env_exit(d, LP_EX_IOERR);
             }
             /* the reader went away (| head): nothing of this batch is
              * acknowledged; leave as a filter killed by SIGPIPE does */
-            give_back_all();
+            give_back_all(d);
             tool_sigpipe_exit();
             exit(LP_EX_IOERR);
         }
-        crash_point("after-write");
-        if (S.stdout_is_file && S.line.len && fdatasync(STDOUT_FILENO) < 0) {
+        crash_point(d, "after-write");
+        if (d->stdout_is_file && d->line.len && fdatasync(STDOUT_FILENO) < 0) {
             lp_error("stdout: fsync: %s", strerror(errno));
-            env_exit(LP_EX_IOERR);
+            env_exit(d, LP_EX_IOERR);
         }
-        S.line.len = 0;
-    } else if (lp_archive_touched(S.arch)) {
+        d->line.len = 0;
+    } else if (lp_archive_touched(d->arch)) {
         /* the files stay locked from the ownership check to the write */
-        S.batch_t0 = lp_mono_us();
-        if (lp_archive_lock(S.arch, err) < 0) {
+        d->batch_t0 = lp_mono_us();
+        if (lp_archive_lock(d->arch, err) < 0) {
             int st = fatal_errno(errno);
             lp_error("%s", err);
-            env_exit(st);
+            env_exit(d, st);
         }
-        if (not_ours(entries, from, to, err) < 0) {
-            lp_archive_discard_locked(S.arch);
+        if (not_ours(d, entries, from, to, err) < 0) {
+            lp_archive_discard_locked(d->arch);
             return -1;
         }
-        if (lp_archive_write(S.arch, S.drop, S.ndrop, &S.n_dups, err) < 0) {
+        if (lp_archive_write(d->arch, d->drop, d->ndrop, &d->n_dups, err) < 0) {
             int st = fatal_errno(errno);
             lp_error("%s", err);
-            env_exit(st);
+            env_exit(d, st);
         }
-        crash_point("after-write");
+        crash_point(d, "after-write");
         int64_t t1 = lp_mono_us();
-        lp_metric_observe(M.write_s, (double)(t1 - S.batch_t0) / 1e6);
-        if (async && S.ndlq == 0) {
-            if (lp_archive_sync_start(S.arch, err) < 0) {
+        lp_metric_observe(d->m.write_s, (double)(t1 - d->batch_t0) / 1e6);
+        if (async && d->ndlq == 0) {
+            if (lp_archive_sync_start(d->arch, err) < 0) {
                 lp_error("%s", err);
                 exit(LP_EX_SOFTWARE);
             }
-            S.syncing = 1;
-            S.sync_t0 = t1;
+            d->syncing = 1;
+            d->sync_t0 = t1;
             return 0;
         }
-        if (lp_archive_sync(S.arch, err) < 0) {
+        if (lp_archive_sync(d->arch, err) < 0) {
             /* never retry an fsync and trust it: the pages may be gone;
              * the entries stay pending and are delivered again */
             lp_error("%s", err);
-            env_exit(LP_EX_IOERR);
+            env_exit(d, LP_EX_IOERR);
         }
-        lp_metric_observe(M.fsync_s, (double)(lp_mono_us() - t1) / 1e6);
-    } else if (S.ndlq && not_ours(entries, from, to, err) < 0) {
+        lp_metric_observe(d->m.fsync_s, (double)(lp_mono_us() - t1) / 1e6);
+    } else if (d->ndlq && not_ours(d, entries, from, to, err) < 0) {
         return -1;
     }
-    crash_point("after-fsync");
-    return send_dlq(err);
+    crash_point(d, "after-fsync");
+    return send_dlq(d, err);
 }
 
-/* Frees what setup() made, so leak checkers see a clean exit. */
-static void teardown(void)
+/* Frees what setup(d) made, so leak checkers see a clean exit. */
+static void teardown(struct lp_drain *d)
 {
-    release_name();
-    lp_owner_free(S.owner);
-    lp_archive_free(S.arch);
-    if (S.dirfd > 0)
-        close(S.dirfd);
-    lp_redis_free(S.r);
-    lp_jq_free(S.where);
-    lp_layout_free(S.layout);
-    lp_buf_free(&S.scratch);
-    lp_buf_free(&S.obj);
-    lp_buf_free(&S.line);
-    lp_buf_free(&S.tmp);
-    lp_buf_free(&S.tmp2);
-    lp_buf_free(&S.sus_data);
-    free(S.recs);
-    free(S.dlq);
-    free(S.ack);
-    free(S.acklen);
-    free(S.deliveries);
-    free(S.drop);
+    release_name(d);
+    lp_owner_free(d->owner);
+    lp_archive_free(d->arch);
+    if (d->dirfd > 0)
+        close(d->dirfd);
+    lp_redis_free(d->r);
+    lp_jq_free(d->where);
+    lp_layout_free(d->layout);
+    lp_buf_free(&d->scratch);
+    lp_buf_free(&d->obj);
+    lp_buf_free(&d->line);
+    lp_buf_free(&d->tmp);
+    lp_buf_free(&d->tmp2);
+    lp_buf_free(&d->sus_data);
+    free(d->recs);
+    free(d->dlq);
+    free(d->ack);
+    free(d->acklen);
+    free(d->deliveries);
+    free(d->drop);
 }
 
 /*
@@ -2107,36 +2120,36 @@ static void teardown(void)
  * written batch pending (it would be checked against the archive at the
  * next start, but that costs a scan).
  */
-static void final_ack(void)
+static void final_ack(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
     struct lp_reply *a;
 
-    if (S.nack == 0 && !S.trim_due)
+    if (d->nack == 0 && !d->trim_due)
         return;
-    if (!lp_redis_connected(S.r) && lp_redis_connect(S.r, err) < 0) {
+    if (!lp_redis_connected(d->r) && lp_redis_connect(d->r, err) < 0) {
         lp_warn("%s (the last batch stays pending and is delivered again "
                 "at the next start)", err);
         return;
     }
-    if (queue_ack(err) < 0 || (S.ack_queued &&
-                               lp_redis_reply(S.r, &a, err) < 0)) {
+    if (queue_ack(d, err) < 0 || (d->ack_queued &&
+                               lp_redis_reply(d->r, &a, err) < 0)) {
         lp_warn("%s (the last batch stays pending and is delivered again "
                 "at the next start)", err);
         return;
     }
-    if (S.ack_queued)
-        take_ack_reply(a);
-    S.nack = 0;
-    if (S.trim_due && queue_trim(err) == 0 &&
-        lp_redis_reply(S.r, &a, err) == 0)
-        take_trim_reply(a);
+    if (d->ack_queued)
+        take_ack_reply(d, a);
+    d->nack = 0;
+    if (d->trim_due && queue_trim(d, err) == 0 &&
+        lp_redis_reply(d->r, &a, err) == 0)
+        take_trim_reply(d, a);
 }
 
 /* Reads the reply of the mode's request into entries (NULL: none). For
  * CLAIM, acknowledges the deleted IDs and advances the cursor. Returns 0,
  * or -1 when the reply was an error that was dealt with. */
-static int take_read_reply(struct lp_reply *rep,
+static int take_read_reply(struct lp_drain *d, struct lp_reply *rep,
                            const struct lp_reply **entries)
 {
     char err[LP_ERRLEN];
@@ -2148,12 +2161,12 @@ static int take_read_reply(struct lp_reply *rep,
         if (strncmp(t, "NOGROUP", 7) == 0) {
             lp_warn("group %s is gone (Redis restarted without "
                     "persistence, or the key was deleted): creating it "
-                    "again at the start of the stream", opt.com.group);
+                    "again at the start of the stream", d->conf.com.group);
             poll(NULL, 0, 500);     /* NOGROUP comes back at once */
-            connect_redis();
+            connect_redis(d);
             return -1;
         }
-        lp_error("%s: %s", S.mode == M_CLAIM ? "XAUTOCLAIM" : "XREADGROUP",
+        lp_error("%s: %s", d->mode == M_CLAIM ? "XAUTOCLAIM" : "XREADGROUP",
                  t);
         if (strncmp(t, "WRONGTYPE", 9) == 0 || strncmp(t, "NOPERM", 6) == 0 ||
             strncmp(t, "ERR unknown command", 19) == 0)
@@ -2161,38 +2174,38 @@ static int take_read_reply(struct lp_reply *rep,
         poll(NULL, 0, 1000);
         return -1;
     }
-    if (S.mode == M_CLAIM) {
+    if (d->mode == M_CLAIM) {
         const struct lp_reply *cur = lp_reply_at(rep, 0);
         const struct lp_reply *ids = lp_reply_at(rep, 1);
         const struct lp_reply *del = lp_reply_at(rep, 2);
         size_t cl;
         const char *c = cur ? lp_reply_str(cur, &cl) : NULL;
-        if (c == NULL || ids == NULL || cl >= sizeof S.cursor) {
+        if (c == NULL || ids == NULL || cl >= sizeof d->cursor) {
             lp_error("XAUTOCLAIM: unexpected reply shape");
             exit(LP_EX_SOFTWARE);
         }
-        memcpy(S.cursor, c, cl);
-        S.cursor[cl] = '\0';
+        memcpy(d->cursor, c, cl);
+        d->cursor[cl] = '\0';
         for (size_t i = 0; del && i < lp_reply_len(del); i++) {
             size_t dl;
-            const char *d = lp_reply_str(lp_reply_at(del, i), &dl);
-            if (d) {
-                S.n_deleted++;
-                lp_budget_say(&S.say_deleted, "entry %.*s was deleted from "
+            const char *did = lp_reply_str(lp_reply_at(del, i), &dl);
+            if (did) {
+                d->n_deleted++;
+                lp_budget_say(&d->say_deleted, "entry %.*s was deleted from "
                               "the stream before it was archived: "
-                              "acknowledging it", (int)dl, d);
-                ack_later(d, dl);
+                              "acknowledging it", (int)dl, did);
+                ack_later(d, did, dl);
             }
         }
         if (lp_reply_len(ids) > 0) {
             /* ours now: read them as our pending entries, then claim on */
-            S.n_claimed += lp_reply_len(ids);
-            S.mode = M_PENDING;
-            strcpy(S.after, "0");
-            S.claiming = 1;
-        } else if (strcmp(S.cursor, "0-0") == 0) {
-            S.mode = M_NEW;
-            S.next_claim = lp_mono_ms() + opt.claim_idle / 2;
+            d->n_claimed += lp_reply_len(ids);
+            d->mode = M_PENDING;
+            strcpy(d->after, "0");
+            d->claiming = 1;
+        } else if (strcmp(d->cursor, "0-0") == 0) {
+            d->mode = M_NEW;
+            d->next_claim = lp_mono_ms() + d->conf.claim_idle / 2;
         }
         return 0;
     }
@@ -2204,7 +2217,7 @@ static int take_read_reply(struct lp_reply *rep,
 }
 
 /* A batch (or part of one) is durable: metrics and its -v line. */
-static void batch_done(const struct lp_reply *entries, size_t from,
+static void batch_done(struct lp_drain *d, const struct lp_reply *entries, size_t from,
                        size_t to, int64_t t0, int mode)
 {
     char err[LP_ERRLEN];
@@ -2215,48 +2228,60 @@ static void batch_done(const struct lp_reply *entries, size_t from,
     if (lp_entry_get(entries, from, &a, err) < 0 ||
         lp_entry_get(entries, to - 1, &b, err) < 0)
         return;
-    M.n_batches++;
-    lp_metric_observe(M.batch_s, ms / 1000.0);
+    d->m.n_batches++;
+    lp_metric_observe(d->m.batch_s, ms / 1000.0);
     if (lp_stream_id_parse(b.id, b.idlen, &bms, &bseq) == 0 &&
-        (int64_t)bms > M.newest_ms)
-        M.newest_ms = (int64_t)bms;
+        (int64_t)bms > d->m.newest_ms)
+        d->m.newest_ms = (int64_t)bms;
     if (lp_log_verbosity() >= 1) {
         char kv[256];
         snprintf(kv, sizeof kv, "first=%.*s last=%.*s count=%zu dlq=%zu "
                  "ms=%.1f%s", (int)a.idlen, a.id, (int)b.idlen, b.id,
-                 to - from, S.ndlq, ms, mode == M_NEW ? "" : " redelivered=1");
+                 to - from, d->ndlq, ms, mode == M_NEW ? "" : " redelivered=1");
         lp_trace("batch", kv);
     }
-    metrics_tick(0);
+    metrics_tick(d, 0);
 }
 
 /* Every exit writes the metrics last (69, 74, 78 among them). */
+/* the drain whose metrics the atexit work writes */
+static struct lp_drain *at_exit_drain;
+
 static void metrics_at_exit(void)
 {
-    if (M.m == NULL)
+    struct lp_drain *d = at_exit_drain;
+
+    if (d->m.m == NULL)
         return;
-    metrics_tick(1);
-    lp_metrics_free(M.m);
-    M.m = NULL;
+    metrics_tick(d, 1);
+    lp_metrics_free(d->m.m);
+    d->m.m = NULL;
 }
 
 int main(int argc, char **argv)
 {
     char err[LP_ERRLEN];
-    struct lp_reply *held = NULL;   /* the batch whose IDs S.ack borrows */
+    struct lp_reply *held = NULL;   /* the batch whose IDs d->ack borrows */
+    struct lp_drain *d;
 
     parse_args(argc, argv);
-    lp_log_init("logpipe-drain", opt.com.log_format, opt.com.verbosity);
-    lp_budget_init(&S.say_dlq, LP_LEVEL_WARN, "entries to the DLQ");
-    lp_budget_init(&S.say_deleted, LP_LEVEL_WARN, "entries deleted before "
+    if ((d = calloc(1, sizeof *d)) == NULL) {
+        lp_error("out of memory");
+        return LP_EX_SOFTWARE;
+    }
+    d->conf = opt;
+    at_exit_drain = d;
+    lp_log_init("logpipe-drain", d->conf.com.log_format, d->conf.com.verbosity);
+    lp_budget_init(&d->say_dlq, LP_LEVEL_WARN, "entries to the DLQ");
+    lp_budget_init(&d->say_deleted, LP_LEVEL_WARN, "entries deleted before "
                    "they were archived");
-    lp_budget_init(&S.say_dlq_failed, LP_LEVEL_ERROR, "failed moves to the "
+    lp_budget_init(&d->say_dlq_failed, LP_LEVEL_ERROR, "failed moves to the "
                    "DLQ");
     lp_sig_init(1);
-    metrics_init();
+    metrics_init(d);
     tool_at_exit(metrics_at_exit);     /* also when setup fails */
-    setup();
-    connect_redis();
+    setup(d);
+    connect_redis(d);
 
     for (;;) {
         struct lp_reply *rep = NULL;
@@ -2266,96 +2291,96 @@ int main(int argc, char **argv)
         int mode;
 
         if (lp_stop) {
-            sync_finish();
-            final_ack();
+            sync_finish(d);
+            final_ack(d);
             break;
         }
         if (lp_hup) {
-            sync_finish();
+            sync_finish(d);
             lp_hup = 0;
-            if (S.arch)
-                lp_archive_close_all(S.arch);   /* reopened on next use */
+            if (d->arch)
+                lp_archive_close_all(d->arch);   /* reopened on next use */
         }
-        metrics_tick(0);        /* an idle drain comes by every --block */
+        metrics_tick(d, 0);        /* an idle drain comes by every --block */
         lp_log_tick();
-        if (S.mode == M_NEW && lp_mono_ms() >= S.next_claim) {
-            S.mode = M_CLAIM;
-            strcpy(S.cursor, "0-0");
+        if (d->mode == M_NEW && lp_mono_ms() >= d->next_claim) {
+            d->mode = M_CLAIM;
+            strcpy(d->cursor, "0-0");
         }
-        if (S.mode != M_NEW)
-            sync_finish();      /* those requests wait for replies */
-        mode = S.mode;
-        if (request(err) < 0 || receive(&rep, err) < 0) {
-            sync_finish();
+        if (d->mode != M_NEW)
+            sync_finish(d);      /* those requests wait for replies */
+        mode = d->mode;
+        if (request(d, err) < 0 || receive(d, &rep, err) < 0) {
+            sync_finish(d);
             if (lp_stop) {
-                final_ack();    /* S.nack is 0 if its XACK was answered */
+                final_ack(d);    /* d->nack is 0 if its XACK was answered */
                 break;
             }
             lp_warn("%s", err);
-            M.n_errors++;
-            S.nack = 0;
-            S.cur = NULL;
+            d->m.n_errors++;
+            d->nack = 0;
+            d->cur = NULL;
             lp_reply_free(held);
             held = NULL;
-            connect_redis();
+            connect_redis(d);
             continue;
         }
-        S.nack = 0;
-        S.cur = NULL;
+        d->nack = 0;
+        d->cur = NULL;
         lp_reply_free(held);
         held = NULL;
-        S.ndlq = 0;
-        S.scratch.len = 0;
+        d->ndlq = 0;
+        d->scratch.len = 0;
 
-        if (take_read_reply(rep, &entries) < 0) {
+        if (take_read_reply(d, rep, &entries) < 0) {
             lp_reply_free(rep);
             continue;
         }
-        M.caught_up = entries == NULL && mode == M_NEW;
+        d->m.caught_up = entries == NULL && mode == M_NEW;
         if (entries == NULL) {
             if (mode == M_PENDING) {
                 /* our backlog is done: claim (on, after claimed ones) */
-                S.isolate = 0;
-                S.mode = S.claiming && strcmp(S.cursor, "0-0") == 0 ? M_NEW
+                d->isolate = 0;
+                d->mode = d->claiming && strcmp(d->cursor, "0-0") == 0 ? M_NEW
                                                                     : M_CLAIM;
-                if (!S.claiming)
-                    strcpy(S.cursor, "0-0");
-                if (S.mode == M_NEW)
-                    S.next_claim = lp_mono_ms() + opt.claim_idle / 2;
-                S.claiming = 0;
-            } else if (mode == M_NEW && opt.once) {
+                if (!d->claiming)
+                    strcpy(d->cursor, "0-0");
+                if (d->mode == M_NEW)
+                    d->next_claim = lp_mono_ms() + d->conf.claim_idle / 2;
+                d->claiming = 0;
+            } else if (mode == M_NEW && d->conf.once) {
                 lp_reply_free(rep);
-                final_ack();
-                if (S.suspect) {
+                final_ack(d);
+                if (d->suspect) {
                     lp_error("--exec: %s on entry %.*s alone, and no other "
                              "entry came to tell whether the entry or the "
-                             "command fails: it stays pending", S.sus_err,
-                             (int)S.sus_idlen, S.sus_id);
-                    suspect_release();
-                    teardown();
+                             "command fails: it stays pending", d->sus_err,
+                             (int)d->sus_idlen, d->sus_id);
+                    suspect_release(d);
+                    teardown(d);
                     return LP_EX_TEMPFAIL;
                 }
                 break;
             }
-            held = rep;         /* CLAIM: deleted IDs borrowed by S.ack */
+            held = rep;         /* CLAIM: deleted IDs borrowed by d->ack */
             continue;
         }
         t0 = lp_mono_us();
-        S.read_at = S.asked_at;
-        crash_point("after-read");
+        d->read_at = d->asked_at;
+        crash_point(d, "after-read");
         n = lp_reply_len(entries);
-        S.check = mode != M_NEW;
-        if (n > opt.count)
-            n = opt.count;      /* cannot happen: COUNT bounds replies */
-        S.cur = entries;
-        S.ncur = n;
-        S.cur_new = mode == M_NEW;
-        if (S.check) {
-            if (delivery_counts(entries, n, err) < 0) {
+        d->check = mode != M_NEW;
+        if (n > d->conf.count)
+            n = d->conf.count;      /* cannot happen: COUNT bounds replies */
+        d->cur = entries;
+        d->ncur = n;
+        d->cur_new = mode == M_NEW;
+        if (d->check) {
+            if (delivery_counts(d, entries, n, err) < 0) {
                 lp_warn("%s", err);
-                S.cur = NULL;
+                d->cur = NULL;
                 lp_reply_free(rep);
-                connect_redis();
+                connect_redis(d);
                 continue;
             }
         }
@@ -2372,19 +2397,19 @@ int main(int argc, char **argv)
                     exit(LP_EX_SOFTWARE);
                 }
                 /* --exec: a suspect read again waits for its verdict */
-                if (!is_suspect(&e) &&
-                    one_entry(&e, S.check ? S.deliveries[to] : 1) == SPLIT &&
+                if (!is_suspect(d, &e) &&
+                    one_entry(d, &e, d->check ? d->deliveries[to] : 1) == SPLIT &&
                     to > from)
                     break;
                 if (mode == M_PENDING && to == n - 1)
-                    snprintf(S.after, sizeof S.after, "%.*s", (int)e.idlen,
+                    snprintf(d->after, sizeof d->after, "%.*s", (int)e.idlen,
                              e.id);
             }
             /* a full batch of new entries: more are likely waiting, so
              * the next read goes out while this one's files sync */
             int async = mode == M_NEW && from == 0 && to == n &&
-                        n == opt.count;
-            if ((rc = finish_batch(entries, from, to, async, err)) ==
+                        n == d->conf.count;
+            if ((rc = finish_batch(d, entries, from, to, async, err)) ==
                 EXEC_FAILED) {
                 failed = 2;
                 break;
@@ -2397,29 +2422,29 @@ int main(int argc, char **argv)
                 failed = 1;
                 break;
             }
-            if (S.syncing) {
-                S.synced.entries = entries;
-                S.synced.from = from;
-                S.synced.to = to;
-                S.synced.t0 = t0;
-                S.synced.mode = mode;
+            if (d->syncing) {
+                d->synced.entries = entries;
+                d->synced.from = from;
+                d->synced.to = to;
+                d->synced.t0 = t0;
+                d->synced.mode = mode;
             } else {
-                batch_done(entries, from, to, t0, mode);
+                batch_done(d, entries, from, to, t0, mode);
             }
             if (to < n) {
                 /* acknowledge this part now: its files are done */
                 struct lp_reply *a;
-                if (queue_ack(err) < 0 || (S.ack_queued &&
-                                           lp_redis_reply(S.r, &a, err) < 0)) {
+                if (queue_ack(d, err) < 0 || (d->ack_queued &&
+                                           lp_redis_reply(d->r, &a, err) < 0)) {
                     lp_warn("%s", err);
                     failed = 1;
                     break;
                 }
-                if (S.ack_queued)
-                    take_ack_reply(a);
-                S.nack = 0;
-                S.ndlq = 0;
-                S.scratch.len = 0;
+                if (d->ack_queued)
+                    take_ack_reply(d, a);
+                d->nack = 0;
+                d->ndlq = 0;
+                d->scratch.len = 0;
                 t0 = lp_mono_us();
             }
             from = to;
@@ -2427,62 +2452,62 @@ int main(int argc, char **argv)
         if (failed == 2) {
             /* read it again as our pending entries, given back: see
              * exec_failed */
-            int next = exec_failed(entries, from, to, n, mode);
-            S.cur = NULL;
+            int next = exec_failed(d, entries, from, to, n, mode);
+            d->cur = NULL;
             lp_reply_free(rep);
-            S.nack = 0;
-            S.ndlq = 0;
+            d->nack = 0;
+            d->ndlq = 0;
             if (next)
                 continue;       /* the entry after the suspect, at once */
-            S.mode = M_PENDING;
-            strcpy(S.after, "0");
-            S.claiming = 0;
+            d->mode = M_PENDING;
+            strcpy(d->after, "0");
+            d->claiming = 0;
             continue;
         }
         if (failed) {
-            S.cur = NULL;
+            d->cur = NULL;
             lp_reply_free(rep);
-            S.nack = 0;
-            connect_redis();
+            d->nack = 0;
+            connect_redis(d);
             continue;
         }
         held = rep;             /* acknowledged with the next request */
-        if (S.config_error) {
+        if (d->config_error) {
             /* the DLQ cannot take entries: stop rather than leave them
              * stuck while exiting 0 */
-            final_ack();
+            final_ack(d);
             lp_log_end();
             lp_error("--dlq %s cannot take dead letters: fix it, or give "
-                     "another --dlq", opt.com.dlq);
+                     "another --dlq", d->conf.com.dlq);
             lp_reply_free(held);
-            teardown();
+            teardown(d);
             return LP_EX_CONFIG;
         }
     }
     lp_reply_free(held);
-    suspect_release();          /* stopped before its verdict */
+    suspect_release(d);          /* stopped before its verdict */
     lp_log_end();
-    if (S.n_dlq)
-        lp_warn("%" PRIu64 " %s to the DLQ", S.n_dlq,
-                S.n_dlq == 1 ? "entry moved" : "entries moved");
-    if (S.n_deleted)
+    if (d->n_dlq)
+        lp_warn("%" PRIu64 " %s to the DLQ", d->n_dlq,
+                d->n_dlq == 1 ? "entry moved" : "entries moved");
+    if (d->n_deleted)
         lp_warn("%" PRIu64 " %s deleted from the stream before %s archived",
-                S.n_deleted, S.n_deleted == 1 ? "entry was" : "entries were",
-                S.n_deleted == 1 ? "it was" : "they were");
+                d->n_deleted, d->n_deleted == 1 ? "entry was" : "entries were",
+                d->n_deleted == 1 ? "it was" : "they were");
     lp_info("%" PRIu64 " entries read, %" PRIu64 " archived, %" PRIu64
             " already archived, %" PRIu64 " to the DLQ, %" PRIu64
             " filtered out, %" PRIu64 " deleted, %" PRIu64 " claimed, %"
-            PRIu64 " trimmed", S.n_read, S.n_written - S.n_dups, S.n_dups,
-            S.n_dlq, S.n_filtered, S.n_deleted, S.n_claimed, S.n_trimmed);
+            PRIu64 " trimmed", d->n_read, d->n_written - d->n_dups, d->n_dups,
+            d->n_dlq, d->n_filtered, d->n_deleted, d->n_claimed, d->n_trimmed);
     {
         /* --where failed at run time: a failed run, 65, or 78 when it
          * failed on every event it ran on (the entries are in the DLQ) */
         char msg[LP_ERRLEN];
-        int st = lp_jq_outcome(S.where, msg);
+        int st = lp_jq_outcome(d->where, msg);
         if (st)
             lp_error("--where %s: moved to the DLQ as where-error", msg);
         metrics_at_exit();
-        teardown();
+        teardown(d);
         return st ? st : LP_EX_OK;
     }
 }
