@@ -16,6 +16,7 @@
 #include "lp_exec.h"
 #include "lp_exit.h"
 #include "lp_fs.h"
+#include "lp_group.h"
 #include "lp_jq.h"
 #include "lp_json.h"
 #include "lp_layout.h"
@@ -58,7 +59,8 @@
  * every group's needs), never past an entry any group still needs.
  */
 
-enum { M_PENDING, M_CLAIM, M_NEW };
+enum { M_PENDING = LP_GROUP_PENDING, M_CLAIM = LP_GROUP_CLAIM,
+       M_NEW = LP_GROUP_NEW };
 
 struct dlq_item {
     size_t id_off, id_len;      /* in the batch's scratch */
@@ -251,9 +253,7 @@ struct lp_drain {
     int exec_unread_warned;
     struct dlq_item *dlq;
     size_t ndlq, dlq_cap;
-    const char **ack;           /* XACK argv: 3 + the batch's ids */
-    size_t *acklen;
-    size_t nack, capack;
+    struct lp_group *grp;       /* reading, acks, trims, DLQ moves */
     unsigned *deliveries;       /* per entry of a PENDING/CLAIM batch */
     int check;                  /* entries may be in the archive already */
     int ack_queued, trim_queued;
@@ -426,7 +426,7 @@ static void fatal_oom(void)
 }
 
 /* A failure of ours, not of the entries in hand: gives their delivery
- * back (see give_back), then exits with status. */
+ * back (see give_back_all), then exits with status. */
 static void env_exit(struct lp_drain *d, int status) __attribute__((noreturn));
 
 /* ---- the batch ---------------------------------------------------------- */
@@ -473,23 +473,12 @@ static void to_dlq(struct lp_drain *d, const struct lp_entry *e, unsigned delive
                       (int)e->idlen, e->id, code, detail);
 }
 
+/* The entry is done with: acknowledged with the next read. id is
+ * borrowed from the reply, which is kept until the XACK is sent. */
 static void ack_later(struct lp_drain *d, const char *id, size_t idlen)
 {
-    if (d->nack + 3 >= d->capack) {
-        size_t cap = d->capack * 2;
-        const char **a = realloc(d->ack, cap * sizeof *a);
-        size_t *l = a ? realloc(d->acklen, cap * sizeof *l) : NULL;
-        if (a)
-            d->ack = a;
-        if (a == NULL || l == NULL)
-            fatal_oom();
-        d->acklen = l;
-        d->capack = cap;
-    }
-    /* borrowed from the reply, which is kept until the XACK is sent */
-    d->ack[3 + d->nack] = id;
-    d->acklen[3 + d->nack] = idlen;
-    d->nack++;
+    if (lp_group_ack_add(d->grp, id, idlen) < 0)
+        fatal_oom();
 }
 
 /* The event of an entry without our field: the object of its pairs. */
@@ -666,7 +655,7 @@ static int one_entry(struct lp_drain *d, const struct lp_entry *e, unsigned deli
     if (deliveries > d->conf.max_deliveries) {
         /* it was handed out that often and never acknowledged, and not
          * because of a failure of ours (those give their delivery back,
-         * see give_back): a drain holding it never came back, the last
+         * see give_back_all): a drain holding it never came back, the last
          * time holding it alone (pending_count) */
         char detail[256];
         snprintf(detail, sizeof detail, "delivered %u time%s without being "
@@ -760,16 +749,48 @@ static int one_entry(struct lp_drain *d, const struct lp_entry *e, unsigned deli
 }
 
 /*
- * XADD to the DLQ, then XACK, as one script: redis.call raises on an error,
- * so when the XADD fails (WRONGTYPE, OOM) the XACK never runs and the entry
- * stays pending. MULTI/EXEC would not do: it runs the XACK even when the
- * XADD inside it fails at run time.
- * KEYS: stream, dlq. ARGV: group, id, then the DLQ entry's field/values.
+ * The DLQ entry of item it, as field/value pairs into fv/fvlen (room for
+ * 22); returns how many. The one place that knows the DLQ record's shape
+ * on drain's side (lp_dlq will own it).
  */
-static const char dlq_script[] =
-    "local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n"
-    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
-    "return id\n";
+static int dlq_fields(struct lp_drain *d, const struct dlq_item *it,
+                      const char *ms, char deliveries[16], char full[24],
+                      const char **fv, size_t *fvlen)
+{
+    const char *id = d->scratch.p + it->id_off;
+    int n = 0;
+
+    snprintf(deliveries, 16, "%u", it->deliveries);
+    snprintf(full, 24, "%zu", it->full_len);
+#define FV(s, l) (fv[n] = (s), fvlen[n++] = (l))
+#define FVS(s) FV((s), strlen(s))
+    FVS("data");
+    FV(d->scratch.p + it->data_off, it->data_len);
+    FVS("error");
+    FVS(it->code);
+    FVS("detail");
+    FV(d->scratch.p + it->detail_off, it->detail_len);
+    FVS("stage");
+    FVS("drain");
+    FVS("source_stream");
+    FVS(d->conf.com.stream);
+    FVS("source_id");
+    FV(id, it->id_len);
+    FVS("deliveries");
+    FVS(deliveries);
+    FVS("consumer");
+    FVS(d->conf.consumer);
+    FVS("failed_at");
+    FVS(ms);
+    if (it->full_len > it->data_len) {
+        /* a cut event says how long it was; retry refuses it */
+        FVS("truncated");
+        FVS(full);
+    }
+#undef FVS
+#undef FV
+    return n;
+}
 
 /* Moves the batch's DLQ items, each with its XACK, atomically. */
 static int send_dlq(struct lp_drain *d, char *err)
@@ -781,42 +802,14 @@ static int send_dlq(struct lp_drain *d, char *err)
     snprintf(ms, sizeof ms, "%lld", (long long)lp_now_ms());
     for (size_t i = 0; i < d->ndlq; i++) {
         const struct dlq_item *it = &d->dlq[i];
-        const char *id = d->scratch.p + it->id_off;
         char deliveries[16], full[24];
-        snprintf(deliveries, sizeof deliveries, "%u", it->deliveries);
-        snprintf(full, sizeof full, "%zu", it->full_len);
-        const char *argv[27] = {
-            "EVAL", dlq_script, "2", d->conf.com.stream, d->conf.com.dlq,
-            d->conf.com.group, id,
-            "data", d->scratch.p + it->data_off,
-            "error", it->code,
-            "detail", d->scratch.p + it->detail_off,
-            "stage", "drain",
-            "source_stream", d->conf.com.stream,
-            "source_id", id,
-            "deliveries", deliveries,
-            "consumer", d->conf.consumer,
-            "failed_at", ms,
-            "truncated", full,
-        };
-        /* a cut event says how long it was; retry refuses it */
-        int argc = it->full_len > it->data_len ? 27 : 25;
-        size_t lens[27];
-        for (int k = 0; k < argc; k++) {
-            /* id, data and detail live in the scratch buffer, unterminated */
-            if (k == 6 || k == 18)
-                lens[k] = it->id_len;
-            else if (k == 8)
-                lens[k] = it->data_len;
-            else if (k == 12)
-                lens[k] = it->detail_len;
-            else
-                lens[k] = strlen(argv[k]);
-        }
-        if (lp_redis_append(d->r, argc, argv, lens) < 0) {
-            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
+        const char *fv[22];
+        size_t fvlen[22];
+        int nfv = dlq_fields(d, it, ms, deliveries, full, fv, fvlen);
+        if (lp_group_queue_dlq_move(d->grp, d->conf.com.dlq,
+                                    d->scratch.p + it->id_off, it->id_len,
+                                    nfv, fv, fvlen, err) < 0)
             return -1;
-        }
     }
     for (size_t i = 0; i < d->ndlq; i++) {
         struct lp_reply *rep;
@@ -835,7 +828,8 @@ static int send_dlq(struct lp_drain *d, char *err)
                           "failed: %s (it stays pending)",
                           (int)d->dlq[i].id_len,
                           d->scratch.p + d->dlq[i].id_off, d->conf.com.dlq, t);
-            if (strstr(t, "WRONGTYPE") || strstr(t, "NOPERM"))
+            int cls = lp_reply_error_class(rep);
+            if (cls == LP_RERR_KEY || cls == LP_RERR_COMMAND)
                 d->config_error = 1;
         }
         lp_reply_free(rep);
@@ -845,59 +839,12 @@ static int send_dlq(struct lp_drain *d, char *err)
 
 /* ---- Redis -------------------------------------------------------------- */
 
-/*
- * XTRIM MINID to the oldest entry any group still needs: its oldest
- * pending entry, or the one after its last delivered. Computed and applied
- * in one script, so no group can move back in between. No group: no trim.
- * KEYS: stream. ARGV: the --keep floor ID, or "".
- */
-static const char trim_script[] =
-    "local function parse(id)\n"
-    "  local ms, seq = string.match(id, '^(%d+)-(%d+)$')\n"
-    "  return ms, seq\n"
-    "end\n"
-    "local function less(a, b)\n"
-    "  local am, as = parse(a)\n"
-    "  local bm, bs = parse(b)\n"
-    "  if #am ~= #bm then return #am < #bm end\n"
-    "  if am ~= bm then return am < bm end\n"
-    "  if #as ~= #bs then return #as < #bs end\n"
-    "  return as < bs\n"
-    "end\n"
-    "local groups = redis.call('XINFO', 'GROUPS', KEYS[1])\n"
-    "if #groups == 0 then return -1 end\n"
-    "local need\n"
-    "for _, g in ipairs(groups) do\n"
-    "  local f = {}\n"
-    "  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
-    "  local cand\n"
-    "  if tonumber(f['pending']) > 0 then\n"
-    "    cand = redis.call('XPENDING', KEYS[1], f['name'])[2]\n"
-    "  else\n"
-    "    local ms, seq = parse(f['last-delivered-id'])\n"
-    "    cand = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)\n"
-    "  end\n"
-    "  if need == nil or less(cand, need) then need = cand end\n"
-    "end\n"
-    "if ARGV[1] ~= '' and less(ARGV[1], need) then need = ARGV[1] end\n"
-    "return redis.call('XTRIM', KEYS[1], 'MINID', need)\n";
-
 static int queue_trim(struct lp_drain *d, char *err)
 {
-    char floor[32] = "";
-    const char *argv[5] = { "EVAL", trim_script, "1", d->conf.com.stream, floor };
-    size_t lens[5];
-
     d->trim_queued = 0;
-    if (d->conf.keep > 0)
-        snprintf(floor, sizeof floor, "%lld-0",
-                 (long long)(lp_now_ms() - d->conf.keep));
-    for (int i = 0; i < 5; i++)
-        lens[i] = strlen(argv[i]);
-    if (lp_redis_append(d->r, 5, argv, lens) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
+    if (lp_group_queue_trim(d->grp, d->conf.keep > 0 ? lp_now_ms() -
+                            d->conf.keep : 0, err) < 0)
         return -1;
-    }
     d->trim_queued = 1;
     d->trim_due = 0;
     d->last_trim = lp_mono_ms();
@@ -918,56 +865,6 @@ static void take_trim_reply(struct lp_drain *d, struct lp_reply *t)
     d->trim_queued = 0;
 }
 
-/* Creates the group at the start of the stream (and the stream). Returns
- * 1 when it was created, 0 when it existed, -1/-2 (config) on errors. */
-static int ensure_group(struct lp_drain *d, char *err)
-{
-    struct lp_reply *rep = lp_redis_cmd(d->r, err, "XGROUP", "CREATE",
-                                        d->conf.com.stream, d->conf.com.group, "0",
-                                        "MKSTREAM", NULL);
-    int rc = 0;
-
-    if (rep == NULL)
-        return -1;
-    if (lp_reply_is_error(rep, "OOM")) {
-        /* at maxmemory Redis refuses XGROUP CREATE even for a group that
-         * exists; reads, acks and trims still work: look */
-        struct lp_reply *g = lp_redis_cmd(d->r, err, "XINFO", "GROUPS",
-                                          d->conf.com.stream, NULL);
-        int found = 0;
-        for (size_t i = 0; g && i < lp_reply_len(g); i++) {
-            const struct lp_reply *grp = lp_reply_at(g, i);
-            for (size_t k = 0; k + 1 < lp_reply_len(grp); k += 2) {
-                const char *f = lp_reply_str(lp_reply_at(grp, k), NULL);
-                const char *v = lp_reply_str(lp_reply_at(grp, k + 1), NULL);
-                if (f && v && strcmp(f, "name") == 0 &&
-                    strcmp(v, d->conf.com.group) == 0)
-                    found = 1;
-            }
-        }
-        lp_reply_free(g);
-        if (found) {
-            lp_warn("%s is out of memory (OOM): the group exists, going on "
-                    "(acknowledging and trimming free memory)",
-                    lp_redis_name(d->r));
-            lp_reply_free(rep);
-            return 0;
-        }
-    }
-    if (lp_reply_type(rep) == LP_REPLY_ERROR &&
-        !lp_reply_is_error(rep, "BUSYGROUP")) {
-        char t[300];
-        snprintf(err, LP_ERRLEN, "XGROUP CREATE %s %s: %s", d->conf.com.stream,
-                 d->conf.com.group, lp_reply_text(rep, t, sizeof t));
-        rc = lp_reply_is_error(rep, "WRONGTYPE") ||
-             lp_reply_is_error(rep, "NOPERM") ? -2 : -1;
-    } else if (lp_reply_type(rep) != LP_REPLY_ERROR) {
-        lp_info("created group %s on %s", d->conf.com.group, d->conf.com.stream);
-        rc = 1;
-    }
-    lp_reply_free(rep);
-    return rc;
-}
 
 /* Takes our consumer name's heartbeat: 0, or -1 with err on an I/O
  * error; exits 75 when a live drain has the name. */
@@ -1017,14 +914,15 @@ static void take_beat_reply(struct lp_drain *d, struct lp_reply *a)
 static void connect_redis(struct lp_drain *d)
 {
     char err[LP_ERRLEN];
-    int64_t backoff = 0, start = lp_mono_ms();
+    struct lp_backoff backoff = { 0 };
+    int64_t start = lp_mono_ms();
     int warned = 0, rc;
 
     for (;;) {
         rc = lp_redis_connect(d->r, err);
         if (rc == 0) {
-            rc = ensure_group(d, err);
-            if (rc == -2) {
+            rc = lp_group_ensure(d->grp, err);
+            if (rc == LP_GROUP_CONFIG) {
                 lp_error("%s", err);
                 exit(LP_EX_CONFIG);
             }
@@ -1050,10 +948,7 @@ static void connect_redis(struct lp_drain *d)
             lp_error("giving up: %s", err);
             exit(LP_EX_UNAVAILABLE);
         }
-        backoff = backoff ? backoff * 2 : 100;
-        if (backoff > 2000)
-            backoff = 2000;
-        poll(NULL, 0, (int)backoff);
+        poll(NULL, 0, (int)lp_backoff_next(&backoff));
     }
     if (warned || d->n_read)
         d->m.n_reconnects += d->n_read > 0 || warned;
@@ -1071,25 +966,13 @@ static void connect_redis(struct lp_drain *d)
     d->ack_queued = d->trim_queued = d->beat_queued = 0;
 }
 
-/* Queues XACK of the batch in hand (if any); d->ack[0..2] are reserved
- * for "XACK <stream> <group>", the IDs follow. */
+/* Queues XACK of the batch in hand (if any). */
 static int queue_ack(struct lp_drain *d, char *err)
 {
-    d->ack_queued = 0;
-    if (d->nack == 0)
-        return 0;
-    d->ack[0] = "XACK";
-    d->acklen[0] = 4;
-    d->ack[1] = d->conf.com.stream;
-    d->acklen[1] = strlen(d->conf.com.stream);
-    d->ack[2] = d->conf.com.group;
-    d->acklen[2] = strlen(d->conf.com.group);
-    if (lp_redis_append(d->r, (int)d->nack + 3, d->ack, d->acklen) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
-        return -1;
-    }
-    d->ack_queued = 1;
-    return 0;
+    int rc = lp_group_queue_ack(d->grp, err);
+
+    d->ack_queued = rc > 0;
+    return rc < 0 ? -1 : 0;
 }
 
 static void take_ack_reply(struct lp_drain *d, struct lp_reply *a)
@@ -1108,35 +991,15 @@ static void take_ack_reply(struct lp_drain *d, struct lp_reply *a)
 
 /*
  * How many of our next pending entries to read at once: those that, read
- * now, are not at their last allowed delivery; or just the first. XPENDING
- * does not count as a delivery. Returns the count, or -1 with err.
+ * now, are not at their last allowed delivery; or just the first.
+ * Returns the count, or -1 with err.
  */
 static long pending_count(struct lp_drain *d, char *err)
 {
-    char start[70], count[24];
-    struct lp_reply *rep;
-    long k = (long)d->conf.count;
-
     if (d->isolate || d->suspect)
         return 1;               /* --exec: see exec_failed */
-    if (strcmp(d->after, "0") == 0)
-        strcpy(start, "-");
-    else
-        snprintf(start, sizeof start, "(%s", d->after);
-    snprintf(count, sizeof count, "%" PRIu64, d->conf.count);
-    rep = lp_redis_cmd(d->r, err, "XPENDING", d->conf.com.stream, d->conf.com.group,
-                       start, "+", count, d->conf.consumer, NULL);
-    if (rep == NULL)
-        return -1;
-    for (size_t i = 0; i < lp_reply_len(rep); i++) {
-        const struct lp_reply *dc = lp_reply_at(lp_reply_at(rep, i), 3);
-        if (dc && (uint64_t)lp_reply_int(dc) + 1 >= d->conf.max_deliveries) {
-            k = i ? (long)i : 1;
-            break;
-        }
-    }
-    lp_reply_free(rep);
-    return k;
+    return lp_group_pending_count(d->grp, d->after, d->conf.count,
+                                  d->conf.max_deliveries, err);
 }
 
 /* Queues the XACK of the batch in hand, a trim when one is due, and the
@@ -1169,11 +1032,8 @@ static void sync_finish(struct lp_drain *d)
 
 static int request(struct lp_drain *d, char *err)
 {
-    char count[24], block[24], idle[24];
-    const char *argv[14];
-    size_t lens[14];
-    int n = 0;
     long k = (long)d->conf.count;
+    int64_t b = -1;
 
     /* while the batch in hand syncs, its XACK must wait: it follows the
      * read, below */
@@ -1185,7 +1045,7 @@ static int request(struct lp_drain *d, char *err)
             if (lp_redis_reply(d->r, &a, err) < 0)
                 return -1;
             take_ack_reply(d, a);
-            d->nack = 0;
+            lp_group_ack_clear(d->grp);
         }
         if ((k = pending_count(d, err)) < 0)
             return -1;
@@ -1203,51 +1063,23 @@ static int request(struct lp_drain *d, char *err)
     }
     if (d->mode == M_NEW && d->suspect)
         k = 1;                  /* --exec: the entry that judges it */
-    snprintf(count, sizeof count, "%ld", k);
-    if (d->mode == M_CLAIM) {
-        /* JUSTID: ownership moves, the delivery count does not; the
-         * entries are then read as our pending ones */
-        snprintf(idle, sizeof idle, "%lld", (long long)d->conf.claim_idle);
-        argv[n++] = "XAUTOCLAIM";
-        argv[n++] = d->conf.com.stream;
-        argv[n++] = d->conf.com.group;
-        argv[n++] = d->conf.consumer;
-        argv[n++] = idle;
-        argv[n++] = d->cursor;
-        argv[n++] = "COUNT";
-        argv[n++] = count;
-        argv[n++] = "JUSTID";
-    } else {
-        argv[n++] = "XREADGROUP";
-        argv[n++] = "GROUP";
-        argv[n++] = d->conf.com.group;
-        argv[n++] = d->conf.consumer;
-        argv[n++] = "COUNT";
-        argv[n++] = count;
-        if (d->mode == M_NEW && !d->conf.once) {
-            /* an idle drain still rewrites --metrics on time */
-            int64_t b = d->conf.block;
-            int64_t due = lp_log_due();
-            if (d->m.m && b > d->conf.com.metrics_interval)
-                b = d->conf.com.metrics_interval;
-            if (due >= 0 && due < b)
-                b = due > 0 ? due : 1;  /* and says what it held back */
-            if (!d->nobeat && b > d->beat_ms)
-                b = d->beat_ms;  /* and refreshes its heartbeat */
-            snprintf(block, sizeof block, "%lld", (long long)b);
-            argv[n++] = "BLOCK";
-            argv[n++] = block;
-        }
-        argv[n++] = "STREAMS";
-        argv[n++] = d->conf.com.stream;
-        argv[n++] = d->mode == M_PENDING ? d->after : ">";
+    if (d->mode == M_NEW && !d->conf.once) {
+        /* an idle drain still rewrites --metrics on time */
+        int64_t due = lp_log_due();
+        b = d->conf.block;
+        if (d->m.m && b > d->conf.com.metrics_interval)
+            b = d->conf.com.metrics_interval;
+        if (due >= 0 && due < b)
+            b = due > 0 ? due : 1;  /* and says what it held back */
+        if (!d->nobeat && b > d->beat_ms)
+            b = d->beat_ms;     /* and refreshes its heartbeat */
     }
-    for (int i = 0; i < n; i++)
-        lens[i] = strlen(argv[i]);
-    if (lp_redis_append(d->r, n, argv, lens) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(d->r));
+    /* CLAIM: ownership moves, the delivery count does not; the entries
+     * are then read as our pending ones */
+    if (lp_group_queue_read(d->grp, d->mode, d->mode == M_CLAIM ? d->cursor
+                                                               : d->after,
+                            k, d->conf.claim_idle, b, err) < 0)
         return -1;
-    }
     /* the entries are delivered (their idle time starts) after this */
     d->asked_at = lp_mono_ms();
     if (lp_redis_flush(d->r, err) < 0)
@@ -1281,7 +1113,7 @@ static int receive(struct lp_drain *d, struct lp_reply **rep, char *err)
         if (lp_redis_reply(d->r, &a, err) < 0)
             return -1;
         take_ack_reply(d, a);
-        d->nack = 0;
+        lp_group_ack_clear(d->grp);
     }
     if (d->trim_queued) {
         if (lp_redis_reply(d->r, &a, err) < 0)
@@ -1314,79 +1146,14 @@ static int receive(struct lp_drain *d, struct lp_reply **rep, char *err)
             return -1;
         }
         take_ack_reply(d, a);
-        d->nack = 0;
+        lp_group_ack_clear(d->grp);
     }
     d->ack_late = 0;
     return rc;
 }
 
-/* Compares two stream IDs. */
-static int id_cmp(const char *a, size_t an, const char *b, size_t bn)
-{
-    uint64_t am = 0, as = 0, bm = 0, bs = 0;
 
-    lp_stream_id_parse(a, an, &am, &as);
-    lp_stream_id_parse(b, bn, &bm, &bs);
-    if (am != bm)
-        return am < bm ? -1 : 1;
-    return as < bs ? -1 : as > bs;
-}
 
-/* XPENDING of our entries over the ID range of a batch: [id, consumer,
- * idle, deliveries] each, in ID order. Returns the reply (caller frees),
- * or NULL with err. */
-static struct lp_reply *batch_pending(struct lp_drain *d, const struct lp_reply *entries,
-                                      size_t from, size_t to, char *err)
-{
-    struct lp_entry first, last;
-    char a[64], b[64], count[24];
-
-    if (lp_entry_get(entries, from, &first, err) < 0 ||
-        lp_entry_get(entries, to - 1, &last, err) < 0)
-        return NULL;
-    snprintf(a, sizeof a, "%.*s", (int)first.idlen, first.id);
-    snprintf(b, sizeof b, "%.*s", (int)last.idlen, last.id);
-    snprintf(count, sizeof count, "%zu", to - from + 16);
-    return lp_redis_cmd(d->r, err, "XPENDING", d->conf.com.stream, d->conf.com.group,
-                        a, b, count, d->conf.consumer, NULL);
-}
-
-/*
- * Delivery counts of a batch of entries already delivered before (ours
- * now), from XPENDING over the batch's ID range, into d->deliveries.
- * Returns 0, or -1 with err on an I/O error.
- */
-static int delivery_counts(struct lp_drain *d, const struct lp_reply *entries, size_t n,
-                           char *err)
-{
-    struct lp_entry e;
-    struct lp_reply *rep;
-    size_t k = 0;
-
-    for (size_t i = 0; i < n; i++)
-        d->deliveries[i] = 1;
-    if ((rep = batch_pending(d, entries, 0, n, err)) == NULL)
-        return -1;
-    /* both lists in ID order: walk them together */
-    for (size_t j = 0; j < lp_reply_len(rep) && k < n; j++) {
-        const struct lp_reply *p = lp_reply_at(rep, j);
-        const struct lp_reply *pid = lp_reply_at(p, 0);
-        const struct lp_reply *cnt = lp_reply_at(p, 3);
-        size_t pl;
-        const char *ps;
-        if (pid == NULL || cnt == NULL || (ps = lp_reply_str(pid, &pl)) ==
-            NULL)
-            continue;
-        while (k < n && lp_entry_get(entries, k, &e, err) == 0 &&
-               id_cmp(e.id, e.idlen, ps, pl) < 0)
-            k++;
-        if (k < n && lp_entry_get(entries, k, &e, err) == 0 &&
-            id_cmp(e.id, e.idlen, ps, pl) == 0)
-            d->deliveries[k++] = (unsigned)lp_reply_int(cnt);
-    }
-    lp_reply_free(rep);
-    return 0;
-}
 
 /* ---- failures of ours ---------------------------------------------------- */
 
@@ -1401,117 +1168,10 @@ static int delivery_counts(struct lp_drain *d, const struct lp_reply *entries, s
  * time kept). Entries acknowledged, taken over by another consumer, or
  * deleted from the stream meanwhile are left alone (XCLAIM would drop a
  * deleted one from the pending list, and the drain reports those).
- * KEYS: stream. ARGV: group, consumer, then ID, count pairs.
+ * See lp_group_give_back.
  */
-static const char giveback_script[] =
-    "local n = 0\n"
-    "for i = 3, #ARGV, 2 do\n"
-    "  local id = ARGV[i]\n"
-    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1,\n"
-    "                       ARGV[2])\n"
-    "  if #p == 1 and p[1][4] > tonumber(ARGV[i + 1]) and\n"
-    "     #redis.call('XRANGE', KEYS[1], id, id) == 1 then\n"
-    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE',\n"
-    "               p[1][3], 'RETRYCOUNT', ARGV[i + 1], 'JUSTID')\n"
-    "    n = n + 1\n"
-    "  end\n"
-    "end\n"
-    "return n\n";
 
-/*
- * Gives back this delivery of entries[from..to): deliv[i] is entry i's
- * count with it (NULL: new entries, at their first). Connects once when
- * the connection is gone. Returns how many were given back, or -1 with
- * err (then they count).
- */
-static long give_back(struct lp_drain *d, const struct lp_reply *entries, size_t from,
-                      size_t to, const unsigned *deliv, char *err)
-{
-    enum { CHUNK = 500 };       /* entries per script: Redis stays free */
-    const char **argv = malloc((6 + 2 * CHUNK) * sizeof *argv);
-    size_t *lens = malloc((6 + 2 * CHUNK) * sizeof *lens);
-    char (*cnt)[12] = malloc(CHUNK * sizeof *cnt);
-    long given = 0;
 
-    if (argv == NULL || lens == NULL || cnt == NULL) {
-        snprintf(err, LP_ERRLEN, "out of memory");
-        given = -1;
-        goto out;
-    }
-    if (!lp_redis_connected(d->r) && lp_redis_connect(d->r, err) != 0) {
-        given = -1;
-        goto out;
-    }
-    argv[0] = "EVAL";
-    argv[1] = giveback_script;
-    argv[2] = "1";
-    argv[3] = d->conf.com.stream;
-    argv[4] = d->conf.com.group;
-    argv[5] = d->conf.consumer;
-    for (int k = 0; k < 6; k++)
-        lens[k] = strlen(argv[k]);
-    while (from < to) {
-        int argc = 6;
-        struct lp_reply *rep;
-        for (size_t k = 0; k < CHUNK && from < to; k++, from++) {
-            struct lp_entry e;
-            unsigned dv = deliv ? deliv[from] : 1;
-            if (lp_entry_get(entries, from, &e, err) < 0) {
-                given = -1;
-                goto out;
-            }
-            snprintf(cnt[k], sizeof cnt[k], "%u", dv ? dv - 1 : 0);
-            argv[argc] = e.id;
-            lens[argc++] = e.idlen;
-            argv[argc] = cnt[k];
-            lens[argc++] = strlen(cnt[k]);
-        }
-        if ((rep = lp_redis_cmdv(d->r, err, argc, argv, lens)) == NULL) {
-            given = -1;
-            goto out;
-        }
-        if (lp_reply_type(rep) != LP_REPLY_INTEGER) {
-            lp_reply_text(rep, err, LP_ERRLEN);
-            lp_reply_free(rep);
-            given = -1;
-            goto out;
-        }
-        given += lp_reply_int(rep);
-        lp_reply_free(rep);
-    }
-out:
-    free(argv);
-    free(lens);
-    free(cnt);
-    return given;
-}
-
-/* Gives back the delivery of one entry: its count becomes prev. */
-static int give_back_one(struct lp_drain *d, const char *id, size_t idlen, unsigned prev,
-                         char *err)
-{
-    char cnt[12];
-    const char *argv[8] = { "EVAL", giveback_script, "1", d->conf.com.stream,
-                            d->conf.com.group, d->conf.consumer, id, cnt };
-    size_t lens[8];
-    struct lp_reply *rep;
-    int rc = 0;
-
-    snprintf(cnt, sizeof cnt, "%u", prev);
-    for (int k = 0; k < 8; k++)
-        lens[k] = strlen(argv[k]);
-    lens[6] = idlen;
-    if (!lp_redis_connected(d->r) && lp_redis_connect(d->r, err) != 0)
-        return -1;
-    if ((rep = lp_redis_cmdv(d->r, err, 8, argv, lens)) == NULL)
-        return -1;
-    if (lp_reply_type(rep) != LP_REPLY_INTEGER) {
-        lp_reply_text(rep, err, LP_ERRLEN);
-        rc = -1;
-    }
-    lp_reply_free(rep);
-    return rc;
-}
 
 /* --exec: the suspect is not judged (the command failed on the next entry
  * too, or nothing came, or we stop): its deliveries are given back. */
@@ -1522,7 +1182,8 @@ static void suspect_release(struct lp_drain *d)
     if (!d->suspect)
         return;
     d->suspect = 0;
-    if (give_back_one(d, d->sus_id, d->sus_idlen, d->sus_deliveries - 1, err) < 0)
+    if (lp_group_give_back_one(d->grp, d->sus_id, d->sus_idlen,
+                               d->sus_deliveries - 1, err) < 0)
         lp_warn("giving back the deliveries of %.*s failed: %s (they count "
                 "toward --max-deliveries)", (int)d->sus_idlen, d->sus_id, err);
 }
@@ -1553,7 +1214,8 @@ static void give_back_sent(struct lp_drain *d)
         return;
     if (mode == M_NEW && lp_reply_type(rep) == LP_REPLY_ARRAY &&
         lp_reply_entries(rep, 0, &entries, err) == 0 && entries &&
-        give_back(d, entries, 0, lp_reply_len(entries), NULL, err) < 0)
+        lp_group_give_back(d->grp, entries, 0, lp_reply_len(entries), NULL,
+                           err) < 0)
         lp_warn("giving back the deliveries of the entries read meanwhile "
                 "failed: %s (they count toward --max-deliveries)", err);
     lp_reply_free(rep);
@@ -1571,7 +1233,8 @@ static void give_back_all(struct lp_drain *d)
     suspect_release(d);
     if (d->cur == NULL || d->ncur == 0)
         return;
-    k = give_back(d, d->cur, 0, d->ncur, d->cur_new ? NULL : d->deliveries, err);
+    k = lp_group_give_back(d->grp, d->cur, 0, d->ncur,
+                           d->cur_new ? NULL : d->deliveries, err);
     if (k < 0)
         lp_warn("giving back the deliveries of the batch failed: %s (they "
                 "count toward --max-deliveries)", err);
@@ -1718,16 +1381,18 @@ static void setup(struct lp_drain *d)
                                      &lp_log_notify)) == NULL)
             fatal_oom();
     }
-    d->capack = d->conf.count + 64;
-    d->ack = calloc(d->capack, sizeof *d->ack);
-    d->acklen = calloc(d->capack, sizeof *d->acklen);
     d->deliveries = calloc(d->conf.count, sizeof *d->deliveries);
-    if (d->ack == NULL || d->acklen == NULL || d->deliveries == NULL)
+    d->drop = calloc(d->conf.count + 1, sizeof *d->drop);
+    if (d->deliveries == NULL || d->drop == NULL)
         fatal_oom();
     if ((d->r = tool_redis(&d->conf.com, err)) == NULL) {
         lp_error("%s", err);
         exit(LP_EX_CONFIG);
     }
+    if ((d->grp = lp_group_new(d->r, d->conf.com.stream, d->conf.com.group,
+                               d->conf.consumer, d->conf.count,
+                               &lp_log_notify)) == NULL)
+        fatal_oom();
     /* the socket timeout must outlast BLOCK */
     lp_redis_set_timeout(d->r, d->conf.block + 10000);
 }
@@ -1741,13 +1406,10 @@ static void setup(struct lp_drain *d)
  * Fills d->drop with the entries not in our pending list, and takes them
  * off the XACK and DLQ lists. Returns 0 or -1 with err.
  */
-static int not_ours(struct lp_drain *d, const struct lp_reply *entries, size_t from, size_t to,
-                    char *err)
+static int not_ours(struct lp_drain *d, const struct lp_reply *entries,
+                    size_t from, size_t to, char *err)
 {
-    struct lp_entry e;
-    struct lp_reply *rep;
-    struct lp_sid *mine;
-    size_t nmine = 0;
+    size_t k = 0;
 
     d->ndrop = 0;
     if (to <= from || lp_mono_ms() - d->read_at < d->conf.claim_idle / 2)
@@ -1756,49 +1418,16 @@ static int not_ours(struct lp_drain *d, const struct lp_reply *entries, size_t f
      * reads this batch as its own pending entries: exits 75 if so */
     if (claim_name(d, err) < 0)
         return -1;
-    if ((rep = batch_pending(d, entries, from, to, err)) == NULL)
+    if (lp_group_not_ours(d->grp, entries, from, to, d->drop, &d->ndrop,
+                          err) < 0)
         return -1;
-    mine = calloc(lp_reply_len(rep) + 1, sizeof *mine);
-    d->drop = realloc(d->drop, (to - from + 1) * sizeof *d->drop);
-    if (mine == NULL || d->drop == NULL)
-        fatal_oom();
-    for (size_t j = 0; j < lp_reply_len(rep); j++) {
-        size_t l;
-        const char *id = lp_reply_str(lp_reply_at(lp_reply_at(rep, j), 0),
-                                      &l);
-        if (id && lp_stream_id_parse(id, l, &mine[nmine].ms,
-                                     &mine[nmine].seq) == 0)
-            nmine++;
-    }
-    lp_reply_free(rep);
-    for (size_t i = from; i < to; i++) {
-        struct lp_sid id;
-        if (lp_entry_get(entries, i, &e, err) < 0 ||
-            lp_stream_id_parse(e.id, e.idlen, &id.ms, &id.seq) < 0)
-            continue;
-        if (!bsearch(&id, mine, nmine, sizeof id, lp_sid_cmp))
-            d->drop[d->ndrop++] = id;
-    }
-    free(mine);
     if (d->ndrop == 0)
         return 0;
     lp_warn("%zu entries of the batch were taken over by another consumer "
             "while this one stalled: leaving them to it", d->ndrop);
     d->n_written -= d->ndrop < d->n_written ? d->ndrop : d->n_written;
     /* d->drop is in entry order, which is ID order */
-    size_t k = 0;
-    for (size_t i = 0; i < d->nack; i++) {
-        struct lp_sid id;
-        if (lp_stream_id_parse(d->ack[3 + i], d->acklen[3 + i], &id.ms,
-                               &id.seq) == 0 &&
-            bsearch(&id, d->drop, d->ndrop, sizeof id, lp_sid_cmp))
-            continue;
-        d->ack[3 + k] = d->ack[3 + i];
-        d->acklen[3 + k] = d->acklen[3 + i];
-        k++;
-    }
-    d->nack = k;
-    k = 0;
+    lp_group_ack_drop(d->grp, d->drop, d->ndrop);
     for (size_t i = 0; i < d->ndlq; i++) {
         struct lp_sid id;
         if (lp_stream_id_parse(d->scratch.p + d->dlq[i].id_off,
@@ -1937,21 +1566,12 @@ static int is_suspect(struct lp_drain *d, const struct lp_entry *e)
  * the DLQ with this batch's dead letters, if it is still ours. */
 static void suspect_guilty(struct lp_drain *d)
 {
-    char err[LP_ERRLEN], id[64], detail[LP_ERRLEN + 96];
-    struct lp_reply *rep;
+    char detail[LP_ERRLEN + 96];
     struct lp_entry e = { 0 };
 
     d->suspect = 0;
-    snprintf(id, sizeof id, "%.*s", (int)d->sus_idlen, d->sus_id);
-    rep = lp_redis_cmd(d->r, err, "XPENDING", d->conf.com.stream, d->conf.com.group,
-                       id, id, "1", d->conf.consumer, NULL);
-    if (rep == NULL || lp_reply_type(rep) != LP_REPLY_ARRAY ||
-        lp_reply_len(rep) != 1) {
-        /* taken over meanwhile, or Redis failed: it is judged again */
-        lp_reply_free(rep);
-        return;
-    }
-    lp_reply_free(rep);
+    if (!lp_group_is_ours(d->grp, d->sus_id, d->sus_idlen))
+        return;     /* taken over meanwhile, or Redis failed: judged again */
     e.id = d->sus_id;
     e.idlen = d->sus_idlen;
     snprintf(detail, sizeof detail, "the command failed on this entry "
@@ -1976,8 +1596,8 @@ static int exec_failed(struct lp_drain *d, const struct lp_reply *entries, size_
     unsigned threshold = d->conf.max_deliveries > 1
                              ? (unsigned)(d->conf.max_deliveries - 1) : 1;
 
-    if (give_back(d, entries, 0, n, mode == M_NEW ? NULL : d->deliveries,
-                  err) < 0)
+    if (lp_group_give_back(d->grp, entries, 0, n,
+                           mode == M_NEW ? NULL : d->deliveries, err) < 0)
         lp_warn("giving back the deliveries of the batch failed: %s (they "
                 "count toward --max-deliveries)", err);
     if (alone && !d->suspect && lp_entry_get(entries, from, &e, err) == 0) {
@@ -2107,8 +1727,7 @@ static void teardown(struct lp_drain *d)
     lp_buf_free(&d->sus_data);
     free(d->recs);
     free(d->dlq);
-    free(d->ack);
-    free(d->acklen);
+    lp_group_free(d->grp);
     free(d->deliveries);
     free(d->drop);
 }
@@ -2125,7 +1744,7 @@ static void final_ack(struct lp_drain *d)
     char err[LP_ERRLEN];
     struct lp_reply *a;
 
-    if (d->nack == 0 && !d->trim_due)
+    if (lp_group_ack_count(d->grp) == 0 && !d->trim_due)
         return;
     if (!lp_redis_connected(d->r) && lp_redis_connect(d->r, err) < 0) {
         lp_warn("%s (the last batch stays pending and is delivered again "
@@ -2140,7 +1759,7 @@ static void final_ack(struct lp_drain *d)
     }
     if (d->ack_queued)
         take_ack_reply(d, a);
-    d->nack = 0;
+    lp_group_ack_clear(d->grp);
     if (d->trim_due && queue_trim(d, err) == 0 &&
         lp_redis_reply(d->r, &a, err) == 0)
         take_trim_reply(d, a);
@@ -2157,6 +1776,7 @@ static int take_read_reply(struct lp_drain *d, struct lp_reply *rep,
     *entries = NULL;
     if (lp_reply_type(rep) == LP_REPLY_ERROR) {
         char t[300];
+        int cls = lp_reply_error_class(rep);
         lp_reply_text(rep, t, sizeof t);
         if (strncmp(t, "NOGROUP", 7) == 0) {
             lp_warn("group %s is gone (Redis restarted without "
@@ -2168,24 +1788,22 @@ static int take_read_reply(struct lp_drain *d, struct lp_reply *rep,
         }
         lp_error("%s: %s", d->mode == M_CLAIM ? "XAUTOCLAIM" : "XREADGROUP",
                  t);
-        if (strncmp(t, "WRONGTYPE", 9) == 0 || strncmp(t, "NOPERM", 6) == 0 ||
+        /* no retry helps; nor a Redis without the command (XAUTOCLAIM
+         * came in 6.2) */
+        if (cls == LP_RERR_KEY || cls == LP_RERR_COMMAND ||
             strncmp(t, "ERR unknown command", 19) == 0)
             exit(LP_EX_CONFIG);
         poll(NULL, 0, 1000);
         return -1;
     }
     if (d->mode == M_CLAIM) {
-        const struct lp_reply *cur = lp_reply_at(rep, 0);
-        const struct lp_reply *ids = lp_reply_at(rep, 1);
-        const struct lp_reply *del = lp_reply_at(rep, 2);
-        size_t cl;
-        const char *c = cur ? lp_reply_str(cur, &cl) : NULL;
-        if (c == NULL || ids == NULL || cl >= sizeof d->cursor) {
+        const struct lp_reply *del;
+        size_t nclaimed;
+        if (lp_group_claimed(rep, d->cursor, sizeof d->cursor, &nclaimed,
+                             &del) < 0) {
             lp_error("XAUTOCLAIM: unexpected reply shape");
             exit(LP_EX_SOFTWARE);
         }
-        memcpy(d->cursor, c, cl);
-        d->cursor[cl] = '\0';
         for (size_t i = 0; del && i < lp_reply_len(del); i++) {
             size_t dl;
             const char *did = lp_reply_str(lp_reply_at(del, i), &dl);
@@ -2197,9 +1815,9 @@ static int take_read_reply(struct lp_drain *d, struct lp_reply *rep,
                 ack_later(d, did, dl);
             }
         }
-        if (lp_reply_len(ids) > 0) {
+        if (nclaimed > 0) {
             /* ours now: read them as our pending entries, then claim on */
-            d->n_claimed += lp_reply_len(ids);
+            d->n_claimed += nclaimed;
             d->mode = M_PENDING;
             strcpy(d->after, "0");
             d->claiming = 1;
@@ -2261,7 +1879,7 @@ static void metrics_at_exit(void)
 int main(int argc, char **argv)
 {
     char err[LP_ERRLEN];
-    struct lp_reply *held = NULL;   /* the batch whose IDs d->ack borrows */
+    struct lp_reply *held = NULL;   /* the batch whose IDs the acks borrow */
     struct lp_drain *d;
 
     parse_args(argc, argv);
@@ -2313,19 +1931,19 @@ int main(int argc, char **argv)
         if (request(d, err) < 0 || receive(d, &rep, err) < 0) {
             sync_finish(d);
             if (lp_stop) {
-                final_ack(d);    /* d->nack is 0 if its XACK was answered */
+                final_ack(d);    /* no acks left if their XACK was answered */
                 break;
             }
             lp_warn("%s", err);
             d->m.n_errors++;
-            d->nack = 0;
+            lp_group_ack_clear(d->grp);
             d->cur = NULL;
             lp_reply_free(held);
             held = NULL;
             connect_redis(d);
             continue;
         }
-        d->nack = 0;
+        lp_group_ack_clear(d->grp);
         d->cur = NULL;
         lp_reply_free(held);
         held = NULL;
@@ -2362,7 +1980,7 @@ int main(int argc, char **argv)
                 }
                 break;
             }
-            held = rep;         /* CLAIM: deleted IDs borrowed by d->ack */
+            held = rep;         /* CLAIM: deleted IDs the acks borrow */
             continue;
         }
         t0 = lp_mono_us();
@@ -2376,7 +1994,7 @@ int main(int argc, char **argv)
         d->ncur = n;
         d->cur_new = mode == M_NEW;
         if (d->check) {
-            if (delivery_counts(d, entries, n, err) < 0) {
+            if (lp_group_delivery_counts(d->grp, entries, n, d->deliveries, err) < 0) {
                 lp_warn("%s", err);
                 d->cur = NULL;
                 lp_reply_free(rep);
@@ -2442,7 +2060,7 @@ int main(int argc, char **argv)
                 }
                 if (d->ack_queued)
                     take_ack_reply(d, a);
-                d->nack = 0;
+                lp_group_ack_clear(d->grp);
                 d->ndlq = 0;
                 d->scratch.len = 0;
                 t0 = lp_mono_us();
@@ -2455,7 +2073,7 @@ int main(int argc, char **argv)
             int next = exec_failed(d, entries, from, to, n, mode);
             d->cur = NULL;
             lp_reply_free(rep);
-            d->nack = 0;
+            lp_group_ack_clear(d->grp);
             d->ndlq = 0;
             if (next)
                 continue;       /* the entry after the suspect, at once */
@@ -2467,7 +2085,7 @@ int main(int argc, char **argv)
         if (failed) {
             d->cur = NULL;
             lp_reply_free(rep);
-            d->nack = 0;
+            lp_group_ack_clear(d->grp);
             connect_redis(d);
             continue;
         }
