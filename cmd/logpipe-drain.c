@@ -1084,8 +1084,11 @@ static int request(struct lp_drain *d, char *err)
     d->asked_at = lp_mono_ms();
     if (lp_redis_flush(d->r, err) < 0)
         return -1;
-    if (d->mode == M_NEW)
+    if (d->mode == M_NEW) {
         crash_point(d, "after-request");
+        if (d->ack_queued)      /* the XACK of a batch before the read */
+            crash_point(d, "after-request-ack");
+    }
     if (d->syncing) {
         /* Redis works on the read while the files sync: now the XACK */
         d->read_sent = 1;
@@ -1131,6 +1134,9 @@ static int receive(struct lp_drain *d, struct lp_reply **rep, char *err)
         lp_sig_shutdown_fd(lp_redis_fd(d->r));
         if (lp_stop) {
             lp_sig_shutdown_fd(-1);
+            /* the read's reply is still to come: whatever is sent on
+             * the way out goes over a new connection */
+            lp_redis_disconnect(d->r);
             snprintf(err, LP_ERRLEN, "stopped");
             return -1;
         }
