@@ -12,7 +12,7 @@ BIG=${BIG:-$([ -n "$QUICK" ] && echo 500000 || echo 10000000)}
 LAT_SECONDS=$([ -n "$QUICK" ] && echo 2 || echo 10)
 # a quick run does not replace the results of a full one (its file is
 # ignored by git)
-OUT=${BENCH_OUT:-$TOP/tests/bench-results$([ -n "$QUICK" ] && echo -quick).md}
+OUT=${BENCH_OUT:-$TOP/tests/bench-results$([ -n "$QUICK" ] && echo -quick || :).md}
 
 start_redis bench
 FAST=$REDIS_PORT
@@ -120,6 +120,37 @@ d=$(per "$N" "$t_drain1"); r=$(div "$d" "$c")
 row "drain events/s, 1 file, fsync per batch" "$d" ev/s "hiredis loop, 1 file" "$c" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
 rm -rf arch1
 rcli DEL sent1 >/dev/null
+
+# ---- how drain's cost grows with the number of files a batch touches:
+# the same SCALE_N events over 1, 20, 200, 2,000 and 20,000 services
+# (default layout, one day), against drain with 1 service in the same run
+SCALE_N=${SCALE_N:-$([ -n "$QUICK" ] && echo 20000 || echo 200000)}
+scale_corpus() {
+    awk -v n="$SCALE_N" -v k="$1" -v t0="$(date +%s)" 'BEGIN {
+        for (i = 1; i <= n; i++)
+            printf "{\"timestamp\":%d,\"service\":\"svc-%05d\",\"level\":\"info\",\"user\":{\"id\":%d},\"http\":{\"path\":\"/v1/items/%d\",\"status\":200},\"msg\":\"request served in %d ms\"}\n",
+                t0 - 60, i % k, i % 1000, i, i % 500
+    }'
+}
+t_one=""
+for k in 1 20 200 2000 20000; do
+    scale_corpus "$k" >scale.events
+    rcli DEL "scale$k" >/dev/null
+    logpipe-send -s "scale$k" <scale.events
+    t_k=$(secs logpipe-drain -s "scale$k" --once -d "scale$k")
+    test "$(find "scale$k" -name '*.jsonl' -exec cat {} + | wc -l)" -eq "$SCALE_N" ||
+        { echo "drain lost events at $k services" >&2; exit 1; }
+    rm -rf "scale$k" scale.events
+    rcli DEL "scale$k" >/dev/null
+    [ -n "$t_one" ] || t_one=$t_k
+    d=$(per "$SCALE_N" "$t_k"); o=$(per "$SCALE_N" "$t_one"); r=$(div "$d" "$o")
+    case $k in
+    1) continue ;;
+    2000) tgt="≥ 0.8"; v=$(verdict "$r" 0.8) ;;
+    *) tgt="-"; v="-" ;;
+    esac
+    row "drain events/s, $k services (one file each)" "$d" ev/s "1 service" "$o" "$r" "$tgt" "$v"
+done
 
 # ---- both at once, against both ceilings at once
 rcli DEL ceil together >/dev/null

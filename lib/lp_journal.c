@@ -1,0 +1,703 @@
+/* lp_journal.c -- a batch of many day files made durable with one write */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_buf.h"
+#include "lp_fs.h"
+#include "lp_journal.h"
+#include "lp_parse.h"
+#include "lp_wal.h"
+
+#define READ_CHUNK (1u << 20)
+#define SEG_NAMELEN 32                  /* "seg-" 16 hex ".jnl" and a NUL */
+
+struct seg {
+    uint64_t seq;
+    uint64_t size;
+};
+
+struct lp_journal {
+    int dirfd;                  /* --dir, borrowed */
+    int jfd;                    /* the journal directory */
+    char *name;
+    struct lp_notify nt;
+    struct seg *segs;           /* not cut, oldest first; the active last */
+    size_t nsegs, capsegs;
+    size_t nleft;               /* of segs, those a crashed run left */
+    int afd;                    /* the active segment, or -1 */
+    uint64_t next;              /* the number of the next segment made */
+    int anew;                   /* active made since the directory sync */
+    struct lp_buf batch;        /* records added since the last commit */
+    uint64_t bytes;             /* in segs */
+};
+
+static void seg_name(char *buf, uint64_t seq)
+{
+    snprintf(buf, SEG_NAMELEN, "seg-%016" PRIx64 ".jnl", seq);
+}
+
+/* Is name a segment's? 1 with *seq. */
+static int is_seg(const char *name, uint64_t *seq)
+{
+    uint64_t v = 0;
+
+    if (strncmp(name, "seg-", 4) != 0 || strlen(name) != 24 ||
+        strcmp(name + 20, ".jnl") != 0)
+        return 0;
+    for (int i = 4; i < 20; i++) {
+        char c = name[i];
+        int d = c >= '0' && c <= '9' ? c - '0' :
+                c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return 0;
+        v = v << 4 | (uint64_t)d;
+    }
+    *seq = v;
+    return 1;
+}
+
+static int cmp_seg(const void *x, const void *y)
+{
+    const struct seg *a = x, *b = y;
+
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int push_seg(struct lp_journal *j, uint64_t seq, uint64_t size)
+{
+    if (j->nsegs == j->capsegs) {
+        size_t cap = j->capsegs ? j->capsegs * 2 : 8;
+        struct seg *p = realloc(j->segs, cap * sizeof *p);
+        if (!p)
+            return -1;
+        j->segs = p;
+        j->capsegs = cap;
+    }
+    j->segs[j->nsegs].seq = seq;
+    j->segs[j->nsegs].size = size;
+    j->nsegs++;
+    j->bytes += size;
+    return 0;
+}
+
+/* Lists the segments of the directory jfd (a duplicate is closed). */
+static int list_segs(struct lp_journal *j, char *err)
+{
+    int fd = openat(j->jfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    struct dirent *de;
+
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(err, LP_ERRLEN, "%s: %s", j->name, strerror(errno));
+        return -1;
+    }
+    while ((errno = 0, de = readdir(d))) {
+        struct stat st;
+        uint64_t seq;
+
+        if (de->d_name[0] == '.')
+            continue;
+        if (!is_seg(de->d_name, &seq) ||
+            fstatat(j->jfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode)) {
+            lp_notice(&j->nt, LP_NOTICE_WARN,
+                      "%s/%s: not a journal segment, left alone", j->name,
+                      de->d_name);
+            continue;
+        }
+        if (push_seg(j, seq, (uint64_t)st.st_size) < 0) {
+            closedir(d);
+            snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
+            return -1;
+        }
+        if (seq >= j->next)
+            j->next = seq + 1;
+    }
+    if (errno) {
+        snprintf(err, LP_ERRLEN, "%s: %s", j->name, strerror(errno));
+        closedir(d);
+        return -1;
+    }
+    closedir(d);
+    if (j->nsegs > 1)
+        qsort(j->segs, j->nsegs, sizeof *j->segs, cmp_seg);
+    j->nleft = j->nsegs;
+    return 0;
+}
+
+struct lp_journal *lp_journal_open(int dirfd, const char *name,
+                                   const struct lp_notify *nt, char *err)
+{
+    struct lp_journal *j = calloc(1, sizeof *j);
+    int made = 0;
+
+    if (!j || !(j->name = strdup(name))) {
+        free(j);
+        snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
+        return NULL;
+    }
+    j->dirfd = dirfd;
+    j->afd = -1;
+    j->jfd = -1;
+    if (nt)
+        j->nt = *nt;
+    if (mkdirat(dirfd, name, LP_DIR_MODE) == 0)
+        made = 1;
+    else if (errno != EEXIST) {
+        snprintf(err, LP_ERRLEN, "%s: %s", name, strerror(errno));
+        goto fail;
+    }
+    j->jfd = openat(dirfd, name,
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (j->jfd < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", name, strerror(errno));
+        goto fail;
+    }
+    if (made && fsync(dirfd) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s", name,
+                 strerror(errno));
+        goto fail;
+    }
+    if (list_segs(j, err) < 0)
+        goto fail;
+    return j;
+fail:
+    lp_journal_close(j);
+    return NULL;
+}
+
+void lp_journal_close(struct lp_journal *j)
+{
+    if (!j)
+        return;
+    if (j->afd >= 0)
+        close(j->afd);
+    if (j->jfd >= 0)
+        close(j->jfd);
+    lp_buf_free(&j->batch);
+    free(j->segs);
+    free(j->name);
+    free(j);
+}
+
+int lp_journal_left(const struct lp_journal *j)
+{
+    return j->nleft > 0;
+}
+
+int lp_journal_payload(const char *rec, size_t rlen, const char **path,
+                       size_t *plen, const char **lines, size_t *len)
+{
+    const unsigned char *u = (const unsigned char *)rec;
+    size_t n;
+
+    if (rlen < 2)
+        return -1;
+    n = (size_t)u[0] | (size_t)u[1] << 8;
+    if (n == 0 || n > rlen - 2 || memchr(rec + 2, '\0', n))
+        return -1;
+    *path = rec + 2;
+    *plen = n;
+    *lines = rec + 2 + n;
+    *len = rlen - 2 - n;
+    if (*len && (*lines)[*len - 1] != '\n')
+        return -1;
+    return 0;
+}
+
+/* Reads the whole segment name (opened below jfd) into *buf. */
+static int slurp(int jfd, const char *name, char **buf, size_t *len,
+                 char *err, const char *jname)
+{
+    int fd = openat(jfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    size_t got = 0;
+
+    *buf = NULL;
+    *len = 0;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(err, LP_ERRLEN, "%s/%s: %s", jname, name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!(*buf = malloc(st.st_size ? (size_t)st.st_size : 1))) {
+        close(fd);
+        snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
+        return -1;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, *buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, LP_ERRLEN, "%s/%s: read: %s", jname, name,
+                     strerror(errno));
+            close(fd);
+            free(*buf);
+            *buf = NULL;
+            return -1;
+        }
+        if (r == 0)
+            break;              /* cut meanwhile: what was read */
+        got += (size_t)r;
+    }
+    close(fd);
+    *len = got;
+    return 0;
+}
+
+int lp_journal_replay(struct lp_journal *j,
+                      int (*fn)(void *ctx, const char *path, size_t plen,
+                                const char *lines, size_t len, char *err),
+                      void *ctx, char *err)
+{
+    for (size_t i = 0; i < j->nleft; i++) {
+        char name[SEG_NAMELEN];
+        char *buf;
+        size_t len, pos = LP_JOURNAL_HDR;
+        const char *rec, *path, *lines;
+        size_t rlen, plen, llen;
+        int r = 0;
+
+        seg_name(name, j->segs[i].seq);
+        if (slurp(j->jfd, name, &buf, &len, err, j->name) < 0)
+            return -1;
+        if (len < LP_JOURNAL_HDR ||
+            memcmp(buf, LP_JOURNAL_MAGIC, LP_JOURNAL_HDR) != 0) {
+            if (len)
+                lp_notice(&j->nt, LP_NOTICE_WARN,
+                          "%s/%s: not a journal segment (no header), "
+                          "passed over", j->name, name);
+            free(buf);
+            continue;
+        }
+        while (pos < len) {
+            size_t at = pos;
+            r = lp_wal_decode(buf, len, &pos, &rec, &rlen);
+            if (r > 0 && lp_journal_payload(rec, rlen, &path, &plen, &lines,
+                                            &llen) < 0)
+                r = -1;
+            if (r < 0) {
+                lp_notice(&j->nt, LP_NOTICE_WARN,
+                          "%s/%s: torn or damaged after byte %zu of %zu: "
+                          "the rest was never acknowledged, left out",
+                          j->name, name, at, len);
+                r = 0;
+                break;
+            }
+            if (r == 0)
+                break;
+            if (fn(ctx, path, plen, lines, llen, err) < 0) {
+                free(buf);
+                return -1;
+            }
+        }
+        free(buf);
+    }
+    return 0;
+}
+
+int lp_journal_add(struct lp_journal *j, const char *path, size_t plen,
+                   const char *s, size_t n)
+{
+    unsigned char pl[2];
+    size_t start;
+    char *hdr;
+
+    if (plen == 0 || plen > 0xffff) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    start = j->batch.len;
+    pl[0] = (unsigned char)plen;
+    pl[1] = (unsigned char)(plen >> 8);
+    if (lp_buf_reserve(&j->batch, LP_WAL_REC + 2 + plen + n) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    j->batch.len += LP_WAL_REC;
+    lp_buf_add(&j->batch, pl, 2);
+    lp_buf_add(&j->batch, path, plen);
+    lp_buf_add(&j->batch, s, n);
+    hdr = j->batch.p + start;
+    lp_wal_encode(hdr, hdr + LP_WAL_REC, j->batch.len - start - LP_WAL_REC);
+    return 0;
+}
+
+size_t lp_journal_pending(const struct lp_journal *j)
+{
+    return j->batch.len;
+}
+
+/* Makes the next segment the active one. */
+static int new_active(struct lp_journal *j, char *err)
+{
+    char name[SEG_NAMELEN];
+    int fd;
+
+    seg_name(name, j->next);
+    fd = openat(j->jfd, name,
+                O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW |
+                    O_CLOEXEC, LP_FILE_MODE);
+    if (fd < 0) {
+        snprintf(err, LP_ERRLEN, "%s/%s: %s", j->name, name,
+                 strerror(errno));
+        return -1;
+    }
+    if (lp_fs_write_all(fd, LP_JOURNAL_MAGIC, LP_JOURNAL_HDR) < 0 ||
+        push_seg(j, j->next, LP_JOURNAL_HDR) < 0) {
+        int e = errno ? errno : ENOMEM;
+        snprintf(err, LP_ERRLEN, "%s/%s: write: %s", j->name, name,
+                 strerror(e));
+        close(fd);
+        unlinkat(j->jfd, name, 0);
+        errno = e;
+        return -1;
+    }
+    j->next++;
+    j->afd = fd;
+    j->anew = 1;
+    return 0;
+}
+
+/* Ends the active segment. */
+static void end_active(struct lp_journal *j)
+{
+    if (j->afd >= 0)
+        close(j->afd);
+    j->afd = -1;
+}
+
+int lp_journal_commit(struct lp_journal *j, char *err)
+{
+    struct seg *a;
+    int e;
+
+    if (j->batch.len == 0)
+        return 0;
+    if (j->afd < 0 && new_active(j, err) < 0)
+        goto drop;
+    a = &j->segs[j->nsegs - 1];
+    if (lp_fs_write_all(j->afd, j->batch.p, j->batch.len) < 0) {
+        e = errno;
+        snprintf(err, LP_ERRLEN, "%s: write: %s", j->name, strerror(e));
+        /* cut back what was written of the records, or end the segment
+         * there: a torn record ends a segment when it is read */
+        if (ftruncate(j->afd, (off_t)a->size) < 0)
+            end_active(j);
+        errno = e;
+        goto drop;
+    }
+    if (fdatasync(j->afd) < 0) {
+        e = errno;
+        snprintf(err, LP_ERRLEN, "%s: fdatasync: %s", j->name, strerror(e));
+        /* what the kernel dropped is not known: no more in this one */
+        a->size += j->batch.len;
+        j->bytes += j->batch.len;
+        end_active(j);
+        errno = e;
+        goto drop;
+    }
+    if (j->anew) {
+        if (fsync(j->jfd) < 0) {
+            e = errno;
+            snprintf(err, LP_ERRLEN, "%s: fsync: %s", j->name, strerror(e));
+            a->size += j->batch.len;
+            j->bytes += j->batch.len;
+            end_active(j);
+            errno = e;
+            goto drop;
+        }
+        j->anew = 0;
+    }
+    a->size += j->batch.len;
+    j->bytes += j->batch.len;
+    j->batch.len = 0;
+    return 0;
+drop:
+    j->batch.len = 0;
+    return -1;
+}
+
+uint64_t lp_journal_seal(struct lp_journal *j)
+{
+    end_active(j);
+    return j->next;
+}
+
+int lp_journal_cut(struct lp_journal *j, uint64_t mark, char *err)
+{
+    size_t k = 0;
+    int rc = 0;
+
+    while (k < j->nsegs && j->segs[k].seq < mark) {
+        char name[SEG_NAMELEN];
+
+        seg_name(name, j->segs[k].seq);
+        if (unlinkat(j->jfd, name, 0) < 0 && errno != ENOENT) {
+            snprintf(err, LP_ERRLEN, "%s/%s: %s", j->name, name,
+                     strerror(errno));
+            rc = -1;
+            break;
+        }
+        j->bytes -= j->segs[k].size;
+        k++;
+    }
+    if (k) {
+        memmove(j->segs, j->segs + k, (j->nsegs - k) * sizeof *j->segs);
+        j->nsegs -= k;
+        j->nleft = j->nleft > k ? j->nleft - k : 0;
+        if (fsync(j->jfd) < 0 && rc == 0) {
+            snprintf(err, LP_ERRLEN, "%s: fsync: %s", j->name,
+                     strerror(errno));
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+uint64_t lp_journal_bytes(const struct lp_journal *j)
+{
+    return j->bytes;
+}
+
+int lp_journal_remove(struct lp_journal *j, char *err)
+{
+    if (j->nsegs || j->batch.len)
+        return 0;
+    if (unlinkat(j->dirfd, j->name, AT_REMOVEDIR) < 0) {
+        if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOENT)
+            return 0;
+        snprintf(err, LP_ERRLEN, "%s: %s", j->name, strerror(errno));
+        return -1;
+    }
+    if (fsync(j->dirfd) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s", j->name,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Calls fn(ctx, jfd, journal name, segment name, st) for every segment of
+ * every journal below dirfd; fn returns 0 to go on, 1 to stop (returned),
+ * -1 with err. */
+static int each_seg(int dirfd,
+                    int (*fn)(void *ctx, int jfd, const char *jname,
+                              const char *sname, const struct stat *st,
+                              char *err),
+                    void *ctx, char *err)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+    DIR *d;
+    struct dirent *de;
+
+    if (fd < 0 || !(d = fdopendir(fd))) {
+        snprintf(err, LP_ERRLEN, "readdir: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while (rc == 0 && (de = readdir(d))) {
+        int jfd;
+        DIR *jd;
+        struct dirent *se;
+
+        if (strncmp(de->d_name, LP_JOURNAL_PREFIX,
+                    sizeof LP_JOURNAL_PREFIX - 1) != 0)
+            continue;
+        jfd = openat(dirfd, de->d_name,
+                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (jfd < 0) {
+            if (errno == ENOENT)        /* removed meanwhile */
+                continue;
+            snprintf(err, LP_ERRLEN, "%s: %s", de->d_name, strerror(errno));
+            rc = -1;
+            break;
+        }
+        {
+            int jfd2 = openat(jfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            jd = jfd2 < 0 ? NULL : fdopendir(jfd2);
+            if (!jd) {
+                snprintf(err, LP_ERRLEN, "%s: %s", de->d_name,
+                         strerror(errno));
+                if (jfd2 >= 0)
+                    close(jfd2);
+                close(jfd);
+                rc = -1;
+                break;
+            }
+        }
+        while (rc == 0 && (se = readdir(jd))) {
+            struct stat st;
+            uint64_t seq;
+
+            if (!is_seg(se->d_name, &seq))
+                continue;
+            if (fstatat(jfd, se->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)    /* cut meanwhile */
+                    continue;
+                snprintf(err, LP_ERRLEN, "%s/%s: %s", de->d_name,
+                         se->d_name, strerror(errno));
+                rc = -1;
+                break;
+            }
+            if (S_ISREG(st.st_mode))
+                rc = fn(ctx, jfd, de->d_name, se->d_name, &st, err);
+        }
+        closedir(jd);
+        close(jfd);
+    }
+    closedir(d);
+    return rc;
+}
+
+struct covers {
+    const char *path;
+    size_t plen;
+    char *who;
+    size_t cap;
+};
+
+/* Reads the segment in chunks, looking at each record's path only. */
+static int cover_seg(void *ctx, int jfd, const char *jname,
+                     const char *sname, const struct stat *st, char *err)
+{
+    struct covers *c = ctx;
+    int fd = openat(jfd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    char *buf;
+    size_t have = 0, pos = 0, cap = READ_CHUNK;
+    uint64_t off = 0;           /* file offset of buf[0] */
+    uint64_t at = LP_JOURNAL_HDR;       /* the next record's offset */
+    int rc = 0, eof = 0;
+
+    (void)st;
+    if (fd < 0)
+        return errno == ENOENT ? 0 : (snprintf(err, LP_ERRLEN, "%s/%s: %s",
+                                               jname, sname,
+                                               strerror(errno)), -1);
+    if (!(buf = malloc(cap))) {
+        close(fd);
+        snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
+        return -1;
+    }
+    for (;;) {
+        size_t need;
+        const unsigned char *h;
+        uint32_t rlen;
+
+        /* the record header, the path length and the path in buf */
+        pos = (size_t)(at - off);
+        need = LP_WAL_REC + 2;
+        if (pos + need <= have) {
+            h = (const unsigned char *)buf + pos;
+            need += (size_t)h[LP_WAL_REC] | (size_t)h[LP_WAL_REC + 1] << 8;
+        }
+        if (pos + need > have) {
+            if (eof)
+                break;          /* a torn tail, or the end */
+            if (pos > have) {   /* skip what was never read */
+                if (lseek(fd, (off_t)at, SEEK_SET) < 0)
+                    break;
+                off = at;
+                have = 0;
+            } else {
+                memmove(buf, buf + pos, have - pos);
+                off += pos;
+                have -= pos;
+            }
+            while (have < cap) {
+                ssize_t r = read(fd, buf + have, cap - have);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r < 0) {
+                    snprintf(err, LP_ERRLEN, "%s/%s: read: %s", jname,
+                             sname, strerror(errno));
+                    rc = -1;
+                    goto out;
+                }
+                if (r == 0) {
+                    eof = 1;
+                    break;
+                }
+                have += (size_t)r;
+            }
+            continue;
+        }
+        h = (const unsigned char *)buf + pos;
+        rlen = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+               (uint32_t)h[3] << 24;
+        if (rlen < 2 || rlen > LP_WAL_MAXREC)
+            break;              /* damaged: the reader ends there too */
+        if (need - LP_WAL_REC - 2 == c->plen &&
+            memcmp(h + LP_WAL_REC + 2, c->path, c->plen) == 0) {
+            snprintf(c->who, c->cap, "%s/%s", jname, sname);
+            rc = 1;
+            break;
+        }
+        at += LP_WAL_REC + rlen;
+    }
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int lp_journal_covers(int dirfd, const char *path, size_t plen, char *who,
+                      size_t cap, char *err)
+{
+    struct covers c = { path, plen, who, cap };
+
+    return each_seg(dirfd, cover_seg, &c, err);
+}
+
+struct usage {
+    unsigned count;
+    uint64_t bytes;
+    int64_t oldest;
+    char last[256];
+};
+
+static int use_seg(void *ctx, int jfd, const char *jname, const char *sname,
+                   const struct stat *st, char *err)
+{
+    struct usage *u = ctx;
+    int64_t ms = (int64_t)st->st_mtim.tv_sec * 1000 +
+                 st->st_mtim.tv_nsec / 1000000;
+
+    (void)jfd;
+    (void)sname;
+    (void)err;
+    if (strcmp(u->last, jname) != 0) {
+        u->count++;
+        snprintf(u->last, sizeof u->last, "%s", jname);
+    }
+    u->bytes += (uint64_t)st->st_size;
+    if (u->oldest == 0 || ms < u->oldest)
+        u->oldest = ms;
+    return 0;
+}
+
+int lp_journal_usage(int dirfd, unsigned *count, uint64_t *bytes,
+                     int64_t *oldest_ms, char *err)
+{
+    struct usage u;
+
+    memset(&u, 0, sizeof u);
+    if (each_seg(dirfd, use_seg, &u, err) < 0)
+        return -1;
+    *count = u.count;
+    *bytes = u.bytes;
+    *oldest_ms = u.oldest;
+    return 0;
+}

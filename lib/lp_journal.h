@@ -1,0 +1,145 @@
+/* lp_journal.h -- a batch of many day files made durable with one write */
+#ifndef LP_JOURNAL_H
+#define LP_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lp_notice.h"
+
+/*
+ * Group commit for the archive. Making each day file a batch touched
+ * durable costs one fdatasync per file; a journal costs one sequential
+ * write and one fdatasync, however many files the batch touched.
+ *
+ * A journal is a directory below --dir, one per consumer (its name is the
+ * caller's: logpipe-drain uses ".logpipe-journal-<hash>", the hash of its
+ * consumer lock), of segments "seg-<16 hex digits>.jnl", numbered in the
+ * order they were made: an 8-byte header "LPJNL01\n", then records framed
+ * as lp_wal's (u32le length, u32le CRC-32 of the length bytes and the
+ * payload, the payload). A payload is one day file's lines of one batch:
+ * u16le length of the path, the path (relative to --dir), the lines (whole
+ * archive lines, each ending in '\n').
+ *
+ * The protocol, as logpipe-drain follows it:
+ *
+ *  1. A batch's lines are written to their day files (the page cache) and,
+ *     while each file is still locked, handed to lp_journal_add: so a
+ *     logpipe-rotate that takes the file's lock afterwards finds them in
+ *     the journal (lp_journal_covers).
+ *  2. lp_journal_commit writes them with one write(2) and one fdatasync;
+ *     only then may the batch be acknowledged.
+ *  3. From time to time lp_journal_seal ends the active segment (new
+ *     records go to a new one) and gives a mark; the caller fdatasyncs
+ *     every day file written before the mark, in the background, and then
+ *     lp_journal_cut(mark) deletes the sealed segments.
+ *
+ * After a crash or a power loss the caller, before it reads anything new,
+ * hands every record left (lp_journal_replay) to the archive, which leaves
+ * out the lines its day files hold already (by "_id"), syncs the files and
+ * cuts the journal. A torn last record (a commit that did not finish, so
+ * a batch never acknowledged) ends its segment and is left out, said as a
+ * warning.
+ *
+ * One process writes a journal (the caller holds the consumer's lock);
+ * any process may read it (lp_journal_covers, lp_journal_usage).
+ */
+
+#define LP_JOURNAL_MAGIC "LPJNL01\n"
+#define LP_JOURNAL_HDR 8
+#define LP_JOURNAL_PREFIX ".logpipe-journal-"
+
+struct lp_journal;
+
+/*
+ * Opens, making it (mode 0750) when missing, the journal directory name
+ * below dirfd (borrowed), and lists the segments a crashed run left (see
+ * lp_journal_replay). nt (copied; NULL: silent) hears of torn tails and
+ * files that are not segments. Returns NULL with err.
+ */
+struct lp_journal *lp_journal_open(int dirfd, const char *name,
+                                   const struct lp_notify *nt, char *err);
+/* Closes the journal, deleting nothing; accepts NULL. */
+void lp_journal_close(struct lp_journal *j);
+
+/* Has a crashed run left records (segments found by lp_journal_open and
+ * not yet cut)? */
+int lp_journal_left(const struct lp_journal *j);
+
+/*
+ * Hands each record of the segments a crashed run left, oldest first, to
+ * fn(ctx, path, plen, lines, len, err); fn returns 0, or -1 with err to
+ * stop (lp_journal_replay then returns -1 with that err). A torn or
+ * damaged tail ends its segment (a warning). Returns 0 or -1 with err.
+ * Then lp_journal_cut(j, lp_journal_seal(j)) once the files are synced.
+ */
+int lp_journal_replay(struct lp_journal *j,
+                      int (*fn)(void *ctx, const char *path, size_t plen,
+                                const char *lines, size_t len, char *err),
+                      void *ctx, char *err);
+
+/* Adds the lines s[0..n) of the day file path[0..plen) to the records of
+ * the next commit (copied). Returns 0, or -1 when out of memory or the
+ * path is longer than 65535 bytes (errno ENOMEM or ENAMETOOLONG). */
+int lp_journal_add(struct lp_journal *j, const char *path, size_t plen,
+                   const char *s, size_t n);
+
+/* Bytes added since the last commit. */
+size_t lp_journal_pending(const struct lp_journal *j);
+
+/*
+ * Writes what was added since the last commit to the active segment
+ * (made on first use) and fdatasyncs it (and the directory, when the
+ * segment is new). Nothing added: returns 0 at once. On failure returns
+ * -1 with err and errno: nothing of the commit may be acknowledged; the
+ * records are dropped, the segment cut back (or, when that fails too,
+ * ended, so that its torn tail cannot hide later records).
+ */
+int lp_journal_commit(struct lp_journal *j, char *err);
+
+/*
+ * Ends the active segment: records committed from now on go to a new one.
+ * Returns the mark to hand to lp_journal_cut once every day file written
+ * before this call is synced.
+ */
+uint64_t lp_journal_seal(struct lp_journal *j);
+
+/* Deletes the segments sealed before mark, and syncs the directory.
+ * Returns 0 or -1 with err. */
+int lp_journal_cut(struct lp_journal *j, uint64_t mark, char *err);
+
+/* Bytes in the journal's segments not yet cut. */
+uint64_t lp_journal_bytes(const struct lp_journal *j);
+
+/*
+ * Removes the directory when nothing is left in it (logpipe-drain --once
+ * leaves no journal behind). Returns 0 (also when something is left, which
+ * stays), or -1 with err.
+ */
+int lp_journal_remove(struct lp_journal *j, char *err);
+
+/*
+ * Does any journal below dirfd (LP_JOURNAL_PREFIX*) hold lines of the day
+ * file path[0..plen)? For logpipe-rotate, which must not compress a file
+ * whose lines a power loss would make a drain write again: it asks while
+ * it holds the file's lock. Returns 1 (the journal's name in who, cap
+ * bytes), 0, or -1 with err.
+ */
+int lp_journal_covers(int dirfd, const char *path, size_t plen, char *who,
+                      size_t cap, char *err);
+
+/* What the journals below dirfd hold: their count, bytes, and the
+ * modification time (ms since the epoch) of the oldest segment, 0 when
+ * none. For logpipe-stat. Returns 0 or -1 with err. */
+int lp_journal_usage(int dirfd, unsigned *count, uint64_t *bytes,
+                     int64_t *oldest_ms, char *err);
+
+/*
+ * Decodes the record payload rec[0..rlen): 0 with the path and the lines
+ * (pointing into rec), -1 when it is not a valid one. Pure: for tests and
+ * fuzzing.
+ */
+int lp_journal_payload(const char *rec, size_t rlen, const char **path,
+                       size_t *plen, const char **lines, size_t *len);
+
+#endif
