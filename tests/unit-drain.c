@@ -1,20 +1,28 @@
-/* unit-group.c -- lp_group: a consumer of a group against a real Redis
- * (t0024 starts it and passes LOGPIPE_REDIS_URL) */
+/* unit-drain.c -- lp_group and lp_drain, drain's library: their API
+ * against a real Redis (t0024 starts it and passes LOGPIPE_REDIS_URL) */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "lp_drain.h"
+#include "lp_exit.h"
 #include "lp_group.h"
+#include "lp_json.h"
 #include "lp_url.h"
 #include "tap.h"
+
+static struct lp_url url;
+static char err[LP_ERRLEN];
+
+/* ---- lp_group ----------------------------------------------------------- */
 
 #define STREAM "s"
 #define GROUP "g"
 #define DLQ "dlq"
 
 static struct lp_redis *r;
-static char err[LP_ERRLEN];
 
 /* One command given as words; its integer reply, or -1. */
 static long long cmd_int(const char *a, const char *b, const char *c,
@@ -58,10 +66,9 @@ static unsigned count_of(struct lp_group *g, const struct lp_reply *entries,
     return deliv[i];
 }
 
-int main(void)
+/* lp_group: each command and script, each queue */
+static void group_tests(void)
 {
-    const char *url = getenv("LOGPIPE_REDIS_URL");
-    struct lp_url u;
     struct lp_group *g, *other;
     struct lp_reply *rep, *rep2, *a;
     const struct lp_reply *entries, *del;
@@ -70,10 +77,9 @@ int main(void)
     size_t ndrop, nclaimed;
     char cursor[64];
 
-    if (url == NULL || lp_url_parse(url, &u, err) < 0 ||
-        (r = lp_redis_new(&u, NULL)) == NULL || lp_redis_connect(r, err)) {
-        printf("Bail out! no Redis: %s\n", url ? err : "no URL");
-        return 1;
+    if ((r = lp_redis_new(&url, NULL)) == NULL || lp_redis_connect(r, err)) {
+        printf("Bail out! no Redis: %s\n", err);
+        exit(1);
     }
     g = lp_group_new(r, STREAM, GROUP, "me", 10, NULL);
     other = lp_group_new(r, STREAM, GROUP, "other", 10, NULL);
@@ -193,5 +199,195 @@ int main(void)
     lp_group_free(g);
     lp_group_free(other);
     lp_redis_free(r);
+}
+
+/* ---- lp_drain ----------------------------------------------------------- */
+
+/* what the engine said, by level */
+static int heard[32];
+static char last[32][256];
+
+static void hear(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    if (level >= 0 && level < 32) {
+        heard[level]++;
+        snprintf(last[level], sizeof last[level], "%s", msg);
+    }
+}
+
+static const struct lp_notify nt = { hear, NULL };
+
+static struct lp_drain_conf conf_for(const char *dir, const char *dlq)
+{
+    struct lp_drain_conf c = {
+        .consumer = "unit",
+        .count = 100,
+        .block = 100,
+        .timeout = 2000,
+        .claim_idle = 60000,
+        .max_deliveries = 5,
+        .layout = "{service}/%Y-%m-%d.jsonl",
+        .field = "data",
+        .time_field = "timestamp",
+        .max_depth = LP_JSON_DEPTH,
+        .max_open = 16,
+        .max_files = 16,
+        .max_line = 1 << 20,
+        .max_members = 10000,
+        .max_dlq_size = 1 << 20,
+        .exec_timeout = 60000,
+        .once = 1,
+    };
+    static const struct lp_optdef given = { 0 };
+
+    c.com.stream = "ds";
+    c.com.group = "dg";
+    c.com.dlq = dlq;
+    c.com.dir = dir;
+    c.com.dir_set = &given;
+    return c;
+}
+
+static struct lp_redis *redis(void)
+{
+    return lp_redis_new(&url, NULL);
+}
+
+static void add_event(const char *data)
+{
+    struct lp_redis *c = redis();
+    if (c && lp_redis_connect(c, err) == 0)
+        lp_reply_free(lp_redis_cmd(c, err, "XADD", "ds", "*", "data", data,
+                                   NULL));
+    lp_redis_free(c);
+}
+
+/* lp_drain_open's status for conf c, its message in err */
+static int open_status(struct lp_drain_conf c)
+{
+    struct lp_drain *d = lp_drain_new(&c, &nt, err);
+    int st = d ? lp_drain_open(d, err) : -1;
+
+    lp_drain_free(d);
+    return st;
+}
+
+/* A run of conf c to its end; its result in *res */
+static int run(struct lp_drain_conf c, struct lp_drain_result *res)
+{
+    struct lp_drain *d = lp_drain_new(&c, &nt, err);
+    int st;
+
+    memset(heard, 0, sizeof heard);
+    if (d == NULL || lp_drain_open(d, err) != 0) {
+        lp_drain_free(d);
+        return -1;
+    }
+    st = lp_drain_run(d, redis(), res);
+    lp_drain_free(d);
+    return st;
+}
+
+static long lines_in(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long n = 0;
+    int ch;
+
+    if (f == NULL)
+        return -1;
+    while ((ch = getc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+int main(void)
+{
+    const char *u = getenv("LOGPIPE_REDIS_URL");
+    char dir[] = "/tmp/unit-drain.XXXXXX", path[512];
+    struct lp_drain_conf c;
+    struct lp_drain_result res;
+
+    if (u == NULL || lp_url_parse(u, &url, err) < 0 ||
+        mkdtemp(dir) == NULL) {
+        printf("Bail out! no Redis URL, or no temp dir\n");
+        return 1;
+    }
+    group_tests();
+
+    /* getting ready: what is wrong, as the tool says it, and its status */
+    c = conf_for(dir, "dlq");
+    c.where = "(";
+    is_int(open_status(c), LP_EX_CONFIG, "bad --where: 78");
+    ok(strncmp(err, "--where: ", 9) == 0, "named: %s", err);
+    c = conf_for(dir, "dlq");
+    c.layout = "{service";
+    is_int(open_status(c), LP_EX_CONFIG, "bad --layout: 78");
+    ok(strncmp(err, "--layout: ", 10) == 0, "named: %s", err);
+    c = conf_for("/nonexistent/unit-drain", "dlq");
+    c.com.dir_set = NULL;
+    is_int(open_status(c), LP_EX_CANTCREAT, "the default --dir missing: 73");
+    is_str(err, "--dir /nonexistent/unit-drain (the default) does not "
+           "exist: create it, or name the archive with -d DIR or "
+           "LOGPIPE_DIR", "its message");
+
+    /* a run: two events archived, one to the DLQ, said as it went */
+    add_event("{\"timestamp\":\"2026-12-06T08:00:00Z\",\"service\":\"a\",\"n\":1}");
+    add_event("{\"service\":\"a\",\"n\":2");
+    add_event("{\"timestamp\":\"2026-12-06T08:00:01Z\",\"service\":\"a\",\"n\":3}");
+    is_int(run(conf_for(dir, "ddlq"), &res), 0, "run: 0");
+    is_int(res.end, LP_DRAIN_DONE, "ran to its end");
+    is_int(res.read, 3, "3 read");
+    is_int(res.archived, 2, "2 archived");
+    is_int(res.dlq, 1, "1 to the DLQ");
+    is_int(res.dups + res.filtered + res.deleted + res.claimed, 0,
+           "no duplicates, filtered, deleted or claimed");
+    is_int(heard[LP_DRAIN_SAY_DLQ], 1, "the DLQ move said once");
+    ok(strstr(last[LP_DRAIN_SAY_DLQ], " to the DLQ: invalid-json: ") != NULL,
+       "as: %s", last[LP_DRAIN_SAY_DLQ]);
+    is_int(heard[LP_NOTICE_INFO], 1, "the group's creation told");
+    is_int(heard[LP_DRAIN_SAY_ERROR], 0, "no error");
+    snprintf(path, sizeof path, "%s/a/2026-12-06.jsonl", dir);
+    is_int(lines_in(path), 2, "two lines in the day file");
+
+    /* again: nothing left, nothing twice */
+    is_int(run(conf_for(dir, "ddlq"), &res), 0, "again: 0");
+    is_int(res.read, 0, "nothing read");
+
+    /* a DLQ that cannot take entries: the run ends, 78 */
+    {
+        struct lp_redis *k = redis();
+        if (k && lp_redis_connect(k, err) == 0)
+            lp_reply_free(lp_redis_cmd(k, err, "SET", "notastream", "x",
+                                       NULL));
+        lp_redis_free(k);
+    }
+    add_event("not json");
+    is_int(run(conf_for(dir, "notastream"), &res), LP_EX_CONFIG,
+           "a DLQ of the wrong type: 78");
+    is_int(res.end, LP_DRAIN_DLQ_REFUSED, "refused for good");
+    is_int(heard[LP_DRAIN_SAY_DLQ_FAILED], 1, "the failed move said");
+    ok(strstr(last[LP_DRAIN_SAY_DLQ_FAILED], "WRONGTYPE") != NULL, "as: %s",
+       last[LP_DRAIN_SAY_DLQ_FAILED]);
+
+    /* Redis unreachable: 69 after --timeout, said as an error */
+    {
+        struct lp_url saved = url;
+        url.port = 1;
+        c = conf_for(dir, "dlq");
+        c.timeout = 300;
+        is_int(run(c, &res), LP_EX_UNAVAILABLE, "no Redis: 69");
+        is_int(res.end, LP_DRAIN_SAID, "said by the engine");
+        ok(strncmp(last[LP_DRAIN_SAY_ERROR], "giving up: ", 11) == 0,
+           "as: %s", last[LP_DRAIN_SAY_ERROR]);
+        url = saved;
+    }
+
+    lp_drain_free(NULL);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    if (system(path) != 0)
+        printf("# could not remove %s\n", dir);
     return tap_done();
 }
