@@ -243,7 +243,8 @@ int main(int argc, char **argv)
     lp_sig_init(1);
     if ((d = lp_drain_new(&conf, &nt, err)) == NULL) {
         lp_error("%s", err);
-        return LP_EX_SOFTWARE;
+        st = LP_EX_SOFTWARE;
+        goto out;
     }
     if ((st = lp_drain_open(d, err)) != 0) {
         lp_error("%s", err);
@@ -271,5 +272,6 @@ int main(int argc, char **argv)
     }
 out:
     lp_drain_free(d);
+    free(conf.com.url_copy);    /* -r URL's copy (lp_common_url) */
     return st;
 }
