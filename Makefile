@@ -40,10 +40,11 @@ TOOL_OBJ = $(TOOL_SRC:.c=.o)
 TOOL_HDR = $(wildcard cmd/tool_*.h)
 UNIT = $(patsubst tests/%.c,tests/%,$(wildcard tests/unit-*.c))
 BENCH = $(patsubst tests/%.c,tests/%,$(wildcard tests/bench-*.c))
+POWERLOSS = tests/powerloss.so tests/powerloss-cut tests/powerloss-writer
 MAN1 = $(wildcard man/logpipe-*.1)
 MAN7 = man/logpipe.7
 
-all: $(TOOLS) $(UNIT) $(BENCH)
+all: $(TOOLS) $(UNIT) $(BENCH) $(POWERLOSS)
 
 # a change of flags (SAN=1, CFLAGS=...) rebuilds everything
 FLAGS = $(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) $(LP_LIBS)
@@ -74,6 +75,16 @@ tests/unit-opt: cmd/tool_opt.o $(TOOL_HDR)
 tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    lib/liblogpipe.a $(LP_LIBS)
+
+# the power-loss simulator of t0190 and s0190: an LD_PRELOAD shim and its
+# helpers, never sanitized (the shim is loaded into other programs) and
+# linked with nothing of ours
+PL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS)
+tests/powerloss.so: tests/powerloss.c
+	$(CC) $(PL_CFLAGS) -fPIC -shared -o $@ $< -ldl -lpthread
+
+tests/powerloss-%: tests/powerloss-%.c
+	$(CC) $(PL_CFLAGS) -o $@ $< -lpthread
 
 # Debian packages the build, the tests and the demo need.
 DEPS = build-essential pkg-config libhiredis-dev libjq-dev zlib1g-dev \
@@ -161,7 +172,7 @@ uninstall:
 
 clean:
 	rm -f lib/*.o lib/liblogpipe.a lib/.flags cmd/*.o $(TOOLS) $(UNIT) \
-	    $(BENCH)
+	    $(BENCH) $(POWERLOSS)
 
 .PHONY: all deps fuzz-deps check valgrind stress fuzz fuzz-ci demo bench install \
         install-files uninstall clean FORCE

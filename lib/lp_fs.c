@@ -9,6 +9,30 @@
 #include "lp_fs.h"
 #include "lp_parse.h"
 
+/* fsyncs the directory that holds path's last component. */
+static int sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    int fd, rc, e;
+
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == path)
+        strcpy(dir, "/");
+    else {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    }
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -1;
+    rc = fsync(fd);
+    e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
 int lp_fs_root(const char *path, int create, char *err)
 {
     char tmp[4096];
@@ -27,7 +51,12 @@ int lp_fs_root(const char *path, int create, char *err)
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            if (mkdir(tmp, LP_DIR_MODE) < 0 && errno != EEXIST)
+            if (mkdir(tmp, LP_DIR_MODE) == 0) {
+                /* the new name is durable only once its parent is synced:
+                 * else a power cut can take the whole tree with it */
+                if (sync_parent(tmp) < 0)
+                    goto out;
+            } else if (errno != EEXIST)
                 goto out;
             *p = c;
             if (c == '\0')

@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lp_buf.h"
@@ -25,7 +27,8 @@ struct seg {
 
 struct lp_journal {
     int dirfd;                  /* --dir, borrowed */
-    int jfd;                    /* the journal directory */
+    int rootfd;                 /* LP_JOURNAL_DIR below it */
+    int jfd;                    /* the journal directory below that */
     char *name;
     struct lp_notify nt;
     struct seg *segs;           /* not cut, oldest first; the active last */
@@ -134,41 +137,63 @@ static int list_segs(struct lp_journal *j, char *err)
     return 0;
 }
 
+/* Makes the directory name below dirfd when missing (fsyncing dirfd so
+ * that the name lasts); opens it. -1 with errno. */
+static int make_dir(int dirfd, const char *name)
+{
+    if (mkdirat(dirfd, name, LP_DIR_MODE) == 0) {
+        if (fsync(dirfd) < 0)
+            return -1;
+    } else if (errno != EEXIST)
+        return -1;
+    return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                   O_CLOEXEC);
+}
+
 struct lp_journal *lp_journal_open(int dirfd, const char *name,
                                    const struct lp_notify *nt, char *err)
 {
     struct lp_journal *j = calloc(1, sizeof *j);
-    int made = 0;
+    size_t n = sizeof LP_JOURNAL_DIR + 1 + strlen(name);
 
-    if (!j || !(j->name = strdup(name))) {
+    if (!j || !(j->name = malloc(n))) {
         free(j);
         snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
         return NULL;
     }
+    snprintf(j->name, n, "%s/%s", LP_JOURNAL_DIR, name);
     j->dirfd = dirfd;
     j->afd = -1;
     j->jfd = -1;
+    j->rootfd = -1;
     if (nt)
         j->nt = *nt;
-    if (mkdirat(dirfd, name, LP_DIR_MODE) == 0)
-        made = 1;
-    else if (errno != EEXIST) {
-        snprintf(err, LP_ERRLEN, "%s: %s", name, strerror(errno));
+    if ((j->rootfd = make_dir(dirfd, LP_JOURNAL_DIR)) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", LP_JOURNAL_DIR, strerror(errno));
         goto fail;
     }
-    j->jfd = openat(dirfd, name,
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (j->jfd < 0) {
-        snprintf(err, LP_ERRLEN, "%s: %s", name, strerror(errno));
+    if (!*name || strchr(name, '/') || name[0] == '.') {
+        snprintf(err, LP_ERRLEN, "%s: not a journal name", j->name);
         goto fail;
     }
-    if (made && fsync(dirfd) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s", name,
-                 strerror(errno));
+    if ((j->jfd = make_dir(j->rootfd, name)) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", j->name, strerror(errno));
         goto fail;
     }
     if (list_segs(j, err) < 0)
         goto fail;
+    /* numbers from the clock (microseconds) when it is ahead: a name is
+     * never used twice, also after a run that cut every segment, so that
+     * a reader keeping what it read of a segment by name cannot mistake a
+     * new one for it */
+    {
+        struct timespec ts;
+        uint64_t us;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+        if (us > j->next)
+            j->next = us;
+    }
     return j;
 fail:
     lp_journal_close(j);
@@ -183,6 +208,8 @@ void lp_journal_close(struct lp_journal *j)
         close(j->afd);
     if (j->jfd >= 0)
         close(j->jfd);
+    if (j->rootfd >= 0)
+        close(j->rootfd);
     lp_buf_free(&j->batch);
     free(j->segs);
     free(j->name);
@@ -473,17 +500,27 @@ uint64_t lp_journal_bytes(const struct lp_journal *j)
 
 int lp_journal_remove(struct lp_journal *j, char *err)
 {
+    const char *base = j->name + sizeof LP_JOURNAL_DIR;
+
     if (j->nsegs || j->batch.len)
         return 0;
-    if (unlinkat(j->dirfd, j->name, AT_REMOVEDIR) < 0) {
+    if (unlinkat(j->rootfd, base, AT_REMOVEDIR) < 0) {
         if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOENT)
             return 0;
         snprintf(err, LP_ERRLEN, "%s: %s", j->name, strerror(errno));
         return -1;
     }
-    if (fsync(j->dirfd) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s", j->name,
+    if (fsync(j->rootfd) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: fsync: %s", LP_JOURNAL_DIR,
                  strerror(errno));
+        return -1;
+    }
+    /* the last journal takes the directory of journals with it */
+    if (unlinkat(j->dirfd, LP_JOURNAL_DIR, AT_REMOVEDIR) < 0)
+        return 0;
+    if (fsync(j->dirfd) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s",
+                 LP_JOURNAL_DIR, strerror(errno));
         return -1;
     }
     return 0;
@@ -498,14 +535,24 @@ static int each_seg(int dirfd,
                               char *err),
                     void *ctx, char *err)
 {
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+    int root = openat(dirfd, LP_JOURNAL_DIR,
+                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd, rc = 0;
     DIR *d;
     struct dirent *de;
 
+    if (root < 0) {
+        if (errno == ENOENT)
+            return 0;           /* no journal at all */
+        snprintf(err, LP_ERRLEN, "%s: %s", LP_JOURNAL_DIR, strerror(errno));
+        return -1;
+    }
+    fd = openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || !(d = fdopendir(fd))) {
-        snprintf(err, LP_ERRLEN, "readdir: %s", strerror(errno));
+        snprintf(err, LP_ERRLEN, "%s: %s", LP_JOURNAL_DIR, strerror(errno));
         if (fd >= 0)
             close(fd);
+        close(root);
         return -1;
     }
     while (rc == 0 && (de = readdir(d))) {
@@ -513,10 +560,9 @@ static int each_seg(int dirfd,
         DIR *jd;
         struct dirent *se;
 
-        if (strncmp(de->d_name, LP_JOURNAL_PREFIX,
-                    sizeof LP_JOURNAL_PREFIX - 1) != 0)
+        if (de->d_name[0] == '.')
             continue;
-        jfd = openat(dirfd, de->d_name,
+        jfd = openat(root, de->d_name,
                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (jfd < 0) {
             if (errno == ENOENT)        /* removed meanwhile */
@@ -559,106 +605,263 @@ static int each_seg(int dirfd,
         close(jfd);
     }
     closedir(d);
+    close(root);
     return rc;
 }
 
-struct covers {
-    const char *path;
-    size_t plen;
-    char *who;
-    size_t cap;
+/* ---- the reader rotate keeps: which day files the journals cover ---- */
+
+struct rpath {
+    uint32_t h;                 /* 0: an empty slot */
+    char *p;
+    size_t n;
 };
 
-/* Reads the segment in chunks, looking at each record's path only. */
-static int cover_seg(void *ctx, int jfd, const char *jname,
-                     const char *sname, const struct stat *st, char *err)
-{
-    struct covers *c = ctx;
-    int fd = openat(jfd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    char *buf;
-    size_t have = 0, pos = 0, cap = READ_CHUNK;
-    uint64_t off = 0;           /* file offset of buf[0] */
-    uint64_t at = LP_JOURNAL_HDR;       /* the next record's offset */
-    int rc = 0, eof = 0;
+struct rseg {
+    dev_t dev;
+    ino_t ino;
+    uint64_t off;               /* the next record to read */
+    int seen;                   /* in the listing of this call */
+    char who[2 * NAME_MAX + 4];
+    struct rpath *tab;          /* paths of its records: open addressing */
+    size_t cap, n;
+};
 
-    (void)st;
-    if (fd < 0)
-        return errno == ENOENT ? 0 : (snprintf(err, LP_ERRLEN, "%s/%s: %s",
-                                               jname, sname,
-                                               strerror(errno)), -1);
-    if (!(buf = malloc(cap))) {
-        close(fd);
-        snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
-        return -1;
+struct lp_journal_reader {
+    int dirfd;
+    struct rseg *segs;
+    size_t nsegs, capsegs;
+    char *buf;                  /* READ_CHUNK */
+};
+
+static uint32_t path_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h ? h : 1;
+}
+
+static struct rpath *rpath_find(struct rseg *g, uint32_t h, const char *s,
+                                size_t n)
+{
+    if (!g->cap)
+        return NULL;
+    for (size_t i = h & (g->cap - 1);; i = (i + 1) & (g->cap - 1)) {
+        struct rpath *e = &g->tab[i];
+        if (!e->h || (e->h == h && e->n == n && memcmp(e->p, s, n) == 0))
+            return e;
     }
-    for (;;) {
-        size_t need;
+}
+
+static int rpath_add(struct rseg *g, const char *s, size_t n)
+{
+    uint32_t h = path_hash(s, n);
+    struct rpath *e;
+
+    if ((g->n + 1) * 2 > g->cap) {      /* grow: at most half full */
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        struct rpath *old = g->tab;
+        size_t ocap = g->cap;
+        if (!(g->tab = calloc(cap, sizeof *g->tab))) {
+            g->tab = old;
+            return -1;
+        }
+        g->cap = cap;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i].h)
+                *rpath_find(g, old[i].h, old[i].p, old[i].n) = old[i];
+        free(old);
+    }
+    e = rpath_find(g, h, s, n);
+    if (e->h)
+        return 0;
+    if (!(e->p = malloc(n)))
+        return -1;
+    memcpy(e->p, s, n);
+    e->n = n;
+    e->h = h;
+    g->n++;
+    return 0;
+}
+
+static void rseg_free(struct rseg *g)
+{
+    for (size_t i = 0; i < g->cap; i++)
+        free(g->tab[i].p);
+    free(g->tab);
+}
+
+struct lp_journal_reader *lp_journal_reader_new(int dirfd)
+{
+    struct lp_journal_reader *rd = calloc(1, sizeof *rd);
+
+    if (!rd || !(rd->buf = malloc(READ_CHUNK))) {
+        free(rd);
+        return NULL;
+    }
+    rd->dirfd = dirfd;
+    return rd;
+}
+
+void lp_journal_reader_free(struct lp_journal_reader *rd)
+{
+    if (!rd)
+        return;
+    for (size_t i = 0; i < rd->nsegs; i++)
+        rseg_free(&rd->segs[i]);
+    free(rd->segs);
+    free(rd->buf);
+    free(rd);
+}
+
+/* Reads the records of g's file fd from g->off to size, adding their
+ * paths; stops before a record whose header and path are not all there
+ * yet (being written, or torn). */
+static int rseg_scan(struct lp_journal_reader *rd, struct rseg *g, int fd,
+                     uint64_t size, char *err)
+{
+    uint64_t boff = 0;          /* file offset of rd->buf[0] */
+    size_t have = 0;
+
+    while (g->off + LP_WAL_REC + 2 <= size) {
         const unsigned char *h;
+        size_t pos, plen;
         uint32_t rlen;
 
-        /* the record header, the path length and the path in buf */
-        pos = (size_t)(at - off);
-        need = LP_WAL_REC + 2;
-        if (pos + need <= have) {
-            h = (const unsigned char *)buf + pos;
-            need += (size_t)h[LP_WAL_REC] | (size_t)h[LP_WAL_REC + 1] << 8;
-        }
-        if (pos + need > have) {
-            if (eof)
-                break;          /* a torn tail, or the end */
-            if (pos > have) {   /* skip what was never read */
-                if (lseek(fd, (off_t)at, SEEK_SET) < 0)
-                    break;
-                off = at;
-                have = 0;
-            } else {
-                memmove(buf, buf + pos, have - pos);
-                off += pos;
-                have -= pos;
+        if (g->off < boff || g->off + LP_WAL_REC + 2 > boff + have) {
+            ssize_t r;
+            boff = g->off;
+            do
+                r = pread(fd, rd->buf, READ_CHUNK, (off_t)boff);
+            while (r < 0 && errno == EINTR);
+            if (r < 0) {
+                snprintf(err, LP_ERRLEN, "%s: read: %s", g->who,
+                         strerror(errno));
+                return -1;
             }
-            while (have < cap) {
-                ssize_t r = read(fd, buf + have, cap - have);
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r < 0) {
-                    snprintf(err, LP_ERRLEN, "%s/%s: read: %s", jname,
-                             sname, strerror(errno));
-                    rc = -1;
-                    goto out;
-                }
-                if (r == 0) {
-                    eof = 1;
-                    break;
-                }
-                have += (size_t)r;
-            }
-            continue;
+            have = (size_t)r;
+            if (have < LP_WAL_REC + 2)
+                break;
         }
-        h = (const unsigned char *)buf + pos;
+        pos = (size_t)(g->off - boff);
+        h = (const unsigned char *)rd->buf + pos;
         rlen = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
                (uint32_t)h[3] << 24;
-        if (rlen < 2 || rlen > LP_WAL_MAXREC)
-            break;              /* damaged: the reader ends there too */
-        if (need - LP_WAL_REC - 2 == c->plen &&
-            memcmp(h + LP_WAL_REC + 2, c->path, c->plen) == 0) {
-            snprintf(c->who, c->cap, "%s/%s", jname, sname);
-            rc = 1;
-            break;
+        plen = (size_t)h[LP_WAL_REC] | (size_t)h[LP_WAL_REC + 1] << 8;
+        if (rlen < 2 + plen || rlen > LP_WAL_MAXREC || plen == 0)
+            break;              /* damage: the replay ends there too */
+        if (pos + LP_WAL_REC + 2 + plen > have) {
+            if (boff == g->off)
+                break;          /* the path is not all there yet */
+            boff = g->off + 1;  /* read again from the record */
+            have = 0;
+            continue;
         }
-        at += LP_WAL_REC + rlen;
+        if (rpath_add(g, (const char *)h + LP_WAL_REC + 2, plen) < 0) {
+            snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
+            return -1;
+        }
+        g->off += LP_WAL_REC + (uint64_t)rlen;
     }
-out:
-    free(buf);
+    return 0;
+}
+
+static int reader_seg(void *ctx, int jfd, const char *jname,
+                      const char *sname, const struct stat *st, char *err)
+{
+    struct lp_journal_reader *rd = ctx;
+    struct rseg *g = NULL;
+    int fd, rc;
+
+    char who[sizeof g->who];
+
+    snprintf(who, sizeof who, "%s/%s/%s", LP_JOURNAL_DIR, jname, sname);
+    for (size_t i = 0; i < rd->nsegs; i++)
+        if (rd->segs[i].dev == st->st_dev && rd->segs[i].ino == st->st_ino &&
+            strcmp(rd->segs[i].who, who) == 0)
+            g = &rd->segs[i];
+    if (!g) {
+        if (rd->nsegs == rd->capsegs) {
+            size_t cap = rd->capsegs ? rd->capsegs * 2 : 8;
+            struct rseg *p = realloc(rd->segs, cap * sizeof *p);
+            if (!p) {
+                snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
+                return -1;
+            }
+            rd->segs = p;
+            rd->capsegs = cap;
+        }
+        g = &rd->segs[rd->nsegs++];
+        memset(g, 0, sizeof *g);
+        g->dev = st->st_dev;
+        g->ino = st->st_ino;
+        g->off = LP_JOURNAL_HDR;
+        memcpy(g->who, who, sizeof who);
+    }
+    g->seen = 1;
+    /* cut back after a failed commit: read it again (the paths seen stay,
+     * which can only make more files covered) */
+    if ((uint64_t)st->st_size < g->off)
+        g->off = LP_JOURNAL_HDR;
+    if ((uint64_t)st->st_size <= g->off)
+        return 0;
+    fd = openat(jfd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;           /* cut meanwhile */
+        snprintf(err, LP_ERRLEN, "%s: %s", g->who, strerror(errno));
+        return -1;
+    }
+    rc = rseg_scan(rd, g, fd, (uint64_t)st->st_size, err);
     close(fd);
+    return rc;
+}
+
+int lp_journal_reader_covers(struct lp_journal_reader *rd, const char *path,
+                             size_t plen, char *who, size_t cap, char *err)
+{
+    uint32_t h = path_hash(path, plen);
+    size_t k = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < rd->nsegs; i++)
+        rd->segs[i].seen = 0;
+    if (each_seg(rd->dirfd, reader_seg, rd, err) < 0)
+        return -1;
+    /* segments cut since the last call are forgotten */
+    for (size_t i = 0; i < rd->nsegs; i++) {
+        if (!rd->segs[i].seen) {
+            rseg_free(&rd->segs[i]);
+            continue;
+        }
+        rd->segs[k++] = rd->segs[i];
+    }
+    rd->nsegs = k;
+    for (size_t i = 0; i < rd->nsegs && !rc; i++) {
+        struct rpath *e = rpath_find(&rd->segs[i], h, path, plen);
+        if (e && e->h) {
+            snprintf(who, cap, "%s", rd->segs[i].who);
+            rc = 1;
+        }
+    }
     return rc;
 }
 
 int lp_journal_covers(int dirfd, const char *path, size_t plen, char *who,
                       size_t cap, char *err)
 {
-    struct covers c = { path, plen, who, cap };
+    struct lp_journal_reader *rd = lp_journal_reader_new(dirfd);
+    int rc;
 
-    return each_seg(dirfd, cover_seg, &c, err);
+    if (!rd) {
+        snprintf(err, LP_ERRLEN, "%s", strerror(ENOMEM));
+        return -1;
+    }
+    rc = lp_journal_reader_covers(rd, path, plen, who, cap, err);
+    lp_journal_reader_free(rd);
+    return rc;
 }
 
 struct usage {

@@ -12,10 +12,11 @@
  * durable costs one fdatasync per file; a journal costs one sequential
  * write and one fdatasync, however many files the batch touched.
  *
- * A journal is a directory below --dir, one per consumer (its name is the
- * caller's: logpipe-drain uses ".logpipe-journal-<hash>", the hash of its
+ * A journal is a directory in LP_JOURNAL_DIR below --dir, one per
+ * consumer (its name is the caller's: logpipe-drain's is the hash of its
  * consumer lock), of segments "seg-<16 hex digits>.jnl", numbered in the
- * order they were made: an 8-byte header "LPJNL01\n", then records framed
+ * order they were made, from the clock's microseconds when it is ahead (so
+ * that no name is ever used twice): an 8-byte header "LPJNL01\n", then records framed
  * as lp_wal's (u32le length, u32le CRC-32 of the length bytes and the
  * payload, the payload). A payload is one day file's lines of one batch:
  * u16le length of the path, the path (relative to --dir), the lines (whole
@@ -47,13 +48,13 @@
 
 #define LP_JOURNAL_MAGIC "LPJNL01\n"
 #define LP_JOURNAL_HDR 8
-#define LP_JOURNAL_PREFIX ".logpipe-journal-"
+#define LP_JOURNAL_DIR ".logpipe-journal"  /* below --dir: the journals */
 
 struct lp_journal;
 
 /*
- * Opens, making it (mode 0750) when missing, the journal directory name
- * below dirfd (borrowed), and lists the segments a crashed run left (see
+ * Opens, making them (mode 0750) when missing, LP_JOURNAL_DIR below dirfd
+ * (borrowed) and the journal name (one component) in it, and lists the segments a crashed run left (see
  * lp_journal_replay). nt (copied; NULL: silent) hears of torn tails and
  * files that are not segments. Returns NULL with err.
  */
@@ -112,19 +113,31 @@ int lp_journal_cut(struct lp_journal *j, uint64_t mark, char *err);
 uint64_t lp_journal_bytes(const struct lp_journal *j);
 
 /*
- * Removes the directory when nothing is left in it (logpipe-drain --once
- * leaves no journal behind). Returns 0 (also when something is left, which
+ * Removes the journal's directory when nothing is left in it, and
+ * LP_JOURNAL_DIR when it was the last (logpipe-drain --once leaves no
+ * journal behind). Returns 0 (also when something is left, which
  * stays), or -1 with err.
  */
 int lp_journal_remove(struct lp_journal *j, char *err);
 
 /*
- * Does any journal below dirfd (LP_JOURNAL_PREFIX*) hold lines of the day
- * file path[0..plen)? For logpipe-rotate, which must not compress a file
- * whose lines a power loss would make a drain write again: it asks while
- * it holds the file's lock. Returns 1 (the journal's name in who, cap
- * bytes), 0, or -1 with err.
+ * Which day files the journals below dirfd (LP_JOURNAL_DIR) hold lines
+ * of: for logpipe-rotate, which must not compress a file whose lines a
+ * power cut would make a drain write again. It asks while it holds the
+ * file's lock (a drain adds a file's lines to its journal under that
+ * lock). The reader remembers, per segment, the paths it has read and
+ * how far, so that each call reads only what was committed since the
+ * last: a run over many files costs what the journals grew meanwhile.
+ * lp_journal_reader_new returns NULL when out of memory; covers returns
+ * 1 (who: the segment, cap bytes), 0, or -1 with err.
  */
+struct lp_journal_reader;
+struct lp_journal_reader *lp_journal_reader_new(int dirfd);
+void lp_journal_reader_free(struct lp_journal_reader *rd);
+int lp_journal_reader_covers(struct lp_journal_reader *rd, const char *path,
+                             size_t plen, char *who, size_t cap, char *err);
+
+/* The same, once. */
 int lp_journal_covers(int dirfd, const char *path, size_t plen, char *who,
                       size_t cap, char *err);
 

@@ -114,6 +114,8 @@ static void say_notice(void *ctx, int level, const char *msg)
     (void)ctx;
     if (level == LP_NOTICE_INFO)
         lp_info("%s", msg);
+    else if (level == LP_NOTICE_ERROR)
+        lp_error("%s", msg);
     else
         lp_warn("%s", msg);
 }

@@ -29,7 +29,7 @@ void lp_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The tools' notify for lib objects (lp_notice.h): a notice is said as
- * lp_warn or lp_info would say its text, at its level. */
+ * lp_error, lp_warn or lp_info would say its text, at its level. */
 extern const struct lp_notify lp_log_notify;
 
 /*

@@ -24,8 +24,9 @@
  * one call's.
  */
 
-/* Levels: a warning is said by default, an info with -v. */
-enum { LP_NOTICE_WARN, LP_NOTICE_INFO };
+/* Levels: a warning is said by default, an info with -v; an error (a
+ * file an engine could not handle, and went on) even with -q. */
+enum { LP_NOTICE_WARN, LP_NOTICE_INFO, LP_NOTICE_ERROR };
 
 /* Room for a message: more than the tools' one line of diagnostic. */
 #define LP_NOTICELEN 4096

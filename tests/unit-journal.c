@@ -78,6 +78,32 @@ static int nsegs(int dirfd, const char *name)
     return n;
 }
 
+/* The path below dirfd of the k-th segment (oldest first) of journal
+ * name, in out; "" when there are fewer */
+static const char *seg_at(int dirfd, const char *name, int k, char *out)
+{
+    char dir[128], names[16][32];
+    int fd, n = 0;
+    DIR *d;
+    struct dirent *de;
+
+    snprintf(dir, sizeof dir, ".logpipe-journal/%s", name);
+    fd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY);
+    d = fd < 0 ? NULL : fdopendir(fd);
+    while (d && (de = readdir(d)) && n < 16)
+        if (strncmp(de->d_name, "seg-", 4) == 0)
+            snprintf(names[n++], sizeof names[0], "%s", de->d_name);
+    if (d)
+        closedir(d);
+    qsort(names, (size_t)n, sizeof names[0],
+          (int (*)(const void *, const void *))strcmp);
+    if (k < n)
+        sprintf(out, "%s/%s", dir, names[k]);
+    else
+        out[0] = '\0';
+    return out;
+}
+
 static int replay_all(int dirfd, const char *name, struct got *g,
                       struct heard *h)
 {
@@ -96,7 +122,7 @@ static int replay_all(int dirfd, const char *name, struct got *g,
 static void test_commit_replay(int dirfd)
 {
     char err[LP_ERRLEN];
-    struct lp_journal *j = lp_journal_open(dirfd, ".logpipe-journal-a",
+    struct lp_journal *j = lp_journal_open(dirfd, "a",
                                            NULL, err);
     struct got g = { { 0 }, 0, 0 };
     struct heard h = { 0, "" };
@@ -104,7 +130,7 @@ static void test_commit_replay(int dirfd)
     ok(j != NULL, "open makes the journal directory");
     ok(!lp_journal_left(j), "a new journal has nothing left");
     is_int(lp_journal_commit(j, err), 0, "an empty commit is nothing");
-    is_int(nsegs(dirfd, ".logpipe-journal-a"), 0,
+    is_int(nsegs(dirfd, ".logpipe-journal/a"), 0,
            "an empty commit makes no segment");
     lp_journal_add(j, "api/2026-12-06.jsonl", 20, "{\"_id\":\"1-0\"}\n", 14);
     lp_journal_add(j, "web/2026-12-06.jsonl", 20,
@@ -116,13 +142,13 @@ static void test_commit_replay(int dirfd)
     is_int(lp_journal_commit(j, err), 0, "a second commit");
     lp_journal_add(j, "api/2026-12-06.jsonl", 20, "{\"_id\":\"5-0\"}\n", 14);
     /* not committed: a crash now loses it, as it was never acknowledged */
-    is_int(nsegs(dirfd, ".logpipe-journal-a"), 1, "one segment");
+    is_int(nsegs(dirfd, ".logpipe-journal/a"), 1, "one segment");
     ok(lp_journal_bytes(j) == 8 + 3 * 8 + 3 * 22 + 14 * 2 + 28,
        "bytes counts the header and the records (%llu)",
        (unsigned long long)lp_journal_bytes(j));
     lp_journal_close(j);        /* the crash */
 
-    is_int(replay_all(dirfd, ".logpipe-journal-a", &g, &h), 0, "replay");
+    is_int(replay_all(dirfd, "a", &g, &h), 0, "replay");
     is_int(g.n, 3, "three records come back");
     lp_buf_addc(&g.b, '\0');
     is_str(g.b.p,
@@ -137,7 +163,7 @@ static void test_commit_replay(int dirfd)
 static void test_seal_cut(int dirfd)
 {
     char err[LP_ERRLEN];
-    struct lp_journal *j = lp_journal_open(dirfd, ".logpipe-journal-a",
+    struct lp_journal *j = lp_journal_open(dirfd, "a",
                                            NULL, err);
     struct got g = { { 0 }, 0, 0 };
     struct heard h = { 0, "" };
@@ -147,18 +173,18 @@ static void test_seal_cut(int dirfd)
     m1 = lp_journal_seal(j);
     lp_journal_add(j, "db/2026-12-06.jsonl", 19, "{\"_id\":\"6-0\"}\n", 14);
     is_int(lp_journal_commit(j, err), 0, "a commit after a seal");
-    is_int(nsegs(dirfd, ".logpipe-journal-a"), 2,
+    is_int(nsegs(dirfd, ".logpipe-journal/a"), 2,
            "goes to a new segment (the old one stays until the cut)");
     m2 = lp_journal_seal(j);
     ok(m2 > m1, "marks grow");
     is_int(lp_journal_cut(j, m1, err), 0, "cut to the first mark");
     ok(!lp_journal_left(j), "nothing the crash left remains");
-    is_int(nsegs(dirfd, ".logpipe-journal-a"), 1, "one segment left");
+    is_int(nsegs(dirfd, ".logpipe-journal/a"), 1, "one segment left");
     lp_journal_add(j, "db/2026-12-06.jsonl", 19, "{\"_id\":\"7-0\"}\n", 14);
     is_int(lp_journal_commit(j, err), 0, "a commit after the second seal");
     lp_journal_close(j);
 
-    is_int(replay_all(dirfd, ".logpipe-journal-a", &g, &h), 0, "replay");
+    is_int(replay_all(dirfd, "a", &g, &h), 0, "replay");
     lp_buf_addc(&g.b, '\0');
     is_str(g.b.p,
            "db/2026-12-06.jsonl|{\"_id\":\"6-0\"}\n"
@@ -166,15 +192,17 @@ static void test_seal_cut(int dirfd)
            "only what was not cut, across segments, oldest first");
     lp_buf_free(&g.b);
 
-    j = lp_journal_open(dirfd, ".logpipe-journal-a", NULL, err);
+    j = lp_journal_open(dirfd, "a", NULL, err);
     is_int(lp_journal_remove(j, err), 0, "remove with segments left is 0");
-    ok(faccessat(dirfd, ".logpipe-journal-a", F_OK, 0) == 0,
+    ok(faccessat(dirfd, ".logpipe-journal/a", F_OK, 0) == 0,
        "and leaves the journal there");
     is_int(lp_journal_cut(j, lp_journal_seal(j), err), 0, "cut it all");
     is_int(lp_journal_bytes(j), 0, "no bytes left");
     is_int(lp_journal_remove(j, err), 0, "remove");
-    ok(faccessat(dirfd, ".logpipe-journal-a", F_OK, 0) < 0 &&
+    ok(faccessat(dirfd, ".logpipe-journal/a", F_OK, 0) < 0 &&
        errno == ENOENT, "the directory is gone");
+    ok(faccessat(dirfd, ".logpipe-journal", F_OK, 0) < 0 &&
+       errno == ENOENT, "and the last journal took .logpipe-journal along");
     lp_journal_close(j);
 }
 
@@ -183,8 +211,8 @@ static void test_seal_cut(int dirfd)
  * never fails */
 static void test_torn(int dirfd)
 {
-    char err[LP_ERRLEN], path[64];
-    struct lp_journal *j = lp_journal_open(dirfd, ".logpipe-journal-t",
+    char err[LP_ERRLEN], path[160];
+    struct lp_journal *j = lp_journal_open(dirfd, "t",
                                            NULL, err);
     struct stat st;
     int fd, bad = 0, badn = 0, badw = 0;
@@ -199,7 +227,7 @@ static void test_torn(int dirfd)
         ends[i] = (off_t)lp_journal_bytes(j);
     }
     lp_journal_close(j);
-    snprintf(path, sizeof path, ".logpipe-journal-t/seg-%016x.jnl", 0);
+    seg_at(dirfd, "t", 0, path);
     fd = openat(dirfd, path, O_RDWR);
     ok(fd >= 0 && fstat(fd, &st) == 0, "the segment is there");
     size = st.st_size;
@@ -216,7 +244,7 @@ static void test_torn(int dirfd)
 
         if (ftruncate(fd, cut) < 0 || pwrite(fd, whole, (size_t)cut, 0) != cut)
             bad++;
-        if (replay_all(dirfd, ".logpipe-journal-t", &g, &h) < 0)
+        if (replay_all(dirfd, "t", &g, &h) < 0)
             bad++;
         if (g.n != want)
             badn++;
@@ -235,7 +263,7 @@ static void test_torn(int dirfd)
     {
         struct got g = { { 0 }, 0, 0 };
         struct heard h = { 0, "" };
-        replay_all(dirfd, ".logpipe-journal-t", &g, &h);
+        replay_all(dirfd, "t", &g, &h);
         is_int(g.n, 1, "damage ends the segment at the damaged record");
         ok(strstr(h.last, "torn or damaged after byte") != NULL,
            "said: %s", h.last);
@@ -248,7 +276,7 @@ static void test_torn(int dirfd)
 static void test_fn_fails(int dirfd)
 {
     char err[LP_ERRLEN];
-    struct lp_journal *j = lp_journal_open(dirfd, ".logpipe-journal-f",
+    struct lp_journal *j = lp_journal_open(dirfd, "f",
                                            NULL, err);
     struct got g = { { 0 }, 0, 2 };
 
@@ -257,7 +285,7 @@ static void test_fn_fails(int dirfd)
     lp_journal_add(j, "c", 1, "z\n", 2);
     lp_journal_commit(j, err);
     lp_journal_close(j);
-    j = lp_journal_open(dirfd, ".logpipe-journal-f", NULL, err);
+    j = lp_journal_open(dirfd, "f", NULL, err);
     is_int(lp_journal_replay(j, collect, &g, err), -1,
            "a failing fn stops the replay");
     is_str(err, "stop at 2", "with fn's err");
@@ -269,7 +297,7 @@ static void test_fn_fails(int dirfd)
 static void test_covers_usage(int dirfd)
 {
     char err[LP_ERRLEN], who[256];
-    struct lp_journal *j = lp_journal_open(dirfd, ".logpipe-journal-c",
+    struct lp_journal *j = lp_journal_open(dirfd, "c",
                                            NULL, err);
     unsigned count;
     uint64_t bytes;
@@ -288,8 +316,10 @@ static void test_covers_usage(int dirfd)
     lp_journal_commit(j, err);
     is_int(lp_journal_covers(dirfd, "x/1.jsonl", 9, who, sizeof who, err),
            1, "the first record's path is covered");
-    is_str(who, ".logpipe-journal-c/seg-0000000000000000.jnl",
-           "who names the segment");
+    {
+        char want[160];
+        is_str(who, seg_at(dirfd, "c", 0, want), "who names the segment");
+    }
     is_int(lp_journal_covers(dirfd, "z/1.jsonl", 9, who, sizeof who, err),
            1, "a path after 2.4 MB of records is covered");
     is_int(lp_journal_covers(dirfd, "x/1.json", 8, who, sizeof who, err), 0,
@@ -303,6 +333,56 @@ static void test_covers_usage(int dirfd)
     is_int(lp_journal_covers(dirfd, "x/1.jsonl", 9, who, sizeof who, err),
            0, "a cut journal covers nothing");
     lp_journal_close(j);
+}
+
+/* The reader rotate keeps reads only what was committed since its last
+ * call, forgets cut segments, and reads a segment cut back again */
+static void test_reader(int dirfd)
+{
+    char err[LP_ERRLEN], who[256];
+    struct lp_journal *j = lp_journal_open(dirfd, "r", NULL, err);
+    struct lp_journal_reader *rd = lp_journal_reader_new(dirfd);
+    char path[160];
+    uint64_t mark;
+    int fd;
+
+    is_int(lp_journal_reader_covers(rd, "p/1", 3, who, sizeof who, err), 0,
+           "an empty journal covers nothing");
+    lp_journal_add(j, "p/1", 3, "{}\n", 3);
+    lp_journal_commit(j, err);
+    is_int(lp_journal_reader_covers(rd, "p/1", 3, who, sizeof who, err), 1,
+           "a commit after the first call is read");
+    is_int(lp_journal_reader_covers(rd, "p/2", 3, who, sizeof who, err), 0,
+           "another path is not covered");
+    lp_journal_add(j, "p/2", 3, "{}\n", 3);
+    lp_journal_commit(j, err);
+    is_int(lp_journal_reader_covers(rd, "p/2", 3, who, sizeof who, err), 1,
+           "nor missed when it comes later");
+    is_int(lp_journal_reader_covers(rd, "p/1", 3, who, sizeof who, err), 1,
+           "the first stays covered");
+    mark = lp_journal_seal(j);
+    lp_journal_add(j, "p/3", 3, "{}\n", 3);
+    lp_journal_commit(j, err);
+    lp_journal_cut(j, mark, err);
+    is_int(lp_journal_reader_covers(rd, "p/1", 3, who, sizeof who, err), 0,
+           "a cut segment is forgotten");
+    is_int(lp_journal_reader_covers(rd, "p/3", 3, who, sizeof who, err), 1,
+           "the next one is read");
+    is_str(who, seg_at(dirfd, "r", 0, path), "who");
+    /* a failed commit cut back, then other records in its place */
+    fd = openat(dirfd, path, O_WRONLY);
+    ok(fd >= 0 && ftruncate(fd, 8) == 0, "the segment cut back");
+    close(fd);
+    lp_journal_close(j);
+    j = lp_journal_open(dirfd, "r", NULL, err);
+    lp_journal_cut(j, lp_journal_seal(j), err);
+    lp_journal_add(j, "p/4", 3, "{}\n", 3);
+    lp_journal_commit(j, err);
+    is_int(lp_journal_reader_covers(rd, "p/4", 3, who, sizeof who, err), 1,
+           "a new segment after a cut is read from its start");
+    lp_journal_cut(j, lp_journal_seal(j), err);
+    lp_journal_close(j);
+    lp_journal_reader_free(rd);
 }
 
 static void test_hostile(int dirfd)
@@ -328,15 +408,19 @@ static void test_hostile(int dirfd)
            "no lines is valid");
     is_int(lp_journal_add(NULL, "", 0, "x\n", 2), -1, "an empty path");
 
-    mkdirat(dirfd, ".logpipe-journal-h", 0750);
-    fd = openat(dirfd, ".logpipe-journal-h/notes.txt", O_WRONLY | O_CREAT,
+    ok(lp_journal_open(dirfd, "x/y", NULL, err) == NULL &&
+       strstr(err, "not a journal name"), "a name of two components: %s",
+       err);
+    ok(lp_journal_open(dirfd, "..", NULL, err) == NULL, "nor ..");
+    mkdirat(dirfd, ".logpipe-journal/h", 0750);
+    fd = openat(dirfd, ".logpipe-journal/h/notes.txt", O_WRONLY | O_CREAT,
                 0640);
     close(fd);
-    fd = openat(dirfd, ".logpipe-journal-h/seg-0000000000000007.jnl",
+    fd = openat(dirfd, ".logpipe-journal/h/seg-ffffffffffffff07.jnl",
                 O_WRONLY | O_CREAT, 0640);
     ok(write(fd, "garbage!", 8) == 8, "a segment of garbage");
     close(fd);
-    j = lp_journal_open(dirfd, ".logpipe-journal-h", &nt, err);
+    j = lp_journal_open(dirfd, "h", &nt, err);
     ok(j != NULL, "opens");
     ok(h.warns == 1 && strstr(h.last, "notes.txt: not a journal segment"),
        "a stranger is named and left alone: %s", h.last);
@@ -349,7 +433,7 @@ static void test_hostile(int dirfd)
     lp_journal_add(j, "a", 1, "x\n", 2);
     is_int(lp_journal_commit(j, err), 0, "new records go after the number "
            "of the highest segment");
-    ok(faccessat(dirfd, ".logpipe-journal-h/seg-0000000000000008.jnl", F_OK,
+    ok(faccessat(dirfd, ".logpipe-journal/h/seg-ffffffffffffff08.jnl", F_OK,
                  0) == 0, "seg-...08");
     lp_journal_close(j);
 }
@@ -366,6 +450,7 @@ int main(void)
     test_torn(dirfd);
     test_fn_fails(dirfd);
     test_covers_usage(dirfd);
+    test_reader(dirfd);
     test_hostile(dirfd);
     close(dirfd);
     rmrf(root);

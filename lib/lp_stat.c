@@ -1,0 +1,431 @@
+/* lp_stat.c -- the stat engine: the figures of a pipeline in one look */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lp_buf.h"
+#include "lp_fs.h"
+#include "lp_stat.h"
+#include "lp_time.h"
+#include "lp_tree.h"
+#include "lp_utf8.h"
+
+struct lp_stat {
+    struct lp_stat_conf c;
+    struct lp_stat_figures f;
+};
+
+struct lp_stat *lp_stat_new(const struct lp_stat_conf *c)
+{
+    struct lp_stat *s = calloc(1, sizeof *s);
+
+    if (s == NULL) {
+        lp_redis_free(c->redis);
+        return NULL;
+    }
+    s->c = *c;
+    lp_redis_set_timeout(s->c.redis, c->timeout);
+    return s;
+}
+
+void lp_stat_free(struct lp_stat *s)
+{
+    if (s == NULL)
+        return;
+    lp_group_info_free(s->f.g, s->f.ng);
+    free(s->f.old);
+    lp_redis_free(s->c.redis);
+    free(s);
+}
+
+const struct lp_stat_figures *lp_stat_figures(const struct lp_stat *s)
+{
+    return &s->f;
+}
+
+/* Redis failed: says why (the first failure only) and keeps it. */
+static void redis_failed(struct lp_stat *s, const char *why, int how)
+{
+    if (s->f.redis_failed)
+        return;
+    lp_notice(&s->c.notify, LP_NOTICE_ERROR, "%s", why);
+    snprintf(s->f.redis_err, sizeof s->f.redis_err, "%s", why);
+    s->f.redis_failed = how;
+}
+
+/*
+ * What did Redis answer rc = lp_stream_...(..., e)? 0: an answer (an ERR,
+ * or an answer of no known shape, reads as nothing there: XINFO GROUPS
+ * says ERR for a stream that does not exist, XRANGE for an exclusive
+ * start before Redis 6.2); LP_STAT_EREDIS: Redis failed (said once:
+ * permanent when no retry cures it); LP_STAT_ENOMEM. key: named in the
+ * message ("XLEN logs:stream: ..."), or NULL.
+ */
+static int answered(struct lp_stat *s, int rc, const char *key,
+                    const struct lp_stream_err *e)
+{
+    char m[LP_ERRLEN], what[300];   /* "XLEN logs:stream", cut there */
+
+    if (rc == 0 || e->code == LP_RERR_REQUEST || e->code == LP_STREAM_ESHAPE)
+        return 0;
+    if (e->code == LP_STREAM_ENOMEM)
+        return LP_STAT_ENOMEM;
+    snprintf(what, sizeof what, "%s %s", e->cmd, key ? key : "");
+    snprintf(m, sizeof m, "%s: %s", key ? what : e->cmd, e->msg);
+    redis_failed(s, m, e->code == LP_RERR_KEY || e->code == LP_RERR_COMMAND ?
+                       LP_STAT_REDIS_PERM : LP_STAT_REDIS_TEMP);
+    return LP_STAT_EREDIS;
+}
+
+/* The Redis figures, up to the first failure. */
+static int gather(struct lp_stat *s)
+{
+    struct lp_stream_err e;
+    struct lp_stat_figures *f = &s->f;
+    struct lp_redis *r = s->c.redis;
+    const char *st = s->c.stream;
+    int rc;
+
+    if ((rc = answered(s, lp_stream_len(r, st, &f->length, &e), st, &e)))
+        return rc;
+    if (f->length > 0 &&
+        ((rc = answered(s, lp_stream_first_id(r, st, f->first_id, &e), st,
+                        &e)) ||
+         (rc = answered(s, lp_stream_last_id(r, st, f->last_id, &e), st,
+                        &e))))
+        return rc;
+    /* a stream that does not exist has no groups: XINFO says ERR */
+    if ((rc = answered(s, lp_stream_groups(r, st, &f->g, &f->ng, &e), st,
+                       &e)))
+        return rc;
+    if ((f->old = calloc(f->ng + 1, sizeof *f->old)) == NULL)
+        return LP_STAT_ENOMEM;
+    for (size_t i = 0; i < f->ng; i++)
+        f->old[i].age_ms = -1;
+    for (size_t i = 0; i < f->ng; i++) {
+        struct lp_stat_oldest *o = &f->old[i];
+        uint64_t ms, seq;
+        if (f->g[i].pending == 0)
+            continue;
+        if ((rc = answered(s, lp_stream_pending_oldest(r, st, f->g[i].name,
+                                                       f->g[i].namelen,
+                                                       o->id, &e), st, &e)))
+            return rc;
+        if (lp_stream_id_parse(o->id, strlen(o->id), &ms, &seq) == 0)
+            /* an ID ahead of this clock: pending, and new */
+            o->age_ms = (int64_t)ms < f->now ? f->now - (int64_t)ms : 0;
+    }
+    return answered(s, lp_stream_len(r, s->c.dlq, &f->dlq, &e), s->c.dlq,
+                    &e);
+}
+
+int lp_stat_redis(struct lp_stat *s)
+{
+    char err[LP_ERRLEN];
+    int rc;
+
+    s->f.now = lp_now_ms();
+    if ((rc = lp_redis_connect(s->c.redis, err)) < 0) {
+        redis_failed(s, err, rc == LP_REDIS_EAUTH ? LP_STAT_REDIS_PERM
+                                                  : LP_STAT_REDIS_TEMP);
+        return LP_STAT_EREDIS;
+    }
+    return gather(s);
+}
+
+/* Measures the tree at path: the files of kinds k1 and k2. Returns 1, or
+ * 0 when it cannot be read (warned of: "OPT PATH: why"). */
+static int measure(struct lp_stat *s, const char *opt, const char *path,
+                   int k1, int k2, uint64_t *bytes, uint64_t *files)
+{
+    char err[LP_ERRLEN];
+    struct lp_tfile *v;
+    size_t n;
+    int fd, ok = 0;
+
+    if ((fd = lp_fs_root(path, 0, err)) < 0) {
+        lp_notice(&s->c.notify, LP_NOTICE_WARN, "%s %s", opt, err);
+    } else if (lp_tree_walk(fd, NULL, &v, &n, err) < 0) {
+        lp_notice(&s->c.notify, LP_NOTICE_WARN, "%s %s: %s", opt, path, err);
+    } else {
+        ok = 1;
+        for (size_t i = 0; i < n; i++)
+            if (v[i].kind == k1 || v[i].kind == k2) {
+                *bytes += v[i].size;
+                (*files)++;
+            }
+        lp_tree_free(v, n);
+    }
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+void lp_stat_files(struct lp_stat *s)
+{
+    struct lp_stat_figures *f = &s->f;
+
+    if (s->c.wal)
+        f->have_wal = measure(s, "--wal", s->c.wal, LP_T_WAL, LP_T_WAL,
+                              &f->wal_bytes, &f->wal_segments);
+    if (s->c.dir)
+        f->have_dir = measure(s, "--dir", s->c.dir, LP_T_JSONL, LP_T_GZ,
+                              &f->dir_bytes, &f->dir_files);
+}
+
+int lp_stat_count_after(struct lp_stat *s, const char *last, uint64_t limit,
+                        uint64_t *n)
+{
+    char err[LP_ERRLEN], from[LP_STREAM_IDLEN];
+    int rc = 0;
+
+    *n = 0;
+    snprintf(from, sizeof from, "%s", last[0] ? last : "0-0");
+    while (*n <= limit) {
+        uint64_t want = limit + 1 - *n;
+        struct lp_stream_err e;
+        struct lp_page p;
+        struct lp_entry en;
+        size_t got;
+        if ((rc = answered(s, lp_stream_range(s->c.redis, s->c.stream, from,
+                                              1, NULL,
+                                              want < 10000 ? want : 10000,
+                                              &p, &e), NULL, &e)))
+            break;
+        got = p.n;
+        from[0] = '\0';
+        if (got > 0 && lp_entry_get(p.entries, got - 1, &en, err) == 0 &&
+            en.idlen < sizeof from) {
+            memcpy(from, en.id, en.idlen);
+            from[en.idlen] = '\0';
+        }
+        lp_page_free(&p);
+        *n += got;
+        if (from[0] == '\0')
+            break;
+    }
+    return rc;
+}
+
+/* ---- NDJSON ------------------------------------------------------------- */
+
+static void jstr(struct lp_buf *b, const char *s)
+{
+    lp_buf_add_jstr(b, s, strlen(s));
+}
+
+static void jnum(struct lp_buf *b, long long v)
+{
+    char t[32];
+
+    snprintf(t, sizeof t, "%lld", v);
+    lp_buf_adds(b, t);
+}
+
+/* The groups, as a JSON array's members. */
+static void json_groups(const struct lp_stat_figures *f, struct lp_buf *b)
+{
+    for (size_t i = 0; i < f->ng; i++) {
+        const struct lp_group_info *x = &f->g[i];
+        const struct lp_stat_oldest *o = &f->old[i];
+        if (i)
+            lp_buf_addc(b, ',');
+        lp_buf_adds(b, "{\"name\":");
+        lp_buf_add_jstr(b, x->name, x->namelen);
+        lp_buf_adds(b, ",\"consumers\":");
+        jnum(b, x->consumers);
+        lp_buf_adds(b, ",\"pending\":");
+        jnum(b, x->pending);
+        lp_buf_adds(b, ",\"lag\":");
+        if (x->lag >= 0)
+            jnum(b, x->lag);
+        else
+            lp_buf_adds(b, "null");
+        lp_buf_adds(b, ",\"last_delivered_id\":");
+        jstr(b, x->last_delivered);
+        lp_buf_adds(b, ",\"oldest_pending_id\":");
+        if (o->id[0])
+            jstr(b, o->id);
+        else
+            lp_buf_adds(b, "null");
+        lp_buf_adds(b, ",\"oldest_pending_age_seconds\":");
+        if (o->age_ms >= 0) {
+            char t[32];
+            snprintf(t, sizeof t, "%.3f", (double)o->age_ms / 1000.0);
+            lp_buf_adds(b, t);
+        } else {
+            lp_buf_adds(b, "null");
+        }
+        lp_buf_addc(b, '}');
+    }
+}
+
+char *lp_stat_json(const struct lp_stat *s)
+{
+    const struct lp_stat_figures *f = &s->f;
+    struct lp_buf b = { 0 };
+    char ts[40];
+
+    lp_time_format(f->now, ts);
+    lp_buf_adds(&b, "{\"time\":\"");
+    lp_buf_adds(&b, ts);
+    lp_buf_adds(&b, "\",\"stream\":");
+    jstr(&b, s->c.stream);
+    if (f->redis_failed) {
+        /* nothing of Redis is known: rather null than a half picture */
+        lp_buf_adds(&b, ",\"length\":null,\"groups\":null,"
+                    "\"dlq\":{\"key\":");
+        jstr(&b, s->c.dlq);
+        lp_buf_adds(&b, ",\"length\":null},\"redis_error\":");
+        jstr(&b, f->redis_err);
+        goto files;
+    }
+    lp_buf_adds(&b, ",\"length\":");
+    jnum(&b, f->length);
+    if (f->first_id[0]) {
+        lp_buf_adds(&b, ",\"first_id\":");
+        jstr(&b, f->first_id);
+        lp_buf_adds(&b, ",\"last_id\":");
+        jstr(&b, f->last_id);
+    }
+    lp_buf_adds(&b, ",\"groups\":[");
+    json_groups(f, &b);
+    lp_buf_adds(&b, "],\"dlq\":{\"key\":");
+    jstr(&b, s->c.dlq);
+    lp_buf_adds(&b, ",\"length\":");
+    jnum(&b, f->dlq);
+    lp_buf_addc(&b, '}');
+files:
+    if (f->have_wal) {
+        lp_buf_adds(&b, ",\"wal\":{\"dir\":");
+        jstr(&b, s->c.wal);
+        lp_buf_adds(&b, ",\"bytes\":");
+        jnum(&b, (long long)f->wal_bytes);
+        lp_buf_adds(&b, ",\"segments\":");
+        jnum(&b, (long long)f->wal_segments);
+        lp_buf_addc(&b, '}');
+    }
+    if (f->have_dir) {
+        lp_buf_adds(&b, ",\"archive\":{\"dir\":");
+        jstr(&b, s->c.dir);
+        lp_buf_adds(&b, ",\"bytes\":");
+        jnum(&b, (long long)f->dir_bytes);
+        lp_buf_adds(&b, ",\"files\":");
+        jnum(&b, (long long)f->dir_files);
+        lp_buf_addc(&b, '}');
+    }
+    lp_buf_adds(&b, "}\n");
+    lp_buf_addc(&b, '\0');
+    return b.p;
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/*
+ * Appends k="v" to b, v[0..n) escaped as the Prometheus text format asks
+ * (backslash, quote, newline) and made valid UTF-8 (other bytes become
+ * U+FFFD, as a label value must be UTF-8).
+ */
+static void lbl(struct lp_buf *b, const char *k, const char *v, size_t n)
+{
+    lp_buf_adds(b, k);
+    lp_buf_adds(b, "=\"");
+    for (size_t i = 0; i < n; ) {
+        size_t l = lp_utf8_seq((const unsigned char *)v + i, n - i);
+        if (l == 0 || v[i] == '\0') {
+            lp_buf_adds(b, "\xef\xbf\xbd");
+            i++;
+            continue;
+        }
+        if (v[i] == '\\' || v[i] == '"')
+            lp_buf_addc(b, '\\');
+        if (v[i] == '\n')
+            lp_buf_adds(b, "\\n");
+        else
+            lp_buf_add(b, v + i, l);
+        i += l;
+    }
+    lp_buf_addc(b, '"');
+    lp_buf_addc(b, '\0');
+    b->len--;
+}
+
+/* The stream's, the groups' and the DLQ's gauges. */
+static void redis_metrics(const struct lp_stat *s, struct lp_metrics *m,
+                          struct lp_buf *l)
+{
+    const struct lp_stat_figures *f = &s->f;
+    const char *st = s->c.stream;
+
+    l->len = 0;
+    lbl(l, "stream", st, strlen(st));
+    lp_metric_set(lp_gauge(m, "logpipe_stream_length", l->p,
+                           "Entries in the stream."), (double)f->length);
+    for (size_t i = 0; i < f->ng; i++) {
+        const struct lp_group_info *x = &f->g[i];
+        const struct lp_stat_oldest *o = &f->old[i];
+        l->len = 0;
+        lbl(l, "stream", st, strlen(st));
+        lp_buf_addc(l, ',');
+        lbl(l, "group", x->name, x->namelen);
+        lp_metric_set(lp_gauge(m, "logpipe_group_consumers", l->p,
+                               "Consumers of the group."),
+                      (double)x->consumers);
+        lp_metric_set(lp_gauge(m, "logpipe_group_pending", l->p,
+                               "Entries delivered, not acknowledged."),
+                      (double)x->pending);
+        if (x->lag >= 0)
+            lp_metric_set(lp_gauge(m, "logpipe_group_lag", l->p,
+                                   "Entries not yet delivered to the group."),
+                          (double)x->lag);
+        lp_metric_set(lp_gauge(m, "logpipe_group_oldest_pending_age_seconds",
+                               l->p, "Age of the oldest pending entry."),
+                      o->age_ms >= 0 ?
+                      (double)o->age_ms / 1000.0 : 0);
+    }
+    l->len = 0;
+    lbl(l, "key", s->c.dlq, strlen(s->c.dlq));
+    lp_metric_set(lp_gauge(m, "logpipe_dlq_length", l->p,
+                           "Entries in the dead letter stream."),
+                  (double)f->dlq);
+}
+
+struct lp_metrics *lp_stat_metrics(const struct lp_stat *s)
+{
+    const struct lp_stat_figures *f = &s->f;
+    struct lp_metrics *m = lp_metrics_new(&s->c.notify);
+    struct lp_buf l = { 0 };
+
+    if (!f->redis_failed)
+        redis_metrics(s, m, &l);
+    if (f->have_wal) {
+        l.len = 0;
+        lbl(&l, "dir", s->c.wal, strlen(s->c.wal));
+        lp_metric_set(lp_gauge(m, "logpipe_wal_bytes", l.p,
+                               "Bytes of logpipe-send WAL segments."),
+                      (double)f->wal_bytes);
+        lp_metric_set(lp_gauge(m, "logpipe_wal_segments", l.p,
+                               "Segment files of the logpipe-send WAL."),
+                      (double)f->wal_segments);
+    }
+    if (f->have_dir) {
+        l.len = 0;
+        lbl(&l, "dir", s->c.dir, strlen(s->c.dir));
+        lp_metric_set(lp_gauge(m, "logpipe_archive_bytes", l.p,
+                               "Bytes of the archive tree's day files."),
+                      (double)f->dir_bytes);
+        lp_metric_set(lp_gauge(m, "logpipe_archive_files", l.p,
+                               "Day files of the archive tree."),
+                      (double)f->dir_files);
+    }
+    lp_metric_set(lp_gauge(m, "logpipe_redis_up", "",
+                           "1 when Redis answered every command, 0 when "
+                           "not: its figures are then missing."),
+                  f->redis_failed ? 0 : 1);
+    lp_metric_set(lp_gauge(m, "logpipe_stat_time_seconds", "",
+                           "When this was measured (Unix time)."),
+                  (double)f->now / 1000.0);
+    lp_buf_free(&l);
+    return m;
+}

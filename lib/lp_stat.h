@@ -1,0 +1,129 @@
+/* lp_stat.h -- the stat engine: the figures of a pipeline in one look */
+#ifndef LP_STAT_H
+#define LP_STAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lp_metrics.h"
+#include "lp_notice.h"
+#include "lp_parse.h"
+#include "lp_redis.h"
+#include "lp_stream.h"
+
+/*
+ * Read-only: XLEN, XINFO GROUPS, XPENDING (summary) per group, XLEN of the
+ * DLQ (all through lp_stream.h); the sizes of the WAL directory and of
+ * the archive tree when named. The engine gathers them into its figures
+ * (struct lp_stat_figures) and renders them as one NDJSON object or as
+ * lp_metrics (Prometheus text, for --prom, --metrics, a scrape): the
+ * representations of the figures are theirs, so that any caller shows
+ * the same bytes. Where they go, what is checked against them and the
+ * exit status are the caller's.
+ *
+ * When Redis fails, the rest is still gathered, with the Redis part
+ * unknown: a WAL that grows while Redis is away is what an operator looks
+ * for then. The first failure is said through the notify, as an error,
+ * when it happens, and kept (redis_failed, redis_err); later ones are not
+ * said again.
+ */
+
+/* Results besides 0 */
+enum {
+    LP_STAT_EREDIS = -1,        /* Redis failed: said, and in the figures */
+    LP_STAT_ENOMEM = -2         /* out of memory: nothing said */
+};
+
+/* How Redis failed, in lp_stat_figures.redis_failed */
+enum {
+    LP_STAT_REDIS_OK,
+    LP_STAT_REDIS_TEMP,         /* may pass: unreachable, a timeout */
+    LP_STAT_REDIS_PERM          /* no retry cures it: a refused command, a
+                                   key of the wrong type, the credentials */
+};
+
+/* Beside each group: its oldest pending entry. */
+struct lp_stat_oldest {
+    int64_t age_ms;                         /* -1: nothing pending */
+    char id[LP_STREAM_IDLEN];               /* "": nothing pending */
+};
+
+/* What was measured. Read-only to the caller; valid until lp_stat_free. */
+struct lp_stat_figures {
+    int64_t now;                /* when (Unix ms) */
+    long long length;           /* of the stream */
+    char first_id[LP_STREAM_IDLEN], last_id[LP_STREAM_IDLEN];   /* "": empty */
+    struct lp_group_info *g;    /* the groups, ng of them */
+    struct lp_stat_oldest *old; /* beside each group */
+    size_t ng;
+    long long dlq;              /* entries in the DLQ */
+    int have_wal, have_dir;     /* measured (named and readable) */
+    uint64_t wal_bytes, wal_segments;
+    uint64_t dir_bytes, dir_files;
+    int redis_failed;           /* LP_STAT_REDIS_*: the Redis part is
+                                   unknown unless OK */
+    char redis_err[LP_ERRLEN];  /* why, when it failed */
+};
+
+struct lp_stat_conf {
+    struct lp_redis *redis;     /* taken: lp_stat_free frees it, and so
+                                   does lp_stat_new when it fails */
+    int64_t timeout;            /* ms: give up on Redis after it */
+    const char *stream, *dlq;   /* borrowed */
+    const char *wal;            /* a logpipe-send WAL; NULL: not measured */
+    const char *dir;            /* an archive tree; NULL: not measured */
+    struct lp_notify notify;    /* copied: the Redis failure (an error),
+                                   an unreadable --wal or --dir (warnings) */
+};
+
+struct lp_stat;
+
+/* Makes the engine; nothing is asked yet. NULL when out of memory. */
+struct lp_stat *lp_stat_new(const struct lp_stat_conf *c);
+
+/* Frees s and its connection. NULL is fine. */
+void lp_stat_free(struct lp_stat *s);
+
+/*
+ * Takes the time of the measure, connects and asks Redis, stopping at its
+ * first failure. Returns 0, LP_STAT_EREDIS (said; the figures say how)
+ * or LP_STAT_ENOMEM. An ERR, or an answer of no known shape, reads as
+ * nothing there: XINFO GROUPS says ERR for a stream that does not exist.
+ */
+int lp_stat_redis(struct lp_stat *s);
+
+/* Measures the WAL and the archive tree when named; one that cannot be
+ * read is warned of and left out. */
+void lp_stat_files(struct lp_stat *s);
+
+/* The figures gathered so far; borrowed from s. */
+const struct lp_stat_figures *lp_stat_figures(const struct lp_stat *s);
+
+/*
+ * Redis cannot always say a group's lag (XINFO GROUPS gives null after an
+ * XDEL of an entry it has not read yet): counts the entries of the stream
+ * after last (an ID, "" for the start), in pages, but only up to limit +
+ * 1, which is all a threshold needs to know. Returns 0 with *n (at most
+ * limit + 1); LP_STAT_EREDIS with *n counted so far (said when it is
+ * Redis' first failure, and kept in the figures); LP_STAT_ENOMEM.
+ */
+int lp_stat_count_after(struct lp_stat *s, const char *last, uint64_t limit,
+                        uint64_t *n);
+
+/*
+ * The figures as one NDJSON object with its newline: a malloc'd NUL-
+ * terminated string, the caller frees; NULL when out of memory. The
+ * Redis part is null (and redis_error said) when Redis failed.
+ */
+char *lp_stat_json(const struct lp_stat *s);
+
+/*
+ * The figures as metrics (gauges: logpipe_stream_length, logpipe_group_*,
+ * logpipe_dlq_length, logpipe_wal_*, logpipe_archive_*, logpipe_redis_up,
+ * logpipe_stat_time_seconds), labels escaped as the Prometheus text
+ * format asks; for lp_metrics_render or lp_metrics_write. The caller
+ * frees it; NULL when out of memory. Its notify is s's.
+ */
+struct lp_metrics *lp_stat_metrics(const struct lp_stat *s);
+
+#endif
