@@ -179,9 +179,6 @@ static void say(void *ctx, int level, const char *msg)
     struct says *b = ctx;
 
     switch (level) {
-    case LP_DRAIN_SAY_ERROR:
-        lp_error("%s", msg);
-        break;
     case LP_DRAIN_SAY_DLQ:
         lp_budget_say(&b->dlq, "%s", msg);
         break;

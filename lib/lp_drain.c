@@ -209,7 +209,7 @@ static int end(struct lp_drain *d, int status)
 
 static int oom(struct lp_drain *d)
 {
-    say(d, LP_DRAIN_SAY_ERROR, "out of memory");
+    say(d, LP_NOTICE_ERROR, "out of memory");
     return end(d, LP_EX_SOFTWARE);
 }
 
@@ -603,7 +603,7 @@ static int one_entry(struct lp_drain *d, const struct lp_entry *e,
             /* err starts with the part of path that failed: the file
              * or one of its directories */
             int st = fatal_errno(errno);
-            say(d, LP_DRAIN_SAY_ERROR, "cannot open %s/%s", d->conf.com.dir,
+            say(d, LP_NOTICE_ERROR, "cannot open %s/%s", d->conf.com.dir,
                 err);
             return env_end(d, st);
         }
@@ -744,7 +744,7 @@ static int claim_name(struct lp_drain *d, char *err)
         return 0;
     rc = lp_owner_claim(d->owner, d->r, d->beat_ttl, err);
     if (rc == LP_OWNER_TWIN) {
-        say(d, LP_DRAIN_SAY_ERROR, "%s: give each drain its own --consumer",
+        say(d, LP_NOTICE_ERROR, "%s: give each drain its own --consumer",
             err);
         return end(d, LP_EX_TEMPFAIL);
     }
@@ -770,7 +770,7 @@ static int take_beat_reply(struct lp_drain *d, struct lp_reply *a)
 
     d->beat_queued = 0;
     if (rc == LP_OWNER_TWIN) {
-        say(d, LP_DRAIN_SAY_ERROR, "%s: this drain stalled past its "
+        say(d, LP_NOTICE_ERROR, "%s: this drain stalled past its "
             "heartbeat and another took the name over; stopping", err);
         return end(d, LP_EX_TEMPFAIL);
     }
@@ -795,7 +795,7 @@ static int connect_redis(struct lp_drain *d)
         if (rc == 0) {
             rc = lp_group_ensure(d->grp, err);
             if (rc == LP_GROUP_CONFIG) {
-                say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+                say(d, LP_NOTICE_ERROR, "%s", err);
                 return end(d, LP_EX_CONFIG);
             }
         }
@@ -805,7 +805,7 @@ static int connect_redis(struct lp_drain *d)
             rc = -1;
         }
         if (rc == LP_REDIS_EAUTH) {
-            say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+            say(d, LP_NOTICE_ERROR, "%s", err);
             return end(d, LP_EX_CONFIG);
         }
         if (rc >= 0)
@@ -820,7 +820,7 @@ static int connect_redis(struct lp_drain *d)
         if (lp_stop)
             return end(d, LP_EX_OK);    /* nothing in hand */
         if (lp_mono_ms() - start >= d->conf.timeout) {
-            say(d, LP_DRAIN_SAY_ERROR, "giving up: %s", err);
+            say(d, LP_NOTICE_ERROR, "giving up: %s", err);
             return end(d, LP_EX_UNAVAILABLE);
         }
         poll(NULL, 0, (int)lp_backoff_next(&backoff));
@@ -894,7 +894,7 @@ static int sync_finish(struct lp_drain *d)
         return 0;
     d->syncing = 0;
     if (lp_archive_sync_finish(d->arch, err) < 0) {
-        say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+        say(d, LP_NOTICE_ERROR, "%s", err);
         return env_end(d, LP_EX_IOERR);
     }
     lp_metric_observe(d->m.fsync_s,
@@ -1235,7 +1235,7 @@ static int run_exec(struct lp_drain *d)
                      d->conf.exec_timeout, &unread, err);
     lp_metric_observe(d->m.exec_s, (double)(lp_mono_us() - t0) / 1e6);
     if (rc == LP_EXEC_NOTRUN) {
-        say(d, LP_DRAIN_SAY_ERROR, "--exec: %s: the command cannot be run "
+        say(d, LP_NOTICE_ERROR, "--exec: %s: the command cannot be run "
             "(the batch stays pending)", err);
         return env_end(d, LP_EX_CONFIG);
     }
@@ -1379,7 +1379,7 @@ static int exec_failed(struct lp_drain *d, const struct lp_reply *entries,
             d->sus_err, (int)d->sus_idlen, d->sus_id, d->exec_err);
         suspect_release(d);
         if (d->conf.once) {
-            say(d, LP_DRAIN_SAY_ERROR, "--exec: the command fails whatever "
+            say(d, LP_NOTICE_ERROR, "--exec: the command fails whatever "
                 "the entry (%s): the entries stay pending", d->exec_err);
             release_name(d);
             return end(d, LP_EX_TEMPFAIL);
@@ -1417,7 +1417,7 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
             return -1;
         if (lp_fs_write_all(STDOUT_FILENO, d->line.p, d->line.len) < 0) {
             if (errno != EPIPE) {
-                say(d, LP_DRAIN_SAY_ERROR, "stdout: %s", strerror(errno));
+                say(d, LP_NOTICE_ERROR, "stdout: %s", strerror(errno));
                 return env_end(d, LP_EX_IOERR);
             }
             /* the reader went away (| head): nothing of this batch is
@@ -1430,7 +1430,7 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
         crash_point(d, "after-write");
         if (d->stdout_is_file && d->line.len &&
             fdatasync(STDOUT_FILENO) < 0) {
-            say(d, LP_DRAIN_SAY_ERROR, "stdout: fsync: %s", strerror(errno));
+            say(d, LP_NOTICE_ERROR, "stdout: fsync: %s", strerror(errno));
             return env_end(d, LP_EX_IOERR);
         }
         d->line.len = 0;
@@ -1439,7 +1439,7 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
         d->batch_t0 = lp_mono_us();
         if (lp_archive_lock(d->arch, err) < 0) {
             int st = fatal_errno(errno);
-            say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+            say(d, LP_NOTICE_ERROR, "%s", err);
             return env_end(d, st);
         }
         if (not_ours(d, entries, from, to, err) < 0) {
@@ -1453,7 +1453,7 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
         d->res.archived -= dups;
         if (wrc < 0) {
             int st = fatal_errno(errno);
-            say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+            say(d, LP_NOTICE_ERROR, "%s", err);
             return env_end(d, st);
         }
         crash_point(d, "after-write");
@@ -1461,7 +1461,7 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
         lp_metric_observe(d->m.write_s, (double)(t1 - d->batch_t0) / 1e6);
         if (async && d->ndlq == 0) {
             if (lp_archive_sync_start(d->arch, err) < 0) {
-                say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+                say(d, LP_NOTICE_ERROR, "%s", err);
                 return end(d, LP_EX_SOFTWARE);
             }
             d->syncing = 1;
@@ -1471,7 +1471,7 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
         if (lp_archive_sync(d->arch, err) < 0) {
             /* never retry an fsync and trust it: the pages may be gone;
              * the entries stay pending and are delivered again */
-            say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+            say(d, LP_NOTICE_ERROR, "%s", err);
             return env_end(d, LP_EX_IOERR);
         }
         lp_metric_observe(d->m.fsync_s, (double)(lp_mono_us() - t1) / 1e6);
@@ -1539,7 +1539,7 @@ static int take_read_reply(struct lp_drain *d, struct lp_reply *rep,
             connect_redis(d);
             return -1;
         }
-        say(d, LP_DRAIN_SAY_ERROR, "%s: %s",
+        say(d, LP_NOTICE_ERROR, "%s: %s",
             d->mode == M_CLAIM ? "XAUTOCLAIM" : "XREADGROUP", t);
         /* no retry helps; nor a Redis without the command (XAUTOCLAIM
          * came in 6.2) */
@@ -1554,7 +1554,7 @@ static int take_read_reply(struct lp_drain *d, struct lp_reply *rep,
         size_t nclaimed;
         if (lp_group_claimed(rep, d->cursor, sizeof d->cursor, &nclaimed,
                              &del) < 0) {
-            say(d, LP_DRAIN_SAY_ERROR, "XAUTOCLAIM: unexpected reply shape");
+            say(d, LP_NOTICE_ERROR, "XAUTOCLAIM: unexpected reply shape");
             return end(d, LP_EX_SOFTWARE);
         }
         for (size_t i = 0; del && i < lp_reply_len(del); i++) {
@@ -1582,7 +1582,7 @@ static int take_read_reply(struct lp_drain *d, struct lp_reply *rep,
         return 0;
     }
     if (lp_reply_entries(rep, 0, entries, err) < 0) {
-        say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+        say(d, LP_NOTICE_ERROR, "%s", err);
         return end(d, LP_EX_SOFTWARE);
     }
     return 0;
@@ -1824,7 +1824,7 @@ static void loop(struct lp_drain *d)
             } else if (mode == M_NEW && d->conf.once) {
                 final_ack(d);
                 if (d->suspect) {
-                    say(d, LP_DRAIN_SAY_ERROR, "--exec: %s on entry %.*s "
+                    say(d, LP_NOTICE_ERROR, "--exec: %s on entry %.*s "
                         "alone, and no other entry came to tell whether the "
                         "entry or the command fails: it stays pending",
                         d->sus_err, (int)d->sus_idlen, d->sus_id);
@@ -1867,7 +1867,7 @@ static void loop(struct lp_drain *d)
             for (to = from; to < n; to++) {
                 struct lp_entry e;
                 if (lp_entry_get(entries, to, &e, err) < 0) {
-                    say(d, LP_DRAIN_SAY_ERROR, "%s", err);
+                    say(d, LP_NOTICE_ERROR, "%s", err);
                     end(d, LP_EX_SOFTWARE);
                     goto out;
                 }

@@ -20,18 +20,16 @@
  * How it talks back. It never prints and never exits: what ends a run is
  * a status in struct lp_drain_result. What it says as it goes goes
  * through the struct lp_notify it was made with, in order, at a level:
- * LP_NOTICE_WARN and LP_NOTICE_INFO as for any lib object (its archive,
- * group and metrics say theirs the same way), and the LP_DRAIN_SAY_*
- * below. What ends the run is said through it too, at LP_DRAIN_SAY_ERROR
- * and before the run gives back the deliveries of the entries in hand,
- * which it may have to say something about: the order stays the one the
- * user reads.
+ * the LP_NOTICE_* ones as for any lib object (its archive, group and
+ * metrics say theirs the same way), and the LP_DRAIN_SAY_* below. What
+ * ends the run is said through it too, at LP_NOTICE_ERROR and before the
+ * run gives back the deliveries of the entries in hand, which it may
+ * have to say something about: the order stays the one the user reads.
  */
 
-/* Notice levels of the engine, besides LP_NOTICE_WARN and _INFO */
+/* Notice levels of the engine, besides lp_notice.h's */
 enum {
-    LP_DRAIN_SAY_ERROR = 16,    /* an error: what ends the run, among others */
-    LP_DRAIN_SAY_DLQ,           /* warning about one entry moved to the DLQ */
+    LP_DRAIN_SAY_DLQ = 16,      /* warning about one entry moved to the DLQ */
     LP_DRAIN_SAY_DELETED,       /* warning: an entry deleted unarchived */
     LP_DRAIN_SAY_DLQ_FAILED,    /* error: a move to the DLQ failed */
     LP_DRAIN_SAY_TRACE          /* -v: a batch, msg "key=value ..." */

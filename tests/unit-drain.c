@@ -348,7 +348,7 @@ int main(void)
     ok(strstr(last[LP_DRAIN_SAY_DLQ], " to the DLQ: invalid-json: ") != NULL,
        "as: %s", last[LP_DRAIN_SAY_DLQ]);
     is_int(heard[LP_NOTICE_INFO], 1, "the group's creation told");
-    is_int(heard[LP_DRAIN_SAY_ERROR], 0, "no error");
+    is_int(heard[LP_NOTICE_ERROR], 0, "no error");
     snprintf(path, sizeof path, "%s/a/2026-12-06.jsonl", dir);
     is_int(lines_in(path), 2, "two lines in the day file");
 
@@ -380,8 +380,8 @@ int main(void)
         c.timeout = 300;
         is_int(run(c, &res), LP_EX_UNAVAILABLE, "no Redis: 69");
         is_int(res.end, LP_DRAIN_SAID, "said by the engine");
-        ok(strncmp(last[LP_DRAIN_SAY_ERROR], "giving up: ", 11) == 0,
-           "as: %s", last[LP_DRAIN_SAY_ERROR]);
+        ok(strncmp(last[LP_NOTICE_ERROR], "giving up: ", 11) == 0,
+           "as: %s", last[LP_NOTICE_ERROR]);
         url = saved;
     }
 
