@@ -1,48 +1,30 @@
 /* logpipe-dlq.c -- the operator's view of the dead letter stream */
-#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "lp_buf.h"
-#include "lp_event.h"
+#include "lp_dlqtool.h"
 #include "lp_exit.h"
-#include "lp_fs.h"
-#include "lp_jq.h"
-#include "lp_json.h"
 #include "lp_log.h"
 #include "lp_metrics.h"
 #include "lp_opt.h"
-#include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
-#include "lp_stream.h"
-#include "lp_time.h"
 #include "tool_opt.h"
 
 #include "tool_msg.h"
 
 /*
- * list, show, stats, retry, purge, export: all NDJSON on stdout, all
- * paging through XRANGE (10 to 1000 entries a page, about 64 MB at most),
- * so a DLQ of a million entries is never held at once. An entry is shown as one JSON object:
- * its ID, its fields, and its event as JSON when it parses ("event"),
- * else as a string ("data"); --where runs on that object.
- *
- * retry and purge act on each entry atomically: retry is one script that
- * reads the entry, XADDs its data to its source stream and XDELs it, so
- * running it twice (or two operators at once) sends nothing twice; purge
- * is one XDEL per entry.
+ * list, show, stats, retry, purge, export: the engine is lp_dlqtool.c
+ * (paging, --where, the atomic retry and purge); the records lp_dlq.c.
+ * Here: the command line, what the user reads on stderr, the exit status.
  */
-
-enum { C_LIST, C_SHOW, C_STATS, C_RETRY, C_PURGE, C_EXPORT };
 
 struct dlq_opt {
     struct lp_common com;
-    int cmd;                    /* C_*, -1 before the command word */
+    int cmd;                    /* LP_DLQTOOL_*, -1 before the command word */
     uint64_t limit;
     const char *where;
     int all, dry_run;
@@ -52,8 +34,6 @@ struct dlq_opt {
     char **ids;
     int nids;
 };
-
-static struct dlq_opt opt = { .cmd = -1, .timeout = 10000 };
 
 #define OPT struct dlq_opt
 static const struct lp_optdef longopts[] = {
@@ -111,566 +91,9 @@ static const struct tool_cmd cli = {
     .operand = take_word,
 };
 
-static struct {
-    struct lp_redis *r;
-    struct lp_jq *where;
-    struct lp_buf out;
-    struct lp_buf obj;
-    int exit_code;
-    uint64_t n_seen, n_done, n_missing;
-    uint64_t n_queued;          /* retry, purge: entries selected */
-    /* per-entry messages: a few said, the rest counted (lp_log.h) */
-    struct lp_budget say_skipped, say_failed, say_unknown;
-} S;
-
-static void flush_out(void)
-{
-    if (S.out.len && lp_fs_write_all(STDOUT_FILENO, S.out.p, S.out.len) < 0) {
-        if (errno == EPIPE) {
-            tool_sigpipe_exit();
-        }
-        lp_error("stdout: %s", strerror(errno));
-        exit(LP_EX_IOERR);
-    }
-    S.out.len = 0;
-}
-
-/* An error reply that no retry cures: a refused permission or a key of
- * the wrong type. */
-static int config_error(const struct lp_stream_err *e)
-{
-    return e->code == LP_RERR_KEY || e->code == LP_RERR_COMMAND;
-}
-
-/* Redis failed on a read of the DLQ: says so and exits. */
-static void redis_die(const struct lp_stream_err *e)
-{
-    flush_out();
-    if (e->code == LP_STREAM_EIO) {
-        lp_error("%s: %s", e->cmd, e->msg);
-        exit(LP_EX_UNAVAILABLE);
-    }
-    lp_error("%s %s: %s", e->cmd, opt.com.dlq, e->msg);
-    exit(config_error(e) ? LP_EX_CONFIG : LP_EX_UNAVAILABLE);
-}
-
-/* A decimal number JSON takes as it is: digits, no leading zero. */
-static int json_uint(const char *v, size_t vl)
-{
-    return vl > 0 && vl < 16 && strspn(v, "0123456789") >= vl &&
-           (v[0] != '0' || vl == 1);
-}
-
-/*
- * The JSON object of a DLQ entry into S.obj: {"id":..., fields..., and
- * "event" (the data, when valid JSON) or "data" (a string)}. A field of
- * its own named id, event or data (past the first data) comes out as
- * "field:NAME", so that it can never stand for the entry's ID or event.
- */
-static void entry_object(const struct lp_entry *e)
-{
-    struct lp_buf *b = &S.obj;
-    int seen_data = 0;
-
-    b->len = 0;
-    lp_buf_adds(b, "{\"id\":");
-    lp_buf_add_jstr(b, e->id, e->idlen);
-    for (size_t k = 0; k < e->nfields; k++) {
-        const char *f, *v;
-        size_t fl, vl;
-        struct lp_jerr je;
-        lp_entry_pair(e, k, &f, &fl, &v, &vl);
-        if (fl == 4 && memcmp(f, "data", 4) == 0 && !seen_data) {
-            seen_data = 1;
-            if (lp_json_valid(v, vl, NULL, &je) == 0) {
-                lp_buf_adds(b, ",\"event\":");
-                /* as it is: its bytes are the event's */
-                while (vl && (*v == ' ' || *v == '\t' || *v == '\r' ||
-                              *v == '\n')) {
-                    v++;
-                    vl--;
-                }
-                lp_buf_add(b, v, vl);
-                while (b->len && (b->p[b->len - 1] == ' ' ||
-                                  b->p[b->len - 1] == '\n' ||
-                                  b->p[b->len - 1] == '\r' ||
-                                  b->p[b->len - 1] == '\t'))
-                    b->len--;
-            } else {
-                lp_buf_adds(b, ",\"data\":");
-                lp_buf_add_jstr(b, v, vl);
-            }
-            continue;
-        }
-        lp_buf_addc(b, ',');
-        if ((fl == 2 && memcmp(f, "id", 2) == 0) ||
-            (fl == 5 && memcmp(f, "event", 5) == 0) ||
-            (fl == 4 && memcmp(f, "data", 4) == 0)) {
-            char k2[16];
-            snprintf(k2, sizeof k2, "field:%.*s", (int)fl, f);
-            lp_buf_add_jstr(b, k2, strlen(k2));
-        } else {
-            lp_buf_add_jstr(b, f, fl);
-        }
-        lp_buf_addc(b, ':');
-        if (fl == 10 && memcmp(f, "deliveries", 10) == 0 &&
-            json_uint(v, vl)) {
-            lp_buf_add(b, v, vl);
-        } else if (fl == 9 && memcmp(f, "failed_at", 9) == 0 &&
-                   json_uint(v, vl) &&
-                   strtoll(v, NULL, 10) <= LP_TIME_MAX) {
-            char ts[40];
-            lp_time_format(strtoll(v, NULL, 10), ts);
-            lp_buf_add_jstr(b, ts, strlen(ts));
-        } else {
-            lp_buf_add_jstr(b, v, vl);
-        }
-    }
-    lp_buf_addc(b, '}');
-}
-
-/* Does the entry pass --where? (and not too old/new for --older-than) */
-static int selected(const struct lp_entry *e)
-{
-    char err[LP_ERRLEN];
-    uint64_t ms, seq;
-
-    if (opt.has_older) {
-        /* the entry's ID is when it was moved to the DLQ */
-        if (lp_stream_id_parse(e->id, e->idlen, &ms, &seq) < 0 ||
-            (int64_t)ms >= lp_now_ms() - opt.older_than)
-            return 0;
-    }
-    if (S.where == NULL)
-        return 1;
-    entry_object(e);
-    int m = lp_jq_match(S.where, S.obj.p, S.obj.len, err);
-    if (m < 0) {
-        /* a failed run (lp_jq_outcome at the end): not selected */
-        if (lp_jq_name_it(S.where) && lp_log_verbosity() >= 0)
-            lp_error("entry %.*s: --where: %s", (int)e->idlen, e->id, err);
-        return 0;
-    }
-    return m;
-}
-
-static void add_line(const char *s, size_t n)
-{
-    lp_buf_add(&S.out, s, n);
-    lp_buf_addc(&S.out, '\n');
-    if (S.out.len >= 256 * 1024)
-        flush_out();
-}
-
-/* ---- the commands, entry by entry ---------------------------------------- */
-
-struct slot {
-    char *key;
-    size_t len;
-    uint64_t n;
-};
-
-struct stats {
-    uint64_t total;
-    struct slot err[256], stage[16];
-    int nerr, nstage;
-    char oldest[64], newest[64];
-    int64_t oldest_ms, newest_ms;
-};
-
-/* Counts value v[0..vl) (any bytes) in slots s[0..*n), at most max. */
-static void count_in(struct slot *s, int *n, int max, const char *v,
-                     size_t vl)
-{
-    int i;
-
-    for (i = 0; i < *n; i++)
-        if (s[i].len == vl && memcmp(s[i].key, v, vl) == 0)
-            break;
-    if (i == *n) {
-        /* bounded: the last slot is "(other)", for all the rest */
-        if (*n == max - 1) {
-            v = "(other)";
-            vl = 7;
-        } else if (*n == max) {
-            i = max - 1;
-            goto count;
-        }
-        s[i].key = malloc(vl + 1);
-        if (s[i].key == NULL) {
-            lp_error("out of memory");
-            exit(LP_EX_SOFTWARE);
-        }
-        memcpy(s[i].key, v, vl);
-        s[i].len = vl;
-        s[i].n = 0;
-        (*n)++;
-    }
-count:
-    s[i].n++;
-}
-
-static void one(const struct lp_entry *e, struct stats *st,
-                struct lp_buf *acts)
-{
-    char err[LP_ERRLEN];
-
-    S.n_seen++;
-    switch (opt.cmd) {
-    case C_LIST:
-    case C_SHOW:
-        entry_object(e);
-        add_line(S.obj.p, S.obj.len);
-        S.n_done++;
-        break;
-    case C_EXPORT: {
-        size_t n;
-        const char *d = lp_entry_field(e, "data", 4, &n);
-        if (d == NULL || memchr(d, '\n', n)) {
-            lp_budget_say(&S.say_skipped, "entry %.*s: %s: not exported",
-                          (int)e->idlen, e->id, d ? "its data holds a newline"
-                                                  : "no data field");
-            break;
-        }
-        add_line(d, n);
-        S.n_done++;
-        break;
-    }
-    case C_STATS: {
-        const char *v;
-        size_t vl;
-        uint64_t ms = 0, seq;
-        st->total++;
-        S.n_done++;
-        v = lp_entry_field(e, "error", 5, &vl);
-        count_in(st->err, &st->nerr, 256, v ? v : "(none)", v ? vl : 6);
-        v = lp_entry_field(e, "stage", 5, &vl);
-        count_in(st->stage, &st->nstage, 16, v ? v : "(none)", v ? vl : 6);
-        lp_stream_id_parse(e->id, e->idlen, &ms, &seq);
-        if (st->oldest[0] == '\0') {
-            snprintf(st->oldest, sizeof st->oldest, "%.*s", (int)e->idlen,
-                     e->id);
-            st->oldest_ms = (int64_t)ms;
-        }
-        snprintf(st->newest, sizeof st->newest, "%.*s", (int)e->idlen,
-                 e->id);
-        st->newest_ms = (int64_t)ms;
-        break;
-    }
-    case C_RETRY:
-    case C_PURGE: {
-        /* queued as "ID\0TARGET\0": sent per page, one command each */
-        const char *t = NULL;
-        size_t tl = 0;
-        lp_buf_add(acts, e->id, e->idlen);
-        lp_buf_addc(acts, '\0');
-        if (opt.cmd == C_RETRY)
-            t = lp_entry_field(e, "source_stream", 13, &tl);
-        if (t && memchr(t, '\0', tl)) {
-            /* the queue holds C strings: a NUL cannot be passed on */
-            lp_budget_say(&S.say_failed, "entry %.*s: its source_stream "
-                          "holds a NUL byte: not retried", (int)e->idlen,
-                          e->id);
-            if (S.exit_code == LP_EX_OK)
-                S.exit_code = LP_EX_DATAERR;
-            acts->len -= e->idlen + 1;
-            break;
-        }
-        if (t == NULL || tl == 0) {
-            t = opt.com.stream;
-            tl = strlen(t);
-        }
-        S.n_queued++;
-        lp_buf_add(acts, t, tl);
-        lp_buf_addc(acts, '\0');
-        break;
-    }
-    }
-    (void)err;
-}
-
-/* Runs the queued retries or purges of a page, one command per entry,
- * pipelined; one NDJSON line per entry. */
-static void act(struct lp_buf *acts)
-{
-    char line[512];
-    size_t n = 0;
-    int fatal = 0;
-
-    for (size_t p = 0; p < acts->len; ) {
-        const char *id = acts->p + p;
-        const char *target = id + strlen(id) + 1;
-        p = (size_t)(target - acts->p) + strlen(target) + 1;
-        if (opt.dry_run) {
-            snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":\"%s\","
-                     "\"dry_run\":true}", id, opt.cmd == C_RETRY ? "retry"
-                                                                  : "purge");
-            add_line(line, strlen(line));
-            S.n_done++;
-            continue;
-        }
-        /* a failed queueing fails its reply below */
-        if (opt.cmd == C_RETRY)
-            lp_stream_dlq_retry_append(S.r, opt.com.dlq, id, target,
-                                       opt.com.stream);
-        else
-            lp_stream_dlq_purge_append(S.r, opt.com.dlq, id);
-        n++;
-    }
-    size_t p = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct lp_stream_err e;
-        char nid[LP_STREAM_IDLEN];
-        const char *id = acts->p + p;
-        const char *target = id + strlen(id) + 1;
-        int rc;
-        p += strlen(id) + 1;
-        p += strlen(target) + 1;
-        rc = opt.cmd == C_RETRY ? lp_stream_dlq_retry_reply(S.r, nid, &e)
-                                : lp_stream_dlq_purge_reply(S.r, &e);
-        if (rc < 0 && e.code == LP_STREAM_EIO) {
-            flush_out();
-            lp_error("%s", e.msg);
-            exit(LP_EX_UNAVAILABLE);
-        }
-        if (rc < 0) {
-            if (opt.cmd == C_RETRY)
-                lp_budget_say(&S.say_failed, "entry %s: to %s: %s", id,
-                              target, e.msg);
-            else
-                lp_budget_say(&S.say_failed, "entry %s: %s", id, e.msg);
-            /* the worst status wins; a refused command, which will refuse
-             * every entry, ends the run after this page; a refused or
-             * wrong key is the entry's own */
-            if (config_error(&e)) {
-                /* purge's key is always the DLQ: a refusal meets them all */
-                fatal |= e.code == LP_RERR_COMMAND || opt.cmd == C_PURGE;
-                S.exit_code = LP_EX_CONFIG;
-            } else if (S.exit_code == LP_EX_OK) {
-                S.exit_code = LP_EX_DATAERR;
-            }
-        } else if (opt.cmd == C_RETRY && rc == 1) {
-            struct lp_buf b = { 0 };
-            lp_buf_adds(&b, "{\"id\":\"");
-            lp_buf_adds(&b, id);
-            lp_buf_adds(&b, "\",\"action\":\"retried\",\"stream\":");
-            lp_buf_add_jstr(&b, target, strlen(target));
-            lp_buf_adds(&b, ",\"new_id\":");
-            lp_buf_add_jstr(&b, nid, strlen(nid));
-            lp_buf_addc(&b, '}');
-            add_line(b.p, b.len);
-            lp_buf_free(&b);
-            S.n_done++;
-        } else if (opt.cmd == C_PURGE && rc == 1) {
-            snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":"
-                     "\"purged\"}", id);
-            add_line(line, strlen(line));
-            S.n_done++;
-        } else {
-            /* retried or purged already, by an earlier run or someone else */
-            S.n_missing++;
-            lp_info("entry %s is not in %s (done already)", id, opt.com.dlq);
-        }
-    }
-    acts->len = 0;
-    if (fatal) {
-        flush_out();
-        lp_error("stopped: Redis refuses the %s of %s entries (see "
-                 "Permissions in logpipe-dlq(1))", opt.cmd == C_RETRY ?
-                 "retry" : "purge", opt.com.dlq);
-        exit(LP_EX_CONFIG);
-    }
-}
-
-/* --limit: entries printed, counted, or selected to retry or purge */
-static int limit_reached(void)
-{
-    uint64_t n = opt.cmd == C_RETRY || opt.cmd == C_PURGE ? S.n_queued
-                                                          : S.n_done;
-    return opt.limit && n >= opt.limit;
-}
-
-/* Pages through the whole DLQ (or from the given IDs). */
-static void walk(struct stats *st)
-{
-    char err[LP_ERRLEN], last[80] = "", end[LP_STREAM_IDLEN];
-    struct lp_buf acts = { 0 };
-    struct lp_stream_err re;
-
-    /*
-     * Only the entries there when the run starts: a retried entry that a
-     * running drain fails again comes back with a new ID, and must not be
-     * retried again by the same run (nor purged, nor listed twice).
-     */
-    if (lp_stream_last_id(S.r, opt.com.dlq, end, &re) < 0) {
-        if (re.code != LP_STREAM_ESHAPE)
-            redis_die(&re);
-        lp_error("%s %s: %s", re.cmd, opt.com.dlq, re.msg);
-        exit(LP_EX_SOFTWARE);
-    }
-    if (end[0] == '\0')
-        return;
-    if (opt.has_older) {
-        /* IDs are the times entries came in: stop at the cut-off */
-        int64_t cut = lp_now_ms() - opt.older_than;
-        uint64_t ms, seq;
-        if (cut <= 0)
-            return;
-        if (lp_stream_id_parse(end, strlen(end), &ms, &seq) == 0 &&
-            (int64_t)ms >= cut)
-            snprintf(end, sizeof end, "%" PRId64, cut - 1);
-    }
-
-    /* pages of 10 entries at first, growing to 1000 while they stay
-     * small: a page holds at most about 64 MB of the largest entries */
-    size_t page = 10;
-    for (;;) {
-        struct lp_page pg;
-        size_t biggest = 1;
-
-        /* from the first entry, then past the last one seen */
-        if (lp_stream_range(S.r, opt.com.dlq, last[0] ? last : NULL, 1, end,
-                            page, &pg, &re) < 0)
-            redis_die(&re);
-        if (pg.n == 0) {
-            lp_page_free(&pg);
-            break;
-        }
-        for (size_t i = 0; i < pg.n && !lp_stop; i++) {
-            struct lp_entry e;
-            if (lp_entry_get(pg.entries, i, &e, err) < 0) {
-                flush_out();
-                lp_error("%s %s: %s", re.cmd, opt.com.dlq, err);
-                exit(LP_EX_SOFTWARE);
-            }
-            snprintf(last, sizeof last, "%.*s", (int)e.idlen, e.id);
-            if (e.fields == NULL)
-                continue;
-            for (size_t k = 0; k < e.nfields; k++) {
-                const char *f, *v;
-                size_t fl, vl;
-                lp_entry_pair(&e, k, &f, &fl, &v, &vl);
-                if (vl > biggest)
-                    biggest = vl;
-            }
-            if (!selected(&e))
-                continue;
-            one(&e, st, &acts);
-            if (limit_reached())
-                break;
-        }
-        lp_page_free(&pg);
-        if (acts.len)
-            act(&acts);
-        flush_out();
-        page = (64u << 20) / biggest;
-        if (page > 1000)
-            page = 1000;
-        if (page < 10)
-            page = 10;
-        if (lp_stop || limit_reached())
-            break;
-        if (strcmp(last, end) == 0)
-            break;              /* the last entry: past it is no ID */
-    }
-    lp_buf_free(&acts);
-}
-
-/* The entries named on the command line, in that order. */
-static void by_id(struct stats *st)
-{
-    char err[LP_ERRLEN];
-    struct lp_buf acts = { 0 };
-
-    for (int i = 0; i < opt.nids && !lp_stop && !limit_reached(); i++) {
-        uint64_t ms, seq;
-        struct lp_stream_err re;
-        struct lp_page pg;
-        const char *id = opt.ids[i];
-
-        if (lp_stream_id_parse(id, strlen(id), &ms, &seq) < 0 ||
-            strchr(id, '-') == NULL) {
-            lp_budget_say(&S.say_unknown, "'%s' is not a stream entry ID "
-                          "(like 1700000000000-0)", id);
-            S.exit_code = LP_EX_DATAERR;
-            continue;
-        }
-        if (lp_stream_range(S.r, opt.com.dlq, id, 0, id, 0, &pg, &re) < 0)
-            redis_die(&re);
-        if (pg.n == 0) {
-            lp_page_free(&pg);
-            S.n_missing++;
-            if (opt.cmd == C_SHOW) {
-                lp_budget_say(&S.say_unknown, "entry %s is not in %s", id,
-                              opt.com.dlq);
-                S.exit_code = LP_EX_DATAERR;
-            } else {
-                lp_info("entry %s is not in %s (done already)", id,
-                        opt.com.dlq);
-            }
-            continue;
-        }
-        struct lp_entry e;
-        if (lp_entry_get(pg.entries, 0, &e, err) == 0 && e.fields &&
-            (opt.cmd == C_SHOW || selected(&e)))
-            one(&e, st, &acts);
-        lp_page_free(&pg);
-        if (acts.len)
-            act(&acts);
-    }
-    flush_out();
-    lp_buf_free(&acts);
-}
-
-static void print_stats(struct stats *st)
-{
-    struct lp_buf b = { 0 };
-    char ts[40];
-
-    lp_buf_adds(&b, "{\"key\":");
-    lp_buf_add_jstr(&b, opt.com.dlq, strlen(opt.com.dlq));
-    lp_buf_adds(&b, ",\"total\":");
-    lp_buf_addu(&b, st->total);
-    lp_buf_adds(&b, ",\"by_error\":{");
-    for (int i = 0; i < st->nerr; i++) {
-        if (i)
-            lp_buf_addc(&b, ',');
-        lp_buf_add_jstr(&b, st->err[i].key, st->err[i].len);
-        lp_buf_addc(&b, ':');
-        lp_buf_addu(&b, st->err[i].n);
-        free(st->err[i].key);
-    }
-    lp_buf_adds(&b, "},\"by_stage\":{");
-    for (int i = 0; i < st->nstage; i++) {
-        if (i)
-            lp_buf_addc(&b, ',');
-        lp_buf_add_jstr(&b, st->stage[i].key, st->stage[i].len);
-        lp_buf_addc(&b, ':');
-        lp_buf_addu(&b, st->stage[i].n);
-        free(st->stage[i].key);
-    }
-    lp_buf_addc(&b, '}');
-    if (st->total) {
-        lp_buf_adds(&b, ",\"oldest\":{\"id\":\"");
-        lp_buf_adds(&b, st->oldest);
-        lp_time_format(st->oldest_ms, ts);
-        lp_buf_adds(&b, "\",\"time\":\"");
-        lp_buf_adds(&b, ts);
-        lp_buf_adds(&b, "\"},\"newest\":{\"id\":\"");
-        lp_buf_adds(&b, st->newest);
-        lp_time_format(st->newest_ms, ts);
-        lp_buf_adds(&b, "\",\"time\":\"");
-        lp_buf_adds(&b, ts);
-        lp_buf_adds(&b, "\"}");
-    }
-    lp_buf_addc(&b, '}');
-    add_line(b.p, b.len);
-    lp_buf_free(&b);
-    flush_out();
-}
-
-static const char *cmds[] = { "list", "show", "stats", "retry", "purge",
-                              "export" };
+/* in the order of enum lp_dlqtool_cmd */
+static const char *const cmds[] = { "list", "show", "stats", "retry",
+                                    "purge", "export" };
 
 /* A word of the command line: the command first, then IDs. */
 static void take_word(void *o, char *w, int argc)
@@ -696,110 +119,176 @@ static void take_word(void *o, char *w, int argc)
 }
 
 /* What the command needs, and what it does not take. */
-static void check_command(void)
+static void check_command(const struct dlq_opt *o)
 {
-    if (opt.cmd < 0)
+    if (o->cmd < 0)
         tool_opt_error_hint(&cli, "a command is needed (list, show, stats, "
                             "retry, purge, export)");
-    int wants_ids = opt.cmd == C_SHOW || opt.cmd == C_RETRY ||
-                    opt.cmd == C_PURGE;
-    int picks = (opt.nids > 0) + opt.all + (opt.has_older &&
-                                            opt.cmd == C_PURGE);
-    if (opt.cmd == C_SHOW && opt.nids == 0)
+    int ret = o->cmd == LP_DLQTOOL_RETRY, pur = o->cmd == LP_DLQTOOL_PURGE;
+    int wants_ids = o->cmd == LP_DLQTOOL_SHOW || ret || pur;
+    int picks = (o->nids > 0) + o->all + (o->has_older && pur);
+    if (o->cmd == LP_DLQTOOL_SHOW && o->nids == 0)
         tool_opt_error(&cli, "show needs IDs");
-    if ((opt.cmd == C_RETRY || opt.cmd == C_PURGE) && picks != 1)
+    if ((ret || pur) && picks != 1)
         tool_opt_error(&cli, "%s needs IDs, or --all%s (one of them)",
-                       cmds[opt.cmd], opt.cmd == C_PURGE ?
-                       ", or --older-than" : "");
-    if (!wants_ids && opt.nids)
-        tool_opt_error(&cli, "%s takes no IDs", cmds[opt.cmd]);
-    if (opt.has_older && opt.cmd != C_PURGE)
+                       cmds[o->cmd], pur ? ", or --older-than" : "");
+    if (!wants_ids && o->nids)
+        tool_opt_error(&cli, "%s takes no IDs", cmds[o->cmd]);
+    if (o->has_older && !pur)
         tool_opt_error(&cli, "--older-than is for purge");
 }
 
-/* --metrics, at every exit (SIGPIPE's among them); a file that cannot be
- * written is said and changes nothing else. */
-static void write_metrics(void)
+/* What the engine says about single entries: a few said, the rest
+ * counted (lp_budget: static storage, for lp_log_end). */
+struct says {
+    struct lp_budget skipped, failed, unknown;
+};
+
+static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
+{
+    struct says *s = ctx;
+
+    switch (what) {
+    case LP_DLQTOOL_SKIPPED:
+        lp_budget_say(&s->skipped, "%s", msg);
+        break;
+    case LP_DLQTOOL_FAILED:
+        lp_budget_say(&s->failed, "%s", msg);
+        break;
+    case LP_DLQTOOL_UNKNOWN:
+        lp_budget_say(&s->unknown, "%s", msg);
+        break;
+    case LP_DLQTOOL_GONE:
+        lp_info("%s", msg);
+        break;
+    case LP_DLQTOOL_WHERE:
+        if (lp_log_verbosity() >= 0)
+            lp_error("%s", msg);
+        break;
+    }
+}
+
+/* --metrics, at every end after the command line (a reader gone among
+ * them); a file that cannot be written is said and changes nothing else. */
+static void write_metrics(const struct dlq_opt *o, const struct lp_dlqtool *t)
 {
     char err[LP_ERRLEN], l[64];
     struct lp_metrics *m;
+    const struct lp_dlqtool_result *res = t ? lp_dlqtool_result(t) : NULL;
 
-    if (opt.com.metrics == NULL || opt.cmd < 0)
+    if (o->com.metrics == NULL)
         return;
     m = lp_metrics_new(&lp_log_notify);
-    snprintf(l, sizeof l, "command=\"%s\"", cmds[opt.cmd]);
+    snprintf(l, sizeof l, "command=\"%s\"", cmds[o->cmd]);
     lp_metric_set(lp_counter(m, "logpipe_dlq_entries_total", l,
                              "Entries the command acted on."),
-                  (double)S.n_done);
+                  res ? (double)res->done : 0);
     lp_metric_set(lp_counter(m, "logpipe_dlq_missing_total", l,
                              "Entries named that were gone already."),
-                  (double)S.n_missing);
-    if (lp_metrics_write(m, opt.com.metrics, err) < 0)
+                  res ? (double)res->missing : 0);
+    if (lp_metrics_write(m, o->com.metrics, err) < 0)
         lp_warn("%s", err);
     lp_metrics_free(m);
 }
 
-int main(int argc, char **argv)
+/* What the budgets held back, and the run in one line. */
+static int say_end(const struct dlq_opt *o, const struct says *s,
+                   const struct lp_dlqtool *t)
 {
+    const struct lp_dlqtool_result *res = lp_dlqtool_result(t);
     char err[LP_ERRLEN];
-    struct stats st;
-    int rc;
+    int status = res->status, rc;
 
-    memset(&st, 0, sizeof st);
-    tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
-    check_command();
-    lp_log_init("logpipe-dlq", opt.com.log_format, opt.com.verbosity);
-    lp_budget_init(&S.say_skipped, LP_LEVEL_WARN, "entries not exported");
-    lp_budget_init(&S.say_failed, LP_LEVEL_ERROR, opt.cmd == C_RETRY ?
-                   "entries not retried" : "entries not purged");
-    lp_budget_init(&S.say_unknown, LP_LEVEL_ERROR, "unknown IDs");
-    lp_sig_init(0);
-    tool_at_exit(write_metrics);
-    if (opt.where && lp_jq_new(opt.where, &S.where, err) < 0) {
-        lp_error("--where: %s", err);
-        return LP_EX_CONFIG;
-    }
-    if ((S.r = tool_redis(&opt.com, err)) == NULL) {
-        lp_error("%s", err);
-        return LP_EX_CONFIG;
-    }
-    lp_redis_set_timeout(S.r, opt.timeout);
-    if ((rc = lp_redis_connect(S.r, err)) < 0) {
-        lp_error("%s", err);
-        return rc == LP_REDIS_EAUTH ? LP_EX_CONFIG : LP_EX_UNAVAILABLE;
-    }
-    if (opt.nids)
-        by_id(&st);
-    else
-        walk(&st);
-    if (opt.cmd == C_STATS)
-        print_stats(&st);
     lp_log_end();
-    if (S.say_skipped.total)
-        lp_warn("%" PRIu64 " %s not exported", S.say_skipped.total,
-                S.say_skipped.total == 1 ? "entry" : "entries");
-    if (S.say_failed.total)
-        lp_error("%" PRIu64 " %s not %s", S.say_failed.total,
-                 S.say_failed.total == 1 ? "entry" : "entries",
-                 opt.cmd == C_RETRY ? "retried" : "purged");
-    if (S.say_unknown.total)
-        lp_error("%" PRIu64 " unknown %s", S.say_unknown.total,
-                 S.say_unknown.total == 1 ? "ID" : "IDs");
-    if ((rc = lp_jq_outcome(S.where, err)) != 0) {
+    if (s->skipped.total)
+        lp_warn("%" PRIu64 " %s not exported", s->skipped.total,
+                s->skipped.total == 1 ? "entry" : "entries");
+    if (s->failed.total)
+        lp_error("%" PRIu64 " %s not %s", s->failed.total,
+                 s->failed.total == 1 ? "entry" : "entries",
+                 o->cmd == LP_DLQTOOL_RETRY ? "retried" : "purged");
+    if (s->unknown.total)
+        lp_error("%" PRIu64 " unknown %s", s->unknown.total,
+                 s->unknown.total == 1 ? "ID" : "IDs");
+    if ((rc = lp_dlqtool_where_outcome(t, err)) != 0) {
         /* 65, or 78 when it failed on every entry it ran on; a worse
          * status stays */
         lp_error("--where %s: they were not selected", err);
-        if (S.exit_code == LP_EX_OK || S.exit_code == LP_EX_DATAERR)
-            S.exit_code = rc;
+        if (status == LP_EX_OK || status == LP_EX_DATAERR)
+            status = rc;
     }
-    if (opt.cmd == C_RETRY || opt.cmd == C_PURGE)
+    if (o->cmd == LP_DLQTOOL_RETRY || o->cmd == LP_DLQTOOL_PURGE)
         lp_info("%" PRIu64 " entries %s%s, %" PRIu64 " gone already",
-                S.n_done, opt.cmd == C_RETRY ? "retried" : "purged",
-                opt.dry_run ? " (dry run)" : "", S.n_missing);
+                res->done, o->cmd == LP_DLQTOOL_RETRY ? "retried" : "purged",
+                o->dry_run ? " (dry run)" : "", res->missing);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static struct says says;
+    struct dlq_opt opt = { .cmd = -1, .timeout = 10000 };
+    struct lp_dlqtool *t = NULL;
+    struct lp_redis *r = NULL;
+    char err[LP_ERRLEN];
+    int rc, status;
+
+    tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
+    check_command(&opt);
+    lp_log_init("logpipe-dlq", opt.com.log_format, opt.com.verbosity);
+    lp_budget_init(&says.skipped, LP_LEVEL_WARN, "entries not exported");
+    lp_budget_init(&says.failed, LP_LEVEL_ERROR, opt.cmd == LP_DLQTOOL_RETRY ?
+                   "entries not retried" : "entries not purged");
+    lp_budget_init(&says.unknown, LP_LEVEL_ERROR, "unknown IDs");
+    lp_sig_init(0);
+
+    struct lp_dlqtool_conf conf = {
+        .cmd = (enum lp_dlqtool_cmd)opt.cmd,
+        .dlq = opt.com.dlq,
+        .stream = opt.com.stream,
+        .limit = opt.limit,
+        .where = opt.where,
+        .dry_run = opt.dry_run,
+        .older = opt.has_older != NULL,
+        .older_than = opt.older_than,
+        .ids = opt.ids,
+        .nids = opt.nids,
+        .out_fd = STDOUT_FILENO,
+        .out_name = "stdout",
+        .say = say,
+        .ctx = &says,
+    };
+    if ((status = lp_dlqtool_new(&conf, &t, err)) != 0) {
+        lp_error("%s", err);
+        goto out;
+    }
+    if ((r = tool_redis(&opt.com, err)) == NULL) {
+        lp_error("%s", err);
+        status = LP_EX_CONFIG;
+        goto out;
+    }
+    lp_redis_set_timeout(r, opt.timeout);
+    if ((rc = lp_redis_connect(r, err)) < 0) {
+        lp_error("%s", err);
+        status = rc == LP_REDIS_EAUTH ? LP_EX_CONFIG : LP_EX_UNAVAILABLE;
+        goto out;
+    }
+    rc = lp_dlqtool_run(t, r, err);
+    if (rc == LP_DLQTOOL_EPIPE) {
+        write_metrics(&opt, t);
+        tool_sigpipe_exit();
+    }
+    if (rc > 0) {
+        /* it stopped: what ends the run, nothing more */
+        lp_error("%s", err);
+        status = rc;
+        goto out;
+    }
+    status = say_end(&opt, &says, t);
+out:
+    write_metrics(&opt, t);
     free(opt.ids);
-    lp_buf_free(&S.out);
-    lp_buf_free(&S.obj);
-    lp_jq_free(S.where);
-    lp_redis_free(S.r);
-    return S.exit_code;
+    lp_dlqtool_free(t);
+    lp_redis_free(r);
+    return status;
 }

@@ -6,35 +6,6 @@
 
 #include "lp_stream.h"
 
-/*
- * Reads entry ARGV[1] of the DLQ KEYS[1]; XADDs its data to KEYS[2], its
- * source_stream (or ARGV[2] when it names none, as the caller read it from
- * the page: entries never change, and IDs are never reused), and XDELs it,
- * in one script. Both keys are declared, as Redis asks of scripts. Returns
- * {stream, new id}, or false when the entry is gone already.
- */
-static const char retry_script[] =
-    "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
-    "if #e == 0 then return false end\n"
-    "local f, data, src, cut = e[1][2]\n"
-    "for i = 1, #f, 2 do\n"
-    "  if f[i] == 'data' then data = data or f[i + 1]\n"
-    "  elseif f[i] == 'source_stream' then src = f[i + 1]\n"
-    "  elseif f[i] == 'truncated' then cut = f[i + 1] end\n"
-    "end\n"
-    "if data == nil then return redis.error_reply('ERR no data field') end\n"
-    "if cut ~= nil then\n"
-    "  return redis.error_reply('ERR its data was cut from ' .. cut ..\n"
-    "    ' bytes (truncated): not the whole event')\n"
-    "end\n"
-    "if src == nil or src == '' then src = ARGV[2] end\n"
-    "if src ~= KEYS[2] then\n"
-    "  return redis.error_reply('ERR source_stream is not ' .. KEYS[2])\n"
-    "end\n"
-    "local id = redis.call('XADD', src, '*', 'data', data)\n"
-    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
-    "return {src, id}\n";
-
 /* e for "no answer": the message lp_redis wrote into e->msg stays. */
 static int no_answer(struct lp_stream_err *e)
 {
@@ -284,75 +255,19 @@ int lp_stream_pending_oldest(struct lp_redis *r, const char *key,
     return rc;
 }
 
-/* ---- the dead letter stream --------------------------------------------- */
+/* ---- pipelined answers ------------------------------------------------ */
 
-int lp_stream_dlq_retry_append(struct lp_redis *r, const char *dlq,
-                               const char *id, const char *target,
-                               const char *fallback)
+int lp_stream_reply(struct lp_redis *r, const char *cmd,
+                    struct lp_reply **rep, struct lp_stream_err *e)
 {
-    const char *argv[7] = { "EVAL", retry_script, "2", dlq, target, id,
-                            fallback };
-    size_t lens[7];
-
-    for (int i = 0; i < 7; i++)
-        lens[i] = strlen(argv[i]);
-    return lp_redis_append(r, 7, argv, lens);
-}
-
-int lp_stream_dlq_purge_append(struct lp_redis *r, const char *dlq,
-                               const char *id)
-{
-    const char *argv[3] = { "XDEL", dlq, id };
-    size_t lens[3] = { 4, strlen(dlq), strlen(id) };
-
-    return lp_redis_append(r, 3, argv, lens);
-}
-
-/* The answer to the oldest DLQ command queued: 0 with *rep, or -1 with e
- * (a script's error without where in the script it stood). */
-static int dlq_reply(struct lp_redis *r, const char *cmd,
-                     struct lp_reply **rep, struct lp_stream_err *e)
-{
-    char *cut;
-
     e->cmd = cmd;
+    e->code = 0;
+    e->msg[0] = '\0';
     if (lp_redis_reply(r, rep, e->msg) < 0)
         return no_answer(e);
     if (lp_reply_type(*rep) != LP_REPLY_ERROR)
         return 0;
     refused(*rep, e);
     *rep = NULL;
-    if ((cut = strstr(e->msg, " script:")) != NULL)
-        *cut = '\0';
     return -1;
-}
-
-int lp_stream_dlq_retry_reply(struct lp_redis *r,
-                              char new_id[LP_STREAM_IDLEN],
-                              struct lp_stream_err *e)
-{
-    struct lp_reply *rep;
-    int rc;
-
-    new_id[0] = '\0';
-    if (dlq_reply(r, "EVAL", &rep, e) < 0)
-        return -1;
-    /* {stream, new id}: the stream is the target, the script saw to it */
-    rc = lp_reply_type(rep) == LP_REPLY_ARRAY;
-    if (rc)
-        copy_id(lp_reply_at(rep, 1), new_id);
-    lp_reply_free(rep);
-    return rc;
-}
-
-int lp_stream_dlq_purge_reply(struct lp_redis *r, struct lp_stream_err *e)
-{
-    struct lp_reply *rep;
-    int rc;
-
-    if (dlq_reply(r, "XDEL", &rep, e) < 0)
-        return -1;
-    rc = lp_reply_int(rep) == 1;
-    lp_reply_free(rep);
-    return rc;
 }

@@ -12,7 +12,8 @@
  * The Redis commands and scripts of the tools live here, each behind a
  * function named for what it does, over a connection of lp_redis.h (which
  * owns the socket, the pipelining and the reading of replies). Today:
- * those of logpipe-stat, logpipe-dlq and logpipe-replay --from-redis. A
+ * those of logpipe-stat, logpipe-dlq and logpipe-replay --from-redis (the
+ * dead letter stream's own, retry, purge and move, are in lp_dlq.h). A
  * tool never spells a command: routing a key to its cluster node, or TLS,
  * will change this file and lp_redis.c, not the tools.
  *
@@ -46,9 +47,9 @@
  *  - ack: XACK of many IDs as lp_stream_ack_append / _reply, queued behind
  *    the next read as drain does now;
  *  - trim: drain's trim script as lp_stream_trim(r, key, floor_id, e);
- *  - move to the DLQ: drain's script (XADD to the DLQ, XACK, at once) as
- *    lp_stream_dlq_move_append / _reply, beside retry and purge here; the
- *    DLQ's functions move to lp_dlq.c with the DLQ record's struct;
+ *  - move to the DLQ: drain's script (XADD to the DLQ, XACK, at once) is
+ *    lp_dlq_move_append / _reply in lp_dlq.h, beside retry and purge, with
+ *    the DLQ record's struct;
  *  - ensure a group: XGROUP CREATE, BUSYGROUP taken as done; delivery
  *    counts: XPENDING's extended form.
  * Their own lists of permanent errors (send's, drain's) become
@@ -153,38 +154,15 @@ int lp_stream_pending_oldest(struct lp_redis *r, const char *key,
                              char id[LP_STREAM_IDLEN],
                              struct lp_stream_err *e);
 
-/* ---- the dead letter stream --------------------------------------------- */
+/* ---- pipelined answers ------------------------------------------------ */
 
 /*
- * Queues the retry of entry id of the DLQ dlq, one script: it reads the
- * entry, XADDs its data to target and XDELs it, at once, so that running
- * it twice sends nothing twice. target is the entry's source_stream as the
- * caller read it, or fallback when it names none (entries never change,
- * IDs are never reused); the script refuses any other. Nothing is sent
- * yet. 0, or -1 when out of memory or not connected (the _reply then
- * fails).
+ * The answer to the oldest command queued on r (lp_redis_append, or an
+ * _append of lib), cmd naming it for e->cmd: 0 with *rep, which is no
+ * error reply (the caller frees it), or -1 with e (*rep NULL). For the
+ * _reply functions here and in lp_dlq.c.
  */
-int lp_stream_dlq_retry_append(struct lp_redis *r, const char *dlq,
-                               const char *id, const char *target,
-                               const char *fallback);
-
-/*
- * The answer to the oldest retry queued: 1 when the entry went to its
- * target, with its new ID there in new_id; 0 when it was gone already
- * (retried or purged by someone else); -1 with e when Redis refused it
- * (an entry without data, or cut short: LP_RERR_REQUEST; e->msg without
- * the script's location) or did not answer.
- */
-int lp_stream_dlq_retry_reply(struct lp_redis *r,
-                              char new_id[LP_STREAM_IDLEN],
-                              struct lp_stream_err *e);
-
-/* Queues the purge (XDEL) of entry id of dlq. As retry's. */
-int lp_stream_dlq_purge_append(struct lp_redis *r, const char *dlq,
-                               const char *id);
-
-/* The answer to the oldest purge queued: 1 purged, 0 gone already, -1
- * with e. */
-int lp_stream_dlq_purge_reply(struct lp_redis *r, struct lp_stream_err *e);
+int lp_stream_reply(struct lp_redis *r, const char *cmd,
+                    struct lp_reply **rep, struct lp_stream_err *e);
 
 #endif

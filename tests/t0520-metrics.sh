@@ -125,7 +125,11 @@ test_expect_success 'entries that only went to the DLQ are trimmed too' '
 '
 
 test_expect_success '-v: one line per batch, with stream IDs, count and time' '
-    gen_events 1500 | logpipe-send -v -b 1000 2>err &&
+    # from a file and with a long --linger: two batches, however slowly
+    # a loaded machine hands send its input (through a pipe, a pause of
+    # 20 ms sent the first part alone: three batch lines)
+    gen_events 1500 >ev1500 &&
+    logpipe-send -v -b 1000 --linger 1h <ev1500 2>err &&
     grep -E -c "^logpipe-send: batch first=[0-9]+-[0-9]+ last=[0-9]+-[0-9]+ count=[0-9]+ dlq=0 ms=[0-9.]+$" err | grep -qx 2 &&
     logpipe-drain --once -d arch -v 2>err &&
     grep_q "^logpipe-drain: batch first=[0-9]*-[0-9]* last=[0-9]*-[0-9]* count=1000 dlq=0 ms=" err &&

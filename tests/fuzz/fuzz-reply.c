@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lp_buf.h"
+#include "lp_dlq.h"
+#include "lp_json.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
 
@@ -26,6 +29,10 @@
  *     lp_entry_field give the pairs in order (the first match), and
  *     lp_stream_id_parse agrees with an independent parser of "ms[-seq]"
  *     (two decimal uint64).
+ *  4. Every entry read as a dead letter: lp_dlq_decode finds what
+ *     lp_entry_field finds (the first of each name), takes a number field
+ *     only when it is 1 to 15 digits without a leading zero, and
+ *     lp_dlq_json gives valid JSON.
  */
 
 static const uint8_t *cur;
@@ -132,6 +139,48 @@ static int entry_ok(const struct lp_reply *en)
     return 1;
 }
 
+static struct lp_buf json;
+
+/* Check 4: entry e as a dead letter. */
+static void check_dlq(const struct lp_entry *e)
+{
+    static const char *const str[] = { "data", "error", "detail", "stage",
+                                       "source_stream", "source_id",
+                                       "consumer" };
+    static const char *const num[] = { "deliveries", "failed_at",
+                                       "truncated" };
+    static const unsigned numbit[] = { LP_DLQ_DELIVERIES, LP_DLQ_FAILED_AT,
+                                       LP_DLQ_TRUNCATED };
+    /* one level deeper than the event, which met the default limits */
+    static const struct lp_jlimits lim = { LP_JSON_DEPTH + 1, 0 };
+    struct lp_dlq_rec rec;
+    struct lp_jerr je;
+
+    CHECK(lp_dlq_decode(e, &rec) == 0, "lp_dlq_decode refuses an entry");
+    const struct lp_dlq_str *got[] = { &rec.data, &rec.error, &rec.detail,
+                                       &rec.stage, &rec.source_stream,
+                                       &rec.source_id, &rec.consumer };
+    for (int k = 0; k < 7; k++) {
+        size_t vl;
+        const char *v = lp_entry_field(e, str[k], strlen(str[k]), &vl);
+        CHECK(got[k]->p == v && (v == NULL || got[k]->len == vl),
+              "lp_dlq_decode: %s is not the first field", str[k]);
+    }
+    for (int k = 0; k < 3; k++) {
+        size_t vl;
+        const char *v = lp_entry_field(e, num[k], strlen(num[k]), &vl);
+        int good = v && vl >= 1 && vl <= 15 &&
+                   strspn(v, "0123456789") >= vl && (v[0] != '0' || vl == 1);
+        CHECK(!!(rec.has & numbit[k]) == good &&
+              !!(rec.bad & numbit[k]) == (v && !good),
+              "lp_dlq_decode: %s taken wrongly", num[k]);
+    }
+    json.len = 0;
+    CHECK(lp_dlq_json(e, &json) == 0, "lp_dlq_json failed");
+    CHECK(lp_json_valid(json.p, json.len, &lim, &je) == 0,
+          "lp_dlq_json gives invalid JSON: %.*s", (int)json.len, json.p);
+}
+
 static void check_entries(const struct lp_reply *entries)
 {
     char err[LP_ERRLEN];
@@ -184,6 +233,7 @@ static void check_entries(const struct lp_reply *entries)
             }
         }
         lp_entry_field(&e, "data", 4, &idl);
+        check_dlq(&e);
     }
 }
 

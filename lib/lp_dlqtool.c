@@ -1,0 +1,648 @@
+/* lp_dlqtool.c -- logpipe-dlq's engine: the operator's commands over the DLQ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lp_buf.h"
+#include "lp_dlq.h"
+#include "lp_dlqtool.h"
+#include "lp_exit.h"
+#include "lp_fs.h"
+#include "lp_jq.h"
+#include "lp_notice.h"
+#include "lp_sig.h"
+#include "lp_stream.h"
+#include "lp_time.h"
+
+/* stats: a count per value of error and of stage, bounded */
+struct slot {
+    char *key;
+    size_t len;
+    uint64_t n;
+};
+
+struct stats {
+    uint64_t total;
+    struct slot err[256], stage[16];
+    int nerr, nstage;
+    char oldest[64], newest[64];
+    int64_t oldest_ms, newest_ms;
+};
+
+struct lp_dlqtool {
+    struct lp_dlqtool_conf conf;
+    struct lp_jq *where;
+    struct lp_redis *r;         /* during a run; borrowed */
+    struct lp_buf out;          /* NDJSON not yet written */
+    struct lp_buf obj;          /* the JSON of the entry in hand */
+    struct lp_buf acts;         /* retry, purge: a page's "ID\0TARGET\0" */
+    struct lp_dlqtool_result res;
+    struct stats st;
+    int stop;                   /* what stops the run: an LP_EX_* status,
+                                 * LP_DLQTOOL_EPIPE; 0: going on */
+    char err[LP_ERRLEN];        /* why it stops */
+};
+
+/* Tells the tool about one entry. */
+static void say(struct lp_dlqtool *t, enum lp_dlqtool_say what,
+                const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(struct lp_dlqtool *t, enum lp_dlqtool_say what,
+                const char *fmt, ...)
+{
+    char msg[LP_NOTICELEN];
+    va_list ap;
+
+    if (t->conf.say == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    t->conf.say(t->conf.ctx, what, msg);
+}
+
+/* Stops the run with status and the message; -1 for the caller to return. */
+static int stop(struct lp_dlqtool *t, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int stop(struct lp_dlqtool *t, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    t->stop = status;
+    va_start(ap, fmt);
+    vsnprintf(t->err, sizeof t->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int lp_dlqtool_new(const struct lp_dlqtool_conf *conf, struct lp_dlqtool **t,
+                   char *err)
+{
+    char jerr[LP_ERRLEN];
+
+    if ((*t = calloc(1, sizeof **t)) == NULL) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        return LP_EX_SOFTWARE;
+    }
+    (*t)->conf = *conf;
+    if (conf->where && lp_jq_new(conf->where, &(*t)->where, jerr) < 0) {
+        snprintf(err, LP_ERRLEN, "--where: %s", jerr);
+        free(*t);
+        *t = NULL;
+        return LP_EX_CONFIG;
+    }
+    return 0;
+}
+
+void lp_dlqtool_free(struct lp_dlqtool *t)
+{
+    if (t == NULL)
+        return;
+    for (int i = 0; i < t->st.nerr; i++)
+        free(t->st.err[i].key);
+    for (int i = 0; i < t->st.nstage; i++)
+        free(t->st.stage[i].key);
+    lp_buf_free(&t->out);
+    lp_buf_free(&t->obj);
+    lp_buf_free(&t->acts);
+    lp_jq_free(t->where);
+    free(t);
+}
+
+const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t)
+{
+    return &t->res;
+}
+
+int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, char *msg)
+{
+    return lp_jq_outcome(t->where, msg);
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static int flush_out(struct lp_dlqtool *t)
+{
+    if (t->out.len &&
+        lp_fs_write_all(t->conf.out_fd, t->out.p, t->out.len) < 0) {
+        if (errno == EPIPE) {
+            t->stop = LP_DLQTOOL_EPIPE;
+            t->err[0] = '\0';
+            return -1;
+        }
+        return stop(t, LP_EX_IOERR, "%s: %s", t->conf.out_name,
+                    strerror(errno));
+    }
+    t->out.len = 0;
+    return 0;
+}
+
+static int add_line(struct lp_dlqtool *t, const char *s, size_t n)
+{
+    if (lp_buf_add(&t->out, s, n) < 0 || lp_buf_addc(&t->out, '\n') < 0)
+        return stop(t, LP_EX_SOFTWARE, "out of memory");
+    if (t->out.len >= 256 * 1024)
+        return flush_out(t);
+    return 0;
+}
+
+/* The line of an entry done, counted once it is taken (not when the
+ * output fails on it). */
+static int done_line(struct lp_dlqtool *t, const char *s, size_t n)
+{
+    if (add_line(t, s, n) < 0)
+        return -1;
+    t->res.done++;
+    return 0;
+}
+
+/* ---- Redis's answers ---------------------------------------------------- */
+
+/* An error reply that no retry cures: a refused permission or a key of
+ * the wrong type. */
+static int config_error(const struct lp_stream_err *e)
+{
+    return e->code == LP_RERR_KEY || e->code == LP_RERR_COMMAND;
+}
+
+/* Redis failed on a read of the DLQ: stops the run. */
+static int redis_failed(struct lp_dlqtool *t, const struct lp_stream_err *e)
+{
+    /* what is printed already goes out first; its own failure wins */
+    if (flush_out(t) < 0)
+        return -1;
+    if (e->code == LP_STREAM_EIO)
+        return stop(t, LP_EX_UNAVAILABLE, "%s: %s", e->cmd, e->msg);
+    return stop(t, config_error(e) ? LP_EX_CONFIG : LP_EX_UNAVAILABLE,
+                "%s %s: %s", e->cmd, t->conf.dlq, e->msg);
+}
+
+/* ---- one entry ---------------------------------------------------------- */
+
+/* Does the entry pass --where? (and is it old enough for --older-than) */
+static int selected(struct lp_dlqtool *t, const struct lp_entry *e)
+{
+    char err[LP_ERRLEN];
+    uint64_t ms, seq;
+
+    if (t->conf.older) {
+        /* the entry's ID is when it was moved to the DLQ */
+        if (lp_stream_id_parse(e->id, e->idlen, &ms, &seq) < 0 ||
+            (int64_t)ms >= lp_now_ms() - t->conf.older_than)
+            return 0;
+    }
+    if (t->where == NULL)
+        return 1;
+    t->obj.len = 0;
+    lp_dlq_json(e, &t->obj);
+    int m = lp_jq_match(t->where, t->obj.p, t->obj.len, err);
+    if (m < 0) {
+        /* a failed run (lp_dlqtool_where_outcome at the end): not
+         * selected */
+        if (lp_jq_name_it(t->where))
+            say(t, LP_DLQTOOL_WHERE, "entry %.*s: --where: %s",
+                (int)e->idlen, e->id, err);
+        return 0;
+    }
+    return m;
+}
+
+/* Counts value v[0..vl) (any bytes) in slots s[0..*n), at most max. */
+static int count_in(struct lp_dlqtool *t, struct slot *s, int *n, int max,
+                    struct lp_dlq_str v)
+{
+    int i;
+
+    for (i = 0; i < *n; i++)
+        if (s[i].len == v.len && memcmp(s[i].key, v.p, v.len) == 0)
+            break;
+    if (i == *n) {
+        /* bounded: the last slot is "(other)", for all the rest */
+        if (*n == max - 1) {
+            v = lp_dlq_cstr("(other)");
+        } else if (*n == max) {
+            i = max - 1;
+            goto count;
+        }
+        if ((s[i].key = malloc(v.len + 1)) == NULL)
+            return stop(t, LP_EX_SOFTWARE, "out of memory");
+        memcpy(s[i].key, v.p, v.len);
+        s[i].len = v.len;
+        s[i].n = 0;
+        (*n)++;
+    }
+count:
+    s[i].n++;
+    return 0;
+}
+
+static int stats_one(struct lp_dlqtool *t, const struct lp_entry *e,
+                     const struct lp_dlq_rec *rec)
+{
+    const struct lp_dlq_str none = { "(none)", 6 };
+    struct stats *st = &t->st;
+    uint64_t ms = 0, seq;
+
+    st->total++;
+    t->res.done++;
+    if (count_in(t, st->err, &st->nerr, 256,
+                 rec->error.p ? rec->error : none) < 0 ||
+        count_in(t, st->stage, &st->nstage, 16,
+                 rec->stage.p ? rec->stage : none) < 0)
+        return -1;
+    lp_stream_id_parse(e->id, e->idlen, &ms, &seq);
+    if (st->oldest[0] == '\0') {
+        snprintf(st->oldest, sizeof st->oldest, "%.*s", (int)e->idlen,
+                 e->id);
+        st->oldest_ms = (int64_t)ms;
+    }
+    snprintf(st->newest, sizeof st->newest, "%.*s", (int)e->idlen, e->id);
+    st->newest_ms = (int64_t)ms;
+    return 0;
+}
+
+/* retry, purge: queues the entry as "ID\0TARGET\0", sent per page */
+static int queue_one(struct lp_dlqtool *t, const struct lp_entry *e,
+                     const struct lp_dlq_rec *rec)
+{
+    struct lp_buf *acts = &t->acts;
+    struct lp_dlq_str target = { NULL, 0 };
+
+    if (t->conf.cmd == LP_DLQTOOL_RETRY)
+        target = rec->source_stream;
+    if (target.p && memchr(target.p, '\0', target.len)) {
+        /* the queue holds C strings: a NUL cannot be passed on */
+        say(t, LP_DLQTOOL_FAILED, "entry %.*s: its source_stream holds a "
+            "NUL byte: not retried", (int)e->idlen, e->id);
+        if (t->res.status == LP_EX_OK)
+            t->res.status = LP_EX_DATAERR;
+        return 0;
+    }
+    if (target.p == NULL || target.len == 0)
+        target = lp_dlq_cstr(t->conf.stream);
+    t->res.queued++;
+    if (lp_buf_add(acts, e->id, e->idlen) < 0 || lp_buf_addc(acts, 0) < 0 ||
+        lp_buf_add(acts, target.p, target.len) < 0 ||
+        lp_buf_addc(acts, 0) < 0)
+        return stop(t, LP_EX_SOFTWARE, "out of memory");
+    return 0;
+}
+
+/* The command on one selected entry (with fields). */
+static int one(struct lp_dlqtool *t, const struct lp_entry *e)
+{
+    struct lp_dlq_rec rec;
+
+    lp_dlq_decode(e, &rec);
+    t->res.seen++;
+    switch (t->conf.cmd) {
+    case LP_DLQTOOL_LIST:
+    case LP_DLQTOOL_SHOW:
+        t->obj.len = 0;
+        if (lp_dlq_json(e, &t->obj) < 0)
+            return stop(t, LP_EX_SOFTWARE, "out of memory");
+        return done_line(t, t->obj.p, t->obj.len);
+    case LP_DLQTOOL_EXPORT:
+        if (rec.data.p == NULL || memchr(rec.data.p, '\n', rec.data.len)) {
+            say(t, LP_DLQTOOL_SKIPPED, "entry %.*s: %s: not exported",
+                (int)e->idlen, e->id, rec.data.p ? "its data holds a "
+                "newline" : "no data field");
+            return 0;
+        }
+        return done_line(t, rec.data.p, rec.data.len);
+    case LP_DLQTOOL_STATS:
+        return stats_one(t, e, &rec);
+    case LP_DLQTOOL_RETRY:
+    case LP_DLQTOOL_PURGE:
+        return queue_one(t, e, &rec);
+    }
+    return 0;
+}
+
+/* ---- retry and purge, a page at a time ---------------------------------- */
+
+/* The answer to one queued retry or purge of entry id (to target). */
+static int acted(struct lp_dlqtool *t, const char *id, const char *target,
+                 int *fatal)
+{
+    int retry = t->conf.cmd == LP_DLQTOOL_RETRY;
+    struct lp_stream_err e;
+    char nid[LP_STREAM_IDLEN], line[512];
+    int rc;
+
+    rc = retry ? lp_dlq_retry_reply(t->r, nid, &e)
+               : lp_dlq_purge_reply(t->r, &e);
+    if (rc < 0 && e.code == LP_STREAM_EIO) {
+        if (flush_out(t) < 0)
+            return -1;
+        return stop(t, LP_EX_UNAVAILABLE, "%s", e.msg);
+    }
+    if (rc < 0) {
+        if (retry)
+            say(t, LP_DLQTOOL_FAILED, "entry %s: to %s: %s", id, target,
+                e.msg);
+        else
+            say(t, LP_DLQTOOL_FAILED, "entry %s: %s", id, e.msg);
+        /* the worst status wins; a refused command, which will refuse
+         * every entry, ends the run after this page; a refused or wrong
+         * key is the entry's own */
+        if (config_error(&e)) {
+            /* purge's key is always the DLQ: a refusal meets them all */
+            *fatal |= e.code == LP_RERR_COMMAND || !retry;
+            t->res.status = LP_EX_CONFIG;
+        } else if (t->res.status == LP_EX_OK) {
+            t->res.status = LP_EX_DATAERR;
+        }
+        return 0;
+    }
+    if (rc == 0) {
+        /* retried or purged already, by an earlier run or someone else */
+        t->res.missing++;
+        say(t, LP_DLQTOOL_GONE, "entry %s is not in %s (done already)", id,
+            t->conf.dlq);
+        return 0;
+    }
+    if (retry) {
+        struct lp_buf *b = &t->obj;
+        b->len = 0;
+        if (lp_buf_adds(b, "{\"id\":\"") < 0 || lp_buf_adds(b, id) < 0 ||
+            lp_buf_adds(b, "\",\"action\":\"retried\",\"stream\":") < 0 ||
+            lp_buf_add_jstr(b, target, strlen(target)) < 0 ||
+            lp_buf_adds(b, ",\"new_id\":") < 0 ||
+            lp_buf_add_jstr(b, nid, strlen(nid)) < 0 ||
+            lp_buf_addc(b, '}') < 0)
+            return stop(t, LP_EX_SOFTWARE, "out of memory");
+        return done_line(t, b->p, b->len);
+    }
+    snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":\"purged\"}", id);
+    return done_line(t, line, strlen(line));
+}
+
+/* Runs the queued retries or purges of a page, one command per entry,
+ * pipelined; one NDJSON line per entry. */
+static int act(struct lp_dlqtool *t)
+{
+    struct lp_buf *acts = &t->acts;
+    int retry = t->conf.cmd == LP_DLQTOOL_RETRY, fatal = 0;
+    char line[512];
+    size_t n = 0, p;
+
+    for (p = 0; p < acts->len; ) {
+        const char *id = acts->p + p;
+        const char *target = id + strlen(id) + 1;
+        p = (size_t)(target - acts->p) + strlen(target) + 1;
+        if (t->conf.dry_run) {
+            snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":\"%s\","
+                     "\"dry_run\":true}", id, retry ? "retry" : "purge");
+            if (done_line(t, line, strlen(line)) < 0)
+                return -1;
+            continue;
+        }
+        /* a failed queueing fails its reply below */
+        if (retry)
+            lp_dlq_retry_append(t->r, t->conf.dlq, id, target,
+                                t->conf.stream);
+        else
+            lp_dlq_purge_append(t->r, t->conf.dlq, id);
+        n++;
+    }
+    p = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = acts->p + p;
+        const char *target = id + strlen(id) + 1;
+        p += strlen(id) + 1;
+        p += strlen(target) + 1;
+        if (acted(t, id, target, &fatal) < 0)
+            return -1;
+    }
+    acts->len = 0;
+    if (fatal) {
+        if (flush_out(t) < 0)
+            return -1;
+        return stop(t, LP_EX_CONFIG, "stopped: Redis refuses the %s of %s "
+                    "entries (see Permissions in logpipe-dlq(1))",
+                    retry ? "retry" : "purge", t->conf.dlq);
+    }
+    return 0;
+}
+
+/* --limit: entries printed, counted, or selected to retry or purge */
+static int limit_reached(const struct lp_dlqtool *t)
+{
+    uint64_t n = t->conf.cmd == LP_DLQTOOL_RETRY ||
+                 t->conf.cmd == LP_DLQTOOL_PURGE ? t->res.queued
+                                                 : t->res.done;
+    return t->conf.limit && n >= t->conf.limit;
+}
+
+/* ---- walking the DLQ ---------------------------------------------------- */
+
+/* The last entry to walk to into end ("" when none): the last one there
+ * now, or the last one older than --older-than. */
+static int walk_end(struct lp_dlqtool *t, char end[LP_STREAM_IDLEN])
+{
+    struct lp_stream_err re;
+
+    if (lp_stream_last_id(t->r, t->conf.dlq, end, &re) < 0) {
+        if (re.code != LP_STREAM_ESHAPE)
+            return redis_failed(t, &re);
+        return stop(t, LP_EX_SOFTWARE, "%s %s: %s", re.cmd, t->conf.dlq,
+                    re.msg);
+    }
+    if (end[0] && t->conf.older) {
+        /* IDs are the times entries came in: stop at the cut-off */
+        int64_t cut = lp_now_ms() - t->conf.older_than;
+        uint64_t ms, seq;
+        if (cut <= 0)
+            end[0] = '\0';
+        else if (lp_stream_id_parse(end, strlen(end), &ms, &seq) == 0 &&
+                 (int64_t)ms >= cut)
+            snprintf(end, LP_STREAM_IDLEN, "%" PRId64, cut - 1);
+    }
+    return 0;
+}
+
+/* Pages through the whole DLQ, up to the entries there when it started. */
+static int walk(struct lp_dlqtool *t)
+{
+    char err[LP_ERRLEN], last[80] = "", end[LP_STREAM_IDLEN];
+    struct lp_stream_err re;
+
+    if (walk_end(t, end) < 0 || end[0] == '\0')
+        return t->stop ? -1 : 0;
+
+    /* pages of 10 entries at first, growing to 1000 while they stay
+     * small: a page holds at most about 64 MB of the largest entries */
+    size_t page = 10;
+    for (;;) {
+        struct lp_page pg;
+        size_t biggest = 1;
+
+        /* from the first entry, then past the last one seen */
+        if (lp_stream_range(t->r, t->conf.dlq, last[0] ? last : NULL, 1, end,
+                            page, &pg, &re) < 0)
+            return redis_failed(t, &re);
+        if (pg.n == 0) {
+            lp_page_free(&pg);
+            break;
+        }
+        for (size_t i = 0; i < pg.n && !lp_stop; i++) {
+            struct lp_entry e;
+            if (lp_entry_get(pg.entries, i, &e, err) < 0) {
+                lp_page_free(&pg);
+                if (flush_out(t) < 0)
+                    return -1;
+                return stop(t, LP_EX_SOFTWARE, "%s %s: %s", re.cmd,
+                            t->conf.dlq, err);
+            }
+            snprintf(last, sizeof last, "%.*s", (int)e.idlen, e.id);
+            if (e.fields == NULL)
+                continue;
+            for (size_t k = 0; k < e.nfields; k++) {
+                const char *f, *v;
+                size_t fl, vl;
+                lp_entry_pair(&e, k, &f, &fl, &v, &vl);
+                if (vl > biggest)
+                    biggest = vl;
+            }
+            if (!selected(t, &e))
+                continue;
+            if (one(t, &e) < 0) {
+                lp_page_free(&pg);
+                return -1;
+            }
+            if (limit_reached(t))
+                break;
+        }
+        lp_page_free(&pg);
+        if ((t->acts.len && act(t) < 0) || flush_out(t) < 0)
+            return -1;
+        page = (64u << 20) / biggest;
+        if (page > 1000)
+            page = 1000;
+        if (page < 10)
+            page = 10;
+        if (lp_stop || limit_reached(t))
+            break;
+        if (strcmp(last, end) == 0)
+            break;              /* the last entry: past it is no ID */
+    }
+    return 0;
+}
+
+/* The entries named, in that order. */
+static int by_id(struct lp_dlqtool *t)
+{
+    char err[LP_ERRLEN];
+    int show = t->conf.cmd == LP_DLQTOOL_SHOW;
+
+    for (int i = 0; i < t->conf.nids && !lp_stop && !limit_reached(t); i++) {
+        uint64_t ms, seq;
+        struct lp_stream_err re;
+        struct lp_page pg;
+        struct lp_entry e;
+        const char *id = t->conf.ids[i];
+        int rc = 0;
+
+        if (lp_stream_id_parse(id, strlen(id), &ms, &seq) < 0 ||
+            strchr(id, '-') == NULL) {
+            say(t, LP_DLQTOOL_UNKNOWN, "'%s' is not a stream entry ID "
+                "(like 1700000000000-0)", id);
+            t->res.status = LP_EX_DATAERR;
+            continue;
+        }
+        if (lp_stream_range(t->r, t->conf.dlq, id, 0, id, 0, &pg, &re) < 0)
+            return redis_failed(t, &re);
+        if (pg.n == 0) {
+            lp_page_free(&pg);
+            t->res.missing++;
+            if (show) {
+                say(t, LP_DLQTOOL_UNKNOWN, "entry %s is not in %s", id,
+                    t->conf.dlq);
+                t->res.status = LP_EX_DATAERR;
+            } else {
+                say(t, LP_DLQTOOL_GONE, "entry %s is not in %s (done "
+                    "already)", id, t->conf.dlq);
+            }
+            continue;
+        }
+        if (lp_entry_get(pg.entries, 0, &e, err) == 0 && e.fields &&
+            (show || selected(t, &e)))
+            rc = one(t, &e);
+        lp_page_free(&pg);
+        if (rc < 0 || (t->acts.len && act(t) < 0))
+            return -1;
+    }
+    return flush_out(t);
+}
+
+/* {"key":count,...} of slots s[0..n); -1 when out of memory */
+static int add_counts(struct lp_buf *b, const struct slot *s, int n)
+{
+    int rc = lp_buf_addc(b, '{');
+
+    for (int i = 0; i < n; i++) {
+        if (i)
+            rc |= lp_buf_addc(b, ',');
+        rc |= lp_buf_add_jstr(b, s[i].key, s[i].len) < 0;
+        rc |= lp_buf_addc(b, ':');
+        rc |= lp_buf_addu(b, s[i].n);
+    }
+    rc |= lp_buf_addc(b, '}');
+    return rc ? -1 : 0;
+}
+
+static int print_stats(struct lp_dlqtool *t)
+{
+    struct stats *st = &t->st;
+    struct lp_buf *b = &t->obj;
+    char ts[40];
+    int rc = 0;
+
+    b->len = 0;
+    rc |= lp_buf_adds(b, "{\"key\":");
+    rc |= lp_buf_add_jstr(b, t->conf.dlq, strlen(t->conf.dlq)) < 0;
+    rc |= lp_buf_adds(b, ",\"total\":");
+    rc |= lp_buf_addu(b, st->total);
+    rc |= lp_buf_adds(b, ",\"by_error\":");
+    rc |= add_counts(b, st->err, st->nerr);
+    rc |= lp_buf_adds(b, ",\"by_stage\":");
+    rc |= add_counts(b, st->stage, st->nstage);
+    if (st->total) {
+        rc |= lp_buf_adds(b, ",\"oldest\":{\"id\":\"");
+        rc |= lp_buf_adds(b, st->oldest);
+        lp_time_format(st->oldest_ms, ts);
+        rc |= lp_buf_adds(b, "\",\"time\":\"");
+        rc |= lp_buf_adds(b, ts);
+        rc |= lp_buf_adds(b, "\"},\"newest\":{\"id\":\"");
+        rc |= lp_buf_adds(b, st->newest);
+        lp_time_format(st->newest_ms, ts);
+        rc |= lp_buf_adds(b, "\",\"time\":\"");
+        rc |= lp_buf_adds(b, ts);
+        rc |= lp_buf_adds(b, "\"}");
+    }
+    rc |= lp_buf_addc(b, '}');
+    if (rc)
+        return stop(t, LP_EX_SOFTWARE, "out of memory");
+    if (add_line(t, b->p, b->len) < 0)
+        return -1;
+    return flush_out(t);
+}
+
+int lp_dlqtool_run(struct lp_dlqtool *t, struct lp_redis *r, char *err)
+{
+    int rc;
+
+    t->r = r;
+    t->stop = 0;
+    t->err[0] = '\0';
+    rc = t->conf.nids ? by_id(t) : walk(t);
+    if (rc == 0 && t->conf.cmd == LP_DLQTOOL_STATS)
+        rc = print_stats(t);
+    t->r = NULL;
+    t->acts.len = 0;
+    snprintf(err, LP_ERRLEN, "%s", t->err);
+    return rc < 0 ? t->stop : 0;
+}

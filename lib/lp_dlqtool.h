@@ -1,0 +1,121 @@
+/* lp_dlqtool.h -- logpipe-dlq's engine: the operator's commands over the DLQ */
+#ifndef LP_DLQTOOL_H
+#define LP_DLQTOOL_H
+
+#include <stdint.h>
+
+#include "lp_parse.h"
+#include "lp_redis.h"
+
+/*
+ * list, show, stats, retry, purge, export over the dead letter stream
+ * (the records of lp_dlq.h): all NDJSON on the caller's output, all paging
+ * through XRANGE (10 to 1000 entries a page, about 64 MB at most), so a
+ * DLQ of a million entries is never held at once. An entry is shown as
+ * one JSON object (lp_dlq_json); --where runs on that object.
+ *
+ * retry and purge act on each entry atomically: retry is one script that
+ * reads the entry, XADDs its data to its source stream and XDELs it, so
+ * running it twice (or two operators at once) sends nothing twice; purge
+ * is one XDEL per entry. They are queued per page and pipelined.
+ *
+ * Only the entries there when the run starts are walked: a retried entry
+ * that a running drain fails again comes back with a new ID, and must not
+ * be retried again by the same run (nor purged, nor listed twice).
+ *
+ * The engine writes data to conf.out_fd only. What it has to say about
+ * single entries it hands to conf.say as it goes (the tool rations them);
+ * what ends a run comes back from lp_dlqtool_run in err; the counts and
+ * the status the entries earned are in lp_dlqtool_result.
+ */
+
+enum lp_dlqtool_cmd {
+    LP_DLQTOOL_LIST,
+    LP_DLQTOOL_SHOW,
+    LP_DLQTOOL_STATS,
+    LP_DLQTOOL_RETRY,
+    LP_DLQTOOL_PURGE,
+    LP_DLQTOOL_EXPORT
+};
+
+/* What conf.say is told, about one entry (msg worded as an err buffer's) */
+enum lp_dlqtool_say {
+    LP_DLQTOOL_SKIPPED,     /* export: not exported (a warning) */
+    LP_DLQTOOL_FAILED,      /* retry, purge: Redis refused it (an error) */
+    LP_DLQTOOL_UNKNOWN,     /* an ID not in the DLQ (show), or no ID at
+                             * all (an error) */
+    LP_DLQTOOL_GONE,        /* retry, purge: done already (an info) */
+    LP_DLQTOOL_WHERE        /* --where failed at run time on it, one of the
+                             * first LP_JQ_NAMED (an error) */
+};
+
+/* lp_dlqtool_run: the output's reader went away (stdout: SIGPIPE's case) */
+#define LP_DLQTOOL_EPIPE (-1)
+
+struct lp_dlqtool_conf {
+    enum lp_dlqtool_cmd cmd;
+    const char *dlq;            /* the DLQ key */
+    const char *stream;         /* retry's target when an entry names none */
+    uint64_t limit;             /* at most this many entries printed,
+                                 * counted, or retried/purged; 0: all */
+    const char *where;          /* a jq program, or NULL */
+    int dry_run;                /* retry, purge: say, do nothing */
+    int older;                  /* purge --older-than given: */
+    int64_t older_than;         /* entries moved longer ago (ms) */
+    char *const *ids;           /* entries by ID, in this order, instead of
+                                 * the whole DLQ; borrowed */
+    int nids;
+    int out_fd;                 /* the NDJSON goes here */
+    const char *out_name;       /* for messages: "stdout" */
+    void (*say)(void *ctx, enum lp_dlqtool_say what, const char *msg);
+    void *ctx;                  /* say's, borrowed */
+};
+
+struct lp_dlqtool_result {
+    uint64_t seen;              /* entries read that were selected */
+    uint64_t done;              /* printed, counted, retried, purged */
+    uint64_t missing;           /* named, but gone already */
+    uint64_t queued;            /* retry, purge: entries selected */
+    int status;                 /* what the entries earned: LP_EX_OK, or
+                                 * LP_EX_DATAERR (an unknown ID, an entry
+                                 * not retried), LP_EX_CONFIG (refused) */
+};
+
+struct lp_dlqtool;
+
+/*
+ * An engine for one run of the command conf says (copied; its strings
+ * borrowed for the engine's life), into *t (lp_dlqtool_free). Compiles
+ * conf->where. 0, or the exit status it cannot start with and err:
+ * LP_EX_CONFIG ("--where: ..."), LP_EX_SOFTWARE (out of memory).
+ */
+int lp_dlqtool_new(const struct lp_dlqtool_conf *conf, struct lp_dlqtool **t,
+                   char *err);
+
+/* Frees the engine. Accepts NULL. */
+void lp_dlqtool_free(struct lp_dlqtool *t);
+
+/*
+ * Runs the command over r (connected; borrowed) until it is done, until
+ * lp_stop is set, or until something stops it. Returns 0 when it went
+ * through (lp_dlqtool_result says how); LP_DLQTOOL_EPIPE when the output's
+ * reader went away (err empty); or the exit status that stops the run,
+ * with err: LP_EX_UNAVAILABLE (Redis did not answer, or an error that may
+ * pass), LP_EX_CONFIG (Redis refused the command or the key),
+ * LP_EX_SOFTWARE (an answer of a shape Redis never gives, out of memory),
+ * LP_EX_IOERR (the output failed). Everything printed before the stop is
+ * written out.
+ */
+int lp_dlqtool_run(struct lp_dlqtool *t, struct lp_redis *r, char *err);
+
+/* The counts so far; the engine's. */
+const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t);
+
+/*
+ * After the run: 0 when --where never failed at run time, else the
+ * status it earned (LP_EX_DATAERR, or LP_EX_CONFIG when it failed on every
+ * entry) with msg as lp_jq_outcome says it.
+ */
+int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, char *msg);
+
+#endif
