@@ -36,6 +36,12 @@ struct lp_metric *lp_histogram(struct lp_metrics *m, const char *name,
                                const char *labels, const char *help,
                                const double *bounds, int nbounds);
 
+/* A counter whose value is *src (borrowed: it must outlive m), read when
+ * m is written: for a count the caller keeps anyway, counted once. */
+struct lp_metric *lp_counter_of(struct lp_metrics *m, const char *name,
+                                const char *labels, const char *help,
+                                const uint64_t *src);
+
 /* Buckets for durations from 100 microseconds to 10 seconds. */
 extern const double lp_seconds_buckets[];
 extern const int lp_seconds_nbuckets;
