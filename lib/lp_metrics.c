@@ -21,8 +21,7 @@ struct lp_metric {
     int kind;
     char *name, *labels, *help;
     double value;               /* counter, gauge; histogram: sum */
-    const uint64_t *src;        /* lp_metric_bind: the value is *src */
-    double div;                 /* divided by this */
+    const uint64_t *src;        /* lp_counter_of: the value is *src */
     double *bounds;
     uint64_t *counts;           /* per bucket, then +Inf */
     int nbounds;
@@ -108,6 +107,23 @@ struct lp_metric *lp_counter(struct lp_metrics *m, const char *name,
     return add(m, M_COUNTER, name, labels, help);
 }
 
+struct lp_metric *lp_counter_of(struct lp_metrics *m, const char *name,
+                                const char *labels, const char *help,
+                                const uint64_t *src)
+{
+    struct lp_metric *x = add(m, M_COUNTER, name, labels, help);
+
+    if (x)
+        x->src = src;
+    return x;
+}
+
+/* A counter's value: its own, or the one it reads */
+static double value_of(const struct lp_metric *c)
+{
+    return c->src ? (double)*c->src : c->value;
+}
+
 struct lp_metric *lp_gauge(struct lp_metrics *m, const char *name,
                            const char *labels, const char *help)
 {
@@ -149,19 +165,9 @@ void lp_metric_set(struct lp_metric *g, double v)
         g->value = v;
 }
 
-void lp_metric_bind(struct lp_metric *c, const uint64_t *src, double div)
-{
-    if (c && c->kind != M_HISTOGRAM) {
-        c->src = src;
-        c->div = div;
-    }
-}
-
 double lp_metric_value(const struct lp_metric *c)
 {
-    if (c == NULL)
-        return 0;
-    return c->src ? (double)*c->src / c->div : c->value;
+    return c ? value_of(c) : 0;
 }
 
 void lp_metric_observe(struct lp_metric *h, double v)
@@ -246,7 +252,7 @@ char *lp_metrics_render(struct lp_metrics *m)
                     continue;
                 if (y->kind != M_HISTOGRAM) {
                     series(&b, y->name, "", y->labels, NULL);
-                    num(&b, lp_metric_value(y));
+                    num(&b, value_of(y));
                     lp_buf_addc(&b, '\n');
                     continue;
                 }

@@ -36,6 +36,12 @@ struct lp_metric *lp_histogram(struct lp_metrics *m, const char *name,
                                const char *labels, const char *help,
                                const double *bounds, int nbounds);
 
+/* A counter whose value is *src (borrowed: it must outlive m), read when
+ * m is written: for a count the caller keeps anyway, counted once. */
+struct lp_metric *lp_counter_of(struct lp_metrics *m, const char *name,
+                                const char *labels, const char *help,
+                                const uint64_t *src);
+
 /* Buckets for durations from 100 microseconds to 10 seconds. */
 extern const double lp_seconds_buckets[];
 extern const int lp_seconds_nbuckets;
@@ -44,15 +50,6 @@ void lp_metric_add(struct lp_metric *c, double v);
 void lp_metric_set(struct lp_metric *g, double v);
 void lp_metric_observe(struct lp_metric *h, double v);
 double lp_metric_value(const struct lp_metric *c);
-
-/*
- * Counted once: the counter or gauge c reads its value from *src,
- * divided by div (1, or 1000 for ms as seconds), whenever it is written
- * or read, so an engine counts in its own struct and never copies its
- * totals into the metrics (src is borrowed: it must outlive m). Adds and
- * sets to c are then ignored. Accepts NULL.
- */
-void lp_metric_bind(struct lp_metric *c, const uint64_t *src, double div);
 
 /* Writes every metric to path atomically. Returns 0 or -1 with err. */
 int lp_metrics_write(struct lp_metrics *m, const char *path, char *err);

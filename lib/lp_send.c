@@ -71,7 +71,8 @@ static void where(struct lp_send *s, char *buf, size_t cap, uint64_t lineno)
 
 /* ---- metrics ------------------------------------------------------------ */
 
-/* The metrics; the counters are s->n's own. 0, or -1 out of memory. */
+/* The metrics; the counters are s->n's own (lp_counter_of: counted
+ * once). 0, or -1 out of memory. */
 static int metrics_init(struct lp_send *s)
 {
     struct lp_metrics *m;
@@ -81,50 +82,43 @@ static int metrics_init(struct lp_send *s)
         return 0;
     if ((m = s->m = lp_metrics_new(&s->nt)) == NULL)
         return -1;
-    lp_metric_bind(lp_counter(m, "logpipe_send_lines_total", "",
-                              "Input lines read."), &n->lines, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_events_total",
-                              "result=\"sent\"",
-                              "Events by what became of them."),
-                   &n->sent, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_events_total",
-                              "result=\"rejected\"", ""), &n->rejected, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_events_total",
-                              "result=\"wal\"", ""), &n->wal, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_events_total",
-                              "result=\"limited\"", ""), &n->limited, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_wal_replayed_total", "",
-                              "Events sent again from the WAL."),
-                   &n->replayed, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_dlq_total", "",
-                              "Rejected lines added to the DLQ."),
-                   &n->dlq, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_possible_duplicates_total",
-                              "", "Events sent again after a reply was "
-                              "lost."), &n->maybe, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_batches_total", "",
-                              "Batches acknowledged."), &n->batches, 1);
+    lp_counter_of(m, "logpipe_send_lines_total", "", "Input lines read.",
+                  &n->lines);
+    lp_counter_of(m, "logpipe_send_events_total", "result=\"sent\"",
+                  "Events by what became of them.", &n->sent);
+    lp_counter_of(m, "logpipe_send_events_total", "result=\"rejected\"", "",
+                  &n->rejected);
+    lp_counter_of(m, "logpipe_send_events_total", "result=\"wal\"", "",
+                  &n->wal);
+    lp_counter_of(m, "logpipe_send_events_total", "result=\"limited\"", "",
+                  &n->limited);
+    lp_counter_of(m, "logpipe_send_wal_replayed_total", "",
+                  "Events sent again from the WAL.", &n->replayed);
+    lp_counter_of(m, "logpipe_send_dlq_total", "",
+                  "Rejected lines added to the DLQ.", &n->dlq);
+    lp_counter_of(m, "logpipe_send_possible_duplicates_total", "",
+                  "Events sent again after a reply was lost.", &n->maybe);
+    lp_counter_of(m, "logpipe_send_batches_total", "",
+                  "Batches acknowledged.", &n->batches);
     s->batch_s = lp_histogram(m, "logpipe_send_batch_seconds", "",
                               "From writing a batch to its last reply.",
                               lp_seconds_buckets, lp_seconds_nbuckets);
-    lp_metric_bind(lp_counter(m, "logpipe_send_redis_errors_total", "",
-                              "Failures of Redis: I/O errors and error "
-                              "replies."), &n->errors, 1);
-    lp_metric_bind(lp_counter(m, "logpipe_send_reconnects_total", "",
-                              "Connections made again after a failure."),
-                   &n->reconnects, 1);
+    lp_counter_of(m, "logpipe_send_redis_errors_total", "",
+                  "Failures of Redis: I/O errors and error replies.",
+                  &n->errors);
+    lp_counter_of(m, "logpipe_send_reconnects_total", "",
+                  "Connections made again after a failure.",
+                  &n->reconnects);
     s->wal_bytes = lp_gauge(m, "logpipe_send_wal_bytes", "",
                             "Bytes of records waiting in the WAL.");
     if (s->c.rate > 0) {
-        lp_metric_bind(lp_counter(m, "logpipe_send_rate_wait_seconds_total",
-                                  "", "Time spent waiting for --rate."),
-                       &n->wait_ms, 1000.0);
+        s->rate_wait = lp_counter(m, "logpipe_send_rate_wait_seconds_total",
+                                  "", "Time spent waiting for --rate.");
         s->rate_keys = lp_gauge(m, "logpipe_send_rate_keys", "",
                                 "Rate keys with a bucket of their own.");
-        lp_metric_bind(lp_counter(m, "logpipe_send_rate_overflow_total",
-                                  "", "Events whose key was new past "
-                                  "--max-keys: they share one bucket."),
-                       &n->overflow, 1);
+        lp_counter_of(m, "logpipe_send_rate_overflow_total", "",
+                      "Events whose key was new past --max-keys: they "
+                      "share one bucket.", &n->overflow);
     }
     return 0;
 }
@@ -135,8 +129,11 @@ static void metrics_tick(struct lp_send *s, int force)
     if (s->m == NULL)
         return;
     lp_metric_set(s->wal_bytes, s->wal ? (double)lp_wal_bytes(s->wal) : 0);
-    if (s->rate)
+    if (s->rate) {
+        /* not counts but what they come to: seconds, buckets held */
+        lp_metric_set(s->rate_wait, (double)s->n.wait_ms / 1000.0);
         lp_metric_set(s->rate_keys, (double)lp_rate_nkeys(s->rate));
+    }
     lp_metrics_tick(s->m, s->c.metrics, s->c.metrics_interval, force);
 }
 

@@ -125,7 +125,7 @@ struct lp_send {
     int rr_local;               /* Redis failed: limiting here for now */
     /* --metrics: the counters read s->n; the rest is set per tick */
     struct lp_metrics *m;
-    struct lp_metric *batch_s, *wal_bytes, *rate_keys;
+    struct lp_metric *batch_s, *wal_bytes, *rate_wait, *rate_keys;
 };
 
 /* Says something through the engine's notify (LP_SEND_* or LP_NOTICE_*

@@ -61,13 +61,29 @@ trap 'exit 130' INT TERM
 
 say() { printf '# %s\n' "$*"; }
 
-# test_expect_success TITLE BODY: BODY runs in a subshell with set -e;
-# its output is shown as TAP comments when it fails.
+# test_expect_success TITLE BODY: BODY runs in a subshell with set -e, so
+# a failing command fails the test: one meant to fail must say so,
+# `cmd || :` or expect_exit N cmd. set -e ignores what POSIX says it
+# ignores: every command of an && list but its last, and `! cmd`. So a
+# body is either one && chain to its end, or each list that ends before
+# the body does ends `|| exit 1` (a && b || exit 1), or checks stand on
+# lines of their own; `! cmd` only inside a chain or last. Its output is
+# shown as TAP comments when it fails. LP_TRACE=1 runs bodies under
+# set -x too, to see which command failed (the trace also goes where a
+# body sends stderr, so a test that compares its stderr fails in such a
+# run: read it, do not trust it).
 test_expect_success() {
     test_count=$((test_count + 1))
     # dash runs the EXIT trap in a subshell that set -e ends: clear it,
     # or one failing test would stop the servers of all the others
-    if ( trap - EXIT PIPE INT TERM; set -e; eval "$2" ) >"$TMP/.out" 2>&1
+    # set -e is ignored in a subshell that is the condition of an if (or
+    # any command of && || lists but the last): run it as a plain command
+    case $- in *e*) _e=1; set +e ;; *) _e= ;; esac
+    ( trap - EXIT PIPE INT TERM; set -e; [ -z "${LP_TRACE:-}" ] || set -x
+      eval "$2" ) >"$TMP/.out" 2>&1
+    _rc=$?
+    [ -z "$_e" ] || set -e
+    if [ "$_rc" -eq 0 ]
     then
         echo "ok $test_count - $1"
     else
@@ -182,7 +198,9 @@ stop_redis() {
     _p=$(redis_pid)
     kill -CONT "$_p" 2>/dev/null
     kill "-${1:-TERM}" "$_p" 2>/dev/null
-    wait "$_p" 2>/dev/null
+    # in a test body (a subshell) the server is not our child: wait says
+    # 127; when it is, a signal's status is >= 128; the loop below waits
+    wait "$_p" 2>/dev/null || :
     while kill -0 "$_p" 2>/dev/null; do sleep 0.05; done
 }
 
@@ -274,8 +292,9 @@ ldd "$TOP/cmd/logpipe-send" 2>/dev/null | grep -q libasan && SAN=1
 # whose peak RSS must stay under KB (not checked under SAN=1)
 rss_under() {
     limit=$1 want=$2; shift 2
-    /usr/bin/time -f %M -o rss.out "$@"
-    rc=$?
+    # CMD's status is checked below, also when set -e is on
+    rc=0
+    /usr/bin/time -f %M -o rss.out "$@" || rc=$?
     kb=$(tail -n 1 rss.out)
     echo "# peak RSS of $1: $kb KB" >&2
     if [ "$SAN" = 0 ] && [ "$kb" -gt "$limit" ]; then

@@ -29,7 +29,9 @@ test_expect_success 'Redis starting late within --timeout: everything is sent' '
     gen_events 100 >in
     logpipe-send -r redis://127.0.0.1:$port --timeout 20s <in 2>err &
     pid=$!
-    sleep 1
+    # Redis starts once the sender has found it away, not after a sleep
+    # that a slow start of the sender could outlast
+    wait_for 20 grep -q "retrying for up to 20s" err
     mkdir -p late
     redis-server --port $port --bind 127.0.0.1 --dir "$TMP/late" --save "" \
         --logfile "$TMP/late/log" --daemonize yes --pidfile "$TMP/late/pid"
@@ -43,10 +45,18 @@ test_expect_success 'Redis starting late within --timeout: everything is sent' '
 start_redis aof --appendonly yes --appendfsync always
 test_expect_success 'Redis killed mid-send: exit 75, exact resume, nothing lost' '
     gen_events 200000 >in
-    logpipe-send --timeout 2s <in 2>err &
+    # the second half of the input is written only after the kill, so the
+    # sender cannot have sent everything before it, however fast it is
+    head -n 100000 in >in.1 && tail -n +100001 in >in.2 &&
+    rm -f fifo && mkfifo fifo || exit 1
+    logpipe-send --timeout 2s <fifo 2>err &
     pid=$!
-    wait_for 60 test_xlen -gt 20000
-    kill -9 $(redis_pid)
+    exec 3>fifo &&
+    cat in.1 >&3 &&
+    wait_for 60 test_xlen -gt 20000 &&
+    kill -9 $(redis_pid) &&
+    { cat in.2 >&3 2>/dev/null || :; } &&
+    exec 3>&- &&
     expect_exit 75 wait $pid &&
     grep_q "resume with: tail -c +" err &&
     from=$(sed -n "s/.*resume with: tail -c +\([0-9]*\).*/\1/p" err) &&

@@ -46,12 +46,20 @@ test_expect_success 'a later run sends the WAL first: order is kept' '
 
 test_expect_success 'Redis killed mid-send, restarted, WAL flushed: nothing lost' '
     rcli DEL logs:stream >/dev/null &&
-    gen_events 200000 >in
-    logpipe-send --wal w3 --timeout 20s <in 2>err &
+    gen_events 200000 >in || exit 1
+    # the second half of the input is written only after the kill, so the
+    # sender cannot have sent everything before it, however fast it is
+    head -n 100000 in >in.1 && tail -n +100001 in >in.2 &&
+    rm -f fifo && mkfifo fifo || exit 1
+    logpipe-send --wal w3 --timeout 20s <fifo 2>err &
     pid=$!
-    wait_for 60 test_xlen -gt 20000
-    stop_redis KILL
-    sleep 1
+    exec 3>fifo &&
+    cat in.1 >&3 &&
+    wait_for 60 test_xlen -gt 20000 &&
+    stop_redis KILL &&
+    cat in.2 >&3 &&
+    exec 3>&- &&
+    sleep 1 &&
     restart_redis &&
     wait $pid &&
     grep_q "keeping events in the WAL w3" err &&
@@ -113,7 +121,7 @@ test_expect_success 'two senders on one WAL directory: nothing lost or doubled' 
     # before the second starts, which then takes over its segment): each
     # reads a fifo, and the opens for writing return only when both
     # senders have opened theirs; neither ends before both are closed
-    rm -f f1 f2
+    rm -f f1 f2 || exit 1
     mkfifo f1 f2
     logpipe-send -r unix://$PWD/no-redis.sock --wal w7 -b 50 <f1 2>/dev/null &
     p1=$!

@@ -11,38 +11,90 @@ events() {
             printf "{\"app\":\"a%d\",\"seq\":%d}\n", i % k, i }'
 }
 
-# rate STREAM: events per second between its first and last entry IDs,
-# the burst (first B entries) left out
-rate_of() {
+# redis_ms: Redis's clock in ms, the clock of entry IDs and of the
+# --shared-rate bucket
+redis_ms() {
+    rcli --raw TIME | awk 'NR == 1 { s = $1 } NR == 2 { printf "%d%03d\n", s, int($1 / 1000) }'
+}
+
+# never_over STREAM RATE BURST T0: no entry of STREAM came before a token
+# bucket of RATE/s and BURST, full at T0 (ms, Redis's clock, taken before
+# the senders started), could have given it: the k-th entry, whose ID is
+# the time Redis added it, after its token was taken, has k <= BURST +
+# RATE * (its ms - T0) / 1000, + 2 for the rounding of times to the ms
+# (up to 2 ms of a sender's own clock against Redis's, one token at
+# 500/s) and of the bucket's count. An upper bound that holds however
+# slow the machine is; how close to RATE a run comes depends on the
+# machine and is measured by make bench, not here.
+never_over() {
     rcli --raw XRANGE "$1" - + | grep -E '^[0-9]+-[0-9]+$' |
-        awk -v b="${2:-1}" -F- '
-        NR == b { t0 = $1 } { t1 = $1; n = NR }
-        END { if (t1 > t0) printf "%.1f\n", (n - b) * 1000 / (t1 - t0) }'
+        awk -v r="$2" -v b="$3" -v t0="$4" -F- '
+        { k = NR; ms = $1 - t0
+          if (k * 1000 > b * 1000 + r * ms + 2000) {
+              printf "entry %d at %d ms: more than %d + %d/s x %d ms\n", k, ms, b, r, ms
+              bad = 1; exit } }
+        END { if (!bad) printf "# %d entries in %d ms, never over %d/s + %d\n", k, ms, r, b
+              exit bad }'
 }
 
-# within R LIMIT: R is within 5% of LIMIT
-within() {
-    awk -v r="$1" -v l="$2" 'BEGIN { d = r / l - 1; if (d < 0) d = -d;
-        printf "# %s/s against %s/s: %.1f%%\n", r, l, d * 100; exit !(d <= 0.05) }'
+# per_sender STREAM N SENDERS: each of the SENDERS (events tagged "s":I)
+# got its N events into STREAM, seq 1 to N, each once
+per_sender() {
+    rcli --raw XRANGE "$1" - + | grep "^{" >all.$1 &&
+    seq 1 "$2" >want.$1 &&
+    for i in $(seq 1 "$3"); do
+        grep "\"s\":$i," all.$1 | seqs - >got.$1.$i &&
+        test_cmp want.$1 got.$1.$i || return 1
+    done &&
+    test "$(wc -l <all.$1)" -eq $(($2 * $3))
 }
 
-test_expect_success 'one sender: --rate holds within 5% over 10 s (block)' '
-    events 5050 | logpipe-send -s one --rate 500/s --burst 50 --max-age 0 &&
-    test_xlen -eq 5050 one &&
-    r=$(rate_of one 50) && within "$r" 500
+test_expect_success 'one sender: --rate never admits more than rate x time + burst (block)' '
+    t0=$(redis_ms) &&
+    events 2050 | logpipe-send -s one --rate 500/s --burst 50 --max-age 0 &&
+    test_xlen -eq 2050 one &&
+    never_over one 500 50 "$t0"
 '
 
-test_expect_success 'three senders share one --shared-rate within 5% over 10 s' '
+test_expect_success 'three senders share one --shared-rate: never over it, nothing lost' '
+    t0=$(redis_ms) &&
+    pids= &&
     for i in 1 2 3; do
-        events 2020 | logpipe-send -s three --rate 600/s --burst 60 \
-            --shared-rate 2>err$i &
-    done
-    wait &&
-    test_xlen -eq 6060 three &&
-    r=$(rate_of three 60) && within "$r" 600 &&
-    test "$(rcli --raw TTL three:rate:)" -gt 0 &&
-    test "$(rcli --raw PTTL three:rate:)" -le 2000 &&
+        events 800 | sed "s/^{/{\"s\":$i,/" |
+            logpipe-send -s three --rate 600/s --burst 60 --shared-rate \
+            2>err$i &
+        pids="$pids $!"
+    done &&
+    for p in $pids; do wait $p || exit 1; done &&
+    test_xlen -eq 2400 three &&
+    per_sender three 800 3 &&
+    never_over three 600 60 "$t0" &&
+    : the bucket expires a full refill and a second after its last use: &&
+    : gone already, or due within 100 + 1000 ms, never without expiry &&
+    p=$(rcli --raw PTTL three:rate:) &&
+    { test "$p" -eq -2 || { test "$p" -gt 0 && test "$p" -le 1100; }; } &&
     ! grep -q . err1 err2 err3
+'
+
+test_expect_success 'three senders, one after another, share one bucket: burst 10 in all' '
+    : at 1/h no token comes back during the test: with a bucket per &&
+    : sender each would send 10 &&
+    t0=$(redis_ms) &&
+    for i in 1 2 3; do
+        events 10 | sed "s/^{/{\"s\":$i,/" |
+            logpipe-send -s seq3 --rate 1/h --burst 10 --shared-rate \
+                --on-limit reject 2>err$i && rc=0 || rc=$?
+        echo "$rc" >>rcs
+    done &&
+    printf "0\n65\n65\n" >want && test_cmp want rcs &&
+    test_xlen -eq 10 seq3 &&
+    test "$(rcli --raw XRANGE seq3 - + | grep -c "\"s\":1,")" -eq 10 &&
+    grep_q "10 events over --rate rejected" err2 &&
+    grep_q "10 events over --rate rejected" err3 &&
+    : its expiry: a full refill and a second, 10 h + 1 s, from its last &&
+    : use, which came after t0: at most t2 - t0 ms of it gone by t2 &&
+    p=$(rcli --raw PTTL seq3:rate:) && t2=$(redis_ms) &&
+    test "$p" -le 36001000 && test "$p" -ge $((36001000 - (t2 - t0)))
 '
 
 test_expect_success '--on-limit reject: lines over the limit named (10), counted; 65' '
@@ -98,15 +150,18 @@ test_expect_success '--max-keys: new keys past it share one bucket' '
 
 test_expect_success 'SIGTERM while blocked: what was read is still sent' '
     # from a file, read whole by one read(2): from a pipe, the writer might
-    # not have written every line before the signal
-    events 300 >in300 &&
-    logpipe-send -s stop --rate 20/s --burst 1 <in300 2>err &
+    # not have written every line before the signal. At 1/h the sender
+    # blocks after its burst of 5 for 12 minutes a token: the signal comes
+    # while it waits, however slow the machine
+    events 300 >in300
+    logpipe-send -s stop --rate 1/h --burst 5 <in300 2>err &
     pid=$!
     wait_for 60 test_xlen -ge 5 stop &&
+    test_xlen -eq 5 stop &&
     kill -TERM $pid &&
     wait $pid &&
     test_xlen -eq 300 stop &&
-    grep_q "sent past --rate when stopped" err
+    grep_q "^logpipe-send: 295 events were sent past --rate when stopped" err
 '
 
 test_expect_success '--shared-rate without Redis permission: limits alone' '

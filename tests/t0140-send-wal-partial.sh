@@ -47,7 +47,7 @@ test_expect_success 'OOM while a drain frees memory: every event once, WAL flush
     logpipe-send --wal w1 --flush-wal --timeout 120s 2>>err &&
     test "$(segments w1)" -eq 0 &&
     wait_for 120 drained &&
-    kill $dpid && wait $dpid
+    kill $dpid && wait $dpid &&
     seqs arch/*/*.jsonl >got &&
     seq 1 40000 >want &&
     test_cmp want got &&
@@ -109,7 +109,7 @@ test_expect_success '... nor by a later run: the WAL keeps that they are in Redi
 # next run sends again what Redis stored.
 test_expect_success 'input ends with WAL records in flight: their replies are waited for' '
     rcli DEL logs:stream >/dev/null &&
-    gen_events 3000 >in
+    gen_events 3000 >in || exit 1
     mkfifo fifo
     logpipe-send -v --wal w5 <fifo 2>err &
     pid=$!
@@ -122,7 +122,7 @@ test_expect_success 'input ends with WAL records in flight: their replies are wa
     wait_for 60 grep -q "the WAL w5 is sent again when Redis answers" err
     kill -STOP $pid
     restart_redis 3>&- &&
-    exec 3>&-
+    exec 3>&- || exit 1
     # ... and the next one is due when send runs again: the back-off is
     # at most 2 s, so 2.5 s of the clock pass it however loaded we are
     sleep 2.5

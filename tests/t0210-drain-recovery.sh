@@ -7,6 +7,13 @@ pending() {
     rcli XPENDING logs:stream logpipe | head -n 1
 }
 
+# blocked: waits until a client (the one drain running) is blocked in
+# XREADGROUP: its group is made and it waits for entries, however long
+# its start took
+blocked() {
+    wait_for 60 "rcli CLIENT LIST | grep -q \"flags=b .*cmd=xreadgroup\""
+}
+
 test_expect_success 'own pending entries are read first after a restart' '
     gen_events 50 >in &&
     logpipe-send <in &&
@@ -40,7 +47,7 @@ test_expect_success 'drain SIGKILLed mid-run, then restarted: nothing lost' '
     rm -rf out &&
     gen_events 60000 "a b c d e f g h" >in &&
     logpipe-send <in &&
-    kills=0
+    kills=0 || exit 1
     while [ $kills -lt 5 ]; do
         logpipe-drain -d out -c k -n 500 --block 100 2>>err &
         pid=$!
@@ -91,7 +98,7 @@ test_expect_success 'a running drain archives new events within its block time' 
 test_expect_success 'SIGTERM while blocked in XREADGROUP ends at once' '
     logpipe-drain -d out --block 60000 2>err &
     pid=$!
-    sleep 0.5 &&
+    blocked &&
     kill -TERM $pid &&
     wait_for 30 "! kill -0 $pid" &&
     wait $pid
@@ -122,7 +129,7 @@ test_expect_success 'NOGROUP (stream deleted under the drain): group recreated a
     rm -rf out
     logpipe-drain -d out --block 200 2>err &
     pid=$!
-    sleep 0.5 &&
+    blocked &&
     rcli DEL logs:stream >/dev/null &&
     gen_events 20 >in &&
     logpipe-send <in &&

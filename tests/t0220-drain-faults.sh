@@ -24,6 +24,15 @@ pending() {
     rcli XPENDING logs:stream logpipe | head -n 1
 }
 
+# idle_over MS CONSUMER: CONSUMER holds pending entries, each delivered
+# more than MS ms ago by Redis's clock (the one XAUTOCLAIM --claim-idle
+# goes by); XPENDING --raw gives ID, consumer, idle ms, deliveries
+idle_over() {
+    rcli --raw XPENDING logs:stream logpipe - + 1000000 "$2" |
+        awk -v ms="$1" 'NR % 4 == 3 { n++; if ($1 + 0 <= ms) bad = 1 }
+            END { exit !(n > 0 && !bad) }'
+}
+
 fresh() {
     rcli DEL logs:stream logs:dlq >/dev/null
     rm -rf out
@@ -47,7 +56,7 @@ done
 # crashing it (--max-deliveries): here only loss and duplicates matter
 test_expect_success "drain SIGKILLed at random $KILLS times: 0 lost, 0 duplicates" '
     fresh 100000 &&
-    k=0
+    k=0 || exit 1
     while [ $k -lt '$KILLS' ]; do
         logpipe-drain -d out -n 300 --block 50 --max-deliveries 1000 2>>err &
         pid=$!
@@ -72,7 +81,11 @@ for point in after-request after-read after-write after-fsync; do
             --block 50 --claim-idle 1s 2>slow.err &
         slow=$!
         wait_for 10 "test \"\$(cut -d\" \" -f3 /proc/$slow/stat)\" = T" &&
-        sleep 1.2 &&
+        # what slow holds idle past --claim-idle by Redis: stopped right
+        # after its request (after-request), slow may be seen stopped before
+        # Redis has delivered the entries, and a sleep of 1.2 s could end
+        # less than 1 s after that on a loaded machine
+        wait_for 30 idle_over 1100 slow &&
         logpipe-drain --once -d out -c quick -n 500 --claim-idle 1s 2>quick.err &&
         kill -CONT $slow &&
         sleep 0.5 &&
@@ -132,7 +145,7 @@ test_expect_success 'XAUTOCLAIM: claimed entries deleted meanwhile are acknowled
 test_expect_success 'a poison entry reaches the DLQ after exactly --max-deliveries' '
     fresh 20 &&
     echo "{\"service\":\"a\",\"seq\":21,\"POISON\":1}" | logpipe-send &&
-    crashes=0
+    crashes=0 || exit 1
     while LOGPIPE_TEST_CRASH=on-data:POISON logpipe-drain --once -d out \
             --max-deliveries 3 2>>err; [ $? -eq 137 ]; do
         crashes=$((crashes + 1))

@@ -53,14 +53,35 @@ test_expect_success 'files 0640, directories 0750 (umask 022); the umask narrows
 '
 
 test_expect_success 'symlinks below --dir and in the WAL are refused, not followed' '
-    mkdir -p outside sym/api && ln -s ../../outside sym/api/evil &&
+    rcli DEL logs:dlq >/dev/null &&
+    mkdir -p outside sym/api/x sym/db/y && touch outside/day &&
+    ln -s ../../outside sym/api/evil &&
     ln -s ../outside sym/web &&
-    printf "{\"service\":\"web\"}\n{\"service\":\"api\"}\n" | logpipe-send --max-age 0 &&
-    logpipe-drain --once -d sym --layout "{service}/x/%F.jsonl" 2>err;
-    test -z "$(ls outside)" &&
+    ln -s ../../../outside/day sym/db/y/2020-01-02.jsonl &&
+    ts="\"timestamp\":\"2020-01-02T03:04:05Z\"" &&
+    for e in "\"service\":\"web\",\"sub\":\"x\"" \
+             "\"service\":\"api\",\"sub\":\"evil\"" \
+             "\"service\":\"db\",\"sub\":\"y\"" \
+             "\"service\":\"api\",\"sub\":\"x\""; do
+        echo "{$ts,$e}"
+    done | logpipe-send --max-age 0 -s symtest &&
+    : a directory symlink at the top and one level down, a day file that &&
+    : is a symlink: each entry to the DLQ as unsafe-path, the run goes on &&
+    logpipe-drain --once -s symtest -d sym --layout "{service}/{sub}/%F.jsonl" 2>err &&
+    grep_q "unsafe-path: web: not a directory (symlinks are refused)" err &&
+    grep_q "unsafe-path: api/evil: not a directory (symlinks are refused)" err &&
+    grep_q "unsafe-path: db/y/2020-01-02.jsonl: is a symlink (refused)" err &&
+    grep_q "^logpipe-drain: 3 entries moved to the DLQ$" err &&
+    test "$(rcli --raw XRANGE logs:dlq - + | grep -cx unsafe-path)" -eq 3 &&
+    test "$(wc -l <sym/api/x/2020-01-02.jsonl)" -eq 1 &&
+    test "$(ls outside)" = day && test ! -s outside/day &&
+    : a WAL segment that is a symlink: the sender refuses to open it, 73 &&
     mkdir -p wsym && touch outside/target &&
     ln -s ../outside/target wsym/wal-00000000000000000001-1.log &&
-    gen_events 2 | logpipe-send -r redis://127.0.0.1:$(random_port)/0 --wal wsym 2>err;
+    gen_events 2 | expect_exit 73 logpipe-send \
+        -r redis://127.0.0.1:$(random_port)/0 --wal wsym 2>err &&
+    grep_q "^logpipe-send: --wal wsym/wal-00000000000000000001-1.log: " err &&
+    test -L wsym/wal-00000000000000000001-1.log &&
     test ! -s outside/target
 '
 

@@ -119,11 +119,15 @@ test_expect_success 'a line may hold an array of events' '
 test_expect_success 'the watermark emits a bucket before the end of input' '
     # (an & ends the whole list before it: the job stands alone)
     mkfifo fifo
-    { logpipe-agg --by k <fifo >live 2>live.err; echo $? >live.rc; } &
+    { logpipe-agg --by k --metrics wm.prom --metrics-interval 100ms <fifo \
+        >live 2>live.err; echo $? >live.rc; } &
     exec 3>fifo &&
     echo "{\"timestamp\":\"2026-11-22T10:00:10Z\",\"k\":\"a\"}" >&3 &&
     echo "{\"timestamp\":\"2026-11-22T10:00:20Z\",\"k\":\"a\"}" >&3 &&
-    sleep 0.3 && test ! -s live &&
+    # both read (the metrics say so while it waits), nothing printed: a
+    # sleep of 0.3 s could end before agg had read them on a loaded machine
+    wait_for 20 "test \"\$(value wm.prom \"logpipe_agg_events_total{result=\\\"ok\\\"}\")\" = 2" &&
+    test ! -s live &&
     echo "{\"timestamp\":\"2026-11-22T10:01:00Z\",\"k\":\"b\"}" >&3 &&
     wait_for 10 test -s live &&
     echo "{\"bucket\":\"2026-11-22T10:00:00Z\",\"k\":\"a\",\"count\":2}" >expect &&
@@ -186,7 +190,7 @@ test_expect_success '--lateness end: input file by file gives the counts of the 
 '
 
 test_expect_success '--lateness end: no bucket before the end of input, then all, in order' '
-    rm -f fifo && mkfifo fifo && : >end.live
+    rm -f fifo && mkfifo fifo && : >end.live || exit 1
     { logpipe-agg --lateness end --by k --metrics end.live.prom \
         --metrics-interval 100ms <fifo >>end.live 2>end.err; echo $? >end.rc; } &
     exec 3>fifo &&
@@ -256,7 +260,7 @@ test_expect_success '--threshold: only groups at or above N, each once, flushed 
         "{\"bucket\":\"2026-11-22T10:02:00Z\",\"s\":\"hot\",\"count\":9}" >expect &&
     test_cmp expect out &&
     logpipe-agg --by s --threshold 100 <th >out && test ! -s out &&
-    rm -f fifo && mkfifo fifo
+    rm -f fifo && mkfifo fifo || exit 1
     { logpipe-agg --by s --threshold 6 <fifo | while read -r l; do echo "$l" >>alerts; done; } &
     exec 3>fifo &&
     head -n 20 th >&3 &&
