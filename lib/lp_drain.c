@@ -14,6 +14,7 @@
 
 #include "lp_archive.h"
 #include "lp_buf.h"
+#include "lp_dlq.h"
 #include "lp_drain.h"
 #include "lp_event.h"
 #include "lp_exec.h"
@@ -119,7 +120,8 @@ struct lp_drain {
     int exec_unread_warned;
     struct dlq_item *dlq;
     size_t ndlq, dlq_cap;
-    struct lp_group *grp;       /* reading, acks, trims, DLQ moves */
+    struct lp_buf dlq_buf;      /* one move encoded, reused (lp_dlq) */
+    struct lp_group *grp;       /* reading, acks, trims */
     unsigned *deliveries;       /* per entry of a PENDING/CLAIM batch */
     int check;                  /* entries may be in the archive already */
     int ack_queued, trim_queued;
@@ -618,90 +620,67 @@ static int one_entry(struct lp_drain *d, const struct lp_entry *e,
     return ack_later(d, e->id, e->idlen);
 }
 
-/*
- * The DLQ entry of item it, as field/value pairs into fv/fvlen (room for
- * 22); returns how many. The one place that knows the DLQ record's shape
- * on drain's side (lp_dlq will own it).
- */
-static int dlq_fields(struct lp_drain *d, const struct dlq_item *it,
-                      const char *ms, char deliveries[16], char full[24],
-                      const char **fv, size_t *fvlen)
+/* The dead letter of item it, moved at ms: its strings borrowed from the
+ * batch's scratch and the options. */
+static void dlq_rec(const struct lp_drain *d, const struct dlq_item *it,
+                    int64_t ms, struct lp_dlq_rec *rec)
 {
-    const char *id = d->scratch.p + it->id_off;
-    int n = 0;
-
-    snprintf(deliveries, 16, "%u", it->deliveries);
-    snprintf(full, 24, "%zu", it->full_len);
-#define FV(s, l) (fv[n] = (s), fvlen[n++] = (l))
-#define FVS(s) FV((s), strlen(s))
-    FVS("data");
-    FV(d->scratch.p + it->data_off, it->data_len);
-    FVS("error");
-    FVS(it->code);
-    FVS("detail");
-    FV(d->scratch.p + it->detail_off, it->detail_len);
-    FVS("stage");
-    FVS("drain");
-    FVS("source_stream");
-    FVS(d->conf.com.stream);
-    FVS("source_id");
-    FV(id, it->id_len);
-    FVS("deliveries");
-    FVS(deliveries);
-    FVS("consumer");
-    FVS(d->conf.consumer);
-    FVS("failed_at");
-    FVS(ms);
-    if (it->full_len > it->data_len) {
-        /* a cut event says how long it was; retry refuses it */
-        FVS("truncated");
-        FVS(full);
-    }
-#undef FVS
-#undef FV
-    return n;
+    memset(rec, 0, sizeof *rec);
+    rec->data.p = d->scratch.p + it->data_off;
+    rec->data.len = it->data_len;
+    rec->error = lp_dlq_cstr(it->code);
+    rec->detail.p = d->scratch.p + it->detail_off;
+    rec->detail.len = it->detail_len;
+    rec->stage = lp_dlq_cstr("drain");
+    rec->source_stream = lp_dlq_cstr(d->conf.com.stream);
+    rec->source_id.p = d->scratch.p + it->id_off;
+    rec->source_id.len = it->id_len;
+    rec->consumer = lp_dlq_cstr(d->conf.consumer);
+    rec->deliveries = it->deliveries;
+    rec->failed_at = ms;
+    /* a cut event says how long it was; retry refuses it */
+    rec->truncated = it->full_len > it->data_len ? it->full_len : 0;
 }
 
-/* Moves the batch's DLQ items, each with its XACK, atomically. */
+/* Moves the batch's DLQ items, each with its XACK, atomically: all queued,
+ * then all answers read (one round trip). A refusal is said and the entry
+ * stays pending; one for good (the DLQ's key, or the user may not) ends
+ * the run after the batch. 0, or -1 with err when Redis did not answer. */
 static int send_dlq(struct lp_drain *d, char *err)
 {
-    char ms[32];
+    int64_t ms;
 
     if (d->ndlq == 0)
         return 0;
-    snprintf(ms, sizeof ms, "%lld", (long long)lp_now_ms());
+    ms = lp_now_ms();           /* one time for the batch */
     for (size_t i = 0; i < d->ndlq; i++) {
-        const struct dlq_item *it = &d->dlq[i];
-        char deliveries[16], full[24];
-        const char *fv[22];
-        size_t fvlen[22];
-        int nfv = dlq_fields(d, it, ms, deliveries, full, fv, fvlen);
-        if (lp_group_queue_dlq_move(d->grp, d->conf.com.dlq,
-                                    d->scratch.p + it->id_off, it->id_len,
-                                    nfv, fv, fvlen, err) < 0)
+        struct lp_dlq_rec rec;
+        dlq_rec(d, &d->dlq[i], ms, &rec);
+        if (lp_dlq_move_append(d->r, &rec, d->conf.com.dlq,
+                               d->conf.com.group, &d->dlq_buf) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: not connected",
+                     lp_redis_name(d->r));
             return -1;
+        }
     }
     for (size_t i = 0; i < d->ndlq; i++) {
-        struct lp_reply *rep;
-        if (lp_redis_reply(d->r, &rep, err) < 0)
-            return -1;
-        if (lp_reply_type(rep) == LP_REPLY_STRING) {
+        char dlq_id[LP_STREAM_IDLEN];
+        struct lp_stream_err e;
+        if (lp_dlq_move_reply(d->r, dlq_id, &e) == 0) {
             d->res.dlq++;
             d->trim_due = 1;     /* the move acknowledged it */
-        } else {
-            char t[300], *cut;
-            int cls = lp_reply_error_class(rep);
-            lp_reply_text(rep, t, sizeof t);
-            /* Redis wraps errors inside scripts: keep the first words */
-            if ((cut = strstr(t, " script:")) != NULL)
-                *cut = '\0';
-            say(d, LP_DRAIN_SAY_DLQ_FAILED, "moving %.*s to the DLQ %s "
-                "failed: %s (it stays pending)", (int)d->dlq[i].id_len,
-                d->scratch.p + d->dlq[i].id_off, d->conf.com.dlq, t);
-            if (cls == LP_RERR_KEY || cls == LP_RERR_COMMAND)
-                d->config_error = 1;
+            continue;
         }
-        lp_reply_free(rep);
+        if (e.code == LP_STREAM_EIO) {
+            snprintf(err, LP_ERRLEN, "%s", e.msg);
+            return -1;
+        }
+        /* e.msg: Redis' words, without where in the script they stood */
+        say(d, LP_DRAIN_SAY_DLQ_FAILED, "moving %.*s to the DLQ %s "
+            "failed: %s (it stays pending)", (int)d->dlq[i].id_len,
+            d->scratch.p + d->dlq[i].id_off, d->conf.com.dlq, e.msg);
+        if (e.code == LP_RERR_KEY || e.code == LP_RERR_COMMAND)
+            d->config_error = 1;
     }
     return 0;
 }
@@ -2022,6 +2001,7 @@ void lp_drain_free(struct lp_drain *d)
     lp_buf_free(&d->tmp);
     lp_buf_free(&d->tmp2);
     lp_buf_free(&d->sus_data);
+    lp_buf_free(&d->dlq_buf);
     free(d->recs);
     free(d->dlq);
     free(d->deliveries);

@@ -497,7 +497,7 @@ int lp_group_queue_ack(struct lp_group *g, char *err)
     return 1;
 }
 
-/* ---- trimming and the DLQ ----------------------------------------------- */
+/* ---- trimming ----------------------------------------------------------- */
 
 /*
  * XTRIM MINID to the oldest entry any group still needs: its oldest
@@ -544,42 +544,4 @@ int lp_group_queue_trim(struct lp_group *g, int64_t floor_ms, char *err)
     if (floor_ms > 0)
         snprintf(floor, sizeof floor, "%lld-0", (long long)floor_ms);
     return append_strs(g, 5, argv, err);
-}
-
-/*
- * XADD to the DLQ, then XACK, as one script: redis.call raises on an error,
- * so when the XADD fails (WRONGTYPE, OOM) the XACK never runs and the entry
- * stays pending. MULTI/EXEC would not do: it runs the XACK even when the
- * XADD inside it fails at run time.
- * KEYS: stream, dlq. ARGV: group, id, then the DLQ entry's field/values.
- */
-static const char dlq_script[] =
-    "local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n"
-    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
-    "return id\n";
-
-int lp_group_queue_dlq_move(struct lp_group *g, const char *dlq,
-                            const char *id, size_t idlen, int nfv,
-                            const char *const *fv, const size_t *fvlen,
-                            char *err)
-{
-    enum { HEAD = 7, MAXFV = 32 };
-    const char *argv[HEAD + MAXFV] = { "EVAL", dlq_script, "2", g->stream,
-                                       dlq, g->group, id };
-    size_t lens[HEAD + MAXFV];
-
-    if (nfv > MAXFV) {
-        snprintf(err, LP_ERRLEN, "a DLQ entry of %d fields and values", nfv);
-        return -1;
-    }
-    for (int k = 0; k < HEAD - 1; k++)
-        lens[k] = strlen(argv[k]);
-    lens[HEAD - 1] = idlen;
-    for (int k = 0; k < nfv; k++) {
-        argv[HEAD + k] = fv[k];
-        lens[HEAD + k] = fvlen[k];
-    }
-    if (lp_redis_append(g->r, HEAD + nfv, argv, lens) < 0)
-        return not_connected(g, err);
-    return 0;
 }

@@ -14,9 +14,9 @@
  * Every Redis command and script of logpipe-drain's reading side, behind
  * a function named for what it does: make the group, read for the
  * consumer (its pending entries, claims, new entries), delivery counts,
- * giving a delivery back, the ack queue (XACK), trimming, and the move of
- * an entry to the DLQ with its XACK. The consumer name's heartbeat is
- * lp_owner.c's.
+ * giving a delivery back, the ack queue (XACK) and trimming. The consumer
+ * name's heartbeat is lp_owner.c's; the move of an entry to the DLQ with
+ * its XACK is lp_dlq.c's (it owns the dead letter record).
  *
  * Pipelining stays the caller's: a _queue_ function appends a command to
  * the connection and sends nothing (lp_redis_flush sends, lp_redis_reply
@@ -155,17 +155,5 @@ int lp_group_queue_ack(struct lp_group *g, char *err);
  * -1 with err when not connected.
  */
 int lp_group_queue_trim(struct lp_group *g, int64_t floor_ms, char *err);
-
-/*
- * Queues the move of entry id (idlen bytes) to the DLQ stream dlq, with
- * its XACK, in one script: when the XADD fails, the entry stays pending.
- * fv: the DLQ entry's nfv field/value strings (lens fvlen), borrowed for
- * the call. The answer: the new ID, or an error reply. 0, or -1 with err
- * when not connected.
- */
-int lp_group_queue_dlq_move(struct lp_group *g, const char *dlq,
-                            const char *id, size_t idlen, int nfv,
-                            const char *const *fv, const size_t *fvlen,
-                            char *err);
 
 #endif

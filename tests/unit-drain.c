@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lp_dlq.h"
 #include "lp_drain.h"
 #include "lp_exit.h"
 #include "lp_group.h"
@@ -168,23 +169,29 @@ static void group_tests(void)
     lp_entry_get(entries, 1, &e, err);
     is_int(lp_group_is_ours(g, e.id, e.idlen), 1, "claimed back: ours");
 
-    /* the DLQ move: XADD to the DLQ and XACK at once */
+    /* the DLQ move (lp_dlq's, as the engine queues it): XADD to the DLQ
+     * and XACK at once */
     {
-        const char *fv[4] = { "data", "x", "error", "bad" };
-        size_t fl[4] = { 4, 1, 5, 3 };
-        ok(lp_group_queue_dlq_move(g, DLQ, e.id, e.idlen, 4, fv, fl,
-                                   err) == 0, "DLQ move queued");
-        ok(lp_redis_reply(r, &a, err) == 0 &&
-           lp_reply_type(a) == LP_REPLY_STRING, "DLQ move: an ID");
-        lp_reply_free(a);
+        struct lp_dlq_rec rec = {
+            .data = lp_dlq_cstr("x"), .error = lp_dlq_cstr("bad"),
+            .detail = lp_dlq_cstr("unit"), .stage = lp_dlq_cstr("drain"),
+            .source_stream = lp_dlq_cstr(STREAM),
+            .source_id = { e.id, e.idlen }, .consumer = lp_dlq_cstr("me"),
+            .deliveries = 1, .failed_at = 1,
+        };
+        struct lp_buf scratch = { 0 };
+        struct lp_stream_err se;
+        char dlq_id[LP_STREAM_IDLEN];
+        ok(lp_dlq_move_append(r, &rec, DLQ, GROUP, &scratch) == 0,
+           "DLQ move queued");
+        ok(lp_dlq_move_reply(r, dlq_id, &se) == 0 && dlq_id[0],
+           "DLQ move: an ID");
         is_int(lp_group_is_ours(g, e.id, e.idlen), 0, "moved: acknowledged");
         is_int(cmd_int("XLEN", DLQ, NULL, NULL, NULL), 1, "in the DLQ");
-        ok(lp_group_queue_dlq_move(g, "str", e.id, e.idlen, 4, fv, fl,
-                                   err) == 0 &&
-           lp_redis_reply(r, &a, err) == 0 &&
-           lp_reply_error_class(a) == LP_RERR_KEY,
+        ok(lp_dlq_move_append(r, &rec, "str", GROUP, &scratch) == 0 &&
+           lp_dlq_move_reply(r, dlq_id, &se) < 0 && se.code == LP_RERR_KEY,
            "DLQ move to a string: refused for good");
-        lp_reply_free(a);
+        lp_buf_free(&scratch);
     }
 
     /* trim: entries 1-3 are acknowledged, 4 and 5 never delivered */
