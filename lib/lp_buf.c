@@ -99,19 +99,3 @@ long lp_buf_add_jstr(struct lp_buf *b, const char *s, size_t n)
     b->p[b->len++] = '"';
     return bad;
 }
-
-int lp_buf_add_resp(struct lp_buf *b, int argc, const char **argv,
-                    const size_t *lens)
-{
-    if (lp_buf_addc(b, '*') < 0 || lp_buf_addu(b, (unsigned)argc) < 0 ||
-        lp_buf_add(b, "\r\n", 2) < 0)
-        return -1;
-    for (int i = 0; i < argc; i++) {
-        if (lp_buf_addc(b, '$') < 0 || lp_buf_addu(b, lens[i]) < 0 ||
-            lp_buf_add(b, "\r\n", 2) < 0 ||
-            lp_buf_add(b, argv[i], lens[i]) < 0 ||
-            lp_buf_add(b, "\r\n", 2) < 0)
-            return -1;
-    }
-    return 0;
-}

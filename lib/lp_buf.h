@@ -48,9 +48,5 @@ int lp_buf_addu(struct lp_buf *b, unsigned long long v);
  * UTF-8 become U+FFFD. Returns the number of replaced bytes, or -1. */
 long lp_buf_add_jstr(struct lp_buf *b, const char *s, size_t n);
 
-
-
-/* Appends one command in RESP form (what a Redis client sends). */
-int lp_buf_add_resp(struct lp_buf *b, int argc, const char **argv,
-                    const size_t *lens);
+/* RESP (Redis commands) is encoded by lp_resp.h, over this buffer. */
 #endif

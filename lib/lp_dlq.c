@@ -5,6 +5,7 @@
 
 #include "lp_dlq.h"
 #include "lp_json.h"
+#include "lp_resp.h"
 #include "lp_time.h"
 
 /*
@@ -63,14 +64,10 @@ static const struct {
 
 /* ---- encoding ----------------------------------------------------------- */
 
-/* One RESP bulk string. */
+/* One RESP bulk string (lp_resp, the one encoder). */
 static int bulk(struct lp_buf *b, const char *p, size_t n)
 {
-    if (lp_buf_addc(b, '$') < 0 || lp_buf_addu(b, n) < 0 ||
-        lp_buf_add(b, "\r\n", 2) < 0 || lp_buf_add(b, p ? p : "", n) < 0 ||
-        lp_buf_add(b, "\r\n", 2) < 0)
-        return -1;
-    return 0;
+    return lp_resp_bulk(b, p, n);
 }
 
 static int bulks(struct lp_buf *b, const char *s)
@@ -101,10 +98,7 @@ static int nstrings(const struct lp_dlq_rec *rec)
 /* RESP's array header: *n */
 static int header(struct lp_buf *b, int n)
 {
-    if (lp_buf_addc(b, '*') < 0 || lp_buf_addu(b, (unsigned)n) < 0 ||
-        lp_buf_add(b, "\r\n", 2) < 0)
-        return -1;
-    return 0;
+    return lp_resp_head(b, n);
 }
 
 /* The field/value pairs; -1 when out of memory (b cut anywhere). */

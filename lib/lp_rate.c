@@ -1,4 +1,5 @@
 /* lp_rate.c -- token buckets per key, for logpipe-send --rate */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 
 #include "lp_parse.h"
 #include "lp_rate.h"
+#include "lp_redis.h"
 
 #define LEASE_MS 1000               /* a lease older than this is stale */
 #define MIN_SLOTS 64
@@ -243,5 +245,57 @@ int lp_rate_parse(const char *s, double *per_ms, char *err)
         return -1;
     }
     *per_ms = n / unit;
+    return 0;
+}
+
+/* ---- shared buckets, in Redis ----------------------------------------- */
+
+/*
+ * Token bucket in Redis, for --shared-rate: refills KEYS[1] (a hash of
+ * t, the time in ms, and n, the tokens) by ARGV[1] tokens a ms up to
+ * ARGV[2], takes up to ARGV[3], and returns {taken, ms until the next
+ * token when none was}. Redis's clock, so senders on many hosts agree.
+ */
+static const char shared_script[] =
+    "local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), "
+    "tonumber(ARGV[3])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local b = redis.call('HMGET', KEYS[1], 't', 'n')\n"
+    "local at, n = tonumber(b[1]), tonumber(b[2])\n"
+    "if at == nil or n == nil then at, n = now, burst end\n"
+    "if now > at then n = math.min(burst, n + (now - at) * rate) end\n"
+    "local got = math.min(want, math.floor(n))\n"
+    "n = n - got\n"
+    "redis.call('HSET', KEYS[1], 't', now, 'n', string.format('%.6f', n))\n"
+    "redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)\n"
+    "local wait = 0\n"
+    "if got == 0 then wait = math.ceil((1 - n) / rate) end\n"
+    "return {got, wait}\n";
+
+int lp_rate_shared_take(struct lp_redis *r, const char *key, size_t klen,
+                        double per_ms, uint64_t burst, uint64_t want,
+                        uint64_t *got, int64_t *wait, char *err)
+{
+    char a1[40], a2[32], a3[32];
+    const char *argv[7] = { "EVAL", shared_script, "1", key, a1, a2, a3 };
+    size_t lens[7];
+    struct lp_reply *rep;
+
+    snprintf(a1, sizeof a1, "%.12g", per_ms);
+    snprintf(a2, sizeof a2, "%" PRIu64, burst);
+    snprintf(a3, sizeof a3, "%" PRIu64, want);
+    for (int i = 0; i < 7; i++)
+        lens[i] = i == 3 ? klen : strlen(argv[i]);
+    if ((rep = lp_redis_cmdv(r, err, 7, argv, lens)) == NULL)
+        return -1;
+    if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2) {
+        lp_reply_text(rep, err, LP_ERRLEN);
+        lp_reply_free(rep);
+        return -1;
+    }
+    *got = (uint64_t)lp_reply_int(lp_reply_at(rep, 0));
+    *wait = lp_reply_int(lp_reply_at(rep, 1));
+    lp_reply_free(rep);
     return 0;
 }

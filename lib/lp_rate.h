@@ -77,4 +77,19 @@ size_t lp_rate_nkeys(const struct lp_rate *r);
  */
 int lp_rate_parse(const char *s, double *per_ms, char *err);
 
+struct lp_redis;
+
+/*
+ * Shared mode, the bucket in Redis (--shared-rate): one script refills
+ * the bucket key[0..klen) (a hash of its time and tokens, on Redis's
+ * clock, so that senders on many hosts agree) by per_ms tokens a ms up
+ * to burst, and takes up to want. Returns 0 with *got tokens taken and,
+ * when none was, *wait ms until the next one; -1 with err when Redis did
+ * not answer or answered something else (its text). Blocks on r, which
+ * must be connected.
+ */
+int lp_rate_shared_take(struct lp_redis *r, const char *key, size_t klen,
+                        double per_ms, uint64_t burst, uint64_t want,
+                        uint64_t *got, int64_t *wait, char *err);
+
 #endif

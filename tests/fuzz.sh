@@ -44,7 +44,8 @@ srcs() {
     wal) echo lib/lp_wal.c lib/lp_fs.c lib/lp_notice.c lib/lp_time.c \
              lib/lp_parse.c ;;
     reply) echo lib/lp_redis.c lib/lp_url.c lib/lp_parse.c lib/lp_time.c \
-               lib/lp_dlq.c lib/lp_stream.c lib/lp_buf.c lib/lp_json.c ;;
+               lib/lp_dlq.c lib/lp_stream.c lib/lp_buf.c lib/lp_json.c \
+               lib/lp_resp.c ;;
     gz) echo lib/lp_gz.c lib/lp_fs.c lib/lp_parse.c lib/lp_time.c ;;
     esac
 }

@@ -12,11 +12,12 @@
 #include "lp_dlqtool.h"
 #include "lp_exit.h"
 #include "lp_notice.h"
+#include "lp_resp.h"
 #include "lp_url.h"
 #include "tap.h"
 
 /* What logpipe-send wrote for a rejected line before lp_dlq (its add_dlq):
- * 21 arguments into its batch with lp_buf_add_resp. */
+ * 21 arguments into its batch with lp_buf_add_resp (lp_resp_command now). */
 static void send_wrote(struct lp_buf *b, const char *dlq, const char *line,
                        size_t len, const char *code, const char *msg,
                        const char *stream, const char *host, long long now)
@@ -36,7 +37,7 @@ static void send_wrote(struct lp_buf *b, const char *dlq, const char *line,
     all[20] = ms;
     for (int i = 0; i < 21; i++)
         lens[i] = i == 4 ? len : strlen(all[i]);
-    lp_buf_add_resp(b, 21, all, lens);
+    lp_resp_command(b, 21, all, lens);
 }
 
 /* The move script as logpipe-drain spelled it before lp_dlq. */

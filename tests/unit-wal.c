@@ -12,6 +12,7 @@
 
 #include "lp_buf.h"
 #include "lp_parse.h"
+#include "lp_resp.h"
 #include "lp_wal.h"
 #include "tap.h"
 
@@ -34,7 +35,7 @@ static void xadd(struct lp_buf *b, const char *key, const char *ev)
 
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
-    lp_buf_add_resp(b, 5, argv, lens);
+    lp_resp_command(b, 5, argv, lens);
 }
 
 /* The one segment in dir, or "" */
@@ -121,7 +122,7 @@ static void test_codec(void)
         const char *argv[3] = { "PING", "a", "b" };
         size_t lens[3] = { 4, 1, 1 };
         b.len = 0;
-        lp_buf_add_resp(&b, 3, argv, lens);
+        lp_resp_command(&b, 3, argv, lens);
         is_int(lp_wal_event(b.p, b.len, &key, &kl, &ev, &el), 0,
                "not an XADD: no event");
         is_int(lp_wal_event("*5\r\n$4\r\nXADD", 12, &key, &kl, &ev, &el), 0,

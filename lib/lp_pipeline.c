@@ -1,0 +1,399 @@
+/* lp_pipeline.c -- send's batches in flight to Redis, replies in order */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lp_dlq.h"
+#include "lp_exit.h"
+#include "lp_fs.h"
+#include "lp_resp.h"
+#include "lp_send_int.h"
+#include "lp_stream.h"
+#include "lp_time.h"
+
+/*
+ * Up to LP_INFLIGHT batches are in flight at once, each written whole in
+ * one append and one write; Redis answers every command in order, so the
+ * n-th reply is for the oldest command not answered yet. A batch leaves
+ * the ring when all of its commands are answered (retire). See
+ * lp_send_int.h for the engine as a whole.
+ */
+
+int lp_pipeline_init(struct lp_send *s)
+{
+    const char *xadd[4] = { "XADD", s->c.stream, "*", "data" };
+    size_t lens[4] = { 4, strlen(s->c.stream), 1, 4 };
+
+    /* XADD <stream> * data: every event's command up to its data */
+    if (lp_resp_head(&s->prefix, 5) < 0)
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (lp_resp_bulk(&s->prefix, xadd[i], lens[i]) < 0)
+            return -1;
+    if ((s->in.ev = calloc(s->c.batch, sizeof(struct lp_cmd))) == NULL)
+        return -1;
+    for (int i = 0; i < LP_INFLIGHT; i++)
+        if ((s->ring[i].ev = calloc(s->c.batch,
+                                    sizeof(struct lp_cmd))) == NULL)
+            return -1;
+    return 0;
+}
+
+size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
+                              const struct lp_jevent *ev)
+{
+    struct lp_buf *blob = &s->in.blob;
+    size_t len = ev->ncuts ? lp_json_cut_len(ev, n) : n;
+    size_t start = blob->len;
+    char *o;
+
+    /* the prefix, then the event as the last argument, written in place */
+    if (lp_buf_add(blob, s->prefix.p, s->prefix.len) < 0 ||
+        (o = lp_resp_bulk_space(blob, len)) == NULL)
+        lp_send_oom(s);
+    if (ev->ncuts)
+        lp_json_cut_copy(ev, txt, n, o);
+    else
+        memcpy(o, txt, n);
+    return start;
+}
+
+size_t lp_pipeline_xadd_dlq(struct lp_send *s, const struct lp_dlq_rec *rec)
+{
+    size_t start = s->in.blob.len;
+
+    if (lp_dlq_encode_xadd(rec, s->c.dlq, &s->in.blob) < 0)
+        lp_send_oom(s);
+    return start;
+}
+
+void lp_batch_reset(struct lp_batch *b)
+{
+    b->n = b->replied = b->failed = 0;
+    b->blob.len = 0;
+    b->flushed = 0;
+    b->first[0] = b->last[0] = '\0';
+}
+
+void lp_pipeline_release(struct lp_send *s)
+{
+    lp_batch_reset(&s->ring[s->head]);
+    s->head = (s->head + 1) % LP_INFLIGHT;
+    s->count--;
+}
+
+/* An error reply no retry cures: the stream's type, the rights, the
+ * credentials. */
+static int permanent_error(const struct lp_reply *rep)
+{
+    return lp_reply_error_class(rep) >= LP_RERR_KEY;
+}
+
+void lp_pipeline_flush_ids(struct lp_send *s)
+{
+    if (s->out_ids.len == 0)
+        return;
+    if (!s->ids_off && lp_fs_write_all(s->c.ids_fd, s->out_ids.p,
+                                      s->out_ids.len) < 0) {
+        /* stop reading and finish what is in flight; then a closed pipe
+         * ends us as SIGPIPE would (see main), other errors with 74 */
+        if (errno != EPIPE) {
+            say(s, LP_NOTICE_ERROR, "stdout: %s", strerror(errno));
+            s->exit_code = LP_EX_IOERR;
+        } else {
+            s->stdout_gone = 1;
+        }
+        s->ids_off = 1;
+        s->stop = 1;
+    }
+    s->out_ids.len = 0;
+}
+
+/* The oldest batch in flight still waiting for replies, or NULL. */
+static struct lp_batch *unanswered(struct lp_send *s)
+{
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (b->replied < b->n)
+            return b;
+    }
+    return NULL;
+}
+
+/* Takes one reply, for the oldest unanswered command (in b). */
+static void take_reply(struct lp_send *s, struct lp_batch *b,
+                       struct lp_reply *rep)
+{
+    struct lp_cmd *e = &b->ev[b->replied++];
+
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[LP_ERRLEN - 100];
+        b->failed++;
+        snprintf(s->last_error, sizeof s->last_error, "XADD %s: %s",
+                 e->kind == LP_CMD_EVENT ? s->c.stream : s->c.dlq,
+                 lp_reply_text(rep, t, sizeof t));
+        s->last_permanent |= permanent_error(rep);
+    } else {
+        e->done = 1;
+        if (e->kind == LP_CMD_EVENT) {
+            size_t idn;
+            const char *id = lp_reply_str(rep, &idn);
+            if (id && idn < sizeof b->last) {
+                memcpy(b->last, id, idn);
+                b->last[idn] = '\0';
+                if (b->first[0] == '\0')
+                    memcpy(b->first, b->last, idn + 1);
+            }
+            s->n.sent++;
+            if (b->source == LP_BATCH_REPLAY)
+                s->n.replayed++;
+            if (s->c.ids && !s->ids_off && id) {
+                lp_buf_add(&s->out_ids, id, idn);
+                lp_buf_addc(&s->out_ids, '\n');
+            }
+        } else {
+            s->n.dlq++;
+        }
+    }
+    lp_reply_free(rep);
+}
+
+/* Releases answered batches at the head; -1 when the head had errors. */
+int lp_pipeline_retire(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+
+    while (s->count > 0) {
+        struct lp_batch *b = &s->ring[s->head];
+        if (b->replied < b->n)
+            break;
+        if (b->failed)
+            return -1;
+        if (b->source == LP_BATCH_REPLAY && b->n &&
+            lp_wal_seg_ack(s->wal, s->rseg, b->ev[b->n - 1].wend, err) < 0)
+            lp_spool_error(s, err);
+        {
+            double ms = (double)(lp_mono_us() - b->sent_us) / 1000.0;
+            s->n.batches++;
+            lp_metric_observe(s->batch_s, ms / 1000.0);
+            if (s->c.verbosity >= 1) {
+                /* count: events into the stream; dlq: rejected lines
+                 * into the DLQ; no first and last without events */
+                char kv[200], ids[120] = "";
+                size_t nd = 0;
+                for (size_t i = 0; i < b->n; i++)
+                    nd += b->ev[i].kind == LP_CMD_DLQ;
+                if (b->first[0])
+                    snprintf(ids, sizeof ids, "first=%s last=%s ", b->first,
+                             b->last);
+                snprintf(kv, sizeof kv, "%scount=%zu dlq=%zu ms=%.1f%s", ids,
+                         b->n - nd, nd, ms,
+                         b->source == LP_BATCH_REPLAY ? " from=wal" : "");
+                say(s, LP_SEND_TRACE, "%s", kv);
+            }
+        }
+        lp_pipeline_release(s);
+        s->fail_since = 0;
+        lp_backoff_reset(&s->backoff);
+        if (s->count == 0)
+            s->n_ahead = 0;      /* nothing unacknowledged before them */
+        if (s->warned) {
+            say(s, LP_NOTICE_WARN, "%s answers again", lp_redis_name(s->r));
+            s->warned = 0;
+        }
+    }
+    /* a segment all sent and all acknowledged is done */
+    if (s->rseg && s->rseg_eof && s->count == 0) {
+        if (lp_wal_seg_done(s->wal, s->rseg, err) < 0)
+            lp_spool_error(s, err);
+        s->rseg = NULL;
+        s->rseg_eof = 0;
+    }
+    lp_pipeline_flush_ids(s);
+    return 0;
+}
+
+/* Takes the replies that have arrived; with block, waits for at least
+ * one. Returns 0, or -1 with err on an I/O error or an error reply. */
+int lp_pipeline_pump(struct lp_send *s, int block, char *err)
+{
+    struct lp_reply *rep;
+    struct lp_batch *b;
+    int got = 0, rc;
+
+    for (;;) {
+        while ((rc = lp_redis_next(s->r, &rep, err)) == 1) {
+            if ((b = unanswered(s)) == NULL) {
+                lp_reply_free(rep);     /* cannot happen: no command out */
+                snprintf(err, LP_ERRLEN, "reply without a command");
+                lp_redis_disconnect(s->r);
+                return -1;
+            }
+            take_reply(s, b, rep);
+            got = 1;
+        }
+        if (rc < 0)
+            return -1;
+        if (lp_pipeline_retire(s) < 0) {
+            snprintf(err, LP_ERRLEN, "%s", s->last_error);
+            return -1;
+        }
+        if (got || !block || s->count == 0)
+            return 0;
+        if (lp_redis_read(s->r, err) < 0)
+            return -1;
+    }
+}
+
+/* Keeps only the commands of b without a success reply, in order.
+ * *behind: an earlier event is not acknowledged (in ring order). */
+void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b, int *behind)
+{
+    size_t keep = 0, pos = 0;
+
+    for (size_t k = 0; k < b->n; k++) {
+        struct lp_cmd e = b->ev[k];
+        if (e.done) {
+            if (*behind && e.kind == LP_CMD_EVENT)
+                s->n_ahead++;
+            continue;
+        }
+        *behind = 1;
+        if (k >= b->replied && b->flushed)
+            s->n.maybe++;        /* written, no reply: maybe applied */
+        if (e.cmd != pos)
+            memmove(b->blob.p + pos, b->blob.p + e.cmd, e.cmdlen);
+        e.cmd = (uint32_t)pos;
+        pos += e.cmdlen;
+        b->ev[keep++] = e;
+    }
+    b->n = keep;
+    b->blob.len = pos;
+    b->replied = b->failed = 0;
+    b->flushed = 0;
+}
+
+int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
+{
+    if (lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(s->r));
+        return -1;
+    }
+    b->sent_us = lp_mono_us();
+    if (lp_redis_flush(s->r, err) < 0)
+        return -1;
+    b->flushed = 1;
+    return 0;
+}
+
+/* Collects the replies still coming on a live connection after a failure,
+ * without retiring anything. */
+void lp_pipeline_collect(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+
+    while (lp_redis_connected(s->r)) {
+        struct lp_reply *rep;
+        struct lp_batch *b = unanswered(s);
+        int rc;
+        if (b == NULL)
+            break;
+        if ((rc = lp_redis_next(s->r, &rep, err)) == 1)
+            take_reply(s, b, rep);
+        else if (rc < 0 || lp_redis_read(s->r, err) < 0)
+            break;
+    }
+    lp_pipeline_flush_ids(s);
+}
+
+/* Connects when not connected. Returns 0, or -1 with err (EAUTH ends
+ * the run). */
+int lp_pipeline_connect(struct lp_send *s, char *err)
+{
+    int rc;
+
+    if (lp_redis_connected(s->r))
+        return 0;
+    rc = lp_redis_connect(s->r, err);
+    if (rc == LP_REDIS_EAUTH) {
+        say(s, LP_NOTICE_ERROR, "%s", err);
+        if (s->walmode)
+            say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s", s->c.wal);
+        lp_send_end_run(s, LP_EX_CONFIG);
+    }
+    if (rc == 0 && (s->fail_since || s->n.errors))
+        s->n.reconnects++;
+    return rc < 0 ? -1 : 0;
+}
+
+/* The lag of --group (XINFO GROUPS), or the stream length when that
+ * group does not exist or Redis cannot tell its lag (after deletions).
+ * -1 with err on an I/O error. */
+static long long backlog(struct lp_send *s, char *err)
+{
+    struct lp_stream_err e;
+    struct lp_group_info *g;
+    size_t ng;
+    long long lag = -1;
+
+    if (lp_stream_groups(s->r, s->c.stream, &g, &ng, &e) < 0) {
+        /* an error reply (no such stream): the length then */
+        if (e.code == LP_STREAM_EIO) {
+            snprintf(err, LP_ERRLEN, "%s", e.msg);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < ng; i++)
+        if (strcmp(g[i].name, s->c.group) == 0)
+            lag = g[i].lag;
+    lp_group_info_free(g, ng);
+    if (lag < 0) {
+        /* an error reply counts as empty, as it always did */
+        if (lp_stream_len(s->r, s->c.stream, &lag, &e) < 0 &&
+            e.code == LP_STREAM_EIO) {
+            snprintf(err, LP_ERRLEN, "%s", e.msg);
+            return -1;
+        }
+    }
+    return lag;
+}
+
+/* Every 100ms and 4 batches at most: waits while the backlog is above
+ * --max-backlog, so that the pipe pushes back on the writer. */
+void lp_pipeline_check_backlog(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+    int64_t wait = 100;
+    int waited = 0;
+
+    if (!s->c.max_backlog || ++s->batches_since_backlog < 4 ||
+        lp_mono_ms() < s->backlog_at)
+        return;
+    s->batches_since_backlog = 0;
+    s->backlog_at = lp_mono_ms() + 100;
+    /* a command with batches in flight would need its reply sorted out of
+     * theirs: let them land first */
+    while (s->count > 0)
+        if (lp_pipeline_pump(s, 1, err) < 0) {
+            lp_send_recover(s, err);
+            return;
+        }
+    for (;;) {
+        long long n;
+        if (lp_pipeline_connect(s, err) < 0 || (n = backlog(s, err)) < 0)
+            return;             /* the next send notices and recovers */
+        if (n <= (long long)s->c.max_backlog || lp_send_stopping(s))
+            break;
+        if (!waited)
+            say(s, LP_NOTICE_INFO, "backlog %lld over --max-backlog %" PRIu64
+                ": waiting", n, s->c.max_backlog);
+        waited = 1;
+        poll(NULL, 0, (int)wait);
+        wait = wait < 1000 ? wait * 2 : 1000;
+    }
+    if (waited)
+        say(s, LP_NOTICE_INFO, "backlog under --max-backlog again");
+}

@@ -1,0 +1,1057 @@
+/* lp_send.c -- the send engine: NDJSON events into a Redis stream */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_buf.h"
+#include "lp_dlq.h"
+#include "lp_event.h"
+#include "lp_exit.h"
+#include "lp_fs.h"
+#include "lp_jq.h"
+#include "lp_json.h"
+#include "lp_line.h"
+#include "lp_metrics.h"
+#include "lp_rate.h"
+#include "lp_redis.h"
+#include "lp_send.h"
+#include "lp_send_int.h"
+#include "lp_sig.h"
+#include "lp_time.h"
+#include "lp_wal.h"
+
+/*
+ * The loop: read lines, validate each event in one pass, append its XADD
+ * (already in RESP form) to the input batch; when the batch is full, the
+ * linger time has passed or input ends, hand it to hiredis in one append
+ * and write it out, while up to LP_INFLIGHT earlier batches wait for their
+ * replies. One round trip per batch, not per event.
+ *
+ * Every event keeps the input offset of its line, so that when Redis stays
+ * away longer than --timeout we can say exactly how much of the input is
+ * in Redis: everything before the first unacknowledged event's line.
+ *
+ * With --wal, a failure does not wait: every command not acknowledged
+ * goes to the WAL, in order, synced, and from then on ("WAL mode") new
+ * batches go there too, behind it, while the WAL's oldest segment is
+ * re-sent through the same pipeline whenever Redis answers. When the WAL
+ * is empty again, batches go straight to Redis.
+ *
+ * The engine's files and how they share struct lp_send: lp_send_int.h.
+ */
+
+/* Ends the run with status code: back to lp_send_run, which returns
+ * it. What is to be said was said. */
+_Noreturn void lp_send_end_run(struct lp_send *s, int code)
+{
+    s->exit_code = code;
+    longjmp(s->out, 1);
+}
+
+_Noreturn void lp_send_oom(struct lp_send *s)
+{
+    say(s, LP_NOTICE_ERROR, "out of memory");
+    lp_send_end_run(s, LP_EX_SOFTWARE);
+}
+
+static void where(struct lp_send *s, char *buf, size_t cap, uint64_t lineno)
+{
+    if (s->name)
+        snprintf(buf, cap, "%s: line %" PRIu64, s->name, lineno);
+    else
+        snprintf(buf, cap, "line %" PRIu64, lineno);
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* The metrics; the counters are s->n's own (lp_counter_of: counted
+ * once). 0, or -1 out of memory. */
+static int metrics_init(struct lp_send *s)
+{
+    struct lp_metrics *m;
+    struct lp_send_counts *n = &s->n;
+
+    if (s->c.metrics == NULL)
+        return 0;
+    if ((m = s->m = lp_metrics_new(&s->nt)) == NULL)
+        return -1;
+    lp_counter_of(m, "logpipe_send_lines_total", "", "Input lines read.",
+                  &n->lines);
+    lp_counter_of(m, "logpipe_send_events_total", "result=\"sent\"",
+                  "Events by what became of them.", &n->sent);
+    lp_counter_of(m, "logpipe_send_events_total", "result=\"rejected\"", "",
+                  &n->rejected);
+    lp_counter_of(m, "logpipe_send_events_total", "result=\"wal\"", "",
+                  &n->wal);
+    lp_counter_of(m, "logpipe_send_events_total", "result=\"limited\"", "",
+                  &n->limited);
+    lp_counter_of(m, "logpipe_send_wal_replayed_total", "",
+                  "Events sent again from the WAL.", &n->replayed);
+    lp_counter_of(m, "logpipe_send_dlq_total", "",
+                  "Rejected lines added to the DLQ.", &n->dlq);
+    lp_counter_of(m, "logpipe_send_possible_duplicates_total", "",
+                  "Events sent again after a reply was lost.", &n->maybe);
+    lp_counter_of(m, "logpipe_send_batches_total", "",
+                  "Batches acknowledged.", &n->batches);
+    s->batch_s = lp_histogram(m, "logpipe_send_batch_seconds", "",
+                              "From writing a batch to its last reply.",
+                              lp_seconds_buckets, lp_seconds_nbuckets);
+    lp_counter_of(m, "logpipe_send_redis_errors_total", "",
+                  "Failures of Redis: I/O errors and error replies.",
+                  &n->errors);
+    lp_counter_of(m, "logpipe_send_reconnects_total", "",
+                  "Connections made again after a failure.",
+                  &n->reconnects);
+    s->wal_bytes = lp_gauge(m, "logpipe_send_wal_bytes", "",
+                            "Bytes of records waiting in the WAL.");
+    if (s->c.rate > 0) {
+        s->rate_wait = lp_counter(m, "logpipe_send_rate_wait_seconds_total",
+                                  "", "Time spent waiting for --rate.");
+        s->rate_keys = lp_gauge(m, "logpipe_send_rate_keys", "",
+                                "Rate keys with a bucket of their own.");
+        lp_counter_of(m, "logpipe_send_rate_overflow_total", "",
+                      "Events whose key was new past --max-keys: they "
+                      "share one bucket.", &n->overflow);
+    }
+    return 0;
+}
+
+/* Writes the metrics file when due (or now, with force). */
+static void metrics_tick(struct lp_send *s, int force)
+{
+    if (s->m == NULL)
+        return;
+    lp_metric_set(s->wal_bytes, s->wal ? (double)lp_wal_bytes(s->wal) : 0);
+    if (s->rate) {
+        /* not counts but what they come to: seconds, buckets held */
+        lp_metric_set(s->rate_wait, (double)s->n.wait_ms / 1000.0);
+        lp_metric_set(s->rate_keys, (double)lp_rate_nkeys(s->rate));
+    }
+    lp_metrics_tick(s->m, s->c.metrics, s->c.metrics_interval, force);
+}
+
+/* The caller's periodic work (its held-back messages): ms until due, -1
+ * none; and doing it. */
+static int64_t idle_due(const struct lp_send *s)
+{
+    return s->c.due ? s->c.due(s->c.ctx) : -1;
+}
+
+static void idle_tick(const struct lp_send *s)
+{
+    if (s->c.tick)
+        s->c.tick(s->c.ctx);
+}
+
+/* ---- Redis failing ------------------------------------------------------ */
+
+/*
+ * Something failed: an I/O error (connection gone, replies in flight
+ * lost) or an error reply (OOM, READONLY, LOADING, ...). With a WAL, what
+ * is not acknowledged goes there. Without, collect the replies still
+ * coming, keep what was not acknowledged, and send it again in order once
+ * Redis answers, for at most --timeout.
+ */
+void lp_send_recover(struct lp_send *s, const char *why)
+{
+    char err[LP_ERRLEN], msg[LP_ERRLEN + 64], d[32];
+    int64_t now = lp_mono_ms(), wait;
+
+    s->n.errors++;
+    if (s->walmode) {
+        lp_spool_replay_failed(s, why);
+        return;
+    }
+    if (s->wal && !s->last_permanent) {
+        lp_spool_spill(s, why);
+        return;
+    }
+    snprintf(msg, sizeof msg, "%s", why);
+    lp_format_duration(s->c.timeout, d, sizeof d);
+    if (s->fail_since == 0)
+        s->fail_since = now;
+    for (;;) {
+        int behind = 0;
+        lp_pipeline_collect(s);
+        if (s->last_permanent && lp_redis_connected(s->r))
+            lp_spool_give_up(s, msg, LP_EX_CONFIG);
+        for (int i = 0; i < s->count; i++)
+            lp_pipeline_compact(s, &s->ring[(s->head + i) % LP_INFLIGHT],
+                                &behind);
+        while (s->count > 0 && s->ring[s->head].n == 0)
+            lp_pipeline_release(s);
+        if (s->count == 0) {
+            s->fail_since = 0;
+            s->n_ahead = 0;
+            return;
+        }
+
+        now = lp_mono_ms();
+        if (!s->warned && s->c.timeout > 0) {
+            say(s, LP_NOTICE_WARN, "%s; retrying for up to %s", msg, d);
+            s->warned = 1;
+        }
+        if (now - s->fail_since >= s->c.timeout) {
+            char m2[LP_ERRLEN + 128];
+            snprintf(m2, sizeof m2, "giving up (--timeout %s): %s", d, msg);
+            lp_spool_give_up(s, m2, LP_EX_TEMPFAIL);
+        }
+        if (lp_send_stopping(s)) {
+            char m2[LP_ERRLEN + 64];
+            snprintf(m2, sizeof m2, "interrupted while Redis fails: %s", msg);
+            lp_spool_give_up(s, m2, LP_EX_TEMPFAIL);
+        }
+        wait = lp_backoff_next(&s->backoff);
+        if (wait > s->c.timeout - (now - s->fail_since))
+            wait = s->c.timeout - (now - s->fail_since);
+        poll(NULL, 0, (int)wait);
+
+        if (!lp_redis_connected(s->r)) {
+            int rc = lp_redis_connect(s->r, err);
+            if (rc == LP_REDIS_EAUTH)
+                lp_spool_give_up(s, err, LP_EX_CONFIG);
+            if (rc < 0) {
+                snprintf(msg, sizeof msg, "%s", err);
+                continue;
+            }
+            s->n.reconnects++;
+        }
+        s->last_permanent = 0;
+        int ok = 1;
+        for (int i = 0; i < s->count && ok; i++)
+            if (lp_pipeline_send(s, &s->ring[(s->head + i) % LP_INFLIGHT],
+                                 err) < 0) {
+                snprintf(msg, sizeof msg, "%s", err);
+                ok = 0;
+            }
+        if (ok)
+            return;             /* replies are checked by the main loop */
+    }
+}
+
+/* ---- the input batch ---------------------------------------------------- */
+
+/* Hands the input batch to Redis (or to the WAL in WAL mode). */
+static void dispatch(struct lp_send *s)
+{
+    char err[LP_ERRLEN] = "";
+    struct lp_batch *b;
+
+    if (s->in.n == 0)
+        return;
+    if (s->walmode) {
+        lp_spool_batch(s, &s->in);
+        lp_spool_sync(s);
+        lp_batch_reset(&s->in);
+        lp_spool_replay(s);
+        return;
+    }
+    lp_pipeline_check_backlog(s);
+    if (s->walmode) {            /* the check failed over to the WAL */
+        dispatch(s);
+        return;
+    }
+    while (s->count >= LP_INFLIGHT) {
+        if (lp_pipeline_pump(s, 1, err) < 0) {
+            lp_send_recover(s, err);
+            if (s->walmode) {
+                dispatch(s);
+                return;
+            }
+        }
+    }
+    /* the input batch becomes the free slot, the slot the input batch */
+    b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
+    struct lp_batch tmp = *b;
+    *b = s->in;
+    s->in = tmp;
+    lp_batch_reset(&s->in);
+    b->source = LP_BATCH_INPUT;
+    s->count++;
+    if (lp_pipeline_connect(s, err) < 0 || lp_pipeline_send(s, b, err) < 0)
+        lp_send_recover(s, err);
+    metrics_tick(s, 0);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
+                        int kind)
+{
+    struct lp_batch *b = &s->in;
+
+    if (b->n == 0)
+        b->opened_ms = lp_mono_ms();
+    b->ev[b->n].cmd = (uint32_t)start;
+    b->ev[b->n].cmdlen = (uint32_t)(b->blob.len - start);
+    b->ev[b->n].file = (uint32_t)s->file;
+    b->ev[b->n].kind = (uint8_t)kind;
+    b->ev[b->n].done = 0;
+    b->ev[b->n].line_start = line_start;
+    b->n++;
+    if (b->n >= s->c.batch || b->blob.len >= s->c.batch_bytes)
+        dispatch(s);
+}
+
+/*
+ * The dead letter of a rejected line (lp_dlq.h's record, stage "send"):
+ * its XADD to the DLQ, in the input batch, in order with the events.
+ */
+static void add_dlq(struct lp_send *s, const char *line, size_t len,
+                    uint64_t line_start, const char *code, const char *msg)
+{
+    struct lp_dlq_rec rec = {
+        .data = { line, len },
+        .error = { code, strlen(code) },
+        .detail = { msg, strlen(msg) },
+        .stage = { "send", 4 },
+        .source_stream = { s->c.stream, strlen(s->c.stream) },
+        .source_id = { "", 0 },
+        .consumer = { s->host, strlen(s->host) },
+        .deliveries = 0,
+        .failed_at = s->now,
+    };
+
+    add_command(s, lp_pipeline_xadd_dlq(s, &rec), line_start, LP_CMD_DLQ);
+}
+
+/* --rejects cannot be written: the run ends (74). */
+static _Noreturn void rejects_failed(struct lp_send *s)
+{
+    say(s, LP_NOTICE_ERROR, "--rejects %s: %s", s->c.rejects, strerror(errno));
+    lp_send_end_run(s, LP_EX_IOERR);
+}
+
+/* Reports a rejected event; line[0..len) is what --rejects and the DLQ
+ * get: the whole line as read, or the rejected element of an array. */
+static void reject(struct lp_send *s, const char *line, size_t len,
+                   uint64_t lineno, uint64_t line_start, const char *code,
+                   const char *what)
+{
+    char at[PATH_MAX + 64];
+
+    s->n.rejected++;
+    where(s, at, sizeof at, lineno);
+    say(s, strcmp(code, "rate-limited") == 0 ? LP_SEND_LIMITED : LP_SEND_BAD,
+        "%s: %s", at, what);
+    if (s->rejects_fd >= 0 && len > 0) {
+        if (lp_fs_write_all(s->rejects_fd, line, len) < 0 ||
+            lp_fs_write_all(s->rejects_fd, "\n", 1) < 0)
+            rejects_failed(s);
+    }
+    if ((s->c.rejects_to_dlq || (s->c.on_limit == LP_SEND_ON_DLQ &&
+                                strcmp(code, "rate-limited") == 0)) &&
+        len > 0)
+        add_dlq(s, line, len, line_start, code, what);
+}
+
+/* ---- --rate ------------------------------------------------------------- */
+
+/* The rate key of an event into buf; its length (0: the global bucket). */
+static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
+                       const struct lp_jevent *ev, char *buf, size_t cap)
+{
+    char err[LP_ERRLEN];
+    long len;
+
+    if (s->rkey_idx >= 0) {
+        const struct lp_jval *v = &ev->val[s->rkey_idx];
+        switch (v->type) {
+        case LP_JNONE:
+        case LP_JNULL:
+            return 0;
+        case LP_JSTRING:
+            len = lp_json_unescape(txt, v, buf, cap);
+            if (len >= 0)
+                return (size_t)len;
+            /* longer than cap: its first bytes, as the text is */
+            len = (long)(v->len - 2 < cap ? v->len - 2 : cap);
+            memcpy(buf, txt + v->off + 1, (size_t)len);
+            return (size_t)len;
+        default:
+            len = (long)(v->len < cap ? v->len : cap);
+            memcpy(buf, txt + v->off, (size_t)len);
+            return (size_t)len;
+        }
+    }
+    if (s->rkey_jq == NULL)
+        return 0;
+    len = lp_jq_string(s->rkey_jq, txt, n, buf, cap, err);
+    if (len < 0) {
+        /* the keyless bucket; the first few said, all counted: a failed
+         * run (lp_jq_outcome at the end) */
+        if (lp_jq_name_it(s->rkey_jq) && s->c.verbosity >= 0)
+            say(s, LP_NOTICE_ERROR, "--rate-key: %s (such events share the "
+                "limit of events without a key)", err);
+        return 0;
+    }
+    return (size_t)len;
+}
+
+/* --shared-rate: asks Redis for up to want tokens of bucket b. Returns
+ * 0 with the lease set, or -1 when Redis failed (b untouched). */
+static int rate_ask(struct lp_send *s, struct lp_bucket *b, int64_t now)
+{
+    char err[LP_ERRLEN];
+    uint64_t want, got;
+    int64_t wait;
+
+    if (s->rr_local && lp_mono_ms() < s->rr_retry_at)
+        return -1;
+    if (!lp_redis_connected(s->rr) && lp_redis_connect(s->rr, err) < 0)
+        goto failed;
+    /* a twentieth of a second's worth, so that every sender gets its
+     * share and little is left unused when one stops */
+    want = (uint64_t)(s->c.rate * 50.0);
+    if (want < 1)
+        want = 1;
+    if (want > s->c.burst)
+        want = s->c.burst;
+    /* <stream>:rate:<key>, the key's bytes as they are */
+    s->rkey_buf.len = 0;
+    if (lp_buf_adds(&s->rkey_buf, s->c.stream) < 0 ||
+        lp_buf_adds(&s->rkey_buf, ":rate:") < 0 ||
+        lp_buf_add(&s->rkey_buf, b->key, b->klen) < 0)
+        lp_send_oom(s);
+    if (lp_rate_shared_take(s->rr, s->rkey_buf.p, s->rkey_buf.len,
+                            s->c.rate, s->c.burst, want, &got, &wait,
+                            err) < 0)
+        goto failed;
+    lp_bucket_lease_set(b, got, wait, now);
+    if (s->rr_local) {
+        s->rr_local = 0;
+        say(s, LP_NOTICE_INFO, "--shared-rate: Redis answers again: the "
+            "limit is shared again");
+    }
+    return 0;
+failed:
+    if (!s->rr_local)
+        say(s, LP_NOTICE_WARN, "--shared-rate: %s: limiting in this sender "
+            "alone until Redis answers", err);
+    s->rr_local = 1;
+    s->rr_retry_at = lp_mono_ms() + 5000;
+    lp_redis_disconnect(s->rr);
+    return -1;
+}
+
+/* Takes a token of bucket b: 0, or the ms until one is there. */
+static int64_t rate_take(struct lp_send *s, struct lp_bucket *b)
+{
+    int64_t now = lp_mono_ms();
+
+    if (s->c.shared_rate) {
+        for (int tries = 0; tries < 2; tries++) {
+            int64_t rc = lp_bucket_lease_take(b, now);
+            if (rc > 0)
+                return 0;
+            if (rc < 0)
+                return -rc;
+            if (rate_ask(s, b, now) < 0)
+                break;          /* Redis away: the local bucket */
+        }
+        if (!s->rr_local)
+            return 1;
+    }
+    return lp_bucket_take(s->rate, b, now);
+}
+
+/*
+ * Waits ms for the limit, sending the events admitted so far once their
+ * linger time is over, and taking replies and WAL re-sends meanwhile.
+ */
+static void rate_pause(struct lp_send *s, int64_t ms)
+{
+    char err[LP_ERRLEN];
+    int64_t start = lp_mono_ms(), until = start + ms;
+
+    for (;;) {
+        int64_t now = lp_mono_ms(), left = until - now;
+        struct pollfd p = { -1, POLLIN, 0 };
+        if (left <= 0 || lp_send_stopping(s))
+            break;
+        if (s->in.n > 0) {
+            int64_t linger = s->in.opened_ms + s->c.linger - now;
+            if (linger <= 0) {
+                dispatch(s);
+                continue;
+            }
+            if (linger < left)
+                left = linger;
+        }
+        if (s->count > 0 && lp_redis_connected(s->r))
+            p.fd = lp_redis_fd(s->r);
+        if (s->m && left > s->c.metrics_interval)
+            left = s->c.metrics_interval;
+        int64_t due = idle_due(s);
+        if (due >= 0 && due < left)
+            left = due;
+        if (poll(&p, 1, (int)left) > 0 && p.revents) {
+            if (lp_redis_read(s->r, err) < 0 ||
+                lp_pipeline_pump(s, 0, err) < 0)
+                lp_send_recover(s, err);
+        }
+        lp_spool_replay(s);
+        metrics_tick(s, 0);
+        idle_tick(s);
+    }
+    s->n.wait_ms += lp_mono_ms() - start;
+}
+
+/*
+ * Applies --rate to one valid event: 1 when it may go, 0 when it is over
+ * the limit (--on-limit reject or dlq; what says why). With block, waits
+ * for its token; a stop signal ends the wait and lets it go: it was read
+ * from the input already, and losing it would be worse than passing the
+ * limit by what the read buffer holds.
+ */
+static int rate_admit(struct lp_send *s, const char *txt, size_t n,
+                      const struct lp_jevent *ev, char *what, size_t cap)
+{
+    char key[1024];             /* longer keys: cut (then hashed) */
+    size_t klen = rate_key(s, txt, n, ev, key, sizeof key);
+    int over;
+    struct lp_bucket *b = lp_rate_bucket(s->rate, key, klen, lp_mono_ms(),
+                                         &over);
+    int64_t wait;
+
+    if (b == NULL)
+        lp_send_oom(s);
+    if (over && s->n.overflow++ == 0)
+        say(s, LP_NOTICE_WARN, "--max-keys %" PRIu64 ": more new rate keys "
+            "this minute share the limit of \"%s\"", s->c.max_keys,
+            LP_RATE_OVERFLOW);
+    while ((wait = rate_take(s, b)) > 0) {
+        if (s->c.on_limit != LP_SEND_ON_BLOCK) {
+            if (klen)
+                snprintf(what, cap, "over --rate for key \"%.*s\"",
+                         (int)(b->klen < 64 ? b->klen : 64), b->key);
+            else
+                snprintf(what, cap, "over --rate");
+            return 0;
+        }
+        if (lp_send_stopping(s)) {
+            s->n.past_limit++;
+            return 1;
+        }
+        rate_pause(s, wait);
+        /* the pause may have moved the table: look the key up again */
+        b = lp_rate_bucket(s->rate, key, klen, lp_mono_ms(), &over);
+        if (b == NULL)
+            lp_send_oom(s);
+    }
+    return 1;
+}
+
+static void add_event(struct lp_send *s, const char *txt, size_t n,
+                      const struct lp_jevent *ev, uint64_t line_start)
+{
+    size_t start = lp_pipeline_xadd_event(s, txt, n, ev);
+
+    s->n.events++;
+    add_command(s, start, line_start, LP_CMD_EVENT);
+}
+
+/* One event (a line, or an element of an array line). label is NULL for
+ * a whole line, else "element N". */
+static void one_event(struct lp_send *s, const char *txt, size_t n,
+                      const struct lp_line *ln, const char *label)
+{
+    uint64_t lineno = ln->lineno, line_start = ln->start;
+    struct lp_jevent ev;
+    struct lp_jerr je;
+    char what[LP_ERRLEN + 64], err[LP_ERRLEN];
+    const char *code = NULL;
+    int64_t t;
+
+#define REJECT(c, ...) do { \
+        char m_[LP_ERRLEN + 64]; \
+        snprintf(m_, sizeof m_, __VA_ARGS__); \
+        if (label) snprintf(what, sizeof what, "%s: %s", label, m_); \
+        else snprintf(what, sizeof what, "%s", m_); \
+        code = (c); goto rejected; \
+    } while (0)
+
+    if (lp_json_event(txt, n, &s->keys, &s->lim, &ev, &je) < 0) {
+        if (je.not_object)
+            REJECT("not-object", "not a JSON object");
+        REJECT("invalid-json", "invalid JSON: %s", je.msg);
+    }
+    if (s->time_idx >= 0) {
+        int rc = lp_event_time(txt, &ev.val[s->time_idx], &t, err);
+        if (rc < 0)
+            REJECT("bad-time", "%s", err);
+        if (rc > 0) {
+            char ts[40], d[32];
+            if (s->c.max_age && t < s->now - s->c.max_age) {
+                lp_time_format(t, ts);
+                lp_format_duration(s->c.max_age, d, sizeof d);
+                REJECT("too-old", "event time %s is older than --max-age %s",
+                       ts, d);
+            }
+            if (s->c.max_skew && t > s->now + s->c.max_skew) {
+                lp_time_format(t, ts);
+                lp_format_duration(s->c.max_skew, d, sizeof d);
+                REJECT("too-new", "event time %s is more than --max-skew %s "
+                       "ahead", ts, d);
+            }
+        }
+    }
+    for (int i = 0; i < s->c.require.n; i++)
+        if (ev.val[s->req_idx[i]].type == LP_JNONE)
+            REJECT("missing-member", "required member \"%s\" is missing",
+                   s->c.require.item[i]);
+    if (s->rate && !rate_admit(s, txt, n, &ev, err, sizeof err)) {
+        s->n.limited++;
+        s->n.rejected--;         /* counted apart, reported the same way */
+        REJECT("rate-limited", "%s", err);
+    }
+    add_event(s, txt, n, &ev, line_start);
+    return;
+rejected:
+    if (label == NULL)
+        reject(s, ln->p, ln->len, lineno, line_start, code, what);
+    else
+        reject(s, txt, n, lineno, line_start, code, what);
+#undef REJECT
+}
+
+static void one_line(struct lp_send *s, const struct lp_line *ln)
+{
+    const char *txt = ln->p;
+    size_t n = ln->len;
+    struct lp_jerr je;
+
+    s->n.lines++;
+    lp_json_trim(&txt, &n);
+    if (n == 0)
+        return;
+    if (*txt != '[') {
+        one_event(s, txt, n, ln, NULL);
+        return;
+    }
+    /* an array of events: valid as a whole, then element by element */
+    if (lp_json_valid(txt, n, &s->lim, &je) < 0) {
+        char what[LP_ERRLEN];
+        snprintf(what, sizeof what, "invalid JSON: %s", je.msg);
+        reject(s, ln->p, ln->len, ln->lineno, ln->start, "invalid-json",
+               what);
+        return;
+    }
+    size_t pos = 0, off, len;
+    int type, k = 0;
+    while (lp_json_array_next(txt, n, &pos, &off, &len, &type)) {
+        char label[48];
+        snprintf(label, sizeof label, "element %d", ++k);
+        if (type != LP_JOBJECT) {
+            char what[96];
+            snprintf(what, sizeof what, "%s: not a JSON object", label);
+            reject(s, txt + off, len, ln->lineno, ln->start, "not-object",
+                   what);
+            continue;
+        }
+        one_event(s, txt + off, len, ln, label);
+    }
+}
+
+static void long_line(struct lp_send *s, const struct lp_line *ln)
+{
+    if (ln->first) {
+        char at[PATH_MAX + 64];
+        s->n.lines++;
+        s->n.rejected++;
+        where(s, at, sizeof at, ln->lineno);
+        say(s, LP_SEND_BAD, "%s: longer than --max-line (%" PRIu64 " bytes)",
+            at, s->c.max_line);
+    }
+    if (s->rejects_fd >= 0) {
+        if (lp_fs_write_all(s->rejects_fd, ln->p, ln->len) < 0 ||
+            (ln->last && lp_fs_write_all(s->rejects_fd, "\n", 1) < 0))
+            rejects_failed(s);
+    }
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+/*
+ * Waits for input (fd >= 0) or replies, at most until the input batch's
+ * linger time is over or the next WAL attempt is due. Returns 1 when input
+ * is readable.
+ */
+static int wait_input(struct lp_send *s, int fd)
+{
+    struct pollfd p[2];
+    int np = 0, timeout = -1, rc, rfd = -1;
+    char err[LP_ERRLEN];
+    int64_t now = lp_mono_ms(), left;
+
+    if (fd >= 0) {
+        p[np].fd = fd;
+        p[np].events = POLLIN;
+        p[np].revents = 0;
+        np++;
+    }
+    if (s->count > 0 && lp_redis_connected(s->r)) {
+        rfd = np;
+        p[np].fd = lp_redis_fd(s->r);
+        p[np].events = POLLIN;
+        p[np].revents = 0;
+        np++;
+    }
+    if (s->in.n > 0) {
+        left = s->in.opened_ms + s->c.linger - now;
+        if (left <= 0) {
+            dispatch(s);
+            return 0;
+        }
+        timeout = (int)left;
+    }
+    if (s->walmode && s->count < LP_INFLIGHT && !(s->rseg && s->rseg_eof)) {
+        left = s->replay_at - now;
+        if (left <= 0)
+            left = 0;
+        if (timeout < 0 || left < timeout)
+            timeout = (int)left;
+    }
+    if (s->m && (timeout < 0 || timeout > s->c.metrics_interval))
+        timeout = (int)s->c.metrics_interval;
+    if ((left = idle_due(s)) >= 0 && (timeout < 0 || left < timeout))
+        timeout = (int)left;
+    rc = poll(p, (nfds_t)np, timeout);
+    metrics_tick(s, 0);
+    idle_tick(s);
+    if (rc < 0)
+        return 0;               /* EINTR: the caller checks for a stop */
+    if (rfd >= 0 && p[rfd].revents) {
+        if (lp_redis_read(s->r, err) < 0 || lp_pipeline_pump(s, 0, err) < 0)
+            lp_send_recover(s, err);
+    }
+    if (s->in.n > 0 && lp_mono_ms() >= s->in.opened_ms + s->c.linger)
+        dispatch(s);
+    lp_spool_replay(s);
+    return fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+static void drain_input(struct lp_send *s, int fd)
+{
+    struct lp_line ln;
+    int rc;
+
+    for (;;) {
+        if (lp_send_stopping(s)) {
+            /* finish the complete lines already read: they left the pipe */
+            while ((rc = lp_lines_next(&s->lines, &ln)) == LP_LINE_OK ||
+                   rc == LP_LINE_LONG) {
+                if (rc == LP_LINE_OK)
+                    one_line(s, &ln);
+                else
+                    long_line(s, &ln);
+            }
+            return;
+        }
+        rc = lp_lines_next(&s->lines, &ln);
+        if (rc == LP_LINE_OK) {
+            one_line(s, &ln);
+            continue;
+        }
+        if (rc == LP_LINE_LONG) {
+            long_line(s, &ln);
+            continue;
+        }
+        if (rc == LP_LINE_EOF)
+            return;
+        /* need more input */
+        if (!wait_input(s, fd))
+            continue;
+        long got = lp_lines_fill(&s->lines);
+        s->now = lp_now_ms();
+        if (got < 0 && errno != EAGAIN && errno != EINTR) {
+            say(s, LP_NOTICE_ERROR, "%s: %s", s->name ? s->name : "stdin",
+                strerror(errno));
+            s->exit_code = errno == EISDIR ? LP_EX_NOINPUT : LP_EX_IOERR;
+            return;
+        }
+    }
+}
+
+/* Input is over: waits for the batches in flight; in WAL mode, re-sends
+ * the WAL while Redis takes it. Every event is in Redis or in the WAL by
+ * then, so a failure ends the run (exit 0) rather than holding the
+ * writer's pipe; only --flush-wal keeps trying, for --timeout. */
+static void finish(struct lp_send *s)
+{
+    char err[LP_ERRLEN], d[32];
+
+    dispatch(s);
+    while (!s->walmode && s->count > 0) {
+        if (lp_pipeline_pump(s, 1, err) < 0)
+            lp_send_recover(s, err);
+    }
+    lp_format_duration(s->c.timeout, d, sizeof d);
+    while (s->walmode) {
+        /* stopping: no more re-sends, but the replies to those in flight
+         * are waited for, so that what Redis stored is acknowledged in
+         * the WAL and never sent again by the next run */
+        int stop = lp_send_stopping(s) ||
+                   (s->fail_since && (!s->c.flush_wal ||
+                                     lp_mono_ms() - s->fail_since >=
+                                     s->c.timeout));
+        if (stop && s->count == 0)
+            break;
+        if (!stop)
+            lp_spool_replay(s);
+        if (s->count > 0) {
+            if (lp_pipeline_pump(s, 1, err) < 0)
+                lp_send_recover(s, err);
+        } else if (s->walmode) {
+            wait_input(s, -1);
+        }
+    }
+    lp_pipeline_flush_ids(s);
+    if (s->walmode) {
+        uint64_t left = lp_wal_bytes(s->wal);
+        if (s->c.flush_wal) {
+            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): the WAL %s "
+                "still holds %" PRIu64 " bytes", d, s->c.wal, left);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        say(s, LP_NOTICE_WARN, "the WAL %s holds %" PRIu64 " bytes of events "
+            "not in Redis yet; the next logpipe-send --wal %s sends them",
+            s->c.wal, left, s->c.wal);
+    }
+}
+
+/* ---- the engine --------------------------------------------------------- */
+
+/* Opens input i; returns the fd, or -1 after saying why (status 66). */
+static int open_input(struct lp_send *s, int i)
+{
+    struct stat st;
+    int fd;
+
+    if (strcmp(s->c.files[i], "-") == 0) {
+        s->name = NULL;
+        return STDIN_FILENO;
+    }
+    s->name = s->c.files[i];
+    if ((fd = open(s->c.files[i], O_RDONLY | O_CLOEXEC)) < 0 ||
+        fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+        say(s, LP_NOTICE_ERROR, "%s: %s", s->c.files[i],
+            fd < 0 ? strerror(errno) : "is a directory");
+        if (fd >= 0)
+            close(fd);
+        s->exit_code = LP_EX_NOINPUT;
+        return -1;
+    }
+    return fd;
+}
+
+struct lp_send *lp_send_new(const struct lp_send_conf *c,
+                            const struct lp_notify *nt, char *err)
+{
+    struct lp_send *s = calloc(1, sizeof *s);
+
+    if (s == NULL)
+        goto oom;
+    s->c = *c;
+    if (nt)
+        s->nt = *nt;
+    s->rejects_fd = -1;
+    s->rkey_idx = -1;
+    s->time_idx = -1;
+    if (metrics_init(s) < 0)
+        goto oom;
+    return s;
+oom:
+    lp_send_free(s);
+    snprintf(err, LP_ERRLEN, "out of memory");
+    return NULL;
+}
+
+/* Is --rate-key a plain ".name", read by the scanner rather than jq? */
+static int plain_member(const char *k)
+{
+    return k[0] == '.' && k[1] != '\0' &&
+           strspn(k + 1, "abcdefghijklmnopqrstuvwxyz"
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+           strlen(k + 1) && !(k[1] >= '0' && k[1] <= '9');
+}
+
+int lp_send_open(struct lp_send *s, char *err)
+{
+    if (gethostname(s->host, sizeof s->host - 1) < 0)
+        strcpy(s->host, "unknown");
+    /* what we look for in each event */
+    s->time_idx = s->c.time_field[0] ? lp_jkeys_add(&s->keys,
+                                                    s->c.time_field) : -1;
+    for (int i = 0; i < s->c.require.n; i++) {
+        if ((s->req_idx[i] = lp_jkeys_add(&s->keys,
+                                          s->c.require.item[i])) < 0) {
+            snprintf(err, LP_ERRLEN, "--require: too many members (at "
+                     "most %d)", LP_JSON_MAXKEYS - 1);
+            return LP_EX_USAGE;
+        }
+    }
+    s->lim.depth = (int)s->c.max_depth;
+    s->lim.members = (uint32_t)s->c.max_members;
+    if (s->c.rate > 0) {
+        if ((s->rate = lp_rate_new(s->c.rate, (double)s->c.burst,
+                                   s->c.max_keys)) == NULL)
+            goto oom;
+        if (s->c.rate_key && plain_member(s->c.rate_key)) {
+            if ((s->rkey_idx = lp_jkeys_add(&s->keys,
+                                            s->c.rate_key + 1)) < 0) {
+                snprintf(err, LP_ERRLEN, "--rate-key: too many members "
+                         "asked for");
+                return LP_EX_USAGE;
+            }
+        } else if (s->c.rate_key) {
+            char e2[LP_ERRLEN];
+            if (lp_jq_new(s->c.rate_key, &s->rkey_jq, e2) < 0) {
+                snprintf(err, LP_ERRLEN, "--rate-key: %s", e2);
+                return LP_EX_CONFIG;
+            }
+        }
+    }
+    if (lp_pipeline_init(s) < 0)
+        goto oom;
+    if (lp_lines_init(&s->lines, STDIN_FILENO, s->c.max_line) < 0)
+        goto oom;
+    if (s->c.rejects) {
+        s->rejects_fd = open(s->c.rejects, O_WRONLY | O_APPEND | O_CREAT |
+                             O_CLOEXEC, 0640);
+        if (s->rejects_fd < 0) {
+            snprintf(err, LP_ERRLEN, "--rejects %s: %s", s->c.rejects,
+                     strerror(errno));
+            return LP_EX_CANTCREAT;
+        }
+    }
+    if ((s->r = s->c.redis_new(s->c.ctx, err)) == NULL)
+        return LP_EX_CONFIG;
+    if (s->c.shared_rate) {
+        if ((s->rr = s->c.redis_new(s->c.ctx, err)) == NULL)
+            return LP_EX_CONFIG;
+        /* a Redis that hangs must not hold the limit up long */
+        lp_redis_set_timeout(s->rr, 500);
+    }
+    lp_redis_set_timeout(s->r, s->c.timeout < 10000 ?
+                         (s->c.timeout > 1000 ? s->c.timeout : 1000) :
+                         10000);
+    if (s->c.wal) {
+        int rc;
+        if ((s->wal = lp_wal_open(s->c.wal, s->c.wal_max, &s->nt,
+                                  err)) == NULL)
+            return LP_EX_CANTCREAT;
+        if ((rc = lp_wal_pending(s->wal, err)) < 0)
+            return LP_EX_IOERR;
+        if (rc > 0) {
+            /* an earlier run's events: they go first */
+            s->walmode = 1;
+            say(s, LP_NOTICE_INFO, "the WAL %s holds %" PRIu64 " bytes from "
+                "an earlier run: sending them first", s->c.wal,
+                lp_wal_bytes(s->wal));
+        }
+    }
+    return 0;
+oom:
+    snprintf(err, LP_ERRLEN, "out of memory");
+    return LP_EX_SOFTWARE;
+}
+
+/* The inputs, one after the other, as far as a stop lets them. */
+static void read_inputs(struct lp_send *s)
+{
+    if (s->c.nfiles == 0)
+        drain_input(s, STDIN_FILENO);
+    for (int i = 0; i < s->c.nfiles && !lp_send_stopping(s); i++) {
+        int fd;
+        s->file = i;
+        if ((fd = open_input(s, i)) < 0)
+            continue;
+        lp_lines_reset(&s->lines, fd);
+        drain_input(s, fd);
+        /* the last events of this file must not be counted against the
+         * next one's offsets: send them now */
+        dispatch(s);
+        if (fd != STDIN_FILENO)
+            close(fd);
+    }
+}
+
+int lp_send_run(struct lp_send *s)
+{
+    if (setjmp(s->out))
+        return -1;              /* end_run: said, status in exit_code */
+    s->now = lp_now_ms();
+    if (!s->c.flush_wal)
+        read_inputs(s);
+    finish(s);
+    return 0;
+}
+
+int lp_send_status(const struct lp_send *s)
+{
+    return s->exit_code;
+}
+
+const struct lp_send_counts *lp_send_counts(const struct lp_send *s)
+{
+    return &s->n;
+}
+
+const char *lp_send_input(const struct lp_send *s, uint64_t *offset)
+{
+    *offset = lp_lines_offset(&s->lines);
+    return s->name;
+}
+
+int lp_send_stopped(const struct lp_send *s)
+{
+    return lp_send_stopping(s);
+}
+
+int lp_send_stdout_gone(const struct lp_send *s)
+{
+    return s->stdout_gone;
+}
+
+int lp_send_rate_key_outcome(struct lp_send *s, char *msg)
+{
+    return lp_jq_outcome(s->rkey_jq, msg);
+}
+
+void lp_send_free(struct lp_send *s)
+{
+    if (s == NULL)
+        return;
+    if (s->m) {
+        metrics_tick(s, 1);     /* the last word, whatever the end */
+        lp_metrics_free(s->m);
+    }
+    if (s->rseg)
+        lp_wal_seg_release(s->wal, s->rseg);
+    lp_wal_close(s->wal);
+    lp_redis_free(s->r);
+    lp_redis_free(s->rr);
+    lp_rate_free(s->rate);
+    lp_jq_free(s->rkey_jq);
+    lp_buf_free(&s->rkey_buf);
+    free(s->in.ev);
+    lp_buf_free(&s->in.blob);
+    for (int i = 0; i < LP_INFLIGHT; i++) {
+        free(s->ring[i].ev);
+        lp_buf_free(&s->ring[i].blob);
+    }
+    lp_lines_free(&s->lines);
+    lp_buf_free(&s->prefix);
+    lp_buf_free(&s->out_ids);
+    if (s->rejects_fd >= 0)
+        close(s->rejects_fd);
+    free(s);
+}

@@ -1,0 +1,162 @@
+/* lp_send.h -- the send engine: NDJSON events into a Redis stream */
+#ifndef LP_SEND_H
+#define LP_SEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lp_notice.h"
+#include "lp_opt.h"
+
+/*
+ * What logpipe-send does, as an object: read lines, check each event
+ * (JSON, its time, required members, --rate), append its XADD to the
+ * batch being filled, and hand full batches to Redis, several in flight,
+ * one round trip a batch; with a WAL, keep what Redis cannot take and
+ * send it again when Redis answers; wait while the group's backlog is too
+ * long; say, when Redis stays away, how much of the input is in Redis and
+ * the command that sends the rest.
+ *
+ * The state is all in struct lp_send: two engines in one process do not
+ * meet, except in what lib/README lists as the process's (the stop flag
+ * of lp_sig.h, which ends a run as a signal does). The engine never
+ * prints and never exits: it talks through the struct lp_notify it is
+ * made with (its own levels below beside LP_NOTICE_*, in the order
+ * things happen) and returns an exit status (lp_exit.h).
+ *
+ * The input is files or descriptors the engine reads itself today
+ * (lp_send_run). A front door that is handed bodies instead (HTTP) would
+ * come in beside lp_send_run as lp_send_feed(s, buf, len) and
+ * lp_send_flush(s), over the same line splitter, batches and WAL.
+ *
+ * Files: lp_send.c the loop and the checks, lp_pipeline.c the batches in
+ * flight and the commands they carry, lp_spool.c the WAL failover and the
+ * resume hint (lp_send_int.h: how they share the struct); lp_rate.c the
+ * limits.
+ */
+
+/* Levels of the engine's notices besides LP_NOTICE_WARN, _INFO and
+ * _ERROR (an error: always said) */
+enum {
+    LP_SEND_BAD = 16,           /* a rejected line or event ("FILE: line
+                                 * N: what"): one of many, for a budget */
+    LP_SEND_LIMITED,            /* an event over --rate: likewise */
+    LP_SEND_DEBUG,              /* with -vv */
+    LP_SEND_TRACE               /* a batch acknowledged (-v): msg is the
+                                 * fields "first=ID last=ID count=N ..." of
+                                 * a trace line "batch" */
+};
+
+enum { LP_SEND_ON_BLOCK, LP_SEND_ON_REJECT, LP_SEND_ON_DLQ };  /* on_limit */
+
+#define LP_SEND_MAXREQ 32       /* --require members at most */
+
+/* What the engine is to do: logpipe-send's options. Strings and arrays
+ * are borrowed for the life of the engine. */
+struct lp_send_conf {
+    const char *stream, *dlq, *group;
+    uint64_t batch;             /* events a batch */
+    uint64_t batch_bytes;       /* bytes a batch */
+    int64_t linger;             /* ms: a partial batch goes after this */
+    int64_t timeout;            /* ms: retry a failing Redis this long */
+    int64_t max_age, max_skew;  /* ms; 0: off */
+    uint64_t max_line, max_depth, max_members;
+    const char *time_field;     /* "": none */
+    struct lp_list require;     /* at most LP_SEND_MAXREQ */
+    const char *rejects;        /* append rejected lines to this file */
+    int rejects_to_dlq;
+    int ids;                    /* write each stream ID to ids_fd */
+    int ids_fd;
+    const char *wal;            /* the WAL's directory, or NULL */
+    uint64_t wal_max;
+    int flush_wal;              /* send the WAL, then end */
+    uint64_t max_backlog;       /* 0: off */
+    double rate;                /* tokens a ms; 0: no --rate */
+    uint64_t burst;
+    const char *rate_key;       /* jq, or NULL */
+    int on_limit;               /* LP_SEND_ON_* */
+    int shared_rate;
+    uint64_t max_keys;
+    char **files;               /* inputs ("-": stdin); none: stdin */
+    int nfiles;
+    char **args;                /* the options as given: the resume hint */
+    int nargs;
+    const char *metrics;        /* Prometheus file, or NULL */
+    int64_t metrics_interval;
+    int verbosity;              /* -1 quiet .. 2: what is worth saying */
+    /* a connection to Redis, not connected yet; NULL with err (the
+     * engine makes two with --shared-rate) */
+    struct lp_redis *(*redis_new)(void *ctx, char *err);
+    /* the caller's own periodic work, done from the engine's waits:
+     * due says in how many ms it has some (-1: none), tick does it */
+    int64_t (*due)(void *ctx);
+    void (*tick)(void *ctx);
+    void *ctx;
+};
+
+/* What a run did, for the caller's last words and its exit status. */
+struct lp_send_counts {
+    uint64_t lines, events, sent, rejected, dlq;
+    uint64_t maybe;             /* sent again after a lost reply */
+    uint64_t wal;               /* went through the WAL */
+    uint64_t replayed;          /* sent from the WAL */
+    uint64_t limited;           /* over --rate, rejected or to the DLQ */
+    uint64_t past_limit;        /* let through past --rate when stopped */
+    uint64_t overflow;          /* keys past --max-keys */
+    uint64_t wait_ms;           /* blocked by --rate */
+    uint64_t batches, errors, reconnects;
+};
+
+struct lp_send;
+
+/*
+ * Makes an engine for c (copied; what it points to is borrowed), which
+ * talks through nt (copied; NULL: silent). Nothing is opened yet but the
+ * metrics. NULL with err when out of memory.
+ */
+struct lp_send *lp_send_new(const struct lp_send_conf *c,
+                            const struct lp_notify *nt, char *err);
+
+/*
+ * Prepares the run: the checks asked for, --rejects, the connections
+ * (not connected yet), the WAL (and says when it holds an earlier run's
+ * events). Returns 0, or the exit status with err: 64 (--require,
+ * --rate-key), 70, 73 (--rejects, the WAL), 74, 78 (--rate-key, Redis).
+ */
+int lp_send_open(struct lp_send *s, char *err);
+
+/*
+ * Sends the inputs (c->files, else stdin; nothing with c->flush_wal),
+ * then waits for every batch in flight and, in WAL mode, re-sends the
+ * WAL. Returns 0 when the inputs were all read (lp_send_status says how
+ * it went: 66, 74 for an input or --ids, 0), or -1 when the run gave up,
+ * having said why (75: Redis failed for --timeout, or a WAL left behind
+ * with --flush-wal; 78: Redis refuses; 74: the WAL or --rejects failed;
+ * 70: out of memory): the caller then says nothing more.
+ */
+int lp_send_run(struct lp_send *s);
+
+/* The exit status so far (LP_EX_*; 0: none). */
+int lp_send_status(const struct lp_send *s);
+
+/* The run's counts; borrowed from s. */
+const struct lp_send_counts *lp_send_counts(const struct lp_send *s);
+
+/* The input being read: its name (NULL: stdin) and the offset read up
+ * to. */
+const char *lp_send_input(const struct lp_send *s, uint64_t *offset);
+
+/* The run was stopped: a stop signal, or --ids could not write. */
+int lp_send_stopped(const struct lp_send *s);
+
+/* --ids stopped: the reader of stdout went away (EPIPE). */
+int lp_send_stdout_gone(const struct lp_send *s);
+
+/* --rate-key's outcome, as lp_jq_outcome: 0, or 65/78 with msg. */
+int lp_send_rate_key_outcome(struct lp_send *s, char *msg);
+
+/* Writes the metrics a last time, closes everything, frees s. Accepts
+ * NULL. */
+void lp_send_free(struct lp_send *s);
+
+#endif

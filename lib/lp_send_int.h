@@ -1,0 +1,243 @@
+/* lp_send_int.h -- the send engine's insides, shared by its three files */
+#ifndef LP_SEND_INT_H
+#define LP_SEND_INT_H
+
+/*
+ * Private to lp_send.c, lp_pipeline.c and lp_spool.c, as curl's urldata.h
+ * is to its lib/: nothing else includes it. The engine is one object,
+ * struct lp_send, kept in three files by what they do:
+ *
+ *   lp_send.c      the loop: input, the checks of each event, --rate, the
+ *                  input batch and where it goes (dispatch), what to do
+ *                  when Redis fails (lp_send_recover), the end of a run
+ *   lp_pipeline.c  the batches in flight to Redis, one round trip each:
+ *                  their XADDs, written whole, the replies matched to
+ *                  them in order, --ids, --max-backlog's questions
+ *   lp_spool.c     the WAL failover: what Redis cannot take goes to the
+ *                  WAL (spill), is sent again from it (replay), and, when
+ *                  the run gives up, the resume hint
+ *
+ * The input batch (s->in) fills; dispatch hands it to the ring of
+ * LP_INFLIGHT batches in flight (ring[head .. head+count)), or in WAL
+ * mode to the WAL, whose oldest segment is re-sent through the same ring.
+ *
+ * A failure that ends the run (what the tool once exit()ed for) is said
+ * where it happens and then lp_send_end_run jumps back to lp_send_run,
+ * which returns it: everything the run holds is in struct lp_send, so
+ * nothing on the way back leaks, and nothing more happens after it.
+ */
+
+#include <setjmp.h>
+#include <stdint.h>
+
+#include "lp_buf.h"
+#include "lp_json.h"
+#include "lp_line.h"
+#include "lp_metrics.h"
+#include "lp_notice.h"
+#include "lp_parse.h"
+#include "lp_rate.h"
+#include "lp_redis.h"
+#include "lp_send.h"
+#include "lp_sig.h"
+#include "lp_wal.h"
+
+#define LP_INFLIGHT 3
+
+enum { LP_CMD_EVENT, LP_CMD_DLQ };     /* what a command is */
+enum { LP_BATCH_INPUT, LP_BATCH_REPLAY };  /* where a batch's commands
+                                              come from */
+
+struct lp_cmd {
+    uint32_t cmd;               /* offset of its command in the blob */
+    uint32_t cmdlen;
+    uint32_t file;              /* index of the input */
+    uint8_t kind;
+    uint8_t done;               /* 1: acknowledged, or synced in the WAL;
+                                   2: written to the WAL, not synced yet */
+    uint64_t line_start;        /* input offset of its line */
+    uint64_t wend;              /* LP_BATCH_REPLAY: segment offset after it */
+};
+
+struct lp_batch {
+    struct lp_buf blob;         /* RESP commands, back to back */
+    struct lp_cmd *ev;
+    size_t n;
+    size_t replied;             /* replies received: ev[0..replied) */
+    size_t failed;              /* error replies among them */
+    int flushed;                /* written to the socket whole */
+    int source;                 /* LP_BATCH_INPUT or LP_BATCH_REPLAY */
+    int64_t opened_ms;          /* monotonic time of its first event */
+    int64_t sent_us;            /* monotonic time it was written */
+    char first[48], last[48];   /* stream IDs of its first and last event */
+};
+
+struct lp_send {
+    struct lp_send_conf c;
+    struct lp_notify nt;
+    jmp_buf out;                /* give_up: back to lp_send_run */
+    int running;                /* out is set */
+    int stop;                   /* stop as a signal would */
+    struct lp_redis *r;
+    struct lp_lines lines;
+    struct lp_jkeys keys;
+    int time_idx;
+    int req_idx[LP_SEND_MAXREQ];
+    struct lp_jlimits lim;
+    struct lp_batch in;            /* the batch being filled from input */
+    struct lp_batch ring[LP_INFLIGHT];
+    int head, count;            /* in flight: ring[head .. head+count) */
+    int rejects_fd;
+    struct lp_buf prefix;       /* RESP of XADD <stream> * data */
+    struct lp_buf out_ids;      /* --ids output */
+    char host[256];
+    int file;                   /* current input */
+    const char *name;           /* its name for messages, NULL = stdin */
+    int64_t now;                /* wall clock, refreshed per read */
+    int64_t fail_since;         /* monotonic ms, 0 = not failing */
+    struct lp_backoff backoff;
+    int warned;
+    int stdout_gone;            /* EPIPE: end as SIGPIPE would */
+    int ids_off;                /* stdout failed: no more --ids */
+    int exit_code;
+    /* WAL */
+    struct lp_wal *wal;
+    int walmode;                /* new batches go to the WAL */
+    int wal_sync_failed;        /* never to be tried again */
+    struct lp_wal_seg *rseg;    /* the segment being re-sent */
+    int rseg_eof;               /* all its records are in flight */
+    int64_t replay_at;          /* monotonic ms: next replay attempt */
+    /* --max-backlog */
+    int64_t backlog_at;
+    int batches_since_backlog;
+    char last_error[LP_ERRLEN];
+    int last_permanent;
+    uint64_t n_ahead;           /* acknowledged, but after an event that
+                                   was not: a resume sends them twice */
+    struct lp_send_counts n;    /* what the metrics read, and the caller */
+    /* --rate */
+    struct lp_rate *rate;
+    int rkey_idx;               /* --rate-key .name: its member, else -1 */
+    struct lp_jq *rkey_jq;      /* any other --rate-key program */
+    struct lp_redis *rr;        /* --shared-rate: its own connection */
+    struct lp_buf rkey_buf;     /* the Redis key of a bucket */
+    int64_t rr_retry_at;        /* mono ms: try Redis again after this */
+    int rr_local;               /* Redis failed: limiting here for now */
+    /* --metrics: the counters read s->n; the rest is set per tick */
+    struct lp_metrics *m;
+    struct lp_metric *batch_s, *wal_bytes, *rate_wait, *rate_keys;
+};
+
+/* Says something through the engine's notify (LP_SEND_* or LP_NOTICE_*
+ * level). */
+#define say(s, level, ...) lp_notice(&(s)->nt, (level), __VA_ARGS__)
+
+static inline const char *lp_plural(uint64_t n, const char *one,
+                                    const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+/* A stop signal came, or the engine stopped itself (--ids lost stdout). */
+static inline int lp_send_stopping(const struct lp_send *s)
+{
+    return lp_stop || s->stop;
+}
+
+/* ---- lp_send.c ---------------------------------------------------------- */
+
+/* Ends the run with status code: back to lp_send_run, which returns it.
+ * What is to be said was said. */
+_Noreturn void lp_send_end_run(struct lp_send *s, int code);
+
+/* Says "out of memory" and ends the run (70). */
+_Noreturn void lp_send_oom(struct lp_send *s);
+
+/* Something failed (why: an I/O error, or an error reply): the WAL takes
+ * what is not acknowledged, or it is sent again for --timeout; ends the
+ * run when that is over, or Redis refuses for good. */
+void lp_send_recover(struct lp_send *s, const char *why);
+
+/* ---- lp_pipeline.c ------------------------------------------------------ */
+
+/* The XADD of every event up to its data, in s->prefix; the batches'
+ * room. 0, or -1 out of memory. */
+int lp_pipeline_init(struct lp_send *s);
+
+/* Appends the XADD of an event (txt[0..n), ev's cuts left out) to the
+ * input batch; returns where its command starts. */
+size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
+                              const struct lp_jevent *ev);
+
+/* Appends the XADD of dead letter rec to the DLQ to the input batch;
+ * returns where it starts. */
+struct lp_dlq_rec;
+size_t lp_pipeline_xadd_dlq(struct lp_send *s, const struct lp_dlq_rec *rec);
+
+/* Empties b for reuse (keeps its storage). */
+void lp_batch_reset(struct lp_batch *b);
+
+/* Drops the batch at the head of the ring. */
+void lp_pipeline_release(struct lp_send *s);
+
+/* Writes what --ids holds to ids_fd; a failure stops the run (EPIPE: as
+ * SIGPIPE would; else 74). */
+void lp_pipeline_flush_ids(struct lp_send *s);
+
+/* Releases the answered batches at the head (acknowledging re-sent WAL
+ * records); -1 when the head had error replies. */
+int lp_pipeline_retire(struct lp_send *s);
+
+/* Takes the replies that have arrived; with block, waits for at least
+ * one. 0, or -1 with err on an I/O error or an error reply. */
+int lp_pipeline_pump(struct lp_send *s, int block, char *err);
+
+/* Keeps only the commands of b without a success reply, in order
+ * (*behind: an earlier event was not acknowledged). */
+void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b,
+                         int *behind);
+
+/* Writes b whole. 0, or -1 with err (the connection is closed). */
+int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err);
+
+/* Takes the replies still coming on a live connection after a failure,
+ * without retiring anything. */
+void lp_pipeline_collect(struct lp_send *s);
+
+/* Connects when not connected. 0, or -1 with err; credentials refused
+ * end the run (78). */
+int lp_pipeline_connect(struct lp_send *s, char *err);
+
+/* --max-backlog: every 100 ms and 4 batches at most, waits while the
+ * group's lag is above it. */
+void lp_pipeline_check_backlog(struct lp_send *s);
+
+/* ---- lp_spool.c --------------------------------------------------------- */
+
+/* Appends the commands of b not done yet to the WAL (not synced); --wal-max
+ * ends the run (75), a write error too (74). */
+void lp_spool_batch(struct lp_send *s, struct lp_batch *b);
+
+/* Syncs the WAL; a failure ends the run (74). */
+void lp_spool_sync(struct lp_send *s);
+
+/* The WAL cannot keep events (err): ends the run (74). */
+_Noreturn void lp_spool_error(struct lp_send *s, const char *err);
+
+/* Redis failed with input batches in flight: everything not acknowledged
+ * goes to the WAL, in order, and the engine is in WAL mode. */
+void lp_spool_spill(struct lp_send *s, const char *why);
+
+/* Re-sending from the WAL failed: acknowledges what made it, tries again
+ * later; Redis refusing for good ends the run (78). */
+void lp_spool_replay_failed(struct lp_send *s, const char *why);
+
+/* In WAL mode: the oldest WAL records go into a free slot of the ring. */
+void lp_spool_replay(struct lp_send *s);
+
+/* Ends the run with code after saying why, how much of the input went to
+ * Redis (or the WAL), and the command that sends the rest. */
+_Noreturn void lp_spool_give_up(struct lp_send *s, const char *why,
+                                int code);
+
+#endif

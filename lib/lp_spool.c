@@ -1,0 +1,385 @@
+/* lp_spool.c -- send's WAL failover: spill, replay, and the resume hint */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lp_exit.h"
+#include "lp_send_int.h"
+#include "lp_time.h"
+
+/*
+ * With --wal, a failure of Redis does not wait: everything not
+ * acknowledged goes to the WAL, in order, synced (spill), and from then
+ * on new batches go there too, behind it, while the WAL's oldest segment
+ * is re-sent through the pipeline whenever Redis answers (replay). An
+ * event's state in its batch: done 0 not yet anywhere, 2 written to the
+ * WAL and not synced, 1 acknowledged by Redis or synced in the WAL.
+ * Without a WAL, or when the WAL fails, the run gives up with the resume
+ * hint: how much of the input is in Redis (or the WAL), and the command
+ * that sends the rest.
+ */
+
+/* The WAL was synced: what was written to it is safe (done 2 -> 1). */
+static void wal_synced(struct lp_send *s)
+{
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        for (size_t k = 0; k < b->n; k++)
+            if (b->ev[k].done == 2)
+                b->ev[k].done = 1;
+    }
+    for (size_t k = 0; k < s->in.n; k++)
+        if (s->in.ev[k].done == 2)
+            s->in.ev[k].done = 1;
+}
+
+/* Syncs the WAL; a failure is remembered (a sync is never tried again:
+ * its pages may be gone while a second one succeeds). 0 or -1 with err. */
+static int wal_sync(struct lp_send *s, char *err)
+{
+    if (s->wal_sync_failed || lp_wal_sync(s->wal, err) < 0) {
+        if (!s->wal_sync_failed)
+            s->wal_sync_failed = 1;
+        else
+            snprintf(err, LP_ERRLEN, "--wal %s: not synced", s->c.wal);
+        return -1;
+    }
+    wal_synced(s);
+    return 0;
+}
+
+_Noreturn void lp_spool_error(struct lp_send *s, const char *err)
+{
+    char e2[LP_ERRLEN];
+
+    /* events the WAL cannot keep: stop, and say where the input is not
+     * in Redis nor in the WAL; what was written before the failure is
+     * in the WAL once synced */
+    wal_sync(s, e2);
+    lp_spool_give_up(s, err, LP_EX_IOERR);
+}
+
+static uint64_t unsent_offset(struct lp_send *s, int *file)
+{
+    /* the line of the oldest input event not acknowledged, else all read */
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (b->source != LP_BATCH_INPUT)
+            continue;
+        for (size_t k = 0; k < b->n; k++) {
+            if (b->ev[k].done != 1) {
+                *file = (int)b->ev[k].file;
+                return b->ev[k].line_start;
+            }
+        }
+    }
+    for (size_t k = 0; k < s->in.n; k++) {
+        if (s->in.ev[k].done != 1) {
+            *file = (int)s->in.ev[k].file;
+            return s->in.ev[k].line_start;
+        }
+    }
+    *file = s->file;
+    return lp_lines_offset(&s->lines);
+}
+
+/* Appends a as one word to b, quoted for a POSIX shell when needed; a
+ * password in a Redis URL is masked first. */
+static void add_quoted(struct lp_buf *b, const char *a)
+{
+    const char *at = strchr(a, '@'), *sch = strstr(a, "://");
+    struct lp_buf w = { 0 };
+    int plain = 1;
+
+    for (const char *p = a; *p; p++) {
+        if (sch && at && p > sch + 2 && p < at && *p == ':') {
+            lp_buf_adds(&w, ":***");    /* the password stays out of logs */
+            p = at - 1;
+            continue;
+        }
+        lp_buf_addc(&w, *p);
+    }
+    for (size_t i = 0; i < w.len; i++) {
+        char c = w.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || strchr("-_./:=,+%@", c)))
+            plain = 0;
+    }
+    lp_buf_addc(b, ' ');
+    if (w.len == 0 || !plain)
+        lp_buf_addc(b, '\'');
+    for (size_t i = 0; i < w.len; i++) {
+        if (w.p[i] == '\'')
+            lp_buf_adds(b, "'\\''");
+        else
+            lp_buf_addc(b, w.p[i]);
+    }
+    if (w.len == 0 || !plain)
+        lp_buf_addc(b, '\'');
+    lp_buf_free(&w);
+}
+
+/* Ends the run with code after saying how much of the input went to
+ * Redis, and the command that sends the rest. */
+_Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
+{
+    struct lp_buf cmd = { 0 };
+    int file;
+    uint64_t off = unsent_offset(s, &file);
+    const char *name = s->c.nfiles ? s->c.files[file] : NULL;
+    char from[32];
+
+    if (name && strcmp(name, "-") == 0)
+        name = NULL;
+    say(s, LP_NOTICE_ERROR, "%s", why);
+    snprintf(from, sizeof from, "+%" PRIu64, off + 1);
+    lp_buf_adds(&cmd, "tail -c");
+    add_quoted(&cmd, from);
+    if (name)
+        add_quoted(&cmd, name);
+    lp_buf_adds(&cmd, " | logpipe-send");
+    for (int i = 0; i < s->c.nargs; i++)
+        add_quoted(&cmd, s->c.args[i]);
+    if (s->c.nfiles && file + 1 < s->c.nfiles) {
+        lp_buf_adds(&cmd, " -");
+        for (int i = file + 1; i < s->c.nfiles; i++)
+            add_quoted(&cmd, s->c.files[i]);
+    }
+    lp_buf_addc(&cmd, '\0');
+    if (s->c.wal) {
+        /* what is before the offset may be in the WAL rather than in
+         * Redis: the resumed run sends the WAL first, as any run does */
+        char in[PATH_MAX + 64];
+        if (name)
+            snprintf(in, sizeof in, "%s%s", name, file + 1 < s->c.nfiles ?
+                     " (none of the files after it)" : "");
+        else
+            snprintf(in, sizeof in, "the input");
+        say(s, LP_NOTICE_ERROR, "%" PRIu64 " bytes of %s are in Redis or in "
+            "the WAL %s; resume with: %s%s", off, in, s->c.wal, cmd.p,
+            name ? "" : " (fed the same input)");
+    } else if (name) {
+        say(s, LP_NOTICE_ERROR, "sent %" PRIu64 " bytes of %s%s; resume with: "
+            "%s", off, name, file + 1 < s->c.nfiles ?
+            ", none of the files after it" : "", cmd.p);
+    } else {
+        say(s, LP_NOTICE_ERROR, "sent %" PRIu64 " bytes of the input; resume "
+            "with: %s (fed the same input)", off, cmd.p);
+    }
+    if (s->wal_sync_failed) {
+        uint64_t n = 0;
+        for (int i = 0; i < s->count; i++) {
+            struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+            for (size_t k = 0; k < b->n; k++)
+                n += b->ev[k].done == 2 && b->ev[k].kind == LP_CMD_EVENT;
+        }
+        for (size_t k = 0; k < s->in.n; k++)
+            n += s->in.ev[k].done == 2 && s->in.ev[k].kind == LP_CMD_EVENT;
+        if (n)
+            say(s, LP_NOTICE_WARN, "%" PRIu64 " %s after the resume point "
+                "may be in the WAL %s as well, not synced (a resume may send "
+                "them twice)", n, lp_plural(n, "event", "events"), s->c.wal);
+    }
+    if (s->n.maybe)
+        say(s, LP_NOTICE_WARN, "%" PRIu64 " %s may have reached Redis "
+            "although no reply came (possible duplicates)", s->n.maybe,
+            lp_plural(s->n.maybe, "event", "events"));
+    if (s->n_ahead)
+        say(s, LP_NOTICE_WARN, "%" PRIu64 " %s after the resume point %s "
+            "already in Redis (a resume sends them twice)", s->n_ahead,
+            lp_plural(s->n_ahead, "event", "events"),
+            lp_plural(s->n_ahead, "is", "are"));
+    lp_buf_free(&cmd);
+    lp_send_end_run(s, code);
+}
+
+/* Appends the not-yet-done commands of b to the WAL and marks them done.
+ * Does not sync. Exits 75 at --wal-max. */
+void lp_spool_batch(struct lp_send *s, struct lp_batch *b)
+{
+    char err[LP_ERRLEN];
+
+    for (size_t k = 0; k < b->n; k++) {
+        struct lp_cmd *e = &b->ev[k];
+        int rc;
+        if (e->done)
+            continue;
+        rc = lp_wal_append(s->wal, b->blob.p + e->cmd, e->cmdlen, err);
+        if (rc == -2) {
+            char e2[LP_ERRLEN];
+            if (wal_sync(s, e2) < 0)
+                lp_spool_error(s, e2);
+            lp_spool_give_up(s, err, LP_EX_TEMPFAIL);
+        }
+        if (rc < 0)
+            lp_spool_error(s, err);
+        e->done = 2;
+        if (e->kind == LP_CMD_EVENT)
+            s->n.wal++;
+    }
+}
+
+void lp_spool_sync(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+
+    if (wal_sync(s, err) < 0)
+        lp_spool_error(s, err);
+}
+
+/* Redis failed with batches of input in flight: everything not
+ * acknowledged goes to the WAL, in order, and we are in WAL mode. */
+void lp_spool_spill(struct lp_send *s, const char *why)
+{
+    int behind = 0;
+
+    lp_pipeline_collect(s);
+    for (int i = 0; i < s->count; i++)
+        lp_pipeline_compact(s, &s->ring[(s->head + i) % LP_INFLIGHT], &behind);
+    for (int i = 0; i < s->count; i++)
+        lp_spool_batch(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
+    lp_spool_batch(s, &s->in);
+    lp_spool_sync(s);
+    while (s->count > 0)
+        lp_pipeline_release(s);
+    lp_batch_reset(&s->in);
+    s->n_ahead = 0;              /* a WAL has no resume point */
+    if (!s->walmode)
+        say(s, LP_NOTICE_WARN, "%s: keeping events in the WAL %s until Redis "
+            "answers", why, s->c.wal);
+    s->walmode = 1;
+    s->replay_at = lp_mono_ms() + 100;
+}
+
+/* Re-sending from the WAL failed: acknowledge the records that made it
+ * in order, mark those that made it after one that did not (an error
+ * reply in the middle: Redis goes on with the next commands), forget the
+ * batches in flight, and try again later with the rest. */
+void lp_spool_replay_failed(struct lp_send *s, const char *why)
+{
+    char err[LP_ERRLEN];
+
+    s->n.errors++;
+    uint64_t acked = 0;
+    int broken = 0, marked = 0;
+
+    lp_pipeline_collect(s);
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        for (size_t k = 0; k < b->n; k++) {
+            struct lp_cmd *e = &b->ev[k];
+            if (!broken && e->done) {
+                acked = e->wend;
+            } else if (e->done) {
+                /* it has its stream ID: never send it again */
+                if (lp_wal_seg_mark(s->wal, s->rseg, e->wend, e->cmdlen,
+                                    err) < 0)
+                    lp_spool_error(s, err);
+                marked = 1;
+            } else {
+                broken = 1;
+                if (k >= b->replied && b->flushed)
+                    s->n.maybe++;    /* written, no reply: maybe applied */
+            }
+        }
+    }
+    if ((acked || marked) &&
+        lp_wal_seg_ack(s->wal, s->rseg, acked, err) < 0)
+        lp_spool_error(s, err);
+    while (s->count > 0)
+        lp_pipeline_release(s);
+    if (s->rseg) {
+        lp_wal_seg_rewind(s->rseg);
+        s->rseg_eof = 0;
+    }
+    if (s->last_permanent && lp_redis_connected(s->r)) {
+        say(s, LP_NOTICE_ERROR, "%s", why);
+        say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s", s->c.wal);
+        lp_send_end_run(s, LP_EX_CONFIG);
+    }
+    s->replay_at = lp_mono_ms() + lp_backoff_next(&s->backoff);
+    if (s->fail_since == 0)
+        s->fail_since = lp_mono_ms();
+    if (!s->warned) {
+        say(s, LP_NOTICE_WARN, "%s; the WAL %s is sent again when Redis "
+            "answers", why, s->c.wal);
+        s->warned = 1;
+    }
+    s->last_permanent = 0;
+}
+
+/* The oldest WAL records go into a free slot, as a batch in flight. */
+void lp_spool_replay(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+    struct lp_batch *b;
+    const char *rec;
+    size_t len;
+    uint64_t end;
+
+    if (s->rseg && s->rseg_eof && s->count == 0)
+        lp_pipeline_retire(s);               /* finishes the segment */
+    if (!s->walmode || s->count >= LP_INFLIGHT ||
+        lp_mono_ms() < s->replay_at || (s->rseg && s->rseg_eof))
+        return;
+    if (lp_pipeline_connect(s, err) < 0) {
+        lp_spool_replay_failed(s, err);
+        return;
+    }
+    if (s->rseg == NULL) {
+        int rc;
+        /* input waiting for the WAL goes first, behind what is there */
+        if (s->in.n) {
+            lp_spool_batch(s, &s->in);
+            lp_spool_sync(s);
+            lp_batch_reset(&s->in);
+        }
+        rc = lp_wal_take(s->wal, &s->rseg, err);
+        if (rc < 0)
+            lp_spool_error(s, err);
+        if (rc == 0) {
+            if (s->count == 0) {
+                s->walmode = 0;  /* all sent: straight to Redis again */
+                say(s, LP_NOTICE_INFO, "the WAL %s is empty again", s->c.wal);
+            }
+            return;
+        }
+        s->rseg_eof = 0;
+    }
+    b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
+    lp_batch_reset(b);
+    b->source = LP_BATCH_REPLAY;
+    while (b->n < s->c.batch && b->blob.len < s->c.batch_bytes) {
+        if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
+            s->rseg_eof = 1;
+            break;
+        }
+        if (lp_buf_add(&b->blob, rec, len) < 0)
+            lp_send_oom(s);
+        struct lp_cmd *e = &b->ev[b->n++];
+        const char *key, *data;
+        size_t keylen, datalen;
+        e->cmd = (uint32_t)(b->blob.len - len);
+        e->cmdlen = (uint32_t)len;
+        /* an event for a stream, or a dead letter (counted apart) */
+        e->kind = lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
+                  keylen == strlen(s->c.dlq) &&
+                  memcmp(key, s->c.dlq, keylen) == 0 ? LP_CMD_DLQ
+                                                     : LP_CMD_EVENT;
+        e->done = 0;
+        e->wend = end;
+        e->file = 0;
+        e->line_start = 0;
+    }
+    if (b->n == 0) {
+        lp_pipeline_retire(s);  /* an empty remainder: the segment is done */
+        return;
+    }
+    s->count++;
+    if (s->c.verbosity >= 2)
+        say(s, LP_SEND_DEBUG, "re-sending %zu commands of %s", b->n,
+            lp_wal_seg_name(s->rseg));
+    if (lp_pipeline_send(s, b, err) < 0)
+        lp_send_recover(s, err);
+}

@@ -1,0 +1,210 @@
+/* unit-send.c -- lp_send, the send engine, as an object; lp_resp; the
+ * metrics counted once. The engine's runs need a Redis: t0023-send.sh
+ * starts one and names it in LOGPIPE_REDIS_URL. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lp_buf.h"
+#include "lp_exit.h"
+#include "lp_metrics.h"
+#include "lp_parse.h"
+#include "lp_redis.h"
+#include "lp_resp.h"
+#include "lp_send.h"
+#include "lp_url.h"
+#include "tap.h"
+
+/* ---- lp_resp ------------------------------------------------------------ */
+
+static void test_resp(void)
+{
+    struct lp_buf b = { 0 };
+    const char *argv[3] = { "XADD", "k", "" };
+    size_t lens[3] = { 4, 1, 0 };
+    char *o;
+
+    ok(lp_resp_command(&b, 3, argv, lens) == 0, "a command encodes");
+    is_int(b.len, 27, "its length");
+    ok(b.len == 27 && memcmp(b.p, "*3\r\n$4\r\nXADD\r\n$1\r\nk\r\n$0\r\n\r\n",
+                             27) == 0, "its bytes, the empty argument too");
+    b.len = 0;
+    ok(lp_resp_head(&b, 2) == 0 && lp_resp_bulk(&b, "a\r\nb", 4) == 0,
+       "a head and a binary argument");
+    o = lp_resp_bulk_space(&b, 12);
+    ok(o != NULL, "room for an argument written in place");
+    memcpy(o, "hello world!", 12);
+    ok(b.len == 33 && memcmp(b.p, "*2\r\n$4\r\na\r\nb\r\n"
+                             "$12\r\nhello world!\r\n", 33) == 0,
+       "both, framed");
+    b.len = 0;
+    o = lp_resp_bulk_space(&b, 100000);
+    ok(o != NULL && b.len == 9 + 100000 + 2 && o == b.p + 9 &&
+       b.p[b.len - 2] == '\r' && b.p[b.len - 1] == '\n',
+       "a large one grows the buffer");
+    lp_buf_free(&b);
+}
+
+/* ---- counted once ------------------------------------------------------- */
+
+static void test_counted_once(void)
+{
+    struct lp_metrics *m = lp_metrics_new(NULL);
+    uint64_t n = 0;
+    struct lp_metric *c = lp_counter_of(m, "x_total", "", "X.", &n);
+    char *txt;
+
+    n = 41;
+    n++;
+    is_int((long long)lp_metric_value(c), 42, "a counter of the owner's "
+           "count reads it");
+    txt = lp_metrics_render(m);
+    ok(txt && strstr(txt, "\nx_total 42\n"), "and renders it");
+    free(txt);
+    lp_metrics_free(m);
+}
+
+/* ---- the engine --------------------------------------------------------- */
+
+/* What the engine said, one message a line: "LEVEL msg". */
+static struct lp_buf said;
+
+static void hear(void *ctx, int level, const char *msg)
+{
+    char t[16];
+
+    (void)ctx;
+    snprintf(t, sizeof t, "%d ", level);
+    lp_buf_adds(&said, t);
+    lp_buf_adds(&said, msg);
+    lp_buf_addc(&said, '\n');
+    lp_buf_addc(&said, '\0');
+    said.len--;
+}
+
+static const char *url;
+
+static struct lp_redis *redis_new(void *ctx, char *err)
+{
+    struct lp_url u;
+
+    (void)ctx;
+    if (lp_url_parse(url, &u, err) < 0)
+        return NULL;
+    return lp_redis_new(&u, NULL);
+}
+
+static struct lp_send_conf conf(const char *stream, char **files, int n)
+{
+    struct lp_send_conf c = {
+        .stream = stream, .dlq = "t:dlq", .group = "logpipe",
+        .batch = 2, .batch_bytes = 1 << 20, .linger = 20, .timeout = 5000,
+        .max_age = 0, .max_skew = 0, .max_line = 1 << 16, .max_depth = 64,
+        .max_members = 1000, .max_keys = 10, .time_field = "",
+        .ids_fd = -1, .files = files, .nfiles = n, .metrics_interval = 15000,
+        .redis_new = redis_new,
+    };
+    return c;
+}
+
+static long long xlen(const char *key)
+{
+    char err[LP_ERRLEN];
+    struct lp_redis *r = redis_new(NULL, err);
+    struct lp_reply *rep;
+    long long n = -1;
+
+    if (r && lp_redis_connect(r, err) == 0 &&
+        (rep = lp_redis_cmd(r, err, "XLEN", key, NULL)) != NULL) {
+        n = lp_reply_int(rep);
+        lp_reply_free(rep);
+    }
+    lp_redis_free(r);
+    return n;
+}
+
+static void test_engine(const char *dir)
+{
+    struct lp_notify nt = { hear, NULL };
+    char path[4096], err[LP_ERRLEN], msg[600];
+    char *files[1] = { path };
+    struct lp_send_conf c;
+    struct lp_send *s;
+    const struct lp_send_counts *n;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/in.ndjson", dir);
+    f = fopen(path, "w");
+    fputs("{\"a\":1}\n{\"a\":\n[{\"a\":2},3,{\"a\":4}]\n\n{\"a\":5}\n", f);
+    fclose(f);
+
+    c = conf("t:one", files, 1);
+    c.rejects_to_dlq = 1;
+    s = lp_send_new(&c, &nt, err);
+    ok(s != NULL, "an engine is made");
+    is_int(lp_send_open(s, err), 0, "and opened");
+    is_int(lp_send_run(s), 0, "a run reads all its input");
+    n = lp_send_counts(s);
+    is_int(n->lines, 5, "lines counted");
+    is_int(n->sent, 4, "events sent: an array's elements each");
+    is_int(n->rejected, 2, "the bad line and the bad element rejected");
+    is_int(n->dlq, 2, "both in the DLQ");
+    is_int(n->batches, 3, "three batches of two");
+    is_int(lp_send_status(s), 0, "status 0: the tool adds 65");
+    is_int(xlen("t:one"), 4, "the stream holds them");
+    is_int(xlen("t:dlq"), 2, "the DLQ holds the rejects");
+    snprintf(msg, sizeof msg, "%d %s: line 2: invalid JSON: ", LP_SEND_BAD,
+             path);
+    ok(said.p && strstr(said.p, msg) != NULL,
+       "a rejected line is said as BAD, with its file and line");
+    snprintf(msg, sizeof msg, "%d %s: line 3: element 2: not a JSON "
+             "object\n", LP_SEND_BAD, path);
+    ok(said.p && strstr(said.p, msg) != NULL, "an element, with its number");
+    lp_send_free(s);
+
+    /* a failure deep in the loop comes back as a status */
+    said.len = 0;
+    url = "redis://127.0.0.1:1";
+    c = conf("t:two", files, 1);
+    c.timeout = 200;
+    s = lp_send_new(&c, &nt, err);
+    is_int(lp_send_open(s, err), 0, "opened with Redis away");
+    is_int(lp_send_run(s), -1, "the run gives up");
+    is_int(lp_send_status(s), LP_EX_TEMPFAIL, "with 75");
+    snprintf(msg, sizeof msg, "%d giving up (--timeout 200ms): ",
+             LP_NOTICE_ERROR);
+    ok(said.p && strstr(said.p, msg) != NULL, "having said why");
+    snprintf(msg, sizeof msg, "%d sent 0 bytes of %s; resume with: tail -c "
+             "+1 %s | logpipe-send\n", LP_NOTICE_ERROR, path, path);
+    ok(said.p && strstr(said.p, msg) != NULL, "and where to resume");
+    lp_send_free(s);
+
+    /* what cannot be opened is said in err, with the status */
+    c = conf("t:three", NULL, 0);
+    c.rejects = "/nonexistent/dir/rejects";
+    s = lp_send_new(&c, &nt, err);
+    is_int(lp_send_open(s, err), LP_EX_CANTCREAT, "--rejects: 73");
+    is_str(err, "--rejects /nonexistent/dir/rejects: No such file or "
+           "directory", "its message");
+    lp_send_free(s);
+    lp_send_free(NULL);
+    unlink(path);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/unit-send.XXXXXX";
+
+    test_resp();
+    test_counted_once();
+    url = getenv("LOGPIPE_REDIS_URL");
+    if (url == NULL || mkdtemp(dir) == NULL) {
+        printf("# no Redis (LOGPIPE_REDIS_URL): the engine not run\n");
+    } else {
+        test_engine(dir);
+        rmdir(dir);
+    }
+    lp_buf_free(&said);
+    return tap_done();
+}
