@@ -302,6 +302,7 @@ int main(int argc, char **argv)
     lp_sig_init(0);
     if ((s = lp_send_new(&opt.c, &nt, err)) == NULL) {
         lp_error("%s", err);
+        free(opt.com.url_copy);
         return LP_EX_SOFTWARE;
     }
     if ((code = lp_send_open(s, err)) != 0)
@@ -312,6 +313,7 @@ int main(int argc, char **argv)
         code = summary(s, &opt.c);
     gone = lp_send_stdout_gone(s);
     lp_send_free(s);                    /* writes the metrics last */
+    free(opt.com.url_copy);             /* -r URL's copy (lp_common_url) */
     if (gone) {
         /* stdout went away (| head): leave as a filter killed by SIGPIPE
          * does, so the shell sees 141 and pipefail notices; what was read
