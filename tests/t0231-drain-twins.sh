@@ -35,6 +35,13 @@ pending() {
     rcli XPENDING logs:stream logpipe | head -n 1
 }
 
+# consumed N: the group has read N entries and acknowledged all it read
+consumed() {
+    test "$(rcli XINFO GROUPS logs:stream |
+        awk 'p == "entries-read" { print } { p = $0 }')" -eq "$1" &&
+    test "$(pending)" -eq 0
+}
+
 fresh() {
     rcli DEL logs:stream logs:dlq $KEY >/dev/null
     rm -rf out out2 *.out *.err
@@ -169,6 +176,9 @@ test_expect_success 'a drain that stalled past its heartbeat, its name taken, st
     kill -CONT $a &&
     expect_exit 75 wait $a &&
     grep_q "in use by pid $b .*: give each drain its own --consumer" stall-a.err &&
+    # b acknowledged the 500 it took over before it read the other 1,500:
+    # stopped before it has read them all, it would not have written them
+    wait_for 20 consumed 2000 &&
     kill -TERM $b &&
     wait $b &&
     test "$(archived)" -eq 0 &&
