@@ -20,22 +20,6 @@
  * lib/lp_group.c (every Redis command of a consumer).
  */
 
-/* the defaults, before the environment and the command line */
-static const struct lp_drain_conf defaults = {
-    .count = 1000,
-    .block = 2000,
-    .timeout = 30000,
-    .claim_idle = 60000,
-    .max_deliveries = 5,
-    .layout = "{service}/%Y-%m-%d.jsonl",
-    .field = "data",
-    .time_field = "timestamp",
-    .max_depth = LP_JSON_DEPTH,
-    .max_open = 256,
-    .max_line = 1 << 20,
-    .max_members = 10000,
-    .exec_timeout = 60000,
-};
 
 static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
                    char *err);
@@ -220,7 +204,7 @@ static int summary(const struct lp_drain_result *r)
 int main(int argc, char **argv)
 {
     char err[LP_ERRLEN];
-    struct lp_drain_conf conf = defaults;
+    struct lp_drain_conf conf = lp_drain_defaults;
     struct says says;
     const struct lp_notify nt = { say, &says };
     struct lp_drain_result res;

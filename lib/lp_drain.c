@@ -1598,6 +1598,23 @@ static void batch_done(struct lp_drain *d, const struct lp_reply *entries,
 
 /* ---- the engine --------------------------------------------------------- */
 
+/* what drain does when nothing says otherwise */
+const struct lp_drain_conf lp_drain_defaults = {
+    .count = 1000,
+    .block = 2000,
+    .timeout = 30000,
+    .claim_idle = 60000,
+    .max_deliveries = 5,
+    .layout = "{service}/%Y-%m-%d.jsonl",
+    .field = "data",
+    .time_field = "timestamp",
+    .max_depth = LP_JSON_DEPTH,
+    .max_open = 256,
+    .max_line = 1 << 20,
+    .max_members = 10000,
+    .exec_timeout = 60000,
+};
+
 struct lp_drain *lp_drain_new(const struct lp_drain_conf *conf,
                               const struct lp_notify *nt, char *err)
 {

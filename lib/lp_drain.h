@@ -90,6 +90,10 @@ struct lp_drain_result {
 
 struct lp_drain;
 
+/* The defaults (logpipe-drain's, before the environment and the command
+ * line): a conf starts as a copy of it. */
+extern const struct lp_drain_conf lp_drain_defaults;
+
 /*
  * A drain for conf (copied; its strings borrowed), saying things through
  * nt (copied; NULL: silent). Makes its metrics (written to

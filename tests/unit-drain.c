@@ -227,26 +227,17 @@ static const struct lp_notify nt = { hear, NULL };
 
 static struct lp_drain_conf conf_for(const char *dir, const char *dlq)
 {
-    struct lp_drain_conf c = {
-        .consumer = "unit",
-        .count = 100,
-        .block = 100,
-        .timeout = 2000,
-        .claim_idle = 60000,
-        .max_deliveries = 5,
-        .layout = "{service}/%Y-%m-%d.jsonl",
-        .field = "data",
-        .time_field = "timestamp",
-        .max_depth = LP_JSON_DEPTH,
-        .max_open = 16,
-        .max_files = 16,
-        .max_line = 1 << 20,
-        .max_members = 10000,
-        .max_dlq_size = 1 << 20,
-        .exec_timeout = 60000,
-        .once = 1,
-    };
+    struct lp_drain_conf c = lp_drain_defaults;
     static const struct lp_optdef given = { 0 };
+
+    c.consumer = "unit";
+    c.count = 100;
+    c.block = 100;
+    c.timeout = 2000;
+    c.max_open = 16;
+    c.max_files = 16;
+    c.max_dlq_size = 1 << 20;
+    c.once = 1;
 
     c.com.stream = "ds";
     c.com.group = "dg";
