@@ -283,6 +283,41 @@ if pl_drain_ok; then
         exactly 6000 out
     '
 
+    # a power cut, then another while the next start applies the journal
+    # (before its Nth change: writing the lines back, syncing them, or
+    # cutting), then a start without the shim: every event once
+    test_expect_success "2000 services, a power cut during the journal's replay: acked events there once, then all once" '
+        fresh 4000 "$SVC2000" &&
+        rcli XRANGE logs:stream - + | grep -E "^[0-9]+-[0-9]+\$" >pl.sent &&
+        expect_exit 137 env LD_PRELOAD="$PL_PRELOAD" \
+            LOGPIPE_POWERLOSS_LOG=$PL_DIR/r1.log \
+            LOGPIPE_POWERLOSS_UNDER=$PL_DIR/out LOGPIPE_POWERLOSS_KILL=3300 \
+            logpipe-drain --once -d out -c pl -n 500 2>>err &&
+        "$PL_CUT" r1.log >r1.cut &&
+        pl_acked_ids acked1 &&
+        journal_ids >jids1 &&
+        test -s jids1 &&
+        rc=0 &&
+        { env LD_PRELOAD="$PL_PRELOAD" LOGPIPE_POWERLOSS_LOG=$PL_DIR/r2.log \
+            LOGPIPE_POWERLOSS_UNDER=$PL_DIR/out LOGPIPE_POWERLOSS_KILL=300 \
+            logpipe-drain --once -d out -c pl -n 500 2>>err || rc=$?; } &&
+        test $rc -eq 137 &&
+        "$PL_CUT" r2.log >r2.cut &&
+        say "journal lines after the first cut: $(wc -l <jids1)," \
+            "after the second: $(journal_ids | wc -l)" &&
+        test "$(journal_ids | wc -l)" -gt 0 &&
+        pl_acked_ids acked2 &&
+        test -z "$(LC_ALL=C comm -23 acked1 acked2)" &&
+        pl_ids out >ids &&
+        test -z "$(uniq -d ids)" &&
+        { pl_journal_ids out; cat ids; } | LC_ALL=C sort -u >durable &&
+        LC_ALL=C comm -23 acked2 durable >lost &&
+        { ! test -s lost || { echo "$(wc -l <lost) acked events lost"; exit 1; }; } &&
+        logpipe-drain --once -d out -c pl -n 500 2>>err &&
+        no_journal &&
+        exactly 4000 out
+    '
+
     pl_events 4000 2000
     for pt in "op 3300 500" "acked 1700 250"; do
         test_expect_success "2000 services, power cut ($pt): acked events there once, then all once" "
