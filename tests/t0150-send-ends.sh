@@ -57,7 +57,7 @@ test_expect_success '--max-backlog waits while the group lags, then goes on' '
     rcli DEL logs:stream >/dev/null &&
     gen_events 20 | logpipe-send &&
     rcli XGROUP CREATE logs:stream g 0 >/dev/null &&
-    mkfifo fifo
+    mkfifo fifo || exit 1
     logpipe-send -v -g g --max-backlog 10 -b 1 --linger 1ms <fifo 2>err &
     pid=$!
     exec 3>fifo

@@ -88,7 +88,7 @@ test_expect_success '--sort with --dedup and --strip-id, damage in the merge' '
 
 test_expect_success '--from-redis: Redis gone between pages: the pages read printed, 69' '
     logpipe-send -s big <big.jsonl &&
-    rm -f dead &&
+    rm -f dead || exit 1
     { { logpipe-replay --from-redis -s big 2>err || echo $? >rc; } |
       { while [ ! -e dead ]; do sleep 0.05; done; wc -l >n; }; } &
     : the first page read, its lines wait for the reader &&

@@ -165,7 +165,7 @@ test_expect_success 'a trace_id passes untouched and is followed through the sta
 # a server of its own: the restart loses what it held
 start_redis outage
 test_expect_success 'send through an outage: errors, reconnects, WAL counted' '
-    rm -f wal.prom && mkfifo fifo
+    rm -f wal.prom && mkfifo fifo || exit 1
     logpipe-send --wal wal --metrics wal.prom --metrics-interval 100ms \
         -l 10ms -s logs:outage <fifo 2>err &
     pid=$!
