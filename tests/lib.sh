@@ -74,7 +74,9 @@ say() { printf '# %s\n' "$*"; }
 # ignores: every command of an && list but its last, and `! cmd`. So a
 # body is either one && chain to its end, or each list that ends before
 # the body does ends `|| exit 1` (a && b || exit 1), or checks stand on
-# lines of their own; `! cmd` only inside a chain or last. Its output is
+# lines of their own; `! cmd` only inside a chain or last; no `a && b &`
+# (all of it runs in the background). tests/chainlint.pl checks every
+# body for these (t0001, part of make check). Its output is
 # shown as TAP comments when it fails. LP_TRACE=1 runs bodies under
 # set -x too, to see which command failed (the trace also goes where a
 # body sends stderr, so a test that compares its stderr fails in such a
