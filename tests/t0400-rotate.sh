@@ -132,7 +132,7 @@ test_expect_success '--dry-run prints the actions and changes nothing' '
 
 test_expect_success 'a second rotate on the same tree: exit 75, nothing done' '
     rm -rf l && day_file l api "$d2" 10 &&
-    logpipe-rotate -d l --dry-run >/dev/null
+    logpipe-rotate -d l --dry-run >/dev/null || exit 1
     # the lock held until we say so, whatever the load
     flock l/.logpipe-rotate.lock sh -c \
         ": >held; while test ! -e release; do sleep 0.05; done" &

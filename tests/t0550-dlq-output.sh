@@ -154,8 +154,7 @@ test_expect_success 'a full stdout: 74, said; a reader gone: 141, quietly' '
 '
 
 test_expect_success 'Redis not there: 69; the metrics written all the same' '
-    port=$(random_port) &&
-    expect_exit 69 logpipe-dlq -r redis://127.0.0.1:$port --metrics n.prom \
+    expect_exit 69 logpipe-dlq -r $(dead_redis) --metrics n.prom \
         list >out 2>err &&
     test_cmp /dev/null out &&
     test "$(wc -l <err)" -eq 1 &&

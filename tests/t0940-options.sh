@@ -390,9 +390,9 @@ test_expect_success 'the environment: a flag beats it, it beats the default' '
 
 test_expect_success 'logpipe-stat takes --dir and --group from flags only' '
     LOGPIPE_DIR=d LOGPIPE_GROUP=nosuch \
-        expect_exit 69 logpipe-stat -r redis://127.0.0.1:1/0 >out 2>/dev/null &&
+        expect_exit 69 logpipe-stat -r $(dead_redis) >out 2>/dev/null &&
     jq -e "has(\"archive\") | not" out >/dev/null &&
-    LOGPIPE_DIR=nod expect_exit 69 logpipe-stat -r redis://127.0.0.1:1/0 \
+    LOGPIPE_DIR=nod expect_exit 69 logpipe-stat -r $(dead_redis) \
         -d d >out 2>/dev/null &&
     jq -e ".archive.dir == \"d\"" out >/dev/null
 '
