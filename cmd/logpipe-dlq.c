@@ -290,5 +290,5 @@ out:
     free(opt.ids);
     lp_dlqtool_free(t);
     lp_redis_free(r);
-    return status;
+    return tool_opt_end(&opt.com, status);
 }

@@ -1,7 +1,6 @@
 /* logpipe-drain.c -- a consumer group into per-key, per-day JSONL files */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "lp_drain.h"
 #include "lp_exit.h"
@@ -253,6 +252,5 @@ int main(int argc, char **argv)
     }
 out:
     lp_drain_free(d);
-    free(conf.com.url_copy);    /* -r URL's copy (lp_common_url) */
-    return st;
+    return tool_opt_end(&conf.com, st);
 }

@@ -191,15 +191,16 @@ static void write_metrics(const struct replay_opt *opt,
     lp_metrics_free(m);
 }
 
-/* The end of a run that failed: err said, the metrics, the status. */
-static int end(const struct replay_opt *opt, struct lp_replay *rp,
-               int status, const char *err)
+/* The end of every run: err said (NULL: nothing to say), the metrics, the
+ * status. */
+static int end(struct replay_opt *opt, struct lp_replay *rp, int status,
+               const char *err)
 {
     if (err && err[0])
         lp_error("%s", err);
     write_metrics(opt, rp);
     lp_replay_free(rp);
-    return status;
+    return tool_opt_end(&opt->com, status);
 }
 
 /* Where the inputs come from: the stream, or PATHs (--dir by default).
