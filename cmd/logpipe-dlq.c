@@ -144,26 +144,41 @@ struct says {
     struct lp_budget skipped, failed, unknown;
 };
 
-static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
+/* Whether the engine makes a message: asked before it does (lp_dlqtool.h) */
+static int take(void *ctx, enum lp_dlqtool_say what)
 {
     struct says *s = ctx;
 
     switch (what) {
     case LP_DLQTOOL_SKIPPED:
-        lp_budget_say(&s->skipped, "%s", msg);
-        break;
+        return lp_budget_take(&s->skipped);
     case LP_DLQTOOL_FAILED:
-        lp_budget_say(&s->failed, "%s", msg);
-        break;
+        return lp_budget_take(&s->failed);
     case LP_DLQTOOL_UNKNOWN:
-        lp_budget_say(&s->unknown, "%s", msg);
+        return lp_budget_take(&s->unknown);
+    case LP_DLQTOOL_GONE:
+        return lp_log_verbosity() >= 1;         /* an info: -v */
+    case LP_DLQTOOL_WHERE:
+        return lp_log_verbosity() >= 0;         /* the first named, but -q */
+    }
+    return 1;
+}
+
+/* A message take allowed, at its budget's level */
+static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
+{
+    (void)ctx;
+    switch (what) {
+    case LP_DLQTOOL_SKIPPED:
+        lp_warn("%s", msg);
         break;
     case LP_DLQTOOL_GONE:
         lp_info("%s", msg);
         break;
+    case LP_DLQTOOL_FAILED:
+    case LP_DLQTOOL_UNKNOWN:
     case LP_DLQTOOL_WHERE:
-        if (lp_log_verbosity() >= 0)
-            lp_error("%s", msg);
+        lp_error("%s", msg);
         break;
     }
 }
@@ -256,6 +271,7 @@ int main(int argc, char **argv)
         .out_fd = STDOUT_FILENO,
         .out_name = "stdout",
         .say = say,
+        .take = take,
         .ctx = &says,
     };
     if ((status = lp_dlqtool_new(&conf, &t, err)) != 0) {

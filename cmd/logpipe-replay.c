@@ -132,24 +132,29 @@ struct budgets {
     struct lp_budget bad, gz;
 };
 
-/* The engine's notices, said as they come (lp_replay.h) */
-static void say(void *ctx, int level, const char *msg)
+/* Whether the engine makes a message about a line: damaged lines and
+ * gzip members on their budgets, --where's (the first LP_JQ_NAMED
+ * already) but with -q (lp_replay.h) */
+static int take(void *ctx, int level)
 {
     struct budgets *b = ctx;
 
     switch (level) {
     case LP_REPLAY_SAY_DAMAGED:
-        if (lp_budget_take(&b->bad))
-            lp_error("%s", msg);
-        break;
+        return lp_budget_take(&b->bad);
     case LP_REPLAY_SAY_GZ:
-        if (lp_budget_take(&b->gz))
-            lp_error("%s", msg);
-        break;
-    case LP_REPLAY_SAY_WHERE:
-        if (lp_log_verbosity() >= 0)
-            lp_error("%s", msg);
-        break;
+        return lp_budget_take(&b->gz);
+    default:                    /* LP_REPLAY_SAY_WHERE */
+        return lp_log_verbosity() >= 0;
+    }
+}
+
+/* The engine's notices, said as they come (lp_replay.h); take allowed
+ * those about a line */
+static void say(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    switch (level) {
     case LP_REPLAY_SAY_WARN:
         lp_warn("%s", msg);
         break;
@@ -264,6 +269,7 @@ int main(int argc, char **argv)
         .out_fd = STDOUT_FILENO,
         .out_name = "stdout",
         .notify = { say, &say_budgets },
+        .take = take,
     };
     if ((st = lp_replay_new(&conf, &rp, err)) != 0)
         return end(&opt, NULL, st, err);

@@ -55,7 +55,9 @@ static void say(struct lp_dlqtool *t, enum lp_dlqtool_say what,
     char msg[LP_NOTICELEN];
     va_list ap;
 
-    if (t->conf.say == NULL)
+    /* asked first: a message not to be said is not made */
+    if (t->conf.say == NULL ||
+        (t->conf.take && !t->conf.take(t->conf.ctx, what)))
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -63,6 +63,12 @@ struct lp_replay_conf {
     int out_fd;                 /* where the lines go (borrowed) */
     const char *out_name;       /* its name in messages: "stdout" */
     struct lp_notify notify;    /* copied; NULL fn: silent */
+    /* 1 when a message of level LP_REPLAY_SAY_DAMAGED, _GZ or _WHERE (a
+     * bad input's by the million) is to be said, 0 when it is only
+     * counted or not said (the caller's budgets, -q): asked with
+     * notify.ctx once per such message, before it is made. NULL: all
+     * are said. */
+    int (*take)(void *ctx, int level);
 };
 
 /*
