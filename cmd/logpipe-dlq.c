@@ -225,7 +225,7 @@ static int say_end(const struct dlq_opt *o, const struct says *s,
     if (s->unknown.total)
         lp_error("%" PRIu64 " unknown %s", s->unknown.total,
                  s->unknown.total == 1 ? "ID" : "IDs");
-    if ((rc = lp_dlqtool_where_outcome(t, err)) != 0) {
+    if ((rc = lp_dlqtool_where_outcome(t, o->com.verbosity, err)) != 0) {
         /* 65, or 78 when it failed on every entry it ran on; a worse
          * status stays */
         lp_error("--where %s: they were not selected", err);

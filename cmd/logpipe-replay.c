@@ -292,7 +292,7 @@ int main(int argc, char **argv)
         lp_error("%" PRIu64 " damaged %s in %" PRIu64 " %s", res->damaged,
                  res->damaged == 1 ? "line" : "lines", res->damaged_files,
                  res->damaged_files == 1 ? "file" : "files");
-    if (lp_replay_where_outcome(rp, msg) != 0)
+    if (lp_replay_where_outcome(rp, opt.com.verbosity, msg) != 0)
         lp_error("--where %s: they were not printed", msg);
     lp_info("%" PRIu64 " lines read, %" PRIu64 " printed, %" PRIu64
             " damaged", res->lines, res->printed, res->damaged);

@@ -118,9 +118,10 @@ const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t)
     return &t->res;
 }
 
-int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, char *msg)
+int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, int verbosity,
+                             char *msg)
 {
-    return lp_jq_outcome(t->where, msg);
+    return lp_jq_status(t->where, verbosity, msg);
 }
 
 /* ---- output ------------------------------------------------------------- */

@@ -119,8 +119,10 @@ const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t);
 /*
  * After the run: 0 when --where never failed at run time, else the
  * status it earned (LP_EX_DATAERR, or LP_EX_CONFIG when it failed on every
- * entry) with msg as lp_jq_outcome says it.
+ * entry) with msg as lp_jq_status says it at the tool's verbosity (-q:
+ * -1; whether the first failures were said).
  */
-int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, char *msg);
+int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, int verbosity,
+                             char *msg);
 
 #endif

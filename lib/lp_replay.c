@@ -385,7 +385,7 @@ static int take_line(struct lp_replay *rp, struct src *src, uint64_t lineno,
     if (rp->where) {
         int m = lp_jq_match(rp->where, s, n, err);
         if (m < 0) {
-            /* a failed run (lp_jq_outcome at the end): not printed */
+            /* a failed run (lp_jq_status at the end): not printed */
             if (lp_jq_name_it(rp->where))
                 say(rp, LP_REPLAY_SAY_WHERE, "%s: line %" PRIu64
                     ": --where: %s", src->name, lineno, err);
@@ -1390,9 +1390,9 @@ int lp_replay_run(struct lp_replay *rp, char *err)
     return 0;
 }
 
-int lp_replay_where_outcome(struct lp_replay *rp, char *msg)
+int lp_replay_where_outcome(struct lp_replay *rp, int verbosity, char *msg)
 {
-    int st = lp_jq_outcome(rp->where, msg);
+    int st = lp_jq_status(rp->where, verbosity, msg);
 
     if (st == 0)
         return 0;

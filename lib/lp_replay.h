@@ -156,9 +156,10 @@ int lp_replay_run(struct lp_replay *rp, char *err);
  * (LP_ERRLEN) says on how many ("failed at run time on N of M events
  * ..."), and the status becomes LP_EX_CONFIG when it failed on every one,
  * LP_EX_DATAERR when on some (a worse status stays). Returns that
- * lp_jq_outcome status, or 0 when none failed (msg untouched).
+ * lp_jq_status status, or 0 when none failed (msg untouched). verbosity:
+ * the tool's (-q: -1), which says whether the first failures were said.
  */
-int lp_replay_where_outcome(struct lp_replay *rp, char *msg);
+int lp_replay_where_outcome(struct lp_replay *rp, int verbosity, char *msg);
 
 /* The counts and status so far; borrowed from rp, which must not be
  * NULL. */

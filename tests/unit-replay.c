@@ -411,7 +411,7 @@ static void test_ends(void)
         lp_replay_add_path(rp, path("w.jsonl"), err);
         is_int(lp_replay_run(rp, err), 0, "--where failing: the run ends");
         is_int(count(&s, LP_REPLAY_SAY_WHERE), 2, "each failure said");
-        is_int(lp_replay_where_outcome(rp, msg), LP_EX_CONFIG,
+        is_int(lp_replay_where_outcome(rp, 0, msg), LP_EX_CONFIG,
                "failed on every event: 78");
         ok(strstr(msg, "on 2 of 2 events") != NULL, "... on how many (%s)",
            msg);
