@@ -1,6 +1,7 @@
 /* logpipe-drain.c -- a consumer group into per-key, per-day JSONL files */
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "lp_drain.h"
 #include "lp_exit.h"
@@ -73,7 +74,8 @@ static const struct lp_optdef longopts[] = {
     { "max-depth", 0, LP_UINT(OPT, max_depth), "N",
       "deepest nesting accepted (64)", .min = 1, .max = 10000 },
     { "max-open", 0, LP_UINT(OPT, max_open), "N",
-      "day files kept open (256)", .min = 1, .max = 100000 },
+      "day files kept open (4096, or what the\nlimit on descriptors allows)",
+      .min = 1, .max = 100000 },
     { "max-files", 0, LP_UINT(OPT, max_files), "N",
       "day files one batch writes; more: a new batch\n(--max-open)",
       .min = 1, .max = 100000 },
@@ -131,6 +133,32 @@ static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
         return -1;
     }
     return 0;
+}
+
+/* Descriptors for --max-open files and the rest: the soft limit is
+ * raised as far as the hard one allows (the default of 1024 would not
+ * hold 4096 files), and the default --max-open lowered to what fits. */
+static void fit_max_open(struct lp_drain_conf *c)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)c->max_open + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur >= want)
+        return;
+    uint64_t fit = rl.rlim_cur > 80 ? (uint64_t)rl.rlim_cur - 64 : 16;
+    if (c->max_open != lp_drain_defaults.max_open)
+        lp_warn("--max-open %" PRIu64 ": the limit on open files (%llu, "
+                    "ulimit -n) allows %" PRIu64, c->max_open,
+                    (unsigned long long)rl.rlim_cur, fit);
+    c->max_open = fit;
+    if (c->max_files > fit)
+        c->max_files = fit;
 }
 
 static void parse_args(int argc, char **argv, struct lp_drain_conf *c)
@@ -215,6 +243,7 @@ int main(int argc, char **argv)
     conf.log_tick = lp_log_tick;
     conf.log_due = lp_log_due;
     lp_log_init("logpipe-drain", conf.com.log_format, conf.com.verbosity);
+    fit_max_open(&conf);
     lp_budget_init(&says.dlq, LP_LEVEL_WARN, "entries to the DLQ");
     lp_budget_init(&says.deleted, LP_LEVEL_WARN, "entries deleted before "
                    "they were archived");

@@ -11,9 +11,11 @@
 #include "lp_archive.h"
 #include "lp_sync.h"
 #include "lp_fs.h"
+#include "lp_journal.h"
 #include "lp_json.h"
 #include "lp_notice.h"
 #include "lp_parse.h"
+#include "lp_time.h"
 
 #define LP_HASH 1024
 
@@ -32,7 +34,26 @@ struct lp_afile {
     int touched;
     uint64_t used;              /* batch number of last use */
     off_t size;                 /* when locked for the batch */
+    off_t end;                  /* its size after our last write, -1:
+                                   unknown (another writer may have cut
+                                   its line short since) */
+    int mustsync;               /* lines found already there: sync it */
+    int dirty;                  /* journal: written since the last seal */
+    size_t dslot;               /* its index in a->dirty */
+    int insync;                 /* in the running epoch's sync job */
+    size_t jslot;               /* its index in a->jfiles */
 };
+
+/* A descriptor whose file was closed (evicted, rotated away) while its
+ * data still had to be synced, or while the running job syncs it: kept
+ * open until then. */
+struct orphan {
+    int fd;
+    int state;                  /* O_NEXT or O_JOB */
+    char *path;                 /* for errors (NULL: out of memory) */
+};
+#define O_NEXT 0                /* synced by the next epoch, then closed */
+#define O_JOB 1                 /* in the running job: closed at its end */
 
 struct lp_archive {
     int dirfd;
@@ -46,7 +67,61 @@ struct lp_archive {
     uint64_t batchno;
     char *scan;                 /* buffer of the duplicate check */
     struct lp_notify nt;        /* files mended or reopened are said here */
+    /* journal mode (lp_archive_set_journal) */
+    struct lp_journal *j;
+    struct lp_afile **dirty;    /* files written since the last seal */
+    size_t ndirty, capdirty;
+    struct lp_afile **jfiles;   /* the running job's files (NULL: gone) */
+    int *jfds;                  /* and descriptors */
+    size_t njob, capjob;
+    int job;                    /* an epoch's sync runs */
+    uint64_t jmark;             /* its seal */
+    uint64_t jadded;            /* journal bytes committed since the seal */
+    int64_t sealed_at;          /* lp_mono_ms of the last seal */
+    struct orphan *orph;        /* and directories that gained entries */
+    size_t norph, caporph;
+    uint64_t *dset;             /* their inodes (0: free), this epoch */
+    size_t dcap, dn;
+    int64_t commit_us;          /* the last journal commit took */
+    int failed;                 /* an epoch forced by orphans failed: */
+    char ferr[LP_ERRLEN];       /* why (errno in failed) */
 };
+
+static int epoch_start(struct lp_archive *a, char *err);
+static int epoch_end(struct lp_archive *a, char *err);
+
+/*
+ * At most max_open descriptors wait for their sync: before one more is
+ * kept, the running epoch is waited for, and when that is not enough an
+ * epoch runs now. A failure is kept for the next lp_archive_write or
+ * lp_archive_flush to report. 0, or -1 (the descriptor is synced at once
+ * then).
+ */
+static int make_room(struct lp_archive *a)
+{
+    char err[LP_ERRLEN];
+
+    if (a->norph < a->max_open || a->failed)
+        return a->failed ? -1 : 0;
+    if ((a->job && epoch_end(a, err) < 0) ||
+        (a->norph >= a->max_open &&
+         (epoch_start(a, err) < 0 || epoch_end(a, err) < 0))) {
+        a->failed = errno ? errno : EIO;
+        snprintf(a->ferr, sizeof a->ferr, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The failure make_room kept, if any: -1 with err and errno. */
+static int kept_failure(struct lp_archive *a, char *err)
+{
+    if (!a->failed)
+        return 0;
+    snprintf(err, LP_ERRLEN, "%s", a->ferr);
+    errno = a->failed;
+    return -1;
+}
 
 static uint32_t hash_path(const char *s, size_t n)
 {
@@ -71,6 +146,71 @@ struct lp_archive *lp_archive_new(int dirfd, size_t max_open,
     return a;
 }
 
+/* Keeps fd open until the epoch that syncs it (O_NEXT) or until the
+ * running job ends (O_JOB). Returns 0, or -1 when out of memory (fd is
+ * then synced and closed at once). */
+static int orphan_fd(struct lp_archive *a, int fd, int state,
+                     const char *path, size_t plen)
+{
+    if (state == O_NEXT && make_room(a) < 0) {
+        fdatasync(fd);          /* the failure is reported later */
+        close(fd);
+        return -1;
+    }
+    if (a->norph == a->caporph) {
+        size_t cap = a->caporph ? a->caporph * 2 : 16;
+        struct orphan *p = realloc(a->orph, cap * sizeof *p);
+        if (p == NULL) {
+            if (state == O_NEXT)
+                fdatasync(fd);
+            /* O_JOB: the job may still name fd; it is synced by then or
+             * fails, which the epoch reports */
+            if (state == O_NEXT)
+                close(fd);
+            return -1;
+        }
+        a->orph = p;
+        a->caporph = cap;
+    }
+    a->orph[a->norph].fd = fd;
+    a->orph[a->norph].state = state;
+    a->orph[a->norph].path = strndup(path, plen);
+    a->norph++;
+    return 0;
+}
+
+static void undirty(struct lp_archive *a, struct lp_afile *f)
+{
+    struct lp_afile *last = a->dirty[--a->ndirty];
+
+    a->dirty[f->dslot] = last;
+    last->dslot = f->dslot;
+    f->dirty = 0;
+}
+
+/* Lets go of f's descriptor: closed, or kept while its data is still to
+ * be synced (a dirty file is synced by the next epoch before it is
+ * closed, so eviction never syncs in the foreground). */
+static void release_fd(struct lp_archive *a, struct lp_afile *f)
+{
+    if (f->fd < 0)
+        return;
+    if (f->dirty)
+        make_room(a);           /* while an epoch it starts can take f */
+    if (f->insync)
+        a->jfiles[f->jslot] = NULL;
+    if (f->dirty) {
+        undirty(a, f);
+        orphan_fd(a, f->fd, O_NEXT, f->path, strlen(f->path));
+    } else if (f->insync) {
+        orphan_fd(a, f->fd, O_JOB, f->path, strlen(f->path));
+    } else {
+        close(f->fd);
+    }
+    f->insync = 0;
+    f->fd = -1;
+}
+
 static void close_file(struct lp_archive *a, struct lp_afile *f)
 {
     struct lp_afile **pp = &a->bucket[hash_path(f->path, strlen(f->path))];
@@ -78,8 +218,7 @@ static void close_file(struct lp_archive *a, struct lp_afile *f)
     while (*pp != f)
         pp = &(*pp)->next;
     *pp = f->next;
-    if (f->fd >= 0)
-        close(f->fd);
+    release_fd(a, f);
     if (a->last == f)
         a->last = NULL;
     lp_buf_free(&f->pend);
@@ -99,9 +238,23 @@ void lp_archive_close_all(struct lp_archive *a)
 
 void lp_archive_free(struct lp_archive *a)
 {
+    size_t bad;
+
     if (a == NULL)
         return;
+    if (a->job)                 /* its descriptors must stay open */
+        lp_sync_wait(&bad);
+    a->job = 0;
     lp_archive_close_all(a);
+    for (size_t i = 0; i < a->norph; i++) {
+        close(a->orph[i].fd);   /* what is unsynced, the journal has */
+        free(a->orph[i].path);
+    }
+    free(a->orph);
+    free(a->dset);
+    free(a->dirty);
+    free(a->jfiles);
+    free(a->jfds);
     free(a->touched);
     free(a->fds);
     free(a->scan);
@@ -112,21 +265,80 @@ void lp_archive_free(struct lp_archive *a)
 static void evict_one(struct lp_archive *a)
 {
     struct lp_afile *victim = NULL;
+    int vbusy = 0;
 
+    /* a file with nothing left to sync first: the least recently used */
     for (size_t b = 0; b < LP_HASH; b++)
-        for (struct lp_afile *f = a->bucket[b]; f; f = f->next)
-            if (!f->touched && (victim == NULL || f->used < victim->used))
+        for (struct lp_afile *f = a->bucket[b]; f; f = f->next) {
+            int busy = f->dirty || f->insync;
+            if (f->touched)
+                continue;
+            if (victim == NULL || busy < vbusy ||
+                (busy == vbusy && f->used < victim->used)) {
                 victim = f;
+                vbusy = busy;
+            }
+        }
     if (victim)
         close_file(a, victim);
+}
+
+/*
+ * Journal mode: a directory that gained an entry (a day file, a
+ * directory) is synced by the next epoch, before the journal lines that
+ * need the entry are cut, not at once: 2,000 new files cost one epoch,
+ * not 2,000 syncs in a row. Each directory once per epoch (by inode).
+ * 0, or -1 to have it synced now.
+ */
+static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
+{
+    struct lp_archive *a = ctx;
+    struct stat st;
+    size_t i;
+    int fd;
+
+    if (fstat(dfd, &st) < 0)
+        return -1;
+    if (a->dn * 2 >= a->dcap) {
+        size_t cap = a->dcap ? a->dcap * 2 : 64;
+        uint64_t *p = calloc(cap, sizeof *p);
+        if (p == NULL)
+            return -1;
+        for (size_t k = 0; k < a->dcap; k++)
+            if (a->dset[k]) {
+                for (i = (a->dset[k] * 0x9E3779B97F4A7C15ull) >> 7 &
+                         (cap - 1);
+                     p[i]; i = (i + 1) & (cap - 1))
+                    ;
+                p[i] = a->dset[k];
+            }
+        free(a->dset);
+        a->dset = p;
+        a->dcap = cap;
+    }
+    uint64_t key = (uint64_t)st.st_ino | 1ull << 63;
+    for (i = (key * 0x9E3779B97F4A7C15ull) >> 7 & (a->dcap - 1); a->dset[i];
+         i = (i + 1) & (a->dcap - 1))
+        if (a->dset[i] == key)
+            return 0;           /* synced by the next epoch already */
+    if ((fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return -1;
+    if (dlen > 0)
+        dlen--;                 /* its trailing '/' */
+    if (orphan_fd(a, fd, O_NEXT, dlen ? dir : ".", dlen ? dlen : 1) < 0)
+        return 0;               /* synced and closed by orphan_fd */
+    a->dset[i] = key;
+    a->dn++;
+    return 0;
 }
 
 static int open_append(struct lp_archive *a, const char *path, char *err)
 {
     int created;
 
-    return lp_fs_open(a->dirfd, path, O_RDWR | O_APPEND | O_CREAT,
-                      LP_FILE_MODE, &created, err);
+    return lp_fs_open_defer(a->dirfd, path, O_RDWR | O_APPEND | O_CREAT,
+                            LP_FILE_MODE, &created,
+                            a->j ? defer_dir : NULL, a, err);
 }
 
 struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
@@ -156,6 +368,18 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                 evict_one(a);
                 f->fd = open_append(a, path, err);
             }
+            if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+                a->norph > 0) {
+                /* descriptors kept for their sync: sync them now */
+                char e2[LP_ERRLEN];
+                if (lp_archive_flush_all(a, e2) < 0) {
+                    snprintf(err, LP_ERRLEN, "%s", e2);
+                    free(f->path);
+                    free(f);
+                    return NULL;
+                }
+                f->fd = open_append(a, path, err);
+            }
             if (f->fd < 0) {
                 int e = errno;
                 free(f->path);
@@ -163,6 +387,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                 errno = e;
                 return NULL;
             }
+            f->end = -1;
             f->next = a->bucket[h];
             a->bucket[h] = f;
             a->nopen++;
@@ -423,6 +648,7 @@ static uint64_t drop_found(struct lp_afile *f)
  * entry was not acknowledged and is written again whole, so a tail that
  * is not a whole JSON value is cut off. One that is (a file edited by
  * hand, a write cut just before its newline) gets its newline back.
+ * Returns 0 (nothing to mend), 1 (mended) or -1 with err.
  */
 static int cut_partial(struct lp_archive *a, struct lp_afile *f, off_t size,
                        char *err)
@@ -456,17 +682,36 @@ static int cut_partial(struct lp_archive *a, struct lp_afile *f, off_t size,
                   "%s: the last line lacked its newline: adding it", f->path);
         if (lp_fs_write_all(f->fd, "\n", 1) < 0 || fdatasync(f->fd) < 0)
             goto fail;
-        return 0;
+        return 1;
     }
     lp_notice(&a->nt, LP_NOTICE_WARN, "%s: cutting a partial last line "
               "(%lld bytes) left by an interrupted write", f->path,
               (long long)(size - cut));
     if (ftruncate(f->fd, cut) < 0 || fdatasync(f->fd) < 0)
         goto fail;
-    return 0;
+    return 1;
 fail:
     snprintf(err, LP_ERRLEN, "%s: %s", f->path, strerror(errno));
     return -1;
+}
+
+/* Adds f to the files the next epoch syncs. 0, or -1 (ENOMEM). */
+static int mark_dirty(struct lp_archive *a, struct lp_afile *f)
+{
+    if (f->dirty)
+        return 0;
+    if (a->ndirty == a->capdirty) {
+        size_t cap = a->capdirty ? a->capdirty * 2 : 64;
+        struct lp_afile **p = realloc(a->dirty, cap * sizeof *p);
+        if (p == NULL)
+            return -1;
+        a->dirty = p;
+        a->capdirty = cap;
+    }
+    f->dirty = 1;
+    f->dslot = a->ndirty;
+    a->dirty[a->ndirty++] = f;
+    return 0;
 }
 
 /* Locks f for appending and makes it ready: reopened when rotation
@@ -489,19 +734,32 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
         if (st.st_nlink > 0 &&
             fstatat(a->dirfd, f->path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
             cur.st_ino == st.st_ino && cur.st_dev == st.st_dev) {
-            if (cut_partial(a, f, st.st_size, err) < 0)
-                return -1;
             *size = st.st_size;
-            if (fstat(f->fd, &st) == 0)
+            /* as we left it: it ends with our last whole line */
+            if (st.st_size == f->end)
+                return 0;
+            int rc = cut_partial(a, f, st.st_size, err);
+            if (rc < 0)
+                return -1;
+            if (rc > 0 && fstat(f->fd, &st) == 0)
                 *size = st.st_size;
             return 0;
         }
         /* rotated away: the next file by that name is ours */
         lp_notice(&a->nt, LP_NOTICE_INFO, "%s was rotated: reopening",
                   f->path);
-        close(f->fd);
-        if ((f->fd = open_append(a, f->path, err)) < 0)
-            return -1;
+        {
+            int was_dirty = f->dirty;
+            release_fd(a, f);
+            f->end = -1;
+            if ((f->fd = open_append(a, f->path, err)) < 0)
+                return -1;
+            if (was_dirty && mark_dirty(a, f) < 0) {
+                snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
+                errno = ENOMEM;
+                return -1;
+            }
+        }
     }
 }
 
@@ -565,35 +823,111 @@ void lp_archive_drop_lines(struct lp_buf *b, const struct lp_sid *drop,
     b->len = (size_t)(w - b->p);
 }
 
+static int journal_commit(struct lp_archive *a, char *err);
+static int journal_settle(struct lp_archive *a, char *err);
+
 int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
                      size_t ndrop, uint64_t *dups, char *err)
 {
+    if (kept_failure(a, err) < 0)
+        goto fail;
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
         if (ndrop)
             lp_archive_drop_lines(&f->pend, drop, ndrop);
         if (f->nchecks) {
+            uint64_t found;
             qsort(f->checks, f->nchecks, sizeof *f->checks, cmp_check);
             if (scan_for_copies(a, f, f->size, err) < 0)
                 goto fail;
-            *dups += drop_found(f);
+            found = drop_found(f);
+            *dups += found;
             f->nchecks = 0;
+            /* lines another run wrote and never synced may be what was
+             * found: the file is synced before the batch counts */
+            f->mustsync |= found > 0;
         }
+        f->end = -1;
         if (f->pend.len && lp_fs_write_all(f->fd, f->pend.p, f->pend.len) < 0) {
             snprintf(err, LP_ERRLEN, "%s: write: %s", f->path,
                      strerror(errno));
             goto fail;
         }
+        /* O_APPEND under the lock: nobody wrote in between */
+        f->end = f->size + (off_t)f->pend.len;
+        /* under the file's lock: rotate asks the journal under it too */
+        if (a->j && f->pend.len &&
+            lp_journal_add(a->j, f->path, strlen(f->path), f->pend.p,
+                           f->pend.len) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: journal: %s", f->path,
+                     strerror(errno));
+            goto fail;
+        }
     }
+    if (a->j && journal_commit(a, err) < 0)
+        goto fail;
     unlock_all(a, a->ntouched);
+    if (a->j)
+        return journal_settle(a, err);
     return 0;
 fail:
     {
         int e = errno;
         unlock_all(a, a->ntouched);
+        if (a->j)
+            lp_archive_discard(a);
         errno = e;
     }
     return -1;
+}
+
+/*
+ * Journal mode: the batch's lines are durable once the journal's commit
+ * is (one write, one fdatasync), and files whose lines were found there
+ * already are synced. With the files still locked. 0, or -1 with err and
+ * errno.
+ */
+static int journal_commit(struct lp_archive *a, char *err)
+{
+    int64_t t0 = lp_mono_us();
+
+    a->jadded += lp_journal_pending(a->j);
+    if (lp_journal_commit(a->j, err) < 0)
+        return -1;
+    a->commit_us = lp_mono_us() - t0;
+    for (size_t i = 0; i < a->ntouched; i++) {
+        struct lp_afile *f = a->touched[i];
+        if (f->mustsync && fdatasync(f->fd) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: fsync: %s", f->path,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Journal mode, after the unlock: the batch's files join the next
+ * epoch's sync. 0, or -1 with err (a file that could not be remembered
+ * could not be synced either). */
+static int journal_settle(struct lp_archive *a, char *err)
+{
+    for (size_t i = 0; i < a->ntouched; i++) {
+        struct lp_afile *f = a->touched[i];
+        if (f->pend.len && mark_dirty(a, f) < 0) {
+            /* no room to remember it: sync it now */
+            if (fdatasync(f->fd) < 0) {
+                snprintf(err, LP_ERRLEN, "%s: fsync: %s", f->path,
+                         strerror(errno));
+                return -1;
+            }
+        }
+        f->pend.len = 0;
+        f->touched = 0;
+        f->mustsync = 0;
+    }
+    a->ntouched = 0;
+    a->batchno++;
+    return 0;
 }
 
 /* The touched files' descriptors into a->fds. Returns 0 or -1 (ENOMEM). */
@@ -627,6 +961,7 @@ static int sync_done(struct lp_archive *a, int rc, size_t bad, char *err)
     for (size_t i = 0; i < a->ntouched; i++) {
         a->touched[i]->pend.len = 0;
         a->touched[i]->touched = 0;
+        a->touched[i]->mustsync = 0;
     }
     a->ntouched = 0;
     a->batchno++;
@@ -674,6 +1009,149 @@ void lp_archive_discard(struct lp_archive *a)
         a->touched[i]->pend.len = 0;
         a->touched[i]->nchecks = 0;
         a->touched[i]->touched = 0;
+        a->touched[i]->mustsync = 0;
     }
     a->ntouched = 0;
+}
+
+/* ---- journal mode: epochs ---------------------------------------------- */
+
+void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j)
+{
+    a->j = j;
+    a->sealed_at = lp_mono_ms();
+    a->jadded = 0;
+}
+
+/* Seals the journal and starts syncing every file written before the
+ * seal, in the pool. 0, or -1 with err (out of memory). */
+static int epoch_start(struct lp_archive *a, char *err)
+{
+    size_t want = a->ndirty + a->norph, k = 0;
+
+    if (want > a->capjob) {
+        int *fds = realloc(a->jfds, want * sizeof *fds);
+        if (fds)
+            a->jfds = fds;
+        struct lp_afile **fs = realloc(a->jfiles, want * sizeof *fs);
+        if (fs)
+            a->jfiles = fs;
+        if (fds == NULL || fs == NULL) {
+            snprintf(err, LP_ERRLEN, "out of memory");
+            errno = ENOMEM;
+            return -1;
+        }
+        a->capjob = want;
+    }
+    a->jmark = lp_journal_seal(a->j);
+    for (size_t i = 0; i < a->ndirty; i++) {
+        struct lp_afile *f = a->dirty[i];
+        f->dirty = 0;
+        f->insync = 1;
+        f->jslot = k;
+        a->jfiles[k] = f;
+        a->jfds[k++] = f->fd;
+    }
+    a->ndirty = 0;
+    for (size_t i = 0; i < a->norph; i++)
+        if (a->orph[i].state == O_NEXT) {
+            a->orph[i].state = O_JOB;
+            a->jfiles[k] = NULL;
+            a->jfds[k++] = a->orph[i].fd;
+        }
+    a->njob = k;
+    a->job = 1;
+    a->jadded = 0;
+    if (a->dn) {
+        memset(a->dset, 0, a->dcap * sizeof *a->dset);
+        a->dn = 0;
+    }
+    a->sealed_at = lp_mono_ms();
+    lp_sync_start(a->jfds, k);
+    return 0;
+}
+
+/* Waits for the running epoch's sync, closes the descriptors kept for
+ * it, and cuts the journal behind its seal. 0, or -1 with err and errno
+ * (the journal keeps its records then). */
+static int epoch_end(struct lp_archive *a, char *err)
+{
+    size_t bad = 0, k = 0;
+    int rc = lp_sync_wait(&bad), e = errno;
+    const char *who = NULL;
+
+    a->job = 0;
+    if (rc < 0 && bad < a->njob && a->jfiles[bad])
+        who = a->jfiles[bad]->path;
+    for (size_t i = 0; rc < 0 && who == NULL && i < a->norph; i++)
+        if (a->orph[i].state == O_JOB && bad < a->njob &&
+            a->orph[i].fd == a->jfds[bad])
+            who = a->orph[i].path;
+    if (rc < 0 && who == NULL)
+        who = "a file closed since";
+    for (size_t i = 0; i < a->njob; i++)
+        if (a->jfiles[i])
+            a->jfiles[i]->insync = 0;
+    a->njob = 0;
+    if (rc < 0)
+        snprintf(err, LP_ERRLEN, "%s: fsync: %s", who, strerror(e));
+    for (size_t i = 0; i < a->norph; i++) {
+        if (a->orph[i].state == O_JOB) {
+            close(a->orph[i].fd);
+            free(a->orph[i].path);
+        } else {
+            a->orph[k++] = a->orph[i];
+        }
+    }
+    a->norph = k;
+    if (rc < 0) {
+        errno = e;
+        return -1;
+    }
+    return lp_journal_cut(a->j, a->jmark, err);
+}
+
+int lp_archive_flush(struct lp_archive *a, char *err)
+{
+    int due;
+
+    if (a->j == NULL)
+        return 0;
+    if (kept_failure(a, err) < 0)
+        return -1;
+    if (a->job) {
+        /* a journal that grows past twice the bound waits for it */
+        if (lp_sync_busy() && a->jadded < 2 * LP_EPOCH_BYTES)
+            return 0;
+        if (epoch_end(a, err) < 0)
+            return -1;
+    }
+    due = a->jadded >= LP_EPOCH_BYTES ||
+          (lp_mono_ms() - a->sealed_at >= LP_EPOCH_MS &&
+           (a->ndirty || a->norph || a->jadded));
+    return due ? epoch_start(a, err) : 0;
+}
+
+int64_t lp_archive_commit_us(const struct lp_archive *a)
+{
+    return a->commit_us;
+}
+
+int lp_archive_busy(const struct lp_archive *a)
+{
+    return a->j && (a->job || a->ndirty || a->norph ||
+                    lp_journal_bytes(a->j) > 0);
+}
+
+int lp_archive_flush_all(struct lp_archive *a, char *err)
+{
+    if (a->j == NULL)
+        return 0;
+    if (kept_failure(a, err) < 0)
+        return -1;
+    if (a->job && epoch_end(a, err) < 0)
+        return -1;
+    if (epoch_start(a, err) < 0)
+        return -1;
+    return epoch_end(a, err);
 }

@@ -90,6 +90,44 @@ int lp_archive_sync(struct lp_archive *a, char *err);
 int lp_archive_sync_start(struct lp_archive *a, char *err);
 int lp_archive_sync_finish(struct lp_archive *a, char *err);
 
+/*
+ * Journal mode (logpipe-drain's): lp_archive_write adds each file's lines
+ * to j (borrowed) while the file is locked and commits j before it
+ * unlocks them; the batch is durable when lp_archive_write returns 0, and
+ * lp_archive_sync is not called. The files written are synced in the
+ * background, an epoch at a time, and j is cut behind them: call
+ * lp_archive_flush after each batch. A file closed while it still has
+ * data to sync (--max-open eviction, rotation) keeps its descriptor until
+ * that sync. Before any of this the caller replays what j held.
+ */
+struct lp_journal;
+void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j);
+
+/* An epoch ends LP_EPOCH_MS after it started, or when LP_EPOCH_BYTES were
+ * committed to the journal in it; a journal twice that far past its last
+ * seal waits for the sync in hand. */
+#define LP_EPOCH_MS 1000
+#define LP_EPOCH_BYTES (32u << 20)
+
+/* Finishes the running epoch's sync when it is done (cutting the
+ * journal) and starts the next one when it is due. Never waits, but for
+ * a journal past twice its bound. Returns 0, or -1 with err and errno: a
+ * file's fsync failed (trust none of the files; the journal keeps the
+ * lines). */
+int lp_archive_flush(struct lp_archive *a, char *err);
+
+/* How long the last batch's journal commit (its write and fdatasync)
+ * took, in microseconds. */
+int64_t lp_archive_commit_us(const struct lp_archive *a);
+
+/* Has the journal lines not yet cut, or an epoch work to do? (A drain
+ * waiting for entries wakes up by then to finish it.) */
+int lp_archive_busy(const struct lp_archive *a);
+
+/* Syncs every file written and cuts the journal whole: for the end of a
+ * run, SIGHUP, and when descriptors run out. Returns as lp_archive_flush. */
+int lp_archive_flush_all(struct lp_archive *a, char *err);
+
 /* Removes from b the archive lines of the entries in drop (sorted). */
 void lp_archive_drop_lines(struct lp_buf *b, const struct lp_sid *drop,
                            size_t ndrop);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lp_archive.h"
+#include "lp_journal.h"
 #include "lp_buf.h"
 #include "lp_dlq.h"
 #include "lp_drain.h"
@@ -102,6 +103,8 @@ struct lp_drain {
     struct lp_jlimits lim;
     int dirfd;
     struct lp_archive *arch;
+    struct lp_journal *journal; /* the files' group commit (lp_journal.h) */
+    size_t replay_bytes;        /* lines of the journal in hand */
     char host[256];
     /* the batch in hand */
     struct lp_buf scratch;      /* ids, DLQ data and details */
@@ -246,7 +249,7 @@ static int metrics_init(struct lp_drain *d)
                               "Locking and writing a batch's files.",
                               lp_seconds_buckets, lp_seconds_nbuckets);
     m->fsync_s = lp_histogram(m->m, "logpipe_drain_fsync_seconds", "",
-                              "Syncing a batch's files.",
+                              "Syncing a batch: its journal commit.",
                               lp_seconds_buckets, lp_seconds_nbuckets);
     m->errors = lp_counter(m->m, "logpipe_drain_redis_errors_total", "",
                            "Failures of Redis: I/O errors and error "
@@ -932,6 +935,8 @@ static int request(struct lp_drain *d, char *err)
             b = due > 0 ? due : 1;  /* and says what it held back */
         if (!d->nobeat && b > d->beat_ms)
             b = d->beat_ms;     /* and refreshes its heartbeat */
+        if (d->journal && b > LP_EPOCH_MS && lp_archive_busy(d->arch))
+            b = LP_EPOCH_MS;    /* and syncs its files, cuts its journal */
     }
     /* CLAIM: ownership moves, the delivery count does not; the entries
      * are then read as our pending ones */
@@ -1437,8 +1442,14 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
         }
         crash_point(d, "after-write");
         int64_t t1 = lp_mono_us();
-        lp_metric_observe(d->m.write_s, (double)(t1 - d->batch_t0) / 1e6);
-        if (async && d->ndlq == 0) {
+        int64_t commit = d->journal ? lp_archive_commit_us(d->arch) : 0;
+        lp_metric_observe(d->m.write_s,
+                          (double)(t1 - d->batch_t0 - commit) / 1e6);
+        if (d->journal) {
+            /* durable: the journal's commit was part of the write; the
+             * files sync in the background (lp_archive_flush) */
+            lp_metric_observe(d->m.fsync_s, (double)commit / 1e6);
+        } else if (async && d->ndlq == 0) {
             if (lp_archive_sync_start(d->arch, err) < 0) {
                 say(d, LP_NOTICE_ERROR, "%s", err);
                 return end(d, LP_EX_SOFTWARE);
@@ -1447,13 +1458,15 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
             d->sync_t0 = t1;
             return 0;
         }
-        if (lp_archive_sync(d->arch, err) < 0) {
+        else if (lp_archive_sync(d->arch, err) < 0) {
             /* never retry an fsync and trust it: the pages may be gone;
              * the entries stay pending and are delivered again */
             say(d, LP_NOTICE_ERROR, "%s", err);
             return env_end(d, LP_EX_IOERR);
+        } else {
+            lp_metric_observe(d->m.fsync_s,
+                              (double)(lp_mono_us() - t1) / 1e6);
         }
-        lp_metric_observe(d->m.fsync_s, (double)(lp_mono_us() - t1) / 1e6);
     } else if (d->ndlq && not_ours(d, entries, from, to, err) < 0) {
         return -1;
     }
@@ -1609,7 +1622,7 @@ const struct lp_drain_conf lp_drain_defaults = {
     .field = "data",
     .time_field = "timestamp",
     .max_depth = LP_JSON_DEPTH,
-    .max_open = 256,
+    .max_open = 4096,
     .max_line = 1 << 20,
     .max_members = 10000,
     .exec_timeout = 60000,
@@ -1647,6 +1660,103 @@ static int failed(char *err, int status, const char *fmt, ...)
     vsnprintf(err, LP_ERRLEN, fmt, ap);
     va_end(ap);
     return status;
+}
+
+/* Writes the lines the journal's replay gathered (lines already in
+ * their files left out) and syncs them. 0 or -1 with err and errno. */
+static int replay_flush(struct lp_drain *d, uint64_t *dups, char *err)
+{
+    d->replay_bytes = 0;
+    if (lp_archive_touched(d->arch) == 0)
+        return 0;
+    if (lp_archive_lock(d->arch, err) < 0)
+        return -1;
+    if (lp_archive_write(d->arch, NULL, 0, dups, err) < 0)
+        return -1;
+    return lp_archive_sync(d->arch, err);
+}
+
+/* One record of the journal a run left: its lines, for their file. */
+static int replay_record(void *ctx, const char *path, size_t plen,
+                         const char *lines, size_t len, char *err)
+{
+    struct lp_drain *d = ctx;
+    char p[LP_LAYOUT_PATHMAX];
+    struct lp_afile *f;
+    const char *s = lines, *end = lines + len;
+    uint64_t dups = 0;
+
+    if (plen == 0 || plen >= sizeof p || memchr(path, '\0', plen)) {
+        snprintf(err, LP_ERRLEN, "a record names no file it can be");
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(p, path, plen);
+    p[plen] = '\0';
+    if ((f = lp_archive_get(d->arch, p, plen, err)) == NULL)
+        return -1;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *q;
+        size_t n = (size_t)(nl ? nl + 1 - s : end - s);
+        /* {"_id":"<id>": an entry that may be in the file already */
+        if (n > 8 && memcmp(s, "{\"_id\":\"", 8) == 0 &&
+            (q = memchr(s + 8, '"', n - 8)) != NULL &&
+            lp_afile_check(f, s + 8, (size_t)(q - s - 8)) < 0)
+            goto nomem;
+        if (lp_buf_add(lp_afile_buf(f), s, n) < 0)
+            goto nomem;
+        d->res.replayed++;
+        s += n;
+    }
+    d->replay_bytes += len;
+    if (d->replay_bytes >= LP_EPOCH_BYTES &&
+        replay_flush(d, &dups, err) < 0)
+        return -1;
+    d->res.replay_dups += dups;
+    return 0;
+nomem:
+    snprintf(err, LP_ERRLEN, "out of memory");
+    errno = ENOMEM;
+    return -1;
+}
+
+/*
+ * Opens this consumer's journal in --dir and applies what a run that
+ * crashed (or lost power) left in it, before anything is read: lines not
+ * in their day files yet are written and synced, and the journal cut.
+ * 0, or a status with err.
+ */
+static int open_journal(struct lp_drain *d, char *err)
+{
+    char name[32], msg[LP_ERRLEN];
+    uint64_t dups = 0;
+
+    lp_owner_name(d->owner, name, sizeof name);
+    d->journal = lp_journal_open(d->dirfd, name, &d->nt, msg);
+    if (d->journal == NULL)
+        return failed(err, LP_EX_CANTCREAT, "--dir %s: %s", d->conf.com.dir,
+                      msg);
+    if (lp_journal_left(d->journal)) {
+        if (lp_journal_replay(d->journal, replay_record, d, msg) < 0 ||
+            replay_flush(d, &dups, msg) < 0) {
+            int st = errno == ENOMEM ? LP_EX_SOFTWARE : fatal_errno(errno);
+            lp_archive_discard(d->arch);
+            return failed(err, st, "--dir %s: applying the journal %s/%s: "
+                          "%s", d->conf.com.dir, LP_JOURNAL_DIR, name, msg);
+        }
+        d->res.replay_dups += dups;
+        if (lp_journal_cut(d->journal, lp_journal_seal(d->journal),
+                           msg) < 0)
+            return failed(err, LP_EX_CANTCREAT, "--dir %s: %s",
+                          d->conf.com.dir, msg);
+        say(d, LP_NOTICE_INFO, "journal %s/%s: %" PRIu64 " lines a run "
+            "left unsynced applied, %" PRIu64 " of them in their files "
+            "already", LP_JOURNAL_DIR, name, d->res.replayed,
+            d->res.replay_dups);
+    }
+    lp_archive_set_journal(d->arch, d->journal);
+    return 0;
 }
 
 int lp_drain_open(struct lp_drain *d, char *err)
@@ -1725,6 +1835,8 @@ int lp_drain_open(struct lp_drain *d, char *err)
         if ((d->arch = lp_archive_new(d->dirfd, d->conf.max_open,
                                       &d->nt)) == NULL)
             goto nomem;
+        if ((rc = open_journal(d, err)) != 0)
+            return rc;
     }
     d->deliveries = calloc(d->conf.count, sizeof *d->deliveries);
     d->drop = calloc(d->conf.count + 1, sizeof *d->drop);
@@ -1733,6 +1845,28 @@ int lp_drain_open(struct lp_drain *d, char *err)
     return 0;
 nomem:
     return failed(err, LP_EX_SOFTWARE, "out of memory");
+}
+
+/*
+ * The journal's epochs (lp_archive_flush): the files written are synced
+ * in the background and the journal cut behind them; all: everything, at
+ * once. 0, or -1 when a file's fsync failed: the run ends (74), the
+ * journal keeps the lines for the next start.
+ */
+static int journal_flush(struct lp_drain *d, int all)
+{
+    char err[LP_ERRLEN];
+    int rc;
+
+    if (d->journal == NULL)
+        return 0;
+    rc = all ? lp_archive_flush_all(d->arch, err)
+             : lp_archive_flush(d->arch, err);
+    if (rc < 0) {
+        say(d, LP_NOTICE_ERROR, "%s", err);
+        return end(d, LP_EX_IOERR);
+    }
+    return 0;
 }
 
 /*
@@ -1761,9 +1895,13 @@ static void loop(struct lp_drain *d)
             if (sync_finish(d) < 0)
                 break;
             lp_hup = 0;
+            if (d->arch && journal_flush(d, 1) < 0)
+                break;
             if (d->arch)
                 lp_archive_close_all(d->arch);  /* reopened on next use */
         }
+        if (d->journal && journal_flush(d, 0) < 0)
+            break;
         metrics_tick(d, 0);     /* an idle drain comes by every --block */
         if (d->conf.log_tick)
             d->conf.log_tick();
@@ -1974,6 +2112,8 @@ out:
 int lp_drain_run(struct lp_drain *d, struct lp_redis *r,
                  struct lp_drain_result *res)
 {
+    char err[LP_ERRLEN];
+
     d->r = r;
     if ((d->grp = lp_group_new(d->r, d->conf.com.stream, d->conf.com.group,
                                d->conf.consumer, d->conf.count,
@@ -1985,6 +2125,13 @@ int lp_drain_run(struct lp_drain *d, struct lp_redis *r,
         if (connect_redis(d) == 0)
             loop(d);
     }
+    /* every end: the files synced, the journal cut and, when empty,
+     * removed (--once leaves none behind); but for an end by an I/O
+     * error, which a sync would only repeat: the journal stays for the
+     * next start */
+    if (d->journal && !(d->ended && d->res.status == LP_EX_IOERR) &&
+        journal_flush(d, 1) == 0 && lp_journal_remove(d->journal, err) < 0)
+        say(d, LP_NOTICE_WARN, "%s", err);
     if (!d->ended) {
         suspect_release(d);     /* stopped before its verdict */
         release_name(d);
@@ -2005,7 +2152,8 @@ void lp_drain_free(struct lp_drain *d)
     metrics_tick(d, 1);
     lp_metrics_free(d->m.m);
     lp_owner_free(d->owner);
-    lp_archive_free(d->arch);
+    lp_archive_free(d->arch);   /* waits for its sync first */
+    lp_journal_close(d->journal);
     if (d->dirfd >= 0)
         close(d->dirfd);
     lp_group_free(d->grp);

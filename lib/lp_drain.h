@@ -86,6 +86,9 @@ struct lp_drain_result {
      * their file), moved to the DLQ, filtered out by --where, deleted
      * before they were archived, claimed from other consumers, trimmed */
     uint64_t read, archived, dups, dlq, filtered, deleted, claimed, trimmed;
+    /* lines of the journal a run left (lp_journal.h) applied at the
+     * start, and those of them found in their files already */
+    uint64_t replayed, replay_dups;
 };
 
 struct lp_drain;

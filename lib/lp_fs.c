@@ -90,6 +90,27 @@ static int removed(int dfd)
 int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
                int *created, char *err)
 {
+    return lp_fs_open_defer(dirfd, rel, flags, mode, created, NULL, NULL,
+                            err);
+}
+
+/* Makes the entry just created in dfd durable: now, or when defer says
+ * it will. 0 or -1 with errno. */
+static int sync_entry(int dfd, const char *dir, size_t dlen,
+                      int (*defer)(void *, int, const char *, size_t),
+                      void *ctx)
+{
+    if (defer && defer(ctx, dfd, dir, dlen) == 0)
+        return 0;
+    return fsync(dfd);
+}
+
+int lp_fs_open_defer(int dirfd, const char *rel, int flags, mode_t mode,
+                     int *created,
+                     int (*defer)(void *ctx, int dfd, const char *dir,
+                                  size_t dlen),
+                     void *ctx, char *err)
+{
     char comp[256];
     const char *p, *slash;
     int dfd, fd = -1, made, walks = 0;
@@ -132,7 +153,7 @@ walk:
                      strerror(errno));
             goto fail;
         }
-        if (made && fsync(dfd) < 0) {
+        if (made && sync_entry(dfd, rel, (size_t)(p - rel), defer, ctx) < 0) {
             snprintf(err, LP_ERRLEN, "%.*s: fsync of its parent: %s",
                      (int)(slash - rel), rel, strerror(errno));
             close(next);
@@ -181,7 +202,7 @@ walk:
                  "is a symlink (refused)" : strerror(errno));
         goto fail;
     }
-    if (*created && fsync(dfd) < 0) {
+    if (*created && sync_entry(dfd, rel, (size_t)(p - rel), defer, ctx) < 0) {
         snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s", rel,
                  strerror(errno));
         close(fd);

@@ -28,6 +28,17 @@ int lp_fs_root(const char *path, int create, char *err);
 int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
                int *created, char *err);
 
+/* The same, but a directory that gains an entry is handed to defer(ctx,
+ * its descriptor (borrowed), its path: dir[0..dlen) with a trailing '/',
+ * or dlen 0 for dirfd itself) instead of being fsynced: defer returns 0
+ * when it will see to it (logpipe-drain's journal syncs it before it
+ * forgets the lines), -1 to have it fsynced now. */
+int lp_fs_open_defer(int dirfd, const char *rel, int flags, mode_t mode,
+                     int *created,
+                     int (*defer)(void *ctx, int dfd, const char *dir,
+                                  size_t dlen),
+                     void *ctx, char *err);
+
 /* Test-only: when set, lp_fs_open calls it with "opened-dir" after it
  * opened each directory of a path, where a directory may vanish under
  * it; the tests stop the process there (LOGPIPE_TEST_CRASH). */

@@ -427,7 +427,7 @@ int lp_journal_commit(struct lp_journal *j, char *err)
     }
     if (fdatasync(j->afd) < 0) {
         e = errno;
-        snprintf(err, LP_ERRLEN, "%s: fdatasync: %s", j->name, strerror(e));
+        snprintf(err, LP_ERRLEN, "%s: fsync: %s", j->name, strerror(e));
         /* what the kernel dropped is not known: no more in this one */
         a->size += j->batch.len;
         j->bytes += j->batch.len;

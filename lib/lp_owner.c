@@ -294,6 +294,11 @@ static int other_groups(int dirfd, const char *mine, char *err)
     return rc;
 }
 
+void lp_owner_name(const struct lp_owner *o, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%016" PRIx64, hash(o->stream, o->group, o->consumer));
+}
+
 int lp_owner_lock_dir(struct lp_owner *o, int dirfd, int shared, char *err)
 {
     char cname[64], gname[64], text[600];

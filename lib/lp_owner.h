@@ -32,6 +32,10 @@ struct lp_owner;
 /* Who we are (the strings are copied). Returns NULL when out of memory. */
 struct lp_owner *lp_owner_new(const char *stream, const char *group,
                               const char *consumer, const char *host);
+/* The name of this consumer's own things in --dir (its drain journal):
+ * 16 hex digits, the hash its lock file is named by. cap >= 17. */
+void lp_owner_name(const struct lp_owner *o, char *buf, size_t cap);
+
 /* Closes the lock files, which releases them; accepts NULL. */
 void lp_owner_free(struct lp_owner *o);
 

@@ -124,6 +124,16 @@ int lp_sync_wait(size_t *bad)
     return 0;
 }
 
+int lp_sync_busy(void)
+{
+    int busy;
+
+    pthread_mutex_lock(&mu);
+    busy = job_done < job_n;
+    pthread_mutex_unlock(&mu);
+    return busy;
+}
+
 int lp_sync_all(const int *fds, size_t n, size_t *bad)
 {
     if (n <= 1) {

@@ -24,4 +24,8 @@ int lp_sync_all(const int *fds, size_t n, size_t *bad);
 void lp_sync_start(const int *fds, size_t n);
 int lp_sync_wait(size_t *bad);
 
+/* Is a job started by lp_sync_start still running? (lp_sync_wait then
+ * blocks.) Never blocks. */
+int lp_sync_busy(void);
+
 #endif

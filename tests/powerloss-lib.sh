@@ -77,6 +77,14 @@ pl_ids() {
         sed -n 's/^{"_id":"\([0-9]*-[0-9]*\)".*/\1/p' | LC_ALL=C sort
 }
 
+# the _ids in the drain journals under $1 (their records hold whole
+# archive lines), sorted (C order)
+pl_journal_ids() {
+    find "$1/.logpipe-journal" -name 'seg-*.jnl' -type f -exec cat {} + \
+        2>/dev/null | grep -a -o '{"_id":"[0-9]*-[0-9]*"' |
+        sed 's/^{"_id":"\(.*\)"$/\1/' | LC_ALL=C sort || :
+}
+
 # pl_acked_ids FILE: the entries acknowledged now, sorted (C order): those
 # delivered (up to the group's last-delivered-id) and not pending, out of
 # all the round sent (pl.sent: drain trims what it acknowledged)
@@ -161,17 +169,21 @@ pl_round() {
         return 1
     fi
     "$PL_CUT" "$_log" >"$PL_DIR/pl.cut"
-    # every acknowledged event survived the power cut, once, on a whole line
+    # every acknowledged event survived the power cut, once, on a whole
+    # line: in its day file, or in the drain's journal, which the next
+    # start applies
     pl_ids "$_out" >"$PL_DIR/pl.ids"
     if [ -n "$(uniq -d "$PL_DIR/pl.ids")" ]; then
         echo "after the cut, ids twice:" >&2
         uniq -d "$PL_DIR/pl.ids" | head >&2
         return 1
     fi
-    _lost=$(LC_ALL=C comm -23 "$PL_DIR/pl.acked" "$PL_DIR/pl.ids" | wc -l)
+    pl_journal_ids "$_out" >"$PL_DIR/pl.jids"
+    LC_ALL=C sort -u "$PL_DIR/pl.ids" "$PL_DIR/pl.jids" >"$PL_DIR/pl.durable"
+    _lost=$(LC_ALL=C comm -23 "$PL_DIR/pl.acked" "$PL_DIR/pl.durable" | wc -l)
     if [ "$_lost" -ne 0 ]; then
         echo "$_lost acknowledged events lost by the power cut, the first:" >&2
-        LC_ALL=C comm -23 "$PL_DIR/pl.acked" "$PL_DIR/pl.ids" | head -5 >&2
+        LC_ALL=C comm -23 "$PL_DIR/pl.acked" "$PL_DIR/pl.durable" | head -5 >&2
         sed -e 's/^/cut: /' "$PL_DIR/pl.cut" | head -20 >&2
         return 1
     fi

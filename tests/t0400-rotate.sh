@@ -163,10 +163,13 @@ test_expect_success 'rotate while a drain writes late events under load: none lo
         logpipe-send --max-age 4d <$p
         n=$((n + 2000))
         if [ $n -eq 30000 ]; then
-            # once: the drain idle with all sent so far written, so this
-            # rotate compresses every file, and the second half comes
-            # late for compressed days (the appends checked below)
+            # once: the drain idle with all sent so far written and
+            # synced (its journal cut: rotate leaves a file the journal
+            # still covers), so this rotate compresses every file, and the
+            # second half comes late for compressed days (the appends
+            # checked below)
             wait_for 300 "test \"\$(logpipe-replay live | wc -l)\" -ge $n"
+            wait_for 300 "test -z \"\$(find live/.logpipe-journal -name \"seg-*\")\""
             logpipe-rotate -d live --grace 0 >>rot.out 2>>rot.err
             test -z "$(find live -name "*.jsonl")"
         else

@@ -133,7 +133,7 @@ test_expect_success "$days distinct days: open files and memory bounded" '
             f = substr(\$0, RSTART + 6, RLENGTH - 7)
             if (f in fd) { delete fd[f]; n-- }
         }
-        END { print \"# at most \" max \" day files open\"; exit !(max <= 64) }" st
+        END { print \"# at most \" max \" day files open\"; exit !(max <= 128) }" st
 '
 
 test_expect_success 'a million distinct rate keys: bounded memory, all sent' '

@@ -277,8 +277,8 @@ logpipe-drain: --sql needs --exec or --stdout
 logpipe-drain: --exec and --stdout exclude each other
 @ 64 logpipe-drain --max-open 10 --max-files 11
 logpipe-drain: --max-files 11 is more than --max-open 10
-@ 64 logpipe-drain --max-files 300
-logpipe-drain: --max-files 300 is more than --max-open 256
+@ 64 logpipe-drain --max-files 5000
+logpipe-drain: --max-files 5000 is more than --max-open 4096
 @ 64 logpipe-drain -c ''
 logpipe-drain: -c/--consumer: must not be empty
 @ 64 logpipe-drain --field ''

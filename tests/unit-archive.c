@@ -10,6 +10,7 @@
 
 #include "lp_archive.h"
 #include "lp_fs.h"
+#include "lp_journal.h"
 #include "lp_parse.h"
 #include "tap.h"
 
@@ -316,6 +317,103 @@ static void test_line_id(void)
        "unterminated refused");
 }
 
+/* Descriptors open in this process. */
+static int open_fds(void)
+{
+    int n = 0;
+
+    for (int fd = 0; fd < 4096; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
+/*
+ * Journal mode: a batch is durable in the journal when the write returns;
+ * the files sync by epochs; a file evicted (--max-open) or rotated away
+ * while it still has data to sync keeps its descriptor until the epoch
+ * syncs it; flush_all syncs everything and cuts the journal whole.
+ */
+static void test_journal_mode(void)
+{
+    struct lp_archive *a = lp_archive_new(dirfd, 4, NULL);
+    struct lp_journal *j;
+    char err[LP_ERRLEN], path[64];
+    uint64_t dups = 0, seq = 0;
+    int base, rc = 0, peak = 0;
+    size_t n;
+    char *got;
+
+    j = lp_journal_open(dirfd, "jm", NULL, err);
+    base = open_fds();          /* the journal's directories among them */
+    ok(a != NULL && j != NULL, "journal mode: archive and journal made");
+    lp_archive_set_journal(a, j);
+    ok(!lp_archive_busy(a), "journal mode: nothing to do at first");
+    /* 12 batches of 3 files out of 10, 4 kept open: dirty files evicted */
+    for (int b = 0; b < 12 && rc == 0; b++) {
+        for (int k = 0; k < 3; k++) {
+            struct lp_afile *f;
+            snprintf(path, sizeof path, "jm/f%d.jsonl", (b * 3 + k) % 10);
+            if ((f = lp_archive_get(a, path, strlen(path), err)) == NULL) {
+                rc = -1;
+                break;
+            }
+            line(lp_afile_buf(f), 1700000000000ULL + b, seq++, 10);
+        }
+        if (rc == 0)
+            rc = write_batch(a, &dups, err);
+        int now = open_fds();
+        if (now > peak)
+            peak = now;
+    }
+    is_int(rc, 0, "journal mode: 12 batches written (%s)", rc ? err : "");
+    ok(lp_journal_bytes(j) > 0 && lp_archive_busy(a),
+       "journal mode: the lines are in the journal");
+    snprintf(path, sizeof path, "jm/f0.jsonl");
+    got = slurp(path, &n);
+    is_int(got ? count_lines(got, n) : 0, 4,
+           "journal mode: the day file has its lines before any sync");
+    free(got);
+    ok(peak - base > 4 + 1 + 1, "journal mode: evicted files with data to "
+       "sync kept open (%d descriptors at the peak)", peak - base);
+    ok(peak - base <= 4 + 4 + 1, "journal mode: at most max_open of them "
+       "(and the journal's segment)");
+    /* a file rotated away with data to sync: its lines stay in the old
+     * file, the next batch makes a new one */
+    {
+        char from[600], to[600];
+        struct lp_afile *f;
+        snprintf(from, sizeof from, "%s/jm/f5.jsonl", root);
+        snprintf(to, sizeof to, "%s/jm/f5.jsonl.old", root);
+        rename(from, to);
+        f = lp_archive_get(a, "jm/f5.jsonl", 11, err);
+        line(lp_afile_buf(f), 1700000000100ULL, 0, 10);
+        is_int(write_batch(a, &dups, err), 0, "journal mode: written after "
+               "a rotation");
+        got = slurp("jm/f5.jsonl", &n);
+        is_int(got ? count_lines(got, n) : 0, 1,
+               "journal mode: the rotated file's successor has 1 line");
+        free(got);
+    }
+    is_int(lp_archive_flush_all(a, err), 0, "journal mode: flush_all");
+    ok(lp_journal_bytes(j) == 0 && !lp_archive_busy(a),
+       "journal mode: the journal is cut whole");
+    ok(open_fds() - base <= 4, "journal mode: the kept descriptors are "
+       "closed (%d open)", open_fds() - base);
+    is_int(dups, 0, "journal mode: no line taken for a copy");
+    /* a redelivered line found in its file: dropped, the batch durable */
+    {
+        struct lp_afile *f = lp_archive_get(a, "jm/f1.jsonl", 11, err);
+        lp_afile_check(f, "1700000000000-1", 15);
+        line(lp_afile_buf(f), 1700000000000ULL, 1, 10);
+        is_int(write_batch(a, &dups, err), 0, "journal mode: a copy written");
+        is_int(dups, 1, "journal mode: the copy recognised");
+    }
+    is_int(lp_archive_flush(a, err), 0, "journal mode: flush, nothing due");
+    is_int(lp_journal_remove(j, err), 0, "journal mode: removed");
+    lp_archive_free(a);
+    lp_journal_close(j);
+}
+
 int main(void)
 {
     char err[LP_ERRLEN];
@@ -328,6 +426,7 @@ int main(void)
     test_dedup();
     test_stop_rule();
     test_partial_and_rotation();
+    test_journal_mode();
     {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf %s", root);
