@@ -184,7 +184,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if ((r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
-        return LP_EX_CONFIG;
+        return tool_opt_end(&opt.com, LP_EX_CONFIG);
     }
     st = lp_stat_new(&(struct lp_stat_conf){
         .redis = r, .timeout = opt.timeout,
@@ -227,5 +227,5 @@ out:
     free(out);
     lp_metrics_free(m);
     lp_stat_free(st);
-    return code;
+    return tool_opt_end(&opt.com, code);
 }

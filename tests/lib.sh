@@ -18,6 +18,11 @@
 # host:port, a URL with a password), it is port $DEAD_PORT after
 # reserve_dead_port, a port this test holds bound without listening on it.
 # random_port is only for a server the test starts itself, and checks.
+#
+# What several test files need is here once, each with its use in the
+# comment above it: servers (start_redis, start_postgres), events
+# (gen_events), archive trees (set_days, day_file), a stdout whose reader
+# has gone (gone), checks (test_cmp, expect_exit, grep_q, wait_for).
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 PATH="$TOP/cmd:$PATH"
@@ -330,6 +335,39 @@ wait_for() {
 # test_xlen OP N [KEY]: the length of stream KEY (logs:stream) compares
 test_xlen() {
     test "$(rcli XLEN "${3:-logs:stream}")" "$1" "$2"
+}
+
+# set_days: sets today, d1, d2, d3 and d9 to the UTC dates (YYYY-MM-DD) of
+# today and of 1, 2, 3 and 9 days ago, the days of archive trees
+# (day_file); call it outside test bodies
+set_days() {
+    today=$(date -u +%F)
+    d1=$(date -u -d '-1 day' +%F)
+    d2=$(date -u -d '-2 days' +%F)
+    d3=$(date -u -d '-3 days' +%F)
+    d9=$(date -u -d '-9 days' +%F)
+}
+
+# day_file DIR SERVICE DAY N: appends N archive lines of SERVICE on DAY to
+# DIR/SERVICE/DAY.jsonl, as a drain writes them (_id 1700000000000-1 to
+# -N, seq 1 to N, at noon), and makes the file an hour old (past rotate's
+# --grace)
+day_file() {
+    mkdir -p "$1/$2"
+    awk -v n="$4" -v s="$2" -v d="$3" 'BEGIN {
+        for (i = 1; i <= n; i++)
+            printf "{\"_id\":\"1700000000000-%d\",\"timestamp\":\"%sT12:00:00Z\",\"service\":\"%s\",\"seq\":%d}\n", i, d, s, i
+    }' >>"$1/$2/$3.jsonl"
+    touch -d '1 hour ago' "$1/$2/$3.jsonl"
+}
+
+# gone TOOL ARGS...: runs the tool with a stdout whose reader has closed
+# its end already (| head that is done); its exit status goes to the file
+# rc, its stderr to err
+gone() {
+    rm -f closed
+    { wait_for 10 test -e closed; "$@" 2>err; echo $? >rc; } |
+        { exec <&-; touch closed; sleep 1; }
 }
 
 # Memory figures mean nothing under AddressSanitizer (its shadow memory)

@@ -3,21 +3,7 @@
 # retention, crashes, concurrency with drains
 . "$(dirname "$0")/lib.sh"
 
-today=$(date -u +%F)
-d1=$(date -u -d '-1 day' +%F)
-d2=$(date -u -d '-2 days' +%F)
-d3=$(date -u -d '-3 days' +%F)
-d9=$(date -u -d '-9 days' +%F)
-
-# day_file DIR SERVICE DAY N: N archive lines, as a drain writes them
-day_file() {
-    mkdir -p "$1/$2"
-    awk -v n="$4" -v s="$2" -v d="$3" 'BEGIN {
-        for (i = 1; i <= n; i++)
-            printf "{\"_id\":\"1700000000000-%d\",\"timestamp\":\"%sT12:00:00Z\",\"service\":\"%s\",\"seq\":%d}\n", i, d, s, i
-    }' >>"$1/$2/$3.jsonl"
-    touch -d '1 hour ago' "$1/$2/$3.jsonl"
-}
+set_days
 
 # content DIR: every line of the tree, .jsonl and .jsonl.gz, sorted
 content() {

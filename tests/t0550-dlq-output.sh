@@ -5,13 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis
 
-# gone TOOL ARGS...: as in t0650, a stdout whose reader has gone
-gone() {
-    rm -f closed
-    { wait_for 10 test -e closed; "$@" 2>err; echo $? >rc; } |
-        { exec <&-; touch closed; sleep 1; }
-}
-
 fill() {
     rcli DEL logs:dlq logs:stream >/dev/null &&
     rcli XADD logs:dlq 1000-1 data "{\"a\":1} " error invalid-json \
