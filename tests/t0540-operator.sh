@@ -43,7 +43,7 @@ test_expect_success 'stat, Redis away: the WAL and archive sizes, Redis unknown,
         --wal wal -d arch >out 2>err &&
     grep_q "^logpipe-stat: cannot connect to 127.0.0.1:$DEAD_PORT: Connection refused$" err &&
     jq -c "{length, groups, dlq, redis_error: (.redis_error | test(\"^cannot connect\")), wal, archive}" out >got &&
-    echo "{\"length\":null,\"groups\":null,\"dlq\":{\"key\":\"logs:dlq\",\"length\":null},\"redis_error\":true,\"wal\":{\"dir\":\"wal\",\"bytes\":$wal_bytes,\"segments\":1},\"archive\":{\"dir\":\"arch\",\"bytes\":$(wc -c <arch/api/2026-01-01.jsonl),\"files\":1}}" >want &&
+    echo "{\"length\":null,\"groups\":null,\"dlq\":{\"key\":\"logs:dlq\",\"length\":null},\"redis_error\":true,\"wal\":{\"dir\":\"wal\",\"bytes\":$wal_bytes,\"segments\":1},\"archive\":{\"dir\":\"arch\",\"bytes\":$(wc -c <arch/api/2026-01-01.jsonl),\"files\":1,\"journals\":0,\"journal_bytes\":0,\"oldest_journal_age_seconds\":null}}" >want &&
     test_cmp want got
 '
 

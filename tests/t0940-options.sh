@@ -60,8 +60,12 @@ logpipe-stat: --max-pending: 'x' is not a number
 logpipe-stat: --max-pending-age: '1z' is not a duration (like 500ms, 30s, 5m, 24h, 7d)
 @ 64 logpipe-stat --max-dlq 1.5
 logpipe-stat: --max-dlq: '1.5' is not a number
+@ 64 logpipe-stat -d out --max-journal-age 1z
+logpipe-stat: --max-journal-age: '1z' is not a duration (like 500ms, 30s, 5m, 24h, 7d)
+@ 64 logpipe-stat --check --max-journal-age 1m
+logpipe-stat: --max-journal-age needs --dir
 @ 64 logpipe-stat --check
-logpipe-stat: --check needs a threshold (--max-lag, --max-pending, --max-pending-age, --max-dlq)
+logpipe-stat: --check needs a threshold (--max-lag, --max-pending, --max-pending-age, --max-dlq, --max-journal-age)
 @ 64 logpipe-stat -t x
 logpipe-stat: -t/--timeout: 'x' is not a duration (like 500ms, 30s, 5m, 24h, 7d)
 @ 64 logpipe-stat -g ''
