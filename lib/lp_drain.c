@@ -2147,7 +2147,8 @@ int lp_drain_run(struct lp_drain *d, struct lp_redis *r,
         d->res.end = LP_DRAIN_DONE;
         /* --where failed at run time: a failed run, 65, or 78 when it
          * failed on every event it ran on (the entries are in the DLQ) */
-        d->res.status = lp_jq_outcome(d->where, d->res.where_msg);
+        d->res.status = lp_jq_status(d->where, d->conf.com.verbosity,
+                                      d->res.where_msg);
     }
     *res = d->res;
     return res->status;

@@ -8,7 +8,6 @@
 
 #include "lp_exit.h"
 #include "lp_jq.h"
-#include "lp_log.h"
 #include "lp_parse.h"
 
 /*
@@ -193,9 +192,4 @@ int lp_jq_status(const struct lp_jq *q, int verbosity, char *msg)
              q->failed > LP_JQ_NAMED && verbosity >= 0 ?
              " (the first " LP_JQ_NAMED_S " named above)" : "");
     return q->failed == q->runs ? LP_EX_CONFIG : LP_EX_DATAERR;
-}
-
-int lp_jq_outcome(const struct lp_jq *q, char *msg)
-{
-    return lp_jq_status(q, lp_log_verbosity(), msg);
 }

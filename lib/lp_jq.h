@@ -52,9 +52,4 @@ int lp_jq_name_it(const struct lp_jq *q);
  */
 int lp_jq_status(const struct lp_jq *q, int verbosity, char *msg);
 
-/* lp_jq_status at the verbosity of lp_log (process-wide): only for
- * lp_drain.c until it passes its own (its conf.com.verbosity); then this
- * goes. */
-int lp_jq_outcome(const struct lp_jq *q, char *msg);
-
 #endif
