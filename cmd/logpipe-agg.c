@@ -365,7 +365,7 @@ int main(int argc, char **argv)
     if (opt.com.metrics) {
         if ((r.m = lp_metrics_new(&lp_log_notify)) == NULL) {
             lp_error("out of memory");
-            return LP_EX_SOFTWARE;
+            return tool_opt_end(&opt.com, LP_EX_SOFTWARE);
         }
         lp_agg_series_add(&r.series, r.m);
     }
@@ -396,5 +396,5 @@ int main(int argc, char **argv)
     }
     lp_lines_free(&r.lines);
     lp_agg_free(r.a);
-    return status;
+    return tool_opt_end(&opt.com, status);
 }

@@ -144,26 +144,41 @@ struct says {
     struct lp_budget skipped, failed, unknown;
 };
 
-static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
+/* Whether the engine makes a message: asked before it does (lp_dlqtool.h) */
+static int take(void *ctx, enum lp_dlqtool_say what)
 {
     struct says *s = ctx;
 
     switch (what) {
     case LP_DLQTOOL_SKIPPED:
-        lp_budget_say(&s->skipped, "%s", msg);
-        break;
+        return lp_budget_take(&s->skipped);
     case LP_DLQTOOL_FAILED:
-        lp_budget_say(&s->failed, "%s", msg);
-        break;
+        return lp_budget_take(&s->failed);
     case LP_DLQTOOL_UNKNOWN:
-        lp_budget_say(&s->unknown, "%s", msg);
+        return lp_budget_take(&s->unknown);
+    case LP_DLQTOOL_GONE:
+        return lp_log_verbosity() >= 1;         /* an info: -v */
+    case LP_DLQTOOL_WHERE:
+        return lp_log_verbosity() >= 0;         /* the first named, but -q */
+    }
+    return 1;
+}
+
+/* A message take allowed, at its budget's level */
+static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
+{
+    (void)ctx;
+    switch (what) {
+    case LP_DLQTOOL_SKIPPED:
+        lp_warn("%s", msg);
         break;
     case LP_DLQTOOL_GONE:
         lp_info("%s", msg);
         break;
+    case LP_DLQTOOL_FAILED:
+    case LP_DLQTOOL_UNKNOWN:
     case LP_DLQTOOL_WHERE:
-        if (lp_log_verbosity() >= 0)
-            lp_error("%s", msg);
+        lp_error("%s", msg);
         break;
     }
 }
@@ -210,7 +225,7 @@ static int say_end(const struct dlq_opt *o, const struct says *s,
     if (s->unknown.total)
         lp_error("%" PRIu64 " unknown %s", s->unknown.total,
                  s->unknown.total == 1 ? "ID" : "IDs");
-    if ((rc = lp_dlqtool_where_outcome(t, err)) != 0) {
+    if ((rc = lp_dlqtool_where_outcome(t, o->com.verbosity, err)) != 0) {
         /* 65, or 78 when it failed on every entry it ran on; a worse
          * status stays */
         lp_error("--where %s: they were not selected", err);
@@ -256,6 +271,7 @@ int main(int argc, char **argv)
         .out_fd = STDOUT_FILENO,
         .out_name = "stdout",
         .say = say,
+        .take = take,
         .ctx = &says,
     };
     if ((status = lp_dlqtool_new(&conf, &t, err)) != 0) {
@@ -290,5 +306,5 @@ out:
     free(opt.ids);
     lp_dlqtool_free(t);
     lp_redis_free(r);
-    return status;
+    return tool_opt_end(&opt.com, status);
 }

@@ -2,7 +2,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/resource.h>
-#include <stdlib.h>
 
 #include "lp_drain.h"
 #include "lp_exit.h"
@@ -282,6 +281,5 @@ int main(int argc, char **argv)
     }
 out:
     lp_drain_free(d);
-    free(conf.com.url_copy);    /* -r URL's copy (lp_common_url) */
-    return st;
+    return tool_opt_end(&conf.com, st);
 }

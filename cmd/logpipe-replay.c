@@ -132,24 +132,29 @@ struct budgets {
     struct lp_budget bad, gz;
 };
 
-/* The engine's notices, said as they come (lp_replay.h) */
-static void say(void *ctx, int level, const char *msg)
+/* Whether the engine makes a message about a line: damaged lines and
+ * gzip members on their budgets, --where's (the first LP_JQ_NAMED
+ * already) but with -q (lp_replay.h) */
+static int take(void *ctx, int level)
 {
     struct budgets *b = ctx;
 
     switch (level) {
     case LP_REPLAY_SAY_DAMAGED:
-        if (lp_budget_take(&b->bad))
-            lp_error("%s", msg);
-        break;
+        return lp_budget_take(&b->bad);
     case LP_REPLAY_SAY_GZ:
-        if (lp_budget_take(&b->gz))
-            lp_error("%s", msg);
-        break;
-    case LP_REPLAY_SAY_WHERE:
-        if (lp_log_verbosity() >= 0)
-            lp_error("%s", msg);
-        break;
+        return lp_budget_take(&b->gz);
+    default:                    /* LP_REPLAY_SAY_WHERE */
+        return lp_log_verbosity() >= 0;
+    }
+}
+
+/* The engine's notices, said as they come (lp_replay.h); take allowed
+ * those about a line */
+static void say(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    switch (level) {
     case LP_REPLAY_SAY_WARN:
         lp_warn("%s", msg);
         break;
@@ -191,15 +196,16 @@ static void write_metrics(const struct replay_opt *opt,
     lp_metrics_free(m);
 }
 
-/* The end of a run that failed: err said, the metrics, the status. */
-static int end(const struct replay_opt *opt, struct lp_replay *rp,
-               int status, const char *err)
+/* The end of every run: err said (NULL: nothing to say), the metrics, the
+ * status. */
+static int end(struct replay_opt *opt, struct lp_replay *rp, int status,
+               const char *err)
 {
     if (err && err[0])
         lp_error("%s", err);
     write_metrics(opt, rp);
     lp_replay_free(rp);
-    return status;
+    return tool_opt_end(&opt->com, status);
 }
 
 /* Where the inputs come from: the stream, or PATHs (--dir by default).
@@ -263,6 +269,7 @@ int main(int argc, char **argv)
         .out_fd = STDOUT_FILENO,
         .out_name = "stdout",
         .notify = { say, &say_budgets },
+        .take = take,
     };
     if ((st = lp_replay_new(&conf, &rp, err)) != 0)
         return end(&opt, NULL, st, err);
@@ -285,7 +292,7 @@ int main(int argc, char **argv)
         lp_error("%" PRIu64 " damaged %s in %" PRIu64 " %s", res->damaged,
                  res->damaged == 1 ? "line" : "lines", res->damaged_files,
                  res->damaged_files == 1 ? "file" : "files");
-    if (lp_replay_where_outcome(rp, msg) != 0)
+    if (lp_replay_where_outcome(rp, opt.com.verbosity, msg) != 0)
         lp_error("--where %s: they were not printed", msg);
     lp_info("%" PRIu64 " lines read, %" PRIu64 " printed, %" PRIu64
             " damaged", res->lines, res->printed, res->damaged);

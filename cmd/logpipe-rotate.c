@@ -216,5 +216,5 @@ int main(int argc, char **argv)
         lp_error("%s", err);
     write_metrics(&t);
     lp_rotate_free(t.rot);
-    return exit_status(res);
+    return tool_opt_end(&o->com, exit_status(res));
 }

@@ -2,7 +2,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -303,8 +302,7 @@ int main(int argc, char **argv)
     lp_sig_init(0);
     if ((s = lp_send_new(&opt.c, &nt, err)) == NULL) {
         lp_error("%s", err);
-        free(opt.com.url_copy);
-        return LP_EX_SOFTWARE;
+        return tool_opt_end(&opt.com, LP_EX_SOFTWARE);
     }
     if ((code = lp_send_open(s, err)) != 0)
         lp_error("%s", err);
@@ -314,12 +312,11 @@ int main(int argc, char **argv)
         code = summary(s, &opt.c);
     gone = lp_send_stdout_gone(s);
     lp_send_free(s);                    /* writes the metrics last */
-    free(opt.com.url_copy);             /* -r URL's copy (lp_common_url) */
     if (gone) {
         /* stdout went away (| head): leave as a filter killed by SIGPIPE
          * does, so the shell sees 141 and pipefail notices; what was read
          * was sent first */
         tool_sigpipe_exit();
     }
-    return code;
+    return tool_opt_end(&opt.com, code);
 }

@@ -34,9 +34,10 @@ struct stat_opt {
     int prom, check;
     int64_t timeout;
     uint64_t max_lag, max_pending, max_dlq;
-    int64_t max_pending_age;
+    int64_t max_pending_age, max_journal_age;
     /* the thresholds given */
-    const struct lp_optdef *has_lag, *has_pending, *has_age, *has_dlq;
+    const struct lp_optdef *has_lag, *has_pending, *has_age, *has_dlq,
+                           *has_jage;
 };
 
 #define OPT struct stat_opt
@@ -58,6 +59,9 @@ static const struct lp_optdef longopts[] = {
       "age of the oldest pending entry", LP_GIVEN(OPT, has_age) },
     { "max-dlq", 0, LP_UINT(OPT, max_dlq), "N", "entries in the DLQ",
       LP_GIVEN(OPT, has_dlq) },
+    { "max-journal-age", 0, LP_DURATION(OPT, max_journal_age), "DUR",
+      "age of the oldest journal segment in --dir",
+      LP_GIVEN(OPT, has_jage) },
     LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL }
@@ -81,7 +85,8 @@ static const struct tool_cmd cli = {
 "usage: logpipe-stat [options]\n"
 "The state of the pipeline: stream length, each group's consumers,\n"
 "pending entries, lag and oldest pending age, DLQ length, WAL and archive\n"
-"sizes. One NDJSON object, or Prometheus text with --prom.\n"
+"sizes, the archive's drain journals. One NDJSON object, or Prometheus\n"
+"text with --prom.\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 1 a --check threshold crossed, 64 usage, 69 Redis\n"
@@ -152,6 +157,21 @@ static int check(const struct stat_opt *opt, struct lp_stat *st)
                  opt->max_dlq);
         crossed = 1;
     }
+    if (opt->has_jage && !f->have_journal) {
+        /* said above why; a check that cannot look must not pass */
+        lp_error("--dir %s: journals not read, --max-journal-age not met",
+                 opt->com.dir);
+        crossed = 1;
+    } else if (opt->has_jage && f->journal_age_ms > opt->max_journal_age) {
+        char d[32];
+        lp_format_duration(opt->max_journal_age, d, sizeof d);
+        lp_error("--dir %s: oldest journal segment is %.1fs old, over "
+                 "--max-journal-age %s (%u %s, %" PRIu64 " bytes)",
+                 opt->com.dir,
+                 (double)f->journal_age_ms / 1000.0, d, f->journals,
+                 f->journals == 1 ? "journal" : "journals", f->journal_bytes);
+        crossed = 1;
+    }
     return crossed;
 }
 
@@ -176,15 +196,18 @@ int main(int argc, char **argv)
 
     tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
     if (opt.check && !opt.has_lag && !opt.has_pending && !opt.has_age &&
-        !opt.has_dlq)
+        !opt.has_dlq && !opt.has_jage)
         tool_opt_error(&cli, "--check needs a threshold (--max-lag, "
-                       "--max-pending, --max-pending-age, --max-dlq)");
+                       "--max-pending, --max-pending-age, --max-dlq, "
+                       "--max-journal-age)");
+    if (opt.has_jage && !opt.com.dir_set)
+        tool_opt_error(&cli, "--max-journal-age needs --dir");
     lp_log_init("logpipe-stat", opt.com.log_format, opt.com.verbosity);
     /* one short run: SIGINT and SIGTERM end it as they do by default */
     signal(SIGPIPE, SIG_IGN);
     if ((r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
-        return LP_EX_CONFIG;
+        return tool_opt_end(&opt.com, LP_EX_CONFIG);
     }
     st = lp_stat_new(&(struct lp_stat_conf){
         .redis = r, .timeout = opt.timeout,
@@ -227,5 +250,5 @@ out:
     free(out);
     lp_metrics_free(m);
     lp_stat_free(st);
-    return code;
+    return tool_opt_end(&opt.com, code);
 }

@@ -155,6 +155,15 @@ int tool_opt_parse(const struct tool_cmd *cmd, int argc, char **argv,
     return optind;
 }
 
+int tool_opt_end(struct lp_common *com, int status)
+{
+    if (com->redis_url == com->url_copy)
+        com->redis_url = NULL;
+    free(com->url_copy);
+    com->url_copy = NULL;
+    return status;
+}
+
 struct lp_redis *tool_redis(const struct lp_common *c, char *err)
 {
     int shown = 0;

@@ -52,6 +52,16 @@ struct tool_cmd {
 int tool_opt_parse(const struct tool_cmd *cmd, int argc, char **argv,
                    void *opt, struct lp_common *com);
 
+/*
+ * The end of a run: frees what tool_opt_parse keeps for com (the -r URL's
+ * copy, lp_common_url) and returns status, so that every way out of a
+ * tool's main is `return tool_opt_end(&opt.com, status);`. Once com's
+ * strings are no longer used. The ways out that do not return (an
+ * exit() of tool_opt_error, tool_sigpipe_exit) leave the copy to the
+ * process's end: main's frame still holds it then.
+ */
+int tool_opt_end(struct lp_common *com, int status);
+
 /* Prints cmd's --help on stdout. */
 void tool_opt_usage(const struct tool_cmd *cmd);
 

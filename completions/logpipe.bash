@@ -41,7 +41,8 @@ _logpipe_opts()
         ;;
     logpipe-stat)
         echo "$common --group --dir --wal --timeout --prom --check --max-lag
-            --max-pending --max-pending-age --max-dlq -g -d -t"
+            --max-pending --max-pending-age --max-dlq --max-journal-age -g -d
+            -t"
         ;;
     logpipe-agg)
         # reads stdin, talks to no Redis
@@ -113,7 +114,7 @@ _logpipe_takes_arg()
     logpipe-stat)
         case $2 in
         --group|--dir|--wal|--timeout|--max-lag|--max-pending|\
-        --max-pending-age|--max-dlq|-g|-d|-t)
+        --max-pending-age|--max-dlq|--max-journal-age|-g|-d|-t)
             return 0 ;;
         esac ;;
     *)

@@ -42,6 +42,10 @@ struct lp_afile {
     size_t dslot;               /* its index in a->dirty */
     int insync;                 /* in the running epoch's sync job */
     size_t jslot;               /* its index in a->jfiles */
+    int locked;                 /* by lp_archive_lock, for this batch */
+    struct lp_buf hold;         /* journal mode: lines committed to the
+                                   journal, not yet written to the file */
+    int64_t hold_ms;            /* when its oldest was committed */
 };
 
 /* A descriptor whose file was closed (evicted, rotated away) while its
@@ -83,12 +87,18 @@ struct lp_archive {
     uint64_t *dset;             /* their inodes (0: free), this epoch */
     size_t dcap, dn;
     int64_t commit_us;          /* the last journal commit took */
+    size_t held;                /* bytes in the files' hold buffers */
+    int64_t stale_ms;           /* held this long: checked for copies */
+    int nohold;                 /* the batch in hand is written through */
+    int freeing;                /* lp_archive_free: nothing written */
     int failed;                 /* an epoch forced by orphans failed: */
     char ferr[LP_ERRLEN];       /* why (errno in failed) */
 };
 
 static int epoch_start(struct lp_archive *a, char *err);
 static int epoch_end(struct lp_archive *a, char *err);
+static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
+                           char *err);
 
 /*
  * At most max_open descriptors wait for their sync: before one more is
@@ -191,11 +201,12 @@ static void undirty(struct lp_archive *a, struct lp_afile *f)
 /* Lets go of f's descriptor: closed, or kept while its data is still to
  * be synced (a dirty file is synced by the next epoch before it is
  * closed, so eviction never syncs in the foreground). */
-static void release_fd(struct lp_archive *a, struct lp_afile *f)
+static void release_fd(struct lp_archive *a, struct lp_afile *f,
+                       int may_flush)
 {
     if (f->fd < 0)
         return;
-    if (f->dirty)
+    if (f->dirty && may_flush)
         make_room(a);           /* while an epoch it starts can take f */
     if (f->insync)
         a->jfiles[f->jslot] = NULL;
@@ -214,14 +225,26 @@ static void release_fd(struct lp_archive *a, struct lp_afile *f)
 static void close_file(struct lp_archive *a, struct lp_afile *f)
 {
     struct lp_afile **pp = &a->bucket[hash_path(f->path, strlen(f->path))];
+    char err[LP_ERRLEN];
 
+    /* its held lines first (not when freeing: the journal has them) */
+    if (f->hold.len && !a->freeing && !a->failed &&
+        put_held_locked(a, f, err) < 0) {
+        a->failed = errno ? errno : EIO;
+        snprintf(a->ferr, sizeof a->ferr, "%s", err);
+    }
+    if (f->hold.len) {
+        a->held -= f->hold.len;
+        f->hold.len = 0;
+    }
     while (*pp != f)
         pp = &(*pp)->next;
     *pp = f->next;
-    release_fd(a, f);
+    release_fd(a, f, !a->freeing);
     if (a->last == f)
         a->last = NULL;
     lp_buf_free(&f->pend);
+    lp_buf_free(&f->hold);
     free(f->checks);
     free(f->path);
     free(f);
@@ -245,6 +268,7 @@ void lp_archive_free(struct lp_archive *a)
     if (a->job)                 /* its descriptors must stay open */
         lp_sync_wait(&bad);
     a->job = 0;
+    a->freeing = 1;
     lp_archive_close_all(a);
     for (size_t i = 0; i < a->norph; i++) {
         close(a->orph[i].fd);   /* what is unsynced, the journal has */
@@ -618,10 +642,17 @@ static int scan_for_copies(struct lp_archive *a, struct lp_afile *f,
     return 0;
 }
 
+static uint64_t drop_found_in(struct lp_afile *f, struct lp_buf *b);
+
 /* Drops from f's buffer the lines whose entries the scan found. */
 static uint64_t drop_found(struct lp_afile *f)
 {
-    char *r = f->pend.p, *w = f->pend.p, *end = f->pend.p + f->pend.len;
+    return drop_found_in(f, &f->pend);
+}
+
+static uint64_t drop_found_in(struct lp_afile *f, struct lp_buf *b)
+{
+    char *r = b->p, *w = b->p, *end = b->p + b->len;
     uint64_t dropped = 0, ms, seq;
 
     while (r < end) {
@@ -638,7 +669,7 @@ static uint64_t drop_found(struct lp_afile *f)
         }
         r += n;
     }
-    f->pend.len = (size_t)(w - f->pend.p);
+    b->len = (size_t)(w - b->p);
     return dropped;
 }
 
@@ -750,7 +781,7 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
                   f->path);
         {
             int was_dirty = f->dirty;
-            release_fd(a, f);
+            release_fd(a, f, 0);    /* with locks held: no epoch now */
             f->end = -1;
             if ((f->fd = open_append(a, f->path, err)) < 0)
                 return -1;
@@ -774,7 +805,20 @@ static int by_path(const void *x, const void *y)
 static void unlock_all(struct lp_archive *a, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        flock(a->touched[i]->fd, LOCK_UN);
+        if (a->touched[i]->locked)  /* the flag stays: it says written */
+            flock(a->touched[i]->fd, LOCK_UN);
+}
+
+/* Is f written by the batch in hand, or are its lines held (journal
+ * mode: committed to the journal, written to the file by the next epoch,
+ * many batches in one write)? Written now: without a journal; when its
+ * entries may be in it already (a check: the held lines go first, so the
+ * check sees them); for a batch held long (see lp_archive_hold); when
+ * enough is held for it. */
+static int writes_now(const struct lp_archive *a, const struct lp_afile *f)
+{
+    return a->j == NULL || a->nohold || f->nchecks ||
+           f->pend.len + f->hold.len >= LP_HOLD_FILE;
 }
 
 int lp_archive_lock(struct lp_archive *a, char *err)
@@ -782,7 +826,12 @@ int lp_archive_lock(struct lp_archive *a, char *err)
     qsort(a->touched, a->ntouched, sizeof *a->touched, by_path);
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
+        f->locked = 0;
+        if (!writes_now(a, f))
+            continue;
+        f->locked = 1;
         if (lock_for_append(a, f, &f->size, err) < 0) {
+            f->locked = 0;
             int e = errno;
             unlock_all(a, i);
             errno = e;
@@ -826,6 +875,86 @@ void lp_archive_drop_lines(struct lp_buf *b, const struct lp_sid *drop,
 static int journal_commit(struct lp_archive *a, char *err);
 static int journal_settle(struct lp_archive *a, char *err);
 
+/*
+ * Writes the lines f holds (f locked). Held past a->stale_ms (the drain
+ * stalled), another consumer may have claimed their entries and written
+ * them meanwhile: they are checked for first, apart from the batch's own
+ * checks, which then see them in the file. 0 or -1 with err and errno.
+ */
+static int put_held(struct lp_archive *a, struct lp_afile *f, char *err)
+{
+    size_t n = f->hold.len;
+
+    if (a->stale_ms > 0 && lp_mono_ms() - f->hold_ms >= a->stale_ms) {
+        struct check *save = f->checks;
+        size_t nsave = f->nchecks, capsave = f->capchecks;
+        const char *s = f->hold.p, *end = f->hold.p + f->hold.len, *q;
+        int rc = 0;
+
+        f->checks = NULL;
+        f->nchecks = f->capchecks = 0;
+        while (s < end && rc == 0) {
+            const char *nl = memchr(s, '\n', (size_t)(end - s));
+            size_t len = (size_t)(nl ? nl + 1 - s : end - s);
+            if (len > 8 && (q = memchr(s + 8, '"', len - 8)) != NULL &&
+                lp_afile_check(f, s + 8, (size_t)(q - s - 8)) < 0) {
+                snprintf(err, LP_ERRLEN, "out of memory");
+                errno = ENOMEM;
+                rc = -1;
+            }
+            s += len;
+        }
+        if (rc == 0 && f->nchecks) {
+            qsort(f->checks, f->nchecks, sizeof *f->checks, cmp_check);
+            rc = scan_for_copies(a, f, f->size, err);
+            if (rc == 0)
+                drop_found_in(f, &f->hold);
+        }
+        free(f->checks);
+        f->checks = save;
+        f->nchecks = nsave;
+        f->capchecks = capsave;
+        if (rc < 0)
+            return -1;
+    }
+    f->end = -1;
+    if (f->hold.len && lp_fs_write_all(f->fd, f->hold.p, f->hold.len) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: write: %s", f->path, strerror(errno));
+        return -1;
+    }
+    f->size += (off_t)f->hold.len;
+    f->end = f->size;
+    a->held -= n;
+    f->hold.len = 0;
+    return 0;
+}
+
+/* The same for a file not locked: locks it, writes, unlocks. */
+static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
+                           char *err)
+{
+    int rc, e;
+
+    if (lock_for_append(a, f, &f->size, err) < 0)
+        return -1;
+    rc = put_held(a, f, err);
+    e = errno;
+    flock(f->fd, LOCK_UN);
+    errno = e;
+    return rc;
+}
+
+/* Writes every file's held lines (outside a batch: no lock held). */
+static int put_all_held(struct lp_archive *a, char *err)
+{
+    for (size_t i = 0; i < a->ndirty && a->held > 0; i++) {
+        struct lp_afile *f = a->dirty[i];
+        if (f->hold.len && put_held_locked(a, f, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
                      size_t ndrop, uint64_t *dups, char *err)
 {
@@ -835,6 +964,20 @@ int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
         struct lp_afile *f = a->touched[i];
         if (ndrop)
             lp_archive_drop_lines(&f->pend, drop, ndrop);
+        if (a->j && !f->locked) {
+            /* held: into the journal now, into the file later */
+            if (f->pend.len &&
+                lp_journal_add(a->j, f->path, strlen(f->path), f->pend.p,
+                               f->pend.len) < 0) {
+                snprintf(err, LP_ERRLEN, "%s: journal: %s", f->path,
+                         strerror(errno));
+                goto fail;
+            }
+            continue;
+        }
+        /* what this file holds is older: written first */
+        if (f->hold.len && put_held(a, f, err) < 0)
+            goto fail;
         if (f->nchecks) {
             uint64_t found;
             qsort(f->checks, f->nchecks, sizeof *f->checks, cmp_check);
@@ -911,9 +1054,21 @@ static int journal_commit(struct lp_archive *a, char *err)
  * could not be synced either). */
 static int journal_settle(struct lp_archive *a, char *err)
 {
+    int64_t now = lp_mono_ms();
+
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
-        if (f->pend.len && mark_dirty(a, f) < 0) {
+        if (!f->locked && f->pend.len) {
+            if (f->hold.len == 0)
+                f->hold_ms = now;
+            if (lp_buf_add(&f->hold, f->pend.p, f->pend.len) < 0 ||
+                mark_dirty(a, f) < 0) {
+                snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
+                errno = ENOMEM;
+                return -1;
+            }
+            a->held += f->pend.len;
+        } else if (f->pend.len && mark_dirty(a, f) < 0) {
             /* no room to remember it: sync it now */
             if (fdatasync(f->fd) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: fsync: %s", f->path,
@@ -924,10 +1079,16 @@ static int journal_settle(struct lp_archive *a, char *err)
         f->pend.len = 0;
         f->touched = 0;
         f->mustsync = 0;
+        f->locked = 0;
     }
     a->ntouched = 0;
     a->batchno++;
-    return 0;
+    /* memory: what is held is bounded; and a batch written through (the
+     * drain caught up) writes what was held: lines reach their files
+     * late only while a backlog is drained */
+    int put = a->held >= LP_HOLD_MAX || (a->nohold && a->held);
+    a->nohold = 0;
+    return put ? put_all_held(a, err) : 0;
 }
 
 /* The touched files' descriptors into a->fds. Returns 0 or -1 (ENOMEM). */
@@ -1010,15 +1171,18 @@ void lp_archive_discard(struct lp_archive *a)
         a->touched[i]->nchecks = 0;
         a->touched[i]->touched = 0;
         a->touched[i]->mustsync = 0;
+        a->touched[i]->locked = 0;
     }
     a->ntouched = 0;
 }
 
 /* ---- journal mode: epochs ---------------------------------------------- */
 
-void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j)
+void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j,
+                            int64_t stale_ms)
 {
     a->j = j;
+    a->stale_ms = stale_ms;
     a->sealed_at = lp_mono_ms();
     a->jadded = 0;
 }
@@ -1027,7 +1191,12 @@ void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j)
  * seal, in the pool. 0, or -1 with err (out of memory). */
 static int epoch_start(struct lp_archive *a, char *err)
 {
-    size_t want = a->ndirty + a->norph, k = 0;
+    size_t want, k = 0;
+
+    /* the lines held go to their files before the seal */
+    if (put_all_held(a, err) < 0)
+        return -1;
+    want = a->ndirty + a->norph;
 
     if (want > a->capjob) {
         int *fds = realloc(a->jfds, want * sizeof *fds);
@@ -1137,9 +1306,14 @@ int64_t lp_archive_commit_us(const struct lp_archive *a)
     return a->commit_us;
 }
 
+void lp_archive_hold(struct lp_archive *a, int ok)
+{
+    a->nohold = !ok;
+}
+
 int lp_archive_busy(const struct lp_archive *a)
 {
-    return a->j && (a->job || a->ndirty || a->norph ||
+    return a->j && (a->job || a->ndirty || a->norph || a->held ||
                     lp_journal_bytes(a->j) > 0);
 }
 

@@ -91,17 +91,36 @@ int lp_archive_sync_start(struct lp_archive *a, char *err);
 int lp_archive_sync_finish(struct lp_archive *a, char *err);
 
 /*
- * Journal mode (logpipe-drain's): lp_archive_write adds each file's lines
- * to j (borrowed) while the file is locked and commits j before it
- * unlocks them; the batch is durable when lp_archive_write returns 0, and
- * lp_archive_sync is not called. The files written are synced in the
- * background, an epoch at a time, and j is cut behind them: call
- * lp_archive_flush after each batch. A file closed while it still has
- * data to sync (--max-open eviction, rotation) keeps its descriptor until
- * that sync. Before any of this the caller replays what j held.
+ * Journal mode (logpipe-drain's): lp_archive_write adds the batch's lines
+ * to j (borrowed) and commits j; the batch is durable when
+ * lp_archive_write returns 0, and lp_archive_sync is not called. A file
+ * the batch writes to is locked from before its lines enter j until
+ * after the commit; most files are not written by the batch, though:
+ * their lines are held (in memory, and in j) and written many batches at
+ * a time, by the next epoch, or when LP_HOLD_FILE bytes are held for one
+ * file or LP_HOLD_MAX for all, each under its lock, reopened when it was
+ * rotated away meanwhile. Lines held longer than stale_ms (0: never) are
+ * checked for in their file before they are written (another drain may
+ * have taken their entries over while this one stalled). The files
+ * written are synced in the background, an epoch at a time, and j is cut
+ * behind them: call lp_archive_flush after each batch. A file closed
+ * while it still has data to sync (--max-open eviction, rotation) keeps
+ * its descriptor until that sync. Before any of this the caller replays
+ * what j held.
  */
 struct lp_journal;
-void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j);
+void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j,
+                            int64_t stale_ms);
+
+#define LP_HOLD_FILE (64u << 10)
+#define LP_HOLD_MAX (4u << 20)
+
+/* May the batch in hand's lines be held (1, the default), or must they
+ * be written through (0: a batch that stalled, whose entries another
+ * drain may claim; a batch that is not full, the drain has caught up:
+ * then what is held is written too)? Reset to 1 by each
+ * lp_archive_write. */
+void lp_archive_hold(struct lp_archive *a, int ok);
 
 /* An epoch ends LP_EPOCH_MS after it started, or when LP_EPOCH_BYTES were
  * committed to the journal in it; a journal twice that far past its last

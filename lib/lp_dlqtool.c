@@ -55,7 +55,9 @@ static void say(struct lp_dlqtool *t, enum lp_dlqtool_say what,
     char msg[LP_NOTICELEN];
     va_list ap;
 
-    if (t->conf.say == NULL)
+    /* asked first: a message not to be said is not made */
+    if (t->conf.say == NULL ||
+        (t->conf.take && !t->conf.take(t->conf.ctx, what)))
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -116,9 +118,10 @@ const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t)
     return &t->res;
 }
 
-int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, char *msg)
+int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, int verbosity,
+                             char *msg)
 {
-    return lp_jq_outcome(t->where, msg);
+    return lp_jq_status(t->where, verbosity, msg);
 }
 
 /* ---- output ------------------------------------------------------------- */

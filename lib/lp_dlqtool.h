@@ -24,7 +24,8 @@
  * be retried again by the same run (nor purged, nor listed twice).
  *
  * The engine writes data to conf.out_fd only. What it has to say about
- * single entries it hands to conf.say as it goes (the tool rations them);
+ * single entries it hands to conf.say as it goes, each once conf.take
+ * allowed it (the tool rations them);
  * what ends a run comes back from lp_dlqtool_run in err; the counts and
  * the status the entries earned are in lp_dlqtool_result.
  */
@@ -68,7 +69,11 @@ struct lp_dlqtool_conf {
     int out_fd;                 /* the NDJSON goes here */
     const char *out_name;       /* for messages: "stdout" */
     void (*say)(void *ctx, enum lp_dlqtool_say what, const char *msg);
-    void *ctx;                  /* say's, borrowed */
+    /* 1 when a message of what is to be said, 0 when it is only counted
+     * or not said (the tool's budgets, -q, -v): asked once per message,
+     * before it is made. NULL: all are said. */
+    int (*take)(void *ctx, enum lp_dlqtool_say what);
+    void *ctx;                  /* say's and take's, borrowed */
 };
 
 struct lp_dlqtool_result {
@@ -114,8 +119,10 @@ const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t);
 /*
  * After the run: 0 when --where never failed at run time, else the
  * status it earned (LP_EX_DATAERR, or LP_EX_CONFIG when it failed on every
- * entry) with msg as lp_jq_outcome says it.
+ * entry) with msg as lp_jq_status says it at the tool's verbosity (-q:
+ * -1; whether the first failures were said).
  */
-int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, char *msg);
+int lp_dlqtool_where_outcome(const struct lp_dlqtool *t, int verbosity,
+                             char *msg);
 
 #endif

@@ -1419,8 +1419,15 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
         }
         d->line.len = 0;
     } else if (lp_archive_touched(d->arch)) {
-        /* the files stay locked from the ownership check to the write */
+        /* the files stay locked from the ownership check to the write;
+         * a batch held so long that not_ours asks is written through, not
+         * held (lp_archive_hold): a claim after the check finds it. Lines
+         * are held only while a backlog is drained (full batches): a
+         * drain that has caught up writes at once */
         d->batch_t0 = lp_mono_us();
+        lp_archive_hold(d->arch, async &&
+                                     lp_mono_ms() - d->read_at <
+                                         d->conf.claim_idle / 2);
         if (lp_archive_lock(d->arch, err) < 0) {
             int st = fatal_errno(errno);
             say(d, LP_NOTICE_ERROR, "%s", err);
@@ -1755,7 +1762,9 @@ static int open_journal(struct lp_drain *d, char *err)
             "already", LP_JOURNAL_DIR, name, d->res.replayed,
             d->res.replay_dups);
     }
-    lp_archive_set_journal(d->arch, d->journal);
+    /* lines held past half of --claim-idle may have been claimed and
+     * written by another consumer: checked for first (see not_ours) */
+    lp_archive_set_journal(d->arch, d->journal, d->conf.claim_idle / 2);
     return 0;
 }
 
@@ -2138,7 +2147,8 @@ int lp_drain_run(struct lp_drain *d, struct lp_redis *r,
         d->res.end = LP_DRAIN_DONE;
         /* --where failed at run time: a failed run, 65, or 78 when it
          * failed on every event it ran on (the entries are in the DLQ) */
-        d->res.status = lp_jq_outcome(d->where, d->res.where_msg);
+        d->res.status = lp_jq_status(d->where, d->conf.com.verbosity,
+                                      d->res.where_msg);
     }
     *res = d->res;
     return res->status;

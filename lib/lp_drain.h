@@ -69,7 +69,7 @@ struct lp_drain_conf {
 enum {
     LP_DRAIN_DONE,          /* stopped, or --once done: the tool says the
                              * summary (the counts), then exits with
-                             * status (0, or --where's: lp_jq_outcome) */
+                             * status (0, or --where's: lp_jq_status) */
     LP_DRAIN_SAID,          /* ended by what it said: exit with status */
     LP_DRAIN_DLQ_REFUSED,   /* the DLQ refuses entries for good (78): the
                              * tool says so */
@@ -80,7 +80,7 @@ enum {
 struct lp_drain_result {
     int end;                /* LP_DRAIN_* */
     int status;             /* the exit status (lp_exit.h) */
-    char where_msg[1024];   /* status from --where: what lp_jq_outcome
+    char where_msg[1024];   /* status from --where: what lp_jq_status
                              * says ("" when it did not fail) */
     /* entries: read, archived (written once), already archived (found in
      * their file), moved to the DLQ, filtered out by --where, deleted

@@ -8,7 +8,6 @@
 
 #include "lp_exit.h"
 #include "lp_jq.h"
-#include "lp_log.h"
 #include "lp_parse.h"
 
 /*
@@ -22,7 +21,7 @@ struct lp_jq {
     jq_state *jq;
     char *prog;
     char cerr[LP_ERRLEN];
-    uint64_t runs, failed;      /* lp_jq_outcome */
+    uint64_t runs, failed;      /* lp_jq_status */
 };
 
 static void on_error(void *data, jv msg)
@@ -184,13 +183,13 @@ int lp_jq_name_it(const struct lp_jq *q)
     return q->failed <= LP_JQ_NAMED;
 }
 
-int lp_jq_outcome(const struct lp_jq *q, char *msg)
+int lp_jq_status(const struct lp_jq *q, int verbosity, char *msg)
 {
     if (q == NULL || q->failed == 0)
         return 0;
     snprintf(msg, LP_ERRLEN, "failed at run time on %" PRIu64 " of %" PRIu64
              " event%s%s", q->failed, q->runs, q->runs == 1 ? "" : "s",
-             q->failed > LP_JQ_NAMED && lp_log_verbosity() >= 0 ?
+             q->failed > LP_JQ_NAMED && verbosity >= 0 ?
              " (the first " LP_JQ_NAMED_S " named above)" : "");
     return q->failed == q->runs ? LP_EX_CONFIG : LP_EX_DATAERR;
 }

@@ -32,7 +32,7 @@ long lp_jq_string(struct lp_jq *q, const char *s, size_t n, char *out,
 /*
  * A runtime error fails the run, in every tool alike: the first
  * LP_JQ_NAMED are said one by one, the rest counted, and at the end
- * lp_jq_outcome() tells the status.
+ * lp_jq_status() tells the status.
  */
 #define LP_JQ_NAMED 10
 #define LP_JQ_NAMED_S "10"
@@ -44,11 +44,12 @@ int lp_jq_name_it(const struct lp_jq *q);
 /*
  * After the runs of q: 0 when none ended in a runtime error (or q is
  * NULL). Otherwise msg (LP_ERRLEN) says "failed at run time on N of M
- * events" (and that the first ones were named, when not all were), and
- * the return is LP_EX_CONFIG (78) when every run failed (the program
- * cannot work on these events: a configuration to fix), LP_EX_DATAERR (65)
- * when some did.
+ * events" (and that the first ones were named, when not all were and
+ * verbosity, the caller's -q (-1) or -v (> 0), had them said), and the
+ * return is LP_EX_CONFIG (78) when every run failed (the program cannot
+ * work on these events: a configuration to fix), LP_EX_DATAERR (65) when
+ * some did.
  */
-int lp_jq_outcome(const struct lp_jq *q, char *msg);
+int lp_jq_status(const struct lp_jq *q, int verbosity, char *msg);
 
 #endif

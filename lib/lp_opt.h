@@ -113,7 +113,8 @@ struct lp_common {
     int verbosity;              /* -q: -1, -v: +1 each */
     int log_format;             /* LP_LOG_TEXT / LP_LOG_JSON */
     int password_on_argv;       /* -r URL held a password (now blanked) */
-    char *url_copy;             /* that URL, whole */
+    char *url_copy;             /* that URL, whole: malloc'd, and the
+                                 * caller's to free (a tool's end) */
 };
 
 /* -r URL: keeps a password in it from ps (LP_LONG_REDIS's callback) */

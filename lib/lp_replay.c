@@ -115,18 +115,54 @@ struct lp_replay {
     struct par *par;            /* the second thread; NULL: not yet */
 };
 
+/* 1 when a message of level is to be made: there is a notify, and for one
+ * about a line (conf.take's levels) the caller's take allows it (and
+ * counts it). Asked once per message, before anything of it is made. */
+static int may_say(const struct lp_replay *rp, int level)
+{
+    if (rp->c.notify.fn == NULL)
+        return 0;
+    if (rp->c.take == NULL || (level != LP_REPLAY_SAY_DAMAGED &&
+                               level != LP_REPLAY_SAY_GZ &&
+                               level != LP_REPLAY_SAY_WHERE))
+        return 1;
+    return rp->c.take(rp->c.notify.ctx, level);
+}
+
+static void vsay_now(struct lp_replay *rp, int level, const char *fmt,
+                     va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* Makes the message and says it: may_say allowed it. */
+static void vsay_now(struct lp_replay *rp, int level, const char *fmt,
+                     va_list ap)
+{
+    char msg[LP_NOTICELEN];
+
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    rp->c.notify.fn(rp->c.notify.ctx, level, msg);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void say_now(struct lp_replay *rp, int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsay_now(rp, level, fmt, ap);
+    va_end(ap);
+}
+
+/* Says a message through the notify, when may_say allows it. */
 __attribute__((format(printf, 3, 4)))
 static void say(struct lp_replay *rp, int level, const char *fmt, ...)
 {
-    char msg[LP_NOTICELEN];
     va_list ap;
 
-    if (rp->c.notify.fn == NULL)
+    if (!may_say(rp, level))
         return;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsay_now(rp, level, fmt, ap);
     va_end(ap);
-    rp->c.notify.fn(rp->c.notify.ctx, level, msg);
 }
 
 /* Ends the run with status, err as fmt says; the first failure stays. */
@@ -293,12 +329,26 @@ static int judge(const struct lp_replay *rp, const struct src *src,
     return L_IN;
 }
 
+/* A line judged bad: counted, and said when the budget allows. je: why,
+ * or NULL when the second thread judged s[0..n) and kept no message: it
+ * is judged again then, only when the message is to be said. */
 static void report_bad(struct lp_replay *rp, struct src *src,
-                       uint64_t lineno, const struct lp_jerr *je)
+                       uint64_t lineno, const struct lp_jerr *je,
+                       const char *s, size_t n)
 {
+    struct lp_jevent ev;
+    struct lp_jerr again;
+
     damage(rp, src);
-    say(rp, LP_REPLAY_SAY_DAMAGED, "%s: line %" PRIu64 ": %s%s", src->name,
-        lineno, je->not_object ? "" : "invalid JSON: ", je->msg);
+    if (!may_say(rp, LP_REPLAY_SAY_DAMAGED))
+        return;
+    if (je == NULL) {
+        lp_json_event(s, n, &rp->keys, &rp->lim, &ev, &again);
+        je = &again;
+    }
+    say_now(rp, LP_REPLAY_SAY_DAMAGED, "%s: line %" PRIu64 ": %s%s",
+            src->name, lineno, je->not_object ? "" : "invalid JSON: ",
+            je->msg);
 }
 
 static void report_long(struct lp_replay *rp, struct src *s,
@@ -327,7 +377,7 @@ static int take_line(struct lp_replay *rp, struct src *src, uint64_t lineno,
         return 0;
     rp->res.lines++;
     if (r == L_BAD) {
-        report_bad(rp, src, lineno, &je);
+        report_bad(rp, src, lineno, &je, NULL, 0);
         return 0;
     }
     if (r == L_OUT)
@@ -335,7 +385,7 @@ static int take_line(struct lp_replay *rp, struct src *src, uint64_t lineno,
     if (rp->where) {
         int m = lp_jq_match(rp->where, s, n, err);
         if (m < 0) {
-            /* a failed run (lp_jq_outcome at the end): not printed */
+            /* a failed run (lp_jq_status at the end): not printed */
             if (lp_jq_name_it(rp->where))
                 say(rp, LP_REPLAY_SAY_WHERE, "%s: line %" PRIu64
                     ": --where: %s", src->name, lineno, err);
@@ -992,8 +1042,6 @@ static void par_fill(struct lp_replay *rp, struct src *s, struct pbatch *b)
  */
 static void par_emit(struct lp_replay *rp, struct pbatch *b)
 {
-    struct lp_jevent ev;
-    struct lp_jerr je;
     const char *span = NULL;
     size_t span_n = 0;
 
@@ -1008,8 +1056,7 @@ static void par_emit(struct lp_replay *rp, struct pbatch *b)
             break;
         case L_BAD:
             rp->res.lines++;
-            lp_json_event(s, l->len, &rp->keys, &rp->lim, &ev, &je);
-            report_bad(rp, b->src, l->lineno, &je);
+            report_bad(rp, b->src, l->lineno, NULL, s, l->len);
             break;
         case L_OUT:
             rp->res.lines++;
@@ -1343,9 +1390,9 @@ int lp_replay_run(struct lp_replay *rp, char *err)
     return 0;
 }
 
-int lp_replay_where_outcome(struct lp_replay *rp, char *msg)
+int lp_replay_where_outcome(struct lp_replay *rp, int verbosity, char *msg)
 {
-    int st = lp_jq_outcome(rp->where, msg);
+    int st = lp_jq_status(rp->where, verbosity, msg);
 
     if (st == 0)
         return 0;

@@ -63,6 +63,12 @@ struct lp_replay_conf {
     int out_fd;                 /* where the lines go (borrowed) */
     const char *out_name;       /* its name in messages: "stdout" */
     struct lp_notify notify;    /* copied; NULL fn: silent */
+    /* 1 when a message of level LP_REPLAY_SAY_DAMAGED, _GZ or _WHERE (a
+     * bad input's by the million) is to be said, 0 when it is only
+     * counted or not said (the caller's budgets, -q): asked with
+     * notify.ctx once per such message, before it is made. NULL: all
+     * are said. */
+    int (*take)(void *ctx, int level);
 };
 
 /*
@@ -150,9 +156,10 @@ int lp_replay_run(struct lp_replay *rp, char *err);
  * (LP_ERRLEN) says on how many ("failed at run time on N of M events
  * ..."), and the status becomes LP_EX_CONFIG when it failed on every one,
  * LP_EX_DATAERR when on some (a worse status stays). Returns that
- * lp_jq_outcome status, or 0 when none failed (msg untouched).
+ * lp_jq_status status, or 0 when none failed (msg untouched). verbosity:
+ * the tool's (-q: -1), which says whether the first failures were said.
  */
-int lp_replay_where_outcome(struct lp_replay *rp, char *msg);
+int lp_replay_where_outcome(struct lp_replay *rp, int verbosity, char *msg);
 
 /* The counts and status so far; borrowed from rp, which must not be
  * NULL. */

@@ -386,7 +386,7 @@ static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
     len = lp_jq_string(s->rkey_jq, txt, n, buf, cap, err);
     if (len < 0) {
         /* the keyless bucket; the first few said, all counted: a failed
-         * run (lp_jq_outcome at the end) */
+         * run (lp_jq_status at the end) */
         if (lp_jq_name_it(s->rkey_jq) && s->c.verbosity >= 0)
             say(s, LP_NOTICE_ERROR, "--rate-key: %s (such events share the "
                 "limit of events without a key)", err);
@@ -1023,7 +1023,7 @@ int lp_send_stdout_gone(const struct lp_send *s)
 
 int lp_send_rate_key_outcome(struct lp_send *s, char *msg)
 {
-    return lp_jq_outcome(s->rkey_jq, msg);
+    return lp_jq_status(s->rkey_jq, s->c.verbosity, msg);
 }
 
 void lp_send_free(struct lp_send *s)

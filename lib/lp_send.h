@@ -152,7 +152,7 @@ int lp_send_stopped(const struct lp_send *s);
 /* --ids stopped: the reader of stdout went away (EPIPE). */
 int lp_send_stdout_gone(const struct lp_send *s);
 
-/* --rate-key's outcome, as lp_jq_outcome: 0, or 65/78 with msg. */
+/* --rate-key's outcome, as lp_jq_status: 0, or 65/78 with msg. */
 int lp_send_rate_key_outcome(struct lp_send *s, char *msg);
 
 /* Writes the metrics a last time, closes everything, frees s. Accepts

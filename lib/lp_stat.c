@@ -6,6 +6,7 @@
 
 #include "lp_buf.h"
 #include "lp_fs.h"
+#include "lp_journal.h"
 #include "lp_stat.h"
 #include "lp_time.h"
 #include "lp_tree.h"
@@ -135,9 +136,12 @@ int lp_stat_redis(struct lp_stat *s)
 }
 
 /* Measures the tree at path: the files of kinds k1 and k2. Returns 1, or
- * 0 when it cannot be read (warned of: "OPT PATH: why"). */
+ * 0 when it cannot be read (warned of: "OPT PATH: why"). keep: NULL, or
+ * where to hand over the tree's descriptor when it returns 1 (the caller
+ * closes it). */
 static int measure(struct lp_stat *s, const char *opt, const char *path,
-                   int k1, int k2, uint64_t *bytes, uint64_t *files)
+                   int k1, int k2, uint64_t *bytes, uint64_t *files,
+                   int *keep)
 {
     char err[LP_ERRLEN];
     struct lp_tfile *v;
@@ -157,21 +161,58 @@ static int measure(struct lp_stat *s, const char *opt, const char *path,
             }
         lp_tree_free(v, n);
     }
+    if (ok && keep) {
+        *keep = fd;
+        fd = -1;
+    }
     if (fd >= 0)
         close(fd);
     return ok;
 }
 
+/* The drains' journals below the archive tree dirfd (which the walk of
+ * measure skips, as every name starting with '.'): how many hold
+ * segments, their bytes and the age of the oldest segment. One that
+ * cannot be read is warned of and left unknown. */
+static void journals(struct lp_stat *s, int dirfd)
+{
+    struct lp_stat_figures *f = &s->f;
+    char err[LP_ERRLEN];
+    unsigned count;
+    uint64_t bytes;
+    int64_t oldest;
+
+    if (lp_journal_usage(dirfd, &count, &bytes, &oldest, err) < 0) {
+        lp_notice(&s->c.notify, LP_NOTICE_WARN, "--dir %s: %s", s->c.dir,
+                  err);
+        return;
+    }
+    f->have_journal = 1;
+    f->journals = count;
+    f->journal_bytes = bytes;
+    if (count > 0)
+        /* a segment written after the time of the measure: new */
+        f->journal_age_ms = oldest < f->now ? f->now - oldest : 0;
+}
+
 void lp_stat_files(struct lp_stat *s)
 {
     struct lp_stat_figures *f = &s->f;
+    int fd = -1;
 
+    if (f->now == 0)
+        f->now = lp_now_ms();   /* Redis was not asked */
+    f->journal_age_ms = -1;     /* until journals() finds a segment */
     if (s->c.wal)
         f->have_wal = measure(s, "--wal", s->c.wal, LP_T_WAL, LP_T_WAL,
-                              &f->wal_bytes, &f->wal_segments);
+                              &f->wal_bytes, &f->wal_segments, NULL);
     if (s->c.dir)
         f->have_dir = measure(s, "--dir", s->c.dir, LP_T_JSONL, LP_T_GZ,
-                              &f->dir_bytes, &f->dir_files);
+                              &f->dir_bytes, &f->dir_files, &fd);
+    if (fd >= 0) {
+        journals(s, fd);
+        close(fd);
+    }
 }
 
 int lp_stat_count_after(struct lp_stat *s, const char *last, uint64_t limit,
@@ -223,6 +264,19 @@ static void jnum(struct lp_buf *b, long long v)
     lp_buf_adds(b, t);
 }
 
+/* An age in ms as seconds with three decimals, or null when < 0. */
+static void jage(struct lp_buf *b, int64_t ms)
+{
+    char t[32];
+
+    if (ms < 0) {
+        lp_buf_adds(b, "null");
+        return;
+    }
+    snprintf(t, sizeof t, "%.3f", (double)ms / 1000.0);
+    lp_buf_adds(b, t);
+}
+
 /* The groups, as a JSON array's members. */
 static void json_groups(const struct lp_stat_figures *f, struct lp_buf *b)
 {
@@ -250,13 +304,7 @@ static void json_groups(const struct lp_stat_figures *f, struct lp_buf *b)
         else
             lp_buf_adds(b, "null");
         lp_buf_adds(b, ",\"oldest_pending_age_seconds\":");
-        if (o->age_ms >= 0) {
-            char t[32];
-            snprintf(t, sizeof t, "%.3f", (double)o->age_ms / 1000.0);
-            lp_buf_adds(b, t);
-        } else {
-            lp_buf_adds(b, "null");
-        }
+        jage(b, o->age_ms);
         lp_buf_addc(b, '}');
     }
 }
@@ -313,6 +361,17 @@ files:
         jnum(&b, (long long)f->dir_bytes);
         lp_buf_adds(&b, ",\"files\":");
         jnum(&b, (long long)f->dir_files);
+        if (f->have_journal) {
+            lp_buf_adds(&b, ",\"journals\":");
+            jnum(&b, (long long)f->journals);
+            lp_buf_adds(&b, ",\"journal_bytes\":");
+            jnum(&b, (long long)f->journal_bytes);
+        } else {
+            /* unknown: rather null than 0 */
+            lp_buf_adds(&b, ",\"journals\":null,\"journal_bytes\":null");
+        }
+        lp_buf_adds(&b, ",\"oldest_journal_age_seconds\":");
+        jage(&b, f->journal_age_ms);
         lp_buf_addc(&b, '}');
     }
     lp_buf_adds(&b, "}\n");
@@ -418,6 +477,20 @@ struct lp_metrics *lp_stat_metrics(const struct lp_stat *s)
         lp_metric_set(lp_gauge(m, "logpipe_archive_files", l.p,
                                "Day files of the archive tree."),
                       (double)f->dir_files);
+        if (f->have_journal) {
+            const char *age = "logpipe_archive_oldest_journal_age_seconds";
+            lp_metric_set(lp_gauge(m, "logpipe_archive_journals", l.p,
+                                   "Drain journals with segments in the "
+                                   "archive tree."),
+                          (double)f->journals);
+            lp_metric_set(lp_gauge(m, "logpipe_archive_journal_bytes", l.p,
+                                   "Bytes of the drain journals' segments."),
+                          (double)f->journal_bytes);
+            lp_metric_set(lp_gauge(m, age, l.p,
+                                   "Age of the oldest journal segment."),
+                          f->journal_age_ms >= 0 ?
+                          (double)f->journal_age_ms / 1000.0 : 0);
+        }
     }
     lp_metric_set(lp_gauge(m, "logpipe_redis_up", "",
                            "1 when Redis answered every command, 0 when "

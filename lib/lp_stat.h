@@ -14,7 +14,8 @@
 /*
  * Read-only: XLEN, XINFO GROUPS, XPENDING (summary) per group, XLEN of the
  * DLQ (all through lp_stream.h); the sizes of the WAL directory and of
- * the archive tree when named. The engine gathers them into its figures
+ * the archive tree when named, and of the drains' journals in the tree
+ * (lp_journal_usage). The engine gathers them into its figures
  * (struct lp_stat_figures) and renders them as one NDJSON object or as
  * lp_metrics (Prometheus text, for --prom, --metrics, a scrape): the
  * representations of the figures are theirs, so that any caller shows
@@ -60,6 +61,12 @@ struct lp_stat_figures {
     int have_wal, have_dir;     /* measured (named and readable) */
     uint64_t wal_bytes, wal_segments;
     uint64_t dir_bytes, dir_files;
+    int have_journal;           /* the drains' journals below the tree
+                                   measured (have_dir, and readable) */
+    unsigned journals;          /* journals holding segments */
+    uint64_t journal_bytes;     /* their segments' bytes */
+    int64_t journal_age_ms;     /* now less the mtime of the oldest
+                                   segment; -1: no segment, or unknown */
     int redis_failed;           /* LP_STAT_REDIS_*: the Redis part is
                                    unknown unless OK */
     char redis_err[LP_ERRLEN];  /* why, when it failed */
@@ -92,8 +99,9 @@ void lp_stat_free(struct lp_stat *s);
  */
 int lp_stat_redis(struct lp_stat *s);
 
-/* Measures the WAL and the archive tree when named; one that cannot be
- * read is warned of and left out. */
+/* Measures the WAL and the archive tree when named, and the journals in
+ * the tree; one that cannot be read is warned of and left out (journals
+ * that cannot be read: unknown, have_journal 0). */
 void lp_stat_files(struct lp_stat *s);
 
 /* The figures gathered so far; borrowed from s. */
@@ -119,7 +127,8 @@ char *lp_stat_json(const struct lp_stat *s);
 
 /*
  * The figures as metrics (gauges: logpipe_stream_length, logpipe_group_*,
- * logpipe_dlq_length, logpipe_wal_*, logpipe_archive_*, logpipe_redis_up,
+ * logpipe_dlq_length, logpipe_wal_*, logpipe_archive_* (with its
+ * journals'), logpipe_redis_up,
  * logpipe_stat_time_seconds), labels escaped as the Prometheus text
  * format asks; for lp_metrics_render or lp_metrics_write. The caller
  * frees it; NULL when out of memory. Its notify is s's.

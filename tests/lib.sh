@@ -11,6 +11,18 @@
 # when it asks, a private redis-server on a free port, stopped by pid at
 # exit. Nothing is shared between test files, so prove may run them in
 # parallel.
+#
+# A Redis that is not there is never a random TCP port: another test's
+# redis-server may be listening on it. It is $(dead_redis), a unix socket
+# in $TMP that does not exist; where the test needs TCP (a message naming
+# host:port, a URL with a password), it is port $DEAD_PORT after
+# reserve_dead_port, a port this test holds bound without listening on it.
+# random_port is only for a server the test starts itself, and checks.
+#
+# What several test files need is here once, each with its use in the
+# comment above it: servers (start_redis, start_postgres), events
+# (gen_events), archive trees (set_days, day_file), a stdout whose reader
+# has gone (gone), checks (test_cmp, expect_exit, grep_q, wait_for).
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 PATH="$TOP/cmd:$PATH"
@@ -67,7 +79,9 @@ say() { printf '# %s\n' "$*"; }
 # ignores: every command of an && list but its last, and `! cmd`. So a
 # body is either one && chain to its end, or each list that ends before
 # the body does ends `|| exit 1` (a && b || exit 1), or checks stand on
-# lines of their own; `! cmd` only inside a chain or last. Its output is
+# lines of their own; `! cmd` only inside a chain or last; no `a && b &`
+# (all of it runs in the background). tests/chainlint.pl checks every
+# body for these (t0001, part of make check). Its output is
 # shown as TAP comments when it fails. LP_TRACE=1 runs bodies under
 # set -x too, to see which command failed (the trace also goes where a
 # body sends stderr, so a test that compares its stderr fails in such a
@@ -132,10 +146,49 @@ grep_q() {
     fi
 }
 
-# random_port: below the kernel's ephemeral range (32768 and up), which
-# client sockets take by the thousand during a run
+# random_port: a port to start a server of our own on, which may be taken
+# (start the server, then check it is ours: start_redis). Never a Redis
+# that is not there: that is dead_redis or reserve_dead_port. Below the
+# kernel's ephemeral range (32768 and up), which client sockets take by
+# the thousand during a run
 random_port() {
     echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000 + 20000 ))
+}
+
+# dead_redis: prints the URL of a Redis that is not there and cannot come:
+# a unix socket in this test's own $TMP that nothing creates. Connecting
+# fails at once with "No such file or directory".
+dead_redis() {
+    echo "unix://$TMP/no-redis.sock"
+}
+
+# reserve_dead_port: for a test that needs a TCP Redis that is not there.
+# Call it outside test bodies. Holds a port on 127.0.0.1 bound without
+# listening (no SO_REUSEADDR), until the test file ends: connecting to it
+# is refused, and no other server can bind it meanwhile (a random port
+# could be another test's live server). Sets DEAD_PORT. The port is the
+# kernel's pick, from the ephemeral range, where random_port never looks.
+reserve_dead_port() {
+    rm -f "$TMP/.deadport"
+    perl -MSocket -e '
+        socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
+        bind($s, pack_sockaddr_in(0, inet_aton("127.0.0.1")))
+            or die "bind: $!\n";
+        my ($port) = unpack_sockaddr_in(getsockname($s));
+        open(my $f, ">", "$ARGV[0].tmp") or die "$ARGV[0].tmp: $!\n";
+        print $f "$port\n"; close $f;
+        rename("$ARGV[0].tmp", $ARGV[0]) or die "rename: $!\n";
+        close STDIN; close STDOUT;
+        # until cleanup kills it, or the test file is gone
+        my $pp = getppid();
+        sleep 1 while getppid() == $pp;
+    ' "$TMP/.deadport" &
+    echo $! >>"$TMP/.pids"
+    if ! wait_for 30 test -s "$TMP/.deadport"; then
+        echo "Bail out! cannot reserve a port"
+        exit 1
+    fi
+    DEAD_PORT=$(cat "$TMP/.deadport")
 }
 
 # start_redis [NAME [redis-server options...]]: call it outside test bodies
@@ -282,6 +335,39 @@ wait_for() {
 # test_xlen OP N [KEY]: the length of stream KEY (logs:stream) compares
 test_xlen() {
     test "$(rcli XLEN "${3:-logs:stream}")" "$1" "$2"
+}
+
+# set_days: sets today, d1, d2, d3 and d9 to the UTC dates (YYYY-MM-DD) of
+# today and of 1, 2, 3 and 9 days ago, the days of archive trees
+# (day_file); call it outside test bodies
+set_days() {
+    today=$(date -u +%F)
+    d1=$(date -u -d '-1 day' +%F)
+    d2=$(date -u -d '-2 days' +%F)
+    d3=$(date -u -d '-3 days' +%F)
+    d9=$(date -u -d '-9 days' +%F)
+}
+
+# day_file DIR SERVICE DAY N: appends N archive lines of SERVICE on DAY to
+# DIR/SERVICE/DAY.jsonl, as a drain writes them (_id 1700000000000-1 to
+# -N, seq 1 to N, at noon), and makes the file an hour old (past rotate's
+# --grace)
+day_file() {
+    mkdir -p "$1/$2"
+    awk -v n="$4" -v s="$2" -v d="$3" 'BEGIN {
+        for (i = 1; i <= n; i++)
+            printf "{\"_id\":\"1700000000000-%d\",\"timestamp\":\"%sT12:00:00Z\",\"service\":\"%s\",\"seq\":%d}\n", i, d, s, i
+    }' >>"$1/$2/$3.jsonl"
+    touch -d '1 hour ago' "$1/$2/$3.jsonl"
+}
+
+# gone TOOL ARGS...: runs the tool with a stdout whose reader has closed
+# its end already (| head that is done); its exit status goes to the file
+# rc, its stderr to err
+gone() {
+    rm -f closed
+    { wait_for 10 test -e closed; "$@" 2>err; echo $? >rc; } |
+        { exec <&-; touch closed; sleep 1; }
 }
 
 # Memory figures mean nothing under AddressSanitizer (its shadow memory)

@@ -17,28 +17,31 @@ test_expect_success 'a trickle leaves within the linger time' '
 '
 
 test_expect_success 'Redis not running at start: exit 75 after --timeout, 0 bytes sent' '
-    port=$(random_port) &&
+    url=$(dead_redis) &&
     gen_events 10 >in &&
-    expect_exit 75 logpipe-send -r redis://127.0.0.1:$port --timeout 1s <in 2>err &&
+    expect_exit 75 logpipe-send -r $url --timeout 1s <in 2>err &&
     grep_q "giving up (--timeout" err &&
-    grep_q "sent 0 bytes of the input; resume with: tail -c +1 | logpipe-send -r redis://127.0.0.1:$port --timeout 1s (fed the same input)" err
+    grep_q "sent 0 bytes of the input; resume with: tail -c +1 | logpipe-send -r $url --timeout 1s (fed the same input)" err
 '
 
+# the late Redis listens on a unix socket of its own, not a random port:
+# another test's server could hold the port before it starts, and take
+# the events
 test_expect_success 'Redis starting late within --timeout: everything is sent' '
-    port=$(random_port)
+    mkdir -p late
+    sock=$TMP/late/redis.sock
     gen_events 100 >in
-    logpipe-send -r redis://127.0.0.1:$port --timeout 20s <in 2>err &
+    logpipe-send -r unix://$sock --timeout 20s <in 2>err &
     pid=$!
     # Redis starts once the sender has found it away, not after a sleep
     # that a slow start of the sender could outlast
     wait_for 20 grep -q "retrying for up to 20s" err
-    mkdir -p late
-    redis-server --port $port --bind 127.0.0.1 --dir "$TMP/late" --save "" \
+    redis-server --port 0 --unixsocket "$sock" --dir "$TMP/late" --save "" \
         --logfile "$TMP/late/log" --daemonize yes --pidfile "$TMP/late/pid"
     wait_for 5 test -s late/pid
     cat late/pid >>"$TMP/.pids"
     wait $pid &&
-    test "$(redis-cli -p $port XLEN logs:stream)" -eq 100 &&
+    test "$(redis-cli -s "$sock" XLEN logs:stream)" -eq 100 &&
     grep_q "answers again" err
 '
 

@@ -17,7 +17,7 @@ seqs_in_order() {
 
 test_expect_success 'Redis down at start: events go to the WAL, exit 0' '
     gen_events 300 >in &&
-    logpipe-send -r unix://$PWD/no-redis.sock --wal w1 <in 2>err &&
+    logpipe-send -r $(dead_redis) --wal w1 <in 2>err &&
     grep_q "keeping events in the WAL w1" err &&
     grep_q "the WAL w1 holds" err &&
     test "$(segments w1)" -ge 1
@@ -35,7 +35,7 @@ test_expect_success '--flush-wal sends them, in order, and empties the WAL' '
 test_expect_success 'a later run sends the WAL first: order is kept' '
     rcli DEL logs:stream >/dev/null &&
     gen_events 200 >in &&
-    head -n 100 in | logpipe-send -r unix://$PWD/no-redis.sock \
+    head -n 100 in | logpipe-send -r $(dead_redis) \
         --wal w2 2>/dev/null &&
     tail -n 100 in | logpipe-send --wal w2 &&
     stream_seqs >got &&
@@ -90,9 +90,9 @@ test_expect_success 'Redis paused: the WAL takes over after the socket timeout' 
 '
 
 test_expect_success '--flush-wal with Redis away: exit 75 after --timeout' '
-    gen_events 10 | logpipe-send -r unix://$PWD/no-redis.sock \
+    gen_events 10 | logpipe-send -r $(dead_redis) \
         --wal w5 2>/dev/null &&
-    expect_exit 75 logpipe-send -r unix://$PWD/no-redis.sock \
+    expect_exit 75 logpipe-send -r $(dead_redis) \
         --wal w5 --flush-wal --timeout 1s 2>err &&
     grep_q "still holds" err &&
     test "$(segments w5)" -ge 1
@@ -101,7 +101,7 @@ test_expect_success '--flush-wal with Redis away: exit 75 after --timeout' '
 test_expect_success '--wal-max: exit 75 with the resume point, WAL within bounds' '
     rcli DEL logs:stream >/dev/null &&
     gen_events 2000 >in &&
-    expect_exit 75 logpipe-send -r unix://$PWD/no-redis.sock \
+    expect_exit 75 logpipe-send -r $(dead_redis) \
         --wal w6 --wal-max 40K -b 100 <in 2>err &&
     grep_q "wal-max reached" err &&
     test "$(du -sk w6 | cut -f1)" -le 48 &&
@@ -123,9 +123,9 @@ test_expect_success 'two senders on one WAL directory: nothing lost or doubled' 
     # senders have opened theirs; neither ends before both are closed
     rm -f f1 f2 || exit 1
     mkfifo f1 f2
-    logpipe-send -r unix://$PWD/no-redis.sock --wal w7 -b 50 <f1 2>/dev/null &
+    logpipe-send -r $(dead_redis) --wal w7 -b 50 <f1 2>/dev/null &
     p1=$!
-    logpipe-send -r unix://$PWD/no-redis.sock --wal w7 -b 50 <f2 2>/dev/null &
+    logpipe-send -r $(dead_redis) --wal w7 -b 50 <f2 2>/dev/null &
     p2=$!
     exec 3>f1 4>f2 &&
     cat a >&3 && cat b >&4 &&
@@ -140,7 +140,7 @@ test_expect_success 'two senders on one WAL directory: nothing lost or doubled' 
 
 test_expect_success 'a torn tail in the WAL is cut; complete records are sent' '
     rcli DEL logs:stream >/dev/null &&
-    gen_events 20 | logpipe-send -r unix://$PWD/no-redis.sock \
+    gen_events 20 | logpipe-send -r $(dead_redis) \
         --wal w8 2>/dev/null &&
     seg=$(find w8 -name "wal-*.log") &&
     size=$(stat -c %s "$seg") &&
@@ -155,7 +155,7 @@ test_expect_success 'a torn tail in the WAL is cut; complete records are sent' '
 test_expect_success 'rejects sent to the DLQ survive an outage through the WAL' '
     rcli DEL logs:stream logs:dlq >/dev/null &&
     printf "{\"a\":1}\nbroken\n" >in &&
-    expect_exit 65 logpipe-send -r unix://$PWD/no-redis.sock \
+    expect_exit 65 logpipe-send -r $(dead_redis) \
         --wal w9 --rejects-to-dlq <in 2>/dev/null &&
     logpipe-send --wal w9 --flush-wal &&
     test_xlen -eq 1 &&

@@ -62,7 +62,7 @@ start_redis partial
 printf '%s\n' '{"seq":1}' 'broken' '{"seq":2}' '{"seq":3}' >in4
 
 test_expect_success 'an error reply in a re-sent batch: the events after it are not sent again' '
-    expect_exit 65 logpipe-send -r redis://127.0.0.1:$(random_port) \
+    expect_exit 65 logpipe-send -r $(dead_redis) \
         --wal w2 --rejects-to-dlq <in4 2>/dev/null
     exhaust logs:dlq
     logpipe-send --wal w2 --flush-wal --timeout 120s 2>err &
@@ -83,7 +83,7 @@ test_expect_success 'an error reply in a re-sent batch: the events after it are 
 
 test_expect_success '... nor by a later run: the WAL keeps that they are in Redis' '
     rcli DEL logs:stream logs:dlq >/dev/null &&
-    expect_exit 65 logpipe-send -r redis://127.0.0.1:$(random_port) \
+    expect_exit 65 logpipe-send -r $(dead_redis) \
         --wal w3 --rejects-to-dlq <in4 2>/dev/null &&
     exhaust logs:dlq &&
     expect_exit 75 logpipe-send --wal w3 --flush-wal --timeout 0 2>err &&

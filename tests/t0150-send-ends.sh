@@ -32,9 +32,8 @@ test_expect_success 'a failed start still writes the metrics (73)' '
 '
 
 test_expect_success 'giving up (75) writes the metrics last, with the counts' '
-    port=$(random_port) &&
     gen_events 10 >in &&
-    expect_exit 75 logpipe-send -r redis://127.0.0.1:$port --timeout 300ms \
+    expect_exit 75 logpipe-send -r $(dead_redis) --timeout 300ms \
         --metrics m3.prom <in 2>err &&
     grep_q "^logpipe_send_lines_total 10$" m3.prom &&
     grep_q "^logpipe_send_events_total{result=\"sent\"} 0$" m3.prom &&
@@ -42,10 +41,8 @@ test_expect_success 'giving up (75) writes the metrics last, with the counts' '
     ! grep -q "events sent" err
 '
 
-# the Redis that fails is a unix socket that does not exist: a random
-# port could be another test's live server
 test_expect_success 'a stop while Redis fails: 75 with the resume point' '
-    url=unix://$PWD/no-redis.sock
+    url=$(dead_redis)
     gen_events 10 >in
     logpipe-send -r $url --timeout 60s <in 2>err &
     pid=$!
@@ -60,7 +57,7 @@ test_expect_success '--max-backlog waits while the group lags, then goes on' '
     rcli DEL logs:stream >/dev/null &&
     gen_events 20 | logpipe-send &&
     rcli XGROUP CREATE logs:stream g 0 >/dev/null &&
-    mkfifo fifo
+    mkfifo fifo || exit 1
     logpipe-send -v -g g --max-backlog 10 -b 1 --linger 1ms <fifo 2>err &
     pid=$!
     exec 3>fifo
@@ -87,9 +84,8 @@ test_expect_success '--max-backlog without the group watches the length' '
 
 start_redis wrongtype
 test_expect_success 'the WAL refused for good (WRONGTYPE): 78, the events stay' '
-    port=$(random_port) &&
     gen_events 5 >in &&
-    logpipe-send -r redis://127.0.0.1:$port --wal w --timeout 300ms \
+    logpipe-send -r $(dead_redis) --wal w --timeout 300ms \
         <in 2>err &&
     grep_q "the WAL w holds [0-9]* bytes of events not in Redis yet" err &&
     rcli SET logs:stream x >/dev/null &&

@@ -208,7 +208,7 @@ test_expect_success 'a partial last line left by a crash is cut before appending
 '
 
 test_expect_success 'Redis unreachable: exit 69 after --timeout' '
-    expect_exit 69 logpipe-drain --once -r redis://127.0.0.1:$(random_port) \
+    expect_exit 69 logpipe-drain --once -r $(dead_redis) \
         --timeout 1s -d out 2>err &&
     grep_q "giving up" err
 '

@@ -27,10 +27,11 @@ max_count() {
         awk 'NR % 4 == 0 { if ($1 > m) m = $1 } END { print m + 0 }'
 }
 
+# one && chain: called left of &&, where set -e is off
 fresh() {
-    rcli DEL logs:stream logs:dlq >/dev/null
-    rm -rf out out.* err* calls flag
-    gen_events "$1" "${2:-a b c d e f g h}" >in
+    rcli DEL logs:stream logs:dlq >/dev/null &&
+    rm -rf out out.* err* calls flag &&
+    gen_events "$1" "${2:-a b c d e f g h}" >in &&
     logpipe-send <in
 }
 
@@ -39,7 +40,7 @@ if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=1m tmpfs small 2>/dev/null
 then
     test_expect_success 'a full disk, 12 runs: nothing to the DLQ, every event once after room is made' '
         fresh 20000 &&
-        i=0
+        i=0 || exit 1
         while [ $i -lt 12 ]; do
             i=$((i + 1))
             expect_exit 74 logpipe-drain --once -c c1 -d small/out 2>err &&
@@ -64,7 +65,7 @@ if command -v strace >/dev/null; then
     # the first batch fails at its journal commit, and is given back
     test_expect_success 'fsync failing with EIO, 7 runs: nothing to the DLQ' '
         fresh 5000 &&
-        i=0
+        i=0 || exit 1
         while [ $i -lt 7 ]; do
             i=$((i + 1))
             ASAN_OPTIONS=detect_leaks=0 \
@@ -87,7 +88,7 @@ fi
 
 test_expect_success 'a standard output that fails, 7 runs: nothing to the DLQ' '
     fresh 300 &&
-    i=0
+    i=0 || exit 1
     while [ $i -lt 7 ]; do
         i=$((i + 1))
         expect_exit 74 logpipe-drain --once --stdout -n 100 >/dev/full 2>err &&
@@ -102,7 +103,7 @@ test_expect_success 'a standard output that fails, 7 runs: nothing to the DLQ' '
 
 test_expect_success 'an --exec command that cannot run, 7 runs: nothing to the DLQ' '
     fresh 50 &&
-    i=0
+    i=0 || exit 1
     while [ $i -lt 7 ]; do
         i=$((i + 1))
         expect_exit 78 logpipe-drain --once --exec "no-such-command-xyz" 2>err &&
@@ -115,7 +116,7 @@ test_expect_success 'an --exec command that cannot run, 7 runs: nothing to the D
 
 test_expect_success 'an --exec command failing on everything: --once exits 75, nothing to the DLQ' '
     fresh 30 &&
-    i=0
+    i=0 || exit 1
     while [ $i -lt 3 ]; do
         i=$((i + 1))
         expect_exit 75 logpipe-drain --once --max-deliveries 2 \

@@ -221,7 +221,7 @@ test_expect_success 'the kill-and-restart scenario of the issue: every event exa
     rcli DEL logs:stream logs:dlq $KEY >/dev/null &&
     rm -rf out *.out *.err &&
     gen_events 10000 "a b c" >all &&
-    r=0
+    r=0 || exit 1
     while [ $r -lt 5 ]; do
         r=$((r + 1))
         sed -n "$((r * 2000 - 1999)),$((r * 2000))p" all | logpipe-send ||

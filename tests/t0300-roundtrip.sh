@@ -56,7 +56,7 @@ test_expect_success 'nothing is left pending, and acknowledged entries are trimm
 
 test_expect_success 'two drains in one group share the work, each event once' '
     rcli DEL logs:stream >/dev/null &&
-    logpipe-send --max-age 3d <in &&
+    logpipe-send --max-age 3d <in || exit 1
     logpipe-drain --once -d two -c one -n 100 &
     p1=$!
     logpipe-drain --once -d two -c two -n 100 &

@@ -3,21 +3,7 @@
 # retention, crashes, concurrency with drains
 . "$(dirname "$0")/lib.sh"
 
-today=$(date -u +%F)
-d1=$(date -u -d '-1 day' +%F)
-d2=$(date -u -d '-2 days' +%F)
-d3=$(date -u -d '-3 days' +%F)
-d9=$(date -u -d '-9 days' +%F)
-
-# day_file DIR SERVICE DAY N: N archive lines, as a drain writes them
-day_file() {
-    mkdir -p "$1/$2"
-    awk -v n="$4" -v s="$2" -v d="$3" 'BEGIN {
-        for (i = 1; i <= n; i++)
-            printf "{\"_id\":\"1700000000000-%d\",\"timestamp\":\"%sT12:00:00Z\",\"service\":\"%s\",\"seq\":%d}\n", i, d, s, i
-    }' >>"$1/$2/$3.jsonl"
-    touch -d '1 hour ago' "$1/$2/$3.jsonl"
-}
+set_days
 
 # content DIR: every line of the tree, .jsonl and .jsonl.gz, sorted
 content() {
@@ -132,7 +118,7 @@ test_expect_success '--dry-run prints the actions and changes nothing' '
 
 test_expect_success 'a second rotate on the same tree: exit 75, nothing done' '
     rm -rf l && day_file l api "$d2" 10 &&
-    logpipe-rotate -d l --dry-run >/dev/null
+    logpipe-rotate -d l --dry-run >/dev/null || exit 1
     # the lock held until we say so, whatever the load
     flock l/.logpipe-rotate.lock sh -c \
         ": >held; while test ! -e release; do sleep 0.05; done" &

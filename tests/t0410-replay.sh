@@ -174,7 +174,7 @@ test_expect_success '--from-redis names an entry that is not an object' '
 
 test_expect_success 'WAL segments are replayed, dead letters left out' '
     printf "{\"a\":1}\nbroken\n{\"a\":2}\n" |
-        expect_exit 65 logpipe-send -r redis://127.0.0.1:$(random_port) \
+        expect_exit 65 logpipe-send -r $(dead_redis) \
             --wal w --rejects-to-dlq 2>/dev/null &&
     logpipe-replay w >out &&
     printf "{\"a\":1}\n{\"a\":2}\n" >want &&

@@ -22,7 +22,7 @@ wait_stopped() {
 test_expect_success 'rotate removes the directory a drain just opened, before its day file: the drain makes it again' '
     rcli DEL logs:stream >/dev/null &&
     echo "{\"service\":\"svc\",\"seq\":1}" | logpipe-send &&
-    mkdir out
+    mkdir out || exit 1
     LOGPIPE_TEST_CRASH=stop:opened-dir logpipe-drain --once -d out 2>derr &
     drain=$!
     wait_stopped $drain &&
@@ -40,7 +40,7 @@ test_expect_success 'rotate removes the directory a drain just opened, before it
 test_expect_success 'the same one level up: a directory removed before the drain makes the next one in it' '
     rcli DEL logs:stream >/dev/null &&
     rm -rf out && mkdir out &&
-    echo "{\"service\":\"svc\",\"host\":\"h1\",\"seq\":2}" | logpipe-send
+    echo "{\"service\":\"svc\",\"host\":\"h1\",\"seq\":2}" | logpipe-send || exit 1
     LOGPIPE_TEST_CRASH=stop:opened-dir logpipe-drain --once -d out \
         --layout "{service}/{host}/%Y-%m-%d.jsonl" 2>derr &
     drain=$!

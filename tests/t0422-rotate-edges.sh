@@ -4,10 +4,7 @@
 # component said once
 . "$(dirname "$0")/lib.sh"
 
-today=$(date -u +%F)
-d1=$(date -u -d '-1 day' +%F)
-d2=$(date -u -d '-2 days' +%F)
-d3=$(date -u -d '-3 days' +%F)
+set_days
 
 # old FILE...: last modified an hour ago
 old() {

@@ -4,20 +4,7 @@
 # gone under --jobs 2, the temp files of a killed rotate, the warnings
 . "$(dirname "$0")/lib.sh"
 
-today=$(date -u +%F)
-d1=$(date -u -d '-1 day' +%F)
-d2=$(date -u -d '-2 days' +%F)
-d3=$(date -u -d '-3 days' +%F)
-
-# day_file DIR SERVICE DAY N: N archive lines, an hour old
-day_file() {
-    mkdir -p "$1/$2"
-    awk -v n="$4" -v s="$2" -v d="$3" 'BEGIN {
-        for (i = 1; i <= n; i++)
-            printf "{\"_id\":\"1700000000000-%d\",\"timestamp\":\"%sT12:00:00Z\",\"service\":\"%s\",\"seq\":%d}\n", i, d, s, i
-    }' >>"$1/$2/$3.jsonl"
-    touch -d '1 hour ago' "$1/$2/$3.jsonl"
-}
+set_days
 
 # value FILE SAMPLE: the value of one sample of a metrics file
 value() {
@@ -59,14 +46,6 @@ test_expect_success 'the error is said with -q too, and as an error in JSON' '
     test "$(jq -r .level err)" = error &&
     test "$(jq -r .msg err)" = "api/$d2.jsonl.gz: Too many levels of symbolic links"
 '
-
-# gone TOOL ARGS...: runs the tool with a stdout whose reader has closed
-# its end already; its exit status goes to rc, its stderr to err
-gone() {
-    rm -f closed
-    { wait_for 10 test -e closed; "$@" 2>err; echo $? >rc; } |
-        { exec <&-; touch closed; sleep 1; }
-}
 
 test_expect_success '--jobs 2, reader gone: 141, quietly, metrics written' '
     for s in api db web log; do day_file p $s "$d2" 20; done &&

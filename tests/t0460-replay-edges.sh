@@ -42,7 +42,7 @@ test_expect_success 'a bad --layout: 78, and --metrics still written' '
 
 test_expect_success 'a WAL segment cut short: what is whole, the record named, 65' '
     printf "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n" |
-        logpipe-send -r redis://127.0.0.1:$(random_port) --wal w 2>/dev/null &&
+        logpipe-send -r $(dead_redis) --wal w 2>/dev/null &&
     seg=$(ls w/wal-*.log) &&
     truncate -s $(($(stat -c %s "$seg") - 3)) "$seg" &&
     expect_exit 65 logpipe-replay --metrics w.prom w >out 2>err &&
@@ -55,7 +55,7 @@ test_expect_success 'a WAL segment cut short: what is whole, the record named, 6
 '
 
 test_expect_success '--from-redis: Redis not there, 69 and metrics' '
-    expect_exit 69 logpipe-replay --from-redis -r unix:///nonexistent.sock \
+    expect_exit 69 logpipe-replay --from-redis -r $(dead_redis) \
         --metrics r.prom >out 2>err &&
     test ! -s out && test "$(wc -l <err)" -eq 1 &&
     grep -q "^logpipe_replay_files_total 0$" r.prom
@@ -88,7 +88,7 @@ test_expect_success '--sort with --dedup and --strip-id, damage in the merge' '
 
 test_expect_success '--from-redis: Redis gone between pages: the pages read printed, 69' '
     logpipe-send -s big <big.jsonl &&
-    rm -f dead &&
+    rm -f dead || exit 1
     { { logpipe-replay --from-redis -s big 2>err || echo $? >rc; } |
       { while [ ! -e dead ]; do sleep 0.05; done; wc -l >n; }; } &
     : the first page read, its lines wait for the reader &&

@@ -12,7 +12,7 @@ test_expect_success 'a pipeline in a known state' '
     for i in 1 2 3; do rcli XADD logs:dlq "*" data x >/dev/null; done &&
     mkdir -p arch/api && gen_events 10 >arch/api/2026-11-20.jsonl &&
     gzip -k arch/api/2026-11-20.jsonl && mv arch/api/2026-11-20.jsonl.gz arch/api/2026-11-19.jsonl.gz &&
-    gen_events 5 | logpipe-send -r redis://127.0.0.1:$(random_port) --wal w 2>/dev/null
+    gen_events 5 | logpipe-send -r $(dead_redis) --wal w 2>/dev/null
 '
 
 test_expect_success 'NDJSON: length, groups, pending, lag, oldest age, DLQ, sizes' '
@@ -130,7 +130,7 @@ test_expect_success 'a command refused: 78, named; the files still printed' '
 '
 
 test_expect_success 'Redis unreachable: 69; usage: 64' '
-    expect_exit 69 logpipe-stat -r redis://127.0.0.1:$(random_port) 2>err &&
+    expect_exit 69 logpipe-stat -r $(dead_redis) 2>err &&
     expect_exit 64 logpipe-stat --check 2>err &&
     expect_exit 64 logpipe-stat --max-lag x 2>err
 '

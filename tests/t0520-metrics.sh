@@ -60,12 +60,12 @@ test_expect_success 'rotate, replay, dlq, stat write metrics too' '
 
 test_expect_success 'metrics at every exit: send 75, drain 69; 0644 under any umask' '
     gen_events 10 >in &&
-    (umask 077; expect_exit 75 logpipe-send -r redis://127.0.0.1:$(random_port)/0 \
+    (umask 077; expect_exit 75 logpipe-send -r $(dead_redis) \
         -t 1s --metrics s75.prom <in 2>/dev/null) &&
     check s75.prom &&
     test "$(stat -c %a s75.prom)" = 644 &&
     test "$(value s75.prom logpipe_send_redis_errors_total)" -ge 1 &&
-    expect_exit 69 logpipe-drain -r redis://127.0.0.1:$(random_port)/0 -t 1s \
+    expect_exit 69 logpipe-drain -r $(dead_redis) -t 1s \
         -d d69 --once --metrics d69.prom 2>/dev/null &&
     check d69.prom &&
     test "$(value d69.prom logpipe_drain_redis_errors_total)" -ge 1
@@ -165,7 +165,7 @@ test_expect_success 'a trace_id passes untouched and is followed through the sta
 # a server of its own: the restart loses what it held
 start_redis outage
 test_expect_success 'send through an outage: errors, reconnects, WAL counted' '
-    rm -f wal.prom && mkfifo fifo
+    rm -f wal.prom && mkfifo fifo || exit 1
     logpipe-send --wal wal --metrics wal.prom --metrics-interval 100ms \
         -l 10ms -s logs:outage <fifo 2>err &
     pid=$!

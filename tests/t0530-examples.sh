@@ -11,8 +11,10 @@ if command -v systemd-analyze >/dev/null 2>&1; then
             sed -e "s|/usr/local/bin/|$TOP/cmd/|g" \
                 -e "s|exec logpipe-send|exec $TOP/cmd/logpipe-send|" "$u" \
                 >"units/$(basename "$u")"
-        done &&
-        MANPATH="$TMP/man" systemd-analyze verify units/*.service units/*.timer 2>err;
+        done || exit 1
+        # it fails on what a test machine lacks (other units, users): the
+        # lines about those are taken out below, the rest must be empty
+        MANPATH="$TMP/man" systemd-analyze verify units/*.service units/*.timer 2>err || :
         sed -e "/Failed to open/d" -e "/Unit .* not found/d" err >err2 &&
         if [ -s err2 ]; then cat err2; false; fi
     '

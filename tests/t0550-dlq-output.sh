@@ -5,13 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis
 
-# gone TOOL ARGS...: as in t0650, a stdout whose reader has gone
-gone() {
-    rm -f closed
-    { wait_for 10 test -e closed; "$@" 2>err; echo $? >rc; } |
-        { exec <&-; touch closed; sleep 1; }
-}
-
 fill() {
     rcli DEL logs:dlq logs:stream >/dev/null &&
     rcli XADD logs:dlq 1000-1 data "{\"a\":1} " error invalid-json \
@@ -154,8 +147,7 @@ test_expect_success 'a full stdout: 74, said; a reader gone: 141, quietly' '
 '
 
 test_expect_success 'Redis not there: 69; the metrics written all the same' '
-    port=$(random_port) &&
-    expect_exit 69 logpipe-dlq -r redis://127.0.0.1:$port --metrics n.prom \
+    expect_exit 69 logpipe-dlq -r $(dead_redis) --metrics n.prom \
         list >out 2>err &&
     test_cmp /dev/null out &&
     test "$(wc -l <err)" -eq 1 &&

@@ -29,7 +29,7 @@ test_expect_success 'a stream in a known state, names to escape' '
 # the output expected: @FFFD@ stands for U+FFFD's UTF-8 bytes
 fffd=$(printf '\357\277\275')
 cat <<'EOF' | sed "s/@FFFD@/$fffd/g" >want.json
-{"time":"T","stream":"s1","length":3,"first_id":"9000000000000-1","last_id":"9000000000001-0","groups":[{"name":"g1","consumers":1,"pending":2,"lag":1,"last_delivered_id":"9000000000000-2","oldest_pending_id":"9000000000000-1","oldest_pending_age_seconds":0.000},{"name":"q\"b\\n\nx@FFFD@","consumers":0,"pending":0,"lag":0,"last_delivered_id":"9000000000001-0","oldest_pending_id":null,"oldest_pending_age_seconds":null}],"dlq":{"key":"s1:dlq","length":1},"wal":{"dir":"wal","bytes":10,"segments":1},"archive":{"dir":"arch","bytes":3,"files":1}}
+{"time":"T","stream":"s1","length":3,"first_id":"9000000000000-1","last_id":"9000000000001-0","groups":[{"name":"g1","consumers":1,"pending":2,"lag":1,"last_delivered_id":"9000000000000-2","oldest_pending_id":"9000000000000-1","oldest_pending_age_seconds":0.000},{"name":"q\"b\\n\nx@FFFD@","consumers":0,"pending":0,"lag":0,"last_delivered_id":"9000000000001-0","oldest_pending_id":null,"oldest_pending_age_seconds":null}],"dlq":{"key":"s1:dlq","length":1},"wal":{"dir":"wal","bytes":10,"segments":1},"archive":{"dir":"arch","bytes":3,"files":1,"journals":0,"journal_bytes":0,"oldest_journal_age_seconds":null}}
 EOF
 cat <<'EOF' | sed "s/@FFFD@/$fffd/g" >want.prom
 # HELP logpipe_stream_length Entries in the stream.
@@ -66,6 +66,15 @@ logpipe_archive_bytes{dir="arch"} 3
 # HELP logpipe_archive_files Day files of the archive tree.
 # TYPE logpipe_archive_files gauge
 logpipe_archive_files{dir="arch"} 1
+# HELP logpipe_archive_journals Drain journals with segments in the archive tree.
+# TYPE logpipe_archive_journals gauge
+logpipe_archive_journals{dir="arch"} 0
+# HELP logpipe_archive_journal_bytes Bytes of the drain journals' segments.
+# TYPE logpipe_archive_journal_bytes gauge
+logpipe_archive_journal_bytes{dir="arch"} 0
+# HELP logpipe_archive_oldest_journal_age_seconds Age of the oldest journal segment.
+# TYPE logpipe_archive_oldest_journal_age_seconds gauge
+logpipe_archive_oldest_journal_age_seconds{dir="arch"} 0
 # HELP logpipe_redis_up 1 when Redis answered every command, 0 when not: its figures are then missing.
 # TYPE logpipe_redis_up gauge
 logpipe_redis_up 1

@@ -77,7 +77,7 @@ test_expect_success 'path tricks in layout fields: DLQ, nothing outside --dir' '
              "a\\u0000b" "$(printf "%0100d" 0)" "."; do
         printf "{\"app\":\"%s\",\"service\":\"s\"}\n" "$v"
     done >paths &&
-    logpipe-send -s s6 --max-age 0 <paths 2>/dev/null;
+    logpipe-send -s s6 --max-age 0 <paths 2>/dev/null &&
     logpipe-drain -v -s s6 --once -d out --layout "{app}/{service}/%F.jsonl" 2>err &&
     test "$(rcli XLEN logs:dlq)" -ge 9 &&
     test "$(rcli XLEN logs:dlq)" -eq "$(grep -c "unsafe-path" err)" &&

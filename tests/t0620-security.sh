@@ -6,6 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 start_redis
 rcli ACL SETUSER app on ">s3cr3t-pw" "~*" "+@all" >/dev/null
+# a Redis away with a password in its URL: TCP (a unix URL takes none)
+reserve_dead_port
 
 test_expect_success 'a password in the --redis URL is blanked in argv and warned of' '
     logpipe-drain -r "redis://app:s3cr3t-pw@127.0.0.1:$REDIS_PORT/0" \
@@ -30,7 +32,7 @@ test_expect_success 'no password in any message or metric, right or wrong' '
     echo s3cr3t-pw >pwfile && chmod 600 pwfile &&
     logpipe-stat --password-file pwfile -r "redis://app@127.0.0.1:$REDIS_PORT/0" \
         --prom --metrics m3.prom >out3 2>err3 &&
-    expect_exit 75 logpipe-send -r "redis://app:s3cr3t-pw@127.0.0.1:$(random_port)/0" \
+    expect_exit 75 logpipe-send -r "redis://app:s3cr3t-pw@127.0.0.1:$DEAD_PORT/0" \
         -t 1s <in 2>err4 &&
     grep_q "resume with" err4 &&
     ! grep -l s3cr3t err1 err2 err3 err4 m1.prom m2.prom m3.prom out3
@@ -41,7 +43,7 @@ test_expect_success 'files 0640, directories 0750 (umask 022); the umask narrows
      gen_events 20 | logpipe-send --max-age 1h &&
      logpipe-drain --once -d a022 &&
      echo bad | expect_exit 65 logpipe-send --rejects rej022 2>/dev/null &&
-     gen_events 3 | logpipe-send -r redis://127.0.0.1:$(random_port)/0 --wal w022 2>/dev/null) &&
+     gen_events 3 | logpipe-send -r $(dead_redis) --wal w022 2>/dev/null) &&
     test -z "$(find a022 w022 -type d ! -perm 0750)" &&
     test -z "$(find a022 w022 rej022 -type f ! -perm 0640)" &&
     test -n "$(find a022 -name "*.jsonl")" && test -n "$(find w022 -name "wal-*")" &&
@@ -79,7 +81,7 @@ test_expect_success 'symlinks below --dir and in the WAL are refused, not follow
     mkdir -p wsym && touch outside/target &&
     ln -s ../outside/target wsym/wal-00000000000000000001-1.log &&
     gen_events 2 | expect_exit 73 logpipe-send \
-        -r redis://127.0.0.1:$(random_port)/0 --wal wsym 2>err &&
+        -r $(dead_redis) --wal wsym 2>err &&
     grep_q "^logpipe-send: --wal wsym/wal-00000000000000000001-1.log: " err &&
     test -L wsym/wal-00000000000000000001-1.log &&
     test ! -s outside/target

@@ -66,7 +66,7 @@ test_expect_success 'drain without -v: the reopening is not said' '
 
 test_expect_success 'send --wal: a torn tail is cut, and said so' '
     rcli DEL logs:stream >/dev/null &&
-    gen_events 20 | logpipe-send -r redis://127.0.0.1:$(random_port) \
+    gen_events 20 | logpipe-send -r $(dead_redis) \
         --wal w1 2>/dev/null &&
     seg=$(cd w1 && ls wal-*.log) &&
     size=$(stat -c %s "w1/$seg") &&

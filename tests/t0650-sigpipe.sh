@@ -5,14 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis
 
-# gone TOOL ARGS...: runs the tool with a stdout whose reader has closed
-# its end already; its exit status goes to rc, its stderr to err
-gone() {
-    rm -f closed
-    { wait_for 10 test -e closed; "$@" 2>err; echo $? >rc; } |
-        { exec <&-; touch closed; sleep 1; }
-}
-
 test_expect_success 'rotate: 141, quietly, metrics written' '
     mkdir -p t/api &&
     for d in 2025-01-01 2025-01-02 2025-01-03; do

@@ -7,8 +7,9 @@ start_redis exec --appendonly yes --appendfsync always
 pending() {
     rcli XPENDING logs:stream logpipe | head -n 1
 }
+# one && chain: called left of &&, where set -e is off
 fresh() {
-    rcli DEL logs:stream logs:dlq >/dev/null
+    rcli DEL logs:stream logs:dlq >/dev/null &&
     rm -rf out* err* db* flag* calls*
 }
 
@@ -189,7 +190,7 @@ test_expect_success '--sql: a redelivered batch adds no row' '
 test_expect_success '--sql: a batch taken over while stalled is not sent again' '
     fresh &&
     gen_events 2000 >in &&
-    logpipe-send <in &&
+    logpipe-send <in || exit 1
     LOGPIPE_TEST_CRASH=stop:after-read logpipe-drain -c slow -n 500 \
         --block 50 --claim-idle 1s --sql events \
         --exec "tee -a sql.out | sqlite3 -bail db.sqlite" 2>slow.err &

@@ -353,7 +353,7 @@ test_expect_success 'a reader that goes away: quiet, as if by SIGPIPE' '
 '
 
 test_expect_success 'SIGTERM: the open buckets are emitted, status 0' '
-    rm -f fifo live && mkfifo fifo
+    rm -f fifo live && mkfifo fifo || exit 1
     logpipe-agg --by k --metrics term.prom --metrics-interval 100ms <fifo >live &
     pid=$!
     exec 3>fifo &&
@@ -390,7 +390,7 @@ test_expect_success 'usage errors exit 64' '
 '
 
 test_expect_success 'metrics: written while idle, every --metrics-interval' '
-    rm -f fifo && mkfifo fifo
+    rm -f fifo && mkfifo fifo || exit 1
     { logpipe-agg --metrics idle.prom --metrics-interval 200ms <fifo >/dev/null; echo $? >idle.rc; } &
     exec 3>fifo &&
     echo "{\"timestamp\":1795341600}" >&3 &&

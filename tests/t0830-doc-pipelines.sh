@@ -300,7 +300,7 @@ test_expect_success 'replay(1): what a sender holds in its write-ahead log' '
     printf "%s\n" "{\"timestamp\":\"2026-12-01T00:00:00Z\",\"msg\":\"w1\",\"x\":1}" \
         "{\"timestamp\":1796000000.5,\"msg\":\"w2\"}" \
         "{\"msg\":\"w3\"}" >walev &&
-    logpipe-send --max-age 0 -r redis://127.0.0.1:$(random_port) --wal wal \
+    logpipe-send --max-age 0 -r $(dead_redis) --wal wal \
         <walev 2>/dev/null &&
     run_doc man/logpipe-replay.1 "logpipe-replay /var/lib/logpipe/wal" >got &&
     jq -c "{timestamp, msg}" walev >want &&

@@ -387,7 +387,7 @@ test_expect_success 'send-journal: the journal into Redis over TCP, in its sandb
     # comes: a second file
     journal 2 two 5 &&
     wait_for 30 "test \$(admin XLEN logs:stream) -eq 6" &&
-    kill "$jpid" && wait $pid
+    kill "$jpid" && wait $pid || exit 1
     admin --raw XRANGE logs:stream - + | sed -n "s/.*\"msg\":\"\([^\"]*\)\".*/\1/p" >got &&
     printf "entry %s of one\n" 2 3 4 5 >want && printf "entry %s of two\n" 1 2 >>want &&
     test_cmp want got &&

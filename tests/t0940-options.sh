@@ -60,8 +60,12 @@ logpipe-stat: --max-pending: 'x' is not a number
 logpipe-stat: --max-pending-age: '1z' is not a duration (like 500ms, 30s, 5m, 24h, 7d)
 @ 64 logpipe-stat --max-dlq 1.5
 logpipe-stat: --max-dlq: '1.5' is not a number
+@ 64 logpipe-stat -d out --max-journal-age 1z
+logpipe-stat: --max-journal-age: '1z' is not a duration (like 500ms, 30s, 5m, 24h, 7d)
+@ 64 logpipe-stat --check --max-journal-age 1m
+logpipe-stat: --max-journal-age needs --dir
 @ 64 logpipe-stat --check
-logpipe-stat: --check needs a threshold (--max-lag, --max-pending, --max-pending-age, --max-dlq)
+logpipe-stat: --check needs a threshold (--max-lag, --max-pending, --max-pending-age, --max-dlq, --max-journal-age)
 @ 64 logpipe-stat -t x
 logpipe-stat: -t/--timeout: 'x' is not a duration (like 500ms, 30s, 5m, 24h, 7d)
 @ 64 logpipe-stat -g ''
@@ -390,9 +394,9 @@ test_expect_success 'the environment: a flag beats it, it beats the default' '
 
 test_expect_success 'logpipe-stat takes --dir and --group from flags only' '
     LOGPIPE_DIR=d LOGPIPE_GROUP=nosuch \
-        expect_exit 69 logpipe-stat -r redis://127.0.0.1:1/0 >out 2>/dev/null &&
+        expect_exit 69 logpipe-stat -r $(dead_redis) >out 2>/dev/null &&
     jq -e "has(\"archive\") | not" out >/dev/null &&
-    LOGPIPE_DIR=nod expect_exit 69 logpipe-stat -r redis://127.0.0.1:1/0 \
+    LOGPIPE_DIR=nod expect_exit 69 logpipe-stat -r $(dead_redis) \
         -d d >out 2>/dev/null &&
     jq -e ".archive.dir == \"d\"" out >/dev/null
 '

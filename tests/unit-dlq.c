@@ -520,8 +520,17 @@ static int delivered(struct lp_redis *r, char id[LP_STREAM_IDLEN])
 /* What lp_dlqtool said, by kind, and the last message. */
 struct heard {
     int n[5];
+    int asked[5];               /* take_first */
     char last[LP_NOTICELEN];
 };
+
+/* A budget of one message of each kind */
+static int take_first(void *ctx, enum lp_dlqtool_say what)
+{
+    struct heard *h = ctx;
+
+    return h->asked[what]++ == 0;
+}
 
 static void hear(void *ctx, enum lp_dlqtool_say what, const char *msg)
 {
@@ -592,6 +601,14 @@ static void test_tool(struct lp_redis *r)
        "tool show: the entry named");
     ok(h.n[LP_DLQTOOL_UNKNOWN] == 2 && res.missing == 1 &&
        res.status == LP_EX_DATAERR, "tool show: two unknown, 65");
+    c.take = take_first;
+    is_int(run_tool(r, &c, &h, out, sizeof out, &res, err), 0,
+           "tool show, a budget of one: ran");
+    ok(h.asked[LP_DLQTOOL_UNKNOWN] == 2 && h.n[LP_DLQTOOL_UNKNOWN] == 1 &&
+       strcmp(h.last, "entry 9-9 is not in logs:t") == 0 &&
+       res.missing == 1 && res.status == LP_EX_DATAERR,
+       "tool show, a budget of one: asked for both, the first said (%s)",
+       h.last);
 
     c = (struct lp_dlqtool_conf){ .cmd = LP_DLQTOOL_LIST,
                                   .where = ".data | test(\"a\")" };

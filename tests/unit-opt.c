@@ -482,7 +482,15 @@ static void environment(void)
     parse(&cmd_inorder, "-s", "--", "w", NULL);
     ok(t.nwords == 1 && strcmp(com.stream, "--") == 0,
        "-s --: a value, not the end of the options");
-    free(com.url_copy);
+
+    /* the end of a run: the -r URL's copy goes with it */
+    parse(&cmd, "-r", "redis://u:pw@h:1/0", NULL);
+    ok(com.url_copy != NULL && strcmp(com.redis_url, com.url_copy) == 0,
+       "-r with a password: the parse keeps a copy");
+    is_int(tool_opt_end(&com, 75), 75, "tool_opt_end: returns the status");
+    ok(com.url_copy == NULL && com.redis_url == NULL,
+       "tool_opt_end: the copy freed, nothing left pointing at it");
+    is_int(tool_opt_end(&com, 0), 0, "tool_opt_end: twice is harmless");
 }
 
 int main(void)

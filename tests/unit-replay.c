@@ -23,6 +23,7 @@ struct said {
     int n, total;
     int level[MAXSAID];
     char msg[MAXSAID][LP_NOTICELEN];
+    int asked, allow;           /* take_some: asked, how many it allows */
 };
 
 static void keep(void *ctx, int level, const char *msg)
@@ -35,6 +36,15 @@ static void keep(void *ctx, int level, const char *msg)
     s->level[s->n] = level;
     snprintf(s->msg[s->n], sizeof s->msg[0], "%s", msg);
     s->n++;
+}
+
+/* A budget: the first s->allow messages about a line, none after */
+static int take_some(void *ctx, int level)
+{
+    struct said *s = ctx;
+
+    (void)level;
+    return ++s->asked <= s->allow;
 }
 
 /* how many notices of level were said */
@@ -253,10 +263,11 @@ static void test_lines(void)
  * output and notices as one thread (--where true) gives. */
 static void test_threads(void)
 {
-    struct said s1, s2;
-    struct lp_replay_conf c1 = conf(&s1, -1), c2 = conf(&s2, -1);
+    struct said s1, s2, s3;
+    struct lp_replay_conf c1 = conf(&s1, -1), c2 = conf(&s2, -1),
+                          c3 = conf(&s3, -1);
     const char *paths[] = { input("big.jsonl"), NULL };
-    struct run r1, r2;
+    struct run r1, r2, r3;
     FILE *f = fopen(path("big.jsonl"), "w");
     int same = 1;
 
@@ -291,8 +302,25 @@ static void test_threads(void)
     ok(strstr(s1.msg[0], "big.jsonl: line 997: invalid JSON") != NULL &&
        strstr(s1.msg[1], "big.jsonl: line 1009: longer than --max-line "
               "(200 bytes)") != NULL, "the first two named in order");
+
+    /* a budget of 5: asked before each message is made, the 5 allowed
+     * said as they would have been, the rest not made */
+    c3.max_line = 200;
+    c3.take = take_some;
+    s3.allow = 5;
+    r3 = replay(c3, paths);
+    ok(strcmp(r1.out, r3.out) == 0 && r3.res.damaged == 99,
+       "take: the same output and counts");
+    is_int(s3.asked, 99, "take: asked once per damaged line");
+    same = s3.total == 5;
+    for (int i = 0; same && i < 5; i++)
+        same = s3.level[i] == s1.level[i] &&
+               strcmp(s3.msg[i], s1.msg[i]) == 0;
+    ok(same, "take: the 5 allowed said, the first 5 as without it (%d)",
+       s3.total);
     free(r1.out);
     free(r2.out);
+    free(r3.out);
 }
 
 /* A directory: days in order, the .gz of a day before its late .jsonl,
@@ -383,7 +411,7 @@ static void test_ends(void)
         lp_replay_add_path(rp, path("w.jsonl"), err);
         is_int(lp_replay_run(rp, err), 0, "--where failing: the run ends");
         is_int(count(&s, LP_REPLAY_SAY_WHERE), 2, "each failure said");
-        is_int(lp_replay_where_outcome(rp, msg), LP_EX_CONFIG,
+        is_int(lp_replay_where_outcome(rp, 0, msg), LP_EX_CONFIG,
                "failed on every event: 78");
         ok(strstr(msg, "on 2 of 2 events") != NULL, "... on how many (%s)",
            msg);

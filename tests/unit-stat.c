@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lp_stat.h"
@@ -128,8 +130,49 @@ static void test_files(void)
        "the WAL: its segments only");
     ok(f->have_dir && f->dir_bytes == 8 && f->dir_files == 2,
        "the archive: its day files");
+    ok(f->have_journal && f->journals == 0 && f->journal_bytes == 0 &&
+       f->journal_age_ms == -1, "no journal: none, no age");
     is_str(heard, "", "nothing said");
     lp_stat_free(s);
+
+    /* a segment a crashed drain left, last written 10 s ago */
+    mkdir("arch/.logpipe-journal", 0750);
+    mkdir("arch/.logpipe-journal/0123456789abcdef", 0750);
+    put("arch/.logpipe-journal/0123456789abcdef/seg-0000000000000001.jnl",
+        "LPJNL01\nxy");
+    put("arch/.logpipe-journal/0123456789abcdef/notes.txt", "not one");
+    {
+        char seg[512];
+        struct timespec t[2] = { { time(NULL) - 10, 0 },
+                                 { time(NULL) - 10, 0 } };
+        snprintf(seg, sizeof seg, "%s/arch/.logpipe-journal/0123456789abcdef/"
+                 "seg-0000000000000001.jnl", root);
+        utimensat(AT_FDCWD, seg, t, 0);
+    }
+    s = make(url, "st", NULL, dir);
+    lp_stat_files(s);
+    f = lp_stat_figures(s);
+    ok(f->have_dir && f->dir_bytes == 8 && f->dir_files == 2,
+       "the journal is no day file");
+    ok(f->have_journal && f->journals == 1 && f->journal_bytes == 10,
+       "the journal: one, its segment's bytes (%u, %llu)", f->journals,
+       (unsigned long long)f->journal_bytes);
+    ok(f->journal_age_ms >= 9000 && f->journal_age_ms < 60000,
+       "its age: from the segment's mtime (%lld ms)",
+       (long long)f->journal_age_ms);
+    {
+        char *j = lp_stat_json(s);
+        ok(j && strstr(j, ",\"files\":2,\"journals\":1,"
+                          "\"journal_bytes\":10,"
+                          "\"oldest_journal_age_seconds\":"),
+           "NDJSON: in the archive object, after its files");
+        free(j);
+    }
+    lp_stat_free(s);
+    unlink("arch/.logpipe-journal/0123456789abcdef/seg-0000000000000001.jnl");
+    unlink("arch/.logpipe-journal/0123456789abcdef/notes.txt");
+    rmdir("arch/.logpipe-journal/0123456789abcdef");
+    rmdir("arch/.logpipe-journal");
 
     s = make(url, "st", "/nonexistent/wal", NULL);
     lp_stat_files(s);
