@@ -108,7 +108,11 @@ for kill_at in $POINTS; do
         find out -name "*.jsonl.gz" -exec gzip -dc {} + | seqs >got &&
         seq 1 '$EVENTS' >want &&
         if ! cmp -s want got; then
-            echo "lost: $(comm -23 want got | wc -l), twice: $(uniq -d got | wc -l)" >&2
+            LC_ALL=C sort -u got >got.u && LC_ALL=C sort want >want.s &&
+            LC_ALL=C comm -23 want.s got.u >lost &&
+            echo "$(wc -l <got) lines, lost: $(wc -l <lost)," \
+                "twice: $(uniq -d got | wc -l); the first lost:" >&2
+            sort -n lost | head -5 >&2
             exit 1
         fi &&
         echo "killed at $killed acked;" \
