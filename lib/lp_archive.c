@@ -947,10 +947,17 @@ static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
 /* Writes every file's held lines (outside a batch: no lock held). */
 static int put_all_held(struct lp_archive *a, char *err)
 {
-    for (size_t i = 0; i < a->ndirty && a->held > 0; i++) {
+    for (size_t i = 0; i < a->ndirty && a->held > 0;) {
         struct lp_afile *f = a->dirty[i];
-        if (f->hold.len && put_held_locked(a, f, err) < 0)
-            return -1;
+        if (f->hold.len) {
+            if (put_held_locked(a, f, err) < 0)
+                return -1;
+            /* a file found rotated away was reopened: it left the list
+             * and came back at its end, and another took its place */
+            if (a->dirty[i] != f)
+                continue;
+        }
+        i++;
     }
     return 0;
 }
