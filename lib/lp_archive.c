@@ -91,6 +91,8 @@ struct lp_archive {
     int64_t stale_ms;           /* held this long: checked for copies */
     int nohold;                 /* the batch in hand is written through */
     int freeing;                /* lp_archive_free: nothing written */
+    int locking;                /* files are locked: no epoch may run
+                                   (it locks files itself) */
     int failed;                 /* an epoch forced by orphans failed: */
     char ferr[LP_ERRLEN];       /* why (errno in failed) */
 };
@@ -103,7 +105,7 @@ static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
 /*
  * At most max_open descriptors wait for their sync: before one more is
  * kept, the running epoch is waited for, and when that is not enough an
- * epoch runs now. A failure is kept for the next lp_archive_write or
+ * epoch runs now (not while files are locked: a few more then). A failure is kept for the next lp_archive_write or
  * lp_archive_flush to report. 0, or -1 (the descriptor is synced at once
  * then).
  */
@@ -111,8 +113,8 @@ static int make_room(struct lp_archive *a)
 {
     char err[LP_ERRLEN];
 
-    if (a->norph < a->max_open || a->failed)
-        return a->failed ? -1 : 0;
+    if (a->norph < a->max_open || a->failed || a->locking)
+        return a->failed ? -1 : 0;  /* locking: over the bound, briefly */
     if ((a->job && epoch_end(a, err) < 0) ||
         (a->norph >= a->max_open &&
          (epoch_start(a, err) < 0 || epoch_end(a, err) < 0))) {
@@ -804,6 +806,7 @@ static int by_path(const void *x, const void *y)
 
 static void unlock_all(struct lp_archive *a, size_t n)
 {
+    a->locking = 0;
     for (size_t i = 0; i < n; i++)
         if (a->touched[i]->locked)  /* the flag stays: it says written */
             flock(a->touched[i]->fd, LOCK_UN);
@@ -823,6 +826,7 @@ static int writes_now(const struct lp_archive *a, const struct lp_afile *f)
 
 int lp_archive_lock(struct lp_archive *a, char *err)
 {
+    a->locking = 1;             /* until unlock_all */
     qsort(a->touched, a->ntouched, sizeof *a->touched, by_path);
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
@@ -933,13 +937,17 @@ static int put_held(struct lp_archive *a, struct lp_afile *f, char *err)
 static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
                            char *err)
 {
-    int rc, e;
+    int rc, e, was = a->locking;
 
-    if (lock_for_append(a, f, &f->size, err) < 0)
+    a->locking = 1;
+    if (lock_for_append(a, f, &f->size, err) < 0) {
+        a->locking = was;
         return -1;
+    }
     rc = put_held(a, f, err);
     e = errno;
     flock(f->fd, LOCK_UN);
+    a->locking = was;
     errno = e;
     return rc;
 }
@@ -947,10 +955,17 @@ static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
 /* Writes every file's held lines (outside a batch: no lock held). */
 static int put_all_held(struct lp_archive *a, char *err)
 {
-    for (size_t i = 0; i < a->ndirty && a->held > 0; i++) {
+    for (size_t i = 0; i < a->ndirty && a->held > 0;) {
         struct lp_afile *f = a->dirty[i];
-        if (f->hold.len && put_held_locked(a, f, err) < 0)
-            return -1;
+        if (f->hold.len) {
+            if (put_held_locked(a, f, err) < 0)
+                return -1;
+            /* a file found rotated away was reopened: it left the list
+             * and came back at its end, and another took its place */
+            if (a->dirty[i] != f)
+                continue;
+        }
+        i++;
     }
     return 0;
 }

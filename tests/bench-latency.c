@@ -1,8 +1,10 @@
 /* bench-latency.c -- end-to-end latency of a pipeline, for make bench
  *
- *   bench-latency gen RATE SECONDS
+ *   bench-latency gen RATE SECONDS [SERVICES]
  *       prints RATE events a second for SECONDS, each carrying the wall
- *       clock time (microseconds) it was written at, as "t"
+ *       clock time (microseconds) it was written at, as "t"; of service
+ *       "lat", or with SERVICES, one in ten of service "lat" and the others
+ *       spread over SERVICES more (a batch touches many files)
  *   bench-latency measure FILE
  *       reads logpipe-drain's "-v --log-format json" lines on stdin; at
  *       each batch line (printed once the batch is synced) takes the lines
@@ -25,7 +27,7 @@ static int64_t now_us(void)
     return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-static int gen(double rate, double seconds)
+static int gen(double rate, double seconds, long services)
 {
     int64_t start = now_us(), n = (int64_t)(rate * seconds);
     char line[512];
@@ -39,10 +41,13 @@ static int gen(double rate, double seconds)
             struct timespec ts = { wait / 1000000, (wait % 1000000) * 1000 };
             nanosleep(&ts, NULL);
         }
+        char svc[32] = "lat";
+        if (services > 0 && i % 10 != 0)
+            snprintf(svc, sizeof svc, "s%05ld", (long)(i % services));
         int len = snprintf(line, sizeof line,
-                           "{\"service\":\"lat\",\"seq\":%" PRId64 ",\"t\":%"
+                           "{\"service\":\"%s\",\"seq\":%" PRId64 ",\"t\":%"
                            PRId64 ",\"msg\":\"latency probe, caf\xc3\xa9\"}\n",
-                           i, now_us());
+                           svc, i, now_us());
         if (fwrite(line, 1, (size_t)len, stdout) != (size_t)len)
             return 1;
     }
@@ -122,11 +127,12 @@ static int measure(const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "gen") == 0)
-        return gen(atof(argv[2]), atof(argv[3]));
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "gen") == 0)
+        return gen(atof(argv[2]), atof(argv[3]),
+                   argc == 5 ? atol(argv[4]) : 0);
     if (argc == 3 && strcmp(argv[1], "measure") == 0)
         return measure(argv[2]);
-    fprintf(stderr, "usage: bench-latency gen RATE SECONDS | "
+    fprintf(stderr, "usage: bench-latency gen RATE SECONDS [SERVICES] | "
             "measure FILE\n");
     return 64;
 }

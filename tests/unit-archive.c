@@ -446,6 +446,32 @@ static void test_journal_mode(void)
         is_int(write_batch(a, &dups, err), 0, "journal mode: a copy written");
         is_int(dups, 1, "journal mode: the copy recognised");
     }
+    /* three files held, the first renamed away: the epoch writes all
+     * three before it seals (the renamed one is reopened on the way) */
+    {
+        const char *names[3] = { "jm/hA.jsonl", "jm/hB.jsonl", "jm/hC.jsonl" };
+        char from[600], to[600];
+        int all = 1;
+        for (int k = 0; k < 3; k++) {
+            struct lp_afile *f = lp_archive_get(a, names[k], 11, err);
+            line(lp_afile_buf(f), 1700000000300ULL + k, 0, 10);
+        }
+        is_int(write_batch(a, &dups, err), 0, "journal mode: three held");
+        snprintf(from, sizeof from, "%s/jm/hA.jsonl", root);
+        snprintf(to, sizeof to, "%s/jm/hA.old", root);
+        /* hA was never written: make it exist to be renamed */
+        close(open(from, O_WRONLY | O_CREAT, 0640));
+        rename(from, to);
+        is_int(lp_archive_flush_all(a, err), 0, "journal mode: flushed "
+               "after a rename (%s)", err);
+        for (int k = 0; k < 3; k++) {
+            got = slurp(names[k], &n);
+            all &= got != NULL && count_lines(got, n) == 1;
+            free(got);
+        }
+        ok(all, "journal mode: each of the three has its line");
+        ok(lp_journal_bytes(j) == 0, "journal mode: and the journal is cut");
+    }
     is_int(lp_archive_flush(a, err), 0, "journal mode: flush, nothing due");
     is_int(lp_journal_remove(j, err), 0, "journal mode: removed");
     lp_archive_free(a);
