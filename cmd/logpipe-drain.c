@@ -135,13 +135,14 @@ static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
     return 0;
 }
 
-/* Descriptors for --max-open files and the rest: the soft limit is
- * raised as far as the hard one allows (the default of 1024 would not
- * hold 4096 files), and the default --max-open lowered to what fits. */
+/* Descriptors for --max-open files, as many kept until their sync (the
+ * drain journal: see lp_archive.h) and the rest: the soft limit is raised
+ * as far as the hard one allows (the default of 1024 would not hold 4096
+ * files), and the default --max-open lowered to what fits. */
 static void fit_max_open(struct lp_drain_conf *c)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)c->max_open + 64;
+    rlim_t want = 2 * (rlim_t)c->max_open + 64;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
         return;
@@ -151,7 +152,7 @@ static void fit_max_open(struct lp_drain_conf *c)
         return;
     if (rl.rlim_cur >= want)
         return;
-    uint64_t fit = rl.rlim_cur > 80 ? (uint64_t)rl.rlim_cur - 64 : 16;
+    uint64_t fit = rl.rlim_cur > 96 ? ((uint64_t)rl.rlim_cur - 64) / 2 : 16;
     if (c->max_open != lp_drain_defaults.max_open)
         lp_warn("--max-open %" PRIu64 ": the limit on open files (%llu, "
                     "ulimit -n) allows %" PRIu64, c->max_open,

@@ -55,6 +55,7 @@ struct orphan {
     int fd;
     int state;                  /* O_NEXT or O_JOB */
     char *path;                 /* for errors (NULL: out of memory) */
+    int dir;                    /* a directory: fsync, not fdatasync */
 };
 #define O_NEXT 0                /* synced by the next epoch, then closed */
 #define O_JOB 1                 /* in the running job: closed at its end */
@@ -84,12 +85,15 @@ struct lp_archive {
     int64_t sealed_at;          /* lp_mono_ms of the last seal */
     struct orphan *orph;        /* and directories that gained entries */
     size_t norph, caporph;
-    uint64_t *dset;             /* their inodes (0: free), this epoch */
+    uint64_t *dset;             /* their inodes (0: free) and devices, */
+    uint64_t *ddev;             /* this epoch */
     size_t dcap, dn;
+    int defer_dirs;             /* without a journal too (its replay) */
     int64_t commit_us;          /* the last journal commit took */
     size_t held;                /* bytes in the files' hold buffers */
     int64_t stale_ms;           /* held this long: checked for copies */
     int nohold;                 /* the batch in hand is written through */
+    int64_t hold_since;         /* its entries were delivered (mono ms) */
     int freeing;                /* lp_archive_free: nothing written */
     int locking;                /* files are locked: no epoch may run
                                    (it locks files itself) */
@@ -99,6 +103,7 @@ struct lp_archive {
 
 static int epoch_start(struct lp_archive *a, char *err);
 static int epoch_end(struct lp_archive *a, char *err);
+int lp_archive_sync_dirs(struct lp_archive *a, char *err);
 static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
                            char *err);
 
@@ -115,6 +120,13 @@ static int make_room(struct lp_archive *a)
 
     if (a->norph < a->max_open || a->failed || a->locking)
         return a->failed ? -1 : 0;  /* locking: over the bound, briefly */
+    if (a->j == NULL) {         /* a replay's directories: synced now */
+        if (lp_archive_sync_dirs(a, err) == 0)
+            return 0;
+        a->failed = errno ? errno : EIO;
+        snprintf(a->ferr, sizeof a->ferr, "%s", err);
+        return -1;
+    }
     if ((a->job && epoch_end(a, err) < 0) ||
         (a->norph >= a->max_open &&
          (epoch_start(a, err) < 0 || epoch_end(a, err) < 0))) {
@@ -173,10 +185,13 @@ static int orphan_fd(struct lp_archive *a, int fd, int state,
         size_t cap = a->caporph ? a->caporph * 2 : 16;
         struct orphan *p = realloc(a->orph, cap * sizeof *p);
         if (p == NULL) {
-            if (state == O_NEXT)
-                fdatasync(fd);
-            /* O_JOB: the job may still name fd; it is synced by then or
-             * fails, which the epoch reports */
+            /* cannot be remembered: the journal may not be cut behind
+             * it any more; the run ends (O_JOB: the job names fd, which
+             * stays open) */
+            if (!a->failed) {
+                a->failed = ENOMEM;
+                snprintf(a->ferr, sizeof a->ferr, "out of memory");
+            }
             if (state == O_NEXT)
                 close(fd);
             return -1;
@@ -187,6 +202,7 @@ static int orphan_fd(struct lp_archive *a, int fd, int state,
     a->orph[a->norph].fd = fd;
     a->orph[a->norph].state = state;
     a->orph[a->norph].path = strndup(path, plen);
+    a->orph[a->norph].dir = 0;
     a->norph++;
     return 0;
 }
@@ -208,6 +224,14 @@ static void release_fd(struct lp_archive *a, struct lp_afile *f,
 {
     if (f->fd < 0)
         return;
+    if (a->freeing) {           /* no epoch, no sync: the journal stays */
+        close(f->fd);
+        f->fd = -1;
+        f->insync = 0;
+        if (f->dirty)
+            undirty(a, f);
+        return;
+    }
     if (f->dirty && may_flush)
         make_room(a);           /* while an epoch it starts can take f */
     if (f->insync)
@@ -278,6 +302,7 @@ void lp_archive_free(struct lp_archive *a)
     }
     free(a->orph);
     free(a->dset);
+    free(a->ddev);
     free(a->dirty);
     free(a->jfiles);
     free(a->jfds);
@@ -316,6 +341,12 @@ static void evict_one(struct lp_archive *a)
  * not 2,000 syncs in a row. Each directory once per epoch (by inode).
  * 0, or -1 to have it synced now.
  */
+static size_t dslot(uint64_t dev, uint64_t ino, size_t cap)
+{
+    return (size_t)(((ino ^ dev * 0x100000001B3ull) * 0x9E3779B97F4A7C15ull)
+                    >> 7) & (cap - 1);
+}
+
 static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
 {
     struct lp_archive *a = ctx;
@@ -323,37 +354,44 @@ static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
     size_t i;
     int fd;
 
-    if (fstat(dfd, &st) < 0)
+    if (fstat(dfd, &st) < 0 || st.st_ino == 0)
         return -1;
     if (a->dn * 2 >= a->dcap) {
         size_t cap = a->dcap ? a->dcap * 2 : 64;
-        uint64_t *p = calloc(cap, sizeof *p);
-        if (p == NULL)
+        uint64_t *p = calloc(cap, sizeof *p), *q = calloc(cap, sizeof *q);
+        if (p == NULL || q == NULL) {
+            free(p);
+            free(q);
             return -1;
+        }
         for (size_t k = 0; k < a->dcap; k++)
             if (a->dset[k]) {
-                for (i = (a->dset[k] * 0x9E3779B97F4A7C15ull) >> 7 &
-                         (cap - 1);
-                     p[i]; i = (i + 1) & (cap - 1))
+                for (i = dslot(a->ddev[k], a->dset[k], cap); p[i];
+                     i = (i + 1) & (cap - 1))
                     ;
                 p[i] = a->dset[k];
+                q[i] = a->ddev[k];
             }
         free(a->dset);
+        free(a->ddev);
         a->dset = p;
+        a->ddev = q;
         a->dcap = cap;
     }
-    uint64_t key = (uint64_t)st.st_ino | 1ull << 63;
-    for (i = (key * 0x9E3779B97F4A7C15ull) >> 7 & (a->dcap - 1); a->dset[i];
-         i = (i + 1) & (a->dcap - 1))
-        if (a->dset[i] == key)
+    for (i = dslot((uint64_t)st.st_dev, (uint64_t)st.st_ino, a->dcap);
+         a->dset[i]; i = (i + 1) & (a->dcap - 1))
+        if (a->dset[i] == (uint64_t)st.st_ino &&
+            a->ddev[i] == (uint64_t)st.st_dev)
             return 0;           /* synced by the next epoch already */
     if ((fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0)) < 0)
         return -1;
     if (dlen > 0)
         dlen--;                 /* its trailing '/' */
     if (orphan_fd(a, fd, O_NEXT, dlen ? dir : ".", dlen ? dlen : 1) < 0)
-        return 0;               /* synced and closed by orphan_fd */
-    a->dset[i] = key;
+        return -1;              /* fsynced now by lp_fs_open, or failed */
+    a->orph[a->norph - 1].dir = 1;
+    a->dset[i] = (uint64_t)st.st_ino;
+    a->ddev[i] = (uint64_t)st.st_dev;
     a->dn++;
     return 0;
 }
@@ -364,7 +402,8 @@ static int open_append(struct lp_archive *a, const char *path, char *err)
 
     return lp_fs_open_defer(a->dirfd, path, O_RDWR | O_APPEND | O_CREAT,
                             LP_FILE_MODE, &created,
-                            a->j ? defer_dir : NULL, a, err);
+                            a->j || a->defer_dirs ? defer_dir : NULL, a,
+                            err);
 }
 
 struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
@@ -399,9 +438,11 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                 /* descriptors kept for their sync: sync them now */
                 char e2[LP_ERRLEN];
                 if (lp_archive_flush_all(a, e2) < 0) {
+                    /* not this entry's path: the disk (74) */
                     snprintf(err, LP_ERRLEN, "%s", e2);
                     free(f->path);
                     free(f);
+                    errno = EIO;
                     return NULL;
                 }
                 f->fd = open_append(a, path, err);
@@ -782,12 +823,16 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
         lp_notice(&a->nt, LP_NOTICE_INFO, "%s was rotated: reopening",
                   f->path);
         {
-            int was_dirty = f->dirty;
-            release_fd(a, f, 0);    /* with locks held: no epoch now */
-            f->end = -1;
-            if ((f->fd = open_append(a, f->path, err)) < 0)
+            /* the new file first: when it cannot be had, f keeps its
+             * old descriptor, its place among the files to sync and
+             * what it holds, for the run's end to report */
+            int was_dirty = f->dirty, nfd = open_append(a, f->path, err);
+            if (nfd < 0)
                 return -1;
-            if (was_dirty && mark_dirty(a, f) < 0) {
+            release_fd(a, f, 0);    /* with locks held: no epoch now */
+            f->fd = nfd;
+            f->end = -1;
+            if ((was_dirty || f->hold.len) && mark_dirty(a, f) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
                 errno = ENOMEM;
                 return -1;
@@ -1069,15 +1114,13 @@ static int journal_commit(struct lp_archive *a, char *err)
  * could not be synced either). */
 static int journal_settle(struct lp_archive *a, char *err)
 {
-    int64_t now = lp_mono_ms();
-
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
         if (!f->locked && f->pend.len) {
             if (f->hold.len == 0)
-                f->hold_ms = now;
-            if (lp_buf_add(&f->hold, f->pend.p, f->pend.len) < 0 ||
-                mark_dirty(a, f) < 0) {
+                f->hold_ms = a->hold_since;
+            if (mark_dirty(a, f) < 0 ||
+                lp_buf_add(&f->hold, f->pend.p, f->pend.len) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
                 errno = ENOMEM;
                 return -1;
@@ -1208,9 +1251,16 @@ static int epoch_start(struct lp_archive *a, char *err)
 {
     size_t want, k = 0;
 
-    /* the lines held go to their files before the seal */
+    /* the lines held go to their files before the seal; lines that
+     * could not be (a file that cannot be reopened) keep the journal */
     if (put_all_held(a, err) < 0)
         return -1;
+    if (a->held) {
+        snprintf(err, LP_ERRLEN, "%zu bytes of lines could not be written "
+                 "to their files: the journal keeps them", a->held);
+        errno = EIO;
+        return -1;
+    }
     want = a->ndirty + a->norph;
 
     if (want > a->capjob) {
@@ -1241,7 +1291,9 @@ static int epoch_start(struct lp_archive *a, char *err)
         if (a->orph[i].state == O_NEXT) {
             a->orph[i].state = O_JOB;
             a->jfiles[k] = NULL;
-            a->jfds[k++] = a->orph[i].fd;
+            /* a directory is fsynced (lp_sync.h) */
+            a->jfds[k++] = a->orph[i].dir ? -1 - a->orph[i].fd
+                                          : a->orph[i].fd;
         }
     a->njob = k;
     a->job = 1;
@@ -1269,7 +1321,8 @@ static int epoch_end(struct lp_archive *a, char *err)
         who = a->jfiles[bad]->path;
     for (size_t i = 0; rc < 0 && who == NULL && i < a->norph; i++)
         if (a->orph[i].state == O_JOB && bad < a->njob &&
-            a->orph[i].fd == a->jfds[bad])
+            (a->orph[i].fd == a->jfds[bad] ||
+             -1 - a->orph[i].fd == a->jfds[bad]))
             who = a->orph[i].path;
     if (rc < 0 && who == NULL)
         who = "a file closed since";
@@ -1316,14 +1369,43 @@ int lp_archive_flush(struct lp_archive *a, char *err)
     return due ? epoch_start(a, err) : 0;
 }
 
+void lp_archive_defer_dirs(struct lp_archive *a, int on)
+{
+    a->defer_dirs = on;
+}
+
+int lp_archive_sync_dirs(struct lp_archive *a, char *err)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < a->norph; i++) {
+        int fd = a->orph[i].fd;
+        if (rc == 0 && (a->orph[i].dir ? fsync(fd) : fdatasync(fd)) < 0) {
+            snprintf(err, LP_ERRLEN, "%s: fsync: %s",
+                     a->orph[i].path ? a->orph[i].path : "a directory",
+                     strerror(errno));
+            rc = -1;
+        }
+        close(fd);
+        free(a->orph[i].path);
+    }
+    a->norph = 0;
+    if (a->dn) {
+        memset(a->dset, 0, a->dcap * sizeof *a->dset);
+        a->dn = 0;
+    }
+    return rc;
+}
+
 int64_t lp_archive_commit_us(const struct lp_archive *a)
 {
     return a->commit_us;
 }
 
-void lp_archive_hold(struct lp_archive *a, int ok)
+void lp_archive_hold(struct lp_archive *a, int ok, int64_t since)
 {
     a->nohold = !ok;
+    a->hold_since = since;
 }
 
 int lp_archive_busy(const struct lp_archive *a)

@@ -118,9 +118,10 @@ void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j,
 /* May the batch in hand's lines be held (1, the default), or must they
  * be written through (0: a batch that stalled, whose entries another
  * drain may claim; a batch that is not full, the drain has caught up:
- * then what is held is written too)? Reset to 1 by each
- * lp_archive_write. */
-void lp_archive_hold(struct lp_archive *a, int ok);
+ * then what is held is written too)? since: when its entries were
+ * delivered (lp_mono_ms), the start of the stale_ms of its held lines.
+ * Reset to 1 by each lp_archive_write. */
+void lp_archive_hold(struct lp_archive *a, int ok, int64_t since);
 
 /* An epoch ends LP_EPOCH_MS after it started, or when LP_EPOCH_BYTES were
  * committed to the journal in it; a journal twice that far past its last
@@ -134,6 +135,13 @@ void lp_archive_hold(struct lp_archive *a, int ok);
  * file's fsync failed (trust none of the files; the journal keeps the
  * lines). */
 int lp_archive_flush(struct lp_archive *a, char *err);
+
+/* Without a journal (the drain's replay of one): hand every directory on
+ * the paths opened to lp_archive_sync_dirs instead of syncing only those
+ * that gain an entry (on), and fsync them all, once each (0 or -1 with
+ * err). */
+void lp_archive_defer_dirs(struct lp_archive *a, int on);
+int lp_archive_sync_dirs(struct lp_archive *a, char *err);
 
 /* How long the last batch's journal commit (its write and fdatasync)
  * took, in microseconds. */

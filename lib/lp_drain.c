@@ -1425,9 +1425,10 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
          * are held only while a backlog is drained (full batches): a
          * drain that has caught up writes at once */
         d->batch_t0 = lp_mono_us();
-        lp_archive_hold(d->arch, async &&
-                                     lp_mono_ms() - d->read_at <
-                                         d->conf.claim_idle / 2);
+        lp_archive_hold(d->arch,
+                        async && lp_mono_ms() - d->read_at <
+                                     d->conf.claim_idle / 2,
+                        d->read_at);
         if (lp_archive_lock(d->arch, err) < 0) {
             int st = fatal_errno(errno);
             say(d, LP_NOTICE_ERROR, "%s", err);
@@ -1680,7 +1681,11 @@ static int replay_flush(struct lp_drain *d, uint64_t *dups, char *err)
         return -1;
     if (lp_archive_write(d->arch, NULL, 0, dups, err) < 0)
         return -1;
-    return lp_archive_sync(d->arch, err);
+    /* the files, and every directory on their paths: an entry there may
+     * be one whose sync the crashed run had deferred */
+    if (lp_archive_sync(d->arch, err) < 0)
+        return -1;
+    return lp_archive_sync_dirs(d->arch, err);
 }
 
 /* One record of the journal a run left: its lines, for their file. */
@@ -1745,6 +1750,7 @@ static int open_journal(struct lp_drain *d, char *err)
         return failed(err, LP_EX_CANTCREAT, "--dir %s: %s", d->conf.com.dir,
                       msg);
     if (lp_journal_left(d->journal)) {
+        lp_archive_defer_dirs(d->arch, 1);
         if (lp_journal_replay(d->journal, replay_record, d, msg) < 0 ||
             replay_flush(d, &dups, msg) < 0) {
             int st = errno == ENOMEM ? LP_EX_SOFTWARE : fatal_errno(errno);
@@ -1753,6 +1759,7 @@ static int open_journal(struct lp_drain *d, char *err)
                           "%s", d->conf.com.dir, LP_JOURNAL_DIR, name, msg);
         }
         d->res.replay_dups += dups;
+        lp_archive_defer_dirs(d->arch, 0);
         if (lp_journal_cut(d->journal, lp_journal_seal(d->journal),
                            msg) < 0)
             return failed(err, LP_EX_CANTCREAT, "--dir %s: %s",
@@ -2161,9 +2168,9 @@ void lp_drain_free(struct lp_drain *d)
     /* every end writes the metrics last (69, 74, 78 among them) */
     metrics_tick(d, 1);
     lp_metrics_free(d->m.m);
-    lp_owner_free(d->owner);
     lp_archive_free(d->arch);   /* waits for its sync first */
     lp_journal_close(d->journal);
+    lp_owner_free(d->owner);    /* last: the journal is ours till here */
     if (d->dirfd >= 0)
         close(d->dirfd);
     lp_group_free(d->grp);

@@ -153,6 +153,11 @@ walk:
                      strerror(errno));
             goto fail;
         }
+        /* with defer, an entry found there is handed over too: this
+         * process may not be the one that made it durable (another
+         * drain, or a run before a crash, that deferred its sync) */
+        if (!made && defer)
+            defer(ctx, dfd, rel, (size_t)(p - rel));
         if (made && sync_entry(dfd, rel, (size_t)(p - rel), defer, ctx) < 0) {
             snprintf(err, LP_ERRLEN, "%.*s: fsync of its parent: %s",
                      (int)(slash - rel), rel, strerror(errno));
@@ -202,6 +207,8 @@ walk:
                  "is a symlink (refused)" : strerror(errno));
         goto fail;
     }
+    if (!*created && defer)
+        defer(ctx, dfd, rel, (size_t)(p - rel));
     if (*created && sync_entry(dfd, rel, (size_t)(p - rel), defer, ctx) < 0) {
         snprintf(err, LP_ERRLEN, "%s: fsync of its directory: %s", rel,
                  strerror(errno));

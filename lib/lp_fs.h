@@ -32,7 +32,10 @@ int lp_fs_open(int dirfd, const char *rel, int flags, mode_t mode,
  * its descriptor (borrowed), its path: dir[0..dlen) with a trailing '/',
  * or dlen 0 for dirfd itself) instead of being fsynced: defer returns 0
  * when it will see to it (logpipe-drain's journal syncs it before it
- * forgets the lines), -1 to have it fsynced now. */
+ * forgets the lines), -1 to have it fsynced now. Every other directory
+ * on the path is handed to defer too (its return ignored): the entries
+ * found there may not be durable yet, made by another process that
+ * deferred their sync. */
 int lp_fs_open_defer(int dirfd, const char *rel, int flags, mode_t mode,
                      int *created,
                      int (*defer)(void *ctx, int dfd, const char *dir,

@@ -24,10 +24,13 @@
  *
  * The protocol, as logpipe-drain follows it:
  *
- *  1. A batch's lines are written to their day files (the page cache) and,
- *     while each file is still locked, handed to lp_journal_add: so a
- *     logpipe-rotate that takes the file's lock afterwards finds them in
- *     the journal (lp_journal_covers).
+ *  1. A batch's lines are handed to lp_journal_add: those written to
+ *     their day files (the page cache) by the batch while each file is
+ *     still locked, so a logpipe-rotate that takes the file's lock
+ *     afterwards finds them in the journal (lp_journal_covers); those
+ *     held for later without the lock (lp_archive.h): they are written
+ *     under the lock later, to a new file if rotate took the old one
+ *     meanwhile, so rotate never compresses a line away twice.
  *  2. lp_journal_commit writes them with one write(2) and one fdatasync;
  *     only then may the batch be acknowledged.
  *  3. From time to time lp_journal_seal ends the active segment (new

@@ -31,7 +31,7 @@ static void run_locked(void)
         int fd = job_fds[i], rc, e;
 
         pthread_mutex_unlock(&mu);
-        rc = fdatasync(fd);
+        rc = fd < 0 ? fsync(-1 - fd) : fdatasync(fd);
         e = errno;
         pthread_mutex_lock(&mu);
         if (rc < 0 && job_errno == 0) {

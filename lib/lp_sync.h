@@ -16,7 +16,8 @@
 int lp_sync_all(const int *fds, size_t n, size_t *bad);
 
 /*
- * The same in two halves, so that the caller works meanwhile: start
+ * The same in two halves, so that the caller works meanwhile; a
+ * descriptor given as -1 - fd (a directory) is fsynced, not fdatasynced: start
  * syncing fds[0..n) in the pool and return at once (fds must stay valid
  * until the wait); lp_sync_wait waits for the job to end and returns as
  * lp_sync_all does. One job at a time.

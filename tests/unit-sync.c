@@ -45,7 +45,18 @@ int main(void)
             break;
     }
     ok(1, "100 background rounds of 1 to 40 files");
-    fds[17] = -1;
+    {
+        /* a directory, given as -1 - fd, is fsynced */
+        int d = open(dir, O_RDONLY | O_DIRECTORY), keep = fds[3];
+        fds[3] = -1 - d;
+        lp_sync_start(fds, 5);
+        ok(d >= 0 && lp_sync_wait(&bad) == 0, "a directory among the files");
+        fds[3] = keep;
+        close(d);
+    }
+    int f17 = fds[17];
+    close(f17);
+    fds[17] = 1 << 20;          /* not open: EBADF */
     lp_sync_start(fds, 40);
     errno = 0;
     ok(lp_sync_wait(&bad) < 0 && errno == EBADF && bad == 17,
@@ -54,10 +65,11 @@ int main(void)
     ok(lp_sync_all(fds, 40, &bad) < 0 && errno == EBADF && bad == 17,
        "a failing file: -1, its errno and its index (%zu)", bad);
     ok(lp_sync_all(fds, 17, &bad) == 0, "the next job is clean again");
-    fds[0] = -1;
+    close(fds[0]);
+    fds[0] = 1 << 20;
     ok(lp_sync_all(fds, 1, &bad) < 0 && bad == 0, "a failing lone file");
     for (int i = 1; i < 40; i++) {
-        if (fds[i] >= 0)
+        if (i != 17)
             close(fds[i]);
         snprintf(path, sizeof path, "%s/f%d", dir, i);
         unlink(path);
