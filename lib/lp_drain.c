@@ -1705,6 +1705,29 @@ static int replay_record(void *ctx, const char *path, size_t plen,
     }
     memcpy(p, path, plen);
     p[plen] = '\0';
+    /* no layout makes a name starting with '.': not a day file (a lock
+     * file of ours, the journal itself) */
+    for (const char *c = p; c; c = strchr(c, '/')) {
+        if (*c == '/')
+            c++;
+        /* ("." and ".." are lp_fs_open's to refuse: unsafe path) */
+        int dots = c[0] == '.' && (c[1] == '/' || c[1] == '\0' ||
+                                   (c[1] == '.' &&
+                                    (c[2] == '/' || c[2] == '\0')));
+        if (*c == '.' && !dots) {
+            snprintf(err, LP_ERRLEN, "%s: a record names what is no day "
+                     "file", p);
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    /* at most --max-files open at once, as a batch */
+    if (!lp_archive_touches(d->arch, p, plen) &&
+        lp_archive_touched(d->arch) >= d->conf.max_files &&
+        replay_flush(d, &dups, err) < 0)
+        return -1;
+    d->res.replay_dups += dups;
+    dups = 0;
     if ((f = lp_archive_get(d->arch, p, plen, err)) == NULL)
         return -1;
     while (s < end) {

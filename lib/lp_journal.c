@@ -299,14 +299,20 @@ int lp_journal_replay(struct lp_journal *j,
         seg_name(name, j->segs[i].seq);
         if (slurp(j->jfd, name, &buf, &len, err, j->name) < 0)
             return -1;
-        if (len < LP_JOURNAL_HDR ||
-            memcmp(buf, LP_JOURNAL_MAGIC, LP_JOURNAL_HDR) != 0) {
-            if (len)
-                lp_notice(&j->nt, LP_NOTICE_WARN,
-                          "%s/%s: not a journal segment (no header), "
-                          "passed over", j->name, name);
+        if (len < LP_JOURNAL_HDR &&
+            memcmp(buf, LP_JOURNAL_MAGIC, len) == 0) {
+            /* made, its header cut short by the crash: nothing in it */
             free(buf);
             continue;
+        }
+        if (len < LP_JOURNAL_HDR ||
+            memcmp(buf, LP_JOURNAL_MAGIC, LP_JOURNAL_HDR) != 0) {
+            /* not ours to cut: another version's, or damage */
+            snprintf(err, LP_ERRLEN, "%s/%s: not a journal segment this "
+                     "logpipe reads (no %.7s header): move it out of the "
+                     "way to start", j->name, name, LP_JOURNAL_MAGIC);
+            free(buf);
+            return -1;
         }
         while (pos < len) {
             size_t at = pos;
