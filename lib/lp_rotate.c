@@ -159,6 +159,24 @@ static int copy_all(struct lp_rotate *r, int from, int to)
     return got < 0 ? -1 : 0;
 }
 
+/* Does a drain journal still hold lines of rel (asked under its lock)?
+ * 1: said, the file is left for the next run; 0; -1 with err. */
+static int journal_holds(struct lp_rotate *r, const char *rel, char *err)
+{
+    char who[600];
+    int g;
+
+    if (r->journals == NULL)
+        return 0;
+    g = lp_journal_reader_covers(r->journals, rel, strlen(rel), who,
+                                 sizeof who, err);
+    if (g > 0)
+        lp_notice(&r->c.notify, LP_NOTICE_INFO, "%s: left for the next "
+                  "run: lines of it are still only in the drain journal %s",
+                  rel, who);
+    return g;
+}
+
 /*
  * Compresses rel (a .jsonl of a closed day) into rel.gz, appending a
  * member when rel.gz exists. Returns LP_ROTATE_OK or the failure (said).
@@ -214,21 +232,12 @@ static int compress_one(struct lp_rotate *r, const char *rel)
      * them again from its journal, next to the .gz that holds them. The
      * drain adds them to its journal under this lock, so asking under it
      * is enough; it syncs and cuts within a second or so. */
-    if (r->journals) {
-        char who[600];
-        g = lp_journal_reader_covers(r->journals, rel, strlen(rel), who,
-                                     sizeof who, err);
-        if (g < 0) {
+    if ((g = journal_holds(r, rel, err)) != 0) {
+        if (g < 0)
             SAY_ERR(r, "%s", err);
-            goto out;
-        }
-        if (g > 0) {
-            lp_notice(&r->c.notify, LP_NOTICE_INFO,
-                      "%s: left for the next run: lines of it are still "
-                      "only in the drain journal %s", rel, who);
+        else
             rc = LP_ROTATE_OK;
-            goto out;
-        }
+        goto out;
     }
     if (st.st_size == 0) {
         /* a drain made it and wrote nothing (its batch failed, or held
@@ -368,6 +377,16 @@ static int delete_one(struct lp_rotate *r, const struct lp_tfile *f,
                     return errno == EINTR ? LP_ROTATE_OK : LP_ROTATE_EIO;
                 }
             }
+        }
+        /* a day deleted while a drain journal holds lines of it would
+         * come back in part if the drain applied its journal */
+        int g = fd >= 0 ? journal_holds(r, f->rel, err) : 0;
+        if (g != 0) {
+            if (g < 0)
+                SAY_ERR(r, "%s", err);
+            close(fd);
+            close(dfd);
+            return g < 0 ? LP_ROTATE_EIO : LP_ROTATE_OK;
         }
         if (unlinkat(dfd, base, 0) < 0 && errno != ENOENT) {
             SAY_ERR(r, "%s: %s", f->rel, strerror(errno));

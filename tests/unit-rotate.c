@@ -249,6 +249,27 @@ static void test_journal(void)
     is_int(lp_rotate_run(r, err), LP_ROTATE_OK, "rotate again: OK");
     ok(!exists(rel) && exists(at("jr", 2, ".jsonl.gz")), "now compressed");
     lp_rotate_free(r);
+
+    /* --retain: a day a journal holds lines of is not deleted either */
+    rel = at("jd", 3, ".jsonl");
+    put(rel, "{\"_id\":\"1-8\"}\n");
+    lp_journal_add(j, rel, strlen(rel), "{\"_id\":\"1-8\"}\n", 14);
+    is_int(lp_journal_commit(j, err), 0, "holds a line of %s", rel);
+    c = conf(&h);
+    c.retain = 86400000;
+    lp_rotate_new(&c, &r, err);
+    is_int(lp_rotate_run(r, err), LP_ROTATE_OK, "rotate --retain 1d: OK");
+    ok(exists(rel), "the day past --retain is left while a journal has it");
+    snprintf(want, sizeof want, "%s: left for the next run", rel);
+    ok(strstr(h.warnings, want) != NULL, "said: %s", h.warnings);
+    lp_rotate_free(r);
+    is_int(lp_journal_cut(j, lp_journal_seal(j), err), 0, "cut again");
+    c = conf(&h);
+    c.retain = 86400000;
+    lp_rotate_new(&c, &r, err);
+    is_int(lp_rotate_run(r, err), LP_ROTATE_OK, "rotate --retain again: OK");
+    ok(!exists(rel) && !exists(at("jd", 3, ".jsonl.gz")), "now deleted");
+    lp_rotate_free(r);
     lp_journal_remove(j, err);
     lp_journal_close(j);
     close(dirfd);
