@@ -347,6 +347,16 @@ static size_t dslot(uint64_t dev, uint64_t ino, size_t cap)
                     >> 7) & (cap - 1);
 }
 
+/* The directories handed over so far are synced (or in the job that
+ * syncs them): one gaining an entry from now on is handed over again. */
+static void dirs_forget(struct lp_archive *a)
+{
+    if (a->dn) {
+        memset(a->dset, 0, a->dcap * sizeof *a->dset);
+        a->dn = 0;
+    }
+}
+
 static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
 {
     struct lp_archive *a = ctx;
@@ -592,6 +602,25 @@ int lp_afile_check(struct lp_afile *f, const char *id, size_t idlen)
     }
     f->checks[f->nchecks++] = c;
     return 0;
+}
+
+long lp_afile_check_lines(struct lp_afile *f, const char *s, size_t n)
+{
+    const char *end = s + n, *q;
+    long lines = 0;
+
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t len = (size_t)(nl ? nl + 1 - s : end - s);
+        /* {"_id":"<id>": its entry may be in f already */
+        if (len > 8 && memcmp(s, "{\"_id\":\"", 8) == 0 &&
+            (q = memchr(s + 8, '"', len - 8)) != NULL &&
+            lp_afile_check(f, s + 8, (size_t)(q - s - 8)) < 0)
+            return -1;
+        lines++;
+        s += len;
+    }
+    return lines;
 }
 
 static struct check *find_check(struct lp_afile *f, uint64_t ms, uint64_t seq)
@@ -937,21 +966,14 @@ static int put_held(struct lp_archive *a, struct lp_afile *f, char *err)
     if (a->stale_ms > 0 && lp_mono_ms() - f->hold_ms >= a->stale_ms) {
         struct check *save = f->checks;
         size_t nsave = f->nchecks, capsave = f->capchecks;
-        const char *s = f->hold.p, *end = f->hold.p + f->hold.len, *q;
         int rc = 0;
 
         f->checks = NULL;
         f->nchecks = f->capchecks = 0;
-        while (s < end && rc == 0) {
-            const char *nl = memchr(s, '\n', (size_t)(end - s));
-            size_t len = (size_t)(nl ? nl + 1 - s : end - s);
-            if (len > 8 && (q = memchr(s + 8, '"', len - 8)) != NULL &&
-                lp_afile_check(f, s + 8, (size_t)(q - s - 8)) < 0) {
-                snprintf(err, LP_ERRLEN, "out of memory");
-                errno = ENOMEM;
-                rc = -1;
-            }
-            s += len;
+        if (lp_afile_check_lines(f, f->hold.p, f->hold.len) < 0) {
+            snprintf(err, LP_ERRLEN, "out of memory");
+            errno = ENOMEM;
+            rc = -1;
         }
         if (rc == 0 && f->nchecks) {
             qsort(f->checks, f->nchecks, sizeof *f->checks, cmp_check);
@@ -1298,10 +1320,7 @@ static int epoch_start(struct lp_archive *a, char *err)
     a->njob = k;
     a->job = 1;
     a->jadded = 0;
-    if (a->dn) {
-        memset(a->dset, 0, a->dcap * sizeof *a->dset);
-        a->dn = 0;
-    }
+    dirs_forget(a);
     a->sealed_at = lp_mono_ms();
     lp_sync_start(a->jfds, k);
     return 0;
@@ -1390,10 +1409,7 @@ int lp_archive_sync_dirs(struct lp_archive *a, char *err)
         free(a->orph[i].path);
     }
     a->norph = 0;
-    if (a->dn) {
-        memset(a->dset, 0, a->dcap * sizeof *a->dset);
-        a->dn = 0;
-    }
+    dirs_forget(a);
     return rc;
 }
 

@@ -57,6 +57,11 @@ struct lp_buf *lp_afile_buf(struct lp_afile *f);
  * Returns 0 or -1 (out of memory). */
 int lp_afile_check(struct lp_afile *f, const char *id, size_t idlen);
 
+/* lp_afile_check for the entry of each archive line of s[0..n) (the lines
+ * of a journal's record, of lines held). Returns the number of lines, or
+ * -1 when out of memory. */
+long lp_afile_check_lines(struct lp_afile *f, const char *s, size_t n);
+
 /* A stream entry ID, as numbers. */
 struct lp_sid {
     uint64_t ms, seq;

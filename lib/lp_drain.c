@@ -1695,8 +1695,8 @@ static int replay_record(void *ctx, const char *path, size_t plen,
     struct lp_drain *d = ctx;
     char p[LP_LAYOUT_PATHMAX];
     struct lp_afile *f;
-    const char *s = lines, *end = lines + len;
     uint64_t dups = 0;
+    long n;
 
     if (plen == 0 || plen >= sizeof p || memchr(path, '\0', plen)) {
         snprintf(err, LP_ERRLEN, "a record names no file it can be");
@@ -1730,20 +1730,11 @@ static int replay_record(void *ctx, const char *path, size_t plen,
     dups = 0;
     if ((f = lp_archive_get(d->arch, p, plen, err)) == NULL)
         return -1;
-    while (s < end) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        const char *q;
-        size_t n = (size_t)(nl ? nl + 1 - s : end - s);
-        /* {"_id":"<id>": an entry that may be in the file already */
-        if (n > 8 && memcmp(s, "{\"_id\":\"", 8) == 0 &&
-            (q = memchr(s + 8, '"', n - 8)) != NULL &&
-            lp_afile_check(f, s + 8, (size_t)(q - s - 8)) < 0)
-            goto nomem;
-        if (lp_buf_add(lp_afile_buf(f), s, n) < 0)
-            goto nomem;
-        d->res.replayed++;
-        s += n;
-    }
+    /* the entries may be in the file already */
+    if ((n = lp_afile_check_lines(f, lines, len)) < 0 ||
+        lp_buf_add(lp_afile_buf(f), lines, len) < 0)
+        goto nomem;
+    d->res.replayed += (uint64_t)n;
     d->replay_bytes += len;
     if (d->replay_bytes >= LP_EPOCH_BYTES &&
         replay_flush(d, &dups, err) < 0)

@@ -320,6 +320,32 @@ seqs() {
     cat "$@" | sed -n 's/.*"seq":\([0-9]*\).*/\1/p' | sort -n
 }
 
+# tally N FILE: FILE holds seqs, one a line: each of 1..N exactly once and
+# nothing else; says how many were lost and doubled
+tally() {
+    lost=$(awk -v n="$1" '{ seen[$1] = 1 }
+        END { for (i = 1; i <= n; i++) if (!(i in seen)) m++; print m + 0 }' "$2")
+    dups=$(awk '{ if (c[$1]++) d++ } END { print d + 0 }' "$2")
+    say "lost: $lost, duplicates: $dups"
+    [ "$lost" -eq 0 ] && [ "$dups" -eq 0 ] && [ "$(wc -l <"$2")" -eq "$1" ] || {
+        echo "lost $lost, duplicates $dups, $(wc -l <"$2") in all" >&2
+        return 1
+    }
+}
+
+# exactly N DIR...: every seq 1..N once in the day files under the DIRs,
+# on whole archive lines
+exactly() {
+    _n=$1; shift
+    find "$@" -name '*.jsonl' -type f -exec cat {} + >exactly.lines
+    seqs exactly.lines >got
+    tally "$_n" got || return 1
+    if grep -a -v -q '^{"_id":"[0-9]*-[0-9]*",.*}$' exactly.lines; then
+        echo "a line that is not a whole archive line" >&2
+        return 1
+    fi
+}
+
 # wait_for SECONDS COMMAND...: polls COMMAND (eval'd each time, so use
 # helpers like test_xlen rather than $(...)) until it succeeds
 wait_for() {

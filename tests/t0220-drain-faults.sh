@@ -7,18 +7,6 @@ start_redis drain --appendonly yes --appendfsync always
 KILLS=30
 [ -n "${LP_STRESS:-}" ] && KILLS=300
 
-# exactly N SEQS DIR: every seq 1..N once in the archive under DIR
-exactly() {
-    seqs $(find "$2" -name '*.jsonl') >got
-    lost=$(awk -v n="$1" '{ seen[$1] = 1 }
-        END { for (i = 1; i <= n; i++) if (!(i in seen)) m++; print m + 0 }' got)
-    dups=$(awk '{ if (c[$1]++) d++ } END { print d + 0 }' got)
-    say "lost: $lost, duplicates: $dups"
-    [ "$lost" -eq 0 ] && [ "$dups" -eq 0 ] || {
-        echo "lost $lost, duplicates $dups" >&2
-        return 1
-    }
-}
 
 pending() {
     rcli XPENDING logs:stream logpipe | head -n 1

@@ -13,11 +13,7 @@ exactly() {
     n=$1; shift
     find "$@" \( -name "*.jsonl" -o -name "*.out" \) -type f -exec cat {} + |
         sed -n 's/.*"seq":\([0-9]*\).*/\1/p' | sort -n >got
-    lost=$(awk -v n="$n" '{ seen[$1] = 1 }
-        END { for (i = 1; i <= n; i++) if (!(i in seen)) m++; print m + 0 }' got)
-    dups=$(awk '{ if (c[$1]++) d++ } END { print d + 0 }' got)
-    say "lost: $lost, duplicates: $dups"
-    [ "$lost" -eq 0 ] && [ "$dups" -eq 0 ] && [ "$(wc -l <got)" -eq "$n" ]
+    tally "$n" got
 }
 
 # whole FILE...: the seq numbers of the whole lines of FILE... (a drain

@@ -10,24 +10,6 @@
 . "$TOP/tests/powerloss-lib.sh"
 start_redis
 
-# exactly N DIR: every seq 1..N once in the archive under DIR, on whole
-# archive lines
-exactly() {
-    seqs $(find "$2" -name '*.jsonl') >got
-    lost=$(awk -v n="$1" '{ seen[$1] = 1 }
-        END { for (i = 1; i <= n; i++) if (!(i in seen)) m++; print m + 0 }' got)
-    dups=$(awk '{ if (c[$1]++) d++ } END { print d + 0 }' got)
-    say "lost: $lost, duplicates: $dups"
-    [ "$lost" -eq 0 ] && [ "$dups" -eq 0 ] || {
-        echo "lost $lost, duplicates $dups" >&2
-        return 1
-    }
-    if find "$2" -name '*.jsonl' -type f -exec cat {} + |
-       grep -a -v -q '^{"_id":"[0-9]*-[0-9]*",.*}$'; then
-        echo "a line that is not a whole archive line" >&2
-        return 1
-    fi
-}
 
 pending() {
     rcli XPENDING logs:stream logpipe | head -n 1
