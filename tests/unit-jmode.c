@@ -156,15 +156,6 @@ static void test_reopen_fails(void)
 }
 
 
-
-/*
- * C: the descriptor budget. logpipe-drain raises RLIMIT_NOFILE to
- * max_open + 64, but the archive keeps up to max_open files open and up
- * to max_open more descriptors for their sync (orphans). Modelled with
- * max_open 64 and 8 spare descriptors: batches over 400 files, each
- * touching 50, lines held (a backlog).
- */
-
 int main(void)
 {
     char err[LP_ERRLEN];
