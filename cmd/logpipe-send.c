@@ -90,6 +90,14 @@ static const struct lp_optdef longopts[] = {
       "also add rejected lines to the DLQ" },
     { "ids", 0, LP_FLAG(OPT, c.ids), NULL,
       "print the stream ID of each event sent" },
+    { "producer", 0, LP_STR(OPT, c.producer), "NAME",
+      "send as producer NAME, going on from its position\n"
+      "(default: a name of this run's own)", .flags = LP_OF_NONEMPTY },
+    { "position", 0, LP_UINT(OPT, c.position), "N",
+      "the input's first command has position N of --producer\n"
+      "(a resume, as the resume hint says)", .min = 1 },
+    { "producer-ttl", 0, LP_DURATION(OPT, c.producer_ttl), "DUR",
+      "forget producers silent this long (7d; 0 = never)" },
     LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL }
@@ -114,7 +122,8 @@ static const struct tool_cmd cli = {
 "Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited, or\n"
 "--rate-key failed on some), 66 input missing,"
 " 70 internal error, 73 cannot\n"
-"create --rejects, 74 I/O error, 75 Redis failed longer than --timeout,\n"
+"create --rejects, 74 I/O error, 75 Redis failed longer than --timeout\n"
+"(or another send runs as --producer NAME),\n"
 "78 bad configuration (--rate-key failing on every event too).\n"
 "See logpipe-send(1).\n",
     .opts = longopts,
@@ -198,6 +207,8 @@ static void parse_args(struct send_opt *opt, int argc, char **argv)
     c->nfiles = argc - i;
     if (c->flush_wal && (c->wal == NULL || c->nfiles))
         tool_opt_error(&cli, "--flush-wal needs --wal DIR and no FILE");
+    if (c->position && c->producer == NULL)
+        tool_opt_error(&cli, "--position needs --producer NAME");
     if ((c->wal_max) && c->wal == NULL)
         tool_opt_error(&cli, "--wal-max needs --wal DIR");
     if (c->rate == 0 && opt->needs_rate)
@@ -229,10 +240,10 @@ static int summary(struct lp_send *s, const struct lp_send_conf *c)
         lp_warn("interrupted: %" PRIu64 " %s sent, %s read up to byte %"
                 PRIu64, n->sent, plural(n->sent, "event", "events"),
                 name ? name : "input", off);
-    if (n->maybe)
-        lp_warn("%" PRIu64 " %s may have reached Redis twice (a reply was "
-                "lost and they were sent again)", n->maybe,
-                plural(n->maybe, "event", "events"));
+    if (n->already)
+        lp_info("%" PRIu64 " %s found stored after a lost reply (not sent "
+                "again)", n->already, plural(n->already, "event was",
+                                             "events were"));
     lp_info("%" PRIu64 " %s, %" PRIu64 " %s sent%s", n->lines,
             plural(n->lines, "line", "lines"), n->sent,
             plural(n->sent, "event", "events"),
@@ -282,6 +293,7 @@ int main(int argc, char **argv)
             .max_depth = LP_JSON_DEPTH,
             .max_members = 10000,
             .max_keys = 10000,
+            .producer_ttl = 7 * 24 * 3600 * 1000LL,
             .time_field = "timestamp",
             .redis_new = redis_new,
             .due = log_due,

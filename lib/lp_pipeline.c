@@ -73,8 +73,14 @@ size_t lp_pipeline_xadd_dlq(struct lp_send *s, const struct lp_dlq_rec *rec)
 void lp_batch_reset(struct lp_batch *b)
 {
     b->n = b->replied = b->failed = 0;
+    b->nwire = b->wire = 0;
     b->blob.len = 0;
-    b->flushed = 0;
+    b->flushed = b->tried = b->answered = b->aborted = b->numbered = 0;
+    b->qerr[0] = '\0';
+    b->qperm = 0;
+    b->nprods = 0;
+    b->pbuf.len = 0;
+    b->tail.len = 0;
     b->first[0] = b->last[0] = '\0';
 }
 
@@ -117,17 +123,17 @@ static struct lp_batch *unanswered(struct lp_send *s)
 {
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (b->replied < b->n)
+        if (b->wire < b->nwire)
             return b;
     }
     return NULL;
 }
 
-/* Takes one reply, for the oldest unanswered command (in b). */
-static void take_reply(struct lp_send *s, struct lp_batch *b,
-                       struct lp_reply *rep)
+/* What became of command k of b, from its element of EXEC's reply. */
+static void take_result(struct lp_send *s, struct lp_batch *b, size_t k,
+                        const struct lp_reply *rep)
 {
-    struct lp_cmd *e = &b->ev[b->replied++];
+    struct lp_cmd *e = &b->ev[k];
 
     if (lp_reply_type(rep) == LP_REPLY_ERROR) {
         char t[LP_ERRLEN - 100];
@@ -136,26 +142,76 @@ static void take_reply(struct lp_send *s, struct lp_batch *b,
                  e->kind == LP_CMD_EVENT ? s->c.stream : s->c.dlq,
                  lp_reply_text(rep, t, sizeof t));
         s->last_permanent |= permanent_error(rep);
+        return;
+    }
+    e->done = 1;
+    if (e->kind == LP_CMD_EVENT) {
+        size_t idn;
+        const char *id = lp_reply_str(rep, &idn);
+        if (id && idn < sizeof b->last) {
+            memcpy(b->last, id, idn);
+            b->last[idn] = '\0';
+            if (b->first[0] == '\0')
+                memcpy(b->first, b->last, idn + 1);
+        }
+        s->n.sent++;
+        if (b->source == LP_BATCH_REPLAY)
+            s->n.replayed++;
+        if (s->c.ids && !s->ids_off && id) {
+            lp_buf_add(&s->out_ids, id, idn);
+            lp_buf_addc(&s->out_ids, '\n');
+        }
     } else {
-        e->done = 1;
-        if (e->kind == LP_CMD_EVENT) {
-            size_t idn;
-            const char *id = lp_reply_str(rep, &idn);
-            if (id && idn < sizeof b->last) {
-                memcpy(b->last, id, idn);
-                b->last[idn] = '\0';
-                if (b->first[0] == '\0')
-                    memcpy(b->first, b->last, idn + 1);
-            }
-            s->n.sent++;
-            if (b->source == LP_BATCH_REPLAY)
-                s->n.replayed++;
-            if (s->c.ids && !s->ids_off && id) {
-                lp_buf_add(&s->out_ids, id, idn);
-                lp_buf_addc(&s->out_ids, '\n');
-            }
+        s->n.dlq++;
+    }
+}
+
+/*
+ * Takes one reply of b's transaction: MULTI's and each QUEUED are only
+ * looked at for an error (OOM: then EXEC answers EXECABORT, nothing of
+ * the batch is stored); EXEC's says what became of every command.
+ */
+static void take_reply(struct lp_send *s, struct lp_batch *b,
+                       struct lp_reply *rep)
+{
+    size_t w = b->wire++;
+    char t[LP_ERRLEN - 100];
+
+    if (w + 1 < b->nwire) {
+        if (lp_reply_type(rep) == LP_REPLY_ERROR && b->qerr[0] == '\0') {
+            snprintf(b->qerr, sizeof b->qerr, "%s",
+                     lp_reply_text(rep, t, sizeof t));
+            b->qperm = permanent_error(rep);
+        }
+        lp_reply_free(rep);
+        return;
+    }
+    b->answered = 1;
+    b->replied = b->n;
+    if (lp_reply_type(rep) == LP_REPLY_ARRAY && lp_reply_len(rep) >= b->n) {
+        for (size_t k = 0; k < b->n; k++)
+            take_result(s, b, k, lp_reply_at(rep, k));
+        if (lp_reply_len(rep) > b->n &&
+            lp_reply_type(lp_reply_at(rep, b->n)) == LP_REPLY_ERROR) {
+            /* the HSET of the positions: its key is not a hash */
+            const struct lp_reply *h = lp_reply_at(rep, b->n);
+            b->failed++;
+            snprintf(s->last_error, sizeof s->last_error, "HSET %s: %s",
+                     s->pkey, lp_reply_text(h, t, sizeof t));
+            s->last_permanent |= permanent_error(h);
+        }
+    } else {
+        /* EXECABORT (or no transaction): nothing of it was stored */
+        b->aborted = 1;
+        b->failed = b->n ? b->n : 1;
+        if (b->qerr[0]) {
+            snprintf(s->last_error, sizeof s->last_error, "XADD %s: %s",
+                     s->c.stream, b->qerr);
+            s->last_permanent |= b->qperm;
         } else {
-            s->n.dlq++;
+            snprintf(s->last_error, sizeof s->last_error, "EXEC: %s",
+                     lp_reply_text(rep, t, sizeof t));
+            s->last_permanent |= permanent_error(rep);
         }
     }
     lp_reply_free(rep);
@@ -168,7 +224,7 @@ int lp_pipeline_retire(struct lp_send *s)
 
     while (s->count > 0) {
         struct lp_batch *b = &s->ring[s->head];
-        if (b->replied < b->n)
+        if (b->wire < b->nwire)
             break;
         if (b->failed)
             return -1;
@@ -262,8 +318,6 @@ void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b, int *behind)
             continue;
         }
         *behind = 1;
-        if (k >= b->replied && b->flushed)
-            s->n.maybe++;        /* written, no reply: maybe applied */
         if (e.cmd != pos)
             memmove(b->blob.p + pos, b->blob.p + e.cmd, e.cmdlen);
         e.cmd = (uint32_t)pos;
@@ -273,12 +327,81 @@ void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b, int *behind)
     b->n = keep;
     b->blob.len = pos;
     b->replied = b->failed = 0;
+    b->nwire = b->wire = 0;
+    b->qerr[0] = '\0';
+    b->qperm = 0;
+    /* tried and answered stay: lp_pipeline_resolve reads them */
     b->flushed = 0;
+}
+
+/* HSET <stream>:producers with the last position of each producer of b
+ * (none: no HSET), then EXEC, into b->tail. 1 when it has the HSET. */
+static int make_tail(struct lp_send *s, struct lp_batch *b)
+{
+    static const char exec[] = "*1\r\n$4\r\nEXEC\r\n";
+    int np = 0, has[LP_BATCH_PRODS] = { 0 };
+    char v[64];
+    int64_t now = lp_now_ms();
+
+    b->tail.len = 0;
+    for (int i = 0; i < b->nprods; i++)
+        b->prods[i].last = 0;
+    for (size_t k = 0; k < b->n; k++) {
+        struct lp_cmd *e = &b->ev[k];
+        if (e->prod == LP_NOPROD || e->prod >= b->nprods)
+            continue;
+        if (!has[e->prod]++)
+            np++;
+        if (e->pos > b->prods[e->prod].last)
+            b->prods[e->prod].last = e->pos;
+    }
+    if (np) {
+        if (lp_resp_head(&b->tail, 2 + 2 * np) < 0 ||
+            lp_resp_bulk(&b->tail, "HSET", 4) < 0 ||
+            lp_resp_bulk(&b->tail, s->pkey, strlen(s->pkey)) < 0)
+            lp_send_oom(s);
+        for (int i = 0; i < b->nprods; i++) {
+            const struct lp_bprod *p = &b->prods[i];
+            size_t vl;
+            char *o;
+            if (!has[i])
+                continue;
+            vl = (size_t)snprintf(v, sizeof v, "%" PRIu64 " %" PRId64,
+                                  p->last, now);
+            if (lp_resp_bulk(&b->tail, b->pbuf.p + p->name,
+                             p->namelen) < 0 ||
+                (o = lp_resp_bulk_space(&b->tail, vl + (p->cursorlen ?
+                                        1 + p->cursorlen : 0))) == NULL)
+                lp_send_oom(s);
+            memcpy(o, v, vl);
+            if (p->cursorlen) {
+                o[vl] = ' ';
+                memcpy(o + vl + 1, b->pbuf.p + p->cursor, p->cursorlen);
+            }
+        }
+    }
+    if (lp_buf_add(&b->tail, exec, sizeof exec - 1) < 0)
+        lp_send_oom(s);
+    return np > 0;
 }
 
 int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
 {
-    if (lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0) {
+    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
+    int hset;
+
+    b->tried = 1;
+    b->answered = b->aborted = 0;
+    b->wire = b->nwire = 0;
+    b->qerr[0] = '\0';
+    if (b->n == 0)
+        return 0;               /* nothing left: answered as it is */
+    hset = make_tail(s, b);
+    b->nwire = 1 + b->n + (size_t)hset + 1;
+    if (lp_redis_append_raw(s->r, multi, sizeof multi - 1) < 0 ||
+        lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0 ||
+        lp_redis_append_raw(s->r, b->tail.p, b->tail.len) < 0) {
+        b->nwire = 0;
         snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(s->r));
         return -1;
     }
@@ -286,6 +409,236 @@ int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
     if (lp_redis_flush(s->r, err) < 0)
         return -1;
     b->flushed = 1;
+    return 0;
+}
+
+/* Command e of b was found stored (a resumed run's input that the first
+ * run sent): counted as sent, not sent again. */
+static void stored(struct lp_send *s, struct lp_cmd *e)
+{
+    e->done = 1;
+    if (e->kind == LP_CMD_EVENT) {
+        s->n.sent++;
+        s->n.already++;
+    } else {
+        s->n.dlq++;
+    }
+}
+
+void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
+{
+    int skipped = 0;
+
+    if (b->nprods == 0) {
+        size_t len = strlen(s->producer);
+        b->pbuf.len = 0;
+        if (lp_buf_add(&b->pbuf, s->producer, len) < 0)
+            lp_send_oom(s);
+        b->prods[0] = (struct lp_bprod){ 0, (uint32_t)len, 0, 0, 0 };
+        b->nprods = 1;
+    }
+    for (size_t k = 0; k < b->n; k++) {
+        if (b->ev[k].done)
+            continue;
+        b->ev[k].prod = 0;
+        b->ev[k].pos = s->next_pos++;
+        if (b->ev[k].pos <= s->skip_upto) {
+            stored(s, &b->ev[k]);
+            skipped = 1;
+        }
+    }
+    if (skipped) {
+        int behind = 0;
+        lp_pipeline_compact(s, b, &behind);
+    }
+    b->numbered = 1;
+}
+
+/* Parses a field's value "<pos> <unix-ms>[ <cursor>]": its position. */
+static uint64_t field_pos(const char *v, size_t n)
+{
+    uint64_t pos = 0;
+
+    for (size_t i = 0; i < n && v[i] >= '0' && v[i] <= '9'; i++)
+        pos = pos * 10 + (uint64_t)(v[i] - '0');
+    return pos;
+}
+
+int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
+                          uint64_t *pos, char *err)
+{
+    const char *argv[3] = { "HGET", s->pkey, name };
+    size_t lens[3] = { 4, strlen(s->pkey), len };
+    struct lp_reply *rep;
+
+    for (size_t i = 0; i < s->npcache; i++)
+        if (strlen(s->pcache[i].name) == len &&
+            memcmp(s->pcache[i].name, name, len) == 0) {
+            *pos = s->pcache[i].pos;
+            return 0;
+        }
+    if (len > LP_PRODUCER_MAX) {
+        snprintf(err, LP_ERRLEN, "producer name of %zu bytes", len);
+        return -1;
+    }
+    if ((rep = lp_redis_cmdv(s->r, err, 3, argv, lens)) == NULL)
+        return -1;
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[LP_ERRLEN - 100];
+        snprintf(err, LP_ERRLEN, "HGET %s: %s", s->pkey,
+                 lp_reply_text(rep, t, sizeof t));
+        s->last_permanent |= permanent_error(rep);
+        lp_reply_free(rep);
+        return -1;
+    }
+    if (lp_reply_type(rep) == LP_REPLY_STRING) {
+        size_t n;
+        const char *v = lp_reply_str(rep, &n);
+        *pos = field_pos(v, n);
+    } else {
+        *pos = 0;
+    }
+    lp_reply_free(rep);
+    if (s->npcache == s->capcache) {
+        size_t cap = s->capcache ? s->capcache * 2 : 8;
+        struct lp_pcache *p = realloc(s->pcache, cap * sizeof *p);
+        if (p == NULL)
+            lp_send_oom(s);
+        s->pcache = p;
+        s->capcache = cap;
+    }
+    memcpy(s->pcache[s->npcache].name, name, len);
+    s->pcache[s->npcache].name[len] = '\0';
+    s->pcache[s->npcache++].pos = *pos;
+    return 0;
+}
+
+/*
+ * --producer-ttl: removes the fields of producers not heard of for that
+ * long, once a run, when it first connects. Bounded: HSCAN, at most 20
+ * rounds of 100 fields; what is left is for the next run. Failures are
+ * not the run's business: the fields are only kept longer.
+ */
+static void prune(struct lp_send *s)
+{
+    char cursor[32] = "0", err[LP_ERRLEN];
+    int64_t before = lp_now_ms() - s->c.producer_ttl;
+    uint64_t gone = 0;
+
+    if (s->c.producer_ttl <= 0)
+        return;
+    for (int round = 0; round < 20; round++) {
+        struct lp_reply *rep = lp_redis_cmd(s->r, err, "HSCAN", s->pkey,
+                                            cursor, "COUNT", "100", NULL);
+        const struct lp_reply *kv;
+        size_t n;
+        const char *c;
+        if (rep == NULL)
+            return;
+        if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2 ||
+            (c = lp_reply_str(lp_reply_at(rep, 0), &n)) == NULL ||
+            n >= sizeof cursor) {
+            lp_reply_free(rep);
+            return;
+        }
+        memcpy(cursor, c, n);
+        cursor[n] = '\0';
+        kv = lp_reply_at(rep, 1);
+        for (size_t i = 0; i + 1 < lp_reply_len(kv); i += 2) {
+            size_t fl, vl;
+            const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
+            const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
+            const char *sp;
+            int64_t ms = 0;
+            if (f == NULL || v == NULL || (sp = memchr(v, ' ', vl)) == NULL)
+                continue;
+            for (sp++; sp < v + vl && *sp >= '0' && *sp <= '9'; sp++)
+                ms = ms * 10 + (*sp - '0');
+            if (ms >= before || (fl == strlen(s->producer) &&
+                                 memcmp(f, s->producer, fl) == 0))
+                continue;
+            const char *argv[3] = { "HDEL", s->pkey, f };
+            size_t lens[3] = { 4, strlen(s->pkey), fl };
+            struct lp_reply *d = lp_redis_cmdv(s->r, err, 3, argv, lens);
+            if (d && lp_reply_type(d) == LP_REPLY_INTEGER)
+                gone += (uint64_t)lp_reply_int(d);
+            lp_reply_free(d);
+        }
+        lp_reply_free(rep);
+        if (strcmp(cursor, "0") == 0)
+            break;
+    }
+    if (gone && s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "removed %" PRIu64 " %s older than "
+            "--producer-ttl from %s", gone,
+            lp_plural(gone, "producer", "producers"), s->pkey);
+}
+
+int lp_pipeline_resolve(struct lp_send *s, char *err)
+{
+    uint64_t c, p;
+
+    s->npcache = 0;             /* what was read before may have moved */
+    if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
+                              err) < 0)
+        return -1;
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        uint64_t last = 0;
+        if (b->source != LP_BATCH_INPUT || !b->tried || b->answered)
+            continue;
+        for (size_t k = 0; k < b->n; k++)
+            if (!b->ev[k].done && b->ev[k].pos > last)
+                last = b->ev[k].pos;
+        if (last == 0 || last > c)
+            continue;
+        /* its EXEC ran, its reply was lost: stored, once */
+        for (size_t k = 0; k < b->n; k++)
+            if (!b->ev[k].done)
+                stored(s, &b->ev[k]);
+        b->n = 0;
+        b->blob.len = 0;
+    }
+    if (s->c.position && !s->pos_known) {
+        /* a resumed run (--position): its input was numbered from there
+         * on; what the first run stored is passed over, now and as the
+         * rest is read */
+        s->skip_upto = c;
+        for (int i = 0; i < s->count; i++) {
+            struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+            int behind = 0;
+            if (b->source != LP_BATCH_INPUT)
+                continue;
+            for (size_t k = 0; k < b->n; k++)
+                if (!b->ev[k].done && b->ev[k].pos <= c)
+                    stored(s, &b->ev[k]);
+            lp_pipeline_compact(s, b, &behind);
+        }
+        s->pos_known = 1;
+        goto pruning;
+    }
+    /* the rest was not stored: positions again after the committed one,
+     * in order (one that failed may have had a later one stored after
+     * it) */
+    p = c > s->pos_floor ? c : s->pos_floor;
+    s->next_pos = p + 1;
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (b->source != LP_BATCH_INPUT)
+            continue;
+        for (size_t k = 0; k < b->n; k++)
+            if (!b->ev[k].done)
+                b->ev[k].pos = s->next_pos++;
+        if (b->tried && b->n)
+            s->renumbered = 1;  /* input order and positions may differ */
+        b->tried = b->answered = b->aborted = 0;
+    }
+    s->pos_known = 1;
+pruning:
+    if (!s->pruned) {
+        s->pruned = 1;
+        prune(s);
+    }
     return 0;
 }
 
@@ -324,9 +677,13 @@ int lp_pipeline_connect(struct lp_send *s, char *err)
             say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s", s->c.wal);
         lp_send_end_run(s, LP_EX_CONFIG);
     }
-    if (rc == 0 && (s->fail_since || s->n.errors))
+    if (rc < 0)
+        return -1;
+    if (s->fail_since || s->n.errors)
         s->n.reconnects++;
-    return rc < 0 ? -1 : 0;
+    /* before anything is sent on it: what of ours did Redis store? */
+    s->npcache = 0;
+    return lp_pipeline_resolve(s, err);
 }
 
 /* The lag of --group (XINFO GROUPS), or the stream length when that

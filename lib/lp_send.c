@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,8 +97,9 @@ static int metrics_init(struct lp_send *s)
                   "Events sent again from the WAL.", &n->replayed);
     lp_counter_of(m, "logpipe_send_dlq_total", "",
                   "Rejected lines added to the DLQ.", &n->dlq);
-    lp_counter_of(m, "logpipe_send_possible_duplicates_total", "",
-                  "Events sent again after a reply was lost.", &n->maybe);
+    lp_counter_of(m, "logpipe_send_already_stored_total", "",
+                  "Events found stored after their reply was lost (not "
+                  "sent again).", &n->already);
     lp_counter_of(m, "logpipe_send_batches_total", "",
                   "Batches acknowledged.", &n->batches);
     s->batch_s = lp_histogram(m, "logpipe_send_batch_seconds", "",
@@ -213,6 +215,7 @@ void lp_send_recover(struct lp_send *s, const char *why)
             wait = s->c.timeout - (now - s->fail_since);
         poll(NULL, 0, (int)wait);
 
+        s->last_permanent = 0;
         if (!lp_redis_connected(s->r)) {
             int rc = lp_redis_connect(s->r, err);
             if (rc == LP_REDIS_EAUTH)
@@ -223,7 +226,18 @@ void lp_send_recover(struct lp_send *s, const char *why)
             }
             s->n.reconnects++;
         }
-        s->last_permanent = 0;
+        /* what of ours did Redis store? the rest gets new positions */
+        if (lp_pipeline_resolve(s, err) < 0) {
+            snprintf(msg, sizeof msg, "%s", err);
+            continue;
+        }
+        while (s->count > 0 && s->ring[s->head].n == 0)
+            lp_pipeline_release(s);
+        if (s->count == 0) {
+            s->fail_since = 0;
+            s->n_ahead = 0;
+            return;
+        }
         int ok = 1;
         for (int i = 0; i < s->count && ok; i++)
             if (lp_pipeline_send(s, &s->ring[(s->head + i) % LP_INFLIGHT],
@@ -274,6 +288,7 @@ static void dispatch(struct lp_send *s)
     s->in = tmp;
     lp_batch_reset(&s->in);
     b->source = LP_BATCH_INPUT;
+    lp_pipeline_number(s, b);
     s->count++;
     if (lp_pipeline_connect(s, err) < 0 || lp_pipeline_send(s, b, err) < 0)
         lp_send_recover(s, err);
@@ -863,6 +878,7 @@ struct lp_send *lp_send_new(const struct lp_send_conf *c,
     if (nt)
         s->nt = *nt;
     s->rejects_fd = -1;
+    s->plock_fd = -1;
     s->rkey_idx = -1;
     s->time_idx = -1;
     if (metrics_init(s) < 0)
@@ -883,10 +899,98 @@ static int plain_member(const char *k)
            strlen(k + 1) && !(k[1] >= '0' && k[1] <= '9');
 }
 
+int lp_producer_valid(const char *name)
+{
+    size_t n = strlen(name);
+
+    return n > 0 && n <= LP_PRODUCER_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@/+-") == n;
+}
+
+/* FNV-1a, for the name of --producer's lock file. */
+static uint64_t fnv(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/*
+ * --producer NAME: one process at a time sends as NAME (two would give the
+ * same positions to different events), on this host: a lock file in
+ * $XDG_RUNTIME_DIR (else /tmp) named by the Redis server, the stream and
+ * the name, held (flock) for the life of the process. 0, or the exit
+ * status with err (75: another one holds it).
+ */
+static int lock_producer(struct lp_send *s, char *err)
+{
+    const char *dir = getenv("XDG_RUNTIME_DIR");
+    const char *who = lp_redis_name(s->r);
+    char path[PATH_MAX];
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    if (dir == NULL || *dir == '\0')
+        dir = "/tmp";
+    h = fnv(h, who, strlen(who) + 1);
+    h = fnv(h, s->c.stream, strlen(s->c.stream) + 1);
+    h = fnv(h, s->producer, strlen(s->producer));
+    snprintf(path, sizeof path, "%s/logpipe-send-%016" PRIx64 ".lock", dir,
+             h);
+    s->plock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                       0600);
+    if (s->plock_fd < 0) {
+        snprintf(err, LP_ERRLEN, "--producer: %s: %s", path, strerror(errno));
+        return LP_EX_CANTCREAT;
+    }
+    if (flock(s->plock_fd, LOCK_EX | LOCK_NB) < 0) {
+        char who2[128] = "";
+        ssize_t k = pread(s->plock_fd, who2, sizeof who2 - 1, 0);
+        who2[k > 0 ? k : 0] = '\0';
+        who2[strcspn(who2, "\n")] = '\0';
+        snprintf(err, LP_ERRLEN, "--producer %s: another logpipe-send sends "
+                 "as this producer to %s %s%s%s (lock %s)", s->producer,
+                 who, s->c.stream, who2[0] ? ": " : "", who2, path);
+        return LP_EX_TEMPFAIL;
+    }
+    {
+        char me[128];
+        int n = snprintf(me, sizeof me, "pid %ld on %s\n", (long)getpid(),
+                         s->host);
+        if (ftruncate(s->plock_fd, 0) == 0 &&
+            pwrite(s->plock_fd, me, (size_t)n, 0) < 0)
+            (void)0;            /* only for the message of a twin */
+    }
+    return 0;
+}
+
 int lp_send_open(struct lp_send *s, char *err)
 {
     if (gethostname(s->host, sizeof s->host - 1) < 0)
         strcpy(s->host, "unknown");
+    if (s->c.producer) {
+        if (!lp_producer_valid(s->c.producer)) {
+            snprintf(err, LP_ERRLEN, "--producer '%s': 1 to %d of "
+                     "A-Z a-z 0-9 . _ : @ / + -", s->c.producer,
+                     LP_PRODUCER_MAX);
+            return LP_EX_USAGE;
+        }
+        snprintf(s->producer, sizeof s->producer, "%s", s->c.producer);
+    } else {
+        /* stdin cannot resume: a name of its own per run, from 1 */
+        char h[64];
+        size_t n = strspn(s->host, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+        snprintf(h, sizeof h, "%.*s", (int)(n < 63 ? n : 63), s->host);
+        snprintf(s->producer, sizeof s->producer, "%s:%ld:%" PRId64,
+                 h[0] ? h : "unknown", (long)getpid(), lp_now_ms());
+    }
+    if (snprintf(s->pkey, sizeof s->pkey, "%s%s", s->c.stream,
+                 LP_PRODUCERS_SUFFIX) >= (int)sizeof s->pkey) {
+        snprintf(err, LP_ERRLEN, "--stream: too long");
+        return LP_EX_USAGE;
+    }
+    s->next_pos = s->c.position ? s->c.position : 1;
     /* what we look for in each event */
     s->time_idx = s->c.time_field[0] ? lp_jkeys_add(&s->keys,
                                                     s->c.time_field) : -1;
@@ -943,11 +1047,30 @@ int lp_send_open(struct lp_send *s, char *err)
     lp_redis_set_timeout(s->r, s->c.timeout < 10000 ?
                          (s->c.timeout > 1000 ? s->c.timeout : 1000) :
                          10000);
+    if (s->c.producer) {
+        int rc = lock_producer(s, err);
+        if (rc)
+            return rc;
+    }
     if (s->c.wal) {
         int rc;
         if ((s->wal = lp_wal_open(s->c.wal, s->c.wal_max, &s->nt,
                                   err)) == NULL)
             return LP_EX_CANTCREAT;
+        if (s->c.producer) {
+            /* our positions still in the WAL: numbering goes on above;
+             * and until Redis tells the committed one, records of ours
+             * written to the WAL take positions from the clock (us since
+             * 1970: above any earlier run's, which sent less than a
+             * million commands a second) */
+            if (lp_wal_max_pos(s->wal, s->producer, &s->pos_floor, err) < 0)
+                return LP_EX_IOERR;
+            s->next_pos = (uint64_t)lp_now_ms() * 1000;
+            if (s->next_pos <= s->pos_floor)
+                s->next_pos = s->pos_floor + 1;
+        }
+        if (s->c.position)
+            s->next_pos = s->c.position;
         if ((rc = lp_wal_pending(s->wal, err)) < 0)
             return LP_EX_IOERR;
         if (rc > 0) {
@@ -1011,6 +1134,12 @@ const char *lp_send_input(const struct lp_send *s, uint64_t *offset)
     return s->name;
 }
 
+const char *lp_send_producer(const struct lp_send *s, uint64_t *pos)
+{
+    *pos = s->next_pos - 1;
+    return s->producer;
+}
+
 int lp_send_stopped(const struct lp_send *s)
 {
     return lp_send_stopping(s);
@@ -1044,10 +1173,18 @@ void lp_send_free(struct lp_send *s)
     lp_buf_free(&s->rkey_buf);
     free(s->in.ev);
     lp_buf_free(&s->in.blob);
+    lp_buf_free(&s->in.tail);
+    lp_buf_free(&s->in.pbuf);
     for (int i = 0; i < LP_INFLIGHT; i++) {
         free(s->ring[i].ev);
         lp_buf_free(&s->ring[i].blob);
+        lp_buf_free(&s->ring[i].tail);
+        lp_buf_free(&s->ring[i].pbuf);
     }
+    free(s->pcache);
+    lp_buf_free(&s->walrec);
+    if (s->plock_fd >= 0)
+        close(s->plock_fd);
     lp_lines_free(&s->lines);
     lp_buf_free(&s->prefix);
     lp_buf_free(&s->out_ids);

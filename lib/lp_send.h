@@ -51,6 +51,39 @@ enum { LP_SEND_ON_BLOCK, LP_SEND_ON_REJECT, LP_SEND_ON_DLQ };  /* on_limit */
 
 #define LP_SEND_MAXREQ 32       /* --require members at most */
 
+/*
+ * Producers: exactly once into the stream. Every command send adds (an
+ * event's XADD, a dead letter's) belongs to a producer, a name, and has
+ * a position in it, a u64 that only grows, one a command, without gaps.
+ * A batch is sent as MULTI, its XADDs, HSET <stream>:producers with one
+ * field per producer of the batch, EXEC: its events and the positions
+ * they reach are stored together or not at all. The value of a field is
+ * "<pos> <unix-ms>[ <cursor>]": the last position stored, when, and the
+ * cursor an input gives with it (the journal's: what to read next).
+ *
+ * After a lost reply (a reconnect, a Redis restart, a send killed) send
+ * reads the field first: a batch whose positions are all at or below it
+ * is stored already, and is counted as sent rather than sent again. For
+ * that, positions are stored in order: a batch is never committed after
+ * a later one of its producer (one re-sent after a failure gets new
+ * positions, after every one given).
+ *
+ * stdin is one producer (its name unique per run unless --producer
+ * names it). An input of several producers (--follow: one per file;
+ * --journal: one with a cursor) gives each command its producer; a batch
+ * may carry commands of up to LP_BATCH_PRODS producers, each range its
+ * own, and its HSET then sets one field for each.
+ */
+#define LP_PRODUCER_MAX 200     /* bytes of a producer name */
+#define LP_PRODUCERS_SUFFIX ":producers"
+
+struct lp_producer {
+    const char *name;           /* [A-Za-z0-9._:@/+-], at most
+                                   LP_PRODUCER_MAX bytes */
+    uint64_t pos;               /* the position of its last command */
+    const char *cursor;         /* NULL, or no spaces nor newlines */
+};
+
 /* What the engine is to do: logpipe-send's options. Strings and arrays
  * are borrowed for the life of the engine. */
 struct lp_send_conf {
@@ -84,6 +117,12 @@ struct lp_send_conf {
     const char *metrics;        /* Prometheus file, or NULL */
     int64_t metrics_interval;
     int verbosity;              /* -1 quiet .. 2: what is worth saying */
+    const char *producer;       /* --producer, or NULL: unique per run */
+    int64_t producer_ttl;       /* ms: producers not heard of for this
+                                   long are removed from the key */
+    uint64_t position;          /* --position: the input's first command
+                                   has this position (a resume); 0: go on
+                                   after the committed one */
     /* a connection to Redis, not connected yet; NULL with err (the
      * engine makes two with --shared-rate) */
     struct lp_redis *(*redis_new)(void *ctx, char *err);
@@ -97,7 +136,8 @@ struct lp_send_conf {
 /* What a run did, for the caller's last words and its exit status. */
 struct lp_send_counts {
     uint64_t lines, events, sent, rejected, dlq;
-    uint64_t maybe;             /* sent again after a lost reply */
+    uint64_t already;           /* found stored after a lost reply: sent,
+                                   not sent again */
     uint64_t wal;               /* went through the WAL */
     uint64_t replayed;          /* sent from the WAL */
     uint64_t limited;           /* over --rate, rejected or to the DLQ */
@@ -120,8 +160,9 @@ struct lp_send *lp_send_new(const struct lp_send_conf *c,
 /*
  * Prepares the run: the checks asked for, --rejects, the connections
  * (not connected yet), the WAL (and says when it holds an earlier run's
- * events). Returns 0, or the exit status with err: 64 (--require,
- * --rate-key), 70, 73 (--rejects, the WAL), 74, 78 (--rate-key, Redis).
+ * events), --producer's lock. Returns 0, or the exit status with err: 64
+ * (--require, --rate-key), 70, 73 (--rejects, the WAL), 74, 75 (another
+ * send runs as --producer), 78 (--rate-key, Redis).
  */
 int lp_send_open(struct lp_send *s, char *err);
 
@@ -145,6 +186,13 @@ const struct lp_send_counts *lp_send_counts(const struct lp_send *s);
 /* The input being read: its name (NULL: stdin) and the offset read up
  * to. */
 const char *lp_send_input(const struct lp_send *s, uint64_t *offset);
+
+/* The producer the run sends as, and the position of its last command
+ * (0: none yet). Borrowed from s. */
+const char *lp_send_producer(const struct lp_send *s, uint64_t *pos);
+
+/* Is name a valid producer name (LP_PRODUCER_MAX, its characters)? */
+int lp_producer_valid(const char *name);
 
 /* The run was stopped: a stop signal, or --ids could not write. */
 int lp_send_stopped(const struct lp_send *s);

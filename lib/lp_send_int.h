@@ -55,17 +55,56 @@ struct lp_cmd {
     uint8_t kind;
     uint8_t done;               /* 1: acknowledged, or synced in the WAL;
                                    2: written to the WAL, not synced yet */
+    uint32_t plen;              /* LP_BATCH_REPLAY: its record's producer
+                                   line, before the command */
+    uint16_t prod;              /* its producer: index in the batch's
+                                   prods, LP_NOPROD for a record of an
+                                   old WAL (no position) */
+    uint64_t pos;               /* its position in that producer */
     uint64_t line_start;        /* input offset of its line */
     uint64_t wend;              /* LP_BATCH_REPLAY: segment offset after it */
+};
+
+#define LP_NOPROD 0xffff
+#define LP_BATCH_PRODS 64       /* producers in one batch at most */
+
+/* A producer of commands in a batch (lp_send.h: struct lp_producer): its
+ * name and cursor live in the batch's pbuf; last is the position its
+ * field is set to when the batch commits. */
+struct lp_bprod {
+    uint32_t name, namelen, cursor, cursorlen;
+    uint64_t last;
+};
+
+/* A committed position read from Redis on this connection */
+struct lp_pcache {
+    char name[LP_PRODUCER_MAX + 1];
+    uint64_t pos;
 };
 
 struct lp_batch {
     struct lp_buf blob;         /* RESP commands, back to back */
     struct lp_cmd *ev;
     size_t n;
-    size_t replied;             /* replies received: ev[0..replied) */
-    size_t failed;              /* error replies among them */
+    /* sent as MULTI, the commands, HSET <stream>:producers, EXEC: */
+    size_t nwire;               /* replies it is owed on the wire */
+    size_t wire;                /* replies received of them */
+    size_t replied;             /* n once EXEC answered, else 0 */
+    size_t failed;              /* commands that failed (EXECABORT: all) */
     int flushed;                /* written to the socket whole */
+    int tried;                  /* written, whole or not, since it was
+                                   numbered: Redis may have stored it */
+    int qperm;                  /* qerr is of a permanent kind */
+    int aborted;                /* EXEC answered EXECABORT: nothing of it
+                                   was stored */
+    int numbered;               /* its commands have positions */
+    int answered;               /* EXEC's reply came: what became of each
+                                   command is known */
+    char qerr[160];             /* the first error while queueing */
+    struct lp_buf tail;         /* HSET ... EXEC, made when sent */
+    struct lp_bprod prods[LP_BATCH_PRODS];
+    int nprods;
+    struct lp_buf pbuf;         /* the producers' names and cursors */
     int source;                 /* LP_BATCH_INPUT or LP_BATCH_REPLAY */
     int64_t opened_ms;          /* monotonic time of its first event */
     int64_t sent_us;            /* monotonic time it was written */
@@ -89,6 +128,22 @@ struct lp_send {
     int head, count;            /* in flight: ring[head .. head+count) */
     int rejects_fd;
     struct lp_buf prefix;       /* RESP of XADD <stream> * data */
+    /* the producer (lp_send.h): stdin's, or --producer */
+    char producer[LP_PRODUCER_MAX + 1];
+    char pkey[512];             /* <stream>:producers */
+    uint64_t next_pos;          /* the position of the next command */
+    uint64_t pos_floor;         /* positions of ours in the WAL: at most */
+    uint64_t skip_upto;         /* --position: stored by the first run */
+    int renumbered;             /* commands went again with new positions:
+                                   the resume hint cannot give one */
+    int pos_known;              /* the committed position was read */
+    int plock_fd;               /* --producer's lock, or -1 */
+    struct lp_pcache *pcache;   /* committed positions read since the
+                                   connection was made, by name */
+    size_t npcache, capcache;
+    struct lp_buf walrec;       /* a WAL record being made */
+    int pruned;                 /* --producer-ttl's pruning was done */
+    int old_wal_said;           /* an old WAL's records were said once */
     struct lp_buf out_ids;      /* --ids output */
     char host[256];
     int file;                   /* current input */
@@ -196,6 +251,22 @@ int lp_pipeline_pump(struct lp_send *s, int block, char *err);
  * (*behind: an earlier event was not acknowledged). */
 void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b,
                          int *behind);
+
+/* The committed position of producer name[0..len) (0: none), read from
+ * Redis once per connection, when nothing is in flight. 0, or -1 with err
+ * (an I/O error: the connection is closed; an error reply). */
+int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
+                          uint64_t *pos, char *err);
+
+/* Called on a connection where nothing is in flight, before anything is
+ * sent on it: the input batches of the ring whose EXEC reply was lost and
+ * whose positions are at or below the committed one are stored (counted
+ * as sent, not sent again); the others get positions again, in order,
+ * after the committed one. 0, or -1 with err. */
+int lp_pipeline_resolve(struct lp_send *s, char *err);
+
+/* Gives the commands of input batch b the next positions of ours. */
+void lp_pipeline_number(struct lp_send *s, struct lp_batch *b);
 
 /* Writes b whole. 0, or -1 with err (the connection is closed). */
 int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err);

@@ -60,9 +60,26 @@ _Noreturn void lp_spool_error(struct lp_send *s, const char *err)
     lp_spool_give_up(s, err, LP_EX_IOERR);
 }
 
-static uint64_t unsent_offset(struct lp_send *s, int *file)
+/* The position of the first command of the line at offset off of input
+ * file, as the ring and the input batch have it; 0 when not numbered. */
+static uint64_t line_pos(struct lp_send *s, int file, uint64_t off)
 {
-    /* the line of the oldest input event not acknowledged, else all read */
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (b->source != LP_BATCH_INPUT || !b->numbered)
+            continue;
+        for (size_t k = 0; k < b->n; k++)
+            if ((int)b->ev[k].file == file && b->ev[k].line_start == off)
+                return b->ev[k].pos;
+    }
+    return 0;
+}
+
+/* The line of the oldest input event not acknowledged, else all read;
+ * *pos: the position the resumed run gives its first command (0: it
+ * cannot be told) */
+static uint64_t unsent_offset(struct lp_send *s, int *file, uint64_t *pos)
+{
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
         if (b->source != LP_BATCH_INPUT)
@@ -70,6 +87,7 @@ static uint64_t unsent_offset(struct lp_send *s, int *file)
         for (size_t k = 0; k < b->n; k++) {
             if (b->ev[k].done != 1) {
                 *file = (int)b->ev[k].file;
+                *pos = line_pos(s, *file, b->ev[k].line_start);
                 return b->ev[k].line_start;
             }
         }
@@ -77,10 +95,14 @@ static uint64_t unsent_offset(struct lp_send *s, int *file)
     for (size_t k = 0; k < s->in.n; k++) {
         if (s->in.ev[k].done != 1) {
             *file = (int)s->in.ev[k].file;
+            *pos = line_pos(s, *file, s->in.ev[k].line_start);
+            if (*pos == 0)
+                *pos = s->next_pos;     /* the input batch: numbered next */
             return s->in.ev[k].line_start;
         }
     }
     *file = s->file;
+    *pos = s->next_pos;
     return lp_lines_offset(&s->lines);
 }
 
@@ -126,7 +148,19 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
 {
     struct lp_buf cmd = { 0 };
     int file;
-    uint64_t off = unsent_offset(s, &file);
+    uint64_t pos, off = unsent_offset(s, &file, &pos), unknown = 0;
+    char posarg[48];
+    int exact;
+
+    /* events of batches whose reply was lost: Redis may hold them */
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (b->source != LP_BATCH_INPUT || !b->tried || b->answered)
+            continue;
+        for (size_t k = 0; k < b->n; k++)
+            unknown += !b->ev[k].done && b->ev[k].kind == LP_CMD_EVENT;
+    }
+    exact = unknown && pos && !s->renumbered && !s->n_ahead;
     const char *name = s->c.nfiles ? s->c.files[file] : NULL;
     char from[32];
 
@@ -139,8 +173,28 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
     if (name)
         add_quoted(&cmd, name);
     lp_buf_adds(&cmd, " | logpipe-send");
-    for (int i = 0; i < s->c.nargs; i++)
+    for (int i = 0; i < s->c.nargs; i++) {
+        /* the producer and position of the resumed input are ours */
+        if (strncmp(s->c.args[i], "--producer=", 11) == 0 ||
+            strncmp(s->c.args[i], "--position=", 11) == 0)
+            continue;
+        if ((strcmp(s->c.args[i], "--producer") == 0 ||
+             strcmp(s->c.args[i], "--position") == 0) &&
+            i + 1 < s->c.nargs) {
+            i++;
+            continue;
+        }
         add_quoted(&cmd, s->c.args[i]);
+    }
+    /* a resumed run numbered as this one: what this one stored after the
+     * offset (a reply lost) is passed over, not sent twice; not when
+     * commands went again out of their input order */
+    if (exact) {
+        add_quoted(&cmd, "--producer");
+        add_quoted(&cmd, s->producer);
+        snprintf(posarg, sizeof posarg, "--position=%" PRIu64, pos);
+        add_quoted(&cmd, posarg);
+    }
     if (s->c.nfiles && file + 1 < s->c.nfiles) {
         lp_buf_adds(&cmd, " -");
         for (int i = file + 1; i < s->c.nfiles; i++)
@@ -181,10 +235,10 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
                 "may be in the WAL %s as well, not synced (a resume may send "
                 "them twice)", n, lp_plural(n, "event", "events"), s->c.wal);
     }
-    if (s->n.maybe)
-        say(s, LP_NOTICE_WARN, "%" PRIu64 " %s may have reached Redis "
-            "although no reply came (possible duplicates)", s->n.maybe,
-            lp_plural(s->n.maybe, "event", "events"));
+    if (unknown && !exact)
+        say(s, LP_NOTICE_WARN, "%" PRIu64 " %s after the resume point may "
+            "be in Redis already (the reply was lost; a resume sends them "
+            "twice)", unknown, lp_plural(unknown, "event", "events"));
     if (s->n_ahead)
         say(s, LP_NOTICE_WARN, "%" PRIu64 " %s after the resume point %s "
             "already in Redis (a resume sends them twice)", s->n_ahead,
@@ -194,26 +248,53 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
     lp_send_end_run(s, code);
 }
 
-/* Appends the not-yet-done commands of b to the WAL and marks them done.
- * Does not sync. Exits 75 at --wal-max. */
+/* Appends one record to the WAL: producer line and command; ends the run
+ * at --wal-max (75) or on an error (74). */
+static void append_rec(struct lp_send *s, const char *name, size_t namelen,
+                       uint64_t pos, const char *cursor, size_t cursorlen,
+                       const char *cmd, size_t cmdlen)
+{
+    char err[LP_ERRLEN], head[40];
+    int rc, hl = snprintf(head, sizeof head, "#%" PRIu64 " ", pos);
+
+    s->walrec.len = 0;
+    if (lp_buf_add(&s->walrec, head, (size_t)hl) < 0 ||
+        lp_buf_add(&s->walrec, name, namelen) < 0 ||
+        (cursorlen && (lp_buf_addc(&s->walrec, ' ') < 0 ||
+                       lp_buf_add(&s->walrec, cursor, cursorlen) < 0)) ||
+        lp_buf_addc(&s->walrec, '\n') < 0 ||
+        lp_buf_add(&s->walrec, cmd, cmdlen) < 0)
+        lp_send_oom(s);
+    rc = lp_wal_append(s->wal, s->walrec.p, s->walrec.len, err);
+    if (rc == 0 && pos > s->pos_floor && namelen == strlen(s->producer) &&
+        memcmp(name, s->producer, namelen) == 0)
+        s->pos_floor = pos;     /* ours in the WAL: numbering stays above */
+    if (rc == -2) {
+        char e2[LP_ERRLEN];
+        if (wal_sync(s, e2) < 0)
+            lp_spool_error(s, e2);
+        lp_spool_give_up(s, err, LP_EX_TEMPFAIL);
+    }
+    if (rc < 0)
+        lp_spool_error(s, err);
+}
+
+/* Appends the not-yet-done commands of b to the WAL and marks them done,
+ * each with its producer and position (the input batch gets its positions
+ * here). Does not sync. Exits 75 at --wal-max. */
 void lp_spool_batch(struct lp_send *s, struct lp_batch *b)
 {
-    char err[LP_ERRLEN];
-
+    if (b == &s->in && b->n && !b->numbered)
+        lp_pipeline_number(s, b);
     for (size_t k = 0; k < b->n; k++) {
         struct lp_cmd *e = &b->ev[k];
-        int rc;
+        const struct lp_bprod *p;
         if (e->done)
             continue;
-        rc = lp_wal_append(s->wal, b->blob.p + e->cmd, e->cmdlen, err);
-        if (rc == -2) {
-            char e2[LP_ERRLEN];
-            if (wal_sync(s, e2) < 0)
-                lp_spool_error(s, e2);
-            lp_spool_give_up(s, err, LP_EX_TEMPFAIL);
-        }
-        if (rc < 0)
-            lp_spool_error(s, err);
+        p = &b->prods[e->prod < b->nprods ? e->prod : 0];
+        append_rec(s, b->pbuf.p + p->name, p->namelen, e->pos,
+                   b->pbuf.p + p->cursor, p->cursorlen, b->blob.p + e->cmd,
+                   e->cmdlen);
         e->done = 2;
         if (e->kind == LP_CMD_EVENT)
             s->n.wal++;
@@ -229,7 +310,10 @@ void lp_spool_sync(struct lp_send *s)
 }
 
 /* Redis failed with batches of input in flight: everything not
- * acknowledged goes to the WAL, in order, and we are in WAL mode. */
+ * acknowledged goes to the WAL, in order, and we are in WAL mode. A batch
+ * whose EXEC answered that commands failed goes behind the others with
+ * new positions: a later batch of ours may have been stored after it,
+ * and the position then says it was too. */
 void lp_spool_spill(struct lp_send *s, const char *why)
 {
     int behind = 0;
@@ -237,8 +321,19 @@ void lp_spool_spill(struct lp_send *s, const char *why)
     lp_pipeline_collect(s);
     for (int i = 0; i < s->count; i++)
         lp_pipeline_compact(s, &s->ring[(s->head + i) % LP_INFLIGHT], &behind);
-    for (int i = 0; i < s->count; i++)
-        lp_spool_batch(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (!b->answered)
+            lp_spool_batch(s, b);
+    }
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (b->answered) {
+            s->renumbered |= b->n > 0;
+            lp_pipeline_number(s, b);
+            lp_spool_batch(s, b);
+        }
+    }
     lp_spool_batch(s, &s->in);
     lp_spool_sync(s);
     while (s->count > 0)
@@ -252,19 +347,45 @@ void lp_spool_spill(struct lp_send *s, const char *why)
     s->replay_at = lp_mono_ms() + 100;
 }
 
-/* Re-sending from the WAL failed: acknowledge the records that made it
- * in order, mark those that made it after one that did not (an error
- * reply in the middle: Redis goes on with the next commands), forget the
- * batches in flight, and try again later with the rest. */
+/*
+ * Re-sending from the WAL failed (one batch is in flight at most while
+ * the WAL is re-sent, so no later batch can be stored after one that
+ * failed): acknowledge the records that made it, in order, mark those
+ * that made it after one that did not; a command EXEC answered with an
+ * error (its batch's position was stored all the same) goes to the end of
+ * the WAL again with a new position of ours, and its record is marked;
+ * then try again later with the rest. EXECABORT stored nothing: the batch
+ * goes again as it is. A lost reply: the next attempt reads the committed
+ * positions first.
+ */
 void lp_spool_replay_failed(struct lp_send *s, const char *why)
 {
     char err[LP_ERRLEN];
+    uint64_t acked = 0;
+    int broken = 0, marked = 0, requeued = 0;
 
     s->n.errors++;
-    uint64_t acked = 0;
-    int broken = 0, marked = 0;
-
     lp_pipeline_collect(s);
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (!b->answered || b->aborted)
+            continue;
+        for (size_t k = 0; k < b->n; k++) {
+            struct lp_cmd *e = &b->ev[k];
+            if (e->done || e->prod == LP_NOPROD)
+                continue;
+            append_rec(s, s->producer, strlen(s->producer), s->next_pos++,
+                       NULL, 0, b->blob.p + e->cmd, e->cmdlen);
+            e->done = 3;        /* in the WAL again: done with here */
+            requeued = 1;
+            s->renumbered = 1;
+        }
+    }
+    if (requeued) {
+        lp_spool_sync(s);
+        say(s, LP_NOTICE_WARN, "%s: the commands that failed go to the end "
+            "of the WAL %s", why, s->c.wal);
+    }
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
         for (size_t k = 0; k < b->n; k++) {
@@ -273,14 +394,12 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
                 acked = e->wend;
             } else if (e->done) {
                 /* it has its stream ID: never send it again */
-                if (lp_wal_seg_mark(s->wal, s->rseg, e->wend, e->cmdlen,
-                                    err) < 0)
+                if (lp_wal_seg_mark(s->wal, s->rseg, e->wend, e->cmdlen +
+                                    e->plen, err) < 0)
                     lp_spool_error(s, err);
                 marked = 1;
             } else {
                 broken = 1;
-                if (k >= b->replied && b->flushed)
-                    s->n.maybe++;    /* written, no reply: maybe applied */
             }
         }
     }
@@ -309,18 +428,50 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
     s->last_permanent = 0;
 }
 
-/* The oldest WAL records go into a free slot, as a batch in flight. */
+/* The index of producer name[0..len) among b's, added when new (cursor
+ * updated: the last one of the batch is what its field gets). */
+static uint16_t batch_prod(struct lp_send *s, struct lp_batch *b,
+                           const char *name, size_t len, const char *cursor,
+                           size_t clen)
+{
+    int i;
+
+    for (i = 0; i < b->nprods; i++)
+        if (b->prods[i].namelen == len &&
+            memcmp(b->pbuf.p + b->prods[i].name, name, len) == 0)
+            break;
+    if (i == b->nprods) {
+        b->prods[i].name = (uint32_t)b->pbuf.len;
+        b->prods[i].namelen = (uint32_t)len;
+        b->prods[i].cursorlen = 0;
+        b->prods[i].last = 0;
+        if (lp_buf_add(&b->pbuf, name, len) < 0)
+            lp_send_oom(s);
+        b->nprods++;
+    }
+    if (clen) {
+        b->prods[i].cursor = (uint32_t)b->pbuf.len;
+        b->prods[i].cursorlen = (uint32_t)clen;
+        if (lp_buf_add(&b->pbuf, cursor, clen) < 0)
+            lp_send_oom(s);
+    }
+    return (uint16_t)i;
+}
+
+/* The oldest WAL records go into the ring, as a batch in flight (one at a
+ * time); records at or below their producer's committed position are
+ * stored already: counted, not sent again. */
 void lp_spool_replay(struct lp_send *s)
 {
     char err[LP_ERRLEN];
     struct lp_batch *b;
     const char *rec;
     size_t len;
-    uint64_t end;
+    uint64_t end, skipped_end = 0;
 
     if (s->rseg && s->rseg_eof && s->count == 0)
         lp_pipeline_retire(s);               /* finishes the segment */
-    if (!s->walmode || s->count >= LP_INFLIGHT ||
+    if (!s->walmode || s->count >= 1 ||
         lp_mono_ms() < s->replay_at || (s->rseg && s->rseg_eof))
         return;
     if (lp_pipeline_connect(s, err) < 0) {
@@ -350,18 +501,55 @@ void lp_spool_replay(struct lp_send *s)
     b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
     lp_batch_reset(b);
     b->source = LP_BATCH_REPLAY;
-    while (b->n < s->c.batch && b->blob.len < s->c.batch_bytes) {
+    while (b->n < s->c.batch && b->blob.len < s->c.batch_bytes &&
+           b->nprods < LP_BATCH_PRODS) {
+        const char *pn = NULL, *cur = NULL;
+        size_t pnl = 0, cl = 0, cmd = 0;
+        uint64_t pos = 0, committed;
+        int prod;
         if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
             s->rseg_eof = 1;
             break;
         }
-        if (lp_buf_add(&b->blob, rec, len) < 0)
+        prod = lp_wal_producer(rec, len, &pn, &pnl, &pos, &cur, &cl, &cmd);
+        if (prod) {
+            if (lp_pipeline_committed(s, pn, pnl, &committed, err) < 0) {
+                lp_spool_replay_failed(s, err);
+                return;
+            }
+            if (pos <= committed) {
+                const char *key, *data;
+                size_t keylen, datalen;
+                int ev = !(lp_wal_event(rec, len, &key, &keylen, &data,
+                                        &datalen) &&
+                           keylen == strlen(s->c.dlq) &&
+                           memcmp(key, s->c.dlq, keylen) == 0);
+                /* its batch was stored, its reply lost */
+                if (ev) {
+                    s->n.sent++;
+                    s->n.replayed++;
+                    s->n.already++;
+                } else {
+                    s->n.dlq++;
+                }
+                skipped_end = end;
+                continue;
+            }
+        } else if (!s->old_wal_said) {
+            say(s, LP_NOTICE_WARN, "--wal %s: %s is of an older logpipe-send "
+                "(no producer positions): its events are sent as before, "
+                "and a reply lost meanwhile sends them twice", s->c.wal,
+                lp_wal_seg_name(s->rseg));
+            s->old_wal_said = 1;
+        }
+        if (lp_buf_add(&b->blob, rec + cmd, len - cmd) < 0)
             lp_send_oom(s);
         struct lp_cmd *e = &b->ev[b->n++];
         const char *key, *data;
         size_t keylen, datalen;
-        e->cmd = (uint32_t)(b->blob.len - len);
-        e->cmdlen = (uint32_t)len;
+        e->cmd = (uint32_t)(b->blob.len - (len - cmd));
+        e->cmdlen = (uint32_t)(len - cmd);
+        e->plen = (uint32_t)cmd;
         /* an event for a stream, or a dead letter (counted apart) */
         e->kind = lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
                   keylen == strlen(s->c.dlq) &&
@@ -371,8 +559,13 @@ void lp_spool_replay(struct lp_send *s)
         e->wend = end;
         e->file = 0;
         e->line_start = 0;
+        e->pos = pos;
+        e->prod = prod ? batch_prod(s, b, pn, pnl, cur, cl) : LP_NOPROD;
     }
     if (b->n == 0) {
+        if (skipped_end && lp_wal_seg_ack(s->wal, s->rseg, skipped_end,
+                                          err) < 0)
+            lp_spool_error(s, err);
         lp_pipeline_retire(s);  /* an empty remainder: the segment is done */
         return;
     }

@@ -30,7 +30,8 @@ struct lp_wal_seg {
     size_t buflen, bufcap;
     uint64_t bufoff;
     int ackfd;
-    int v2;                     /* header LPWAL02: may hold marks */
+    int v2;                     /* header LPWAL02 or 03: may hold marks */
+    int v3;                     /* header LPWAL03: producers' records */
     uint64_t nmarks;            /* marked records after acked */
     int mdirty;                 /* marked since the last sync */
 };
@@ -99,7 +100,8 @@ static uint32_t rec_len(uint32_t v, int *done)
 int lp_wal_magic(const char *buf, size_t len)
 {
     return len >= LP_WAL_HDR && (memcmp(buf, LP_WAL_MAGIC, LP_WAL_HDR) == 0 ||
-                                 memcmp(buf, LP_WAL_MAGIC2, LP_WAL_HDR) == 0);
+                                 memcmp(buf, LP_WAL_MAGIC2, LP_WAL_HDR) == 0 ||
+                                 memcmp(buf, LP_WAL_MAGIC3, LP_WAL_HDR) == 0);
 }
 
 int lp_wal_rec_done(const char *rec)
@@ -168,12 +170,50 @@ static const char *bulk(const char *p, const char *end, const char **s,
     return p + v + 2;
 }
 
+int lp_wal_producer(const char *rec, size_t rlen, const char **name,
+                    size_t *namelen, uint64_t *pos, const char **cursor,
+                    size_t *cursorlen, size_t *cmd)
+{
+    const char *p = rec, *end = rec + rlen, *nl, *sp;
+    uint64_t v = 0;
+
+    if (rlen < 4 || *p != '#' ||
+        (nl = memchr(rec, '\n', rlen)) == NULL)
+        return 0;
+    for (p++; p < nl && *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (p == rec + 1 || p >= nl || *p != ' ' || v == 0)
+        return 0;
+    p++;
+    sp = memchr(p, ' ', (size_t)(nl - p));
+    *name = p;
+    *namelen = (size_t)((sp ? sp : nl) - p);
+    if (*namelen == 0)
+        return 0;
+    *cursor = sp ? sp + 1 : nl;
+    *cursorlen = sp ? (size_t)(nl - sp - 1) : 0;
+    *pos = v;
+    *cmd = (size_t)(nl + 1 - rec);
+    (void)end;
+    return 1;
+}
+
 int lp_wal_event(const char *rec, size_t rlen, const char **key,
                  size_t *keylen, const char **ev, size_t *evlen)
 {
     const char *p = rec, *end = rec + rlen, *s;
     size_t argc = 0, n;
 
+    if (p < end && *p == '#') {
+        /* a producer's record: its position first */
+        const char *nl = memchr(p, '\n', rlen);
+        if (nl == NULL)
+            return 0;
+        p = nl + 1;
+    }
     if (p >= end || *p != '*')
         return 0;
     for (p++; p < end && *p >= '0' && *p <= '9'; p++)
@@ -426,7 +466,8 @@ static int seg_open(struct lp_wal *w, const char *name,
         seg_free(s);
         return 0;
     }
-    s->v2 = memcmp(hdr, LP_WAL_MAGIC2, LP_WAL_HDR) == 0;
+    s->v2 = memcmp(hdr, LP_WAL_MAGIC, LP_WAL_HDR) != 0;   /* 02, 03 */
+    s->v3 = memcmp(hdr, LP_WAL_MAGIC3, LP_WAL_HDR) == 0;
     s->acked = read_ack(w, name);
     if (s->acked < LP_WAL_HDR || s->acked > s->size)
         s->acked = LP_WAL_HDR;
@@ -577,6 +618,70 @@ uint64_t lp_wal_bytes(const struct lp_wal *w)
     return w->bytes;
 }
 
+/* Reads n bytes from the start of fd: 0, or -1 with errno. */
+static int read_whole(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t k = pread(fd, buf + got, n - got, (off_t)got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;
+            return -1;
+        }
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+int lp_wal_max_pos(struct lp_wal *w, const char *name, uint64_t *max,
+                   char *err)
+{
+    char **names;
+    size_t n, nl = strlen(name);
+
+    *max = 0;
+    if ((names = list_segments(w, &n, err)) == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int fd = openat(w->dirfd, names[i], O_RDONLY | O_CLOEXEC |
+                        O_NOFOLLOW);
+        struct stat st;
+        char *buf = NULL;
+        size_t pos = 0, rl;
+        const char *rec;
+        if (fd < 0)
+            continue;           /* gone since: done with */
+        if (fstat(fd, &st) < 0 || (buf = malloc((size_t)st.st_size + 1))
+            == NULL || read_whole(fd, buf, (size_t)st.st_size) < 0) {
+            snprintf(err, LP_ERRLEN, "--wal %s/%s: %s", w->dir, names[i],
+                     buf ? strerror(errno) : "out of memory");
+            free(buf);
+            close(fd);
+            free_list(names, n);
+            return -1;
+        }
+        close(fd);
+        /* a torn tail ends the walk: it holds no whole record */
+        while ((size_t)st.st_size >= LP_WAL_HDR &&
+               memcmp(buf, LP_WAL_MAGIC3, LP_WAL_HDR) == 0 &&
+               lp_wal_decode(buf, (size_t)st.st_size, &pos, &rec, &rl) == 1) {
+            const char *pn, *cur;
+            size_t pnl, cl, cmd;
+            uint64_t p;
+            if (lp_wal_producer(rec, rl, &pn, &pnl, &p, &cur, &cl, &cmd) &&
+                pnl == nl && memcmp(pn, name, nl) == 0 && p > *max)
+                *max = p;
+        }
+        free(buf);
+    }
+    free_list(names, n);
+    return 0;
+}
+
 int lp_wal_pending(struct lp_wal *w, char *err)
 {
     char **names;
@@ -625,7 +730,7 @@ static int new_segment(struct lp_wal *w, char *err)
             break;
     }
     if (w->afd < 0 || flock(w->afd, LOCK_EX) < 0 ||
-        lp_fs_write_all(w->afd, LP_WAL_MAGIC, LP_WAL_HDR) < 0) {
+        lp_fs_write_all(w->afd, LP_WAL_MAGIC3, LP_WAL_HDR) < 0) {
         snprintf(err, LP_ERRLEN, "--wal %s/%s: %s", w->dir, w->aname,
                  strerror(errno));
         if (w->afd >= 0) {

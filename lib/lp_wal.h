@@ -9,9 +9,12 @@
 
 /*
  * A directory of segments "wal-<microseconds>-<pid>.log". A segment is an
- * 8-byte header "LPWAL01\n" and records: u32le length, u32le CRC-32 of the
- * length bytes and the payload, then the payload: one Redis command in RESP
- * form (an XADD of an event, or of a dead letter), sent again as it is.
+ * 8-byte header "LPWAL03\n" and records: u32le length, u32le CRC-32 of the
+ * length bytes and the payload, then the payload: a line "#<pos> <producer>
+ * [<cursor>]\n" (the command's producer and position, lp_send.h), then one
+ * Redis command in RESP form (an XADD of an event, or of a dead letter),
+ * sent again as it is. Segments "LPWAL01\n" and "LPWAL02\n" (logpipe
+ * before producers) hold the command alone; they are still read.
  *
  * The two top bits of a record's length, both set (LP_WAL_DONE; the CRC is
  * of the length without them), mark a record Redis acknowledged while
@@ -30,6 +33,8 @@
 
 #define LP_WAL_MAGIC "LPWAL01\n"
 #define LP_WAL_MAGIC2 "LPWAL02\n"       /* the same, with LP_WAL_DONE marks */
+#define LP_WAL_MAGIC3 "LPWAL03\n"       /* producers' records, marks or not:
+                                           older readers leave it alone */
 #define LP_WAL_HDR 8
 #define LP_WAL_REC 8                    /* record header */
 #define LP_WAL_MAXREC (1u << 30)
@@ -53,6 +58,12 @@ void lp_wal_close(struct lp_wal *w);
 
 /* Bytes of records waiting, in every segment seen. */
 uint64_t lp_wal_bytes(const struct lp_wal *w);
+
+/* The highest position of producer name in the records of every segment
+ * (0: none), read without locks (at the start of a run). 0 or -1 with
+ * err. */
+int lp_wal_max_pos(struct lp_wal *w, const char *name, uint64_t *max,
+                   char *err);
 
 /* Does the directory hold records to send (ours or no one's)? Rescans. */
 int lp_wal_pending(struct lp_wal *w, char *err);
@@ -133,7 +144,18 @@ int lp_wal_magic(const char *buf, size_t len);
 void lp_wal_encode(char *hdr, const char *rec, size_t rlen);
 
 /*
- * The event in a record: the key and the value of "data" of an XADD.
+ * The producer line of a record (lp_send.h: producers): 1 with the name,
+ * position, cursor (cursorlen 0: none) and *cmd the offset of the command
+ * in rec; 0 when rec is a record of an old segment (the command alone).
+ * Pure.
+ */
+int lp_wal_producer(const char *rec, size_t rlen, const char **name,
+                    size_t *namelen, uint64_t *pos, const char **cursor,
+                    size_t *cursorlen, size_t *cmd);
+
+/*
+ * The event in a record (after its producer line): the key and the value
+ * of "data" of an XADD.
  * Returns 1 with key/keylen and ev/evlen (pointing into rec), 0 when the
  * record is another command. Pure.
  */
