@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -308,6 +309,12 @@ int main(int argc, char **argv)
 
     parse_args(&opt, argc, argv);
     opt.c.ctx = &opt.com;
+    {
+        /* test-only: a reply lost after Redis ran its batch */
+        const char *t = getenv("LOGPIPE_TEST_LOSE_REPLY");
+        if (t)
+            opt.c.test_lose_reply = strtoull(t, NULL, 10);
+    }
     lp_log_init("logpipe-send", opt.com.log_format, opt.com.verbosity);
     lp_budget_init(&talk.bad, LP_LEVEL_ERROR, "invalid events");
     lp_budget_init(&talk.limited, LP_LEVEL_ERROR, "events over --rate");

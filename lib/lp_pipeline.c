@@ -280,6 +280,16 @@ int lp_pipeline_pump(struct lp_send *s, int block, char *err)
     struct lp_batch *b;
     int got = 0, rc;
 
+    if (s->lose_now) {
+        /* Redis runs what was written meanwhile; its replies die with
+         * the connection */
+        s->lose_now = 0;
+        poll(NULL, 0, 300);
+        lp_redis_disconnect(s->r);
+        snprintf(err, LP_ERRLEN, "%s: connection dropped "
+                 "(LOGPIPE_TEST_LOSE_REPLY)", lp_redis_name(s->r));
+        return -1;
+    }
     for (;;) {
         while ((rc = lp_redis_next(s->r, &rep, err)) == 1) {
             if ((b = unanswered(s)) == NULL) {
@@ -409,6 +419,8 @@ int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
     if (lp_redis_flush(s->r, err) < 0)
         return -1;
     b->flushed = 1;
+    if (s->c.test_lose_reply && ++s->nwritten == s->c.test_lose_reply)
+        s->lose_now = 1;        /* lp_pipeline_pump drops the connection */
     return 0;
 }
 
@@ -579,6 +591,11 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
     uint64_t c, p;
 
     s->npcache = 0;             /* what was read before may have moved */
+    for (int i = 0; i < s->count; i++) {
+        /* nothing is owed on this connection */
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        b->wire = b->nwire = 0;
+    }
     if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
                               err) < 0)
         return -1;
@@ -681,9 +698,16 @@ int lp_pipeline_connect(struct lp_send *s, char *err)
         return -1;
     if (s->fail_since || s->n.errors)
         s->n.reconnects++;
-    /* before anything is sent on it: what of ours did Redis store? */
+    /* before anything is sent on it: what of ours did Redis store? the
+     * rest of the ring goes again */
     s->npcache = 0;
-    return lp_pipeline_resolve(s, err);
+    if (lp_pipeline_resolve(s, err) < 0)
+        return -1;
+    for (int i = 0; i < s->count; i++)
+        if (lp_pipeline_send(s, &s->ring[(s->head + i) % LP_INFLIGHT],
+                             err) < 0)
+            return -1;
+    return 0;
 }
 
 /* The lag of --group (XINFO GROUPS), or the stream length when that

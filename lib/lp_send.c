@@ -281,6 +281,9 @@ static void dispatch(struct lp_send *s)
             }
         }
     }
+    /* connected first: a new connection resolves what is in the ring
+     * (and sends it again) before this batch is numbered */
+    int conn = lp_pipeline_connect(s, err);
     /* the input batch becomes the free slot, the slot the input batch */
     b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
     struct lp_batch tmp = *b;
@@ -290,7 +293,7 @@ static void dispatch(struct lp_send *s)
     b->source = LP_BATCH_INPUT;
     lp_pipeline_number(s, b);
     s->count++;
-    if (lp_pipeline_connect(s, err) < 0 || lp_pipeline_send(s, b, err) < 0)
+    if (conn < 0 || lp_pipeline_send(s, b, err) < 0)
         lp_send_recover(s, err);
     metrics_tick(s, 0);
 }

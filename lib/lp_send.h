@@ -120,6 +120,10 @@ struct lp_send_conf {
     const char *producer;       /* --producer, or NULL: unique per run */
     int64_t producer_ttl;       /* ms: producers not heard of for this
                                    long are removed from the key */
+    uint64_t test_lose_reply;   /* test-only (LOGPIPE_TEST_LOSE_REPLY):
+                                   the connection is dropped once batch N
+                                   is written and Redis ran it: its reply
+                                   is lost */
     uint64_t position;          /* --position: the input's first command
                                    has this position (a resume); 0: go on
                                    after the committed one */

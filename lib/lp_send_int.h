@@ -142,6 +142,9 @@ struct lp_send {
                                    connection was made, by name */
     size_t npcache, capcache;
     struct lp_buf walrec;       /* a WAL record being made */
+    uint64_t nwritten;          /* batches written (test_lose_reply) */
+    int lose_now;               /* test_lose_reply: drop it at the next
+                                   read of replies */
     int pruned;                 /* --producer-ttl's pruning was done */
     int old_wal_said;           /* an old WAL's records were said once */
     struct lp_buf out_ids;      /* --ids output */
