@@ -31,7 +31,7 @@
 struct stat_opt {
     struct lp_common com;
     const char *wal;
-    int prom, check;
+    int prom, check, producers;
     int64_t timeout;
     uint64_t max_lag, max_pending, max_dlq;
     int64_t max_pending_age, max_journal_age;
@@ -49,6 +49,8 @@ static const struct lp_optdef longopts[] = {
     { "timeout", 't', LP_DURATION(OPT, timeout), "DUR",
       "give up on Redis after DUR (10s)" },
     { "prom", 0, LP_FLAG(OPT, prom), NULL, "Prometheus text format" },
+    { "producers", 0, LP_FLAG(OPT, producers), NULL,
+      "each producer of logpipe-send: name, position, age" },
     { "check", 0, LP_FLAG(OPT, check), NULL,
       "exit 1 when a threshold below is crossed" },
     { "max-lag", 0, LP_UINT(OPT, max_lag), "N",
@@ -84,8 +86,9 @@ static const struct tool_cmd cli = {
     .synopsis =
 "usage: logpipe-stat [options]\n"
 "The state of the pipeline: stream length, each group's consumers,\n"
-"pending entries, lag and oldest pending age, DLQ length, WAL and archive\n"
-"sizes, the archive's drain journals. One NDJSON object, or Prometheus\n"
+"pending entries, lag and oldest pending age, DLQ length, the producers of\n"
+"logpipe-send, WAL and archive sizes, the archive's drain journals. One\n"
+"NDJSON object, or Prometheus\n"
 "text with --prom.\n"
 "\n",
     .epilog =
@@ -213,6 +216,7 @@ int main(int argc, char **argv)
         .redis = r, .timeout = opt.timeout,
         .stream = opt.com.stream, .dlq = opt.com.dlq, .wal = opt.wal,
         .dir = opt.com.dir_set ? opt.com.dir : NULL,
+        .producers = opt.producers,
         .notify = lp_log_notify,
     });
     if (st == NULL || lp_stat_redis(st) == LP_STAT_ENOMEM)

@@ -536,9 +536,15 @@ static void prune(struct lp_send *s)
     char cursor[32] = "0", err[LP_ERRLEN];
     int64_t before = lp_now_ms() - s->c.producer_ttl;
     uint64_t gone = 0;
+    const char *argv[202];
+    size_t lens[202], nd;
 
     if (s->c.producer_ttl <= 0)
         return;
+    argv[0] = "HDEL";
+    lens[0] = 4;
+    argv[1] = s->pkey;
+    lens[1] = strlen(s->pkey);
     for (int round = 0; round < 20; round++) {
         struct lp_reply *rep = lp_redis_cmd(s->r, err, "HSCAN", s->pkey,
                                             cursor, "COUNT", "100", NULL);
@@ -556,7 +562,9 @@ static void prune(struct lp_send *s)
         memcpy(cursor, c, n);
         cursor[n] = '\0';
         kv = lp_reply_at(rep, 1);
-        for (size_t i = 0; i + 1 < lp_reply_len(kv); i += 2) {
+        /* one HDEL for the page's old fields */
+        nd = 2;
+        for (size_t i = 0; i + 1 < lp_reply_len(kv) && nd < 202; i += 2) {
             size_t fl, vl;
             const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
             const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
@@ -569,9 +577,12 @@ static void prune(struct lp_send *s)
             if (ms >= before || (fl == strlen(s->producer) &&
                                  memcmp(f, s->producer, fl) == 0))
                 continue;
-            const char *argv[3] = { "HDEL", s->pkey, f };
-            size_t lens[3] = { 4, strlen(s->pkey), fl };
-            struct lp_reply *d = lp_redis_cmdv(s->r, err, 3, argv, lens);
+            argv[nd] = f;
+            lens[nd++] = fl;
+        }
+        if (nd > 2) {
+            struct lp_reply *d = lp_redis_cmdv(s->r, err, (int)nd, argv,
+                                               lens);
             if (d && lp_reply_type(d) == LP_REPLY_INTEGER)
                 gone += (uint64_t)lp_reply_int(d);
             lp_reply_free(d);

@@ -36,6 +36,11 @@ void lp_stat_free(struct lp_stat *s)
         return;
     lp_group_info_free(s->f.g, s->f.ng);
     free(s->f.old);
+    for (size_t i = 0; i < s->f.nprod; i++) {
+        free(s->f.prod[i].name);
+        free(s->f.prod[i].cursor);
+    }
+    free(s->f.prod);
     lp_redis_free(s->c.redis);
     free(s);
 }
@@ -79,6 +84,122 @@ static int answered(struct lp_stat *s, int rc, const char *key,
     return LP_STAT_EREDIS;
 }
 
+/* A reply of a command about <stream>:producers: 0 (an ERR reads as
+ * nothing there), or LP_STAT_EREDIS (said). rep NULL: err says why. */
+static int hash_answered(struct lp_stat *s, const char *cmd,
+                         struct lp_reply *rep, const char *key,
+                         const char *err)
+{
+    char m[LP_ERRLEN], t[LP_ERRLEN - 200];
+
+    if (rep == NULL) {
+        snprintf(m, sizeof m, "%s %s: %s", cmd, key, err);
+        redis_failed(s, m, LP_STAT_REDIS_TEMP);
+        return LP_STAT_EREDIS;
+    }
+    if (lp_reply_type(rep) == LP_REPLY_ERROR &&
+        lp_reply_error_class(rep) != LP_RERR_REQUEST) {
+        snprintf(m, sizeof m, "%s %s: %s", cmd, key,
+                 lp_reply_text(rep, t, sizeof t));
+        redis_failed(s, m, lp_reply_error_class(rep) >= LP_RERR_KEY ?
+                           LP_STAT_REDIS_PERM : LP_STAT_REDIS_TEMP);
+        return LP_STAT_EREDIS;
+    }
+    return 0;
+}
+
+/* Copies v[0..n) to a malloc'd string; NULL when out of memory. */
+static char *dupn(const char *v, size_t n)
+{
+    char *p = malloc(n + 1);
+
+    if (p) {
+        memcpy(p, v, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* The producers of logpipe-send: how many (HLEN), and each with
+ * conf.producers (HSCAN, page by page). */
+static int producers(struct lp_stat *s)
+{
+    struct lp_stat_figures *f = &s->f;
+    char key[512], cursor[32] = "0", err[LP_ERRLEN];
+    struct lp_reply *rep;
+    size_t cap = 0;
+    int rc;
+
+    snprintf(key, sizeof key, "%s:producers", s->c.stream);
+    rep = lp_redis_cmd(s->c.redis, err, "HLEN", key, NULL);
+    if ((rc = hash_answered(s, "HLEN", rep, key, err)))
+        return rc;
+    if (lp_reply_type(rep) == LP_REPLY_INTEGER)
+        f->producers = lp_reply_int(rep);
+    lp_reply_free(rep);
+    if (!s->c.producers || f->producers == 0)
+        return 0;
+    do {
+        const struct lp_reply *kv;
+        const char *c;
+        size_t n;
+        rep = lp_redis_cmd(s->c.redis, err, "HSCAN", key, cursor, "COUNT",
+                           "1000", NULL);
+        if ((rc = hash_answered(s, "HSCAN", rep, key, err)))
+            return rc;
+        if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2 ||
+            (c = lp_reply_str(lp_reply_at(rep, 0), &n)) == NULL ||
+            n >= sizeof cursor) {
+            lp_reply_free(rep);
+            return 0;           /* no known shape: nothing more */
+        }
+        memcpy(cursor, c, n);
+        cursor[n] = '\0';
+        kv = lp_reply_at(rep, 1);
+        for (size_t i = 0; i + 1 < lp_reply_len(kv); i += 2) {
+            size_t fl, vl, k = 0;
+            const char *fn = lp_reply_str(lp_reply_at(kv, i), &fl);
+            const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
+            struct lp_stat_producer *p;
+            int64_t ms = 0;
+            int have_ms = 0;
+            if (fn == NULL || v == NULL)
+                continue;
+            if (f->nprod == cap) {
+                size_t c2 = cap ? cap * 2 : 16;
+                p = realloc(f->prod, c2 * sizeof *p);
+                if (p == NULL) {
+                    lp_reply_free(rep);
+                    return LP_STAT_ENOMEM;
+                }
+                f->prod = p;
+                cap = c2;
+            }
+            p = &f->prod[f->nprod];
+            memset(p, 0, sizeof *p);
+            /* "<pos> <unix-ms>[ <cursor>]" */
+            for (; k < vl && v[k] >= '0' && v[k] <= '9'; k++)
+                p->pos = p->pos * 10 + (uint64_t)(v[k] - '0');
+            if (k < vl && v[k] == ' ')
+                for (k++; k < vl && v[k] >= '0' && v[k] <= '9'; k++) {
+                    ms = ms * 10 + (v[k] - '0');
+                    have_ms = 1;
+                }
+            p->age_ms = !have_ms ? -1 : ms < f->now ? f->now - ms : 0;
+            if ((p->name = dupn(fn, fl)) == NULL ||
+                (k + 1 < vl && v[k] == ' ' &&
+                 (p->cursor = dupn(v + k + 1, vl - k - 1)) == NULL)) {
+                free(p->name);
+                lp_reply_free(rep);
+                return LP_STAT_ENOMEM;
+            }
+            f->nprod++;
+        }
+        lp_reply_free(rep);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
 /* The Redis figures, up to the first failure. */
 static int gather(struct lp_stat *s)
 {
@@ -117,8 +238,10 @@ static int gather(struct lp_stat *s)
             /* an ID ahead of this clock: pending, and new */
             o->age_ms = (int64_t)ms < f->now ? f->now - (int64_t)ms : 0;
     }
-    return answered(s, lp_stream_len(r, s->c.dlq, &f->dlq, &e), s->c.dlq,
-                    &e);
+    if ((rc = answered(s, lp_stream_len(r, s->c.dlq, &f->dlq, &e),
+                       s->c.dlq, &e)))
+        return rc;
+    return producers(s);
 }
 
 int lp_stat_redis(struct lp_stat *s)
@@ -313,7 +436,7 @@ char *lp_stat_json(const struct lp_stat *s)
 {
     const struct lp_stat_figures *f = &s->f;
     struct lp_buf b = { 0 };
-    char ts[40];
+    char ts[40], pkey[512];
 
     lp_time_format(f->now, ts);
     lp_buf_adds(&b, "{\"time\":\"");
@@ -343,6 +466,32 @@ char *lp_stat_json(const struct lp_stat *s)
     jstr(&b, s->c.dlq);
     lp_buf_adds(&b, ",\"length\":");
     jnum(&b, f->dlq);
+    lp_buf_adds(&b, "},\"producers\":{\"key\":");
+    lp_buf_add_jstr(&b, pkey, (size_t)snprintf(pkey, sizeof pkey,
+                                                "%s:producers",
+                                                s->c.stream));
+    lp_buf_adds(&b, ",\"count\":");
+    jnum(&b, f->producers);
+    if (s->c.producers) {
+        lp_buf_adds(&b, ",\"list\":[");
+        for (size_t i = 0; i < f->nprod; i++) {
+            const struct lp_stat_producer *p = &f->prod[i];
+            if (i)
+                lp_buf_addc(&b, ',');
+            lp_buf_adds(&b, "{\"name\":");
+            jstr(&b, p->name);
+            lp_buf_adds(&b, ",\"position\":");
+            jnum(&b, (long long)p->pos);
+            lp_buf_adds(&b, ",\"age_seconds\":");
+            jage(&b, p->age_ms);
+            if (p->cursor) {
+                lp_buf_adds(&b, ",\"cursor\":");
+                jstr(&b, p->cursor);
+            }
+            lp_buf_addc(&b, '}');
+        }
+        lp_buf_addc(&b, ']');
+    }
     lp_buf_addc(&b, '}');
 files:
     if (f->have_wal) {
@@ -448,6 +597,24 @@ static void redis_metrics(const struct lp_stat *s, struct lp_metrics *m,
     lp_metric_set(lp_gauge(m, "logpipe_dlq_length", l->p,
                            "Entries in the dead letter stream."),
                   (double)f->dlq);
+    l->len = 0;
+    lbl(l, "stream", st, strlen(st));
+    lp_metric_set(lp_gauge(m, "logpipe_producers", l->p,
+                           "Producers of logpipe-send with a position."),
+                  (double)f->producers);
+    for (size_t i = 0; i < f->nprod; i++) {
+        const struct lp_stat_producer *p = &f->prod[i];
+        l->len = 0;
+        lbl(l, "stream", st, strlen(st));
+        lp_buf_addc(l, ',');
+        lbl(l, "producer", p->name, strlen(p->name));
+        lp_metric_set(lp_gauge(m, "logpipe_producer_position", l->p,
+                               "The position a producer last stored."),
+                      (double)p->pos);
+        lp_metric_set(lp_gauge(m, "logpipe_producer_age_seconds", l->p,
+                               "Since a producer last stored."),
+                      p->age_ms >= 0 ? (double)p->age_ms / 1000.0 : 0);
+    }
 }
 
 struct lp_metrics *lp_stat_metrics(const struct lp_stat *s)

@@ -13,7 +13,8 @@
 
 /*
  * Read-only: XLEN, XINFO GROUPS, XPENDING (summary) per group, XLEN of the
- * DLQ (all through lp_stream.h); the sizes of the WAL directory and of
+ * DLQ (all through lp_stream.h), HLEN (and HSCAN, for each producer) of
+ * logpipe-send's <stream>:producers; the sizes of the WAL directory and of
  * the archive tree when named, and of the drains' journals in the tree
  * (lp_journal_usage). The engine gathers them into its figures
  * (struct lp_stat_figures) and renders them as one NDJSON object or as
@@ -49,6 +50,14 @@ struct lp_stat_oldest {
     char id[LP_STREAM_IDLEN];               /* "": nothing pending */
 };
 
+/* A producer of logpipe-send (lp_send.h), from <stream>:producers */
+struct lp_stat_producer {
+    char *name;
+    uint64_t pos;               /* the position it last stored */
+    int64_t age_ms;             /* since it stored it; -1: unknown */
+    char *cursor;               /* NULL: none */
+};
+
 /* What was measured. Read-only to the caller; valid until lp_stat_free. */
 struct lp_stat_figures {
     int64_t now;                /* when (Unix ms) */
@@ -58,6 +67,9 @@ struct lp_stat_figures {
     struct lp_stat_oldest *old; /* beside each group */
     size_t ng;
     long long dlq;              /* entries in the DLQ */
+    long long producers;        /* fields of <stream>:producers */
+    struct lp_stat_producer *prod;  /* with conf.producers: each of them */
+    size_t nprod;
     int have_wal, have_dir;     /* measured (named and readable) */
     uint64_t wal_bytes, wal_segments;
     uint64_t dir_bytes, dir_files;
@@ -79,6 +91,7 @@ struct lp_stat_conf {
     const char *stream, *dlq;   /* borrowed */
     const char *wal;            /* a logpipe-send WAL; NULL: not measured */
     const char *dir;            /* an archive tree; NULL: not measured */
+    int producers;              /* read each producer, not only count */
     struct lp_notify notify;    /* copied: the Redis failure (an error),
                                    an unreadable --wal or --dir (warnings) */
 };
@@ -127,7 +140,8 @@ char *lp_stat_json(const struct lp_stat *s);
 
 /*
  * The figures as metrics (gauges: logpipe_stream_length, logpipe_group_*,
- * logpipe_dlq_length, logpipe_wal_*, logpipe_archive_* (with its
+ * logpipe_dlq_length, logpipe_producers (and logpipe_producer_position
+ * and _age_seconds of each with conf.producers), logpipe_wal_*, logpipe_archive_* (with its
  * journals'), logpipe_redis_up,
  * logpipe_stat_time_seconds), labels escaped as the Prometheus text
  * format asks; for lp_metrics_render or lp_metrics_write. The caller

@@ -29,7 +29,7 @@ test_expect_success 'a stream in a known state, names to escape' '
 # the output expected: @FFFD@ stands for U+FFFD's UTF-8 bytes
 fffd=$(printf '\357\277\275')
 cat <<'EOF' | sed "s/@FFFD@/$fffd/g" >want.json
-{"time":"T","stream":"s1","length":3,"first_id":"9000000000000-1","last_id":"9000000000001-0","groups":[{"name":"g1","consumers":1,"pending":2,"lag":1,"last_delivered_id":"9000000000000-2","oldest_pending_id":"9000000000000-1","oldest_pending_age_seconds":0.000},{"name":"q\"b\\n\nx@FFFD@","consumers":0,"pending":0,"lag":0,"last_delivered_id":"9000000000001-0","oldest_pending_id":null,"oldest_pending_age_seconds":null}],"dlq":{"key":"s1:dlq","length":1},"wal":{"dir":"wal","bytes":10,"segments":1},"archive":{"dir":"arch","bytes":3,"files":1,"journals":0,"journal_bytes":0,"oldest_journal_age_seconds":null}}
+{"time":"T","stream":"s1","length":3,"first_id":"9000000000000-1","last_id":"9000000000001-0","groups":[{"name":"g1","consumers":1,"pending":2,"lag":1,"last_delivered_id":"9000000000000-2","oldest_pending_id":"9000000000000-1","oldest_pending_age_seconds":0.000},{"name":"q\"b\\n\nx@FFFD@","consumers":0,"pending":0,"lag":0,"last_delivered_id":"9000000000001-0","oldest_pending_id":null,"oldest_pending_age_seconds":null}],"dlq":{"key":"s1:dlq","length":1},"producers":{"key":"s1:producers","count":0},"wal":{"dir":"wal","bytes":10,"segments":1},"archive":{"dir":"arch","bytes":3,"files":1,"journals":0,"journal_bytes":0,"oldest_journal_age_seconds":null}}
 EOF
 cat <<'EOF' | sed "s/@FFFD@/$fffd/g" >want.prom
 # HELP logpipe_stream_length Entries in the stream.
@@ -54,6 +54,9 @@ logpipe_group_oldest_pending_age_seconds{stream="s1",group="q\"b\\n\nx@FFFD@"} 0
 # HELP logpipe_dlq_length Entries in the dead letter stream.
 # TYPE logpipe_dlq_length gauge
 logpipe_dlq_length{key="s1:dlq"} 1
+# HELP logpipe_producers Producers of logpipe-send with a position.
+# TYPE logpipe_producers gauge
+logpipe_producers{stream="s1"} 0
 # HELP logpipe_wal_bytes Bytes of logpipe-send WAL segments.
 # TYPE logpipe_wal_bytes gauge
 logpipe_wal_bytes{dir="wal"} 10

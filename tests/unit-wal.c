@@ -132,6 +132,68 @@ static void test_codec(void)
     lp_buf_free(&seg);
 }
 
+/* A producer's record: "#<pos> <name>[ <cursor>]\n" then the command;
+ * old records (the command alone) have none; lp_wal_event reads past it;
+ * lp_wal_max_pos finds the highest position of a name in a directory. */
+static void test_producer_records(void)
+{
+    struct lp_buf b = { 0 }, x = { 0 };
+    const char *name, *cur, *key, *ev;
+    size_t nl, cl, cmd, kl, el;
+    uint64_t pos, max;
+    char dir[300], err[LP_ERRLEN];
+    struct lp_wal *w;
+
+    xadd(&x, "logs:stream", "{\"a\":1}");
+    lp_buf_adds(&b, "#42 host-1:77:1700000000000\n");
+    lp_buf_add(&b, x.p, x.len);
+    ok(lp_wal_producer(b.p, b.len, &name, &nl, &pos, &cur, &cl, &cmd) == 1 &&
+       pos == 42 && nl == 23 && memcmp(name, "host-1:77:1700000000000", 23)
+       == 0 && cl == 0 && cmd == 28 && b.len - cmd == x.len,
+       "a producer line: name, position, no cursor, the command after it");
+    ok(lp_wal_event(b.p, b.len, &key, &kl, &ev, &el) == 1 && kl == 11 &&
+       el == 7 && memcmp(ev, "{\"a\":1}", 7) == 0,
+       "lp_wal_event reads the command after the producer line");
+    b.len = 0;
+    lp_buf_adds(&b, "#7 jr s=ab;i=3f\n");
+    lp_buf_add(&b, x.p, x.len);
+    ok(lp_wal_producer(b.p, b.len, &name, &nl, &pos, &cur, &cl, &cmd) == 1 &&
+       pos == 7 && nl == 2 && cl == 9 && memcmp(cur, "s=ab;i=3f", 9) == 0,
+       "a cursor after the name");
+    is_int(lp_wal_producer(x.p, x.len, &name, &nl, &pos, &cur, &cl, &cmd), 0,
+           "an old record: no producer");
+    {
+        static const char *bad[] = { "#0 a\n", "# a\n", "#12\n", "#12 \n",
+                                     "#1 a", "#99999999999999999999999 a\n",
+                                     "#x a\n" };
+        int refused = 1;
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+            refused &= lp_wal_producer(bad[i], strlen(bad[i]), &name, &nl,
+                                       &pos, &cur, &cl, &cmd) == 0;
+        ok(refused, "malformed producer lines are refused");
+    }
+    snprintf(dir, sizeof dir, "%s/prod", root);
+    w = lp_wal_open(dir, 0, NULL, err);
+    ok(w != NULL, "opened (%s)", w ? "" : err);
+    if (w) {
+        const char *recs[] = { "#5 p1\n", "#3 p2\n", "#9 p1\n", "#4 p1\n" };
+        for (size_t i = 0; i < 4; i++) {
+            b.len = 0;
+            lp_buf_adds(&b, recs[i]);
+            lp_buf_add(&b, x.p, x.len);
+            lp_wal_append(w, b.p, b.len, err);
+        }
+        lp_wal_sync(w, err);
+        ok(lp_wal_max_pos(w, "p1", &max, err) == 0 && max == 9,
+           "the highest position of p1 in the WAL: 9");
+        ok(lp_wal_max_pos(w, "p3", &max, err) == 0 && max == 0,
+           "none of p3: 0");
+        lp_wal_close(w);
+    }
+    lp_buf_free(&b);
+    lp_buf_free(&x);
+}
+
 /* Writes n records with lp_wal into dir; returns the segment's size. */
 static off_t write_records(const char *dir, int n, char *name, size_t cap)
 {
@@ -493,6 +555,7 @@ int main(void)
         return 1;
     }
     test_codec();
+    test_producer_records();
     test_torn_everywhere();
     test_progress_and_locks();
     test_marks();
