@@ -17,7 +17,8 @@ _logpipe_opts()
             --flush-wal --max-backlog --rate --burst --rate-key --on-limit
             --shared-rate --max-keys --time-field --max-age
             --max-skew --max-line --max-depth --max-members --require
-            --rejects --rejects-to-dlq --ids -g -b -l -t"
+            --rejects --rejects-to-dlq --ids --producer --position
+            --producer-ttl -g -b -l -t"
         ;;
     logpipe-drain)
         # --block has no short form
@@ -40,7 +41,8 @@ _logpipe_opts()
             -n -t"
         ;;
     logpipe-stat)
-        echo "$common --group --dir --wal --timeout --prom --check --max-lag
+        echo "$common --group --dir --wal --timeout --prom --producers
+            --check --max-lag
             --max-pending --max-pending-age --max-dlq --max-journal-age -g -d
             -t"
         ;;
@@ -89,7 +91,8 @@ _logpipe_takes_arg()
         --group|--batch|--linger|--timeout|--wal|--wal-max|--max-backlog|\
         --rate|--burst|--rate-key|--on-limit|--max-keys|\
         --time-field|--max-age|--max-skew|--max-line|--max-depth|\
-        --max-members|--require|--rejects|-g|-b|-l|-t)
+        --max-members|--require|--rejects|--producer|--position|\
+        --producer-ttl|-g|-b|-l|-t)
             return 0 ;;
         esac ;;
     logpipe-drain)

@@ -85,7 +85,8 @@ static int answered(struct lp_stat *s, int rc, const char *key,
 }
 
 /* A reply of a command about <stream>:producers: 0 (an ERR reads as
- * nothing there), or LP_STAT_EREDIS (said). rep NULL: err says why. */
+ * nothing there), 1 when the ACL refuses it (warned; producers -1:
+ * unknown), or LP_STAT_EREDIS (said). rep NULL: err says why. */
 static int hash_answered(struct lp_stat *s, const char *cmd,
                          struct lp_reply *rep, const char *key,
                          const char *err)
@@ -96,6 +97,15 @@ static int hash_answered(struct lp_stat *s, const char *cmd,
         snprintf(m, sizeof m, "%s %s: %s", cmd, key, err);
         redis_failed(s, m, LP_STAT_REDIS_TEMP);
         return LP_STAT_EREDIS;
+    }
+    if (lp_reply_type(rep) == LP_REPLY_ERROR &&
+        (lp_reply_error_class(rep) == LP_RERR_COMMAND ||
+         lp_reply_is_error(rep, "NOPERM"))) {
+        /* a user of an ACL from before producers: the rest stands */
+        lp_notice(&s->c.notify, LP_NOTICE_WARN, "%s %s: %s: producers "
+                  "unknown", cmd, key, lp_reply_text(rep, t, sizeof t));
+        s->f.producers = -1;
+        return 1;
     }
     if (lp_reply_type(rep) == LP_REPLY_ERROR &&
         lp_reply_error_class(rep) != LP_RERR_REQUEST) {
@@ -132,8 +142,10 @@ static int producers(struct lp_stat *s)
 
     snprintf(key, sizeof key, "%s:producers", s->c.stream);
     rep = lp_redis_cmd(s->c.redis, err, "HLEN", key, NULL);
-    if ((rc = hash_answered(s, "HLEN", rep, key, err)))
-        return rc;
+    if ((rc = hash_answered(s, "HLEN", rep, key, err))) {
+        lp_reply_free(rep);
+        return rc < 0 ? rc : 0;
+    }
     if (lp_reply_type(rep) == LP_REPLY_INTEGER)
         f->producers = lp_reply_int(rep);
     lp_reply_free(rep);
@@ -145,8 +157,10 @@ static int producers(struct lp_stat *s)
         size_t n;
         rep = lp_redis_cmd(s->c.redis, err, "HSCAN", key, cursor, "COUNT",
                            "1000", NULL);
-        if ((rc = hash_answered(s, "HSCAN", rep, key, err)))
-            return rc;
+        if ((rc = hash_answered(s, "HSCAN", rep, key, err))) {
+            lp_reply_free(rep);
+            return rc < 0 ? rc : 0;
+        }
         if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2 ||
             (c = lp_reply_str(lp_reply_at(rep, 0), &n)) == NULL ||
             n >= sizeof cursor) {
@@ -471,7 +485,10 @@ char *lp_stat_json(const struct lp_stat *s)
                                                 "%s:producers",
                                                 s->c.stream));
     lp_buf_adds(&b, ",\"count\":");
-    jnum(&b, f->producers);
+    if (f->producers >= 0)
+        jnum(&b, f->producers);
+    else
+        lp_buf_adds(&b, "null");
     if (s->c.producers) {
         lp_buf_adds(&b, ",\"list\":[");
         for (size_t i = 0; i < f->nprod; i++) {
@@ -599,9 +616,10 @@ static void redis_metrics(const struct lp_stat *s, struct lp_metrics *m,
                   (double)f->dlq);
     l->len = 0;
     lbl(l, "stream", st, strlen(st));
-    lp_metric_set(lp_gauge(m, "logpipe_producers", l->p,
-                           "Producers of logpipe-send with a position."),
-                  (double)f->producers);
+    if (f->producers >= 0)
+        lp_metric_set(lp_gauge(m, "logpipe_producers", l->p,
+                               "Producers of logpipe-send with a position."),
+                      (double)f->producers);
     for (size_t i = 0; i < f->nprod; i++) {
         const struct lp_stat_producer *p = &f->prod[i];
         l->len = 0;
