@@ -730,7 +730,7 @@ static int wait_input(struct lp_send *s, int fd)
         }
         timeout = (int)left;
     }
-    if (s->walmode && s->count < LP_INFLIGHT && !(s->rseg && s->rseg_eof)) {
+    if (s->walmode && s->count == 0 && !(s->rseg && s->rseg_eof)) {
         left = s->replay_at - now;
         if (left <= 0)
             left = 0;

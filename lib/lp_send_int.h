@@ -42,7 +42,7 @@
 #include "lp_sig.h"
 #include "lp_wal.h"
 
-#define LP_INFLIGHT 3
+#define LP_INFLIGHT 3           /* batches of input; of the WAL: one */
 
 enum { LP_CMD_EVENT, LP_CMD_DLQ };     /* what a command is */
 enum { LP_BATCH_INPUT, LP_BATCH_REPLAY };  /* where a batch's commands

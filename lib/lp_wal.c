@@ -26,8 +26,9 @@ struct lp_wal_seg {
     uint64_t size;
     uint64_t acked;             /* records before this offset are in Redis */
     uint64_t off;               /* next record to hand out */
-    char *buf;                  /* file bytes [bufoff, bufoff + buflen) */
-    size_t buflen, bufcap;
+    char *buf;                  /* buf[bstart..]: the file bytes [bufoff,
+                                   bufoff + buflen) */
+    size_t buflen, bufcap, bstart;
     uint64_t bufoff;
     int ackfd;
     int v2;                     /* header LPWAL02 or 03: may hold marks */
@@ -342,12 +343,19 @@ static size_t seg_fill(struct lp_wal_seg *s, uint64_t off, size_t need)
 {
     if (off < s->bufoff || off > s->bufoff + s->buflen) {
         s->bufoff = off;
-        s->buflen = 0;
+        s->buflen = s->bstart = 0;
     } else if (off > s->bufoff) {
+        /* records read: passed over, moved out only when more is read
+         * (a move per record would copy the buffer each time) */
         size_t drop = (size_t)(off - s->bufoff);
-        memmove(s->buf, s->buf + drop, s->buflen - drop);
+        s->bstart += drop;
         s->buflen -= drop;
         s->bufoff = off;
+    }
+    if (s->buflen < need && s->bufoff + s->buflen < s->size &&
+        s->bstart > 0) {
+        memmove(s->buf, s->buf + s->bstart, s->buflen);
+        s->bstart = 0;
     }
     while (s->buflen < need && s->bufoff + s->buflen < s->size) {
         size_t want = need - s->buflen;
@@ -389,7 +397,7 @@ static int seg_read(struct lp_wal_seg *s, const char **rec, size_t *len,
         *torn = 1;
         return 0;
     }
-    n = get32((const unsigned char *)s->buf);
+    n = get32((const unsigned char *)s->buf + s->bstart);
     n = rec_len(n, done);
     if (n > LP_WAL_MAXREC) {
         *torn = 1;
@@ -401,13 +409,13 @@ static int seg_read(struct lp_wal_seg *s, const char **rec, size_t *len,
         return 0;
     }
     {
-        const unsigned char *h = (const unsigned char *)s->buf;
-        if (rec_crc_n(n, s->buf + LP_WAL_REC) != get32(h + 4)) {
+        const unsigned char *h = (const unsigned char *)s->buf + s->bstart;
+        if (rec_crc_n(n, s->buf + s->bstart + LP_WAL_REC) != get32(h + 4)) {
             *torn = 1;
             return 0;
         }
     }
-    *rec = s->buf + LP_WAL_REC;
+    *rec = s->buf + s->bstart + LP_WAL_REC;
     *len = n;
     return 1;
 }
@@ -971,7 +979,7 @@ int lp_wal_seg_mark(struct lp_wal *w, struct lp_wal_seg *s, uint64_t end,
     if (pwrite(s->fd, h + 3, 1, (off_t)start + 3) != 1)
         goto failed;
     if (start + 3 >= s->bufoff && start + 3 < s->bufoff + s->buflen)
-        s->buf[start + 3 - s->bufoff] = (char)h[3];
+        s->buf[s->bstart + start + 3 - s->bufoff] = (char)h[3];
     s->mdirty = 1;
     s->nmarks++;
     w->bytes -= w->bytes < LP_WAL_REC + len ? w->bytes : LP_WAL_REC + len;

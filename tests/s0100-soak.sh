@@ -3,7 +3,8 @@
 # failing at once. Senders write through a WAL, two drains are SIGKILLed
 # and SIGSTOPped at random, rotate compresses (with late events) every few
 # seconds, and Redis itself is killed and restarted. At the end every event
-# must be in the archive once; send may only double what it reported.
+# must be in the archive once (send finds what Redis stored by the
+# positions of its producers: it doubles nothing).
 . "$(dirname "$0")/lib.sh"
 
 SECONDS_LOAD=${LP_SOAK_SECONDS:-120}
@@ -51,10 +52,11 @@ test_expect_success "soak: $SECONDS_LOAD s of load and faults, nothing lost" '
         sleep 0.$(( $(od -An -N1 -tu1 /dev/urandom) % 9 + 1 ))
         n=$((n + 1))
         case $((n % 11)) in
-        0|3|6) kill -9 "$(cat drain.one.pid)" 2>/dev/null ;;
-        1|7) kill -9 "$(cat drain.two.pid)" 2>/dev/null ;;
-        4)  p=$(cat drain.two.pid); kill -STOP "$p" 2>/dev/null
-            sleep 3; kill -CONT "$p" 2>/dev/null ;;
+        # a drain between two runs of its loop is not there: || :
+        0|3|6) kill -9 "$(cat drain.one.pid)" 2>/dev/null || : ;;
+        1|7) kill -9 "$(cat drain.two.pid)" 2>/dev/null || : ;;
+        4)  p=$(cat drain.two.pid); kill -STOP "$p" 2>/dev/null || :
+            sleep 3; kill -CONT "$p" 2>/dev/null || : ;;
         9)  logpipe-rotate -d arch --grace 0 >>rot.out 2>>rot.err || : ;;
         esac
         if [ $((n % 40)) -eq 20 ]; then
@@ -63,8 +65,8 @@ test_expect_success "soak: $SECONDS_LOAD s of load and faults, nothing lost" '
     done
     touch stop
     wait $prod
-    kill -TERM "$(cat drain.one.pid)" "$(cat drain.two.pid)" 2>/dev/null
-    wait $d_one $d_two 2>/dev/null
+    kill -TERM "$(cat drain.one.pid)" "$(cat drain.two.pid)" 2>/dev/null || :
+    wait $d_one $d_two 2>/dev/null || :
     logpipe-send --wal wal --flush-wal 2>>send.err &&
     logpipe-drain --once -d arch -c one --claim-idle 1s --max-deliveries 1000 2>>drain.one.err &&
     logpipe-drain --once -d arch -c two --claim-idle 1s --max-deliveries 1000 2>>drain.two.err &&
@@ -74,11 +76,9 @@ test_expect_success "soak: $SECONDS_LOAD s of load and faults, nothing lost" '
     logpipe-replay arch | seqs - >got &&
     lost=$(awk -v n="$produced" "{ s[\$1] = 1 } END { for (i = 1; i <= n; i++) if (!(i in s)) m++; print m + 0 }" got) &&
     dups=$(awk "{ if (c[\$1]++) d++ } END { print d + 0 }" got) &&
-    maybe=$(sed -n "s/.* \([0-9][0-9]*\) events\{0,1\} may have reached Redis.*/\1/p" send.err |
-            awk "{ s += \$1 } END { print s + 0 }") &&
-    say "lost $lost, duplicates $dups, reported by send as possible: $maybe" &&
+    say "lost $lost, duplicates $dups" &&
     test "$lost" -eq 0 &&
-    test "$dups" -le "$maybe" &&
+    test "$dups" -eq 0 &&
     test "$(rcli XLEN logs:dlq)" -eq 0
 '
 
