@@ -60,4 +60,44 @@ test_expect_success 'giving up after a lost reply: the hint resumes with the pro
     sent_once 5000
 '
 
+# the connection cut from another one (CLIENT KILL) while batches are in
+# flight, again and again: some replies are lost after Redis ran their
+# EXEC, with and without the WAL
+kill_clients() {
+    while [ ! -e stop ]; do
+        rcli CLIENT KILL TYPE normal SKIPME yes >/dev/null 2>&1 || :
+        sleep 0.02
+    done
+}
+
+test_expect_success 'CLIENT KILL again and again during a send: each event once' '
+    rcli DEL logs:stream >/dev/null &&
+    gen_events 100000 >big || exit 1
+    rm -f stop
+    kill_clients &
+    kpid=$!
+    logpipe-send -v --max-age 0 --timeout 60s <big 2>err1
+    rc=$?
+    touch stop && wait $kpid &&
+    test "$rc" -eq 0 &&
+    rcli --raw XRANGE logs:stream - + | sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" >got &&
+    tally 100000 got &&
+    say "$(grep -c "answers again" err1) reconnects; $(grep "found stored" err1 || echo "no batch found stored")"
+'
+
+test_expect_success '... and through the WAL' '
+    rcli DEL logs:stream >/dev/null &&
+    rm -f stop
+    kill_clients &
+    kpid=$!
+    logpipe-send -v --max-age 0 --wal w2 <big 2>err2
+    rc=$?
+    touch stop && wait $kpid &&
+    test "$rc" -eq 0 &&
+    logpipe-send --wal w2 --flush-wal 2>>err2 &&
+    rcli --raw XRANGE logs:stream - + | sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" >got &&
+    tally 100000 got &&
+    say "$(grep "found stored" err2 || echo "no batch found stored")"
+'
+
 test_done
