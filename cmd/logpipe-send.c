@@ -95,8 +95,8 @@ static const struct lp_optdef longopts[] = {
       "send as producer NAME, going on from its position\n"
       "(default: a name of this run's own)", .flags = LP_OF_NONEMPTY },
     { "position", 0, LP_UINT(OPT, c.position), "N",
-      "the input's first command has position N of --producer\n"
-      "(a resume, as the resume hint says)", .min = 1 },
+      "the input's first command is position N of\n"
+      "--producer (a resume, as the resume hint says)", .min = 1 },
     { "producer-ttl", 0, LP_DURATION(OPT, c.producer_ttl), "DUR",
       "forget producers silent this long (7d; 0 = never)" },
     LP_LONG_METRICS,
@@ -124,8 +124,8 @@ static const struct tool_cmd cli = {
 "--rate-key failed on some), 66 input missing,"
 " 70 internal error, 73 cannot\n"
 "create --rejects, 74 I/O error, 75 Redis failed longer than --timeout\n"
-"(or another send runs as --producer NAME),\n"
-"78 bad configuration (--rate-key failing on every event too).\n"
+"(or another send runs as --producer NAME), 78 bad configuration\n"
+"(--rate-key failing on every event too).\n"
 "See logpipe-send(1).\n",
     .opts = longopts,
     .notes = notes,

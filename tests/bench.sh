@@ -96,6 +96,63 @@ test_xlen -eq "$N" sent || { echo "send lost events" >&2; exit 1; }
 p=$(per "$N" "$t_pipe"); s=$(per "$N" "$t_send"); r=$(div "$s" "$p")
 row "send events/s" "$s" ev/s "redis-cli --pipe" "$p" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
 
+# ---- send's transaction (issue 15) against plain XADDs and against the
+# same work in one Lua script, each fed to redis-cli --pipe in batches of
+# 1000: MULTI, the XADDs, HSET <stream>:producers, EXEC; or EVALSHA of a
+# script that checks the producer's position, adds the events and sets it
+# (logpipe(7), DELIVERY GUARANTEES, says why send uses the transaction)
+cat >commit.lua <<'LUA'
+local cur = tonumber(string.match(redis.call('HGET', KEYS[2], ARGV[1]) or '0', '^%d+'))
+local first, last = tonumber(ARGV[2]), tonumber(ARGV[3])
+if cur >= last then return {} end
+if cur < first - 1 then return redis.error_reply('LPGAP ' .. cur) end
+local out = {}
+for i = 5, #ARGV do
+  out[i - 4] = redis.call('XADD', KEYS[1], '*', 'data', ARGV[i])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. ARGV[4])
+return out
+LUA
+sha=$(redis-cli -p "$FAST" SCRIPT LOAD "$(cat commit.lua)")
+# batches MODE KEY: the corpus as batches of 1000, MODE multi or lua
+batches() {
+    LC_ALL=C awk -v mode="$1" -v k="$2" -v sha="$sha" '
+    function bulk(s) { printf "$%d\r\n%s\r\n", length(s), s }
+    function flush(   i, p) {
+        if (n == 0) return
+        p = k ":producers"
+        if (mode == "multi") {
+            printf "*1\r\n$5\r\nMULTI\r\n"
+            for (i = 1; i <= n; i++) {
+                printf "*5\r\n"; bulk("XADD"); bulk(k); bulk("*"); bulk("data"); bulk(ev[i])
+            }
+            printf "*4\r\n"; bulk("HSET"); bulk(p); bulk("bench"); bulk(pos " 1")
+            printf "*1\r\n$4\r\nEXEC\r\n"
+        } else {
+            printf "*%d\r\n", 9 + n
+            bulk("EVALSHA"); bulk(sha); bulk("2"); bulk(k); bulk(p)
+            bulk("bench"); bulk(pos - n + 1); bulk(pos); bulk("1")
+            for (i = 1; i <= n; i++) bulk(ev[i])
+        }
+        n = 0
+    }
+    { ev[++n] = $0; pos++; if (n == 1000) flush() }
+    END { flush() }' events
+}
+batches multi txn >multi.resp
+batches lua lua >lua.resp
+resp plain >plain.resp
+t_plain=$(secs sh -c "redis-cli -p $FAST --pipe <plain.resp >/dev/null")
+t_multi=$(secs sh -c "redis-cli -p $FAST --pipe <multi.resp >/dev/null")
+t_lua=$(secs sh -c "redis-cli -p $FAST --pipe <lua.resp >/dev/null")
+test_xlen -eq "$N" txn && test_xlen -eq "$N" lua ||
+    { echo "a batch of the transaction or the script was refused" >&2; exit 1; }
+p=$(per "$N" "$t_plain"); m=$(per "$N" "$t_multi"); l=$(per "$N" "$t_lua")
+row "MULTI+HSET+EXEC batches, events/s" "$m" ev/s "plain XADDs" "$p" "$(div "$m" "$p")" "≥ 0.9" "$(verdict "$(div "$m" "$p")" 0.9)"
+say "the same batches as one Lua script (EVALSHA): $l events/s, $(div "$l" "$p") of plain XADDs"
+rm -f multi.resp lua.resp plain.resp
+redis-cli -p "$FAST" DEL txn lua plain txn:producers lua:producers >/dev/null
+
 # ---- drain vs a minimal hiredis consumer
 t_ceil=$(secs "$TOP/tests/bench-drainloop" "$FAST" ceil ceilgroup ceil.out "$N")
 # the same loop writing the 20 files of the archive below (one per
