@@ -437,22 +437,45 @@ static void stored(struct lp_send *s, struct lp_cmd *e)
     }
 }
 
+uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
+                       const char *name, size_t len, const char *cursor,
+                       size_t clen)
+{
+    int i;
+
+    for (i = 0; i < b->nprods; i++)
+        if (b->prods[i].namelen == len &&
+            memcmp(b->pbuf.p + b->prods[i].name, name, len) == 0)
+            break;
+    if (i == b->nprods) {
+        b->prods[i].name = (uint32_t)b->pbuf.len;
+        b->prods[i].namelen = (uint32_t)len;
+        b->prods[i].cursorlen = 0;
+        b->prods[i].last = 0;
+        if (lp_buf_add(&b->pbuf, name, len) < 0)
+            lp_send_oom(s);
+        b->nprods++;
+    }
+    if (clen) {
+        b->prods[i].cursor = (uint32_t)b->pbuf.len;
+        b->prods[i].cursorlen = (uint32_t)clen;
+        if (lp_buf_add(&b->pbuf, cursor, clen) < 0)
+            lp_send_oom(s);
+    }
+    return (uint16_t)i;
+}
+
 void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
 {
     int skipped = 0;
+    /* stdin's producer, as any input's: the batch's table of them */
+    uint16_t me = lp_batch_prod(s, b, s->producer, strlen(s->producer),
+                                NULL, 0);
 
-    if (b->nprods == 0) {
-        size_t len = strlen(s->producer);
-        b->pbuf.len = 0;
-        if (lp_buf_add(&b->pbuf, s->producer, len) < 0)
-            lp_send_oom(s);
-        b->prods[0] = (struct lp_bprod){ 0, (uint32_t)len, 0, 0, 0 };
-        b->nprods = 1;
-    }
     for (size_t k = 0; k < b->n; k++) {
         if (b->ev[k].done)
             continue;
-        b->ev[k].prod = 0;
+        b->ev[k].prod = me;
         b->ev[k].pos = s->next_pos++;
         if (b->ev[k].pos <= s->skip_upto) {
             stored(s, &b->ev[k]);

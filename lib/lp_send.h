@@ -77,6 +77,9 @@ enum { LP_SEND_ON_BLOCK, LP_SEND_ON_REJECT, LP_SEND_ON_DLQ };  /* on_limit */
 #define LP_PRODUCER_MAX 200     /* bytes of a producer name */
 #define LP_PRODUCERS_SUFFIX ":producers"
 
+/* What an input hands the engine with each of its events (stdin's is the
+ * run's own; --follow and --journal will give one per file, and the
+ * journal's cursor); lp_send_int.h: lp_batch_prod. */
 struct lp_producer {
     const char *name;           /* [A-Za-z0-9._:@/+-], at most
                                    LP_PRODUCER_MAX bytes */

@@ -268,6 +268,22 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
  * after the committed one. 0, or -1 with err. */
 int lp_pipeline_resolve(struct lp_send *s, char *err);
 
+/*
+ * The index of producer name[0..len) in b's table (LP_BATCH_PRODS at most;
+ * the caller ends the batch before it is full), added when new; a cursor
+ * (clen > 0) replaces the one it had: the last of the batch is what its
+ * field is set to. The one way a command gets its producer: stdin's
+ * (lp_pipeline_number), the WAL's records (lp_spool_replay), and an input
+ * of several producers to come (--follow: one a file; --journal: one with
+ * its cursor), which sets each command's prod and pos as it adds it.
+ * Today lp_pipeline_resolve and lp_spool_spill give new positions only to
+ * the run's own producer: such an input numbers its commands itself and
+ * resolves each of its producers the same way (lp_pipeline_committed).
+ */
+uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
+                       const char *name, size_t len, const char *cursor,
+                       size_t clen);
+
 /* Gives the commands of input batch b the next positions of ours. */
 void lp_pipeline_number(struct lp_send *s, struct lp_batch *b);
 

@@ -428,36 +428,6 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
     s->last_permanent = 0;
 }
 
-/* The index of producer name[0..len) among b's, added when new (cursor
- * updated: the last one of the batch is what its field gets). */
-static uint16_t batch_prod(struct lp_send *s, struct lp_batch *b,
-                           const char *name, size_t len, const char *cursor,
-                           size_t clen)
-{
-    int i;
-
-    for (i = 0; i < b->nprods; i++)
-        if (b->prods[i].namelen == len &&
-            memcmp(b->pbuf.p + b->prods[i].name, name, len) == 0)
-            break;
-    if (i == b->nprods) {
-        b->prods[i].name = (uint32_t)b->pbuf.len;
-        b->prods[i].namelen = (uint32_t)len;
-        b->prods[i].cursorlen = 0;
-        b->prods[i].last = 0;
-        if (lp_buf_add(&b->pbuf, name, len) < 0)
-            lp_send_oom(s);
-        b->nprods++;
-    }
-    if (clen) {
-        b->prods[i].cursor = (uint32_t)b->pbuf.len;
-        b->prods[i].cursorlen = (uint32_t)clen;
-        if (lp_buf_add(&b->pbuf, cursor, clen) < 0)
-            lp_send_oom(s);
-    }
-    return (uint16_t)i;
-}
-
 /* The oldest WAL records go into the ring, as a batch in flight (one at a
  * time); records at or below their producer's committed position are
  * stored already: counted, not sent again. */
@@ -560,7 +530,7 @@ void lp_spool_replay(struct lp_send *s)
         e->file = 0;
         e->line_start = 0;
         e->pos = pos;
-        e->prod = prod ? batch_prod(s, b, pn, pnl, cur, cl) : LP_NOPROD;
+        e->prod = prod ? lp_batch_prod(s, b, pn, pnl, cur, cl) : LP_NOPROD;
     }
     if (b->n == 0) {
         if (skipped_end && lp_wal_seg_ack(s->wal, s->rseg, skipped_end,
