@@ -66,9 +66,12 @@
  * whole; then the message, when it did not fit whole and is text, is cut
  * at a character boundary to what room is left (its escapes whole); it
  * ends with "truncated":N, the number of field values dropped or cut (N >=
- * 1). An event without "truncated" is the whole entry. A field that could
- * not be read (a damaged entry) ends the entry's fields there (sd-journal
- * cannot step past it) and counts one in N. When max_event
+ * 1). An event without "truncated" is the whole entry. A field that
+ * sd-journal reports it cannot read ends the entry's fields there (it
+ * cannot step past it) and counts one in N; note that libsystemd 252
+ * passes over a field it cannot decompress without a word, and over
+ * journal files it cannot open (permissions), so such a field is simply
+ * absent, such a file's entries never come. When max_event
  * cannot hold even the timestamp and the mark (under 67 bytes), the entry
  * is skipped: it comes back as LP_JENTRY_SKIPPED with its cursor and no
  * event, for the caller to say so and commit past it. libsystemd is asked

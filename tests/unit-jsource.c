@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jv.h>
+
 #include "lp_buf.h"
 #include "lp_event.h"
 #include "lp_jsource.h"
@@ -372,6 +374,270 @@ static void test_format(void)
     lp_buf_free(&out);
 }
 
+/* ---- random entries, read back by an independent parser (jq's) --------- */
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (uint32_t)(rnd_state % n);
+}
+
+static void rnd_value(struct lp_buf *b, int prio)
+{
+    static const char *const bits[] = {
+        "a", "Z", " ", "\"", "\\", "/", "\n", "\t", "\r", "\b", "\f",
+        "\x01", "\x1b", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x9c\x93",
+        "\xf0\x9f\x98\x80", "\xe2\x80\xa8", "\xef\xbb\xbf", "{", "}", "=",
+    };
+    int n = (int)rnd(24);
+
+    if (prio && rnd(4)) {
+        lp_buf_addc(b, (char)('0' + rnd(10)));
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        uint32_t k = rnd(40);
+        if (k < sizeof bits / sizeof *bits)
+            lp_buf_adds(b, bits[k]);
+        else if (k < 36)
+            lp_buf_addc(b, (char)('a' + rnd(26)));
+        else if (k < 39)
+            lp_buf_addc(b, (char)(0x80 + rnd(128)));   /* stray bytes */
+        else
+            lp_buf_addc(b, 0);
+    }
+}
+
+/* the journal field a member of the event came from */
+static void field_name(const char *key, const struct lp_jfield *f, size_t n,
+                       char *out, size_t cap)
+{
+    if (strcmp(key, "level") == 0)
+        snprintf(out, cap, "PRIORITY");
+    else if (strcmp(key, "host") == 0)
+        snprintf(out, cap, "_HOSTNAME");
+    else if (strcmp(key, "message") == 0)
+        snprintf(out, cap, "MESSAGE");
+    else if (strcmp(key, "service") == 0) {
+        snprintf(out, cap, "SYSLOG_IDENTIFIER");
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(f[i].p, "_SYSTEMD_UNIT=", 14) == 0)
+                snprintf(out, cap, "_SYSTEMD_UNIT");
+    } else {
+        size_t i;
+        for (i = 0; key[i] && i + 1 < cap; i++)
+            out[i] = (char)(key[i] >= 'a' && key[i] <= 'z' ?
+                            key[i] - 'a' + 'A' : key[i]);
+        out[i] = 0;
+    }
+}
+
+static int b64_decode(const char *s, size_t n, struct lp_buf *out)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+
+    for (size_t i = 0; i < n && s[i] != '='; i++) {
+        const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                        "0123456789+/";
+        const char *c = strchr(t, s[i]);
+        if (c == NULL || s[i] == 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)(c - t);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            lp_buf_addc(out, (char)(acc >> bits & 0xff));
+        }
+    }
+    return 0;
+}
+
+/* one value of the event back to bytes, "NAME=value", into out */
+static int value_back(jv v, const char *name, struct lp_buf *out)
+{
+    static const char *const lv[] = { "emerg", "alert", "crit", "err",
+                                      "warning", "notice", "info", "debug" };
+    int rc = 0;
+
+    lp_buf_adds(out, name);
+    lp_buf_addc(out, '=');
+    if (jv_get_kind(v) == JV_KIND_STRING && strcmp(name, "PRIORITY") == 0) {
+        int k;
+        for (k = 0; k < 8 && strcmp(jv_string_value(v), lv[k]); k++)
+            ;
+        if (k < 8)
+            lp_buf_addc(out, (char)('0' + k));
+        else
+            lp_buf_add(out, jv_string_value(v),
+                       (size_t)jv_string_length_bytes(jv_copy(v)));
+    } else if (jv_get_kind(v) == JV_KIND_STRING) {
+        lp_buf_add(out, jv_string_value(v),
+                   (size_t)jv_string_length_bytes(jv_copy(v)));
+    } else if (jv_get_kind(v) == JV_KIND_OBJECT &&
+               jv_object_length(jv_copy(v)) == 1) {
+        jv s = jv_object_get(jv_copy(v), jv_string("base64"));
+        if (jv_get_kind(s) == JV_KIND_STRING)
+            rc = b64_decode(jv_string_value(s),
+                            (size_t)jv_string_length_bytes(jv_copy(s)), out);
+        else
+            rc = -1;
+        jv_free(s);
+    } else {
+        rc = -1;
+    }
+    jv_free(v);
+    return rc;
+}
+
+static int cmp_field(const void *a, const void *b)
+{
+    const struct lp_jfield *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * The event of f[0..n) read back by jq: the same fields, the same values,
+ * each once (PRIORITY's level back to its digit)? Compared sorted, as
+ * "NAME=value" byte strings.
+ */
+static int round_trip(const char *ev, size_t len, struct lp_jfield *f,
+                      size_t n)
+{
+    struct lp_buf back = { 0 };
+    struct lp_jfield got[64], want[64];
+    size_t ng = 0, nw = 0, at[64], blen[64];
+    int same = 0;
+    jv o = jv_parse_sized(ev, (int)len);
+
+    if (jv_get_kind(o) != JV_KIND_OBJECT)
+        goto out;
+    jv_object_foreach(o, k, v) {
+        char name[80];
+        if (strcmp(jv_string_value(k), "timestamp") == 0) {
+            jv_free(k);
+            jv_free(v);
+            continue;
+        }
+        field_name(jv_string_value(k), f, n, name, sizeof name);
+        jv_free(k);
+        if (jv_get_kind(v) == JV_KIND_ARRAY) {
+            jv_array_foreach(v, i, x) {
+                if (ng == 64)
+                    break;
+                at[ng] = back.len;
+                value_back(x, name, &back);
+                blen[ng] = back.len - at[ng];
+                ng++;
+            }
+            jv_free(v);
+        } else if (ng < 64) {
+            at[ng] = back.len;
+            value_back(v, name, &back);
+            blen[ng] = back.len - at[ng];
+            ng++;
+        } else {
+            jv_free(v);
+        }
+    }
+    for (size_t i = 0; i < ng; i++) {
+        got[i].p = back.p + at[i];
+        got[i].len = blen[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        if (f[i].len > 0 && f[i].p[0] != '=' && memchr(f[i].p, '=', f[i].len))
+            want[nw++] = f[i];
+    qsort(got, ng, sizeof *got, cmp_field);
+    qsort(want, nw, sizeof *want, cmp_field);
+    same = ng == nw;
+    for (size_t i = 0; same && i < ng; i++)
+        same = cmp_field(&got[i], &want[i]) == 0;
+out:
+    jv_free(o);
+    lp_buf_free(&back);
+    return same;
+}
+
+static void test_random(void)
+{
+    static const char *const names[] = {
+        "MESSAGE", "PRIORITY", "_SYSTEMD_UNIT", "SYSLOG_IDENTIFIER",
+        "_HOSTNAME", "LEVEL", "TIMESTAMP", "_ID", "TRUNCATED", "HOST",
+        "SERVICE", "A", "_B", "CODE_LINE", "__X", "ID", "_PID", "PID",
+    };
+    struct lp_buf in = { 0 }, out = { 0 };
+    struct lp_jfield f[20];
+    size_t off[20];
+    int bad_json = 0, over = 0, lost = 0, nwhole = 0, ncut = 0, d;
+
+    for (int round = 0; round < 20000; round++) {
+        int n = (int)rnd(12) + 1;
+        size_t max = rnd(3) ? 0 : 60 + rnd(300);
+        in.len = 0;
+        for (int i = 0; i < n; i++) {
+            const char *nm = names[rnd(sizeof names / sizeof *names)];
+            off[i] = in.len;
+            lp_buf_adds(&in, nm);
+            lp_buf_addc(&in, '=');
+            rnd_value(&in, strcmp(nm, "PRIORITY") == 0);
+            f[i].len = in.len - off[i];
+        }
+        for (int i = 0; i < n; i++)
+            f[i].p = in.p + off[i];
+        int k = lp_jsource_format(&out, T0 + rnd(1000000), f, (size_t)n,
+                                  max, &d);
+        if (k == LP_JENTRY_SKIPPED)
+            continue;
+        struct lp_jkeys keys = { 0 };
+        struct lp_jlimits lim = { LP_JSON_DEPTH, 10000 };
+        struct lp_jevent ev;
+        struct lp_jerr je;
+        if (lp_json_event(out.p, out.len, &keys, &lim, &ev, &je) < 0 ||
+            ev.nids) {
+            if (bad_json++ < 3)
+                printf("# invalid: %s: %.*s\n", je.msg, (int)out.len, out.p);
+            continue;
+        }
+        if (max && out.len > max)
+            over++;
+        if (k == LP_JENTRY_WHOLE) {
+            nwhole++;
+            if (!round_trip(out.p, out.len, f, (size_t)n) && lost++ < 3)
+                printf("# not the same fields back: %.*s\n", (int)out.len,
+                       out.p);
+        } else {
+            ncut++;
+        }
+    }
+    printf("# %d whole, %d cut\n", nwhole, ncut);
+    /* and the check can fail */
+    f[0].p = "MESSAGE=a\0b";
+    f[0].len = 11;
+    f[1].p = "X=1";
+    f[1].len = 3;
+    lp_jsource_format(&out, T0, f, 2, 0, &d);
+    ok(round_trip(out.p, out.len, f, 2), "random: the round trip of a NUL");
+    f[0].len = 10;
+    ok(!round_trip(out.p, out.len, f, 2), "random: a value changed is seen");
+    f[0].len = 11;
+    f[1].p = "X=2";
+    ok(!round_trip(out.p, out.len, f, 2), "random: another changed is seen");
+    ok(!round_trip(out.p, out.len, f, 1), "random: a field more is seen");
+    is_int(bad_json, 0, "random: every event valid JSON, no _id member");
+    is_int(over, 0, "random: every event within max_event");
+    is_int(lost, 0, "random: every whole event gives its fields back, "
+           "each once");
+    ok(nwhole > 5000 && ncut > 1000, "random: both kinds seen");
+    lp_buf_free(&in);
+    lp_buf_free(&out);
+}
+
 /* ---- matches, cursors, entries added ------------------------------------ */
 
 /* entries seq from..to-1, unit u<seq%3>, PRIORITY seq%8, MESSAGE m<seq> */
@@ -629,6 +895,7 @@ int main(void)
         return 1;
     }
     test_format();
+    test_random();
     test_mapping();
     test_match();
     test_cursor();
