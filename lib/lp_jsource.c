@@ -444,7 +444,7 @@ struct lp_jsource {
     struct lp_buf raw;          /* the entry's fields, copied */
     struct { size_t off, len; } *at;
     size_t nat, capat;
-    struct lp_jfield *fields;
+    struct lp_jfield *fields;   /* capat of them too */
     struct lp_buf out, sc;
 };
 
@@ -508,9 +508,14 @@ struct lp_jsource *lp_jsource_new(const struct lp_jsource_conf *c, char *err)
         r = sd_journal_seek_cursor(j->j, c->cursor);
     } else if (c->from_end) {
         r = sd_journal_seek_tail(j->j);
-        /* on the last entry: the next one is the first added later */
+        /* on the last entry: the next one is the first added later. No
+         * entry yet (no file, or none matches): everything that comes is
+         * new, and after a seek to the tail sd-journal would give only
+         * the last entry of a file that appears: from the head, then */
         if (r >= 0)
             r = sd_journal_previous(j->j);
+        if (r == 0)
+            r = sd_journal_seek_head(j->j);
     } else {
         r = sd_journal_seek_head(j->j);
     }
@@ -569,6 +574,10 @@ static int copy_fields(struct lp_jsource *j)
             if (p == NULL)
                 return -1;
             j->at = p;
+            p = realloc(j->fields, cap * sizeof *j->fields);
+            if (p == NULL)
+                return -1;
+            j->fields = p;
             j->capat = cap;
         }
         j->at[j->nat].off = j->raw.len;
@@ -577,10 +586,6 @@ static int copy_fields(struct lp_jsource *j)
             return -1;
         j->nat++;
     }
-    free(j->fields);
-    j->fields = malloc((j->nat ? j->nat : 1) * sizeof *j->fields);
-    if (j->fields == NULL)
-        return -1;
     for (size_t i = 0; i < j->nat; i++) {
         j->fields[i].p = j->raw.p + j->at[i].off;
         j->fields[i].len = j->at[i].len;

@@ -869,6 +869,39 @@ out:
     lp_buf_free(&b);
 }
 
+/* A directory with no journal file yet, read from the start and from the
+ * end: the first file made later is seen by both, whole. */
+static void test_empty(void)
+{
+    struct lp_buf got = { 0 };
+    struct lp_jsource *j[2];
+    char err[LP_ERRLEN], dir[600];
+
+    snprintf(dir, sizeof dir, "%s/empty", root);
+    mkdir(dir, 0755);
+    for (int k = 0; k < 2; k++) {
+        j[k] = open_dir("empty", NULL, k, NULL, 0, 0, err);
+        ok(j[k] && read_all(j[k], &got, NULL) == 0,
+           "empty: from the %s: opened, nothing", k ? "end" : "start");
+    }
+    if (!j[0] || !j[1] || seq_journal("empty/x.journal", 0, 5) < 0) {
+        ok(0, "empty: a journal file made");
+        goto out;
+    }
+    for (int k = 0; k < 2; k++) {
+        got.len = 0;
+        for (int i = 0; i < 50 && got.len == 0; i++)
+            if (lp_jsource_wait(j[k], 100, err) >= 0)
+                read_all(j[k], &got, NULL);
+        want_seq(&got, 0, 5, 1, k ? "empty: from the end: the new file" :
+                 "empty: from the start: the new file");
+    }
+out:
+    lp_jsource_free(j[0]);
+    lp_jsource_free(j[1]);
+    lp_buf_free(&got);
+}
+
 static void test_open_errors(void)
 {
     struct lp_jsource_conf c = { .dir = "/nonexistent/unit-jsource" };
@@ -901,6 +934,7 @@ int main(void)
     test_cursor();
     test_follow();
     test_big();
+    test_empty();
     test_open_errors();
     printf("# %d events checked as send checks them\n", nevents);
     is_int(nbad, 0, "every event passed send's checks");
