@@ -745,6 +745,26 @@ static void test_cursor(void)
     }
     want_seq(&got, 0, 30, 1, "cursor: restarted every 7 entries, each once");
     is_int(rounds, 6, "cursor: 5 rounds and one that found nothing");
+    /* with a match: the cursors are of matching entries only */
+    static const char *const u1[] = { "_SYSTEMD_UNIT=u1.service" };
+    got.len = 0;
+    free(cur);
+    cur = NULL;
+    for (rounds = 0; rounds < 20; rounds++) {
+        j = open_dir("seq", cur, 0, u1, 1, 0, err);
+        for (n = 0; n < 2 && j && lp_jsource_next(j, &e, err) == 1; n++) {
+            const char *m = strstr(e.event, "\"message\":\"");
+            lp_buf_add(&got, m + 11, strcspn(m + 11, "\""));
+            lp_buf_addc(&got, ' ');
+            free(cur);
+            cur = strdup(e.cursor);
+        }
+        lp_jsource_free(j);
+        if (n == 0)
+            break;
+    }
+    want_seq(&got, 1, 30, 3, "cursor: with a match, restarted every 2 "
+             "entries, each matching one once");
     j = open_dir("seq", "s=nonsense", 0, NULL, 0, 0, err);
     ok(j == NULL, "cursor: a cursor that is not one is refused");
     ok(j != NULL || strncmp(err, "journal cursor: ", 16) == 0,
