@@ -21,7 +21,8 @@ CFLAGS ?= $(OPT)
 LP_CFLAGS = -std=c11 -D_GNU_SOURCE -DLP_VERSION='"$(VERSION)"' $(WARN) \
             -Ilib $(shell $(PKG_CONFIG) --cflags hiredis zlib libsystemd \
                                   2>/dev/null)
-LP_LIBS = $(shell $(PKG_CONFIG) --libs hiredis zlib libsystemd 2>/dev/null || \
+LP_LIBS = -Wl,--as-needed \
+          $(shell $(PKG_CONFIG) --libs hiredis zlib libsystemd 2>/dev/null || \
                   echo -lhiredis -lz -lsystemd) -ljq -lm -lpthread
 
 # SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer
