@@ -921,13 +921,23 @@ static int writes_now(const struct lp_archive *a, const struct lp_afile *f)
 
 int lp_archive_lock(struct lp_archive *a, char *err)
 {
+    size_t k = 0;
+
     a->locking = 1;             /* until unlock_all */
-    qsort(a->touched, a->ntouched, sizeof *a->touched, by_path);
+    /* the files written now first, in the order of their paths (every
+     * drain locks in that order: no deadlock); the held ones need no
+     * lock, and no sorting */
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
         f->locked = 0;
-        if (!writes_now(a, f))
-            continue;
+        if (writes_now(a, f)) {
+            a->touched[i] = a->touched[k];
+            a->touched[k++] = f;
+        }
+    }
+    qsort(a->touched, k, sizeof *a->touched, by_path);
+    for (size_t i = 0; i < k; i++) {
+        struct lp_afile *f = a->touched[i];
         f->locked = 1;
         if (lock_for_append(a, f, &f->size, err) < 0) {
             f->locked = 0;
