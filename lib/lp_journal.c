@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_crc.h"
 #include "lp_fs.h"
 #include "lp_journal.h"
 #include "lp_parse.h"
+#include "lp_sync.h"
 #include "lp_wal.h"
 
 #define READ_CHUNK (1u << 20)
@@ -38,8 +40,76 @@ struct lp_journal {
     uint64_t next;              /* the number of the next segment made */
     int anew;                   /* active made since the directory sync */
     struct lp_buf batch;        /* records added since the last commit */
+    size_t pending;             /* bytes of a commit the lane syncs */
     uint64_t bytes;             /* in segs */
 };
+
+/* Records are framed as lp_wal's (u32le length, u32le CRC, payload), the
+ * CRC being CRC-32C in LP_JOURNAL_MAGIC's segments (lp_crc: the CPU's
+ * instruction) and zlib's CRC-32 in LP_JOURNAL_MAGIC1's, which are still
+ * read. */
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+/* Fills the header of the record whose rlen payload bytes follow hdr. */
+static void rec_encode(char *hdr, size_t rlen)
+{
+    unsigned char *h = (unsigned char *)hdr;
+
+    put32(h, (uint32_t)rlen);
+    put32(h + 4, lp_crc32c(lp_crc32c(0, h, 4), hdr + LP_WAL_REC, rlen));
+}
+
+/* As lp_wal_decode, for a segment of version v (1 or 2), *pos past the
+ * header. */
+static int rec_decode(int v, const char *buf, size_t len, size_t *pos,
+                      const char **rec, size_t *rlen)
+{
+    const unsigned char *h;
+    uint32_t n;
+
+    if (v == 1)
+        return lp_wal_decode(buf, len, pos, rec, rlen);
+    if (*pos == len)
+        return 0;
+    if (len - *pos < LP_WAL_REC)
+        return -1;
+    h = (const unsigned char *)buf + *pos;
+    n = get32(h);
+    if (n > LP_WAL_MAXREC || len - *pos - LP_WAL_REC < n ||
+        lp_crc32c(lp_crc32c(0, h, 4), buf + *pos + LP_WAL_REC, n) !=
+            get32(h + 4))
+        return -1;
+    *rec = buf + *pos + LP_WAL_REC;
+    *rlen = n;
+    *pos += LP_WAL_REC + n;
+    return 1;
+}
+
+/* The version of the segment whose first len bytes are buf: 2, 1, 0 when
+ * it is a header cut short (nothing in it), -1 when it is not one. */
+static int seg_version(const char *buf, size_t len)
+{
+    if (len >= LP_JOURNAL_HDR)
+        return memcmp(buf, LP_JOURNAL_MAGIC, LP_JOURNAL_HDR) == 0    ? 2
+               : memcmp(buf, LP_JOURNAL_MAGIC1, LP_JOURNAL_HDR) == 0 ? 1
+                                                                      : -1;
+    return memcmp(buf, LP_JOURNAL_MAGIC, len) == 0 ||
+                   memcmp(buf, LP_JOURNAL_MAGIC1, len) == 0
+               ? 0
+               : -1;
+}
 
 static void seg_name(char *buf, uint64_t seq)
 {
@@ -202,8 +272,13 @@ fail:
 
 void lp_journal_close(struct lp_journal *j)
 {
+    char err[LP_ERRLEN];
+
     if (!j)
         return;
+    /* the lane must be done with the descriptors; its outcome does not
+     * matter any more (nothing is acknowledged after a close) */
+    lp_journal_commit_finish(j, err);
     if (j->afd >= 0)
         close(j->afd);
     if (j->jfd >= 0)
@@ -299,24 +374,24 @@ int lp_journal_replay(struct lp_journal *j,
         seg_name(name, j->segs[i].seq);
         if (slurp(j->jfd, name, &buf, &len, err, j->name) < 0)
             return -1;
-        if (len < LP_JOURNAL_HDR &&
-            memcmp(buf, LP_JOURNAL_MAGIC, len) == 0) {
+        int v = seg_version(buf, len);
+        if (v == 0) {
             /* made, its header cut short by the crash: nothing in it */
             free(buf);
             continue;
         }
-        if (len < LP_JOURNAL_HDR ||
-            memcmp(buf, LP_JOURNAL_MAGIC, LP_JOURNAL_HDR) != 0) {
+        if (v < 0) {
             /* not ours to cut: another version's, or damage */
             snprintf(err, LP_ERRLEN, "%s/%s: not a journal segment this "
-                     "logpipe reads (no %.7s header): move it out of the "
-                     "way to start", j->name, name, LP_JOURNAL_MAGIC);
+                     "logpipe reads (no %.7s or %.7s header): move it out "
+                     "of the way to start", j->name, name, LP_JOURNAL_MAGIC1,
+                     LP_JOURNAL_MAGIC);
             free(buf);
             return -1;
         }
         while (pos < len) {
             size_t at = pos;
-            r = lp_wal_decode(buf, len, &pos, &rec, &rlen);
+            r = rec_decode(v, buf, len, &pos, &rec, &rlen);
             if (r > 0 && lp_journal_payload(rec, rlen, &path, &plen, &lines,
                                             &llen) < 0)
                 r = -1;
@@ -363,7 +438,7 @@ int lp_journal_add(struct lp_journal *j, const char *path, size_t plen,
     lp_buf_add(&j->batch, path, plen);
     lp_buf_add(&j->batch, s, n);
     hdr = j->batch.p + start;
-    lp_wal_encode(hdr, hdr + LP_WAL_REC, j->batch.len - start - LP_WAL_REC);
+    rec_encode(hdr, j->batch.len - start - LP_WAL_REC);
     return 0;
 }
 
@@ -411,59 +486,87 @@ static void end_active(struct lp_journal *j)
     j->afd = -1;
 }
 
-int lp_journal_commit(struct lp_journal *j, char *err)
+int lp_journal_commit_start(struct lp_journal *j, char *err)
 {
-    struct seg *a;
-    int e;
+    int fds[2];
+    size_t n = 0;
 
+    if (j->pending) {
+        snprintf(err, LP_ERRLEN, "%s: a commit is still syncing", j->name);
+        errno = EBUSY;
+        goto drop;
+    }
     if (j->batch.len == 0)
         return 0;
     if (j->afd < 0 && new_active(j, err) < 0)
         goto drop;
-    a = &j->segs[j->nsegs - 1];
     if (lp_fs_write_all(j->afd, j->batch.p, j->batch.len) < 0) {
-        e = errno;
+        int e = errno;
         snprintf(err, LP_ERRLEN, "%s: write: %s", j->name, strerror(e));
         /* cut back what was written of the records, or end the segment
          * there: a torn record ends a segment when it is read */
-        if (ftruncate(j->afd, (off_t)a->size) < 0)
+        if (ftruncate(j->afd, (off_t)j->segs[j->nsegs - 1].size) < 0)
             end_active(j);
         errno = e;
         goto drop;
     }
-    if (fdatasync(j->afd) < 0) {
-        e = errno;
-        snprintf(err, LP_ERRLEN, "%s: fsync: %s", j->name, strerror(e));
-        /* what the kernel dropped is not known: no more in this one */
-        a->size += j->batch.len;
-        j->bytes += j->batch.len;
-        end_active(j);
-        errno = e;
-        goto drop;
-    }
-    if (j->anew) {
-        if (fsync(j->jfd) < 0) {
-            e = errno;
-            snprintf(err, LP_ERRLEN, "%s: fsync: %s", j->name, strerror(e));
-            a->size += j->batch.len;
-            j->bytes += j->batch.len;
-            end_active(j);
-            errno = e;
-            goto drop;
-        }
-        j->anew = 0;
-    }
-    a->size += j->batch.len;
-    j->bytes += j->batch.len;
+    /* the records are in the segment (readers see them); durable once
+     * the lane has synced it, and the directory when it is new */
+    fds[n++] = j->afd;
+    if (j->anew)
+        fds[n++] = -1 - j->jfd;
+    j->pending = j->batch.len;
     j->batch.len = 0;
+    lp_sync_lane_start(fds, n);
     return 0;
 drop:
     j->batch.len = 0;
     return -1;
 }
 
+int lp_journal_commit_finish(struct lp_journal *j, char *err)
+{
+    struct seg *a;
+    size_t bad = 0, len = j->pending;
+
+    if (len == 0)
+        return 0;
+    j->pending = 0;
+    a = &j->segs[j->nsegs - 1];
+    a->size += len;
+    j->bytes += len;
+    if (lp_sync_lane_wait(&bad) < 0) {
+        int e = errno;
+        snprintf(err, LP_ERRLEN, "%s%s: fsync: %s", j->name,
+                 bad ? " (its directory)" : "", strerror(e));
+        /* what the kernel dropped is not known: no more in this one */
+        end_active(j);
+        errno = e;
+        return -1;
+    }
+    j->anew = 0;
+    return 0;
+}
+
+int lp_journal_commit_pending(const struct lp_journal *j)
+{
+    return j->pending > 0;
+}
+
+int lp_journal_commit(struct lp_journal *j, char *err)
+{
+    if (lp_journal_commit_start(j, err) < 0)
+        return -1;
+    return lp_journal_commit_finish(j, err);
+}
+
 uint64_t lp_journal_seal(struct lp_journal *j)
 {
+    char err[LP_ERRLEN];
+
+    /* the caller finishes its commit first; should it not, the seal
+     * waits for it (a failed one ended the segment: sealed as well) */
+    lp_journal_commit_finish(j, err);
     end_active(j);
     return j->next;
 }

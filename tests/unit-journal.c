@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_crc.h"
 #include "lp_journal.h"
+#include "lp_wal.h"
 #include "lp_parse.h"
 #include "tap.h"
 
@@ -204,6 +206,138 @@ static void test_seal_cut(int dirfd)
     ok(faccessat(dirfd, ".logpipe-journal", F_OK, 0) < 0 &&
        errno == ENOENT, "and the last journal took .logpipe-journal along");
     lp_journal_close(j);
+}
+
+/* CRC-32C: the check value, and the CPU's instruction against the table
+ * at every length and alignment */
+static void test_crc(void)
+{
+    unsigned char buf[600];
+    uint32_t seed = 12345;
+    int same = 1;
+
+    is_int(lp_crc32c(0, "123456789", 9), (long)0xe3069283u,
+           "crc32c of 123456789 is e3069283");
+    is_int(lp_crc32c_sw(0, "123456789", 9), (long)0xe3069283u,
+           "by the table too");
+    is_int(lp_crc32c(lp_crc32c(0, "1234", 4), "56789", 5),
+           (long)0xe3069283u, "continued");
+    for (size_t i = 0; i < sizeof buf; i++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(seed >> 16);
+    }
+    for (size_t off = 0; off < 16; off++)
+        for (size_t n = 0; n + off <= sizeof buf; n += 7)
+            same &= lp_crc32c(7, buf + off, n) ==
+                    lp_crc32c_sw(7, buf + off, n);
+    ok(same, "the same at every length and alignment");
+}
+
+/* A segment of the first format (zlib's CRC-32) is still replayed; a
+ * record of the second with a flipped bit ends its segment */
+static void test_formats(int dirfd)
+{
+    char err[LP_ERRLEN], rec[64], path[128];
+    struct got g = { { 0 }, 0, 0 };
+    struct heard h = { 0, "" };
+    struct lp_journal *j = lp_journal_open(dirfd, "f", NULL, err);
+    const char *line = "{\"_id\":\"1-0\"}\n";
+    size_t n = 0;
+    FILE *fp;
+
+    ok(j != NULL, "open f");
+    lp_journal_close(j);
+    /* one record: path "v1/a.jsonl", one line */
+    rec[n++] = 10;
+    rec[n++] = 0;
+    memcpy(rec + n, "v1/a.jsonl", 10);
+    n += 10;
+    memcpy(rec + n, line, 14);
+    n += 14;
+    snprintf(path, sizeof path, "%s/.logpipe-journal/f/seg-0000000000000001.jnl",
+             root);
+    fp = fopen(path, "w");
+    char hdr[LP_WAL_REC];
+    lp_wal_encode(hdr, rec, n);
+    fwrite("LPJNL01\n", 1, 8, fp);
+    fwrite(hdr, 1, sizeof hdr, fp);
+    fwrite(rec, 1, n, fp);
+    fclose(fp);
+    is_int(replay_all(dirfd, "f", &g, &h), 0, "a LPJNL01 segment: replayed");
+    lp_buf_addc(&g.b, '\0');
+    is_str(g.b.p, "v1/a.jsonl|{\"_id\":\"1-0\"}\n", "its record comes back");
+    is_int(h.warns, 0, "without a warning");
+    lp_buf_free(&g.b);
+    memset(&g, 0, sizeof g);
+    /* the same record in a LPJNL02 segment, CRC-32: damage there */
+    snprintf(path, sizeof path, "%s/.logpipe-journal/f/seg-0000000000000002.jnl",
+             root);
+    fp = fopen(path, "w");
+    fwrite("LPJNL02\n", 1, 8, fp);
+    fwrite(hdr, 1, sizeof hdr, fp);
+    fwrite(rec, 1, n, fp);
+    fclose(fp);
+    is_int(replay_all(dirfd, "f", &g, &h), 0, "replay both");
+    is_int(g.n, 1, "the first format's record only: a CRC-32 in a LPJNL02 "
+           "segment is damage");
+    is_int(h.warns, 1, "said once");
+    lp_buf_free(&g.b);
+    j = lp_journal_open(dirfd, "f", NULL, err);
+    ok(j && lp_journal_cut(j, lp_journal_seal(j), err) == 0 &&
+       lp_journal_remove(j, err) == 0, "cut and removed");
+    lp_journal_close(j);
+}
+
+/* The commit in two halves: readers see the records once started; one at
+ * a time; a seal or a close finishes a pending one; a failing sync says
+ * so and ends the segment */
+static void test_commit_halves(int dirfd)
+{
+    char err[LP_ERRLEN];
+    struct lp_journal *j = lp_journal_open(dirfd, "h", NULL, err);
+    struct got g = { { 0 }, 0, 0 };
+    struct heard h = { 0, "" };
+    char who[64];
+
+    ok(j != NULL, "open h");
+    is_int(lp_journal_commit_start(j, err), 0, "an empty start is nothing");
+    ok(!lp_journal_commit_pending(j), "and leaves nothing pending");
+    is_int(lp_journal_commit_finish(j, err), 0, "finish with none pending");
+    lp_journal_add(j, "x/1.jsonl", 9, "{\"_id\":\"1-0\"}\n", 14);
+    is_int(lp_journal_commit_start(j, err), 0, "start");
+    ok(lp_journal_commit_pending(j), "pending");
+    is_int(lp_journal_pending(j), 0, "the added bytes went");
+    is_int(lp_journal_covers(dirfd, "x/1.jsonl", 9, who, sizeof who, err), 1,
+           "a reader sees the records before the sync ends");
+    lp_journal_add(j, "x/1.jsonl", 9, "{\"_id\":\"2-0\"}\n", 14);
+    errno = 0;
+    ok(lp_journal_commit_start(j, err) < 0 && errno == EBUSY,
+       "a second start while one is pending: EBUSY (%s)", err);
+    is_int(lp_journal_commit_finish(j, err), 0, "finish");
+    ok(!lp_journal_commit_pending(j), "nothing pending after it");
+    ok(lp_journal_bytes(j) == 8 + 8 + 2 + 9 + 14,
+       "bytes counted at the finish (%llu)",
+       (unsigned long long)lp_journal_bytes(j));
+    lp_journal_add(j, "x/1.jsonl", 9, "{\"_id\":\"3-0\"}\n", 14);
+    is_int(lp_journal_commit_start(j, err), 0, "start again");
+    uint64_t m = lp_journal_seal(j);
+    ok(!lp_journal_commit_pending(j), "a seal finishes the pending commit");
+    lp_journal_add(j, "x/1.jsonl", 9, "{\"_id\":\"4-0\"}\n", 14);
+    is_int(lp_journal_commit_start(j, err), 0, "a start after the seal");
+    lp_journal_close(j);        /* finishes it: then "crashes" */
+    is_int(replay_all(dirfd, "h", &g, &h), 0, "replay");
+    is_int(g.n, 3, "the three started commits come back (not the refused)");
+    lp_buf_addc(&g.b, '\0');
+    is_str(g.b.p,
+           "x/1.jsonl|{\"_id\":\"1-0\"}\n"
+           "x/1.jsonl|{\"_id\":\"3-0\"}\n"
+           "x/1.jsonl|{\"_id\":\"4-0\"}\n", "in order, across the seal");
+    lp_buf_free(&g.b);
+    j = lp_journal_open(dirfd, "h", NULL, err);
+    ok(j && lp_journal_cut(j, lp_journal_seal(j), err) == 0 &&
+       lp_journal_remove(j, err) == 0, "cut and removed");
+    lp_journal_close(j);
+    (void)m;
 }
 
 /* A segment cut at every offset: replay hands out the whole records
@@ -451,6 +585,9 @@ int main(void)
     dirfd = open(root, O_RDONLY | O_DIRECTORY);
     test_commit_replay(dirfd);
     test_seal_cut(dirfd);
+    test_commit_halves(dirfd);
+    test_crc();
+    test_formats(dirfd);
     test_torn(dirfd);
     test_fn_fails(dirfd);
     test_covers_usage(dirfd);
