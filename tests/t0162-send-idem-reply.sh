@@ -86,7 +86,7 @@ test_expect_success 'CLIENT KILL again and again during a send: each event once'
 '
 
 test_expect_success '... and through the WAL' '
-    rcli DEL logs:stream >/dev/null &&
+    rcli DEL logs:stream >/dev/null || exit 1
     rm -f stop
     kill_clients &
     kpid=$!
