@@ -859,9 +859,21 @@ static void events(struct lp_follow *f, uint64_t now)
         while (p < buf + n) {
             const struct inotify_event *ev = (const void *)p;
             p += sizeof *ev + ev->len;
-            if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_CREATE |
-                            IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE |
-                            IN_DELETE_SELF | IN_MOVE_SELF)) {
+            if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+                /* the directory went (or moved, and its watch with it):
+                 * the walk watches whatever has its name now */
+                size_t i;
+                for (i = 0; i < f->ndirs; i++)
+                    if (f->dirs[i].wd == ev->wd) {
+                        if (!(ev->mask & IN_IGNORED))
+                            inotify_rm_watch(f->ifd, ev->wd);
+                        f->dirs[i].wd = -1;
+                    }
+                f->need_walk = 1;
+                continue;
+            }
+            if (ev->mask & (IN_Q_OVERFLOW | IN_CREATE | IN_MOVED_FROM |
+                            IN_MOVED_TO | IN_DELETE)) {
                 f->need_walk = 1;
                 continue;
             }

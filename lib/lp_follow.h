@@ -48,19 +48,26 @@
  *    warning; so is a file whose first bytes are no longer its
  *    fingerprint when it is reopened or found again (an inode reused by a
  *    new file, or a file rewritten). The old identity is forgotten (below).
+ *  - A file is only ever taken up under a name a pattern matches: one
+ *    made and renamed to a name no pattern matches before a walk saw it
+ *    (several rotations while stopped, or within one poll interval
+ *    without inotify) is never read. Patterns that match the rotated
+ *    names too ("app.log*") read every file once, whatever its name.
  *  - What no identity can tell: a file cut back and written past its old
  *    position between two looks, whose first bytes are the same, looks
  *    like a file that grew (copytruncate loses or repeats lines by its
  *    nature); a file renamed out of the watched directories while closed
  *    (more files than max_open, or after a stop) and never seen again
- *    has its unread lines lost.
+ *    has its unread lines lost. Files under other names are recognised by
+ *    the inode readdir(3) gives (d_ino), which some overlay file systems
+ *    do not make the file's.
  *
  * Positions. A file never seen starts at 0, or, with from_end, at its end
  * when it is there at the first walk (a file that appears later is read
  * from its start). A line's end is the position to commit: the offset
  * after its newline. A position handed in whose file is not found is
  * kept, as is the position of a file that is gone (deleted, or renamed
- * out of the directories), for forget_after; then lp_follow_next hands the
+ * out of the directories), for forget_ms; then lp_follow_next hands the
  * identity back (LP_FOLLOW_FORGET) for the caller to drop from its store.
  *
  * Lines. New data is read with pread(2) from the position into one buffer

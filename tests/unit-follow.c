@@ -508,6 +508,18 @@ static void test_later_and_glob(int no_inotify)
     ok(quiet(f, 300) && other == 0,
        "only what the patterns match (not b.txt, .hidden.log, sub/d.log)");
     is_int(lp_follow_files(f), 2, "two files followed");
+    /* the directory removed and made again: watched again */
+    if (unlink(in_dir("sub/c.log")) < 0 || unlink(in_dir("sub/d.log")) < 0 ||
+        rmdir(in_dir("sub")) < 0)
+        die("rmdir");
+    ok(quiet(f, 150), "a directory removed: nothing");
+    if (mkdir(in_dir("sub"), 0755) < 0)
+        die("mkdir");
+    ok(quiet(f, 150), "made again: nothing yet");
+    append("sub/c.log", "C2\n");
+    n = get(f, g, 1, 2000);
+    ok(n == 1 && strcmp(g[0].text, "C2") == 0,
+       "a file in the directory made again is read");
     lp_follow_free(f);
 }
 
