@@ -82,8 +82,8 @@ struct lp_follow {
     uint64_t boff;              /* file offset of buf[0] */
     struct ent *cur;            /* whose bytes buf holds */
 
-    int started, need_walk;
-    uint64_t next_walk, next_timer;
+    int started;
+    uint64_t last_walk, next_walk, next_timer;
     char forget_id[LP_FOLLOW_IDLEN];
     char *forget_path;
 };
@@ -130,6 +130,16 @@ static void grew_timer(struct lp_follow *f, uint64_t now)
 {
     f->next_timer = min64(f->next_timer,
                           now + min64(f->partial_ms, f->rotate_ms));
+}
+
+/* Entries of a directory changed: a walk, but at most one every
+ * WALK_GAP_MS (a directory where files come and go all the time costs a
+ * walk per gap, not one per event). */
+#define WALK_GAP_MS 20
+
+static void walk_soon(struct lp_follow *f)
+{
+    f->next_walk = min64(f->next_walk, f->last_walk + WALK_GAP_MS);
 }
 
 /* ---- the table of entries, by inode ------------------------------------ */
@@ -379,9 +389,9 @@ static int evict(struct lp_follow *f, const struct ent *keep)
     return 0;
 }
 
-/* Opens e by its name. Returns 1, 0 when it cannot now (said once when
- * it is not simply gone), -1 when out of memory. */
-static int ent_open(struct lp_follow *f, struct ent *e, uint64_t now)
+/* Opens e by its name. Returns 1, or 0 when it cannot now (said once
+ * when it is not simply gone). */
+static int ent_open(struct lp_follow *f, struct ent *e)
 {
     struct stat st;
     int fd;
@@ -395,7 +405,7 @@ static int ent_open(struct lp_follow *f, struct ent *e, uint64_t now)
     fd = open(e->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR) {
-            f->need_walk = 1;
+            walk_soon(f);
         } else if (!e->warned) {
             e->warned = 1;
             lp_notice(&f->nt, LP_NOTICE_WARN, "%s: %s", e->path,
@@ -406,23 +416,12 @@ static int ent_open(struct lp_follow *f, struct ent *e, uint64_t now)
     if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_ino != e->ino) {
         /* the name is another file's now: where ours is, a walk says */
         close(fd);
-        f->need_walk = 1;
+        walk_soon(f);
         return 0;
     }
     e->warned = 0;
     e->fd = fd;
     f->nopen++;
-    if (e->fpset) {
-        unsigned char head[LP_FOLLOW_FPLEN];
-        long n = head_of(fd, head, (uint64_t)st.st_size);
-        if (n >= 0 && !fp_match(e, head, n)) {
-            lp_notice(&f->nt, LP_NOTICE_WARN,
-                      "%s: not the file it was (its first bytes differ): "
-                      "read from its start as a new file", e->path);
-            if (retire_id(f, e, now) < 0)
-                return -1;
-        }
-    }
     return 1;
 }
 
@@ -439,7 +438,7 @@ static int fill(struct lp_follow *f, struct ent *e, uint64_t now)
     ssize_t n;
     int rc;
 
-    if ((rc = ent_open(f, e, now)) <= 0)
+    if ((rc = ent_open(f, e)) <= 0)
         return rc;
     if (fstat(e->fd, &st) < 0)
         return 0;
@@ -456,15 +455,28 @@ static int fill(struct lp_follow *f, struct ent *e, uint64_t now)
         if (retire_id(f, e, now) < 0)
             return -1;
     }
-    if (!e->fpset && e->size > 0) {
+    /* first bytes that are not the fingerprint: an inode reused, or the
+     * file cut back and written again past its position (at most 1 KiB
+     * read again each time: a copytruncate is found whenever the new
+     * first bytes differ) */
+    if (e->size > 0) {
         unsigned char head[LP_FOLLOW_FPLEN];
         long h = head_of(e->fd, head, e->size);
         if (h <= 0)
             return 0;
-        e->fplen = (uint32_t)h;
-        e->fphash = fnv(head, (size_t)h);
-        e->fpset = 1;
-        set_id(e);
+        if (e->fpset && !fp_match(e, head, h)) {
+            lp_notice(&f->nt, LP_NOTICE_WARN,
+                      "%s: not the file it was (its first bytes differ): "
+                      "read from its start as a new file", name_of(e));
+            if (retire_id(f, e, now) < 0)
+                return -1;
+        }
+        if (!e->fpset) {
+            e->fplen = (uint32_t)h;
+            e->fphash = fnv(head, (size_t)h);
+            e->fpset = 1;
+            set_id(e);
+        }
     }
     if (e->pos >= e->size)
         return 0;
@@ -792,7 +804,7 @@ static int walk(struct lp_follow *f, uint64_t now)
     struct ent *e;
     size_t i;
 
-    f->need_walk = 0;
+    f->last_walk = now;
     f->next_walk = now + f->poll_ms;
     f->next_timer = 0;
     if (dirs_refresh(f) < 0)
@@ -869,12 +881,12 @@ static void events(struct lp_follow *f, uint64_t now)
                             inotify_rm_watch(f->ifd, ev->wd);
                         f->dirs[i].wd = -1;
                     }
-                f->need_walk = 1;
+                walk_soon(f);
                 continue;
             }
             if (ev->mask & (IN_Q_OVERFLOW | IN_CREATE | IN_MOVED_FROM |
                             IN_MOVED_TO | IN_DELETE)) {
-                f->need_walk = 1;
+                walk_soon(f);
                 continue;
             }
             if ((ev->mask & IN_MODIFY) && ev->len > 0) {
@@ -1106,7 +1118,7 @@ int lp_follow_next(struct lp_follow *f, struct lp_follow_line *out,
         }
         if (f->ifd >= 0)
             events(f, now);
-        if ((f->need_walk || now >= f->next_walk) && walk(f, now) < 0)
+        if (now >= f->next_walk && walk(f, now) < 0)
             goto nomem;
         if (now >= f->next_timer && (e = timers(f, now)) != NULL) {
             memcpy(f->forget_id, e->id, sizeof f->forget_id);
@@ -1138,7 +1150,7 @@ int lp_follow_timeout(struct lp_follow *f)
 {
     uint64_t now = now_ms(), due;
 
-    if (f->qhead || f->cur || f->need_walk || !f->started)
+    if (f->qhead || f->cur || !f->started)
         return 0;
     due = min64(f->next_walk, f->next_timer);
     if (due <= now)

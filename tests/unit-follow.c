@@ -557,6 +557,111 @@ static void test_inode_reuse(void)
     lp_follow_free(f);
 }
 
+/* Waits up to ms for an identity to forget, passing lines over. */
+static int wait_forget(struct lp_follow *f, char *id, uint64_t *end, long ms)
+{
+    struct lp_follow_line ln;
+    char err[1024];
+    int rc;
+
+    for (;;) {
+        rc = lp_follow_next(f, &ln, err);
+        if (rc == LP_FOLLOW_FORGET) {
+            snprintf(id, LP_FOLLOW_IDLEN, "%s", ln.id);
+            *end = ln.end;
+            return 1;
+        }
+        if (rc == LP_FOLLOW_IDLE) {
+            if ((ms -= 10) < 0)
+                return 0;
+            sleep_ms(10);
+        }
+    }
+}
+
+static void test_delete(void)
+{
+    const char *pats[1];
+    struct lp_follow_conf c;
+    struct lp_follow *f;
+    struct got g[4];
+    char old[LP_FOLLOW_IDLEN], id[LP_FOLLOW_IDLEN];
+    struct stat st1, st2;
+    uint64_t end = 0;
+    size_t n;
+    int wfd;
+
+    fresh_dir();
+    pats[0] = pat(0, "d.log");
+    c = conf(pats, 1);
+    c.forget_ms = 200;
+    wfd = open(in_dir("d.log"), O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (wfd < 0 || fstat(wfd, &st1) < 0)
+        die("open");
+    wr(wfd, "deleted file, line one\n");
+    f = follow(&c);
+    n = get(f, g, 1, 1000);
+    is_int(n, 1, "delete: the line before");
+    snprintf(old, sizeof old, "%s", g[0].id);
+    if (unlink(in_dir("d.log")) < 0)
+        die("unlink");
+    wr(wfd, "written after the unlink\n");
+    close(wfd);
+    n = get(f, g, 1, 2000);
+    ok(n == 1 && strcmp(g[0].text, "written after the unlink") == 0 &&
+       strcmp(g[0].id, old) == 0, "a deleted file open is read to its end");
+    ok(wait_forget(f, id, &end, 3000) && strcmp(id, old) == 0 && end == 48,
+       "then its identity comes back to forget, with its position");
+    is_int(lp_follow_open(f), 0, "and it is closed");
+    /* a new file under the name: on ext4 often the same inode */
+    append("d.log", "new file\n");
+    if (stat(in_dir("d.log"), &st2) < 0)
+        die("stat");
+    n = get(f, g, 1, 2000);
+    ok(n == 1 && strcmp(g[0].text, "new file") == 0 &&
+       strcmp(g[0].id, old) != 0, "a new file under the name: from its "
+       "start, under its identity (inode %s)",
+       st1.st_ino == st2.st_ino ? "reused" : "not reused");
+    ok(quiet(f, 300), "nothing twice");
+    lp_follow_free(f);
+}
+
+/* A file cut back and written past its position before it is looked at
+ * again: its first bytes say it. */
+static void test_truncate_regrow(void)
+{
+    const char *pats[1];
+    struct lp_follow_conf c;
+    struct lp_follow *f;
+    struct got g[4];
+    char old[LP_FOLLOW_IDLEN];
+    size_t n;
+    int fd;
+
+    fresh_dir();
+    pats[0] = pat(0, "q.log");
+    c = conf(pats, 1);
+    c.no_inotify = 1;
+    c.poll_ms = 300;
+    append("q.log", "aaaa\n");
+    f = follow(&c);
+    n = get(f, g, 1, 1000);
+    is_int(n, 1, "cut and grown again: the line before");
+    snprintf(old, sizeof old, "%s", g[0].id);
+    fd = open(in_dir("q.log"), O_WRONLY | O_TRUNC);
+    if (fd < 0)
+        die("open");
+    wr(fd, "bbbbbbbbbb\ncc\n");
+    close(fd);
+    warnings = 0;
+    n = get(f, g, 2, 2000);
+    ok(n == 2 && strcmp(g[0].text, "bbbbbbbbbb") == 0 &&
+       strcmp(g[0].id, old) != 0, "read from its start, a new identity");
+    ok(warnings == 1 && strstr(last_warning, "not the file it was"),
+       "said: %s", last_warning);
+    lp_follow_free(f);
+}
+
 static void test_from_end_and_long(void)
 {
     const char *pats[2];
@@ -825,6 +930,8 @@ int main(void)
     test_later_and_glob(0);
     test_later_and_glob(1);
     test_inode_reuse();
+    test_delete();
+    test_truncate_regrow();
     test_from_end_and_long();
     test_many();
     test_loop(0, 3000, 1);
