@@ -37,6 +37,7 @@ struct ent {
     int in_pattern;             /* its name matches a pattern */
     int seen;                   /* found by the walk in hand */
     int queued, skipping, warned, said_rotated;
+    int retry;                  /* could not be read: again at the walk */
     uint64_t pos;               /* offset after the last line given */
     uint64_t size;              /* size last seen */
     uint64_t grew;              /* ms: when size last changed */
@@ -438,6 +439,10 @@ static int fill(struct lp_follow *f, struct ent *e, uint64_t now)
     ssize_t n;
     int rc;
 
+    /* until it is read, a walk queues it again: a file renamed between
+     * the walk that saw it grow and its open (its name is another file's
+     * now) is found under its new name with the size seen already */
+    e->retry = 1;
     if ((rc = ent_open(f, e)) <= 0)
         return rc;
     if (fstat(e->fd, &st) < 0)
@@ -478,14 +483,17 @@ static int fill(struct lp_follow *f, struct ent *e, uint64_t now)
             set_id(e);
         }
     }
-    if (e->pos >= e->size)
+    if (e->pos >= e->size) {
+        e->retry = 0;
         return 0;
+    }
     e->used = now;
     do
         n = pread(e->fd, f->buf, f->bufsize, (off_t)e->pos);
     while (n < 0 && errno == EINTR);
     if (n <= 0)
         return 0;
+    e->retry = 0;
     if (e->pos + (uint64_t)n > e->size) {
         e->size = e->pos + (uint64_t)n;
         e->grew = now;
@@ -842,6 +850,8 @@ static int walk(struct lp_follow *f, uint64_t now)
     for (e = f->all; e; e = e->next) {
         struct stat st;
 
+        if (e->seen && e->retry)
+            enqueue(f, e);
         if (e->seen)
             continue;
         if (e->state == LIVE && e->fd >= 0) {
