@@ -1083,7 +1083,7 @@ int lp_follow_position(struct lp_follow *f, const char *id, uint64_t offset,
         snprintf(err, 1024, "'%s': not a file identity", id);
         return -1;
     }
-    for (e = f->all; e; e = e->next)
+    for (e = f->tab[bucket(f, (ino_t)ino)]; e; e = e->hnext)
         if (strcmp(e->id, id) == 0) {
             e->pos = offset;
             return 0;
