@@ -1032,8 +1032,10 @@ struct lp_follow *lp_follow_new(const struct lp_follow_conf *c, char *err)
             goto nomem;
         p->dir_glob = has_glob(p->dir);
     }
-    if (!c->no_inotify)
-        f->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (!c->no_inotify &&
+        (f->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
+        lp_notice(&f->nt, LP_NOTICE_WARN, "inotify: %s: files are looked "
+                  "at every %" PRIu64 " ms", strerror(errno), f->poll_ms);
     return f;
 nomem:
     snprintf(err, 1024, "out of memory");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -304,6 +305,37 @@ static void test_appends(int no_inotify)
     lp_follow_free(f);
 }
 
+/* No inotify to be had (its limit, here the descriptors'): said, and the
+ * files are looked at every poll_ms. */
+static void test_inotify_fails(void)
+{
+    const char *pats[1];
+    struct lp_follow_conf c;
+    struct lp_follow *f;
+    struct rlimit rl, low;
+    struct got g[2];
+
+    fresh_dir();
+    pats[0] = pat(0, "n.log");
+    c = conf(pats, 1);
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die("getrlimit");
+    low = rl;
+    low.rlim_cur = 3;
+    if (setrlimit(RLIMIT_NOFILE, &low) < 0)
+        die("setrlimit");
+    f = follow(&c);
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die("setrlimit");
+    ok(lp_follow_fd(f) == -1 && warnings == 1 &&
+       strstr(last_warning, "inotify: ") == last_warning,
+       "no inotify: said (%s)", last_warning);
+    append("n.log", "polled\n");
+    ok(get(f, g, 1, 2000) == 1 && strcmp(g[0].text, "polled") == 0,
+       "and the file is read all the same");
+    lp_follow_free(f);
+}
+
 static void test_partial(void)
 {
     const char *pats[1];
@@ -523,40 +555,6 @@ static void test_later_and_glob(int no_inotify)
     lp_follow_free(f);
 }
 
-static void test_inode_reuse(void)
-{
-    const char *pats[1];
-    struct lp_follow_conf c;
-    struct lp_follow *f;
-    struct got g[8];
-    char old[LP_FOLLOW_IDLEN];
-    size_t n;
-    int fd;
-
-    fresh_dir();
-    pats[0] = pat(0, "r.log");
-    c = conf(pats, 1);
-    append("r.log", "first file, line one\nfirst file, line two\n");
-    f = follow(&c);
-    n = get(f, g, 2, 1000);
-    is_int(n, 2, "reuse: the first file's lines");
-    snprintf(old, sizeof old, "%s", g[1].id);
-    lp_follow_free(f);
-    /* the same inode with other first bytes, longer than the position
-     * committed: a new file, whatever its inode says */
-    fd = open(in_dir("r.log"), O_WRONLY | O_TRUNC);
-    if (fd < 0)
-        die("open");
-    wr(fd, "SECOND file, line one\nsecond file, line two\nthree\n");
-    close(fd);
-    f = restart(&c);
-    n = get(f, g, 3, 2000);
-    is_int(n, 3, "the new file's lines, from its start");
-    is_str(g[0].text, "SECOND file, line one", "its first");
-    ok(n && strcmp(g[0].id, old) != 0, "under a new identity");
-    lp_follow_free(f);
-}
-
 /* Waits up to ms for an identity to forget, passing lines over. */
 static int wait_forget(struct lp_follow *f, char *id, uint64_t *end, long ms)
 {
@@ -577,6 +575,48 @@ static int wait_forget(struct lp_follow *f, char *id, uint64_t *end, long ms)
             sleep_ms(10);
         }
     }
+}
+
+static void test_inode_reuse(void)
+{
+    const char *pats[1];
+    struct lp_follow_conf c;
+    struct lp_follow *f;
+    struct got g[8];
+    char old[LP_FOLLOW_IDLEN];
+    size_t n;
+    int fd;
+
+    fresh_dir();
+    pats[0] = pat(0, "r.log");
+    c = conf(pats, 1);
+    c.forget_ms = 200;
+    append("r.log", "first file, line one\nfirst file, line two\n");
+    f = follow(&c);
+    n = get(f, g, 2, 1000);
+    is_int(n, 2, "reuse: the first file's lines");
+    snprintf(old, sizeof old, "%s", g[1].id);
+    lp_follow_free(f);
+    /* the same inode with other first bytes, longer than the position
+     * committed: a new file, whatever its inode says */
+    fd = open(in_dir("r.log"), O_WRONLY | O_TRUNC);
+    if (fd < 0)
+        die("open");
+    wr(fd, "SECOND file, line one\nsecond file, line two\nthree\n");
+    close(fd);
+    f = restart(&c);
+    n = get(f, g, 3, 2000);
+    is_int(n, 3, "the new file's lines, from its start");
+    is_str(g[0].text, "SECOND file, line one", "its first");
+    ok(n && strcmp(g[0].id, old) != 0, "under a new identity");
+    {
+        char id[LP_FOLLOW_IDLEN];
+        uint64_t end = 0;
+        ok(wait_forget(f, id, &end, 3000) && strcmp(id, old) == 0 &&
+           end == 42, "the position handed in for the old one comes back "
+           "to forget");
+    }
+    lp_follow_free(f);
 }
 
 static void test_delete(void)
@@ -923,6 +963,7 @@ int main(void)
 {
     test_appends(0);
     test_appends(1);
+    test_inotify_fails();
     test_partial();
     test_rename_live();
     test_restart();
