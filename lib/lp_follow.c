@@ -466,7 +466,8 @@ static int fill(struct lp_follow *f, struct ent *e, uint64_t now)
      * first bytes differ) */
     if (e->size > 0) {
         unsigned char head[LP_FOLLOW_FPLEN];
-        long h = head_of(e->fd, head, e->size);
+        long h = head_of(e->fd, head,
+                         e->fpset ? min64(e->size, e->fplen) : e->size);
         if (h <= 0)
             return 0;
         if (e->fpset && !fp_match(e, head, h)) {
