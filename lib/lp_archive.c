@@ -93,6 +93,8 @@ struct lp_archive {
     size_t held;                /* bytes in the files' hold buffers */
     int64_t stale_ms;           /* held this long: checked for copies */
     int nohold;                 /* the batch in hand is written through */
+    int async;                  /* its commit may sync in the background */
+    int committing;             /* a commit syncs: lp_archive_sync_finish */
     int64_t hold_since;         /* its entries were delivered (mono ms) */
     int freeing;                /* lp_archive_free: nothing written */
     int locking;                /* files are locked: no epoch may run
@@ -950,7 +952,7 @@ void lp_archive_drop_lines(struct lp_buf *b, const struct lp_sid *drop,
     b->len = (size_t)(w - b->p);
 }
 
-static int journal_commit(struct lp_archive *a, char *err);
+static int journal_commit(struct lp_archive *a, int async, char *err);
 static int journal_settle(struct lp_archive *a, char *err);
 
 /*
@@ -1040,6 +1042,9 @@ static int put_all_held(struct lp_archive *a, char *err)
 int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
                      size_t ndrop, uint64_t *dups, char *err)
 {
+    int async = a->async;
+
+    a->async = 0;
     if (kept_failure(a, err) < 0)
         goto fail;
     for (size_t i = 0; i < a->ntouched; i++) {
@@ -1089,7 +1094,7 @@ int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
             goto fail;
         }
     }
-    if (a->j && journal_commit(a, err) < 0)
+    if (a->j && journal_commit(a, async, err) < 0)
         goto fail;
     unlock_all(a, a->ntouched);
     if (a->j)
@@ -1112,13 +1117,20 @@ fail:
  * already are synced. With the files still locked. 0, or -1 with err and
  * errno.
  */
-static int journal_commit(struct lp_archive *a, char *err)
+static int journal_commit(struct lp_archive *a, int async, char *err)
 {
     int64_t t0 = lp_mono_us();
 
     a->jadded += lp_journal_pending(a->j);
-    if (lp_journal_commit(a->j, err) < 0)
+    if (async) {
+        /* written now, under the locks (rotate reads the journal under
+         * them); synced while the caller sends its next read */
+        if (lp_journal_commit_start(a->j, err) < 0)
+            return -1;
+        a->committing = lp_journal_commit_pending(a->j);
+    } else if (lp_journal_commit(a->j, err) < 0) {
         return -1;
+    }
     a->commit_us = lp_mono_us() - t0;
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
@@ -1233,7 +1245,16 @@ int lp_archive_sync_start(struct lp_archive *a, char *err)
 int lp_archive_sync_finish(struct lp_archive *a, char *err)
 {
     size_t bad = 0;
-    int rc = lp_sync_wait(&bad);
+    int rc;
+
+    if (a->j) {
+        /* journal mode: the batch's commit (lp_archive_async) */
+        if (!a->committing)
+            return 0;
+        a->committing = 0;
+        return lp_journal_commit_finish(a->j, err);
+    }
+    rc = lp_sync_wait(&bad);
 
     return sync_done(a, rc, bad, err);
 }
@@ -1371,8 +1392,8 @@ int lp_archive_flush(struct lp_archive *a, char *err)
 {
     int due;
 
-    if (a->j == NULL)
-        return 0;
+    if (a->j == NULL || a->committing)
+        return 0;               /* no seal under a commit still syncing */
     if (kept_failure(a, err) < 0)
         return -1;
     if (a->job) {
@@ -1418,6 +1439,11 @@ int64_t lp_archive_commit_us(const struct lp_archive *a)
     return a->commit_us;
 }
 
+void lp_archive_async(struct lp_archive *a, int on)
+{
+    a->async = on;
+}
+
 void lp_archive_hold(struct lp_archive *a, int ok, int64_t since)
 {
     a->nohold = !ok;
@@ -1426,14 +1452,16 @@ void lp_archive_hold(struct lp_archive *a, int ok, int64_t since)
 
 int lp_archive_busy(const struct lp_archive *a)
 {
-    return a->j && (a->job || a->ndirty || a->norph || a->held ||
-                    lp_journal_bytes(a->j) > 0);
+    return a->j && (a->job || a->committing || a->ndirty || a->norph ||
+                    a->held || lp_journal_bytes(a->j) > 0);
 }
 
 int lp_archive_flush_all(struct lp_archive *a, char *err)
 {
     if (a->j == NULL)
         return 0;
+    if (a->committing && lp_archive_sync_finish(a, err) < 0)
+        return -1;
     if (kept_failure(a, err) < 0)
         return -1;
     if (a->job && epoch_end(a, err) < 0)

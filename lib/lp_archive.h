@@ -128,6 +128,15 @@ void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j,
  * Reset to 1 by each lp_archive_write. */
 void lp_archive_hold(struct lp_archive *a, int ok, int64_t since);
 
+/* Journal mode: may the next lp_archive_write's commit sync in the
+ * background (1)? It then writes the journal's records under the files'
+ * locks and returns with their fdatasync running (lp_journal_commit_start):
+ * the batch is durable only once lp_archive_sync_finish returns 0, and
+ * nothing but that call and lp_archive_flush_all (which waits for it
+ * first) may use a meanwhile; lp_archive_flush does nothing until then.
+ * Reset to 0 by each lp_archive_write. */
+void lp_archive_async(struct lp_archive *a, int on);
+
 /* An epoch ends LP_EPOCH_MS after it started, or when LP_EPOCH_BYTES were
  * committed to the journal in it; a journal twice that far past its last
  * seal waits for the sync in hand. */
@@ -148,8 +157,8 @@ int lp_archive_flush(struct lp_archive *a, char *err);
 void lp_archive_defer_dirs(struct lp_archive *a, int on);
 int lp_archive_sync_dirs(struct lp_archive *a, char *err);
 
-/* How long the last batch's journal commit (its write and fdatasync)
- * took, in microseconds. */
+/* How long the last batch's journal commit (its write and fdatasync;
+ * with lp_archive_async, its write) took, in microseconds. */
 int64_t lp_archive_commit_us(const struct lp_archive *a);
 
 /* Has the journal lines not yet cut, or an epoch work to do? (A drain

@@ -862,6 +862,7 @@ static long pending_count(struct lp_drain *d, char *err)
 
 static void batch_done(struct lp_drain *d, const struct lp_reply *entries,
                        size_t from, size_t to, int64_t t0, int mode);
+static int journal_flush(struct lp_drain *d, int all);
 
 /*
  * Waits for the files of the batch in hand to be synced, when that runs
@@ -966,6 +967,9 @@ static int request(struct lp_drain *d, char *err)
             if (lp_redis_flush(d->r, err) < 0)
                 return -1;
         }
+        /* the epoch waited for the commit; it runs beside the read */
+        if (journal_flush(d, 0) < 0)
+            return -1;
     }
     return 0;
 }
@@ -1439,6 +1443,8 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
             return -1;
         }
         uint64_t dups = 0;
+        /* the journal's commit syncs while the next read goes out */
+        lp_archive_async(d->arch, d->journal && async && d->ndlq == 0);
         int wrc = lp_archive_write(d->arch, d->drop, d->ndrop, &dups, err);
         /* written, but already there: a duplicate, not archived again */
         d->res.dups += dups;
@@ -1453,9 +1459,14 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
         int64_t commit = d->journal ? lp_archive_commit_us(d->arch) : 0;
         lp_metric_observe(d->m.write_s,
                           (double)(t1 - d->batch_t0 - commit) / 1e6);
-        if (d->journal) {
-            /* durable: the journal's commit was part of the write; the
-             * files sync in the background (lp_archive_flush) */
+        if (d->journal && async && d->ndlq == 0) {
+            /* the journal's commit syncs in the background: durable at
+             * sync_finish; the files sync by epochs (lp_archive_flush) */
+            d->syncing = 1;
+            d->sync_t0 = t1;
+            return 0;
+        } else if (d->journal) {
+            /* durable: the journal's commit was part of the write */
             lp_metric_observe(d->m.fsync_s, (double)commit / 1e6);
         } else if (async && d->ndlq == 0) {
             if (lp_archive_sync_start(d->arch, err) < 0) {
@@ -1930,7 +1941,8 @@ static void loop(struct lp_drain *d)
             if (d->arch)
                 lp_archive_close_all(d->arch);  /* reopened on next use */
         }
-        if (d->journal && journal_flush(d, 0) < 0)
+        /* (with a commit syncing, after it: in request) */
+        if (d->journal && !d->syncing && journal_flush(d, 0) < 0)
             break;
         metrics_tick(d, 0);     /* an idle drain comes by every --block */
         if (d->conf.log_tick)

@@ -15,6 +15,7 @@
 #include "lp_fs.h"
 #include "lp_journal.h"
 #include "lp_parse.h"
+#include "lp_sync.h"
 #include "lp_wal.h"
 
 #define READ_CHUNK (1u << 20)
@@ -38,6 +39,7 @@ struct lp_journal {
     uint64_t next;              /* the number of the next segment made */
     int anew;                   /* active made since the directory sync */
     struct lp_buf batch;        /* records added since the last commit */
+    size_t pending;             /* bytes of a commit the lane syncs */
     uint64_t bytes;             /* in segs */
 };
 
@@ -202,8 +204,13 @@ fail:
 
 void lp_journal_close(struct lp_journal *j)
 {
+    char err[LP_ERRLEN];
+
     if (!j)
         return;
+    /* the lane must be done with the descriptors; its outcome does not
+     * matter any more (nothing is acknowledged after a close) */
+    lp_journal_commit_finish(j, err);
     if (j->afd >= 0)
         close(j->afd);
     if (j->jfd >= 0)
@@ -411,59 +418,87 @@ static void end_active(struct lp_journal *j)
     j->afd = -1;
 }
 
-int lp_journal_commit(struct lp_journal *j, char *err)
+int lp_journal_commit_start(struct lp_journal *j, char *err)
 {
-    struct seg *a;
-    int e;
+    int fds[2];
+    size_t n = 0;
 
+    if (j->pending) {
+        snprintf(err, LP_ERRLEN, "%s: a commit is still syncing", j->name);
+        errno = EBUSY;
+        goto drop;
+    }
     if (j->batch.len == 0)
         return 0;
     if (j->afd < 0 && new_active(j, err) < 0)
         goto drop;
-    a = &j->segs[j->nsegs - 1];
     if (lp_fs_write_all(j->afd, j->batch.p, j->batch.len) < 0) {
-        e = errno;
+        int e = errno;
         snprintf(err, LP_ERRLEN, "%s: write: %s", j->name, strerror(e));
         /* cut back what was written of the records, or end the segment
          * there: a torn record ends a segment when it is read */
-        if (ftruncate(j->afd, (off_t)a->size) < 0)
+        if (ftruncate(j->afd, (off_t)j->segs[j->nsegs - 1].size) < 0)
             end_active(j);
         errno = e;
         goto drop;
     }
-    if (fdatasync(j->afd) < 0) {
-        e = errno;
-        snprintf(err, LP_ERRLEN, "%s: fsync: %s", j->name, strerror(e));
-        /* what the kernel dropped is not known: no more in this one */
-        a->size += j->batch.len;
-        j->bytes += j->batch.len;
-        end_active(j);
-        errno = e;
-        goto drop;
-    }
-    if (j->anew) {
-        if (fsync(j->jfd) < 0) {
-            e = errno;
-            snprintf(err, LP_ERRLEN, "%s: fsync: %s", j->name, strerror(e));
-            a->size += j->batch.len;
-            j->bytes += j->batch.len;
-            end_active(j);
-            errno = e;
-            goto drop;
-        }
-        j->anew = 0;
-    }
-    a->size += j->batch.len;
-    j->bytes += j->batch.len;
+    /* the records are in the segment (readers see them); durable once
+     * the lane has synced it, and the directory when it is new */
+    fds[n++] = j->afd;
+    if (j->anew)
+        fds[n++] = -1 - j->jfd;
+    j->pending = j->batch.len;
     j->batch.len = 0;
+    lp_sync_lane_start(fds, n);
     return 0;
 drop:
     j->batch.len = 0;
     return -1;
 }
 
+int lp_journal_commit_finish(struct lp_journal *j, char *err)
+{
+    struct seg *a;
+    size_t bad = 0, len = j->pending;
+
+    if (len == 0)
+        return 0;
+    j->pending = 0;
+    a = &j->segs[j->nsegs - 1];
+    a->size += len;
+    j->bytes += len;
+    if (lp_sync_lane_wait(&bad) < 0) {
+        int e = errno;
+        snprintf(err, LP_ERRLEN, "%s%s: fsync: %s", j->name,
+                 bad ? " (its directory)" : "", strerror(e));
+        /* what the kernel dropped is not known: no more in this one */
+        end_active(j);
+        errno = e;
+        return -1;
+    }
+    j->anew = 0;
+    return 0;
+}
+
+int lp_journal_commit_pending(const struct lp_journal *j)
+{
+    return j->pending > 0;
+}
+
+int lp_journal_commit(struct lp_journal *j, char *err)
+{
+    if (lp_journal_commit_start(j, err) < 0)
+        return -1;
+    return lp_journal_commit_finish(j, err);
+}
+
 uint64_t lp_journal_seal(struct lp_journal *j)
 {
+    char err[LP_ERRLEN];
+
+    /* the caller finishes its commit first; should it not, the seal
+     * waits for it (a failed one ended the segment: sealed as well) */
+    lp_journal_commit_finish(j, err);
     end_active(j);
     return j->next;
 }

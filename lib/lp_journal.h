@@ -102,6 +102,20 @@ size_t lp_journal_pending(const struct lp_journal *j);
 int lp_journal_commit(struct lp_journal *j, char *err);
 
 /*
+ * The same in two halves, so that the caller works while the segment
+ * syncs (logpipe-drain sends its next read): lp_journal_commit_start
+ * writes the records to the segment (readers such as lp_journal_covers
+ * see them from then on) and starts its fdatasync in lp_sync's lane;
+ * lp_journal_commit_finish waits for it and returns as lp_journal_commit
+ * does (nothing pending: 0). One commit at a time: a start while one is
+ * pending fails (EBUSY); lp_journal_seal and lp_journal_close finish a
+ * pending one first.
+ */
+int lp_journal_commit_start(struct lp_journal *j, char *err);
+int lp_journal_commit_finish(struct lp_journal *j, char *err);
+int lp_journal_commit_pending(const struct lp_journal *j);
+
+/*
  * Ends the active segment: records committed from now on go to a new one.
  * Returns the mark to hand to lp_journal_cut once every day file written
  * before this call is synced.

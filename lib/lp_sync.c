@@ -134,6 +134,100 @@ int lp_sync_busy(void)
     return busy;
 }
 
+/* ---- the lane ----------------------------------------------------------- */
+
+/* Every field under lmu. lane_state: 0 idle, 1 posted, 2 done. */
+static pthread_mutex_t lmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lgo = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t lfin = PTHREAD_COND_INITIALIZER;
+static int lane_thread = -1;    /* -1: not tried yet; 0: none; 1: running */
+static int lane_fds[LP_SYNC_LANE];
+static size_t lane_n, lane_bad;
+static int lane_state, lane_errno;
+
+/* Syncs lane_fds in order, stopping at the first failure. Called without
+ * lmu (the fields are the job's until it is done). */
+static void lane_run(void)
+{
+    lane_errno = 0;
+    for (size_t i = 0; i < lane_n; i++) {
+        int fd = lane_fds[i];
+        if ((fd < 0 ? fsync(-1 - fd) : fdatasync(fd)) < 0) {
+            lane_errno = errno;
+            lane_bad = i;
+            break;
+        }
+    }
+}
+
+static void *lane_worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lmu);
+    for (;;) {
+        while (lane_state != 1)
+            pthread_cond_wait(&lgo, &lmu);
+        pthread_mutex_unlock(&lmu);
+        lane_run();
+        pthread_mutex_lock(&lmu);
+        lane_state = 2;
+        pthread_cond_signal(&lfin);
+    }
+    return NULL;
+}
+
+void lp_sync_lane_start(const int *fds, size_t n)
+{
+    pthread_mutex_lock(&mu);            /* lane_thread: made once */
+    if (lane_thread < 0) {
+        pthread_t t;
+        pthread_attr_t at;
+        sigset_t all, old;
+
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&at, 64 * 1024);
+        lane_thread = pthread_create(&t, &at, lane_worker, NULL) == 0;
+        pthread_attr_destroy(&at);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    pthread_mutex_unlock(&mu);
+    if (n > LP_SYNC_LANE)
+        n = LP_SYNC_LANE;
+    pthread_mutex_lock(&lmu);
+    for (size_t i = 0; i < n; i++)
+        lane_fds[i] = fds[i];
+    lane_n = n;
+    if (lane_thread) {
+        lane_state = 1;
+        pthread_cond_signal(&lgo);
+    } else {
+        lane_run();             /* no thread to be had: here */
+        lane_state = 2;
+    }
+    pthread_mutex_unlock(&lmu);
+}
+
+int lp_sync_lane_wait(size_t *bad)
+{
+    int e;
+
+    pthread_mutex_lock(&lmu);
+    while (lane_state == 1)
+        pthread_cond_wait(&lfin, &lmu);
+    e = lane_state == 2 ? lane_errno : 0;
+    *bad = lane_bad;
+    lane_state = 0;
+    pthread_mutex_unlock(&lmu);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
 int lp_sync_all(const int *fds, size_t n, size_t *bad)
 {
     if (n <= 1) {

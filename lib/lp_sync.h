@@ -29,4 +29,17 @@ int lp_sync_wait(size_t *bad);
  * blocks.) Never blocks. */
 int lp_sync_busy(void);
 
+/*
+ * The lane: a thread of its own for a few files that must not wait
+ * behind the pool's job (a batch's commit beside an epoch of thousands of
+ * files). lp_sync_lane_start syncs fds[0..n) (copied, n <= LP_SYNC_LANE;
+ * -1 - fd: fsync) one after the other in that thread and returns at once;
+ * lp_sync_lane_wait waits and returns as lp_sync_all does. One job at a
+ * time; without a thread (none could be made) the start syncs them
+ * itself.
+ */
+#define LP_SYNC_LANE 4
+void lp_sync_lane_start(const int *fds, size_t n);
+int lp_sync_lane_wait(size_t *bad);
+
 #endif

@@ -472,6 +472,48 @@ static void test_journal_mode(void)
         ok(all, "journal mode: each of the three has its line");
         ok(lp_journal_bytes(j) == 0, "journal mode: and the journal is cut");
     }
+    /* the commit in the background (lp_archive_async): the batch's
+     * record is in the journal at once, durable at sync_finish; no epoch
+     * seals under it; flush_all finishes it first */
+    {
+        struct lp_afile *f = lp_archive_get(a, "jm/as.jsonl", 11, err);
+        char who[64];
+        line(lp_afile_buf(f), 1700000000400ULL, 0, 10);
+        lp_archive_hold(a, 0, 0);       /* written through */
+        lp_archive_async(a, 1);
+        is_int(write_batch(a, &dups, err), 0, "async: written");
+        ok(lp_journal_commit_pending(j), "async: its commit is syncing");
+        ok(lp_archive_busy(a), "async: busy meanwhile");
+        is_int(lp_journal_covers(dirfd, "jm/as.jsonl", 11, who, sizeof who,
+                                 err), 1, "async: rotate sees the record");
+        uint64_t before = lp_journal_bytes(j);
+        usleep(1100 * 1000);            /* an epoch is due */
+        is_int(lp_archive_flush(a, err), 0, "async: flush while committing");
+        ok(lp_journal_commit_pending(j) && lp_journal_bytes(j) == before,
+           "async: ... does nothing then");
+        is_int(lp_archive_sync_finish(a, err), 0, "async: finished");
+        ok(!lp_journal_commit_pending(j) && lp_journal_bytes(j) > before,
+           "async: the record counts once synced");
+        is_int(lp_archive_sync_finish(a, err), 0,
+               "async: a second finish is nothing");
+        got = slurp("jm/as.jsonl", &n);
+        is_int(got ? count_lines(got, n) : 0, 1, "async: the line is in "
+               "its file");
+        free(got);
+        f = lp_archive_get(a, "jm/as.jsonl", 11, err);
+        line(lp_afile_buf(f), 1700000000401ULL, 0, 10);
+        lp_archive_async(a, 1);
+        is_int(write_batch(a, &dups, err), 0, "async: a second batch");
+        is_int(lp_archive_flush_all(a, err), 0, "async: flush_all with a "
+               "commit syncing");
+        ok(!lp_journal_commit_pending(j) && lp_journal_bytes(j) == 0,
+           "async: ... finished it, then cut the journal whole");
+        f = lp_archive_get(a, "jm/as.jsonl", 11, err);
+        line(lp_afile_buf(f), 1700000000402ULL, 0, 10);
+        is_int(write_batch(a, &dups, err), 0, "async: reset by the write");
+        ok(!lp_journal_commit_pending(j), "async: the next commit is whole");
+        is_int(lp_archive_flush_all(a, err), 0, "async: flushed");
+    }
     is_int(lp_archive_flush(a, err), 0, "journal mode: flush, nothing due");
     is_int(lp_journal_remove(j, err), 0, "journal mode: removed");
     lp_archive_free(a);

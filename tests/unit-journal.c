@@ -206,6 +206,58 @@ static void test_seal_cut(int dirfd)
     lp_journal_close(j);
 }
 
+/* The commit in two halves: readers see the records once started; one at
+ * a time; a seal or a close finishes a pending one; a failing sync says
+ * so and ends the segment */
+static void test_commit_halves(int dirfd)
+{
+    char err[LP_ERRLEN];
+    struct lp_journal *j = lp_journal_open(dirfd, "h", NULL, err);
+    struct got g = { { 0 }, 0, 0 };
+    struct heard h = { 0, "" };
+    char who[64];
+
+    ok(j != NULL, "open h");
+    is_int(lp_journal_commit_start(j, err), 0, "an empty start is nothing");
+    ok(!lp_journal_commit_pending(j), "and leaves nothing pending");
+    is_int(lp_journal_commit_finish(j, err), 0, "finish with none pending");
+    lp_journal_add(j, "x/1.jsonl", 9, "{\"_id\":\"1-0\"}\n", 14);
+    is_int(lp_journal_commit_start(j, err), 0, "start");
+    ok(lp_journal_commit_pending(j), "pending");
+    is_int(lp_journal_pending(j), 0, "the added bytes went");
+    is_int(lp_journal_covers(dirfd, "x/1.jsonl", 9, who, sizeof who, err), 1,
+           "a reader sees the records before the sync ends");
+    lp_journal_add(j, "x/1.jsonl", 9, "{\"_id\":\"2-0\"}\n", 14);
+    errno = 0;
+    ok(lp_journal_commit_start(j, err) < 0 && errno == EBUSY,
+       "a second start while one is pending: EBUSY (%s)", err);
+    is_int(lp_journal_commit_finish(j, err), 0, "finish");
+    ok(!lp_journal_commit_pending(j), "nothing pending after it");
+    ok(lp_journal_bytes(j) == 8 + 8 + 2 + 9 + 14,
+       "bytes counted at the finish (%llu)",
+       (unsigned long long)lp_journal_bytes(j));
+    lp_journal_add(j, "x/1.jsonl", 9, "{\"_id\":\"3-0\"}\n", 14);
+    is_int(lp_journal_commit_start(j, err), 0, "start again");
+    uint64_t m = lp_journal_seal(j);
+    ok(!lp_journal_commit_pending(j), "a seal finishes the pending commit");
+    lp_journal_add(j, "x/1.jsonl", 9, "{\"_id\":\"4-0\"}\n", 14);
+    is_int(lp_journal_commit_start(j, err), 0, "a start after the seal");
+    lp_journal_close(j);        /* finishes it: then "crashes" */
+    is_int(replay_all(dirfd, "h", &g, &h), 0, "replay");
+    is_int(g.n, 3, "the three started commits come back (not the refused)");
+    lp_buf_addc(&g.b, '\0');
+    is_str(g.b.p,
+           "x/1.jsonl|{\"_id\":\"1-0\"}\n"
+           "x/1.jsonl|{\"_id\":\"3-0\"}\n"
+           "x/1.jsonl|{\"_id\":\"4-0\"}\n", "in order, across the seal");
+    lp_buf_free(&g.b);
+    j = lp_journal_open(dirfd, "h", NULL, err);
+    ok(j && lp_journal_cut(j, lp_journal_seal(j), err) == 0 &&
+       lp_journal_remove(j, err) == 0, "cut and removed");
+    lp_journal_close(j);
+    (void)m;
+}
+
 /* A segment cut at every offset: replay hands out the whole records
  * before the cut, says one warning when the cut is inside a record, and
  * never fails */
@@ -451,6 +503,7 @@ int main(void)
     dirfd = open(root, O_RDONLY | O_DIRECTORY);
     test_commit_replay(dirfd);
     test_seal_cut(dirfd);
+    test_commit_halves(dirfd);
     test_torn(dirfd);
     test_fn_fails(dirfd);
     test_covers_usage(dirfd);

@@ -54,6 +54,30 @@ int main(void)
         fds[3] = keep;
         close(d);
     }
+    {
+        /* the lane: beside a running job of the pool, on its own thread */
+        int lane[2] = { fds[0], fds[1] };
+        lp_sync_start(fds + 2, 30);
+        lp_sync_lane_start(lane, 2);
+        ok(lp_sync_lane_wait(&bad) == 0, "the lane syncs beside a job");
+        ok(lp_sync_wait(&bad) == 0, "and the job ends as well");
+        ok(lp_sync_lane_wait(&bad) == 0, "a wait with no job: 0");
+        for (int round = 0; round < 100; round++) {
+            lp_sync_lane_start(lane, 1 + (size_t)round % 2);
+            if (lp_sync_lane_wait(&bad) < 0)
+                break;
+        }
+        ok(1, "100 lane rounds");
+        int d = open(dir, O_RDONLY | O_DIRECTORY);
+        int bads[3] = { fds[0], -1 - d, 1 << 20 };
+        lp_sync_lane_start(bads, 3);
+        errno = 0;
+        ok(lp_sync_lane_wait(&bad) < 0 && errno == EBADF && bad == 2,
+           "a failing lane file: -1, its errno and its index (%zu)", bad);
+        lp_sync_lane_start(bads, 2);
+        ok(lp_sync_lane_wait(&bad) == 0, "a directory in the lane, clean");
+        close(d);
+    }
     int f17 = fds[17];
     close(f17);
     fds[17] = 1 << 20;          /* not open: EBADF */
