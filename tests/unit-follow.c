@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -959,6 +960,106 @@ static void test_loop(int no_inotify, unsigned steps, int star)
     lp_follow_free(f);
 }
 
+/*
+ * A writer process appending lines (some in two writes) and renaming the
+ * file away every few hundred lines, while the follower reads "app.log*"
+ * and is restarted with its committed positions every few hundred lines:
+ * every line once, in order per file. Races that the loop above cannot
+ * have (a rename between a walk and a read, a line half written when it
+ * is read) happen here as they happen.
+ */
+#define CW_LINES 20000
+#define CW_GENS 200
+
+static void test_concurrent(void)
+{
+    const char *pats[1];
+    struct lp_follow_conf c;
+    struct lp_follow *f;
+    struct lp_follow_line ln;
+    static unsigned next[CW_GENS];
+    unsigned lines = 0, dups = 0, gaps = 0, g, seq, restarts = 0;
+    long left = 60000;
+    char buf[64];
+    pid_t pid;
+    int status;
+
+    fresh_dir();
+    memset(next, 0, sizeof next);
+    pats[0] = pat(0, "app.log*");
+    c = conf(pats, 1);
+    c.partial_ms = 10000;
+    c.rotate_wait_ms = 50;
+    c.poll_ms = 20;
+    c.max_open = 4;
+    fflush(stdout);
+    if ((pid = fork()) < 0)
+        die("fork");
+    if (pid == 0) {
+        unsigned gen = 0, n = 0, i;
+        int fd = open(in_dir("app.log"), O_WRONLY | O_APPEND | O_CREAT,
+                      0644);
+        rng = 0x9e3779b97f4a7c15ULL;
+        for (i = 0; i < CW_LINES; i++) {
+            int len = snprintf(buf, sizeof buf, "%u %u\n", gen, n++), cut;
+            if (fd < 0)
+                _exit(2);
+            if (rnd(8) == 0) {
+                cut = 1 + (int)rnd((unsigned)len - 1);
+                if (lp_fs_write_all(fd, buf, (size_t)cut) < 0 ||
+                    lp_fs_write_all(fd, buf + cut, (size_t)(len - cut)) < 0)
+                    _exit(2);
+            } else if (lp_fs_write_all(fd, buf, (size_t)len) < 0) {
+                _exit(2);
+            }
+            if (rnd(64) == 0)
+                usleep(200);
+            if (rnd(200) == 0 && gen + 1 < CW_GENS) {
+                char to[32];
+                snprintf(to, sizeof to, "app.log.%u", gen);
+                if (rename(in_dir("app.log"), in_dir(to)) < 0)
+                    _exit(2);
+                close(fd);
+                gen++;
+                n = 0;
+                fd = open(in_dir("app.log"), O_WRONLY | O_APPEND | O_CREAT,
+                          0644);
+            }
+        }
+        _exit(0);
+    }
+    f = follow(&c);
+    while (lines + gaps < CW_LINES && step(f, &ln, &left) == LP_FOLLOW_LINE) {
+        snprintf(buf, sizeof buf, "%.*s", (int)ln.len, ln.p);
+        if (sscanf(buf, "%u %u", &g, &seq) != 2 || g >= CW_GENS) {
+            gaps++;
+            continue;
+        }
+        if (seq < next[g])
+            dups++;
+        else if (seq > next[g])
+            gaps += seq - next[g];
+        next[g] = seq + 1;
+        lines++;
+        if (rnd(700) == 0) {
+            lp_follow_free(f);
+            f = restart(&c);
+            restarts++;
+        }
+    }
+    waitpid(pid, &status, 0);
+    for (g = 0; g < CW_GENS && next[g]; g++)
+        ;
+    ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer: done");
+    ok(lines == CW_LINES && dups == 0 && gaps == 0,
+       "a writer and a follower at once: every line once, in order per "
+       "file (%u lines in %u files, %u restarts; %u twice, %u lost)",
+       lines, g, restarts, dups, gaps);
+    ok(quiet(f, 100), "nothing more");
+    is_int(warnings, 0, "no warning");
+    lp_follow_free(f);
+}
+
 int main(void)
 {
     test_appends(0);
@@ -978,6 +1079,7 @@ int main(void)
     test_loop(0, 3000, 1);
     test_loop(1, 1500, 1);
     test_loop(0, 1500, 0);
+    test_concurrent();
     if (dir[0])
         nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return tap_done();
