@@ -569,7 +569,7 @@ static void chunk_done(struct lp_follow *f)
     struct ent *e = f->cur;
 
     /* a full read: there may be more (a rest after the lines taken
-     * waits for the file to grow or for partial_timeout) */
+     * waits for the file to grow or for partial_ms) */
     if (e && f->blen == f->bufsize)
         enqueue(f, e);
     f->cur = NULL;

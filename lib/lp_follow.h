@@ -39,15 +39,17 @@
  *    its end from where it stopped, never from its start again.
  *  - A file renamed away (to a name no pattern matches) or deleted while
  *    open is read to its end, and kept open until it has not grown for
- *    rotate_wait: the lines a writer puts in it just before and just after
+ *    rotate_wait_ms: the lines a writer puts in it just before and just after
  *    the rename, until it reopens the name, are read too. A rotated file
  *    still in a watched directory stays known (closed) and is read again
  *    if it grows.
  *  - A file whose size falls below its position (copytruncate) is read
  *    again from 0 under a new identity (the next generation), said as a
  *    warning; so is a file whose first bytes are no longer its
- *    fingerprint when it is reopened or found again (an inode reused by a
- *    new file, or a file rewritten). The old identity is forgotten (below).
+ *    fingerprint (checked at every read, and when a file is found again
+ *    after a restart: an inode reused by a new file, a file rewritten or
+ *    cut back and written past its position). The old identity is
+ *    forgotten (below).
  *  - A file is only ever taken up under a name a pattern matches: one
  *    made and renamed to a name no pattern matches before a walk saw it
  *    (several rotations while stopped, or within one poll interval
@@ -74,7 +76,7 @@
  * of max_line + 1 bytes for all files (no buffer per file, no allocation
  * per line): a line comes back in place, valid until the next call. A
  * line still being written (no newline yet) is not given until its file
- * has not grown for partial_timeout; then it is, as a line (partial set),
+ * has not grown for partial_ms (send's --partial-timeout); then it is, as a line (partial set),
  * and what the writer adds to it later is the next line. A line longer
  * than max_line comes back in chunks (LP_FOLLOW_LONG, as lp_lines does):
  * commit only the end of the last. A CR before the newline and a UTF-8
@@ -130,7 +132,7 @@ struct lp_follow_line {
     const char *path;           /* its name when last found */
     uint64_t start;             /* offset of the line's first byte */
     uint64_t end;               /* offset after it: the position */
-    int partial;                /* given at partial_timeout, no newline */
+    int partial;                /* given at partial_ms, no newline */
     int first, last;            /* LP_FOLLOW_LONG: first and last chunk */
 };
 
