@@ -804,6 +804,28 @@ static int found(struct lp_follow *f, const struct dir *d, const char *name,
     return 0;
 }
 
+/* A directory that could not be read this time (no descriptor left,
+ * EACCES for a while): its files count as found where they were, rather
+ * than as gone. */
+static void keep_dir(struct lp_follow *f, const struct dir *d, uint64_t now)
+{
+    size_t dl = strlen(d->path);
+    struct ent *e;
+
+    for (e = f->all; e; e = e->next) {
+        struct stat st;
+        if (e->state != LIVE || e->path == NULL ||
+            strncmp(e->path, d->path, dl) != 0 || e->path[dl] != '/' ||
+            strchr(e->path + dl + 1, '/') != NULL)
+            continue;
+        e->seen = 1;
+        if (e->fd >= 0 ? fstat(e->fd, &st) == 0 :
+            stat(e->path, &st) == 0 && st.st_dev == e->dev &&
+            st.st_ino == e->ino)
+            saw_size(f, e, (uint64_t)st.st_size, now);
+    }
+}
+
 /* Walks the directories: every file a pattern matches, and every entry
  * whose inode is one we track; then what was not found is orphaned (open)
  * or gone (closed). Returns 0 or -1 when out of memory. */
@@ -826,8 +848,11 @@ static int walk(struct lp_follow *f, uint64_t now)
         DIR *dp;
         int dfd;
 
-        if ((dp = opendir(d->path)) == NULL)
+        if ((dp = opendir(d->path)) == NULL) {
+            if (errno != ENOENT && errno != ENOTDIR)
+                keep_dir(f, d, now);
             continue;
+        }
         dfd = dirfd(dp);
         while ((de = readdir(dp)) != NULL) {
             struct stat st;

@@ -337,6 +337,46 @@ static void test_inotify_fails(void)
     lp_follow_free(f);
 }
 
+/* A walk that cannot open a directory (no descriptor left): its files
+ * are not taken for gone, and the one open is still read. */
+static void test_dir_unreadable(void)
+{
+    const char *pats[1];
+    struct lp_follow_conf c;
+    struct lp_follow *f;
+    struct rlimit rl, low;
+    struct got g[2];
+    int fd, wfd;
+
+    fresh_dir();
+    pats[0] = pat(0, "u.log");
+    c = conf(pats, 1);
+    c.no_inotify = 1;
+    append("u.log", "one\n");
+    f = follow(&c);
+    ok(get(f, g, 1, 1000) == 1, "no descriptor left: the line before");
+    if ((wfd = open(in_dir("u.log"), O_WRONLY | O_APPEND)) < 0 ||
+        (fd = dup(0)) < 0)
+        die("open");
+    close(fd);
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die("getrlimit");
+    low = rl;
+    low.rlim_cur = (rlim_t)fd;  /* every descriptor there is in use */
+    if (setrlimit(RLIMIT_NOFILE, &low) < 0)
+        die("setrlimit");
+    wr(wfd, "two\n");
+    sleep_ms(400);              /* walks, and more than rotate_wait */
+    ok(get(f, g, 1, 1000) == 1 && strcmp(g[0].text, "two") == 0,
+       "the file open is still read");
+    is_int(lp_follow_files(f), 1, "and still followed");
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die("setrlimit");
+    is_int(infos, 0, "nothing was gone and found again");
+    close(wfd);
+    lp_follow_free(f);
+}
+
 static void test_partial(void)
 {
     const char *pats[1];
@@ -1065,6 +1105,7 @@ int main(void)
     test_appends(0);
     test_appends(1);
     test_inotify_fails();
+    test_dir_unreadable();
     test_partial();
     test_rename_live();
     test_restart();
