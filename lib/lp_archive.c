@@ -33,6 +33,8 @@ struct lp_afile {
     size_t nchecks, capchecks;
     int touched;
     uint64_t used;              /* batch number of last use */
+    uint64_t dirsync;           /* journal mode: the epoch that makes its
+                                   name durable (its directory synced) */
     off_t size;                 /* when locked for the batch */
     off_t end;                  /* its size after our last write, -1:
                                    unknown (another writer may have cut
@@ -95,6 +97,10 @@ struct lp_archive {
     int nohold;                 /* the batch in hand is written through */
     int async;                  /* its commit may sync in the background */
     int committing;             /* a commit syncs: lp_archive_sync_finish */
+    struct lp_afile *direct;    /* ... and it is this file's own sync */
+    uint64_t epochs;            /* epochs started */
+    uint64_t synced_epochs;     /* the last whose sync succeeded */
+    int deferred;               /* the open in hand deferred a directory */
     int64_t hold_since;         /* its entries were delivered (mono ms) */
     int freeing;                /* lp_archive_free: nothing written */
     int locking;                /* files are locked: no epoch may run
@@ -120,8 +126,9 @@ static int make_room(struct lp_archive *a)
 {
     char err[LP_ERRLEN];
 
-    if (a->norph < a->max_open || a->failed || a->locking)
-        return a->failed ? -1 : 0;  /* locking: over the bound, briefly */
+    if (a->norph < a->max_open || a->failed || a->locking || a->committing)
+        return a->failed ? -1 : 0;  /* locking, or a commit syncing: over
+                                     * the bound, briefly */
     if (a->j == NULL) {         /* a replay's directories: synced now */
         if (lp_archive_sync_dirs(a, err) == 0)
             return 0;
@@ -296,6 +303,9 @@ void lp_archive_free(struct lp_archive *a)
     if (a->job)                 /* its descriptors must stay open */
         lp_sync_wait(&bad);
     a->job = 0;
+    if (a->committing && a->direct)     /* likewise the lane's */
+        lp_sync_lane_wait(&bad);
+    a->committing = 0;
     a->freeing = 1;
     lp_archive_close_all(a);
     for (size_t i = 0; i < a->norph; i++) {
@@ -366,6 +376,7 @@ static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
     size_t i;
     int fd;
 
+    a->deferred = 1;
     if (fstat(dfd, &st) < 0 || st.st_ino == 0)
         return -1;
     if (a->dn * 2 >= a->dcap) {
@@ -408,14 +419,19 @@ static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
     return 0;
 }
 
-static int open_append(struct lp_archive *a, const char *path, char *err)
+/* Opens path to append, making it and its directories; *dirsync: the
+ * epoch that makes a name it made durable (0: none made, or synced). */
+static int open_append(struct lp_archive *a, const char *path,
+                       uint64_t *dirsync, char *err)
 {
-    int created;
+    int created, fd;
 
-    return lp_fs_open_defer(a->dirfd, path, O_RDWR | O_APPEND | O_CREAT,
-                            LP_FILE_MODE, &created,
-                            a->j || a->defer_dirs ? defer_dir : NULL, a,
-                            err);
+    a->deferred = 0;
+    fd = lp_fs_open_defer(a->dirfd, path, O_RDWR | O_APPEND | O_CREAT,
+                          LP_FILE_MODE, &created,
+                          a->j || a->defer_dirs ? defer_dir : NULL, a, err);
+    *dirsync = a->deferred ? a->epochs + 1 : 0;
+    return fd;
 }
 
 struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
@@ -439,11 +455,11 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                 errno = ENOMEM;
                 return NULL;
             }
-            f->fd = open_append(a, path, err);
+            f->fd = open_append(a, path, &f->dirsync, err);
             if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) &&
                 a->nopen > 0) {
                 evict_one(a);
-                f->fd = open_append(a, path, err);
+                f->fd = open_append(a, path, &f->dirsync, err);
             }
             if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) &&
                 a->norph > 0) {
@@ -457,7 +473,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                     errno = EIO;
                     return NULL;
                 }
-                f->fd = open_append(a, path, err);
+                f->fd = open_append(a, path, &f->dirsync, err);
             }
             if (f->fd < 0) {
                 int e = errno;
@@ -857,11 +873,14 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
             /* the new file first: when it cannot be had, f keeps its
              * old descriptor, its place among the files to sync and
              * what it holds, for the run's end to report */
-            int was_dirty = f->dirty, nfd = open_append(a, f->path, err);
+            uint64_t ds;
+            int was_dirty = f->dirty;
+            int nfd = open_append(a, f->path, &ds, err);
             if (nfd < 0)
                 return -1;
             release_fd(a, f, 0);    /* with locks held: no epoch now */
             f->fd = nfd;
+            f->dirsync = ds;
             f->end = -1;
             if ((was_dirty || f->hold.len) && mark_dirty(a, f) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
@@ -902,13 +921,23 @@ static int writes_now(const struct lp_archive *a, const struct lp_afile *f)
 
 int lp_archive_lock(struct lp_archive *a, char *err)
 {
+    size_t k = 0;
+
     a->locking = 1;             /* until unlock_all */
-    qsort(a->touched, a->ntouched, sizeof *a->touched, by_path);
+    /* the files written now first, in the order of their paths (every
+     * drain locks in that order: no deadlock); the held ones need no
+     * lock, and no sorting */
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
         f->locked = 0;
-        if (!writes_now(a, f))
-            continue;
+        if (writes_now(a, f)) {
+            a->touched[i] = a->touched[k];
+            a->touched[k++] = f;
+        }
+    }
+    qsort(a->touched, k, sizeof *a->touched, by_path);
+    for (size_t i = 0; i < k; i++) {
+        struct lp_afile *f = a->touched[i];
         f->locked = 1;
         if (lock_for_append(a, f, &f->size, err) < 0) {
             f->locked = 0;
@@ -1043,6 +1072,31 @@ int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
                      size_t ndrop, uint64_t *dups, char *err)
 {
     int async = a->async;
+    /* a batch that writes one file, at once: that file's own sync is its
+     * commit, as the journal's would be (one write, one fdatasync), and
+     * its lines are not written a second time */
+    struct lp_afile *direct = NULL;
+    int lane[LP_SYNC_LANE];
+    size_t nlane = 1;
+
+    /* its name must be durable too: the directories it was made in are
+     * synced with it when they are few and none is in the epoch's job;
+     * else the journal (its replay makes the file again) */
+    if (async && a->j && a->ntouched == 1 && a->touched[0]->locked) {
+        struct lp_afile *f = a->touched[0];
+        if (f->dirsync <= a->synced_epochs) {
+            direct = f;
+        } else if (f->dirsync == a->epochs + 1) {
+            direct = f;
+            for (size_t i = 0; i < a->norph && direct; i++)
+                if (a->orph[i].dir && a->orph[i].state == O_NEXT) {
+                    if (nlane == LP_SYNC_LANE)
+                        direct = NULL;
+                    else
+                        lane[nlane++] = -1 - a->orph[i].fd;
+                }
+        }
+    }
 
     a->async = 0;
     if (kept_failure(a, err) < 0)
@@ -1086,7 +1140,7 @@ int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
         /* O_APPEND under the lock: nobody wrote in between */
         f->end = f->size + (off_t)f->pend.len;
         /* under the file's lock: rotate asks the journal under it too */
-        if (a->j && f->pend.len &&
+        if (a->j && f != direct && f->pend.len &&
             lp_journal_add(a->j, f->path, strlen(f->path), f->pend.p,
                            f->pend.len) < 0) {
             snprintf(err, LP_ERRLEN, "%s: journal: %s", f->path,
@@ -1094,8 +1148,20 @@ int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
             goto fail;
         }
     }
-    if (a->j && journal_commit(a, async, err) < 0)
+    if (direct) {
+        if (direct->pend.len || direct->mustsync) {
+            /* synced in the lane while the caller sends its next read
+             * (mustsync: that sync too). The file stays dirty for the
+             * epoch: evicted meanwhile, its descriptor is kept open */
+            lane[0] = direct->fd;
+            lp_sync_lane_start(lane, nlane);
+            a->committing = 1;
+            a->direct = direct;
+        }
+        a->commit_us = 0;
+    } else if (a->j && journal_commit(a, async, err) < 0) {
         goto fail;
+    }
     unlock_all(a, a->ntouched);
     if (a->j)
         return journal_settle(a, err);
@@ -1249,10 +1315,22 @@ int lp_archive_sync_finish(struct lp_archive *a, char *err)
 
     if (a->j) {
         /* journal mode: the batch's commit (lp_archive_async) */
+        struct lp_afile *f = a->direct;
         if (!a->committing)
             return 0;
         a->committing = 0;
-        return lp_journal_commit_finish(a->j, err);
+        a->direct = NULL;
+        if (f == NULL)
+            return lp_journal_commit_finish(a->j, err);
+        if (lp_sync_lane_wait(&bad) < 0) {
+            int e = errno;
+            snprintf(err, LP_ERRLEN, "%s%s: fsync: %s", f->path,
+                     bad ? " (a directory made for it)" : "", strerror(e));
+            errno = e;
+            return -1;
+        }
+        f->dirsync = 0;         /* its directories were in the lane */
+        return 0;
     }
     rc = lp_sync_wait(&bad);
 
@@ -1321,6 +1399,7 @@ static int epoch_start(struct lp_archive *a, char *err)
         a->capjob = want;
     }
     a->jmark = lp_journal_seal(a->j);
+    a->epochs++;                /* its job syncs the directories deferred */
     for (size_t i = 0; i < a->ndirty; i++) {
         struct lp_afile *f = a->dirty[i];
         f->dirty = 0;
@@ -1385,6 +1464,7 @@ static int epoch_end(struct lp_archive *a, char *err)
         errno = e;
         return -1;
     }
+    a->synced_epochs = a->epochs;
     return lp_journal_cut(a->j, a->jmark, err);
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_crc.h"
 #include "lp_fs.h"
 #include "lp_journal.h"
 #include "lp_parse.h"
@@ -42,6 +43,73 @@ struct lp_journal {
     size_t pending;             /* bytes of a commit the lane syncs */
     uint64_t bytes;             /* in segs */
 };
+
+/* Records are framed as lp_wal's (u32le length, u32le CRC, payload), the
+ * CRC being CRC-32C in LP_JOURNAL_MAGIC's segments (lp_crc: the CPU's
+ * instruction) and zlib's CRC-32 in LP_JOURNAL_MAGIC1's, which are still
+ * read. */
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+/* Fills the header of the record whose rlen payload bytes follow hdr. */
+static void rec_encode(char *hdr, size_t rlen)
+{
+    unsigned char *h = (unsigned char *)hdr;
+
+    put32(h, (uint32_t)rlen);
+    put32(h + 4, lp_crc32c(lp_crc32c(0, h, 4), hdr + LP_WAL_REC, rlen));
+}
+
+/* As lp_wal_decode, for a segment of version v (1 or 2), *pos past the
+ * header. */
+static int rec_decode(int v, const char *buf, size_t len, size_t *pos,
+                      const char **rec, size_t *rlen)
+{
+    const unsigned char *h;
+    uint32_t n;
+
+    if (v == 1)
+        return lp_wal_decode(buf, len, pos, rec, rlen);
+    if (*pos == len)
+        return 0;
+    if (len - *pos < LP_WAL_REC)
+        return -1;
+    h = (const unsigned char *)buf + *pos;
+    n = get32(h);
+    if (n > LP_WAL_MAXREC || len - *pos - LP_WAL_REC < n ||
+        lp_crc32c(lp_crc32c(0, h, 4), buf + *pos + LP_WAL_REC, n) !=
+            get32(h + 4))
+        return -1;
+    *rec = buf + *pos + LP_WAL_REC;
+    *rlen = n;
+    *pos += LP_WAL_REC + n;
+    return 1;
+}
+
+/* The version of the segment whose first len bytes are buf: 2, 1, 0 when
+ * it is a header cut short (nothing in it), -1 when it is not one. */
+static int seg_version(const char *buf, size_t len)
+{
+    if (len >= LP_JOURNAL_HDR)
+        return memcmp(buf, LP_JOURNAL_MAGIC, LP_JOURNAL_HDR) == 0    ? 2
+               : memcmp(buf, LP_JOURNAL_MAGIC1, LP_JOURNAL_HDR) == 0 ? 1
+                                                                      : -1;
+    return memcmp(buf, LP_JOURNAL_MAGIC, len) == 0 ||
+                   memcmp(buf, LP_JOURNAL_MAGIC1, len) == 0
+               ? 0
+               : -1;
+}
 
 static void seg_name(char *buf, uint64_t seq)
 {
@@ -306,24 +374,24 @@ int lp_journal_replay(struct lp_journal *j,
         seg_name(name, j->segs[i].seq);
         if (slurp(j->jfd, name, &buf, &len, err, j->name) < 0)
             return -1;
-        if (len < LP_JOURNAL_HDR &&
-            memcmp(buf, LP_JOURNAL_MAGIC, len) == 0) {
+        int v = seg_version(buf, len);
+        if (v == 0) {
             /* made, its header cut short by the crash: nothing in it */
             free(buf);
             continue;
         }
-        if (len < LP_JOURNAL_HDR ||
-            memcmp(buf, LP_JOURNAL_MAGIC, LP_JOURNAL_HDR) != 0) {
+        if (v < 0) {
             /* not ours to cut: another version's, or damage */
             snprintf(err, LP_ERRLEN, "%s/%s: not a journal segment this "
-                     "logpipe reads (no %.7s header): move it out of the "
-                     "way to start", j->name, name, LP_JOURNAL_MAGIC);
+                     "logpipe reads (no %.7s or %.7s header): move it out "
+                     "of the way to start", j->name, name, LP_JOURNAL_MAGIC1,
+                     LP_JOURNAL_MAGIC);
             free(buf);
             return -1;
         }
         while (pos < len) {
             size_t at = pos;
-            r = lp_wal_decode(buf, len, &pos, &rec, &rlen);
+            r = rec_decode(v, buf, len, &pos, &rec, &rlen);
             if (r > 0 && lp_journal_payload(rec, rlen, &path, &plen, &lines,
                                             &llen) < 0)
                 r = -1;
@@ -370,7 +438,7 @@ int lp_journal_add(struct lp_journal *j, const char *path, size_t plen,
     lp_buf_add(&j->batch, path, plen);
     lp_buf_add(&j->batch, s, n);
     hdr = j->batch.p + start;
-    lp_wal_encode(hdr, hdr + LP_WAL_REC, j->batch.len - start - LP_WAL_REC);
+    rec_encode(hdr, j->batch.len - start - LP_WAL_REC);
     return 0;
 }
 

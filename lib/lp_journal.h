@@ -16,9 +16,10 @@
  * consumer (its name is the caller's: logpipe-drain's is the hash of its
  * consumer lock), of segments "seg-<16 hex digits>.jnl", numbered in the
  * order they were made, from the clock's microseconds when it is ahead (so
- * that no name is ever used twice): an 8-byte header "LPJNL01\n", then records framed
- * as lp_wal's (u32le length, u32le CRC-32 of the length bytes and the
- * payload, the payload). A payload is one day file's lines of one batch:
+ * that no name is ever used twice): an 8-byte header "LPJNL02\n", then
+ * records framed as lp_wal's (u32le length, u32le CRC-32C (lp_crc.h) of
+ * the length bytes and the payload, the payload). Segments of the first
+ * format, "LPJNL01\n" with zlib's CRC-32 as lp_wal's, are still read. A payload is one day file's lines of one batch:
  * u16le length of the path, the path (relative to --dir), the lines (whole
  * archive lines, each ending in '\n').
  *
@@ -49,7 +50,8 @@
  * any process may read it (lp_journal_covers, lp_journal_usage).
  */
 
-#define LP_JOURNAL_MAGIC "LPJNL01\n"
+#define LP_JOURNAL_MAGIC "LPJNL02\n"    /* records with CRC-32C */
+#define LP_JOURNAL_MAGIC1 "LPJNL01\n"   /* with zlib's CRC-32: still read */
 #define LP_JOURNAL_HDR 8
 #define LP_JOURNAL_DIR ".logpipe-journal"  /* below --dir: the journals */
 

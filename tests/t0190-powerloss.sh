@@ -240,6 +240,21 @@ if pl_drain_ok; then
         "
         say "$(tail -n 1 pl.summary)"
     done
+    # one service: a batch writes one file, whose own sync is its commit
+    # (no journal record)
+    pl_events 3000 1
+    for k in 150 1100; do
+        test_expect_success "one file: drain killed once $k entries are acked, power cut: acked events there once" "
+            pl_round acked $k >>pl.summary
+        "
+        say "$(tail -n 1 pl.summary)"
+    done
+    for n in 5 40; do
+        test_expect_success "one file: drain killed before its change $n, power cut: acked events there once" "
+            pl_round op $n >>pl.summary
+        "
+        say "$(tail -n 1 pl.summary)"
+    done
 else
     test_skip 'drain under the power-loss shim' "$PL_WHY"
 fi

@@ -84,17 +84,17 @@ for which in drain group; do
     '
 done
 
-# A segment whose header is not "LPJNL01\n" (a later format, written by a
+# A segment whose header is neither "LPJNL01\n" nor "LPJNL02\n" (a later format, written by a
 # newer drain that was then downgraded; or damage) was said to be "passed
 # over" and then deleted with the others by the cut after the replay:
 # what it held, lines possibly acknowledged, gone. Now the drain refuses
 # to start (73), naming it, and its bytes stay.
 test_expect_success 'a segment of another format is not deleted: the drain refuses to start' '
     forge &&
-    printf "LPJNL02\nlines of a later format\n" >$seg &&
+    printf "LPJNL99\nlines of a later format\n" >$seg &&
     cp $seg seg.before &&
     expect_exit 73 logpipe-drain --once -v -d out -c j 2>err &&
-    grep_q "not a journal segment this logpipe reads (no LPJNL01 header): move it out of the way to start" err &&
+    grep_q "not a journal segment this logpipe reads (no LPJNL01 or LPJNL02 header): move it out of the way to start" err &&
     { test -f $seg || { echo "$seg was deleted:"; cat err; exit 1; }; } &&
     test_cmp seg.before $seg
 '

@@ -477,8 +477,10 @@ static void test_journal_mode(void)
      * seals under it; flush_all finishes it first */
     {
         struct lp_afile *f = lp_archive_get(a, "jm/as.jsonl", 11, err);
+        struct lp_afile *g = lp_archive_get(a, "jm/at.jsonl", 11, err);
         char who[64];
         line(lp_afile_buf(f), 1700000000400ULL, 0, 10);
+        line(lp_afile_buf(g), 1700000000400ULL, 1, 10);
         lp_archive_hold(a, 0, 0);       /* written through */
         lp_archive_async(a, 1);
         is_int(write_batch(a, &dups, err), 0, "async: written");
@@ -501,7 +503,9 @@ static void test_journal_mode(void)
                "its file");
         free(got);
         f = lp_archive_get(a, "jm/as.jsonl", 11, err);
+        g = lp_archive_get(a, "jm/at.jsonl", 11, err);
         line(lp_afile_buf(f), 1700000000401ULL, 0, 10);
+        line(lp_afile_buf(g), 1700000000401ULL, 1, 10);
         lp_archive_async(a, 1);
         is_int(write_batch(a, &dups, err), 0, "async: a second batch");
         is_int(lp_archive_flush_all(a, err), 0, "async: flush_all with a "
@@ -509,13 +513,120 @@ static void test_journal_mode(void)
         ok(!lp_journal_commit_pending(j) && lp_journal_bytes(j) == 0,
            "async: ... finished it, then cut the journal whole");
         f = lp_archive_get(a, "jm/as.jsonl", 11, err);
+        g = lp_archive_get(a, "jm/at.jsonl", 11, err);
         line(lp_afile_buf(f), 1700000000402ULL, 0, 10);
+        line(lp_afile_buf(g), 1700000000402ULL, 1, 10);
         is_int(write_batch(a, &dups, err), 0, "async: reset by the write");
         ok(!lp_journal_commit_pending(j), "async: the next commit is whole");
         is_int(lp_archive_flush_all(a, err), 0, "async: flushed");
     }
+    /* a batch that writes one file: that file's sync is its commit, in
+     * the lane; nothing of it goes to the journal */
+    {
+        struct lp_afile *f;
+        char who[64];
+        f = lp_archive_get(a, "jm/new/one.jsonl", 16, err);
+        line(lp_afile_buf(f), 1700000000499ULL, 0, 10);
+        lp_archive_hold(a, 0, 0);
+        lp_archive_async(a, 1);
+        is_int(write_batch(a, &dups, err), 0, "one new file: written");
+        is_int(lp_archive_sync_finish(a, err), 0, "one new file: committed");
+        is_int(lp_journal_covers(dirfd, "jm/new/one.jsonl", 16, who,
+                                 sizeof who, err), 0,
+               "one new file in a new directory: not in the journal (both "
+               "directories synced with it)");
+        f = lp_archive_get(a, "jm/new/one.jsonl", 16, err);
+        line(lp_afile_buf(f), 1700000000500ULL, 0, 10);
+        lp_archive_hold(a, 0, 0);
+        lp_archive_async(a, 1);
+        is_int(write_batch(a, &dups, err), 0, "one file: written");
+        ok(lp_archive_busy(a), "one file: busy while it syncs");
+        ok(!lp_journal_commit_pending(j) && lp_journal_bytes(j) == 0,
+           "one file: nothing in the journal");
+        is_int(lp_journal_covers(dirfd, "jm/new/one.jsonl", 16, who,
+                                 sizeof who, err), 0,
+               "one file: no record of it");
+        is_int(lp_archive_flush(a, err), 0, "one file: flush while it syncs");
+        is_int(lp_archive_sync_finish(a, err), 0, "one file: synced");
+        got = slurp("jm/new/one.jsonl", &n);
+        is_int(got ? count_lines(got, n) : 0, 2, "one file: the lines are "
+               "in their file");
+        free(got);
+        /* a copy found in it, and the batch empty then: synced still */
+        f = lp_archive_get(a, "jm/new/one.jsonl", 16, err);
+        lp_afile_check(f, "1700000000500-0", 15);
+        line(lp_afile_buf(f), 1700000000500ULL, 0, 10);
+        lp_archive_async(a, 1);
+        dups = 0;
+        is_int(write_batch(a, &dups, err), 0, "one file: only a copy");
+        is_int(dups, 1, "one file: the copy recognised");
+        ok(lp_archive_busy(a), "one file: its sync runs (the copy may be "
+           "another run's, never synced)");
+        is_int(lp_archive_sync_finish(a, err), 0, "one file: synced again");
+        dups = 0;
+        is_int(lp_archive_flush_all(a, err), 0, "one file: flushed");
+    }
     is_int(lp_archive_flush(a, err), 0, "journal mode: flush, nothing due");
     is_int(lp_journal_remove(j, err), 0, "journal mode: removed");
+    lp_archive_free(a);
+    lp_journal_close(j);
+}
+
+/* A batch that writes one new file: with its few new directories, synced
+ * with it, its commit; with too many, the journal */
+static void test_direct_dirs(void)
+{
+    struct lp_archive *a = lp_archive_new(dirfd, 64, NULL);
+    struct lp_journal *j;
+    char err[LP_ERRLEN], who[64];
+    const char *deep = "jd/n1/n2/n3/deep.jsonl", *near = "jd/n1/x.jsonl";
+    uint64_t dups = 0;
+    struct lp_afile *f;
+
+    j = lp_journal_open(dirfd, "jd", NULL, err);
+    lp_archive_set_journal(a, j, 0);
+    f = lp_archive_get(a, deep, strlen(deep), err);
+    line(lp_afile_buf(f), 1700000000600ULL, 0, 10);
+    lp_archive_hold(a, 0, 0);
+    lp_archive_async(a, 1);
+    is_int(write_batch(a, &dups, err), 0, "new deep file: written");
+    is_int(lp_archive_sync_finish(a, err), 0, "new deep file: committed");
+    is_int(lp_journal_covers(dirfd, deep, strlen(deep), who, sizeof who,
+                             err), 1,
+           "new file in 4 new directories: in the journal (too many "
+           "directories to sync with it)");
+    f = lp_archive_get(a, deep, strlen(deep), err);
+    line(lp_afile_buf(f), 1700000000601ULL, 0, 10);
+    lp_archive_hold(a, 0, 0);
+    lp_archive_async(a, 1);
+    uint64_t before = lp_journal_bytes(j);
+    is_int(write_batch(a, &dups, err), 0, "deep file again: written");
+    is_int(lp_archive_sync_finish(a, err), 0, "deep file again: committed");
+    ok(lp_journal_bytes(j) > before, "deep file again: in the journal, its "
+       "directories not synced yet");
+    is_int(lp_archive_flush_all(a, err), 0, "flushed: directories synced");
+    f = lp_archive_get(a, deep, strlen(deep), err);
+    line(lp_afile_buf(f), 1700000000602ULL, 0, 10);
+    lp_archive_hold(a, 0, 0);
+    lp_archive_async(a, 1);
+    is_int(write_batch(a, &dups, err), 0, "deep file, synced names: written");
+    is_int(lp_archive_sync_finish(a, err), 0, "... committed");
+    is_int(lp_journal_bytes(j), 0, "... by its own sync, not the journal");
+    f = lp_archive_get(a, near, strlen(near), err);
+    line(lp_afile_buf(f), 1700000000603ULL, 0, 10);
+    lp_archive_hold(a, 0, 0);
+    lp_archive_async(a, 1);
+    is_int(write_batch(a, &dups, err), 0, "new file, its directories there: "
+           "written");
+    is_int(lp_archive_sync_finish(a, err), 0, "... committed");
+    is_int(lp_journal_bytes(j), 0, "... with its directories in the lane, "
+           "not the journal");
+    is_int(lp_archive_flush_all(a, err), 0, "flushed");
+    size_t n;
+    char *got = slurp(deep, &n);
+    is_int(got ? count_lines(got, n) : 0, 3, "the deep file has its 3 lines");
+    free(got);
+    is_int(lp_journal_remove(j, err), 0, "removed");
     lp_archive_free(a);
     lp_journal_close(j);
 }
@@ -533,6 +644,7 @@ int main(void)
     test_stop_rule();
     test_partial_and_rotation();
     test_journal_mode();
+    test_direct_dirs();
     {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf %s", root);

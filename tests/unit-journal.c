@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_crc.h"
 #include "lp_journal.h"
+#include "lp_wal.h"
 #include "lp_parse.h"
 #include "tap.h"
 
@@ -203,6 +205,86 @@ static void test_seal_cut(int dirfd)
        errno == ENOENT, "the directory is gone");
     ok(faccessat(dirfd, ".logpipe-journal", F_OK, 0) < 0 &&
        errno == ENOENT, "and the last journal took .logpipe-journal along");
+    lp_journal_close(j);
+}
+
+/* CRC-32C: the check value, and the CPU's instruction against the table
+ * at every length and alignment */
+static void test_crc(void)
+{
+    unsigned char buf[600];
+    uint32_t seed = 12345;
+    int same = 1;
+
+    is_int(lp_crc32c(0, "123456789", 9), (long)0xe3069283u,
+           "crc32c of 123456789 is e3069283");
+    is_int(lp_crc32c_sw(0, "123456789", 9), (long)0xe3069283u,
+           "by the table too");
+    is_int(lp_crc32c(lp_crc32c(0, "1234", 4), "56789", 5),
+           (long)0xe3069283u, "continued");
+    for (size_t i = 0; i < sizeof buf; i++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(seed >> 16);
+    }
+    for (size_t off = 0; off < 16; off++)
+        for (size_t n = 0; n + off <= sizeof buf; n += 7)
+            same &= lp_crc32c(7, buf + off, n) ==
+                    lp_crc32c_sw(7, buf + off, n);
+    ok(same, "the same at every length and alignment");
+}
+
+/* A segment of the first format (zlib's CRC-32) is still replayed; a
+ * record of the second with a flipped bit ends its segment */
+static void test_formats(int dirfd)
+{
+    char err[LP_ERRLEN], rec[64], path[128];
+    struct got g = { { 0 }, 0, 0 };
+    struct heard h = { 0, "" };
+    struct lp_journal *j = lp_journal_open(dirfd, "f", NULL, err);
+    const char *line = "{\"_id\":\"1-0\"}\n";
+    size_t n = 0;
+    FILE *fp;
+
+    ok(j != NULL, "open f");
+    lp_journal_close(j);
+    /* one record: path "v1/a.jsonl", one line */
+    rec[n++] = 10;
+    rec[n++] = 0;
+    memcpy(rec + n, "v1/a.jsonl", 10);
+    n += 10;
+    memcpy(rec + n, line, 14);
+    n += 14;
+    snprintf(path, sizeof path, "%s/.logpipe-journal/f/seg-0000000000000001.jnl",
+             root);
+    fp = fopen(path, "w");
+    char hdr[LP_WAL_REC];
+    lp_wal_encode(hdr, rec, n);
+    fwrite("LPJNL01\n", 1, 8, fp);
+    fwrite(hdr, 1, sizeof hdr, fp);
+    fwrite(rec, 1, n, fp);
+    fclose(fp);
+    is_int(replay_all(dirfd, "f", &g, &h), 0, "a LPJNL01 segment: replayed");
+    lp_buf_addc(&g.b, '\0');
+    is_str(g.b.p, "v1/a.jsonl|{\"_id\":\"1-0\"}\n", "its record comes back");
+    is_int(h.warns, 0, "without a warning");
+    lp_buf_free(&g.b);
+    memset(&g, 0, sizeof g);
+    /* the same record in a LPJNL02 segment, CRC-32: damage there */
+    snprintf(path, sizeof path, "%s/.logpipe-journal/f/seg-0000000000000002.jnl",
+             root);
+    fp = fopen(path, "w");
+    fwrite("LPJNL02\n", 1, 8, fp);
+    fwrite(hdr, 1, sizeof hdr, fp);
+    fwrite(rec, 1, n, fp);
+    fclose(fp);
+    is_int(replay_all(dirfd, "f", &g, &h), 0, "replay both");
+    is_int(g.n, 1, "the first format's record only: a CRC-32 in a LPJNL02 "
+           "segment is damage");
+    is_int(h.warns, 1, "said once");
+    lp_buf_free(&g.b);
+    j = lp_journal_open(dirfd, "f", NULL, err);
+    ok(j && lp_journal_cut(j, lp_journal_seal(j), err) == 0 &&
+       lp_journal_remove(j, err) == 0, "cut and removed");
     lp_journal_close(j);
 }
 
@@ -504,6 +586,8 @@ int main(void)
     test_commit_replay(dirfd);
     test_seal_cut(dirfd);
     test_commit_halves(dirfd);
+    test_crc();
+    test_formats(dirfd);
     test_torn(dirfd);
     test_fn_fails(dirfd);
     test_covers_usage(dirfd);
