@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lp_group.h"
+#include "lp_resp.h"
 
 struct lp_group {
     struct lp_redis *r;
@@ -14,6 +15,8 @@ struct lp_group {
     const char **ack;
     size_t *acklen;
     size_t nack, capack;
+    struct lp_buf ackcmd;       /* XACK in RESP, made here: hiredis's
+                                 * formatting took 4% of a drain */
     struct lp_sid *mine;        /* lp_group_not_ours: our pending IDs */
     size_t capmine;
 };
@@ -51,6 +54,7 @@ void lp_group_free(struct lp_group *g)
         return;
     free(g->ack);
     free(g->acklen);
+    lp_buf_free(&g->ackcmd);
     free(g->mine);
     free(g);
 }
@@ -492,7 +496,12 @@ int lp_group_queue_ack(struct lp_group *g, char *err)
     g->acklen[1] = strlen(g->stream);
     g->ack[2] = g->group;
     g->acklen[2] = strlen(g->group);
-    if (lp_redis_append(g->r, (int)g->nack + 3, g->ack, g->acklen) < 0)
+    g->ackcmd.len = 0;
+    if (lp_resp_command(&g->ackcmd, (int)g->nack + 3, g->ack, g->acklen) < 0) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        return -1;
+    }
+    if (lp_redis_append_raw(g->r, g->ackcmd.p, g->ackcmd.len) < 0)
         return not_connected(g, err);
     return 1;
 }

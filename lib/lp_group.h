@@ -143,8 +143,9 @@ void lp_group_ack_drop(struct lp_group *g, const struct lp_sid *drop,
 /* Empties the queue (its XACK was answered, or is given up). */
 void lp_group_ack_clear(struct lp_group *g);
 
-/* Queues the XACK of the IDs added (none: nothing). 1 queued, 0 none, -1
- * with err when not connected. The queue stays until cleared. */
+/* Queues the XACK of the IDs added (none: nothing), encoded here (one
+ * RESP buffer, kept). 1 queued, 0 none, -1 with err when not connected
+ * or out of memory. The queue stays until cleared. */
 int lp_group_queue_ack(struct lp_group *g, char *err);
 
 /*

@@ -358,6 +358,26 @@ static int slurp(int jfd, const char *name, char **buf, size_t *len,
     return 0;
 }
 
+/* Is the record that fails at buf[at..len) the tail of a commit that did
+ * not finish (a crash): a header or record cut short by the end, or only
+ * zeros to the end (blocks the file system allocated, never written)? Else
+ * it is damage with records after it. */
+static int torn(const char *buf, size_t len, size_t at)
+{
+    const unsigned char *h = (const unsigned char *)buf + at;
+    uint32_t n;
+
+    if (len - at < LP_WAL_REC)
+        return 1;
+    n = get32(h) & ~LP_WAL_DONE;
+    if (n <= LP_WAL_MAXREC && len - at - LP_WAL_REC <= n)
+        return 1;
+    for (size_t i = at; i < len; i++)
+        if (buf[i] != 0)
+            return 0;
+    return 1;
+}
+
 int lp_journal_replay(struct lp_journal *j,
                       int (*fn)(void *ctx, const char *path, size_t plen,
                                 const char *lines, size_t len, char *err),
@@ -395,11 +415,27 @@ int lp_journal_replay(struct lp_journal *j,
             if (r > 0 && lp_journal_payload(rec, rlen, &path, &plen, &lines,
                                             &llen) < 0)
                 r = -1;
-            if (r < 0) {
+            if (r < 0 && torn(buf, len, at)) {
                 lp_notice(&j->nt, LP_NOTICE_WARN,
                           "%s/%s: torn or damaged after byte %zu of %zu: "
                           "the rest was never acknowledged, left out",
                           j->name, name, at, len);
+                r = 0;
+                break;
+            }
+            if (r < 0) {
+                /* whole records may follow: acknowledged lines, which
+                 * cannot be read; the segment is kept for a look */
+                char aside[SEG_NAMELEN + 16];
+                snprintf(aside, sizeof aside, "%s.damaged", name);
+                int kept = renameat(j->jfd, name, j->jfd, aside) == 0;
+                lp_notice(&j->nt, LP_NOTICE_ERROR,
+                          "%s/%s: damaged at byte %zu of %zu, with %zu "
+                          "bytes after the damaged record: lines of "
+                          "batches acknowledged may be lost there; %s",
+                          j->name, name, at, len, len - at,
+                          kept ? "the segment is kept as .damaged"
+                               : "the segment could not be kept");
                 r = 0;
                 break;
             }

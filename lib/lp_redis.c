@@ -1,6 +1,7 @@
 /* lp_redis.c -- Redis connection, pipelining, and reply walking */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,192 @@
  * in flight are lost; server errors are ordinary replies.
  */
 
+/* ---- replies in arenas -------------------------------------------------
+ *
+ * hiredis's own reply objects cost several mallocs an entry (the entry's
+ * array, its ID, its fields' array, each field and value: a third of
+ * logpipe-drain's instructions went to malloc and free). The reader here
+ * builds the same redisReply objects, each top-level reply in a chain of
+ * chunks of its own, and lp_reply_free frees the chain: a few mallocs a
+ * reply. The layout is hiredis's redisReply, so every accessor below reads
+ * them as before; only lp_reply_free may free them.
+ */
+
+struct chunk {
+    struct chunk *next;
+    size_t cap, used;
+    max_align_t data[];
+};
+
+struct top {                    /* before each top-level reply */
+    struct chunk *chunks;
+    redisReply r;
+};
+
+static struct top *top_of(void *reply)
+{
+    return (struct top *)((char *)reply - offsetof(struct top, r));
+}
+
+/* a reader's reply being built (reader->privdata) */
+struct build {
+    struct top *top;
+    struct chunk *last;
+};
+
+#define CHUNK_MIN 4096
+#define CHUNK_MAX (256u << 10)
+
+static void *arena_alloc(struct build *b, size_t n)
+{
+    struct chunk *c = b->last;
+    size_t a = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+
+    if (c == NULL || c->cap - c->used < a) {
+        size_t cap = c ? c->cap * 2 : CHUNK_MIN;
+        if (cap > CHUNK_MAX)
+            cap = CHUNK_MAX;
+        if (cap < a)
+            cap = a;
+        struct chunk *nc = malloc(sizeof *nc + cap);
+        if (nc == NULL)
+            return NULL;
+        nc->next = NULL;
+        nc->cap = cap;
+        nc->used = 0;
+        if (c)
+            c->next = nc;
+        b->last = c = nc;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += a;
+    return p;
+}
+
+static void chain_free(struct chunk *c)
+{
+    while (c) {
+        struct chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
+/* A new object for task: the first of a new top-level reply, or one
+ * linked into its parent array. */
+static redisReply *arena_obj(const redisReadTask *task, int type, size_t extra)
+{
+    const redisReadTask *root = task;
+    struct build *b;
+    redisReply *r;
+
+    while (root->parent)
+        root = root->parent;
+    b = root->privdata;
+    if (task->parent == NULL) {
+        /* a top-level reply: its own chain */
+        struct chunk *first = malloc(sizeof *first + CHUNK_MIN);
+        if (first == NULL)
+            return NULL;
+        first->next = NULL;
+        first->cap = CHUNK_MIN;
+        first->used = 0;
+        b->last = first;
+        b->top = arena_alloc(b, sizeof *b->top);
+        b->top->chunks = first;
+        r = &b->top->r;
+    } else if ((r = arena_alloc(b, sizeof *r)) == NULL) {
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    r->type = type;
+    if (extra && (r->str = arena_alloc(b, extra)) == NULL) {
+        if (task->parent == NULL)
+            chain_free(b->top->chunks);     /* hiredis never saw it */
+        return NULL;
+    }
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static void *arena_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply *r = arena_obj(task, task->type, len + 1);
+
+    if (r == NULL)
+        return NULL;
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+static void *arena_array(const redisReadTask *task, int elements)
+{
+    redisReply *r = arena_obj(task, REDIS_REPLY_ARRAY, 0);
+    const redisReadTask *root = task;
+
+    if (r == NULL)
+        return NULL;
+    while (root->parent)
+        root = root->parent;
+    if (elements > 0) {
+        r->element = arena_alloc(root->privdata,
+                                 (size_t)elements * sizeof *r->element);
+        if (r->element == NULL) {
+            if (task->parent == NULL)
+                chain_free(top_of(r)->chunks);  /* hiredis never saw it */
+            return NULL;
+        }
+        memset(r->element, 0, (size_t)elements * sizeof *r->element);
+    }
+    r->elements = (size_t)elements;
+    return r;
+}
+
+static void *arena_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = arena_obj(task, REDIS_REPLY_INTEGER, 0);
+
+    if (r)
+        r->integer = value;
+    return r;
+}
+
+static void *arena_nil(const redisReadTask *task)
+{
+    return arena_obj(task, REDIS_REPLY_NIL, 0);
+}
+
+/* hiredis frees only a top-level reply (one it gives up building) */
+static void arena_free(void *reply)
+{
+    if (reply)
+        chain_free(top_of(reply)->chunks);
+}
+
+static redisReplyObjectFunctions arena_fns = {
+    arena_string, arena_array, arena_integer, arena_nil, arena_free
+};
+
+static void arena_reader(redisReader *rd, struct build *b)
+{
+    b->top = NULL;
+    b->last = NULL;
+    rd->fn = &arena_fns;
+    rd->privdata = b;
+}
+
 struct lp_redis {
     struct lp_url url;
     char *password;
     char name[300];
     redisContext *c;
     int64_t timeout_ms;
+    struct build build;         /* c's reader's */
 };
 
 struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password)
@@ -145,6 +326,7 @@ int lp_redis_connect(struct lp_redis *r, char *err)
         lp_redis_disconnect(r);
         return LP_REDIS_ETEMP;
     }
+    arena_reader(r->c->reader, &r->build);
     if (r->timeout_ms > 0)
         redisSetTimeout(r->c, tv_of(r->timeout_ms));
     if (!r->url.is_unix)
@@ -195,7 +377,7 @@ int lp_redis_connect(struct lp_redis *r, char *err)
                 rc = LP_REDIS_ETEMP;
             }
         }
-        freeReplyObject(rep);
+        lp_reply_free((struct lp_reply *)rep);
     }
     if (rc)
         lp_redis_disconnect(r);
@@ -317,8 +499,7 @@ struct lp_reply *lp_redis_cmd(struct lp_redis *r, char *err, ...)
 
 void lp_reply_free(struct lp_reply *rep)
 {
-    if (rep)
-        freeReplyObject(rep);
+    arena_free(rep);
 }
 
 #define R(x) ((const redisReply *)(x))
@@ -556,11 +737,13 @@ int lp_stream_id_parse(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
 int lp_reply_parse(const char *buf, size_t len, struct lp_reply **rep)
 {
     redisReader *rd = redisReaderCreate();
+    struct build b;
     void *p = NULL;
     int rc;
 
     if (rd == NULL)
         return -1;
+    arena_reader(rd, &b);
     if (redisReaderFeed(rd, buf, len) != REDIS_OK ||
         redisReaderGetReply(rd, &p) != REDIS_OK)
         rc = -1;

@@ -400,9 +400,37 @@ static void test_torn(int dirfd)
         struct heard h = { 0, "" };
         replay_all(dirfd, "t", &g, &h);
         is_int(g.n, 1, "damage ends the segment at the damaged record");
-        ok(strstr(h.last, "torn or damaged after byte") != NULL,
-           "said: %s", h.last);
+        ok(strstr(h.last, "damaged at byte") != NULL &&
+           strstr(h.last, "acknowledged may be lost") != NULL &&
+           strstr(h.last, "kept as .damaged") != NULL,
+           "damage with a record after it is said as such: %s", h.last);
+        char aside[200];
+        snprintf(aside, sizeof aside, "%s.damaged", path);
+        ok(faccessat(dirfd, aside, F_OK, 0) == 0 &&
+           faccessat(dirfd, path, F_OK, 0) < 0,
+           "the segment is moved aside, as %s", aside);
+        unlinkat(dirfd, aside, 0);
         lp_buf_free(&g.b);
+    }
+    whole[ends[0] + 12] ^= 0x20;
+    /* zeros after the whole records (blocks never written): torn */
+    {
+        struct got g = { { 0 }, 0, 0 };
+        struct heard h = { 0, "" };
+        char zeros[64] = { 0 }, seg2[200];
+        snprintf(seg2, sizeof seg2, "%s/.logpipe-journal/t/seg-00000000000000ff.jnl",
+                 root);
+        int z = open(seg2, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+        ok(z >= 0 && write(z, whole, (size_t)ends[1]) == ends[1] &&
+           write(z, zeros, sizeof zeros) == (ssize_t)sizeof zeros,
+           "a segment of two records and 64 zero bytes");
+        close(z);
+        replay_all(dirfd, "t", &g, &h);
+        is_int(g.n, 2, "its two records come back");
+        ok(strstr(h.last, "torn or damaged after byte") != NULL,
+           "the zeros are a torn tail: %s", h.last);
+        lp_buf_free(&g.b);
+        unlink(seg2);
     }
     free(whole);
     close(fd);

@@ -1,0 +1,2 @@
+#!/bin/sh
+exec ${LP_VALGRIND:-} "$(dirname "$0")/unit-lane"
