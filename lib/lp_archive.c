@@ -1314,23 +1314,23 @@ int lp_archive_sync_finish(struct lp_archive *a, char *err)
     int rc;
 
     if (a->j) {
-        /* journal mode: the batch's commit (lp_archive_async) */
+        /* journal mode: the batch's commit (lp_archive_async); one that
+         * lp_archive_flush_all finished and found failed is kept */
         struct lp_afile *f = a->direct;
         if (!a->committing)
-            return 0;
+            return kept_failure(a, err);
         a->committing = 0;
         a->direct = NULL;
         if (f == NULL)
-            return lp_journal_commit_finish(a->j, err);
-        if (lp_sync_lane_wait(&bad) < 0) {
+            rc = lp_journal_commit_finish(a->j, err);
+        else if ((rc = lp_sync_lane_wait(&bad)) < 0) {
             int e = errno;
             snprintf(err, LP_ERRLEN, "%s%s: fsync: %s", f->path,
                      bad ? " (a directory made for it)" : "", strerror(e));
             errno = e;
-            return -1;
-        }
-        f->dirsync = 0;         /* its directories were in the lane */
-        return 0;
+        } else
+            f->dirsync = 0;     /* its directories were in the lane */
+        return rc;
     }
     rc = lp_sync_wait(&bad);
 
@@ -1540,8 +1540,14 @@ int lp_archive_flush_all(struct lp_archive *a, char *err)
 {
     if (a->j == NULL)
         return 0;
-    if (a->committing && lp_archive_sync_finish(a, err) < 0)
+    if (a->committing && lp_archive_sync_finish(a, err) < 0) {
+        /* kept: lp_archive_sync_finish says it again, for the batch */
+        if (!a->failed) {
+            a->failed = errno ? errno : EIO;
+            snprintf(a->ferr, sizeof a->ferr, "%s", err);
+        }
         return -1;
+    }
     if (kept_failure(a, err) < 0)
         return -1;
     if (a->job && epoch_end(a, err) < 0)

@@ -98,7 +98,8 @@ int lp_archive_sync_finish(struct lp_archive *a, char *err);
 /*
  * Journal mode (logpipe-drain's): lp_archive_write adds the batch's lines
  * to j (borrowed) and commits j; the batch is durable when
- * lp_archive_write returns 0, and lp_archive_sync is not called. A file
+ * lp_archive_write returns 0 (with lp_archive_async, when
+ * lp_archive_sync_finish then does), and lp_archive_sync is not called. A file
  * the batch writes to is locked from before its lines enter j until
  * after the commit; most files are not written by the batch, though:
  * their lines are held (in memory, and in j) and written many batches at
