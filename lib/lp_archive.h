@@ -136,8 +136,9 @@ void lp_archive_hold(struct lp_archive *a, int ok, int64_t since);
  * nothing but that call and lp_archive_flush_all (which waits for it
  * first) may use a meanwhile; lp_archive_flush does nothing until then.
  * A batch that writes one file is committed, so, by that file's own
- * fdatasync (and of the directories it was made in since the last epoch,
- * when they fit in lp_sync's lane), its lines not added to j: one write
+ * fdatasync (and of the directories on its path handed over since the
+ * last epoch, when they fit in lp_sync's lane), its lines not added to j
+ * but only a mark of the file (lp_journal_mark, for rotate): one write
  * and one sync as well, without the second copy. Reset to 0 by each
  * lp_archive_write. */
 void lp_archive_async(struct lp_archive *a, int on);

@@ -1735,6 +1735,8 @@ static int replay_record(void *ctx, const char *path, size_t plen,
             return -1;
         }
     }
+    if (len == 0)
+        return 0;               /* a mark (lp_journal_mark): no lines */
     /* at most --max-files open at once, as a batch */
     if (!lp_archive_touches(d->arch, p, plen) &&
         lp_archive_touched(d->arch) >= d->conf.max_files &&

@@ -525,6 +525,42 @@ static void end_active(struct lp_journal *j)
     j->afd = -1;
 }
 
+int lp_journal_mark(struct lp_journal *j, const char *path, size_t plen,
+                    char *err)
+{
+    char rec[LP_WAL_REC + 2 + 512];
+    size_t n = LP_WAL_REC + 2 + plen;
+
+    if (plen == 0 || plen > 512) {
+        snprintf(err, LP_ERRLEN, "%.*s: path too long for a mark",
+                 (int)(plen > 200 ? 200 : plen), path);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (j->pending) {
+        snprintf(err, LP_ERRLEN, "%s: a commit is still syncing", j->name);
+        errno = EBUSY;
+        return -1;
+    }
+    if (j->afd < 0 && new_active(j, err) < 0)
+        return -1;
+    rec[LP_WAL_REC] = (char)(plen & 0xff);
+    rec[LP_WAL_REC + 1] = (char)(plen >> 8);
+    memcpy(rec + LP_WAL_REC + 2, path, plen);
+    rec_encode(rec, 2 + plen);
+    if (lp_fs_write_all(j->afd, rec, n) < 0) {
+        int e = errno;
+        snprintf(err, LP_ERRLEN, "%s: write: %s", j->name, strerror(e));
+        if (ftruncate(j->afd, (off_t)j->segs[j->nsegs - 1].size) < 0)
+            end_active(j);
+        errno = e;
+        return -1;
+    }
+    j->segs[j->nsegs - 1].size += n;
+    j->bytes += n;
+    return 0;
+}
+
 int lp_journal_commit_start(struct lp_journal *j, char *err)
 {
     int fds[2];
