@@ -98,7 +98,8 @@ int lp_archive_sync_finish(struct lp_archive *a, char *err);
 /*
  * Journal mode (logpipe-drain's): lp_archive_write adds the batch's lines
  * to j (borrowed) and commits j; the batch is durable when
- * lp_archive_write returns 0, and lp_archive_sync is not called. A file
+ * lp_archive_write returns 0 (with lp_archive_async, when
+ * lp_archive_sync_finish then does), and lp_archive_sync is not called. A file
  * the batch writes to is locked from before its lines enter j until
  * after the commit; most files are not written by the batch, though:
  * their lines are held (in memory, and in j) and written many batches at
@@ -135,8 +136,9 @@ void lp_archive_hold(struct lp_archive *a, int ok, int64_t since);
  * nothing but that call and lp_archive_flush_all (which waits for it
  * first) may use a meanwhile; lp_archive_flush does nothing until then.
  * A batch that writes one file is committed, so, by that file's own
- * fdatasync (and of the directories it was made in since the last epoch,
- * when they fit in lp_sync's lane), its lines not added to j: one write
+ * fdatasync (and of the directories on its path handed over since the
+ * last epoch, when they fit in lp_sync's lane), its lines not added to j
+ * but only a mark of the file (lp_journal_mark, for rotate): one write
  * and one sync as well, without the second copy. Reset to 0 by each
  * lp_archive_write. */
 void lp_archive_async(struct lp_archive *a, int on);

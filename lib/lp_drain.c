@@ -967,9 +967,12 @@ static int request(struct lp_drain *d, char *err)
             if (lp_redis_flush(d->r, err) < 0)
                 return -1;
         }
-        /* the epoch waited for the commit; it runs beside the read */
+        /* the epoch waited for the commit; it runs beside the read,
+         * whose entries a failure gives back (read_sent) */
+        d->read_sent = 1;
         if (journal_flush(d, 0) < 0)
             return -1;
+        d->read_sent = 0;
     }
     return 0;
 }
@@ -1732,6 +1735,8 @@ static int replay_record(void *ctx, const char *path, size_t plen,
             return -1;
         }
     }
+    if (len == 0)
+        return 0;               /* a mark (lp_journal_mark): no lines */
     /* at most --max-files open at once, as a batch */
     if (!lp_archive_touches(d->arch, p, plen) &&
         lp_archive_touched(d->arch) >= d->conf.max_files &&
@@ -1904,8 +1909,9 @@ static int journal_flush(struct lp_drain *d, int all)
     rc = all ? lp_archive_flush_all(d->arch, err)
              : lp_archive_flush(d->arch, err);
     if (rc < 0) {
+        /* the disk's failure, not the entries': deliveries given back */
         say(d, LP_NOTICE_ERROR, "%s", err);
-        return end(d, LP_EX_IOERR);
+        return env_end(d, LP_EX_IOERR);
     }
     return 0;
 }

@@ -41,6 +41,9 @@ struct lp_journal {
     int anew;                   /* active made since the directory sync */
     struct lp_buf batch;        /* records added since the last commit */
     size_t pending;             /* bytes of a commit the lane syncs */
+    int ferrno;                 /* a commit's failure found by a seal or a
+                                   close, kept for commit_finish */
+    char ferr[LP_ERRLEN];
     uint64_t bytes;             /* in segs */
 };
 
@@ -270,15 +273,15 @@ fail:
     return NULL;
 }
 
+static void commit_wait(struct lp_journal *j);
+
 void lp_journal_close(struct lp_journal *j)
 {
-    char err[LP_ERRLEN];
-
     if (!j)
         return;
     /* the lane must be done with the descriptors; its outcome does not
      * matter any more (nothing is acknowledged after a close) */
-    lp_journal_commit_finish(j, err);
+    commit_wait(j);
     if (j->afd >= 0)
         close(j->afd);
     if (j->jfd >= 0)
@@ -522,6 +525,42 @@ static void end_active(struct lp_journal *j)
     j->afd = -1;
 }
 
+int lp_journal_mark(struct lp_journal *j, const char *path, size_t plen,
+                    char *err)
+{
+    char rec[LP_WAL_REC + 2 + 512];
+    size_t n = LP_WAL_REC + 2 + plen;
+
+    if (plen == 0 || plen > 512) {
+        snprintf(err, LP_ERRLEN, "%.*s: path too long for a mark",
+                 (int)(plen > 200 ? 200 : plen), path);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (j->pending) {
+        snprintf(err, LP_ERRLEN, "%s: a commit is still syncing", j->name);
+        errno = EBUSY;
+        return -1;
+    }
+    if (j->afd < 0 && new_active(j, err) < 0)
+        return -1;
+    rec[LP_WAL_REC] = (char)(plen & 0xff);
+    rec[LP_WAL_REC + 1] = (char)(plen >> 8);
+    memcpy(rec + LP_WAL_REC + 2, path, plen);
+    rec_encode(rec, 2 + plen);
+    if (lp_fs_write_all(j->afd, rec, n) < 0) {
+        int e = errno;
+        snprintf(err, LP_ERRLEN, "%s: write: %s", j->name, strerror(e));
+        if (ftruncate(j->afd, (off_t)j->segs[j->nsegs - 1].size) < 0)
+            end_active(j);
+        errno = e;
+        return -1;
+    }
+    j->segs[j->nsegs - 1].size += n;
+    j->bytes += n;
+    return 0;
+}
+
 int lp_journal_commit_start(struct lp_journal *j, char *err)
 {
     int fds[2];
@@ -530,6 +569,11 @@ int lp_journal_commit_start(struct lp_journal *j, char *err)
     if (j->pending) {
         snprintf(err, LP_ERRLEN, "%s: a commit is still syncing", j->name);
         errno = EBUSY;
+        goto drop;
+    }
+    if (j->ferrno) {
+        /* a failed commit a seal found, not reported yet */
+        lp_journal_commit_finish(j, err);
         goto drop;
     }
     if (j->batch.len == 0)
@@ -560,27 +604,39 @@ drop:
     return -1;
 }
 
-int lp_journal_commit_finish(struct lp_journal *j, char *err)
+/* Waits for the commit the lane syncs, if any; a failure is kept in
+ * j->ferrno/ferr until lp_journal_commit_finish reports it. */
+static void commit_wait(struct lp_journal *j)
 {
     struct seg *a;
     size_t bad = 0, len = j->pending;
 
     if (len == 0)
-        return 0;
+        return;
     j->pending = 0;
     a = &j->segs[j->nsegs - 1];
     a->size += len;
     j->bytes += len;
     if (lp_sync_lane_wait(&bad) < 0) {
-        int e = errno;
-        snprintf(err, LP_ERRLEN, "%s%s: fsync: %s", j->name,
-                 bad ? " (its directory)" : "", strerror(e));
+        j->ferrno = errno;
+        snprintf(j->ferr, sizeof j->ferr, "%s%s: fsync: %s", j->name,
+                 bad ? " (its directory)" : "", strerror(j->ferrno));
         /* what the kernel dropped is not known: no more in this one */
         end_active(j);
-        errno = e;
-        return -1;
+        return;
     }
     j->anew = 0;
+}
+
+int lp_journal_commit_finish(struct lp_journal *j, char *err)
+{
+    commit_wait(j);
+    if (j->ferrno) {
+        snprintf(err, LP_ERRLEN, "%s", j->ferr);
+        errno = j->ferrno;
+        j->ferrno = 0;
+        return -1;
+    }
     return 0;
 }
 
@@ -598,11 +654,10 @@ int lp_journal_commit(struct lp_journal *j, char *err)
 
 uint64_t lp_journal_seal(struct lp_journal *j)
 {
-    char err[LP_ERRLEN];
-
     /* the caller finishes its commit first; should it not, the seal
-     * waits for it (a failed one ended the segment: sealed as well) */
-    lp_journal_commit_finish(j, err);
+     * waits for it (a failed one ended the segment, and is kept for
+     * lp_journal_commit_finish to report) */
+    commit_wait(j);
     end_active(j);
     return j->next;
 }

@@ -114,6 +114,17 @@ int lp_journal_commit(struct lp_journal *j, char *err);
  * pending one first.
  */
 int lp_journal_commit_start(struct lp_journal *j, char *err);
+
+/*
+ * Writes at once, without a sync, a record of path[0..plen) (at most 512
+ * bytes) with no lines: a mark that the file has lines of a batch not yet
+ * acknowledged, for lp_journal_covers (rotate) to see, when the batch is
+ * committed by the file's own sync rather than by the journal. Replay
+ * applies nothing for it; the cut removes it with its segment. Not while
+ * a commit syncs (EBUSY). Returns 0 or -1 with err and errno.
+ */
+int lp_journal_mark(struct lp_journal *j, const char *path, size_t plen,
+                    char *err);
 int lp_journal_commit_finish(struct lp_journal *j, char *err);
 int lp_journal_commit_pending(const struct lp_journal *j);
 

@@ -194,9 +194,16 @@ void lp_sync_lane_start(const int *fds, size_t n)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     pthread_mutex_unlock(&mu);
-    if (n > LP_SYNC_LANE)
-        n = LP_SYNC_LANE;
     pthread_mutex_lock(&lmu);
+    if (n > LP_SYNC_LANE) {
+        /* a caller's mistake: fail the job rather than sync a part */
+        lane_n = 0;
+        lane_errno = E2BIG;
+        lane_bad = LP_SYNC_LANE;
+        lane_state = 2;
+        pthread_mutex_unlock(&lmu);
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         lane_fds[i] = fds[i];
     lane_n = n;

@@ -34,8 +34,9 @@ int lp_sync_busy(void);
  * behind the pool's job (a batch's commit beside an epoch of thousands of
  * files). lp_sync_lane_start syncs fds[0..n) (copied, n <= LP_SYNC_LANE;
  * -1 - fd: fsync) one after the other in that thread and returns at once;
- * lp_sync_lane_wait waits and returns as lp_sync_all does. One job at a
- * time; without a thread (none could be made) the start syncs them
+ * lp_sync_lane_wait waits and returns as lp_sync_all does (more than
+ * LP_SYNC_LANE files: the job fails with E2BIG, nothing synced). One job
+ * at a time; without a thread (none could be made) the start syncs them
  * itself.
  */
 #define LP_SYNC_LANE 4

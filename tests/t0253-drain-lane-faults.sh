@@ -47,17 +47,15 @@ if command -v strace >/dev/null; then
     '
 
     # The epoch sync of a day file fails. Every batch is full (60,000
-    # entries, -n 10: several seconds under strace, the first epoch is
-    # due after one), so each commit syncs in the lane and the epochs
-    # run in request(), after the late XACK, with the next read already
-    # sent: the run ends (74) with that read's entries delivered and
-    # never looked at. "Failing to ... sync a file, is the disk's
-    # failure, not the entry's: exit 73 or 74, the deliveries given
-    # back" (logpipe-drain(1), Redelivery). They are not: each keeps
-    # the delivery. (Before a728e51 the epoch ran at the top of the loop
-    # and the batch in hand kept its delivery the same way.)
+    # entries over two files, -n 10: several seconds under strace, the
+    # first epoch is due after one), so each commit syncs in the lane
+    # and the epochs run in request(), after the late XACK, with the next
+    # read already sent: the run ends (74), and that read's entries get
+    # their deliveries back, as logpipe-drain(1), Redelivery, says ("the
+    # disk's failure, not the entry's"). They kept them before this test
+    # (found by the review of a728e51).
     test_expect_success 'a day file fails its epoch sync while a read is out: the read gets its deliveries back' '
-        fresh 60000 "a" &&
+        fresh 60000 "a b" &&
         ASAN_OPTIONS=detect_leaks=0 \
         expect_exit 74 strace -f -o /dev/null -P "$PWD/out/a/$day.jsonl" \
             -e trace=fdatasync -e inject=fdatasync:error=EIO \
@@ -66,11 +64,35 @@ if command -v strace >/dev/null; then
         test "$(pending)" -gt 0 &&
         deliveries >got &&
         echo "$(pending) x 0" >want &&
-        test_cmp want got
+        test_cmp want got &&
+        logpipe-drain --once -d out 2>err &&
+        test "$(pending)" -eq 0 &&
+        exactly 60000 out
+    '
+
+    # One file: each batch is committed by that file's own sync, in the
+    # lane; it fails: 74, nothing of that batch acknowledged, deliveries
+    # given back, and the next run has every event once
+    test_expect_success 'one file: its own sync fails in the lane: 74, deliveries given back, then exactly once' '
+        fresh 3000 "a" &&
+        ASAN_OPTIONS=detect_leaks=0 \
+        expect_exit 74 strace -f -o /dev/null -P "$PWD/out/a/$day.jsonl" \
+            -e trace=fdatasync -e inject=fdatasync:error=EIO:when=3 \
+            logpipe-drain --once -d out -n 100 2>err &&
+        grep_q "a/$day.jsonl: fsync: Input/output error" err &&
+        test "$(pending)" -gt 0 &&
+        deliveries >got &&
+        echo "$(pending) x 0" >want &&
+        test_cmp want got &&
+        logpipe-drain --once -d out -n 100 2>err &&
+        test "$(pending)" -eq 0 &&
+        exactly 3000 out
     '
 else
     test_skip 'the lane fails on the 20th commit' 'strace is not installed'
     test_skip 'a day file fails its epoch sync while a read is out' \
+        'strace is not installed'
+    test_skip 'one file: its own sync fails in the lane' \
         'strace is not installed'
 fi
 

@@ -54,6 +54,9 @@ static int write_batch(struct lp_archive *a, uint64_t *dups, char *err)
     return lp_archive_write(a, NULL, 0, dups, err);
 }
 
+/* The bytes of a journal mark of a path of n bytes (lp_journal_mark) */
+#define MARK(n) (8u + 2u + (uint64_t)(n))
+
 /* Appends "{"_id":"ms-seq","pad":"xxx..."}\n" with pad bytes of padding. */
 static void line(struct lp_buf *b, uint64_t ms, uint64_t seq, size_t pad)
 {
@@ -521,31 +524,34 @@ static void test_journal_mode(void)
         is_int(lp_archive_flush_all(a, err), 0, "async: flushed");
     }
     /* a batch that writes one file: that file's sync is its commit, in
-     * the lane; nothing of it goes to the journal */
+     * the lane; its lines do not go to the journal, only a mark of the
+     * file (lp_journal_mark), for rotate */
     {
         struct lp_afile *f;
         char who[64];
+        uint64_t before = lp_journal_bytes(j);
         f = lp_archive_get(a, "jm/new/one.jsonl", 16, err);
         line(lp_afile_buf(f), 1700000000499ULL, 0, 10);
         lp_archive_hold(a, 0, 0);
         lp_archive_async(a, 1);
         is_int(write_batch(a, &dups, err), 0, "one new file: written");
         is_int(lp_archive_sync_finish(a, err), 0, "one new file: committed");
+        is_int(lp_journal_bytes(j), before + (before ? 0 : 8) + MARK(16),
+               "one new file in a new directory: only a mark of it in the "
+               "journal, not its lines (both directories synced with it)");
         is_int(lp_journal_covers(dirfd, "jm/new/one.jsonl", 16, who,
-                                 sizeof who, err), 0,
-               "one new file in a new directory: not in the journal (both "
-               "directories synced with it)");
+                                 sizeof who, err), 1,
+               "one new file: rotate sees the mark");
+        before = lp_journal_bytes(j);
         f = lp_archive_get(a, "jm/new/one.jsonl", 16, err);
         line(lp_afile_buf(f), 1700000000500ULL, 0, 10);
         lp_archive_hold(a, 0, 0);
         lp_archive_async(a, 1);
         is_int(write_batch(a, &dups, err), 0, "one file: written");
         ok(lp_archive_busy(a), "one file: busy while it syncs");
-        ok(!lp_journal_commit_pending(j) && lp_journal_bytes(j) == 0,
-           "one file: nothing in the journal");
-        is_int(lp_journal_covers(dirfd, "jm/new/one.jsonl", 16, who,
-                                 sizeof who, err), 0,
-               "one file: no record of it");
+        ok(!lp_journal_commit_pending(j) &&
+           lp_journal_bytes(j) == before + MARK(16),
+           "one file: a mark in the journal, not its lines");
         is_int(lp_archive_flush(a, err), 0, "one file: flush while it syncs");
         is_int(lp_archive_sync_finish(a, err), 0, "one file: synced");
         got = slurp("jm/new/one.jsonl", &n);
@@ -611,7 +617,9 @@ static void test_direct_dirs(void)
     lp_archive_async(a, 1);
     is_int(write_batch(a, &dups, err), 0, "deep file, synced names: written");
     is_int(lp_archive_sync_finish(a, err), 0, "... committed");
-    is_int(lp_journal_bytes(j), 0, "... by its own sync, not the journal");
+    is_int(lp_journal_bytes(j), 8 + MARK(strlen(deep)),
+           "... by its own sync: a mark in the journal, not its lines");
+    before = lp_journal_bytes(j);
     f = lp_archive_get(a, near, strlen(near), err);
     line(lp_afile_buf(f), 1700000000603ULL, 0, 10);
     lp_archive_hold(a, 0, 0);
@@ -619,8 +627,8 @@ static void test_direct_dirs(void)
     is_int(write_batch(a, &dups, err), 0, "new file, its directories there: "
            "written");
     is_int(lp_archive_sync_finish(a, err), 0, "... committed");
-    is_int(lp_journal_bytes(j), 0, "... with its directories in the lane, "
-           "not the journal");
+    is_int(lp_journal_bytes(j), before + MARK(strlen(near)),
+           "... with its directories in the lane: a mark, not its lines");
     is_int(lp_archive_flush_all(a, err), 0, "flushed");
     size_t n;
     char *got = slurp(deep, &n);

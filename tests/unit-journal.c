@@ -208,6 +208,39 @@ static void test_seal_cut(int dirfd)
     lp_journal_close(j);
 }
 
+/* A mark: a record of a path with no lines, written at once (no commit),
+ * seen by a reader; replayed as a record without lines */
+static void test_mark(int dirfd)
+{
+    char err[LP_ERRLEN], who[64];
+    struct lp_journal *j = lp_journal_open(dirfd, "m", NULL, err);
+    struct got g = { { 0 }, 0, 0 };
+    struct heard h = { 0, "" };
+
+    ok(j != NULL, "open m");
+    is_int(lp_journal_mark(j, "m/1.jsonl", 9, err), 0, "a mark");
+    is_int(lp_journal_pending(j), 0, "nothing waits for a commit");
+    is_int(lp_journal_bytes(j), 8 + 8 + 2 + 9, "header and the mark");
+    is_int(lp_journal_covers(dirfd, "m/1.jsonl", 9, who, sizeof who, err), 1,
+           "a reader sees it at once");
+    lp_journal_add(j, "m/2.jsonl", 9, "{\"_id\":\"1-0\"}\n", 14);
+    is_int(lp_journal_commit_start(j, err), 0, "a commit starts");
+    errno = 0;
+    ok(lp_journal_mark(j, "m/1.jsonl", 9, err) < 0 && errno == EBUSY,
+       "no mark while it syncs");
+    is_int(lp_journal_commit_finish(j, err), 0, "finished");
+    lp_journal_close(j);
+    is_int(replay_all(dirfd, "m", &g, &h), 0, "replay");
+    lp_buf_addc(&g.b, '\0');
+    is_str(g.b.p, "m/1.jsonl|m/2.jsonl|{\"_id\":\"1-0\"}\n",
+           "the mark comes back without lines, then the commit");
+    lp_buf_free(&g.b);
+    j = lp_journal_open(dirfd, "m", NULL, err);
+    ok(j && lp_journal_cut(j, lp_journal_seal(j), err) == 0 &&
+       lp_journal_remove(j, err) == 0, "cut and removed");
+    lp_journal_close(j);
+}
+
 /* CRC-32C: the check value, and the CPU's instruction against the table
  * at every length and alignment */
 static void test_crc(void)
@@ -615,6 +648,7 @@ int main(void)
     test_seal_cut(dirfd);
     test_commit_halves(dirfd);
     test_crc();
+    test_mark(dirfd);
     test_formats(dirfd);
     test_torn(dirfd);
     test_fn_fails(dirfd);

@@ -128,6 +128,10 @@ static void test_archive(int dirfd)
     f = lp_archive_get(a, "x/2.jsonl", 9, err);
     ok(f != NULL, "a day file");
     lp_buf_adds(lp_afile_buf(f), "{\"_id\":\"5-0\"}\n");
+    /* and a second: the batch goes through the journal (a batch of one
+     * file is committed by that file's sync) */
+    f = lp_archive_get(a, "y/2.jsonl", 9, err);
+    lp_buf_adds(lp_afile_buf(f), "{\"_id\":\"5-1\"}\n");
     lp_archive_hold(a, 0, 0);
     lp_archive_async(a, 1);
     failing(1);

@@ -62,12 +62,19 @@ int main(void)
         ok(lp_sync_lane_wait(&bad) == 0, "the lane syncs beside a job");
         ok(lp_sync_wait(&bad) == 0, "and the job ends as well");
         ok(lp_sync_lane_wait(&bad) == 0, "a wait with no job: 0");
+        int rounds = 0;
         for (int round = 0; round < 100; round++) {
             lp_sync_lane_start(lane, 1 + (size_t)round % 2);
             if (lp_sync_lane_wait(&bad) < 0)
                 break;
+            rounds++;
         }
-        ok(1, "100 lane rounds");
+        is_int(rounds, 100, "100 lane rounds");
+        int five[5] = { fds[0], fds[1], fds[2], fds[3], fds[4] };
+        lp_sync_lane_start(five, 5);
+        errno = 0;
+        ok(lp_sync_lane_wait(&bad) < 0 && errno == E2BIG,
+           "more files than the lane takes: refused, not synced in part");
         int d = open(dir, O_RDONLY | O_DIRECTORY);
         int bads[3] = { fds[0], -1 - d, 1 << 20 };
         lp_sync_lane_start(bads, 3);
