@@ -119,7 +119,7 @@ void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j,
                             int64_t stale_ms);
 
 #define LP_HOLD_FILE (64u << 10)
-#define LP_HOLD_MAX (4u << 20)
+#define LP_HOLD_MAX (12u << 20)
 
 /* May the batch in hand's lines be held (1, the default), or must they
  * be written through (0: a batch that stalled, whose entries another
