@@ -130,6 +130,12 @@ struct lp_send_conf {
     uint64_t position;          /* --position: the input's first command
                                    has this position (a resume); 0: go on
                                    after the committed one */
+    int journal;                /* --journal: the input is the systemd
+                                   journal (lp_jsource), not files */
+    const char *journal_dir;    /* --journal-dir, or NULL: the system's */
+    struct lp_list journal_match;  /* --journal-match FIELD=VALUE */
+    int from_start;             /* --from-start: no cursor committed yet:
+                                   from the oldest entry, not the end */
     /* a connection to Redis, not connected yet; NULL with err (the
      * engine makes two with --shared-rate) */
     struct lp_redis *(*redis_new)(void *ctx, char *err);
