@@ -1154,6 +1154,17 @@ int lp_send_open(struct lp_send *s, char *err)
         snprintf(err, LP_ERRLEN, "--stream: too long");
         return LP_EX_USAGE;
     }
+    if (s->c.journal_dir) {
+        /* said before Redis is waited for */
+        struct stat st;
+        int rc = stat(s->c.journal_dir, &st);
+        if (rc < 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, LP_ERRLEN, "--journal-dir %s: %s",
+                     s->c.journal_dir, rc < 0 ? strerror(errno) :
+                     "not a directory");
+            return LP_EX_NOINPUT;
+        }
+    }
     s->next_pos = s->c.position ? s->c.position : 1;
     /* what we look for in each event */
     s->time_idx = s->c.time_field[0] ? lp_jkeys_add(&s->keys,

@@ -195,7 +195,7 @@ test_expect_success 'no cursor yet: from the end of the journal, not its start' 
     test_cmp ewant egot
 '
 
-test_expect_success 'options: --journal-dir needs --journal, no FILE, no --wal' '
+test_expect_success 'options: --journal-dir needs --journal, no FILE, no --wal; a missing DIR: 66' '
     expect_exit 64 logpipe-send --journal-dir j 2>o1.err
     grep_q "logpipe-send: --journal-dir needs --journal" o1.err
     expect_exit 64 logpipe-send --journal x 2>o2.err
@@ -204,6 +204,8 @@ test_expect_success 'options: --journal-dir needs --journal, no FILE, no --wal' 
     grep_q "logpipe-send: --wal does not go with --journal" o3.err
     expect_exit 64 logpipe-send --journal --journal-match foo 2>o4.err
     grep_q "is not FIELD=VALUE" o4.err
+    expect_exit 66 logpipe-send --journal --journal-dir nodir 2>o5.err
+    grep_q "logpipe-send: --journal-dir nodir: No such file or directory" o5.err
 '
 
 test_done
