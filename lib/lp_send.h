@@ -24,8 +24,9 @@
  * made with (its own levels below beside LP_NOTICE_*, in the order
  * things happen) and returns an exit status (lp_exit.h).
  *
- * The input is files or descriptors the engine reads itself today
- * (lp_send_run). A front door that is handed bodies instead (HTTP) would
+ * The input is files or descriptors the engine reads itself, or the
+ * systemd journal (c->journal: lp_jsource, its cursor committed with the
+ * events as the run's producer's) (lp_send_run). A front door that is handed bodies instead (HTTP) would
  * come in beside lp_send_run as lp_send_feed(s, buf, len) and
  * lp_send_flush(s), over the same line splitter, batches and WAL.
  *
@@ -78,8 +79,8 @@ enum { LP_SEND_ON_BLOCK, LP_SEND_ON_REJECT, LP_SEND_ON_DLQ };  /* on_limit */
 #define LP_PRODUCERS_SUFFIX ":producers"
 
 /* What an input hands the engine with each of its events (stdin's is the
- * run's own; --follow and --journal will give one per file, and the
- * journal's cursor); lp_send_int.h: lp_batch_prod. */
+ * run's own; --journal's too, with the journal's cursor; --follow will
+ * give one per file); lp_send_int.h: lp_batch_prod. */
 struct lp_producer {
     const char *name;           /* [A-Za-z0-9._:@/+-], at most
                                    LP_PRODUCER_MAX bytes */
