@@ -126,6 +126,21 @@ test_expect_success 'a reply lost after Redis ran the batch: found stored, not s
     tally $N lgot
 '
 
+test_expect_success 'Redis away at the start: the cursor is waited for, then all sent' '
+    stop_redis
+    logpipe-send --journal --journal-dir j --from-start --stream r 2>r.err &
+    pid=$!
+    sleep 0.5
+    restart_redis
+    wait_for 30 test_xlen -ge $N r
+    sleep 0.3
+    kill -TERM $pid
+    expect_exit 0 wait $pid
+    grep_q "Connection refused; retrying for up to 30s" r.err
+    jseqs r >rgot
+    tally $N rgot
+'
+
 test_expect_success 'the cursor is the producer field, after its position' '
     f=$(rcli HKEYS logs:stream:producers)
     case $f in *:journal:*) ;; *) echo "producer $f"; false ;; esac
