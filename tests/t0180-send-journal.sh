@@ -141,13 +141,15 @@ test_expect_success 'Redis away at the start: the cursor is waited for, then all
     tally $N rgot
 '
 
-test_expect_success 'the cursor is the producer field, after its position' '
+test_expect_success 'the cursor is the producer field, after its position; stat shows it' '
     f=$(rcli HKEYS logs:stream:producers)
     case $f in *:journal:*) ;; *) echo "producer $f"; false ;; esac
     v=$(rcli HGET logs:stream:producers "$f")
     set -- $v
     test $# = 3
     case $3 in s=*";i="*) ;; *) echo "cursor $3"; false ;; esac
+    logpipe-stat --producers >stat
+    grep_q "{\"name\":\"$f\",\"position\":$1,\"age_seconds\":[0-9.]*,\"cursor\":\"$3\"}" stat
 '
 
 test_expect_success '--journal-match: only matching entries, a producer of its own' '
