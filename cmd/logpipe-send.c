@@ -32,6 +32,8 @@ struct send_opt {
 
 static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
                     char *err);
+static int match_opt(const struct lp_optdef *o, void *base, char *arg,
+                     char *err);
 
 #define OPT struct send_opt
 static const struct lp_optdef longopts[] = {
@@ -73,7 +75,8 @@ static const struct lp_optdef longopts[] = {
     { "time-field", 0, LP_STR(OPT, c.time_field), "NAME",
       "member holding the event time (timestamp)" },
     { "max-age", 0, LP_DURATION(OPT, c.max_age), "DUR",
-      "reject events older than DUR (24h; 0 = off)" },
+      "reject events older than DUR (24h, with --journal\n"
+      "0; 0 = off)" },
     { "max-skew", 0, LP_DURATION(OPT, c.max_skew), "DUR",
       "reject events more than DUR ahead (5m; 0 = off)" },
     { "max-line", 0, LP_SIZE(OPT, c.max_line), "SIZE",
@@ -99,6 +102,17 @@ static const struct lp_optdef longopts[] = {
       "--producer (a resume, as the resume hint says)", .min = 1 },
     { "producer-ttl", 0, LP_DURATION(OPT, c.producer_ttl), "DUR",
       "forget producers silent this long (7d; 0 = never)" },
+    { "journal", 0, LP_FLAG(OPT, c.journal), NULL,
+      "read the systemd journal, not FILEs: each entry\n"
+      "once, going on after the cursor Redis holds" },
+    { "journal-dir", 0, LP_STR(OPT, c.journal_dir), "DIR",
+      "with --journal: the journal files of DIR", .flags = LP_OF_NONEMPTY },
+    { "journal-match", 0, LP_CALL(OPT, c.journal_match, match_opt),
+      "FIELD=VALUE", "with --journal: only matching entries (repeat:\n"
+      "one FIELD ORed, different ones ANDed)" },
+    { "from-start", 0, LP_FLAG(OPT, c.from_start), NULL,
+      "with --journal, no cursor yet: from the oldest\n"
+      "entry (default: from the end)" },
     LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL }
@@ -117,7 +131,9 @@ static const struct tool_cmd cli = {
     .name = "logpipe-send",
     .synopsis =
 "usage: logpipe-send [options] [FILE...]\n"
-"Send NDJSON events from FILEs (or stdin, or '-') to a Redis stream.\n"
+"       logpipe-send --journal [options]\n"
+"Send NDJSON events from FILEs (or stdin, or '-'), or the entries of the\n"
+"systemd journal, to a Redis stream.\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited, or\n"
@@ -196,6 +212,27 @@ static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
     return 0;
 }
 
+/* --journal-match FIELD=VALUE, repeatable: one more item */
+static int match_opt(const struct lp_optdef *o, void *base, char *arg,
+                     char *err)
+{
+    struct lp_list *l = (struct lp_list *)((char *)base + o->off);
+    size_t f = strcspn(arg, "=");
+
+    if (f == 0 || arg[f] != '=' ||
+        strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != f) {
+        snprintf(err, LP_ERRLEN, "'%s' is not FIELD=VALUE (FIELD: A-Z "
+                 "0-9 _)", arg);
+        return -1;
+    }
+    if (l->n >= LP_LIST_MAX) {
+        snprintf(err, LP_ERRLEN, "at most %d", LP_LIST_MAX);
+        return -1;
+    }
+    l->item[l->n++] = arg;
+    return 0;
+}
+
 static void parse_args(struct send_opt *opt, int argc, char **argv)
 {
     struct lp_send_conf *c = &opt->c;
@@ -206,6 +243,21 @@ static void parse_args(struct send_opt *opt, int argc, char **argv)
     c->nargs = i - 1;
     c->files = argv + i;
     c->nfiles = argc - i;
+    if (!c->journal && (c->journal_dir || c->journal_match.n ||
+                        c->from_start))
+        tool_opt_error(&cli, "--%s needs --journal", c->journal_dir ?
+                       "journal-dir" : c->journal_match.n ?
+                       "journal-match" : "from-start");
+    if (c->journal && c->nfiles)
+        tool_opt_error(&cli, "--journal reads no FILE");
+    if (c->journal && (c->wal || c->position))
+        tool_opt_error(&cli, "--%s does not go with --journal (the journal "
+                       "keeps its entries until Redis has them)",
+                       c->wal ? "wal" : "position");
+    /* an old backlog of the journal is what it is for: --max-age only
+     * when asked for */
+    if (c->max_age < 0)
+        c->max_age = c->journal ? 0 : 24 * 3600 * 1000LL;
     if (c->flush_wal && (c->wal == NULL || c->nfiles))
         tool_opt_error(&cli, "--flush-wal needs --wal DIR and no FILE");
     if (c->position && c->producer == NULL)
@@ -237,7 +289,13 @@ static int summary(struct lp_send *s, const struct lp_send_conf *c)
     uint64_t off;
     const char *name = lp_send_input(s, &off);
 
-    if (lp_send_stopped(s) && !lp_send_stdout_gone(s))
+    const char *unit = c->journal ? "entry" : "line";
+    const char *units = c->journal ? "entries" : "lines";
+    if (c->journal && lp_send_stopped(s))
+        lp_info("stopped: %" PRIu64 " %s sent, %" PRIu64 " journal %s read",
+                n->sent, plural(n->sent, "event", "events"), off,
+                plural(off, "entry", "entries"));
+    else if (lp_send_stopped(s) && !lp_send_stdout_gone(s))
         lp_warn("interrupted: %" PRIu64 " %s sent, %s read up to byte %"
                 PRIu64, n->sent, plural(n->sent, "event", "events"),
                 name ? name : "input", off);
@@ -246,7 +304,7 @@ static int summary(struct lp_send *s, const struct lp_send_conf *c)
                 "again)", n->already, plural(n->already, "event was",
                                              "events were"));
     lp_info("%" PRIu64 " %s, %" PRIu64 " %s sent%s", n->lines,
-            plural(n->lines, "line", "lines"), n->sent,
+            plural(n->lines, unit, units), n->sent,
             plural(n->sent, "event", "events"),
             n->wal ? " (some through the WAL)" : "");
     if (n->past_limit)
@@ -257,7 +315,7 @@ static int summary(struct lp_send *s, const struct lp_send_conf *c)
     if (n->rejected) {
         lp_error("%" PRIu64 " invalid %s in %" PRIu64 " %s", n->rejected,
                  plural(n->rejected, "event", "events"), n->lines,
-                 plural(n->lines, "line", "lines"));
+                 plural(n->lines, unit, units));
         if (code == 0)
             code = LP_EX_DATAERR;
     }
@@ -288,7 +346,7 @@ int main(int argc, char **argv)
             .batch_bytes = 8 << 20,
             .linger = 20,
             .timeout = 30000,
-            .max_age = 24 * 3600 * 1000LL,
+            .max_age = -1,      /* parse_args: 24h, 0 with --journal */
             .max_skew = 5 * 60 * 1000LL,
             .max_line = 1 << 20,
             .max_depth = LP_JSON_DEPTH,

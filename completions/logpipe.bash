@@ -18,7 +18,8 @@ _logpipe_opts()
             --shared-rate --max-keys --time-field --max-age
             --max-skew --max-line --max-depth --max-members --require
             --rejects --rejects-to-dlq --ids --producer --position
-            --producer-ttl -g -b -l -t"
+            --producer-ttl --journal --journal-dir --journal-match
+            --from-start -g -b -l -t"
         ;;
     logpipe-drain)
         # --block has no short form
@@ -92,7 +93,7 @@ _logpipe_takes_arg()
         --rate|--burst|--rate-key|--on-limit|--max-keys|\
         --time-field|--max-age|--max-skew|--max-line|--max-depth|\
         --max-members|--require|--rejects|--producer|--position|\
-        --producer-ttl|-g|-b|-l|-t)
+        --producer-ttl|--journal-dir|--journal-match|-g|-b|-l|-t)
             return 0 ;;
         esac ;;
     logpipe-drain)
@@ -179,7 +180,7 @@ _logpipe()
         --password-file|--rejects|--metrics)
             _logpipe_files
             return ;;
-        -d|--dir|--wal)
+        -d|--dir|--wal|--journal-dir)
             _logpipe_files -d
             return ;;
         --log-format)

@@ -457,6 +457,11 @@ uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
         b->nprods++;
     }
     if (clen) {
+        /* the cursor it replaces, when last in pbuf, goes: --journal
+         * sets one per entry, and pbuf stays one cursor long */
+        if (b->prods[i].cursorlen &&
+            b->prods[i].cursor + b->prods[i].cursorlen == b->pbuf.len)
+            b->pbuf.len = b->prods[i].cursor;
         b->prods[i].cursor = (uint32_t)b->pbuf.len;
         b->prods[i].cursorlen = (uint32_t)clen;
         if (lp_buf_add(&b->pbuf, cursor, clen) < 0)
@@ -545,6 +550,38 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
     memcpy(s->pcache[s->npcache].name, name, len);
     s->pcache[s->npcache].name[len] = '\0';
     s->pcache[s->npcache++].pos = *pos;
+    return 0;
+}
+
+int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err)
+{
+    const char *argv[3] = { "HGET", s->pkey, s->producer };
+    size_t lens[3] = { 4, strlen(s->pkey), strlen(s->producer) };
+    struct lp_reply *rep;
+
+    out->len = 0;
+    if ((rep = lp_redis_cmdv(s->r, err, 3, argv, lens)) == NULL)
+        return -1;
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[LP_ERRLEN - 100];
+        snprintf(err, LP_ERRLEN, "HGET %s: %s", s->pkey,
+                 lp_reply_text(rep, t, sizeof t));
+        s->last_permanent |= permanent_error(rep);
+        lp_reply_free(rep);
+        return -1;
+    }
+    if (lp_reply_type(rep) == LP_REPLY_STRING) {
+        /* "<pos> <unix-ms> <cursor>": what follows the second space */
+        size_t n;
+        const char *v = lp_reply_str(rep, &n), *e = v + n;
+        const char *sp = memchr(v, ' ', n);
+        if (sp && (sp = memchr(sp + 1, ' ', (size_t)(e - sp - 1))) != NULL &&
+            lp_buf_add(out, sp + 1, (size_t)(e - sp - 1)) < 0) {
+            lp_reply_free(rep);
+            lp_send_oom(s);
+        }
+    }
+    lp_reply_free(rep);
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "lp_exit.h"
 #include "lp_fs.h"
 #include "lp_jq.h"
+#include "lp_jsource.h"
 #include "lp_json.h"
 #include "lp_line.h"
 #include "lp_metrics.h"
@@ -64,7 +65,9 @@ _Noreturn void lp_send_oom(struct lp_send *s)
 
 static void where(struct lp_send *s, char *buf, size_t cap, uint64_t lineno)
 {
-    if (s->name)
+    if (s->js)
+        snprintf(buf, cap, "journal: entry %" PRIu64, lineno);
+    else if (s->name)
         snprintf(buf, cap, "%s: line %" PRIu64, s->name, lineno);
     else
         snprintf(buf, cap, "line %" PRIu64, lineno);
@@ -307,6 +310,9 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
 
     if (b->n == 0)
         b->opened_ms = lp_mono_ms();
+    if (s->js)                  /* the batch commits the entry's cursor */
+        lp_batch_prod(s, b, s->producer, strlen(s->producer), s->jcur.p,
+                      s->jcur.len);
     b->ev[b->n].cmd = (uint32_t)start;
     b->ev[b->n].cmdlen = (uint32_t)(b->blob.len - start);
     b->ev[b->n].file = (uint32_t)s->file;
@@ -698,20 +704,20 @@ static void long_line(struct lp_send *s, const struct lp_line *ln)
 /* ---- the loop ----------------------------------------------------------- */
 
 /*
- * Waits for input (fd >= 0) or replies, at most until the input batch's
- * linger time is over or the next WAL attempt is due. Returns 1 when input
- * is readable.
+ * Waits for input (fd >= 0, for events) or replies, at most until the
+ * input batch's linger time is over, the next WAL attempt is due, or cap
+ * ms (-1: no cap). Returns 1 when input is readable.
  */
-static int wait_input(struct lp_send *s, int fd)
+static int wait_io(struct lp_send *s, int fd, short events, int cap)
 {
     struct pollfd p[2];
-    int np = 0, timeout = -1, rc, rfd = -1;
+    int np = 0, timeout = cap, rc, rfd = -1;
     char err[LP_ERRLEN];
     int64_t now = lp_mono_ms(), left;
 
     if (fd >= 0) {
         p[np].fd = fd;
-        p[np].events = POLLIN;
+        p[np].events = events;
         p[np].revents = 0;
         np++;
     }
@@ -728,7 +734,8 @@ static int wait_input(struct lp_send *s, int fd)
             dispatch(s);
             return 0;
         }
-        timeout = (int)left;
+        if (timeout < 0 || left < timeout)
+            timeout = (int)left;
     }
     if (s->walmode && s->count == 0 && !(s->rseg && s->rseg_eof)) {
         left = s->replay_at - now;
@@ -754,6 +761,11 @@ static int wait_input(struct lp_send *s, int fd)
         dispatch(s);
     lp_spool_replay(s);
     return fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+static int wait_input(struct lp_send *s, int fd)
+{
+    return wait_io(s, fd, POLLIN, -1);
 }
 
 static void drain_input(struct lp_send *s, int fd)
@@ -793,6 +805,141 @@ static void drain_input(struct lp_send *s, int fd)
             say(s, LP_NOTICE_ERROR, "%s: %s", s->name ? s->name : "stdin",
                 strerror(errno));
             s->exit_code = errno == EISDIR ? LP_EX_NOINPUT : LP_EX_IOERR;
+            return;
+        }
+    }
+}
+
+/* ---- --journal ---------------------------------------------------------- */
+
+/*
+ * The journal's cursor is the run's producer's (lp_send_open named it):
+ * each batch commits, with its events, the cursor of the last entry read
+ * into it (add_command, and one_entry for an entry that made no
+ * command), so Redis holds exactly the entries up to the cursor it holds.
+ * A restart seeks just after that cursor. Batches whose reply was lost
+ * are resolved by position as stdin's are (lp_pipeline_resolve): the
+ * producer's positions count the commands.
+ */
+
+/* Connects and reads the committed cursor, retrying for --timeout; then
+ * opens the journal just after it (none: at its end, or its start with
+ * --from-start). A failure ends the run. */
+static void journal_open(struct lp_send *s)
+{
+    char err[LP_ERRLEN], d[32];
+    struct lp_jsource_conf jc = {
+        .dir = s->c.journal_dir,
+        .match = (const char *const *)s->c.journal_match.item,
+        .nmatch = s->c.journal_match.n,
+        .from_end = !s->c.from_start,
+        .max_event = s->c.max_line,
+    };
+    int64_t since = lp_mono_ms();
+    int warned = 0;
+
+    lp_format_duration(s->c.timeout, d, sizeof d);
+    for (;;) {
+        if (lp_pipeline_connect(s, err) == 0 &&
+            lp_pipeline_cursor(s, &s->jcur, err) == 0)
+            break;
+        if (s->last_permanent) {
+            say(s, LP_NOTICE_ERROR, "%s", err);
+            lp_send_end_run(s, LP_EX_CONFIG);
+        }
+        if (lp_send_stopping(s)) {
+            say(s, LP_NOTICE_ERROR, "interrupted while Redis fails: %s", err);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        if (lp_mono_ms() - since >= s->c.timeout) {
+            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s; nothing "
+                "of the journal was read", d, err);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        if (!warned++)
+            say(s, LP_NOTICE_WARN, "%s; retrying for up to %s", err, d);
+        poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
+    }
+    lp_backoff_reset(&s->backoff);
+    if (s->jcur.len) {
+        if (lp_buf_addc(&s->jcur, '\0') < 0)
+            lp_send_oom(s);
+        jc.cursor = s->jcur.p;
+        say(s, LP_SEND_DEBUG, "journal: going on after cursor %s", jc.cursor);
+    }
+    if ((s->js = lp_jsource_new(&jc, err)) == NULL) {
+        say(s, LP_NOTICE_ERROR, "%s", err);
+        lp_send_end_run(s, LP_EX_NOINPUT);
+    }
+    s->jcur.len = 0;
+    s->name = "journal";
+}
+
+/* One entry: through one_event as a line is; its cursor goes with the
+ * batch being filled. */
+static void one_entry(struct lp_send *s, const struct lp_jentry *e)
+{
+    struct lp_line ln;
+    char at[64];
+
+    s->jentry++;
+    s->n.lines++;
+    s->jcur.len = 0;
+    if (lp_buf_adds(&s->jcur, e->cursor) < 0)
+        lp_send_oom(s);
+    memset(&ln, 0, sizeof ln);
+    ln.p = e->event;
+    ln.len = e->len;
+    ln.lineno = s->jentry;
+    ln.start = s->jentry - 1;
+    where(s, at, sizeof at, s->jentry);
+    if (e->kind == LP_JENTRY_SKIPPED) {
+        s->n.rejected++;
+        say(s, LP_SEND_BAD, "%s: longer than --max-line (%" PRIu64 " bytes) "
+            "even cut: skipped", at, s->c.max_line);
+    } else {
+        if (e->kind == LP_JENTRY_CUT)
+            say(s, LP_SEND_DEBUG, "%s: cut to --max-line (%" PRIu64 " bytes): "
+                "%d %s dropped or cut", at, s->c.max_line, e->dropped,
+                e->dropped == 1 ? "value" : "values");
+        one_event(s, e->event, e->len, &ln, NULL);
+    }
+    /* an entry that made no command (rejected, skipped) moves the
+     * cursor all the same, when the batch being filled commits one */
+    if (s->in.n > 0)
+        lp_batch_prod(s, &s->in, s->producer, strlen(s->producer),
+                      s->jcur.p, s->jcur.len);
+}
+
+/* --journal: entries as they come, until a stop. Rate limits and
+ * backpressure wait inside one_entry: no entry is read meanwhile. */
+static void journal_input(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+    struct lp_jentry e;
+    int rc;
+
+    journal_open(s);
+    while (!lp_send_stopping(s)) {
+        rc = lp_jsource_next(s->js, &e, err);
+        if (rc > 0) {
+            if ((s->jentry & 255) == 0)
+                s->now = lp_now_ms();
+            one_entry(s, &e);
+            continue;
+        }
+        if (rc == 0) {
+            /* the cap: a stop signal between the check and the poll
+             * waits at most a second */
+            int t = lp_jsource_timeout(s->js);
+            wait_io(s, lp_jsource_fd(s->js), lp_jsource_events(s->js),
+                    t < 0 || t > 1000 ? 1000 : t);
+            s->now = lp_now_ms();
+            rc = lp_jsource_process(s->js, err);
+        }
+        if (rc < 0) {
+            say(s, LP_NOTICE_ERROR, "journal: %s", err);
+            s->exit_code = LP_EX_IOERR;
             return;
         }
     }
@@ -979,6 +1126,20 @@ int lp_send_open(struct lp_send *s, char *err)
             return LP_EX_USAGE;
         }
         snprintf(s->producer, sizeof s->producer, "%s", s->c.producer);
+    } else if (s->c.journal) {
+        /* stable, one per journal and filter: HOST:journal:HASH of the
+         * directory and the matches */
+        uint64_t h = 0xcbf29ce484222325ULL;
+        const char *dir = s->c.journal_dir ? s->c.journal_dir : "";
+        size_t n = strspn(s->host, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+        h = fnv(h, dir, strlen(dir) + 1);
+        for (int i = 0; i < s->c.journal_match.n; i++)
+            h = fnv(h, s->c.journal_match.item[i],
+                    strlen(s->c.journal_match.item[i]) + 1);
+        snprintf(s->producer, sizeof s->producer, "%.*s:journal:%08" PRIx32,
+                 (int)(n < 63 ? n : 63), n ? s->host : "unknown",
+                 (uint32_t)(h ^ (h >> 32)));
     } else {
         /* stdin cannot resume: a name of its own per run, from 1 */
         char h[64];
@@ -992,6 +1153,17 @@ int lp_send_open(struct lp_send *s, char *err)
                  LP_PRODUCERS_SUFFIX) >= (int)sizeof s->pkey) {
         snprintf(err, LP_ERRLEN, "--stream: too long");
         return LP_EX_USAGE;
+    }
+    if (s->c.journal_dir) {
+        /* said before Redis is waited for */
+        struct stat st;
+        int rc = stat(s->c.journal_dir, &st);
+        if (rc < 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, LP_ERRLEN, "--journal-dir %s: %s",
+                     s->c.journal_dir, rc < 0 ? strerror(errno) :
+                     "not a directory");
+            return LP_EX_NOINPUT;
+        }
     }
     s->next_pos = s->c.position ? s->c.position : 1;
     /* what we look for in each event */
@@ -1050,7 +1222,7 @@ int lp_send_open(struct lp_send *s, char *err)
     lp_redis_set_timeout(s->r, s->c.timeout < 10000 ?
                          (s->c.timeout > 1000 ? s->c.timeout : 1000) :
                          10000);
-    if (s->c.producer) {
+    if (s->c.producer || s->c.journal) {
         int rc = lock_producer(s, err);
         if (rc)
             return rc;
@@ -1093,6 +1265,10 @@ oom:
 /* The inputs, one after the other, as far as a stop lets them. */
 static void read_inputs(struct lp_send *s)
 {
+    if (s->c.journal) {
+        journal_input(s);
+        return;
+    }
     if (s->c.nfiles == 0)
         drain_input(s, STDIN_FILENO);
     for (int i = 0; i < s->c.nfiles && !lp_send_stopping(s); i++) {
@@ -1133,7 +1309,7 @@ const struct lp_send_counts *lp_send_counts(const struct lp_send *s)
 
 const char *lp_send_input(const struct lp_send *s, uint64_t *offset)
 {
-    *offset = lp_lines_offset(&s->lines);
+    *offset = s->c.journal ? s->jentry : lp_lines_offset(&s->lines);
     return s->name;
 }
 
@@ -1169,6 +1345,8 @@ void lp_send_free(struct lp_send *s)
     if (s->rseg)
         lp_wal_seg_release(s->wal, s->rseg);
     lp_wal_close(s->wal);
+    lp_jsource_free(s->js);
+    lp_buf_free(&s->jcur);
     lp_redis_free(s->r);
     lp_redis_free(s->rr);
     lp_rate_free(s->rate);

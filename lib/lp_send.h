@@ -24,8 +24,9 @@
  * made with (its own levels below beside LP_NOTICE_*, in the order
  * things happen) and returns an exit status (lp_exit.h).
  *
- * The input is files or descriptors the engine reads itself today
- * (lp_send_run). A front door that is handed bodies instead (HTTP) would
+ * The input is files or descriptors the engine reads itself, or the
+ * systemd journal (c->journal: lp_jsource, its cursor committed with the
+ * events as the run's producer's) (lp_send_run). A front door that is handed bodies instead (HTTP) would
  * come in beside lp_send_run as lp_send_feed(s, buf, len) and
  * lp_send_flush(s), over the same line splitter, batches and WAL.
  *
@@ -78,8 +79,8 @@ enum { LP_SEND_ON_BLOCK, LP_SEND_ON_REJECT, LP_SEND_ON_DLQ };  /* on_limit */
 #define LP_PRODUCERS_SUFFIX ":producers"
 
 /* What an input hands the engine with each of its events (stdin's is the
- * run's own; --follow and --journal will give one per file, and the
- * journal's cursor); lp_send_int.h: lp_batch_prod. */
+ * run's own; --journal's too, with the journal's cursor; --follow will
+ * give one per file); lp_send_int.h: lp_batch_prod. */
 struct lp_producer {
     const char *name;           /* [A-Za-z0-9._:@/+-], at most
                                    LP_PRODUCER_MAX bytes */
@@ -130,6 +131,12 @@ struct lp_send_conf {
     uint64_t position;          /* --position: the input's first command
                                    has this position (a resume); 0: go on
                                    after the committed one */
+    int journal;                /* --journal: the input is the systemd
+                                   journal (lp_jsource), not files */
+    const char *journal_dir;    /* --journal-dir, or NULL: the system's */
+    struct lp_list journal_match;  /* --journal-match FIELD=VALUE */
+    int from_start;             /* --from-start: no cursor committed yet:
+                                   from the oldest entry, not the end */
     /* a connection to Redis, not connected yet; NULL with err (the
      * engine makes two with --shared-rate) */
     struct lp_redis *(*redis_new)(void *ctx, char *err);

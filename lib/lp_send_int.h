@@ -148,6 +148,12 @@ struct lp_send {
     int pruned;                 /* --producer-ttl's pruning was done */
     int old_wal_said;           /* an old WAL's records were said once */
     struct lp_buf out_ids;      /* --ids output */
+    /* --journal */
+    struct lp_jsource *js;
+    struct lp_buf jcur;         /* the cursor of the entry being sent
+                                   (lp_jentry's is valid only until the
+                                   next entry) */
+    uint64_t jentry;            /* entries read by this run */
     char host[256];
     int file;                   /* current input */
     const char *name;           /* its name for messages, NULL = stdin */
@@ -260,6 +266,10 @@ void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b,
  * (an I/O error: the connection is closed; an error reply). */
 int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
                           uint64_t *pos, char *err);
+
+/* --journal: the cursor committed with the run's producer, into out
+ * (cleared first; left empty: none). 0, or -1 with err. */
+int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err);
 
 /* Called on a connection where nothing is in flight, before anything is
  * sent on it: the input batches of the ring whose EXEC reply was lost and

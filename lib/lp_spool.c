@@ -167,6 +167,14 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
     if (name && strcmp(name, "-") == 0)
         name = NULL;
     say(s, LP_NOTICE_ERROR, "%s", why);
+    if (s->c.journal) {
+        /* no hint to give: Redis holds the cursor of what it stored */
+        say(s, LP_NOTICE_ERROR, "the journal's entries after the cursor "
+            "Redis holds for producer %s are sent by the next run of the "
+            "same command", s->producer);
+        lp_buf_free(&cmd);
+        lp_send_end_run(s, code);
+    }
     snprintf(from, sizeof from, "+%" PRIu64, off + 1);
     lp_buf_adds(&cmd, "tail -c");
     add_quoted(&cmd, from);

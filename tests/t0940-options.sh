@@ -260,6 +260,24 @@ logpipe-send: --max-keys needs --rate
 logpipe-send: --burst needs --rate
 @ 64 logpipe-send -g ''
 logpipe-send: --group must not be empty
+@ 64 logpipe-send --journal-match foo
+logpipe-send: --journal-match: 'foo' is not FIELD=VALUE (FIELD: A-Z 0-9 _)
+@ 64 logpipe-send --journal-match _unit=x
+logpipe-send: --journal-match: '_unit=x' is not FIELD=VALUE (FIELD: A-Z 0-9 _)
+@ 64 logpipe-send --journal-match A=1
+logpipe-send: --journal-match needs --journal
+@ 64 logpipe-send --journal-dir ''
+logpipe-send: --journal-dir: must not be empty
+@ 64 logpipe-send --journal-dir d
+logpipe-send: --journal-dir needs --journal
+@ 64 logpipe-send --from-start
+logpipe-send: --from-start needs --journal
+@ 64 logpipe-send --journal f
+logpipe-send: --journal reads no FILE
+@ 64 logpipe-send --journal --wal w
+logpipe-send: --wal does not go with --journal (the journal keeps its entries until Redis has them)
+@ 64 logpipe-send --journal --position 3 --producer p
+logpipe-send: --position does not go with --journal (the journal keeps its entries until Redis has them)
 @ 64 logpipe-send --ids=1
 logpipe-send: option '--ids' doesn't allow an argument
 Try 'logpipe-send --help' for more information.
