@@ -35,11 +35,14 @@ else
             split("20 100 500", b, " ")
             for (i = 1; i <= r; i++) {
                 mode = rand() < 0.5 ? "acked" : "op"
+                count = b[1 + int(rand() * 3)]
+                # op: within the changes a run makes, about two a batch
+                # and four a file (a draw past them never cuts the run)
                 if (mode == "acked")
                     at = 1 + int(rand() * (n - 1))
                 else
-                    at = 1 + int(rand() * (3 * n + 4 * s))
-                printf "%s:%d:%d\n", mode, at, b[1 + int(rand() * 3)]
+                    at = 1 + int(rand() * (2 * int(n / count) + 4 * s + 8))
+                printf "%s:%d:%d\n", mode, at, count
             }
         }')
     say "seed $SEED: $ROUNDS rounds, $EVENTS events over $SERVICES services;" \
