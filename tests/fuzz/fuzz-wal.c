@@ -432,9 +432,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(cmd.p);
         }
         where %= seg.n;
-        if (damage == 2 && x == 3 && where == 6) {
-            damage = 0;         /* LPWAL01 <-> LPWAL02: valid too */
+        if (damage == 2 && where < LP_WAL_HDR) {
+            /* LPWAL01, 02 and 03 differ in one byte: a flip there that
+             * makes another version's header is a valid header, read as
+             * that version (the framing is the same) */
+            int valid;
             seg.p[where] ^= (char)x;
+            valid = lp_wal_magic(seg.p, seg.n);
+            seg.p[where] ^= (char)x;
+            if (valid) {
+                damage = 0;
+                seg.p[where] ^= (char)x;
+            }
         } else if (damage == 2 && x == (LP_WAL_DONE >> 24)) {
             /* both mark bits of a record's length: marked <-> not */
             for (size_t i = 0; i < nparts; i++) {
