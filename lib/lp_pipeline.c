@@ -504,11 +504,31 @@ static uint64_t field_pos(const char *v, size_t n)
     return pos;
 }
 
-int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
-                          uint64_t *pos, char *err)
+/* HGET of producer name's field: the reply (a string, or nil when there
+ * is none), or NULL with err (an I/O error, or an error reply). */
+static struct lp_reply *hget_field(struct lp_send *s, const char *name,
+                                   size_t len, char *err)
 {
     const char *argv[3] = { "HGET", s->pkey, name };
     size_t lens[3] = { 4, strlen(s->pkey), len };
+    struct lp_reply *rep;
+
+    if ((rep = lp_redis_cmdv(s->r, err, 3, argv, lens)) == NULL)
+        return NULL;
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[LP_ERRLEN - 100];
+        snprintf(err, LP_ERRLEN, "HGET %s: %s", s->pkey,
+                 lp_reply_text(rep, t, sizeof t));
+        s->last_permanent |= permanent_error(rep);
+        lp_reply_free(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
+                          uint64_t *pos, char *err)
+{
     struct lp_reply *rep;
 
     for (size_t i = 0; i < s->npcache; i++)
@@ -521,16 +541,8 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
         snprintf(err, LP_ERRLEN, "producer name of %zu bytes", len);
         return -1;
     }
-    if ((rep = lp_redis_cmdv(s->r, err, 3, argv, lens)) == NULL)
+    if ((rep = hget_field(s, name, len, err)) == NULL)
         return -1;
-    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
-        char t[LP_ERRLEN - 100];
-        snprintf(err, LP_ERRLEN, "HGET %s: %s", s->pkey,
-                 lp_reply_text(rep, t, sizeof t));
-        s->last_permanent |= permanent_error(rep);
-        lp_reply_free(rep);
-        return -1;
-    }
     if (lp_reply_type(rep) == LP_REPLY_STRING) {
         size_t n;
         const char *v = lp_reply_str(rep, &n);
@@ -555,21 +567,11 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
 
 int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err)
 {
-    const char *argv[3] = { "HGET", s->pkey, s->producer };
-    size_t lens[3] = { 4, strlen(s->pkey), strlen(s->producer) };
     struct lp_reply *rep;
 
     out->len = 0;
-    if ((rep = lp_redis_cmdv(s->r, err, 3, argv, lens)) == NULL)
+    if ((rep = hget_field(s, s->producer, strlen(s->producer), err)) == NULL)
         return -1;
-    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
-        char t[LP_ERRLEN - 100];
-        snprintf(err, LP_ERRLEN, "HGET %s: %s", s->pkey,
-                 lp_reply_text(rep, t, sizeof t));
-        s->last_permanent |= permanent_error(rep);
-        lp_reply_free(rep);
-        return -1;
-    }
     if (lp_reply_type(rep) == LP_REPLY_STRING) {
         /* "<pos> <unix-ms> <cursor>": what follows the second space */
         size_t n;
