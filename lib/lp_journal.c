@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
-#include "lp_crc.h"
 #include "lp_fs.h"
 #include "lp_journal.h"
 #include "lp_parse.h"
@@ -48,30 +47,18 @@ struct lp_journal {
 };
 
 /* Records are framed as lp_wal's (u32le length, u32le CRC, payload), the
- * CRC being CRC-32C in LP_JOURNAL_MAGIC's segments (lp_crc: the CPU's
- * instruction) and zlib's CRC-32 in LP_JOURNAL_MAGIC1's, which are still
- * read. */
+ * CRC being CRC-32C in LP_JOURNAL_MAGIC's segments (lp_wal_encode_c) and
+ * zlib's CRC-32 in LP_JOURNAL_MAGIC1's, which are still read. */
 static uint32_t get32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
 }
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
 /* Fills the header of the record whose rlen payload bytes follow hdr. */
 static void rec_encode(char *hdr, size_t rlen)
 {
-    unsigned char *h = (unsigned char *)hdr;
-
-    put32(h, (uint32_t)rlen);
-    put32(h + 4, lp_crc32c(lp_crc32c(0, h, 4), hdr + LP_WAL_REC, rlen));
+    lp_wal_encode_c(hdr, hdr + LP_WAL_REC, rlen);
 }
 
 /* As lp_wal_decode, for a segment of version v (1 or 2), *pos past the
@@ -79,25 +66,8 @@ static void rec_encode(char *hdr, size_t rlen)
 static int rec_decode(int v, const char *buf, size_t len, size_t *pos,
                       const char **rec, size_t *rlen)
 {
-    const unsigned char *h;
-    uint32_t n;
-
-    if (v == 1)
-        return lp_wal_decode(buf, len, pos, rec, rlen);
-    if (*pos == len)
-        return 0;
-    if (len - *pos < LP_WAL_REC)
-        return -1;
-    h = (const unsigned char *)buf + *pos;
-    n = get32(h);
-    if (n > LP_WAL_MAXREC || len - *pos - LP_WAL_REC < n ||
-        lp_crc32c(lp_crc32c(0, h, 4), buf + *pos + LP_WAL_REC, n) !=
-            get32(h + 4))
-        return -1;
-    *rec = buf + *pos + LP_WAL_REC;
-    *rlen = n;
-    *pos += LP_WAL_REC + n;
-    return 1;
+    return v == 1 ? lp_wal_decode(buf, len, pos, rec, rlen)
+                  : lp_wal_decode_c(buf, len, pos, rec, rlen);
 }
 
 /* The version of the segment whose first len bytes are buf: 2, 1, 0 when

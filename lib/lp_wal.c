@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "lp_crc.h"
 #include "lp_fs.h"
 #include "lp_notice.h"
 #include "lp_parse.h"
@@ -64,10 +65,16 @@ static void put32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)(v >> 24);
 }
 
+/* castagnoli: CRC-32C (lp_crc, the drain journal's), else zlib's CRC-32
+ * (the WAL's own format) */
 static uint32_t rec_crc(const unsigned char *lenbytes, const char *rec,
-                        size_t n)
+                        size_t n, int castagnoli)
 {
-    uLong c = crc32(0L, lenbytes, 4);
+    uLong c;
+
+    if (castagnoli)
+        return lp_crc32c(lp_crc32c(0, lenbytes, 4), rec, n);
+    c = crc32(0L, lenbytes, 4);
 
     /* zlib takes uInt lengths */
     while (n > 0) {
@@ -81,12 +88,12 @@ static uint32_t rec_crc(const unsigned char *lenbytes, const char *rec,
 
 /* The CRC of a record of n payload bytes: of the length without the
  * LP_WAL_DONE mark, so that marking keeps it valid. */
-static uint32_t rec_crc_n(uint32_t n, const char *rec)
+static uint32_t rec_crc_n(uint32_t n, const char *rec, int castagnoli)
 {
     unsigned char lb[4];
 
     put32(lb, n);
-    return rec_crc(lb, rec, n);
+    return rec_crc(lb, rec, n, castagnoli);
 }
 
 /* The payload length in a record's length word v; *done: it is marked.
@@ -113,26 +120,32 @@ int lp_wal_rec_done(const char *rec)
     return done;
 }
 
-void lp_wal_encode(char *hdr, const char *rec, size_t rlen)
+static void encode(char *hdr, const char *rec, size_t rlen, int castagnoli)
 {
     unsigned char *h = (unsigned char *)hdr;
 
     put32(h, (uint32_t)rlen);
-    put32(h + 4, rec_crc(h, rec, rlen));
+    put32(h + 4, rec_crc(h, rec, rlen, castagnoli));
 }
 
-int lp_wal_decode(const char *buf, size_t len, size_t *pos, const char **rec,
-                  size_t *rlen)
+void lp_wal_encode(char *hdr, const char *rec, size_t rlen)
+{
+    encode(hdr, rec, rlen, 0);
+}
+
+void lp_wal_encode_c(char *hdr, const char *rec, size_t rlen)
+{
+    encode(hdr, rec, rlen, 1);
+}
+
+/* A record at buf[*pos..len), *pos past the segment's header. */
+static int decode(const char *buf, size_t len, size_t *pos, const char **rec,
+                  size_t *rlen, int castagnoli)
 {
     const unsigned char *h;
     uint32_t n;
     int done;
 
-    if (*pos == 0) {
-        if (!lp_wal_magic(buf, len))
-            return -1;
-        *pos = LP_WAL_HDR;
-    }
     if (*pos == len)
         return 0;
     if (len - *pos < LP_WAL_REC)
@@ -140,12 +153,29 @@ int lp_wal_decode(const char *buf, size_t len, size_t *pos, const char **rec,
     h = (const unsigned char *)buf + *pos;
     n = rec_len(get32(h), &done);
     if (n > LP_WAL_MAXREC || len - *pos - LP_WAL_REC < n ||
-        rec_crc_n(n, buf + *pos + LP_WAL_REC) != get32(h + 4))
+        rec_crc_n(n, buf + *pos + LP_WAL_REC, castagnoli) != get32(h + 4))
         return -1;
     *rec = buf + *pos + LP_WAL_REC;
     *rlen = n;
     *pos += LP_WAL_REC + n;
     return 1;
+}
+
+int lp_wal_decode(const char *buf, size_t len, size_t *pos, const char **rec,
+                  size_t *rlen)
+{
+    if (*pos == 0) {
+        if (!lp_wal_magic(buf, len))
+            return -1;
+        *pos = LP_WAL_HDR;
+    }
+    return decode(buf, len, pos, rec, rlen, 0);
+}
+
+int lp_wal_decode_c(const char *buf, size_t len, size_t *pos,
+                    const char **rec, size_t *rlen)
+{
+    return decode(buf, len, pos, rec, rlen, 1);
 }
 
 /* One RESP bulk string at p; returns the byte after it or NULL. */
@@ -410,7 +440,7 @@ static int seg_read(struct lp_wal_seg *s, const char **rec, size_t *len,
     }
     {
         const unsigned char *h = (const unsigned char *)s->buf + s->bstart;
-        if (rec_crc_n(n, s->buf + s->bstart + LP_WAL_REC) != get32(h + 4)) {
+        if (rec_crc_n(n, s->buf + s->bstart + LP_WAL_REC, 0) != get32(h + 4)) {
             *torn = 1;
             return 0;
         }

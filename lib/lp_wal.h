@@ -143,6 +143,13 @@ int lp_wal_magic(const char *buf, size_t len);
 /* Encodes the header of a record of rlen bytes into hdr[LP_WAL_REC]. */
 void lp_wal_encode(char *hdr, const char *rec, size_t rlen);
 
+/* The same framing with CRC-32C (lp_crc.h) for the CRC: the drain
+ * journal's records (lp_journal.h). lp_wal_decode_c starts with *pos past
+ * the segment's header, which is the caller's. */
+void lp_wal_encode_c(char *hdr, const char *rec, size_t rlen);
+int lp_wal_decode_c(const char *buf, size_t len, size_t *pos,
+                    const char **rec, size_t *rlen);
+
 /*
  * The producer line of a record (lp_send.h: producers): 1 with the name,
  * position, cursor (cursorlen 0: none) and *cmd the offset of the command

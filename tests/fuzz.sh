@@ -42,7 +42,7 @@ srcs() {
     json) echo lib/lp_json.c ;;
     layout) echo lib/lp_layout.c lib/lp_json.c lib/lp_time.c ;;
     wal) echo lib/lp_wal.c lib/lp_fs.c lib/lp_notice.c lib/lp_time.c \
-             lib/lp_parse.c ;;
+             lib/lp_parse.c lib/lp_crc.c ;;
     reply) echo lib/lp_redis.c lib/lp_url.c lib/lp_parse.c lib/lp_time.c \
                lib/lp_dlq.c lib/lp_stream.c lib/lp_buf.c lib/lp_json.c \
                lib/lp_resp.c ;;
