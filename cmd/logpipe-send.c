@@ -421,6 +421,9 @@ int main(int argc, char **argv)
         const char *t = getenv("LOGPIPE_TEST_LOSE_REPLY");
         if (t)
             opt.c.test_lose_reply = strtoull(t, NULL, 10);
+        /* test-only: batch N refused by Redis (EXECABORT) once */
+        if ((t = getenv("LOGPIPE_TEST_REFUSE_BATCH")) != NULL)
+            opt.c.test_refuse = strtoull(t, NULL, 10);
         /* test-only: --follow's walks this often (ms), without inotify */
         if ((t = getenv("LOGPIPE_TEST_FOLLOW_POLL")) != NULL)
             opt.c.follow_poll = strtoll(t, NULL, 10);

@@ -398,7 +398,8 @@ static int make_tail(struct lp_send *s, struct lp_batch *b)
 int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
 {
     static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
-    int hset;
+    int hset, rc;
+    char *x = NULL;
 
     b->tried = 1;
     b->answered = b->aborted = 0;
@@ -408,9 +409,19 @@ int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
         return 0;               /* nothing left: answered as it is */
     hset = make_tail(s, b);
     b->nwire = 1 + b->n + (size_t)hset + 1;
-    if (lp_redis_append_raw(s->r, multi, sizeof multi - 1) < 0 ||
-        lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0 ||
-        lp_redis_append_raw(s->r, b->tail.p, b->tail.len) < 0) {
+    if (s->c.test_refuse && b->source == LP_BATCH_INPUT &&
+        ++s->nrefuse == s->c.test_refuse &&
+        (x = memmem(b->blob.p + b->ev[0].cmd, b->ev[0].cmdlen < 32 ?
+                    b->ev[0].cmdlen : 32, "XADD", 4)) != NULL)
+        x[3] = 'X';     /* test-only: a command Redis does not know:
+                           refused while queueing, EXEC answers
+                           EXECABORT, the batches after it are stored */
+    rc = lp_redis_append_raw(s->r, multi, sizeof multi - 1) < 0 ||
+         lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0 ||
+         lp_redis_append_raw(s->r, b->tail.p, b->tail.len) < 0;
+    if (x)
+        x[3] = 'D';
+    if (rc) {
         b->nwire = 0;
         snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(s->r));
         return -1;
@@ -785,6 +796,28 @@ static int resolve_files(struct lp_send *s, char *err)
     return 0;
 }
 
+/*
+ * --journal: a batch that failed (its EXEC answered an error) while a
+ * later one was stored goes again after it, and must not set the field's
+ * cursor back to its own, older one: it commits the cursor Redis holds,
+ * the later batch's. 0, or -1 with err.
+ */
+static int raise_journal_cursor(struct lp_send *s, struct lp_batch *b,
+                                char *err)
+{
+    struct lp_buf cur = { 0 };
+
+    if (lp_pipeline_cursor(s, &cur, err) < 0) {
+        lp_buf_free(&cur);
+        return -1;
+    }
+    if (cur.len)
+        lp_batch_prod(s, b, s->producer, strlen(s->producer), cur.p,
+                      cur.len);
+    lp_buf_free(&cur);
+    return 0;
+}
+
 int lp_pipeline_resolve(struct lp_send *s, char *err)
 {
     uint64_t c, p;
@@ -845,8 +878,15 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
     s->next_pos = p + 1;
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        uint64_t last = 0;
         if (b->source != LP_BATCH_INPUT)
             continue;
+        for (size_t k = 0; k < b->n; k++)
+            if (!b->ev[k].done && b->ev[k].pos > last)
+                last = b->ev[k].pos;
+        if (s->js && b->n && last && last <= c &&
+            raise_journal_cursor(s, b, err) < 0)
+            return -1;
         for (size_t k = 0; k < b->n; k++)
             if (!b->ev[k].done)
                 b->ev[k].pos = s->next_pos++;

@@ -131,6 +131,9 @@ struct lp_send_conf {
                                    the connection is dropped once batch N
                                    is written and Redis ran it: its reply
                                    is lost */
+    uint64_t test_refuse;       /* test-only (LOGPIPE_TEST_REFUSE_BATCH):
+                                   input batch N's first write is refused
+                                   by Redis while queueing (EXECABORT) */
     uint64_t position;          /* --position: the input's first command
                                    has this position (a resume); 0: go on
                                    after the committed one */

@@ -145,6 +145,7 @@ struct lp_send {
     size_t npcache, capcache;
     struct lp_buf walrec;       /* a WAL record being made */
     uint64_t nwritten;          /* batches written (test_lose_reply) */
+    uint64_t nrefuse;           /* input batches written (test_refuse) */
     int lose_now;               /* test_lose_reply: drop it at the next
                                    read of replies */
     int pruned;                 /* --producer-ttl's pruning was done */
