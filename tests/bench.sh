@@ -101,11 +101,13 @@ row "send events/s" "$s" ev/s "redis-cli --pipe" "$p" "$r" "≥ 0.9" "$(verdict 
 # peak RSS over 1,000 files. The time runs until the stream holds them all.
 LOGPIPE_TEST_FOLLOW_POLL=50
 export LOGPIPE_TEST_FOLLOW_POLL
-follow_run() {     # STREAM DIR: follow DIR/*.log until the stream holds $3
-    /usr/bin/time -f %M -o "rss.$1" logpipe-send -s "$1" -F "$2/*.log" \
-        --producer "bench-$1" 2>/dev/null &
+# follow_run STREAM DIR N: follow DIR/*.log until the stream holds N; its
+# peak RSS (KB) into rss.STREAM, read before the stop
+follow_run() {
+    logpipe-send -s "$1" -F "$2/*.log" --producer "bench-$1" 2>/dev/null &
     fpid=$!
     wait_len "$FAST" "$1" "$3"
+    awk '/^VmHWM:/ { print $2 }' "/proc/$fpid/status" >"rss.$1"
     kill -TERM $fpid
     wait $fpid || :
 }
@@ -113,8 +115,7 @@ mkdir -p fgrow
 : >fgrow/a.log
 split -n l/10 -d events fchunk.
 s0=$(now)
-/usr/bin/time -f %M -o rss.fgrow logpipe-send -s fgrow -F "fgrow/*.log" \
-    --producer bench-fgrow 2>/dev/null &
+logpipe-send -s fgrow -F "fgrow/*.log" --producer bench-fgrow 2>/dev/null &
 fpid=$!
 for c in fchunk.*; do cat "$c" >>fgrow/a.log; done
 wait_len "$FAST" fgrow "$N"
