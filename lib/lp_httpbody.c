@@ -453,7 +453,7 @@ static void json_elem(struct lp_httpbody *b)
     if (b->elong) {
         too_long(b);
     } else {
-        const char *t = b->elem.p;
+        const char *t = b->elem.p ? b->elem.p : "";
         size_t n = b->elem.len;
         struct lp_jevent ev;
         struct lp_event_bad bad;
@@ -471,7 +471,7 @@ static void json_elem(struct lp_httpbody *b)
 /* Keeps bytes p[0..n) of the element, up to max_line. */
 static void keep(struct lp_httpbody *b, const unsigned char *p, size_t n)
 {
-    if (b->elong)
+    if (b->elong || n == 0)
         return;
     if (b->elem.len + n > b->c.max_line) {
         b->elong = 1;
@@ -535,7 +535,7 @@ static void json(struct lp_httpbody *b, const unsigned char *p, size_t n)
                 i++;
                 break;
             }
-            if (c == ']' || c == ',') {
+            if (c == ']' || c == ',' || c == '}' || c == ':') {
                 unexpected(b, c, base + i);
                 break;
             }

@@ -217,6 +217,11 @@ static void json(void)
     checks(LP_BODY_JSON, "[{\"a\":[1}]",
            "=> 400 invalid JSON body: unexpected '}' at byte 9\n",
            "brackets that do not match: 400");
+    ok_fixed(run(body, LP_BODY_JSON, LP_BODY_IDENTITY, "[}", 2, 0, NULL) ==
+             400 && strcmp(got.p, "=> 400 invalid JSON body: unexpected "
+                           "'}' at byte 2\n") == 0,
+             "fuzz-httpbody: '}' began an empty element, judged from a NULL "
+             "buffer", "[}: 400, not an empty element");
     checks(LP_BODY_JSON, "[{\"a\":1}] x",
            "i0 ok {\"a\":1}\n"
            "=> 400 invalid JSON body: unexpected 'x' at byte 11\n",
