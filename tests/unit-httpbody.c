@@ -407,9 +407,58 @@ static void times(void)
     now = 0;
 }
 
-int main(void)
+/* --decode: stdin as a body through send's default checks, for t0310 */
+static void print_item(void *ctx, const struct lp_httpbody_item *it)
+{
+    (void)ctx;
+    if (it->ev) {
+        fwrite(it->stored, 1, it->stored_len, stdout);
+        putchar('\n');
+    } else if (it->index >= 0) {
+        fprintf(stderr, "index %ld: %s\n", it->index, it->msg);
+    } else {
+        fprintf(stderr, "line %llu: %s\n", (unsigned long long)it->line,
+                it->msg);
+    }
+}
+
+static int decode(int argc, char **argv)
+{
+    char err[LP_ERRLEN], buf[4096];
+    int kind = argc > 2 && strcmp(argv[2], "json") == 0 ? LP_BODY_JSON :
+        LP_BODY_NDJSON;
+    int enc = argc > 3 && strcmp(argv[3], "gzip") == 0 ? LP_BODY_GZIP :
+        argc > 3 && strcmp(argv[3], "deflate") == 0 ? LP_BODY_DEFLATE :
+        LP_BODY_IDENTITY;
+    size_t n;
+    int st;
+
+    /* logpipe-send's defaults: timestamp, --max-age 24h, --max-skew 5m */
+    if (lp_event_rules_init(&rules, "timestamp", NULL, 0, 64, 10000,
+                            24 * 3600 * 1000LL, 5 * 60 * 1000LL, err) < 0)
+        return 1;
+    struct lp_httpbody_conf c = {
+        .rules = &rules, .max_line = 1 << 20, .max_body = 10 << 20,
+        .item = print_item,
+    };
+    struct lp_httpbody *b = lp_httpbody_new(&c, err);
+    st = lp_httpbody_begin(b, kind, enc, lp_now_ms(), NULL);
+    while (st == 200 && (n = fread(buf, 1, sizeof buf, stdin)) > 0)
+        st = lp_httpbody_feed(b, buf, n);
+    if (st == 200)
+        st = lp_httpbody_end(b);
+    if (st != 200)
+        fprintf(stderr, "=> %d %s\n", st, lp_httpbody_error(b));
+    lp_httpbody_free(b);
+    return st == 200 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
 {
     char err[LP_ERRLEN];
+
+    if (argc > 1 && strcmp(argv[1], "--decode") == 0)
+        return decode(argc, argv);
 
     if (lp_event_rules_init(&rules, "", NULL, 0, 64, 10000, 0, 0, err) < 0)
         return 1;
