@@ -69,7 +69,7 @@ int lp_httpans_finish(const struct lp_httpans *a, struct lp_buf *out)
     snprintf(num, sizeof num, "{\"accepted\":%" PRIu64 ",\"rejected\":%"
              PRIu64 ",\"errors\":[", a->accepted, a->rejected);
     if (lp_buf_adds(out, num) < 0 ||
-        lp_buf_add(out, a->errs.p, a->errs.len) < 0 ||
+        (a->errs.len && lp_buf_add(out, a->errs.p, a->errs.len) < 0) ||
         lp_buf_addc(out, ']') < 0)
         goto oom;
     if (a->rejected > a->listed) {

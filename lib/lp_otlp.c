@@ -900,7 +900,7 @@ int lp_otlp_answer(const struct lp_otlp *o, struct lp_buf *out)
         snprintf(tmp, sizeof tmp, "%" PRIu64 " of %" PRIu64 " log records "
                  "rejected: ", o->rejected, o->record);
         if (lp_buf_adds(&m, tmp) < 0 ||
-            lp_buf_add(&m, o->msgs.p, o->msgs.len) < 0)
+            (o->msgs.len && lp_buf_add(&m, o->msgs.p, o->msgs.len) < 0))
             goto out;
         if (o->rejected > (uint64_t)o->nmsgs) {
             snprintf(tmp, sizeof tmp, " (and %" PRIu64 " more)",
