@@ -1303,6 +1303,26 @@ static void follow_input(struct lp_send *s)
     }
 }
 
+/*
+ * A run of its own producer (stdin, FILEs, no --producer), all its
+ * batches answered, no WAL: nothing will ever be resolved against its
+ * field again, so it goes (HDEL), and the hash does not keep one field
+ * per run for --producer-ttl. With a WAL it stays: records of ours may
+ * still be sent from it, by us or by a --flush-wal beside us. A failure
+ * only leaves the field to --producer-ttl.
+ */
+static void forget_own(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+    struct lp_reply *rep;
+
+    if (s->c.producer || s->js || s->fl || s->wal || s->count > 0 ||
+        s->in.n > 0 || !s->pos_known || !lp_redis_connected(s->r))
+        return;
+    rep = lp_redis_cmd(s->r, err, "HDEL", s->pkey, s->producer, NULL);
+    lp_reply_free(rep);
+}
+
 /* Input is over: waits for the batches in flight; in WAL mode, re-sends
  * the WAL while Redis takes it. Every event is in Redis or in the WAL by
  * then, so a failure ends the run (exit 0) rather than holding the
@@ -1348,6 +1368,7 @@ static void finish(struct lp_send *s)
             "not in Redis yet; the next logpipe-send --wal %s sends them",
             s->c.wal, left, s->c.wal);
     }
+    forget_own(s);
 }
 
 /* ---- the engine --------------------------------------------------------- */

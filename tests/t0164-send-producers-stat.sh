@@ -14,7 +14,10 @@ gen_events 7 >in
 
 test_expect_success 'stat counts the producers; --producers shows each' '
     logpipe-send --max-age 0 --producer web-1 <in &&
+    # a run of its own producer, all answered, no WAL: its field goes
     logpipe-send --max-age 0 <in &&
+    test "$(rcli --raw HKEYS logs:stream:producers)" = web-1 &&
+    rcli HSET logs:stream:producers other "3 $(date +%s)000" >/dev/null &&
     logpipe-stat >st.json &&
     grep_q "\"producers\":{\"key\":\"logs:stream:producers\",\"count\":2}" st.json &&
     ! grep -q "\"list\"" st.json &&
