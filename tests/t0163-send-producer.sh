@@ -18,8 +18,9 @@ field() {
 }
 
 test_expect_success 'stdin: a producer of its own per run, numbered from 1' '
-    logpipe-send --max-age 0 <in &&
-    logpipe-send --max-age 0 <in &&
+    # with a WAL the field stays (records of it may be sent later)
+    logpipe-send --max-age 0 --wal w1 <in &&
+    logpipe-send --max-age 0 --wal w2 <in &&
     rcli --raw HGETALL logs:stream:producers >all &&
     test "$(wc -l <all)" -eq 4 &&
     test "$(sed -n 2p all | cut -d" " -f1)" -eq 10 &&
@@ -29,6 +30,13 @@ test_expect_success 'stdin: a producer of its own per run, numbered from 1' '
     ms=$(sed -n 2p all | cut -d" " -f2) &&
     test $((ms / 1000)) -ge $((now - 60)) &&
     test $((ms / 1000)) -le $((now + 1))
+'
+
+test_expect_success 'stdin without a WAL, all answered: its field goes at the end' '
+    rcli DEL logs:stream:producers >/dev/null &&
+    logpipe-send --max-age 0 <in &&
+    test "$(rcli XLEN logs:stream)" -eq 30 &&
+    test "$(rcli HLEN logs:stream:producers)" -eq 0
 '
 
 test_expect_success '--producer NAME goes on from its committed position' '
