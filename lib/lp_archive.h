@@ -149,6 +149,12 @@ void lp_archive_async(struct lp_archive *a, int on);
 #define LP_EPOCH_MS 1000
 #define LP_EPOCH_BYTES (32u << 20)
 
+/* An epoch of at least this many descriptors to sync (files and
+ * directories) syncs the archive's file system at once (syncfs(2)): one
+ * cache flush instead of one per file, where the kernel reports write
+ * errors from it (lp_sync_fs_reports). */
+#define LP_SYNCFS_FILES 64
+
 /* Finishes the running epoch's sync when it is done (cutting the
  * journal) and starts the next one when it is due. Never waits, but for
  * a journal past twice its bound. Returns 0, or -1 with err and errno: a
