@@ -62,8 +62,46 @@ if command -v strace >/dev/null && kernel_ok; then
         ! test -e out/.logpipe-journal &&
         exactly 3000 out
     '
+
+    # a seccomp filter that refuses syncfs is not a failed write: each
+    # file is synced instead
+    test_expect_success 'syncfs refused (ENOSYS): a sync per file instead, every event once' '
+        fresh 3000 "$many" &&
+        strace -f -c -o calls -e trace=fdatasync,fsync,syncfs \
+            -e inject=syncfs:error=ENOSYS \
+            logpipe-drain --once -d out -n 100 2>err &&
+        test "$(pending)" -eq 0 &&
+        ! test -e out/.logpipe-journal &&
+        exactly 3000 out &&
+        awk "\$NF == \"fdatasync\" { f = \$(NF - 1) } END { exit !(f >= 200) }" calls
+    '
+
+    # a file system mounted below --dir: a syncfs of --dir's would not
+    # sync its files, so each file is synced (a private mount namespace,
+    # where unshare and mount are allowed)
+    if unshare -m --propagation private sh -c \
+        "mkdir -p mnt && mount -t tmpfs none mnt && umount mnt" 2>/dev/null
+    then
+        test_expect_success 'a file system mounted below --dir: no syncfs, every event once' '
+            fresh 3000 "$many" &&
+            mkdir -p out/s001 &&
+            unshare -m --propagation private sh -c \
+                "mount -t tmpfs none out/s001 &&
+                 strace -f -c -o calls -e trace=fdatasync,fsync,syncfs \
+                     logpipe-drain --once -d out -n 100 &&
+                 find out -name \"*.jsonl\" -exec cat {} + >all.lines" &&
+            test "$(pending)" -eq 0 &&
+            seqs all.lines >got &&
+            tally 3000 got &&
+            ! grep -q syncfs calls
+        '
+    else
+        test_skip 'a file system mounted below --dir' 'no mount namespace here'
+    fi
 else
     test_skip '200 files: their epochs are syncfs' 'no strace, or Linux before 5.8'
+    test_skip 'syncfs refused (ENOSYS)' 'no strace, or Linux before 5.8'
+    test_skip 'a file system mounted below --dir' 'no strace, or Linux before 5.8'
     test_skip '20 files: a sync per file' 'no strace, or Linux before 5.8'
     test_skip 'syncfs fails: 74' 'no strace, or Linux before 5.8'
 fi
