@@ -1476,7 +1476,7 @@ static int epoch_start(struct lp_archive *a, char *err)
     a->sealed_at = lp_mono_ms();
     /* many files: one syncfs writes them all, their directories and
      * inodes, with one cache flush, where a sync per file costs a flush
-     * per file (logpipe(7), THE JOURNAL) */
+     * per file (logpipe(7), DELIVERY GUARANTEES, logpipe-drain) */
     a->jfs = k >= LP_SYNCFS_FILES && a->syncfs_ok;
     if (a->jfs)
         lp_sync_fs_start(&a->dirfd);

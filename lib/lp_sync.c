@@ -125,9 +125,8 @@ int lp_sync_fs_reports(void)
     char *end;
     long major, minor = 0;
 
-    /* before 5.8, syncfs returned 0 whatever the writeback found
-     * (commit 735e4ae5ba28, "vfs: track per-sb writeback errors and
-     * report them to syncfs") */
+    /* before 5.8, syncfs returned 0 whatever the writeback found (5.8:
+     * "vfs: track per-sb writeback errors and report them to syncfs") */
     if (uname(&u) < 0)
         return 0;
     major = strtol(u.release, &end, 10);

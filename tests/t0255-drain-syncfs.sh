@@ -29,20 +29,23 @@ many=$(seq -f 's%03g' 1 200 | tr '\n' ' ')
 
 if command -v strace >/dev/null && kernel_ok; then
     # strace -c: the calls of every thread, counted (LeakSanitizer cannot
-# run under ptrace: off there, as in t0253)
+    # run under ptrace: off there, as in t0253)
     test_expect_success '200 files: their epochs are syncfs, not 200 fdatasyncs each' '
         fresh 3000 "$many" &&
-        ASAN_OPTIONS=detect_leaks=0 strace -f -c -o calls -e trace=fdatasync,fsync,syncfs \
+        ASAN_OPTIONS=detect_leaks=0 strace -f -c -o calls \
+            -e trace=fdatasync,fsync,syncfs \
             logpipe-drain --once -d out -n 100 &&
         test "$(pending)" -eq 0 &&
         exactly 3000 out &&
-        awk "\$NF == \"syncfs\" { s = \$(NF - 1) } \$NF == \"fdatasync\" { f = \$(NF - 1) }
-            END { exit !(s >= 1 && f < 200) }" calls
+        awk "\$NF == \"syncfs\" { s = \$(NF - 1) }
+             \$NF == \"fdatasync\" { f = \$(NF - 1) }
+             END { exit !(s >= 1 && f < 200) }" calls
     '
 
     test_expect_success '20 files: a sync per file, no syncfs' '
         fresh 3000 "$(seq -f "s%03g" 1 20 | tr "\n" " ")" &&
-        ASAN_OPTIONS=detect_leaks=0 strace -f -c -o calls -e trace=fdatasync,fsync,syncfs \
+        ASAN_OPTIONS=detect_leaks=0 strace -f -c -o calls \
+            -e trace=fdatasync,fsync,syncfs \
             logpipe-drain --once -d out -n 100 &&
         exactly 3000 out &&
         ! grep -q syncfs calls
@@ -68,7 +71,8 @@ if command -v strace >/dev/null && kernel_ok; then
     # file is synced instead
     test_expect_success 'syncfs refused (ENOSYS): a sync per file instead, every event once' '
         fresh 3000 "$many" &&
-        ASAN_OPTIONS=detect_leaks=0 strace -f -c -o calls -e trace=fdatasync,fsync,syncfs \
+        ASAN_OPTIONS=detect_leaks=0 strace -f -c -o calls \
+            -e trace=fdatasync,fsync,syncfs \
             -e inject=syncfs:error=ENOSYS \
             logpipe-drain --once -d out -n 100 2>err &&
         test "$(pending)" -eq 0 &&
@@ -88,7 +92,8 @@ if command -v strace >/dev/null && kernel_ok; then
             mkdir -p out/s001 &&
             unshare -m --propagation private sh -c \
                 "mount -t tmpfs none out/s001 &&
-                 ASAN_OPTIONS=detect_leaks=0 strace -f -c -o calls -e trace=fdatasync,fsync,syncfs \
+                 ASAN_OPTIONS=detect_leaks=0 strace -f -c -o calls \
+                     -e trace=fdatasync,fsync,syncfs \
                      logpipe-drain --once -d out -n 100 &&
                  find out -name \"*.jsonl\" -exec cat {} + >all.lines" &&
             test "$(pending)" -eq 0 &&
