@@ -27,9 +27,11 @@ int lp_sync_wait(size_t *bad);
 
 /*
  * The same for a whole file system: syncfs(2) of *fd's (fd borrowed, valid
- * until the wait), as the pool's job, in one of its threads. It writes
- * every file of that file system with data not yet written, whoever wrote
- * it, its directories and inodes, with one cache flush; lp_sync_wait
+ * until the wait), then fsync(2) of *fd (a directory: its cache flush
+ * comes after the last blocks syncfs writes), as the pool's job, in one
+ * of its threads. It writes every file of that file system with data not
+ * yet written, whoever wrote it, its directories and inodes, with one or
+ * two cache flushes; lp_sync_wait
  * returns as for a job of one file (Linux reports a write error of any
  * file of the file system since fd was opened, from 5.8 on: the caller
  * checks the kernel, lp_sync_fs_reports).
