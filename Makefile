@@ -20,10 +20,11 @@ WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 CFLAGS ?= $(OPT)
 LP_CFLAGS = -std=c11 -D_GNU_SOURCE -DLP_VERSION='"$(VERSION)"' $(WARN) \
             -Ilib $(shell $(PKG_CONFIG) --cflags hiredis zlib libsystemd \
-                                  2>/dev/null)
+                                  libmicrohttpd 2>/dev/null)
 LP_LIBS = -Wl,--as-needed \
-          $(shell $(PKG_CONFIG) --libs hiredis zlib libsystemd 2>/dev/null || \
-                  echo -lhiredis -lz -lsystemd) -ljq -lm -lpthread
+          $(shell $(PKG_CONFIG) --libs hiredis zlib libsystemd libmicrohttpd \
+                  2>/dev/null || \
+                  echo -lhiredis -lz -lsystemd -lmicrohttpd) -ljq -lm -lpthread
 
 # SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer
 ifeq ($(SAN),1)
@@ -90,7 +91,7 @@ tests/powerloss-%: tests/powerloss-%.c
 
 # Debian packages the build, the tests and the demo need.
 DEPS = build-essential pkg-config libhiredis-dev libjq-dev zlib1g-dev \
-       libsystemd-dev \
+       libsystemd-dev libmicrohttpd-dev \
        redis-server redis-tools jq mandoc perl gzip procps zsh \
        bash-completion systemd strace time valgrind postgresql sqlite3 \
        systemd-journal-remote
@@ -118,8 +119,8 @@ stress: deps all
 	@LP_STRESS=1 prove -e '' tests/t[0-9]*.sh tests/s[0-9]*.sh
 
 # the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each, one at a time;
-# FUZZ=NAME for one (json layout wal reply gz). Not part of check, which
-# only runs them over their seeds (t0019).
+# FUZZ=NAME for one (json layout wal reply gz httpbody otlp). Not part of
+# check, which only runs them over their seeds (t0019).
 FUZZ ?=
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps

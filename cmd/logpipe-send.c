@@ -34,6 +34,8 @@ static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
                     char *err);
 static int match_opt(const struct lp_optdef *o, void *base, char *arg,
                      char *err);
+static int follow_opt(const struct lp_optdef *o, void *base, char *arg,
+                      char *err);
 
 #define OPT struct send_opt
 static const struct lp_optdef longopts[] = {
@@ -75,8 +77,8 @@ static const struct lp_optdef longopts[] = {
     { "time-field", 0, LP_STR(OPT, c.time_field), "NAME",
       "member holding the event time (timestamp)" },
     { "max-age", 0, LP_DURATION(OPT, c.max_age), "DUR",
-      "reject events older than DUR (24h, with --journal\n"
-      "0; 0 = off)" },
+      "reject events older than DUR (24h; with --journal\n"
+      "or --follow 0; 0 = off)" },
     { "max-skew", 0, LP_DURATION(OPT, c.max_skew), "DUR",
       "reject events more than DUR ahead (5m; 0 = off)" },
     { "max-line", 0, LP_SIZE(OPT, c.max_line), "SIZE",
@@ -113,6 +115,15 @@ static const struct lp_optdef longopts[] = {
     { "from-start", 0, LP_FLAG(OPT, c.from_start), NULL,
       "with --journal, no cursor yet: from the oldest\n"
       "entry (default: from the end)" },
+    { "follow", 'F', LP_CALL(OPT, c.follow, follow_opt), "PATTERN",
+      "follow the files PATTERN names (a glob), not FILEs:\n"
+      "each line once, going on where Redis says (repeat)" },
+    { "from-end", 0, LP_FLAG(OPT, c.from_end), NULL,
+      "with --follow: a file there at start with no\n"
+      "position yet is read from its end (from its start)" },
+    { "partial-timeout", 0, LP_DURATION(OPT, c.partial_timeout), "DUR",
+      "with --follow: send a last line without its\n"
+      "newline once the file is still for DUR (5s)" },
     LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL }
@@ -131,9 +142,10 @@ static const struct tool_cmd cli = {
     .name = "logpipe-send",
     .synopsis =
 "usage: logpipe-send [options] [FILE...]\n"
+"       logpipe-send --follow PATTERN... [options]\n"
 "       logpipe-send --journal [options]\n"
-"Send NDJSON events from FILEs (or stdin, or '-'), or the entries of the\n"
-"systemd journal, to a Redis stream.\n"
+"Send NDJSON events from FILEs (or stdin, or '-'), from files followed\n"
+"as they grow, or the entries of the systemd journal, to a Redis stream.\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited, or\n"
@@ -233,6 +245,24 @@ static int match_opt(const struct lp_optdef *o, void *base, char *arg,
     return 0;
 }
 
+/* --follow PATTERN, repeatable: one more pattern */
+static int follow_opt(const struct lp_optdef *o, void *base, char *arg,
+                      char *err)
+{
+    struct lp_list *l = (struct lp_list *)((char *)base + o->off);
+
+    if (*arg == '\0') {
+        snprintf(err, LP_ERRLEN, "an empty pattern");
+        return -1;
+    }
+    if (l->n >= LP_LIST_MAX) {
+        snprintf(err, LP_ERRLEN, "at most %d patterns", LP_LIST_MAX);
+        return -1;
+    }
+    l->item[l->n++] = arg;
+    return 0;
+}
+
 static void parse_args(struct send_opt *opt, int argc, char **argv)
 {
     struct lp_send_conf *c = &opt->c;
@@ -250,6 +280,19 @@ static void parse_args(struct send_opt *opt, int argc, char **argv)
                        "journal-match" : "from-start");
     if (c->journal && c->nfiles)
         tool_opt_error(&cli, "--journal reads no FILE");
+    if (!c->follow.n && (c->from_end || c->partial_timeout >= 0))
+        tool_opt_error(&cli, "--%s needs --follow", c->from_end ?
+                       "from-end" : "partial-timeout");
+    if (c->follow.n && (c->nfiles || c->journal || c->position ||
+                        c->flush_wal))
+        tool_opt_error(&cli, "--follow %s", c->nfiles ? "reads no FILE "
+                       "(the patterns name the files)" : c->journal ?
+                       "and --journal: one or the other" : c->position ?
+                       "does not go with --position (each file goes on "
+                       "from its own position)" : "reads input: not with "
+                       "--flush-wal");
+    if (c->partial_timeout < 0)
+        c->partial_timeout = 5000;
     if (c->journal && (c->wal || c->position))
         tool_opt_error(&cli, "--%s does not go with --journal (the journal "
                        "keeps its entries until Redis has them)",
@@ -257,7 +300,7 @@ static void parse_args(struct send_opt *opt, int argc, char **argv)
     /* an old backlog of the journal is what it is for: --max-age only
      * when asked for */
     if (c->max_age < 0)
-        c->max_age = c->journal ? 0 : 24 * 3600 * 1000LL;
+        c->max_age = c->journal || c->follow.n ? 0 : 24 * 3600 * 1000LL;
     if (c->flush_wal && (c->wal == NULL || c->nfiles))
         tool_opt_error(&cli, "--flush-wal needs --wal DIR and no FILE");
     if (c->position && c->producer == NULL)
@@ -291,7 +334,11 @@ static int summary(struct lp_send *s, const struct lp_send_conf *c)
 
     const char *unit = c->journal ? "entry" : "line";
     const char *units = c->journal ? "entries" : "lines";
-    if (c->journal && lp_send_stopped(s))
+    if (c->follow.n && lp_send_stopped(s))
+        lp_info("stopped: %" PRIu64 " %s sent, %" PRIu64 " %s followed",
+                n->sent, plural(n->sent, "event", "events"), off,
+                plural(off, "file", "files"));
+    else if (c->journal && lp_send_stopped(s))
         lp_info("stopped: %" PRIu64 " %s sent, %" PRIu64 " journal %s read",
                 n->sent, plural(n->sent, "event", "events"), off,
                 plural(off, "entry", "entries"));
@@ -346,7 +393,9 @@ int main(int argc, char **argv)
             .batch_bytes = 8 << 20,
             .linger = 20,
             .timeout = 30000,
-            .max_age = -1,      /* parse_args: 24h, 0 with --journal */
+            .max_age = -1,      /* parse_args: 24h, 0 with --journal
+                                   or --follow */
+            .partial_timeout = -1,
             .max_skew = 5 * 60 * 1000LL,
             .max_line = 1 << 20,
             .max_depth = LP_JSON_DEPTH,
@@ -372,6 +421,15 @@ int main(int argc, char **argv)
         const char *t = getenv("LOGPIPE_TEST_LOSE_REPLY");
         if (t)
             opt.c.test_lose_reply = strtoull(t, NULL, 10);
+        /* test-only: batch N refused by Redis (EXECABORT) once */
+        if ((t = getenv("LOGPIPE_TEST_REFUSE_BATCH")) != NULL)
+            opt.c.test_refuse = strtoull(t, NULL, 10);
+        /* test-only: --follow's walks this often (ms), without inotify */
+        if ((t = getenv("LOGPIPE_TEST_FOLLOW_POLL")) != NULL)
+            opt.c.follow_poll = strtoll(t, NULL, 10);
+        opt.c.follow_no_inotify = getenv("LOGPIPE_TEST_NO_INOTIFY") != NULL;
+        if ((t = getenv("LOGPIPE_TEST_FOLLOW_FORGET")) != NULL)
+            opt.c.follow_forget = strtoll(t, NULL, 10);
     }
     lp_log_init("logpipe-send", opt.com.log_format, opt.com.verbosity);
     lp_budget_init(&talk.bad, LP_LEVEL_ERROR, "invalid events");

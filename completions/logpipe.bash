@@ -19,7 +19,8 @@ _logpipe_opts()
             --max-skew --max-line --max-depth --max-members --require
             --rejects --rejects-to-dlq --ids --producer --position
             --producer-ttl --journal --journal-dir --journal-match
-            --from-start -g -b -l -t"
+            --from-start --follow --from-end --partial-timeout -F -g -b -l
+            -t"
         ;;
     logpipe-drain)
         # --block has no short form
@@ -93,7 +94,8 @@ _logpipe_takes_arg()
         --rate|--burst|--rate-key|--on-limit|--max-keys|\
         --time-field|--max-age|--max-skew|--max-line|--max-depth|\
         --max-members|--require|--rejects|--producer|--position|\
-        --producer-ttl|--journal-dir|--journal-match|-g|-b|-l|-t)
+        --producer-ttl|--journal-dir|--journal-match|--partial-timeout|\
+        --follow|-F|-g|-b|-l|-t)
             return 0 ;;
         esac ;;
     logpipe-drain)

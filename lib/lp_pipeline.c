@@ -398,7 +398,8 @@ static int make_tail(struct lp_send *s, struct lp_batch *b)
 int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
 {
     static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
-    int hset;
+    int hset, rc;
+    char *x = NULL;
 
     b->tried = 1;
     b->answered = b->aborted = 0;
@@ -408,9 +409,19 @@ int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
         return 0;               /* nothing left: answered as it is */
     hset = make_tail(s, b);
     b->nwire = 1 + b->n + (size_t)hset + 1;
-    if (lp_redis_append_raw(s->r, multi, sizeof multi - 1) < 0 ||
-        lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0 ||
-        lp_redis_append_raw(s->r, b->tail.p, b->tail.len) < 0) {
+    if (s->c.test_refuse && b->source == LP_BATCH_INPUT &&
+        ++s->nrefuse == s->c.test_refuse &&
+        (x = memmem(b->blob.p + b->ev[0].cmd, b->ev[0].cmdlen < 32 ?
+                    b->ev[0].cmdlen : 32, "XADD", 4)) != NULL)
+        x[3] = 'X';     /* test-only: a command Redis does not know:
+                           refused while queueing, EXEC answers
+                           EXECABORT, the batches after it are stored */
+    rc = lp_redis_append_raw(s->r, multi, sizeof multi - 1) < 0 ||
+         lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0 ||
+         lp_redis_append_raw(s->r, b->tail.p, b->tail.len) < 0;
+    if (x)
+        x[3] = 'D';
+    if (rc) {
         b->nwire = 0;
         snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(s->r));
         return -1;
@@ -473,14 +484,17 @@ uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
 void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
 {
     int skipped = 0;
-    /* stdin's producer, as any input's: the batch's table of them */
-    uint16_t me = lp_batch_prod(s, b, s->producer, strlen(s->producer),
-                                NULL, 0);
+    /* stdin's producer, as any input's: the batch's table of them;
+     * --follow's commands have their file's already */
+    uint16_t me = s->fl ? LP_NOPROD
+                        : lp_batch_prod(s, b, s->producer,
+                                        strlen(s->producer), NULL, 0);
 
     for (size_t k = 0; k < b->n; k++) {
         if (b->ev[k].done)
             continue;
-        b->ev[k].prod = me;
+        if (me != LP_NOPROD)
+            b->ev[k].prod = me;
         b->ev[k].pos = s->next_pos++;
         if (b->ev[k].pos <= s->skip_upto) {
             stored(s, &b->ev[k]);
@@ -492,6 +506,60 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
         lp_pipeline_compact(s, b, &behind);
     }
     b->numbered = 1;
+}
+
+uint64_t lp_cursor_num(const char *p, size_t n)
+{
+    uint64_t v = 0;
+
+    if (n == 0 || n > 19)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    return v;
+}
+
+void lp_batch_raise_cursors(struct lp_send *s, struct lp_batch *b,
+                            int ring, int committed)
+{
+    char err[LP_ERRLEN], v[24];
+
+    for (int i = 0; i < b->nprods; i++) {
+        struct lp_bprod *p = &b->prods[i];
+        const char *name = b->pbuf.p + p->name;
+        uint64_t best = lp_cursor_num(b->pbuf.p + p->cursor, p->cursorlen),
+                 mine = best, pos, cur;
+        if (p->cursorlen == 0)
+            continue;
+        for (int j = 0; ring && j < s->count; j++) {
+            const struct lp_batch *o = &s->ring[(s->head + j) % LP_INFLIGHT];
+            if (o == b)
+                continue;
+            for (int q = 0; q < o->nprods; q++) {
+                const struct lp_bprod *op = &o->prods[q];
+                uint64_t c;
+                if (op->namelen != p->namelen || op->cursorlen == 0 ||
+                    memcmp(o->pbuf.p + op->name, name, p->namelen) != 0)
+                    continue;
+                c = lp_cursor_num(o->pbuf.p + op->cursor, op->cursorlen);
+                if (c > best)
+                    best = c;
+            }
+        }
+        /* the connection is up (lp_pipeline_resolve): a failure here
+         * only leaves the cursor as it is, and the next reconnect asks */
+        if (committed && lp_pipeline_committed_cur(s, name, p->namelen, &pos,
+                                                   &cur, err) == 0 &&
+            cur > best)
+            best = cur;
+        if (best > mine) {
+            int n = snprintf(v, sizeof v, "%" PRIu64, best);
+            lp_batch_prod(s, b, name, p->namelen, v, (size_t)n);
+        }
+    }
 }
 
 /* Parses a field's value "<pos> <unix-ms>[ <cursor>]": its position. */
@@ -526,8 +594,9 @@ static struct lp_reply *hget_field(struct lp_send *s, const char *name,
     return rep;
 }
 
-int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
-                          uint64_t *pos, char *err)
+int lp_pipeline_committed_cur(struct lp_send *s, const char *name,
+                              size_t len, uint64_t *pos, uint64_t *cur,
+                              char *err)
 {
     struct lp_reply *rep;
 
@@ -535,6 +604,7 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
         if (strlen(s->pcache[i].name) == len &&
             memcmp(s->pcache[i].name, name, len) == 0) {
             *pos = s->pcache[i].pos;
+            *cur = s->pcache[i].cur;
             return 0;
         }
     if (len > LP_PRODUCER_MAX) {
@@ -543,12 +613,15 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
     }
     if ((rep = hget_field(s, name, len, err)) == NULL)
         return -1;
+    *pos = *cur = 0;
     if (lp_reply_type(rep) == LP_REPLY_STRING) {
         size_t n;
-        const char *v = lp_reply_str(rep, &n);
+        const char *v = lp_reply_str(rep, &n), *e = v + n, *sp;
         *pos = field_pos(v, n);
-    } else {
-        *pos = 0;
+        /* "<pos> <unix-ms> <cursor>" */
+        if ((sp = memchr(v, ' ', n)) != NULL &&
+            (sp = memchr(sp + 1, ' ', (size_t)(e - sp - 1))) != NULL)
+            *cur = lp_cursor_num(sp + 1, (size_t)(e - sp - 1));
     }
     lp_reply_free(rep);
     if (s->npcache == s->capcache) {
@@ -561,8 +634,17 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
     }
     memcpy(s->pcache[s->npcache].name, name, len);
     s->pcache[s->npcache].name[len] = '\0';
-    s->pcache[s->npcache++].pos = *pos;
+    s->pcache[s->npcache].pos = *pos;
+    s->pcache[s->npcache++].cur = *cur;
     return 0;
+}
+
+int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
+                          uint64_t *pos, char *err)
+{
+    uint64_t cur;
+
+    return lp_pipeline_committed_cur(s, name, len, pos, &cur, err);
 }
 
 int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err)
@@ -639,6 +721,10 @@ static void prune(struct lp_send *s)
             if (ms >= before || (fl == strlen(s->producer) &&
                                  memcmp(f, s->producer, fl) == 0))
                 continue;
+            /* --follow: our files' fields, however quiet the file */
+            if (s->fl && fl > s->fbase &&
+                memcmp(f, s->fprod, s->fbase) == 0)
+                continue;
             argv[nd] = f;
             lens[nd++] = fl;
         }
@@ -659,6 +745,79 @@ static void prune(struct lp_send *s)
             lp_plural(gone, "producer", "producers"), s->pkey);
 }
 
+/*
+ * --follow: a batch holds commands of up to LP_BATCH_PRODS files, each
+ * its own producer; all its positions come from the run's one counter.
+ * A batch whose reply was lost is stored when its first command's
+ * position is at or below its producer's committed one (a batch is stored
+ * whole or not at all). The rest go again in order with new positions of
+ * the counter, which only grows, and with cursors no lower than what
+ * Redis holds for their files: a later batch of a file may have been
+ * stored after one that failed, and the field must not go back.
+ */
+static int resolve_files(struct lp_send *s, char *err)
+{
+    uint64_t c;
+
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        const struct lp_cmd *e = NULL;
+        if (b->source != LP_BATCH_INPUT || !b->tried || b->answered)
+            continue;
+        for (size_t k = 0; k < b->n && e == NULL; k++)
+            if (!b->ev[k].done && b->ev[k].prod != LP_NOPROD)
+                e = &b->ev[k];
+        if (e == NULL)
+            continue;
+        if (lp_pipeline_committed(s, b->pbuf.p + b->prods[e->prod].name,
+                                  b->prods[e->prod].namelen, &c, err) < 0)
+            return -1;
+        if (e->pos > c)
+            continue;
+        for (size_t k = 0; k < b->n; k++)
+            if (!b->ev[k].done)
+                stored(s, &b->ev[k]);
+        b->n = 0;
+        b->blob.len = 0;
+    }
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (b->source != LP_BATCH_INPUT || b->n == 0)
+            continue;
+        for (size_t k = 0; k < b->n; k++)
+            if (!b->ev[k].done)
+                b->ev[k].pos = s->next_pos++;
+        lp_batch_raise_cursors(s, b, 0, 1);
+        if (b->tried)
+            s->renumbered = 1;
+        b->tried = b->answered = b->aborted = 0;
+    }
+    s->pos_known = 1;
+    return 0;
+}
+
+/*
+ * --journal: a batch that failed (its EXEC answered an error) while a
+ * later one was stored goes again after it, and must not set the field's
+ * cursor back to its own, older one: it commits the cursor Redis holds,
+ * the later batch's. 0, or -1 with err.
+ */
+static int raise_journal_cursor(struct lp_send *s, struct lp_batch *b,
+                                char *err)
+{
+    struct lp_buf cur = { 0 };
+
+    if (lp_pipeline_cursor(s, &cur, err) < 0) {
+        lp_buf_free(&cur);
+        return -1;
+    }
+    if (cur.len)
+        lp_batch_prod(s, b, s->producer, strlen(s->producer), cur.p,
+                      cur.len);
+    lp_buf_free(&cur);
+    return 0;
+}
+
 int lp_pipeline_resolve(struct lp_send *s, char *err)
 {
     uint64_t c, p;
@@ -668,6 +827,11 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
         /* nothing is owed on this connection */
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
         b->wire = b->nwire = 0;
+    }
+    if (s->fl) {
+        if (resolve_files(s, err) < 0)
+            return -1;
+        goto pruning;
     }
     if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
                               err) < 0)
@@ -714,8 +878,15 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
     s->next_pos = p + 1;
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        uint64_t last = 0;
         if (b->source != LP_BATCH_INPUT)
             continue;
+        for (size_t k = 0; k < b->n; k++)
+            if (!b->ev[k].done && b->ev[k].pos > last)
+                last = b->ev[k].pos;
+        if (s->js && b->n && last && last <= c &&
+            raise_journal_cursor(s, b, err) < 0)
+            return -1;
         for (size_t k = 0; k < b->n; k++)
             if (!b->ev[k].done)
                 b->ev[k].pos = s->next_pos++;

@@ -17,6 +17,7 @@
 #include "lp_exit.h"
 #include "lp_fs.h"
 #include "lp_jq.h"
+#include "lp_follow.h"
 #include "lp_jsource.h"
 #include "lp_json.h"
 #include "lp_line.h"
@@ -67,6 +68,9 @@ static void where(struct lp_send *s, char *buf, size_t cap, uint64_t lineno)
 {
     if (s->js)
         snprintf(buf, cap, "journal: entry %" PRIu64, lineno);
+    else if (s->fl)             /* lineno: the line's offset */
+        snprintf(buf, cap, "%s: the line at byte %" PRIu64, s->name,
+                 lineno);
     else if (s->name)
         snprintf(buf, cap, "%s: line %" PRIu64, s->name, lineno);
     else
@@ -263,6 +267,12 @@ static void dispatch(struct lp_send *s)
 
     if (s->in.n == 0)
         return;
+    if (s->mid_line) {
+        /* --follow: a line's commands go in one batch, the position of
+         * the line's end with them */
+        s->want_dispatch = 1;
+        return;
+    }
     if (s->walmode) {
         lp_spool_batch(s, &s->in);
         lp_spool_sync(s);
@@ -313,6 +323,10 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
     if (s->js)                  /* the batch commits the entry's cursor */
         lp_batch_prod(s, b, s->producer, strlen(s->producer), s->jcur.p,
                       s->jcur.len);
+    /* --follow: the file's producer, and the offset after the line */
+    b->ev[b->n].prod = s->fl ? lp_batch_prod(s, b, s->fprod, s->fprodlen,
+                                             s->fcur, s->fcurlen)
+                             : LP_NOPROD;
     b->ev[b->n].cmd = (uint32_t)start;
     b->ev[b->n].cmdlen = (uint32_t)(b->blob.len - start);
     b->ev[b->n].file = (uint32_t)s->file;
@@ -945,6 +959,350 @@ static void journal_input(struct lp_send *s)
     }
 }
 
+/* ---- --follow ----------------------------------------------------------- */
+
+/*
+ * Each file followed is a producer of its own, "<producer>:<identity>"
+ * (lp_follow.h: the identity), and the cursor its batches commit is the
+ * offset after the last line of the file they hold: Redis holds exactly
+ * the lines before it, so a restart hands each file its cursor and reads
+ * on from there. The positions of all the files come from the run's one
+ * counter (lp_pipeline_number), which starts above every position Redis
+ * or the WAL holds for them.
+ */
+
+/* A position of one file, as Redis or the WAL has it */
+struct fpos {
+    char id[LP_FOLLOW_IDLEN];
+    uint64_t cur;
+};
+
+struct fpos_list {
+    struct lp_send *s;
+    struct fpos *v;
+    size_t n, cap;
+};
+
+/* One field or record of ours: the counter goes above its position; a
+ * file's cursor is kept (the highest wins later). */
+static void fpos_add(struct fpos_list *l, const char *name, size_t len,
+                     uint64_t pos, const char *cur, size_t curlen)
+{
+    struct lp_send *s = l->s;
+    size_t idlen;
+
+    if (len < s->fbase - 1 || memcmp(name, s->fprod, s->fbase - 1) != 0)
+        return;
+    if (len == s->fbase - 1 || name[s->fbase - 1] == ':') {
+        /* the run's own (commands sent again) or one of its files */
+        if (pos >= s->next_pos)
+            s->next_pos = pos + 1;
+    }
+    if (len <= s->fbase || name[s->fbase - 1] != ':' ||
+        (idlen = len - s->fbase) >= LP_FOLLOW_IDLEN)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct fpos *v = realloc(l->v, cap * sizeof *v);
+        if (v == NULL)
+            lp_send_oom(s);
+        l->v = v;
+        l->cap = cap;
+    }
+    memcpy(l->v[l->n].id, name + s->fbase, idlen);
+    l->v[l->n].id[idlen] = '\0';
+    l->v[l->n++].cur = lp_cursor_num(cur, curlen);
+}
+
+static void fpos_of_wal(void *arg, const char *name, size_t len,
+                        uint64_t pos, const char *cur, size_t curlen)
+{
+    fpos_add(arg, name, len, pos, cur, curlen);
+}
+
+static int fpos_cmp(const void *a, const void *b)
+{
+    const struct fpos *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+
+    return c ? c : (x->cur < y->cur ? -1 : x->cur > y->cur);
+}
+
+/* HSCAN of <stream>:producers for our fields. 0, or -1 with err. */
+static int fpos_of_redis(struct fpos_list *l, char *err)
+{
+    struct lp_send *s = l->s;
+    char cursor[32] = "0", match[LP_PRODUCER_MAX + 4];
+
+    snprintf(match, sizeof match, "%.*s*", (int)(s->fbase - 1), s->fprod);
+    do {
+        struct lp_reply *rep = lp_redis_cmd(s->r, err, "HSCAN", s->pkey,
+                                            cursor, "MATCH", match, "COUNT",
+                                            "1000", NULL);
+        const struct lp_reply *kv;
+        const char *c;
+        size_t n;
+        if (rep == NULL)
+            return -1;
+        if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+            char t[LP_ERRLEN - 100];
+            snprintf(err, LP_ERRLEN, "HSCAN %s: %s", s->pkey,
+                     lp_reply_text(rep, t, sizeof t));
+            lp_reply_free(rep);
+            return -1;
+        }
+        if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2 ||
+            (c = lp_reply_str(lp_reply_at(rep, 0), &n)) == NULL ||
+            n >= sizeof cursor) {
+            snprintf(err, LP_ERRLEN, "HSCAN %s: an odd reply", s->pkey);
+            lp_reply_free(rep);
+            return -1;
+        }
+        memcpy(cursor, c, n);
+        cursor[n] = '\0';
+        kv = lp_reply_at(rep, 1);
+        for (size_t i = 0; i + 1 < lp_reply_len(kv); i += 2) {
+            size_t fl, vl;
+            const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
+            const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
+            const char *sp, *e;
+            uint64_t pos = 0;
+            if (f == NULL || v == NULL)
+                continue;
+            e = v + vl;
+            for (size_t k = 0; k < vl && v[k] >= '0' && v[k] <= '9'; k++)
+                pos = pos * 10 + (uint64_t)(v[k] - '0');
+            /* "<pos> <unix-ms> <offset>" */
+            if ((sp = memchr(v, ' ', vl)) != NULL &&
+                (sp = memchr(sp + 1, ' ', (size_t)(e - sp - 1))) != NULL)
+                fpos_add(l, f, fl, pos, sp + 1, (size_t)(e - sp - 1));
+            else
+                fpos_add(l, f, fl, pos, NULL, 0);
+        }
+        lp_reply_free(rep);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* Makes the follower, connects, and hands it each file's position (the
+ * higher of Redis's and the WAL's), retrying Redis for --timeout; the
+ * counter goes above every position of ours. A failure ends the run. */
+static void follow_open(struct lp_send *s)
+{
+    char err[LP_ERRLEN], d[32];
+    struct lp_follow_conf fc = {
+        .patterns = (const char *const *)s->c.follow.item,
+        .npatterns = (size_t)s->c.follow.n,
+        .max_line = s->c.max_line,
+        .partial_ms = (uint64_t)s->c.partial_timeout,
+        .poll_ms = (uint64_t)s->c.follow_poll,
+        .from_end = s->c.from_end,
+        .no_inotify = s->c.follow_no_inotify,
+        .forget_ms = (uint64_t)s->c.follow_forget,
+        .notify = s->nt,
+    };
+    struct fpos_list l = { .s = s };
+    int64_t since = lp_mono_ms();
+    int warned = 0;
+    size_t known = 0;
+
+    if ((s->fl = lp_follow_new(&fc, err)) == NULL) {
+        say(s, LP_NOTICE_ERROR, "--follow: %s", err);
+        lp_send_end_run(s, LP_EX_SOFTWARE);
+    }
+    lp_format_duration(s->c.timeout, d, sizeof d);
+    for (;;) {
+        l.n = 0;
+        if (lp_pipeline_connect(s, err) == 0 && fpos_of_redis(&l, err) == 0)
+            break;
+        if (s->last_permanent) {
+            say(s, LP_NOTICE_ERROR, "%s", err);
+            free(l.v);
+            lp_send_end_run(s, LP_EX_CONFIG);
+        }
+        if (lp_send_stopping(s)) {
+            say(s, LP_NOTICE_ERROR, "interrupted while Redis fails: %s", err);
+            free(l.v);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        if (lp_mono_ms() - since >= s->c.timeout) {
+            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s; nothing "
+                "was read: the files' positions are in Redis", d, err);
+            free(l.v);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        if (!warned++)
+            say(s, LP_NOTICE_WARN, "%s; retrying for up to %s", err, d);
+        poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
+    }
+    lp_backoff_reset(&s->backoff);
+    if (s->wal && lp_wal_producers(s->wal, fpos_of_wal, &l, err) < 0) {
+        say(s, LP_NOTICE_ERROR, "%s", err);
+        free(l.v);
+        lp_send_end_run(s, LP_EX_IOERR);
+    }
+    /* sorted by identity, then cursor: the last of each is its highest,
+     * and lp_follow_position keeps the last it is given */
+    if (l.n)
+        qsort(l.v, l.n, sizeof *l.v, fpos_cmp);
+    for (size_t i = 0; i < l.n; i++) {
+        if (i + 1 < l.n && strcmp(l.v[i].id, l.v[i + 1].id) == 0)
+            continue;
+        if (lp_follow_position(s->fl, l.v[i].id, l.v[i].cur, err) < 0) {
+            say(s, LP_NOTICE_WARN, "%s: %.*s%s: %s (passed over)", s->pkey,
+                (int)s->fbase, s->fprod, l.v[i].id, err);
+            continue;
+        }
+        known++;
+    }
+    free(l.v);
+    if (s->c.verbosity >= 2)
+        say(s, LP_SEND_DEBUG, "--follow: %zu %s of producer %s known; "
+            "positions go on from %" PRIu64, known,
+            lp_plural(known, "file", "files"), s->producer, s->next_pos);
+    s->name = "--follow";
+}
+
+/* The producer of a file's lines: "<producer>:<identity>". */
+static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
+{
+    size_t n = strlen(fl->id);
+
+    if (s->fbase + n > LP_PRODUCER_MAX)
+        n = LP_PRODUCER_MAX - s->fbase; /* lp_send_open left room */
+    memcpy(s->fprod + s->fbase, fl->id, n);
+    s->fprodlen = s->fbase + n;
+    s->fprod[s->fprodlen] = '\0';
+    s->fcurlen = (size_t)snprintf(s->fcur, sizeof s->fcur, "%" PRIu64,
+                                  fl->end);
+}
+
+/* The index of the file's producer in the input batch, or -1. */
+static int batch_has(const struct lp_send *s)
+{
+    const struct lp_batch *b = &s->in;
+
+    for (int i = 0; i < b->nprods; i++)
+        if (b->prods[i].namelen == s->fprodlen &&
+            memcmp(b->pbuf.p + b->prods[i].name, s->fprod, s->fprodlen) == 0)
+            return i;
+    return -1;
+}
+
+/* One line (or chunk of one) of a file: through one_line as stdin's; its
+ * commands in one batch, which then commits the offset after it. A line
+ * that made no command (rejected, empty) moves the offset all the same
+ * when the batch holds lines of the file already. */
+static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
+                      int chunk)
+{
+    struct lp_line ln;
+
+    file_producer(s, fl);
+    if (batch_has(s) < 0 && s->in.nprods >= LP_BATCH_PRODS)
+        dispatch(s);            /* its table of producers is full */
+    s->name = fl->path;
+    memset(&ln, 0, sizeof ln);
+    ln.p = fl->p;
+    ln.len = fl->len;
+    ln.lineno = fl->start;      /* where(): files have offsets */
+    ln.start = fl->start;
+    s->mid_line = 1;
+    if (chunk) {
+        ln.first = fl->first;
+        ln.last = fl->last;
+        long_line(s, &ln);
+    } else {
+        if (fl->partial && s->c.verbosity >= 2)
+            say(s, LP_SEND_DEBUG, "%s: the line at byte %" PRIu64 " has no "
+                "newline after --partial-timeout: sent as it is", fl->path,
+                fl->start);
+        one_line(s, &ln);
+    }
+    s->mid_line = 0;
+    if ((!chunk || fl->last) && s->in.n && batch_has(s) >= 0)
+        lp_batch_prod(s, &s->in, s->fprod, s->fprodlen, s->fcur, s->fcurlen);
+    if (s->want_dispatch) {
+        s->want_dispatch = 0;
+        dispatch(s);
+    }
+}
+
+/* Drops the fields of files gone for good (lp_follow's forget_ms), when
+ * nothing is in flight; a failure keeps them for the next time (and
+ * --producer-ttl removes them in the end). */
+static void forget_files(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+    const char *argv[66];
+    size_t lens[66], n = 2, off = 0;
+    char names[64][LP_PRODUCER_MAX + 1];
+
+    if (s->forget.len == 0 || s->count > 0 || s->walmode ||
+        !lp_redis_connected(s->r))
+        return;
+    argv[0] = "HDEL";
+    lens[0] = 4;
+    argv[1] = s->pkey;
+    lens[1] = strlen(s->pkey);
+    while (off < s->forget.len && n < 66) {
+        const char *id = s->forget.p + off;
+        size_t il = strlen(id);
+        snprintf(names[n - 2], sizeof names[0], "%.*s%s", (int)s->fbase,
+                 s->fprod, id);
+        argv[n] = names[n - 2];
+        lens[n] = strlen(names[n - 2]);
+        n++;
+        off += il + 1;
+    }
+    struct lp_reply *rep = lp_redis_cmdv(s->r, err, (int)n, argv, lens);
+    if (rep && lp_reply_type(rep) == LP_REPLY_INTEGER) {
+        if (s->c.verbosity >= 1)
+            say(s, LP_NOTICE_INFO, "--follow: forgot the positions of %zu "
+                "%s deleted long ago", n - 2, lp_plural(n - 2, "file", "files"));
+        memmove(s->forget.p, s->forget.p + off, s->forget.len - off);
+        s->forget.len -= off;
+    }
+    lp_reply_free(rep);
+}
+
+/* --follow: lines as the files grow, until a stop. Rate limits and
+ * backpressure wait inside file_line: nothing is read meanwhile. */
+static void follow_input(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+    struct lp_follow_line fl;
+    uint64_t n = 0;
+    int rc;
+
+    follow_open(s);
+    while (!lp_send_stopping(s)) {
+        rc = lp_follow_next(s->fl, &fl, err);
+        if (rc == LP_FOLLOW_LINE || rc == LP_FOLLOW_LONG) {
+            if ((++n & 255) == 0)
+                s->now = lp_now_ms();
+            file_line(s, &fl, rc == LP_FOLLOW_LONG);
+            continue;
+        }
+        if (rc == LP_FOLLOW_FORGET) {
+            if (lp_buf_add(&s->forget, fl.id, strlen(fl.id) + 1) < 0)
+                lp_send_oom(s);
+            continue;
+        }
+        if (rc < 0) {
+            say(s, LP_NOTICE_ERROR, "--follow: %s", err);
+            lp_send_end_run(s, LP_EX_SOFTWARE);
+        }
+        /* nothing now: what is waiting goes, then a wait for the files,
+         * Redis, the linger; the cap: a stop signal between the check
+         * and the poll waits at most a second */
+        forget_files(s);
+        int t = lp_follow_timeout(s->fl);
+        wait_io(s, lp_follow_fd(s->fl), POLLIN, t < 0 || t > 1000 ? 1000 : t);
+        s->now = lp_now_ms();
+    }
+}
+
 /* Input is over: waits for the batches in flight; in WAL mode, re-sends
  * the WAL while Redis takes it. Every event is in Redis or in the WAL by
  * then, so a failure ends the run (exit 0) rather than holding the
@@ -1140,6 +1498,16 @@ int lp_send_open(struct lp_send *s, char *err)
         snprintf(s->producer, sizeof s->producer, "%.*s:journal:%08" PRIx32,
                  (int)(n < 63 ? n : 63), n ? s->host : "unknown",
                  (uint32_t)(h ^ (h >> 32)));
+    } else if (s->c.follow.n) {
+        /* stable, one per set of patterns: HOST:follow:HASH of them */
+        uint64_t h = 0xcbf29ce484222325ULL;
+        size_t n = strspn(s->host, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+        for (int i = 0; i < s->c.follow.n; i++)
+            h = fnv(h, s->c.follow.item[i], strlen(s->c.follow.item[i]) + 1);
+        snprintf(s->producer, sizeof s->producer, "%.*s:follow:%08" PRIx32,
+                 (int)(n < 63 ? n : 63), n ? s->host : "unknown",
+                 (uint32_t)(h ^ (h >> 32)));
     } else {
         /* stdin cannot resume: a name of its own per run, from 1 */
         char h[64];
@@ -1148,6 +1516,17 @@ int lp_send_open(struct lp_send *s, char *err)
         snprintf(h, sizeof h, "%.*s", (int)(n < 63 ? n : 63), s->host);
         snprintf(s->producer, sizeof s->producer, "%s:%ld:%" PRId64,
                  h[0] ? h : "unknown", (long)getpid(), lp_now_ms());
+    }
+    if (s->c.follow.n) {
+        /* the files' producers: "<producer>:<identity>" */
+        s->fbase = (size_t)snprintf(s->fprod, sizeof s->fprod, "%s:",
+                                    s->producer);
+        if (s->fbase + LP_FOLLOW_IDLEN - 1 > LP_PRODUCER_MAX) {
+            snprintf(err, LP_ERRLEN, "--producer '%s': with --follow, at "
+                     "most %d bytes (each file's name adds its identity)",
+                     s->producer, LP_PRODUCER_MAX - LP_FOLLOW_IDLEN);
+            return LP_EX_USAGE;
+        }
     }
     if (snprintf(s->pkey, sizeof s->pkey, "%s%s", s->c.stream,
                  LP_PRODUCERS_SUFFIX) >= (int)sizeof s->pkey) {
@@ -1222,7 +1601,7 @@ int lp_send_open(struct lp_send *s, char *err)
     lp_redis_set_timeout(s->r, s->c.timeout < 10000 ?
                          (s->c.timeout > 1000 ? s->c.timeout : 1000) :
                          10000);
-    if (s->c.producer || s->c.journal) {
+    if (s->c.producer || s->c.journal || s->c.follow.n) {
         int rc = lock_producer(s, err);
         if (rc)
             return rc;
@@ -1232,7 +1611,7 @@ int lp_send_open(struct lp_send *s, char *err)
         if ((s->wal = lp_wal_open(s->c.wal, s->c.wal_max, &s->nt,
                                   err)) == NULL)
             return LP_EX_CANTCREAT;
-        if (s->c.producer) {
+        if (s->c.producer && !s->c.follow.n) {
             /* our positions still in the WAL: numbering goes on above;
              * and until Redis tells the committed one, records of ours
              * written to the WAL take positions from the clock (us since
@@ -1267,6 +1646,10 @@ static void read_inputs(struct lp_send *s)
 {
     if (s->c.journal) {
         journal_input(s);
+        return;
+    }
+    if (s->c.follow.n) {
+        follow_input(s);
         return;
     }
     if (s->c.nfiles == 0)
@@ -1309,6 +1692,10 @@ const struct lp_send_counts *lp_send_counts(const struct lp_send *s)
 
 const char *lp_send_input(const struct lp_send *s, uint64_t *offset)
 {
+    if (s->fl) {                /* --follow: the files followed */
+        *offset = lp_follow_files(s->fl);
+        return NULL;
+    }
     *offset = s->c.journal ? s->jentry : lp_lines_offset(&s->lines);
     return s->name;
 }
@@ -1346,6 +1733,8 @@ void lp_send_free(struct lp_send *s)
         lp_wal_seg_release(s->wal, s->rseg);
     lp_wal_close(s->wal);
     lp_jsource_free(s->js);
+    lp_follow_free(s->fl);
+    lp_buf_free(&s->forget);
     lp_buf_free(&s->jcur);
     lp_redis_free(s->r);
     lp_redis_free(s->rr);

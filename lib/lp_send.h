@@ -26,7 +26,9 @@
  *
  * The input is files or descriptors the engine reads itself, or the
  * systemd journal (c->journal: lp_jsource, its cursor committed with the
- * events as the run's producer's) (lp_send_run). A front door that is handed bodies instead (HTTP) would
+ * events as the run's producer's), or files followed by name (c->follow:
+ * lp_follow, each file a producer whose cursor is its offset)
+ * (lp_send_run). A front door that is handed bodies instead (HTTP) would
  * come in beside lp_send_run as lp_send_feed(s, buf, len) and
  * lp_send_flush(s), over the same line splitter, batches and WAL.
  *
@@ -79,8 +81,9 @@ enum { LP_SEND_ON_BLOCK, LP_SEND_ON_REJECT, LP_SEND_ON_DLQ };  /* on_limit */
 #define LP_PRODUCERS_SUFFIX ":producers"
 
 /* What an input hands the engine with each of its events (stdin's is the
- * run's own; --journal's too, with the journal's cursor; --follow will
- * give one per file); lp_send_int.h: lp_batch_prod. */
+ * run's own; --journal's too, with the journal's cursor; --follow gives
+ * one per file, "<producer>:<identity>", its cursor the offset after the
+ * line); lp_send_int.h: lp_batch_prod. */
 struct lp_producer {
     const char *name;           /* [A-Za-z0-9._:@/+-], at most
                                    LP_PRODUCER_MAX bytes */
@@ -128,6 +131,9 @@ struct lp_send_conf {
                                    the connection is dropped once batch N
                                    is written and Redis ran it: its reply
                                    is lost */
+    uint64_t test_refuse;       /* test-only (LOGPIPE_TEST_REFUSE_BATCH):
+                                   input batch N's first write is refused
+                                   by Redis while queueing (EXECABORT) */
     uint64_t position;          /* --position: the input's first command
                                    has this position (a resume); 0: go on
                                    after the committed one */
@@ -137,6 +143,19 @@ struct lp_send_conf {
     struct lp_list journal_match;  /* --journal-match FIELD=VALUE */
     int from_start;             /* --from-start: no cursor committed yet:
                                    from the oldest entry, not the end */
+    struct lp_list follow;      /* --follow PATTERN: files followed by
+                                   name and glob (lp_follow), each file
+                                   its own producer, not FILEs */
+    int from_end;               /* --from-end: a file there at the first
+                                   walk with no position: from its end */
+    int64_t partial_timeout;    /* ms: a line without its newline is
+                                   sent after the file is still this long */
+    int64_t follow_poll;        /* ms: walk the directories this often
+                                   (0: 1000) */
+    int follow_no_inotify;      /* test-only (LOGPIPE_TEST_NO_INOTIFY) */
+    int64_t follow_forget;      /* test-only (LOGPIPE_TEST_FOLLOW_FORGET):
+                                   ms a gone file's position is kept (0:
+                                   a day) */
     /* a connection to Redis, not connected yet; NULL with err (the
      * engine makes two with --shared-rate) */
     struct lp_redis *(*redis_new)(void *ctx, char *err);
@@ -198,7 +217,8 @@ int lp_send_status(const struct lp_send *s);
 const struct lp_send_counts *lp_send_counts(const struct lp_send *s);
 
 /* The input being read: its name (NULL: stdin) and the offset read up
- * to. */
+ * to; --journal: the entries read; --follow: NULL and the number of files
+ * followed. */
 const char *lp_send_input(const struct lp_send *s, uint64_t *offset);
 
 /* The producer the run sends as, and the position of its last command

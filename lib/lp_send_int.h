@@ -80,6 +80,8 @@ struct lp_bprod {
 struct lp_pcache {
     char name[LP_PRODUCER_MAX + 1];
     uint64_t pos;
+    uint64_t cur;               /* its cursor as a number (--follow's
+                                   offsets), 0 when none */
 };
 
 struct lp_batch {
@@ -143,6 +145,7 @@ struct lp_send {
     size_t npcache, capcache;
     struct lp_buf walrec;       /* a WAL record being made */
     uint64_t nwritten;          /* batches written (test_lose_reply) */
+    uint64_t nrefuse;           /* input batches written (test_refuse) */
     int lose_now;               /* test_lose_reply: drop it at the next
                                    read of replies */
     int pruned;                 /* --producer-ttl's pruning was done */
@@ -154,6 +157,18 @@ struct lp_send {
                                    (lp_jentry's is valid only until the
                                    next entry) */
     uint64_t jentry;            /* entries read by this run */
+    /* --follow: each file the producer "<producer>:<identity>", its
+     * cursor the offset after the line last read into the batch */
+    struct lp_follow *fl;
+    char fprod[LP_PRODUCER_MAX + 1];  /* the producer of the line being
+                                         read */
+    size_t fprodlen, fbase;     /* its length; that of "<producer>:" */
+    char fcur[24];              /* the offset after that line */
+    size_t fcurlen;
+    int mid_line;               /* the commands of one line are being
+                                   added: a batch is not cut inside it */
+    int want_dispatch;          /* the batch filled meanwhile */
+    struct lp_buf forget;       /* identities to drop, NUL after each */
     char host[256];
     int file;                   /* current input */
     const char *name;           /* its name for messages, NULL = stdin */
@@ -266,6 +281,23 @@ void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b,
  * (an I/O error: the connection is closed; an error reply). */
 int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
                           uint64_t *pos, char *err);
+/* The same, with the field's cursor read as a number (0: none, or not a
+ * number) into *cur. */
+int lp_pipeline_committed_cur(struct lp_send *s, const char *name,
+                              size_t len, uint64_t *pos, uint64_t *cur,
+                              char *err);
+
+/* --follow: a command of b that goes again after later ones of its
+ * producer (behind them in the WAL, or after them on a new connection)
+ * commits a cursor no lower than theirs: for each producer of b, the
+ * highest cursor of the same producer in the ring's batches
+ * (ring != 0) and in *cur_of's answer (committed in Redis). The cursors
+ * are --follow's, numbers. */
+void lp_batch_raise_cursors(struct lp_send *s, struct lp_batch *b,
+                            int ring, int committed);
+
+/* Parses a decimal cursor (--follow's offsets); 0 when it is not one. */
+uint64_t lp_cursor_num(const char *p, size_t n);
 
 /* --journal: the cursor committed with the run's producer, into out
  * (cleared first; left empty: none). 0, or -1 with err. */
@@ -294,7 +326,9 @@ uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
                        const char *name, size_t len, const char *cursor,
                        size_t clen);
 
-/* Gives the commands of input batch b the next positions of ours. */
+/* Gives the commands of input batch b the next positions of ours (with
+ * --follow, each command keeps its file's producer: the positions are
+ * the run's one counter, above every position of its files). */
 void lp_pipeline_number(struct lp_send *s, struct lp_batch *b);
 
 /* Writes b whole. 0, or -1 with err (the connection is closed). */

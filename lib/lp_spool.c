@@ -167,6 +167,14 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
     if (name && strcmp(name, "-") == 0)
         name = NULL;
     say(s, LP_NOTICE_ERROR, "%s", why);
+    if (s->fl) {
+        /* no hint to give: Redis holds each file's position */
+        say(s, LP_NOTICE_ERROR, "the lines after the positions Redis holds "
+            "for the files of producer %s are sent by the next run of the "
+            "same command", s->producer);
+        lp_buf_free(&cmd);
+        lp_send_end_run(s, code);
+    }
     if (s->c.journal) {
         /* no hint to give: Redis holds the cursor of what it stored */
         say(s, LP_NOTICE_ERROR, "the journal's entries after the cursor "
@@ -338,6 +346,8 @@ void lp_spool_spill(struct lp_send *s, const char *why)
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
         if (b->answered) {
             s->renumbered |= b->n > 0;
+            if (s->fl)          /* behind the others of its files */
+                lp_batch_raise_cursors(s, b, 1, 0);
             lp_pipeline_number(s, b);
             lp_spool_batch(s, b);
         }

@@ -675,13 +675,12 @@ static int read_whole(int fd, char *buf, size_t n)
     return 0;
 }
 
-int lp_wal_max_pos(struct lp_wal *w, const char *name, uint64_t *max,
-                   char *err)
+int lp_wal_producers(struct lp_wal *w, lp_wal_prod_fn *fn, void *arg,
+                     char *err)
 {
     char **names;
-    size_t n, nl = strlen(name);
+    size_t n;
 
-    *max = 0;
     if ((names = list_segments(w, &n, err)) == NULL)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -710,14 +709,41 @@ int lp_wal_max_pos(struct lp_wal *w, const char *name, uint64_t *max,
             const char *pn, *cur;
             size_t pnl, cl, cmd;
             uint64_t p;
-            if (lp_wal_producer(rec, rl, &pn, &pnl, &p, &cur, &cl, &cmd) &&
-                pnl == nl && memcmp(pn, name, nl) == 0 && p > *max)
-                *max = p;
+            if (lp_wal_producer(rec, rl, &pn, &pnl, &p, &cur, &cl, &cmd))
+                fn(arg, pn, pnl, p, cur, cl);
         }
         free(buf);
     }
     free_list(names, n);
     return 0;
+}
+
+struct max_pos {
+    const char *name;
+    size_t len;
+    uint64_t max;
+};
+
+static void max_pos_of(void *arg, const char *name, size_t namelen,
+                       uint64_t pos, const char *cursor, size_t cursorlen)
+{
+    struct max_pos *m = arg;
+
+    (void)cursor;
+    (void)cursorlen;
+    if (namelen == m->len && memcmp(name, m->name, namelen) == 0 &&
+        pos > m->max)
+        m->max = pos;
+}
+
+int lp_wal_max_pos(struct lp_wal *w, const char *name, uint64_t *max,
+                   char *err)
+{
+    struct max_pos m = { name, strlen(name), 0 };
+    int rc = lp_wal_producers(w, max_pos_of, &m, err);
+
+    *max = m.max;
+    return rc;
 }
 
 int lp_wal_pending(struct lp_wal *w, char *err)

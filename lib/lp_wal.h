@@ -65,6 +65,15 @@ uint64_t lp_wal_bytes(const struct lp_wal *w);
 int lp_wal_max_pos(struct lp_wal *w, const char *name, uint64_t *max,
                    char *err);
 
+/* Calls fn for the producer line of every record of every segment (in no
+ * particular order; records of old segments, without one, are passed
+ * over), read without locks (at the start of a run). 0 or -1 with err. */
+typedef void lp_wal_prod_fn(void *arg, const char *name, size_t namelen,
+                            uint64_t pos, const char *cursor,
+                            size_t cursorlen);
+int lp_wal_producers(struct lp_wal *w, lp_wal_prod_fn *fn, void *arg,
+                     char *err);
+
 /* Does the directory hold records to send (ours or no one's)? Rescans. */
 int lp_wal_pending(struct lp_wal *w, char *err);
 

@@ -96,6 +96,48 @@ test_xlen -eq "$N" sent || { echo "send lost events" >&2; exit 1; }
 p=$(per "$N" "$t_pipe"); s=$(per "$N" "$t_send"); r=$(div "$s" "$p")
 row "send events/s" "$s" ev/s "redis-cli --pipe" "$p" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
 
+# ---- --follow (issue 15): a file growing in 10 appends, as fast as they
+# come, against send of the same file; then 1,000 files against 1, and the
+# peak RSS over 1,000 files. The time runs until the stream holds them all.
+LOGPIPE_TEST_FOLLOW_POLL=50
+export LOGPIPE_TEST_FOLLOW_POLL
+# follow_run STREAM DIR N: follow DIR/*.log until the stream holds N; its
+# peak RSS (KB) into rss.STREAM, read before the stop
+follow_run() {
+    logpipe-send -s "$1" -F "$2/*.log" --producer "bench-$1" 2>/dev/null &
+    fpid=$!
+    wait_len "$FAST" "$1" "$3"
+    awk '/^VmHWM:/ { print $2 }' "/proc/$fpid/status" >"rss.$1"
+    kill -TERM $fpid
+    wait $fpid || :
+}
+mkdir -p fgrow
+: >fgrow/a.log
+split -n l/10 -d events fchunk.
+s0=$(now)
+logpipe-send -s fgrow -F "fgrow/*.log" --producer bench-fgrow 2>/dev/null &
+fpid=$!
+for c in fchunk.*; do cat "$c" >>fgrow/a.log; done
+wait_len "$FAST" fgrow "$N"
+e0=$(now)
+kill -TERM $fpid
+wait $fpid || :
+t_fg=$(awk -v s="$s0" -v e="$e0" 'BEGIN { printf "%.4f", e - s }')
+f=$(per "$N" "$t_fg"); r=$(div "$f" "$s")
+row "send --follow of a growing file, events/s" "$f" ev/s "send of the file" "$s" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
+mkdir -p f1000
+awk -v dir=f1000 '{ print > (dir "/f" (NR % 1000) ".log") }' events
+s0=$(now); follow_run f1000 f1000 "$N"; e0=$(now)
+t_f1000=$(awk -v s="$s0" -v e="$e0" 'BEGIN { printf "%.4f", e - s }')
+mkdir -p f1; cp events f1/a.log
+s0=$(now); follow_run f1 f1 "$N"; e0=$(now)
+t_f1=$(awk -v s="$s0" -v e="$e0" 'BEGIN { printf "%.4f", e - s }')
+a=$(per "$N" "$t_f1000"); b=$(per "$N" "$t_f1"); r=$(div "$a" "$b")
+row "send --follow, 1,000 files, events/s" "$a" ev/s "1 file" "$b" "$r" "(no target)" "-"
+rss=$(tail -n 1 rss.f1000)
+row "peak RSS of send --follow, 1,000 files" "$rss" KB "" - - "< 32 MB" "$(awk -v r="$rss" 'BEGIN { print (r < 32768) ? "ok" : "MISSED" }')"
+rcli DEL fgrow f1000 f1 >/dev/null
+
 # ---- send's transaction (issue 15) against plain XADDs and against the
 # same work in one Lua script, each fed to redis-cli --pipe in batches of
 # 1000: MULTI, the XADDs, HSET <stream>:producers, EXEC; or EVALSHA of a

@@ -15,10 +15,10 @@
 #                                        commit gives the same result
 #   sh tests/fuzz.sh --build [NAME...]   build only
 #
-# NAME is json, layout, wal, reply or gz (default: all). Environment:
-# FUZZ_SECONDS, FUZZ_JOBS (harnesses run at once, default 1), FUZZ_SEED
-# (--ci's libFuzzer -seed, default 1), FUZZ_RUNS_SCALE (--ci's inputs per
-# harness are multiplied by it, default 1), FUZZ_CC
+# NAME is json, layout, wal, reply, gz, httpbody or otlp (default: all).
+# Environment: FUZZ_SECONDS, FUZZ_JOBS (harnesses run at once, default 1),
+# FUZZ_SEED (--ci's libFuzzer -seed, default 1), FUZZ_RUNS_SCALE (--ci's
+# inputs per harness are multiplied by it, default 1), FUZZ_CC
 # (default clang; it needs libFuzzer: libclang-rt-14-dev). Binaries,
 # working corpora, logs and crash artifacts go to tests/fuzz/build/ only:
 # lib/ and cmd/ are not touched. `make fuzz` runs this. Exit status: 0
@@ -34,7 +34,7 @@ B=$FZ/build
 CC=${FUZZ_CC:-clang}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-1}
-ALL="json layout wal reply gz"
+ALL="json layout wal reply gz httpbody otlp"
 
 # name: lib sources, -max_len, extra read-only corpus dirs
 srcs() {
@@ -47,12 +47,17 @@ srcs() {
                lib/lp_dlq.c lib/lp_stream.c lib/lp_buf.c lib/lp_json.c \
                lib/lp_resp.c ;;
     gz) echo lib/lp_gz.c lib/lp_fs.c lib/lp_parse.c lib/lp_time.c ;;
+    httpbody) echo lib/lp_httpbody.c lib/lp_event.c lib/lp_json.c \
+                  lib/lp_line.c lib/lp_buf.c lib/lp_time.c lib/lp_parse.c ;;
+    otlp) echo lib/lp_otlp.c lib/lp_event.c lib/lp_json.c lib/lp_buf.c \
+              lib/lp_time.c lib/lp_parse.c ;;
     esac
 }
 maxlen() {
     case $1 in
     json) echo 4096 ;; layout) echo 1024 ;; wal) echo 8192 ;;
-    reply) echo 8192 ;; gz) echo 16384 ;;
+    reply) echo 8192 ;; gz) echo 16384 ;; httpbody) echo 8192 ;;
+    otlp) echo 8192 ;;
     esac
 }
 # lp_json allocates nothing, and jq 1.6 leaks on syntax errors: a leak
@@ -72,12 +77,13 @@ ldflags() {
 ci_runs() {
     case $1 in
     json) echo 600000 ;; layout) echo 1000000 ;; wal) echo 50000 ;;
-    reply) echo 1500000 ;; gz) echo 5000 ;;
+    reply) echo 1500000 ;; gz) echo 5000 ;; httpbody) echo 100000 ;;
+    otlp) echo 1000000 ;;
     esac
 }
 extra_dirs() {
     case $1 in
-    json) [ -d tests/jsontestsuite/test_parsing ] &&
+    json|httpbody|otlp) [ -d tests/jsontestsuite/test_parsing ] &&
           echo tests/jsontestsuite/test_parsing ;;
     esac
 }

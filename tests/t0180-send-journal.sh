@@ -126,6 +126,26 @@ test_expect_success 'a reply lost after Redis ran the batch: found stored, not s
     tally $N lgot
 '
 
+test_expect_success 'a batch refused while the next is stored: its cursor does not go back' '
+    # two batches: the first refused (EXECABORT), the second stored; the
+    # first goes again last, and must commit the cursor of the second
+    LOGPIPE_TEST_REFUSE_BATCH=1 logpipe-send --journal --journal-dir j \
+        --from-start --stream x --batch $((N / 2)) 2>x.err &
+    pid=$!
+    wait_for 30 test_xlen -ge $N x
+    sleep 0.3
+    kill -TERM $pid
+    expect_exit 0 wait $pid
+    grep_q "unknown command" x.err
+    logpipe-send --journal --journal-dir j --stream x 2>x2.err &
+    pid=$!
+    sleep 0.5
+    kill -TERM $pid
+    expect_exit 0 wait $pid
+    jseqs x >xgot
+    tally $N xgot
+'
+
 test_expect_success 'Redis away at the start: the cursor is waited for, then all sent' '
     stop_redis
     logpipe-send --journal --journal-dir j --from-start --stream r 2>r.err &

@@ -307,29 +307,45 @@ test_expect_success 'drain: archives over TCP, writes its metrics, in its sandbo
     grep_q "socket(AF_INET," drain.log
 '
 
-# send_tail URL CLI: the tail unit sends 20 lines of a file appended while
-# it runs, and one that is not JSON to its rejects file; CLI reads the
-# stream back
+# send_tail URL CLI: the tail unit follows a file (logpipe-send --follow)
+# and sends 20 lines appended while it runs, and one that is not JSON to
+# its rejects file; CLI reads the stream back; SIGTERM ends it (65: the
+# line it rejected), and its position stays in Redis: a second start sends
+# nothing again
 send_tail() {
     unit=$TOP/examples/logpipe-send-tail@.service
-    f=$U/var/log/app/api.ndjson
-    : >$f
+    tf=$U/var/log/app/api.ndjson
+    gen_events 20 >events
+    # one line there at the start: send holds the file open to read on
+    head -n 1 events >$tf
+    $2 DEL logs:stream logs:stream:producers >/dev/null
     traced $unit tail.log "$1" api &
     pid=$!
-    wait_for 30 pid_with $f || return 1
-    tailpid=$(pid_with $f)
-    # stopped at exit whatever happens: the pipeline and strace end then
-    echo "$tailpid" >>"$TMP/.pids"
-    gen_events 20 >>$f
-    echo "not json" >>$f
+    wait_for 30 pid_with $tf || return 1
+    sendpid=$(pid_with $tf)
+    # stopped at exit whatever happens: send and strace end then
+    echo "$sendpid" >>"$TMP/.pids"
+    tail -n +2 events >>$tf
+    echo "not json" >>$tf
     wait_for 30 "test \$($2 XLEN logs:stream) -eq 20" || return 1
-    kill "$tailpid" || return 1
-    # the end of the file: send's status, 65 for the line it rejected
+    kill "$sendpid" || return 1
     rc=0
     wait $pid || rc=$?
     test $rc -eq 65 || { echo "send: status $rc, not 65"; return 1; }
     test "$(cat $U/var/lib/logpipe/rejects-api.ndjson)" = "not json" &&
-    check $unit tail.log
+    check $unit tail.log || return 1
+    $2 --raw HKEYS logs:stream:producers | grep -q ":follow:" || return 1
+    # again: nothing twice
+    gen_events 5 >>$tf
+    traced $unit tail2.log "$1" api &
+    pid=$!
+    wait_for 30 pid_with $tf || return 1
+    sendpid=$(pid_with $tf)
+    echo "$sendpid" >>"$TMP/.pids"
+    wait_for 30 "test \$($2 XLEN logs:stream) -eq 25" || return 1
+    sleep 0.3
+    kill "$sendpid" && wait $pid &&
+    test "$($2 XLEN logs:stream)" -eq 25
 }
 
 test_expect_success 'send-tail@: a file into Redis over TCP, in its sandbox' '
