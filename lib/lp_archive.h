@@ -149,6 +149,15 @@ void lp_archive_async(struct lp_archive *a, int on);
 #define LP_EPOCH_MS 1000
 #define LP_EPOCH_BYTES (32u << 20)
 
+/* An epoch of at least this many descriptors to sync (files and
+ * directories) syncs the archive's file system at once (syncfs(2)): one
+ * cache flush instead of one per file, where the kernel reports write
+ * errors from it (lp_sync_fs_reports) and every file opened is on that
+ * file system (none on one mounted below --dir); a syncfs refused
+ * (ENOSYS, EPERM: a seccomp filter) is followed by a sync per file, and
+ * by those from then on. */
+#define LP_SYNCFS_FILES 64
+
 /* Finishes the running epoch's sync when it is done (cutting the
  * journal) and starts the next one when it is due. Never waits, but for
  * a journal past twice its bound. Returns 0, or -1 with err and errno: a

@@ -35,8 +35,9 @@
  *  2. lp_journal_commit writes them with one write(2) and one fdatasync;
  *     only then may the batch be acknowledged.
  *  3. From time to time lp_journal_seal ends the active segment (new
- *     records go to a new one) and gives a mark; the caller fdatasyncs
- *     every day file written before the mark, in the background, and then
+ *     records go to a new one) and gives a mark; the caller syncs every
+ *     day file written before the mark, in the background (fdatasync each,
+ *     or one syncfs when they are many: lp_archive.h), and then
  *     lp_journal_cut(mark) deletes the sealed segments.
  *
  * After a crash or a power loss the caller, before it reads anything new,

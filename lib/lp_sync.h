@@ -25,6 +25,22 @@ int lp_sync_all(const int *fds, size_t n, size_t *bad);
 void lp_sync_start(const int *fds, size_t n);
 int lp_sync_wait(size_t *bad);
 
+/*
+ * The same for a whole file system: syncfs(2) of *fd's (fd borrowed, valid
+ * until the wait), then fsync(2) of *fd (a directory: its cache flush
+ * comes after the last blocks syncfs writes), as the pool's job, in one
+ * of its threads. It writes every file of that file system with data not
+ * yet written, whoever wrote it, its directories and inodes, with one or
+ * two cache flushes; lp_sync_wait
+ * returns as for a job of one file (Linux reports a write error of any
+ * file of the file system since fd was opened, from 5.8 on: the caller
+ * checks the kernel, lp_sync_fs_reports).
+ */
+void lp_sync_fs_start(const int *fd);
+
+/* Does syncfs(2) report write errors here (Linux 5.8 or later)? */
+int lp_sync_fs_reports(void);
+
 /* Is a job started by lp_sync_start still running? (lp_sync_wait then
  * blocks.) Never blocks. */
 int lp_sync_busy(void);
