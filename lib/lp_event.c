@@ -144,27 +144,17 @@ int lp_event_check(const struct lp_event_rules *r, const char *txt, size_t n,
     return 0;
 }
 
-int lp_event_line(const struct lp_event_rules *r, const char *line,
-                  size_t len, int64_t now, lp_event_fn *fn, void *ctx)
+int lp_event_array(const struct lp_event_rules *r, const char *line,
+                   size_t len, const char *txt, size_t n, int64_t now,
+                   lp_event_fn *fn, void *ctx)
 {
-    const char *txt = line;
-    size_t n = len, pos = 0, off, elen;
+    size_t pos = 0, off, elen;
     struct lp_jevent ev;
     struct lp_event_bad bad;
     struct lp_jerr je;
     int type, k = 0, calls = 0;
 
-    lp_json_trim(&txt, &n);
-    if (n == 0)
-        return 0;
-    if (*txt != '[') {
-        if (lp_event_check(r, txt, n, now, NULL, &ev, &bad) < 0)
-            fn(ctx, line, len, 0, NULL, &bad);
-        else
-            fn(ctx, txt, n, 0, &ev, NULL);
-        return 1;
-    }
-    /* an array of events: valid as a whole, then element by element */
+    /* valid as a whole, then element by element */
     if (lp_json_valid(txt, n, &r->lim, &je) < 0) {
         reject(&bad, NULL, "invalid-json", "invalid JSON: %s", je.msg);
         fn(ctx, line, len, 0, NULL, &bad);

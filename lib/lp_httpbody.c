@@ -388,24 +388,9 @@ static void ndjson_lines(struct lp_httpbody *b)
                 too_long(b);
             continue;
         }
-        if (rc == LP_LINE_OK) {
-            struct lp_jevent ev;
-            struct lp_event_bad bad;
-            const char *t = ln.p;
-            size_t n = ln.len;
-            /* the common case without lp_event_line's callback hop */
-            lp_json_trim(&t, &n);
-            if (n == 0)
-                continue;
-            if (*t == '[') {
-                lp_event_line(b->c.rules, ln.p, ln.len, b->now, item_of, b);
-            } else if (lp_event_check(b->c.rules, t, n, b->now, NULL, &ev,
-                                      &bad) < 0) {
-                item_of(b, ln.p, ln.len, 0, NULL, &bad);
-            } else {
-                item_of(b, t, n, 0, &ev, NULL);
-            }
-        }
+        /* inline: item_of is a direct call */
+        if (rc == LP_LINE_OK)
+            lp_event_line(b->c.rules, ln.p, ln.len, b->now, item_of, b);
     }
 }
 

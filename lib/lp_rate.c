@@ -193,6 +193,51 @@ int64_t lp_bucket_take(struct lp_rate *r, struct lp_bucket *b, int64_t now)
     return (int64_t)ceil((1.0 - t) / r->per_ms);
 }
 
+/* The tokens of b at now (local mode), as every call computes them. */
+static double refill(const struct lp_rate *r, const struct lp_bucket *b,
+                     int64_t now)
+{
+    double t = b->tokens;
+
+    if (b->at >= 0 && now > b->at)
+        t += (double)(now - b->at) * r->per_ms;
+    return t > r->burst ? r->burst : t;
+}
+
+int64_t lp_bucket_take_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
+                         int64_t now)
+{
+    double t = refill(r, b, now), need = (double)n;
+    int64_t wait;
+
+    if (t >= need) {
+        b->tokens = t - need;
+        b->at = now;
+        return 0;
+    }
+    if (need > r->burst)
+        return LP_RATE_NEVER;
+    /* a refusal leaves b as it was, so that the wait is computed with
+     * the very sum a later call makes (refills folded in at each
+     * refusal would round differently and come up a hair short): the
+     * least whole ms it says enough for, about (n - t) / per_ms */
+    wait = (int64_t)ceil((need - t) / r->per_ms);
+    if (wait < 1)
+        wait = 1;
+    while (refill(r, b, now + wait) < need)
+        wait++;
+    while (wait > 1 && refill(r, b, now + wait - 1) >= need)
+        wait--;
+    return wait;
+}
+
+int64_t lp_rate_retry_after(int64_t ms)
+{
+    if (ms < 0)
+        return -1;
+    return ms / 1000 + (ms % 1000 != 0);
+}
+
 int64_t lp_bucket_lease_take(struct lp_bucket *b, int64_t now)
 {
     if (b->lease && now - b->lease_at >= LEASE_MS)

@@ -56,6 +56,27 @@ struct lp_bucket *lp_rate_bucket(struct lp_rate *r, const char *key,
 int64_t lp_bucket_take(struct lp_rate *r, struct lp_bucket *b, int64_t now);
 
 /*
+ * Local mode: takes n tokens at once, or none: a unit of n events (an HTTP
+ * request) is admitted whole or not at all. Returns 0 when taken (always
+ * for n 0); else b is left as it was and it returns the ms until n tokens
+ * are there (the least wait that is enough: at now plus it, the same call
+ * takes them, one ms earlier it does not, whatever refusals came between),
+ * or LP_RATE_NEVER when n is more than the burst, which no wait brings.
+ */
+#define LP_RATE_NEVER (-1)
+
+int64_t lp_bucket_take_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
+                         int64_t now);
+
+/*
+ * What an HTTP Retry-After says for lp_bucket_take_n's wait of ms: whole
+ * seconds, rounded up, so that a client coming back then finds its tokens
+ * (1 for any wait under a second); 0 for no wait; -1 for LP_RATE_NEVER,
+ * when no Retry-After can be given (the request can never pass whole).
+ */
+int64_t lp_rate_retry_after(int64_t ms);
+
+/*
  * Shared mode: takes one token of the lease. Returns 1 when taken, 0 when
  * the lease is empty (or older than a second: the caller asks Redis for
  * more), or minus the milliseconds until Redis said a token comes.

@@ -50,6 +50,9 @@
  * The engine's files and how they share struct lp_send: lp_send_int.h.
  */
 
+/* --require's names all fit lp_event's rules */
+_Static_assert(LP_SEND_MAXREQ <= LP_EVENT_MAXREQ, "LP_SEND_MAXREQ");
+
 /* Ends the run with status code: back to lp_send_run, which returns
  * it. What is to be said was said. */
 _Noreturn void lp_send_end_run(struct lp_send *s, int code)
@@ -596,106 +599,75 @@ static void add_event(struct lp_send *s, const char *txt, size_t n,
     add_command(s, start, line_start, LP_CMD_EVENT);
 }
 
-/* One event (a line, or an element of an array line). label is NULL for
- * a whole line, else "element N". */
-static void one_event(struct lp_send *s, const char *txt, size_t n,
-                      const struct lp_line *ln, const char *label)
+/*
+ * An event that passed lp_event's checks: --rate, then its XADD. ln is its
+ * line; element is its number in an array line, 0 for a whole line: when
+ * over the limit, --rejects and the DLQ get the element, or the line as
+ * read, and the message names the element as lp_event's do. Inline: one
+ * frame less an event in the loop (callgrind).
+ */
+static inline void admit(struct lp_send *s, const char *txt, size_t n,
+                  const struct lp_jevent *ev, const struct lp_line *ln,
+                  int element)
 {
-    uint64_t lineno = ln->lineno, line_start = ln->start;
-    struct lp_jevent ev;
-    struct lp_jerr je;
-    char what[LP_ERRLEN + 64], err[LP_ERRLEN];
-    const char *code = NULL;
-    int64_t t;
+    char err[LP_ERRLEN], what[LP_ERRLEN + 64];
 
-#define REJECT(c, ...) do { \
-        char m_[LP_ERRLEN + 64]; \
-        snprintf(m_, sizeof m_, __VA_ARGS__); \
-        if (label) snprintf(what, sizeof what, "%s: %s", label, m_); \
-        else snprintf(what, sizeof what, "%s", m_); \
-        code = (c); goto rejected; \
-    } while (0)
-
-    if (lp_json_event(txt, n, &s->keys, &s->lim, &ev, &je) < 0) {
-        if (je.not_object)
-            REJECT("not-object", "not a JSON object");
-        REJECT("invalid-json", "invalid JSON: %s", je.msg);
-    }
-    if (s->time_idx >= 0) {
-        int rc = lp_event_time(txt, &ev.val[s->time_idx], &t, err);
-        if (rc < 0)
-            REJECT("bad-time", "%s", err);
-        if (rc > 0) {
-            char ts[40], d[32];
-            if (s->c.max_age && t < s->now - s->c.max_age) {
-                lp_time_format(t, ts);
-                lp_format_duration(s->c.max_age, d, sizeof d);
-                REJECT("too-old", "event time %s is older than --max-age %s",
-                       ts, d);
-            }
-            if (s->c.max_skew && t > s->now + s->c.max_skew) {
-                lp_time_format(t, ts);
-                lp_format_duration(s->c.max_skew, d, sizeof d);
-                REJECT("too-new", "event time %s is more than --max-skew %s "
-                       "ahead", ts, d);
-            }
-        }
-    }
-    for (int i = 0; i < s->c.require.n; i++)
-        if (ev.val[s->req_idx[i]].type == LP_JNONE)
-            REJECT("missing-member", "required member \"%s\" is missing",
-                   s->c.require.item[i]);
-    if (s->rate && !rate_admit(s, txt, n, &ev, err, sizeof err)) {
+    if (s->rate && !rate_admit(s, txt, n, ev, err, sizeof err)) {
         s->n.limited++;
         s->n.rejected--;         /* counted apart, reported the same way */
-        REJECT("rate-limited", "%s", err);
+        if (element) {
+            snprintf(what, sizeof what, "element %d: %s", element, err);
+            reject(s, txt, n, ln->lineno, ln->start, "rate-limited", what);
+        } else {
+            reject(s, ln->p, ln->len, ln->lineno, ln->start, "rate-limited",
+                   err);
+        }
+        return;
     }
-    add_event(s, txt, n, &ev, line_start);
-    return;
-rejected:
-    if (label == NULL)
-        reject(s, ln->p, ln->len, lineno, line_start, code, what);
-    else
-        reject(s, txt, n, lineno, line_start, code, what);
-#undef REJECT
+    add_event(s, txt, n, ev, ln->start);
 }
 
+/* lp_event's verdict on each event of a line (lp_event_line's fn; ctx a
+ * struct line_ctx). It may leave by lp_send_end_run: lp_event_line holds
+ * nothing across its calls. */
+struct line_ctx {
+    struct lp_send *s;
+    const struct lp_line *ln;
+};
+
+static void judged(void *ctx, const char *txt, size_t n, int element,
+                   const struct lp_jevent *ev, const struct lp_event_bad *bad)
+{
+    const struct line_ctx *l = ctx;
+
+    if (bad)
+        reject(l->s, txt, n, l->ln->lineno, l->ln->start, bad->code,
+               bad->msg);
+    else
+        admit(l->s, txt, n, ev, l->ln, element);
+}
+
+/* One event on its own, as read (a journal entry): judged, admitted. */
+static void one_event(struct lp_send *s, const struct lp_line *ln)
+{
+    struct line_ctx l = { s, ln };
+    struct lp_jevent ev;
+    struct lp_event_bad bad;
+
+    if (lp_event_check(&s->rules, ln->p, ln->len, s->now, NULL, &ev,
+                       &bad) < 0)
+        judged(&l, ln->p, ln->len, 0, NULL, &bad);
+    else
+        judged(&l, ln->p, ln->len, 0, &ev, NULL);
+}
+
+/* One line: nothing, one event, or an array's events (lp_event_line). */
 static void one_line(struct lp_send *s, const struct lp_line *ln)
 {
-    const char *txt = ln->p;
-    size_t n = ln->len;
-    struct lp_jerr je;
+    struct line_ctx l = { s, ln };
 
     s->n.lines++;
-    lp_json_trim(&txt, &n);
-    if (n == 0)
-        return;
-    if (*txt != '[') {
-        one_event(s, txt, n, ln, NULL);
-        return;
-    }
-    /* an array of events: valid as a whole, then element by element */
-    if (lp_json_valid(txt, n, &s->lim, &je) < 0) {
-        char what[LP_ERRLEN];
-        snprintf(what, sizeof what, "invalid JSON: %s", je.msg);
-        reject(s, ln->p, ln->len, ln->lineno, ln->start, "invalid-json",
-               what);
-        return;
-    }
-    size_t pos = 0, off, len;
-    int type, k = 0;
-    while (lp_json_array_next(txt, n, &pos, &off, &len, &type)) {
-        char label[48];
-        snprintf(label, sizeof label, "element %d", ++k);
-        if (type != LP_JOBJECT) {
-            char what[96];
-            snprintf(what, sizeof what, "%s: not a JSON object", label);
-            reject(s, txt + off, len, ln->lineno, ln->start, "not-object",
-                   what);
-            continue;
-        }
-        one_event(s, txt + off, len, ln, label);
-    }
+    lp_event_line(&s->rules, ln->p, ln->len, s->now, judged, &l);
 }
 
 static void long_line(struct lp_send *s, const struct lp_line *ln)
@@ -889,8 +861,8 @@ static void journal_open(struct lp_send *s)
     s->name = "journal";
 }
 
-/* One entry: through one_event as a line is; its cursor goes with the
- * batch being filled. */
+/* One entry: through one_event, as a line's event is; its cursor goes
+ * with the batch being filled. */
 static void one_entry(struct lp_send *s, const struct lp_jentry *e)
 {
     struct lp_line ln;
@@ -916,7 +888,7 @@ static void one_entry(struct lp_send *s, const struct lp_jentry *e)
             say(s, LP_SEND_DEBUG, "%s: cut to --max-line (%" PRIu64 " bytes): "
                 "%d %s dropped or cut", at, s->c.max_line, e->dropped,
                 e->dropped == 1 ? "value" : "values");
-        one_event(s, e->event, e->len, &ln, NULL);
+        one_event(s, &ln);
     }
     /* an entry that made no command (rejected, skipped) moves the
      * cursor all the same, when the batch being filled commits one */
@@ -1409,7 +1381,6 @@ struct lp_send *lp_send_new(const struct lp_send_conf *c,
     s->rejects_fd = -1;
     s->plock_fd = -1;
     s->rkey_idx = -1;
-    s->time_idx = -1;
     if (metrics_init(s) < 0)
         goto oom;
     return s;
@@ -1566,25 +1537,19 @@ int lp_send_open(struct lp_send *s, char *err)
         }
     }
     s->next_pos = s->c.position ? s->c.position : 1;
-    /* what we look for in each event */
-    s->time_idx = s->c.time_field[0] ? lp_jkeys_add(&s->keys,
-                                                    s->c.time_field) : -1;
-    for (int i = 0; i < s->c.require.n; i++) {
-        if ((s->req_idx[i] = lp_jkeys_add(&s->keys,
-                                          s->c.require.item[i])) < 0) {
-            snprintf(err, LP_ERRLEN, "--require: too many members (at "
-                     "most %d)", LP_JSON_MAXKEYS - 1);
-            return LP_EX_USAGE;
-        }
-    }
-    s->lim.depth = (int)s->c.max_depth;
-    s->lim.members = (uint32_t)s->c.max_members;
+    /* what we look for in each event, compiled once; --rate-key's
+     * member is added to its keys below */
+    if (lp_event_rules_init(&s->rules, s->c.time_field, s->c.require.item,
+                            s->c.require.n, s->c.max_depth,
+                            s->c.max_members, s->c.max_age, s->c.max_skew,
+                            err) < 0)
+        return LP_EX_USAGE;
     if (s->c.rate > 0) {
         if ((s->rate = lp_rate_new(s->c.rate, (double)s->c.burst,
                                    s->c.max_keys)) == NULL)
             goto oom;
         if (s->c.rate_key && plain_member(s->c.rate_key)) {
-            if ((s->rkey_idx = lp_jkeys_add(&s->keys,
+            if ((s->rkey_idx = lp_jkeys_add(&s->rules.keys,
                                             s->c.rate_key + 1)) < 0) {
                 snprintf(err, LP_ERRLEN, "--rate-key: too many members "
                          "asked for");
@@ -1735,6 +1700,11 @@ int lp_send_stopped(const struct lp_send *s)
 int lp_send_stdout_gone(const struct lp_send *s)
 {
     return s->stdout_gone;
+}
+
+const struct lp_event_rules *lp_send_rules(const struct lp_send *s)
+{
+    return &s->rules;
 }
 
 int lp_send_rate_key_outcome(struct lp_send *s, char *msg)

@@ -234,6 +234,18 @@ int lp_send_stopped(const struct lp_send *s);
 /* --ids stopped: the reader of stdout went away (EPIPE). */
 int lp_send_stdout_gone(const struct lp_send *s);
 
+struct lp_event_rules;
+
+/*
+ * The checks each event passes (lp_event.h), as lp_send_open compiled them
+ * from --time-field, --max-age, --max-skew, --require, --max-depth and
+ * --max-members (--rate-key's member, when it is one, among their keys):
+ * for a front door that judges the events it is handed itself (logpipe-
+ * http: lp_httpbody, lp_otlp), so that both doors judge with one object.
+ * Borrowed from s; valid after lp_send_open returned 0.
+ */
+const struct lp_event_rules *lp_send_rules(const struct lp_send *s);
+
 /* --rate-key's outcome, as lp_jq_status: 0, or 65/78 with msg. */
 int lp_send_rate_key_outcome(struct lp_send *s, char *msg);
 

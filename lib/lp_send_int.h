@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "lp_buf.h"
+#include "lp_event.h"
 #include "lp_json.h"
 #include "lp_line.h"
 #include "lp_metrics.h"
@@ -121,10 +122,8 @@ struct lp_send {
     int stop;                   /* stop as a signal would */
     struct lp_redis *r;
     struct lp_lines lines;
-    struct lp_jkeys keys;
-    int time_idx;
-    int req_idx[LP_SEND_MAXREQ];
-    struct lp_jlimits lim;
+    struct lp_event_rules rules;  /* each event's checks (lp_event.h),
+                                     --rate-key's member among its keys */
     struct lp_batch in;            /* the batch being filled from input */
     struct lp_batch ring[LP_INFLIGHT];
     int head, count;            /* in flight: ring[head .. head+count) */

@@ -1,4 +1,5 @@
 /* unit-rate.c -- lp_rate: token buckets, bursts, key caps, leases */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,78 @@ int main(void)
            "a long key differing at its end has its own bucket");
         lp_rate_free(r);
     }
+
+    /* n tokens or none (a request admitted whole): 10/s, burst 5 */
+    r = lp_rate_new(0.01, 5, 100);
+    b = lp_rate_bucket(r, "req", 3, 1000, &over);
+    ok(lp_bucket_take_n(r, b, 3, 1000) == 0, "3 of a burst of 5 at once");
+    is_int(lp_bucket_take_n(r, b, 3, 1000), 100,
+           "3 more: refused, 100 ms until the third is there");
+    ok(lp_bucket_take_n(r, b, 2, 1000) == 0,
+       "the refusal took nothing: the 2 left are taken");
+    is_int(lp_bucket_take_n(r, b, 5, 1000), 500, "5 from empty: 500 ms");
+    is_int(lp_bucket_take_n(r, b, 5, 1499), 1, "1 ms before: 1 ms to go");
+    is_int(lp_bucket_take_n(r, b, 5, 1500), 0, "at 500 ms: all 5 taken");
+    is_int(lp_bucket_take_n(r, b, 6, 3000), LP_RATE_NEVER,
+           "6, over the burst of 5: never, whatever the wait");
+    is_int(lp_bucket_take_n(r, b, 5, 3000), 0,
+           "and nothing was taken by it: the full burst is there");
+    is_int(lp_bucket_take_n(r, b, 0, 3000), 0, "0 tokens: always taken");
+    is_int(lp_bucket_take(r, b, 3000), 100,
+           "one at a time sees what n at once took");
+    b = lp_rate_bucket(r, "", 0, 0, &over);
+    ok(lp_bucket_take_n(r, b, 5, 0) == 0 &&
+       lp_bucket_take_n(r, b, 1, 0) == 100,
+       "the global bucket: full at first, then a refill's wait");
+    lp_rate_free(r);
+
+    /* the wait is exact for any rate and n: the same call at now + wait
+     * takes the tokens, at now + wait - 1 it does not */
+    {
+        static const char *rates[] = { "7/s", "1/h", "333/m", "0.3/s",
+                                       "1000000/s", "3/s", "17/m" };
+        int exact = 1, checks = 0;
+        char k[32];
+        for (size_t i = 0; i < sizeof rates / sizeof *rates; i++) {
+            if (lp_rate_parse(rates[i], &per_ms, err) < 0)
+                exact = 0;
+            r = lp_rate_new(per_ms, 100, 1000);
+            for (uint64_t n = 1; n <= 100; n++) {
+                snprintf(k, sizeof k, "k%d", (int)n);
+                b = lp_rate_bucket(r, k, strlen(k), 0, &over);
+                int64_t w = 0;
+                if (b == NULL || lp_bucket_take_n(r, b, 100, 0) != 0 ||
+                    (w = lp_bucket_take_n(r, b, n, 0)) <= 0) {
+                    exact = 0;
+                    continue;
+                }
+                if (w > 1 && lp_bucket_take_n(r, b, n, w - 1) == 0) {
+                    printf("# %s, %d tokens: taken 1 ms before the wait of "
+                           "%lld ms\n", rates[i], (int)n, (long long)w);
+                    exact = 0;
+                }
+                if (lp_bucket_take_n(r, b, n, w) != 0) {
+                    printf("# %s, %d tokens: not taken after the wait of "
+                           "%lld ms\n", rates[i], (int)n, (long long)w);
+                    exact = 0;
+                }
+                checks++;
+            }
+            lp_rate_free(r);
+        }
+        ok(exact && checks == 700, "700 waits, each the least enough "
+           "(%d checked)", checks);
+    }
+
+    /* Retry-After: whole seconds, up */
+    is_int(lp_rate_retry_after(0), 0, "no wait: 0");
+    is_int(lp_rate_retry_after(1), 1, "1 ms: 1 s");
+    is_int(lp_rate_retry_after(1000), 1, "1000 ms: 1 s");
+    is_int(lp_rate_retry_after(1001), 2, "1001 ms: 2 s");
+    is_int(lp_rate_retry_after(3600000), 3600, "an hour: 3600 s");
+    is_int(lp_rate_retry_after(LP_RATE_NEVER), -1, "never: none");
+    is_int(lp_rate_retry_after(INT64_MAX), INT64_MAX / 1000 + 1,
+           "the longest wait does not overflow");
 
     /* leases (shared mode) */
     {

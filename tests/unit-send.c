@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_event.h"
 #include "lp_exit.h"
 #include "lp_metrics.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
 #include "lp_resp.h"
 #include "lp_send.h"
+#include "lp_time.h"
 #include "lp_url.h"
 #include "tap.h"
 
@@ -192,12 +194,75 @@ static void test_engine(const char *dir)
     unlink(path);
 }
 
+/* ---- the rules a front door borrows ------------------------------------- */
+
+/* lp_send_rules: the engine's own checks, as lp_send_open compiled them
+ * from its options; needs no Redis (made, never connected). */
+static void test_rules(void)
+{
+    struct lp_notify nt = { hear, NULL };
+    char err[LP_ERRLEN] = "";
+    const char *saved = url;
+    struct lp_send_conf c = conf("t:rules", NULL, 0);
+    const struct lp_event_rules *r;
+    struct lp_jevent ev;
+    struct lp_event_bad bad;
+    struct lp_send *s;
+    int64_t now;
+    const char *good = "{\"ts\":\"2026-12-06T17:00:00Z\",\"a\":1,"
+                       "\"app\":\"x\"}";
+    const char *no_a = "{\"ts\":\"2026-12-06T17:00:00Z\",\"app\":\"x\"}";
+    const char *old = "{\"ts\":\"2026-12-06T15:00:00Z\",\"a\":1}";
+    const char *deep = "{\"a\":[[[[1]]]]}";
+
+    url = "redis://127.0.0.1:1";
+    lp_rfc3339_parse("2026-12-06T17:00:00Z", 20, &now);
+    c.time_field = "ts";
+    c.require.n = 1;
+    c.require.item[0] = "a";
+    c.max_age = 3600 * 1000;
+    c.max_skew = 60 * 1000;
+    c.max_depth = 3;
+    c.max_members = 5;
+    c.rate = 1.0;
+    c.burst = 10;
+    c.rate_key = ".app";
+    s = lp_send_new(&c, &nt, err);
+    ok(s != NULL && lp_send_open(s, err) == 0, "opened without Redis%s%s",
+       err[0] ? ": " : "", err);
+    r = lp_send_rules(s);
+    ok(r != NULL && r->time_idx >= 0 && r->nreq == 1 &&
+       strcmp(r->req[0], "a") == 0, "its rules: --time-field, --require");
+    ok(r != NULL && r->max_age == 3600 * 1000 && r->max_skew == 60 * 1000 &&
+       r->lim.depth == 3 && r->lim.members == 5,
+       "--max-age, --max-skew, --max-depth, --max-members");
+    is_int(r ? r->keys.n : -1, 3, "keys: the time, the required member, "
+           "--rate-key's member");
+    is_int(lp_event_check(r, good, strlen(good), now, NULL, &ev, &bad), 0,
+           "an event within them passes");
+    ok(lp_event_check(r, no_a, strlen(no_a), now, NULL, &ev, &bad) < 0 &&
+       strcmp(bad.code, "missing-member") == 0 &&
+       strcmp(bad.msg, "required member \"a\" is missing") == 0,
+       "one without the member: send's code and words");
+    ok(lp_event_check(r, old, strlen(old), now, NULL, &ev, &bad) < 0 &&
+       strcmp(bad.code, "too-old") == 0 &&
+       strstr(bad.msg, "older than --max-age 1h") != NULL,
+       "one older than --max-age: %s", bad.msg);
+    ok(lp_event_check(r, deep, strlen(deep), now, NULL, &ev, &bad) < 0 &&
+       strcmp(bad.code, "invalid-json") == 0 &&
+       strstr(bad.msg, "nesting deeper than 3") != NULL,
+       "one past --max-depth: %s", bad.msg);
+    lp_send_free(s);
+    url = saved;
+}
+
 int main(void)
 {
     char dir[] = "/tmp/unit-send.XXXXXX";
 
     test_resp();
     test_counted_once();
+    test_rules();
     url = getenv("LOGPIPE_REDIS_URL");
     if (url == NULL || mkdtemp(dir) == NULL) {
         printf("# no Redis (LOGPIPE_REDIS_URL): the engine not run\n");
