@@ -517,7 +517,9 @@ static void rate_pause(struct lp_send *s, int64_t ms)
         struct pollfd p = { -1, POLLIN, 0 };
         if (left <= 0 || lp_send_stopping(s))
             break;
-        if (s->in.n > 0) {
+        if (s->in.n > 0 && !s->mid_line) {
+            /* (--follow: a line's events wait for its end in the batch:
+             * no linger inside a line) */
             int64_t linger = s->in.opened_ms + s->c.linger - now;
             if (linger <= 0) {
                 dispatch(s);

@@ -352,11 +352,16 @@ void lp_spool_spill(struct lp_send *s, const char *why)
             lp_spool_batch(s, b);
         }
     }
-    lp_spool_batch(s, &s->in);
+    /* --follow in the middle of a line (its events wait for a token):
+     * the input batch stays, and goes to the WAL behind these at its end,
+     * so that the line's events and the offset after it go together */
+    if (!s->mid_line)
+        lp_spool_batch(s, &s->in);
     lp_spool_sync(s);
     while (s->count > 0)
         lp_pipeline_release(s);
-    lp_batch_reset(&s->in);
+    if (!s->mid_line)
+        lp_batch_reset(&s->in);
     s->n_ahead = 0;              /* a WAL has no resume point */
     if (!s->walmode)
         say(s, LP_NOTICE_WARN, "%s: keeping events in the WAL %s until Redis "
@@ -468,8 +473,9 @@ void lp_spool_replay(struct lp_send *s)
     }
     if (s->rseg == NULL) {
         int rc;
-        /* input waiting for the WAL goes first, behind what is there */
-        if (s->in.n) {
+        /* input waiting for the WAL goes first, behind what is there
+         * (not a line's events before its end: --follow) */
+        if (s->in.n && !s->mid_line) {
             lp_spool_batch(s, &s->in);
             lp_spool_sync(s);
             lp_batch_reset(&s->in);

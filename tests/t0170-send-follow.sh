@@ -217,6 +217,22 @@ test_expect_success 'the position of a file deleted is forgotten after a while (
     grep -q "forgot the positions of 1 file" send.err
 '
 
+test_expect_success 'an array line waiting for --rate tokens: its events go in one batch, once' '
+    mkdir ar
+    printf "[{\"seq\":1},{\"seq\":2},{\"seq\":3}]\n{\"seq\":4}\n" >ar/a.log
+    follow -s ar:stream -F "ar/*.log" --rate 4/s --burst 1 --linger 5
+    wait_for 15 "[ \$(rcli XLEN ar:stream) -eq 4 ]"
+    fstop
+    test $FST -eq 0
+    sseqs ar:stream >got
+    printf "1\n2\n3\n4\n" >want
+    test_cmp want got
+    follow -s ar:stream -F "ar/*.log" --rate 4/s --burst 1 --linger 5
+    sleep 0.5
+    fstop
+    [ "$(rcli XLEN ar:stream)" -eq 4 ]
+'
+
 test_expect_success 'option errors: 64' '
     expect_exit 64 logpipe-send -F "x*" file.ndjson
     expect_exit 64 logpipe-send --from-end
