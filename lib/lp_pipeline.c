@@ -35,10 +35,13 @@ int lp_pipeline_init(struct lp_send *s)
             return -1;
     if ((s->in.ev = calloc(s->c.batch, sizeof(struct lp_cmd))) == NULL)
         return -1;
-    for (int i = 0; i < LP_INFLIGHT; i++)
+    s->in.cap = s->c.batch;
+    for (int i = 0; i < LP_INFLIGHT; i++) {
         if ((s->ring[i].ev = calloc(s->c.batch,
                                     sizeof(struct lp_cmd))) == NULL)
             return -1;
+        s->ring[i].cap = s->c.batch;
+    }
     return 0;
 }
 
@@ -718,6 +721,12 @@ static void prune(struct lp_send *s)
                 continue;
             for (sp++; sp < v + vl && *sp >= '0' && *sp <= '9'; sp++)
                 ms = ms * 10 + (*sp - '0');
+            /* a field with a cursor (a followed file's offset, the
+             * journal's cursor) is its sender's to remove: a file quiet
+             * for a week is still followed, and read again from its
+             * start without it */
+            if (sp < v + vl && *sp == ' ')
+                continue;
             if (ms >= before || (fl == strlen(s->producer) &&
                                  memcmp(f, s->producer, fl) == 0))
                 continue;

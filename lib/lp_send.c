@@ -323,6 +323,15 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
 
     if (b->n == 0)
         b->opened_ms = lp_mono_ms();
+    if (b->n == b->cap) {
+        /* --follow: a line's events stay in one batch past --batch (at
+         * most --max-members more) */
+        struct lp_cmd *ev = realloc(b->ev, 2 * b->cap * sizeof *ev);
+        if (ev == NULL)
+            lp_send_oom(s);
+        b->ev = ev;
+        b->cap *= 2;
+    }
     if (s->js)                  /* the batch commits the entry's cursor */
         lp_batch_prod(s, b, s->producer, strlen(s->producer), s->jcur.p,
                       s->jcur.len);
@@ -1212,7 +1221,7 @@ static void forget_files(struct lp_send *s)
     size_t lens[66], n = 2, off = 0;
     char names[64][LP_PRODUCER_MAX + 1];
 
-    if (s->forget.len == 0 || s->count > 0 || s->walmode ||
+    if (s->forget.len == 0 || s->count > 0 || s->in.n > 0 || s->walmode ||
         !lp_redis_connected(s->r))
         return;
     argv[0] = "HDEL";

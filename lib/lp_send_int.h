@@ -89,6 +89,8 @@ struct lp_batch {
     struct lp_buf blob;         /* RESP commands, back to back */
     struct lp_cmd *ev;
     size_t n;
+    size_t cap;                 /* room in ev: --batch, more for a
+                                   --follow line that crosses it */
     /* sent as MULTI, the commands, HSET <stream>:producers, EXEC: */
     size_t nwire;               /* replies it is owed on the wire */
     size_t wire;                /* replies received of them */
