@@ -451,6 +451,17 @@ static void stored(struct lp_send *s, struct lp_cmd *e)
     }
 }
 
+/* Batch b's EXEC ran and its reply was lost: what is left of it is
+ * stored, counted once, not sent again. */
+static void batch_stored(struct lp_send *s, struct lp_batch *b)
+{
+    for (size_t k = 0; k < b->n; k++)
+        if (!b->ev[k].done)
+            stored(s, &b->ev[k]);
+    b->n = 0;
+    b->blob.len = 0;
+}
+
 uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
                        const char *name, size_t len, const char *cursor,
                        size_t clen)
@@ -781,13 +792,8 @@ static int resolve_files(struct lp_send *s, char *err)
         if (lp_pipeline_committed(s, b->pbuf.p + b->prods[e->prod].name,
                                   b->prods[e->prod].namelen, &c, err) < 0)
             return -1;
-        if (e->pos > c)
-            continue;
-        for (size_t k = 0; k < b->n; k++)
-            if (!b->ev[k].done)
-                stored(s, &b->ev[k]);
-        b->n = 0;
-        b->blob.len = 0;
+        if (e->pos <= c)
+            batch_stored(s, b);
     }
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
@@ -855,12 +861,7 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
                 last = b->ev[k].pos;
         if (last == 0 || last > c)
             continue;
-        /* its EXEC ran, its reply was lost: stored, once */
-        for (size_t k = 0; k < b->n; k++)
-            if (!b->ev[k].done)
-                stored(s, &b->ev[k]);
-        b->n = 0;
-        b->blob.len = 0;
+        batch_stored(s, b);     /* its EXEC ran, its reply was lost */
     }
     if (s->c.position && !s->pos_known) {
         /* a resumed run (--position): its input was numbered from there
