@@ -268,7 +268,7 @@ static void dispatch(struct lp_send *s)
     char err[LP_ERRLEN] = "";
     struct lp_batch *b;
 
-    if (s->in.n == 0)
+    if (!lp_batch_busy(&s->in))
         return;
     if (s->mid_line) {
         /* --follow: a line's commands go in one batch, the position of
@@ -335,10 +335,14 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
     if (s->js)                  /* the batch commits the entry's cursor */
         lp_batch_prod(s, b, s->producer, strlen(s->producer), s->jcur.p,
                       s->jcur.len);
-    /* --follow: the file's producer, and the offset after the line */
-    b->ev[b->n].prod = s->fl ? lp_batch_prod(s, b, s->fprod, s->fprodlen,
-                                             s->fcur, s->fcurlen)
-                             : LP_NOPROD;
+    /* --follow: the file's producer, the offset after the line, and the
+     * file's next position */
+    b->ev[b->n].prod = LP_NOPROD;
+    if (s->fl) {
+        b->ev[b->n].prod = lp_batch_prod(s, b, s->fprod, s->fprodlen,
+                                         s->fcur, s->fcurlen);
+        b->ev[b->n].pos = ++*s->fseq;
+    }
     b->ev[b->n].cmd = (uint32_t)start;
     b->ev[b->n].cmdlen = (uint32_t)(b->blob.len - start);
     b->ev[b->n].file = (uint32_t)s->file;
@@ -526,7 +530,7 @@ static void rate_pause(struct lp_send *s, int64_t ms)
         struct pollfd p = { -1, POLLIN, 0 };
         if (left <= 0 || lp_send_stopping(s))
             break;
-        if (s->in.n > 0 && !s->mid_line) {
+        if (lp_batch_busy(&s->in) && !s->mid_line) {
             /* (--follow: a line's events wait for its end in the batch:
              * no linger inside a line) */
             int64_t linger = s->in.opened_ms + s->c.linger - now;
@@ -725,7 +729,7 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         p[np].revents = 0;
         np++;
     }
-    if (s->in.n > 0) {
+    if (lp_batch_busy(&s->in)) {
         left = s->in.opened_ms + s->c.linger - now;
         if (left <= 0) {
             dispatch(s);
@@ -754,7 +758,8 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         if (lp_redis_read(s->r, err) < 0 || lp_pipeline_pump(s, 0, err) < 0)
             lp_send_recover(s, err);
     }
-    if (s->in.n > 0 && lp_mono_ms() >= s->in.opened_ms + s->c.linger)
+    if (lp_batch_busy(&s->in) &&
+        lp_mono_ms() >= s->in.opened_ms + s->c.linger)
         dispatch(s);
     lp_spool_replay(s);
     return fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
@@ -902,10 +907,11 @@ static void one_entry(struct lp_send *s, const struct lp_jentry *e)
         one_event(s, &ln);
     }
     /* an entry that made no command (rejected, skipped) moves the
-     * cursor all the same, when the batch being filled commits one */
-    if (s->in.n > 0)
-        lp_batch_prod(s, &s->in, s->producer, strlen(s->producer),
-                      s->jcur.p, s->jcur.len);
+     * cursor all the same: the batch commits the cursor alone then */
+    if (!lp_batch_busy(&s->in))
+        s->in.opened_ms = lp_mono_ms();
+    lp_batch_prod(s, &s->in, s->producer, strlen(s->producer), s->jcur.p,
+                  s->jcur.len);
 }
 
 /* --journal: entries as they come, until a stop. Rate limits and
@@ -949,15 +955,16 @@ static void journal_input(struct lp_send *s)
  * (lp_follow.h: the identity), and the cursor its batches commit is the
  * offset after the last line of the file they hold: Redis holds exactly
  * the lines before it, so a restart hands each file its cursor and reads
- * on from there. The positions of all the files come from the run's one
- * counter (lp_pipeline_number), which starts above every position Redis
- * or the WAL holds for them.
+ * on from there. Each file numbers its commands with a counter of its own
+ * (lp_follow_line.seq), which goes on from the highest position Redis or
+ * the WAL holds for it: a batch's gate commits it only right after the
+ * file's batch before it.
  */
 
 /* A position of one file, as Redis or the WAL has it */
 struct fpos {
     char id[LP_FOLLOW_IDLEN];
-    uint64_t cur;
+    uint64_t cur, pos;
 };
 
 struct fpos_list {
@@ -966,8 +973,9 @@ struct fpos_list {
     size_t n, cap;
 };
 
-/* One field or record of ours: the counter goes above its position; a
- * file's cursor is kept (the highest wins later). */
+/* One field or record of ours: a file's cursor and position are kept
+ * (the highest of each wins later); the run's own (commands that failed
+ * inside a stored batch, in the WAL again) sets the run's counter. */
 static void fpos_add(struct fpos_list *l, const char *name, size_t len,
                      uint64_t pos, const char *cur, size_t curlen)
 {
@@ -976,11 +984,8 @@ static void fpos_add(struct fpos_list *l, const char *name, size_t len,
 
     if (len < s->fbase - 1 || memcmp(name, s->fprod, s->fbase - 1) != 0)
         return;
-    if (len == s->fbase - 1 || name[s->fbase - 1] == ':') {
-        /* the run's own (commands sent again) or one of its files */
-        if (pos >= s->next_pos)
-            s->next_pos = pos + 1;
-    }
+    if (len == s->fbase - 1 && pos >= s->next_pos)
+        s->next_pos = pos + 1;
     if (len <= s->fbase || name[s->fbase - 1] != ':' ||
         (idlen = len - s->fbase) >= LP_FOLLOW_IDLEN)
         return;
@@ -994,6 +999,7 @@ static void fpos_add(struct fpos_list *l, const char *name, size_t len,
     }
     memcpy(l->v[l->n].id, name + s->fbase, idlen);
     l->v[l->n].id[idlen] = '\0';
+    l->v[l->n].pos = pos;
     l->v[l->n++].cur = lp_cursor_num(cur, curlen);
 }
 
@@ -1031,6 +1037,7 @@ static int fpos_of_redis(struct fpos_list *l, char *err)
             char t[LP_ERRLEN - 100];
             snprintf(err, LP_ERRLEN, "HSCAN %s: %s", s->pkey,
                      lp_reply_text(rep, t, sizeof t));
+            s->last_permanent |= lp_reply_error_class(rep) >= LP_RERR_KEY;
             lp_reply_free(rep);
             return -1;
         }
@@ -1129,9 +1136,13 @@ static void follow_open(struct lp_send *s)
     if (l.n)
         qsort(l.v, l.n, sizeof *l.v, fpos_cmp);
     for (size_t i = 0; i < l.n; i++) {
-        if (i + 1 < l.n && strcmp(l.v[i].id, l.v[i + 1].id) == 0)
+        if (i + 1 < l.n && strcmp(l.v[i].id, l.v[i + 1].id) == 0) {
+            if (l.v[i].pos > l.v[i + 1].pos)
+                l.v[i + 1].pos = l.v[i].pos;
             continue;
-        if (lp_follow_position(s->fl, l.v[i].id, l.v[i].cur, err) < 0) {
+        }
+        if (lp_follow_position(s->fl, l.v[i].id, l.v[i].cur, l.v[i].pos,
+                               err) < 0) {
             say(s, LP_NOTICE_WARN, "%s: %.*s%s: %s (passed over)", s->pkey,
                 (int)s->fbase, s->fprod, l.v[i].id, err);
             continue;
@@ -1140,9 +1151,8 @@ static void follow_open(struct lp_send *s)
     }
     free(l.v);
     if (s->c.verbosity >= 2)
-        say(s, LP_SEND_DEBUG, "--follow: %zu %s of producer %s known; "
-            "positions go on from %" PRIu64, known,
-            lp_plural(known, "file", "files"), s->producer, s->next_pos);
+        say(s, LP_SEND_DEBUG, "--follow: %zu %s of producer %s known",
+            known, lp_plural(known, "file", "files"), s->producer);
     s->name = "--follow";
 }
 
@@ -1158,6 +1168,7 @@ static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
     s->fprod[s->fprodlen] = '\0';
     s->fcurlen = (size_t)snprintf(s->fcur, sizeof s->fcur, "%" PRIu64,
                                   fl->end);
+    s->fseq = fl->seq;
 }
 
 /* The index of the file's producer in the input batch, or -1. */
@@ -1174,8 +1185,8 @@ static int batch_has(const struct lp_send *s)
 
 /* One line (or chunk of one) of a file: through one_line as stdin's; its
  * commands in one batch, which then commits the offset after it. A line
- * that made no command (rejected, empty) moves the offset all the same
- * when the batch holds lines of the file already. */
+ * that made no command (rejected, empty) moves the offset all the same:
+ * the batch commits the file's cursor alone then. */
 static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
                       int chunk)
 {
@@ -1203,8 +1214,16 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
         one_line(s, &ln);
     }
     s->mid_line = 0;
-    if ((!chunk || fl->last) && s->in.n && batch_has(s) >= 0)
-        lp_batch_prod(s, &s->in, s->fprod, s->fprodlen, s->fcur, s->fcurlen);
+    if (!chunk || fl->last) {
+        /* the batch commits the offset after the line, whatever it made:
+         * a rejected or empty line is not read again */
+        uint16_t i;
+        if (!lp_batch_busy(&s->in))
+            s->in.opened_ms = lp_mono_ms();
+        i = lp_batch_prod(s, &s->in, s->fprod, s->fprodlen, s->fcur,
+                          s->fcurlen);
+        s->in.prods[i].base = *s->fseq;
+    }
     if (s->want_dispatch) {
         s->want_dispatch = 0;
         dispatch(s);
@@ -1221,8 +1240,8 @@ static void forget_files(struct lp_send *s)
     size_t lens[66], n = 2, off = 0;
     char names[64][LP_PRODUCER_MAX + 1];
 
-    if (s->forget.len == 0 || s->count > 0 || s->in.n > 0 || s->walmode ||
-        !lp_redis_connected(s->r))
+    if (s->forget.len == 0 || s->count > 0 || lp_batch_busy(&s->in) ||
+        s->walmode || !lp_redis_connected(s->r))
         return;
     argv[0] = "HDEL";
     lens[0] = 4;

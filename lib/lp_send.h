@@ -58,24 +58,25 @@ enum { LP_SEND_ON_BLOCK, LP_SEND_ON_REJECT, LP_SEND_ON_DLQ };  /* on_limit */
  * Producers: exactly once into the stream. Every command send adds (an
  * event's XADD, a dead letter's) belongs to a producer, a name, and has
  * a position in it, a u64 that only grows, one a command, without gaps.
- * A batch is sent as MULTI, its XADDs, HSET <stream>:producers with one
- * field per producer of the batch, EXEC: its events and the positions
- * they reach are stored together or not at all. The value of a field is
+ * A batch is sent as MULTI, a gate, its XADDs, the gate's undoing, EXEC
+ * (lp_pipeline.c): the gate sets one field of <stream>:producers per
+ * producer of the batch, and only when each holds the position just
+ * before the batch's; else the XADDs store nothing. Its events and the
+ * positions they reach are stored together or not at all, and a field
+ * moves only over stored positions. The value of a field is
  * "<pos> <unix-ms>[ <cursor>]": the last position stored, when, and the
  * cursor an input gives with it (the journal's: what to read next).
  *
  * After a lost reply (a reconnect, a Redis restart, a send killed) send
  * reads the field first: a batch whose positions are all at or below it
- * is stored already, and is counted as sent rather than sent again. For
- * that, positions are stored in order: a batch is never committed after
- * a later one of its producer (one re-sent after a failure gets new
- * positions, after every one given).
+ * is stored already, and is counted as sent rather than sent again. A
+ * batch that failed goes again with its positions, in order.
  *
  * stdin is one producer (its name unique per run unless --producer
  * names it). An input of several producers (--follow: one per file;
  * --journal: one with a cursor) gives each command its producer; a batch
  * may carry commands of up to LP_BATCH_PRODS producers, each range its
- * own, and its HSET then sets one field for each.
+ * own, and its gate then sets one field for each.
  */
 #define LP_PRODUCER_MAX 200     /* bytes of a producer name */
 #define LP_PRODUCERS_SUFFIX ":producers"

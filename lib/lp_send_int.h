@@ -70,19 +70,20 @@ struct lp_cmd {
 #define LP_BATCH_PRODS 64       /* producers in one batch at most */
 
 /* A producer of commands in a batch (lp_send.h: struct lp_producer): its
- * name and cursor live in the batch's pbuf; last is the position its
- * field is set to when the batch commits. */
+ * name and cursor live in the batch's pbuf. The batch moves its field
+ * from position "from" to "to" (make_gate): with commands, from their
+ * positions; without (a cursor only: lines that made no command), from
+ * base to base, base being its last position when the cursor was set. */
 struct lp_bprod {
     uint32_t name, namelen, cursor, cursorlen;
-    uint64_t last;
+    uint64_t base;
+    uint64_t from, to;
 };
 
 /* A committed position read from Redis on this connection */
 struct lp_pcache {
     char name[LP_PRODUCER_MAX + 1];
     uint64_t pos;
-    uint64_t cur;               /* its cursor as a number (--follow's
-                                   offsets), 0 when none */
 };
 
 struct lp_batch {
@@ -91,7 +92,9 @@ struct lp_batch {
     size_t n;
     size_t cap;                 /* room in ev: --batch, more for a
                                    --follow line that crosses it */
-    /* sent as MULTI, the commands, HSET <stream>:producers, EXEC: */
+    /* sent as MULTI, the gate (a script that commits the producers'
+     * positions, or makes the commands store nothing), the commands, the
+     * gate's undoing, EXEC (lp_pipeline.c): */
     size_t nwire;               /* replies it is owed on the wire */
     size_t wire;                /* replies received of them */
     size_t replied;             /* n once EXEC answered, else 0 */
@@ -105,9 +108,12 @@ struct lp_batch {
     int numbered;               /* its commands have positions */
     int answered;               /* EXEC's reply came: what became of each
                                    command is known */
+    int gated;                  /* sent with the gate (it has producers) */
     char qerr[160];             /* the first error while queueing */
-    struct lp_buf tail;         /* HSET ... EXEC, made when sent */
-    struct lp_bprod prods[LP_BATCH_PRODS];
+    struct lp_buf head;         /* MULTI and the gate, made when sent */
+    struct lp_buf tail;         /* the undoing and EXEC */
+    struct lp_bprod prods[LP_BATCH_PRODS + 1];  /* and room for the run's
+                                                   own (lp_pipeline_resolve) */
     int nprods;
     struct lp_buf pbuf;         /* the producers' names and cursors */
     int source;                 /* LP_BATCH_INPUT or LP_BATCH_REPLAY */
@@ -134,7 +140,11 @@ struct lp_send {
     /* the producer (lp_send.h): stdin's, or --producer */
     char producer[LP_PRODUCER_MAX + 1];
     char pkey[512];             /* <stream>:producers */
+    char shold[512], dhold[512];  /* <stream>:send-hold, <dlq>:send-hold:
+                                     where the gate puts them aside */
     uint64_t next_pos;          /* the position of the next command */
+    uint64_t acked;             /* the run's producer: its positions up to
+                                   here are committed, as answered */
     uint64_t pos_floor;         /* positions of ours in the WAL: at most */
     uint64_t skip_upto;         /* --position: stored by the first run */
     int renumbered;             /* commands went again with new positions:
@@ -166,6 +176,7 @@ struct lp_send {
     size_t fprodlen, fbase;     /* its length; that of "<producer>:" */
     char fcur[24];              /* the offset after that line */
     size_t fcurlen;
+    uint64_t *fseq;             /* its file's counter of positions */
     int mid_line;               /* the commands of one line are being
                                    added: a batch is not cut inside it */
     int want_dispatch;          /* the batch filled meanwhile */
@@ -216,6 +227,13 @@ static inline const char *lp_plural(uint64_t n, const char *one,
                                     const char *many)
 {
     return n == 1 ? one : many;
+}
+
+/* b holds something to send: commands, or a cursor to commit (lines
+ * that made no command) */
+static inline int lp_batch_busy(const struct lp_batch *b)
+{
+    return b->n > 0 || b->nprods > 0;
 }
 
 /* A stop signal came, or the engine stopped itself (--ids lost stdout). */
@@ -282,21 +300,6 @@ void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b,
  * (an I/O error: the connection is closed; an error reply). */
 int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
                           uint64_t *pos, char *err);
-/* The same, with the field's cursor read as a number (0: none, or not a
- * number) into *cur. */
-int lp_pipeline_committed_cur(struct lp_send *s, const char *name,
-                              size_t len, uint64_t *pos, uint64_t *cur,
-                              char *err);
-
-/* --follow: a command of b that goes again after later ones of its
- * producer (behind them in the WAL, or after them on a new connection)
- * commits a cursor no lower than theirs: for each producer of b, the
- * highest cursor of the same producer in the ring's batches
- * (ring != 0) and in *cur_of's answer (committed in Redis). The cursors
- * are --follow's, numbers. */
-void lp_batch_raise_cursors(struct lp_send *s, struct lp_batch *b,
-                            int ring, int committed);
-
 /* Parses a decimal cursor (--follow's offsets); 0 when it is not one. */
 uint64_t lp_cursor_num(const char *p, size_t n);
 
@@ -307,29 +310,28 @@ int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err);
 /* Called on a connection where nothing is in flight, before anything is
  * sent on it: the input batches of the ring whose EXEC reply was lost and
  * whose positions are at or below the committed one are stored (counted
- * as sent, not sent again); the others get positions again, in order,
- * after the committed one. 0, or -1 with err. */
+ * as sent, not sent again); the others go again as they are (on the
+ * first connection of the run, stdin's get positions after the committed
+ * one). 0, or -1 with err. */
 int lp_pipeline_resolve(struct lp_send *s, char *err);
 
 /*
  * The index of producer name[0..len) in b's table (LP_BATCH_PRODS at most;
  * the caller ends the batch before it is full), added when new; a cursor
  * (clen > 0) replaces the one it had: the last of the batch is what its
- * field is set to. The one way a command gets its producer: stdin's
- * (lp_pipeline_number), the WAL's records (lp_spool_replay), and an input
- * of several producers to come (--follow: one a file; --journal: one with
- * its cursor), which sets each command's prod and pos as it adds it.
- * Today lp_pipeline_resolve and lp_spool_spill give new positions only to
- * the run's own producer: such an input numbers its commands itself and
- * resolves each of its producers the same way (lp_pipeline_committed).
+ * field is set to. The one way a command gets its producer: stdin's and
+ * the journal's (lp_pipeline_number), the WAL's records
+ * (lp_spool_replay), --follow's files (each numbers its commands with its
+ * own counter as they are added). A producer's positions go up by one
+ * from command to command: the gate commits a batch only right after the
+ * one before it.
  */
 uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
                        const char *name, size_t len, const char *cursor,
                        size_t clen);
 
-/* Gives the commands of input batch b the next positions of ours (with
- * --follow, each command keeps its file's producer: the positions are
- * the run's one counter, above every position of its files). */
+/* Gives the commands of input batch b the next positions of ours
+ * (--follow's have theirs already, from their files). */
 void lp_pipeline_number(struct lp_send *s, struct lp_batch *b);
 
 /* Writes b whole. 0, or -1 with err (the connection is closed). */
