@@ -644,12 +644,17 @@ uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
                        const char *name, size_t len, const char *cursor,
                        size_t clen)
 {
-    int i;
+    int i = b->hint;
 
-    for (i = 0; i < b->nprods; i++)
-        if (b->prods[i].namelen == len &&
-            memcmp(b->pbuf.p + b->prods[i].name, name, len) == 0)
-            break;
+    /* the producer asked for last, most often (a file's lines come in
+     * runs), before the others */
+    if (i >= b->nprods || b->prods[i].namelen != len ||
+        memcmp(b->pbuf.p + b->prods[i].name, name, len) != 0)
+        for (i = 0; i < b->nprods; i++)
+            if (b->prods[i].namelen == len &&
+                memcmp(b->pbuf.p + b->prods[i].name, name, len) == 0)
+                break;
+    b->hint = i;
     if (i == b->nprods) {
         b->prods[i].name = (uint32_t)b->pbuf.len;
         b->prods[i].namelen = (uint32_t)len;

@@ -1193,7 +1193,7 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
     struct lp_line ln;
 
     file_producer(s, fl);
-    if (batch_has(s) < 0 && s->in.nprods >= LP_BATCH_PRODS)
+    if (s->in.nprods >= LP_BATCH_PRODS && batch_has(s) < 0)
         dispatch(s);            /* its table of producers is full */
     s->name = fl->path;
     memset(&ln, 0, sizeof ln);

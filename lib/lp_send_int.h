@@ -115,6 +115,7 @@ struct lp_batch {
     struct lp_bprod prods[LP_BATCH_PRODS + 1];  /* and room for the run's
                                                    own (lp_pipeline_resolve) */
     int nprods;
+    int hint;                   /* the index lp_batch_prod gave last */
     struct lp_buf pbuf;         /* the producers' names and cursors */
     int source;                 /* LP_BATCH_INPUT or LP_BATCH_REPLAY */
     int64_t opened_ms;          /* monotonic time of its first event */
