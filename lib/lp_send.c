@@ -1764,11 +1764,13 @@ void lp_send_free(struct lp_send *s)
     lp_buf_free(&s->rkey_buf);
     free(s->in.ev);
     lp_buf_free(&s->in.blob);
+    lp_buf_free(&s->in.head);
     lp_buf_free(&s->in.tail);
     lp_buf_free(&s->in.pbuf);
     for (int i = 0; i < LP_INFLIGHT; i++) {
         free(s->ring[i].ev);
         lp_buf_free(&s->ring[i].blob);
+        lp_buf_free(&s->ring[i].head);
         lp_buf_free(&s->ring[i].tail);
         lp_buf_free(&s->ring[i].pbuf);
     }
