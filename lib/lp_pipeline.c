@@ -123,22 +123,30 @@ int lp_pipeline_init(struct lp_send *s)
     return 0;
 }
 
-size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
-                              const struct lp_jevent *ev)
+int lp_pipeline_xadd_to(struct lp_send *s, struct lp_buf *blob,
+                        const char *txt, size_t n, const struct lp_jevent *ev)
 {
-    struct lp_buf *blob = &s->in.blob;
-    size_t len = ev->ncuts ? lp_json_cut_len(ev, n) : n;
-    size_t start = blob->len;
+    size_t len = ev && ev->ncuts ? lp_json_cut_len(ev, n) : n;
     char *o;
 
     /* the prefix, then the event as the last argument, written in place */
     if (lp_buf_add(blob, s->prefix.p, s->prefix.len) < 0 ||
         (o = lp_resp_bulk_space(blob, len)) == NULL)
-        lp_send_oom(s);
-    if (ev->ncuts)
+        return -1;
+    if (ev && ev->ncuts)
         lp_json_cut_copy(ev, txt, n, o);
     else
         memcpy(o, txt, n);
+    return 0;
+}
+
+size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
+                              const struct lp_jevent *ev)
+{
+    size_t start = s->in.blob.len;
+
+    if (lp_pipeline_xadd_to(s, &s->in.blob, txt, n, ev) < 0)
+        lp_send_oom(s);
     return start;
 }
 
@@ -220,6 +228,14 @@ static void take_result(struct lp_send *s, struct lp_batch *b, size_t k,
 
     if (lp_reply_type(rep) == LP_REPLY_ERROR) {
         char t[LP_ERRLEN - 100];
+        if (e->req) {
+            /* a request's: its answer says so; not sent again (the
+             * gate let the batch in: its positions are committed) */
+            e->done = 1;
+            lp_req_answered(s, e, 0, NULL, 0,
+                            lp_reply_text(rep, t, sizeof t));
+            return;
+        }
         b->failed++;
         snprintf(s->last_error, sizeof s->last_error, "XADD %s: %s",
                  e->kind == LP_CMD_EVENT ? s->c.stream : s->c.dlq,
@@ -246,6 +262,12 @@ static void take_result(struct lp_send *s, struct lp_batch *b, size_t k,
         }
     } else {
         s->n.dlq++;
+    }
+    if (e->req) {
+        size_t idn = 0;
+        const char *id = e->kind == LP_CMD_EVENT ? lp_reply_str(rep, &idn)
+                                                 : NULL;
+        lp_req_answered(s, e, 1, id, idn, NULL);
     }
 }
 
@@ -625,6 +647,8 @@ static void stored(struct lp_send *s, struct lp_cmd *e)
     } else {
         s->n.dlq++;
     }
+    if (e->req)
+        lp_req_answered(s, e, 1, NULL, 0, NULL);
 }
 
 /* Batch b's EXEC ran and its reply was lost: what is left of it is

@@ -164,6 +164,256 @@ static void idle_tick(const struct lp_send *s)
 
 /* ---- Redis failing ------------------------------------------------------ */
 
+/* ---- requests (lp_send_serve) ------------------------------------------ */
+
+static void dispatch(struct lp_send *s);
+static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
+                        int kind);
+
+/* q is over: its outcome to done(), then it is freed. */
+static void req_over(struct lp_send_req *q, int how)
+{
+    q->r.how = how;
+    q->r.first = q->first;
+    q->r.last = q->last;
+    q->r.error = q->error[0] ? q->error : NULL;
+    q->done(q->ctx, &q->r);
+    lp_send_req_abort(q);
+}
+
+void lp_req_answered(struct lp_send *s, struct lp_cmd *e, int ok,
+                     const char *id, size_t idn, const char *error)
+{
+    struct lp_send_req *q = e->req;
+
+    (void)s;
+    e->req = NULL;
+    if (!ok) {
+        q->r.failed++;
+        if (q->error[0] == '\0')
+            snprintf(q->error, sizeof q->error, "%s", error);
+    } else if (e->kind == LP_CMD_EVENT) {
+        q->r.events++;
+        if (id && idn < sizeof q->last) {
+            memcpy(q->last, id, idn);
+            q->last[idn] = '\0';
+            if (q->first[0] == '\0')
+                memcpy(q->first, q->last, idn + 1);
+        }
+    } else {
+        q->r.dlq++;
+    }
+    if (--q->pending == 0)
+        req_over(q, LP_REQ_STORED);
+}
+
+void lp_req_in_wal(struct lp_send *s, struct lp_batch *b)
+{
+    (void)s;
+    for (size_t k = 0; k < b->n; k++) {
+        struct lp_cmd *e = &b->ev[k];
+        struct lp_send_req *q = e->req;
+        /* done: synced in the WAL (a command Redis answered has no
+         * request any more) */
+        if (q == NULL || !e->done)
+            continue;
+        e->req = NULL;
+        if (e->kind == LP_CMD_EVENT)
+            q->r.events++;
+        else
+            q->r.dlq++;
+        if (--q->pending == 0)
+            req_over(q, LP_REQ_WAL);
+    }
+}
+
+/*
+ * Serving without a WAL, Redis failed (why): the requests in flight fail
+ * at once, rather than wait through --timeout: a batch Redis answered
+ * (refused) stored nothing; one whose reply was lost may have been stored
+ * (maybe). The batches go; the connection is closed, so that the next one
+ * reads the committed position first and numbers on from it; submits
+ * answer UNAVAILABLE for the backoff's wait.
+ */
+static void serve_failed(struct lp_send *s, const char *why)
+{
+    s->n.errors++;
+    lp_pipeline_collect(s);
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        int maybe = b->tried && !b->answered;
+        for (size_t k = 0; k < b->n; k++) {
+            struct lp_cmd *e = &b->ev[k];
+            struct lp_send_req *q = e->req;
+            if (q == NULL || e->done)
+                continue;
+            e->req = NULL;
+            q->r.maybe |= maybe;
+            if (q->error[0] == '\0')
+                snprintf(q->error, sizeof q->error, "%s", why);
+            if (--q->pending == 0)
+                req_over(q, LP_REQ_FAILED);
+        }
+    }
+    while (s->count > 0)
+        lp_pipeline_release(s);
+    lp_redis_disconnect(s->r);
+    s->pos_known = 0;
+    s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
+    if (!s->warned) {
+        say(s, LP_NOTICE_WARN, "%s: requests fail until Redis answers", why);
+        s->warned = 1;
+    }
+    s->last_permanent = 0;
+}
+
+struct lp_send_req *lp_send_req_begin(struct lp_send *s, lp_send_req_fn *done,
+                                      void *ctx)
+{
+    struct lp_send_req *q = calloc(1, sizeof *q);
+
+    if (q == NULL)
+        return NULL;
+    q->s = s;
+    q->done = done;
+    q->ctx = ctx;
+    return q;
+}
+
+static int req_room(struct lp_send_req *q)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        uint32_t *at = realloc(q->at, cap * sizeof *at);
+        if (at == NULL)
+            return -1;
+        q->at = at;
+        q->cap = cap;
+    }
+    return 0;
+}
+
+int lp_send_req_event(struct lp_send_req *q, const char *txt, size_t n,
+                      const struct lp_jevent *ev)
+{
+    size_t start = q->blob.len;
+
+    if (req_room(q) < 0 || start >= 0x80000000u ||
+        lp_pipeline_xadd_to(q->s, &q->blob, txt, n, ev) < 0)
+        return -1;
+    q->at[q->n++] = (uint32_t)start;
+    return 0;
+}
+
+int lp_send_req_dlq(struct lp_send_req *q, const struct lp_dlq_rec *rec)
+{
+    size_t start = q->blob.len;
+
+    if (req_room(q) < 0 || start >= 0x80000000u ||
+        lp_dlq_encode_xadd(rec, q->s->c.dlq, &q->blob) < 0)
+        return -1;
+    q->at[q->n++] = (uint32_t)start | 0x80000000u;
+    return 0;
+}
+
+uint64_t lp_send_req_count(const struct lp_send_req *q)
+{
+    return q->n;
+}
+
+int lp_send_req_key(struct lp_send_req *q, const char *key, size_t len)
+{
+    char *k = malloc(len + 1);
+
+    if (k == NULL)
+        return -1;
+    memcpy(k, key, len);
+    k[len] = '\0';
+    free(q->key);
+    q->key = k;
+    q->klen = len;
+    return 0;
+}
+
+void lp_send_req_abort(struct lp_send_req *q)
+{
+    if (q == NULL)
+        return;
+    lp_buf_free(&q->blob);
+    free(q->at);
+    free(q->key);
+    free(q);
+}
+
+int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
+{
+    struct lp_send *s = q->s;
+    char err[LP_ERRLEN];
+
+    *retry_after_ms = 0;
+    if (q->n == 0) {
+        req_over(q, LP_REQ_STORED);
+        return LP_REQ_EMPTY;
+    }
+    if (s->rate) {
+        /* all its tokens or none: a request is taken whole or not */
+        int overflow = 0;
+        struct lp_bucket *b = lp_rate_bucket(s->rate, q->key ? q->key : "",
+                                             q->klen, lp_mono_ms(),
+                                             &overflow);
+        int64_t wait;
+        if (b == NULL)
+            lp_send_oom(s);
+        s->n.overflow += overflow != 0;
+        if ((wait = lp_bucket_take_n(s->rate, b, q->n, lp_mono_ms())) != 0) {
+            *retry_after_ms = wait;
+            s->n.limited += q->n;
+            lp_send_req_abort(q);
+            return LP_REQ_LIMITED;
+        }
+    }
+    if (!s->wal && !lp_redis_connected(s->r)) {
+        int64_t now = lp_mono_ms();
+        if (now < s->down_until ||
+            (lp_pipeline_connect(s, err) < 0 &&
+             (s->down_until = now + lp_backoff_next(&s->backoff)) > 0)) {
+            *retry_after_ms = s->down_until - now;
+            lp_send_req_abort(q);
+            return LP_REQ_UNAVAILABLE;
+        }
+    }
+    /* whole in one batch: the one being filled goes first when q does
+     * not fit in what is left of it */
+    if (s->in.n && (s->in.n + q->n > s->c.batch ||
+                    s->in.blob.len + q->blob.len > s->c.batch_bytes))
+        dispatch(s);
+    q->pending = q->n;
+    s->cur_req = q;
+    s->mid_line = 1;
+    for (size_t k = 0; k < q->n; k++) {
+        size_t off = q->at[k] & 0x7fffffffu,
+               end = k + 1 < q->n ? (q->at[k + 1] & 0x7fffffffu)
+                                  : q->blob.len,
+               start = s->in.blob.len;
+        int dlq = (q->at[k] & 0x80000000u) != 0;
+        if (lp_buf_add(&s->in.blob, q->blob.p + off, end - off) < 0)
+            lp_send_oom(s);
+        if (!dlq)
+            s->n.events++;
+        add_command(s, start, 0, dlq ? LP_CMD_DLQ : LP_CMD_EVENT);
+    }
+    s->mid_line = 0;
+    s->cur_req = NULL;
+    /* q's commands are the batch's now; q is done()'s to end */
+    lp_buf_free(&q->blob);
+    if (s->want_dispatch || s->in.n >= s->c.batch ||
+        s->in.blob.len >= s->c.batch_bytes) {
+        s->want_dispatch = 0;
+        dispatch(s);
+    }
+    return LP_REQ_QUEUED;
+}
+
 /*
  * Something failed: an I/O error (connection gone, replies in flight
  * lost) or an error reply (OOM, READONLY, LOADING, ...). With a WAL, what
@@ -176,6 +426,10 @@ void lp_send_recover(struct lp_send *s, const char *why)
     char err[LP_ERRLEN], msg[LP_ERRLEN + 64], d[32];
     int64_t now = lp_mono_ms(), wait;
 
+    if (s->serving && !s->wal) {
+        serve_failed(s, why);
+        return;
+    }
     s->n.errors++;
     if (s->walmode) {
         lp_spool_replay_failed(s, why);
@@ -279,6 +533,7 @@ static void dispatch(struct lp_send *s)
     if (s->walmode) {
         lp_spool_batch(s, &s->in);
         lp_spool_sync(s);
+        lp_req_in_wal(s, &s->in);
         lp_batch_reset(&s->in);
         lp_spool_replay(s);
         return;
@@ -349,6 +604,7 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
     b->ev[b->n].kind = (uint8_t)kind;
     b->ev[b->n].done = 0;
     b->ev[b->n].line_start = line_start;
+    b->ev[b->n].req = s->cur_req;
     b->n++;
     if (b->n >= s->c.batch || b->blob.len >= s->c.batch_bytes)
         dispatch(s);
@@ -1696,6 +1952,25 @@ int lp_send_run(struct lp_send *s)
     return 0;
 }
 
+int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
+                  void *ctx)
+{
+    if (setjmp(s->out))
+        return -1;              /* end_run: said, status in exit_code */
+    s->serving = 1;
+    s->name = "requests";
+    s->now = lp_now_ms();
+    while (!lp_send_stopping(s)) {
+        /* the cap: a stop signal between the check and the poll waits
+         * at most a second */
+        if (wait_io(s, fd, POLLIN, 1000))
+            ready(ctx);
+        s->now = lp_now_ms();
+    }
+    finish(s);
+    return 0;
+}
+
 int lp_send_status(const struct lp_send *s)
 {
     return s->exit_code;
@@ -1749,6 +2024,23 @@ void lp_send_free(struct lp_send *s)
     if (s->m) {
         metrics_tick(s, 1);     /* the last word, whatever the end */
         lp_metrics_free(s->m);
+    }
+    /* requests still in hand (the run gave up): they fail */
+    for (int i = -1; i < s->count; i++) {
+        struct lp_batch *b = i < 0 ? &s->in
+                                   : &s->ring[(s->head + i) % LP_INFLIGHT];
+        for (size_t k = 0; k < b->n; k++) {
+            struct lp_send_req *q = b->ev[k].req;
+            if (q == NULL)
+                continue;
+            b->ev[k].req = NULL;
+            if (q->error[0] == '\0')
+                snprintf(q->error, sizeof q->error, "%s", s->last_error[0] ?
+                         s->last_error : "the engine stopped");
+            q->r.maybe |= b != &s->in && b->tried && !b->answered;
+            if (--q->pending == 0)
+                req_over(q, LP_REQ_FAILED);
+        }
     }
     if (s->rseg)
         lp_wal_seg_release(s->wal, s->rseg);

@@ -64,6 +64,26 @@ struct lp_cmd {
     uint64_t pos;               /* its position in that producer */
     uint64_t line_start;        /* input offset of its line */
     uint64_t wend;              /* LP_BATCH_REPLAY: segment offset after it */
+    struct lp_send_req *req;    /* the request it is of (lp_send_serve),
+                                   until its outcome is counted there */
+};
+
+/* A request of a front door (lp_send.h): its commands, made before it is
+ * submitted, then counted down as Redis answers them. */
+struct lp_send_req {
+    struct lp_send *s;
+    lp_send_req_fn *done;
+    void *ctx;
+    struct lp_buf blob;         /* its commands, back to back */
+    uint32_t *at;               /* where each starts in blob, its kind in
+                                   the top bit (1: a dead letter) */
+    size_t n, cap;
+    size_t pending;             /* submitted commands not answered yet */
+    struct lp_send_req_result r;
+    char *key;                  /* --rate's bucket (NULL: "") */
+    size_t klen;
+    char first[48], last[48];
+    char error[LP_ERRLEN];
 };
 
 #define LP_NOPROD 0xffff
@@ -163,6 +183,11 @@ struct lp_send {
     int pruned;                 /* --producer-ttl's pruning was done */
     int old_wal_said;           /* an old WAL's records were said once */
     struct lp_buf out_ids;      /* --ids output */
+    /* lp_send_serve */
+    int serving;
+    struct lp_send_req *cur_req;  /* the request being submitted */
+    int64_t down_until;         /* mono ms: no WAL, Redis failed: submits
+                                   answer UNAVAILABLE until then */
     /* --journal */
     struct lp_jsource *js;
     struct lp_buf jcur;         /* the cursor of the entry being sent
@@ -178,8 +203,9 @@ struct lp_send {
     char fcur[24];              /* the offset after that line */
     size_t fcurlen;
     uint64_t *fseq;             /* its file's counter of positions */
-    int mid_line;               /* the commands of one line are being
-                                   added: a batch is not cut inside it */
+    int mid_line;               /* the commands of one line (or request)
+                                   are being added: a batch is not cut
+                                   inside it */
     int want_dispatch;          /* the batch filled meanwhile */
     struct lp_buf forget;       /* identities to drop, NUL after each */
     char host[256];
@@ -257,6 +283,15 @@ _Noreturn void lp_send_oom(struct lp_send *s);
  * run when that is over, or Redis refuses for good. */
 void lp_send_recover(struct lp_send *s, const char *why);
 
+/* Request q's command e was answered: stored (ok), or refused for good
+ * (error, the reply's text). done() comes when it was the last. */
+void lp_req_answered(struct lp_send *s, struct lp_cmd *e, int ok,
+                     const char *id, size_t idn, const char *error);
+
+/* Every command of a request in b that is written to the WAL and synced
+ * counts as kept (LP_REQ_WAL). */
+void lp_req_in_wal(struct lp_send *s, struct lp_batch *b);
+
 /* ---- lp_pipeline.c ------------------------------------------------------ */
 
 /* The XADD of every event up to its data, in s->prefix; the batches'
@@ -267,6 +302,9 @@ int lp_pipeline_init(struct lp_send *s);
  * input batch; returns where its command starts. */
 size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
                               const struct lp_jevent *ev);
+/* The same into blob; -1 out of memory. */
+int lp_pipeline_xadd_to(struct lp_send *s, struct lp_buf *blob,
+                        const char *txt, size_t n, const struct lp_jevent *ev);
 
 /* Appends the XADD of dead letter rec to the DLQ to the input batch;
  * returns where it starts. */

@@ -373,6 +373,10 @@ void lp_spool_spill(struct lp_send *s, const char *why)
     if (!s->mid_line)
         lp_spool_batch(s, &s->in);
     lp_spool_sync(s);
+    /* the requests whose commands are in the WAL now are kept */
+    for (int i = 0; i < s->count; i++)
+        lp_req_in_wal(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
+    lp_req_in_wal(s, &s->in);
     while (s->count > 0)
         lp_pipeline_release(s);
     if (!s->mid_line)
@@ -483,6 +487,7 @@ void lp_spool_replay(struct lp_send *s)
         if (lp_batch_busy(&s->in) && !s->mid_line) {
             lp_spool_batch(s, &s->in);
             lp_spool_sync(s);
+            lp_req_in_wal(s, &s->in);
             lp_batch_reset(&s->in);
         }
         rc = lp_wal_take(s->wal, &s->rseg, err);
