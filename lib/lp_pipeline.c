@@ -747,15 +747,6 @@ uint64_t lp_cursor_num(const char *p, size_t n)
     return v;
 }
 
-/* Parses a field's value "<pos> <unix-ms>[ <cursor>]": its position. */
-static uint64_t field_pos(const char *v, size_t n)
-{
-    uint64_t pos = 0;
-
-    for (size_t i = 0; i < n && v[i] >= '0' && v[i] <= '9'; i++)
-        pos = pos * 10 + (uint64_t)(v[i] - '0');
-    return pos;
-}
 
 /* HGET of producer name's field: the reply (a string, or nil when there
  * is none), or NULL with err (an I/O error, or an error reply). */
@@ -813,7 +804,9 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
     if (lp_reply_type(rep) == LP_REPLY_STRING) {
         size_t n;
         const char *v = lp_reply_str(rep, &n);
-        *pos = field_pos(v, n);
+        struct lp_field fv;
+        lp_field_parse(v, n, &fv);
+        *pos = fv.pos;
     }
     lp_reply_free(rep);
     if (s->npcache == s->capcache) {
@@ -838,12 +831,11 @@ int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err)
     if ((rep = hget_field(s, s->producer, strlen(s->producer), err)) == NULL)
         return -1;
     if (lp_reply_type(rep) == LP_REPLY_STRING) {
-        /* "<pos> <unix-ms> <cursor>": what follows the second space */
         size_t n;
-        const char *v = lp_reply_str(rep, &n), *e = v + n;
-        const char *sp = memchr(v, ' ', n);
-        if (sp && (sp = memchr(sp + 1, ' ', (size_t)(e - sp - 1))) != NULL &&
-            lp_buf_add(out, sp + 1, (size_t)(e - sp - 1)) < 0) {
+        const char *v = lp_reply_str(rep, &n);
+        struct lp_field fv;
+        lp_field_parse(v, n, &fv);
+        if (fv.clen && lp_buf_add(out, fv.cursor, fv.clen) < 0) {
             lp_reply_free(rep);
             lp_send_oom(s);
         }
@@ -895,19 +887,17 @@ static void prune(struct lp_send *s)
             size_t fl, vl;
             const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
             const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
-            const char *sp;
-            int64_t ms = 0;
-            if (f == NULL || v == NULL || (sp = memchr(v, ' ', vl)) == NULL)
+            struct lp_field fv;
+            if (f == NULL || v == NULL || memchr(v, ' ', vl) == NULL)
                 continue;
-            for (sp++; sp < v + vl && *sp >= '0' && *sp <= '9'; sp++)
-                ms = ms * 10 + (*sp - '0');
+            lp_field_parse(v, vl, &fv);
             /* a field with a cursor (a followed file's offset, the
              * journal's cursor) is its sender's to remove: a file quiet
              * for a week is still followed, and read again from its
              * start without it */
-            if (sp < v + vl && *sp == ' ')
+            if (fv.cursor)
                 continue;
-            if (ms >= before || (fl == strlen(s->producer) &&
+            if (fv.ms >= before || (fl == strlen(s->producer) &&
                                  memcmp(f, s->producer, fl) == 0))
                 continue;
             /* --follow: our files' fields, however quiet the file */

@@ -1311,19 +1311,12 @@ static int fpos_of_redis(struct fpos_list *l, char *err)
             size_t fl, vl;
             const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
             const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
-            const char *sp, *e;
-            uint64_t pos = 0;
+            struct lp_field fv;
             if (f == NULL || v == NULL)
                 continue;
-            e = v + vl;
-            for (size_t k = 0; k < vl && v[k] >= '0' && v[k] <= '9'; k++)
-                pos = pos * 10 + (uint64_t)(v[k] - '0');
             /* "<pos> <unix-ms> <offset>" */
-            if ((sp = memchr(v, ' ', vl)) != NULL &&
-                (sp = memchr(sp + 1, ' ', (size_t)(e - sp - 1))) != NULL)
-                fpos_add(l, f, fl, pos, sp + 1, (size_t)(e - sp - 1));
-            else
-                fpos_add(l, f, fl, pos, NULL, 0);
+            lp_field_parse(v, vl, &fv);
+            fpos_add(l, f, fl, fv.pos, fv.cursor, fv.clen);
         }
         lp_reply_free(rep);
     } while (strcmp(cursor, "0") != 0);
