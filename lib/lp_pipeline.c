@@ -29,7 +29,9 @@
  * The gate (GATE below) looks at each producer's field in
  * <stream>:producers: when every field holds the position just before
  * the batch's, it sets them to the batch's last (and cursor), and the
- * commands run. Otherwise -- an earlier batch was refused (OOM) while
+ * commands run. (A producer with a cursor only, lines that made no
+ * command, whose field a later batch moved past already, is left as it
+ * is: that batch's cursor is past its own.) Otherwise -- an earlier batch was refused (OOM) while
  * this one came after it, or this one is stored already, or a key has the
  * wrong type -- it renames the stream (and the DLQ) aside, so that the
  * XADDs write into a fresh key, and the undoing (UNDO) puts the stream
@@ -64,29 +66,51 @@ static const char GATE[] =
     "                        ', not a stream'})\n"
     "  end\n"
     "end\n"
-    "local n, stored = 0, 0\n"
+    "local n, stored, skip = 0, 0, {}\n"
     "for i = 2, #ARGV, 5 do\n"
     "  local v = redis.call('HGET', KEYS[1], ARGV[i])\n"
     "  local have = v and tonumber(string.match(v, '^%d+')) or 0\n"
     "  local from, to = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
-    "  n = n + 1\n"
-    "  if to > from and have >= to then stored = stored + 1\n"
+    "  if to == from and have > from then skip[i] = true\n"
+    "  else n = n + 1 end\n"
+    "  if skip[i] then\n"
+    "  elseif to > from and have >= to then stored = stored + 1\n"
     "  elseif have ~= from and not (have == 0 and ARGV[i + 4] == '1') then\n"
     "    return aside({err = 'LPGATE ' .. KEYS[1] .. ' holds position ' ..\n"
     "                  have .. ' of producer ' .. ARGV[i] ..\n"
     "                  ', the batch goes on from ' .. from})\n"
     "  end\n"
     "end\n"
-    "if stored == n then return aside('STORED') end\n"
+    "if n > 0 and stored == n then return aside('STORED') end\n"
     "if stored > 0 then\n"
     "  return aside({err = 'LPGATE ' .. KEYS[1] .. ': part of the batch ' ..\n"
     "                      'is stored, part not'})\n"
     "end\n"
     "for i = 2, #ARGV, 5 do\n"
-    "  local v = ARGV[i + 2] .. ' ' .. ARGV[1]\n"
-    "  if ARGV[i + 3] ~= '' then v = v .. ' ' .. ARGV[i + 3] end\n"
-    "  redis.call('HSET', KEYS[1], ARGV[i], v)\n"
+    "  if not skip[i] then\n"
+    "    local v = ARGV[i + 2] .. ' ' .. ARGV[1]\n"
+    "    if ARGV[i + 3] ~= '' then v = v .. ' ' .. ARGV[i + 3] end\n"
+    "    redis.call('HSET', KEYS[1], ARGV[i], v)\n"
+    "  end\n"
     "end\n"
+    "return 'OK'\n";
+
+/* Runs every command the gate and the undoing may run, on the hold names
+ * (which the gate deletes anyway): a user that may not run one of them
+ * would make the gate an error, and the XADDs after it would store the
+ * batch all the same. */
+static const char PROBE[] =
+    "for k = 2, #KEYS, 2 do\n"
+    "  redis.call('TYPE', KEYS[k])\n"
+    "  redis.call('DEL', KEYS[k + 1])\n"
+    "  redis.call('SET', KEYS[k + 1], '')\n"
+    "  redis.call('RENAME', KEYS[k + 1], KEYS[k + 1])\n"
+    "  redis.call('DEL', KEYS[k + 1])\n"
+    "  redis.call('HSET', KEYS[k + 1], 'probe', '')\n"
+    "  redis.call('DEL', KEYS[k + 1])\n"
+    "end\n"
+    "redis.call('TYPE', KEYS[1])\n"
+    "redis.call('HGET', KEYS[1], '')\n"
     "return 'OK'\n";
 
 static const char UNDO[] =
@@ -168,7 +192,7 @@ void lp_batch_reset(struct lp_batch *b)
     b->qerr[0] = '\0';
     b->qperm = 0;
     b->nprods = 0;
-    b->gated = 0;
+    b->gated = b->lost = 0;
     b->pbuf.len = 0;
     b->head.len = 0;
     b->tail.len = 0;
@@ -582,7 +606,8 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
         const char *name = b->pbuf.p + p->name;
         /* stdin's field, gone when every position before the batch's was
          * answered: removed by another sender's --producer-ttl */
-        int may_be_gone = !s->fl && !s->js && p->from && p->from <= s->acked &&
+        int may_be_gone = !s->fl && !s->js && !b->lost && p->from &&
+                          p->from <= s->acked &&
                           p->namelen == strlen(s->producer) &&
                           memcmp(name, s->producer, p->namelen) == 0;
         if (lp_resp_bulk(&b->head, name, p->namelen) < 0 ||
@@ -713,6 +738,7 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
     }
     /* stdin's producer, as any input's: the batch's table of them */
     me = lp_batch_prod(s, b, s->producer, strlen(s->producer), NULL, 0);
+    lp_spool_reserve(s, s->next_pos + b->n);
     for (size_t k = 0; k < b->n; k++) {
         if (b->ev[k].done)
             continue;
@@ -973,6 +999,8 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
             return -1;
         if (yes)
             batch_stored(s, b); /* its EXEC ran, its reply was lost */
+        else
+            b->lost = 1;
     }
     if (s->fl || s->pos_known) {
         /* the rest goes again as it is, in order: each batch's gate
@@ -981,6 +1009,8 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
          * positions committed already: new ones, the run's own */
         for (int i = 0; i < s->count; i++) {
             struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+            if (b->answered && !b->aborted)
+                lp_spool_reserve(s, s->next_pos + b->n);
             if (b->answered && !b->aborted)
                 for (size_t k = 0; k < b->n; k++)
                     if (!b->ev[k].done) {
@@ -1024,6 +1054,12 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
      * after ours in the WAL */
     p = c > s->pos_floor ? c : s->pos_floor;
     s->next_pos = p + 1;
+    {
+        uint64_t all = 0;
+        for (int i = 0; i < s->count; i++)
+            all += s->ring[(s->head + i) % LP_INFLIGHT].n;
+        lp_spool_reserve(s, s->next_pos + all);
+    }
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
         if (b->source != LP_BATCH_INPUT)
@@ -1064,6 +1100,38 @@ void lp_pipeline_collect(struct lp_send *s)
     lp_pipeline_flush_ids(s);
 }
 
+int lp_pipeline_probe(struct lp_send *s, char *err)
+{
+    struct lp_buf cmd = { 0 };
+    struct lp_reply *rep;
+    /* the DLQ's keys when dead letters may come: rejected lines or
+     * events over --rate to it, or a WAL's records */
+    int dlq = s->c.dlq != NULL && (s->c.rejects_to_dlq || s->wal ||
+                                   s->c.on_limit == LP_SEND_ON_DLQ), rc = 0;
+
+    eval_head(s, &cmd, PROBE, sizeof PROBE - 1, 1, dlq, 0);
+    if (lp_redis_append_raw(s->r, cmd.p, cmd.len) < 0 ||
+        lp_redis_flush(s->r, err) < 0 ||
+        lp_redis_reply(s->r, &rep, err) < 0) {
+        lp_buf_free(&cmd);
+        if (err[0] == '\0')
+            snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(s->r));
+        lp_redis_disconnect(s->r);
+        return -1;
+    }
+    lp_buf_free(&cmd);
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        char t[LP_ERRLEN - 100];
+        snprintf(err, LP_ERRLEN, "the gate's commands (EVAL, TYPE, SET, "
+                 "RENAME, DEL, HSET, HGET) on %s's keys: %s", s->c.stream,
+                 lp_reply_text(rep, t, sizeof t));
+        s->last_permanent |= permanent_error(rep);
+        rc = -1;
+    }
+    lp_reply_free(rep);
+    return rc;
+}
+
 /* Connects when not connected. Returns 0, or -1 with err (EAUTH ends
  * the run). */
 int lp_pipeline_connect(struct lp_send *s, char *err)
@@ -1083,6 +1151,8 @@ int lp_pipeline_connect(struct lp_send *s, char *err)
         return -1;
     if (s->fail_since || s->n.errors)
         s->n.reconnects++;
+    if (lp_pipeline_probe(s, err) < 0)
+        return -1;
     /* before anything is sent on it: what of ours did Redis store? the
      * rest of the ring goes again */
     s->npcache = 0;

@@ -489,6 +489,10 @@ void lp_send_recover(struct lp_send *s, const char *why)
                 continue;
             }
             s->n.reconnects++;
+            if (lp_pipeline_probe(s, err) < 0) {
+                snprintf(msg, sizeof msg, "%s", err);
+                continue;       /* refused: for good, given up above */
+            }
         }
         /* what of ours did Redis store? the rest gets new positions */
         if (lp_pipeline_resolve(s, err) < 0) {
@@ -1659,6 +1663,7 @@ struct lp_send *lp_send_new(const struct lp_send_conf *c,
         s->nt = *nt;
     s->rejects_fd = -1;
     s->plock_fd = -1;
+    s->floor_fd = -1;
     s->rkey_idx = -1;
     if (metrics_init(s) < 0)
         goto oom;
@@ -1743,10 +1748,28 @@ static int lock_producer(struct lp_send *s, char *err)
     return 0;
 }
 
+/* Is key a's gate hold name "<b>:send-hold"? */
+static int hold_of(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+
+    return strncmp(a, b, n) == 0 && strcmp(a + n, ":send-hold") == 0;
+}
+
 int lp_send_open(struct lp_send *s, char *err)
 {
     if (gethostname(s->host, sizeof s->host - 1) < 0)
         strcpy(s->host, "unknown");
+    /* the gate moves the stream and the DLQ aside to their hold names:
+     * two of those keys that are one would lose a stream */
+    if (s->c.dlq && (strcmp(s->c.dlq, s->c.stream) == 0 ||
+                     hold_of(s->c.dlq, s->c.stream) ||
+                     hold_of(s->c.stream, s->c.dlq))) {
+        snprintf(err, LP_ERRLEN, "--dlq %s and --stream %s: the same key, or "
+                 "one the other's :send-hold (the gate's)", s->c.dlq,
+                 s->c.stream);
+        return LP_EX_USAGE;
+    }
     if (s->c.producer) {
         if (!lp_producer_valid(s->c.producer)) {
             snprintf(err, LP_ERRLEN, "--producer '%s': 1 to %d of "
@@ -1882,9 +1905,14 @@ int lp_send_open(struct lp_send *s, char *err)
              * written to the WAL take positions from the clock (us since
              * 1970: above any earlier run's, which sent less than a
              * million commands a second) */
+            uint64_t floor;
             if (lp_wal_max_pos(s->wal, s->producer, &s->pos_floor, err) < 0)
                 return LP_EX_IOERR;
-            s->next_pos = (uint64_t)lp_now_ms() * 1000;
+            if (lp_spool_floor_open(s, &floor, err) < 0)
+                return LP_EX_CANTCREAT;
+            /* above every position given before: the floor file's, or,
+             * with none yet (a log of an older send), the clock's */
+            s->next_pos = floor ? floor : (uint64_t)lp_now_ms() * 1000;
             if (s->next_pos <= s->pos_floor)
                 s->next_pos = s->pos_floor + 1;
         }
@@ -2063,6 +2091,8 @@ void lp_send_free(struct lp_send *s)
     lp_buf_free(&s->walrec);
     if (s->plock_fd >= 0)
         close(s->plock_fd);
+    if (s->floor_fd >= 0)
+        close(s->floor_fd);
     lp_lines_free(&s->lines);
     lp_buf_free(&s->prefix);
     lp_buf_free(&s->out_ids);

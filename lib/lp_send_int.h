@@ -129,6 +129,10 @@ struct lp_batch {
     int answered;               /* EXEC's reply came: what became of each
                                    command is known */
     int gated;                  /* sent with the gate (it has producers) */
+    int lost;                   /* its reply was lost and Redis did not
+                                   hold it stored then: its gate must not
+                                   take a field gone for one removed by
+                                   --producer-ttl (it may be stored) */
     char qerr[160];             /* the first error while queueing */
     struct lp_buf head;         /* MULTI and the gate, made when sent */
     struct lp_buf tail;         /* the undoing and EXEC */
@@ -172,6 +176,9 @@ struct lp_send {
                                    the resume hint cannot give one */
     int pos_known;              /* the committed position was read */
     int plock_fd;               /* --producer's lock, or -1 */
+    int floor_fd;               /* --producer with --wal: the positions
+                                   reserved (lp_spool_reserve), or -1 */
+    uint64_t floor_res;         /* positions below it are reserved */
     struct lp_pcache *pcache;   /* committed positions read since the
                                    connection was made, by name */
     size_t npcache, capcache;
@@ -380,6 +387,13 @@ int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err);
  * without retiring anything. */
 void lp_pipeline_collect(struct lp_send *s);
 
+/* Runs the gate's commands once on the hold names of a new connection,
+ * storing nothing: a user that may not run one of them would make every
+ * gate an error, and the XADDs after it would store the batch all the
+ * same. 0, or -1 with err (an error reply: last_permanent, the connection
+ * kept; an I/O error: closed). */
+int lp_pipeline_probe(struct lp_send *s, char *err);
+
 /* Connects when not connected. 0, or -1 with err; credentials refused
  * end the run (78). */
 int lp_pipeline_connect(struct lp_send *s, char *err);
@@ -393,6 +407,17 @@ void lp_pipeline_check_backlog(struct lp_send *s);
 /* Appends the commands of b not done yet to the WAL (not synced); --wal-max
  * ends the run (75), a write error too (74). */
 void lp_spool_batch(struct lp_send *s, struct lp_batch *b);
+
+/* --producer with --wal: positions up to upto may be given; the floor
+ * file in the WAL's directory is moved ahead first (a million at a time,
+ * synced), so that a run that starts while Redis is away numbers above
+ * every position given before, whatever the clock says. A failure ends
+ * the run (74). */
+void lp_spool_reserve(struct lp_send *s, uint64_t upto);
+
+/* Opens the floor file of --producer in --wal: *floor its value (0:
+ * none yet). 0, or -1 with err. */
+int lp_spool_floor_open(struct lp_send *s, uint64_t *floor, char *err);
 
 /* Syncs the WAL; a failure ends the run (74). */
 void lp_spool_sync(struct lp_send *s);

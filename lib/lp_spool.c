@@ -1,8 +1,12 @@
 /* lp_spool.c -- send's WAL failover: spill, replay, and the resume hint */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lp_exit.h"
 #include "lp_send_int.h"
@@ -317,6 +321,54 @@ void lp_spool_batch(struct lp_send *s, struct lp_batch *b)
     }
 }
 
+int lp_spool_floor_open(struct lp_send *s, uint64_t *floor, char *err)
+{
+    char path[4096 + 64], buf[32];
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const char *k[2] = { s->c.stream, s->producer };
+    ssize_t n;
+
+    *floor = 0;
+    for (int j = 0; j < 2; j++)
+        for (size_t i = 0; i <= strlen(k[j]); i++) {
+            h ^= (unsigned char)k[j][i];
+            h *= 0x100000001b3ULL;
+        }
+    snprintf(path, sizeof path, "%s/floor-%016" PRIx64 ".pos", s->c.wal, h);
+    s->floor_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (s->floor_fd < 0) {
+        snprintf(err, LP_ERRLEN, "--wal %s: %s", path, strerror(errno));
+        return -1;
+    }
+    n = pread(s->floor_fd, buf, sizeof buf - 1, 0);
+    if (n > 0) {
+        buf[n] = '\0';
+        *floor = strtoull(buf, NULL, 10);
+    }
+    s->floor_res = *floor;
+    return 0;
+}
+
+void lp_spool_reserve(struct lp_send *s, uint64_t upto)
+{
+    char buf[32];
+    uint64_t v;
+    int n;
+
+    if (s->floor_fd < 0 || upto < s->floor_res)
+        return;
+    v = upto + (1u << 20);
+    n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", v);
+    if (pwrite(s->floor_fd, buf, (size_t)n, 0) != n ||
+        ftruncate(s->floor_fd, n) < 0 || fdatasync(s->floor_fd) < 0) {
+        char err[LP_ERRLEN];
+        snprintf(err, LP_ERRLEN, "--wal %s: the producer's floor: %s",
+                 s->c.wal, strerror(errno));
+        lp_spool_error(s, err);
+    }
+    s->floor_res = v;
+}
+
 void lp_spool_sync(struct lp_send *s)
 {
     char err[LP_ERRLEN];
@@ -331,6 +383,7 @@ static int requeue(struct lp_send *s, struct lp_batch *b)
 {
     int any = 0;
 
+    lp_spool_reserve(s, s->next_pos + b->n);
     for (size_t k = 0; k < b->n; k++) {
         struct lp_cmd *e = &b->ev[k];
         if (e->done || e->prod == LP_NOPROD)
@@ -493,6 +546,19 @@ void lp_spool_replay(struct lp_send *s)
         rc = lp_wal_take(s->wal, &s->rseg, err);
         if (rc < 0)
             lp_spool_error(s, err);
+        if (rc == 2) {
+            /* an older segment is another sender's: after it, in order;
+             * --flush-wal waits for it for --timeout */
+            if (s->fail_since == 0)
+                s->fail_since = lp_mono_ms();
+            if (!s->warned) {
+                say(s, LP_NOTICE_INFO, "--wal %s: an older segment is "
+                    "another sender's: waiting for it", s->c.wal);
+                s->warned = 1;
+            }
+            s->replay_at = lp_mono_ms() + lp_backoff_next(&s->backoff);
+            return;
+        }
         if (rc == 0) {
             if (s->count == 0) {
                 s->walmode = 0;  /* all sent: straight to Redis again */

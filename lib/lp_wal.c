@@ -480,7 +480,7 @@ static int seg_open(struct lp_wal *w, const char *name,
     }
     if (flock(s->fd, LOCK_EX | LOCK_NB) < 0) {
         seg_free(s);
-        return 0;                       /* another sender's */
+        return 2;                       /* another sender's */
     }
     /* deleted between readdir and the lock by whoever held it? */
     if (fstat(s->fd, &st) < 0 || st.st_nlink == 0 ||
@@ -611,7 +611,7 @@ struct lp_wal *lp_wal_open(const char *dir, uint64_t max_bytes,
             lp_wal_close(w);
             return NULL;
         }
-        if (rc == 0) {
+        if (rc != 1) {
             /* another sender's active segment: counted, not touched */
             if (fstatat(w->dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
                 w->bytes += (uint64_t)st.st_size;
@@ -904,6 +904,15 @@ int lp_wal_take(struct lp_wal *w, struct lp_wal_seg **seg, char *err)
         int o = seg_open(w, names[i], &s, err);
         if (o < 0) {
             rc = -1;
+            break;
+        }
+        if (o == 2) {
+            /* another sender holds an older segment (sending it, or
+             * writing it): a producer's records go in order, so nothing
+             * after it goes before it (a gate from Redis's position would
+             * let the later ones in first, and the older taken for
+             * stored) */
+            rc = 2;
             break;
         }
         if (o == 0)

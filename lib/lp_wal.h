@@ -89,9 +89,11 @@ int lp_wal_append(struct lp_wal *w, const char *rec, size_t len, char *err);
 int lp_wal_sync(struct lp_wal *w, char *err);
 
 /*
- * Takes the oldest segment with records to send that no one else holds:
- * our active one too, which is then closed (new records go to a new one).
- * Returns 1 with *seg, 0 when there is none, -1 with err.
+ * Takes the oldest segment with records to send: our active one too,
+ * which is then closed (new records go to a new one). Segments go in
+ * order: when the oldest is held by another sender (sending it, or
+ * writing to it), nothing is taken. Returns 1 with *seg, 0 when there is
+ * none, 2 when the oldest is another sender's, -1 with err.
  */
 int lp_wal_take(struct lp_wal *w, struct lp_wal_seg **seg, char *err);
 
