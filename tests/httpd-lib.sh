@@ -1,0 +1,53 @@
+# httpd-lib.sh -- what the lp_httpd tests with curl share (t0313-t0319):
+# the test server (tests/unit-httpd serve) and a curl that keeps the
+# answer's status, headers and body apart. Sourced after lib.sh.
+
+# start_httpd [NAME] ARGS...: call it outside test bodies. Starts
+# unit-httpd serve on 127.0.0.1:0 (unless ARGS say where) writing its
+# items to NAME.items (default "httpd"), sets HTTPD_PID and ADDR (the first
+# address it listens on); stopped by pid at exit like the servers of lib.sh.
+start_httpd() {
+    _n=httpd
+    case ${1:-} in --*) ;; *) _n=$1; shift ;; esac
+    rm -f "$_n.addr"
+    case " $* " in
+    *" --listen "*|*" --systemd "*) _l= ;;
+    *) _l="--listen 127.0.0.1:0" ;;
+    esac
+    "$TOP/tests/unit-httpd" serve $_l --addr-file "$_n.addr" \
+        --items "$_n.items" "$@" 2>"$_n.err" &
+    HTTPD_PID=$!
+    echo "$HTTPD_PID" >>"$TMP/.pids"
+    if ! wait_for 20 test -s "$_n.addr"; then
+        sed -e 's/^/# /' "$_n.err"
+        echo "Bail out! unit-httpd serve did not start"
+        exit 1
+    fi
+    ADDR=$(head -n 1 "$_n.addr")
+}
+
+# req ARGS...: curl ARGS; the status goes to ./code, the headers to
+# ./hdrs, the body to ./body; curl's own failure fails
+req() {
+    curl -sS -o body -D hdrs -w '%{http_code}\n' "$@" >code
+}
+
+# code_is N: the last req's status is N
+code_is() {
+    if [ "$(cat code)" != "$1" ]; then
+        echo "status $(cat code), expected $1; body:" >&2
+        cat body >&2
+        return 1
+    fi
+}
+
+# hdr NAME: the value of the last req's header NAME (CR cut)
+hdr() {
+    tr -d '\r' <hdrs | sed -n "s/^$1: //Ip"
+}
+
+# alive: the server still answers GET /healthz
+alive() {
+    test "$(curl -sS -m 10 -o /dev/null -w '%{http_code}' \
+        "http://$ADDR/healthz")" = 200
+}
