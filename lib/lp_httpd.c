@@ -187,6 +187,10 @@ static void notify_conn(void *cls, struct MHD_Connection *mc,
         dl_arm(h, c);
         return;
     }
+    /* libmicrohttpd puts its listening socket back in its epoll set (taken
+     * out at its limit, or on EMFILE) only at the start of a run: one more
+     * run, or connections wait in the backlog with nothing to wake us */
+    h->kick = 1;
     if (c) {
         dl_unlink(h, c);
         if (c->aprev)
@@ -1073,7 +1077,10 @@ static int start_daemon(struct lp_httpd *h, int i, char *err)
         accept_policy, h, access_handler, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,     /* first, or unheard */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->lfd[i],
-        MHD_OPTION_CONNECTION_LIMIT, h->c.max_connections,
+        /* accept_policy refuses past max_connections over all daemons;
+         * MHD's own limit, never reached, would leave new connections
+         * waiting in the backlog instead of closed at once */
+        MHD_OPTION_CONNECTION_LIMIT, h->c.max_connections + 1,
         MHD_OPTION_CONNECTION_TIMEOUT, h->c.idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->c.header_max,
         MHD_OPTION_NOTIFY_COMPLETED, completed, h,
