@@ -8,6 +8,9 @@
 #       connection, 1 when it is still open after MAXSEC seconds
 #   httpd-cli.pl headers ADDR N        a GET with N headers: prints the
 #       status line's code, or "closed"
+#   httpd-cli.pl split ADDR GO         half a POST body, the rest once the
+#       file GO exists (GO.half says the half is sent): prints the answer's
+#       status and Connection header
 #   httpd-cli.pl idle ADDR N READY     N keep-alive connections, each
 #       answered one GET /healthz, then held open; writes READY (the
 #       count served) when all were, holds until stdin ends
@@ -83,6 +86,26 @@ if ($mode eq 'slow') {
         last if $got =~ /\r\n\r\n/;
     }
     print $got =~ m{^HTTP/1\.1 (\d+)} ? "$1\n" : "closed\n";
+} elsif ($mode eq 'split') {
+    # half a body, then GO (file $arg) awaited, then the rest: prints the
+    # answer's status and its Connection header
+    my $s = conn();
+    my $body = "{\"a\":1}\n{\"b\":2}\n";
+    print $s "POST /v1/events HTTP/1.1\r\nHost: x\r\n" .
+        "Content-Type: application/x-ndjson\r\n" .
+        "Content-Length: " . length($body) . "\r\n\r\n" . substr($body, 0, 8);
+    open(my $f, '>', "$arg.half") or die "$arg.half: $!\n";
+    close $f;
+    sleep 0.05 until -e $arg;
+    print $s substr($body, 8);
+    my $got = '';
+    while (sysread($s, my $buf, 65536)) {
+        $got .= $buf;
+        last if $got =~ /\r\n\r\n.*\}/s;
+    }
+    my ($st) = $got =~ m{^HTTP/1\.1 (\d+)};
+    my ($c) = $got =~ m{\r\nConnection: (\w+)}i;
+    print(($st // 'closed') . ' ' . ($c // '-') . "\n");
 } elsif ($mode eq 'idle') {
     my @s;
     for my $i (1 .. $arg) {

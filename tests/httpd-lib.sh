@@ -5,7 +5,8 @@
 # start_httpd [NAME] ARGS...: call it outside test bodies. Starts
 # unit-httpd serve on 127.0.0.1:0 (unless ARGS say where) writing its
 # items to NAME.items (default "httpd"), sets HTTPD_PID and ADDR (the first
-# address it listens on); stopped by pid at exit like the servers of lib.sh.
+# address it listens on); its exit status goes to NAME.rc; stopped by pid
+# at exit like the servers of lib.sh.
 start_httpd() {
     _n=httpd
     case ${1:-} in --*) ;; *) _n=$1; shift ;; esac
@@ -14,12 +15,20 @@ start_httpd() {
     *" --listen "*|*" --systemd "*) _l= ;;
     *) _l="--listen 127.0.0.1:0" ;;
     esac
-    "$TOP/tests/unit-httpd" serve $_l --addr-file "$_n.addr" \
-        --items "$_n.items" "$@" 2>"$_n.err" &
-    HTTPD_PID=$!
-    echo "$HTTPD_PID" >>"$TMP/.pids"
+    rm -f "$_n.pid" "$_n.rc"
+    # its exit status goes to NAME.rc (the subshell waits for it; it runs
+    # no EXIT trap of lib.sh's: that would stop every server)
+    ( trap - EXIT INT TERM PIPE
+      "$TOP/tests/unit-httpd" serve $_l --addr-file "$_n.addr" \
+          --items "$_n.items" "$@" 2>"$_n.err" &
+      echo $! >"$_n.pid"
+      echo $! >>"$TMP/.pids"
+      wait $!
+      echo $? >"$_n.rc" ) &
+    wait_for 20 test -s "$_n.pid" || :
+    HTTPD_PID=$(cat "$_n.pid")
     # it may exit instead (a bad option): do not wait for it then
-    wait_for 20 "test -s $_n.addr || ! kill -0 $HTTPD_PID" || :
+    wait_for 20 "test -s $_n.addr || test -s $_n.rc" || :
     if ! test -s "$_n.addr"; then
         sed -e 's/^/# /' "$_n.err"
         echo "Bail out! unit-httpd serve did not start"
