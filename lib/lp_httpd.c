@@ -1128,7 +1128,7 @@ struct lp_httpd *lp_httpd_new(const struct lp_httpd_conf *c, char *err)
     if (h->c.read_timeout_ms <= 0)
         h->c.read_timeout_ms = 60000;
     if (h->c.header_max == 0)
-        h->c.header_max = 32 * 1024;
+        h->c.header_max = 16 * 1024;
     if (h->c.free_max == 0)
         h->c.free_max = 16;
     if (h->c.max_errors == 0)

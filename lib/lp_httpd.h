@@ -53,8 +53,9 @@
  * (the request line and headers, libmicrohttpd's connection memory: 431,
  * or the connection closed, beyond).
  *
- * Memory: a connection costs libmicrohttpd's pool (pages touched only as
- * used) and 64 bytes here. The decoding state (lp_httpbody: 16 KiB, a
+ * Memory: a connection costs libmicrohttpd's pool, header_max (it zeroes
+ * the whole pool between two requests of a keep-alive connection, so an
+ * idle one that has served a request holds all of it), and 64 bytes here. The decoding state (lp_httpbody: 16 KiB, a
  * line buffer, an inflate state; lp_otlp) is taken on a request's first
  * body and given back when it is answered, to a free list of at most
  * free_max: 1,000 idle keep-alive connections hold none.
@@ -147,7 +148,8 @@ struct lp_httpd_conf {
     unsigned idle_timeout;      /* seconds; 0: 15 */
     int64_t read_timeout_ms;    /* 0: 60000 */
     size_t header_max;          /* bytes of a connection's memory for the
-                                   request line and headers; 0: 32 KiB */
+                                   request line and headers (and the
+                                   chunks of body read); 0: 16 KiB */
     unsigned free_max;          /* decoders kept for reuse; 0: 16 */
     size_t max_errors;          /* errors listed in an answer; 0: 100 */
     size_t max_error_bytes;     /* bytes of them; 0: 16 KiB */

@@ -11,9 +11,10 @@
 #   httpd-cli.pl split ADDR GO         half a POST body, the rest once the
 #       file GO exists (GO.half says the half is sent): prints the answer's
 #       status and Connection header
-#   httpd-cli.pl idle ADDR N READY     N keep-alive connections, each
-#       answered one GET /healthz, then held open; writes READY (the
-#       count served) when all were, holds until stdin ends
+#   httpd-cli.pl idle ADDR N READY [post]
+#       N keep-alive connections, each answered one GET /healthz (or a
+#       POST of 20 events), then held open; writes READY (the count
+#       served) when all were, holds until stdin ends
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -110,7 +111,14 @@ if ($mode eq 'slow') {
     my @s;
     for my $i (1 .. $arg) {
         my $s = conn();
-        print $s "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        if (($ARGV[4] // '') eq 'post') {
+            my $b = "{\"i\":$i}\n" x 20;
+            print $s "POST /v1/events HTTP/1.1\r\nHost: x\r\n" .
+                "Content-Type: application/x-ndjson\r\n" .
+                "Content-Length: " . length($b) . "\r\n\r\n$b";
+        } else {
+            print $s "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        }
         push @s, $s;
     }
     my $n = 0;
@@ -118,7 +126,7 @@ if ($mode eq 'slow') {
         my $got = '';
         while (sysread($s, my $buf, 4096)) {
             $got .= $buf;
-            last if $got =~ /\r\n\r\nok\n/;
+            last if $got =~ /\r\n\r\n(ok\n|\{.*\}\n)/s;
         }
         $n++ if $got =~ m{^HTTP/1\.1 200};
     }
