@@ -250,7 +250,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     if (n && msg[0] >= 'A' && msg[0] <= 'Z' && (n < 2 || msg[1] < 'A' ||
                                                 msg[1] > 'Z'))
         msg[0] = (char)(msg[0] - 'A' + 'a');
-    lp_notice(&h->c.notify, LP_NOTICE_WARN, "libmicrohttpd: %s", msg);
+    /* mostly what clients did (a connection closed mid-request, a header
+     * too large): info, said with -v, or a hostile client fills the log */
+    lp_notice(&h->c.notify, LP_NOTICE_INFO, "libmicrohttpd: %s", msg);
 }
 
 /* ---- answers ---- */

@@ -156,7 +156,7 @@ struct lp_httpd_conf {
 
     struct lp_httpd_cb cb;
     void *ctx;                  /* the callbacks' */
-    struct lp_notify notify;    /* libmicrohttpd's messages (warnings) */
+    struct lp_notify notify;    /* libmicrohttpd's messages (info) */
 };
 
 /*
