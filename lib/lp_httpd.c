@@ -22,7 +22,6 @@
 #include "lp_httpd.h"
 #include "lp_otlp.h"
 #include "lp_parse.h"
-#include "lp_rate.h"
 #include "lp_time.h"
 
 /*
@@ -71,6 +70,7 @@ struct lp_httpd_req {
     int begun;                  /* begin said yes: submit or abort owed */
     int suspended;
     int failed;                 /* no answer could be made: close */
+    int mapped;                 /* /v1/logs: lp_otlp_map ran */
     uint64_t discarded;         /* body bytes thrown away after an error */
     int64_t t0;                 /* mono us */
     const char *client;         /* clientbuf or NULL */
@@ -316,7 +316,9 @@ static struct MHD_Response *make_resp(struct lp_httpd *h, int status,
         return NULL;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (retry_after_ms > 0) {
-        snprintf(ra, sizeof ra, "%" PRId64, lp_rate_retry_after(retry_after_ms));
+        /* whole seconds, rounded up, as lp_rate_retry_after says them (not
+         * called: lp_rate brings lp_redis into every user of this file) */
+        snprintf(ra, sizeof ra, "%" PRId64, (retry_after_ms + 999) / 1000);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
     if (status == 401)
@@ -458,6 +460,7 @@ static struct lp_httpd_req *req_get(struct lp_httpd *h, int route)
     q->outcome = 200;
     q->begun = q->suspended = q->failed = 0;
     q->discarded = 0;
+    q->mapped = 0;
     q->hprev = NULL;
     q->hnext = h->hand;
     if (h->hand)
@@ -698,6 +701,7 @@ static enum MHD_Result post_end(struct lp_httpd *h, struct lp_httpd_req *q)
         const char *s = lp_httpbody_whole(q->body, &n);
 
         st = lp_otlp_map(q->otlp, s, n, lp_now_ms(), q->client);
+        q->mapped = 1;
         why = lp_otlp_error(q->otlp);
     }
     if (st != 200) {
@@ -887,17 +891,9 @@ int lp_httpd_answer_error(struct lp_httpd_req *q, int status,
 
     if (error_body(h, q->route, status, msg) < 0)
         return lp_httpd_answer(q, status, retry_after_ms, "{}", 2);
-    /* lp_httpd_answer copies body before scratch is used again */
-    {
-        struct lp_buf b = h->scratch;
-        int rc;
-
-        h->scratch = (struct lp_buf){ 0 };
-        rc = lp_httpd_answer(q, status, retry_after_ms, b.p, b.len);
-        lp_buf_free(&h->scratch);
-        h->scratch = b;
-        return rc;
-    }
+    /* with a body given, lp_httpd_answer copies it and uses no scratch */
+    return lp_httpd_answer(q, status, retry_after_ms, h->scratch.p,
+                           h->scratch.len);
 }
 
 int lp_httpd_req_route(const struct lp_httpd_req *q) { return q->route; }
@@ -910,10 +906,12 @@ const char *lp_httpd_req_idem(const struct lp_httpd_req *q) { return q->idem; }
 void lp_httpd_req_counts(const struct lp_httpd_req *q, uint64_t *accepted,
                          uint64_t *rejected)
 {
-    if (q->route == LP_HTTPD_LOGS && q->state != Q_BODY) {
+    if (q->route == LP_HTTPD_LOGS) {
         uint64_t dropped;
 
-        lp_otlp_counts(q->otlp, accepted, rejected, &dropped);
+        *accepted = *rejected = 0;
+        if (q->mapped)
+            lp_otlp_counts(q->otlp, accepted, rejected, &dropped);
         return;
     }
     lp_httpbody_counts(q->body, accepted, rejected);
