@@ -658,6 +658,34 @@ static int tests(void)
     is_str(body_of(), "{\"error\":\"too many requests\"}", "its body");
     close(fd2);
 
+    /* pipelined: the second request, sent with the first, waits for the
+     * first's answer given later, then is read and answered in turn */
+    fd2 = cli(h);
+    put(h, fd2, "POST /v1/events HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 8\r\n\r\n"
+        "{\"n\":1}\n"
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 8\r\n\r\n"
+        "{\"n\":2}\n");
+    for (int i = 0; i < 20 && t_q == NULL; i++)
+        pump(h, 10);
+    ok(t_q != NULL && lp_httpd_busy(h) == 1, "pipelined: the first held, "
+       "the second not yet read");
+    lp_httpd_answer(t_q, 200, 0, "{\"first\":1}", 11);
+    t_q = NULL;
+    is_int(get(h, fd2), 200, "the first answered");
+    is_str(body_of(), "{\"first\":1}", "with the body given");
+    for (int i = 0; i < 50 && t_q == NULL; i++)
+        pump(h, 10);
+    ok(t_q != NULL, "then the second submitted");
+    if (t_q) {
+        lp_httpd_answer(t_q, 200, 0, "{\"second\":1}", 12);
+        t_q = NULL;
+    }
+    is_int(get(h, fd2), 200, "and answered");
+    is_str(body_of(), "{\"second\":1}", "in order");
+    close(fd2);
+
     /* a client that goes away mid-body */
     put(h, fd, "POST /v1/events HTTP/1.1\r\nHost: x\r\n"
         "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
