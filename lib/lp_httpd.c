@@ -1253,11 +1253,9 @@ int64_t lp_httpd_due_ms(struct lp_httpd *h)
 
 void lp_httpd_run(struct lp_httpd *h)
 {
-    struct epoll_event ev[LP_HTTPD_MAXD];
     int64_t now;
 
-    /* empty our own set: its readiness follows the daemons' sets */
-    (void)epoll_wait(h->epfd, ev, LP_HTTPD_MAXD, 0);
+    /* our set needs no draining: it is readable while a daemon's set is */
     h->kick = 0;
     for (int i = 0; i < h->nd; i++)
         if (h->d[i])
@@ -1315,17 +1313,19 @@ static int addf(struct lp_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static int addf(struct lp_buf *b, const char *fmt, ...)
 {
-    char line[256];
     va_list ap;
     int n;
 
     va_start(ap, fmt);
-    n = vsnprintf(line, sizeof line, fmt, ap);
+    n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0 || lp_buf_reserve(b, (size_t)n + 1) < 0)
         return -1;
-    return lp_buf_add(b, line, (size_t)n < sizeof line ? (size_t)n
-                                                         : sizeof line - 1);
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
 }
 
 int lp_httpd_metrics(const struct lp_httpd *h, struct lp_buf *out)
@@ -1359,11 +1359,12 @@ int lp_httpd_metrics(const struct lp_httpd *h, struct lp_buf *out)
     rc |= addf(out, "# HELP logpipe_http_body_bytes_total request bodies, "
                "as sent\n# TYPE logpipe_http_body_bytes_total counter\n"
                "logpipe_http_body_bytes_total %" PRIu64 "\n", h->st.bytes_in);
-    rc |= addf(out, "# HELP logpipe_http_events_total events of request "
-               "bodies, by result\n# TYPE logpipe_http_events_total counter\n"
-               "logpipe_http_events_total{result=\"accepted\"} %" PRIu64 "\n"
-               "logpipe_http_events_total{result=\"rejected\"} %" PRIu64 "\n",
-               h->st.events, h->st.rejected);
+    rc |= addf(out, "# HELP logpipe_http_body_events_total events of request "
+               "bodies as judged (accepted: handed over to be stored)\n"
+               "# TYPE logpipe_http_body_events_total counter\n"
+               "logpipe_http_body_events_total{result=\"accepted\"} %" PRIu64
+               "\nlogpipe_http_body_events_total{result=\"rejected\"} %"
+               PRIu64 "\n", h->st.events, h->st.rejected);
     rc |= addf(out, "# HELP logpipe_http_request_duration_seconds POST "
                "requests, from their headers to their answer sent\n"
                "# TYPE logpipe_http_request_duration_seconds histogram\n");

@@ -171,8 +171,8 @@ struct lp_httpd *lp_httpd_new(const struct lp_httpd_conf *c, char *err);
 /*
  * Stops: every connection is closed, also one whose request was submitted
  * and not answered (its client gets no answer; the caller must not use
- * its q afterwards: answer or forget every submitted request first).
- * Accepts NULL.
+ * its q afterwards: answer or forget every submitted request first). No
+ * callback is called from it. Accepts NULL.
  */
 void lp_httpd_free(struct lp_httpd *h);
 
@@ -190,7 +190,8 @@ int64_t lp_httpd_due_ms(struct lp_httpd *h);
 void lp_httpd_run(struct lp_httpd *h);
 
 /* Listening sockets, and the address of the i-th ("127.0.0.1:8088",
- * "[::1]:8088", "unix:/run/x.sock") into buf[0..cap). */
+ * "[::1]:8088", "unix:/run/x.sock") into buf[0..cap); -1 once
+ * quiesced (the sockets are closed). */
 int lp_httpd_nlisten(const struct lp_httpd *h);
 int lp_httpd_addr(const struct lp_httpd *h, int i, char *buf, size_t cap);
 
@@ -259,8 +260,9 @@ struct lp_httpd_stats {
 void lp_httpd_stats(const struct lp_httpd *h, struct lp_httpd_stats *st);
 
 /* Appends the library's series (logpipe_http_*: requests by status,
- * connections, requests in flight, request duration histogram, bytes,
- * events) to out in Prometheus text. Returns 0 or -1. */
+ * requests in flight, connections open and refused, read timeouts, body
+ * bytes, body events as judged, the POST request duration histogram) to
+ * out in Prometheus text. Returns 0 or -1. */
 int lp_httpd_metrics(const struct lp_httpd *h, struct lp_buf *out);
 
 /*
