@@ -39,6 +39,8 @@ struct ent {
     int queued, skipping, warned, said_rotated;
     int retry;                  /* could not be read: again at the walk */
     uint64_t pos;               /* offset after the last line given */
+    uint64_t seq;               /* the caller's number for the identity
+                                   (lp_follow_line.seq), 0 at first */
     uint64_t size;              /* size last seen */
     uint64_t grew;              /* ms: when size last changed */
     uint64_t used;              /* ms: last read, for closing the oldest */
@@ -354,6 +356,7 @@ static int retire_id(struct lp_follow *f, struct ent *e, uint64_t now)
         old->gen = e->gen;
         old->fpset = 1;
         old->pos = e->pos;
+        old->seq = e->seq;
         old->state = GONE;
         old->gone_at = now;
         f->next_timer = min64(f->next_timer, now + f->forget_ms);
@@ -366,6 +369,7 @@ static int retire_id(struct lp_follow *f, struct ent *e, uint64_t now)
     e->fplen = 0;
     e->fphash = 0;
     e->pos = 0;
+    e->seq = 0;
     e->skipping = 0;
     e->id[0] = '\0';
     return 0;
@@ -558,6 +562,7 @@ static int take_line(struct lp_follow *f, struct lp_follow_line *out,
     out->partial = partial;
     out->id = e->id;
     out->path = name_of(e);
+    out->seq = &e->seq;
     f->bpos += skip;
     e->pos = out->end;
     return rc;
@@ -1096,7 +1101,7 @@ void lp_follow_free(struct lp_follow *f)
 }
 
 int lp_follow_position(struct lp_follow *f, const char *id, uint64_t offset,
-                       char *err)
+                       uint64_t seq, char *err)
 {
     uintmax_t dev, ino;
     uint32_t fplen, gen;
@@ -1114,6 +1119,7 @@ int lp_follow_position(struct lp_follow *f, const char *id, uint64_t offset,
     for (e = f->tab[bucket(f, (ino_t)ino)]; e; e = e->hnext)
         if (strcmp(e->id, id) == 0) {
             e->pos = offset;
+            e->seq = seq;
             return 0;
         }
     if ((e = ent_new(f, (dev_t)dev, (ino_t)ino)) == NULL) {
@@ -1125,6 +1131,7 @@ int lp_follow_position(struct lp_follow *f, const char *id, uint64_t offset,
     e->gen = gen;
     e->fpset = 1;
     e->pos = offset;
+    e->seq = seq;
     e->state = KNOWN;
     set_id(e);
     if (strcmp(e->id, id) != 0) {   /* as we write it, or another file's */

@@ -134,6 +134,10 @@ struct lp_follow_line {
     uint64_t end;               /* offset after it: the position */
     int partial;                /* given at partial_ms, no newline */
     int first, last;            /* LP_FOLLOW_LONG: first and last chunk */
+    uint64_t *seq;              /* the caller's counter for this identity
+                                   (send numbers the file's commands with
+                                   it): kept with the identity, 0 for a new
+                                   one, handed in by lp_follow_position */
 };
 
 /*
@@ -148,12 +152,12 @@ void lp_follow_free(struct lp_follow *f);
 
 /*
  * A position committed earlier: the file of identity id continues at
- * offset. Only before the first lp_follow_next; the last of two for one id
+ * offset, its counter (lp_follow_line.seq) at seq. Only before the first lp_follow_next; the last of two for one id
  * wins. Returns 0, or -1 with err when id is not an identity string or
  * memory is short.
  */
 int lp_follow_position(struct lp_follow *f, const char *id, uint64_t offset,
-                       char *err);
+                       uint64_t seq, char *err);
 
 /*
  * The next line (LP_FOLLOW_LINE, or a chunk, LP_FOLLOW_LONG) into *out,

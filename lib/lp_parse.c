@@ -210,3 +210,26 @@ int lp_parse_size_max1g(const char *s, uint64_t lo, uint64_t *out,
     }
     return 0;
 }
+
+void lp_field_parse(const char *v, size_t n, struct lp_field *f)
+{
+    const char *e = v + n, *p = v;
+
+    f->pos = 0;
+    f->ms = 0;
+    f->have_ms = 0;
+    f->cursor = NULL;
+    f->clen = 0;
+    for (; p < e && *p >= '0' && *p <= '9'; p++)
+        f->pos = f->pos * 10 + (uint64_t)(*p - '0');
+    if (p == e || *p != ' ')
+        return;
+    for (p++; p < e && *p >= '0' && *p <= '9'; p++) {
+        f->ms = f->ms * 10 + (*p - '0');
+        f->have_ms = 1;
+    }
+    if (p < e && *p == ' ') {
+        f->cursor = p + 1;
+        f->clen = (size_t)(e - p - 1);
+    }
+}

@@ -46,4 +46,18 @@ int lp_parse_when(const char *s, int64_t now_ms, int64_t *ms, char *err);
 /* Formats a duration in ms as "1.5s", "30s", "5m", "24h", "7d". */
 void lp_format_duration(int64_t ms, char *buf, size_t cap);
 
+/* A field of logpipe-send's <stream>:producers, "<pos> <unix-ms>[
+ * <cursor>]", as read: the cursor points into the value (NULL: none). */
+struct lp_field {
+    uint64_t pos;
+    int64_t ms;
+    int have_ms;
+    const char *cursor;
+    size_t clen;
+};
+
+/* Parses a field's value v[0..n); what is missing is 0 (NULL). The one
+ * reader of the format (send, stat); send's gate writes it, in Lua. */
+void lp_field_parse(const char *v, size_t n, struct lp_field *f);
+
 #endif

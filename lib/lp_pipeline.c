@@ -20,13 +20,91 @@
  * n-th reply is for the oldest command not answered yet. A batch leaves
  * the ring when all of its commands are answered (retire). See
  * lp_send_int.h for the engine as a whole.
+ *
+ * A batch is stored whole or not at all, and only right after the batch
+ * before it of each of its producers. It goes as one transaction:
+ *
+ *   MULTI, the gate, the commands (XADDs), the undoing, EXEC
+ *
+ * The gate (GATE below) looks at each producer's field in
+ * <stream>:producers: when every field holds the position just before
+ * the batch's, it sets them to the batch's last (and cursor), and the
+ * commands run. Otherwise -- an earlier batch was refused (OOM) while
+ * this one came after it, or this one is stored already, or a key has the
+ * wrong type -- it renames the stream (and the DLQ) aside, so that the
+ * XADDs write into a fresh key, and the undoing (UNDO) puts the stream
+ * back over it: the commands store nothing. Redis runs a transaction with
+ * no other client between its commands, so no reader ever sees the fresh
+ * key. A field so only ever moves over positions that are all stored:
+ * "at or below the committed position" means stored, after a lost reply
+ * as after a restart, and a batch refused while a later one came is sent
+ * again before it, never lost behind it. Renaming is O(1); the fresh
+ * key's entries are freed, only when the gate is shut.
  */
+
+static const char GATE[] =
+    "local function aside(why)\n"
+    "  for k = 2, #KEYS, 2 do\n"
+    "    local t = redis.call('TYPE', KEYS[k]).ok\n"
+    "    if t == 'stream' then redis.call('RENAME', KEYS[k], KEYS[k + 1])\n"
+    "    elseif t == 'none' then redis.call('SET', KEYS[k + 1], '') end\n"
+    "  end\n"
+    "  return why\n"
+    "end\n"
+    "for k = 3, #KEYS, 2 do redis.call('DEL', KEYS[k]) end\n"
+    "local t = redis.call('TYPE', KEYS[1]).ok\n"
+    "if t ~= 'hash' and t ~= 'none' then\n"
+    "  return aside({err = 'WRONGTYPE ' .. KEYS[1] .. ' is a ' .. t ..\n"
+    "                      ', not a hash'})\n"
+    "end\n"
+    "for k = 2, #KEYS, 2 do\n"
+    "  t = redis.call('TYPE', KEYS[k]).ok\n"
+    "  if t ~= 'stream' and t ~= 'none' then\n"
+    "    return aside({err = 'WRONGTYPE ' .. KEYS[k] .. ' is a ' .. t ..\n"
+    "                        ', not a stream'})\n"
+    "  end\n"
+    "end\n"
+    "local n, stored = 0, 0\n"
+    "for i = 2, #ARGV, 5 do\n"
+    "  local v = redis.call('HGET', KEYS[1], ARGV[i])\n"
+    "  local have = v and tonumber(string.match(v, '^%d+')) or 0\n"
+    "  local from, to = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
+    "  n = n + 1\n"
+    "  if to > from and have >= to then stored = stored + 1\n"
+    "  elseif have ~= from and not (have == 0 and ARGV[i + 4] == '1') then\n"
+    "    return aside({err = 'LPGATE ' .. KEYS[1] .. ' holds position ' ..\n"
+    "                  have .. ' of producer ' .. ARGV[i] ..\n"
+    "                  ', the batch goes on from ' .. from})\n"
+    "  end\n"
+    "end\n"
+    "if stored == n then return aside('STORED') end\n"
+    "if stored > 0 then\n"
+    "  return aside({err = 'LPGATE ' .. KEYS[1] .. ': part of the batch ' ..\n"
+    "                      'is stored, part not'})\n"
+    "end\n"
+    "for i = 2, #ARGV, 5 do\n"
+    "  local v = ARGV[i + 2] .. ' ' .. ARGV[1]\n"
+    "  if ARGV[i + 3] ~= '' then v = v .. ' ' .. ARGV[i + 3] end\n"
+    "  redis.call('HSET', KEYS[1], ARGV[i], v)\n"
+    "end\n"
+    "return 'OK'\n";
+
+static const char UNDO[] =
+    "for k = 1, #KEYS, 2 do\n"
+    "  local t = redis.call('TYPE', KEYS[k + 1]).ok\n"
+    "  if t == 'stream' then redis.call('RENAME', KEYS[k + 1], KEYS[k])\n"
+    "  elseif t == 'string' then redis.call('DEL', KEYS[k], KEYS[k + 1]) end\n"
+    "end\n"
+    "return 'OK'\n";
 
 int lp_pipeline_init(struct lp_send *s)
 {
     const char *xadd[4] = { "XADD", s->c.stream, "*", "data" };
     size_t lens[4] = { 4, strlen(s->c.stream), 1, 4 };
 
+    snprintf(s->shold, sizeof s->shold, "%s:send-hold", s->c.stream);
+    snprintf(s->dhold, sizeof s->dhold, "%s:send-hold",
+             s->c.dlq ? s->c.dlq : "");
     /* XADD <stream> * data: every event's command up to its data */
     if (lp_resp_head(&s->prefix, 5) < 0)
         return -1;
@@ -45,22 +123,30 @@ int lp_pipeline_init(struct lp_send *s)
     return 0;
 }
 
-size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
-                              const struct lp_jevent *ev)
+int lp_pipeline_xadd_to(struct lp_send *s, struct lp_buf *blob,
+                        const char *txt, size_t n, const struct lp_jevent *ev)
 {
-    struct lp_buf *blob = &s->in.blob;
-    size_t len = ev->ncuts ? lp_json_cut_len(ev, n) : n;
-    size_t start = blob->len;
+    size_t len = ev && ev->ncuts ? lp_json_cut_len(ev, n) : n;
     char *o;
 
     /* the prefix, then the event as the last argument, written in place */
     if (lp_buf_add(blob, s->prefix.p, s->prefix.len) < 0 ||
         (o = lp_resp_bulk_space(blob, len)) == NULL)
-        lp_send_oom(s);
-    if (ev->ncuts)
+        return -1;
+    if (ev && ev->ncuts)
         lp_json_cut_copy(ev, txt, n, o);
     else
         memcpy(o, txt, n);
+    return 0;
+}
+
+size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
+                              const struct lp_jevent *ev)
+{
+    size_t start = s->in.blob.len;
+
+    if (lp_pipeline_xadd_to(s, &s->in.blob, txt, n, ev) < 0)
+        lp_send_oom(s);
     return start;
 }
 
@@ -82,7 +168,9 @@ void lp_batch_reset(struct lp_batch *b)
     b->qerr[0] = '\0';
     b->qperm = 0;
     b->nprods = 0;
+    b->gated = 0;
     b->pbuf.len = 0;
+    b->head.len = 0;
     b->tail.len = 0;
     b->first[0] = b->last[0] = '\0';
 }
@@ -140,6 +228,14 @@ static void take_result(struct lp_send *s, struct lp_batch *b, size_t k,
 
     if (lp_reply_type(rep) == LP_REPLY_ERROR) {
         char t[LP_ERRLEN - 100];
+        if (e->req) {
+            /* a request's: its answer says so; not sent again (the
+             * gate let the batch in: its positions are committed) */
+            e->done = 1;
+            lp_req_answered(s, e, 0, NULL, 0,
+                            lp_reply_text(rep, t, sizeof t));
+            return;
+        }
         b->failed++;
         snprintf(s->last_error, sizeof s->last_error, "XADD %s: %s",
                  e->kind == LP_CMD_EVENT ? s->c.stream : s->c.dlq,
@@ -167,17 +263,77 @@ static void take_result(struct lp_send *s, struct lp_batch *b, size_t k,
     } else {
         s->n.dlq++;
     }
+    if (e->req) {
+        size_t idn = 0;
+        const char *id = e->kind == LP_CMD_EVENT ? lp_reply_str(rep, &idn)
+                                                 : NULL;
+        lp_req_answered(s, e, 1, id, idn, NULL);
+    }
+}
+
+static void batch_stored(struct lp_send *s, struct lp_batch *b);
+static void pcache_set(struct lp_send *s, const char *name, size_t len,
+                       uint64_t pos);
+
+/* The gate let b's commands run: its fields moved to its positions. */
+static void committed(struct lp_send *s, struct lp_batch *b)
+{
+    for (int i = 0; i < b->nprods; i++) {
+        const struct lp_bprod *p = &b->prods[i];
+        const char *name = b->pbuf.p + p->name;
+        pcache_set(s, name, p->namelen, p->to);
+        if (p->namelen == strlen(s->producer) &&
+            memcmp(name, s->producer, p->namelen) == 0 && p->to > s->acked)
+            s->acked = p->to;
+    }
+}
+
+/* The gate's answer g, the first of EXEC's: 1 when b's commands ran
+ * (their own answers follow); 0 when they stored nothing, b then being
+ * stored from before (STORED) or failed as a whole. */
+static int gate_open(struct lp_send *s, struct lp_batch *b,
+                     const struct lp_reply *g)
+{
+    char t[LP_ERRLEN - 100];
+    size_t n = 0;
+    const char *v = lp_reply_str(g, &n);
+
+    if (lp_reply_type(g) != LP_REPLY_ERROR && v) {
+        if (n == 2 && memcmp(v, "OK", 2) == 0) {
+            committed(s, b);
+            return 1;
+        }
+        if (n == 6 && memcmp(v, "STORED", 6) == 0) {
+            batch_stored(s, b);     /* sent again after a lost reply */
+            return 0;
+        }
+    }
+    b->aborted = 1;
+    b->failed = b->n ? b->n : 1;
+    s->npcache = 0;             /* what the gate found: read it again */
+    for (int i = 0; i < s->count; i++) {
+        const struct lp_batch *o = &s->ring[(s->head + i) % LP_INFLIGHT];
+        if (o == b)
+            break;
+        if (o->failed)
+            return 0;           /* it waits for that one: its error says */
+    }
+    snprintf(s->last_error, sizeof s->last_error, "%s",
+             lp_reply_text(g, t, sizeof t));
+    s->last_permanent |= permanent_error(g);
+    return 0;
 }
 
 /*
  * Takes one reply of b's transaction: MULTI's and each QUEUED are only
  * looked at for an error (OOM: then EXEC answers EXECABORT, nothing of
- * the batch is stored); EXEC's says what became of every command.
+ * the batch is stored); EXEC's says what the gate did and what became of
+ * every command.
  */
 static void take_reply(struct lp_send *s, struct lp_batch *b,
                        struct lp_reply *rep)
 {
-    size_t w = b->wire++;
+    size_t w = b->wire++, g = (size_t)b->gated;
     char t[LP_ERRLEN - 100];
 
     if (w + 1 < b->nwire) {
@@ -191,25 +347,17 @@ static void take_reply(struct lp_send *s, struct lp_batch *b,
     }
     b->answered = 1;
     b->replied = b->n;
-    if (lp_reply_type(rep) == LP_REPLY_ARRAY && lp_reply_len(rep) >= b->n) {
-        for (size_t k = 0; k < b->n; k++)
-            take_result(s, b, k, lp_reply_at(rep, k));
-        if (lp_reply_len(rep) > b->n &&
-            lp_reply_type(lp_reply_at(rep, b->n)) == LP_REPLY_ERROR) {
-            /* the HSET of the positions: its key is not a hash */
-            const struct lp_reply *h = lp_reply_at(rep, b->n);
-            b->failed++;
-            snprintf(s->last_error, sizeof s->last_error, "HSET %s: %s",
-                     s->pkey, lp_reply_text(h, t, sizeof t));
-            s->last_permanent |= permanent_error(h);
-        }
+    if (lp_reply_type(rep) == LP_REPLY_ARRAY &&
+        lp_reply_len(rep) >= b->n + 2 * g) {
+        if (!g || gate_open(s, b, lp_reply_at(rep, 0)))
+            for (size_t k = 0; k < b->n; k++)
+                take_result(s, b, k, lp_reply_at(rep, g + k));
     } else {
         /* EXECABORT (or no transaction): nothing of it was stored */
         b->aborted = 1;
         b->failed = b->n ? b->n : 1;
         if (b->qerr[0]) {
-            snprintf(s->last_error, sizeof s->last_error, "XADD %s: %s",
-                     s->c.stream, b->qerr);
+            snprintf(s->last_error, sizeof s->last_error, "%s", b->qerr);
             s->last_permanent |= b->qperm;
         } else {
             snprintf(s->last_error, sizeof s->last_error, "EXEC: %s",
@@ -347,79 +495,129 @@ void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b, int *behind)
     b->flushed = 0;
 }
 
-/* HSET <stream>:producers with the last position of each producer of b
- * (none: no HSET), then EXEC, into b->tail. 1 when it has the HSET. */
-static int make_tail(struct lp_send *s, struct lp_batch *b)
+/* Appends the EVAL of script with its keys: the producers' hash, then the
+ * stream and where it goes aside, and the DLQ's when b has dead letters. */
+static void eval_head(struct lp_send *s, struct lp_buf *o, const char *script,
+                      size_t slen, int gate, int dlq, int nargs)
 {
-    static const char exec[] = "*1\r\n$4\r\nEXEC\r\n";
-    int np = 0, has[LP_BATCH_PRODS] = { 0 };
-    char v[64];
-    int64_t now = lp_now_ms();
+    char nk[4];
+    int nkeys = (gate ? 1 : 0) + (dlq ? 4 : 2);
+    size_t nkl = (size_t)snprintf(nk, sizeof nk, "%d", nkeys);
 
-    b->tail.len = 0;
-    for (int i = 0; i < b->nprods; i++)
-        b->prods[i].last = 0;
+    if (lp_resp_head(o, 3 + nkeys + nargs) < 0 ||
+        lp_resp_bulk(o, "EVAL", 4) < 0 ||
+        lp_resp_bulk(o, script, slen) < 0 ||
+        lp_resp_bulk(o, nk, nkl) < 0 ||
+        (gate && lp_resp_bulk(o, s->pkey, strlen(s->pkey)) < 0) ||
+        lp_resp_bulk(o, s->c.stream, strlen(s->c.stream)) < 0 ||
+        lp_resp_bulk(o, s->shold, strlen(s->shold)) < 0 ||
+        (dlq && (lp_resp_bulk(o, s->c.dlq, strlen(s->c.dlq)) < 0 ||
+                 lp_resp_bulk(o, s->dhold, strlen(s->dhold)) < 0)))
+        lp_send_oom(s);
+}
+
+static int add_num(struct lp_buf *o, uint64_t v)
+{
+    char t[24];
+    int n = snprintf(t, sizeof t, "%" PRIu64, v);
+
+    return lp_resp_bulk(o, t, (size_t)n);
+}
+
+/*
+ * MULTI and the gate into b->head, the undoing and EXEC into b->tail (a
+ * batch without producers, records of a WAL older than positions: MULTI
+ * and EXEC alone). Each producer's field goes from "from" to "to": from
+ * the position before its first command in the batch to its last; for a
+ * batch re-sent from the WAL, from the position read from Redis (its
+ * records are in the WAL in order, and what lies between was never sent
+ * or is stored); for a producer with a cursor only, from base to base.
+ */
+static void make_gate(struct lp_send *s, struct lp_batch *b)
+{
+    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n",
+                      exec[] = "*1\r\n$4\r\nEXEC\r\n";
+    uint64_t lo[LP_BATCH_PRODS + 1];
+    int has[LP_BATCH_PRODS + 1] = { 0 }, dlq = 0;
+    char now[24];
+    size_t nowl;
+
+    b->head.len = b->tail.len = 0;
+    b->gated = b->nprods > 0;
+    if (lp_buf_add(&b->head, multi, sizeof multi - 1) < 0)
+        lp_send_oom(s);
+    if (!b->gated)
+        goto out;
+    for (int i = 0; i < b->nprods; i++) {
+        lo[i] = UINT64_MAX;
+        b->prods[i].to = 0;
+    }
     for (size_t k = 0; k < b->n; k++) {
-        struct lp_cmd *e = &b->ev[k];
+        const struct lp_cmd *e = &b->ev[k];
+        dlq |= e->kind == LP_CMD_DLQ;
         if (e->prod == LP_NOPROD || e->prod >= b->nprods)
             continue;
-        if (!has[e->prod]++)
-            np++;
-        if (e->pos > b->prods[e->prod].last)
-            b->prods[e->prod].last = e->pos;
+        has[e->prod] = 1;
+        if (e->pos < lo[e->prod])
+            lo[e->prod] = e->pos;
+        if (e->pos > b->prods[e->prod].to)
+            b->prods[e->prod].to = e->pos;
     }
-    if (np) {
-        if (lp_resp_head(&b->tail, 2 + 2 * np) < 0 ||
-            lp_resp_bulk(&b->tail, "HSET", 4) < 0 ||
-            lp_resp_bulk(&b->tail, s->pkey, strlen(s->pkey)) < 0)
+    dlq &= s->c.dlq != NULL;
+    for (int i = 0; i < b->nprods; i++) {
+        struct lp_bprod *p = &b->prods[i];
+        if (!has[i])
+            p->from = p->to = p->base;
+        else if (b->source != LP_BATCH_REPLAY)
+            p->from = lo[i] - 1;
+        /* else: set from Redis's when the batch was made */
+    }
+    eval_head(s, &b->head, GATE, sizeof GATE - 1, 1, dlq,
+              1 + 5 * b->nprods);
+    nowl = (size_t)snprintf(now, sizeof now, "%" PRId64, lp_now_ms());
+    if (lp_resp_bulk(&b->head, now, nowl) < 0)
+        lp_send_oom(s);
+    for (int i = 0; i < b->nprods; i++) {
+        const struct lp_bprod *p = &b->prods[i];
+        const char *name = b->pbuf.p + p->name;
+        /* stdin's field, gone when every position before the batch's was
+         * answered: removed by another sender's --producer-ttl */
+        int may_be_gone = !s->fl && !s->js && p->from && p->from <= s->acked &&
+                          p->namelen == strlen(s->producer) &&
+                          memcmp(name, s->producer, p->namelen) == 0;
+        if (lp_resp_bulk(&b->head, name, p->namelen) < 0 ||
+            add_num(&b->head, p->from) < 0 || add_num(&b->head, p->to) < 0 ||
+            lp_resp_bulk(&b->head, b->pbuf.p + p->cursor, p->cursorlen) < 0 ||
+            lp_resp_bulk(&b->head, may_be_gone ? "1" : "0", 1) < 0)
             lp_send_oom(s);
-        for (int i = 0; i < b->nprods; i++) {
-            const struct lp_bprod *p = &b->prods[i];
-            size_t vl;
-            char *o;
-            if (!has[i])
-                continue;
-            vl = (size_t)snprintf(v, sizeof v, "%" PRIu64 " %" PRId64,
-                                  p->last, now);
-            if (lp_resp_bulk(&b->tail, b->pbuf.p + p->name,
-                             p->namelen) < 0 ||
-                (o = lp_resp_bulk_space(&b->tail, vl + (p->cursorlen ?
-                                        1 + p->cursorlen : 0))) == NULL)
-                lp_send_oom(s);
-            memcpy(o, v, vl);
-            if (p->cursorlen) {
-                o[vl] = ' ';
-                memcpy(o + vl + 1, b->pbuf.p + p->cursor, p->cursorlen);
-            }
-        }
     }
+    eval_head(s, &b->tail, UNDO, sizeof UNDO - 1, 0, dlq, 0);
+out:
     if (lp_buf_add(&b->tail, exec, sizeof exec - 1) < 0)
         lp_send_oom(s);
-    return np > 0;
 }
 
 int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
 {
-    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
-    int hset, rc;
+    int rc;
     char *x = NULL;
 
     b->tried = 1;
     b->answered = b->aborted = 0;
     b->wire = b->nwire = 0;
     b->qerr[0] = '\0';
-    if (b->n == 0)
+    if (b->n == 0 && b->nprods == 0)
         return 0;               /* nothing left: answered as it is */
-    hset = make_tail(s, b);
-    b->nwire = 1 + b->n + (size_t)hset + 1;
-    if (s->c.test_refuse && b->source == LP_BATCH_INPUT &&
+    make_gate(s, b);
+    b->nwire = 1 + b->n + 2 * (size_t)b->gated + 1;
+    if (s->c.test_refuse && b->source == LP_BATCH_INPUT && b->n &&
         ++s->nrefuse == s->c.test_refuse &&
         (x = memmem(b->blob.p + b->ev[0].cmd, b->ev[0].cmdlen < 32 ?
                     b->ev[0].cmdlen : 32, "XADD", 4)) != NULL)
         x[3] = 'X';     /* test-only: a command Redis does not know:
                            refused while queueing, EXEC answers
-                           EXECABORT, the batches after it are stored */
-    rc = lp_redis_append_raw(s->r, multi, sizeof multi - 1) < 0 ||
+                           EXECABORT, the batches after it wait for it */
+    rc = lp_redis_append_raw(s->r, b->head.p, b->head.len) < 0 ||
          lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0 ||
          lp_redis_append_raw(s->r, b->tail.p, b->tail.len) < 0;
     if (x)
@@ -449,6 +647,8 @@ static void stored(struct lp_send *s, struct lp_cmd *e)
     } else {
         s->n.dlq++;
     }
+    if (e->req)
+        lp_req_answered(s, e, 1, NULL, 0, NULL);
 }
 
 /* Batch b's EXEC ran and its reply was lost: what is left of it is
@@ -460,23 +660,30 @@ static void batch_stored(struct lp_send *s, struct lp_batch *b)
             stored(s, &b->ev[k]);
     b->n = 0;
     b->blob.len = 0;
+    b->nprods = 0;              /* nothing to commit either */
+    b->pbuf.len = 0;
 }
 
 uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
                        const char *name, size_t len, const char *cursor,
                        size_t clen)
 {
-    int i;
+    int i = b->hint;
 
-    for (i = 0; i < b->nprods; i++)
-        if (b->prods[i].namelen == len &&
-            memcmp(b->pbuf.p + b->prods[i].name, name, len) == 0)
-            break;
+    /* the producer asked for last, most often (a file's lines come in
+     * runs), before the others */
+    if (i >= b->nprods || b->prods[i].namelen != len ||
+        memcmp(b->pbuf.p + b->prods[i].name, name, len) != 0)
+        for (i = 0; i < b->nprods; i++)
+            if (b->prods[i].namelen == len &&
+                memcmp(b->pbuf.p + b->prods[i].name, name, len) == 0)
+                break;
+    b->hint = i;
     if (i == b->nprods) {
         b->prods[i].name = (uint32_t)b->pbuf.len;
         b->prods[i].namelen = (uint32_t)len;
         b->prods[i].cursorlen = 0;
-        b->prods[i].last = 0;
+        b->prods[i].base = b->prods[i].from = b->prods[i].to = 0;
         if (lp_buf_add(&b->pbuf, name, len) < 0)
             lp_send_oom(s);
         b->nprods++;
@@ -498,12 +705,14 @@ uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
 void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
 {
     int skipped = 0;
-    /* stdin's producer, as any input's: the batch's table of them;
-     * --follow's commands have their file's already */
-    uint16_t me = s->fl ? LP_NOPROD
-                        : lp_batch_prod(s, b, s->producer,
-                                        strlen(s->producer), NULL, 0);
+    uint16_t me;
 
+    if (s->fl) {                /* numbered by their files as added */
+        b->numbered = 1;
+        return;
+    }
+    /* stdin's producer, as any input's: the batch's table of them */
+    me = lp_batch_prod(s, b, s->producer, strlen(s->producer), NULL, 0);
     for (size_t k = 0; k < b->n; k++) {
         if (b->ev[k].done)
             continue;
@@ -515,6 +724,8 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
             skipped = 1;
         }
     }
+    /* a journal batch of entries that made no command: its cursor */
+    b->prods[me].base = s->next_pos - 1;
     if (skipped) {
         int behind = 0;
         lp_pipeline_compact(s, b, &behind);
@@ -536,55 +747,6 @@ uint64_t lp_cursor_num(const char *p, size_t n)
     return v;
 }
 
-void lp_batch_raise_cursors(struct lp_send *s, struct lp_batch *b,
-                            int ring, int committed)
-{
-    char err[LP_ERRLEN], v[24];
-
-    for (int i = 0; i < b->nprods; i++) {
-        struct lp_bprod *p = &b->prods[i];
-        const char *name = b->pbuf.p + p->name;
-        uint64_t best = lp_cursor_num(b->pbuf.p + p->cursor, p->cursorlen),
-                 mine = best, pos, cur;
-        if (p->cursorlen == 0)
-            continue;
-        for (int j = 0; ring && j < s->count; j++) {
-            const struct lp_batch *o = &s->ring[(s->head + j) % LP_INFLIGHT];
-            if (o == b)
-                continue;
-            for (int q = 0; q < o->nprods; q++) {
-                const struct lp_bprod *op = &o->prods[q];
-                uint64_t c;
-                if (op->namelen != p->namelen || op->cursorlen == 0 ||
-                    memcmp(o->pbuf.p + op->name, name, p->namelen) != 0)
-                    continue;
-                c = lp_cursor_num(o->pbuf.p + op->cursor, op->cursorlen);
-                if (c > best)
-                    best = c;
-            }
-        }
-        /* the connection is up (lp_pipeline_resolve): a failure here
-         * only leaves the cursor as it is, and the next reconnect asks */
-        if (committed && lp_pipeline_committed_cur(s, name, p->namelen, &pos,
-                                                   &cur, err) == 0 &&
-            cur > best)
-            best = cur;
-        if (best > mine) {
-            int n = snprintf(v, sizeof v, "%" PRIu64, best);
-            lp_batch_prod(s, b, name, p->namelen, v, (size_t)n);
-        }
-    }
-}
-
-/* Parses a field's value "<pos> <unix-ms>[ <cursor>]": its position. */
-static uint64_t field_pos(const char *v, size_t n)
-{
-    uint64_t pos = 0;
-
-    for (size_t i = 0; i < n && v[i] >= '0' && v[i] <= '9'; i++)
-        pos = pos * 10 + (uint64_t)(v[i] - '0');
-    return pos;
-}
 
 /* HGET of producer name's field: the reply (a string, or nil when there
  * is none), or NULL with err (an I/O error, or an error reply). */
@@ -608,9 +770,21 @@ static struct lp_reply *hget_field(struct lp_send *s, const char *name,
     return rep;
 }
 
-int lp_pipeline_committed_cur(struct lp_send *s, const char *name,
-                              size_t len, uint64_t *pos, uint64_t *cur,
-                              char *err)
+/* A batch of producer name moved its field to pos: what was read of it on
+ * this connection follows. */
+static void pcache_set(struct lp_send *s, const char *name, size_t len,
+                       uint64_t pos)
+{
+    for (size_t i = 0; i < s->npcache; i++)
+        if (strlen(s->pcache[i].name) == len &&
+            memcmp(s->pcache[i].name, name, len) == 0) {
+            s->pcache[i].pos = pos;
+            return;
+        }
+}
+
+int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
+                          uint64_t *pos, char *err)
 {
     struct lp_reply *rep;
 
@@ -618,7 +792,6 @@ int lp_pipeline_committed_cur(struct lp_send *s, const char *name,
         if (strlen(s->pcache[i].name) == len &&
             memcmp(s->pcache[i].name, name, len) == 0) {
             *pos = s->pcache[i].pos;
-            *cur = s->pcache[i].cur;
             return 0;
         }
     if (len > LP_PRODUCER_MAX) {
@@ -627,15 +800,13 @@ int lp_pipeline_committed_cur(struct lp_send *s, const char *name,
     }
     if ((rep = hget_field(s, name, len, err)) == NULL)
         return -1;
-    *pos = *cur = 0;
+    *pos = 0;
     if (lp_reply_type(rep) == LP_REPLY_STRING) {
         size_t n;
-        const char *v = lp_reply_str(rep, &n), *e = v + n, *sp;
-        *pos = field_pos(v, n);
-        /* "<pos> <unix-ms> <cursor>" */
-        if ((sp = memchr(v, ' ', n)) != NULL &&
-            (sp = memchr(sp + 1, ' ', (size_t)(e - sp - 1))) != NULL)
-            *cur = lp_cursor_num(sp + 1, (size_t)(e - sp - 1));
+        const char *v = lp_reply_str(rep, &n);
+        struct lp_field fv;
+        lp_field_parse(v, n, &fv);
+        *pos = fv.pos;
     }
     lp_reply_free(rep);
     if (s->npcache == s->capcache) {
@@ -648,17 +819,8 @@ int lp_pipeline_committed_cur(struct lp_send *s, const char *name,
     }
     memcpy(s->pcache[s->npcache].name, name, len);
     s->pcache[s->npcache].name[len] = '\0';
-    s->pcache[s->npcache].pos = *pos;
-    s->pcache[s->npcache++].cur = *cur;
+    s->pcache[s->npcache++].pos = *pos;
     return 0;
-}
-
-int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
-                          uint64_t *pos, char *err)
-{
-    uint64_t cur;
-
-    return lp_pipeline_committed_cur(s, name, len, pos, &cur, err);
 }
 
 int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err)
@@ -669,12 +831,11 @@ int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err)
     if ((rep = hget_field(s, s->producer, strlen(s->producer), err)) == NULL)
         return -1;
     if (lp_reply_type(rep) == LP_REPLY_STRING) {
-        /* "<pos> <unix-ms> <cursor>": what follows the second space */
         size_t n;
-        const char *v = lp_reply_str(rep, &n), *e = v + n;
-        const char *sp = memchr(v, ' ', n);
-        if (sp && (sp = memchr(sp + 1, ' ', (size_t)(e - sp - 1))) != NULL &&
-            lp_buf_add(out, sp + 1, (size_t)(e - sp - 1)) < 0) {
+        const char *v = lp_reply_str(rep, &n);
+        struct lp_field fv;
+        lp_field_parse(v, n, &fv);
+        if (fv.clen && lp_buf_add(out, fv.cursor, fv.clen) < 0) {
             lp_reply_free(rep);
             lp_send_oom(s);
         }
@@ -726,19 +887,17 @@ static void prune(struct lp_send *s)
             size_t fl, vl;
             const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
             const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
-            const char *sp;
-            int64_t ms = 0;
-            if (f == NULL || v == NULL || (sp = memchr(v, ' ', vl)) == NULL)
+            struct lp_field fv;
+            if (f == NULL || v == NULL || memchr(v, ' ', vl) == NULL)
                 continue;
-            for (sp++; sp < v + vl && *sp >= '0' && *sp <= '9'; sp++)
-                ms = ms * 10 + (*sp - '0');
+            lp_field_parse(v, vl, &fv);
             /* a field with a cursor (a followed file's offset, the
              * journal's cursor) is its sender's to remove: a file quiet
              * for a week is still followed, and read again from its
              * start without it */
-            if (sp < v + vl && *sp == ' ')
+            if (fv.cursor)
                 continue;
-            if (ms >= before || (fl == strlen(s->producer) &&
+            if (fv.ms >= before || (fl == strlen(s->producer) &&
                                  memcmp(f, s->producer, fl) == 0))
                 continue;
             /* --follow: our files' fields, however quiet the file */
@@ -766,70 +925,32 @@ static void prune(struct lp_send *s)
 }
 
 /*
- * --follow: a batch holds commands of up to LP_BATCH_PRODS files, each
- * its own producer; all its positions come from the run's one counter.
- * A batch whose reply was lost is stored when its first command's
- * position is at or below its producer's committed one (a batch is stored
- * whole or not at all). The rest go again in order with new positions of
- * the counter, which only grows, and with cursors no lower than what
- * Redis holds for their files: a later batch of a file may have been
- * stored after one that failed, and the field must not go back.
+ * A batch whose reply was lost is stored when the field of its first
+ * producer is at or past its last position (a batch is stored whole or not
+ * at all, and fields move only over stored positions); a batch with a
+ * cursor only is sent again (its gate then finds nothing to move, or
+ * moves it). The first producer with a command is asked.
  */
-static int resolve_files(struct lp_send *s, char *err)
+static int was_stored(struct lp_send *s, struct lp_batch *b, int *yes,
+                      char *err)
 {
-    uint64_t c;
+    uint64_t c, last = 0;
+    const struct lp_cmd *e = NULL;
 
-    for (int i = 0; i < s->count; i++) {
-        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        const struct lp_cmd *e = NULL;
-        if (b->source != LP_BATCH_INPUT || !b->tried || b->answered)
-            continue;
-        for (size_t k = 0; k < b->n && e == NULL; k++)
-            if (!b->ev[k].done && b->ev[k].prod != LP_NOPROD)
+    *yes = 0;
+    for (size_t k = 0; k < b->n; k++)
+        if (!b->ev[k].done && b->ev[k].prod != LP_NOPROD) {
+            if (e == NULL)
                 e = &b->ev[k];
-        if (e == NULL)
-            continue;
-        if (lp_pipeline_committed(s, b->pbuf.p + b->prods[e->prod].name,
-                                  b->prods[e->prod].namelen, &c, err) < 0)
-            return -1;
-        if (e->pos <= c)
-            batch_stored(s, b);
-    }
-    for (int i = 0; i < s->count; i++) {
-        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (b->source != LP_BATCH_INPUT || b->n == 0)
-            continue;
-        for (size_t k = 0; k < b->n; k++)
-            if (!b->ev[k].done)
-                b->ev[k].pos = s->next_pos++;
-        lp_batch_raise_cursors(s, b, 0, 1);
-        if (b->tried)
-            s->renumbered = 1;
-        b->tried = b->answered = b->aborted = 0;
-    }
-    s->pos_known = 1;
-    return 0;
-}
-
-/*
- * --journal: a batch that failed (its EXEC answered an error) while a
- * later one was stored goes again after it, and must not set the field's
- * cursor back to its own, older one: it commits the cursor Redis holds,
- * the later batch's. 0, or -1 with err.
- */
-static int raise_journal_cursor(struct lp_send *s, struct lp_batch *b,
-                                char *err)
-{
-    struct lp_buf cur = { 0 };
-
-    if (lp_pipeline_cursor(s, &cur, err) < 0) {
-        lp_buf_free(&cur);
+            if (b->ev[k].prod == e->prod && b->ev[k].pos > last)
+                last = b->ev[k].pos;
+        }
+    if (e == NULL || e->prod >= b->nprods)
+        return 0;
+    if (lp_pipeline_committed(s, b->pbuf.p + b->prods[e->prod].name,
+                              b->prods[e->prod].namelen, &c, err) < 0)
         return -1;
-    }
-    if (cur.len)
-        lp_batch_prod(s, b, s->producer, strlen(s->producer), cur.p,
-                      cur.len);
-    lp_buf_free(&cur);
+    *yes = last <= c;
     return 0;
 }
 
@@ -843,27 +964,44 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
         b->wire = b->nwire = 0;
     }
-    if (s->fl) {
-        if (resolve_files(s, err) < 0)
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        int yes;
+        if (b->source != LP_BATCH_INPUT || !b->tried || b->answered)
+            continue;
+        if (was_stored(s, b, &yes, err) < 0)
             return -1;
+        if (yes)
+            batch_stored(s, b); /* its EXEC ran, its reply was lost */
+    }
+    if (s->fl || s->pos_known) {
+        /* the rest goes again as it is, in order: each batch's gate
+         * waits for the one before it; but what failed in a batch that
+         * was stored (an error inside EXEC, after the gate) has its
+         * positions committed already: new ones, the run's own */
+        for (int i = 0; i < s->count; i++) {
+            struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+            if (b->answered && !b->aborted)
+                for (size_t k = 0; k < b->n; k++)
+                    if (!b->ev[k].done) {
+                        b->ev[k].prod = lp_batch_prod(s, b, s->producer,
+                                                      strlen(s->producer),
+                                                      NULL, 0);
+                        b->ev[k].pos = s->next_pos++;
+                        s->renumbered = 1;
+                    }
+            b->tried = b->answered = b->aborted = 0;
+        }
+        s->pos_known = 1;
         goto pruning;
     }
+    /* the first connection of the run: stdin's and the journal's
+     * positions go on from the committed one */
     if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
                               err) < 0)
         return -1;
-    for (int i = 0; i < s->count; i++) {
-        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        uint64_t last = 0;
-        if (b->source != LP_BATCH_INPUT || !b->tried || b->answered)
-            continue;
-        for (size_t k = 0; k < b->n; k++)
-            if (!b->ev[k].done && b->ev[k].pos > last)
-                last = b->ev[k].pos;
-        if (last == 0 || last > c)
-            continue;
-        batch_stored(s, b);     /* its EXEC ran, its reply was lost */
-    }
-    if (s->c.position && !s->pos_known) {
+    s->acked = c;
+    if (s->c.position) {
         /* a resumed run (--position): its input was numbered from there
          * on; what the first run stored is passed over, now and as the
          * rest is read */
@@ -877,31 +1015,24 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
                 if (!b->ev[k].done && b->ev[k].pos <= c)
                     stored(s, &b->ev[k]);
             lp_pipeline_compact(s, b, &behind);
+            b->tried = b->answered = b->aborted = 0;
         }
         s->pos_known = 1;
         goto pruning;
     }
-    /* the rest was not stored: positions again after the committed one,
-     * in order (one that failed may have had a later one stored after
-     * it) */
+    /* numbered before Redis was asked: after the committed position, and
+     * after ours in the WAL */
     p = c > s->pos_floor ? c : s->pos_floor;
     s->next_pos = p + 1;
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        uint64_t last = 0;
         if (b->source != LP_BATCH_INPUT)
             continue;
         for (size_t k = 0; k < b->n; k++)
-            if (!b->ev[k].done && b->ev[k].pos > last)
-                last = b->ev[k].pos;
-        if (s->js && b->n && last && last <= c &&
-            raise_journal_cursor(s, b, err) < 0)
-            return -1;
-        for (size_t k = 0; k < b->n; k++)
             if (!b->ev[k].done)
                 b->ev[k].pos = s->next_pos++;
-        if (b->tried && b->n)
-            s->renumbered = 1;  /* input order and positions may differ */
+        for (int j = 0; j < b->nprods; j++)
+            b->prods[j].base = s->next_pos - 1;
         b->tried = b->answered = b->aborted = 0;
     }
     s->pos_known = 1;

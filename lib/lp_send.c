@@ -164,6 +164,256 @@ static void idle_tick(const struct lp_send *s)
 
 /* ---- Redis failing ------------------------------------------------------ */
 
+/* ---- requests (lp_send_serve) ------------------------------------------ */
+
+static void dispatch(struct lp_send *s);
+static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
+                        int kind);
+
+/* q is over: its outcome to done(), then it is freed. */
+static void req_over(struct lp_send_req *q, int how)
+{
+    q->r.how = how;
+    q->r.first = q->first;
+    q->r.last = q->last;
+    q->r.error = q->error[0] ? q->error : NULL;
+    q->done(q->ctx, &q->r);
+    lp_send_req_abort(q);
+}
+
+void lp_req_answered(struct lp_send *s, struct lp_cmd *e, int ok,
+                     const char *id, size_t idn, const char *error)
+{
+    struct lp_send_req *q = e->req;
+
+    (void)s;
+    e->req = NULL;
+    if (!ok) {
+        q->r.failed++;
+        if (q->error[0] == '\0')
+            snprintf(q->error, sizeof q->error, "%s", error);
+    } else if (e->kind == LP_CMD_EVENT) {
+        q->r.events++;
+        if (id && idn < sizeof q->last) {
+            memcpy(q->last, id, idn);
+            q->last[idn] = '\0';
+            if (q->first[0] == '\0')
+                memcpy(q->first, q->last, idn + 1);
+        }
+    } else {
+        q->r.dlq++;
+    }
+    if (--q->pending == 0)
+        req_over(q, LP_REQ_STORED);
+}
+
+void lp_req_in_wal(struct lp_send *s, struct lp_batch *b)
+{
+    (void)s;
+    for (size_t k = 0; k < b->n; k++) {
+        struct lp_cmd *e = &b->ev[k];
+        struct lp_send_req *q = e->req;
+        /* done: synced in the WAL (a command Redis answered has no
+         * request any more) */
+        if (q == NULL || !e->done)
+            continue;
+        e->req = NULL;
+        if (e->kind == LP_CMD_EVENT)
+            q->r.events++;
+        else
+            q->r.dlq++;
+        if (--q->pending == 0)
+            req_over(q, LP_REQ_WAL);
+    }
+}
+
+/*
+ * Serving without a WAL, Redis failed (why): the requests in flight fail
+ * at once, rather than wait through --timeout: a batch Redis answered
+ * (refused) stored nothing; one whose reply was lost may have been stored
+ * (maybe). The batches go; the connection is closed, so that the next one
+ * reads the committed position first and numbers on from it; submits
+ * answer UNAVAILABLE for the backoff's wait.
+ */
+static void serve_failed(struct lp_send *s, const char *why)
+{
+    s->n.errors++;
+    lp_pipeline_collect(s);
+    for (int i = 0; i < s->count; i++) {
+        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        int maybe = b->tried && !b->answered;
+        for (size_t k = 0; k < b->n; k++) {
+            struct lp_cmd *e = &b->ev[k];
+            struct lp_send_req *q = e->req;
+            if (q == NULL || e->done)
+                continue;
+            e->req = NULL;
+            q->r.maybe |= maybe;
+            if (q->error[0] == '\0')
+                snprintf(q->error, sizeof q->error, "%s", why);
+            if (--q->pending == 0)
+                req_over(q, LP_REQ_FAILED);
+        }
+    }
+    while (s->count > 0)
+        lp_pipeline_release(s);
+    lp_redis_disconnect(s->r);
+    s->pos_known = 0;
+    s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
+    if (!s->warned) {
+        say(s, LP_NOTICE_WARN, "%s: requests fail until Redis answers", why);
+        s->warned = 1;
+    }
+    s->last_permanent = 0;
+}
+
+struct lp_send_req *lp_send_req_begin(struct lp_send *s, lp_send_req_fn *done,
+                                      void *ctx)
+{
+    struct lp_send_req *q = calloc(1, sizeof *q);
+
+    if (q == NULL)
+        return NULL;
+    q->s = s;
+    q->done = done;
+    q->ctx = ctx;
+    return q;
+}
+
+static int req_room(struct lp_send_req *q)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        uint32_t *at = realloc(q->at, cap * sizeof *at);
+        if (at == NULL)
+            return -1;
+        q->at = at;
+        q->cap = cap;
+    }
+    return 0;
+}
+
+int lp_send_req_event(struct lp_send_req *q, const char *txt, size_t n,
+                      const struct lp_jevent *ev)
+{
+    size_t start = q->blob.len;
+
+    if (req_room(q) < 0 || start >= 0x80000000u ||
+        lp_pipeline_xadd_to(q->s, &q->blob, txt, n, ev) < 0)
+        return -1;
+    q->at[q->n++] = (uint32_t)start;
+    return 0;
+}
+
+int lp_send_req_dlq(struct lp_send_req *q, const struct lp_dlq_rec *rec)
+{
+    size_t start = q->blob.len;
+
+    if (req_room(q) < 0 || start >= 0x80000000u ||
+        lp_dlq_encode_xadd(rec, q->s->c.dlq, &q->blob) < 0)
+        return -1;
+    q->at[q->n++] = (uint32_t)start | 0x80000000u;
+    return 0;
+}
+
+uint64_t lp_send_req_count(const struct lp_send_req *q)
+{
+    return q->n;
+}
+
+int lp_send_req_key(struct lp_send_req *q, const char *key, size_t len)
+{
+    char *k = malloc(len + 1);
+
+    if (k == NULL)
+        return -1;
+    memcpy(k, key, len);
+    k[len] = '\0';
+    free(q->key);
+    q->key = k;
+    q->klen = len;
+    return 0;
+}
+
+void lp_send_req_abort(struct lp_send_req *q)
+{
+    if (q == NULL)
+        return;
+    lp_buf_free(&q->blob);
+    free(q->at);
+    free(q->key);
+    free(q);
+}
+
+int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
+{
+    struct lp_send *s = q->s;
+    char err[LP_ERRLEN];
+
+    *retry_after_ms = 0;
+    if (q->n == 0) {
+        req_over(q, LP_REQ_STORED);
+        return LP_REQ_EMPTY;
+    }
+    if (s->rate) {
+        /* all its tokens or none: a request is taken whole or not */
+        int overflow = 0;
+        struct lp_bucket *b = lp_rate_bucket(s->rate, q->key ? q->key : "",
+                                             q->klen, lp_mono_ms(),
+                                             &overflow);
+        int64_t wait;
+        if (b == NULL)
+            lp_send_oom(s);
+        s->n.overflow += overflow != 0;
+        if ((wait = lp_bucket_take_n(s->rate, b, q->n, lp_mono_ms())) != 0) {
+            *retry_after_ms = wait;
+            s->n.limited += q->n;
+            lp_send_req_abort(q);
+            return LP_REQ_LIMITED;
+        }
+    }
+    if (!s->wal && !lp_redis_connected(s->r)) {
+        int64_t now = lp_mono_ms();
+        if (now < s->down_until ||
+            (lp_pipeline_connect(s, err) < 0 &&
+             (s->down_until = now + lp_backoff_next(&s->backoff)) > 0)) {
+            *retry_after_ms = s->down_until - now;
+            lp_send_req_abort(q);
+            return LP_REQ_UNAVAILABLE;
+        }
+    }
+    /* whole in one batch: the one being filled goes first when q does
+     * not fit in what is left of it */
+    if (s->in.n && (s->in.n + q->n > s->c.batch ||
+                    s->in.blob.len + q->blob.len > s->c.batch_bytes))
+        dispatch(s);
+    q->pending = q->n;
+    s->cur_req = q;
+    s->mid_line = 1;
+    for (size_t k = 0; k < q->n; k++) {
+        size_t off = q->at[k] & 0x7fffffffu,
+               end = k + 1 < q->n ? (q->at[k + 1] & 0x7fffffffu)
+                                  : q->blob.len,
+               start = s->in.blob.len;
+        int dlq = (q->at[k] & 0x80000000u) != 0;
+        if (lp_buf_add(&s->in.blob, q->blob.p + off, end - off) < 0)
+            lp_send_oom(s);
+        if (!dlq)
+            s->n.events++;
+        add_command(s, start, 0, dlq ? LP_CMD_DLQ : LP_CMD_EVENT);
+    }
+    s->mid_line = 0;
+    s->cur_req = NULL;
+    /* q's commands are the batch's now; q is done()'s to end */
+    lp_buf_free(&q->blob);
+    if (s->want_dispatch || s->in.n >= s->c.batch ||
+        s->in.blob.len >= s->c.batch_bytes) {
+        s->want_dispatch = 0;
+        dispatch(s);
+    }
+    return LP_REQ_QUEUED;
+}
+
 /*
  * Something failed: an I/O error (connection gone, replies in flight
  * lost) or an error reply (OOM, READONLY, LOADING, ...). With a WAL, what
@@ -176,6 +426,10 @@ void lp_send_recover(struct lp_send *s, const char *why)
     char err[LP_ERRLEN], msg[LP_ERRLEN + 64], d[32];
     int64_t now = lp_mono_ms(), wait;
 
+    if (s->serving && !s->wal) {
+        serve_failed(s, why);
+        return;
+    }
     s->n.errors++;
     if (s->walmode) {
         lp_spool_replay_failed(s, why);
@@ -268,7 +522,7 @@ static void dispatch(struct lp_send *s)
     char err[LP_ERRLEN] = "";
     struct lp_batch *b;
 
-    if (s->in.n == 0)
+    if (!lp_batch_busy(&s->in))
         return;
     if (s->mid_line) {
         /* --follow: a line's commands go in one batch, the position of
@@ -279,6 +533,7 @@ static void dispatch(struct lp_send *s)
     if (s->walmode) {
         lp_spool_batch(s, &s->in);
         lp_spool_sync(s);
+        lp_req_in_wal(s, &s->in);
         lp_batch_reset(&s->in);
         lp_spool_replay(s);
         return;
@@ -335,16 +590,21 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
     if (s->js)                  /* the batch commits the entry's cursor */
         lp_batch_prod(s, b, s->producer, strlen(s->producer), s->jcur.p,
                       s->jcur.len);
-    /* --follow: the file's producer, and the offset after the line */
-    b->ev[b->n].prod = s->fl ? lp_batch_prod(s, b, s->fprod, s->fprodlen,
-                                             s->fcur, s->fcurlen)
-                             : LP_NOPROD;
+    /* --follow: the file's producer, the offset after the line, and the
+     * file's next position */
+    b->ev[b->n].prod = LP_NOPROD;
+    if (s->fl) {
+        b->ev[b->n].prod = lp_batch_prod(s, b, s->fprod, s->fprodlen,
+                                         s->fcur, s->fcurlen);
+        b->ev[b->n].pos = ++*s->fseq;
+    }
     b->ev[b->n].cmd = (uint32_t)start;
     b->ev[b->n].cmdlen = (uint32_t)(b->blob.len - start);
     b->ev[b->n].file = (uint32_t)s->file;
     b->ev[b->n].kind = (uint8_t)kind;
     b->ev[b->n].done = 0;
     b->ev[b->n].line_start = line_start;
+    b->ev[b->n].req = s->cur_req;
     b->n++;
     if (b->n >= s->c.batch || b->blob.len >= s->c.batch_bytes)
         dispatch(s);
@@ -526,7 +786,7 @@ static void rate_pause(struct lp_send *s, int64_t ms)
         struct pollfd p = { -1, POLLIN, 0 };
         if (left <= 0 || lp_send_stopping(s))
             break;
-        if (s->in.n > 0 && !s->mid_line) {
+        if (lp_batch_busy(&s->in) && !s->mid_line) {
             /* (--follow: a line's events wait for its end in the batch:
              * no linger inside a line) */
             int64_t linger = s->in.opened_ms + s->c.linger - now;
@@ -725,7 +985,7 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         p[np].revents = 0;
         np++;
     }
-    if (s->in.n > 0) {
+    if (lp_batch_busy(&s->in)) {
         left = s->in.opened_ms + s->c.linger - now;
         if (left <= 0) {
             dispatch(s);
@@ -754,7 +1014,8 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         if (lp_redis_read(s->r, err) < 0 || lp_pipeline_pump(s, 0, err) < 0)
             lp_send_recover(s, err);
     }
-    if (s->in.n > 0 && lp_mono_ms() >= s->in.opened_ms + s->c.linger)
+    if (lp_batch_busy(&s->in) &&
+        lp_mono_ms() >= s->in.opened_ms + s->c.linger)
         dispatch(s);
     lp_spool_replay(s);
     return fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
@@ -902,10 +1163,11 @@ static void one_entry(struct lp_send *s, const struct lp_jentry *e)
         one_event(s, &ln);
     }
     /* an entry that made no command (rejected, skipped) moves the
-     * cursor all the same, when the batch being filled commits one */
-    if (s->in.n > 0)
-        lp_batch_prod(s, &s->in, s->producer, strlen(s->producer),
-                      s->jcur.p, s->jcur.len);
+     * cursor all the same: the batch commits the cursor alone then */
+    if (!lp_batch_busy(&s->in))
+        s->in.opened_ms = lp_mono_ms();
+    lp_batch_prod(s, &s->in, s->producer, strlen(s->producer), s->jcur.p,
+                  s->jcur.len);
 }
 
 /* --journal: entries as they come, until a stop. Rate limits and
@@ -949,15 +1211,16 @@ static void journal_input(struct lp_send *s)
  * (lp_follow.h: the identity), and the cursor its batches commit is the
  * offset after the last line of the file they hold: Redis holds exactly
  * the lines before it, so a restart hands each file its cursor and reads
- * on from there. The positions of all the files come from the run's one
- * counter (lp_pipeline_number), which starts above every position Redis
- * or the WAL holds for them.
+ * on from there. Each file numbers its commands with a counter of its own
+ * (lp_follow_line.seq), which goes on from the highest position Redis or
+ * the WAL holds for it: a batch's gate commits it only right after the
+ * file's batch before it.
  */
 
 /* A position of one file, as Redis or the WAL has it */
 struct fpos {
     char id[LP_FOLLOW_IDLEN];
-    uint64_t cur;
+    uint64_t cur, pos;
 };
 
 struct fpos_list {
@@ -966,8 +1229,9 @@ struct fpos_list {
     size_t n, cap;
 };
 
-/* One field or record of ours: the counter goes above its position; a
- * file's cursor is kept (the highest wins later). */
+/* One field or record of ours: a file's cursor and position are kept
+ * (the highest of each wins later); the run's own (commands that failed
+ * inside a stored batch, in the WAL again) sets the run's counter. */
 static void fpos_add(struct fpos_list *l, const char *name, size_t len,
                      uint64_t pos, const char *cur, size_t curlen)
 {
@@ -976,11 +1240,8 @@ static void fpos_add(struct fpos_list *l, const char *name, size_t len,
 
     if (len < s->fbase - 1 || memcmp(name, s->fprod, s->fbase - 1) != 0)
         return;
-    if (len == s->fbase - 1 || name[s->fbase - 1] == ':') {
-        /* the run's own (commands sent again) or one of its files */
-        if (pos >= s->next_pos)
-            s->next_pos = pos + 1;
-    }
+    if (len == s->fbase - 1 && pos >= s->next_pos)
+        s->next_pos = pos + 1;
     if (len <= s->fbase || name[s->fbase - 1] != ':' ||
         (idlen = len - s->fbase) >= LP_FOLLOW_IDLEN)
         return;
@@ -994,6 +1255,7 @@ static void fpos_add(struct fpos_list *l, const char *name, size_t len,
     }
     memcpy(l->v[l->n].id, name + s->fbase, idlen);
     l->v[l->n].id[idlen] = '\0';
+    l->v[l->n].pos = pos;
     l->v[l->n++].cur = lp_cursor_num(cur, curlen);
 }
 
@@ -1031,6 +1293,7 @@ static int fpos_of_redis(struct fpos_list *l, char *err)
             char t[LP_ERRLEN - 100];
             snprintf(err, LP_ERRLEN, "HSCAN %s: %s", s->pkey,
                      lp_reply_text(rep, t, sizeof t));
+            s->last_permanent |= lp_reply_error_class(rep) >= LP_RERR_KEY;
             lp_reply_free(rep);
             return -1;
         }
@@ -1048,19 +1311,12 @@ static int fpos_of_redis(struct fpos_list *l, char *err)
             size_t fl, vl;
             const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
             const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
-            const char *sp, *e;
-            uint64_t pos = 0;
+            struct lp_field fv;
             if (f == NULL || v == NULL)
                 continue;
-            e = v + vl;
-            for (size_t k = 0; k < vl && v[k] >= '0' && v[k] <= '9'; k++)
-                pos = pos * 10 + (uint64_t)(v[k] - '0');
             /* "<pos> <unix-ms> <offset>" */
-            if ((sp = memchr(v, ' ', vl)) != NULL &&
-                (sp = memchr(sp + 1, ' ', (size_t)(e - sp - 1))) != NULL)
-                fpos_add(l, f, fl, pos, sp + 1, (size_t)(e - sp - 1));
-            else
-                fpos_add(l, f, fl, pos, NULL, 0);
+            lp_field_parse(v, vl, &fv);
+            fpos_add(l, f, fl, fv.pos, fv.cursor, fv.clen);
         }
         lp_reply_free(rep);
     } while (strcmp(cursor, "0") != 0);
@@ -1129,9 +1385,13 @@ static void follow_open(struct lp_send *s)
     if (l.n)
         qsort(l.v, l.n, sizeof *l.v, fpos_cmp);
     for (size_t i = 0; i < l.n; i++) {
-        if (i + 1 < l.n && strcmp(l.v[i].id, l.v[i + 1].id) == 0)
+        if (i + 1 < l.n && strcmp(l.v[i].id, l.v[i + 1].id) == 0) {
+            if (l.v[i].pos > l.v[i + 1].pos)
+                l.v[i + 1].pos = l.v[i].pos;
             continue;
-        if (lp_follow_position(s->fl, l.v[i].id, l.v[i].cur, err) < 0) {
+        }
+        if (lp_follow_position(s->fl, l.v[i].id, l.v[i].cur, l.v[i].pos,
+                               err) < 0) {
             say(s, LP_NOTICE_WARN, "%s: %.*s%s: %s (passed over)", s->pkey,
                 (int)s->fbase, s->fprod, l.v[i].id, err);
             continue;
@@ -1140,9 +1400,8 @@ static void follow_open(struct lp_send *s)
     }
     free(l.v);
     if (s->c.verbosity >= 2)
-        say(s, LP_SEND_DEBUG, "--follow: %zu %s of producer %s known; "
-            "positions go on from %" PRIu64, known,
-            lp_plural(known, "file", "files"), s->producer, s->next_pos);
+        say(s, LP_SEND_DEBUG, "--follow: %zu %s of producer %s known",
+            known, lp_plural(known, "file", "files"), s->producer);
     s->name = "--follow";
 }
 
@@ -1158,6 +1417,7 @@ static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
     s->fprod[s->fprodlen] = '\0';
     s->fcurlen = (size_t)snprintf(s->fcur, sizeof s->fcur, "%" PRIu64,
                                   fl->end);
+    s->fseq = fl->seq;
 }
 
 /* The index of the file's producer in the input batch, or -1. */
@@ -1174,15 +1434,15 @@ static int batch_has(const struct lp_send *s)
 
 /* One line (or chunk of one) of a file: through one_line as stdin's; its
  * commands in one batch, which then commits the offset after it. A line
- * that made no command (rejected, empty) moves the offset all the same
- * when the batch holds lines of the file already. */
+ * that made no command (rejected, empty) moves the offset all the same:
+ * the batch commits the file's cursor alone then. */
 static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
                       int chunk)
 {
     struct lp_line ln;
 
     file_producer(s, fl);
-    if (batch_has(s) < 0 && s->in.nprods >= LP_BATCH_PRODS)
+    if (s->in.nprods >= LP_BATCH_PRODS && batch_has(s) < 0)
         dispatch(s);            /* its table of producers is full */
     s->name = fl->path;
     memset(&ln, 0, sizeof ln);
@@ -1203,8 +1463,16 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
         one_line(s, &ln);
     }
     s->mid_line = 0;
-    if ((!chunk || fl->last) && s->in.n && batch_has(s) >= 0)
-        lp_batch_prod(s, &s->in, s->fprod, s->fprodlen, s->fcur, s->fcurlen);
+    if (!chunk || fl->last) {
+        /* the batch commits the offset after the line, whatever it made:
+         * a rejected or empty line is not read again */
+        uint16_t i;
+        if (!lp_batch_busy(&s->in))
+            s->in.opened_ms = lp_mono_ms();
+        i = lp_batch_prod(s, &s->in, s->fprod, s->fprodlen, s->fcur,
+                          s->fcurlen);
+        s->in.prods[i].base = *s->fseq;
+    }
     if (s->want_dispatch) {
         s->want_dispatch = 0;
         dispatch(s);
@@ -1221,8 +1489,8 @@ static void forget_files(struct lp_send *s)
     size_t lens[66], n = 2, off = 0;
     char names[64][LP_PRODUCER_MAX + 1];
 
-    if (s->forget.len == 0 || s->count > 0 || s->in.n > 0 || s->walmode ||
-        !lp_redis_connected(s->r))
+    if (s->forget.len == 0 || s->count > 0 || lp_batch_busy(&s->in) ||
+        s->walmode || !lp_redis_connected(s->r))
         return;
     argv[0] = "HDEL";
     lens[0] = 4;
@@ -1677,6 +1945,25 @@ int lp_send_run(struct lp_send *s)
     return 0;
 }
 
+int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
+                  void *ctx)
+{
+    if (setjmp(s->out))
+        return -1;              /* end_run: said, status in exit_code */
+    s->serving = 1;
+    s->name = "requests";
+    s->now = lp_now_ms();
+    while (!lp_send_stopping(s)) {
+        /* the cap: a stop signal between the check and the poll waits
+         * at most a second */
+        if (wait_io(s, fd, POLLIN, 1000))
+            ready(ctx);
+        s->now = lp_now_ms();
+    }
+    finish(s);
+    return 0;
+}
+
 int lp_send_status(const struct lp_send *s)
 {
     return s->exit_code;
@@ -1731,6 +2018,23 @@ void lp_send_free(struct lp_send *s)
         metrics_tick(s, 1);     /* the last word, whatever the end */
         lp_metrics_free(s->m);
     }
+    /* requests still in hand (the run gave up): they fail */
+    for (int i = -1; i < s->count; i++) {
+        struct lp_batch *b = i < 0 ? &s->in
+                                   : &s->ring[(s->head + i) % LP_INFLIGHT];
+        for (size_t k = 0; k < b->n; k++) {
+            struct lp_send_req *q = b->ev[k].req;
+            if (q == NULL)
+                continue;
+            b->ev[k].req = NULL;
+            if (q->error[0] == '\0')
+                snprintf(q->error, sizeof q->error, "%s", s->last_error[0] ?
+                         s->last_error : "the engine stopped");
+            q->r.maybe |= b != &s->in && b->tried && !b->answered;
+            if (--q->pending == 0)
+                req_over(q, LP_REQ_FAILED);
+        }
+    }
     if (s->rseg)
         lp_wal_seg_release(s->wal, s->rseg);
     lp_wal_close(s->wal);
@@ -1745,11 +2049,13 @@ void lp_send_free(struct lp_send *s)
     lp_buf_free(&s->rkey_buf);
     free(s->in.ev);
     lp_buf_free(&s->in.blob);
+    lp_buf_free(&s->in.head);
     lp_buf_free(&s->in.tail);
     lp_buf_free(&s->in.pbuf);
     for (int i = 0; i < LP_INFLIGHT; i++) {
         free(s->ring[i].ev);
         lp_buf_free(&s->ring[i].blob);
+        lp_buf_free(&s->ring[i].head);
         lp_buf_free(&s->ring[i].tail);
         lp_buf_free(&s->ring[i].pbuf);
     }

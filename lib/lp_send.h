@@ -28,9 +28,9 @@
  * systemd journal (c->journal: lp_jsource, its cursor committed with the
  * events as the run's producer's), or files followed by name (c->follow:
  * lp_follow, each file a producer whose cursor is its offset)
- * (lp_send_run). A front door that is handed bodies instead (HTTP) would
- * come in beside lp_send_run as lp_send_feed(s, buf, len) and
- * lp_send_flush(s), over the same line splitter, batches and WAL.
+ * (lp_send_run). A front door that is handed events instead (HTTP) runs
+ * lp_send_serve and hands them over as requests (lp_send_req_*, below),
+ * each stored whole in one batch, and told when it is.
  *
  * Files: lp_send.c the loop and the checks, lp_pipeline.c the batches in
  * flight and the commands they carry, lp_spool.c the WAL failover and the
@@ -58,24 +58,25 @@ enum { LP_SEND_ON_BLOCK, LP_SEND_ON_REJECT, LP_SEND_ON_DLQ };  /* on_limit */
  * Producers: exactly once into the stream. Every command send adds (an
  * event's XADD, a dead letter's) belongs to a producer, a name, and has
  * a position in it, a u64 that only grows, one a command, without gaps.
- * A batch is sent as MULTI, its XADDs, HSET <stream>:producers with one
- * field per producer of the batch, EXEC: its events and the positions
- * they reach are stored together or not at all. The value of a field is
+ * A batch is sent as MULTI, a gate, its XADDs, the gate's undoing, EXEC
+ * (lp_pipeline.c): the gate sets one field of <stream>:producers per
+ * producer of the batch, and only when each holds the position just
+ * before the batch's; else the XADDs store nothing. Its events and the
+ * positions they reach are stored together or not at all, and a field
+ * moves only over stored positions. The value of a field is
  * "<pos> <unix-ms>[ <cursor>]": the last position stored, when, and the
  * cursor an input gives with it (the journal's: what to read next).
  *
  * After a lost reply (a reconnect, a Redis restart, a send killed) send
  * reads the field first: a batch whose positions are all at or below it
- * is stored already, and is counted as sent rather than sent again. For
- * that, positions are stored in order: a batch is never committed after
- * a later one of its producer (one re-sent after a failure gets new
- * positions, after every one given).
+ * is stored already, and is counted as sent rather than sent again. A
+ * batch that failed goes again with its positions, in order.
  *
  * stdin is one producer (its name unique per run unless --producer
  * names it). An input of several producers (--follow: one per file;
  * --journal: one with a cursor) gives each command its producer; a batch
  * may carry commands of up to LP_BATCH_PRODS producers, each range its
- * own, and its HSET then sets one field for each.
+ * own, and its gate then sets one field for each.
  */
 #define LP_PRODUCER_MAX 200     /* bytes of a producer name */
 #define LP_PRODUCERS_SUFFIX ":producers"
@@ -245,6 +246,87 @@ struct lp_event_rules;
  * Borrowed from s; valid after lp_send_open returned 0.
  */
 const struct lp_event_rules *lp_send_rules(const struct lp_send *s);
+
+/*
+ * Requests: events handed over by a front door (logpipe-http), each
+ * request stored whole or not at all: its commands go into one batch
+ * (a request larger than --batch is a batch of its own), and done() is
+ * called once, when every command is answered by Redis (STORED), or is
+ * in the WAL and synced (WAL), or when the request failed (FAILED). The
+ * engine runs on one thread: done() is called from inside the engine's
+ * calls (lp_send_serve's loop, a submit), and must not call the engine.
+ */
+enum { LP_REQ_STORED = 1, LP_REQ_WAL, LP_REQ_FAILED };
+
+struct lp_send_req_result {
+    int how;                    /* LP_REQ_* */
+    uint64_t events, dlq;       /* its commands stored (or in the WAL) */
+    uint64_t failed;            /* refused by Redis for good inside its
+                                   batch (WRONGTYPE...): not stored */
+    int maybe;                  /* FAILED after a lost reply: Redis may
+                                   have stored it (a retry with the same
+                                   idempotency key is exact) */
+    const char *error;          /* FAILED: why */
+    const char *first, *last;   /* stream IDs of its first and last event
+                                   ("": none, or in the WAL) */
+};
+
+typedef void lp_send_req_fn(void *ctx, const struct lp_send_req_result *r);
+
+struct lp_send_req;
+struct lp_jevent;
+struct lp_dlq_rec;
+
+/* A request to fill; done(ctx, result) is called once it is over. NULL
+ * when out of memory. */
+struct lp_send_req *lp_send_req_begin(struct lp_send *s, lp_send_req_fn *done,
+                                      void *ctx);
+
+/* Adds an event, txt[0..n) as lp_event_check judged it (ev: its cuts), or
+ * a dead letter. 0, or -1 out of memory. */
+int lp_send_req_event(struct lp_send_req *q, const char *txt, size_t n,
+                      const struct lp_jevent *ev);
+int lp_send_req_dlq(struct lp_send_req *q, const struct lp_dlq_rec *rec);
+
+/* How many events and dead letters q holds. */
+uint64_t lp_send_req_count(const struct lp_send_req *q);
+
+/* With --rate: the bucket q takes its tokens from (the client's name;
+ * none: the one bucket of ""), all of them or none. key is copied. 0, or
+ * -1 out of memory. */
+int lp_send_req_key(struct lp_send_req *q, const char *key, size_t len);
+
+/* What lp_send_req_submit did */
+enum {
+    LP_REQ_QUEUED = 0,          /* taken: done() comes (maybe already) */
+    LP_REQ_UNAVAILABLE,         /* Redis does not answer and no WAL: not
+                                   taken, *retry_after_ms the wait */
+    LP_REQ_LIMITED,             /* over --rate: not taken, *retry_after_ms
+                                   until its tokens are there (-1: never,
+                                   more events than --burst) */
+    LP_REQ_EMPTY                /* no command: done() was called */
+};
+
+/* Hands q to the engine (q is the engine's from then on, whatever the
+ * answer; not taken: freed, nothing stored, done() not called). */
+int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms);
+
+/* Drops a request not submitted: nothing of it is stored. */
+void lp_send_req_abort(struct lp_send_req *q);
+
+/*
+ * The loop of a front door: polls fd (the door's, for POLLIN; -1: none)
+ * beside Redis, and calls ready(ctx) when it is readable or c->due says
+ * its time came (c->tick is called from the waits as for lp_send_run);
+ * sends batches on --linger and --batch, takes replies, re-sends the WAL,
+ * until a stop; then sends what is in hand and waits for it. A Redis
+ * failure without a WAL fails the requests in flight at once (FAILED,
+ * maybe after a lost reply) instead of retrying them for --timeout, and
+ * submits answer UNAVAILABLE until a connection is made again. Returns
+ * as lp_send_run.
+ */
+int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
+                  void *ctx);
 
 /* --rate-key's outcome, as lp_jq_status: 0, or 65/78 with msg. */
 int lp_send_rate_key_outcome(struct lp_send *s, char *msg);

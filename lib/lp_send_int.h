@@ -64,25 +64,46 @@ struct lp_cmd {
     uint64_t pos;               /* its position in that producer */
     uint64_t line_start;        /* input offset of its line */
     uint64_t wend;              /* LP_BATCH_REPLAY: segment offset after it */
+    struct lp_send_req *req;    /* the request it is of (lp_send_serve),
+                                   until its outcome is counted there */
+};
+
+/* A request of a front door (lp_send.h): its commands, made before it is
+ * submitted, then counted down as Redis answers them. */
+struct lp_send_req {
+    struct lp_send *s;
+    lp_send_req_fn *done;
+    void *ctx;
+    struct lp_buf blob;         /* its commands, back to back */
+    uint32_t *at;               /* where each starts in blob, its kind in
+                                   the top bit (1: a dead letter) */
+    size_t n, cap;
+    size_t pending;             /* submitted commands not answered yet */
+    struct lp_send_req_result r;
+    char *key;                  /* --rate's bucket (NULL: "") */
+    size_t klen;
+    char first[48], last[48];
+    char error[LP_ERRLEN];
 };
 
 #define LP_NOPROD 0xffff
 #define LP_BATCH_PRODS 64       /* producers in one batch at most */
 
 /* A producer of commands in a batch (lp_send.h: struct lp_producer): its
- * name and cursor live in the batch's pbuf; last is the position its
- * field is set to when the batch commits. */
+ * name and cursor live in the batch's pbuf. The batch moves its field
+ * from position "from" to "to" (make_gate): with commands, from their
+ * positions; without (a cursor only: lines that made no command), from
+ * base to base, base being its last position when the cursor was set. */
 struct lp_bprod {
     uint32_t name, namelen, cursor, cursorlen;
-    uint64_t last;
+    uint64_t base;
+    uint64_t from, to;
 };
 
 /* A committed position read from Redis on this connection */
 struct lp_pcache {
     char name[LP_PRODUCER_MAX + 1];
     uint64_t pos;
-    uint64_t cur;               /* its cursor as a number (--follow's
-                                   offsets), 0 when none */
 };
 
 struct lp_batch {
@@ -91,7 +112,9 @@ struct lp_batch {
     size_t n;
     size_t cap;                 /* room in ev: --batch, more for a
                                    --follow line that crosses it */
-    /* sent as MULTI, the commands, HSET <stream>:producers, EXEC: */
+    /* sent as MULTI, the gate (a script that commits the producers'
+     * positions, or makes the commands store nothing), the commands, the
+     * gate's undoing, EXEC (lp_pipeline.c): */
     size_t nwire;               /* replies it is owed on the wire */
     size_t wire;                /* replies received of them */
     size_t replied;             /* n once EXEC answered, else 0 */
@@ -105,10 +128,14 @@ struct lp_batch {
     int numbered;               /* its commands have positions */
     int answered;               /* EXEC's reply came: what became of each
                                    command is known */
+    int gated;                  /* sent with the gate (it has producers) */
     char qerr[160];             /* the first error while queueing */
-    struct lp_buf tail;         /* HSET ... EXEC, made when sent */
-    struct lp_bprod prods[LP_BATCH_PRODS];
+    struct lp_buf head;         /* MULTI and the gate, made when sent */
+    struct lp_buf tail;         /* the undoing and EXEC */
+    struct lp_bprod prods[LP_BATCH_PRODS + 1];  /* and room for the run's
+                                                   own (lp_pipeline_resolve) */
     int nprods;
+    int hint;                   /* the index lp_batch_prod gave last */
     struct lp_buf pbuf;         /* the producers' names and cursors */
     int source;                 /* LP_BATCH_INPUT or LP_BATCH_REPLAY */
     int64_t opened_ms;          /* monotonic time of its first event */
@@ -134,7 +161,11 @@ struct lp_send {
     /* the producer (lp_send.h): stdin's, or --producer */
     char producer[LP_PRODUCER_MAX + 1];
     char pkey[512];             /* <stream>:producers */
+    char shold[512], dhold[512];  /* <stream>:send-hold, <dlq>:send-hold:
+                                     where the gate puts them aside */
     uint64_t next_pos;          /* the position of the next command */
+    uint64_t acked;             /* the run's producer: its positions up to
+                                   here are committed, as answered */
     uint64_t pos_floor;         /* positions of ours in the WAL: at most */
     uint64_t skip_upto;         /* --position: stored by the first run */
     int renumbered;             /* commands went again with new positions:
@@ -152,6 +183,11 @@ struct lp_send {
     int pruned;                 /* --producer-ttl's pruning was done */
     int old_wal_said;           /* an old WAL's records were said once */
     struct lp_buf out_ids;      /* --ids output */
+    /* lp_send_serve */
+    int serving;
+    struct lp_send_req *cur_req;  /* the request being submitted */
+    int64_t down_until;         /* mono ms: no WAL, Redis failed: submits
+                                   answer UNAVAILABLE until then */
     /* --journal */
     struct lp_jsource *js;
     struct lp_buf jcur;         /* the cursor of the entry being sent
@@ -166,8 +202,10 @@ struct lp_send {
     size_t fprodlen, fbase;     /* its length; that of "<producer>:" */
     char fcur[24];              /* the offset after that line */
     size_t fcurlen;
-    int mid_line;               /* the commands of one line are being
-                                   added: a batch is not cut inside it */
+    uint64_t *fseq;             /* its file's counter of positions */
+    int mid_line;               /* the commands of one line (or request)
+                                   are being added: a batch is not cut
+                                   inside it */
     int want_dispatch;          /* the batch filled meanwhile */
     struct lp_buf forget;       /* identities to drop, NUL after each */
     char host[256];
@@ -218,6 +256,13 @@ static inline const char *lp_plural(uint64_t n, const char *one,
     return n == 1 ? one : many;
 }
 
+/* b holds something to send: commands, or a cursor to commit (lines
+ * that made no command) */
+static inline int lp_batch_busy(const struct lp_batch *b)
+{
+    return b->n > 0 || b->nprods > 0;
+}
+
 /* A stop signal came, or the engine stopped itself (--ids lost stdout). */
 static inline int lp_send_stopping(const struct lp_send *s)
 {
@@ -238,6 +283,15 @@ _Noreturn void lp_send_oom(struct lp_send *s);
  * run when that is over, or Redis refuses for good. */
 void lp_send_recover(struct lp_send *s, const char *why);
 
+/* Request q's command e was answered: stored (ok), or refused for good
+ * (error, the reply's text). done() comes when it was the last. */
+void lp_req_answered(struct lp_send *s, struct lp_cmd *e, int ok,
+                     const char *id, size_t idn, const char *error);
+
+/* Every command of a request in b that is written to the WAL and synced
+ * counts as kept (LP_REQ_WAL). */
+void lp_req_in_wal(struct lp_send *s, struct lp_batch *b);
+
 /* ---- lp_pipeline.c ------------------------------------------------------ */
 
 /* The XADD of every event up to its data, in s->prefix; the batches'
@@ -248,6 +302,9 @@ int lp_pipeline_init(struct lp_send *s);
  * input batch; returns where its command starts. */
 size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
                               const struct lp_jevent *ev);
+/* The same into blob; -1 out of memory. */
+int lp_pipeline_xadd_to(struct lp_send *s, struct lp_buf *blob,
+                        const char *txt, size_t n, const struct lp_jevent *ev);
 
 /* Appends the XADD of dead letter rec to the DLQ to the input batch;
  * returns where it starts. */
@@ -282,21 +339,6 @@ void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b,
  * (an I/O error: the connection is closed; an error reply). */
 int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
                           uint64_t *pos, char *err);
-/* The same, with the field's cursor read as a number (0: none, or not a
- * number) into *cur. */
-int lp_pipeline_committed_cur(struct lp_send *s, const char *name,
-                              size_t len, uint64_t *pos, uint64_t *cur,
-                              char *err);
-
-/* --follow: a command of b that goes again after later ones of its
- * producer (behind them in the WAL, or after them on a new connection)
- * commits a cursor no lower than theirs: for each producer of b, the
- * highest cursor of the same producer in the ring's batches
- * (ring != 0) and in *cur_of's answer (committed in Redis). The cursors
- * are --follow's, numbers. */
-void lp_batch_raise_cursors(struct lp_send *s, struct lp_batch *b,
-                            int ring, int committed);
-
 /* Parses a decimal cursor (--follow's offsets); 0 when it is not one. */
 uint64_t lp_cursor_num(const char *p, size_t n);
 
@@ -307,29 +349,28 @@ int lp_pipeline_cursor(struct lp_send *s, struct lp_buf *out, char *err);
 /* Called on a connection where nothing is in flight, before anything is
  * sent on it: the input batches of the ring whose EXEC reply was lost and
  * whose positions are at or below the committed one are stored (counted
- * as sent, not sent again); the others get positions again, in order,
- * after the committed one. 0, or -1 with err. */
+ * as sent, not sent again); the others go again as they are (on the
+ * first connection of the run, stdin's get positions after the committed
+ * one). 0, or -1 with err. */
 int lp_pipeline_resolve(struct lp_send *s, char *err);
 
 /*
  * The index of producer name[0..len) in b's table (LP_BATCH_PRODS at most;
  * the caller ends the batch before it is full), added when new; a cursor
  * (clen > 0) replaces the one it had: the last of the batch is what its
- * field is set to. The one way a command gets its producer: stdin's
- * (lp_pipeline_number), the WAL's records (lp_spool_replay), and an input
- * of several producers to come (--follow: one a file; --journal: one with
- * its cursor), which sets each command's prod and pos as it adds it.
- * Today lp_pipeline_resolve and lp_spool_spill give new positions only to
- * the run's own producer: such an input numbers its commands itself and
- * resolves each of its producers the same way (lp_pipeline_committed).
+ * field is set to. The one way a command gets its producer: stdin's and
+ * the journal's (lp_pipeline_number), the WAL's records
+ * (lp_spool_replay), --follow's files (each numbers its commands with its
+ * own counter as they are added). A producer's positions go up by one
+ * from command to command: the gate commits a batch only right after the
+ * one before it.
  */
 uint16_t lp_batch_prod(struct lp_send *s, struct lp_batch *b,
                        const char *name, size_t len, const char *cursor,
                        size_t clen);
 
-/* Gives the commands of input batch b the next positions of ours (with
- * --follow, each command keeps its file's producer: the positions are
- * the run's one counter, above every position of its files). */
+/* Gives the commands of input batch b the next positions of ours
+ * (--follow's have theirs already, from their files). */
 void lp_pipeline_number(struct lp_send *s, struct lp_batch *b);
 
 /* Writes b whole. 0, or -1 with err (the connection is closed). */

@@ -325,11 +325,31 @@ void lp_spool_sync(struct lp_send *s)
         lp_spool_error(s, err);
 }
 
+/* The commands of b that failed though b was stored (an error inside
+ * EXEC): to the WAL as the run's own, with new positions. */
+static int requeue(struct lp_send *s, struct lp_batch *b)
+{
+    int any = 0;
+
+    for (size_t k = 0; k < b->n; k++) {
+        struct lp_cmd *e = &b->ev[k];
+        if (e->done || e->prod == LP_NOPROD)
+            continue;
+        append_rec(s, s->producer, strlen(s->producer), s->next_pos++, NULL,
+                   0, b->blob.p + e->cmd, e->cmdlen);
+        e->done = 3;            /* in the WAL again: done with here */
+        any = 1;
+        s->renumbered = 1;
+    }
+    return any;
+}
+
 /* Redis failed with batches of input in flight: everything not
- * acknowledged goes to the WAL, in order, and we are in WAL mode. A batch
- * whose EXEC answered that commands failed goes behind the others with
- * new positions: a later batch of ours may have been stored after it,
- * and the position then says it was too. */
+ * acknowledged goes to the WAL, in order, with its positions (a batch
+ * refused, or whose gate waited for it, stored nothing), and we are in WAL
+ * mode. A command that failed in a batch that was stored (its position
+ * committed all the same) goes behind the others as the run's own, with
+ * a new position. */
 void lp_spool_spill(struct lp_send *s, const char *why)
 {
     int behind = 0;
@@ -339,18 +359,13 @@ void lp_spool_spill(struct lp_send *s, const char *why)
         lp_pipeline_compact(s, &s->ring[(s->head + i) % LP_INFLIGHT], &behind);
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (!b->answered)
+        if (!b->answered || b->aborted)
             lp_spool_batch(s, b);
     }
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (b->answered) {
-            s->renumbered |= b->n > 0;
-            if (s->fl)          /* behind the others of its files */
-                lp_batch_raise_cursors(s, b, 1, 0);
-            lp_pipeline_number(s, b);
-            lp_spool_batch(s, b);
-        }
+        if (b->answered && !b->aborted)
+            requeue(s, b);
     }
     /* --follow in the middle of a line (its events wait for a token):
      * the input batch stays, and goes to the WAL behind these at its end,
@@ -358,6 +373,10 @@ void lp_spool_spill(struct lp_send *s, const char *why)
     if (!s->mid_line)
         lp_spool_batch(s, &s->in);
     lp_spool_sync(s);
+    /* the requests whose commands are in the WAL now are kept */
+    for (int i = 0; i < s->count; i++)
+        lp_req_in_wal(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
+    lp_req_in_wal(s, &s->in);
     while (s->count > 0)
         lp_pipeline_release(s);
     if (!s->mid_line)
@@ -391,18 +410,8 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
     lp_pipeline_collect(s);
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (!b->answered || b->aborted)
-            continue;
-        for (size_t k = 0; k < b->n; k++) {
-            struct lp_cmd *e = &b->ev[k];
-            if (e->done || e->prod == LP_NOPROD)
-                continue;
-            append_rec(s, s->producer, strlen(s->producer), s->next_pos++,
-                       NULL, 0, b->blob.p + e->cmd, e->cmdlen);
-            e->done = 3;        /* in the WAL again: done with here */
-            requeued = 1;
-            s->renumbered = 1;
-        }
+        if (b->answered && !b->aborted)
+            requeued |= requeue(s, b);
     }
     if (requeued) {
         lp_spool_sync(s);
@@ -475,9 +484,10 @@ void lp_spool_replay(struct lp_send *s)
         int rc;
         /* input waiting for the WAL goes first, behind what is there
          * (not a line's events before its end: --follow) */
-        if (s->in.n && !s->mid_line) {
+        if (lp_batch_busy(&s->in) && !s->mid_line) {
             lp_spool_batch(s, &s->in);
             lp_spool_sync(s);
+            lp_req_in_wal(s, &s->in);
             lp_batch_reset(&s->in);
         }
         rc = lp_wal_take(s->wal, &s->rseg, err);
@@ -499,7 +509,7 @@ void lp_spool_replay(struct lp_send *s)
            b->nprods < LP_BATCH_PRODS) {
         const char *pn = NULL, *cur = NULL;
         size_t pnl = 0, cl = 0, cmd = 0;
-        uint64_t pos = 0, committed;
+        uint64_t pos = 0, committed = 0;
         int prod;
         if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
             s->rseg_eof = 1;
@@ -555,6 +565,8 @@ void lp_spool_replay(struct lp_send *s)
         e->line_start = 0;
         e->pos = pos;
         e->prod = prod ? lp_batch_prod(s, b, pn, pnl, cur, cl) : LP_NOPROD;
+        if (prod)               /* its gate: on from Redis's position */
+            b->prods[e->prod].from = committed;
     }
     if (b->n == 0) {
         if (skipped_end && lp_wal_seg_ack(s->wal, s->rseg, skipped_end,

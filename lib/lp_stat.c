@@ -7,6 +7,7 @@
 #include "lp_buf.h"
 #include "lp_fs.h"
 #include "lp_journal.h"
+#include "lp_parse.h"
 #include "lp_stat.h"
 #include "lp_time.h"
 #include "lp_tree.h"
@@ -171,12 +172,11 @@ static int producers(struct lp_stat *s)
         cursor[n] = '\0';
         kv = lp_reply_at(rep, 1);
         for (size_t i = 0; i + 1 < lp_reply_len(kv); i += 2) {
-            size_t fl, vl, k = 0;
+            size_t fl, vl;
             const char *fn = lp_reply_str(lp_reply_at(kv, i), &fl);
             const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
             struct lp_stat_producer *p;
-            int64_t ms = 0;
-            int have_ms = 0;
+            struct lp_field fv;
             if (fn == NULL || v == NULL)
                 continue;
             if (f->nprod == cap) {
@@ -191,18 +191,11 @@ static int producers(struct lp_stat *s)
             }
             p = &f->prod[f->nprod];
             memset(p, 0, sizeof *p);
-            /* "<pos> <unix-ms>[ <cursor>]" */
-            for (; k < vl && v[k] >= '0' && v[k] <= '9'; k++)
-                p->pos = p->pos * 10 + (uint64_t)(v[k] - '0');
-            if (k < vl && v[k] == ' ')
-                for (k++; k < vl && v[k] >= '0' && v[k] <= '9'; k++) {
-                    ms = ms * 10 + (v[k] - '0');
-                    have_ms = 1;
-                }
-            p->age_ms = !have_ms ? -1 : ms < f->now ? f->now - ms : 0;
+            lp_field_parse(v, vl, &fv);
+            p->pos = fv.pos;
+            p->age_ms = !fv.have_ms ? -1 : fv.ms < f->now ? f->now - fv.ms : 0;
             if ((p->name = dupn(fn, fl)) == NULL ||
-                (k + 1 < vl && v[k] == ' ' &&
-                 (p->cursor = dupn(v + k + 1, vl - k - 1)) == NULL)) {
+                (fv.clen && (p->cursor = dupn(fv.cursor, fv.clen)) == NULL)) {
                 free(p->name);
                 lp_reply_free(rep);
                 return LP_STAT_ENOMEM;

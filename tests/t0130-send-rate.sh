@@ -165,9 +165,12 @@ test_expect_success 'SIGTERM while blocked: what was read is still sent' '
 '
 
 test_expect_success '--shared-rate without Redis permission: limits alone' '
-    rcli ACL SETUSER noeval on ">pw" "~*" "+@all" "-eval" >/dev/null &&
+    # every key send writes but the buckets (alone:rate:*)
+    rcli ACL SETUSER norate on ">pw" resetkeys "~alone" "~alone:producers" \
+        "~alone:send-hold" "~alone:dlq" "~alone:dlq:send-hold" "+@all" \
+        >/dev/null &&
     events 20 | LOGPIPE_REDIS_PASSWORD=pw expect_exit 65 logpipe-send \
-        -r redis://noeval@127.0.0.1:$REDIS_PORT/0 -s alone --rate 1/h \
+        -r redis://norate@127.0.0.1:$REDIS_PORT/0 -s alone --rate 1/h \
         --burst 4 --shared-rate --on-limit reject 2>err &&
     test_xlen -eq 4 alone &&
     grep_q "shared-rate: .*NOPERM.*limiting in this sender alone" err

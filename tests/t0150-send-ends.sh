@@ -91,7 +91,7 @@ test_expect_success 'the WAL refused for good (WRONGTYPE): 78, the events stay' 
     rcli SET logs:stream x >/dev/null &&
     expect_exit 78 logpipe-send --wal w --flush-wal --metrics m4.prom \
         2>err &&
-    grep_q "^logpipe-send: XADD logs:stream: WRONGTYPE" err &&
+    grep_q "^logpipe-send: WRONGTYPE logs:stream is a string, not a stream$" err &&
     grep_q "^logpipe-send: the events stay in the WAL w$" err &&
     grep_q "^logpipe_send_redis_errors_total 2$" m4.prom &&
     rcli DEL logs:stream >/dev/null &&

@@ -1,10 +1,10 @@
 #!/bin/sh
 # t0172-send-follow-oom.sh -- logpipe-send --follow while Redis answers
 # OOM (a small maxmemory, noeviction) and a drain frees memory: a batch
-# refused while a later one of the same files is stored goes again with
-# a cursor no lower than the later one's, so neither a restart nor the
-# retry stores a line twice or loses one (issue 15); send SIGKILLed three
-# times meanwhile; retrying itself, then through its WAL.
+# refused while the next one of the same file is on its way keeps the
+# next one out (its gate), both go again in order, so neither a restart
+# nor the retry stores a line twice or loses one (issue 15); send
+# SIGKILLed three times meanwhile; retrying itself, then through its WAL.
 . "$(dirname "$0")/lib.sh"
 
 N=40000
@@ -57,7 +57,7 @@ oom_round() {
 }
 
 # refused N [SEND OPTIONS]: 600 lines in two batches, the first refused
-# by Redis while the second is stored; then a restart: each line once
+# by Redis while the second is on its way; then a restart: each line once
 refused() {
     _d=ref$1
     shift
@@ -80,7 +80,7 @@ refused() {
     tally 600 got
 }
 
-test_expect_success 'a batch refused while the next is stored goes again with the later cursor' '
+test_expect_success 'a batch refused while the next is on its way: both again, in order' '
     rcli CONFIG SET maxmemory 0 >/dev/null
     refused 1
 '

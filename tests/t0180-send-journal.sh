@@ -126,9 +126,9 @@ test_expect_success 'a reply lost after Redis ran the batch: found stored, not s
     tally $N lgot
 '
 
-test_expect_success 'a batch refused while the next is stored: its cursor does not go back' '
-    # two batches: the first refused (EXECABORT), the second stored; the
-    # first goes again last, and must commit the cursor of the second
+test_expect_success 'a batch refused while the next is on its way: both again, in order' '
+    # two batches: the first refused (EXECABORT); the gate keeps the
+    # second out; both go again, and the cursor ends after the second
     LOGPIPE_TEST_REFUSE_BATCH=1 logpipe-send --journal --journal-dir j \
         --from-start --stream x --batch $((N / 2)) 2>x.err &
     pid=$!
@@ -217,6 +217,19 @@ test_expect_success 'an oversized entry is cut to --max-line; too small for any:
     grep_q "journal: entry 2: longer than --max-line (60 bytes) even cut: skipped" b2.err
     grep_q "3 invalid events in 3 entries" b2.err
     test "$(rcli XLEN b2)" = 0
+'
+
+test_expect_success 'entries that made no command move the cursor: not read again' '
+    # the run above rejected all three (their cursor committed alone); a
+    # run with room for them reads only the entry written after it
+    logpipe-send --journal --journal-dir big --from-start --stream b2 \
+        2>b3.err &
+    pid=$!
+    journal big/z.journal 4 1
+    wait_for 30 test_xlen -ge 1 b2
+    kill -TERM $pid
+    expect_exit 0 wait $pid
+    test "$(jseqs b2)" = 4
 '
 
 test_expect_success 'no cursor yet: from the end of the journal, not its start' '

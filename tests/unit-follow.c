@@ -129,20 +129,21 @@ struct got {
     char text[256];
     char id[LP_FOLLOW_IDLEN];
     uint64_t end;
+    uint64_t seq;               /* the caller's counter after it */
     int partial;
 };
 
 /* The positions a caller would have committed: id -> end. */
 struct pos {
     char id[LP_FOLLOW_IDLEN];
-    uint64_t end;
+    uint64_t end, seq;
 };
 static struct pos committed[4096];
 static size_t ncommitted;
 static char forgotten[64][LP_FOLLOW_IDLEN];
 static size_t nforgotten;
 
-static void commit(const char *id, uint64_t end)
+static void commit(const char *id, uint64_t end, uint64_t seq)
 {
     size_t i;
 
@@ -158,6 +159,7 @@ static void commit(const char *id, uint64_t end)
         snprintf(committed[i].id, sizeof committed[i].id, "%s", id);
     }
     committed[i].end = end;
+    committed[i].seq = seq;
 }
 
 static void forget(const char *id)
@@ -182,7 +184,7 @@ static struct lp_follow *restart(const struct lp_follow_conf *c)
 
     for (i = 0; i < ncommitted; i++)
         if (lp_follow_position(f, committed[i].id, committed[i].end,
-                               err) < 0) {
+                               committed[i].seq, err) < 0) {
             fprintf(stderr, "lp_follow_position: %s\n", err);
             exit(2);
         }
@@ -208,7 +210,8 @@ static int step(struct lp_follow *f, struct lp_follow_line *ln, long *left)
             continue;
         }
         if (rc != LP_FOLLOW_IDLE) {
-            commit(ln->id, ln->end);
+            /* the caller numbers its lines with the file's counter */
+            commit(ln->id, ln->end, ++*ln->seq);
             return rc;
         }
         if (*left <= 0)
@@ -244,6 +247,7 @@ static size_t get(struct lp_follow *f, struct got *g, size_t max, long ms)
         snprintf(g[n].text, sizeof g[n].text, "%.*s", (int)ln.len, ln.p);
         snprintf(g[n].id, sizeof g[n].id, "%s", ln.id);
         g[n].end = ln.end;
+        g[n].seq = *ln.seq;
         g[n].partial = ln.partial;
         n++;
     }
@@ -487,15 +491,19 @@ static void test_restart(void)
        strcmp(g[0].id, g[2].id) == 0, "to the line after the rename");
     ok(n == 4 && strcmp(g[3].text, "b1") == 0 &&
        strcmp(g[3].id, g[0].id) != 0, "the new file under its identity");
+    ok(n == 4 && g[0].seq == 2 && g[1].seq == 3 && g[2].seq == 4,
+       "the old file's counter goes on from the one handed in, across "
+       "the rename");
+    ok(n == 4 && g[3].seq == 1, "the new file's starts at 0");
     ok(quiet(f, 300), "nothing twice");
     lp_follow_free(f);
 
     /* again with nothing new: nothing is read twice */
     f = restart(&c);
     ok(quiet(f, 300), "a restart with every position: nothing again");
-    ok(lp_follow_position(f, "not-an-id", 1, err) < 0,
+    ok(lp_follow_position(f, "not-an-id", 1, 0, err) < 0,
        "a string that is no identity is refused");
-    ok(lp_follow_position(f, "801-0A-10-0000000000000001-0", 1, err) < 0,
+    ok(lp_follow_position(f, "801-0A-10-0000000000000001-0", 1, 0, err) < 0,
        "one not written as we write them too");
     lp_follow_free(f);
 }
@@ -529,6 +537,7 @@ static void test_truncate(void)
     is_int(n, 1, "the line after the cut");
     is_str(g[0].text, "after", "read from the start again");
     ok(strcmp(g[0].id, old) != 0, "under a new identity");
+    ok(g[0].seq == 1, "its counter from 0 again");
     is_int(warnings, 1, "said once");
     ok(strstr(last_warning, "truncated") != NULL, "as truncated: %s",
        last_warning);

@@ -1120,8 +1120,37 @@ static void test_stream_id(void)
     sid_is("1-99999999999999999999", -1, 0, 0);
 }
 
+/* send's producer fields: "<pos> <unix-ms>[ <cursor>]" */
+static void test_field(void)
+{
+    struct lp_field f;
+    const char *v;
+
+    v = "1500 1796515199000";
+    lp_field_parse(v, strlen(v), &f);
+    ok(f.pos == 1500 && f.ms == 1796515199000 && f.have_ms &&
+       f.cursor == NULL, "a field: position and time, no cursor");
+    v = "7 1796515199000 4096";
+    lp_field_parse(v, strlen(v), &f);
+    ok(f.pos == 7 && f.clen == 4 && memcmp(f.cursor, "4096", 4) == 0,
+       "with a cursor (an offset)");
+    v = "7 1 s=ab;i=1 x";
+    lp_field_parse(v, strlen(v), &f);
+    ok(f.clen == 10 && memcmp(f.cursor, "s=ab;i=1 x", 10) == 0,
+       "the cursor is the rest, spaces and all");
+    v = "42";
+    lp_field_parse(v, strlen(v), &f);
+    ok(f.pos == 42 && !f.have_ms && f.cursor == NULL, "a position alone");
+    v = "x";
+    lp_field_parse(v, strlen(v), &f);
+    ok(f.pos == 0 && !f.have_ms && f.cursor == NULL, "no number: 0");
+    lp_field_parse("", 0, &f);
+    ok(f.pos == 0 && f.cursor == NULL, "empty: 0");
+}
+
 int main(void)
 {
+    test_field();
     test_duration();
     test_size();
     test_uint();

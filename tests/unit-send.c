@@ -14,6 +14,7 @@
 #include "lp_redis.h"
 #include "lp_resp.h"
 #include "lp_send.h"
+#include "lp_sig.h"
 #include "lp_time.h"
 #include "lp_url.h"
 #include "tap.h"
@@ -194,6 +195,179 @@ static void test_engine(const char *dir)
     unlink(path);
 }
 
+/* ---- requests: a front door's events (lp_send_serve) -------------------- */
+
+struct door {
+    struct lp_send *s;
+    int fds[2];                 /* a byte written: the next request */
+    int next, nreq, over;       /* submitted, to submit, done() calls */
+    int sizes[8];               /* events in each request */
+    int said[8];                /* what lp_send_req_submit answered */
+    int64_t retry[8];
+    struct lp_send_req_result r[8];
+    char first[8][48], last[8][48], error[8][200];
+};
+
+static void req_done(void *ctx, const struct lp_send_req_result *r)
+{
+    struct door *d = *(struct door **)ctx;
+    int i = (int)(intptr_t)((struct door **)ctx)[1];
+
+    d->r[i] = *r;
+    snprintf(d->first[i], sizeof d->first[i], "%s", r->first);
+    snprintf(d->last[i], sizeof d->last[i], "%s", r->last);
+    snprintf(d->error[i], sizeof d->error[i], "%s", r->error ? r->error : "");
+    d->r[i].error = NULL;
+    if (++d->over == d->nreq)
+        lp_stop = 1;            /* all answered: the loop may end */
+}
+
+static void *ctxs[8][2];
+
+/* ready: one request a byte read */
+static void door_ready(void *ctx)
+{
+    struct door *d = ctx;
+    char b;
+
+    while (read(d->fds[0], &b, 1) == 1 && d->next < d->nreq) {
+        int i = d->next++;
+        struct lp_send_req *q;
+        ctxs[i][0] = d;
+        ctxs[i][1] = (void *)(intptr_t)i;
+        q = lp_send_req_begin(d->s, req_done, ctxs[i]);
+        for (int k = 0; k < d->sizes[i]; k++) {
+            char ev[64];
+            int n = snprintf(ev, sizeof ev, "{\"req\":%d,\"k\":%d}", i, k);
+            lp_send_req_event(q, ev, (size_t)n, NULL);
+        }
+        d->said[i] = lp_send_req_submit(q, &d->retry[i]);
+        if ((d->said[i] == LP_REQ_UNAVAILABLE ||
+             d->said[i] == LP_REQ_LIMITED) && ++d->over == d->nreq)
+            lp_stop = 1;
+    }
+}
+
+/* serve REQUESTS (their sizes) through engine c; the door's record */
+static void serve(struct door *d, struct lp_send_conf *c, const int *sizes,
+                  int nreq)
+{
+    struct lp_notify nt = { hear, NULL };
+    char err[LP_ERRLEN];
+
+    memset(d, 0, sizeof *d);
+    d->nreq = nreq;
+    memcpy(d->sizes, sizes, (size_t)nreq * sizeof *sizes);
+    if (pipe(d->fds) < 0)
+        exit(2);
+    for (int i = 0; i < nreq; i++)
+        if (write(d->fds[1], "x", 1) != 1)
+            exit(2);
+    close(d->fds[1]);
+    d->s = lp_send_new(c, &nt, err);
+    if (d->s == NULL || lp_send_open(d->s, err) != 0) {
+        fprintf(stderr, "engine: %s\n", err);
+        exit(2);
+    }
+    lp_stop = 0;
+    lp_send_serve(d->s, d->fds[0], door_ready, d);
+    lp_stop = 0;
+    close(d->fds[0]);
+}
+
+static void test_requests(const char *good, const char *dir)
+{
+    struct lp_send_conf c;
+    struct door d;
+    char wal[4096];
+    const struct lp_send_counts *n;
+    static const int four[4] = { 2, 2, 5, 0 };
+    static const int one[1] = { 3 };
+
+    url = good;
+    c = conf("t:req", NULL, 0);
+    c.batch = 3;
+    serve(&d, &c, four, 4);
+    for (int i = 0; i < 3; i++) {
+        is_int(d.said[i], LP_REQ_QUEUED, "request %d taken", i);
+        is_int(d.r[i].how, LP_REQ_STORED, "request %d stored", i);
+        is_int((long long)d.r[i].events, four[i], "all its events");
+        ok(d.first[i][0] && d.last[i][0], "with its first and last IDs");
+    }
+    is_int(d.said[3], LP_REQ_EMPTY, "an empty request: done at once");
+    is_int(d.r[3].how, LP_REQ_STORED, "as stored");
+    n = lp_send_counts(d.s);
+    is_int(n->batches, 3, "each request whole in one batch: 2, 2, 5 in "
+           "batches of 3 are three batches");
+    is_int(xlen("t:req"), 9, "the stream holds the nine");
+    lp_send_free(d.s);
+
+    /* Redis refuses a batch, no WAL: its request fails at once, not
+     * stored; the next submit waits for the backoff */
+    c = conf("t:req2", NULL, 0);
+    c.test_refuse = 1;
+    serve(&d, &c, one, 1);
+    is_int(d.r[0].how, LP_REQ_FAILED, "a refused batch: its request fails");
+    is_int(d.r[0].maybe, 0, "not stored (Redis answered)");
+    ok(strstr(d.error[0], "unknown command") != NULL, "saying why: %s",
+       d.error[0]);
+    is_int(xlen("t:req2"), 0, "nothing stored");
+    {
+        struct lp_send_req *q = lp_send_req_begin(d.s, req_done, ctxs[0]);
+        int64_t ra = 0;
+        lp_send_req_event(q, "{}", 2, NULL);
+        is_int(lp_send_req_submit(q, &ra), LP_REQ_UNAVAILABLE,
+               "a request right after: unavailable");
+        ok(ra > 0, "with the wait: %lld ms", (long long)ra);
+    }
+    lp_send_free(d.s);
+
+    /* --rate: a request takes all its tokens or none */
+    {
+        static const int three[3] = { 3, 3, 10 };
+        c = conf("t:req5", NULL, 0);
+        c.rate = 1.0 / 3600000;
+        c.burst = 4;
+        serve(&d, &c, three, 3);
+        is_int(d.said[0], LP_REQ_QUEUED, "--rate: 3 of a burst of 4 pass");
+        is_int(d.r[0].how, LP_REQ_STORED, "and are stored");
+        is_int(d.said[1], LP_REQ_LIMITED, "3 more with 1 token left: "
+               "limited, whole");
+        ok(d.retry[1] > 3000000, "until 2 more come: %lld ms",
+           (long long)d.retry[1]);
+        is_int(d.said[2], LP_REQ_LIMITED, "10, over the burst: limited");
+        is_int(d.retry[2], -1, "for ever");
+        is_int(xlen("t:req5"), 3, "only the first is in the stream");
+        lp_send_free(d.s);
+    }
+
+    /* Redis away, no WAL: unavailable at once, nothing waits */
+    url = "redis://127.0.0.1:1";
+    c = conf("t:req3", NULL, 0);
+    serve(&d, &c, one, 1);
+    is_int(d.said[0], LP_REQ_UNAVAILABLE, "Redis away, no WAL: unavailable");
+    ok(d.retry[0] > 0, "with a wait to retry after");
+    lp_send_free(d.s);
+
+    /* Redis away, a WAL: kept there, synced, and said so */
+    snprintf(wal, sizeof wal, "%s/wal", dir);
+    c = conf("t:req4", NULL, 0);
+    c.wal = wal;
+    c.wal_max = 1 << 20;
+    serve(&d, &c, one, 1);
+    is_int(d.said[0], LP_REQ_QUEUED, "Redis away, a WAL: taken");
+    is_int(d.r[0].how, LP_REQ_WAL, "kept in the WAL");
+    is_int((long long)d.r[0].events, 3, "all three");
+    lp_send_free(d.s);
+    url = good;
+    {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", wal);
+        if (system(cmd) != 0)
+            ok(0, "rm -rf %s", wal);
+    }
+}
+
 /* ---- the rules a front door borrows ------------------------------------- */
 
 /* lp_send_rules: the engine's own checks, as lp_send_open compiled them
@@ -267,7 +441,9 @@ int main(void)
     if (url == NULL || mkdtemp(dir) == NULL) {
         printf("# no Redis (LOGPIPE_REDIS_URL): the engine not run\n");
     } else {
+        const char *good = url;
         test_engine(dir);
+        test_requests(good, dir);
         rmdir(dir);
     }
     lp_buf_free(&said);
