@@ -11,23 +11,25 @@ if perl -MSocket=:all -e 'socket(my $s, PF_INET6, SOCK_STREAM, 0) or exit 1;
     have_v6=1
 fi
 
-# passfd PORTFILE CMD...: a listening socket on 127.0.0.1 (a port of the
-# kernel's, written to PORTFILE) handed to CMD as fd 3, as systemd does
-passfd() {
-    perl -MSocket -MPOSIX=dup2 -e '
-        my $f = shift;
-        $^F = 10;       # no close-on-exec for the descriptors made below
-        socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
-        bind($s, pack_sockaddr_in(0, inet_aton("127.0.0.1"))) or die "bind: $!\n";
-        listen($s, 16) or die "listen: $!\n";
-        my ($port) = unpack_sockaddr_in(getsockname($s));
-        open(my $o, ">", $f) or die "$f: $!\n"; print $o "$port\n"; close $o;
-        dup2(fileno($s), 3) == 3 or die "dup2: $!\n";
-        $ENV{LISTEN_FDS} = 1;
-        $ENV{LISTEN_PID} = $ENV{PASSFD_PID} // $$;
-        exec @ARGV or die "exec: $!\n";
-    ' "$@"
-}
+# passfd.pl PORTFILE CMD...: a listening socket on 127.0.0.1 (a port of
+# the kernel's, written to PORTFILE) handed to CMD as fd 3, as systemd
+# does; CMD is exec'd, so $! of "perl passfd.pl ... &" is CMD's pid (a
+# shell function in the background would leave CMD behind its subshell)
+cat >passfd.pl <<'EOF'
+use Socket;
+use POSIX qw(dup2);
+my $f = shift;
+$^F = 10;       # no close-on-exec for the descriptors made below
+socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
+bind($s, pack_sockaddr_in(0, inet_aton("127.0.0.1"))) or die "bind: $!\n";
+listen($s, 16) or die "listen: $!\n";
+my ($port) = unpack_sockaddr_in(getsockname($s));
+open(my $o, ">", $f) or die "$f: $!\n"; print $o "$port\n"; close $o;
+dup2(fileno($s), 3) == 3 or die "dup2: $!\n";
+$ENV{LISTEN_FDS} = 1;
+$ENV{LISTEN_PID} = $ENV{PASSFD_PID} // $$;
+exec @ARGV or die "exec: $!\n";
+EOF
 
 if [ $have_v6 = 1 ]; then
     start_httpd two --listen 127.0.0.1:0 --listen '[::1]:0'
@@ -65,8 +67,8 @@ test_expect_success 'an address in use is said' '
 '
 
 test_expect_success 'LISTEN_FDS: the socket passed as fd 3 is served' '
-    { passfd port "$TOP/tests/unit-httpd" serve --systemd --addr-file pf.addr \
-        --items pf.items 2>pf.err & } &&
+    { perl passfd.pl port "$TOP/tests/unit-httpd" serve --systemd \
+        --addr-file pf.addr --items pf.items 2>pf.err & } &&
     echo $! >pf.pid && cat pf.pid >>"$TMP/.pids" &&
     wait_for 20 test -s pf.addr &&
     test "$(cat pf.addr)" = "127.0.0.1:$(cat port)" &&
@@ -77,7 +79,7 @@ test_expect_success 'LISTEN_FDS: the socket passed as fd 3 is served' '
 '
 
 test_expect_success 'LISTEN_PID of another process: not ours, nothing to listen on' '
-    PASSFD_PID=1 expect_exit 69 passfd port2 "$TOP/tests/unit-httpd" serve --systemd 2>err &&
+    PASSFD_PID=1 expect_exit 69 perl passfd.pl port2 "$TOP/tests/unit-httpd" serve --systemd 2>err &&
     grep_q "no socket to listen on" err
 '
 
