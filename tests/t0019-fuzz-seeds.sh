@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 CC=${FUZZ_CC:-clang}
-names="json layout wal reply gz httpbody otlp"
+names="json layout wal reply gz httpbody otlp httpd"
 probe() {
     printf '%s\n' '#include <stddef.h>' \
         'int LLVMFuzzerTestOneInput(const unsigned char *d, size_t n);' \
