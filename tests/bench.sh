@@ -213,13 +213,22 @@ batches() {
 batches multi txn >multi.resp
 batches lua lua >lua.resp
 resp plain >plain.resp
-t_plain=$(secs sh -c "redis-cli -p $FAST --pipe <plain.resp >/dev/null")
-t_multi=$(secs sh -c "redis-cli -p $FAST --pipe <multi.resp >/dev/null")
-t_lua=$(secs sh -c "redis-cli -p $FAST --pipe <lua.resp >/dev/null")
+# three rounds, the three ways in turn, the best time of each: one run
+# of a second is at the mercy of the machine's other work
+t_plain=9999 t_multi=9999 t_lua=9999
+for round in 1 2 3; do
+    redis-cli -p "$FAST" DEL txn lua plain txn:producers lua:producers >/dev/null
+    t=$(secs sh -c "redis-cli -p $FAST --pipe <plain.resp >/dev/null")
+    t_plain=$(awk -v a="$t_plain" -v b="$t" 'BEGIN { print (b < a) ? b : a }')
+    t=$(secs sh -c "redis-cli -p $FAST --pipe <multi.resp >/dev/null")
+    t_multi=$(awk -v a="$t_multi" -v b="$t" 'BEGIN { print (b < a) ? b : a }')
+    t=$(secs sh -c "redis-cli -p $FAST --pipe <lua.resp >/dev/null")
+    t_lua=$(awk -v a="$t_lua" -v b="$t" 'BEGIN { print (b < a) ? b : a }')
+done
 test_xlen -eq "$N" txn && test_xlen -eq "$N" lua ||
     { echo "a batch of the transaction or the script was refused" >&2; exit 1; }
 p=$(per "$N" "$t_plain"); m=$(per "$N" "$t_multi"); l=$(per "$N" "$t_lua")
-row "gated MULTI/EXEC batches, events/s" "$m" ev/s "plain XADDs" "$p" "$(div "$m" "$p")" "≥ 0.9" "$(verdict "$(div "$m" "$p")" 0.9)"
+row "gated MULTI/EXEC batches, events/s (best of 3)" "$m" ev/s "plain XADDs" "$p" "$(div "$m" "$p")" "≥ 0.9" "$(verdict "$(div "$m" "$p")" 0.9)"
 say "the same batches as one Lua script (EVALSHA): $l events/s, $(div "$l" "$p") of plain XADDs"
 [ "$(redis-cli -p "$FAST" --raw HGET txn:producers bench | cut -d" " -f1)" = "$N" ] ||
     { echo "the gate did not commit every batch" >&2; exit 1; }
