@@ -1409,6 +1409,22 @@ static void follow_open(struct lp_send *s)
     s->name = "--follow";
 }
 
+/* v in decimal into o (room for 20 digits): its length. A line's offset
+ * is written so for every line read: snprintf was a tenth of --follow's
+ * instructions (callgrind). */
+static size_t u64dec(char *o, uint64_t v)
+{
+    char t[20];
+    size_t n = 0;
+
+    do
+        t[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        o[i] = t[n - 1 - i];
+    return n;
+}
+
 /* The producer of a file's lines: "<producer>:<identity>". */
 static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
 {
@@ -1419,8 +1435,7 @@ static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
     memcpy(s->fprod + s->fbase, fl->id, n);
     s->fprodlen = s->fbase + n;
     s->fprod[s->fprodlen] = '\0';
-    s->fcurlen = (size_t)snprintf(s->fcur, sizeof s->fcur, "%" PRIu64,
-                                  fl->end);
+    s->fcurlen = u64dec(s->fcur, fl->end);
     s->fseq = fl->seq;
 }
 
