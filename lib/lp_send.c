@@ -2007,6 +2007,23 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
     return 0;
 }
 
+void lp_send_stop(struct lp_send *s)
+{
+    s->stop = 1;
+}
+
+void lp_send_state(const struct lp_send *s, struct lp_send_state *st)
+{
+    int64_t now = lp_mono_ms();
+
+    st->connected = lp_redis_connected(s->r);
+    st->walmode = s->walmode;
+    st->wal_bytes = s->wal ? lp_wal_bytes(s->wal) : 0;
+    st->down_ms = !s->wal && s->down_until > now ? s->down_until - now : 0;
+    st->inflight = s->count;
+    st->waiting = s->in.n;
+}
+
 int lp_send_status(const struct lp_send *s)
 {
     return s->exit_code;

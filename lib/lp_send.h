@@ -328,6 +328,25 @@ void lp_send_req_abort(struct lp_send_req *q);
 int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
                   void *ctx);
 
+/* Ends lp_send_serve as a stop signal would, from the door's own calls
+ * (ready, tick): what is in hand is sent and waited for, then it
+ * returns. The door calls it once it has no request in hand (SIGTERM:
+ * stop taking connections, answer those in hand, then this). */
+void lp_send_stop(struct lp_send *s);
+
+/* What a front door tells its health and metrics from. */
+struct lp_send_state {
+    int connected;              /* a connection to Redis is up */
+    int walmode;                /* batches go to the WAL (Redis failed) */
+    uint64_t wal_bytes;         /* what the WAL holds (0: no WAL) */
+    int64_t down_ms;            /* no WAL, Redis failed: submits answer
+                                   UNAVAILABLE for this long yet (0: not) */
+    int inflight;               /* batches written, not answered */
+    uint64_t waiting;           /* commands in the batch being filled */
+};
+
+void lp_send_state(const struct lp_send *s, struct lp_send_state *st);
+
 /* --rate-key's outcome, as lp_jq_status: 0, or 65/78 with msg. */
 int lp_send_rate_key_outcome(struct lp_send *s, char *msg);
 

@@ -219,7 +219,7 @@ static void req_done(void *ctx, const struct lp_send_req_result *r)
     snprintf(d->error[i], sizeof d->error[i], "%s", r->error ? r->error : "");
     d->r[i].error = NULL;
     if (++d->over == d->nreq)
-        lp_stop = 1;            /* all answered: the loop may end */
+        lp_send_stop(d->s);     /* all answered: the loop may end */
 }
 
 static void *ctxs[8][2];
@@ -299,6 +299,13 @@ static void test_requests(const char *good, const char *dir)
     n = lp_send_counts(d.s);
     is_int(n->batches, 3, "each request whole in one batch: 2, 2, 5 in "
            "batches of 3 are three batches");
+    {
+        struct lp_send_state st;
+        lp_send_state(d.s, &st);
+        ok(st.connected && !st.walmode && st.down_ms == 0 &&
+           st.inflight == 0 && st.waiting == 0,
+           "its state after: connected, nothing in hand");
+    }
     is_int(xlen("t:req"), 9, "the stream holds the nine");
     lp_send_free(d.s);
 
@@ -312,6 +319,12 @@ static void test_requests(const char *good, const char *dir)
     ok(strstr(d.error[0], "unknown command") != NULL, "saying why: %s",
        d.error[0]);
     is_int(xlen("t:req2"), 0, "nothing stored");
+    {
+        struct lp_send_state st;
+        lp_send_state(d.s, &st);
+        ok(!st.connected && st.down_ms > 0, "its state: not connected, "
+           "unavailable for %lld ms", (long long)st.down_ms);
+    }
     {
         struct lp_send_req *q = lp_send_req_begin(d.s, req_done, ctxs[0]);
         int64_t ra = 0;
