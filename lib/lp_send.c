@@ -227,6 +227,20 @@ void lp_req_in_wal(struct lp_send *s, struct lp_batch *b)
     }
 }
 
+/* Request command e will not be stored by this run (why; maybe: Redis
+ * may have stored it): done() comes FAILED when it was the last. */
+static void req_failed(struct lp_cmd *e, const char *why, int maybe)
+{
+    struct lp_send_req *q = e->req;
+
+    e->req = NULL;
+    q->r.maybe |= maybe;
+    if (q->error[0] == '\0')
+        snprintf(q->error, sizeof q->error, "%s", why);
+    if (--q->pending == 0)
+        req_over(q, LP_REQ_FAILED);
+}
+
 /*
  * Serving without a WAL, Redis failed (why): the requests in flight fail
  * at once, rather than wait through --timeout: a batch Redis answered
@@ -242,18 +256,9 @@ static void serve_failed(struct lp_send *s, const char *why)
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
         int maybe = b->tried && !b->answered;
-        for (size_t k = 0; k < b->n; k++) {
-            struct lp_cmd *e = &b->ev[k];
-            struct lp_send_req *q = e->req;
-            if (q == NULL || e->done)
-                continue;
-            e->req = NULL;
-            q->r.maybe |= maybe;
-            if (q->error[0] == '\0')
-                snprintf(q->error, sizeof q->error, "%s", why);
-            if (--q->pending == 0)
-                req_over(q, LP_REQ_FAILED);
-        }
+        for (size_t k = 0; k < b->n; k++)
+            if (b->ev[k].req && !b->ev[k].done)
+                req_failed(&b->ev[k], why, maybe);
     }
     while (s->count > 0)
         lp_pipeline_release(s);
@@ -374,9 +379,12 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
     }
     if (!s->wal && !lp_redis_connected(s->r)) {
         int64_t now = lp_mono_ms();
-        if (now < s->down_until ||
-            (lp_pipeline_connect(s, err) < 0 &&
-             (s->down_until = now + lp_backoff_next(&s->backoff)) > 0)) {
+        int down = now < s->down_until;
+        if (!down && lp_pipeline_connect(s, err) < 0) {
+            s->down_until = now + lp_backoff_next(&s->backoff);
+            down = 1;
+        }
+        if (down) {
             *retry_after_ms = s->down_until - now;
             lp_send_req_abort(q);
             return LP_REQ_UNAVAILABLE;
@@ -591,6 +599,7 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
         b->ev = ev;
         b->cap *= 2;
     }
+    s->ncmds++;
     if (s->js)                  /* the batch commits the entry's cursor */
         lp_batch_prod(s, b, s->producer, strlen(s->producer), s->jcur.p,
                       s->jcur.len);
@@ -598,8 +607,9 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
      * file's next position */
     b->ev[b->n].prod = LP_NOPROD;
     if (s->fl) {
-        b->ev[b->n].prod = lp_batch_prod(s, b, s->fprod, s->fprodlen,
-                                         s->fcur, s->fcurlen);
+        /* (the line's end sets the cursor: file_line) */
+        b->ev[b->n].prod = lp_batch_prod(s, b, s->fprod, s->fprodlen, NULL,
+                                         0);
         b->ev[b->n].pos = ++*s->fseq;
     }
     b->ev[b->n].cmd = (uint32_t)start;
@@ -1143,6 +1153,7 @@ static void one_entry(struct lp_send *s, const struct lp_jentry *e)
 {
     struct lp_line ln;
     char at[64];
+    uint64_t made = s->ncmds;
 
     s->jentry++;
     s->n.lines++;
@@ -1167,7 +1178,10 @@ static void one_entry(struct lp_send *s, const struct lp_jentry *e)
         one_event(s, &ln);
     }
     /* an entry that made no command (rejected, skipped) moves the
-     * cursor all the same: the batch commits the cursor alone then */
+     * cursor all the same: the batch commits the cursor alone then (one
+     * that made commands set it with them, in the batch they went to) */
+    if (s->ncmds != made)
+        return;
     if (!lp_batch_busy(&s->in))
         s->in.opened_ms = lp_mono_ms();
     lp_batch_prod(s, &s->in, s->producer, strlen(s->producer), s->jcur.p,
@@ -2082,18 +2096,11 @@ void lp_send_free(struct lp_send *s)
     for (int i = -1; i < s->count; i++) {
         struct lp_batch *b = i < 0 ? &s->in
                                    : &s->ring[(s->head + i) % LP_INFLIGHT];
-        for (size_t k = 0; k < b->n; k++) {
-            struct lp_send_req *q = b->ev[k].req;
-            if (q == NULL)
-                continue;
-            b->ev[k].req = NULL;
-            if (q->error[0] == '\0')
-                snprintf(q->error, sizeof q->error, "%s", s->last_error[0] ?
-                         s->last_error : "the engine stopped");
-            q->r.maybe |= b != &s->in && b->tried && !b->answered;
-            if (--q->pending == 0)
-                req_over(q, LP_REQ_FAILED);
-        }
+        for (size_t k = 0; k < b->n; k++)
+            if (b->ev[k].req)
+                req_failed(&b->ev[k], s->last_error[0] ? s->last_error
+                                                       : "the engine stopped",
+                           b != &s->in && b->tried && !b->answered);
     }
     if (s->rseg)
         lp_wal_seg_release(s->wal, s->rseg);

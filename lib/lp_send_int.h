@@ -201,6 +201,7 @@ struct lp_send {
                                    (lp_jentry's is valid only until the
                                    next entry) */
     uint64_t jentry;            /* entries read by this run */
+    uint64_t ncmds;             /* commands added to input batches */
     /* --follow: each file the producer "<producer>:<identity>", its
      * cursor the offset after the line last read into the batch */
     struct lp_follow *fl;
