@@ -11,6 +11,9 @@ ND='Content-Type: application/x-ndjson'
 start_httpd delay --delay-ms 300
 D=$ADDR
 
+# the server answers once its ms clock is 300 past the submit: up to a ms
+# less in real time, so curl's total (from before the submit) is checked
+# against 0.29 s, a bound that load can only move away from
 test_expect_success 'answers after a delay: five at once, none before it' '
     for i in 1 2 3 4 5; do
         curl -sS -o "d$i.body" -w "%{http_code} %{time_total}\n" -H "$ND" \
@@ -22,7 +25,7 @@ test_expect_success 'answers after a delay: five at once, none before it' '
     for i in 1 2 3 4 5; do
         read -r st t <"d$i.out" &&
         test "$st" = 200 &&
-        awk -v t="$t" "BEGIN { exit !(t >= 0.3) }" &&
+        awk -v t="$t" "BEGIN { exit !(t >= 0.29) }" &&
         grep_q "\"accepted\":1," "d$i.body" || exit 1
     done
 '
