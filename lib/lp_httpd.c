@@ -1072,8 +1072,19 @@ static int start_daemon(struct lp_httpd *h, int i, char *err)
     struct epoll_event ev = { .events = EPOLLIN };
     struct MHD_Daemon *d;
 
+    /* HTTPS: libmicrohttpd's GnuTLS, the PEM texts in memory */
+    struct MHD_OptionItem tls[] = {
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)h->c.tls_key },
+        { MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)h->c.tls_cert },
+        { MHD_OPTION_END, 0, NULL }
+    };
+    int use_tls = h->c.tls_cert != NULL && h->c.tls_key != NULL;
+
+    if (!use_tls)
+        tls[0].option = MHD_OPTION_END;
     d = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+        (use_tls ? MHD_USE_TLS : 0), 0,
         accept_policy, h, access_handler, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,     /* first, or unheard */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->lfd[i],
@@ -1086,12 +1097,15 @@ static int start_daemon(struct lp_httpd *h, int i, char *err)
         MHD_OPTION_NOTIFY_COMPLETED, completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, h,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, h,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     if (d == NULL) {
         char a[128] = "?";
 
         lp_httpd_addr(h, i, a, sizeof a);
-        snprintf(err, LP_ERRLEN, "%s: cannot start libmicrohttpd", a);
+        snprintf(err, LP_ERRLEN, "%s: cannot start libmicrohttpd%s", a,
+                 use_tls ? " with TLS (is the key the certificate's, both "
+                           "PEM?)" : "");
         return -1;
     }
     h->d[i] = d;

@@ -144,6 +144,10 @@ struct lp_httpd_conf {
                                    "timestamp" */
     struct lp_tokens *tokens;   /* borrowed; NULL: no token asked for */
 
+    /* HTTPS: the certificate (chain) and its private key, PEM text
+     * (borrowed); both NULL: plain HTTP */
+    const char *tls_cert, *tls_key;
+
     unsigned max_connections;   /* 0: 1024 */
     unsigned idle_timeout;      /* seconds; 0: 15 */
     int64_t read_timeout_ms;    /* 0: 60000 */

@@ -1205,8 +1205,10 @@ void lp_pipeline_check_backlog(struct lp_send *s)
     int64_t wait = 100;
     int waited = 0;
 
-    if (!s->c.max_backlog || ++s->batches_since_backlog < 4 ||
-        lp_mono_ms() < s->backlog_at)
+    /* serving: a submit asks lp_pipeline_backlogged, and a request over
+     * it is refused, not held */
+    if (!s->c.max_backlog || s->serving ||
+        ++s->batches_since_backlog < 4 || lp_mono_ms() < s->backlog_at)
         return;
     s->batches_since_backlog = 0;
     s->backlog_at = lp_mono_ms() + 100;
@@ -1232,4 +1234,32 @@ void lp_pipeline_check_backlog(struct lp_send *s)
     }
     if (waited)
         say(s, LP_NOTICE_INFO, "backlog under --max-backlog again");
+}
+
+int lp_pipeline_backlogged(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+    long long n;
+
+    if (!s->c.max_backlog)
+        return 0;
+    if (lp_mono_ms() < s->backlog_at)
+        return s->backlog_seen > (long long)s->c.max_backlog;
+    s->backlog_at = lp_mono_ms() + 100;
+    /* as lp_pipeline_check_backlog: the batches in flight land first */
+    while (s->count > 0)
+        if (lp_pipeline_pump(s, 1, err) < 0) {
+            lp_send_recover(s, err);
+            return 0;           /* the submit finds Redis failed */
+        }
+    if (lp_pipeline_connect(s, err) < 0 || (n = backlog(s, err)) < 0)
+        return 0;
+    if ((n > (long long)s->c.max_backlog) !=
+        (s->backlog_seen > (long long)s->c.max_backlog))
+        say(s, LP_NOTICE_INFO, n > (long long)s->c.max_backlog ?
+            "backlog %lld over --max-backlog %" PRIu64 ": requests get 503" :
+            "backlog %lld under --max-backlog %" PRIu64 " again", n,
+            s->c.max_backlog);
+    s->backlog_seen = n;
+    return n > (long long)s->c.max_backlog;
 }

@@ -390,6 +390,11 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
             return LP_REQ_UNAVAILABLE;
         }
     }
+    if (lp_pipeline_backlogged(s)) {
+        *retry_after_ms = 1000;
+        lp_send_req_abort(q);
+        return LP_REQ_BACKLOG;
+    }
     /* whole in one batch: the one being filled goes first when q does
      * not fit in what is left of it */
     if (s->in.n && (s->in.n + q->n > s->c.batch ||
@@ -2010,6 +2015,15 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
     s->serving = 1;
     s->name = "requests";
     s->now = lp_now_ms();
+    if (!lp_redis_connected(s->r)) {
+        char err[LP_ERRLEN];
+        if (lp_pipeline_connect(s, err) < 0) {
+            s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
+            say(s, LP_NOTICE_WARN, "%s: %s until Redis answers", err,
+                s->wal ? "requests go to the WAL" : "requests get 503");
+            s->warned = 1;
+        }
+    }
     while (!lp_send_stopping(s)) {
         /* the cap: a stop signal between the check and the poll waits
          * at most a second */

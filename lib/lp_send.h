@@ -304,11 +304,15 @@ enum {
     LP_REQ_LIMITED,             /* over --rate: not taken, *retry_after_ms
                                    until its tokens are there (-1: never,
                                    more events than --burst) */
-    LP_REQ_EMPTY                /* no command: done() was called */
+    LP_REQ_EMPTY,               /* no command: done() was called */
+    LP_REQ_BACKLOG              /* the group's lag is over --max-backlog:
+                                   not taken, *retry_after_ms the wait */
 };
 
 /* Hands q to the engine (q is the engine's from then on, whatever the
- * answer; not taken: freed, nothing stored, done() not called). */
+ * answer; not taken: freed, nothing stored, done() not called). The
+ * checks, in order: --rate (LIMITED), Redis without a WAL (UNAVAILABLE),
+ * --max-backlog (BACKLOG; with a WAL too: a backlog is not a failure). */
 int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms);
 
 /* Drops a request not submitted: nothing of it is stored. */
@@ -319,7 +323,10 @@ void lp_send_req_abort(struct lp_send_req *q);
  * beside Redis, and calls ready(ctx) when it is readable or c->due says
  * its time came (c->tick is called from the waits as for lp_send_run);
  * sends batches on --linger and --batch, takes replies, re-sends the WAL,
- * until a stop; then sends what is in hand and waits for it. A Redis
+ * until a stop; then sends what is in hand and waits for it. It
+ * connects first: a Redis that does not answer then is said (a warning)
+ * and tried again as requests come; one that refuses the credentials or
+ * the commands ends it (78). A Redis
  * failure without a WAL fails the requests in flight at once (FAILED,
  * maybe after a lost reply) instead of retrying them for --timeout, and
  * submits answer UNAVAILABLE until a connection is made again. Returns

@@ -236,6 +236,8 @@ struct lp_send {
     /* --max-backlog */
     int64_t backlog_at;
     int batches_since_backlog;
+    long long backlog_seen;     /* serving: the lag last read (-1: not
+                                   known), read again after backlog_at */
     char last_error[LP_ERRLEN];
     int last_permanent;
     uint64_t n_ahead;           /* acknowledged, but after an event that
@@ -402,6 +404,9 @@ int lp_pipeline_connect(struct lp_send *s, char *err);
 /* --max-backlog: every 100 ms and 4 batches at most, waits while the
  * group's lag is above it. */
 void lp_pipeline_check_backlog(struct lp_send *s);
+/* Serving: is the lag over --max-backlog (read at most every 100 ms,
+ * never waited on)? */
+int lp_pipeline_backlogged(struct lp_send *s);
 
 /* ---- lp_spool.c --------------------------------------------------------- */
 

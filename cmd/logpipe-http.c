@@ -1,0 +1,765 @@
+/* logpipe-http.c -- events over HTTP into a Redis stream, answered once stored */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lp_buf.h"
+#include "lp_dlq.h"
+#include "lp_exit.h"
+#include "lp_httpd.h"
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_opt.h"
+#include "lp_parse.h"
+#include "lp_rate.h"
+#include "lp_send.h"
+#include "lp_time.h"
+#include "lp_tokens.h"
+#include "tool_opt.h"
+
+/*
+ * The HTTP front door: lp_httpd (libmicrohttpd, no thread of its own)
+ * reads and judges the requests, the send engine (lp_send_serve) stores
+ * them, one thread for both. A request's events are handed to the engine
+ * as one request (lp_send_req_*), stored whole in one transaction or not
+ * at all, and the client is answered from the engine's done callback:
+ * 200 only once Redis (or the WAL, synced) has every accepted event.
+ *
+ * The engine's loop polls one descriptor of ours: an epoll set holding
+ * libmicrohttpd's epoll descriptor and a signalfd (SIGTERM, SIGINT,
+ * SIGHUP), so a signal is never lost between a check and a wait.
+ * SIGTERM: stop accepting (lp_httpd_quiesce), answer every request in
+ * hand once stored, then stop the engine. SIGHUP: --tokens again.
+ */
+
+struct http_opt {
+    struct lp_common com;
+    struct lp_send_conf c;
+    const struct lp_optdef *needs_rate;
+    struct lp_list listen;
+    const char *tokens, *client_field, *tls_cert, *tls_key;
+    uint64_t max_body, max_connections, max_header;
+    int64_t idle_timeout, read_timeout, idem_ttl;
+};
+
+static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
+                    char *err);
+static int listen_opt(const struct lp_optdef *o, void *base, char *arg,
+                      char *err);
+
+#define OPT struct http_opt
+static const struct lp_optdef longopts[] = {
+    { "listen", 0, LP_CALL(OPT, listen, listen_opt), "ADDR:PORT",
+      "listen here (repeat; 127.0.0.1:8088; [::1]:PORT,\n"
+      "*:PORT for every address; none with systemd's sockets)" },
+    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
+    LP_LONG_PASSWORD_FILE,
+    { "tokens", 0, LP_STR(OPT, tokens), "FILE",
+      "require \"Authorization: Bearer T\": lines name:token\n"
+      "(SIGHUP reads FILE again)", .flags = LP_OF_NONEMPTY },
+    { "client-field", 0, LP_STR(OPT, client_field), "NAME",
+      "with --tokens: add the client's name to each event\n"
+      "as member NAME (none)", .flags = LP_OF_NONEMPTY },
+    { "max-body", 0, LP_SIZE(OPT, max_body), "SIZE",
+      "largest body, as sent and decoded: 413 beyond (10M)", .min = 1,
+      .max = (int64_t)1 << 31 },
+    { "max-connections", 0, LP_UINT(OPT, max_connections), "N",
+      "connections at once; more are closed (1024)", .min = 1,
+      .max = 100000 },
+    { "idle-timeout", 0, LP_DURATION(OPT, idle_timeout), "DUR",
+      "close a connection silent this long (15s)", .min = 1000 },
+    { "read-timeout", 0, LP_DURATION(OPT, read_timeout), "DUR",
+      "a request must arrive whole within DUR (60s)", .min = 100 },
+    { "max-header", 0, LP_SIZE(OPT, max_header), "SIZE",
+      "request line and headers at most (16K)", .min = 4096,
+      .max = 1 << 20 },
+    { "tls-cert", 0, LP_STR(OPT, tls_cert), "FILE",
+      "HTTPS: the certificate (chain), PEM", .flags = LP_OF_NONEMPTY },
+    { "tls-key", 0, LP_STR(OPT, tls_key), "FILE",
+      "HTTPS: its private key, PEM", .flags = LP_OF_NONEMPTY },
+    { "batch", 'b', LP_UINT(OPT, c.batch), "N",
+      "events per batch; a larger request is its own (1000)",
+      .min = 1, .max = 1000000 },
+    { "linger", 'l', LP_DURATION(OPT, c.linger), "DUR",
+      "send a partial batch after DUR (2ms; bare = ms)", .unit = "ms" },
+    { "wal", 0, LP_STR(OPT, c.wal), "DIR",
+      "when Redis fails, keep requests in a write-ahead log\n"
+      "(synced before 200) rather than answer 503",
+      .flags = LP_OF_NONEMPTY },
+    { "wal-max", 0, LP_SIZE(OPT, c.wal_max), "SIZE",
+      "exit 75 rather than let the WAL pass SIZE" },
+    { "max-backlog", 0, LP_UINT(OPT, c.max_backlog), "N",
+      "answer 503 while the group lag exceeds N", .min = 1 },
+    { "rate", 0, LP_CALL(OPT, c.rate, rate_opt), "N/s|N/m|N/h",
+      "at most this many events per client: 429 beyond" },
+    { "rate-key", 0, LP_STR(OPT, c.rate_key), "JQ",
+      "one limit per value of JQ over each event, e.g.\n"
+      ".app (default: the client's --tokens name)",
+      LP_GIVEN(OPT, needs_rate) },
+    { "shared-rate", 0, LP_FLAG(OPT, c.shared_rate), NULL,
+      "keep the limits in Redis, shared by all instances",
+      LP_GIVEN(OPT, needs_rate) },
+    { "burst", 0, LP_UINT(OPT, c.burst), "N",
+      "events let through at once (a second's worth); a\n"
+      "request of more is refused for good", .min = 1,
+      .max = 1000000000, LP_GIVEN(OPT, needs_rate) },
+    { "max-keys", 0, LP_UINT(OPT, c.max_keys), "N",
+      "new clients a minute with a limit of their own\n"
+      "(10000)", .min = 1, .max = 1000000, LP_GIVEN(OPT, needs_rate) },
+    { "time-field", 0, LP_STR(OPT, c.time_field), "NAME",
+      "member holding the event time (timestamp)" },
+    { "max-age", 0, LP_DURATION(OPT, c.max_age), "DUR",
+      "reject events older than DUR (24h; 0 = off)" },
+    { "max-skew", 0, LP_DURATION(OPT, c.max_skew), "DUR",
+      "reject events more than DUR ahead (5m; 0 = off)" },
+    { "max-line", 0, LP_SIZE(OPT, c.max_line), "SIZE",
+      "largest event accepted (1M)", .min = 2, .max = 1 << 30 },
+    { "max-depth", 0, LP_UINT(OPT, c.max_depth), "N",
+      "deepest nesting accepted (64)", .min = 1, .max = 10000 },
+    { "max-members", 0, LP_UINT(OPT, c.max_members), "N",
+      "most members of one object or array (10000)", .min = 1,
+      .max = UINT32_MAX },
+    { "require", 0, LP_LIST(OPT, c.require), "LIST",
+      "reject events missing any of these members", .max = LP_SEND_MAXREQ },
+    { "rejects-to-dlq", 0, LP_FLAG(OPT, c.rejects_to_dlq), NULL,
+      "also add rejected events to the DLQ" },
+    { "idempotency-ttl", 0, LP_DURATION(OPT, idem_ttl), "DUR",
+      "remember Idempotency-Keys this long (24h)", .min = 1000 },
+    { "producer-ttl", 0, LP_DURATION(OPT, c.producer_ttl), "DUR",
+      "forget producers silent this long (7d; 0 = never)" },
+    LP_LONG_METRICS,
+    LP_LONG_LOG,
+    { NULL }
+};
+#undef OPT
+
+static const struct tool_note notes[] = {
+    { "group", "group whose lag --max-backlog watches (logpipe)", 0 },
+    TOOL_NOTE_METRICS_LIVE,
+    { "verbose", "more messages: a line per batch", 0 },
+    { NULL, NULL, 0 }
+};
+
+static const struct tool_cmd cli = {
+    .name = "logpipe-http",
+    .synopsis =
+"usage: logpipe-http [--listen ADDR:PORT]... [options]\n"
+"Take JSON events over HTTP into a Redis stream: POST /v1/events (NDJSON,\n"
+"a JSON array or object; gzip, deflate), POST /v1/logs (OTLP/HTTP JSON),\n"
+"GET /healthz, GET /metrics. A request is answered 200 once every event\n"
+"it accepted is stored; one refused (400 401 413 415 429 503) stores\n"
+"nothing.\n"
+"\n",
+    .epilog =
+"Exit: 0 stopped by SIGTERM or SIGINT (every request in hand answered),\n"
+"64 usage, 66 --tokens or a TLS file unreadable, 69 cannot listen,\n"
+"70 internal error, 74 the WAL failed, 75 the WAL passed --wal-max,\n"
+"78 bad configuration (Redis refuses the credentials or commands, a\n"
+"bad --tokens file).\n"
+"See logpipe-http(1).\n",
+    .opts = longopts,
+    .notes = notes,
+    .stray = " (events come over HTTP)",
+};
+
+/* ---- the process ---------------------------------------------------- */
+
+struct http {
+    struct http_opt *o;
+    struct lp_send *s;
+    struct lp_httpd *h;
+    struct lp_tokens *tokens;
+    int ep, sigfd;
+    int quiescing, stopped, in_run;
+    char host[256];
+    /* what the door counted beyond the library (for /metrics) */
+    uint64_t stored, wal, failed, limited, unavailable, backlog;
+};
+
+/* A request whose events could not all be kept in memory: answered 500
+ * at submit. */
+static char oom_mark;
+
+static void say(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    switch (level) {
+    case LP_SEND_BAD:
+    case LP_SEND_LIMITED:
+        break;                  /* the client hears of them, not the log */
+    case LP_SEND_DEBUG:
+        lp_debug("%s", msg);
+        break;
+    case LP_SEND_TRACE:
+        lp_trace("batch", msg);
+        break;
+    default:
+        lp_log_notify.fn(lp_log_notify.ctx, level, msg);
+    }
+}
+
+static void mhd_say(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    (void)level;
+    lp_debug("%s", msg);        /* libmicrohttpd's words: -vv */
+}
+
+static struct lp_redis *redis_new(void *ctx, char *err)
+{
+    return tool_redis(ctx, err);
+}
+
+/* ---- a request, from the headers to the answer ------------------------ */
+
+/* The engine is done with a request: answer it. */
+static void done(void *ctx, const struct lp_send_req_result *r)
+{
+    struct lp_httpd_req *q = ctx;
+    char msg[LP_ERRLEN + 128];
+
+    if (r->how == LP_REQ_FAILED) {
+        snprintf(msg, sizeof msg, "not stored: %s%s", r->error ? r->error
+                 : "Redis failed", r->maybe ? " (the reply was lost: it may "
+                 "be stored; a retry may store it twice)" : "");
+        lp_httpd_answer_error(q, 503, 1000, msg);
+        return;
+    }
+    if (r->failed) {
+        /* refused by Redis inside the transaction (a key of the wrong
+         * type): not stored, and the client must know */
+        snprintf(msg, sizeof msg, "%" PRIu64 " of the request's commands "
+                 "not stored: %s", r->failed, r->error ? r->error : "?");
+        lp_httpd_answer_error(q, 500, 0, msg);
+        return;
+    }
+    lp_httpd_answer(q, 200, 0, NULL, 0);
+}
+
+static int on_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
+                    char *msg)
+{
+    struct http *x = ctx;
+    struct lp_send_state st;
+    struct lp_send_req *sq;
+    const char *client = lp_httpd_req_client(q);
+
+    if (x->s == NULL) {         /* the engine ended (78, 74) */
+        snprintf(msg, LP_ERRLEN, "shutting down");
+        return 503;
+    }
+    lp_send_state(x->s, &st);
+    if (st.down_ms > 0) {
+        /* no WAL, Redis failed: 503 before the body is sent */
+        x->unavailable++;
+        *retry = st.down_ms;
+        snprintf(msg, LP_ERRLEN, "Redis does not answer");
+        return 503;
+    }
+    if ((sq = lp_send_req_begin(x->s, done, q)) == NULL ||
+        (x->o->c.rate > 0 &&
+         lp_send_req_key(sq, client ? client : "", client ? strlen(client)
+                                                          : 0) < 0)) {
+        lp_send_req_abort(sq);
+        snprintf(msg, LP_ERRLEN, "out of memory");
+        return 500;
+    }
+    lp_httpd_req_set_data(q, sq);
+    return 0;
+}
+
+static void on_item(void *ctx, struct lp_httpd_req *q,
+                    const struct lp_httpd_item *it)
+{
+    struct http *x = ctx;
+    struct lp_send_req *sq = lp_httpd_req_data(q);
+    int rc = 0;
+
+    if ((void *)sq == (void *)&oom_mark)
+        return;
+    if (it->ev)
+        rc = lp_send_req_event(sq, it->stored, it->stored_len, NULL);
+    else if (x->o->c.rejects_to_dlq && it->txt && it->n) {
+        const char *cl = lp_httpd_req_client(q);
+        struct lp_dlq_rec rec = {
+            .data = { it->txt, it->n },
+            .error = { it->code, strlen(it->code) },
+            .detail = { it->msg, strlen(it->msg) },
+            .stage = { "http", 4 },
+            .source_stream = { x->o->com.stream, strlen(x->o->com.stream) },
+            .source_id = { "", 0 },
+            .consumer = { cl ? cl : x->host, strlen(cl ? cl : x->host) },
+            .failed_at = lp_now_ms(),
+        };
+        rc = lp_send_req_dlq(sq, &rec);
+    }
+    if (rc < 0) {
+        lp_send_req_abort(sq);
+        lp_httpd_req_set_data(q, &oom_mark);
+    }
+}
+
+static void on_submit(void *ctx, struct lp_httpd_req *q)
+{
+    struct http *x = ctx;
+    struct lp_send_req *sq = lp_httpd_req_data(q);
+    int64_t retry;
+    int rc;
+
+    if ((void *)sq == (void *)&oom_mark) {
+        lp_httpd_answer_error(q, 500, 0, "out of memory");
+        return;
+    }
+    rc = lp_send_req_submit(sq, &retry);
+    /* QUEUED, EMPTY: done() answers, maybe answered already: q may be
+     * gone */
+    switch (rc) {
+    case LP_REQ_LIMITED:
+        x->limited++;
+        if (retry < 0)
+            lp_httpd_answer_error(q, 429, 0, "more events than --burst: "
+                                  "this request can never pass whole; "
+                                  "send fewer events a request");
+        else
+            lp_httpd_answer_error(q, 429, retry, "over --rate");
+        break;
+    case LP_REQ_UNAVAILABLE:
+        x->unavailable++;
+        lp_httpd_answer_error(q, 503, retry, "Redis does not answer");
+        break;
+    case LP_REQ_BACKLOG:
+        x->backlog++;
+        lp_httpd_answer_error(q, 503, retry, "the group's backlog is over "
+                              "--max-backlog");
+        break;
+    }
+}
+
+static void on_abort(void *ctx, struct lp_httpd_req *q)
+{
+    struct lp_send_req *sq = lp_httpd_req_data(q);
+
+    (void)ctx;
+    if ((void *)sq != (void *)&oom_mark)
+        lp_send_req_abort(sq);
+}
+
+static int on_health(void *ctx, struct lp_buf *out)
+{
+    struct http *x = ctx;
+    struct lp_send_state st;
+
+    if (x->quiescing || x->s == NULL) {
+        lp_buf_adds(out, "stopping\n");
+        return 503;
+    }
+    lp_send_state(x->s, &st);
+    if (st.connected && !st.walmode) {
+        lp_buf_adds(out, "ok\n");
+        return 200;
+    }
+    if (x->o->c.wal) {
+        lp_buf_adds(out, "ok: Redis does not answer, requests go to the "
+                    "WAL\n");
+        return 200;
+    }
+    lp_buf_adds(out, "Redis does not answer\n");
+    return 503;
+}
+
+static int metric(struct lp_buf *out, const char *name, const char *type,
+                  const char *help, double v)
+{
+    char line[512];
+
+    snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n",
+             name, help, name, type, name, v);
+    return lp_buf_adds(out, line);
+}
+
+static int on_metrics(void *ctx, struct lp_buf *out)
+{
+    struct http *x = ctx;
+    struct lp_send_state st;
+    const struct lp_send_counts *n;
+
+    if (x->s == NULL)
+        return lp_httpd_metrics(x->h, out);
+    n = lp_send_counts(x->s);
+    lp_send_state(x->s, &st);
+    if (metric(out, "logpipe_http_redis_up", "gauge",
+               "1 while a connection to Redis is up", st.connected) < 0 ||
+        metric(out, "logpipe_http_wal_mode", "gauge",
+               "1 while requests go to the WAL", st.walmode) < 0 ||
+        metric(out, "logpipe_http_wal_bytes", "gauge",
+               "bytes the WAL holds", (double)st.wal_bytes) < 0 ||
+        metric(out, "logpipe_http_batches_in_flight", "gauge",
+               "batches sent to Redis and not answered", st.inflight) < 0 ||
+        metric(out, "logpipe_http_events_stored_total", "counter",
+               "events stored in the stream", (double)n->sent) < 0 ||
+        metric(out, "logpipe_http_events_wal_total", "counter",
+               "events that went through the WAL", (double)n->wal) < 0 ||
+        metric(out, "logpipe_http_events_limited_total", "counter",
+               "events of requests refused by --rate", (double)n->limited) < 0 ||
+        metric(out, "logpipe_http_redis_errors_total", "counter",
+               "Redis failures", (double)n->errors) < 0 ||
+        metric(out, "logpipe_http_requests_unavailable_total", "counter",
+               "requests refused with 503: Redis down, no WAL",
+               (double)x->unavailable) < 0 ||
+        metric(out, "logpipe_http_requests_backlog_total", "counter",
+               "requests refused with 503: over --max-backlog",
+               (double)x->backlog) < 0 ||
+        metric(out, "logpipe_http_requests_limited_total", "counter",
+               "requests refused with 429: over --rate",
+               (double)x->limited) < 0)
+        return -1;
+    return lp_httpd_metrics(x->h, out);
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+static const char *signame(uint32_t sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP";
+}
+
+static void signals(struct http *x)
+{
+    struct signalfd_siginfo si;
+    char err[LP_ERRLEN];
+
+    while (read(x->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            if (x->tokens == NULL)
+                lp_info("SIGHUP: no --tokens to read again");
+            else if (lp_tokens_reload(x->tokens, err) < 0)
+                lp_error("SIGHUP: %s: the tokens loaded before stay", err);
+            else
+                lp_info("SIGHUP: %zu tokens from %s", lp_tokens_count(
+                        x->tokens), x->o->tokens);
+        } else if (!x->quiescing) {
+            lp_info("%s: answering the %u requests in hand, then exiting",
+                    signame(si.ssi_signo), lp_httpd_busy(x->h));
+            lp_httpd_quiesce(x->h);
+            x->quiescing = 1;
+        } else {
+            lp_warn("%s again: exiting now; requests not yet stored get "
+                    "503", signame(si.ssi_signo));
+            x->stopped = 1;
+            lp_send_stop(x->s);
+        }
+    }
+}
+
+/* libmicrohttpd's turn, never inside itself (a submit may wait on Redis,
+ * whose waits call tick) */
+static void http_run(struct http *x)
+{
+    if (x->in_run)
+        return;
+    x->in_run = 1;
+    signals(x);
+    lp_httpd_run(x->h);
+    x->in_run = 0;
+    if (x->quiescing && !x->stopped && lp_httpd_busy(x->h) == 0) {
+        x->stopped = 1;
+        lp_send_stop(x->s);
+    }
+}
+
+static void ready(void *ctx)
+{
+    /* the set is level-triggered: the runs empty what it holds */
+    http_run(ctx);
+}
+
+static int64_t due(void *ctx)
+{
+    struct http *x = ctx;
+    int64_t d = lp_httpd_due_ms(x->h), l = lp_log_due();
+
+    if (l >= 0 && (d < 0 || l < d))
+        d = l;
+    return d;
+}
+
+static void tick(void *ctx)
+{
+    struct http *x = ctx;
+
+    lp_log_tick();
+    if (lp_httpd_due_ms(x->h) == 0)
+        http_run(x);
+}
+
+/* The callbacks' struct lp_send_conf hooks get the common options as
+ * their ctx (redis_new), the door as due's and tick's: one ctx for all,
+ * so redis_new finds the options through it. */
+static struct lp_redis *redis_new_x(void *ctx, char *err)
+{
+    struct http *x = ctx;
+
+    return redis_new(&x->o->com, err);
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
+                    char *err)
+{
+    double *rate = (double *)((char *)base + o->off);
+
+    if (lp_rate_parse(arg, rate, err) < 0)
+        return -1;
+    if (*rate > 1e6) {
+        snprintf(err, LP_ERRLEN, "'%s' is more than 1000000000/s", arg);
+        return -1;
+    }
+    return 0;
+}
+
+static int listen_opt(const struct lp_optdef *o, void *base, char *arg,
+                      char *err)
+{
+    struct lp_list *l = (struct lp_list *)((char *)base + o->off);
+
+    if (*arg == '\0' || strrchr(arg, ':') == NULL) {
+        snprintf(err, LP_ERRLEN, "'%s' is not ADDR:PORT", arg);
+        return -1;
+    }
+    if (l->n >= LP_LIST_MAX) {
+        snprintf(err, LP_ERRLEN, "at most %d addresses", LP_LIST_MAX);
+        return -1;
+    }
+    l->item[l->n++] = arg;
+    return 0;
+}
+
+static void parse_args(struct http_opt *opt, int argc, char **argv)
+{
+    struct lp_send_conf *c = &opt->c;
+
+    tool_opt_parse(&cli, argc, argv, opt, &opt->com);
+    if (c->wal_max && c->wal == NULL)
+        tool_opt_error(&cli, "--wal-max needs --wal DIR");
+    if (c->rate == 0 && opt->needs_rate)
+        tool_opt_error(&cli, "--%s needs --rate", opt->needs_rate->name);
+    if (c->rate > 0 && c->burst == 0) {
+        double b = ceil(c->rate * 1000.0);
+        c->burst = b < 1 ? 1 : (uint64_t)b;
+    }
+    if (opt->client_field && opt->tokens == NULL)
+        tool_opt_error(&cli, "--client-field needs --tokens (the name is "
+                       "the token's)");
+    if ((opt->tls_cert == NULL) != (opt->tls_key == NULL))
+        tool_opt_error(&cli, "--tls-cert and --tls-key go together");
+    c->stream = opt->com.stream;
+    c->dlq = opt->com.dlq;
+    c->group = opt->com.group;
+    c->metrics = opt->com.metrics;
+    c->metrics_interval = opt->com.metrics_interval;
+    c->verbosity = opt->com.verbosity;
+    c->ids_fd = -1;
+}
+
+/* Reads a PEM file whole (at most 1 MiB) into a string of the heap. */
+static char *slurp(const char *path, char *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct lp_buf b = { 0 };
+    char chunk[8192];
+    ssize_t n;
+
+    if (fd < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    while ((n = read(fd, chunk, sizeof chunk)) > 0 && b.len < (1u << 20))
+        if (lp_buf_add(&b, chunk, (size_t)n) < 0)
+            break;
+    close(fd);
+    if (n != 0 || lp_buf_add(&b, "", 1) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: %s", path, n < 0 ? strerror(errno) :
+                 "larger than 1 MiB, or out of memory");
+        lp_buf_free(&b);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* Writes the addresses listened on to LOGPIPE_TEST_ADDR_FILE (test-only:
+ * --listen 127.0.0.1:0 picks a port), by a rename. */
+static void addr_file(struct lp_httpd *h)
+{
+    const char *path = getenv("LOGPIPE_TEST_ADDR_FILE");
+    char tmp[4096], a[128];
+    FILE *f;
+
+    if (path == NULL || snprintf(tmp, sizeof tmp, "%s.tmp", path) >=
+        (int)sizeof tmp || (f = fopen(tmp, "w")) == NULL)
+        return;
+    for (int i = 0; i < lp_httpd_nlisten(h); i++)
+        if (lp_httpd_addr(h, i, a, sizeof a) == 0)
+            fprintf(f, "%s\n", a);
+    if (fclose(f) == 0)
+        rename(tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+    struct http_opt opt = {
+        .c = {
+            .batch = 1000,
+            .batch_bytes = 8 << 20,
+            .linger = 2,
+            .timeout = 30000,
+            .max_age = 24 * 3600 * 1000LL,
+            .max_skew = 5 * 60 * 1000LL,
+            .max_line = 1 << 20,
+            .max_depth = LP_JSON_DEPTH,
+            .max_members = 10000,
+            .max_keys = 10000,
+            .producer_ttl = 7 * 24 * 3600 * 1000LL,
+            .time_field = "timestamp",
+            .partial_timeout = 5000,
+        },
+        .max_body = 10 << 20,
+        .max_connections = 1024,
+        .idle_timeout = 15000,
+        .read_timeout = 60000,
+        .max_header = 16 << 10,
+        .idem_ttl = 24 * 3600 * 1000LL,
+    };
+    static char *default_listen[] = { "127.0.0.1:8088" };
+    struct http x = { .o = &opt, .ep = -1, .sigfd = -1 };
+    struct lp_notify nt = { say, NULL }, mnt = { mhd_say, NULL };
+    struct lp_httpd_conf hc = { 0 };
+    char *cert = NULL, *key = NULL;
+    char err[LP_ERRLEN];
+    sigset_t sigs;
+    int code = 0, systemd_fds;
+
+    parse_args(&opt, argc, argv);
+    lp_log_init("logpipe-http", opt.com.log_format, opt.com.verbosity);
+    opt.c.redis_new = redis_new_x;
+    opt.c.due = due;
+    opt.c.tick = tick;
+    opt.c.ctx = &x;
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 ||
+        (x.sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+        (x.ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        lp_error("signalfd, epoll: %s", strerror(errno));
+        return tool_opt_end(&opt.com, LP_EX_SOFTWARE);
+    }
+    if (gethostname(x.host, sizeof x.host - 1) < 0)
+        strcpy(x.host, "?");
+    if (opt.tokens &&
+        (x.tokens = lp_tokens_new(opt.tokens, &lp_log_notify, err)) == NULL) {
+        lp_error("--tokens %s", err);
+        code = access(opt.tokens, R_OK) < 0 ? LP_EX_NOINPUT : LP_EX_CONFIG;
+        goto out;
+    }
+    if (opt.tls_cert && ((cert = slurp(opt.tls_cert, err)) == NULL ||
+                         (key = slurp(opt.tls_key, err)) == NULL)) {
+        lp_error("--tls-%s %s", cert ? "key" : "cert", err);
+        code = LP_EX_NOINPUT;
+        goto out;
+    }
+    if ((x.s = lp_send_new(&opt.c, &nt, err)) == NULL) {
+        lp_error("%s", err);
+        code = LP_EX_SOFTWARE;
+        goto out;
+    }
+    if ((code = lp_send_open(x.s, err)) != 0) {
+        lp_error("%s", err);
+        goto out;
+    }
+    systemd_fds = getenv("LISTEN_FDS") != NULL;
+    hc.listen = opt.listen.n ? opt.listen.item
+                             : systemd_fds ? NULL : default_listen;
+    hc.nlisten = opt.listen.n ? opt.listen.n : systemd_fds ? 0 : 1;
+    hc.systemd = 1;
+    hc.rules = lp_send_rules(x.s);
+    hc.max_body = opt.max_body;
+    hc.max_line = opt.c.max_line;
+    hc.client_field = opt.client_field;
+    hc.time_field = opt.c.time_field;
+    hc.tokens = x.tokens;
+    hc.tls_cert = cert;
+    hc.tls_key = key;
+    hc.max_connections = (unsigned)opt.max_connections;
+    hc.idle_timeout = (unsigned)((opt.idle_timeout + 999) / 1000);
+    hc.read_timeout_ms = opt.read_timeout;
+    hc.header_max = opt.max_header;
+    hc.cb = (struct lp_httpd_cb){ on_begin, on_item, on_submit, on_abort,
+                                  on_health, on_metrics };
+    hc.ctx = &x;
+    hc.notify = mnt;
+    if ((x.h = lp_httpd_new(&hc, err)) == NULL) {
+        lp_error("%s", err);
+        code = LP_EX_UNAVAILABLE;
+        goto out;
+    }
+    {
+        struct epoll_event ev = { .events = EPOLLIN };
+        char a[128];
+
+        ev.data.u32 = 0;
+        if (epoll_ctl(x.ep, EPOLL_CTL_ADD, lp_httpd_fd(x.h), &ev) < 0 ||
+            (ev.data.u32 = 1,
+             epoll_ctl(x.ep, EPOLL_CTL_ADD, x.sigfd, &ev) < 0)) {
+            lp_error("epoll: %s", strerror(errno));
+            code = LP_EX_SOFTWARE;
+            goto out;
+        }
+        for (int i = 0; i < lp_httpd_nlisten(x.h); i++)
+            if (lp_httpd_addr(x.h, i, a, sizeof a) == 0)
+                lp_info("listening on %s%s", a, cert ? " (HTTPS)" : "");
+        addr_file(x.h);
+    }
+    if (lp_send_serve(x.s, x.ep, ready, &x) < 0) {
+        code = lp_send_status(x.s);     /* said */
+        if (code == 0)
+            code = LP_EX_SOFTWARE;
+    }
+out:
+    /* requests still in hand fail (503) as the engine goes; their answers
+     * leave before the server does, for at most a second */
+    lp_send_free(x.s);
+    x.s = NULL;
+    if (x.h) {
+        int64_t end = lp_mono_ms() + 1000;
+
+        while (lp_httpd_busy(x.h) > 0 && lp_mono_ms() < end) {
+            struct epoll_event ev[4];
+            int64_t d = lp_httpd_due_ms(x.h);
+
+            (void)epoll_wait(x.ep, ev, 4, d < 0 || d > 50 ? 50 : (int)d);
+            lp_httpd_run(x.h);
+        }
+    }
+    lp_httpd_free(x.h);
+    lp_tokens_free(x.tokens);
+    free(cert);
+    free(key);
+    if (x.sigfd >= 0)
+        close(x.sigfd);
+    if (x.ep >= 0)
+        close(x.ep);
+    lp_log_end();
+    return tool_opt_end(&opt.com, code);
+}
