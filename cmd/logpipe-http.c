@@ -287,7 +287,8 @@ static void on_item(void *ctx, struct lp_httpd_req *q,
     if ((void *)sq == (void *)&oom_mark)
         return;
     if (it->ev)
-        rc = lp_send_req_event(sq, it->stored, it->stored_len, NULL);
+        rc = lp_send_req_event(sq, it->stored, it->stored_len, it->txt,
+                               it->n, it->ev);
     else if (x->o->c.rejects_to_dlq && it->txt && it->n) {
         const char *cl = lp_httpd_req_client(q);
         struct lp_dlq_rec rec = {

@@ -82,6 +82,10 @@ struct lp_send_req {
     struct lp_send_req_result r;
     char *key;                  /* --rate's bucket (NULL: "") */
     size_t klen;
+    struct lp_buf keys;         /* --rate-key: each key's count of its
+                                   events (lp_send.c req_tally) */
+    size_t nkeys;
+    uint64_t nev;               /* its events (not its dead letters) */
     char first[48], last[48];
     char error[LP_ERRLEN];
 };
