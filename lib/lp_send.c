@@ -391,6 +391,29 @@ int lp_send_req_key(struct lp_send_req *q, const char *key, size_t len)
     return 0;
 }
 
+int lp_send_req_producer(struct lp_send_req *q, const char *name,
+                         size_t len, const char *cursor, size_t clen)
+{
+    char *p = malloc(len + 1), *c = malloc(clen + 1);
+
+    if (p == NULL || c == NULL) {
+        free(p);
+        free(c);
+        return -1;
+    }
+    memcpy(p, name, len);
+    p[len] = '\0';
+    memcpy(c, cursor, clen);
+    c[clen] = '\0';
+    free(q->prod);
+    free(q->cursor);
+    q->prod = p;
+    q->prodlen = len;
+    q->cursor = c;
+    q->curlen = clen;
+    return 0;
+}
+
 void lp_send_req_abort(struct lp_send_req *q)
 {
     if (q == NULL)
@@ -399,6 +422,8 @@ void lp_send_req_abort(struct lp_send_req *q)
     lp_buf_free(&q->keys);
     free(q->at);
     free(q->key);
+    free(q->prod);
+    free(q->cursor);
     free(q);
 }
 
@@ -441,8 +466,9 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
         return LP_REQ_BACKLOG;
     }
     /* whole in one batch: the one being filled goes first when q does
-     * not fit in what is left of it */
-    if (s->in.n && (s->in.n + q->n > s->c.batch ||
+     * not fit in what is left of it, or when q is of its own producer
+     * (a batch of its own: its gate then says STORED for it alone) */
+    if (s->in.n && (q->prod || s->in.n + q->n > s->c.batch ||
                     s->in.blob.len + q->blob.len > s->c.batch_bytes))
         dispatch(s);
     q->pending = q->n;
@@ -459,9 +485,20 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
         if (!dlq)
             s->n.events++;
         add_command(s, start, 0, dlq ? LP_CMD_DLQ : LP_CMD_EVENT);
+        if (q->prod) {
+            /* every command at position 1 of the key's producer: the
+             * request is one unit, stored once (from 0 to 1) */
+            struct lp_cmd *e = &s->in.ev[s->in.n - 1];
+            e->prod = lp_batch_prod(s, &s->in, q->prod, q->prodlen,
+                                    q->cursor, q->curlen);
+            e->pos = 1;
+            s->in.fixed = 1;
+        }
     }
     s->mid_line = 0;
     s->cur_req = NULL;
+    if (q->prod)
+        s->want_dispatch = 1;
     /* q's commands are the batch's now; q is done()'s to end */
     lp_buf_free(&q->blob);
     if (s->want_dispatch || s->in.n >= s->c.batch ||
@@ -2174,6 +2211,14 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
         }
     }
     while (!lp_send_stopping(s)) {
+        /* no WAL, Redis failed: connect again once the backoff is over,
+         * requests or not (so that the door's health says it) */
+        if (!s->wal && !lp_redis_connected(s->r) &&
+            lp_mono_ms() >= s->down_until) {
+            char err[LP_ERRLEN];
+            if (lp_pipeline_connect(s, err) < 0)
+                s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
+        }
         /* the cap: a stop signal between the check and the poll waits
          * at most a second */
         if (wait_io(s, fd, POLLIN, 1000))
