@@ -19,12 +19,13 @@ WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
        -Wformat=2 -Wno-format-truncation
 CFLAGS ?= $(OPT)
 LP_CFLAGS = -std=c11 -D_GNU_SOURCE -DLP_VERSION='"$(VERSION)"' $(WARN) \
-            -Ilib $(shell $(PKG_CONFIG) --cflags hiredis zlib libsystemd \
+            -Ilib $(shell $(PKG_CONFIG) --cflags hiredis zlib libsystemd openssl \
                                   libmicrohttpd 2>/dev/null)
 LP_LIBS = -Wl,--as-needed \
-          $(shell $(PKG_CONFIG) --libs hiredis zlib libsystemd libmicrohttpd \
+          $(shell $(PKG_CONFIG) --libs hiredis zlib libsystemd libmicrohttpd openssl \
                   2>/dev/null || \
-                  echo -lhiredis -lz -lsystemd -lmicrohttpd) -ljq -lm -lpthread
+                  echo -lhiredis -lz -lsystemd -lmicrohttpd -lssl -lcrypto) \
+          -ljq -lm -lpthread
 
 # SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer
 ifeq ($(SAN),1)
@@ -91,7 +92,7 @@ tests/powerloss-%: tests/powerloss-%.c
 
 # Debian packages the build, the tests and the demo need.
 DEPS = build-essential pkg-config libhiredis-dev libjq-dev zlib1g-dev \
-       libsystemd-dev libmicrohttpd-dev \
+       libsystemd-dev libmicrohttpd-dev libssl-dev openssl \
        redis-server redis-tools jq mandoc perl gzip procps zsh \
        bash-completion systemd strace time valgrind postgresql sqlite3 \
        systemd-journal-remote

@@ -37,7 +37,8 @@ struct dlq_opt {
 
 #define OPT struct dlq_opt
 static const struct lp_optdef longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_PASSWORD_FILE,
+    LP_LONG_REDIS, LP_LONG_TLS,
+    LP_LONG_STREAM, LP_LONG_DLQ, LP_LONG_PASSWORD_FILE,
     { "limit", 0, LP_UINT(OPT, limit), "N",
       "at most N entries (printed, counted, retried\nor purged)",
       .min = 1 },

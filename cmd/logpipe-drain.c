@@ -26,7 +26,8 @@ static int sql_opt(const struct lp_optdef *o, void *base, char *arg,
 
 #define OPT struct lp_drain_conf
 static const struct lp_optdef longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
+    LP_LONG_REDIS, LP_LONG_TLS,
+    LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
     LP_LONG_PASSWORD_FILE,
     { "consumer", 'c', LP_STR(OPT, consumer), "NAME",
       "consumer name (the host name); a live drain\n"

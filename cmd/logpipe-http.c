@@ -61,7 +61,8 @@ static const struct lp_optdef longopts[] = {
     { "listen", 0, LP_CALL(OPT, listen, listen_opt), "ADDR:PORT",
       "listen here (repeat; 127.0.0.1:8088; [::1]:PORT,\n"
       "*:PORT for every address; none with systemd's sockets)" },
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
+    LP_LONG_REDIS, LP_LONG_TLS_REDIS,
+    LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
     LP_LONG_PASSWORD_FILE,
     { "tokens", 0, LP_STR(OPT, tokens), "FILE",
       "require \"Authorization: Bearer T\": lines name:token\n"

@@ -39,7 +39,8 @@ static int follow_opt(const struct lp_optdef *o, void *base, char *arg,
 
 #define OPT struct send_opt
 static const struct lp_optdef longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
+    LP_LONG_REDIS, LP_LONG_TLS,
+    LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ,
     LP_LONG_PASSWORD_FILE,
     { "batch", 'b', LP_UINT(OPT, c.batch), "N", "events per batch (1000)",
       .min = 1, .max = 1000000 },

@@ -42,7 +42,8 @@ struct stat_opt {
 
 #define OPT struct stat_opt
 static const struct lp_optdef longopts[] = {
-    LP_LONG_REDIS, LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
+    LP_LONG_REDIS, LP_LONG_TLS,
+    LP_LONG_STREAM, LP_LONG_GROUP, LP_LONG_DLQ, LP_LONG_DIR,
     { "wal", 0, LP_STR(OPT, wal), "DIR",
       "also the size of this logpipe-send WAL" },
     LP_LONG_PASSWORD_FILE,

@@ -172,5 +172,8 @@ struct lp_redis *tool_redis(const struct lp_common *c, char *err)
     if (shown)
         lp_warn("the password in the --redis URL was visible to other "
                 "users (ps); use --password-file or LOGPIPE_REDIS_PASSWORD");
+    if (r && c->tls_insecure)
+        lp_warn("--tls-insecure: Redis's certificate is not checked: anyone "
+                "between here and Redis can read and change what is sent");
     return r;
 }

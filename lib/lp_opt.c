@@ -282,8 +282,17 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, int *shown,
     }
     r = lp_redis_new(&u, password);
     memset(pw, 0, sizeof pw);
-    memset(&u, 0, sizeof u);
     if (r == NULL)
         snprintf(err, LP_ERRLEN, "out of memory");
+    else if (u.tls || c->tls_ca || c->tls_cert || c->tls_key ||
+             c->tls_server_name || c->tls_insecure) {
+        struct lp_tls t = { c->tls_ca, c->tls_cert, c->tls_key,
+                            c->tls_server_name, c->tls_insecure };
+        if (lp_redis_tls(r, &t, err) < 0) {
+            lp_redis_free(r);
+            r = NULL;
+        }
+    }
+    memset(&u, 0, sizeof u);
     return r;
 }

@@ -106,6 +106,10 @@ struct lp_common {
     const char *dlq;            /* LOGPIPE_DLQ */
     const char *dir;            /* LOGPIPE_DIR */
     const char *password_file;
+    /* rediss:// (lp_redis_tls): --tls-ca, --tls-cert, --tls-key,
+     * --tls-server-name, --tls-insecure */
+    const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+    int tls_insecure;
     const char *metrics;        /* --metrics FILE */
     int64_t metrics_interval;   /* ms, for long runs */
     const struct lp_optdef *dir_set;    /* --dir or LOGPIPE_DIR given */
@@ -150,6 +154,36 @@ int lp_common_url(const struct lp_optdef *o, void *base, char *arg,
     { "password-file", 0, LP_COM(LP_STR, password_file), "FILE", \
       "read the Redis password from FILE", \
       .flags = LP_OF_COMMON | LP_OF_NONEMPTY }
+/* TLS to Redis (rediss:// URLs): the CA, the name checked, no check */
+#define LP_LONG_TLS_SERVER \
+    { "tls-ca", 0, LP_COM(LP_STR, tls_ca), "FILE", \
+      "rediss://: trust the CAs of FILE (the system's)", \
+      .env = "LOGPIPE_TLS_CA", .flags = LP_OF_COMMON | LP_OF_NONEMPTY }, \
+    { "tls-server-name", 0, LP_COM(LP_STR, tls_server_name), "NAME", \
+      "rediss://: the name Redis's certificate must have\n" \
+      "(the URL's host)", .env = "LOGPIPE_TLS_SERVER_NAME", \
+      .flags = LP_OF_COMMON | LP_OF_NONEMPTY }, \
+    { "tls-insecure", 0, LP_COM(LP_FLAG, tls_insecure), NULL, \
+      "rediss://: do not check Redis's certificate (unsafe)", \
+      .flags = LP_OF_COMMON }
+/* a client certificate for Redis */
+#define LP_LONG_TLS \
+    LP_LONG_TLS_SERVER, \
+    { "tls-cert", 0, LP_COM(LP_STR, tls_cert), "FILE", \
+      "rediss://: present this client certificate (PEM)", \
+      .env = "LOGPIPE_TLS_CERT", .flags = LP_OF_COMMON | LP_OF_NONEMPTY }, \
+    { "tls-key", 0, LP_COM(LP_STR, tls_key), "FILE", \
+      "rediss://: the client certificate's key (PEM)", \
+      .env = "LOGPIPE_TLS_KEY", .flags = LP_OF_COMMON | LP_OF_NONEMPTY }
+/* the same, for a tool whose --tls-cert is its own server's (logpipe-http) */
+#define LP_LONG_TLS_REDIS \
+    LP_LONG_TLS_SERVER, \
+    { "redis-tls-cert", 0, LP_COM(LP_STR, tls_cert), "FILE", \
+      "rediss://: present this client certificate (PEM)", \
+      .env = "LOGPIPE_TLS_CERT", .flags = LP_OF_COMMON | LP_OF_NONEMPTY }, \
+    { "redis-tls-key", 0, LP_COM(LP_STR, tls_key), "FILE", \
+      "rediss://: the client certificate's key (PEM)", \
+      .env = "LOGPIPE_TLS_KEY", .flags = LP_OF_COMMON | LP_OF_NONEMPTY }
 #define LP_LONG_METRICS \
     { "metrics", 0, LP_COM(LP_STR, metrics), "FILE", \
       "write Prometheus metrics to FILE at exit", \

@@ -5,18 +5,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
+#include "lp_buf.h"
 #include "lp_parse.h"
 #include "lp_redis.h"
+#include "lp_resp.h"
 
 /*
- * This is the only file that includes hiredis (0.14.1 on Debian 12): its
- * quirks stay here. Notably: a timeout is REDIS_ERR_IO with errno EAGAIN;
- * after any I/O error the context is unusable and the replies of commands
- * in flight are lost; server errors are ordinary replies.
+ * This is the only file that includes hiredis (0.14.1 on Debian 12), and
+ * only for its reply parser, and OpenSSL: the socket, TLS and the write
+ * buffer are ours (below). After any I/O error the connection is closed
+ * and the replies of commands in flight are lost; server errors are
+ * ordinary replies.
  */
 
 /* ---- replies in arenas -------------------------------------------------
@@ -198,13 +213,32 @@ static void arena_reader(redisReader *rd, struct build *b)
     rd->privdata = b;
 }
 
+/* ---- the connection ----------------------------------------------------
+ *
+ * A socket of our own (TCP or unix, optionally TLS through OpenSSL), a
+ * write buffer of RESP, and hiredis's reply parser (redisReader) fed with
+ * what is read: hiredis 0.14 has no TLS, and its context would hide the
+ * socket a TLS session needs. The socket is blocking with SO_RCVTIMEO and
+ * SO_SNDTIMEO at the timeout, as hiredis's was, so a wait that expires is
+ * an I/O error (EAGAIN), after which the connection is closed. Over TLS a
+ * read takes every byte OpenSSL has decrypted (SSL_pending), so that the
+ * descriptor polled says all there is to read.
+ */
 struct lp_redis {
     struct lp_url url;
     char *password;
     char name[300];
-    redisContext *c;
+    int fd;                     /* -1: not connected */
+    SSL_CTX *ctx;               /* rediss:// (lp_redis_tls) */
+    SSL *ssl;
+    char *server_name;          /* --tls-server-name (NULL: the host) */
+    int insecure;               /* --tls-insecure */
+    redisReader *rd;
+    struct lp_buf out;          /* RESP not yet written, from out_at */
+    size_t out_at;
     int64_t timeout_ms;
-    struct build build;         /* c's reader's */
+    struct build build;         /* rd's */
+    char ioerr[160];            /* why the last I/O failed */
 };
 
 struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password)
@@ -214,6 +248,7 @@ struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password)
     if (r == NULL)
         return NULL;
     r->url = *u;
+    r->fd = -1;
     if (password && *password && (r->password = strdup(password)) == NULL) {
         free(r);
         return NULL;
@@ -221,6 +256,88 @@ struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password)
     lp_url_describe(u, r->name, sizeof r->name);
     r->timeout_ms = 10000;
     return r;
+}
+
+/* OpenSSL's last error, or what, into buf */
+static void ssl_why(char *buf, size_t cap, const char *what)
+{
+    unsigned long e = ERR_get_error();
+
+    if (e) {
+        char t[256];
+        ERR_error_string_n(e, t, sizeof t);
+        snprintf(buf, cap, "%s: %s", what, t);
+    } else {
+        snprintf(buf, cap, "%s", what);
+    }
+    ERR_clear_error();
+}
+
+int lp_redis_tls(struct lp_redis *r, const struct lp_tls *t, char *err)
+{
+    SSL_CTX *ctx;
+    char why[400];
+
+    if (!r->url.tls) {
+        snprintf(err, LP_ERRLEN, "%s: the --tls-* options need a rediss:// "
+                 "URL", r->name);
+        return -1;
+    }
+    if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+        ssl_why(why, sizeof why, "SSL_CTX_new");
+        snprintf(err, LP_ERRLEN, "%s", why);
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* a read that finds only TLS housekeeping (a session ticket) returns
+     * rather than block for the reply data it did not ask for */
+    SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (t && t->ca) {
+        if (SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1) {
+            ssl_why(why, sizeof why, t->ca);
+            snprintf(err, LP_ERRLEN, "--tls-ca %s", why);
+            goto fail;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        ssl_why(why, sizeof why, "the system's CA store");
+        snprintf(err, LP_ERRLEN, "%s", why);
+        goto fail;
+    }
+    if (t && (t->cert || t->key)) {
+        if (!t->cert || !t->key) {
+            snprintf(err, LP_ERRLEN, "--tls-cert and --tls-key go together");
+            goto fail;
+        }
+        if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
+            ssl_why(why, sizeof why, t->cert);
+            snprintf(err, LP_ERRLEN, "--tls-cert %s", why);
+            goto fail;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            ssl_why(why, sizeof why, t->key);
+            snprintf(err, LP_ERRLEN, "--tls-key %s", why);
+            goto fail;
+        }
+    }
+    r->insecure = t && t->insecure;
+    SSL_CTX_set_verify(ctx, r->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                       NULL);
+    free(r->server_name);
+    r->server_name = NULL;
+    if (t && t->server_name && (r->server_name = strdup(t->server_name)) ==
+        NULL) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        goto fail;
+    }
+    if (r->ctx)
+        SSL_CTX_free(r->ctx);
+    r->ctx = ctx;
+    return 0;
+fail:
+    SSL_CTX_free(ctx);
+    return -1;
 }
 
 void lp_redis_free(struct lp_redis *r)
@@ -232,21 +349,34 @@ void lp_redis_free(struct lp_redis *r)
         memset(r->password, 0, strlen(r->password));
         free(r->password);
     }
+    if (r->ctx)
+        SSL_CTX_free(r->ctx);
+    free(r->server_name);
+    lp_buf_free(&r->out);
     memset(&r->url, 0, sizeof r->url);
     free(r);
 }
 
 void lp_redis_disconnect(struct lp_redis *r)
 {
-    if (r->c) {
-        redisFree(r->c);
-        r->c = NULL;
+    if (r->ssl) {
+        SSL_free(r->ssl);       /* no close_notify: the socket goes too */
+        r->ssl = NULL;
     }
+    if (r->fd >= 0) {
+        close(r->fd);
+        r->fd = -1;
+    }
+    if (r->rd) {
+        redisReaderFree(r->rd); /* frees a reply half built (arena_free) */
+        r->rd = NULL;
+    }
+    r->out.len = r->out_at = 0;
 }
 
 int lp_redis_connected(const struct lp_redis *r)
 {
-    return r->c != NULL;
+    return r->fd >= 0;
 }
 
 const char *lp_redis_name(const struct lp_redis *r)
@@ -256,37 +386,164 @@ const char *lp_redis_name(const struct lp_redis *r)
 
 int lp_redis_fd(const struct lp_redis *r)
 {
-    return r->c ? r->c->fd : -1;
+    return r->fd;
 }
 
-static struct timeval tv_of(int64_t ms)
+static void sock_timeout(int fd, int64_t ms)
 {
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-    return tv;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 void lp_redis_set_timeout(struct lp_redis *r, int64_t ms)
 {
     r->timeout_ms = ms;
-    if (r->c)
-        redisSetTimeout(r->c, tv_of(ms));
+    if (r->fd >= 0)
+        sock_timeout(r->fd, ms);
 }
 
-/* Describes the context's error, then drops the connection. */
+/* Says why the last I/O failed (r->ioerr), then drops the connection. */
 static void io_error(struct lp_redis *r, char *err)
 {
-    if (r->c == NULL) {
+    if (r->fd < 0 && r->ioerr[0] == '\0')
         snprintf(err, LP_ERRLEN, "%s: not connected", r->name);
-        return;
-    }
-    if (r->c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
-        snprintf(err, LP_ERRLEN, "%s: timed out after %lldms", r->name,
-                 (long long)r->timeout_ms);
-    else if (r->c->err == REDIS_ERR_EOF)
-        snprintf(err, LP_ERRLEN, "%s: connection closed by server", r->name);
     else
-        snprintf(err, LP_ERRLEN, "%s: %s", r->name, r->c->errstr);
+        snprintf(err, LP_ERRLEN, "%s: %s", r->name, r->ioerr[0] ? r->ioerr
+                 : "connection lost");
+    r->ioerr[0] = '\0';
     lp_redis_disconnect(r);
+}
+
+/* Records why an I/O call failed: e its errno (0: the peer closed) */
+static void io_why(struct lp_redis *r, int e)
+{
+    if (e == EAGAIN || e == EWOULDBLOCK)
+        snprintf(r->ioerr, sizeof r->ioerr, "timed out after %lldms",
+                 (long long)r->timeout_ms);
+    else if (e == 0)
+        snprintf(r->ioerr, sizeof r->ioerr, "connection closed by server");
+    else
+        snprintf(r->ioerr, sizeof r->ioerr, "%s", strerror(e));
+}
+
+/* The socket, connected within ms (non-blocking connect, then blocking
+ * with the timeouts); -1 with why */
+static int dial(struct lp_redis *r, int64_t ms, char *why, size_t cap)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM }, *ai = NULL, *a;
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    char port[16];
+    int fd = -1, e = 0, rc;
+
+    if (r->url.is_unix) {
+        snprintf(un.sun_path, sizeof un.sun_path, "%s", r->url.path);
+        if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+            connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
+            snprintf(why, cap, "%s", strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        return fd;
+    }
+    snprintf(port, sizeof port, "%d", r->url.port);
+    if ((rc = getaddrinfo(r->url.host, port, &hints, &ai)) != 0) {
+        snprintf(why, cap, "%s", gai_strerror(rc));
+        return -1;
+    }
+    for (a = ai; a; a = a->ai_next) {
+        struct pollfd p;
+        socklen_t el = sizeof e;
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC |
+                    SOCK_NONBLOCK, a->ai_protocol);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+            break;
+        e = errno;
+        if (e == EINPROGRESS) {
+            p.fd = fd;
+            p.events = POLLOUT;
+            rc = poll(&p, 1, (int)ms);
+            if (rc == 0)
+                e = ETIMEDOUT;
+            else if (rc > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e,
+                                          &el) == 0 && e == 0)
+                break;
+            else if (rc < 0)
+                e = errno;
+        }
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        snprintf(why, cap, "%s", strerror(e ? e : ECONNREFUSED));
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    {
+        int one = 1, idle = 15, intvl = 5, cnt = 3;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    }
+    return fd;
+}
+
+/* The TLS handshake on r->fd, the server's certificate checked against
+ * the CA and the name; -1 with why (verify: 1 when the certificate was
+ * refused: a configuration's fault, not the network's) */
+static int handshake(struct lp_redis *r, char *why, size_t cap, int *verify)
+{
+    const char *name = r->server_name ? r->server_name : r->url.host;
+    unsigned char a[16];
+    int is_ip = inet_pton(AF_INET, name, a) == 1 ||
+                inet_pton(AF_INET6, name, a) == 1;
+    long v;
+
+    *verify = 0;
+    if ((r->ssl = SSL_new(r->ctx)) == NULL ||
+        SSL_set_fd(r->ssl, r->fd) != 1) {
+        ssl_why(why, cap, "SSL_new");
+        return -1;
+    }
+    if (!is_ip)
+        SSL_set_tlsext_host_name(r->ssl, name);
+    if (!r->insecure) {
+        if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl),
+                                                  name) != 1
+                  : SSL_set1_host(r->ssl, name) != 1) {
+            ssl_why(why, cap, "the name to verify");
+            return -1;
+        }
+    }
+    ERR_clear_error();
+    errno = 0;
+    if (SSL_connect(r->ssl) != 1) {
+        if (!r->insecure && (v = SSL_get_verify_result(r->ssl)) != X509_V_OK) {
+            snprintf(why, cap, "TLS: the server's certificate is refused: %s "
+                     "(name checked: %s; --tls-ca, --tls-server-name)",
+                     X509_verify_cert_error_string(v), name);
+            *verify = 1;
+        } else if (errno == EAGAIN) {
+            snprintf(why, cap, "TLS handshake timed out (is the server "
+                     "speaking TLS?)");
+        } else {
+            char t[300];
+            ssl_why(t, sizeof t, "TLS handshake failed");
+            snprintf(why, cap, "%s (is the server speaking TLS?)", t);
+        }
+        return -1;
+    }
+    return 0;
 }
 
 static int auth_error(const redisReply *rep)
@@ -304,33 +561,34 @@ static int auth_error(const redisReply *rep)
 
 int lp_redis_connect(struct lp_redis *r, char *err)
 {
-    struct timeval ctv = tv_of(r->timeout_ms > 0 && r->timeout_ms < 5000
-                               ? r->timeout_ms : 5000);
+    int64_t cms = r->timeout_ms > 0 && r->timeout_ms < 5000 ? r->timeout_ms
+                                                            : 5000;
     const char *argv[3];
     size_t lens[3];
-    int ncmd = 0, rc = 0;
-    char db[16];
+    int ncmd = 0, rc = 0, verify;
+    char db[16], why[512];
 
     lp_redis_disconnect(r);
-    if (r->url.is_unix)
-        r->c = redisConnectUnixWithTimeout(r->url.path, ctv);
-    else
-        r->c = redisConnectWithTimeout(r->url.host, r->url.port, ctv);
-    if (r->c == NULL) {
-        snprintf(err, LP_ERRLEN, "%s: out of memory", r->name);
+    if (r->url.tls && r->ctx == NULL && lp_redis_tls(r, NULL, err) < 0)
+        return LP_REDIS_EAUTH;
+    if ((r->fd = dial(r, cms, why, sizeof why)) < 0) {
+        snprintf(err, LP_ERRLEN, "cannot connect to %s: %s", r->name, why);
         return LP_REDIS_ETEMP;
     }
-    if (r->c->err) {
-        snprintf(err, LP_ERRLEN, "cannot connect to %s: %s", r->name,
-                 r->c->errstr);
+    sock_timeout(r->fd, r->timeout_ms > 0 ? r->timeout_ms : cms);
+    if (r->url.tls && handshake(r, why, sizeof why, &verify) < 0) {
+        snprintf(err, LP_ERRLEN, "cannot connect to %s: %s", r->name, why);
+        lp_redis_disconnect(r);
+        return verify ? LP_REDIS_EAUTH : LP_REDIS_ETEMP;
+    }
+    if (r->timeout_ms <= 0)
+        sock_timeout(r->fd, 0);
+    if ((r->rd = redisReaderCreate()) == NULL) {
+        snprintf(err, LP_ERRLEN, "%s: out of memory", r->name);
         lp_redis_disconnect(r);
         return LP_REDIS_ETEMP;
     }
-    arena_reader(r->c->reader, &r->build);
-    if (r->timeout_ms > 0)
-        redisSetTimeout(r->c, tv_of(r->timeout_ms));
-    if (!r->url.is_unix)
-        redisEnableKeepAlive(r->c);
+    arena_reader(r->rd, &r->build);
 
     /* AUTH, SELECT and PING in one round trip */
     if (r->password || r->url.user[0]) {
@@ -344,27 +602,28 @@ int lp_redis_connect(struct lp_redis *r, char *err)
         argv[n] = r->password ? r->password : "";
         lens[n] = strlen(argv[n]);
         n++;
-        redisAppendCommandArgv(r->c, n, argv, lens);
+        lp_redis_append(r, n, argv, lens);
         ncmd++;
     }
     if (r->url.db) {
         snprintf(db, sizeof db, "%d", r->url.db);
         argv[0] = "SELECT"; lens[0] = 6;
         argv[1] = db; lens[1] = strlen(db);
-        redisAppendCommandArgv(r->c, 2, argv, lens);
+        lp_redis_append(r, 2, argv, lens);
         ncmd++;
     }
     argv[0] = "PING"; lens[0] = 4;
-    redisAppendCommandArgv(r->c, 1, argv, lens);
+    lp_redis_append(r, 1, argv, lens);
     ncmd++;
     for (int i = 0; i < ncmd; i++) {
-        redisReply *rep;
-        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK) {
-            char e2[LP_ERRLEN];
-            io_error(r, e2);
-            snprintf(err, LP_ERRLEN, "cannot connect to %.900s", e2);
+        struct lp_reply *lr;
+        const redisReply *rep;
+        if (lp_redis_reply(r, &lr, why) < 0) {
+            snprintf(err, LP_ERRLEN, "cannot connect to %.900s", why);
+            lp_redis_disconnect(r);
             return LP_REDIS_ETEMP;
         }
+        rep = (const redisReply *)lr;
         if (rep->type == REDIS_REPLY_ERROR && rc == 0) {
             if (auth_error(rep)) {
                 snprintf(err, LP_ERRLEN, "%s refused us: %.200s%s", r->name,
@@ -377,7 +636,7 @@ int lp_redis_connect(struct lp_redis *r, char *err)
                 rc = LP_REDIS_ETEMP;
             }
         }
-        lp_reply_free((struct lp_reply *)rep);
+        lp_reply_free(lr);
     }
     if (rc)
         lp_redis_disconnect(r);
@@ -387,46 +646,120 @@ int lp_redis_connect(struct lp_redis *r, char *err)
 int lp_redis_append(struct lp_redis *r, int argc, const char **argv,
                     const size_t *lens)
 {
-    if (r->c == NULL)
+    size_t was = r->out.len;
+
+    if (r->fd < 0)
         return -1;
-    return redisAppendCommandArgv(r->c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    if (lp_resp_head(&r->out, (size_t)argc) < 0)
+        goto oom;
+    for (int i = 0; i < argc; i++)
+        if (lp_resp_bulk(&r->out, argv[i], lens[i]) < 0)
+            goto oom;
+    return 0;
+oom:
+    r->out.len = was;
+    return -1;
 }
 
 int lp_redis_append_raw(struct lp_redis *r, const char *cmd, size_t len)
 {
-    if (r->c == NULL)
+    if (r->fd < 0)
         return -1;
-    return redisAppendFormattedCommand(r->c, cmd, len) == REDIS_OK ? 0 : -1;
+    return lp_buf_add(&r->out, cmd, len);
 }
 
 size_t lp_redis_pending_out(const struct lp_redis *r)
 {
-    return r->c && r->c->obuf ? sdslen(r->c->obuf) : 0;
+    return r->out.len - r->out_at;
 }
 
 int lp_redis_flush(struct lp_redis *r, char *err)
 {
-    int done = 0;
-
-    if (r->c == NULL) {
+    if (r->fd < 0) {
         io_error(r, err);
         return -1;
     }
-    while (!done) {
-        if (redisBufferWrite(r->c, &done) != REDIS_OK) {
-            io_error(r, err);
-            return -1;
+    while (r->out_at < r->out.len) {
+        size_t n = r->out.len - r->out_at;
+        ssize_t w;
+        if (r->ssl) {
+            int k;
+            errno = 0;
+            k = SSL_write(r->ssl, r->out.p + r->out_at,
+                          n > INT32_MAX ? INT32_MAX : (int)n);
+            if (k <= 0) {
+                int se = SSL_get_error(r->ssl, k);
+                if (se == SSL_ERROR_SYSCALL || se == SSL_ERROR_WANT_WRITE ||
+                    se == SSL_ERROR_WANT_READ)
+                    io_why(r, errno ? errno : EPIPE);
+                else
+                    ssl_why(r->ioerr, sizeof r->ioerr, "TLS write");
+                io_error(r, err);
+                return -1;
+            }
+            w = k;
+        } else {
+            w = send(r->fd, r->out.p + r->out_at, n, MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                io_why(r, errno);
+                io_error(r, err);
+                return -1;
+            }
         }
+        r->out_at += (size_t)w;
     }
+    r->out.len = r->out_at = 0;
     return 0;
 }
 
 int lp_redis_read(struct lp_redis *r, char *err)
 {
-    if (r->c == NULL || redisBufferRead(r->c) != REDIS_OK) {
+    char buf[65536];
+
+    if (r->fd < 0) {
         io_error(r, err);
         return -1;
     }
+    do {
+        ssize_t n;
+        if (r->ssl) {
+            int k, se;
+            errno = 0;
+            k = SSL_read(r->ssl, buf, sizeof buf);
+            if (k <= 0) {
+                se = SSL_get_error(r->ssl, k);
+                if (se == SSL_ERROR_WANT_READ && errno == 0)
+                    return 0;   /* TLS housekeeping only: no data yet */
+                if (se == SSL_ERROR_ZERO_RETURN)
+                    io_why(r, 0);
+                else if (se == SSL_ERROR_SYSCALL ||
+                         se == SSL_ERROR_WANT_READ ||
+                         se == SSL_ERROR_WANT_WRITE)
+                    io_why(r, errno);
+                else
+                    ssl_why(r->ioerr, sizeof r->ioerr, "TLS read");
+                io_error(r, err);
+                return -1;
+            }
+            n = k;
+        } else {
+            n = recv(r->fd, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                io_why(r, n == 0 ? 0 : errno);
+                io_error(r, err);
+                return -1;
+            }
+        }
+        if (redisReaderFeed(r->rd, buf, (size_t)n) != REDIS_OK) {
+            snprintf(r->ioerr, sizeof r->ioerr, "out of memory");
+            io_error(r, err);
+            return -1;
+        }
+    } while (r->ssl && SSL_pending(r->ssl) > 0);
     return 0;
 }
 
@@ -434,11 +767,13 @@ int lp_redis_next(struct lp_redis *r, struct lp_reply **rep, char *err)
 {
     void *p = NULL;
 
-    if (r->c == NULL) {
+    if (r->fd < 0) {
         io_error(r, err);
         return -1;
     }
-    if (redisGetReplyFromReader(r->c, &p) != REDIS_OK) {
+    if (redisReaderGetReply(r->rd, &p) != REDIS_OK) {
+        snprintf(r->ioerr, sizeof r->ioerr, "protocol error: %s",
+                 r->rd->errstr);
         io_error(r, err);
         return -1;
     }
@@ -448,18 +783,14 @@ int lp_redis_next(struct lp_redis *r, struct lp_reply **rep, char *err)
 
 int lp_redis_reply(struct lp_redis *r, struct lp_reply **rep, char *err)
 {
-    void *p = NULL;
+    int rc;
 
-    if (r->c == NULL) {
-        io_error(r, err);
+    if (lp_redis_flush(r, err) < 0)
         return -1;
-    }
-    if (redisGetReply(r->c, &p) != REDIS_OK || p == NULL) {
-        io_error(r, err);
-        return -1;
-    }
-    *rep = p;
-    return 0;
+    while ((rc = lp_redis_next(r, rep, err)) == 0)
+        if (lp_redis_read(r, err) < 0)
+            return -1;
+    return rc < 0 ? -1 : 0;
 }
 
 struct lp_reply *lp_redis_cmdv(struct lp_redis *r, char *err, int argc,
@@ -467,7 +798,7 @@ struct lp_reply *lp_redis_cmdv(struct lp_redis *r, char *err, int argc,
 {
     struct lp_reply *rep;
 
-    if (r->c == NULL) {
+    if (r->fd < 0) {
         io_error(r, err);
         return NULL;
     }

@@ -23,12 +23,28 @@ enum {
 
 /* Copies u and password (may be NULL). Returns NULL when out of memory. */
 struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password);
+
+/* TLS for a rediss:// URL: the CA file to trust (NULL: the system's
+ * store), a client certificate and its key (PEM; both or neither), the
+ * name the server's certificate must carry (NULL: the URL's host; an IP
+ * address is checked as one), and insecure: no verification at all. */
+struct lp_tls {
+    const char *ca, *cert, *key, *server_name;
+    int insecure;
+};
+
+/* Sets r's TLS up (files read now). 0, or -1 with err: a file that cannot
+ * be read or is not PEM, a key that is not the certificate's, a URL that
+ * is not rediss://. A rediss:// URL without it uses the defaults. */
+int lp_redis_tls(struct lp_redis *r, const struct lp_tls *t, char *err);
 void lp_redis_free(struct lp_redis *r);
 
 /*
- * Connects (closing any previous connection), authenticates, selects the
- * database, sets the socket timeout and checks the server answers.
- * Returns 0, LP_REDIS_ETEMP or LP_REDIS_EAUTH with err (LP_ERRLEN) filled.
+ * Connects (closing any previous connection), over TLS for rediss://,
+ * authenticates, selects the database, sets the socket timeout and checks
+ * the server answers. Returns 0, LP_REDIS_ETEMP or LP_REDIS_EAUTH with err
+ * (LP_ERRLEN) filled; a server certificate refused is LP_REDIS_EAUTH (the
+ * configuration's fault: retrying does not help).
  */
 int lp_redis_connect(struct lp_redis *r, char *err);
 void lp_redis_disconnect(struct lp_redis *r);

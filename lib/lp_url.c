@@ -98,16 +98,15 @@ int lp_url_parse(const char *url, struct lp_url *u, char *err)
         return 0;
     }
     if (strncmp(url, "rediss://", 9) == 0) {
-        snprintf(err, LP_ERRLEN, "rediss:// (TLS) is not supported by "
-                 "hiredis 0.14; use a unix socket or a tunnel, see logpipe(7)");
+        u->tls = 1;
+        p = url + 9;
+    } else if (strncmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+    } else {
+        snprintf(err, LP_ERRLEN, "Redis URL must start with redis://, "
+                 "rediss:// (TLS) or unix://");
         return -1;
     }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, LP_ERRLEN,
-                 "Redis URL must start with redis:// or unix://");
-        return -1;
-    }
-    p = url + 8;
     slash = strchr(p, '/');
     at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
     /* the last '@' before the path ends the user info */

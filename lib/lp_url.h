@@ -1,5 +1,5 @@
-/* lp_url.h -- Redis URLs: redis://[user[:password]@]host[:port][/db] and
- * unix:///path[?db=N] */
+/* lp_url.h -- Redis URLs: redis://[user[:password]@]host[:port][/db],
+ * rediss://... (the same over TLS) and unix:///path[?db=N] */
 #ifndef LP_URL_H
 #define LP_URL_H
 
@@ -7,6 +7,7 @@
 
 struct lp_url {
     int is_unix;
+    int tls;                    /* rediss:// */
     char host[256];             /* without brackets for IPv6 */
     int port;
     char path[PATH_MAX];        /* unix socket */

@@ -119,8 +119,9 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 fi
 
 PKG_CONFIG=${PKG_CONFIG:-pkg-config}
-ZCFLAGS=$($PKG_CONFIG --cflags hiredis zlib 2>/dev/null)
-LIBS="$($PKG_CONFIG --libs hiredis zlib 2>/dev/null || echo -lhiredis -lz) -ljq -lm"
+ZCFLAGS=$($PKG_CONFIG --cflags hiredis zlib openssl 2>/dev/null)
+LIBS="$($PKG_CONFIG --libs hiredis zlib openssl 2>/dev/null ||
+        echo -lhiredis -lz -lssl -lcrypto) -ljq -lm"
 CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
     -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE
     -DLP_VERSION=\"fuzz\" -Wall -Wextra -Wno-unused-parameter -Ilib"

@@ -231,8 +231,8 @@ test_expect_success 'usage errors exit 64, a bad value is named' '
     expect_exit 64 logpipe-send --linger soon 2>err &&
     grep_q "is not a duration" err &&
     expect_exit 64 logpipe-send --log-format xml 2>err &&
-    expect_exit 78 logpipe-send -r rediss://x </dev/null 2>err &&
-    grep_q "TLS" err
+    expect_exit 78 logpipe-send -r redis+tls://x </dev/null 2>err &&
+    grep_q "rediss://" err
 '
 
 test_expect_success '--help and --version go to stdout, exit 0' '

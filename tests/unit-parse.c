@@ -347,12 +347,24 @@ static void test_url(void)
            "", "", "unix:///run/redis.sock");
     url_is("unix:///run/redis.sock", 1, NULL, 0, "/run/redis.sock", 0, "",
            "", "unix:///run/redis.sock");
+    url_is("rediss://u:p%40w@cache.example:6380/3", 0, "cache.example", 6380,
+           NULL, 3, "u", "p@w", "cache.example:6380");
+    {
+        struct lp_url u;
+        char err[LP_ERRLEN];
+        is_int(lp_url_parse("rediss://h", &u, err) == 0 && u.tls, 1,
+               "rediss:// is TLS");
+        is_int(lp_url_parse("redis://h", &u, err) == 0 && !u.tls, 1,
+               "redis:// is not");
+    }
 
-    url_bad("rediss://h", "rediss:// (TLS) is not supported by hiredis 0.14; "
-            "use a unix socket or a tunnel, see logpipe(7)");
-    url_bad("http://h", "Redis URL must start with redis:// or unix://");
-    url_bad("h:6379", "Redis URL must start with redis:// or unix://");
-    url_bad("", "Redis URL must start with redis:// or unix://");
+    url_bad("rediss://h:0", "bad port in Redis URL");
+    url_bad("http://h", "Redis URL must start with redis://, rediss:// (TLS) "
+            "or unix://");
+    url_bad("h:6379", "Redis URL must start with redis://, rediss:// (TLS) "
+            "or unix://");
+    url_bad("", "Redis URL must start with redis://, rediss:// (TLS) or "
+            "unix://");
     url_bad("redis://h:0", "bad port in Redis URL");
     url_bad("redis://h:70000", "bad port in Redis URL");
     url_bad("redis://h:65536", "bad port in Redis URL");
@@ -385,7 +397,7 @@ static void test_url(void)
             "redis://u:hunter2@h:abc", "redis://u:hunter2@h/x",
             "redis://u:hunter2@h/99999", "redis://u:hunter2%zz@h",
             "redis://u:hunter2%@h", "redis://:hunter2@[::1",
-            "redis://:hunter2@[::1]x", "rediss://u:hunter2@h",
+            "redis://:hunter2@[::1]x", "rediss://u:hunter2@h:x",
             "http://u:hunter2@h", "redis://u:hun/ter2@h",
             "redis://u:hunter2@h:1/2/3", "redis://hunter2:hunter2@h:x",
         };
