@@ -91,13 +91,21 @@ static const struct lp_optdef longopts[] = {
       "events per batch; a larger request is its own (1000)",
       .min = 1, .max = 1000000 },
     { "linger", 'l', LP_DURATION(OPT, c.linger), "DUR",
-      "send a partial batch after DUR (2ms; bare = ms)", .unit = "ms" },
+      "hold a partial batch up to DUR for more requests\n"
+      "(0: what one turn of the loop brought goes at once;\n"
+      "bare = ms)", .unit = "ms" },
     { "wal", 0, LP_STR(OPT, c.wal), "DIR",
       "when Redis fails, keep requests in a write-ahead log\n"
       "(synced before 200) rather than answer 503",
       .flags = LP_OF_NONEMPTY },
     { "wal-max", 0, LP_SIZE(OPT, c.wal_max), "SIZE",
       "exit 75 rather than let the WAL pass SIZE" },
+    { "replicas", 0, LP_UINT(OPT, c.replicas), "N",
+      "a batch is stored once N replicas have it (WAIT)",
+      .min = 1, .max = 1000 },
+    { "replica-timeout", 0, LP_DURATION(OPT, c.replica_timeout), "DUR",
+      "with --replicas: wait this long for them (1s)", .min = 1,
+      .unit = "ms" },
     { "max-backlog", 0, LP_UINT(OPT, c.max_backlog), "N",
       "answer 503 while the group lag exceeds N", .min = 1 },
     { "rate", 0, LP_CALL(OPT, c.rate, rate_opt), "N/s|N/m|N/h",
@@ -481,6 +489,7 @@ static void idem_prune(struct idems *t, int64_t ttl)
 struct hreq {
     struct lp_send_req *sq;     /* NULL: out of memory on the way */
     uint64_t hash;              /* of its items, for its key */
+    int keyed;                  /* it has an Idempotency-Key */
     struct idem *key;           /* its key's entry, when it has one and is
                                    the one that stores it */
 };
@@ -582,6 +591,7 @@ static int on_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
         return 500;
     }
     r->hash = 0xcbf29ce484222325ull;
+    r->keyed = lp_httpd_req_idem(q) != NULL;
     lp_httpd_req_set_data(q, r);
     return 0;
 }
@@ -593,10 +603,12 @@ static void on_item(void *ctx, struct lp_httpd_req *q,
     struct hreq *r = lp_httpd_req_data(q);
     int rc = 0;
 
-    if (it->txt)                /* each item's bytes, then a LF */
-        r->hash = fnv(fnv(r->hash, it->txt, it->n), "\n", 1);
-    else
-        r->hash = fnv(r->hash, &it->line, sizeof it->line);
+    if (r->keyed) {             /* each item's bytes, then a LF */
+        if (it->txt)
+            r->hash = fnv(fnv(r->hash, it->txt, it->n), "\n", 1);
+        else
+            r->hash = fnv(r->hash, &it->line, sizeof it->line);
+    }
     if (r->sq == NULL)
         return;
     if (it->ev)
@@ -1050,8 +1062,9 @@ int main(int argc, char **argv)
         .c = {
             .batch = 1000,
             .batch_bytes = 8 << 20,
-            .linger = 2,
+            .linger = 0,
             .timeout = 30000,
+            .replica_timeout = 1000,
             .max_age = 24 * 3600 * 1000LL,
             .max_skew = 5 * 60 * 1000LL,
             .max_line = 1 << 20,

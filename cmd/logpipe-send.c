@@ -55,6 +55,12 @@ static const struct lp_optdef longopts[] = {
       "exit 75 rather than let the WAL pass SIZE" },
     { "flush-wal", 0, LP_FLAG(OPT, c.flush_wal), NULL,
       "send what the WAL holds, then exit" },
+    { "replicas", 0, LP_UINT(OPT, c.replicas), "N",
+      "a batch is stored once N replicas have it (WAIT)",
+      .min = 1, .max = 1000 },
+    { "replica-timeout", 0, LP_DURATION(OPT, c.replica_timeout), "DUR",
+      "with --replicas: wait this long for them (1s)", .min = 1,
+      .unit = "ms" },
     { "max-backlog", 0, LP_UINT(OPT, c.max_backlog), "N",
       "wait while the group lag exceeds N", .min = 1 },
     { "rate", 0, LP_CALL(OPT, c.rate, rate_opt), "N/s|N/m|N/h",
@@ -394,6 +400,7 @@ int main(int argc, char **argv)
             .batch_bytes = 8 << 20,
             .linger = 20,
             .timeout = 30000,
+            .replica_timeout = 1000,
             .max_age = -1,      /* parse_args: 24h, 0 with --journal
                                    or --follow */
             .partial_timeout = -1,

@@ -127,6 +127,18 @@ int lp_pipeline_init(struct lp_send *s)
     const char *xadd[4] = { "XADD", s->c.stream, "*", "data" };
     size_t lens[4] = { 4, strlen(s->c.stream), 1, 4 };
 
+    if (s->c.replicas) {
+        char n[24], ms[24];
+        const char *w[3] = { "WAIT", n, ms };
+        snprintf(n, sizeof n, "%" PRIu64, s->c.replicas);
+        snprintf(ms, sizeof ms, "%" PRId64, s->c.replica_timeout > 0 ?
+                 s->c.replica_timeout : 1);
+        if (lp_resp_head(&s->waitcmd, 3) < 0)
+            return -1;
+        for (int i = 0; i < 3; i++)
+            if (lp_resp_bulk(&s->waitcmd, w[i], strlen(w[i])) < 0)
+                return -1;
+    }
     snprintf(s->shold, sizeof s->shold, "%s:send-hold", s->c.stream);
     snprintf(s->dhold, sizeof s->dhold, "%s:send-hold",
              s->c.dlq ? s->c.dlq : "");
@@ -186,6 +198,9 @@ size_t lp_pipeline_xadd_dlq(struct lp_send *s, const struct lp_dlq_rec *rec)
 
 void lp_batch_reset(struct lp_batch *b)
 {
+    lp_reply_free(b->held);
+    b->held = NULL;
+    b->unconfirmed = 0;
     b->n = b->replied = b->failed = 0;
     b->nwire = b->wire = 0;
     b->blob.len = 0;
@@ -360,9 +375,43 @@ static void take_reply(struct lp_send *s, struct lp_batch *b,
                        struct lp_reply *rep)
 {
     size_t w = b->wire++, g = (size_t)b->gated;
+    size_t last = b->nwire - 1 - (s->c.replicas != 0);     /* EXEC's */
     char t[LP_ERRLEN - 100];
 
-    if (w + 1 < b->nwire) {
+    if (s->c.replicas && w == last) {
+        b->held = rep;          /* EXEC's: what WAIT says decides */
+        return;
+    }
+    if (s->c.replicas && w == last + 1) {
+        /* WAIT: the replicas that have everything this connection wrote */
+        long long got = lp_reply_type(rep) == LP_REPLY_INTEGER
+                        ? lp_reply_int(rep) : -1;
+        if (got < 0 || (uint64_t)got < s->c.replicas) {
+            char d[32];
+            lp_format_duration(s->c.replica_timeout, d, sizeof d);
+            if (got < 0)
+                snprintf(s->last_error, sizeof s->last_error, "WAIT: %s",
+                         lp_reply_text(rep, t, sizeof t));
+            else
+                snprintf(s->last_error, sizeof s->last_error, "WAIT: %lld "
+                         "of --replicas %" PRIu64 " replicas had the batch "
+                         "within %s", got, s->c.replicas, d);
+            s->last_permanent |= got < 0 && permanent_error(rep);
+            /* not stored as far as anyone may tell: sent again (its gate
+             * then says STORED, and WAIT is asked again) */
+            lp_reply_free(rep);
+            lp_reply_free(b->held);
+            b->held = NULL;
+            b->answered = 1;
+            b->aborted = 1;
+            b->unconfirmed = 1;
+            b->failed = b->n ? b->n : 1;
+            return;
+        }
+        lp_reply_free(rep);
+        rep = b->held;
+        b->held = NULL;
+    } else if (w < last) {
         if (lp_reply_type(rep) == LP_REPLY_ERROR && b->qerr[0] == '\0') {
             snprintf(b->qerr, sizeof b->qerr, "%s",
                      lp_reply_text(rep, t, sizeof t));
@@ -636,7 +685,9 @@ int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
     if (b->n == 0 && b->nprods == 0)
         return 0;               /* nothing left: answered as it is */
     make_gate(s, b);
-    b->nwire = 1 + b->n + 2 * (size_t)b->gated + 1;
+    b->nwire = 1 + b->n + 2 * (size_t)b->gated + 1 + (s->c.replicas != 0);
+    lp_reply_free(b->held);
+    b->held = NULL;
     if (s->c.test_refuse && b->source == LP_BATCH_INPUT && b->n &&
         ++s->nrefuse == s->c.test_refuse &&
         (x = memmem(b->blob.p + b->ev[0].cmd, b->ev[0].cmdlen < 32 ?
@@ -652,12 +703,12 @@ int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
         return -1;
     }
     /* the transaction in one write, from the batch's own buffers */
-    struct iovec iov[3] = {
+    struct iovec iov[4] = {
         { b->head.p, b->head.len }, { b->blob.p, b->blob.len },
-        { b->tail.p, b->tail.len }
+        { b->tail.p, b->tail.len }, { s->waitcmd.p, s->waitcmd.len }
     };
     b->sent_us = lp_mono_us();
-    rc = lp_redis_writev(s->r, iov, 3, err);
+    rc = lp_redis_writev(s->r, iov, s->c.replicas ? 4 : 3, err);
     if (x)
         x[3] = 'D';
     if (rc < 0)
@@ -1005,10 +1056,12 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
             continue;
         if (was_stored(s, b, &yes, err) < 0)
             return -1;
-        if (yes)
+        if (yes && !s->c.replicas)
             batch_stored(s, b); /* its EXEC ran, its reply was lost */
         else
-            b->lost = 1;
+            b->lost = 1;        /* --replicas: sent again, its gate says
+                                   STORED, and WAIT is asked on this
+                                   connection before it counts */
     }
     if (s->fl || s->pos_known) {
         /* the rest goes again as it is, in order: each batch's gate

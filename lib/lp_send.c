@@ -258,7 +258,7 @@ static void serve_failed(struct lp_send *s, const char *why)
     lp_pipeline_collect(s);
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        int maybe = b->tried && !b->answered;
+        int maybe = (b->tried && !b->answered) || b->unconfirmed;
         for (size_t k = 0; k < b->n; k++)
             if (b->ev[k].req && !b->ev[k].done)
                 req_failed(&b->ev[k], why, maybe);
@@ -285,7 +285,26 @@ struct lp_send_req *lp_send_req_begin(struct lp_send *s, lp_send_req_fn *done,
     q->s = s;
     q->done = done;
     q->ctx = ctx;
+    /* the buffer a request before this one left: grown already, its
+     * pages touched */
+    q->blob = s->spare;
+    s->spare = (struct lp_buf){ 0 };
     return q;
+}
+
+/* q's buffer becomes the next request's when larger than the one kept
+ * (up to a batch's bytes), else it is freed */
+static void req_recycle(struct lp_send_req *q)
+{
+    struct lp_send *s = q->s;
+
+    if (q->blob.cap > s->spare.cap && q->blob.cap <= s->c.batch_bytes) {
+        lp_buf_free(&s->spare);
+        s->spare = q->blob;
+        s->spare.len = 0;
+        q->blob = (struct lp_buf){ 0 };
+    }
+    lp_buf_free(&q->blob);
 }
 
 static int req_room(struct lp_send_req *q)
@@ -418,7 +437,7 @@ void lp_send_req_abort(struct lp_send_req *q)
 {
     if (q == NULL)
         return;
-    lp_buf_free(&q->blob);
+    req_recycle(q);
     lp_buf_free(&q->keys);
     free(q->at);
     free(q->key);
@@ -499,8 +518,9 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
     s->cur_req = NULL;
     if (q->prod)
         s->want_dispatch = 1;
-    /* q's commands are the batch's now; q is done()'s to end */
-    lp_buf_free(&q->blob);
+    /* q's commands are the batch's now; q is done()'s to end; its
+     * buffer is the next request's (the larger kept, up to a batch) */
+    req_recycle(q);
     if (s->want_dispatch || s->in.n >= s->c.batch ||
         s->in.blob.len >= s->c.batch_bytes) {
         s->want_dispatch = 0;
@@ -2327,12 +2347,16 @@ void lp_send_free(struct lp_send *s)
     lp_buf_free(&s->in.head);
     lp_buf_free(&s->in.tail);
     lp_buf_free(&s->in.pbuf);
+    lp_reply_free(s->in.held);
+    lp_buf_free(&s->spare);
+    lp_buf_free(&s->waitcmd);
     for (int i = 0; i < LP_INFLIGHT; i++) {
         free(s->ring[i].ev);
         lp_buf_free(&s->ring[i].blob);
         lp_buf_free(&s->ring[i].head);
         lp_buf_free(&s->ring[i].tail);
         lp_buf_free(&s->ring[i].pbuf);
+        lp_reply_free(s->ring[i].held);
     }
     free(s->pcache);
     lp_buf_free(&s->walrec);

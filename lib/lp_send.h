@@ -112,6 +112,10 @@ struct lp_send_conf {
     uint64_t wal_max;
     int flush_wal;              /* send the WAL, then end */
     uint64_t max_backlog;       /* 0: off */
+    uint64_t replicas;          /* --replicas: a batch is stored once WAIT
+                                   says this many replicas have it (0:
+                                   once the master has it) */
+    int64_t replica_timeout;    /* ms WAIT waits for them */
     double rate;                /* tokens a ms; 0: no --rate */
     uint64_t burst;
     const char *rate_key;       /* jq, or NULL */

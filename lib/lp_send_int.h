@@ -143,6 +143,10 @@ struct lp_batch {
                                    take a field gone for one removed by
                                    --producer-ttl (it may be stored) */
     char qerr[160];             /* the first error while queueing */
+    struct lp_reply *held;      /* --replicas: EXEC's reply, taken once
+                                   WAIT says enough replicas have it */
+    int unconfirmed;            /* WAIT said too few: the master may
+                                   hold it, the replicas may not */
     struct lp_buf head;         /* MULTI and the gate, made when sent */
     struct lp_buf tail;         /* the undoing and EXEC */
     struct lp_bprod prods[LP_BATCH_PRODS + 1];  /* and room for the run's
@@ -158,6 +162,8 @@ struct lp_batch {
 
 struct lp_send {
     struct lp_send_conf c;
+    struct lp_buf waitcmd;      /* --replicas: WAIT N ms, after each EXEC */
+    struct lp_buf spare;        /* a request's buffer, for the next one */
     struct lp_notify nt;
     jmp_buf out;                /* give_up: back to lp_send_run */
     int running;                /* out is set */
