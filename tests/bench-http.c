@@ -16,7 +16,8 @@
  *       seconds from the first byte written to the last answer read;
  *       start and end are those two moments on the wall clock (seconds
  *       since the epoch). A failed connect, write or read is an error,
- *       and counts as one of the REQUESTS. Exit 1 if ok < REQUESTS.
+ *       and counts as one of the REQUESTS; 30 s without any progress
+ *       fails all that are left. Exit 1 if ok < REQUESTS.
  *
  *   bench-http -c CONNS --idle SECONDS URL
  *       opens CONNS connections, sends one GET of URL's path on each (a
@@ -47,6 +48,7 @@
 
 #define MAXHDR 16
 #define MAXANSWER (64 << 20)
+#define STALL_MS 30000          /* no progress this long: the rest fail */
 
 enum { C_CONNECTING, C_IDLE, C_BUSY, C_DONE };
 
@@ -403,6 +405,7 @@ static double pct(double p)
 static void run(struct conn *cs, int nc)
 {
     struct pollfd *pf = calloc((size_t)nc, sizeof *pf);
+    int rc;
 
     if (pf == NULL)
         die("calloc");
@@ -423,10 +426,19 @@ static void run(struct conn *cs, int nc)
         }
         if (done >= total)
             break;
-        if (poll(pf, (nfds_t)nc, 10000) < 0) {
+        if ((rc = poll(pf, (nfds_t)nc, STALL_MS)) < 0) {
             if (errno == EINTR)
                 continue;
             die("poll");
+        }
+        if (rc == 0) {
+            /* nothing moved on any connection: what is left fails */
+            fprintf(stderr, "bench-http: no answer, no connection in %d s: "
+                    "%" PRIu64 " requests left fail\n", STALL_MS / 1000,
+                    total - done);
+            errors += total - done;
+            done = total;
+            break;
         }
         for (int i = 0; i < nc; i++) {
             struct conn *c = &cs[i];
