@@ -24,30 +24,8 @@ else
     test_skip 'systemd-analyze verify' 'systemd-analyze is not installed'
 fi
 
-# exposure UNIT: the "Overall exposure level" systemd-analyze security
-# gives the unit file as it is (--offline=true: no running systemd needed,
-# systemd 252 and later), e.g. 1.1; fails when it gives none
-exposure() {
-    LC_ALL=C systemd-analyze security --offline=true "$1" 2>&1 |
-        sed -n 's/.*Overall exposure level for [^:]*: \([0-9][0-9.]*\).*/\1/p' |
-        grep .
-}
-if command -v systemd-analyze >/dev/null 2>&1 &&
-   exposure "$TOP/examples/logpipe-http.service" >/dev/null; then
-    # every example service, logpipe-http.service (issue 16) first: no
-    # privileges, the network only for Redis and its socket
-    test_expect_success 'systemd-analyze security: every example service scores 2.0 or better' '
-        for u in "$TOP"/examples/logpipe-http.service "$TOP"/examples/*.service; do
-            e=$(exposure "$u") || { echo "$u: no exposure level"; exit 1; }
-            echo "$(basename "$u"): $e"
-            awk -v e="$e" "BEGIN { exit !(e <= 2.0) }" ||
-                { echo "$u: exposure $e, over 2.0"; exit 1; }
-        done
-    '
-else
-    test_skip 'systemd-analyze security: every example service scores 2.0 or better' \
-        'no systemd-analyze security --offline=true here (systemd before 252?)'
-fi
+# the units' systemd-analyze security scores (2.0 or better), and their
+# work under strace inside their sandboxes: t0921-units.sh
 
 # the example ACL file as is, with passwords made for the test; Redis
 # refuses to start on any error in it
