@@ -181,13 +181,10 @@ struct http {
     int ep, sigfd;
     int quiescing, stopped, in_run;
     char host[256];
+    struct idems *idem;
     /* what the door counted beyond the library (for /metrics) */
-    uint64_t stored, wal, failed, limited, unavailable, backlog;
+    uint64_t limited, unavailable, backlog, replayed;
 };
-
-/* A request whose events could not all be kept in memory: answered 500
- * at submit. */
-static char oom_mark;
 
 static void say(void *ctx, int level, const char *msg)
 {
@@ -219,19 +216,326 @@ static struct lp_redis *redis_new(void *ctx, char *err)
     return tool_redis(ctx, err);
 }
 
+/* ---- idempotency keys -------------------------------------------------- */
+
+/*
+ * A request with "Idempotency-Key: K" from client C is made a unit of its
+ * own producer, "http:C:K" (lp_send_req_producer), whose field in
+ * <stream>:producers the request's own transaction sets, its cursor being
+ * "<hash>.<answer>": the hash of what the body held (FNV-1a 64 over its
+ * items, in hex) and the 200 answer, base64url. So the key is stored with
+ * the events or not at all, whatever dies when. A request with a key
+ * looks first here (a request with the key in flight: wait for its
+ * answer; answered lately: that answer), then at the field (HGET on a
+ * connection of its own): there, the first answer again, nothing stored;
+ * another body under the key: 422. Redis not answering that question:
+ * 503, since it cannot be told. Fields older than --idempotency-ttl are
+ * removed a slice at a time (HSCAN MATCH http*, HDEL).
+ */
+#define IDEM_DONE_MAX 10000     /* answered keys kept here */
+#define IDEM_BUCKETS 16384
+
+struct idem {
+    struct idem *next;          /* in its bucket */
+    struct idem *newer;         /* answered ones, oldest first */
+    char *name;
+    uint64_t hash;
+    int done;                   /* answered; else in flight */
+    char *body;                 /* the 200 answer */
+    size_t blen;
+    struct lp_httpd_req **wait; /* the same key meanwhile */
+    size_t nwait, cwait;
+};
+
+struct idems {
+    struct idem *b[IDEM_BUCKETS];
+    struct idem *oldest, *newest;
+    size_t ndone;
+    struct lp_redis *r;         /* the questions' own connection */
+    char *pkey;                 /* <stream>:producers */
+    char scan[32];              /* the pruning's HSCAN cursor */
+    int64_t prune_at;
+};
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static const char b64u[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int b64_enc(struct lp_buf *o, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        char q[4];
+        size_t k = n - i < 3 ? n - i : 3;
+        if (k > 1)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (k > 2)
+            v |= p[i + 2];
+        for (int j = 0; j < 4; j++)
+            q[j] = b64u[(v >> (18 - 6 * j)) & 63];
+        if (lp_buf_add(o, q, k + 1) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Decodes s[0..n) into o; -1 when it is not base64url. */
+static int b64_dec(struct lp_buf *o, const char *s, size_t n)
+{
+    uint32_t v = 0;
+    int bits = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *c = memchr(b64u, s[i], 64);
+        if (c == NULL || s[i] == '\0')
+            return -1;
+        v = (v << 6) | (uint32_t)(c - b64u);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (lp_buf_addc(o, (char)((v >> bits) & 0xff)) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* The producer of client's key k: "http:C:K", the bytes of K outside a
+ * producer name's ([A-Za-z0-9._:@/-]) and '+' written "+XX"; when that is
+ * too long, "httph:C:" and a hash of K. */
+static void idem_name(char *out, size_t cap, const char *client,
+                      const char *k)
+{
+    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+                             "vwxyz0123456789._:@/-";
+    size_t n = (size_t)snprintf(out, cap, "http:%s:", client ? client : "-");
+
+    for (const char *c = k; *c && n + 4 < cap; c++) {
+        if (strchr(ok, *c))
+            out[n++] = *c;
+        else
+            n += (size_t)snprintf(out + n, cap - n, "+%02X",
+                                  (unsigned char)*c);
+    }
+    out[n] = '\0';
+    if (!lp_producer_valid(out))
+        snprintf(out, cap, "httph:%s:%016" PRIx64 "%016" PRIx64,
+                 client ? client : "-", fnv(0xcbf29ce484222325ull, k,
+                                            strlen(k)),
+                 fnv(0x84222325cbf29ce4ull, k, strlen(k)));
+}
+
+static struct idem **idem_slot(struct idems *t, const char *name)
+{
+    struct idem **e = &t->b[fnv(0xcbf29ce484222325ull, name, strlen(name)) %
+                            IDEM_BUCKETS];
+
+    while (*e && strcmp((*e)->name, name) != 0)
+        e = &(*e)->next;
+    return e;
+}
+
+static void idem_free(struct idem *e)
+{
+    free(e->name);
+    free(e->body);
+    free(e->wait);
+    free(e);
+}
+
+static void idem_drop(struct idems *t, struct idem *e)
+{
+    struct idem **slot = idem_slot(t, e->name);
+
+    *slot = e->next;
+    if (e->done) {
+        /* only the oldest is ever dropped once answered */
+        t->oldest = e->newer;
+        if (t->newest == e)
+            t->newest = NULL;
+        t->ndone--;
+    }
+    idem_free(e);
+}
+
+/* e is answered with body: kept for a retry, the oldest past the cap
+ * forgotten (the field in Redis answers for it then). */
+static void idem_done(struct idems *t, struct idem *e, const char *body,
+                      size_t blen)
+{
+    e->done = 1;
+    if ((e->body = malloc(blen ? blen : 1)) != NULL)
+        memcpy(e->body, body, blen);
+    e->blen = blen;
+    e->newer = NULL;
+    if (t->newest)
+        t->newest->newer = e;
+    else
+        t->oldest = e;
+    t->newest = e;
+    if (++t->ndone > IDEM_DONE_MAX)
+        idem_drop(t, t->oldest);
+}
+
+/* The field of producer name in Redis: 1 with its cursor copied to cur,
+ * 0 when there is none, -1 with err when Redis did not answer. */
+static int idem_field(struct idems *t, const char *name, struct lp_buf *cur,
+                      char *err)
+{
+    struct lp_reply *rep;
+    struct lp_field f;
+    const char *v;
+    size_t n;
+    int rc = 0;
+
+    if (!lp_redis_connected(t->r) && lp_redis_connect(t->r, err) < 0)
+        return -1;
+    if ((rep = lp_redis_cmd(t->r, err, "HGET", t->pkey, name, NULL)) == NULL) {
+        lp_redis_disconnect(t->r);
+        return -1;
+    }
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        lp_reply_text(rep, err, LP_ERRLEN);
+        rc = -1;
+    } else if ((v = lp_reply_str(rep, &n)) != NULL) {
+        lp_field_parse(v, n, &f);
+        cur->len = 0;
+        rc = 1;
+        if (f.cursor && lp_buf_add(cur, f.cursor, f.clen) < 0)
+            rc = -1;
+    }
+    lp_reply_free(rep);
+    return rc;
+}
+
+/* A slice of the pruning: one HSCAN page of the keys' fields, those older
+ * than --idempotency-ttl deleted. Once a second, on the questions'
+ * connection, never on the engine's. */
+static void idem_prune(struct idems *t, int64_t ttl)
+{
+    char err[LP_ERRLEN];
+    struct lp_reply *rep;
+    const struct lp_reply *kv;
+    const char *argv[202];
+    size_t lens[202], nd = 2, n;
+    int64_t before = lp_now_ms() - ttl;
+    const char *c;
+
+    if (lp_mono_ms() < t->prune_at)
+        return;
+    t->prune_at = lp_mono_ms() + 1000;
+    if (!lp_redis_connected(t->r) && lp_redis_connect(t->r, err) < 0)
+        return;
+    rep = lp_redis_cmd(t->r, err, "HSCAN", t->pkey, t->scan, "MATCH",
+                       "http*:*", "COUNT", "1000", NULL);
+    if (rep == NULL) {
+        lp_redis_disconnect(t->r);
+        return;
+    }
+    if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2 ||
+        (c = lp_reply_str(lp_reply_at(rep, 0), &n)) == NULL ||
+        n >= sizeof t->scan) {
+        lp_reply_free(rep);
+        return;
+    }
+    memcpy(t->scan, c, n);
+    t->scan[n] = '\0';
+    argv[0] = "HDEL";
+    lens[0] = 4;
+    argv[1] = t->pkey;
+    lens[1] = strlen(t->pkey);
+    kv = lp_reply_at(rep, 1);
+    for (size_t i = 0; i + 1 < lp_reply_len(kv) && nd < 202; i += 2) {
+        size_t fl, vl;
+        const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
+        const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
+        struct lp_field fv;
+        if (f == NULL || v == NULL)
+            continue;
+        lp_field_parse(v, vl, &fv);
+        if (!fv.have_ms || fv.ms >= before)
+            continue;
+        argv[nd] = f;
+        lens[nd++] = fl;
+    }
+    if (nd > 2) {
+        struct lp_reply *d = lp_redis_cmdv(t->r, err, (int)nd, argv, lens);
+        if (d == NULL)
+            lp_redis_disconnect(t->r);
+        lp_reply_free(d);
+    }
+    lp_reply_free(rep);
+}
+
 /* ---- a request, from the headers to the answer ------------------------ */
+
+struct hreq {
+    struct lp_send_req *sq;     /* NULL: out of memory on the way */
+    uint64_t hash;              /* of its items, for its key */
+    struct idem *key;           /* its key's entry, when it has one and is
+                                   the one that stores it */
+};
+
+static struct http *door;       /* for done(), whose ctx is the request */
+
+/* Answers q and the requests that waited for its key with status and
+ * body (body NULL: q's own 200 answer), then forgets q's state. */
+static void finish(struct lp_httpd_req *q, int status, int64_t retry,
+                   const char *msg)
+{
+    struct hreq *r = lp_httpd_req_data(q);
+    struct idem *e = r->key;
+    struct idems *t = door->idem;
+    struct lp_buf b = { 0 };
+
+    lp_httpd_req_set_data(q, NULL);
+    free(r);
+    if (status == 200 && e && lp_httpd_req_body200(q, &b) < 0)
+        status = 500, msg = "out of memory";
+    if (status == 200)
+        lp_httpd_answer(q, 200, 0, NULL, 0);
+    else
+        lp_httpd_answer_error(q, status, retry, msg);
+    if (e == NULL) {
+        lp_buf_free(&b);
+        return;
+    }
+    for (size_t i = 0; i < e->nwait; i++) {
+        struct lp_httpd_req *w = e->wait[i];
+        if (status == 200)
+            lp_httpd_answer(w, 200, 0, b.p, b.len);
+        else
+            lp_httpd_answer_error(w, status, retry, msg);
+    }
+    e->nwait = 0;
+    if (status == 200)
+        idem_done(t, e, b.p, b.len);
+    else
+        idem_drop(t, e);        /* not stored (or maybe): Redis says */
+    lp_buf_free(&b);
+}
 
 /* The engine is done with a request: answer it. */
 static void done(void *ctx, const struct lp_send_req_result *r)
 {
     struct lp_httpd_req *q = ctx;
-    char msg[LP_ERRLEN + 128];
+    char msg[LP_ERRLEN + 160];
 
+    ((struct hreq *)lp_httpd_req_data(q))->sq = NULL;   /* the engine's */
     if (r->how == LP_REQ_FAILED) {
         snprintf(msg, sizeof msg, "not stored: %s%s", r->error ? r->error
                  : "Redis failed", r->maybe ? " (the reply was lost: it may "
-                 "be stored; a retry may store it twice)" : "");
-        lp_httpd_answer_error(q, 503, 1000, msg);
+                 "have been stored; a retry with the same Idempotency-Key "
+                 "stores it once)" : "");
+        finish(q, 503, 1000, msg);
         return;
     }
     if (r->failed) {
@@ -239,10 +543,10 @@ static void done(void *ctx, const struct lp_send_req_result *r)
          * type): not stored, and the client must know */
         snprintf(msg, sizeof msg, "%" PRIu64 " of the request's commands "
                  "not stored: %s", r->failed, r->error ? r->error : "?");
-        lp_httpd_answer_error(q, 500, 0, msg);
+        finish(q, 500, 0, msg);
         return;
     }
-    lp_httpd_answer(q, 200, 0, NULL, 0);
+    finish(q, 200, 0, NULL);
 }
 
 static int on_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
@@ -250,7 +554,7 @@ static int on_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
 {
     struct http *x = ctx;
     struct lp_send_state st;
-    struct lp_send_req *sq;
+    struct hreq *r;
     const char *client = lp_httpd_req_client(q);
 
     if (x->s == NULL) {         /* the engine ended (78, 74) */
@@ -265,15 +569,19 @@ static int on_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
         snprintf(msg, LP_ERRLEN, "Redis does not answer");
         return 503;
     }
-    if ((sq = lp_send_req_begin(x->s, done, q)) == NULL ||
+    if ((r = calloc(1, sizeof *r)) == NULL ||
+        (r->sq = lp_send_req_begin(x->s, done, q)) == NULL ||
         (x->o->c.rate > 0 &&
-         lp_send_req_key(sq, client ? client : "", client ? strlen(client)
-                                                          : 0) < 0)) {
-        lp_send_req_abort(sq);
+         lp_send_req_key(r->sq, client ? client : "",
+                         client ? strlen(client) : 0) < 0)) {
+        if (r)
+            lp_send_req_abort(r->sq);
+        free(r);
         snprintf(msg, LP_ERRLEN, "out of memory");
         return 500;
     }
-    lp_httpd_req_set_data(q, sq);
+    r->hash = 0xcbf29ce484222325ull;
+    lp_httpd_req_set_data(q, r);
     return 0;
 }
 
@@ -281,13 +589,18 @@ static void on_item(void *ctx, struct lp_httpd_req *q,
                     const struct lp_httpd_item *it)
 {
     struct http *x = ctx;
-    struct lp_send_req *sq = lp_httpd_req_data(q);
+    struct hreq *r = lp_httpd_req_data(q);
     int rc = 0;
 
-    if ((void *)sq == (void *)&oom_mark)
+    if (it->txt)                /* each item's bytes, then a LF */
+        r->hash = fnv(fnv(r->hash, it->txt, it->n), "\n", 1);
+    else
+        r->hash = fnv(r->hash, &it->line, sizeof it->line);
+    if (r->sq == NULL)
         return;
     if (it->ev)
-        rc = lp_send_req_event(sq, it->stored, it->stored_len, NULL);
+        rc = lp_send_req_event(r->sq, it->stored, it->stored_len, it->txt,
+                               it->n, it->ev);
     else if (x->o->c.rejects_to_dlq && it->txt && it->n) {
         const char *cl = lp_httpd_req_client(q);
         struct lp_dlq_rec rec = {
@@ -300,23 +613,130 @@ static void on_item(void *ctx, struct lp_httpd_req *q,
             .consumer = { cl ? cl : x->host, strlen(cl ? cl : x->host) },
             .failed_at = lp_now_ms(),
         };
-        rc = lp_send_req_dlq(sq, &rec);
+        rc = lp_send_req_dlq(r->sq, &rec);
     }
     if (rc < 0) {
-        lp_send_req_abort(sq);
-        lp_httpd_req_set_data(q, &oom_mark);
+        lp_send_req_abort(r->sq);
+        r->sq = NULL;
     }
+}
+
+/*
+ * A request with a key: 1 when it was answered here (a retry: the first
+ * answer; another body: 422; Redis cannot say: 503; waiting for the same
+ * key in flight), 0 to store it, its key's entry made and its producer
+ * set.
+ */
+static int keyed(struct http *x, struct lp_httpd_req *q, struct hreq *r,
+                 const char *k)
+{
+    struct idems *t = x->idem;
+    char name[LP_PRODUCER_MAX + 64], err[LP_ERRLEN], hex[17];
+    struct lp_buf cur = { 0 }, ans = { 0 };
+    struct idem **slot, *e;
+    int rc;
+
+    idem_name(name, sizeof name, lp_httpd_req_client(q), k);
+    snprintf(hex, sizeof hex, "%016" PRIx64, r->hash);
+    slot = idem_slot(t, name);
+    if ((e = *slot) != NULL) {
+        if (e->hash != r->hash) {
+            lp_httpd_answer_error(q, 422, 0, "Idempotency-Key used before "
+                                  "for another body");
+        } else if (e->done) {
+            lp_httpd_answer(q, 200, 0, e->body, e->blen);
+        } else {
+            /* the first is in flight: this one gets its answer */
+            if (e->nwait == e->cwait) {
+                size_t c = e->cwait ? 2 * e->cwait : 4;
+                struct lp_httpd_req **w = realloc(e->wait, c * sizeof *w);
+                if (w == NULL) {
+                    lp_httpd_answer_error(q, 500, 0, "out of memory");
+                    return 1;
+                }
+                e->wait = w;
+                e->cwait = c;
+            }
+            e->wait[e->nwait++] = q;
+            x->replayed++;
+            return 1;
+        }
+        x->replayed += e->hash == r->hash;
+        return 1;
+    }
+    rc = idem_field(t, name, &cur, err);
+    if (rc < 0 && x->o->c.wal) {
+        /* Redis away, a WAL: taken unchecked; a copy already stored is
+         * passed over when the WAL is sent (its position is stored) */
+        rc = 0;
+    } else if (rc < 0) {
+        lp_buf_free(&cur);
+        x->unavailable++;
+        lp_httpd_answer_error(q, 503, 1000, "the Idempotency-Key cannot be "
+                              "looked up now: Redis does not answer");
+        return 1;
+    }
+    if (rc > 0) {
+        /* stored before, by this process or another */
+        const char *dot = memchr(cur.p ? cur.p : "", '.', cur.len);
+        if (dot == NULL || dot - cur.p != 16 || memcmp(cur.p, hex, 16) != 0)
+            lp_httpd_answer_error(q, 422, 0, "Idempotency-Key used before "
+                                  "for another body");
+        else if (b64_dec(&ans, dot + 1, cur.len - 17) < 0)
+            lp_httpd_answer_error(q, 500, 0, "the Idempotency-Key's answer "
+                                  "in Redis is damaged");
+        else {
+            lp_httpd_answer(q, 200, 0, ans.p ? ans.p : "", ans.len);
+            x->replayed++;
+        }
+        lp_buf_free(&cur);
+        lp_buf_free(&ans);
+        return 1;
+    }
+    /* new: the cursor its transaction commits is its answer */
+    cur.len = 0;
+    if (lp_httpd_req_body200(q, &ans) < 0 || lp_buf_adds(&cur, hex) < 0 ||
+        lp_buf_addc(&cur, '.') < 0 ||
+        b64_enc(&cur, (const unsigned char *)(ans.p ? ans.p : ""),
+                ans.len) < 0 ||
+        (e = calloc(1, sizeof *e)) == NULL ||
+        (e->name = strdup(name)) == NULL ||
+        lp_send_req_producer(r->sq, name, strlen(name), cur.p,
+                             cur.len) < 0) {
+        if (e)
+            idem_free(e);
+        lp_buf_free(&cur);
+        lp_buf_free(&ans);
+        lp_httpd_answer_error(q, 500, 0, "out of memory");
+        return 1;
+    }
+    lp_buf_free(&cur);
+    lp_buf_free(&ans);
+    e->hash = r->hash;
+    *slot = e;
+    r->key = e;
+    return 0;
 }
 
 static void on_submit(void *ctx, struct lp_httpd_req *q)
 {
     struct http *x = ctx;
-    struct lp_send_req *sq = lp_httpd_req_data(q);
+    struct hreq *r = lp_httpd_req_data(q);
+    const char *k = lp_httpd_req_idem(q);
+    struct lp_send_req *sq = r->sq;
     int64_t retry;
     int rc;
 
-    if ((void *)sq == (void *)&oom_mark) {
+    if (sq == NULL) {
+        lp_httpd_req_set_data(q, NULL);
+        free(r);
         lp_httpd_answer_error(q, 500, 0, "out of memory");
+        return;
+    }
+    if (k && keyed(x, q, r, k)) {
+        lp_send_req_abort(sq);
+        lp_httpd_req_set_data(q, NULL);
+        free(r);
         return;
     }
     rc = lp_send_req_submit(sq, &retry);
@@ -326,31 +746,31 @@ static void on_submit(void *ctx, struct lp_httpd_req *q)
     case LP_REQ_LIMITED:
         x->limited++;
         if (retry < 0)
-            lp_httpd_answer_error(q, 429, 0, "more events than --burst: "
-                                  "this request can never pass whole; "
-                                  "send fewer events a request");
+            finish(q, 429, 0, "more events than --burst: this request can "
+                   "never pass whole; send fewer events a request");
         else
-            lp_httpd_answer_error(q, 429, retry, "over --rate");
+            finish(q, 429, retry, "over --rate");
         break;
     case LP_REQ_UNAVAILABLE:
         x->unavailable++;
-        lp_httpd_answer_error(q, 503, retry, "Redis does not answer");
+        finish(q, 503, retry, "Redis does not answer");
         break;
     case LP_REQ_BACKLOG:
         x->backlog++;
-        lp_httpd_answer_error(q, 503, retry, "the group's backlog is over "
-                              "--max-backlog");
+        finish(q, 503, retry, "the group's backlog is over --max-backlog");
         break;
     }
 }
 
 static void on_abort(void *ctx, struct lp_httpd_req *q)
 {
-    struct lp_send_req *sq = lp_httpd_req_data(q);
+    struct hreq *r = lp_httpd_req_data(q);
 
     (void)ctx;
-    if ((void *)sq != (void *)&oom_mark)
-        lp_send_req_abort(sq);
+    if (r == NULL)
+        return;
+    lp_send_req_abort(r->sq);
+    free(r);
 }
 
 static int on_health(void *ctx, struct lp_buf *out)
@@ -420,7 +840,10 @@ static int on_metrics(void *ctx, struct lp_buf *out)
                (double)x->backlog) < 0 ||
         metric(out, "logpipe_http_requests_limited_total", "counter",
                "requests refused with 429: over --rate",
-               (double)x->limited) < 0)
+               (double)x->limited) < 0 ||
+        metric(out, "logpipe_http_requests_replayed_total", "counter",
+               "retries of an Idempotency-Key answered again, not stored",
+               (double)x->replayed) < 0)
         return -1;
     return lp_httpd_metrics(x->h, out);
 }
@@ -495,8 +918,14 @@ static int64_t due(void *ctx)
 static void tick(void *ctx)
 {
     struct http *x = ctx;
+    struct lp_send_state st;
 
     lp_log_tick();
+    if (x->s && !x->in_run) {
+        lp_send_state(x->s, &st);
+        if (st.connected)
+            idem_prune(x->idem, x->o->idem_ttl);
+    }
     if (lp_httpd_due_ms(x->h) == 0)
         http_run(x);
 }
@@ -649,6 +1078,12 @@ int main(int argc, char **argv)
     int code = 0, systemd_fds;
 
     parse_args(&opt, argc, argv);
+    {
+        /* test-only, as send's: a reply lost after Redis ran batch N */
+        const char *t = getenv("LOGPIPE_TEST_LOSE_REPLY");
+        if (t)
+            opt.c.test_lose_reply = strtoull(t, NULL, 10);
+    }
     lp_log_init("logpipe-http", opt.com.log_format, opt.com.verbosity);
     opt.c.redis_new = redis_new_x;
     opt.c.due = due;
@@ -679,6 +1114,21 @@ int main(int argc, char **argv)
         code = LP_EX_NOINPUT;
         goto out;
     }
+    door = &x;
+    if ((x.idem = calloc(1, sizeof *x.idem)) == NULL ||
+        (x.idem->pkey = malloc(strlen(opt.com.stream) + 16)) == NULL) {
+        lp_error("out of memory");
+        code = LP_EX_SOFTWARE;
+        goto out;
+    }
+    sprintf(x.idem->pkey, "%s:producers", opt.com.stream);
+    strcpy(x.idem->scan, "0");
+    if ((x.idem->r = tool_redis(&opt.com, err)) == NULL) {
+        lp_error("%s", err);
+        code = LP_EX_CONFIG;
+        goto out;
+    }
+    lp_redis_set_timeout(x.idem->r, 2000);
     if ((x.s = lp_send_new(&opt.c, &nt, err)) == NULL) {
         lp_error("%s", err);
         code = LP_EX_SOFTWARE;
@@ -753,6 +1203,16 @@ out:
         }
     }
     lp_httpd_free(x.h);
+    if (x.idem) {
+        for (size_t i = 0; i < IDEM_BUCKETS; i++)
+            for (struct idem *e = x.idem->b[i], *n; e; e = n) {
+                n = e->next;
+                idem_free(e);
+            }
+        lp_redis_free(x.idem->r);
+        free(x.idem->pkey);
+        free(x.idem);
+    }
     lp_tokens_free(x.tokens);
     free(cert);
     free(key);

@@ -884,6 +884,14 @@ int lp_httpd_answer(struct lp_httpd_req *q, int status,
     return rc;
 }
 
+int lp_httpd_req_body200(const struct lp_httpd_req *q, struct lp_buf *out)
+{
+    if (q->state != Q_SUBMITTED)
+        return -1;
+    return q->route == LP_HTTPD_LOGS ? lp_otlp_answer(q->otlp, out)
+                                     : lp_httpans_finish(&q->ans, out);
+}
+
 int lp_httpd_answer_error(struct lp_httpd_req *q, int status,
                           int64_t retry_after_ms, const char *msg)
 {

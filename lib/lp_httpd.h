@@ -224,6 +224,11 @@ unsigned lp_httpd_busy(const struct lp_httpd *h);
 int lp_httpd_answer(struct lp_httpd_req *q, int status,
                     int64_t retry_after_ms, const char *body, size_t len);
 
+/* Appends to out the body lp_httpd_answer gives at 200 with body NULL
+ * (submitted q: /v1/events' {"accepted":..}, /v1/logs' OTLP answer):
+ * what an idempotent retry gets again. 0, or -1. */
+int lp_httpd_req_body200(const struct lp_httpd_req *q, struct lp_buf *out);
+
 /* Answers q with an error: status, Retry-After, and msg in the route's
  * error body ({"error":msg}, or OTLP's {"code":C,"message":msg}). */
 int lp_httpd_answer_error(struct lp_httpd_req *q, int status,

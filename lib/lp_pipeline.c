@@ -189,6 +189,7 @@ void lp_batch_reset(struct lp_batch *b)
     b->nwire = b->wire = 0;
     b->blob.len = 0;
     b->flushed = b->tried = b->answered = b->aborted = b->numbered = 0;
+    b->fixed = 0;
     b->qerr[0] = '\0';
     b->qperm = 0;
     b->nprods = 0;
@@ -732,7 +733,8 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
     int skipped = 0;
     uint16_t me;
 
-    if (s->fl) {                /* numbered by their files as added */
+    if (s->fl || b->fixed) {    /* numbered by their files as added,
+                                   or a request's key */
         b->numbered = 1;
         return;
     }

@@ -207,14 +207,23 @@ static double refill(const struct lp_rate *r, const struct lp_bucket *b,
 int64_t lp_bucket_take_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
                          int64_t now)
 {
+    int64_t wait = lp_bucket_need_n(r, b, n, now);
+
+    if (wait == 0) {
+        b->tokens = refill(r, b, now) - (double)n;
+        b->at = now;
+    }
+    return wait;
+}
+
+int64_t lp_bucket_need_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
+                         int64_t now)
+{
     double t = refill(r, b, now), need = (double)n;
     int64_t wait;
 
-    if (t >= need) {
-        b->tokens = t - need;
-        b->at = now;
+    if (t >= need)
         return 0;
-    }
     if (need > r->burst)
         return LP_RATE_NEVER;
     /* a refusal leaves b as it was, so that the wait is computed with
@@ -311,28 +320,35 @@ static const char shared_script[] =
     "if at == nil or n == nil then at, n = now, burst end\n"
     "if now > at then n = math.min(burst, n + (now - at) * rate) end\n"
     "local got = math.min(want, math.floor(n))\n"
+    "if ARGV[4] == 'all' and got < want then got = 0 end\n"
     "n = n - got\n"
     "redis.call('HSET', KEYS[1], 't', now, 'n', string.format('%.6f', n))\n"
     "redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)\n"
     "local wait = 0\n"
-    "if got == 0 then wait = math.ceil((1 - n) / rate) end\n"
+    "if got == 0 then\n"
+    "  if ARGV[4] ~= 'all' then wait = math.ceil((1 - n) / rate)\n"
+    "  elseif want > burst then wait = -1\n"
+    "  else wait = math.max(1, math.ceil((want - n) / rate)) end\n"
+    "end\n"
     "return {got, wait}\n";
 
-int lp_rate_shared_take(struct lp_redis *r, const char *key, size_t klen,
-                        double per_ms, uint64_t burst, uint64_t want,
-                        uint64_t *got, int64_t *wait, char *err)
+static int shared_take(struct lp_redis *r, const char *key, size_t klen,
+                       double per_ms, uint64_t burst, uint64_t want,
+                       const char *all, uint64_t *got, int64_t *wait,
+                       char *err)
 {
     char a1[40], a2[32], a3[32];
-    const char *argv[7] = { "EVAL", shared_script, "1", key, a1, a2, a3 };
-    size_t lens[7];
+    const char *argv[8] = { "EVAL", shared_script, "1", key, a1, a2, a3,
+                            all };
+    size_t lens[8];
     struct lp_reply *rep;
 
     snprintf(a1, sizeof a1, "%.12g", per_ms);
     snprintf(a2, sizeof a2, "%" PRIu64, burst);
     snprintf(a3, sizeof a3, "%" PRIu64, want);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         lens[i] = i == 3 ? klen : strlen(argv[i]);
-    if ((rep = lp_redis_cmdv(r, err, 7, argv, lens)) == NULL)
+    if ((rep = lp_redis_cmdv(r, err, 8, argv, lens)) == NULL)
         return -1;
     if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2) {
         lp_reply_text(rep, err, LP_ERRLEN);
@@ -342,5 +358,33 @@ int lp_rate_shared_take(struct lp_redis *r, const char *key, size_t klen,
     *got = (uint64_t)lp_reply_int(lp_reply_at(rep, 0));
     *wait = lp_reply_int(lp_reply_at(rep, 1));
     lp_reply_free(rep);
+    return 0;
+}
+
+int lp_rate_shared_take(struct lp_redis *r, const char *key, size_t klen,
+                        double per_ms, uint64_t burst, uint64_t want,
+                        uint64_t *got, int64_t *wait, char *err)
+{
+    return shared_take(r, key, klen, per_ms, burst, want, "", got, wait,
+                       err);
+}
+
+int lp_rate_shared_take_n(struct lp_redis *r, const char *key, size_t klen,
+                          double per_ms, uint64_t burst, uint64_t n,
+                          int64_t *wait, char *err)
+{
+    uint64_t got;
+
+    if (n == 0) {
+        *wait = 0;
+        return 0;
+    }
+    if (shared_take(r, key, klen, per_ms, burst, n, "all", &got, wait,
+                    err) < 0)
+        return -1;
+    if (got == n)
+        *wait = 0;
+    else if (*wait < 0)
+        *wait = LP_RATE_NEVER;
     return 0;
 }

@@ -68,6 +68,10 @@ int64_t lp_bucket_take(struct lp_rate *r, struct lp_bucket *b, int64_t now);
 int64_t lp_bucket_take_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
                          int64_t now);
 
+/* lp_bucket_take_n's answer without taking anything. */
+int64_t lp_bucket_need_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
+                         int64_t now);
+
 /*
  * What an HTTP Retry-After says for lp_bucket_take_n's wait of ms: whole
  * seconds, rounded up, so that a client coming back then finds its tokens
@@ -112,5 +116,12 @@ struct lp_redis;
 int lp_rate_shared_take(struct lp_redis *r, const char *key, size_t klen,
                         double per_ms, uint64_t burst, uint64_t want,
                         uint64_t *got, int64_t *wait, char *err);
+
+/* The same, all n tokens or none (an HTTP request): 0 with *wait 0 when
+ * taken, else the ms until n are there (LP_RATE_NEVER: more than burst);
+ * -1 with err as above. */
+int lp_rate_shared_take_n(struct lp_redis *r, const char *key, size_t klen,
+                          double per_ms, uint64_t burst, uint64_t n,
+                          int64_t *wait, char *err);
 
 #endif

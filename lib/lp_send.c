@@ -169,6 +169,9 @@ static void idle_tick(const struct lp_send *s)
 static void dispatch(struct lp_send *s);
 static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
                         int kind);
+static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
+                       const struct lp_jevent *ev, char *buf, size_t cap);
+static int64_t req_rate(struct lp_send *s, struct lp_send_req *q);
 
 /* q is over: its outcome to done(), then it is freed. */
 static void req_over(struct lp_send_req *q, int how)
@@ -298,15 +301,63 @@ static int req_room(struct lp_send_req *q)
     return 0;
 }
 
-int lp_send_req_event(struct lp_send_req *q, const char *txt, size_t n,
-                      const struct lp_jevent *ev)
+/* A request's count of events under --rate-key's key[0..len): records
+ * {u64 count, u32 len, the bytes} in q->keys, each padded to 8 bytes;
+ * past REQ_KEYS distinct keys, the rest count under LP_RATE_OVERFLOW's. */
+#define REQ_KEYS 256
+#define KREC(len) ((12 + (size_t)(len) + 7) & ~(size_t)7)
+
+static int req_tally(struct lp_send_req *q, const char *key, size_t len)
 {
+    for (int again = 0; again < 2; again++) {
+        size_t off = 0;
+        for (size_t i = 0; i < q->nkeys; i++) {
+            uint64_t c;
+            uint32_t l;
+            memcpy(&c, q->keys.p + off, 8);
+            memcpy(&l, q->keys.p + off + 8, 4);
+            if (l == len && memcmp(q->keys.p + off + 12, key, len) == 0) {
+                c++;
+                memcpy(q->keys.p + off, &c, 8);
+                return 0;
+            }
+            off += KREC(l);
+        }
+        if (q->nkeys < REQ_KEYS || again) {
+            uint64_t one = 1;
+            uint32_t l = (uint32_t)len;
+            char pad[8] = { 0 };
+            if (lp_buf_add(&q->keys, &one, 8) < 0 ||
+                lp_buf_add(&q->keys, &l, 4) < 0 ||
+                lp_buf_add(&q->keys, key, len) < 0 ||
+                lp_buf_add(&q->keys, pad, KREC(len) - 12 - len) < 0)
+                return -1;
+            q->nkeys++;
+            return 0;
+        }
+        key = LP_RATE_OVERFLOW;
+        len = strlen(LP_RATE_OVERFLOW);
+    }
+    return -1;
+}
+
+int lp_send_req_event(struct lp_send_req *q, const char *stored, size_t len,
+                      const char *txt, size_t n, const struct lp_jevent *ev)
+{
+    struct lp_send *s = q->s;
     size_t start = q->blob.len;
 
     if (req_room(q) < 0 || start >= 0x80000000u ||
-        lp_pipeline_xadd_to(q->s, &q->blob, txt, n, ev) < 0)
+        lp_pipeline_xadd_to(s, &q->blob, stored, len, NULL) < 0)
         return -1;
+    if (s->rate && txt && (s->rkey_idx >= 0 || s->rkey_jq)) {
+        char key[1024];
+        size_t klen = rate_key(s, txt, n, ev, key, sizeof key);
+        if (req_tally(q, key, klen) < 0)
+            return -1;
+    }
     q->at[q->n++] = (uint32_t)start;
+    q->nev++;
     return 0;
 }
 
@@ -340,13 +391,39 @@ int lp_send_req_key(struct lp_send_req *q, const char *key, size_t len)
     return 0;
 }
 
+int lp_send_req_producer(struct lp_send_req *q, const char *name,
+                         size_t len, const char *cursor, size_t clen)
+{
+    char *p = malloc(len + 1), *c = malloc(clen + 1);
+
+    if (p == NULL || c == NULL) {
+        free(p);
+        free(c);
+        return -1;
+    }
+    memcpy(p, name, len);
+    p[len] = '\0';
+    memcpy(c, cursor, clen);
+    c[clen] = '\0';
+    free(q->prod);
+    free(q->cursor);
+    q->prod = p;
+    q->prodlen = len;
+    q->cursor = c;
+    q->curlen = clen;
+    return 0;
+}
+
 void lp_send_req_abort(struct lp_send_req *q)
 {
     if (q == NULL)
         return;
     lp_buf_free(&q->blob);
+    lp_buf_free(&q->keys);
     free(q->at);
     free(q->key);
+    free(q->prod);
+    free(q->cursor);
     free(q);
 }
 
@@ -362,17 +439,10 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
     }
     if (s->rate) {
         /* all its tokens or none: a request is taken whole or not */
-        int overflow = 0;
-        struct lp_bucket *b = lp_rate_bucket(s->rate, q->key ? q->key : "",
-                                             q->klen, lp_mono_ms(),
-                                             &overflow);
-        int64_t wait;
-        if (b == NULL)
-            lp_send_oom(s);
-        s->n.overflow += overflow != 0;
-        if ((wait = lp_bucket_take_n(s->rate, b, q->n, lp_mono_ms())) != 0) {
+        int64_t wait = req_rate(s, q);
+        if (wait != 0) {
             *retry_after_ms = wait;
-            s->n.limited += q->n;
+            s->n.limited += q->nev;
             lp_send_req_abort(q);
             return LP_REQ_LIMITED;
         }
@@ -396,8 +466,9 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
         return LP_REQ_BACKLOG;
     }
     /* whole in one batch: the one being filled goes first when q does
-     * not fit in what is left of it */
-    if (s->in.n && (s->in.n + q->n > s->c.batch ||
+     * not fit in what is left of it, or when q is of its own producer
+     * (a batch of its own: its gate then says STORED for it alone) */
+    if (s->in.n && (q->prod || s->in.n + q->n > s->c.batch ||
                     s->in.blob.len + q->blob.len > s->c.batch_bytes))
         dispatch(s);
     q->pending = q->n;
@@ -414,9 +485,20 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
         if (!dlq)
             s->n.events++;
         add_command(s, start, 0, dlq ? LP_CMD_DLQ : LP_CMD_EVENT);
+        if (q->prod) {
+            /* every command at position 1 of the key's producer: the
+             * request is one unit, stored once (from 0 to 1) */
+            struct lp_cmd *e = &s->in.ev[s->in.n - 1];
+            e->prod = lp_batch_prod(s, &s->in, q->prod, q->prodlen,
+                                    q->cursor, q->curlen);
+            e->pos = 1;
+            s->in.fixed = 1;
+        }
     }
     s->mid_line = 0;
     s->cur_req = NULL;
+    if (q->prod)
+        s->want_dispatch = 1;
     /* q's commands are the batch's now; q is done()'s to end */
     lp_buf_free(&q->blob);
     if (s->want_dispatch || s->in.n >= s->c.batch ||
@@ -724,36 +806,37 @@ static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
     return (size_t)len;
 }
 
-/* --shared-rate: asks Redis for up to want tokens of bucket b. Returns
- * 0 with the lease set, or -1 when Redis failed (b untouched). */
-static int rate_ask(struct lp_send *s, struct lp_bucket *b, int64_t now)
+/*
+ * --shared-rate: takes tokens of key[0..klen)'s bucket in Redis
+ * (<stream>:rate:<key>): up to want, or all n of them (all). Returns 0
+ * with *got and *wait, or -1 when Redis failed: then this sender limits
+ * alone (its local buckets) for 5 s, said once.
+ */
+static int shared_ask(struct lp_send *s, const char *key, size_t klen,
+                      uint64_t want, int all, uint64_t *got, int64_t *wait)
 {
     char err[LP_ERRLEN];
-    uint64_t want, got;
-    int64_t wait;
+    int rc;
 
     if (s->rr_local && lp_mono_ms() < s->rr_retry_at)
         return -1;
     if (!lp_redis_connected(s->rr) && lp_redis_connect(s->rr, err) < 0)
         goto failed;
-    /* a twentieth of a second's worth, so that every sender gets its
-     * share and little is left unused when one stops */
-    want = (uint64_t)(s->c.rate * 50.0);
-    if (want < 1)
-        want = 1;
-    if (want > s->c.burst)
-        want = s->c.burst;
     /* <stream>:rate:<key>, the key's bytes as they are */
     s->rkey_buf.len = 0;
     if (lp_buf_adds(&s->rkey_buf, s->c.stream) < 0 ||
         lp_buf_adds(&s->rkey_buf, ":rate:") < 0 ||
-        lp_buf_add(&s->rkey_buf, b->key, b->klen) < 0)
+        lp_buf_add(&s->rkey_buf, key, klen) < 0)
         lp_send_oom(s);
-    if (lp_rate_shared_take(s->rr, s->rkey_buf.p, s->rkey_buf.len,
-                            s->c.rate, s->c.burst, want, &got, &wait,
-                            err) < 0)
+    rc = all ? lp_rate_shared_take_n(s->rr, s->rkey_buf.p, s->rkey_buf.len,
+                                     s->c.rate, s->c.burst, want, wait, err)
+             : lp_rate_shared_take(s->rr, s->rkey_buf.p, s->rkey_buf.len,
+                                   s->c.rate, s->c.burst, want, got, wait,
+                                   err);
+    if (rc < 0)
         goto failed;
-    lp_bucket_lease_set(b, got, wait, now);
+    if (all)
+        *got = *wait == 0 ? want : 0;
     if (s->rr_local) {
         s->rr_local = 0;
         say(s, LP_NOTICE_INFO, "--shared-rate: Redis answers again: the "
@@ -768,6 +851,109 @@ failed:
     s->rr_retry_at = lp_mono_ms() + 5000;
     lp_redis_disconnect(s->rr);
     return -1;
+}
+
+/* --shared-rate: asks Redis for up to want tokens of bucket b. Returns
+ * 0 with the lease set, or -1 when Redis failed (b untouched). */
+static int rate_ask(struct lp_send *s, struct lp_bucket *b, int64_t now)
+{
+    uint64_t want, got;
+    int64_t wait;
+
+    /* a twentieth of a second's worth, so that every sender gets its
+     * share and little is left unused when one stops */
+    want = (uint64_t)(s->c.rate * 50.0);
+    if (want < 1)
+        want = 1;
+    if (want > s->c.burst)
+        want = s->c.burst;
+    if (shared_ask(s, b->key, b->klen, want, 0, &got, &wait) < 0)
+        return -1;
+    lp_bucket_lease_set(b, got, wait, now);
+    return 0;
+}
+
+/* The bucket of key[0..klen) now, counted when it overflows. */
+static struct lp_bucket *req_bucket(struct lp_send *s, const char *key,
+                                    size_t klen, int64_t now)
+{
+    int over = 0;
+    struct lp_bucket *b = lp_rate_bucket(s->rate, key, klen, now, &over);
+
+    if (b == NULL)
+        lp_send_oom(s);
+    s->n.overflow += over != 0;
+    return b;
+}
+
+/*
+ * A request's tokens, all or none: its events' count under each of its
+ * keys (--rate-key), or under its one key (the client's, lp_send_req_key;
+ * none: ""). Returns 0 when taken, else the ms until they are all there
+ * (LP_RATE_NEVER: more than --burst under one key). Locally every bucket
+ * is asked before any is taken; with --shared-rate each key is taken in
+ * Redis whole or not at all, in turn, and a refusal after a first key was
+ * taken leaves that key's tokens spent (said in logpipe-http(1)).
+ */
+/* The i-th key of q's tally (i from 0; off walks the records), or its
+ * one key when it has no tally. */
+static const char *req_key_at(const struct lp_send_req *q, size_t *off,
+                              size_t *klen, uint64_t *count)
+{
+    uint32_t l;
+    const char *key;
+
+    if (q->nkeys == 0) {
+        *klen = q->klen;
+        *count = q->nev;
+        return q->key ? q->key : "";
+    }
+    memcpy(count, q->keys.p + *off, 8);
+    memcpy(&l, q->keys.p + *off + 8, 4);
+    key = q->keys.p + *off + 12;
+    *klen = l;
+    *off += KREC(l);
+    return key;
+}
+
+static int64_t req_rate(struct lp_send *s, struct lp_send_req *q)
+{
+    int64_t now = lp_mono_ms(), worst = 0, wait;
+    size_t nk = q->nkeys ? q->nkeys : 1, off = 0, klen;
+    uint64_t count, got;
+    const char *key;
+
+    if (s->c.shared_rate) {
+        size_t i;
+        for (i = 0; i < nk; i++) {
+            key = req_key_at(q, &off, &klen, &count);
+            if (shared_ask(s, key, klen, count, 1, &got, &wait) < 0)
+                break;          /* Redis away: the local buckets */
+            if (wait != 0)
+                return wait;
+        }
+        if (i == nk)
+            return 0;
+    }
+    for (int take = 0; take < 2; take++) {
+        off = 0;
+        for (size_t i = 0; i < nk; i++) {
+            key = req_key_at(q, &off, &klen, &count);
+            struct lp_bucket *b = req_bucket(s, key, klen, now);
+            if (take) {
+                lp_bucket_take_n(s->rate, b, count, now);
+                continue;
+            }
+            wait = lp_bucket_need_n(s->rate, b, count, now);
+            if (wait == LP_RATE_NEVER)
+                return wait;
+            if (wait > worst)
+                worst = wait;
+        }
+        if (worst != 0)
+            return worst;
+    }
+    return 0;
 }
 
 /* Takes a token of bucket b: 0, or the ms until one is there. */
@@ -2025,6 +2211,14 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
         }
     }
     while (!lp_send_stopping(s)) {
+        /* no WAL, Redis failed: connect again once the backoff is over,
+         * requests or not (so that the door's health says it) */
+        if (!s->wal && !lp_redis_connected(s->r) &&
+            lp_mono_ms() >= s->down_until) {
+            char err[LP_ERRLEN];
+            if (lp_pipeline_connect(s, err) < 0)
+                s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
+        }
         /* the cap: a stop signal between the check and the poll waits
          * at most a second */
         if (wait_io(s, fd, POLLIN, 1000))

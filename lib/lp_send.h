@@ -282,18 +282,32 @@ struct lp_dlq_rec;
 struct lp_send_req *lp_send_req_begin(struct lp_send *s, lp_send_req_fn *done,
                                       void *ctx);
 
-/* Adds an event, txt[0..n) as lp_event_check judged it (ev: its cuts), or
- * a dead letter. 0, or -1 out of memory. */
-int lp_send_req_event(struct lp_send_req *q, const char *txt, size_t n,
-                      const struct lp_jevent *ev);
+/* Adds an event: stored[0..len) the bytes to store as they are, txt[0..n)
+ * the event as lp_event_check judged it, ev its scan (for --rate-key; txt
+ * NULL: none). Or a dead letter. 0, or -1 out of memory. */
+int lp_send_req_event(struct lp_send_req *q, const char *stored, size_t len,
+                      const char *txt, size_t n, const struct lp_jevent *ev);
 int lp_send_req_dlq(struct lp_send_req *q, const struct lp_dlq_rec *rec);
+
+/*
+ * Makes q a unit of its own producer, name[0..len) (an idempotency key:
+ * logpipe-http's "http:<client>:<key>"), its field's cursor cursor[0..
+ * clen) (no spaces nor newlines; the first answer): q then goes in a
+ * batch of its own, every command at position 1, so that its gate stores
+ * it once (from 0 to 1) and says STORED to a copy that comes after it
+ * (done() is then called STORED, with no stream IDs); a WAL replay passes
+ * over it likewise. Copied. 0, or -1 out of memory.
+ */
+int lp_send_req_producer(struct lp_send_req *q, const char *name,
+                         size_t len, const char *cursor, size_t clen);
 
 /* How many events and dead letters q holds. */
 uint64_t lp_send_req_count(const struct lp_send_req *q);
 
 /* With --rate: the bucket q takes its tokens from (the client's name;
- * none: the one bucket of ""), all of them or none. key is copied. 0, or
- * -1 out of memory. */
+ * none: the one bucket of ""), all of them or none; with --rate-key each
+ * event's key instead (a request is then taken when every one of its keys
+ * has the tokens of its events). key is copied. 0, or -1 out of memory. */
 int lp_send_req_key(struct lp_send_req *q, const char *key, size_t len);
 
 /* What lp_send_req_submit did */

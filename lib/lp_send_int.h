@@ -82,6 +82,12 @@ struct lp_send_req {
     struct lp_send_req_result r;
     char *key;                  /* --rate's bucket (NULL: "") */
     size_t klen;
+    struct lp_buf keys;         /* --rate-key: each key's count of its
+                                   events (lp_send.c req_tally) */
+    size_t nkeys;
+    uint64_t nev;               /* its events (not its dead letters) */
+    char *prod, *cursor;        /* lp_send_req_producer, or NULL */
+    size_t prodlen, curlen;
     char first[48], last[48];
     char error[LP_ERRLEN];
 };
@@ -126,6 +132,9 @@ struct lp_batch {
     int aborted;                /* EXEC answered EXECABORT: nothing of it
                                    was stored */
     int numbered;               /* its commands have positions */
+    int fixed;                  /* a request's of its own producer (an
+                                   idempotency key): its positions given,
+                                   not the run's */
     int answered;               /* EXEC's reply came: what became of each
                                    command is known */
     int gated;                  /* sent with the gate (it has producers) */

@@ -62,3 +62,48 @@ alive() {
     test "$(curl -sS -m 10 -o /dev/null -w '%{http_code}' \
         "http://$ADDR/healthz")" = 200
 }
+
+# start_http NAME ARGS...: call it outside test bodies (or in one, for a
+# restart). Starts logpipe-http --listen 127.0.0.1:0 (unless ARGS say
+# where) with ARGS, its stderr in NAME.err, its exit status to NAME.rc
+# once it ends; sets HTTP_PID and ADDR (the first address it listens
+# on), also in NAME.pid and NAME.addr. Stopped by pid at exit like the
+# servers of lib.sh.
+start_http() {
+    _n=$1
+    shift
+    rm -f "$_n.addr" "$_n.pid" "$_n.rc"
+    case " $* " in
+    *" --listen "*) _l= ;;
+    *) _l="--listen 127.0.0.1:0" ;;
+    esac
+    ( trap - EXIT INT TERM PIPE
+      LOGPIPE_TEST_ADDR_FILE="$TMP/$_n.addr" logpipe-http $_l "$@" \
+          2>"$_n.err" &
+      echo $! >"$_n.pid"
+      echo $! >>"$TMP/.pids"
+      wait $!
+      echo $? >"$_n.rc" ) &
+    wait_for 20 test -s "$_n.pid" || :
+    HTTP_PID=$(cat "$_n.pid")
+    wait_for 20 "test -s $_n.addr || test -s $_n.rc" || :
+    if ! test -s "$_n.addr"; then
+        sed -e 's/^/# /' "$_n.err"
+        echo "# logpipe-http did not start"
+        return 1
+    fi
+    ADDR=$(head -n 1 "$_n.addr")
+}
+
+# stop_http NAME [SIGNAL]: signals NAME's logpipe-http (TERM) and waits
+# for its exit status, in NAME.rc
+stop_http() {
+    kill "-${2:-TERM}" "$(cat "$1.pid")" 2>/dev/null || :
+    wait_for 60 test -s "$1.rc"
+}
+
+# stream_data [KEY]: the data of each entry of stream KEY (logs:stream),
+# one a line
+stream_data() {
+    rcli --raw XRANGE "${1:-logs:stream}" - + | awk 'NR % 3 == 0'
+}

@@ -239,7 +239,7 @@ static void door_ready(void *ctx)
         for (int k = 0; k < d->sizes[i]; k++) {
             char ev[64];
             int n = snprintf(ev, sizeof ev, "{\"req\":%d,\"k\":%d}", i, k);
-            lp_send_req_event(q, ev, (size_t)n, NULL);
+            lp_send_req_event(q, ev, (size_t)n, NULL, 0, NULL);
         }
         d->said[i] = lp_send_req_submit(q, &d->retry[i]);
         if ((d->said[i] == LP_REQ_UNAVAILABLE ||
@@ -328,7 +328,7 @@ static void test_requests(const char *good, const char *dir)
     {
         struct lp_send_req *q = lp_send_req_begin(d.s, req_done, ctxs[0]);
         int64_t ra = 0;
-        lp_send_req_event(q, "{}", 2, NULL);
+        lp_send_req_event(q, "{}", 2, NULL, 0, NULL);
         is_int(lp_send_req_submit(q, &ra), LP_REQ_UNAVAILABLE,
                "a request right after: unavailable");
         ok(ra > 0, "with the wait: %lld ms", (long long)ra);
