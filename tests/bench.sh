@@ -96,6 +96,142 @@ test_xlen -eq "$N" sent || { echo "send lost events" >&2; exit 1; }
 p=$(per "$N" "$t_pipe"); s=$(per "$N" "$t_send"); r=$(div "$s" "$p")
 row "send events/s" "$s" ev/s "redis-cli --pipe" "$p" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
 
+# ---- logpipe-http (issue 16): the corpus in 1000-event NDJSON bodies
+# over 4 keep-alive connections (tests/bench-http: h2load is not
+# installed), against send of the same events from the file into another
+# stream, both in turn each round, the best of 5; then 1, 4 and 64
+# connections with 100-event bodies, the best of 3 (how the cost grows
+# with connections: one connection's small requests each wait --linger,
+# 2 ms, for more events to fill their batch); then the server's peak RSS
+# while 1,000 keep-alive connections that each served a request sit idle.
+# A 200 means stored: the stream must hold every event when the client
+# ends, and the http figure runs from its first byte written to its last
+# answer read.
+ulimit -n 4096 2>/dev/null || :
+# http_start STREAM [OPTIONS]: a fresh logpipe-http on 127.0.0.1:0 into
+# STREAM; its pid in HPID (and in .pids while it runs: lib.sh's cleanup
+# stops it if the bench fails), its address in HADDR
+http_start() {
+    hs=$1; shift
+    rm -f http.addr
+    LOGPIPE_TEST_ADDR_FILE=$TMP/http.addr logpipe-http \
+        --listen 127.0.0.1:0 -s "$hs" "$@" 2>>http.err &
+    HPID=$!
+    echo "$HPID" >>"$TMP/.pids"
+    while [ ! -s http.addr ]; do
+        kill -0 "$HPID" 2>/dev/null ||
+            { cat http.err >&2; echo "bench: logpipe-http did not start" >&2; exit 1; }
+        sleep 0.02
+    done
+    HADDR=$(head -n 1 http.addr)
+}
+http_stop() {
+    kill -TERM "$HPID"
+    wait "$HPID" ||
+        { echo "bench: logpipe-http exited $?" >&2; cat http.err >&2; exit 1; }
+    sed -i "/^$HPID\$/d" "$TMP/.pids"
+}
+# hfield NAME FILE: the value of NAME=VALUE in bench-http's line in FILE
+hfield() { tr ' ' '\n' <"$2" | sed -n "s/^$1=//p"; }
+lesser() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
+# cpu PID: the CPU seconds (user and system) PID has used so far
+TCK=$(getconf CLK_TCK)
+cpu() {
+    sed 's/.*) //' "/proc/$1/stat" |
+        awk -v t="$TCK" '{ printf "%.2f", ($12 + $13) / t }'
+}
+REDIS_FAST_PID=$(cat "$TMP/bench/pid")
+# http_load STREAM CONNS LINES: the corpus in LINES-line bodies over CONNS
+# connections into a fresh logpipe-http's STREAM: bench-http's line in
+# http.out, then the seconds from its first request to its check of the
+# stream's length (which must be every event), and the CPU seconds of
+# logpipe-http, of bench-http and of Redis in http.cpu
+http_load() {
+    rcli DEL "$1" >/dev/null
+    http_start "$1"
+    r0=$(cpu "$REDIS_FAST_PID")
+    /usr/bin/time -f '%U %S' -o http.ccpu "$TOP/tests/bench-http" -c "$2" \
+        -n $(((N + $3 - 1) / $3)) -l "$3" -b events \
+        "http://$HADDR/v1/events" >http.out ||
+        { cat http.out >&2; echo "bench: a request was not answered 200" >&2; exit 1; }
+    xl=$(redis-cli -p "$FAST" XLEN "$1")
+    e0=$(now)
+    echo "$(awk -v s="$(hfield start http.out)" -v e="$e0" \
+        'BEGIN { printf "%.4f", e - s }') $(cpu "$HPID")" \
+        "$(awk '{ print $1 + $2 }' http.ccpu)" \
+        "$(awk -v a="$r0" -v b="$(cpu "$REDIS_FAST_PID")" 'BEGIN { print b - a }')" >http.cpu
+    http_stop
+    [ "$xl" -eq "$N" ] ||
+        { echo "bench: the stream held $xl of $N events when bench-http ended" >&2; exit 1; }
+    rcli DEL "$1" >/dev/null
+}
+# five rounds, send and http in turn, the best time of each: a second's
+# run is at the mercy of the machine's other work (0.76 to 1.03 in single
+# rounds)
+t_hs=9999 t_hh=9999
+for round in 1 2 3 4 5; do
+    rcli DEL hsend >/dev/null
+    r0=$(cpu "$REDIS_FAST_PID")
+    t=$(secs sh -c "/usr/bin/time -f '%U %S' -o send.ccpu logpipe-send -s hsend <events")
+    r1=$(cpu "$REDIS_FAST_PID")
+    test_xlen -eq "$N" hsend || { echo "send lost events" >&2; exit 1; }
+    if [ "$(lesser "$t_hs" "$t")" != "$t_hs" ]; then
+        t_hs=$t
+        echo "$(awk '{ print $1 + $2 }' send.ccpu) $(awk -v a="$r0" -v b="$r1" 'BEGIN { print b - a }')" >send.cpu
+    fi
+    http_load hhttp 4 1000
+    t=$(hfield seconds http.out)
+    if [ "$(lesser "$t_hh" "$t")" != "$t_hh" ]; then
+        t_hh=$t; cp http.out http.best; cp http.cpu http.bestcpu
+    fi
+done
+rcli DEL hsend >/dev/null
+# (not $s: the rows of --follow below compare with send's row above)
+hs_ev=$(per "$N" "$t_hs"); hh_ev=$(per "$N" "$t_hh"); r=$(div "$hh_ev" "$hs_ev")
+row "http events/s, 1000-event bodies, 4 conns (best of 5)" "$hh_ev" ev/s "send of the file" "$hs_ev" "$r" "≥ 0.8" "$(verdict "$r" 0.8)"
+say "http, best round: $(cat http.best)"
+read -r hx hs hc hr <http.bestcpu
+read -r ss sr <send.cpu
+say "http, best round: $t_hh s by the client, $hx s from its first request to the stream's length checked (every event there)"
+say "CPU seconds of the best rounds: logpipe-http $hs (its client $hc, Redis $hr); logpipe-send $ss (Redis $sr)"
+row "http p99 request latency, 1000-event bodies, 4 conns" "$(hfield p99_ms http.best)" ms "" - - "(reported)" "-"
+for c in 1 4 64; do eval "t_hc$c=9999"; done
+for round in 1 2 3; do
+    for c in 1 4 64; do
+        http_load hscale "$c" 100
+        eval "t_hc$c=\$(lesser \"\$t_hc$c\" \"\$(hfield seconds http.out)\")"
+        eval "p99_hc$c=\$(hfield p99_ms http.out)"
+    done
+done
+o=$(per "$N" "$t_hc1")
+say "http, 100-event bodies, 1 conn: $o events/s (best of 3), p99 $p99_hc1 ms (last round)"
+for c in 4 64; do
+    eval "t=\$t_hc$c p99=\$p99_hc$c"
+    x=$(per "$N" "$t"); r=$(div "$x" "$o")
+    row "http events/s, 100-event bodies, $c conns (best of 3)" "$x" ev/s "1 connection" "$o" "$r" "-" "-"
+    say "http, 100-event bodies, $c conns: p99 $p99 ms (last round)"
+done
+if [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 2100 ]; then
+    http_start hidle --max-connections 1100
+    "$TOP/tests/bench-http" -c 1000 --idle 2 "http://$HADDR/healthz" >idle.out &
+    ipid=$!
+    while ! grep -q '^ready' idle.out && kill -0 "$ipid" 2>/dev/null; do
+        sleep 0.05
+    done
+    now_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$HPID/status")
+    wait "$ipid" ||
+        { cat idle.out >&2; echo "bench: an idle connection was not answered 200" >&2; exit 1; }
+    rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$HPID/status")
+    http_stop
+    say "logpipe-http with 1,000 idle connections: $(tr '\n' ' ' <idle.out)RSS $now_rss KB, peak $rss KB"
+    grep -q 'still_open=1000$' idle.out ||
+        { echo "bench: logpipe-http closed idle connections" >&2; exit 1; }
+    row "peak RSS of logpipe-http, 1,000 idle keep-alive conns" "$rss" KB "" - - "< 64 MB" "$(awk -v r="$rss" 'BEGIN { print (r < 65536) ? "ok" : "MISSED" }')"
+else
+    say "ulimit -n is $(ulimit -n): no row for 1,000 idle connections"
+fi
+rm -f http.out http.best http.cpu http.ccpu http.bestcpu send.cpu send.ccpu idle.out
+
 # ---- --follow (issue 15): a file growing in 10 appends, as fast as they
 # come, against send of the same file; then 1,000 files against 1, and the
 # peak RSS over 1,000 files. The time runs until the stream holds them all.
