@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "lp_dlq.h"
 #include "lp_exit.h"
@@ -643,18 +644,23 @@ int lp_pipeline_send(struct lp_send *s, struct lp_batch *b, char *err)
         x[3] = 'X';     /* test-only: a command Redis does not know:
                            refused while queueing, EXEC answers
                            EXECABORT, the batches after it wait for it */
-    rc = lp_redis_append_raw(s->r, b->head.p, b->head.len) < 0 ||
-         lp_redis_append_raw(s->r, b->blob.p, b->blob.len) < 0 ||
-         lp_redis_append_raw(s->r, b->tail.p, b->tail.len) < 0;
-    if (x)
-        x[3] = 'D';
-    if (rc) {
+    if (!lp_redis_connected(s->r)) {
+        if (x)
+            x[3] = 'D';
         b->nwire = 0;
         snprintf(err, LP_ERRLEN, "%s: not connected", lp_redis_name(s->r));
         return -1;
     }
+    /* the transaction in one write, from the batch's own buffers */
+    struct iovec iov[3] = {
+        { b->head.p, b->head.len }, { b->blob.p, b->blob.len },
+        { b->tail.p, b->tail.len }
+    };
     b->sent_us = lp_mono_us();
-    if (lp_redis_flush(s->r, err) < 0)
+    rc = lp_redis_writev(s->r, iov, 3, err);
+    if (x)
+        x[3] = 'D';
+    if (rc < 0)
         return -1;
     b->flushed = 1;
     if (s->c.test_lose_reply && ++s->nwritten == s->c.test_lose_reply)

@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include <hiredis/hiredis.h>
@@ -714,9 +715,79 @@ int lp_redis_flush(struct lp_redis *r, char *err)
     return 0;
 }
 
+int lp_redis_writev(struct lp_redis *r, const struct iovec *iov, int n,
+                    char *err)
+{
+    struct iovec v[8];
+    struct msghdr m = { .msg_iov = v };
+    int k = 0;
+
+    if (n > 8) {
+        snprintf(err, LP_ERRLEN, "%s: more than 8 parts to write", r->name);
+        return -1;
+    }
+    if (lp_redis_flush(r, err) < 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (iov[i].iov_len)
+            v[k++] = iov[i];
+    if (r->ssl) {
+        /* OpenSSL copies into its records anyway: each part in turn */
+        for (int i = 0; i < k; i++) {
+            const char *p = v[i].iov_base;
+            size_t left = v[i].iov_len;
+            while (left) {
+                int w;
+                errno = 0;
+                w = SSL_write(r->ssl, p, left > INT32_MAX ? INT32_MAX
+                                                          : (int)left);
+                if (w <= 0) {
+                    int se = SSL_get_error(r->ssl, w);
+                    if (se == SSL_ERROR_SYSCALL || se == SSL_ERROR_WANT_WRITE
+                        || se == SSL_ERROR_WANT_READ)
+                        io_why(r, errno ? errno : EPIPE);
+                    else
+                        ssl_why(r->ioerr, sizeof r->ioerr, "TLS write");
+                    io_error(r, err);
+                    return -1;
+                }
+                p += w;
+                left -= (size_t)w;
+            }
+        }
+        return 0;
+    }
+    m.msg_iovlen = (size_t)k;
+    while (m.msg_iovlen) {
+        ssize_t w = sendmsg(r->fd, &m, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            io_why(r, errno);
+            io_error(r, err);
+            return -1;
+        }
+        /* past what went */
+        while (m.msg_iovlen && (size_t)w >= m.msg_iov[0].iov_len) {
+            w -= (ssize_t)m.msg_iov[0].iov_len;
+            m.msg_iov++;
+            m.msg_iovlen--;
+        }
+        if (m.msg_iovlen) {
+            m.msg_iov[0].iov_base = (char *)m.msg_iov[0].iov_base + w;
+            m.msg_iov[0].iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
 int lp_redis_read(struct lp_redis *r, char *err)
 {
-    char buf[65536];
+    /* 16 KiB a read, as hiredis: its reader moves what is left of its
+     * buffer to the front each time 1 KiB of it was parsed, so a larger
+     * read costs more in moves than it saves in calls (+13% of send's
+     * instructions at 64 KiB, callgrind) */
+    char buf[16384];
 
     if (r->fd < 0) {
         io_error(r, err);

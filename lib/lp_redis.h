@@ -71,6 +71,13 @@ size_t lp_redis_pending_out(const struct lp_redis *r);
  * after -1 the connection is closed. */
 int lp_redis_flush(struct lp_redis *r, char *err);
 
+struct iovec;
+/* Writes what is queued, then iov[0..n) (n <= 8) straight from the
+ * caller's memory (blocks, up to the timeout): a batch is not copied. 0 or
+ * -1 + err; after -1 the connection is closed. */
+int lp_redis_writev(struct lp_redis *r, const struct iovec *iov, int n,
+                    char *err);
+
 /* One read() from the socket into the reply parser (blocks until data or
  * timeout). 0 or -1 + err; after -1 the connection is closed. */
 int lp_redis_read(struct lp_redis *r, char *err);

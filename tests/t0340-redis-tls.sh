@@ -123,4 +123,16 @@ test_expect_success 'logpipe-http into rediss://, with a client certificate' '
     test "$(redis-cli --tls --cacert ca.pem --cert client.pem --key client.key -p "$M" XLEN logs:stream)" = 6
 '
 
+if command -v valgrind >/dev/null 2>&1; then
+test_expect_success 'valgrind: send and stat over TLS, a refused certificate; no error, no leak' '
+    vg="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" &&
+    $vg logpipe-send -r "rediss://localhost:$P" <three 2>vg1 &&
+    $vg logpipe-stat -r "rediss://localhost:$P" >/dev/null 2>vg2 &&
+    expect_exit 78 $vg logpipe-send -r "rediss://localhost:$P" --tls-ca other.pem <three 2>vg3 &&
+    ! grep -q "==[0-9]*==" vg1 vg2 vg3
+'
+else
+test_skip 'valgrind over TLS' 'no valgrind'
+fi
+
 test_done
