@@ -10,10 +10,14 @@ _logpipe_opts()
 {
     local base='--verbose --quiet --log-format --metrics --metrics-interval
         --help --version -v -q -h -V'
-    local common="$base --redis --stream --dlq --password-file -r -s"
+    local common="$base --redis --stream --dlq --password-file --tls-ca
+        --tls-server-name --tls-insecure -r -s"
+    # a client certificate for Redis (logpipe-http: --redis-tls-cert)
+    local tlsclient="--tls-cert --tls-key"
     case $1 in
     logpipe-send)
-        echo "$common --group --batch --linger --timeout --wal --wal-max
+        echo "$common $tlsclient --group --batch --linger --timeout --wal
+            --wal-max
             --flush-wal --max-backlog --rate --burst --rate-key --on-limit
             --shared-rate --max-keys --time-field --max-age
             --max-skew --max-line --max-depth --max-members --require
@@ -25,7 +29,8 @@ _logpipe_opts()
     logpipe-http)
         echo "$common --group --listen --tokens --client-field --max-body
             --max-connections --idle-timeout --read-timeout --max-header
-            --tls-cert --tls-key --batch --linger --wal --wal-max
+            --tls-cert --tls-key --redis-tls-cert --redis-tls-key --batch
+            --linger --wal --wal-max
             --max-backlog --rate --rate-key --shared-rate --burst --max-keys
             --time-field --max-age --max-skew --max-line --max-depth
             --max-members --require --rejects-to-dlq --idempotency-ttl
@@ -33,7 +38,8 @@ _logpipe_opts()
         ;;
     logpipe-drain)
         # --block has no short form
-        echo "$common --group --dir --consumer --count --block --timeout
+        echo "$common $tlsclient --group --dir --consumer --count --block
+            --timeout
             --layout --stdout --exec --exec-timeout --sql --once --field
             --time-field --where --claim-idle --max-deliveries --keep
             --max-depth --max-open --max-files --max-line --max-members
@@ -44,15 +50,18 @@ _logpipe_opts()
             --jobs --dry-run -d -j -n"
         ;;
     logpipe-replay)
-        echo "$common --dir --layout --since --until --time-field --where
+        echo "$common $tlsclient --dir --layout --since --until
+            --time-field --where
             --strip-id --dedup --sort --from-redis --field --max-line -d"
         ;;
     logpipe-dlq)
-        echo "$common --limit --where --all --older-than --dry-run --timeout
+        echo "$common $tlsclient --limit --where --all --older-than
+            --dry-run --timeout
             -n -t"
         ;;
     logpipe-stat)
-        echo "$common --group --dir --wal --timeout --prom --producers
+        echo "$common $tlsclient --group --dir --wal --timeout --prom
+            --producers
             --check --max-lag
             --max-pending --max-pending-age --max-dlq --max-journal-age -g -d
             -t"
@@ -93,7 +102,10 @@ _logpipe_takes_arg()
         return 1 ;;
     esac
     case $2 in
-    --redis|--stream|--dlq|--password-file|-r|-s)
+    --redis|--stream|--dlq|--password-file|--tls-ca|--tls-server-name|-r|-s)
+        return 0 ;;
+    --tls-cert|--tls-key)
+        # Redis's client certificate, or logpipe-http's own
         return 0 ;;
     esac
     case $1 in
@@ -111,8 +123,9 @@ _logpipe_takes_arg()
         case $2 in
         --group|--listen|--tokens|--client-field|--max-body|\
         --max-connections|--idle-timeout|--read-timeout|--max-header|\
-        --tls-cert|--tls-key|--batch|--linger|--wal|--wal-max|\
-        --max-backlog|--rate|--rate-key|--burst|--max-keys|--time-field|\
+        --tls-cert|--tls-key|--redis-tls-cert|--redis-tls-key|--batch|\
+        --linger|--wal|--wal-max|--max-backlog|--rate|--rate-key|--burst|\
+        --max-keys|--time-field|\
         --max-age|--max-skew|--max-line|--max-depth|--max-members|\
         --require|--idempotency-ttl|--producer-ttl|-g|-b|-l)
             return 0 ;;
@@ -198,7 +211,8 @@ _logpipe()
 
     if [[ $split == true ]] || _logpipe_takes_arg "$tool" "$prev"; then
         case $prev in
-        --password-file|--rejects|--metrics|--tokens|--tls-cert|--tls-key)
+        --password-file|--rejects|--metrics|--tokens|--tls-cert|--tls-key|\
+        --tls-ca|--redis-tls-cert|--redis-tls-key)
             _logpipe_files
             return ;;
         -d|--dir|--wal|--journal-dir)
@@ -225,7 +239,8 @@ _logpipe()
                 -W '127.0.0.1:8088 [::1]:8088 *:8088' -- "$cur")
             return ;;
         -r|--redis)
-            COMPREPLY=($(compgen -W 'redis://127.0.0.1:6379/0 unix:///' \
+            COMPREPLY=($(compgen \
+                -W 'redis://127.0.0.1:6379/0 rediss:// unix:///' \
                 -- "$cur"))
             return ;;
         --layout)

@@ -105,4 +105,12 @@ test_expect_success 'the users are least privilege: a drain cannot run as send' 
     test "$(admin XLEN logs:dlq)" -eq 1
 '
 
+# TLS is shown commented out, with its CA: never unchecked (issue 17)
+test_expect_success 'no example turns off TLS checks, nor makes TLS the default' '
+    ! grep -rn -e "tls-insecure" -e "TLS_INSECURE" "$TOP/examples" "$TOP/README.md" &&
+    ! grep -rn "^[^#]*rediss://" "$TOP/examples" &&
+    grep -q "^#Environment=LOGPIPE_REDIS_URL=rediss://" \
+        "$TOP/examples/logpipe-drain.service"
+'
+
 test_done

@@ -9,21 +9,39 @@ ZSHCOMP=$TOP/completions/_logpipe
 BS=$(printf '\b')
 
 # The long options of lib/lp_opt.h's LP_LONG_* macros, as "MACRO name"
-# lines: every { "name", ... } row of a #define and its continuations.
+# lines: every { "name", ... } row of a #define and its continuations, and
+# those of the LP_LONG_* macros it uses (LP_LONG_TLS uses LP_LONG_TLS_SERVER).
 awk '
-/^#define LP_LONG_[A-Z_]*/ { mac = $2; on = 1 }
+function expand(m,    i) {
+    for (i = 1; i <= n[m]; i++)
+        if (item[m, i] ~ /^@/)
+            expand(substr(item[m, i], 2))
+        else
+            print top, item[m, i]
+}
+/^#define LP_LONG_[A-Z_]*/ { mac = $2; on = 1; order[++nmac] = mac; first = 1 }
 on {
     line = $0
-    while (match(line, /[{] *"[^"]*"/)) {
+    if (first) {
+        sub(/^#define LP_LONG_[A-Z_]*/, "", line)
+        first = 0
+    }
+    while (match(line, /[{] *"[^"]*"|LP_LONG_[A-Z_]+/)) {
         s = substr(line, RSTART, RLENGTH)
-        sub(/^[{] *"/, "", s)
-        sub(/"$/, "", s)
-        print mac, s
+        if (s ~ /^LP_LONG_/)
+            s = "@" s
+        else {
+            sub(/^[{] *"/, "", s)
+            sub(/"$/, "", s)
+        }
+        item[mac, ++n[mac]] = s
         line = substr(line, RSTART + RLENGTH)
     }
     if ($0 !~ /\\$/)
         on = 0
-}' "$TOP/lib/lp_opt.h" >"$TMP/macros"
+}
+END { for (i = 1; i <= nmac; i++) { top = order[i]; expand(top) } }
+' "$TOP/lib/lp_opt.h" >"$TMP/macros"
 
 # long_opts FILE.c: the long options of a tool's longopts[] table, the
 # LP_LONG_* macros it uses expanded, one per line. Fails on a macro that
@@ -98,7 +116,9 @@ test_expect_success 'lib/lp_opt.h: the LP_LONG_* macros are understood' '
     grep_q "^LP_LONG_LOG verbose$" "$TMP/macros" &&
     grep_q "^LP_LONG_LOG version$" "$TMP/macros" &&
     grep_q "^LP_LONG_REDIS redis$" "$TMP/macros" &&
-    test "$(grep -c "^LP_LONG_LOG " "$TMP/macros")" -eq 5
+    test "$(grep -c "^LP_LONG_LOG " "$TMP/macros")" -eq 5 &&
+    grep_q "^LP_LONG_TLS tls-ca$" "$TMP/macros" &&
+    grep_q "^LP_LONG_TLS_REDIS redis-tls-key$" "$TMP/macros"
 '
 
 # complete WITH_BASH_COMPLETION WORD...: runs the completion of the tools'

@@ -58,9 +58,13 @@ test_expect_success "every tool says it is version $VERSION" '
 '
 
 test_expect_success 'logpipe(7) ENVIRONMENT names the tools each variable is for' '
+    # LOGPIPE_TLS_CERT/KEY: every tool with TLS to Redis (http names the
+    # options --redis-tls-cert/--redis-tls-key: its --tls-cert is HTTPS)
     for v in LOGPIPE_REDIS_URL:redis LOGPIPE_STREAM:stream \
              LOGPIPE_DLQ:dlq LOGPIPE_REDIS_PASSWORD:password-file \
-             REDISCLI_AUTH:password-file; do
+             REDISCLI_AUTH:password-file LOGPIPE_TLS_CA:tls-ca \
+             LOGPIPE_TLS_SERVER_NAME:tls-server-name \
+             LOGPIPE_TLS_CERT:tls-insecure LOGPIPE_TLS_KEY:tls-insecure; do
         want=$(takers "${v#*:}") &&
         got=$(env_tools "${v%%:*}") &&
         test "$got" = "$want" ||
