@@ -1,0 +1,162 @@
+#!/bin/sh
+# x0325-http-review.sh -- faults of logpipe-http found in the adversarial
+# review (issue 16), each a test that FAILS on the code it was written
+# against (httptool at c67b5c4) and passes once the fault is fixed. Named
+# x*, not t*, so that make check (tests/t[0-9]*.sh) does not run it; run
+# it by hand: prove -v tests/x0325-http-review.sh. Once a fault is fixed,
+# its test moves into a t03xx file.
+. "$(dirname "$0")/lib.sh"
+. "$TOP/tests/httpd-lib.sh"
+
+start_redis redis --appendonly yes --appendfsync always
+ND='Content-Type: application/x-ndjson'
+printf '{"a":1}\n' >b1
+printf '{"b":2}\n{"b":3}\n' >b2
+
+# every request answered 200 has its events in the stream: FILE holds
+# lines "CODE BODYFILE EVENTSFILE"
+stored_if_200() {
+    stream_data >got
+    while read -r c bf ef; do
+        [ "$c" = 200 ] || continue
+        while read -r ev; do
+            grep -qxF "$ev" got || {
+                echo "answered 200 ($(cat "$bf")), not stored: $ev" >&2
+                return 1
+            }
+        done <"$ef"
+    done <"$1"
+}
+
+start_http p1
+A1=$ADDR
+start_http p2
+A2=$ADDR
+
+# Fault 1: two processes, one key, two bodies at once. Each looks the key
+# up (none yet), each submits its body as producer http:-:K from 0 to 1;
+# the gate stores the first and says STORED for the second, which the
+# engine takes as "stored" (lp_pipeline.c gate_open -> batch_stored), and
+# the door answers 200 with the second body's own counts: events that are
+# in no stream. The retry of the second then gets 422.
+test_expect_success 'one key, two bodies, two processes at once: no 200 for what is not stored' '
+    rcli CLIENT PAUSE 60000 WRITE >/dev/null
+    { curl -sS -o r1.body -w "%{http_code}\n" -H "$ND" -H "Idempotency-Key: both" --data-binary @b1 "http://$A1/v1/events" >r1.code; } &
+    wait_for 20 "curl -s http://$A1/metrics | grep -q \"^logpipe_http_requests_in_flight 1\""
+    { curl -sS -o r2.body -w "%{http_code}\n" -H "$ND" -H "Idempotency-Key: both" --data-binary @b2 "http://$A2/v1/events" >r2.code; } &
+    wait_for 20 "curl -s http://$A2/metrics | grep -q \"^logpipe_http_requests_in_flight 1\"" &&
+    rcli CLIENT UNPAUSE >/dev/null &&
+    wait_for 30 "test -s r1.code && test -s r2.code" &&
+    echo "$(cat r1.code) r1.body b1" >answers &&
+    echo "$(cat r2.code) r2.body b2" >>answers &&
+    cat answers &&
+    stored_if_200 answers
+'
+
+# Fault 2: the same through the WAL. Redis down, a key is taken
+# unchecked (keyed: "a copy already stored is passed over when the WAL is
+# sent"); when the key was stored before (by another process, or by this
+# one before its table forgot it) with another body, the replay's
+# gate says STORED and the new events are dropped, after a 200.
+test_expect_success '--wal, Redis down, a key used before for another body: no 200 for what is then dropped' '
+    req -H "$ND" -H "Idempotency-Key: wk" --data-binary @b1 "http://$A1/v1/events" &&
+    code_is 200 &&
+    echo "200 body b1" >answers &&
+    start_http w --wal "$TMP/wal" &&
+    W=$ADDR &&
+    stop_redis KILL &&
+    req -H "$ND" -H "Idempotency-Key: wk" --data-binary @b2 "http://$W/v1/events" &&
+    cp body w2.body &&
+    echo "$(cat code) w2.body b2" >>answers &&
+    restart_redis &&
+    wait_for 30 "curl -s http://$W/metrics | grep -q \"^logpipe_http_wal_bytes 0$\"" &&
+    cat answers &&
+    stored_if_200 answers
+'
+
+# Fault 3: the pruning of --idempotency-ttl (idem_prune: HSCAN MATCH
+# "http*:*") deletes every field of <stream>:producers whose name starts
+# with "http" and holds a ':' -- send's own producers too (a host named
+# http-gw1 following files: "http-gw1:follow:..."; --producer
+# http-ingest:app): after --idempotency-ttl (24h) rather than
+# --producer-ttl (7d, never for followed files), and send then stores its
+# input again.
+test_expect_success 'the keys pruning leaves send producers alone' '
+    printf "{\"x\":1}\n{\"x\":2}\n" >in &&
+    rcli DEL logs:stream logs:stream:producers >/dev/null &&
+    logpipe-send --producer http-gw:app <in &&
+    test "$(rcli XLEN logs:stream)" = 2 &&
+    old=$(( $(date +%s) * 1000 - 3600000 )) &&
+    rcli HSET logs:stream:producers http:-:stale "1 $old 0123456789abcdef.e30" >/dev/null &&
+    start_http pr --idempotency-ttl 1s &&
+    wait_for 30 "test -z \"\$(redis-cli -p $REDIS_PORT HGET logs:stream:producers http:-:stale)\"" &&
+    wait_for 3 "test -z \"\$(redis-cli -p $REDIS_PORT HGET logs:stream:producers http-gw:app)\"" || :
+    test -n "$(rcli HGET logs:stream:producers http-gw:app)" ||
+    { echo "send'"'"'s field http-gw:app pruned" >&2; false; }
+    logpipe-send --producer http-gw:app <in &&
+    test "$(rcli XLEN logs:stream)" = 2
+'
+
+# Fault 4: the pruning deletes at most 200 fields a second (argv[202] in
+# idem_prune: the rest of the HSCAN page is passed over until the next
+# whole pass), so more than 200 keyed requests a second grow
+# <stream>:producers without bound, whatever --idempotency-ttl says. 4000
+# stale fields: a prune that deletes what each page holds (COUNT 1000)
+# ends them in about 4 s, this one in 10 s or more.
+test_expect_success 'the keys pruning keeps up with more than 200 keys a second' '
+    stop_http pr &&
+    rcli DEL logs:stream:producers >/dev/null &&
+    old=$(( $(date +%s) * 1000 - 3600000 )) &&
+    seq 1 4000 | awk -v o="$old" "{ print \"HSET logs:stream:producers http:-:k\" \$1 \" \\\"1 \" o \" 0123456789abcdef.e30\\\"\" }" |
+        rcli >/dev/null &&
+    test "$(rcli HLEN logs:stream:producers)" = 4000 &&
+    start_http pr2 --idempotency-ttl 1s &&
+    wait_for 8 "test \$(redis-cli -p $REDIS_PORT HLEN logs:stream:producers) = 0" ||
+    { rcli HLEN logs:stream:producers; false; }
+'
+
+# healthy NAME ADDR: ten GET /healthz in a row, each answered within 1 s
+healthy() {
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        curl -sS -m 1 -o /dev/null "http://$1/healthz" || return 1
+    done
+}
+
+# Fault 5: keyed() looks a key up with a blocking HGET on the loop's own
+# thread (lp_redis_cmd, timeout 2 s, and a connect first when the
+# questions' connection is not up: each of its commands 2 s more): while
+# Redis is slow (CLIENT PAUSE, a long command, a failover) every client
+# of the door waits, /healthz included, for seconds per keyed request.
+test_expect_success 'a key looked up while Redis is paused: other clients still served' '
+    start_http blk
+    B=$ADDR
+    rcli CLIENT PAUSE 8000 ALL >/dev/null
+    { curl -sS -o k.body -w "%{http_code}\n" -H "$ND" -H "Idempotency-Key: blk" --data-binary @b1 "http://$B/v1/events" >k.code; } &
+    healthy "$B" || { rcli CLIENT UNPAUSE >/dev/null; false; }
+    rcli CLIENT UNPAUSE >/dev/null
+    wait_for 30 test -s k.code
+'
+
+# Fault 6: with LP_INFLIGHT (3) batches in flight, a submit waits for a
+# reply inside dispatch (lp_send.c dispatch: while count >= LP_INFLIGHT,
+# lp_pipeline_pump waiting), on the loop's thread: a keyed request is a
+# batch of its own, so three of them in flight while Redis is slow (and
+# any three batches of plain requests) stop the door: no /healthz, no
+# 503 for --max-backlog, no new connection, no SIGTERM, until Redis
+# answers or --timeout passes.
+test_expect_success 'batches in flight while Redis is paused: other clients still served' '
+    start_http ring
+    R=$ADDR
+    rcli CLIENT PAUSE 8000 WRITE >/dev/null
+    for i in 1 2 3; do
+        { curl -sS -o /dev/null -w "%{http_code}\n" -H "$ND" -H "Idempotency-Key: ring-$i" --data-binary @b1 "http://$R/v1/events" >>ring.codes; } &
+        wait_for 5 "curl -s http://$R/metrics | grep -q \"^logpipe_http_requests_in_flight $i\""
+    done
+    # the ring is full: the next submit waits in dispatch
+    { curl -sS -o /dev/null -w "%{http_code}\n" -H "$ND" -H "Idempotency-Key: ring-4" --data-binary @b1 "http://$R/v1/events" >>ring.codes; } &
+    healthy "$R" || { rcli CLIENT UNPAUSE >/dev/null; false; }
+    rcli CLIENT UNPAUSE >/dev/null
+    wait_for 30 "test \$(wc -l <ring.codes) = 4"
+'
+
+test_done
