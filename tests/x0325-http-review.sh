@@ -112,7 +112,8 @@ test_expect_success 'the keys pruning keeps up with more than 200 keys a second'
     test "$(rcli HLEN logs:stream:producers)" = 4000 &&
     start_http pr2 --idempotency-ttl 1s &&
     wait_for 8 "test \$(redis-cli -p $REDIS_PORT HLEN logs:stream:producers) = 0" ||
-    { rcli HLEN logs:stream:producers; false; }
+    { rcli HLEN logs:stream:producers; stop_http pr2; false; }
+    stop_http pr2
 '
 
 # healthy NAME ADDR: ten GET /healthz in a row, each answered within 1 s
@@ -157,6 +158,83 @@ test_expect_success 'batches in flight while Redis is paused: other clients stil
     healthy "$R" || { rcli CLIENT UNPAUSE >/dev/null; false; }
     rcli CLIENT UNPAUSE >/dev/null
     wait_for 30 "test \$(wc -l <ring.codes) = 4"
+'
+
+# Fault 7: --max-backlog asks the group's lag on a submit (at most every
+# 100 ms: lp_pipeline.c lp_pipeline_backlogged), and first waits for every
+# batch in flight to be answered (while count > 0: lp_pipeline_pump,
+# waiting), then runs XINFO on the engine's connection, both on the
+# loop's thread: one batch in flight while Redis is slow stops the door
+# at the next request, the opposite of "503 without blocking".
+test_expect_success '--max-backlog while Redis is paused: other clients still served' '
+    start_http mb --max-backlog 1000000
+    M=$ADDR
+    rcli CLIENT PAUSE 8000 WRITE >/dev/null
+    { curl -sS -o /dev/null -w "%{http_code}\n" -H "$ND" --data-binary @b1 "http://$M/v1/events" >>mb.codes; } &
+    wait_for 5 "curl -s http://$M/metrics | grep -q \"^logpipe_http_batches_in_flight 1\""
+    { curl -sS -o /dev/null -w "%{http_code}\n" -H "$ND" --data-binary @b1 "http://$M/v1/events" >>mb.codes; } &
+    healthy "$M" || { rcli CLIENT UNPAUSE >/dev/null; false; }
+    rcli CLIENT UNPAUSE >/dev/null
+    wait_for 30 "test \$(wc -l <mb.codes) = 2"
+'
+
+# Fault 8: the memory of Idempotency-Keys grows with the load, not with
+# the connections: the table of answered keys (IDEM_DONE_MAX, 10,000)
+# keeps each key's whole 200 answer, errors list included (up to 16 KiB,
+# lp_httpd max_error_bytes), and so does each key's field in Redis for
+# --idempotency-ttl (24h; the answer base64 in the cursor). One client on
+# one connection, 10,000 keys, each a body of one event and 150 lines
+# refused (an answer of 8.6 KB): RSS 7 MB -> 100+ MB here, and 12 KB of
+# Redis a key (20,000 keys: 250 MB).
+cat >keys.pl <<'PL'
+# keys.pl ADDR N BODYFILE: N POSTs over one keep-alive connection, each
+# with a key of its own; prints the count of each status
+use strict; use warnings; use IO::Socket::INET;
+my ($addr, $n, $file) = @ARGV;
+open my $f, "<", $file or die; my $body = do { local $/; <$f> };
+my $s = IO::Socket::INET->new(PeerAddr => $addr) or die "connect: $!";
+$s->autoflush(1);
+my (%codes, $buf); $buf = "";
+for my $i (1 .. $n) {
+    print $s "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: " .
+        "application/x-ndjson\r\nIdempotency-Key: many-$i\r\n" .
+        "Content-Length: " . length($body) . "\r\n\r\n$body";
+    for (;;) {
+        if ($buf =~ /^HTTP\/1\.1 (\d+)[^\r]*\r\n(.*?)\r\n\r\n/s) {
+            my ($code, $h, $hl) = ($1, $2, $+[0]);
+            my ($len) = $h =~ /Content-Length: (\d+)/i;
+            if (length($buf) >= $hl + $len) {
+                substr($buf, 0, $hl + $len) = ""; $codes{$code}++; last;
+            }
+        }
+        sysread($s, my $d, 65536) or die "closed after $i";
+        $buf .= $d;
+    }
+}
+print join(" ", map { "$_:$codes{$_}" } sort keys %codes), "\n";
+PL
+
+test_expect_success 'many Idempotency-Keys with long answers: memory stays bounded' '
+    start_http many &&
+    { echo "{\"ok\":1}"; for i in $(seq 1 150); do echo "{\"a\":1,\"timestamp\":\"1999-01-01T00:00:00Z\"}"; done; } >refused &&
+    perl keys.pl "$ADDR" 10000 refused >many.out &&
+    cat many.out && grep_q "^200:10000$" many.out &&
+    kb=$(awk "/^VmHWM/ { print \$2 }" /proc/$HTTP_PID/status) &&
+    echo "peak RSS $kb KB; a key in Redis: $(rcli HGET logs:stream:producers http:-:many-1 | wc -c) bytes" &&
+    test "$kb" -lt 49152
+'
+
+# Fault 9: /healthz says 200 "ok" while Redis is dead, for as long as no
+# request comes: on_health trusts lp_send_state's connected (the engine's
+# socket believed open), which only a failed batch corrects; nothing
+# watches the idle connection. A load balancer keeps sending, and the
+# first request then gets 503 "the reply was lost".
+test_expect_success '/healthz 503 soon after Redis dies, without a request' '
+    start_http hz &&
+    req -H "$ND" --data-binary @b1 "http://$ADDR/v1/events" && code_is 200 &&
+    req "http://$ADDR/healthz" && code_is 200 &&
+    stop_redis KILL &&
+    wait_for 10 "curl -s -o /dev/null -w %{http_code} http://$ADDR/healthz | grep -q 503"
 '
 
 test_done
