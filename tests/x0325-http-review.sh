@@ -246,7 +246,24 @@ test_expect_success '--shared-rate --rate-key: a refused request takes no key'"'
     test "$(rcli XLEN logs:stream)" = 6
 '
 
-# Fault 10: /healthz says 200 "ok" while Redis is dead, for as long as no
+# Fault 10: the process's table of answered keys (idem_done) keeps a key
+# past --idempotency-ttl (until 10,000 newer ones push it out): once the
+# key's field is pruned from Redis, the key is new for every other
+# instance, and for this one after a restart, but this one still answers
+# the first answer again (or 422 for the new body). The table should
+# forget an entry at the TTL, as the field is.
+test_expect_success 'a key past --idempotency-ttl is new again in the process too' '
+    rcli DEL logs:stream logs:stream:producers >/dev/null &&
+    start_http ttl --idempotency-ttl 1s &&
+    req -H "$ND" -H "Idempotency-Key: old" --data-binary @b1 "http://$ADDR/v1/events" &&
+    code_is 200 &&
+    wait_for 30 "test -z \"\$(redis-cli -p $REDIS_PORT HGET logs:stream:producers http:-:old)\"" &&
+    req -H "$ND" -H "Idempotency-Key: old" --data-binary @b2 "http://$ADDR/v1/events" &&
+    code_is 200 &&
+    test "$(rcli XLEN logs:stream)" = 3
+'
+
+# Fault 11: /healthz says 200 "ok" while Redis is dead, for as long as no
 # request comes: on_health trusts lp_send_state's connected (the engine's
 # socket believed open), which only a failed batch corrects; nothing
 # watches the idle connection. A load balancer keeps sending, and the
