@@ -263,7 +263,24 @@ test_expect_success 'a key past --idempotency-ttl is new again in the process to
     test "$(rcli XLEN logs:stream)" = 3
 '
 
-# Fault 11: /healthz says 200 "ok" while Redis is dead, for as long as no
+# Fault 11: --rate counts a request's events only (lp_send.c req_rate:
+# q->nev, and req_tally for --rate-key), not the DLQ records that
+# --rejects-to-dlq adds for its refused lines (lp_send_req_dlq): a client
+# held to 3 events an hour writes as many refused lines into the DLQ, and
+# so into Redis's memory, as it likes. Count every record a request
+# writes against the client's limit (or refuse the DLQ records past it).
+test_expect_success '--rate bounds what --rejects-to-dlq writes too' '
+    start_http rd --rate 3/h --burst 3 --rejects-to-dlq &&
+    for i in $(seq 1 100); do echo "not json $i"; done >bad &&
+    for i in 1 2 3 4 5; do
+        curl -sS -o /dev/null -H "$ND" --data-binary @bad "http://$ADDR/v1/events" || exit 1
+    done &&
+    n=$(rcli XLEN logs:dlq) &&
+    echo "DLQ entries: $n" &&
+    test "$n" -le 3
+'
+
+# Fault 12: /healthz says 200 "ok" while Redis is dead, for as long as no
 # request comes: on_health trusts lp_send_state's connected (the engine's
 # socket believed open), which only a failed batch corrects; nothing
 # watches the idle connection. A load balancer keeps sending, and the
