@@ -74,10 +74,10 @@ test_expect_success 'Idempotency-Keys under valgrind: retry, another body, in fl
     code_is 200 && test_cmp first body &&
     req -H "$TOK" -H "$ND" -H "Idempotency-Key: v-1" --data-binary "{}" "http://$A/v1/events" &&
     code_is 422 &&
-    test "$(rcli XLEN logs:stream)" = 7
+    test "$(rcli XLEN logs:stream)" = 7 || exit 1
     rcli CLIENT PAUSE 60000 WRITE >/dev/null
     { curl -sS -o f1.body -w "%{http_code}\n" -H "$TOK" -H "$ND" -H "Idempotency-Key: fly" --data-binary @in.ndjson "http://$A/v1/events" >f1.code; } &
-    wait_for 30 "curl -s http://$A/metrics | grep -q \"^logpipe_http_requests_in_flight 1\"" &&
+    wait_for 30 "curl -s http://$A/metrics | grep -q \"^logpipe_http_requests_in_flight 1\""
     { curl -sS -o f2.body -w "%{http_code}\n" -H "$TOK" -H "$ND" -H "Idempotency-Key: fly" --data-binary @in.ndjson "http://$A/v1/events" >f2.code; } &
     wait_for 30 "curl -s http://$A/metrics | grep -q \"^logpipe_http_requests_in_flight 2\""
     rcli CLIENT UNPAUSE >/dev/null
@@ -134,7 +134,7 @@ test_expect_success 'SIGTERM with a request in hand: stored, answered, exit 0, v
     n=$(rcli XLEN logs:stream)
     rcli CLIENT PAUSE 60000 WRITE >/dev/null
     { curl -sS -o late.body -w "%{http_code}\n" -H "$BOB" -H "$ND" --data-binary "{\"late\":1}" "http://$A/v1/events" >late.code 2>&1; } &
-    wait_for 30 "curl -s http://$A/metrics | grep -q \"^logpipe_http_requests_in_flight 1\"" &&
+    wait_for 30 "curl -s http://$A/metrics | grep -q \"^logpipe_http_requests_in_flight 1\""
     kill -TERM "$P"
     rcli CLIENT UNPAUSE >/dev/null
     wait_for 120 test -s vg.rc &&
