@@ -22,6 +22,15 @@ _logpipe_opts()
             --from-start --follow --from-end --partial-timeout -F -g -b -l
             -t"
         ;;
+    logpipe-http)
+        echo "$common --group --listen --tokens --client-field --max-body
+            --max-connections --idle-timeout --read-timeout --max-header
+            --tls-cert --tls-key --batch --linger --wal --wal-max
+            --max-backlog --rate --rate-key --shared-rate --burst --max-keys
+            --time-field --max-age --max-skew --max-line --max-depth
+            --max-members --require --rejects-to-dlq --idempotency-ttl
+            --producer-ttl -g -b -l"
+        ;;
     logpipe-drain)
         # --block has no short form
         echo "$common --group --dir --consumer --count --block --timeout
@@ -96,6 +105,16 @@ _logpipe_takes_arg()
         --max-members|--require|--rejects|--producer|--position|\
         --producer-ttl|--journal-dir|--journal-match|--partial-timeout|\
         --follow|-F|-g|-b|-l|-t)
+            return 0 ;;
+        esac ;;
+    logpipe-http)
+        case $2 in
+        --group|--listen|--tokens|--client-field|--max-body|\
+        --max-connections|--idle-timeout|--read-timeout|--max-header|\
+        --tls-cert|--tls-key|--batch|--linger|--wal|--wal-max|\
+        --max-backlog|--rate|--rate-key|--burst|--max-keys|--time-field|\
+        --max-age|--max-skew|--max-line|--max-depth|--max-members|\
+        --require|--idempotency-ttl|--producer-ttl|-g|-b|-l)
             return 0 ;;
         esac ;;
     logpipe-drain)
@@ -179,7 +198,7 @@ _logpipe()
 
     if [[ $split == true ]] || _logpipe_takes_arg "$tool" "$prev"; then
         case $prev in
-        --password-file|--rejects|--metrics)
+        --password-file|--rejects|--metrics|--tokens|--tls-cert|--tls-key)
             _logpipe_files
             return ;;
         -d|--dir|--wal|--journal-dir)
@@ -199,6 +218,11 @@ _logpipe()
             return ;;
         --lateness)
             COMPREPLY=($(compgen -W 'end 0 10s 1m' -- "$cur"))
+            return ;;
+        --listen)
+            # read, not split: "*" and "[::1]" would glob
+            mapfile -t COMPREPLY < <(compgen \
+                -W '127.0.0.1:8088 [::1]:8088 *:8088' -- "$cur")
             return ;;
         -r|--redis)
             COMPREPLY=($(compgen -W 'redis://127.0.0.1:6379/0 unix:///' \
@@ -222,7 +246,7 @@ _logpipe()
     fi
 
     # operands: send reads files, replay files and directories; dlq a
-    # command, then stream IDs; drain, rotate, stat and agg take none
+    # command, then stream IDs; drain, rotate, stat, agg and http take none
     case $tool in
     logpipe-send|logpipe-replay)
         _logpipe_files ;;
@@ -236,7 +260,7 @@ _logpipe()
         done
         COMPREPLY=($(compgen -W 'list show stats retry purge export' \
             -- "$cur")) ;;
-    logpipe-drain|logpipe-rotate|logpipe-stat|logpipe-agg)
+    logpipe-drain|logpipe-rotate|logpipe-stat|logpipe-agg|logpipe-http)
         COMPREPLY=() ;;
     *)
         _logpipe_files ;;
@@ -244,7 +268,7 @@ _logpipe()
 }
 
 complete -F _logpipe logpipe-send logpipe-drain logpipe-rotate logpipe-replay
-complete -F _logpipe logpipe-dlq logpipe-stat logpipe-agg
+complete -F _logpipe logpipe-dlq logpipe-stat logpipe-agg logpipe-http
 # sourced through a symlink named after a tool unknown to this file
 case ${BASH_SOURCE[0]##*/} in
 logpipe-*) complete -F _logpipe "${BASH_SOURCE[0]##*/}" ;;

@@ -83,10 +83,10 @@ test_expect_success 'a lost reply: 503 that says it may be stored; the retry sto
 '
 
 test_expect_success 'a retry while the first is in flight gets its answer' '
-    rcli DEL logs:stream >/dev/null &&
-    rcli CLIENT PAUSE 60000 WRITE >/dev/null &&
+    rcli DEL logs:stream >/dev/null
+    rcli CLIENT PAUSE 60000 WRITE >/dev/null
     { curl -sS -o f1.body -w "%{http_code}\n" -H "$ND" -H "Idempotency-Key: fly" --data-binary @b1 "http://$K2/v1/events" >f1.code; } &
-    wait_for 20 "curl -s http://$K2/metrics | grep -q \"^logpipe_http_requests_in_flight 1\"" &&
+    wait_for 20 "curl -s http://$K2/metrics | grep -q \"^logpipe_http_requests_in_flight 1\""
     { curl -sS -o f2.body -w "%{http_code}\n" -H "$ND" -H "Idempotency-Key: fly" --data-binary @b1 "http://$K2/v1/events" >f2.code; } &
     wait_for 20 "curl -s http://$K2/metrics | grep -q \"^logpipe_http_requests_in_flight 2\"" &&
     rcli CLIENT UNPAUSE >/dev/null &&

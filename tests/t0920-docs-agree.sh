@@ -4,7 +4,7 @@
 # tools take which common option and variable, the dlq commands
 . "$(dirname "$0")/lib.sh"
 
-TOOLS="agg dlq drain replay rotate send stat"
+TOOLS="agg dlq drain http replay rotate send stat"
 VERSION=$(sed -n 's/^VERSION *= *//p' "$TOP/Makefile")
 
 # has TOOL OPTION: the tool's --help lists the long option
@@ -69,7 +69,7 @@ test_expect_success 'logpipe(7) ENVIRONMENT names the tools each variable is for
     # stat takes --group and --dir from its command line only
     test "$(env_tools LOGPIPE_GROUP)" = "$(takers group stat)" &&
     test "$(env_tools LOGPIPE_DIR)" = "$(takers dir stat)" &&
-    test "$(takers redis)" = "dlq, drain, replay, send, stat"
+    test "$(takers redis)" = "dlq, drain, http, replay, send, stat"
 '
 
 test_expect_success 'the README names the tools that do not take -r' '

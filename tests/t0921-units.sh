@@ -126,10 +126,11 @@ environment() {
 
 # traced UNIT LOG URL [INSTANCE]: runs the unit's command under strace,
 # one trace file per process (LOG.p.PID: whole lines, none cut by another
-# process's), joined into LOG when it ends
+# process's), joined into LOG when it ends; $TRACE_ARGS, if set, go after
+# the unit's own (logpipe-http: a port of its own, no socket activation)
 traced() {
     environment "$1" "$3" >"$TMP/env"
-    cmd=$(unit_cmd "$1" "${4:-api}")
+    cmd="$(unit_cmd "$1" "${4:-api}") ${TRACE_ARGS:-}"
     # shellcheck disable=SC2046
     rm -f "$2" "$2".p.*
     rc=0
@@ -359,6 +360,46 @@ test_expect_success 'send-tail@: the same over a unix socket' '
     echo pw-sock >$U/cred/redis-password &&
     send_tail "$SOCK" sock &&
     grep_q "socket(AF_UNIX," tail.log
+'
+
+# The http unit is socket-activated: traced, it listens on a port of its
+# own instead (bind and listen: calls a passed socket would not need, so
+# the check is the stricter). A POST into Redis, one into the WAL while
+# Redis is away (synced, answered 200, sent when it is back), and SIGTERM:
+# exit 0.
+test_expect_success 'http: requests into Redis over TCP, and into its WAL, in its sandbox' '
+    unit=$TOP/examples/logpipe-http.service
+    wal=$U/var/lib/logpipe/http-wal
+    echo pw-send >$U/cred/redis-password
+    admin DEL logs:stream >/dev/null
+    # the port it took, written (test-only) where it may write
+    addr=$U/var/lib/logpipe/http.addr
+    rm -rf $U/var/lib/logpipe/*
+    LOGPIPE_TEST_ADDR_FILE=$addr TRACE_ARGS="--listen 127.0.0.1:0" \
+        traced $unit http.log "$(tcp_url send)" &
+    pid=$!
+    wait_for 30 test -s $addr
+    wait_for 30 pid_with $wal
+    hpid=$(pid_with $wal)
+    echo "$hpid" >>"$TMP/.pids"
+    url=http://$(head -n 1 $addr)/v1/events
+    gen_events 20 >ev
+    curl -sS -o body -w "%{http_code}\n" -H "Content-Type: application/x-ndjson" \
+        --data-binary @ev "$url" >code
+    test "$(cat code)" = 200 || { cat code body; false; }
+    test "$(admin XLEN logs:stream)" -eq 20
+    # Redis away (restarted empty: no persistence here): into the WAL
+    stop_redis
+    gen_events 7 >ev2
+    curl -sS -o body -w "%{http_code}\n" -H "Content-Type: application/x-ndjson" \
+        --data-binary @ev2 "$url" >code
+    test "$(cat code)" = 200 || { cat code body; false; }
+    restart_redis
+    wait_for 30 "test \$(admin XLEN logs:stream) -eq 7"
+    kill "$hpid"
+    wait $pid
+    check $unit http.log
+    grep_q "socket(AF_INET," http.log
 '
 
 JR=/lib/systemd/systemd-journal-remote
