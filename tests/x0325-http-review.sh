@@ -127,10 +127,11 @@ healthy() {
 }
 
 # Fault 5: keyed() looks a key up with a blocking HGET on the loop's own
-# thread (lp_redis_cmd, timeout 2 s, and a connect first when the
-# questions' connection is not up: each of its commands 2 s more): while
-# Redis is slow (CLIENT PAUSE, a long command, a failover) every client
-# of the door waits, /healthz included, for seconds per keyed request.
+# thread (idem_field: lp_redis_connect's PING and the HGET, 2 s timeout
+# each; the pruning's HSCAN in tick likewise): while Redis is slow
+# (CLIENT PAUSE, a long command, a failover) every client of the door
+# waits, /healthz included: one keyed request stopped it for 6 to 7 s
+# here under CLIENT PAUSE ALL.
 test_expect_success 'a key looked up while Redis is paused: other clients still served' '
     start_http blk
     B=$ADDR
