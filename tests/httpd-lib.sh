@@ -48,6 +48,7 @@ code_is() {
     if [ "$(cat code)" != "$1" ]; then
         echo "status $(cat code), expected $1; body:" >&2
         cat body >&2
+        echo >&2    # bodies end without a LF: the next TAP line stays its own
         return 1
     fi
 }
