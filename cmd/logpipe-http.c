@@ -242,6 +242,7 @@ static struct lp_redis *redis_new(void *ctx, char *err)
  * removed a slice at a time (HSCAN MATCH http*, HDEL).
  */
 #define IDEM_DONE_MAX 10000     /* answered keys kept here */
+#define IDEM_BYTES_MAX (16u << 20)  /* and their answers' bytes */
 #define IDEM_BUCKETS 16384
 
 struct idem {
@@ -252,6 +253,7 @@ struct idem {
     int done;                   /* answered; else in flight */
     char *body;                 /* the 200 answer */
     size_t blen;
+    int64_t at;                 /* mono ms it was answered */
     struct lp_httpd_req **wait; /* the same key meanwhile */
     size_t nwait, cwait;
 };
@@ -259,7 +261,7 @@ struct idem {
 struct idems {
     struct idem *b[IDEM_BUCKETS];
     struct idem *oldest, *newest;
-    size_t ndone;
+    size_t ndone, bytes;
     struct lp_redis *r;         /* the questions' own connection */
     char *pkey;                 /* <stream>:producers */
     char scan[32];              /* the pruning's HSCAN cursor */
@@ -371,6 +373,7 @@ static void idem_drop(struct idems *t, struct idem *e)
         if (t->newest == e)
             t->newest = NULL;
         t->ndone--;
+        t->bytes -= e->blen;
     }
     idem_free(e);
 }
@@ -383,14 +386,18 @@ static void idem_done(struct idems *t, struct idem *e, const char *body,
     e->done = 1;
     if ((e->body = malloc(blen ? blen : 1)) != NULL)
         memcpy(e->body, body, blen);
-    e->blen = blen;
+    e->blen = e->body ? blen : 0;
+    e->at = lp_mono_ms();
     e->newer = NULL;
     if (t->newest)
         t->newest->newer = e;
     else
         t->oldest = e;
     t->newest = e;
-    if (++t->ndone > IDEM_DONE_MAX)
+    t->ndone++;
+    t->bytes += e->blen;
+    while (t->oldest && t->oldest != e &&
+           (t->ndone > IDEM_DONE_MAX || t->bytes > IDEM_BYTES_MAX))
         idem_drop(t, t->oldest);
 }
 
@@ -425,6 +432,13 @@ static int idem_field(struct idems *t, const char *name, struct lp_buf *cur,
     return rc;
 }
 
+/* Is f[0..n) a key's field name (http:C:K, httph:C:H)? */
+static int idem_field_name(const char *f, size_t n)
+{
+    return (n > 5 && memcmp(f, "http:", 5) == 0) ||
+           (n > 6 && memcmp(f, "httph:", 6) == 0);
+}
+
 /* A slice of the pruning: one HSCAN page of the keys' fields, those older
  * than --idempotency-ttl deleted. Once a second, on the questions'
  * connection, never on the engine's. */
@@ -444,7 +458,7 @@ static void idem_prune(struct idems *t, int64_t ttl)
     if (!lp_redis_connected(t->r) && lp_redis_connect(t->r, err) < 0)
         return;
     rep = lp_redis_cmd(t->r, err, "HSCAN", t->pkey, t->scan, "MATCH",
-                       "http*:*", "COUNT", "1000", NULL);
+                       "http*", "COUNT", "1000", NULL);
     if (rep == NULL) {
         lp_redis_disconnect(t->r);
         return;
@@ -462,24 +476,39 @@ static void idem_prune(struct idems *t, int64_t ttl)
     argv[1] = t->pkey;
     lens[1] = strlen(t->pkey);
     kv = lp_reply_at(rep, 1);
-    for (size_t i = 0; i + 1 < lp_reply_len(kv) && nd < 202; i += 2) {
+    for (size_t i = 0; i + 1 < lp_reply_len(kv); i += 2) {
         size_t fl, vl;
         const char *f = lp_reply_str(lp_reply_at(kv, i), &fl);
         const char *v = lp_reply_str(lp_reply_at(kv, i + 1), &vl);
         struct lp_field fv;
-        if (f == NULL || v == NULL)
+        if (f == NULL || v == NULL || !idem_field_name(f, fl))
             continue;
         lp_field_parse(v, vl, &fv);
-        if (!fv.have_ms || fv.ms >= before)
+        /* a key's field: its cursor the body's hash, a dot, the answer
+         * (send's producers named http... are not ours) */
+        if (!fv.have_ms || fv.ms >= before || fv.clen < 17 ||
+            fv.cursor[16] != '.' || strspn(fv.cursor, "0123456789abcdef")
+            != 16)
             continue;
         argv[nd] = f;
         lens[nd++] = fl;
+        if (nd == 202 || (nd > 2 && i + 3 >= lp_reply_len(kv))) {
+            struct lp_reply *d = lp_redis_cmdv(t->r, err, (int)nd, argv,
+                                               lens);
+            if (d == NULL)
+                lp_redis_disconnect(t->r);
+            lp_reply_free(d);
+            nd = 2;
+            /* stale keys found: the next slice soon */
+            t->prune_at = lp_mono_ms() + 100;
+        }
     }
     if (nd > 2) {
         struct lp_reply *d = lp_redis_cmdv(t->r, err, (int)nd, argv, lens);
         if (d == NULL)
             lp_redis_disconnect(t->r);
         lp_reply_free(d);
+        t->prune_at = lp_mono_ms() + 100;
     }
     lp_reply_free(rep);
 }
@@ -546,6 +575,11 @@ static void done(void *ctx, const struct lp_send_req_result *r)
                  "have been stored; a retry with the same Idempotency-Key "
                  "stores it once)" : "");
         finish(q, 503, 1000, msg);
+        return;
+    }
+    if (r->failed && r->error && strncmp(r->error, "LPKEY ", 6) == 0) {
+        /* another process stored the key with another body meanwhile */
+        finish(q, 422, 0, "Idempotency-Key used before for another body");
         return;
     }
     if (r->failed) {
@@ -652,7 +686,16 @@ static int keyed(struct http *x, struct lp_httpd_req *q, struct hreq *r,
     idem_name(name, sizeof name, lp_httpd_req_client(q), k);
     snprintf(hex, sizeof hex, "%016" PRIx64, r->hash);
     slot = idem_slot(t, name);
-    if ((e = *slot) != NULL) {
+    if ((e = *slot) != NULL && e->done &&
+        lp_mono_ms() - e->at > x->o->idem_ttl) {
+        /* past --idempotency-ttl: Redis forgets it too; the oldest
+         * first, so the whole older part of the list goes */
+        while (t->oldest && lp_mono_ms() - t->oldest->at > x->o->idem_ttl)
+            idem_drop(t, t->oldest);
+        slot = idem_slot(t, name);
+        e = *slot;
+    }
+    if (e != NULL) {
         if (e->hash != r->hash) {
             lp_httpd_answer_error(q, 422, 0, "Idempotency-Key used before "
                                   "for another body");
@@ -678,11 +721,9 @@ static int keyed(struct http *x, struct lp_httpd_req *q, struct hreq *r,
         return 1;
     }
     rc = idem_field(t, name, &cur, err);
-    if (rc < 0 && x->o->c.wal) {
-        /* Redis away, a WAL: taken unchecked; a copy already stored is
-         * passed over when the WAL is sent (its position is stored) */
-        rc = 0;
-    } else if (rc < 0) {
+    if (rc < 0) {
+        /* not even with a WAL: a key stored before with another body
+         * would make the WAL's copy be passed over after a 200 */
         lp_buf_free(&cur);
         x->unavailable++;
         lp_httpd_answer_error(q, 503, 1000, "the Idempotency-Key cannot be "

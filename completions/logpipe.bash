@@ -18,7 +18,8 @@ _logpipe_opts()
     logpipe-send)
         echo "$common $tlsclient --group --batch --linger --timeout --wal
             --wal-max
-            --flush-wal --max-backlog --rate --burst --rate-key --on-limit
+            --flush-wal --max-backlog --replicas --replica-timeout --rate
+            --burst --rate-key --on-limit
             --shared-rate --max-keys --time-field --max-age
             --max-skew --max-line --max-depth --max-members --require
             --rejects --rejects-to-dlq --ids --producer --position
@@ -31,7 +32,8 @@ _logpipe_opts()
             --max-connections --idle-timeout --read-timeout --max-header
             --tls-cert --tls-key --redis-tls-cert --redis-tls-key --batch
             --linger --wal --wal-max
-            --max-backlog --rate --rate-key --shared-rate --burst --max-keys
+            --max-backlog --replicas --replica-timeout --rate --rate-key
+            --shared-rate --burst --max-keys
             --time-field --max-age --max-skew --max-line --max-depth
             --max-members --require --rejects-to-dlq --idempotency-ttl
             --producer-ttl -g -b -l"
@@ -112,6 +114,7 @@ _logpipe_takes_arg()
     logpipe-send)
         case $2 in
         --group|--batch|--linger|--timeout|--wal|--wal-max|--max-backlog|\
+        --replicas|--replica-timeout|\
         --rate|--burst|--rate-key|--on-limit|--max-keys|\
         --time-field|--max-age|--max-skew|--max-line|--max-depth|\
         --max-members|--require|--rejects|--producer|--position|\
@@ -122,6 +125,7 @@ _logpipe_takes_arg()
     logpipe-http)
         case $2 in
         --group|--listen|--tokens|--client-field|--max-body|\
+        --replicas|--replica-timeout|\
         --max-connections|--idle-timeout|--read-timeout|--max-header|\
         --tls-cert|--tls-key|--redis-tls-cert|--redis-tls-key|--batch|\
         --linger|--wal|--wal-max|--max-backlog|--rate|--rate-key|--burst|\

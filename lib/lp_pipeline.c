@@ -75,7 +75,20 @@ static const char GATE[] =
     "  if to == from and have > from then skip[i] = true\n"
     "  else n = n + 1 end\n"
     "  if skip[i] then\n"
-    "  elseif to > from and have >= to then stored = stored + 1\n"
+    "  elseif to > from and have >= to then\n"
+    "    stored = stored + 1\n"
+    /* an idempotency key's field (logpipe-http): stored with this body,
+     * or with another (its cursor starts with that body's hash) */
+    "    local c = ARGV[i + 3]\n"
+    "    if (string.sub(ARGV[i], 1, 5) == 'http:' or\n"
+    "        string.sub(ARGV[i], 1, 6) == 'httph:') and c ~= '' then\n"
+    "      local had = string.match(v or '', '^%d+ %d+ (%x+)%.')\n"
+    "      local mine = string.match(c, '^(%x+)%.')\n"
+    "      if had and mine and had ~= mine then\n"
+    "        return aside({err = 'LPKEY ' .. ARGV[i] ..\n"
+    "                            ' holds another body'})\n"
+    "      end\n"
+    "    end\n"
     "  elseif have ~= from and not (have == 0 and ARGV[i + 4] == '1') then\n"
     "    return aside({err = 'LPGATE ' .. KEYS[1] .. ' holds position ' ..\n"
     "                  have .. ' of producer ' .. ARGV[i] ..\n"
@@ -348,6 +361,22 @@ static int gate_open(struct lp_send *s, struct lp_batch *b,
             batch_stored(s, b);     /* sent again after a lost reply */
             return 0;
         }
+    }
+    if (lp_reply_is_error(g, "LPKEY")) {
+        /* an idempotency key stored with another body (a request of its
+         * own in the batch): that request fails, nothing goes again */
+        lp_reply_text(g, t, sizeof t);
+        for (size_t k = 0; k < b->n; k++) {
+            struct lp_cmd *e = &b->ev[k];
+            if (e->done)
+                continue;
+            e->done = 1;
+            if (e->req)
+                lp_req_answered(s, e, 0, NULL, 0, t);
+        }
+        b->nprods = 0;
+        b->pbuf.len = 0;
+        return 0;
     }
     b->aborted = 1;
     b->failed = b->n ? b->n : 1;

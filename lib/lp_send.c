@@ -387,7 +387,13 @@ int lp_send_req_dlq(struct lp_send_req *q, const struct lp_dlq_rec *rec)
     if (req_room(q) < 0 || start >= 0x80000000u ||
         lp_dlq_encode_xadd(rec, q->s->c.dlq, &q->blob) < 0)
         return -1;
+    /* a dead letter is written too: --rate counts it, under the
+     * request's key (with --rate-key: the keyless bucket) */
+    if (q->s->rate && (q->s->rkey_idx >= 0 || q->s->rkey_jq) &&
+        req_tally(q, "", 0) < 0)
+        return -1;
     q->at[q->n++] = (uint32_t)start | 0x80000000u;
+    q->ndlq++;
     return 0;
 }
 
@@ -925,7 +931,7 @@ static const char *req_key_at(const struct lp_send_req *q, size_t *off,
 
     if (q->nkeys == 0) {
         *klen = q->klen;
-        *count = q->nev;
+        *count = q->nev + q->ndlq;
         return q->key ? q->key : "";
     }
     memcpy(count, q->keys.p + *off, 8);
@@ -1203,7 +1209,9 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         p[np].revents = 0;
         np++;
     }
-    if (s->count > 0 && lp_redis_connected(s->r)) {
+    /* serving: also with nothing in flight, so that Redis closing the
+     * connection is seen at once (the door's health says it) */
+    if ((s->count > 0 || s->serving) && lp_redis_connected(s->r)) {
         rfd = np;
         p[np].fd = lp_redis_fd(s->r);
         p[np].events = POLLIN;
@@ -2015,6 +2023,14 @@ int lp_send_open(struct lp_send *s, char *err)
             snprintf(err, LP_ERRLEN, "--producer '%s': 1 to %d of "
                      "A-Z a-z 0-9 . _ : @ / + -", s->c.producer,
                      LP_PRODUCER_MAX);
+            return LP_EX_USAGE;
+        }
+        if (strcmp(s->c.producer, "http") == 0 ||
+            strcmp(s->c.producer, "httph") == 0 ||
+            strncmp(s->c.producer, "http:", 5) == 0 ||
+            strncmp(s->c.producer, "httph:", 6) == 0) {
+            snprintf(err, LP_ERRLEN, "--producer '%s': http: and httph: "
+                     "are logpipe-http's Idempotency-Keys", s->c.producer);
             return LP_EX_USAGE;
         }
         snprintf(s->producer, sizeof s->producer, "%s", s->c.producer);

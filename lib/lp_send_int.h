@@ -86,6 +86,7 @@ struct lp_send_req {
                                    events (lp_send.c req_tally) */
     size_t nkeys;
     uint64_t nev;               /* its events (not its dead letters) */
+    uint64_t ndlq;              /* its dead letters */
     char *prod, *cursor;        /* lp_send_req_producer, or NULL */
     size_t prodlen, curlen;
     char first[48], last[48];

@@ -84,7 +84,9 @@ start_http() {
       echo $! >"$_n.pid"
       echo $! >>"$TMP/.pids"
       wait $!
-      echo $? >"$_n.rc" ) &
+      echo $? >"$_n.rc" ) 2>/dev/null &
+    # (the subshell's own stderr: the shell's "Killed" when a test
+    # SIGKILLs it; logpipe-http's is NAME.err)
     wait_for 20 test -s "$_n.pid" || :
     HTTP_PID=$(cat "$_n.pid")
     wait_for 20 "test -s $_n.addr || test -s $_n.rc" || :
