@@ -388,3 +388,90 @@ int lp_rate_shared_take_n(struct lp_redis *r, const char *key, size_t klen,
         *wait = LP_RATE_NEVER;
     return 0;
 }
+
+/*
+ * Many buckets at once, all or none (an HTTP request's keys): KEYS the
+ * buckets, ARGV[1] the rate a ms, ARGV[2] the burst, ARGV[2 + i] the
+ * tokens KEYS[i] must give. Every bucket is refilled and looked at first;
+ * only when each has its tokens are they all taken. Returns {1, 0}, or
+ * {0, ms until all of them are there} (-1: more than the burst), taking
+ * nothing. Redis runs it whole: no other sender between the look and the
+ * take.
+ */
+static const char shared_all_script[] =
+    "local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local have, wait = {}, 0\n"
+    "for i = 1, #KEYS do\n"
+    "  local want = tonumber(ARGV[2 + i])\n"
+    "  local b = redis.call('HMGET', KEYS[i], 't', 'n')\n"
+    "  local at, n = tonumber(b[1]), tonumber(b[2])\n"
+    "  if at == nil or n == nil then at, n = now, burst end\n"
+    "  if now > at then n = math.min(burst, n + (now - at) * rate) end\n"
+    "  have[i] = n\n"
+    "  if want > burst then return {0, -1} end\n"
+    "  if n < want then\n"
+    "    wait = math.max(wait, math.max(1, math.ceil((want - n) / rate)))\n"
+    "  end\n"
+    "end\n"
+    "if wait > 0 then return {0, wait} end\n"
+    "for i = 1, #KEYS do\n"
+    "  redis.call('HSET', KEYS[i], 't', now, 'n',\n"
+    "             string.format('%.6f', have[i] - tonumber(ARGV[2 + i])))\n"
+    "  redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate) + 1000)\n"
+    "end\n"
+    "return {1, 0}\n";
+
+int lp_rate_shared_take_all(struct lp_redis *r, int nk, const char **keys,
+                            const size_t *klens, const uint64_t *want,
+                            double per_ms, uint64_t burst, int64_t *wait,
+                            char *err)
+{
+    int argc = 3 + nk + 2 + nk, rc = -1;
+    const char **argv = calloc((size_t)argc, sizeof *argv);
+    size_t *lens = calloc((size_t)argc, sizeof *lens);
+    char (*nums)[24] = calloc((size_t)nk + 3, sizeof *nums);
+    struct lp_reply *rep = NULL;
+
+    if (argv == NULL || lens == NULL || nums == NULL) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        goto out;
+    }
+    argv[0] = "EVAL";
+    argv[1] = shared_all_script;
+    snprintf(nums[0], sizeof nums[0], "%d", nk);
+    argv[2] = nums[0];
+    for (int i = 0; i < nk; i++) {
+        argv[3 + i] = keys[i];
+        lens[3 + i] = klens[i];
+    }
+    snprintf(nums[1], sizeof nums[1], "%.12g", per_ms);
+    snprintf(nums[2], sizeof nums[2], "%" PRIu64, burst);
+    argv[3 + nk] = nums[1];
+    argv[4 + nk] = nums[2];
+    for (int i = 0; i < nk; i++) {
+        snprintf(nums[3 + i], sizeof nums[3 + i], "%" PRIu64, want[i]);
+        argv[5 + nk + i] = nums[3 + i];
+    }
+    for (int i = 0; i < argc; i++)
+        if (i < 3 || i >= 3 + nk)
+            lens[i] = strlen(argv[i]);
+    if ((rep = lp_redis_cmdv(r, err, argc, argv, lens)) == NULL)
+        goto out;
+    if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2) {
+        lp_reply_text(rep, err, LP_ERRLEN);
+        goto out;
+    }
+    *wait = lp_reply_int(lp_reply_at(rep, 0)) == 1 ? 0
+            : lp_reply_int(lp_reply_at(rep, 1));
+    if (*wait < 0)
+        *wait = LP_RATE_NEVER;
+    rc = 0;
+out:
+    lp_reply_free(rep);
+    free(argv);
+    free(lens);
+    free(nums);
+    return rc;
+}

@@ -124,4 +124,13 @@ int lp_rate_shared_take_n(struct lp_redis *r, const char *key, size_t klen,
                           double per_ms, uint64_t burst, uint64_t n,
                           int64_t *wait, char *err);
 
+/* The same for nk buckets keys[i][0..klens[i]) at once, want[i] tokens
+ * each: all of them or none, in one script. 0 with *wait (0: taken; else
+ * the ms until all are there, LP_RATE_NEVER: more than burst), or -1 with
+ * err. */
+int lp_rate_shared_take_all(struct lp_redis *r, int nk, const char **keys,
+                            const size_t *klens, const uint64_t *want,
+                            double per_ms, uint64_t burst, int64_t *wait,
+                            char *err);
+
 #endif

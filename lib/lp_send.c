@@ -832,6 +832,48 @@ static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
     return (size_t)len;
 }
 
+/* --shared-rate: Redis may be asked now (connected): 0; -1 with err when
+ * it does not answer; -2 when it failed a moment ago (not tried) */
+static int shared_begin(struct lp_send *s, char *err)
+{
+    if (s->rr_local && lp_mono_ms() < s->rr_retry_at)
+        return -2;              /* failed a moment ago: not yet again */
+    if (!lp_redis_connected(s->rr) && lp_redis_connect(s->rr, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* the answer came: the limit is shared (again) */
+static void shared_ok(struct lp_send *s)
+{
+    if (s->rr_local) {
+        s->rr_local = 0;
+        say(s, LP_NOTICE_INFO, "--shared-rate: Redis answers again: the "
+            "limit is shared again");
+    }
+}
+
+/* Redis failed (err): this sender limits alone for 5 s, said once */
+static int shared_failed(struct lp_send *s, const char *err)
+{
+    if (!s->rr_local)
+        say(s, LP_NOTICE_WARN, "--shared-rate: %s: limiting in this sender "
+            "alone until Redis answers", err);
+    s->rr_local = 1;
+    s->rr_retry_at = lp_mono_ms() + 5000;
+    lp_redis_disconnect(s->rr);
+    return -1;
+}
+
+/* <stream>:rate:<key>, the key's bytes as they are, appended to b */
+static void shared_key(struct lp_send *s, struct lp_buf *b, const char *key,
+                       size_t klen)
+{
+    if (lp_buf_adds(b, s->c.stream) < 0 || lp_buf_adds(b, ":rate:") < 0 ||
+        lp_buf_add(b, key, klen) < 0)
+        lp_send_oom(s);
+}
+
 /*
  * --shared-rate: takes tokens of key[0..klen)'s bucket in Redis
  * (<stream>:rate:<key>): up to want, or all n of them (all). Returns 0
@@ -844,39 +886,21 @@ static int shared_ask(struct lp_send *s, const char *key, size_t klen,
     char err[LP_ERRLEN];
     int rc;
 
-    if (s->rr_local && lp_mono_ms() < s->rr_retry_at)
-        return -1;
-    if (!lp_redis_connected(s->rr) && lp_redis_connect(s->rr, err) < 0)
-        goto failed;
-    /* <stream>:rate:<key>, the key's bytes as they are */
+    if ((rc = shared_begin(s, err)) < 0)
+        return rc == -2 ? -1 : shared_failed(s, err);
     s->rkey_buf.len = 0;
-    if (lp_buf_adds(&s->rkey_buf, s->c.stream) < 0 ||
-        lp_buf_adds(&s->rkey_buf, ":rate:") < 0 ||
-        lp_buf_add(&s->rkey_buf, key, klen) < 0)
-        lp_send_oom(s);
+    shared_key(s, &s->rkey_buf, key, klen);
     rc = all ? lp_rate_shared_take_n(s->rr, s->rkey_buf.p, s->rkey_buf.len,
                                      s->c.rate, s->c.burst, want, wait, err)
              : lp_rate_shared_take(s->rr, s->rkey_buf.p, s->rkey_buf.len,
                                    s->c.rate, s->c.burst, want, got, wait,
                                    err);
     if (rc < 0)
-        goto failed;
+        return shared_failed(s, err);
     if (all)
         *got = *wait == 0 ? want : 0;
-    if (s->rr_local) {
-        s->rr_local = 0;
-        say(s, LP_NOTICE_INFO, "--shared-rate: Redis answers again: the "
-            "limit is shared again");
-    }
+    shared_ok(s);
     return 0;
-failed:
-    if (!s->rr_local)
-        say(s, LP_NOTICE_WARN, "--shared-rate: %s: limiting in this sender "
-            "alone until Redis answers", err);
-    s->rr_local = 1;
-    s->rr_retry_at = lp_mono_ms() + 5000;
-    lp_redis_disconnect(s->rr);
-    return -1;
 }
 
 /* --shared-rate: asks Redis for up to want tokens of bucket b. Returns
@@ -949,17 +973,38 @@ static int64_t req_rate(struct lp_send *s, struct lp_send_req *q)
     uint64_t count, got;
     const char *key;
 
-    if (s->c.shared_rate) {
-        size_t i;
-        for (i = 0; i < nk; i++) {
-            key = req_key_at(q, &off, &klen, &count);
-            if (shared_ask(s, key, klen, count, 1, &got, &wait) < 0)
-                break;          /* Redis away: the local buckets */
-            if (wait != 0)
+    if (s->c.shared_rate && nk == 1) {
+        key = req_key_at(q, &off, &klen, &count);
+        if (shared_ask(s, key, klen, count, 1, &got, &wait) == 0)
+            return wait;
+        off = 0;                /* Redis away: the local buckets */
+    } else if (s->c.shared_rate) {
+        /* every key's tokens in one script: all or none */
+        char err[LP_ERRLEN];
+        const char *keys[REQ_KEYS + 1];
+        size_t klens[REQ_KEYS + 1], at[REQ_KEYS + 1];
+        uint64_t want[REQ_KEYS + 1];
+        if ((wait = shared_begin(s, err)) == 0) {
+            s->rkey_buf.len = 0;
+            for (size_t i = 0; i < nk; i++) {
+                key = req_key_at(q, &off, &klen, &want[i]);
+                at[i] = s->rkey_buf.len;
+                shared_key(s, &s->rkey_buf, key, klen);
+                klens[i] = s->rkey_buf.len - at[i];
+            }
+            for (size_t i = 0; i < nk; i++)
+                keys[i] = s->rkey_buf.p + at[i];
+            if (lp_rate_shared_take_all(s->rr, (int)nk, keys, klens, want,
+                                        s->c.rate, s->c.burst, &wait,
+                                        err) == 0) {
+                shared_ok(s);
                 return wait;
+            }
+            shared_failed(s, err);
+        } else if (wait == -1) {
+            shared_failed(s, err);      /* it did not answer */
         }
-        if (i == nk)
-            return 0;
+        off = 0;                /* Redis away: the local buckets */
     }
     for (int take = 0; take < 2; take++) {
         off = 0;

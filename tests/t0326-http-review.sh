@@ -4,7 +4,8 @@
 # once (the gate's LPKEY), a key Redis cannot be asked about (503, also
 # with --wal), the pruning that took send's producers and fell behind, the
 # keys' memory, a key past --idempotency-ttl, --rate over dead letters,
-# /healthz with Redis dead and no request. The faults still open are in
+# /healthz with Redis dead and no request, --shared-rate --rate-key's
+# keys all or none. The faults still open are in
 # tests/x0325-http-review.sh, which make check does not run.
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/httpd-lib.sh"
@@ -203,6 +204,25 @@ test_expect_success '--rate bounds what --rejects-to-dlq writes too' '
     n=$(rcli XLEN logs:dlq) &&
     echo "DLQ entries: $n" &&
     test "$n" -le 3
+'
+
+# Fault 9: --shared-rate with --rate-key: a request's keys are asked of
+# Redis one by one (lp_send.c req_rate: shared_ask per key, each taking
+# its n tokens), so when a later key refuses, the earlier ones' tokens are
+# gone for a request that stores nothing: a client retrying a mixed
+# request drains the other apps' limits (the local buckets do it right:
+# lp_bucket_need_n over all, then take). And when Redis fails after some
+# keys took, the local buckets are charged again.
+test_expect_success '--shared-rate --rate-key: a refused request takes no key'"'"'s tokens' '
+    start_http sk --rate 3/h --burst 3 --rate-key .app --shared-rate &&
+    rcli DEL logs:stream >/dev/null &&
+    printf "{\"app\":\"b\"}\n%.0s" 1 2 3 >b3 &&
+    req -H "$ND" --data-binary @b3 "http://$ADDR/v1/events" && code_is 200 &&
+    printf "{\"app\":\"a\"}\n{\"app\":\"a\"}\n{\"app\":\"b\"}\n" >a2b1 &&
+    req -H "$ND" --data-binary @a2b1 "http://$ADDR/v1/events" && code_is 429 &&
+    printf "{\"app\":\"a\"}\n%.0s" 1 2 3 >a3 &&
+    req -H "$ND" --data-binary @a3 "http://$ADDR/v1/events" && code_is 200 &&
+    test "$(rcli XLEN logs:stream)" = 6
 '
 
 # Fault 12: /healthz says 200 "ok" while Redis is dead, for as long as no

@@ -4,8 +4,8 @@
 # x*, so that make check (tests/t[0-9]*.sh) does not run it; by hand:
 # prove -v tests/x0325-http-review.sh. The event loop waits on Redis
 # (a key's HGET, a full ring of batches, --max-backlog's lag) while Redis
-# is slow, and --shared-rate --rate-key takes each key's tokens apart.
-# Fixed ones moved to t0326.
+# is slow. Fixed ones
+# moved to t0326.
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/httpd-lib.sh"
 
@@ -95,25 +95,6 @@ test_expect_success '--max-backlog while Redis is paused: other clients still se
     healthy "$M" || { rcli CLIENT UNPAUSE >/dev/null; false; }
     rcli CLIENT UNPAUSE >/dev/null
     wait_for 30 "test \$(wc -l <mb.codes) = 2"
-'
-
-# Fault 9: --shared-rate with --rate-key: a request's keys are asked of
-# Redis one by one (lp_send.c req_rate: shared_ask per key, each taking
-# its n tokens), so when a later key refuses, the earlier ones' tokens are
-# gone for a request that stores nothing: a client retrying a mixed
-# request drains the other apps' limits (the local buckets do it right:
-# lp_bucket_need_n over all, then take). And when Redis fails after some
-# keys took, the local buckets are charged again.
-test_expect_success '--shared-rate --rate-key: a refused request takes no key'"'"'s tokens' '
-    start_http sk --rate 3/h --burst 3 --rate-key .app --shared-rate &&
-    rcli DEL logs:stream >/dev/null &&
-    printf "{\"app\":\"b\"}\n%.0s" 1 2 3 >b3 &&
-    req -H "$ND" --data-binary @b3 "http://$ADDR/v1/events" && code_is 200 &&
-    printf "{\"app\":\"a\"}\n{\"app\":\"a\"}\n{\"app\":\"b\"}\n" >a2b1 &&
-    req -H "$ND" --data-binary @a2b1 "http://$ADDR/v1/events" && code_is 429 &&
-    printf "{\"app\":\"a\"}\n%.0s" 1 2 3 >a3 &&
-    req -H "$ND" --data-binary @a3 "http://$ADDR/v1/events" && code_is 200 &&
-    test "$(rcli XLEN logs:stream)" = 6
 '
 
 test_done
