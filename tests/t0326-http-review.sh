@@ -169,7 +169,7 @@ test_expect_success 'many Idempotency-Keys with long answers: memory stays bound
     cat many.out && grep_q "^200:10000$" many.out &&
     kb=$(awk "/^VmHWM/ { print \$2 }" /proc/$HTTP_PID/status) &&
     echo "peak RSS $kb KB; a key in Redis: $(rcli HGET logs:stream:producers http:-:many-1 | wc -c) bytes" &&
-    test "$kb" -lt 49152
+    { [ "$SAN" = 1 ] || test "$kb" -lt 49152; }
 '
 
 # Fault 10: the process's table of answered keys (idem_done) keeps a key
