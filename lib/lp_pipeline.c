@@ -77,8 +77,8 @@ static const char GATE[] =
     "  if skip[i] then\n"
     "  elseif to > from and have >= to then\n"
     "    stored = stored + 1\n"
-    /* an idempotency key's field (logpipe-http): stored with this body,
-     * or with another (its cursor starts with that body's hash) */
+    "    -- an idempotency key's field (logpipe-http): stored with this\n"
+    "    -- body, or another's (its cursor starts with the body's hash)\n"
     "    local c = ARGV[i + 3]\n"
     "    if (string.sub(ARGV[i], 1, 5) == 'http:' or\n"
     "        string.sub(ARGV[i], 1, 6) == 'httph:') and c ~= '' then\n"
