@@ -86,7 +86,12 @@ load_and_query() {
     test "$(awk -F"|" "{ n += \$4 } END { print n }" $name.out1)" -eq 700 &&
     head -n 1 $name.out3 >top &&
     test_cmp top.expect top &&
-    grep_q "^$today|shop|$(cat shop.expect)\$" $name.out4
+    # (just after midnight today has no event yet: no row for it)
+    if [ "$(cat shop.expect)" = 0 ]; then
+        ! grep -q "^$today|shop|" $name.out4
+    else
+        grep_q "^$today|shop|$(cat shop.expect)\$" $name.out4
+    fi
 }
 
 test_expect_success 'sqlite3: the tables, the rows, every query' '

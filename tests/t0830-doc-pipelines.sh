@@ -206,7 +206,11 @@ test_expect_success 'the archive: sent, drained, rotated' '
     test "$(rcli XLEN logs:dlq)" -eq 2 &&
     logpipe-rotate -d logs --grace 0 >rotated &&
     test -f logs/api/2026-11-21.jsonl.gz &&
-    test "$(find logs -name "*.jsonl" | wc -l)" -ge 1 &&
+    # the files of today stay plain (just after midnight: maybe none)
+    today=$(date -u -d @"$now" +%F) &&
+    if cut -f3 meta | grep -q "^$today\$"; then
+        test "$(find logs -name "*.jsonl" | wc -l)" -ge 1
+    fi &&
     test "$(logpipe-replay logs | wc -l)" -eq "$(wc -l <events)" &&
     test "$(ls logs | tr "\n" " ")" = "api auth db mail web "
 '
