@@ -8,6 +8,10 @@ start_redis
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 old=$(date -u -d '-3 days' +%Y-%m-%dT%H:%M:%SZ)
 future=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+# the last second of yesterday, UTC, in epoch seconds: .9995 of it is cut
+# to its millisecond, never rounded into today; within --max-age 24h at
+# any time of today (a fixed date here went past it at midnight)
+edge=$(( $(date -u -d 'today 00:00' +%s) - 1 ))
 decode() { "$TOP/tests/unit-httpbody" --decode "$@"; }
 
 stream_data() {
@@ -34,7 +38,7 @@ not json
 {"a":1} trailing
   {"_id":"1-1","timestamp":"$now","service":"ok2","_id":7}  
 [{"service":"e1"},{"_id":1,"service":"e2"},3,{"service":"e4","x":01}]
-{"timestamp":1796515199.9995,"n":1.5e300,"s":"\\u00e9\\ud83d\\ude00"}
+{"timestamp":$edge.9995,"n":1.5e300,"s":"\\u00e9\\ud83d\\ude00"}
 EOF
 # nested 70 deep (past --max-depth 64), brackets balanced
 printf '{"deep":%s%s}\n' "$(printf '%.0s[' $(seq 70))" \
