@@ -235,8 +235,7 @@ struct lp_redis {
     char *server_name;          /* --tls-server-name (NULL: the host) */
     int insecure;               /* --tls-insecure */
     redisReader *rd;
-    struct lp_buf out;          /* RESP not yet written, from out_at */
-    size_t out_at;
+    struct lp_buf out;          /* RESP queued, not yet written */
     int64_t timeout_ms;
     struct build build;         /* rd's */
     char ioerr[160];            /* why the last I/O failed */
@@ -372,7 +371,7 @@ void lp_redis_disconnect(struct lp_redis *r)
         redisReaderFree(r->rd); /* frees a reply half built (arena_free) */
         r->rd = NULL;
     }
-    r->out.len = r->out_at = 0;
+    r->out.len = 0;
 }
 
 int lp_redis_connected(const struct lp_redis *r)
@@ -671,25 +670,33 @@ int lp_redis_append_raw(struct lp_redis *r, const char *cmd, size_t len)
 
 size_t lp_redis_pending_out(const struct lp_redis *r)
 {
-    return r->out.len - r->out_at;
+    return r->out.len;
 }
 
-int lp_redis_flush(struct lp_redis *r, char *err)
+/* Writes v[0..k) whole (k <= 8; blocks, up to the timeout): one sendmsg
+ * a round, or SSL_write of each part over TLS (OpenSSL copies into its
+ * records anyway). 0, or -1 + err with the connection closed. */
+static int write_all(struct lp_redis *r, const struct iovec *iov, int n,
+                     char *err)
 {
-    if (r->fd < 0) {
-        io_error(r, err);
-        return -1;
-    }
-    while (r->out_at < r->out.len) {
-        size_t n = r->out.len - r->out_at;
+    struct iovec v[8];
+    struct msghdr m = { .msg_iov = v };
+    int k = 0;
+
+    for (int i = 0; i < n; i++)
+        if (iov[i].iov_len)
+            v[k++] = iov[i];
+    m.msg_iovlen = (size_t)k;
+    while (m.msg_iovlen) {
         ssize_t w;
         if (r->ssl) {
-            int k;
+            size_t left = m.msg_iov[0].iov_len;
+            int x;
             errno = 0;
-            k = SSL_write(r->ssl, r->out.p + r->out_at,
-                          n > INT32_MAX ? INT32_MAX : (int)n);
-            if (k <= 0) {
-                int se = SSL_get_error(r->ssl, k);
+            x = SSL_write(r->ssl, m.msg_iov[0].iov_base,
+                          left > INT32_MAX ? INT32_MAX : (int)left);
+            if (x <= 0) {
+                int se = SSL_get_error(r->ssl, x);
                 if (se == SSL_ERROR_SYSCALL || se == SSL_ERROR_WANT_WRITE ||
                     se == SSL_ERROR_WANT_READ)
                     io_why(r, errno ? errno : EPIPE);
@@ -698,69 +705,8 @@ int lp_redis_flush(struct lp_redis *r, char *err)
                 io_error(r, err);
                 return -1;
             }
-            w = k;
-        } else {
-            w = send(r->fd, r->out.p + r->out_at, n, MSG_NOSIGNAL);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                io_why(r, errno);
-                io_error(r, err);
-                return -1;
-            }
-        }
-        r->out_at += (size_t)w;
-    }
-    r->out.len = r->out_at = 0;
-    return 0;
-}
-
-int lp_redis_writev(struct lp_redis *r, const struct iovec *iov, int n,
-                    char *err)
-{
-    struct iovec v[8];
-    struct msghdr m = { .msg_iov = v };
-    int k = 0;
-
-    if (n > 8) {
-        snprintf(err, LP_ERRLEN, "%s: more than 8 parts to write", r->name);
-        return -1;
-    }
-    if (lp_redis_flush(r, err) < 0)
-        return -1;
-    for (int i = 0; i < n; i++)
-        if (iov[i].iov_len)
-            v[k++] = iov[i];
-    if (r->ssl) {
-        /* OpenSSL copies into its records anyway: each part in turn */
-        for (int i = 0; i < k; i++) {
-            const char *p = v[i].iov_base;
-            size_t left = v[i].iov_len;
-            while (left) {
-                int w;
-                errno = 0;
-                w = SSL_write(r->ssl, p, left > INT32_MAX ? INT32_MAX
-                                                          : (int)left);
-                if (w <= 0) {
-                    int se = SSL_get_error(r->ssl, w);
-                    if (se == SSL_ERROR_SYSCALL || se == SSL_ERROR_WANT_WRITE
-                        || se == SSL_ERROR_WANT_READ)
-                        io_why(r, errno ? errno : EPIPE);
-                    else
-                        ssl_why(r->ioerr, sizeof r->ioerr, "TLS write");
-                    io_error(r, err);
-                    return -1;
-                }
-                p += w;
-                left -= (size_t)w;
-            }
-        }
-        return 0;
-    }
-    m.msg_iovlen = (size_t)k;
-    while (m.msg_iovlen) {
-        ssize_t w = sendmsg(r->fd, &m, MSG_NOSIGNAL);
-        if (w < 0) {
+            w = x;
+        } else if ((w = sendmsg(r->fd, &m, MSG_NOSIGNAL)) < 0) {
             if (errno == EINTR)
                 continue;
             io_why(r, errno);
@@ -779,6 +725,32 @@ int lp_redis_writev(struct lp_redis *r, const struct iovec *iov, int n,
         }
     }
     return 0;
+}
+
+int lp_redis_flush(struct lp_redis *r, char *err)
+{
+    struct iovec v = { r->out.p, r->out.len };
+
+    if (r->fd < 0) {
+        io_error(r, err);
+        return -1;
+    }
+    if (write_all(r, &v, 1, err) < 0)
+        return -1;
+    r->out.len = 0;
+    return 0;
+}
+
+int lp_redis_writev(struct lp_redis *r, const struct iovec *iov, int n,
+                    char *err)
+{
+    if (n > 8) {
+        snprintf(err, LP_ERRLEN, "%s: more than 8 parts to write", r->name);
+        return -1;
+    }
+    if (lp_redis_flush(r, err) < 0)
+        return -1;
+    return write_all(r, iov, n, err);
 }
 
 int lp_redis_read(struct lp_redis *r, char *err)
