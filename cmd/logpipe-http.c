@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +50,6 @@ struct http_opt {
     int64_t idle_timeout, read_timeout, idem_ttl;
 };
 
-static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
-                    char *err);
 static int listen_opt(const struct lp_optdef *o, void *base, char *arg,
                       char *err);
 
@@ -108,7 +105,7 @@ static const struct lp_optdef longopts[] = {
       .unit = "ms" },
     { "max-backlog", 0, LP_UINT(OPT, c.max_backlog), "N",
       "answer 503 while the group lag exceeds N", .min = 1 },
-    { "rate", 0, LP_CALL(OPT, c.rate, rate_opt), "N/s|N/m|N/h",
+    { "rate", 0, LP_CALL(OPT, c.rate, tool_rate_opt), "N/s|N/m|N/h",
       "at most this many events per client: 429 beyond" },
     { "rate-key", 0, LP_STR(OPT, c.rate_key), "JQ",
       "one limit per value of JQ over each event, e.g.\n"
@@ -996,20 +993,6 @@ static struct lp_redis *redis_new_x(void *ctx, char *err)
 
 /* ---- options ---------------------------------------------------------- */
 
-static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
-                    char *err)
-{
-    double *rate = (double *)((char *)base + o->off);
-
-    if (lp_rate_parse(arg, rate, err) < 0)
-        return -1;
-    if (*rate > 1e6) {
-        snprintf(err, LP_ERRLEN, "'%s' is more than 1000000000/s", arg);
-        return -1;
-    }
-    return 0;
-}
-
 static int listen_opt(const struct lp_optdef *o, void *base, char *arg,
                       char *err)
 {
@@ -1036,10 +1019,8 @@ static void parse_args(struct http_opt *opt, int argc, char **argv)
         tool_opt_error(&cli, "--wal-max needs --wal DIR");
     if (c->rate == 0 && opt->needs_rate)
         tool_opt_error(&cli, "--%s needs --rate", opt->needs_rate->name);
-    if (c->rate > 0 && c->burst == 0) {
-        double b = ceil(c->rate * 1000.0);
-        c->burst = b < 1 ? 1 : (uint64_t)b;
-    }
+    if (c->rate > 0 && c->burst == 0)
+        c->burst = tool_burst_default(c->rate);
     if (opt->client_field && opt->tokens == NULL)
         tool_opt_error(&cli, "--client-field needs --tokens (the name is "
                        "the token's)");

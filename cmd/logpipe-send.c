@@ -1,6 +1,5 @@
 /* logpipe-send.c -- NDJSON on stdin (or files) into a Redis stream */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +29,6 @@ struct send_opt {
                                             nothing without --rate */
 };
 
-static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
-                    char *err);
 static int match_opt(const struct lp_optdef *o, void *base, char *arg,
                      char *err);
 static int follow_opt(const struct lp_optdef *o, void *base, char *arg,
@@ -63,7 +60,7 @@ static const struct lp_optdef longopts[] = {
       .unit = "ms" },
     { "max-backlog", 0, LP_UINT(OPT, c.max_backlog), "N",
       "wait while the group lag exceeds N", .min = 1 },
-    { "rate", 0, LP_CALL(OPT, c.rate, rate_opt), "N/s|N/m|N/h",
+    { "rate", 0, LP_CALL(OPT, c.rate, tool_rate_opt), "N/s|N/m|N/h",
       "at most this many events (per key)" },
     { "burst", 0, LP_UINT(OPT, c.burst), "N",
       "events let through at once (a second's worth)", .min = 1,
@@ -217,20 +214,6 @@ static const char *plural(uint64_t n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
-static int rate_opt(const struct lp_optdef *o, void *base, char *arg,
-                    char *err)
-{
-    double *rate = (double *)((char *)base + o->off);
-
-    if (lp_rate_parse(arg, rate, err) < 0)
-        return -1;
-    if (*rate > 1e6) {
-        snprintf(err, LP_ERRLEN, "'%s' is more than 1000000000/s", arg);
-        return -1;
-    }
-    return 0;
-}
-
 /* --journal-match FIELD=VALUE, repeatable: one more item */
 static int match_opt(const struct lp_optdef *o, void *base, char *arg,
                      char *err)
@@ -316,11 +299,8 @@ static void parse_args(struct send_opt *opt, int argc, char **argv)
         tool_opt_error(&cli, "--wal-max needs --wal DIR");
     if (c->rate == 0 && opt->needs_rate)
         tool_opt_error(&cli, "--%s needs --rate", opt->needs_rate->name);
-    if (c->rate > 0 && c->burst == 0) {
-        /* a second's worth, at least one */
-        double b = ceil(c->rate * 1000.0);
-        c->burst = b < 1 ? 1 : (uint64_t)b;
-    }
+    if (c->rate > 0 && c->burst == 0)
+        c->burst = tool_burst_default(c->rate);
     c->stream = opt->com.stream;
     c->dlq = opt->com.dlq;
     c->group = opt->com.group;

@@ -1,4 +1,5 @@
 /* tool_opt.c -- the tools' command line: one table of typed options */
+#include <math.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include "lp_exit.h"
 #include "lp_log.h"
 #include "lp_parse.h"
+#include "lp_rate.h"
 #include "tool_opt.h"
 
 #define HELP_COL 27             /* where the help of an option starts */
@@ -176,4 +178,25 @@ struct lp_redis *tool_redis(const struct lp_common *c, char *err)
         lp_warn("--tls-insecure: Redis's certificate is not checked: anyone "
                 "between here and Redis can read and change what is sent");
     return r;
+}
+
+int tool_rate_opt(const struct lp_optdef *o, void *base, char *arg,
+                  char *err)
+{
+    double *rate = (double *)((char *)base + o->off);
+
+    if (lp_rate_parse(arg, rate, err) < 0)
+        return -1;
+    if (*rate > 1e6) {
+        snprintf(err, LP_ERRLEN, "'%s' is more than 1000000000/s", arg);
+        return -1;
+    }
+    return 0;
+}
+
+uint64_t tool_burst_default(double per_ms)
+{
+    double b = ceil(per_ms * 1000.0);
+
+    return b < 1 ? 1 : (uint64_t)b;
 }

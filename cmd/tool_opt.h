@@ -2,6 +2,8 @@
 #ifndef TOOL_OPT_H
 #define TOOL_OPT_H
 
+#include <stdint.h>
+
 #include "lp_opt.h"
 
 /*
@@ -74,6 +76,14 @@ void tool_opt_error(const struct tool_cmd *cmd, const char *fmt, ...);
  * that is not even the shape of one. */
 __attribute__((noreturn))
 void tool_opt_error_hint(const struct tool_cmd *cmd, const char *msg);
+
+/* --rate N/s|N/m|N/h of send and logpipe-http (LP_CALL: a double of
+ * tokens a ms, at most a million a ms) */
+int tool_rate_opt(const struct lp_optdef *o, void *base, char *arg,
+                  char *err);
+
+/* --burst's default for a --rate of per_ms: a second's worth, at least 1 */
+uint64_t tool_burst_default(double per_ms);
 
 /* lp_common_redis, and the warning when the password is the one -r
  * showed to ps. Returns NULL with err. */
