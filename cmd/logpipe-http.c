@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lp_aside.h"
 #include "lp_buf.h"
 #include "lp_dlq.h"
 #include "lp_exit.h"
@@ -247,8 +248,10 @@ struct idem {
     struct idem *newer;         /* answered ones, oldest first */
     char *name;
     uint64_t hash;
-    int done;                   /* answered; else in flight */
-    char *body;                 /* the 200 answer */
+    int done;                   /* answered; else looked up or in flight */
+    struct lp_httpd_req *first; /* the request that stores it */
+    char *body;                 /* the 200 answer (set before it is
+                                   stored: the cursor holds it) */
     size_t blen;
     int64_t at;                 /* mono ms it was answered */
     struct lp_httpd_req **wait; /* the same key meanwhile */
@@ -259,10 +262,11 @@ struct idems {
     struct idem *b[IDEM_BUCKETS];
     struct idem *oldest, *newest;
     size_t ndone, bytes;
-    struct lp_redis *r;         /* the questions' own connection */
+    struct http *x;
     char *pkey;                 /* <stream>:producers */
     char scan[32];              /* the pruning's HSCAN cursor */
     int64_t prune_at;
+    int pruning;                /* an HSCAN page asked, not answered */
 };
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -375,15 +379,12 @@ static void idem_drop(struct idems *t, struct idem *e)
     idem_free(e);
 }
 
-/* e is answered with body: kept for a retry, the oldest past the cap
+/* e is answered with its body: kept for a retry, the oldest past the cap
  * forgotten (the field in Redis answers for it then). */
-static void idem_done(struct idems *t, struct idem *e, const char *body,
-                      size_t blen)
+static void idem_done(struct idems *t, struct idem *e)
 {
     e->done = 1;
-    if ((e->body = malloc(blen ? blen : 1)) != NULL)
-        memcpy(e->body, body, blen);
-    e->blen = e->body ? blen : 0;
+    e->first = NULL;
     e->at = lp_mono_ms();
     e->newer = NULL;
     if (t->newest)
@@ -398,37 +399,6 @@ static void idem_done(struct idems *t, struct idem *e, const char *body,
         idem_drop(t, t->oldest);
 }
 
-/* The field of producer name in Redis: 1 with its cursor copied to cur,
- * 0 when there is none, -1 with err when Redis did not answer. */
-static int idem_field(struct idems *t, const char *name, struct lp_buf *cur,
-                      char *err)
-{
-    struct lp_reply *rep;
-    struct lp_field f;
-    const char *v;
-    size_t n;
-    int rc = 0;
-
-    if (!lp_redis_connected(t->r) && lp_redis_connect(t->r, err) < 0)
-        return -1;
-    if ((rep = lp_redis_cmd(t->r, err, "HGET", t->pkey, name, NULL)) == NULL) {
-        lp_redis_disconnect(t->r);
-        return -1;
-    }
-    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
-        lp_reply_text(rep, err, LP_ERRLEN);
-        rc = -1;
-    } else if ((v = lp_reply_str(rep, &n)) != NULL) {
-        lp_field_parse(v, n, &f);
-        cur->len = 0;
-        rc = 1;
-        if (f.cursor && lp_buf_add(cur, f.cursor, f.clen) < 0)
-            rc = -1;
-    }
-    lp_reply_free(rep);
-    return rc;
-}
-
 /* Is f[0..n) a key's field name (http:C:K, httph:C:H)? */
 static int idem_field_name(const char *f, size_t n)
 {
@@ -436,36 +406,32 @@ static int idem_field_name(const char *f, size_t n)
            (n > 6 && memcmp(f, "httph:", 6) == 0);
 }
 
-/* A slice of the pruning: one HSCAN page of the keys' fields, those older
- * than --idempotency-ttl deleted. Once a second, on the questions'
- * connection, never on the engine's. */
-static void idem_prune(struct idems *t, int64_t ttl)
+static void prune_deleted(void *ctx, const struct lp_reply *rep,
+                          const char *err)
 {
-    char err[LP_ERRLEN];
-    struct lp_reply *rep;
+    (void)ctx, (void)rep, (void)err;    /* the next page says what is left */
+}
+
+/* A page of the pruning's HSCAN: the keys' fields older than
+ * --idempotency-ttl deleted (HDEL, not waited for). */
+static void prune_page(void *ctx, const struct lp_reply *rep,
+                       const char *err)
+{
+    struct idems *t = ctx;
+    struct lp_aside *a = lp_send_aside(t->x->s);
     const struct lp_reply *kv;
     const char *argv[202];
     size_t lens[202], nd = 2, n;
-    int64_t before = lp_now_ms() - ttl;
+    int64_t before = lp_now_ms() - t->x->o->idem_ttl;
     const char *c;
+    char e2[LP_ERRLEN];
 
-    if (lp_mono_ms() < t->prune_at)
-        return;
-    t->prune_at = lp_mono_ms() + 1000;
-    if (!lp_redis_connected(t->r) && lp_redis_connect(t->r, err) < 0)
-        return;
-    rep = lp_redis_cmd(t->r, err, "HSCAN", t->pkey, t->scan, "MATCH",
-                       "http*", "COUNT", "1000", NULL);
-    if (rep == NULL) {
-        lp_redis_disconnect(t->r);
-        return;
-    }
-    if (lp_reply_type(rep) != LP_REPLY_ARRAY || lp_reply_len(rep) != 2 ||
+    t->pruning = 0;
+    if (err || lp_reply_type(rep) != LP_REPLY_ARRAY ||
+        lp_reply_len(rep) != 2 ||
         (c = lp_reply_str(lp_reply_at(rep, 0), &n)) == NULL ||
-        n >= sizeof t->scan) {
-        lp_reply_free(rep);
+        n >= sizeof t->scan)
         return;
-    }
     memcpy(t->scan, c, n);
     t->scan[n] = '\0';
     argv[0] = "HDEL";
@@ -489,25 +455,36 @@ static void idem_prune(struct idems *t, int64_t ttl)
             continue;
         argv[nd] = f;
         lens[nd++] = fl;
-        if (nd == 202 || (nd > 2 && i + 3 >= lp_reply_len(kv))) {
-            struct lp_reply *d = lp_redis_cmdv(t->r, err, (int)nd, argv,
-                                               lens);
-            if (d == NULL)
-                lp_redis_disconnect(t->r);
-            lp_reply_free(d);
+        if (nd == 202) {
+            (void)lp_aside_cmdv(a, (int)nd, argv, lens, prune_deleted, t, e2);
             nd = 2;
-            /* stale keys found: the next slice soon */
-            t->prune_at = lp_mono_ms() + 100;
         }
     }
-    if (nd > 2) {
-        struct lp_reply *d = lp_redis_cmdv(t->r, err, (int)nd, argv, lens);
-        if (d == NULL)
-            lp_redis_disconnect(t->r);
-        lp_reply_free(d);
+    if (nd > 2)
+        (void)lp_aside_cmdv(a, (int)nd, argv, lens, prune_deleted, t, e2);
+    /* stale keys found: the next slice soon */
+    if (nd > 2 || strcmp(t->scan, "0") != 0)
         t->prune_at = lp_mono_ms() + 100;
-    }
-    lp_reply_free(rep);
+}
+
+/* A slice of the pruning, once a second: one HSCAN page of the keys'
+ * fields, on the engine's questions' connection, never waited for. */
+static void idem_prune(struct idems *t)
+{
+    struct lp_aside *a = lp_send_aside(t->x->s);
+    const char *argv[] = { "HSCAN", t->pkey, t->scan, "MATCH", "http*",
+                           "COUNT", "1000" };
+    size_t lens[7];
+    char err[LP_ERRLEN];
+
+    if (t->pruning || a == NULL || !lp_aside_connected(a) ||
+        lp_mono_ms() < t->prune_at)
+        return;
+    t->prune_at = lp_mono_ms() + 1000;
+    for (int i = 0; i < 7; i++)
+        lens[i] = strlen(argv[i]);
+    if (lp_aside_cmdv(a, 7, argv, lens, prune_page, t, err) == 0)
+        t->pruning = 1;
 }
 
 /* ---- a request, from the headers to the answer ------------------------ */
@@ -523,40 +500,37 @@ struct hreq {
 static struct http *door;       /* for done(), whose ctx is the request */
 
 /* Answers q and the requests that waited for its key with status and
- * body (body NULL: q's own 200 answer), then forgets q's state. */
+ * body (a 200: q's own answer, or its key's, which its cursor holds),
+ * then forgets q's state. */
 static void finish(struct lp_httpd_req *q, int status, int64_t retry,
                    const char *msg)
 {
     struct hreq *r = lp_httpd_req_data(q);
-    struct idem *e = r->key;
+    struct idem *e = r ? r->key : NULL;
     struct idems *t = door->idem;
-    struct lp_buf b = { 0 };
 
     lp_httpd_req_set_data(q, NULL);
     free(r);
-    if (status == 200 && e && lp_httpd_req_body200(q, &b) < 0)
-        status = 500, msg = "out of memory";
-    if (status == 200)
+    if (status == 200 && e)
+        lp_httpd_answer(q, 200, 0, e->body ? e->body : "", e->blen);
+    else if (status == 200)
         lp_httpd_answer(q, 200, 0, NULL, 0);
     else
         lp_httpd_answer_error(q, status, retry, msg);
-    if (e == NULL) {
-        lp_buf_free(&b);
+    if (e == NULL)
         return;
-    }
     for (size_t i = 0; i < e->nwait; i++) {
         struct lp_httpd_req *w = e->wait[i];
         if (status == 200)
-            lp_httpd_answer(w, 200, 0, b.p, b.len);
+            lp_httpd_answer(w, 200, 0, e->body ? e->body : "", e->blen);
         else
             lp_httpd_answer_error(w, status, retry, msg);
     }
     e->nwait = 0;
     if (status == 200)
-        idem_done(t, e, b.p, b.len);
+        idem_done(t, e);
     else
         idem_drop(t, e);        /* not stored (or maybe): Redis says */
-    lp_buf_free(&b);
 }
 
 /* The engine is done with a request: answer it. */
@@ -665,132 +639,12 @@ static void on_item(void *ctx, struct lp_httpd_req *q,
     }
 }
 
-/*
- * A request with a key: 1 when it was answered here (a retry: the first
- * answer; another body: 422; Redis cannot say: 503; waiting for the same
- * key in flight), 0 to store it, its key's entry made and its producer
- * set.
- */
-static int keyed(struct http *x, struct lp_httpd_req *q, struct hreq *r,
-                 const char *k)
+/* Hands q's request to the engine; answers the refusals. */
+static void submit(struct http *x, struct lp_httpd_req *q, struct hreq *r)
 {
-    struct idems *t = x->idem;
-    char name[LP_PRODUCER_MAX + 64], err[LP_ERRLEN], hex[17];
-    struct lp_buf cur = { 0 }, ans = { 0 };
-    struct idem **slot, *e;
-    int rc;
-
-    idem_name(name, sizeof name, lp_httpd_req_client(q), k);
-    snprintf(hex, sizeof hex, "%016" PRIx64, r->hash);
-    slot = idem_slot(t, name);
-    if ((e = *slot) != NULL && e->done &&
-        lp_mono_ms() - e->at > x->o->idem_ttl) {
-        /* past --idempotency-ttl: Redis forgets it too; the oldest
-         * first, so the whole older part of the list goes */
-        while (t->oldest && lp_mono_ms() - t->oldest->at > x->o->idem_ttl)
-            idem_drop(t, t->oldest);
-        slot = idem_slot(t, name);
-        e = *slot;
-    }
-    if (e != NULL) {
-        if (e->hash != r->hash) {
-            lp_httpd_answer_error(q, 422, 0, "Idempotency-Key used before "
-                                  "for another body");
-        } else if (e->done) {
-            lp_httpd_answer(q, 200, 0, e->body, e->blen);
-        } else {
-            /* the first is in flight: this one gets its answer */
-            if (e->nwait == e->cwait) {
-                size_t c = e->cwait ? 2 * e->cwait : 4;
-                struct lp_httpd_req **w = realloc(e->wait, c * sizeof *w);
-                if (w == NULL) {
-                    lp_httpd_answer_error(q, 500, 0, "out of memory");
-                    return 1;
-                }
-                e->wait = w;
-                e->cwait = c;
-            }
-            e->wait[e->nwait++] = q;
-            x->replayed++;
-            return 1;
-        }
-        x->replayed += e->hash == r->hash;
-        return 1;
-    }
-    rc = idem_field(t, name, &cur, err);
-    if (rc < 0) {
-        /* not even with a WAL: a key stored before with another body
-         * would make the WAL's copy be passed over after a 200 */
-        lp_buf_free(&cur);
-        x->unavailable++;
-        lp_httpd_answer_error(q, 503, 1000, "the Idempotency-Key cannot be "
-                              "looked up now: Redis does not answer");
-        return 1;
-    }
-    if (rc > 0) {
-        /* stored before, by this process or another */
-        const char *dot = memchr(cur.p ? cur.p : "", '.', cur.len);
-        if (dot == NULL || dot - cur.p != 16 || memcmp(cur.p, hex, 16) != 0)
-            lp_httpd_answer_error(q, 422, 0, "Idempotency-Key used before "
-                                  "for another body");
-        else if (b64_dec(&ans, dot + 1, cur.len - 17) < 0)
-            lp_httpd_answer_error(q, 500, 0, "the Idempotency-Key's answer "
-                                  "in Redis is damaged");
-        else {
-            lp_httpd_answer(q, 200, 0, ans.p ? ans.p : "", ans.len);
-            x->replayed++;
-        }
-        lp_buf_free(&cur);
-        lp_buf_free(&ans);
-        return 1;
-    }
-    /* new: the cursor its transaction commits is its answer */
-    cur.len = 0;
-    if (lp_httpd_req_body200(q, &ans) < 0 || lp_buf_adds(&cur, hex) < 0 ||
-        lp_buf_addc(&cur, '.') < 0 ||
-        b64_enc(&cur, (const unsigned char *)(ans.p ? ans.p : ""),
-                ans.len) < 0 ||
-        (e = calloc(1, sizeof *e)) == NULL ||
-        (e->name = strdup(name)) == NULL ||
-        lp_send_req_producer(r->sq, name, strlen(name), cur.p,
-                             cur.len) < 0) {
-        if (e)
-            idem_free(e);
-        lp_buf_free(&cur);
-        lp_buf_free(&ans);
-        lp_httpd_answer_error(q, 500, 0, "out of memory");
-        return 1;
-    }
-    lp_buf_free(&cur);
-    lp_buf_free(&ans);
-    e->hash = r->hash;
-    *slot = e;
-    r->key = e;
-    return 0;
-}
-
-static void on_submit(void *ctx, struct lp_httpd_req *q)
-{
-    struct http *x = ctx;
-    struct hreq *r = lp_httpd_req_data(q);
-    const char *k = lp_httpd_req_idem(q);
-    struct lp_send_req *sq = r->sq;
     int64_t retry;
-    int rc;
+    int rc = lp_send_req_submit(r->sq, &retry);
 
-    if (sq == NULL) {
-        lp_httpd_req_set_data(q, NULL);
-        free(r);
-        lp_httpd_answer_error(q, 500, 0, "out of memory");
-        return;
-    }
-    if (k && keyed(x, q, r, k)) {
-        lp_send_req_abort(sq);
-        lp_httpd_req_set_data(q, NULL);
-        free(r);
-        return;
-    }
-    rc = lp_send_req_submit(sq, &retry);
     /* QUEUED, EMPTY: done() answers, maybe answered already: q may be
      * gone */
     switch (rc) {
@@ -811,6 +665,202 @@ static void on_submit(void *ctx, struct lp_httpd_req *q)
         finish(q, 503, retry, "the group's backlog is over --max-backlog");
         break;
     }
+}
+
+/* q's request is not stored: its engine request goes, then the answer. */
+static void not_stored(struct lp_httpd_req *q, int status, int64_t retry,
+                       const char *msg)
+{
+    struct hreq *r = lp_httpd_req_data(q);
+
+    lp_send_req_abort(r->sq);
+    r->sq = NULL;
+    finish(q, status, retry, msg);
+}
+
+/* The answer a key's request gets, and that its field keeps: errors listed
+ * up to IDEM_ERRORS_BYTES (the rest counted in "errors_omitted"), so that
+ * a field stays small. */
+#define IDEM_ERRORS_BYTES 1024
+
+/*
+ * The reply to the HGET of a key's field (keyed): stored before, by this
+ * process or another: the first answer again (or 422: another body); not
+ * stored: the request goes to the engine, its answer the cursor its
+ * transaction commits; Redis did not say: 503.
+ */
+static void looked_up(void *ctx, const struct lp_reply *rep, const char *err)
+{
+    struct idem *e = ctx;
+    struct lp_httpd_req *q = e->first;
+    struct hreq *r = lp_httpd_req_data(q);
+    struct http *x = door;
+    struct lp_buf cur = { 0 }, ans = { 0 };
+    char hex[17];
+    const char *v;
+    size_t n;
+
+    snprintf(hex, sizeof hex, "%016" PRIx64, r->hash);
+    if (err || lp_reply_type(rep) == LP_REPLY_ERROR) {
+        /* not even with a WAL: a key stored before with another body
+         * would make the WAL's copy be passed over after a 200 */
+        x->unavailable += 1 + e->nwait;
+        not_stored(q, 503, 1000, "the Idempotency-Key cannot be looked up "
+                   "now: Redis does not answer");
+        return;
+    }
+    if ((v = lp_reply_str(rep, &n)) != NULL) {
+        struct lp_field f;
+        const char *dot;
+        lp_field_parse(v, n, &f);
+        dot = f.cursor ? memchr(f.cursor, '.', f.clen) : NULL;
+        if (dot == NULL || dot - f.cursor != 16 ||
+            memcmp(f.cursor, hex, 16) != 0) {
+            not_stored(q, 422, 0, "Idempotency-Key used before for another "
+                       "body");
+        } else if (b64_dec(&ans, dot + 1, f.clen - 17) < 0) {
+            not_stored(q, 500, 0, "the Idempotency-Key's answer in Redis is "
+                       "damaged");
+        } else {
+            e->body = ans.p ? ans.p : strdup("");
+            e->blen = ans.len;
+            ans = (struct lp_buf){ 0 };
+            if (e->body == NULL) {
+                not_stored(q, 500, 0, "out of memory");
+                return;
+            }
+            x->replayed += 1 + e->nwait;
+            not_stored(q, 200, 0, NULL);
+        }
+        lp_buf_free(&ans);
+        return;
+    }
+    /* new: the cursor its transaction commits is its answer */
+    if (lp_httpd_req_body200_cap(q, &ans, IDEM_ERRORS_BYTES) < 0 ||
+        lp_buf_adds(&cur, hex) < 0 || lp_buf_addc(&cur, '.') < 0 ||
+        b64_enc(&cur, (const unsigned char *)(ans.p ? ans.p : ""),
+                ans.len) < 0 ||
+        lp_send_req_producer(r->sq, e->name, strlen(e->name), cur.p,
+                             cur.len) < 0) {
+        lp_buf_free(&cur);
+        lp_buf_free(&ans);
+        not_stored(q, 500, 0, "out of memory");
+        return;
+    }
+    lp_buf_free(&cur);
+    e->body = ans.p ? ans.p : strdup("");
+    e->blen = ans.len;
+    submit(x, q, r);
+}
+
+/*
+ * A request with a key: answered from the process's table when it knows
+ * the key (a retry: the first answer; another body: 422; the first still
+ * in flight: with it), else its key's field is looked up (looked_up goes
+ * on), the loop never waiting for it.
+ */
+static void keyed(struct http *x, struct lp_httpd_req *q, struct hreq *r,
+                  const char *k)
+{
+    struct idems *t = x->idem;
+    char name[LP_PRODUCER_MAX + 64], err[LP_ERRLEN];
+    struct idem **slot, *e;
+    struct lp_aside *a = lp_send_aside(x->s);
+    const char *argv[3];
+    size_t lens[3];
+
+    idem_name(name, sizeof name, lp_httpd_req_client(q), k);
+    slot = idem_slot(t, name);
+    if ((e = *slot) != NULL && e->done &&
+        lp_mono_ms() - e->at > x->o->idem_ttl) {
+        /* past --idempotency-ttl: Redis forgets it too; the oldest
+         * first, so the whole older part of the list goes */
+        while (t->oldest && lp_mono_ms() - t->oldest->at > x->o->idem_ttl)
+            idem_drop(t, t->oldest);
+        slot = idem_slot(t, name);
+        e = *slot;
+    }
+    if (e != NULL) {
+        if (e->hash != r->hash) {
+            not_stored(q, 422, 0, "Idempotency-Key used before for another "
+                       "body");
+        } else if (e->done) {
+            x->replayed++;
+            lp_send_req_abort(r->sq);
+            lp_httpd_req_set_data(q, NULL);
+            free(r);
+            lp_httpd_answer(q, 200, 0, e->body, e->blen);
+        } else {
+            /* the first is looked up or in flight: this one gets its
+             * answer */
+            if (e->nwait == e->cwait) {
+                size_t c = e->cwait ? 2 * e->cwait : 4;
+                struct lp_httpd_req **w = realloc(e->wait, c * sizeof *w);
+                if (w == NULL) {
+                    not_stored(q, 500, 0, "out of memory");
+                    return;
+                }
+                e->wait = w;
+                e->cwait = c;
+            }
+            lp_send_req_abort(r->sq);
+            lp_httpd_req_set_data(q, NULL);
+            free(r);
+            e->wait[e->nwait++] = q;
+            x->replayed++;
+        }
+        return;
+    }
+    if ((e = calloc(1, sizeof *e)) == NULL ||
+        (e->name = strdup(name)) == NULL) {
+        if (e)
+            idem_free(e);
+        not_stored(q, 500, 0, "out of memory");
+        return;
+    }
+    e->hash = r->hash;
+    argv[0] = "HGET";
+    argv[1] = t->pkey;
+    argv[2] = e->name;
+    for (int i = 0; i < 3; i++)
+        lens[i] = strlen(argv[i]);
+    if (a && !lp_aside_connected(a)) {
+        /* Redis came back a moment ago (the engine's connection says
+         * so): the questions' one too, before the loop gets to it */
+        struct lp_send_state st;
+        lp_send_state(x->s, &st);
+        if (st.connected)
+            (void)lp_aside_connect(a, err);
+    }
+    if (a == NULL ||
+        lp_aside_cmdv(a, 3, argv, lens, looked_up, e, err) < 0) {
+        idem_free(e);
+        x->unavailable++;
+        not_stored(q, 503, 1000, "the Idempotency-Key cannot be looked up "
+                   "now: Redis does not answer");
+        return;
+    }
+    e->first = q;
+    *slot = e;
+    r->key = e;
+}
+
+static void on_submit(void *ctx, struct lp_httpd_req *q)
+{
+    struct http *x = ctx;
+    struct hreq *r = lp_httpd_req_data(q);
+    const char *k = lp_httpd_req_idem(q);
+
+    if (r->sq == NULL) {
+        lp_httpd_req_set_data(q, NULL);
+        free(r);
+        lp_httpd_answer_error(q, 500, 0, "out of memory");
+        return;
+    }
+    if (k)
+        keyed(x, q, r, k);
+    else
+        submit(x, q, r);
 }
 
 static void on_abort(void *ctx, struct lp_httpd_req *q)
@@ -975,7 +1025,7 @@ static void tick(void *ctx)
     if (x->s && !x->in_run) {
         lp_send_state(x->s, &st);
         if (st.connected)
-            idem_prune(x->idem, x->o->idem_ttl);
+            idem_prune(x->idem);
     }
     if (lp_httpd_due_ms(x->h) == 0)
         http_run(x);
@@ -1159,12 +1209,7 @@ int main(int argc, char **argv)
     }
     sprintf(x.idem->pkey, "%s:producers", opt.com.stream);
     strcpy(x.idem->scan, "0");
-    if ((x.idem->r = tool_redis(&opt.com, err)) == NULL) {
-        lp_error("%s", err);
-        code = LP_EX_CONFIG;
-        goto out;
-    }
-    lp_redis_set_timeout(x.idem->r, 2000);
+    x.idem->x = &x;
     if ((x.s = lp_send_new(&opt.c, &nt, err)) == NULL) {
         lp_error("%s", err);
         code = LP_EX_SOFTWARE;
@@ -1245,7 +1290,6 @@ out:
                 n = e->next;
                 idem_free(e);
             }
-        lp_redis_free(x.idem->r);
         free(x.idem->pkey);
         free(x.idem);
     }

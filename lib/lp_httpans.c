@@ -63,18 +63,39 @@ int lp_httpans_reject(struct lp_httpans *a, int index, uint64_t n,
 
 int lp_httpans_finish(const struct lp_httpans *a, struct lp_buf *out)
 {
+    return lp_httpans_finish_cap(a, out, 0);
+}
+
+int lp_httpans_finish_cap(const struct lp_httpans *a, struct lp_buf *out,
+                          size_t cap)
+{
     char num[96];
-    size_t start = out->len;
+    size_t start = out->len, len = a->errs.len;
+    uint64_t listed = a->listed;
+
+    if (cap && len > cap) {
+        /* whole entries only: one starts at 0 and after each ",{\"" (a
+         * message's quotes are escaped, so that is never inside one) */
+        size_t cut = 0;
+        listed = 0;
+        for (size_t i = 1; i + 2 <= cap && i + 2 < len; i++)
+            if (a->errs.p[i] == ',' && a->errs.p[i + 1] == '{' &&
+                a->errs.p[i + 2] == '"') {
+                cut = i;
+                listed++;
+            }
+        len = cut;
+    }
 
     snprintf(num, sizeof num, "{\"accepted\":%" PRIu64 ",\"rejected\":%"
              PRIu64 ",\"errors\":[", a->accepted, a->rejected);
     if (lp_buf_adds(out, num) < 0 ||
-        (a->errs.len && lp_buf_add(out, a->errs.p, a->errs.len) < 0) ||
+        (len && lp_buf_add(out, a->errs.p, len) < 0) ||
         lp_buf_addc(out, ']') < 0)
         goto oom;
-    if (a->rejected > a->listed) {
+    if (a->rejected > listed) {
         snprintf(num, sizeof num, ",\"errors_omitted\":%" PRIu64,
-                 a->rejected - a->listed);
+                 a->rejected - listed);
         if (lp_buf_adds(out, num) < 0)
             goto oom;
     }

@@ -45,6 +45,10 @@ int lp_httpans_reject(struct lp_httpans *a, int index, uint64_t n,
 
 /* Appends the answer to out. Returns 0, or -1 when out of memory. */
 int lp_httpans_finish(const struct lp_httpans *a, struct lp_buf *out);
+/* The same with the listed errors cut to at most cap bytes, whole
+ * entries (the rest counted in "errors_omitted"); cap 0: no cut. */
+int lp_httpans_finish_cap(const struct lp_httpans *a, struct lp_buf *out,
+                          size_t cap);
 
 /* Appends {"error":"msg"}: the body of a 4xx or 5xx answer. */
 int lp_httpans_error(struct lp_buf *out, const char *msg);

@@ -886,10 +886,17 @@ int lp_httpd_answer(struct lp_httpd_req *q, int status,
 
 int lp_httpd_req_body200(const struct lp_httpd_req *q, struct lp_buf *out)
 {
+    return lp_httpd_req_body200_cap(q, out, 0);
+}
+
+int lp_httpd_req_body200_cap(const struct lp_httpd_req *q, struct lp_buf *out,
+                             size_t cap)
+{
     if (q->state != Q_SUBMITTED)
         return -1;
     return q->route == LP_HTTPD_LOGS ? lp_otlp_answer(q->otlp, out)
-                                     : lp_httpans_finish(&q->ans, out);
+                                     : lp_httpans_finish_cap(&q->ans, out,
+                                                             cap);
 }
 
 int lp_httpd_answer_error(struct lp_httpd_req *q, int status,

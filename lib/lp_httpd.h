@@ -228,6 +228,10 @@ int lp_httpd_answer(struct lp_httpd_req *q, int status,
  * (submitted q: /v1/events' {"accepted":..}, /v1/logs' OTLP answer):
  * what an idempotent retry gets again. 0, or -1. */
 int lp_httpd_req_body200(const struct lp_httpd_req *q, struct lp_buf *out);
+/* The same, /v1/events' listed errors cut to cap bytes of whole entries
+ * (lp_httpans_finish_cap; cap 0: none cut). */
+int lp_httpd_req_body200_cap(const struct lp_httpd_req *q, struct lp_buf *out,
+                             size_t cap);
 
 /* Answers q with an error: status, Retry-After, and msg in the route's
  * error body ({"error":msg}, or OTLP's {"code":C,"message":msg}). */

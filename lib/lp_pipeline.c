@@ -1326,24 +1326,28 @@ void lp_pipeline_check_backlog(struct lp_send *s)
         say(s, LP_NOTICE_INFO, "backlog under --max-backlog again");
 }
 
-int lp_pipeline_backlogged(struct lp_send *s)
+/* --max-backlog's answers, serving: the lag of --group, or the stream's
+ * length when Redis does not tell it (no such group, a lag unknown after
+ * deletions; an error reply counts as empty, as it always did). */
+static void backlog_groups(void *ctx, const struct lp_reply *rep,
+                           const char *err)
 {
-    char err[LP_ERRLEN];
-    long long n;
+    struct lp_send *s = ctx;
 
-    if (!s->c.max_backlog)
-        return 0;
-    if (lp_mono_ms() < s->backlog_at)
-        return s->backlog_seen > (long long)s->c.max_backlog;
-    s->backlog_at = lp_mono_ms() + 100;
-    /* as lp_pipeline_check_backlog: the batches in flight land first */
-    while (s->count > 0)
-        if (lp_pipeline_pump(s, 1, err) < 0) {
-            lp_send_recover(s, err);
-            return 0;           /* the submit finds Redis failed */
-        }
-    if (lp_pipeline_connect(s, err) < 0 || (n = backlog(s, err)) < 0)
-        return 0;
+    s->backlog_lag = err ? -2 : lp_stream_group_lag(rep, s->c.group);
+}
+
+static void backlog_len(void *ctx, const struct lp_reply *rep,
+                        const char *err)
+{
+    struct lp_send *s = ctx;
+    long long n = s->backlog_lag;
+
+    s->backlog_asking = 0;
+    if (err || n == -2)
+        return;                 /* not known now: the last answer holds */
+    if (n < 0)
+        n = lp_reply_type(rep) == LP_REPLY_INTEGER ? lp_reply_int(rep) : 0;
     if ((n > (long long)s->c.max_backlog) !=
         (s->backlog_seen > (long long)s->c.max_backlog))
         say(s, LP_NOTICE_INFO, n > (long long)s->c.max_backlog ?
@@ -1351,5 +1355,30 @@ int lp_pipeline_backlogged(struct lp_send *s)
             "backlog %lld under --max-backlog %" PRIu64 " again", n,
             s->c.max_backlog);
     s->backlog_seen = n;
-    return n > (long long)s->c.max_backlog;
+}
+
+/*
+ * Serving: never waits. The lag is asked on the engine's questions'
+ * connection (lp_aside) at most every 100 ms, and a submit is judged by
+ * the last answer (none yet: not over).
+ */
+int lp_pipeline_backlogged(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+
+    if (!s->c.max_backlog)
+        return 0;
+    if (lp_mono_ms() >= s->backlog_at && !s->backlog_asking && s->aside &&
+        lp_aside_connected(s->aside)) {
+        const char *a1[] = { "XINFO", "GROUPS", s->c.stream },
+                   *a2[] = { "XLEN", s->c.stream };
+        size_t l1[] = { 5, 6, strlen(s->c.stream) },
+               l2[] = { 4, strlen(s->c.stream) };
+        s->backlog_at = lp_mono_ms() + 100;
+        if (lp_aside_cmdv(s->aside, 3, a1, l1, backlog_groups, s, err) == 0) {
+            if (lp_aside_cmdv(s->aside, 2, a2, l2, backlog_len, s, err) == 0)
+                s->backlog_asking = 1;
+        }
+    }
+    return s->backlog_seen > (long long)s->c.max_backlog;
 }

@@ -172,6 +172,7 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
 static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
                        const struct lp_jevent *ev, char *buf, size_t cap);
 static int64_t req_rate(struct lp_send *s, struct lp_send_req *q);
+static void unpark_failed(struct lp_send *s, const char *why);
 
 /* q is over: its outcome to done(), then it is freed. */
 static void req_over(struct lp_send_req *q, int how)
@@ -265,6 +266,7 @@ static void serve_failed(struct lp_send *s, const char *why)
     }
     while (s->count > 0)
         lp_pipeline_release(s);
+    unpark_failed(s, why);
     lp_redis_disconnect(s->r);
     s->pos_known = 0;
     s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
@@ -452,48 +454,28 @@ void lp_send_req_abort(struct lp_send_req *q)
     free(q);
 }
 
-int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
+/* Can q join the batch being filled now, without waiting for a slot of
+ * the ring? (It must go alone, or the batch is full, and every slot is
+ * in flight.) */
+static int req_fits(const struct lp_send *s, const struct lp_send_req *q)
+{
+    if (s->walmode || s->count < LP_INFLIGHT || !lp_batch_busy(&s->in))
+        return 1;
+    return !(s->want_dispatch || s->in.fixed || q->prod ||
+             s->in.n + q->n > s->c.batch ||
+             s->in.blob.len + q->blob.len > s->c.batch_bytes);
+}
+
+/* q's commands into the batch being filled: whole in one batch. */
+static void req_take(struct lp_send_req *q)
 {
     struct lp_send *s = q->s;
-    char err[LP_ERRLEN];
 
-    *retry_after_ms = 0;
-    if (q->n == 0) {
-        req_over(q, LP_REQ_STORED);
-        return LP_REQ_EMPTY;
-    }
-    if (s->rate) {
-        /* all its tokens or none: a request is taken whole or not */
-        int64_t wait = req_rate(s, q);
-        if (wait != 0) {
-            *retry_after_ms = wait;
-            s->n.limited += q->nev;
-            lp_send_req_abort(q);
-            return LP_REQ_LIMITED;
-        }
-    }
-    if (!s->wal && !lp_redis_connected(s->r)) {
-        int64_t now = lp_mono_ms();
-        int down = now < s->down_until;
-        if (!down && lp_pipeline_connect(s, err) < 0) {
-            s->down_until = now + lp_backoff_next(&s->backoff);
-            down = 1;
-        }
-        if (down) {
-            *retry_after_ms = s->down_until - now;
-            lp_send_req_abort(q);
-            return LP_REQ_UNAVAILABLE;
-        }
-    }
-    if (lp_pipeline_backlogged(s)) {
-        *retry_after_ms = 1000;
-        lp_send_req_abort(q);
-        return LP_REQ_BACKLOG;
-    }
-    /* whole in one batch: the one being filled goes first when q does
-     * not fit in what is left of it, or when q is of its own producer
-     * (a batch of its own: its gate then says STORED for it alone) */
-    if (s->in.n && (q->prod || s->in.n + q->n > s->c.batch ||
+    /* the one being filled goes first when q does not fit in what is
+     * left of it, or when q is of its own producer (a batch of its own:
+     * its gate then says STORED for it alone) */
+    if (s->in.n && (q->prod || s->in.fixed ||
+                    s->in.n + q->n > s->c.batch ||
                     s->in.blob.len + q->blob.len > s->c.batch_bytes))
         dispatch(s);
     q->pending = q->n;
@@ -532,7 +514,96 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
         s->want_dispatch = 0;
         dispatch(s);
     }
+}
+
+int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
+{
+    struct lp_send *s = q->s;
+    char err[LP_ERRLEN];
+
+    *retry_after_ms = 0;
+    if (q->n == 0) {
+        req_over(q, LP_REQ_STORED);
+        return LP_REQ_EMPTY;
+    }
+    if (s->rate) {
+        /* all its tokens or none: a request is taken whole or not */
+        int64_t wait = req_rate(s, q);
+        if (wait != 0) {
+            *retry_after_ms = wait;
+            s->n.limited += q->nev;
+            lp_send_req_abort(q);
+            return LP_REQ_LIMITED;
+        }
+    }
+    if (!s->wal && !lp_redis_connected(s->r)) {
+        int64_t now = lp_mono_ms();
+        int down = now < s->down_until;
+        if (!down && lp_pipeline_connect(s, err) < 0) {
+            s->down_until = now + lp_backoff_next(&s->backoff);
+            down = 1;
+        }
+        if (down) {
+            *retry_after_ms = s->down_until - now;
+            lp_send_req_abort(q);
+            return LP_REQ_UNAVAILABLE;
+        }
+    }
+    if (lp_pipeline_backlogged(s)) {
+        *retry_after_ms = 1000;
+        lp_send_req_abort(q);
+        return LP_REQ_BACKLOG;
+    }
+    if (s->serving && (s->park || !req_fits(s, q))) {
+        /* the ring is full: q waits, whole, for a slot, rather than the
+         * loop waiting for Redis (its tokens are taken: it is admitted) */
+        q->next = NULL;
+        if (s->park_tail)
+            s->park_tail->next = q;
+        else
+            s->park = q;
+        s->park_tail = q;
+        return LP_REQ_QUEUED;
+    }
+    req_take(q);
     return LP_REQ_QUEUED;
+}
+
+/* The requests parked for a slot of the ring, in order, as far as they
+ * go without waiting (block: waiting for slots, when stopping). */
+static void unpark(struct lp_send *s, int block)
+{
+    char err[LP_ERRLEN];
+
+    while (s->park) {
+        struct lp_send_req *q = s->park;
+        if (!req_fits(s, q)) {
+            if (!block)
+                return;
+            if (lp_pipeline_pump(s, 1, err) < 0)
+                lp_send_recover(s, err);
+            continue;
+        }
+        s->park = q->next;
+        if (s->park == NULL)
+            s->park_tail = NULL;
+        req_take(q);
+    }
+}
+
+/* Serving without a WAL, Redis failed: the parked requests fail too
+ * (nothing of them was sent). */
+static void unpark_failed(struct lp_send *s, const char *why)
+{
+    while (s->park) {
+        struct lp_send_req *q = s->park;
+        s->park = q->next;
+        if (s->park == NULL)
+            s->park_tail = NULL;
+        if (q->error[0] == '\0')
+            snprintf(q->error, sizeof q->error, "%s", why);
+        req_over(q, LP_REQ_FAILED);
+    }
 }
 
 /*
@@ -666,6 +737,12 @@ static void dispatch(struct lp_send *s)
     lp_pipeline_check_backlog(s);
     if (s->walmode) {            /* the check failed over to the WAL */
         dispatch(s);
+        return;
+    }
+    if (s->serving && !s->finishing && s->count >= LP_INFLIGHT) {
+        /* serving: the loop never waits for a slot; the batch goes when
+         * a reply frees one (wait_io) */
+        s->want_dispatch = 1;
         return;
     }
     while (s->count >= LP_INFLIGHT) {
@@ -1241,10 +1318,18 @@ static void long_line(struct lp_send *s, const struct lp_line *ln)
  * input batch's linger time is over, the next WAL attempt is due, or cap
  * ms (-1: no cap). Returns 1 when input is readable.
  */
+/* Serving: every slot of the ring in flight (the batch being filled waits
+ * for a reply to free one, rather than the loop waiting for it). */
+static int ring_full(const struct lp_send *s)
+{
+    return s->serving && !s->finishing && !s->walmode &&
+           s->count >= LP_INFLIGHT;
+}
+
 static int wait_io(struct lp_send *s, int fd, short events, int cap)
 {
-    struct pollfd p[2];
-    int np = 0, timeout = cap, rc, rfd = -1;
+    struct pollfd p[3];
+    int np = 0, timeout = cap, rc, rfd = -1, afd = -1, aside;
     char err[LP_ERRLEN];
     int64_t now = lp_mono_ms(), left;
 
@@ -1263,7 +1348,17 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         p[np].revents = 0;
         np++;
     }
-    if (lp_batch_busy(&s->in)) {
+    if ((aside = s->aside ? lp_aside_fd(s->aside) : -1) >= 0) {
+        afd = np;
+        p[np].fd = aside;
+        p[np].events = POLLIN;
+        p[np].revents = 0;
+        np++;
+    }
+    if (s->aside && (left = lp_aside_due(s->aside)) >= 0 &&
+        (timeout < 0 || left < timeout))
+        timeout = (int)left;
+    if (lp_batch_busy(&s->in) && !ring_full(s)) {
         left = s->in.opened_ms + s->c.linger - now;
         if (left <= 0) {
             dispatch(s);
@@ -1292,9 +1387,15 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         if (lp_redis_read(s->r, err) < 0 || lp_pipeline_pump(s, 0, err) < 0)
             lp_send_recover(s, err);
     }
-    if (lp_batch_busy(&s->in) &&
+    if (afd >= 0 && p[afd].revents)
+        lp_aside_ready(s->aside);
+    if (s->aside)
+        lp_aside_tick(s->aside);
+    if (lp_batch_busy(&s->in) && !ring_full(s) &&
         lp_mono_ms() >= s->in.opened_ms + s->c.linger)
         dispatch(s);
+    if (s->park)
+        unpark(s, 0);
     lp_spool_replay(s);
     return fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
@@ -1879,6 +1980,9 @@ static void finish(struct lp_send *s)
 {
     char err[LP_ERRLEN], d[32];
 
+    /* the requests in hand are stored before the end, waiting for slots */
+    s->finishing = 1;
+    unpark(s, 1);
     dispatch(s);
     while (!s->walmode && s->count > 0) {
         if (lp_pipeline_pump(s, 1, err) < 0)
@@ -2049,6 +2153,14 @@ static int hold_of(const char *a, const char *b)
     return strncmp(a, b, n) == 0 && strcmp(a + n, ":send-hold") == 0;
 }
 
+/* The socket timeout of the engine's connections: --timeout, within 1 s
+ * and 10 s. */
+static int64_t redis_timeout(const struct lp_send *s)
+{
+    return s->c.timeout < 10000 ? (s->c.timeout > 1000 ? s->c.timeout : 1000)
+                                : 10000;
+}
+
 int lp_send_open(struct lp_send *s, char *err)
 {
     if (gethostname(s->host, sizeof s->host - 1) < 0)
@@ -2187,9 +2299,7 @@ int lp_send_open(struct lp_send *s, char *err)
         /* a Redis that hangs must not hold the limit up long */
         lp_redis_set_timeout(s->rr, 500);
     }
-    lp_redis_set_timeout(s->r, s->c.timeout < 10000 ?
-                         (s->c.timeout > 1000 ? s->c.timeout : 1000) :
-                         10000);
+    lp_redis_set_timeout(s->r, redis_timeout(s));
     if (s->c.producer || s->c.journal || s->c.follow.n) {
         int rc = lock_producer(s, err);
         if (rc)
@@ -2282,6 +2392,14 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
     s->serving = 1;
     s->name = "requests";
     s->now = lp_now_ms();
+    if (s->aside == NULL) {
+        char err[LP_ERRLEN];
+        struct lp_redis *r = s->c.redis_new(s->c.ctx, err);
+        if (r == NULL || (lp_redis_set_timeout(r, redis_timeout(s)),
+                          (s->aside = lp_aside_new(r, 4096,
+                                                   redis_timeout(s))) == NULL))
+            lp_send_oom(s);
+    }
     if (!lp_redis_connected(s->r)) {
         char err[LP_ERRLEN];
         if (lp_pipeline_connect(s, err) < 0) {
@@ -2300,6 +2418,16 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
             if (lp_pipeline_connect(s, err) < 0)
                 s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
         }
+        /* the questions' connection, made while Redis answers the
+         * engine's (so that it does not wait on a Redis that is down),
+         * once a second at most */
+        if (lp_redis_connected(s->r) && !lp_aside_connected(s->aside) &&
+            lp_mono_ms() >= s->aside_at) {
+            char err[LP_ERRLEN];
+            s->aside_at = lp_mono_ms() + 1000;
+            if (lp_aside_connect(s->aside, err) == LP_REDIS_EAUTH)
+                say(s, LP_NOTICE_WARN, "%s", err);
+        }
         /* the cap: a stop signal between the check and the poll waits
          * at most a second */
         if (wait_io(s, fd, POLLIN, 1000))
@@ -2308,6 +2436,11 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
     }
     finish(s);
     return 0;
+}
+
+struct lp_aside *lp_send_aside(struct lp_send *s)
+{
+    return s->aside;
 }
 
 void lp_send_stop(struct lp_send *s)
@@ -2382,6 +2515,7 @@ void lp_send_free(struct lp_send *s)
         lp_metrics_free(s->m);
     }
     /* requests still in hand (the run gave up): they fail */
+    unpark_failed(s, s->last_error[0] ? s->last_error : "the engine stopped");
     for (int i = -1; i < s->count; i++) {
         struct lp_batch *b = i < 0 ? &s->in
                                    : &s->ring[(s->head + i) % LP_INFLIGHT];
@@ -2400,6 +2534,7 @@ void lp_send_free(struct lp_send *s)
     lp_buf_free(&s->jcur);
     lp_redis_free(s->r);
     lp_redis_free(s->rr);
+    lp_aside_free(s->aside);
     lp_rate_free(s->rate);
     lp_jq_free(s->rkey_jq);
     lp_buf_free(&s->rkey_buf);

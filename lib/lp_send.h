@@ -349,9 +349,21 @@ void lp_send_req_abort(struct lp_send_req *q);
  * maybe after a lost reply) instead of retrying them for --timeout, and
  * submits answer UNAVAILABLE until a connection is made again. Returns
  * as lp_send_run.
+ *
+ * The loop never waits on Redis for a request: with every batch of the
+ * ring in flight, a submitted request waits whole for a slot (QUEUED),
+ * and --max-backlog's lag is asked on a connection of its own
+ * (lp_send_aside) and judged by its last answer.
  */
 int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
                   void *ctx);
+
+struct lp_aside;
+/* Serving: the engine's questions' connection (lp_aside.h), for the door's
+ * own questions to Redis too; its fd is polled and its replies read by
+ * the loop, and its callbacks may submit requests. NULL before
+ * lp_send_serve. */
+struct lp_aside *lp_send_aside(struct lp_send *s);
 
 /* Ends lp_send_serve as a stop signal would, from the door's own calls
  * (ready, tick): what is in hand is sent and waited for, then it

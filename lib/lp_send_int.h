@@ -30,6 +30,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 
+#include "lp_aside.h"
 #include "lp_buf.h"
 #include "lp_event.h"
 #include "lp_json.h"
@@ -91,6 +92,7 @@ struct lp_send_req {
     size_t prodlen, curlen;
     char first[48], last[48];
     char error[LP_ERRLEN];
+    struct lp_send_req *next;   /* parked: the next one */
 };
 
 #define LP_NOPROD 0xffff
@@ -253,7 +255,18 @@ struct lp_send {
     int64_t backlog_at;
     int batches_since_backlog;
     long long backlog_seen;     /* serving: the lag last read (-1: not
-                                   known), read again after backlog_at */
+                                   known), asked again after backlog_at */
+    long long backlog_lag;      /* serving: XINFO GROUPS' answer, until
+                                   XLEN's comes */
+    int backlog_asking;         /* serving: its questions in flight */
+    /* serving: the questions the loop must not wait for (--max-backlog's,
+     * the caller's through lp_send_aside), on a connection of their own */
+    struct lp_aside *aside;
+    int64_t aside_at;           /* mono ms: connect it again, not before */
+    /* serving: requests admitted while every slot of the ring is in
+     * flight, waiting whole for one, in order */
+    struct lp_send_req *park, *park_tail;
+    int finishing;              /* finish(): dispatch may wait for slots */
     char last_error[LP_ERRLEN];
     int last_permanent;
     uint64_t n_ahead;           /* acknowledged, but after an event that

@@ -232,6 +232,24 @@ nomem:
     return -1;
 }
 
+long long lp_stream_group_lag(const struct lp_reply *rep, const char *group)
+{
+    long long lag = -1;
+
+    if (lp_reply_type(rep) != LP_REPLY_ARRAY)
+        return -1;
+    for (size_t i = 0; i < lp_reply_len(rep); i++) {
+        struct lp_group_info g = { 0 };
+        if (group_of(lp_reply_at(rep, i), &g) == 0 && g.name &&
+            strcmp(g.name, group) == 0)
+            lag = g.lag;
+        free(g.name);
+        if (lag >= 0)
+            break;
+    }
+    return lag;
+}
+
 int lp_stream_pending_oldest(struct lp_redis *r, const char *key,
                              const char *group, size_t glen,
                              char id[LP_STREAM_IDLEN],

@@ -141,6 +141,10 @@ int lp_stream_groups(struct lp_redis *r, const char *key,
                      struct lp_group_info **g, size_t *n,
                      struct lp_stream_err *e);
 
+/* The lag of group in a reply of XINFO GROUPS read elsewhere (an error
+ * reply, another shape, no such group, a lag Redis does not say: -1). */
+long long lp_stream_group_lag(const struct lp_reply *rep, const char *group);
+
 /* Frees the array and the names in it. Accepts NULL. */
 void lp_group_info_free(struct lp_group_info *g, size_t n);
 

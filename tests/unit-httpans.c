@@ -60,6 +60,29 @@ int main(void)
        strstr(out.p, "\"errors_omitted\":7}"),
        "capped by bytes: %s", out.p);
 
+    /* lp_httpans_finish_cap: whole entries up to cap bytes; a message
+     * holding ,{" (escaped in the answer) is not taken for a boundary */
+    lp_httpans_init(&a, 1000, 0);
+    for (int i = 1; i <= 10; i++)
+        lp_httpans_reject(&a, 0, (unsigned)i, "x,{\"line\":0} y");
+    out.len = 0;
+    lp_httpans_finish_cap(&a, &out, 100);
+    lp_buf_addc(&out, '\0');
+    ok(strstr(out.p, "\"line\":2,") && !strstr(out.p, "\"line\":3,") &&
+       strstr(out.p, "\"errors_omitted\":8}") &&
+       lp_json_valid(out.p, strlen(out.p), NULL, &je) == 0,
+       "cut to 100 bytes of errors: two entries, 8 omitted: %s", out.p);
+    out.len = 0;
+    lp_httpans_finish_cap(&a, &out, 10);
+    lp_buf_addc(&out, '\0');
+    is_str(out.p, "{\"accepted\":0,\"rejected\":10,\"errors\":[],"
+           "\"errors_omitted\":10}", "a cap below one entry: none listed");
+    out.len = 0;
+    lp_httpans_finish_cap(&a, &out, 100000);
+    lp_buf_addc(&out, '\0');
+    ok(strstr(out.p, "\"line\":10,") && !strstr(out.p, "omitted"),
+       "a cap above them all: all listed");
+
     /* a message cut to 512 bytes, not inside a character */
     lp_httpans_init(&a, 10, 0);
     memset(msg, 'a', 511);

@@ -1,11 +1,12 @@
 #!/bin/sh
-# x0325-http-review.sh -- faults of logpipe-http the adversarial review
-# found (issue 16) that are still open: each a test that fails now. Named
-# x*, so that make check (tests/t[0-9]*.sh) does not run it; by hand:
-# prove -v tests/x0325-http-review.sh. The event loop waits on Redis
-# (a key's HGET, a full ring of batches, --max-backlog's lag) while Redis
-# is slow. Fixed ones
-# moved to t0326.
+# t0328-http-never-waits.sh -- logpipe-http's loop never waits on Redis
+# for a request (issue 16, the review's faults 5 to 7): a key's lookup
+# goes on the engine's questions' connection (lp_aside), a request that
+# finds every batch of the ring in flight is parked whole for a slot,
+# --max-backlog's lag is asked aside and judged by its last answer. Redis
+# is made slow by CLIENT PAUSE; /healthz must answer meanwhile. Also: a
+# keyed answer lists errors up to 1 KiB (its field stays small), and the
+# requests parked at a SIGTERM are stored and answered.
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/httpd-lib.sh"
 
@@ -37,7 +38,7 @@ A2=$ADDR
 healthy() {
     _end=$(($(date +%s) + 3))
     while [ "$(date +%s)" -lt "$_end" ]; do
-        curl -sS -m 1 -o /dev/null "http://$1/healthz" || return 1
+        curl -sS -m 4 -o /dev/null "http://$1/healthz" || return 1
     done
 }
 
@@ -91,10 +92,65 @@ test_expect_success '--max-backlog while Redis is paused: other clients still se
     rcli CLIENT PAUSE 8000 WRITE >/dev/null
     { curl -sS -o /dev/null -w "%{http_code}\n" -H "$ND" --data-binary @b1 "http://$M/v1/events" >>mb.codes; } &
     wait_for 5 "curl -s http://$M/metrics | grep -q \"^logpipe_http_batches_in_flight 1\""
+    # past the 100 ms the last answer of the lag is used for
+    sleep 0.3
     { curl -sS -o /dev/null -w "%{http_code}\n" -H "$ND" --data-binary @b1 "http://$M/v1/events" >>mb.codes; } &
     healthy "$M" || { rcli CLIENT UNPAUSE >/dev/null; false; }
     rcli CLIENT UNPAUSE >/dev/null
     wait_for 30 "test \$(wc -l <mb.codes) = 2"
 '
+
+
+# lines "{"n":I}" and I bad ones: 200 with the bad ones rejected
+bad_body() {
+    i=0
+    while [ $i -lt "$1" ]; do
+        printf '{"n":%d}\nthis line number %d is not JSON at all, and says so at length to make its error long\n' $i $i
+        i=$((i + 1))
+    done
+}
+bad_body 60 >bad60
+start_http cap
+C=$ADDR
+
+test_expect_success 'a keyed answer lists errors up to 1 KiB, the rest omitted; a retry from Redis gets it again' '
+    req -H "$ND" -H "Idempotency-Key: cap-1" --data-binary @bad60 "http://$C/v1/events" &&
+    code_is 200 && cp body cap.first &&
+    grep_q "\"accepted\":60,\"rejected\":60" cap.first &&
+    grep_q "\"errors_omitted\":" cap.first &&
+    test "$(wc -c <cap.first)" -lt 1300 &&
+    omitted=$(sed -n "s/.*\"errors_omitted\":\([0-9]*\).*/\1/p" cap.first) &&
+    listed=$(grep -o "\"line\":" cap.first | wc -l) &&
+    test $((omitted + listed)) = 60 &&
+    test "$(rcli HSTRLEN logs:stream:producers http:-:cap-1)" -lt 2000 &&
+    stop_http cap KILL &&
+    start_http cap &&
+    req -H "$ND" -H "Idempotency-Key: cap-1" --data-binary @bad60 "http://$ADDR/v1/events" &&
+    code_is 200 && test_cmp cap.first body &&
+    req -H "$ND" --data-binary @bad60 "http://$ADDR/v1/events" &&
+    code_is 200 && grep_q "\"errors\":\[{" body &&
+    test "$(grep -o "\"line\":" body | wc -l)" -gt "$listed"
+'
+
+test_expect_success 'requests parked for the ring at a SIGTERM: each stored once and answered 200' '
+    start_http park &&
+    P=$ADDR &&
+    rcli DEL logs:stream >/dev/null &&
+    rcli CLIENT PAUSE 8000 WRITE >/dev/null &&
+    : >park.codes &&
+    for i in 1 2 3 4 5 6; do
+        printf "{\"park\":%d}\n" $i >park$i
+        { curl -sS -o /dev/null -w "%{http_code}\n" -H "$ND" -H "Idempotency-Key: park-$i" --data-binary @park$i "http://$P/v1/events" >>park.codes; } &
+        wait_for 5 "curl -s http://$P/metrics | grep -q \"^logpipe_http_requests_in_flight $i\"" || return 1
+    done &&
+    kill -TERM "$(cat park.pid)" &&
+    rcli CLIENT UNPAUSE >/dev/null &&
+    wait_for 30 "test \$(wc -l <park.codes) = 6" &&
+    wait_for 30 test -s park.rc &&
+    test "$(cat park.rc)" = 0 &&
+    test "$(sort -u park.codes)" = 200 &&
+    test "$(rcli XLEN logs:stream)" = 6
+'
+rcli CLIENT UNPAUSE >/dev/null 2>&1 || :
 
 test_done
