@@ -112,6 +112,11 @@ static const struct lp_optdef longopts[] = {
       "one limit per value of JQ over each event, e.g.\n"
       ".app (default: the client's --tokens name)",
       LP_GIVEN(OPT, needs_rate) },
+    { "on-limit", 0, LP_ENUM(OPT, c.on_limit), "WHAT",
+      "block (the request refused whole: 429), reject\n"
+      "(the events over it rejected in the 200), or dlq\n"
+      "(rejected into the DLQ) (block)",
+      .words = "block|reject|dlq", LP_GIVEN(OPT, needs_rate) },
     { "shared-rate", 0, LP_FLAG(OPT, c.shared_rate), NULL,
       "keep the limits in Redis, shared by all instances",
       LP_GIVEN(OPT, needs_rate) },
@@ -495,6 +500,7 @@ struct hreq {
     int keyed;                  /* it has an Idempotency-Key */
     struct idem *key;           /* its key's entry, when it has one and is
                                    the one that stores it */
+    char why[LP_ERRLEN];        /* an event's refusal, for the answer */
 };
 
 static struct http *door;       /* for done(), whose ctx is the request */
@@ -601,11 +607,32 @@ static int on_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
     return 0;
 }
 
-static void on_item(void *ctx, struct lp_httpd_req *q,
-                    const struct lp_httpd_item *it)
+/* A dead letter of the request's (stage "http"): data, code, why. */
+static int to_dlq(struct http *x, struct lp_httpd_req *q, const char *data,
+                  size_t n, const char *code, const char *why)
+{
+    struct hreq *r = lp_httpd_req_data(q);
+    const char *cl = lp_httpd_req_client(q);
+    struct lp_dlq_rec rec = {
+        .data = { data, n },
+        .error = { code, strlen(code) },
+        .detail = { why, strlen(why) },
+        .stage = { "http", 4 },
+        .source_stream = { x->o->com.stream, strlen(x->o->com.stream) },
+        .source_id = { "", 0 },
+        .consumer = { cl ? cl : x->host, strlen(cl ? cl : x->host) },
+        .failed_at = lp_now_ms(),
+    };
+
+    return lp_send_req_dlq(r->sq, &rec);
+}
+
+static const char *on_item(void *ctx, struct lp_httpd_req *q,
+                           const struct lp_httpd_item *it)
 {
     struct http *x = ctx;
     struct hreq *r = lp_httpd_req_data(q);
+    const char *refused = NULL;
     int rc = 0;
 
     if (r->keyed) {             /* each item's bytes, then a LF */
@@ -615,28 +642,24 @@ static void on_item(void *ctx, struct lp_httpd_req *q,
             r->hash = fnv(r->hash, &it->line, sizeof it->line);
     }
     if (r->sq == NULL)
-        return;
-    if (it->ev)
+        return NULL;
+    if (it->ev && !lp_send_req_admit(r->sq, it->txt, it->n, it->ev,
+                                     r->why, sizeof r->why)) {
+        /* --on-limit reject or dlq: this event is over the limit */
+        refused = r->why;
+        if (x->o->c.on_limit == LP_SEND_ON_DLQ)
+            rc = to_dlq(x, q, it->txt, it->n, "rate-limited", r->why);
+    } else if (it->ev) {
         rc = lp_send_req_event(r->sq, it->stored, it->stored_len, it->txt,
                                it->n, it->ev);
-    else if (x->o->c.rejects_to_dlq && it->txt && it->n) {
-        const char *cl = lp_httpd_req_client(q);
-        struct lp_dlq_rec rec = {
-            .data = { it->txt, it->n },
-            .error = { it->code, strlen(it->code) },
-            .detail = { it->msg, strlen(it->msg) },
-            .stage = { "http", 4 },
-            .source_stream = { x->o->com.stream, strlen(x->o->com.stream) },
-            .source_id = { "", 0 },
-            .consumer = { cl ? cl : x->host, strlen(cl ? cl : x->host) },
-            .failed_at = lp_now_ms(),
-        };
-        rc = lp_send_req_dlq(r->sq, &rec);
+    } else if (x->o->c.rejects_to_dlq && it->txt && it->n) {
+        rc = to_dlq(x, q, it->txt, it->n, it->code, it->msg);
     }
     if (rc < 0) {
         lp_send_req_abort(r->sq);
         r->sq = NULL;
     }
+    return refused;
 }
 
 /* Hands q's request to the engine; answers the refusals. */

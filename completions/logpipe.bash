@@ -33,7 +33,7 @@ _logpipe_opts()
             --tls-cert --tls-key --redis-tls-cert --redis-tls-key --batch
             --linger --wal --wal-max
             --max-backlog --replicas --replica-timeout --rate --rate-key
-            --shared-rate --burst --max-keys
+            --on-limit --shared-rate --burst --max-keys
             --time-field --max-age --max-skew --max-line --max-depth
             --max-members --require --rejects-to-dlq --idempotency-ttl
             --producer-ttl -g -b -l"

@@ -384,18 +384,26 @@ static void body_item(void *ctx, const struct lp_httpbody_item *bi)
         .stored_len = bi->stored_len, .code = bi->code, .msg = bi->msg,
     };
 
+    const char *msg = bi->msg;
+
     if (bi->ev) {
-        lp_httpans_accept(&q->ans, 1);
-        h->st.events++;
-    } else {
-        if (bi->index >= 0)
-            lp_httpans_reject(&q->ans, 1, (uint64_t)bi->index, bi->msg);
-        else
-            lp_httpans_reject(&q->ans, 0, bi->line, bi->msg);
-        h->st.rejected++;
+        /* an event the caller refuses (over --rate) is a rejection */
+        const char *refused = h->c.cb.item ? h->c.cb.item(h->c.ctx, q, &it)
+                                           : NULL;
+        if (refused == NULL) {
+            lp_httpans_accept(&q->ans, 1);
+            h->st.events++;
+            return;
+        }
+        msg = refused;
     }
-    if (h->c.cb.item)
-        h->c.cb.item(h->c.ctx, q, &it);
+    if (bi->index >= 0)
+        lp_httpans_reject(&q->ans, 1, (uint64_t)bi->index, msg);
+    else
+        lp_httpans_reject(&q->ans, 0, bi->line, msg);
+    h->st.rejected++;
+    if (!bi->ev && h->c.cb.item)
+        (void)h->c.cb.item(h->c.ctx, q, &it);
 }
 
 static void otlp_item(void *ctx, const struct lp_otlp_item *oi)
@@ -408,12 +416,18 @@ static void otlp_item(void *ctx, const struct lp_otlp_item *oi)
         .stored_len = oi->stored_len, .code = oi->code, .msg = oi->msg,
     };
 
-    if (oi->ev)
-        h->st.events++;
-    else
+    const char *refused = h->c.cb.item ? h->c.cb.item(h->c.ctx, q, &it)
+                                       : NULL;
+
+    if (oi->ev && refused) {
+        /* refused by the caller (over --rate): a rejection */
+        lp_otlp_refuse(q->otlp, oi->where, refused);
         h->st.rejected++;
-    if (h->c.cb.item)
-        h->c.cb.item(h->c.ctx, q, &it);
+    } else if (oi->ev) {
+        h->st.events++;
+    } else {
+        h->st.rejected++;
+    }
 }
 
 /* A request object with the decoder its route needs, or NULL. */

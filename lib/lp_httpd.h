@@ -103,9 +103,11 @@ struct lp_httpd_cb {
     int (*begin)(void *ctx, struct lp_httpd_req *q, int64_t *retry_after_ms,
                  char *msg);
     /* each event or rejection, in body order (it and its pointers
-     * borrowed for the call); the library counts them for the answer */
-    void (*item)(void *ctx, struct lp_httpd_req *q,
-                 const struct lp_httpd_item *it);
+     * borrowed for the call); the library counts them for the answer.
+     * Returns NULL, or for an event the caller refuses (over --rate) why:
+     * the answer then counts it rejected with that message */
+    const char *(*item)(void *ctx, struct lp_httpd_req *q,
+                        const struct lp_httpd_item *it);
     /* the body was read whole and good: store the events, then (now or
      * later, from the loop's thread) lp_httpd_answer */
     void (*submit)(void *ctx, struct lp_httpd_req *q);

@@ -661,6 +661,13 @@ static void note(struct lp_otlp *o, const char *where, const char *msg)
     lp_buf_adds(&o->msgs, msg);
 }
 
+void lp_otlp_refuse(struct lp_otlp *o, const char *where, const char *msg)
+{
+    if (o->accepted > 0)
+        o->accepted--;
+    note(o, where, msg);
+}
+
 static void record(struct lp_otlp *o, const char *s, const struct lp_jval *r,
                    const char *where)
 {

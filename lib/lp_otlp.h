@@ -98,6 +98,10 @@ int lp_otlp_map(struct lp_otlp *o, const char *s, size_t n, int64_t now,
 /* Why lp_otlp_map did not return 200; borrowed until the next map. */
 const char *lp_otlp_error(const struct lp_otlp *o);
 
+/* An event handed to item, refused after all by its caller (over a rate
+ * limit): counted rejected, with msg, in the answer. */
+void lp_otlp_refuse(struct lp_otlp *o, const char *where, const char *msg);
+
 /* Records taken and rejected by the last map, attributes dropped. */
 void lp_otlp_counts(const struct lp_otlp *o, uint64_t *accepted,
                     uint64_t *rejected, uint64_t *dropped);

@@ -172,6 +172,9 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
 static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
                        const struct lp_jevent *ev, char *buf, size_t cap);
 static int64_t req_rate(struct lp_send *s, struct lp_send_req *q);
+static struct lp_bucket *req_bucket(struct lp_send *s, const char *key,
+                                    size_t klen, int64_t now);
+static int64_t rate_take(struct lp_send *s, struct lp_bucket *b);
 static void unpark_failed(struct lp_send *s, const char *why);
 
 /* q is over: its outcome to done(), then it is freed. */
@@ -371,7 +374,9 @@ int lp_send_req_event(struct lp_send_req *q, const char *stored, size_t len,
     if (req_room(q) < 0 || start >= 0x80000000u ||
         lp_pipeline_xadd_to(s, &q->blob, stored, len, NULL) < 0)
         return -1;
-    if (s->rate && txt && (s->rkey_idx >= 0 || s->rkey_jq)) {
+    if (s->rate && s->c.on_limit == LP_SEND_ON_BLOCK && txt &&
+        (s->rkey_idx >= 0 || s->rkey_jq)) {
+        /* the request's tokens are taken whole at its submit */
         char key[1024];
         size_t klen = rate_key(s, txt, n, ev, key, sizeof key);
         if (req_tally(q, key, klen) < 0)
@@ -379,6 +384,36 @@ int lp_send_req_event(struct lp_send_req *q, const char *stored, size_t len,
     }
     q->at[q->n++] = (uint32_t)start;
     q->nev++;
+    return 0;
+}
+
+int lp_send_req_admit(struct lp_send_req *q, const char *txt, size_t n,
+                      const struct lp_jevent *ev, char *why, size_t cap)
+{
+    struct lp_send *s = q->s;
+    char key[1024];
+    size_t klen;
+    struct lp_bucket *b;
+
+    if (!s->rate || s->c.on_limit == LP_SEND_ON_BLOCK)
+        return 1;
+    if (txt && (s->rkey_idx >= 0 || s->rkey_jq)) {
+        klen = rate_key(s, txt, n, ev, key, sizeof key);
+    } else {
+        /* the request's one key: its client's */
+        klen = q->klen < sizeof key ? q->klen : sizeof key;
+        if (klen)
+            memcpy(key, q->key, klen);
+    }
+    b = req_bucket(s, key, klen, lp_mono_ms());
+    if (rate_take(s, b) == 0)
+        return 1;
+    s->n.limited++;
+    if (klen)
+        snprintf(why, cap, "over --rate for key \"%.*s\"",
+                 (int)(b->klen < 64 ? b->klen : 64), b->key);
+    else
+        snprintf(why, cap, "over --rate");
     return 0;
 }
 
@@ -526,8 +561,9 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
         req_over(q, LP_REQ_STORED);
         return LP_REQ_EMPTY;
     }
-    if (s->rate) {
-        /* all its tokens or none: a request is taken whole or not */
+    if (s->rate && s->c.on_limit == LP_SEND_ON_BLOCK) {
+        /* all its tokens or none: a request is taken whole or not (else
+         * each event took its own: lp_send_req_admit) */
         int64_t wait = req_rate(s, q);
         if (wait != 0) {
             *retry_after_ms = wait;

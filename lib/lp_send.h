@@ -292,6 +292,13 @@ struct lp_send_req *lp_send_req_begin(struct lp_send *s, lp_send_req_fn *done,
 int lp_send_req_event(struct lp_send_req *q, const char *stored, size_t len,
                       const char *txt, size_t n, const struct lp_jevent *ev);
 int lp_send_req_dlq(struct lp_send_req *q, const struct lp_dlq_rec *rec);
+/* --on-limit reject or dlq: takes the token of one event (txt[0..n), ev
+ * its scan) under its --rate-key key, else the request's key, before it is
+ * added: 1 when taken (or no such limit), 0 over the limit with why (the
+ * event is then the caller's to reject or move to the DLQ, not added).
+ * With --on-limit block the request's tokens are taken whole at submit. */
+int lp_send_req_admit(struct lp_send_req *q, const char *txt, size_t n,
+                      const struct lp_jevent *ev, char *why, size_t cap);
 
 /*
  * Makes q a unit of its own producer, name[0..len) (an idempotency key:

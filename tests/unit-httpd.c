@@ -79,8 +79,8 @@ static int on_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
     return 0;
 }
 
-static void on_item(void *ctx, struct lp_httpd_req *q,
-                    const struct lp_httpd_item *it)
+static const char *on_item(void *ctx, struct lp_httpd_req *q,
+                           const struct lp_httpd_item *it)
 {
     struct ctr *c = lp_httpd_req_data(q);
 
@@ -105,6 +105,7 @@ static void on_item(void *ctx, struct lp_httpd_req *q,
                         it->msg);
         }
     }
+    return NULL;
 }
 
 static void answer(struct lp_httpd_req *q)
@@ -405,11 +406,15 @@ static int t_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
     return 0;
 }
 
-static void t_item(void *ctx, struct lp_httpd_req *q,
-                   const struct lp_httpd_item *it)
+static const char *t_item(void *ctx, struct lp_httpd_req *q,
+                          const struct lp_httpd_item *it)
 {
-    (void)ctx; (void)q; (void)it;
+    (void)ctx; (void)q;
     t_items++;
+    /* the caller refusing an event (as --on-limit reject does) */
+    if (it->ev && it->txt && memmem(it->txt, it->n, "refuse-me", 9))
+        return "over --rate";
+    return NULL;
 }
 
 static void t_submit(void *ctx, struct lp_httpd_req *q)
@@ -586,6 +591,24 @@ static int tests(void)
     for (int i = 0; i < 50 && lp_httpd_busy(h); i++)
         pump(h, 10);
     is_int(lp_httpd_busy(h), 0, "nothing in hand after the answer");
+
+    put(h, fd, "POST /v1/events HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/x-ndjson\r\nContent-Length: 34\r\n\r\n"
+        "{\"a\":1}\n{\"b\":\"refuse-me\"}\n{\"c\":3}\n");
+    is_int(get(h, fd), 200, "an event the caller refuses: 200");
+    is_str(body_of(), "{\"accepted\":2,\"rejected\":1,\"errors\":[{\"line\":2,"
+           "\"error\":\"over --rate\"}]}", "counted rejected, its message "
+           "the caller's");
+    put(h, fd, "POST /v1/logs HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 91\r\n\r\n"
+        "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"body\":"
+        "{\"stringValue\":\"refuse-me\"}},{}]}]}]}");
+    is_int(get(h, fd), 200, "OTLP: a record the caller refuses: 200");
+    ok(strstr(body_of(), "\"rejectedLogRecords\":\"1\"") &&
+       strstr(body_of(), "over --rate"), "partial success names it: %s",
+       body_of());
+    for (int i = 0; i < 50 && lp_httpd_busy(h); i++)
+        pump(h, 10);
 
     put(h, fd, "POST /v1/events HTTP/1.1\r\nHost: x\r\n"
         "Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
