@@ -177,6 +177,17 @@ static struct lp_bucket *req_bucket(struct lp_send *s, const char *key,
 static int64_t rate_take(struct lp_send *s, struct lp_bucket *b);
 static void unpark_failed(struct lp_send *s, const char *why);
 
+/* The message of an event over --rate under bucket b (klen 0: no key). */
+static void over_rate(const struct lp_bucket *b, size_t klen, char *why,
+                      size_t cap)
+{
+    if (klen)
+        snprintf(why, cap, "over --rate for key \"%.*s\"",
+                 (int)(b->klen < 64 ? b->klen : 64), b->key);
+    else
+        snprintf(why, cap, "over --rate");
+}
+
 /* q is over: its outcome to done(), then it is freed. */
 static void req_over(struct lp_send_req *q, int how)
 {
@@ -409,11 +420,7 @@ int lp_send_req_admit(struct lp_send_req *q, const char *txt, size_t n,
     if (rate_take(s, b) == 0)
         return 1;
     s->n.limited++;
-    if (klen)
-        snprintf(why, cap, "over --rate for key \"%.*s\"",
-                 (int)(b->klen < 64 ? b->klen : 64), b->key);
-    else
-        snprintf(why, cap, "over --rate");
+    over_rate(b, klen, why, cap);
     return 0;
 }
 
@@ -1230,11 +1237,7 @@ static int rate_admit(struct lp_send *s, const char *txt, size_t n,
             LP_RATE_OVERFLOW);
     while ((wait = rate_take(s, b)) > 0) {
         if (s->c.on_limit != LP_SEND_ON_BLOCK) {
-            if (klen)
-                snprintf(what, cap, "over --rate for key \"%.*s\"",
-                         (int)(b->klen < 64 ? b->klen : 64), b->key);
-            else
-                snprintf(what, cap, "over --rate");
+            over_rate(b, klen, what, cap);
             return 0;
         }
         if (lp_send_stopping(s)) {

@@ -13,27 +13,6 @@
 start_redis redis --appendonly yes --appendfsync always
 ND='Content-Type: application/x-ndjson'
 printf '{"a":1}\n' >b1
-printf '{"b":2}\n{"b":3}\n' >b2
-
-# every request answered 200 has its events in the stream: FILE holds
-# lines "CODE BODYFILE EVENTSFILE"
-stored_if_200() {
-    stream_data >got
-    while read -r c bf ef; do
-        [ "$c" = 200 ] || continue
-        while read -r ev; do
-            grep -qxF "$ev" got || {
-                echo "answered 200 ($(cat "$bf")), not stored: $ev" >&2
-                return 1
-            }
-        done <"$ef"
-    done <"$1"
-}
-
-start_http p1
-A1=$ADDR
-start_http p2
-A2=$ADDR
 
 healthy() {
     _end=$(($(date +%s) + 3))
