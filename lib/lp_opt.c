@@ -257,6 +257,15 @@ static int read_password(const char *path, char *buf, size_t cap, char *err)
     return 0;
 }
 
+/* A TLS option's value v, given on the command line (not only by its
+ * variable env)? */
+static int argv_tls(const char *v, const char *env)
+{
+    const char *e = getenv(env);
+
+    return v != NULL && (e == NULL || strcmp(v, e) != 0);
+}
+
 struct lp_redis *lp_common_redis(const struct lp_common *c, int *shown,
                                  char *err)
 {
@@ -284,8 +293,14 @@ struct lp_redis *lp_common_redis(const struct lp_common *c, int *shown,
     memset(pw, 0, sizeof pw);
     if (r == NULL)
         snprintf(err, LP_ERRLEN, "out of memory");
-    else if (u.tls || c->tls_ca || c->tls_cert || c->tls_key ||
-             c->tls_server_name || c->tls_insecure) {
+    else if (u.tls || argv_tls(c->tls_ca, "LOGPIPE_TLS_CA") ||
+             argv_tls(c->tls_cert, "LOGPIPE_TLS_CERT") ||
+             argv_tls(c->tls_key, "LOGPIPE_TLS_KEY") ||
+             argv_tls(c->tls_server_name, "LOGPIPE_TLS_SERVER_NAME") ||
+             c->tls_insecure) {
+        /* a plain URL with TLS options given on the command line is a
+         * mistake (78); the same from the environment only are for the
+         * rediss:// URLs it may also hold, not for this one */
         struct lp_tls t = { c->tls_ca, c->tls_cert, c->tls_key,
                             c->tls_server_name, c->tls_insecure };
         if (lp_redis_tls(r, &t, err) < 0) {

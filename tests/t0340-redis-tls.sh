@@ -104,6 +104,16 @@ test_expect_success 'bad TLS files, and --tls-* without rediss://: 78, said' '
     grep_q "rediss://" err
 '
 
+test_expect_success 'LOGPIPE_TLS_* in the environment, a plain URL: they do not apply, it works' '
+    rcli DEL envplain >/dev/null &&
+    LOGPIPE_TLS_SERVER_NAME=redis.example LOGPIPE_TLS_CERT="$TMP/client.pem" \
+        LOGPIPE_TLS_KEY="$TMP/client.key" \
+        logpipe-send -r "redis://127.0.0.1:$REDIS_PORT" -s envplain <three &&
+    test "$(rcli XLEN envplain)" = 3 &&
+    logpipe-stat -r "redis://127.0.0.1:$REDIS_PORT" -s envplain >st &&
+    rcli DEL envplain >/dev/null
+'
+
 test_expect_success 'TLS to a plain server, plain to a TLS one: clear failures' '
     ! logpipe-send -r "rediss://127.0.0.1:$REDIS_PORT" --timeout 1s <three 2>err &&
     grep_q "speaking TLS" err &&
