@@ -138,7 +138,7 @@ demo: deps
 	@sh examples/demo.sh
 
 # the incumbent the README compares with: rsyslog's omhiredis
-BENCH_DEPS = rsyslog rsyslog-hiredis
+BENCH_DEPS = rsyslog rsyslog-hiredis nghttp2-client
 bench: deps all
 	@sh tests/deps.sh $(BENCH_DEPS)
 	@sh tests/bench.sh

@@ -195,6 +195,39 @@ read -r ss sr <send.cpu
 say "http, best round: $t_hh s by the client, $hx s from its first request to the stream's length checked (every event there)"
 say "CPU seconds of the best rounds: logpipe-http $hs (its client $hc, Redis $hr); logpipe-send $ss (Redis $sr)"
 row "http p99 request latency, 1000-event bodies, 4 conns" "$(hfield p99_ms http.best)" ms "" - - "(reported)" "-"
+# the same load by h2load --h1 (nghttp2-client, the issue's client): one
+# 1000-event body of the corpus sent N/1000 times, the best of 3 rounds,
+# against the same send row; every answer must be 200 and every event in
+# the stream
+if command -v h2load >/dev/null 2>&1; then
+    head -n 1000 events >h2.body
+    nreq=$((N / 1000))
+    t_h2=9999
+    for round in 1 2 3; do
+        rcli DEL hh2 >/dev/null
+        http_start hh2
+        h2load --h1 -n "$nreq" -c 4 -d h2.body \
+            -H 'Content-Type: application/x-ndjson' \
+            "http://$HADDR/v1/events" >h2.out 2>&1 ||
+            { cat h2.out >&2; echo "bench: h2load failed" >&2; exit 1; }
+        http_stop
+        grep -q "^status codes: $nreq 2xx" h2.out ||
+            { cat h2.out >&2; echo "bench: h2load got answers other than 200" >&2; exit 1; }
+        test_xlen -eq "$((nreq * 1000))" hh2 ||
+            { echo "bench: h2load's events not all stored" >&2; exit 1; }
+        t=$(awk '/^finished in/ { v = $3; sub(/,$/, "", v)
+                if (v ~ /ms$/) { sub(/ms$/, "", v); v /= 1000 } else sub(/s$/, "", v)
+                print v }' h2.out)
+        t_h2=$(lesser "$t_h2" "$t")
+    done
+    rcli DEL hh2 >/dev/null
+    x=$(per "$((nreq * 1000))" "$t_h2"); r=$(div "$x" "$hs_ev")
+    row "http events/s by h2load --h1, 1000-event bodies, 4 conns" "$x" ev/s "send of the file" "$hs_ev" "$r" "≥ 0.8" "$(verdict "$r" 0.8)"
+    say "h2load, last round: $(grep -E '^(finished|time for request)' h2.out | tr -s ' ' | tr '\n' ' ')"
+    rm -f h2.body h2.out
+else
+    say "h2load not installed (nghttp2-client): no row by it"
+fi
 for c in 1 4 64; do eval "t_hc$c=9999"; done
 for round in 1 2 3; do
     for c in 1 4 64; do
