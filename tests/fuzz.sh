@@ -124,7 +124,9 @@ LIBS="$($PKG_CONFIG --libs hiredis zlib openssl 2>/dev/null ||
         echo -lhiredis -lz -lssl -lcrypto) -ljq -lm"
 CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
     -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE
-    -DLP_VERSION=\"fuzz\" -Wall -Wextra -Wno-unused-parameter -Ilib"
+    -DLP_VERSION=\"fuzz\" -Wall -Wextra -Wno-unused-parameter
+    -Werror=incompatible-pointer-types -Werror=implicit-function-declaration
+    -Ilib"
 
 # Builds $B/fuzz-NAME when a source, a header, this script or the flags
 # changed. The temporary name is per process: two runs may build at once.

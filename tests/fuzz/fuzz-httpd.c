@@ -28,6 +28,8 @@
  *     "HTTP/1.1 NNN " or "HTTP/1.0 NNN ".
  *  2. Every event handed to item is a valid JSON object; a rejection has
  *     a code and a message; begin, then submit or abort, once a request.
+ *     (item refuses the events of a length divisible by 7, as a rate
+ *     limit would: they are answered as rejections.)
  *  3. Once the client is gone, nothing stays in hand and no connection
  *     stays open: the next input finds the server as new.
  */
@@ -45,8 +47,8 @@ static int f_begin(void *ctx, struct lp_httpd_req *q, int64_t *retry,
     return 0;
 }
 
-static void f_item(void *ctx, struct lp_httpd_req *q,
-                   const struct lp_httpd_item *it)
+static const char *f_item(void *ctx, struct lp_httpd_req *q,
+                          const struct lp_httpd_item *it)
 {
     struct lp_jerr je;
 
@@ -55,9 +57,13 @@ static void f_item(void *ctx, struct lp_httpd_req *q,
         if (lp_json_valid(it->stored, it->stored_len, NULL, &je) < 0 ||
             it->stored_len == 0 || it->stored[0] != '{')
             abort();
-    } else if (it->code == NULL || it->msg == NULL) {
-        abort();
+        /* every seventh length refused, as --on-limit reject does: the
+         * answer then counts it rejected */
+        return it->stored_len % 7 == 0 ? "over --rate" : NULL;
     }
+    if (it->code == NULL || it->msg == NULL)
+        abort();
+    return NULL;
 }
 
 static void f_submit(void *ctx, struct lp_httpd_req *q)
