@@ -119,7 +119,8 @@ check: deps all
 VALGRIND = valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
            --errors-for-leak-kinds=definite,indirect --error-exitcode=99
 valgrind: deps all
-	@LP_VALGRIND="$(VALGRIND)" prove -j2 -e '' tests/t00[0-9]*.sh
+	@LP_VALGRIND="$(VALGRIND)" prove -j2 -e '' tests/t00[0-9]*.sh \
+	    tests/t0343-cluster-unit.sh
 
 # long fault-injection and soak runs, not part of check
 stress: deps all
