@@ -925,6 +925,8 @@ int lp_cluster_resend(struct lp_cluster *c, struct lp_cluster_try *t,
      * moved too (a reshard moves ranges): load it from that node, which
      * knows best. A map that fails to load keeps the slot patched. */
     c->st.moved++;
+    if (t->slot == LP_CLUSTER_SLOTS)
+        t->slot = d.slot;       /* "any master" had a key after all */
     c->owner[d.slot] = (uint16_t)(i + 1);
     if (reload(c, i, e) < 0)
         c->owner[d.slot] = (uint16_t)(i + 1);

@@ -185,33 +185,46 @@ struct lp_reply *lp_cluster_cmdv(struct lp_cluster *c, int key_arg, int argc,
 
 /* ---- for pipelined callers ----------------------------------------------
  *
- * A batch is commands for one slot written to one node in one go (a
- * MULTI ... EXEC, or commands a resend cannot hurt). Its caller:
+ * A batch is commands for one slot written to one node in one go. What
+ * is sent again after a redirect is what did not run:
+ *  - a transaction (MULTI ... EXEC, send's batches): a redirect of any of
+ *    its commands makes EXEC answer EXECABORT, nothing ran: the whole
+ *    transaction is sent again. After ASK, one ASKING before MULTI covers
+ *    it all (Redis keeps the flag until EXEC), and the target checks the
+ *    keys at EXEC: some of them not there yet is TRYAGAIN, never a
+ *    transaction run on half the keys.
+ *  - plain pipelined commands (drain's XACKs): each is judged alone,
+ *    those answered ran where they were: only the redirected ones are
+ *    sent again, in order, and after ASK each after its own ASKING (the
+ *    flag lasts one command).
+ * The caller:
  *
  *   lp_cluster_try_start(c, &t, slot);
- *   lp_cluster_slot_node(c, slot, &r, err);      (ETEMP: as unreachable)
+ *   rc = lp_cluster_slot_node(c, slot, &r, err);
  *   again:
- *     if (asking) lp_cluster_asking(r);        ASKING first, same write
- *     append the batch; flush
- *     for each reply (ASKING's +OK too):
- *       if (lp_cluster_check(c, &t, r, rep) != LP_REDIR_NONE)
- *           the command did not run there (in a MULTI: the EXEC that
- *           follows answers EXECABORT, nothing ran);
- *       read every reply of the batch either way: the connection stays
- *       in step
- *     an I/O error, or a node not reached: lp_cluster_unreachable(c, &t,
- *       err) (the batch's fate is the caller's to find out, as today)
- *     if nothing was redirected: done.
+ *     rc == LP_REDIS_EAUTH: stop; rc != 0: lp_cluster_unreachable(c, &t,
+ *       err), go to resend
+ *     write what is to be sent (ASKING where asking says, as above)
+ *     for each reply, ASKING's +OK too (look at every one: a connection
+ *     stays in step only when all replies are read):
+ *       lp_cluster_check(c, &t, r, rep) != LP_REDIR_NONE: that command
+ *       did not run there (to be sent again)
+ *     an I/O error: lp_cluster_unreachable(c, &t, err); which commands ran
+ *       is the caller's to find out, as with lp_redis alone
+ *     nothing redirected, nothing lost: done.
+ *   resend:
  *     switch (lp_cluster_resend(c, &t, &r, &asking, &ms, err)):
- *       LP_CLUSTER_RESEND: write the whole batch to r again: goto again
+ *       LP_CLUSTER_RESEND: send to r: goto again (rc = 0)
  *       LP_CLUSTER_WAIT: after ms (poll, or the caller's event loop),
- *         lp_cluster_slot_node(c, slot, &r, err) (the map is reloaded
- *         first) and write the batch there: goto again
- *       -1: give up with err (timeout, too many redirects, credentials)
+ *         rc = lp_cluster_slot_node(c, slot, &r, err) (the map is loaded
+ *         again first): goto again
+ *       -1: give up with err (the timeout, too many redirects, refused
+ *         credentials)
  *
- * Several batches for several slots may be in flight at once, each with
- * its own struct lp_cluster_try; lp_cluster_cmdv is this loop for one
- * command. Standalone, lp_cluster_check always says LP_REDIR_NONE.
+ * Batches for several slots may be in flight at once, to several nodes,
+ * each with its own struct lp_cluster_try; lp_cluster_cmdv is this loop
+ * for one command, and tests/cluster-cli.c's batch() for both kinds of
+ * batch. Standalone, lp_cluster_check always says LP_REDIR_NONE.
  */
 struct lp_cluster_try {
     unsigned slot;              /* the batch's (LP_CLUSTER_SLOTS: any) */
@@ -241,7 +254,8 @@ void lp_cluster_unreachable(struct lp_cluster *c, struct lp_cluster_try *t,
 int lp_cluster_resend(struct lp_cluster *c, struct lp_cluster_try *t,
                       struct lp_redis **r, int *asking, int64_t *wait_ms,
                       char *err);
-/* Queues ASKING on r (before a resend after ASK). 0 or -1. */
+/* Queues ASKING on r: before a transaction, or before each plain command,
+ * sent again after ASK. 0 or -1 (not connected, out of memory). */
 int lp_cluster_asking(struct lp_redis *r);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lp_cluster.h"
 #include "lp_parse.h"
@@ -101,65 +102,84 @@ struct cmd {
     size_t lens[MAXARGS];
 };
 
-/* A batch for the slot of its first command's key, written whole to one
- * node and written whole again on a redirect: the pipelined use of
- * lp_cluster (lp_cluster.h) */
+/* A batch for the slot of the first key in it, written to one node in
+ * one write, every reply checked: the pipelined use of lp_cluster (see
+ * lp_cluster.h). A batch that starts with MULTI is a transaction, sent
+ * again whole after a redirect (one ASKING before it after ASK); other
+ * batches send again only their redirected commands (ASKING before each). */
 static void batch(struct cmd *b, int n)
 {
-    struct lp_reply *reps[MAXBATCH + 1];
+    struct lp_reply *done[MAXBATCH] = { NULL }, *rep;
+    int todo[MAXBATCH], tx = n > 0 && strcasecmp(b[0].argv[0], "MULTI") == 0;
     struct lp_cluster_try t;
     struct lp_redis *r = NULL;
     unsigned slot = LP_CLUSTER_SLOTS;
     char err[LP_ERRLEN];
-    int asking = 0, rc;
+    int asking = 0, rc, left = n;
     int64_t ms;
 
     if (n == 0)
         return;
-    if (b[0].key >= 0 && b[0].key < b[0].argc)
-        slot = lp_key_slot(b[0].argv[b[0].key], b[0].lens[b[0].key]);
+    for (int i = 0; i < n; i++)
+        todo[i] = 1;
+    for (int i = 0; i < n && slot == LP_CLUSTER_SLOTS; i++)
+        if (b[i].key >= 0 && b[i].key < b[i].argc)  /* not MULTI's */
+            slot = lp_key_slot(b[i].argv[b[i].key], b[i].lens[b[i].key]);
     lp_cluster_try_start(cl, &t, slot);
     rc = lp_cluster_slot_node(cl, slot, &r, err);
     for (;;) {
-        int got = 0, redirected = 0, lost = 0;
+        int redirected = 0;
         if (rc == LP_REDIS_EAUTH)
             die(78, "", err);
         if (rc != 0) {
             lp_cluster_unreachable(cl, &t, err);
-            lost = 1;
-        } else {
-            if (asking && lp_cluster_asking(r) < 0)
+            goto resend;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!todo[i])
+                continue;
+            if (asking && (!tx || i == 0) && lp_cluster_asking(r) < 0)
                 die(69, "", "out of memory");
-            for (int i = 0; i < n; i++)
-                if (lp_redis_append(r, b[i].argc, (const char **)b[i].argv,
-                                    b[i].lens) < 0)
-                    die(69, "", "out of memory");
-            if (lp_redis_flush(r, err) < 0) {
-                /* nothing of it reached Redis whole: resend */
-                lp_cluster_unreachable(cl, &t, err);
-                lost = 1;
+            if (lp_redis_append(r, b[i].argc, (const char **)b[i].argv,
+                                b[i].lens) < 0)
+                die(69, "", "out of memory");
+        }
+        if (lp_redis_flush(r, err) < 0) {
+            /* not written whole: nothing of it ran (a test cluster does
+             * not cut a write short) */
+            lp_cluster_unreachable(cl, &t, err);
+            goto resend;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!todo[i])
+                continue;
+            for (int k = asking && (!tx || i == 0); k >= 0; k--) {
+                if (lp_redis_reply(r, &rep, err) < 0)
+                    die(69, "batch", err);  /* which ran: not known */
+                if (lp_cluster_check(cl, &t, r, rep) != LP_REDIR_NONE) {
+                    redirected = 1;
+                    lp_reply_free(rep);
+                } else if (k > 0) {
+                    lp_reply_free(rep);     /* ASKING's +OK */
+                } else {
+                    done[i] = rep;
+                    todo[i] = 0;
+                    left--;
+                }
             }
         }
-        for (int i = 0; !lost && i < n + asking; i++) {
-            if (lp_redis_reply(r, &reps[i], err) < 0) {
-                /* a test cluster does not drop connections: say so */
-                for (int k = 0; k < got; k++)
-                    lp_reply_free(reps[k]);
-                die(69, "batch", err);
+        if (tx && redirected) {
+            /* EXECABORT: nothing of it ran, all of it again */
+            for (int i = 0; i < n; i++) {
+                lp_reply_free(done[i]);
+                done[i] = NULL;
+                todo[i] = 1;
             }
-            got++;
-            if (lp_cluster_check(cl, &t, r, reps[i]) != LP_REDIR_NONE)
-                redirected = 1;
+            left = n;
         }
-        if (!lost && !redirected) {
-            for (int i = asking; i < got; i++)
-                print_reply(reps[i]);
-            for (int i = 0; i < got; i++)
-                lp_reply_free(reps[i]);
-            return;
-        }
-        for (int i = 0; i < got; i++)
-            lp_reply_free(reps[i]);
+        if (left == 0)
+            break;
+resend:
         rc = lp_cluster_resend(cl, &t, &r, &asking, &ms, err);
         if (rc < 0)
             die(69, "batch", err);
@@ -169,6 +189,10 @@ static void batch(struct cmd *b, int n)
         } else {
             rc = 0;
         }
+    }
+    for (int i = 0; i < n; i++) {
+        print_reply(done[i]);
+        lp_reply_free(done[i]);
     }
 }
 
