@@ -127,8 +127,9 @@ stress: deps all
 	@LP_STRESS=1 prove -e '' tests/t[0-9]*.sh tests/s[0-9]*.sh
 
 # the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each, one at a time;
-# FUZZ=NAME for one (json layout wal reply gz httpbody otlp httpd). Not part of
-# check, which only runs them over their seeds (t0019).
+# FUZZ=NAME for one (json layout wal reply gz httpbody otlp httpd
+# cluster). Not part of check, which only runs them over their seeds
+# (t0019).
 FUZZ ?=
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps

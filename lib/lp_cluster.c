@@ -93,10 +93,13 @@ static int host_copy(const char *s, size_t n, char *out, size_t cap,
         snprintf(why, wcap, "a host of %zu bytes", n);
         return -1;
     }
+    /* brackets only around an IPv6 address in a redirect, taken off
+     * before: inside a host they would not read back the same */
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f) {
-            snprintf(why, wcap, "a host with a space or a control "
-                     "character");
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f ||
+            s[i] == '[' || s[i] == ']') {
+            snprintf(why, wcap, "a host with a space, a control "
+                     "character or a bracket");
             return -1;
         }
     memcpy(out, s, n);

@@ -55,8 +55,9 @@ struct lp_slot_map {
  * cluster partly down). Returns 0, or -1 with err for a reply that is
  * not such a map: an error reply, wrong types, fields missing, slots out
  * of 0-16383 or listed twice, ports out of 1-65535, hosts too long or
- * with spaces or controls, more than LP_CLUSTER_NODES masters; m is then
- * empty. m is overwritten (not freed) first; free with lp_slot_map_free.
+ * with spaces, controls or brackets, more than LP_CLUSTER_NODES masters;
+ * m is then empty. m is overwritten (not freed) first; free with
+ * lp_slot_map_free.
  */
 int lp_slot_map_parse(const struct lp_reply *rep, const char *asked,
                       struct lp_slot_map *m, char *err);

@@ -270,9 +270,11 @@ static void test_map(void)
     map_bad("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\n?\r\n:1\r\n",
             "not known ('?'", "a host name not known");
     map_bad("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$3\r\na b\r\n:1\r\n",
-            "a space or a control", "a host with a space");
+            "a space, a control", "a host with a space");
     map_bad("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$3\r\na\nb\r\n:1\r\n",
-            "a space or a control", "a host with a newline");
+            "a space, a control", "a host with a newline");
+    map_bad("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$5\r\n[::1]\r\n:1\r\n",
+            "or a bracket", "a host in brackets");
     map_bad("*2\r\n*3\r\n:0\r\n:10\r\n*2\r\n$1\r\na\r\n:1\r\n"
             "*3\r\n:10\r\n:20\r\n*2\r\n$1\r\nb\r\n:1\r\n",
             "slot 10 is in two ranges", "overlapping ranges");
@@ -372,6 +374,10 @@ static void test_redirects(void)
     redir_bad("MOVED 1  h:1");
     redir_bad("MOVED 1 []:1");
     redir_bad("ASK 1 a\tb:1");
+    /* fuzz-cluster's finding 1: "[]" inside brackets read back as "" */
+    redir_bad("ASK 1 [[]]:6");
+    redir_bad("ASK 1 [::1:6");
+    redir_bad("ASK 1 a]:6");
     /* not an error reply: nothing to follow */
     rep = parse("+MOVED 1 h:1\r\n", 14);
     ok(lp_redir_parse(rep, &d, err) == LP_REDIR_NONE,
