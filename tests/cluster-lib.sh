@@ -15,7 +15,8 @@
 # CLUSTER_URL (redis://127.0.0.1:<first port>). cluster_masters prints the
 # master ports as the cluster sees them now; ccli PORT ARGS... is
 # redis-cli on a node; cluster_wait_ok waits until every node says
-# cluster_state:ok and knows every node; stop_cluster stops all nodes.
+# cluster_state:ok and knows every node (start_cluster also waits for
+# every replica's link to its master); stop_cluster stops all nodes.
 
 # cluster_port: a port whose bus port (+10000) is below 32768
 cluster_port() {
@@ -84,6 +85,14 @@ cluster_wait_ok() {
     done
 }
 
+# replica_up PORT: the node is no replica, or one whose link to its
+# master is up
+replica_up() {
+    _r=$(redis-cli -p "$1" info replication 2>/dev/null | tr -d '\r')
+    echo "$_r" | grep -q '^role:master$' ||
+    echo "$_r" | grep -q '^master_link_status:up$'
+}
+
 # cluster_masters: the master ports, as the first live node sees them
 cluster_masters() {
     for _p in $CLUSTER_PORTS; do
@@ -133,6 +142,12 @@ start_cluster() {
         echo "Bail out! the cluster is not ok"
         exit 1
     fi
+    for _p in $CLUSTER_PORTS; do
+        if ! wait_for 60 replica_up "$_p"; then
+            echo "Bail out! the replica on $_p has no link to its master"
+            exit 1
+        fi
+    done
     CLUSTER_URL="redis://127.0.0.1:${CLUSTER_PORTS%% *}"
     export CLUSTER_PORTS CLUSTER_URL CLUSTER_N
 }
