@@ -11,9 +11,16 @@
 # the ports are drawn from 20000-22699, so that the bus ports stay below
 # the kernel's ephemeral range (32768 and up) as random_port's do.
 #
+# With CLUSTER_TLS set to a directory holding ca.pem, server.pem and
+# server.key (a certificate for IP 127.0.0.1), the nodes speak TLS only,
+# their cluster bus and replication too (--tls-cluster, --tls-replication),
+# and rcc (redis-cli with --tls --cacert) is how this file talks to them.
+#
 # Sets CLUSTER_PORTS (every node, in start order), CLUSTER_DIR, and
 # CLUSTER_URL (redis://127.0.0.1:<first port>). cluster_masters prints the
-# master ports as the cluster sees them now; ccli PORT ARGS... is
+# master ports as the cluster sees them now, cluster_owner a slot's,
+# cluster_tag_on a hash tag on a given master, cluster_move_script a
+# script that moves a slot by hand; ccli PORT ARGS... is
 # redis-cli on a node; cluster_wait_ok waits until every node says
 # cluster_state:ok and knows every node (start_cluster also waits for
 # every replica's link to its master); stop_cluster stops all nodes.
@@ -21,6 +28,15 @@
 # cluster_port: a port whose bus port (+10000) is below 32768
 cluster_port() {
     echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 2700 + 20000 ))
+}
+
+# rcc ARGS...: redis-cli, over TLS when CLUSTER_TLS says so
+rcc() {
+    if [ -n "${CLUSTER_TLS:-}" ]; then
+        redis-cli --tls --cacert "$CLUSTER_TLS/ca.pem" "$@"
+    else
+        redis-cli "$@"
+    fi
 }
 
 # cluster_node DIR: starts one node in DIR on a free port; prints the port
@@ -37,7 +53,16 @@ cluster_node() {
         _p=$(cluster_port)
         rm -f "$_d/nodes.conf"
         : >"$_d/redis.log"
-        redis-server --port "$_p" --bind 127.0.0.1 --dir "$_d" \
+        if [ -n "${CLUSTER_TLS:-}" ]; then
+            set -- --port 0 --tls-port "$_p" --tls-cluster yes \
+                --tls-replication yes --tls-auth-clients no \
+                --tls-cert-file "$CLUSTER_TLS/server.pem" \
+                --tls-key-file "$CLUSTER_TLS/server.key" \
+                --tls-ca-cert-file "$CLUSTER_TLS/ca.pem"
+        else
+            set -- --port "$_p"
+        fi
+        redis-server "$@" --bind 127.0.0.1 --dir "$_d" \
             --cluster-enabled yes --cluster-config-file nodes.conf \
             --cluster-node-timeout 2000 --save '' --appendonly no \
             --logfile "$_d/redis.log" --daemonize no >/dev/null 2>&1 &
@@ -48,8 +73,8 @@ cluster_node() {
             kill -0 "$_pid" 2>/dev/null || break
             # ours, not another test's server on a port we also tried
             if grep -q "Ready to accept connections" "$_d/redis.log" &&
-               redis-cli -p "$_p" ping 2>&1 | grep -q PONG &&
-               [ "$(redis-cli -p "$_p" info server | tr -d '\r' |
+               rcc -p "$_p" ping 2>&1 | grep -q PONG &&
+               [ "$(rcc -p "$_p" info server | tr -d '\r' |
                     sed -n 's/^process_id://p')" = "$_pid" ]; then
                 echo "$_pid" >"$_d/pid"
                 echo "$_p"
@@ -66,13 +91,13 @@ cluster_node() {
 ccli() {
     _p=$1
     shift
-    redis-cli -p "$_p" "$@"
+    rcc -p "$_p" "$@"
 }
 
 # cluster_ok PORT: the node says the cluster is ok, knows all nodes and
 # sees every slot served
 cluster_ok() {
-    _info=$(redis-cli -p "$1" cluster info 2>/dev/null | tr -d '\r')
+    _info=$(rcc -p "$1" cluster info 2>/dev/null | tr -d '\r')
     echo "$_info" | grep -q '^cluster_state:ok$' &&
     echo "$_info" | grep -q '^cluster_slots_ok:16384$' &&
     echo "$_info" | grep -q "^cluster_known_nodes:$CLUSTER_N\$"
@@ -88,7 +113,7 @@ cluster_wait_ok() {
 # replica_up PORT: the node is no replica, or one whose link to its
 # master is up
 replica_up() {
-    _r=$(redis-cli -p "$1" info replication 2>/dev/null | tr -d '\r')
+    _r=$(rcc -p "$1" info replication 2>/dev/null | tr -d '\r')
     echo "$_r" | grep -q '^role:master$' ||
     echo "$_r" | grep -q '^master_link_status:up$'
 }
@@ -96,8 +121,8 @@ replica_up() {
 # cluster_masters: the master ports, as the first live node sees them
 cluster_masters() {
     for _p in $CLUSTER_PORTS; do
-        if redis-cli -p "$_p" ping >/dev/null 2>&1; then
-            redis-cli -p "$_p" cluster nodes |
+        if rcc -p "$_p" ping >/dev/null 2>&1; then
+            rcc -p "$_p" cluster nodes |
                 awk '$3 ~ /master/ && $3 !~ /fail/ {
                     split($2, a, "@"); n = split(a[1], b, ":"); print b[n] }' |
                 sort -n
@@ -109,7 +134,62 @@ cluster_masters() {
 
 # cluster_node_id PORT: the node's own ID
 cluster_node_id() {
-    redis-cli -p "$1" cluster myid
+    rcc -p "$1" cluster myid
+}
+
+# cluster_owner SLOT [PORT]: the port of the master serving SLOT, as the
+# node on PORT (default: the first node) sees it now; masters marked
+# failed left out
+cluster_owner() {
+    rcc -p "${2:-${CLUSTER_PORTS%% *}}" cluster nodes |
+        awk -v s="$1" '$3 ~ /master/ && $3 !~ /fail/ {
+            for (i = 9; i <= NF; i++) {
+                if ($i ~ /^\[/)
+                    continue        # a slot migrating or importing
+                n = split($i, r, "-")
+                if (s >= r[1] + 0 && s <= r[n] + 0) {
+                    split($2, h, "@"); m = split(h[1], hp, ":")
+                    print hp[m]
+                    exit
+                }
+            }
+        }'
+}
+
+# cluster_tag_on PORT: a hash tag (t1, t2, ...) whose slot the master on
+# PORT serves
+cluster_tag_on() {
+    _i=0
+    while [ $_i -lt 1000 ]; do
+        _i=$((_i + 1))
+        _s=$(rcc -p "$1" cluster keyslot "{t$_i}")
+        if [ "$(cluster_owner "$_s" "$1")" = "$1" ]; then
+            echo "t$_i"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# cluster_move_script SLOT FROM TO: prints a shell script that moves SLOT
+# and its keys from the master on port FROM to the one on TO by hand, as
+# the cluster spec describes a migration (importing, migrating, MIGRATE
+# of each key, the new owner told to both); for a cluster-cli "!" line
+cluster_move_script() {
+    _cli="redis-cli"
+    [ -z "${CLUSTER_TLS:-}" ] ||
+        _cli="redis-cli --tls --cacert $CLUSTER_TLS/ca.pem"
+    _fid=$(cluster_node_id "$2")
+    _tid=$(cluster_node_id "$3")
+    cat <<EOF
+$_cli -p $3 cluster setslot $1 importing $_fid >/dev/null
+$_cli -p $2 cluster setslot $1 migrating $_tid >/dev/null
+for k in \$($_cli -p $2 cluster getkeysinslot $1 1000); do
+    $_cli -p $2 migrate 127.0.0.1 $3 "\$k" 0 5000 >/dev/null
+done
+$_cli -p $3 cluster setslot $1 node $_tid >/dev/null
+$_cli -p $2 cluster setslot $1 node $_tid >/dev/null
+EOF
 }
 
 # start_cluster MASTERS REPLICAS
@@ -128,7 +208,7 @@ start_cluster() {
     done
     CLUSTER_PORTS=${CLUSTER_PORTS# }
     # shellcheck disable=SC2086
-    if ! redis-cli --cluster create $_addrs --cluster-replicas "$2" \
+    if ! rcc --cluster create $_addrs --cluster-replicas "$2" \
             --cluster-yes >"$CLUSTER_DIR/create.log" 2>&1; then
         sed -e 's/^/# /' "$CLUSTER_DIR/create.log" | tail -n 20
         echo "Bail out! redis-cli --cluster create failed"
@@ -136,7 +216,7 @@ start_cluster() {
     fi
     if ! cluster_wait_ok; then
         for _p in $CLUSTER_PORTS; do
-            echo "# $_p: $(redis-cli -p "$_p" cluster info | tr -d '\r' |
+            echo "# $_p: $(rcc -p "$_p" cluster info | tr -d '\r' |
                            head -n 3 | tr '\n' ' ')"
         done
         echo "Bail out! the cluster is not ok"

@@ -16,20 +16,7 @@ M1=$1 M2=$2 M3=$3
 SEED=$M1
 URL="redis://127.0.0.1:$SEED"
 
-# owner SLOT [PORT]: the port of the master that serves SLOT, as the node
-# on PORT (M1) sees it now
-owner() {
-    ccli "${2:-$M1}" cluster nodes | awk -v s="$1" '$3 ~ /master/ {
-        for (i = 9; i <= NF; i++) {
-            if ($i ~ /^\[/)
-                continue
-            n = split($i, r, "-")
-            if (s >= r[1] + 0 && s <= r[n] + 0) {
-                split($2, h, "@"); m = split(h[1], hp, ":"); print hp[m]; exit
-            }
-        }
-    }'
-}
+owner() { cluster_owner "$1" "${2:-$M1}"; }
 
 test_expect_success 'the slots of 3000 keys are those CLUSTER KEYSLOT gives' '
     awk "BEGIN {
@@ -104,18 +91,6 @@ test_expect_success 'a reshard between two commands: MOVED followed' '
     test "$(owner 1000)" = "$src"
 '
 
-# move_slot SLOT FROM TO: moves SLOT and its keys by hand, as the cluster
-# spec describes a migration
-move_slot() {
-    _fid=$(cluster_node_id "$2") &&
-    _tid=$(cluster_node_id "$3") &&
-    ccli "$3" cluster setslot "$1" importing "$_fid" >/dev/null &&
-    ccli "$2" cluster setslot "$1" migrating "$_tid" >/dev/null &&
-    migrate_keys "$1" "$2" "$3" 1000 &&
-    ccli "$3" cluster setslot "$1" node "$_tid" >/dev/null &&
-    ccli "$2" cluster setslot "$1" node "$_tid" >/dev/null
-}
-
 # migrate_keys SLOT FROM TO N: MIGRATEs up to N keys of SLOT
 migrate_keys() {
     for _k in $(ccli "$2" cluster getkeysinslot "$1" "$4")
@@ -129,15 +104,8 @@ test_expect_success 'a slot moved by hand between two commands: MOVED followed' 
     src=$(owner "$slot") &&
     dst=$M3 &&
     if [ "$src" = "$M3" ]; then dst=$M2; fi &&
-    move_script=$TMP/move.sh &&
-    {
-        echo "redis-cli -p $dst cluster setslot $slot importing $(cluster_node_id "$src") >/dev/null"
-        echo "redis-cli -p $src cluster setslot $slot migrating $(cluster_node_id "$dst") >/dev/null"
-        echo "for k in \$(redis-cli -p $src cluster getkeysinslot $slot 100); do redis-cli -p $src migrate 127.0.0.1 $dst \$k 0 5000 >/dev/null; done"
-        echo "redis-cli -p $dst cluster setslot $slot node $(cluster_node_id "$dst") >/dev/null"
-        echo "redis-cli -p $src cluster setslot $slot node $(cluster_node_id "$dst") >/dev/null"
-    } >"$move_script" &&
-    printf "SET {mv}a 1\nSET {mv}b 2\n!sh %s\nGET {mv}a\nGET {mv}b\nINCR {mv}c\n" "$move_script" |
+    cluster_move_script "$slot" "$src" "$dst" >move.sh &&
+    printf "SET {mv}a 1\nSET {mv}b 2\n!sh move.sh\nGET {mv}a\nGET {mv}b\nINCR {mv}c\n" |
         $CLI -r "$URL" -s >out 2>stats &&
     printf "OK\nOK\n1\n2\n1\n" >want &&
     test_cmp want out &&

@@ -1,15 +1,17 @@
 #!/bin/sh
-# t0344-cluster-valgrind.sh -- t0342 and t0345 again with
+# t0344-cluster-valgrind.sh -- t0342, t0345 and t0346 again with
 # tests/cluster-cli under valgrind's memcheck: every path of lp_cluster a
 # real cluster takes there (map loads and reloads, MOVED, ASK, TRYAGAIN
 # waits, batches, a refused database, standalone, maps without hosts, a
-# node gone and its replica promoted) with no invalid access and no leak.
+# node gone and its replica promoted, TLS) with no invalid access and no
+# leak.
 . "$(dirname "$0")/lib.sh"
 
 if ! command -v valgrind >/dev/null 2>&1 || [ -n "${LP_VALGRIND:-}" ] ||
    [ "$SAN" = 1 ]; then
     test_skip 't0342 under valgrind' 'no valgrind, or an ASan build, or under make valgrind already'
     test_skip 't0345 under valgrind' 'no valgrind, or an ASan build, or under make valgrind already'
+    test_skip 't0346 under valgrind' 'no valgrind, or an ASan build, or under make valgrind already'
     test_done
 fi
 
@@ -30,6 +32,10 @@ test_expect_success 't0342 under valgrind: no error, no leak' '
 
 test_expect_success 't0345 under valgrind: no error, no leak' '
     under t0345-cluster-failover.sh 2
+'
+
+test_expect_success 't0346 under valgrind: no error, no leak' '
+    under t0346-cluster-tls.sh 2
 '
 
 test_done

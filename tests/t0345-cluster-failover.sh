@@ -14,33 +14,6 @@ set -- $(cluster_masters)
 M1=$1 M2=$2 M3=$3
 URL="redis://127.0.0.1:$M1"
 
-# owner SLOT [PORT]: the master port serving SLOT, as PORT (M1) sees it
-owner() {
-    ccli "${2:-$M1}" cluster nodes | awk -v s="$1" '$3 ~ /master/ && $3 !~ /fail/ {
-        for (i = 9; i <= NF; i++) {
-            if ($i ~ /^\[/)
-                continue
-            n = split($i, r, "-")
-            if (s >= r[1] + 0 && s <= r[n] + 0) {
-                split($2, h, "@"); m = split(h[1], hp, ":"); print hp[m]; exit
-            }
-        }
-    }'
-}
-
-# a tag (t1, t2, ...) whose slot the master on port $1 serves
-tag_on() {
-    _i=0
-    while :; do
-        _i=$((_i + 1))
-        _s=$(ccli "$M1" cluster keyslot "{t$_i}")
-        if [ "$(owner "$_s")" = "$1" ]; then
-            echo "t$_i"
-            return 0
-        fi
-    done
-}
-
 # the seed is named localhost: the masters are found as localhost:PORT only
 # when the map without hosts is read as "the host asked"
 test_expect_success 'unknown-endpoint: no hosts in the map, MOVED without one' '
@@ -48,17 +21,11 @@ test_expect_success 'unknown-endpoint: no hosts in the map, MOVED without one' '
     do
         ccli "$p" config set cluster-preferred-endpoint-type unknown-endpoint >/dev/null || exit 1
     done
-    tag=$(tag_on "$M2")
+    tag=$(cluster_tag_on "$M2")
     slot=$(ccli "$M1" cluster keyslot "{$tag}")
     ccli "$M1" set "{$tag}k" x >moved || :
     grep_q "^MOVED $slot :$M2\$" moved
-    cat >move.sh <<-EOF
-	redis-cli -p $M3 cluster setslot $slot importing $(cluster_node_id "$M2") >/dev/null
-	redis-cli -p $M2 cluster setslot $slot migrating $(cluster_node_id "$M3") >/dev/null
-	for k in \$(redis-cli -p $M2 cluster getkeysinslot $slot 100); do redis-cli -p $M2 migrate 127.0.0.1 $M3 \$k 0 5000 >/dev/null; done
-	redis-cli -p $M3 cluster setslot $slot node $(cluster_node_id "$M3") >/dev/null
-	redis-cli -p $M2 cluster setslot $slot node $(cluster_node_id "$M3") >/dev/null
-	EOF
+    cluster_move_script "$slot" "$M2" "$M3" >move.sh
     awk "BEGIN { for (i = 1; i <= 100; i++) print \"SET u\" i \" \" i }" >cmds
     printf "SET {%s}k 1\n!sh move.sh\nINCR {%s}k\n.masters\n" "$tag" "$tag" >>cmds
     awk "BEGIN { for (i = 1; i <= 100; i++) print \"GET u\" i }" >>cmds
@@ -81,7 +48,7 @@ test_expect_success 'unknown-endpoint: no hosts in the map, MOVED without one' '
 
 test_expect_success 'a master SIGKILLed: its slots found on the promoted replica' '
     victim=$M2
-    tag=$(tag_on "$victim")
+    tag=$(cluster_tag_on "$victim")
     printf "{\nSET {%s}k before\n@-1 WAIT 1 10000\n}\n" "$tag" |
         $CLI -r "$URL" >out
     printf "OK\n1\n" >want
@@ -96,7 +63,7 @@ test_expect_success 'a master SIGKILLed: its slots found on the promoted replica
     grep_q "^moved=[0-9]* ask=0 waits=[1-9][0-9]* reloads=[0-9]*\$" stats
     printf ".masters\nSET {%s}k after\nGET {%s}k\n" "$tag" "$tag" |
         $CLI -r "$URL" >out
-    new=$(owner "$(ccli "$M1" cluster keyslot "{$tag}")")
+    new=$(cluster_owner "$(ccli "$M1" cluster keyslot "{$tag}")" "$M1")
     test -n "$new"
     test "$new" != "$victim"
     printf "127.0.0.1:%s\n" $M1 $new $M3 | sort >want
