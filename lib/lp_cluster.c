@@ -21,7 +21,7 @@
  * handed out stay valid across reloads.
  */
 
-/* ---- slots -------------------------------------------------------------- */
+/* ---- slots --------------------------------------------------------------- */
 
 /* CRC16-XMODEM's table (Redis's crc16.c has the same), for 0x1021 */
 static const uint16_t crc_table[256] = {
@@ -83,7 +83,7 @@ unsigned lp_key_slot(const char *key, size_t len)
     return lp_crc16(key, len) & (LP_CLUSTER_SLOTS - 1);
 }
 
-/* ---- the slot map ---------------------------------------------------------- */
+/* ---- the slot map -------------------------------------------------------- */
 
 /* A host as a reply gives it, checked and copied: 0 or -1 with why. */
 static int host_copy(const char *s, size_t n, char *out, size_t cap,
@@ -260,7 +260,7 @@ bad:
     return -1;
 }
 
-/* ---- redirects -------------------------------------------------------------- */
+/* ---- redirects ----------------------------------------------------------- */
 
 /* "<slot> <host>:<port>" of a MOVED or ASK: 0 or -1 */
 static int redir_where(const char *s, size_t n, struct lp_redir *d)
@@ -340,7 +340,7 @@ int lp_redir_parse(const struct lp_reply *rep, struct lp_redir *d, char *err)
     return d->kind;
 }
 
-/* ---- the connections ---------------------------------------------------------- */
+/* ---- the connections ----------------------------------------------------- */
 
 struct node {
     char host[256];
@@ -827,7 +827,7 @@ int lp_cluster_master(struct lp_cluster *c, size_t i, struct lp_redis **r,
     return 0;
 }
 
-/* ---- redirects followed ------------------------------------------------------ */
+/* ---- redirects followed -------------------------------------------------- */
 
 void lp_cluster_try_start(struct lp_cluster *c, struct lp_cluster_try *t,
                           unsigned slot)

@@ -18,7 +18,7 @@
  * advises 1000 nodes a cluster; more is a hostile reply */
 #define LP_CLUSTER_NODES 2048
 
-/* ---- slots -------------------------------------------------------------- */
+/* ---- slots --------------------------------------------------------------- */
 
 /* CRC16-XMODEM (polynomial 0x1021, initial 0, no reflection), as Redis
  * computes it: lp_crc16("123456789", 9) = 0x31C3. */
@@ -63,7 +63,7 @@ int lp_slot_map_parse(const struct lp_reply *rep, const char *asked,
                       struct lp_slot_map *m, char *err);
 void lp_slot_map_free(struct lp_slot_map *m);
 
-/* ---- redirects ------------------------------------------------------------ */
+/* ---- redirects ----------------------------------------------------------- */
 
 enum {
     LP_REDIR_NONE = 0,          /* the command's own reply */
