@@ -87,7 +87,7 @@ ci_runs() {
     case $1 in
     json) echo 600000 ;; layout) echo 1000000 ;; wal) echo 50000 ;;
     reply) echo 1500000 ;; gz) echo 5000 ;; httpbody) echo 100000 ;;
-    otlp) echo 1000000 ;; httpd) echo 20000 ;; cluster) echo 300000 ;;
+    otlp) echo 1000000 ;; httpd) echo 20000 ;; cluster) echo 150000 ;;
     esac
 }
 extra_dirs() {
