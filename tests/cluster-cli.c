@@ -196,6 +196,17 @@ resend:
     }
 }
 
+/* A whole decimal number from the command line or a script, else 64 */
+static long num(const char *s, long lo, long hi)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+        die(64, s, "not a number in range");
+    return v;
+}
+
 /* Splits line into c (in place); 0 when blank */
 static int split(char *line, struct cmd *c)
 {
@@ -206,7 +217,7 @@ static int split(char *line, struct cmd *c)
     for (w = strtok_r(line, " \t\r\n", &save); w;
          w = strtok_r(NULL, " \t\r\n", &save)) {
         if (c->argc == 0 && w[0] == '@' && c->key == key_default) {
-            c->key = atoi(w + 1);
+            c->key = (int)num(w + 1, -1, MAXARGS - 1);
             continue;
         }
         if (c->argc == MAXARGS)
@@ -304,8 +315,8 @@ int main(int argc, char **argv)
         switch (o) {
         case 'r': url = optarg; break;
         case 'a': password = optarg; break;
-        case 't': timeout = atoll(optarg); break;
-        case 'k': key_default = atoi(optarg); break;
+        case 't': timeout = num(optarg, 0, 86400000); break;
+        case 'k': key_default = (int)num(optarg, -1, MAXARGS - 1); break;
         case 's': stats = 1; break;
         case 1: tls.ca = optarg; has_tls = 1; break;
         case 2: tls.cert = optarg; has_tls = 1; break;
