@@ -45,10 +45,12 @@ TOOL_HDR = $(wildcard cmd/tool_*.h)
 UNIT = $(patsubst tests/%.c,tests/%,$(wildcard tests/unit-*.c))
 BENCH = $(patsubst tests/%.c,tests/%,$(wildcard tests/bench-*.c))
 POWERLOSS = tests/powerloss.so tests/powerloss-cut tests/powerloss-writer
+# the tests' own clients of lib/ (commands through lp_cluster, as redis-cli)
+TESTPROGS = tests/cluster-cli
 MAN1 = $(wildcard man/logpipe-*.1)
 MAN7 = man/logpipe.7
 
-all: $(TOOLS) $(UNIT) $(BENCH) $(POWERLOSS)
+all: $(TOOLS) $(UNIT) $(BENCH) $(POWERLOSS) $(TESTPROGS)
 
 # a change of flags (SAN=1, CFLAGS=...) rebuilds everything
 FLAGS = $(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) $(LP_LIBS)
@@ -77,6 +79,10 @@ tests/unit-%: tests/unit-%.c tests/tap.h lib/liblogpipe.a $(LIB_HDR) lib/.flags
 tests/unit-opt: cmd/tool_opt.o $(TOOL_HDR)
 
 tests/bench-%: tests/bench-%.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
+	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    lib/liblogpipe.a $(LP_LIBS)
+
+$(TESTPROGS): %: %.c lib/liblogpipe.a $(LIB_HDR) lib/.flags
 	$(CC) $(CPPFLAGS) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    lib/liblogpipe.a $(LP_LIBS)
 
@@ -113,15 +119,17 @@ check: deps all
 VALGRIND = valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
            --errors-for-leak-kinds=definite,indirect --error-exitcode=99
 valgrind: deps all
-	@LP_VALGRIND="$(VALGRIND)" prove -j2 -e '' tests/t00[0-9]*.sh
+	@LP_VALGRIND="$(VALGRIND)" prove -j2 -e '' tests/t00[0-9]*.sh \
+	    tests/t0343-cluster-unit.sh
 
 # long fault-injection and soak runs, not part of check
 stress: deps all
 	@LP_STRESS=1 prove -e '' tests/t[0-9]*.sh tests/s[0-9]*.sh
 
 # the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each, one at a time;
-# FUZZ=NAME for one (json layout wal reply gz httpbody otlp httpd). Not part of
-# check, which only runs them over their seeds (t0019).
+# FUZZ=NAME for one (json layout wal reply gz httpbody otlp httpd
+# cluster). Not part of check, which only runs them over their seeds
+# (t0019).
 FUZZ ?=
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps
@@ -177,7 +185,7 @@ uninstall:
 
 clean:
 	rm -f lib/*.o lib/liblogpipe.a lib/.flags cmd/*.o $(TOOLS) $(UNIT) \
-	    $(BENCH) $(POWERLOSS)
+	    $(BENCH) $(POWERLOSS) $(TESTPROGS)
 
 .PHONY: all deps fuzz-deps check valgrind stress fuzz fuzz-ci demo bench install \
         install-files uninstall clean FORCE

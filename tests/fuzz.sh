@@ -15,8 +15,8 @@
 #                                        commit gives the same result
 #   sh tests/fuzz.sh --build [NAME...]   build only
 #
-# NAME is json, layout, wal, reply, gz, httpbody, otlp or httpd (default:
-# all).
+# NAME is json, layout, wal, reply, gz, httpbody, otlp, httpd or cluster
+# (default: all).
 # Environment: FUZZ_SECONDS, FUZZ_JOBS (harnesses run at once, default 1),
 # FUZZ_SEED (--ci's libFuzzer -seed, default 1), FUZZ_RUNS_SCALE (--ci's
 # inputs per harness are multiplied by it, default 1), FUZZ_CC
@@ -35,7 +35,7 @@ B=$FZ/build
 CC=${FUZZ_CC:-clang}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-1}
-ALL="json layout wal reply gz httpbody otlp httpd"
+ALL="json layout wal reply gz httpbody otlp httpd cluster"
 
 # name: lib sources, -max_len, extra read-only corpus dirs
 srcs() {
@@ -56,13 +56,15 @@ srcs() {
                lib/lp_httpans.c lib/lp_tokens.c lib/lp_event.c lib/lp_json.c \
                lib/lp_line.c lib/lp_buf.c lib/lp_time.c lib/lp_parse.c \
                lib/lp_notice.c ;;
+    cluster) echo lib/lp_cluster.c lib/lp_redis.c lib/lp_url.c lib/lp_parse.c \
+                 lib/lp_time.c lib/lp_buf.c lib/lp_resp.c ;;
     esac
 }
 maxlen() {
     case $1 in
     json) echo 4096 ;; layout) echo 1024 ;; wal) echo 8192 ;;
     reply) echo 8192 ;; gz) echo 16384 ;; httpbody) echo 8192 ;;
-    otlp) echo 8192 ;; httpd) echo 8192 ;;
+    otlp) echo 8192 ;; httpd) echo 8192 ;; cluster) echo 8192 ;;
     esac
 }
 # lp_json allocates nothing, and jq 1.6 leaks on syntax errors: a leak
@@ -85,7 +87,7 @@ ci_runs() {
     case $1 in
     json) echo 600000 ;; layout) echo 1000000 ;; wal) echo 50000 ;;
     reply) echo 1500000 ;; gz) echo 5000 ;; httpbody) echo 100000 ;;
-    otlp) echo 1000000 ;; httpd) echo 20000 ;;
+    otlp) echo 1000000 ;; httpd) echo 20000 ;; cluster) echo 150000 ;;
     esac
 }
 extra_dirs() {

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 CC=${FUZZ_CC:-clang}
-names="json layout wal reply gz httpbody otlp httpd"
+names="json layout wal reply gz httpbody otlp httpd cluster"
 probe() {
     printf '%s\n' '#include <stddef.h>' \
         'int LLVMFuzzerTestOneInput(const unsigned char *d, size_t n);' \

@@ -1,0 +1,245 @@
+# cluster-lib.sh -- a local Redis Cluster for the tests (t0342-t0349).
+# Sourced after lib.sh; call start_cluster outside test bodies.
+#
+#   start_cluster 3 0        # 3 masters, no replicas
+#   start_cluster 3 1        # 3 masters, one replica each
+#
+# Every node is a redis-server --cluster-enabled yes in $TMP/cluster/nodeI
+# with its own nodes.conf, on a free port checked to be ours (as
+# start_redis does), recorded in $TMP/.pids so that lib.sh's cleanup
+# stops it by pid whatever happens. Its cluster bus is its port + 10000:
+# the ports are drawn from 20000-22699, so that the bus ports stay below
+# the kernel's ephemeral range (32768 and up) as random_port's do.
+#
+# With CLUSTER_TLS set to a directory holding ca.pem, server.pem and
+# server.key (a certificate for IP 127.0.0.1), the nodes speak TLS only,
+# their cluster bus and replication too (--tls-cluster, --tls-replication),
+# and rcc (redis-cli with --tls --cacert) is how this file talks to them.
+#
+# Sets CLUSTER_PORTS (every node, in start order), CLUSTER_DIR, and
+# CLUSTER_URL (redis://127.0.0.1:<first port>). cluster_masters prints the
+# master ports as the cluster sees them now, cluster_owner a slot's,
+# cluster_tag_on a hash tag on a given master, cluster_move_script a
+# script that moves a slot by hand; ccli PORT ARGS... is
+# redis-cli on a node; cluster_wait_ok waits until every node says
+# cluster_state:ok and knows every node (start_cluster also waits for
+# every replica's link to its master); stop_cluster stops all nodes.
+
+# cluster_port: a port whose bus port (+10000) is below 32768
+cluster_port() {
+    echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 2700 + 20000 ))
+}
+
+# rcc ARGS...: redis-cli, over TLS when CLUSTER_TLS says so
+rcc() {
+    if [ -n "${CLUSTER_TLS:-}" ]; then
+        redis-cli --tls --cacert "$CLUSTER_TLS/ca.pem" "$@"
+    else
+        redis-cli "$@"
+    fi
+}
+
+# cluster_node DIR: starts one node in DIR on a free port; prints the port
+cluster_node() {
+    _d=$1
+    mkdir -p "$_d"
+    _tries=0
+    while :; do
+        _tries=$((_tries + 1))
+        if [ $_tries -gt 30 ]; then
+            echo "Bail out! cannot start a cluster node" >&2
+            return 1
+        fi
+        _p=$(cluster_port)
+        rm -f "$_d/nodes.conf"
+        : >"$_d/redis.log"
+        if [ -n "${CLUSTER_TLS:-}" ]; then
+            set -- --port 0 --tls-port "$_p" --tls-cluster yes \
+                --tls-replication yes --tls-auth-clients no \
+                --tls-cert-file "$CLUSTER_TLS/server.pem" \
+                --tls-key-file "$CLUSTER_TLS/server.key" \
+                --tls-ca-cert-file "$CLUSTER_TLS/ca.pem"
+        else
+            set -- --port "$_p"
+        fi
+        redis-server "$@" --bind 127.0.0.1 --dir "$_d" \
+            --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-node-timeout 2000 --save '' --appendonly no \
+            --logfile "$_d/redis.log" --daemonize no >/dev/null 2>&1 &
+        _pid=$!
+        echo "$_pid" >>"$TMP/.pids"
+        _i=0
+        while [ $_i -lt 100 ]; do
+            kill -0 "$_pid" 2>/dev/null || break
+            # ours, not another test's server on a port we also tried
+            if grep -q "Ready to accept connections" "$_d/redis.log" &&
+               rcc -p "$_p" ping 2>&1 | grep -q PONG &&
+               [ "$(rcc -p "$_p" info server | tr -d '\r' |
+                    sed -n 's/^process_id://p')" = "$_pid" ]; then
+                echo "$_pid" >"$_d/pid"
+                echo "$_p"
+                return 0
+            fi
+            sleep 0.05
+            _i=$((_i + 1))
+        done
+        kill -9 "$_pid" 2>/dev/null
+        wait "$_pid" 2>/dev/null
+    done
+}
+
+ccli() {
+    _p=$1
+    shift
+    rcc -p "$_p" "$@"
+}
+
+# cluster_ok PORT: the node says the cluster is ok, knows all nodes and
+# sees every slot served
+cluster_ok() {
+    _info=$(rcc -p "$1" cluster info 2>/dev/null | tr -d '\r')
+    echo "$_info" | grep -q '^cluster_state:ok$' &&
+    echo "$_info" | grep -q '^cluster_slots_ok:16384$' &&
+    echo "$_info" | grep -q "^cluster_known_nodes:$CLUSTER_N\$"
+}
+
+# cluster_wait_ok: every node says ok (polled, at most 60 s)
+cluster_wait_ok() {
+    for _p in $CLUSTER_PORTS; do
+        wait_for 60 cluster_ok "$_p" || return 1
+    done
+}
+
+# replica_up PORT: the node is no replica, or one whose link to its
+# master is up
+replica_up() {
+    _r=$(rcc -p "$1" info replication 2>/dev/null | tr -d '\r')
+    echo "$_r" | grep -q '^role:master$' ||
+    echo "$_r" | grep -q '^master_link_status:up$'
+}
+
+# cluster_masters: the master ports, as the first live node sees them
+cluster_masters() {
+    for _p in $CLUSTER_PORTS; do
+        if rcc -p "$_p" ping >/dev/null 2>&1; then
+            rcc -p "$_p" cluster nodes |
+                awk '$3 ~ /master/ && $3 !~ /fail/ {
+                    split($2, a, "@"); n = split(a[1], b, ":"); print b[n] }' |
+                sort -n
+            return 0
+        fi
+    done
+    return 1
+}
+
+# cluster_node_id PORT: the node's own ID
+cluster_node_id() {
+    rcc -p "$1" cluster myid
+}
+
+# cluster_owner SLOT [PORT]: the port of the master serving SLOT, as the
+# node on PORT (default: the first node) sees it now; masters marked
+# failed left out
+cluster_owner() {
+    rcc -p "${2:-${CLUSTER_PORTS%% *}}" cluster nodes |
+        awk -v s="$1" '$3 ~ /master/ && $3 !~ /fail/ {
+            for (i = 9; i <= NF; i++) {
+                if ($i ~ /^\[/)
+                    continue        # a slot migrating or importing
+                n = split($i, r, "-")
+                if (s >= r[1] + 0 && s <= r[n] + 0) {
+                    split($2, h, "@"); m = split(h[1], hp, ":")
+                    print hp[m]
+                    exit
+                }
+            }
+        }'
+}
+
+# cluster_tag_on PORT: a hash tag (t1, t2, ...) whose slot the master on
+# PORT serves
+cluster_tag_on() {
+    _i=0
+    while [ $_i -lt 1000 ]; do
+        _i=$((_i + 1))
+        _s=$(rcc -p "$1" cluster keyslot "{t$_i}")
+        if [ "$(cluster_owner "$_s" "$1")" = "$1" ]; then
+            echo "t$_i"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# cluster_move_script SLOT FROM TO: prints a shell script that moves SLOT
+# and its keys from the master on port FROM to the one on TO by hand, as
+# the cluster spec describes a migration (importing, migrating, MIGRATE
+# of each key, the new owner told to both); for a cluster-cli "!" line
+cluster_move_script() {
+    _cli="redis-cli"
+    [ -z "${CLUSTER_TLS:-}" ] ||
+        _cli="redis-cli --tls --cacert $CLUSTER_TLS/ca.pem"
+    _fid=$(cluster_node_id "$2")
+    _tid=$(cluster_node_id "$3")
+    cat <<EOF
+$_cli -p $3 cluster setslot $1 importing $_fid >/dev/null
+$_cli -p $2 cluster setslot $1 migrating $_tid >/dev/null
+for k in \$($_cli -p $2 cluster getkeysinslot $1 1000); do
+    $_cli -p $2 migrate 127.0.0.1 $3 "\$k" 0 5000 >/dev/null
+done
+$_cli -p $3 cluster setslot $1 node $_tid >/dev/null
+$_cli -p $2 cluster setslot $1 node $_tid >/dev/null
+EOF
+}
+
+# start_cluster MASTERS REPLICAS
+start_cluster() {
+    CLUSTER_N=$(( $1 * (1 + $2) ))
+    CLUSTER_DIR=$TMP/cluster
+    CLUSTER_PORTS=""
+    _addrs=""
+    _k=0
+    while [ $_k -lt "$CLUSTER_N" ]; do
+        _k=$((_k + 1))
+        _p=$(cluster_node "$CLUSTER_DIR/node$_k") || {
+            echo "Bail out! cannot start cluster node $_k"; exit 1; }
+        CLUSTER_PORTS="$CLUSTER_PORTS $_p"
+        _addrs="$_addrs 127.0.0.1:$_p"
+    done
+    CLUSTER_PORTS=${CLUSTER_PORTS# }
+    # shellcheck disable=SC2086
+    if ! rcc --cluster create $_addrs --cluster-replicas "$2" \
+            --cluster-yes >"$CLUSTER_DIR/create.log" 2>&1; then
+        sed -e 's/^/# /' "$CLUSTER_DIR/create.log" | tail -n 20
+        echo "Bail out! redis-cli --cluster create failed"
+        exit 1
+    fi
+    if ! cluster_wait_ok; then
+        for _p in $CLUSTER_PORTS; do
+            echo "# $_p: $(rcc -p "$_p" cluster info | tr -d '\r' |
+                           head -n 3 | tr '\n' ' ')"
+        done
+        echo "Bail out! the cluster is not ok"
+        exit 1
+    fi
+    for _p in $CLUSTER_PORTS; do
+        if ! wait_for 60 replica_up "$_p"; then
+            echo "Bail out! the replica on $_p has no link to its master"
+            exit 1
+        fi
+    done
+    CLUSTER_URL="redis://127.0.0.1:${CLUSTER_PORTS%% *}"
+    export CLUSTER_PORTS CLUSTER_URL CLUSTER_N
+}
+
+# stop_cluster: stops every node by its pid and waits for it
+stop_cluster() {
+    for _d in "$CLUSTER_DIR"/node*; do
+        _pid=$(cat "$_d/pid" 2>/dev/null) || continue
+        kill "$_pid" 2>/dev/null
+    done
+    for _d in "$CLUSTER_DIR"/node*; do
+        _pid=$(cat "$_d/pid" 2>/dev/null) || continue
+        while kill -0 "$_pid" 2>/dev/null; do sleep 0.05; done
+    done
+}
