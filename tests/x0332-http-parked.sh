@@ -67,6 +67,29 @@ test_expect_success 'WAL: requests parked, Redis SIGKILLed: each 200, stored onc
     stop_http wl
 '
 
+test_expect_success 'WAL, keyed: parked, Redis SIGKILLed: each 200, stored once, retries the same' '
+    start_http wk --wal walk &&
+    rcli DEL logs:stream >/dev/null &&
+    rcli CLIENT PAUSE 20000 WRITE >/dev/null &&
+    fill wk "$ADDR" 6 wk &&
+    stop_redis KILL &&
+    wait_for 30 "test \$(wc -l <wk.codes) = 6" &&
+    test "$(sort -u wk.codes)" = 200 &&
+    restart_redis &&
+    wait_for 30 "test \$(rcli XLEN logs:stream) -ge 6" &&
+    sleep 1 &&
+    stop_http wk KILL &&
+    start_http wk2 --wal walk &&
+    for i in 1 2 3 4 5 6; do
+        req -H "$ND" -H "Idempotency-Key: wk-$i" --data-binary @wk.b$i "http://$ADDR/v1/events" &&
+        code_is 200 || return 1
+    done &&
+    stream_data | sort >got &&
+    cat wk.b1 wk.b2 wk.b3 wk.b4 wk.b5 wk.b6 | sort >want &&
+    test_cmp want got &&
+    stop_http wk2
+'
+
 test_expect_success 'parked requests are stored in the order they came (FIFO)' '
     start_http ff &&
     rcli DEL logs:stream >/dev/null &&
