@@ -4,8 +4,9 @@
 # parking, a request that finds every batch of the ring in flight waits
 # whole for a slot. Redis is held by CLIENT PAUSE WRITE so that the ring
 # fills, then SIGKILLed, or unpaused, or logpipe-http gets SIGTERM twice.
-# Tests 1-4 pass (no WAL: 503 and nothing stored; WAL: 200 and stored
-# once; FIFO; a parked key's retry waits for it).
+# Tests 1-5 pass (no WAL: 503 and nothing stored; WAL: 200 and stored
+# once, also with keys, whose retries are 200; FIFO; a parked key's retry
+# waits for it).
 # The fault: a second SIGTERM with requests parked does not "exit now"
 # (logpipe-http(1) SIGNALS): lp_send.c finish() runs unpark(s, 1), which
 # pumps for a slot of the ring, waiting on the paused Redis, then waits
