@@ -23,8 +23,8 @@ start_httpd() {
           --items "$_n.items" "$@" 2>"$_n.err" &
       echo $! >"$_n.pid"
       echo $! >>"$TMP/.pids"
-      wait $!
-      echo $? >"$_n.rc" ) &
+      _rc=0; wait $! || _rc=$?      # (set -e in a test body)
+      echo $_rc >"$_n.rc" ) &
     wait_for 20 test -s "$_n.pid" || :
     HTTPD_PID=$(cat "$_n.pid")
     # it may exit instead (a bad option): do not wait for it then
@@ -83,8 +83,8 @@ start_http() {
           2>"$_n.err" &
       echo $! >"$_n.pid"
       echo $! >>"$TMP/.pids"
-      wait $!
-      echo $? >"$_n.rc" ) 2>/dev/null &
+      _rc=0; wait $! || _rc=$?      # (set -e in a test body)
+      echo $_rc >"$_n.rc" ) 2>/dev/null &
     # (the subshell's own stderr: the shell's "Killed" when a test
     # SIGKILLs it; logpipe-http's is NAME.err)
     wait_for 20 test -s "$_n.pid" || :
