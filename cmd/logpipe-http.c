@@ -847,14 +847,6 @@ static void keyed(struct http *x, struct lp_httpd_req *q, struct hreq *r,
     argv[2] = e->name;
     for (int i = 0; i < 3; i++)
         lens[i] = strlen(argv[i]);
-    if (a && !lp_aside_connected(a)) {
-        /* Redis came back a moment ago (the engine's connection says
-         * so): the questions' one too, before the loop gets to it */
-        struct lp_send_state st;
-        lp_send_state(x->s, &st);
-        if (st.connected)
-            (void)lp_aside_connect(a, err);
-    }
     if (a == NULL ||
         lp_aside_cmdv(a, 3, argv, lens, looked_up, e, err) < 0) {
         idem_free(e);
@@ -953,7 +945,8 @@ static int on_metrics(void *ctx, struct lp_buf *out)
         metric(out, "logpipe_http_events_wal_total", "counter",
                "events that went through the WAL", (double)n->wal) < 0 ||
         metric(out, "logpipe_http_events_limited_total", "counter",
-               "events of requests refused by --rate", (double)n->limited) < 0 ||
+               "events over --rate (of requests refused whole, or each "
+               "rejected)", (double)n->limited) < 0 ||
         metric(out, "logpipe_http_redis_errors_total", "counter",
                "Redis failures", (double)n->errors) < 0 ||
         metric(out, "logpipe_http_requests_unavailable_total", "counter",

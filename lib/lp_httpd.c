@@ -385,9 +385,11 @@ static void body_item(void *ctx, const struct lp_httpbody_item *bi)
     };
 
     const char *msg = bi->msg;
+    char buf[LP_ERRLEN + 32];
 
     if (bi->ev) {
-        /* an event the caller refuses (over --rate) is a rejection */
+        /* an event the caller refuses (over --rate) is a rejection, an
+         * element of an array line named as lp_httpbody names them */
         const char *refused = h->c.cb.item ? h->c.cb.item(h->c.ctx, q, &it)
                                            : NULL;
         if (refused == NULL) {
@@ -396,6 +398,11 @@ static void body_item(void *ctx, const struct lp_httpbody_item *bi)
             return;
         }
         msg = refused;
+        if (bi->element > 0) {
+            snprintf(buf, sizeof buf, "element %d: %s", bi->element,
+                     refused);
+            msg = buf;
+        }
     }
     if (bi->index >= 0)
         lp_httpans_reject(&q->ans, 1, (uint64_t)bi->index, msg);

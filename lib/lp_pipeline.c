@@ -1241,6 +1241,9 @@ int lp_pipeline_connect(struct lp_send *s, char *err)
         return -1;
     if (s->fail_since || s->n.errors)
         s->n.reconnects++;
+    /* serving: Redis answers again: the questions' connection too, now,
+     * before the loop takes the next request */
+    lp_send_aside_connect(s, 1);
     if (lp_pipeline_probe(s, err) < 0)
         return -1;
     /* before anything is sent on it: what of ours did Redis store? the
@@ -1355,30 +1358,36 @@ static void backlog_len(void *ctx, const struct lp_reply *rep,
             "backlog %lld under --max-backlog %" PRIu64 " again", n,
             s->c.max_backlog);
     s->backlog_seen = n;
+    s->backlog_read = lp_mono_ms();
 }
 
 /*
- * Serving: never waits. The lag is asked on the engine's questions'
- * connection (lp_aside) at most every 100 ms, and a submit is judged by
- * the last answer (none yet: not over).
+ * Serving: never waits. The loop asks the lag every 100 ms on the
+ * engine's questions' connection (lp_aside: lp_pipeline_ask_backlog), and
+ * a submit is judged by the last answer while it is fresh (2 s); with
+ * none (yet, or the questions' connection down) it is not refused for it.
  */
-int lp_pipeline_backlogged(struct lp_send *s)
+void lp_pipeline_ask_backlog(struct lp_send *s)
 {
     char err[LP_ERRLEN];
+    const char *a1[] = { "XINFO", "GROUPS", s->c.stream },
+               *a2[] = { "XLEN", s->c.stream };
+    size_t l1[] = { 5, 6, strlen(s->c.stream) },
+           l2[] = { 4, strlen(s->c.stream) };
 
-    if (!s->c.max_backlog)
+    if (!s->c.max_backlog || !s->serving || s->backlog_asking ||
+        s->aside == NULL || !lp_aside_connected(s->aside) ||
+        lp_mono_ms() < s->backlog_at)
+        return;
+    s->backlog_at = lp_mono_ms() + 100;
+    if (lp_aside_cmdv(s->aside, 3, a1, l1, backlog_groups, s, err) == 0 &&
+        lp_aside_cmdv(s->aside, 2, a2, l2, backlog_len, s, err) == 0)
+        s->backlog_asking = 1;
+}
+
+int lp_pipeline_backlogged(struct lp_send *s)
+{
+    if (!s->c.max_backlog || lp_mono_ms() - s->backlog_read > 2000)
         return 0;
-    if (lp_mono_ms() >= s->backlog_at && !s->backlog_asking && s->aside &&
-        lp_aside_connected(s->aside)) {
-        const char *a1[] = { "XINFO", "GROUPS", s->c.stream },
-                   *a2[] = { "XLEN", s->c.stream };
-        size_t l1[] = { 5, 6, strlen(s->c.stream) },
-               l2[] = { 4, strlen(s->c.stream) };
-        s->backlog_at = lp_mono_ms() + 100;
-        if (lp_aside_cmdv(s->aside, 3, a1, l1, backlog_groups, s, err) == 0) {
-            if (lp_aside_cmdv(s->aside, 2, a2, l2, backlog_len, s, err) == 0)
-                s->backlog_asking = 1;
-        }
-    }
     return s->backlog_seen > (long long)s->c.max_backlog;
 }

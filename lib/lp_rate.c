@@ -216,6 +216,15 @@ int64_t lp_bucket_take_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
     return wait;
 }
 
+void lp_bucket_give_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
+                      int64_t now)
+{
+    double t = refill(r, b, now) + (double)n;
+
+    b->tokens = t > r->burst ? r->burst : t;
+    b->at = now;
+}
+
 int64_t lp_bucket_need_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
                          int64_t now)
 {

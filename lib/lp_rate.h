@@ -68,6 +68,10 @@ int64_t lp_bucket_take(struct lp_rate *r, struct lp_bucket *b, int64_t now);
 int64_t lp_bucket_take_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
                          int64_t now);
 
+/* Gives n tokens taken back to b (local mode; up to the burst): what a
+ * request that stored nothing took. */
+void lp_bucket_give_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
+                      int64_t now);
 /* lp_bucket_take_n's answer without taking anything. */
 int64_t lp_bucket_need_n(struct lp_rate *r, struct lp_bucket *b, uint64_t n,
                          int64_t now);

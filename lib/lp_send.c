@@ -175,6 +175,9 @@ static int64_t req_rate(struct lp_send *s, struct lp_send_req *q);
 static struct lp_bucket *req_bucket(struct lp_send *s, const char *key,
                                     size_t klen, int64_t now);
 static int64_t rate_take(struct lp_send *s, struct lp_bucket *b);
+static const char *req_key_at(const struct lp_send_req *q, size_t *off,
+                              size_t *klen, uint64_t *count);
+static void req_refund(struct lp_send_req *q);
 static void unpark_failed(struct lp_send *s, const char *why);
 
 /* The message of an event over --rate under bucket b (klen 0: no key). */
@@ -191,6 +194,12 @@ static void over_rate(const struct lp_bucket *b, size_t klen, char *why,
 /* q is over: its outcome to done(), then it is freed. */
 static void req_over(struct lp_send_req *q, int how)
 {
+    /* failed (answered 503): its tokens are not spent, even when its
+     * reply was lost and it may have been stored: a retry must not be
+     * refused by the rate for a failure of Redis */
+    if (how == LP_REQ_FAILED)
+        req_refund(q);
+    q->ended = 1;
     q->r.how = how;
     q->r.first = q->first;
     q->r.last = q->last;
@@ -417,8 +426,12 @@ int lp_send_req_admit(struct lp_send_req *q, const char *txt, size_t n,
             memcpy(key, q->key, klen);
     }
     b = req_bucket(s, key, klen, lp_mono_ms());
-    if (rate_take(s, b) == 0)
+    if (rate_take(s, b) == 0) {
+        /* tallied, to be given back if the request stores nothing */
+        if (req_tally(q, key, klen) == 0)
+            q->taken = 1;
         return 1;
+    }
     s->n.limited++;
     over_rate(b, klen, why, cap);
     return 0;
@@ -483,10 +496,33 @@ int lp_send_req_producer(struct lp_send_req *q, const char *name,
     return 0;
 }
 
+/* q stored nothing: the tokens it took go back to their buckets (local
+ * ones; --shared-rate's stay spent in Redis). */
+static void req_refund(struct lp_send_req *q)
+{
+    struct lp_send *s = q->s;
+    size_t nk, off = 0, klen;
+    uint64_t count;
+    int64_t now = lp_mono_ms();
+
+    if (!q->taken || !s->rate || s->c.shared_rate)
+        return;
+    q->taken = 0;
+    /* block: taken whole at submit (its tally, or its one key); reject,
+     * dlq: each admitted event tallied under its key */
+    nk = q->nkeys ? q->nkeys : s->c.on_limit == LP_SEND_ON_BLOCK ? 1 : 0;
+    for (size_t i = 0; i < nk; i++) {
+        const char *key = req_key_at(q, &off, &klen, &count);
+        lp_bucket_give_n(s->rate, req_bucket(s, key, klen, now), count, now);
+    }
+}
+
 void lp_send_req_abort(struct lp_send_req *q)
 {
     if (q == NULL)
         return;
+    if (!q->ended)
+        req_refund(q);          /* never submitted, or refused at submit */
     req_recycle(q);
     lp_buf_free(&q->keys);
     free(q->at);
@@ -578,6 +614,7 @@ int lp_send_req_submit(struct lp_send_req *q, int64_t *retry_after_ms)
             lp_send_req_abort(q);
             return LP_REQ_LIMITED;
         }
+        q->taken = 1;
     }
     if (!s->wal && !lp_redis_connected(s->r)) {
         int64_t now = lp_mono_ms();
@@ -1397,6 +1434,17 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
     if (s->aside && (left = lp_aside_due(s->aside)) >= 0 &&
         (timeout < 0 || left < timeout))
         timeout = (int)left;
+    if (s->serving && s->c.max_backlog) {
+        /* --max-backlog's lag, asked every 100 ms */
+        lp_pipeline_ask_backlog(s);
+        if (!s->backlog_asking && s->aside && lp_aside_connected(s->aside)) {
+            left = s->backlog_at - now;
+            if (left < 0)
+                left = 0;
+            if (timeout < 0 || left < timeout)
+                timeout = (int)left;
+        }
+    }
     if (lp_batch_busy(&s->in) && !ring_full(s)) {
         left = s->in.opened_ms + s->c.linger - now;
         if (left <= 0) {
@@ -2011,6 +2059,36 @@ static void forget_own(struct lp_send *s)
     lp_reply_free(rep);
 }
 
+/* Serving: a request's command in the batch being filled or in the ring? */
+static int serve_in_hand(const struct lp_send *s)
+{
+    if (s->park)
+        return 1;
+    for (int i = -1; i < s->count; i++) {
+        const struct lp_batch *b = i < 0 ? &s->in
+                                         : &s->ring[(s->head + i) %
+                                                    LP_INFLIGHT];
+        for (size_t k = 0; k < b->n; k++)
+            if (b->ev[k].req)
+                return 1;
+    }
+    return 0;
+}
+
+/* The requests of the batch being filled and of the ring fail (why): a
+ * batch sent and not answered "maybe stored". */
+static void fail_in_hand(struct lp_send *s, const char *why)
+{
+    for (int i = -1; i < s->count; i++) {
+        struct lp_batch *b = i < 0 ? &s->in
+                                   : &s->ring[(s->head + i) % LP_INFLIGHT];
+        for (size_t k = 0; k < b->n; k++)
+            if (b->ev[k].req)
+                req_failed(&b->ev[k], why,
+                           b != &s->in && b->tried && !b->answered);
+    }
+}
+
 /* Input is over: waits for the batches in flight; in WAL mode, re-sends
  * the WAL while Redis takes it. Every event is in Redis or in the WAL by
  * then, so a failure ends the run (exit 0) rather than holding the
@@ -2019,9 +2097,19 @@ static void finish(struct lp_send *s)
 {
     char err[LP_ERRLEN], d[32];
 
-    /* the requests in hand are stored before the end, waiting for slots */
     s->finishing = 1;
-    unpark(s, 1);
+    if (s->serving && serve_in_hand(s)) {
+        /* the door stops only once it has answered every request, but
+         * for a second signal: exit now, the requests not stored get
+         * 503 (those sent to Redis "maybe stored"), nothing more is
+         * sent or waited for */
+        unpark_failed(s, "stopping");
+        fail_in_hand(s, "stopping");
+        lp_batch_reset(&s->in);
+        while (s->count > 0)
+            lp_pipeline_release(s);
+        lp_redis_disconnect(s->r);      /* their replies are not read */
+    }
     dispatch(s);
     while (!s->walmode && s->count > 0) {
         if (lp_pipeline_pump(s, 1, err) < 0)
@@ -2434,7 +2522,10 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
     if (s->aside == NULL) {
         char err[LP_ERRLEN];
         struct lp_redis *r = s->c.redis_new(s->c.ctx, err);
-        if (r == NULL || (lp_redis_set_timeout(r, redis_timeout(s)),
+        /* its socket's timeout bounds what connecting it may hold the
+         * loop (its questions are never waited on: lp_aside's own
+         * timeout is theirs) */
+        if (r == NULL || (lp_redis_set_timeout(r, 1000),
                           (s->aside = lp_aside_new(r, 4096,
                                                    redis_timeout(s))) == NULL))
             lp_send_oom(s);
@@ -2457,16 +2548,11 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
             if (lp_pipeline_connect(s, err) < 0)
                 s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
         }
-        /* the questions' connection, made while Redis answers the
-         * engine's (so that it does not wait on a Redis that is down),
-         * once a second at most */
-        if (lp_redis_connected(s->r) && !lp_aside_connected(s->aside) &&
-            lp_mono_ms() >= s->aside_at) {
-            char err[LP_ERRLEN];
-            s->aside_at = lp_mono_ms() + 1000;
-            if (lp_aside_connect(s->aside, err) == LP_REDIS_EAUTH)
-                say(s, LP_NOTICE_WARN, "%s", err);
-        }
+        /* the questions' connection, made again while Redis answers
+         * the engine's (so that it does not wait on a Redis that is
+         * down), after its backoff */
+        if (lp_redis_connected(s->r))
+            lp_send_aside_connect(s, 0);
         /* the cap: a stop signal between the check and the poll waits
          * at most a second */
         if (wait_io(s, fd, POLLIN, 1000))
@@ -2475,6 +2561,27 @@ int lp_send_serve(struct lp_send *s, int fd, void (*ready)(void *ctx),
     }
     finish(s);
     return 0;
+}
+
+void lp_send_aside_connect(struct lp_send *s, int now)
+{
+    char err[LP_ERRLEN];
+    int rc;
+
+    if (!s->serving || s->aside == NULL || lp_aside_connected(s->aside) ||
+        (!now && lp_mono_ms() < s->aside_at))
+        return;
+    rc = lp_aside_connect(s->aside, err);
+    if (rc == 0) {
+        s->aside_wait = 0;
+        return;
+    }
+    s->aside_wait = s->aside_wait ? s->aside_wait * 2 : 1000;
+    if (s->aside_wait > 30000)
+        s->aside_wait = 30000;
+    s->aside_at = lp_mono_ms() + s->aside_wait;
+    if (rc == LP_REDIS_EAUTH)
+        say(s, LP_NOTICE_WARN, "%s", err);
 }
 
 struct lp_aside *lp_send_aside(struct lp_send *s)
@@ -2555,15 +2662,7 @@ void lp_send_free(struct lp_send *s)
     }
     /* requests still in hand (the run gave up): they fail */
     unpark_failed(s, s->last_error[0] ? s->last_error : "the engine stopped");
-    for (int i = -1; i < s->count; i++) {
-        struct lp_batch *b = i < 0 ? &s->in
-                                   : &s->ring[(s->head + i) % LP_INFLIGHT];
-        for (size_t k = 0; k < b->n; k++)
-            if (b->ev[k].req)
-                req_failed(&b->ev[k], s->last_error[0] ? s->last_error
-                                                       : "the engine stopped",
-                           b != &s->in && b->tried && !b->answered);
-    }
+    fail_in_hand(s, s->last_error[0] ? s->last_error : "the engine stopped");
     if (s->rseg)
         lp_wal_seg_release(s->wal, s->rseg);
     lp_wal_close(s->wal);

@@ -93,6 +93,9 @@ struct lp_send_req {
     char first[48], last[48];
     char error[LP_ERRLEN];
     struct lp_send_req *next;   /* parked: the next one */
+    int taken;                  /* --rate tokens taken (keys' tally, or
+                                   its one key's at submit) */
+    int ended;                  /* done() was called */
 };
 
 #define LP_NOPROD 0xffff
@@ -259,10 +262,12 @@ struct lp_send {
     long long backlog_lag;      /* serving: XINFO GROUPS' answer, until
                                    XLEN's comes */
     int backlog_asking;         /* serving: its questions in flight */
+    int64_t backlog_read;       /* serving: mono ms of the last answer */
     /* serving: the questions the loop must not wait for (--max-backlog's,
      * the caller's through lp_send_aside), on a connection of their own */
     struct lp_aside *aside;
     int64_t aside_at;           /* mono ms: connect it again, not before */
+    int64_t aside_wait;         /* its backoff (ms) */
     /* serving: requests admitted while every slot of the ring is in
      * flight, waiting whole for one, in order */
     struct lp_send_req *park, *park_tail;
@@ -436,6 +441,12 @@ void lp_pipeline_check_backlog(struct lp_send *s);
 /* Serving: is the lag over --max-backlog (read at most every 100 ms,
  * never waited on)? */
 int lp_pipeline_backlogged(struct lp_send *s);
+void lp_pipeline_ask_backlog(struct lp_send *s);
+/* Serving: connects the questions' connection (lp_aside) when it is not:
+ * now (now: the engine's own was just made), else once its backoff is
+ * over (1 s, doubling to 30 s while it fails); its connect waits at most
+ * a second. */
+void lp_send_aside_connect(struct lp_send *s, int now);
 
 /* ---- lp_spool.c --------------------------------------------------------- */
 

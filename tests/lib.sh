@@ -142,6 +142,7 @@ grep_q() {
     if ! grep -q -e "$1" "$2"; then
         echo "'$1' not found in $2:" >&2
         sed -e 's/^/    /' "$2" | head -n 30 >&2
+        echo >&2    # a file without a last LF: the TAP line stays its own
         return 1
     fi
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
-# x0330-http-on-limit-faults.sh -- FAILS ON PURPOSE (review r16, issue 16;
-# named x so that make check does not run it): logpipe-http --on-limit
+# t0330-http-on-limit-faults.sh -- faults review r16 found (issue 16), fixed
+# since (the tests of them failed before): logpipe-http --on-limit
 # reject, two faults found against 424e85e.
 #
 # 1. Tokens taken by a request that is then refused whole are not given

@@ -1,6 +1,6 @@
 #!/bin/sh
-# x0332-http-parked.sh -- FAILS ON PURPOSE in its last test (review r16,
-# issue 16; named x so that make check does not run it): acf803d's
+# t0332-http-parked.sh -- faults review r16 found (issue 16), fixed
+# since (the tests of them failed before): acf803d's
 # parking, a request that finds every batch of the ring in flight waits
 # whole for a slot. Redis is held by CLIENT PAUSE WRITE so that the ring
 # fills, then SIGKILLed, or unpaused, or logpipe-http gets SIGTERM twice.

@@ -1,6 +1,6 @@
 #!/bin/sh
-# x0331-http-backlog-stale.sh -- FAILS ON PURPOSE (review r16, issue 16;
-# named x so that make check does not run it): logpipe-http
+# t0331-http-backlog-stale.sh -- faults review r16 found (issue 16), fixed
+# since (the tests of them failed before): logpipe-http
 # --max-backlog judged by the last answer (acf803d) is judged by an
 # answer of any age. lp_pipeline_backlogged asks the lag only from a
 # submit, and answers that submit with what the previous question said;

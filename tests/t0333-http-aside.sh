@@ -1,6 +1,6 @@
 #!/bin/sh
-# x0333-http-aside.sh -- FAILS ON PURPOSE in one test (review r16, issue
-# 16; named x so that make check does not run it): acf803d's questions'
+# t0333-http-aside.sh -- faults review r16 found (issue 16), fixed
+# since (the tests of them failed before): acf803d's questions'
 # connection (lp_aside). Passing: an Idempotency-Key's lookup after Redis
 # was restarted or its connection killed, a lookup timing out while its
 # key's retry waits, and the engine stopping (SIGTERM twice) with lookups
