@@ -123,4 +123,39 @@ test_expect_success 'drain while the stream slot moves back: nothing lost, nothi
     test_cmp want3 got3
 '
 
+test_expect_success 'stat through any node: the stream, its group, the DLQ, the producers' '
+    for p in $M1 $M2 $M3; do
+        logpipe-stat -r "redis://127.0.0.1:$p" -s "$S" --producers >stat.$p || return 1
+    done &&
+    for p in $M1 $M2 $M3; do
+        sed "s/\"time\":\"[^\"]*\"//; s/\"age_seconds\":[0-9.]*//g" stat.$p >cut.$p || return 1
+    done &&
+    test_cmp cut.$M1 cut.$M2 &&
+    test_cmp cut.$M1 cut.$M3 &&
+    grep "\"key\":\"{$S}:dlq\",\"length\":1}" stat.$M1 &&
+    grep "\"key\":\"{$S}:producers\"" stat.$M1 &&
+    grep "\"p3\"" stat.$M1
+'
+
+test_expect_success 'dlq list, retry through any node' '
+    logpipe-dlq -r "redis://127.0.0.1:$M2" -s "$S" list >list &&
+    test "$(wc -l <list)" = 1 &&
+    grep "not json" list &&
+    id=$(sed -n "s/.*\"id\":\"\([0-9-]*\)\".*/\1/p" list) &&
+    test -n "$id" &&
+    logpipe-dlq -r "redis://127.0.0.1:$M3" -s "$S" retry "$id" &&
+    test "$(ccli "$OWNER" xlen "{$S}:dlq")" = 0
+'
+
+test_expect_success 'replay --from-redis through any node (the entry retried from the DLQ too)' '
+    events 500 four >in4 &&
+    logpipe-send -r "redis://127.0.0.1:$B" -s "$S" in4 &&
+    { logpipe-replay -r "redis://127.0.0.1:$A" -s "$S" --from-redis >replayed 2>replay.err; test $? = 65; } &&
+    grep "1 damaged line" replay.err &&
+    grep "\"four\"" replayed >four &&
+    drained four >got4 &&
+    seq 1 500 >want4 &&
+    test_cmp want4 got4
+'
+
 test_done
