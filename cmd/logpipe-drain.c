@@ -237,7 +237,7 @@ int main(int argc, char **argv)
     struct says says;
     const struct lp_notify nt = { say, &says };
     struct lp_drain_result res;
-    struct lp_drain *d;
+    struct lp_drain *d = NULL;
     struct lp_redis *r;
     int st;
 
@@ -252,6 +252,10 @@ int main(int argc, char **argv)
     lp_budget_init(&says.dlq_failed, LP_LEVEL_ERROR, "failed moves to the "
                    "DLQ");
     lp_sig_init(1);
+    if ((st = tool_cluster(&conf.com, err)) != 0) {
+        lp_error("%s", err);
+        goto out;
+    }
     if ((d = lp_drain_new(&conf, &nt, err)) == NULL) {
         lp_error("%s", err);
         st = LP_EX_SOFTWARE;

@@ -13,6 +13,7 @@
 
 #include "lp_aside.h"
 #include "lp_buf.h"
+#include "lp_cluster.h"
 #include "lp_dlq.h"
 #include "lp_exit.h"
 #include "lp_httpd.h"
@@ -1187,6 +1188,12 @@ int main(int argc, char **argv)
             opt.c.test_lose_reply = strtoull(t, NULL, 10);
     }
     lp_log_init("logpipe-http", opt.com.log_format, opt.com.verbosity);
+    if ((code = tool_cluster(&opt.com, err)) != 0) {
+        lp_error("%s", err);
+        return tool_opt_end(&opt.com, code);
+    }
+    opt.c.dlq = opt.com.dlq;
+    opt.c.cluster = opt.com.cluster;
     opt.c.redis_new = redis_new_x;
     opt.c.due = due;
     opt.c.tick = tick;
@@ -1223,7 +1230,12 @@ int main(int argc, char **argv)
         code = LP_EX_SOFTWARE;
         goto out;
     }
-    sprintf(x.idem->pkey, "%s:producers", opt.com.stream);
+    if (lp_key_aux(opt.com.cluster, opt.com.stream, ":producers",
+                   x.idem->pkey, strlen(opt.com.stream) + 16, err) < 0) {
+        lp_error("%s", err);
+        code = LP_EX_CONFIG;
+        goto out;
+    }
     strcpy(x.idem->scan, "0");
     x.idem->x = &x;
     if ((x.s = lp_send_new(&opt.c, &nt, err)) == NULL) {

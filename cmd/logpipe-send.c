@@ -404,6 +404,12 @@ int main(int argc, char **argv)
 
     parse_args(&opt, argc, argv);
     opt.c.ctx = &opt.com;
+    if ((code = tool_cluster(&opt.com, err)) != 0) {
+        lp_error("%s", err);
+        return tool_opt_end(&opt.com, code);
+    }
+    opt.c.dlq = opt.com.dlq;
+    opt.c.cluster = opt.com.cluster;
     {
         /* test-only: a reply lost after Redis ran its batch */
         const char *t = getenv("LOGPIPE_TEST_LOSE_REPLY");

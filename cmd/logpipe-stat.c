@@ -208,6 +208,10 @@ int main(int argc, char **argv)
     lp_log_init("logpipe-stat", opt.com.log_format, opt.com.verbosity);
     /* one short run: SIGINT and SIGTERM end it as they do by default */
     signal(SIGPIPE, SIG_IGN);
+    if ((code = tool_cluster(&opt.com, err)) != 0) {
+        lp_error("%s", err);
+        return tool_opt_end(&opt.com, code);
+    }
     if ((r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         return tool_opt_end(&opt.com, LP_EX_CONFIG);
@@ -215,6 +219,7 @@ int main(int argc, char **argv)
     st = lp_stat_new(&(struct lp_stat_conf){
         .redis = r, .timeout = opt.timeout,
         .stream = opt.com.stream, .dlq = opt.com.dlq, .wal = opt.wal,
+        .cluster = opt.com.cluster,
         .dir = opt.com.dir_set ? opt.com.dir : NULL,
         .producers = opt.producers,
         .notify = lp_log_notify,

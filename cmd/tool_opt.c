@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lp_cluster.h"
 #include "lp_exit.h"
 #include "lp_log.h"
 #include "lp_parse.h"
@@ -166,10 +167,109 @@ int tool_opt_end(struct lp_common *com, int status)
     return status;
 }
 
+/* The -r URL as a cluster, the process's (one URL a process, asked once
+ * by tool_cluster; every connection tool_redis makes routes through it):
+ * mode LP_CLUSTER_*, 0 when Redis was not reached at start; key: the
+ * stream whose slot the connections go to; routes: connects so far. */
+static struct {
+    struct lp_cluster *c;
+    int asked, mode;
+    unsigned long routes;
+    const char *key;
+} clu;
+
+int tool_cluster(struct lp_common *c, char *err)
+{
+    static char dlq[1024];
+    int rc;
+
+    if (clu.asked)
+        goto keys;
+    clu.asked = 1;
+    clu.key = c->stream;
+    if ((clu.c = lp_common_cluster(c, err)) == NULL)
+        return LP_EX_CONFIG;
+    lp_cluster_set_timeout(clu.c, 10000);
+    rc = lp_cluster_open(clu.c, err);
+    if (rc == 0)
+        clu.mode = lp_cluster_mode(clu.c);
+    if (clu.mode != LP_CLUSTER_CLUSTER) {
+        /* standalone: nothing changes (its connection goes); not
+         * reached, or refused: the engine's connect says why, as
+         * always, and finds out then */
+        if (clu.mode == LP_CLUSTER_STANDALONE) {
+            lp_cluster_free(clu.c);
+            clu.c = NULL;
+        }
+        err[0] = '\0';
+        return 0;
+    }
+keys:
+    if (clu.mode != LP_CLUSTER_CLUSTER)
+        return 0;
+    c->cluster = 1;
+    if (lp_key_aux(1, c->stream, ":dlq", dlq, sizeof dlq, err) < 0)
+        return LP_EX_CONFIG;
+    if (c->dlq_set == NULL) {
+        c->dlq = dlq;
+    } else if (lp_key_slot(c->dlq, strlen(c->dlq)) !=
+               lp_key_slot(c->stream, strlen(c->stream))) {
+        snprintf(err, LP_ERRLEN, "--dlq %.200s: in a Redis Cluster the "
+                 "dead letter stream must share the slot of --stream "
+                 "%.200s (they change together in one transaction): give "
+                 "both one hash tag (--stream 'logs:{app}' --dlq "
+                 "'dlq:{app}'), or leave --dlq out for %.200s", c->dlq,
+                 c->stream, dlq);
+        return LP_EX_CONFIG;
+    }
+    return 0;
+}
+
+/* lp_redis_set_route's: r goes to the master of the stream's slot */
+static int route(void *ctx, struct lp_redis *r, char *err)
+{
+    char host[256];
+    int port, rc;
+
+    (void)ctx;
+    if (clu.mode == 0 && clu.c) {
+        /* not reached at start: what is it? */
+        if ((rc = lp_cluster_open(clu.c, err)) != 0)
+            return rc;
+        clu.mode = lp_cluster_mode(clu.c);
+        if (clu.mode == LP_CLUSTER_CLUSTER) {
+            snprintf(err, LP_ERRLEN, "%s is a Redis Cluster, which could "
+                     "not be reached when this run started: its keys were "
+                     "named for a standalone server; start it again",
+                     lp_redis_name(r));
+            clu.mode = 0;
+            return LP_REDIS_EAUTH;
+        }
+        lp_cluster_free(clu.c);
+        clu.c = NULL;
+    }
+    if (clu.mode != LP_CLUSTER_CLUSTER)
+        return 0;
+    if (clu.routes++ > 0)
+        lp_cluster_stale(clu.c);    /* a reconnect: where is it now? */
+    rc = lp_cluster_slot_addr(clu.c, lp_key_slot(clu.key, strlen(clu.key)),
+                              host, sizeof host, &port, err);
+    if (rc != 0)
+        return rc;
+    if (lp_redis_retarget(r, host, port) < 0) {
+        snprintf(err, LP_ERRLEN, "%.200s: a host name too long", host);
+        return LP_REDIS_ETEMP;
+    }
+    return 0;
+}
+
 struct lp_redis *tool_redis(const struct lp_common *c, char *err)
 {
     int shown = 0;
     struct lp_redis *r = lp_common_redis(c, &shown, err);
+
+    if (r && clu.asked && clu.mode != LP_CLUSTER_STANDALONE && clu.c)
+        lp_redis_set_route(r, route, NULL);
 
     if (shown)
         lp_warn("the password in the --redis URL was visible to other "

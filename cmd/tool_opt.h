@@ -86,7 +86,20 @@ int tool_rate_opt(const struct lp_optdef *o, void *base, char *arg,
 uint64_t tool_burst_default(double per_ms);
 
 /* lp_common_redis, and the warning when the password is the one -r
- * showed to ps. Returns NULL with err. */
+ * showed to ps. On a Redis Cluster (tool_cluster), the connection is
+ * routed: each connect goes to the master of c->stream's slot, and a
+ * MOVED or ASK closes it (lp_redis_set_route). Returns NULL with err. */
 struct lp_redis *tool_redis(const struct lp_common *c, char *err);
+
+/*
+ * Is -r a Redis Cluster? Asked once a process (lp_cluster_open), before
+ * the engine names its keys: on one, sets c->cluster, and the default
+ * --dlq becomes the stream's (lp_key_aux: "{<stream>}:dlq"); a --dlq
+ * given that does not share the stream's slot, or a stream whose keys
+ * cannot, is refused. Redis not reached: taken as standalone, and a
+ * cluster found at the first connect is refused then. Returns 0, or
+ * LP_EX_CONFIG with err.
+ */
+int tool_cluster(struct lp_common *c, char *err);
 
 #endif

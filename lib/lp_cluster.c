@@ -746,6 +746,68 @@ int lp_cluster_open(struct lp_cluster *c, char *err)
     return 0;
 }
 
+int lp_cluster_slot_addr(struct lp_cluster *c, unsigned slot, char *host,
+                         size_t cap, int *port, char *err)
+{
+    char e[LP_ERRLEN];
+    const struct node *n;
+
+    if (c->mode != LP_CLUSTER_CLUSTER || c->seed.is_unix) {
+        snprintf(err, LP_ERRLEN, "%s: %s", c->seed.is_unix ? c->seed.path
+                 : c->seed.host, c->mode != LP_CLUSTER_CLUSTER ?
+                 "not connected (lp_cluster_open)" :
+                 "a cluster reached through a unix socket: give a node's "
+                 "host:port");
+        return LP_REDIS_ETEMP;
+    }
+    if (slot >= LP_CLUSTER_SLOTS)
+        slot = 0;
+    if (c->stale && reload(c, -1, e) < 0)
+        c->stale = 1;
+    if (c->owner[slot] == 0) {
+        snprintf(err, LP_ERRLEN, "slot %u has no master (cluster down?)",
+                 slot);
+        c->stale = 1;
+        return LP_REDIS_ETEMP;
+    }
+    n = &c->nodes[c->owner[slot] - 1u];
+    if (strlen(n->host) >= cap) {
+        snprintf(err, LP_ERRLEN, "%.100s...: a host name too long", n->host);
+        return LP_REDIS_ETEMP;
+    }
+    memcpy(host, n->host, strlen(n->host) + 1);
+    *port = n->port;
+    return 0;
+}
+
+int lp_key_aux(int cluster, const char *stream, const char *suffix,
+               char *out, size_t cap, char *err)
+{
+    size_t sl = strlen(stream);
+    const char *o = memchr(stream, '{', sl), *cl;
+    int tagged = o && (cl = memchr(o + 1, '}', sl - (size_t)(o + 1 - stream)))
+                 != NULL && cl > o + 1;
+    int n;
+
+    if (!cluster || tagged)
+        n = snprintf(out, cap, "%s%s", stream, suffix);
+    else
+        n = snprintf(out, cap, "{%s}%s", stream, suffix);
+    if (n < 0 || (size_t)n >= cap) {
+        snprintf(err, LP_ERRLEN, "%.200s: a name too long for its keys",
+                 stream);
+        return -1;
+    }
+    if (cluster && lp_key_slot(out, (size_t)n) != lp_key_slot(stream, sl)) {
+        snprintf(err, LP_ERRLEN, "stream %.200s: in a Redis Cluster its "
+                 "keys (%.200s) must share its slot, which a name with a "
+                 "'}' and no hash tag cannot: give it a hash tag "
+                 "(logs:{app})", stream, out);
+        return -1;
+    }
+    return n;
+}
+
 int lp_cluster_slot_node(struct lp_cluster *c, unsigned slot,
                          struct lp_redis **r, char *err)
 {

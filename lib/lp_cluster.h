@@ -160,6 +160,28 @@ int lp_cluster_slot_node(struct lp_cluster *c, unsigned slot,
 int lp_cluster_node(struct lp_cluster *c, const char *key, size_t len,
                     struct lp_redis **r, char *err);
 
+/*
+ * Where slot's master is, without connecting to it: its host (cap bytes
+ * at most) and port, for a connection of the caller's own
+ * (lp_redis_retarget). The map is loaded again first when stale. 0, or
+ * LP_REDIS_ETEMP with err (not open, a cluster through a unix socket, the
+ * slot without master: the map is marked stale).
+ */
+int lp_cluster_slot_addr(struct lp_cluster *c, unsigned slot, char *host,
+                         size_t cap, int *port, char *err);
+
+/*
+ * The name of a key that goes with stream in one transaction or script
+ * (its producers, its dead letters, the gate's keys): standalone (cluster
+ * 0) "<stream><suffix>" as it always was; in a cluster the same when
+ * stream has a hash tag ("logs:{a}:producers"), else "{<stream>}<suffix>"
+ * (the tag is the stream's name: the same slot). Returns the length, or
+ * -1 with err when it does not fit in cap, or when in a cluster no such
+ * name can share stream's slot (a name with a '}' but no hash tag).
+ */
+int lp_key_aux(int cluster, const char *stream, const char *suffix,
+               char *out, size_t cap, char *err);
+
 /* The masters of the current map, in the order of their first slot
  * (standalone: 1, the one server), for work on every node (SCAN, WAIT).
  * lp_cluster_master connects master i (< lp_cluster_masters) and returns

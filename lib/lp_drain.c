@@ -1815,7 +1815,8 @@ int lp_drain_open(struct lp_drain *d, char *err)
     if (d->conf.consumer == NULL)
         d->conf.consumer = d->host;
     if ((d->owner = lp_owner_new(d->conf.com.stream, d->conf.com.group,
-                                 d->conf.consumer, d->host)) == NULL)
+                                 d->conf.consumer, d->host,
+                                 d->conf.com.cluster)) == NULL)
         goto nomem;
     /* a drain silent for --claim-idle is dead to the group: its entries
      * are claimed, and its name may be taken */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lp_cluster.h"
 #include "lp_log.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
@@ -266,48 +267,82 @@ static int argv_tls(const char *v, const char *env)
     return v != NULL && (e == NULL || strcmp(v, e) != 0);
 }
 
+/* The URL, the password and the TLS settings of the common options:
+ * 0, or -1 with err. pw holds the password when read from a file. */
+static int common_conn(const struct lp_common *c, int *shown, struct lp_url *u,
+                       char *pw, size_t cap, const char **password,
+                       struct lp_tls *t, int *tls, char *err)
+{
+    if (lp_url_parse(c->redis_url, u, err) < 0)
+        return -1;
+    if (c->password_file) {
+        if (read_password(c->password_file, pw, cap, err) < 0)
+            return -1;
+        *password = pw;
+    } else if (u->password[0]) {
+        *password = u->password;
+        if (c->password_on_argv)
+            *shown = 1;
+    } else {
+        *password = getenv("LOGPIPE_REDIS_PASSWORD");
+        if (*password == NULL || **password == '\0')
+            *password = getenv("REDISCLI_AUTH");
+    }
+    /* a plain URL with TLS options given on the command line is a
+     * mistake (78, lp_redis_tls); the same from the environment only are
+     * for the rediss:// URLs it may also hold, not for this one */
+    *tls = u->tls || argv_tls(c->tls_ca, "LOGPIPE_TLS_CA") ||
+           argv_tls(c->tls_cert, "LOGPIPE_TLS_CERT") ||
+           argv_tls(c->tls_key, "LOGPIPE_TLS_KEY") ||
+           argv_tls(c->tls_server_name, "LOGPIPE_TLS_SERVER_NAME") ||
+           c->tls_insecure;
+    t->ca = c->tls_ca;
+    t->cert = c->tls_cert;
+    t->key = c->tls_key;
+    t->server_name = c->tls_server_name;
+    t->insecure = c->tls_insecure;
+    return 0;
+}
+
 struct lp_redis *lp_common_redis(const struct lp_common *c, int *shown,
                                  char *err)
 {
     struct lp_url u;
-    struct lp_redis *r;
+    struct lp_redis *r = NULL;
+    struct lp_tls t;
     char pw[1024];
     const char *password;
+    int tls;
 
-    if (lp_url_parse(c->redis_url, &u, err) < 0)
-        return NULL;
-    if (c->password_file) {
-        if (read_password(c->password_file, pw, sizeof pw, err) < 0)
-            return NULL;
-        password = pw;
-    } else if (u.password[0]) {
-        password = u.password;
-        if (c->password_on_argv)
-            *shown = 1;
-    } else {
-        password = getenv("LOGPIPE_REDIS_PASSWORD");
-        if (password == NULL || *password == '\0')
-            password = getenv("REDISCLI_AUTH");
-    }
-    r = lp_redis_new(&u, password);
-    memset(pw, 0, sizeof pw);
-    if (r == NULL)
-        snprintf(err, LP_ERRLEN, "out of memory");
-    else if (u.tls || argv_tls(c->tls_ca, "LOGPIPE_TLS_CA") ||
-             argv_tls(c->tls_cert, "LOGPIPE_TLS_CERT") ||
-             argv_tls(c->tls_key, "LOGPIPE_TLS_KEY") ||
-             argv_tls(c->tls_server_name, "LOGPIPE_TLS_SERVER_NAME") ||
-             c->tls_insecure) {
-        /* a plain URL with TLS options given on the command line is a
-         * mistake (78); the same from the environment only are for the
-         * rediss:// URLs it may also hold, not for this one */
-        struct lp_tls t = { c->tls_ca, c->tls_cert, c->tls_key,
-                            c->tls_server_name, c->tls_insecure };
-        if (lp_redis_tls(r, &t, err) < 0) {
+    if (common_conn(c, shown, &u, pw, sizeof pw, &password, &t, &tls,
+                    err) == 0) {
+        r = lp_redis_new(&u, password);
+        if (r == NULL)
+            snprintf(err, LP_ERRLEN, "out of memory");
+        else if (tls && lp_redis_tls(r, &t, err) < 0) {
             lp_redis_free(r);
             r = NULL;
         }
     }
+    memset(pw, 0, sizeof pw);
     memset(&u, 0, sizeof u);
     return r;
+}
+
+struct lp_cluster *lp_common_cluster(const struct lp_common *c, char *err)
+{
+    struct lp_url u;
+    struct lp_cluster *cl = NULL;
+    struct lp_tls t;
+    char pw[1024];
+    const char *password;
+    int tls, shown = 0;
+
+    if (common_conn(c, &shown, &u, pw, sizeof pw, &password, &t, &tls,
+                    err) == 0 &&
+        (cl = lp_cluster_new(&u, password, tls ? &t : NULL)) == NULL)
+        snprintf(err, LP_ERRLEN, "out of memory");
+    memset(pw, 0, sizeof pw);
+    memset(&u, 0, sizeof u);
+    return cl;
 }

@@ -117,6 +117,10 @@ struct lp_common {
     int verbosity;              /* -q: -1, -v: +1 each */
     int log_format;             /* LP_LOG_TEXT / LP_LOG_JSON */
     int password_on_argv;       /* -r URL held a password (now blanked) */
+    int cluster;                /* -r names a Redis Cluster (tool_cluster):
+                                 * the stream's keys are named for one
+                                 * (lp_key_aux) */
+    const struct lp_optdef *dlq_set;    /* --dlq or LOGPIPE_DLQ given */
     char *url_copy;             /* that URL, whole: malloc'd, and the
                                  * caller's to free (a tool's end) */
 };
@@ -145,7 +149,8 @@ int lp_common_url(const struct lp_optdef *o, void *base, char *arg,
 #define LP_LONG_DLQ \
     { "dlq", 0, LP_COM(LP_STR, dlq), "KEY", \
       "dead letter stream (logs:dlq)", .env = "LOGPIPE_DLQ", \
-      .flags = LP_OF_COMMON | LP_OF_NONEMPTY }
+      .flags = LP_OF_COMMON | LP_OF_NONEMPTY, \
+      LP_GIVEN(struct lp_common, dlq_set) }
 #define LP_LONG_DIR \
     { "dir", 'd', LP_COM(LP_STR, dir), "DIR", "archive root (./logs)", \
       .env = "LOGPIPE_DIR", LP_GIVEN(struct lp_common, dir_set), \
@@ -231,5 +236,11 @@ const char *lp_opt_name(const struct lp_optdef *o, char *buf, size_t cap);
  */
 struct lp_redis *lp_common_redis(const struct lp_common *c, int *shown,
                                  char *err);
+/* The same options as an lp_cluster (lp_cluster_new: not open yet), for
+ * telling a cluster from a standalone server and routing in one. NULL
+ * with err. */
+struct lp_cluster;
+struct lp_cluster *lp_common_cluster(const struct lp_common *c, char *err);
+
 
 #endif

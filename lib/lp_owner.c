@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lp_cluster.h"
 #include "lp_owner.h"
 #include "lp_parse.h"
 #include "lp_time.h"
@@ -104,7 +105,8 @@ static void read_line(const char *path, char *buf, size_t cap)
 }
 
 struct lp_owner *lp_owner_new(const char *stream, const char *group,
-                              const char *consumer, const char *host)
+                              const char *consumer, const char *host,
+                              int cluster)
 {
     struct lp_owner *o = calloc(1, sizeof *o);
     struct stat st;
@@ -120,8 +122,14 @@ struct lp_owner *lp_owner_new(const char *stream, const char *group,
     o->consumer = strdup(consumer);
     o->host = strdup(host);
     kl = strlen(stream) + strlen(group) + strlen(consumer) + 16;
-    if ((o->key = malloc(kl)) != NULL)
-        snprintf(o->key, kl, "%s:drain:%s:%s", stream, group, consumer);
+    if ((o->key = malloc(kl)) != NULL) {
+        /* "<stream>:drain:<group>:<consumer>", in a cluster in the
+         * stream's slot (lp_key_aux): its connection serves that slot */
+        char suf[1024], e[LP_ERRLEN];
+        snprintf(suf, sizeof suf, ":drain:%s:%s", group, consumer);
+        if (lp_key_aux(cluster, stream, suf, o->key, kl, e) < 0)
+            snprintf(o->key, kl, "%s%s", stream, suf);
+    }
     if (!o->stream || !o->group || !o->consumer || !o->host || !o->key) {
         lp_owner_free(o);
         return NULL;

@@ -29,9 +29,12 @@ struct lp_owner;
 #define LP_OWNER_SHARED (-3)    /* a drain of another group uses --dir */
 #define LP_OWNER_NOBEAT (-4)    /* Redis refused the heartbeat (NOPERM) */
 
-/* Who we are (the strings are copied). Returns NULL when out of memory. */
+/* Who we are (the strings are copied); cluster: stream is on a Redis
+ * Cluster, the heartbeat's key named to share its slot (lp_key_aux).
+ * Returns NULL when out of memory. */
 struct lp_owner *lp_owner_new(const char *stream, const char *group,
-                              const char *consumer, const char *host);
+                              const char *consumer, const char *host,
+                              int cluster);
 /* The name of this consumer's own things in --dir (its drain journal):
  * 16 hex digits, the hash its lock file is named by. cap >= 17. */
 void lp_owner_name(const struct lp_owner *o, char *buf, size_t cap);

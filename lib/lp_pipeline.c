@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "lp_cluster.h"
 #include "lp_dlq.h"
 #include "lp_exit.h"
 #include "lp_fs.h"
@@ -152,9 +153,16 @@ int lp_pipeline_init(struct lp_send *s)
             if (lp_resp_bulk(&s->waitcmd, w[i], strlen(w[i])) < 0)
                 return -1;
     }
-    snprintf(s->shold, sizeof s->shold, "%s:send-hold", s->c.stream);
-    snprintf(s->dhold, sizeof s->dhold, "%s:send-hold",
-             s->c.dlq ? s->c.dlq : "");
+    {
+        char e[LP_ERRLEN];
+        if (lp_key_aux(s->c.cluster, s->c.stream, ":send-hold", s->shold,
+                       sizeof s->shold, e) < 0)
+            snprintf(s->shold, sizeof s->shold, "%s:send-hold", s->c.stream);
+        if (lp_key_aux(s->c.cluster, s->c.dlq ? s->c.dlq : "", ":send-hold",
+                       s->dhold, sizeof s->dhold, e) < 0)
+            snprintf(s->dhold, sizeof s->dhold, "%s:send-hold",
+                     s->c.dlq ? s->c.dlq : "");
+    }
     /* XADD <stream> * data: every event's command up to its data */
     if (lp_resp_head(&s->prefix, 5) < 0)
         return -1;

@@ -239,6 +239,8 @@ struct lp_redis {
     int64_t timeout_ms;
     struct build build;         /* rd's */
     char ioerr[160];            /* why the last I/O failed */
+    lp_redis_route_fn route;    /* lp_redis_set_route */
+    void *route_ctx;
 };
 
 struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password)
@@ -256,6 +258,25 @@ struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password)
     lp_url_describe(u, r->name, sizeof r->name);
     r->timeout_ms = 10000;
     return r;
+}
+
+void lp_redis_set_route(struct lp_redis *r, lp_redis_route_fn fn, void *ctx)
+{
+    r->route = fn;
+    r->route_ctx = ctx;
+}
+
+int lp_redis_retarget(struct lp_redis *r, const char *host, int port)
+{
+    if (strlen(host) >= sizeof r->url.host)
+        return -1;
+    if (strcmp(r->url.host, host) != 0 || r->url.port != port) {
+        snprintf(r->url.host, sizeof r->url.host, "%s", host);
+        r->url.port = port;
+        r->url.is_unix = 0;
+        lp_url_describe(&r->url, r->name, sizeof r->name);
+    }
+    return 0;
 }
 
 /* OpenSSL's last error, or what, into buf */
@@ -569,6 +590,9 @@ int lp_redis_connect(struct lp_redis *r, char *err)
     char db[16], why[512];
 
     lp_redis_disconnect(r);
+    r->ioerr[0] = '\0';
+    if (r->route && (rc = r->route(r->route_ctx, r, err)) != 0)
+        return rc;
     if (r->url.tls && r->ctx == NULL && lp_redis_tls(r, NULL, err) < 0)
         return LP_REDIS_EAUTH;
     if ((r->fd = dial(r, cms, why, sizeof why)) < 0) {
@@ -821,6 +845,16 @@ int lp_redis_next(struct lp_redis *r, struct lp_reply **rep, char *err)
         return -1;
     }
     *rep = p;
+    if (p && r->route && ((redisReply *)p)->type == REDIS_REPLY_ERROR &&
+        (strncmp(((redisReply *)p)->str, "MOVED ", 6) == 0 ||
+         strncmp(((redisReply *)p)->str, "ASK ", 4) == 0)) {
+        /* the slot is served elsewhere: closed, so that the caller's
+         * reconnect asks the route where (what was in flight after it is
+         * lost, as after an I/O error: the engines find out what ran) */
+        snprintf(r->ioerr, sizeof r->ioerr, "%.100s (connecting again "
+                 "where the cluster says)", ((redisReply *)p)->str);
+        lp_redis_disconnect(r);
+    }
     return p != NULL;
 }
 

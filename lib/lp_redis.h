@@ -54,6 +54,23 @@ int lp_redis_connected(const struct lp_redis *r);
  * hiredis reports an expired timeout as an I/O error. */
 void lp_redis_set_timeout(struct lp_redis *r, int64_t ms);
 
+/*
+ * Routing, for a Redis Cluster (lp_cluster, the tools' tool_redis): fn is
+ * called by every lp_redis_connect before it dials, and may point r at
+ * another node with lp_redis_retarget (the master of the slot r's
+ * commands go to). It returns 0, or LP_REDIS_ETEMP / LP_REDIS_EAUTH with
+ * err, which lp_redis_connect returns. With a route set, a MOVED or ASK
+ * reply is handed out as any error reply, and then the connection closes
+ * itself: the replies after it are lost (as after an I/O error) and the
+ * caller's reconnect routes again. Without one (standalone), nothing of
+ * this happens.
+ */
+typedef int (*lp_redis_route_fn)(void *ctx, struct lp_redis *r, char *err);
+void lp_redis_set_route(struct lp_redis *r, lp_redis_route_fn fn, void *ctx);
+/* Points r at host:port from its next connect (TLS settings, password
+ * and database kept). 0, or -1 when the host is too long. */
+int lp_redis_retarget(struct lp_redis *r, const char *host, int port);
+
 /* "host:port" or "unix:/path", never the password. */
 const char *lp_redis_name(const struct lp_redis *r);
 int lp_redis_fd(const struct lp_redis *r);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_cluster.h"
 #include "lp_dlq.h"
 #include "lp_event.h"
 #include "lp_exit.h"
@@ -1026,7 +1027,7 @@ static int shared_failed(struct lp_send *s, const char *err)
 static void shared_key(struct lp_send *s, struct lp_buf *b, const char *key,
                        size_t klen)
 {
-    if (lp_buf_adds(b, s->c.stream) < 0 || lp_buf_adds(b, ":rate:") < 0 ||
+    if (lp_buf_adds(b, s->rkey_pre) < 0 ||
         lp_buf_add(b, key, klen) < 0)
         lp_send_oom(s);
 }
@@ -2362,10 +2363,13 @@ int lp_send_open(struct lp_send *s, char *err)
             return LP_EX_USAGE;
         }
     }
-    if (snprintf(s->pkey, sizeof s->pkey, "%s%s", s->c.stream,
-                 LP_PRODUCERS_SUFFIX) >= (int)sizeof s->pkey) {
-        snprintf(err, LP_ERRLEN, "--stream: too long");
-        return LP_EX_USAGE;
+    if (lp_key_aux(s->c.cluster, s->c.stream, LP_PRODUCERS_SUFFIX, s->pkey,
+                   sizeof s->pkey, err) < 0 ||
+        lp_key_aux(s->c.cluster, s->c.stream, ":rate:", s->rkey_pre,
+                   sizeof s->rkey_pre, err) < 0) {
+        if (!s->c.cluster)
+            snprintf(err, LP_ERRLEN, "--stream: too long");
+        return s->c.cluster ? LP_EX_CONFIG : LP_EX_USAGE;
     }
     if (s->c.journal_dir) {
         /* said before Redis is waited for */

@@ -96,6 +96,8 @@ struct lp_producer {
  * are borrowed for the life of the engine. */
 struct lp_send_conf {
     const char *stream, *dlq, *group;
+    int cluster;                /* on a Redis Cluster: the stream's keys
+                                 * named to share its slot (lp_key_aux) */
     uint64_t batch;             /* events a batch */
     uint64_t batch_bytes;       /* bytes a batch */
     int64_t linger;             /* ms: a partial batch goes after this */

@@ -185,7 +185,8 @@ struct lp_send {
     struct lp_buf prefix;       /* RESP of XADD <stream> * data */
     /* the producer (lp_send.h): stdin's, or --producer */
     char producer[LP_PRODUCER_MAX + 1];
-    char pkey[512];             /* <stream>:producers */
+    char pkey[512];             /* <stream>:producers (lp_key_aux) */
+    char rkey_pre[512];         /* <stream>:rate: (lp_key_aux) */
     char shold[512], dhold[512];  /* <stream>:send-hold, <dlq>:send-hold:
                                      where the gate puts them aside */
     uint64_t next_pos;          /* the position of the next command */

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "lp_buf.h"
+#include "lp_cluster.h"
 #include "lp_fs.h"
 #include "lp_journal.h"
 #include "lp_parse.h"
@@ -131,6 +132,17 @@ static char *dupn(const char *v, size_t n)
     return p;
 }
 
+/* <stream>:producers, named as send names it (lp_key_aux); its length */
+static size_t pkey_of(const struct lp_stat *s, char *key, size_t cap)
+{
+    char e[LP_ERRLEN];
+    int n = lp_key_aux(s->c.cluster, s->c.stream, ":producers", key, cap, e);
+
+    if (n < 0)
+        n = snprintf(key, cap, "%s:producers", s->c.stream);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 /* The producers of logpipe-send: how many (HLEN), and each with
  * conf.producers (HSCAN, page by page). */
 static int producers(struct lp_stat *s)
@@ -141,7 +153,7 @@ static int producers(struct lp_stat *s)
     size_t cap = 0;
     int rc;
 
-    snprintf(key, sizeof key, "%s:producers", s->c.stream);
+    pkey_of(s, key, sizeof key);
     rep = lp_redis_cmd(s->c.redis, err, "HLEN", key, NULL);
     if ((rc = hash_answered(s, "HLEN", rep, key, err))) {
         lp_reply_free(rep);
@@ -474,9 +486,7 @@ char *lp_stat_json(const struct lp_stat *s)
     lp_buf_adds(&b, ",\"length\":");
     jnum(&b, f->dlq);
     lp_buf_adds(&b, "},\"producers\":{\"key\":");
-    lp_buf_add_jstr(&b, pkey, (size_t)snprintf(pkey, sizeof pkey,
-                                                "%s:producers",
-                                                s->c.stream));
+    lp_buf_add_jstr(&b, pkey, pkey_of(s, pkey, sizeof pkey));
     lp_buf_adds(&b, ",\"count\":");
     if (f->producers >= 0)
         jnum(&b, f->producers);

@@ -89,6 +89,7 @@ struct lp_stat_conf {
                                    does lp_stat_new when it fails */
     int64_t timeout;            /* ms: give up on Redis after it */
     const char *stream, *dlq;   /* borrowed */
+    int cluster;                /* on a Redis Cluster (lp_key_aux names) */
     const char *wal;            /* a logpipe-send WAL; NULL: not measured */
     const char *dir;            /* an archive tree; NULL: not measured */
     int producers;              /* read each producer, not only count */

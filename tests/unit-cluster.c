@@ -441,8 +441,51 @@ static void test_object(void)
     lp_cluster_free(NULL);
 }
 
+/* lp_key_aux: the keys that go with a stream, in its slot in a cluster */
+static void test_key_aux(void)
+{
+    static const char *streams[] = {
+        "logs:stream", "app:{a}", "{t1}x", "a{}b", "{}", "a{b", "x{", "{",
+        "a{b}c{d}", "}", "{{x}}", "a}{b}",
+    };
+    char out[64], err[LP_ERRLEN];
+    int n;
+
+    n = lp_key_aux(0, "logs:stream", ":producers", out, sizeof out, err);
+    is_str(out, "logs:stream:producers", "standalone: the names of before");
+    ok(n == 21, "the length returned");
+    n = lp_key_aux(0, "a}b", ":dlq", out, sizeof out, err);
+    is_str(out, "a}b:dlq", "standalone: any name, as before");
+    lp_key_aux(1, "logs:stream", ":producers", out, sizeof out, err);
+    is_str(out, "{logs:stream}:producers", "cluster, no tag: the name is it");
+    lp_key_aux(1, "app:{a}", ":producers", out, sizeof out, err);
+    is_str(out, "app:{a}:producers", "cluster, a tag: kept");
+    n = lp_key_aux(1, "a{b", ":dlq", out, sizeof out, err);
+    is_str(out, "{a{b}:dlq", "a '{' without tag: the name is the tag");
+    n = lp_key_aux(1, "a{}b", ":dlq", out, sizeof out, err);
+    ok(n == -1, "an empty tag and a '}': no name shares its slot");
+    for (size_t i = 0; i < sizeof streams / sizeof *streams; i++) {
+        const char *s = streams[i];
+        n = lp_key_aux(1, s, ":send-hold", out, sizeof out, err);
+        if (n >= 0)
+            ok(lp_key_slot(out, (size_t)n) == lp_key_slot(s, strlen(s)),
+               "%s -> %s: the stream's slot", s, out);
+        else
+            ok(strchr(s, '}') != NULL && strstr(err, "hash tag"),
+               "%s: refused, a '}' without a tag (%s)", s, err);
+    }
+    n = lp_key_aux(1, "}", ":x", out, sizeof out, err);
+    ok(n == -1, "'}' alone cannot be paired");
+    n = lp_key_aux(1, "a}{b}", ":x", out, sizeof out, err);
+    ok(n >= 0, "a}{b} has tag b: kept (%s)", out);
+    n = lp_key_aux(0, "0123456789012345678901234567890123456789012345678901234",
+                   ":producers", out, sizeof out, err);
+    ok(n == -1 && strstr(err, "too long"), "a name that does not fit: -1");
+}
+
 int main(void)
 {
+    test_key_aux();
     test_slots();
     test_map();
     test_redirects();
