@@ -17,7 +17,9 @@
 #include "lp_parse.h"
 #include "lp_time.h"
 
-#define LP_HASH 1024
+/* the table of open files starts with this many slots (a power of 2),
+ * and doubles to stay at most half full */
+#define LP_TAB0 1024
 
 struct check {
     uint64_t ms, seq;
@@ -25,8 +27,10 @@ struct check {
 };
 
 struct lp_afile {
-    struct lp_afile *next;      /* hash chain */
-    char *path;
+    char *path;                 /* -> name, NUL-terminated */
+    size_t plen;
+    uint32_t hash;              /* of path (hash_path) */
+    size_t oslot;               /* its index in a->open */
     int fd;
     struct lp_buf pend;         /* the batch's lines */
     struct check *checks;       /* redelivered entries to look for */
@@ -48,6 +52,9 @@ struct lp_afile {
     struct lp_buf hold;         /* journal mode: lines committed to the
                                    journal, not yet written to the file */
     int64_t hold_ms;            /* when its oldest was committed */
+    ino_t ino;                  /* of fd, when opened: the path's while */
+    dev_t dev;                  /* it is not rotated away (lock_for_append) */
+    char name[];
 };
 
 /* A descriptor whose file was closed (evicted, rotated away) while its
@@ -65,7 +72,14 @@ struct orphan {
 struct lp_archive {
     int dirfd;
     size_t max_open, nopen;
-    struct lp_afile *bucket[LP_HASH];
+    /* the open files: by path, in an open-addressed table (linear
+     * probing) of their hashes, so that a lookup among thousands
+     * compares one path, not a chain of them; and in a->open, to go
+     * through them all */
+    struct lp_slot { uint32_t h; struct lp_afile *f; } *tab;
+    size_t tcap;
+    struct lp_afile **open;
+    size_t capopen;
     struct lp_afile *last;      /* runs of one file skip the hash */
     struct lp_afile **touched;
     size_t ntouched, captouched;
@@ -168,7 +182,83 @@ static uint32_t hash_path(const char *s, size_t n)
 
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h % LP_HASH;
+    return h;
+}
+
+/* The open file at path s[0..n) with hash h, or NULL. */
+static struct lp_afile *tab_find(const struct lp_archive *a, uint32_t h,
+                                 const char *s, size_t n)
+{
+    size_t m = a->tcap - 1;
+
+    if (a->tcap == 0)
+        return NULL;
+    for (size_t i = h & m; a->tab[i].f; i = (i + 1) & m)
+        if (a->tab[i].h == h && a->tab[i].f->plen == n &&
+            memcmp(a->tab[i].f->path, s, n) == 0)
+            return a->tab[i].f;
+    return NULL;
+}
+
+static void tab_put(struct lp_slot *tab, size_t cap, struct lp_afile *f)
+{
+    size_t i = f->hash & (cap - 1);
+
+    while (tab[i].f)
+        i = (i + 1) & (cap - 1);
+    tab[i].h = f->hash;
+    tab[i].f = f;
+}
+
+/* Adds f to the open files. 0, or -1 when out of memory. */
+static int tab_add(struct lp_archive *a, struct lp_afile *f)
+{
+    if (a->nopen == a->capopen) {
+        size_t cap = a->capopen ? a->capopen * 2 : 64;
+        struct lp_afile **p = realloc(a->open, cap * sizeof *p);
+        if (p == NULL)
+            return -1;
+        a->open = p;
+        a->capopen = cap;
+    }
+    if ((a->nopen + 1) * 2 > a->tcap) {
+        size_t cap = a->tcap ? a->tcap * 2 : LP_TAB0;
+        struct lp_slot *t = calloc(cap, sizeof *t);
+        if (t == NULL)
+            return -1;
+        for (size_t i = 0; i < a->nopen; i++)
+            tab_put(t, cap, a->open[i]);
+        free(a->tab);
+        a->tab = t;
+        a->tcap = cap;
+    }
+    tab_put(a->tab, a->tcap, f);
+    f->oslot = a->nopen;
+    a->open[a->nopen++] = f;
+    return 0;
+}
+
+/* Takes f out of the open files (backward-shift deletion: no tombstones
+ * to slow the lookups down). */
+static void tab_del(struct lp_archive *a, struct lp_afile *f)
+{
+    size_t m = a->tcap - 1, i = f->hash & m, j;
+    struct lp_afile *last = a->open[--a->nopen];
+
+    a->open[f->oslot] = last;
+    last->oslot = f->oslot;
+    while (a->tab[i].f != f)
+        i = (i + 1) & m;
+    for (j = (i + 1) & m; a->tab[j].f; j = (j + 1) & m) {
+        size_t home = a->tab[j].h & m;
+        /* the entry at j may move to the hole at i when its home is not
+         * cyclically within (i, j] */
+        if (((j - home) & m) >= ((j - i) & m)) {
+            a->tab[i] = a->tab[j];
+            i = j;
+        }
+    }
+    a->tab[i].f = NULL;
 }
 
 struct lp_archive *lp_archive_new(int dirfd, size_t max_open,
@@ -258,9 +348,9 @@ static void release_fd(struct lp_archive *a, struct lp_afile *f,
         a->jfiles[f->jslot] = NULL;
     if (f->dirty) {
         undirty(a, f);
-        orphan_fd(a, f->fd, O_NEXT, f->path, strlen(f->path));
+        orphan_fd(a, f->fd, O_NEXT, f->path, f->plen);
     } else if (f->insync) {
-        orphan_fd(a, f->fd, O_JOB, f->path, strlen(f->path));
+        orphan_fd(a, f->fd, O_JOB, f->path, f->plen);
     } else {
         close(f->fd);
     }
@@ -270,7 +360,6 @@ static void release_fd(struct lp_archive *a, struct lp_afile *f,
 
 static void close_file(struct lp_archive *a, struct lp_afile *f)
 {
-    struct lp_afile **pp = &a->bucket[hash_path(f->path, strlen(f->path))];
     char err[LP_ERRLEN];
 
     /* its held lines first (not when freeing: the journal has them) */
@@ -283,25 +372,20 @@ static void close_file(struct lp_archive *a, struct lp_afile *f)
         a->held -= f->hold.len;
         f->hold.len = 0;
     }
-    while (*pp != f)
-        pp = &(*pp)->next;
-    *pp = f->next;
+    tab_del(a, f);
     release_fd(a, f, !a->freeing);
     if (a->last == f)
         a->last = NULL;
     lp_buf_free(&f->pend);
     lp_buf_free(&f->hold);
     free(f->checks);
-    free(f->path);
     free(f);
-    a->nopen--;
 }
 
 void lp_archive_close_all(struct lp_archive *a)
 {
-    for (size_t b = 0; b < LP_HASH; b++)
-        while (a->bucket[b])
-            close_file(a, a->bucket[b]);
+    while (a->nopen)
+        close_file(a, a->open[a->nopen - 1]);
     a->ntouched = 0;
 }
 
@@ -331,6 +415,8 @@ void lp_archive_free(struct lp_archive *a)
     free(a->jfds);
     free(a->touched);
     free(a->vict);
+    free(a->tab);
+    free(a->open);
     free(a->fds);
     free(a->scan);
     free(a);
@@ -358,10 +444,11 @@ static void evict_one(struct lp_archive *a)
 {
     struct lp_afile *victim = NULL;
 
-    for (size_t b = 0; b < LP_HASH; b++)
-        for (struct lp_afile *f = a->bucket[b]; f; f = f->next)
-            if (!f->touched && (victim == NULL || by_victim(&f, &victim) < 0))
-                victim = f;
+    for (size_t i = 0; i < a->nopen; i++) {
+        struct lp_afile *f = a->open[i];
+        if (!f->touched && (victim == NULL || by_victim(&f, &victim) < 0))
+            victim = f;
+    }
     if (victim)
         close_file(a, victim);
 }
@@ -383,10 +470,9 @@ static void evict_some(struct lp_archive *a)
         a->vict = v;
         a->capvict = a->nopen;
     }
-    for (size_t b = 0; b < LP_HASH; b++)
-        for (struct lp_afile *f = a->bucket[b]; f; f = f->next)
-            if (!f->touched)
-                a->vict[n++] = f;
+    for (size_t i = 0; i < a->nopen; i++)
+        if (!a->open[i]->touched)
+            a->vict[n++] = a->open[i];
     qsort(a->vict, n, sizeof *a->vict, by_victim);
     for (size_t i = 0; i < n && i < want; i++)
         close_file(a, a->vict[i]);
@@ -461,7 +547,7 @@ static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
 /* Opens path to append, making it and its directories; *dirsync: the
  * epoch that makes a name it made durable (0: none made, or synced). */
 static int open_append(struct lp_archive *a, const char *path,
-                       uint64_t *dirsync, char *err)
+                       uint64_t *dirsync, struct stat *st, char *err)
 {
     int created, fd;
 
@@ -470,43 +556,62 @@ static int open_append(struct lp_archive *a, const char *path,
                           LP_FILE_MODE, &created,
                           a->j || a->defer_dirs ? defer_dir : NULL, a, err);
     *dirsync = a->deferred ? a->epochs + 1 : 0;
+    if (fd < 0)
+        return -1;
+    /* its inode: lock_for_append tells by it whether the path is still
+     * this file */
+    if (fstat(fd, st) < 0) {
+        int e = errno;
+        snprintf(err, LP_ERRLEN, "%s: %s", path, strerror(e));
+        close(fd);
+        errno = e;
+        return -1;
+    }
     /* a file system mounted below --dir: syncfs of --dir's would not
      * sync it; a sync per file from now on (an epoch started before
      * holds no file opened since) */
-    if (fd >= 0 && a->syncfs_ok) {
-        struct stat st;
-        if (fstat(fd, &st) < 0 || st.st_dev != a->dev)
-            a->syncfs_ok = 0;
-    }
+    if (a->syncfs_ok && st->st_dev != a->dev)
+        a->syncfs_ok = 0;
     return fd;
+}
+
+/* f's descriptor becomes fd, whose inode is st's. */
+static void set_fd(struct lp_afile *f, int fd, const struct stat *st)
+{
+    f->fd = fd;
+    f->ino = st->st_ino;
+    f->dev = st->st_dev;
+    f->end = -1;
 }
 
 struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                                 size_t n, char *err)
 {
     struct lp_afile *f = a->last;
+    struct stat st;
     uint32_t h;
+    int fd;
 
-    if (f == NULL || strcmp(f->path, path) != 0) {
+    if (f == NULL || f->plen != n || memcmp(f->path, path, n) != 0) {
         h = hash_path(path, n);
-        for (f = a->bucket[h]; f; f = f->next)
-            if (strcmp(f->path, path) == 0)
-                break;
-        if (f == NULL) {
+        if ((f = tab_find(a, h, path, n)) == NULL) {
             if (a->nopen >= a->max_open)
                 evict_some(a);
-            if ((f = calloc(1, sizeof *f)) == NULL ||
-                (f->path = strdup(path)) == NULL) {
-                free(f);
+            if ((f = calloc(1, sizeof *f + n + 1)) == NULL) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", path);
                 errno = ENOMEM;
                 return NULL;
             }
-            f->fd = open_append(a, path, &f->dirsync, err);
-            if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+            f->path = f->name;
+            memcpy(f->name, path, n);
+            f->name[n] = '\0';
+            f->plen = n;
+            f->hash = h;
+            fd = open_append(a, path, &f->dirsync, &st, err);
+            if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
                 a->nopen > 0) {
                 evict_one(a);
-                f->fd = open_append(a, path, &f->dirsync, err);
+                fd = open_append(a, path, &f->dirsync, &st, err);
             }
             if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) &&
                 a->norph > 0) {
@@ -515,24 +620,26 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                 if (lp_archive_flush_all(a, e2) < 0) {
                     /* not this entry's path: the disk (74) */
                     snprintf(err, LP_ERRLEN, "%s", e2);
-                    free(f->path);
                     free(f);
                     errno = EIO;
                     return NULL;
                 }
-                f->fd = open_append(a, path, &f->dirsync, err);
+                fd = open_append(a, path, &f->dirsync, &st, err);
             }
-            if (f->fd < 0) {
+            if (fd < 0) {
                 int e = errno;
-                free(f->path);
                 free(f);
                 errno = e;
                 return NULL;
             }
-            f->end = -1;
-            f->next = a->bucket[h];
-            a->bucket[h] = f;
-            a->nopen++;
+            set_fd(f, fd, &st);
+            if (tab_add(a, f) < 0) {
+                close(fd);
+                free(f);
+                snprintf(err, LP_ERRLEN, "%s: out of memory", path);
+                errno = ENOMEM;
+                return NULL;
+            }
         }
         a->last = f;
     }
@@ -560,12 +667,10 @@ int lp_archive_touches(const struct lp_archive *a, const char *path,
 {
     const struct lp_afile *f = a->last;
 
-    if (f && strcmp(f->path, path) == 0)
+    if (f && f->plen == n && memcmp(f->path, path, n) == 0)
         return f->touched;
-    for (f = a->bucket[hash_path(path, n)]; f; f = f->next)
-        if (strcmp(f->path, path) == 0)
-            return f->touched;
-    return 0;
+    f = tab_find(a, hash_path(path, n), path, n);
+    return f ? f->touched : 0;
 }
 
 struct lp_buf *lp_afile_buf(struct lp_afile *f)
@@ -895,18 +1000,15 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
                      strerror(errno));
             return -1;
         }
-        if (fstat(f->fd, &st) < 0) {
-            snprintf(err, LP_ERRLEN, "%s: %s", f->path, strerror(errno));
-            return -1;
-        }
-        if (st.st_nlink > 0 &&
-            fstatat(a->dirfd, f->path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
-            cur.st_ino == st.st_ino && cur.st_dev == st.st_dev) {
-            *size = st.st_size;
+        /* the path still names our file (so it is linked): what the
+         * path says is what the descriptor would (one stat, not two) */
+        if (fstatat(a->dirfd, f->path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+            cur.st_ino == f->ino && cur.st_dev == f->dev) {
+            *size = cur.st_size;
             /* as we left it: it ends with our last whole line */
-            if (st.st_size == f->end)
+            if (cur.st_size == f->end)
                 return 0;
-            int rc = cut_partial(a, f, st.st_size, err);
+            int rc = cut_partial(a, f, cur.st_size, err);
             if (rc < 0)
                 return -1;
             if (rc > 0 && fstat(f->fd, &st) == 0)
@@ -922,13 +1024,12 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
              * what it holds, for the run's end to report */
             uint64_t ds;
             int was_dirty = f->dirty;
-            int nfd = open_append(a, f->path, &ds, err);
+            int nfd = open_append(a, f->path, &ds, &st, err);
             if (nfd < 0)
                 return -1;
             release_fd(a, f, 0);    /* with locks held: no epoch now */
-            f->fd = nfd;
+            set_fd(f, nfd, &st);
             f->dirsync = ds;
-            f->end = -1;
             if ((was_dirty || f->hold.len) && mark_dirty(a, f) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
                 errno = ENOMEM;
@@ -1155,7 +1256,7 @@ int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
         if (a->j && !f->locked) {
             /* held: into the journal now, into the file later */
             if (f->pend.len &&
-                lp_journal_add(a->j, f->path, strlen(f->path), f->pend.p,
+                lp_journal_add(a->j, f->path, f->plen, f->pend.p,
                                f->pend.len) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: journal: %s", f->path,
                          strerror(errno));
@@ -1189,11 +1290,11 @@ int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
         /* committed by its own sync: rotate must still see, under the
          * lock, that the file has lines not yet acknowledged */
         if (f == direct && f->pend.len &&
-            lp_journal_mark(a->j, f->path, strlen(f->path), err) < 0)
+            lp_journal_mark(a->j, f->path, f->plen, err) < 0)
             goto fail;
         /* under the file's lock: rotate asks the journal under it too */
         if (a->j && f != direct && f->pend.len &&
-            lp_journal_add(a->j, f->path, strlen(f->path), f->pend.p,
+            lp_journal_add(a->j, f->path, f->plen, f->pend.p,
                            f->pend.len) < 0) {
             snprintf(err, LP_ERRLEN, "%s: journal: %s", f->path,
                      strerror(errno));
