@@ -122,6 +122,8 @@ struct lp_archive {
     uint64_t synced_epochs;     /* the last whose sync succeeded */
     int deferred;               /* the open in hand deferred a directory */
     int64_t hold_since;         /* its entries were delivered (mono ms) */
+    int put_due;                /* LP_HOLD_MAX wrote the held lines: an
+                                   epoch syncs them now */
     int freeing;                /* lp_archive_free: nothing written */
     int locking;                /* files are locked: no epoch may run
                                    (it locks files itself) */
@@ -1398,6 +1400,11 @@ static int journal_settle(struct lp_archive *a, char *err)
      * drain caught up) writes what was held: lines reach their files
      * late only while a backlog is drained */
     int put = a->held >= LP_HOLD_MAX || (a->nohold && a->held);
+    /* written for want of memory: synced by an epoch started now, in the
+     * background, rather than at the end of one, when it would all wait
+     * (the end of --once: the whole backlog) */
+    if (a->held >= LP_HOLD_MAX)
+        a->put_due = 1;
     a->nohold = 0;
     return put ? put_all_held(a, err) : 0;
 }
@@ -1552,6 +1559,7 @@ static int epoch_start(struct lp_archive *a, char *err)
         a->capjob = want;
     }
     a->jmark = lp_journal_seal(a->j);
+    a->put_due = 0;
     a->epochs++;                /* its job syncs the directories deferred */
     for (size_t i = 0; i < a->ndirty; i++) {
         struct lp_afile *f = a->dirty[i];
@@ -1654,7 +1662,7 @@ int lp_archive_flush(struct lp_archive *a, char *err)
         if (epoch_end(a, err) < 0)
             return -1;
     }
-    due = a->jadded >= LP_EPOCH_BYTES ||
+    due = a->jadded >= LP_EPOCH_BYTES || a->put_due ||
           (lp_mono_ms() - a->sealed_at >= LP_EPOCH_MS &&
            (a->ndirty || a->norph || a->jadded));
     return due ? epoch_start(a, err) : 0;

@@ -143,9 +143,11 @@ void lp_archive_hold(struct lp_archive *a, int ok, int64_t since);
  * lp_archive_write. */
 void lp_archive_async(struct lp_archive *a, int on);
 
-/* An epoch ends LP_EPOCH_MS after it started, or when LP_EPOCH_BYTES were
- * committed to the journal in it; a journal twice that far past its last
- * seal waits for the sync in hand. */
+/* An epoch ends LP_EPOCH_MS after it started, when LP_EPOCH_BYTES were
+ * committed to the journal in it, or when LP_HOLD_MAX wrote the lines
+ * held (their files are synced at once, in the background, rather than
+ * all by the last epoch of --once); a journal twice LP_EPOCH_BYTES past
+ * its last seal waits for the sync in hand. */
 #define LP_EPOCH_MS 1000
 #define LP_EPOCH_BYTES (32u << 20)
 
