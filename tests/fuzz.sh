@@ -139,7 +139,7 @@ build() {
     stamp="$CC $CFLAGS $LIBS"
     if [ -x "$bin" ] && [ -f "$bin.flags" ] &&
        [ "$(cat "$bin.flags")" = "$stamp" ] &&
-       [ -z "$(find "$FZ/fuzz-$n.c" $(srcs "$n") lib/*.h "$0" \
+       [ -z "$(find "$FZ/fuzz-$n.c" "$FZ"/*.h $(srcs "$n") lib/*.h "$0" \
                -newer "$bin" 2>/dev/null)" ]; then
         return 0
     fi

@@ -33,22 +33,8 @@
  *     redirect printed again ("MOVED slot host:port") parses back the same.
  */
 
-static size_t curlen;
-
-__attribute__((noreturn, format(printf, 1, 2)))
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "\nfuzz-cluster: FINDING: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\ninput: %zu bytes\n", curlen);
-    abort();
-}
-
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
+#define FUZZ_NAME "fuzz-cluster"
+#include "fuzz.h"
 
 /* ---- check 1 ------------------------------------------------------------ */
 
@@ -327,22 +313,6 @@ static void walk(const struct lp_reply *r, int depth)
         walk(lp_reply_at(r, i), depth + 1);
 }
 
-/* hiredis 0.14.1 callocs an array's element pointers on its header
- * ("*2147483647"): not ours (see fuzz-reply.c); such inputs are skipped */
-static int huge_array(const uint8_t *d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        if (d[i] != '*')
-            continue;
-        while (i + 1 + k < n && d[i + 1 + k] >= '0' && d[i + 1 + k] <= '9')
-            k++;
-        if (k >= 6)
-            return 1;
-    }
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -352,7 +322,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     curlen = size;
     check_slot(data, size);
-    if (huge_array(data, size))
+    if (fuzz_huge_array(data, size))
         return 0;
     buf = malloc(size ? size : 1);
     memcpy(buf, data, size);

@@ -36,22 +36,8 @@
  */
 
 static const uint8_t *cur;
-static size_t curlen;
-
-__attribute__((noreturn, format(printf, 1, 2)))
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "\nfuzz-reply: FINDING: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\ninput: %zu bytes\n", curlen);
-    abort();
-}
-
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
+#define FUZZ_NAME "fuzz-reply"
+#include "fuzz.h"
 
 static volatile unsigned char sink;
 
@@ -316,29 +302,6 @@ static void walk(const struct lp_reply *r, int depth)
           "lp_reply_at past the end");
 }
 
-/*
- * hiredis 0.14.1 allocates an array's element pointers when it reads the
- * header, before the elements come: "*2147483647\r\n" is a 16 GiB calloc,
- * which libFuzzer's malloc limit reports as out-of-memory. Not ours (see
- * the report); such inputs are skipped. Any '*' counts, not only one at
- * the start of a line: hiredis skips the two bytes after a bulk string
- * without looking at them, so "$2\r\nabcd*1709551616\r\n" is a header
- * too (finding reply-1, a 13 GiB calloc).
- */
-static int huge_array(const uint8_t *d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        if (d[i] != '*')
-            continue;
-        while (i + 1 + k < n && d[i + 1 + k] >= '0' && d[i + 1 + k] <= '9')
-            k++;
-        if (k >= 6)
-            return 1;
-    }
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -349,7 +312,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     cur = data;
     curlen = size;
-    if (huge_array(data, size))
+    if (fuzz_huge_array(data, size))
         return 0;
     if (size >= 16) {
         uint64_t a, b;

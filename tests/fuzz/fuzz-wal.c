@@ -45,22 +45,8 @@
  */
 
 static const uint8_t *cur;
-static size_t curlen;
-
-__attribute__((noreturn, format(printf, 1, 2)))
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "\nfuzz-wal: FINDING: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\ninput: %zu bytes\n", curlen);
-    abort();
-}
-
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
+#define FUZZ_NAME "fuzz-wal"
+#include "fuzz.h"
 
 /* ---- a growing buffer ---- */
 
