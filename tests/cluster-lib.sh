@@ -156,6 +156,22 @@ cluster_owner() {
         }'
 }
 
+# cluster_roles KEY: call it outside test bodies, after start_cluster.
+# Sets M1 M2 M3 (the masters), SLOT (KEY's), OWNER (its master) and A, B
+# (the two masters that do not own it: the tests talk through them)
+cluster_roles() {
+    _ck=$1
+    set -- $(cluster_masters)
+    M1=$1 M2=$2 M3=$3
+    SLOT=$(ccli "$M1" cluster keyslot "$_ck")
+    OWNER=$(cluster_owner "$SLOT")
+    A="" B=""
+    for _p in $M1 $M2 $M3; do
+        [ "$_p" = "$OWNER" ] && continue
+        if [ -z "$A" ]; then A=$_p; else B=$_p; fi
+    done
+}
+
 # cluster_tag_on PORT: a hash tag (t1, t2, ...) whose slot the master on
 # PORT serves
 cluster_tag_on() {

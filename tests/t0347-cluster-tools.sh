@@ -9,18 +9,9 @@
 . "$TOP/tests/cluster-lib.sh"
 
 start_cluster 3 0
-set -- $(cluster_masters)
-M1=$1 M2=$2 M3=$3
 S=app:events
-SLOT=$(ccli "$M1" cluster keyslot "$S")
-OWNER=$(cluster_owner "$SLOT")
 # two nodes that do not own the stream: send asks one, drain the other
-OTHERS=""
-for p in $M1 $M2 $M3; do
-    [ "$p" = "$OWNER" ] || OTHERS="$OTHERS $p"
-done
-set -- $OTHERS
-A=$1 B=$2
+cluster_roles "$S"
 
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 events() {

@@ -10,14 +10,8 @@
 . "$TOP/tests/cluster-lib.sh"
 
 start_cluster 3 0
-set -- $(cluster_masters)
-M1=$1 M2=$2 M3=$3
 S=web:events
-SLOT=$(ccli "$M1" cluster keyslot "$S")
-OWNER=$(cluster_owner "$SLOT")
-for p in $M1 $M2 $M3; do
-    [ "$p" = "$OWNER" ] || A=$p
-done
+cluster_roles "$S"
 ND='Content-Type: application/x-ndjson'
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 body() {

@@ -10,16 +10,7 @@
 . "$TOP/tests/cluster-lib.sh"
 
 start_cluster 3 0
-set -- $(cluster_masters)
-M1=$1 M2=$2 M3=$3
-SLOT=$(ccli "$M1" cluster keyslot logs:stream)
-OWNER=$(cluster_owner "$SLOT")
-OTHERS=""
-for p in $M1 $M2 $M3; do
-    [ "$p" = "$OWNER" ] || OTHERS="$OTHERS $p"
-done
-set -- $OTHERS
-A=$1 B=$2
+cluster_roles logs:stream
 
 # each user line of the example, its password made known, on each node
 # (the default user stays: the cluster's own tooling uses it)
