@@ -45,8 +45,9 @@ TOOL_HDR = $(wildcard cmd/tool_*.h)
 UNIT = $(patsubst tests/%.c,tests/%,$(wildcard tests/unit-*.c))
 BENCH = $(patsubst tests/%.c,tests/%,$(wildcard tests/bench-*.c))
 POWERLOSS = tests/powerloss.so tests/powerloss-cut tests/powerloss-writer
-# the tests' own clients of lib/ (commands through lp_cluster, as redis-cli)
-TESTPROGS = tests/cluster-cli
+# the tests' own clients of lib/ (commands through lp_cluster, as
+# redis-cli; the names of a stream's shards)
+TESTPROGS = tests/cluster-cli tests/shard-names
 MAN1 = $(wildcard man/logpipe-*.1)
 MAN7 = man/logpipe.7
 
