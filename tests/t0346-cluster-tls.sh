@@ -3,7 +3,9 @@
 # nodes speak TLS only (clients, cluster bus, replication) with a CA made
 # here; a rediss:// seed reaches every master with the seed's TLS
 # settings, follows MOVED over TLS; a wrong CA is refused (78, said); a
-# plain redis:// URL gets nowhere (69).
+# plain redis:// URL gets nowhere (69); the tools over it: send through
+# one node, drain --once through another, stat and replay --from-redis,
+# every event once.
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
@@ -48,6 +50,28 @@ test_expect_success 'rediss:// through one seed: every master, MOVED followed' '
     echo .masters | $CLI -r "$URL" --tls-ca ca.pem | sort >masters
     printf "127.0.0.1:%s\n" $M1 $M2 $M3 | sort >want
     test_cmp want masters
+'
+
+S=tls:events
+cluster_roles "$S"
+test_expect_success 'the tools over TLS: send, drain --once, stat, replay' '
+    seq 1 2000 | sed "s/.*/{\"service\":\"s\",\"n\":&}/" >in &&
+    logpipe-send -r "rediss://127.0.0.1:$A" --tls-ca ca.pem -s "$S" \
+        --batch 100 --producer tp in &&
+    test "$(ccli "$OWNER" xlen "$S")" = 2000 &&
+    test "$(ccli "$OWNER" hlen "{$S}:producers")" = 1 &&
+    logpipe-stat -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$S" \
+        >stat.json &&
+    grep "\"length\":2000" stat.json &&
+    logpipe-replay --from-redis -r "rediss://127.0.0.1:$B" --tls-ca ca.pem \
+        -s "$S" >replayed &&
+    test "$(wc -l <replayed)" = 2000 &&
+    logpipe-drain -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$S" \
+        -d arch --once &&
+    find arch -name "*.jsonl" -exec cat {} + |
+        sed -n "s/.*\"n\":\([0-9]*\).*/\1/p" | sort -n >got &&
+    seq 1 2000 >want &&
+    test_cmp want got
 '
 
 test_expect_success 'a wrong CA: refused, said (78); plain redis://: 69' '
