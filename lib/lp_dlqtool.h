@@ -66,6 +66,10 @@ struct lp_dlqtool_conf {
     char *const *ids;           /* entries by ID, in this order, instead of
                                  * the whole DLQ; borrowed */
     int nids;
+    const char *shards_of;      /* a sharded stream's name (then dlq is
+                                 * the base of its shards' DLQs, as stats
+                                 * names it): the runs are of its shards
+                                 * (lp_dlqtool_shard); NULL: unsharded */
     int out_fd;                 /* the NDJSON goes here */
     const char *out_name;       /* for messages: "stdout" */
     void (*say)(void *ctx, enum lp_dlqtool_say what, const char *msg);
@@ -112,6 +116,25 @@ void lp_dlqtool_free(struct lp_dlqtool *t);
  * written out.
  */
 int lp_dlqtool_run(struct lp_dlqtool *t, struct lp_redis *r, char *err);
+
+/*
+ * A sharded stream (conf.shards_of): the next run is over shard i's DLQ
+ * dlq (its DLQBASE:{T}) and stream (retry's target for an entry that
+ * names none, or names the sharded stream itself). The IDs it shows,
+ * and says in messages, are "<i>-<ms>-<seq>"; the IDs given to it
+ * (conf.ids) are the shard's own "<ms>-<seq>". Counts, --limit and
+ * stats go on from run to run; stats are printed by lp_dlqtool_stats
+ * after the last (the oldest and newest entries of all by their time).
+ * dlq and stream borrowed until the next call.
+ */
+void lp_dlqtool_shard(struct lp_dlqtool *t, unsigned i, const char *dlq,
+                      const char *stream);
+
+/* The entries the next run acts on, instead of conf.ids (borrowed). */
+void lp_dlqtool_set_ids(struct lp_dlqtool *t, char *const *ids, int nids);
+
+/* stats of a sharded stream, after the runs: as lp_dlqtool_run returns */
+int lp_dlqtool_stats(struct lp_dlqtool *t, char *err);
 
 /* The counts so far; the engine's. */
 const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t);
