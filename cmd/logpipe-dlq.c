@@ -81,6 +81,8 @@ static const struct tool_cmd cli = {
 "                                   removed from the DLQ\n"
 "  purge ID...|--all|--older-than DUR [--where JQ] [--dry-run]\n"
 "  export [--limit N] [--where JQ]  the bare events, for | logpipe-send\n"
+"A sharded stream: every shard's DLQ, shard by shard; an entry's ID is\n"
+"<shard>-<ms>-<seq> (2-1700000000000-0).\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 64 usage, 65 an ID not in the DLQ (show), not an ID, an\n"

@@ -92,7 +92,8 @@ static const struct tool_cmd cli = {
 "usage: logpipe-replay [options] [PATH...]\n"
 "Print the events of archives (.jsonl, .jsonl.gz, WAL segments, '-' for\n"
 "stdin; directories walked in day order, default --dir) or of the stream\n"
-"(--from-redis) as NDJSON.\n"
+"(--from-redis: every shard of a sharded stream, _id <shard>-<ms>-<seq>)\n"
+"as NDJSON.\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed) or --where\n"

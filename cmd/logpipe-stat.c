@@ -90,7 +90,8 @@ static const struct tool_cmd cli = {
 "The state of the pipeline: stream length, each group's consumers,\n"
 "pending entries, lag and oldest pending age, DLQ length, the producers of\n"
 "logpipe-send, WAL and archive sizes, the archive's drain journals. One\n"
-"NDJSON object, or Prometheus text with --prom.\n"
+"NDJSON object, or Prometheus text with --prom. A sharded stream: the\n"
+"totals, and each shard's figures and node in \"shards\".\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 1 a --check threshold crossed, 64 usage, 69 Redis\n"

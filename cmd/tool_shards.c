@@ -71,6 +71,12 @@ int tool_shards_open(struct lp_common *c, int64_t timeout,
         lp_redis_free(first);
         if (rc == LP_REDIS_ETEMP)
             return 0;           /* as above: the tool finds out */
+        if (rc != 0 && strstr(err, "NOPERM")) {
+            size_t l = strlen(err);
+            snprintf(err + l, LP_ERRLEN - l, " (the count of a sharded "
+                     "stream's shards: the user needs +get on it, as in "
+                     "examples/users.acl)");
+        }
         return rc == 0 ? 0 : LP_EX_CONFIG;
     }
     if (c->dlq_set && strpbrk(c->dlq, "{}")) {

@@ -122,4 +122,12 @@ test_expect_success 'a count that is not one, a --dlq with braces: 78' '
     grep_q "a name without" err
 '
 
+test_expect_success 'a user refused GET of the count: 78, said how to mend it' '
+    rcli acl setuser noget on ">pw" "~*" "+@all" "-get" >/dev/null &&
+    echo pw >pwfile &&
+    expect_exit 78 logpipe-stat -r "redis://noget@127.0.0.1:$REDIS_PORT" \
+        --password-file pwfile >/dev/null 2>err &&
+    grep_q "NOPERM.*the user needs +get on it" err
+'
+
 test_done
