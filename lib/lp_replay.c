@@ -638,6 +638,7 @@ static int redis_page(struct lp_replay *rp, struct src *s)
             fail(rp, LP_EX_UNAVAILABLE, "%s: %s", re.cmd, re.msg);
             return -1;
         }
+        flush_out(rp);          /* an earlier shard's, as above */
         fail(rp, LP_EX_CONFIG, "%s %s: %s", re.cmd, s->key, re.msg);
         return -1;
     }
