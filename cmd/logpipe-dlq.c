@@ -81,8 +81,8 @@ static const struct tool_cmd cli = {
 "                                   removed from the DLQ\n"
 "  purge ID...|--all|--older-than DUR [--where JQ] [--dry-run]\n"
 "  export [--limit N] [--where JQ]  the bare events, for | logpipe-send\n"
-"A sharded stream: every shard's DLQ, shard by shard; an entry's ID is\n"
-"<shard>-<ms>-<seq> (2-1700000000000-0).\n"
+"A sharded stream: every shard's DLQ (list, export: merged by time); an\n"
+"entry's ID is <shard>-<ms>-<seq> (2-1700000000000-0).\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 64 usage, 65 an ID not in the DLQ (show), not an ID, an\n"
@@ -189,10 +189,10 @@ static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
 }
 
 /*
- * A sharded stream: the command over each shard's DLQ (tool_shards.h),
- * shard by shard in their order (list, export: shard 0's entries oldest
- * first, then shard 1's, ...); IDs "<i>-<ms>-<seq>", each run on its
- * shard in the order given. Returns as lp_dlqtool_run; *bad: IDs that
+ * A sharded stream: the command over each shard's DLQ (tool_shards.h):
+ * list and export merged by time (lp_dlqtool_run_merged), stats, retry
+ * and purge shard by shard; IDs "<i>-<ms>-<seq>", each run on its shard
+ * in the order given. Returns as lp_dlqtool_run; *bad: IDs that
  * are not a shard's (said).
  */
 static int run_shards(const struct dlq_opt *o, struct lp_dlqtool *t,
@@ -201,6 +201,11 @@ static int run_shards(const struct dlq_opt *o, struct lp_dlqtool *t,
 {
     int rc = 0;
 
+    if (o->nids == 0 && (o->cmd == LP_DLQTOOL_LIST ||
+                         o->cmd == LP_DLQTOOL_EXPORT))
+        return lp_dlqtool_run_merged(t, &(struct lp_dlqtool_shardv){
+                                         sh->n, sh->dlq, sh->name, sh->r },
+                                     err);
     if (o->nids == 0) {
         for (unsigned i = 0; i < sh->n && rc == 0 && !lp_stop; i++) {
             lp_dlqtool_shard(t, i, sh->dlq[i], sh->name[i]);

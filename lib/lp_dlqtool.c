@@ -582,6 +582,140 @@ static int walk(struct lp_dlqtool *t)
     return 0;
 }
 
+/* ---- a sharded stream's DLQs, merged ----------------------------------- */
+
+/* One shard's walk in a merge: its page, the next entry in it */
+struct mcur {
+    struct lp_page pg;
+    size_t i;
+    char last[80], end[LP_STREAM_IDLEN];
+    size_t page;                /* entries a page, as walk() sizes them */
+    uint64_t ms, seq;           /* the next entry's ID */
+    int done;
+};
+
+/* The next run's shard, in a merge */
+static void use_shard(struct lp_dlqtool *t, size_t k,
+                      const struct lp_dlqtool_shardv *v)
+{
+    lp_dlqtool_shard(t, (unsigned)k, v->dlq[k], v->stream[k]);
+    t->r = v->r[k];
+}
+
+/* Reads shard k's next page (past its last entry, up to its end): 0, or
+ * -1 stopping the run; c->done when nothing is left. */
+static int mfill(struct lp_dlqtool *t, struct mcur *c, size_t nshards)
+{
+    char err[LP_ERRLEN];
+    struct lp_stream_err re;
+    struct lp_entry e;
+
+    lp_page_free(&c->pg);
+    c->i = 0;
+    if (c->last[0] && strcmp(c->last, c->end) == 0) {
+        c->done = 1;            /* its last entry: past it is no ID */
+        return 0;
+    }
+    if (lp_stream_range(t->r, t->conf.dlq, c->last[0] ? c->last : NULL, 1,
+                        c->end, c->page, &c->pg, &re) < 0)
+        return redis_failed(t, &re);
+    if (c->pg.n == 0) {
+        c->done = 1;
+        return 0;
+    }
+    /* the next page's size, by the largest value of this one: the pages
+     * of all shards together about 64 MB at most */
+    size_t biggest = 1;
+    for (size_t i = 0; i < c->pg.n; i++) {
+        if (lp_entry_get(c->pg.entries, i, &e, err) < 0 || e.fields == NULL)
+            continue;
+        for (size_t k = 0; k < e.nfields; k++) {
+            const char *f, *v;
+            size_t fl, vl;
+            lp_entry_pair(&e, k, &f, &fl, &v, &vl);
+            if (vl > biggest)
+                biggest = vl;
+        }
+    }
+    c->page = ((64u << 20) / nshards) / biggest;
+    c->page = c->page > 1000 ? 1000 : c->page < 10 ? 10 : c->page;
+    return 0;
+}
+
+/* The ID of shard c's next entry into c->ms, c->seq (reading a page when
+ * it needs one): 0, or -1 stopping the run. */
+static int mhead(struct lp_dlqtool *t, struct mcur *c, size_t nshards)
+{
+    char err[LP_ERRLEN];
+    struct lp_entry e;
+
+    if (c->i >= c->pg.n && mfill(t, c, nshards) < 0)
+        return -1;
+    if (c->done)
+        return 0;
+    if (lp_entry_get(c->pg.entries, c->i, &e, err) < 0 ||
+        lp_stream_id_parse(e.id, e.idlen, &c->ms, &c->seq) < 0) {
+        if (flush_out(t) < 0)
+            return -1;
+        return stop(t, LP_EX_SOFTWARE, "XRANGE %s: %s", t->conf.dlq,
+                    "an entry of no known shape");
+    }
+    return 0;
+}
+
+int lp_dlqtool_run_merged(struct lp_dlqtool *t,
+                          const struct lp_dlqtool_shardv *v, char *err)
+{
+    struct mcur *c = calloc(v->n, sizeof *c);
+    size_t k;
+    int rc = 0;
+
+    t->stop = 0;
+    t->err[0] = '\0';
+    if (c == NULL) {
+        rc = stop(t, LP_EX_SOFTWARE, "out of memory");
+        goto out;
+    }
+    /* each shard's end: its last entry now */
+    for (k = 0; k < v->n && rc == 0; k++) {
+        use_shard(t, k, v);
+        c[k].page = 10;
+        if ((rc = walk_end(t, c[k].end)) == 0 && c[k].end[0] == '\0')
+            c[k].done = 1;
+        if (rc == 0 && !c[k].done)
+            rc = mhead(t, &c[k], v->n);
+    }
+    while (rc == 0 && !lp_stop && !limit_reached(t)) {
+        struct lp_entry e;
+        size_t best = v->n;
+        /* the oldest next entry of all shards; on a tie, the first shard */
+        for (k = 0; k < v->n; k++)
+            if (!c[k].done &&
+                (best == v->n || c[k].ms < c[best].ms ||
+                 (c[k].ms == c[best].ms && c[k].seq < c[best].seq)))
+                best = k;
+        if (best == v->n)
+            break;
+        use_shard(t, best, v);
+        lp_entry_get(c[best].pg.entries, c[best].i++, &e, err);
+        snprintf(c[best].last, sizeof c[best].last, "%.*s", (int)e.idlen,
+                 e.id);
+        if (e.fields && selected(t, &e) && one(t, &e) < 0)
+            rc = -1;
+        if (rc == 0)
+            rc = mhead(t, &c[best], v->n);
+    }
+    if (rc == 0)
+        rc = flush_out(t);
+out:
+    for (k = 0; c && k < v->n; k++)
+        lp_page_free(&c[k].pg);
+    free(c);
+    t->r = NULL;
+    snprintf(err, LP_ERRLEN, "%s", t->err);
+    return rc < 0 ? t->stop : 0;
+}
+
 /* The entries named, in that order. */
 static int by_id(struct lp_dlqtool *t)
 {

@@ -130,6 +130,23 @@ int lp_dlqtool_run(struct lp_dlqtool *t, struct lp_redis *r, char *err);
 void lp_dlqtool_shard(struct lp_dlqtool *t, unsigned i, const char *dlq,
                       const char *stream);
 
+/* A sharded stream's shards: shard i's DLQ, stream and connection */
+struct lp_dlqtool_shardv {
+    size_t n;
+    char *const *dlq, *const *stream;
+    struct lp_redis *const *r;
+};
+
+/*
+ * list and export of a sharded stream (conf.shards_of): every shard's
+ * DLQ at once, merged by entry ID (the time each dead letter came in;
+ * on a tie, the lower shard first), as lp_dlqtool_run walks one DLQ:
+ * up to the entries there when it starts, a page of each shard in hand
+ * (about 64 MB of them all at most). Returns as lp_dlqtool_run.
+ */
+int lp_dlqtool_run_merged(struct lp_dlqtool *t,
+                          const struct lp_dlqtool_shardv *v, char *err);
+
 /* The entries the next run acts on, instead of conf.ids (borrowed). */
 void lp_dlqtool_set_ids(struct lp_dlqtool *t, char *const *ids, int nids);
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # t0361-shards-dlq.sh -- logpipe-dlq over a sharded stream (issue 17,
-# item 2), standalone: every shard's DLQ (logs:dlq:{T}) listed shard by
-# shard with IDs <i>-<ms>-<seq>; show, retry and purge by those IDs; retry
+# item 2), standalone: every shard's DLQ (logs:dlq:{T}) listed merged by
+# time (over pages too) with IDs <i>-<ms>-<seq>; show, retry and purge by those IDs; retry
 # back into the shard the entry came from (also an entry that names the
 # sharded stream itself); stats over all; --limit over all; IDs of no
 # shard refused (65); --dlq as the base of the shards' DLQs.
@@ -20,6 +20,16 @@ dead() {
         source_stream "${3:-$(shard_name "$S" 4 "$2")}" >/dev/null
 }
 
+# many_dead: redis-cli lines writing 1000 dead letters {"k":K} to the
+# DLQs of stream mm (3 shards, DLQ base mdlq), entry K with ID K+1000-0,
+# each to the shard K*K%7%3 (runs of one shard, and every shard between)
+many_dead() {
+    "$TOP/tests/shard-names" mdlq 3 >mnames
+    awk 'NR == FNR { d[NR - 1] = $0; next }
+        END { for (k = 1; k <= 1000; k++)
+            printf "XADD %s %d-0 data '"'"'{\"k\":%d}'"'"'\n", d[k * k % 7 % 3], k + 1000, k }' mnames /dev/null
+}
+
 test_expect_success 'setup: 4 shards, dead letters in 3 of them' '
     shards_fill "$S" 4 2 &&
     rcli set "$S:shards" 4 &&
@@ -27,23 +37,39 @@ test_expect_success 'setup: 4 shards, dead letters in 3 of them' '
     dead 5 1 "$S"
 '
 
-test_expect_success 'list: every shard, shard by shard, IDs <i>-<ms>-<seq>' '
+test_expect_success 'list: every shard, merged by time, IDs <i>-<ms>-<seq>' '
     logpipe-dlq list >list &&
     test "$(wc -l <list)" = 5 &&
     jq -r ".id" list | cut -d- -f1 | tr "\n" " " >shards &&
-    test "$(cat shards)" = "0 1 2 2 3 " &&
+    test "$(cat shards)" = "0 2 2 3 1 " &&
     jq -r ".id" list >ids &&
     ! grep -v "^[0-3]-[0-9]*-[0-9]*\$" ids &&
-    test "$(jq -c "[.event.dead]" list | tr -d "\n")" = "[1][5][2][3][4]" &&
+    test "$(jq -c "[.event.dead]" list | tr -d "\n")" = "[1][2][3][4][5]" &&
     logpipe-dlq export >exp &&
-    test "$(cat exp | tr -d "\n")" = "{\"dead\":1}{\"dead\":5}{\"dead\":2}{\"dead\":3}{\"dead\":4}"
+    test "$(cat exp | tr -d "\n")" = "{\"dead\":1}{\"dead\":2}{\"dead\":3}{\"dead\":4}{\"dead\":5}"
 '
 
 test_expect_success '--limit counts over all shards' '
     logpipe-dlq list --limit 2 >l2 &&
-    test "$(jq -c "[.event.dead]" l2 | tr -d "\n")" = "[1][5]" &&
-    logpipe-dlq list --limit 3 --where ".event.dead >= 2" >l3 &&
-    test "$(jq -c "[.event.dead]" l3 | tr -d "\n")" = "[5][2][3]"
+    test "$(jq -c "[.event.dead]" l2 | tr -d "\n")" = "[1][2]" &&
+    logpipe-dlq list --limit 3 --where ".event.dead >= 3" >l3 &&
+    test "$(jq -c "[.event.dead]" l3 | tr -d "\n")" = "[3][4][5]"
+'
+
+test_expect_success 'the merge over pages: 1000 dead letters of 3 shards in time order' '
+    many_dead >cmds &&
+    rcli <cmds >/dev/null &&
+    rcli set mm:shards 3 >/dev/null &&
+    logpipe-dlq -s mm --dlq mdlq list >ml &&
+    jq .event.k ml >got &&
+    seq 1 1000 >want &&
+    test_cmp want got &&
+    logpipe-dlq -s mm --dlq mdlq export >mx &&
+    jq .k mx >gotx &&
+    test_cmp want gotx &&
+    logpipe-dlq -s mm --dlq mdlq list --limit 700 --where ".event.k % 2 == 0" >half &&
+    test "$(wc -l <half)" = 500 &&
+    test "$(tail -n 1 half | jq .event.k)" = 1000
 '
 
 test_expect_success 'stats: one line over all, the oldest and newest of all' '
@@ -52,7 +78,7 @@ test_expect_success 'stats: one line over all, the oldest and newest of all' '
     test "$(jq .total stats)" = 5 &&
     test "$(jq .by_error.bad stats)" = 5 &&
     test "$(jq -r .oldest.id stats)" = "$(sed -n 1p ids)" &&
-    test "$(jq -r .newest.id stats)" = "$(sed -n 2p ids)"
+    test "$(jq -r .newest.id stats)" = "$(sed -n 5p ids)"
 '
 
 test_expect_success 'show by sharded IDs, in the order given' '
