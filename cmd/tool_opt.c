@@ -289,6 +289,11 @@ struct lp_redis *tool_redis(const struct lp_common *c, char *err)
     return tool_redis_key(c, NULL, err);
 }
 
+int tool_cluster_reached(void)
+{
+    return !clu.asked || clu.mode != 0;
+}
+
 int tool_cluster_where(const char *key, char *node, size_t cap, char *err)
 {
     char host[256];

@@ -97,6 +97,11 @@ struct lp_redis *tool_redis(const struct lp_common *c, char *err);
 struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
                                 char *err);
 
+/* Did tool_cluster reach Redis (1 too when it was not asked)? Not
+ * reached: a tool's other questions before its engine's connect would
+ * only wait out the same timeout again. */
+int tool_cluster_reached(void);
+
 /* Where key's slot is served: "host:port" of its master in node (cap
  * bytes), "" when -r is not a cluster. 0, or LP_REDIS_ETEMP with err. */
 int tool_cluster_where(const char *key, char *node, size_t cap, char *err);

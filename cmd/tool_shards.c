@@ -59,6 +59,8 @@ int tool_shards_open(struct lp_common *c, int64_t timeout,
     memset(s, 0, sizeof *s);
     if (strpbrk(c->stream, "{}"))
         return 0;               /* a sharded stream's name has none */
+    if (!tool_cluster_reached())
+        return 0;               /* the engine's connect says why */
     if ((first = tool_redis(c, err)) == NULL)
         return LP_EX_CONFIG;
     lp_redis_set_timeout(first, timeout);

@@ -33,8 +33,9 @@ struct tool_shards {
  * connection of its own (timeout ms), and when it is > 1 names the
  * shards and connects to their nodes. Returns 0 (s->n 0: not sharded,
  * or Redis not reached or refusing the credentials: the tool goes on
- * as for a stream of one key, and its own connect says why), or an exit
- * status with err: LP_EX_CONFIG (the count key holds no count, a --dlq
+ * as for a stream of one key, and its own connect says why; not even
+ * tried when tool_cluster did not reach it, which would only wait out
+ * the timeout again), or an exit status with err: LP_EX_CONFIG (the count key holds no count, a --dlq
  * with braces, the GET refused), LP_EX_UNAVAILABLE (a shard's node not
  * reached), LP_EX_SOFTWARE (out of memory).
  */
