@@ -12,7 +12,9 @@
 #include "lp_opt.h"
 #include "lp_redis.h"
 #include "lp_sig.h"
+#include "lp_shards.h"
 #include "tool_opt.h"
+#include "tool_shards.h"
 
 #include "tool_msg.h"
 
@@ -79,6 +81,8 @@ static const struct tool_cmd cli = {
 "                                   removed from the DLQ\n"
 "  purge ID...|--all|--older-than DUR [--where JQ] [--dry-run]\n"
 "  export [--limit N] [--where JQ]  the bare events, for | logpipe-send\n"
+"A sharded stream: every shard's DLQ (list, export: merged by time); an\n"
+"entry's ID is <shard>-<ms>-<seq> (2-1700000000000-0).\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 64 usage, 65 an ID not in the DLQ (show), not an ID, an\n"
@@ -184,6 +188,53 @@ static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
     }
 }
 
+/*
+ * A sharded stream: the command over each shard's DLQ (tool_shards.h):
+ * list and export merged by time (lp_dlqtool_run_merged), stats, retry
+ * and purge shard by shard; IDs "<i>-<ms>-<seq>", each run on its shard
+ * in the order given. Returns as lp_dlqtool_run; *bad: IDs that
+ * are not a shard's (said).
+ */
+static int run_shards(const struct dlq_opt *o, struct lp_dlqtool *t,
+                      const struct tool_shards *sh, struct says *ss,
+                      int *bad, char *err)
+{
+    int rc = 0;
+
+    if (o->nids == 0 && (o->cmd == LP_DLQTOOL_LIST ||
+                         o->cmd == LP_DLQTOOL_EXPORT))
+        return lp_dlqtool_run_merged(t, &(struct lp_dlqtool_shardv){
+                                         sh->n, sh->dlq, sh->name, sh->r },
+                                     err);
+    if (o->nids == 0) {
+        for (unsigned i = 0; i < sh->n && rc == 0 && !lp_stop; i++) {
+            lp_dlqtool_shard(t, i, sh->dlq[i], sh->name[i]);
+            rc = lp_dlqtool_run(t, sh->r[i], err);
+        }
+        if (rc == 0 && o->cmd == LP_DLQTOOL_STATS)
+            rc = lp_dlqtool_stats(t, err);
+        return rc;
+    }
+    for (int k = 0; k < o->nids && rc == 0 && !lp_stop; k++) {
+        uint64_t ms, seq;
+        int i;
+        char *id = o->ids[k];
+        if (lp_shard_id_parse(id, strlen(id), &i, &ms, &seq) != 1 ||
+            (unsigned)i >= sh->n) {
+            if (lp_budget_take(&ss->unknown))
+                lp_error("'%s' is not an entry ID of a shard of %s (like "
+                         "%u-1700000000000-0: the shard, 0 to %u, then the "
+                         "entry)", id, o->com.stream, sh->n - 1, sh->n - 1);
+            *bad = 1;
+            continue;
+        }
+        lp_dlqtool_shard(t, (unsigned)i, sh->dlq[i], sh->name[i]);
+        lp_dlqtool_set_ids(t, (char *const[]){ strchr(id, '-') + 1 }, 1);
+        rc = lp_dlqtool_run(t, sh->r[i], err);
+    }
+    return rc;
+}
+
 /* --metrics, at every end after the command line (a reader gone among
  * them); a file that cannot be written is said and changes nothing else. */
 static void write_metrics(const struct dlq_opt *o, const struct lp_dlqtool *t)
@@ -209,11 +260,14 @@ static void write_metrics(const struct dlq_opt *o, const struct lp_dlqtool *t)
 
 /* What the budgets held back, and the run in one line. */
 static int say_end(const struct dlq_opt *o, const struct says *s,
-                   const struct lp_dlqtool *t)
+                   const struct lp_dlqtool *t, int bad)
 {
     const struct lp_dlqtool_result *res = lp_dlqtool_result(t);
     char err[LP_ERRLEN];
     int status = res->status, rc;
+
+    if (bad && status == LP_EX_OK)
+        status = LP_EX_DATAERR;     /* an ID of no shard */
 
     lp_log_end();
     if (s->skipped.total)
@@ -246,8 +300,9 @@ int main(int argc, char **argv)
     struct dlq_opt opt = { .cmd = -1, .timeout = 10000 };
     struct lp_dlqtool *t = NULL;
     struct lp_redis *r = NULL;
+    struct tool_shards sh = { 0 };
     char err[LP_ERRLEN];
-    int rc, status;
+    int rc, status, bad = 0;
 
     tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
     check_command(&opt);
@@ -261,11 +316,19 @@ int main(int argc, char **argv)
         lp_error("%s", err);
         return tool_opt_end(&opt.com, status);
     }
+    /* a sharded stream: each shard's DLQ over its node */
+    if ((status = tool_shards_open(&opt.com, opt.timeout, &sh, err)) != 0) {
+        lp_error("%s", err);
+        tool_shards_free(&sh);
+        return tool_opt_end(&opt.com, status);
+    }
 
     struct lp_dlqtool_conf conf = {
         .cmd = (enum lp_dlqtool_cmd)opt.cmd,
-        .dlq = opt.com.dlq,
+        .dlq = !sh.n ? opt.com.dlq : opt.com.dlq_set ? opt.com.dlq
+                                                      : "logs:dlq",
         .stream = opt.com.stream,
+        .shards_of = sh.n ? opt.com.stream : NULL,
         .limit = opt.limit,
         .where = opt.where,
         .dry_run = opt.dry_run,
@@ -283,6 +346,10 @@ int main(int argc, char **argv)
         lp_error("%s", err);
         goto out;
     }
+    if (sh.n) {
+        rc = run_shards(&opt, t, &sh, &says, &bad, err);
+        goto ran;
+    }
     if ((r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         status = LP_EX_CONFIG;
@@ -295,6 +362,7 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = lp_dlqtool_run(t, r, err);
+ran:
     if (rc == LP_DLQTOOL_EPIPE) {
         write_metrics(&opt, t);
         tool_sigpipe_exit();
@@ -305,11 +373,12 @@ int main(int argc, char **argv)
         status = rc;
         goto out;
     }
-    status = say_end(&opt, &says, t);
+    status = say_end(&opt, &says, t, bad);
 out:
     write_metrics(&opt, t);
     free(opt.ids);
     lp_dlqtool_free(t);
     lp_redis_free(r);
+    tool_shards_free(&sh);
     return tool_opt_end(&opt.com, status);
 }

@@ -15,6 +15,7 @@
 #include "lp_time.h"
 #include "tool_msg.h"
 #include "tool_opt.h"
+#include "tool_shards.h"
 
 /*
  * The engine (lib/lp_replay.c) reads the inputs and prints what passes;
@@ -91,7 +92,8 @@ static const struct tool_cmd cli = {
 "usage: logpipe-replay [options] [PATH...]\n"
 "Print the events of archives (.jsonl, .jsonl.gz, WAL segments, '-' for\n"
 "stdin; directories walked in day order, default --dir) or of the stream\n"
-"(--from-redis) as NDJSON.\n"
+"(--from-redis: every shard of a sharded stream, _id <shard>-<ms>-<seq>)\n"
+"as NDJSON.\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 64 usage, 65 damaged input (the rest was printed) or --where\n"
@@ -211,11 +213,20 @@ static int end(struct replay_opt *opt, struct lp_replay *rp, int status,
 
 /* Where the inputs come from: the stream, or PATHs (--dir by default).
  * Returns 0, or the status to end with (err says why). */
-static int add_inputs(const struct replay_opt *opt, struct lp_replay *rp,
-                      struct lp_redis **r, char *err)
+static int add_inputs(struct replay_opt *opt, struct lp_replay *rp,
+                      struct lp_redis **r, struct tool_shards *sh, char *err)
 {
     if (opt->from_redis) {
         int rc;
+        /* a sharded stream: every shard, over its node's connection */
+        if ((rc = tool_shards_open(&opt->com, 10000, sh, err)) != 0)
+            return rc;
+        for (unsigned i = 0; i < sh->n; i++)
+            if (lp_replay_add_shard(rp, sh->r[i], sh->name[i], (int)i,
+                                    err) < 0)
+                return LP_EX_SOFTWARE;
+        if (sh->n)
+            return 0;
         if ((*r = tool_redis(&opt->com, err)) == NULL)
             return LP_EX_CONFIG;
         if ((rc = lp_redis_connect(*r, err)) < 0)
@@ -245,6 +256,7 @@ int main(int argc, char **argv)
     const struct lp_replay_result *res;
     struct lp_replay *rp = NULL;
     struct lp_redis *r = NULL;
+    struct tool_shards sh = { 0 };
     char err[LP_ERRLEN], msg[LP_ERRLEN];
     int st;
 
@@ -276,12 +288,14 @@ int main(int argc, char **argv)
     };
     if ((st = lp_replay_new(&conf, &rp, err)) != 0)
         return end(&opt, NULL, st, err);
-    if ((st = add_inputs(&opt, rp, &r, err)) != 0) {
+    if ((st = add_inputs(&opt, rp, &r, &sh, err)) != 0) {
         lp_redis_free(r);
+        tool_shards_free(&sh);
         return end(&opt, rp, st, err);
     }
     if (lp_replay_run(rp, err) < 0) {
         lp_redis_free(r);
+        tool_shards_free(&sh);
         if (lp_replay_result(rp)->epipe) {
             /* the reader has what it wanted (| head): leave quietly */
             write_metrics(&opt, rp);
@@ -301,5 +315,6 @@ int main(int argc, char **argv)
             " damaged", res->lines, res->printed, res->damaged);
     st = res->status;
     lp_redis_free(r);
+    tool_shards_free(&sh);
     return end(&opt, rp, st, NULL);
 }

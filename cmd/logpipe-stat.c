@@ -16,6 +16,7 @@
 #include "lp_stat.h"
 #include "lp_time.h"
 #include "tool_opt.h"
+#include "tool_shards.h"
 
 #include "tool_msg.h"
 
@@ -89,7 +90,8 @@ static const struct tool_cmd cli = {
 "The state of the pipeline: stream length, each group's consumers,\n"
 "pending entries, lag and oldest pending age, DLQ length, the producers of\n"
 "logpipe-send, WAL and archive sizes, the archive's drain journals. One\n"
-"NDJSON object, or Prometheus text with --prom.\n"
+"NDJSON object, or Prometheus text with --prom. A sharded stream: the\n"
+"totals, and each shard's figures and node in \"shards\".\n"
 "\n",
     .epilog =
 "Exit: 0 ok, 1 a --check threshold crossed, 64 usage, 69 Redis\n"
@@ -103,10 +105,11 @@ static const struct tool_cmd cli = {
 
 /* Compares with the thresholds; says which were crossed. 1 if any, -1
  * when out of memory. */
-static int check(const struct stat_opt *opt, struct lp_stat *st)
+static int check(const struct stat_opt *opt, struct lp_stat *st,
+                 const char *dlq)
 {
     const struct lp_stat_figures *f = lp_stat_figures(st);
-    int crossed = 0, found = 0;
+    int crossed = 0, found = 0, sharded = lp_stat_shard(st, 0) != NULL;
 
     for (size_t i = 0; i < f->ng; i++) {
         const struct lp_group_info *x = &f->g[i];
@@ -116,10 +119,19 @@ static int check(const struct stat_opt *opt, struct lp_stat *st)
                                           x->namelen) != 0))
             continue;
         found = 1;
-        if (opt->has_lag && x->lag < 0) {
+        if (opt->has_lag && x->lag < 0 && sharded) {
             uint64_t n;
-            if (lp_stat_count_after(st, x->last_delivered, opt->max_lag,
-                                    &n) == LP_STAT_ENOMEM)
+            if (lp_stat_lag(st, i, opt->max_lag, &n) == LP_STAT_ENOMEM)
+                return -1;
+            if (n > opt->max_lag) {
+                lp_error("group %s: more than %" PRIu64 " entries not yet "
+                         "delivered over its shards, over --max-lag",
+                         x->name, opt->max_lag);
+                crossed = 1;
+            }
+        } else if (opt->has_lag && x->lag < 0) {
+            uint64_t n;
+            if (lp_stat_lag(st, i, opt->max_lag, &n) == LP_STAT_ENOMEM)
                 return -1;
             if (n > opt->max_lag) {
                 lp_error("group %s: more than %" PRIu64 " entries after its "
@@ -155,8 +167,8 @@ static int check(const struct stat_opt *opt, struct lp_stat *st)
         crossed = 1;
     }
     if (opt->has_dlq && (uint64_t)f->dlq > opt->max_dlq) {
-        lp_error("%s holds %lld %s, over --max-dlq %" PRIu64,
-                 opt->com.dlq, f->dlq, f->dlq == 1 ? "entry" : "entries",
+        lp_error("%s%s holds %lld %s, over --max-dlq %" PRIu64,
+                 dlq, sharded ? ":{N}" : "", f->dlq, f->dlq == 1 ? "entry" : "entries",
                  opt->max_dlq);
         crossed = 1;
     }
@@ -192,9 +204,12 @@ int main(int argc, char **argv)
 {
     struct stat_opt opt = { .timeout = 10000 };
     char err[LP_ERRLEN], *out = NULL;
+    const char *dlq;
     struct lp_metrics *m = NULL;
-    struct lp_redis *r;
-    struct lp_stat *st;
+    struct lp_redis *r = NULL;
+    struct lp_stat *st = NULL;
+    struct tool_shards sh = { 0 };
+    struct lp_stat_shard *shv = NULL;
     int code = LP_EX_OK, crossed = 0;
 
     tool_opt_parse(&cli, argc, argv, &opt, &opt.com);
@@ -212,16 +227,31 @@ int main(int argc, char **argv)
         lp_error("%s", err);
         return tool_opt_end(&opt.com, code);
     }
-    if ((r = tool_redis(&opt.com, err)) == NULL) {
+    dlq = opt.com.dlq;
+    /* a sharded stream: each shard over its node (tool_shards.h) */
+    if ((code = tool_shards_open(&opt.com, opt.timeout, &sh, err)) != 0) {
+        lp_error("%s", err);
+        tool_shards_free(&sh);
+        return tool_opt_end(&opt.com, code);
+    }
+    if (sh.n && (shv = calloc(sh.n, sizeof *shv)) == NULL)
+        goto oom;
+    for (unsigned i = 0; i < sh.n; i++)
+        shv[i] = (struct lp_stat_shard){ sh.name[i], sh.dlq[i], sh.node[i],
+                                         sh.r[i] };
+    if (sh.n == 0 && (r = tool_redis(&opt.com, err)) == NULL) {
         lp_error("%s", err);
         return tool_opt_end(&opt.com, LP_EX_CONFIG);
     }
+    if (sh.n)
+        dlq = opt.com.dlq_set ? opt.com.dlq : "logs:dlq";
     st = lp_stat_new(&(struct lp_stat_conf){
         .redis = r, .timeout = opt.timeout,
-        .stream = opt.com.stream, .dlq = opt.com.dlq, .wal = opt.wal,
+        .stream = opt.com.stream, .dlq = dlq, .wal = opt.wal,
         .cluster = opt.com.cluster,
         .dir = opt.com.dir_set ? opt.com.dir : NULL,
         .producers = opt.producers,
+        .shards = shv, .nshards = sh.n,
         .notify = lp_log_notify,
     });
     if (st == NULL || lp_stat_redis(st) == LP_STAT_ENOMEM)
@@ -244,7 +274,7 @@ int main(int argc, char **argv)
     if (opt.check && redis_status(st)) {
         lp_error("--check: nothing checked: Redis did not answer");
     } else if (opt.check) {
-        if ((crossed = check(&opt, st)) < 0)
+        if ((crossed = check(&opt, st, dlq)) < 0)
             goto oom;
         if (crossed && code == LP_EX_OK)
             code = LP_EX_CHECK;
@@ -259,5 +289,7 @@ out:
     free(out);
     lp_metrics_free(m);
     lp_stat_free(st);
+    free(shv);
+    tool_shards_free(&sh);
     return tool_opt_end(&opt.com, code);
 }

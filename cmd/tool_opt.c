@@ -11,6 +11,7 @@
 #include "lp_log.h"
 #include "lp_parse.h"
 #include "lp_rate.h"
+#include "lp_shards.h"
 #include "tool_opt.h"
 
 #define HELP_COL 27             /* where the help of an option starts */
@@ -170,13 +171,31 @@ int tool_opt_end(struct lp_common *com, int status)
 /* The -r URL as a cluster, the process's (one URL a process, asked once
  * by tool_cluster; every connection tool_redis makes routes through it):
  * mode LP_CLUSTER_*, 0 when Redis was not reached at start; key: the
- * stream whose slot the connections go to; routes: connects so far. */
+ * stream whose slot the connections go to; routes: connects so far;
+ * warned, insecure: the warnings of tool_redis_key said once a process,
+ * however many connections it makes (one a shard's node). */
 static struct {
     struct lp_cluster *c;
-    int asked, mode;
+    int asked, mode, warned, insecure;
     unsigned long routes;
     const char *key;
 } clu;
+
+/* Is c->stream sharded (lp_shards_read)? Its shards' DLQs are named
+ * from --dlq (DLQBASE:{T}, the slot of each shard), which then need not
+ * share the stream's slot. Not known (not reached): 0. */
+static int sharded(const struct lp_common *c)
+{
+    struct lp_redis *r;
+    char e[LP_ERRLEN];
+    unsigned n = 0;
+
+    if (strpbrk(c->stream, "{}") ||
+        lp_cluster_node(clu.c, c->stream, strlen(c->stream), &r, e) != 0 ||
+        lp_shards_read(r, 1, c->stream, &n, e) != 0)
+        return 0;
+    return n > 1;
+}
 
 int tool_cluster(struct lp_common *c, char *err)
 {
@@ -213,7 +232,8 @@ keys:
     if (c->dlq_set == NULL) {
         c->dlq = dlq;
     } else if (lp_key_slot(c->dlq, strlen(c->dlq)) !=
-               lp_key_slot(c->stream, strlen(c->stream))) {
+               lp_key_slot(c->stream, strlen(c->stream)) &&
+               !sharded(c)) {
         snprintf(err, LP_ERRLEN, "--dlq %.200s: in a Redis Cluster the "
                  "dead letter stream must share the slot of --stream "
                  "%.200s (they change together in one transaction): give "
@@ -231,7 +251,8 @@ static int route(void *ctx, struct lp_redis *r, char *err)
     char host[256];
     int port, rc;
 
-    (void)ctx;
+    const char *key = ctx ? ctx : clu.key;
+
     if (clu.mode == 0 && clu.c) {
         /* not reached at start: what is it? */
         if ((rc = lp_cluster_open(clu.c, err)) != 0)
@@ -252,7 +273,7 @@ static int route(void *ctx, struct lp_redis *r, char *err)
         return 0;
     if (clu.routes++ > 0)
         lp_cluster_stale(clu.c);    /* a reconnect: where is it now? */
-    rc = lp_cluster_slot_addr(clu.c, lp_key_slot(clu.key, strlen(clu.key)),
+    rc = lp_cluster_slot_addr(clu.c, lp_key_slot(key, strlen(key)),
                               host, sizeof host, &port, err);
     if (rc != 0)
         return rc;
@@ -265,16 +286,45 @@ static int route(void *ctx, struct lp_redis *r, char *err)
 
 struct lp_redis *tool_redis(const struct lp_common *c, char *err)
 {
+    return tool_redis_key(c, NULL, err);
+}
+
+int tool_cluster_reached(void)
+{
+    return !clu.asked || clu.mode != 0;
+}
+
+int tool_cluster_where(const char *key, char *node, size_t cap, char *err)
+{
+    char host[256];
+    int port, rc;
+
+    node[0] = '\0';
+    if (clu.mode != LP_CLUSTER_CLUSTER)
+        return 0;
+    rc = lp_cluster_slot_addr(clu.c, lp_key_slot(key, strlen(key)), host,
+                              sizeof host, &port, err);
+    if (rc != 0)
+        return rc;
+    snprintf(node, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+             port);
+    return 0;
+}
+
+struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
+                                char *err)
+{
     int shown = 0;
     struct lp_redis *r = lp_common_redis(c, &shown, err);
 
+    /* the route's ctx: the key whose slot it goes to (NULL: clu.key) */
     if (r && clu.asked && clu.mode != LP_CLUSTER_STANDALONE && clu.c)
-        lp_redis_set_route(r, route, NULL);
+        lp_redis_set_route(r, route, (void *)key);
 
-    if (shown)
+    if (shown && !clu.warned++)
         lp_warn("the password in the --redis URL was visible to other "
                 "users (ps); use --password-file or LOGPIPE_REDIS_PASSWORD");
-    if (r && c->tls_insecure)
+    if (r && c->tls_insecure && !clu.insecure++)
         lp_warn("--tls-insecure: Redis's certificate is not checked: anyone "
                 "between here and Redis can read and change what is sent");
     return r;

@@ -91,14 +91,30 @@ uint64_t tool_burst_default(double per_ms);
  * MOVED or ASK closes it (lp_redis_set_route). Returns NULL with err. */
 struct lp_redis *tool_redis(const struct lp_common *c, char *err);
 
+/* tool_redis, routed in a cluster to the master of key's slot instead
+ * of the stream's (key borrowed: it must outlive the connection; NULL:
+ * the stream's). A shard's connection. */
+struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
+                                char *err);
+
+/* Did tool_cluster reach Redis (1 too when it was not asked)? Not
+ * reached: a tool's other questions before its engine's connect would
+ * only wait out the same timeout again. */
+int tool_cluster_reached(void);
+
+/* Where key's slot is served: "host:port" of its master in node (cap
+ * bytes), "" when -r is not a cluster. 0, or LP_REDIS_ETEMP with err. */
+int tool_cluster_where(const char *key, char *node, size_t cap, char *err);
+
 /*
  * Is -r a Redis Cluster? Asked once a process (lp_cluster_open), before
  * the engine names its keys: on one, sets c->cluster, and the default
  * --dlq becomes the stream's (lp_key_aux: "{<stream>}:dlq"); a --dlq
  * given that does not share the stream's slot, or a stream whose keys
- * cannot, is refused. Redis not reached: taken as standalone, and a
- * cluster found at the first connect is refused then. Returns 0, or
- * LP_EX_CONFIG with err.
+ * cannot, is refused (unless the stream is sharded: each shard's DLQ is
+ * named from --dlq into the shard's slot, tool_shards.h). Redis not
+ * reached: taken as standalone, and a cluster found at the first
+ * connect is refused then. Returns 0, or LP_EX_CONFIG with err.
  */
 int tool_cluster(struct lp_common *c, char *err);
 

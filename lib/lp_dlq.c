@@ -24,7 +24,9 @@ static const char move_script[] =
  * Reads entry ARGV[1] of the DLQ KEYS[1]; XADDs its data to KEYS[2], its
  * source_stream (or ARGV[2] when it names none, as the caller read it from
  * the page: entries never change, and IDs are never reused), and XDELs it,
- * in one script. Both keys are declared, as Redis asks of scripts. Returns
+ * in one script. ARGV[3], when given, is the name of a sharded stream:
+ * an entry whose source_stream names it goes to KEYS[2], the shard of the
+ * DLQ it is in. Both keys are declared, as Redis asks of scripts. Returns
  * {stream, new id}, or false when the entry is gone already.
  */
 static const char retry_script[] =
@@ -41,7 +43,8 @@ static const char retry_script[] =
     "  return redis.error_reply('ERR its data was cut from ' .. cut ..\n"
     "    ' bytes (truncated): not the whole event')\n"
     "end\n"
-    "if src == nil or src == '' then src = ARGV[2] end\n"
+    "if src == nil or src == '' then src = ARGV[2]\n"
+    "elseif ARGV[3] and src == ARGV[3] then src = KEYS[2] end\n"
     "if src ~= KEYS[2] then\n"
     "  return redis.error_reply('ERR source_stream is not ' .. KEYS[2])\n"
     "end\n"
@@ -309,13 +312,21 @@ int lp_dlq_move_append(struct lp_redis *r, const struct lp_dlq_rec *rec,
 int lp_dlq_retry_append(struct lp_redis *r, const char *dlq, const char *id,
                         const char *target, const char *fallback)
 {
-    const char *argv[7] = { "EVAL", retry_script, "2", dlq, target, id,
-                            fallback };
-    size_t lens[7];
+    return lp_dlq_retry_append_shard(r, dlq, id, target, fallback, NULL);
+}
 
-    for (int i = 0; i < 7; i++)
+int lp_dlq_retry_append_shard(struct lp_redis *r, const char *dlq,
+                              const char *id, const char *target,
+                              const char *fallback, const char *base)
+{
+    const char *argv[8] = { "EVAL", retry_script, "2", dlq, target, id,
+                            fallback, base };
+    size_t lens[8];
+    int argc = base ? 8 : 7;
+
+    for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    return lp_redis_append(r, 7, argv, lens);
+    return lp_redis_append(r, argc, argv, lens);
 }
 
 int lp_dlq_purge_append(struct lp_redis *r, const char *dlq, const char *id)

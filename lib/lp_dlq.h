@@ -172,6 +172,13 @@ int lp_dlq_move_reply(struct lp_redis *r, char dlq_id[LP_STREAM_IDLEN],
 int lp_dlq_retry_append(struct lp_redis *r, const char *dlq, const char *id,
                         const char *target, const char *fallback);
 
+/* The same in a shard's DLQ of the sharded stream base: an entry whose
+ * source_stream is base (not a shard's name) goes to target, the shard
+ * (the same slot as its DLQ, so that the move stays one script). */
+int lp_dlq_retry_append_shard(struct lp_redis *r, const char *dlq,
+                              const char *id, const char *target,
+                              const char *fallback, const char *base);
+
 /*
  * The answer to the oldest retry queued: 1 when the entry went to its
  * target, with its new ID there in new_id; 0 when it was gone already

@@ -41,6 +41,10 @@ struct lp_dlqtool {
     struct lp_buf acts;         /* retry, purge: a page's "ID\0TARGET\0" */
     struct lp_dlqtool_result res;
     struct stats st;
+    int stats_due;              /* lp_dlqtool_stats: print them now */
+    char pfx[16];               /* a shard's IDs: "<i>-"; "" unsharded */
+    const char *base;           /* the DLQ named in stats: conf.dlq as
+                                 * given (a sharded stream's base) */
     int stop;                   /* what stops the run: an LP_EX_* status,
                                  * LP_DLQTOOL_EPIPE; 0: going on */
     char err[LP_ERRLEN];        /* why it stops */
@@ -89,6 +93,7 @@ int lp_dlqtool_new(const struct lp_dlqtool_conf *conf, struct lp_dlqtool **t,
         return LP_EX_SOFTWARE;
     }
     (*t)->conf = *conf;
+    (*t)->base = conf->dlq;
     if (conf->where && lp_jq_new(conf->where, &(*t)->where, jerr) < 0) {
         snprintf(err, LP_ERRLEN, "--where: %s", jerr);
         free(*t);
@@ -111,6 +116,31 @@ void lp_dlqtool_free(struct lp_dlqtool *t)
     lp_buf_free(&t->acts);
     lp_jq_free(t->where);
     free(t);
+}
+
+void lp_dlqtool_shard(struct lp_dlqtool *t, unsigned i, const char *dlq,
+                      const char *stream)
+{
+    t->conf.dlq = dlq;
+    t->conf.stream = stream;
+    snprintf(t->pfx, sizeof t->pfx, "%u-", i);
+}
+
+/* e with its ID as the tool shows it: "<i>-<id>" in a shard's DLQ (id:
+ * room for it) */
+static const struct lp_entry *shown(const struct lp_dlqtool *t,
+                                    const struct lp_entry *e,
+                                    struct lp_entry *pe,
+                                    char id[LP_STREAM_IDLEN + 16])
+{
+    if (t->pfx[0] == '\0')
+        return e;
+    *pe = *e;
+    snprintf(id, LP_STREAM_IDLEN + 16, "%s%.*s", t->pfx, (int)e->idlen,
+             e->id);
+    pe->id = id;
+    pe->idlen = strlen(id);
+    return pe;
 }
 
 const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t)
@@ -198,14 +228,16 @@ static int selected(struct lp_dlqtool *t, const struct lp_entry *e)
     }
     if (t->where == NULL)
         return 1;
+    struct lp_entry pe;
+    char pid[LP_STREAM_IDLEN + 16];
     t->obj.len = 0;
-    lp_dlq_json(e, &t->obj);
+    lp_dlq_json(shown(t, e, &pe, pid), &t->obj);
     int m = lp_jq_match(t->where, t->obj.p, t->obj.len, err);
     if (m < 0) {
         /* a failed run (lp_dlqtool_where_outcome at the end): not
          * selected */
         if (lp_jq_name_it(t->where))
-            say(t, LP_DLQTOOL_WHERE, "entry %.*s: --where: %s",
+            say(t, LP_DLQTOOL_WHERE, "entry %s%.*s: --where: %s", t->pfx,
                 (int)e->idlen, e->id, err);
         return 0;
     }
@@ -256,13 +288,17 @@ static int stats_one(struct lp_dlqtool *t, const struct lp_entry *e,
                  rec->stage.p ? rec->stage : none) < 0)
         return -1;
     lp_stream_id_parse(e->id, e->idlen, &ms, &seq);
-    if (st->oldest[0] == '\0') {
-        snprintf(st->oldest, sizeof st->oldest, "%.*s", (int)e->idlen,
-                 e->id);
+    /* a shard's entries after another's: by the time they came in */
+    if (st->oldest[0] == '\0' || (int64_t)ms < st->oldest_ms) {
+        snprintf(st->oldest, sizeof st->oldest, "%s%.*s", t->pfx,
+                 (int)e->idlen, e->id);
         st->oldest_ms = (int64_t)ms;
     }
-    snprintf(st->newest, sizeof st->newest, "%.*s", (int)e->idlen, e->id);
-    st->newest_ms = (int64_t)ms;
+    if (st->newest[0] == '\0' || (int64_t)ms >= st->newest_ms) {
+        snprintf(st->newest, sizeof st->newest, "%s%.*s", t->pfx,
+                 (int)e->idlen, e->id);
+        st->newest_ms = (int64_t)ms;
+    }
     return 0;
 }
 
@@ -277,13 +313,16 @@ static int queue_one(struct lp_dlqtool *t, const struct lp_entry *e,
         target = rec->source_stream;
     if (target.p && memchr(target.p, '\0', target.len)) {
         /* the queue holds C strings: a NUL cannot be passed on */
-        say(t, LP_DLQTOOL_FAILED, "entry %.*s: its source_stream holds a "
-            "NUL byte: not retried", (int)e->idlen, e->id);
+        say(t, LP_DLQTOOL_FAILED, "entry %s%.*s: its source_stream holds "
+            "a NUL byte: not retried", t->pfx, (int)e->idlen, e->id);
         if (t->res.status == LP_EX_OK)
             t->res.status = LP_EX_DATAERR;
         return 0;
     }
-    if (target.p == NULL || target.len == 0)
+    if (target.p == NULL || target.len == 0 ||
+        (t->conf.shards_of && target.len == strlen(t->conf.shards_of) &&
+         memcmp(target.p, t->conf.shards_of, target.len) == 0))
+        /* none named, or a sharded stream's own name: this shard */
         target = lp_dlq_cstr(t->conf.stream);
     t->res.queued++;
     if (lp_buf_add(acts, e->id, e->idlen) < 0 || lp_buf_addc(acts, 0) < 0 ||
@@ -302,15 +341,18 @@ static int one(struct lp_dlqtool *t, const struct lp_entry *e)
     t->res.seen++;
     switch (t->conf.cmd) {
     case LP_DLQTOOL_LIST:
-    case LP_DLQTOOL_SHOW:
+    case LP_DLQTOOL_SHOW: {
+        struct lp_entry pe;
+        char pid[LP_STREAM_IDLEN + 16];
         t->obj.len = 0;
-        if (lp_dlq_json(e, &t->obj) < 0)
+        if (lp_dlq_json(shown(t, e, &pe, pid), &t->obj) < 0)
             return stop(t, LP_EX_SOFTWARE, "out of memory");
         return done_line(t, t->obj.p, t->obj.len);
+    }
     case LP_DLQTOOL_EXPORT:
         if (rec.data.p == NULL || memchr(rec.data.p, '\n', rec.data.len)) {
-            say(t, LP_DLQTOOL_SKIPPED, "entry %.*s: %s: not exported",
-                (int)e->idlen, e->id, rec.data.p ? "its data holds a "
+            say(t, LP_DLQTOOL_SKIPPED, "entry %s%.*s: %s: not exported",
+                t->pfx, (int)e->idlen, e->id, rec.data.p ? "its data holds a "
                 "newline" : "no data field");
             return 0;
         }
@@ -344,10 +386,10 @@ static int acted(struct lp_dlqtool *t, const char *id, const char *target,
     }
     if (rc < 0) {
         if (retry)
-            say(t, LP_DLQTOOL_FAILED, "entry %s: to %s: %s", id, target,
-                e.msg);
+            say(t, LP_DLQTOOL_FAILED, "entry %s%s: to %s: %s", t->pfx, id,
+                target, e.msg);
         else
-            say(t, LP_DLQTOOL_FAILED, "entry %s: %s", id, e.msg);
+            say(t, LP_DLQTOOL_FAILED, "entry %s%s: %s", t->pfx, id, e.msg);
         /* the worst status wins; a refused command, which will refuse
          * every entry, ends the run after this page; a refused or wrong
          * key is the entry's own */
@@ -363,14 +405,15 @@ static int acted(struct lp_dlqtool *t, const char *id, const char *target,
     if (rc == 0) {
         /* retried or purged already, by an earlier run or someone else */
         t->res.missing++;
-        say(t, LP_DLQTOOL_GONE, "entry %s is not in %s (done already)", id,
-            t->conf.dlq);
+        say(t, LP_DLQTOOL_GONE, "entry %s%s is not in %s (done already)",
+            t->pfx, id, t->conf.dlq);
         return 0;
     }
     if (retry) {
         struct lp_buf *b = &t->obj;
         b->len = 0;
-        if (lp_buf_adds(b, "{\"id\":\"") < 0 || lp_buf_adds(b, id) < 0 ||
+        if (lp_buf_adds(b, "{\"id\":\"") < 0 || lp_buf_adds(b, t->pfx) < 0 ||
+            lp_buf_adds(b, id) < 0 ||
             lp_buf_adds(b, "\",\"action\":\"retried\",\"stream\":") < 0 ||
             lp_buf_add_jstr(b, target, strlen(target)) < 0 ||
             lp_buf_adds(b, ",\"new_id\":") < 0 ||
@@ -379,7 +422,8 @@ static int acted(struct lp_dlqtool *t, const char *id, const char *target,
             return stop(t, LP_EX_SOFTWARE, "out of memory");
         return done_line(t, b->p, b->len);
     }
-    snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":\"purged\"}", id);
+    snprintf(line, sizeof line, "{\"id\":\"%s%s\",\"action\":\"purged\"}",
+             t->pfx, id);
     return done_line(t, line, strlen(line));
 }
 
@@ -397,16 +441,17 @@ static int act(struct lp_dlqtool *t)
         const char *target = id + strlen(id) + 1;
         p = (size_t)(target - acts->p) + strlen(target) + 1;
         if (t->conf.dry_run) {
-            snprintf(line, sizeof line, "{\"id\":\"%s\",\"action\":\"%s\","
-                     "\"dry_run\":true}", id, retry ? "retry" : "purge");
+            snprintf(line, sizeof line, "{\"id\":\"%s%s\",\"action\":"
+                     "\"%s\",\"dry_run\":true}", t->pfx, id,
+                     retry ? "retry" : "purge");
             if (done_line(t, line, strlen(line)) < 0)
                 return -1;
             continue;
         }
         /* a failed queueing fails its reply below */
         if (retry)
-            lp_dlq_retry_append(t->r, t->conf.dlq, id, target,
-                                t->conf.stream);
+            lp_dlq_retry_append_shard(t->r, t->conf.dlq, id, target,
+                                      t->conf.stream, t->conf.shards_of);
         else
             lp_dlq_purge_append(t->r, t->conf.dlq, id);
         n++;
@@ -473,6 +518,8 @@ static int walk(struct lp_dlqtool *t)
     char err[LP_ERRLEN], last[80] = "", end[LP_STREAM_IDLEN];
     struct lp_stream_err re;
 
+    if (limit_reached(t))
+        return 0;               /* by an earlier shard's run */
     if (walk_end(t, end) < 0 || end[0] == '\0')
         return t->stop ? -1 : 0;
 
@@ -535,6 +582,140 @@ static int walk(struct lp_dlqtool *t)
     return 0;
 }
 
+/* ---- a sharded stream's DLQs, merged ----------------------------------- */
+
+/* One shard's walk in a merge: its page, the next entry in it */
+struct mcur {
+    struct lp_page pg;
+    size_t i;
+    char last[80], end[LP_STREAM_IDLEN];
+    size_t page;                /* entries a page, as walk() sizes them */
+    uint64_t ms, seq;           /* the next entry's ID */
+    int done;
+};
+
+/* The next run's shard, in a merge */
+static void use_shard(struct lp_dlqtool *t, size_t k,
+                      const struct lp_dlqtool_shardv *v)
+{
+    lp_dlqtool_shard(t, (unsigned)k, v->dlq[k], v->stream[k]);
+    t->r = v->r[k];
+}
+
+/* Reads shard k's next page (past its last entry, up to its end): 0, or
+ * -1 stopping the run; c->done when nothing is left. */
+static int mfill(struct lp_dlqtool *t, struct mcur *c, size_t nshards)
+{
+    char err[LP_ERRLEN];
+    struct lp_stream_err re;
+    struct lp_entry e;
+
+    lp_page_free(&c->pg);
+    c->i = 0;
+    if (c->last[0] && strcmp(c->last, c->end) == 0) {
+        c->done = 1;            /* its last entry: past it is no ID */
+        return 0;
+    }
+    if (lp_stream_range(t->r, t->conf.dlq, c->last[0] ? c->last : NULL, 1,
+                        c->end, c->page, &c->pg, &re) < 0)
+        return redis_failed(t, &re);
+    if (c->pg.n == 0) {
+        c->done = 1;
+        return 0;
+    }
+    /* the next page's size, by the largest value of this one: the pages
+     * of all shards together about 64 MB at most */
+    size_t biggest = 1;
+    for (size_t i = 0; i < c->pg.n; i++) {
+        if (lp_entry_get(c->pg.entries, i, &e, err) < 0 || e.fields == NULL)
+            continue;
+        for (size_t k = 0; k < e.nfields; k++) {
+            const char *f, *v;
+            size_t fl, vl;
+            lp_entry_pair(&e, k, &f, &fl, &v, &vl);
+            if (vl > biggest)
+                biggest = vl;
+        }
+    }
+    c->page = ((64u << 20) / nshards) / biggest;
+    c->page = c->page > 1000 ? 1000 : c->page < 10 ? 10 : c->page;
+    return 0;
+}
+
+/* The ID of shard c's next entry into c->ms, c->seq (reading a page when
+ * it needs one): 0, or -1 stopping the run. */
+static int mhead(struct lp_dlqtool *t, struct mcur *c, size_t nshards)
+{
+    char err[LP_ERRLEN];
+    struct lp_entry e;
+
+    if (c->i >= c->pg.n && mfill(t, c, nshards) < 0)
+        return -1;
+    if (c->done)
+        return 0;
+    if (lp_entry_get(c->pg.entries, c->i, &e, err) < 0 ||
+        lp_stream_id_parse(e.id, e.idlen, &c->ms, &c->seq) < 0) {
+        if (flush_out(t) < 0)
+            return -1;
+        return stop(t, LP_EX_SOFTWARE, "XRANGE %s: %s", t->conf.dlq,
+                    "an entry of no known shape");
+    }
+    return 0;
+}
+
+int lp_dlqtool_run_merged(struct lp_dlqtool *t,
+                          const struct lp_dlqtool_shardv *v, char *err)
+{
+    struct mcur *c = calloc(v->n, sizeof *c);
+    size_t k;
+    int rc = 0;
+
+    t->stop = 0;
+    t->err[0] = '\0';
+    if (c == NULL) {
+        rc = stop(t, LP_EX_SOFTWARE, "out of memory");
+        goto out;
+    }
+    /* each shard's end: its last entry now */
+    for (k = 0; k < v->n && rc == 0; k++) {
+        use_shard(t, k, v);
+        c[k].page = 10;
+        if ((rc = walk_end(t, c[k].end)) == 0 && c[k].end[0] == '\0')
+            c[k].done = 1;
+        if (rc == 0 && !c[k].done)
+            rc = mhead(t, &c[k], v->n);
+    }
+    while (rc == 0 && !lp_stop && !limit_reached(t)) {
+        struct lp_entry e;
+        size_t best = v->n;
+        /* the oldest next entry of all shards; on a tie, the first shard */
+        for (k = 0; k < v->n; k++)
+            if (!c[k].done &&
+                (best == v->n || c[k].ms < c[best].ms ||
+                 (c[k].ms == c[best].ms && c[k].seq < c[best].seq)))
+                best = k;
+        if (best == v->n)
+            break;
+        use_shard(t, best, v);
+        lp_entry_get(c[best].pg.entries, c[best].i++, &e, err);
+        snprintf(c[best].last, sizeof c[best].last, "%.*s", (int)e.idlen,
+                 e.id);
+        if (e.fields && selected(t, &e) && one(t, &e) < 0)
+            rc = -1;
+        if (rc == 0)
+            rc = mhead(t, &c[best], v->n);
+    }
+    if (rc == 0)
+        rc = flush_out(t);
+out:
+    for (k = 0; c && k < v->n; k++)
+        lp_page_free(&c[k].pg);
+    free(c);
+    t->r = NULL;
+    snprintf(err, LP_ERRLEN, "%s", t->err);
+    return rc < 0 ? t->stop : 0;
+}
+
 /* The entries named, in that order. */
 static int by_id(struct lp_dlqtool *t)
 {
@@ -562,12 +743,12 @@ static int by_id(struct lp_dlqtool *t)
             lp_page_free(&pg);
             t->res.missing++;
             if (show) {
-                say(t, LP_DLQTOOL_UNKNOWN, "entry %s is not in %s", id,
-                    t->conf.dlq);
+                say(t, LP_DLQTOOL_UNKNOWN, "entry %s%s is not in %s", t->pfx,
+                    id, t->conf.dlq);
                 t->res.status = LP_EX_DATAERR;
             } else {
-                say(t, LP_DLQTOOL_GONE, "entry %s is not in %s (done "
-                    "already)", id, t->conf.dlq);
+                say(t, LP_DLQTOOL_GONE, "entry %s%s is not in %s (done "
+                    "already)", t->pfx, id, t->conf.dlq);
             }
             continue;
         }
@@ -599,6 +780,8 @@ static int add_counts(struct lp_buf *b, const struct slot *s, int n)
 
 static int print_stats(struct lp_dlqtool *t)
 {
+    if (t->conf.shards_of && !t->stats_due)
+        return 0;               /* after the last shard: lp_dlqtool_stats */
     struct stats *st = &t->st;
     struct lp_buf *b = &t->obj;
     char ts[40];
@@ -606,7 +789,7 @@ static int print_stats(struct lp_dlqtool *t)
 
     b->len = 0;
     rc |= lp_buf_adds(b, "{\"key\":");
-    rc |= lp_buf_add_jstr(b, t->conf.dlq, strlen(t->conf.dlq)) < 0;
+    rc |= lp_buf_add_jstr(b, t->base, strlen(t->base)) < 0;
     rc |= lp_buf_adds(b, ",\"total\":");
     rc |= lp_buf_addu(b, st->total);
     rc |= lp_buf_adds(b, ",\"by_error\":");
@@ -646,6 +829,25 @@ int lp_dlqtool_run(struct lp_dlqtool *t, struct lp_redis *r, char *err)
         rc = print_stats(t);
     t->r = NULL;
     t->acts.len = 0;
+    snprintf(err, LP_ERRLEN, "%s", t->err);
+    return rc < 0 ? t->stop : 0;
+}
+
+void lp_dlqtool_set_ids(struct lp_dlqtool *t, char *const *ids, int nids)
+{
+    t->conf.ids = ids;
+    t->conf.nids = nids;
+}
+
+int lp_dlqtool_stats(struct lp_dlqtool *t, char *err)
+{
+    int rc;
+
+    t->stop = 0;
+    t->err[0] = '\0';
+    t->stats_due = 1;
+    rc = print_stats(t);
+    t->stats_due = 0;
     snprintf(err, LP_ERRLEN, "%s", t->err);
     return rc < 0 ? t->stop : 0;
 }

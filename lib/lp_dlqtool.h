@@ -66,6 +66,10 @@ struct lp_dlqtool_conf {
     char *const *ids;           /* entries by ID, in this order, instead of
                                  * the whole DLQ; borrowed */
     int nids;
+    const char *shards_of;      /* a sharded stream's name (then dlq is
+                                 * the base of its shards' DLQs, as stats
+                                 * names it): the runs are of its shards
+                                 * (lp_dlqtool_shard); NULL: unsharded */
     int out_fd;                 /* the NDJSON goes here */
     const char *out_name;       /* for messages: "stdout" */
     void (*say)(void *ctx, enum lp_dlqtool_say what, const char *msg);
@@ -112,6 +116,42 @@ void lp_dlqtool_free(struct lp_dlqtool *t);
  * written out.
  */
 int lp_dlqtool_run(struct lp_dlqtool *t, struct lp_redis *r, char *err);
+
+/*
+ * A sharded stream (conf.shards_of): the next run is over shard i's DLQ
+ * dlq (its DLQBASE:{T}) and stream (retry's target for an entry that
+ * names none, or names the sharded stream itself). The IDs it shows,
+ * and says in messages, are "<i>-<ms>-<seq>"; the IDs given to it
+ * (conf.ids) are the shard's own "<ms>-<seq>". Counts, --limit and
+ * stats go on from run to run; stats are printed by lp_dlqtool_stats
+ * after the last (the oldest and newest entries of all by their time).
+ * dlq and stream borrowed until the next call.
+ */
+void lp_dlqtool_shard(struct lp_dlqtool *t, unsigned i, const char *dlq,
+                      const char *stream);
+
+/* A sharded stream's shards: shard i's DLQ, stream and connection */
+struct lp_dlqtool_shardv {
+    size_t n;
+    char *const *dlq, *const *stream;
+    struct lp_redis *const *r;
+};
+
+/*
+ * list and export of a sharded stream (conf.shards_of): every shard's
+ * DLQ at once, merged by entry ID (the time each dead letter came in;
+ * on a tie, the lower shard first), as lp_dlqtool_run walks one DLQ:
+ * up to the entries there when it starts, a page of each shard in hand
+ * (about 64 MB of them all at most). Returns as lp_dlqtool_run.
+ */
+int lp_dlqtool_run_merged(struct lp_dlqtool *t,
+                          const struct lp_dlqtool_shardv *v, char *err);
+
+/* The entries the next run acts on, instead of conf.ids (borrowed). */
+void lp_dlqtool_set_ids(struct lp_dlqtool *t, char *const *ids, int nids);
+
+/* stats of a sharded stream, after the runs: as lp_dlqtool_run returns */
+int lp_dlqtool_stats(struct lp_dlqtool *t, char *err);
 
 /* The counts so far; the engine's. */
 const struct lp_dlqtool_result *lp_dlqtool_result(const struct lp_dlqtool *t);

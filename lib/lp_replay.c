@@ -27,6 +27,7 @@
 #include "lp_replay.h"
 #include "lp_sig.h"
 #include "lp_stream.h"
+#include "lp_shards.h"
 #include "lp_tree.h"
 #include "lp_wal.h"
 
@@ -65,6 +66,9 @@ struct src {
     size_t page_pos;
     char next_id[64];
     int redis_done;
+    struct lp_redis *r;         /* K_REDIS: its connection, borrowed */
+    const char *key;            /* ... its stream, borrowed */
+    char pfx[16];               /* ... its entries' _id: "<i>-" a shard's */
     uint64_t bad;               /* damaged lines */
     int listed;                 /* found in a directory walk */
     int gz_listed;              /* ... and its .gz too */
@@ -99,8 +103,6 @@ struct lp_replay {
     struct lp_layout *layout;
     struct lp_jq *where;
     struct lp_buf out;
-    struct lp_redis *r;         /* borrowed */
-    const char *key;            /* the stream's, borrowed */
     struct src *v;
     size_t n, cap;
     struct lp_replay_result res;
@@ -232,9 +234,13 @@ static void out_span(struct lp_replay *rp, const char *p, size_t n)
 
 /* ---- --dedup ------------------------------------------------------------ */
 
-static uint64_t id_key(uint64_t ms, uint64_t seq)
+static uint64_t id_key(uint64_t ms, uint64_t seq, int shard)
 {
     uint64_t k = ms * 0x9e3779b97f4a7c15ULL ^ (seq + 0x632be59bd9b4e019ULL);
+
+    /* a shard's "<i>-<ms>-<seq>": another ID than "<ms>-<seq>" */
+    if (shard >= 0)
+        k ^= ((uint64_t)shard + 1) * 0xc2b2ae3d27d4eb4fULL;
 
     k ^= k >> 31;
     return k ? k : 1;           /* 0 marks an empty slot */
@@ -255,9 +261,9 @@ static int in_gen(const struct lp_replay *rp, int g, uint64_t k)
 
 /* Has this ID been seen among the last ~half a million to a million?
  * Out of memory: 1, with the run ended. */
-static int seen(struct lp_replay *rp, uint64_t ms, uint64_t seq)
+static int seen(struct lp_replay *rp, uint64_t ms, uint64_t seq, int shard)
 {
-    uint64_t k = id_key(ms, seq);
+    uint64_t k = id_key(ms, seq, shard);
     size_t i;
 
     if (in_gen(rp, 0, k) || in_gen(rp, 1, k))
@@ -288,13 +294,14 @@ enum { L_EMPTY, L_BAD, L_OUT, L_IN };
  * The part of a line's fate that needs nothing but the line: trims *s, *n;
  * L_EMPTY (blank), L_BAD (not a JSON object: je says why), L_OUT (outside
  * --since/--until) or L_IN, with *t its time (INT64_MAX when it has none)
- * and, with --dedup, *has_id and the stream ID. Writes nothing in rp, so
+ * and, with --dedup, *has_id and the stream ID ("<ms>-<seq>", *shard -1,
+ * or a sharded stream's "<i>-<ms>-<seq>", *shard i). Writes nothing in rp, so
  * a second thread can judge lines (see "checking on a second core").
  */
 static int judge(const struct lp_replay *rp, const struct src *src,
                  const char **s, size_t *n, struct lp_jevent *ev,
                  struct lp_jerr *je, int64_t *t, int *has_id, uint64_t *ms,
-                 uint64_t *seq)
+                 uint64_t *seq, int *shard)
 {
     char err[LP_ERRLEN];
     int has_t = 0;
@@ -311,7 +318,8 @@ static int judge(const struct lp_replay *rp, const struct src *src,
     if (!has_t || rp->c.dedup) {
         const struct lp_jval *v = &ev->val[rp->id_idx];
         if (v->type == LP_JSTRING && !v->esc &&
-            lp_stream_id_parse(*s + v->off + 1, v->len - 2, ms, seq) == 0)
+            lp_shard_id_parse(*s + v->off + 1, v->len - 2, shard, ms,
+                              seq) >= 0)
             *has_id = 1;
     }
     if (!has_t && *has_id) {
@@ -370,9 +378,9 @@ static int take_line(struct lp_replay *rp, struct src *src, uint64_t lineno,
     struct lp_jerr je;
     char err[LP_ERRLEN];
     uint64_t ms = 0, seq = 0;
-    int has_id, r;
+    int has_id, r, shard = -1;
 
-    r = judge(rp, src, &s, &n, &ev, &je, t, &has_id, &ms, &seq);
+    r = judge(rp, src, &s, &n, &ev, &je, t, &has_id, &ms, &seq, &shard);
     if (r == L_EMPTY)
         return 0;
     rp->res.lines++;
@@ -394,7 +402,7 @@ static int take_line(struct lp_replay *rp, struct src *src, uint64_t lineno,
         if (m == 0)
             return 0;
     }
-    if (rp->c.dedup && has_id && seen(rp, ms, seq))
+    if (rp->c.dedup && has_id && seen(rp, ms, seq, shard))
         return 0;
     if (rp->c.strip_id && ev.nids) {
         size_t len = lp_json_cut_len(&ev, n);
@@ -604,7 +612,7 @@ static void gz_fill(struct lp_replay *rp, struct src *s)
  * 0, or -1 at the end of the stream or with the run ended. */
 static int redis_page(struct lp_replay *rp, struct src *s)
 {
-    char err[LP_ERRLEN], since[24], until[24];
+    char err[LP_ERRLEN], since[24], until[24], pid[LP_STREAM_IDLEN + 16];
     const char *from = NULL, *to = NULL;
     struct lp_stream_err re;
     struct lp_page pg;
@@ -623,14 +631,15 @@ static int redis_page(struct lp_replay *rp, struct src *s)
         snprintf(until, sizeof until, "%lld", (long long)(rp->c.until - 1));
         to = until;
     }
-    if (lp_stream_range(rp->r, rp->key, from, s->next_id[0] != '\0', to,
+    if (lp_stream_range(s->r, s->key, from, s->next_id[0] != '\0', to,
                         REDIS_PAGE, &pg, &re) < 0) {
         if (re.code == LP_STREAM_EIO) {
             flush_out(rp);      /* what was chosen so far is printed */
             fail(rp, LP_EX_UNAVAILABLE, "%s: %s", re.cmd, re.msg);
             return -1;
         }
-        fail(rp, LP_EX_CONFIG, "%s %s: %s", re.cmd, rp->key, re.msg);
+        flush_out(rp);          /* an earlier shard's, as above */
+        fail(rp, LP_EX_CONFIG, "%s %s: %s", re.cmd, s->key, re.msg);
         return -1;
     }
     s->page.len = 0;
@@ -682,6 +691,12 @@ static int redis_page(struct lp_replay *rp, struct src *s)
                 (int)e.idlen, e.id, je.not_object ? "" : "invalid JSON: ",
                 je.msg);
             continue;
+        }
+        if (s->pfx[0]) {
+            /* a shard's entry: "<i>-<ms>-<seq>", as the archive's */
+            snprintf(pid, sizeof pid, "%s%.*s", s->pfx, (int)e.idlen, e.id);
+            e.id = pid;
+            e.idlen = strlen(pid);
         }
         if (lp_archive_format(&s->page, e.id, e.idlen, d, n, &ev) < 0) {
             out_of_memory(rp);
@@ -879,7 +894,7 @@ static void judge_batch(const struct lp_replay *rp, struct pbatch *b)
     struct lp_jerr je;
     uint64_t ms, seq;
     int64_t t;
-    int has_id;
+    int has_id, shard;
     size_t i, end;
 
     while ((i = atomic_fetch_add(&b->next, PAR_CHUNK)) < b->n) {
@@ -891,7 +906,7 @@ static void judge_batch(const struct lp_replay *rp, struct pbatch *b)
             if (l->fate == L_LONG)
                 continue;
             l->fate = judge(rp, b->src, &s, &n, &ev, &je, &t, &has_id, &ms,
-                            &seq);
+                            &seq, &shard);
             l->off = (size_t)(s - b->buf);
             l->len = n;
         }
@@ -1308,9 +1323,22 @@ int lp_replay_add_path(struct lp_replay *rp, const char *path, char *err)
 int lp_replay_add_stream(struct lp_replay *rp, struct lp_redis *r,
                          const char *key, char *err)
 {
-    rp->r = r;
-    rp->key = key;
-    return add_src(rp, K_REDIS, key, 0, 0) < 0 ? no_memory(rp, err) : 0;
+    return lp_replay_add_shard(rp, r, key, -1, err);
+}
+
+int lp_replay_add_shard(struct lp_replay *rp, struct lp_redis *r,
+                        const char *key, int i, char *err)
+{
+    struct src *s;
+
+    if (add_src(rp, K_REDIS, key, 0, 0) < 0)
+        return no_memory(rp, err);
+    s = &rp->v[rp->n - 1];
+    s->r = r;
+    s->key = key;
+    if (i >= 0)
+        snprintf(s->pfx, sizeof s->pfx, "%d-", i);
+    return 0;
 }
 
 /* ---- the engine --------------------------------------------------------- */

@@ -139,6 +139,18 @@ int lp_replay_add_stream(struct lp_replay *rp, struct lp_redis *r,
                          const char *key, char *err);
 
 /*
+ * The same for shard i of a sharded stream (key its stream "<S>:{T}", r
+ * a connection to its node, borrowed; several shards may share one):
+ * each entry's _id "<i>-<ms>-<seq>", the archive's for a shard. Added
+ * one after the other they are read one after the other (shard 0's
+ * entries first), or merged by event time with sort (as the files of a
+ * day). i -1: lp_replay_add_stream. --dedup and the time of an event
+ * without one read both forms of _id, in files too.
+ */
+int lp_replay_add_shard(struct lp_replay *rp, struct lp_redis *r,
+                        const char *key, int i, char *err);
+
+/*
  * Reads the inputs in order and writes what passes to out_fd. Returns 0
  * when every input was read or a stop signal came (what passed is
  * written; the result's status says whether all went well), or -1 when

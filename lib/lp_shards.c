@@ -168,3 +168,29 @@ int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
         return LP_SHARDS_EBAD;
     return ask(r, cluster, stream, n, &got, err);
 }
+
+int lp_shard_id_parse(const char *s, size_t n, int *shard, uint64_t *ms,
+                      uint64_t *seq)
+{
+    const char *d1 = memchr(s, '-', n), *d2;
+    unsigned long i = 0;
+    size_t k;
+
+    *shard = -1;
+    d2 = d1 ? memchr(d1 + 1, '-', n - (size_t)(d1 - s) - 1) : NULL;
+    if (d2 == NULL)
+        return lp_stream_id_parse(s, n, ms, seq) < 0 ? -1 : 0;
+    k = (size_t)(d1 - s);
+    if (k == 0 || k > 4 || (s[0] == '0' && k > 1))
+        return -1;
+    for (size_t j = 0; j < k; j++) {
+        if (s[j] < '0' || s[j] > '9')
+            return -1;
+        i = i * 10 + (unsigned long)(s[j] - '0');
+    }
+    if (i >= LP_SHARDS_MAX ||
+        lp_stream_id_parse(d1 + 1, n - k - 1, ms, seq) < 0)
+        return -1;
+    *shard = (int)i;
+    return 1;
+}

@@ -4,6 +4,7 @@
 #define LP_SHARDS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lp_redis.h"
 
@@ -60,5 +61,15 @@ int lp_shards_read(struct lp_redis *r, int cluster, const char *stream,
  */
 int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
                      unsigned n, char *err);
+
+/*
+ * An entry's ID as the tools show it: "<ms>-<seq>" (a stream's own, as
+ * Redis writes it) or "<i>-<ms>-<seq>" (shard i's entry, the archive's
+ * _id of a sharded stream and logpipe-dlq's ID of a shard's dead
+ * letter; i decimal without leading zeros, < LP_SHARDS_MAX). Returns 0
+ * for the first (*shard -1), 1 for the second, -1 for neither.
+ */
+int lp_shard_id_parse(const char *s, size_t n, int *shard, uint64_t *ms,
+                      uint64_t *seq);
 
 #endif

@@ -17,7 +17,28 @@
 struct lp_stat {
     struct lp_stat_conf c;
     struct lp_stat_figures f;
+    struct lp_stat **sh;        /* a sharded stream's shards, c.nshards */
+    int borrowed;               /* a shard's: c.redis is not its own */
 };
+
+void lp_stat_free(struct lp_stat *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; s->sh && i < s->c.nshards; i++)
+        lp_stat_free(s->sh[i]);
+    free(s->sh);
+    lp_group_info_free(s->f.g, s->f.ng);
+    free(s->f.old);
+    for (size_t i = 0; i < s->f.nprod; i++) {
+        free(s->f.prod[i].name);
+        free(s->f.prod[i].cursor);
+    }
+    free(s->f.prod);
+    if (!s->borrowed)
+        lp_redis_free(s->c.redis);
+    free(s);
+}
 
 struct lp_stat *lp_stat_new(const struct lp_stat_conf *c)
 {
@@ -28,23 +49,36 @@ struct lp_stat *lp_stat_new(const struct lp_stat_conf *c)
         return NULL;
     }
     s->c = *c;
-    lp_redis_set_timeout(s->c.redis, c->timeout);
+    if (s->c.redis)
+        lp_redis_set_timeout(s->c.redis, c->timeout);
+    if (c->nshards == 0)
+        return s;
+    if ((s->sh = calloc(c->nshards, sizeof *s->sh)) == NULL)
+        goto oom;
+    for (size_t i = 0; i < c->nshards; i++) {
+        struct lp_stat *x = calloc(1, sizeof *x);
+        if ((s->sh[i] = x) == NULL)
+            goto oom;
+        x->c = *c;
+        x->c.stream = c->shards[i].stream;
+        x->c.dlq = c->shards[i].dlq;
+        x->c.redis = c->shards[i].redis;
+        x->c.shards = NULL;
+        x->c.nshards = 0;
+        /* every producer's name: the total counts them once */
+        x->c.producers = 1;
+        x->borrowed = 1;
+        lp_redis_set_timeout(x->c.redis, c->timeout);
+    }
     return s;
+oom:
+    lp_stat_free(s);
+    return NULL;
 }
 
-void lp_stat_free(struct lp_stat *s)
+struct lp_stat *lp_stat_shard(struct lp_stat *s, size_t i)
 {
-    if (s == NULL)
-        return;
-    lp_group_info_free(s->f.g, s->f.ng);
-    free(s->f.old);
-    for (size_t i = 0; i < s->f.nprod; i++) {
-        free(s->f.prod[i].name);
-        free(s->f.prod[i].cursor);
-    }
-    free(s->f.prod);
-    lp_redis_free(s->c.redis);
-    free(s);
+    return s->sh && i < s->c.nshards ? s->sh[i] : NULL;
 }
 
 const struct lp_stat_figures *lp_stat_figures(const struct lp_stat *s)
@@ -263,12 +297,160 @@ static int gather(struct lp_stat *s)
     return producers(s);
 }
 
+/* A producer's name, for qsort */
+static int prod_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The oldest pending entry o of shard i into t, when older. */
+static void oldest_of(struct lp_stat_oldest *t, const struct lp_stat_oldest *o,
+                      size_t i)
+{
+    if (o->id[0] == '\0' || (t->id[0] && o->age_ms <= t->age_ms))
+        return;
+    t->age_ms = o->age_ms;
+    snprintf(t->id, sizeof t->id, "%zu-%s", i, o->id);
+}
+
+/* A sharded stream's figures: the totals of its shards' (lp_stat.h). */
+static int totals(struct lp_stat *s)
+{
+    struct lp_stat_figures *f = &s->f;
+    size_t cap = 0, nnames = 0;
+    char **names = NULL;
+
+    for (size_t i = 0; i < s->c.nshards; i++)
+        cap += s->sh[i]->f.ng;
+    if ((f->g = calloc(cap + 1, sizeof *f->g)) == NULL ||
+        (f->old = calloc(cap + 1, sizeof *f->old)) == NULL)
+        return LP_STAT_ENOMEM;
+    for (size_t i = 0; i < s->c.nshards; i++) {
+        const struct lp_stat_figures *x = &s->sh[i]->f;
+        f->length += x->length;
+        f->dlq += x->dlq;
+        if (x->producers < 0)
+            f->producers = -1;
+        for (size_t k = 0; k < x->ng; k++) {
+            const struct lp_group_info *a = &x->g[k];
+            struct lp_group_info *t;
+            size_t j;
+            for (j = 0; j < f->ng; j++)
+                if (f->g[j].namelen == a->namelen &&
+                    memcmp(f->g[j].name, a->name, a->namelen) == 0)
+                    break;
+            t = &f->g[j];
+            if (j == f->ng) {
+                if ((t->name = dupn(a->name, a->namelen)) == NULL)
+                    return LP_STAT_ENOMEM;
+                t->namelen = a->namelen;
+                f->old[j].age_ms = -1;
+                f->ng++;
+            }
+            if (a->consumers > t->consumers)
+                t->consumers = a->consumers;
+            t->pending += a->pending;
+            /* unknown on one shard: unknown in all (lp_stat_lag) */
+            t->lag = t->lag < 0 || a->lag < 0 ? -1 : t->lag + a->lag;
+            oldest_of(&f->old[j], &x->old[k], i);
+        }
+    }
+    /* a group missing on a shard: its lag there is unknown too (not
+     * made yet: the drain has not read it); left as the others say */
+    if (f->producers < 0)
+        return 0;
+    for (size_t i = 0; i < s->c.nshards; i++)
+        nnames += s->sh[i]->f.nprod;
+    if (nnames && (names = malloc(nnames * sizeof *names)) == NULL)
+        return LP_STAT_ENOMEM;
+    nnames = 0;
+    for (size_t i = 0; i < s->c.nshards; i++)
+        for (size_t k = 0; k < s->sh[i]->f.nprod; k++)
+            names[nnames++] = s->sh[i]->f.prod[k].name;
+    if (nnames)
+        qsort(names, nnames, sizeof *names, prod_cmp);
+    for (size_t i = 0; i < nnames; i++)
+        if (i == 0 || strcmp(names[i - 1], names[i]) != 0)
+            f->producers++;
+    free(names);
+    return 0;
+}
+
+/* A sharded stream: each shard over its node's connection (connected
+ * once for the shards it serves), then the totals. */
+static int shards_redis(struct lp_stat *s)
+{
+    char err[LP_ERRLEN];
+    int rc;
+
+    for (size_t i = 0; i < s->c.nshards; i++) {
+        struct lp_stat *x = s->sh[i];
+        x->f.now = s->f.now;
+        if (!lp_redis_connected(x->c.redis) &&
+            (rc = lp_redis_connect(x->c.redis, err)) < 0) {
+            char m[LP_ERRLEN];
+            snprintf(m, sizeof m, "shard %zu (%s): %s", i, x->c.stream, err);
+            redis_failed(s, m, rc == LP_REDIS_EAUTH ? LP_STAT_REDIS_PERM
+                                                    : LP_STAT_REDIS_TEMP);
+            return LP_STAT_EREDIS;
+        }
+        if ((rc = gather(x)) == LP_STAT_ENOMEM)
+            return rc;
+        if (rc) {
+            /* said by the shard, which names its keys */
+            s->f.redis_failed = x->f.redis_failed;
+            memcpy(s->f.redis_err, x->f.redis_err, sizeof s->f.redis_err);
+            return rc;
+        }
+    }
+    return totals(s);
+}
+
+int lp_stat_lag(struct lp_stat *s, size_t g, uint64_t limit, uint64_t *n)
+{
+    const struct lp_group_info *x = &s->f.g[g];
+    uint64_t sum = 0, k;
+    int rc;
+
+    if (s->c.nshards == 0)
+        return lp_stat_count_after(s, x->last_delivered, limit, n);
+    for (size_t i = 0; i < s->c.nshards && sum <= limit; i++) {
+        struct lp_stat *y = s->sh[i];
+        for (size_t j = 0; j < y->f.ng; j++) {
+            const struct lp_group_info *a = &y->f.g[j];
+            if (a->namelen != x->namelen ||
+                memcmp(a->name, x->name, x->namelen) != 0)
+                continue;
+            if (a->lag >= 0) {
+                sum += (uint64_t)a->lag;
+            } else {
+                rc = lp_stat_count_after(y, a->last_delivered, limit - sum,
+                                         &k);
+                sum += k;
+                if (rc) {
+                    if (rc == LP_STAT_EREDIS && !s->f.redis_failed) {
+                        s->f.redis_failed = y->f.redis_failed;
+                        memcpy(s->f.redis_err, y->f.redis_err,
+                               sizeof s->f.redis_err);
+                    }
+                    *n = sum;
+                    return rc;
+                }
+            }
+        }
+    }
+    *n = sum;
+    return 0;
+}
+
 int lp_stat_redis(struct lp_stat *s)
 {
     char err[LP_ERRLEN];
     int rc;
 
     s->f.now = lp_now_ms();
+    if (s->c.nshards)
+        return shards_redis(s);
     if ((rc = lp_redis_connect(s->c.redis, err)) < 0) {
         redis_failed(s, err, rc == LP_REDIS_EAUTH ? LP_STAT_REDIS_PERM
                                                   : LP_STAT_REDIS_TEMP);
@@ -420,7 +602,8 @@ static void jage(struct lp_buf *b, int64_t ms)
 }
 
 /* The groups, as a JSON array's members. */
-static void json_groups(const struct lp_stat_figures *f, struct lp_buf *b)
+static void json_groups(const struct lp_stat_figures *f, struct lp_buf *b,
+                        int total)
 {
     for (size_t i = 0; i < f->ng; i++) {
         const struct lp_group_info *x = &f->g[i];
@@ -439,7 +622,10 @@ static void json_groups(const struct lp_stat_figures *f, struct lp_buf *b)
         else
             lp_buf_adds(b, "null");
         lp_buf_adds(b, ",\"last_delivered_id\":");
-        jstr(b, x->last_delivered);
+        if (total)
+            lp_buf_adds(b, "null");     /* one a shard: in its object */
+        else
+            jstr(b, x->last_delivered);
         lp_buf_adds(b, ",\"oldest_pending_id\":");
         if (o->id[0])
             jstr(b, o->id);
@@ -451,11 +637,68 @@ static void json_groups(const struct lp_stat_figures *f, struct lp_buf *b)
     }
 }
 
+/* The Redis part of s's object (its figures): "length" to "producers",
+ * each member after a comma. list: each producer (--producers); key:
+ * the producers' key named (not in a sharded stream's totals). */
+static void json_redis(const struct lp_stat *s, struct lp_buf *b, int list,
+                       int key)
+{
+    const struct lp_stat_figures *f = &s->f;
+    char pkey[512];
+
+    lp_buf_adds(b, ",\"length\":");
+    jnum(b, f->length);
+    if (f->first_id[0]) {
+        lp_buf_adds(b, ",\"first_id\":");
+        jstr(b, f->first_id);
+        lp_buf_adds(b, ",\"last_id\":");
+        jstr(b, f->last_id);
+    }
+    lp_buf_adds(b, ",\"groups\":[");
+    json_groups(f, b, s->c.nshards > 0);
+    lp_buf_adds(b, "],\"dlq\":{\"key\":");
+    jstr(b, s->c.dlq);
+    lp_buf_adds(b, ",\"length\":");
+    jnum(b, f->dlq);
+    lp_buf_adds(b, "},\"producers\":{");
+    if (key) {
+        lp_buf_adds(b, "\"key\":");
+        lp_buf_add_jstr(b, pkey, pkey_of(s, pkey, sizeof pkey));
+        lp_buf_addc(b, ',');
+    }
+    lp_buf_adds(b, "\"count\":");
+    if (f->producers >= 0)
+        jnum(b, f->producers);
+    else
+        lp_buf_adds(b, "null");
+    if (list) {
+        lp_buf_adds(b, ",\"list\":[");
+        for (size_t i = 0; i < f->nprod; i++) {
+            const struct lp_stat_producer *p = &f->prod[i];
+            if (i)
+                lp_buf_addc(b, ',');
+            lp_buf_adds(b, "{\"name\":");
+            jstr(b, p->name);
+            lp_buf_adds(b, ",\"position\":");
+            jnum(b, (long long)p->pos);
+            lp_buf_adds(b, ",\"age_seconds\":");
+            jage(b, p->age_ms);
+            if (p->cursor) {
+                lp_buf_adds(b, ",\"cursor\":");
+                jstr(b, p->cursor);
+            }
+            lp_buf_addc(b, '}');
+        }
+        lp_buf_addc(b, ']');
+    }
+    lp_buf_addc(b, '}');
+}
+
 char *lp_stat_json(const struct lp_stat *s)
 {
     const struct lp_stat_figures *f = &s->f;
     struct lp_buf b = { 0 };
-    char ts[40], pkey[512];
+    char ts[40];
 
     lp_time_format(f->now, ts);
     lp_buf_adds(&b, "{\"time\":\"");
@@ -471,48 +714,26 @@ char *lp_stat_json(const struct lp_stat *s)
         jstr(&b, f->redis_err);
         goto files;
     }
-    lp_buf_adds(&b, ",\"length\":");
-    jnum(&b, f->length);
-    if (f->first_id[0]) {
-        lp_buf_adds(&b, ",\"first_id\":");
-        jstr(&b, f->first_id);
-        lp_buf_adds(&b, ",\"last_id\":");
-        jstr(&b, f->last_id);
-    }
-    lp_buf_adds(&b, ",\"groups\":[");
-    json_groups(f, &b);
-    lp_buf_adds(&b, "],\"dlq\":{\"key\":");
-    jstr(&b, s->c.dlq);
-    lp_buf_adds(&b, ",\"length\":");
-    jnum(&b, f->dlq);
-    lp_buf_adds(&b, "},\"producers\":{\"key\":");
-    lp_buf_add_jstr(&b, pkey, pkey_of(s, pkey, sizeof pkey));
-    lp_buf_adds(&b, ",\"count\":");
-    if (f->producers >= 0)
-        jnum(&b, f->producers);
-    else
-        lp_buf_adds(&b, "null");
-    if (s->c.producers) {
-        lp_buf_adds(&b, ",\"list\":[");
-        for (size_t i = 0; i < f->nprod; i++) {
-            const struct lp_stat_producer *p = &f->prod[i];
+    json_redis(s, &b, s->c.producers && !s->c.nshards, !s->c.nshards);
+    if (s->c.nshards) {
+        lp_buf_adds(&b, ",\"shards\":[");
+        for (size_t i = 0; i < s->c.nshards; i++) {
+            const struct lp_stat *x = s->sh[i];
             if (i)
                 lp_buf_addc(&b, ',');
-            lp_buf_adds(&b, "{\"name\":");
-            jstr(&b, p->name);
-            lp_buf_adds(&b, ",\"position\":");
-            jnum(&b, (long long)p->pos);
-            lp_buf_adds(&b, ",\"age_seconds\":");
-            jage(&b, p->age_ms);
-            if (p->cursor) {
-                lp_buf_adds(&b, ",\"cursor\":");
-                jstr(&b, p->cursor);
+            lp_buf_adds(&b, "{\"index\":");
+            jnum(&b, (long long)i);
+            lp_buf_adds(&b, ",\"stream\":");
+            jstr(&b, x->c.stream);
+            if (s->c.shards[i].node && s->c.shards[i].node[0]) {
+                lp_buf_adds(&b, ",\"node\":");
+                jstr(&b, s->c.shards[i].node);
             }
+            json_redis(x, &b, s->c.producers, 1);
             lp_buf_addc(&b, '}');
         }
         lp_buf_addc(&b, ']');
     }
-    lp_buf_addc(&b, '}');
 files:
     if (f->have_wal) {
         lp_buf_adds(&b, ",\"wal\":{\"dir\":");
@@ -579,22 +800,35 @@ static void lbl(struct lp_buf *b, const char *k, const char *v, size_t n)
     b->len--;
 }
 
-/* The stream's, the groups' and the DLQ's gauges. */
+/* stream="st" in l, and shard="i" after it when i >= 0 */
+static void lbl_stream(struct lp_buf *l, const char *st, long i)
+{
+    char t[24];
+
+    lbl(l, "stream", st, strlen(st));
+    if (i >= 0) {
+        lp_buf_addc(l, ',');
+        snprintf(t, sizeof t, "%ld", i);
+        lbl(l, "shard", t, strlen(t));
+    }
+}
+
+/* The stream's, the groups' and the DLQ's gauges: of s, or of shard i
+ * (>= 0) of stream st. */
 static void redis_metrics(const struct lp_stat *s, struct lp_metrics *m,
-                          struct lp_buf *l)
+                          struct lp_buf *l, const char *st, long si)
 {
     const struct lp_stat_figures *f = &s->f;
-    const char *st = s->c.stream;
 
     l->len = 0;
-    lbl(l, "stream", st, strlen(st));
+    lbl_stream(l, st, si);
     lp_metric_set(lp_gauge(m, "logpipe_stream_length", l->p,
                            "Entries in the stream."), (double)f->length);
     for (size_t i = 0; i < f->ng; i++) {
         const struct lp_group_info *x = &f->g[i];
         const struct lp_stat_oldest *o = &f->old[i];
         l->len = 0;
-        lbl(l, "stream", st, strlen(st));
+        lbl_stream(l, st, si);
         lp_buf_addc(l, ',');
         lbl(l, "group", x->name, x->namelen);
         lp_metric_set(lp_gauge(m, "logpipe_group_consumers", l->p,
@@ -618,7 +852,7 @@ static void redis_metrics(const struct lp_stat *s, struct lp_metrics *m,
                            "Entries in the dead letter stream."),
                   (double)f->dlq);
     l->len = 0;
-    lbl(l, "stream", st, strlen(st));
+    lbl_stream(l, st, si);
     if (f->producers >= 0)
         lp_metric_set(lp_gauge(m, "logpipe_producers", l->p,
                                "Producers of logpipe-send with a position."),
@@ -626,7 +860,7 @@ static void redis_metrics(const struct lp_stat *s, struct lp_metrics *m,
     for (size_t i = 0; i < f->nprod; i++) {
         const struct lp_stat_producer *p = &f->prod[i];
         l->len = 0;
-        lbl(l, "stream", st, strlen(st));
+        lbl_stream(l, st, si);
         lp_buf_addc(l, ',');
         lbl(l, "producer", p->name, strlen(p->name));
         lp_metric_set(lp_gauge(m, "logpipe_producer_position", l->p,
@@ -644,8 +878,10 @@ struct lp_metrics *lp_stat_metrics(const struct lp_stat *s)
     struct lp_metrics *m = lp_metrics_new(&s->c.notify);
     struct lp_buf l = { 0 };
 
-    if (!f->redis_failed)
-        redis_metrics(s, m, &l);
+    if (!f->redis_failed && s->c.nshards == 0)
+        redis_metrics(s, m, &l, s->c.stream, -1);
+    for (size_t i = 0; !f->redis_failed && i < s->c.nshards; i++)
+        redis_metrics(s->sh[i], m, &l, s->c.stream, (long)i);
     if (f->have_wal) {
         l.len = 0;
         lbl(&l, "dir", s->c.wal, strlen(s->c.wal));

@@ -84,15 +84,33 @@ struct lp_stat_figures {
     char redis_err[LP_ERRLEN];  /* why, when it failed */
 };
 
+/* One shard of a sharded stream (logpipe-send --shards): its stream,
+ * its DLQ, its node ("host:port", "" standalone) and a connection to that
+ * node, borrowed (shared by the shards on one node) */
+struct lp_stat_shard {
+    const char *stream, *dlq, *node;
+    struct lp_redis *redis;
+};
+
 struct lp_stat_conf {
     struct lp_redis *redis;     /* taken: lp_stat_free frees it, and so
-                                   does lp_stat_new when it fails */
+                                   does lp_stat_new when it fails; NULL
+                                   with shards */
     int64_t timeout;            /* ms: give up on Redis after it */
     const char *stream, *dlq;   /* borrowed */
     int cluster;                /* on a Redis Cluster (lp_key_aux names) */
     const char *wal;            /* a logpipe-send WAL; NULL: not measured */
     const char *dir;            /* an archive tree; NULL: not measured */
     int producers;              /* read each producer, not only count */
+    /* A sharded stream: stream is its name, dlq the base of its shards'
+     * DLQs; each shard is measured over its connection as a stream of its
+     * own (lp_stat_shard), and the figures are their totals: length, dlq
+     * summed; groups by name (pending and lag summed, lag unknown when
+     * unknown on a shard, consumers the most on one shard, the oldest
+     * pending entry of all, its ID "<i>-<ms>-<seq>"); producers the
+     * names found on any shard. No first_id, last_id. */
+    const struct lp_stat_shard *shards;         /* borrowed */
+    size_t nshards;             /* 0: not sharded */
     struct lp_notify notify;    /* copied: the Redis failure (an error),
                                    an unreadable --wal or --dir (warnings) */
 };
@@ -132,10 +150,27 @@ const struct lp_stat_figures *lp_stat_figures(const struct lp_stat *s);
 int lp_stat_count_after(struct lp_stat *s, const char *last, uint64_t limit,
                         uint64_t *n);
 
+/* A sharded stream's shard i (< conf.nshards): its figures
+ * (lp_stat_figures) and lp_stat_count_after; NULL when not sharded. */
+struct lp_stat *lp_stat_shard(struct lp_stat *s, size_t i);
+
+/*
+ * The lag of group g (an index of the figures' groups) up to limit + 1,
+ * for --max-lag when the figures have none (x->lag -1): unsharded,
+ * lp_stat_count_after from its last delivered entry; sharded, the sum
+ * over the shards of their lag, or of their count when Redis gives none.
+ * Returns as lp_stat_count_after.
+ */
+int lp_stat_lag(struct lp_stat *s, size_t g, uint64_t limit, uint64_t *n);
+
 /*
  * The figures as one NDJSON object with its newline: a malloc'd NUL-
  * terminated string, the caller frees; NULL when out of memory. The
- * Redis part is null (and redis_error said) when Redis failed.
+ * Redis part is null (and redis_error said) when Redis failed. A sharded
+ * stream's has the totals, then "shards": an array of each shard's
+ * object: index, stream, node (in a cluster), and the Redis part of an
+ * unsharded stream's object (length, first_id, last_id, groups, dlq,
+ * producers).
  */
 char *lp_stat_json(const struct lp_stat *s);
 
@@ -145,7 +180,9 @@ char *lp_stat_json(const struct lp_stat *s);
  * and _age_seconds of each with conf.producers), logpipe_wal_*, logpipe_archive_* (with its
  * journals'), logpipe_redis_up,
  * logpipe_stat_time_seconds), labels escaped as the Prometheus text
- * format asks; for lp_metrics_render or lp_metrics_write. The caller
+ * format asks (a sharded stream's: each shard's series, labelled
+ * stream="<stream>",shard="<i>", no totals: sum() makes them); for
+ * lp_metrics_render or lp_metrics_write. The caller
  * frees it; NULL when out of memory. Its notify is s's.
  */
 struct lp_metrics *lp_stat_metrics(const struct lp_stat *s);

@@ -75,5 +75,33 @@ int main(void)
     is_str(name, "logs:shards", "its name");
     lp_shards_key(1, "logs", name, sizeof name, err);
     is_str(name, "{logs}:shards", "in a cluster: the stream's slot");
+
+    /* the IDs the tools show: a stream's, a shard's */
+    {
+        uint64_t ms = 0, seq = 0;
+        int sh = 7;
+        is_int(lp_shard_id_parse("1700000000000-5", 15, &sh, &ms, &seq), 0,
+               "a stream ID");
+        ok(sh == -1 && ms == 1700000000000ULL && seq == 5, "its parts");
+        is_int(lp_shard_id_parse("3-1700000000000-5", 17, &sh, &ms, &seq),
+               1, "a shard's ID");
+        ok(sh == 3 && ms == 1700000000000ULL && seq == 5, "its parts");
+        is_int(lp_shard_id_parse("1023-1-0", 8, &sh, &ms, &seq), 1,
+               "the last shard");
+        is_int(lp_shard_id_parse("1024-1-0", 8, &sh, &ms, &seq), -1,
+               "no shard 1024");
+        is_int(lp_shard_id_parse("03-1-0", 6, &sh, &ms, &seq), -1,
+               "a leading zero");
+        is_int(lp_shard_id_parse("-1-0", 4, &sh, &ms, &seq), -1,
+               "no shard number");
+        is_int(lp_shard_id_parse("1-2-3-4", 7, &sh, &ms, &seq), -1,
+               "four parts");
+        is_int(lp_shard_id_parse("1-x-3", 5, &sh, &ms, &seq), -1,
+               "not digits");
+        is_int(lp_shard_id_parse("17", 2, &sh, &ms, &seq), 0,
+               "<ms> alone, as a stream ID may be written");
+        is_int(lp_shard_id_parse("2-1-", 4, &sh, &ms, &seq), -1,
+               "an empty seq");
+    }
     return tap_done();
 }
