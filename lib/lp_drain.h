@@ -57,6 +57,21 @@ struct lp_drain_conf {
     uint64_t max_open;
     uint64_t max_files, max_line, max_members, max_dlq_size;
     int shared_dir;
+    /* one shard of a sharded stream (logpipe-drain's children, see its
+     * "Sharded streams"): com.stream is the shard's name. id_prefix
+     * ("<i>-") goes before each entry's ID in its archive "_id" (and
+     * --sql's id), so that the IDs of the shards' entries differ in one
+     * tree; dir_stream (the stream S) names the --dir lock of the group
+     * (lp_owner_lock_dir), so that the shards of one drain count as one
+     * stream there; metrics_label ('shard="3"') is added to every
+     * series. NULL: none (an unsharded stream, as always). */
+    const char *id_prefix, *dir_stream, *metrics_label;
+    /* --stdout written by several processes at once: out_lock is called
+     * before a batch's write, out_unlock after it, so that lines of two
+     * never mix. NULL: none. */
+    void (*out_lock)(void *ctx);
+    void (*out_unlock)(void *ctx);
+    void *out_ctx;
     /* the tool's rationed messages (lp_budget): log_tick says those held
      * back when their period is over; log_due says in how many ms the
      * next is due (-1: none), which a blocking read waits no longer
