@@ -102,4 +102,13 @@ struct lp_redis *tool_redis(const struct lp_common *c, char *err);
  */
 int tool_cluster(struct lp_common *c, char *err);
 
+/*
+ * Forgets what tool_cluster asked (its connections closed): the next
+ * tool_cluster asks again, for the stream then named. For a process
+ * about to fork workers that each route to a stream of their own
+ * (logpipe-drain's shards): a connection is never shared by two
+ * processes. Connections tool_redis made before must be freed first.
+ */
+void tool_cluster_forget(void);
+
 #endif

@@ -66,6 +66,8 @@ struct lp_drain_conf {
      * stream there; metrics_label ('shard="3"') is added to every
      * series. NULL: none (an unsharded stream, as always). */
     const char *id_prefix, *dir_stream, *metrics_label;
+    const char *shard_range;    /* the tool's --shard-range (not the
+                                 * engine's: it drains one stream) */
     /* --stdout written by several processes at once: out_lock is called
      * before a batch's write, out_unlock after it, so that lines of two
      * never mix. NULL: none. */

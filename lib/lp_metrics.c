@@ -305,14 +305,23 @@ char *lp_metrics_render(struct lp_metrics *m)
 
 int lp_metrics_write(struct lp_metrics *m, const char *path, char *err)
 {
-    char tmp[4200];
     char *text = lp_metrics_render(m);
-    int fd;
+    int rc;
 
     if (text == NULL) {
         snprintf(err, LP_ERRLEN, "out of memory");
         return -1;
     }
+    rc = lp_metrics_write_text(path, text, err);
+    free(text);
+    return rc;
+}
+
+int lp_metrics_write_text(const char *path, const char *text, char *err)
+{
+    char tmp[4200];
+    int fd;
+
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     /* a fresh file (never through a link left there), readable by the
      * collector whatever the umask: metrics hold counts, not events */
@@ -323,7 +332,6 @@ int lp_metrics_write(struct lp_metrics *m, const char *path, char *err)
         fchmod(fd, 0644);
     if (fd < 0) {
         snprintf(err, LP_ERRLEN, "--metrics %s: %s", tmp, strerror(errno));
-        free(text);
         return -1;
     }
     int bad = lp_fs_write_all(fd, text, strlen(text)) < 0;
@@ -333,7 +341,6 @@ int lp_metrics_write(struct lp_metrics *m, const char *path, char *err)
         e = errno;
         bad = 1;
     }
-    free(text);
     if (bad) {
         snprintf(err, LP_ERRLEN, "--metrics %s: %s", path, strerror(e));
         unlink(tmp);

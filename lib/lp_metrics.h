@@ -59,6 +59,10 @@ double lp_metric_value(const struct lp_metric *c);
 /* Writes every metric to path atomically. Returns 0 or -1 with err. */
 int lp_metrics_write(struct lp_metrics *m, const char *path, char *err);
 
+/* The same for text already rendered (a tool that merges the metrics
+ * of several processes). */
+int lp_metrics_write_text(const char *path, const char *text, char *err);
+
 /* Writes m when interval_ms passed since the last write, or when force;
  * a failure is said once per m, as a warning notice with the err of
  * lp_metrics_write (the tool goes on: metrics are not worth stopping a
