@@ -458,8 +458,7 @@ static int shard_child(struct lp_drain_conf *conf, struct says *says,
                        const struct child *ch, unsigned n,
                        const char *dlqbase, pthread_mutex_t *mu)
 {
-    static char dlq[1100], pfx[16], label[32], mfile[4200];
-    char err[LP_ERRLEN];
+    char dlq[1100], pfx[16], label[32], mfile[4200], err[LP_ERRLEN];
 
     lp_log_context("shard", (long)ch->shard);
     if (lp_shard_name(dlqbase, ch->shard, n, dlq, sizeof dlq, err) < 0) {
@@ -610,14 +609,13 @@ static char *slurp(const char *path)
  * every child's series of it. unlink: the children's files go (the end).
  */
 static void merge_metrics(const char *path, const struct child *ch,
-                          size_t nch, int unlink_them)
+                          size_t nch, int unlink_them, int *warned)
 {
     char file[4200], err[LP_ERRLEN];
     char **texts = calloc(nch, sizeof *texts);
     struct fam *v = NULL;
     size_t n = 0, cap = 0;
     struct lp_buf out = { 0 };
-    static int warned;
 
     if (texts == NULL)
         return;
@@ -643,9 +641,9 @@ static void merge_metrics(const char *path, const struct child *ch,
                 lp_buf_add(&out, v[i].body, v[i].blen);
         }
         if (lp_buf_addc(&out, '\0') == 0 &&
-            lp_metrics_write_text(path, out.p, err) < 0 && !warned) {
+            lp_metrics_write_text(path, out.p, err) < 0 && !*warned) {
             lp_warn("%s", err);
-            warned = 1;
+            *warned = 1;
         }
     }
     if (unlink_them)
@@ -687,7 +685,7 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
     size_t nch = hi - lo + 1, alive = 0;
     sigset_t block, old, waitmask;
     struct sigaction sa;
-    int worst = LP_EX_OK, stopping = 0, piped = 0;
+    int worst = LP_EX_OK, stopping = 0, piped = 0, mwarned = 0;
     int64_t next_merge = 0;
 
     if (lp_shards_check(conf->com.stream, n, err) < 0) {
@@ -825,7 +823,7 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
         if (next_merge) {
             int64_t now = lp_mono_ms();
             if (now >= next_merge) {
-                merge_metrics(conf->com.metrics, ch, nch, 0);
+                merge_metrics(conf->com.metrics, ch, nch, 0, &mwarned);
                 next_merge = now + conf->com.metrics_interval;
             }
             int64_t w = next_merge - now;
@@ -837,7 +835,7 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (conf->com.metrics)
-        merge_metrics(conf->com.metrics, ch, nch, 1);
+        merge_metrics(conf->com.metrics, ch, nch, 1, &mwarned);
     if (mu)
         munmap(mu, sizeof *mu);
     free(ch);
@@ -850,7 +848,7 @@ int main(int argc, char **argv)
 {
     struct lp_drain_conf conf = lp_drain_defaults;
     struct range rg = { 0, 0, 0 };
-    static struct says says;
+    struct says says;
     unsigned n = 0;
     int st;
 
