@@ -56,7 +56,7 @@ pending_all() {
 }
 
 test_expect_success 'drain --once: every event once, _id <i>-<ms>-<seq>, a group on each shard' '
-    fill 1 400 &&
+    fill 1 400 || exit 1
     logpipe-drain --once -d out 2>err &&
     lines out >all &&
     shard_ok all &&
@@ -78,18 +78,18 @@ test_expect_success 'drain --once: every event once, _id <i>-<ms>-<seq>, a group
 '
 
 test_expect_success '-v names the shard of each message' '
-    fill 401 404 &&
+    fill 401 404 || exit 1
     logpipe-drain --once -d out -v 2>err &&
     grep_q "^logpipe-drain: stream logs:stream has 4 shards: draining 0 to 3" err &&
     for i in 0 1 2 3; do
-        grep -q "^logpipe-drain: shard $i: 1 entries read, 1 archived" err || exit 1
+        grep_q "^logpipe-drain: shard $i: 1 entries read, 1 archived" err || exit 1
     done &&
     logpipe-drain --once -d out -v --log-format json 2>jerr &&
     grep_q "\"prog\":\"logpipe-drain\",\"shard\":3," jerr
 '
 
 test_expect_success '--shard-range 1-2 drains those shards only; 3 then 0 the rest' '
-    fill 1001 1200 &&
+    fill 1001 1200 || exit 1
     logpipe-drain --once -d r --shard-range 1-2 2>err &&
     lines r >rl &&
     shard_ok rl &&
@@ -154,7 +154,7 @@ test_expect_success 'killed after the write, before its fsync: run again, all on
 '
 
 test_expect_success 'SIGKILL to the drain and its children mid-run: nothing lost, nothing twice' '
-    fill 4001 12000 &&
+    fill 4001 12000 || exit 1
     logpipe-drain -d x -n 10 --block 100 2>err &
     pid=$! &&
     wait_for 20 "test \"\$(lines x | wc -l)\" -gt 300" &&
@@ -162,7 +162,7 @@ test_expect_success 'SIGKILL to the drain and its children mid-run: nothing lost
     kill -9 $pid $kids &&
     wait $pid || :
     say "$(lines x | wc -l) lines in the tree when killed" &&
-    logpipe-drain --once -d x 2>err &&
+    logpipe-drain --once -d x 2>err || { cat err; exit 1; }
     lines x >xl &&
     shard_ok xl &&
     seqs xl >got &&
@@ -171,7 +171,7 @@ test_expect_success 'SIGKILL to the drain and its children mid-run: nothing lost
 '
 
 test_expect_success 'a drain of another group in the same --dir: 78; SIGTERM ends a drain, 0' '
-    fill 9001 9040 &&
+    fill 9001 9040 || exit 1
     logpipe-drain -d g --block 100 2>err &
     pid=$! &&
     wait_for 20 "test \"\$(lines g | wc -l)\" -eq 40" &&
@@ -186,7 +186,7 @@ test_expect_success 'a drain of another group in the same --dir: 78; SIGTERM end
 '
 
 test_expect_success 'a second drain under the same consumer name: 75' '
-    fill 9101 9104 &&
+    fill 9101 9104 || exit 1
     logpipe-drain -d t -c same --block 100 2>err &
     pid=$! &&
     wait_for 20 "test \"\$(lines t | wc -l)\" -eq 4" &&
