@@ -402,6 +402,9 @@ out:
 
 /* ---- a sharded stream: a child per shard -------------------------------- */
 
+/* more shards than this in one drain: a warning (logpipe-drain(1)) */
+#define LP_DRAIN_PROCS_WARN 64
+
 struct child {
     pid_t pid;                  /* 0: not started, or reaped */
     unsigned shard;
@@ -744,6 +747,10 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
 
     lp_info("stream %s has %u shards: draining %u to %u, a process each",
             conf->com.stream, n, lo, hi);
+    if (nch > LP_DRAIN_PROCS_WARN)
+        lp_warn("%zu shards, a process each (a connection, a journal, up "
+                "to --max-open files): split them over several drains with "
+                "--shard-range", nch);
     fflush(stdout);
     fflush(stderr);
     for (size_t i = 0; i < nch && !lp_stop; i++) {
