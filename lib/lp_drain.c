@@ -164,6 +164,10 @@ struct lp_drain {
     int cur_new;                /* M_NEW: each at its first delivery */
     int read_sent;              /* request() sent a read while a batch
                                    synced: its reply is still to come */
+    /* the archive's "_id" of the entry in hand: conf.id_prefix (pfxlen
+     * bytes, put there once), then the entry's ID */
+    char aid[96];
+    size_t aidlen, pfxlen;
     /* --exec: telling an entry the command refuses from a command that
      * fails (see exec_failed) */
     int isolate;                /* read one entry at a time */
@@ -171,10 +175,6 @@ struct lp_drain {
                                    tells whether it or the command */
     char sus_id[64];
     size_t sus_idlen;
-    /* the archive's "_id" of the entry in hand: conf.id_prefix (pfxlen
-     * bytes, put there once), then the entry's ID */
-    char aid[96];
-    size_t aidlen, pfxlen;
     unsigned sus_deliveries;    /* its count with the failed delivery */
     char sus_err[LP_ERRLEN];
     struct lp_buf sus_data;     /* its event, cut to --max-dlq-size */
@@ -230,7 +230,8 @@ static int metrics_init(struct lp_drain *d)
     struct lp_drain_result *r = &d->res;
 
     m->m = lp_metrics_new(&d->nt);
-    if (d->conf.metrics_label && lp_metrics_label(m->m, d->conf.metrics_label) < 0)
+    if (d->conf.metrics_label &&
+        lp_metrics_label(m->m, d->conf.metrics_label) < 0)
         return -1;
     lp_counter_of(m->m, "logpipe_drain_entries_total", "result=\"archived\"",
                   "Entries by what became of them.", &r->archived);
