@@ -343,9 +343,11 @@ out:
  * How many shards the stream has (lp_shards_read: 0, not sharded), asked
  * over a connection of its own before anything else, retried for
  * --timeout as the engine's connect is. Returns 0 with *n; -1 when a stop
- * signal came meanwhile; else the exit status, said.
+ * signal came meanwhile; else the exit status, said. *errors: the
+ * attempts that failed.
  */
-static int count_shards(struct lp_drain_conf *conf, unsigned *n)
+static int count_shards(struct lp_drain_conf *conf, unsigned *n,
+                        uint64_t *errors)
 {
     char err[LP_ERRLEN], dur[32];
     struct lp_common tmp = conf->com;
@@ -372,6 +374,8 @@ static int count_shards(struct lp_drain_conf *conf, unsigned *n)
             rc = lp_shards_read(r, tmp.cluster, conf->com.stream, n, err);
         if (rc == 0)
             break;
+        if (rc != LP_SHARDS_EBAD)
+            ++*errors;          /* Redis failed, not the key's value */
         if (rc == LP_SHARDS_EBAD || rc == LP_REDIS_EAUTH) {
             lp_error("%s", err);
             rc = LP_EX_CONFIG;
@@ -857,6 +861,7 @@ int main(int argc, char **argv)
     struct range rg = { 0, 0, 0 };
     struct says says;
     unsigned n = 0;
+    uint64_t errors = 0;
     int st;
 
     parse_args(argc, argv, &conf, &rg);
@@ -870,9 +875,18 @@ int main(int argc, char **argv)
     lp_budget_init(&says.dlq_failed, LP_LEVEL_ERROR, "failed moves to the "
                    "DLQ");
     lp_sig_init(1);
-    if ((st = count_shards(&conf, &n)) != 0) {
+    if ((st = count_shards(&conf, &n, &errors)) != 0) {
+        char err[LP_ERRLEN];
+        struct lp_drain *d;
         if (st < 0)
             st = LP_EX_OK;      /* stopped before it began */
+        /* every end writes --metrics, this one too: the engine's, with
+         * the failed attempts as its Redis errors */
+        if (conf.com.metrics &&
+            (d = lp_drain_new(&conf, NULL, err)) != NULL) {
+            lp_drain_redis_errors(d, errors);
+            lp_drain_free(d);
+        }
         goto out;
     }
     if (n > 1) {

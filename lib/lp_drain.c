@@ -1704,6 +1704,11 @@ struct lp_drain *lp_drain_new(const struct lp_drain_conf *conf,
     return d;
 }
 
+void lp_drain_redis_errors(struct lp_drain *d, uint64_t n)
+{
+    lp_metric_add(d->m.errors, (double)n);
+}
+
 /* Fills err and returns status: lp_drain_open's failures */
 static int failed(char *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -138,6 +138,11 @@ int lp_drain_open(struct lp_drain *d, char *err);
 int lp_drain_run(struct lp_drain *d, struct lp_redis *r,
                  struct lp_drain_result *res);
 
+/* Counts n failed Redis commands or connections of the tool's own before
+ * the run (a sharded stream's count, asked first) in d's metrics, for a
+ * run that ends there: lp_drain_free writes them. */
+void lp_drain_redis_errors(struct lp_drain *d, uint64_t n);
+
 /* Writes the metrics a last time (every end writes them, 69, 74 and 78
  * among them) and frees d, with the connection lp_drain_run took. No
  * Redis command: the run gave up its name's heartbeat already, when its
