@@ -1,16 +1,29 @@
 /* logpipe-drain.c -- a consumer group into per-key, per-day JSONL files */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lp_drain.h"
 #include "lp_exit.h"
 #include "lp_json.h"
 #include "lp_log.h"
+#include "lp_metrics.h"
 #include "lp_opt.h"
 #include "lp_parse.h"
+#include "lp_shards.h"
 #include "lp_sig.h"
 #include "lp_sql.h"
+#include "lp_time.h"
 #include "tool_msg.h"
 #include "tool_opt.h"
 
@@ -18,6 +31,13 @@
  * The options, usage and what the user reads; the engine is lib/lp_drain.c
  * (struct lp_drain: the read -> sink -> durable -> ack loop) over
  * lib/lp_group.c (every Redis command of a consumer).
+ *
+ * A sharded stream (its count recorded by send --shards, lp_shards.h):
+ * one child process per shard in --shard-range, each the engine as for
+ * an unsharded stream, on the shard's stream key and DLQ, its entries'
+ * archive IDs "<i>-<ms>-<seq>"; this process supervises them (signals
+ * passed on, the first failure stops the others, the worst status is
+ * its own) and merges their --metrics into one file.
  */
 
 
@@ -89,6 +109,10 @@ static const struct lp_optdef longopts[] = {
     { "max-dlq-size", 0, LP_SIZE(OPT, max_dlq_size), "SIZE",
       "most bytes of an event kept in the DLQ\n(--max-line)", .min = 1,
       .max = 1 << 30 },
+    { "shard-range", 0, LP_STR(OPT, shard_range), "A-B",
+      "of a sharded stream, drain shards A to B only\n"
+      "(0-based, both included; or one: A); default all",
+      .flags = LP_OF_NONEMPTY },
     LP_LONG_METRICS,
     LP_LONG_LOG,
     { NULL }
@@ -117,7 +141,9 @@ static const struct tool_cmd cli = {
 "create output, 74 write or fsync failed, 75 a live drain runs under this\n"
 "consumer name, or --once --exec: the command fails whatever the entry,\n"
 "78 bad configuration (also: --exec CMD cannot be run, --where failed on\n"
-"every event, --dir used by another group).\n"
+"every event, --dir used by another group, --shard-range past the\n"
+"stream's shards). A sharded stream: the worst status of its shards'\n"
+"drains, in the order 78 70 74 73 69 75 65 0.\n"
 "See logpipe-drain(1).\n",
     .opts = longopts,
     .notes = notes,
@@ -163,9 +189,42 @@ static void fit_max_open(struct lp_drain_conf *c)
         c->max_files = fit;
 }
 
-static void parse_args(int argc, char **argv, struct lp_drain_conf *c)
+/* --shard-range: shards lo..hi */
+struct range {
+    int set;
+    unsigned lo, hi;
+};
+
+/* "A-B" or "A", 0 <= A <= B < LP_SHARDS_MAX: 0, or -1 */
+static int parse_range(const char *s, struct range *rg)
+{
+    unsigned long a, b;
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    a = b = strtoul(s, &end, 10);
+    if (*end == '-') {
+        if (end[1] < '0' || end[1] > '9')
+            return -1;
+        b = strtoul(end + 1, &end, 10);
+    }
+    if (*end != '\0' || errno || a > b || b >= LP_SHARDS_MAX)
+        return -1;
+    rg->set = 1;
+    rg->lo = (unsigned)a;
+    rg->hi = (unsigned)b;
+    return 0;
+}
+
+static void parse_args(int argc, char **argv, struct lp_drain_conf *c,
+                       struct range *rg)
 {
     tool_opt_parse(&cli, argc, argv, c, &c->com);
+    if (c->shard_range && parse_range(c->shard_range, rg) < 0)
+        tool_opt_error(&cli, "--shard-range '%s': A-B or A, shards "
+                       "0 <= A <= B < %d", c->shard_range, LP_SHARDS_MAX);
     if (c->max_files == 0)
         c->max_files = c->max_open;
     if (c->max_files > c->max_open) {
@@ -230,33 +289,23 @@ static int summary(const struct lp_drain_result *r)
     return r->status;
 }
 
-int main(int argc, char **argv)
+/* The engine on conf->com.stream, as for any stream: the connection routed
+ * (tool_cluster), the run, what it ended with. Returns the exit status;
+ * a reader of stdout gone ends the process as SIGPIPE would. */
+static int run_drain(struct lp_drain_conf *conf, struct says *says)
 {
     char err[LP_ERRLEN];
-    struct lp_drain_conf conf = lp_drain_defaults;
-    struct says says;
-    const struct lp_notify nt = { say, &says };
+    const struct lp_notify nt = { say, says };
     struct lp_drain_result res;
     struct lp_drain *d = NULL;
     struct lp_redis *r;
     int st;
 
-    parse_args(argc, argv, &conf);
-    conf.log_tick = lp_log_tick;
-    conf.log_due = lp_log_due;
-    lp_log_init("logpipe-drain", conf.com.log_format, conf.com.verbosity);
-    fit_max_open(&conf);
-    lp_budget_init(&says.dlq, LP_LEVEL_WARN, "entries to the DLQ");
-    lp_budget_init(&says.deleted, LP_LEVEL_WARN, "entries deleted before "
-                   "they were archived");
-    lp_budget_init(&says.dlq_failed, LP_LEVEL_ERROR, "failed moves to the "
-                   "DLQ");
-    lp_sig_init(1);
-    if ((st = tool_cluster(&conf.com, err)) != 0) {
+    if ((st = tool_cluster(&conf->com, err)) != 0) {
         lp_error("%s", err);
         goto out;
     }
-    if ((d = lp_drain_new(&conf, &nt, err)) == NULL) {
+    if ((d = lp_drain_new(conf, &nt, err)) == NULL) {
         lp_error("%s", err);
         st = LP_EX_SOFTWARE;
         goto out;
@@ -265,7 +314,7 @@ int main(int argc, char **argv)
         lp_error("%s", err);
         goto out;
     }
-    if ((r = tool_redis(&conf.com, err)) == NULL) {
+    if ((r = tool_redis(&conf->com, err)) == NULL) {
         lp_error("%s", err);
         st = LP_EX_CONFIG;
         goto out;
@@ -279,7 +328,7 @@ int main(int argc, char **argv)
     case LP_DRAIN_DLQ_REFUSED:
         lp_log_end();
         lp_error("--dlq %s cannot take dead letters: fix it, or give "
-                 "another --dlq", conf.com.dlq);
+                 "another --dlq", conf->com.dlq);
         break;
     case LP_DRAIN_SIGPIPE:
         lp_drain_free(d);       /* its metrics, written last */
@@ -287,5 +336,570 @@ int main(int argc, char **argv)
     }
 out:
     lp_drain_free(d);
+    return st;
+}
+
+/*
+ * How many shards the stream has (lp_shards_read: 0, not sharded), asked
+ * over a connection of its own before anything else, retried for
+ * --timeout as the engine's connect is. Returns 0 with *n; -1 when a stop
+ * signal came meanwhile; else the exit status, said. *errors: the
+ * attempts that failed.
+ */
+static int count_shards(struct lp_drain_conf *conf, unsigned *n,
+                        uint64_t *errors)
+{
+    char err[LP_ERRLEN], dur[32];
+    struct lp_common tmp = conf->com;
+    struct lp_backoff backoff = { 0 };
+    int64_t start = lp_mono_ms();
+    struct lp_redis *r;
+    int rc, warned = 0;
+
+    /* --dlq's slot is checked later: by the engine on an unsharded
+     * stream, for each shard's DLQ on a sharded one */
+    tmp.dlq_set = NULL;
+    if ((rc = tool_cluster(&tmp, err)) != 0) {
+        lp_error("%s", err);
+        return rc;
+    }
+    if ((r = tool_redis(&tmp, err)) == NULL) {
+        lp_error("%s", err);
+        return LP_EX_CONFIG;
+    }
+    conf->com.password_on_argv = 0;     /* said once, here */
+    for (;;) {
+        rc = lp_redis_connect(r, err);
+        if (rc == 0)
+            rc = lp_shards_read(r, tmp.cluster, conf->com.stream, n, err);
+        if (rc == 0)
+            break;
+        if (rc != LP_SHARDS_EBAD)
+            ++*errors;          /* Redis failed, not the key's value */
+        if (rc == LP_SHARDS_EBAD || rc == LP_REDIS_EAUTH) {
+            lp_error("%s", err);
+            rc = LP_EX_CONFIG;
+            goto out;
+        }
+        if (!warned) {
+            lp_format_duration(conf->timeout, dur, sizeof dur);
+            lp_warn("%s; retrying for up to %s", err, dur);
+            warned = 1;
+        }
+        if (lp_stop) {
+            rc = -1;
+            goto out;
+        }
+        if (lp_mono_ms() - start >= conf->timeout) {
+            lp_error("giving up: %s", err);
+            rc = LP_EX_UNAVAILABLE;
+            goto out;
+        }
+        poll(NULL, 0, (int)lp_backoff_next(&backoff));
+    }
+    if (warned)
+        lp_warn("%s answers again", lp_redis_name(r));
+out:
+    lp_redis_free(r);
+    return rc;
+}
+
+/* ---- a sharded stream: a child per shard -------------------------------- */
+
+/* more shards than this in one drain: a warning (logpipe-drain(1)) */
+#define LP_DRAIN_PROCS_WARN 64
+
+struct child {
+    pid_t pid;                  /* 0: not started, or reaped */
+    unsigned shard;
+    char name[1100];            /* the shard's stream */
+    int status;                 /* its exit status, once reaped */
+    int sig;                    /* the signal that ended it, 0: none */
+};
+
+/* --stdout: one batch's lines at a time, whichever child writes them (a
+ * process-shared mutex in memory the children share; robust: a child
+ * killed while it wrote does not stop the others) */
+static void out_lock(void *ctx)
+{
+    if (pthread_mutex_lock(ctx) == EOWNERDEAD)
+        pthread_mutex_consistent(ctx);
+}
+
+static void out_unlock(void *ctx)
+{
+    pthread_mutex_unlock(ctx);
+}
+
+static pthread_mutex_t *out_mutex(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutex_t *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (m == MAP_FAILED)
+        return NULL;
+    if (pthread_mutexattr_init(&a) != 0 ||
+        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
+        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) != 0 ||
+        pthread_mutex_init(m, &a) != 0) {
+        munmap(m, sizeof *m);
+        return NULL;
+    }
+    pthread_mutexattr_destroy(&a);
+    return m;
+}
+
+/* The row of --dlq: a shard's DLQ counts as given (tool_cluster checks
+ * that it shares the shard's slot, which it does by its name) */
+static const struct lp_optdef *dlq_row(void)
+{
+    for (const struct lp_optdef *o = longopts; o->name; o++)
+        if (strcmp(o->name, "dlq") == 0)
+            return o;
+    return NULL;
+}
+
+/* A child: the engine on shard ch (of n) of conf's stream */
+static int shard_child(struct lp_drain_conf *conf, struct says *says,
+                       const struct child *ch, unsigned n,
+                       const char *dlqbase, pthread_mutex_t *mu)
+{
+    char dlq[1100], pfx[16], label[32], mfile[4200], err[LP_ERRLEN];
+
+    lp_log_context("shard", (long)ch->shard);
+    if (lp_shard_name(dlqbase, ch->shard, n, dlq, sizeof dlq, err) < 0) {
+        lp_error("--dlq: %s", err);
+        return LP_EX_CONFIG;
+    }
+    conf->dir_stream = conf->com.stream;
+    conf->com.stream = ch->name;
+    conf->com.dlq = dlq;
+    conf->com.dlq_set = dlq_row();
+    snprintf(pfx, sizeof pfx, "%u-", ch->shard);
+    conf->id_prefix = pfx;
+    snprintf(label, sizeof label, "shard=\"%u\"", ch->shard);
+    conf->metrics_label = label;
+    if (conf->com.metrics) {
+        snprintf(mfile, sizeof mfile, "%s.shard-%u", conf->com.metrics,
+                 ch->shard);
+        conf->com.metrics = mfile;
+    }
+    if (mu) {
+        conf->out_lock = out_lock;
+        conf->out_unlock = out_unlock;
+        conf->out_ctx = mu;
+    }
+    return run_drain(conf, says);
+}
+
+/* The order of statuses, best first: a sharded drain exits with its
+ * children's worst (logpipe-drain(1), EXIT STATUS) */
+static int rank(int st)
+{
+    static const int order[] = {
+        LP_EX_OK, LP_EX_DATAERR, LP_EX_TEMPFAIL, LP_EX_UNAVAILABLE,
+        LP_EX_CANTCREAT, LP_EX_IOERR, LP_EX_SOFTWARE, LP_EX_CONFIG
+    };
+
+    for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
+        if (order[i] == st)
+            return i;
+    return 6;                   /* anything else: as 70 */
+}
+
+/* ---- --metrics: the children's files merged into one ------------------- */
+
+/* One metric family of a child's file: its "# HELP" and "# TYPE" lines,
+ * then its series. */
+struct fam {
+    const char *name, *hdr, *body;
+    size_t nlen, hlen, blen;
+    size_t child, idx;          /* where it was: for the order */
+    size_t first;               /* its name's first place (sorted) */
+};
+
+static size_t split_families(const char *t, size_t child, struct fam **v,
+                             size_t *n, size_t *cap)
+{
+    size_t k0 = *n;
+
+    for (const char *p = t; *p; ) {
+        const char *nl = strchr(p, '\n');
+        const char *end = nl ? nl + 1 : p + strlen(p);
+        if (strncmp(p, "# HELP ", 7) == 0) {
+            if (*n == *cap) {
+                size_t c = *cap ? *cap * 2 : 64;
+                struct fam *w = realloc(*v, c * sizeof *w);
+                if (w == NULL)
+                    return k0;
+                *v = w;
+                *cap = c;
+            }
+            struct fam *f = &(*v)[(*n)++];
+            memset(f, 0, sizeof *f);
+            f->name = p + 7;
+            f->nlen = strcspn(p + 7, " \n");
+            f->hdr = p;
+            f->child = child;
+            f->idx = *n - k0;
+        }
+        if (*n > k0) {
+            struct fam *f = &(*v)[*n - 1];
+            if (*p == '#' && f->body == NULL) {
+                f->hlen = (size_t)(end - f->hdr);
+            } else {
+                if (f->body == NULL)
+                    f->body = p;
+                f->blen = (size_t)(end - f->body);
+            }
+        }
+        p = end;
+    }
+    return *n - k0;
+}
+
+static int fam_by_name(const void *x, const void *y)
+{
+    const struct fam *a = x, *b = y;
+    size_t l = a->nlen < b->nlen ? a->nlen : b->nlen;
+    int c = memcmp(a->name, b->name, l);
+
+    if (c || a->nlen != b->nlen)
+        return c ? c : a->nlen < b->nlen ? -1 : 1;
+    if (a->child != b->child)
+        return a->child < b->child ? -1 : 1;
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+static int fam_by_first(const void *x, const void *y)
+{
+    const struct fam *a = x, *b = y;
+
+    if (a->first != b->first)
+        return a->first < b->first ? -1 : 1;
+    if (a->child != b->child)
+        return a->child < b->child ? -1 : 1;
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/* Reads a child's metrics file (NULL: none yet) */
+static char *slurp(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    size_t len = 0, cap = 8192;
+    char *b = NULL, *w;
+    ssize_t got;
+
+    if (fd < 0)
+        return NULL;
+    for (;;) {
+        if ((w = realloc(b, cap + 1)) == NULL)
+            break;
+        b = w;
+        got = read(fd, b + len, cap - len);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        if (len == cap)
+            cap *= 2;
+    }
+    close(fd);
+    if (b)
+        b[len] = '\0';
+    return b;
+}
+
+/*
+ * The children's --metrics files (FILE.shard-I, each series labelled
+ * shard="I") as one FILE: each family once, with its HELP and TYPE, then
+ * every child's series of it. unlink: the children's files go (the end).
+ */
+static void merge_metrics(const char *path, const struct child *ch,
+                          size_t nch, int unlink_them, int *warned)
+{
+    char file[4200], err[LP_ERRLEN];
+    char **texts = calloc(nch, sizeof *texts);
+    struct fam *v = NULL;
+    size_t n = 0, cap = 0;
+    struct lp_buf out = { 0 };
+
+    if (texts == NULL)
+        return;
+    for (size_t i = 0; i < nch; i++) {
+        snprintf(file, sizeof file, "%s.shard-%u", path, ch[i].shard);
+        if ((texts[i] = slurp(file)) != NULL)
+            split_families(texts[i], i, &v, &n, &cap);
+    }
+    if (n) {
+        /* each family's first place, then families in that order */
+        qsort(v, n, sizeof *v, fam_by_name);
+        for (size_t i = 0, g = 0; i < n; i++) {
+            if (i == 0 || v[i].nlen != v[g].nlen ||
+                memcmp(v[i].name, v[g].name, v[i].nlen) != 0)
+                g = i;
+            v[i].first = v[g].child * 100000 + v[g].idx;
+        }
+        qsort(v, n, sizeof *v, fam_by_first);
+        for (size_t i = 0; i < n; i++) {
+            if (i == 0 || v[i].first != v[i - 1].first)
+                lp_buf_add(&out, v[i].hdr, v[i].hlen);
+            if (v[i].body)
+                lp_buf_add(&out, v[i].body, v[i].blen);
+        }
+        if (lp_buf_addc(&out, '\0') == 0 &&
+            lp_metrics_write_text(path, out.p, err) < 0 && !*warned) {
+            lp_warn("%s", err);
+            *warned = 1;
+        }
+    }
+    if (unlink_them)
+        for (size_t i = 0; i < nch; i++) {
+            snprintf(file, sizeof file, "%s.shard-%u", path, ch[i].shard);
+            unlink(file);
+        }
+    for (size_t i = 0; i < nch; i++)
+        free(texts[i]);
+    free(texts);
+    free(v);
+    free(out.p);
+}
+
+static void on_chld(int sig)
+{
+    (void)sig;                  /* wakes ppoll up */
+}
+
+static void signal_all(struct child *ch, size_t nch, int sig)
+{
+    for (size_t i = 0; i < nch; i++)
+        if (ch[i].pid > 0)
+            kill(ch[i].pid, sig);
+}
+
+/*
+ * A stream of n shards: a child for each of shards lo..hi, supervised
+ * until all have ended. Returns the worst status (rank); a child ended by
+ * SIGPIPE (stdout's reader gone) ends this process the same way.
+ */
+static int supervise(struct lp_drain_conf *conf, struct says *says,
+                     unsigned n, unsigned lo, unsigned hi)
+{
+    const char *dlqbase = conf->com.dlq;    /* --dlq, or logs:dlq */
+    char err[LP_ERRLEN];
+    pthread_mutex_t *mu = NULL;
+    struct child *ch;
+    size_t nch = hi - lo + 1, alive = 0;
+    sigset_t block, old, waitmask;
+    struct sigaction sa;
+    int worst = LP_EX_OK, stopping = 0, piped = 0, mwarned = 0;
+    int64_t next_merge = 0;
+
+    if (lp_shards_check(conf->com.stream, n, err) < 0) {
+        lp_error("%s", err);
+        return LP_EX_CONFIG;
+    }
+    if (strpbrk(dlqbase, "{}")) {
+        lp_error("--dlq %s: the dead letter streams of a sharded stream are "
+                 "named from it, one a shard in its slot (%s:{N}): give a "
+                 "name without '{' or '}'", dlqbase, dlqbase);
+        return LP_EX_CONFIG;
+    }
+    if (hi >= n) {
+        lp_error("--shard-range %s: stream %s has %u shards (0-%u)",
+                 conf->shard_range, conf->com.stream, n, n - 1);
+        return LP_EX_CONFIG;
+    }
+    if ((ch = calloc(nch, sizeof *ch)) == NULL) {
+        lp_error("out of memory");
+        return LP_EX_SOFTWARE;
+    }
+    for (size_t i = 0; i < nch; i++) {
+        ch[i].shard = lo + (unsigned)i;
+        if (lp_shard_name(conf->com.stream, ch[i].shard, n, ch[i].name,
+                          sizeof ch[i].name, err) < 0) {
+            lp_error("%s", err);
+            free(ch);
+            return LP_EX_CONFIG;
+        }
+    }
+    if (conf->to_stdout && (mu = out_mutex()) == NULL) {
+        lp_error("--stdout: a lock for %zu shards: %s", nch, strerror(errno));
+        free(ch);
+        return LP_EX_SOFTWARE;
+    }
+    /* each child asks the cluster for itself: no connection shared */
+    tool_cluster_forget();
+
+    /* the signals wait for ppoll below, so that none comes between the
+     * look at the flags and the wait */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    waitmask = old;
+    sigdelset(&waitmask, SIGINT);
+    sigdelset(&waitmask, SIGTERM);
+    sigdelset(&waitmask, SIGHUP);
+    sigdelset(&waitmask, SIGCHLD);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_chld;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
+
+    lp_info("stream %s has %u shards: draining %u to %u, a process each",
+            conf->com.stream, n, lo, hi);
+    if (nch > LP_DRAIN_PROCS_WARN)
+        lp_warn("%zu shards, a process each (a connection, a journal, up "
+                "to --max-open files): split them over several drains with "
+                "--shard-range", nch);
+    fflush(stdout);
+    fflush(stderr);
+    for (size_t i = 0; i < nch && !lp_stop; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            int st;
+            sa.sa_handler = SIG_DFL;
+            sigaction(SIGCHLD, &sa, NULL);
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            st = shard_child(conf, says, &ch[i], n, dlqbase, mu);
+            exit(tool_opt_end(&conf->com, st));
+        }
+        if (pid < 0) {
+            lp_error("fork: %s", strerror(errno));
+            worst = LP_EX_SOFTWARE;
+            stopping = 1;
+            signal_all(ch, nch, SIGTERM);
+            break;
+        }
+        ch[i].pid = pid;
+        alive++;
+        lp_info("shard %u: %s, pid %ld", ch[i].shard, ch[i].name, (long)pid);
+    }
+    if (conf->com.metrics)
+        next_merge = lp_mono_ms() + conf->com.metrics_interval;
+
+    while (alive > 0) {
+        int ws;
+        pid_t pid;
+        while ((pid = waitpid(-1, &ws, WNOHANG)) > 0) {
+            struct child *c = NULL;
+            for (size_t i = 0; i < nch; i++)
+                if (ch[i].pid == pid)
+                    c = &ch[i];
+            if (c == NULL)
+                continue;
+            c->pid = 0;
+            alive--;
+            if (WIFEXITED(ws)) {
+                c->status = WEXITSTATUS(ws);
+            } else {
+                c->sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : SIGKILL;
+                c->status = LP_EX_SOFTWARE;
+                if (c->sig == SIGPIPE) {
+                    piped = 1;
+                    c->status = LP_EX_OK;
+                } else {
+                    lp_error("shard %u (%s, pid %ld): killed by signal %d "
+                             "(%s)", c->shard, c->name, (long)pid, c->sig,
+                             strsignal(c->sig));
+                }
+            }
+            if (rank(c->status) > rank(worst))
+                worst = c->status;
+            if ((c->status != LP_EX_OK && c->status != LP_EX_DATAERR) ||
+                c->sig) {
+                if (!stopping && alive > 0)
+                    lp_warn("shard %u (%s) ended with status %d: stopping "
+                            "the drains of the other shards", c->shard,
+                            c->name, c->status);
+                if (!stopping)
+                    signal_all(ch, nch, SIGTERM);
+                stopping = 1;
+            }
+        }
+        if (alive == 0)
+            break;
+        if (lp_stop && !stopping) {
+            signal_all(ch, nch, SIGTERM);
+            stopping = 1;
+        }
+        if (lp_hup) {
+            lp_hup = 0;
+            signal_all(ch, nch, SIGHUP);
+        }
+        struct timespec ts, *tp = NULL;
+        if (next_merge) {
+            int64_t now = lp_mono_ms();
+            if (now >= next_merge) {
+                merge_metrics(conf->com.metrics, ch, nch, 0, &mwarned);
+                next_merge = now + conf->com.metrics_interval;
+            }
+            int64_t w = next_merge - now;
+            ts.tv_sec = w / 1000;
+            ts.tv_nsec = (w % 1000) * 1000000;
+            tp = &ts;
+        }
+        ppoll(NULL, 0, tp, &waitmask);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (conf->com.metrics)
+        merge_metrics(conf->com.metrics, ch, nch, 1, &mwarned);
+    if (mu)
+        munmap(mu, sizeof *mu);
+    free(ch);
+    if (piped && rank(worst) <= rank(LP_EX_DATAERR))
+        tool_sigpipe_exit();
+    return worst;
+}
+
+int main(int argc, char **argv)
+{
+    struct lp_drain_conf conf = lp_drain_defaults;
+    struct range rg = { 0, 0, 0 };
+    struct says says;
+    unsigned n = 0;
+    uint64_t errors = 0;
+    int st;
+
+    parse_args(argc, argv, &conf, &rg);
+    conf.log_tick = lp_log_tick;
+    conf.log_due = lp_log_due;
+    lp_log_init("logpipe-drain", conf.com.log_format, conf.com.verbosity);
+    fit_max_open(&conf);
+    lp_budget_init(&says.dlq, LP_LEVEL_WARN, "entries to the DLQ");
+    lp_budget_init(&says.deleted, LP_LEVEL_WARN, "entries deleted before "
+                   "they were archived");
+    lp_budget_init(&says.dlq_failed, LP_LEVEL_ERROR, "failed moves to the "
+                   "DLQ");
+    lp_sig_init(1);
+    if ((st = count_shards(&conf, &n, &errors)) != 0) {
+        char err[LP_ERRLEN];
+        struct lp_drain *d;
+        if (st < 0)
+            st = LP_EX_OK;      /* stopped before it began */
+        /* every end writes --metrics, this one too: the engine's, with
+         * the failed attempts as its Redis errors */
+        if (conf.com.metrics &&
+            (d = lp_drain_new(&conf, NULL, err)) != NULL) {
+            lp_drain_redis_errors(d, errors);
+            lp_drain_free(d);
+        }
+        goto out;
+    }
+    if (n > 1) {
+        st = supervise(&conf, &says, n, rg.set ? rg.lo : 0,
+                       rg.set ? rg.hi : n - 1);
+    } else if (rg.set) {
+        lp_error("--shard-range %s: stream %s is not sharded (no count of "
+                 "shards recorded: send --shards records it)",
+                 conf.shard_range, conf.com.stream);
+        st = LP_EX_CONFIG;
+    } else {
+        st = run_drain(&conf, &says);
+    }
+out:
     return tool_opt_end(&conf.com, st);
 }

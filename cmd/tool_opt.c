@@ -245,6 +245,12 @@ keys:
     return 0;
 }
 
+void tool_cluster_forget(void)
+{
+    lp_cluster_free(clu.c);
+    memset(&clu, 0, sizeof clu);
+}
+
 /* lp_redis_set_route's: r goes to the master of the stream's slot */
 static int route(void *ctx, struct lp_redis *r, char *err)
 {

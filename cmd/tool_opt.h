@@ -118,4 +118,13 @@ int tool_cluster_where(const char *key, char *node, size_t cap, char *err);
  */
 int tool_cluster(struct lp_common *c, char *err);
 
+/*
+ * Forgets what tool_cluster asked (its connections closed): the next
+ * tool_cluster asks again, for the stream then named. For a process
+ * about to fork workers that each route to a stream of their own
+ * (logpipe-drain's shards): a connection is never shared by two
+ * processes. Connections tool_redis made before must be freed first.
+ */
+void tool_cluster_forget(void);
+
 #endif

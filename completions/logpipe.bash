@@ -45,7 +45,7 @@ _logpipe_opts()
             --layout --stdout --exec --exec-timeout --sql --once --field
             --time-field --where --claim-idle --max-deliveries --keep
             --max-depth --max-open --max-files --max-line --max-members
-            --max-dlq-size --shared-dir -g -d -c -n -t"
+            --max-dlq-size --shared-dir --shard-range -g -d -c -n -t"
         ;;
     logpipe-rotate)
         echo "$base --dir --layout --grace --level --retain --max-size

@@ -23,6 +23,7 @@
 
 struct check {
     uint64_t ms, seq;
+    uint32_t shard;             /* 0: an unsharded ID; i + 1: shard i's */
     int found;
 };
 
@@ -714,10 +715,14 @@ int lp_archive_format(struct lp_buf *dst, const char *id, size_t idlen,
     return 0;
 }
 
-int lp_archive_line_id(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
+/* The "_id" of an archive line: "<ms>-<seq>", or "<i>-<ms>-<seq>" for an
+ * entry of shard i of a sharded stream (*shard = i + 1; 0 without). */
+static int line_sid(const char *s, size_t n, uint32_t *shard, uint64_t *ms,
+                    uint64_t *seq)
 {
-    const char *q;
-    uint64_t a = 0, b = 0;
+    const char *q, *p;
+    uint64_t v[3] = { 0, 0, 0 };
+    int k = 0;
 
     if (n < 12 || memcmp(s, "{\"_id\":\"", 8) != 0)
         return -1;
@@ -726,35 +731,55 @@ int lp_archive_line_id(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
     q = memchr(s, '"', n);
     if (q == NULL)
         return -1;
-    /* ms-seq, digits only */
-    const char *p = s;
-    if (p == q || *p < '0' || *p > '9')
+    /* two or three runs of digits, '-' between them */
+    for (p = s;; p++) {
+        const char *d = p;
+        for (; p < q && *p >= '0' && *p <= '9'; p++)
+            v[k] = v[k] * 10 + (uint64_t)(*p - '0');
+        if (p == d)
+            return -1;
+        k++;
+        if (p == q)
+            break;
+        if (*p != '-' || k == 3)
+            return -1;
+    }
+    if (k == 2) {
+        *shard = 0;
+        *ms = v[0];
+        *seq = v[1];
+        return 0;
+    }
+    if (k != 3 || v[0] >= UINT32_MAX || p - s > 60)
         return -1;
-    for (; p < q && *p >= '0' && *p <= '9'; p++)
-        a = a * 10 + (uint64_t)(*p - '0');
-    if (p >= q || *p != '-')
-        return -1;
-    for (p++; p < q && *p >= '0' && *p <= '9'; p++)
-        b = b * 10 + (uint64_t)(*p - '0');
-    if (p != q)
-        return -1;
-    *ms = a;
-    *seq = b;
+    *shard = (uint32_t)v[0] + 1;
+    *ms = v[1];
+    *seq = v[2];
     return 0;
+}
+
+int lp_archive_line_id(const char *s, size_t n, uint64_t *ms, uint64_t *seq)
+{
+    uint32_t shard;
+
+    return line_sid(s, n, &shard, ms, seq);
 }
 
 static int cmp_check(const void *x, const void *y)
 {
     const struct check *a = x, *b = y;
 
+    /* by time first: checks[0] is the oldest (scan_for_copies) */
     if (a->ms != b->ms)
         return a->ms < b->ms ? -1 : 1;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return a->shard < b->shard ? -1 : a->shard > b->shard;
 }
 
 int lp_afile_check(struct lp_afile *f, const char *id, size_t idlen)
 {
-    struct check c = { 0, 0, 0 };
+    struct check c = { 0, 0, 0, 0 };
     char line[96];
 
     if (idlen + 10 > sizeof line)
@@ -762,7 +787,7 @@ int lp_afile_check(struct lp_afile *f, const char *id, size_t idlen)
     memcpy(line, "{\"_id\":\"", 8);
     memcpy(line + 8, id, idlen);
     line[8 + idlen] = '"';
-    if (lp_archive_line_id(line, idlen + 9, &c.ms, &c.seq) < 0)
+    if (line_sid(line, idlen + 9, &c.shard, &c.ms, &c.seq) < 0)
         return 0;
     if (f->nchecks == f->capchecks) {
         size_t cap = f->capchecks ? f->capchecks * 2 : 16;
@@ -795,9 +820,10 @@ long lp_afile_check_lines(struct lp_afile *f, const char *s, size_t n)
     return lines;
 }
 
-static struct check *find_check(struct lp_afile *f, uint64_t ms, uint64_t seq)
+static struct check *find_check(struct lp_afile *f, uint32_t shard,
+                                uint64_t ms, uint64_t seq)
 {
-    struct check key = { ms, seq, 0 };
+    struct check key = { ms, seq, shard, 0 };
 
     if (f->nchecks == 0)
         return NULL;
@@ -812,11 +838,12 @@ static int scan_line(struct lp_afile *f, const char *s, size_t n,
                      uint64_t floor, size_t *left, size_t *run)
 {
     uint64_t ms, seq;
+    uint32_t shard;
     struct check *c;
 
-    if (lp_archive_line_id(s, n, &ms, &seq) < 0)
+    if (line_sid(s, n, &shard, &ms, &seq) < 0)
         return 0;
-    if ((c = find_check(f, ms, seq)) != NULL && !c->found) {
+    if ((c = find_check(f, shard, ms, seq)) != NULL && !c->found) {
         c->found = 1;
         (*left)--;
     }
@@ -898,13 +925,14 @@ static uint64_t drop_found_in(struct lp_afile *f, struct lp_buf *b)
 {
     char *r = b->p, *w = b->p, *end = b->p + b->len;
     uint64_t dropped = 0, ms, seq;
+    uint32_t shard;
 
     while (r < end) {
         char *nl = memchr(r, '\n', (size_t)(end - r));
         size_t n = (size_t)(nl ? nl + 1 - r : end - r);
         struct check *c;
-        if (lp_archive_line_id(r, n, &ms, &seq) == 0 &&
-            (c = find_check(f, ms, seq)) != NULL && c->found) {
+        if (line_sid(r, n, &shard, &ms, &seq) == 0 &&
+            (c = find_check(f, shard, ms, seq)) != NULL && c->found) {
             dropped++;
         } else {
             if (w != r)

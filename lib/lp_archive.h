@@ -211,7 +211,12 @@ size_t lp_archive_touched(const struct lp_archive *a);
 int lp_archive_format(struct lp_buf *dst, const char *id, size_t idlen,
                       const char *s, size_t n, const struct lp_jevent *ev);
 
-/* Parses the "_id" of an archive line s[0..n): 0 with ms/seq, or -1. */
+/* Parses the "_id" of an archive line s[0..n): 0 with ms/seq, or -1.
+ * "<ms>-<seq>", or "<i>-<ms>-<seq>" (an entry of shard i of a sharded
+ * stream, logpipe-drain's conf id_prefix): its ms and seq. The duplicate
+ * check tells the shards apart (the same ms-seq on two shards are two
+ * entries); the drop lists (lp_archive_write, _drop_lines) do not: the
+ * lines of one drain's batch are all of one stream. */
 int lp_archive_line_id(const char *s, size_t n, uint64_t *ms,
                        uint64_t *seq);
 

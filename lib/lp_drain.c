@@ -164,6 +164,10 @@ struct lp_drain {
     int cur_new;                /* M_NEW: each at its first delivery */
     int read_sent;              /* request() sent a read while a batch
                                    synced: its reply is still to come */
+    /* the archive's "_id" of the entry in hand: conf.id_prefix (pfxlen
+     * bytes, put there once), then the entry's ID */
+    char aid[96];
+    size_t aidlen, pfxlen;
     /* --exec: telling an entry the command refuses from a command that
      * fails (see exec_failed) */
     int isolate;                /* read one entry at a time */
@@ -226,6 +230,9 @@ static int metrics_init(struct lp_drain *d)
     struct lp_drain_result *r = &d->res;
 
     m->m = lp_metrics_new(&d->nt);
+    if (d->conf.metrics_label &&
+        lp_metrics_label(m->m, d->conf.metrics_label) < 0)
+        return -1;
     lp_counter_of(m->m, "logpipe_drain_entries_total", "result=\"archived\"",
                   "Entries by what became of them.", &r->archived);
     lp_counter_of(m->m, "logpipe_drain_entries_total",
@@ -410,12 +417,12 @@ static int sql_create(struct lp_drain *d, struct lp_buf *b)
     return lp_buf_adds(b, q);
 }
 
-/* Appends the INSERT of entry e (event s[0..n), scanned in ev, time t) to
- * d->line, a transaction per batch; its offset goes to d->recs so that the
- * entries another consumer took over can be left out (sql_drop). */
-static int add_sql(struct lp_drain *d, const struct lp_entry *e,
-                   const char *s, size_t n, const struct lp_jevent *ev,
-                   int64_t t)
+/* Appends the INSERT of the entry in hand (its archive ID d->aid, event
+ * s[0..n), scanned in ev, time t) to d->line, a transaction per batch;
+ * its offset goes to d->recs so that the entries another consumer took
+ * over can be left out (sql_drop). */
+static int add_sql(struct lp_drain *d, const char *s, size_t n,
+                   const struct lp_jevent *ev, int64_t t)
 {
     struct lp_buf *b = &d->line;
     char ts[40];
@@ -438,7 +445,7 @@ static int add_sql(struct lp_drain *d, const struct lp_entry *e,
     }
     d->recs[d->nrecs++] = b->len;
     bad |= lp_buf_add(b, d->sql_head, d->sql_headlen);
-    bad |= lp_sql_add_str(b, e->id, e->idlen);
+    bad |= lp_sql_add_str(b, d->aid, d->aidlen);
     bad |= lp_buf_add(b, ", ", 2);
     bad |= lp_sql_add_str(b, ts, lp_time_format(t, ts));
     for (int i = 0; i < 4; i++) {
@@ -476,8 +483,10 @@ static void sql_drop(struct lp_drain *d)
         size_t end = i + 1 < d->nrecs ? d->recs[i + 1] : b->len;
         size_t len = end - d->recs[i];
         /* the ID: digits and '-', quoted right after the head */
-        const char *id = b->p + d->recs[i] + d->sql_headlen + 1;
-        const char *q = memchr(id, '\'', len - d->sql_headlen - 1);
+        const char *id = b->p + d->recs[i] + d->sql_headlen + 1 +
+                         d->pfxlen;
+        const char *q = memchr(id, '\'', len - d->sql_headlen - 1 -
+                               d->pfxlen);
         struct lp_sid sid;
         if (q && lp_stream_id_parse(id, (size_t)(q - id), &sid.ms,
                                     &sid.seq) == 0 &&
@@ -585,11 +594,17 @@ static int one_entry(struct lp_drain *d, const struct lp_entry *e,
         }
     }
 
+    /* the ID it is archived under: the entry's, after the shard's
+     * prefix when it is one shard's (the tree holds every shard's) */
+    d->aidlen = d->pfxlen + e->idlen;
+    if (d->aidlen >= sizeof d->aid)
+        d->aidlen = 0;          /* not an ID Redis makes */
+    memcpy(d->aid + d->pfxlen, e->id, d->aidlen ? e->idlen : 0);
     if (d->conf.sql) {
-        if (add_sql(d, e, s, n, &ev, t) < 0)
+        if (add_sql(d, s, n, &ev, t) < 0)
             return oom(d);
     } else if (d->conf.to_stdout || d->conf.exec) {
-        if (lp_archive_format(&d->line, e->id, e->idlen, s, n, &ev) < 0)
+        if (lp_archive_format(&d->line, d->aid, d->aidlen, s, n, &ev) < 0)
             return oom(d);
     } else {
         struct lp_afile *f;
@@ -613,9 +628,9 @@ static int one_entry(struct lp_drain *d, const struct lp_entry *e,
             return env_end(d, st);
         }
         if ((d->check || id_ms < d->recreated_ms) &&
-            lp_afile_check(f, e->id, e->idlen) < 0)
+            lp_afile_check(f, d->aid, d->aidlen) < 0)
             return oom(d);
-        if (lp_archive_format(lp_afile_buf(f), e->id, e->idlen, s, n,
+        if (lp_archive_format(lp_afile_buf(f), d->aid, d->aidlen, s, n,
                               &ev) < 0)
             return oom(d);
     }
@@ -1406,7 +1421,16 @@ static int finish_batch(struct lp_drain *d, const struct lp_reply *entries,
     } else if (d->conf.to_stdout) {
         if (line_batch(d, entries, from, to, err) < 0)
             return -1;
-        if (lp_fs_write_all(STDOUT_FILENO, d->line.p, d->line.len) < 0) {
+        int wrc;
+        if (d->conf.out_lock)
+            d->conf.out_lock(d->conf.out_ctx);
+        wrc = lp_fs_write_all(STDOUT_FILENO, d->line.p, d->line.len);
+        if (d->conf.out_unlock) {
+            int e = errno;
+            d->conf.out_unlock(d->conf.out_ctx);
+            errno = e;
+        }
+        if (wrc < 0) {
             if (errno != EPIPE) {
                 say(d, LP_NOTICE_ERROR, "stdout: %s", strerror(errno));
                 return env_end(d, LP_EX_IOERR);
@@ -1663,12 +1687,26 @@ struct lp_drain *lp_drain_new(const struct lp_drain_conf *conf,
     if (nt)
         d->nt = *nt;
     d->dirfd = -1;
+    if (conf->id_prefix) {
+        d->pfxlen = strlen(conf->id_prefix);
+        if (d->pfxlen > 16) {
+            lp_drain_free(d);
+            snprintf(err, LP_ERRLEN, "an ID prefix too long");
+            return NULL;
+        }
+        memcpy(d->aid, conf->id_prefix, d->pfxlen);
+    }
     if (metrics_init(d) < 0) {
         lp_drain_free(d);
         snprintf(err, LP_ERRLEN, "out of memory");
         return NULL;
     }
     return d;
+}
+
+void lp_drain_redis_errors(struct lp_drain *d, uint64_t n)
+{
+    lp_metric_add(d->m.errors, (double)n);
 }
 
 /* Fills err and returns status: lp_drain_open's failures */
@@ -1817,6 +1855,9 @@ int lp_drain_open(struct lp_drain *d, char *err)
     if ((d->owner = lp_owner_new(d->conf.com.stream, d->conf.com.group,
                                  d->conf.consumer, d->host,
                                  d->conf.com.cluster)) == NULL)
+        goto nomem;
+    if (d->conf.dir_stream && lp_owner_dir_stream(d->owner,
+                                                  d->conf.dir_stream) < 0)
         goto nomem;
     /* a drain silent for --claim-idle is dead to the group: its entries
      * are claimed, and its name may be taken */

@@ -57,6 +57,23 @@ struct lp_drain_conf {
     uint64_t max_open;
     uint64_t max_files, max_line, max_members, max_dlq_size;
     int shared_dir;
+    /* one shard of a sharded stream (logpipe-drain's children, see its
+     * "Sharded streams"): com.stream is the shard's name. id_prefix
+     * ("<i>-") goes before each entry's ID in its archive "_id" (and
+     * --sql's id), so that the IDs of the shards' entries differ in one
+     * tree; dir_stream (the stream S) names the --dir lock of the group
+     * (lp_owner_lock_dir), so that the shards of one drain count as one
+     * stream there; metrics_label ('shard="3"') is added to every
+     * series. NULL: none (an unsharded stream, as always). */
+    const char *id_prefix, *dir_stream, *metrics_label;
+    const char *shard_range;    /* the tool's --shard-range (not the
+                                 * engine's: it drains one stream) */
+    /* --stdout written by several processes at once: out_lock is called
+     * before a batch's write, out_unlock after it, so that lines of two
+     * never mix. NULL: none. */
+    void (*out_lock)(void *ctx);
+    void (*out_unlock)(void *ctx);
+    void *out_ctx;
     /* the tool's rationed messages (lp_budget): log_tick says those held
      * back when their period is over; log_due says in how many ms the
      * next is due (-1: none), which a blocking read waits no longer
@@ -120,6 +137,11 @@ int lp_drain_open(struct lp_drain *d, char *err);
  */
 int lp_drain_run(struct lp_drain *d, struct lp_redis *r,
                  struct lp_drain_result *res);
+
+/* Counts n failed Redis commands or connections of the tool's own before
+ * the run (a sharded stream's count, asked first) in d's metrics, for a
+ * run that ends there: lp_drain_free writes them. */
+void lp_drain_redis_errors(struct lp_drain *d, uint64_t n);
 
 /* Writes the metrics a last time (every end writes them, 69, 74 and 78
  * among them) and frees d, with the connection lp_drain_run took. No

@@ -14,12 +14,24 @@
 static const char *log_prog = "logpipe";
 static int log_format = LP_LOG_TEXT;
 static int log_verbosity;
+/* lp_log_context's: "shard 3: " in text, ,"shard":3 in JSON; "": none */
+static char ctx_text[64], ctx_json[64];
 
 void lp_log_init(const char *prog, int format, int verbosity)
 {
     log_prog = prog;
     log_format = format;
     log_verbosity = verbosity;
+}
+
+void lp_log_context(const char *key, long value)
+{
+    if (key == NULL) {
+        ctx_text[0] = ctx_json[0] = '\0';
+        return;
+    }
+    snprintf(ctx_text, sizeof ctx_text, "%.40s %ld: ", key, value);
+    snprintf(ctx_json, sizeof ctx_json, ",\"%.40s\":%ld", key, value);
 }
 
 int lp_log_format(const char *s)
@@ -60,8 +72,9 @@ static void emit(const char *level, const char *fmt, va_list ap)
         /* lp_buf_add_jstr escapes controls and keeps b inside out: the
          * worst case (6 bytes per byte of msg) fits in out */
         o = (size_t)snprintf(out, sizeof out,
-                             "{\"ts\":\"%s\",\"prog\":\"%s\",\"level\":\"%s\","
-                             "\"msg\":", ts, log_prog, level);
+                             "{\"ts\":\"%s\",\"prog\":\"%s\"%s,\"level\":"
+                             "\"%s\",\"msg\":", ts, log_prog, ctx_json,
+                             level);
         b.len = o;
         b.cap = sizeof out;
         if (strlen(msg) * 6 + 8 < sizeof out - o)
@@ -72,7 +85,7 @@ static void emit(const char *level, const char *fmt, va_list ap)
         out[o++] = '}';
     } else {
         static const char hex[] = "0123456789abcdef";
-        n = snprintf(out, sizeof out, "%s: ", log_prog);
+        n = snprintf(out, sizeof out, "%s: %s", log_prog, ctx_text);
         o = (size_t)n;
         for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
             if (o + 5 >= sizeof out)
@@ -130,8 +143,8 @@ void lp_trace(const char *msg, const char *kv)
     if (log_verbosity < 1)
         return;
     if (log_format != LP_LOG_JSON) {
-        o = (size_t)snprintf(out, sizeof out, "%s: %s %s\n", log_prog, msg,
-                             kv);
+        o = (size_t)snprintf(out, sizeof out, "%s: %s%s %s\n", log_prog,
+                             ctx_text, msg, kv);
         if (o >= sizeof out)
             o = sizeof out - 1;
     } else {
@@ -139,8 +152,8 @@ void lp_trace(const char *msg, const char *kv)
         struct lp_buf b = { out, 0, sizeof out };
         lp_time_format(lp_now_ms(), ts);
         b.len = (size_t)snprintf(out, sizeof out, "{\"ts\":\"%s\",\"prog\":"
-                                 "\"%s\",\"level\":\"info\",\"msg\":\"%s\"",
-                                 ts, log_prog, msg);
+                                 "\"%s\"%s,\"level\":\"info\",\"msg\":"
+                                 "\"%s\"", ts, log_prog, ctx_json, msg);
         for (const char *p = kv; *p; ) {
             const char *eq = strchr(p, '='), *end = strchr(p, ' ');
             if (end == NULL)

@@ -12,6 +12,12 @@ enum { LP_LOG_TEXT, LP_LOG_JSON };
  * (errors only), 0 normal (warnings too), 1 -v, 2 -vv. */
 void lp_log_init(const char *prog, int format, int verbosity);
 
+/* What every line of this process is about, besides the program: one of
+ * several processes of a tool (logpipe-drain's child for shard 3:
+ * key "shard", value 3). Text: "prog: shard 3: msg"; JSON: a member
+ * "shard":3 after "prog". key NULL: none again. */
+void lp_log_context(const char *key, long value);
+
 /* Parses "text" or "json"; returns the format or -1. */
 int lp_log_format(const char *s);
 

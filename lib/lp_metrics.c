@@ -34,6 +34,7 @@ struct lp_metrics {
     int64_t next;               /* monotonic ms of the next periodic write */
     int warned;                 /* a failed write was said */
     struct lp_notify nt;        /* where it is said */
+    char *label;                /* lp_metrics_label's, NULL: none */
 };
 
 const double lp_seconds_buckets[] = {
@@ -52,10 +53,22 @@ struct lp_metrics *lp_metrics_new(const struct lp_notify *nt)
     return m;
 }
 
+int lp_metrics_label(struct lp_metrics *m, const char *label)
+{
+    char *l = m ? strdup(label) : NULL;
+
+    if (l == NULL)
+        return -1;
+    free(m->label);
+    m->label = l;
+    return 0;
+}
+
 void lp_metrics_free(struct lp_metrics *m)
 {
     if (m == NULL)
         return;
+    free(m->label);
     for (int i = 0; i < m->n; i++) {
         free(m->v[i]->name);
         free(m->v[i]->labels);
@@ -205,14 +218,20 @@ static void num(struct lp_buf *b, double v)
     lp_buf_adds(b, t);
 }
 
-/* name{labels,extra} */
-static void series(struct lp_buf *b, const char *name, const char *suffix,
+/* name{m's label,labels,extra} */
+static void series(struct lp_buf *b, const struct lp_metrics *m,
+                   const char *name, const char *suffix,
                    const char *labels, const char *extra)
 {
     lp_buf_adds(b, name);
     lp_buf_adds(b, suffix);
-    if (*labels || (extra && *extra)) {
+    if (*labels || (extra && *extra) || m->label) {
         lp_buf_addc(b, '{');
+        if (m->label) {
+            lp_buf_adds(b, m->label);
+            if (*labels || (extra && *extra))
+                lp_buf_addc(b, ',');
+        }
         lp_buf_adds(b, labels);
         if (*labels && extra && *extra)
             lp_buf_addc(b, ',');
@@ -251,7 +270,7 @@ char *lp_metrics_render(struct lp_metrics *m)
                 if (strcmp(y->name, x->name) != 0)
                     continue;
                 if (y->kind != M_HISTOGRAM) {
-                    series(&b, y->name, "", y->labels, NULL);
+                    series(&b, m, y->name, "", y->labels, NULL);
                     num(&b, value_of(y));
                     lp_buf_addc(&b, '\n');
                     continue;
@@ -264,14 +283,14 @@ char *lp_metrics_render(struct lp_metrics *m)
                         snprintf(le, sizeof le, "le=\"%.9g\"", y->bounds[k]);
                     else
                         snprintf(le, sizeof le, "le=\"+Inf\"");
-                    series(&b, y->name, "_bucket", y->labels, le);
+                    series(&b, m, y->name, "_bucket", y->labels, le);
                     num(&b, (double)cum);
                     lp_buf_addc(&b, '\n');
                 }
-                series(&b, y->name, "_sum", y->labels, NULL);
+                series(&b, m, y->name, "_sum", y->labels, NULL);
                 num(&b, y->value);
                 lp_buf_addc(&b, '\n');
-                series(&b, y->name, "_count", y->labels, NULL);
+                series(&b, m, y->name, "_count", y->labels, NULL);
                 num(&b, (double)y->count);
                 lp_buf_addc(&b, '\n');
             }
@@ -286,14 +305,23 @@ char *lp_metrics_render(struct lp_metrics *m)
 
 int lp_metrics_write(struct lp_metrics *m, const char *path, char *err)
 {
-    char tmp[4200];
     char *text = lp_metrics_render(m);
-    int fd;
+    int rc;
 
     if (text == NULL) {
         snprintf(err, LP_ERRLEN, "out of memory");
         return -1;
     }
+    rc = lp_metrics_write_text(path, text, err);
+    free(text);
+    return rc;
+}
+
+int lp_metrics_write_text(const char *path, const char *text, char *err)
+{
+    char tmp[4200];
+    int fd;
+
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     /* a fresh file (never through a link left there), readable by the
      * collector whatever the umask: metrics hold counts, not events */
@@ -304,7 +332,6 @@ int lp_metrics_write(struct lp_metrics *m, const char *path, char *err)
         fchmod(fd, 0644);
     if (fd < 0) {
         snprintf(err, LP_ERRLEN, "--metrics %s: %s", tmp, strerror(errno));
-        free(text);
         return -1;
     }
     int bad = lp_fs_write_all(fd, text, strlen(text)) < 0;
@@ -314,7 +341,6 @@ int lp_metrics_write(struct lp_metrics *m, const char *path, char *err)
         e = errno;
         bad = 1;
     }
-    free(text);
     if (bad) {
         snprintf(err, LP_ERRLEN, "--metrics %s: %s", path, strerror(e));
         unlink(tmp);

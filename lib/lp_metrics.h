@@ -21,6 +21,11 @@ struct lp_metric;
 struct lp_metrics *lp_metrics_new(const struct lp_notify *nt);
 void lp_metrics_free(struct lp_metrics *m);
 
+/* A label every series of m carries, before its own ('shard="3"': one
+ * process of several that write one metric each). Copied. 0, or -1
+ * when out of memory (or m NULL). */
+int lp_metrics_label(struct lp_metrics *m, const char *label);
+
 /*
  * Registers a counter, gauge or histogram. name: the full metric name;
  * labels: "" or 'result="sent"' (the same name may be registered with
@@ -53,6 +58,10 @@ double lp_metric_value(const struct lp_metric *c);
 
 /* Writes every metric to path atomically. Returns 0 or -1 with err. */
 int lp_metrics_write(struct lp_metrics *m, const char *path, char *err);
+
+/* The same for text already rendered (a tool that merges the metrics
+ * of several processes). */
+int lp_metrics_write_text(const char *path, const char *text, char *err);
 
 /* Writes m when interval_ms passed since the last write, or when force;
  * a failure is said once per m, as a warning notice with the err of

@@ -21,6 +21,8 @@
 
 struct lp_owner {
     char *stream, *group, *consumer, *host, *key;
+    char *dstream;              /* names the group's --dir lock: stream,
+                                 * or lp_owner_dir_stream's */
     /* "<pid> <start ticks> <since ms> <boot id> <pid ns> <host>": what
      * the heartbeat and the consumer's lock file hold */
     char value[512];
@@ -130,6 +132,7 @@ struct lp_owner *lp_owner_new(const char *stream, const char *group,
         if (lp_key_aux(cluster, stream, suf, o->key, kl, e) < 0)
             snprintf(o->key, kl, "%s%s", stream, suf);
     }
+    o->dstream = o->stream;
     if (!o->stream || !o->group || !o->consumer || !o->host || !o->key) {
         lp_owner_free(o);
         return NULL;
@@ -153,12 +156,26 @@ void lp_owner_free(struct lp_owner *o)
         close(o->cfd);
     if (o->gfd >= 0)
         close(o->gfd);
+    if (o->dstream != o->stream)
+        free(o->dstream);
     free(o->stream);
     free(o->group);
     free(o->consumer);
     free(o->host);
     free(o->key);
     free(o);
+}
+
+int lp_owner_dir_stream(struct lp_owner *o, const char *stream)
+{
+    char *s = strdup(stream);
+
+    if (s == NULL)
+        return -1;
+    if (o->dstream != o->stream)
+        free(o->dstream);
+    o->dstream = s;
+    return 0;
 }
 
 const char *lp_owner_key(const struct lp_owner *o)
@@ -317,7 +334,7 @@ int lp_owner_lock_dir(struct lp_owner *o, int dirfd, int shared, char *err)
     snprintf(cname, sizeof cname, CONSUMER_LOCK "%016" PRIx64 ".lock",
              hash(o->stream, o->group, o->consumer));
     snprintf(gname, sizeof gname, GROUP_LOCK "%016" PRIx64 ".lock",
-             hash(o->stream, o->group, NULL));
+             hash(o->dstream, o->group, NULL));
     if (o->cfd < 0) {
         int fd = open_lock(dirfd, cname, err);
         if (fd < 0)
@@ -351,7 +368,7 @@ int lp_owner_lock_dir(struct lp_owner *o, int dirfd, int shared, char *err)
             return -1;
         }
         if (fstat(fd, &st) == 0 && st.st_size == 0) {
-            snprintf(text, sizeof text, "stream %s\ngroup %s\n", o->stream,
+            snprintf(text, sizeof text, "stream %s\ngroup %s\n", o->dstream,
                      o->group);
             write_fd(fd, text);
         }

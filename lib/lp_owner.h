@@ -35,6 +35,14 @@ struct lp_owner;
 struct lp_owner *lp_owner_new(const char *stream, const char *group,
                               const char *consumer, const char *host,
                               int cluster);
+/* The stream that names the group's lock in --dir (lp_owner_lock_dir),
+ * when it is not the one whose entries this consumer reads: the stream
+ * S of which that one is a shard, so that the drains of S's shards are
+ * one stream there (a drain of another group clashes with all of them).
+ * The consumer's own lock, journal and heartbeat stay the shard's.
+ * Copied; before lp_owner_lock_dir. 0, or -1 when out of memory. */
+int lp_owner_dir_stream(struct lp_owner *o, const char *stream);
+
 /* The name of this consumer's own things in --dir (its drain journal):
  * 16 hex digits, the hash its lock file is named by. cap >= 17. */
 void lp_owner_name(const struct lp_owner *o, char *buf, size_t cap);

@@ -317,6 +317,12 @@ logpipe-drain: --keep: 'x' is not a duration (like 500ms, 30s, 5m, 24h, 7d)
 logpipe-drain: --max-dlq-size: '0' is out of range (1..1G)
 @ 64 logpipe-drain --max-dlq-size 2G
 logpipe-drain: --max-dlq-size: '2G' is out of range (1..1G)
+@ 64 logpipe-drain --shard-range 3-1
+logpipe-drain: --shard-range '3-1': A-B or A, shards 0 <= A <= B < 1024
+@ 64 logpipe-drain --shard-range 1024
+logpipe-drain: --shard-range '1024': A-B or A, shards 0 <= A <= B < 1024
+@ 64 logpipe-drain --shard-range ''
+logpipe-drain: --shard-range: must not be empty
 @ 64 logpipe-drain foo
 logpipe-drain: unexpected argument 'foo'
 Try 'logpipe-drain --help' for more information.

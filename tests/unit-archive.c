@@ -318,6 +318,42 @@ static void test_line_id(void)
     ok(lp_archive_line_id("{\"a\":1}", 7, &ms, &seq) < 0, "no _id refused");
     ok(lp_archive_line_id("{\"_id\":\"1-2", 11, &ms, &seq) < 0,
        "unterminated refused");
+    ok(lp_archive_line_id("{\"_id\":\"3-12-4\",\"a\":1}", 22, &ms, &seq) ==
+       0 && ms == 12 && seq == 4, "a shard's id: its ms and seq");
+    ok(lp_archive_line_id("{\"_id\":\"3-12-4-5\",\"a\":1}", 24, &ms,
+                          &seq) < 0, "four parts refused");
+    ok(lp_archive_line_id("{\"_id\":\"3--4\",\"a\":1}", 20, &ms, &seq) < 0,
+       "an empty part refused");
+}
+
+/* Lines of several shards in one file (a sharded drain's, _id
+ * "<i>-<ms>-<seq>"): the entry 1-T-0 of shard 1 is not a copy of 0-T-0,
+ * of shard 0, nor of the unsharded T-0 */
+static void test_shard_ids(void)
+{
+    struct lp_archive *a = lp_archive_new(dirfd, 16, NULL);
+    struct lp_afile *f;
+    char err[LP_ERRLEN];
+    const char *old = "{\"_id\":\"0-1700000000000-0\",\"a\":1}\n"
+                      "{\"_id\":\"1700000000000-0\",\"a\":1}\n"
+                      "{\"_id\":\"2-1700000000000-0\",\"a\":1}\n";
+    uint64_t dups = 0;
+    int fd = openat(dirfd, "shards.jsonl", O_WRONLY | O_CREAT | O_TRUNC,
+                    0640);
+
+    ok(fd >= 0 && write(fd, old, strlen(old)) == (ssize_t)strlen(old),
+       "a file with lines of shards 0 and 2");
+    close(fd);
+    f = lp_archive_get(a, "shards.jsonl", 12, err);
+    lp_afile_check(f, "1-1700000000000-0", 17);
+    lp_buf_adds(lp_afile_buf(f), "{\"_id\":\"1-1700000000000-0\",\"a\":1}\n");
+    lp_afile_check(f, "2-1700000000000-0", 17);
+    lp_buf_adds(lp_afile_buf(f), "{\"_id\":\"2-1700000000000-0\",\"a\":1}\n");
+    if (write_batch(a, &dups, err) < 0)
+        printf("# write: %s\n", err);
+    lp_archive_sync(a, err);
+    is_int(dups, 1, "shard 2's copy found, shard 1's entry written");
+    lp_archive_free(a);
 }
 
 /* Descriptors open in this process. */
@@ -648,6 +684,7 @@ int main(void)
         return 1;
     }
     test_line_id();
+    test_shard_ids();
     test_dedup();
     test_stop_rule();
     test_partial_and_rotation();

@@ -1,0 +1,98 @@
+#!/bin/sh
+# t0359-drain-shards-supervise.sh -- the process of a sharded drain and its
+# children: SIGTERM and SIGHUP passed on, one failure stops the others,
+# Redis not there at start, an unsharded stream drained as always
+. "$(dirname "$0")/lib.sh"
+start_redis
+
+"$TOP/tests/shard-names" logs:stream 3 >names
+
+# fill FIRST LAST: events FIRST..LAST, event s on shard (s-1) % 3
+fill() {
+    awk -v first="$1" -v last="$2" '
+    BEGIN {
+        while ((getline l < "names") > 0) name[k++] = l
+        for (s = first; s <= last; s++)
+            printf "XADD %s * data '\''{\"service\":\"s%d\",\"seq\":%d}'\''\n",
+                name[(s - 1) % k], s % 2, s
+    }' >cmds &&
+    rcli <cmds >fill.out &&
+    ! grep -q ERR fill.out &&
+    rcli SET logs:stream:shards 3 >/dev/null
+}
+
+lines() {
+    find "$1" -name "*.jsonl" -type f -exec cat {} +
+}
+
+# xlen_all: the entries left in the 3 shards
+xlen_all() {
+    n=0
+    for s in $(cat names); do
+        n=$((n + $(rcli XLEN "$s")))
+    done
+    echo $n
+}
+
+# kids PID: the children of PID
+kids() {
+    ps -o pid= --ppid "$1"
+}
+
+test_expect_success 'SIGTERM: every shard drain finishes, exit 0, no journal left' '
+    fill 1 300 || exit 1
+    logpipe-drain -d out --block 100 2>err &
+    pid=$! &&
+    wait_for 20 "test \$(xlen_all) -eq 0" &&
+    test "$(kids $pid | wc -l)" -eq 3 || { echo kids; cat err; exit 1; }
+    kill -TERM $pid &&
+    wait $pid || { cat err; exit 1; }
+    test -z "$(find out/.logpipe-journal -type f 2>/dev/null)" &&
+    lines out | seqs >got &&
+    seq 1 300 >want &&
+    test_cmp want got
+'
+
+test_expect_success 'SIGHUP is passed on: the children go on, then SIGINT ends all' '
+    logpipe-drain -d out --block 100 2>err &
+    pid=$! &&
+    wait_for 20 "test \$(kids $pid | wc -l) -eq 3" &&
+    k1=$(kids $pid | sort) &&
+    kill -HUP $pid &&
+    fill 301 330 &&
+    wait_for 20 "test \$(xlen_all) -eq 0" &&
+    k2=$(kids $pid | sort) &&
+    test "$k1" = "$k2" &&
+    kill -INT $pid &&
+    wait $pid &&
+    lines out | seqs >got &&
+    seq 1 330 >want &&
+    test_cmp want got
+'
+
+test_expect_success 'a shard drain that dies stops the others: exit 70, all again next run' '
+    fill 331 360 &&
+    rcli XADD "$(sed -n 2p names)" "*" data "{\"seq\":361,\"POISON\":1}" >/dev/null &&
+    expect_exit 70 env LOGPIPE_TEST_CRASH=on-data:POISON logpipe-drain \
+        -d out --block 100 2>err &&
+    grep_q "shard 1 (logs:stream:{.*}, pid [0-9]*): killed by signal 9" err &&
+    logpipe-drain --once -d out 2>err &&
+    lines out | seqs >got &&
+    seq 1 361 >want &&
+    test_cmp want got
+'
+
+test_expect_success 'Redis not there at start: retried for --timeout, then 69' '
+    expect_exit 69 logpipe-drain -r "$(dead_redis)" -d out --once -t 300ms 2>err &&
+    grep_q "retrying for up to 300ms" err &&
+    grep_q "giving up" err
+'
+
+test_expect_success 'an unsharded stream: one process, _id <ms>-<seq>' '
+    printf "{\"service\":\"u\",\"seq\":1}\n" | logpipe-send -s plain &&
+    logpipe-drain --once -s plain -d u -v 2>err &&
+    ! grep -q "shard" err &&
+    grep -q "^{\"_id\":\"[0-9]*-[0-9]*\",\"service\":\"u\",\"seq\":1}$" u/u/*.jsonl
+'
+
+test_done
