@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lp_archive.h"
+#include "lp_shards.h"
 #include "lp_sync.h"
 #include "lp_fs.h"
 #include "lp_journal.h"
@@ -720,41 +721,19 @@ int lp_archive_format(struct lp_buf *dst, const char *id, size_t idlen,
 static int line_sid(const char *s, size_t n, uint32_t *shard, uint64_t *ms,
                     uint64_t *seq)
 {
-    const char *q, *p;
-    uint64_t v[3] = { 0, 0, 0 };
-    int k = 0;
+    const char *q;
+    int i;
 
     if (n < 12 || memcmp(s, "{\"_id\":\"", 8) != 0)
         return -1;
     s += 8;
     n -= 8;
     q = memchr(s, '"', n);
-    if (q == NULL)
+    /* an entry's ID always has its seq ("12" is no line's) */
+    if (q == NULL || memchr(s, '-', (size_t)(q - s)) == NULL ||
+        lp_shard_id_parse(s, (size_t)(q - s), &i, ms, seq) < 0)
         return -1;
-    /* two or three runs of digits, '-' between them */
-    for (p = s;; p++) {
-        const char *d = p;
-        for (; p < q && *p >= '0' && *p <= '9'; p++)
-            v[k] = v[k] * 10 + (uint64_t)(*p - '0');
-        if (p == d)
-            return -1;
-        k++;
-        if (p == q)
-            break;
-        if (*p != '-' || k == 3)
-            return -1;
-    }
-    if (k == 2) {
-        *shard = 0;
-        *ms = v[0];
-        *seq = v[1];
-        return 0;
-    }
-    if (k != 3 || v[0] >= UINT32_MAX || p - s > 60)
-        return -1;
-    *shard = (uint32_t)v[0] + 1;
-    *ms = v[1];
-    *seq = v[2];
+    *shard = (uint32_t)(i + 1);
     return 0;
 }
 
