@@ -875,6 +875,14 @@ int main(int argc, char **argv)
     lp_budget_init(&says.dlq_failed, LP_LEVEL_ERROR, "failed moves to the "
                    "DLQ");
     lp_sig_init(1);
+    {
+        /* what needs no Redis is said before Redis is waited for */
+        char err[LP_ERRLEN];
+        if ((st = lp_drain_check(&conf, err)) != 0) {
+            lp_error("%s", err);
+            goto out;
+        }
+    }
     if ((st = count_shards(&conf, &n, &errors)) != 0) {
         char err[LP_ERRLEN];
         struct lp_drain *d;

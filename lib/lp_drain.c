@@ -1843,6 +1843,21 @@ static int open_journal(struct lp_drain *d, char *err)
     return 0;
 }
 
+int lp_drain_check(const struct lp_drain_conf *conf, char *err)
+{
+    char msg[LP_ERRLEN];
+    struct lp_jq *q = NULL;
+    struct lp_layout *l = NULL;
+
+    if (conf->where && lp_jq_new(conf->where, &q, msg) < 0)
+        return failed(err, LP_EX_CONFIG, "--where: %s", msg);
+    lp_jq_free(q);
+    if (lp_layout_new(conf->layout, &l, msg) < 0)
+        return failed(err, LP_EX_CONFIG, "--layout: %s", msg);
+    lp_layout_free(l);
+    return 0;
+}
+
 int lp_drain_open(struct lp_drain *d, char *err)
 {
     char msg[LP_ERRLEN];

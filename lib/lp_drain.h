@@ -129,6 +129,11 @@ struct lp_drain *lp_drain_new(const struct lp_drain_conf *conf,
  */
 int lp_drain_open(struct lp_drain *d, char *err);
 
+/* What lp_drain_open would refuse in conf alone (--where, --layout), as
+ * it would: 0, or LP_EX_CONFIG with err. For a tool that talks to Redis
+ * before it opens a drain (a sharded stream's count). */
+int lp_drain_check(const struct lp_drain_conf *conf, char *err);
+
 /*
  * Runs, over r (taken: freed with d; its socket timeout is set here):
  * joins the group, then reads, writes and acknowledges until a stop

@@ -88,6 +88,16 @@ test_expect_success 'Redis not there at start: retried for --timeout, then 69' '
     grep_q "giving up" err
 '
 
+test_expect_success 'a bad --where or --layout with Redis not there: 78 at once' '
+    expect_exit 78 logpipe-drain -r "$(dead_redis)" -d out --once -t 60s \
+        --where "bad((" 2>err &&
+    grep_q "does not compile" err &&
+    ! grep -q retrying err &&
+    expect_exit 78 logpipe-drain -r "$(dead_redis)" -d out --once -t 60s \
+        --layout "{nope" 2>err &&
+    grep_q "layout" err
+'
+
 test_expect_success 'an unsharded stream: one process, _id <ms>-<seq>' '
     printf "{\"service\":\"u\",\"seq\":1}\n" | logpipe-send -s plain &&
     logpipe-drain --once -s plain -d u -v 2>err &&
