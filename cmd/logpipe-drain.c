@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -757,13 +758,21 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
                 "--shard-range", nch);
     fflush(stdout);
     fflush(stderr);
+    pid_t parent = getpid();
     for (size_t i = 0; i < nch && !lp_stop; i++) {
         pid_t pid = fork();
         if (pid == 0) {
             int st;
             sa.sa_handler = SIG_DFL;
             sigaction(SIGCHLD, &sa, NULL);
+            /* the parent gone (SIGKILL, a crash), each shard's drain
+             * stops as on SIGTERM: acknowledged what it wrote, its
+             * journal cut; no orphans left to hold the consumer names
+             * against the next start */
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
             sigprocmask(SIG_SETMASK, &old, NULL);
+            if (getppid() != parent)
+                raise(SIGTERM);
             st = shard_child(conf, says, &ch[i], n, dlqbase, mu);
             exit(tool_opt_end(&conf->com, st));
         }

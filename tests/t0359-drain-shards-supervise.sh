@@ -1,6 +1,7 @@
 #!/bin/sh
 # t0359-drain-shards-supervise.sh -- the process of a sharded drain and its
 # children: SIGTERM and SIGHUP passed on, one failure stops the others,
+# the parent SIGKILLed stops them all (PR_SET_PDEATHSIG),
 # Redis not there at start, an unsharded stream drained as always
 . "$(dirname "$0")/lib.sh"
 start_redis
@@ -79,6 +80,25 @@ test_expect_success 'a shard drain that dies stops the others: exit 70, all agai
     logpipe-drain --once -d out 2>err &&
     lines out | seqs >got &&
     seq 1 361 >want &&
+    test_cmp want got
+'
+
+test_expect_success 'the parent SIGKILLed: its shard drains stop, none left; all once next run' '
+    fill 362 400 || exit 1
+    logpipe-drain -d out --block 100 2>err &
+    pid=$! &&
+    wait_for 20 "test \$(kids $pid | wc -l) -eq 3" &&
+    k=$(kids $pid) &&
+    wait_for 20 "test \$(xlen_all) -eq 0" &&
+    kill -KILL $pid &&
+    { wait $pid || :; } &&
+    for c in $k; do
+        wait_for 20 "! kill -0 $c 2>/dev/null" || exit 1
+    done &&
+    fill 401 420 &&
+    logpipe-drain --once -d out 2>err &&
+    lines out | seqs >got &&
+    seq 1 420 >want &&
     test_cmp want got
 '
 
