@@ -35,7 +35,7 @@ test_expect_success 't0345 under valgrind: no error, no leak' '
 '
 
 test_expect_success 't0346 under valgrind: no error, no leak' '
-    under t0346-cluster-tls.sh 2
+    under t0346-cluster-tls.sh 3
 '
 
 test_done
