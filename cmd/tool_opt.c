@@ -225,13 +225,14 @@ keys:
     return 0;
 }
 
-/* lp_redis_set_route's: r goes to the master of the stream's slot */
+/* lp_redis_set_route's: r goes to the master of the stream's slot (ctx:
+ * of that key's, tool_redis_key) */
 static int route(void *ctx, struct lp_redis *r, char *err)
 {
     char host[256];
+    const char *key = ctx ? ctx : clu.key;
     int port, rc;
 
-    (void)ctx;
     if (clu.mode == 0 && clu.c) {
         /* not reached at start: what is it? */
         if ((rc = lp_cluster_open(clu.c, err)) != 0)
@@ -252,7 +253,7 @@ static int route(void *ctx, struct lp_redis *r, char *err)
         return 0;
     if (clu.routes++ > 0)
         lp_cluster_stale(clu.c);    /* a reconnect: where is it now? */
-    rc = lp_cluster_slot_addr(clu.c, lp_key_slot(clu.key, strlen(clu.key)),
+    rc = lp_cluster_slot_addr(clu.c, lp_key_slot(key, strlen(key)),
                               host, sizeof host, &port, err);
     if (rc != 0)
         return rc;
@@ -263,13 +264,14 @@ static int route(void *ctx, struct lp_redis *r, char *err)
     return 0;
 }
 
-struct lp_redis *tool_redis(const struct lp_common *c, char *err)
+static struct lp_redis *redis_routed(const struct lp_common *c,
+                                     const char *key, char *err)
 {
     int shown = 0;
     struct lp_redis *r = lp_common_redis(c, &shown, err);
 
     if (r && clu.asked && clu.mode != LP_CLUSTER_STANDALONE && clu.c)
-        lp_redis_set_route(r, route, NULL);
+        lp_redis_set_route(r, route, (void *)key);
 
     if (shown)
         lp_warn("the password in the --redis URL was visible to other "
@@ -278,6 +280,17 @@ struct lp_redis *tool_redis(const struct lp_common *c, char *err)
         lp_warn("--tls-insecure: Redis's certificate is not checked: anyone "
                 "between here and Redis can read and change what is sent");
     return r;
+}
+
+struct lp_redis *tool_redis(const struct lp_common *c, char *err)
+{
+    return redis_routed(c, NULL, err);
+}
+
+struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
+                                char *err)
+{
+    return redis_routed(c, key, err);
 }
 
 int tool_rate_opt(const struct lp_optdef *o, void *base, char *arg,

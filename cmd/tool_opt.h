@@ -90,6 +90,11 @@ uint64_t tool_burst_default(double per_ms);
  * routed: each connect goes to the master of c->stream's slot, and a
  * MOVED or ASK closes it (lp_redis_set_route). Returns NULL with err. */
 struct lp_redis *tool_redis(const struct lp_common *c, char *err);
+/* The same, routed in a Redis Cluster to the master of key's slot rather
+ * than the stream's (send --shards: a connection a shard); key is
+ * borrowed for the life of the connection. */
+struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
+                                char *err);
 
 /*
  * Is -r a Redis Cluster? Asked once a process (lp_cluster_open), before

@@ -98,6 +98,12 @@ struct lp_send_conf {
     const char *stream, *dlq, *group;
     int cluster;                /* on a Redis Cluster: the stream's keys
                                  * named to share its slot (lp_key_aux) */
+    uint64_t shards;            /* --shards: the events spread over this
+                                 * many stream keys (0, 1: the stream's
+                                 * own key, as always); lp_send.c,
+                                 * "Sharded streams" */
+    const char *shard_key;      /* --shard-key: jq, or NULL: blocks of
+                                 * positions round-robin */
     uint64_t batch;             /* events a batch */
     uint64_t batch_bytes;       /* bytes a batch */
     int64_t linger;             /* ms: a partial batch goes after this */
@@ -166,6 +172,10 @@ struct lp_send_conf {
     /* a connection to Redis, not connected yet; NULL with err (the
      * engine makes two with --shared-rate) */
     struct lp_redis *(*redis_new)(void *ctx, char *err);
+    /* --shards in a Redis Cluster: a connection routed to the master of
+     * key's slot (key borrowed for the life of the connection) */
+    struct lp_redis *(*redis_new_key)(void *ctx, const char *key,
+                                      char *err);
     /* the caller's own periodic work, done from the engine's waits:
      * due says in how many ms it has some (-1: none), tick does it */
     int64_t (*due)(void *ctx);

@@ -33,9 +33,9 @@ static void wal_synced(struct lp_send *s)
             if (b->ev[k].done == 2)
                 b->ev[k].done = 1;
     }
-    for (size_t k = 0; k < s->in.n; k++)
-        if (s->in.ev[k].done == 2)
-            s->in.ev[k].done = 1;
+    for (size_t k = 0; k < s->in->n; k++)
+        if (s->in->ev[k].done == 2)
+            s->in->ev[k].done = 1;
 }
 
 /* Syncs the WAL; a failure is remembered (a sync is never tried again:
@@ -96,13 +96,13 @@ static uint64_t unsent_offset(struct lp_send *s, int *file, uint64_t *pos)
             }
         }
     }
-    for (size_t k = 0; k < s->in.n; k++) {
-        if (s->in.ev[k].done != 1) {
-            *file = (int)s->in.ev[k].file;
-            *pos = line_pos(s, *file, s->in.ev[k].line_start);
+    for (size_t k = 0; k < s->in->n; k++) {
+        if (s->in->ev[k].done != 1) {
+            *file = (int)s->in->ev[k].file;
+            *pos = line_pos(s, *file, s->in->ev[k].line_start);
             if (*pos == 0)
                 *pos = s->next_pos;     /* the input batch: numbered next */
-            return s->in.ev[k].line_start;
+            return s->in->ev[k].line_start;
         }
     }
     *file = s->file;
@@ -179,6 +179,18 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
         lp_buf_free(&cmd);
         lp_send_end_run(s, code);
     }
+    if (s->sh) {
+        /* --shards: each shard holds its own position of the producer;
+         * the same input again, from its start, passes over what each
+         * holds (lp_pipeline_number) */
+        say(s, LP_NOTICE_ERROR, "the events not in their shards are sent "
+            "by the same command on the same input, from its start, with "
+            "--producer %s --position %" PRIu64 " (each shard passes over "
+            "what it holds)", s->producer,
+            s->c.position ? s->c.position : (uint64_t)1);
+        lp_buf_free(&cmd);
+        lp_send_end_run(s, code);
+    }
     if (s->c.journal) {
         /* no hint to give: Redis holds the cursor of what it stored */
         say(s, LP_NOTICE_ERROR, "the journal's entries after the cursor "
@@ -248,8 +260,8 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
             for (size_t k = 0; k < b->n; k++)
                 n += b->ev[k].done == 2 && b->ev[k].kind == LP_CMD_EVENT;
         }
-        for (size_t k = 0; k < s->in.n; k++)
-            n += s->in.ev[k].done == 2 && s->in.ev[k].kind == LP_CMD_EVENT;
+        for (size_t k = 0; k < s->in->n; k++)
+            n += s->in->ev[k].done == 2 && s->in->ev[k].kind == LP_CMD_EVENT;
         if (n)
             say(s, LP_NOTICE_WARN, "%" PRIu64 " %s after the resume point "
                 "may be in the WAL %s as well, not synced (a resume may send "
@@ -304,7 +316,7 @@ static void append_rec(struct lp_send *s, const char *name, size_t namelen,
  * here). Does not sync. Exits 75 at --wal-max. */
 void lp_spool_batch(struct lp_send *s, struct lp_batch *b)
 {
-    if (b == &s->in && b->n && !b->numbered)
+    if (b == s->in && b->n && !b->numbered)
         lp_pipeline_number(s, b);
     for (size_t k = 0; k < b->n; k++) {
         struct lp_cmd *e = &b->ev[k];
@@ -424,16 +436,16 @@ void lp_spool_spill(struct lp_send *s, const char *why)
      * the input batch stays, and goes to the WAL behind these at its end,
      * so that the line's events and the offset after it go together */
     if (!s->mid_line)
-        lp_spool_batch(s, &s->in);
+        lp_spool_batch(s, s->in);
     lp_spool_sync(s);
     /* the requests whose commands are in the WAL now are kept */
     for (int i = 0; i < s->count; i++)
         lp_req_in_wal(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
-    lp_req_in_wal(s, &s->in);
+    lp_req_in_wal(s, s->in);
     while (s->count > 0)
         lp_pipeline_release(s);
     if (!s->mid_line)
-        lp_batch_reset(&s->in);
+        lp_batch_reset(s->in);
     s->n_ahead = 0;              /* a WAL has no resume point */
     if (!s->walmode)
         say(s, LP_NOTICE_WARN, "%s: keeping events in the WAL %s until Redis "
@@ -537,11 +549,11 @@ void lp_spool_replay(struct lp_send *s)
         int rc;
         /* input waiting for the WAL goes first, behind what is there
          * (not a line's events before its end: --follow) */
-        if (lp_batch_busy(&s->in) && !s->mid_line) {
-            lp_spool_batch(s, &s->in);
+        if (lp_batch_busy(s->in) && !s->mid_line) {
+            lp_spool_batch(s, s->in);
             lp_spool_sync(s);
-            lp_req_in_wal(s, &s->in);
-            lp_batch_reset(&s->in);
+            lp_req_in_wal(s, s->in);
+            lp_batch_reset(s->in);
         }
         rc = lp_wal_take(s->wal, &s->rseg, err);
         if (rc < 0)
