@@ -384,6 +384,12 @@ static int summary(struct lp_send *s, const struct lp_send_conf *c)
         if (code == 0 || code == LP_EX_DATAERR)
             code = st;
     }
+    if ((st = lp_send_shard_key_outcome(s, msg)) != 0) {
+        lp_error("--shard-key %s: they went to the shard of events "
+                 "without a key", msg);
+        if (code == 0 || code == LP_EX_DATAERR)
+            code = st;
+    }
     return code;
 }
 

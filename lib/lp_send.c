@@ -3126,6 +3126,11 @@ int lp_send_rate_key_outcome(struct lp_send *s, char *msg)
     return lp_jq_status(s->rkey_jq, s->c.verbosity, msg);
 }
 
+int lp_send_shard_key_outcome(struct lp_send *s, char *msg)
+{
+    return lp_jq_status(s->skey_jq, s->c.verbosity, msg);
+}
+
 void lp_send_free(struct lp_send *s)
 {
     if (s == NULL)

@@ -405,6 +405,8 @@ void lp_send_state(const struct lp_send *s, struct lp_send_state *st);
 
 /* --rate-key's outcome, as lp_jq_status: 0, or 65/78 with msg. */
 int lp_send_rate_key_outcome(struct lp_send *s, char *msg);
+/* --shard-key's, likewise. */
+int lp_send_shard_key_outcome(struct lp_send *s, char *msg);
 
 /* Writes the metrics a last time, closes everything, frees s. Accepts
  * NULL. */
