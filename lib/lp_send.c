@@ -171,6 +171,7 @@ static void idle_tick(const struct lp_send *s)
 
 static void dispatch(struct lp_send *s);
 static int64_t redis_timeout(const struct lp_send *s);
+static int plain_member(const char *k);
 static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
                         int kind);
 static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
@@ -909,15 +910,32 @@ static unsigned shard_by_pos(const struct lp_send *s)
 }
 
 /* The shard of an event: by --shard-key, else by its position. */
-static unsigned shard_of(struct lp_send *s, const char *txt, size_t n)
+static unsigned shard_of(struct lp_send *s, const char *txt, size_t n,
+                         const struct lp_jevent *ev)
 {
     char key[1024], err[LP_ERRLEN];
     uint64_t h = 0xcbf29ce484222325ULL;
-    long len;
+    long len = 0;
 
-    if (s->skey_jq == NULL)
+    if (s->skey_idx >= 0 && ev) {
+        /* .name: the scanner found it (a string's text, else its JSON
+         * as written); none, or null: the empty key */
+        const struct lp_jval *v = &ev->val[s->skey_idx];
+        if (v->type == LP_JSTRING) {
+            if ((len = lp_json_unescape(txt, v, key, sizeof key)) < 0) {
+                len = (long)(v->len - 2 < sizeof key ? v->len - 2
+                                                     : sizeof key);
+                memcpy(key, txt + v->off + 1, (size_t)len);
+            }
+        } else if (v->type != LP_JNONE && v->type != LP_JNULL) {
+            len = (long)(v->len < sizeof key ? v->len : sizeof key);
+            memcpy(key, txt + v->off, (size_t)len);
+        }
+    } else if (s->skey_jq == NULL) {
         return shard_by_pos(s);
-    len = lp_jq_string(s->skey_jq, txt, n, key, sizeof key, err);
+    } else {
+        len = lp_jq_string(s->skey_jq, txt, n, key, sizeof key, err);
+    }
     if (len < 0) {
         /* as an event without a key; said (the first few), counted: a
          * failed run (lp_jq_status at the end) */
@@ -980,7 +998,16 @@ static int shards_init(struct lp_send *s, char *err)
                  "shard's slot)", s->c.dlq);
         return LP_EX_CONFIG;
     }
-    if (s->c.shard_key && lp_jq_new(s->c.shard_key, &s->skey_jq, err) < 0) {
+    s->skey_idx = -1;
+    if (s->c.shard_key && plain_member(s->c.shard_key)) {
+        if ((s->skey_idx = lp_jkeys_add(&s->rules.keys,
+                                        s->c.shard_key + 1)) < 0) {
+            snprintf(err, LP_ERRLEN, "--shard-key: too many members "
+                     "asked for");
+            return LP_EX_USAGE;
+        }
+    } else if (s->c.shard_key &&
+               lp_jq_new(s->c.shard_key, &s->skey_jq, err) < 0) {
         char e2[LP_ERRLEN];
         snprintf(e2, sizeof e2, "--shard-key: %s", err);
         snprintf(err, LP_ERRLEN, "%s", e2);
@@ -1669,7 +1696,7 @@ static void add_event(struct lp_send *s, const char *txt, size_t n,
     size_t start;
 
     if (s->sh)
-        shard_in(s, (int)shard_of(s, txt, n));
+        shard_in(s, (int)shard_of(s, txt, n, ev));
     start = lp_pipeline_xadd_event(s, txt, n, ev);
     s->n.events++;
     add_command(s, start, line_start, LP_CMD_EVENT);

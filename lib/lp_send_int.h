@@ -219,7 +219,10 @@ struct lp_send {
     int kshard;                 /* the shard whose names the engine's
                                    are (-1: none yet) */
     const char *stream0, *dlq0; /* --stream, the DLQ base */
-    struct lp_jq *skey_jq;      /* --shard-key */
+    struct lp_jq *skey_jq;      /* --shard-key, a program */
+    int skey_idx;               /* --shard-key .name: its member among the
+                                   rules' keys (read by the scanner, not
+                                   jq), else -1 */
     struct lp_lane *lanes;      /* NULL: one connection */
     int nlanes, cur_lane;
     struct pollfd *pfd;         /* wait_io's, with room for the lanes */
