@@ -685,9 +685,11 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
         struct lp_bprod *p = &b->prods[i];
         if (!has[i])
             p->from = p->to = p->base;
+        else if (b->source == LP_BATCH_REPLAY)
+            ;                       /* from Redis's, when it was made */
         else if (s->sh && b->shard >= 0)
             p->from = b->sfrom;     /* the shard's batch before it */
-        else if (b->source != LP_BATCH_REPLAY)
+        else
             p->from = lo[i] - 1;
         /* else: set from Redis's when the batch was made */
     }

@@ -951,6 +951,41 @@ static unsigned shard_of(struct lp_send *s, const char *txt, size_t n,
     return (unsigned)(h % s->nsh);
 }
 
+int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,
+                    int *dlq)
+{
+    /* a WAL's records come in runs of one shard: the last one first */
+    int i = s->kshard >= 0 ? s->kshard : 0;
+
+    for (unsigned k = 0; k < s->nsh; k++, i = (i + 1) % (int)s->nsh) {
+        const struct lp_shard *h = &s->sh[i];
+        if (strlen(h->name) == len && memcmp(h->name, key, len) == 0) {
+            *dlq = 0;
+            return i;
+        }
+        if (s->dlq0 && strlen(h->dlq) == len &&
+            memcmp(h->dlq, key, len) == 0) {
+            *dlq = 1;
+            return i;
+        }
+    }
+    return -1;
+}
+
+int lp_shards_refresh(struct lp_send *s, char *err)
+{
+    for (unsigned i = 0; i < s->nsh; i++) {
+        uint64_t c;
+        lp_lane_use(s, s->sh[i].lane);
+        lp_shard_keys(s, (int)i);
+        if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
+                                  err) < 0)
+            return -1;
+        s->sh[i].last = c;
+    }
+    return 0;
+}
+
 /* Hands every shard's input batch that holds something to Redis. */
 static void dispatch_all(struct lp_send *s)
 {
@@ -982,7 +1017,8 @@ static int add_xadd_prefix(struct lp_buf *b, const char *stream)
 static int shards_init(struct lp_send *s, char *err)
 {
     unsigned n = (unsigned)s->c.shards;
-    const char *no = s->c.wal ? "--wal" : s->c.follow.n ? "--follow" :
+    const char *no = s->c.wal && s->c.cluster ? "--wal in a Redis Cluster" :
+                     s->c.follow.n ? "--follow" :
                      s->c.journal ? "--journal" :
                      s->c.max_backlog ? "--max-backlog" : NULL;
 
@@ -1167,6 +1203,9 @@ static void shards_start(struct lp_send *s)
         if (c > max)
             max = c;
     }
+    /* ours in the WAL (--wal --producer): numbering stays above them */
+    if (s->pos_floor > max)
+        max = s->pos_floor;
     s->next_pos = s->c.position ? s->c.position : max + 1;
     if (s->c.verbosity >= 2)
         say(s, LP_SEND_DEBUG, "--shards %u: producer %s goes on from "
@@ -1230,6 +1269,7 @@ static void dispatch(struct lp_send *s)
     lp_batch_reset(s->in);
     b->source = LP_BATCH_INPUT;
     b->shard = s->sh ? s->cur_in : -1;
+    s->in->shard = b->shard;    /* the slot's storage is the shard's now */
     lp_pipeline_number(s, b);
     s->count++;
     if (conn < 0 || lp_pipeline_send(s, b, err) < 0)

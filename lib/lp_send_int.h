@@ -226,6 +226,11 @@ struct lp_send {
     struct lp_lane *lanes;      /* NULL: one connection */
     int nlanes, cur_lane;
     struct pollfd *pfd;         /* wait_io's, with room for the lanes */
+    struct lp_buf hrec;         /* a WAL record of another shard than the
+                                   replayed batch's: the next batch's
+                                   first (lp_spool_replay) */
+    uint64_t hrec_end;
+    int hrec_on;
     struct lp_buf waitcmd;      /* --replicas: WAIT N ms, after each EXEC */
     struct lp_buf spare;        /* a request's buffer, for the next one */
     struct lp_notify nt;
@@ -405,6 +410,13 @@ void lp_shard_keys(struct lp_send *s, int i);
 /* --shards: the connection of lane l becomes the engine's (r, ring, head,
  * count, ...). */
 void lp_lane_use(struct lp_send *s, int l);
+/* --shards: the shard whose stream or DLQ key[0..len) is (-1: none);
+ * *dlq: it is the DLQ's. */
+int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,
+                    int *dlq);
+/* --shards: every shard's field of the run's producer read again (the WAL
+ * was sent: its batches go on from there). 0, or -1 with err. */
+int lp_shards_refresh(struct lp_send *s, char *err);
 
 /* ---- lp_pipeline.c ------------------------------------------------------ */
 

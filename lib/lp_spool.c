@@ -179,6 +179,10 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
         lp_buf_free(&cmd);
         lp_send_end_run(s, code);
     }
+    if (s->sh && s->c.flush_wal) {
+        lp_buf_free(&cmd);      /* no input: the WAL keeps the rest */
+        lp_send_end_run(s, code);
+    }
     if (s->sh) {
         /* --shards: each shard holds its own position of the producer;
          * the same input again, from its start, passes over what each
@@ -508,6 +512,7 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
     if (s->rseg) {
         lp_wal_seg_rewind(s->rseg);
         s->rseg_eof = 0;
+        s->hrec_on = 0;         /* read again after the rewind */
     }
     if (s->last_permanent && lp_redis_connected(s->r)) {
         say(s, LP_NOTICE_ERROR, "%s", why);
@@ -573,6 +578,11 @@ void lp_spool_replay(struct lp_send *s)
         }
         if (rc == 0) {
             if (s->count == 0) {
+                /* --shards: each shard's batches go on from its field */
+                if (s->sh && lp_shards_refresh(s, err) < 0) {
+                    lp_spool_replay_failed(s, err);
+                    return;
+                }
                 s->walmode = 0;  /* all sent: straight to Redis again */
                 say(s, LP_NOTICE_INFO, "the WAL %s is empty again", s->c.wal);
             }
@@ -583,15 +593,44 @@ void lp_spool_replay(struct lp_send *s)
     b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
     lp_batch_reset(b);
     b->source = LP_BATCH_REPLAY;
+    b->shard = -1;
     while (b->n < s->c.batch && b->blob.len < s->c.batch_bytes &&
            b->nprods < LP_BATCH_PRODS) {
         const char *pn = NULL, *cur = NULL;
         size_t pnl = 0, cl = 0, cmd = 0;
         uint64_t pos = 0, committed = 0;
-        int prod;
-        if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
+        int prod, shard = -1, isdlq = 0;
+        if (s->hrec_on) {
+            /* the record that ended the batch before: another shard's */
+            rec = s->hrec.p;
+            len = s->hrec.len;
+            end = s->hrec_end;
+            s->hrec_on = 0;
+        } else if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
             s->rseg_eof = 1;
             break;
+        }
+        if (s->sh) {
+            /* --shards: a batch is one shard's; its gate that shard's */
+            const char *key, *data;
+            size_t keylen, datalen;
+            if (!lp_wal_event(rec, len, &key, &keylen, &data, &datalen) ||
+                (shard = lp_shard_of_key(s, key, keylen, &isdlq)) < 0) {
+                snprintf(err, LP_ERRLEN, "--wal %s: %s holds a record that "
+                         "is not for a shard of --stream %s (flush it "
+                         "with the options of the run that wrote it)",
+                         s->c.wal, lp_wal_seg_name(s->rseg), s->stream0);
+                lp_spool_error(s, err);
+            }
+            if (b->n > 0 && shard != b->shard) {
+                s->hrec.len = 0;
+                if (lp_buf_add(&s->hrec, rec, len) < 0)
+                    lp_send_oom(s);
+                s->hrec_end = end;
+                s->hrec_on = 1;
+                break;
+            }
+            lp_shard_keys(s, shard);
         }
         prod = lp_wal_producer(rec, len, &pn, &pnl, &pos, &cur, &cl, &cmd);
         if (prod) {
@@ -602,7 +641,8 @@ void lp_spool_replay(struct lp_send *s)
             if (pos <= committed) {
                 const char *key, *data;
                 size_t keylen, datalen;
-                int ev = !(lp_wal_event(rec, len, &key, &keylen, &data,
+                int ev = s->sh ? !isdlq :
+                         !(lp_wal_event(rec, len, &key, &keylen, &data,
                                         &datalen) &&
                            keylen == strlen(s->c.dlq) &&
                            memcmp(key, s->c.dlq, keylen) == 0);
@@ -633,10 +673,12 @@ void lp_spool_replay(struct lp_send *s)
         e->cmdlen = (uint32_t)(len - cmd);
         e->plen = (uint32_t)cmd;
         /* an event for a stream, or a dead letter (counted apart) */
-        e->kind = lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
+        e->kind = s->sh ? (isdlq ? LP_CMD_DLQ : LP_CMD_EVENT) :
+                  lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
                   keylen == strlen(s->c.dlq) &&
                   memcmp(key, s->c.dlq, keylen) == 0 ? LP_CMD_DLQ
                                                      : LP_CMD_EVENT;
+        b->shard = shard;
         e->done = 0;
         e->wend = end;
         e->file = 0;
