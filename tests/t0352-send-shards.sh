@@ -63,8 +63,9 @@ test_expect_success 'names with braces are refused (78), --shard-key needs --sha
 '
 
 test_expect_success 'what is not done yet with --shards is refused (78), saying so' '
-    expect_exit 78 logpipe-send --max-age 0 --shards 2 -s s2 --wal w <in 2>err &&
-    grep_q "wal: not yet with --shards" err &&
+    expect_exit 78 logpipe-send --max-age 0 --shards 2 -s s2 \
+        --follow "$TMP/*.log" 2>err &&
+    grep_q "follow: not yet with --shards" err &&
     expect_exit 78 logpipe-send --max-age 0 --shards 2 -s s2 \
         --max-backlog 5 <in 2>err &&
     grep_q "max-backlog: not yet with --shards" err
@@ -125,6 +126,28 @@ test_expect_success '--producer: each shard holds the position of its last batch
     test_cmp want2 fields2 &&
     all_seqs pr 3 >got &&
     test "$(wc -l <got)" -eq 11500
+'
+
+# a replica of the server: --replicas 1 waits for it (WAIT) on the one
+# connection every shard's batches go on
+M=$REDIS_PORT
+start_redis replica
+R=$REDIS_PORT
+REDIS_PORT=$M
+LOGPIPE_REDIS_URL="redis://127.0.0.1:$M/0"
+export REDIS_PORT LOGPIPE_REDIS_URL
+redis-cli -p "$R" REPLICAOF 127.0.0.1 "$M" >/dev/null
+wait_for 30 "redis-cli -p $M INFO replication | grep -q 'slave0:.*state=online'" ||
+    { echo "Bail out! the replica did not come online"; exit 1; }
+
+test_expect_success '--replicas 1: every shard is on the replica when send returns' '
+    logpipe-send --max-age 0 --shards 3 -s rep --replicas 1 --batch 500 <in &&
+    for sh in $("$SHARD_NAMES" rep 3); do
+        redis-cli -p "$R" XLEN "$sh" || return 1
+    done >rlens &&
+    per_shard rep 3 >mlens &&
+    test_cmp mlens rlens &&
+    test "$(awk "{ t += \$1 } END { print t }" rlens)" -eq 10000
 '
 
 test_done
