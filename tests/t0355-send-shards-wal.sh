@@ -39,25 +39,28 @@ test_expect_success 'Redis killed twice mid-send: the WAL sends each batch to it
         --wal w --timeout 60s <fifo 2>send.err &
     spid=$!
     exec 3>fifo
-    cat chunk.a chunk.b >&3
-    wait_for 30 "test \$(rcli XLEN \$(\"$SHARD_NAMES\" w1 4 | sed -n 1p)) -gt 0"
+    # fail STEP: says which step failed, and what send said
+    fail() { echo "failed: $1" >&2; cat send.err >&2; exit 1; }
+    cat chunk.a chunk.b >&3 || fail "input a b"
+    wait_for 30 "test \$(rcli XLEN \$(\"$SHARD_NAMES\" w1 4 | sed -n 1p)) -gt 0" ||
+        fail "shard 0"
     stop_redis KILL
-    cat chunk.c chunk.d >&3
+    cat chunk.c chunk.d >&3 || fail "input c d"
     # (not holding the pipe open: send would wait for its end forever)
     restart_redis 3>&-
-    cat chunk.e >&3
+    cat chunk.e >&3 || fail "input e"
     sleep 0.2
     stop_redis KILL
-    cat chunk.f chunk.g >&3
+    cat chunk.f chunk.g >&3 || fail "input f g"
     restart_redis 3>&-
-    cat chunk.h >&3
+    cat chunk.h >&3 || fail "input h"
     exec 3>&-
-    wait $spid || { cat send.err; exit 1; }
-    grep_q "keeping events in the WAL w" send.err &&
-    test "$(find w -name "wal-*.log" | wc -l)" -eq 0 &&
+    wait $spid || fail "send: exit $?"
+    grep_q "keeping events in the WAL w" send.err || fail "no WAL"
+    test "$(find w -name "wal-*.log" | wc -l)" -eq 0 || fail "WAL left"
     all_seqs w1 4 >got &&
-    tally 40000 got &&
-    in_order w1 4
+    tally 40000 got || fail "tally"
+    in_order w1 4 || fail "order"
 '
 
 test_expect_success 'Redis away at start: a sharded run cannot read its shards, gives up (75)' '
