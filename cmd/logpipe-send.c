@@ -222,6 +222,13 @@ static struct lp_redis *redis_new_key(void *ctx, const char *key, char *err)
     return tool_redis_key(ctx, key, err);
 }
 
+static int key_node(void *ctx, const char *key, int fresh, char *out,
+                    size_t cap)
+{
+    (void)ctx;
+    return tool_key_node(key, fresh, out, cap);
+}
+
 static const char *plural(uint64_t n, const char *one, const char *many)
 {
     return n == 1 ? one : many;
@@ -414,6 +421,7 @@ int main(int argc, char **argv)
             .time_field = "timestamp",
             .redis_new = redis_new,
             .redis_new_key = redis_new_key,
+            .key_node = key_node,
             .due = log_due,
             .tick = log_tick,
         },

@@ -287,6 +287,22 @@ struct lp_redis *tool_redis(const struct lp_common *c, char *err)
     return redis_routed(c, NULL, err);
 }
 
+int tool_key_node(const char *key, int fresh, char *out, size_t cap)
+{
+    char host[256], err[LP_ERRLEN];
+    int port;
+
+    if (clu.mode != LP_CLUSTER_CLUSTER || clu.c == NULL)
+        return -1;
+    if (fresh)
+        lp_cluster_stale(clu.c);
+    if (lp_cluster_slot_addr(clu.c, lp_key_slot(key, strlen(key)), host,
+                             sizeof host, &port, err) != 0)
+        return -1;
+    snprintf(out, cap, "%s:%d", host, port);
+    return 0;
+}
+
 struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
                                 char *err)
 {

@@ -95,6 +95,10 @@ struct lp_redis *tool_redis(const struct lp_common *c, char *err);
  * borrowed for the life of the connection. */
 struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
                                 char *err);
+/* In a Redis Cluster: the master of key's slot, "host:port", into
+ * out[0..cap); fresh: the slot map read again first. 0, or -1 (not a
+ * cluster, or not known). */
+int tool_key_node(const char *key, int fresh, char *out, size_t cap);
 
 /*
  * Is -r a Redis Cluster? Asked once a process (lp_cluster_open), before

@@ -170,6 +170,7 @@ static void idle_tick(const struct lp_send *s)
 /* ---- requests (lp_send_serve) ------------------------------------------ */
 
 static void dispatch(struct lp_send *s);
+static int lanes_split(struct lp_send *s);
 static int64_t redis_timeout(const struct lp_send *s);
 static int plain_member(const char *k);
 static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
@@ -730,6 +731,9 @@ void lp_send_recover(struct lp_send *s, const char *why)
                                 &behind);
         while (s->count > 0 && s->ring[s->head].n == 0)
             lp_pipeline_release(s);
+        /* --shards in a cluster: shards of this lane that went to another
+         * master take their batches to a connection of their own */
+        lanes_split(s);
         if (s->count == 0) {
             s->fail_since = 0;
             s->n_ahead = 0;
@@ -836,11 +840,14 @@ void lp_send_recover(struct lp_send *s, const char *why)
  *
  * Connections: standalone, one, whose ring carries the batches of every
  * shard (each batch's gate names its shard's keys). In a Redis Cluster,
- * one connection (a lane: lp_lane) a shard, routed to the master of its
- * slot (redis_new_key), each with its own ring: batches for shards on
- * different masters are in flight at once, and a MOVED or ASK for one
- * shard closes and re-routes only that shard's connection, whose batches
- * the engine's recovery by positions sends again.
+ * one connection (a lane: lp_lane) a master, shared by the shards the
+ * slot map puts there (key_node), routed by one of their names
+ * (redis_new_key), each lane with its own ring: batches for shards on
+ * different masters are in flight at once, one connection re-routed per
+ * batch never. A MOVED or ASK closes only its lane's connection; the
+ * recovery then reads the map again (lanes_split): shards of the lane
+ * now on another master take their batches, in order, to a new lane
+ * there, and the engine's recovery by positions sends them again.
  */
 
 void lp_shard_keys(struct lp_send *s, int i)
@@ -1012,6 +1019,142 @@ static int add_xadd_prefix(struct lp_buf *b, const char *stream)
     return 0;
 }
 
+/* --shards in a cluster: a new lane for shard i, on master node (""
+ * when not known), its connection routed by the shard's name. Its index,
+ * or -1 with err. */
+static int lane_new(struct lp_send *s, int i, const char *node, char *err)
+{
+    int l = s->nlanes;
+    struct lp_lane *ln = &s->lanes[l];
+
+    snprintf(ln->key, sizeof ln->key, "%s", s->sh[i].name);
+    snprintf(ln->node, sizeof ln->node, "%s", node);
+    /* the connection routes by ln->key as it is at each connect */
+    if ((ln->r = s->c.redis_new_key(s->c.ctx, ln->key, err)) == NULL)
+        return -1;
+    lp_redis_set_timeout(ln->r, redis_timeout(s));
+    ln->head = ln->count = 0;
+    s->nlanes++;
+    return l;
+}
+
+/*
+ * --shards in a cluster, a failure on the current lane (a MOVED or ASK
+ * closes its connection): the shards of a lane are on one master as far
+ * as the slot map said; after a resharding some may not be. The map is
+ * read again; the shards of the lane on another master than its first
+ * shard's go to a new lane, one a master, with their batches, in order
+ * (a shard's batches are all in its lane's ring), which is connected and
+ * sent at once (resolved by their positions, as after any reconnect).
+ * Returns 1 when it moved any.
+ */
+static int lanes_split(struct lp_send *s)
+{
+    char err[LP_ERRLEN], (*node)[sizeof s->lanes[0].node];
+    int L = s->cur_lane, first = -1, moved = 0, fresh = 1;
+
+    if (s->lanes == NULL || s->c.key_node == NULL)
+        return 0;
+    for (unsigned i = 0; i < s->nsh; i++)
+        if (s->sh[i].lane == L && first < 0)
+            first = (int)i;
+        else if (s->sh[i].lane == L)
+            moved = 1;          /* at least two: worth asking */
+    if (!moved)
+        return 0;
+    moved = 0;
+    if ((node = calloc(s->nsh, sizeof *node)) == NULL)
+        lp_send_oom(s);
+    for (unsigned i = 0; i < s->nsh; i++)
+        if (s->sh[i].lane == L) {
+            if (s->c.key_node(s->c.ctx, s->sh[i].name, fresh, node[i],
+                              sizeof node[i]) < 0)
+                node[i][0] = '\0';     /* not known: it stays */
+            fresh = 0;
+        }
+    /* the lane stays on its master, routed by a shard still there; when
+     * none is, it follows its first shard */
+    {
+        int stay = -1;
+        for (unsigned i = 0; i < s->nsh && stay < 0; i++)
+            if (s->sh[i].lane == L &&
+                strcmp(node[i], s->lanes[L].node) == 0)
+                stay = (int)i;
+        if (stay < 0 && node[first][0])
+            stay = first;
+        if (stay >= 0) {
+            snprintf(s->lanes[L].node, sizeof s->lanes[L].node, "%s",
+                     node[stay]);
+            snprintf(s->lanes[L].key, sizeof s->lanes[L].key, "%s",
+                     s->sh[stay].name);
+        }
+    }
+    for (unsigned i = 0; i < s->nsh; i++) {
+        int l = -1;
+        if (s->sh[i].lane != L || node[i][0] == '\0' ||
+            strcmp(node[i], s->lanes[L].node) == 0)
+            continue;
+        /* a lane made here for that master (room in its ring: the
+         * batches of this lane's, LP_INFLIGHT at most), else a new one */
+        for (unsigned j = 0; j < i && l < 0; j++)
+            if (node[j][0] && s->sh[j].lane != L &&
+                strcmp(node[j], node[i]) == 0)
+                l = s->sh[j].lane;
+        if (l < 0 && (l = lane_new(s, (int)i, node[i], err)) < 0) {
+            free(node);
+            say(s, LP_NOTICE_ERROR, "%s", err);
+            lp_send_end_run(s, LP_EX_CONFIG);
+        }
+        s->sh[i].lane = l;
+        moved = 1;
+        if (s->c.verbosity >= 1)
+            say(s, LP_NOTICE_INFO, "shard %s is on %s now: a connection "
+                "of its own", s->sh[i].name, node[i]);
+    }
+    free(node);
+    if (!moved)
+        return 0;
+    {
+        /* the ring: the lane's own batches stay, in order; the others go
+         * to their shards' lanes, in order; the slots' storage follows */
+        struct lp_batch keep[LP_INFLIGHT], pool[2 * LP_INFLIGHT];
+        int nk = 0, np = 0;
+        for (int k = 0; k < LP_INFLIGHT; k++) {
+            int in = (k - s->head + LP_INFLIGHT) % LP_INFLIGHT < s->count;
+            if (!in)
+                pool[np++] = s->ring[k];
+        }
+        for (int k = 0; k < s->count; k++) {
+            struct lp_batch *b = &s->ring[(s->head + k) % LP_INFLIGHT];
+            struct lp_lane *to;
+            if (b->shard < 0 || s->sh[b->shard].lane == L) {
+                keep[nk++] = *b;
+                continue;
+            }
+            to = &s->lanes[s->sh[b->shard].lane];
+            pool[np++] = to->ring[(to->head + to->count) % LP_INFLIGHT];
+            to->ring[(to->head + to->count) % LP_INFLIGHT] = *b;
+            to->count++;
+        }
+        for (int k = 0; k < LP_INFLIGHT; k++)
+            s->ring[k] = k < nk ? keep[k] : pool[k - nk];
+        s->head = 0;
+        s->count = nk;
+    }
+    /* the new lanes' batches go now, on their own connections */
+    for (int l = 0; l < s->nlanes; l++) {
+        if (l == L || s->lanes[l].count == 0 ||
+            lp_redis_connected(s->lanes[l].r))
+            continue;
+        lp_lane_use(s, l);
+        if (lp_pipeline_connect(s, err) < 0 && s->c.verbosity >= 1)
+            say(s, LP_NOTICE_INFO, "%s (tried again with its next batch)",
+                err);
+        lp_lane_use(s, L);
+    }
+    return 1;
+}
+
 /* --shards: the shards' names, batches and connections (not connected
  * yet). 0, or the exit status with err. */
 static int shards_init(struct lp_send *s, char *err)
@@ -1085,23 +1228,33 @@ static int shards_init(struct lp_send *s, char *err)
                      "here");
             return LP_EX_CONFIG;
         }
+        /* room for a lane a shard: lanes_split may make them */
         if ((s->lanes = calloc(n, sizeof *s->lanes)) == NULL ||
             (s->pfd = calloc(n + 3, sizeof *s->pfd)) == NULL)
             goto oom;
-        s->nlanes = (int)n;
         for (unsigned i = 0; i < n; i++) {
             struct lp_lane *l = &s->lanes[i];
-            s->sh[i].lane = (int)i;
-            if ((l->r = s->c.redis_new_key(s->c.ctx, s->sh[i].name,
-                                           err)) == NULL)
-                return LP_EX_CONFIG;
-            lp_redis_set_timeout(l->r, redis_timeout(s));
             for (int k = 0; k < LP_INFLIGHT; k++) {
                 if ((l->ring[k].ev = calloc(s->c.batch,
                                             sizeof *l->ring[k].ev)) == NULL)
                     goto oom;
                 l->ring[k].cap = s->c.batch;
             }
+        }
+        s->nlanes = 0;
+        for (unsigned i = 0; i < n; i++) {
+            /* the shards on one master share its lane */
+            char node[sizeof s->lanes[0].node] = "";
+            int l = -1;
+            if (s->c.key_node &&
+                s->c.key_node(s->c.ctx, s->sh[i].name, 0, node,
+                              sizeof node) == 0)
+                for (int k = 0; k < s->nlanes && l < 0; k++)
+                    if (strcmp(s->lanes[k].node, node) == 0)
+                        l = k;
+            if (l < 0 && (l = lane_new(s, (int)i, node, err)) < 0)
+                return LP_EX_CONFIG;
+            s->sh[i].lane = l;
         }
         /* lane 0 is the engine's now; the stream's own connection is
          * not used */
@@ -1207,9 +1360,12 @@ static void shards_start(struct lp_send *s)
     if (s->pos_floor > max)
         max = s->pos_floor;
     s->next_pos = s->c.position ? s->c.position : max + 1;
-    if (s->c.verbosity >= 2)
-        say(s, LP_SEND_DEBUG, "--shards %u: producer %s goes on from "
-            "position %" PRIu64, s->nsh, s->producer, s->next_pos);
+    if (s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--shards %u: %d %s (the shards of a "
+            "master share one); producer %s goes on from position %" PRIu64,
+            s->nsh, s->lanes ? s->nlanes : 1,
+            lp_plural((uint64_t)(s->lanes ? s->nlanes : 1), "connection",
+                      "connections"), s->producer, s->next_pos);
 }
 
 /* ---- the input batch ---------------------------------------------------- */
@@ -3218,7 +3374,7 @@ void lp_send_free(struct lp_send *s)
         /* the engine's is one lane's: back in its place, then all go */
         s->lanes[s->cur_lane].r = s->r;
         s->lanes[s->cur_lane].pcache = s->pcache;
-        for (int l = 0; l < s->nlanes; l++) {
+        for (unsigned l = 0; l < s->nsh; l++) {   /* each allocated */
             struct lp_lane *ln = &s->lanes[l];
             lp_redis_free(ln->r);
             free(ln->pcache);

@@ -176,6 +176,11 @@ struct lp_send_conf {
      * key's slot (key borrowed for the life of the connection) */
     struct lp_redis *(*redis_new_key)(void *ctx, const char *key,
                                       char *err);
+    /* --shards in a Redis Cluster: the master of key's slot as "host:port"
+     * (fresh: the slot map read again first); 0, or -1: not known (NULL:
+     * a connection a shard) */
+    int (*key_node)(void *ctx, const char *key, int fresh, char *out,
+                    size_t cap);
     /* the caller's own periodic work, done from the engine's waits:
      * due says in how many ms it has some (-1: none), tick does it */
     int64_t (*due)(void *ctx);

@@ -196,10 +196,13 @@ struct lp_shard {
 };
 
 /* A connection and its ring of batches in flight (a Redis Cluster with
- * --shards: one a shard, routed to its master). The engine's r, ring,
- * head, count and the per-connection state are one lane's at a time
- * (lp_lane_use). */
+ * --shards: one a master, shared by its shards; a resharding may split
+ * one). The engine's r, ring, head, count and the per-connection state
+ * are one lane's at a time (lp_lane_use). */
 struct lp_lane {
+    char key[512];              /* its connection goes to this key's
+                                   master (a shard's name) */
+    char node[280];             /* that master, "host:port", when known */
     struct lp_redis *r;
     struct lp_batch ring[LP_INFLIGHT];
     int head, count;

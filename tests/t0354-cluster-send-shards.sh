@@ -45,8 +45,10 @@ in_order() {
 
 test_expect_success 'send --shards 6 through each node: shards on every master, each event once' '
     for p in $M1 $M2 $M3; do
-        logpipe-send -r "redis://127.0.0.1:$p" -s "$S" --max-age 0 \
-            --shards 6 --producer "via$p" in || return 1
+        logpipe-send -v -r "redis://127.0.0.1:$p" -s "$S" --max-age 0 \
+            --shards 6 --producer "via$p" in 2>"err.$p" || return 1
+        # one connection a master, shared by its two shards
+        grep_q "shards 6: 3 connections" "err.$p" || return 1
     done &&
     test "$(ccli "$(owner_of "{$S}:shards")" get "{$S}:shards")" = 6 &&
     for sh in $("$SHARD_NAMES" "$S" 6); do
@@ -93,8 +95,8 @@ test_expect_success 'one shard moves to another master while send runs: nothing 
     head -n 15000 in >ina &&
     tail -n 15000 in >inb &&
     mkfifo fifo || exit 1
-    logpipe-send -r "redis://127.0.0.1:$M3" -s "$T" --max-age 0 --shards 6 \
-        --batch 100 --producer mover <fifo 2>send.err &
+    logpipe-send -v -r "redis://127.0.0.1:$M3" -s "$T" --max-age 0 \
+        --shards 6 --batch 100 --producer mover <fifo 2>send.err &
     SENDPID=$!
     exec 3>fifo &&
     cat ina >&3 &&
@@ -110,6 +112,8 @@ test_expect_success 'one shard moves to another master while send runs: nothing 
     wait $SENDPID &&
     cat send.err >&2 &&
     test "$(cluster_owner "$SL")" = "$TO" &&
+    # the shard that moved left the connection it shared for one of its own
+    { grep -q "shard $SH is on 127.0.0.1:$TO now: a connection of its own" send.err || { grep -v "batch first" send.err; false; }; } &&
     all_seqs "$T" 6 >got &&
     tally 30000 got &&
     in_order "$T" 6
