@@ -1405,7 +1405,12 @@ static void dispatch(struct lp_send *s)
         s->want_dispatch = 1;
         return;
     }
-    while (s->count >= LP_INFLIGHT) {
+    for (;;) {
+        /* (a recovery may have moved the shard to another connection) */
+        if (s->sh)
+            lp_lane_use(s, s->sh[s->cur_in].lane);
+        if (s->count < LP_INFLIGHT)
+            break;
         if (lp_pipeline_pump(s, 1, err) < 0) {
             lp_send_recover(s, err);
             if (s->walmode) {
