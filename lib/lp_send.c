@@ -1027,6 +1027,14 @@ static int lane_new(struct lp_send *s, int i, const char *node, char *err)
     int l = s->nlanes;
     struct lp_lane *ln = &s->lanes[l];
 
+    for (int k = 0; k < LP_INFLIGHT; k++) {
+        if ((ln->ring[k].ev = calloc(s->c.batch,
+                                     sizeof *ln->ring[k].ev)) == NULL) {
+            snprintf(err, LP_ERRLEN, "out of memory");
+            return -1;
+        }
+        ln->ring[k].cap = s->c.batch;
+    }
     snprintf(ln->key, sizeof ln->key, "%s", s->sh[i].name);
     snprintf(ln->node, sizeof ln->node, "%s", node);
     /* the connection routes by ln->key as it is at each connect */
@@ -1228,19 +1236,11 @@ static int shards_init(struct lp_send *s, char *err)
                      "here");
             return LP_EX_CONFIG;
         }
-        /* room for a lane a shard: lanes_split may make them */
+        /* room for a lane a shard: lanes_split may make them (their
+         * rings as they are made) */
         if ((s->lanes = calloc(n, sizeof *s->lanes)) == NULL ||
             (s->pfd = calloc(n + 3, sizeof *s->pfd)) == NULL)
             goto oom;
-        for (unsigned i = 0; i < n; i++) {
-            struct lp_lane *l = &s->lanes[i];
-            for (int k = 0; k < LP_INFLIGHT; k++) {
-                if ((l->ring[k].ev = calloc(s->c.batch,
-                                            sizeof *l->ring[k].ev)) == NULL)
-                    goto oom;
-                l->ring[k].cap = s->c.batch;
-            }
-        }
         s->nlanes = 0;
         for (unsigned i = 0; i < n; i++) {
             /* the shards on one master share its lane */
