@@ -2053,11 +2053,12 @@ static void lanes_poll_add(struct lp_send *s, struct pollfd *p, int *np,
 }
 
 static void lanes_poll_take(struct lp_send *s, const struct pollfd *p,
-                            const int *lane_of)
+                            const int *lane_of, int n)
 {
     char err[LP_ERRLEN];
 
-    for (int l = 0; l < s->nlanes; l++) {
+    /* the n lanes polled: a recovery here may make more (lanes_split) */
+    for (int l = 0; l < n; l++) {
         if (lane_of[l] < 0 || !p[lane_of[l]].revents)
             continue;
         lp_lane_use(s, l);
@@ -2069,7 +2070,7 @@ static void lanes_poll_take(struct lp_send *s, const struct pollfd *p,
 static int wait_io(struct lp_send *s, int fd, short events, int cap)
 {
     struct pollfd p3[3], *p = s->pfd ? s->pfd : p3;
-    int lane_of[LP_SHARDS_MAX];
+    int lane_of[LP_SHARDS_MAX], nlanes = s->nlanes;
     int np = 0, timeout = cap, rc, rfd = -1, afd = -1, aside;
     char err[LP_ERRLEN];
     int64_t now = lp_mono_ms(), left;
@@ -2146,7 +2147,7 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
             lp_send_recover(s, err);
     }
     if (s->lanes)
-        lanes_poll_take(s, p, lane_of);
+        lanes_poll_take(s, p, lane_of, nlanes);
     if (afd >= 0 && p[afd].revents)
         lp_aside_ready(s->aside);
     if (s->aside)
