@@ -3414,6 +3414,7 @@ void lp_send_free(struct lp_send *s)
         memset(&s->prefix, 0, sizeof s->prefix);
     }
     free(s->pfd);
+    lp_buf_free(&s->hrec);
     lp_jq_free(s->skey_jq);
     lp_buf_free(&s->forget);
     lp_buf_free(&s->jcur);

@@ -101,4 +101,24 @@ test_expect_success 'giving up after a lost reply: the command it names sends th
     in_order gu 4
 '
 
+# under valgrind (not in an ASan build): a lost reply and a refused
+# batch with --shard-key, then a resume with --position: no error, no leak
+if command -v valgrind >/dev/null 2>&1 && [ -z "${LP_VALGRIND:-}" ] &&
+   [ "${SAN:-}" != 1 ]; then
+    VG="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
+    test_expect_success 'under valgrind: a lost reply, a refused batch, a resume: no error, no leak, each event once' '
+        head -n 3000 in >in3k &&
+        LOGPIPE_TEST_LOSE_REPLY=2 LOGPIPE_TEST_REFUSE_BATCH=3 $VG \
+            logpipe-send --max-age 0 --shards 3 --shard-key .service \
+            --batch 200 -s vg --producer vgp in3k 2>vg1.err &&
+        $VG logpipe-send --max-age 0 --shards 3 --shard-key .service \
+            --batch 200 -s vg --producer vgp --position 1 in3k 2>vg2.err &&
+        ! grep "==[0-9]*==" vg1.err vg2.err &&
+        all_seqs vg 3 >got &&
+        tally 3000 got
+    '
+else
+    test_skip 'under valgrind: no error, no leak' 'no valgrind, or an ASan build'
+fi
+
 test_done
