@@ -13,6 +13,7 @@
 #include "lp_rate.h"
 #include "lp_send.h"
 #include "lp_sig.h"
+#include "lp_shards.h"
 #include "tool_msg.h"
 #include "tool_opt.h"
 
@@ -106,6 +107,13 @@ static const struct lp_optdef longopts[] = {
     { "position", 0, LP_UINT(OPT, c.position), "N",
       "the input's first command is position N of\n"
       "--producer (a resume, as the resume hint says)", .min = 1 },
+    { "shards", 0, LP_UINT(OPT, c.shards), "N",
+      "spread the events over N streams, STREAM:{TAG} (1)",
+      .min = 1, .max = LP_SHARDS_MAX },
+    { "shard-key", 0, LP_STR(OPT, c.shard_key), "JQ",
+      "with --shards: one shard per value of JQ, in order\n"
+      "(default: blocks of --batch events round-robin)",
+      .flags = LP_OF_NONEMPTY },
     { "producer-ttl", 0, LP_DURATION(OPT, c.producer_ttl), "DUR",
       "forget producers silent this long (7d; 0 = never)" },
     { "journal", 0, LP_FLAG(OPT, c.journal), NULL,
@@ -209,6 +217,18 @@ static struct lp_redis *redis_new(void *ctx, char *err)
     return tool_redis(ctx, err);
 }
 
+static struct lp_redis *redis_new_key(void *ctx, const char *key, char *err)
+{
+    return tool_redis_key(ctx, key, err);
+}
+
+static int key_node(void *ctx, const char *key, int fresh, char *out,
+                    size_t cap)
+{
+    (void)ctx;
+    return tool_key_node(key, fresh, out, cap);
+}
+
 static const char *plural(uint64_t n, const char *one, const char *many)
 {
     return n == 1 ? one : many;
@@ -293,6 +313,8 @@ static void parse_args(struct send_opt *opt, int argc, char **argv)
         c->max_age = c->journal || c->follow.n ? 0 : 24 * 3600 * 1000LL;
     if (c->flush_wal && (c->wal == NULL || c->nfiles))
         tool_opt_error(&cli, "--flush-wal needs --wal DIR and no FILE");
+    if (c->shard_key && c->shards < 2)
+        tool_opt_error(&cli, "--shard-key needs --shards N (N > 1)");
     if (c->position && c->producer == NULL)
         tool_opt_error(&cli, "--position needs --producer NAME");
     if ((c->wal_max) && c->wal == NULL)
@@ -369,6 +391,12 @@ static int summary(struct lp_send *s, const struct lp_send_conf *c)
         if (code == 0 || code == LP_EX_DATAERR)
             code = st;
     }
+    if ((st = lp_send_shard_key_outcome(s, msg)) != 0) {
+        lp_error("--shard-key %s: they went to the shard of events "
+                 "without a key", msg);
+        if (code == 0 || code == LP_EX_DATAERR)
+            code = st;
+    }
     return code;
 }
 
@@ -392,6 +420,8 @@ int main(int argc, char **argv)
             .producer_ttl = 7 * 24 * 3600 * 1000LL,
             .time_field = "timestamp",
             .redis_new = redis_new,
+            .redis_new_key = redis_new_key,
+            .key_node = key_node,
             .due = log_due,
             .tick = log_tick,
         },
@@ -404,9 +434,23 @@ int main(int argc, char **argv)
 
     parse_args(&opt, argc, argv);
     opt.c.ctx = &opt.com;
-    if ((code = tool_cluster(&opt.com, err)) != 0) {
-        lp_error("%s", err);
-        return tool_opt_end(&opt.com, code);
+    {
+        /* --shards: each shard's DLQ is DLQBASE:{TAG}, in its shard's
+         * slot, DLQBASE --dlq or logs:dlq in both modes: not the one
+         * stream's {STREAM}:dlq of a cluster, nor held to its slot */
+        const char *dlq = opt.com.dlq;
+        const struct lp_optdef *set = opt.com.dlq_set;
+        if (opt.c.shards > 1)
+            opt.com.dlq_set = NULL;
+        code = tool_cluster(&opt.com, err);
+        if (opt.c.shards > 1) {
+            opt.com.dlq = dlq;
+            opt.com.dlq_set = set;
+        }
+        if (code != 0) {
+            lp_error("%s", err);
+            return tool_opt_end(&opt.com, code);
+        }
     }
     opt.c.dlq = opt.com.dlq;
     opt.c.cluster = opt.com.cluster;

@@ -251,13 +251,13 @@ void tool_cluster_forget(void)
     memset(&clu, 0, sizeof clu);
 }
 
-/* lp_redis_set_route's: r goes to the master of the stream's slot */
+/* lp_redis_set_route's: r goes to the master of the stream's slot (ctx:
+ * of that key's, tool_redis_key) */
 static int route(void *ctx, struct lp_redis *r, char *err)
 {
     char host[256];
-    int port, rc;
-
     const char *key = ctx ? ctx : clu.key;
+    int port, rc;
 
     if (clu.mode == 0 && clu.c) {
         /* not reached at start: what is it? */
@@ -290,10 +290,6 @@ static int route(void *ctx, struct lp_redis *r, char *err)
     return 0;
 }
 
-struct lp_redis *tool_redis(const struct lp_common *c, char *err)
-{
-    return tool_redis_key(c, NULL, err);
-}
 
 int tool_cluster_reached(void)
 {
@@ -334,6 +330,22 @@ struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
         lp_warn("--tls-insecure: Redis's certificate is not checked: anyone "
                 "between here and Redis can read and change what is sent");
     return r;
+}
+
+struct lp_redis *tool_redis(const struct lp_common *c, char *err)
+{
+    return tool_redis_key(c, NULL, err);
+}
+
+int tool_key_node(const char *key, int fresh, char *out, size_t cap)
+{
+    char err[LP_ERRLEN];
+
+    if (clu.mode != LP_CLUSTER_CLUSTER || clu.c == NULL)
+        return -1;
+    if (fresh)
+        lp_cluster_stale(clu.c);
+    return tool_cluster_where(key, out, cap, err) == 0 && out[0] ? 0 : -1;
 }
 
 int tool_rate_opt(const struct lp_optdef *o, void *base, char *arg,

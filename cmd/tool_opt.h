@@ -90,10 +90,15 @@ uint64_t tool_burst_default(double per_ms);
  * routed: each connect goes to the master of c->stream's slot, and a
  * MOVED or ASK closes it (lp_redis_set_route). Returns NULL with err. */
 struct lp_redis *tool_redis(const struct lp_common *c, char *err);
+/* In a Redis Cluster: the master of key's slot, as tool_cluster_where
+ * writes it, into out[0..cap); fresh: the slot map read again first. 0,
+ * or -1 (not a cluster, or not known). */
+int tool_key_node(const char *key, int fresh, char *out, size_t cap);
 
 /* tool_redis, routed in a cluster to the master of key's slot instead
  * of the stream's (key borrowed: it must outlive the connection; NULL:
- * the stream's). A shard's connection. */
+ * the stream's). A shard's connection (send --shards, stat, dlq,
+ * replay). */
 struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
                                 char *err);
 

@@ -23,9 +23,9 @@ _logpipe_opts()
             --shared-rate --max-keys --time-field --max-age
             --max-skew --max-line --max-depth --max-members --require
             --rejects --rejects-to-dlq --ids --producer --position
-            --producer-ttl --journal --journal-dir --journal-match
-            --from-start --follow --from-end --partial-timeout -F -g -b -l
-            -t"
+            --producer-ttl --shards --shard-key --journal --journal-dir
+            --journal-match --from-start --follow --from-end
+            --partial-timeout -F -g -b -l -t"
         ;;
     logpipe-http)
         echo "$common --group --listen --tokens --client-field --max-body
@@ -118,8 +118,8 @@ _logpipe_takes_arg()
         --rate|--burst|--rate-key|--on-limit|--max-keys|\
         --time-field|--max-age|--max-skew|--max-line|--max-depth|\
         --max-members|--require|--rejects|--producer|--position|\
-        --producer-ttl|--journal-dir|--journal-match|--partial-timeout|\
-        --follow|-F|-g|-b|-l|-t)
+        --producer-ttl|--shards|--shard-key|--journal-dir|--journal-match|\
+        --partial-timeout|--follow|-F|-g|-b|-l|-t)
             return 0 ;;
         esac ;;
     logpipe-http)

@@ -169,9 +169,9 @@ int lp_pipeline_init(struct lp_send *s)
     for (int i = 0; i < 4; i++)
         if (lp_resp_bulk(&s->prefix, xadd[i], lens[i]) < 0)
             return -1;
-    if ((s->in.ev = calloc(s->c.batch, sizeof(struct lp_cmd))) == NULL)
+    if ((s->in->ev = calloc(s->c.batch, sizeof(struct lp_cmd))) == NULL)
         return -1;
-    s->in.cap = s->c.batch;
+    s->in->cap = s->c.batch;
     for (int i = 0; i < LP_INFLIGHT; i++) {
         if ((s->ring[i].ev = calloc(s->c.batch,
                                     sizeof(struct lp_cmd))) == NULL)
@@ -201,18 +201,19 @@ int lp_pipeline_xadd_to(struct lp_send *s, struct lp_buf *blob,
 size_t lp_pipeline_xadd_event(struct lp_send *s, const char *txt, size_t n,
                               const struct lp_jevent *ev)
 {
-    size_t start = s->in.blob.len;
+    size_t start = s->in->blob.len;
 
-    if (lp_pipeline_xadd_to(s, &s->in.blob, txt, n, ev) < 0)
+    if (lp_pipeline_xadd_to(s, &s->in->blob, txt, n, ev) < 0)
         lp_send_oom(s);
     return start;
 }
 
 size_t lp_pipeline_xadd_dlq(struct lp_send *s, const struct lp_dlq_rec *rec)
 {
-    size_t start = s->in.blob.len;
+    size_t start = s->in->blob.len;
 
-    if (lp_dlq_encode_xadd(rec, s->c.dlq, &s->in.blob) < 0)
+    if (lp_dlq_encode_xadd(rec, s->sh ? s->sh[s->cur_in].dlq : s->c.dlq,
+                           &s->in->blob) < 0)
         lp_send_oom(s);
     return start;
 }
@@ -340,6 +341,7 @@ static void pcache_set(struct lp_send *s, const char *name, size_t len,
 /* The gate let b's commands run: its fields moved to its positions. */
 static void committed(struct lp_send *s, struct lp_batch *b)
 {
+    lp_shard_keys(s, b->shard);     /* --shards: its shard's fields */
     for (int i = 0; i < b->nprods; i++) {
         const struct lp_bprod *p = &b->prods[i];
         const char *name = b->pbuf.p + p->name;
@@ -414,6 +416,8 @@ static void take_reply(struct lp_send *s, struct lp_batch *b,
     size_t w = b->wire++, g = (size_t)b->gated;
     size_t last = b->nwire - 1 - (s->c.replicas != 0);     /* EXEC's */
     char t[LP_ERRLEN - 100];
+
+    lp_shard_keys(s, b->shard);     /* --shards: its messages name it */
 
     if (s->c.replicas && w == last) {
         b->held = rep;          /* EXEC's: what WAIT says decides */
@@ -654,6 +658,7 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
     char now[24];
     size_t nowl;
 
+    lp_shard_keys(s, b->shard);     /* --shards: its shard's keys */
     b->head.len = b->tail.len = 0;
     b->gated = b->nprods > 0;
     if (lp_buf_add(&b->head, multi, sizeof multi - 1) < 0)
@@ -680,7 +685,11 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
         struct lp_bprod *p = &b->prods[i];
         if (!has[i])
             p->from = p->to = p->base;
-        else if (b->source != LP_BATCH_REPLAY)
+        else if (b->source == LP_BATCH_REPLAY)
+            ;                       /* from Redis's, when it was made */
+        else if (s->sh && b->shard >= 0)
+            p->from = b->sfrom;     /* the shard's batch before it */
+        else
             p->from = lo[i] - 1;
         /* else: set from Redis's when the batch was made */
     }
@@ -694,7 +703,8 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
         const char *name = b->pbuf.p + p->name;
         /* stdin's field, gone when every position before the batch's was
          * answered: removed by another sender's --producer-ttl */
-        int may_be_gone = !s->fl && !s->js && !b->lost && p->from &&
+        int may_be_gone = !s->fl && !s->js && !b->lost && !s->sh &&
+                          p->from &&
                           p->from <= s->acked &&
                           p->namelen == strlen(s->producer) &&
                           memcmp(name, s->producer, p->namelen) == 0;
@@ -832,6 +842,33 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
         b->numbered = 1;
         return;
     }
+    if (s->sh && b->shard >= 0) {
+        /* --shards: numbered as added; what a first run stored on the
+         * shard is passed over; the gate goes on from the shard's last */
+        struct lp_shard *h = &s->sh[b->shard];
+        uint64_t to = 0;
+        for (size_t k = 0; k < b->n; k++)
+            if (!b->ev[k].done && b->ev[k].pos <= h->skip) {
+                stored(s, &b->ev[k]);
+                skipped = 1;
+            }
+        if (skipped) {
+            int behind = 0;
+            lp_pipeline_compact(s, b, &behind);
+        }
+        for (size_t k = 0; k < b->n; k++)
+            if (b->ev[k].pos > to)
+                to = b->ev[k].pos;
+        b->sfrom = h->last;
+        if (b->n) {
+            h->last = to;
+        } else {
+            b->nprods = 0;      /* all there: nothing to send */
+            b->pbuf.len = 0;
+        }
+        b->numbered = 1;
+        return;
+    }
     /* stdin's producer, as any input's: the batch's table of them */
     me = lp_batch_prod(s, b, s->producer, strlen(s->producer), NULL, 0);
     lp_spool_reserve(s, s->next_pos + b->n);
@@ -898,7 +935,8 @@ static void pcache_set(struct lp_send *s, const char *name, size_t len,
                        uint64_t pos)
 {
     for (size_t i = 0; i < s->npcache; i++)
-        if (strlen(s->pcache[i].name) == len &&
+        if (s->pcache[i].shard == s->kshard &&
+            strlen(s->pcache[i].name) == len &&
             memcmp(s->pcache[i].name, name, len) == 0) {
             s->pcache[i].pos = pos;
             return;
@@ -911,7 +949,8 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
     struct lp_reply *rep;
 
     for (size_t i = 0; i < s->npcache; i++)
-        if (strlen(s->pcache[i].name) == len &&
+        if (s->pcache[i].shard == s->kshard &&
+            strlen(s->pcache[i].name) == len &&
             memcmp(s->pcache[i].name, name, len) == 0) {
             *pos = s->pcache[i].pos;
             return 0;
@@ -941,6 +980,7 @@ int lp_pipeline_committed(struct lp_send *s, const char *name, size_t len,
     }
     memcpy(s->pcache[s->npcache].name, name, len);
     s->pcache[s->npcache].name[len] = '\0';
+    s->pcache[s->npcache].shard = s->kshard;
     s->pcache[s->npcache++].pos = *pos;
     return 0;
 }
@@ -1069,6 +1109,7 @@ static int was_stored(struct lp_send *s, struct lp_batch *b, int *yes,
         }
     if (e == NULL || e->prod >= b->nprods)
         return 0;
+    lp_shard_keys(s, b->shard);     /* --shards: its shard's field */
     if (lp_pipeline_committed(s, b->pbuf.p + b->prods[e->prod].name,
                               b->prods[e->prod].namelen, &c, err) < 0)
         return -1;
@@ -1107,6 +1148,16 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
          * positions committed already: new ones, the run's own */
         for (int i = 0; i < s->count; i++) {
             struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+            if (b->answered && !b->aborted && s->sh)
+                for (size_t k = 0; k < b->n; k++)
+                    if (!b->ev[k].done)
+                        /* --shards: new positions would break the
+                         * shard's order; Redis refused it inside its
+                         * transaction, after the gate: for good */
+                        lp_spool_give_up(s, s->last_error[0] ?
+                                         s->last_error : "a command of a "
+                                         "stored batch failed",
+                                         LP_EX_CONFIG);
             if (b->answered && !b->aborted)
                 lp_spool_reserve(s, s->next_pos + b->n);
             if (b->answered && !b->aborted)
@@ -1173,7 +1224,16 @@ int lp_pipeline_resolve(struct lp_send *s, char *err)
 pruning:
     if (!s->pruned) {
         s->pruned = 1;
-        prune(s);
+        if (s->sh) {
+            /* --shards: the fields of each shard on this connection */
+            for (unsigned i = 0; i < s->nsh; i++)
+                if (s->lanes == NULL || s->sh[i].lane == s->cur_lane) {
+                    lp_shard_keys(s, (int)i);
+                    prune(s);
+                }
+        } else {
+            prune(s);
+        }
     }
     return 0;
 }
@@ -1198,7 +1258,23 @@ void lp_pipeline_collect(struct lp_send *s)
     lp_pipeline_flush_ids(s);
 }
 
+static int probe_one(struct lp_send *s, char *err);
+
 int lp_pipeline_probe(struct lp_send *s, char *err)
+{
+    if (s->sh == NULL)
+        return probe_one(s, err);
+    /* --shards: the keys of each shard on this connection */
+    for (unsigned i = 0; i < s->nsh; i++)
+        if (s->lanes == NULL || s->sh[i].lane == s->cur_lane) {
+            lp_shard_keys(s, (int)i);
+            if (probe_one(s, err) < 0)
+                return -1;
+        }
+    return 0;
+}
+
+static int probe_one(struct lp_send *s, char *err)
 {
     struct lp_buf cmd = { 0 };
     struct lp_reply *rep;

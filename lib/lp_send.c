@@ -27,6 +27,8 @@
 #include "lp_redis.h"
 #include "lp_send.h"
 #include "lp_send_int.h"
+#include "lp_shards.h"
+#include "lp_resp.h"
 #include "lp_sig.h"
 #include "lp_time.h"
 #include "lp_wal.h"
@@ -168,6 +170,9 @@ static void idle_tick(const struct lp_send *s)
 /* ---- requests (lp_send_serve) ------------------------------------------ */
 
 static void dispatch(struct lp_send *s);
+static int lanes_split(struct lp_send *s);
+static int64_t redis_timeout(const struct lp_send *s);
+static int plain_member(const char *k);
 static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
                         int kind);
 static size_t rate_key(struct lp_send *s, const char *txt, size_t n,
@@ -538,11 +543,11 @@ void lp_send_req_abort(struct lp_send_req *q)
  * in flight.) */
 static int req_fits(const struct lp_send *s, const struct lp_send_req *q)
 {
-    if (s->walmode || s->count < LP_INFLIGHT || !lp_batch_busy(&s->in))
+    if (s->walmode || s->count < LP_INFLIGHT || !lp_batch_busy(s->in))
         return 1;
-    return !(s->want_dispatch || s->in.fixed || q->prod ||
-             s->in.n + q->n > s->c.batch ||
-             s->in.blob.len + q->blob.len > s->c.batch_bytes);
+    return !(s->want_dispatch || s->in->fixed || q->prod ||
+             s->in->n + q->n > s->c.batch ||
+             s->in->blob.len + q->blob.len > s->c.batch_bytes);
 }
 
 /* q's commands into the batch being filled: whole in one batch. */
@@ -553,9 +558,9 @@ static void req_take(struct lp_send_req *q)
     /* the one being filled goes first when q does not fit in what is
      * left of it, or when q is of its own producer (a batch of its own:
      * its gate then says STORED for it alone) */
-    if (s->in.n && (q->prod || s->in.fixed ||
-                    s->in.n + q->n > s->c.batch ||
-                    s->in.blob.len + q->blob.len > s->c.batch_bytes))
+    if (s->in->n && (q->prod || s->in->fixed ||
+                    s->in->n + q->n > s->c.batch ||
+                    s->in->blob.len + q->blob.len > s->c.batch_bytes))
         dispatch(s);
     q->pending = q->n;
     s->cur_req = q;
@@ -564,9 +569,9 @@ static void req_take(struct lp_send_req *q)
         size_t off = q->at[k] & 0x7fffffffu,
                end = k + 1 < q->n ? (q->at[k + 1] & 0x7fffffffu)
                                   : q->blob.len,
-               start = s->in.blob.len;
+               start = s->in->blob.len;
         int dlq = (q->at[k] & 0x80000000u) != 0;
-        if (lp_buf_add(&s->in.blob, q->blob.p + off, end - off) < 0)
+        if (lp_buf_add(&s->in->blob, q->blob.p + off, end - off) < 0)
             lp_send_oom(s);
         if (!dlq)
             s->n.events++;
@@ -574,11 +579,11 @@ static void req_take(struct lp_send_req *q)
         if (q->prod) {
             /* every command at position 1 of the key's producer: the
              * request is one unit, stored once (from 0 to 1) */
-            struct lp_cmd *e = &s->in.ev[s->in.n - 1];
-            e->prod = lp_batch_prod(s, &s->in, q->prod, q->prodlen,
+            struct lp_cmd *e = &s->in->ev[s->in->n - 1];
+            e->prod = lp_batch_prod(s, s->in, q->prod, q->prodlen,
                                     q->cursor, q->curlen);
             e->pos = 1;
-            s->in.fixed = 1;
+            s->in->fixed = 1;
         }
     }
     s->mid_line = 0;
@@ -588,8 +593,8 @@ static void req_take(struct lp_send_req *q)
     /* q's commands are the batch's now; q is done()'s to end; its
      * buffer is the next request's (the larger kept, up to a batch) */
     req_recycle(q);
-    if (s->want_dispatch || s->in.n >= s->c.batch ||
-        s->in.blob.len >= s->c.batch_bytes) {
+    if (s->want_dispatch || s->in->n >= s->c.batch ||
+        s->in->blob.len >= s->c.batch_bytes) {
         s->want_dispatch = 0;
         dispatch(s);
     }
@@ -726,6 +731,9 @@ void lp_send_recover(struct lp_send *s, const char *why)
                                 &behind);
         while (s->count > 0 && s->ring[s->head].n == 0)
             lp_pipeline_release(s);
+        /* --shards in a cluster: shards of this lane that went to another
+         * master take their batches to a connection of their own */
+        lanes_split(s);
         if (s->count == 0) {
             s->fail_since = 0;
             s->n_ahead = 0;
@@ -791,6 +799,575 @@ void lp_send_recover(struct lp_send *s, const char *why)
     }
 }
 
+/* ---- sharded streams ---------------------------------------------------- */
+
+/*
+ * Sharded streams (--shards N, N > 1; issue 17 step 2).
+ *
+ * The events go to N stream keys, shard i named lp_shard_name(S, i, N)
+ * ("S:{T}"), each with its own keys named from it (S:{T}:producers,
+ * S:{T}:send-hold) and its own DLQ (DLQBASE:{T}: the shard's slot). The
+ * count is recorded at start in S:shards (lp_shards_record): another
+ * count there ends the run (78).
+ *
+ * Which shard: a function of the command alone, so that a run that reads
+ * the same input again sends each command to the same shard.
+ *   - by default, blocks of positions round-robin: the command at
+ *     position p goes to shard ((p - 1) / --batch) % N, so that a full
+ *     batch is one block;
+ *   - --shard-key JQ: FNV-1a of the program's output (a string's text,
+ *     anything else its JSON) mod N: one key, one shard, in order. A dead
+ *     letter goes by its position, as by default.
+ *
+ * Positions stay the run's producer's, one counter over all shards,
+ * given as each command is added (in input order), so that they do not
+ * depend on which shard's batch fills first. Each shard's field of the
+ * producer holds the position of the last command stored *on that
+ * shard*: the gate of a batch for shard i moves it from the last
+ * position of the batch before it on shard i (lp_shard.last when the
+ * batch is numbered: lp_batch.sfrom) to the batch's last. So on each
+ * shard the field only moves over stored batches, in order, and all that
+ * was said of one stream holds per shard: after a lost reply a batch is
+ * stored when its shard's field is at or past its last position
+ * (was_stored reads that shard's field); a resumed run (--producer P
+ * --position 1 on the same input) passes over, shard by shard, every
+ * command at or below that shard's field (lp_shard.skip).
+ *
+ * At start every shard's field is read: a --producer run goes on after
+ * the highest, each shard's gate from its own. Each shard has its own
+ * input batch (batches never mix shards: N x --batch events in memory at
+ * most), cut by --batch, --batch-bytes and --linger as one stream's is.
+ *
+ * Connections: standalone, one, whose ring carries the batches of every
+ * shard (each batch's gate names its shard's keys). In a Redis Cluster,
+ * one connection (a lane: lp_lane) a master, shared by the shards the
+ * slot map puts there (key_node), routed by one of their names
+ * (redis_new_key), each lane with its own ring: batches for shards on
+ * different masters are in flight at once, one connection re-routed per
+ * batch never. A MOVED or ASK closes only its lane's connection; the
+ * recovery then reads the map again (lanes_split): shards of the lane
+ * now on another master take their batches, in order, to a new lane
+ * there, and the engine's recovery by positions sends them again.
+ */
+
+void lp_shard_keys(struct lp_send *s, int i)
+{
+    struct lp_shard *h;
+
+    if (s->sh == NULL || i < 0 || i == s->kshard)
+        return;
+    h = &s->sh[i];
+    s->c.stream = h->name;
+    s->c.dlq = s->dlq0 ? h->dlq : NULL;
+    strcpy(s->pkey, h->pkey);
+    strcpy(s->shold, h->shold);
+    strcpy(s->dhold, h->dhold);
+    s->kshard = i;
+}
+
+void lp_lane_use(struct lp_send *s, int l)
+{
+    struct lp_lane *o, *n;
+
+    if (s->lanes == NULL || l == s->cur_lane)
+        return;
+    o = &s->lanes[s->cur_lane];
+    n = &s->lanes[l];
+    o->r = s->r;
+    o->head = s->head;
+    o->count = s->count;
+    o->pcache = s->pcache;
+    o->npcache = s->npcache;
+    o->capcache = s->capcache;
+    o->fail_since = s->fail_since;
+    o->backoff = s->backoff;
+    o->warned = s->warned;
+    o->lose_now = s->lose_now;
+    o->pruned = s->pruned;
+    s->r = n->r;
+    s->ring = n->ring;
+    s->head = n->head;
+    s->count = n->count;
+    s->pcache = n->pcache;
+    s->npcache = n->npcache;
+    s->capcache = n->capcache;
+    s->fail_since = n->fail_since;
+    s->backoff = n->backoff;
+    s->warned = n->warned;
+    s->lose_now = n->lose_now;
+    s->pruned = n->pruned;
+    s->cur_lane = l;
+}
+
+/* The input batch of shard i becomes the one being filled. */
+static void shard_in(struct lp_send *s, int i)
+{
+    if (i == s->cur_in)
+        return;
+    s->in = &s->sh[i].in;
+    s->prefix = s->sh[i].prefix;
+    s->cur_in = i;
+}
+
+/* The shard of the command added next, by its position (a block of
+ * --batch positions a shard, round-robin). */
+static unsigned shard_by_pos(const struct lp_send *s)
+{
+    return (unsigned)(((s->next_pos - 1) / s->c.batch) % s->nsh);
+}
+
+/* The shard of an event: by --shard-key, else by its position. */
+static unsigned shard_of(struct lp_send *s, const char *txt, size_t n,
+                         const struct lp_jevent *ev)
+{
+    char key[1024], err[LP_ERRLEN];
+    uint64_t h = 0xcbf29ce484222325ULL;
+    long len = 0;
+
+    if (s->skey_idx >= 0 && ev) {
+        /* .name: the scanner found it (a string's text, else its JSON
+         * as written); none, or null: the empty key */
+        const struct lp_jval *v = &ev->val[s->skey_idx];
+        if (v->type == LP_JSTRING) {
+            if ((len = lp_json_unescape(txt, v, key, sizeof key)) < 0) {
+                len = (long)(v->len - 2 < sizeof key ? v->len - 2
+                                                     : sizeof key);
+                memcpy(key, txt + v->off + 1, (size_t)len);
+            }
+        } else if (v->type != LP_JNONE && v->type != LP_JNULL) {
+            len = (long)(v->len < sizeof key ? v->len : sizeof key);
+            memcpy(key, txt + v->off, (size_t)len);
+        }
+    } else if (s->skey_jq == NULL) {
+        return shard_by_pos(s);
+    } else {
+        len = lp_jq_string(s->skey_jq, txt, n, key, sizeof key, err);
+    }
+    if (len < 0) {
+        /* as an event without a key; said (the first few), counted: a
+         * failed run (lp_jq_status at the end) */
+        if (lp_jq_name_it(s->skey_jq) && s->c.verbosity >= 0)
+            say(s, LP_NOTICE_ERROR, "--shard-key: %s (such events go to "
+                "the shard of events without a key)", err);
+        len = 0;
+    }
+    for (long i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 0x100000001b3ULL;
+    }
+    return (unsigned)(h % s->nsh);
+}
+
+int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,
+                    int *dlq)
+{
+    /* a WAL's records come in runs of one shard: the last one first */
+    int i = s->kshard >= 0 ? s->kshard : 0;
+
+    for (unsigned k = 0; k < s->nsh; k++, i = (i + 1) % (int)s->nsh) {
+        const struct lp_shard *h = &s->sh[i];
+        if (strlen(h->name) == len && memcmp(h->name, key, len) == 0) {
+            *dlq = 0;
+            return i;
+        }
+        if (s->dlq0 && strlen(h->dlq) == len &&
+            memcmp(h->dlq, key, len) == 0) {
+            *dlq = 1;
+            return i;
+        }
+    }
+    return -1;
+}
+
+int lp_shards_refresh(struct lp_send *s, char *err)
+{
+    for (unsigned i = 0; i < s->nsh; i++) {
+        uint64_t c;
+        lp_lane_use(s, s->sh[i].lane);
+        lp_shard_keys(s, (int)i);
+        if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
+                                  err) < 0)
+            return -1;
+        s->sh[i].last = c;
+    }
+    return 0;
+}
+
+/* Hands every shard's input batch that holds something to Redis. */
+static void dispatch_all(struct lp_send *s)
+{
+    if (s->sh == NULL) {
+        dispatch(s);
+        return;
+    }
+    for (unsigned i = 0; i < s->nsh; i++)
+        if (lp_batch_busy(&s->sh[i].in)) {
+            shard_in(s, (int)i);
+            dispatch(s);
+        }
+}
+
+static int add_xadd_prefix(struct lp_buf *b, const char *stream)
+{
+    const char *xadd[4] = { "XADD", stream, "*", "data" };
+
+    if (lp_resp_head(b, 5) < 0)
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (lp_resp_bulk(b, xadd[i], strlen(xadd[i])) < 0)
+            return -1;
+    return 0;
+}
+
+/* --shards in a cluster: a new lane for shard i, on master node (""
+ * when not known), its connection routed by the shard's name. Its index,
+ * or -1 with err. */
+static int lane_new(struct lp_send *s, int i, const char *node, char *err)
+{
+    int l = s->nlanes;
+    struct lp_lane *ln = &s->lanes[l];
+
+    for (int k = 0; k < LP_INFLIGHT; k++) {
+        if ((ln->ring[k].ev = calloc(s->c.batch,
+                                     sizeof *ln->ring[k].ev)) == NULL) {
+            snprintf(err, LP_ERRLEN, "out of memory");
+            return -1;
+        }
+        ln->ring[k].cap = s->c.batch;
+    }
+    snprintf(ln->key, sizeof ln->key, "%s", s->sh[i].name);
+    snprintf(ln->node, sizeof ln->node, "%s", node);
+    /* the connection routes by ln->key as it is at each connect */
+    if ((ln->r = s->c.redis_new_key(s->c.ctx, ln->key, err)) == NULL)
+        return -1;
+    lp_redis_set_timeout(ln->r, redis_timeout(s));
+    ln->head = ln->count = 0;
+    s->nlanes++;
+    return l;
+}
+
+/*
+ * --shards in a cluster, a failure on the current lane (a MOVED or ASK
+ * closes its connection): the shards of a lane are on one master as far
+ * as the slot map said; after a resharding some may not be. The map is
+ * read again; the shards of the lane on another master than its first
+ * shard's go to a new lane, one a master, with their batches, in order
+ * (a shard's batches are all in its lane's ring), which is connected and
+ * sent at once (resolved by their positions, as after any reconnect).
+ * Returns 1 when it moved any.
+ */
+static int lanes_split(struct lp_send *s)
+{
+    char err[LP_ERRLEN], (*node)[sizeof s->lanes[0].node];
+    int L = s->cur_lane, first = -1, moved = 0, fresh = 1;
+
+    if (s->lanes == NULL || s->c.key_node == NULL)
+        return 0;
+    for (unsigned i = 0; i < s->nsh; i++)
+        if (s->sh[i].lane == L && first < 0)
+            first = (int)i;
+        else if (s->sh[i].lane == L)
+            moved = 1;          /* at least two: worth asking */
+    if (!moved)
+        return 0;
+    moved = 0;
+    if ((node = calloc(s->nsh, sizeof *node)) == NULL)
+        lp_send_oom(s);
+    for (unsigned i = 0; i < s->nsh; i++)
+        if (s->sh[i].lane == L) {
+            if (s->c.key_node(s->c.ctx, s->sh[i].name, fresh, node[i],
+                              sizeof node[i]) < 0)
+                node[i][0] = '\0';     /* not known: it stays */
+            fresh = 0;
+        }
+    /* the lane stays on its master, routed by a shard still there; when
+     * none is, it follows its first shard */
+    {
+        int stay = -1;
+        for (unsigned i = 0; i < s->nsh && stay < 0; i++)
+            if (s->sh[i].lane == L &&
+                strcmp(node[i], s->lanes[L].node) == 0)
+                stay = (int)i;
+        if (stay < 0 && node[first][0])
+            stay = first;
+        if (stay >= 0) {
+            snprintf(s->lanes[L].node, sizeof s->lanes[L].node, "%s",
+                     node[stay]);
+            snprintf(s->lanes[L].key, sizeof s->lanes[L].key, "%s",
+                     s->sh[stay].name);
+        }
+    }
+    for (unsigned i = 0; i < s->nsh; i++) {
+        int l = -1;
+        if (s->sh[i].lane != L || node[i][0] == '\0' ||
+            strcmp(node[i], s->lanes[L].node) == 0)
+            continue;
+        /* a lane made here for that master (room in its ring: the
+         * batches of this lane's, LP_INFLIGHT at most), else a new one */
+        for (unsigned j = 0; j < i && l < 0; j++)
+            if (node[j][0] && s->sh[j].lane != L &&
+                strcmp(node[j], node[i]) == 0)
+                l = s->sh[j].lane;
+        if (l < 0 && (l = lane_new(s, (int)i, node[i], err)) < 0) {
+            free(node);
+            say(s, LP_NOTICE_ERROR, "%s", err);
+            lp_send_end_run(s, LP_EX_CONFIG);
+        }
+        s->sh[i].lane = l;
+        moved = 1;
+        if (s->c.verbosity >= 1)
+            say(s, LP_NOTICE_INFO, "shard %s is on %s now: a connection "
+                "of its own", s->sh[i].name, node[i]);
+    }
+    free(node);
+    if (!moved)
+        return 0;
+    {
+        /* the ring: the lane's own batches stay, in order; the others go
+         * to their shards' lanes, in order; the slots' storage follows */
+        struct lp_batch keep[LP_INFLIGHT], pool[2 * LP_INFLIGHT];
+        int nk = 0, np = 0;
+        for (int k = 0; k < LP_INFLIGHT; k++) {
+            int in = (k - s->head + LP_INFLIGHT) % LP_INFLIGHT < s->count;
+            if (!in)
+                pool[np++] = s->ring[k];
+        }
+        for (int k = 0; k < s->count; k++) {
+            struct lp_batch *b = &s->ring[(s->head + k) % LP_INFLIGHT];
+            struct lp_lane *to;
+            if (b->shard < 0 || s->sh[b->shard].lane == L) {
+                keep[nk++] = *b;
+                continue;
+            }
+            to = &s->lanes[s->sh[b->shard].lane];
+            pool[np++] = to->ring[(to->head + to->count) % LP_INFLIGHT];
+            to->ring[(to->head + to->count) % LP_INFLIGHT] = *b;
+            to->count++;
+        }
+        for (int k = 0; k < LP_INFLIGHT; k++)
+            s->ring[k] = k < nk ? keep[k] : pool[k - nk];
+        s->head = 0;
+        s->count = nk;
+    }
+    /* the new lanes' batches go now, on their own connections */
+    for (int l = 0; l < s->nlanes; l++) {
+        if (l == L || s->lanes[l].count == 0 ||
+            lp_redis_connected(s->lanes[l].r))
+            continue;
+        lp_lane_use(s, l);
+        if (lp_pipeline_connect(s, err) < 0 && s->c.verbosity >= 1)
+            say(s, LP_NOTICE_INFO, "%s (tried again with its next batch)",
+                err);
+        lp_lane_use(s, L);
+    }
+    return 1;
+}
+
+/* --shards: the shards' names, batches and connections (not connected
+ * yet). 0, or the exit status with err. */
+static int shards_init(struct lp_send *s, char *err)
+{
+    unsigned n = (unsigned)s->c.shards;
+    const char *no = s->c.wal && s->c.cluster ? "--wal in a Redis Cluster" :
+                     s->c.follow.n ? "--follow" :
+                     s->c.journal ? "--journal" :
+                     s->c.max_backlog ? "--max-backlog" : NULL;
+
+    if (no) {
+        snprintf(err, LP_ERRLEN, "%s: not yet with --shards", no);
+        return LP_EX_CONFIG;
+    }
+    if (lp_shards_check(s->c.stream, n, err) < 0)
+        return LP_EX_CONFIG;
+    if (s->c.dlq && strpbrk(s->c.dlq, "{}")) {
+        snprintf(err, LP_ERRLEN, "--dlq %s: with --shards, a name without "
+                 "braces (each shard's DLQ is named DLQ:{TAG}, in its "
+                 "shard's slot)", s->c.dlq);
+        return LP_EX_CONFIG;
+    }
+    s->skey_idx = -1;
+    if (s->c.shard_key && plain_member(s->c.shard_key)) {
+        if ((s->skey_idx = lp_jkeys_add(&s->rules.keys,
+                                        s->c.shard_key + 1)) < 0) {
+            snprintf(err, LP_ERRLEN, "--shard-key: too many members "
+                     "asked for");
+            return LP_EX_USAGE;
+        }
+    } else if (s->c.shard_key &&
+               lp_jq_new(s->c.shard_key, &s->skey_jq, err) < 0) {
+        char e2[LP_ERRLEN];
+        snprintf(e2, sizeof e2, "--shard-key: %s", err);
+        snprintf(err, LP_ERRLEN, "%s", e2);
+        return LP_EX_CONFIG;
+    }
+    s->stream0 = s->c.stream;
+    s->dlq0 = s->c.dlq;
+    if ((s->sh = calloc(n, sizeof *s->sh)) == NULL)
+        goto oom;
+    s->nsh = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct lp_shard *h = &s->sh[i];
+        if (lp_shard_name(s->stream0, i, n, h->name, sizeof h->name,
+                          err) < 0 ||
+            (s->dlq0 && lp_shard_name(s->dlq0, i, n, h->dlq, sizeof h->dlq,
+                                      err) < 0) ||
+            lp_key_aux(s->c.cluster, h->name, LP_PRODUCERS_SUFFIX, h->pkey,
+                       sizeof h->pkey, err) < 0 ||
+            lp_key_aux(s->c.cluster, h->name, ":send-hold", h->shold,
+                       sizeof h->shold, err) < 0 ||
+            lp_key_aux(s->c.cluster, s->dlq0 ? h->dlq : "", ":send-hold",
+                       h->dhold, sizeof h->dhold, err) < 0)
+            return LP_EX_CONFIG;
+        if (add_xadd_prefix(&h->prefix, h->name) < 0 ||
+            (h->in.ev = calloc(s->c.batch, sizeof *h->in.ev)) == NULL)
+            goto oom;
+        h->in.cap = s->c.batch;
+        h->in.shard = (int)i;
+    }
+    s->kshard = -1;
+    s->cur_in = -1;
+    lp_buf_free(&s->prefix);    /* each shard has its own */
+    shard_in(s, 0);
+    lp_shard_keys(s, 0);
+    if (s->c.cluster) {
+        /* a connection a shard, routed to its slot's master */
+        if (s->c.redis_new_key == NULL) {
+            snprintf(err, LP_ERRLEN, "--shards in a Redis Cluster: not "
+                     "here");
+            return LP_EX_CONFIG;
+        }
+        /* room for a lane a shard: lanes_split may make them (their
+         * rings as they are made) */
+        if ((s->lanes = calloc(n, sizeof *s->lanes)) == NULL ||
+            (s->pfd = calloc(n + 3, sizeof *s->pfd)) == NULL)
+            goto oom;
+        s->nlanes = 0;
+        for (unsigned i = 0; i < n; i++) {
+            /* the shards on one master share its lane */
+            char node[sizeof s->lanes[0].node] = "";
+            int l = -1;
+            if (s->c.key_node &&
+                s->c.key_node(s->c.ctx, s->sh[i].name, 0, node,
+                              sizeof node) == 0)
+                for (int k = 0; k < s->nlanes && l < 0; k++)
+                    if (strcmp(s->lanes[k].node, node) == 0)
+                        l = k;
+            if (l < 0 && (l = lane_new(s, (int)i, node, err)) < 0)
+                return LP_EX_CONFIG;
+            s->sh[i].lane = l;
+        }
+        /* lane 0 is the engine's now; the stream's own connection is
+         * not used */
+        lp_redis_free(s->r);
+        s->r = s->lanes[0].r;
+        s->ring = s->lanes[0].ring;
+        s->cur_lane = 0;
+    }
+    return 0;
+oom:
+    snprintf(err, LP_ERRLEN, "out of memory");
+    return LP_EX_SOFTWARE;
+}
+
+/* Connects the current lane, retrying for --timeout; a refusal ends the
+ * run (78), a Redis away for --timeout too (75). */
+static void shards_connect(struct lp_send *s)
+{
+    char err[LP_ERRLEN], d[32];
+    int64_t since = lp_mono_ms();
+
+    lp_backoff_reset(&s->backoff);
+    while (lp_pipeline_connect(s, err) < 0) {
+        if (s->last_permanent) {
+            say(s, LP_NOTICE_ERROR, "%s", err);
+            lp_send_end_run(s, LP_EX_CONFIG);
+        }
+        if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
+            lp_format_duration(s->c.timeout, d, sizeof d);
+            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
+    }
+    lp_backoff_reset(&s->backoff);
+}
+
+/*
+ * --shards at the start of a run: records the count (another recorded
+ * ends the run, 78), connects, and reads the field of the run's producer
+ * on every shard: a shard's batches go on from its own, the positions
+ * from the highest (with --position, from there, and each shard passes
+ * over what it holds).
+ */
+static void shards_start(struct lp_send *s)
+{
+    char err[LP_ERRLEN], d[32];
+    struct lp_redis *r;
+    int64_t since = lp_mono_ms();
+    struct lp_backoff bo = { 0 };
+    uint64_t max = 0;
+    int rc;
+
+    if ((r = s->c.redis_new(s->c.ctx, err)) == NULL) {
+        say(s, LP_NOTICE_ERROR, "%s", err);
+        lp_send_end_run(s, LP_EX_CONFIG);
+    }
+    lp_redis_set_timeout(r, redis_timeout(s));
+    for (;;) {
+        rc = lp_redis_connect(r, err);
+        if (rc == 0)
+            rc = lp_shards_record(r, s->c.cluster, s->stream0, s->nsh, err);
+        if (rc == 0)
+            break;
+        if (rc == LP_REDIS_EAUTH || rc == LP_SHARDS_EBAD) {
+            lp_redis_free(r);
+            say(s, LP_NOTICE_ERROR, "%s", err);
+            lp_send_end_run(s, LP_EX_CONFIG);
+        }
+        if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
+            lp_redis_free(r);
+            lp_format_duration(s->c.timeout, d, sizeof d);
+            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        lp_redis_disconnect(r);
+        poll(NULL, 0, (int)lp_backoff_next(&bo));
+    }
+    lp_redis_free(r);
+    /* what is committed is read here: each connection's resolve finds
+     * the positions known */
+    s->pos_known = 1;
+    for (unsigned i = 0; i < s->nsh; i++) {
+        uint64_t c;
+        lp_lane_use(s, s->sh[i].lane);
+        shards_connect(s);
+        lp_shard_keys(s, (int)i);
+        while (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
+                                     err) < 0) {
+            if (s->last_permanent) {
+                say(s, LP_NOTICE_ERROR, "%s", err);
+                lp_send_end_run(s, LP_EX_CONFIG);
+            }
+            shards_connect(s);
+        }
+        s->sh[i].last = c;
+        if (s->c.position)
+            s->sh[i].skip = c;
+        if (c > max)
+            max = c;
+    }
+    /* ours in the WAL (--wal --producer): numbering stays above them */
+    if (s->pos_floor > max)
+        max = s->pos_floor;
+    s->next_pos = s->c.position ? s->c.position : max + 1;
+    if (s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--shards %u: %d %s (the shards of a "
+            "master share one); producer %s goes on from position %" PRIu64,
+            s->nsh, s->lanes ? s->nlanes : 1,
+            lp_plural((uint64_t)(s->lanes ? s->nlanes : 1), "connection",
+                      "connections"), s->producer, s->next_pos);
+}
+
 /* ---- the input batch ---------------------------------------------------- */
 
 /* Hands the input batch to Redis (or to the WAL in WAL mode). */
@@ -799,8 +1376,10 @@ static void dispatch(struct lp_send *s)
     char err[LP_ERRLEN] = "";
     struct lp_batch *b;
 
-    if (!lp_batch_busy(&s->in))
+    if (!lp_batch_busy(s->in))
         return;
+    if (s->sh)
+        lp_lane_use(s, s->sh[s->cur_in].lane);  /* its shard's connection */
     if (s->mid_line) {
         /* --follow: a line's commands go in one batch, the position of
          * the line's end with them */
@@ -808,10 +1387,10 @@ static void dispatch(struct lp_send *s)
         return;
     }
     if (s->walmode) {
-        lp_spool_batch(s, &s->in);
+        lp_spool_batch(s, s->in);
         lp_spool_sync(s);
-        lp_req_in_wal(s, &s->in);
-        lp_batch_reset(&s->in);
+        lp_req_in_wal(s, s->in);
+        lp_batch_reset(s->in);
         lp_spool_replay(s);
         return;
     }
@@ -826,7 +1405,12 @@ static void dispatch(struct lp_send *s)
         s->want_dispatch = 1;
         return;
     }
-    while (s->count >= LP_INFLIGHT) {
+    for (;;) {
+        /* (a recovery may have moved the shard to another connection) */
+        if (s->sh)
+            lp_lane_use(s, s->sh[s->cur_in].lane);
+        if (s->count < LP_INFLIGHT)
+            break;
         if (lp_pipeline_pump(s, 1, err) < 0) {
             lp_send_recover(s, err);
             if (s->walmode) {
@@ -841,10 +1425,12 @@ static void dispatch(struct lp_send *s)
     /* the input batch becomes the free slot, the slot the input batch */
     b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
     struct lp_batch tmp = *b;
-    *b = s->in;
-    s->in = tmp;
-    lp_batch_reset(&s->in);
+    *b = *s->in;
+    *s->in = tmp;
+    lp_batch_reset(s->in);
     b->source = LP_BATCH_INPUT;
+    b->shard = s->sh ? s->cur_in : -1;
+    s->in->shard = b->shard;    /* the slot's storage is the shard's now */
     lp_pipeline_number(s, b);
     s->count++;
     if (conn < 0 || lp_pipeline_send(s, b, err) < 0)
@@ -857,7 +1443,7 @@ static void dispatch(struct lp_send *s)
 static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
                         int kind)
 {
-    struct lp_batch *b = &s->in;
+    struct lp_batch *b = s->in;
 
     if (b->n == 0)
         b->opened_ms = lp_mono_ms();
@@ -877,6 +1463,13 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
     /* --follow: the file's producer, the offset after the line, and the
      * file's next position */
     b->ev[b->n].prod = LP_NOPROD;
+    if (s->sh) {
+        /* numbered as added, in input order, whichever shard's batch
+         * goes first (lp_pipeline_number then passes over and gates) */
+        b->ev[b->n].prod = lp_batch_prod(s, b, s->producer,
+                                         strlen(s->producer), NULL, 0);
+        b->ev[b->n].pos = s->next_pos++;
+    }
     if (s->fl) {
         /* (the line's end sets the cursor: file_line) */
         b->ev[b->n].prod = lp_batch_prod(s, b, s->fprod, s->fprodlen, NULL,
@@ -913,6 +1506,13 @@ static void add_dlq(struct lp_send *s, const char *line, size_t len,
         .deliveries = 0,
         .failed_at = s->now,
     };
+
+    if (s->sh) {
+        /* by its position; the shard it was meant for is its source */
+        shard_in(s, (int)shard_by_pos(s));
+        rec.source_stream.p = s->sh[s->cur_in].name;
+        rec.source_stream.len = strlen(s->sh[s->cur_in].name);
+    }
 
     add_command(s, lp_pipeline_xadd_dlq(s, &rec), line_start, LP_CMD_DLQ);
 }
@@ -1220,10 +1820,10 @@ static void rate_pause(struct lp_send *s, int64_t ms)
         struct pollfd p = { -1, POLLIN, 0 };
         if (left <= 0 || lp_send_stopping(s))
             break;
-        if (lp_batch_busy(&s->in) && !s->mid_line) {
+        if (lp_batch_busy(s->in) && !s->mid_line) {
             /* (--follow: a line's events wait for its end in the batch:
              * no linger inside a line) */
-            int64_t linger = s->in.opened_ms + s->c.linger - now;
+            int64_t linger = s->in->opened_ms + s->c.linger - now;
             if (linger <= 0) {
                 dispatch(s);
                 continue;
@@ -1294,8 +1894,11 @@ static int rate_admit(struct lp_send *s, const char *txt, size_t n,
 static void add_event(struct lp_send *s, const char *txt, size_t n,
                       const struct lp_jevent *ev, uint64_t line_start)
 {
-    size_t start = lp_pipeline_xadd_event(s, txt, n, ev);
+    size_t start;
 
+    if (s->sh)
+        shard_in(s, (int)shard_of(s, txt, n, ev));
+    start = lp_pipeline_xadd_event(s, txt, n, ev);
     s->n.events++;
     add_command(s, start, line_start, LP_CMD_EVENT);
 }
@@ -1403,9 +2006,71 @@ static int ring_full(const struct lp_send *s)
            s->count >= LP_INFLIGHT;
 }
 
+/* --shards: every shard's input batch whose --linger is over goes;
+ * returns the ms until the next one's is (-1: none waits). */
+static int64_t shards_linger(struct lp_send *s)
+{
+    int64_t next = -1, now = lp_mono_ms();
+
+    for (unsigned i = 0; i < s->nsh; i++) {
+        struct lp_batch *b = &s->sh[i].in;
+        int64_t left;
+        if (!lp_batch_busy(b))
+            continue;
+        left = b->opened_ms + s->c.linger - now;
+        if (left <= 0) {
+            shard_in(s, (int)i);
+            dispatch(s);
+            now = lp_mono_ms();
+            continue;
+        }
+        if (next < 0 || left < next)
+            next = left;
+    }
+    return next;
+}
+
+/* --shards in a cluster: the replies that came on every lane with
+ * batches in flight, as poll found them (p[from..], lane by lane in
+ * order of the lanes that had some). */
+static void lanes_poll_add(struct lp_send *s, struct pollfd *p, int *np,
+                           int *lane_of)
+{
+    int keep = s->cur_lane;
+
+    for (int l = 0; l < s->nlanes; l++) {
+        lp_lane_use(s, l);
+        lane_of[l] = -1;
+        if (s->count > 0 && lp_redis_connected(s->r)) {
+            lane_of[l] = *np;
+            p[*np].fd = lp_redis_fd(s->r);
+            p[*np].events = POLLIN;
+            p[*np].revents = 0;
+            (*np)++;
+        }
+    }
+    lp_lane_use(s, keep);
+}
+
+static void lanes_poll_take(struct lp_send *s, const struct pollfd *p,
+                            const int *lane_of, int n)
+{
+    char err[LP_ERRLEN];
+
+    /* the n lanes polled: a recovery here may make more (lanes_split) */
+    for (int l = 0; l < n; l++) {
+        if (lane_of[l] < 0 || !p[lane_of[l]].revents)
+            continue;
+        lp_lane_use(s, l);
+        if (lp_redis_read(s->r, err) < 0 || lp_pipeline_pump(s, 0, err) < 0)
+            lp_send_recover(s, err);
+    }
+}
+
 static int wait_io(struct lp_send *s, int fd, short events, int cap)
 {
-    struct pollfd p[3];
+    struct pollfd p3[3], *p = s->pfd ? s->pfd : p3;
+    int lane_of[LP_SHARDS_MAX], nlanes = s->nlanes;
     int np = 0, timeout = cap, rc, rfd = -1, afd = -1, aside;
     char err[LP_ERRLEN];
     int64_t now = lp_mono_ms(), left;
@@ -1416,9 +2081,11 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         p[np].revents = 0;
         np++;
     }
+    if (s->lanes)
+        lanes_poll_add(s, p, &np, lane_of);
     /* serving: also with nothing in flight, so that Redis closing the
      * connection is seen at once (the door's health says it) */
-    if ((s->count > 0 || s->serving) && lp_redis_connected(s->r)) {
+    else if ((s->count > 0 || s->serving) && lp_redis_connected(s->r)) {
         rfd = np;
         p[np].fd = lp_redis_fd(s->r);
         p[np].events = POLLIN;
@@ -1446,8 +2113,12 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
                 timeout = (int)left;
         }
     }
-    if (lp_batch_busy(&s->in) && !ring_full(s)) {
-        left = s->in.opened_ms + s->c.linger - now;
+    if (s->sh) {
+        if ((left = shards_linger(s)) >= 0 &&
+            (timeout < 0 || left < timeout))
+            timeout = (int)left;
+    } else if (lp_batch_busy(s->in) && !ring_full(s)) {
+        left = s->in->opened_ms + s->c.linger - now;
         if (left <= 0) {
             dispatch(s);
             return 0;
@@ -1475,12 +2146,16 @@ static int wait_io(struct lp_send *s, int fd, short events, int cap)
         if (lp_redis_read(s->r, err) < 0 || lp_pipeline_pump(s, 0, err) < 0)
             lp_send_recover(s, err);
     }
+    if (s->lanes)
+        lanes_poll_take(s, p, lane_of, nlanes);
     if (afd >= 0 && p[afd].revents)
         lp_aside_ready(s->aside);
     if (s->aside)
         lp_aside_tick(s->aside);
-    if (lp_batch_busy(&s->in) && !ring_full(s) &&
-        lp_mono_ms() >= s->in.opened_ms + s->c.linger)
+    if (s->sh)
+        shards_linger(s);
+    else if (lp_batch_busy(s->in) && !ring_full(s) &&
+             lp_mono_ms() >= s->in->opened_ms + s->c.linger)
         dispatch(s);
     if (s->park)
         unpark(s, 0);
@@ -1635,9 +2310,9 @@ static void one_entry(struct lp_send *s, const struct lp_jentry *e)
      * that made commands set it with them, in the batch they went to) */
     if (s->ncmds != made)
         return;
-    if (!lp_batch_busy(&s->in))
-        s->in.opened_ms = lp_mono_ms();
-    lp_batch_prod(s, &s->in, s->producer, strlen(s->producer), s->jcur.p,
+    if (!lp_batch_busy(s->in))
+        s->in->opened_ms = lp_mono_ms();
+    lp_batch_prod(s, s->in, s->producer, strlen(s->producer), s->jcur.p,
                   s->jcur.len);
 }
 
@@ -1909,7 +2584,7 @@ static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
 /* The index of the file's producer in the input batch, or -1. */
 static int batch_has(const struct lp_send *s)
 {
-    const struct lp_batch *b = &s->in;
+    const struct lp_batch *b = s->in;
 
     for (int i = 0; i < b->nprods; i++)
         if (b->prods[i].namelen == s->fprodlen &&
@@ -1928,7 +2603,7 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
     struct lp_line ln;
 
     file_producer(s, fl);
-    if (s->in.nprods >= LP_BATCH_PRODS && batch_has(s) < 0)
+    if (s->in->nprods >= LP_BATCH_PRODS && batch_has(s) < 0)
         dispatch(s);            /* its table of producers is full */
     s->name = fl->path;
     memset(&ln, 0, sizeof ln);
@@ -1953,11 +2628,11 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
         /* the batch commits the offset after the line, whatever it made:
          * a rejected or empty line is not read again */
         uint16_t i;
-        if (!lp_batch_busy(&s->in))
-            s->in.opened_ms = lp_mono_ms();
-        i = lp_batch_prod(s, &s->in, s->fprod, s->fprodlen, s->fcur,
+        if (!lp_batch_busy(s->in))
+            s->in->opened_ms = lp_mono_ms();
+        i = lp_batch_prod(s, s->in, s->fprod, s->fprodlen, s->fcur,
                           s->fcurlen);
-        s->in.prods[i].base = *s->fseq;
+        s->in->prods[i].base = *s->fseq;
     }
     if (s->want_dispatch) {
         s->want_dispatch = 0;
@@ -1975,7 +2650,7 @@ static void forget_files(struct lp_send *s)
     size_t lens[66], n = 2, off = 0;
     char names[64][LP_PRODUCER_MAX + 1];
 
-    if (s->forget.len == 0 || s->count > 0 || lp_batch_busy(&s->in) ||
+    if (s->forget.len == 0 || s->count > 0 || lp_batch_busy(s->in) ||
         s->walmode || !lp_redis_connected(s->r))
         return;
     argv[0] = "HDEL";
@@ -2054,8 +2729,20 @@ static void forget_own(struct lp_send *s)
     struct lp_reply *rep;
 
     if (s->c.producer || s->js || s->fl || s->wal || s->count > 0 ||
-        s->in.n > 0 || !s->pos_known || !lp_redis_connected(s->r))
+        s->in->n > 0 || !s->pos_known || !lp_redis_connected(s->r))
         return;
+    if (s->sh) {
+        /* every shard's field: all its batches were answered */
+        for (unsigned i = 0; i < s->nsh; i++) {
+            lp_lane_use(s, s->sh[i].lane);
+            lp_shard_keys(s, (int)i);
+            if (s->count > 0 || !lp_redis_connected(s->r))
+                continue;
+            rep = lp_redis_cmd(s->r, err, "HDEL", s->pkey, s->producer, NULL);
+            lp_reply_free(rep);
+        }
+        return;
+    }
     rep = lp_redis_cmd(s->r, err, "HDEL", s->pkey, s->producer, NULL);
     lp_reply_free(rep);
 }
@@ -2066,7 +2753,7 @@ static int serve_in_hand(const struct lp_send *s)
     if (s->park)
         return 1;
     for (int i = -1; i < s->count; i++) {
-        const struct lp_batch *b = i < 0 ? &s->in
+        const struct lp_batch *b = i < 0 ? s->in
                                          : &s->ring[(s->head + i) %
                                                     LP_INFLIGHT];
         for (size_t k = 0; k < b->n; k++)
@@ -2081,12 +2768,12 @@ static int serve_in_hand(const struct lp_send *s)
 static void fail_in_hand(struct lp_send *s, const char *why)
 {
     for (int i = -1; i < s->count; i++) {
-        struct lp_batch *b = i < 0 ? &s->in
+        struct lp_batch *b = i < 0 ? s->in
                                    : &s->ring[(s->head + i) % LP_INFLIGHT];
         for (size_t k = 0; k < b->n; k++)
             if (b->ev[k].req)
                 req_failed(&b->ev[k], why,
-                           b != &s->in && b->tried && !b->answered);
+                           b != s->in && b->tried && !b->answered);
     }
 }
 
@@ -2106,15 +2793,18 @@ static void finish(struct lp_send *s)
          * sent or waited for */
         unpark_failed(s, "stopping");
         fail_in_hand(s, "stopping");
-        lp_batch_reset(&s->in);
+        lp_batch_reset(s->in);
         while (s->count > 0)
             lp_pipeline_release(s);
         lp_redis_disconnect(s->r);      /* their replies are not read */
     }
-    dispatch(s);
-    while (!s->walmode && s->count > 0) {
-        if (lp_pipeline_pump(s, 1, err) < 0)
-            lp_send_recover(s, err);
+    dispatch_all(s);
+    for (int l = 0; l < (s->lanes ? s->nlanes : 1); l++) {
+        lp_lane_use(s, l);
+        while (!s->walmode && s->count > 0) {
+            if (lp_pipeline_pump(s, 1, err) < 0)
+                lp_send_recover(s, err);
+        }
     }
     lp_format_duration(s->c.timeout, d, sizeof d);
     while (s->walmode) {
@@ -2190,6 +2880,8 @@ struct lp_send *lp_send_new(const struct lp_send_conf *c,
     s->plock_fd = -1;
     s->floor_fd = -1;
     s->rkey_idx = -1;
+    s->in = &s->in0;
+    s->ring = s->ring0;
     if (metrics_init(s) < 0)
         goto oom;
     return s;
@@ -2431,6 +3123,11 @@ int lp_send_open(struct lp_send *s, char *err)
         lp_redis_set_timeout(s->rr, 500);
     }
     lp_redis_set_timeout(s->r, redis_timeout(s));
+    if (s->c.shards > 1) {
+        int rc = shards_init(s, err);
+        if (rc)
+            return rc;
+    }
     if (s->c.producer || s->c.journal || s->c.follow.n) {
         int rc = lock_producer(s, err);
         if (rc)
@@ -2498,7 +3195,7 @@ static void read_inputs(struct lp_send *s)
         drain_input(s, fd);
         /* the last events of this file must not be counted against the
          * next one's offsets: send them now */
-        dispatch(s);
+        dispatch_all(s);
         if (fd != STDIN_FILENO)
             close(fd);
     }
@@ -2509,6 +3206,8 @@ int lp_send_run(struct lp_send *s)
     if (setjmp(s->out))
         return -1;              /* end_run: said, status in exit_code */
     s->now = lp_now_ms();
+    if (s->sh)
+        shards_start(s);
     if (!s->c.flush_wal)
         read_inputs(s);
     finish(s);
@@ -2607,7 +3306,7 @@ void lp_send_state(const struct lp_send *s, struct lp_send_state *st)
     st->wal_bytes = s->wal ? lp_wal_bytes(s->wal) : 0;
     st->down_ms = !s->wal && s->down_until > now ? s->down_until - now : 0;
     st->inflight = s->count;
-    st->waiting = s->in.n;
+    st->waiting = s->in->n;
 }
 
 int lp_send_status(const struct lp_send *s)
@@ -2656,6 +3355,11 @@ int lp_send_rate_key_outcome(struct lp_send *s, char *msg)
     return lp_jq_status(s->rkey_jq, s->c.verbosity, msg);
 }
 
+int lp_send_shard_key_outcome(struct lp_send *s, char *msg)
+{
+    return lp_jq_status(s->skey_jq, s->c.verbosity, msg);
+}
+
 void lp_send_free(struct lp_send *s)
 {
     if (s == NULL)
@@ -2672,6 +3376,46 @@ void lp_send_free(struct lp_send *s)
     lp_wal_close(s->wal);
     lp_jsource_free(s->js);
     lp_follow_free(s->fl);
+    if (s->lanes) {
+        /* the engine's is one lane's: back in its place, then all go */
+        s->lanes[s->cur_lane].r = s->r;
+        s->lanes[s->cur_lane].pcache = s->pcache;
+        for (unsigned l = 0; l < s->nsh; l++) {   /* each allocated */
+            struct lp_lane *ln = &s->lanes[l];
+            lp_redis_free(ln->r);
+            free(ln->pcache);
+            for (int i = 0; i < LP_INFLIGHT; i++) {
+                free(ln->ring[i].ev);
+                lp_buf_free(&ln->ring[i].blob);
+                lp_buf_free(&ln->ring[i].head);
+                lp_buf_free(&ln->ring[i].tail);
+                lp_buf_free(&ln->ring[i].pbuf);
+                lp_reply_free(ln->ring[i].held);
+            }
+        }
+        free(s->lanes);
+        s->r = NULL;
+        s->pcache = NULL;
+    }
+    s->ring = s->ring0;
+    if (s->sh) {
+        for (unsigned i = 0; i < s->nsh; i++) {
+            struct lp_batch *b = &s->sh[i].in;
+            free(b->ev);
+            lp_buf_free(&b->blob);
+            lp_buf_free(&b->head);
+            lp_buf_free(&b->tail);
+            lp_buf_free(&b->pbuf);
+            lp_reply_free(b->held);
+            lp_buf_free(&s->sh[i].prefix);
+        }
+        free(s->sh);
+        s->in = &s->in0;
+        memset(&s->prefix, 0, sizeof s->prefix);
+    }
+    free(s->pfd);
+    lp_buf_free(&s->hrec);
+    lp_jq_free(s->skey_jq);
     lp_buf_free(&s->forget);
     lp_buf_free(&s->jcur);
     lp_redis_free(s->r);
@@ -2680,12 +3424,12 @@ void lp_send_free(struct lp_send *s)
     lp_rate_free(s->rate);
     lp_jq_free(s->rkey_jq);
     lp_buf_free(&s->rkey_buf);
-    free(s->in.ev);
-    lp_buf_free(&s->in.blob);
-    lp_buf_free(&s->in.head);
-    lp_buf_free(&s->in.tail);
-    lp_buf_free(&s->in.pbuf);
-    lp_reply_free(s->in.held);
+    free(s->in->ev);
+    lp_buf_free(&s->in->blob);
+    lp_buf_free(&s->in->head);
+    lp_buf_free(&s->in->tail);
+    lp_buf_free(&s->in->pbuf);
+    lp_reply_free(s->in->held);
     lp_buf_free(&s->spare);
     lp_buf_free(&s->waitcmd);
     for (int i = 0; i < LP_INFLIGHT; i++) {

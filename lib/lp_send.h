@@ -98,6 +98,12 @@ struct lp_send_conf {
     const char *stream, *dlq, *group;
     int cluster;                /* on a Redis Cluster: the stream's keys
                                  * named to share its slot (lp_key_aux) */
+    uint64_t shards;            /* --shards: the events spread over this
+                                 * many stream keys (0, 1: the stream's
+                                 * own key, as always); lp_send.c,
+                                 * "Sharded streams" */
+    const char *shard_key;      /* --shard-key: jq, or NULL: blocks of
+                                 * positions round-robin */
     uint64_t batch;             /* events a batch */
     uint64_t batch_bytes;       /* bytes a batch */
     int64_t linger;             /* ms: a partial batch goes after this */
@@ -166,6 +172,15 @@ struct lp_send_conf {
     /* a connection to Redis, not connected yet; NULL with err (the
      * engine makes two with --shared-rate) */
     struct lp_redis *(*redis_new)(void *ctx, char *err);
+    /* --shards in a Redis Cluster: a connection routed to the master of
+     * key's slot (key borrowed for the life of the connection) */
+    struct lp_redis *(*redis_new_key)(void *ctx, const char *key,
+                                      char *err);
+    /* --shards in a Redis Cluster: the master of key's slot as "host:port"
+     * (fresh: the slot map read again first); 0, or -1: not known (NULL:
+     * a connection a shard) */
+    int (*key_node)(void *ctx, const char *key, int fresh, char *out,
+                    size_t cap);
     /* the caller's own periodic work, done from the engine's waits:
      * due says in how many ms it has some (-1: none), tick does it */
     int64_t (*due)(void *ctx);
@@ -395,6 +410,8 @@ void lp_send_state(const struct lp_send *s, struct lp_send_state *st);
 
 /* --rate-key's outcome, as lp_jq_status: 0, or 65/78 with msg. */
 int lp_send_rate_key_outcome(struct lp_send *s, char *msg);
+/* --shard-key's, likewise. */
+int lp_send_shard_key_outcome(struct lp_send *s, char *msg);
 
 /* Writes the metrics a last time, closes everything, frees s. Accepts
  * NULL. */

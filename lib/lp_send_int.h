@@ -27,6 +27,7 @@
  * nothing on the way back leaks, and nothing more happens after it.
  */
 
+#include <poll.h>
 #include <setjmp.h>
 #include <stdint.h>
 
@@ -116,6 +117,8 @@ struct lp_bprod {
 struct lp_pcache {
     char name[LP_PRODUCER_MAX + 1];
     uint64_t pos;
+    int shard;                  /* of the field in that shard's key (-1:
+                                   the stream's own) */
 };
 
 struct lp_batch {
@@ -161,13 +164,76 @@ struct lp_batch {
     int hint;                   /* the index lp_batch_prod gave last */
     struct lp_buf pbuf;         /* the producers' names and cursors */
     int source;                 /* LP_BATCH_INPUT or LP_BATCH_REPLAY */
+    int shard;                  /* --shards: the shard it goes to (-1:
+                                   not sharded) */
+    uint64_t sfrom;             /* --shards: its field's position before
+                                   it, the last of the shard's batch
+                                   before it (make_gate's from) */
     int64_t opened_ms;          /* monotonic time of its first event */
     int64_t sent_us;            /* monotonic time it was written */
     char first[48], last[48];   /* stream IDs of its first and last event */
 };
 
+/*
+ * --shards N (N > 1): the events spread over N stream keys, the shards of
+ * the stream (lp_shards.h). Each has its own input batch (batches never
+ * mix shards) and its own keys; the engine's names (c.stream, c.dlq,
+ * pkey, shold, dhold) are those of one shard at a time (lp_shard_keys),
+ * as the input batch is one shard's at a time (lp_shard_in). See
+ * lp_send.c, "Sharded streams", for the design.
+ */
+struct lp_shard {
+    char name[512], dlq[512];   /* the shard, its DLQ */
+    char pkey[512], shold[512], dhold[512];
+    struct lp_buf prefix;       /* XADD <name> * data */
+    struct lp_batch in;         /* its input batch */
+    uint64_t last;              /* the run's producer: the position of
+                                   the last command handed to it, its
+                                   field's value once that is stored */
+    uint64_t skip;              /* --position: positions up to here are
+                                   in it already (the first run's) */
+    int lane;                   /* the connection its batches go on */
+};
+
+/* A connection and its ring of batches in flight (a Redis Cluster with
+ * --shards: one a master, shared by its shards; a resharding may split
+ * one). The engine's r, ring, head, count and the per-connection state
+ * are one lane's at a time (lp_lane_use). */
+struct lp_lane {
+    char key[512];              /* its connection goes to this key's
+                                   master (a shard's name) */
+    char node[280];             /* that master, "host:port", when known */
+    struct lp_redis *r;
+    struct lp_batch ring[LP_INFLIGHT];
+    int head, count;
+    struct lp_pcache *pcache;
+    size_t npcache, capcache;
+    int64_t fail_since;
+    struct lp_backoff backoff;
+    int warned, lose_now, pruned;
+};
+
 struct lp_send {
     struct lp_send_conf c;
+    /* --shards */
+    struct lp_shard *sh;        /* NULL: not sharded */
+    unsigned nsh;
+    int cur_in;                 /* the shard s->in is of */
+    int kshard;                 /* the shard whose names the engine's
+                                   are (-1: none yet) */
+    const char *stream0, *dlq0; /* --stream, the DLQ base */
+    struct lp_jq *skey_jq;      /* --shard-key, a program */
+    int skey_idx;               /* --shard-key .name: its member among the
+                                   rules' keys (read by the scanner, not
+                                   jq), else -1 */
+    struct lp_lane *lanes;      /* NULL: one connection */
+    int nlanes, cur_lane;
+    struct pollfd *pfd;         /* wait_io's, with room for the lanes */
+    struct lp_buf hrec;         /* a WAL record of another shard than the
+                                   replayed batch's: the next batch's
+                                   first (lp_spool_replay) */
+    uint64_t hrec_end;
+    int hrec_on;
     struct lp_buf waitcmd;      /* --replicas: WAIT N ms, after each EXEC */
     struct lp_buf spare;        /* a request's buffer, for the next one */
     struct lp_notify nt;
@@ -178,8 +244,12 @@ struct lp_send {
     struct lp_lines lines;
     struct lp_event_rules rules;  /* each event's checks (lp_event.h),
                                      --rate-key's member among its keys */
-    struct lp_batch in;            /* the batch being filled from input */
-    struct lp_batch ring[LP_INFLIGHT];
+    struct lp_batch *in;           /* the batch being filled from input:
+                                      in0, or the current shard's */
+    struct lp_batch in0;
+    struct lp_batch *ring;         /* [LP_INFLIGHT]: ring0, or the
+                                      current lane's */
+    struct lp_batch ring0[LP_INFLIGHT];
     int head, count;            /* in flight: ring[head .. head+count) */
     int rejects_fd;
     struct lp_buf prefix;       /* RESP of XADD <stream> * data */
@@ -336,6 +406,20 @@ void lp_req_answered(struct lp_send *s, struct lp_cmd *e, int ok,
 /* Every command of a request in b that is written to the WAL and synced
  * counts as kept (LP_REQ_WAL). */
 void lp_req_in_wal(struct lp_send *s, struct lp_batch *b);
+
+/* --shards: the names of shard i become the engine's (c.stream, c.dlq,
+ * pkey, shold, dhold); i < 0 or not sharded: nothing changes. */
+void lp_shard_keys(struct lp_send *s, int i);
+/* --shards: the connection of lane l becomes the engine's (r, ring, head,
+ * count, ...). */
+void lp_lane_use(struct lp_send *s, int l);
+/* --shards: the shard whose stream or DLQ key[0..len) is (-1: none);
+ * *dlq: it is the DLQ's. */
+int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,
+                    int *dlq);
+/* --shards: every shard's field of the run's producer read again (the WAL
+ * was sent: its batches go on from there). 0, or -1 with err. */
+int lp_shards_refresh(struct lp_send *s, char *err);
 
 /* ---- lp_pipeline.c ------------------------------------------------------ */
 

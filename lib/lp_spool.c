@@ -33,9 +33,9 @@ static void wal_synced(struct lp_send *s)
             if (b->ev[k].done == 2)
                 b->ev[k].done = 1;
     }
-    for (size_t k = 0; k < s->in.n; k++)
-        if (s->in.ev[k].done == 2)
-            s->in.ev[k].done = 1;
+    for (size_t k = 0; k < s->in->n; k++)
+        if (s->in->ev[k].done == 2)
+            s->in->ev[k].done = 1;
 }
 
 /* Syncs the WAL; a failure is remembered (a sync is never tried again:
@@ -96,13 +96,13 @@ static uint64_t unsent_offset(struct lp_send *s, int *file, uint64_t *pos)
             }
         }
     }
-    for (size_t k = 0; k < s->in.n; k++) {
-        if (s->in.ev[k].done != 1) {
-            *file = (int)s->in.ev[k].file;
-            *pos = line_pos(s, *file, s->in.ev[k].line_start);
+    for (size_t k = 0; k < s->in->n; k++) {
+        if (s->in->ev[k].done != 1) {
+            *file = (int)s->in->ev[k].file;
+            *pos = line_pos(s, *file, s->in->ev[k].line_start);
             if (*pos == 0)
                 *pos = s->next_pos;     /* the input batch: numbered next */
-            return s->in.ev[k].line_start;
+            return s->in->ev[k].line_start;
         }
     }
     *file = s->file;
@@ -179,6 +179,22 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
         lp_buf_free(&cmd);
         lp_send_end_run(s, code);
     }
+    if (s->sh && s->c.flush_wal) {
+        lp_buf_free(&cmd);      /* no input: the WAL keeps the rest */
+        lp_send_end_run(s, code);
+    }
+    if (s->sh) {
+        /* --shards: each shard holds its own position of the producer;
+         * the same input again, from its start, passes over what each
+         * holds (lp_pipeline_number) */
+        say(s, LP_NOTICE_ERROR, "the events not in their shards are sent "
+            "by the same command on the same input, from its start, with "
+            "--producer %s --position %" PRIu64 " (each shard passes over "
+            "what it holds)", s->producer,
+            s->c.position ? s->c.position : (uint64_t)1);
+        lp_buf_free(&cmd);
+        lp_send_end_run(s, code);
+    }
     if (s->c.journal) {
         /* no hint to give: Redis holds the cursor of what it stored */
         say(s, LP_NOTICE_ERROR, "the journal's entries after the cursor "
@@ -248,8 +264,8 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
             for (size_t k = 0; k < b->n; k++)
                 n += b->ev[k].done == 2 && b->ev[k].kind == LP_CMD_EVENT;
         }
-        for (size_t k = 0; k < s->in.n; k++)
-            n += s->in.ev[k].done == 2 && s->in.ev[k].kind == LP_CMD_EVENT;
+        for (size_t k = 0; k < s->in->n; k++)
+            n += s->in->ev[k].done == 2 && s->in->ev[k].kind == LP_CMD_EVENT;
         if (n)
             say(s, LP_NOTICE_WARN, "%" PRIu64 " %s after the resume point "
                 "may be in the WAL %s as well, not synced (a resume may send "
@@ -304,7 +320,7 @@ static void append_rec(struct lp_send *s, const char *name, size_t namelen,
  * here). Does not sync. Exits 75 at --wal-max. */
 void lp_spool_batch(struct lp_send *s, struct lp_batch *b)
 {
-    if (b == &s->in && b->n && !b->numbered)
+    if (b == s->in && b->n && !b->numbered)
         lp_pipeline_number(s, b);
     for (size_t k = 0; k < b->n; k++) {
         struct lp_cmd *e = &b->ev[k];
@@ -424,16 +440,16 @@ void lp_spool_spill(struct lp_send *s, const char *why)
      * the input batch stays, and goes to the WAL behind these at its end,
      * so that the line's events and the offset after it go together */
     if (!s->mid_line)
-        lp_spool_batch(s, &s->in);
+        lp_spool_batch(s, s->in);
     lp_spool_sync(s);
     /* the requests whose commands are in the WAL now are kept */
     for (int i = 0; i < s->count; i++)
         lp_req_in_wal(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
-    lp_req_in_wal(s, &s->in);
+    lp_req_in_wal(s, s->in);
     while (s->count > 0)
         lp_pipeline_release(s);
     if (!s->mid_line)
-        lp_batch_reset(&s->in);
+        lp_batch_reset(s->in);
     s->n_ahead = 0;              /* a WAL has no resume point */
     if (!s->walmode)
         say(s, LP_NOTICE_WARN, "%s: keeping events in the WAL %s until Redis "
@@ -496,6 +512,7 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
     if (s->rseg) {
         lp_wal_seg_rewind(s->rseg);
         s->rseg_eof = 0;
+        s->hrec_on = 0;         /* read again after the rewind */
     }
     if (s->last_permanent && lp_redis_connected(s->r)) {
         say(s, LP_NOTICE_ERROR, "%s", why);
@@ -537,11 +554,11 @@ void lp_spool_replay(struct lp_send *s)
         int rc;
         /* input waiting for the WAL goes first, behind what is there
          * (not a line's events before its end: --follow) */
-        if (lp_batch_busy(&s->in) && !s->mid_line) {
-            lp_spool_batch(s, &s->in);
+        if (lp_batch_busy(s->in) && !s->mid_line) {
+            lp_spool_batch(s, s->in);
             lp_spool_sync(s);
-            lp_req_in_wal(s, &s->in);
-            lp_batch_reset(&s->in);
+            lp_req_in_wal(s, s->in);
+            lp_batch_reset(s->in);
         }
         rc = lp_wal_take(s->wal, &s->rseg, err);
         if (rc < 0)
@@ -561,6 +578,11 @@ void lp_spool_replay(struct lp_send *s)
         }
         if (rc == 0) {
             if (s->count == 0) {
+                /* --shards: each shard's batches go on from its field */
+                if (s->sh && lp_shards_refresh(s, err) < 0) {
+                    lp_spool_replay_failed(s, err);
+                    return;
+                }
                 s->walmode = 0;  /* all sent: straight to Redis again */
                 say(s, LP_NOTICE_INFO, "the WAL %s is empty again", s->c.wal);
             }
@@ -571,15 +593,44 @@ void lp_spool_replay(struct lp_send *s)
     b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
     lp_batch_reset(b);
     b->source = LP_BATCH_REPLAY;
+    b->shard = -1;
     while (b->n < s->c.batch && b->blob.len < s->c.batch_bytes &&
            b->nprods < LP_BATCH_PRODS) {
         const char *pn = NULL, *cur = NULL;
         size_t pnl = 0, cl = 0, cmd = 0;
         uint64_t pos = 0, committed = 0;
-        int prod;
-        if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
+        int prod, shard = -1, isdlq = 0;
+        if (s->hrec_on) {
+            /* the record that ended the batch before: another shard's */
+            rec = s->hrec.p;
+            len = s->hrec.len;
+            end = s->hrec_end;
+            s->hrec_on = 0;
+        } else if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
             s->rseg_eof = 1;
             break;
+        }
+        if (s->sh) {
+            /* --shards: a batch is one shard's; its gate that shard's */
+            const char *key, *data;
+            size_t keylen, datalen;
+            if (!lp_wal_event(rec, len, &key, &keylen, &data, &datalen) ||
+                (shard = lp_shard_of_key(s, key, keylen, &isdlq)) < 0) {
+                snprintf(err, LP_ERRLEN, "--wal %s: %s holds a record that "
+                         "is not for a shard of --stream %s (flush it "
+                         "with the options of the run that wrote it)",
+                         s->c.wal, lp_wal_seg_name(s->rseg), s->stream0);
+                lp_spool_error(s, err);
+            }
+            if (b->n > 0 && shard != b->shard) {
+                s->hrec.len = 0;
+                if (lp_buf_add(&s->hrec, rec, len) < 0)
+                    lp_send_oom(s);
+                s->hrec_end = end;
+                s->hrec_on = 1;
+                break;
+            }
+            lp_shard_keys(s, shard);
         }
         prod = lp_wal_producer(rec, len, &pn, &pnl, &pos, &cur, &cl, &cmd);
         if (prod) {
@@ -590,7 +641,8 @@ void lp_spool_replay(struct lp_send *s)
             if (pos <= committed) {
                 const char *key, *data;
                 size_t keylen, datalen;
-                int ev = !(lp_wal_event(rec, len, &key, &keylen, &data,
+                int ev = s->sh ? !isdlq :
+                         !(lp_wal_event(rec, len, &key, &keylen, &data,
                                         &datalen) &&
                            keylen == strlen(s->c.dlq) &&
                            memcmp(key, s->c.dlq, keylen) == 0);
@@ -621,10 +673,12 @@ void lp_spool_replay(struct lp_send *s)
         e->cmdlen = (uint32_t)(len - cmd);
         e->plen = (uint32_t)cmd;
         /* an event for a stream, or a dead letter (counted apart) */
-        e->kind = lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
+        e->kind = s->sh ? (isdlq ? LP_CMD_DLQ : LP_CMD_EVENT) :
+                  lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
                   keylen == strlen(s->c.dlq) &&
                   memcmp(key, s->c.dlq, keylen) == 0 ? LP_CMD_DLQ
                                                      : LP_CMD_EVENT;
+        b->shard = shard;
         e->done = 0;
         e->wend = end;
         e->file = 0;
