@@ -13,6 +13,7 @@
 #include "lp_fs.h"
 #include "lp_resp.h"
 #include "lp_send_int.h"
+#include "lp_shards.h"
 #include "lp_stream.h"
 #include "lp_time.h"
 
@@ -1260,10 +1261,39 @@ void lp_pipeline_collect(struct lp_send *s)
 
 static int probe_one(struct lp_send *s, char *err);
 
+/* Not --shards: is the stream sharded by other senders (a count
+ * recorded)? Then this run's events would go to a key no drain reads:
+ * the run ends (78) before it sends anything. Asked at the first
+ * connection that answers; a user refused GET (an ACL of before the
+ * shards) cannot tell, and goes on. 0, or -1 with err (I/O). */
+static int unsharded_check(struct lp_send *s, char *err)
+{
+    unsigned n = 0;
+    int rc;
+
+    if (s->shards_checked)
+        return 0;
+    rc = lp_shards_read(s->r, s->c.cluster, s->c.stream, &n, err);
+    if (rc == LP_REDIS_ETEMP)
+        return -1;
+    s->shards_checked = 1;
+    if (rc == 0 && n > 1) {
+        say(s, LP_NOTICE_ERROR, "stream %s is spread over %u shards "
+            "(recorded by logpipe-send --shards %u): give --shards %u, "
+            "else these events would go to the key %s, which no drain of "
+            "the shards reads", s->c.stream, n, n, n, s->c.stream);
+        if (s->walmode)
+            say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s",
+                s->c.wal);
+        lp_send_end_run(s, LP_EX_CONFIG);
+    }
+    return 0;
+}
+
 int lp_pipeline_probe(struct lp_send *s, char *err)
 {
     if (s->sh == NULL)
-        return probe_one(s, err);
+        return unsharded_check(s, err) < 0 ? -1 : probe_one(s, err);
     /* --shards: the keys of each shard on this connection */
     for (unsigned i = 0; i < s->nsh; i++)
         if (s->lanes == NULL || s->sh[i].lane == s->cur_lane) {

@@ -222,6 +222,8 @@ struct lp_send {
     int kshard;                 /* the shard whose names the engine's
                                    are (-1: none yet) */
     const char *stream0, *dlq0; /* --stream, the DLQ base */
+    int shards_checked;         /* not --shards: the count was read (no
+                                   sharded stream under us) */
     struct lp_jq *skey_jq;      /* --shard-key, a program */
     int skey_idx;               /* --shard-key .name: its member among the
                                    rules' keys (read by the scanner, not

@@ -163,9 +163,28 @@ int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
                      unsigned n, char *err)
 {
     unsigned got = 0;
+    struct lp_reply *rep;
+    long long len;
+    int rc;
 
     if (lp_shards_check(stream, n, err) < 0)
         return LP_SHARDS_EBAD;
+    if ((rc = ask(r, cluster, stream, 0, &got, err)) != 0 || got != 0)
+        return rc == 0 ? ask(r, cluster, stream, n, &got, err) : rc;
+    /* none recorded yet: the stream's own key must be empty, or its
+     * events would stay there, where no drain of the shards reads */
+    if ((rep = lp_redis_cmd(r, err, "XLEN", stream, (char *)NULL)) == NULL)
+        return LP_REDIS_ETEMP;
+    len = lp_reply_type(rep) == LP_REPLY_INTEGER ? lp_reply_int(rep) : 0;
+    lp_reply_free(rep);
+    if (len > 0) {
+        snprintf(err, LP_ERRLEN, "stream %.200s holds %lld entries of its "
+                 "own, sent without --shards: drain them (logpipe-drain "
+                 "--once) and delete the key (DEL %.200s) before spreading "
+                 "the stream over shards, or use another --stream", stream,
+                 len, stream);
+        return LP_SHARDS_EBAD;
+    }
     return ask(r, cluster, stream, n, &got, err);
 }
 

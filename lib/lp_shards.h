@@ -53,7 +53,9 @@ int lp_shards_read(struct lp_redis *r, int cluster, const char *stream,
                    unsigned *n, char *err);
 
 /*
- * Records n as stream's count (SET NX), or checks the one recorded:
+ * Records n as stream's count (SET NX), or checks the one recorded
+ * (none recorded yet: the stream's own key must hold no entries, else
+ * LP_SHARDS_EBAD, which says to drain and delete it first):
  * 0 when it is n, LP_SHARDS_EBAD with err when it is another (the
  * shards of the events stored so far are those: changing their number
  * needs the stream drained first, its count key deleted), or what

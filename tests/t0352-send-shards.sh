@@ -52,6 +52,23 @@ test_expect_success 'a run with another count is refused (78), the same count go
     test "$(wc -l <got2)" -eq 10010
 '
 
+test_expect_success 'a send without --shards to a sharded stream is refused (78), nothing sent' '
+    expect_exit 78 logpipe-send --max-age 0 <in 2>err &&
+    grep_q "spread over 4 shards" err &&
+    grep_q "give --shards 4" err &&
+    test "$(rcli EXISTS logs:stream)" = 0
+'
+
+test_expect_success '--shards on a stream that holds entries of its own is refused (78) until it is deleted' '
+    head -n 5 in | logpipe-send --max-age 0 -s own &&
+    expect_exit 78 logpipe-send --max-age 0 -s own --shards 2 <in 2>err &&
+    grep_q "holds 5 entries of its own" err &&
+    test "$(rcli EXISTS own:shards)" = 0 &&
+    rcli DEL own >/dev/null &&
+    head -n 5 in | logpipe-send --max-age 0 -s own --shards 2 &&
+    test "$(rcli GET own:shards)" = 2
+'
+
 test_expect_success 'names with braces are refused (78), --shard-key needs --shards' '
     expect_exit 78 logpipe-send --max-age 0 --shards 2 -s "a{b}" <in 2>err &&
     expect_exit 78 logpipe-send --max-age 0 --shards 2 -s other \
