@@ -321,6 +321,13 @@ static void take_result(struct lp_send *s, struct lp_batch *b, size_t k,
         if (b->source == LP_BATCH_REPLAY)
             s->n.replayed++;
         if (s->c.ids && !s->ids_off && id) {
+            /* a shard's entry: <i>-<ms>-<seq>, as drain's _id, dlq
+             * and replay write it (the shards' IDs repeat each other) */
+            if (s->sh && b->shard >= 0) {
+                char pre[16];
+                int pl = snprintf(pre, sizeof pre, "%d-", b->shard);
+                lp_buf_add(&s->out_ids, pre, (size_t)pl);
+            }
             lp_buf_add(&s->out_ids, id, idn);
             lp_buf_addc(&s->out_ids, '\n');
         }

@@ -1,0 +1,47 @@
+#!/bin/sh
+# t0371-shards-resume-batch.sh -- review of issue 17 step 2 (rsh):
+# logpipe-send(1) "Sharded streams" says "Which shard a command goes to
+# depends on the command alone (its position, or the value of
+# --shard-key), so that a run fed the same input sends each one where the
+# first run did", and that a --producer resume with --position 1 passes
+# each shard over what it holds. Without --shard-key the shard is chosen by
+# blocks of --batch positions, so a resume with another --batch (an
+# operator tuning it on restart) sends commands to shards whose field is
+# below them: stored twice, and nothing says so.
+. "$(dirname "$0")/lib.sh"
+
+XDG_RUNTIME_DIR=$TMP
+export XDG_RUNTIME_DIR
+SHARD_NAMES="$TOP/tests/shard-names"
+
+start_redis
+
+gen_events 100 >in
+
+# all_seqs STREAM N: every seq in the shards of STREAM, one a line
+all_seqs() {
+    for sh in $("$SHARD_NAMES" "$1" "$2"); do
+        rcli --raw XRANGE "$sh" - + | sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p"
+    done
+}
+
+test_expect_success 'a resume with the same --batch stores nothing twice' '
+    logpipe-send --max-age 0 -s same --shards 4 -b 7 --producer A <in &&
+    logpipe-send --max-age 0 -s same --shards 4 -b 7 --producer A \
+        --position 1 <in &&
+    all_seqs same 4 >got &&
+    tally 100 got
+'
+
+test_expect_success 'a resume with another --batch stores nothing twice, or is refused' '
+    logpipe-send --max-age 0 -s other --shards 4 -b 7 --producer A <in || exit 1
+    set +e
+    logpipe-send --max-age 0 -s other --shards 4 -b 13 --producer A \
+        --position 1 <in 2>err
+    st=$?
+    set -e
+    all_seqs other 4 >got &&
+    { test $st -ne 0 || tally 100 got; }
+'
+
+test_done
