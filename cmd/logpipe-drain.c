@@ -820,7 +820,11 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
                 worst = c->status;
             if ((c->status != LP_EX_OK && c->status != LP_EX_DATAERR) ||
                 c->sig) {
-                if (!stopping && alive > 0)
+                if (!stopping && alive > 0 && c->sig == SIGPIPE)
+                    lp_info("shard %u (%s): its standard output's reader "
+                            "went away (SIGPIPE): stopping the drains of "
+                            "the other shards", c->shard, c->name);
+                else if (!stopping && alive > 0)
                     lp_warn("shard %u (%s) ended with status %d: stopping "
                             "the drains of the other shards", c->shard,
                             c->name, c->status);

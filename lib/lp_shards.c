@@ -145,8 +145,8 @@ static int ask(struct lp_redis *r, int cluster, const char *stream,
         } else if (*n != setn) {
             snprintf(err, LP_ERRLEN, "stream %.200s has %u shards (%.200s), "
                      "not %u: the events stored so far are spread over "
-                     "those; to change their number drain the stream, "
-                     "then delete %.200s", stream, *n, key, setn, key);
+                     "those; to change their number stop every sender, "
+                     "drain the stream, then delete %.200s", stream, *n, key, setn, key);
             return LP_SHARDS_EBAD;
         }
     }

@@ -313,6 +313,17 @@ static void oldest_of(struct lp_stat_oldest *t, const struct lp_stat_oldest *o,
     snprintf(t->id, sizeof t->id, "%zu-%s", i, o->id);
 }
 
+
+/* Does shard y have group t (by name)? */
+static int has_group(const struct lp_stat *y, const struct lp_group_info *t)
+{
+    for (size_t k = 0; k < y->f.ng; k++)
+        if (y->f.g[k].namelen == t->namelen &&
+            memcmp(y->f.g[k].name, t->name, t->namelen) == 0)
+            return 1;
+    return 0;
+}
+
 /* A sharded stream's figures: the totals of its shards' (lp_stat.h). */
 static int totals(struct lp_stat *s)
 {
@@ -355,8 +366,14 @@ static int totals(struct lp_stat *s)
             oldest_of(&f->old[j], &x->old[k], i);
         }
     }
-    /* a group missing on a shard: its lag there is unknown too (not
-     * made yet: the drain has not read it); left as the others say */
+    /* a group missing on a shard (its drain never ran there): every
+     * entry of that shard is one the group has not read */
+    for (size_t j = 0; j < f->ng; j++) {
+        struct lp_group_info *t = &f->g[j];
+        for (size_t i = 0; i < s->c.nshards && t->lag >= 0; i++)
+            if (!has_group(s->sh[i], t))
+                t->lag += s->sh[i]->f.length;
+    }
     if (f->producers < 0)
         return 0;
     for (size_t i = 0; i < s->c.nshards; i++)
@@ -416,6 +433,8 @@ int lp_stat_lag(struct lp_stat *s, size_t g, uint64_t limit, uint64_t *n)
         return lp_stat_count_after(s, x->last_delivered, limit, n);
     for (size_t i = 0; i < s->c.nshards && sum <= limit; i++) {
         struct lp_stat *y = s->sh[i];
+        if (!has_group(y, x))
+            sum += y->f.length;     /* not read there at all */
         for (size_t j = 0; j < y->f.ng; j++) {
             const struct lp_group_info *a = &y->f.g[j];
             if (a->namelen != x->namelen ||
