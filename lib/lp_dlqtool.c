@@ -512,6 +512,22 @@ static int walk_end(struct lp_dlqtool *t, char end[LP_STREAM_IDLEN])
     return 0;
 }
 
+/* The longest value among e's fields: a page's entries size the next
+ * page (list, export) */
+static size_t value_max(const struct lp_entry *e)
+{
+    size_t max = 0;
+
+    for (size_t k = 0; k < e->nfields; k++) {
+        const char *f, *v;
+        size_t fl, vl;
+        lp_entry_pair(e, k, &f, &fl, &v, &vl);
+        if (vl > max)
+            max = vl;
+    }
+    return max;
+}
+
 /* Pages through the whole DLQ, up to the entries there when it started. */
 static int walk(struct lp_dlqtool *t)
 {
@@ -550,13 +566,9 @@ static int walk(struct lp_dlqtool *t)
             snprintf(last, sizeof last, "%.*s", (int)e.idlen, e.id);
             if (e.fields == NULL)
                 continue;
-            for (size_t k = 0; k < e.nfields; k++) {
-                const char *f, *v;
-                size_t fl, vl;
-                lp_entry_pair(&e, k, &f, &fl, &v, &vl);
-                if (vl > biggest)
-                    biggest = vl;
-            }
+            size_t m = value_max(&e);
+            if (m > biggest)
+                biggest = m;
             if (!selected(t, &e))
                 continue;
             if (one(t, &e) < 0) {
@@ -629,13 +641,9 @@ static int mfill(struct lp_dlqtool *t, struct mcur *c, size_t nshards)
     for (size_t i = 0; i < c->pg.n; i++) {
         if (lp_entry_get(c->pg.entries, i, &e, err) < 0 || e.fields == NULL)
             continue;
-        for (size_t k = 0; k < e.nfields; k++) {
-            const char *f, *v;
-            size_t fl, vl;
-            lp_entry_pair(&e, k, &f, &fl, &v, &vl);
-            if (vl > biggest)
-                biggest = vl;
-        }
+        size_t m = value_max(&e);
+        if (m > biggest)
+            biggest = m;
     }
     c->page = ((64u << 20) / nshards) / biggest;
     c->page = c->page > 1000 ? 1000 : c->page < 10 ? 10 : c->page;
