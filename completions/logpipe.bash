@@ -139,7 +139,8 @@ _logpipe_takes_arg()
         --group|--dir|--consumer|--count|--block|--timeout|--layout|\
         --field|--time-field|--where|--claim-idle|--max-deliveries|--keep|\
         --max-depth|--max-open|--max-files|--max-line|--max-members|\
-        --max-dlq-size|-g|-d|-c|-n|-t)
+        --max-dlq-size|--shard-range|--exec|--exec-timeout|--sql|\
+        -g|-d|-c|-n|-t)
             return 0 ;;
         esac ;;
     logpipe-replay)
