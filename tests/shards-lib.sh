@@ -35,3 +35,25 @@ shards_fill() {
             }
     }' | $CLI >/dev/null
 }
+
+# shards_spread FIRST LAST NSVC [PAD]: XADD commands (on stdout) for events
+# FIRST..LAST, event s on the shard named on line (s-1) % K + 1 of the
+# file "names" (K lines), {"service":"s<s % NSVC>","seq":s} (and "pad", PAD
+# x's, when PAD is given): the drain tests' round-robin fill
+shards_spread() {
+    awk -v first="$1" -v last="$2" -v nsvc="$3" -v pad="${4-}" '
+    BEGIN {
+        while ((getline l < "names") > 0) name[k++] = l
+        p = ""
+        for (j = 0; j < pad + 0; j++) p = p "x"
+        for (s = first; s <= last; s++)
+            printf "XADD %s * data '"'"'{\"service\":\"s%d\",\"seq\":%d%s}'"'"'\n",
+                name[(s - 1) % k], s % nsvc, s,
+                pad == "" ? "" : ",\"pad\":\"" p "\""
+    }'
+}
+
+# tree_lines DIR...: every line of the .jsonl files under the DIRs
+tree_lines() {
+    find "$@" -name "*.jsonl" -type f -exec cat {} +
+}

@@ -3,6 +3,7 @@
 # into its shard's DLQ, --stdout's whole lines from every shard, --metrics
 # merged into one file, --exec per shard
 . "$(dirname "$0")/lib.sh"
+. "$TOP/tests/shards-lib.sh"
 start_redis
 
 "$TOP/tests/shard-names" logs:stream 4 >names
@@ -11,22 +12,10 @@ start_redis
 # fill FIRST LAST [PAD]: events FIRST..LAST, event s on shard (s-1) % 4,
 # PAD bytes of padding in each
 fill() {
-    awk -v first="$1" -v last="$2" -v pad="${3:-0}" '
-    BEGIN {
-        while ((getline l < "names") > 0) name[k++] = l
-        p = ""
-        for (j = 0; j < pad; j++) p = p "x"
-        for (s = first; s <= last; s++)
-            printf "XADD %s * data '\''{\"service\":\"s%d\",\"seq\":%d,\"pad\":\"%s\"}'\''\n",
-                name[(s - 1) % k], s % 3, s, p
-    }' >cmds &&
+    shards_spread "$1" "$2" 3 "${3:-0}" >cmds &&
     rcli <cmds >fill.out &&
     ! grep -q ERR fill.out &&
     rcli SET logs:stream:shards 4 >/dev/null
-}
-
-lines() {
-    find "$1" -name "*.jsonl" -type f -exec cat {} +
 }
 
 test_expect_success 'a poison entry on shard 2 goes to shard 2 DLQ after --max-deliveries' '
@@ -50,7 +39,7 @@ test_expect_success 'a poison entry on shard 2 goes to shard 2 DLQ after --max-d
     grep -A1 "^source_stream$" dlq | tail -n 1 >src &&
     sed -n 3p names >want &&
     test_cmp want src &&
-    lines out | seqs >got &&
+    tree_lines out | seqs >got &&
     seq 1 40 >want &&
     test_cmp want got
 '

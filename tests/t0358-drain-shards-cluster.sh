@@ -4,6 +4,7 @@
 # --once through a node that does not own the stream's count: every event
 # once, each shard's group and DLQ in the shard's slot, --shard-range
 . "$(dirname "$0")/lib.sh"
+. "$TOP/tests/shards-lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
 start_cluster 3 0
@@ -16,20 +17,10 @@ cluster_roles "{$S}:shards"
 # fill FIRST LAST: events FIRST..LAST, event s on shard (s-1) % 6, each
 # through the node that owns that shard (redis-cli -c follows MOVED)
 fill() {
-    awk -v first="$1" -v last="$2" '
-    BEGIN {
-        while ((getline l < "names") > 0) name[k++] = l
-        for (s = first; s <= last; s++)
-            printf "XADD %s * data '\''{\"service\":\"s%d\",\"seq\":%d}'\''\n",
-                name[(s - 1) % k], s % 4, s
-    }' >cmds &&
+    shards_spread "$1" "$2" 4 >cmds &&
     rcc -c -p "$A" <cmds >fill.out &&
     ! grep -q ERR fill.out &&
     test "$(rcc -c -p "$A" SET "{$S}:shards" 6)" = OK
-}
-
-lines() {
-    find "$@" -name "*.jsonl" -type f -exec cat {} +
 }
 
 test_expect_success 'the 6 shards are on the 3 masters, 2 each' '
@@ -43,7 +34,7 @@ test_expect_success 'the 6 shards are on the 3 masters, 2 each' '
 test_expect_success 'drain --once through a node that does not own the count: every event once' '
     fill 1 3000 &&
     logpipe-drain -r "redis://127.0.0.1:$B" -s "$S" --once -d out 2>err &&
-    lines out >all &&
+    tree_lines out >all &&
     ! grep -v -E "^\{\"_id\":\"[0-5]-[0-9]+-[0-9]+\",.*\}$" all &&
     seqs all >got &&
     seq 1 3000 >want &&
@@ -71,7 +62,7 @@ test_expect_success 'a poison entry on shard 4 goes to its DLQ, in its slot' '
     d=$(sed -n 5p dlqs) &&
     test "$(rcc -c -p "$A" XLEN "$d")" -eq 1 &&
     test "$(ccli "$M1" cluster keyslot "$d")" = "$(ccli "$M1" cluster keyslot "$(sed -n 5p names)")" &&
-    lines out | seqs >got &&
+    tree_lines out | seqs >got &&
     seq 1 3060 >want &&
     test_cmp want got
 '
@@ -80,12 +71,12 @@ test_expect_success '--shard-range 4-5 through the third node; a --dlq with a ta
     fill 3062 3121 &&
     logpipe-drain -r "redis://127.0.0.1:$OWNER" -s "$S" --once -d r \
         --shard-range 4-5 &&
-    test "$(lines r | wc -l)" -eq 20 &&
+    test "$(tree_lines r | wc -l)" -eq 20 &&
     expect_exit 78 logpipe-drain -r "redis://127.0.0.1:$A" -s "$S" --once \
         -d r --dlq "d:{x}" 2>err &&
     grep_q "without .{. or .}." err &&
     logpipe-drain -r "redis://127.0.0.1:$A" -s "$S" --once -d out &&
-    lines out r | seqs >got &&
+    tree_lines out r | seqs >got &&
     { seq 1 3060; seq 3062 3121; } >want &&
     test_cmp want got
 '

@@ -4,26 +4,17 @@
 # the parent SIGKILLed stops them all (PR_SET_PDEATHSIG),
 # Redis not there at start, an unsharded stream drained as always
 . "$(dirname "$0")/lib.sh"
+. "$TOP/tests/shards-lib.sh"
 start_redis
 
 "$TOP/tests/shard-names" logs:stream 3 >names
 
 # fill FIRST LAST: events FIRST..LAST, event s on shard (s-1) % 3
 fill() {
-    awk -v first="$1" -v last="$2" '
-    BEGIN {
-        while ((getline l < "names") > 0) name[k++] = l
-        for (s = first; s <= last; s++)
-            printf "XADD %s * data '\''{\"service\":\"s%d\",\"seq\":%d}'\''\n",
-                name[(s - 1) % k], s % 2, s
-    }' >cmds &&
+    shards_spread "$1" "$2" 2 >cmds &&
     rcli <cmds >fill.out &&
     ! grep -q ERR fill.out &&
     rcli SET logs:stream:shards 3 >/dev/null
-}
-
-lines() {
-    find "$1" -name "*.jsonl" -type f -exec cat {} +
 }
 
 # xlen_all: the entries left in the 3 shards
@@ -49,7 +40,7 @@ test_expect_success 'SIGTERM: every shard drain finishes, exit 0, no journal lef
     kill -TERM $pid &&
     wait $pid || { cat err; exit 1; }
     test -z "$(find out/.logpipe-journal -type f 2>/dev/null)" &&
-    lines out | seqs >got &&
+    tree_lines out | seqs >got &&
     seq 1 300 >want &&
     test_cmp want got
 '
@@ -66,7 +57,7 @@ test_expect_success 'SIGHUP is passed on: the children go on, then SIGINT ends a
     test "$k1" = "$k2" &&
     kill -INT $pid &&
     wait $pid &&
-    lines out | seqs >got &&
+    tree_lines out | seqs >got &&
     seq 1 330 >want &&
     test_cmp want got
 '
@@ -78,7 +69,7 @@ test_expect_success 'a shard drain that dies stops the others: exit 70, all agai
         -d out --block 100 2>err &&
     grep_q "shard 1 (logs:stream:{.*}, pid [0-9]*): killed by signal 9" err &&
     logpipe-drain --once -d out 2>err &&
-    lines out | seqs >got &&
+    tree_lines out | seqs >got &&
     seq 1 361 >want &&
     test_cmp want got
 '
@@ -97,7 +88,7 @@ test_expect_success 'the parent SIGKILLed: its shard drains stop, none left; all
     done &&
     fill 401 420 &&
     logpipe-drain --once -d out 2>err &&
-    lines out | seqs >got &&
+    tree_lines out | seqs >got &&
     seq 1 420 >want &&
     test_cmp want got
 '
