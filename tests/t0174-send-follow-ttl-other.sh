@@ -19,11 +19,16 @@ lines() {
         printf "{\"seq\":%d}\n", i }' >>"$1"
 }
 
-# follow_once: one run of the follower to the end of what is there
+# follow_once [N]: one run of the follower to the end of what is there:
+# until logs:stream holds N entries (at most 60 s), else for 0.8 s
 follow_once() {
     logpipe-send -F "logs/app.log*" --producer fw --linger 5 2>>send.err &
     _spid=$!
-    sleep 0.8
+    if [ -n "${1-}" ]; then
+        wait_for 60 "test \$(rcli XLEN logs:stream) -ge $1" || :
+    else
+        sleep 0.8
+    fi
     kill -TERM $_spid
     wait $_spid
 }
@@ -32,7 +37,7 @@ mkdir logs
 
 test_expect_success 'a quiet file'"'"'s position survives another sender'"'"'s --producer-ttl' '
     lines logs/app.log.1 1 20
-    follow_once
+    follow_once 20
     [ "$(rcli XLEN logs:stream)" -eq 20 ]
     rcli --raw HKEYS logs:stream:producers >before
     say "fields: $(tr "\n" " " <before)"
@@ -51,7 +56,7 @@ test_expect_success 'the same with another --follow of other patterns as the pru
     mkdir other
     lines other/x.log 2000 2000
     lines logs/app.log.2 101 120
-    follow_once
+    follow_once 41
     sleep 1.5
     logpipe-send -F "other/*.log" --producer other --producer-ttl 1s \
         --linger 5 2>other.err &

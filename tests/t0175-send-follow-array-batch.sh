@@ -23,15 +23,16 @@ arr() {
         printf "]\n" }'
 }
 
-# run_follow STREAM DIR [PREFIX...]: send --follow of DIR/*.log under
-# PREFIX (valgrind, or nothing) for 2 s; its status in $FST
+# run_follow STREAM DIR N [PREFIX...]: send --follow of DIR/*.log under
+# PREFIX (valgrind, or nothing) until STREAM holds N entries (at most 60 s:
+# a slow machine, valgrind), then SIGTERM; its status in $FST
 run_follow() {
-    _s=$1 _dir=$2
-    shift 2
+    _s=$1 _dir=$2 _n=$3
+    shift 3
     "$@" logpipe-send -s "$_s" -F "$_dir/*.log" --batch 3 --linger 5 \
         2>"$_s.err" &
     _spid=$!
-    sleep 2
+    wait_for 60 "test \$(rcli XLEN $_s) -ge $_n" || :
     kill -TERM $_spid 2>/dev/null || :
     FST=0
     wait $_spid || FST=$?
@@ -42,7 +43,7 @@ test_expect_success 'an array line of 2,000 events past --batch 3: all of them, 
     mkdir a
     printf "{\"seq\":1}\n{\"seq\":2}\n" >a/x.log
     arr 3 2002 >>a/x.log
-    run_follow a a
+    run_follow a a 2002
     test $FST -eq 0
     rcli --raw XRANGE a - + | seqs /dev/stdin >got
     tally 2002 got
@@ -56,7 +57,7 @@ if command -v valgrind >/dev/null 2>&1 && [ -z "${LP_VALGRIND:-}" ] &&
         mkdir v
         printf "{\"seq\":1}\n{\"seq\":2}\n" >v/x.log
         arr 3 6 >>v/x.log
-        run_follow v v valgrind -q --error-exitcode=99
+        run_follow v v 6 valgrind -q --error-exitcode=99
         test $FST -eq 0
         n=$(grep -c "Invalid write" v.err || :)
         test "$n" -eq 0

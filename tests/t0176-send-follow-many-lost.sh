@@ -63,11 +63,11 @@ round() {
     logpipe-send -s "$_d" --dlq "$_d:dlq" -F "$_d/*.log" --batch 50 \
         --rejects-to-dlq "$@" 2>>"$_d.err" &
     _spid=$!
-    sleep 1
+    want >want
+    wait_for 60 "test \$(rcli XLEN $_d) -ge $(wc -l <want)" || :
     kill -TERM $_spid
     wait $_spid || :
     rcli --raw XRANGE "$_d" - + | seqs /dev/stdin >got
-    want >want
     test_cmp want got || return 1
     [ "$(rcli XLEN "$_d:dlq")" -eq 7 ] || {
         echo "DLQ: $(rcli XLEN "$_d:dlq") entries, want 7" >&2; return 1; }
