@@ -56,7 +56,7 @@ round() {
         -F "$_d/*.log" --batch ${BATCH:-50} --rejects-to-dlq "$@" 2>"$_d.err" &
     _spid=$!
     [ -z "${GROW:-}" ] || growing "$_d"
-    sleep 1.5
+    wait_for 60 grep -q "\"connection dropped\"" "$_d.err" || :
     grep_q "connection dropped" "$_d.err"
     kill -TERM $_spid
     wait $_spid || :
