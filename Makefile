@@ -116,12 +116,16 @@ fuzz-deps: deps
 check: deps all
 	@prove -j2 -e '' tests/t[0-9]*.sh
 
-# the unit tests under valgrind: no invalid access, no leak
+# the unit tests under valgrind, and tests/cluster-cli over real clusters
+# (every path of lp_cluster: map loads and reloads, MOVED, ASK, TRYAGAIN
+# waits, a node gone and its replica promoted, TLS): no invalid access, no
+# leak
 VALGRIND = valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
            --errors-for-leak-kinds=definite,indirect --error-exitcode=99
 valgrind: deps all
 	@LP_VALGRIND="$(VALGRIND)" prove -j2 -e '' tests/t00[0-9]*.sh \
-	    tests/t0343-cluster-unit.sh
+	    tests/t0343-cluster-unit.sh tests/t0342-cluster.sh \
+	    tests/t0345-cluster-failover.sh tests/t0346-cluster-tls.sh
 
 # long fault-injection and soak runs, not part of check
 stress: deps all

@@ -5,7 +5,7 @@
 # reshard and after a slot moved by hand, ASK during a migration made by
 # hand (single commands and a MULTI batch), TRYAGAIN waited out, and a
 # standalone server through the same code, a database other than 0
-# refused in a cluster. LP_VALGRIND runs the cli under it (t0344).
+# refused in a cluster. LP_VALGRIND runs the cli under it (make valgrind).
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
