@@ -312,7 +312,7 @@ int main(int argc, char **argv)
                    "entries not retried" : "entries not purged");
     lp_budget_init(&says.unknown, LP_LEVEL_ERROR, "unknown IDs");
     lp_sig_init(0);
-    if ((status = tool_cluster(&opt.com, err)) != 0) {
+    if ((status = tool_cluster(&opt.com, opt.timeout, err)) != 0) {
         lp_error("%s", err);
         return tool_opt_end(&opt.com, status);
     }

@@ -302,7 +302,7 @@ static int run_drain(struct lp_drain_conf *conf, struct says *says)
     struct lp_redis *r;
     int st;
 
-    if ((st = tool_cluster(&conf->com, err)) != 0) {
+    if ((st = tool_cluster(&conf->com, conf->timeout, err)) != 0) {
         lp_error("%s", err);
         goto out;
     }
@@ -360,7 +360,7 @@ static int count_shards(struct lp_drain_conf *conf, unsigned *n,
     /* --dlq's slot is checked later: by the engine on an unsharded
      * stream, for each shard's DLQ on a sharded one */
     tmp.dlq_set = NULL;
-    if ((rc = tool_cluster(&tmp, err)) != 0) {
+    if ((rc = tool_cluster(&tmp, conf->timeout, err)) != 0) {
         lp_error("%s", err);
         return rc;
     }

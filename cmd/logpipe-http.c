@@ -1188,7 +1188,7 @@ int main(int argc, char **argv)
             opt.c.test_lose_reply = strtoull(t, NULL, 10);
     }
     lp_log_init("logpipe-http", opt.com.log_format, opt.com.verbosity);
-    if ((code = tool_cluster(&opt.com, err)) != 0) {
+    if ((code = tool_cluster(&opt.com, opt.c.timeout, err)) != 0) {
         lp_error("%s", err);
         return tool_opt_end(&opt.com, code);
     }

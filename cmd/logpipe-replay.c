@@ -265,7 +265,7 @@ int main(int argc, char **argv)
     lp_budget_init(&say_budgets.bad, LP_LEVEL_ERROR, "damaged lines");
     lp_budget_init(&say_budgets.gz, LP_LEVEL_ERROR, "damaged gzip members");
     lp_sig_init(0);
-    if (opt.from_redis && (st = tool_cluster(&opt.com, err)) != 0)
+    if (opt.from_redis && (st = tool_cluster(&opt.com, 10000, err)) != 0)
         return end(&opt, NULL, st, err);
     conf = (struct lp_replay_conf){
         .layout = opt.layout,

@@ -442,7 +442,7 @@ int main(int argc, char **argv)
         const struct lp_optdef *set = opt.com.dlq_set;
         if (opt.c.shards > 1)
             opt.com.dlq_set = NULL;
-        code = tool_cluster(&opt.com, err);
+        code = tool_cluster(&opt.com, opt.c.timeout, err);
         if (opt.c.shards > 1) {
             opt.com.dlq = dlq;
             opt.com.dlq_set = set;

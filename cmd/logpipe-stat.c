@@ -223,7 +223,7 @@ int main(int argc, char **argv)
     lp_log_init("logpipe-stat", opt.com.log_format, opt.com.verbosity);
     /* one short run: SIGINT and SIGTERM end it as they do by default */
     signal(SIGPIPE, SIG_IGN);
-    if ((code = tool_cluster(&opt.com, err)) != 0) {
+    if ((code = tool_cluster(&opt.com, opt.timeout, err)) != 0) {
         lp_error("%s", err);
         return tool_opt_end(&opt.com, code);
     }

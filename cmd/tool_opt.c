@@ -197,7 +197,7 @@ static int sharded(const struct lp_common *c)
     return n > 1;
 }
 
-int tool_cluster(struct lp_common *c, char *err)
+int tool_cluster(struct lp_common *c, int64_t timeout, char *err)
 {
     static char dlq[1024];
     int rc;
@@ -208,7 +208,8 @@ int tool_cluster(struct lp_common *c, char *err)
     clu.key = c->stream;
     if ((clu.c = lp_common_cluster(c, err)) == NULL)
         return LP_EX_CONFIG;
-    lp_cluster_set_timeout(clu.c, 10000);
+    lp_cluster_set_timeout(clu.c, timeout < 1000 ? 1000 :
+                                  timeout > 10000 ? 10000 : timeout);
     rc = lp_cluster_open(clu.c, err);
     if (rc == 0)
         clu.mode = lp_cluster_mode(clu.c);

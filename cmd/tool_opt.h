@@ -119,9 +119,12 @@ int tool_cluster_where(const char *key, char *node, size_t cap, char *err);
  * cannot, is refused (unless the stream is sharded: each shard's DLQ is
  * named from --dlq into the shard's slot, tool_shards.h). Redis not
  * reached: taken as standalone, and a cluster found at the first
- * connect is refused then. Returns 0, or LP_EX_CONFIG with err.
+ * connect is refused then. timeout: the tool's --timeout (ms); each of
+ * its connections waits at most that long (at least 1 s, at most 10 s)
+ * for an answer, so a Redis that hangs costs about --timeout, not 10 s
+ * an attempt. Returns 0, or LP_EX_CONFIG with err.
  */
-int tool_cluster(struct lp_common *c, char *err);
+int tool_cluster(struct lp_common *c, int64_t timeout, char *err);
 
 /*
  * Forgets what tool_cluster asked (its connections closed): the next

@@ -82,6 +82,8 @@ test_expect_success 'Redis paused longer than --timeout: exit 75' '
     expect_exit 75 logpipe-send --timeout 1s <in 2>err &&
     kill -CONT $(redis_pid) &&
     grep_q "giving up (--timeout" err &&
+    grep_q "timed out after 1000ms" err &&
+    ! grep -q "after 10000ms" err &&
     grep_q "resume with: tail -c +1 " err
 '
 
