@@ -812,9 +812,11 @@ void lp_send_recover(struct lp_send *s, const char *why)
  *
  * Which shard: a function of the command alone, so that a run that reads
  * the same input again sends each command to the same shard.
- *   - by default, blocks of positions round-robin: the command at
- *     position p goes to shard ((p - 1) / --batch) % N, so that a full
- *     batch is one block;
+ *   - by default, positions round-robin: the command at position p
+ *     goes to shard (p - 1) % N, whatever --batch, --batch-bytes or
+ *     --linger cut (a resumed run with another --batch sends each
+ *     command where the first run did: each shard's input batch fills
+ *     with every N-th command);
  *   - --shard-key JQ: FNV-1a of the program's output (a string's text,
  *     anything else its JSON) mod N: one key, one shard, in order. A dead
  *     letter goes by its position, as by default.
@@ -909,11 +911,12 @@ static void shard_in(struct lp_send *s, int i)
     s->cur_in = i;
 }
 
-/* The shard of the command added next, by its position (a block of
- * --batch positions a shard, round-robin). */
+/* The shard of the command added next, by its position alone (round-
+ * robin), never by how batches are cut: a run fed the same input with
+ * another --batch must send each command where the first did. */
 static unsigned shard_by_pos(const struct lp_send *s)
 {
-    return (unsigned)(((s->next_pos - 1) / s->c.batch) % s->nsh);
+    return (unsigned)((s->next_pos - 1) % s->nsh);
 }
 
 /* The shard of an event: by --shard-key, else by its position. */

@@ -4,10 +4,11 @@
 # depends on the command alone (its position, or the value of
 # --shard-key), so that a run fed the same input sends each one where the
 # first run did", and that a --producer resume with --position 1 passes
-# each shard over what it holds. Without --shard-key the shard is chosen by
-# blocks of --batch positions, so a resume with another --batch (an
-# operator tuning it on restart) sends commands to shards whose field is
-# below them: stored twice, and nothing says so.
+# each shard over what it holds. The shard of a position was once chosen
+# by blocks of --batch positions, so a resume with another --batch (an
+# operator tuning it on restart) sent commands to shards whose field was
+# below them: stored twice. Now position p goes to shard (p - 1) mod N,
+# whatever the batches.
 . "$(dirname "$0")/lib.sh"
 
 XDG_RUNTIME_DIR=$TMP
