@@ -190,8 +190,7 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
         say(s, LP_NOTICE_ERROR, "the events not in their shards are sent "
             "by the same command on the same input, from its start, with "
             "--producer %s --position %" PRIu64 " (each shard passes over "
-            "what it holds)", s->producer,
-            s->c.position ? s->c.position : (uint64_t)1);
+            "what it holds)", s->producer, s->pos0);
         lp_buf_free(&cmd);
         lp_send_end_run(s, code);
     }

@@ -45,4 +45,18 @@ test_expect_success 'a resume with another --batch stores nothing twice, or is r
     { test $st -ne 0 || tally 100 got; }
 '
 
+test_expect_success 'giving up in a later run of a producer: the hint names the run first position, and it sends the rest once' '
+    gen_events 4000 >in4 &&
+    head -n 2000 in4 | logpipe-send --max-age 0 -s later --shards 4 \
+        --producer L -b 50 &&
+    tail -n 2000 in4 >in4b &&
+    expect_exit 75 env LOGPIPE_TEST_LOSE_REPLY=2 logpipe-send --max-age 0 \
+        -s later --shards 4 --producer L -b 50 --timeout 0 <in4b 2>err &&
+    grep_q "with --producer L --position 2001 " err &&
+    logpipe-send --max-age 0 -s later --shards 4 --producer L -b 50 \
+        --position 2001 <in4b &&
+    all_seqs later 4 >got &&
+    tally 4000 got
+'
+
 test_done
