@@ -711,6 +711,9 @@ void lp_send_recover(struct lp_send *s, const char *why)
     s->n.errors++;
     if (s->walmode) {
         lp_spool_replay_failed(s, why);
+        /* --shards in a cluster: a shard of the lane that another master
+         * holds now (a MOVED) gets a lane there, for the next re-send */
+        lanes_split(s);
         return;
     }
     if (s->wal && !s->last_permanent) {
@@ -850,6 +853,18 @@ void lp_send_recover(struct lp_send *s, const char *why)
  * recovery then reads the map again (lanes_split): shards of the lane
  * now on another master take their batches, in order, to a new lane
  * there, and the engine's recovery by positions sends them again.
+ *
+ * --wal: each record is an XADD to its shard with its producer and
+ * position; the re-send (lp_spool_replay) makes one shard's batch at a
+ * time, gated by that shard's field as Redis holds it, passing over the
+ * records at or below it. So a shard's records must be in the WAL in the
+ * order of their positions: in a cluster a failure on one lane spills
+ * the batches in flight on every lane (lp_spool_spill), each lane's in
+ * order, before any batch read later; and the re-send keeps one batch in
+ * flight over all lanes (lp_lanes_inflight), on the lane of its shard
+ * (the next record, held, chooses it), so that the WAL is acknowledged
+ * in order. A run begun with --wal while Redis is away checks the count
+ * at its first connection (lp_shards_verify, shards_start).
  */
 
 void lp_shard_keys(struct lp_send *s, int i)
@@ -899,6 +914,24 @@ void lp_lane_use(struct lp_send *s, int l)
     s->lose_now = n->lose_now;
     s->pruned = n->pruned;
     s->cur_lane = l;
+}
+
+int lp_lanes_inflight(struct lp_send *s)
+{
+    int n = 0, busy = -1;
+
+    if (s->lanes == NULL)
+        return s->count;
+    for (int l = 0; l < s->nlanes; l++) {
+        /* (the engine's lane: its state is the engine's, not saved) */
+        int c = l == s->cur_lane ? s->count : s->lanes[l].count;
+        if (c > 0 && busy < 0)
+            busy = l;
+        n += c;
+    }
+    if (busy >= 0)
+        lp_lane_use(s, busy);
+    return n;
 }
 
 /* The input batch of shard i becomes the one being filled. */
@@ -987,6 +1020,10 @@ int lp_shards_refresh(struct lp_send *s, char *err)
     for (unsigned i = 0; i < s->nsh; i++) {
         uint64_t c;
         lp_lane_use(s, s->sh[i].lane);
+        /* in a cluster, a lane the WAL's records did not need may be
+         * down still: asked again later */
+        if (lp_pipeline_connect(s, err) < 0)
+            return -1;
         lp_shard_keys(s, (int)i);
         if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
                                   err) < 0)
@@ -1177,8 +1214,7 @@ static int lanes_split(struct lp_send *s)
 static int shards_init(struct lp_send *s, char *err)
 {
     unsigned n = (unsigned)s->c.shards;
-    const char *no = s->c.wal && s->c.cluster ? "--wal in a Redis Cluster" :
-                     s->c.follow.n ? "--follow" :
+    const char *no = s->c.follow.n ? "--follow" :
                      s->c.journal ? "--journal" :
                      s->c.max_backlog ? "--max-backlog" : NULL;
 
@@ -2874,6 +2910,7 @@ static void finish(struct lp_send *s)
                    (s->fail_since && (!s->c.flush_wal ||
                                      lp_mono_ms() - s->fail_since >=
                                      s->c.timeout));
+        lp_lanes_inflight(s);   /* --shards in a cluster: the re-send's */
         if (stop && s->count == 0)
             break;
         if (!stop)

@@ -419,6 +419,10 @@ void lp_shard_keys(struct lp_send *s, int i);
 /* --shards: the connection of lane l becomes the engine's (r, ring, head,
  * count, ...). */
 void lp_lane_use(struct lp_send *s, int l);
+/* The batches in flight, over every lane (--shards in a cluster; else
+ * s->count); the engine's lane becomes one that has some, when one
+ * has: in WAL mode, the lane of the one batch re-sent. */
+int lp_lanes_inflight(struct lp_send *s);
 /* --shards: the shard whose stream or DLQ key[0..len) is (-1: none);
  * *dlq: it is the DLQ's. */
 int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,
