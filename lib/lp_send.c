@@ -1561,7 +1561,7 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
         /* --wal --producer: the floor stays above every position given,
          * for a run that starts while Redis is away (it numbers from
          * the floor, not from the shards' fields) */
-        if (s->next_pos >= s->floor_res)
+        if (s->floor_fd >= 0 && s->next_pos >= s->floor_res)
             lp_spool_reserve(s, s->next_pos);
         b->ev[b->n].pos = s->next_pos++;
     }
