@@ -1301,6 +1301,12 @@ int lp_pipeline_probe(struct lp_send *s, char *err)
 {
     if (s->sh == NULL)
         return unsharded_check(s, err) < 0 ? -1 : probe_one(s, err);
+    /* --shards, a run begun while Redis was away (--wal): the count is
+     * recorded or checked before anything is sent */
+    if (lp_shards_verify(s, err) < 0) {
+        lp_redis_disconnect(s->r);      /* connected again to ask again */
+        return -1;
+    }
     /* --shards: the keys of each shard on this connection */
     for (unsigned i = 0; i < s->nsh; i++)
         if (s->lanes == NULL || s->sh[i].lane == s->cur_lane) {

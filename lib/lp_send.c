@@ -711,6 +711,9 @@ void lp_send_recover(struct lp_send *s, const char *why)
     s->n.errors++;
     if (s->walmode) {
         lp_spool_replay_failed(s, why);
+        /* --shards in a cluster: a shard of the lane that another master
+         * holds now (a MOVED) gets a lane there, for the next re-send */
+        lanes_split(s);
         return;
     }
     if (s->wal && !s->last_permanent) {
@@ -812,9 +815,11 @@ void lp_send_recover(struct lp_send *s, const char *why)
  *
  * Which shard: a function of the command alone, so that a run that reads
  * the same input again sends each command to the same shard.
- *   - by default, blocks of positions round-robin: the command at
- *     position p goes to shard ((p - 1) / --batch) % N, so that a full
- *     batch is one block;
+ *   - by default, positions round-robin: the command at position p
+ *     goes to shard (p - 1) % N, whatever --batch, --batch-bytes or
+ *     --linger cut (a resumed run with another --batch sends each
+ *     command where the first run did: each shard's input batch fills
+ *     with every N-th command);
  *   - --shard-key JQ: FNV-1a of the program's output (a string's text,
  *     anything else its JSON) mod N: one key, one shard, in order. A dead
  *     letter goes by its position, as by default.
@@ -848,6 +853,18 @@ void lp_send_recover(struct lp_send *s, const char *why)
  * recovery then reads the map again (lanes_split): shards of the lane
  * now on another master take their batches, in order, to a new lane
  * there, and the engine's recovery by positions sends them again.
+ *
+ * --wal: each record is an XADD to its shard with its producer and
+ * position; the re-send (lp_spool_replay) makes one shard's batch at a
+ * time, gated by that shard's field as Redis holds it, passing over the
+ * records at or below it. So a shard's records must be in the WAL in the
+ * order of their positions: in a cluster a failure on one lane spills
+ * the batches in flight on every lane (lp_spool_spill), each lane's in
+ * order, before any batch read later; and the re-send keeps one batch in
+ * flight over all lanes (lp_lanes_inflight), on the lane of its shard
+ * (the next record, held, chooses it), so that the WAL is acknowledged
+ * in order. A run begun with --wal while Redis is away checks the count
+ * at its first connection (lp_shards_verify, shards_start).
  */
 
 void lp_shard_keys(struct lp_send *s, int i)
@@ -899,6 +916,24 @@ void lp_lane_use(struct lp_send *s, int l)
     s->cur_lane = l;
 }
 
+int lp_lanes_inflight(struct lp_send *s)
+{
+    int n = 0, busy = -1;
+
+    if (s->lanes == NULL)
+        return s->count;
+    for (int l = 0; l < s->nlanes; l++) {
+        /* (the engine's lane: its state is the engine's, not saved) */
+        int c = l == s->cur_lane ? s->count : s->lanes[l].count;
+        if (c > 0 && busy < 0)
+            busy = l;
+        n += c;
+    }
+    if (busy >= 0)
+        lp_lane_use(s, busy);
+    return n;
+}
+
 /* The input batch of shard i becomes the one being filled. */
 static void shard_in(struct lp_send *s, int i)
 {
@@ -909,11 +944,12 @@ static void shard_in(struct lp_send *s, int i)
     s->cur_in = i;
 }
 
-/* The shard of the command added next, by its position (a block of
- * --batch positions a shard, round-robin). */
+/* The shard of the command added next, by its position alone (round-
+ * robin), never by how batches are cut: a run fed the same input with
+ * another --batch must send each command where the first did. */
 static unsigned shard_by_pos(const struct lp_send *s)
 {
-    return (unsigned)(((s->next_pos - 1) / s->c.batch) % s->nsh);
+    return (unsigned)((s->next_pos - 1) % s->nsh);
 }
 
 /* The shard of an event: by --shard-key, else by its position. */
@@ -984,11 +1020,21 @@ int lp_shards_refresh(struct lp_send *s, char *err)
     for (unsigned i = 0; i < s->nsh; i++) {
         uint64_t c;
         lp_lane_use(s, s->sh[i].lane);
+        /* in a cluster, a lane the WAL's records did not need may be
+         * down still: asked again later */
+        if (lp_pipeline_connect(s, err) < 0)
+            return -1;
         lp_shard_keys(s, (int)i);
         if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
                                   err) < 0)
             return -1;
         s->sh[i].last = c;
+        /* --position: what the shard holds is passed over (read here
+         * first when the run began with Redis away); what is still in
+         * an input batch was numbered after all that went before it on
+         * its shard, so nothing of this run's is passed over wrongly */
+        if (s->c.position && c > s->sh[i].skip)
+            s->sh[i].skip = c;
     }
     return 0;
 }
@@ -1168,8 +1214,7 @@ static int lanes_split(struct lp_send *s)
 static int shards_init(struct lp_send *s, char *err)
 {
     unsigned n = (unsigned)s->c.shards;
-    const char *no = s->c.wal && s->c.cluster ? "--wal in a Redis Cluster" :
-                     s->c.follow.n ? "--follow" :
+    const char *no = s->c.follow.n ? "--follow" :
                      s->c.journal ? "--journal" :
                      s->c.max_backlog ? "--max-backlog" : NULL;
 
@@ -1292,48 +1337,92 @@ static void shards_connect(struct lp_send *s)
     lp_backoff_reset(&s->backoff);
 }
 
+/* The count refused (another recorded, a stream holding its own
+ * entries, the credentials), said in err: what was read goes to the WAL
+ * (with --wal), which keeps it, and the run ends (78). */
+static _Noreturn void shards_refused(struct lp_send *s, const char *err)
+{
+    say(s, LP_NOTICE_ERROR, "%s", err);
+    if (s->wal && s->walmode) {
+        for (unsigned i = 0; i < s->nsh; i++)
+            if (lp_batch_busy(&s->sh[i].in))
+                lp_spool_batch(s, &s->sh[i].in);
+        lp_spool_sync(s);
+        say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s, each for "
+            "its shard of --shards %u: a run with --shards %u sends them "
+            "(--flush-wal) once Redis records that count", s->c.wal,
+            s->nsh, s->nsh);
+    }
+    lp_send_end_run(s, LP_EX_CONFIG);
+}
+
+int lp_shards_verify(struct lp_send *s, char *err)
+{
+    struct lp_redis *r;
+    int rc;
+
+    if (s->shards_checked)
+        return 0;
+    /* a connection of its own: the count's key is in the stream's slot,
+     * not a shard's */
+    if ((r = s->c.redis_new(s->c.ctx, err)) == NULL)
+        shards_refused(s, err);
+    lp_redis_set_timeout(r, redis_timeout(s));
+    rc = lp_redis_connect(r, err);
+    if (rc == 0)
+        rc = lp_shards_record(r, s->c.cluster, s->stream0, s->nsh, err);
+    lp_redis_free(r);
+    if (rc == LP_REDIS_EAUTH || rc == LP_SHARDS_EBAD)
+        shards_refused(s, err);
+    if (rc != 0)
+        return -1;
+    s->shards_checked = 1;
+    return 0;
+}
+
 /*
  * --shards at the start of a run: records the count (another recorded
  * ends the run, 78), connects, and reads the field of the run's producer
  * on every shard: a shard's batches go on from its own, the positions
  * from the highest (with --position, from there, and each shard passes
  * over what it holds).
+ *
+ * With --wal, a Redis that does not answer at once is not waited for:
+ * the run keeps its events in the WAL, each record an XADD to its shard
+ * with its position, numbered from the WAL's floor (above every position
+ * the producer was given: lp_spool_reserve) or from --position, and the
+ * count is recorded or checked at the first connection (lp_pipeline_probe);
+ * the replay then sends each record to its shard, gated by that shard's
+ * field as Redis holds it, and passes over those at or below it.
  */
 static void shards_start(struct lp_send *s)
 {
     char err[LP_ERRLEN], d[32];
-    struct lp_redis *r;
     int64_t since = lp_mono_ms();
     struct lp_backoff bo = { 0 };
     uint64_t max = 0;
-    int rc;
 
-    if ((r = s->c.redis_new(s->c.ctx, err)) == NULL) {
-        say(s, LP_NOTICE_ERROR, "%s", err);
-        lp_send_end_run(s, LP_EX_CONFIG);
-    }
-    lp_redis_set_timeout(r, redis_timeout(s));
-    for (;;) {
-        rc = lp_redis_connect(r, err);
-        if (rc == 0)
-            rc = lp_shards_record(r, s->c.cluster, s->stream0, s->nsh, err);
-        if (rc == 0)
-            break;
-        if (rc == LP_REDIS_EAUTH || rc == LP_SHARDS_EBAD) {
-            lp_redis_free(r);
-            say(s, LP_NOTICE_ERROR, "%s", err);
-            lp_send_end_run(s, LP_EX_CONFIG);
+    while (lp_shards_verify(s, err) < 0) {
+        if (s->wal) {
+            /* the count and the fields are read when Redis answers */
+            s->pos_known = 1;
+            s->pos0 = s->next_pos;
+            say(s, LP_NOTICE_WARN, "%s: keeping events in the WAL %s until "
+                "Redis answers (the count of --shards %u is checked then)",
+                err, s->c.wal, s->nsh);
+            s->walmode = 1;
+            s->fail_since = lp_mono_ms();
+            s->replay_at = lp_mono_ms() + 100;
+            s->warned = 1;
+            return;
         }
         if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
-            lp_redis_free(r);
             lp_format_duration(s->c.timeout, d, sizeof d);
             say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
             lp_send_end_run(s, LP_EX_TEMPFAIL);
         }
-        lp_redis_disconnect(r);
         poll(NULL, 0, (int)lp_backoff_next(&bo));
     }
-    lp_redis_free(r);
     /* what is committed is read here: each connection's resolve finds
      * the positions known */
     s->pos_known = 1;
@@ -1360,6 +1449,7 @@ static void shards_start(struct lp_send *s)
     if (s->pos_floor > max)
         max = s->pos_floor;
     s->next_pos = s->c.position ? s->c.position : max + 1;
+    s->pos0 = s->next_pos;
     if (s->c.verbosity >= 1)
         say(s, LP_NOTICE_INFO, "--shards %u: %d %s (the shards of a "
             "master share one); producer %s goes on from position %" PRIu64,
@@ -1468,6 +1558,11 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
          * goes first (lp_pipeline_number then passes over and gates) */
         b->ev[b->n].prod = lp_batch_prod(s, b, s->producer,
                                          strlen(s->producer), NULL, 0);
+        /* --wal --producer: the floor stays above every position given,
+         * for a run that starts while Redis is away (it numbers from
+         * the floor, not from the shards' fields) */
+        if (s->floor_fd >= 0 && s->next_pos >= s->floor_res)
+            lp_spool_reserve(s, s->next_pos);
         b->ev[b->n].pos = s->next_pos++;
     }
     if (s->fl) {
@@ -2815,6 +2910,7 @@ static void finish(struct lp_send *s)
                    (s->fail_since && (!s->c.flush_wal ||
                                      lp_mono_ms() - s->fail_since >=
                                      s->c.timeout));
+        lp_lanes_inflight(s);   /* --shards in a cluster: the re-send's */
         if (stop && s->count == 0)
             break;
         if (!stop)

@@ -102,8 +102,8 @@ struct lp_send_conf {
                                  * many stream keys (0, 1: the stream's
                                  * own key, as always); lp_send.c,
                                  * "Sharded streams" */
-    const char *shard_key;      /* --shard-key: jq, or NULL: blocks of
-                                 * positions round-robin */
+    const char *shard_key;      /* --shard-key: jq, or NULL: positions
+                                 * round-robin, one by one */
     uint64_t batch;             /* events a batch */
     uint64_t batch_bytes;       /* bytes a batch */
     int64_t linger;             /* ms: a partial batch goes after this */

@@ -223,7 +223,9 @@ struct lp_send {
                                    are (-1: none yet) */
     const char *stream0, *dlq0; /* --stream, the DLQ base */
     int shards_checked;         /* not --shards: the count was read (no
-                                   sharded stream under us) */
+                                   sharded stream under us); --shards:
+                                   the count was recorded, or found to
+                                   be ours (lp_shards_verify) */
     struct lp_jq *skey_jq;      /* --shard-key, a program */
     int skey_idx;               /* --shard-key .name: its member among the
                                    rules' keys (read by the scanner, not
@@ -262,6 +264,8 @@ struct lp_send {
     char shold[512], dhold[512];  /* <stream>:send-hold, <dlq>:send-hold:
                                      where the gate puts them aside */
     uint64_t next_pos;          /* the position of the next command */
+    uint64_t pos0;              /* --shards: the run's first position (the
+                                   resume hint's --position) */
     uint64_t acked;             /* the run's producer: its positions up to
                                    here are committed, as answered */
     uint64_t pos_floor;         /* positions of ours in the WAL: at most */
@@ -415,6 +419,10 @@ void lp_shard_keys(struct lp_send *s, int i);
 /* --shards: the connection of lane l becomes the engine's (r, ring, head,
  * count, ...). */
 void lp_lane_use(struct lp_send *s, int l);
+/* The batches in flight, over every lane (--shards in a cluster; else
+ * s->count); the engine's lane becomes one that has some, when one
+ * has: in WAL mode, the lane of the one batch re-sent. */
+int lp_lanes_inflight(struct lp_send *s);
 /* --shards: the shard whose stream or DLQ key[0..len) is (-1: none);
  * *dlq: it is the DLQ's. */
 int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,
@@ -422,6 +430,12 @@ int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,
 /* --shards: every shard's field of the run's producer read again (the WAL
  * was sent: its batches go on from there). 0, or -1 with err. */
 int lp_shards_refresh(struct lp_send *s, char *err);
+/* --shards: records the count, or checks the one recorded (once a run;
+ * a run started with --wal while Redis was away asks at its first
+ * connection). 0; -1 with err when Redis did not answer (try again); a
+ * refusal (another count, a stream holding entries of its own, the
+ * credentials) ends the run (78), the WAL kept. */
+int lp_shards_verify(struct lp_send *s, char *err);
 
 /* ---- lp_pipeline.c ------------------------------------------------------ */
 

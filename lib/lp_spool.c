@@ -190,8 +190,7 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
         say(s, LP_NOTICE_ERROR, "the events not in their shards are sent "
             "by the same command on the same input, from its start, with "
             "--producer %s --position %" PRIu64 " (each shard passes over "
-            "what it holds)", s->producer,
-            s->c.position ? s->c.position : (uint64_t)1);
+            "what it holds)", s->producer, s->pos0);
         lp_buf_free(&cmd);
         lp_send_end_run(s, code);
     }
@@ -421,20 +420,34 @@ static int requeue(struct lp_send *s, struct lp_batch *b)
  * a new position. */
 void lp_spool_spill(struct lp_send *s, const char *why)
 {
-    int behind = 0;
+    int behind = 0, keep = s->cur_lane, nl = s->lanes ? s->nlanes : 1;
 
-    lp_pipeline_collect(s);
-    for (int i = 0; i < s->count; i++)
-        lp_pipeline_compact(s, &s->ring[(s->head + i) % LP_INFLIGHT], &behind);
-    for (int i = 0; i < s->count; i++) {
-        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (!b->answered || b->aborted)
-            lp_spool_batch(s, b);
+    /* --shards in a cluster: every lane's batches, not only the failed
+     * one's: a shard's batches in flight must be in the WAL before its
+     * batches read from now on, which go there (its records in order of
+     * their positions, or the re-send, gated from what Redis holds,
+     * would pass over the older as stored) */
+    for (int l = 0; l < nl; l++) {
+        if (s->lanes)
+            lp_lane_use(s, l);
+        lp_pipeline_collect(s);
+        for (int i = 0; i < s->count; i++)
+            lp_pipeline_compact(s, &s->ring[(s->head + i) % LP_INFLIGHT],
+                                &behind);
+        for (int i = 0; i < s->count; i++) {
+            struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+            if (!b->answered || b->aborted)
+                lp_spool_batch(s, b);
+        }
     }
-    for (int i = 0; i < s->count; i++) {
-        struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
-        if (b->answered && !b->aborted)
-            requeue(s, b);
+    for (int l = 0; l < nl; l++) {
+        if (s->lanes)
+            lp_lane_use(s, l);
+        for (int i = 0; i < s->count; i++) {
+            struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+            if (b->answered && !b->aborted)
+                requeue(s, b);
+        }
     }
     /* --follow in the middle of a line (its events wait for a token):
      * the input batch stays, and goes to the WAL behind these at its end,
@@ -443,11 +456,17 @@ void lp_spool_spill(struct lp_send *s, const char *why)
         lp_spool_batch(s, s->in);
     lp_spool_sync(s);
     /* the requests whose commands are in the WAL now are kept */
-    for (int i = 0; i < s->count; i++)
-        lp_req_in_wal(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
+    for (int l = 0; l < nl; l++) {
+        if (s->lanes)
+            lp_lane_use(s, l);
+        for (int i = 0; i < s->count; i++)
+            lp_req_in_wal(s, &s->ring[(s->head + i) % LP_INFLIGHT]);
+        while (s->count > 0)
+            lp_pipeline_release(s);
+    }
+    if (s->lanes)
+        lp_lane_use(s, keep);
     lp_req_in_wal(s, s->in);
-    while (s->count > 0)
-        lp_pipeline_release(s);
     if (!s->mid_line)
         lp_batch_reset(s->in);
     s->n_ahead = 0;              /* a WAL has no resume point */
@@ -541,12 +560,16 @@ void lp_spool_replay(struct lp_send *s)
     size_t len;
     uint64_t end, skipped_end = 0;
 
+    /* one batch in flight at most, over all lanes (--shards in a
+     * cluster): the WAL is acknowledged in order */
+    lp_lanes_inflight(s);
     if (s->rseg && s->rseg_eof && s->count == 0)
         lp_pipeline_retire(s);               /* finishes the segment */
     if (!s->walmode || s->count >= 1 ||
         lp_mono_ms() < s->replay_at || (s->rseg && s->rseg_eof))
         return;
-    if (lp_pipeline_connect(s, err) < 0) {
+    /* (in a cluster, the lane of the next record's shard: below) */
+    if (s->lanes == NULL && lp_pipeline_connect(s, err) < 0) {
         lp_spool_replay_failed(s, err);
         return;
     }
@@ -590,6 +613,30 @@ void lp_spool_replay(struct lp_send *s)
         }
         s->rseg_eof = 0;
     }
+    if (s->lanes && !s->hrec_on) {
+        /* --shards in a cluster: the next record, held, says the lane */
+        if (lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
+            s->hrec.len = 0;
+            if (lp_buf_add(&s->hrec, rec, len) < 0)
+                lp_send_oom(s);
+            s->hrec_end = end;
+            s->hrec_on = 1;
+        }
+    }
+    if (s->lanes && s->hrec_on) {
+        const char *key, *data;
+        size_t keylen, datalen;
+        int shard, isdlq;
+        if (lp_wal_event(s->hrec.p, s->hrec.len, &key, &keylen, &data,
+                         &datalen) &&
+            (shard = lp_shard_of_key(s, key, keylen, &isdlq)) >= 0)
+            lp_lane_use(s, s->sh[shard].lane);
+        /* (not a shard's: the loop below says so) */
+        if (lp_pipeline_connect(s, err) < 0) {
+            lp_spool_replay_failed(s, err);
+            return;
+        }
+    }
     b = &s->ring[(s->head + s->count) % LP_INFLIGHT];
     lp_batch_reset(b);
     b->source = LP_BATCH_REPLAY;
@@ -622,7 +669,11 @@ void lp_spool_replay(struct lp_send *s)
                          s->c.wal, lp_wal_seg_name(s->rseg), s->stream0);
                 lp_spool_error(s, err);
             }
-            if (b->n > 0 && shard != b->shard) {
+            /* (in a cluster, a record for another lane ends it even
+             * when all before it were passed over: its HGET goes on its
+             * own lane, after the lane is chosen by it) */
+            if ((b->n > 0 && shard != b->shard) ||
+                (s->lanes && s->sh[shard].lane != s->cur_lane)) {
                 s->hrec.len = 0;
                 if (lp_buf_add(&s->hrec, rec, len) < 0)
                     lp_send_oom(s);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # t0352-send-shards.sh -- logpipe-send --shards N on a standalone server
 # (issue 17 step 2): the events spread over the N shard streams
-# (tests/shard-names), blocks of --batch positions round-robin, or one
+# (tests/shard-names), positions round-robin one by one, or one
 # shard per --shard-key value in order; the count recorded in S:shards and
 # held to; names with braces refused.
 . "$(dirname "$0")/lib.sh"
@@ -28,20 +28,32 @@ all_seqs() {
     done
 }
 
-test_expect_success '--shards 4: blocks of --batch events round-robin, each once, the count recorded' '
+test_expect_success '--shards 4: events round-robin one by one, each once, the count recorded' '
     logpipe-send --max-age 0 --shards 4 <in &&
     test "$(rcli GET logs:stream:shards)" = 4 &&
     test "$(rcli EXISTS logs:stream)" = 0 &&
     per_shard logs:stream 4 >lens &&
-    printf "%s\n" 3000 3000 2000 2000 >want &&
+    printf "%s\n" 2500 2500 2500 2500 >want &&
     test_cmp want lens &&
     all_seqs logs:stream 4 >got &&
     tally 10000 got &&
-    # shard 1 holds the second block, in order
+    # shard 1 holds every fourth event from the second, in order
     rcli --raw XRANGE "$("$SHARD_NAMES" logs:stream 4 | sed -n 2p)" - + |
-        sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" | head -n 1000 >s1 &&
-    seq 1001 2000 >want1 &&
+        sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" >s1 &&
+    seq 2 4 10000 >want1 &&
     test_cmp want1 s1
+'
+
+test_expect_success 'the shard of an event does not depend on --batch' '
+    logpipe-send --max-age 0 --shards 3 -s b7 -b 7 <in &&
+    logpipe-send --max-age 0 --shards 3 -s b500 -b 500 <in &&
+    for i in 1 2 3; do
+        a=$("$SHARD_NAMES" b7 3 | sed -n ${i}p) &&
+        b=$("$SHARD_NAMES" b500 3 | sed -n ${i}p) &&
+        rcli --raw XRANGE "$a" - + | grep seq >a.$i &&
+        rcli --raw XRANGE "$b" - + | grep seq >b.$i &&
+        test_cmp a.$i b.$i || return 1
+    done
 '
 
 test_expect_success 'a run with another count is refused (78), the same count goes on' '
@@ -114,7 +126,7 @@ test_expect_success '--shard-key .service: each service in one shard, in input o
 '
 
 test_expect_success 'rejected lines go to the DLQ of their shard (DLQBASE:{TAG})' '
-    printf "%s\n" "{\"a\":1}" broken "{\"a\":2}" "not json" >mixed &&
+    printf "%s\n" "{\"a\":1}" "not json" broken "{\"a\":2}" >mixed &&
     expect_exit 65 logpipe-send --max-age 0 --shards 2 -s rj --batch 2 \
         --rejects-to-dlq --dlq rjdlq <mixed 2>err &&
     "$SHARD_NAMES" rjdlq 2 >dnames &&
@@ -132,14 +144,14 @@ test_expect_success '--producer: each shard holds the position of its last batch
     for sh in $("$SHARD_NAMES" pr 3); do
         rcli --raw HGET "$sh:producers" app | cut -d" " -f1 || return 1
     done >fields &&
-    printf "%s\n" 10000 8000 9000 >want &&
+    printf "%s\n" 10000 9998 9999 >want &&
     test_cmp want fields &&
     head -n 1500 in | logpipe-send --max-age 0 --shards 3 -s pr --producer app &&
-    # positions 10001..11500: blocks 10 and 11, shards 1 and 2
+    # positions 10001..11500, the last (11500) on shard 0
     for sh in $("$SHARD_NAMES" pr 3); do
         rcli --raw HGET "$sh:producers" app | cut -d" " -f1 || return 1
     done >fields2 &&
-    printf "%s\n" 10000 11000 11500 >want2 &&
+    printf "%s\n" 11500 11498 11499 >want2 &&
     test_cmp want2 fields2 &&
     all_seqs pr 3 >got &&
     test "$(wc -l <got)" -eq 11500

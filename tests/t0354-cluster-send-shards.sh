@@ -64,13 +64,13 @@ test_expect_success 'send --shards 6 through each node: shards on every master, 
     test "$(ccli "$(owner_of "$sh0")" hlen "$sh0:producers")" = 3
 '
 
-test_expect_success 'a second count is refused (78) through any node; --wal is not yet (78)' '
+test_expect_success 'a second count is refused (78) through any node, with --wal too, the WAL kept' '
     expect_exit 78 logpipe-send -r "redis://127.0.0.1:$M2" -s "$S" \
         --max-age 0 --shards 4 in 2>err &&
     grep_q "$S" err &&
     expect_exit 78 logpipe-send -r "redis://127.0.0.1:$M2" -s "$S" \
-        --max-age 0 --shards 6 --wal w in 2>err &&
-    grep_q "wal in a Redis Cluster: not yet with --shards" err
+        --max-age 0 --shards 4 --wal w in 2>err &&
+    grep_q "has 6 shards" err
 '
 
 # the migration in steps, by hand, as cluster_move_script does it

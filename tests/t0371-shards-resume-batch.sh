@@ -4,10 +4,11 @@
 # depends on the command alone (its position, or the value of
 # --shard-key), so that a run fed the same input sends each one where the
 # first run did", and that a --producer resume with --position 1 passes
-# each shard over what it holds. Without --shard-key the shard is chosen by
-# blocks of --batch positions, so a resume with another --batch (an
-# operator tuning it on restart) sends commands to shards whose field is
-# below them: stored twice, and nothing says so.
+# each shard over what it holds. The shard of a position was once chosen
+# by blocks of --batch positions, so a resume with another --batch (an
+# operator tuning it on restart) sent commands to shards whose field was
+# below them: stored twice. Now position p goes to shard (p - 1) mod N,
+# whatever the batches.
 . "$(dirname "$0")/lib.sh"
 
 XDG_RUNTIME_DIR=$TMP
@@ -42,6 +43,20 @@ test_expect_success 'a resume with another --batch stores nothing twice, or is r
     set -e
     all_seqs other 4 >got &&
     { test $st -ne 0 || tally 100 got; }
+'
+
+test_expect_success 'giving up in a later run of a producer: the hint names the run first position, and it sends the rest once' '
+    gen_events 4000 >in4 &&
+    head -n 2000 in4 | logpipe-send --max-age 0 -s later --shards 4 \
+        --producer L -b 50 &&
+    tail -n 2000 in4 >in4b &&
+    expect_exit 75 env LOGPIPE_TEST_LOSE_REPLY=2 logpipe-send --max-age 0 \
+        -s later --shards 4 --producer L -b 50 --timeout 0 <in4b 2>err &&
+    grep_q "with --producer L --position 2001 " err &&
+    logpipe-send --max-age 0 -s later --shards 4 --producer L -b 50 \
+        --position 2001 <in4b &&
+    all_seqs later 4 >got &&
+    tally 4000 got
 '
 
 test_done
