@@ -807,8 +807,12 @@ void lp_send_recover(struct lp_send *s, const char *why)
  * The events go to N stream keys, shard i named lp_shard_name(S, i, N)
  * ("S:{T}"), each with its own keys named from it (S:{T}:producers,
  * S:{T}:send-hold) and its own DLQ (DLQBASE:{T}: the shard's slot). The
- * count is recorded at start in S:shards (lp_shards_record): another
- * count there ends the run (78).
+ * count is recorded at start in S:shards, and in each shard's marker
+ * S:{T}:shards (lp_shards_record: another count there is changed to
+ * ours when every shard is drained, else the run ends, 78); the gate of
+ * each batch checks its shard's marker (lp_pipeline.c), so that a run
+ * still going when another changed the count ends (78) at its next
+ * batch, not stored.
  *
  * Which shard: a function of the command alone, so that a run that reads
  * the same input again sends each command to the same shard.
@@ -1307,6 +1311,12 @@ static void shards_start(struct lp_send *s)
     struct lp_backoff bo = { 0 };
     uint64_t max = 0;
     int rc;
+    /* each shard's marker is in its slot: a connection a master */
+    struct lp_shards_net net = {
+        .new_key = s->c.cluster ? s->c.redis_new_key : NULL,
+        .key_node = s->c.key_node, .ctx = s->c.ctx,
+        .timeout = redis_timeout(s),
+    };
 
     if ((r = s->c.redis_new(s->c.ctx, err)) == NULL) {
         say(s, LP_NOTICE_ERROR, "%s", err);
@@ -1316,8 +1326,11 @@ static void shards_start(struct lp_send *s)
     for (;;) {
         rc = lp_redis_connect(r, err);
         if (rc == 0)
-            rc = lp_shards_record(r, s->c.cluster, s->stream0, s->nsh, err);
-        if (rc == 0)
+            rc = lp_shards_record(r, s->c.cluster, s->stream0, s->nsh,
+                                  &net, err);
+        if (rc == 1)
+            say(s, LP_NOTICE_WARN, "%s", err);
+        if (rc >= 0)
             break;
         if (rc == LP_REDIS_EAUTH || rc == LP_SHARDS_EBAD) {
             lp_redis_free(r);

@@ -224,6 +224,9 @@ struct lp_send {
     const char *stream0, *dlq0; /* --stream, the DLQ base */
     int shards_checked;         /* not --shards: the count was read (no
                                    sharded stream under us) */
+    unsigned shards_now;        /* a gate said the count changed: to
+                                   this (0: not said, or not known) */
+    int shards_changed;         /* a gate said the count changed */
     struct lp_jq *skey_jq;      /* --shard-key, a program */
     int skey_idx;               /* --shard-key .name: its member among the
                                    rules' keys (read by the scanner, not
