@@ -165,6 +165,8 @@ static int take(void *ctx, enum lp_dlqtool_say what)
         return lp_log_verbosity() >= 1;         /* an info: -v */
     case LP_DLQTOOL_WHERE:
         return lp_log_verbosity() >= 0;         /* the first named, but -q */
+    case LP_DLQTOOL_MOVED:
+        return lp_log_verbosity() >= 1;         /* an info: -v */
     }
     return 1;
 }
@@ -178,6 +180,7 @@ static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
         lp_warn("%s", msg);
         break;
     case LP_DLQTOOL_GONE:
+    case LP_DLQTOOL_MOVED:
         lp_info("%s", msg);
         break;
     case LP_DLQTOOL_FAILED:
@@ -186,6 +189,27 @@ static void say(void *ctx, enum lp_dlqtool_say what, const char *msg)
         lp_error("%s", msg);
         break;
     }
+}
+
+/* lp_dlqtool_conf.reroute's: shard i over a connection of its own, or an
+ * unsharded DLQ's connected again (its route reads the slot map again) */
+struct reroute_ctx {
+    struct lp_common *com;
+    int64_t timeout;
+    struct tool_shards *sh;
+};
+
+static int reroute(void *ctx, int shard, struct lp_redis **r, char *err)
+{
+    struct reroute_ctx *x = ctx;
+
+    if (shard < 0)
+        return lp_redis_connect(*r, err) < 0 ? -1 : 0;
+    if (tool_shards_reroute(x->com, x->timeout, x->sh, (unsigned)shard,
+                            err) < 0)
+        return -1;
+    *r = x->sh->r[shard];
+    return 0;
 }
 
 /*
@@ -341,6 +365,10 @@ int main(int argc, char **argv)
         .say = say,
         .take = take,
         .ctx = &says,
+        /* reads of a DLQ whose slot moves, in a Redis Cluster */
+        .reroute = opt.com.cluster ? reroute : NULL,
+        .reroute_ctx = &(struct reroute_ctx){ &opt.com, opt.timeout, &sh },
+        .reroute_timeout = opt.timeout,
     };
     if ((status = lp_dlqtool_new(&conf, &t, err)) != 0) {
         lp_error("%s", err);

@@ -164,6 +164,9 @@ static void say(void *ctx, int level, const char *msg)
     case LP_REPLAY_SAY_DEBUG:
         lp_debug("%s", msg);
         break;
+    case LP_REPLAY_SAY_INFO:
+        lp_info("%s", msg);
+        break;
     default:
         lp_error("%s", msg);
     }
@@ -209,6 +212,25 @@ static int end(struct replay_opt *opt, struct lp_replay *rp, int status,
     write_metrics(opt, rp);
     lp_replay_free(rp);
     return tool_opt_end(&opt->com, status);
+}
+
+/* lp_replay_conf.reroute's: shard i over a connection of its own, or the
+ * stream's connected again (its route reads the slot map again) */
+struct reroute_ctx {
+    struct lp_common *com;
+    struct tool_shards *sh;
+};
+
+static int reroute(void *ctx, int shard, struct lp_redis **r, char *err)
+{
+    struct reroute_ctx *x = ctx;
+
+    if (shard < 0)
+        return lp_redis_connect(*r, err) < 0 ? -1 : 0;
+    if (tool_shards_reroute(x->com, 10000, x->sh, (unsigned)shard, err) < 0)
+        return -1;
+    *r = x->sh->r[shard];
+    return 0;
 }
 
 /* Where the inputs come from: the stream, or PATHs (--dir by default).
@@ -257,6 +279,7 @@ int main(int argc, char **argv)
     struct lp_replay *rp = NULL;
     struct lp_redis *r = NULL;
     struct tool_shards sh = { 0 };
+    struct reroute_ctx rctx = { &opt.com, &sh };
     char err[LP_ERRLEN], msg[LP_ERRLEN];
     int st;
 
@@ -285,6 +308,10 @@ int main(int argc, char **argv)
         .out_name = "stdout",
         .notify = { say, &say_budgets },
         .take = take,
+        /* a stream in a Redis Cluster whose slots move while read */
+        .reroute = opt.com.cluster ? reroute : NULL,
+        .reroute_ctx = &rctx,
+        .reroute_timeout = 10000,
     };
     if ((st = lp_replay_new(&conf, &rp, err)) != 0)
         return end(&opt, NULL, st, err);

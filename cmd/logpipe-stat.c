@@ -200,6 +200,26 @@ static int redis_status(const struct lp_stat *st)
     }
 }
 
+/* lp_stat_conf.reroute's: shard i over a connection of its own */
+struct reroute_ctx {
+    struct lp_common *com;
+    int64_t timeout;
+    struct tool_shards *sh;
+};
+
+static int reroute(void *ctx, size_t i, struct lp_redis **r, char *node,
+                   size_t cap, char *err)
+{
+    struct reroute_ctx *x = ctx;
+
+    if (tool_shards_reroute(x->com, x->timeout, x->sh, (unsigned)i,
+                            err) < 0)
+        return -1;
+    *r = x->sh->r[i];
+    snprintf(node, cap, "%s", x->sh->node[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct stat_opt opt = { .timeout = 10000 };
@@ -252,6 +272,8 @@ int main(int argc, char **argv)
         .dir = opt.com.dir_set ? opt.com.dir : NULL,
         .producers = opt.producers,
         .shards = shv, .nshards = sh.n,
+        .reroute = reroute,
+        .ctx = &(struct reroute_ctx){ &opt.com, opt.timeout, &sh },
         .notify = lp_log_notify,
     });
     if (st == NULL || lp_stat_redis(st) == LP_STAT_ENOMEM)

@@ -132,3 +132,36 @@ oom:
     snprintf(err, LP_ERRLEN, "out of memory");
     return LP_EX_SOFTWARE;
 }
+
+int tool_shards_reroute(struct lp_common *c, int64_t timeout,
+                        struct tool_shards *s, unsigned i, char *err)
+{
+    char node[300];
+    struct lp_redis *r, **v;
+    char *nd;
+    int rc;
+
+    if (i >= s->n) {
+        snprintf(err, LP_ERRLEN, "shard %u: no such shard", i);
+        return -1;
+    }
+    if ((v = realloc(s->conn, (s->nconn + 1) * sizeof *v)) == NULL) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        return -1;
+    }
+    s->conn = v;
+    /* routed by the shard's own name: its connect reads the map again */
+    if ((r = tool_redis_key(c, s->name[i], err)) == NULL)
+        return -1;
+    lp_redis_set_timeout(r, timeout);
+    s->conn[s->nconn++] = r;
+    if ((rc = lp_redis_connect(r, err)) != 0)
+        return -1;
+    s->r[i] = r;
+    if (tool_key_node(s->name[i], 0, node, sizeof node) == 0 &&
+        (nd = strdup(node)) != NULL) {
+        free(s->node[i]);
+        s->node[i] = nd;
+    }
+    return 0;
+}

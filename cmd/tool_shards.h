@@ -18,7 +18,8 @@
  * to it: one per node, shared by the shards on it (standalone: one).
  * In a cluster each connection is routed to the master of its first
  * shard's slot (tool_redis_key): a shard moved while a tool runs gets
- * MOVED, which the tool reports as a Redis failure (run it again).
+ * MOVED (or ASK, TRYAGAIN), after which the tool gives it a connection
+ * of its own (tool_shards_reroute) and asks it again.
  */
 struct tool_shards {
     unsigned n;                 /* shards; 0: the stream is not sharded */
@@ -41,6 +42,15 @@ struct tool_shards {
  */
 int tool_shards_open(struct lp_common *c, int64_t timeout,
                      struct tool_shards *s, char *err);
+
+/*
+ * Shard i's slot moved (lp_stream_redirected): a connection of its own,
+ * routed by its name (the slot map read again when it connects), kept in
+ * s->conn, connected, into s->r[i]; s->node[i] its node now. 0, or -1
+ * with err (shard i keeps its connection).
+ */
+int tool_shards_reroute(struct lp_common *c, int64_t timeout,
+                        struct tool_shards *s, unsigned i, char *err);
 
 /* Frees the names and closes the connections. Accepts one never opened
  * (zeroed). */

@@ -1,6 +1,7 @@
 /* lp_dlqtool.c -- logpipe-dlq's engine: the operator's commands over the DLQ */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct lp_dlqtool {
     struct stats st;
     int stats_due;              /* lp_dlqtool_stats: print them now */
     char pfx[16];               /* a shard's IDs: "<i>-"; "" unsharded */
+    int shard;                  /* its index; -1 unsharded */
     const char *base;           /* the DLQ named in stats: conf.dlq as
                                  * given (a sharded stream's base) */
     int stop;                   /* what stops the run: an LP_EX_* status,
@@ -94,6 +96,7 @@ int lp_dlqtool_new(const struct lp_dlqtool_conf *conf, struct lp_dlqtool **t,
     }
     (*t)->conf = *conf;
     (*t)->base = conf->dlq;
+    (*t)->shard = -1;
     if (conf->where && lp_jq_new(conf->where, &(*t)->where, jerr) < 0) {
         snprintf(err, LP_ERRLEN, "--where: %s", jerr);
         free(*t);
@@ -123,7 +126,59 @@ void lp_dlqtool_shard(struct lp_dlqtool *t, unsigned i, const char *dlq,
 {
     t->conf.dlq = dlq;
     t->conf.stream = stream;
+    t->shard = (int)i;
     snprintf(t->pfx, sizeof t->pfx, "%u-", i);
+}
+
+/*
+ * Before a read of the DLQ: a connection a redirect closed (on another
+ * shard's read) is connected again, its route going where the map says
+ * now. After a failed read re: when a cluster's redirect (the DLQ's slot
+ * moved), t->r becomes a connection where it went (conf.reroute), and 1
+ * says to read again; 0: a failure as it was. since, bo: the caller's,
+ * zeroed, for the read's retries.
+ */
+static void ready(struct lp_dlqtool *t)
+{
+    char err[LP_ERRLEN];
+
+    if (t->conf.reroute && t->r && !lp_redis_connected(t->r))
+        lp_redis_connect(t->r, err);    /* a failure: the read says it */
+}
+
+static int moved(struct lp_dlqtool *t, const struct lp_stream_err *re,
+                 int64_t *since, struct lp_backoff *bo)
+{
+    char err[LP_ERRLEN];
+
+    if (!t->conf.reroute || !lp_stream_redirected(re))
+        return 0;
+    if (*since == 0)
+        *since = lp_mono_ms();
+    if (lp_mono_ms() - *since >= t->conf.reroute_timeout ||
+        t->conf.reroute(t->conf.reroute_ctx, t->shard, &t->r, err) < 0)
+        return 0;
+    say(t, LP_DLQTOOL_MOVED, "%s %s: %s: read again on %s", re->cmd,
+        t->conf.dlq, re->msg, lp_redis_name(t->r));
+    poll(NULL, 0, (int)lp_backoff_next(bo));
+    return 1;
+}
+
+/* lp_stream_range over t->r, through a moving slot (moved) */
+static int range(struct lp_dlqtool *t, const char *from, int after,
+                 const char *to, uint64_t count, struct lp_page *p,
+                 struct lp_stream_err *re)
+{
+    struct lp_backoff bo = { 0 };
+    int64_t since = 0;
+    int rc;
+
+    do {
+        ready(t);
+        rc = lp_stream_range(t->r, t->conf.dlq, from, after, to, count, p,
+                             re);
+    } while (rc < 0 && moved(t, re, &since, &bo));
+    return rc;
 }
 
 /* e with its ID as the tool shows it: "<i>-<id>" in a shard's DLQ (id:
@@ -493,7 +548,15 @@ static int walk_end(struct lp_dlqtool *t, char end[LP_STREAM_IDLEN])
 {
     struct lp_stream_err re;
 
-    if (lp_stream_last_id(t->r, t->conf.dlq, end, &re) < 0) {
+    struct lp_backoff bo = { 0 };
+    int64_t since = 0;
+    int rc;
+
+    do {
+        ready(t);
+        rc = lp_stream_last_id(t->r, t->conf.dlq, end, &re);
+    } while (rc < 0 && moved(t, &re, &since, &bo));
+    if (rc < 0) {
         if (re.code != LP_STREAM_ESHAPE)
             return redis_failed(t, &re);
         return stop(t, LP_EX_SOFTWARE, "%s %s: %s", re.cmd, t->conf.dlq,
@@ -547,8 +610,7 @@ static int walk(struct lp_dlqtool *t)
         size_t biggest = 1;
 
         /* from the first entry, then past the last one seen */
-        if (lp_stream_range(t->r, t->conf.dlq, last[0] ? last : NULL, 1, end,
-                            page, &pg, &re) < 0)
+        if (range(t, last[0] ? last : NULL, 1, end, page, &pg, &re) < 0)
             return redis_failed(t, &re);
         if (pg.n == 0) {
             lp_page_free(&pg);
@@ -628,8 +690,8 @@ static int mfill(struct lp_dlqtool *t, struct mcur *c, size_t nshards)
         c->done = 1;            /* its last entry: past it is no ID */
         return 0;
     }
-    if (lp_stream_range(t->r, t->conf.dlq, c->last[0] ? c->last : NULL, 1,
-                        c->end, c->page, &c->pg, &re) < 0)
+    if (range(t, c->last[0] ? c->last : NULL, 1, c->end, c->page, &c->pg,
+              &re) < 0)
         return redis_failed(t, &re);
     if (c->pg.n == 0) {
         c->done = 1;
@@ -745,7 +807,7 @@ static int by_id(struct lp_dlqtool *t)
             t->res.status = LP_EX_DATAERR;
             continue;
         }
-        if (lp_stream_range(t->r, t->conf.dlq, id, 0, id, 0, &pg, &re) < 0)
+        if (range(t, id, 0, id, 0, &pg, &re) < 0)
             return redis_failed(t, &re);
         if (pg.n == 0) {
             lp_page_free(&pg);

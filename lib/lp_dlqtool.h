@@ -46,8 +46,10 @@ enum lp_dlqtool_say {
     LP_DLQTOOL_UNKNOWN,     /* an ID not in the DLQ (show), or no ID at
                              * all (an error) */
     LP_DLQTOOL_GONE,        /* retry, purge: done already (an info) */
-    LP_DLQTOOL_WHERE        /* --where failed at run time on it, one of the
+    LP_DLQTOOL_WHERE,       /* --where failed at run time on it, one of the
                              * first LP_JQ_NAMED (an error) */
+    LP_DLQTOOL_MOVED        /* a DLQ's slot moved: read again there (an
+                             * info) */
 };
 
 /* lp_dlqtool_run: the output's reader went away (stdout: SIGPIPE's case) */
@@ -78,6 +80,18 @@ struct lp_dlqtool_conf {
      * before it is made. NULL: all are said. */
     int (*take)(void *ctx, enum lp_dlqtool_say what);
     void *ctx;                  /* say's and take's, borrowed */
+    /* A Redis Cluster: the slot of shard i's DLQ (-1: the DLQ of an
+     * unsharded stream) moved while it was read (lp_stream_redirected):
+     * a connection where the slot map says now, connected, borrowed,
+     * into *r; 0, or -1 with err. The read (a page, the last ID, an
+     * entry by its ID) is made again, with the one backoff, for up to
+     * reroute_timeout ms (LP_DLQTOOL_MOVED says so); a connection a
+     * redirect closed is connected again before its next read. NULL:
+     * such a read stops the run as a Redis failure. retry and purge
+     * are not made again after a redirect (stopped, as before). */
+    int (*reroute)(void *ctx, int shard, struct lp_redis **r, char *err);
+    void *reroute_ctx;
+    int64_t reroute_timeout;
 };
 
 struct lp_dlqtool_result {

@@ -45,24 +45,35 @@
  * as after a restart, and a batch refused while a later one came is sent
  * again before it, never lost behind it. Renaming is O(1); the fresh
  * key's entries are freed, only when the gate is shut.
+ *
+ * --shards N: the gate's last key is the shard's marker (lp_shard_mark)
+ * and its last argument N. A batch not stored yet goes in only while the
+ * marker holds "N": after the count changed (lp_shards_record took the
+ * shard for another), the batch is put aside as above and the gate says
+ * LPSHARDS <marker> <value>, which ends the run (78): a sender started
+ * before the change never stores where the readers of the new count do
+ * not look. A batch found stored (STORED) is said stored all the same:
+ * it was, before the change, which found its shard drained.
  */
 
 static const char GATE[] =
+    "local nk, na, mark = #KEYS, #ARGV, nil\n"
+    "if nk % 2 == 0 then mark, nk, na = KEYS[nk], nk - 1, na - 1 end\n"
     "local function aside(why)\n"
-    "  for k = 2, #KEYS, 2 do\n"
+    "  for k = 2, nk, 2 do\n"
     "    local t = redis.call('TYPE', KEYS[k]).ok\n"
     "    if t == 'stream' then redis.call('RENAME', KEYS[k], KEYS[k + 1])\n"
     "    elseif t == 'none' then redis.call('SET', KEYS[k + 1], '') end\n"
     "  end\n"
     "  return why\n"
     "end\n"
-    "for k = 3, #KEYS, 2 do redis.call('DEL', KEYS[k]) end\n"
+    "for k = 3, nk, 2 do redis.call('DEL', KEYS[k]) end\n"
     "local t = redis.call('TYPE', KEYS[1]).ok\n"
     "if t ~= 'hash' and t ~= 'none' then\n"
     "  return aside({err = 'WRONGTYPE ' .. KEYS[1] .. ' is a ' .. t ..\n"
     "                      ', not a hash'})\n"
     "end\n"
-    "for k = 2, #KEYS, 2 do\n"
+    "for k = 2, nk, 2 do\n"
     "  t = redis.call('TYPE', KEYS[k]).ok\n"
     "  if t ~= 'stream' and t ~= 'none' then\n"
     "    return aside({err = 'WRONGTYPE ' .. KEYS[k] .. ' is a ' .. t ..\n"
@@ -70,7 +81,7 @@ static const char GATE[] =
     "  end\n"
     "end\n"
     "local n, stored, skip = 0, 0, {}\n"
-    "for i = 2, #ARGV, 5 do\n"
+    "for i = 2, na, 5 do\n"
     "  local v = redis.call('HGET', KEYS[1], ARGV[i])\n"
     "  local have = v and tonumber(string.match(v, '^%d+')) or 0\n"
     "  local from, to = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
@@ -102,7 +113,16 @@ static const char GATE[] =
     "  return aside({err = 'LPGATE ' .. KEYS[1] .. ': part of the batch ' ..\n"
     "                      'is stored, part not'})\n"
     "end\n"
-    "for i = 2, #ARGV, 5 do\n"
+    "if mark then\n"
+    "  t = redis.call('TYPE', mark).ok\n"
+    "  local m = ''\n"
+    "  if t == 'string' then m = redis.call('GET', mark)\n"
+    "  elseif t ~= 'none' then m = '(a ' .. t .. ')' end\n"
+    "  if m ~= ARGV[#ARGV] then\n"
+    "    return aside({err = 'LPSHARDS ' .. mark .. ' ' .. m})\n"
+    "  end\n"
+    "end\n"
+    "for i = 2, na, 5 do\n"
     "  if not skip[i] then\n"
     "    local v = ARGV[i + 2] .. ' ' .. ARGV[1]\n"
     "    if ARGV[i + 3] ~= '' then v = v .. ' ' .. ARGV[i + 3] end\n"
@@ -360,6 +380,51 @@ static void committed(struct lp_send *s, struct lp_batch *b)
     }
 }
 
+/* --shards: b's gate found its shard's marker another count's (GATE):
+ * the run ends (78), b not stored; said once, for the first such batch */
+static void shards_changed(struct lp_send *s, struct lp_batch *b,
+                           const struct lp_reply *g)
+{
+    char t[LP_ERRLEN - 100], *mk, *v;
+    size_t nev = 0;
+    unsigned long now = 0;
+
+    s->last_permanent = 1;
+    if (s->shards_changed)
+        return;
+    s->shards_changed = 1;
+    lp_reply_text(g, t, sizeof t);
+    /* "LPSHARDS <marker> <value>" */
+    mk = strchr(t, ' ');
+    mk = mk ? mk + 1 : t;
+    v = strrchr(mk, ' ');
+    if (v)
+        *v++ = '\0';
+    else
+        v = "";
+    if (strncmp(v, "to:", 3) == 0)
+        now = strtoul(v + 3, NULL, 10);
+    else if (v[0] >= '1' && v[0] <= '9')
+        now = strtoul(v, NULL, 10);
+    s->shards_now = now <= LP_SHARDS_MAX ? (unsigned)now : 0;
+    for (size_t k = 0; k < b->n; k++)
+        nev += b->ev[k].kind == LP_CMD_EVENT;
+    if (s->shards_now)
+        snprintf(s->last_error, sizeof s->last_error, "the stream's count "
+                 "of shards changed to %u while this run sent to %u shards "
+                 "(%s holds %s): a batch of %zu %s for %s was not stored; "
+                 "restart with --shards %u",
+                 s->shards_now, s->nsh, mk, v, nev,
+                 lp_plural(nev, "event", "events"), s->c.stream,
+                 s->shards_now);
+    else
+        snprintf(s->last_error, sizeof s->last_error, "the stream's count "
+                 "of shards is not this run's %u any more (%s holds '%s'): "
+                 "a batch of %zu %s for %s was not stored; start "
+                 "logpipe-send again", s->nsh, mk, v, nev,
+                 lp_plural(nev, "event", "events"), s->c.stream);
+}
+
 /* The gate's answer g, the first of EXEC's: 1 when b's commands ran
  * (their own answers follow); 0 when they stored nothing, b then being
  * stored from before (STORED) or failed as a whole. */
@@ -399,6 +464,10 @@ static int gate_open(struct lp_send *s, struct lp_batch *b,
     b->aborted = 1;
     b->failed = b->n ? b->n : 1;
     s->npcache = 0;             /* what the gate found: read it again */
+    if (lp_reply_is_error(g, "LPSHARDS")) {
+        shards_changed(s, b, g);
+        return 0;
+    }
     for (int i = 0; i < s->count; i++) {
         const struct lp_batch *o = &s->ring[(s->head + i) % LP_INFLIGHT];
         if (o == b)
@@ -620,14 +689,21 @@ void lp_pipeline_compact(struct lp_send *s, struct lp_batch *b, int *behind)
 }
 
 /* Appends the EVAL of script with its keys: the producers' hash, then the
- * stream and where it goes aside, and the DLQ's when b has dead letters. */
+ * stream and where it goes aside, and the DLQ's when b has dead letters;
+ * mark: the shard's marker last (--shards), its count the caller's last
+ * argument (counted in nargs). */
 static void eval_head(struct lp_send *s, struct lp_buf *o, const char *script,
-                      size_t slen, int gate, int dlq, int nargs)
+                      size_t slen, int gate, int dlq, int mark, int nargs)
 {
-    char nk[4];
-    int nkeys = (gate ? 1 : 0) + (dlq ? 4 : 2);
-    size_t nkl = (size_t)snprintf(nk, sizeof nk, "%d", nkeys);
+    char nk[4], mk[1100], e[LP_ERRLEN];
+    int nkeys = (gate ? 1 : 0) + (dlq ? 4 : 2), ml = 0;
+    size_t nkl;
 
+    if (mark && (ml = lp_shard_mark(s->c.cluster, s->c.stream, mk,
+                                    sizeof mk, e)) < 0)
+        ml = snprintf(mk, sizeof mk, "%s%s", s->c.stream, LP_SHARDS_SUFFIX);
+    nkeys += mark != 0;
+    nkl = (size_t)snprintf(nk, sizeof nk, "%d", nkeys);
     if (lp_resp_head(o, 3 + nkeys + nargs) < 0 ||
         lp_resp_bulk(o, "EVAL", 4) < 0 ||
         lp_resp_bulk(o, script, slen) < 0 ||
@@ -636,7 +712,8 @@ static void eval_head(struct lp_send *s, struct lp_buf *o, const char *script,
         lp_resp_bulk(o, s->c.stream, strlen(s->c.stream)) < 0 ||
         lp_resp_bulk(o, s->shold, strlen(s->shold)) < 0 ||
         (dlq && (lp_resp_bulk(o, s->c.dlq, strlen(s->c.dlq)) < 0 ||
-                 lp_resp_bulk(o, s->dhold, strlen(s->dhold)) < 0)))
+                 lp_resp_bulk(o, s->dhold, strlen(s->dhold)) < 0)) ||
+        (mark && lp_resp_bulk(o, mk, (size_t)ml) < 0))
         lp_send_oom(s);
 }
 
@@ -662,7 +739,7 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
     static const char multi[] = "*1\r\n$5\r\nMULTI\r\n",
                       exec[] = "*1\r\n$4\r\nEXEC\r\n";
     uint64_t lo[LP_BATCH_PRODS + 1];
-    int has[LP_BATCH_PRODS + 1] = { 0 }, dlq = 0;
+    int has[LP_BATCH_PRODS + 1] = { 0 }, dlq = 0, mark;
     char now[24];
     size_t nowl;
 
@@ -701,8 +778,9 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
             p->from = lo[i] - 1;
         /* else: set from Redis's when the batch was made */
     }
-    eval_head(s, &b->head, GATE, sizeof GATE - 1, 1, dlq,
-              1 + 5 * b->nprods);
+    mark = s->sh && b->shard >= 0;
+    eval_head(s, &b->head, GATE, sizeof GATE - 1, 1, dlq, mark,
+              1 + 5 * b->nprods + mark);
     nowl = (size_t)snprintf(now, sizeof now, "%" PRId64, lp_now_ms());
     if (lp_resp_bulk(&b->head, now, nowl) < 0)
         lp_send_oom(s);
@@ -722,7 +800,9 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
             lp_resp_bulk(&b->head, may_be_gone ? "1" : "0", 1) < 0)
             lp_send_oom(s);
     }
-    eval_head(s, &b->tail, UNDO, sizeof UNDO - 1, 0, dlq, 0);
+    if (mark && add_num(&b->head, s->nsh) < 0)
+        lp_send_oom(s);     /* the count the shard's marker must hold */
+    eval_head(s, &b->tail, UNDO, sizeof UNDO - 1, 0, dlq, 0, 0);
 out:
     if (lp_buf_add(&b->tail, exec, sizeof exec - 1) < 0)
         lp_send_oom(s);
@@ -1326,7 +1406,7 @@ static int probe_one(struct lp_send *s, char *err)
     int dlq = s->c.dlq != NULL && (s->c.rejects_to_dlq || s->wal ||
                                    s->c.on_limit == LP_SEND_ON_DLQ), rc = 0;
 
-    eval_head(s, &cmd, PROBE, sizeof PROBE - 1, 1, dlq, 0);
+    eval_head(s, &cmd, PROBE, sizeof PROBE - 1, 1, dlq, 0, 0);
     if (lp_redis_append_raw(s->r, cmd.p, cmd.len) < 0 ||
         lp_redis_flush(s->r, err) < 0 ||
         lp_redis_reply(s->r, &rep, err) < 0) {

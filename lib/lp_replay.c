@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "lp_sig.h"
 #include "lp_stream.h"
 #include "lp_shards.h"
+#include "lp_time.h"
 #include "lp_tree.h"
 #include "lp_wal.h"
 
@@ -69,6 +71,7 @@ struct src {
     struct lp_redis *r;         /* K_REDIS: its connection, borrowed */
     const char *key;            /* ... its stream, borrowed */
     char pfx[16];               /* ... its entries' _id: "<i>-" a shard's */
+    int shard;                  /* ... shard i's, -1: the stream's */
     uint64_t bad;               /* damaged lines */
     int listed;                 /* found in a directory walk */
     int gz_listed;              /* ... and its .gz too */
@@ -617,6 +620,8 @@ static int redis_page(struct lp_replay *rp, struct src *s)
     struct lp_stream_err re;
     struct lp_page pg;
     struct lp_buf obj = { 0 };
+    struct lp_backoff bo = { 0 };
+    int64_t moved_at = 0;
     int rc = -1;
 
     if (s->redis_done)
@@ -631,8 +636,29 @@ static int redis_page(struct lp_replay *rp, struct src *s)
         snprintf(until, sizeof until, "%lld", (long long)(rp->c.until - 1));
         to = until;
     }
-    if (lp_stream_range(s->r, s->key, from, s->next_id[0] != '\0', to,
-                        REDIS_PAGE, &pg, &re) < 0) {
+    if (rp->c.reroute && !lp_redis_connected(s->r) &&
+        lp_redis_connect(s->r, err) < 0) {
+        /* closed by a redirect on another shard's page: its route
+         * goes where the map says now */
+        flush_out(rp);
+        fail(rp, LP_EX_UNAVAILABLE, "%s", err);
+        return -1;
+    }
+    while (lp_stream_range(s->r, s->key, from, s->next_id[0] != '\0', to,
+                           REDIS_PAGE, &pg, &re) < 0) {
+        if (rp->c.reroute && lp_stream_redirected(&re)) {
+            /* the slot moved: read the page again where it went */
+            if (moved_at == 0)
+                moved_at = lp_mono_ms();
+            if (lp_mono_ms() - moved_at < rp->c.reroute_timeout &&
+                rp->c.reroute(rp->c.reroute_ctx, s->shard, &s->r,
+                              err) == 0) {
+                say(rp, LP_REPLAY_SAY_INFO, "%s %s: %s: read again on %s",
+                    re.cmd, s->key, re.msg, lp_redis_name(s->r));
+                poll(NULL, 0, (int)lp_backoff_next(&bo));
+                continue;
+            }
+        }
         if (re.code == LP_STREAM_EIO) {
             flush_out(rp);      /* what was chosen so far is printed */
             fail(rp, LP_EX_UNAVAILABLE, "%s: %s", re.cmd, re.msg);
@@ -1336,6 +1362,7 @@ int lp_replay_add_shard(struct lp_replay *rp, struct lp_redis *r,
     s = &rp->v[rp->n - 1];
     s->r = r;
     s->key = key;
+    s->shard = i;
     if (i >= 0)
         snprintf(s->pfx, sizeof s->pfx, "%d-", i);
     return 0;

@@ -69,6 +69,17 @@ struct lp_replay_conf {
      * notify.ctx once per such message, before it is made. NULL: all
      * are said. */
     int (*take)(void *ctx, int level);
+    /* Streams in a Redis Cluster: the slot of shard i's stream (-1: the
+     * stream added by lp_replay_add_stream) moved while it was read
+     * (lp_stream_redirected): a connection where the slot map says now,
+     * connected, borrowed, into *r; 0, or -1 with err. The page is then
+     * read again from where it started, with the one backoff, for up to
+     * reroute_timeout ms (LP_REPLAY_SAY_INFO says so); and a connection
+     * a redirect closed is connected again before its next page. NULL:
+     * such a page ends the run as a Redis failure. */
+    int (*reroute)(void *ctx, int shard, struct lp_redis **r, char *err);
+    void *reroute_ctx;
+    int64_t reroute_timeout;
 };
 
 /*
@@ -88,7 +99,8 @@ enum {
                                  * own: damaged lines cannot hide where) */
     LP_REPLAY_SAY_WHERE,        /* --where failed at run time on an event,
                                  * one of the first LP_JQ_NAMED */
-    LP_REPLAY_SAY_DEBUG         /* how it runs (no second thread) */
+    LP_REPLAY_SAY_DEBUG,        /* how it runs (no second thread) */
+    LP_REPLAY_SAY_INFO          /* a shard's slot moved: read again there */
 };
 
 /* What a run did so far; the engine's, read with lp_replay_result. */

@@ -810,8 +810,12 @@ void lp_send_recover(struct lp_send *s, const char *why)
  * The events go to N stream keys, shard i named lp_shard_name(S, i, N)
  * ("S:{T}"), each with its own keys named from it (S:{T}:producers,
  * S:{T}:send-hold) and its own DLQ (DLQBASE:{T}: the shard's slot). The
- * count is recorded at start in S:shards (lp_shards_record): another
- * count there ends the run (78).
+ * count is recorded at start in S:shards, and in each shard's marker
+ * S:{T}:shards (lp_shards_record: another count there is changed to
+ * ours when every shard is drained, else the run ends, 78); the gate of
+ * each batch checks its shard's marker (lp_pipeline.c), so that a run
+ * still going when another changed the count ends (78) at its next
+ * batch, not stored.
  *
  * Which shard: a function of the command alone, so that a run that reads
  * the same input again sends each command to the same shard.
@@ -1360,6 +1364,12 @@ int lp_shards_verify(struct lp_send *s, char *err)
 {
     struct lp_redis *r;
     int rc;
+    /* each shard's marker is in its slot: a connection a master */
+    struct lp_shards_net net = {
+        .new_key = s->c.cluster ? s->c.redis_new_key : NULL,
+        .key_node = s->c.key_node, .ctx = s->c.ctx,
+        .timeout = redis_timeout(s),
+    };
 
     if (s->shards_checked)
         return 0;
@@ -1370,11 +1380,14 @@ int lp_shards_verify(struct lp_send *s, char *err)
     lp_redis_set_timeout(r, redis_timeout(s));
     rc = lp_redis_connect(r, err);
     if (rc == 0)
-        rc = lp_shards_record(r, s->c.cluster, s->stream0, s->nsh, err);
+        rc = lp_shards_record(r, s->c.cluster, s->stream0, s->nsh, &net,
+                              err);
     lp_redis_free(r);
+    if (rc == 1)                /* this run changed the count: said */
+        say(s, LP_NOTICE_WARN, "%s", err);
     if (rc == LP_REDIS_EAUTH || rc == LP_SHARDS_EBAD)
         shards_refused(s, err);
-    if (rc != 0)
+    if (rc < 0)
         return -1;
     s->shards_checked = 1;
     return 0;

@@ -226,6 +226,9 @@ struct lp_send {
                                    sharded stream under us); --shards:
                                    the count was recorded, or found to
                                    be ours (lp_shards_verify) */
+    unsigned shards_now;        /* a gate said the count changed: to
+                                   this (0: not said, or not known) */
+    int shards_changed;         /* a gate said the count changed */
     struct lp_jq *skey_jq;      /* --shard-key, a program */
     int skey_idx;               /* --shard-key .name: its member among the
                                    rules' keys (read by the scanner, not

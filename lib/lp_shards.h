@@ -53,16 +53,60 @@ int lp_shards_read(struct lp_redis *r, int cluster, const char *stream,
                    unsigned *n, char *err);
 
 /*
- * Records n as stream's count (SET NX), or checks the one recorded
- * (none recorded yet: the stream's own key must hold no entries, else
- * LP_SHARDS_EBAD, which says to drain and delete it first):
- * 0 when it is n, LP_SHARDS_EBAD with err when it is another (the
- * shards of the events stored so far are those: changing their number
- * needs the stream drained first, its count key deleted), or what
- * lp_shards_read returns.
+ * How lp_shards_record reaches the slot of a shard (each shard's marker
+ * lives there): new_key makes a connection, not connected, routed to the
+ * master of key's slot (key borrowed while it lives); key_node, when
+ * given, says which master that is ("host:port"; 0, or -1 not known), so
+ * that the shards of one master share a connection. timeout: each
+ * connection's (ms). NULL, or new_key NULL: r serves every key (a
+ * standalone server).
+ */
+struct lp_shards_net {
+    struct lp_redis *(*new_key)(void *ctx, const char *key, char *err);
+    int (*key_node)(void *ctx, const char *key, int fresh, char *out,
+                    size_t cap);
+    void *ctx;
+    int64_t timeout;
+};
+
+/*
+ * Each shard's marker: "<shard>:shards" (LP_SHARDS_SUFFIX after the
+ * shard's name: its slot), which says which count owns the shard. The
+ * gate of send's batches (lp_pipeline.c) stores a batch of a run with N
+ * shards only while the marker of its shard holds "N": a sender with
+ * another count is refused batch by batch (exit 78), never writing where
+ * no reader of the stream looks. Values:
+ *   "N"     shard of the count N, which lp_shards_record recorded;
+ *   "to:M"  taken from its count by a change to M (the count key still
+ *           says the old count while the change runs; after it, a shard
+ *           of the old count that is none of M's keeps "to:M" for good).
+ * Length, or -1 with err.
+ */
+int lp_shard_mark(int cluster, const char *shard, char *out, size_t cap,
+                  char *err);
+
+/*
+ * Records n as stream's count, or checks the one recorded, and marks
+ * each of the n shards as the count's (its marker set to "n"); none
+ * recorded yet: the stream's own key must hold no entries, else
+ * LP_SHARDS_EBAD, which says to drain and delete it first.
+ * Another count N recorded: the count changes to n when, and only when,
+ * every shard of N (and of n) is drained -- no entries, or every group
+ * of it with nothing pending and nothing left to read: each shard's
+ * marker is first taken ("to:n") by a script that checks that in the
+ * shard's slot, in one step (a sender of N is refused from then on: no
+ * batch of it lands behind the check), then the count key goes from N to
+ * n; a shard not drained puts back the markers taken so far and returns
+ * LP_SHARDS_EBAD saying which. A marker of another count on one of the
+ * n shards (the count key deleted by hand while that count's senders
+ * ran) is a change from that count, as above.
+ * Returns 0, 1 when the count changed to n (err says from what, for the
+ * user to hear), LP_SHARDS_EBAD with err (the count cannot be n now), or
+ * LP_REDIS_ETEMP / LP_REDIS_EAUTH as lp_shards_read (call again: a
+ * change cut midway goes on where it stopped).
  */
 int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
-                     unsigned n, char *err);
+                     unsigned n, const struct lp_shards_net *net, char *err);
 
 /*
  * An entry's ID as the tools show it: "<ms>-<seq>" (a stream's own, as

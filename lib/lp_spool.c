@@ -183,6 +183,16 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
         lp_buf_free(&cmd);      /* no input: the WAL keeps the rest */
         lp_send_end_run(s, code);
     }
+    if (s->sh && s->shards_changed) {
+        /* the shards are another count's now: no position of ours holds
+         * there; what was stored is counted (and with --ids listed) */
+        say(s, LP_NOTICE_ERROR, "this run stored %" PRIu64 " %s; the "
+            "others were not stored: send them again%s%.0u", s->n.sent,
+            lp_plural(s->n.sent, "event", "events"), s->shards_now ?
+            " with --shards " : "", s->shards_now);
+        lp_buf_free(&cmd);
+        lp_send_end_run(s, code);
+    }
     if (s->sh) {
         /* --shards: each shard holds its own position of the producer;
          * the same input again, from its start, passes over what each

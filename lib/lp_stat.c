@@ -1,4 +1,5 @@
 /* lp_stat.c -- the stat engine: the figures of a pipeline in one look */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,16 @@ struct lp_stat {
     struct lp_stat_figures f;
     struct lp_stat **sh;        /* a sharded stream's shards, c.nshards */
     int borrowed;               /* a shard's: c.redis is not its own */
+    /* a shard's, while the shards are asked: */
+    int quiet;                  /* its failure not said (the stream's is) */
+    int redirected;             /* it failed by a cluster's redirect */
+    int todo;                   /* to be asked (again) */
+    size_t npend;               /* its XPENDINGs queued */
+    size_t idx;                 /* its index */
+    int hscan;                  /* its first HSCAN queued */
+    char pcur[32];              /* HSCAN's cursor after that page */
+    size_t capprod;             /* room in f.prod */
+    char node[280];             /* its node, "" standalone */
 };
 
 void lp_stat_free(struct lp_stat *s)
@@ -68,6 +79,9 @@ struct lp_stat *lp_stat_new(const struct lp_stat_conf *c)
         /* every producer's name: the total counts them once */
         x->c.producers = 1;
         x->borrowed = 1;
+        x->idx = i;
+        snprintf(x->node, sizeof x->node, "%s",
+                 c->shards[i].node ? c->shards[i].node : "");
         lp_redis_set_timeout(x->c.redis, c->timeout);
     }
     return s;
@@ -91,7 +105,8 @@ static void redis_failed(struct lp_stat *s, const char *why, int how)
 {
     if (s->f.redis_failed)
         return;
-    lp_notice(&s->c.notify, LP_NOTICE_ERROR, "%s", why);
+    if (!s->quiet)
+        lp_notice(&s->c.notify, LP_NOTICE_ERROR, "%s", why);
     snprintf(s->f.redis_err, sizeof s->f.redis_err, "%s", why);
     s->f.redis_failed = how;
 }
@@ -113,6 +128,8 @@ static int answered(struct lp_stat *s, int rc, const char *key,
         return 0;
     if (e->code == LP_STREAM_ENOMEM)
         return LP_STAT_ENOMEM;
+    if (!s->f.redis_failed)
+        s->redirected = lp_stream_redirected(e);
     snprintf(what, sizeof what, "%s %s", e->cmd, key ? key : "");
     snprintf(m, sizeof m, "%s: %s", key ? what : e->cmd, e->msg);
     redis_failed(s, m, e->code == LP_RERR_KEY || e->code == LP_RERR_COMMAND ?
@@ -130,6 +147,10 @@ static int hash_answered(struct lp_stat *s, const char *cmd,
     char m[LP_ERRLEN], t[LP_ERRLEN - 200];
 
     if (rep == NULL) {
+        struct lp_stream_err e = { .code = LP_STREAM_EIO };
+        snprintf(e.msg, sizeof e.msg, "%s", err);
+        if (!s->f.redis_failed)
+            s->redirected = lp_stream_redirected(&e);
         snprintf(m, sizeof m, "%s %s: %s", cmd, key, err);
         redis_failed(s, m, LP_STAT_REDIS_TEMP);
         return LP_STAT_EREDIS;
@@ -145,6 +166,10 @@ static int hash_answered(struct lp_stat *s, const char *cmd,
     }
     if (lp_reply_type(rep) == LP_REPLY_ERROR &&
         lp_reply_error_class(rep) != LP_RERR_REQUEST) {
+        struct lp_stream_err e = { .code = lp_reply_error_class(rep) };
+        lp_reply_text(rep, e.msg, sizeof e.msg);
+        if (!s->f.redis_failed)
+            s->redirected = lp_stream_redirected(&e);
         snprintf(m, sizeof m, "%s %s: %s", cmd, key,
                  lp_reply_text(rep, t, sizeof t));
         redis_failed(s, m, lp_reply_error_class(rep) >= LP_RERR_KEY ?
@@ -177,33 +202,78 @@ static size_t pkey_of(const struct lp_stat *s, char *key, size_t cap)
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-/* The producers of logpipe-send: how many (HLEN), and each with
- * conf.producers (HSCAN, page by page). */
-static int producers(struct lp_stat *s)
+/* The answer to HLEN of the producers' key (queued on s's connection):
+ * how many producers. 0, or as hash_answered. */
+static int producers_count(struct lp_stat *s)
+{
+    char key[512], err[LP_ERRLEN];
+    struct lp_reply *rep = NULL;
+    int rc;
+
+    pkey_of(s, key, sizeof key);
+    err[0] = '\0';
+    if (lp_redis_reply(s->c.redis, &rep, err) < 0)
+        rep = NULL;
+    if ((rc = hash_answered(s, "HLEN", rep, key, err)) == 0 &&
+        lp_reply_type(rep) == LP_REPLY_INTEGER)
+        s->f.producers = lp_reply_int(rep);
+    lp_reply_free(rep);
+    return rc < 0 ? rc : 0;
+}
+
+/* With conf.producers, each producer of logpipe-send (HSCAN, page by
+ * page), after producers_count. */
+static int want_producers(const struct lp_stat *s)
+{
+    return s->c.producers && s->f.producers > 0 && !s->f.redis_failed;
+}
+
+/* HSCAN's first page queued (want_producers): read by producers */
+static int producers_append(struct lp_stat *s)
+{
+    char key[512];
+    const char *argv[5] = { "HSCAN", key, "0", "COUNT", "1000" };
+    size_t lens[5] = { 5, pkey_of(s, key, sizeof key), 1, 5, 4 };
+
+    return lp_redis_append(s->c.redis, 5, argv, lens) < 0 ? -1 : 0;
+}
+
+/* queued: only the first page's answer, queued (producers_append), is
+ * read, the cursor after it kept (pcur) for a call without queued, which
+ * goes on from there to the end. */
+static int producers(struct lp_stat *s, int queued)
 {
     struct lp_stat_figures *f = &s->f;
     char key[512], cursor[32] = "0", err[LP_ERRLEN];
     struct lp_reply *rep;
-    size_t cap = 0;
+    size_t cap = s->capprod;
     int rc;
 
     pkey_of(s, key, sizeof key);
-    rep = lp_redis_cmd(s->c.redis, err, "HLEN", key, NULL);
-    if ((rc = hash_answered(s, "HLEN", rep, key, err))) {
-        lp_reply_free(rep);
-        return rc < 0 ? rc : 0;
-    }
-    if (lp_reply_type(rep) == LP_REPLY_INTEGER)
-        f->producers = lp_reply_int(rep);
-    lp_reply_free(rep);
-    if (!s->c.producers || f->producers == 0)
+    if (queued)
+        snprintf(s->pcur, sizeof s->pcur, "0");  /* a failure: no more */
+    if (!queued && !want_producers(s))
         return 0;
+    if (!queued && s->pcur[0]) {
+        snprintf(cursor, sizeof cursor, "%s", s->pcur);
+        if (strcmp(cursor, "0") == 0)
+            return 0;
+    }
     do {
+        if (!queued && s->pcur[0] && strcmp(cursor, "0") == 0)
+            break;
         const struct lp_reply *kv;
         const char *c;
         size_t n;
-        rep = lp_redis_cmd(s->c.redis, err, "HSCAN", key, cursor, "COUNT",
-                           "1000", NULL);
+        if (queued) {
+            err[0] = '\0';
+            if (lp_redis_reply(s->c.redis, &rep, err) < 0)
+                rep = NULL;
+            queued = 0;
+        } else {
+            rep = lp_redis_cmd(s->c.redis, err, "HSCAN", key, cursor,
+                               "COUNT", "1000", NULL);
+        }
         if ((rc = hash_answered(s, "HSCAN", rep, key, err))) {
             lp_reply_free(rep);
             return rc < 0 ? rc : 0;
@@ -247,54 +317,154 @@ static int producers(struct lp_stat *s)
                 return LP_STAT_ENOMEM;
             }
             f->nprod++;
+            s->capprod = cap;
         }
         lp_reply_free(rep);
+        if (queued) {
+            snprintf(s->pcur, sizeof s->pcur, "%s", cursor);
+            return 0;
+        }
     } while (strcmp(cursor, "0") != 0);
     return 0;
 }
 
-/* The Redis figures, up to the first failure. */
-static int gather(struct lp_stat *s)
+/* Keeps what answered() makes of one answer of x's: x's first failure
+ * stays (later answers are read, not looked at). 0 or LP_STAT_ENOMEM. */
+static int take(struct lp_stat *x, int rc, const char *key,
+                const struct lp_stream_err *e)
 {
-    struct lp_stream_err e;
-    struct lp_stat_figures *f = &s->f;
-    struct lp_redis *r = s->c.redis;
-    const char *st = s->c.stream;
-    int rc;
+    if (x->f.redis_failed)
+        return 0;
+    rc = answered(x, rc, key, e);
+    return rc == LP_STAT_ENOMEM ? rc : 0;
+}
 
-    if ((rc = answered(s, lp_stream_len(r, st, &f->length, &e), st, &e)))
-        return rc;
-    if (f->length > 0 &&
-        ((rc = answered(s, lp_stream_first_id(r, st, f->first_id, &e), st,
-                        &e)) ||
-         (rc = answered(s, lp_stream_last_id(r, st, f->last_id, &e), st,
-                        &e))))
-        return rc;
-    /* a stream that does not exist has no groups: XINFO says ERR */
-    if ((rc = answered(s, lp_stream_groups(r, st, &f->g, &f->ng, &e), st,
-                       &e)))
-        return rc;
-    if ((f->old = calloc(f->ng + 1, sizeof *f->old)) == NULL)
-        return LP_STAT_ENOMEM;
-    for (size_t i = 0; i < f->ng; i++)
-        f->old[i].age_ms = -1;
-    for (size_t i = 0; i < f->ng; i++) {
-        struct lp_stat_oldest *o = &f->old[i];
-        uint64_t ms, seq;
-        if (f->g[i].pending == 0)
-            continue;
-        if ((rc = answered(s, lp_stream_pending_oldest(r, st, f->g[i].name,
-                                                       f->g[i].namelen,
-                                                       o->id, &e), st, &e)))
-            return rc;
-        if (lp_stream_id_parse(o->id, strlen(o->id), &ms, &seq) == 0)
-            /* an ID ahead of this clock: pending, and new */
-            o->age_ms = (int64_t)ms < f->now ? f->now - (int64_t)ms : 0;
+/*
+ * The Redis figures of the streams v[0..n) (a stream, or shards), all
+ * over one connection, connected: their commands in one write and their
+ * answers read (XLEN, the first and last IDs, XINFO GROUPS, the DLQ's
+ * XLEN, HLEN of the producers), then XPENDING of every group with
+ * entries pending in a second; then the producers' list when asked
+ * (HSCAN pages). Each keeps its first failure (redis_failed). 0 or
+ * LP_STAT_ENOMEM.
+ */
+static int ask_round(struct lp_stat **v, size_t n)
+{
+    struct lp_redis *r = v[0]->c.redis;
+    char key[512];
+    const char *hlen[2] = { "HLEN", key };
+    size_t np = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *st = v[i]->c.stream;
+        size_t kl[2] = { 4, pkey_of(v[i], key, sizeof key) };
+        if (lp_stream_len_append(r, st) < 0 ||
+            lp_stream_end_id_append(r, st, 0) < 0 ||
+            lp_stream_end_id_append(r, st, 1) < 0 ||
+            lp_stream_groups_append(r, st) < 0 ||
+            lp_stream_len_append(r, v[i]->c.dlq) < 0 ||
+            lp_redis_append(r, 2, hlen, kl) < 0)
+            goto nomem;
     }
-    if ((rc = answered(s, lp_stream_len(r, s->c.dlq, &f->dlq, &e),
-                       s->c.dlq, &e)))
-        return rc;
-    return producers(s);
+    for (size_t i = 0; i < n; i++) {
+        struct lp_stat *x = v[i];
+        struct lp_stat_figures *f = &x->f;
+        const char *st = x->c.stream;
+        struct lp_stream_err e;
+        if ((rc = take(x, lp_stream_len_reply(r, &f->length, &e), st, &e)) ||
+            (rc = take(x, lp_stream_end_id_reply(r, 0, f->first_id, &e),
+                       st, &e)) ||
+            (rc = take(x, lp_stream_end_id_reply(r, 1, f->last_id, &e), st,
+                       &e)))
+            goto nomem;
+        /* a stream that does not exist has no groups: XINFO says ERR */
+        if ((rc = take(x, lp_stream_groups_reply(r, &f->g, &f->ng, &e), st,
+                       &e)))
+            goto nomem;
+        if ((f->old = calloc(f->ng + 1, sizeof *f->old)) == NULL)
+            goto nomem;
+        for (size_t k = 0; k < f->ng; k++)
+            f->old[k].age_ms = -1;
+        if ((rc = take(x, lp_stream_len_reply(r, &f->dlq, &e), x->c.dlq,
+                       &e)))
+            goto nomem;
+        if (x->f.redis_failed) {
+            /* its HLEN's answer, read only */
+            struct lp_reply *rep = NULL;
+            char err[LP_ERRLEN];
+            if (lp_redis_reply(r, &rep, err) == 0)
+                lp_reply_free(rep);
+        } else if ((rc = producers_count(x)) == LP_STAT_ENOMEM) {
+            goto nomem;
+        }
+        x->npend = 0;
+        x->pcur[0] = '\0';
+        if (!x->f.redis_failed)
+            for (size_t k = 0; k < f->ng; k++)
+                if (f->g[k].pending > 0) {
+                    if (lp_stream_pending_oldest_append(r, st,
+                                                        f->g[k].name,
+                                                        f->g[k].namelen) < 0)
+                        goto nomem;
+                    x->npend++;
+                    np++;
+                }
+        /* each producer's name: the first pages in this round trip too */
+        x->hscan = want_producers(x);
+        if (x->hscan && producers_append(x) < 0)
+            goto nomem;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct lp_stat *x = v[i];
+        struct lp_stat_figures *f = &x->f;
+        for (size_t k = 0; k < f->ng && x->npend > 0; k++) {
+            struct lp_stat_oldest *o = &f->old[k];
+            struct lp_stream_err e;
+            uint64_t ms, seq;
+            if (f->g[k].pending == 0)
+                continue;
+            x->npend--;
+            np--;
+            if ((rc = take(x, lp_stream_pending_oldest_reply(r, o->id, &e),
+                           x->c.stream, &e)))
+                goto nomem;
+            if (lp_stream_id_parse(o->id, strlen(o->id), &ms, &seq) == 0)
+                /* an ID ahead of this clock: pending, and new */
+                o->age_ms = (int64_t)ms < f->now ? f->now - (int64_t)ms : 0;
+        }
+        if (x->hscan && producers(x, 1) == LP_STAT_ENOMEM)
+            goto nomem;
+    }
+    /* the rest of a hash of more than a page, once every answer queued
+     * is read */
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->hscan && (rc = producers(v[i], 0)) == LP_STAT_ENOMEM)
+            goto nomem;
+    return 0;
+nomem:
+    lp_redis_disconnect(r);     /* its answers are out of step now */
+    return LP_STAT_ENOMEM;
+}
+
+/* The figures of x as before it was asked (to ask it again). */
+static void figures_reset(struct lp_stat *x)
+{
+    struct lp_stat_figures *f = &x->f;
+    int64_t now = f->now;
+
+    lp_group_info_free(f->g, f->ng);
+    free(f->old);
+    for (size_t i = 0; i < f->nprod; i++) {
+        free(f->prod[i].name);
+        free(f->prod[i].cursor);
+    }
+    free(f->prod);
+    memset(f, 0, sizeof *f);
+    f->now = now;
+    x->redirected = 0;
+    x->capprod = 0;
+    x->pcur[0] = '\0';
 }
 
 /* A producer's name, for qsort */
@@ -393,31 +563,103 @@ static int totals(struct lp_stat *s)
     return 0;
 }
 
-/* A sharded stream: each shard over its node's connection (connected
- * once for the shards it serves), then the totals. */
+/*
+ * A sharded stream: the shards of each connection in one round
+ * (ask_round), connection after connection; a shard that failed by a
+ * cluster's redirect (its slot moved while stat ran) is routed anew
+ * (conf.reroute: the slot map read again) and asked again, for up to
+ * conf.timeout; then the totals. A failure left is the stream's.
+ */
 static int shards_redis(struct lp_stat *s)
 {
-    char err[LP_ERRLEN];
-    int rc;
+    size_t n = s->c.nshards, k;
+    struct lp_stat **v;
+    struct lp_backoff bo = { 0 };
+    int64_t start = lp_mono_ms();
+    int rc = 0, again;
 
-    for (size_t i = 0; i < s->c.nshards; i++) {
-        struct lp_stat *x = s->sh[i];
-        x->f.now = s->f.now;
-        if (!lp_redis_connected(x->c.redis) &&
-            (rc = lp_redis_connect(x->c.redis, err)) < 0) {
-            char m[LP_ERRLEN];
-            snprintf(m, sizeof m, "shard %zu (%s): %s", i, x->c.stream, err);
-            redis_failed(s, m, rc == LP_REDIS_EAUTH ? LP_STAT_REDIS_PERM
-                                                    : LP_STAT_REDIS_TEMP);
-            return LP_STAT_EREDIS;
+    if ((v = calloc(n, sizeof *v)) == NULL)
+        return LP_STAT_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        s->sh[i]->f.now = s->f.now;
+        s->sh[i]->quiet = 1;
+        s->sh[i]->todo = 1;
+    }
+    do {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct lp_stat *x = s->sh[i];
+            char err[LP_ERRLEN];
+            int cr;
+            if (!x->todo)
+                continue;
+            /* the shards still to ask on x's connection */
+            k = 0;
+            for (size_t j = i; j < n; j++)
+                if (s->sh[j]->todo && s->sh[j]->c.redis == x->c.redis) {
+                    v[k++] = s->sh[j];
+                    s->sh[j]->todo = 0;
+                }
+            if (!lp_redis_connected(x->c.redis) &&
+                (cr = lp_redis_connect(x->c.redis, err)) < 0) {
+                char m[LP_ERRLEN];
+                for (size_t j = 0; j < k; j++) {
+                    snprintf(m, sizeof m, "shard %zu (%s): %s", v[j]->idx,
+                             v[j]->c.stream, err);
+                    redis_failed(v[j], m, cr == LP_REDIS_EAUTH ?
+                                 LP_STAT_REDIS_PERM : LP_STAT_REDIS_TEMP);
+                }
+                continue;
+            }
+            rc = ask_round(v, k);
+            /* a redirect closed the connection: the answers after it
+             * were lost with it, those shards are asked again too */
+            for (size_t j = 0; j < k && rc == 0; j++)
+                if (v[j]->redirected)
+                    for (size_t m = 0; m < k; m++)
+                        if (v[m]->f.redis_failed == LP_STAT_REDIS_TEMP)
+                            v[m]->redirected = 1;
         }
-        if ((rc = gather(x)) == LP_STAT_ENOMEM)
-            return rc;
-        if (rc) {
-            /* said by the shard, which names its keys */
-            s->f.redis_failed = x->f.redis_failed;
-            memcpy(s->f.redis_err, x->f.redis_err, sizeof s->f.redis_err);
-            return rc;
+        again = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct lp_stat *x = s->sh[i];
+            char err[LP_ERRLEN], node[sizeof x->node];
+            if (!x->f.redis_failed || !x->redirected || !s->c.reroute ||
+                lp_mono_ms() - start >= s->c.timeout)
+                continue;
+            /* its slot moved: a connection of its own, where the map
+             * says now (a failure there is said as the shard's) */
+            if (s->c.reroute(s->c.ctx, i, &x->c.redis, node, sizeof node,
+                             err) < 0) {
+                char m[LP_ERRLEN];
+                snprintf(m, sizeof m, "shard %zu (%s): %s", i, x->c.stream,
+                         err);
+                figures_reset(x);
+                redis_failed(x, m, LP_STAT_REDIS_TEMP);
+                continue;
+            }
+            lp_redis_set_timeout(x->c.redis, s->c.timeout);
+            lp_notice(&s->c.notify, LP_NOTICE_INFO, "shard %zu (%s): %s: "
+                      "asked again on %s", i, x->c.stream, x->f.redis_err,
+                      node[0] ? node : "its master");
+            snprintf(x->node, sizeof x->node, "%s", node);
+            figures_reset(x);
+            x->todo = 1;
+            again = 1;
+        }
+        if (again)
+            poll(NULL, 0, (int)lp_backoff_next(&bo));  /* TRYAGAIN, ASK */
+    } while (again && rc == 0);
+    free(v);
+    for (size_t i = 0; i < n; i++)
+        s->sh[i]->quiet = 0;
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        struct lp_stat *x = s->sh[i];
+        if (x->f.redis_failed) {
+            /* said once, as the shard's, which names its keys */
+            redis_failed(s, x->f.redis_err, x->f.redis_failed);
+            return LP_STAT_EREDIS;
         }
     }
     return totals(s);
@@ -467,15 +709,39 @@ int lp_stat_redis(struct lp_stat *s)
     char err[LP_ERRLEN];
     int rc;
 
+    struct lp_backoff bo = { 0 };
+    int64_t start = lp_mono_ms();
+
     s->f.now = lp_now_ms();
     if (s->c.nshards)
         return shards_redis(s);
-    if ((rc = lp_redis_connect(s->c.redis, err)) < 0) {
-        redis_failed(s, err, rc == LP_REDIS_EAUTH ? LP_STAT_REDIS_PERM
-                                                  : LP_STAT_REDIS_TEMP);
-        return LP_STAT_EREDIS;
+    for (;;) {
+        struct lp_stat *v[1] = { s };
+        if ((rc = lp_redis_connect(s->c.redis, err)) < 0) {
+            redis_failed(s, err, rc == LP_REDIS_EAUTH ? LP_STAT_REDIS_PERM
+                                                      : LP_STAT_REDIS_TEMP);
+            return LP_STAT_EREDIS;
+        }
+        /* its slot moved while asked: connected again, the route
+         * reading the map again, and asked again (quiet meanwhile) */
+        s->quiet = 1;
+        rc = ask_round(v, 1);
+        s->quiet = 0;
+        if (rc)
+            return rc;
+        if (!s->f.redis_failed)
+            return 0;
+        if (!s->redirected || lp_mono_ms() - start >= s->c.timeout) {
+            char m[LP_ERRLEN];
+            int how = s->f.redis_failed;
+            snprintf(m, sizeof m, "%s", s->f.redis_err);
+            s->f.redis_failed = 0;
+            redis_failed(s, m, how);
+            return LP_STAT_EREDIS;
+        }
+        figures_reset(s);
+        poll(NULL, 0, (int)lp_backoff_next(&bo));
     }
-    return gather(s);
 }
 
 /* Measures the tree at path: the files of kinds k1 and k2. Returns 1, or
@@ -744,9 +1010,9 @@ char *lp_stat_json(const struct lp_stat *s)
             jnum(&b, (long long)i);
             lp_buf_adds(&b, ",\"stream\":");
             jstr(&b, x->c.stream);
-            if (s->c.shards[i].node && s->c.shards[i].node[0]) {
+            if (x->node[0]) {
                 lp_buf_adds(&b, ",\"node\":");
-                jstr(&b, s->c.shards[i].node);
+                jstr(&b, x->node);
             }
             json_redis(x, &b, s->c.producers, 1);
             lp_buf_addc(&b, '}');

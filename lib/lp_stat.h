@@ -111,6 +111,18 @@ struct lp_stat_conf {
      * names found on any shard. No first_id, last_id. */
     const struct lp_stat_shard *shards;         /* borrowed */
     size_t nshards;             /* 0: not sharded */
+    /* The shards of a node are asked in one round trip (their commands
+     * in one write). A shard whose slot a Redis Cluster moved while it
+     * was asked (MOVED, ASK, TRYAGAIN: lp_stream_redirected) is asked
+     * again, for up to timeout, over the connection reroute gives it:
+     * one routed by shard i's name, the slot map read again, connected,
+     * borrowed (*r replaced), its node into node (cap bytes); 0, or -1
+     * with err. NULL: such a shard fails as any Redis failure. An
+     * unsharded stream's connection is connected again (its route reads
+     * the map again) and asked again. */
+    int (*reroute)(void *ctx, size_t i, struct lp_redis **r, char *node,
+                   size_t cap, char *err);
+    void *ctx;
     struct lp_notify notify;    /* copied: the Redis failure (an error),
                                    an unreadable --wal or --dir (warnings) */
 };

@@ -71,15 +71,36 @@ static int copy_id(const struct lp_reply *x, char id[LP_STREAM_IDLEN])
     return 0;
 }
 
-int lp_stream_len(struct lp_redis *r, const char *key, long long *len,
-                  struct lp_stream_err *e)
+/* Queues argv (NUL-terminated strings when lens is NULL): 0, or -1 when
+ * out of memory. */
+static int append(struct lp_redis *r, int argc, const char **argv,
+                  const size_t *lens)
+{
+    size_t l[8];
+
+    if (lens == NULL) {
+        for (int i = 0; i < argc; i++)
+            l[i] = strlen(argv[i]);
+        lens = l;
+    }
+    return lp_redis_append(r, argc, argv, lens) < 0 ? -1 : 0;
+}
+
+int lp_stream_len_append(struct lp_redis *r, const char *key)
 {
     const char *argv[] = { "XLEN", key };
+
+    return append(r, 2, argv, NULL);
+}
+
+int lp_stream_len_reply(struct lp_redis *r, long long *len,
+                        struct lp_stream_err *e)
+{
     struct lp_reply *rep;
     int rc = 0;
 
     *len = 0;
-    if (call(r, "XLEN", 2, argv, NULL, &rep, e) < 0)
+    if (lp_stream_reply(r, "XLEN", &rep, e) < 0)
         return -1;
     if (lp_reply_type(rep) == LP_REPLY_INTEGER)
         *len = lp_reply_int(rep);
@@ -89,18 +110,40 @@ int lp_stream_len(struct lp_redis *r, const char *key, long long *len,
     return rc;
 }
 
-/* The ID of the first entry of an XRANGE/XREVRANGE answer. */
-static int end_id(struct lp_redis *r, const char *key, int last,
-                  char id[LP_STREAM_IDLEN], struct lp_stream_err *e)
+/* out of memory while queueing: said as such */
+static int nomem(struct lp_stream_err *e, const char *cmd)
+{
+    e->cmd = cmd;
+    e->code = LP_STREAM_ENOMEM;
+    snprintf(e->msg, sizeof e->msg, "out of memory");
+    return -1;
+}
+
+int lp_stream_len(struct lp_redis *r, const char *key, long long *len,
+                  struct lp_stream_err *e)
+{
+    *len = 0;
+    if (lp_stream_len_append(r, key) < 0)
+        return nomem(e, "XLEN");
+    return lp_stream_len_reply(r, len, e);
+}
+
+int lp_stream_end_id_append(struct lp_redis *r, const char *key, int last)
 {
     const char *fwd[] = { "XRANGE", key, "-", "+", "COUNT", "1" };
     const char *rev[] = { "XREVRANGE", key, "+", "-", "COUNT", "1" };
+
+    return append(r, 6, last ? rev : fwd, NULL);
+}
+
+int lp_stream_end_id_reply(struct lp_redis *r, int last,
+                           char id[LP_STREAM_IDLEN], struct lp_stream_err *e)
+{
     struct lp_reply *rep;
     int rc = 0;
 
     id[0] = '\0';
-    if (call(r, last ? rev[0] : fwd[0], 6, last ? rev : fwd, NULL, &rep,
-             e) < 0)
+    if (lp_stream_reply(r, last ? "XREVRANGE" : "XRANGE", &rep, e) < 0)
         return -1;
     /* no entry, or no array: nothing there */
     if (lp_reply_len(rep) > 0 &&
@@ -108,6 +151,16 @@ static int end_id(struct lp_redis *r, const char *key, int last,
         rc = shape(e);
     lp_reply_free(rep);
     return rc;
+}
+
+/* The ID of the first entry of an XRANGE/XREVRANGE answer. */
+static int end_id(struct lp_redis *r, const char *key, int last,
+                  char id[LP_STREAM_IDLEN], struct lp_stream_err *e)
+{
+    id[0] = '\0';
+    if (lp_stream_end_id_append(r, key, last) < 0)
+        return nomem(e, last ? "XREVRANGE" : "XRANGE");
+    return lp_stream_end_id_reply(r, last, id, e);
 }
 
 int lp_stream_first_id(struct lp_redis *r, const char *key,
@@ -198,17 +251,22 @@ static int group_of(const struct lp_reply *gr, struct lp_group_info *x)
     return 0;
 }
 
-int lp_stream_groups(struct lp_redis *r, const char *key,
-                     struct lp_group_info **g, size_t *n,
-                     struct lp_stream_err *e)
+int lp_stream_groups_append(struct lp_redis *r, const char *key)
 {
     const char *argv[] = { "XINFO", "GROUPS", key };
+
+    return append(r, 3, argv, NULL);
+}
+
+int lp_stream_groups_reply(struct lp_redis *r, struct lp_group_info **g,
+                           size_t *n, struct lp_stream_err *e)
+{
     struct lp_reply *rep;
     size_t ng;
 
     *g = NULL;
     *n = 0;
-    if (call(r, "XINFO GROUPS", 3, argv, NULL, &rep, e) < 0)
+    if (lp_stream_reply(r, "XINFO GROUPS", &rep, e) < 0)
         return -1;
     if (lp_reply_type(rep) != LP_REPLY_ARRAY) {
         lp_reply_free(rep);
@@ -227,9 +285,18 @@ nomem:
     lp_group_info_free(*g, ng);
     *g = NULL;
     lp_reply_free(rep);
-    e->code = LP_STREAM_ENOMEM;
-    snprintf(e->msg, sizeof e->msg, "out of memory");
-    return -1;
+    return nomem(e, "XINFO GROUPS");
+}
+
+int lp_stream_groups(struct lp_redis *r, const char *key,
+                     struct lp_group_info **g, size_t *n,
+                     struct lp_stream_err *e)
+{
+    *g = NULL;
+    *n = 0;
+    if (lp_stream_groups_append(r, key) < 0)
+        return nomem(e, "XINFO GROUPS");
+    return lp_stream_groups_reply(r, g, n, e);
 }
 
 long long lp_stream_group_lag(const struct lp_reply *rep, const char *group)
@@ -250,19 +317,25 @@ long long lp_stream_group_lag(const struct lp_reply *rep, const char *group)
     return lag;
 }
 
-int lp_stream_pending_oldest(struct lp_redis *r, const char *key,
-                             const char *group, size_t glen,
-                             char id[LP_STREAM_IDLEN],
-                             struct lp_stream_err *e)
+int lp_stream_pending_oldest_append(struct lp_redis *r, const char *key,
+                                    const char *group, size_t glen)
 {
     const char *argv[3] = { "XPENDING", key, group };
     size_t lens[3] = { 8, strlen(key), glen };
+
+    return append(r, 3, argv, lens);
+}
+
+int lp_stream_pending_oldest_reply(struct lp_redis *r,
+                                   char id[LP_STREAM_IDLEN],
+                                   struct lp_stream_err *e)
+{
     struct lp_reply *rep;
     const struct lp_reply *x;
     int rc = 0;
 
     id[0] = '\0';
-    if (call(r, "XPENDING", 3, argv, lens, &rep, e) < 0)
+    if (lp_stream_reply(r, "XPENDING", &rep, e) < 0)
         return -1;
     /* [count, smallest ID (nil: none), greatest ID, consumers] */
     x = lp_reply_at(rep, 1);
@@ -271,6 +344,32 @@ int lp_stream_pending_oldest(struct lp_redis *r, const char *key,
         rc = shape(e);
     lp_reply_free(rep);
     return rc;
+}
+
+int lp_stream_pending_oldest(struct lp_redis *r, const char *key,
+                             const char *group, size_t glen,
+                             char id[LP_STREAM_IDLEN],
+                             struct lp_stream_err *e)
+{
+    id[0] = '\0';
+    if (lp_stream_pending_oldest_append(r, key, group, glen) < 0)
+        return nomem(e, "XPENDING");
+    return lp_stream_pending_oldest_reply(r, id, e);
+}
+
+int lp_stream_redirected(const struct lp_stream_err *e)
+{
+    const char *m = e->msg;
+
+    if (e->code == LP_STREAM_EIO) {
+        /* the connection lp_redis closed after a redirect says so */
+        return strstr(m, "connecting again where the cluster says") != NULL;
+    }
+    if (e->code <= 0)
+        return 0;
+    return strncmp(m, "MOVED ", 6) == 0 || strncmp(m, "ASK ", 4) == 0 ||
+           strncmp(m, "TRYAGAIN", 8) == 0 ||
+           strncmp(m, "CLUSTERDOWN", 11) == 0;
 }
 
 /* ---- pipelined answers ------------------------------------------------ */

@@ -161,6 +161,39 @@ int lp_stream_pending_oldest(struct lp_redis *r, const char *key,
 /* ---- pipelined answers ------------------------------------------------ */
 
 /*
+ * The calls above as _append (queue the command, send nothing: 0, or -1
+ * when out of memory) and _reply (flush, read the answer of the oldest
+ * command queued on r, as the call would: 0 or -1 with e), for a caller
+ * that asks many keys of one node in one round trip (logpipe-stat's
+ * shards). A caller reads every answer it queued, also after a failure
+ * (after an I/O error each is -1 at once).
+ */
+int lp_stream_len_append(struct lp_redis *r, const char *key);
+int lp_stream_len_reply(struct lp_redis *r, long long *len,
+                        struct lp_stream_err *e);
+/* last: XREVRANGE (lp_stream_last_id), else XRANGE (lp_stream_first_id) */
+int lp_stream_end_id_append(struct lp_redis *r, const char *key, int last);
+int lp_stream_end_id_reply(struct lp_redis *r, int last,
+                           char id[LP_STREAM_IDLEN], struct lp_stream_err *e);
+int lp_stream_groups_append(struct lp_redis *r, const char *key);
+int lp_stream_groups_reply(struct lp_redis *r, struct lp_group_info **g,
+                           size_t *n, struct lp_stream_err *e);
+int lp_stream_pending_oldest_append(struct lp_redis *r, const char *key,
+                                    const char *group, size_t glen);
+int lp_stream_pending_oldest_reply(struct lp_redis *r,
+                                   char id[LP_STREAM_IDLEN],
+                                   struct lp_stream_err *e);
+
+/*
+ * Did e fail because a Redis Cluster serves the key's slot elsewhere, or
+ * is moving it: MOVED, ASK, TRYAGAIN, CLUSTERDOWN, or the I/O error of a
+ * connection lp_redis closed after a MOVED or ASK (lp_redis_set_route)?
+ * Then the key is to be asked again over a connection routed anew (the
+ * slot map read again), after a wait for the last two. 1 or 0.
+ */
+int lp_stream_redirected(const struct lp_stream_err *e);
+
+/*
  * The answer to the oldest command queued on r (lp_redis_append, or an
  * _append of lib), cmd naming it for e->cmd: 0 with *rep, which is no
  * error reply (the caller frees it), or -1 with e (*rep NULL). For the

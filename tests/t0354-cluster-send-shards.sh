@@ -106,6 +106,7 @@ test_expect_success 'one shard moves to another master while send runs: nothing 
     { head -n 100 inb >&3 || { cat send.err >&2; false; }; } &&
     wait_for 60 "grep -q retrying send.err" &&
     move_key "$FROM" "$TO" "$SH:producers" &&
+    move_key "$FROM" "$TO" "$SH:shards" &&
     move_end "$SL" "$FROM" "$TO" &&
     tail -n 14900 inb >&3 &&
     exec 3>&- &&
