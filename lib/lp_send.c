@@ -1170,8 +1170,7 @@ static int shards_init(struct lp_send *s, char *err)
     unsigned n = (unsigned)s->c.shards;
     const char *no = s->c.wal && s->c.cluster ? "--wal in a Redis Cluster" :
                      s->c.follow.n ? "--follow" :
-                     s->c.journal ? "--journal" :
-                     s->c.max_backlog ? "--max-backlog" : NULL;
+                     s->c.journal ? "--journal" : NULL;
 
     if (no) {
         snprintf(err, LP_ERRLEN, "%s: not yet with --shards", no);
