@@ -695,7 +695,7 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
             p->from = p->to = p->base;
         else if (b->source == LP_BATCH_REPLAY)
             ;                       /* from Redis's, when it was made */
-        else if (s->sh && b->shard >= 0)
+        else if (s->sh && b->shard >= 0 && !s->fl)
             p->from = b->sfrom;     /* the shard's batch before it */
         else
             p->from = lo[i] - 1;

@@ -924,6 +924,8 @@ static unsigned shard_of(struct lp_send *s, const char *txt, size_t n,
     uint64_t h = 0xcbf29ce484222325ULL;
     long len = 0;
 
+    if (s->fl)
+        return s->fshard;       /* --follow: its file's */
     if (s->skey_idx >= 0 && ev) {
         /* .name: the scanner found it (a string's text, else its JSON
          * as written); none, or null: the empty key */
@@ -1169,7 +1171,8 @@ static int shards_init(struct lp_send *s, char *err)
 {
     unsigned n = (unsigned)s->c.shards;
     const char *no = s->c.wal && s->c.cluster ? "--wal in a Redis Cluster" :
-                     s->c.follow.n ? "--follow" :
+                     s->c.follow.n && s->c.shard_key ?
+                     "--follow with --shard-key" :
                      s->c.journal ? "--journal" : NULL;
 
     if (no) {
@@ -1462,7 +1465,7 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
     /* --follow: the file's producer, the offset after the line, and the
      * file's next position */
     b->ev[b->n].prod = LP_NOPROD;
-    if (s->sh) {
+    if (s->sh && !s->fl) {
         /* numbered as added, in input order, whichever shard's batch
          * goes first (lp_pipeline_number then passes over and gates) */
         b->ev[b->n].prod = lp_batch_prod(s, b, s->producer,
@@ -1507,8 +1510,9 @@ static void add_dlq(struct lp_send *s, const char *line, size_t len,
     };
 
     if (s->sh) {
-        /* by its position; the shard it was meant for is its source */
-        shard_in(s, (int)shard_by_pos(s));
+        /* by its position (--follow: its file's shard); the shard it
+         * was meant for is its source */
+        shard_in(s, (int)(s->fl ? s->fshard : shard_by_pos(s)));
         rec.source_stream.p = s->sh[s->cur_in].name;
         rec.source_stream.len = strlen(s->sh[s->cur_in].name);
     }
@@ -2362,6 +2366,43 @@ static void journal_input(struct lp_send *s)
  * file's batch before it.
  */
 
+/*
+ * --follow with --shards. Every line of one file goes to one shard, its
+ * file's: FNV-1a of the file's identity, as its producer field names it,
+ * mod N (file_shard). So a file's producer field lives in that shard's
+ * producers hash alone, all the commands it moves over are on that shard,
+ * in its order, and all that is said above holds per shard: a file's
+ * batches are its shard's, gated from the file's field there, its cursor
+ * committed with them; at start each shard's hash is read for the files'
+ * positions (a field is in one of them). A file rotated (renamed) keeps
+ * its identity, hence its shard; one cut back (copytruncate) or rewritten
+ * is a new identity, a new producer, maybe on another shard. Files spread
+ * over the shards, the lines of one file do not: a stream of one busy
+ * file is one shard's. --shard-key is refused with --follow: the lines of
+ * a file would go to several shards, each (file, shard) with a cursor of
+ * its own, which is not done.
+ */
+static uint64_t fnv(uint64_t h, const char *p, size_t n);
+
+/* The shard of the file of identity id[0..n) (cut as file_producer cuts
+ * it for its producer's name): FNV-1a, mixed (MurmurHash3's fmix64: FNV's
+ * multiplier is 1 mod 3, and identities that differ in a few hex digits
+ * fell on one shard of 3 more often than a third of the time). */
+static unsigned file_shard(const struct lp_send *s, const char *id, size_t n)
+{
+    uint64_t h;
+
+    if (s->fbase + n > LP_PRODUCER_MAX)
+        n = LP_PRODUCER_MAX - s->fbase;
+    h = fnv(0xcbf29ce484222325ULL, id, n);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (unsigned)(h % s->nsh);
+}
+
 /* A position of one file, as Redis or the WAL has it */
 struct fpos {
     char id[LP_FOLLOW_IDLEN];
@@ -2468,6 +2509,22 @@ static int fpos_of_redis(struct fpos_list *l, char *err)
     return 0;
 }
 
+/* fpos_of_redis of every shard (--shards), each on its connection; the
+ * lane is the first shard's after. 0, or -1 with err. */
+static int fpos_of_shards(struct fpos_list *l, char *err)
+{
+    for (unsigned i = 0; i < l->s->nsh; i++) {
+        struct lp_send *s = l->s;
+        lp_lane_use(s, s->sh[i].lane);
+        if (lp_pipeline_connect(s, err) < 0)
+            return -1;
+        lp_shard_keys(s, (int)i);
+        if (fpos_of_redis(l, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Makes the follower, connects, and hands it each file's position (the
  * higher of Redis's and the WAL's), retrying Redis for --timeout; the
  * counter goes above every position of ours. A failure ends the run. */
@@ -2497,7 +2554,8 @@ static void follow_open(struct lp_send *s)
     lp_format_duration(s->c.timeout, d, sizeof d);
     for (;;) {
         l.n = 0;
-        if (lp_pipeline_connect(s, err) == 0 && fpos_of_redis(&l, err) == 0)
+        if (s->sh ? fpos_of_shards(&l, err) == 0 :
+            lp_pipeline_connect(s, err) == 0 && fpos_of_redis(&l, err) == 0)
             break;
         if (s->last_permanent) {
             say(s, LP_NOTICE_ERROR, "%s", err);
@@ -2578,6 +2636,8 @@ static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
     s->fprod[s->fprodlen] = '\0';
     s->fcurlen = u64dec(s->fcur, fl->end);
     s->fseq = fl->seq;
+    if (s->sh)
+        s->fshard = file_shard(s, fl->id, n);
 }
 
 /* The index of the file's producer in the input batch, or -1. */
@@ -2602,6 +2662,8 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
     struct lp_line ln;
 
     file_producer(s, fl);
+    if (s->sh)
+        shard_in(s, (int)s->fshard);    /* its file's shard's batch */
     if (s->in->nprods >= LP_BATCH_PRODS && batch_has(s) < 0)
         dispatch(s);            /* its table of producers is full */
     s->name = fl->path;
@@ -2642,6 +2704,8 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
 /* Drops the fields of files gone for good (lp_follow's forget_ms), when
  * nothing is in flight; a failure keeps them for the next time (and
  * --producer-ttl removes them in the end). */
+static void forget_shards(struct lp_send *s);
+
 static void forget_files(struct lp_send *s)
 {
     char err[LP_ERRLEN];
@@ -2649,6 +2713,10 @@ static void forget_files(struct lp_send *s)
     size_t lens[66], n = 2, off = 0;
     char names[64][LP_PRODUCER_MAX + 1];
 
+    if (s->sh) {
+        forget_shards(s);
+        return;
+    }
     if (s->forget.len == 0 || s->count > 0 || lp_batch_busy(s->in) ||
         s->walmode || !lp_redis_connected(s->r))
         return;
@@ -2675,6 +2743,52 @@ static void forget_files(struct lp_send *s)
         s->forget.len -= off;
     }
     lp_reply_free(rep);
+}
+
+/* forget_files with --shards: each file's field is in its shard's hash;
+ * nothing in flight on any connection, no shard's batch filling. One HDEL
+ * a file (they are rare), up to 64 a call; a failure keeps the rest. */
+static void forget_shards(struct lp_send *s)
+{
+    char err[LP_ERRLEN], name[LP_PRODUCER_MAX + 1];
+    size_t off = 0, done = 0;
+
+    if (s->forget.len == 0 || s->walmode)
+        return;
+    for (unsigned i = 0; i < s->nsh; i++)
+        if (lp_batch_busy(&s->sh[i].in))
+            return;
+    for (int l = 0; l < (s->lanes ? s->nlanes : 1); l++) {
+        lp_lane_use(s, l);
+        if (s->count > 0 || !lp_redis_connected(s->r))
+            return;
+    }
+    while (off < s->forget.len && done < 64) {
+        const char *id = s->forget.p + off;
+        size_t il = strlen(id), n = il;
+        unsigned h;
+        struct lp_reply *rep;
+        if (s->fbase + n > LP_PRODUCER_MAX)
+            n = LP_PRODUCER_MAX - s->fbase;
+        h = file_shard(s, id, n);
+        snprintf(name, sizeof name, "%.*s%.*s", (int)s->fbase, s->fprod,
+                 (int)n, id);
+        lp_lane_use(s, s->sh[h].lane);
+        lp_shard_keys(s, (int)h);
+        rep = lp_redis_cmd(s->r, err, "HDEL", s->pkey, name, NULL);
+        if (rep == NULL || lp_reply_type(rep) != LP_REPLY_INTEGER) {
+            lp_reply_free(rep);
+            break;
+        }
+        lp_reply_free(rep);
+        off += il + 1;
+        done++;
+    }
+    if (done && s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--follow: forgot the positions of %zu "
+            "%s deleted long ago", done, lp_plural(done, "file", "files"));
+    memmove(s->forget.p, s->forget.p + off, s->forget.len - off);
+    s->forget.len -= off;
 }
 
 /* --follow: lines as the files grow, until a stop. Rate limits and

@@ -305,6 +305,8 @@ struct lp_send {
     char fcur[24];              /* the offset after that line */
     size_t fcurlen;
     uint64_t *fseq;             /* its file's counter of positions */
+    unsigned fshard;            /* --shards: its file's shard (lp_send.c,
+                                   "--follow with --shards") */
     int mid_line;               /* the commands of one line (or request)
                                    are being added: a batch is not cut
                                    inside it */
