@@ -691,7 +691,14 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
     dlq &= s->c.dlq != NULL;
     for (int i = 0; i < b->nprods; i++) {
         struct lp_bprod *p = &b->prods[i];
-        if (!has[i])
+        if (s->sh && s->js && b->shard >= 0 &&
+            b->source == LP_BATCH_INPUT) {
+            /* --journal --shards: from the shard's batch before it, to
+             * the position of its cursor's entry (lp_pipeline_number) */
+            p->from = b->sfrom;
+            if (p->base > p->to)
+                p->to = p->base;
+        } else if (!has[i])
             p->from = p->to = p->base;
         else if (b->source == LP_BATCH_REPLAY)
             ;                       /* from Redis's, when it was made */
@@ -867,8 +874,14 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
         for (size_t k = 0; k < b->n; k++)
             if (b->ev[k].pos > to)
                 to = b->ev[k].pos;
+        /* --journal: the field goes to the position of the entry whose
+         * cursor it takes (entries after the last command made none);
+         * a cursor at or below the shard's field is passed over */
+        if (s->js && b->nprods > 0 && b->prods[0].base > to &&
+            b->prods[0].base > h->last)
+            to = b->prods[0].base;
         b->sfrom = h->last;
-        if (b->n) {
+        if (b->n || to > h->last) {
             h->last = to;
         } else {
             b->nprods = 0;      /* all there: nothing to send */

@@ -295,6 +295,10 @@ struct lp_send {
                                    (lp_jentry's is valid only until the
                                    next entry) */
     uint64_t jentry;            /* entries read by this run */
+    uint64_t jpos;              /* --shards: the position of the entry
+                                   being sent (each entry takes one, a
+                                   command or not: lp_send.c, "--journal
+                                   with --shards") */
     uint64_t ncmds;             /* commands added to input batches */
     /* --follow: each file the producer "<producer>:<identity>", its
      * cursor the offset after the line last read into the batch */

@@ -20,8 +20,8 @@ total() {
 }
 
 test_expect_success '--max-backlog with --shards: held over the sum of the shards lags, goes on once a drain reads, nothing lost' '
-    gen_events 26 >all &&
-    head -n 20 all | logpipe-send --shards 3 -s bl -b 1 &&
+    gen_events 26 >all || exit 1
+    head -n 20 all | logpipe-send --shards 3 -s bl -b 1 || exit 1
     for sh in $(cat names); do
         test "$(rcli XLEN "$sh")" -lt 10 &&
         rcli XGROUP CREATE "$sh" g 0 >/dev/null || exit 1
@@ -59,7 +59,8 @@ test_expect_success '--max-backlog with --shards: a shard without the group coun
     pid=$!
     exec 3>fifo2
     tail -n 4 in >&3
-    wait_for 10 "grep -q \"backlog 9 over --max-backlog 5: waiting\" err2" &&
+    wait_for 10 "grep -q \"backlog 9 over --max-backlog 5: waiting\" err2" ||
+        exit 1
     for sh in $(sed 1d mnames); do
         rcli XGROUP CREATE "$sh" g "\$" >/dev/null || exit 1
     done

@@ -75,9 +75,9 @@ test_expect_success '--follow --shards 6 through the cluster: a SIGKILL, a rotat
 '
 
 test_expect_success '--max-backlog --shards 6 through the cluster: the lags of every master summed; held until a drain reads, nothing lost' '
-    gen_events 46 >all &&
+    gen_events 46 >all || exit 1
     head -n 40 all | logpipe-send -r "redis://127.0.0.1:$M1" -s cb \
-        --shards 6 -b 1 &&
+        --shards 6 -b 1 || exit 1
     for sh in $("$SHARD_NAMES" cb 6); do
         ccli "$(owner_of "$sh")" xgroup create "$sh" g 0 >/dev/null || exit 1
     done
