@@ -112,7 +112,8 @@ static const struct lp_optdef longopts[] = {
       .min = 1, .max = LP_SHARDS_MAX },
     { "shard-key", 0, LP_STR(OPT, c.shard_key), "JQ",
       "with --shards: one shard per value of JQ, in order\n"
-      "(default: events round-robin, one by one)",
+      "(default: events round-robin, one by one;\n"
+      "with --follow, not allowed: a file's lines to one shard)",
       .flags = LP_OF_NONEMPTY },
     { "producer-ttl", 0, LP_DURATION(OPT, c.producer_ttl), "DUR",
       "forget producers silent this long (7d; 0 = never)" },

@@ -441,6 +441,7 @@ struct lp_jsource {
     size_t max;
     char *after;                /* the cursor to pass, until the first entry */
     char *cursor;               /* the last entry's */
+    char *start;                /* from_end: the last entry at open */
     struct lp_buf raw;          /* the entry's fields, copied */
     struct { size_t off, len; } *at;
     size_t nat, capat;
@@ -514,6 +515,8 @@ struct lp_jsource *lp_jsource_new(const struct lp_jsource_conf *c, char *err)
          * the last entry of a file that appears: from the head, then */
         if (r >= 0)
             r = sd_journal_previous(j->j);
+        if (r > 0 && sd_journal_get_cursor(j->j, &j->start) < 0)
+            j->start = NULL;    /* not said: a caller that needs it fails */
         if (r == 0)
             r = sd_journal_seek_head(j->j);
     } else {
@@ -537,6 +540,7 @@ void lp_jsource_free(struct lp_jsource *j)
         sd_journal_close(j->j);
     free(j->after);
     free(j->cursor);
+    free(j->start);
     free(j->at);
     free(j->fields);
     lp_buf_free(&j->raw);
@@ -591,6 +595,12 @@ static int copy_fields(struct lp_jsource *j)
         j->fields[i].len = j->at[i].len;
     }
     return lost;
+}
+
+const char *lp_jsource_start(const struct lp_jsource *j, int *head)
+{
+    *head = j->start == NULL && j->after == NULL;
+    return j->start;
 }
 
 int lp_jsource_next(struct lp_jsource *j, struct lp_jentry *e, char *err)

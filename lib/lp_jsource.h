@@ -144,6 +144,16 @@ struct lp_jsource *lp_jsource_new(const struct lp_jsource_conf *conf,
 void lp_jsource_free(struct lp_jsource *j);
 
 /*
+ * Where reading starts, as opened (before the first lp_jsource_next): the
+ * cursor of the entry it starts after when it was opened at the end of a
+ * journal that held entries (from_end), or NULL; *head: it starts at the
+ * journal's first entry (no cursor given, and from_end found none, or not
+ * from_end). send --journal --shards records it on every shard before it
+ * reads, so that a restart knows where a first run began. Borrowed.
+ */
+const char *lp_jsource_start(const struct lp_jsource *j, int *head);
+
+/*
  * The next entry after the last one given (or after the place seeked).
  * Returns 1 with e filled, 0 when there is none now (wait, then ask
  * again), -1 with err (the journal could not be read, out of memory).

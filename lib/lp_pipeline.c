@@ -768,11 +768,18 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
     dlq &= s->c.dlq != NULL;
     for (int i = 0; i < b->nprods; i++) {
         struct lp_bprod *p = &b->prods[i];
-        if (!has[i])
+        if (s->sh && s->js && b->shard >= 0 &&
+            b->source == LP_BATCH_INPUT) {
+            /* --journal --shards: from the shard's batch before it, to
+             * the position of its cursor's entry (lp_pipeline_number) */
+            p->from = b->sfrom;
+            if (p->base > p->to)
+                p->to = p->base;
+        } else if (!has[i])
             p->from = p->to = p->base;
         else if (b->source == LP_BATCH_REPLAY)
             ;                       /* from Redis's, when it was made */
-        else if (s->sh && b->shard >= 0)
+        else if (s->sh && b->shard >= 0 && !s->fl)
             p->from = b->sfrom;     /* the shard's batch before it */
         else
             p->from = lo[i] - 1;
@@ -947,8 +954,14 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
         for (size_t k = 0; k < b->n; k++)
             if (b->ev[k].pos > to)
                 to = b->ev[k].pos;
+        /* --journal: the field goes to the position of the entry whose
+         * cursor it takes (entries after the last command made none);
+         * a cursor at or below the shard's field is passed over */
+        if (s->js && b->nprods > 0 && b->prods[0].base > to &&
+            b->prods[0].base > h->last)
+            to = b->prods[0].base;
         b->sfrom = h->last;
-        if (b->n) {
+        if (b->n || to > h->last) {
             h->last = to;
         } else {
             b->nprods = 0;      /* all there: nothing to send */
@@ -1497,6 +1510,86 @@ static long long backlog(struct lp_send *s, char *err)
     return lag;
 }
 
+/*
+ * --shards: the backlog of the stream, what its drains have not read: the
+ * sum over its shards of each shard's lag of --group, or its length when
+ * Redis does not tell it (no such group on that shard, a lag unknown
+ * after deletions; an error reply counts as empty, as for one stream).
+ * The questions of all the shards of a connection go in one write, their
+ * answers read after (one round trip a connection, not two a shard).
+ * Nothing may be in flight on any lane. -1 with err on an I/O error (the
+ * next send notices and recovers); the lane in use is the caller's again.
+ */
+static long long shards_backlog(struct lp_send *s, char *err)
+{
+    int keep = s->cur_lane, nl = s->lanes ? s->nlanes : 1;
+    long long sum = 0;
+
+    for (int l = 0; l < nl; l++) {
+        size_t asked = 0;
+        lp_lane_use(s, l);
+        if (lp_pipeline_connect(s, err) < 0)
+            goto fail;
+        for (unsigned i = 0; i < s->nsh; i++) {
+            const char *name = s->sh[i].name;
+            const char *a1[] = { "XINFO", "GROUPS", name },
+                       *a2[] = { "XLEN", name };
+            size_t l1[] = { 5, 6, strlen(name) }, l2[] = { 4, strlen(name) };
+            if (s->lanes && s->sh[i].lane != l)
+                continue;
+            if (lp_redis_append(s->r, 3, a1, l1) < 0 ||
+                lp_redis_append(s->r, 2, a2, l2) < 0) {
+                snprintf(err, LP_ERRLEN, "%s: not connected",
+                         lp_redis_name(s->r));
+                lp_redis_disconnect(s->r);
+                goto fail;
+            }
+            asked++;
+        }
+        for (size_t k = 0; k < asked; k++) {
+            struct lp_reply *g, *n;
+            long long lag;
+            if (lp_redis_reply(s->r, &g, err) < 0)
+                goto fail;
+            if (lp_redis_reply(s->r, &n, err) < 0) {
+                lp_reply_free(g);
+                goto fail;
+            }
+            if ((lag = lp_stream_group_lag(g, s->c.group)) < 0)
+                lag = lp_reply_type(n) == LP_REPLY_INTEGER ? lp_reply_int(n)
+                                                           : 0;
+            sum += lag;
+            lp_reply_free(g);
+            lp_reply_free(n);
+        }
+    }
+    lp_lane_use(s, keep);
+    return sum;
+fail:
+    lp_lane_use(s, keep);
+    return -1;
+}
+
+/* --shards: the batches in flight on every lane land (a lane that fails
+ * is recovered, and 0 returned then: the check waits for another time). */
+static int shards_land(struct lp_send *s)
+{
+    char err[LP_ERRLEN];
+    int keep = s->cur_lane;
+
+    for (int l = 0; l < (s->lanes ? s->nlanes : 1); l++) {
+        lp_lane_use(s, l);
+        while (s->count > 0)
+            if (lp_pipeline_pump(s, 1, err) < 0) {
+                lp_send_recover(s, err);
+                lp_lane_use(s, keep);
+                return 0;
+            }
+    }
+    lp_lane_use(s, keep);
+    return 1;
+}
+
 /* Every 100ms and 4 batches at most: waits while the backlog is above
  * --max-backlog, so that the pipe pushes back on the writer. */
 void lp_pipeline_check_backlog(struct lp_send *s)
@@ -1513,7 +1606,9 @@ void lp_pipeline_check_backlog(struct lp_send *s)
     s->batches_since_backlog = 0;
     s->backlog_at = lp_mono_ms() + 100;
     /* a command with batches in flight would need its reply sorted out of
-     * theirs: let them land first */
+     * theirs: let them land first (--shards: on every connection) */
+    if (s->sh && !shards_land(s))
+        return;
     while (s->count > 0)
         if (lp_pipeline_pump(s, 1, err) < 0) {
             lp_send_recover(s, err);
@@ -1521,7 +1616,13 @@ void lp_pipeline_check_backlog(struct lp_send *s)
         }
     for (;;) {
         long long n;
-        if (lp_pipeline_connect(s, err) < 0 || (n = backlog(s, err)) < 0)
+        if (s->sh)
+            n = shards_backlog(s, err);
+        else if (lp_pipeline_connect(s, err) < 0)
+            return;
+        else
+            n = backlog(s, err);
+        if (n < 0)
             return;             /* the next send notices and recovers */
         if (n <= (long long)s->c.max_backlog || lp_send_stopping(s))
             break;

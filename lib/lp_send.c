@@ -953,7 +953,10 @@ static void shard_in(struct lp_send *s, int i)
  * another --batch must send each command where the first did. */
 static unsigned shard_by_pos(const struct lp_send *s)
 {
-    return (unsigned)((s->next_pos - 1) % s->nsh);
+    /* --journal: the entry's position */
+    uint64_t p = s->js ? s->jpos : s->next_pos;
+
+    return (unsigned)((p - 1) % s->nsh);
 }
 
 /* The shard of an event: by --shard-key, else by its position. */
@@ -964,6 +967,8 @@ static unsigned shard_of(struct lp_send *s, const char *txt, size_t n,
     uint64_t h = 0xcbf29ce484222325ULL;
     long len = 0;
 
+    if (s->fl)
+        return s->fshard;       /* --follow: its file's */
     if (s->skey_idx >= 0 && ev) {
         /* .name: the scanner found it (a string's text, else its JSON
          * as written); none, or null: the empty key */
@@ -1218,9 +1223,8 @@ static int lanes_split(struct lp_send *s)
 static int shards_init(struct lp_send *s, char *err)
 {
     unsigned n = (unsigned)s->c.shards;
-    const char *no = s->c.follow.n ? "--follow" :
-                     s->c.journal ? "--journal" :
-                     s->c.max_backlog ? "--max-backlog" : NULL;
+    const char *no = s->c.follow.n && s->c.shard_key ?
+                     "--follow with --shard-key" : NULL;
 
     if (no) {
         snprintf(err, LP_ERRLEN, "%s: not yet with --shards", no);
@@ -1560,23 +1564,30 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
         b->cap *= 2;
     }
     s->ncmds++;
-    if (s->js)                  /* the batch commits the entry's cursor */
-        lp_batch_prod(s, b, s->producer, strlen(s->producer), s->jcur.p,
-                      s->jcur.len);
+    if (s->js) {                /* the batch commits the entry's cursor */
+        uint16_t i = lp_batch_prod(s, b, s->producer, strlen(s->producer),
+                                   s->jcur.p, s->jcur.len);
+        if (s->sh)
+            b->prods[i].base = s->jpos;     /* that cursor's position */
+    }
     /* --follow: the file's producer, the offset after the line, and the
      * file's next position */
     b->ev[b->n].prod = LP_NOPROD;
-    if (s->sh) {
+    if (s->sh && !s->fl) {
         /* numbered as added, in input order, whichever shard's batch
          * goes first (lp_pipeline_number then passes over and gates) */
         b->ev[b->n].prod = lp_batch_prod(s, b, s->producer,
                                          strlen(s->producer), NULL, 0);
-        /* --wal --producer: the floor stays above every position given,
-         * for a run that starts while Redis is away (it numbers from
-         * the floor, not from the shards' fields) */
-        if (s->floor_fd >= 0 && s->next_pos >= s->floor_res)
-            lp_spool_reserve(s, s->next_pos);
-        b->ev[b->n].pos = s->next_pos++;
+        if (s->js) {
+            b->ev[b->n].pos = s->jpos;  /* --journal: its entry's */
+        } else {
+            /* --wal --producer: the floor stays above every position
+             * given, for a run that starts while Redis is away (it
+             * numbers from the floor, not from the shards' fields) */
+            if (s->floor_fd >= 0 && s->next_pos >= s->floor_res)
+                lp_spool_reserve(s, s->next_pos);
+            b->ev[b->n].pos = s->next_pos++;
+        }
     }
     if (s->fl) {
         /* (the line's end sets the cursor: file_line) */
@@ -1616,8 +1627,9 @@ static void add_dlq(struct lp_send *s, const char *line, size_t len,
     };
 
     if (s->sh) {
-        /* by its position; the shard it was meant for is its source */
-        shard_in(s, (int)shard_by_pos(s));
+        /* by its position (--follow: its file's shard); the shard it
+         * was meant for is its source */
+        shard_in(s, (int)(s->fl ? s->fshard : shard_by_pos(s)));
         rec.source_stream.p = s->sh[s->cur_in].name;
         rec.source_stream.len = strlen(s->sh[s->cur_in].name);
     }
@@ -2330,6 +2342,233 @@ static void drain_input(struct lp_send *s, int fd)
  * producer's positions count the commands.
  */
 
+/*
+ * --journal with --shards. Each entry takes one position of the run's
+ * producer, whether it makes a command or not (s->jpos), and goes to a
+ * shard by it (blocks of --batch positions) or by --shard-key. Each
+ * shard's field holds the cursor of the last entry its stored batches
+ * took, and as its position that entry's (a batch moves the field from
+ * the shard's batch before it to the position of the entry whose cursor
+ * it takes: lp_pipeline_number, make_gate). So on every shard: the
+ * entries at or below its position that go to it are stored, none above
+ * it, and the entry after its cursor has the next position.
+ *
+ * A restart reads every shard's field and goes on just after the cursor
+ * of the lowest position, numbering from there: the entries come again in
+ * the journal's order and take the positions they took before (one an
+ * entry, whatever the checks, --max-age or --rate, say of it now), so
+ * each goes to the shard it went to, and each shard passes over those at
+ * or below its own position (lp_shard.skip), as a --position run does.
+ * Cursors are never compared, only sought, as for one stream.
+ *
+ * A shard that stored nothing has no cursor: so that a restart knows
+ * where the first run began, the first run writes, before it reads, on
+ * every shard the place it starts after ("0 <ms> <cursor>", or "head"
+ * for the journal's first entry); a later run does the same for a shard
+ * without a field (only after a first run stopped while writing them:
+ * nothing was sent then). A shard without a field beside a shard past
+ * position 0 ends the run (78): a field was removed by hand.
+ */
+
+#define JOURNAL_HEAD "head"     /* a shard's cursor: the journal's start */
+
+/* Reads the run's producer's field on every shard: its position into
+ * sh[i].last, its cursor into cur[i]. 0, or -1 with err. */
+static int jshards_read(struct lp_send *s, struct lp_buf *cur, char *err)
+{
+    for (unsigned i = 0; i < s->nsh; i++) {
+        uint64_t c;
+        lp_lane_use(s, s->sh[i].lane);
+        if (lp_pipeline_connect(s, err) < 0)
+            return -1;
+        lp_shard_keys(s, (int)i);
+        s->npcache = 0;
+        if (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
+                                  err) < 0 ||
+            lp_pipeline_cursor(s, &cur[i], err) < 0)
+            return -1;
+        s->sh[i].last = c;
+    }
+    return 0;
+}
+
+/* Writes the field "pos <ms> cursor" on every shard that has none (HSETNX:
+ * it never moves one). 0, or -1 with err. */
+static int jshards_mark(struct lp_send *s, const struct lp_buf *cur,
+                        uint64_t pos, const char *cursor, char *err)
+{
+    char v[64];
+
+    for (unsigned i = 0; i < s->nsh; i++) {
+        struct lp_buf val = { 0 };
+        struct lp_reply *rep;
+        const char *argv[4] = { "HSETNX", NULL, s->producer, NULL };
+        size_t lens[4];
+        if (cur[i].len)
+            continue;
+        lp_lane_use(s, s->sh[i].lane);
+        lp_shard_keys(s, (int)i);
+        snprintf(v, sizeof v, "%" PRIu64 " %" PRId64 " ", pos, lp_now_ms());
+        if (lp_buf_adds(&val, v) < 0 || lp_buf_adds(&val, cursor) < 0)
+            lp_send_oom(s);
+        argv[1] = s->pkey;
+        argv[3] = val.p;
+        lens[0] = 6;
+        lens[1] = strlen(s->pkey);
+        lens[2] = strlen(s->producer);
+        lens[3] = val.len;
+        rep = lp_redis_cmdv(s->r, err, 4, argv, lens);
+        lp_buf_free(&val);
+        if (rep == NULL)
+            return -1;
+        if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+            char t[LP_ERRLEN - 100];
+            snprintf(err, LP_ERRLEN, "HSETNX %s: %s", s->pkey,
+                     lp_reply_text(rep, t, sizeof t));
+            s->last_permanent |= lp_reply_error_class(rep) >= LP_RERR_KEY;
+            lp_reply_free(rep);
+            return -1;
+        }
+        lp_reply_free(rep);
+        s->sh[i].last = pos;
+    }
+    s->npcache = 0;
+    return 0;
+}
+
+/* Retries f for --timeout as journal_open does; a refusal or the time
+ * over ends the run. */
+static void jshards_retry(struct lp_send *s, struct lp_buf *cur,
+                          int (*f)(struct lp_send *, struct lp_buf *,
+                                   void *, char *), void *arg)
+{
+    char err[LP_ERRLEN], d[32];
+    int64_t since = lp_mono_ms();
+    int warned = 0;
+
+    lp_format_duration(s->c.timeout, d, sizeof d);
+    while (f(s, cur, arg, err) < 0) {
+        if (s->last_permanent) {
+            say(s, LP_NOTICE_ERROR, "%s", err);
+            lp_send_end_run(s, LP_EX_CONFIG);
+        }
+        if (lp_send_stopping(s)) {
+            say(s, LP_NOTICE_ERROR, "interrupted while Redis fails: %s", err);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        if (lp_mono_ms() - since >= s->c.timeout) {
+            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s; nothing "
+                "of the journal was read", d, err);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        if (!warned++)
+            say(s, LP_NOTICE_WARN, "%s; retrying for up to %s", err, d);
+        poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
+    }
+    lp_backoff_reset(&s->backoff);
+}
+
+static int jshards_read_f(struct lp_send *s, struct lp_buf *cur, void *arg,
+                          char *err)
+{
+    (void)arg;
+    return jshards_read(s, cur, err);
+}
+
+struct jmark { uint64_t pos; const char *cursor; };
+
+static int jshards_mark_f(struct lp_send *s, struct lp_buf *cur, void *arg,
+                          char *err)
+{
+    const struct jmark *m = arg;
+
+    return jshards_mark(s, cur, m->pos, m->cursor, err);
+}
+
+/* journal_open with --shards: the journal opened where the shard of the
+ * lowest position stopped, the positions and the shards' skips set, the
+ * shards without a field marked. */
+static void journal_shards_open(struct lp_send *s, struct lp_jsource_conf *jc)
+{
+    char err[LP_ERRLEN];
+    struct lp_buf *cur = calloc(s->nsh, sizeof *cur);
+    int low = -1, none = 0, head = 0;
+    struct jmark m = { 0, NULL };
+
+    if (cur == NULL)
+        lp_send_oom(s);
+    jshards_retry(s, cur, jshards_read_f, NULL);
+    for (unsigned i = 0; i < s->nsh; i++) {
+        if (cur[i].len == 0) {
+            none++;
+            continue;
+        }
+        if (lp_buf_addc(&cur[i], '\0') < 0)
+            lp_send_oom(s);
+        cur[i].len--;
+        if (low < 0 || s->sh[i].last < s->sh[low].last)
+            low = (int)i;
+    }
+    if (low >= 0 && none && s->sh[low].last > 0) {
+        say(s, LP_NOTICE_ERROR, "--journal --shards: producer %s has no "
+            "field on %u of the %u shards, and is at position %" PRIu64
+            " or past on the others (a field removed by hand?): not sent, "
+            "lest entries be lost or sent twice", s->producer, none,
+            s->nsh, s->sh[low].last);
+        for (unsigned i = 0; i < s->nsh; i++)
+            lp_buf_free(&cur[i]);
+        free(cur);
+        lp_send_end_run(s, LP_EX_CONFIG);
+    }
+    if (low >= 0) {
+        /* on after the lowest; each shard passes over what it holds */
+        m.pos = s->sh[low].last;
+        m.cursor = cur[low].p;
+        if (strcmp(m.cursor, JOURNAL_HEAD) == 0) {
+            jc->from_end = 0;
+            jc->cursor = NULL;
+        } else {
+            jc->cursor = m.cursor;
+            say(s, LP_SEND_DEBUG, "journal: going on after cursor %s (shard "
+                "%s, position %" PRIu64 ")", m.cursor, s->sh[low].name,
+                m.pos);
+        }
+    }
+    if ((s->js = lp_jsource_new(jc, err)) == NULL) {
+        say(s, LP_NOTICE_ERROR, "%s", err);
+        for (unsigned i = 0; i < s->nsh; i++)
+            lp_buf_free(&cur[i]);
+        free(cur);
+        lp_send_end_run(s, LP_EX_NOINPUT);
+    }
+    if (low < 0) {
+        /* the first run: where it begins, on every shard */
+        m.cursor = lp_jsource_start(s->js, &head);
+        if (m.cursor == NULL && !head) {
+            say(s, LP_NOTICE_ERROR, "journal: the cursor of its last entry "
+                "could not be read");
+            for (unsigned i = 0; i < s->nsh; i++)
+                lp_buf_free(&cur[i]);
+            free(cur);
+            lp_send_end_run(s, LP_EX_NOINPUT);
+        }
+        if (m.cursor == NULL)
+            m.cursor = JOURNAL_HEAD;
+    }
+    if (none)
+        jshards_retry(s, cur, jshards_mark_f, &m);
+    s->next_pos = m.pos + 1;
+    for (unsigned i = 0; i < s->nsh; i++) {
+        s->sh[i].skip = s->sh[i].last;
+        lp_buf_free(&cur[i]);
+    }
+    free(cur);
+    if (s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--journal --shards %u: producer %s goes on "
+            "from position %" PRIu64 "%s", s->nsh, s->producer, s->next_pos,
+            low < 0 ? " (its start marked on every shard)" : "");
+}
+
 /* Connects and reads the committed cursor, retrying for --timeout; then
  * opens the journal just after it (none: at its end, or its start with
  * --from-start). A failure ends the run. */
@@ -2346,6 +2585,12 @@ static void journal_open(struct lp_send *s)
     int64_t since = lp_mono_ms();
     int warned = 0;
 
+    if (s->sh) {
+        journal_shards_open(s, &jc);
+        s->jcur.len = 0;
+        s->name = "journal";
+        return;
+    }
     lp_format_duration(s->c.timeout, d, sizeof d);
     for (;;) {
         if (lp_pipeline_connect(s, err) == 0 &&
@@ -2383,6 +2628,38 @@ static void journal_open(struct lp_send *s)
     s->name = "journal";
 }
 
+/*
+ * --journal --shards, every --batch entries: a shard that has taken no
+ * entry for more than N x --batch positions (more than a round of the
+ * blocks) and holds none waiting (--shard-key with few keys, or none of
+ * its own) gets the entry's cursor alone
+ * in its batch, which moves its field there after its batches before
+ * (all its entries up to here are in them): a restart then goes on from
+ * near the end, not from the last entry that shard took, which may be
+ * the first run's start.
+ */
+static void jshards_lagging(struct lp_send *s)
+{
+    int keep = s->cur_in;
+
+    for (unsigned i = 0; i < s->nsh; i++) {
+        struct lp_batch *b = &s->sh[i].in;
+        uint16_t k;
+        if (lp_batch_busy(b) ||
+            s->sh[i].last + (uint64_t)s->nsh * s->c.batch >= s->jpos)
+            continue;
+        b->opened_ms = lp_mono_ms();
+        k = lp_batch_prod(s, b, s->producer, strlen(s->producer), s->jcur.p,
+                          s->jcur.len);
+        b->prods[k].base = s->jpos;
+        /* now: while entries come, only full batches and the current
+         * one's linger are looked at */
+        shard_in(s, (int)i);
+        dispatch(s);
+    }
+    shard_in(s, keep);
+}
+
 /* One entry: through one_event, as a line's event is; its cursor goes
  * with the batch being filled. */
 static void one_entry(struct lp_send *s, const struct lp_jentry *e)
@@ -2393,6 +2670,8 @@ static void one_entry(struct lp_send *s, const struct lp_jentry *e)
 
     s->jentry++;
     s->n.lines++;
+    if (s->sh)
+        s->jpos = s->next_pos++;    /* a command or not */
     s->jcur.len = 0;
     if (lp_buf_adds(&s->jcur, e->cursor) < 0)
         lp_send_oom(s);
@@ -2416,12 +2695,19 @@ static void one_entry(struct lp_send *s, const struct lp_jentry *e)
     /* an entry that made no command (rejected, skipped) moves the
      * cursor all the same: the batch commits the cursor alone then (one
      * that made commands set it with them, in the batch they went to) */
+    if (s->sh && s->jpos % s->c.batch == 0)
+        jshards_lagging(s);
     if (s->ncmds != made)
         return;
     if (!lp_batch_busy(s->in))
         s->in->opened_ms = lp_mono_ms();
-    lp_batch_prod(s, s->in, s->producer, strlen(s->producer), s->jcur.p,
-                  s->jcur.len);
+    {
+        uint16_t i = lp_batch_prod(s, s->in, s->producer,
+                                   strlen(s->producer), s->jcur.p,
+                                   s->jcur.len);
+        if (s->sh)
+            s->in->prods[i].base = s->jpos;
+    }
 }
 
 /* --journal: entries as they come, until a stop. Rate limits and
@@ -2470,6 +2756,43 @@ static void journal_input(struct lp_send *s)
  * the WAL holds for it: a batch's gate commits it only right after the
  * file's batch before it.
  */
+
+/*
+ * --follow with --shards. Every line of one file goes to one shard, its
+ * file's: FNV-1a of the file's identity, as its producer field names it,
+ * mod N (file_shard). So a file's producer field lives in that shard's
+ * producers hash alone, all the commands it moves over are on that shard,
+ * in its order, and all that is said above holds per shard: a file's
+ * batches are its shard's, gated from the file's field there, its cursor
+ * committed with them; at start each shard's hash is read for the files'
+ * positions (a field is in one of them). A file rotated (renamed) keeps
+ * its identity, hence its shard; one cut back (copytruncate) or rewritten
+ * is a new identity, a new producer, maybe on another shard. Files spread
+ * over the shards, the lines of one file do not: a stream of one busy
+ * file is one shard's. --shard-key is refused with --follow: the lines of
+ * a file would go to several shards, each (file, shard) with a cursor of
+ * its own, which is not done.
+ */
+static uint64_t fnv(uint64_t h, const char *p, size_t n);
+
+/* The shard of the file of identity id[0..n) (cut as file_producer cuts
+ * it for its producer's name): FNV-1a, mixed (MurmurHash3's fmix64: FNV's
+ * multiplier is 1 mod 3, and identities that differ in a few hex digits
+ * fell on one shard of 3 more often than a third of the time). */
+static unsigned file_shard(const struct lp_send *s, const char *id, size_t n)
+{
+    uint64_t h;
+
+    if (s->fbase + n > LP_PRODUCER_MAX)
+        n = LP_PRODUCER_MAX - s->fbase;
+    h = fnv(0xcbf29ce484222325ULL, id, n);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (unsigned)(h % s->nsh);
+}
 
 /* A position of one file, as Redis or the WAL has it */
 struct fpos {
@@ -2577,6 +2900,22 @@ static int fpos_of_redis(struct fpos_list *l, char *err)
     return 0;
 }
 
+/* fpos_of_redis of every shard (--shards), each on its connection; the
+ * lane is the first shard's after. 0, or -1 with err. */
+static int fpos_of_shards(struct fpos_list *l, char *err)
+{
+    for (unsigned i = 0; i < l->s->nsh; i++) {
+        struct lp_send *s = l->s;
+        lp_lane_use(s, s->sh[i].lane);
+        if (lp_pipeline_connect(s, err) < 0)
+            return -1;
+        lp_shard_keys(s, (int)i);
+        if (fpos_of_redis(l, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Makes the follower, connects, and hands it each file's position (the
  * higher of Redis's and the WAL's), retrying Redis for --timeout; the
  * counter goes above every position of ours. A failure ends the run. */
@@ -2606,7 +2945,8 @@ static void follow_open(struct lp_send *s)
     lp_format_duration(s->c.timeout, d, sizeof d);
     for (;;) {
         l.n = 0;
-        if (lp_pipeline_connect(s, err) == 0 && fpos_of_redis(&l, err) == 0)
+        if (s->sh ? fpos_of_shards(&l, err) == 0 :
+            lp_pipeline_connect(s, err) == 0 && fpos_of_redis(&l, err) == 0)
             break;
         if (s->last_permanent) {
             say(s, LP_NOTICE_ERROR, "%s", err);
@@ -2687,6 +3027,8 @@ static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
     s->fprod[s->fprodlen] = '\0';
     s->fcurlen = u64dec(s->fcur, fl->end);
     s->fseq = fl->seq;
+    if (s->sh)
+        s->fshard = file_shard(s, fl->id, n);
 }
 
 /* The index of the file's producer in the input batch, or -1. */
@@ -2711,6 +3053,8 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
     struct lp_line ln;
 
     file_producer(s, fl);
+    if (s->sh)
+        shard_in(s, (int)s->fshard);    /* its file's shard's batch */
     if (s->in->nprods >= LP_BATCH_PRODS && batch_has(s) < 0)
         dispatch(s);            /* its table of producers is full */
     s->name = fl->path;
@@ -2751,6 +3095,8 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
 /* Drops the fields of files gone for good (lp_follow's forget_ms), when
  * nothing is in flight; a failure keeps them for the next time (and
  * --producer-ttl removes them in the end). */
+static void forget_shards(struct lp_send *s);
+
 static void forget_files(struct lp_send *s)
 {
     char err[LP_ERRLEN];
@@ -2758,6 +3104,10 @@ static void forget_files(struct lp_send *s)
     size_t lens[66], n = 2, off = 0;
     char names[64][LP_PRODUCER_MAX + 1];
 
+    if (s->sh) {
+        forget_shards(s);
+        return;
+    }
     if (s->forget.len == 0 || s->count > 0 || lp_batch_busy(s->in) ||
         s->walmode || !lp_redis_connected(s->r))
         return;
@@ -2784,6 +3134,52 @@ static void forget_files(struct lp_send *s)
         s->forget.len -= off;
     }
     lp_reply_free(rep);
+}
+
+/* forget_files with --shards: each file's field is in its shard's hash;
+ * nothing in flight on any connection, no shard's batch filling. One HDEL
+ * a file (they are rare), up to 64 a call; a failure keeps the rest. */
+static void forget_shards(struct lp_send *s)
+{
+    char err[LP_ERRLEN], name[LP_PRODUCER_MAX + 1];
+    size_t off = 0, done = 0;
+
+    if (s->forget.len == 0 || s->walmode)
+        return;
+    for (unsigned i = 0; i < s->nsh; i++)
+        if (lp_batch_busy(&s->sh[i].in))
+            return;
+    for (int l = 0; l < (s->lanes ? s->nlanes : 1); l++) {
+        lp_lane_use(s, l);
+        if (s->count > 0 || !lp_redis_connected(s->r))
+            return;
+    }
+    while (off < s->forget.len && done < 64) {
+        const char *id = s->forget.p + off;
+        size_t il = strlen(id), n = il;
+        unsigned h;
+        struct lp_reply *rep;
+        if (s->fbase + n > LP_PRODUCER_MAX)
+            n = LP_PRODUCER_MAX - s->fbase;
+        h = file_shard(s, id, n);
+        snprintf(name, sizeof name, "%.*s%.*s", (int)s->fbase, s->fprod,
+                 (int)n, id);
+        lp_lane_use(s, s->sh[h].lane);
+        lp_shard_keys(s, (int)h);
+        rep = lp_redis_cmd(s->r, err, "HDEL", s->pkey, name, NULL);
+        if (rep == NULL || lp_reply_type(rep) != LP_REPLY_INTEGER) {
+            lp_reply_free(rep);
+            break;
+        }
+        lp_reply_free(rep);
+        off += il + 1;
+        done++;
+    }
+    if (done && s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--follow: forgot the positions of %zu "
+            "%s deleted long ago", done, lp_plural(done, "file", "files"));
+    memmove(s->forget.p, s->forget.p + off, s->forget.len - off);
+    s->forget.len -= off;
 }
 
 /* --follow: lines as the files grow, until a stop. Rate limits and

@@ -302,6 +302,10 @@ struct lp_send {
                                    (lp_jentry's is valid only until the
                                    next entry) */
     uint64_t jentry;            /* entries read by this run */
+    uint64_t jpos;              /* --shards: the position of the entry
+                                   being sent (each entry takes one, a
+                                   command or not: lp_send.c, "--journal
+                                   with --shards") */
     uint64_t ncmds;             /* commands added to input batches */
     /* --follow: each file the producer "<producer>:<identity>", its
      * cursor the offset after the line last read into the batch */
@@ -312,6 +316,8 @@ struct lp_send {
     char fcur[24];              /* the offset after that line */
     size_t fcurlen;
     uint64_t *fseq;             /* its file's counter of positions */
+    unsigned fshard;            /* --shards: its file's shard (lp_send.c,
+                                   "--follow with --shards") */
     int mid_line;               /* the commands of one line (or request)
                                    are being added: a batch is not cut
                                    inside it */
