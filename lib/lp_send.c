@@ -2345,7 +2345,7 @@ static void drain_input(struct lp_send *s, int fd)
 /*
  * --journal with --shards. Each entry takes one position of the run's
  * producer, whether it makes a command or not (s->jpos), and goes to a
- * shard by it (blocks of --batch positions) or by --shard-key. Each
+ * shard by it (round-robin, an entry each) or by --shard-key. Each
  * shard's field holds the cursor of the last entry its stored batches
  * took, and as its position that entry's (a batch moves the field from
  * the shard's batch before it to the position of the entry whose cursor
