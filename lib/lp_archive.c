@@ -438,19 +438,23 @@ static void release_fd(struct lp_archive *a, struct lp_afile *f,
         make_room(a);           /* while an epoch it starts can take f */
     if (f->insync)
         a->jfiles[f->jslot] = NULL;
-    if (f->wrote) {
-        if (fs_covers(a, f)) {
+    if (f->wrote && fs_covers(a, f)) {
+        /* the next epoch's syncfs syncs what was written since the
+         * running one's seal; a running sync per file still needs the
+         * descriptor till its end */
+        a->need_fs = 1;
+        if (f->insync && !a->jfs)
+            orphan_fd(a, f->fd, O_JOB, f->path, f->plen);
+        else
             close(f->fd);
-            a->need_fs = 1;
-        } else {
-            orphan_fd(a, f->fd, O_NEXT, f->path, f->plen);
-        }
-        f->wrote = 0;
+    } else if (f->wrote) {
+        orphan_fd(a, f->fd, O_NEXT, f->path, f->plen);
     } else if (f->insync && !a->jfs) {
         orphan_fd(a, f->fd, O_JOB, f->path, f->plen);
     } else {
         close(f->fd);           /* synced, or in a syncfs */
     }
+    f->wrote = 0;
     /* f stays among the dirty files (put_all_held goes through them
      * while files are reopened): the epoch passes over it */
     f->insync = 0;
