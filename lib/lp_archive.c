@@ -457,7 +457,7 @@ static void release_fd(struct lp_archive *a, struct lp_afile *f,
     f->wrote = 0;
     /* its buffers too, when empty: of thousands of files, those without
      * a descriptor keep only what they hold (those with one keep their
-     * two buffers, which take each other's place: no malloc a batch) */
+     * buffers: no malloc a batch) */
     if (f->hold.len == 0)
         lp_buf_free(&f->hold);
     if (f->pend.len == 0)
@@ -1589,13 +1589,12 @@ static int journal_settle(struct lp_archive *a, char *err)
                 errno = ENOMEM;
                 return -1;
             }
-            if (f->hold.len == 0) {
-                /* the batch's buffer becomes the held one: no copy */
-                struct lp_buf t = f->hold;
-                f->hold = f->pend;
-                f->pend = t;
+            /* copied, not handed over: a batch's buffer stays the size
+             * of a batch's lines, the held one of a round's (at 2,000
+             * files, handing them over made both a round's: +16 MB) */
+            if (f->hold.len == 0)
                 f->hold_ms = a->hold_since;
-            } else if (lp_buf_add(&f->hold, f->pend.p, n) < 0) {
+            if (lp_buf_add(&f->hold, f->pend.p, n) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
                 errno = ENOMEM;
                 return -1;
