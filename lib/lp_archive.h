@@ -29,7 +29,7 @@ struct lp_afile;
 /*
  * At most max_open files have a descriptor (the least recently used
  * gives its own up); up to LP_KNOWN_FILES files (max_open when more) are
- * known, with or without one (about 250 bytes each, and the lines they
+ * known, with or without one (about 350 bytes each, and the lines they
  * hold): a file without a descriptor is opened again only when its lines
  * are written (many batches at a time in journal mode), not for each
  * line, and then in one openat2(2) when its path still names the file it
