@@ -590,13 +590,14 @@ static void evict_one(struct lp_archive *a)
         close_file(a, victim);
 }
 
-/* The table is full: closes a sixteenth of it at once, in the order of
- * by_victim, so that a scan of every file is paid once per many opens,
- * not per open (20,000 keys over 4,096 open files spent a third of the
- * drain in evict_one). */
+/* The table of files known is full: forgets a sixteenth of it at once,
+ * in the order of by_victim, so that a scan of every file is paid once
+ * per many new files, not per new file (when it was --max-open long,
+ * 20,000 keys over 4,096 files spent a third of the drain in
+ * evict_one). */
 static void evict_some(struct lp_archive *a)
 {
-    size_t n = 0, want = a->max_open / 16 + 1;
+    size_t n = 0, want = a->max_known / 16 + 1;
 
     if (a->capvict < a->nopen) {
         struct lp_afile **v = realloc(a->vict, a->nopen * sizeof *v);
