@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <linux/openat2.h>
 
@@ -63,6 +64,7 @@ struct lp_afile {
     int64_t hold_ms;            /* when its oldest was committed */
     ino_t ino;                  /* of fd, when opened: the path's while */
     dev_t dev;                  /* it is not rotated away (lock_for_append) */
+    uint64_t born;              /* its birth time (fd_ident), 0: unknown */
     char name[];
 };
 
@@ -682,10 +684,37 @@ static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
     return 0;
 }
 
+/*
+ * The identity of the file open as fd: st's inode, device and size, and
+ * *born, its birth time (statx(2); 0 where the file system keeps none).
+ * While a descriptor holds a file its inode number names it; once it is
+ * closed (a file without one: reopen) and the file deleted, a new file
+ * may get the same number, which the birth time tells apart. 0 or -1.
+ */
+static int fd_ident(int fd, struct stat *st, uint64_t *born)
+{
+    struct statx sx;
+
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_SIZE | STATX_BTIME,
+              &sx) < 0)
+        return -1;
+    memset(st, 0, sizeof *st);
+    st->st_ino = (ino_t)sx.stx_ino;
+    st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st->st_size = (off_t)sx.stx_size;
+    *born = sx.stx_mask & STATX_BTIME
+                ? (uint64_t)sx.stx_btime.tv_sec * 1000000000u +
+                      sx.stx_btime.tv_nsec + 1
+                : 0;
+    return 0;
+}
+
 /* Opens path to append, making it and its directories; *dirsync: the
- * epoch that makes a name it made durable (0: none made, or synced). */
+ * epoch that makes a name it made durable (0: none made, or synced);
+ * st and *born: its identity (fd_ident). */
 static int open_append(struct lp_archive *a, const char *path,
-                       uint64_t *dirsync, struct stat *st, char *err)
+                       uint64_t *dirsync, struct stat *st, uint64_t *born,
+                       char *err)
 {
     int created, fd;
 
@@ -698,7 +727,7 @@ static int open_append(struct lp_archive *a, const char *path,
         return -1;
     /* its inode: lock_for_append tells by it whether the path is still
      * this file */
-    if (fstat(fd, st) < 0) {
+    if (fd_ident(fd, st, born) < 0) {
         int e = errno;
         snprintf(err, LP_ERRLEN, "%s: %s", path, strerror(e));
         close(fd);
@@ -713,12 +742,14 @@ static int open_append(struct lp_archive *a, const char *path,
     return fd;
 }
 
-/* f's descriptor becomes fd, whose inode is st's. */
-static void set_fd(struct lp_afile *f, int fd, const struct stat *st)
+/* f's descriptor becomes fd, whose identity is st's and born. */
+static void set_fd(struct lp_afile *f, int fd, const struct stat *st,
+                   uint64_t born)
 {
     f->fd = fd;
     f->ino = st->st_ino;
     f->dev = st->st_dev;
+    f->born = born;
     f->end = -1;
 }
 
@@ -727,6 +758,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
 {
     struct lp_afile *f = a->last;
     struct stat st;
+    uint64_t born;
     uint32_t h;
     int fd;
 
@@ -750,11 +782,11 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
             f->name[n] = '\0';
             f->plen = n;
             f->hash = h;
-            fd = open_append(a, path, &f->dirsync, &st, err);
+            fd = open_append(a, path, &f->dirsync, &st, &born, err);
             if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
                 a->nfd > 0) {
                 fd_room(a, a->nfd);
-                fd = open_append(a, path, &f->dirsync, &st, err);
+                fd = open_append(a, path, &f->dirsync, &st, &born, err);
             }
             if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
                 a->norph > 0) {
@@ -767,7 +799,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                     errno = EIO;
                     return NULL;
                 }
-                fd = open_append(a, path, &f->dirsync, &st, err);
+                fd = open_append(a, path, &f->dirsync, &st, &born, err);
             }
             if (fd < 0) {
                 int e = errno;
@@ -775,7 +807,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                 errno = e;
                 return NULL;
             }
-            set_fd(f, fd, &st);
+            set_fd(f, fd, &st, born);
             if (tab_add(a, f) < 0) {
                 close(fd);
                 free(f);
@@ -1151,7 +1183,7 @@ static int mark_dirty(struct lp_archive *a, struct lp_afile *f)
 static int reopen(struct lp_archive *a, struct lp_afile *f, char *err)
 {
     struct stat st;
-    uint64_t ds;
+    uint64_t ds, born;
     int fd;
 
     fd_room(a, a->max_open);
@@ -1164,29 +1196,36 @@ static int reopen(struct lp_archive *a, struct lp_afile *f, char *err)
         fd = (int)syscall(SYS_openat2, a->dirfd, f->path, &how, sizeof how);
         if (fd < 0 && (errno == ENOSYS || errno == EPERM))
             a->no_openat2 = 1;
-        if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_ino != f->ino ||
-                        st.st_dev != f->dev)) {
+        /* the same file: the same inode, born when it was (a later
+         * file may have its number) */
+        if (fd >= 0 && (fd_ident(fd, &st, &born) < 0 ||
+                        st.st_ino != f->ino || st.st_dev != f->dev ||
+                        born != f->born)) {
             close(fd);
             fd = -1;
         }
         if (fd >= 0) {
+            /* no birth time here: maybe a later file of that number,
+             * so its end is checked again (one byte read) */
+            if (born == 0)
+                f->end = -1;
             f->fd = fd;
             lru_add(a, f);
             a->opens++;
             return 0;
         }
     }
-    fd = open_append(a, f->path, &ds, &st, err);
+    fd = open_append(a, f->path, &ds, &st, &born, err);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE) && a->nfd > 0) {
         fd_room(a, a->nfd);
-        fd = open_append(a, f->path, &ds, &st, err);
+        fd = open_append(a, f->path, &ds, &st, &born, err);
     }
     if (fd < 0)
         return -1;
-    if (st.st_ino != f->ino || st.st_dev != f->dev)
+    if (st.st_ino != f->ino || st.st_dev != f->dev || born != f->born)
         lp_notice(&a->nt, LP_NOTICE_INFO, "%s was rotated: reopening",
                   f->path);
-    set_fd(f, fd, &st);
+    set_fd(f, fd, &st, born);
     if (ds > f->dirsync)
         f->dirsync = ds;
     lru_add(a, f);
@@ -1231,13 +1270,13 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
             /* the new file first: when it cannot be had, f keeps its
              * old descriptor, its place among the files to sync and
              * what it holds, for the run's end to report */
-            uint64_t ds;
+            uint64_t ds, born;
             int was_dirty = f->dirty;
-            int nfd = open_append(a, f->path, &ds, &st, err);
+            int nfd = open_append(a, f->path, &ds, &st, &born, err);
             if (nfd < 0)
                 return -1;
             release_fd(a, f, 0);    /* with locks held: no epoch now */
-            set_fd(f, nfd, &st);
+            set_fd(f, nfd, &st, born);
             lru_add(a, f);
             a->opens++;
             f->dirsync = ds;

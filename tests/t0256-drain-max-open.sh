@@ -56,6 +56,29 @@ test_expect_success '100 files, --max-open 64: a file opened once a write round,
 
 SVC20=$(seq -f 'r%02g' 1 20 | tr '\n' ' ')
 
+# what the drain said (derr), shown when a check of it fails
+show_derr() {
+    echo "the drain said:" >&2
+    sed -e 's/^/    /' derr | tail -n 30 >&2
+    return 1
+}
+
+# reopened N: the drain said N times that a file was rotated
+reopened() {
+    test "$(grep -c "was rotated: reopening" derr)" -eq "$1" || show_derr
+}
+
+# stop_drain PID: SIGTERM ends the drain, status 0
+stop_drain() {
+    kill -TERM "$1" || return 1
+    wait "$1" || { echo "drain exited $?" >&2; show_derr; }
+}
+
+# few_fds PID: it holds at most --max-open (4) day files open
+few_fds() {
+    test "$(day_fds "$1")" -le 4 || { ls -l "/proc/$1/fd" >&2; return 1; }
+}
+
 # the lines of a closed day, 20 files, one line each, then 20 more: the
 # drain holds 4 descriptors, so most entries have none when the files
 # change under them
@@ -78,16 +101,15 @@ test_expect_success 'rotated away while its entry has no descriptor: the next li
     wait_for 30 "test \"\$(cat out/*/*.jsonl | wc -l)\" -eq 20" &&
     wait_for 30 "test \"\$(pending)\" -eq 0" &&
     wait_for 30 "test -z \"\$(segs)\"" &&
-    test "$(day_fds $d)" -le 4 &&
+    few_fds $d &&
     logpipe-rotate --grace 0 -d out >act 2>rerr &&
     test "$(find out -name "*.jsonl.gz" | wc -l)" -eq 20 &&
     test "$(find out -name "*.jsonl" | wc -l)" -eq 0 &&
     tail -n 20 in | logpipe-send &&
     wait_for 30 "test \"\$(find out -name \"*.jsonl\" | wc -l)\" -eq 20" &&
     wait_for 30 "test \"\$(pending)\" -eq 0" &&
-    kill -TERM $d &&
-    wait $d &&
-    test "$(grep -c "was rotated: reopening" derr)" -eq 20 &&
+    stop_drain $d &&
+    reopened 20 &&
     { find out -name "*.jsonl.gz" -exec zcat {} + &&
       find out -name "*.jsonl" -exec cat {} +; } >all &&
     seqs all >got &&
@@ -111,9 +133,8 @@ test_expect_success 'replaced while its entry has no descriptor: the next line g
     tail -n 20 in | logpipe-send &&
     wait_for 30 "test \"\$(cat out/*/*.jsonl | wc -l)\" -eq 40" &&
     wait_for 30 "test \"\$(pending)\" -eq 0" &&
-    kill -TERM $d &&
-    wait $d &&
-    test "$(grep -c "was rotated: reopening" derr)" -eq 20 &&
+    stop_drain $d &&
+    reopened 20 &&
     exactly 40 out &&
     test "$(wc -l <"out/r07/$d1.jsonl")" -eq 2
 '
