@@ -6,7 +6,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #include "lp_archive.h"
 #include "lp_shards.h"
@@ -33,7 +36,9 @@ struct lp_afile {
     size_t plen;
     uint32_t hash;              /* of path (hash_path) */
     size_t oslot;               /* its index in a->open */
-    int fd;
+    int fd;                     /* -1: none (closed by --max-open, the
+                                   entry kept: lp_archive.h) */
+    struct lp_afile *lprev, *lnext;     /* a->lru, while it has an fd */
     struct lp_buf pend;         /* the batch's lines */
     struct check *checks;       /* redelivered entries to look for */
     size_t nchecks, capchecks;
@@ -46,7 +51,10 @@ struct lp_afile {
                                    unknown (another writer may have cut
                                    its line short since) */
     int mustsync;               /* lines found already there: sync it */
-    int dirty;                  /* journal: written since the last seal */
+    int dirty;                  /* journal: lines held, or written since
+                                   the last seal */
+    int wrote;                  /* journal: written since the last seal
+                                   (its fd is synced by the next epoch) */
     size_t dslot;               /* its index in a->dirty */
     int insync;                 /* in the running epoch's sync job */
     size_t jslot;               /* its index in a->jfiles */
@@ -56,6 +64,7 @@ struct lp_afile {
     int64_t hold_ms;            /* when its oldest was committed */
     ino_t ino;                  /* of fd, when opened: the path's while */
     dev_t dev;                  /* it is not rotated away (lock_for_append) */
+    uint64_t born;              /* its birth time (fd_ident), 0: unknown */
     char name[];
 };
 
@@ -74,6 +83,15 @@ struct orphan {
 struct lp_archive {
     int dirfd;
     size_t max_open, nopen;
+    size_t max_known;           /* files remembered, with or without fd */
+    size_t nfd;                 /* files with a descriptor, in ... */
+    struct lp_afile *lru, *mru; /* ... least recently used first */
+    uint64_t opens;             /* day files opened (lp_archive_opens) */
+    int no_openat2;             /* openat2(2) refused: the walk each time */
+    int syncfs_proven;          /* one syncfs of dirfd succeeded */
+    int need_fs;                /* a file written since the epoch started
+                                   lost its fd: the next epoch is a
+                                   syncfs */
     /* the open files: by path, in an open-addressed table (linear
      * probing) of their hashes, so that a lookup among thousands
      * compares one path, not a chain of them; and in a->open, to go
@@ -265,6 +283,43 @@ static void tab_del(struct lp_archive *a, struct lp_afile *f)
     a->tab[i].f = NULL;
 }
 
+/* The files with a descriptor, least recently used first: the one to
+ * close when --max-open are open is found at the head, not by a scan of
+ * every file known (20,000 of them at 20,000 services). */
+static void lru_del(struct lp_archive *a, struct lp_afile *f)
+{
+    if (f->lprev)
+        f->lprev->lnext = f->lnext;
+    else
+        a->lru = f->lnext;
+    if (f->lnext)
+        f->lnext->lprev = f->lprev;
+    else
+        a->mru = f->lprev;
+    f->lprev = f->lnext = NULL;
+    a->nfd--;
+}
+
+static void lru_add(struct lp_archive *a, struct lp_afile *f)
+{
+    f->lnext = NULL;
+    f->lprev = a->mru;
+    if (a->mru)
+        a->mru->lnext = f;
+    else
+        a->lru = f;
+    a->mru = f;
+    a->nfd++;
+}
+
+static void lru_touch(struct lp_archive *a, struct lp_afile *f)
+{
+    if (f->fd >= 0 && a->mru != f) {
+        lru_del(a, f);
+        lru_add(a, f);
+    }
+}
+
 struct lp_archive *lp_archive_new(int dirfd, size_t max_open,
                                   const struct lp_notify *nt)
 {
@@ -274,6 +329,8 @@ struct lp_archive *lp_archive_new(int dirfd, size_t max_open,
         return NULL;
     a->dirfd = dirfd;
     a->max_open = max_open ? max_open : 1;
+    a->max_known = a->max_open > LP_KNOWN_FILES ? a->max_open
+                                                : LP_KNOWN_FILES;
     {
         struct stat st;
         a->syncfs_ok = lp_sync_fs_reports() && fstat(dirfd, &st) == 0;
@@ -330,36 +387,112 @@ static void undirty(struct lp_archive *a, struct lp_afile *f)
     f->dirty = 0;
 }
 
-/* Lets go of f's descriptor: closed, or kept while its data is still to
- * be synced (a dirty file is synced by the next epoch before it is
- * closed, so eviction never syncs in the foreground). */
+/*
+ * May f's descriptor be closed before the epoch that syncs what was
+ * written through it? Yes when that epoch is a syncfs (lp_archive.h: it
+ * syncs every file of the file system, with a descriptor or without, and
+ * reports their write errors) and syncfs is known to work here: one
+ * succeeded, an epoch's or, the first time this is asked, one made now
+ * (a syncfs refused then is a sync per file from then on, as in
+ * epoch_end; one that fails keeps its failure for the next call).
+ */
+static int fs_covers(struct lp_archive *a, const struct lp_afile *f)
+{
+    if (!a->syncfs_ok || f->dev != a->dev)
+        return 0;
+    if (!a->syncfs_proven) {
+        if (syncfs(a->dirfd) < 0) {
+            if (errno == ENOSYS || errno == EPERM)
+                a->syncfs_ok = 0;
+            else if (!a->failed) {
+                a->failed = errno;
+                snprintf(a->ferr, sizeof a->ferr, "the archive's file "
+                         "system (syncfs): %s", strerror(errno));
+            }
+            return 0;
+        }
+        a->syncfs_proven = 1;
+    }
+    return 1;
+}
+
+/* Lets go of f's descriptor (its entry stays: f keeps its lines held,
+ * its size and inode). What was written through it and is not synced
+ * yet: covered by the next epoch's syncfs (fs_covers), or the descriptor
+ * kept until that epoch syncs it, so that closing never syncs in the
+ * foreground. */
 static void release_fd(struct lp_archive *a, struct lp_afile *f,
                        int may_flush)
 {
     if (f->fd < 0)
         return;
+    lru_del(a, f);
     if (a->freeing) {           /* no epoch, no sync: the journal stays */
         close(f->fd);
         f->fd = -1;
         f->insync = 0;
+        f->wrote = 0;
         if (f->dirty)
             undirty(a, f);
         return;
     }
-    if (f->dirty && may_flush)
+    if (f->wrote && may_flush)
         make_room(a);           /* while an epoch it starts can take f */
     if (f->insync)
         a->jfiles[f->jslot] = NULL;
-    if (f->dirty) {
-        undirty(a, f);
+    if (f->wrote && fs_covers(a, f)) {
+        /* the next epoch's syncfs syncs what was written since the
+         * running one's seal; a running sync per file still needs the
+         * descriptor till its end */
+        a->need_fs = 1;
+        if (f->insync && !a->jfs)
+            orphan_fd(a, f->fd, O_JOB, f->path, f->plen);
+        else
+            close(f->fd);
+    } else if (f->wrote) {
         orphan_fd(a, f->fd, O_NEXT, f->path, f->plen);
-    } else if (f->insync) {
+    } else if (f->insync && !a->jfs) {
         orphan_fd(a, f->fd, O_JOB, f->path, f->plen);
     } else {
-        close(f->fd);
+        close(f->fd);           /* synced, or in a syncfs */
     }
+    f->wrote = 0;
+    /* its buffers too, when empty: of thousands of files, those without
+     * a descriptor keep only what they hold (those with one keep their
+     * buffers: no malloc a batch) */
+    if (f->hold.len == 0)
+        lp_buf_free(&f->hold);
+    if (f->pend.len == 0)
+        lp_buf_free(&f->pend);
+    /* f stays among the dirty files (put_all_held goes through them
+     * while files are reopened): the epoch passes over it */
     f->insync = 0;
     f->fd = -1;
+}
+
+/* May f give its descriptor up now? Not a file of the batch in hand
+ * that is locked for it, or without a journal any (synced by its
+ * descriptor), nor the file whose own sync commits the batch. (locked
+ * means something only while touched: it stays set after a batch.) */
+static int may_release(const struct lp_archive *a, const struct lp_afile *f)
+{
+    return !(f->touched && (f->locked || a->j == NULL)) &&
+           !(a->committing && f == a->direct);
+}
+
+/* Until fewer than limit files have a descriptor, the least recently
+ * used that may gives its own up (a few more than --max-open when the
+ * batch's locked files are that many). */
+static void fd_room(struct lp_archive *a, size_t limit)
+{
+    while (a->nfd >= limit) {
+        struct lp_afile *f = a->lru;
+        while (f && !may_release(a, f))
+            f = f->lnext;
+        if (f == NULL)
+            return;
+        release_fd(a, f, 1);
+    }
 }
 
 static void close_file(struct lp_archive *a, struct lp_afile *f)
@@ -378,6 +511,8 @@ static void close_file(struct lp_archive *a, struct lp_afile *f)
     }
     tab_del(a, f);
     release_fd(a, f, !a->freeing);
+    if (f->dirty)               /* without a descriptor: nothing to sync */
+        undirty(a, f);
     if (a->last == f)
         a->last = NULL;
     lp_buf_free(&f->pend);
@@ -457,13 +592,14 @@ static void evict_one(struct lp_archive *a)
         close_file(a, victim);
 }
 
-/* The table is full: closes a sixteenth of it at once, in the order of
- * by_victim, so that a scan of every file is paid once per many opens,
- * not per open (20,000 keys over 4,096 open files spent a third of the
- * drain in evict_one). */
+/* The table of files known is full: forgets a sixteenth of it at once,
+ * in the order of by_victim, so that a scan of every file is paid once
+ * per many new files, not per new file (when it was --max-open long,
+ * 20,000 keys over 4,096 files spent a third of the drain in
+ * evict_one). */
 static void evict_some(struct lp_archive *a)
 {
-    size_t n = 0, want = a->max_open / 16 + 1;
+    size_t n = 0, want = a->max_known / 16 + 1;
 
     if (a->capvict < a->nopen) {
         struct lp_afile **v = realloc(a->vict, a->nopen * sizeof *v);
@@ -548,10 +684,37 @@ static int defer_dir(void *ctx, int dfd, const char *dir, size_t dlen)
     return 0;
 }
 
+/*
+ * The identity of the file open as fd: st's inode, device and size, and
+ * *born, its birth time (statx(2); 0 where the file system keeps none).
+ * While a descriptor holds a file its inode number names it; once it is
+ * closed (a file without one: reopen) and the file deleted, a new file
+ * may get the same number, which the birth time tells apart. 0 or -1.
+ */
+static int fd_ident(int fd, struct stat *st, uint64_t *born)
+{
+    struct statx sx;
+
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_SIZE | STATX_BTIME,
+              &sx) < 0)
+        return -1;
+    memset(st, 0, sizeof *st);
+    st->st_ino = (ino_t)sx.stx_ino;
+    st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st->st_size = (off_t)sx.stx_size;
+    *born = sx.stx_mask & STATX_BTIME
+                ? (uint64_t)sx.stx_btime.tv_sec * 1000000000u +
+                      sx.stx_btime.tv_nsec + 1
+                : 0;
+    return 0;
+}
+
 /* Opens path to append, making it and its directories; *dirsync: the
- * epoch that makes a name it made durable (0: none made, or synced). */
+ * epoch that makes a name it made durable (0: none made, or synced);
+ * st and *born: its identity (fd_ident). */
 static int open_append(struct lp_archive *a, const char *path,
-                       uint64_t *dirsync, struct stat *st, char *err)
+                       uint64_t *dirsync, struct stat *st, uint64_t *born,
+                       char *err)
 {
     int created, fd;
 
@@ -564,7 +727,7 @@ static int open_append(struct lp_archive *a, const char *path,
         return -1;
     /* its inode: lock_for_append tells by it whether the path is still
      * this file */
-    if (fstat(fd, st) < 0) {
+    if (fd_ident(fd, st, born) < 0) {
         int e = errno;
         snprintf(err, LP_ERRLEN, "%s: %s", path, strerror(e));
         close(fd);
@@ -579,12 +742,14 @@ static int open_append(struct lp_archive *a, const char *path,
     return fd;
 }
 
-/* f's descriptor becomes fd, whose inode is st's. */
-static void set_fd(struct lp_afile *f, int fd, const struct stat *st)
+/* f's descriptor becomes fd, whose identity is st's and born. */
+static void set_fd(struct lp_afile *f, int fd, const struct stat *st,
+                   uint64_t born)
 {
     f->fd = fd;
     f->ino = st->st_ino;
     f->dev = st->st_dev;
+    f->born = born;
     f->end = -1;
 }
 
@@ -593,14 +758,20 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
 {
     struct lp_afile *f = a->last;
     struct stat st;
+    uint64_t born;
     uint32_t h;
     int fd;
 
     if (f == NULL || f->plen != n || memcmp(f->path, path, n) != 0) {
         h = hash_path(path, n);
         if ((f = tab_find(a, h, path, n)) == NULL) {
-            if (a->nopen >= a->max_open)
+            /* a file not known: opened now, its path checked (an unsafe
+             * one is the entry's error, not the write's) and its
+             * directories made; known files are opened when their lines
+             * are written (lock_for_append), not per line */
+            if (a->nopen >= a->max_known)
                 evict_some(a);
+            fd_room(a, a->max_open);
             if ((f = calloc(1, sizeof *f + n + 1)) == NULL) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", path);
                 errno = ENOMEM;
@@ -611,13 +782,13 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
             f->name[n] = '\0';
             f->plen = n;
             f->hash = h;
-            fd = open_append(a, path, &f->dirsync, &st, err);
+            fd = open_append(a, path, &f->dirsync, &st, &born, err);
             if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
-                a->nopen > 0) {
-                evict_one(a);
-                fd = open_append(a, path, &f->dirsync, &st, err);
+                a->nfd > 0) {
+                fd_room(a, a->nfd);
+                fd = open_append(a, path, &f->dirsync, &st, &born, err);
             }
-            if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+            if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
                 a->norph > 0) {
                 /* descriptors kept for their sync: sync them now */
                 char e2[LP_ERRLEN];
@@ -628,7 +799,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                     errno = EIO;
                     return NULL;
                 }
-                fd = open_append(a, path, &f->dirsync, &st, err);
+                fd = open_append(a, path, &f->dirsync, &st, &born, err);
             }
             if (fd < 0) {
                 int e = errno;
@@ -636,7 +807,7 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                 errno = e;
                 return NULL;
             }
-            set_fd(f, fd, &st);
+            set_fd(f, fd, &st, born);
             if (tab_add(a, f) < 0) {
                 close(fd);
                 free(f);
@@ -644,6 +815,10 @@ struct lp_afile *lp_archive_get(struct lp_archive *a, const char *path,
                 errno = ENOMEM;
                 return NULL;
             }
+            lru_add(a, f);
+            a->opens++;
+        } else {
+            lru_touch(a, f);
         }
         a->last = f;
     }
@@ -996,6 +1171,68 @@ static int mark_dirty(struct lp_archive *a, struct lp_afile *f)
     return 0;
 }
 
+/*
+ * f has no descriptor (--max-open took it): opened again. In one call
+ * when the path still names the file it was (openat2(2) beneath dirfd,
+ * no symlink followed, as the walk of its first open checked; its
+ * directories were made durable then): its known end kept, so that
+ * lock_for_append reads nothing. Else through the walk, which makes it
+ * again: rotated away meanwhile (said as lock_for_append says it). 0, or
+ * -1 with err and errno.
+ */
+static int reopen(struct lp_archive *a, struct lp_afile *f, char *err)
+{
+    struct stat st;
+    uint64_t ds, born;
+    int fd;
+
+    fd_room(a, a->max_open);
+    if (!a->no_openat2) {
+        struct open_how how;
+        memset(&how, 0, sizeof how);
+        how.flags = O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                      RESOLVE_NO_MAGICLINKS;
+        fd = (int)syscall(SYS_openat2, a->dirfd, f->path, &how, sizeof how);
+        if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+            a->no_openat2 = 1;
+        /* the same file: the same inode, born when it was (a later
+         * file may have its number) */
+        if (fd >= 0 && (fd_ident(fd, &st, &born) < 0 ||
+                        st.st_ino != f->ino || st.st_dev != f->dev ||
+                        born != f->born)) {
+            close(fd);
+            fd = -1;
+        }
+        if (fd >= 0) {
+            /* no birth time here: maybe a later file of that number,
+             * so its end is checked again (one byte read) */
+            if (born == 0)
+                f->end = -1;
+            f->fd = fd;
+            lru_add(a, f);
+            a->opens++;
+            return 0;
+        }
+    }
+    fd = open_append(a, f->path, &ds, &st, &born, err);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && a->nfd > 0) {
+        fd_room(a, a->nfd);
+        fd = open_append(a, f->path, &ds, &st, &born, err);
+    }
+    if (fd < 0)
+        return -1;
+    if (st.st_ino != f->ino || st.st_dev != f->dev || born != f->born)
+        lp_notice(&a->nt, LP_NOTICE_INFO, "%s was rotated: reopening",
+                  f->path);
+    set_fd(f, fd, &st, born);
+    if (ds > f->dirsync)
+        f->dirsync = ds;
+    lru_add(a, f);
+    a->opens++;
+    return 0;
+}
+
 /* Locks f for appending and makes it ready: reopened when rotation
  * unlinked or replaced it, its partial last line cut. *size: its size. */
 static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
@@ -1003,6 +1240,8 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
 {
     struct stat st, cur;
 
+    if (f->fd < 0 && reopen(a, f, err) < 0)
+        return -1;
     for (;;) {
         if (flock(f->fd, LOCK_EX) < 0) {
             snprintf(err, LP_ERRLEN, "%s: lock: %s", f->path,
@@ -1031,13 +1270,15 @@ static int lock_for_append(struct lp_archive *a, struct lp_afile *f,
             /* the new file first: when it cannot be had, f keeps its
              * old descriptor, its place among the files to sync and
              * what it holds, for the run's end to report */
-            uint64_t ds;
+            uint64_t ds, born;
             int was_dirty = f->dirty;
-            int nfd = open_append(a, f->path, &ds, &st, err);
+            int nfd = open_append(a, f->path, &ds, &st, &born, err);
             if (nfd < 0)
                 return -1;
             release_fd(a, f, 0);    /* with locks held: no epoch now */
-            set_fd(f, nfd, &st);
+            set_fd(f, nfd, &st, born);
+            lru_add(a, f);
+            a->opens++;
             f->dirsync = ds;
             if ((was_dirty || f->hold.len) && mark_dirty(a, f) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
@@ -1183,6 +1424,7 @@ static int put_held(struct lp_archive *a, struct lp_afile *f, char *err)
     }
     f->size += (off_t)f->hold.len;
     f->end = f->size;
+    f->wrote = 1;
     a->held -= n;
     f->hold.len = 0;
     return 0;
@@ -1210,17 +1452,19 @@ static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
 /* Writes every file's held lines (outside a batch: no lock held). */
 static int put_all_held(struct lp_archive *a, char *err)
 {
-    for (size_t i = 0; i < a->ndirty && a->held > 0;) {
-        struct lp_afile *f = a->dirty[i];
-        if (f->hold.len) {
-            if (put_held_locked(a, f, err) < 0)
+    /* the files with a descriptor first: those opened for the others
+     * then take the descriptors of files written already, not of files
+     * still to write (of 20,000 files over 4096 descriptors, a fifth
+     * need no open) */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < a->ndirty && a->held > 0; i++) {
+            struct lp_afile *f = a->dirty[i];
+            /* (the list keeps its order meanwhile: a descriptor given
+             * up, or a file reopened after a rotation, stays dirty) */
+            if (f->hold.len && (f->fd >= 0) == (pass == 0) &&
+                put_held_locked(a, f, err) < 0)
                 return -1;
-            /* a file found rotated away was reopened: it left the list
-             * and came back at its end, and another took its place */
-            if (a->dirty[i] != f)
-                continue;
         }
-        i++;
     }
     return 0;
 }
@@ -1379,21 +1623,33 @@ static int journal_settle(struct lp_archive *a, char *err)
     for (size_t i = 0; i < a->ntouched; i++) {
         struct lp_afile *f = a->touched[i];
         if (!f->locked && f->pend.len) {
-            if (f->hold.len == 0)
-                f->hold_ms = a->hold_since;
-            if (mark_dirty(a, f) < 0 ||
-                lp_buf_add(&f->hold, f->pend.p, f->pend.len) < 0) {
+            size_t n = f->pend.len;
+            if (mark_dirty(a, f) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
                 errno = ENOMEM;
                 return -1;
             }
-            a->held += f->pend.len;
-        } else if (f->pend.len && mark_dirty(a, f) < 0) {
-            /* no room to remember it: sync it now */
-            if (fdatasync(f->fd) < 0) {
-                snprintf(err, LP_ERRLEN, "%s: fsync: %s", f->path,
-                         strerror(errno));
+            /* copied, not handed over: a batch's buffer stays the size
+             * of a batch's lines, the held one of a round's (at 2,000
+             * files, handing them over made both a round's: +16 MB) */
+            if (f->hold.len == 0)
+                f->hold_ms = a->hold_since;
+            if (lp_buf_add(&f->hold, f->pend.p, n) < 0) {
+                snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
+                errno = ENOMEM;
                 return -1;
+            }
+            a->held += n;
+        } else if (f->pend.len) {
+            f->wrote = 1;       /* synced by the next epoch */
+            if (mark_dirty(a, f) < 0) {
+                /* no room to remember it: sync it now */
+                f->wrote = 0;
+                if (fdatasync(f->fd) < 0) {
+                    snprintf(err, LP_ERRLEN, "%s: fsync: %s", f->path,
+                             strerror(errno));
+                    return -1;
+                }
             }
         }
         f->pend.len = 0;
@@ -1549,6 +1805,17 @@ static int epoch_start(struct lp_archive *a, char *err)
         errno = EIO;
         return -1;
     }
+    /* files closed since they were written, trusting a syncfs, and
+     * syncfs may not be used any more (a file system mounted below
+     * --dir was found since): theirs now, then a sync per file */
+    if (a->need_fs && !a->syncfs_ok) {
+        if (syncfs(a->dirfd) < 0) {
+            snprintf(err, LP_ERRLEN, "the archive's file system (syncfs): "
+                     "%s", strerror(errno));
+            return -1;
+        }
+        a->need_fs = 0;
+    }
     want = a->ndirty + a->norph;
 
     if (want > a->capjob) {
@@ -1571,6 +1838,9 @@ static int epoch_start(struct lp_archive *a, char *err)
     for (size_t i = 0; i < a->ndirty; i++) {
         struct lp_afile *f = a->dirty[i];
         f->dirty = 0;
+        f->wrote = 0;
+        if (f->fd < 0)
+            continue;           /* closed trusting this syncfs (need_fs) */
         f->insync = 1;
         f->jslot = k;
         a->jfiles[k] = f;
@@ -1593,7 +1863,8 @@ static int epoch_start(struct lp_archive *a, char *err)
     /* many files: one syncfs writes them all, their directories and
      * inodes, with one cache flush, where a sync per file costs a flush
      * per file (logpipe(7), DELIVERY GUARANTEES, logpipe-drain) */
-    a->jfs = k >= LP_SYNCFS_FILES && a->syncfs_ok;
+    a->jfs = (k >= LP_SYNCFS_FILES || a->need_fs) && a->syncfs_ok;
+    a->need_fs = 0;
     if (a->jfs)
         lp_sync_fs_start(&a->dirfd);
     else
@@ -1651,6 +1922,8 @@ static int epoch_end(struct lp_archive *a, char *err)
         return -1;
     }
     a->synced_epochs = a->epochs;
+    if (a->jfs)
+        a->syncfs_proven = 1;
     return lp_journal_cut(a->j, a->jmark, err);
 }
 
@@ -1671,7 +1944,7 @@ int lp_archive_flush(struct lp_archive *a, char *err)
     }
     due = a->jadded >= LP_EPOCH_BYTES || a->put_due ||
           (lp_mono_ms() - a->sealed_at >= LP_EPOCH_MS &&
-           (a->ndirty || a->norph || a->jadded));
+           (a->ndirty || a->norph || a->jadded || a->need_fs));
     return due ? epoch_start(a, err) : 0;
 }
 
@@ -1700,6 +1973,11 @@ int lp_archive_sync_dirs(struct lp_archive *a, char *err)
     return rc;
 }
 
+const uint64_t *lp_archive_opens(const struct lp_archive *a)
+{
+    return &a->opens;
+}
+
 int64_t lp_archive_commit_us(const struct lp_archive *a)
 {
     return a->commit_us;
@@ -1719,7 +1997,7 @@ void lp_archive_hold(struct lp_archive *a, int ok, int64_t since)
 int lp_archive_busy(const struct lp_archive *a)
 {
     return a->j && (a->job || a->committing || a->ndirty || a->norph ||
-                    a->held || lp_journal_bytes(a->j) > 0);
+                    a->held || a->need_fs || lp_journal_bytes(a->j) > 0);
 }
 
 int lp_archive_flush_all(struct lp_archive *a, char *err)

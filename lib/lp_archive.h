@@ -26,8 +26,18 @@ struct lp_afile;
 #define LP_DEDUP_RUN 4096
 #define LP_DEDUP_SLACK_MS (10 * 60 * 1000)
 
-/* Borrows dirfd. nt (copied; NULL: silent) hears of files mended and
- * reopened by lp_archive_lock. Returns NULL when out of memory. */
+/*
+ * At most max_open files have a descriptor (the least recently used
+ * gives its own up); up to LP_KNOWN_FILES files (max_open when more) are
+ * known, with or without one (about 350 bytes each, and the lines they
+ * hold): a file without a descriptor is opened again only when its lines
+ * are written (many batches at a time in journal mode), not for each
+ * line, and then in one openat2(2) when its path still names the file it
+ * was; beyond LP_KNOWN_FILES the least recently used is forgotten.
+ * Borrows dirfd. nt (copied; NULL: silent) hears of files mended and
+ * reopened by lp_archive_lock. Returns NULL when out of memory.
+ */
+#define LP_KNOWN_FILES 65536
 struct lp_archive *lp_archive_new(int dirfd, size_t max_open,
                                   const struct lp_notify *nt);
 /* Closes every file; accepts NULL. */
@@ -173,6 +183,10 @@ int lp_archive_flush(struct lp_archive *a, char *err);
  * err). */
 void lp_archive_defer_dirs(struct lp_archive *a, int on);
 int lp_archive_sync_dirs(struct lp_archive *a, char *err);
+
+/* Day files opened so far (first opens and reopens): a count that
+ * outlives nothing but a. */
+const uint64_t *lp_archive_opens(const struct lp_archive *a);
 
 /* How long the last batch's journal commit (its write and fdatasync;
  * with lp_archive_async, its write) took, in microseconds. */

@@ -247,6 +247,9 @@ static int metrics_init(struct lp_drain *d)
                   "Entries taken over from other consumers.", &r->claimed);
     lp_counter_of(m->m, "logpipe_drain_trimmed_total", "",
                   "Entries trimmed from the stream.", &r->trimmed);
+    lp_counter_of(m->m, "logpipe_drain_file_opens_total", "",
+                  "Day files opened: on first use, and again to write "
+                  "after --max-open closed them.", &r->file_opens);
     m->batches = lp_counter(m->m, "logpipe_drain_batches_total", "",
                             "Batches made durable.");
     m->batch_s = lp_histogram(m->m, "logpipe_drain_batch_seconds", "",
@@ -279,6 +282,8 @@ static int metrics_init(struct lp_drain *d)
 /* Writes --metrics when its interval passed, or when force. */
 static void metrics_tick(struct lp_drain *d, int force)
 {
+    if (d->arch)
+        d->res.file_opens = *lp_archive_opens(d->arch);
     if (d->conf.com.metrics == NULL)
         return;
     if (d->m.caught_up)

@@ -106,6 +106,8 @@ struct lp_drain_result {
     /* lines of the journal a run left (lp_journal.h) applied at the
      * start, and those of them found in their files already */
     uint64_t replayed, replay_dups;
+    /* day files opened (lp_archive_opens), as of the last --metrics */
+    uint64_t file_opens;
 };
 
 struct lp_drain;

@@ -8,6 +8,7 @@
 #   pl_round acked 700                   # kill once 700 entries are acked
 #   pl_round op 311 100                  # kill before the 311th change;
 #                                        # drain reads 100 at a time (20)
+#   PL_DRAIN_ARGS="--max-open 16"        # more options for every drain
 #
 # A round: a fresh stream and a fresh archive; drain runs under
 # tests/powerloss.so until it is SIGKILLed, at a point that takes no timing
@@ -127,7 +128,7 @@ pl_round() {
         env LD_PRELOAD="$PL_PRELOAD" LOGPIPE_POWERLOSS_LOG="$_log" \
             LOGPIPE_POWERLOSS_UNDER="$_out" \
             logpipe-drain -d "$_out" -c pl -n "$_count" --block 100 --keep 1d \
-            2>>"$PL_DIR/pl.err" &
+            ${PL_DRAIN_ARGS:-} 2>>"$PL_DIR/pl.err" &
         _pid=$!
         while [ "$(pl_acked)" -lt "$_at" ]; do
             if ! kill -0 $_pid 2>/dev/null; then
@@ -149,7 +150,7 @@ pl_round() {
         env LD_PRELOAD="$PL_PRELOAD" LOGPIPE_POWERLOSS_LOG="$_log" \
             LOGPIPE_POWERLOSS_UNDER="$_out" LOGPIPE_POWERLOSS_KILL="$_at" \
             logpipe-drain --once -d "$_out" -c pl -n "$_count" \
-            2>>"$PL_DIR/pl.err"
+            ${PL_DRAIN_ARGS:-} 2>>"$PL_DIR/pl.err"
         _rc=$?
         set -e
         if [ $_rc -eq 0 ] && [ "${PL_ALLOW_DONE:-0}" = 1 ]; then
@@ -196,7 +197,8 @@ pl_round() {
         return 1
     fi
     # a restart without the shim finishes the job, adding no copy
-    logpipe-drain --once -d "$_out" -c pl 2>>"$PL_DIR/pl.err"
+    logpipe-drain --once -d "$_out" -c pl ${PL_DRAIN_ARGS:-} \
+        2>>"$PL_DIR/pl.err"
     pl_ids "$_out" >"$PL_DIR/pl.ids2"
     if [ -n "$(uniq -d "$PL_DIR/pl.ids2")" ]; then
         echo "after the restart, ids twice:" >&2
