@@ -1,0 +1,70 @@
+#!/bin/sh
+# x0396-shards-follow-count-change.sh -- review rsh2 (issue 17): --follow
+# --shards 2 stopped, the stream drained, restarted with --shards 3 (the
+# count changes): a file whose shard of 3 is not its shard of 2 has no
+# offset there and is read again from its start: its lines archived twice.
+# Contradicts logpipe(7) "Sharded streams" (--follow): "exactly once holds
+# per file across restarts, rotation and truncation as for one stream".
+. "$(dirname "$0")/lib.sh"
+
+XDG_RUNTIME_DIR=$TMP
+export XDG_RUNTIME_DIR
+SHARD_NAMES="$TOP/tests/shard-names"
+
+start_redis
+
+# total STREAM N: the entries over the N shards of STREAM
+total() {
+    t=0
+    for sh in $("$SHARD_NAMES" "$1" "$2"); do
+        t=$((t + $(rcli XLEN "$sh")))
+    done
+    echo "$t"
+}
+
+# at_size: the shards of 3 hold 12 fields at the size of a file
+at_size() {
+    sz=$(wc -c <logs/f10.log)
+    n=0
+    for sh in $("$SHARD_NAMES" fo 3); do
+        n=$((n + $(rcli --raw HGETALL "$sh:producers" | grep -c " $sz\$")))
+    done
+    test "$n" -ge 12
+}
+
+mkdir logs
+for f in $(seq 10 21); do
+    for i in $(seq 1 20); do
+        printf "{\"timestamp\":\"2026-01-01T00:00:%02dZ\",\"seq\":%d}\n" \
+            "$i" $((f * 100 + i))
+    done >logs/f$f.log
+done
+
+test_expect_success 'follow --shards 2: every line once, then stopped and drained' '
+    logpipe-send --shards 2 --linger 5 -s fo -F "logs/*.log" --producer fw 2>s1.err &
+    spid=$!
+    wait_for 30 "test \$(total fo 2) -eq 240" || { kill $spid; exit 1; }
+    kill -TERM $spid
+    wait $spid &&
+    logpipe-drain -s fo --once -d out
+'
+
+test_expect_success 'follow --shards 3 (the count changes, all drained), nothing new in the files' '
+    logpipe-send --shards 3 --linger 5 -s fo -F "logs/*.log" --producer fw 2>s2.err &
+    spid=$!
+    # the run is past every file once a shard of 3 holds each file at its
+    # size (all files have one size)
+    wait_for 30 at_size || :
+    kill -TERM $spid
+    wait $spid || :
+    grep_q "changed from 2 to 3" s2.err &&
+    logpipe-drain -s fo --once -d out
+'
+
+test_expect_success 'every line archived once across the change' '
+    find out -name "*.jsonl" -type f -exec cat {} + | seqs >got &&
+    for f in $(seq 10 21); do seq $((f * 100 + 1)) $((f * 100 + 20)); done | sort -n >want &&
+    test_cmp want got
+'
+
+test_done
