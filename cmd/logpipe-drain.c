@@ -678,13 +678,38 @@ static void signal_all(struct child *ch, size_t nch, int sig)
             kill(ch[i].pid, sig);
 }
 
+/* how often a sharded drain (not --once) asks whether the count of
+ * shards changed (logpipe-drain(1), "Sharded streams") */
+#define LP_DRAIN_COUNT_WATCH_MS 5000
+
+/* The count of shards now (lp_shards_read), asked once over a connection
+ * of its own. 0 with *m; -1 when Redis did not answer (asked again at the
+ * next watch: the children's own connections say what fails). */
+static int count_now(struct lp_drain_conf *conf, unsigned *m)
+{
+    char err[LP_ERRLEN];
+    struct lp_common tmp = conf->com;
+    struct lp_redis *r;
+    int rc;
+
+    tmp.dlq_set = NULL;
+    if (tool_cluster(&tmp, conf->timeout, err) != 0 ||
+        (r = tool_redis(&tmp, err)) == NULL)
+        return -1;
+    rc = lp_redis_connect(r, err);
+    if (rc == 0)
+        rc = lp_shards_read(r, tmp.cluster, conf->com.stream, m, err);
+    lp_redis_free(r);
+    return rc == 0 ? 0 : -1;
+}
+
 /*
  * A stream of n shards: a child for each of shards lo..hi, supervised
  * until all have ended. Returns the worst status (rank); a child ended by
  * SIGPIPE (stdout's reader gone) ends this process the same way.
  */
 static int supervise(struct lp_drain_conf *conf, struct says *says,
-                     unsigned n, unsigned lo, unsigned hi)
+                     unsigned n, unsigned lo, unsigned hi, unsigned *changed)
 {
     const char *dlqbase = conf->com.dlq;    /* --dlq, or logs:dlq */
     char err[LP_ERRLEN];
@@ -694,8 +719,9 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
     sigset_t block, old, waitmask;
     struct sigaction sa;
     int worst = LP_EX_OK, stopping = 0, piped = 0, mwarned = 0;
-    int64_t next_merge = 0;
+    int64_t next_merge = 0, next_watch = 0;
 
+    *changed = 0;
     if (lp_shards_check(conf->com.stream, n, err) < 0) {
         lp_error("%s", err);
         return LP_EX_CONFIG;
@@ -789,6 +815,11 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
     }
     if (conf->com.metrics)
         next_merge = lp_mono_ms() + conf->com.metrics_interval;
+    /* a count that changes (a sender of another count found every shard
+     * drained): the shards of the new count are drained from then on,
+     * by children of their own */
+    if (!conf->once)
+        next_watch = lp_mono_ms() + LP_DRAIN_COUNT_WATCH_MS;
 
     while (alive > 0) {
         int ws;
@@ -844,13 +875,32 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
             signal_all(ch, nch, SIGHUP);
         }
         struct timespec ts, *tp = NULL;
+        int64_t now = lp_mono_ms(), w = -1;
         if (next_merge) {
-            int64_t now = lp_mono_ms();
             if (now >= next_merge) {
                 merge_metrics(conf->com.metrics, ch, nch, 0, &mwarned);
                 next_merge = now + conf->com.metrics_interval;
             }
-            int64_t w = next_merge - now;
+            w = next_merge - now;
+        }
+        if (next_watch && !stopping) {
+            unsigned m = 0;
+            if (now >= next_watch) {
+                if (count_now(conf, &m) == 0 && m != n && m > 1) {
+                    lp_warn("stream %s: its count of shards changed from "
+                            "%u to %u: the drains of the %u shards stop, "
+                            "those of the %u start", conf->com.stream, n,
+                            m, n, m);
+                    *changed = m;
+                    signal_all(ch, nch, SIGTERM);
+                    stopping = 1;
+                }
+                next_watch = now + LP_DRAIN_COUNT_WATCH_MS;
+            }
+            if (w < 0 || next_watch - now < w)
+                w = next_watch - now;
+        }
+        if (w >= 0) {
             ts.tv_sec = w / 1000;
             ts.tv_nsec = (w % 1000) * 1000000;
             tp = &ts;
@@ -911,8 +961,24 @@ int main(int argc, char **argv)
         goto out;
     }
     if (n > 1) {
-        st = supervise(&conf, &says, n, rg.set ? rg.lo : 0,
-                       rg.set ? rg.hi : n - 1);
+        unsigned changed;
+        for (;;) {
+            st = supervise(&conf, &says, n, rg.set ? rg.lo : 0,
+                           rg.set ? rg.hi : n - 1, &changed);
+            if (!changed || lp_stop || rank(st) > rank(LP_EX_DATAERR))
+                break;
+            /* the count changed: its shards now (read again: it may
+             * have changed once more meanwhile) */
+            if ((st = count_shards(&conf, &n, &errors)) != 0) {
+                if (st < 0)
+                    st = LP_EX_OK;
+                break;
+            }
+            if (n <= 1) {
+                st = run_drain(&conf, &says);
+                break;
+            }
+        }
     } else if (rg.set) {
         lp_error("--shard-range %s: stream %s is not sharded (no count of "
                  "shards recorded: send --shards records it)",

@@ -341,7 +341,8 @@ exactly() {
     find "$@" -name '*.jsonl' -type f -exec cat {} + >exactly.lines
     seqs exactly.lines >got
     tally "$_n" got || return 1
-    if grep -a -v -q '^{"_id":"[0-9]*-[0-9]*",.*}$' exactly.lines; then
+    # (_id <ms>-<seq>, or <shard>-<ms>-<seq> for a sharded stream)
+    if grep -a -v -q -E '^\{"_id":"([0-9]+-)?[0-9]+-[0-9]+",.*\}$' exactly.lines; then
         echo "a line that is not a whole archive line" >&2
         return 1
     fi
