@@ -3022,9 +3022,9 @@ static void journal_input(struct lp_send *s)
  * its identity, hence its shard; one cut back (copytruncate) or rewritten
  * is a new identity, a new producer, maybe on another shard. Files spread
  * over the shards, the lines of one file do not: a stream of one busy
- * file is one shard's. --shard-key is refused with --follow: the lines of
- * a file would go to several shards, each (file, shard) with a cursor of
- * its own, which is not done.
+ * file is one shard's. With --shard-key the lines of a file go to several
+ * shards, each (file, shard) with a field of its own: "--follow with
+ * --shard-key" below.
  */
 static uint64_t fnv(uint64_t h, const char *p, size_t n);
 
