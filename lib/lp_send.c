@@ -1496,11 +1496,15 @@ static void shards_start(struct lp_send *s)
  * commits the file's offset after the line last read of it (the lines
  * before whose commands are for k are in that batch or one before it on
  * k), whether that line went to k or not: so each line read commits its
- * end on the shards its commands went to, and the first line of a file
+ * end on the shards its commands went to and on those whose input batch
+ * holds the file already (no round trip more); the first line of a file
  * in a run and every --batch-th after it on every shard (a cursor alone,
  * from base to base: a shard the file's lines never go to is not left
- * behind at the file's start). A line that made no command goes nowhere:
- * a later line or that sync commits past it.
+ * behind at the file's start); and when nothing is to be read, every
+ * file not committed so on every shard (fk_idle: the fields of files at
+ * rest at their ends, a restart after a stop reads nothing again). A line
+ * that made no command goes nowhere: a later line or a sync commits past
+ * it.
  *
  * At start every shard's hash is read: the file goes on from the lowest
  * of its shards' cursors (a shard without a field: the file's start, 0),
