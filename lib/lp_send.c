@@ -967,7 +967,7 @@ static unsigned shard_of(struct lp_send *s, const char *txt, size_t n,
     uint64_t h = 0xcbf29ce484222325ULL;
     long len = 0;
 
-    if (s->fl)
+    if (s->fl && !s->fkmode)
         return s->fshard;       /* --follow: its file's */
     if (s->skey_idx >= 0 && ev) {
         /* .name: the scanner found it (a string's text, else its JSON
@@ -1223,8 +1223,10 @@ static int lanes_split(struct lp_send *s)
 static int shards_init(struct lp_send *s, char *err)
 {
     unsigned n = (unsigned)s->c.shards;
-    const char *no = s->c.follow.n && s->c.shard_key ?
-                     "--follow with --shard-key" : NULL;
+    /* --follow --shard-key: not with --wal (lp_send.c, "--follow with
+     * --shard-key") */
+    const char *no = s->c.follow.n && s->c.shard_key && s->c.wal ?
+                     "--follow --shard-key with --wal" : NULL;
 
     if (no) {
         snprintf(err, LP_ERRLEN, "%s: not yet with --shards", no);
@@ -1279,6 +1281,12 @@ static int shards_init(struct lp_send *s, char *err)
     }
     s->kshard = -1;
     s->cur_in = -1;
+    if (s->c.follow.n && s->c.shard_key) {
+        s->fkmode = 1;
+        if ((s->ftouch = calloc(n, sizeof *s->ftouch)) == NULL ||
+            (s->ftouched = calloc(n, 1)) == NULL)
+            goto oom;
+    }
     lp_buf_free(&s->prefix);    /* each shard has its own */
     shard_in(s, 0);
     lp_shard_keys(s, 0);
@@ -1475,6 +1483,251 @@ static void shards_start(struct lp_send *s)
                       "connections"), s->producer, s->next_pos);
 }
 
+/* ---- --follow with --shard-key ------------------------------------------ */
+
+/*
+ * --follow --shard-key JQ --shards N. The lines of one file go to the
+ * shards of their keys, so each (file, shard) has a field of its own: the
+ * file's producer "<producer>:<identity>" in that shard's producers hash
+ * (the same name in each, the hashes are the shards'), its position the
+ * (file, shard)'s own counter (lp_fkey.seq: the file's commands on that
+ * shard), its cursor an offset of the file such that every line before
+ * it whose commands go to that shard is stored there. A batch of shard k
+ * commits the file's offset after the line last read of it (the lines
+ * before whose commands are for k are in that batch or one before it on
+ * k), whether that line went to k or not: so each line read commits its
+ * end on the shards its commands went to and on those whose input batch
+ * holds the file already (no round trip more); the first line of a file
+ * in a run and every --batch-th after it on every shard (a cursor alone,
+ * from base to base: a shard the file's lines never go to is not left
+ * behind at the file's start); and when nothing is to be read, every
+ * file not committed so on every shard (fk_idle: the fields of files at
+ * rest at their ends, a restart after a stop reads nothing again). A line
+ * that made no command goes nowhere: a later line or a sync commits past
+ * it.
+ *
+ * At start every shard's hash is read: the file goes on from the lowest
+ * of its shards' cursors (a shard without a field: the file's start, 0),
+ * each shard's counter from its field, and each shard passes over the
+ * commands of lines that begin before its own cursor (add_command): they
+ * are stored there. Rotation keeps the identity, hence the fields; a cut
+ * back or rewritten file is a new identity, fields of its own. A file
+ * forgotten loses its field on every shard. Dead letters go to the file's
+ * shard (file_shard), numbered as its commands there. Not with --wal (the
+ * WAL's records would have to say which shard took each file's cursor).
+ */
+static size_t u64dec(char *o, uint64_t v);
+
+struct lp_fkey {
+    struct lp_fkey *next;
+    char id[LP_FOLLOW_IDLEN];
+    uint64_t lines;             /* lines of the file read by this run */
+    uint64_t end;               /* the offset after the last of them */
+    int behind;                 /* a shard's batch may not commit it */
+    uint64_t *seq;              /* a shard: the last position given */
+    uint64_t *skip;             /* a shard: its field's cursor at start */
+};
+
+static size_t fk_bucket(const struct lp_send *s, const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (; *id; id++) {
+        h ^= (unsigned char)*id;
+        h *= 0x100000001b3ULL;
+    }
+    return (size_t)(h & (s->capfkeys - 1));
+}
+
+/* The state of file id, made (zero) when new. */
+static struct lp_fkey *fk_get(struct lp_send *s, const char *id)
+{
+    struct lp_fkey *k;
+    size_t b;
+
+    if (s->capfkeys && strlen(id) < LP_FOLLOW_IDLEN)
+        for (k = s->fkeys[fk_bucket(s, id)]; k; k = k->next)
+            if (strcmp(k->id, id) == 0)
+                return k;
+    if (s->nfkeys >= s->capfkeys) {
+        size_t cap = s->capfkeys ? s->capfkeys * 2 : 64, old = s->capfkeys;
+        struct lp_fkey **t = calloc(cap, sizeof *t), **o = s->fkeys;
+        if (t == NULL)
+            lp_send_oom(s);
+        s->fkeys = t;
+        s->capfkeys = cap;
+        for (size_t i = 0; i < old; i++)
+            while ((k = o[i]) != NULL) {
+                o[i] = k->next;
+                b = fk_bucket(s, k->id);
+                k->next = t[b];
+                t[b] = k;
+            }
+        free(o);
+    }
+    if ((k = calloc(1, sizeof *k + 2 * s->nsh * sizeof(uint64_t))) == NULL)
+        lp_send_oom(s);
+    snprintf(k->id, sizeof k->id, "%s", id);
+    k->seq = (uint64_t *)(k + 1);
+    k->skip = k->seq + s->nsh;
+    b = fk_bucket(s, k->id);
+    k->next = s->fkeys[b];
+    s->fkeys[b] = k;
+    s->nfkeys++;
+    return k;
+}
+
+/* A file forgotten: its state goes. */
+static void fk_drop(struct lp_send *s, const char *id)
+{
+    struct lp_fkey **p;
+
+    if (s->capfkeys == 0)
+        return;
+    for (p = &s->fkeys[fk_bucket(s, id)]; *p; p = &(*p)->next)
+        if (strcmp((*p)->id, id) == 0) {
+            struct lp_fkey *k = *p;
+            *p = k->next;
+            if (s->fk == k)
+                s->fk = NULL;
+            free(k);
+            s->nfkeys--;
+            return;
+        }
+}
+
+static void fk_free_all(struct lp_send *s)
+{
+    for (size_t i = 0; i < s->capfkeys; i++)
+        while (s->fkeys[i]) {
+            struct lp_fkey *k = s->fkeys[i];
+            s->fkeys[i] = k->next;
+            free(k);
+        }
+    free(s->fkeys);
+    free(s->ftouch);
+    free(s->ftouched);
+}
+
+/* The current command of the line's file goes to the current shard: 1
+ * when that shard holds it already (the line begins before its cursor:
+ * passed over), else 0, the file's counter there made current and the
+ * shard noted for the line's commit. */
+static int fk_command(struct lp_send *s, uint64_t line_start)
+{
+    unsigned k = (unsigned)s->cur_in;
+
+    if (line_start < s->fk->skip[k])
+        return 1;
+    s->fseq = &s->fk->seq[k];
+    if (!s->ftouched[k]) {
+        s->ftouched[k] = 1;
+        s->ftouch[s->nftouch++] = k;
+    }
+    return 0;
+}
+
+/* The index of the current file's producer in b's table, or -1. */
+static int fk_batch_has(const struct lp_send *s, const struct lp_batch *b)
+{
+    for (int i = 0; i < b->nprods; i++)
+        if (b->prods[i].namelen == s->fprodlen &&
+            memcmp(b->pbuf.p + b->prods[i].name, s->fprod, s->fprodlen) == 0)
+            return i;
+    return -1;
+}
+
+/* Shard k's input batch commits the file's offset after its last line
+ * read (s->fcur); not below the shard's own cursor. */
+static void fk_put(struct lp_send *s, unsigned k, uint64_t end)
+{
+    uint16_t i;
+
+    if (end <= s->fk->skip[k])
+        return;
+    shard_in(s, (int)k);
+    if (s->in->nprods >= LP_BATCH_PRODS && fk_batch_has(s, s->in) < 0)
+        dispatch(s);            /* its table of producers is full */
+    if (!lp_batch_busy(s->in))
+        s->in->opened_ms = lp_mono_ms();
+    i = lp_batch_prod(s, s->in, s->fprod, s->fprodlen, s->fcur, s->fcurlen);
+    s->in->prods[i].base = s->fk->seq[k];
+}
+
+/* Before a line (or its first chunk): no shard's table of producers is
+ * full without the file, as its commands may go to any shard. */
+static void fk_line_begin(struct lp_send *s)
+{
+    for (unsigned k = 0; k < s->nsh; k++)
+        if (s->sh[k].in.nprods >= LP_BATCH_PRODS &&
+            fk_batch_has(s, &s->sh[k].in) < 0) {
+            shard_in(s, (int)k);
+            dispatch(s);
+        }
+    for (size_t i = 0; i < s->nftouch; i++)
+        s->ftouched[s->ftouch[i]] = 0;
+    s->nftouch = 0;
+}
+
+/* After a line (its last chunk): its end committed where its commands
+ * went, and on every shard at the file's first line and every --batch-th;
+ * then the batches that filled meanwhile go. */
+static void fk_line_end(struct lp_send *s, uint64_t end)
+{
+    int all = s->fk->lines++ % (uint64_t)s->c.batch == 0;
+
+    for (size_t i = 0; i < s->nftouch; i++)
+        fk_put(s, s->ftouch[i], end);
+    for (unsigned k = 0; k < s->nsh; k++)
+        /* (a shard whose batch holds the file already: no cost) */
+        if (!s->ftouched[k] &&
+            (all || fk_batch_has(s, &s->sh[k].in) >= 0))
+            fk_put(s, k, end);
+    s->fk->end = end;
+    s->fk->behind = !all;
+    s->fkbehind |= !all;
+}
+
+/* The input quiet (nothing to read now): every file whose last line some
+ * shard's batch did not commit commits it on every shard, so that the
+ * fields of files at rest are at their ends (a restart reads nothing
+ * again). */
+static void fk_idle(struct lp_send *s)
+{
+    if (!s->fkbehind)
+        return;
+    s->fkbehind = 0;
+    for (size_t i = 0; i < s->capfkeys; i++)
+        for (struct lp_fkey *k = s->fkeys[i]; k; k = k->next) {
+            size_t n = strlen(k->id);
+            if (!k->behind)
+                continue;
+            k->behind = 0;
+            if (s->fbase + n > LP_PRODUCER_MAX)
+                n = LP_PRODUCER_MAX - s->fbase;
+            memcpy(s->fprod + s->fbase, k->id, n);
+            s->fprodlen = s->fbase + n;
+            s->fprod[s->fprodlen] = '\0';
+            s->fcurlen = u64dec(s->fcur, k->end);
+            s->fk = k;
+            for (unsigned h = 0; h < s->nsh; h++)
+                fk_put(s, h, k->end);
+        }
+    s->fk = NULL;
+}
+
+/* want_dispatch with --shard-key: every shard's batch that is full. */
+static void fk_dispatch_full(struct lp_send *s)
+{
+    for (unsigned k = 0; k < s->nsh; k++) {
+        const struct lp_batch *b = &s->sh[k].in;
+        if (b->n >= s->c.batch || b->blob.len >= s->c.batch_bytes) {
+            shard_in(s, (int)k);
+            dispatch(s);
+        }
+    }
+}
+
 /* ---- the input batch ---------------------------------------------------- */
 
 /* Hands the input batch to Redis (or to the WAL in WAL mode). */
@@ -1552,6 +1805,10 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
 {
     struct lp_batch *b = s->in;
 
+    if (s->fkmode && fk_command(s, line_start)) {
+        b->blob.len = start;    /* on its shard already: passed over */
+        return;
+    }
     if (b->n == 0)
         b->opened_ms = lp_mono_ms();
     if (b->n == b->cap) {
@@ -2769,9 +3026,9 @@ static void journal_input(struct lp_send *s)
  * its identity, hence its shard; one cut back (copytruncate) or rewritten
  * is a new identity, a new producer, maybe on another shard. Files spread
  * over the shards, the lines of one file do not: a stream of one busy
- * file is one shard's. --shard-key is refused with --follow: the lines of
- * a file would go to several shards, each (file, shard) with a cursor of
- * its own, which is not done.
+ * file is one shard's. With --shard-key the lines of a file go to several
+ * shards, each (file, shard) with a field of its own: "--follow with
+ * --shard-key" below.
  */
 static uint64_t fnv(uint64_t h, const char *p, size_t n);
 
@@ -2798,12 +3055,14 @@ static unsigned file_shard(const struct lp_send *s, const char *id, size_t n)
 struct fpos {
     char id[LP_FOLLOW_IDLEN];
     uint64_t cur, pos;
+    unsigned shard;             /* --shards: whose hash holds it */
 };
 
 struct fpos_list {
     struct lp_send *s;
     struct fpos *v;
     size_t n, cap;
+    unsigned shard;             /* the hash being read */
 };
 
 /* One field or record of ours: a file's cursor and position are kept
@@ -2833,6 +3092,7 @@ static void fpos_add(struct fpos_list *l, const char *name, size_t len,
     memcpy(l->v[l->n].id, name + s->fbase, idlen);
     l->v[l->n].id[idlen] = '\0';
     l->v[l->n].pos = pos;
+    l->v[l->n].shard = l->shard;
     l->v[l->n++].cur = lp_cursor_num(cur, curlen);
 }
 
@@ -2910,10 +3170,52 @@ static int fpos_of_shards(struct fpos_list *l, char *err)
         if (lp_pipeline_connect(s, err) < 0)
             return -1;
         lp_shard_keys(s, (int)i);
+        l->shard = i;
         if (fpos_of_redis(l, err) < 0)
             return -1;
     }
     return 0;
+}
+
+/* --follow --shard-key: each file's fields (l sorted by identity) into
+ * its state, the file handed the lowest of its shards' cursors (0 when a
+ * shard has none). The count of files known. */
+static size_t fk_positions(struct lp_send *s, struct fpos_list *l)
+{
+    char err[LP_ERRLEN];
+    size_t known = 0, j;
+
+    for (size_t i = 0; i < l->n; i = j) {
+        struct lp_fkey *k = fk_get(s, l->v[i].id);
+        uint64_t low = UINT64_MAX;
+        unsigned nf = 0;
+        for (j = i; j < l->n && strcmp(l->v[j].id, l->v[i].id) == 0; j++) {
+            const struct fpos *f = &l->v[j];
+            if (k->skip[f->shard] == 0 && k->seq[f->shard] == 0)
+                nf++;
+            if (f->pos > k->seq[f->shard])
+                k->seq[f->shard] = f->pos;
+            if (f->cur > k->skip[f->shard])
+                k->skip[f->shard] = f->cur;
+        }
+        for (unsigned h = 0; h < s->nsh; h++)
+            if (k->skip[h] < low)
+                low = k->skip[h];
+        if (nf < s->nsh)
+            low = 0;            /* a shard without a field: all of it */
+        if (lp_follow_position(s->fl, k->id, low, 0, err) < 0) {
+            say(s, LP_NOTICE_WARN, "%s: %.*s%s: %s (passed over)", s->pkey,
+                (int)s->fbase, s->fprod, k->id, err);
+            fk_drop(s, k->id);
+            continue;
+        }
+        if (s->c.verbosity >= 2)
+            say(s, LP_SEND_DEBUG, "--follow: %.*s%s goes on at byte %" PRIu64
+                " (%u of %u shards with a field)", (int)s->fbase, s->fprod,
+                k->id, low, nf, s->nsh);
+        known++;
+    }
+    return known;
 }
 
 /* Makes the follower, connects, and hands it each file's position (the
@@ -2978,6 +3280,10 @@ static void follow_open(struct lp_send *s)
      * and lp_follow_position keeps the last it is given */
     if (l.n)
         qsort(l.v, l.n, sizeof *l.v, fpos_cmp);
+    if (s->fkmode) {
+        known = fk_positions(s, &l);
+        l.n = 0;
+    }
     for (size_t i = 0; i < l.n; i++) {
         if (i + 1 < l.n && strcmp(l.v[i].id, l.v[i + 1].id) == 0) {
             if (l.v[i].pos > l.v[i + 1].pos)
@@ -3029,6 +3335,8 @@ static void file_producer(struct lp_send *s, const struct lp_follow_line *fl)
     s->fseq = fl->seq;
     if (s->sh)
         s->fshard = file_shard(s, fl->id, n);
+    if (s->fkmode)
+        s->fk = fk_get(s, fl->id);
 }
 
 /* The index of the file's producer in the input batch, or -1. */
@@ -3053,6 +3361,8 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
     struct lp_line ln;
 
     file_producer(s, fl);
+    if (s->fkmode && (!chunk || fl->first))
+        fk_line_begin(s);
     if (s->sh)
         shard_in(s, (int)s->fshard);    /* its file's shard's batch */
     if (s->in->nprods >= LP_BATCH_PRODS && batch_has(s) < 0)
@@ -3080,15 +3390,22 @@ static void file_line(struct lp_send *s, const struct lp_follow_line *fl,
         /* the batch commits the offset after the line, whatever it made:
          * a rejected or empty line is not read again */
         uint16_t i;
-        if (!lp_batch_busy(s->in))
-            s->in->opened_ms = lp_mono_ms();
-        i = lp_batch_prod(s, s->in, s->fprod, s->fprodlen, s->fcur,
-                          s->fcurlen);
-        s->in->prods[i].base = *s->fseq;
+        if (s->fkmode) {
+            fk_line_end(s, fl->end);
+        } else {
+            if (!lp_batch_busy(s->in))
+                s->in->opened_ms = lp_mono_ms();
+            i = lp_batch_prod(s, s->in, s->fprod, s->fprodlen, s->fcur,
+                              s->fcurlen);
+            s->in->prods[i].base = *s->fseq;
+        }
     }
     if (s->want_dispatch) {
         s->want_dispatch = 0;
-        dispatch(s);
+        if (s->fkmode)
+            fk_dispatch_full(s);
+        else
+            dispatch(s);
     }
 }
 
@@ -3161,17 +3478,21 @@ static void forget_shards(struct lp_send *s)
         struct lp_reply *rep;
         if (s->fbase + n > LP_PRODUCER_MAX)
             n = LP_PRODUCER_MAX - s->fbase;
+        int bad = 0;
         h = file_shard(s, id, n);
         snprintf(name, sizeof name, "%.*s%.*s", (int)s->fbase, s->fprod,
                  (int)n, id);
-        lp_lane_use(s, s->sh[h].lane);
-        lp_shard_keys(s, (int)h);
-        rep = lp_redis_cmd(s->r, err, "HDEL", s->pkey, name, NULL);
-        if (rep == NULL || lp_reply_type(rep) != LP_REPLY_INTEGER) {
+        /* --shard-key: its field on every shard */
+        for (unsigned k = s->fkmode ? 0 : h;
+             k < (s->fkmode ? s->nsh : h + 1) && !bad; k++) {
+            lp_lane_use(s, s->sh[k].lane);
+            lp_shard_keys(s, (int)k);
+            rep = lp_redis_cmd(s->r, err, "HDEL", s->pkey, name, NULL);
+            bad = rep == NULL || lp_reply_type(rep) != LP_REPLY_INTEGER;
             lp_reply_free(rep);
-            break;
         }
-        lp_reply_free(rep);
+        if (bad)
+            break;
         off += il + 1;
         done++;
     }
@@ -3201,6 +3522,8 @@ static void follow_input(struct lp_send *s)
             continue;
         }
         if (rc == LP_FOLLOW_FORGET) {
+            if (s->fkmode)
+                fk_drop(s, fl.id);
             if (lp_buf_add(&s->forget, fl.id, strlen(fl.id) + 1) < 0)
                 lp_send_oom(s);
             continue;
@@ -3212,6 +3535,8 @@ static void follow_input(struct lp_send *s)
         /* nothing now: what is waiting goes, then a wait for the files,
          * Redis, the linger; the cap: a stop signal between the check
          * and the poll waits at most a second */
+        if (s->fkmode)
+            fk_idle(s);
         forget_files(s);
         int t = lp_follow_timeout(s->fl);
         wait_io(s, lp_follow_fd(s->fl), POLLIN, t < 0 || t > 1000 ? 1000 : t);
@@ -3881,6 +4206,7 @@ void lp_send_free(struct lp_send *s)
     lp_wal_close(s->wal);
     lp_jsource_free(s->js);
     lp_follow_free(s->fl);
+    fk_free_all(s);
     if (s->lanes) {
         /* the engine's is one lane's: back in its place, then all go */
         s->lanes[s->cur_lane].r = s->r;

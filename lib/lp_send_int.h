@@ -318,6 +318,17 @@ struct lp_send {
     uint64_t *fseq;             /* its file's counter of positions */
     unsigned fshard;            /* --shards: its file's shard (lp_send.c,
                                    "--follow with --shards") */
+    /* --follow --shard-key --shards: a file's lines go to several
+     * shards, each (file, shard) a field of its own (lp_send.c, "--follow
+     * with --shard-key") */
+    int fkmode;
+    struct lp_fkey **fkeys;     /* each file's, by identity (chained) */
+    size_t nfkeys, capfkeys;
+    struct lp_fkey *fk;         /* the file of the line being read */
+    unsigned *ftouch;           /* the shards its commands went to */
+    unsigned char *ftouched;    /* (one a shard: in ftouch already) */
+    size_t nftouch;
+    int fkbehind;               /* some file's lp_fkey.behind is set */
     int mid_line;               /* the commands of one line (or request)
                                    are being added: a batch is not cut
                                    inside it */

@@ -93,8 +93,8 @@ test_expect_success 'names with braces are refused (78), --shard-key needs --sha
 
 test_expect_success 'what is not done yet with --shards is refused (78), saying so' '
     expect_exit 78 logpipe-send --max-age 0 --shards 2 -s s2 \
-        --follow "$TMP/*.log" --shard-key .service 2>err &&
-    grep_q "follow with --shard-key: not yet with --shards" err
+        --follow "$TMP/*.log" --shard-key .service --wal "$TMP/w" 2>err &&
+    grep_q "follow --shard-key with --wal: not yet with --shards" err
 '
 
 test_expect_success '--shard-key .service: each service in one shard, in input order' '
