@@ -943,7 +943,10 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
         struct lp_shard *h = &s->sh[b->shard];
         uint64_t to = 0;
         for (size_t k = 0; k < b->n; k++)
-            if (!b->ev[k].done && b->ev[k].pos <= h->skip) {
+            if (!b->ev[k].done && (b->ev[k].pos <= h->skip ||
+                                   (s->was_skip && b->ev[k].wshard <
+                                    s->was_n && b->ev[k].pos <=
+                                    s->was_skip[b->ev[k].wshard]))) {
                 stored(s, &b->ev[k]);
                 skipped = 1;
             }

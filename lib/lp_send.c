@@ -1000,6 +1000,8 @@ static unsigned shard_of(struct lp_send *s, const char *txt, size_t n,
         h ^= (unsigned char)key[i];
         h *= 0x100000001b3ULL;
     }
+    s->key_hash = h;            /* its shard of the count before too */
+    s->key_hashed = 1;
     return (unsigned)(h % s->nsh);
 }
 
@@ -1394,6 +1396,21 @@ int lp_shards_verify(struct lp_send *s, char *err)
     if (rc == 0)
         rc = lp_shards_record(r, s->c.cluster, s->stream0, s->nsh, &net,
                               err);
+    if (rc == 0 || rc == 1) {
+        /* the count before the last change: its shards' fields are read
+         * at start too (was_fields) */
+        char e2[LP_ERRLEN];
+        unsigned w = 0;
+        int rc2 = lp_shards_was(r, s->c.cluster, s->stream0, &w, e2);
+        if (rc2 < 0) {
+            if (rc == 1)        /* the change is said all the same */
+                say(s, LP_NOTICE_WARN, "%s", err);
+            snprintf(err, LP_ERRLEN, "%s", e2);
+            rc = rc2;           /* checked again at the next try */
+        } else {
+            s->was_n = w > 1 && w != s->nsh ? w : 0;
+        }
+    }
     lp_redis_free(r);
     if (rc == 1)                /* this run changed the count: said */
         say(s, LP_NOTICE_WARN, "%s", err);
@@ -1403,6 +1420,127 @@ int lp_shards_verify(struct lp_send *s, char *err)
         return -1;
     s->shards_checked = 1;
     return 0;
+}
+
+/*
+ * After a change of the count N -> M (one step of history: S:shards:was,
+ * lp_shards_was), a run of M reads its producer's fields on the shards of
+ * N too: what a run of N stored there is stored, and is passed over.
+ *   - stdin --producer: positions go on after the highest field over
+ *     the shards of both counts; with --position a command is passed over
+ *     when its position is at or below the field of its new shard or of
+ *     its old one (lp_cmd.wshard: by position (p - 1) mod N, or
+ *     --shard-key's hash mod N, as the run of N chose it): exact.
+ *   - --journal: the same, the run going on after the lowest field over
+ *     both counts' shards (every entry at or below it is stored on its
+ *     old shard or its new), the new shards without a field marked there.
+ *   - --follow: a file's field is on its shard alone; its cursor is the
+ *     highest over its fields on both counts' shards, its position (the
+ *     gate's) the field on its shard of M (0: none yet, it starts there).
+ *     --follow --shard-key after a change is refused (78) when old
+ *     fields of ours are there: "the lowest of its shards" has no exact
+ *     meaning across two counts.
+ * A shard of N with the name of a shard of M (names are the smallest tag
+ * in a range of slots, ranges can share one) is one hash: its field is
+ * read as both. A second change M -> K keeps only M.
+ */
+
+/* A connection to shard j of was_n's slot (shard's name in name, its
+ * producers hash in pkey). NULL with err. */
+static struct lp_redis *was_conn(struct lp_send *s, unsigned j, char *name,
+                                 size_t ncap, char *pkey, size_t pcap,
+                                 char *err)
+{
+    struct lp_redis *r;
+
+    if (lp_shard_name(s->stream0, j, s->was_n, name, ncap, err) < 0 ||
+        lp_key_aux(s->c.cluster, name, ":producers", pkey, pcap, err) < 0)
+        return NULL;
+    r = s->c.cluster && s->c.redis_new_key
+        ? s->c.redis_new_key(s->c.ctx, name, err)
+        : s->c.redis_new(s->c.ctx, err);
+    if (r == NULL)
+        return NULL;
+    lp_redis_set_timeout(r, redis_timeout(s));
+    if (lp_redis_connect(r, err) < 0) {
+        lp_redis_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Producer name's field on every shard of was_n: its position into
+ * pos[j], its cursor into cur[j] (NULL: not wanted; empty: no field).
+ * 0, or -1 with err. */
+static int was_fields(struct lp_send *s, const char *pname, uint64_t *pos,
+                      struct lp_buf *cur, char *err)
+{
+    char name[1100], pkey[1100];
+
+    for (unsigned j = 0; j < s->was_n; j++) {
+        struct lp_redis *r;
+        struct lp_reply *rep;
+        if ((r = was_conn(s, j, name, sizeof name, pkey, sizeof pkey,
+                          err)) == NULL)
+            return -1;
+        rep = lp_redis_cmd(r, err, "HGET", pkey, pname, (char *)NULL);
+        if (rep == NULL) {
+            lp_redis_free(r);
+            return -1;
+        }
+        pos[j] = 0;
+        if (cur)
+            cur[j].len = 0;
+        if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+            char t[LP_ERRLEN - 100];
+            snprintf(err, LP_ERRLEN, "HGET %s: %s", pkey,
+                     lp_reply_text(rep, t, sizeof t));
+            s->last_permanent |= lp_reply_error_class(rep) >= LP_RERR_KEY;
+            lp_reply_free(rep);
+            lp_redis_free(r);
+            return -1;
+        }
+        if (lp_reply_type(rep) == LP_REPLY_STRING) {
+            size_t n;
+            const char *v = lp_reply_str(rep, &n);
+            struct lp_field fv;
+            lp_field_parse(v, n, &fv);
+            pos[j] = fv.pos;
+            if (cur && lp_buf_add(&cur[j], fv.cursor ? fv.cursor : "",
+                                  fv.cursor ? fv.clen : 0) < 0)
+                lp_send_oom(s);
+        }
+        lp_reply_free(rep);
+        lp_redis_free(r);
+    }
+    return 0;
+}
+
+/* was_fields of the run's producer into s->was_skip, retried for
+ * --timeout; a refusal ends the run. cur as was_fields. */
+static void was_read(struct lp_send *s, struct lp_buf *cur)
+{
+    char err[LP_ERRLEN], d[32];
+    int64_t since = lp_mono_ms();
+    struct lp_backoff bo = { 0 };
+
+    if (s->was_n == 0)
+        return;
+    if (s->was_skip == NULL &&
+        (s->was_skip = calloc(s->was_n, sizeof *s->was_skip)) == NULL)
+        lp_send_oom(s);
+    while (was_fields(s, s->producer, s->was_skip, cur, err) < 0) {
+        if (s->last_permanent) {
+            say(s, LP_NOTICE_ERROR, "%s", err);
+            lp_send_end_run(s, LP_EX_CONFIG);
+        }
+        if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
+            lp_format_duration(s->c.timeout, d, sizeof d);
+            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
+            lp_send_end_run(s, LP_EX_TEMPFAIL);
+        }
+        poll(NULL, 0, (int)lp_backoff_next(&bo));
+    }
 }
 
 /*
@@ -1469,6 +1607,15 @@ static void shards_start(struct lp_send *s)
             s->sh[i].skip = c;
         if (c > max)
             max = c;
+    }
+    /* the count before a change: its shards' fields (was_read) */
+    was_read(s, NULL);
+    for (unsigned j = 0; s->was_skip && j < s->was_n; j++)
+        if (s->was_skip[j] > max)
+            max = s->was_skip[j];
+    if (s->was_skip && !s->c.position) {
+        free(s->was_skip);      /* numbering above them is enough */
+        s->was_skip = NULL;
     }
     /* ours in the WAL (--wal --producer): numbering stays above them */
     if (s->pos_floor > max)
@@ -1845,7 +1992,14 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
                 lp_spool_reserve(s, s->next_pos);
             b->ev[b->n].pos = s->next_pos++;
         }
+        /* after a change of the count: its shard of the count before,
+         * as that run chose it (by the key's hash, else its position) */
+        if (s->was_n)
+            b->ev[b->n].wshard = (uint16_t)(s->key_hashed
+                ? s->key_hash % s->was_n
+                : (b->ev[b->n].pos - 1) % s->was_n);
     }
+    s->key_hashed = 0;
     if (s->fl) {
         /* (the line's end sets the cursor: file_line) */
         b->ev[b->n].prod = lp_batch_prod(s, b, s->fprod, s->fprodlen, NULL,
@@ -4241,6 +4395,7 @@ void lp_send_free(struct lp_send *s)
             lp_buf_free(&s->sh[i].prefix);
         }
         free(s->sh);
+        free(s->was_skip);
         s->in = &s->in0;
         memset(&s->prefix, 0, sizeof s->prefix);
     }

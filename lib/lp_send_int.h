@@ -58,6 +58,8 @@ struct lp_cmd {
     uint8_t kind;
     uint8_t done;               /* 1: acknowledged, or synced in the WAL;
                                    2: written to the WAL, not synced yet */
+    uint16_t wshard;            /* --shards after a change: its shard of
+                                   the count before (lp_send.was_n) */
     uint32_t plen;              /* LP_BATCH_REPLAY: its record's producer
                                    line, before the command */
     uint16_t prod;              /* its producer: index in the batch's
@@ -229,6 +231,13 @@ struct lp_send {
     unsigned shards_now;        /* a gate said the count changed: to
                                    this (0: not said, or not known) */
     int shards_changed;         /* a gate said the count changed */
+    unsigned was_n;             /* the count before the last change
+                                   (S:shards:was), 0: none or ours */
+    uint64_t *was_skip;         /* was_n: the run's producer's field on
+                                   each shard of was_n (--position,
+                                   --journal: passed over at or below) */
+    uint64_t key_hash;          /* --shard-key: the last event's hash */
+    int key_hashed;             /* it is the next command's */
     struct lp_jq *skey_jq;      /* --shard-key, a program */
     int skey_idx;               /* --shard-key .name: its member among the
                                    rules' keys (read by the scanner, not

@@ -65,6 +65,9 @@ int lp_shards_key(int cluster, const char *stream, char *out, size_t cap,
     return lp_key_aux(cluster, stream, LP_SHARDS_SUFFIX, out, cap, err);
 }
 
+static int failed(const struct lp_reply *rep, const char *what,
+                  const char *key, char *err);
+
 static int parse(const struct lp_reply *rep, const char *key, unsigned *n,
                  char *err)
 {
@@ -157,6 +160,27 @@ int lp_shards_read(struct lp_redis *r, int cluster, const char *stream,
     return ask(r, cluster, stream, 0, n, err);
 }
 
+int lp_shards_was(struct lp_redis *r, int cluster, const char *stream,
+                  unsigned *n, char *err)
+{
+    char key[1100];
+    struct lp_reply *rep;
+    int rc;
+
+    *n = 0;
+    if (lp_key_aux(cluster, stream, LP_SHARDS_WAS_SUFFIX, key, sizeof key,
+                   err) < 0)
+        return LP_SHARDS_EBAD;
+    if ((rep = lp_redis_cmd(r, err, "GET", key, (char *)NULL)) == NULL)
+        return LP_REDIS_ETEMP;
+    if (lp_reply_type(rep) == LP_REPLY_ERROR)
+        rc = failed(rep, "GET", key, err);
+    else
+        rc = parse(rep, key, n, err);
+    lp_reply_free(rep);
+    return rc;
+}
+
 int lp_shard_mark(int cluster, const char *shard, char *out, size_t cap,
                   char *err)
 {
@@ -211,10 +235,16 @@ static const char MARK[] =
     "elseif ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1]) end\n"
     "return v\n";
 
-/* The count key from ARGV[1] to ARGV[2]: 'OK', or the value it holds */
+/* The count key from ARGV[1] to ARGV[2], and ARGV[1] recorded as the
+ * count before (KEYS[2], the "was" key: one step of history, in the same
+ * slot), in one step: 'OK', or the value it holds */
 static const char SWAP[] =
     "local v = redis.call('GET', KEYS[1])\n"
-    "if v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 'OK' end\n"
+    "if v == ARGV[1] then\n"
+    "  redis.call('SET', KEYS[1], ARGV[2])\n"
+    "  redis.call('SET', KEYS[2], ARGV[1])\n"
+    "  return 'OK'\n"
+    "end\n"
     "return v or ''\n";
 
 /* Connections to the shards' slots (lp_shards_net), one a master. */
@@ -491,23 +521,26 @@ static unsigned count_of(const char *v)
 static int swap(struct lp_redis *r, int cluster, const char *stream,
                 unsigned from, unsigned to, unsigned *now, char *err)
 {
-    char key[1100], a[16], b[16];
-    const char *argv[6];
-    size_t lens[6];
+    char key[1100], wkey[1100], a[16], b[16];
+    const char *argv[7];
+    size_t lens[7];
     struct lp_reply *rep;
-    int kl, rc;
+    int kl, wl, rc;
 
-    if ((kl = lp_shards_key(cluster, stream, key, sizeof key, err)) < 0)
+    if ((kl = lp_shards_key(cluster, stream, key, sizeof key, err)) < 0 ||
+        (wl = lp_key_aux(cluster, stream, LP_SHARDS_WAS_SUFFIX, wkey,
+                         sizeof wkey, err)) < 0)
         return LP_SHARDS_EBAD;
     snprintf(a, sizeof a, "%u", from);
     snprintf(b, sizeof b, "%u", to);
     argv[0] = "EVAL", lens[0] = 4;
     argv[1] = SWAP, lens[1] = sizeof SWAP - 1;
-    argv[2] = "1", lens[2] = 1;
+    argv[2] = "2", lens[2] = 1;
     argv[3] = key, lens[3] = (size_t)kl;
-    argv[4] = a, lens[4] = strlen(a);
-    argv[5] = b, lens[5] = strlen(b);
-    if ((rep = lp_redis_cmdv(r, err, 6, argv, lens)) == NULL)
+    argv[4] = wkey, lens[4] = (size_t)wl;
+    argv[5] = a, lens[5] = strlen(a);
+    argv[6] = b, lens[6] = strlen(b);
+    if ((rep = lp_redis_cmdv(r, err, 7, argv, lens)) == NULL)
         return LP_REDIS_ETEMP;
     if (lp_reply_type(rep) == LP_REPLY_ERROR) {
         rc = failed(rep, "EVAL", key, err);

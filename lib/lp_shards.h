@@ -53,6 +53,19 @@ int lp_shards_read(struct lp_redis *r, int cluster, const char *stream,
                    unsigned *n, char *err);
 
 /*
+ * One step of history: when a change of the count N -> M completes
+ * (lp_shards_record), N is recorded in "<stream>:shards:was" ("{<stream>}
+ * :shards:was" in a cluster: the count key's slot), in the same script
+ * that sets the count. A run of M reads its producer's fields on the
+ * shards of N too (lp_shard_name(stream, i, N)): what a run of N stored
+ * there is not sent again. A second change M -> K keeps only M. *n = 0
+ * when none is recorded. Returns as lp_shards_read.
+ */
+#define LP_SHARDS_WAS_SUFFIX ":shards:was"
+int lp_shards_was(struct lp_redis *r, int cluster, const char *stream,
+                  unsigned *n, char *err);
+
+/*
  * How lp_shards_record reaches the slot of a shard (each shard's marker
  * lives there): new_key makes a connection, not connected, routed to the
  * master of key's slot (key borrowed while it lives); key_node, when

@@ -1,5 +1,5 @@
 #!/bin/sh
-# x0397-shards-resume-count-change.sh -- review rsh2 (issue 17): a resume
+# t0397-shards-resume-count-change.sh -- review rsh2 (issue 17): a resume
 # (--producer P --position 1) with another --shards (2 to 3, all drained)
 # finds no field of P on the shards of 3 that are not the shards of 2 and
 # stores again what they would have held: events archived twice.
