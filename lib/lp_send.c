@@ -3331,6 +3331,46 @@ static int fpos_of_shards(struct fpos_list *l, char *err)
     return 0;
 }
 
+/* The shard fpos.shard gives the fields of the count before a change
+ * (fpos_of_was: was_n's shard j is FPOS_WAS + j), and the WAL's records */
+#define FPOS_WAS 0x10000u
+#define FPOS_WAL 0xffffffffu
+
+/* fpos_of_redis of every shard of the count before a change (was_n)
+ * that is none of ours (a shared name was read as ours). 0, or -1. */
+static int fpos_of_was(struct fpos_list *l, char *err)
+{
+    struct lp_send *s = l->s;
+    struct lp_redis *r0 = s->r;
+    char name[1100], pkey0[sizeof s->pkey];
+    int rc = 0;
+
+    memcpy(pkey0, s->pkey, sizeof pkey0);
+    for (unsigned j = 0; j < s->was_n && rc == 0; j++) {
+        struct lp_redis *r;
+        unsigned i;
+        if (lp_shard_name(s->stream0, j, s->was_n, name, sizeof name,
+                          err) < 0)
+            return -1;
+        for (i = 0; i < s->nsh && strcmp(s->sh[i].name, name) != 0; i++)
+            ;
+        if (i < s->nsh)
+            continue;           /* one of ours: read already */
+        if ((r = was_conn(s, j, name, sizeof name, s->pkey, sizeof s->pkey,
+                          err)) == NULL) {
+            rc = -1;
+            break;
+        }
+        s->r = r;
+        l->shard = FPOS_WAS + j;
+        rc = fpos_of_redis(l, err);
+        s->r = r0;
+        lp_redis_free(r);
+    }
+    memcpy(s->pkey, pkey0, sizeof pkey0);
+    return rc;
+}
+
 /* --follow --shard-key: each file's fields (l sorted by identity) into
  * its state, the file handed the lowest of its shards' cursors (0 when a
  * shard has none). The count of files known. */
@@ -3401,7 +3441,8 @@ static void follow_open(struct lp_send *s)
     lp_format_duration(s->c.timeout, d, sizeof d);
     for (;;) {
         l.n = 0;
-        if (s->sh ? fpos_of_shards(&l, err) == 0 :
+        if (s->sh ? fpos_of_shards(&l, err) == 0 &&
+                    fpos_of_was(&l, err) == 0 :
             lp_pipeline_connect(s, err) == 0 && fpos_of_redis(&l, err) == 0)
             break;
         if (s->last_permanent) {
@@ -3425,6 +3466,31 @@ static void follow_open(struct lp_send *s)
         poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
     }
     lp_backoff_reset(&s->backoff);
+    if (s->sh && s->was_n) {
+        /* after a change of the count (fpos_of_was): a file's field on a
+         * shard that is not its shard now gives its cursor (the lines
+         * before it are stored, on that shard), not its position: the
+         * gate of its shard now goes on from the field there, or from 0 */
+        for (size_t i = 0; i < l.n; i++) {
+            if (l.v[i].shard >= FPOS_WAS && s->fkmode) {
+                say(s, LP_NOTICE_ERROR, "--follow --shard-key: the count "
+                    "of shards of %s changed from %u to %u, and file %s "
+                    "has a field of %.*s on a shard of %u: where its lines "
+                    "stopped cannot be told across two counts; not sent "
+                    "(run with --shards %u until the files are read, "
+                    "drain, then change; or delete the fields to read the "
+                    "files again: see send(1) CAVEATS)", s->stream0,
+                    s->was_n, s->nsh, l.v[i].id, (int)(s->fbase - 1),
+                    s->fprod, s->was_n, s->was_n);
+                free(l.v);
+                lp_send_end_run(s, LP_EX_CONFIG);
+            }
+            if (!s->fkmode &&
+                l.v[i].shard != file_shard(s, l.v[i].id, strlen(l.v[i].id)))
+                l.v[i].pos = 0;
+        }
+    }
+    l.shard = FPOS_WAL;
     if (s->wal && lp_wal_producers(s->wal, fpos_of_wal, &l, err) < 0) {
         say(s, LP_NOTICE_ERROR, "%s", err);
         free(l.v);

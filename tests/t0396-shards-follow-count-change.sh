@@ -1,10 +1,13 @@
 #!/bin/sh
-# x0396-shards-follow-count-change.sh -- review rsh2 (issue 17): --follow
+# t0396-shards-follow-count-change.sh -- review rsh2 (issue 17): --follow
 # --shards 2 stopped, the stream drained, restarted with --shards 3 (the
 # count changes): a file whose shard of 3 is not its shard of 2 has no
 # offset there and is read again from its start: its lines archived twice.
-# Contradicts logpipe(7) "Sharded streams" (--follow): "exactly once holds
-# per file across restarts, rotation and truncation as for one stream".
+# Was a contradiction of logpipe(7) "Sharded streams" (--follow): "exactly
+# once holds per file across restarts, rotation and truncation as for one
+# stream". Fixed: a run of 3 reads the fields of the shards of 2 too
+# (S:shards:was), a file on from the highest cursor; then lines appended
+# after the change go on from the field of its shard of 3.
 . "$(dirname "$0")/lib.sh"
 
 XDG_RUNTIME_DIR=$TMP
@@ -64,6 +67,27 @@ test_expect_success 'follow --shards 3 (the count changes, all drained), nothing
 test_expect_success 'every line archived once across the change' '
     find out -name "*.jsonl" -type f -exec cat {} + | seqs >got &&
     for f in $(seq 10 21); do seq $((f * 100 + 1)) $((f * 100 + 20)); done | sort -n >want &&
+    test_cmp want got
+'
+
+test_expect_success 'five lines appended to each file' '
+    for f in $(seq 10 21); do
+        for i in $(seq 21 25); do
+            printf "{\"timestamp\":\"2026-01-01T00:00:%02dZ\",\"seq\":%d}\n" \
+                "$i" $((f * 100 + i))
+        done >>logs/f$f.log
+    done
+'
+
+test_expect_success 'follow --shards 3 again: only the lines appended' '
+    logpipe-send --shards 3 --linger 5 -s fo -F "logs/*.log" --producer fw 2>s3.err &
+    spid=$!
+    wait_for 30 at_size || :
+    kill -TERM $spid
+    wait $spid &&
+    logpipe-drain -s fo --once -d out &&
+    find out -name "*.jsonl" -type f -exec cat {} + | seqs >got &&
+    for f in $(seq 10 21); do seq $((f * 100 + 1)) $((f * 100 + 25)); done | sort -n >want &&
     test_cmp want got
 '
 
