@@ -53,7 +53,11 @@
  * LPSHARDS <marker> <value>, which ends the run (78): a sender started
  * before the change never stores where the readers of the new count do
  * not look. A batch found stored (STORED) is said stored all the same:
- * it was, before the change, which found its shard drained.
+ * it was, before the change, which found its shard drained. A field not
+ * where the batch goes on from is LPSHARDS too when the marker is not
+ * N: a change sets the fields of the count before aside (lp_shards.h,
+ * LP_SHARDS_PRODUCERS_WAS), and a sender of N learns of the change, not
+ * of a field that moved.
  */
 
 static const char GATE[] =
@@ -66,6 +70,17 @@ static const char GATE[] =
     "    elseif t == 'none' then redis.call('SET', KEYS[k + 1], '') end\n"
     "  end\n"
     "  return why\n"
+    "end\n"
+    "local function marked()\n"
+    "  if not mark then return nil end\n"
+    "  local t = redis.call('TYPE', mark).ok\n"
+    "  local m = ''\n"
+    "  if t == 'string' then m = redis.call('GET', mark)\n"
+    "  elseif t ~= 'none' then m = '(a ' .. t .. ')' end\n"
+    "  if m ~= ARGV[#ARGV] then\n"
+    "    return aside({err = 'LPSHARDS ' .. mark .. ' ' .. m})\n"
+    "  end\n"
+    "  return nil\n"
     "end\n"
     "for k = 3, nk, 2 do redis.call('DEL', KEYS[k]) end\n"
     "local t = redis.call('TYPE', KEYS[1]).ok\n"
@@ -103,6 +118,8 @@ static const char GATE[] =
     "      end\n"
     "    end\n"
     "  elseif have ~= from and not (have == 0 and ARGV[i + 4] == '1') then\n"
+    "    local m = marked()\n"
+    "    if m then return m end\n"
     "    return aside({err = 'LPGATE ' .. KEYS[1] .. ' holds position ' ..\n"
     "                  have .. ' of producer ' .. ARGV[i] ..\n"
     "                  ', the batch goes on from ' .. from})\n"
@@ -113,15 +130,7 @@ static const char GATE[] =
     "  return aside({err = 'LPGATE ' .. KEYS[1] .. ': part of the batch ' ..\n"
     "                      'is stored, part not'})\n"
     "end\n"
-    "if mark then\n"
-    "  t = redis.call('TYPE', mark).ok\n"
-    "  local m = ''\n"
-    "  if t == 'string' then m = redis.call('GET', mark)\n"
-    "  elseif t ~= 'none' then m = '(a ' .. t .. ')' end\n"
-    "  if m ~= ARGV[#ARGV] then\n"
-    "    return aside({err = 'LPSHARDS ' .. mark .. ' ' .. m})\n"
-    "  end\n"
-    "end\n"
+    "do local m = marked() if m then return m end end\n"
     "for i = 2, na, 5 do\n"
     "  if not skip[i] then\n"
     "    local v = ARGV[i + 2] .. ' ' .. ARGV[1]\n"

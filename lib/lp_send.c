@@ -1441,8 +1441,9 @@ int lp_shards_verify(struct lp_send *s, char *err)
  *     fields of ours are there: "the lowest of its shards" has no exact
  *     meaning across two counts.
  * A shard of N with the name of a shard of M (names are the smallest tag
- * in a range of slots, ranges can share one) is one hash: its field is
- * read as both. A second change M -> K keeps only M.
+ * in a range of slots, ranges can share one) had its fields of N set
+ * aside by the change (LP_SHARDS_PRODUCERS_WAS): read there, they never
+ * mix with M's. A second change M -> K keeps only M.
  */
 
 /* A connection to shard j of was_n's slot (shard's name in name, its
@@ -1453,8 +1454,17 @@ static struct lp_redis *was_conn(struct lp_send *s, unsigned j, char *name,
 {
     struct lp_redis *r;
 
-    if (lp_shard_name(s->stream0, j, s->was_n, name, ncap, err) < 0 ||
-        lp_key_aux(s->c.cluster, name, ":producers", pkey, pcap, err) < 0)
+    unsigned i;
+
+    if (lp_shard_name(s->stream0, j, s->was_n, name, ncap, err) < 0)
+        return NULL;
+    /* a shard of both counts: the old fields were set aside (lp_shards.h
+     * LP_SHARDS_PRODUCERS_WAS) */
+    for (i = 0; i < s->nsh && strcmp(s->sh[i].name, name) != 0; i++)
+        ;
+    if (lp_key_aux(s->c.cluster, name, i < s->nsh ? LP_SHARDS_PRODUCERS_WAS
+                                                  : ":producers",
+                   pkey, pcap, err) < 0)
         return NULL;
     r = s->c.cluster && s->c.redis_new_key
         ? s->c.redis_new_key(s->c.ctx, name, err)
@@ -3336,8 +3346,8 @@ static int fpos_of_shards(struct fpos_list *l, char *err)
 #define FPOS_WAS 0x10000u
 #define FPOS_WAL 0xffffffffu
 
-/* fpos_of_redis of every shard of the count before a change (was_n)
- * that is none of ours (a shared name was read as ours). 0, or -1. */
+/* fpos_of_redis of every shard of the count before a change (was_n),
+ * its fields where was_conn says. 0, or -1 with err. */
 static int fpos_of_was(struct fpos_list *l, char *err)
 {
     struct lp_send *s = l->s;
@@ -3348,14 +3358,6 @@ static int fpos_of_was(struct fpos_list *l, char *err)
     memcpy(pkey0, s->pkey, sizeof pkey0);
     for (unsigned j = 0; j < s->was_n && rc == 0; j++) {
         struct lp_redis *r;
-        unsigned i;
-        if (lp_shard_name(s->stream0, j, s->was_n, name, sizeof name,
-                          err) < 0)
-            return -1;
-        for (i = 0; i < s->nsh && strcmp(s->sh[i].name, name) != 0; i++)
-            ;
-        if (i < s->nsh)
-            continue;           /* one of ours: read already */
         if ((r = was_conn(s, j, name, sizeof name, s->pkey, sizeof s->pkey,
                           err)) == NULL) {
             rc = -1;

@@ -192,7 +192,12 @@ int lp_shard_mark(int cluster, const char *shard, char *out, size_t cap,
  * set ('' none: only look; '-' delete it), ARGV[2] '1' when the stream
  * must be drained (no entries, or every group with nothing pending and
  * nothing left to read: lag 0), ARGV[3..] the values it may hold ('' for
- * none, 'to:*' any change's). Returns the value it held, or an error
+ * none, 'to:*' any change's). KEYS[3], KEYS[4] when given: the shard's
+ * producers hash and LP_SHARDS_PRODUCERS_WAS beside it: when the marker
+ * becomes a count it did not hold, the hash goes aside there (or, none,
+ * what is there is deleted): the fields of the count before, which a
+ * shard of both counts (one name) would otherwise mix with the new
+ * count's. Returns the value it held, or an error
  * LPMARK <value> (not one of those) or LPBUSY <why> (not drained). One
  * script, so that what it checks still holds when it sets: no batch of a
  * sender lands between (the gate runs in the same slot).
@@ -230,6 +235,12 @@ static const char MARK[] =
     "                   'entries left to read'}\n"
     "    end\n"
     "  end\n"
+    "end\n"
+    "if #KEYS == 4 and ARGV[1] ~= '' and ARGV[1] ~= '-' and v ~= ARGV[1]\n"
+    "then\n"
+    "  if redis.call('EXISTS', KEYS[3]) == 1 then\n"
+    "    redis.call('RENAME', KEYS[3], KEYS[4])\n"
+    "  else redis.call('DEL', KEYS[4]) end\n"
     "end\n"
     "if ARGV[1] == '-' then redis.call('DEL', KEYS[1])\n"
     "elseif ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1]) end\n"
@@ -341,6 +352,10 @@ static int failed(const struct lp_reply *rep, const char *what,
 
 enum { MARK_OK = 0, MARK_HELD = 1, MARK_BUSY = 2 };
 
+static int mark2(struct pool *p, const char *shard, const char *set,
+                 int check, int aside, const char *const *acc, int nacc,
+                 char *prev, size_t cap, char *err);
+
 /*
  * MARK on shard's marker (set, check, acc: its ARGV). MARK_OK with the
  * value it held in prev; MARK_HELD when it held none of acc (prev: what
@@ -351,9 +366,19 @@ static int mark(struct pool *p, const char *shard, const char *set,
                 int check, const char *const *acc, int nacc, char *prev,
                 size_t cap, char *err)
 {
-    char key[1100];
-    const char *argv[16];
-    size_t lens[16], n;
+    return mark2(p, shard, set, check, 0, acc, nacc, prev, cap, err);
+}
+
+/* mark, and with aside the shard's producers hash set aside when the
+ * marker becomes a count it did not hold (MARK's KEYS[3], KEYS[4]) */
+static int mark2(struct pool *p, const char *shard, const char *set,
+                 int check, int aside, const char *const *acc, int nacc,
+                 char *prev, size_t cap, char *err)
+{
+    char key[1100], pk[1100], wk[1100];
+    int pl = 0, wl = 0;
+    const char *argv[18];
+    size_t lens[18], n;
     struct lp_redis *r;
     struct lp_reply *rep;
     const char *v;
@@ -361,16 +386,26 @@ static int mark(struct pool *p, const char *shard, const char *set,
 
     if ((kl = lp_shard_mark(p->cluster, shard, key, sizeof key, err)) < 0)
         return LP_SHARDS_EBAD;
+    if (aside &&
+        ((pl = lp_key_aux(p->cluster, shard, ":producers", pk, sizeof pk,
+                          err)) < 0 ||
+         (wl = lp_key_aux(p->cluster, shard, LP_SHARDS_PRODUCERS_WAS, wk,
+                          sizeof wk, err)) < 0))
+        return LP_SHARDS_EBAD;
     if ((rc = pool_get(p, shard, &r, err)) != 0)
         return rc;
     argv[argc] = "EVAL", lens[argc++] = 4;
     argv[argc] = MARK, lens[argc++] = sizeof MARK - 1;
-    argv[argc] = "2", lens[argc++] = 1;
+    argv[argc] = aside ? "4" : "2", lens[argc++] = 1;
     argv[argc] = key, lens[argc++] = (size_t)kl;
     argv[argc] = shard, lens[argc++] = strlen(shard);
+    if (aside) {
+        argv[argc] = pk, lens[argc++] = (size_t)pl;
+        argv[argc] = wk, lens[argc++] = (size_t)wl;
+    }
     argv[argc] = set, lens[argc++] = strlen(set);
     argv[argc] = check ? "1" : "0", lens[argc++] = 1;
-    for (int i = 0; i < nacc && argc < 16; i++)
+    for (int i = 0; i < nacc && argc < 18; i++)
         argv[argc] = acc[i], lens[argc++] = strlen(acc[i]);
     if ((rep = lp_redis_cmdv(r, err, argc, argv, lens)) == NULL)
         return LP_REDIS_ETEMP;
@@ -618,7 +653,9 @@ again:
             rc = LP_SHARDS_EBAD;
             goto out;
         }
-        rc = mark(&p, name, num, 0, acc, 3, v, sizeof v, err);
+        /* a shard that becomes n's: the fields of the count before set
+         * aside (MARK: one step, with the marker) */
+        rc = mark2(&p, name, num, 0, 1, acc, 3, v, sizeof v, err);
         if (rc == MARK_HELD && (w = count_of(v)) != 0 && w != n &&
             rounds++ < 4) {
             if ((rc = change(&p, stream, w, n, err)) != 0)

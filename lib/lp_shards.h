@@ -62,6 +62,18 @@ int lp_shards_read(struct lp_redis *r, int cluster, const char *stream,
  * when none is recorded. Returns as lp_shards_read.
  */
 #define LP_SHARDS_WAS_SUFFIX ":shards:was"
+/*
+ * A shard that becomes the new count's (its marker set to "M" where it
+ * held another value: lp_shards_record's last step, in the same script)
+ * has its producers hash set aside as "<shard>:producers:was", or, none,
+ * that key deleted. So the fields in "<shard>:producers" are always the
+ * count's its marker holds: a shard of N and of M (one name: each is the
+ * smallest tag in a range of slots, and ranges of N and M may share it)
+ * does not mix N's fields, which say what N's choice of shards stored,
+ * with M's. The fields of N's shard j are in "<shard>:producers:was" when
+ * that shard is one of M's too, else in "<shard>:producers".
+ */
+#define LP_SHARDS_PRODUCERS_WAS ":producers:was"
 int lp_shards_was(struct lp_redis *r, int cluster, const char *stream,
                   unsigned *n, char *err);
 
