@@ -211,17 +211,30 @@ struct lp_journal *lp_journal_open(int dirfd, const char *name,
     j->rootfd = -1;
     if (nt)
         j->nt = *nt;
-    if ((j->rootfd = make_dir(dirfd, LP_JOURNAL_DIR)) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: %s", LP_JOURNAL_DIR, strerror(errno));
-        goto fail;
-    }
     if (!*name || strchr(name, '/') || name[0] == '.') {
         snprintf(err, LP_ERRLEN, "%s: not a journal name", j->name);
         goto fail;
     }
-    if ((j->jfd = make_dir(j->rootfd, name)) < 0) {
-        snprintf(err, LP_ERRLEN, "%s: %s", j->name, strerror(errno));
-        goto fail;
+    /* another journal of the directory (a sharded drain's other shard)
+     * that ends removes LP_JOURNAL_DIR when it is empty: between our
+     * making it and making ours in it, it may be gone (ENOENT): made
+     * again. Once ours is in it, it is not empty. */
+    for (int tries = 0;; tries++) {
+        if ((j->rootfd = make_dir(dirfd, LP_JOURNAL_DIR)) < 0) {
+            if (errno == ENOENT && tries < 1000)
+                continue;
+            snprintf(err, LP_ERRLEN, "%s: %s", LP_JOURNAL_DIR,
+                     strerror(errno));
+            goto fail;
+        }
+        if ((j->jfd = make_dir(j->rootfd, name)) >= 0)
+            break;
+        if (errno != ENOENT || tries >= 1000) {
+            snprintf(err, LP_ERRLEN, "%s: %s", j->name, strerror(errno));
+            goto fail;
+        }
+        close(j->rootfd);
+        j->rootfd = -1;
     }
     if (list_segs(j, err) < 0)
         goto fail;
