@@ -2916,9 +2916,31 @@ static void journal_shards_open(struct lp_send *s, struct lp_jsource_conf *jc)
     int low = -1, none = 0, head = 0;
     struct jmark m = { 0, NULL };
 
+    struct lp_buf *wcur = NULL;
+    unsigned wn = 0;
+    int wlow = -1;
+
     if (cur == NULL)
         lp_send_oom(s);
     jshards_retry(s, cur, jshards_read_f, NULL);
+    if (s->was_n) {
+        /* after a change of the count: the fields of the count before
+         * (was_read), each entry passed over at or below its old
+         * shard's too (lp_cmd.wshard) */
+        if ((wcur = calloc(s->was_n, sizeof *wcur)) == NULL)
+            lp_send_oom(s);
+        was_read(s, wcur);
+        for (unsigned j = 0; j < s->was_n; j++) {
+            if (wcur[j].len == 0)
+                continue;
+            if (lp_buf_addc(&wcur[j], '\0') < 0)
+                lp_send_oom(s);
+            wcur[j].len--;
+            wn++;
+            if (wlow < 0 || s->was_skip[j] < s->was_skip[wlow])
+                wlow = (int)j;
+        }
+    }
     for (unsigned i = 0; i < s->nsh; i++) {
         if (cur[i].len == 0) {
             none++;
@@ -2930,7 +2952,7 @@ static void journal_shards_open(struct lp_send *s, struct lp_jsource_conf *jc)
         if (low < 0 || s->sh[i].last < s->sh[low].last)
             low = (int)i;
     }
-    if (low >= 0 && none && s->sh[low].last > 0) {
+    if (low >= 0 && none && s->sh[low].last > 0 && wn == 0) {
         say(s, LP_NOTICE_ERROR, "--journal --shards: producer %s has no "
             "field on %u of the %u shards, and is at position %" PRIu64
             " or past on the others (a field removed by hand?): not sent, "
@@ -2941,18 +2963,24 @@ static void journal_shards_open(struct lp_send *s, struct lp_jsource_conf *jc)
         free(cur);
         lp_send_end_run(s, LP_EX_CONFIG);
     }
-    if (low >= 0) {
-        /* on after the lowest; each shard passes over what it holds */
-        m.pos = s->sh[low].last;
-        m.cursor = cur[low].p;
+    if (low >= 0 || wlow >= 0) {
+        /* on after the lowest, over the shards of both counts after a
+         * change (every entry at or below it is stored, on its old shard
+         * or its new one); each shard passes over what it holds, and
+         * what the entry's old shard holds (was_skip) */
+        int old = wlow >= 0 &&
+                  (low < 0 || s->was_skip[wlow] < s->sh[low].last);
+        m.pos = old ? s->was_skip[wlow] : s->sh[low].last;
+        m.cursor = old ? wcur[wlow].p : cur[low].p;
         if (strcmp(m.cursor, JOURNAL_HEAD) == 0) {
             jc->from_end = 0;
             jc->cursor = NULL;
         } else {
             jc->cursor = m.cursor;
             say(s, LP_SEND_DEBUG, "journal: going on after cursor %s (shard "
-                "%s, position %" PRIu64 ")", m.cursor, s->sh[low].name,
-                m.pos);
+                "%u of %u, position %" PRIu64 ")", m.cursor,
+                old ? (unsigned)wlow : (unsigned)low,
+                old ? s->was_n : s->nsh, m.pos);
         }
     }
     if ((s->js = lp_jsource_new(jc, err)) == NULL) {
@@ -2962,7 +2990,7 @@ static void journal_shards_open(struct lp_send *s, struct lp_jsource_conf *jc)
         free(cur);
         lp_send_end_run(s, LP_EX_NOINPUT);
     }
-    if (low < 0) {
+    if (low < 0 && wlow < 0) {
         /* the first run: where it begins, on every shard */
         m.cursor = lp_jsource_start(s->js, &head);
         if (m.cursor == NULL && !head) {
@@ -2984,10 +3012,14 @@ static void journal_shards_open(struct lp_send *s, struct lp_jsource_conf *jc)
         lp_buf_free(&cur[i]);
     }
     free(cur);
+    for (unsigned j = 0; wcur && j < s->was_n; j++)
+        lp_buf_free(&wcur[j]);
+    free(wcur);
     if (s->c.verbosity >= 1)
         say(s, LP_NOTICE_INFO, "--journal --shards %u: producer %s goes on "
             "from position %" PRIu64 "%s", s->nsh, s->producer, s->next_pos,
-            low < 0 ? " (its start marked on every shard)" : "");
+            low < 0 && wlow < 0 ? " (its start marked on every shard)"
+                                : "");
 }
 
 /* Connects and reads the committed cursor, retrying for --timeout; then

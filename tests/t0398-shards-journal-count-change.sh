@@ -1,12 +1,12 @@
 #!/bin/sh
-# x0398-shards-journal-count-change.sh -- review rsh2 (issue 17): --journal
-# --shards 2 stopped, drained, restarted with --shards 3: the run changes
-# the count (says so), then refuses (78) "no field on 2 of the 3 shards
-# ... (a field removed by hand?)": wrong cause, and the stream is left at
-# 3, where every --journal run of 3 is refused the same way.
-# Contradicts send(1)/logpipe(7) "Sharded streams": a count changes when a
-# run with another finds every shard drained -- here it changes and the
-# run cannot go on; and the message blames a hand edit nobody made.
+# t0398-shards-journal-count-change.sh -- review rsh2 (issue 17): --journal
+# --shards 2 stopped, drained, restarted with --shards 3. Was: the run
+# changed the count (said so), then refused (78) "no field on 2 of the 3
+# shards ... (a field removed by hand?)", the stream left at 3 where every
+# --journal run of 3 was refused the same way. Fixed: the run of 3 reads
+# the fields of the shards of 2 too (S:shards:was), goes on after the
+# lowest over both counts, passing over each entry at or below the field
+# of its old shard or its new: nothing sent twice, nothing lost.
 . "$(dirname "$0")/lib.sh"
 
 XDG_RUNTIME_DIR=$TMP
@@ -44,23 +44,51 @@ test_expect_success 'journal --shards 2: 300 entries, stopped, drained' '
     logpipe-drain -s jr --once -d out
 '
 
-test_expect_success 'restart with --shards 3: goes on (nothing twice), or is refused before the count changes' '
+# in3: the entries of the 3 shards (drained or not)
+in3() {
+    t=0
+    for sh in $("$TOP/tests/shard-names" jr 3); do
+        n=$(rcli XLEN "$sh")
+        t=$((t + n))
+    done
+    echo "$t"
+}
+
+test_expect_success 'restart with --shards 3: the count changes, nothing sent again' '
     logpipe-send --shards 3 -s jr --journal --journal-dir j --from-start \
         --batch 50 2>s2.err &
     spid=$!
     wait_for 10 "! kill -0 $spid" || :
     kill -TERM $spid 2>/dev/null
-    st=0
-    wait $spid || st=$?
-    cat s2.err >&2
-    if test $st -eq 0; then
-        logpipe-drain -s jr --once -d out &&
-        test "$(find out -name "*.jsonl" -type f -exec cat {} + | wc -l)" -eq 300
-    else
-        # refused: the count is left as it was, and the cause is not a hand edit
-        test "$(rcli GET jr:shards)" = 2 &&
-        ! grep -q "removed by hand" s2.err
-    fi
+    wait $spid &&
+    cat s2.err >&2 &&
+    grep_q "changed from 2 to 3" s2.err &&
+    ! grep -q "removed by hand" s2.err &&
+    test "$(rcli GET jr:shards)" = 3 &&
+    test "$(rcli GET jr:shards:was)" = 2 &&
+    logpipe-drain -s jr --once -d out &&
+    test "$(find out -name "*.jsonl" -type f -exec cat {} + | wc -l)" -eq 300
+'
+
+awk -v t0="$(date +%s)" 'BEGIN { for (i = 301; i <= 350; i++)
+    printf "__REALTIME_TIMESTAMP=%.0f\n__MONOTONIC_TIMESTAMP=%.0f\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=h\nSYSLOG_IDENTIFIER=web\nPRIORITY=6\nMESSAGE=entry %d\nSEQ=%d\n\n",
+        t0 * 1e6 + 300 + i, 1000 + 300 + i, i, i }' >b.export
+
+test_expect_success '50 entries more in the journal' '
+    in3 >base &&
+    "$REMOTE" --output="$PWD/j/b.journal" - <b.export 2>/dev/null
+'
+
+test_expect_success '--shards 3 again: only the 50 new sent' '
+    base=$(cat base)
+    logpipe-send --shards 3 -s jr --journal --journal-dir j --from-start \
+        --batch 50 2>s3.err &
+    spid=$!
+    wait_for 30 "test \$(in3) -ge $((base + 50))" || :
+    kill -TERM $spid
+    wait $spid &&
+    logpipe-drain -s jr --once -d out &&
+    test "$(find out -name "*.jsonl" -type f -exec cat {} + | wc -l)" -eq 350
 '
 
 test_done
