@@ -3511,9 +3511,9 @@ static void follow_open(struct lp_send *s)
                     "of shards of %s changed from %u to %u, and file %s "
                     "has a field of %.*s on a shard of %u: where its lines "
                     "stopped cannot be told across two counts; not sent "
-                    "(run with --shards %u until the files are read, "
-                    "drain, then change; or delete the fields to read the "
-                    "files again: see send(1) CAVEATS)", s->stream0,
+                    "(go on with --shards %u; or, the files read and the "
+                    "stream drained, start with another --producer and "
+                    "--from-end: see send(1) CAVEATS)", s->stream0,
                     s->was_n, s->nsh, l.v[i].id, (int)(s->fbase - 1),
                     s->fprod, s->was_n, s->was_n);
                 free(l.v);

@@ -91,4 +91,10 @@ test_expect_success 'follow --shards 3 again: only the lines appended' '
     test_cmp want got
 '
 
+test_expect_success 'follow --shard-key after the change, fields of 2 there: refused (78)' '
+    expect_exit 78 logpipe-send --shards 3 -s fo -F "logs/*.log" \
+        --producer fw --shard-key .seq 2>s4.err &&
+    grep_q "changed from 2 to 3, and file" s4.err
+'
+
 test_done
