@@ -669,6 +669,26 @@ again:
             goto out;
     }
     if (from) {
+        /* set with the count by swap; a change from a marker's count (the
+         * count key deleted by hand) records it here */
+        char wkey[1100], wv[16];
+        if (lp_key_aux(cluster, stream, LP_SHARDS_WAS_SUFFIX, wkey,
+                       sizeof wkey, err) < 0) {
+            rc = LP_SHARDS_EBAD;
+            goto out;
+        }
+        snprintf(wv, sizeof wv, "%u", from);
+        if ((rep = lp_redis_cmd(r, err, "SET", wkey, wv, (char *)NULL)) ==
+            NULL) {
+            rc = LP_REDIS_ETEMP;
+            goto out;
+        }
+        if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+            rc = failed(rep, "SET", wkey, err);
+            lp_reply_free(rep);
+            goto out;
+        }
+        lp_reply_free(rep);
         snprintf(err, LP_ERRLEN, "stream %.200s: its count of shards "
                  "changed from %u to %u (every shard was drained): a sender "
                  "of %u shards still running is refused at its next batch",
