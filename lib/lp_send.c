@@ -2857,8 +2857,8 @@ static int jshards_mark(struct lp_send *s, const struct lp_buf *cur,
     return 0;
 }
 
-/* Retries f for --timeout as journal_open does; a refusal or the time
- * over ends the run. */
+/* Retries f for --timeout (journal_open, the shards' reads); a refusal
+ * or the time over ends the run. */
 static void jshards_retry(struct lp_send *s, struct lp_buf *cur,
                           int (*f)(struct lp_send *, struct lp_buf *,
                                    void *, char *), void *arg)
@@ -3022,12 +3022,22 @@ static void journal_shards_open(struct lp_send *s, struct lp_jsource_conf *jc)
                                 : "");
 }
 
+/* jshards_retry's step of one stream: connected, its committed cursor */
+static int jcursor_f(struct lp_send *s, struct lp_buf *cur, void *arg,
+                     char *err)
+{
+    (void)arg;
+    if (lp_pipeline_connect(s, err) < 0)
+        return -1;
+    return lp_pipeline_cursor(s, cur, err);
+}
+
 /* Connects and reads the committed cursor, retrying for --timeout; then
  * opens the journal just after it (none: at its end, or its start with
  * --from-start). A failure ends the run. */
 static void journal_open(struct lp_send *s)
 {
-    char err[LP_ERRLEN], d[32];
+    char err[LP_ERRLEN];
     struct lp_jsource_conf jc = {
         .dir = s->c.journal_dir,
         .match = (const char *const *)s->c.journal_match.item,
@@ -3035,8 +3045,6 @@ static void journal_open(struct lp_send *s)
         .from_end = !s->c.from_start,
         .max_event = s->c.max_line,
     };
-    int64_t since = lp_mono_ms();
-    int warned = 0;
 
     if (s->sh) {
         journal_shards_open(s, &jc);
@@ -3044,29 +3052,7 @@ static void journal_open(struct lp_send *s)
         s->name = "journal";
         return;
     }
-    lp_format_duration(s->c.timeout, d, sizeof d);
-    for (;;) {
-        if (lp_pipeline_connect(s, err) == 0 &&
-            lp_pipeline_cursor(s, &s->jcur, err) == 0)
-            break;
-        if (s->last_permanent) {
-            say(s, LP_NOTICE_ERROR, "%s", err);
-            lp_send_end_run(s, LP_EX_CONFIG);
-        }
-        if (lp_send_stopping(s)) {
-            say(s, LP_NOTICE_ERROR, "interrupted while Redis fails: %s", err);
-            lp_send_end_run(s, LP_EX_TEMPFAIL);
-        }
-        if (lp_mono_ms() - since >= s->c.timeout) {
-            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s; nothing "
-                "of the journal was read", d, err);
-            lp_send_end_run(s, LP_EX_TEMPFAIL);
-        }
-        if (!warned++)
-            say(s, LP_NOTICE_WARN, "%s; retrying for up to %s", err, d);
-        poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
-    }
-    lp_backoff_reset(&s->backoff);
+    jshards_retry(s, &s->jcur, jcursor_f, NULL);
     if (s->jcur.len) {
         if (lp_buf_addc(&s->jcur, '\0') < 0)
             lp_send_oom(s);
