@@ -44,13 +44,16 @@ stopped() {
 
 SVC5="a b c d e"
 
+# The batch is full: the read of the next one went ahead before it was
+# written (lp_drain.c, read_ahead), so those 500 are pending too when Redis
+# took that read before the kill; either way the next run reads all 1,000.
 test_expect_success 'killed right after its journal commit: the next --once applies it, every event once' '
     fresh 1500 "$SVC5" &&
     LOGPIPE_TEST_CRASH=after-write expect_exit 137 logpipe-drain --once \
         -d out -c j -n 500 2>err &&
     test "$(segs | wc -l)" -eq 1 &&
     test "$(journal_ids | wc -l)" -eq 500 &&
-    test "$(pending)" -eq 500 &&
+    p=$(pending) && { test "$p" -eq 500 || test "$p" -eq 1000; } &&
     in_files=$(cat $(find out -name "*.jsonl") /dev/null | wc -l) &&
     logpipe-drain --once -v -d out -c j -n 500 2>err &&
     grep_q "^logpipe-drain: journal \.logpipe-journal/[0-9a-f]\{16\}: 500 lines a run left unsynced applied, $in_files of them in their files already$" err &&
