@@ -1225,15 +1225,6 @@ static int lanes_split(struct lp_send *s)
 static int shards_init(struct lp_send *s, char *err)
 {
     unsigned n = (unsigned)s->c.shards;
-    /* --follow --shard-key: not with --wal (lp_send.c, "--follow with
-     * --shard-key") */
-    const char *no = s->c.follow.n && s->c.shard_key && s->c.wal ?
-                     "--follow --shard-key with --wal" : NULL;
-
-    if (no) {
-        snprintf(err, LP_ERRLEN, "%s: not yet with --shards", no);
-        return LP_EX_CONFIG;
-    }
     if (lp_shards_check(s->c.stream, n, err) < 0)
         return LP_EX_CONFIG;
     if (s->c.dlq && strpbrk(s->c.dlq, "{}")) {
@@ -1670,8 +1661,14 @@ static void shards_start(struct lp_send *s)
  * are stored there. Rotation keeps the identity, hence the fields; a cut
  * back or rewritten file is a new identity, fields of its own. A file
  * forgotten loses its field on every shard. Dead letters go to the file's
- * shard (file_shard), numbered as its commands there. Not with --wal (the
- * WAL's records would have to say which shard took each file's cursor).
+ * shard (file_shard), numbered as its commands there. With --wal a
+ * record is one command to its shard (its key says which: fpos_of_wal)
+ * with the (file, shard)'s position and the cursor of its batch, what its
+ * field would take: a restart takes the higher of each (file, shard)'s
+ * field and records (the lowest of the shards still the file's start),
+ * the replay gates each record by its shard's field. Cursors committed
+ * alone are not written to the WAL: when it is empty again every file
+ * read is behind (lp_send_fk_rest), for fk_idle.
  */
 static size_t u64dec(char *o, uint64_t v);
 
@@ -1871,6 +1868,18 @@ static void fk_idle(struct lp_send *s)
                 fk_put(s, h, k->end);
         }
     s->fk = NULL;
+}
+
+void lp_send_fk_rest(struct lp_send *s)
+{
+    if (!s->fkmode)
+        return;
+    for (size_t i = 0; i < s->capfkeys; i++)
+        for (struct lp_fkey *k = s->fkeys[i]; k; k = k->next)
+            if (k->lines) {
+                k->behind = 1;
+                s->fkbehind = 1;
+            }
 }
 
 /* want_dispatch with --shard-key: every shard's batch that is full. */
@@ -3233,6 +3242,12 @@ static unsigned file_shard(const struct lp_send *s, const char *id, size_t n)
     return (unsigned)(h % s->nsh);
 }
 
+/* The shard fpos.shard gives the fields of the count before a change
+ * (fpos_of_was: was_n's shard j is FPOS_WAS + j), and the WAL's records
+ * (with --shard-key, a record's shard: its key's) */
+#define FPOS_WAS 0x10000u
+#define FPOS_WAL 0xffffffffu
+
 /* A position of one file, as Redis or the WAL has it */
 struct fpos {
     char id[LP_FOLLOW_IDLEN];
@@ -3279,8 +3294,23 @@ static void fpos_add(struct fpos_list *l, const char *name, size_t len,
 }
 
 static void fpos_of_wal(void *arg, const char *name, size_t len,
-                        uint64_t pos, const char *cur, size_t curlen)
+                        uint64_t pos, const char *cur, size_t curlen,
+                        const char *rec, size_t reclen)
 {
+    struct fpos_list *l = arg;
+    const char *key, *data;
+    size_t keylen, datalen;
+    int shard, isdlq;
+
+    l->shard = FPOS_WAL;
+    /* --follow --shard-key: a record is its (file, shard)'s, the shard its
+     * key's (a dead letter: the DLQ of the file's shard, numbered there) */
+    if (l->s->fkmode &&
+        (!lp_wal_event(rec, reclen, &key, &keylen, &data, &datalen) ||
+         (shard = lp_shard_of_key(l->s, key, keylen, &isdlq)) < 0))
+        return;                 /* not a shard's: the replay says so */
+    if (l->s->fkmode)
+        l->shard = (unsigned)shard;
     fpos_add(arg, name, len, pos, cur, curlen);
 }
 
@@ -3359,10 +3389,6 @@ static int fpos_of_shards(struct fpos_list *l, char *err)
     return 0;
 }
 
-/* The shard fpos.shard gives the fields of the count before a change
- * (fpos_of_was: was_n's shard j is FPOS_WAS + j), and the WAL's records */
-#define FPOS_WAS 0x10000u
-#define FPOS_WAL 0xffffffffu
 
 /* fpos_of_redis of every shard of the count before a change (was_n),
  * its fields where was_conn says. 0, or -1 with err. */
@@ -3511,7 +3537,7 @@ static void follow_open(struct lp_send *s)
         }
     }
     l.shard = FPOS_WAL;
-    if (s->wal && lp_wal_producers(s->wal, fpos_of_wal, &l, err) < 0) {
+    if (s->wal && lp_wal_records(s->wal, fpos_of_wal, &l, err) < 0) {
         say(s, LP_NOTICE_ERROR, "%s", err);
         free(l.v);
         lp_send_end_run(s, LP_EX_IOERR);

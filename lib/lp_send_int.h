@@ -452,6 +452,10 @@ void lp_lane_use(struct lp_send *s, int l);
  * s->count); the engine's lane becomes one that has some, when one
  * has: in WAL mode, the lane of the one batch re-sent. */
 int lp_lanes_inflight(struct lp_send *s);
+/* --follow --shard-key, the WAL sent: every file read commits its end on
+ * every shard again when the input is quiet (fk_idle); in the WAL only
+ * commands went, not the cursors committed alone. */
+void lp_send_fk_rest(struct lp_send *s);
 /* --shards: the shard whose stream or DLQ key[0..len) is (-1: none);
  * *dlq: it is the DLQ's. */
 int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,

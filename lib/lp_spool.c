@@ -617,6 +617,7 @@ void lp_spool_replay(struct lp_send *s)
                     return;
                 }
                 s->walmode = 0;  /* all sent: straight to Redis again */
+                lp_send_fk_rest(s);
                 say(s, LP_NOTICE_INFO, "the WAL %s is empty again", s->c.wal);
             }
             return;
