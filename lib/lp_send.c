@@ -1047,7 +1047,9 @@ int lp_shards_refresh(struct lp_send *s, char *err)
         if (s->c.position && c > s->sh[i].skip)
             s->sh[i].skip = c;
     }
-    return 0;
+    /* the count before a change, known since (a run begun with Redis
+     * away): its fields too */
+    return lp_shards_was_load(s, err);
 }
 
 /* Hands every shard's input batch that holds something to Redis. */
@@ -1517,6 +1519,56 @@ static int was_fields(struct lp_send *s, const char *pname, uint64_t *pos,
     return 0;
 }
 
+int lp_shards_was_load(struct lp_send *s, char *err)
+{
+    uint64_t *w;
+
+    if (s->was_n == 0 || s->was_skip)
+        return 0;
+    if ((w = calloc(s->was_n, sizeof *w)) == NULL)
+        lp_send_oom(s);
+    if (was_fields(s, s->producer, w, NULL, err) < 0) {
+        free(w);
+        return -1;
+    }
+    s->was_skip = w;
+    if (s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--shards %u: the fields of producer %s on "
+            "the %u shards of the count before are read: what they hold "
+            "is passed over", s->nsh, s->producer, s->was_n);
+    return 0;
+}
+
+int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr)
+{
+    uint64_t lo = UINT64_MAX, hi = 0;
+
+    if (s->was_skip == NULL || s->was_n == 0)
+        return 0;
+    if (wshard == LP_WSHARD_UNKNOWN && rr)
+        wshard = (unsigned)((pos - 1) % s->was_n);
+    if (wshard < s->was_n)
+        return pos <= s->was_skip[wshard];
+    for (unsigned j = 0; j < s->was_n; j++) {
+        if (s->was_skip[j] < lo)
+            lo = s->was_skip[j];
+        if (s->was_skip[j] > hi)
+            hi = s->was_skip[j];
+    }
+    if (pos <= lo)
+        return 1;
+    if (pos > hi)
+        return 0;
+    if (s->n_was_unsure++ == 0)
+        say(s, LP_NOTICE_WARN, "--shards %u: position %" PRIu64 " of "
+            "producer %s may be stored on a shard of the count before "
+            "(%u): its --shard-key's shard of %u was not known when it was "
+            "read (Redis away) and is not kept; sent, maybe twice (so "
+            "every position from %" PRIu64 " to %" PRIu64 ")", s->nsh, pos,
+            s->producer, s->was_n, s->was_n, lo + 1, hi);
+    return 2;
+}
+
 /* was_fields of the run's producer into s->was_skip, retried for
  * --timeout; a refusal ends the run. cur as was_fields. */
 static void was_read(struct lp_send *s, struct lp_buf *cur)
@@ -1614,8 +1666,10 @@ static void shards_start(struct lp_send *s)
     for (unsigned j = 0; s->was_skip && j < s->was_n; j++)
         if (s->was_skip[j] > max)
             max = s->was_skip[j];
-    if (s->was_skip && !s->c.position) {
-        free(s->was_skip);      /* numbering above them is enough */
+    if (s->was_skip && !s->c.position && !s->wal) {
+        /* numbering above them is enough (with --wal, the WAL's records
+         * of a run begun with Redis away are passed over by them) */
+        free(s->was_skip);
         s->was_skip = NULL;
     }
     /* ours in the WAL (--wal --producer): numbering stays above them */
@@ -2013,10 +2067,10 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
         }
         /* after a change of the count: its shard of the count before,
          * as that run chose it (by the key's hash, else its position) */
-        if (s->was_n)
-            b->ev[b->n].wshard = (uint16_t)(s->key_hashed
-                ? s->key_hash % s->was_n
-                : (b->ev[b->n].pos - 1) % s->was_n);
+        b->ev[b->n].wshard = s->was_n
+            ? (uint16_t)(s->key_hashed ? s->key_hash % s->was_n
+                                       : (b->ev[b->n].pos - 1) % s->was_n)
+            : LP_WSHARD_UNKNOWN;
     }
     s->key_hashed = 0;
     if (s->fl) {

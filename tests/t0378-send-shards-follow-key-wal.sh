@@ -134,7 +134,7 @@ round() {
 start_redis aof --appendonly yes --appendfsync always
 
 test_expect_success "--follow --shard-key --wal --shards: not refused" '
-    mkdir z && echo "{\"service\":\"x\"}" >z/app.log &&
+    mkdir z && echo "{\"service\":\"x\"}" >z/app.log || exit 1
     logpipe-send --shards 3 --shard-key .service -s z:stream -F "z/app.log*" \
         --wal z.wal --producer z 2>z.err &
     zpid=$!
