@@ -1401,7 +1401,14 @@ int lp_shards_verify(struct lp_send *s, char *err)
             snprintf(err, LP_ERRLEN, "%s", e2);
             rc = rc2;           /* checked again at the next try */
         } else {
+            unsigned g = 0;
             s->was_n = w > 1 && w != s->nsh ? w : 0;
+            /* a second change forgot the count before (said by
+             * shards_start to a resume that may store its events again);
+             * an error here: nothing said */
+            if (s->was_n &&
+                lp_shards_gone(r, s->c.cluster, s->stream0, &g, e2) == 0)
+                s->gone_n = g > 1 && g != w ? g : 0;
         }
     }
     lp_redis_free(r);
@@ -1663,6 +1670,23 @@ static void shards_start(struct lp_send *s)
     }
     /* the count before a change: its shards' fields (was_read) */
     was_read(s, NULL);
+    if (s->gone_n && s->c.position) {
+        /* a second change forgot the count before was_n: a resume whose
+         * producer has no field on some shard of was_n went past nothing
+         * there, and what a run of gone_n stored there comes again */
+        unsigned none = 0;
+        for (unsigned j = 0; j < s->was_n; j++)
+            none += s->was_skip[j] == 0;
+        if (none)
+            say(s, LP_NOTICE_WARN, "--position: the count of shards of %s "
+                "changed twice (%u, %u, now %u: one step of history is "
+                "kept, %u is forgotten), and producer %s has no field on "
+                "%u of the %u shards of %u: what a run of %u shards stored "
+                "of it and no run of %u went past is stored again (see "
+                "send(1) CAVEATS)", s->stream0, s->gone_n, s->was_n, s->nsh,
+                s->gone_n, s->producer, none, s->was_n, s->was_n, s->gone_n,
+                s->was_n);
+    }
     for (unsigned j = 0; s->was_skip && j < s->was_n; j++)
         if (s->was_skip[j] > max)
             max = s->was_skip[j];

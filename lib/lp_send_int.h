@@ -233,6 +233,8 @@ struct lp_send {
     unsigned shards_now;        /* a gate said the count changed: to
                                    this (0: not said, or not known) */
     int shards_changed;         /* a gate said the count changed */
+    unsigned gone_n;            /* the count a second change forgot
+                                   (lp_shards_gone), 0: none */
     unsigned was_n;             /* the count before the last change
                                    (S:shards:was), 0: none or ours */
     uint64_t *was_skip;         /* was_n: the run's producer's field on
