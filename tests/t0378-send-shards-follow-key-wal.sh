@@ -148,4 +148,45 @@ test_expect_success "12,000 lines, send --wal SIGKILLed 10 times (seed $SEED), R
     AWAY="2 6" AWAYKILL="3 7" round a
 '
 
+# lines A B [SERVICE]: lines A..B, of SERVICE, else of 8 services by seq
+lines() {
+    awk -v a="$1" -v b="$2" -v s="${3:-}" 'BEGIN { for (j = a; j <= b; j++)
+        printf "{\"seq\":%d,\"service\":\"%s\"}\n", j, s != "" ? s : "s" (j % 8) }'
+}
+
+# at_end STREAM FILE: the fields of FILE on the 3 shards of STREAM, at its
+# size (the field of a file is "<pos> <ms> <offset>")
+at_end() {
+    sz=$(wc -c <"$2")
+    n=0
+    for sh in $("$TOP/tests/shard-names" "$1" 3); do
+        n=$((n + $(rcli --raw HGETALL "$sh:producers" | grep -c " $sz\$")))
+    done
+    say "$2: $n of 3 fields at its size $sz"
+    test "$n" -eq 3
+}
+
+test_expect_success "lines of one service appended while Redis is away: once the WAL is sent, every shard commits the file at its end (a stop then leaves nothing to read again)" '
+    mkdir r &&
+    lines 1 300 >r/app.log &&
+    test "$(wc -l <r/app.log)" -eq 300 || exit 1
+    logpipe-send --shards 3 --shard-key .service -s r:stream -F "r/app.log*" \
+        --producer r --linger 5 --wal r.wal -t 10s 2>r.err &
+    spid=$!
+    wait_for 30 "[ \$(total r:stream) -ge 300 ]" || { kill $spid; cat r.err; exit 1; }
+    wait_for 30 "at_end r:stream r/app.log" || { kill $spid; cat r.err; exit 1; }
+    stop_redis
+    lines 301 500 hot >>r/app.log
+    wait_for 30 "[ \$(walrecs r.wal) -eq 200 ]" || { kill $spid; cat r.err; exit 1; }
+    restart_redis
+    wait_for 30 "[ \$(total r:stream) -ge 500 ]" || { kill $spid; cat r.err; exit 1; }
+    wait_for 30 "at_end r:stream r/app.log" || { kill $spid; cat r.err; exit 1; }
+    kill -TERM $spid
+    wait $spid || { cat r.err; exit 1; }
+    for sh in $("$TOP/tests/shard-names" r:stream 3); do
+        rcli --raw XRANGE "$sh" - + | sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p"
+    done >got &&
+    tally 500 got
+'
+
 test_done
