@@ -114,7 +114,7 @@ static const struct lp_optdef longopts[] = {
       "with --shards: one shard per value of JQ, in order\n"
       "(default: events round-robin, one by one;\n"
       "with --follow, a file's lines to several shards,\n"
-      "each (file, shard) its own offset; not with --wal)",
+      "each (file, shard) its own offset)",
       .flags = LP_OF_NONEMPTY },
     { "producer-ttl", 0, LP_DURATION(OPT, c.producer_ttl), "DUR",
       "forget producers silent this long (7d; 0 = never)" },

@@ -953,9 +953,11 @@ void lp_pipeline_number(struct lp_send *s, struct lp_batch *b)
         uint64_t to = 0;
         for (size_t k = 0; k < b->n; k++)
             if (!b->ev[k].done && (b->ev[k].pos <= h->skip ||
-                                   (s->was_skip && b->ev[k].wshard <
-                                    s->was_n && b->ev[k].pos <=
-                                    s->was_skip[b->ev[k].wshard]))) {
+                                   (s->was_skip &&
+                                    lp_was_stored(s, b->ev[k].pos,
+                                                  b->ev[k].wshard,
+                                                  s->c.shard_key == NULL)
+                                    == 1))) {
                 stored(s, &b->ev[k]);
                 skipped = 1;
             }

@@ -1047,7 +1047,9 @@ int lp_shards_refresh(struct lp_send *s, char *err)
         if (s->c.position && c > s->sh[i].skip)
             s->sh[i].skip = c;
     }
-    return 0;
+    /* the count before a change, known since (a run begun with Redis
+     * away): its fields too */
+    return lp_shards_was_load(s, err);
 }
 
 /* Hands every shard's input batch that holds something to Redis. */
@@ -1225,15 +1227,6 @@ static int lanes_split(struct lp_send *s)
 static int shards_init(struct lp_send *s, char *err)
 {
     unsigned n = (unsigned)s->c.shards;
-    /* --follow --shard-key: not with --wal (lp_send.c, "--follow with
-     * --shard-key") */
-    const char *no = s->c.follow.n && s->c.shard_key && s->c.wal ?
-                     "--follow --shard-key with --wal" : NULL;
-
-    if (no) {
-        snprintf(err, LP_ERRLEN, "%s: not yet with --shards", no);
-        return LP_EX_CONFIG;
-    }
     if (lp_shards_check(s->c.stream, n, err) < 0)
         return LP_EX_CONFIG;
     if (s->c.dlq && strpbrk(s->c.dlq, "{}")) {
@@ -1408,7 +1401,14 @@ int lp_shards_verify(struct lp_send *s, char *err)
             snprintf(err, LP_ERRLEN, "%s", e2);
             rc = rc2;           /* checked again at the next try */
         } else {
+            unsigned g = 0;
             s->was_n = w > 1 && w != s->nsh ? w : 0;
+            /* a second change forgot the count before (said by
+             * shards_start to a resume that may store its events again);
+             * an error here: nothing said */
+            if (s->was_n &&
+                lp_shards_gone(r, s->c.cluster, s->stream0, &g, e2) == 0)
+                s->gone_n = g > 1 && g != w ? g : 0;
         }
     }
     lp_redis_free(r);
@@ -1526,6 +1526,56 @@ static int was_fields(struct lp_send *s, const char *pname, uint64_t *pos,
     return 0;
 }
 
+int lp_shards_was_load(struct lp_send *s, char *err)
+{
+    uint64_t *w;
+
+    if (s->was_n == 0 || s->was_skip)
+        return 0;
+    if ((w = calloc(s->was_n, sizeof *w)) == NULL)
+        lp_send_oom(s);
+    if (was_fields(s, s->producer, w, NULL, err) < 0) {
+        free(w);
+        return -1;
+    }
+    s->was_skip = w;
+    if (s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--shards %u: the fields of producer %s on "
+            "the %u shards of the count before are read: what they hold "
+            "is passed over", s->nsh, s->producer, s->was_n);
+    return 0;
+}
+
+int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr)
+{
+    uint64_t lo = UINT64_MAX, hi = 0;
+
+    if (s->was_skip == NULL || s->was_n == 0)
+        return 0;
+    if (wshard == LP_WSHARD_UNKNOWN && rr)
+        wshard = (unsigned)((pos - 1) % s->was_n);
+    if (wshard < s->was_n)
+        return pos <= s->was_skip[wshard];
+    for (unsigned j = 0; j < s->was_n; j++) {
+        if (s->was_skip[j] < lo)
+            lo = s->was_skip[j];
+        if (s->was_skip[j] > hi)
+            hi = s->was_skip[j];
+    }
+    if (pos <= lo)
+        return 1;
+    if (pos > hi)
+        return 0;
+    if (s->n_was_unsure++ == 0)
+        say(s, LP_NOTICE_WARN, "--shards %u: position %" PRIu64 " of "
+            "producer %s may be stored on a shard of the count before "
+            "(%u): its --shard-key's shard of %u was not known when it was "
+            "read (Redis away) and is not kept; sent, maybe twice (so "
+            "every position from %" PRIu64 " to %" PRIu64 ")", s->nsh, pos,
+            s->producer, s->was_n, s->was_n, lo + 1, hi);
+    return 2;
+}
+
 /* was_fields of the run's producer into s->was_skip, retried for
  * --timeout; a refusal ends the run. cur as was_fields. */
 static void was_read(struct lp_send *s, struct lp_buf *cur)
@@ -1620,11 +1670,30 @@ static void shards_start(struct lp_send *s)
     }
     /* the count before a change: its shards' fields (was_read) */
     was_read(s, NULL);
+    if (s->gone_n && s->c.position) {
+        /* a second change forgot the count before was_n: a resume whose
+         * producer has no field on some shard of was_n went past nothing
+         * there, and what a run of gone_n stored there comes again */
+        unsigned none = 0;
+        for (unsigned j = 0; j < s->was_n; j++)
+            none += s->was_skip[j] == 0;
+        if (none)
+            say(s, LP_NOTICE_WARN, "--position: the count of shards of %s "
+                "changed twice (%u, %u, now %u: one step of history is "
+                "kept, %u is forgotten), and producer %s has no field on "
+                "%u of the %u shards of %u: what a run of %u shards stored "
+                "of it and no run of %u went past is stored again (see "
+                "send(1) CAVEATS)", s->stream0, s->gone_n, s->was_n, s->nsh,
+                s->gone_n, s->producer, none, s->was_n, s->was_n, s->gone_n,
+                s->was_n);
+    }
     for (unsigned j = 0; s->was_skip && j < s->was_n; j++)
         if (s->was_skip[j] > max)
             max = s->was_skip[j];
-    if (s->was_skip && !s->c.position) {
-        free(s->was_skip);      /* numbering above them is enough */
+    if (s->was_skip && !s->c.position && !s->wal) {
+        /* numbering above them is enough (with --wal, the WAL's records
+         * of a run begun with Redis away are passed over by them) */
+        free(s->was_skip);
         s->was_skip = NULL;
     }
     /* ours in the WAL (--wal --producer): numbering stays above them */
@@ -1670,8 +1739,14 @@ static void shards_start(struct lp_send *s)
  * are stored there. Rotation keeps the identity, hence the fields; a cut
  * back or rewritten file is a new identity, fields of its own. A file
  * forgotten loses its field on every shard. Dead letters go to the file's
- * shard (file_shard), numbered as its commands there. Not with --wal (the
- * WAL's records would have to say which shard took each file's cursor).
+ * shard (file_shard), numbered as its commands there. With --wal a
+ * record is one command to its shard (its key says which: fpos_of_wal)
+ * with the (file, shard)'s position and the cursor of its batch, what its
+ * field would take: a restart takes the higher of each (file, shard)'s
+ * field and records (the lowest of the shards still the file's start),
+ * the replay gates each record by its shard's field. Cursors committed
+ * alone are not written to the WAL: when it is empty again every file
+ * read is behind (lp_send_fk_rest), for fk_idle.
  */
 static size_t u64dec(char *o, uint64_t v);
 
@@ -1873,6 +1948,18 @@ static void fk_idle(struct lp_send *s)
     s->fk = NULL;
 }
 
+void lp_send_fk_rest(struct lp_send *s)
+{
+    if (!s->fkmode)
+        return;
+    for (size_t i = 0; i < s->capfkeys; i++)
+        for (struct lp_fkey *k = s->fkeys[i]; k; k = k->next)
+            if (k->lines) {
+                k->behind = 1;
+                s->fkbehind = 1;
+            }
+}
+
 /* want_dispatch with --shard-key: every shard's batch that is full. */
 static void fk_dispatch_full(struct lp_send *s)
 {
@@ -2004,10 +2091,10 @@ static void add_command(struct lp_send *s, size_t start, uint64_t line_start,
         }
         /* after a change of the count: its shard of the count before,
          * as that run chose it (by the key's hash, else its position) */
-        if (s->was_n)
-            b->ev[b->n].wshard = (uint16_t)(s->key_hashed
-                ? s->key_hash % s->was_n
-                : (b->ev[b->n].pos - 1) % s->was_n);
+        b->ev[b->n].wshard = s->was_n
+            ? (uint16_t)(s->key_hashed ? s->key_hash % s->was_n
+                                       : (b->ev[b->n].pos - 1) % s->was_n)
+            : LP_WSHARD_UNKNOWN;
     }
     s->key_hashed = 0;
     if (s->fl) {
@@ -3233,6 +3320,12 @@ static unsigned file_shard(const struct lp_send *s, const char *id, size_t n)
     return (unsigned)(h % s->nsh);
 }
 
+/* The shard fpos.shard gives the fields of the count before a change
+ * (fpos_of_was: was_n's shard j is FPOS_WAS + j), and the WAL's records
+ * (with --shard-key, a record's shard: its key's) */
+#define FPOS_WAS 0x10000u
+#define FPOS_WAL 0xffffffffu
+
 /* A position of one file, as Redis or the WAL has it */
 struct fpos {
     char id[LP_FOLLOW_IDLEN];
@@ -3279,8 +3372,23 @@ static void fpos_add(struct fpos_list *l, const char *name, size_t len,
 }
 
 static void fpos_of_wal(void *arg, const char *name, size_t len,
-                        uint64_t pos, const char *cur, size_t curlen)
+                        uint64_t pos, const char *cur, size_t curlen,
+                        const char *rec, size_t reclen)
 {
+    struct fpos_list *l = arg;
+    const char *key, *data;
+    size_t keylen, datalen;
+    int shard, isdlq;
+
+    l->shard = FPOS_WAL;
+    /* --follow --shard-key: a record is its (file, shard)'s, the shard its
+     * key's (a dead letter: the DLQ of the file's shard, numbered there) */
+    if (l->s->fkmode &&
+        (!lp_wal_event(rec, reclen, &key, &keylen, &data, &datalen) ||
+         (shard = lp_shard_of_key(l->s, key, keylen, &isdlq)) < 0))
+        return;                 /* not a shard's: the replay says so */
+    if (l->s->fkmode)
+        l->shard = (unsigned)shard;
     fpos_add(arg, name, len, pos, cur, curlen);
 }
 
@@ -3359,10 +3467,6 @@ static int fpos_of_shards(struct fpos_list *l, char *err)
     return 0;
 }
 
-/* The shard fpos.shard gives the fields of the count before a change
- * (fpos_of_was: was_n's shard j is FPOS_WAS + j), and the WAL's records */
-#define FPOS_WAS 0x10000u
-#define FPOS_WAL 0xffffffffu
 
 /* fpos_of_redis of every shard of the count before a change (was_n),
  * its fields where was_conn says. 0, or -1 with err. */
@@ -3511,7 +3615,7 @@ static void follow_open(struct lp_send *s)
         }
     }
     l.shard = FPOS_WAL;
-    if (s->wal && lp_wal_producers(s->wal, fpos_of_wal, &l, err) < 0) {
+    if (s->wal && lp_wal_records(s->wal, fpos_of_wal, &l, err) < 0) {
         say(s, LP_NOTICE_ERROR, "%s", err);
         free(l.v);
         lp_send_end_run(s, LP_EX_IOERR);

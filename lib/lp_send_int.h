@@ -59,7 +59,9 @@ struct lp_cmd {
     uint8_t done;               /* 1: acknowledged, or synced in the WAL;
                                    2: written to the WAL, not synced yet */
     uint16_t wshard;            /* --shards after a change: its shard of
-                                   the count before (lp_send.was_n) */
+                                   the count before (lp_send.was_n);
+                                   LP_WSHARD_UNKNOWN: read before the
+                                   count was known (Redis away) */
     uint32_t plen;              /* LP_BATCH_REPLAY: its record's producer
                                    line, before the command */
     uint16_t prod;              /* its producer: index in the batch's
@@ -231,6 +233,8 @@ struct lp_send {
     unsigned shards_now;        /* a gate said the count changed: to
                                    this (0: not said, or not known) */
     int shards_changed;         /* a gate said the count changed */
+    unsigned gone_n;            /* the count a second change forgot
+                                   (lp_shards_gone), 0: none */
     unsigned was_n;             /* the count before the last change
                                    (S:shards:was), 0: none or ours */
     uint64_t *was_skip;         /* was_n: the run's producer's field on
@@ -380,6 +384,8 @@ struct lp_send {
     int finishing;              /* finish(): dispatch may wait for slots */
     char last_error[LP_ERRLEN];
     int last_permanent;
+    uint64_t n_was_unsure;      /* sent though maybe stored on a shard
+                                   of the count before (lp_was_stored) */
     uint64_t n_ahead;           /* acknowledged, but after an event that
                                    was not: a resume sends them twice */
     struct lp_send_counts n;    /* what the metrics read, and the caller */
@@ -452,6 +458,24 @@ void lp_lane_use(struct lp_send *s, int l);
  * s->count); the engine's lane becomes one that has some, when one
  * has: in WAL mode, the lane of the one batch re-sent. */
 int lp_lanes_inflight(struct lp_send *s);
+#define LP_WSHARD_UNKNOWN 0xffffu
+/* --shards after a change of the count (was_n): the run's producer's
+ * fields on the shards of the count before into was_skip, when not read
+ * yet (a run begun with Redis away: at its first connection). 0, or -1
+ * with err (try again). */
+int lp_shards_was_load(struct lp_send *s, char *err);
+/* Is position pos of the run's producer stored on its shard of the count
+ * before (was_skip read)? wshard: that shard, or LP_WSHARD_UNKNOWN (a
+ * WAL record, an event read before the count was known): then by its
+ * position when rr (round-robin), else (--shard-key: the key's hash is
+ * not kept) 1 at or below the lowest of the old fields, 0 above the
+ * highest, and 2 between them: not known, sent (counted in
+ * n_was_unsure, said). */
+int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr);
+/* --follow --shard-key, the WAL sent: every file read commits its end on
+ * every shard again when the input is quiet (fk_idle); in the WAL only
+ * commands went, not the cursors committed alone. */
+void lp_send_fk_rest(struct lp_send *s);
 /* --shards: the shard whose stream or DLQ key[0..len) is (-1: none);
  * *dlq: it is the DLQ's. */
 int lp_shard_of_key(struct lp_send *s, const char *key, size_t len,

@@ -160,16 +160,31 @@ int lp_shards_read(struct lp_redis *r, int cluster, const char *stream,
     return ask(r, cluster, stream, 0, n, err);
 }
 
+static int count_at(struct lp_redis *r, int cluster, const char *stream,
+                    const char *suffix, unsigned *n, char *err);
+
 int lp_shards_was(struct lp_redis *r, int cluster, const char *stream,
                   unsigned *n, char *err)
+{
+    return count_at(r, cluster, stream, LP_SHARDS_WAS_SUFFIX, n, err);
+}
+
+int lp_shards_gone(struct lp_redis *r, int cluster, const char *stream,
+                   unsigned *n, char *err)
+{
+    return count_at(r, cluster, stream, LP_SHARDS_GONE_SUFFIX, n, err);
+}
+
+/* The count a key beside the stream's count holds (0: none). */
+static int count_at(struct lp_redis *r, int cluster, const char *stream,
+                    const char *suffix, unsigned *n, char *err)
 {
     char key[1100];
     struct lp_reply *rep;
     int rc;
 
     *n = 0;
-    if (lp_key_aux(cluster, stream, LP_SHARDS_WAS_SUFFIX, key, sizeof key,
-                   err) < 0)
+    if (lp_key_aux(cluster, stream, suffix, key, sizeof key, err) < 0)
         return LP_SHARDS_EBAD;
     if ((rep = lp_redis_cmd(r, err, "GET", key, (char *)NULL)) == NULL)
         return LP_REDIS_ETEMP;
@@ -599,12 +614,38 @@ static int swap(struct lp_redis *r, int cluster, const char *stream,
     return rc;
 }
 
+/* Before a second change (the count before the one now, gone, is
+ * recorded as :shards:was): gone recorded as :shards:gone, which a run of
+ * the new count reads (lp_shards_gone). Set before the count changes: if
+ * that does not happen, :shards:was still holds gone, and a reader takes
+ * the two equal as nothing forgotten. 0, or as lp_shards_read. */
+static int record_gone(struct lp_redis *r, int cluster, const char *stream,
+                       unsigned gone, char *err)
+{
+    char key[1100], v[16];
+    struct lp_reply *rep;
+    int rc = 0;
+
+    if (gone < 2)
+        return 0;
+    if (lp_key_aux(cluster, stream, LP_SHARDS_GONE_SUFFIX, key, sizeof key,
+                   err) < 0)
+        return LP_SHARDS_EBAD;
+    snprintf(v, sizeof v, "%u", gone);
+    if ((rep = lp_redis_cmd(r, err, "SET", key, v, (char *)NULL)) == NULL)
+        return LP_REDIS_ETEMP;
+    if (lp_reply_type(rep) == LP_REPLY_ERROR)
+        rc = failed(rep, "SET", key, err);
+    lp_reply_free(rep);
+    return rc;
+}
+
 int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
                      unsigned n, const struct lp_shards_net *net, char *err)
 {
     struct pool p = { .net = net, .r0 = r, .cluster = cluster };
     char num[16], tov[24], name[1100], v[64];
-    unsigned got = 0, now = 0, from = 0;
+    unsigned got = 0, now = 0, from = 0, gone = 0;
     struct lp_reply *rep;
     long long len;
     int rc, rounds = 0;
@@ -635,8 +676,11 @@ int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
             return rc;
     }
     if (got != n && got > 1) {
-        /* another count: it changes to n when every shard is drained */
-        if ((rc = change(&p, stream, got, n, err)) != 0 ||
+        /* another count: it changes to n when every shard is drained
+         * (the count before it, if any, is forgotten then: said) */
+        if ((rc = lp_shards_was(r, cluster, stream, &gone, err)) < 0 ||
+            (rc = change(&p, stream, got, n, err)) != 0 ||
+            (rc = record_gone(r, cluster, stream, gone, err)) != 0 ||
             (rc = swap(r, cluster, stream, got, n, &now, err)) != 0)
             goto out;
         from = got;
@@ -658,7 +702,9 @@ again:
         rc = mark2(&p, name, num, 0, 1, acc, 3, v, sizeof v, err);
         if (rc == MARK_HELD && (w = count_of(v)) != 0 && w != n &&
             rounds++ < 4) {
-            if ((rc = change(&p, stream, w, n, err)) != 0)
+            if ((from == 0 &&
+                 (rc = lp_shards_was(r, cluster, stream, &gone, err)) < 0) ||
+                (rc = change(&p, stream, w, n, err)) != 0)
                 goto out;
             from = w;
             goto again;
@@ -689,10 +735,24 @@ again:
             goto out;
         }
         lp_reply_free(rep);
-        snprintf(err, LP_ERRLEN, "stream %.200s: its count of shards "
-                 "changed from %u to %u (every shard was drained): a sender "
-                 "of %u shards still running is refused at its next batch",
-                 stream, from, n, from);
+        if (gone > 1 && gone != from)
+            /* a second change: one step of history, N's fields no longer
+             * read by anyone (lp_shards.h) */
+            snprintf(err, LP_ERRLEN, "stream %.200s: its count of shards "
+                     "changed from %u to %u (every shard was drained): a "
+                     "sender of %u shards still running is refused at its "
+                     "next batch; the count before %u, %u, is forgotten "
+                     "now (one step of history is kept): what a run of %u "
+                     "shards stored that no run of %u went past on every "
+                     "shard is stored again by a resume (--position), "
+                     "--follow or --journal of its producer (see send(1) "
+                     "CAVEATS)", stream, from, n, from, from, gone, gone,
+                     from);
+        else
+            snprintf(err, LP_ERRLEN, "stream %.200s: its count of shards "
+                     "changed from %u to %u (every shard was drained): a "
+                     "sender of %u shards still running is refused at its "
+                     "next batch", stream, from, n, from);
         rc = 1;
     }
 out:

@@ -76,6 +76,16 @@ int lp_shards_read(struct lp_redis *r, int cluster, const char *stream,
 #define LP_SHARDS_PRODUCERS_WAS ":producers:was"
 int lp_shards_was(struct lp_redis *r, int cluster, const char *stream,
                   unsigned *n, char *err);
+/*
+ * A second change M -> K forgets N (the count before M): N is recorded in
+ * "<stream>:shards:gone" (its slot as :shards:was) just before the count
+ * changes, so that a resume under K can say it may store again what a
+ * run of N stored (lp_shards_gone; *n = 0: none, or the value :shards:was
+ * holds: that change did not happen).
+ */
+#define LP_SHARDS_GONE_SUFFIX ":shards:gone"
+int lp_shards_gone(struct lp_redis *r, int cluster, const char *stream,
+                   unsigned *n, char *err);
 
 /*
  * How lp_shards_record reaches the slot of a shard (each shard's marker

@@ -617,6 +617,7 @@ void lp_spool_replay(struct lp_send *s)
                     return;
                 }
                 s->walmode = 0;  /* all sent: straight to Redis again */
+                lp_send_fk_rest(s);
                 say(s, LP_NOTICE_INFO, "the WAL %s is empty again", s->c.wal);
             }
             return;
@@ -698,6 +699,23 @@ void lp_spool_replay(struct lp_send *s)
             if (lp_pipeline_committed(s, pn, pnl, &committed, err) < 0) {
                 lp_spool_replay_failed(s, err);
                 return;
+            }
+            /* --shards after a change: a record of ours at or below
+             * its shard's field of the count before is stored there
+             * (was_skip, read at the first connection of a run begun
+             * with Redis away); by position when the record's shard is
+             * its position's, else as lp_was_stored can tell */
+            if (pos > committed && s->sh && s->was_n &&
+                pnl == strlen(s->producer) &&
+                memcmp(pn, s->producer, pnl) == 0) {
+                if (lp_shards_was_load(s, err) < 0) {
+                    lp_spool_replay_failed(s, err);
+                    return;
+                }
+                if (lp_was_stored(s, pos, LP_WSHARD_UNKNOWN,
+                                  s->c.shard_key == NULL &&
+                                  (uint64_t)shard == (pos - 1) % s->nsh) == 1)
+                    committed = pos;
             }
             if (pos <= committed) {
                 const char *key, *data;

@@ -675,8 +675,8 @@ static int read_whole(int fd, char *buf, size_t n)
     return 0;
 }
 
-int lp_wal_producers(struct lp_wal *w, lp_wal_prod_fn *fn, void *arg,
-                     char *err)
+int lp_wal_records(struct lp_wal *w, lp_wal_rec_fn *fn, void *arg,
+                   char *err)
 {
     char **names;
     size_t n;
@@ -710,12 +710,36 @@ int lp_wal_producers(struct lp_wal *w, lp_wal_prod_fn *fn, void *arg,
             size_t pnl, cl, cmd;
             uint64_t p;
             if (lp_wal_producer(rec, rl, &pn, &pnl, &p, &cur, &cl, &cmd))
-                fn(arg, pn, pnl, p, cur, cl);
+                fn(arg, pn, pnl, p, cur, cl, rec, rl);
         }
         free(buf);
     }
     free_list(names, n);
     return 0;
+}
+
+struct prod_fn {
+    lp_wal_prod_fn *fn;
+    void *arg;
+};
+
+static void prod_of_rec(void *arg, const char *name, size_t namelen,
+                        uint64_t pos, const char *cursor, size_t cursorlen,
+                        const char *rec, size_t reclen)
+{
+    struct prod_fn *p = arg;
+
+    (void)rec;
+    (void)reclen;
+    p->fn(p->arg, name, namelen, pos, cursor, cursorlen);
+}
+
+int lp_wal_producers(struct lp_wal *w, lp_wal_prod_fn *fn, void *arg,
+                     char *err)
+{
+    struct prod_fn p = { fn, arg };
+
+    return lp_wal_records(w, prod_of_rec, &p, err);
 }
 
 struct max_pos {

@@ -73,6 +73,14 @@ typedef void lp_wal_prod_fn(void *arg, const char *name, size_t namelen,
                             size_t cursorlen);
 int lp_wal_producers(struct lp_wal *w, lp_wal_prod_fn *fn, void *arg,
                      char *err);
+/* lp_wal_producers with the whole record rec[0..reclen) too (its
+ * command's key says its shard: --follow --shard-key --shards). */
+typedef void lp_wal_rec_fn(void *arg, const char *name, size_t namelen,
+                           uint64_t pos, const char *cursor,
+                           size_t cursorlen, const char *rec,
+                           size_t reclen);
+int lp_wal_records(struct lp_wal *w, lp_wal_rec_fn *fn, void *arg,
+                   char *err);
 
 /* Does the directory hold records to send (ours or no one's)? Rescans. */
 int lp_wal_pending(struct lp_wal *w, char *err);

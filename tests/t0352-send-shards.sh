@@ -91,12 +91,6 @@ test_expect_success 'names with braces are refused (78), --shard-key needs --sha
     test "$(rcli EXISTS other:shards)" = 0
 '
 
-test_expect_success 'what is not done yet with --shards is refused (78), saying so' '
-    expect_exit 78 logpipe-send --max-age 0 --shards 2 -s s2 \
-        --follow "$TMP/*.log" --shard-key .service --wal "$TMP/w" 2>err &&
-    grep_q "follow --shard-key with --wal: not yet with --shards" err
-'
-
 test_expect_success '--shard-key .service: each service in one shard, in input order' '
     gen_events 9000 "api db web cache auth" >svc &&
     logpipe-send --max-age 0 --shards 3 --shard-key .service -s keyed <svc &&

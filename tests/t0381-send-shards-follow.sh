@@ -5,8 +5,8 @@
 # Several files spread over the shards, a restart reads nothing twice,
 # rename rotation while send runs and while it is stopped, copytruncate,
 # a rejected line to the file's shard's DLQ with the position past it,
-# a deleted file's position forgotten in its shard, and --shard-key with
-# --wal refused with --follow (--shard-key alone: t0386).
+# a deleted file's position forgotten in its shard (--shard-key: t0386,
+# with --wal: t0378).
 . "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -191,12 +191,6 @@ test_expect_success 'the position of a file deleted is forgotten in its shard (H
     fstop
     grep -q "forgot the positions of 1 file" send.err
     fields fg | grep -q "	4 [0-9]* $(wc -c <fg/b.log)\$"
-'
-
-test_expect_success '--follow --shard-key with --wal: not yet (78)' '
-    expect_exit 78 logpipe-send --shards 3 -s fk -F "logs/*.log" \
-        --shard-key .seq --wal "$TMP/fkw" 2>err &&
-    grep_q "^logpipe-send: --follow --shard-key with --wal: not yet with --shards$" err
 '
 
 test_done

@@ -7,7 +7,7 @@
 # every file on several shards with a field on each; a restart after
 # SIGKILL passes over, shard by shard, what each shard holds; rename
 # rotation while stopped, copytruncate while running; a deleted file's
-# fields forgotten on every shard; --wal refused (78).
+# fields forgotten on every shard (with --wal: t0378).
 . "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -204,12 +204,6 @@ test_expect_success 'a file deleted: its fields forgotten on every shard' '
     fstop
     grep -q "forgot the positions of 1 file" send.err
     test "$(fields fg | grep -c "	[0-9]* [0-9]* $(wc -c <fg/b.log)\$")" -eq 3
-'
-
-test_expect_success '--follow --shard-key --shards with --wal: not yet (78)' '
-    expect_exit 78 logpipe-send --shards 3 -s kw -F "logs/*.log" \
-        --shard-key .service --wal "$TMP/w" 2>err &&
-    grep_q "^logpipe-send: --follow --shard-key with --wal: not yet with --shards$" err
 '
 
 test_done
