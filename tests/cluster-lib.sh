@@ -208,6 +208,57 @@ $_cli -p $2 cluster setslot $1 node $_tid >/dev/null
 EOF
 }
 
+# A slot moved by hand while a tool runs, in steps the tests interleave
+# with it (the cluster spec's migration, as cluster_move_script):
+# cluster_move_begin SLOT FROM TO: importing on TO, migrating on FROM;
+# cluster_move_key FROM TO KEY: one key (one not there: nothing to move);
+# cluster_move_end SLOT FROM TO: TO the owner, told to both;
+# cluster_move_slot SLOT FROM TO: all of it, every key in the slot.
+cluster_move_begin() {
+    ccli "$3" cluster setslot "$1" importing "$(cluster_node_id "$2")" >/dev/null &&
+    ccli "$2" cluster setslot "$1" migrating "$(cluster_node_id "$3")" >/dev/null
+}
+cluster_move_key() {
+    case $(ccli "$1" migrate 127.0.0.1 "$2" "$3" 0 5000) in
+    OK|NOKEY) return 0 ;;
+    *) return 1 ;;
+    esac
+}
+cluster_move_end() {
+    ccli "$3" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null &&
+    ccli "$2" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null
+}
+cluster_move_slot() {
+    cluster_move_begin "$1" "$2" "$3" &&
+    for _k in $(ccli "$2" cluster getkeysinslot "$1" 1000); do
+        test "$(ccli "$2" migrate 127.0.0.1 "$3" "$_k" 0 5000)" = OK || return 1
+    done &&
+    cluster_move_end "$1" "$2" "$3"
+}
+
+# cluster_moving STREAM: outside test bodies: a 3-master cluster for a
+# sharded STREAM whose shards move (t0391-t0394): M1 M2 M3, URL (through
+# M2), SHARD_NAMES, S=STREAM
+cluster_moving() {
+    XDG_RUNTIME_DIR=$TMP
+    export XDG_RUNTIME_DIR
+    SHARD_NAMES="$TOP/tests/shard-names"
+    start_cluster 3 0
+    S=$1
+    set -- $(cluster_masters)
+    M1=$1 M2=$2 M3=$3
+    URL="redis://127.0.0.1:$M2"
+}
+
+# cluster_shard_pick N I: shard I of S in N shards: SH its name, SL its
+# slot, FROM its master now, TO another master to move it to
+cluster_shard_pick() {
+    SH=$("$SHARD_NAMES" "$S" "$1" | sed -n "$(($2 + 1))p") &&
+    SL=$(ccli "$M1" cluster keyslot "$SH") &&
+    FROM=$(cluster_owner "$SL") &&
+    TO=$M1 && { [ "$FROM" != "$M1" ] || TO=$M2; }
+}
+
 # start_cluster MASTERS REPLICAS
 start_cluster() {
     CLUSTER_N=$(( $1 * (1 + $2) ))
