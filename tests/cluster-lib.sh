@@ -212,6 +212,7 @@ EOF
 # with it (the cluster spec's migration, as cluster_move_script):
 # cluster_move_begin SLOT FROM TO: importing on TO, migrating on FROM;
 # cluster_move_key FROM TO KEY: one key (one not there: nothing to move);
+# cluster_move_keys SLOT FROM TO: every key of the slot;
 # cluster_move_end SLOT FROM TO: TO the owner, told to both;
 # cluster_move_slot SLOT FROM TO: all of it, every key in the slot.
 cluster_move_begin() {
@@ -228,11 +229,14 @@ cluster_move_end() {
     ccli "$3" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null &&
     ccli "$2" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null
 }
+cluster_move_keys() {
+    for _k in $(ccli "$2" cluster getkeysinslot "$1" 1000); do
+        cluster_move_key "$2" "$3" "$_k" || return 1
+    done
+}
 cluster_move_slot() {
     cluster_move_begin "$1" "$2" "$3" &&
-    for _k in $(ccli "$2" cluster getkeysinslot "$1" 1000); do
-        test "$(ccli "$2" migrate 127.0.0.1 "$3" "$_k" 0 5000)" = OK || return 1
-    done &&
+    cluster_move_keys "$1" "$2" "$3" &&
     cluster_move_end "$1" "$2" "$3"
 }
 

@@ -67,6 +67,18 @@ end_dlq() {
     cat cmd.err
 }
 
+# half_moved CMD...: CMD while shard 0 is half moved (every key of its
+# slot on TO, the slot still migrating: ASK), the move ended after it
+half_moved() {
+    cluster_shard_pick 6 0 &&
+    start_dlq "$@" &&
+    cluster_move_begin "$SL" "$FROM" "$TO" &&
+    cluster_move_keys "$SL" "$FROM" "$TO" &&
+    end_dlq &&
+    cluster_move_end "$SL" "$FROM" "$TO" &&
+    grep_q "sent again on 127.0.0.1:$TO (ASKING)" cmd.err
+}
+
 # every line of got an action on one of 18000 entries, each once
 once() {
     test "$(wc -l <got)" = 18000 &&
@@ -74,16 +86,8 @@ once() {
 }
 
 test_expect_success 'retry while shard 0 is half moved (ASK): each dead letter back once' '
-    cluster_shard_pick 6 0 &&
-    start_dlq logpipe-dlq -v -r "$URL" -s "$S" retry --all &&
-    cluster_move_begin "$SL" "$FROM" "$TO" &&
-    for k in $(ccli "$FROM" cluster getkeysinslot "$SL" 1000); do
-        cluster_move_key "$FROM" "$TO" "$k" || exit 1
-    done &&
-    end_dlq &&
-    cluster_move_end "$SL" "$FROM" "$TO" &&
-    grep_q "(ASKING)" cmd.err &&
-    grep_q "sent again on 127.0.0.1:$TO (ASKING)" cmd.err &&
+    half_moved logpipe-dlq -v -r "$URL" -s "$S" retry --all &&
+    grep_q "read again on 127.0.0.1:$TO (ASKING)" cmd.err &&
     grep_q "18000 entries retried, 0 gone already" cmd.err &&
     once retried &&
     test "$(jq -r .id got | grep -c "^0-")" = 3000 &&
@@ -101,9 +105,7 @@ test_expect_success 'retry while shard 0 moves, its stream first (TRYAGAIN): eac
     { echo "$first"; cat <&3; } >got &
     CATPID=$!
     wait_for 60 "grep -q \"sent again after\" cmd.err" &&
-    for k in $(ccli "$FROM" cluster getkeysinslot "$SL" 1000); do
-        cluster_move_key "$FROM" "$TO" "$k" || exit 1
-    done &&
+    cluster_move_keys "$SL" "$FROM" "$TO" &&
     cluster_move_end "$SL" "$FROM" "$TO" &&
     wait $CATPID &&
     exec 3<&- &&
@@ -118,15 +120,7 @@ test_expect_success 'retry while shard 0 moves, its stream first (TRYAGAIN): eac
 
 test_expect_success 'purge while shard 0 is half moved (ASK): purges what it says, once' '
     dead_letters &&
-    cluster_shard_pick 6 0 &&
-    start_dlq logpipe-dlq -v -r "$URL" -s "$S" purge --all &&
-    cluster_move_begin "$SL" "$FROM" "$TO" &&
-    for k in $(ccli "$FROM" cluster getkeysinslot "$SL" 1000); do
-        cluster_move_key "$FROM" "$TO" "$k" || exit 1
-    done &&
-    end_dlq &&
-    cluster_move_end "$SL" "$FROM" "$TO" &&
-    grep_q "sent again on 127.0.0.1:$TO (ASKING)" cmd.err &&
+    half_moved logpipe-dlq -v -r "$URL" -s "$S" purge --all &&
     grep_q "18000 entries purged, 0 gone already" cmd.err &&
     once purged &&
     test "$(dlq_total)" = 0 &&
