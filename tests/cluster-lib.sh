@@ -24,6 +24,12 @@
 # redis-cli on a node; cluster_wait_ok waits until every node says
 # cluster_state:ok and knows every node (start_cluster also waits for
 # every replica's link to its master); stop_cluster stops all nodes.
+#
+# For sharded streams on it (t0354, t0385, t0391-t0394): cluster_sharded
+# (the cluster and its names), cluster_shard_pick (a shard, its slot,
+# where it is and where to move it), cluster_move_begin/_key/_keys/_end
+# and cluster_move_slot (a slot moved by hand, in steps or whole),
+# cluster_key_owner, cluster_shard_seqs, cluster_shards_in_order.
 
 # cluster_port: a port whose bus port (+10000) is below 32768
 cluster_port() {
@@ -240,10 +246,10 @@ cluster_move_slot() {
     cluster_move_end "$1" "$2" "$3"
 }
 
-# cluster_moving STREAM: outside test bodies: a 3-master cluster for a
-# sharded STREAM whose shards move (t0391-t0394): M1 M2 M3, URL (through
-# M2), SHARD_NAMES, S=STREAM
-cluster_moving() {
+# cluster_sharded STREAM: outside test bodies: a 3-master cluster for a
+# sharded STREAM (t0354, t0385, t0391-t0394): M1 M2 M3, URL (through M2),
+# SHARD_NAMES, S=STREAM
+cluster_sharded() {
     XDG_RUNTIME_DIR=$TMP
     export XDG_RUNTIME_DIR
     SHARD_NAMES="$TOP/tests/shard-names"
@@ -252,6 +258,30 @@ cluster_moving() {
     set -- $(cluster_masters)
     M1=$1 M2=$2 M3=$3
     URL="redis://127.0.0.1:$M2"
+}
+
+# cluster_key_owner KEY: the port of the master of KEY's slot now
+cluster_key_owner() {
+    cluster_owner "$(ccli "$M1" cluster keyslot "$1")"
+}
+
+# cluster_shard_seqs STREAM N: every seq in the N shards of STREAM, one a
+# line, each asked of its master
+cluster_shard_seqs() {
+    for _sh in $("$SHARD_NAMES" "$1" "$2"); do
+        ccli "$(cluster_key_owner "$_sh")" --raw xrange "$_sh" - + |
+            sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p"
+    done
+}
+
+# cluster_shards_in_order STREAM N: each shard holds its seqs in input
+# order
+cluster_shards_in_order() {
+    for _sh in $("$SHARD_NAMES" "$1" "$2"); do
+        ccli "$(cluster_key_owner "$_sh")" --raw xrange "$_sh" - + |
+            sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" >o || return 1
+        sort -n o | cmp -s - o || return 1
+    done
 }
 
 # cluster_shard_pick N I: shard I of S in N shards: SH its name, SL its

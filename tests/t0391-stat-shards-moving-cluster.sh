@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
-cluster_moving app:statmove
+cluster_sharded app:statmove
 
 gen_events 600 >in
 

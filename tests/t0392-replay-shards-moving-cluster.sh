@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
-cluster_moving app:replaymove
+cluster_sharded app:replaymove
 
 gen_events 30000 >in
 

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
-cluster_moving app:dlqmove
+cluster_sharded app:dlqmove
 
 # long enough that a few pages fill the pipe
 awk 'BEGIN { p = sprintf("%200s", ""); gsub(/ /, "x", p)

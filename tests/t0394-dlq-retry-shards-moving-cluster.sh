@@ -11,7 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
-cluster_moving app:dlqretry
+cluster_sharded app:dlqretry
 
 # long enough that a few pages fill the pipe
 awk 'BEGIN { p = sprintf("%100s", ""); gsub(/ /, "x", p)
