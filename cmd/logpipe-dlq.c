@@ -369,6 +369,8 @@ int main(int argc, char **argv)
         .reroute = opt.com.cluster ? reroute : NULL,
         .reroute_ctx = &(struct reroute_ctx){ &opt.com, opt.timeout, &sh },
         .reroute_timeout = opt.timeout,
+        /* retry and purge through a moving slot */
+        .cluster = tool_cluster_get(),
     };
     if ((status = lp_dlqtool_new(&conf, &t, err)) != 0) {
         lp_error("%s", err);

@@ -292,6 +292,11 @@ static int route(void *ctx, struct lp_redis *r, char *err)
 }
 
 
+struct lp_cluster *tool_cluster_get(void)
+{
+    return clu.mode == LP_CLUSTER_CLUSTER ? clu.c : NULL;
+}
+
 int tool_cluster_reached(void)
 {
     return !clu.asked || clu.mode != 0;

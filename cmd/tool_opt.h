@@ -102,6 +102,11 @@ int tool_key_node(const char *key, int fresh, char *out, size_t cap);
 struct lp_redis *tool_redis_key(const struct lp_common *c, const char *key,
                                 char *err);
 
+/* The -r URL's cluster, when tool_cluster found one (borrowed, the
+ * process's: its node connections, for an engine that follows redirects
+ * itself, as logpipe-dlq's retry and purge); NULL otherwise. */
+struct lp_cluster *tool_cluster_get(void);
+
 /* Did tool_cluster reach Redis (1 too when it was not asked)? Not
  * reached: a tool's other questions before its engine's connect would
  * only wait out the same timeout again. */

@@ -1012,6 +1012,33 @@ unreachable:
     return wait_next(c, t, wait_ms, err);
 }
 
+int lp_cluster_ask_node(struct lp_cluster *c, const char *msg,
+                        const struct lp_redis *from, struct lp_redis **r,
+                        char *err)
+{
+    struct lp_redir d;
+    long i;
+    int rc;
+
+    *r = NULL;
+    memset(&d, 0, sizeof d);
+    if (c == NULL || c->mode != LP_CLUSTER_CLUSTER ||
+        strncmp(msg, "ASK ", 4) != 0 ||
+        redir_where(msg + 4, strlen(msg + 4), &d) < 0) {
+        snprintf(err, LP_ERRLEN, "not an ASK redirect: %.200s", msg);
+        return -1;
+    }
+    if (d.host[0] == '\0')
+        snprintf(d.host, sizeof d.host, "%s", host_of(c, from));
+    if ((i = node_find(c, d.host, d.port, err)) < 0)
+        return -1;
+    c->st.ask++;
+    if ((rc = node_conn(c, (size_t)i, err)) != 0)
+        return -1;
+    *r = c->nodes[i].r;
+    return 0;
+}
+
 int lp_cluster_asking(struct lp_redis *r)
 {
     const char *argv[1] = { "ASKING" };

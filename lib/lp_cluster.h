@@ -277,6 +277,13 @@ void lp_cluster_unreachable(struct lp_cluster *c, struct lp_cluster_try *t,
 int lp_cluster_resend(struct lp_cluster *c, struct lp_cluster_try *t,
                       struct lp_redis **r, int *asking, int64_t *wait_ms,
                       char *err);
+/* The node of an ASK that came back as text (lp_stream_err's msg,
+ * "ASK <slot> <host>:<port>"; no host: from's), connected (borrowed, as
+ * lp_cluster_slot_node's), for ASKING and the one command again; the map
+ * unchanged. 0, or -1 with err. */
+int lp_cluster_ask_node(struct lp_cluster *c, const char *msg,
+                        const struct lp_redis *from, struct lp_redis **r,
+                        char *err);
 /* Queues ASKING on r: before a transaction, or before each plain command,
  * sent again after ASK. 0 or -1 (not connected, out of memory). */
 int lp_cluster_asking(struct lp_redis *r);

@@ -337,18 +337,44 @@ int lp_dlq_purge_append(struct lp_redis *r, const char *dlq, const char *id)
     return lp_redis_append(r, 3, argv, lens);
 }
 
-/* The answer to the oldest DLQ command queued: 0 with *rep, or -1 with e
- * (a script's error without where in the script it stood). */
-static int dlq_reply(struct lp_redis *r, const char *cmd,
-                     struct lp_reply **rep, struct lp_stream_err *e)
+/* A DLQ command's answer rep (taken; NULL: none came, e->msg says why):
+ * 0 with *out, which is no error reply, or -1 with e (a script's error
+ * without where in the script it stood). */
+static int dlq_judge(struct lp_reply *rep, const char *cmd,
+                     struct lp_reply **out, struct lp_stream_err *e)
 {
     char *cut;
 
-    if (lp_stream_reply(r, cmd, rep, e) == 0)
+    *out = NULL;
+    e->cmd = cmd;
+    if (rep == NULL) {
+        e->code = LP_STREAM_EIO;
+        return -1;
+    }
+    e->code = 0;
+    e->msg[0] = '\0';
+    if (lp_reply_type(rep) != LP_REPLY_ERROR) {
+        *out = rep;
         return 0;
+    }
+    e->code = lp_reply_error_class(rep);
+    lp_reply_text(rep, e->msg, 300);
+    lp_reply_free(rep);
     if ((cut = strstr(e->msg, " script:")) != NULL)
         *cut = '\0';
     return -1;
+}
+
+/* The answer to the oldest DLQ command queued: as dlq_judge. */
+static int dlq_reply(struct lp_redis *r, const char *cmd,
+                     struct lp_reply **rep, struct lp_stream_err *e)
+{
+    struct lp_reply *x = NULL;
+
+    e->msg[0] = '\0';
+    if (lp_redis_reply(r, &x, e->msg) < 0)
+        x = NULL;
+    return dlq_judge(x, cmd, rep, e);
 }
 
 /* An ID inside a reply into id ("" when it is no string that fits). */
@@ -384,14 +410,14 @@ int lp_dlq_move_reply(struct lp_redis *r, char dlq_id[LP_STREAM_IDLEN],
     return rc;
 }
 
-int lp_dlq_retry_reply(struct lp_redis *r, char new_id[LP_STREAM_IDLEN],
+int lp_dlq_retry_judge(struct lp_reply *x, char new_id[LP_STREAM_IDLEN],
                        struct lp_stream_err *e)
 {
     struct lp_reply *rep;
     int rc;
 
     new_id[0] = '\0';
-    if (dlq_reply(r, "EVAL", &rep, e) < 0)
+    if (dlq_judge(x, "EVAL", &rep, e) < 0)
         return -1;
     /* {stream, new id}: the stream is the target, the script saw to it */
     rc = lp_reply_type(rep) == LP_REPLY_ARRAY;
@@ -401,14 +427,35 @@ int lp_dlq_retry_reply(struct lp_redis *r, char new_id[LP_STREAM_IDLEN],
     return rc;
 }
 
-int lp_dlq_purge_reply(struct lp_redis *r, struct lp_stream_err *e)
+int lp_dlq_retry_reply(struct lp_redis *r, char new_id[LP_STREAM_IDLEN],
+                       struct lp_stream_err *e)
+{
+    struct lp_reply *x = NULL;
+
+    e->msg[0] = '\0';
+    if (lp_redis_reply(r, &x, e->msg) < 0)
+        x = NULL;
+    return lp_dlq_retry_judge(x, new_id, e);
+}
+
+int lp_dlq_purge_judge(struct lp_reply *x, struct lp_stream_err *e)
 {
     struct lp_reply *rep;
     int rc;
 
-    if (dlq_reply(r, "XDEL", &rep, e) < 0)
+    if (dlq_judge(x, "XDEL", &rep, e) < 0)
         return -1;
     rc = lp_reply_int(rep) == 1;
     lp_reply_free(rep);
     return rc;
+}
+
+int lp_dlq_purge_reply(struct lp_redis *r, struct lp_stream_err *e)
+{
+    struct lp_reply *x = NULL;
+
+    e->msg[0] = '\0';
+    if (lp_redis_reply(r, &x, e->msg) < 0)
+        x = NULL;
+    return lp_dlq_purge_judge(x, e);
 }

@@ -189,11 +189,19 @@ int lp_dlq_retry_append_shard(struct lp_redis *r, const char *dlq,
 int lp_dlq_retry_reply(struct lp_redis *r, char new_id[LP_STREAM_IDLEN],
                        struct lp_stream_err *e);
 
+/* The same of an answer already read, rep (taken, freed; NULL: none
+ * came, e->msg holding why): a pipeline that reads its answers itself
+ * (logpipe-dlq in a Redis Cluster looks at each for a redirect first). */
+int lp_dlq_retry_judge(struct lp_reply *rep, char new_id[LP_STREAM_IDLEN],
+                       struct lp_stream_err *e);
+
 /* Queues the purge (XDEL) of entry id of dlq. As retry's. */
 int lp_dlq_purge_append(struct lp_redis *r, const char *dlq, const char *id);
 
 /* The answer to the oldest purge queued: 1 purged, 0 gone already, -1
  * with e. */
 int lp_dlq_purge_reply(struct lp_redis *r, struct lp_stream_err *e);
+/* The same of an answer already read (as lp_dlq_retry_judge). */
+int lp_dlq_purge_judge(struct lp_reply *rep, struct lp_stream_err *e);
 
 #endif

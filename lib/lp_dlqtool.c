@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lp_buf.h"
+#include "lp_cluster.h"
 #include "lp_dlq.h"
 #include "lp_dlqtool.h"
 #include "lp_exit.h"
@@ -146,17 +147,44 @@ static void ready(struct lp_dlqtool *t)
         lp_redis_connect(t->r, err);    /* a failure: the read says it */
 }
 
+/* The connection of the next read: t->r, or after an ASK the node it
+ * named, given ASKING first (its own round trip: Redis keeps the flag
+ * until the client's next command) */
+static struct lp_redis *reader(struct lp_dlqtool *t, struct lp_redis *via)
+{
+    struct lp_reply *rep;
+    char err[LP_ERRLEN];
+
+    if (via == NULL) {
+        ready(t);
+        return t->r;
+    }
+    /* a failure: the read on it says it */
+    if (lp_cluster_asking(via) == 0 && lp_redis_reply(via, &rep, err) == 0)
+        lp_reply_free(rep);
+    return via;
+}
+
 static int moved(struct lp_dlqtool *t, const struct lp_stream_err *re,
-                 int64_t *since, struct lp_backoff *bo)
+                 int64_t *since, struct lp_backoff *bo, struct lp_redis **via)
 {
     char err[LP_ERRLEN];
 
+    *via = NULL;
     if (!t->conf.reroute || !lp_stream_redirected(re))
         return 0;
     if (*since == 0)
         *since = lp_mono_ms();
-    if (lp_mono_ms() - *since >= t->conf.reroute_timeout ||
-        t->conf.reroute(t->conf.reroute_ctx, t->shard, &t->r, err) < 0)
+    if (lp_mono_ms() - *since >= t->conf.reroute_timeout)
+        return 0;
+    if (t->conf.cluster && strncmp(re->msg, "ASK ", 4) == 0 &&
+        lp_cluster_ask_node(t->conf.cluster, re->msg, t->r, via, err) == 0) {
+        /* the slot half moved: this read where the key went */
+        say(t, LP_DLQTOOL_MOVED, "%s %s: %s: read again on %s (ASKING)",
+            re->cmd, t->conf.dlq, re->msg, lp_redis_name(*via));
+        return 1;
+    }
+    if (t->conf.reroute(t->conf.reroute_ctx, t->shard, &t->r, err) < 0)
         return 0;
     say(t, LP_DLQTOOL_MOVED, "%s %s: %s: read again on %s", re->cmd,
         t->conf.dlq, re->msg, lp_redis_name(t->r));
@@ -170,14 +198,14 @@ static int range(struct lp_dlqtool *t, const char *from, int after,
                  struct lp_stream_err *re)
 {
     struct lp_backoff bo = { 0 };
+    struct lp_redis *via = NULL;
     int64_t since = 0;
     int rc;
 
     do {
-        ready(t);
-        rc = lp_stream_range(t->r, t->conf.dlq, from, after, to, count, p,
-                             re);
-    } while (rc < 0 && moved(t, re, &since, &bo));
+        rc = lp_stream_range(reader(t, via), t->conf.dlq, from, after, to,
+                             count, p, re);
+    } while (rc < 0 && moved(t, re, &since, &bo, &via));
     return rc;
 }
 
@@ -423,17 +451,15 @@ static int one(struct lp_dlqtool *t, const struct lp_entry *e)
 
 /* ---- retry and purge, a page at a time ---------------------------------- */
 
-/* The answer to one queued retry or purge of entry id (to target). */
-static int acted(struct lp_dlqtool *t, const char *id, const char *target,
-                 int *fatal)
+/* The answer to one retry or purge of entry id (to target), as
+ * lp_dlq_retry_reply or lp_dlq_purge_reply judged it: rc, nid, e. */
+static int answered(struct lp_dlqtool *t, const char *id, const char *target,
+                    int rc, const char *nid, struct lp_stream_err e,
+                    int *fatal)
 {
     int retry = t->conf.cmd == LP_DLQTOOL_RETRY;
-    struct lp_stream_err e;
-    char nid[LP_STREAM_IDLEN], line[512];
-    int rc;
+    char line[512];
 
-    rc = retry ? lp_dlq_retry_reply(t->r, nid, &e)
-               : lp_dlq_purge_reply(t->r, &e);
     if (rc < 0 && e.code == LP_STREAM_EIO) {
         if (flush_out(t) < 0)
             return -1;
@@ -482,6 +508,139 @@ static int acted(struct lp_dlqtool *t, const char *id, const char *target,
     return done_line(t, line, strlen(line));
 }
 
+/* The answer to one queued retry or purge of entry id (to target). */
+static int acted(struct lp_dlqtool *t, const char *id, const char *target,
+                 int *fatal)
+{
+    struct lp_stream_err e;
+    char nid[LP_STREAM_IDLEN];
+    int rc;
+
+    rc = t->conf.cmd == LP_DLQTOOL_RETRY ? lp_dlq_retry_reply(t->r, nid, &e)
+                                         : lp_dlq_purge_reply(t->r, &e);
+    return answered(t, id, target, rc, nid, e, fatal);
+}
+
+/* Queues entry id's retry (to target) or purge on r. */
+static void act_append(struct lp_dlqtool *t, struct lp_redis *r,
+                       const char *id, const char *target)
+{
+    /* a failed queueing fails its reply */
+    if (t->conf.cmd == LP_DLQTOOL_RETRY)
+        lp_dlq_retry_append_shard(r, t->conf.dlq, id, target,
+                                  t->conf.stream, t->conf.shards_of);
+    else
+        lp_dlq_purge_append(r, t->conf.dlq, id);
+}
+
+/*
+ * act in a Redis Cluster: the n queued commands (acts) sent to the
+ * master of the DLQ's slot, each answer looked at; those a redirect
+ * turned away (they did not run) are sent again, in order, where
+ * lp_cluster_resend says (after ASK each after its own ASKING), until
+ * none is left. Nothing that ran is sent again: no entry answered twice.
+ */
+static int act_cluster(struct lp_dlqtool *t, size_t n, int *fatal)
+{
+    struct lp_cluster *c = t->conf.cluster;
+    const char *cmd = t->conf.cmd == LP_DLQTOOL_RETRY ? "EVAL" : "XDEL";
+    unsigned slot = lp_key_slot(t->conf.dlq, strlen(t->conf.dlq));
+    struct lp_buf *acts = &t->acts;
+    struct lp_cluster_try tr;
+    struct lp_redis *r = NULL;
+    char err[LP_ERRLEN], *todo;
+    size_t left = n, k, p;
+    int asking = 0, rc, res = 0;
+    int64_t ms;
+
+    if ((todo = malloc(n ? n : 1)) == NULL)
+        return stop(t, LP_EX_SOFTWARE, "out of memory");
+    memset(todo, 1, n);
+    lp_cluster_try_start(c, &tr, slot);
+    rc = lp_cluster_slot_node(c, slot, &r, err);
+    for (;;) {
+        if (rc == LP_REDIS_EAUTH) {
+            res = -1;
+            if (flush_out(t) == 0)
+                stop(t, LP_EX_CONFIG, "%s", err);
+            break;
+        }
+        if (rc != 0) {
+            lp_cluster_unreachable(c, &tr, err);
+            goto resend;
+        }
+        for (k = 0, p = 0; k < n; k++) {
+            const char *id = acts->p + p;
+            const char *target = id + strlen(id) + 1;
+            p = (size_t)(target - acts->p) + strlen(target) + 1;
+            if (!todo[k])
+                continue;
+            if (asking)
+                lp_cluster_asking(r);
+            act_append(t, r, id, target);
+        }
+        for (k = 0, p = 0; k < n && res == 0; k++) {
+            const char *id = acts->p + p;
+            const char *target = id + strlen(id) + 1;
+            struct lp_reply *rep;
+            struct lp_stream_err e;
+            char nid[LP_STREAM_IDLEN];
+            p = (size_t)(target - acts->p) + strlen(target) + 1;
+            if (!todo[k])
+                continue;
+            /* ASKING's +OK: a failure shows in the command's answer */
+            if (asking && lp_redis_reply(r, &rep, e.msg) == 0)
+                lp_reply_free(rep);
+            e.msg[0] = '\0';
+            if (lp_redis_reply(r, &rep, e.msg) < 0) {
+                /* no answer: which of them ran is not known (stop, as
+                 * ever) */
+                lp_cluster_stale(c);
+                rep = NULL;
+            } else if (lp_cluster_check(c, &tr, r, rep) != LP_REDIR_NONE) {
+                lp_reply_free(rep);     /* it did not run: again */
+                continue;
+            }
+            todo[k] = 0;
+            left--;
+            rc = t->conf.cmd == LP_DLQTOOL_RETRY
+                     ? lp_dlq_retry_judge(rep, nid, &e)
+                     : lp_dlq_purge_judge(rep, &e);
+            if (answered(t, id, target, rc, nid, e, fatal) < 0)
+                res = -1;
+        }
+        if (res < 0 || left == 0)
+            break;
+    resend:
+        rc = lp_cluster_resend(c, &tr, &r, &asking, &ms, err);
+        if (rc < 0) {
+            res = -1;
+            if (flush_out(t) == 0)
+                stop(t, LP_EX_UNAVAILABLE, "%s %s: %s", cmd, t->conf.dlq,
+                     err);
+            break;
+        }
+        if (rc == LP_CLUSTER_WAIT) {
+            say(t, LP_DLQTOOL_MOVED, "%s %s: %s: %zu %s sent again after "
+                "%lldms", cmd, t->conf.dlq, tr.why, left,
+                left == 1 ? "entry" : "entries", (long long)ms);
+            poll(NULL, 0, (int)ms);
+            /* a wait is the cluster in flux, not redirects in a loop:
+             * the ASKs of a long migration are counted from here */
+            tr.redirects = 0;
+            rc = lp_cluster_slot_node(c, slot, &r, err);
+        } else {
+            say(t, LP_DLQTOOL_MOVED, "%s %s: %s: %zu %s sent again on %s%s",
+                cmd, t->conf.dlq, tr.why, left,
+                left == 1 ? "entry" : "entries", lp_redis_name(r),
+                asking ? " (ASKING)" : "");
+            rc = 0;
+        }
+    }
+    free(todo);
+    return res;
+}
+
 /* Runs the queued retries or purges of a page, one command per entry,
  * pipelined; one NDJSON line per entry. */
 static int act(struct lp_dlqtool *t)
@@ -503,13 +662,14 @@ static int act(struct lp_dlqtool *t)
                 return -1;
             continue;
         }
-        /* a failed queueing fails its reply below */
-        if (retry)
-            lp_dlq_retry_append_shard(t->r, t->conf.dlq, id, target,
-                                      t->conf.stream, t->conf.shards_of);
-        else
-            lp_dlq_purge_append(t->r, t->conf.dlq, id);
+        if (t->conf.cluster == NULL)
+            act_append(t, t->r, id, target);
         n++;
+    }
+    if (t->conf.cluster && n) {
+        if (act_cluster(t, n, &fatal) < 0)
+            return -1;
+        n = 0;
     }
     p = 0;
     for (size_t i = 0; i < n; i++) {
@@ -552,10 +712,11 @@ static int walk_end(struct lp_dlqtool *t, char end[LP_STREAM_IDLEN])
     int64_t since = 0;
     int rc;
 
+    struct lp_redis *via = NULL;
+
     do {
-        ready(t);
-        rc = lp_stream_last_id(t->r, t->conf.dlq, end, &re);
-    } while (rc < 0 && moved(t, &re, &since, &bo));
+        rc = lp_stream_last_id(reader(t, via), t->conf.dlq, end, &re);
+    } while (rc < 0 && moved(t, &re, &since, &bo, &via));
     if (rc < 0) {
         if (re.code != LP_STREAM_ESHAPE)
             return redis_failed(t, &re);

@@ -7,6 +7,8 @@
 #include "lp_parse.h"
 #include "lp_redis.h"
 
+struct lp_cluster;
+
 /*
  * list, show, stats, retry, purge, export over the dead letter stream
  * (the records of lp_dlq.h): all NDJSON on the caller's output, all paging
@@ -87,11 +89,23 @@ struct lp_dlqtool_conf {
      * entry by its ID) is made again, with the one backoff, for up to
      * reroute_timeout ms (LP_DLQTOOL_MOVED says so); a connection a
      * redirect closed is connected again before its next read. NULL:
-     * such a read stops the run as a Redis failure. retry and purge
-     * are not made again after a redirect (stopped, as before). */
+     * such a read stops the run as a Redis failure. With cluster set,
+     * an ASK is followed instead: ASKING, then the read on the node it
+     * names (a slot half moved), the map unchanged. */
     int (*reroute)(void *ctx, int shard, struct lp_redis **r, char *err);
     void *reroute_ctx;
     int64_t reroute_timeout;
+    /* The Redis Cluster the DLQs are in (borrowed; NULL: not one). retry
+     * and purge then send their page's commands over its connection to
+     * the master of the DLQ's slot and look at each answer: one that
+     * MOVED, ASK, TRYAGAIN or CLUSTERDOWN turned away did not run, and
+     * those alone are sent again where lp_cluster_resend says (the map
+     * read again; after ASK each after its own ASKING; a wait for the
+     * others), until each ran once or the cluster's timeout is spent
+     * (then 69, as a Redis failure). Each command is one script or one
+     * XDEL that runs whole or not at all and finds an entry gone when it
+     * ran before: an entry is moved back (purged) once, and said once. */
+    struct lp_cluster *cluster;
 };
 
 struct lp_dlqtool_result {

@@ -24,6 +24,12 @@
 # redis-cli on a node; cluster_wait_ok waits until every node says
 # cluster_state:ok and knows every node (start_cluster also waits for
 # every replica's link to its master); stop_cluster stops all nodes.
+#
+# For sharded streams on it (t0354, t0385, t0391-t0394): cluster_sharded
+# (the cluster and its names), cluster_shard_pick (a shard, its slot,
+# where it is and where to move it), cluster_move_begin/_key/_keys/_end
+# and cluster_move_slot (a slot moved by hand, in steps or whole),
+# cluster_key_owner, cluster_shard_seqs, cluster_shards_in_order.
 
 # cluster_port: a port whose bus port (+10000) is below 32768
 cluster_port() {
@@ -206,6 +212,85 @@ done
 $_cli -p $3 cluster setslot $1 node $_tid >/dev/null
 $_cli -p $2 cluster setslot $1 node $_tid >/dev/null
 EOF
+}
+
+# A slot moved by hand while a tool runs, in steps the tests interleave
+# with it (the cluster spec's migration, as cluster_move_script):
+# cluster_move_begin SLOT FROM TO: importing on TO, migrating on FROM;
+# cluster_move_key FROM TO KEY: one key (one not there: nothing to move);
+# cluster_move_keys SLOT FROM TO: every key of the slot;
+# cluster_move_end SLOT FROM TO: TO the owner, told to both;
+# cluster_move_slot SLOT FROM TO: all of it, every key in the slot.
+cluster_move_begin() {
+    ccli "$3" cluster setslot "$1" importing "$(cluster_node_id "$2")" >/dev/null &&
+    ccli "$2" cluster setslot "$1" migrating "$(cluster_node_id "$3")" >/dev/null
+}
+cluster_move_key() {
+    case $(ccli "$1" migrate 127.0.0.1 "$2" "$3" 0 5000) in
+    OK|NOKEY) return 0 ;;
+    *) return 1 ;;
+    esac
+}
+cluster_move_end() {
+    ccli "$3" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null &&
+    ccli "$2" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null
+}
+cluster_move_keys() {
+    for _k in $(ccli "$2" cluster getkeysinslot "$1" 1000); do
+        cluster_move_key "$2" "$3" "$_k" || return 1
+    done
+}
+cluster_move_slot() {
+    cluster_move_begin "$1" "$2" "$3" &&
+    cluster_move_keys "$1" "$2" "$3" &&
+    cluster_move_end "$1" "$2" "$3"
+}
+
+# cluster_sharded STREAM: outside test bodies: a 3-master cluster for a
+# sharded STREAM (t0354, t0385, t0391-t0394): M1 M2 M3, URL (through M2),
+# SHARD_NAMES, S=STREAM
+cluster_sharded() {
+    XDG_RUNTIME_DIR=$TMP
+    export XDG_RUNTIME_DIR
+    SHARD_NAMES="$TOP/tests/shard-names"
+    start_cluster 3 0
+    S=$1
+    set -- $(cluster_masters)
+    M1=$1 M2=$2 M3=$3
+    URL="redis://127.0.0.1:$M2"
+}
+
+# cluster_key_owner KEY: the port of the master of KEY's slot now
+cluster_key_owner() {
+    cluster_owner "$(ccli "$M1" cluster keyslot "$1")"
+}
+
+# cluster_shard_seqs STREAM N: every seq in the N shards of STREAM, one a
+# line, each asked of its master
+cluster_shard_seqs() {
+    for _sh in $("$SHARD_NAMES" "$1" "$2"); do
+        ccli "$(cluster_key_owner "$_sh")" --raw xrange "$_sh" - + |
+            sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p"
+    done
+}
+
+# cluster_shards_in_order STREAM N: each shard holds its seqs in input
+# order
+cluster_shards_in_order() {
+    for _sh in $("$SHARD_NAMES" "$1" "$2"); do
+        ccli "$(cluster_key_owner "$_sh")" --raw xrange "$_sh" - + |
+            sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" >o || return 1
+        sort -n o | cmp -s - o || return 1
+    done
+}
+
+# cluster_shard_pick N I: shard I of S in N shards: SH its name, SL its
+# slot, FROM its master now, TO another master to move it to
+cluster_shard_pick() {
+    SH=$("$SHARD_NAMES" "$S" "$1" | sed -n "$(($2 + 1))p") &&
+    SL=$(ccli "$M1" cluster keyslot "$SH") &&
+    FROM=$(cluster_owner "$SL") &&
+    TO=$M1 && { [ "$FROM" != "$M1" ] || TO=$M2; }
 }
 
 # start_cluster MASTERS REPLICAS

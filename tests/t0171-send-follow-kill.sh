@@ -12,33 +12,7 @@
 SEED=${FOLLOW_SEED:-1515}
 N=${FOLLOW_LINES:-60000}
 ROT=12000
-LOGPIPE_TEST_FOLLOW_POLL=100
-export LOGPIPE_TEST_FOLLOW_POLL
-
-# writer DIR: N lines in chunks of 200, one chunk every 20 ms, app.log
-# renamed to app.log.K after every ROT lines
-writer() {
-    i=1 k=0
-    while [ $i -le $N ]; do
-        awk -v a=$i -v b=$((i + 199)) 'BEGIN { for (j = a; j <= b; j++)
-            printf "{\"seq\":%d,\"msg\":\"line %d of the writer\"}\n", j, j }' \
-            >>"$1/app.log"
-        i=$((i + 200))
-        if [ $(((i - 1) % ROT)) -eq 0 ]; then
-            k=$((k + 1))
-            mv "$1/app.log" "$1/app.log.$k"
-        fi
-        sleep 0.02
-    done
-    : >"$1/.done"
-}
-
-# lives: from the seed, 15 lifetimes of send (ms) before its SIGKILL
-lives() {
-    awk -v seed="$SEED" 'BEGIN { srand(seed)
-        for (i = 0; i < 15; i++) printf "%s%d", i ? " " : "", 60 + int(rand() * 500)
-        printf "\n" }'
-}
+. "$TOP/tests/follow-lib.sh"
 
 # check STREAM: each seq 1..N once; in each file's range, in order
 check() {
@@ -49,54 +23,19 @@ check() {
         last[f] = $1 } END { exit bad }' got
 }
 
-# round NAME EXTRA...: the writer, 15 kills, then a send to the end;
-# KILL_REDIS_AT: kills (numbers) at which Redis is SIGKILLed under send
-round() {
-    name=$1; shift
-    mkdir "$name"
-    writer "$name" &
-    wpid=$!
-    k=0
-    for ms in $(lives); do
-        k=$((k + 1))
-        logpipe-send -s "$name:stream" -F "$name/app.log*" --producer "$name" \
-            --linger 5 --batch 300 "$@" 2>>"$name.err" &
-        pid=$!
-        sleep "$(awk -v m="$ms" 'BEGIN { print m / 1000 }')"
-        case " ${KILL_REDIS_AT:-} " in
-        *" $k "*)
-            stop_redis KILL
-            sleep "${REDIS_DOWN:-0.2}"
-            restart_redis ;;
-        esac
-        kill -KILL $pid
-        wait $pid 2>/dev/null || :
-    done
-    wait $wpid
-    test -f "$name/.done"
-    logpipe-send -s "$name:stream" -F "$name/app.log*" --producer "$name" \
-        --linger 5 --batch 300 "$@" 2>>"$name.err" &
-    pid=$!
-    wait_for 60 "[ \$(rcli XLEN $name:stream) -ge $N ]" || :
-    sleep 0.3       # anything more would be a copy
-    kill -TERM $pid
-    wait $pid || { echo "send: exit $?" >&2; return 1; }
-    check "$name:stream"
-}
-
 start_redis aof --appendonly yes --appendfsync always
 
 test_expect_success "60,000 lines, renamed every 12,000; send SIGKILLed 15 times (seed $SEED): each line once, in order per file" '
-    say "lifetimes (ms): $(lives)"
-    round a
+    say "lifetimes (ms): $(lives 15)"
+    kill_round a 15
 '
 
 test_expect_success "the same with Redis SIGKILLed twice under send" '
-    KILL_REDIS_AT="5 11" round b
+    KILL_REDIS_AT="5 11" kill_round b 15
 '
 
 test_expect_success "the same with --wal and Redis down for a while" '
-    KILL_REDIS_AT="4 9" REDIS_DOWN=0.8 round c --wal "$TMP/c.wal"
+    KILL_REDIS_AT="4 9" REDIS_DOWN=0.8 kill_round c 15 --wal "$TMP/c.wal"
     grep -q "keeping events in the WAL" c.err
 '
 

@@ -8,48 +8,17 @@
 # names, an oversized entry, the first run at the journal's end.
 . "$(dirname "$0")/lib.sh"
 
-REMOTE=/lib/systemd/systemd-journal-remote
-if ! [ -x "$REMOTE" ]; then
-    echo "1..0 # SKIP no $REMOTE (package systemd-journal-remote)"
-    exit 0
-fi
+. "$TOP/tests/follow-lib.sh"
+need_remote
 
 SEED=${JOURNAL_SEED:-2718}
 N1=8000 N2=6000 N3=6000
 N=$((N1 + N2 + N3))
 
-# entries FIRST COUNT: export-format text of entries SEQ=FIRST.., one
-# microsecond of realtime apart, SYSLOG_IDENTIFIER app for every third
-# (SEQ divisible by 3), web for the others
-entries() {
-    awk -v a="$1" -v n="$2" -v t0="$(date +%s)" 'BEGIN {
-        for (i = a; i < a + n; i++)
-            printf "__REALTIME_TIMESTAMP=%.0f\n__MONOTONIC_TIMESTAMP=%.0f\n" \
-                "_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=h\n" \
-                "SYSLOG_IDENTIFIER=%s\nPRIORITY=6\nMESSAGE=entry %d\n" \
-                "SEQ=%d\n\n", t0 * 1e6 + i, 1000 + i,
-                (i % 3 == 0) ? "app" : "web", i, i
-    }'
-}
-
-# journal FILE FIRST COUNT: those entries into journal file FILE
-journal() {
-    entries "$2" "$3" >"$1.export" &&
-    "$REMOTE" --output="$PWD/$1" - <"$1.export" 2>/dev/null &&
-    rm -f "$1.export"
-}
-
 # jseqs [STREAM]: the SEQ of every event in the stream, in stream order
 jseqs() {
     rcli --raw XRANGE "${1:-logs:stream}" - + |
         sed -n 's/.*"seq":"\([0-9]*\)".*/\1/p'
-}
-
-# lives: from the seed, 8 lifetimes of send (ms) before its SIGKILL
-lives() {
-    awk -v seed="$SEED" 'BEGIN { srand(seed)
-        for (i = 0; i < 8; i++) printf "%s%d", i ? " " : "", 40 + int(rand() * 300)
-        printf "\n" }'
 }
 
 start_redis aof --appendonly yes --appendfsync always
@@ -61,9 +30,9 @@ test_expect_success 'journal files made by systemd-journal-remote' '
 '
 
 test_expect_success "SIGKILLed 8 times (seed $SEED), Redis SIGKILLed once: each entry exactly once" '
-    say "lifetimes (ms): $(lives)"
+    say "lifetimes (ms): $(lives 8 40 300)"
     k=0
-    for ms in $(lives); do
+    for ms in $(lives 8 40 300); do
         k=$((k + 1))
         logpipe-send --journal --journal-dir j --from-start --batch 100 \
             --rate 10000/s --burst 100 \

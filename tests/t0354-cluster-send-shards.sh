@@ -9,39 +9,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
-XDG_RUNTIME_DIR=$TMP
-export XDG_RUNTIME_DIR
-SHARD_NAMES="$TOP/tests/shard-names"
-
-start_cluster 3 0
-S=app:sharded
-set -- $(cluster_masters)
-M1=$1 M2=$2 M3=$3
+cluster_sharded app:sharded
 
 gen_events 30000 >in
-
-# owner_of KEY: the port of the master of KEY's slot now
-owner_of() {
-    cluster_owner "$(ccli "$M1" cluster keyslot "$1")"
-}
-
-# all_seqs STREAM N: every seq in the shards of STREAM, one a line, each
-# asked of its master
-all_seqs() {
-    for sh in $("$SHARD_NAMES" "$1" "$2"); do
-        ccli "$(owner_of "$sh")" --raw xrange "$sh" - + |
-            sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p"
-    done
-}
-
-# in_order STREAM N: each shard holds its seqs in input order
-in_order() {
-    for sh in $("$SHARD_NAMES" "$1" "$2"); do
-        ccli "$(owner_of "$sh")" --raw xrange "$sh" - + |
-            sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" >o || return 1
-        sort -n o | cmp -s - o || return 1
-    done
-}
 
 test_expect_success 'send --shards 6 through each node: shards on every master, each event once' '
     for p in $M1 $M2 $M3; do
@@ -50,18 +20,18 @@ test_expect_success 'send --shards 6 through each node: shards on every master, 
         # one connection a master, shared by its two shards
         grep_q "shards 6: 3 connections" "err.$p" || return 1
     done &&
-    test "$(ccli "$(owner_of "{$S}:shards")" get "{$S}:shards")" = 6 &&
+    test "$(ccli "$(cluster_key_owner "{$S}:shards")" get "{$S}:shards")" = 6 &&
     for sh in $("$SHARD_NAMES" "$S" 6); do
-        owner_of "$sh" || return 1
+        cluster_key_owner "$sh" || return 1
     done | sort -u >owners &&
     test "$(wc -l <owners)" -eq 3 &&
-    all_seqs "$S" 6 >got &&
+    cluster_shard_seqs "$S" 6 >got &&
     test "$(wc -l <got)" -eq 90000 &&
     sort -n got | uniq -c | awk "\$1 != 3" >odd &&
     test ! -s odd &&
     # each shard holds the field of each producer in its own slot
     sh0=$("$SHARD_NAMES" "$S" 6 | sed -n 1p) &&
-    test "$(ccli "$(owner_of "$sh0")" hlen "$sh0:producers")" = 3
+    test "$(ccli "$(cluster_key_owner "$sh0")" hlen "$sh0:producers")" = 3
 '
 
 test_expect_success 'a second count is refused (78) through any node, with --wal too, the WAL kept' '
@@ -116,9 +86,9 @@ test_expect_success 'one shard moves to another master while send runs: nothing 
     # the shard that moved left the connection it shared for one of its own
     grep -v "batch first" send.err >said &&
     grep_q "shard $SH is on 127.0.0.1:$TO now: a connection of its own" said &&
-    all_seqs "$T" 6 >got &&
+    cluster_shard_seqs "$T" 6 >got &&
     tally 30000 got &&
-    in_order "$T" 6
+    cluster_shards_in_order "$T" 6
 '
 
 test_done

@@ -9,20 +9,15 @@
 # with --wal: t0378).
 . "$(dirname "$0")/lib.sh"
 
-start_redis
+SHARDS=3
+. "$TOP/tests/follow-lib.sh"
 
-LOGPIPE_TEST_FOLLOW_POLL=100
-export LOGPIPE_TEST_FOLLOW_POLL
+start_redis
 
 # lines FILE FIRST LAST: appends {"seq":FIRST} .. {"seq":LAST} to FILE
 lines() {
     awk -v a="$2" -v b="$3" 'BEGIN { for (i = a; i <= b; i++)
         printf "{\"seq\":%d,\"msg\":\"line %d\"}\n", i, i }' >>"$1"
-}
-
-# names STREAM: the 3 shards of STREAM, one a line
-names() {
-    "$TOP/tests/shard-names" "$1" 3
 }
 
 # sseqs STREAM: the seq of every event, shard after shard, each in its
@@ -31,37 +26,6 @@ sseqs() {
     for sh in $(names "$1"); do
         rcli --raw XRANGE "$sh" - + | sed -n 's/.*"seq":\([0-9]*\).*/\1/p'
     done
-}
-
-# total STREAM: the events in all the shards of STREAM
-total() {
-    t=0
-    for sh in $(names "$1"); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
-}
-
-# fields STREAM: "SHARD FIELD VALUE" for every field of every shard's
-# producers hash
-fields() {
-    for sh in $(names "$1"); do
-        rcli --raw HGETALL "$sh:producers" | sed "/^\$/d" | paste - - |
-            sed "s/^/$sh /"
-    done
-}
-
-# follow ARGS...: logpipe-send --shards 3 --follow in the background
-follow() {
-    logpipe-send --shards 3 --linger 5 "$@" 2>>send.err &
-    SPID=$!
-}
-
-# fstop: SIGTERM, and its exit status in $FST
-fstop() {
-    kill -TERM "$SPID"
-    FST=0
-    wait "$SPID" || FST=$?
 }
 
 # by_file STREAM: every file range (seq / 1000) in one shard, in order

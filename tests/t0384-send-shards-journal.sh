@@ -10,41 +10,13 @@
 # shard), a field removed by hand (78).
 . "$(dirname "$0")/lib.sh"
 
-REMOTE=/lib/systemd/systemd-journal-remote
-if ! [ -x "$REMOTE" ]; then
-    echo "1..0 # SKIP no $REMOTE (package systemd-journal-remote)"
-    exit 0
-fi
+SHARDS=3
+. "$TOP/tests/follow-lib.sh"
+need_remote
 
 SEED=${JOURNAL_SEED:-3841}
 N1=6000 N2=4000 N3=4000
 N=$((N1 + N2 + N3))
-
-# entries FIRST COUNT: export-format text of entries SEQ=FIRST.., one
-# microsecond of realtime apart, SYSLOG_IDENTIFIER app for every third
-# (SEQ divisible by 3), web for the others
-entries() {
-    awk -v a="$1" -v n="$2" -v t0="$(date +%s)" 'BEGIN {
-        for (i = a; i < a + n; i++)
-            printf "__REALTIME_TIMESTAMP=%.0f\n__MONOTONIC_TIMESTAMP=%.0f\n" \
-                "_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=h\n" \
-                "SYSLOG_IDENTIFIER=%s\nPRIORITY=6\nMESSAGE=entry %d\n" \
-                "SEQ=%d\n\n", t0 * 1e6 + i, 1000 + i,
-                (i % 3 == 0) ? "app" : "web", i, i
-    }'
-}
-
-# journal FILE FIRST COUNT: those entries into journal file FILE
-journal() {
-    entries "$2" "$3" >"$1.export" &&
-    "$REMOTE" --output="$PWD/$1" - <"$1.export" 2>/dev/null &&
-    rm -f "$1.export"
-}
-
-# names STREAM: its 3 shards
-names() {
-    "$TOP/tests/shard-names" "$1" 3
-}
 
 # jseqs STREAM: the SEQ of every event in its shards
 jseqs() {
@@ -54,29 +26,13 @@ jseqs() {
     done
 }
 
-# total STREAM: the events in its shards
-total() {
-    t=0
-    for sh in $(names "$1"); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
-}
-
-# lives: from the seed, 8 lifetimes of send (ms) before its SIGKILL
-lives() {
-    awk -v seed="$SEED" 'BEGIN { srand(seed)
-        for (i = 0; i < 8; i++) printf "%s%d", i ? " " : "", 40 + int(rand() * 300)
-        printf "\n" }'
-}
-
 # kills STREAM ARGS...: 8 SIGKILLs (Redis SIGKILLed under the third),
 # j/b.journal added after the fourth, j/c.journal while the last run
 # goes; then each entry once over the shards
 kills() {
     st=$1; shift
     k=0
-    for ms in $(lives); do
+    for ms in $(lives 8 40 300); do
         k=$((k + 1))
         logpipe-send --shards 3 -s "$st" --journal --journal-dir j \
             --from-start --batch 100 --rate 10000/s --burst 100 "$@" \
@@ -124,7 +80,7 @@ test_expect_success 'journal files made by systemd-journal-remote' '
 '
 
 test_expect_success "--shards 3, SIGKILLed 8 times (seed $SEED), Redis SIGKILLed once, files added: each entry once over the shards" '
-    say "lifetimes (ms): $(lives)"
+    say "lifetimes (ms): $(lives 8 40 300)"
     kills k
 '
 

@@ -11,13 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
-XDG_RUNTIME_DIR=$TMP
-export XDG_RUNTIME_DIR
-SHARD_NAMES="$TOP/tests/shard-names"
-
-start_cluster 3 0
-set -- $(cluster_masters)
-M1=$1 M2=$2 M3=$3
+cluster_sharded ""
 # the pid of the node on M2 (the URL is the first node: another stops)
 for d in "$CLUSTER_DIR"/node*; do
     pid=$(cat "$d/pid")
@@ -32,32 +26,10 @@ URL="redis://127.0.0.1:$M1"
 gen_events 30000 >in
 split -l 5000 -a 1 in chunk.
 
-# owner_of KEY: the port of the master of KEY's slot now
-owner_of() {
-    cluster_owner "$(ccli "$M1" cluster keyslot "$1")"
-}
-
-# all_seqs STREAM N: every seq in the shards of STREAM, one a line
-all_seqs() {
-    for sh in $("$SHARD_NAMES" "$1" "$2"); do
-        ccli "$(owner_of "$sh")" --raw xrange "$sh" - + |
-            sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p"
-    done
-}
-
-# in_order STREAM N: each shard holds its seqs in input order
-in_order() {
-    for sh in $("$SHARD_NAMES" "$1" "$2"); do
-        ccli "$(owner_of "$sh")" --raw xrange "$sh" - + |
-            sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" >o || return 1
-        sort -n o | cmp -s - o || return 1
-    done
-}
-
 # on_m2 STREAM: the name of a shard of STREAM (of 6) on M2
 on_m2() {
     for sh in $("$SHARD_NAMES" "$1" 6); do
-        [ "$(owner_of "$sh")" = "$M2" ] && { echo "$sh"; return 0; }
+        [ "$(cluster_key_owner "$sh")" = "$M2" ] && { echo "$sh"; return 0; }
     done
     return 1
 }
@@ -90,9 +62,9 @@ test_expect_success 'a master stopped while send --wal --shards 6 runs, then sta
         --flush-wal -t 60s 2>>send.err || fail "flush: exit $?"
     test "$(find w -name "wal-*.log" | wc -l)" -eq 0 || fail "WAL left"
     grep_q "connections" send.err &&
-    all_seqs "$S" 6 >got &&
+    cluster_shard_seqs "$S" 6 >got &&
     tally 30000 got || fail "tally"
-    in_order "$S" 6 || fail "order"
+    cluster_shards_in_order "$S" 6 || fail "order"
 '
 
 test_expect_success 'the same, send SIGKILLed with events in the WAL: the WAL and a resume store each event once' '
@@ -122,9 +94,9 @@ test_expect_success 'the same, send SIGKILLed with events in the WAL: the WAL an
         --batch 200 --wal wb --position 1 -t 60s <in 2>>sendb.err ||
         fail "resume: exit $?"
     test "$(find wb -name "wal-*.log" | wc -l)" -eq 0 || fail "WAL left"
-    all_seqs "$S" 6 >got &&
+    cluster_shard_seqs "$S" 6 >got &&
     tally 30000 got || fail "tally"
-    in_order "$S" 6 || fail "order"
+    cluster_shards_in_order "$S" 6 || fail "order"
 '
 
 test_done

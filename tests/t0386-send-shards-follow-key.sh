@@ -10,10 +10,10 @@
 # fields forgotten on every shard (with --wal: t0378).
 . "$(dirname "$0")/lib.sh"
 
-start_redis
+SHARDS=3 FOLLOW_OPTS="--shard-key .service"
+. "$TOP/tests/follow-lib.sh"
 
-LOGPIPE_TEST_FOLLOW_POLL=100
-export LOGPIPE_TEST_FOLLOW_POLL
+start_redis
 
 # lines FILE FIRST LAST [SVC]: appends {"seq":I,"service":"sK"} for I in
 # FIRST..LAST to FILE, K = I mod 5 (or the service SVC for every line)
@@ -21,20 +21,6 @@ lines() {
     awk -v a="$2" -v b="$3" -v svc="${4:-}" 'BEGIN { for (i = a; i <= b; i++)
         printf "{\"seq\":%d,\"service\":\"%s\",\"msg\":\"line %d\"}\n", i,
             svc != "" ? svc : "s" (i % 5), i }' >>"$1"
-}
-
-# names STREAM: the 3 shards of STREAM, one a line
-names() {
-    "$TOP/tests/shard-names" "$1" 3
-}
-
-# total STREAM: the events in all the shards of STREAM
-total() {
-    t=0
-    for sh in $(names "$1"); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
 }
 
 # got STREAM: "SHARD SEQ SERVICE" for every event, shard after shard,
@@ -62,29 +48,6 @@ by_key() {
 shards_of() {
     got "$1" | awk -v f="$2" 'int($2 / 1000) == f { on[$1] = 1 }
         END { for (s in on) n++; print n + 0 }'
-}
-
-# fields STREAM: "SHARD FIELD VALUE" for every field of every shard
-fields() {
-    for sh in $(names "$1"); do
-        rcli --raw HGETALL "$sh:producers" | sed "/^\$/d" | paste - - |
-            sed "s/^/$sh /"
-    done
-}
-
-# follow ARGS...: logpipe-send --shards 3 --follow --shard-key .service in
-# the background
-follow() {
-    logpipe-send --shards 3 --shard-key .service --linger 5 "$@" \
-        2>>send.err &
-    SPID=$!
-}
-
-# fstop [SIG]: SIGTERM (or SIG), and the exit status in $FST
-fstop() {
-    kill "-${1:-TERM}" "$SPID"
-    FST=0
-    wait "$SPID" || FST=$?
 }
 
 # once STREAM WANT: every seq of file WANT once over the shards

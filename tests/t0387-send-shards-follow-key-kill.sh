@@ -15,43 +15,11 @@
 SEED=${FOLLOW_SEED:-3871}
 N=${FOLLOW_LINES:-30000}
 ROT=5000
-LOGPIPE_TEST_FOLLOW_POLL=100
-export LOGPIPE_TEST_FOLLOW_POLL
-
-# writer DIR: N lines in chunks of 200, one chunk every 20 ms, app.log
-# renamed to app.log.K after every ROT lines
-writer() {
-    i=1 k=0
-    while [ $i -le $N ]; do
-        awk -v a=$i -v b=$((i + 199)) 'BEGIN { for (j = a; j <= b; j++)
-            printf "{\"seq\":%d,\"service\":\"%s\",\"msg\":\"line %d\"}\n", j,
-                j % 10 ? "hot" : "s" (j % 7), j }' \
-            >>"$1/app.log"
-        i=$((i + 200))
-        if [ $(((i - 1) % ROT)) -eq 0 ]; then
-            k=$((k + 1))
-            mv "$1/app.log" "$1/app.log.$k"
-        fi
-        sleep 0.02
-    done
-    : >"$1/.done"
-}
-
-# lives: from the seed, 12 lifetimes of send (ms) before its SIGKILL
-lives() {
-    awk -v seed="$SEED" 'BEGIN { srand(seed)
-        for (i = 0; i < 12; i++) printf "%s%d", i ? " " : "", 60 + int(rand() * 500)
-        printf "\n" }'
-}
-
-# total STREAM: the events in its 3 shards
-total() {
-    t=0
-    for sh in $("$TOP/tests/shard-names" "$1" 3); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
-}
+SHARDS=3
+# nine lines of ten of service hot, the others of 7 services
+LINE='"{\"seq\":%d,\"service\":\"%s\",\"msg\":\"line %d\"}\n", j,
+                j % 10 ? "hot" : "s" (j % 7), j'
+. "$TOP/tests/follow-lib.sh"
 
 # check STREAM: each seq 1..N once over the shards; each service on one
 # shard, in order within each file; every file on more than one shard
@@ -71,52 +39,15 @@ check() {
             exit bad }' got.sh
 }
 
-# round NAME: the writer, 12 kills, then a send to the end;
-# KILL_REDIS_AT: kills (numbers) at which Redis is SIGKILLed under send
-round() {
-    name=$1; shift
-    mkdir "$name"
-    writer "$name" &
-    wpid=$!
-    k=0
-    for ms in $(lives); do
-        k=$((k + 1))
-        logpipe-send --shards 3 --shard-key .service -s "$name:stream" \
-            -F "$name/app.log*" --producer "$name" --linger 5 --batch 300 \
-            2>>"$name.err" &
-        pid=$!
-        sleep "$(awk -v m="$ms" 'BEGIN { print m / 1000 }')"
-        case " ${KILL_REDIS_AT:-} " in
-        *" $k "*)
-            stop_redis KILL
-            sleep 0.2
-            restart_redis ;;
-        esac
-        kill -KILL $pid
-        wait $pid 2>/dev/null || :
-    done
-    wait $wpid
-    test -f "$name/.done"
-    logpipe-send --shards 3 --shard-key .service -s "$name:stream" \
-        -F "$name/app.log*" --producer "$name" --linger 5 --batch 300 \
-        2>>"$name.err" &
-    pid=$!
-    wait_for 60 "[ \$(total $name:stream) -ge $N ]" || :
-    sleep 0.3       # anything more would be a copy
-    kill -TERM $pid
-    wait $pid || { echo "send: exit $?" >&2; return 1; }
-    check "$name:stream"
-}
-
 start_redis aof --appendonly yes --appendfsync always
 
 test_expect_success "30,000 lines of 8 services, renamed every 5,000; send --shards 3 --shard-key .service SIGKILLed 12 times (seed $SEED): each line once, each service on one shard, in order" '
-    say "lifetimes (ms): $(lives)"
-    round a
+    say "lifetimes (ms): $(lives 12)"
+    kill_round a 12 --shards 3 --shard-key .service
 '
 
 test_expect_success "the same with Redis SIGKILLed twice under send" '
-    KILL_REDIS_AT="4 9" round b
+    KILL_REDIS_AT="4 9" kill_round b 12 --shards 3 --shard-key .service
 '
 
 test_done

@@ -10,48 +10,22 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
-XDG_RUNTIME_DIR=$TMP
-export XDG_RUNTIME_DIR
-SHARD_NAMES="$TOP/tests/shard-names"
-
-start_cluster 3 0
-S=app:statmove
-set -- $(cluster_masters)
-M1=$1 M2=$2 M3=$3
-URL="redis://127.0.0.1:$M2"
-
-move_begin() {  # SLOT FROM TO
-    ccli "$3" cluster setslot "$1" importing "$(cluster_node_id "$2")" >/dev/null &&
-    ccli "$2" cluster setslot "$1" migrating "$(cluster_node_id "$3")" >/dev/null
-}
-move_key() {    # FROM TO KEY (a key not there: nothing to move)
-    case $(ccli "$1" migrate 127.0.0.1 "$2" "$3" 0 5000) in
-    OK|NOKEY) return 0 ;;
-    *) return 1 ;;
-    esac
-}
-move_end() {    # SLOT FROM TO
-    ccli "$3" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null &&
-    ccli "$2" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null
-}
+cluster_sharded app:statmove
 
 gen_events 600 >in
 
 test_expect_success 'stat while a shard slot moves: asked again where it went, figures exact' '
     logpipe-send -r "$URL" -s "$S" --max-age 0 --shards 6 -b 10 <in 2>send.err &&
-    SH=$("$SHARD_NAMES" "$S" 6 | sed -n 1p) &&
-    SL=$(ccli "$M1" cluster keyslot "$SH") &&
-    FROM=$(cluster_owner "$SL") &&
-    TO=$M1 && { [ "$FROM" != "$M1" ] || TO=$M2; } &&
+    cluster_shard_pick 6 0 &&
     test "$(ccli "$FROM" xlen "$SH")" = 100 &&
-    move_begin "$SL" "$FROM" "$TO" &&
-    move_key "$FROM" "$TO" "$SH" || exit 1
+    cluster_move_begin "$SL" "$FROM" "$TO" &&
+    cluster_move_key "$FROM" "$TO" "$SH" || exit 1
     logpipe-stat -v -t 60s -r "$URL" -s "$S" >stat.out 2>stat.err &
     STATPID=$!
     wait_for 60 "grep -q \"asked again\" stat.err" &&
-    move_key "$FROM" "$TO" "$SH:producers" &&
-    move_key "$FROM" "$TO" "$SH:shards" &&
-    move_end "$SL" "$FROM" "$TO" &&
+    cluster_move_key "$FROM" "$TO" "$SH:producers" &&
+    cluster_move_key "$FROM" "$TO" "$SH:shards" &&
+    cluster_move_end "$SL" "$FROM" "$TO" &&
     { wait $STATPID || { cat stat.err; false; }; } &&
     cat stat.err &&
     test "$(jq -r .length stat.out)" = 600 &&

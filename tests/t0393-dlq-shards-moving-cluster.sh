@@ -9,34 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
-XDG_RUNTIME_DIR=$TMP
-export XDG_RUNTIME_DIR
-SHARD_NAMES="$TOP/tests/shard-names"
-
-start_cluster 3 0
-S=app:dlqmove
-set -- $(cluster_masters)
-M1=$1 M2=$2 M3=$3
-URL="redis://127.0.0.1:$M2"
-
-# move_slot SLOT FROM TO: the slot and every key in it, as a resharding
-move_slot() {
-    ccli "$3" cluster setslot "$1" importing "$(cluster_node_id "$2")" >/dev/null &&
-    ccli "$2" cluster setslot "$1" migrating "$(cluster_node_id "$3")" >/dev/null &&
-    for k in $(ccli "$2" cluster getkeysinslot "$1" 1000); do
-        test "$(ccli "$2" migrate 127.0.0.1 "$3" "$k" 0 5000)" = OK || return 1
-    done &&
-    ccli "$3" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null &&
-    ccli "$2" cluster setslot "$1" node "$(cluster_node_id "$3")" >/dev/null
-}
-
-# a shard slot (of shard $1), its master and another
-pick() {
-    SH=$("$SHARD_NAMES" "$S" 6 | sed -n "$(($1 + 1))p") &&
-    SL=$(ccli "$M1" cluster keyslot "$SH") &&
-    FROM=$(cluster_owner "$SL") &&
-    TO=$M1 && { [ "$FROM" != "$M1" ] || TO=$M2; }
-}
+cluster_sharded app:dlqmove
 
 # long enough that a few pages fill the pipe
 awk 'BEGIN { p = sprintf("%200s", ""); gsub(/ /, "x", p)
@@ -56,7 +29,7 @@ test_expect_success '18000 dead letters over the 6 shards DLQs' '
 # run_moving SHARD CMD...: CMD into a pipe; after its first line, the
 # shard slot moves; the whole output into got
 run_moving() {
-    pick "$1" || return 1
+    cluster_shard_pick 6 "$1" || return 1
     shift
     rm -f out
     mkfifo out || return 1
@@ -64,7 +37,7 @@ run_moving() {
     CPID=$!
     exec 3<out
     read -r first <&3 &&
-    move_slot "$SL" "$FROM" "$TO" &&
+    cluster_move_slot "$SL" "$FROM" "$TO" &&
     { echo "$first"; cat <&3; } >got &&
     exec 3<&- &&
     { wait $CPID || { cat cmd.err; false; }; } &&
