@@ -55,7 +55,7 @@ test_expect_success '--max-files splits full batches: each part acknowledged beh
 '
 
 test_expect_success 'a stop with the read ahead out: its deliveries given back, then every event once' '
-    fresh 5000 &&
+    fresh 5000 || exit 1
     LOGPIPE_TEST_CRASH=stop:after-write logpipe-drain -n 500 -d out \
         2>err &
     pid=$! &&
