@@ -1035,6 +1035,25 @@ static int request(struct lp_drain *d, char *err)
     return 0;
 }
 
+/* Reads the replies of the trim and the heartbeat queued before a read
+ * (queue_upkeep), when they were. 0, or -1 with err (or when the run
+ * ends: d->ended). */
+static int take_upkeep(struct lp_drain *d, char *err)
+{
+    struct lp_reply *a;
+
+    if (d->trim_queued) {
+        if (lp_redis_reply(d->r, &a, err) < 0)
+            return -1;
+        take_trim_reply(d, a);
+    }
+    if (d->beat_queued) {
+        if (lp_redis_reply(d->r, &a, err) < 0 || take_beat_reply(d, a) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Reads the XACK and trim replies (if sent) and the read's reply. 0, or
  * -1 with err (or when the run ends: d->ended). */
 static int receive(struct lp_drain *d, struct lp_reply **rep, char *err)
@@ -1056,15 +1075,8 @@ static int receive(struct lp_drain *d, struct lp_reply **rep, char *err)
         take_ack_reply(d, a);
         lp_group_ack_clear(d->grp);
     }
-    if (d->trim_queued) {
-        if (lp_redis_reply(d->r, &a, err) < 0)
-            return -1;
-        take_trim_reply(d, a);
-    }
-    if (d->beat_queued) {
-        if (lp_redis_reply(d->r, &a, err) < 0 || take_beat_reply(d, a) < 0)
-            return -1;
-    }
+    if (take_upkeep(d, err) < 0)
+        return -1;
     /* a stop signal during a blocking read shuts the socket: entries the
      * server delivered meanwhile stay pending for the next start */
     if (blocking) {
@@ -1135,19 +1147,10 @@ static int read_ahead(struct lp_drain *d, char *err)
  */
 static int settle(struct lp_drain *d, char *err)
 {
-    struct lp_reply *a;
-
     if (!d->pre || d->pre_rep)
         return 0;
-    if (d->trim_queued) {
-        if (lp_redis_reply(d->r, &a, err) < 0)
-            return -1;
-        take_trim_reply(d, a);
-    }
-    if (d->beat_queued) {
-        if (lp_redis_reply(d->r, &a, err) < 0 || take_beat_reply(d, a) < 0)
-            return -1;
-    }
+    if (take_upkeep(d, err) < 0)
+        return -1;
     return lp_redis_reply(d->r, &d->pre_rep, err);
 }
 
