@@ -381,6 +381,7 @@ long lp_group_give_back(struct lp_group *g, const struct lp_reply *entries,
     size_t *lens = malloc((6 + 2 * CHUNK) * sizeof *lens);
     char (*cnt)[12] = malloc(CHUNK * sizeof *cnt);
     long given = 0;
+    int again = 0;
 
     if (argv == NULL || lens == NULL || cnt == NULL) {
         snprintf(err, LP_ERRLEN, "out of memory");
@@ -407,7 +408,16 @@ long lp_group_give_back(struct lp_group *g, const struct lp_reply *entries,
             argv[argc] = cnt[i];
             lens[argc++] = strlen(cnt[i]);
         }
-        if ((k = give_back_run(g, argc, argv, lens, err)) < 0) {
+        k = give_back_run(g, argc, argv, lens, err);
+        if (k < 0 && !again && !lp_redis_connected(g->r)) {
+            /* the connection was lost before we came (a Redis restart,
+             * CLIENT KILL, a failover): once more over a new one (a
+             * count set twice is set once) */
+            again = 1;
+            if (lp_redis_connect(g->r, err) == 0)
+                k = give_back_run(g, argc, argv, lens, err);
+        }
+        if (k < 0) {
             given = -1;
             goto out;
         }
@@ -433,6 +443,11 @@ int lp_group_give_back_one(struct lp_group *g, const char *id, size_t idlen,
     argv[7] = cnt;
     lens[7] = strlen(cnt);
     if (!lp_redis_connected(g->r) && lp_redis_connect(g->r, err) != 0)
+        return -1;
+    if (give_back_run(g, 8, argv, lens, err) == 0)
+        return 0;
+    /* the connection lost before we came: once more (as above) */
+    if (lp_redis_connected(g->r) || lp_redis_connect(g->r, err) != 0)
         return -1;
     return give_back_run(g, 8, argv, lens, err) < 0 ? -1 : 0;
 }

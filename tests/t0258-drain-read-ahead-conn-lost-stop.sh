@@ -1,6 +1,7 @@
 #!/bin/sh
-# x0258-drain-read-ahead-conn-lost-stop.sh -- FAULT: a stop after the connection was lost with the read ahead out
+# t0258-drain-read-ahead-conn-lost-stop.sh -- was a fault (review rd1): a stop after the connection was lost with the read ahead out
 # keeps the read-ahead entries at delivery count 1: give_back_sent takes their IDs, lp_group_give_back writes on the dead socket, no reconnect.
+# Fixed: lp_group_give_back connects again once when the connection was lost before it came.
 # Breaks logpipe-drain(1) DELIVERY: a stop gives the deliveries of the entries read ahead back unworked (they count toward --max-deliveries).
 #
 # Redis is up all along (only the connection was killed: a proxy, a

@@ -1,6 +1,7 @@
 #!/bin/sh
-# x0259-drain-read-ahead-failure-conn-lost.sh -- FAULT: a failure of ours (fsync EIO) after the connection was lost with the read ahead out:
+# t0259-drain-read-ahead-failure-conn-lost.sh -- was a fault (review rd1): a failure of ours (fsync EIO) after the connection was lost with the read ahead out:
 # give_back_all gives the read-ahead batch back first, over the dead socket, without connecting again; only the batch in hand after it gets its count back.
+# Fixed: lp_group_give_back connects again once when the connection was lost before it came.
 # Breaks logpipe-drain(1) Redelivery: a failure of ours never counts toward --max-deliveries (Redis is up: "after one attempt to connect again").
 #
 # Same root as x0258 (lp_group_give_back connects again only when it
