@@ -1221,6 +1221,16 @@ static void give_back_sent(struct lp_drain *d)
     if (lp_redis_reply(d->r, &rep, err) < 0)
         return;
 got:
+    if (d->ack_queued && d->ack_late) {
+        /* an XACK sent behind that read: its reply comes next, before
+         * those of the give-backs */
+        struct lp_reply *a;
+        d->ack_late = 0;
+        if (lp_redis_reply(d->r, &a, err) == 0) {
+            take_ack_reply(d, a);
+            lp_group_ack_clear(d->grp);
+        }
+    }
     if (mode == M_NEW && lp_reply_type(rep) == LP_REPLY_ARRAY &&
         lp_reply_entries(rep, 0, &entries, err) == 0 && entries &&
         lp_group_give_back(d->grp, entries, 0, lp_reply_len(entries), NULL,
