@@ -444,7 +444,7 @@ int lp_group_give_back_one(struct lp_group *g, const char *id, size_t idlen,
     lens[7] = strlen(cnt);
     if (!lp_redis_connected(g->r) && lp_redis_connect(g->r, err) != 0)
         return -1;
-    if (give_back_run(g, 8, argv, lens, err) == 0)
+    if (give_back_run(g, 8, argv, lens, err) >= 0)
         return 0;
     /* the connection lost before we came: once more (as above) */
     if (lp_redis_connected(g->r) || lp_redis_connect(g->r, err) != 0)
