@@ -1,17 +1,15 @@
 #!/bin/sh
-# x0395-shards-wal-docs-and-messages.sh -- FAULTS (rs3 review, issue 17)
-# of what sharded sends with --wal say, each case its own:
-# 1. the docs still refuse --follow --shard-key --shards with --wal (78),
-#    which s18s made work (t0378): send(1) --shards "(not with --wal yet:
-#    78)", --shard-key "not with --wal yet (78 ...)", logpipe(7) "--follow
-#    with --shard-key does not go with --shards yet (exit 78)".
+# t0366-shards-wal-docs-and-messages.sh -- what sharded sends with --wal
+# say (rs3 review, issue 17; was x0395), each case its own:
+# 1. the docs do not refuse --follow --shard-key --shards with --wal (78),
+#    which s18s made work (t0378): send(1) --shards and --shard-key,
+#    logpipe(7).
 # 2. a WAL of --shards 3 after the count changed to 4: --flush-wal
-#    --shards 3 exits 78 saying "a run with --shards 3 sends them
-#    (--flush-wal) once Redis records that count" (send(1) Sharded
-#    streams gives that message), a count Redis will not record again
-#    without a drain and a second change, which forgets history (send(1)
-#    CAVEATS); --flush-wal --shards 4 sends them at once (exit 0), which
-#    the message does not say.
+#    --shards 3 exits 78 naming the way that works, --shards 4 --flush-wal
+#    (it said "a run with --shards 3 sends them (--flush-wal) once Redis
+#    records that count", a count Redis will not record again without a
+#    drain and a second change, which forgets history); that flush sends
+#    each record once (exit 0, the WAL empty, each of 50 drained once).
 . "$(dirname "$0")/lib.sh"
 
 XDG_RUNTIME_DIR=$TMP
@@ -62,19 +60,32 @@ test_expect_success 'setup: 1-10 stored over 3 shards, 11-40 in the WAL (Redis a
     grep_q "changed from 3 to 4" e2
 '
 
-test_expect_success 'the refusal of --flush-wal --shards 3 says the way that works (--shards 4 sends them, exit 0)' '
+test_expect_success 'the refusal of --flush-wal --shards 3 names --shards 4 (78), nothing sent' '
     expect_exit 78 logpipe-send --shards 3 --shard-key .service -s a \
-        --wal w --flush-wal -t 2s 2>e3 || exit 1
-    sed "s/^/    /" e3
-    if grep -q "a run with --shards 3 sends them (--flush-wal) once Redis records that count" e3
-    then
-        # what it leaves unsaid: the count Redis records sends them now
-        logpipe-send --shards 4 --shard-key .service -s a --wal w \
-            --flush-wal -t 5s 2>e4 || exit 0
-        say "--flush-wal --shards 4: exit 0, WAL records left: $(cat w/wal-*.log 2>/dev/null | grep -ac "^XADD")"
-        echo "told to wait for a count of 3 that Redis will not record; --shards 4 sent them" >&2
-        exit 1
-    fi
+        --wal w --flush-wal -t 2s 2>e3 &&
+    grep_q "which is a shard of the 4 Redis records: logpipe-send --shards 4 --wal w --flush-wal" e3 &&
+    ! grep -q "once Redis records that count" e3 &&
+    test "$(cat w/wal-*.log | grep -ac "^XADD")" -eq 30
+'
+
+# archived DIR: the seqs archived under DIR, one a line
+archived() {
+    find "$1" -name "*.jsonl" -type f -exec cat {} + | seqs
+}
+
+test_expect_success 'the way it names: --flush-wal --shards 4 sends each record once, also when found again' '
+    mkdir copy &&
+    cp w/wal-*.log copy/ &&
+    logpipe-send --shards 4 --shard-key .service -s a --wal w \
+        --flush-wal -t 5s 2>e4 &&
+    test "$(cat w/wal-*.log 2>/dev/null | grep -ac "^XADD")" -eq 0 &&
+    cp copy/wal-*.log w/ &&
+    logpipe-send --shards 4 --shard-key .service -s a --wal w \
+        --flush-wal -t 5s 2>e5 &&
+    test "$(cat w/wal-*.log 2>/dev/null | grep -ac "^XADD")" -eq 0 &&
+    logpipe-drain -s a --once -d outa &&
+    archived outa >got &&
+    tally 50 got
 '
 
 test_done
