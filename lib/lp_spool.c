@@ -726,8 +726,13 @@ void lp_spool_replay(struct lp_send *s)
              * names, not only the run's own: a flush is often run
              * without --producer; read at the first connection of a run
              * begun with Redis away); by position when the record's
-             * shard is its position's, else as lp_was_stored can tell */
-            if (pos > committed && s->sh && s->was_n) {
+             * shard is its position's, else as lp_was_stored can tell.
+             * Not another producer's record with a cursor: --follow's
+             * (file, shard) fields number each shard on its own, so an
+             * old shard's position says nothing of a new one's */
+            if (pos > committed && s->sh && s->was_n &&
+                (cl == 0 || (pnl == strlen(s->producer) &&
+                             memcmp(pn, s->producer, pnl) == 0))) {
                 const uint64_t *skip;
                 if (lp_shards_was_of(s, pn, pnl, &skip, err) < 0) {
                     lp_spool_replay_failed(s, err);
