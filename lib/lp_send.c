@@ -1351,7 +1351,8 @@ static void shards_connect(struct lp_send *s)
 /* The count refused (another recorded, a stream holding its own
  * entries, the credentials), said in err: what was read goes to the WAL
  * (with --wal), which keeps it, and the run ends (78). */
-static _Noreturn void shards_refused(struct lp_send *s, const char *err)
+static _Noreturn void shards_refused(struct lp_send *s, const char *err,
+                                     unsigned now)
 {
     say(s, LP_NOTICE_ERROR, "%s", err);
     if (s->wal && s->walmode) {
@@ -1359,10 +1360,20 @@ static _Noreturn void shards_refused(struct lp_send *s, const char *err)
             if (lp_batch_busy(&s->sh[i].in))
                 lp_spool_batch(s, &s->sh[i].in);
         lp_spool_sync(s);
-        say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s, each for "
-            "its shard of --shards %u: a run with --shards %u sends them "
-            "(--flush-wal) once Redis records that count", s->c.wal,
-            s->nsh, s->nsh);
+        if (now > s->nsh)
+            /* the shards of nsh are shards of now too: a flush with now
+             * sends each record to the shard it names, passing over
+             * what the fields of the count before say is stored */
+            say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s, each "
+                "for its shard of --shards %u, which is a shard of the %u "
+                "Redis records: logpipe-send --shards %u --wal %s "
+                "--flush-wal (the other options as here) sends them now",
+                s->c.wal, s->nsh, now, now, s->c.wal);
+        else
+            say(s, LP_NOTICE_ERROR, "the events stay in the WAL %s, each "
+                "for its shard of --shards %u: a run with --shards %u "
+                "sends them (--flush-wal) once Redis records that count",
+                s->c.wal, s->nsh, s->nsh);
     }
     lp_send_end_run(s, LP_EX_CONFIG);
 }
@@ -1371,6 +1382,7 @@ int lp_shards_verify(struct lp_send *s, char *err)
 {
     struct lp_redis *r;
     int rc;
+    unsigned now = 0;
     /* each shard's marker is in its slot: a connection a master */
     struct lp_shards_net net = {
         .new_key = s->c.cluster ? s->c.redis_new_key : NULL,
@@ -1383,7 +1395,7 @@ int lp_shards_verify(struct lp_send *s, char *err)
     /* a connection of its own: the count's key is in the stream's slot,
      * not a shard's */
     if ((r = s->c.redis_new(s->c.ctx, err)) == NULL)
-        shards_refused(s, err);
+        shards_refused(s, err, 0);
     lp_redis_set_timeout(r, redis_timeout(s));
     rc = lp_redis_connect(r, err);
     if (rc == 0)
@@ -1411,11 +1423,17 @@ int lp_shards_verify(struct lp_send *s, char *err)
                 s->gone_n = g > 1 && g != w ? g : 0;
         }
     }
+    if (rc == LP_SHARDS_EBAD) {
+        /* the count Redis records, for the way to send a WAL on */
+        char e2[LP_ERRLEN];
+        if (lp_shards_read(r, s->c.cluster, s->stream0, &now, e2) != 0)
+            now = 0;
+    }
     lp_redis_free(r);
     if (rc == 1)                /* this run changed the count: said */
         say(s, LP_NOTICE_WARN, "%s", err);
     if (rc == LP_REDIS_EAUTH || rc == LP_SHARDS_EBAD)
-        shards_refused(s, err);
+        shards_refused(s, err, now);
     if (rc < 0)
         return -1;
     s->shards_checked = 1;
@@ -1546,21 +1564,23 @@ int lp_shards_was_load(struct lp_send *s, char *err)
     return 0;
 }
 
-int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr)
+int lp_was_stored_of(struct lp_send *s, const uint64_t *skip,
+                     const char *pname, uint64_t pos, unsigned wshard,
+                     int rr)
 {
     uint64_t lo = UINT64_MAX, hi = 0;
 
-    if (s->was_skip == NULL || s->was_n == 0)
+    if (skip == NULL || s->was_n == 0)
         return 0;
     if (wshard == LP_WSHARD_UNKNOWN && rr)
         wshard = (unsigned)((pos - 1) % s->was_n);
     if (wshard < s->was_n)
-        return pos <= s->was_skip[wshard];
+        return pos <= skip[wshard];
     for (unsigned j = 0; j < s->was_n; j++) {
-        if (s->was_skip[j] < lo)
-            lo = s->was_skip[j];
-        if (s->was_skip[j] > hi)
-            hi = s->was_skip[j];
+        if (skip[j] < lo)
+            lo = skip[j];
+        if (skip[j] > hi)
+            hi = skip[j];
     }
     if (pos <= lo)
         return 1;
@@ -1572,8 +1592,66 @@ int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr)
             "(%u): its --shard-key's shard of %u was not known when it was "
             "read (Redis away) and is not kept; sent, maybe twice (so "
             "every position from %" PRIu64 " to %" PRIu64 ")", s->nsh, pos,
-            s->producer, s->was_n, s->was_n, lo + 1, hi);
+            pname, s->was_n, s->was_n, lo + 1, hi);
     return 2;
+}
+
+int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr)
+{
+    return lp_was_stored_of(s, s->was_skip, s->producer, pos, wshard, rr);
+}
+
+int lp_shards_was_of(struct lp_send *s, const char *pn, size_t pnl,
+                     const uint64_t **skip, char *err)
+{
+    struct lp_was_prod *p;
+    char name[LP_PRODUCER_MAX + 1];
+
+    *skip = NULL;
+    if (s->was_n == 0)
+        return 0;
+    if (pnl == strlen(s->producer) && memcmp(pn, s->producer, pnl) == 0) {
+        if (lp_shards_was_load(s, err) < 0)
+            return -1;
+        *skip = s->was_skip;
+        return 0;
+    }
+    for (unsigned i = 0; i < s->n_was_prods; i++) {
+        p = &s->was_prods[i];
+        if (strlen(p->name) == pnl && memcmp(p->name, pn, pnl) == 0) {
+            *skip = p->skip;
+            return 0;
+        }
+    }
+    if (pnl > LP_PRODUCER_MAX) {
+        snprintf(err, LP_ERRLEN, "a WAL record names a producer longer "
+                 "than %d bytes", LP_PRODUCER_MAX);
+        s->last_permanent = 1;
+        return -1;
+    }
+    memcpy(name, pn, pnl);
+    name[pnl] = '\0';
+    p = realloc(s->was_prods, (s->n_was_prods + 1) * sizeof *p);
+    if (p == NULL)
+        lp_send_oom(s);
+    s->was_prods = p;
+    p = &s->was_prods[s->n_was_prods];
+    if ((p->name = strdup(name)) == NULL ||
+        (p->skip = calloc(s->was_n, sizeof *p->skip)) == NULL)
+        lp_send_oom(s);
+    if (was_fields(s, name, p->skip, NULL, err) < 0) {
+        free(p->name);
+        free(p->skip);
+        return -1;
+    }
+    s->n_was_prods++;
+    if (s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--shards %u: the fields of producer %s "
+            "(of records in the WAL %s) on the %u shards of the count "
+            "before are read: what they hold is passed over", s->nsh, name,
+            s->c.wal, s->was_n);
+    *skip = p->skip;
+    return 0;
 }
 
 /* was_fields of the run's producer into s->was_skip, retried for
@@ -4586,6 +4664,11 @@ void lp_send_free(struct lp_send *s)
         }
         free(s->sh);
         free(s->was_skip);
+        for (unsigned i = 0; i < s->n_was_prods; i++) {
+            free(s->was_prods[i].name);
+            free(s->was_prods[i].skip);
+        }
+        free(s->was_prods);
         s->in = &s->in0;
         memset(&s->prefix, 0, sizeof s->prefix);
     }

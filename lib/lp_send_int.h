@@ -240,6 +240,13 @@ struct lp_send {
     uint64_t *was_skip;         /* was_n: the run's producer's field on
                                    each shard of was_n (--position,
                                    --journal: passed over at or below) */
+    struct lp_was_prod {        /* another producer's fields on the
+                                   shards of was_n, read for its WAL
+                                   records (lp_shards_was_of) */
+        char *name;
+        uint64_t *skip;
+    } *was_prods;
+    unsigned n_was_prods;
     uint64_t key_hash;          /* --shard-key: the last event's hash */
     int key_hashed;             /* it is the next command's */
     struct lp_jq *skey_jq;      /* --shard-key, a program */
@@ -472,6 +479,16 @@ int lp_shards_was_load(struct lp_send *s, char *err);
  * highest, and 2 between them: not known, sent (counted in
  * n_was_unsure, said). */
 int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr);
+/* The fields on the shards of the count before (was_n) of producer
+ * pn[0..pnl), which a WAL record names: the run's own was_skip, another's
+ * read at its first record and kept. *skip NULL: no count before. 0, or
+ * -1 with err (try again). */
+int lp_shards_was_of(struct lp_send *s, const char *pn, size_t pnl,
+                     const uint64_t **skip, char *err);
+/* lp_was_stored for producer pname of fields skip (lp_shards_was_of). */
+int lp_was_stored_of(struct lp_send *s, const uint64_t *skip,
+                     const char *pname, uint64_t pos, unsigned wshard,
+                     int rr);
 /* --follow --shard-key, the WAL sent: every file read commits its end on
  * every shard again when the input is quiet (fk_idle); in the WAL only
  * commands went, not the cursors committed alone. */

@@ -693,6 +693,26 @@ void lp_spool_replay(struct lp_send *s)
                 break;
             }
             lp_shard_keys(s, shard);
+        } else {
+            /* a record is an XADD to --stream or its DLQ: one to
+             * another key (another stream's WAL, a shard's) would be
+             * gated on the producers of this stream, not its own, and
+             * found again stored twice */
+            const char *key, *data;
+            size_t keylen, datalen;
+            if (lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
+                !(keylen == strlen(s->c.stream) &&
+                  memcmp(key, s->c.stream, keylen) == 0) &&
+                !(s->c.dlq && keylen == strlen(s->c.dlq) &&
+                  memcmp(key, s->c.dlq, keylen) == 0)) {
+                snprintf(err, LP_ERRLEN, "--wal %s: %s holds a record for "
+                         "%.*s, which is not --stream %s nor its DLQ "
+                         "(flush it with the options of the run that "
+                         "wrote it)", s->c.wal, lp_wal_seg_name(s->rseg),
+                         (int)(keylen > 200 ? 200 : keylen), key,
+                         s->c.stream);
+                lp_spool_error(s, err);
+            }
         }
         prod = lp_wal_producer(rec, len, &pn, &pnl, &pos, &cur, &cl, &cmd);
         if (prod) {
@@ -700,21 +720,30 @@ void lp_spool_replay(struct lp_send *s)
                 lp_spool_replay_failed(s, err);
                 return;
             }
-            /* --shards after a change: a record of ours at or below
-             * its shard's field of the count before is stored there
-             * (was_skip, read at the first connection of a run begun
-             * with Redis away); by position when the record's shard is
-             * its position's, else as lp_was_stored can tell */
+            /* --shards after a change: a record at or below its
+             * producer's field on its shard of the count before is
+             * stored there (the fields of the producer the record
+             * names, not only the run's own: a flush is often run
+             * without --producer; read at the first connection of a run
+             * begun with Redis away); by position when the record's
+             * shard is its position's, else as lp_was_stored can tell.
+             * Not another producer's record with a cursor: --follow's
+             * (file, shard) fields number each shard on its own, so an
+             * old shard's position says nothing of a new one's */
             if (pos > committed && s->sh && s->was_n &&
-                pnl == strlen(s->producer) &&
-                memcmp(pn, s->producer, pnl) == 0) {
-                if (lp_shards_was_load(s, err) < 0) {
+                (cl == 0 || (pnl == strlen(s->producer) &&
+                             memcmp(pn, s->producer, pnl) == 0))) {
+                const uint64_t *skip;
+                if (lp_shards_was_of(s, pn, pnl, &skip, err) < 0) {
                     lp_spool_replay_failed(s, err);
                     return;
                 }
-                if (lp_was_stored(s, pos, LP_WSHARD_UNKNOWN,
-                                  s->c.shard_key == NULL &&
-                                  (uint64_t)shard == (pos - 1) % s->nsh) == 1)
+                char pname[LP_PRODUCER_MAX + 1];
+                snprintf(pname, sizeof pname, "%.*s", (int)pnl, pn);
+                if (lp_was_stored_of(s, skip, pname, pos, LP_WSHARD_UNKNOWN,
+                                     s->c.shard_key == NULL &&
+                                     (uint64_t)shard ==
+                                     (pos - 1) % s->nsh) == 1)
                     committed = pos;
             }
             if (pos <= committed) {
