@@ -944,6 +944,18 @@ static int queue_upkeep(struct lp_drain *d, char *err)
     return 0;
 }
 
+/* Sends the XACK of the batch in hand behind a read already sent: its
+ * reply comes after the read's (receive). 0, or -1 with err. */
+static int queue_late_ack(struct lp_drain *d, char *err)
+{
+    if (queue_ack(d, err) < 0)
+        return -1;
+    if (!d->ack_queued)
+        return 0;
+    d->ack_late = 1;
+    return lp_redis_flush(d->r, err);
+}
+
 static int request(struct lp_drain *d, char *err)
 {
     long k = (long)d->conf.count;
@@ -955,13 +967,8 @@ static int request(struct lp_drain *d, char *err)
         int was = d->syncing;
         if (was && sync_finish(d) < 0)
             return -1;
-        if (queue_ack(d, err) < 0)
+        if (queue_late_ack(d, err) < 0)
             return -1;
-        if (d->ack_queued) {
-            d->ack_late = 1;
-            if (lp_redis_flush(d->r, err) < 0)
-                return -1;
-        }
         /* the epoch waited for the commit; it runs beside the read */
         return was && journal_flush(d, 0) < 0 ? -1 : 0;
     }
@@ -1018,13 +1025,8 @@ static int request(struct lp_drain *d, char *err)
         if (sync_finish(d) < 0)
             return -1;
         d->read_sent = 0;
-        if (queue_ack(d, err) < 0)
+        if (queue_late_ack(d, err) < 0)
             return -1;
-        if (d->ack_queued) {
-            d->ack_late = 1;
-            if (lp_redis_flush(d->r, err) < 0)
-                return -1;
-        }
         /* the epoch waited for the commit; it runs beside the read,
          * whose entries a failure gives back (read_sent) */
         d->read_sent = 1;

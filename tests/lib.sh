@@ -348,6 +348,23 @@ exactly() {
     fi
 }
 
+# pending: how many entries group logpipe of logs:stream holds pending
+pending() {
+    rcli XPENDING logs:stream logpipe | head -n 1
+}
+
+# max_count: the highest delivery count among them (0 when none)
+max_count() {
+    rcli XPENDING logs:stream logpipe - + 100000 |
+        awk 'NR % 4 == 0 { if ($1 > m) m = $1 } END { print m + 0 }'
+}
+
+# stopped PID: the process is stopped (SIGSTOP; t: stopped by a tracer)
+stopped() {
+    _s=$(cut -d" " -f3 "/proc/$1/stat") &&
+    { test "$_s" = T || test "$_s" = t; }
+}
+
 # wait_for SECONDS COMMAND...: polls COMMAND (eval'd each time, so use
 # helpers like test_xlen rather than $(...)) until it succeeds
 wait_for() {

@@ -3,10 +3,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis drain --appendonly yes --appendfsync always
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
 # blocked: waits until a client (the one drain running) is blocked in
 # XREADGROUP: its group is made and it waits for entries, however long
 # its start took

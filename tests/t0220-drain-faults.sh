@@ -8,10 +8,6 @@ KILLS=30
 [ -n "${LP_STRESS:-}" ] && KILLS=300
 
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
 # idle_over MS CONSUMER: CONSUMER holds pending entries, each delivered
 # more than MS ms ago by Redis's clock (the one XAUTOCLAIM --claim-idle
 # goes by); XPENDING --raw gives ID, consumer, idle ms, deliveries

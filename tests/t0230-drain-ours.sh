@@ -8,16 +8,6 @@
 start_redis ours --appendonly yes --appendfsync always
 
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
-# the highest delivery count among the pending entries (0 when none)
-max_count() {
-    rcli XPENDING logs:stream logpipe - + 100000 |
-        awk 'NR % 4 == 0 { if ($1 > m) m = $1 } END { print m + 0 }'
-}
-
 # one && chain: called left of &&, where set -e is off
 fresh() {
     rcli DEL logs:stream logs:dlq >/dev/null &&

@@ -27,10 +27,6 @@ archived() {
     find out -name "*.jsonl" -type f -exec cat {} + 2>/dev/null | wc -l
 }
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
 # consumed N: the group has read N entries and acknowledged all it read
 consumed() {
     test "$(rcli XINFO GROUPS logs:stream |
@@ -43,11 +39,6 @@ fresh() {
     rm -rf out out2 *.out *.err
     gen_events "$1" "a b c" >in
     logpipe-send <in
-}
-
-# stopped PID: the process stopped itself (LOGPIPE_TEST_CRASH=stop:...)
-stopped() {
-    test "$(cut -d" " -f3 "/proc/$1/stat")" = T
 }
 
 # Background drains are recorded in $TMP/.pids: whatever fails, the

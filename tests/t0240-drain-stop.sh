@@ -4,10 +4,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis
 
-stopped() {
-    test "$(cut -d" " -f3 "/proc/$1/stat")" = T
-}
-
 # The drain stops itself right after it sent the XACK of its first batch
 # and the next read (BLOCK 5s) behind it; SIGTERM then lands before it
 # reads that read's reply. Its last trim must not take the read's reply

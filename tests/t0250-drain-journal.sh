@@ -11,10 +11,6 @@
 start_redis
 
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
 # fresh N SERVICES [T0]: an empty archive, a stream of N new events
 fresh() {
     rcli DEL logs:stream logs:dlq >/dev/null
@@ -36,10 +32,6 @@ journal_ids() {
 
 no_journal() {
     ! test -e out/.logpipe-journal
-}
-
-stopped() {
-    test "$(cut -d" " -f3 "/proc/$1/stat")" = T
 }
 
 SVC5="a b c d e"

@@ -4,10 +4,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis drain
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
 # deliveries: how many pending entries have each delivery count, as
 # "COUNT x DELIVERIES" lines (XPENDING --raw: ID, consumer, idle, count)
 deliveries() {

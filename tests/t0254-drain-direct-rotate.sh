@@ -10,14 +10,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
-stopped() {
-    test "$(cut -d" " -f3 "/proc/$1/stat")" = T
-}
-
 # Days before today, so that rotate may compress them
 OLD=$(( ($(date +%s) / 86400 - 2) * 86400 + 43200 ))
 

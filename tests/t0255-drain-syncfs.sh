@@ -8,10 +8,6 @@
 . "$TOP/tests/powerloss-lib.sh"
 start_redis drain
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
 fresh() {
     rcli DEL logs:stream >/dev/null
     rm -rf out

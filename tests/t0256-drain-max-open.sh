@@ -13,10 +13,6 @@ value() {
     awk -v s="$2" '$1 == s { print $2 }' "$1"
 }
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
 fresh() {
     rcli DEL logs:stream >/dev/null
     rm -rf out

@@ -13,20 +13,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis readahead
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
-# the highest delivery count among the pending entries (0 when none)
-max_count() {
-    rcli XPENDING logs:stream logpipe - + 100000 |
-        awk 'NR % 4 == 0 { if ($1 > m) m = $1 } END { print m + 0 }'
-}
-
-stopped() {
-    test "$(cut -d" " -f3 "/proc/$1/stat")" = T
-}
-
 pending_is() {
     test "$(pending)" = "$1"
 }

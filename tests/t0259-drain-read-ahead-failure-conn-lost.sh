@@ -12,24 +12,8 @@
 . "$(dirname "$0")/lib.sh"
 start_redis readahead
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
-
 pending_is() {
     test "$(pending)" = "$1"
-}
-
-# the highest delivery count among the pending entries (0 when none)
-max_count() {
-    rcli XPENDING logs:stream logpipe - + 100000 |
-        awk 'NR % 4 == 0 { if ($1 > m) m = $1 } END { print m + 0 }'
-}
-
-# stopped PID: in a group stop (T), or, under strace, a tracing stop (t)
-stopped() {
-    _s=$(cut -d" " -f3 "/proc/$1/stat") &&
-    { test "$_s" = T || test "$_s" = t; }
 }
 
 # the drain: the child of strace (pid $1) that runs logpipe-drain (strace

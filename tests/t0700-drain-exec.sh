@@ -4,9 +4,6 @@
 . "$(dirname "$0")/lib.sh"
 start_redis exec --appendonly yes --appendfsync always
 
-pending() {
-    rcli XPENDING logs:stream logpipe | head -n 1
-}
 # one && chain: called left of &&, where set -e is off
 fresh() {
     rcli DEL logs:stream logs:dlq >/dev/null &&
