@@ -77,13 +77,14 @@ few_fds() {
 
 # the lines of a closed day, 20 files, one line each, then 20 more: the
 # drain holds 4 descriptors, so most entries have none when the files
-# change under them
+# change under them. Yesterday at noon is more than send's --max-age (24h)
+# from noon on: sent with --max-age 0 (the test failed after 12:00 UTC)
 start_day() {
     rcli DEL logs:stream >/dev/null
     rm -rf out
     set_days
     gen_events 40 "$SVC20" "$(date -u -d "$d1 12:00" +%s)" >in
-    head -n 20 in | logpipe-send
+    head -n 20 in | logpipe-send --max-age 0
 }
 
 # rotate compresses the day (its lines synced and the journal cut first:
@@ -101,7 +102,7 @@ test_expect_success 'rotated away while its entry has no descriptor: the next li
     logpipe-rotate --grace 0 -d out >act 2>rerr &&
     test "$(find out -name "*.jsonl.gz" | wc -l)" -eq 20 &&
     test "$(find out -name "*.jsonl" | wc -l)" -eq 0 &&
-    tail -n 20 in | logpipe-send &&
+    tail -n 20 in | logpipe-send --max-age 0 &&
     wait_for 30 "test \"\$(find out -name \"*.jsonl\" | wc -l)\" -eq 20" &&
     wait_for 30 "test \"\$(pending)\" -eq 0" &&
     stop_drain $d &&
@@ -126,7 +127,7 @@ test_expect_success 'replaced while its entry has no descriptor: the next line g
     for f in out/*/*.jsonl; do
         cp "$f" "$f.new" && mv "$f.new" "$f" || exit 1
     done &&
-    tail -n 20 in | logpipe-send &&
+    tail -n 20 in | logpipe-send --max-age 0 &&
     wait_for 30 "test \"\$(cat out/*/*.jsonl | wc -l)\" -eq 40" &&
     wait_for 30 "test \"\$(pending)\" -eq 0" &&
     stop_drain $d &&
