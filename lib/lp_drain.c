@@ -1957,7 +1957,8 @@ static int add_mark(struct lp_drain *d, const char *path)
     return 0;
 }
 
-/* Our pending entries are read: what the killed run left is forgotten. */
+/* Our pending entries are read (a claim reads others'): what the killed
+ * run left is forgotten. */
 static void done_free(struct lp_drain *d)
 {
     if (d->n_done_acked)
@@ -2368,6 +2369,8 @@ static void loop(struct lp_drain *d)
             if (mode == M_PENDING) {
                 /* our backlog is done: claim (on, after claimed ones) */
                 d->isolate = 0;
+                if (d->done || d->marks)
+                    done_free(d);
                 d->mode = d->claiming && strcmp(d->cursor, "0-0") == 0
                               ? M_NEW : M_CLAIM;
                 if (!d->claiming)

@@ -76,4 +76,13 @@ test_expect_success 'a batch of one file (a mark): its entries found in that fil
     grep_q "archived by a run killed before their XACK" err2
 '
 
+test_expect_success 'nothing read ahead, nothing new: no dead letter, said at the end of the pending ones' '
+    fresh 500 "a b c d" &&
+    rcli --raw XRANGE logs:stream - + | awk "NR % 3 == 1" >ids &&
+    crash_then_limit 500 "{service}/%Y-%m-%d.jsonl" &&
+    test "$(rcli XLEN logs:dlq)" -eq 0 &&
+    grep_q "^logpipe-drain: 500 entries delivered more than --max-deliveries times were archived" err2 &&
+    exactly 500 out
+'
+
 test_done
