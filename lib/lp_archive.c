@@ -1133,6 +1133,13 @@ long lp_archive_file_holds(struct lp_archive *a, const char *path,
         }
     }
     free(f.checks);
+    /* the run that wrote them may have been killed before their sync:
+     * durable before anything is acknowledged for them (mustsync) */
+    if (rc == 0 && nfound > 0 && fdatasync(fd) < 0) {
+        e = errno;
+        snprintf(err, LP_ERRLEN, "%s: fsync: %s", path, strerror(e));
+        rc = -1;
+    }
     close(fd);                  /* and its lock */
     if (rc < 0) {
         errno = e;

@@ -86,8 +86,9 @@ struct lp_sid {
  * The file is read under a shared flock (no writer appends meanwhile),
  * back from its end as the duplicate check reads (LP_DEDUP_RUN): a copy
  * written long before the newest of ids may be missed. A file that does
- * not exist holds none. Returns the number found, or -1 with err ("PATH:
- * why") and errno.
+ * not exist holds none. A file holding any is fdatasynced (its writer may
+ * have died before its sync). Returns the number found, or -1 with err
+ * ("PATH: why") and errno.
  */
 long lp_archive_file_holds(struct lp_archive *a, const char *path,
                            const char *pfx, const struct lp_sid *ids,
