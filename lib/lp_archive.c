@@ -1,6 +1,7 @@
 /* lp_archive.c -- the archive tree: day files appended under a lock */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1065,6 +1066,86 @@ static int scan_for_copies(struct lp_archive *a, struct lp_afile *f,
         }
     }
     return 0;
+}
+
+/* The archive ID of entry id after pfx, in buf (at least 96 bytes):
+ * its length, or 0 when it does not fit. */
+static size_t format_aid(char *buf, const char *pfx, const struct lp_sid *id)
+{
+    int k = snprintf(buf, 96, "%s%" PRIu64 "-%" PRIu64, pfx ? pfx : "",
+                     id->ms, id->seq);
+
+    return k > 0 && k < 96 ? (size_t)k : 0;
+}
+
+long lp_archive_file_holds(struct lp_archive *a, const char *path,
+                           const char *pfx, const struct lp_sid *ids,
+                           size_t n, unsigned char *found, char *err)
+{
+    struct lp_afile f;
+    struct stat st;
+    char aid[96], line[112];
+    long nfound = 0;
+    int fd, created = 0, rc = 0, e;
+
+    if (n == 0)
+        return 0;
+    fd = lp_fs_open(a->dirfd, path, O_RDONLY, 0, &created, err);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    memset(&f, 0, sizeof f);
+    f.path = (char *)path;
+    f.fd = fd;
+    if (flock(fd, LOCK_SH) < 0 || fstat(fd, &st) < 0) {
+        e = errno;
+        snprintf(err, LP_ERRLEN, "%s: %s", path, strerror(e));
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t k = format_aid(aid, pfx, &ids[i]);
+        if (k && lp_afile_check(&f, aid, k) < 0)
+            rc = -1;
+    }
+    if (rc < 0) {
+        snprintf(err, LP_ERRLEN, "out of memory");
+        e = ENOMEM;
+    } else if (f.nchecks) {
+        qsort(f.checks, f.nchecks, sizeof *f.checks, cmp_check);
+        rc = scan_for_copies(a, &f, st.st_size, err);
+        e = errno;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t k = format_aid(aid, pfx, &ids[i]);
+        uint64_t ms, seq;
+        uint32_t shard;
+        struct check *c;
+        if (k == 0)
+            continue;
+        memcpy(line, "{\"_id\":\"", 8);
+        memcpy(line + 8, aid, k);
+        line[8 + k] = '"';
+        if (line_sid(line, k + 9, &shard, &ms, &seq) == 0 &&
+            (c = find_check(&f, shard, ms, seq)) != NULL && c->found) {
+            found[i] = 1;
+            nfound++;
+        }
+    }
+    free(f.checks);
+    /* the run that wrote them may have been killed before their sync:
+     * durable before anything is acknowledged for them (mustsync) */
+    if (rc == 0 && nfound > 0 && fdatasync(fd) < 0) {
+        e = errno;
+        snprintf(err, LP_ERRLEN, "%s: fsync: %s", path, strerror(e));
+        rc = -1;
+    }
+    close(fd);                  /* and its lock */
+    if (rc < 0) {
+        errno = e;
+        return -1;
+    }
+    return nfound;
 }
 
 static uint64_t drop_found_in(struct lp_afile *f, struct lp_buf *b);

@@ -78,6 +78,23 @@ struct lp_sid {
 };
 
 /*
+ * Which of the entries ids[0..n) does the file at path (relative to the
+ * --dir descriptor, opened as lp_archive_get would, but read-only and
+ * apart from the batch in hand: not touched, not kept) hold? Their
+ * archive IDs are pfx (NULL: none; a shard's "<i>-") then "<ms>-<seq>".
+ * found[i] is set to 1 for each entry found, left alone for the others.
+ * The file is read under a shared flock (no writer appends meanwhile),
+ * back from its end as the duplicate check reads (LP_DEDUP_RUN): a copy
+ * written long before the newest of ids may be missed. A file that does
+ * not exist holds none. A file holding any is fdatasynced (its writer may
+ * have died before its sync). Returns the number found, or -1 with err
+ * ("PATH: why") and errno.
+ */
+long lp_archive_file_holds(struct lp_archive *a, const char *path,
+                           const char *pfx, const struct lp_sid *ids,
+                           size_t n, unsigned char *found, char *err);
+
+/*
  * Locks every file the batch touched (flock, in path order, so that two
  * writers cannot deadlock), reopening those rotated away (an info notice)
  * and cutting partial last lines (a warning notice), as they happen.

@@ -105,6 +105,14 @@ struct lp_drain {
     struct lp_archive *arch;
     struct lp_journal *journal; /* the files' group commit (lp_journal.h) */
     size_t replay_bytes;        /* lines of the journal in hand */
+    /* what the journal a killed run left held (replay_record), until our
+     * pending entries are read: the entries it archived, which a delivery
+     * count past --max-deliveries does not move to the DLQ (archived) */
+    struct lp_sid *done;        /* its lines' entries, sorted */
+    size_t ndone, capdone;
+    char **marks;               /* the files of its marks: single-file */
+    size_t nmarks;              /* batches, whose lines it did not hold */
+    uint64_t n_done_acked;      /* over the limit, archived: acked */
     char host[256];
     /* the batch in hand */
     struct lp_buf scratch;      /* ids, DLQ data and details */
@@ -511,6 +519,16 @@ static void sql_drop(struct lp_drain *d)
     d->nrecs = k;
 }
 
+/* Is entry e one the journal a killed run left held (d->done)? */
+static int archived(const struct lp_drain *d, const struct lp_entry *e)
+{
+    struct lp_sid id;
+
+    return d->ndone &&
+           lp_stream_id_parse(e->id, e->idlen, &id.ms, &id.seq) == 0 &&
+           bsearch(&id, d->done, d->ndone, sizeof id, lp_sid_cmp) != NULL;
+}
+
 /* Files entry e, or queues it for the DLQ or the XACK. Returns 0;
  * SPLIT (nothing done) when it needs a day file past --max-files: it
  * starts the next batch; -1 when the run ends. */
@@ -549,6 +567,13 @@ static int one_entry(struct lp_drain *d, const struct lp_entry *e,
         snprintf(detail, sizeof detail, "%zu bytes, longer than --max-line "
                  "(%" PRIu64 ")", n, d->conf.max_line);
         return to_dlq(d, e, deliveries, s, n, "too-long", detail);
+    }
+    if (deliveries > d->conf.max_deliveries && archived(d, e)) {
+        /* the run killed between writing it and its XACK did archive it:
+         * a duplicate, not a dead letter (said once: done_free) */
+        d->res.dups++;
+        d->n_done_acked++;
+        return ack_later(d, e->id, e->idlen);
     }
     if (deliveries > d->conf.max_deliveries) {
         /* it was handed out that often and never acknowledged, and not
@@ -1874,6 +1899,157 @@ static int replay_flush(struct lp_drain *d, uint64_t *dups, char *err)
     return lp_archive_sync_dirs(d->arch, err);
 }
 
+/* The entries of the archive lines s[0..n) of a journal's record go to
+ * d->done (sorted by done_sort). 0, or -1 when out of memory. */
+static int add_done(struct lp_drain *d, const char *s, size_t n)
+{
+    const char *end = s + n;
+
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t len = (size_t)(nl ? nl + 1 - s : end - s);
+        struct lp_sid id;
+        if (lp_archive_line_id(s, len, &id.ms, &id.seq) == 0) {
+            if (d->ndone == d->capdone) {
+                size_t cap = d->capdone ? d->capdone * 2 : 1024;
+                struct lp_sid *p = realloc(d->done, cap * sizeof *p);
+                if (p == NULL)
+                    return -1;
+                d->done = p;
+                d->capdone = cap;
+            }
+            d->done[d->ndone++] = id;
+        }
+        s += len;
+    }
+    return 0;
+}
+
+/* Sorts d->done, each ID once. */
+static void done_sort(struct lp_drain *d)
+{
+    size_t k = 0;
+
+    if (d->ndone == 0)
+        return;
+    qsort(d->done, d->ndone, sizeof *d->done, lp_sid_cmp);
+    for (size_t i = 1; i < d->ndone; i++)
+        if (lp_sid_cmp(&d->done[k], &d->done[i]) != 0)
+            d->done[++k] = d->done[i];
+    d->ndone = k + 1;
+}
+
+/* The file of a mark record (path, made safe by replay_record) goes to
+ * d->marks, once. 0, or -1 with err when out of memory. */
+static int add_mark(struct lp_drain *d, const char *path)
+{
+    char **p;
+
+    for (size_t i = 0; i < d->nmarks; i++)
+        if (strcmp(d->marks[i], path) == 0)
+            return 0;
+    if ((p = realloc(d->marks, (d->nmarks + 1) * sizeof *p)) == NULL)
+        return -1;
+    d->marks = p;
+    if ((p[d->nmarks] = strdup(path)) == NULL)
+        return -1;
+    d->nmarks++;
+    return 0;
+}
+
+/* Our pending entries are read (a claim reads others'): what the killed
+ * run left is forgotten. */
+static void done_free(struct lp_drain *d)
+{
+    if (d->n_done_acked)
+        say(d, LP_NOTICE_INFO, "%" PRIu64 " entries delivered more than "
+            "--max-deliveries times were archived by a run killed before "
+            "their XACK (its journal said so): acknowledged, not moved to "
+            "the DLQ", d->n_done_acked);
+    d->n_done_acked = 0;
+    free(d->done);
+    d->done = NULL;
+    d->ndone = d->capdone = 0;
+    for (size_t i = 0; i < d->nmarks; i++)
+        free(d->marks[i]);
+    free(d->marks);
+    d->marks = NULL;
+    d->nmarks = 0;
+}
+
+/*
+ * The entries of the batch in hand over --max-deliveries that are not in
+ * d->done may be in a file of a mark (a single-file batch, written and
+ * synced by the killed run without its lines in the journal): looked for
+ * there, once per batch, those found added to d->done. A file that cannot
+ * be read is said, and its entries go to the DLQ as they would have.
+ * 0, or -1 when out of memory (the run ends).
+ */
+static int check_marks(struct lp_drain *d, const struct lp_reply *entries,
+                       size_t n)
+{
+    struct lp_sid *ids;
+    unsigned char *found;
+    size_t k = 0, nfound = 0;
+    char err[LP_ERRLEN];
+
+    if (d->nmarks == 0 || d->arch == NULL)
+        return 0;
+    ids = malloc(n * sizeof *ids + 1);
+    found = calloc(n + 1, 1);
+    if (ids == NULL || found == NULL) {
+        free(ids);
+        free(found);
+        return oom(d);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct lp_entry e;
+        if (d->deliveries[i] <= d->conf.max_deliveries ||
+            lp_entry_get(entries, i, &e, err) < 0 || e.fields == NULL ||
+            archived(d, &e) ||
+            lp_stream_id_parse(e.id, e.idlen, &ids[k].ms, &ids[k].seq) < 0)
+            continue;
+        k++;
+    }
+    for (size_t m = 0; m < d->nmarks && nfound < k; m++) {
+        long got = lp_archive_file_holds(d->arch, d->marks[m],
+                                         d->conf.id_prefix, ids, k, found,
+                                         err);
+        if (got < 0) {
+            if (errno == ENOMEM) {
+                free(ids);
+                free(found);
+                return oom(d);
+            }
+            say(d, LP_NOTICE_WARN, "looking for entries a killed run "
+                "archived: %s", err);
+            continue;
+        }
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (!found[i])
+            continue;
+        if (d->ndone == d->capdone) {
+            size_t cap = d->capdone ? d->capdone * 2 : 1024;
+            struct lp_sid *p = realloc(d->done, cap * sizeof *p);
+            if (p == NULL) {
+                free(ids);
+                free(found);
+                return oom(d);
+            }
+            d->done = p;
+            d->capdone = cap;
+        }
+        d->done[d->ndone++] = ids[i];
+        nfound++;
+    }
+    if (nfound)
+        done_sort(d);
+    free(ids);
+    free(found);
+    return 0;
+}
+
 /* One record of the journal a run left: its lines, for their file. */
 static int replay_record(void *ctx, const char *path, size_t plen,
                          const char *lines, size_t len, char *err)
@@ -1908,7 +2084,9 @@ static int replay_record(void *ctx, const char *path, size_t plen,
         }
     }
     if (len == 0)
-        return 0;               /* a mark (lp_journal_mark): no lines */
+        goto mark;              /* a mark (lp_journal_mark): no lines */
+    if (add_done(d, lines, len) < 0)
+        goto nomem;
     /* at most --max-files open at once, as a batch */
     if (!lp_archive_touches(d->arch, p, plen) &&
         lp_archive_touched(d->arch) >= d->conf.max_files &&
@@ -1929,6 +2107,9 @@ static int replay_record(void *ctx, const char *path, size_t plen,
         return -1;
     d->res.replay_dups += dups;
     return 0;
+mark:
+    if (add_mark(d, p) == 0)
+        return 0;
 nomem:
     snprintf(err, LP_ERRLEN, "out of memory");
     errno = ENOMEM;
@@ -1961,6 +2142,7 @@ static int open_journal(struct lp_drain *d, char *err)
                           "%s", d->conf.com.dir, LP_JOURNAL_DIR, name, msg);
         }
         d->res.replay_dups += dups;
+        done_sort(d);
         lp_archive_defer_dirs(d->arch, 0);
         if (lp_journal_cut(d->journal, lp_journal_seal(d->journal),
                            msg) < 0)
@@ -2187,6 +2369,8 @@ static void loop(struct lp_drain *d)
             if (mode == M_PENDING) {
                 /* our backlog is done: claim (on, after claimed ones) */
                 d->isolate = 0;
+                if (d->done || d->marks)
+                    done_free(d);
                 d->mode = d->claiming && strcmp(d->cursor, "0-0") == 0
                               ? M_NEW : M_CLAIM;
                 if (!d->claiming)
@@ -2229,6 +2413,8 @@ static void loop(struct lp_drain *d)
             continue;
         }
         d->check = mode != M_NEW;
+        if (mode == M_NEW && (d->done || d->marks))
+            done_free(d);
         if (n > d->conf.count)
             n = d->conf.count;  /* cannot happen: COUNT bounds replies */
         d->cur = entries;
@@ -2244,6 +2430,8 @@ static void loop(struct lp_drain *d)
                 break;
             continue;
         }
+        if (d->check && check_marks(d, entries, n) < 0)
+            goto out;
         /* one batch, or several when it writes more than --max-files day
          * files: each part is made durable and acknowledged before the
          * next part opens its files */
@@ -2426,6 +2614,8 @@ void lp_drain_free(struct lp_drain *d)
     free(d->dlq);
     free(d->deliveries);
     free(d->drop);
+    d->n_done_acked = 0;        /* said at the first read of new ones */
+    done_free(d);
     lp_reply_free(d->pre_rep);
     free(d);
 }

@@ -356,6 +356,39 @@ static void test_shard_ids(void)
     lp_archive_free(a);
 }
 
+/* lp_archive_file_holds: which entries a file holds, by shard prefix,
+ * read apart from the batch (the file not touched); a missing file holds
+ * none */
+static void test_file_holds(void)
+{
+    struct lp_archive *a = lp_archive_new(dirfd, 16, NULL);
+    char err[LP_ERRLEN];
+    const char *lines = "{\"_id\":\"1700000000000-0\",\"a\":1}\n"
+                        "{\"_id\":\"2-1700000000000-1\",\"a\":1}\n"
+                        "{\"_id\":\"1700000000005-3\",\"a\":1}\n";
+    struct lp_sid ids[4] = { { 1700000000000u, 0 }, { 1700000000000u, 1 },
+                             { 1700000000005u, 3 }, { 1700000000009u, 0 } };
+    unsigned char found[4] = { 0, 0, 0, 0 };
+    int fd = lp_fs_open(dirfd, "holds/x.jsonl", O_WRONLY | O_CREAT |
+                        O_TRUNC, 0640, &(int){ 0 }, err);
+
+    ok(fd >= 0 && write(fd, lines, strlen(lines)) == (ssize_t)strlen(lines),
+       "a file of three lines");
+    close(fd);
+    is_int(lp_archive_file_holds(a, "holds/x.jsonl", NULL, ids, 4, found,
+                                 err), 2, "two unsharded entries found");
+    ok(found[0] && !found[1] && found[2] && !found[3],
+       "... the first and third");
+    memset(found, 0, sizeof found);
+    is_int(lp_archive_file_holds(a, "holds/x.jsonl", "2-", ids, 4, found,
+                                 err), 1, "with a shard prefix: its entry");
+    ok(!found[0] && found[1] && !found[2] && !found[3], "... the second");
+    is_int((long)lp_archive_touched(a), 0, "the batch touches no file");
+    is_int(lp_archive_file_holds(a, "holds/none.jsonl", NULL, ids, 4, found,
+                                 err), 0, "a missing file holds none");
+    lp_archive_free(a);
+}
+
 /* Descriptors open in this process. */
 static int open_fds(void)
 {
@@ -691,6 +724,7 @@ int main(void)
     }
     test_line_id();
     test_shard_ids();
+    test_file_holds();
     test_dedup();
     test_stop_rule();
     test_partial_and_rotation();
