@@ -1327,24 +1327,36 @@ oom:
 
 /* Connects the current lane, retrying for --timeout; a refusal ends the
  * run (78), a Redis away for --timeout too (75). */
+/* One failed try of a read at the start of a run that is retried for
+ * --timeout (err says why): a refusal of Redis (last_permanent, when
+ * refusal_ends) ends the run (78), so do --timeout past since and a stop
+ * (75); otherwise it waits bo's next step. */
+static void start_retry(struct lp_send *s, int64_t since,
+                        struct lp_backoff *bo, int refusal_ends,
+                        const char *err)
+{
+    char d[32];
+
+    if (refusal_ends && s->last_permanent) {
+        say(s, LP_NOTICE_ERROR, "%s", err);
+        lp_send_end_run(s, LP_EX_CONFIG);
+    }
+    if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
+        lp_format_duration(s->c.timeout, d, sizeof d);
+        say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
+        lp_send_end_run(s, LP_EX_TEMPFAIL);
+    }
+    poll(NULL, 0, (int)lp_backoff_next(bo));
+}
+
 static void shards_connect(struct lp_send *s)
 {
-    char err[LP_ERRLEN], d[32];
+    char err[LP_ERRLEN];
     int64_t since = lp_mono_ms();
 
     lp_backoff_reset(&s->backoff);
-    while (lp_pipeline_connect(s, err) < 0) {
-        if (s->last_permanent) {
-            say(s, LP_NOTICE_ERROR, "%s", err);
-            lp_send_end_run(s, LP_EX_CONFIG);
-        }
-        if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
-            lp_format_duration(s->c.timeout, d, sizeof d);
-            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
-            lp_send_end_run(s, LP_EX_TEMPFAIL);
-        }
-        poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
-    }
+    while (lp_pipeline_connect(s, err) < 0)
+        start_retry(s, since, &s->backoff, 1, err);
     lp_backoff_reset(&s->backoff);
 }
 
@@ -1658,7 +1670,7 @@ int lp_shards_was_of(struct lp_send *s, const char *pn, size_t pnl,
  * --timeout; a refusal ends the run. cur as was_fields. */
 static void was_read(struct lp_send *s, struct lp_buf *cur)
 {
-    char err[LP_ERRLEN], d[32];
+    char err[LP_ERRLEN];
     int64_t since = lp_mono_ms();
     struct lp_backoff bo = { 0 };
 
@@ -1667,18 +1679,8 @@ static void was_read(struct lp_send *s, struct lp_buf *cur)
     if (s->was_skip == NULL &&
         (s->was_skip = calloc(s->was_n, sizeof *s->was_skip)) == NULL)
         lp_send_oom(s);
-    while (was_fields(s, s->producer, s->was_skip, cur, err) < 0) {
-        if (s->last_permanent) {
-            say(s, LP_NOTICE_ERROR, "%s", err);
-            lp_send_end_run(s, LP_EX_CONFIG);
-        }
-        if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
-            lp_format_duration(s->c.timeout, d, sizeof d);
-            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
-            lp_send_end_run(s, LP_EX_TEMPFAIL);
-        }
-        poll(NULL, 0, (int)lp_backoff_next(&bo));
-    }
+    while (was_fields(s, s->producer, s->was_skip, cur, err) < 0)
+        start_retry(s, since, &bo, 1, err);
 }
 
 /*
@@ -1698,7 +1700,7 @@ static void was_read(struct lp_send *s, struct lp_buf *cur)
  */
 static void shards_start(struct lp_send *s)
 {
-    char err[LP_ERRLEN], d[32];
+    char err[LP_ERRLEN];
     int64_t since = lp_mono_ms();
     struct lp_backoff bo = { 0 };
     uint64_t max = 0;
@@ -1717,12 +1719,7 @@ static void shards_start(struct lp_send *s)
             s->warned = 1;
             return;
         }
-        if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
-            lp_format_duration(s->c.timeout, d, sizeof d);
-            say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
-            lp_send_end_run(s, LP_EX_TEMPFAIL);
-        }
-        poll(NULL, 0, (int)lp_backoff_next(&bo));
+        start_retry(s, since, &bo, 0, err);
     }
     /* what is committed is read here: each connection's resolve finds
      * the positions known */
