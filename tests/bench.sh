@@ -280,20 +280,39 @@ follow_run() {
     kill -TERM $fpid
     wait $fpid || :
 }
-mkdir -p fgrow
-: >fgrow/a.log
+# the time the last event arrived is its entry's ID (Redis's clock is
+# this machine's): the wait for it polls slowly, so that redis-cli's
+# processes take no CPU from the run being measured; and the send of the
+# same file alternates with the follower, three rounds, best of each (a
+# send measured minutes earlier ran on another machine's worth of load)
+added_at() {
+    redis-cli -p "$FAST" --raw XREVRANGE "$1" + - COUNT 1 | head -n 1 |
+        awk -F- '{ printf "%.3f", $1 / 1000 }'
+}
 split -n l/10 -d events fchunk.
-s0=$(now)
-logpipe-send -s fgrow -F "fgrow/*.log" --producer bench-fgrow 2>/dev/null &
-fpid=$!
-for c in fchunk.*; do cat "$c" >>fgrow/a.log; done
-wait_len "$FAST" fgrow "$N"
-e0=$(now)
-kill -TERM $fpid
-wait $fpid || :
-t_fg=$(awk -v s="$s0" -v e="$e0" 'BEGIN { printf "%.4f", e - s }')
-f=$(per "$N" "$t_fg"); r=$(div "$f" "$s")
-row "send --follow of a growing file, events/s" "$f" ev/s "send of the file" "$s" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
+t_fs=9999 t_fg=9999
+for round in 1 2 3; do
+    rcli DEL fgrow fsend >/dev/null
+    t=$(secs sh -c "logpipe-send -s fsend <events")
+    t_fs=$(awk -v a="$t_fs" -v b="$t" 'BEGIN { print (b < a) ? b : a }')
+    rm -rf fgrow
+    mkdir -p fgrow
+    : >fgrow/a.log
+    s0=$(now)
+    logpipe-send -s fgrow -F "fgrow/*.log" --producer "bench-fgrow$round" 2>/dev/null &
+    fpid=$!
+    for c in fchunk.*; do cat "$c" >>fgrow/a.log; done
+    while [ "$(redis-cli -p "$FAST" XLEN fgrow)" -lt "$N" ]; do sleep 0.2; done
+    e0=$(added_at fgrow)
+    kill -TERM $fpid
+    wait $fpid || :
+    t=$(awk -v s="$s0" -v e="$e0" 'BEGIN { printf "%.4f", e - s }')
+    t_fg=$(awk -v a="$t_fg" -v b="$t" 'BEGIN { print (b < a) ? b : a }')
+done
+rm -f fchunk.*
+rcli DEL fsend >/dev/null
+f=$(per "$N" "$t_fg"); s=$(per "$N" "$t_fs"); r=$(div "$f" "$s")
+row "send --follow of a growing file, events/s (best of 3)" "$f" ev/s "send of the file" "$s" "$r" "≥ 0.9" "$(verdict "$r" 0.9)"
 mkdir -p f1000
 awk -v dir=f1000 '{ print > (dir "/f" (NR % 1000) ".log") }' events
 s0=$(now); follow_run f1000 f1000 "$N"; e0=$(now)
@@ -447,35 +466,57 @@ scale_corpus() {
                 t0 - 60, i % k, i % 1000, i, i % 500
     }'
 }
-t_one="" t_one2=""
+# The files-there runs alternate with a run of 1 service, three rounds,
+# the best time of each (as the MULTI/EXEC row above): a single run of
+# half a second moves by a tenth or more with the machine's other work,
+# and the ratio is of two runs made side by side.
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
+scale_corpus 1 >scale1.events
+rcli DEL scale1 >/dev/null
+logpipe-send -s scale1 <scale1.events
+t_one=$(secs logpipe-drain -s scale1 --once -d scale1)
 SCALE_ROWS=""
 for k in 1 20 200 2000 20000; do
-    scale_corpus "$k" >scale.events
-    rcli DEL "scale$k" >/dev/null
-    logpipe-send -s "scale$k" <scale.events
-    t_k=$(secs logpipe-drain -s "scale$k" --once -d "scale$k")
-    rcli DEL "scale$k" >/dev/null
-    logpipe-send -s "scale$k" <scale.events
-    t_k2=$(secs /usr/bin/time -f %M -o "rss$k" logpipe-drain -s "scale$k" --once -d "scale$k")
-    test "$(find "scale$k" -name '*.jsonl' -exec cat {} + | wc -l)" -eq $((2 * SCALE_N)) ||
+    if [ "$k" -gt 1 ]; then
+        scale_corpus "$k" >scale.events
+        rcli DEL "scale$k" >/dev/null
+        logpipe-send -s "scale$k" <scale.events
+        t_k=$(secs logpipe-drain -s "scale$k" --once -d "scale$k")
+    fi
+    b1=9999 bk=9999
+    for round in 1 2 3; do
+        rcli DEL scale1 >/dev/null
+        logpipe-send -s scale1 <scale1.events
+        b1=$(min "$b1" "$(secs logpipe-drain -s scale1 --once -d scale1)")
+        [ "$k" -gt 1 ] || continue
+        rcli DEL "scale$k" >/dev/null
+        logpipe-send -s "scale$k" <scale.events
+        bk=$(min "$bk" "$(secs /usr/bin/time -f %M -o "rss$k" logpipe-drain -s "scale$k" --once -d "scale$k")")
+    done
+    rcli DEL scale1 "scale$k" >/dev/null
+    if [ "$k" -eq 1 ]; then
+        SCALE_ROWS="1 $(per "$SCALE_N" "$t_one") 1.00 $(per "$SCALE_N" "$b1") 1.00
+"
+        continue
+    fi
+    test "$(find "scale$k" -name '*.jsonl' -exec cat {} + | wc -l)" -eq $((4 * SCALE_N)) ||
         { echo "drain lost events at $k services" >&2; exit 1; }
     test ! -e "scale$k/.logpipe-journal" ||
         { echo "drain --once left a journal at $k services" >&2; exit 1; }
     rm -f scale.events
-    rcli DEL "scale$k" >/dev/null
-    [ -n "$t_one" ] || { t_one=$t_k; t_one2=$t_k2; }
     d=$(per "$SCALE_N" "$t_k"); o=$(per "$SCALE_N" "$t_one"); r=$(div "$d" "$o")
-    d2=$(per "$SCALE_N" "$t_k2"); o2=$(per "$SCALE_N" "$t_one2"); r2=$(div "$d2" "$o2")
+    d2=$(per "$SCALE_N" "$bk"); o2=$(per "$SCALE_N" "$b1"); r2=$(div "$d2" "$o2")
     SCALE_ROWS="$SCALE_ROWS$k $d $r $d2 $r2
 "
     case $k in
-    1) continue ;;
     2000) tgt="≥ 0.8"; v=$(verdict "$r2" 0.8) ;;
     *) tgt="-"; v="-" ;;
     esac
     row "drain events/s, $k services, fresh tree" "$d" ev/s "1 service" "$o" "$r" "-" "-"
-    row "drain events/s, $k services, files there" "$d2" ev/s "1 service" "$o2" "$r2" "$tgt" "$v"
+    row "drain events/s, $k services, files there (best of 3)" "$d2" ev/s "1 service" "$o2" "$r2" "$tgt" "$v"
 done
+test ! -e scale1/.logpipe-journal || { echo "drain --once left a journal at 1 service" >&2; exit 1; }
+rm -f scale1.events
 rm -rf arch1 scale1 scale20 scale200 scale2000 scale20000
 rss=$(cat rss2000)
 row "peak RSS of drain, 2000 services" "$rss" KB "" - - "< 32 MB" "$(awk -v r="$rss" 'BEGIN { print (r < 32768) ? "ok" : "MISSED" }')"
