@@ -99,4 +99,29 @@ test_expect_success 'the WAL found again flushed with --shards 4 as send(1) show
     want | test_cmp - got
 '
 
+test_expect_success 'a --follow run of 4 after the change (each file numbered from 0 on its shard of 4, below the fields of 3 where the name is the same) keeps lines in the WAL; flushed without --producer: each line once, none passed over' '
+    lines a.logs 21 21 &&
+    before=$(total a 4) &&
+    logpipe-send --shards 4 --linger 5 -s a -F "a.logs/*.log" \
+        --producer fw --wal a.w2 2>a.err2 &
+    spid=$!
+    wait_for 30 "test \$(total a 4) -eq \$((before + 6))" ||
+        { cat a.err2; kill $spid; exit 1; }
+    stop_redis
+    lines a.logs 22 30
+    wait_for 30 "test \$(walrecs a.w2) -eq 54" ||
+        { cat a.err2; kill $spid; exit 1; }
+    kill -TERM $spid
+    wait $spid || :
+    restart_redis
+    logpipe-send --shards 4 -s a --wal a.w2 --flush-wal -t 5s 2>a.flush3 || {
+        cat a.flush3; exit 1; }
+    test "$(walrecs a.w2)" -eq 0 &&
+    logpipe-drain -s a --once -d a.out &&
+    archived a.out >got &&
+    { for f in 1 2 3 4 5 6; do seq $((f * 100 + 1)) $((f * 100 + 30)); done
+      seq 901 910; } | sort -n >want30 &&
+    test_cmp want30 got
+'
+
 test_done
