@@ -1,5 +1,5 @@
 #!/bin/sh
-# t0365-shards-journal-wal-count-change.sh -- issue 17 (s19): WAL records
+# t0365-shards-follow-wal-count-change.sh -- issue 17 (s19): WAL records
 # with a cursor flushed after a change of the count 3 -> 4 without
 # --producer. Only --follow writes such records: --journal refuses --wal
 # (case 1). A --follow --shards 3 --wal run keeps lines in the WAL while
@@ -122,6 +122,21 @@ test_expect_success 'a --follow run of 4 after the change (each file numbered fr
     { for f in 1 2 3 4 5 6; do seq $((f * 100 + 1)) $((f * 100 + 30)); done
       seq 901 910; } | sort -n >want30 &&
     test_cmp want30 got
+'
+
+test_expect_success 'the same WAL found again sent by the --follow run of 4 itself (at its start): nothing twice' '
+    written b || exit 1
+    logpipe-send --shards 4 --linger 5 -s b -F "b.logs/*.log" \
+        --producer fw --wal b.w 2>b.err2 &
+    spid=$!
+    wait_for 30 "test \$(walrecs b.w) -eq 0" ||
+        { cat b.err2; kill $spid; exit 1; }
+    kill -TERM $spid
+    wait $spid || { cat b.err2; exit 1; }
+    logpipe-drain -s b --once -d b.out &&
+    archived b.out >got &&
+    say "twice: $(uniq -d got | wc -l)" &&
+    want | test_cmp - got
 '
 
 test_done
