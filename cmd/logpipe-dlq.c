@@ -371,6 +371,7 @@ int main(int argc, char **argv)
         .reroute_timeout = opt.timeout,
         /* retry and purge through a moving slot */
         .cluster = tool_cluster_get(),
+        .test_pause = getenv("LOGPIPE_TEST_DLQ_PAUSE"),
     };
     if ((status = lp_dlqtool_new(&conf, &t, err)) != 0) {
         lp_error("%s", err);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lp_buf.h"
 #include "lp_cluster.h"
@@ -48,6 +49,7 @@ struct lp_dlqtool {
     int shard;                  /* its index; -1 unsharded */
     const char *base;           /* the DLQ named in stats: conf.dlq as
                                  * given (a sharded stream's base) */
+    int paused;                 /* conf.test_pause was done */
     int stop;                   /* what stops the run: an LP_EX_* status,
                                  * LP_DLQTOOL_EPIPE; 0: going on */
     char err[LP_ERRLEN];        /* why it stops */
@@ -641,6 +643,22 @@ static int act_cluster(struct lp_dlqtool *t, size_t n, int *fatal)
     return res;
 }
 
+/* conf.test_pause, once: the file made, then gone (up to 60 s) */
+static void test_pause(struct lp_dlqtool *t)
+{
+    FILE *f;
+
+    if (t->conf.test_pause == NULL || t->paused)
+        return;
+    t->paused = 1;
+    if ((f = fopen(t->conf.test_pause, "w")) == NULL)
+        return;
+    fclose(f);
+    for (int i = 0; i < 6000 && !lp_stop &&
+                    access(t->conf.test_pause, F_OK) == 0; i++)
+        poll(NULL, 0, 10);
+}
+
 /* Runs the queued retries or purges of a page, one command per entry,
  * pipelined; one NDJSON line per entry. */
 static int act(struct lp_dlqtool *t)
@@ -650,6 +668,8 @@ static int act(struct lp_dlqtool *t)
     char line[512];
     size_t n = 0, p;
 
+    if (!t->conf.dry_run)
+        test_pause(t);
     for (p = 0; p < acts->len; ) {
         const char *id = acts->p + p;
         const char *target = id + strlen(id) + 1;

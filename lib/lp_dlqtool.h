@@ -106,6 +106,11 @@ struct lp_dlqtool_conf {
      * XDEL that runs whole or not at all and finds an entry gone when it
      * ran before: an entry is moved back (purged) once, and said once. */
     struct lp_cluster *cluster;
+    /* Tests only (LOGPIPE_TEST_DLQ_PAUSE): retry and purge, before the
+     * commands of their first page are sent, create this file and wait
+     * until it is removed (a slot moved meanwhile; up to 60 s). NULL:
+     * never. */
+    const char *test_pause;
 };
 
 struct lp_dlqtool_result {

@@ -1613,11 +1613,65 @@ int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr)
     return lp_was_stored_of(s, s->was_skip, s->producer, pos, wshard, rr);
 }
 
+/* Producer pn's fields on the shards of was_n, read once and kept
+ * (with their cursors). NULL with err. */
+static struct lp_was_prod *was_prod(struct lp_send *s, const char *pn,
+                                    size_t pnl, char *err)
+{
+    struct lp_was_prod *p;
+    struct lp_buf *cur;
+    char name[LP_PRODUCER_MAX + 1];
+
+    for (unsigned i = 0; i < s->n_was_prods; i++) {
+        p = &s->was_prods[i];
+        if (strlen(p->name) == pnl && memcmp(p->name, pn, pnl) == 0)
+            return p;
+    }
+    if (pnl > LP_PRODUCER_MAX) {
+        snprintf(err, LP_ERRLEN, "a WAL record names a producer longer "
+                 "than %d bytes", LP_PRODUCER_MAX);
+        s->last_permanent = 1;
+        return NULL;
+    }
+    memcpy(name, pn, pnl);
+    name[pnl] = '\0';
+    p = realloc(s->was_prods, (s->n_was_prods + 1) * sizeof *p);
+    if (p == NULL)
+        lp_send_oom(s);
+    s->was_prods = p;
+    p = &s->was_prods[s->n_was_prods];
+    if ((p->name = strdup(name)) == NULL ||
+        (p->skip = calloc(s->was_n, sizeof *p->skip)) == NULL ||
+        (p->cur = calloc(s->was_n, sizeof *p->cur)) == NULL ||
+        (cur = calloc(s->was_n, sizeof *cur)) == NULL)
+        lp_send_oom(s);
+    if (was_fields(s, name, p->skip, cur, err) < 0) {
+        for (unsigned j = 0; j < s->was_n; j++)
+            lp_buf_free(&cur[j]);
+        free(cur);
+        free(p->name);
+        free(p->skip);
+        free(p->cur);
+        return NULL;
+    }
+    for (unsigned j = 0; j < s->was_n; j++) {
+        p->cur[j] = lp_cursor_num(cur[j].p, cur[j].len);
+        lp_buf_free(&cur[j]);
+    }
+    free(cur);
+    s->n_was_prods++;
+    if (s->c.verbosity >= 1)
+        say(s, LP_NOTICE_INFO, "--shards %u: the fields of producer %s "
+            "(of records in the WAL %s) on the %u shards of the count "
+            "before are read: what they hold is passed over", s->nsh, name,
+            s->c.wal, s->was_n);
+    return p;
+}
+
 int lp_shards_was_of(struct lp_send *s, const char *pn, size_t pnl,
                      const uint64_t **skip, char *err)
 {
     struct lp_was_prod *p;
-    char name[LP_PRODUCER_MAX + 1];
 
     *skip = NULL;
     if (s->was_n == 0)
@@ -1628,42 +1682,42 @@ int lp_shards_was_of(struct lp_send *s, const char *pn, size_t pnl,
         *skip = s->was_skip;
         return 0;
     }
-    for (unsigned i = 0; i < s->n_was_prods; i++) {
-        p = &s->was_prods[i];
-        if (strlen(p->name) == pnl && memcmp(p->name, pn, pnl) == 0) {
-            *skip = p->skip;
-            return 0;
-        }
-    }
-    if (pnl > LP_PRODUCER_MAX) {
-        snprintf(err, LP_ERRLEN, "a WAL record names a producer longer "
-                 "than %d bytes", LP_PRODUCER_MAX);
-        s->last_permanent = 1;
+    if ((p = was_prod(s, pn, pnl, err)) == NULL)
         return -1;
-    }
-    memcpy(name, pn, pnl);
-    name[pnl] = '\0';
-    p = realloc(s->was_prods, (s->n_was_prods + 1) * sizeof *p);
-    if (p == NULL)
-        lp_send_oom(s);
-    s->was_prods = p;
-    p = &s->was_prods[s->n_was_prods];
-    if ((p->name = strdup(name)) == NULL ||
-        (p->skip = calloc(s->was_n, sizeof *p->skip)) == NULL)
-        lp_send_oom(s);
-    if (was_fields(s, name, p->skip, NULL, err) < 0) {
-        free(p->name);
-        free(p->skip);
-        return -1;
-    }
-    s->n_was_prods++;
-    if (s->c.verbosity >= 1)
-        say(s, LP_NOTICE_INFO, "--shards %u: the fields of producer %s "
-            "(of records in the WAL %s) on the %u shards of the count "
-            "before are read: what they hold is passed over", s->nsh, name,
-            s->c.wal, s->was_n);
     *skip = p->skip;
     return 0;
+}
+
+int lp_shards_was_cur_of(struct lp_send *s, const char *pn, size_t pnl,
+                         const uint64_t **skip, const uint64_t **cur,
+                         char *err)
+{
+    struct lp_was_prod *p;
+
+    *skip = NULL;
+    *cur = NULL;
+    if (s->was_n == 0)
+        return 0;
+    if ((p = was_prod(s, pn, pnl, err)) == NULL)
+        return -1;
+    *skip = p->skip;
+    *cur = p->cur;
+    return 0;
+}
+
+int lp_was_shard_of_key(struct lp_send *s, const char *key, size_t len,
+                        int dlq)
+{
+    char name[1100], err[LP_ERRLEN];
+    const char *base = dlq ? s->dlq0 : s->stream0;
+
+    if (base == NULL)
+        return -1;
+    for (unsigned j = 0; j < s->was_n; j++)
+        if (lp_shard_name(base, j, s->was_n, name, sizeof name, err) >= 0 &&
+            strlen(name) == len && memcmp(name, key, len) == 0)
+            return (int)j;
+    return -1;
 }
 
 /* was_fields of the run's producer into s->was_skip, retried for
@@ -4664,6 +4718,7 @@ void lp_send_free(struct lp_send *s)
         for (unsigned i = 0; i < s->n_was_prods; i++) {
             free(s->was_prods[i].name);
             free(s->was_prods[i].skip);
+            free(s->was_prods[i].cur);
         }
         free(s->was_prods);
         s->in = &s->in0;

@@ -245,6 +245,8 @@ struct lp_send {
                                    records (lp_shards_was_of) */
         char *name;
         uint64_t *skip;
+        uint64_t *cur;          /* each field's cursor, a number (a
+                                   --follow file's offset), else 0 */
     } *was_prods;
     unsigned n_was_prods;
     uint64_t key_hash;          /* --shard-key: the last event's hash */
@@ -485,6 +487,17 @@ int lp_was_stored(struct lp_send *s, uint64_t pos, unsigned wshard, int rr);
  * -1 with err (try again). */
 int lp_shards_was_of(struct lp_send *s, const char *pn, size_t pnl,
                      const uint64_t **skip, char *err);
+/* lp_shards_was_of for a WAL record with a cursor (--follow's): pn's
+ * fields, and their cursors as numbers (0: none, or not a number), on
+ * the shards of was_n, never the run's own was_skip (which keeps no
+ * cursors). *skip NULL: no count before. 0, or -1 with err. */
+int lp_shards_was_cur_of(struct lp_send *s, const char *pn, size_t pnl,
+                         const uint64_t **skip, const uint64_t **cur,
+                         char *err);
+/* The shard of the count before (was_n) that key[0..len) names (a
+ * stream's, or with dlq set its DLQ's), or -1: none of them. */
+int lp_was_shard_of_key(struct lp_send *s, const char *key, size_t len,
+                        int dlq);
 /* lp_was_stored for producer pname of fields skip (lp_shards_was_of). */
 int lp_was_stored_of(struct lp_send *s, const uint64_t *skip,
                      const char *pname, uint64_t pos, unsigned wshard,

@@ -727,12 +727,9 @@ void lp_spool_replay(struct lp_send *s)
              * without --producer; read at the first connection of a run
              * begun with Redis away); by position when the record's
              * shard is its position's, else as lp_was_stored can tell.
-             * Not another producer's record with a cursor: --follow's
-             * (file, shard) fields number each shard on its own, so an
-             * old shard's position says nothing of a new one's */
-            if (pos > committed && s->sh && s->was_n &&
-                (cl == 0 || (pnl == strlen(s->producer) &&
-                             memcmp(pn, s->producer, pnl) == 0))) {
+             * A record with a cursor (--follow's: --journal has no
+             * WAL) below */
+            if (pos > committed && s->sh && s->was_n && cl == 0) {
                 const uint64_t *skip;
                 if (lp_shards_was_of(s, pn, pnl, &skip, err) < 0) {
                     lp_spool_replay_failed(s, err);
@@ -745,6 +742,32 @@ void lp_spool_replay(struct lp_send *s)
                                      (uint64_t)shard ==
                                      (pos - 1) % s->nsh) == 1)
                     committed = pos;
+            } else if (pos > committed && s->sh && s->was_n) {
+                /* --follow's: its (file, shard) numbers each shard on
+                 * its own, so only its old shard's field can tell, the
+                 * one its key names when a run of the count before
+                 * wrote it. Stored there when at or below that field's
+                 * position and cursor both: a run of the count now
+                 * (numbered from its new shard's field, which may be
+                 * below) read the file from past the highest cursor of
+                 * its fields over both counts, so its records' cursors
+                 * are above any old field's */
+                const char *key, *data;
+                size_t keylen, datalen;
+                const uint64_t *skip, *wcur;
+                uint64_t c = lp_cursor_num(cur, cl);
+                int j = c && lp_wal_event(rec, len, &key, &keylen, &data,
+                                          &datalen)
+                        ? lp_was_shard_of_key(s, key, keylen, isdlq) : -1;
+                if (j >= 0) {
+                    if (lp_shards_was_cur_of(s, pn, pnl, &skip, &wcur,
+                                             err) < 0) {
+                        lp_spool_replay_failed(s, err);
+                        return;
+                    }
+                    if (skip && pos <= skip[j] && c <= wcur[j])
+                        committed = pos;
+                }
             }
             if (pos <= committed) {
                 const char *key, *data;
