@@ -366,15 +366,20 @@ stopped() {
 }
 
 # wait_for SECONDS COMMAND...: polls COMMAND (eval'd each time, so use
-# helpers like test_xlen rather than $(...)) every 50 ms until it succeeds;
-# gives up after SECONDS * 20 polls (at least SECONDS)
+# helpers like test_xlen rather than $(...)) until it succeeds: every
+# 50 ms for the first 2 s (most waits are short), then every 100 ms (a
+# costly COMMAND polled long); gives up after SECONDS of sleeps between
+# polls (ticks of 50 ms), so never sooner than SECONDS
 wait_for() {
     limit=$(( $1 * 20 )); shift
     i=0
     while ! eval "$*" >/dev/null 2>&1; do
-        i=$((i + 1))
         [ $i -lt $limit ] || { echo "timed out waiting for: $*" >&2; return 1; }
-        sleep 0.05
+        if [ $i -lt 40 ]; then
+            sleep 0.05; i=$((i + 1))
+        else
+            sleep 0.1; i=$((i + 2))
+        fi
     done
 }
 
