@@ -71,6 +71,7 @@ cluster_node() {
         redis-server "$@" --bind 127.0.0.1 --dir "$_d" \
             --cluster-enabled yes --cluster-config-file nodes.conf \
             --cluster-node-timeout 2000 --save '' --appendonly no \
+            --repl-diskless-sync-delay 0 \
             --logfile "$_d/redis.log" --daemonize no >/dev/null 2>&1 &
         _pid=$!
         echo "$_pid" >>"$TMP/.pids"
@@ -122,6 +123,14 @@ replica_up() {
     _r=$(rcc -p "$1" info replication 2>/dev/null | tr -d '\r')
     echo "$_r" | grep -q '^role:master$' ||
     echo "$_r" | grep -q '^master_link_status:up$'
+}
+
+# masters_seen PORT MASTERS: the node sees MASTERS masters (not failed):
+# every replica is known as one (gossip: a node that took CLUSTER
+# REPLICATE is a master without slots to the others for a moment)
+masters_seen() {
+    test "$(rcc -p "$1" cluster nodes 2>/dev/null |
+        awk '$3 ~ /master/ && $3 !~ /fail/' | wc -l)" -eq "$2"
 }
 
 # cluster_masters: the master ports, as the first live node sees them
@@ -326,6 +335,12 @@ start_cluster() {
     for _p in $CLUSTER_PORTS; do
         if ! wait_for 60 replica_up "$_p"; then
             echo "Bail out! the replica on $_p has no link to its master"
+            exit 1
+        fi
+    done
+    for _p in $CLUSTER_PORTS; do
+        if ! wait_for 60 masters_seen "$_p" "$1"; then
+            echo "Bail out! the node on $_p does not see $1 masters"
             exit 1
         fi
     done

@@ -366,14 +366,20 @@ stopped() {
 }
 
 # wait_for SECONDS COMMAND...: polls COMMAND (eval'd each time, so use
-# helpers like test_xlen rather than $(...)) until it succeeds
+# helpers like test_xlen rather than $(...)) until it succeeds: every
+# 50 ms for the first 2 s (most waits are short), then every 100 ms (a
+# costly COMMAND polled long); gives up after SECONDS of sleeps between
+# polls (ticks of 50 ms), so never sooner than SECONDS
 wait_for() {
-    limit=$(( $1 * 10 )); shift
+    limit=$(( $1 * 20 )); shift
     i=0
     while ! eval "$*" >/dev/null 2>&1; do
-        i=$((i + 1))
         [ $i -lt $limit ] || { echo "timed out waiting for: $*" >&2; return 1; }
-        sleep 0.1
+        if [ $i -lt 40 ]; then
+            sleep 0.05; i=$((i + 1))
+        else
+            sleep 0.1; i=$((i + 2))
+        fi
     done
 }
 
@@ -408,11 +414,12 @@ day_file() {
 
 # gone TOOL ARGS...: runs the tool with a stdout whose reader has closed
 # its end already (| head that is done); its exit status goes to the file
-# rc, its stderr to err
+# rc, its stderr to err. The reader stays (its end closed) until the tool
+# is done (rc written), not a fixed second.
 gone() {
-    rm -f closed
+    rm -f closed rc
     { wait_for 10 test -e closed; "$@" 2>err; echo $? >rc; } |
-        { exec <&-; touch closed; sleep 1; }
+        { exec <&-; touch closed; wait_for 60 test -e rc; }
 }
 
 # Memory figures mean nothing under AddressSanitizer (its shadow memory)

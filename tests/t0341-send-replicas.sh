@@ -11,7 +11,9 @@
 start_redis replica
 R=$REDIS_PORT
 RPID=$REDIS_PID
-start_redis master --appendonly no
+# (a replica's full sync at once, not after the 5 s diskless sync
+# delay, redis 7's default, waiting for more replicas)
+start_redis master --appendonly no --repl-diskless-sync-delay 0
 M=$REDIS_PORT
 redis-cli -p "$R" REPLICAOF 127.0.0.1 "$M" >/dev/null
 wait_for 30 "redis-cli -p $M INFO replication | grep -q 'slave0:.*state=online'" ||
@@ -35,7 +37,7 @@ test_expect_success 'the master SIGKILLed after send returned: the promoted repl
     test "$(cat out/*/*.jsonl | wc -l)" = 5000
 '
 
-start_redis master2
+start_redis master2 --repl-diskless-sync-delay 0
 redis-cli -p "$R" REPLICAOF 127.0.0.1 "$REDIS_PORT" >/dev/null
 online() { rcli INFO replication | grep -q "slave0:.*state=online"; }
 wait_for 30 online || { echo "Bail out! the replica did not follow"; exit 1; }

@@ -156,6 +156,8 @@ R=$REDIS_PORT
 REDIS_PORT=$M
 LOGPIPE_REDIS_URL="redis://127.0.0.1:$M/0"
 export REDIS_PORT LOGPIPE_REDIS_URL
+# (its full sync at once, not after redis 7's 5 s diskless sync delay)
+redis-cli -p "$M" CONFIG SET repl-diskless-sync-delay 0 >/dev/null
 redis-cli -p "$R" REPLICAOF 127.0.0.1 "$M" >/dev/null
 wait_for 30 "redis-cli -p $M INFO replication | grep -q 'slave0:.*state=online'" ||
     { echo "Bail out! the replica did not come online"; exit 1; }
