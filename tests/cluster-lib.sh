@@ -274,6 +274,25 @@ cluster_key_owner() {
     cluster_owner "$(ccli "$M1" cluster keyslot "$1")"
 }
 
+# cluster_shards_total STREAM N: the entries over the N shards of STREAM,
+# each asked of its master; cluster_dlqs_total STREAM N: the dead letters
+# in their DLQs (logs:dlq:{i})
+cluster_shards_total() {
+    _t=0
+    for _sh in $("$TOP/tests/shard-names" "$1" "$2"); do
+        _t=$((_t + $(ccli "$(cluster_key_owner "$_sh")" xlen "$_sh")))
+    done
+    echo "$_t"
+}
+cluster_dlqs_total() {
+    _t=0
+    for _sh in $("$TOP/tests/shard-names" "$1" "$2"); do
+        _d=logs:dlq:${_sh#"$1":}
+        _t=$((_t + $(ccli "$(cluster_key_owner "$_d")" xlen "$_d")))
+    done
+    echo "$_t"
+}
+
 # cluster_shard_seqs STREAM N: every seq in the N shards of STREAM, one a
 # line, each asked of its master
 cluster_shard_seqs() {

@@ -365,6 +365,16 @@ stopped() {
     { test "$_s" = T || test "$_s" = t; }
 }
 
+# shards_total STREAM N: the entries over the N shards of STREAM (one
+# server: rcli)
+shards_total() {
+    _t=0
+    for _sh in $("$TOP/tests/shard-names" "$1" "$2"); do
+        _t=$((_t + $(rcli XLEN "$_sh")))
+    done
+    echo "$_t"
+}
+
 # wait_for SECONDS COMMAND...: polls COMMAND (eval'd each time, so use
 # helpers like test_xlen rather than $(...)) until it succeeds: every
 # 50 ms for the first 2 s (most waits are short), then every 100 ms (a

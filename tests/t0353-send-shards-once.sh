@@ -23,15 +23,6 @@ all_seqs() {
     done
 }
 
-# total STREAM N: the events in all the shards
-total() {
-    t=0
-    for sh in $("$SHARD_NAMES" "$1" "$2"); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
-}
-
 # in_order STREAM N: each shard holds its seqs in input order
 in_order() {
     for sh in $("$SHARD_NAMES" "$1" "$2"); do
@@ -48,11 +39,11 @@ test_expect_success '--producer run SIGKILLed mid-input, run again on the same i
     spid=$!
     exec 3>fifo
     head -n 12000 in >&3
-    wait_for 20 "test \$(total k 4) -ge 6000" || { cat first.err; exit 1; }
+    wait_for 20 "test \$(shards_total k 4) -ge 6000" || { cat first.err; exit 1; }
     kill -9 $spid
     wait $spid || :
     exec 3>&-
-    say "stored before the kill: $(total k 4)" &&
+    say "stored before the kill: $(shards_total k 4)" &&
     logpipe-send -v --max-age 0 --shards 4 -s k --producer kp --batch 500 \
         --position 1 <in 2>second.err &&
     grep_q "found stored" second.err &&

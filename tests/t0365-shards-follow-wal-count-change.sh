@@ -15,15 +15,6 @@ export XDG_RUNTIME_DIR
 
 start_redis aof --appendonly yes --appendfsync always
 
-# total STREAM N: the entries over the N shards of STREAM
-total() {
-    t=0
-    for sh in $("$TOP/tests/shard-names" "$1" "$2"); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
-}
-
 # walrecs DIR: the XADD records in the WAL DIR
 walrecs() {
     cat "$1"/wal-*.log 2>/dev/null | grep -ac "^XADD" || :
@@ -59,7 +50,7 @@ written() {
     logpipe-send --shards 3 --linger 5 -s "$1" -F "$1.logs/*.log" \
         --producer fw --wal "$1.w" 2>"$1.err" &
     spid=$!
-    wait_for 30 "test \$(total $1 3) -eq 60" ||
+    wait_for 30 "test \$(shards_total $1 3) -eq 60" ||
         { cat "$1.err"; kill $spid; return 1; }
     stop_redis
     lines "$1.logs" 11 20
@@ -71,7 +62,7 @@ written() {
     cp "$1.w"/wal-*.log "$1.copy"/ &&
     logpipe-send --shards 3 -s "$1" --wal "$1.w" --flush-wal -t 5s \
         2>"$1.flush1" || { cat "$1.flush1"; return 1; }
-    test "$(total "$1" 3)" -eq 120 &&
+    test "$(shards_total "$1" 3)" -eq 120 &&
     logpipe-drain -s "$1" --once -d "$1.out" &&
     seq 901 910 | sed "s/.*/{\"seq\":&}/" |
         logpipe-send --shards 4 -s "$1" --producer Q 2>"$1.chg" &&
@@ -101,11 +92,11 @@ test_expect_success 'the WAL found again flushed with --shards 4 as send(1) show
 
 test_expect_success 'a --follow run of 4 after the change (each file numbered from 0 on its shard of 4, below the fields of 3 where the name is the same) keeps lines in the WAL; flushed without --producer: each line once, none passed over' '
     lines a.logs 21 21
-    before=$(total a 4)
+    before=$(shards_total a 4)
     logpipe-send --shards 4 --linger 5 -s a -F "a.logs/*.log" \
         --producer fw --wal a.w2 2>a.err2 &
     spid=$!
-    wait_for 30 "test \$(total a 4) -eq \$((before + 6))" ||
+    wait_for 30 "test \$(shards_total a 4) -eq \$((before + 6))" ||
         { cat a.err2; kill $spid; exit 1; }
     stop_redis
     lines a.logs 22 30

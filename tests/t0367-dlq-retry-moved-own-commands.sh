@@ -15,27 +15,10 @@ cluster_sharded app:dlqmoved
 awk 'BEGIN { for (i = 1; i <= 6000; i++) printf "not json %d\n", i }' >bad
 gen_events 600 >good
 
-# dlq_total: the dead letters in the 6 shards DLQs; stream_total: the
-# entries of the 6 shards
-dlq_total() {
-    n=0
-    for sh in $("$SHARD_NAMES" "$S" 6); do
-        d=logs:dlq:${sh#"$S":}
-        n=$((n + $(ccli "$(cluster_key_owner "$d")" xlen "$d")))
-    done
-    echo $n
-}
-stream_total() {
-    n=0
-    for sh in $("$SHARD_NAMES" "$S" 6); do
-        n=$((n + $(ccli "$(cluster_key_owner "$sh")" xlen "$sh")))
-    done
-    echo $n
-}
 dead_letters() {
     expect_exit 65 logpipe-send -q -r "$URL" -s "$S" --shards 6 -b 500 \
         --rejects-to-dlq <bad 2>send.err &&
-    test "$(dlq_total)" = 6000
+    test "$(cluster_dlqs_total "$S" 6)" = 6000
 }
 
 # paused CMD...: CMD with its first page of shard 0 read and its commands
@@ -64,7 +47,7 @@ test_expect_success '600 events, 6000 dead letters over the 6 shards' '
     logpipe-send -r "$URL" -s "$S" --max-age 0 --shards 6 -b 100 <good \
         2>send.err &&
     dead_letters &&
-    test "$(stream_total)" = 600
+    test "$(cluster_shards_total "$S" 6)" = 600
 '
 
 test_expect_success 'retry, its first page of commands turned away (MOVED): each dead letter back once' '
@@ -73,8 +56,8 @@ test_expect_success 'retry, its first page of commands turned away (MOVED): each
     grep_q "6000 entries retried, 0 gone already" cmd.err &&
     once retried &&
     test "$(jq -r .id got | grep -c "^0-")" = 1000 &&
-    test "$(dlq_total)" = 0 &&
-    test "$(stream_total)" = 6600
+    test "$(cluster_dlqs_total "$S" 6)" = 0 &&
+    test "$(cluster_shards_total "$S" 6)" = 6600
 '
 
 test_expect_success 'purge, its first page of commands turned away (MOVED): each purged once' '
@@ -83,8 +66,8 @@ test_expect_success 'purge, its first page of commands turned away (MOVED): each
     grep_q "XDEL logs:dlq:[^ ]*: 127.0.0.1:$FROM: MOVED $SL 127.0.0.1:$TO: 10 entries sent again on 127.0.0.1:$TO$" cmd.err &&
     grep_q "6000 entries purged, 0 gone already" cmd.err &&
     once purged &&
-    test "$(dlq_total)" = 0 &&
-    test "$(stream_total)" = 6600
+    test "$(cluster_dlqs_total "$S" 6)" = 0 &&
+    test "$(cluster_shards_total "$S" 6)" = 6600
 '
 
 test_done

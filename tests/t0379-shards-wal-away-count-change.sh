@@ -19,15 +19,6 @@ SHARD_NAMES="$TOP/tests/shard-names"
 start_redis aof --appendonly yes --appendfsync always
 gen_events 100 >in
 
-# total STREAM N: the entries over the N shards of STREAM
-total() {
-    t=0
-    for sh in $("$SHARD_NAMES" "$1" "$2"); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
-}
-
 # archived: the seqs of every event archived under out, one a line
 archived() {
     find out -name "*.jsonl" -type f -exec cat {} + | seqs
@@ -116,7 +107,7 @@ test_expect_success '--follow --wal --shards 3 started while Redis is away (2 be
     logpipe-send --shards 2 --linger 5 -s d -F "logs/*.log" --producer fw \
         --wal wd 2>d1.err &
     spid=$!
-    wait_for 30 "test \$(total d 2) -eq 60" || { kill $spid; cat d1.err; exit 1; }
+    wait_for 30 "test \$(shards_total d 2) -eq 60" || { kill $spid; cat d1.err; exit 1; }
     kill -TERM $spid
     wait $spid &&
     logpipe-drain -s d --once -d out &&
@@ -129,7 +120,7 @@ test_expect_success '--follow --wal --shards 3 started while Redis is away (2 be
     for f in 1 2 3 4 5 6; do
         printf "{\"seq\":%d}\n" $((f * 100 + 11)) >>logs/f$f.log
     done
-    wait_for 30 "test \$(total d 3) -ge 6" ||
+    wait_for 30 "test \$(shards_total d 3) -ge 6" ||
         { kill $spid; cat d2.err; exit 1; }
     sleep 0.3
     kill -TERM $spid

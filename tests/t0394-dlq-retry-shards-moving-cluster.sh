@@ -18,34 +18,17 @@ awk 'BEGIN { p = sprintf("%100s", ""); gsub(/ /, "x", p)
              for (i = 1; i <= 18000; i++) printf "not json %d %s\n", i, p }' >bad
 gen_events 600 >good
 
-# dlq_total: the dead letters in the 6 shards DLQs; stream_total: the
-# entries of the 6 shards
-dlq_total() {
-    n=0
-    for sh in $("$SHARD_NAMES" "$S" 6); do
-        d=logs:dlq:${sh#"$S":}
-        n=$((n + $(ccli "$(cluster_owner "$(ccli "$M1" cluster keyslot "$d")")" xlen "$d")))
-    done
-    echo $n
-}
-stream_total() {
-    n=0
-    for sh in $("$SHARD_NAMES" "$S" 6); do
-        n=$((n + $(ccli "$(cluster_owner "$(ccli "$M1" cluster keyslot "$sh")")" xlen "$sh")))
-    done
-    echo $n
-}
 dead_letters() {
     expect_exit 65 logpipe-send -q -r "$URL" -s "$S" --shards 6 -b 500 \
         --rejects-to-dlq <bad 2>send.err &&
-    test "$(dlq_total)" = 18000
+    test "$(cluster_dlqs_total "$S" 6)" = 18000
 }
 
 test_expect_success '600 events, 18000 dead letters over the 6 shards' '
     logpipe-send -r "$URL" -s "$S" --max-age 0 --shards 6 -b 100 <good \
         2>send.err &&
     dead_letters &&
-    test "$(stream_total)" = 600
+    test "$(cluster_shards_total "$S" 6)" = 600
 '
 
 # start_dlq CMD...: CMD into a pipe; returns once its first line is read
@@ -91,8 +74,8 @@ test_expect_success 'retry while shard 0 is half moved (ASK): each dead letter b
     grep_q "18000 entries retried, 0 gone already" cmd.err &&
     once retried &&
     test "$(jq -r .id got | grep -c "^0-")" = 3000 &&
-    test "$(dlq_total)" = 0 &&
-    test "$(stream_total)" = 18600 &&
+    test "$(cluster_dlqs_total "$S" 6)" = 0 &&
+    test "$(cluster_shards_total "$S" 6)" = 18600 &&
     test "$(ccli "$TO" xlen "$SH")" = 3100
 '
 
@@ -113,8 +96,8 @@ test_expect_success 'retry while shard 0 moves, its stream first (TRYAGAIN): eac
     cat cmd.err &&
     grep_q "18000 entries retried, 0 gone already" cmd.err &&
     once retried &&
-    test "$(dlq_total)" = 0 &&
-    test "$(stream_total)" = 36600 &&
+    test "$(cluster_dlqs_total "$S" 6)" = 0 &&
+    test "$(cluster_shards_total "$S" 6)" = 36600 &&
     test "$(ccli "$TO" xlen "$SH")" = 6100
 '
 
@@ -123,8 +106,8 @@ test_expect_success 'purge while shard 0 is half moved (ASK): purges what it say
     half_moved logpipe-dlq -v -r "$URL" -s "$S" purge --all &&
     grep_q "18000 entries purged, 0 gone already" cmd.err &&
     once purged &&
-    test "$(dlq_total)" = 0 &&
-    test "$(stream_total)" = 36600
+    test "$(cluster_dlqs_total "$S" 6)" = 0 &&
+    test "$(cluster_shards_total "$S" 6)" = 36600
 '
 
 test_expect_success 'purge while shard 0 moves whole (MOVED): purges what it says, once' '
@@ -135,7 +118,7 @@ test_expect_success 'purge while shard 0 moves whole (MOVED): purges what it say
     end_dlq &&
     grep_q "18000 entries purged, 0 gone already" cmd.err &&
     once purged &&
-    test "$(dlq_total)" = 0
+    test "$(cluster_dlqs_total "$S" 6)" = 0
 '
 
 test_done

@@ -16,15 +16,6 @@ SHARD_NAMES="$TOP/tests/shard-names"
 
 start_redis
 
-# total STREAM N: the entries over the N shards of STREAM
-total() {
-    t=0
-    for sh in $("$SHARD_NAMES" "$1" "$2"); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
-}
-
 # at_size: the shards of 3 hold 12 fields at the size of a file
 at_size() {
     sz=$(wc -c <logs/f10.log)
@@ -46,7 +37,7 @@ done
 test_expect_success 'follow --shards 2: every line once, then stopped and drained' '
     logpipe-send --shards 2 --linger 5 -s fo -F "logs/*.log" --producer fw 2>s1.err &
     spid=$!
-    wait_for 30 "test \$(total fo 2) -eq 240" || { kill $spid; exit 1; }
+    wait_for 30 "test \$(shards_total fo 2) -eq 240" || { kill $spid; exit 1; }
     kill -TERM $spid
     wait $spid &&
     logpipe-drain -s fo --once -d out

@@ -25,20 +25,11 @@ awk -v t0="$(date +%s)" 'BEGIN { for (i = 1; i <= 300; i++)
         t0 * 1e6 + i, 1000 + i, i, i }' >a.export
 "$REMOTE" --output="$PWD/j/a.journal" - <a.export 2>/dev/null
 
-# total STREAM N: the entries over the N shards of STREAM
-total() {
-    t=0
-    for sh in $("$TOP/tests/shard-names" "$1" "$2"); do
-        t=$((t + $(rcli XLEN "$sh")))
-    done
-    echo "$t"
-}
-
 test_expect_success 'journal --shards 2: 300 entries, stopped, drained' '
     logpipe-send --shards 2 -s jr --journal --journal-dir j --from-start \
         --batch 50 2>s1.err &
     spid=$!
-    wait_for 30 "test \$(total jr 2) -eq 300" || { kill $spid; exit 1; }
+    wait_for 30 "test \$(shards_total jr 2) -eq 300" || { kill $spid; exit 1; }
     kill -TERM $spid
     wait $spid &&
     logpipe-drain -s jr --once -d out
