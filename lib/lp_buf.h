@@ -24,6 +24,8 @@ void lp_buf_free(struct lp_buf *b);
 /* Appends n bytes. Returns 0 or -1 (out of memory, b unchanged). */
 static inline int lp_buf_add(struct lp_buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0;               /* b->p may be NULL: no memcpy to it */
     if (b->cap - b->len < n && lp_buf_reserve(b, n) < 0)
         return -1;
     memcpy(b->p + b->len, p, n);
