@@ -33,7 +33,8 @@
  * only for its reply parser, and OpenSSL: the socket, TLS and the write
  * buffer are ours (below). After any I/O error the connection is closed
  * and the replies of commands in flight are lost; server errors are
- * ordinary replies.
+ * ordinary replies (but ASK on a routed connection: followed in place,
+ * see "ASK on routed connections").
  */
 
 /* ---- replies in arenas -------------------------------------------------
@@ -1019,6 +1020,38 @@ oom:
     return NULL;
 }
 
+/* The next reply on a, the ASK's node. Its wait ends too when r's socket
+ * is shut (a tool's stop signal during a blocking read shuts the socket
+ * it knows, r's) or closed by its server: r's replies are lost then */
+static int ask_reply(struct lp_redis *r, struct lp_redis *a,
+                     struct lp_reply **rep, char *err)
+{
+    int rc;
+
+    while ((rc = lp_redis_next(a, rep, err)) == 0) {
+        if (!(a->ssl && SSL_pending(a->ssl) > 0)) {
+            struct pollfd p[2] = { { a->fd, POLLIN, 0 },
+                                   { r->fd, POLLRDHUP, 0 } };
+            int k = poll(p, 2, a->timeout_ms > 0 ? (int)a->timeout_ms : -1);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k == 0) {
+                io_why(a, EAGAIN);
+                io_error(a, err);
+                return -1;
+            }
+            if (p[1].revents) {
+                snprintf(err, LP_ERRLEN, "%s: connection closed", r->name);
+                lp_redis_disconnect(a);
+                return -1;
+            }
+        }
+        if (lp_redis_read(a, err) < 0)
+            return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 /* Sends kept[start, end) again to the node msg names, after ASKING, and
  * puts its n replies in out[0..n). 0, or -1 with err */
 static int ask_again(struct lp_redis *r, const char *msg, size_t start,
@@ -1037,12 +1070,14 @@ static int ask_again(struct lp_redis *r, const char *msg, size_t start,
         snprintf(err, LP_ERRLEN, "%s: out of memory", r->name);
         return -1;
     }
+    if (lp_redis_flush(a, err) < 0)
+        return -1;
     /* ASKING's +OK (a refusal shows in the answers after it) */
-    if (lp_redis_reply(a, &ok, err) < 0)
+    if (ask_reply(r, a, &ok, err) < 0)
         return -1;
     lp_reply_free(ok);
     for (; got < n; got++)
-        if (lp_redis_reply(a, &out[got], err) < 0)
+        if (ask_reply(r, a, &out[got], err) < 0)
             break;
     if (got == n)
         return 0;
