@@ -900,17 +900,19 @@ int lp_redis_read(struct lp_redis *r, char *err)
 
 enum { CMD_OTHER, CMD_MULTI, CMD_END };
 
-/* The length of a decimal "<digits>\r\n" at s[0..n): -1 when malformed */
-static long resp_num(const char *s, size_t n, size_t *used)
+/* The decimal "<digits>\r\n" at p[*at..n): its value, *at past it; -1
+ * when malformed or cut short. Per argument of every command answered on
+ * a routed connection: kept short */
+static inline long resp_num(const char *p, size_t *at, size_t n)
 {
-    size_t i = 0;
+    size_t i = *at;
     long v = 0;
 
-    while (i < n && s[i] >= '0' && s[i] <= '9' && v < (1L << 40))
-        v = v * 10 + (s[i++] - '0');
-    if (i == 0 || i + 1 >= n || s[i] != '\r' || s[i + 1] != '\n')
+    while (i < n && (unsigned char)(p[i] - '0') < 10 && v < (1L << 40))
+        v = v * 10 + (p[i++] - '0');
+    if (i == *at || i + 1 >= n || p[i] != '\r')
         return -1;
-    *used = i + 2;
+    *at = i + 2;
     return v;
 }
 
@@ -919,27 +921,29 @@ static long resp_num(const char *s, size_t n, size_t *used)
 static int next_cmd(struct lp_redis *r, size_t *start, size_t *end)
 {
     const char *p = r->kept.p;
-    size_t at = r->kcur, n = r->kept.len, u;
+    size_t at = r->kcur + 1, n = r->kept.len;
     long argc, len;
     int kind = CMD_OTHER;
 
-    if (at >= n || p[at] != '*' ||
-        (argc = resp_num(p + at + 1, n - at - 1, &u)) < 1)
+    if (r->kcur >= n || p[r->kcur] != '*' ||
+        (argc = resp_num(p, &at, n)) < 1)
         return -1;
-    at += 1 + u;
     for (long i = 0; i < argc; i++) {
-        if (at >= n || p[at] != '$' ||
-            (len = resp_num(p + at + 1, n - at - 1, &u)) < 0)
+        if (at >= n || p[at] != '$')
             return -1;
-        at += 1 + u;
-        if ((size_t)len + 2 > n - at)
+        at++;
+        if ((len = resp_num(p, &at, n)) < 0 || (size_t)len + 2 > n - at)
             return -1;
-        if (i == 0 && len == 5 && strncasecmp(p + at, "MULTI", 5) == 0)
-            kind = CMD_MULTI;
-        else if (i == 0 && ((len == 4 && strncasecmp(p + at, "EXEC", 4) ==
-                             0) || (len == 7 && strncasecmp(p + at,
-                                                            "DISCARD", 7) == 0)))
-            kind = CMD_END;
+        if (i == 0 && len >= 4 && len <= 7 &&
+            ((p[at] | 0x20) == 'm' || (p[at] | 0x20) == 'e' ||
+             (p[at] | 0x20) == 'd')) {
+            const char *c = p + at;
+            if (len == 5 && strncasecmp(c, "MULTI", 5) == 0)
+                kind = CMD_MULTI;
+            else if ((len == 4 && strncasecmp(c, "EXEC", 4) == 0) ||
+                     (len == 7 && strncasecmp(c, "DISCARD", 7) == 0))
+                kind = CMD_END;
+        }
         at += (size_t)len + 2;
     }
     *start = r->kcur;
@@ -954,7 +958,8 @@ static void kept_trim(struct lp_redis *r)
 
     if (base == r->kept.len) {
         r->kept.len = r->kcur = r->kmulti = 0;
-    } else if (base >= (256u << 10) && base * 2 >= r->kept.len) {
+    } else if (base >= (256u << 10) && base >= r->kept.len / 4 * 3) {
+        /* (at most a third of what was answered moved again) */
         memmove(r->kept.p, r->kept.p + base, r->kept.len - base);
         r->kept.len -= base;
         r->kcur -= base;
@@ -962,9 +967,10 @@ static void kept_trim(struct lp_redis *r)
     }
 }
 
-static int is_ask(const redisReply *x)
+static inline int is_ask(const redisReply *x)
 {
-    return x->type == REDIS_REPLY_ERROR && strncmp(x->str, "ASK ", 4) == 0;
+    return x->type == REDIS_REPLY_ERROR && x->str[0] == 'A' &&
+           strncmp(x->str, "ASK ", 4) == 0;
 }
 
 /* The connection to the node an ASK names, connected; NULL with err */
