@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -32,7 +33,8 @@
  * only for its reply parser, and OpenSSL: the socket, TLS and the write
  * buffer are ours (below). After any I/O error the connection is closed
  * and the replies of commands in flight are lost; server errors are
- * ordinary replies.
+ * ordinary replies (but ASK on a routed connection: followed in place,
+ * see "ASK on routed connections").
  */
 
 /* ---- replies in arenas -------------------------------------------------
@@ -241,6 +243,17 @@ struct lp_redis {
     char ioerr[160];            /* why the last I/O failed */
     lp_redis_route_fn route;    /* lp_redis_set_route */
     void *route_ctx;
+    /* routed only (ASK, below): the commands sent and not yet answered */
+    struct lp_buf kept;         /* their RESP, in order */
+    size_t kcur;                /* kept: the next command to be answered */
+    size_t kmulti;              /* kept: the open transaction's MULTI */
+    int intx;                   /* its replies are being held back */
+    int untracked;              /* kept lost step: ASK closes, as before */
+    int held_ask;               /* an ASK among the held replies */
+    struct lp_reply **held;     /* a transaction's replies, held back */
+    size_t nheld, capheld;
+    size_t nready, hout;        /* held[hout..nready): to hand out */
+    struct lp_redis *ask;       /* the last ASK's node (cached, no route) */
 };
 
 struct lp_redis *lp_redis_new(const struct lp_url *u, const char *password)
@@ -374,8 +387,21 @@ void lp_redis_free(struct lp_redis *r)
         SSL_CTX_free(r->ctx);
     free(r->server_name);
     lp_buf_free(&r->out);
+    lp_buf_free(&r->kept);
+    free(r->held);
+    lp_redis_free(r->ask);
     memset(&r->url, 0, sizeof r->url);
     free(r);
+}
+
+/* Forgets the commands kept and the replies held (routed only) */
+static void untrack(struct lp_redis *r)
+{
+    for (size_t i = r->hout; i < r->nheld; i++)
+        lp_reply_free(r->held[i]);
+    r->nheld = r->nready = r->hout = 0;
+    r->kept.len = r->kcur = r->kmulti = 0;
+    r->intx = r->untracked = r->held_ask = 0;
 }
 
 void lp_redis_disconnect(struct lp_redis *r)
@@ -393,6 +419,8 @@ void lp_redis_disconnect(struct lp_redis *r)
         r->rd = NULL;
     }
     r->out.len = 0;
+    if (r->route)
+        untrack(r);
 }
 
 int lp_redis_connected(const struct lp_redis *r)
@@ -679,6 +707,8 @@ int lp_redis_append(struct lp_redis *r, int argc, const char **argv,
     for (int i = 0; i < argc; i++)
         if (lp_resp_bulk(&r->out, argv[i], lens[i]) < 0)
             goto oom;
+    if (r->route && lp_buf_add(&r->kept, r->out.p + was, r->out.len - was) < 0)
+        goto oom;
     return 0;
 oom:
     r->out.len = was;
@@ -689,7 +719,14 @@ int lp_redis_append_raw(struct lp_redis *r, const char *cmd, size_t len)
 {
     if (r->fd < 0)
         return -1;
-    return lp_buf_add(&r->out, cmd, len);
+    if (r->route && lp_buf_add(&r->kept, cmd, len) < 0)
+        return -1;
+    if (lp_buf_add(&r->out, cmd, len) < 0) {
+        if (r->route)
+            r->kept.len -= len;
+        return -1;
+    }
+    return 0;
 }
 
 size_t lp_redis_pending_out(const struct lp_redis *r)
@@ -774,6 +811,15 @@ int lp_redis_writev(struct lp_redis *r, const struct iovec *iov, int n,
     }
     if (lp_redis_flush(r, err) < 0)
         return -1;
+    if (r->route) {
+        /* kept until answered (ASK): the one copy a routed batch costs */
+        for (int i = 0; i < n; i++)
+            if (lp_buf_add(&r->kept, iov[i].iov_base, iov[i].iov_len) < 0) {
+                snprintf(r->ioerr, sizeof r->ioerr, "out of memory");
+                io_error(r, err);
+                return -1;
+            }
+    }
     return write_all(r, iov, n, err);
 }
 
@@ -830,6 +876,332 @@ int lp_redis_read(struct lp_redis *r, char *err)
     return 0;
 }
 
+/* ---- ASK on routed connections ----------------------------------------
+ *
+ * A slot being migrated: its old owner answers -ASK <slot> <host>:<port>
+ * for a key it no longer holds, the map does not change, and the command
+ * goes to the node named, after ASKING, for that once. A routed
+ * connection keeps each command's RESP (kept) until its reply is read
+ * (the replies come in the order of the commands, so the next reply is
+ * always the command at kcur); a reply -ASK is answered by sending that
+ * command again on a connection of its own to the node named (r->ask:
+ * same URL, password, TLS, timeout; no route) after ASKING, and that
+ * answer, whatever it is, is handed out in the ASK's place.
+ *
+ * A transaction (MULTI ... EXEC) whose queued command the owner turned
+ * away makes EXEC fail: the replies from MULTI's to EXEC's are held back,
+ * and when one of them was an ASK the whole transaction goes to the node
+ * named as ASKING, MULTI, ..., EXEC (Redis keeps the flag from ASKING to
+ * EXEC), whose replies are handed out in the place of the held ones; one
+ * over keys some of which have not moved answers TRYAGAIN, handed out as
+ * it is. Nothing goes to the node named that its owner did not turn away.
+ * Standalone connections keep nothing and hold nothing.
+ */
+
+enum { CMD_OTHER, CMD_MULTI, CMD_END };
+
+/* The decimal "<digits>\r\n" at p[*at..n): its value, *at past it; -1
+ * when malformed or cut short. Per argument of every command answered on
+ * a routed connection: kept short */
+static inline long resp_num(const char *p, size_t *at, size_t n)
+{
+    size_t i = *at;
+    long v = 0;
+
+    while (i < n && (unsigned char)(p[i] - '0') < 10 && v < (1L << 40))
+        v = v * 10 + (p[i++] - '0');
+    if (i == *at || i + 1 >= n || p[i] != '\r')
+        return -1;
+    *at = i + 2;
+    return v;
+}
+
+/* The command at kept[kcur]: its span [*start, *end), kcur past it, and
+ * its kind; -1 when there is none whole there (kept lost step) */
+static int next_cmd(struct lp_redis *r, size_t *start, size_t *end)
+{
+    const char *p = r->kept.p;
+    size_t at = r->kcur + 1, n = r->kept.len;
+    long argc, len;
+    int kind = CMD_OTHER;
+
+    if (r->kcur >= n || p[r->kcur] != '*' ||
+        (argc = resp_num(p, &at, n)) < 1)
+        return -1;
+    for (long i = 0; i < argc; i++) {
+        if (at >= n || p[at] != '$')
+            return -1;
+        at++;
+        if ((len = resp_num(p, &at, n)) < 0 || (size_t)len + 2 > n - at)
+            return -1;
+        if (i == 0 && len >= 4 && len <= 7 &&
+            ((p[at] | 0x20) == 'm' || (p[at] | 0x20) == 'e' ||
+             (p[at] | 0x20) == 'd')) {
+            const char *c = p + at;
+            if (len == 5 && strncasecmp(c, "MULTI", 5) == 0)
+                kind = CMD_MULTI;
+            else if ((len == 4 && strncasecmp(c, "EXEC", 4) == 0) ||
+                     (len == 7 && strncasecmp(c, "DISCARD", 7) == 0))
+                kind = CMD_END;
+        }
+        at += (size_t)len + 2;
+    }
+    *start = r->kcur;
+    *end = r->kcur = at;
+    return kind;
+}
+
+/* Drops from kept what no reply needs any more */
+static void kept_trim(struct lp_redis *r)
+{
+    size_t base = r->intx ? r->kmulti : r->kcur;
+
+    if (base == r->kept.len) {
+        r->kept.len = r->kcur = r->kmulti = 0;
+    } else if (base >= (256u << 10) && base >= r->kept.len / 4 * 3) {
+        /* (at most a third of what was answered moved again) */
+        memmove(r->kept.p, r->kept.p + base, r->kept.len - base);
+        r->kept.len -= base;
+        r->kcur -= base;
+        r->kmulti -= r->intx ? base : r->kmulti;
+    }
+}
+
+static inline int is_ask(const redisReply *x)
+{
+    return x->type == REDIS_REPLY_ERROR && x->str[0] == 'A' &&
+           strncmp(x->str, "ASK ", 4) == 0;
+}
+
+/* The connection to the node an ASK names, connected; NULL with err */
+static struct lp_redis *ask_conn(struct lp_redis *r, const char *msg,
+                                 char *err)
+{
+    const char *w = strchr(msg + 4, ' '), *colon;
+    struct lp_redis *a = r->ask;
+    char host[sizeof r->url.host];
+    long port;
+    char *end;
+
+    if (w == NULL || (colon = strrchr(w + 1, ':')) == NULL ||
+        (size_t)(colon - (w + 1)) >= sizeof host ||
+        (port = strtol(colon + 1, &end, 10)) <= 0 || port > 65535) {
+        snprintf(err, LP_ERRLEN, "%s: not an ASK redirect: %.200s", r->name,
+                 msg);
+        return NULL;
+    }
+    if (colon == w + 1)         /* no host given: the owner's */
+        snprintf(host, sizeof host, "%s", r->url.host);
+    else
+        snprintf(host, sizeof host, "%.*s", (int)(colon - (w + 1)), w + 1);
+    if (a == NULL) {
+        if ((a = calloc(1, sizeof *a)) == NULL)
+            goto oom;
+        a->url = r->url;
+        a->fd = -1;
+        a->insecure = r->insecure;
+        if ((r->password && (a->password = strdup(r->password)) == NULL) ||
+            (r->server_name &&
+             (a->server_name = strdup(r->server_name)) == NULL)) {
+            lp_redis_free(a);
+            goto oom;
+        }
+        if (r->ctx && SSL_CTX_up_ref(r->ctx) == 1)
+            a->ctx = r->ctx;
+        lp_url_describe(&a->url, a->name, sizeof a->name);
+        r->ask = a;
+    }
+    if (strcmp(a->url.host, host) != 0 || a->url.port != (int)port)
+        lp_redis_disconnect(a);
+    if (lp_redis_retarget(a, host, (int)port) < 0) {
+        snprintf(err, LP_ERRLEN, "%s: host too long: %.200s", r->name, msg);
+        return NULL;
+    }
+    lp_redis_set_timeout(a, r->timeout_ms);
+    if (!lp_redis_connected(a) && lp_redis_connect(a, err) != 0)
+        return NULL;
+    return a;
+oom:
+    snprintf(err, LP_ERRLEN, "%s: out of memory", r->name);
+    return NULL;
+}
+
+/* The next reply on a, the ASK's node. Its wait ends too when r's socket
+ * is shut (a tool's stop signal during a blocking read shuts the socket
+ * it knows, r's) or closed by its server: r's replies are lost then */
+static int ask_reply(struct lp_redis *r, struct lp_redis *a,
+                     struct lp_reply **rep, char *err)
+{
+    int rc;
+
+    while ((rc = lp_redis_next(a, rep, err)) == 0) {
+        if (!(a->ssl && SSL_pending(a->ssl) > 0)) {
+            struct pollfd p[2] = { { a->fd, POLLIN, 0 },
+                                   { r->fd, POLLRDHUP, 0 } };
+            int k = poll(p, 2, a->timeout_ms > 0 ? (int)a->timeout_ms : -1);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k == 0) {
+                io_why(a, EAGAIN);
+                io_error(a, err);
+                return -1;
+            }
+            if (p[1].revents) {
+                snprintf(err, LP_ERRLEN, "%s: connection closed", r->name);
+                lp_redis_disconnect(a);
+                return -1;
+            }
+        }
+        if (lp_redis_read(a, err) < 0)
+            return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* Sends kept[start, end) again to the node msg names, after ASKING, and
+ * puts its n replies in out[0..n). 0, or -1 with err */
+static int ask_again(struct lp_redis *r, const char *msg, size_t start,
+                     size_t end, struct lp_reply **out, size_t n, char *err)
+{
+    static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+    struct lp_redis *a = ask_conn(r, msg, err);
+    struct lp_reply *ok;
+    size_t got = 0;
+
+    if (a == NULL)
+        return -1;
+    if (lp_buf_add(&a->out, asking, sizeof asking - 1) < 0 ||
+        lp_buf_add(&a->out, r->kept.p + start, end - start) < 0) {
+        a->out.len = 0;
+        snprintf(err, LP_ERRLEN, "%s: out of memory", r->name);
+        return -1;
+    }
+    if (lp_redis_flush(a, err) < 0)
+        return -1;
+    /* ASKING's +OK (a refusal shows in the answers after it) */
+    if (ask_reply(r, a, &ok, err) < 0)
+        return -1;
+    lp_reply_free(ok);
+    for (; got < n; got++)
+        if (ask_reply(r, a, &out[got], err) < 0)
+            break;
+    if (got == n)
+        return 0;
+    while (got)
+        lp_reply_free(out[--got]);
+    return -1;
+}
+
+/* An I/O error on the ASK's node: r's replies in flight are lost too */
+static int ask_failed(struct lp_redis *r, char *err)
+{
+    snprintf(r->ioerr, sizeof r->ioerr, "after ASK: %.140s", err);
+    io_error(r, err);
+    return -1;
+}
+
+/* lp_redis_next of a routed connection: *rep, the reply to hand out */
+static int routed_next(struct lp_redis *r, struct lp_reply **rep, char *err)
+{
+    void *p;
+    size_t start, end;
+    int kind;
+
+    for (;;) {
+        if (r->hout < r->nready) {
+            p = r->held[r->hout++];
+            if (r->hout == r->nready)
+                r->nheld = r->nready = r->hout = 0;
+            break;
+        }
+        p = NULL;
+        if (redisReaderGetReply(r->rd, &p) != REDIS_OK) {
+            snprintf(r->ioerr, sizeof r->ioerr, "protocol error: %s",
+                     r->rd->errstr);
+            io_error(r, err);
+            return -1;
+        }
+        if (p == NULL)
+            return 0;
+        if (r->untracked || (kind = next_cmd(r, &start, &end)) < 0) {
+            r->untracked = 1;   /* cannot happen: closes on ASK */
+            break;
+        }
+        if (kind == CMD_MULTI && !r->intx) {
+            r->intx = 1;
+            r->kmulti = start;
+        }
+        if (r->intx) {
+            if (r->nheld == r->capheld) {
+                size_t cap = r->capheld ? 2 * r->capheld : 64;
+                struct lp_reply **h = realloc(r->held, cap * sizeof *h);
+                if (h == NULL) {
+                    lp_reply_free(p);
+                    snprintf(r->ioerr, sizeof r->ioerr, "out of memory");
+                    io_error(r, err);
+                    return -1;
+                }
+                r->held = h;
+                r->capheld = cap;
+            }
+            r->held[r->nheld++] = p;
+            r->held_ask |= is_ask(p);
+            if (kind != CMD_END)
+                continue;
+            r->intx = 0;
+            if (r->held_ask) {
+                struct lp_reply **fresh;
+                const char *msg = NULL;
+                r->held_ask = 0;
+                for (size_t i = 0; i < r->nheld && !msg; i++)
+                    if (is_ask((redisReply *)r->held[i]))
+                        msg = ((redisReply *)r->held[i])->str;
+                if ((fresh = malloc(r->nheld * sizeof *fresh)) == NULL) {
+                    snprintf(err, LP_ERRLEN, "%s: out of memory", r->name);
+                    return ask_failed(r, err);
+                }
+                if (ask_again(r, msg, r->kmulti, end, fresh, r->nheld,
+                              err) < 0) {
+                    free(fresh);
+                    return ask_failed(r, err);
+                }
+                for (size_t i = 0; i < r->nheld; i++) {
+                    lp_reply_free(r->held[i]);
+                    r->held[i] = fresh[i];
+                }
+                free(fresh);
+            }
+            r->nready = r->nheld;
+            r->hout = 0;
+            kept_trim(r);
+            continue;
+        }
+        if (is_ask(p)) {
+            struct lp_reply *fresh;
+            int rc = ask_again(r, ((redisReply *)p)->str, start, end, &fresh,
+                               1, err);
+            lp_reply_free(p);
+            if (rc < 0)
+                return ask_failed(r, err);
+            p = fresh;
+        }
+        kept_trim(r);
+        break;
+    }
+    *rep = p;
+    if (((redisReply *)p)->type == REDIS_REPLY_ERROR &&
+        (strncmp(((redisReply *)p)->str, "MOVED ", 6) == 0 ||
+         (r->untracked && is_ask(p)))) {
+        /* the slot is served elsewhere: closed, so that the caller's
+         * reconnect asks the route where (what was in flight after it is
+         * lost, as after an I/O error: the engines find out what ran) */
+        snprintf(r->ioerr, sizeof r->ioerr, "%.100s (connecting again "
+                 "where the cluster says)", ((redisReply *)p)->str);
+        lp_redis_disconnect(r);
+    }
+    return 1;
+}
+
 int lp_redis_next(struct lp_redis *r, struct lp_reply **rep, char *err)
 {
     void *p = NULL;
@@ -838,6 +1210,8 @@ int lp_redis_next(struct lp_redis *r, struct lp_reply **rep, char *err)
         io_error(r, err);
         return -1;
     }
+    if (r->route)
+        return routed_next(r, rep, err);
     if (redisReaderGetReply(r->rd, &p) != REDIS_OK) {
         snprintf(r->ioerr, sizeof r->ioerr, "protocol error: %s",
                  r->rd->errstr);
@@ -845,16 +1219,6 @@ int lp_redis_next(struct lp_redis *r, struct lp_reply **rep, char *err)
         return -1;
     }
     *rep = p;
-    if (p && r->route && ((redisReply *)p)->type == REDIS_REPLY_ERROR &&
-        (strncmp(((redisReply *)p)->str, "MOVED ", 6) == 0 ||
-         strncmp(((redisReply *)p)->str, "ASK ", 4) == 0)) {
-        /* the slot is served elsewhere: closed, so that the caller's
-         * reconnect asks the route where (what was in flight after it is
-         * lost, as after an I/O error: the engines find out what ran) */
-        snprintf(r->ioerr, sizeof r->ioerr, "%.100s (connecting again "
-                 "where the cluster says)", ((redisReply *)p)->str);
-        lp_redis_disconnect(r);
-    }
     return p != NULL;
 }
 

@@ -59,11 +59,21 @@ void lp_redis_set_timeout(struct lp_redis *r, int64_t ms);
  * called by every lp_redis_connect before it dials, and may point r at
  * another node with lp_redis_retarget (the master of the slot r's
  * commands go to). It returns 0, or LP_REDIS_ETEMP / LP_REDIS_EAUTH with
- * err, which lp_redis_connect returns. With a route set, a MOVED or ASK
- * reply is handed out as any error reply, and then the connection closes
- * itself: the replies after it are lost (as after an I/O error) and the
- * caller's reconnect routes again. Without one (standalone), nothing of
- * this happens.
+ * err, which lp_redis_connect returns. With a route set, a MOVED reply is
+ * handed out as any error reply, and then the connection closes itself:
+ * the replies after it are lost (as after an I/O error) and the caller's
+ * reconnect routes again. An ASK reply closes nothing and is not handed
+ * out: the command it answered is sent again, after ASKING, on a
+ * connection of r's own to the node it names (same URL, TLS, password,
+ * timeout; kept for the next ASK), and that answer (TRYAGAIN, MOVED, an
+ * error as well) is handed out in its place, in order. For that r keeps
+ * each command's bytes until its reply is read, and holds a transaction's
+ * replies (MULTI to EXEC) back until EXEC's is read: when one was ASK the
+ * whole transaction goes to that node (ASKING, MULTI, ..., EXEC) and its
+ * replies are handed out instead. lp_redis_next may then block, up to the
+ * timeout, for that node's answer (a wait that ends too when r's socket
+ * is shut or closed). Without a route (standalone), nothing of this
+ * happens: no bytes kept, no reply held.
  */
 typedef int (*lp_redis_route_fn)(void *ctx, struct lp_redis *r, char *err);
 void lp_redis_set_route(struct lp_redis *r, lp_redis_route_fn fn, void *ctx);

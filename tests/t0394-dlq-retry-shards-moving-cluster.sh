@@ -70,7 +70,7 @@ once() {
 
 test_expect_success 'retry while shard 0 is half moved (ASK): each dead letter back once' '
     half_moved logpipe-dlq -v -r "$URL" -s "$S" retry --all &&
-    grep_q "read again on 127.0.0.1:$TO (ASKING)" cmd.err &&
+    ! grep "read again" cmd.err &&
     grep_q "18000 entries retried, 0 gone already" cmd.err &&
     once retried &&
     test "$(jq -r .id got | grep -c "^0-")" = 3000 &&
