@@ -3507,7 +3507,7 @@ static void fpos_of_wal(void *arg, const char *name, size_t len,
     struct fpos_list *l = arg;
     const char *key, *data;
     size_t keylen, datalen;
-    int shard, isdlq;
+    int shard = -1, isdlq;
 
     l->shard = FPOS_WAL;
     /* --follow --shard-key: a record is its (file, shard)'s, the shard its
