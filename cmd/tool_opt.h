@@ -88,7 +88,8 @@ uint64_t tool_burst_default(double per_ms);
 /* lp_common_redis, and the warning when the password is the one -r
  * showed to ps. On a Redis Cluster (tool_cluster), the connection is
  * routed: each connect goes to the master of c->stream's slot, and a
- * MOVED or ASK closes it (lp_redis_set_route). Returns NULL with err. */
+ * MOVED closes it; an ASK is followed in place (lp_redis_set_route).
+ * Returns NULL with err. */
 struct lp_redis *tool_redis(const struct lp_common *c, char *err);
 /* In a Redis Cluster: the master of key's slot, as tool_cluster_where
  * writes it, into out[0..cap); fresh: the slot map read again first. 0,

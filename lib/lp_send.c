@@ -853,7 +853,8 @@ void lp_send_recover(struct lp_send *s, const char *why)
  * slot map puts there (key_node), routed by one of their names
  * (redis_new_key), each lane with its own ring: batches for shards on
  * different masters are in flight at once, one connection re-routed per
- * batch never. A MOVED or ASK closes only its lane's connection; the
+ * batch never. A MOVED closes only its lane's connection (an ASK is
+ * followed in place by lp_redis, the lane's batch sent whole there); the
  * recovery then reads the map again (lanes_split): shards of the lane
  * now on another master take their batches, in order, to a new lane
  * there, and the engine's recovery by positions sends them again.

@@ -187,7 +187,9 @@ int lp_stream_pending_oldest_reply(struct lp_redis *r,
 /*
  * Did e fail because a Redis Cluster serves the key's slot elsewhere, or
  * is moving it: MOVED, ASK, TRYAGAIN, CLUSTERDOWN, or the I/O error of a
- * connection lp_redis closed after a MOVED or ASK (lp_redis_set_route)?
+ * connection lp_redis closed after a MOVED (lp_redis_set_route)? An ASK
+ * is followed in place by lp_redis; a failure of the connection it opens
+ * for one ("after ASK: ...") is not told apart: a plain I/O error.
  * Then the key is to be asked again over a connection routed anew (the
  * slot map read again), after a wait for the last two. 1 or 0.
  */
