@@ -274,6 +274,14 @@ cluster_key_owner() {
     cluster_owner "$(ccli "$M1" cluster keyslot "$1")"
 }
 
+# cluster_asked PORT CMD...: CMD on the node on PORT after ASKING (a slot
+# it is importing: its keys there already), the answer's last line
+cluster_asked() {
+    _ap=$1
+    shift
+    printf 'ASKING\n%s\n' "$*" | redis-cli -p "$_ap" | tail -n 1
+}
+
 # cluster_shards_total STREAM N: the entries over the N shards of STREAM,
 # each asked of its master; cluster_dlqs_total STREAM N: the dead letters
 # in their DLQs (logs:dlq:{i})

@@ -54,12 +54,6 @@ test_expect_success 'stat as logpipe-stat, dlq as logpipe-dlq, through any node'
 # owner), its keys moved to A already: dlq reads and purges following ASK
 # (each command again on A after ASKING), which its user must be allowed
 # (NOPERM for ASKING before examples/users.acl had +asking)
-# asked PORT CMD...: CMD on the importing node, after ASKING
-asked() {
-    _ap=$1
-    shift
-    printf 'ASKING\n%s\n' "$*" | redis-cli -p "$_ap" | tail -n 1
-}
 awk 'BEGIN { for (i = 1; i <= 300; i++) printf "not json %d\n", i }' >bad
 
 test_expect_success 'mid-migration (ASK): dlq list and purge as logpipe-dlq' '
@@ -68,13 +62,13 @@ test_expect_success 'mid-migration (ASK): dlq list and purge as logpipe-dlq' '
     test "$(ccli "$OWNER" XLEN "{logs:stream}:dlq")" = 300 &&
     cluster_move_begin "$SLOT" "$OWNER" "$A" &&
     cluster_move_keys "$SLOT" "$OWNER" "$A" &&
-    test "$(asked "$A" XLEN "{logs:stream}:dlq")" = 300 &&
+    test "$(cluster_asked "$A" XLEN "{logs:stream}:dlq")" = 300 &&
     LOGPIPE_REDIS_PASSWORD=pw-dlq \
         logpipe-dlq -r "redis://logpipe-dlq@127.0.0.1:$B/0" list >dl &&
     test "$(wc -l <dl)" -eq 300 &&
     LOGPIPE_REDIS_PASSWORD=pw-dlq \
         logpipe-dlq -r "redis://logpipe-dlq@127.0.0.1:$B/0" purge --all &&
-    test "$(asked "$A" XLEN "{logs:stream}:dlq")" = 0 &&
+    test "$(cluster_asked "$A" XLEN "{logs:stream}:dlq")" = 0 &&
     cluster_move_end "$SLOT" "$OWNER" "$A"
 '
 

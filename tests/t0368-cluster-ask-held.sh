@@ -19,12 +19,6 @@ events() {  # N FIRST
     awk -v n="$1" -v f="$2" -v now="$NOW" 'BEGIN { for (i = f; i < f + n; i++)
         printf "{\"timestamp\":\"%s\",\"service\":\"ask\",\"seq\":%d}\n", now, i }'
 }
-# asked PORT CMD...: CMD on the importing node, after ASKING
-asked() {
-    _ap=$1
-    shift
-    printf 'ASKING\n%s\n' "$*" | redis-cli -p "$_ap" | tail -n 1
-}
 # the seqs of the replayed lines in FILE, sorted
 seqs_of() {
     sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" "$1" | sort -n
@@ -40,7 +34,7 @@ test_expect_success 'the slot held half moved: every key on A, owner still the o
     cluster_move_begin "$SLOT" "$OWNER" "$A" &&
     cluster_move_keys "$SLOT" "$OWNER" "$A" &&
     test "$(ccli "$OWNER" cluster countkeysinslot "$SLOT")" = 0 &&
-    test "$(asked "$A" XLEN logs:stream)" = 1000 &&
+    test "$(cluster_asked "$A" XLEN logs:stream)" = 1000 &&
     test "$(cluster_owner "$SLOT")" = "$OWNER"
 '
 
@@ -78,7 +72,7 @@ test_expect_success 'send while held: ASK followed, TRYAGAIN waited out, then ev
     SENDPID=$!
     wait_for 60 "grep -q TRYAGAIN send.err" &&
     ! grep "ASK" send.err &&
-    test "$(asked "$A" EXISTS "{logs:stream}:send-hold")" = 0 &&
+    test "$(cluster_asked "$A" EXISTS "{logs:stream}:send-hold")" = 0 &&
     test "$(ccli "$OWNER" cluster countkeysinslot "$SLOT")" = 0 &&
     cluster_move_end "$SLOT" "$OWNER" "$A" &&
     wait $SENDPID &&

@@ -20,12 +20,6 @@ events() {  # N FIRST
     awk -v n="$1" -v f="$2" -v now="$NOW" 'BEGIN { for (i = f; i < f + n; i++)
         printf "{\"timestamp\":\"%s\",\"service\":\"split\",\"seq\":%d}\n", now, i }'
 }
-# asked PORT CMD...: CMD on the importing node, after ASKING
-asked() {
-    _ap=$1
-    shift
-    printf 'ASKING\n%s\n' "$*" | redis-cli -p "$_ap" | tail -n 1
-}
 P="{logs:stream}:producers"
 
 test_expect_success 'before the move: 1000 events as producer p1' '
@@ -39,8 +33,8 @@ test_expect_success 'the keys split: the stream on A, the producers hash on the 
     cluster_move_begin "$SLOT" "$OWNER" "$A" &&
     cluster_move_key "$OWNER" "$A" logs:stream &&
     test "$(ccli "$OWNER" EXISTS "$P")" = 1 &&
-    test "$(asked "$A" XLEN logs:stream)" = 1000 &&
-    test "$(asked "$A" EXISTS "$P")" = 0
+    test "$(cluster_asked "$A" XLEN logs:stream)" = 1000 &&
+    test "$(cluster_asked "$A" EXISTS "$P")" = 0
 '
 
 # Redis keeps ASKING through MULTI until EXEC (7.0.15): a transaction
@@ -57,9 +51,9 @@ test_expect_success 'send --producer p1 waits (TRYAGAIN) until the move ends, th
     SENDPID=$!
     wait_for 60 "grep -q TRYAGAIN send.err" &&
     ! grep "ASK" send.err &&
-    test "$(asked "$A" XLEN logs:stream)" = 1000 &&
-    test "$(asked "$A" EXISTS "$P")" = 0 &&
-    test "$(asked "$A" EXISTS "{logs:stream}:send-hold")" = 0 &&
+    test "$(cluster_asked "$A" XLEN logs:stream)" = 1000 &&
+    test "$(cluster_asked "$A" EXISTS "$P")" = 0 &&
+    test "$(cluster_asked "$A" EXISTS "{logs:stream}:send-hold")" = 0 &&
     test "$(ccli "$OWNER" HGET "$P" p1 | cut -d" " -f1)" = 1000 &&
     cluster_move_keys "$SLOT" "$OWNER" "$A" &&
     cluster_move_end "$SLOT" "$OWNER" "$A" &&

@@ -16,11 +16,6 @@ events() {  # N FIRST
     awk -v n="$1" -v f="$2" -v now="$NOW" 'BEGIN { for (i = f; i < f + n; i++)
         printf "{\"timestamp\":\"%s\",\"service\":\"ask\",\"seq\":%d}\n", now, i }'
 }
-asked() {
-    _ap=$1
-    shift
-    printf 'ASKING\n%s\n' "$*" | redis-cli -p "$_ap" | tail -n 1
-}
 # blocked_on PORT: a client blocked in XREADGROUP on the node
 blocked_on() {
     redis-cli -p "$1" client list | grep "cmd=xreadgroup" | grep -q "flags=b"
@@ -31,7 +26,7 @@ test_expect_success 'setup: 3000 events, the slot held half moved' '
     logpipe-send -r "redis://127.0.0.1:$B" --producer p0 in0 &&
     cluster_move_begin "$SLOT" "$OWNER" "$A" &&
     cluster_move_keys "$SLOT" "$OWNER" "$A" &&
-    test "$(asked "$A" XLEN logs:stream)" = 3000
+    test "$(cluster_asked "$A" XLEN logs:stream)" = 3000
 '
 
 test_expect_success 'drain follows ASK with reads ahead; blocks on the importing node' '

@@ -15,11 +15,6 @@ events() {  # N FIRST
     awk -v n="$1" -v f="$2" -v now="$NOW" 'BEGIN { for (i = f; i < f + n; i++)
         printf "{\"timestamp\":\"%s\",\"service\":\"ask\",\"seq\":%d}\n", now, i }'
 }
-asked() {
-    _ap=$1
-    shift
-    printf 'ASKING\n%s\n' "$*" | redis-cli -p "$_ap" | tail -n 1
-}
 blocked_on() {
     redis-cli -p "$1" client list | grep "cmd=xreadgroup" | grep -q "flags=b"
 }
@@ -29,7 +24,7 @@ test_expect_success 'setup: 1000 events, the slot held half moved' '
     logpipe-send -r "redis://127.0.0.1:$B" in0 &&
     cluster_move_begin "$SLOT" "$OWNER" "$A" &&
     cluster_move_keys "$SLOT" "$OWNER" "$A" &&
-    test "$(asked "$A" XLEN logs:stream)" = 1000
+    test "$(cluster_asked "$A" XLEN logs:stream)" = 1000
 '
 
 test_expect_success 'drain blocks on the importing node' '
