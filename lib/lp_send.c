@@ -1342,23 +1342,48 @@ static void start_retry(struct lp_send *s, int64_t since,
         say(s, LP_NOTICE_ERROR, "%s", err);
         lp_send_end_run(s, LP_EX_CONFIG);
     }
+    lp_format_duration(s->c.timeout, d, sizeof d);
     if (lp_mono_ms() - since >= s->c.timeout || lp_send_stopping(s)) {
-        lp_format_duration(s->c.timeout, d, sizeof d);
         say(s, LP_NOTICE_ERROR, "giving up (--timeout %s): %s", d, err);
         lp_send_end_run(s, LP_EX_TEMPFAIL);
+    }
+    /* said once (a slot held half moved waits here, silent else); the
+     * first batch stored says Redis answers again */
+    if (!s->warned) {
+        say(s, LP_NOTICE_WARN, "%s; retrying for up to %s", err, d);
+        s->warned = 1;
     }
     poll(NULL, 0, (int)lp_backoff_next(bo));
 }
 
+/* Connects the current lane at the start, for --timeout. In a cluster
+ * its shards were put on it by the slot map read before: one that has
+ * moved since (a resharding, or a slot held half moved that ended) makes
+ * the probe of its keys fail with MOVED on the lane's connection, again
+ * and again; so each failed try reads the map again and gives such a
+ * shard a lane of its own (lanes_split), as a failure later in the run
+ * does (lp_send_recover). The current lane stays the caller's. */
 static void shards_connect(struct lp_send *s)
 {
     char err[LP_ERRLEN];
     int64_t since = lp_mono_ms();
 
     lp_backoff_reset(&s->backoff);
-    while (lp_pipeline_connect(s, err) < 0)
+    while (lp_pipeline_connect(s, err) < 0) {
         start_retry(s, since, &s->backoff, 1, err);
+        lanes_split(s);
+    }
     lp_backoff_reset(&s->backoff);
+}
+
+/* The lane of shard i, connected: it may change while connecting
+ * (shards_connect splits a lane whose shards are not on one master). */
+static void shard_connect(struct lp_send *s, unsigned i)
+{
+    do {
+        lp_lane_use(s, s->sh[i].lane);
+        shards_connect(s);
+    } while (s->lanes && s->sh[i].lane != s->cur_lane);
 }
 
 /* The count refused (another recorded, a stream holding its own
@@ -1781,8 +1806,7 @@ static void shards_start(struct lp_send *s)
     s->pos_known = 1;
     for (unsigned i = 0; i < s->nsh; i++) {
         uint64_t c;
-        lp_lane_use(s, s->sh[i].lane);
-        shards_connect(s);
+        shard_connect(s, i);
         lp_shard_keys(s, (int)i);
         while (lp_pipeline_committed(s, s->producer, strlen(s->producer), &c,
                                      err) < 0) {
@@ -1790,7 +1814,8 @@ static void shards_start(struct lp_send *s)
                 say(s, LP_NOTICE_ERROR, "%s", err);
                 lp_send_end_run(s, LP_EX_CONFIG);
             }
-            shards_connect(s);
+            shard_connect(s, i);
+            lp_shard_keys(s, (int)i);
         }
         s->sh[i].last = c;
         if (s->c.position)
@@ -3102,6 +3127,7 @@ static void jshards_retry(struct lp_send *s, struct lp_buf *cur,
         if (!warned++)
             say(s, LP_NOTICE_WARN, "%s; retrying for up to %s", err, d);
         poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
+        lanes_split(s);
     }
     lp_backoff_reset(&s->backoff);
 }
@@ -3718,6 +3744,7 @@ static void follow_open(struct lp_send *s)
         if (!warned++)
             say(s, LP_NOTICE_WARN, "%s; retrying for up to %s", err, d);
         poll(NULL, 0, (int)lp_backoff_next(&s->backoff));
+        lanes_split(s);
     }
     lp_backoff_reset(&s->backoff);
     if (s->sh && s->was_n) {
