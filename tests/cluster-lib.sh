@@ -279,7 +279,7 @@ cluster_key_owner() {
 cluster_asked() {
     _ap=$1
     shift
-    printf 'ASKING\n%s\n' "$*" | redis-cli -p "$_ap" | tail -n 1
+    printf 'ASKING\n%s\n' "$*" | rcc -p "$_ap" | tail -n 1
 }
 
 # cluster_shards_total STREAM N: the entries over the N shards of STREAM,

@@ -5,7 +5,9 @@
 # settings, follows MOVED over TLS; a wrong CA is refused (78, said); a
 # plain redis:// URL gets nowhere (69); the tools over it: send through
 # one node, drain --once through another, stat and replay --from-redis,
-# every event once.
+# every event once; and with the stream's slot held half moved, its keys
+# on the node importing it: stat, replay and drain follow ASK there over
+# a TLS connection of their own (ASKING), every event once.
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/cluster-lib.sh"
 
@@ -79,6 +81,31 @@ test_expect_success 'a wrong CA: refused, said (78); plain redis://: 69' '
     grep_q "certificate is refused" err
     expect_exit 69 $CLI -r "redis://127.0.0.1:$M1" -t 1000 GET k1 2>err
     cat err
+'
+
+S2=tls:ask
+cluster_roles "$S2"
+test_expect_success 'ASK over TLS: the slot held half moved, stat, replay and drain read on the importing node' '
+    seq 1 500 | sed "s/.*/{\"service\":\"s\",\"n\":&}/" >in2 &&
+    logpipe-send -r "rediss://127.0.0.1:$A" --tls-ca ca.pem -s "$S2" \
+        --batch 100 in2 &&
+    cluster_move_begin "$SLOT" "$OWNER" "$A" &&
+    cluster_move_keys "$SLOT" "$OWNER" "$A" &&
+    test "$(ccli "$OWNER" cluster countkeysinslot "$SLOT")" = 0 &&
+    test "$(cluster_asked "$A" XLEN "$S2")" = 500 &&
+    logpipe-stat -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$S2" \
+        >stat2.json &&
+    grep "\"length\":500" stat2.json &&
+    logpipe-replay --from-redis -r "rediss://127.0.0.1:$B" --tls-ca ca.pem \
+        -s "$S2" >replayed2 &&
+    test "$(wc -l <replayed2)" = 500 &&
+    logpipe-drain -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$S2" \
+        -d arch2 --once &&
+    find arch2 -name "*.jsonl" -exec cat {} + |
+        sed -n "s/.*\"n\":\([0-9]*\).*/\1/p" | sort -n >got2 &&
+    seq 1 500 >want2 &&
+    test_cmp want2 got2 &&
+    cluster_move_end "$SLOT" "$OWNER" "$A"
 '
 
 test_done
