@@ -1,5 +1,5 @@
 #!/bin/sh
-# t0362-ask-send-shards-held.sh -- send --shards 6 on a 3-master cluster
+# t0344-ask-send-shards-held.sh -- send --shards 6 on a 3-master cluster
 # (two shards a master: the shards of a master share one connection)
 # while shard 0's slot is held half moved, every key of it on the
 # importing node (found by review rask: x0362, x0363).
