@@ -705,6 +705,76 @@ static int count_now(struct lp_drain_conf *conf, unsigned *m)
 }
 
 /*
+ * A drain of an unsharded stream (not --once) asks as often whether the
+ * stream became sharded (the first send --shards recorded a count): it
+ * then stops as on SIGTERM, everything it wrote acknowledged, and the
+ * drains of the shards start in its place (main), as a sharded drain's
+ * do after a change of the count. Asked from the engine's loop, whose
+ * wait its log_due hook bounds, over one connection kept for it.
+ */
+static struct {
+    struct lp_drain_conf *conf; /* NULL: not watching */
+    struct lp_redis *r;
+    int64_t next;
+    unsigned got;               /* the count found: the drain stops */
+} watch;
+
+#define WATCH_STOP (-1)         /* lp_stop set by the watch, not a signal */
+
+static int64_t watch_due(void)
+{
+    int64_t due = lp_log_due(), w;
+
+    if (watch.conf == NULL || watch.got)
+        return due;
+    w = watch.next - lp_mono_ms();
+    if (w < 0)
+        w = 0;
+    return due < 0 || w < due ? w : due;
+}
+
+static void watch_tick(void)
+{
+    char err[LP_ERRLEN];
+    struct lp_drain_conf *conf = watch.conf;
+    unsigned m = 0;
+
+    lp_log_tick();
+    if (conf == NULL || watch.got || lp_stop || lp_mono_ms() < watch.next)
+        return;
+    watch.next = lp_mono_ms() + LP_DRAIN_COUNT_WATCH_MS;
+    if (watch.r == NULL) {
+        struct lp_common tmp = conf->com;
+        tmp.dlq_set = NULL;
+        if ((watch.r = tool_redis(&tmp, err)) == NULL)
+            return;
+    }
+    /* not answered: asked again next time (the engine's own connection
+     * says what fails) */
+    if ((!lp_redis_connected(watch.r) &&
+         lp_redis_connect(watch.r, err) != 0) ||
+        lp_shards_read(watch.r, conf->com.cluster, conf->com.stream, &m,
+                       err) != 0) {
+        lp_redis_disconnect(watch.r);
+        return;
+    }
+    if (m > 1) {
+        lp_warn("stream %s is spread over %u shards now (recorded by "
+                "logpipe-send --shards %u): this drain of its unsharded "
+                "key stops, those of the %u shards start", conf->com.stream,
+                m, m, m);
+        watch.got = m;
+        lp_stop = WATCH_STOP;
+    }
+}
+
+static void watch_end(void)
+{
+    lp_redis_free(watch.r);
+    memset(&watch, 0, sizeof watch);
+}
+
+/*
  * A stream of n shards: a child for each of shards lo..hi, supervised
  * until all have ended. Returns the worst status (rank); a child ended by
  * SIGPIPE (stdout's reader gone) ends this process the same way.
@@ -919,6 +989,34 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
     return worst;
 }
 
+/* A stream of n shards drained (lo..hi of rg) until the end, again with
+ * the new count whenever its count changes. The status. */
+static int drain_shards(struct lp_drain_conf *conf, struct says *says,
+                        unsigned n, const struct range *rg, uint64_t *errors)
+{
+    unsigned changed;
+    int st;
+
+    for (;;) {
+        st = supervise(conf, says, n, rg->set ? rg->lo : 0,
+                       rg->set ? rg->hi : n - 1, &changed);
+        if (!changed || lp_stop || rank(st) > rank(LP_EX_DATAERR))
+            break;
+        /* the count changed: its shards now (read again: it may
+         * have changed once more meanwhile) */
+        if ((st = count_shards(conf, &n, errors)) != 0) {
+            if (st < 0)
+                st = LP_EX_OK;
+            break;
+        }
+        if (n <= 1) {
+            st = run_drain(conf, says);
+            break;
+        }
+    }
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     struct lp_drain_conf conf = lp_drain_defaults;
@@ -969,31 +1067,32 @@ int main(int argc, char **argv)
         goto out;
     }
     if (n > 1) {
-        unsigned changed;
-        for (;;) {
-            st = supervise(&conf, &says, n, rg.set ? rg.lo : 0,
-                           rg.set ? rg.hi : n - 1, &changed);
-            if (!changed || lp_stop || rank(st) > rank(LP_EX_DATAERR))
-                break;
-            /* the count changed: its shards now (read again: it may
-             * have changed once more meanwhile) */
-            if ((st = count_shards(&conf, &n, &errors)) != 0) {
-                if (st < 0)
-                    st = LP_EX_OK;
-                break;
-            }
-            if (n <= 1) {
-                st = run_drain(&conf, &says);
-                break;
-            }
-        }
+        st = drain_shards(&conf, &says, n, &rg, &errors);
     } else if (rg.set) {
         lp_error("--shard-range %s: stream %s is not sharded (no count of "
                  "shards recorded: send --shards records it)",
                  conf.shard_range, conf.com.stream);
         st = LP_EX_CONFIG;
     } else {
+        if (!conf.once) {
+            watch.conf = &conf;
+            watch.next = lp_mono_ms() + LP_DRAIN_COUNT_WATCH_MS;
+            conf.log_tick = watch_tick;
+            conf.log_due = watch_due;
+        }
         st = run_drain(&conf, &says);
+        n = watch.got;
+        if (n > 1 && lp_stop == WATCH_STOP &&
+            rank(st) <= rank(LP_EX_DATAERR)) {
+            /* the stream became sharded: its shards' drains now */
+            watch_end();
+            lp_stop = 0;
+            conf.log_tick = lp_log_tick;
+            conf.log_due = lp_log_due;
+            st = drain_shards(&conf, &says, n, &rg, &errors);
+        } else {
+            watch_end();
+        }
     }
 out:
     return tool_opt_end(&conf.com, st);

@@ -76,9 +76,18 @@ static void *worker(void *arg)
     return NULL;
 }
 
+static void fork_child(void);
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
 /* Makes workers up to want (at most LP_SYNC_THREADS). With mu held. */
 static void spawn_locked(size_t want)
 {
+    pthread_once(&atfork_once, atfork_register);
     while (nthreads < LP_SYNC_THREADS && (size_t)nthreads < want) {
         pthread_t t;
         pthread_attr_t at;
@@ -189,6 +198,32 @@ static int lane_fds[LP_SYNC_LANE];
 static size_t lane_n, lane_bad;
 static int lane_state, lane_errno;
 
+/*
+ * A child of fork(2) has none of these threads (logpipe-drain runs an
+ * unsharded stream's engine, then forks the drains of its shards when
+ * the stream becomes sharded): made again at its first job, as in a new
+ * process, with the locks made anew (a worker may have held one at the
+ * fork). Without this its first sync posted to a worker that is not
+ * there waits for ever.
+ */
+static void fork_child(void)
+{
+    pthread_mutex_init(&mu, NULL);
+    pthread_cond_init(&go, NULL);
+    pthread_cond_init(&fin, NULL);
+    nthreads = 0;
+    job_fds = NULL;
+    job_n = job_next = job_done = 0;
+    job_errno = 0;
+    job_fs = 0;
+    pthread_mutex_init(&lmu, NULL);
+    pthread_cond_init(&lgo, NULL);
+    pthread_cond_init(&lfin, NULL);
+    lane_thread = -1;
+    lane_n = lane_bad = 0;
+    lane_state = lane_errno = 0;
+}
+
 /* Syncs lane_fds in order, stopping at the first failure. Called without
  * lmu (the fields are the job's until it is done). */
 static void lane_run(void)
@@ -222,6 +257,7 @@ static void *lane_worker(void *arg)
 
 void lp_sync_lane_start(const int *fds, size_t n)
 {
+    pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&mu);            /* lane_thread: made once */
     if (lane_thread < 0) {
         pthread_t t;
