@@ -33,21 +33,27 @@ child_of() {
 # connection then; it goes on and ends 74
 run_eio() {
     rcli DEL logs:stream >/dev/null &&
-    rm -rf out dpid &&
+    rm -rf out dpid stop.mark &&
     logpipe-send <in || return 1
     ASAN_OPTIONS=detect_leaks=0 LOGPIPE_TEST_CRASH=stop:after-write \
+        LOGPIPE_TEST_STOP_MARK=stop.mark \
         strace -f -o /dev/null -e trace=fdatasync \
         -e inject=fdatasync:error=EIO \
         logpipe-drain -n 500 -d out 2>err &
     spid=$!
+    # (the state alone says "t" at each traced fdatasync too: the mark
+    # first, made just before the stop; a SIGCONT that came while strace
+    # still held the SIGSTOP would leave it stopped for ever, so it is
+    # sent until the drain runs)
     wait_for 20 child_of $spid &&
     dpid=$(cat dpid) &&
+    wait_for 20 test -e stop.mark &&
     wait_for 20 stopped $dpid &&
     wait_for 20 pending_is 1000 || return 1
     if [ "$1" = yes ]; then
         rcli CLIENT KILL TYPE normal >/dev/null || return 1
     fi
-    kill -CONT $dpid || return 1
+    wait_for 20 "kill -CONT $dpid; ! stopped $dpid" || return 1
     expect_exit 74 wait $spid
 }
 
