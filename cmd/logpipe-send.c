@@ -57,7 +57,8 @@ static const struct lp_optdef longopts[] = {
       "a batch is stored once N replicas have it (WAIT)",
       .min = 1, .max = 1000 },
     { "replica-timeout", 0, LP_DURATION(OPT, c.replica_timeout), "DUR",
-      "with --replicas: wait this long for them (1s)", .min = 1,
+      "with --replicas: wait this long for them (1s; a bare number: ms)",
+      .min = 1,
       .unit = "ms" },
     { "max-backlog", 0, LP_UINT(OPT, c.max_backlog), "N",
       "wait while the group lag exceeds N", .min = 1 },
@@ -163,11 +164,11 @@ static const struct tool_cmd cli = {
 "\n",
     .epilog =
 "Exit: 0 ok, 64 usage, 65 some lines rejected (or rate-limited, or\n"
-"--rate-key failed on some), 66 input missing,"
-" 70 internal error, 73 cannot\n"
-"create --rejects, 74 I/O error, 75 Redis failed longer than --timeout\n"
-"(or another send runs as --producer NAME), 78 bad configuration\n"
-"(--rate-key failing on every event too).\n"
+"--rate-key failed on some), 66 input missing, 70 internal error,\n"
+"73 cannot create --rejects or the --wal directory, 74 I/O error,\n"
+"75 Redis failed longer than --timeout (or another send runs as\n"
+"--producer NAME), 78 bad configuration (--rate-key failing on every\n"
+"event too).\n"
 "See logpipe-send(1).\n",
     .opts = longopts,
     .notes = notes,
