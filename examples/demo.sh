@@ -70,7 +70,8 @@ echo "(exit status $?)"
 say "find logs -type f"
 (cd "$tmp" && find logs -type f | sort)
 
-for f in $(cd "$tmp" && find logs -type f | sort); do
+# the day files (the others are the drain's: its lock and consumer files)
+for f in $(cd "$tmp" && find logs -type f -name "*.jsonl" | sort); do
     say "cat $f"
     cat "$tmp/$f"
 done
