@@ -54,6 +54,24 @@ test_expect_success 'rediss:// through one seed: every master, MOVED followed' '
     test_cmp want masters
 '
 
+# read_back STREAM N DIR: through node B over TLS, stat says N entries,
+# replay --from-redis gives N lines, drain --once archives events 1..N
+# into DIR, once each
+read_back() {
+    logpipe-stat -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$1" \
+        >stat.json &&
+    grep "\"length\":$2" stat.json &&
+    logpipe-replay --from-redis -r "rediss://127.0.0.1:$B" --tls-ca ca.pem \
+        -s "$1" >replayed &&
+    test "$(wc -l <replayed)" = "$2" &&
+    logpipe-drain -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$1" \
+        -d "$3" --once &&
+    find "$3" -name "*.jsonl" -exec cat {} + |
+        sed -n "s/.*\"n\":\([0-9]*\).*/\1/p" | sort -n >got &&
+    seq 1 "$2" >want &&
+    test_cmp want got
+}
+
 S=tls:events
 cluster_roles "$S"
 test_expect_success 'the tools over TLS: send, drain --once, stat, replay' '
@@ -62,18 +80,7 @@ test_expect_success 'the tools over TLS: send, drain --once, stat, replay' '
         --batch 100 --producer tp in &&
     test "$(ccli "$OWNER" xlen "$S")" = 2000 &&
     test "$(ccli "$OWNER" hlen "{$S}:producers")" = 1 &&
-    logpipe-stat -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$S" \
-        >stat.json &&
-    grep "\"length\":2000" stat.json &&
-    logpipe-replay --from-redis -r "rediss://127.0.0.1:$B" --tls-ca ca.pem \
-        -s "$S" >replayed &&
-    test "$(wc -l <replayed)" = 2000 &&
-    logpipe-drain -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$S" \
-        -d arch --once &&
-    find arch -name "*.jsonl" -exec cat {} + |
-        sed -n "s/.*\"n\":\([0-9]*\).*/\1/p" | sort -n >got &&
-    seq 1 2000 >want &&
-    test_cmp want got
+    read_back "$S" 2000 arch
 '
 
 test_expect_success 'a wrong CA: refused, said (78); plain redis://: 69' '
@@ -93,18 +100,7 @@ test_expect_success 'ASK over TLS: the slot held half moved, stat, replay and dr
     cluster_move_keys "$SLOT" "$OWNER" "$A" &&
     test "$(ccli "$OWNER" cluster countkeysinslot "$SLOT")" = 0 &&
     test "$(cluster_asked "$A" XLEN "$S2")" = 500 &&
-    logpipe-stat -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$S2" \
-        >stat2.json &&
-    grep "\"length\":500" stat2.json &&
-    logpipe-replay --from-redis -r "rediss://127.0.0.1:$B" --tls-ca ca.pem \
-        -s "$S2" >replayed2 &&
-    test "$(wc -l <replayed2)" = 500 &&
-    logpipe-drain -r "rediss://127.0.0.1:$B" --tls-ca ca.pem -s "$S2" \
-        -d arch2 --once &&
-    find arch2 -name "*.jsonl" -exec cat {} + |
-        sed -n "s/.*\"n\":\([0-9]*\).*/\1/p" | sort -n >got2 &&
-    seq 1 500 >want2 &&
-    test_cmp want2 got2 &&
+    read_back "$S2" 500 arch2 &&
     cluster_move_end "$SLOT" "$OWNER" "$A"
 '
 
