@@ -103,7 +103,10 @@ test_expect_success() {
     else
         test_failed=$((test_failed + 1))
         echo "not ok $test_count - $1"
-        sed -e 's/^/#   /' "$TMP/.out" | tail -n 60
+        # what it said, on stderr: prove shows a test's stderr, never the
+        # comments on its stdout (so CI's log names the cause)
+        { sed -e 's/^/#   /' "$TMP/.out" | tail -n 60
+          echo "# ^ $(basename "$0"), case $test_count: $1"; } >&2
     fi
 }
 
