@@ -686,7 +686,7 @@ static void signal_all(struct child *ch, size_t nch, int sig)
 /* The count of shards now (lp_shards_read), asked once over a connection
  * of its own. 0 with *m; -1 when Redis did not answer (asked again at the
  * next watch: the children's own connections say what fails). */
-static int count_now(struct lp_drain_conf *conf, unsigned *m)
+static int count_now(struct lp_drain_conf *conf, unsigned *m, int *said)
 {
     char err[LP_ERRLEN];
     struct lp_common tmp = conf->com;
@@ -701,6 +701,11 @@ static int count_now(struct lp_drain_conf *conf, unsigned *m)
     if (rc == 0)
         rc = lp_shards_read(r, tmp.cluster, conf->com.stream, m, err);
     lp_redis_free(r);
+    if ((rc == LP_SHARDS_EBAD || rc == LP_REDIS_EAUTH) && !*said) {
+        /* said once (review rw1): the shards of now go on */
+        lp_warn("%s: the drains of the shards of now go on", err);
+        *said = 1;
+    }
     return rc == 0 ? 0 : -1;
 }
 
@@ -717,6 +722,7 @@ static struct {
     struct lp_redis *r;
     int64_t next;
     unsigned got;               /* the count found: the drain stops */
+    int said;                   /* an unreadable count said */
 } watch;
 
 #define WATCH_STOP (-1)         /* lp_stop set by the watch, not a signal */
@@ -738,6 +744,7 @@ static void watch_tick(void)
     char err[LP_ERRLEN];
     struct lp_drain_conf *conf = watch.conf;
     unsigned m = 0;
+    int rc;
 
     lp_log_tick();
     if (conf == NULL || watch.got || lp_stop || lp_mono_ms() < watch.next)
@@ -751,11 +758,24 @@ static void watch_tick(void)
     }
     /* not answered: asked again next time (the engine's own connection
      * says what fails) */
-    if ((!lp_redis_connected(watch.r) &&
-         lp_redis_connect(watch.r, err) != 0) ||
-        lp_shards_read(watch.r, conf->com.cluster, conf->com.stream, &m,
-                       err) != 0) {
+    if (!lp_redis_connected(watch.r) &&
+        lp_redis_connect(watch.r, err) != 0) {
         lp_redis_disconnect(watch.r);
+        return;
+    }
+    rc = lp_shards_read(watch.r, conf->com.cluster, conf->com.stream, &m,
+                        err);
+    if ((rc == LP_SHARDS_EBAD || rc == LP_REDIS_EAUTH) && !watch.said) {
+        /* a count key it cannot read (not a count, or refused by an
+         * ACL): said once; this drain goes on with the unsharded key, as
+         * a drain started now would not (78) */
+        lp_warn("%s: this drain goes on reading the unsharded key %s",
+                err, conf->com.stream);
+        watch.said = 1;
+    }
+    if (rc != 0) {
+        if (rc == LP_REDIS_ETEMP)
+            lp_redis_disconnect(watch.r);
         return;
     }
     if (m > 1) {
@@ -789,7 +809,7 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
     size_t nch = hi - lo + 1, alive = 0;
     sigset_t block, old, waitmask;
     struct sigaction sa;
-    int worst = LP_EX_OK, stopping = 0, piped = 0, mwarned = 0;
+    int worst = LP_EX_OK, stopping = 0, piped = 0, mwarned = 0, csaid = 0;
     int64_t next_merge = 0, next_watch = 0;
 
     *changed = 0;
@@ -957,7 +977,7 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
         if (next_watch && !stopping) {
             unsigned m = 0;
             if (now >= next_watch) {
-                if (count_now(conf, &m) == 0 && m != n && m > 1) {
+                if (count_now(conf, &m, &csaid) == 0 && m != n && m > 1) {
                     lp_warn("stream %s: its count of shards changed from "
                             "%u to %u: the drains of the %u shards stop, "
                             "those of the %u start", conf->com.stream, n,
@@ -1080,17 +1100,28 @@ int main(int argc, char **argv)
             conf.log_tick = watch_tick;
             conf.log_due = watch_due;
         }
+        sigset_t sigs, old;
         st = run_drain(&conf, &says);
         n = watch.got;
+        /* a stop signal from here on is kept for the shards' drains:
+         * held until lp_stop is ours to clear (review rw1: one that came
+         * between the look and the clearing was forgotten) */
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGINT);
+        sigaddset(&sigs, SIGTERM);
+        sigaddset(&sigs, SIGHUP);
+        sigprocmask(SIG_BLOCK, &sigs, &old);
         if (n > 1 && lp_stop == WATCH_STOP &&
             rank(st) <= rank(LP_EX_DATAERR)) {
             /* the stream became sharded: its shards' drains now */
-            watch_end();
             lp_stop = 0;
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            watch_end();
             conf.log_tick = lp_log_tick;
             conf.log_due = lp_log_due;
             st = drain_shards(&conf, &says, n, &rg, &errors);
         } else {
+            sigprocmask(SIG_SETMASK, &old, NULL);
             watch_end();
         }
     }
