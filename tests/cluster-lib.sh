@@ -274,6 +274,20 @@ cluster_key_owner() {
     cluster_owner "$(ccli "$M1" cluster keyslot "$1")"
 }
 
+# cluster_events N FIRST [SERVICE]: N events, seq FIRST.., timestamped
+# CLUSTER_NOW (this file's load), of SERVICE (default ask)
+CLUSTER_NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+cluster_events() {
+    awk -v n="$1" -v f="$2" -v now="$CLUSTER_NOW" -v svc="${3:-ask}" 'BEGIN {
+        for (i = f; i < f + n; i++)
+            printf "{\"timestamp\":\"%s\",\"service\":\"%s\",\"seq\":%d}\n", now, svc, i }'
+}
+
+# cluster_blocked_on PORT: a client blocked in XREADGROUP on that node
+cluster_blocked_on() {
+    rcc -p "$1" client list | grep "cmd=xreadgroup" | grep -q "flags=b"
+}
+
 # cluster_asked PORT CMD...: CMD on the node on PORT after ASKING (a slot
 # it is importing: its keys there already), the answer's last line
 cluster_asked() {

@@ -14,18 +14,13 @@
 start_cluster 3 0
 cluster_roles logs:stream
 
-NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-events() {  # N FIRST
-    awk -v n="$1" -v f="$2" -v now="$NOW" 'BEGIN { for (i = f; i < f + n; i++)
-        printf "{\"timestamp\":\"%s\",\"service\":\"ask\",\"seq\":%d}\n", now, i }'
-}
 # the seqs of the replayed lines in FILE, sorted
 seqs_of() {
     sed -n "s/.*\"seq\":\([0-9]*\).*/\1/p" "$1" | sort -n
 }
 
 test_expect_success 'before the move: 1000 events sent' '
-    events 1000 1 >in0 &&
+    cluster_events 1000 1 >in0 &&
     logpipe-send -r "redis://127.0.0.1:$B" --producer p0 in0 &&
     test "$(ccli "$OWNER" XLEN logs:stream)" = 1000
 '
@@ -67,7 +62,7 @@ test_expect_success 'drain --once follows ASK: every event once, acknowledged' '
 # slot being imported), so send waits, as it does for TRYAGAIN, until the
 # move ends; then every event once
 test_expect_success 'send while held: ASK followed, TRYAGAIN waited out, then every event once' '
-    events 2000 1001 >in1 || exit 1
+    cluster_events 2000 1001 >in1 || exit 1
     logpipe-send -r "redis://127.0.0.1:$B" --timeout 120 in1 2>send.err &
     SENDPID=$!
     wait_for 60 "grep -q TRYAGAIN send.err" &&
@@ -83,7 +78,7 @@ test_expect_success 'send while held: ASK followed, TRYAGAIN waited out, then ev
 
 test_expect_success 'the move ended: send, stat, replay and drain still work' '
     cluster_move_end "$SLOT" "$OWNER" "$A" &&
-    events 500 3001 >in2 &&
+    cluster_events 500 3001 >in2 &&
     logpipe-send -r "redis://127.0.0.1:$B" in2 &&
     logpipe-stat -r "redis://127.0.0.1:$B" >st3 &&
     grep_q "\"length\":2500," st3 &&

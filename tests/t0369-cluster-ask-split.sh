@@ -15,15 +15,10 @@
 start_cluster 3 0
 cluster_roles logs:stream
 
-NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-events() {  # N FIRST
-    awk -v n="$1" -v f="$2" -v now="$NOW" 'BEGIN { for (i = f; i < f + n; i++)
-        printf "{\"timestamp\":\"%s\",\"service\":\"split\",\"seq\":%d}\n", now, i }'
-}
 P="{logs:stream}:producers"
 
 test_expect_success 'before the move: 1000 events as producer p1' '
-    events 1000 1 >in0 &&
+    cluster_events 1000 1 split >in0 &&
     logpipe-send -r "redis://127.0.0.1:$B" --producer p1 in0 &&
     test "$(ccli "$OWNER" XLEN logs:stream)" = 1000 &&
     test "$(ccli "$OWNER" HGET "$P" p1 | cut -d" " -f1)" = 1000
@@ -46,7 +41,7 @@ test_expect_success 'ASKING holds through MULTI ... EXEC on the importing node' 
 '
 
 test_expect_success 'send --producer p1 waits (TRYAGAIN) until the move ends, then every event once' '
-    events 2000 1001 >in1 || exit 1
+    cluster_events 2000 1001 split >in1 || exit 1
     logpipe-send -r "redis://127.0.0.1:$B" --producer p1 --timeout 120 in1 2>send.err &
     SENDPID=$!
     wait_for 60 "grep -q TRYAGAIN send.err" &&

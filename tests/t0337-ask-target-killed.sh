@@ -1,5 +1,5 @@
 #!/bin/sh
-# x0361-ask-target-killed.sh -- adversarial (rask): the importing node of
+# t0337-ask-target-killed.sh -- review rask (was x0361; held): the importing node of
 # a slot held half moved SIGKILLed while drain's XREADGROUP BLOCK waits
 # there (the ASK's side connection): drain must not hang on it (BLOCK 60s,
 # socket timeout 70s); it gives up after --timeout 5s saying why, and
@@ -10,17 +10,9 @@
 start_cluster 3 0
 cluster_roles logs:stream
 
-NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-events() {  # N FIRST
-    awk -v n="$1" -v f="$2" -v now="$NOW" 'BEGIN { for (i = f; i < f + n; i++)
-        printf "{\"timestamp\":\"%s\",\"service\":\"ask\",\"seq\":%d}\n", now, i }'
-}
-blocked_on() {
-    redis-cli -p "$1" client list | grep "cmd=xreadgroup" | grep -q "flags=b"
-}
 
 test_expect_success 'setup: 1000 events, the slot held half moved' '
-    events 1000 1 >in0 &&
+    cluster_events 1000 1 >in0 &&
     logpipe-send -r "redis://127.0.0.1:$B" in0 &&
     cluster_move_begin "$SLOT" "$OWNER" "$A" &&
     cluster_move_keys "$SLOT" "$OWNER" "$A" &&
@@ -31,7 +23,7 @@ test_expect_success 'drain blocks on the importing node' '
     logpipe-drain -r "redis://127.0.0.1:$B" -d arch1 --block 60s -t 5s \
         2>drain1.err &
     echo $! >drain1.pid &&
-    wait_for 60 "blocked_on $A" &&
+    wait_for 60 "cluster_blocked_on $A" &&
     exactly 1000 arch1
 '
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# x0360-ask-drain-blocking.sh -- adversarial (rask): drain (not --once,
+# t0336-ask-drain-blocking.sh -- review rask (was x0360; held): drain (not --once,
 # blocking reads, read ahead, XACK after the read) over a slot held half
 # moved: its reads and XACKs answered ASK by the owner and followed in
 # place on the importing node. Entries added on the importing node while
@@ -11,18 +11,9 @@
 start_cluster 3 0
 cluster_roles logs:stream
 
-NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-events() {  # N FIRST
-    awk -v n="$1" -v f="$2" -v now="$NOW" 'BEGIN { for (i = f; i < f + n; i++)
-        printf "{\"timestamp\":\"%s\",\"service\":\"ask\",\"seq\":%d}\n", now, i }'
-}
-# blocked_on PORT: a client blocked in XREADGROUP on the node
-blocked_on() {
-    redis-cli -p "$1" client list | grep "cmd=xreadgroup" | grep -q "flags=b"
-}
 
 test_expect_success 'setup: 3000 events, the slot held half moved' '
-    events 3000 1 >in0 &&
+    cluster_events 3000 1 >in0 &&
     logpipe-send -r "redis://127.0.0.1:$B" --producer p0 in0 &&
     cluster_move_begin "$SLOT" "$OWNER" "$A" &&
     cluster_move_keys "$SLOT" "$OWNER" "$A" &&
@@ -34,17 +25,17 @@ test_expect_success 'drain follows ASK with reads ahead; blocks on the importing
         -v 2>drain1.err &
     echo $! >drain1.pid &&
     wait_for 60 "test \$(find arch1 -name \"*.jsonl\" -exec cat {} + | wc -l) -ge 3000" &&
-    wait_for 30 "blocked_on $A" &&
+    wait_for 30 "cluster_blocked_on $A" &&
     exactly 3000 arch1 &&
     ! grep "ASK" drain1.err
 '
 
 test_expect_success 'an entry added on the importing node reaches the blocked drain' '
-    printf "ASKING\nXADD logs:stream * data \047{\"timestamp\":\"%s\",\"service\":\"ask\",\"seq\":3001}\047\n" "$NOW" |
+    printf "ASKING\nXADD logs:stream * data \047{\"timestamp\":\"%s\",\"service\":\"ask\",\"seq\":3001}\047\n" "$CLUSTER_NOW" |
         redis-cli -p "$A" >xadd.out &&
     ! grep -i "err\|invalid" xadd.out &&
     wait_for 30 "find arch1 -name \"*.jsonl\" -exec cat {} + | grep -q seq.:3001" &&
-    wait_for 30 "blocked_on $A"
+    wait_for 30 "cluster_blocked_on $A"
 '
 
 test_expect_success 'SIGTERM while the blocking read waits on the importing node: ends well before BLOCK' '
