@@ -683,29 +683,44 @@ static void signal_all(struct child *ch, size_t nch, int sig)
  * shards changed (logpipe-drain(1), "Sharded streams") */
 #define LP_DRAIN_COUNT_WATCH_MS 5000
 
-/* The count of shards now (lp_shards_read), asked once over a connection
- * of its own. 0 with *m; -1 when Redis did not answer (asked again at the
- * next watch: the children's own connections say what fails). */
-static int count_now(struct lp_drain_conf *conf, unsigned *m, int *said)
+/* A running drain's question every LP_DRAIN_COUNT_WATCH_MS: the count
+ * of shards now, over a connection kept for it (made at the first ask). */
+struct count_ask {
+    struct lp_redis *r;
+    int cluster;                /* as tool_cluster found the URL */
+    int said;                   /* an unreadable count said */
+};
+
+/* 0 with *m; -1 when not known now, asked again next time (Redis not
+ * answering: the engines' own connections say what fails). A count key
+ * it cannot read (not a count, or GET refused by an ACL) is said once,
+ * followed by goes_on: what the drain does meanwhile. */
+static int count_ask(struct lp_drain_conf *conf, struct count_ask *ca,
+                     unsigned *m, const char *goes_on)
 {
     char err[LP_ERRLEN];
-    struct lp_common tmp = conf->com;
-    struct lp_redis *r;
     int rc;
 
-    tmp.dlq_set = NULL;
-    if (tool_cluster(&tmp, conf->timeout, err) != 0 ||
-        (r = tool_redis(&tmp, err)) == NULL)
-        return -1;
-    rc = lp_redis_connect(r, err);
-    if (rc == 0)
-        rc = lp_shards_read(r, tmp.cluster, conf->com.stream, m, err);
-    lp_redis_free(r);
-    if ((rc == LP_SHARDS_EBAD || rc == LP_REDIS_EAUTH) && !*said) {
-        /* said once (review rw1): the shards of now go on */
-        lp_warn("%s: the drains of the shards of now go on", err);
-        *said = 1;
+    *m = 0;
+    if (ca->r == NULL) {
+        struct lp_common tmp = conf->com;
+        tmp.dlq_set = NULL;
+        if (tool_cluster(&tmp, conf->timeout, err) != 0 ||
+            (ca->r = tool_redis(&tmp, err)) == NULL)
+            return -1;
+        ca->cluster = tmp.cluster;
     }
+    if (!lp_redis_connected(ca->r) && lp_redis_connect(ca->r, err) != 0) {
+        lp_redis_disconnect(ca->r);
+        return -1;
+    }
+    rc = lp_shards_read(ca->r, ca->cluster, conf->com.stream, m, err);
+    if ((rc == LP_SHARDS_EBAD || rc == LP_REDIS_EAUTH) && !ca->said) {
+        lp_warn("%s: %s", err, goes_on);
+        ca->said = 1;
+    }
+    if (rc == LP_REDIS_ETEMP)
+        lp_redis_disconnect(ca->r);
     return rc == 0 ? 0 : -1;
 }
 
@@ -719,10 +734,9 @@ static int count_now(struct lp_drain_conf *conf, unsigned *m, int *said)
  */
 static struct {
     struct lp_drain_conf *conf; /* NULL: not watching */
-    struct lp_redis *r;
+    struct count_ask ca;
     int64_t next;
     unsigned got;               /* the count found: the drain stops */
-    int said;                   /* an unreadable count said */
 } watch;
 
 #define WATCH_STOP (-1)         /* lp_stop set by the watch, not a signal */
@@ -741,44 +755,17 @@ static int64_t watch_due(void)
 
 static void watch_tick(void)
 {
-    char err[LP_ERRLEN];
+    char goes_on[1200];
     struct lp_drain_conf *conf = watch.conf;
-    unsigned m = 0;
-    int rc;
+    unsigned m;
 
     lp_log_tick();
     if (conf == NULL || watch.got || lp_stop || lp_mono_ms() < watch.next)
         return;
     watch.next = lp_mono_ms() + LP_DRAIN_COUNT_WATCH_MS;
-    if (watch.r == NULL) {
-        struct lp_common tmp = conf->com;
-        tmp.dlq_set = NULL;
-        if ((watch.r = tool_redis(&tmp, err)) == NULL)
-            return;
-    }
-    /* not answered: asked again next time (the engine's own connection
-     * says what fails) */
-    if (!lp_redis_connected(watch.r) &&
-        lp_redis_connect(watch.r, err) != 0) {
-        lp_redis_disconnect(watch.r);
-        return;
-    }
-    rc = lp_shards_read(watch.r, conf->com.cluster, conf->com.stream, &m,
-                        err);
-    if ((rc == LP_SHARDS_EBAD || rc == LP_REDIS_EAUTH) && !watch.said) {
-        /* a count key it cannot read (not a count, or refused by an
-         * ACL): said once; this drain goes on with the unsharded key, as
-         * a drain started now would not (78) */
-        lp_warn("%s: this drain goes on reading the unsharded key %s",
-                err, conf->com.stream);
-        watch.said = 1;
-    }
-    if (rc != 0) {
-        if (rc == LP_REDIS_ETEMP)
-            lp_redis_disconnect(watch.r);
-        return;
-    }
-    if (m > 1) {
+    snprintf(goes_on, sizeof goes_on, "this drain goes on reading the "
+             "unsharded key %s", conf->com.stream);
+    if (count_ask(conf, &watch.ca, &m, goes_on) == 0 && m > 1) {
         lp_warn("stream %s is spread over %u shards now (recorded by "
                 "logpipe-send --shards %u): this drain of its unsharded "
                 "key stops, those of the %u shards start", conf->com.stream,
@@ -790,7 +777,7 @@ static void watch_tick(void)
 
 static void watch_end(void)
 {
-    lp_redis_free(watch.r);
+    lp_redis_free(watch.ca.r);
     memset(&watch, 0, sizeof watch);
 }
 
@@ -809,7 +796,8 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
     size_t nch = hi - lo + 1, alive = 0;
     sigset_t block, old, waitmask;
     struct sigaction sa;
-    int worst = LP_EX_OK, stopping = 0, piped = 0, mwarned = 0, csaid = 0;
+    int worst = LP_EX_OK, stopping = 0, piped = 0, mwarned = 0;
+    struct count_ask ca = { 0 };
     int64_t next_merge = 0, next_watch = 0;
 
     *changed = 0;
@@ -977,7 +965,9 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
         if (next_watch && !stopping) {
             unsigned m = 0;
             if (now >= next_watch) {
-                if (count_now(conf, &m, &csaid) == 0 && m != n && m > 1) {
+                if (count_ask(conf, &ca, &m, "the drains of the shards "
+                              "of now go on") == 0 &&
+                    m != n && m > 1) {
                     lp_warn("stream %s: its count of shards changed from "
                             "%u to %u: the drains of the %u shards stop, "
                             "those of the %u start", conf->com.stream, n,
@@ -1003,6 +993,7 @@ static int supervise(struct lp_drain_conf *conf, struct says *says,
         merge_metrics(conf->com.metrics, ch, nch, 1, &mwarned);
     if (mu)
         munmap(mu, sizeof *mu);
+    lp_redis_free(ca.r);
     free(ch);
     if (piped && rank(worst) <= rank(LP_EX_DATAERR))
         tool_sigpipe_exit();

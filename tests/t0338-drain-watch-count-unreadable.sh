@@ -28,7 +28,24 @@ test_expect_success 'a count key of garbage: a drain started now says so' '
 '
 
 test_expect_success 'the running drain says so too within two watches' '
-    wait_for 15 grep -q "not a count of shards" drain.err
+    wait_for 15 grep -q "not a count of shards.*goes on reading the unsharded key u" drain.err
+'
+
+kill $dpid 2>/dev/null
+wait $dpid
+
+# the same for a running drain of a sharded stream (its supervisor asks)
+test_expect_success 'a sharded stream, a drain on it' '
+    logpipe-send --max-age 0 -s d --shards 2 <c
+'
+logpipe-drain -s d -d out3 --block 100ms 2>drain3.err &
+dpid=$!
+
+test_expect_success 'its count key garbled: the running drain says so, its shards drained on' '
+    wait_for 30 "test \$(find out3 -name \"*.jsonl\" -type f -exec cat {} + | wc -l) -eq 10" &&
+    rcli SET d:shards garbage >/dev/null &&
+    wait_for 15 grep -q "not a count of shards.*the drains of the shards of now go on" drain3.err &&
+    kill -0 $dpid
 '
 
 kill $dpid 2>/dev/null
