@@ -526,7 +526,9 @@ int lp_group_queue_ack(struct lp_group *g, char *err)
 /*
  * XTRIM MINID to the oldest entry any group still needs: its oldest
  * pending entry, or the one after its last delivered. Computed and applied
- * in one script, so no group can move back in between. No group: no trim.
+ * in one script, so no group can move back in between. No group, or no
+ * stream (deleted: the group goes with it, which the next read says): no
+ * trim.
  * KEYS: stream. ARGV: the --keep floor ID, or "".
  */
 static const char trim_script[] =
@@ -542,7 +544,11 @@ static const char trim_script[] =
     "  if #as ~= #bs then return #as < #bs end\n"
     "  return as < bs\n"
     "end\n"
-    "local groups = redis.call('XINFO', 'GROUPS', KEYS[1])\n"
+    "local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])\n"
+    "if groups.err then\n"
+    "  if string.find(groups.err, 'no such key') then return -1 end\n"
+    "  return groups\n"
+    "end\n"
     "if #groups == 0 then return -1 end\n"
     "local need\n"
     "for _, g in ipairs(groups) do\n"

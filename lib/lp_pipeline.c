@@ -58,11 +58,29 @@
  * N: a change sets the fields of the count before aside (lp_shards.h,
  * LP_SHARDS_PRODUCERS_WAS), and a sender of N learns of the change, not
  * of a field that moved.
+ *
+ * Without --shards the marker is the stream's count key, given as the
+ * last but one argument (the last ''), not as a key: Redis checks an
+ * ACL's key patterns on EVAL's keys, and a user of before the shards may
+ * not read it (it is in the stream's slot, which a script may reach in a
+ * cluster without naming it). A batch goes in only while no count of
+ * shards (2 or more) is recorded there. A sender running when the first
+ * --shards recorded one (lp_shards_record checks the stream empty and
+ * sets the count in one script, in the same slot) is refused at its next
+ * batch (LPSHARDS, 78),
+ * never writing on into a key its drains, following the count, no longer
+ * read. What a user may not GET, or what is not a count, lets the batch
+ * in, as at the start (unsharded_check): pcall, so that no ACL of before
+ * the shards turns the gate into an error.
  */
 
+#define LP_STR_(x) #x
+#define LP_XSTR(x) LP_STR_(x)
+
 static const char GATE[] =
-    "local nk, na, mark = #KEYS, #ARGV, nil\n"
-    "if nk % 2 == 0 then mark, nk, na = KEYS[nk], nk - 1, na - 1 end\n"
+    "local nk, na, mark, umark = #KEYS, #ARGV, nil, nil\n"
+    "if nk % 2 == 0 then mark, nk, na = KEYS[nk], nk - 1, na - 1\n"
+    "elseif (na - 1) % 5 == 2 then umark, na = ARGV[na - 1], na - 2 end\n"
     "local function aside(why)\n"
     "  for k = 2, nk, 2 do\n"
     "    local t = redis.call('TYPE', KEYS[k]).ok\n"
@@ -72,6 +90,14 @@ static const char GATE[] =
     "  return why\n"
     "end\n"
     "local function marked()\n"
+    "  if umark then\n"
+    "    local v = redis.pcall('GET', umark)\n"
+    "    if type(v) == 'string' and string.match(v, '^[1-9]%d*$') and\n"
+    "       tonumber(v) > 1 and tonumber(v) <= " LP_XSTR(LP_SHARDS_MAX) " then\n"
+    "      return aside({err = 'LPSHARDS ' .. umark .. ' ' .. v})\n"
+    "    end\n"
+    "    return nil\n"
+    "  end\n"
     "  if not mark then return nil end\n"
     "  local t = redis.call('TYPE', mark).ok\n"
     "  local m = ''\n"
@@ -418,7 +444,25 @@ static void shards_changed(struct lp_send *s, struct lp_batch *b,
     s->shards_now = now <= LP_SHARDS_MAX ? (unsigned)now : 0;
     for (size_t k = 0; k < b->n; k++)
         nev += b->ev[k].kind == LP_CMD_EVENT;
-    if (s->shards_now)
+    if (s->sh == NULL && s->serving)
+        snprintf(s->last_error, sizeof s->last_error, "stream %s is spread "
+                 "over %u shards now (%s, recorded by a logpipe-send "
+                 "--shards %u after this run started): a batch of %zu %s "
+                 "was not stored; logpipe-http stores to a stream that is "
+                 "not (its events would go to the key %s, which no drain "
+                 "of the shards reads): give another --stream",
+                 s->c.stream, s->shards_now, mk, s->shards_now, nev,
+                 lp_plural(nev, "event", "events"), s->c.stream);
+    else if (s->sh == NULL)
+        snprintf(s->last_error, sizeof s->last_error, "stream %s is spread "
+                 "over %u shards now (%s, recorded by a logpipe-send "
+                 "--shards %u after this run started): a batch of %zu %s "
+                 "was not stored; restart with --shards %u, else these "
+                 "events would go to the key %s, which no drain of the "
+                 "shards reads", s->c.stream, s->shards_now, mk,
+                 s->shards_now, nev, lp_plural(nev, "event", "events"),
+                 s->shards_now, s->c.stream);
+    else if (s->shards_now)
         snprintf(s->last_error, sizeof s->last_error, "the stream's count "
                  "of shards changed to %u while this run sent to %u shards "
                  "(%s holds %s): a batch of %zu %s for %s was not stored; "
@@ -748,7 +792,8 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
     static const char multi[] = "*1\r\n$5\r\nMULTI\r\n",
                       exec[] = "*1\r\n$4\r\nEXEC\r\n";
     uint64_t lo[LP_BATCH_PRODS + 1];
-    int has[LP_BATCH_PRODS + 1] = { 0 }, dlq = 0, mark;
+    int has[LP_BATCH_PRODS + 1] = { 0 }, dlq = 0, mark, umark;
+    char uk[1100], ue[LP_ERRLEN];
     char now[24];
     size_t nowl;
 
@@ -794,9 +839,14 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
             p->from = lo[i] - 1;
         /* else: set from Redis's when the batch was made */
     }
+    /* --shards: the shard's marker, which must hold the count; else the
+     * stream's count key, which must hold none (a count of shards
+     * recorded after this run's start refuses the batch) */
     mark = s->sh && b->shard >= 0;
+    umark = s->sh == NULL &&
+            lp_shards_key(s->c.cluster, s->c.stream, uk, sizeof uk, ue) >= 0;
     eval_head(s, &b->head, GATE, sizeof GATE - 1, 1, dlq, mark,
-              1 + 5 * b->nprods + mark);
+              1 + 5 * b->nprods + mark + 2 * umark);
     nowl = (size_t)snprintf(now, sizeof now, "%" PRId64, lp_now_ms());
     if (lp_resp_bulk(&b->head, now, nowl) < 0)
         lp_send_oom(s);
@@ -818,6 +868,9 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
     }
     if (mark && add_num(&b->head, s->nsh) < 0)
         lp_send_oom(s);     /* the count the shard's marker must hold */
+    if (umark && (lp_resp_bulk(&b->head, uk, strlen(uk)) < 0 ||
+                  lp_resp_bulk(&b->head, "", 0) < 0))
+        lp_send_oom(s);     /* the count key, which must hold none */
     eval_head(s, &b->tail, UNDO, sizeof UNDO - 1, 0, dlq, 0, 0);
 out:
     if (lp_buf_add(&b->tail, exec, sizeof exec - 1) < 0)
@@ -1391,6 +1444,15 @@ static int unsharded_check(struct lp_send *s, char *err)
     if (rc == LP_REDIS_ETEMP)
         return -1;
     s->shards_checked = 1;
+    if (rc == 0 && n > 1 && s->serving) {
+        /* logpipe-http: one stream key, no --shards */
+        say(s, LP_NOTICE_ERROR, "stream %s is spread over %u shards "
+            "(recorded by logpipe-send --shards %u): logpipe-http stores "
+            "to a stream that is not, else its events would go to the key "
+            "%s, which no drain of the shards reads: give another "
+            "--stream", s->c.stream, n, n, s->c.stream);
+        lp_send_end_run(s, LP_EX_CONFIG);
+    }
     if (rc == 0 && n > 1) {
         say(s, LP_NOTICE_ERROR, "stream %s is spread over %u shards "
             "(recorded by logpipe-send --shards %u): give --shards %u, "

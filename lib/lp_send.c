@@ -296,6 +296,12 @@ static void serve_failed(struct lp_send *s, const char *why)
     while (s->count > 0)
         lp_pipeline_release(s);
     unpark_failed(s, why);
+    if (s->shards_changed && s->sh == NULL) {
+        /* the stream spread over shards since the start: no request will
+         * be stored, as none would at a start now (unsharded_check) */
+        say(s, LP_NOTICE_ERROR, "%s", why);
+        lp_send_end_run(s, LP_EX_CONFIG);
+    }
     lp_redis_disconnect(s->r);
     s->pos_known = 0;
     s->down_until = lp_mono_ms() + lp_backoff_next(&s->backoff);
@@ -1452,7 +1458,8 @@ int lp_shards_verify(struct lp_send *s, char *err)
             rc = rc2;           /* checked again at the next try */
         } else {
             unsigned g = 0;
-            s->was_n = w > 1 && w != s->nsh ? w : 0;
+            /* 1: the stream's own key, before the first --shards */
+            s->was_n = w >= 1 && w != s->nsh ? w : 0;
             /* a second change forgot the count before (said by
              * shards_start to a resume that may store its events again);
              * an error here: nothing said */
@@ -1502,6 +1509,25 @@ int lp_shards_verify(struct lp_send *s, char *err)
  * mix with M's. A second change M -> K keeps only M.
  */
 
+/* Shard j of the count before, was_n, of base (the stream, or the DLQ's
+ * base): a count before of 1 is the stream's own key, which senders
+ * without --shards wrote before the first --shards (lp_shards_record
+ * records 1 then when they left positions there), its DLQ the one such a
+ * sender names. Length, or -1 with err. */
+static int was_name(struct lp_send *s, const char *base, unsigned j,
+                    char *out, size_t cap, char *err)
+{
+    if (s->was_n == 1) {
+        int n = snprintf(out, cap, "%s", base);
+        if (n < 0 || (size_t)n >= cap) {
+            snprintf(err, LP_ERRLEN, "%.200s: a name too long", base);
+            return -1;
+        }
+        return n;
+    }
+    return lp_shard_name(base, j, s->was_n, out, cap, err);
+}
+
 /* A connection to shard j of was_n's slot (shard's name in name, its
  * producers hash in pkey). NULL with err. */
 static struct lp_redis *was_conn(struct lp_send *s, unsigned j, char *name,
@@ -1512,7 +1538,7 @@ static struct lp_redis *was_conn(struct lp_send *s, unsigned j, char *name,
 
     unsigned i;
 
-    if (lp_shard_name(s->stream0, j, s->was_n, name, ncap, err) < 0)
+    if (was_name(s, s->stream0, j, name, ncap, err) < 0)
         return NULL;
     /* a shard of both counts: the old fields were set aside (lp_shards.h
      * LP_SHARDS_PRODUCERS_WAS) */
@@ -1740,7 +1766,7 @@ int lp_was_shard_of_key(struct lp_send *s, const char *key, size_t len,
     if (base == NULL)
         return -1;
     for (unsigned j = 0; j < s->was_n; j++)
-        if (lp_shard_name(base, j, s->was_n, name, sizeof name, err) >= 0 &&
+        if (was_name(s, base, j, name, sizeof name, err) >= 0 &&
             strlen(name) == len && memcmp(name, key, len) == 0)
             return (int)j;
     return -1;

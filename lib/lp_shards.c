@@ -273,6 +273,75 @@ static const char SWAP[] =
     "end\n"
     "return v or ''\n";
 
+/* The first count (none recorded): KEYS[1] the stream's own key, KEYS[2]
+ * the count key, KEYS[3] the "was" key, KEYS[4] the stream's producers
+ * hash (all in the stream's slot). The stream holding entries: their
+ * number; else the count set to ARGV[1] unless one is there (its value
+ * returned, nil when set now), and, when senders without --shards stored
+ * there (their positions in KEYS[4]), 1 recorded as the count before: a
+ * run of the shards then reads its producer's fields on the stream's own
+ * key too. One script, so that no batch of a sender without --shards
+ * lands between the look and the count: its gate (lp_pipeline.c) looks
+ * at the count key in the same slot, and is refused once it is set. */
+static const char FIRST[] =
+    "if redis.call('TYPE', KEYS[1]).ok == 'stream' then\n"
+    "  local n = redis.call('XLEN', KEYS[1])\n"
+    "  if n > 0 then return n end\n"
+    "end\n"
+    "local v = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'GET')\n"
+    "if not v and redis.call('EXISTS', KEYS[4]) == 1 then\n"
+    "  redis.call('SET', KEYS[3], '1')\n"
+    "end\n"
+    "return v\n";
+
+/* FIRST: 0 with *n the count now (n when set now), LP_SHARDS_EBAD with
+ * err (entries of the stream's own, or not a count there), or as ask(). */
+static int first(struct lp_redis *r, int cluster, const char *stream,
+                 unsigned setn, unsigned *n, char *err)
+{
+    char key[1100], wkey[1100], pkey[1100], num[16];
+    const char *argv[8];
+    size_t lens[8];
+    struct lp_reply *rep;
+    int kl, wl, pl, rc;
+
+    if ((kl = lp_shards_key(cluster, stream, key, sizeof key, err)) < 0 ||
+        (wl = lp_key_aux(cluster, stream, LP_SHARDS_WAS_SUFFIX, wkey,
+                         sizeof wkey, err)) < 0 ||
+        (pl = lp_key_aux(cluster, stream, ":producers", pkey, sizeof pkey,
+                         err)) < 0)
+        return LP_SHARDS_EBAD;
+    snprintf(num, sizeof num, "%u", setn);
+    argv[0] = "EVAL", lens[0] = 4;
+    argv[1] = FIRST, lens[1] = sizeof FIRST - 1;
+    argv[2] = "4", lens[2] = 1;
+    argv[3] = stream, lens[3] = strlen(stream);
+    argv[4] = key, lens[4] = (size_t)kl;
+    argv[5] = wkey, lens[5] = (size_t)wl;
+    argv[6] = pkey, lens[6] = (size_t)pl;
+    argv[7] = num, lens[7] = strlen(num);
+    if ((rep = lp_redis_cmdv(r, err, 8, argv, lens)) == NULL)
+        return LP_REDIS_ETEMP;
+    if (lp_reply_type(rep) == LP_REPLY_ERROR) {
+        rc = failed(rep, "EVAL", key, err);
+    } else if (lp_reply_type(rep) == LP_REPLY_INTEGER) {
+        snprintf(err, LP_ERRLEN, "stream %.200s holds %lld entries of "
+                 "its own, sent without --shards: drain them "
+                 "(logpipe-drain --once) and delete the key (DEL "
+                 "%.200s) before spreading the stream over shards, or "
+                 "use another --stream", stream, lp_reply_int(rep), stream);
+        rc = LP_SHARDS_EBAD;
+    } else if ((rc = parse(rep, key, n, err)) == 0 && *n == 0) {
+        *n = setn;              /* nil: set now */
+    } else if (rc == 0 && *n != setn && *n < 2) {
+        snprintf(err, LP_ERRLEN, "stream %.200s has %u shards (%.200s), "
+                 "not %u", stream, *n, key, setn);
+        rc = LP_SHARDS_EBAD;
+    }
+    lp_reply_free(rep);
+    return rc;
+}
+
 /* Connections to the shards' slots (lp_shards_net), one a master. */
 struct pool {
     const struct lp_shards_net *net;
@@ -647,7 +716,6 @@ int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
     char num[16], tov[24], name[1100], v[64];
     unsigned got = 0, now = 0, from = 0, gone = 0;
     struct lp_reply *rep;
-    long long len;
     int rc, rounds = 0;
 
     if (lp_shards_check(stream, n, err) < 0)
@@ -657,21 +725,7 @@ int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
     if (got == 0) {
         /* none recorded yet: the stream's own key must be empty, or its
          * events would stay there, where no drain of the shards reads */
-        if ((rep = lp_redis_cmd(r, err, "XLEN", stream, (char *)NULL)) == NULL)
-            return LP_REDIS_ETEMP;
-        len = lp_reply_type(rep) == LP_REPLY_INTEGER ? lp_reply_int(rep) : 0;
-        lp_reply_free(rep);
-        if (len > 0) {
-            snprintf(err, LP_ERRLEN, "stream %.200s holds %lld entries of "
-                     "its own, sent without --shards: drain them "
-                     "(logpipe-drain --once) and delete the key (DEL "
-                     "%.200s) before spreading the stream over shards, or "
-                     "use another --stream", stream, len, stream);
-            return LP_SHARDS_EBAD;
-        }
-        rc = ask(r, cluster, stream, n, &got, err);
-        if (rc == LP_SHARDS_EBAD && got > 1 && got != n)
-            rc = 0;             /* another sender recorded its own now */
+        rc = first(r, cluster, stream, n, &got, err);
         if (rc != 0)
             return rc;
     }

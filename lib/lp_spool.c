@@ -155,6 +155,7 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
     uint64_t pos, off = unsent_offset(s, &file, &pos), unknown = 0;
     char posarg[48];
     int exact;
+    char again[40] = "";
 
     /* events of batches whose reply was lost: Redis may hold them */
     for (int i = 0; i < s->count; i++) {
@@ -171,11 +172,15 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
     if (name && strcmp(name, "-") == 0)
         name = NULL;
     say(s, LP_NOTICE_ERROR, "%s", why);
+    /* not --shards, and the stream spread over shards since the start
+     * (the gate said LPSHARDS): every way on is with --shards */
+    if (s->sh == NULL && s->shards_changed && s->shards_now)
+        snprintf(again, sizeof again, " with --shards %u", s->shards_now);
     if (s->fl) {
         /* no hint to give: Redis holds each file's position */
         say(s, LP_NOTICE_ERROR, "the lines after the positions Redis holds "
             "for the files of producer %s are sent by the next run of the "
-            "same command", s->producer);
+            "same command%s", s->producer, again);
         lp_buf_free(&cmd);
         lp_send_end_run(s, code);
     }
@@ -208,7 +213,7 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
         /* no hint to give: Redis holds the cursor of what it stored */
         say(s, LP_NOTICE_ERROR, "the journal's entries after the cursor "
             "Redis holds for producer %s are sent by the next run of the "
-            "same command", s->producer);
+            "same command%s", s->producer, again);
         lp_buf_free(&cmd);
         lp_send_end_run(s, code);
     }
@@ -239,6 +244,11 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
         add_quoted(&cmd, s->producer);
         snprintf(posarg, sizeof posarg, "--position=%" PRIu64, pos);
         add_quoted(&cmd, posarg);
+    }
+    if (again[0]) {
+        char n[24];
+        snprintf(n, sizeof n, "--shards=%u", s->shards_now);
+        add_quoted(&cmd, n);
     }
     if (s->c.nfiles && file + 1 < s->c.nfiles) {
         lp_buf_adds(&cmd, " -");
