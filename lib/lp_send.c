@@ -1465,7 +1465,7 @@ int lp_shards_verify(struct lp_send *s, char *err)
              * an error here: nothing said */
             if (s->was_n &&
                 lp_shards_gone(r, s->c.cluster, s->stream0, &g, e2) == 0)
-                s->gone_n = g > 1 && g != w ? g : 0;
+                s->gone_n = g >= 1 && g != w ? g : 0;
         }
     }
     if (rc == LP_SHARDS_EBAD) {
@@ -1856,17 +1856,18 @@ static void shards_start(struct lp_send *s)
          * producer has no field on some shard of was_n went past nothing
          * there, and what a run of gone_n stored there comes again */
         unsigned none = 0;
+        char who[64];
         for (unsigned j = 0; j < s->was_n; j++)
             none += s->was_skip[j] == 0;
         if (none)
             say(s, LP_NOTICE_WARN, "--position: the count of shards of %s "
                 "changed twice (%u, %u, now %u: one step of history is "
                 "kept, %u is forgotten), and producer %s has no field on "
-                "%u of the %u shards of %u: what a run of %u shards stored "
+                "%u of the %u shards of %u: what %s stored "
                 "of it and no run of %u went past is stored again (see "
                 "send(1) CAVEATS)", s->stream0, s->gone_n, s->was_n, s->nsh,
-                s->gone_n, s->producer, none, s->was_n, s->was_n, s->gone_n,
-                s->was_n);
+                s->gone_n, s->producer, none, s->was_n, s->was_n,
+                lp_shards_who(s->gone_n, who, sizeof who), s->was_n);
     }
     for (unsigned j = 0; s->was_skip && j < s->was_n; j++)
         if (s->was_skip[j] > max)
@@ -3687,16 +3688,30 @@ static size_t fk_positions(struct lp_send *s, struct fpos_list *l)
 
     for (size_t i = 0; i < l->n; i = j) {
         struct lp_fkey *k = fk_get(s, l->v[i].id);
-        uint64_t low = UINT64_MAX;
+        uint64_t low = UINT64_MAX, base = 0;
         unsigned nf = 0;
         for (j = i; j < l->n && strcmp(l->v[j].id, l->v[i].id) == 0; j++) {
             const struct fpos *f = &l->v[j];
+            if (f->shard >= FPOS_WAS) {
+                /* the stream's own key, before the first --shards
+                 * (was_n 1: follow_open refuses any other count): the
+                 * lines up to its cursor are stored, on no shard */
+                if (f->cur > base)
+                    base = f->cur;
+                continue;
+            }
             if (k->skip[f->shard] == 0 && k->seq[f->shard] == 0)
                 nf++;
             if (f->pos > k->seq[f->shard])
                 k->seq[f->shard] = f->pos;
             if (f->cur > k->skip[f->shard])
                 k->skip[f->shard] = f->cur;
+        }
+        if (base) {
+            for (unsigned h = 0; h < s->nsh; h++)
+                if (k->skip[h] < base)
+                    k->skip[h] = base;
+            nf = s->nsh;        /* every shard goes on past it */
         }
         for (unsigned h = 0; h < s->nsh; h++)
             if (k->skip[h] < low)
@@ -3779,7 +3794,9 @@ static void follow_open(struct lp_send *s)
          * before it are stored, on that shard), not its position: the
          * gate of its shard now goes on from the field there, or from 0 */
         for (size_t i = 0; i < l.n; i++) {
-            if (l.v[i].shard >= FPOS_WAS && s->fkmode) {
+            /* a count before of 1, the stream's own key: one field a
+             * file, where it stopped over every shard (fk_positions) */
+            if (l.v[i].shard >= FPOS_WAS && s->fkmode && s->was_n > 1) {
                 say(s, LP_NOTICE_ERROR, "--follow --shard-key: the count "
                     "of shards of %s changed from %u to %u, and file %s "
                     "has a field of %.*s on a shard of %u: where its lines "

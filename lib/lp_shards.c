@@ -169,6 +169,16 @@ int lp_shards_was(struct lp_redis *r, int cluster, const char *stream,
     return count_at(r, cluster, stream, LP_SHARDS_WAS_SUFFIX, n, err);
 }
 
+const char *lp_shards_who(unsigned n, char *buf, size_t cap)
+{
+    if (n == 1)
+        snprintf(buf, cap, "a run without --shards (in the stream's own "
+                 "key)");
+    else
+        snprintf(buf, cap, "a run of %u shards", n);
+    return buf;
+}
+
 int lp_shards_gone(struct lp_redis *r, int cluster, const char *stream,
                    unsigned *n, char *err)
 {
@@ -695,7 +705,7 @@ static int record_gone(struct lp_redis *r, int cluster, const char *stream,
     struct lp_reply *rep;
     int rc = 0;
 
-    if (gone < 2)
+    if (gone < 1)               /* 1: the stream's own key (FIRST) */
         return 0;
     if (lp_key_aux(cluster, stream, LP_SHARDS_GONE_SUFFIX, key, sizeof key,
                    err) < 0)
@@ -715,6 +725,7 @@ int lp_shards_record(struct lp_redis *r, int cluster, const char *stream,
     struct pool p = { .net = net, .r0 = r, .cluster = cluster };
     char num[16], tov[24], name[1100], v[64];
     unsigned got = 0, now = 0, from = 0, gone = 0;
+    char who[64];
     struct lp_reply *rep;
     int rc, rounds = 0;
 
@@ -789,19 +800,20 @@ again:
             goto out;
         }
         lp_reply_free(rep);
-        if (gone > 1 && gone != from)
+        if (gone >= 1 && gone != from)
             /* a second change: one step of history, N's fields no longer
-             * read by anyone (lp_shards.h) */
+             * read by anyone (lp_shards.h); 1, the stream's own key, as
+             * a count of its own */
             snprintf(err, LP_ERRLEN, "stream %.200s: its count of shards "
                      "changed from %u to %u (every shard was drained): a "
                      "sender of %u shards still running is refused at its "
                      "next batch; the count before %u, %u, is forgotten "
-                     "now (one step of history is kept): what a run of %u "
-                     "shards stored that no run of %u went past on every "
+                     "now (one step of history is kept): what %s "
+                     "stored that no run of %u went past on every "
                      "shard is stored again by a resume (--position), "
                      "--follow or --journal of its producer (see send(1) "
-                     "CAVEATS)", stream, from, n, from, from, gone, gone,
-                     from);
+                     "CAVEATS)", stream, from, n, from, from, gone,
+                     lp_shards_who(gone, who, sizeof who), from);
         else
             snprintf(err, LP_ERRLEN, "stream %.200s: its count of shards "
                      "changed from %u to %u (every shard was drained): a "

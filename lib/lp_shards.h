@@ -84,6 +84,9 @@ int lp_shards_was(struct lp_redis *r, int cluster, const char *stream,
  * holds: that change did not happen).
  */
 #define LP_SHARDS_GONE_SUFFIX ":shards:gone"
+/* "a run of N shards", or for 1 (the count before the first --shards:
+ * the stream's own key) "a run without --shards (...)", into buf */
+const char *lp_shards_who(unsigned n, char *buf, size_t cap);
 int lp_shards_gone(struct lp_redis *r, int cluster, const char *stream,
                    unsigned *n, char *err);
 

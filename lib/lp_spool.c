@@ -174,6 +174,12 @@ _Noreturn void lp_spool_give_up(struct lp_send *s, const char *why, int code)
     say(s, LP_NOTICE_ERROR, "%s", why);
     /* not --shards, and the stream spread over shards since the start
      * (the gate said LPSHARDS): every way on is with --shards */
+    if (s->serving) {
+        /* logpipe-http: no input to resume; each request was answered
+         * (503: its client sends it again) */
+        lp_buf_free(&cmd);
+        lp_send_end_run(s, code);
+    }
     if (s->sh == NULL && s->shards_changed && s->shards_now)
         snprintf(again, sizeof again, " with --shards %u", s->shards_now);
     if (s->fl) {
