@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lp_cluster.h"
 #include "lp_exit.h"
 #include "lp_send_int.h"
 #include "lp_time.h"
@@ -144,6 +145,93 @@ static void add_quoted(struct lp_buf *b, const char *a)
     if (w.len == 0 || !plain)
         lp_buf_addc(b, '\'');
     lp_buf_free(&w);
+}
+
+/*
+ * --shards: the shard of a WAL record, from its key (a shard's, or a
+ * shard's DLQ: *isdlq). A record a run without --shards wrote, for the
+ * stream's own key or its DLQ, goes to a shard too, when it can be told
+ * which (*bare set): one of a producer's numbered commands without a
+ * cursor, and no --shard-key: by position, (p - 1) mod N, as a run of N
+ * deals them; its gate is that shard's field, and one at or below the
+ * producer's field on the stream's own key (the count before the first
+ * --shards, 1: lp_was_stored_of) is passed over as stored. -1 with err
+ * for any other record (a --follow or --journal record: its file's
+ * numbering is per shard; --shard-key: the hash of the event is the
+ * program's; an old segment's: no position).
+ */
+static int rec_shard(struct lp_send *s, const char *rec, size_t len,
+                     int *isdlq, int *bare, char *err)
+{
+    const char *key, *data, *pn, *cur;
+    size_t keylen, datalen, pnl, cl, cmd;
+    uint64_t pos;
+    char own[1100], e[LP_ERRLEN];
+    int shard, ol;
+
+    *bare = 0;
+    if (!lp_wal_event(rec, len, &key, &keylen, &data, &datalen)) {
+        snprintf(err, LP_ERRLEN, "--wal %s: %s holds a record that is not "
+                 "an XADD", s->c.wal, lp_wal_seg_name(s->rseg));
+        return -1;
+    }
+    if ((shard = lp_shard_of_key(s, key, keylen, isdlq)) >= 0)
+        return shard;
+    /* the stream's own key, or its DLQ without --shards (--dlq, logs:dlq
+     * standalone, {S}:dlq in a cluster) */
+    *isdlq = -1;
+    if (keylen == strlen(s->stream0) && memcmp(key, s->stream0, keylen) == 0)
+        *isdlq = 0;
+    else if (s->dlq0 &&         /* (the shards' DLQs: DLQBASE:{T}) */
+             ((keylen == strlen(s->dlq0) &&
+               memcmp(key, s->dlq0, keylen) == 0) ||
+              ((ol = lp_key_aux(s->c.cluster, s->stream0, ":dlq", own,
+                                sizeof own, e)) >= 0 &&
+               keylen == (size_t)ol && memcmp(key, own, keylen) == 0)))
+        *isdlq = 1;
+    if (*isdlq < 0) {
+        snprintf(err, LP_ERRLEN, "--wal %s: %s holds a record for %.*s, "
+                 "which is not for a shard of --stream %s nor its DLQ (flush "
+                 "it with the options of the run that wrote it)", s->c.wal,
+                 lp_wal_seg_name(s->rseg), (int)(keylen > 200 ? 200 : keylen),
+                 key, s->stream0);
+        return -1;
+    }
+    if (!lp_wal_producer(rec, len, &pn, &pnl, &pos, &cur, &cl, &cmd) ||
+        pos == 0 || cl != 0 || s->c.shard_key) {
+        snprintf(err, LP_ERRLEN, "--wal %s: %s holds a record for %.*s, "
+                 "the stream's own key, of a run without --shards, which "
+                 "this run cannot tell the shard of (%s): not sent; see "
+                 "send(1) CAVEATS", s->c.wal, lp_wal_seg_name(s->rseg),
+                 (int)(keylen > 200 ? 200 : keylen), key,
+                 s->c.shard_key ? "--shard-key: give --shards alone to send "
+                 "it by its position" : cl ? "a --follow or --journal "
+                 "record" : "no producer position");
+        return -1;
+    }
+    *bare = 1;
+    return (int)((pos - 1) % s->nsh);
+}
+
+/* Appends the command c[0..clen) to o with its key (key[0..keylen), in
+ * c) named nkey instead: an XADD of a record rec_shard sent to a shard.
+ * 0, or -1 out of memory. */
+static int add_rekeyed(struct lp_buf *o, const char *c, size_t clen,
+                       const char *key, size_t keylen, const char *nkey)
+{
+    /* "$<len>\r\n" before the key */
+    const char *h = key - 2;
+    char t[24];
+    int n = snprintf(t, sizeof t, "$%zu\r\n", strlen(nkey));
+
+    while (h > c && h[-1] != '$')
+        h--;
+    h--;
+    return lp_buf_add(o, c, (size_t)(h - c)) < 0 ||
+           lp_buf_add(o, t, (size_t)n) < 0 ||
+           lp_buf_add(o, nkey, strlen(nkey)) < 0 ||
+           lp_buf_add(o, key + keylen, clen - (size_t)(key + keylen - c)) < 0
+           ? -1 : 0;
 }
 
 /* Ends the run with code after saying how much of the input went to
@@ -651,12 +739,9 @@ void lp_spool_replay(struct lp_send *s)
         }
     }
     if (s->lanes && s->hrec_on) {
-        const char *key, *data;
-        size_t keylen, datalen;
-        int shard, isdlq;
-        if (lp_wal_event(s->hrec.p, s->hrec.len, &key, &keylen, &data,
-                         &datalen) &&
-            (shard = lp_shard_of_key(s, key, keylen, &isdlq)) >= 0)
+        int shard, isdlq, bare;
+        if ((shard = rec_shard(s, s->hrec.p, s->hrec.len, &isdlq, &bare,
+                               err)) >= 0)
             lp_lane_use(s, s->sh[shard].lane);
         /* (not a shard's: the loop below says so) */
         if (lp_pipeline_connect(s, err) < 0) {
@@ -673,7 +758,7 @@ void lp_spool_replay(struct lp_send *s)
         const char *pn = NULL, *cur = NULL;
         size_t pnl = 0, cl = 0, cmd = 0;
         uint64_t pos = 0, committed = 0;
-        int prod, shard = -1, isdlq = 0;
+        int prod, shard = -1, isdlq = 0, bare = 0;
         if (s->hrec_on) {
             /* the record that ended the batch before: another shard's */
             rec = s->hrec.p;
@@ -686,16 +771,8 @@ void lp_spool_replay(struct lp_send *s)
         }
         if (s->sh) {
             /* --shards: a batch is one shard's; its gate that shard's */
-            const char *key, *data;
-            size_t keylen, datalen;
-            if (!lp_wal_event(rec, len, &key, &keylen, &data, &datalen) ||
-                (shard = lp_shard_of_key(s, key, keylen, &isdlq)) < 0) {
-                snprintf(err, LP_ERRLEN, "--wal %s: %s holds a record that "
-                         "is not for a shard of --stream %s (flush it "
-                         "with the options of the run that wrote it)",
-                         s->c.wal, lp_wal_seg_name(s->rseg), s->stream0);
+            if ((shard = rec_shard(s, rec, len, &isdlq, &bare, err)) < 0)
                 lp_spool_error(s, err);
-            }
             /* (in a cluster, a record for another lane ends it even
              * when all before it were passed over: its HGET goes on its
              * own lane, after the lane is chosen by it) */
@@ -811,14 +888,24 @@ void lp_spool_replay(struct lp_send *s)
                 lp_wal_seg_name(s->rseg));
             s->old_wal_said = 1;
         }
-        if (lp_buf_add(&b->blob, rec + cmd, len - cmd) < 0)
-            lp_send_oom(s);
-        struct lp_cmd *e = &b->ev[b->n++];
+        size_t at = b->blob.len;
         const char *key, *data;
         size_t keylen, datalen;
-        e->cmd = (uint32_t)(b->blob.len - (len - cmd));
-        e->cmdlen = (uint32_t)(len - cmd);
-        e->plen = (uint32_t)cmd;
+        if (bare) {
+            /* a record of a run without --shards: to its shard's key */
+            (void)lp_wal_event(rec, len, &key, &keylen, &data, &datalen);
+            if (add_rekeyed(&b->blob, rec + cmd, len - cmd, key, keylen,
+                            isdlq ? s->sh[shard].dlq : s->sh[shard].name) < 0)
+                lp_send_oom(s);
+        } else if (lp_buf_add(&b->blob, rec + cmd, len - cmd) < 0) {
+            lp_send_oom(s);
+        }
+        struct lp_cmd *e = &b->ev[b->n++];
+        e->cmd = (uint32_t)at;
+        e->cmdlen = (uint32_t)(b->blob.len - at);
+        /* cmdlen + plen: the record's length (lp_wal_seg_mark), in
+         * uint32_t arithmetic when the key grew */
+        e->plen = (uint32_t)len - e->cmdlen;
         /* an event for a stream, or a dead letter (counted apart) */
         e->kind = s->sh ? (isdlq ? LP_CMD_DLQ : LP_CMD_EVENT) :
                   lp_wal_event(rec, len, &key, &keylen, &data, &datalen) &&
