@@ -16,7 +16,8 @@ OPT ?= -O2 -g
 # Diagnostics are snprintf'd into fixed buffers on purpose: a cut message
 # is better than an allocation, so -Wformat-truncation is noise here.
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-       -Wformat=2 -Wno-format-truncation
+       -Wformat=2 -Wno-format-truncation \
+       -Werror=implicit-function-declaration -Werror=implicit-int
 CFLAGS ?= $(OPT)
 LP_CFLAGS = -std=c11 -D_GNU_SOURCE -DLP_VERSION='"$(VERSION)"' $(WARN) \
             -Ilib $(shell $(PKG_CONFIG) --cflags hiredis zlib libsystemd openssl \

@@ -191,10 +191,12 @@ static int rec_shard(struct lp_send *s, const char *rec, size_t len,
         *isdlq = 1;
     if (*isdlq < 0) {
         snprintf(err, LP_ERRLEN, "--wal %s: %s holds a record for %.*s, "
-                 "which is not for a shard of --stream %s nor its DLQ (flush "
-                 "it with the options of the run that wrote it)", s->c.wal,
-                 lp_wal_seg_name(s->rseg), (int)(keylen > 200 ? 200 : keylen),
-                 key, s->stream0);
+                 "which is not for a shard of --stream %s nor its DLQ (a "
+                 "record of another stream is flushed with that --stream; "
+                 "a dead letter of another DLQ with that --dlq, and "
+                 "--shards N once the stream is spread over shards)",
+                 s->c.wal, lp_wal_seg_name(s->rseg),
+                 (int)(keylen > 200 ? 200 : keylen), key, s->stream0);
         return -1;
     }
     if (!lp_wal_producer(rec, len, &pn, &pnl, &pos, &cur, &cl, &cmd) ||
