@@ -284,6 +284,7 @@ void lp_batch_reset(struct lp_batch *b)
     b->blob.len = 0;
     b->flushed = b->tried = b->answered = b->aborted = b->numbered = 0;
     b->fixed = 0;
+    b->ack_to = 0;
     b->qerr[0] = '\0';
     b->qperm = 0;
     b->nprods = 0;
@@ -626,7 +627,10 @@ int lp_pipeline_retire(struct lp_send *s)
         if (b->failed)
             return -1;
         if (b->source == LP_BATCH_REPLAY && b->n &&
-            lp_wal_seg_ack(s->wal, s->rseg, b->ev[b->n - 1].wend, err) < 0)
+            b->ack_to != UINT64_MAX &&
+            lp_wal_seg_ack(s->wal, s->rseg, b->ack_to ? b->ack_to
+                                                      : b->ev[b->n - 1].wend,
+                           err) < 0)
             lp_spool_error(s, err);
         {
             double ms = (double)(lp_mono_us() - b->sent_us) / 1000.0;

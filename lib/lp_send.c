@@ -4797,6 +4797,8 @@ void lp_send_free(struct lp_send *s)
     }
     free(s->pfd);
     lp_buf_free(&s->hrec);
+    lp_buf_free(&s->dq);
+    lp_buf_free(&s->dq_cur);
     lp_jq_free(s->skey_jq);
     lp_buf_free(&s->forget);
     lp_buf_free(&s->jcur);

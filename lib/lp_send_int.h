@@ -170,6 +170,10 @@ struct lp_batch {
     int source;                 /* LP_BATCH_INPUT or LP_BATCH_REPLAY */
     int shard;                  /* --shards: the shard it goes to (-1:
                                    not sharded) */
+    uint64_t ack_to;            /* a re-send's WAL acknowledgement: 0,
+                                   its last record's end; UINT64_MAX,
+                                   none (records before it wait in
+                                   lp_send.dq); else that end */
     uint64_t sfrom;             /* --shards: its field's position before
                                    it, the last of the shard's batch
                                    before it (make_gate's from) */
@@ -263,6 +267,15 @@ struct lp_send {
                                    first (lp_spool_replay) */
     uint64_t hrec_end;
     int hrec_on;
+    struct lp_buf dq;           /* --shards: WAL records of other shards
+                                   than the replayed batch's, read past
+                                   in order, each [end u64][len u32][rec]:
+                                   the next batches' (lp_spool_replay) */
+    struct lp_buf dq_cur;       /* the queue a replay pass takes from */
+    size_t dq_off;              /* its next record */
+    uint64_t dq_max;            /* the end of the last record read */
+    int dq_used;                /* records were queued since the queue was
+                                   last empty */
     struct lp_buf waitcmd;      /* --replicas: WAIT N ms, after each EXEC */
     struct lp_buf spare;        /* a request's buffer, for the next one */
     struct lp_notify nt;

@@ -54,6 +54,8 @@ static int wal_sync(struct lp_send *s, char *err)
     return 0;
 }
 
+static void dq_clear(struct lp_send *s);
+
 _Noreturn void lp_spool_error(struct lp_send *s, const char *err)
 {
     char e2[LP_ERRLEN];
@@ -624,6 +626,10 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
     }
     for (int i = 0; i < s->count; i++) {
         struct lp_batch *b = &s->ring[(s->head + i) % LP_INFLIGHT];
+        /* built from the queue of another shard's records (dq): records
+         * before its own wait there, never acknowledged past; marked */
+        if (b->source == LP_BATCH_REPLAY && b->ack_to)
+            broken = 1;
         for (size_t k = 0; k < b->n; k++) {
             struct lp_cmd *e = &b->ev[k];
             if (!broken && e->done) {
@@ -648,6 +654,7 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
         lp_wal_seg_rewind(s->rseg);
         s->rseg_eof = 0;
         s->hrec_on = 0;         /* read again after the rewind */
+        dq_clear(s);            /* so are the queued ones */
     }
     if (s->last_permanent && lp_redis_connected(s->r)) {
         say(s, LP_NOTICE_ERROR, "%s", why);
@@ -663,6 +670,94 @@ void lp_spool_replay_failed(struct lp_send *s, const char *why)
         s->warned = 1;
     }
     s->last_permanent = 0;
+}
+
+/*
+ * --shards, the records of a run without --shards (rec_shard: bare), dealt
+ * to consecutive shards by position: a re-send batch is one shard's, and
+ * ending it at every change of shard sent them one a transaction (review
+ * rw3's x0410: 22 s for 100,000). So a record of another shard than the
+ * batch's is queued (lp_send.dq) rather than ending it, and the batch
+ * reads on; the next passes take their first records from the queue, in
+ * order, then the segment. Each shard's records stay in the order of the
+ * WAL (a pass takes the whole queue before the segment, and queues again
+ * what is not its shard's, in order), which the gate of each shard's
+ * fields needs. Once a record is queued, every later one of another shard
+ * is too (a held one, hrec, would go before the queue). The WAL is
+ * acknowledged only up to what is stored: a batch built while the queue
+ * holds records acknowledges nothing; the one that empties it, up to the
+ * last record read (dq_max). A failure rewinds the segment to what was
+ * acknowledged and empties the queue. At most DQ_MAX bytes are queued:
+ * then the segment is not read on until the queue drains.
+ */
+#define DQ_MAX (8u << 20)
+
+static int dq_empty(const struct lp_send *s)
+{
+    return s->dq.len == 0 && s->dq_off >= s->dq_cur.len;
+}
+
+static void dq_push(struct lp_send *s, const char *rec, size_t len,
+                    uint64_t end)
+{
+    uint32_t l = (uint32_t)len;
+
+    if (lp_buf_add(&s->dq, &end, sizeof end) < 0 ||
+        lp_buf_add(&s->dq, &l, sizeof l) < 0 ||
+        lp_buf_add(&s->dq, rec, len) < 0)
+        lp_send_oom(s);
+}
+
+/* The queue's next record of this pass: 1, or 0 (none left). */
+static int dq_pop(struct lp_send *s, const char **rec, size_t *len,
+                  uint64_t *end)
+{
+    uint32_t l;
+
+    if (s->dq_off + sizeof *end + sizeof l > s->dq_cur.len)
+        return 0;
+    memcpy(end, s->dq_cur.p + s->dq_off, sizeof *end);
+    memcpy(&l, s->dq_cur.p + s->dq_off + sizeof *end, sizeof l);
+    *rec = s->dq_cur.p + s->dq_off + sizeof *end + sizeof l;
+    *len = l;
+    s->dq_off += sizeof *end + sizeof l + l;
+    return 1;
+}
+
+/* A pass begins: the queue is what it takes from. */
+static void dq_begin(struct lp_send *s)
+{
+    struct lp_buf t = s->dq_cur;   /* empty: dq_end */
+
+    if (s->dq.len == 0)
+        return;
+    s->dq_cur = s->dq;
+    s->dq = t;
+    s->dq.len = 0;
+    s->dq_off = 0;
+}
+
+/* A pass ends: what it did not take goes after what it queued again
+ * (the WAL's order: a pass that did not take the whole queue read nothing
+ * of the segment, and what it queued came before the remainder). */
+static void dq_end(struct lp_send *s)
+{
+    if (s->dq_off < s->dq_cur.len &&
+        lp_buf_add(&s->dq, s->dq_cur.p + s->dq_off,
+                   s->dq_cur.len - s->dq_off) < 0)
+        lp_send_oom(s);
+    s->dq_cur.len = 0;
+    s->dq_off = 0;
+}
+
+/* A segment read anew (its start, or a rewind): nothing queued, nothing
+ * read of it yet (offsets are the segment's) */
+static void dq_clear(struct lp_send *s)
+{
+    s->dq.len = s->dq_cur.len = 0;
+    s->dq_off = 0;
+    s->dq_max = 0;
+    s->dq_used = 0;
 }
 
 /* The oldest WAL records go into the ring, as a batch in flight (one at a
@@ -702,6 +797,7 @@ void lp_spool_replay(struct lp_send *s)
         rc = lp_wal_take(s->wal, &s->rseg, err);
         if (rc < 0)
             lp_spool_error(s, err);
+        dq_clear(s);
         if (rc == 2) {
             /* an older segment is another sender's: after it, in order;
              * --flush-wal waits for it for --timeout */
@@ -730,9 +826,21 @@ void lp_spool_replay(struct lp_send *s)
         }
         s->rseg_eof = 0;
     }
-    if (s->lanes && !s->hrec_on) {
+    dq_begin(s);                /* queued records go first */
+    if (s->lanes && !s->hrec_on && !dq_empty(s)) {
+        /* the queue's first record says the lane: held */
+        if (dq_pop(s, &rec, &len, &end)) {
+            s->hrec.len = 0;
+            if (lp_buf_add(&s->hrec, rec, len) < 0)
+                lp_send_oom(s);
+            s->hrec_end = end;
+            s->hrec_on = 1;
+        }
+    } else if (s->lanes && !s->hrec_on) {
         /* --shards in a cluster: the next record, held, says the lane */
         if (lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
+            if (end > s->dq_max)
+                s->dq_max = end;
             s->hrec.len = 0;
             if (lp_buf_add(&s->hrec, rec, len) < 0)
                 lp_send_oom(s);
@@ -767,9 +875,16 @@ void lp_spool_replay(struct lp_send *s)
             len = s->hrec.len;
             end = s->hrec_end;
             s->hrec_on = 0;
+        } else if (dq_pop(s, &rec, &len, &end)) {
+            ;                   /* queued by a pass before */
+        } else if (s->dq.len >= DQ_MAX) {
+            break;              /* the queue drains first */
         } else if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
-            s->rseg_eof = 1;
+            if (dq_empty(s))
+                s->rseg_eof = 1;
             break;
+        } else if (end > s->dq_max) {
+            s->dq_max = end;
         }
         if (s->sh) {
             /* --shards: a batch is one shard's; its gate that shard's */
@@ -778,6 +893,14 @@ void lp_spool_replay(struct lp_send *s)
             /* (in a cluster, a record for another lane ends it even
              * when all before it were passed over: its HGET goes on its
              * own lane, after the lane is chosen by it) */
+            if (((b->n > 0 && shard != b->shard) ||
+                 (s->lanes && s->sh[shard].lane != s->cur_lane)) &&
+                (bare || !dq_empty(s))) {
+                /* another shard's: queued, the batch reads on */
+                dq_push(s, rec, len, end);
+                s->dq_used = 1;
+                continue;
+            }
             if ((b->n > 0 && shard != b->shard) ||
                 (s->lanes && s->sh[shard].lane != s->cur_lane)) {
                 s->hrec.len = 0;
@@ -924,10 +1047,23 @@ void lp_spool_replay(struct lp_send *s)
         if (prod)               /* its gate: on from Redis's position */
             b->prods[e->prod].from = committed;
     }
+    dq_end(s);
+    /* records queued before this batch's last: nothing acknowledged; the
+     * batch that empties the queue, up to the last record read */
+    if (!dq_empty(s))
+        b->ack_to = UINT64_MAX;
+    else if (b->n && s->dq_used && !s->hrec_on)
+        /* (a record held for the next batch was read: not past it) */
+        b->ack_to = s->dq_max > b->ev[b->n - 1].wend ? s->dq_max
+                                                       : b->ev[b->n - 1].wend;
+    if (dq_empty(s))
+        s->dq_used = 0;
     if (b->n == 0) {
-        if (skipped_end && lp_wal_seg_ack(s->wal, s->rseg, skipped_end,
-                                          err) < 0)
+        if (skipped_end && dq_empty(s) &&
+            lp_wal_seg_ack(s->wal, s->rseg, skipped_end, err) < 0)
             lp_spool_error(s, err);
+        if (!dq_empty(s))
+            return;             /* the queue's records: the next pass */
         lp_pipeline_retire(s);  /* an empty remainder: the segment is done */
         return;
     }
