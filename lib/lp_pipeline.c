@@ -214,6 +214,11 @@ int lp_pipeline_init(struct lp_send *s)
         if (lp_key_aux(s->c.cluster, s->c.stream, ":send-hold", s->shold,
                        sizeof s->shold, e) < 0)
             snprintf(s->shold, sizeof s->shold, "%s:send-hold", s->c.stream);
+        /* not --shards: the count key every batch's gate looks at
+         * (none when the name cannot have one: no count ever there) */
+        if (lp_shards_key(s->c.cluster, s->c.stream, s->ukey,
+                          sizeof s->ukey, e) < 0)
+            s->ukey[0] = '\0';
         if (lp_key_aux(s->c.cluster, s->c.dlq ? s->c.dlq : "", ":send-hold",
                        s->dhold, sizeof s->dhold, e) < 0)
             snprintf(s->dhold, sizeof s->dhold, "%s:send-hold",
@@ -797,7 +802,6 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
                       exec[] = "*1\r\n$4\r\nEXEC\r\n";
     uint64_t lo[LP_BATCH_PRODS + 1];
     int has[LP_BATCH_PRODS + 1] = { 0 }, dlq = 0, mark, umark;
-    char uk[1100], ue[LP_ERRLEN];
     char now[24];
     size_t nowl;
 
@@ -847,8 +851,7 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
      * stream's count key, which must hold none (a count of shards
      * recorded after this run's start refuses the batch) */
     mark = s->sh && b->shard >= 0;
-    umark = s->sh == NULL &&
-            lp_shards_key(s->c.cluster, s->c.stream, uk, sizeof uk, ue) >= 0;
+    umark = s->sh == NULL && s->ukey[0];
     eval_head(s, &b->head, GATE, sizeof GATE - 1, 1, dlq, mark,
               1 + 5 * b->nprods + mark + 2 * umark);
     nowl = (size_t)snprintf(now, sizeof now, "%" PRId64, lp_now_ms());
@@ -872,7 +875,7 @@ static void make_gate(struct lp_send *s, struct lp_batch *b)
     }
     if (mark && add_num(&b->head, s->nsh) < 0)
         lp_send_oom(s);     /* the count the shard's marker must hold */
-    if (umark && (lp_resp_bulk(&b->head, uk, strlen(uk)) < 0 ||
+    if (umark && (lp_resp_bulk(&b->head, s->ukey, strlen(s->ukey)) < 0 ||
                   lp_resp_bulk(&b->head, "", 0) < 0))
         lp_send_oom(s);     /* the count key, which must hold none */
     eval_head(s, &b->tail, UNDO, sizeof UNDO - 1, 0, dlq, 0, 0);

@@ -299,6 +299,8 @@ struct lp_send {
     char producer[LP_PRODUCER_MAX + 1];
     char pkey[512];             /* <stream>:producers (lp_key_aux) */
     char rkey_pre[512];         /* <stream>:rate: (lp_key_aux) */
+    char ukey[1100];            /* not --shards: the stream's count key
+                                   (lp_shards_key), which the gate reads */
     char shold[512], dhold[512];  /* <stream>:send-hold, <dlq>:send-hold:
                                      where the gate puts them aside */
     uint64_t next_pos;          /* the position of the next command */

@@ -163,7 +163,8 @@ static void add_quoted(struct lp_buf *b, const char *a)
  * program's; an old segment's: no position).
  */
 static int rec_shard(struct lp_send *s, const char *rec, size_t len,
-                     int *isdlq, int *bare, char *err)
+                     int *isdlq, int *bare, const char **keyp,
+                     size_t *keylenp, char *err)
 {
     const char *key, *data, *pn, *cur;
     size_t keylen, datalen, pnl, cl, cmd;
@@ -177,6 +178,8 @@ static int rec_shard(struct lp_send *s, const char *rec, size_t len,
                  "an XADD", s->c.wal, lp_wal_seg_name(s->rseg));
         return -1;
     }
+    *keyp = key;
+    *keylenp = keylen;
     if ((shard = lp_shard_of_key(s, key, keylen, isdlq)) >= 0)
         return shard;
     /* the stream's own key, or its DLQ without --shards (--dlq, logs:dlq
@@ -850,8 +853,10 @@ void lp_spool_replay(struct lp_send *s)
     }
     if (s->lanes && s->hrec_on) {
         int shard, isdlq, bare;
+        const char *key;
+        size_t keylen;
         if ((shard = rec_shard(s, s->hrec.p, s->hrec.len, &isdlq, &bare,
-                               err)) >= 0)
+                               &key, &keylen, err)) >= 0)
             lp_lane_use(s, s->sh[shard].lane);
         /* (not a shard's: the loop below says so) */
         if (lp_pipeline_connect(s, err) < 0) {
@@ -869,6 +874,8 @@ void lp_spool_replay(struct lp_send *s)
         size_t pnl = 0, cl = 0, cmd = 0;
         uint64_t pos = 0, committed = 0;
         int prod, shard = -1, isdlq = 0, bare = 0;
+        const char *rkey = NULL;    /* --shards: the record's key */
+        size_t rkeylen = 0;
         if (s->hrec_on) {
             /* the record that ended the batch before: another shard's */
             rec = s->hrec.p;
@@ -888,7 +895,8 @@ void lp_spool_replay(struct lp_send *s)
         }
         if (s->sh) {
             /* --shards: a batch is one shard's; its gate that shard's */
-            if ((shard = rec_shard(s, rec, len, &isdlq, &bare, err)) < 0)
+            if ((shard = rec_shard(s, rec, len, &isdlq, &bare, &rkey,
+                                   &rkeylen, err)) < 0)
                 lp_spool_error(s, err);
             /* (in a cluster, a record for another lane ends it even
              * when all before it were passed over: its HGET goes on its
@@ -1018,8 +1026,7 @@ void lp_spool_replay(struct lp_send *s)
         size_t keylen, datalen;
         if (bare) {
             /* a record of a run without --shards: to its shard's key */
-            (void)lp_wal_event(rec, len, &key, &keylen, &data, &datalen);
-            if (add_rekeyed(&b->blob, rec + cmd, len - cmd, key, keylen,
+            if (add_rekeyed(&b->blob, rec + cmd, len - cmd, rkey, rkeylen,
                             isdlq ? s->sh[shard].dlq : s->sh[shard].name) < 0)
                 lp_send_oom(s);
         } else if (lp_buf_add(&b->blob, rec + cmd, len - cmd) < 0) {
