@@ -3840,6 +3840,9 @@ static void follow_open(struct lp_send *s)
                 (int)s->fbase, s->fprod, l.v[i].id, err);
             continue;
         }
+        if (s->c.verbosity >= 2)
+            say(s, LP_SEND_DEBUG, "--follow: %.*s%s goes on at byte %" PRIu64,
+                (int)s->fbase, s->fprod, l.v[i].id, l.v[i].cur);
         known++;
     }
     free(l.v);

@@ -398,7 +398,13 @@ wait_for() {
     limit=$(( $1 * 20 )); shift
     i=0
     while ! eval "$*" >/dev/null 2>&1; do
-        [ $i -lt $limit ] || { echo "timed out waiting for: $*" >&2; return 1; }
+        [ $i -lt $limit ] || {
+            echo "timed out waiting for: $*" >&2
+            # (LP_WAIT_LOG: every time-out, also those a test lets pass)
+            [ -z "${LP_WAIT_LOG:-}" ] ||
+                echo "${0##*/}: $*" >>"$LP_WAIT_LOG"
+            return 1
+        }
         if [ $i -lt 40 ]; then
             sleep 0.05; i=$((i + 1))
         else

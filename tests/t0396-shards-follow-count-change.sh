@@ -44,13 +44,18 @@ test_expect_success 'follow --shards 2: every line once, then stopped and draine
 '
 
 test_expect_success 'follow --shards 3 (the count changes, all drained), nothing new in the files' '
-    logpipe-send --shards 3 --linger 5 -s fo -F "logs/*.log" --producer fw 2>s2.err &
+    logpipe-send -vv --shards 3 --linger 5 -s fo -F "logs/*.log" --producer fw 2>s2.err &
     spid=$!
-    # the run is past every file once a shard of 3 holds each file at its
-    # size (all files have one size)
-    wait_for 30 at_size || :
+    # nothing new: it sends nothing, so no field of 3 moves; what it says
+    # of each file is where it goes on (-vv): at its end, for all 12 (all
+    # files have one size)
+    sz=$(wc -c <logs/f10.log)
+    wait_for 30 "test \$(grep -c \"goes on at byte\" s2.err) -ge 12" || {
+        kill $spid; cat s2.err >&2; exit 1; }
     kill -TERM $spid
     wait $spid || :
+    test "$(grep -c "goes on at byte $sz\$" s2.err)" -eq 12 || {
+        grep "goes on at byte" s2.err >&2; exit 1; }
     grep_q "changed from 2 to 3" s2.err &&
     logpipe-drain -s fo --once -d out
 '
