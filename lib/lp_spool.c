@@ -753,6 +753,21 @@ static void dq_end(struct lp_send *s)
     s->dq_off = 0;
 }
 
+/* The next record of a pass: the queue's first, then the segment's (not
+ * while the queue is full: it drains first). 1, or 0 (none now; the
+ * segment's end when the queue is empty too). */
+static int next_rec(struct lp_send *s, const char **rec, size_t *len,
+                    uint64_t *end)
+{
+    if (dq_pop(s, rec, len, end))
+        return 1;
+    if (s->dq.len >= DQ_MAX || !lp_wal_seg_next(s->rseg, rec, len, end))
+        return 0;
+    if (*end > s->dq_max)
+        s->dq_max = *end;
+    return 1;
+}
+
 /* A segment read anew (its start, or a rewind): nothing queued, nothing
  * read of it yet (offsets are the segment's) */
 static void dq_clear(struct lp_send *s)
@@ -830,26 +845,13 @@ void lp_spool_replay(struct lp_send *s)
         s->rseg_eof = 0;
     }
     dq_begin(s);                /* queued records go first */
-    if (s->lanes && !s->hrec_on && !dq_empty(s)) {
-        /* the queue's first record says the lane: held */
-        if (dq_pop(s, &rec, &len, &end)) {
-            s->hrec.len = 0;
-            if (lp_buf_add(&s->hrec, rec, len) < 0)
-                lp_send_oom(s);
-            s->hrec_end = end;
-            s->hrec_on = 1;
-        }
-    } else if (s->lanes && !s->hrec_on) {
+    if (s->lanes && !s->hrec_on && next_rec(s, &rec, &len, &end)) {
         /* --shards in a cluster: the next record, held, says the lane */
-        if (lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
-            if (end > s->dq_max)
-                s->dq_max = end;
-            s->hrec.len = 0;
-            if (lp_buf_add(&s->hrec, rec, len) < 0)
-                lp_send_oom(s);
-            s->hrec_end = end;
-            s->hrec_on = 1;
-        }
+        s->hrec.len = 0;
+        if (lp_buf_add(&s->hrec, rec, len) < 0)
+            lp_send_oom(s);
+        s->hrec_end = end;
+        s->hrec_on = 1;
     }
     if (s->lanes && s->hrec_on) {
         int shard, isdlq, bare;
@@ -882,16 +884,10 @@ void lp_spool_replay(struct lp_send *s)
             len = s->hrec.len;
             end = s->hrec_end;
             s->hrec_on = 0;
-        } else if (dq_pop(s, &rec, &len, &end)) {
-            ;                   /* queued by a pass before */
-        } else if (s->dq.len >= DQ_MAX) {
-            break;              /* the queue drains first */
-        } else if (!lp_wal_seg_next(s->rseg, &rec, &len, &end)) {
+        } else if (!next_rec(s, &rec, &len, &end)) {
             if (dq_empty(s))
                 s->rseg_eof = 1;
             break;
-        } else if (end > s->dq_max) {
-            s->dq_max = end;
         }
         if (s->sh) {
             /* --shards: a batch is one shard's; its gate that shard's */
