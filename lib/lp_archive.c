@@ -63,6 +63,8 @@ struct lp_afile {
     struct lp_buf hold;         /* journal mode: lines committed to the
                                    journal, not yet written to the file */
     int64_t hold_ms;            /* when its oldest was committed */
+    uint64_t hold_mark;         /* the journal's last seal then: the
+                                   segments from it on keep those lines */
     ino_t ino;                  /* of fd, when opened: the path's while */
     dev_t dev;                  /* it is not rotated away (lock_for_append) */
     uint64_t born;              /* its birth time (fd_ident), 0: unknown */
@@ -122,6 +124,13 @@ struct lp_archive {
                                    every file is on dirfd's file system */
     dev_t dev;                  /* dirfd's */
     uint64_t jmark;             /* its seal */
+    uint64_t seal_mark;         /* the last seal's mark (0: none yet) */
+    uint64_t jcut;              /* the running epoch cuts the journal
+                                   behind this: its seal, or the last
+                                   one's when lines stay held */
+    size_t tcur;                /* put_some's place in a->dirty */
+    size_t hold_low;            /* LP_HOLD_LOW (lp_archive_tune) */
+    int64_t epoch_ms;           /* LP_EPOCH_MS (lp_archive_tune) */
     uint64_t jadded;            /* journal bytes committed since the seal */
     int64_t sealed_at;          /* lp_mono_ms of the last seal */
     struct orphan *orph;        /* and directories that gained entries */
@@ -157,6 +166,7 @@ static int epoch_end(struct lp_archive *a, char *err);
 int lp_archive_sync_dirs(struct lp_archive *a, char *err);
 static int put_held_locked(struct lp_archive *a, struct lp_afile *f,
                            char *err);
+static int put_some(struct lp_archive *a, size_t target, char *err);
 
 /*
  * At most max_open descriptors wait for their sync: before one more is
@@ -1550,6 +1560,40 @@ static int put_all_held(struct lp_archive *a, char *err)
     return 0;
 }
 
+/*
+ * Writes held lines, file after file where the last call stopped, until
+ * at most target bytes are held: while a backlog is drained, a few files
+ * after each batch, each holding what it gathered since its last turn,
+ * rather than all of them at once, when Redis would wait for the drain
+ * (the read ahead answered, nothing more asked), and the drain for Redis
+ * afterwards. 0, or -1 with err.
+ */
+static int put_some(struct lp_archive *a, size_t target, char *err)
+{
+    for (size_t i = 0, n = a->ndirty; i < n && a->held > target; i++) {
+        struct lp_afile *f;
+        if (a->tcur >= a->ndirty)
+            a->tcur = 0;
+        f = a->dirty[a->tcur++];
+        if (f->hold.len && put_held_locked(a, f, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Writes the lines held since before the last seal: the epoch starting
+ * now cuts their segments (a line is held over one seal at most). */
+static int put_aged(struct lp_archive *a, char *err)
+{
+    for (size_t i = 0; i < a->ndirty && a->held > 0; i++) {
+        struct lp_afile *f = a->dirty[i];
+        if (f->hold.len && f->hold_mark < a->seal_mark &&
+            put_held_locked(a, f, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int lp_archive_write(struct lp_archive *a, const struct lp_sid *drop,
                      size_t ndrop, uint64_t *dups, char *err)
 {
@@ -1713,8 +1757,10 @@ static int journal_settle(struct lp_archive *a, char *err)
             /* copied, not handed over: a batch's buffer stays the size
              * of a batch's lines, the held one of a round's (at 2,000
              * files, handing them over made both a round's: +16 MB) */
-            if (f->hold.len == 0)
+            if (f->hold.len == 0) {
                 f->hold_ms = a->hold_since;
+                f->hold_mark = a->seal_mark;
+            }
             if (lp_buf_add(&f->hold, f->pend.p, n) < 0) {
                 snprintf(err, LP_ERRLEN, "%s: out of memory", f->path);
                 errno = ENOMEM;
@@ -1750,7 +1796,9 @@ static int journal_settle(struct lp_archive *a, char *err)
     if (a->held >= LP_HOLD_MAX)
         a->put_due = 1;
     a->nohold = 0;
-    return put ? put_all_held(a, err) : 0;
+    if (put)
+        return put_all_held(a, err);
+    return a->held > a->hold_low ? put_some(a, a->hold_low, err) : 0;
 }
 
 /* The touched files' descriptors into a->fds. Returns 0 or -1 (ENOMEM). */
@@ -1866,26 +1914,37 @@ void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j,
 {
     a->j = j;
     a->stale_ms = stale_ms;
+    a->hold_low = LP_HOLD_LOW;
+    a->epoch_ms = LP_EPOCH_MS;
     a->sealed_at = lp_mono_ms();
     a->jadded = 0;
 }
 
 /* Seals the journal and starts syncing every file written before the
- * seal, in the pool. 0, or -1 with err (out of memory). */
+ * seal, in the pool. Lines held since before the last seal are written
+ * first; those held since are left held, and so are the journal's
+ * segments from the last seal on (a->jcut). 0, or -1 with err (out of
+ * memory). */
 static int epoch_start(struct lp_archive *a, char *err)
 {
-    size_t want, k = 0;
+    size_t want, k = 0, nd = 0;
+    int holding = 0;
 
-    /* the lines held go to their files before the seal; lines that
-     * could not be (a file that cannot be reopened) keep the journal */
-    if (put_all_held(a, err) < 0)
+    /* lines that could not be written (a file that cannot be reopened)
+     * keep the journal */
+    if (put_aged(a, err) < 0)
         return -1;
-    if (a->held) {
-        snprintf(err, LP_ERRLEN, "%zu bytes of lines could not be written "
-                 "to their files: the journal keeps them", a->held);
-        errno = EIO;
-        return -1;
-    }
+    for (size_t i = 0; i < a->ndirty; i++)
+        if (a->dirty[i]->hold.len) {
+            if (a->dirty[i]->hold_mark < a->seal_mark) {
+                snprintf(err, LP_ERRLEN, "%s: %zu bytes of lines could not "
+                         "be written: the journal keeps them",
+                         a->dirty[i]->path, a->dirty[i]->hold.len);
+                errno = EIO;
+                return -1;
+            }
+            holding = 1;
+        }
     /* files closed since they were written, trusting a syncfs, and
      * syncfs may not be used any more (a file system mounted below
      * --dir was found since): theirs now, then a sync per file */
@@ -1914,12 +1973,21 @@ static int epoch_start(struct lp_archive *a, char *err)
         a->capjob = want;
     }
     a->jmark = lp_journal_seal(a->j);
+    /* the segments of the lines still held stay: from the last seal on */
+    a->jcut = holding ? a->seal_mark : a->jmark;
+    a->seal_mark = a->jmark;
     a->put_due = 0;
     a->epochs++;                /* its job syncs the directories deferred */
     for (size_t i = 0; i < a->ndirty; i++) {
         struct lp_afile *f = a->dirty[i];
-        f->dirty = 0;
         f->wrote = 0;
+        /* a file holding lines stays dirty: they are written later */
+        if (f->hold.len) {
+            f->dslot = nd;
+            a->dirty[nd++] = f;
+        } else {
+            f->dirty = 0;
+        }
         if (f->fd < 0)
             continue;           /* closed trusting this syncfs (need_fs) */
         f->insync = 1;
@@ -1927,7 +1995,7 @@ static int epoch_start(struct lp_archive *a, char *err)
         a->jfiles[k] = f;
         a->jfds[k++] = f->fd;
     }
-    a->ndirty = 0;
+    a->ndirty = nd;
     for (size_t i = 0; i < a->norph; i++)
         if (a->orph[i].state == O_NEXT) {
             a->orph[i].state = O_JOB;
@@ -2005,7 +2073,7 @@ static int epoch_end(struct lp_archive *a, char *err)
     a->synced_epochs = a->epochs;
     if (a->jfs)
         a->syncfs_proven = 1;
-    return lp_journal_cut(a->j, a->jmark, err);
+    return lp_journal_cut(a->j, a->jcut, err);
 }
 
 int lp_archive_flush(struct lp_archive *a, char *err)
@@ -2024,7 +2092,7 @@ int lp_archive_flush(struct lp_archive *a, char *err)
             return -1;
     }
     due = a->jadded >= LP_EPOCH_BYTES || a->put_due ||
-          (lp_mono_ms() - a->sealed_at >= LP_EPOCH_MS &&
+          (lp_mono_ms() - a->sealed_at >= a->epoch_ms &&
            (a->ndirty || a->norph || a->jadded || a->need_fs));
     return due ? epoch_start(a, err) : 0;
 }
@@ -2097,7 +2165,41 @@ int lp_archive_flush_all(struct lp_archive *a, char *err)
         return -1;
     if (a->job && epoch_end(a, err) < 0)
         return -1;
+    /* every line held: the epoch then cuts the journal whole */
+    if (put_all_held(a, err) < 0)
+        return -1;
+    if (a->held) {
+        snprintf(err, LP_ERRLEN, "%zu bytes of lines could not be written "
+                 "to their files: the journal keeps them", a->held);
+        errno = EIO;
+        return -1;
+    }
     if (epoch_start(a, err) < 0)
         return -1;
     return epoch_end(a, err);
+}
+
+int lp_archive_epoch(struct lp_archive *a, char *err)
+{
+    if (a->j == NULL || a->committing)
+        return 0;
+    if (kept_failure(a, err) < 0)
+        return -1;
+    if (a->job && epoch_end(a, err) < 0)
+        return -1;
+    if (epoch_start(a, err) < 0)
+        return -1;
+    return epoch_end(a, err);
+}
+
+void lp_archive_tune(struct lp_archive *a, int64_t epoch_ms,
+                     size_t hold_low)
+{
+    a->epoch_ms = epoch_ms >= 0 ? epoch_ms : LP_EPOCH_MS;
+    a->hold_low = hold_low ? hold_low : LP_HOLD_LOW;
+}
+
+size_t lp_archive_held(const struct lp_archive *a)
+{
+    return a->held;
 }

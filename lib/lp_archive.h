@@ -130,13 +130,17 @@ int lp_archive_sync_finish(struct lp_archive *a, char *err);
  * the batch writes to is locked from before its lines enter j until
  * after the commit; most files are not written by the batch, though:
  * their lines are held (in memory, and in j) and written many batches at
- * a time, by the next epoch, or when LP_HOLD_FILE bytes are held for one
- * file or LP_HOLD_MAX for all, each under its lock, reopened when it was
- * rotated away meanwhile. Lines held longer than stale_ms (0: never) are
- * checked for in their file before they are written (another drain may
- * have taken their entries over while this one stalled). The files
- * written are synced in the background, an epoch at a time, and j is cut
- * behind them: call lp_archive_flush after each batch. A file closed
+ * a time, each under its lock, reopened when it was rotated away
+ * meanwhile: a few files after each batch once more than LP_HOLD_LOW is
+ * held; a file's at once when LP_HOLD_FILE bytes are held for it; all
+ * when LP_HOLD_MAX is, or a batch is written through (lp_archive_hold);
+ * and lines still held at an epoch's start that were held at the one
+ * before. Lines held longer than stale_ms (0: never) are checked for in
+ * their file before they are written (another drain may have taken their
+ * entries over while this one stalled). The files written are synced in
+ * the background, an epoch at a time, and j is cut behind them, but for
+ * the segments of lines still held: call lp_archive_flush after each
+ * batch. A file closed
  * while it still has data to sync (--max-open eviction, rotation) keeps
  * its descriptor until that sync. Before any of this the caller replays
  * what j held.
@@ -147,6 +151,12 @@ void lp_archive_set_journal(struct lp_archive *a, struct lp_journal *j,
 
 #define LP_HOLD_FILE (64u << 10)
 #define LP_HOLD_MAX (12u << 20)
+/* More than this held after a batch: files are written in turn, a few a
+ * batch, until no more is (lp_archive.c, put_some) */
+#define LP_HOLD_LOW (6u << 20)
+
+/* Bytes of lines held. */
+size_t lp_archive_held(const struct lp_archive *a);
 
 /* May the batch in hand's lines be held (1, the default), or must they
  * be written through (0: a batch that stalled, whose entries another
@@ -193,6 +203,20 @@ void lp_archive_async(struct lp_archive *a, int on);
  * file's fsync failed (trust none of the files; the journal keeps the
  * lines). */
 int lp_archive_flush(struct lp_archive *a, char *err);
+
+/* An epoch now, as lp_archive_flush starts one when it is due, and waits
+ * for its sync: lines held since before the last seal are written, those
+ * held since stay held, and their segments of the journal with them.
+ * Returns as lp_archive_flush. (For tests: a drain's epochs come from
+ * lp_archive_flush, its last from lp_archive_flush_all.) */
+int lp_archive_epoch(struct lp_archive *a, char *err);
+
+/* For tests: epochs due every epoch_ms (-1: LP_EPOCH_MS) and held lines
+ * written in turn above hold_low bytes (0: LP_HOLD_LOW), so that a short
+ * run goes through both (logpipe-drain's LOGPIPE_TEST_EPOCH_MS and
+ * LOGPIPE_TEST_HOLD_LOW). After lp_archive_set_journal. */
+void lp_archive_tune(struct lp_archive *a, int64_t epoch_ms,
+                     size_t hold_low);
 
 /* Without a journal (the drain's replay of one): hand every directory on
  * the paths opened to lp_archive_sync_dirs instead of syncing only those

@@ -240,6 +240,23 @@ if pl_drain_ok; then
         "
         say "$(tail -n 1 pl.summary)"
     done
+    # an epoch after every batch, and held lines written in turn past 4 kB
+    # held (test hooks): lines held over an epoch keep their journal
+    # segments until an epoch after they were written
+    export LOGPIPE_TEST_EPOCH_MS=0 LOGPIPE_TEST_HOLD_LOW=4000
+    for k in 150 1100; do
+        test_expect_success "epochs each batch: drain killed once $k entries are acked, power cut: acked events there once" "
+            pl_round acked $k >>pl.summary
+        "
+        say "$(tail -n 1 pl.summary)"
+    done
+    for n in 90 171 233 400; do
+        test_expect_success "epochs each batch: drain killed before its change $n, power cut: acked events there once" "
+            pl_round op $n >>pl.summary
+        "
+        say "$(tail -n 1 pl.summary)"
+    done
+    unset LOGPIPE_TEST_EPOCH_MS LOGPIPE_TEST_HOLD_LOW
     # one service: a batch writes one file, whose own sync is its commit
     # (no journal record)
     pl_events 3000 1

@@ -714,6 +714,150 @@ static void test_direct_dirs(void)
     lp_journal_close(j);
 }
 
+struct recs {
+    size_t lines[3];            /* of he/A, he/B, he/C */
+    size_t other;
+};
+
+static int count_rec(void *ctx, const char *path, size_t plen,
+                     const char *lines, size_t len, char *err)
+{
+    struct recs *r = ctx;
+    static const char *names[3] = { "he/A.jsonl", "he/B.jsonl", "he/C.jsonl" };
+
+    (void)err;
+    for (int k = 0; k < 3; k++)
+        if (plen == strlen(names[k]) && memcmp(path, names[k], plen) == 0) {
+            r->lines[k] += count_lines(lines, len);
+            return 0;
+        }
+    r->other++;
+    return 0;
+}
+
+static size_t lines_of(const char *rel)
+{
+    size_t n, k;
+    char *got = slurp(rel, &n);
+
+    k = got ? count_lines(got, n) : 0;
+    free(got);
+    return k;
+}
+
+/*
+ * Lines held over an epoch's start stay held when they were committed
+ * after the seal before it, and so do their journal segments; the next
+ * epoch writes them and cuts what they kept. A crash in between finds
+ * them in the journal, and what was cut in the files. And more than
+ * LP_HOLD_LOW held after a batch: files are written in turn, a few a
+ * batch, not all at once.
+ */
+static void test_held_epochs(void)
+{
+    char err[LP_ERRLEN];
+    struct lp_archive *a = lp_archive_new(dirfd, 64, NULL);
+    struct lp_journal *j = lp_journal_open(dirfd, "he", NULL, err);
+    struct recs r = { { 0 }, 0 };
+    uint64_t dups = 0, second;
+    struct lp_afile *f;
+
+    ok(a != NULL && j != NULL, "held over epochs: archive and journal");
+    lp_archive_set_journal(a, j, 0);
+    f = lp_archive_get(a, "he/A.jsonl", 10, err);
+    line(lp_afile_buf(f), 1700000001000ULL, 0, 10);
+    f = lp_archive_get(a, "he/B.jsonl", 10, err);
+    line(lp_afile_buf(f), 1700000001000ULL, 1, 10);
+    is_int(write_batch(a, &dups, err), 0, "held over epochs: A and B held");
+    uint64_t first = lp_journal_bytes(j);
+    is_int(lp_archive_epoch(a, err), 0, "held over epochs: an epoch");
+    ok(lines_of("he/A.jsonl") == 0 && lines_of("he/B.jsonl") == 0,
+       "held over epochs: lines committed since the last seal stay held");
+    is_int(lp_journal_bytes(j), first, "held over epochs: ... and their "
+           "journal too");
+    f = lp_archive_get(a, "he/B.jsonl", 10, err);
+    line(lp_afile_buf(f), 1700000001001ULL, 1, 10);
+    f = lp_archive_get(a, "he/C.jsonl", 10, err);
+    line(lp_afile_buf(f), 1700000001001ULL, 2, 10);
+    is_int(write_batch(a, &dups, err), 0, "held over epochs: B and C held");
+    is_int(lp_archive_held(a) > 0, 1, "held over epochs: held");
+    second = lp_journal_bytes(j);
+    is_int(lp_archive_epoch(a, err), 0, "held over epochs: a second epoch");
+    ok(lines_of("he/A.jsonl") == 1 && lines_of("he/B.jsonl") == 2,
+       "held over epochs: the lines held over a seal are written (A 1, B 2)");
+    is_int(lines_of("he/C.jsonl"), 0, "held over epochs: C's, committed "
+           "since, still held");
+    is_int(lp_journal_bytes(j), second - first, "held over epochs: the "
+           "first batch's segment cut, the second's kept");
+    /* a crash now: what the journal keeps is what the files may lack */
+    lp_archive_free(a);
+    lp_journal_close(j);
+    j = lp_journal_open(dirfd, "he", NULL, err);
+    ok(j != NULL && lp_journal_left(j), "held over epochs: a crash leaves "
+       "the journal");
+    is_int(lp_journal_replay(j, count_rec, &r, err), 0,
+           "held over epochs: replayed");
+    ok(r.lines[0] == 0 && r.lines[1] == 1 && r.lines[2] == 1 && r.other == 0,
+       "held over epochs: the journal keeps B's second line and C's, not "
+       "the first batch (A %zu, B %zu, C %zu)", r.lines[0], r.lines[1],
+       r.lines[2]);
+    is_int(lp_journal_cut(j, lp_journal_seal(j), err), 0,
+           "held over epochs: cut");
+    is_int(lp_journal_remove(j, err), 0, "held over epochs: removed");
+    lp_journal_close(j);
+
+    /* 320 files of 20,000-byte lines: one batch holds more than
+     * LP_HOLD_LOW, so files are written in turn until no more is; then
+     * another line for the first 160: the turn goes on from there */
+    a = lp_archive_new(dirfd, 512, NULL);
+    j = lp_journal_open(dirfd, "ht", NULL, err);
+    lp_archive_set_journal(a, j, 0);
+    size_t written[3] = { 0 }, held[2] = { 0 };
+    int rc = 0;
+    for (int b = 0; b < 2; b++) {
+        for (int k = 0; k < (b ? 160 : 320) && rc == 0; k++) {
+            char path[64];
+            snprintf(path, sizeof path, "ht/f%03d.jsonl", k);
+            if ((f = lp_archive_get(a, path, strlen(path), err)) == NULL)
+                rc = -1;
+            else
+                line(lp_afile_buf(f), 1700000002000ULL + (uint64_t)b,
+                     (uint64_t)k, 20000);
+        }
+        if (rc == 0)
+            rc = write_batch(a, &dups, err);
+        held[b] = lp_archive_held(a);
+        for (int k = 0; k < 320; k++) {
+            char path[64];
+            snprintf(path, sizeof path, "ht/f%03d.jsonl", k);
+            written[b] += lines_of(path);
+        }
+    }
+    is_int(rc, 0, "held in turn: two batches (%s)", rc ? err : "");
+    ok(held[0] > 0 && held[0] <= LP_HOLD_LOW && held[1] > 0 &&
+       held[1] <= LP_HOLD_LOW, "held in turn: at most LP_HOLD_LOW held after "
+       "each batch (%zu, %zu)", held[0], held[1]);
+    ok(written[0] > 0 && written[0] < 16, "held in turn: the first batch "
+       "wrote a few files (%zu lines)", written[0]);
+    ok(written[1] >= written[0] + 40 && written[1] < 200,
+       "held in turn: the second batch wrote more (%zu lines in all)",
+       written[1]);
+    is_int(lines_of("ht/f000.jsonl"), 1, "held in turn: ... the next files, "
+           "not the first again (its second line held)");
+    is_int(lp_archive_flush_all(a, err), 0, "held in turn: flushed");
+    for (int k = 0; k < 320; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "ht/f%03d.jsonl", k);
+        written[2] += lines_of(path);
+    }
+    is_int(written[2], 480, "held in turn: every line in its file");
+    ok(lp_journal_bytes(j) == 0 && lp_archive_held(a) == 0,
+       "held in turn: nothing held, the journal cut whole");
+    is_int(lp_journal_remove(j, err), 0, "held in turn: removed");
+    lp_archive_free(a);
+    lp_journal_close(j);
+}
+
 int main(void)
 {
     char err[LP_ERRLEN];
@@ -730,6 +874,7 @@ int main(void)
     test_partial_and_rotation();
     test_journal_mode();
     test_direct_dirs();
+    test_held_epochs();
     {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf %s", root);
