@@ -8,7 +8,10 @@
 # sent, the next waits until rotate has compressed every day file: the
 # drain then writes to files rotated away under it. The kill points are drawn from a
 # seed printed first; replay with LP_JR_SEED=S. LP_JR_ROUNDS (4),
-# LP_JR_EVENTS (20000), LP_JR_SERVICES (2000) size it.
+# LP_JR_EVENTS (20000), LP_JR_SERVICES (2000) size it. Rounds 3 and 4 (of
+# each 4) run the drain with an epoch after every batch and held lines
+# written in turn past 4 kB held (its test hooks): lines held over an
+# epoch, their journal segments kept, while rotate compresses.
 . "$(dirname "$0")/lib.sh"
 start_redis
 
@@ -57,6 +60,11 @@ POINTS=$(awk -v seed="$SEED" -v r="$ROUNDS" -v n="$EVENTS" 'BEGIN {
 round=0
 for kill_at in $POINTS; do
     round=$((round + 1))
+    if [ $(((round - 1) / 2 % 2)) -eq 1 ]; then
+        export LOGPIPE_TEST_EPOCH_MS=0 LOGPIPE_TEST_HOLD_LOW=4000
+    else
+        unset LOGPIPE_TEST_EPOCH_MS LOGPIPE_TEST_HOLD_LOW
+    fi
     test_expect_success "round $round: rotate --grace 0 in a loop beside a $SERVICES-service drain (kill at $kill_at acked): every event once" '
         rcli DEL logs:stream >/dev/null &&
         rm -rf out stop rot.out rot.err drain.err &&
