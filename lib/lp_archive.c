@@ -2149,6 +2149,27 @@ int lp_archive_busy(const struct lp_archive *a)
                     a->held || a->need_fs || lp_journal_bytes(a->j) > 0);
 }
 
+/* An epoch now, waited for: after the running one; with all, every line
+ * held written first, so that it cuts the journal whole. */
+static int epoch_now(struct lp_archive *a, int all, char *err)
+{
+    if (kept_failure(a, err) < 0)
+        return -1;
+    if (a->job && epoch_end(a, err) < 0)
+        return -1;
+    if (all && put_all_held(a, err) < 0)
+        return -1;
+    if (all && a->held) {
+        snprintf(err, LP_ERRLEN, "%zu bytes of lines could not be written "
+                 "to their files: the journal keeps them", a->held);
+        errno = EIO;
+        return -1;
+    }
+    if (epoch_start(a, err) < 0)
+        return -1;
+    return epoch_end(a, err);
+}
+
 int lp_archive_flush_all(struct lp_archive *a, char *err)
 {
     if (a->j == NULL)
@@ -2161,35 +2182,14 @@ int lp_archive_flush_all(struct lp_archive *a, char *err)
         }
         return -1;
     }
-    if (kept_failure(a, err) < 0)
-        return -1;
-    if (a->job && epoch_end(a, err) < 0)
-        return -1;
-    /* every line held: the epoch then cuts the journal whole */
-    if (put_all_held(a, err) < 0)
-        return -1;
-    if (a->held) {
-        snprintf(err, LP_ERRLEN, "%zu bytes of lines could not be written "
-                 "to their files: the journal keeps them", a->held);
-        errno = EIO;
-        return -1;
-    }
-    if (epoch_start(a, err) < 0)
-        return -1;
-    return epoch_end(a, err);
+    return epoch_now(a, 1, err);
 }
 
 int lp_archive_epoch(struct lp_archive *a, char *err)
 {
     if (a->j == NULL || a->committing)
         return 0;
-    if (kept_failure(a, err) < 0)
-        return -1;
-    if (a->job && epoch_end(a, err) < 0)
-        return -1;
-    if (epoch_start(a, err) < 0)
-        return -1;
-    return epoch_end(a, err);
+    return epoch_now(a, 0, err);
 }
 
 void lp_archive_tune(struct lp_archive *a, int64_t epoch_ms,
