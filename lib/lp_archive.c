@@ -2155,9 +2155,10 @@ static int epoch_now(struct lp_archive *a, int all, char *err)
 {
     if (kept_failure(a, err) < 0)
         return -1;
-    if (a->job && epoch_end(a, err) < 0)
-        return -1;
+    /* written while the running epoch syncs, as the batches' are */
     if (all && put_all_held(a, err) < 0)
+        return -1;
+    if (a->job && epoch_end(a, err) < 0)
         return -1;
     if (all && a->held) {
         snprintf(err, LP_ERRLEN, "%zu bytes of lines could not be written "
