@@ -256,6 +256,20 @@ if pl_drain_ok; then
         "
         say "$(tail -n 1 pl.summary)"
     done
+    # and with 2 descriptors kept (--max-open): held files closed and
+    # opened again between their turns
+    for k in 700; do
+        test_expect_success "epochs each batch, --max-open 2: drain killed once $k entries are acked, power cut: acked events there once" "
+            PL_DRAIN_ARGS=\"--max-open 2\" pl_round acked $k >>pl.summary
+        "
+        say "$(tail -n 1 pl.summary)"
+    done
+    for n in 300; do
+        test_expect_success "epochs each batch, --max-open 2: drain killed before its change $n, power cut: acked events there once" "
+            PL_DRAIN_ARGS=\"--max-open 2\" pl_round op $n >>pl.summary
+        "
+        say "$(tail -n 1 pl.summary)"
+    done
     unset LOGPIPE_TEST_EPOCH_MS LOGPIPE_TEST_HOLD_LOW
     # one service: a batch writes one file, whose own sync is its commit
     # (no journal record)
