@@ -1481,8 +1481,6 @@ static int journal_settle(struct lp_archive *a, char *err);
  */
 static int put_held(struct lp_archive *a, struct lp_afile *f, char *err)
 {
-    size_t n = f->hold.len;
-
     if (a->stale_ms > 0 && lp_mono_ms() - f->hold_ms >= a->stale_ms) {
         struct check *save = f->checks;
         size_t nsave = f->nchecks, capsave = f->capchecks;
@@ -1498,8 +1496,12 @@ static int put_held(struct lp_archive *a, struct lp_afile *f, char *err)
         if (rc == 0 && f->nchecks) {
             qsort(f->checks, f->nchecks, sizeof *f->checks, cmp_check);
             rc = scan_for_copies(a, f, f->size, err);
-            if (rc == 0)
+            if (rc == 0) {
+                /* copies found: not held any more, whatever follows */
+                size_t was = f->hold.len;
                 drop_found_in(f, &f->hold);
+                a->held -= was - f->hold.len;
+            }
         }
         free(f->checks);
         f->checks = save;
@@ -1516,7 +1518,7 @@ static int put_held(struct lp_archive *a, struct lp_afile *f, char *err)
     f->size += (off_t)f->hold.len;
     f->end = f->size;
     f->wrote = 1;
-    a->held -= n;
+    a->held -= f->hold.len;
     f->hold.len = 0;
     return 0;
 }
