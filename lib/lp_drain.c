@@ -2128,21 +2128,6 @@ nomem:
  * in their day files yet are written and synced, and the journal cut.
  * 0, or a status with err.
  */
-/* A test hook's number from the environment: -1 when unset or not a
- * whole number of 0 or more (ignored then) */
-static long long test_num(const char *name)
-{
-    const char *v = getenv(name);
-    char *end;
-    long long n;
-
-    if (v == NULL || *v < '0' || *v > '9')
-        return -1;
-    errno = 0;
-    n = strtoll(v, &end, 10);
-    return errno || *end ? -1 : n;
-}
-
 static int open_journal(struct lp_drain *d, char *err)
 {
     char name[32], msg[LP_ERRLEN];
@@ -2180,10 +2165,14 @@ static int open_journal(struct lp_drain *d, char *err)
     {
         /* tests only: epochs and held lines' turns at small sizes, so
          * that a short run goes through them (t0190) */
-        long long e = test_num("LOGPIPE_TEST_EPOCH_MS");
-        long long h = test_num("LOGPIPE_TEST_HOLD_LOW");
-        if (e >= 0 || h > 0)
-            lp_archive_tune(d->arch, e, h > 0 ? (size_t)h : 0);
+        const char *e = getenv("LOGPIPE_TEST_EPOCH_MS");
+        const char *h = getenv("LOGPIPE_TEST_HOLD_LOW");
+        uint64_t ems, low;
+        int has_e = e && lp_parse_uint(e, 0, 86400000, &ems, msg) == 0;
+        int has_h = h && lp_parse_uint(h, 1, 1u << 30, &low, msg) == 0;
+        if (has_e || has_h)
+            lp_archive_tune(d->arch, has_e ? (int64_t)ems : -1,
+                            has_h ? (size_t)low : 0);
     }
     return 0;
 }
